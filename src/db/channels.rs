@@ -1,0 +1,318 @@
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::tokens::split_list;
+use super::{Db, DbError, DbResult, Value, meta, now_ms};
+use crate::domain::kinds::{ChannelStatus, ChannelType};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelRow {
+    pub id: i64,
+    pub name: String,
+    pub channel_type: ChannelType,
+    pub base_url: String,
+    /// Upstream credentials; never shown back in full.
+    pub secret_keys: Vec<String>,
+    pub models: Vec<String>,
+    /// Requested model → upstream model name.
+    pub model_mapping: BTreeMap<String, String>,
+    pub groups: Vec<String>,
+    pub priority: i64,
+    pub weight: i64,
+    pub status: ChannelStatus,
+    pub status_reason: String,
+    pub status_changed_at: i64,
+    /// 0 uses the server-wide default.
+    pub timeout_secs: i64,
+    pub extra_headers: BTreeMap<String, String>,
+    pub used_quota: i64,
+    pub request_count: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The writable part of a channel: everything except id, counters and timestamps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelSpec {
+    pub name: String,
+    pub channel_type: ChannelType,
+    pub base_url: String,
+    pub secret_keys: Vec<String>,
+    pub models: Vec<String>,
+    pub model_mapping: BTreeMap<String, String>,
+    pub groups: Vec<String>,
+    pub priority: i64,
+    pub weight: i64,
+    pub status: ChannelStatus,
+    pub status_reason: String,
+    pub timeout_secs: i64,
+    pub extra_headers: BTreeMap<String, String>,
+}
+
+impl ChannelRow {
+    pub fn spec(&self) -> ChannelSpec {
+        ChannelSpec {
+            name: self.name.clone(),
+            channel_type: self.channel_type,
+            base_url: self.base_url.clone(),
+            secret_keys: self.secret_keys.clone(),
+            models: self.models.clone(),
+            model_mapping: self.model_mapping.clone(),
+            groups: self.groups.clone(),
+            priority: self.priority,
+            weight: self.weight,
+            status: self.status,
+            status_reason: self.status_reason.clone(),
+            timeout_secs: self.timeout_secs,
+            extra_headers: self.extra_headers.clone(),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, name, channel_type, base_url, secret_keys, models, model_mapping, group_names, \
+     priority, weight, status, status_reason, status_changed_at, timeout_secs, extra_headers, used_quota, \
+     request_count, created_at, updated_at";
+
+fn json_map(text: &str, what: &str) -> DbResult<BTreeMap<String, String>> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    serde_json::from_str(text).map_err(|e| DbError::Corrupt(format!("channel {what}: {e}")))
+}
+
+fn from_row(row: &AnyRow) -> DbResult<ChannelRow> {
+    let channel_type: String = row.try_get("channel_type")?;
+    let status: String = row.try_get("status")?;
+    let keys: String = row.try_get("secret_keys")?;
+    let models: String = row.try_get("models")?;
+    let groups: String = row.try_get("group_names")?;
+    let mapping: String = row.try_get("model_mapping")?;
+    let headers: String = row.try_get("extra_headers")?;
+    Ok(ChannelRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        channel_type: ChannelType::parse(&channel_type)
+            .ok_or_else(|| DbError::Corrupt(format!("channel type '{channel_type}'")))?,
+        base_url: row.try_get("base_url")?,
+        secret_keys: keys
+            .lines()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect(),
+        models: split_list(&models),
+        model_mapping: json_map(&mapping, "model mapping")?,
+        groups: split_list(&groups),
+        priority: row.try_get("priority")?,
+        weight: row.try_get("weight")?,
+        status: ChannelStatus::parse(&status)
+            .ok_or_else(|| DbError::Corrupt(format!("channel status '{status}'")))?,
+        status_reason: row.try_get("status_reason")?,
+        status_changed_at: row.try_get("status_changed_at")?,
+        timeout_secs: row.try_get("timeout_secs")?,
+        extra_headers: json_map(&headers, "extra headers")?,
+        used_quota: row.try_get("used_quota")?,
+        request_count: row.try_get("request_count")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn spec_values(spec: &ChannelSpec) -> Vec<Value> {
+    vec![
+        Value::Text(spec.name.clone()),
+        Value::Text(spec.channel_type.as_str().to_string()),
+        Value::Text(spec.base_url.clone()),
+        Value::Text(spec.secret_keys.join("\n")),
+        Value::Text(spec.models.join(",")),
+        Value::Text(serde_json::to_string(&spec.model_mapping).unwrap_or_else(|_| "{}".into())),
+        Value::Text(spec.groups.join(",")),
+        Value::Int(spec.priority),
+        Value::Int(spec.weight),
+        Value::Text(spec.status.as_str().to_string()),
+        Value::Text(spec.status_reason.clone()),
+        Value::Int(spec.timeout_secs),
+        Value::Text(serde_json::to_string(&spec.extra_headers).unwrap_or_else(|_| "{}".into())),
+    ]
+}
+
+/// Rebuilds the channel's rows in the (group, model) lookup inside the caller's transaction.
+async fn write_routes(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    channel_id: i64,
+    spec: &ChannelSpec,
+) -> DbResult<()> {
+    db.execute_with(
+        &mut *conn,
+        "DELETE FROM channel_routes WHERE channel_id = ?",
+        &[Value::Int(channel_id)],
+    )
+    .await?;
+    for group in &spec.groups {
+        for model in &spec.models {
+            db.execute_with(
+                &mut *conn,
+                "INSERT INTO channel_routes (group_name, model, channel_id) VALUES (?, ?, ?)",
+                &[
+                    Value::Text(group.clone()),
+                    Value::Text(model.clone()),
+                    Value::Int(channel_id),
+                ],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn insert(db: &Db, spec: &ChannelSpec) -> DbResult<i64> {
+    let mut tx = db.pool().begin().await?;
+    let now = now_ms();
+    let mut values = spec_values(spec);
+    values.extend([Value::Int(now), Value::Int(now), Value::Int(now)]);
+    let id = db
+        .insert_returning_id(
+            &mut *tx,
+            "INSERT INTO channels (name, channel_type, base_url, secret_keys, models, model_mapping, \
+             group_names, priority, weight, status, status_reason, timeout_secs, extra_headers, \
+             status_changed_at, used_quota, request_count, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
+            &values,
+        )
+        .await?;
+    write_routes(db, &mut tx, id, spec).await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Replaces a channel's settings (and its routes). The status-changed time moves only when the
+/// status does.
+pub async fn update(db: &Db, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let now = now_ms();
+    // status_changed_at is assigned first: MySQL evaluates SET left to right, so a later
+    // assignment would already see the new status.
+    let mut values = vec![
+        Value::Text(spec.status.as_str().to_string()),
+        Value::Int(now),
+    ];
+    values.extend(spec_values(spec));
+    values.extend([Value::Int(now), Value::Int(id)]);
+    let changed = db
+        .execute_with(
+            &mut *tx,
+            "UPDATE channels SET status_changed_at = CASE WHEN status = ? THEN status_changed_at ELSE ? END, \
+             name = ?, channel_type = ?, base_url = ?, secret_keys = ?, models = ?, \
+             model_mapping = ?, group_names = ?, priority = ?, weight = ?, status = ?, status_reason = ?, \
+             timeout_secs = ?, extra_headers = ?, updated_at = ? \
+             WHERE id = ?",
+            &values,
+        )
+        .await?;
+    if changed > 0 {
+        write_routes(db, &mut tx, id, spec).await?;
+    }
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(changed > 0)
+}
+
+/// Records a status change made by Tollgate itself (auto-disable, probe re-enable). Only moves
+/// from `expected` so it never overrides an admin who changed the channel meanwhile.
+pub async fn set_status_if(
+    db: &Db,
+    id: i64,
+    expected: ChannelStatus,
+    status: ChannelStatus,
+    reason: &str,
+) -> DbResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let now = now_ms();
+    let changed = db
+        .execute_with(
+            &mut *tx,
+            "UPDATE channels SET status = ?, status_reason = ?, status_changed_at = ?, updated_at = ? \
+             WHERE id = ? AND status = ?",
+            &[
+                Value::Text(status.as_str().into()),
+                Value::Text(reason.to_string()),
+                Value::Int(now),
+                Value::Int(now),
+                Value::Int(id),
+                Value::Text(expected.as_str().into()),
+            ],
+        )
+        .await?;
+    if changed > 0 {
+        meta::bump_data_version(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(changed > 0)
+}
+
+pub async fn delete(db: &Db, id: i64) -> DbResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    db.execute_with(
+        &mut *tx,
+        "DELETE FROM channel_routes WHERE channel_id = ?",
+        &[Value::Int(id)],
+    )
+    .await?;
+    let changed = db
+        .execute_with(&mut *tx, "DELETE FROM channels WHERE id = ?", &[Value::Int(id)])
+        .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(changed > 0)
+}
+
+pub async fn find_by_name(db: &Db, name: &str) -> DbResult<Option<ChannelRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM channels WHERE name = ?");
+    let row = sqlx::query(&db.sql(&sql))
+        .bind(name)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn find_by_id(db: &Db, id: i64) -> DbResult<Option<ChannelRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM channels WHERE id = ?");
+    let row = sqlx::query(&db.sql(&sql))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn list(db: &Db) -> DbResult<Vec<ChannelRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM channels ORDER BY id");
+    let rows = sqlx::query(&sql).fetch_all(db.pool()).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// A row of the (group, model) → channel lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteRow {
+    pub group: String,
+    pub model: String,
+    pub channel_id: i64,
+}
+
+pub async fn routes(db: &Db) -> DbResult<Vec<RouteRow>> {
+    let rows = sqlx::query("SELECT group_name, model, channel_id FROM channel_routes")
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RouteRow {
+                group: r.try_get("group_name")?,
+                model: r.try_get("model")?,
+                channel_id: r.try_get("channel_id")?,
+            })
+        })
+        .collect()
+}

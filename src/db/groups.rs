@@ -1,0 +1,110 @@
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, DbResult, Value, flag, meta, now_ms};
+use crate::domain::money::Ratio;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupRow {
+    pub name: String,
+    pub ratio: Ratio,
+    pub description: String,
+    pub user_selectable: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "name, ratio_ppm, description, user_selectable, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> DbResult<GroupRow> {
+    Ok(GroupRow {
+        name: row.try_get("name")?,
+        ratio: Ratio(row.try_get("ratio_ppm")?),
+        description: row.try_get("description")?,
+        user_selectable: flag(row.try_get("user_selectable")?),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub async fn list(db: &Db) -> DbResult<Vec<GroupRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM user_groups ORDER BY name");
+    let rows = sqlx::query(&sql).fetch_all(db.pool()).await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn find(db: &Db, name: &str) -> DbResult<Option<GroupRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM user_groups WHERE name = ?");
+    let row = sqlx::query(&db.sql(&sql))
+        .bind(name)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn insert(db: &Db, group: &GroupRow) -> DbResult<()> {
+    let mut tx = db.pool().begin().await?;
+    let now = now_ms();
+    db.execute_with(
+        &mut *tx,
+        "INSERT INTO user_groups (name, ratio_ppm, description, user_selectable, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+        &[
+            Value::Text(group.name.clone()),
+            Value::Int(group.ratio.ppm()),
+            Value::Text(group.description.clone()),
+            Value::Int(i64::from(group.user_selectable)),
+            Value::Int(now),
+            Value::Int(now),
+        ],
+    )
+    .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Replaces the editable fields of an existing group. Returns false when there is no such group.
+pub async fn update(db: &Db, group: &GroupRow) -> DbResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let changed = db
+        .execute_with(
+            &mut *tx,
+            "UPDATE user_groups SET ratio_ppm = ?, description = ?, user_selectable = ?, updated_at = ? \
+             WHERE name = ?",
+            &[
+                Value::Int(group.ratio.ppm()),
+                Value::Text(group.description.clone()),
+                Value::Int(i64::from(group.user_selectable)),
+                Value::Int(now_ms()),
+                Value::Text(group.name.clone()),
+            ],
+        )
+        .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(changed > 0)
+}
+
+/// How many users belong to the group (a group in use cannot be deleted).
+pub async fn member_count(db: &Db, name: &str) -> DbResult<i64> {
+    let count: i64 = sqlx::query_scalar(&db.sql("SELECT COUNT(*) FROM users WHERE group_name = ?"))
+        .bind(name)
+        .fetch_one(db.pool())
+        .await?;
+    Ok(count)
+}
+
+pub async fn delete(db: &Db, name: &str) -> DbResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let changed = db
+        .execute_with(
+            &mut *tx,
+            "DELETE FROM user_groups WHERE name = ?",
+            &[Value::Text(name.to_string())],
+        )
+        .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(changed > 0)
+}

@@ -1,0 +1,25 @@
+//! The data version: a counter bumped by every write that the relay's in-memory snapshot
+//! depends on. Servers poll it (one tiny query) to pick up changes made by the CLI, the
+//! management API or another node.
+
+use sqlx::Executor;
+
+use super::{Db, DbResult};
+
+pub async fn data_version(db: &Db) -> DbResult<i64> {
+    let version: i64 =
+        sqlx::query_scalar("SELECT value FROM meta WHERE name = 'data_version'")
+            .fetch_one(db.pool())
+            .await?;
+    Ok(version)
+}
+
+pub async fn bump_data_version<'c, E>(executor: E) -> DbResult<()>
+where
+    E: Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query("UPDATE meta SET value = value + 1 WHERE name = 'data_version'")
+        .execute(executor)
+        .await?;
+    Ok(())
+}

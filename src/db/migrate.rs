@@ -1,0 +1,82 @@
+//! Migrations are embedded in the binary, one numbered file per backend per step, kept in
+//! lockstep: `migrations/{sqlite,postgres,mysql}/NNNN_name.sql`. Forward-only; never edit a
+//! file that has shipped (sqlx checksums them).
+
+use std::borrow::Cow;
+
+use futures::future::BoxFuture;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+
+use super::{Backend, Db, DbResult};
+
+/// (version, description, SQLite, PostgreSQL, MySQL)
+type Step = (i64, &'static str, &'static str, &'static str, &'static str);
+
+const STEPS: &[Step] = &[(
+    1,
+    "relay core",
+    include_str!("../../migrations/sqlite/0001_relay_core.sql"),
+    include_str!("../../migrations/postgres/0001_relay_core.sql"),
+    include_str!("../../migrations/mysql/0001_relay_core.sql"),
+)];
+
+#[derive(Debug)]
+struct Embedded(Backend);
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
+        let migrations = STEPS
+            .iter()
+            .map(|&(version, description, sqlite, postgres, mysql)| {
+                let sql = match self.0 {
+                    Backend::Sqlite => sqlite,
+                    Backend::Postgres => postgres,
+                    Backend::MySql => mysql,
+                };
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+pub(super) async fn run(db: &Db) -> DbResult<()> {
+    let migrator = Migrator::new(Embedded(db.backend())).await?;
+    migrator.run(db.pool()).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every step exists for every backend, and the folders hold no file that is not embedded.
+    #[test]
+    fn migration_trees_stay_in_lockstep() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut names: Vec<Vec<String>> = Vec::new();
+        for backend in ["sqlite", "postgres", "mysql"] {
+            let mut files: Vec<String> = std::fs::read_dir(format!("{root}/{backend}"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".sql"))
+                .collect();
+            files.sort();
+            names.push(files);
+        }
+        assert_eq!(names[0], names[1], "sqlite and postgres migrations differ");
+        assert_eq!(names[0], names[2], "sqlite and mysql migrations differ");
+        assert_eq!(names[0].len(), STEPS.len(), "a migration file is not embedded in STEPS");
+        for (file, step) in names[0].iter().zip(STEPS) {
+            let version: i64 = file[..4].parse().unwrap();
+            assert_eq!(version, step.0, "{file} is out of order in STEPS");
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The only place SQL lives. One query layer over SQLite, PostgreSQL and MySQL/MariaDB:
+//! queries are written once with `?` placeholders (rewritten to `$n` for PostgreSQL) and run
+//! through sqlx's `Any` driver. Only statements that truly differ between backends (upserts,
+//! insert ids) branch on [`Backend`].
+
+pub mod admin_tokens;
+pub mod channels;
+pub mod groups;
+pub mod logs;
+pub mod meta;
+pub mod options;
+pub mod prices;
+pub mod tokens;
+pub mod users;
+
+mod migrate;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Arguments, Connection, Executor};
+
+/// Which database server a URL points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Backend, DbError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            "mysql" | "mariadb" => Ok(Backend::MySql),
+            _ => Err(DbError::BadUrl(format!(
+                "unsupported database URL scheme '{scheme}:' (use sqlite:, postgres: or mysql:)"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::MySql => "mysql",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("{0}")]
+    BadUrl(String),
+    /// A unique constraint refused the write; carries the constraint or index name.
+    #[error("already exists ({0})")]
+    Conflict(String),
+    #[error(transparent)]
+    Sqlx(sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db_err) = &err
+            && db_err.is_unique_violation()
+        {
+            let name = db_err
+                .constraint()
+                .map(str::to_string)
+                .unwrap_or_else(|| db_err.message().to_string());
+            return DbError::Conflict(name);
+        }
+        DbError::Sqlx(err)
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// A connection pool and the backend it talks to. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db").field("backend", &self.backend).finish()
+    }
+}
+
+/// A bind value for statements assembled at run time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Int(i64),
+    OptInt(Option<i64>),
+    Text(String),
+    OptText(Option<String>),
+}
+
+impl Db {
+    /// Connects, creating the SQLite file when needed, and applies pending migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> DbResult<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite(url).await?,
+            _ => url.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL is set once on the file (see prepare_sqlite); these are per connection.
+                        conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        let db = Db { pool, backend };
+        migrate::run(&db).await?;
+        Ok(db)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Rewrites `?` placeholders into the backend's syntax.
+    pub fn sql<'q>(&self, query: &'q str) -> Cow<'q, str> {
+        match self.backend {
+            Backend::Postgres => Cow::Owned(numbered_placeholders(query)),
+            _ => Cow::Borrowed(query),
+        }
+    }
+
+    /// Runs a statement assembled at run time with its bind values.
+    pub async fn execute_with<'c, E>(&self, executor: E, sql: &str, values: &[Value]) -> DbResult<u64>
+    where
+        E: Executor<'c, Database = sqlx::Any>,
+    {
+        let sql = self.sql(sql);
+        let args = bind_all(values)?;
+        let result = sqlx::query_with(&sql, args).execute(executor).await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Fetches rows for a statement assembled at run time.
+    pub async fn fetch_all_with(&self, sql: &str, values: &[Value]) -> DbResult<Vec<AnyRow>> {
+        let sql = self.sql(sql);
+        let args = bind_all(values)?;
+        Ok(sqlx::query_with(&sql, args).fetch_all(&self.pool).await?)
+    }
+
+    /// Inserts one row and returns its generated `id`. PostgreSQL reports it through
+    /// `RETURNING`; SQLite and MySQL through the driver's last-insert id.
+    pub async fn insert_returning_id<'c, E>(
+        &self,
+        executor: E,
+        sql: &str,
+        values: &[Value],
+    ) -> DbResult<i64>
+    where
+        E: Executor<'c, Database = sqlx::Any>,
+    {
+        let args = bind_all(values)?;
+        match self.backend {
+            Backend::Postgres => {
+                let sql = numbered_placeholders(&format!("{sql} RETURNING id"));
+                let id: i64 = sqlx::query_scalar_with(&sql, args)
+                    .fetch_one(executor)
+                    .await?;
+                Ok(id)
+            }
+            _ => {
+                let result = sqlx::query_with(sql, args).execute(executor).await?;
+                result
+                    .last_insert_id()
+                    .ok_or_else(|| DbError::Corrupt("the database reported no insert id".into()))
+            }
+        }
+    }
+}
+
+/// `INSERT … ON CONFLICT … DO UPDATE` in the backend's dialect: every column that is not part of
+/// the key is overwritten with the new value.
+pub(crate) fn upsert_sql(backend: Backend, table: &str, columns: &[&str], key: &[&str]) -> String {
+    let placeholders = vec!["?"; columns.len()].join(", ");
+    let updated: Vec<&&str> = columns.iter().filter(|c| !key.contains(c)).collect();
+    let insert = format!(
+        "INSERT INTO {table} ({}) VALUES ({placeholders})",
+        columns.join(", ")
+    );
+    match backend {
+        Backend::MySql => {
+            let sets: Vec<String> = updated.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+            format!("{insert} ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+        }
+        Backend::Sqlite | Backend::Postgres => {
+            let sets: Vec<String> = updated.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+            format!("{insert} ON CONFLICT ({}) DO UPDATE SET {}", key.join(", "), sets.join(", "))
+        }
+    }
+}
+
+fn bind_all(values: &[Value]) -> DbResult<AnyArguments<'static>> {
+    let mut args = AnyArguments::default();
+    for value in values {
+        let added = match value.clone() {
+            Value::Int(v) => args.add(v),
+            Value::OptInt(v) => args.add(v),
+            Value::Text(v) => args.add(v),
+            Value::OptText(v) => args.add(v),
+        };
+        added.map_err(|e| DbError::Sqlx(sqlx::Error::Encode(e)))?;
+    }
+    Ok(args)
+}
+
+/// `?` → `$1`, `$2`, … outside string literals and quoted identifiers.
+fn numbered_placeholders(query: &str) -> String {
+    let mut out = String::with_capacity(query.len() + 16);
+    let mut n = 0;
+    let mut quote: Option<char> = None;
+    for c in query.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '?' => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+                continue;
+            }
+            None => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Normalises a SQLite URL (creating the file if missing) and switches the file to WAL mode,
+/// which lets the CLI write while the server reads. WAL is a property of the file, so it is
+/// set once here rather than per pooled connection.
+async fn prepare_sqlite(url: &str) -> DbResult<String> {
+    let mut url = url.to_string();
+    if !url.contains("mode=") && !url.contains(":memory:") {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("mode=rwc");
+    }
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if let Some(parent) = Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            DbError::BadUrl(format!("cannot create directory {}: {e}", parent.display()))
+        })?;
+    }
+    let mut conn = AnyConnection::connect(&url).await?;
+    conn.execute("PRAGMA journal_mode = WAL;").await?;
+    conn.close().await?;
+    Ok(url)
+}
+
+/// Milliseconds since the Unix epoch: the one time format stored in every table.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Reads a 0/1 integer column as a bool.
+pub(crate) fn flag(value: i64) -> bool {
+    value != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_placeholders_outside_literals() {
+        assert_eq!(
+            numbered_placeholders("SELECT a FROM t WHERE b = ? AND c = '?' AND d = ?"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?' AND d = $2"
+        );
+    }
+
+    #[test]
+    fn recognises_backends() {
+        assert_eq!(Backend::from_url("sqlite://x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(Backend::from_url("postgresql://h/db").unwrap(), Backend::Postgres);
+        assert_eq!(Backend::from_url("mariadb://h/db").unwrap(), Backend::MySql);
+        assert!(Backend::from_url("oracle://h").is_err());
+    }
+}

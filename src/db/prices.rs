@@ -1,0 +1,100 @@
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, DbError, DbResult, Value, meta, now_ms, upsert_sql};
+use crate::domain::money::MicroUsd;
+use crate::domain::pricing::ModelPrice;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PriceRow {
+    pub model: String,
+    pub price: ModelPrice,
+    pub updated_at: i64,
+}
+
+fn from_row(row: &AnyRow) -> DbResult<PriceRow> {
+    let model: String = row.try_get("model")?;
+    let input: Option<i64> = row.try_get("input_price")?;
+    let output: Option<i64> = row.try_get("output_price")?;
+    let cached: Option<i64> = row.try_get("cached_input_price")?;
+    let per_request: Option<i64> = row.try_get("per_request_price")?;
+    let price = match (per_request, input, output) {
+        (Some(p), _, _) => ModelPrice::PerRequest(MicroUsd(p)),
+        (None, Some(i), Some(o)) => ModelPrice::PerToken {
+            input: MicroUsd(i),
+            output: MicroUsd(o),
+            cached_input: cached.map(MicroUsd),
+        },
+        _ => return Err(DbError::Corrupt(format!("price of '{model}' has no amounts"))),
+    };
+    Ok(PriceRow {
+        model,
+        price,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub async fn list(db: &Db) -> DbResult<Vec<PriceRow>> {
+    let rows = sqlx::query(
+        "SELECT model, input_price, output_price, cached_input_price, per_request_price, updated_at \
+         FROM prices ORDER BY model",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn upsert(db: &Db, model: &str, price: ModelPrice) -> DbResult<()> {
+    let (input, output, cached, per_request) = match price {
+        ModelPrice::PerToken {
+            input,
+            output,
+            cached_input,
+        } => (Some(input.0), Some(output.0), cached_input.map(|c| c.0), None),
+        ModelPrice::PerRequest(p) => (None, None, None, Some(p.0)),
+    };
+    let sql = upsert_sql(
+        db.backend(),
+        "prices",
+        &[
+            "model",
+            "input_price",
+            "output_price",
+            "cached_input_price",
+            "per_request_price",
+            "updated_at",
+        ],
+        &["model"],
+    );
+    let mut tx = db.pool().begin().await?;
+    db.execute_with(
+        &mut *tx,
+        &sql,
+        &[
+            Value::Text(model.to_string()),
+            Value::OptInt(input),
+            Value::OptInt(output),
+            Value::OptInt(cached),
+            Value::OptInt(per_request),
+            Value::Int(now_ms()),
+        ],
+    )
+    .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn delete(db: &Db, model: &str) -> DbResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let changed = db
+        .execute_with(
+            &mut *tx,
+            "DELETE FROM prices WHERE model = ?",
+            &[Value::Text(model.to_string())],
+        )
+        .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(changed > 0)
+}

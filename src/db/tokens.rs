@@ -1,0 +1,221 @@
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, DbError, DbResult, Value, flag, meta, now_ms};
+use crate::domain::kinds::Status;
+
+/// An API key as stored: only the hash of the key itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub username: String,
+    pub name: String,
+    pub key_hash: String,
+    pub key_display: String,
+    pub status: Status,
+    pub expires_at: Option<i64>,
+    pub unlimited: bool,
+    /// Remaining quota of the key itself; ignored when `unlimited`.
+    pub remaining_quota: i64,
+    pub used_quota: i64,
+    pub request_count: i64,
+    pub allowed_models: Vec<String>,
+    /// Comma-separated IPs and CIDR ranges; empty allows all.
+    pub allowed_ips: String,
+    pub last_used_at: Option<i64>,
+    pub created_at: i64,
+}
+
+pub struct NewToken {
+    pub user_id: i64,
+    pub name: String,
+    pub key_hash: String,
+    pub key_display: String,
+    pub expires_at: Option<i64>,
+    pub unlimited: bool,
+    pub remaining_quota: i64,
+    pub allowed_models: Vec<String>,
+    pub allowed_ips: String,
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct TokenPatch {
+    pub name: Option<String>,
+    pub status: Option<Status>,
+    pub expires_at: Option<Option<i64>>,
+    pub unlimited: Option<bool>,
+    pub remaining_quota: Option<i64>,
+    pub allowed_models: Option<Vec<String>>,
+    pub allowed_ips: Option<String>,
+}
+
+const COLUMNS: &str = "t.id, t.user_id, u.username, t.name, t.key_hash, t.key_display, t.status, \
+     t.expires_at, t.unlimited, t.remaining_quota, t.used_quota, t.request_count, t.allowed_models, \
+     t.allowed_ips, t.last_used_at, t.created_at";
+
+fn from_row(row: &AnyRow) -> DbResult<TokenRow> {
+    let status: String = row.try_get("status")?;
+    let models: String = row.try_get("allowed_models")?;
+    Ok(TokenRow {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        username: row.try_get("username")?,
+        name: row.try_get("name")?,
+        key_hash: row.try_get("key_hash")?,
+        key_display: row.try_get("key_display")?,
+        status: Status::parse(&status)
+            .ok_or_else(|| DbError::Corrupt(format!("token status '{status}'")))?,
+        expires_at: row.try_get("expires_at")?,
+        unlimited: flag(row.try_get("unlimited")?),
+        remaining_quota: row.try_get("remaining_quota")?,
+        used_quota: row.try_get("used_quota")?,
+        request_count: row.try_get("request_count")?,
+        allowed_models: split_list(&models),
+        allowed_ips: row.try_get("allowed_ips")?,
+        last_used_at: row.try_get("last_used_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(crate) fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+pub async fn insert(db: &Db, token: &NewToken) -> DbResult<i64> {
+    let mut tx = db.pool().begin().await?;
+    let now = now_ms();
+    let id = db
+        .insert_returning_id(
+            &mut *tx,
+            "INSERT INTO tokens (user_id, name, key_hash, key_display, status, expires_at, unlimited, \
+             remaining_quota, used_quota, request_count, allowed_models, allowed_ips, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, 0, 0, ?, ?, ?, ?)",
+            &[
+                Value::Int(token.user_id),
+                Value::Text(token.name.clone()),
+                Value::Text(token.key_hash.clone()),
+                Value::Text(token.key_display.clone()),
+                Value::OptInt(token.expires_at),
+                Value::Int(i64::from(token.unlimited)),
+                Value::Int(token.remaining_quota),
+                Value::Text(token.allowed_models.join(",")),
+                Value::Text(token.allowed_ips.clone()),
+                Value::Int(now),
+                Value::Int(now),
+            ],
+        )
+        .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn find_by_id(db: &Db, id: i64) -> DbResult<Option<TokenRow>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?");
+    let row = sqlx::query(&db.sql(&sql))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn list_for_user(db: &Db, user_id: i64) -> DbResult<Vec<TokenRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.user_id = ? ORDER BY t.id"
+    );
+    let rows = sqlx::query(&db.sql(&sql))
+        .bind(user_id)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Every key, for the relay's snapshot.
+pub async fn all(db: &Db) -> DbResult<Vec<TokenRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id");
+    let rows = sqlx::query(&sql).fetch_all(db.pool()).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Remaining quota per key, read by the billing writer when it re-synchronises the ledger.
+pub async fn balances(db: &Db) -> DbResult<Vec<(i64, i64)>> {
+    let rows = sqlx::query("SELECT id, remaining_quota FROM tokens")
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("remaining_quota")?)))
+        .collect()
+}
+
+pub async fn update(db: &Db, id: i64, patch: &TokenPatch) -> DbResult<bool> {
+    let mut sets: Vec<&str> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    if let Some(v) = &patch.name {
+        sets.push("name = ?");
+        values.push(Value::Text(v.clone()));
+    }
+    if let Some(v) = patch.status {
+        sets.push("status = ?");
+        values.push(Value::Text(v.as_str().into()));
+    }
+    if let Some(v) = patch.expires_at {
+        sets.push("expires_at = ?");
+        values.push(Value::OptInt(v));
+    }
+    if let Some(v) = patch.unlimited {
+        sets.push("unlimited = ?");
+        values.push(Value::Int(i64::from(v)));
+    }
+    if let Some(v) = patch.remaining_quota {
+        sets.push("remaining_quota = ?");
+        values.push(Value::Int(v));
+    }
+    if let Some(v) = &patch.allowed_models {
+        sets.push("allowed_models = ?");
+        values.push(Value::Text(v.join(",")));
+    }
+    if let Some(v) = &patch.allowed_ips {
+        sets.push("allowed_ips = ?");
+        values.push(Value::Text(v.clone()));
+    }
+    sets.push("updated_at = ?");
+    values.push(Value::Int(now_ms()));
+    values.push(Value::Int(id));
+    let sql = format!("UPDATE tokens SET {} WHERE id = ?", sets.join(", "));
+    let mut tx = db.pool().begin().await?;
+    let changed = db.execute_with(&mut *tx, &sql, &values).await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(changed > 0)
+}
+
+/// Adds `delta` to the key's remaining quota in one atomic statement.
+pub async fn add_quota(db: &Db, id: i64, delta: i64) -> DbResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let changed = db
+        .execute_with(
+            &mut *tx,
+            "UPDATE tokens SET remaining_quota = remaining_quota + ?, updated_at = ? WHERE id = ?",
+            &[Value::Int(delta), Value::Int(now_ms()), Value::Int(id)],
+        )
+        .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(changed > 0)
+}
+
+pub async fn delete(db: &Db, id: i64) -> DbResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let changed = db
+        .execute_with(&mut *tx, "DELETE FROM tokens WHERE id = ?", &[Value::Int(id)])
+        .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(changed > 0)
+}

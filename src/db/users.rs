@@ -1,0 +1,206 @@
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, DbError, DbResult, Value, flag, meta, now_ms};
+use crate::domain::kinds::{Role, Status};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub password_hash: Option<String>,
+    pub role: Role,
+    pub status: Status,
+    pub group: String,
+    /// Remaining balance in quota units.
+    pub quota: i64,
+    pub used_quota: i64,
+    pub request_count: i64,
+    pub invite_code: Option<String>,
+    pub inviter_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub struct NewUser {
+    pub username: String,
+    pub password_hash: Option<String>,
+    pub email: Option<String>,
+    pub role: Role,
+    pub group: String,
+    pub quota: i64,
+}
+
+/// Fields an admin may change; `None` leaves a field as it is.
+#[derive(Default, Debug, Clone)]
+pub struct UserPatch {
+    pub display_name: Option<String>,
+    pub email: Option<Option<String>>,
+    pub password_hash: Option<String>,
+    pub role: Option<Role>,
+    pub status: Option<Status>,
+    pub group: Option<String>,
+}
+
+const COLUMNS: &str = "id, username, display_name, email, email_verified, password_hash, role, status, \
+     group_name, quota, used_quota, request_count, invite_code, inviter_id, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> DbResult<UserRow> {
+    let role: String = row.try_get("role")?;
+    let status: String = row.try_get("status")?;
+    Ok(UserRow {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        email: row.try_get("email")?,
+        email_verified: flag(row.try_get("email_verified")?),
+        password_hash: row.try_get("password_hash")?,
+        role: Role::parse(&role).ok_or_else(|| DbError::Corrupt(format!("user role '{role}'")))?,
+        status: Status::parse(&status)
+            .ok_or_else(|| DbError::Corrupt(format!("user status '{status}'")))?,
+        group: row.try_get("group_name")?,
+        quota: row.try_get("quota")?,
+        used_quota: row.try_get("used_quota")?,
+        request_count: row.try_get("request_count")?,
+        invite_code: row.try_get("invite_code")?,
+        inviter_id: row.try_get("inviter_id")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub async fn insert(db: &Db, user: &NewUser) -> DbResult<i64> {
+    let mut tx = db.pool().begin().await?;
+    let now = now_ms();
+    let id = db
+        .insert_returning_id(
+            &mut *tx,
+            "INSERT INTO users (username, display_name, email, email_verified, password_hash, role, status, \
+             group_name, quota, used_quota, request_count, created_at, updated_at) \
+             VALUES (?, ?, ?, 0, ?, ?, 'active', ?, ?, 0, 0, ?, ?)",
+            &[
+                Value::Text(user.username.clone()),
+                Value::Text(user.username.clone()),
+                Value::OptText(user.email.clone()),
+                Value::OptText(user.password_hash.clone()),
+                Value::Text(user.role.as_str().to_string()),
+                Value::Text(user.group.clone()),
+                Value::Int(user.quota),
+                Value::Int(now),
+                Value::Int(now),
+            ],
+        )
+        .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn find_by_username(db: &Db, username: &str) -> DbResult<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE username = ?");
+    let row = sqlx::query(&db.sql(&sql))
+        .bind(username)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn find_by_id(db: &Db, id: i64) -> DbResult<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = ?");
+    let row = sqlx::query(&db.sql(&sql))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Users ordered by id, a page at a time.
+pub async fn list(db: &Db, limit: i64, offset: i64) -> DbResult<Vec<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users ORDER BY id LIMIT ? OFFSET ?");
+    let rows = sqlx::query(&db.sql(&sql))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Every user, for the relay's snapshot.
+pub async fn all(db: &Db) -> DbResult<Vec<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users");
+    let rows = sqlx::query(&sql).fetch_all(db.pool()).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Balances only, read by the billing writer when it re-synchronises the in-memory ledger.
+pub async fn balances(db: &Db) -> DbResult<Vec<(i64, i64)>> {
+    let rows = sqlx::query("SELECT id, quota FROM users")
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("quota")?)))
+        .collect()
+}
+
+pub async fn update(db: &Db, id: i64, patch: &UserPatch) -> DbResult<bool> {
+    let mut sets: Vec<&str> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    if let Some(v) = &patch.display_name {
+        sets.push("display_name = ?");
+        values.push(Value::Text(v.clone()));
+    }
+    if let Some(v) = &patch.email {
+        sets.push("email = ?");
+        values.push(Value::OptText(v.clone()));
+    }
+    if let Some(v) = &patch.password_hash {
+        sets.push("password_hash = ?");
+        values.push(Value::Text(v.clone()));
+    }
+    if let Some(v) = patch.role {
+        sets.push("role = ?");
+        values.push(Value::Text(v.as_str().into()));
+    }
+    if let Some(v) = patch.status {
+        sets.push("status = ?");
+        values.push(Value::Text(v.as_str().into()));
+    }
+    if let Some(v) = &patch.group {
+        sets.push("group_name = ?");
+        values.push(Value::Text(v.clone()));
+    }
+    sets.push("updated_at = ?");
+    values.push(Value::Int(now_ms()));
+    values.push(Value::Int(id));
+    let sql = format!("UPDATE users SET {} WHERE id = ?", sets.join(", "));
+    let mut tx = db.pool().begin().await?;
+    let changed = db.execute_with(&mut *tx, &sql, &values).await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(changed > 0)
+}
+
+/// Adds `delta` (negative to deduct) to the user's balance in one atomic statement.
+pub async fn add_quota(db: &Db, id: i64, delta: i64) -> DbResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let changed = db
+        .execute_with(
+            &mut *tx,
+            "UPDATE users SET quota = quota + ?, updated_at = ? WHERE id = ?",
+            &[Value::Int(delta), Value::Int(now_ms()), Value::Int(id)],
+        )
+        .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(changed > 0)
+}
+
+pub async fn count(db: &Db) -> DbResult<i64> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(n)
+}

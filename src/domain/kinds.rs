@@ -1,0 +1,82 @@
+//! The closed sets of states stored as short strings in the database.
+
+use std::fmt;
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text.trim() { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            /// The accepted spellings, for error messages.
+            pub fn choices() -> String {
+                $name::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What a user may do. Admins manage users and channels; root also manages admins.
+    Role { User => "user", Admin => "admin", Root => "root" }
+);
+
+impl Role {
+    pub fn is_admin(self) -> bool {
+        matches!(self, Role::Admin | Role::Root)
+    }
+}
+
+string_enum!(
+    /// Whether an account or API key may be used.
+    Status { Active => "active", Disabled => "disabled" }
+);
+
+string_enum!(
+    /// A channel is `enabled`, switched off by an admin (`disabled`, stays off), or switched off
+    /// by Tollgate after upstream failures (`auto_disabled`, re-probed and re-enabled).
+    ChannelStatus { Enabled => "enabled", Disabled => "disabled", AutoDisabled => "auto_disabled" }
+);
+
+string_enum!(
+    /// How Tollgate talks to a channel's upstream.
+    ChannelType { OpenAi => "openai" }
+);
+
+string_enum!(
+    /// How a relayed request ended, as recorded in its log row.
+    Outcome {
+        Success => "success",
+        /// The client went away mid-answer; it pays for what was generated until then.
+        ClientClosed => "client_closed",
+        /// The upstream failed after the answer had started streaming.
+        StreamError => "stream_error",
+        /// Every channel tried failed; the hold was refunded.
+        UpstreamError => "upstream_error",
+        /// Refused before any upstream call (quota, permissions, no channel, bad input).
+        Refused => "refused"
+    }
+);

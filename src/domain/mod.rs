@@ -1,0 +1,10 @@
+//! Pure logic with no I/O: money, pricing, validation, secrets. Exhaustively unit-tested.
+
+pub mod ip_allow;
+pub mod kinds;
+pub mod money;
+pub mod names;
+pub mod password;
+pub mod pricing;
+pub mod secret_key;
+pub mod tokenizer;

@@ -1,0 +1,230 @@
+//! The one pricing function. Every hold and every settlement goes through [`cost`].
+//!
+//! Rules, in the order they are applied:
+//! 1. Cached prompt tokens are a subset of the prompt tokens (OpenAI's semantics). They are
+//!    billed at the cached-input price when the model has one, otherwise at the input price;
+//!    the rest of the prompt at the input price, completion tokens at the output price.
+//! 2. A per-request price ignores tokens entirely.
+//! 3. The sum is multiplied by the group ratio and converted from dollars to quota units.
+//! 4. Rounding happens once, at the very end, and is a ceiling to the next whole unit: a request
+//!    that used anything billable never costs zero, and the gateway never bills a fraction less
+//!    than the list price. The largest possible rounding error is one unit ($0.000002 at the
+//!    default 500,000 units per dollar).
+//!
+//! All arithmetic is exact 128-bit integer arithmetic; an amount too large to represent is an
+//! error, never a wrapped or saturated number.
+
+use super::money::{MicroUsd, Quota, Ratio};
+
+/// How a model is priced. Token prices are in dollars per one million tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelPrice {
+    PerToken {
+        input: MicroUsd,
+        output: MicroUsd,
+        cached_input: Option<MicroUsd>,
+    },
+    PerRequest(MicroUsd),
+}
+
+/// Token counts of one request, as reported by the upstream or counted locally.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// Prompt tokens served from the provider's cache; included in `prompt_tokens`.
+    pub cached_tokens: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PricingError {
+    #[error("the cost of this request is too large to represent")]
+    Overflow,
+    #[error("token counts must not be negative")]
+    NegativeUsage,
+    #[error("the quota-per-dollar rate must be positive")]
+    BadRate,
+}
+
+const TOKENS_PER_PRICE_UNIT: i128 = 1_000_000; // prices are per 1M tokens
+const MICROS_PER_USD: i128 = 1_000_000;
+const PPM: i128 = 1_000_000;
+
+/// The cost of a request in quota units. See the module documentation for the rules.
+pub fn cost(
+    price: ModelPrice,
+    usage: Usage,
+    group_ratio: Ratio,
+    quota_per_usd: i64,
+) -> Result<Quota, PricingError> {
+    if quota_per_usd <= 0 {
+        return Err(PricingError::BadRate);
+    }
+    if usage.prompt_tokens < 0 || usage.completion_tokens < 0 || usage.cached_tokens < 0 {
+        return Err(PricingError::NegativeUsage);
+    }
+    // Numerator in micro-dollars × tokens (per-token) or micro-dollars × 1M (per-request), so both
+    // share one denominator.
+    let micro_usd_times_mtokens: i128 = match price {
+        ModelPrice::PerRequest(per_request) => i128::from(per_request.0) * TOKENS_PER_PRICE_UNIT,
+        ModelPrice::PerToken {
+            input,
+            output,
+            cached_input,
+        } => {
+            let cached = usage.cached_tokens.min(usage.prompt_tokens);
+            let uncached = usage.prompt_tokens - cached;
+            let cached_price = cached_input.unwrap_or(input);
+            [
+                (uncached, input),
+                (cached, cached_price),
+                (usage.completion_tokens, output),
+            ]
+            .iter()
+            .try_fold(0_i128, |sum, &(tokens, price)| {
+                i128::from(tokens)
+                    .checked_mul(i128::from(price.0))
+                    .and_then(|part| sum.checked_add(part))
+            })
+            .ok_or(PricingError::Overflow)?
+        }
+    };
+    let numerator = micro_usd_times_mtokens
+        .checked_mul(i128::from(group_ratio.ppm()))
+        .and_then(|n| n.checked_mul(i128::from(quota_per_usd)))
+        .ok_or(PricingError::Overflow)?;
+    let denominator = TOKENS_PER_PRICE_UNIT * MICROS_PER_USD * PPM;
+    let units = ceil_div(numerator, denominator);
+    i64::try_from(units)
+        .map(Quota)
+        .map_err(|_| PricingError::Overflow)
+}
+
+fn ceil_div(numerator: i128, denominator: i128) -> i128 {
+    debug_assert!(numerator >= 0 && denominator > 0);
+    (numerator + denominator - 1) / denominator
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::money::DEFAULT_QUOTA_PER_USD;
+
+    fn per_token(input: &str, output: &str, cached: Option<&str>) -> ModelPrice {
+        ModelPrice::PerToken {
+            input: MicroUsd::parse(input).unwrap(),
+            output: MicroUsd::parse(output).unwrap(),
+            cached_input: cached.map(|c| MicroUsd::parse(c).unwrap()),
+        }
+    }
+
+    fn usage(prompt: i64, completion: i64, cached: i64) -> Usage {
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cached_tokens: cached,
+        }
+    }
+
+    #[test]
+    fn matches_one_api_worked_example() {
+        // gpt-4o-mini at $0.15 / $0.60 per 1M, 1,000 prompt + 500 completion tokens:
+        // $0.00015 + $0.0003 = $0.00045 = 225 units at 500,000 units per dollar.
+        let price = per_token("0.15", "0.60", None);
+        let cost = cost(price, usage(1000, 500, 0), Ratio::ONE, DEFAULT_QUOTA_PER_USD).unwrap();
+        assert_eq!(cost, Quota(225));
+    }
+
+    #[test]
+    fn group_ratio_multiplies_before_rounding() {
+        let price = per_token("0.15", "0.60", None);
+        let vip = Ratio::parse("0.5").unwrap();
+        assert_eq!(
+            cost(price, usage(1000, 500, 0), vip, DEFAULT_QUOTA_PER_USD),
+            Ok(Quota(113)) // 112.5 rounded up
+        );
+        let premium = Ratio::parse("1.5").unwrap();
+        assert_eq!(
+            cost(price, usage(1000, 500, 0), premium, DEFAULT_QUOTA_PER_USD),
+            Ok(Quota(338)) // 337.5 rounded up
+        );
+    }
+
+    #[test]
+    fn cached_tokens_use_cached_price_or_fall_back_to_input() {
+        // 1M prompt tokens of which 400k cached, at $2.50 input / $1.25 cached / $10 output.
+        let price = per_token("2.50", "10", Some("1.25"));
+        let c = cost(price, usage(1_000_000, 0, 400_000), Ratio::ONE, 500_000).unwrap();
+        // 600k × $2.5/M + 400k × $1.25/M = $1.5 + $0.5 = $2.00 = 1,000,000 units
+        assert_eq!(c, Quota(1_000_000));
+        let no_cache_price = per_token("2.50", "10", None);
+        let c = cost(no_cache_price, usage(1_000_000, 0, 400_000), Ratio::ONE, 500_000).unwrap();
+        assert_eq!(c, Quota(1_250_000));
+    }
+
+    #[test]
+    fn cached_count_larger_than_prompt_is_clamped() {
+        let price = per_token("1", "1", Some("0"));
+        let c = cost(price, usage(10, 0, 50), Ratio::ONE, 1_000_000).unwrap();
+        assert_eq!(c, Quota(0)); // all 10 prompt tokens cached at $0
+    }
+
+    #[test]
+    fn per_request_price_ignores_tokens() {
+        let price = ModelPrice::PerRequest(MicroUsd::parse("0.01").unwrap());
+        assert_eq!(cost(price, usage(0, 0, 0), Ratio::ONE, 500_000), Ok(Quota(5_000)));
+        assert_eq!(cost(price, usage(9999, 9999, 0), Ratio::ONE, 500_000), Ok(Quota(5_000)));
+        let double = Ratio::parse("2").unwrap();
+        assert_eq!(cost(price, usage(0, 0, 0), double, 500_000), Ok(Quota(10_000)));
+    }
+
+    #[test]
+    fn rounds_up_any_fraction_of_a_unit() {
+        // One token at $0.15/M is $0.00000015 = 0.075 units: billed as 1.
+        let price = per_token("0.15", "0.60", None);
+        assert_eq!(cost(price, usage(1, 0, 0), Ratio::ONE, 500_000), Ok(Quota(1)));
+        // Nothing used costs nothing.
+        assert_eq!(cost(price, usage(0, 0, 0), Ratio::ONE, 500_000), Ok(Quota(0)));
+        // Exactly one unit is not rounded further.
+        let one_unit = per_token("2", "2", None); // $2/M → 1 token = 1 unit at 500k/$
+        assert_eq!(cost(one_unit, usage(1, 0, 0), Ratio::ONE, 500_000), Ok(Quota(1)));
+        assert_eq!(cost(one_unit, usage(3, 4, 0), Ratio::ONE, 500_000), Ok(Quota(7)));
+    }
+
+    #[test]
+    fn free_models_and_zero_ratio_cost_nothing() {
+        let free = per_token("0", "0", None);
+        assert_eq!(cost(free, usage(1000, 1000, 0), Ratio::ONE, 500_000), Ok(Quota(0)));
+        let price = per_token("1", "1", None);
+        assert_eq!(cost(price, usage(1000, 1000, 0), Ratio(0), 500_000), Ok(Quota(0)));
+    }
+
+    #[test]
+    fn refuses_nonsense_instead_of_wrapping() {
+        let price = per_token("1000000", "1000000", None);
+        assert_eq!(
+            cost(price, usage(i64::MAX, i64::MAX, 0), Ratio::MAX, i64::MAX),
+            Err(PricingError::Overflow)
+        );
+        assert_eq!(
+            cost(price, usage(-1, 0, 0), Ratio::ONE, 500_000),
+            Err(PricingError::NegativeUsage)
+        );
+        assert_eq!(
+            cost(price, usage(1, 0, 0), Ratio::ONE, 0),
+            Err(PricingError::BadRate)
+        );
+    }
+
+    #[test]
+    fn is_additive_up_to_rounding() {
+        // Billing two halves separately may cost at most one unit more per half than billing
+        // the whole: the ceiling never loses the operator money.
+        let price = per_token("0.15", "0.60", Some("0.075"));
+        for (p, c, k) in [(1, 1, 0), (333, 777, 100), (123_456, 7_890, 1_000)] {
+            let whole = cost(price, usage(2 * p, 2 * c, 2 * k), Ratio::ONE, 500_000).unwrap();
+            let half = cost(price, usage(p, c, k), Ratio::ONE, 500_000).unwrap();
+            assert!(half.0 * 2 >= whole.0 && half.0 * 2 <= whole.0 + 2);
+        }
+    }
+}

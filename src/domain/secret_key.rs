@@ -1,0 +1,101 @@
+//! Secrets handed to people: API keys (`sk-…`) and admin access tokens (`tga-…`).
+//! Only their SHA-256 is stored; the plain value is shown once, at creation.
+
+use rand::RngExt;
+use sha2::{Digest, Sha256};
+
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const RANDOM_CHARS: usize = 48;
+
+pub const API_KEY_PREFIX: &str = "sk-";
+pub const ADMIN_TOKEN_PREFIX: &str = "tga-";
+
+/// A freshly generated secret: the value to show once, its hash to store, and a short
+/// display form (`sk-AbCd…wxyz`) safe to show later.
+#[derive(Debug, Clone)]
+pub struct NewSecret {
+    pub plain: String,
+    pub hash: String,
+    pub display: String,
+}
+
+pub fn generate(prefix: &str) -> NewSecret {
+    let mut rng = rand::rng();
+    let random: String = (0..RANDOM_CHARS)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    let plain = format!("{prefix}{random}");
+    NewSecret {
+        hash: hash(&plain),
+        display: display_form(&plain),
+        plain,
+    }
+}
+
+/// Hex SHA-256 of the whole secret. Secrets are 286 bits of randomness, so a fast hash is
+/// enough; a slow password hash here would cost every API request.
+pub fn hash(plain: &str) -> String {
+    let digest = Sha256::digest(plain.as_bytes());
+    let mut out = String::with_capacity(64);
+    for byte in digest.iter() {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The first 7 and last 4 characters, e.g. `sk-AbCd…wxyz`.
+pub fn display_form(plain: &str) -> String {
+    let chars: Vec<char> = plain.chars().collect();
+    if chars.len() <= 12 {
+        return "…".to_string();
+    }
+    let head: String = chars[..7].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+/// Masks an upstream credential for display: never more than the last four characters.
+pub fn mask_upstream_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() <= 8 {
+        return "****".to_string();
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}****{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_prefixed_unique_keys_with_matching_hash() {
+        let a = generate(API_KEY_PREFIX);
+        let b = generate(API_KEY_PREFIX);
+        assert!(a.plain.starts_with("sk-"));
+        assert_eq!(a.plain.len(), 3 + RANDOM_CHARS);
+        assert_ne!(a.plain, b.plain);
+        assert_eq!(a.hash, hash(&a.plain));
+        assert_eq!(a.hash.len(), 64);
+        assert!(a.display.starts_with("sk-"));
+        assert!(!a.display.contains(&a.plain[7..a.plain.len() - 4]));
+    }
+
+    #[test]
+    fn known_sha256() {
+        assert_eq!(
+            hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn masks_upstream_keys() {
+        assert_eq!(mask_upstream_key("sk-upstream-secret-1234"), "sk-****1234");
+        assert_eq!(mask_upstream_key("short"), "****");
+    }
+}

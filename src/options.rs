@@ -1,0 +1,249 @@
+//! Typed runtime options: settings an admin changes while the server runs. They live in the
+//! `options` table, are declared once in the table below (name, type, default, meaning), and
+//! reach the relay through the in-memory snapshot.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// A set of HTTP status codes written like `429,500-599`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusSet(Vec<(u16, u16)>);
+
+impl StatusSet {
+    pub fn parse(text: &str) -> Result<StatusSet, String> {
+        let mut ranges = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (low, high) = match part.split_once('-') {
+                Some((a, b)) => (a.trim(), b.trim()),
+                None => (part, part),
+            };
+            let parse = |s: &str| -> Result<u16, String> {
+                s.parse::<u16>()
+                    .ok()
+                    .filter(|c| (100..=599).contains(c))
+                    .ok_or_else(|| format!("'{s}' is not an HTTP status code (100-599)"))
+            };
+            let (low, high) = (parse(low)?, parse(high)?);
+            if low > high {
+                return Err(format!("range '{part}' is backwards"));
+            }
+            ranges.push((low, high));
+        }
+        Ok(StatusSet(ranges))
+    }
+
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|&(low, high)| (low..=high).contains(&status))
+    }
+}
+
+impl fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|&(l, h)| if l == h { l.to_string() } else { format!("{l}-{h}") })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+trait OptionValue: Sized {
+    fn parse_option(text: &str) -> Result<Self, String>;
+    fn render(&self) -> String;
+}
+
+impl OptionValue for u64 {
+    fn parse_option(text: &str) -> Result<Self, String> {
+        text.trim()
+            .parse()
+            .map_err(|_| format!("'{text}' is not a whole number"))
+    }
+    fn render(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl OptionValue for bool {
+    fn parse_option(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(format!("'{text}' is not true or false")),
+        }
+    }
+    fn render(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl OptionValue for StatusSet {
+    fn parse_option(text: &str) -> Result<Self, String> {
+        StatusSet::parse(text)
+    }
+    fn render(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// One declared option, for listings and validation messages.
+#[derive(Clone, Debug, Serialize)]
+pub struct OptionInfo {
+    pub name: &'static str,
+    pub value: String,
+    pub default: &'static str,
+    pub description: &'static str,
+}
+
+macro_rules! runtime_options {
+    ($( $(#[doc = $doc:literal])+ $name:ident : $ty:ty = $default:literal, check $check:expr; )+) => {
+        /// The current value of every runtime option.
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct RuntimeOptions { $( $(#[doc = $doc])+ pub $name: $ty, )+ }
+
+        impl Default for RuntimeOptions {
+            fn default() -> Self {
+                RuntimeOptions { $( $name: <$ty>::parse_option($default).expect("valid default"), )+ }
+            }
+        }
+
+        impl RuntimeOptions {
+            /// Applies stored values over the defaults. Unknown names and values that no longer
+            /// parse are reported and skipped, so one bad row never stops the relay.
+            pub fn from_stored(stored: &[(String, String)]) -> (RuntimeOptions, Vec<String>) {
+                let mut options = RuntimeOptions::default();
+                let mut problems = Vec::new();
+                for (name, value) in stored {
+                    if let Err(e) = options.set(name, value) {
+                        problems.push(e);
+                    }
+                }
+                (options, problems)
+            }
+
+            /// Validates and sets one option by name.
+            pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+                match name {
+                    $( stringify!($name) => {
+                        let parsed = <$ty>::parse_option(value)
+                            .map_err(|e| format!("option {name}: {e}"))?;
+                        let check: fn(&$ty) -> Result<(), String> = $check;
+                        check(&parsed).map_err(|e| format!("option {name}: {e}"))?;
+                        self.$name = parsed;
+                        Ok(())
+                    } )+
+                    _ => Err(format!("there is no option named '{name}' (known: {})", Self::names().join(", "))),
+                }
+            }
+
+            pub fn names() -> Vec<&'static str> {
+                vec![$( stringify!($name) ),+]
+            }
+
+            pub fn describe(&self) -> Vec<OptionInfo> {
+                vec![$( OptionInfo {
+                    name: stringify!($name),
+                    value: self.$name.render(),
+                    default: $default,
+                    description: concat!($($doc),+).trim(),
+                } ),+]
+            }
+
+            pub fn as_map(&self) -> BTreeMap<&'static str, String> {
+                self.describe().into_iter().map(|o| (o.name, o.value)).collect()
+            }
+        }
+    };
+}
+
+fn positive(v: &u64) -> Result<(), String> {
+    if *v == 0 {
+        Err("must be at least 1".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn any<T>(_: &T) -> Result<(), String> {
+    Ok(())
+}
+
+runtime_options! {
+    /// Quota units per US dollar. 500000 matches One API, so its ratios and balances import unchanged.
+    quota_per_usd: u64 = "500000", check |v: &u64| if (1..=1_000_000_000_000).contains(v) { Ok(()) } else { Err("must be between 1 and 10^12".into()) };
+    /// Further channels tried after a retryable failure (0 = no retries).
+    retry_count: u64 = "2", check |v: &u64| if *v <= 20 { Ok(()) } else { Err("must be at most 20".into()) };
+    /// Upstream statuses that move a request on to another channel. Connection errors and timeouts always do.
+    retry_statuses: StatusSet = "401,403,408,429,500-599", check any;
+    /// Consecutive failures after which a channel cools down.
+    cooldown_after_failures: u64 = "3", check positive;
+    /// Seconds a cooled-down channel is skipped.
+    cooldown_secs: u64 = "30", check any;
+    /// Consecutive failures after which a channel is auto-disabled (0 = never).
+    auto_disable_after_failures: u64 = "10", check any;
+    /// Upstream statuses that auto-disable a channel at once (bad or revoked upstream key).
+    auto_disable_statuses: StatusSet = "401,403", check any;
+    /// Seconds between background probes of auto-disabled channels.
+    probe_interval_secs: u64 = "60", check positive;
+    /// Seconds to wait for an upstream's response headers (and first stream chunk) unless the channel sets its own.
+    first_byte_timeout_secs: u64 = "300", check positive;
+    /// Seconds a stream may stay silent between chunks before it is cut.
+    stream_idle_timeout_secs: u64 = "300", check positive;
+    /// Completion tokens assumed for the hold when a request sets no max_tokens.
+    default_max_tokens: u64 = "4096", check any;
+    /// Relay models that have no price, at zero cost, instead of refusing them.
+    allow_unpriced_models: bool = "false", check any;
+    /// Largest request body accepted on /v1, in KiB.
+    max_request_body_kb: u64 = "32768", check positive;
+}
+
+impl RuntimeOptions {
+    pub fn quota_per_usd(&self) -> i64 {
+        i64::try_from(self.quota_per_usd).unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_stored_values_override() {
+        let (options, problems) = RuntimeOptions::from_stored(&[
+            ("retry_count".into(), "5".into()),
+            ("retry_statuses".into(), "429, 502-504".into()),
+            ("nonsense".into(), "1".into()),
+            ("cooldown_secs".into(), "abc".into()),
+        ]);
+        assert_eq!(options.retry_count, 5);
+        assert!(options.retry_statuses.contains(503));
+        assert!(!options.retry_statuses.contains(500));
+        assert_eq!(options.cooldown_secs, 30);
+        assert_eq!(problems.len(), 2);
+        assert_eq!(RuntimeOptions::default().quota_per_usd(), 500_000);
+    }
+
+    #[test]
+    fn rejects_bad_values_with_the_reason() {
+        let mut options = RuntimeOptions::default();
+        let err = options.set("retry_statuses", "429,700").unwrap_err();
+        assert!(err.contains("'700'"), "{err}");
+        let err = options.set("probe_interval_secs", "0").unwrap_err();
+        assert!(err.contains("at least 1"), "{err}");
+        assert!(options.set("allow_unpriced_models", "yes").is_ok());
+        assert!(options.allow_unpriced_models);
+    }
+
+    #[test]
+    fn describes_every_option() {
+        let described = RuntimeOptions::default().describe();
+        assert_eq!(described.len(), RuntimeOptions::names().len());
+        assert!(described.iter().all(|o| !o.description.is_empty()));
+        assert_eq!(
+            RuntimeOptions::default().as_map()["retry_statuses"],
+            "401,403,408,429,500-599"
+        );
+    }
+}
