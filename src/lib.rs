@@ -1,5 +1,29 @@
 //! Tollgate: a self-hosted LLM API gateway and resale portal.
 
+pub mod api;
+pub mod app;
+pub mod billing;
+pub mod cli;
+pub mod config;
 pub mod db;
 pub mod domain;
+pub mod jobs;
 pub mod options;
+pub mod relay;
+pub mod service;
+pub mod snapshot;
+pub mod state;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;
+
+use axum::Router;
+
+/// Every route the server answers: the `/v1` relay and, under `/api`, the management API.
+pub fn router(state: state::AppState) -> Router {
+    Router::new()
+        .merge(relay::router())
+        .merge(api::router())
+        .with_state(state)
+}

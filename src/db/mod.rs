@@ -174,8 +174,9 @@ impl Db {
         Ok(sqlx::query_with(&sql, args).fetch_all(&self.pool).await?)
     }
 
-    /// Inserts one row and returns its generated `id`. PostgreSQL reports it through
-    /// `RETURNING`; SQLite and MySQL through the driver's last-insert id.
+    /// Inserts one row and returns its generated `id`: through `RETURNING` on PostgreSQL and
+    /// SQLite (whose `Any` driver drops the last-insert id), through the last-insert id on
+    /// MySQL, which has no `RETURNING`.
     pub async fn insert_returning_id<'c, E>(
         &self,
         executor: E,
@@ -187,14 +188,14 @@ impl Db {
     {
         let args = bind_all(values)?;
         match self.backend {
-            Backend::Postgres => {
-                let sql = numbered_placeholders(&format!("{sql} RETURNING id"));
+            Backend::Postgres | Backend::Sqlite => {
+                let sql = self.sql(&format!("{sql} RETURNING id")).into_owned();
                 let id: i64 = sqlx::query_scalar_with(&sql, args)
                     .fetch_one(executor)
                     .await?;
                 Ok(id)
             }
-            _ => {
+            Backend::MySql => {
                 let result = sqlx::query_with(sql, args).execute(executor).await?;
                 result
                     .last_insert_id()

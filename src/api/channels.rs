@@ -1,0 +1,113 @@
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::quota_per_usd as qpu;
+use super::extract::{Admin, ApiJson, List};
+use crate::service::channels::ChannelInput;
+use crate::service::views::ChannelView;
+use crate::service::{self};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/channels", get(list).post(create))
+        .route("/channels/{channel}", get(show).patch(update).delete(remove))
+}
+
+async fn list(_admin: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let channels = service::channels::list(&state.db).await?;
+    let qpu = qpu(&state).await?;
+    let data: Vec<ChannelView> = channels.iter().map(|c| ChannelView::new(c, qpu)).collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelBody {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    channel_type: Option<String>,
+    base_url: Option<String>,
+    /// One key, a list, or keys separated by newlines.
+    keys: Option<List>,
+    key: Option<String>,
+    models: Option<List>,
+    groups: Option<List>,
+    priority: Option<i64>,
+    weight: Option<i64>,
+    model_mapping: Option<BTreeMap<String, String>>,
+    timeout_secs: Option<i64>,
+    extra_headers: Option<BTreeMap<String, String>>,
+    status: Option<String>,
+}
+
+impl ChannelBody {
+    fn input(self) -> ChannelInput {
+        let keys = match (self.keys, self.key) {
+            (Some(keys), _) => Some(keys.items()),
+            (None, Some(key)) => Some(vec![key]),
+            (None, None) => None,
+        };
+        ChannelInput {
+            name: self.name,
+            channel_type: self.channel_type,
+            base_url: self.base_url,
+            keys,
+            models: self.models.map(List::joined),
+            groups: self.groups.map(List::joined),
+            priority: self.priority,
+            weight: self.weight,
+            model_mapping: self.model_mapping,
+            timeout_secs: self.timeout_secs,
+            extra_headers: self.extra_headers,
+            status: self.status,
+        }
+    }
+}
+
+async fn create(
+    _admin: Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ChannelBody>,
+) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
+    let channel = service::channels::create(&state.db, body.input()).await?;
+    state.reload.notify_one();
+    Ok((StatusCode::CREATED, Json(ChannelView::new(&channel, qpu(&state).await?))))
+}
+
+async fn show(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let channel = service::channels::get(&state.db, &channel).await?;
+    Ok(Json(ChannelView::new(&channel, qpu(&state).await?)))
+}
+
+async fn update(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    ApiJson(body): ApiJson<ChannelBody>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let channel = service::channels::update(&state.db, &channel, body.input()).await?;
+    state.reload.notify_one();
+    Ok(Json(ChannelView::new(&channel, qpu(&state).await?)))
+}
+
+async fn remove(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    service::channels::delete(&state.db, &channel).await?;
+    state.reload.notify_one();
+    Ok(StatusCode::NO_CONTENT)
+}

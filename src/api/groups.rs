@@ -1,0 +1,91 @@
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::extract::{Admin, ApiJson, decimal};
+use crate::service::groups::GroupInput;
+use crate::service::views::GroupView;
+use crate::service::{self};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/groups", get(list).post(create))
+        .route("/groups/{name}", get(show).patch(update).delete(remove))
+}
+
+async fn list(_admin: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let groups = service::groups::list(&state.db).await?;
+    let data: Vec<GroupView> = groups.iter().map(GroupView::new).collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupBody {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "decimal")]
+    ratio: Option<String>,
+    description: Option<String>,
+    user_selectable: Option<bool>,
+}
+
+impl GroupBody {
+    fn input(self) -> GroupInput {
+        GroupInput {
+            ratio: self.ratio,
+            description: self.description,
+            user_selectable: self.user_selectable,
+        }
+    }
+}
+
+async fn create(
+    _admin: Admin,
+    State(state): State<AppState>,
+    ApiJson(mut body): ApiJson<GroupBody>,
+) -> Result<(StatusCode, Json<GroupView>), ApiError> {
+    let name = body
+        .name
+        .take()
+        .ok_or_else(|| ApiError::bad_request("name: is required"))?;
+    let group = service::groups::create(&state.db, &name, body.input()).await?;
+    state.reload.notify_one();
+    Ok((StatusCode::CREATED, Json(GroupView::new(&group))))
+}
+
+async fn show(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<GroupView>, ApiError> {
+    Ok(Json(GroupView::new(&service::groups::get(&state.db, &name).await?)))
+}
+
+async fn update(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<GroupBody>,
+) -> Result<Json<GroupView>, ApiError> {
+    if body.name.as_deref().is_some_and(|n| n != name) {
+        return Err(ApiError::bad_request("name: a group cannot be renamed"));
+    }
+    let group = service::groups::update(&state.db, &name, body.input()).await?;
+    state.reload.notify_one();
+    Ok(Json(GroupView::new(&group)))
+}
+
+async fn remove(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    service::groups::delete(&state.db, &name).await?;
+    state.reload.notify_one();
+    Ok(StatusCode::NO_CONTENT)
+}

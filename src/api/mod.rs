@@ -1,0 +1,55 @@
+//! The JSON management API under `/api`, authenticated by admin access tokens
+//! (`Authorization: Bearer tga-…`, from `tollgate admin-token create`). It exposes the same
+//! operations as the command line, through the same services.
+
+mod channels;
+mod error;
+mod extract;
+mod groups;
+mod logs;
+mod options;
+mod prices;
+mod tokens;
+mod users;
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::extract::OriginalUri;
+use http::Method;
+
+use crate::state::AppState;
+pub use error::ApiError;
+
+pub fn router() -> Router<AppState> {
+    let api = Router::new()
+        .merge(users::router())
+        .merge(tokens::router())
+        .merge(groups::router())
+        .merge(channels::router())
+        .merge(prices::router())
+        .merge(logs::router())
+        .merge(options::router())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method);
+    Router::new().nest("/api", api)
+}
+
+/// The current quota-per-dollar rate, for views that show dollars.
+async fn quota_per_usd(state: &AppState) -> Result<i64, ApiError> {
+    Ok(crate::service::options::current(&state.db)
+        .await?
+        .quota_per_usd())
+}
+
+async fn unknown_route(OriginalUri(uri): OriginalUri) -> Response {
+    ApiError::not_found(format!("there is no API route {}", uri.path())).into_response()
+}
+
+async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> Response {
+    ApiError::new(
+        http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not supported on {}", uri.path()),
+    )
+    .into_response()
+}

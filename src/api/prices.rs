@@ -1,0 +1,75 @@
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::extract::{Admin, ApiJson, decimal};
+use crate::service::prices::PriceInput;
+use crate::service::views::PriceView;
+use crate::service::{self};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/prices", get(list))
+        // Model names may contain slashes.
+        .route("/prices/{*model}", get(show).put(set).delete(remove))
+}
+
+async fn list(_admin: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let prices = service::prices::list(&state.db).await?;
+    let data: Vec<PriceView> = prices.iter().map(PriceView::new).collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+async fn show(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Json<PriceView>, ApiError> {
+    Ok(Json(PriceView::new(&service::prices::get(&state.db, &model).await?)))
+}
+
+/// Dollars per 1M tokens, or per request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceBody {
+    #[serde(default, deserialize_with = "decimal")]
+    input: Option<String>,
+    #[serde(default, deserialize_with = "decimal")]
+    output: Option<String>,
+    #[serde(default, deserialize_with = "decimal")]
+    cached_input: Option<String>,
+    #[serde(default, deserialize_with = "decimal")]
+    per_request: Option<String>,
+}
+
+async fn set(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    ApiJson(body): ApiJson<PriceBody>,
+) -> Result<Json<PriceView>, ApiError> {
+    let input = PriceInput {
+        input: body.input,
+        output: body.output,
+        cached_input: body.cached_input,
+        per_request: body.per_request,
+    };
+    let price = service::prices::set(&state.db, &model, &input).await?;
+    state.reload.notify_one();
+    Ok(Json(PriceView::new(&price)))
+}
+
+async fn remove(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    service::prices::delete(&state.db, &model).await?;
+    state.reload.notify_one();
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,122 @@
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::quota_per_usd as qpu;
+use super::extract::{Admin, ApiJson, List, decimal, nullable};
+use crate::service::tokens::{CreateToken, UpdateToken};
+use crate::service::views::{NewTokenView, TokenView};
+use crate::service::{self};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users/{username}/tokens", get(list).post(create))
+        .route("/tokens/{id}", get(show).patch(update).delete(remove))
+}
+
+async fn list(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let tokens = service::tokens::list_for_user(&state.db, &username).await?;
+    let qpu = qpu(&state).await?;
+    let data: Vec<TokenView> = tokens.iter().map(|t| TokenView::new(t, qpu)).collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    #[serde(default, deserialize_with = "decimal")]
+    quota_usd: Option<String>,
+    expires: Option<String>,
+    models: Option<List>,
+    allow_ips: Option<List>,
+}
+
+async fn create(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<(StatusCode, Json<NewTokenView>), ApiError> {
+    let (token, key) = service::tokens::create(
+        &state.db,
+        CreateToken {
+            username,
+            name: body.name,
+            quota_usd: body.quota_usd,
+            expires: body.expires,
+            models: body.models.map(List::joined),
+            allow_ips: body.allow_ips.map(List::joined),
+        },
+    )
+    .await?;
+    state.reload.notify_one();
+    let token = TokenView::new(&token, qpu(&state).await?);
+    Ok((StatusCode::CREATED, Json(NewTokenView { key, token })))
+}
+
+async fn show(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<TokenView>, ApiError> {
+    let token = service::tokens::get(&state.db, id).await?;
+    Ok(Json(TokenView::new(&token, qpu(&state).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    name: Option<String>,
+    status: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    expires: Option<Option<String>>,
+    #[serde(default, deserialize_with = "decimal")]
+    quota_usd: Option<String>,
+    unlimited: Option<bool>,
+    models: Option<List>,
+    allow_ips: Option<List>,
+}
+
+async fn update(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> Result<Json<TokenView>, ApiError> {
+    let token = service::tokens::update(
+        &state.db,
+        id,
+        UpdateToken {
+            name: body.name,
+            status: body.status,
+            expires: body.expires,
+            quota_usd: body.quota_usd,
+            unlimited: body.unlimited,
+            models: body.models.map(List::joined),
+            allow_ips: body.allow_ips.map(List::joined),
+        },
+    )
+    .await?;
+    state.reload.notify_one();
+    Ok(Json(TokenView::new(&token, qpu(&state).await?)))
+}
+
+async fn remove(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    service::tokens::delete(&state.db, id).await?;
+    state.reload.notify_one();
+    Ok(StatusCode::NO_CONTENT)
+}

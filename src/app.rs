@@ -1,0 +1,228 @@
+//! Building and running the server: database, billing writer, snapshot, background jobs, and
+//! an accept loop with TCP_NODELAY and a bounded graceful stop.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::billing;
+use crate::config::Config;
+use crate::db::Db;
+use crate::domain::tokenizer;
+use crate::jobs;
+use crate::snapshot::Snapshot;
+use crate::state::{AppInner, AppState};
+
+/// Idle keep-alive connections to upstreams kept per host.
+const UPSTREAM_POOL_PER_HOST: usize = 512;
+
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    router: Router,
+    jobs: JoinSet<()>,
+    cancel_jobs: CancellationToken,
+    billing_writer: JoinHandle<()>,
+}
+
+impl App {
+    /// Connects and migrates the database, loads the snapshot and binds the listener (port 0
+    /// picks a free port; see [`App::local_addr`]).
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let db = Db::connect(&config.database.url, config.database.max_connections)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database at {}",
+                    crate::config::redact_url(&config.database.url)
+                )
+            })?;
+        let (billing, writer) =
+            billing::writer::start(db.clone(), config.server.billing_flush_interval());
+        let billing_writer = tokio::spawn(writer);
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(
+                config.server.upstream_connect_timeout_secs,
+            ))
+            .pool_max_idle_per_host(UPSTREAM_POOL_PER_HOST)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let (channel_events, channel_event_receiver) = mpsc::unbounded_channel();
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let state = AppState(Arc::new(AppInner {
+            config,
+            db,
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            billing,
+            http,
+            tokenizer: tokenizer::shared(),
+            channel_events,
+            reload: Notify::new(),
+        }));
+        jobs::snapshot_sync::reload(&state)
+            .await
+            .context("cannot load data from the database")?;
+
+        let cancel_jobs = CancellationToken::new();
+        let mut background = JoinSet::new();
+        background.spawn(jobs::snapshot_sync::run(state.clone(), cancel_jobs.clone()));
+        background.spawn(jobs::channel_health::record_events(
+            state.clone(),
+            channel_event_receiver,
+            cancel_jobs.clone(),
+        ));
+        background.spawn(jobs::channel_health::probe_loop(
+            state.clone(),
+            cancel_jobs.clone(),
+        ));
+
+        let router = crate::router(state.clone());
+        Ok(App {
+            listener,
+            state,
+            router,
+            jobs: background,
+            cancel_jobs,
+            billing_writer,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests and streams in
+    /// flight finish for up to `shutdown_grace_secs`, cuts what is left (those requests are
+    /// billed for what they used), and writes every pending billing record before returning.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let App {
+            listener,
+            state,
+            router,
+            mut jobs,
+            cancel_jobs,
+            billing_writer,
+        } = self;
+        let mut connections: JoinSet<()> = JoinSet::new();
+        let graceful = GracefulShutdown::new();
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new());
+        builder
+            .http1()
+            .header_read_timeout(Some(Duration::from_secs(30)));
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (tcp, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off briefly.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    // Small SSE frames must not wait for Nagle's algorithm.
+                    let _ = tcp.set_nodelay(true);
+                    let service = router
+                        .clone()
+                        .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+                            let mut request = request.map(axum::body::Body::new);
+                            request.extensions_mut().insert(ConnectInfo(peer));
+                            request
+                        });
+                    let service = TowerToHyperService::new(service.map_err(|e: Infallible| e));
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                        .into_owned();
+                    let connection = graceful.watch(connection);
+                    connections.spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+        tracing::info!(
+            in_flight = connections.len(),
+            "stopping: no new connections; waiting up to {} s for requests in flight",
+            grace.as_secs()
+        );
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = tokio::time::sleep(grace) => {
+                tracing::warn!(remaining = connections.len(), "grace period over; closing the remaining connections");
+                connections.abort_all();
+            }
+        }
+        while connections.join_next().await.is_some() {}
+        cancel_jobs.cancel();
+        while jobs.join_next().await.is_some() {}
+        // Every request has finished or been cut (and billed): write what is pending.
+        state.billing.flush().await;
+        billing_writer.abort();
+        let _ = billing_writer.await;
+        state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,263 @@
+//! Holds, settlement and the batched writer.
+//!
+//! A relayed request gets exactly one [`Ticket`]: its hold is reserved on the in-memory ledger
+//! at admission, and the ticket is consumed by [`Ticket::settle`] or [`Ticket::refund`]. A
+//! ticket dropped without either (a panic, a client that vanished, a cancelled task) refunds
+//! itself, so every hold is released exactly once. Settled costs reach the database through
+//! the [`writer`], in batches.
+
+pub mod ledger;
+pub mod writer;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::logs::RequestLog;
+use crate::domain::kinds::Outcome;
+use crate::domain::money::Ratio;
+use crate::domain::pricing::{self, ModelPrice, Usage};
+use crate::snapshot::{TokenEntry, UserEntry};
+use ledger::Account;
+
+/// One finished request on its way to the database.
+#[derive(Debug)]
+pub struct Settled {
+    pub log: RequestLog,
+    pub user: Option<Arc<Account>>,
+    /// Present only for keys with their own limit.
+    pub token: Option<Arc<Account>>,
+    /// Whether the request counts toward request totals (an upstream answered).
+    pub counted: bool,
+}
+
+#[derive(Debug)]
+pub(crate) enum Event {
+    Record(Box<Settled>),
+    /// Write everything received so far, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Cheap handle to the billing writer.
+#[derive(Clone, Debug)]
+pub struct Billing {
+    events: mpsc::UnboundedSender<Event>,
+    /// Serialises batch commits with snapshot balance reads (see `ledger`).
+    sync_lock: Arc<tokio::sync::Mutex<()>>,
+    synchronous: bool,
+}
+
+impl Billing {
+    pub fn sync_lock(&self) -> &Arc<tokio::sync::Mutex<()>> {
+        &self.sync_lock
+    }
+
+    /// True when every record is written as it arrives (flush interval 0).
+    pub fn is_synchronous(&self) -> bool {
+        self.synchronous
+    }
+
+    pub fn record(&self, settled: Settled) {
+        // The writer only stops after the server has drained; a send that fails then has
+        // nothing left to bill.
+        if self.events.send(Event::Record(Box::new(settled))).is_err() {
+            tracing::error!("billing writer has stopped; a request record was lost");
+        }
+    }
+
+    /// Waits until everything recorded before this call is in the database.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.events.send(Event::Flush(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Logs a request refused before any hold (no money moves).
+    pub fn record_refusal(&self, log: RequestLog) {
+        self.record(Settled {
+            log,
+            user: None,
+            token: None,
+            counted: false,
+        });
+    }
+}
+
+/// How a request is priced, fixed at admission.
+#[derive(Clone, Copy, Debug)]
+pub struct PriceContext {
+    /// `None` for an unpriced model the admin allowed: it costs nothing.
+    pub price: Option<ModelPrice>,
+    pub group_ratio: Ratio,
+    pub quota_per_usd: i64,
+}
+
+impl PriceContext {
+    pub fn cost(&self, usage: Usage) -> Result<i64, pricing::PricingError> {
+        match self.price {
+            None => Ok(0),
+            Some(price) => {
+                pricing::cost(price, usage, self.group_ratio, self.quota_per_usd).map(|q| q.0)
+            }
+        }
+    }
+}
+
+/// A request's hold and its log row in the making.
+#[derive(Debug)]
+pub struct Ticket {
+    billing: Billing,
+    user: Arc<UserEntry>,
+    token: Arc<TokenEntry>,
+    hold: i64,
+    pub pricing: PriceContext,
+    /// Filled in as the request goes; written when the ticket finishes.
+    pub log: RequestLog,
+    started: Instant,
+    finished: bool,
+    /// What to bill if the ticket is dropped unfinished: set while an upstream is working on
+    /// the request, so a client that hangs up mid-answer still pays for the prompt the
+    /// upstream processed.
+    pub charge_on_drop: Option<Usage>,
+}
+
+impl Ticket {
+    /// Reserves `hold` on the user and key. The ticket now owns the hold.
+    pub fn open(
+        billing: &Billing,
+        user: Arc<UserEntry>,
+        token: Arc<TokenEntry>,
+        hold: i64,
+        pricing: PriceContext,
+        log: RequestLog,
+        started: Instant,
+    ) -> Result<Ticket, ledger::Shortfall> {
+        ledger::try_hold(&user.account, token.limited_account(), hold)?;
+        Ok(Ticket {
+            billing: billing.clone(),
+            user,
+            token,
+            hold,
+            pricing,
+            log,
+            started,
+            finished: false,
+            charge_on_drop: None,
+        })
+    }
+
+    pub fn hold(&self) -> i64 {
+        self.hold
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Bills real usage and releases the hold. Returns the cost.
+    pub fn settle(mut self, usage: Usage, estimated: bool, outcome: Outcome) -> i64 {
+        self.finish(usage, estimated, outcome)
+    }
+
+    /// Releases the hold without charging: no upstream produced an answer.
+    pub fn refund(mut self, status_code: u16, message: &str) {
+        self.log.status_code = i64::from(status_code);
+        self.log.error_message = message.to_string();
+        self.finish(Usage::default(), false, Outcome::UpstreamError);
+    }
+
+    fn finish(&mut self, usage: Usage, estimated: bool, outcome: Outcome) -> i64 {
+        if self.finished {
+            return 0;
+        }
+        self.finished = true;
+        let charged = !matches!(outcome, Outcome::UpstreamError | Outcome::Refused);
+        let cost = if charged {
+            self.pricing.cost(usage).unwrap_or_else(|e| {
+                tracing::error!(request_id = %self.log.request_id, "pricing failed ({e}); charging the hold");
+                self.hold
+            })
+        } else {
+            0
+        };
+        ledger::settle(
+            &self.user.account,
+            self.token.limited_account(),
+            self.hold,
+            cost,
+        );
+        let log = &mut self.log;
+        log.prompt_tokens = usage.prompt_tokens;
+        log.completion_tokens = usage.completion_tokens;
+        log.cached_tokens = usage.cached_tokens;
+        log.usage_estimated = estimated;
+        log.cost = cost;
+        log.outcome = outcome;
+        log.latency_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.billing.record(Settled {
+            log: std::mem::replace(log, RequestLog::empty()),
+            user: Some(self.user.account.clone()),
+            token: self.token.limited_account().is_some().then(|| self.token.account.clone()),
+            counted: charged,
+        });
+        cost
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        match self.charge_on_drop.take() {
+            Some(usage) => {
+                if self.log.error_message.is_empty() {
+                    self.log.error_message = "the client closed the connection".into();
+                }
+                self.finish(usage, true, Outcome::ClientClosed);
+            }
+            None => {
+                if self.log.error_message.is_empty() {
+                    self.log.error_message = "request ended before it was billed".into();
+                }
+                self.finish(Usage::default(), false, Outcome::UpstreamError);
+            }
+        }
+    }
+}
+
+impl RequestLog {
+    /// A blank row; the relay fills every field it knows.
+    pub fn empty() -> RequestLog {
+        RequestLog {
+            id: 0,
+            created_at: 0,
+            request_id: String::new(),
+            user_id: 0,
+            username: String::new(),
+            token_id: 0,
+            token_name: String::new(),
+            group: String::new(),
+            endpoint: String::new(),
+            model: String::new(),
+            upstream_model: String::new(),
+            channel_id: None,
+            channel_name: String::new(),
+            attempts: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cached_tokens: 0,
+            usage_estimated: false,
+            cost: 0,
+            latency_ms: 0,
+            ttft_ms: None,
+            is_stream: false,
+            outcome: Outcome::Refused,
+            status_code: 0,
+            error_message: String::new(),
+            client_ip: String::new(),
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The batched billing writer: one task that sums balance changes per user, key and channel,
+//! and writes them with the request logs in one transaction per flush (every
+//! `flush_interval`, default one second). A flush that fails is kept and retried, never dropped.
+//! With a zero interval every record is written as it arrives.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::ledger::Account;
+use super::{Billing, Event, Settled};
+use crate::db::Db;
+use crate::db::logs::{self, BalanceDelta, BillingBatch, RequestLog};
+
+#[derive(Default)]
+struct Pending {
+    users: HashMap<i64, (BalanceDelta, Option<Arc<Account>>)>,
+    tokens: HashMap<i64, (BalanceDelta, Option<Arc<Account>>)>,
+    channels: HashMap<i64, BalanceDelta>,
+    logs: Vec<RequestLog>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.logs.is_empty() && self.users.is_empty()
+    }
+
+    fn add(&mut self, settled: Settled) {
+        let Settled {
+            log,
+            user,
+            token,
+            counted,
+        } = settled;
+        let requests = i64::from(counted);
+        if user.is_some() || counted {
+            let (delta, account) = self.users.entry(log.user_id).or_insert_with(|| {
+                (
+                    BalanceDelta {
+                        id: log.user_id,
+                        ..BalanceDelta::default()
+                    },
+                    None,
+                )
+            });
+            delta.quota -= log.cost;
+            delta.used += log.cost;
+            delta.requests += requests;
+            if account.is_none() {
+                *account = user;
+            }
+            let (delta, account) = self.tokens.entry(log.token_id).or_insert_with(|| {
+                (
+                    BalanceDelta {
+                        id: log.token_id,
+                        ..BalanceDelta::default()
+                    },
+                    None,
+                )
+            });
+            // An unlimited key's remaining quota does not move; its usage still counts.
+            if token.is_some() {
+                delta.quota -= log.cost;
+            }
+            delta.used += log.cost;
+            delta.requests += requests;
+            delta.last_used_at = delta.last_used_at.max(log.created_at);
+            if account.is_none() {
+                *account = token;
+            }
+            if let Some(channel_id) = log.channel_id
+                && counted
+            {
+                let delta = self.channels.entry(channel_id).or_insert(BalanceDelta {
+                    id: channel_id,
+                    ..BalanceDelta::default()
+                });
+                delta.used += log.cost;
+                delta.requests += 1;
+            }
+        }
+        self.logs.push(log);
+    }
+
+    /// Folds a batch that failed to write back in front of newer records.
+    fn merge_back(&mut self, older: Pending) {
+        let newer = std::mem::replace(self, older);
+        for (id, (delta, account)) in newer.users {
+            let entry = self
+                .users
+                .entry(id)
+                .or_insert((BalanceDelta { id, ..BalanceDelta::default() }, None));
+            add_delta(&mut entry.0, &delta);
+            if entry.1.is_none() {
+                entry.1 = account;
+            }
+        }
+        for (id, (delta, account)) in newer.tokens {
+            let entry = self
+                .tokens
+                .entry(id)
+                .or_insert((BalanceDelta { id, ..BalanceDelta::default() }, None));
+            add_delta(&mut entry.0, &delta);
+            if entry.1.is_none() {
+                entry.1 = account;
+            }
+        }
+        for (id, delta) in newer.channels {
+            let entry = self.channels.entry(id).or_insert(BalanceDelta {
+                id,
+                ..BalanceDelta::default()
+            });
+            add_delta(entry, &delta);
+        }
+        self.logs.extend(newer.logs);
+    }
+
+    fn batch(&self) -> BillingBatch {
+        BillingBatch {
+            users: self.users.values().map(|(d, _)| *d).collect(),
+            tokens: self.tokens.values().map(|(d, _)| *d).collect(),
+            channels: self.channels.values().copied().collect(),
+            logs: self.logs.clone(),
+        }
+    }
+
+    /// Moves the committed amounts from "unflushed" to "stored" on the live accounts.
+    fn mark_committed(&self) {
+        for (delta, account) in self.users.values().chain(self.tokens.values()) {
+            if let Some(account) = account {
+                account.committed(delta.quota);
+            }
+        }
+    }
+}
+
+fn add_delta(into: &mut BalanceDelta, delta: &BalanceDelta) {
+    into.quota += delta.quota;
+    into.used += delta.used;
+    into.requests += delta.requests;
+    into.last_used_at = into.last_used_at.max(delta.last_used_at);
+}
+
+/// Starts the writer. The returned future runs until every [`Billing`] handle is dropped, then
+/// writes what is left and returns.
+pub fn start(
+    db: Db,
+    flush_interval: Duration,
+) -> (Billing, impl std::future::Future<Output = ()> + Send + 'static) {
+    let (events, receiver) = mpsc::unbounded_channel();
+    let sync_lock = Arc::new(tokio::sync::Mutex::new(()));
+    let billing = Billing {
+        events,
+        sync_lock: sync_lock.clone(),
+        synchronous: flush_interval.is_zero(),
+    };
+    (billing, run(db, receiver, sync_lock, flush_interval))
+}
+
+async fn run(
+    db: Db,
+    mut receiver: mpsc::UnboundedReceiver<Event>,
+    sync_lock: Arc<tokio::sync::Mutex<()>>,
+    flush_interval: Duration,
+) {
+    let synchronous = flush_interval.is_zero();
+    let mut ticker = tokio::time::interval(if synchronous {
+        Duration::from_secs(1)
+    } else {
+        flush_interval
+    });
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pending = Pending::default();
+    loop {
+        tokio::select! {
+            event = receiver.recv() => match event {
+                Some(Event::Record(settled)) => {
+                    pending.add(*settled);
+                    if synchronous {
+                        flush(&db, &sync_lock, &mut pending).await;
+                    }
+                }
+                Some(Event::Flush(ack)) => {
+                    // Take everything already queued, so the flush covers all records sent
+                    // before the request for it.
+                    while let Ok(Event::Record(settled)) = receiver.try_recv() {
+                        pending.add(*settled);
+                    }
+                    flush(&db, &sync_lock, &mut pending).await;
+                    let _ = ack.send(());
+                }
+                None => break,
+            },
+            _ = ticker.tick() => flush(&db, &sync_lock, &mut pending).await,
+        }
+    }
+    // Every handle is gone: the server has drained. Write the rest, retrying a few times so a
+    // brief database hiccup at shutdown loses nothing.
+    for attempt in 0..5 {
+        if pending.is_empty() {
+            return;
+        }
+        flush(&db, &sync_lock, &mut pending).await;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+        }
+    }
+    if !pending.is_empty() {
+        tracing::error!(
+            requests = pending.logs.len(),
+            "billing records could not be written before shutdown"
+        );
+    }
+}
+
+async fn flush(db: &Db, sync_lock: &tokio::sync::Mutex<()>, pending: &mut Pending) {
+    if pending.is_empty() {
+        return;
+    }
+    let taken = std::mem::take(pending);
+    let batch = taken.batch();
+    let _sync = sync_lock.lock().await;
+    match logs::apply_billing(db, &batch).await {
+        Ok(()) => taken.mark_committed(),
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                requests = batch.logs.len(),
+                "billing flush failed; will retry"
+            );
+            pending.merge_back(taken);
+        }
+    }
+}

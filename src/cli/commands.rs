@@ -1,0 +1,534 @@
+//! Each management subcommand: call the service, print text or JSON.
+
+use serde::Serialize;
+
+use super::output;
+use super::{
+    AdminTokenCommand, ChannelCommand, ChannelFlags, Command, GroupCommand, JsonFlag, LogsArgs,
+    OptionCommand, PriceCommand, TokenCommand, UserCommand,
+};
+use crate::config::DatabaseConfig;
+use crate::db::Db;
+use crate::service::channels::{ChannelInput, parse_header_lines, parse_mapping_pairs};
+use crate::service::groups::GroupInput;
+use crate::service::logs::LogQuery;
+use crate::service::prices::PriceInput;
+use crate::service::tokens::{CreateToken, UpdateToken};
+use crate::service::users::{CreateUser, QuotaChange, UpdateUser};
+use crate::service::views::{
+    AdminTokenView, ChannelView, GroupView, LogView, NewTokenView, PriceView, TokenView, UserView,
+};
+use crate::service::{self, ServiceError};
+
+type CommandResult = Result<(), String>;
+
+fn describe(error: ServiceError) -> String {
+    match error {
+        ServiceError::Invalid { field, message } => format!("--{field}: {message}"),
+        other => other.to_string(),
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) -> CommandResult {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Prints `value` as JSON or with the text formatter.
+fn show<T: Serialize>(json: JsonFlag, value: &T, text: impl FnOnce(&T) -> String) -> CommandResult {
+    if json.json {
+        print_json(value)
+    } else {
+        println!("{}", text(value));
+        Ok(())
+    }
+}
+
+pub async fn run(database: &DatabaseConfig, command: Command) -> CommandResult {
+    let db = Db::connect(&database.url, database.max_connections.min(4))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot open the database at {}: {e}",
+                crate::config::redact_url(&database.url)
+            )
+        })?;
+    let result = dispatch(&db, command).await;
+    db.close().await;
+    result
+}
+
+async fn quota_per_usd(db: &Db) -> Result<i64, String> {
+    Ok(service::options::current(db)
+        .await
+        .map_err(describe)?
+        .quota_per_usd())
+}
+
+async fn dispatch(db: &Db, command: Command) -> CommandResult {
+    match command {
+        Command::Serve(_) => Err("`serve` is not a management command".into()),
+        Command::User(c) => user(db, c).await,
+        Command::Token(c) => token(db, c).await,
+        Command::Channel(c) => channel(db, c).await,
+        Command::Price(c) => price(db, c).await,
+        Command::Group(c) => group(db, c).await,
+        Command::Logs(args) => logs(db, args).await,
+        Command::Option(c) => option(db, c).await,
+        Command::AdminToken(c) => admin_token(db, c).await,
+    }
+}
+
+async fn user(db: &Db, command: UserCommand) -> CommandResult {
+    let qpu = quota_per_usd(db).await?;
+    match command {
+        UserCommand::Create {
+            username,
+            password,
+            role,
+            group,
+            quota_usd,
+            email,
+            json,
+        } => {
+            let user = service::users::create(
+                db,
+                CreateUser {
+                    username,
+                    password,
+                    email,
+                    role: Some(role),
+                    group: Some(group),
+                    quota_usd,
+                },
+            )
+            .await
+            .map_err(describe)?;
+            show(json, &UserView::new(&user, qpu), |u| {
+                format!("Created user.\n{}", output::user(u))
+            })
+        }
+        UserCommand::Show { username, json } => {
+            let user = service::users::get(db, &username).await.map_err(describe)?;
+            show(json, &UserView::new(&user, qpu), output::user)
+        }
+        UserCommand::List {
+            limit,
+            offset,
+            json,
+        } => {
+            let users = service::users::list(db, limit, offset)
+                .await
+                .map_err(describe)?;
+            let views: Vec<UserView> = users.iter().map(|u| UserView::new(u, qpu)).collect();
+            show(json, &views, |v| output::users(v))
+        }
+        UserCommand::Update {
+            username,
+            role,
+            group,
+            status,
+            email,
+            password,
+            json,
+        } => {
+            let user = service::users::update(
+                db,
+                &username,
+                UpdateUser {
+                    password,
+                    email: email.map(Some),
+                    display_name: None,
+                    role,
+                    status,
+                    group,
+                },
+            )
+            .await
+            .map_err(describe)?;
+            show(json, &UserView::new(&user, qpu), |u| {
+                format!("Updated user.\n{}", output::user(u))
+            })
+        }
+        UserCommand::Topup {
+            username,
+            usd,
+            units,
+            json,
+        } => {
+            let user = service::users::change_quota(db, &username, QuotaChange { usd, units })
+                .await
+                .map_err(describe)?;
+            show(json, &UserView::new(&user, qpu), |u| {
+                format!("Balance changed.\n{}", output::user(u))
+            })
+        }
+    }
+}
+
+fn join_ips(list: Vec<String>) -> Option<String> {
+    (!list.is_empty()).then(|| list.join(","))
+}
+
+async fn token(db: &Db, command: TokenCommand) -> CommandResult {
+    let qpu = quota_per_usd(db).await?;
+    match command {
+        TokenCommand::Create {
+            user,
+            name,
+            quota_usd,
+            unlimited: _,
+            expires,
+            models,
+            allow_ip,
+            json,
+        } => {
+            let (token, key) = service::tokens::create(
+                db,
+                CreateToken {
+                    username: user,
+                    name,
+                    quota_usd,
+                    expires,
+                    models,
+                    allow_ips: join_ips(allow_ip),
+                },
+            )
+            .await
+            .map_err(describe)?;
+            let view = NewTokenView {
+                key,
+                token: TokenView::new(&token, qpu),
+            };
+            show(json, &view, |v| {
+                format!(
+                    "Created API key '{}' for {} (id {}).\n\n    {}\n\nThis is the only time the key is shown: store it now.\n{}",
+                    v.token.name,
+                    v.token.user,
+                    v.token.id,
+                    v.key,
+                    output::token(&v.token)
+                )
+            })
+        }
+        TokenCommand::List { user, json } => {
+            let tokens = service::tokens::list_for_user(db, &user)
+                .await
+                .map_err(describe)?;
+            let views: Vec<TokenView> = tokens.iter().map(|t| TokenView::new(t, qpu)).collect();
+            show(json, &views, |v| output::tokens(v))
+        }
+        TokenCommand::Update {
+            id,
+            name,
+            status,
+            expires,
+            no_expiry,
+            quota_usd,
+            unlimited,
+            models,
+            allow_ip,
+            json,
+        } => {
+            let expires = if no_expiry { Some(None) } else { expires.map(Some) };
+            let token = service::tokens::update(
+                db,
+                id,
+                UpdateToken {
+                    name,
+                    status,
+                    expires,
+                    quota_usd,
+                    unlimited: unlimited.then_some(true),
+                    models,
+                    allow_ips: join_ips(allow_ip),
+                },
+            )
+            .await
+            .map_err(describe)?;
+            show(json, &TokenView::new(&token, qpu), |t| {
+                format!("Updated API key.\n{}", output::token(t))
+            })
+        }
+        TokenCommand::Delete { id } => {
+            service::tokens::delete(db, id).await.map_err(describe)?;
+            println!("Deleted API key {id}.");
+            Ok(())
+        }
+    }
+}
+
+fn channel_input(flags: ChannelFlags) -> Result<ChannelInput, String> {
+    Ok(ChannelInput {
+        name: None,
+        channel_type: flags.channel_type,
+        base_url: flags.base_url,
+        keys: (!flags.keys.is_empty()).then_some(flags.keys),
+        models: flags.models,
+        groups: flags.groups,
+        priority: flags.priority,
+        weight: flags.weight,
+        model_mapping: if flags.model_map.is_empty() {
+            None
+        } else {
+            Some(parse_mapping_pairs(&flags.model_map).map_err(describe)?)
+        },
+        timeout_secs: flags.timeout_secs,
+        extra_headers: if flags.headers.is_empty() {
+            None
+        } else {
+            Some(parse_header_lines(&flags.headers).map_err(describe)?)
+        },
+        status: None,
+    })
+}
+
+async fn channel(db: &Db, command: ChannelCommand) -> CommandResult {
+    let qpu = quota_per_usd(db).await?;
+    match command {
+        ChannelCommand::Add { name, flags, json } => {
+            let mut input = channel_input(flags)?;
+            input.name = Some(name);
+            let channel = service::channels::create(db, input)
+                .await
+                .map_err(describe)?;
+            show(json, &ChannelView::new(&channel, qpu), |c| {
+                format!("Added channel.\n{}", output::channel(c))
+            })
+        }
+        ChannelCommand::List { json } => {
+            let channels = service::channels::list(db).await.map_err(describe)?;
+            let views: Vec<ChannelView> =
+                channels.iter().map(|c| ChannelView::new(c, qpu)).collect();
+            show(json, &views, |v| output::channels(v))
+        }
+        ChannelCommand::Show { channel, json } => {
+            let channel = service::channels::get(db, &channel)
+                .await
+                .map_err(describe)?;
+            show(json, &ChannelView::new(&channel, qpu), output::channel)
+        }
+        ChannelCommand::Update {
+            channel,
+            rename,
+            flags,
+            enable,
+            disable,
+            json,
+        } => {
+            let mut input = channel_input(flags)?;
+            input.name = rename;
+            input.status = if enable {
+                Some("enabled".into())
+            } else if disable {
+                Some("disabled".into())
+            } else {
+                None
+            };
+            let channel = service::channels::update(db, &channel, input)
+                .await
+                .map_err(describe)?;
+            show(json, &ChannelView::new(&channel, qpu), |c| {
+                format!("Updated channel.\n{}", output::channel(c))
+            })
+        }
+        ChannelCommand::Delete { channel } => {
+            service::channels::delete(db, &channel)
+                .await
+                .map_err(describe)?;
+            println!("Deleted channel {channel}.");
+            Ok(())
+        }
+    }
+}
+
+async fn price(db: &Db, command: PriceCommand) -> CommandResult {
+    match command {
+        PriceCommand::Set {
+            model,
+            input,
+            output: output_price,
+            cached_input,
+            per_request,
+            json,
+        } => {
+            let price = service::prices::set(
+                db,
+                &model,
+                &PriceInput {
+                    input,
+                    output: output_price,
+                    cached_input,
+                    per_request,
+                },
+            )
+            .await
+            .map_err(describe)?;
+            let description = PriceView::describe(&price.price);
+            show(json, &PriceView::new(&price), |p| {
+                format!("Price of {} set: {description}.", p.model)
+            })
+        }
+        PriceCommand::List { json } => {
+            let prices = service::prices::list(db).await.map_err(describe)?;
+            if json.json {
+                let views: Vec<PriceView> = prices.iter().map(PriceView::new).collect();
+                return print_json(&views);
+            }
+            println!("{}", output::prices(&prices));
+            Ok(())
+        }
+        PriceCommand::Delete { model } => {
+            service::prices::delete(db, &model)
+                .await
+                .map_err(describe)?;
+            println!("Removed the price of {model}.");
+            Ok(())
+        }
+    }
+}
+
+async fn group(db: &Db, command: GroupCommand) -> CommandResult {
+    match command {
+        GroupCommand::Create {
+            name,
+            ratio,
+            description,
+            selectable,
+            json,
+        } => {
+            let group = service::groups::create(
+                db,
+                &name,
+                GroupInput {
+                    ratio,
+                    description,
+                    user_selectable: Some(selectable),
+                },
+            )
+            .await
+            .map_err(describe)?;
+            show(json, &GroupView::new(&group), |g| {
+                format!("Created group.\n{}", output::groups(std::slice::from_ref(g)))
+            })
+        }
+        GroupCommand::List { json } => {
+            let groups = service::groups::list(db).await.map_err(describe)?;
+            let views: Vec<GroupView> = groups.iter().map(GroupView::new).collect();
+            show(json, &views, |v| output::groups(v))
+        }
+        GroupCommand::Update {
+            name,
+            ratio,
+            description,
+            selectable,
+            json,
+        } => {
+            let group = service::groups::update(
+                db,
+                &name,
+                GroupInput {
+                    ratio,
+                    description,
+                    user_selectable: selectable,
+                },
+            )
+            .await
+            .map_err(describe)?;
+            show(json, &GroupView::new(&group), |g| {
+                format!("Updated group.\n{}", output::groups(std::slice::from_ref(g)))
+            })
+        }
+        GroupCommand::Delete { name } => {
+            service::groups::delete(db, &name)
+                .await
+                .map_err(describe)?;
+            println!("Deleted group {name}.");
+            Ok(())
+        }
+    }
+}
+
+async fn logs(db: &Db, args: LogsArgs) -> CommandResult {
+    let qpu = quota_per_usd(db).await?;
+    let (rows, totals) = service::logs::query(
+        db,
+        LogQuery {
+            username: args.user,
+            model: args.model,
+            request_id: args.request_id,
+            limit: Some(args.limit),
+            ..LogQuery::default()
+        },
+    )
+    .await
+    .map_err(describe)?;
+    let views: Vec<LogView> = rows.iter().map(|l| LogView::new(l, qpu)).collect();
+    if args.json.json {
+        return print_json(&views);
+    }
+    println!("{}", output::logs(&views, &totals, qpu));
+    Ok(())
+}
+
+async fn option(db: &Db, command: OptionCommand) -> CommandResult {
+    match command {
+        OptionCommand::List { json } => {
+            let options = service::options::list(db).await.map_err(describe)?;
+            show(json, &options, |o| output::options(o))
+        }
+        OptionCommand::Set { name, value } => {
+            let info = service::options::set(db, &name, &value)
+                .await
+                .map_err(describe)?;
+            println!("{} = {}", info.name, info.value);
+            Ok(())
+        }
+        OptionCommand::Reset { name } => {
+            let info = service::options::reset(db, &name)
+                .await
+                .map_err(describe)?;
+            println!("{} = {} (default)", info.name, info.value);
+            Ok(())
+        }
+    }
+}
+
+async fn admin_token(db: &Db, command: AdminTokenCommand) -> CommandResult {
+    match command {
+        AdminTokenCommand::Create { user, name, json } => {
+            let (row, plain) = service::admin_tokens::create(db, &user, &name)
+                .await
+                .map_err(describe)?;
+            #[derive(Serialize)]
+            struct Created {
+                token: String,
+                #[serde(flatten)]
+                info: AdminTokenView,
+            }
+            let created = Created {
+                token: plain,
+                info: AdminTokenView::new(&row),
+            };
+            show(json, &created, |c| {
+                format!(
+                    "Created admin token '{}' for {} (id {}).\n\n    {}\n\nUse it as 'Authorization: Bearer <token>' on /api. It is shown only now.",
+                    c.info.name, c.info.user, c.info.id, c.token
+                )
+            })
+        }
+        AdminTokenCommand::List { json } => {
+            let rows = service::admin_tokens::list(db).await.map_err(describe)?;
+            let views: Vec<AdminTokenView> = rows.iter().map(AdminTokenView::new).collect();
+            show(json, &views, |v| output::admin_tokens(v))
+        }
+        AdminTokenCommand::Delete { id } => {
+            service::admin_tokens::delete(db, id)
+                .await
+                .map_err(describe)?;
+            println!("Revoked admin token {id}.");
+            Ok(())
+        }
+    }
+}

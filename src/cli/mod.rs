@@ -1,0 +1,389 @@
+//! The command line: `tollgate` (or `tollgate serve`) runs the server; the other subcommands
+//! manage users, keys, channels, prices, groups and options directly in the database the server
+//! uses, also while it runs (the server picks changes up within its sync interval).
+
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{DatabaseConfig, ServerConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Self-hosted LLM API gateway: one OpenAI-compatible endpoint in front of many upstreams, with exact billing."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default when no subcommand is given).
+    Serve(ServerConfig),
+    /// Manage users and their balances.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage users' API keys.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage upstream channels.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+    /// Manage model prices (dollars per 1M tokens, or per request).
+    #[command(subcommand)]
+    Price(PriceCommand),
+    /// Manage user groups and their price ratios.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Show request logs, newest first.
+    Logs(LogsArgs),
+    /// Show or change runtime options.
+    #[command(subcommand)]
+    Option(OptionCommand),
+    /// Manage access tokens for the /api management API.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(AdminTokenCommand),
+}
+
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct JsonFlag {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// At least 8 characters. Omit for an account that only uses API keys.
+        #[arg(long)]
+        password: Option<String>,
+        /// user, admin or root.
+        #[arg(long, default_value = "user")]
+        role: String,
+        #[arg(long, default_value = "default")]
+        group: String,
+        /// Starting balance in dollars.
+        #[arg(long = "quota-usd")]
+        quota_usd: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show a user's balance and usage.
+    Show {
+        username: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List users.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Change a user's role, group, status, email or password.
+    Update {
+        username: String,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        /// active or disabled.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Add to a user's balance (a negative amount deducts).
+    Topup {
+        username: String,
+        /// Amount in dollars, e.g. 5 or -0.5.
+        #[arg(long, allow_hyphen_values = true, conflicts_with = "units")]
+        usd: Option<String>,
+        /// Amount in quota units.
+        #[arg(long, allow_hyphen_values = true)]
+        units: Option<i64>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API key; it is printed once and only its hash is stored.
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+        /// The key's own limit in dollars. Without it (or with --unlimited) the key is limited
+        /// only by its user's balance.
+        #[arg(long = "quota-usd", conflicts_with = "unlimited")]
+        quota_usd: Option<String>,
+        #[arg(long)]
+        unlimited: bool,
+        /// Expiry: 2027-01-01 or an RFC 3339 time.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Models the key may use (comma-separated); default all of the user's group.
+        #[arg(long)]
+        models: Option<String>,
+        /// Allowed client IPs or CIDR ranges (comma-separated or repeated).
+        #[arg(long = "allow-ip")]
+        allow_ip: Vec<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List a user's API keys.
+    List {
+        #[arg(long)]
+        user: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Change an API key.
+    Update {
+        id: i64,
+        #[arg(long)]
+        name: Option<String>,
+        /// active or disabled.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, conflicts_with = "no_expiry")]
+        expires: Option<String>,
+        /// Remove the expiry.
+        #[arg(long = "no-expiry")]
+        no_expiry: bool,
+        /// Set the key's own limit in dollars.
+        #[arg(long = "quota-usd", conflicts_with = "unlimited")]
+        quota_usd: Option<String>,
+        #[arg(long)]
+        unlimited: bool,
+        #[arg(long)]
+        models: Option<String>,
+        #[arg(long = "allow-ip")]
+        allow_ip: Vec<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete an API key.
+    Delete { id: i64 },
+}
+
+/// Channel settings shared by `add` and `update`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ChannelFlags {
+    /// Channel type: openai.
+    #[arg(long = "type")]
+    pub channel_type: Option<String>,
+    /// Upstream base URL, e.g. https://api.openai.com/v1.
+    #[arg(long = "base-url")]
+    pub base_url: Option<String>,
+    /// Upstream API key; repeat for several keys (requests rotate over them).
+    #[arg(long = "key")]
+    pub keys: Vec<String>,
+    /// Models this channel serves (comma-separated).
+    #[arg(long)]
+    pub models: Option<String>,
+    /// Groups whose users may use the channel (comma-separated).
+    #[arg(long)]
+    pub groups: Option<String>,
+    /// Higher tiers are tried first.
+    #[arg(long, allow_hyphen_values = true)]
+    pub priority: Option<i64>,
+    /// Share of traffic within a priority tier (0 = standby).
+    #[arg(long)]
+    pub weight: Option<i64>,
+    /// requested=upstream model renames (comma-separated or repeated).
+    #[arg(long = "model-map")]
+    pub model_map: Vec<String>,
+    /// Seconds to wait for the upstream's first byte (0 = server default).
+    #[arg(long = "timeout-secs")]
+    pub timeout_secs: Option<i64>,
+    /// Extra header sent upstream, 'Name: value' (repeatable).
+    #[arg(long = "header")]
+    pub headers: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ChannelCommand {
+    /// Add an upstream channel.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        flags: ChannelFlags,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List channels (keys masked).
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show one channel.
+    Show {
+        channel: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Change a channel.
+    Update {
+        channel: String,
+        #[arg(long)]
+        rename: Option<String>,
+        #[command(flatten)]
+        flags: ChannelFlags,
+        /// Turn the channel on (also after an auto-disable).
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Turn the channel off; it stays off until enabled again.
+        #[arg(long)]
+        disable: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete a channel.
+    Delete { channel: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PriceCommand {
+    /// Set a model's price: --input and --output in dollars per 1M tokens, or --per-request.
+    Set {
+        model: String,
+        #[arg(long)]
+        input: Option<String>,
+        #[arg(long)]
+        output: Option<String>,
+        #[arg(long = "cached-input")]
+        cached_input: Option<String>,
+        #[arg(long = "per-request", conflicts_with_all = ["input", "output", "cached_input"])]
+        per_request: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List prices.
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove a model's price (the model is then refused unless unpriced models are allowed).
+    Delete { model: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Create a group.
+    Create {
+        name: String,
+        /// Price multiplier for the group's users, e.g. 1.5.
+        #[arg(long)]
+        ratio: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Users may pick this group themselves (used by the portal).
+        #[arg(long)]
+        selectable: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List groups.
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Change a group.
+    Update {
+        name: String,
+        #[arg(long)]
+        ratio: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        selectable: Option<bool>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete an empty group.
+    Delete { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long = "request-id")]
+    pub request_id: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: i64,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OptionCommand {
+    /// List every option with its value, default and meaning.
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Set an option.
+    Set { name: String, value: String },
+    /// Return an option to its default.
+    Reset { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminTokenCommand {
+    /// Create a management-API token for an admin or root user; printed once.
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List admin tokens.
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Revoke an admin token.
+    Delete { id: i64 },
+}
+
+/// Runs a management subcommand against the database and reports the outcome.
+pub async fn run_command(database: &DatabaseConfig, command: Command) -> ExitCode {
+    match commands::run(database, command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

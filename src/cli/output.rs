@@ -1,0 +1,263 @@
+//! Text output of the command line: amounts in dollars with the exact quota units beside them.
+
+use std::fmt::Write;
+
+use crate::db::logs::LogTotals;
+use crate::db::prices::PriceRow;
+use crate::domain::money::Quota;
+use crate::options::OptionInfo;
+use crate::service::views::{
+    AdminTokenView, ChannelView, GroupView, LogView, PriceView, TokenView, UserView,
+};
+
+fn money(usd: f64, units: i64) -> String {
+    format!("${usd:.6} ({units} units)")
+}
+
+/// Left-aligned columns sized to their widest cell.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<String>, out: &mut String| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
+            .collect();
+        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect(), &mut out);
+    if rows.is_empty() {
+        out.push_str("(none)\n");
+    }
+    for row in rows {
+        line(row, &mut out);
+    }
+    out.trim_end().to_string()
+}
+
+pub fn user(u: &UserView) -> String {
+    format!(
+        "{} (id {}, {}, {})\n  group:    {}\n  balance:  {}\n  used:     {}\n  requests: {}",
+        u.username,
+        u.id,
+        u.role,
+        u.status,
+        u.group,
+        money(u.quota_usd, u.quota),
+        money(u.used_usd, u.used_quota),
+        u.request_count
+    )
+}
+
+pub fn users(list: &[UserView]) -> String {
+    table(
+        &["ID", "USERNAME", "ROLE", "STATUS", "GROUP", "BALANCE", "USED", "REQUESTS"],
+        list.iter()
+            .map(|u| {
+                vec![
+                    u.id.to_string(),
+                    u.username.clone(),
+                    u.role.to_string(),
+                    u.status.to_string(),
+                    u.group.clone(),
+                    format!("${:.6}", u.quota_usd),
+                    format!("${:.6}", u.used_usd),
+                    u.request_count.to_string(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+fn token_limit(t: &TokenView) -> String {
+    if t.unlimited {
+        "limited by the user's balance".to_string()
+    } else {
+        money(t.remaining_usd, t.remaining_quota)
+    }
+}
+
+pub fn token(t: &TokenView) -> String {
+    format!(
+        "  key:      {}\n  status:   {}\n  left:     {}\n  used:     {}\n  requests: {}\n  expires:  {}\n  models:   {}\n  IPs:      {}",
+        t.key_display,
+        t.status,
+        token_limit(t),
+        money(t.used_usd, t.used_quota),
+        t.request_count,
+        t.expires_at.as_deref().unwrap_or("never"),
+        if t.allowed_models.is_empty() { "all of the group's".to_string() } else { t.allowed_models.join(", ") },
+        if t.allowed_ips.is_empty() { "any".to_string() } else { t.allowed_ips.join(", ") },
+    )
+}
+
+pub fn tokens(list: &[TokenView]) -> String {
+    table(
+        &["ID", "NAME", "KEY", "STATUS", "LEFT", "USED", "REQUESTS", "EXPIRES"],
+        list.iter()
+            .map(|t| {
+                vec![
+                    t.id.to_string(),
+                    t.name.clone(),
+                    t.key_display.clone(),
+                    t.status.to_string(),
+                    if t.unlimited { "unlimited".into() } else { format!("${:.6}", t.remaining_usd) },
+                    format!("${:.6}", t.used_usd),
+                    t.request_count.to_string(),
+                    t.expires_at.clone().unwrap_or_else(|| "never".into()),
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn channel(c: &ChannelView) -> String {
+    let mapping: Vec<String> = c
+        .model_mapping
+        .iter()
+        .map(|(from, to)| format!("{from}→{to}"))
+        .collect();
+    let reason = if c.status_reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", c.status_reason)
+    };
+    format!(
+        "{} (id {}, {}, {}{reason})\n  base URL: {}\n  keys:     {}\n  models:   {}\n  mapping:  {}\n  groups:   {}\n  priority: {}  weight: {}\n  used:     {}  requests: {}",
+        c.name,
+        c.id,
+        c.channel_type,
+        c.status,
+        c.base_url,
+        c.keys.join(", "),
+        c.models.join(", "),
+        if mapping.is_empty() { "none".to_string() } else { mapping.join(", ") },
+        c.groups.join(", "),
+        c.priority,
+        c.weight,
+        money(c.used_usd, c.used_quota),
+        c.request_count,
+    )
+}
+
+pub fn channels(list: &[ChannelView]) -> String {
+    table(
+        &["ID", "NAME", "TYPE", "STATUS", "PRIORITY", "WEIGHT", "GROUPS", "MODELS", "BASE URL"],
+        list.iter()
+            .map(|c| {
+                vec![
+                    c.id.to_string(),
+                    c.name.clone(),
+                    c.channel_type.to_string(),
+                    c.status.to_string(),
+                    c.priority.to_string(),
+                    c.weight.to_string(),
+                    c.groups.join(","),
+                    c.models.join(","),
+                    c.base_url.clone(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn prices(list: &[PriceRow]) -> String {
+    table(
+        &["MODEL", "PRICE"],
+        list.iter()
+            .map(|p| vec![p.model.clone(), PriceView::describe(&p.price)])
+            .collect(),
+    )
+}
+
+pub fn groups(list: &[GroupView]) -> String {
+    table(
+        &["NAME", "RATIO", "SELECTABLE", "DESCRIPTION"],
+        list.iter()
+            .map(|g| {
+                vec![
+                    g.name.clone(),
+                    format!("×{}", g.ratio),
+                    if g.user_selectable { "yes" } else { "no" }.to_string(),
+                    g.description.clone(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn logs(list: &[LogView], totals: &LogTotals, quota_per_usd: i64) -> String {
+    let rows = list
+        .iter()
+        .map(|l| {
+            vec![
+                l.time.chars().take(19).collect::<String>().replace('T', " "),
+                l.user.clone(),
+                l.token_name.clone(),
+                l.model.clone(),
+                l.channel.clone(),
+                format!(
+                    "{}+{}{}",
+                    l.prompt_tokens,
+                    l.completion_tokens,
+                    if l.usage_estimated { "~" } else { "" }
+                ),
+                format!("${:.6}", l.cost_usd),
+                format!("{} ms", l.latency_ms),
+                l.outcome.to_string(),
+            ]
+        })
+        .collect();
+    format!(
+        "{}\n\nMatching requests: {}, total cost {} ({} units), {} prompt + {} completion tokens. (~ = counted locally)",
+        table(
+            &["TIME (UTC)", "USER", "KEY", "MODEL", "CHANNEL", "TOKENS", "COST", "LATENCY", "OUTCOME"],
+            rows
+        ),
+        totals.requests,
+        Quota(totals.cost).usd_string(quota_per_usd),
+        totals.cost,
+        totals.prompt_tokens,
+        totals.completion_tokens,
+    )
+}
+
+pub fn options(list: &[OptionInfo]) -> String {
+    table(
+        &["OPTION", "VALUE", "DEFAULT", "MEANING"],
+        list.iter()
+            .map(|o| {
+                vec![
+                    o.name.to_string(),
+                    o.value.clone(),
+                    o.default.to_string(),
+                    o.description.to_string(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn admin_tokens(list: &[AdminTokenView]) -> String {
+    table(
+        &["ID", "USER", "NAME", "TOKEN", "LAST USED", "CREATED"],
+        list.iter()
+            .map(|a| {
+                vec![
+                    a.id.to_string(),
+                    a.user.clone(),
+                    a.name.clone(),
+                    a.token_display.clone(),
+                    a.last_used_at.clone().unwrap_or_else(|| "never".into()),
+                    a.created_at.clone(),
+                ]
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,126 @@
+//! API-key authentication against the in-memory snapshot: no database round-trip.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use super::error::RelayError;
+use crate::domain::kinds::Status;
+use crate::domain::secret_key;
+use crate::snapshot::{Snapshot, TokenEntry, UserEntry};
+
+/// The key a client sent: `Authorization: Bearer sk-…`, or `x-api-key` / `api-key` (what the
+/// Anthropic and Azure SDKs send).
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(http::header::AUTHORIZATION)
+        && let Ok(text) = value.to_str()
+    {
+        let text = text.trim();
+        let key = match text.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => text,
+        };
+        if !key.is_empty() {
+            return Some(key);
+        }
+    }
+    for name in ["x-api-key", "api-key"] {
+        if let Some(key) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            let key = key.trim();
+            if !key.is_empty() {
+                return Some(key);
+            }
+        }
+    }
+    None
+}
+
+/// The client's address: the socket peer, or the first X-Forwarded-For entry when the
+/// operator trusts the proxy in front.
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -> IpAddr {
+    if trust_forwarded_for
+        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        && let Some(first) = forwarded.split(',').next()
+        && let Ok(ip) = first.trim().parse::<IpAddr>()
+    {
+        return ip;
+    }
+    peer.ip()
+}
+
+/// A key that passed every check.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: Arc<UserEntry>,
+    pub token: Arc<TokenEntry>,
+}
+
+pub fn authenticate(
+    snapshot: &Snapshot,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    now_ms: i64,
+) -> Result<Caller, RelayError> {
+    let key = presented_key(headers).ok_or_else(RelayError::missing_key)?;
+    let token = snapshot
+        .token_by_hash(&secret_key::hash(key))
+        .ok_or_else(|| RelayError::invalid_key("Incorrect API key provided."))?;
+    let user = snapshot
+        .user(token.user_id)
+        .ok_or_else(|| RelayError::invalid_key("Incorrect API key provided."))?;
+    if token.status != Status::Active {
+        return Err(RelayError::invalid_key("This API key has been disabled."));
+    }
+    if user.status != Status::Active {
+        return Err(RelayError::invalid_key(
+            "The account that owns this API key is disabled.",
+        ));
+    }
+    if let Some(expires_at) = token.expires_at
+        && expires_at <= now_ms
+    {
+        return Err(RelayError::invalid_key("This API key has expired."));
+    }
+    if !token.allowed_ips.allows(ip) {
+        return Err(RelayError::forbidden(
+            "ip_not_allowed",
+            format!("This API key may not be used from {ip}."),
+        ));
+    }
+    Ok(Caller {
+        user: user.clone(),
+        token: token.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn finds_the_key_in_any_supported_header() {
+        assert_eq!(presented_key(&headers(&[("authorization", "Bearer sk-abc")])), Some("sk-abc"));
+        assert_eq!(presented_key(&headers(&[("authorization", "bearer  sk-abc ")])), Some("sk-abc"));
+        assert_eq!(presented_key(&headers(&[("x-api-key", "sk-x")])), Some("sk-x"));
+        assert_eq!(presented_key(&headers(&[("api-key", "sk-y")])), Some("sk-y"));
+        assert_eq!(presented_key(&headers(&[("authorization", "Bearer ")])), None);
+        assert_eq!(presented_key(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn trusts_forwarded_for_only_when_told() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let h = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.1")]);
+        assert_eq!(client_ip(peer, &h, false), "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(peer, &h, true), "203.0.113.9".parse::<IpAddr>().unwrap());
+    }
+}

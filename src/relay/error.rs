@@ -1,0 +1,180 @@
+//! Errors on `/v1`, always in OpenAI's envelope:
+//! `{"error":{"message":"…","type":"…","param":null,"code":"…"}}`.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayError {
+    pub status: StatusCode,
+    /// OpenAI's `type`, e.g. `invalid_request_error`.
+    pub kind: &'static str,
+    pub code: &'static str,
+    pub message: String,
+    pub param: Option<&'static str>,
+    /// Seconds, for a `Retry-After` header.
+    pub retry_after: Option<u64>,
+}
+
+impl RelayError {
+    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: String) -> Self {
+        RelayError {
+            status,
+            kind,
+            code,
+            message,
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn missing_key() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "missing_api_key",
+            "You didn't provide an API key. Send it as 'Authorization: Bearer sk-…'.".into(),
+        )
+    }
+
+    pub fn invalid_key(message: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            message.into(),
+        )
+    }
+
+    pub fn forbidden(code: &'static str, message: String) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "permission_error", code, message)
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!("The model '{model}' does not exist or you do not have access to it."),
+        )
+        .with_param("model")
+    }
+
+    pub fn bad_request(message: String) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
+            message,
+        )
+    }
+
+    pub fn missing_field(field: &'static str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "missing_required_parameter",
+            format!("Missing required parameter: '{field}'."),
+        )
+        .with_param(field)
+    }
+
+    pub fn body_too_large(limit_kb: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("The request body is larger than the {limit_kb} KiB this gateway accepts."),
+        )
+    }
+
+    pub fn insufficient_quota(message: String) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            "insufficient_quota",
+            message,
+        )
+    }
+
+    pub fn no_channel(message: String) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "no_available_channel",
+            message,
+        )
+    }
+
+    pub fn upstream(status: StatusCode, code: &'static str, message: String) -> Self {
+        let kind = if status.is_client_error() {
+            "invalid_request_error"
+        } else {
+            "server_error"
+        };
+        Self::new(status, kind, code, message)
+    }
+
+    pub fn not_found_route(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_url",
+            format!("Unknown request URL: {path}. Please check the URL for typos."),
+        )
+    }
+
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_supported",
+            format!("{method} is not supported on {path}."),
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal_error",
+            "The gateway hit an internal error. Please retry; if it persists, tell the operator."
+                .into(),
+        )
+    }
+
+    pub fn with_param(mut self, param: &'static str) -> Self {
+        self.param = Some(param);
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        })
+    }
+}
+
+impl IntoResponse for RelayError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::try_from(seconds.to_string())
+        {
+            response.headers_mut().insert(http::header::RETRY_AFTER, value);
+        }
+        response
+    }
+}

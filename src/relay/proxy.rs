@@ -1,0 +1,678 @@
+//! The relay pipeline for one request: authenticate, read and check the body, price it, hold
+//! the estimate, then try channels until one answers, and bill what it used.
+//!
+//! Failover: a connection error, a timeout, or an upstream status in `retry_statuses` moves on
+//! to another channel (the same priority tier first, then lower tiers), never one already tried
+//! for this request, up to `retry_count` extra attempts. Nothing is retried once any byte of an
+//! answer has gone to the client: a stream is committed only when its first chunk has arrived,
+//! and a non-streamed answer only when it has been read whole.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+
+use super::auth::{self, Caller};
+use super::error::RelayError;
+use super::request::{ClientRequest, Endpoint};
+use super::stream::SseRelay;
+use super::usage::{AnswerWire, TextCounter};
+use crate::billing::{PriceContext, Ticket, ledger::Shortfall};
+use crate::db::logs::RequestLog;
+use crate::db::now_ms;
+use crate::domain::kinds::{ChannelType, Outcome};
+use crate::domain::money::Quota;
+use crate::domain::pricing::Usage;
+use crate::options::RuntimeOptions;
+use crate::snapshot::health::FailureEffect;
+use crate::snapshot::routing::NoChannel;
+use crate::snapshot::{ChannelEntry, Snapshot};
+use crate::state::{AppState, ChannelEvent};
+
+/// Bodies above this size are tokenized on the blocking pool rather than on a request thread.
+const BLOCKING_ESTIMATE_BYTES: usize = 64 * 1024;
+/// Most of an upstream error body kept for the log and the client.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+pub fn new_request_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// Entry point for the POST endpoints. Every response carries `x-request-id`.
+pub async fn relay(
+    state: AppState,
+    endpoint: Endpoint,
+    ip: IpAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let request_id = new_request_id();
+    let mut response = match handle(&state, endpoint, ip, &headers, body, &request_id).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    if let Ok(value) = HeaderValue::try_from(request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// A request refused after authentication: logged, with nothing charged.
+fn refuse(state: &AppState, mut log: RequestLog, error: RelayError) -> RelayError {
+    log.outcome = Outcome::Refused;
+    log.status_code = i64::from(error.status.as_u16());
+    log.error_message = error.message.clone();
+    state.billing.record_refusal(log);
+    error
+}
+
+fn base_log(caller: &Caller, endpoint: Endpoint, request_id: &str, ip: IpAddr) -> RequestLog {
+    RequestLog {
+        created_at: now_ms(),
+        request_id: request_id.to_string(),
+        user_id: caller.user.id,
+        username: caller.user.username.clone(),
+        token_id: caller.token.id,
+        token_name: caller.token.name.clone(),
+        group: caller.user.group.clone(),
+        endpoint: endpoint.log_name().to_string(),
+        client_ip: ip.to_string(),
+        ..RequestLog::empty()
+    }
+}
+
+async fn read_body(body: Body, limit_kb: u64) -> Result<Bytes, RelayError> {
+    let limit = usize::try_from(limit_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            RelayError::body_too_large(limit_kb)
+        } else {
+            RelayError::bad_request("The request body could not be read.".into())
+        }
+    })
+}
+
+async fn handle(
+    state: &AppState,
+    endpoint: Endpoint,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    body: Body,
+    request_id: &str,
+) -> Result<Response, RelayError> {
+    let started = Instant::now();
+    let snapshot = state.snapshot.load_full();
+    let options = &snapshot.options;
+    let caller = auth::authenticate(&snapshot, headers, ip, now_ms())?;
+    let mut log = base_log(&caller, endpoint, request_id, ip);
+
+    let raw = match read_body(body, options.max_request_body_kb).await {
+        Ok(raw) => raw,
+        Err(e) => return Err(refuse(state, log, e)),
+    };
+    let request = match ClientRequest::parse(endpoint, &raw) {
+        Ok(request) => request,
+        Err(e) => return Err(refuse(state, log, e)),
+    };
+    log.model = request.model.clone();
+    log.is_stream = request.stream;
+
+    let routes = match check_model_access(&snapshot, &caller, &request.model) {
+        Ok(routes) => routes,
+        Err(e) => return Err(refuse(state, log, e)),
+    };
+    let pricing = match snapshot.price(&request.model) {
+        Some(price) => PriceContext {
+            price: Some(price),
+            group_ratio: snapshot.group_ratio(&caller.user.group),
+            quota_per_usd: options.quota_per_usd(),
+        },
+        None if options.allow_unpriced_models => PriceContext {
+            price: None,
+            group_ratio: snapshot.group_ratio(&caller.user.group),
+            quota_per_usd: options.quota_per_usd(),
+        },
+        None => {
+            let error = RelayError::forbidden(
+                "model_price_not_set",
+                format!(
+                    "The model '{}' has no price yet, so it cannot be used. Ask the operator to set one.",
+                    request.model
+                ),
+            );
+            return Err(refuse(state, log, error));
+        }
+    };
+
+    let prompt_estimate = estimate_prompt(state, &request, &raw).await;
+    let output_estimate = match endpoint {
+        Endpoint::Embeddings => 0,
+        _ => {
+            let per_choice = request
+                .max_output_tokens
+                .unwrap_or_else(|| i64::try_from(options.default_max_tokens).unwrap_or(i64::MAX));
+            per_choice.saturating_mul(request.choices)
+        }
+    };
+    let hold = match pricing.cost(Usage {
+        prompt_tokens: prompt_estimate,
+        completion_tokens: output_estimate,
+        cached_tokens: 0,
+    }) {
+        Ok(hold) => hold,
+        Err(e) => {
+            let error = RelayError::bad_request(format!(
+                "This request cannot be priced ({e}); lower max_tokens or shorten the prompt."
+            ));
+            return Err(refuse(state, log, error));
+        }
+    };
+    let ticket = match Ticket::open(
+        &state.billing,
+        caller.user.clone(),
+        caller.token.clone(),
+        hold,
+        pricing,
+        log.clone(),
+        started,
+    ) {
+        Ok(ticket) => ticket,
+        Err(shortfall) => {
+            let qpu = options.quota_per_usd();
+            let needed = Quota(hold).usd_string(qpu);
+            let message = match shortfall {
+                Shortfall::User { available } => format!(
+                    "You exceeded your current quota: this request needs up to {needed} but the account balance is {}. Top up or lower max_tokens.",
+                    Quota(available).usd_string(qpu)
+                ),
+                Shortfall::Key { available } => format!(
+                    "This API key's quota is used up: the request needs up to {needed} but the key has {} left.",
+                    Quota(available).usd_string(qpu)
+                ),
+            };
+            return Err(refuse(state, log, RelayError::insufficient_quota(message)));
+        }
+    };
+
+    Attempts {
+        state,
+        options,
+        request: &request,
+        raw: &raw,
+        prompt_estimate,
+    }
+    .run(&routes, ticket)
+    .await
+}
+
+/// The model must be allowed by the key, exist, and be served to the caller's group.
+fn check_model_access(
+    snapshot: &Snapshot,
+    caller: &Caller,
+    model: &str,
+) -> Result<Arc<crate::snapshot::routing::RouteSet>, RelayError> {
+    if !caller.token.allows_model(model) {
+        return Err(RelayError::forbidden(
+            "model_not_allowed",
+            format!("This API key may not use the model '{model}'."),
+        ));
+    }
+    if let Some(routes) = snapshot.routes(&caller.user.group, model) {
+        return Ok(routes.clone());
+    }
+    if snapshot.is_configured_route(&caller.user.group, model) {
+        return Err(RelayError::no_channel(format!(
+            "Every channel serving the model '{model}' is disabled right now. Please retry later."
+        )));
+    }
+    if snapshot.is_known_model(model) {
+        return Err(RelayError::forbidden(
+            "model_not_allowed",
+            format!(
+                "The model '{model}' is not available to your group '{}'.",
+                caller.user.group
+            ),
+        ));
+    }
+    Err(RelayError::model_not_found(model))
+}
+
+async fn estimate_prompt(state: &AppState, request: &ClientRequest<'_>, raw: &Bytes) -> i64 {
+    if raw.len() <= BLOCKING_ESTIMATE_BYTES {
+        return request.estimate_prompt_tokens(state.tokenizer);
+    }
+    // Large prompts are counted off the async workers. The parsed request borrows the body, so
+    // the blocking task parses its own (reference-counted) copy.
+    let tokenizer = state.tokenizer;
+    let endpoint = request.endpoint;
+    let raw = raw.clone();
+    tokio::task::spawn_blocking(move || {
+        ClientRequest::parse(endpoint, &raw)
+            .map(|r| r.estimate_prompt_tokens(tokenizer))
+            .unwrap_or(0)
+    })
+    .await
+    .unwrap_or(0)
+}
+
+/// Why one attempt failed.
+enum AttemptFailure {
+    /// Try another channel.
+    Retry(RelayError),
+    /// Stop and answer the client with this response (an upstream client error).
+    Final { response: Response, status: u16, message: String },
+}
+
+struct Attempts<'a> {
+    state: &'a AppState,
+    options: &'a RuntimeOptions,
+    request: &'a ClientRequest<'a>,
+    raw: &'a Bytes,
+    prompt_estimate: i64,
+}
+
+/// An attempt that failed gives the ticket back for the next one.
+type AttemptResult = Result<Response, (AttemptFailure, Ticket)>;
+
+impl Attempts<'_> {
+    async fn run(
+        self,
+        routes: &crate::snapshot::routing::RouteSet,
+        mut ticket: Ticket,
+    ) -> Result<Response, RelayError> {
+        let max_attempts = 1 + self.options.retry_count;
+        let mut tried: Vec<i64> = Vec::new();
+        let mut last_error: Option<RelayError> = None;
+        for _ in 0..max_attempts {
+            let channel = match routes.pick(&tried, now_ms()) {
+                Ok(channel) => channel,
+                Err(NoChannel::CoolingDown { until_ms }) if last_error.is_none() => {
+                    let wait = u64::try_from((until_ms - now_ms()).max(1000) / 1000).unwrap_or(1);
+                    last_error = Some(
+                        RelayError::no_channel(format!(
+                            "Every channel for the model '{}' is cooling down after failures; retry in {wait} s.",
+                            self.request.model
+                        ))
+                        .with_retry_after(wait),
+                    );
+                    break;
+                }
+                Err(_) => break,
+            };
+            tried.push(channel.id);
+            let upstream_model = channel.upstream_model(&self.request.model).to_string();
+            ticket.log.attempts += 1;
+            ticket.log.channel_id = Some(channel.id);
+            ticket.log.channel_name = channel.name.clone();
+            ticket.log.upstream_model = upstream_model.clone();
+            match self.attempt(&channel, &upstream_model, ticket).await {
+                Ok(response) => return Ok(response),
+                Err((AttemptFailure::Retry(error), returned)) => {
+                    ticket = returned;
+                    ticket.log.error_message = error.message.clone();
+                    ticket.log.status_code = i64::from(error.status.as_u16());
+                    last_error = Some(error);
+                }
+                Err((
+                    AttemptFailure::Final {
+                        response,
+                        status,
+                        message,
+                    },
+                    returned,
+                )) => {
+                    returned.refund(status, &message);
+                    return Ok(response);
+                }
+            }
+        }
+        let error = last_error.unwrap_or_else(|| {
+            RelayError::no_channel(format!(
+                "No channel is available for the model '{}' right now.",
+                self.request.model
+            ))
+        });
+        let status = error.status.as_u16();
+        let message = error.message.clone();
+        ticket.refund(status, &message);
+        Err(error)
+    }
+
+    fn first_byte_timeout(&self, channel: &ChannelEntry) -> Duration {
+        let secs = if channel.timeout_secs > 0 {
+            channel.timeout_secs
+        } else {
+            self.options.first_byte_timeout_secs
+        };
+        Duration::from_secs(secs)
+    }
+
+    /// Records a retryable failure on the channel's health and turns it into a retry.
+    fn channel_failed(&self, channel: &ChannelEntry, status: Option<u16>, error: RelayError) -> AttemptFailure {
+        let options = self.options;
+        let now = now_ms();
+        let effect = match status {
+            Some(code) if options.auto_disable_statuses.contains(code) => channel.health.disable(now),
+            _ => channel.health.record_failure(
+                now,
+                options.cooldown_after_failures,
+                i64::try_from(options.cooldown_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+                options.auto_disable_after_failures,
+            ),
+        };
+        if effect == FailureEffect::Disable {
+            let reason = match status {
+                Some(code) => format!("upstream answered HTTP {code}: {}", error.message),
+                None => format!(
+                    "{} consecutive failures, the last: {}",
+                    options.auto_disable_after_failures, error.message
+                ),
+            };
+            tracing::warn!(channel = %channel.name, %reason, "auto-disabling channel");
+            let _ = self.state.channel_events.send(ChannelEvent::AutoDisable {
+                channel_id: channel.id,
+                reason,
+            });
+        }
+        AttemptFailure::Retry(error)
+    }
+
+    async fn attempt(
+        &self,
+        channel: &Arc<ChannelEntry>,
+        upstream_model: &str,
+        mut ticket: Ticket,
+    ) -> AttemptResult {
+        let request = self.request;
+        let body = match self.raw_body(upstream_model, channel) {
+            Ok(body) => body,
+            Err(error) => return Err((AttemptFailure::Retry(error), ticket)),
+        };
+        let url = format!("{}{}", channel.base_url, request.endpoint.upstream_path());
+        let mut builder = self
+            .state
+            .http
+            .post(url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .bearer_auth(channel.next_secret())
+            .headers(channel.extra_headers.clone())
+            .body(body);
+        if request.stream {
+            builder = builder.header(header::ACCEPT, "text/event-stream");
+        }
+        let timeout = self.first_byte_timeout(channel);
+        // While the upstream works, a vanished client still pays for the prompt it sent.
+        ticket.charge_on_drop = Some(Usage {
+            prompt_tokens: self.prompt_estimate,
+            ..Usage::default()
+        });
+        let sent = tokio::time::timeout(timeout, builder.send()).await;
+        let response = match sent {
+            Err(_) => {
+                ticket.charge_on_drop = None;
+                let error = RelayError::upstream(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    format!("The upstream did not answer within {} s.", timeout.as_secs()),
+                );
+                return Err((self.channel_failed(channel, None, error), ticket));
+            }
+            Ok(Err(e)) => {
+                ticket.charge_on_drop = None;
+                let error = RelayError::upstream(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unreachable",
+                    format!("The upstream could not be reached: {}", describe_reqwest_error(&e)),
+                );
+                return Err((self.channel_failed(channel, None, error), ticket));
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if !status.is_success() {
+            ticket.charge_on_drop = None;
+            let failure = self.upstream_error(channel, response, timeout).await;
+            return Err((failure, ticket));
+        }
+        let is_event_stream = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if request.stream && is_event_stream {
+            self.start_stream(channel, response, timeout, ticket).await
+        } else {
+            self.whole_answer(channel, response, timeout, ticket).await
+        }
+    }
+
+    fn raw_body(&self, upstream_model: &str, channel: &ChannelEntry) -> Result<Bytes, RelayError> {
+        // OpenAI-type upstreams report stream usage only when asked.
+        let request_usage = channel.channel_type == ChannelType::OpenAi;
+        self.request
+            .upstream_body(self.raw, upstream_model, request_usage)
+    }
+
+    /// A non-2xx answer: retry on the configured statuses, otherwise hand it to the client.
+    async fn upstream_error(
+        &self,
+        channel: &ChannelEntry,
+        response: reqwest::Response,
+        timeout: Duration,
+    ) -> AttemptFailure {
+        let status = response.status();
+        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+        let body = read_limited(response, MAX_ERROR_BODY, timeout).await.unwrap_or_default();
+        let upstream_message = upstream_error_message(&body);
+        let code = status.as_u16();
+        if self.options.retry_statuses.contains(code) {
+            let (client_status, client_code) = match code {
+                429 => (StatusCode::TOO_MANY_REQUESTS, "upstream_rate_limited"),
+                401 | 403 => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+                408 | 504 => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+                _ => (StatusCode::BAD_GATEWAY, "upstream_error"),
+            };
+            let error = RelayError::upstream(
+                client_status,
+                client_code,
+                format!("The upstream answered HTTP {code}: {upstream_message}"),
+            );
+            return self.channel_failed(channel, Some(code), error);
+        }
+        // The upstream refused the request itself (bad parameters and the like): the client
+        // needs the upstream's own explanation, so it is passed through unchanged.
+        channel.health.record_success();
+        let mut builder = Response::builder().status(status);
+        if let Some(content_type) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, content_type);
+        }
+        let response = builder
+            .body(Body::from(body))
+            .unwrap_or_else(|_| RelayError::internal().into_response());
+        AttemptFailure::Final {
+            response,
+            status: code,
+            message: format!("upstream answered HTTP {code}: {upstream_message}"),
+        }
+    }
+
+    /// A non-streamed answer: read it whole (a failure here can still move on to another
+    /// channel, since the client has received nothing), bill it, return it unchanged.
+    async fn whole_answer(
+        &self,
+        channel: &ChannelEntry,
+        response: reqwest::Response,
+        timeout: Duration,
+        mut ticket: Ticket,
+    ) -> AttemptResult {
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or_else(|| HeaderValue::from_static("application/json"));
+        let body = match read_limited(response, usize::MAX, timeout).await {
+            Ok(body) => body,
+            Err(message) => {
+                ticket.charge_on_drop = None;
+                let error = RelayError::upstream(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    format!("The upstream's answer broke off: {message}"),
+                );
+                return Err((self.channel_failed(channel, None, error), ticket));
+            }
+        };
+        channel.health.record_success();
+        let tokenizer = self.state.tokenizer;
+        let answer = AnswerWire::parse(&body).unwrap_or_default();
+        let (usage, estimated) = match answer.usage() {
+            Some(usage) => (usage, false),
+            None => {
+                let mut counter = TextCounter::default();
+                answer.for_each_text(|text| counter.push(text, tokenizer));
+                let usage = Usage {
+                    prompt_tokens: self.prompt_estimate,
+                    completion_tokens: counter.total(tokenizer),
+                    cached_tokens: 0,
+                };
+                (usage, true)
+            }
+        };
+        ticket.charge_on_drop = None;
+        ticket.log.status_code = i64::from(status.as_u16());
+        ticket.settle(usage, estimated, Outcome::Success);
+        if self.state.billing.is_synchronous() {
+            self.state.billing.flush().await;
+        }
+        let mut out = Response::new(Body::from(body));
+        *out.status_mut() = status;
+        out.headers_mut().insert(header::CONTENT_TYPE, content_type);
+        Ok(out)
+    }
+
+    /// A streamed answer: wait for the first chunk (until then another channel may still be
+    /// tried), then hand the stream and the ticket to the SSE relay.
+    async fn start_stream(
+        &self,
+        channel: &ChannelEntry,
+        response: reqwest::Response,
+        timeout: Duration,
+        mut ticket: Ticket,
+    ) -> AttemptResult {
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or_else(|| HeaderValue::from_static("text/event-stream"));
+        let mut upstream = response.bytes_stream().boxed();
+        let first = match tokio::time::timeout(timeout, upstream.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
+            outcome => {
+                ticket.charge_on_drop = None;
+                let message = match outcome {
+                    Err(_) => format!("no stream data within {} s", timeout.as_secs()),
+                    Ok(Some(Err(e))) => describe_reqwest_error(&e),
+                    _ => "the stream ended before any data".to_string(),
+                };
+                let error = RelayError::upstream(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    format!("The upstream stream failed before it started: {message}"),
+                );
+                return Err((self.channel_failed(channel, None, error), ticket));
+            }
+        };
+        channel.health.record_success();
+        ticket.charge_on_drop = None;
+        ticket.log.status_code = i64::from(status.as_u16());
+        ticket.log.ttft_ms =
+            Some(i64::try_from(ticket.started().elapsed().as_millis()).unwrap_or(i64::MAX));
+        let idle = Duration::from_secs(self.options.stream_idle_timeout_secs);
+        let relay = SseRelay::new(
+            upstream,
+            first,
+            ticket,
+            self.prompt_estimate,
+            self.request.client_wants_usage,
+            self.state.tokenizer,
+            idle,
+        );
+        let mut out = Response::new(Body::from_stream(relay));
+        *out.status_mut() = status;
+        let headers = out.headers_mut();
+        headers.insert(header::CONTENT_TYPE, content_type);
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        Ok(out)
+    }
+}
+
+/// Reads a response body up to `limit` bytes within `timeout`.
+async fn read_limited(
+    response: reqwest::Response,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, String> {
+    let read = async {
+        let mut stream = response.bytes_stream();
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| describe_reqwest_error(&e))?;
+            let room = limit.saturating_sub(out.len());
+            out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out.freeze())
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| Err(format!("no complete answer within {} s", timeout.as_secs())))
+}
+
+/// The upstream's own error message when its body is an OpenAI envelope, else a short excerpt.
+fn upstream_error_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Inner {
+        Object { message: String },
+        Text(String),
+    }
+    if let Ok(envelope) = serde_json::from_slice::<Envelope>(body) {
+        return match envelope.error {
+            Inner::Object { message } | Inner::Text(message) => message,
+        };
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(no body)".into();
+    }
+    text.chars().take(300).collect()
+}
+
+fn describe_reqwest_error(e: &reqwest::Error) -> String {
+    // reqwest's Display omits the cause ("error sending request"); the chain says what failed.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -1,0 +1,376 @@
+//! Reading a client's request without changing it: the fields the gateway needs (model,
+//! stream, output limit), the prompt-size estimate for the hold, and the body sent upstream,
+//! which is the client's own bytes unless the model is mapped or usage must be requested. Even
+//! then only those two fields change: every other value is copied byte for byte, so fields
+//! Tollgate does not know still reach the upstream exactly as sent.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::error::RelayError;
+use crate::domain::tokenizer::Tokenizer;
+
+/// The OpenAI endpoints the relay serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    /// Path under the channel's base URL.
+    pub fn upstream_path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+        }
+    }
+
+    /// Name recorded in request logs.
+    pub fn log_name(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat.completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+
+    fn input_field(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "messages",
+            Endpoint::Completions => "prompt",
+            Endpoint::Embeddings => "input",
+        }
+    }
+}
+
+/// Token cost assumed for one image in a prompt (a 1024×1024 high-detail image on GPT-4o).
+const IMAGE_TOKENS: i64 = 765;
+/// Tokens assumed for one audio input part.
+const AUDIO_TOKENS: i64 = 256;
+/// Chat framing per message and per reply, as OpenAI documents for its models.
+const TOKENS_PER_MESSAGE: i64 = 3;
+const TOKENS_PER_REPLY: i64 = 3;
+
+/// A parsed client request, borrowing the body.
+#[derive(Debug)]
+pub struct ClientRequest<'b> {
+    pub endpoint: Endpoint,
+    fields: IndexMap<Cow<'b, str>, &'b RawValue>,
+    pub model: String,
+    pub stream: bool,
+    /// The client asked for the usage chunk itself (`stream_options.include_usage`).
+    pub client_wants_usage: bool,
+    /// `max_completion_tokens` or `max_tokens`, when given.
+    pub max_output_tokens: Option<i64>,
+    /// Number of choices requested.
+    pub choices: i64,
+}
+
+fn field<'a, T: serde::Deserialize<'a>>(
+    fields: &IndexMap<Cow<'_, str>, &'a RawValue>,
+    name: &'static str,
+    expected: &str,
+) -> Result<Option<T>, RelayError> {
+    match fields.get(name) {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" => Ok(None),
+        Some(raw) => serde_json::from_str(raw.get()).map(Some).map_err(|_| {
+            RelayError::bad_request(format!("'{name}' must be {expected}.")).with_param(name)
+        }),
+    }
+}
+
+impl<'b> ClientRequest<'b> {
+    pub fn parse(endpoint: Endpoint, body: &'b [u8]) -> Result<ClientRequest<'b>, RelayError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(RelayError::bad_request(
+                "The request body is empty; send a JSON object.".into(),
+            ));
+        }
+        let fields: IndexMap<Cow<'b, str>, &'b RawValue> =
+            serde_json::from_slice(body).map_err(|e| {
+                if e.is_data() {
+                    RelayError::bad_request("The request body must be a JSON object.".into())
+                } else {
+                    RelayError::bad_request(format!(
+                        "We could not parse the JSON body of your request: {e}."
+                    ))
+                }
+            })?;
+        let model: String = field(&fields, "model", "a string")?
+            .ok_or(RelayError::missing_field("model"))?;
+        if model.trim().is_empty() {
+            return Err(RelayError::missing_field("model"));
+        }
+        let input = endpoint.input_field();
+        if !fields.contains_key(input) {
+            return Err(RelayError::missing_field(input));
+        }
+        let stream = field::<bool>(&fields, "stream", "a boolean")?.unwrap_or(false);
+        if stream && endpoint == Endpoint::Embeddings {
+            return Err(
+                RelayError::bad_request("Embeddings cannot be streamed.".into())
+                    .with_param("stream"),
+            );
+        }
+        #[derive(serde::Deserialize)]
+        struct StreamOptions {
+            include_usage: Option<bool>,
+        }
+        let client_wants_usage = field::<StreamOptions>(&fields, "stream_options", "an object")?
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        let max_completion: Option<i64> =
+            field(&fields, "max_completion_tokens", "a non-negative integer")?;
+        let max_tokens: Option<i64> = field(&fields, "max_tokens", "a non-negative integer")?;
+        let max_output_tokens = max_completion.or(max_tokens);
+        if max_output_tokens.is_some_and(|m| m < 0) {
+            return Err(RelayError::bad_request(
+                "'max_tokens' must be a non-negative integer.".into(),
+            )
+            .with_param("max_tokens"));
+        }
+        let choices = field::<i64>(&fields, "n", "a positive integer")?
+            .unwrap_or(1)
+            .clamp(1, 128);
+        Ok(ClientRequest {
+            endpoint,
+            fields,
+            model,
+            stream,
+            client_wants_usage,
+            max_output_tokens,
+            choices,
+        })
+    }
+
+    /// The body to send upstream: the client's bytes unchanged when nothing needs to change,
+    /// otherwise the same fields with `model` replaced and, for streams, usage requested.
+    pub fn upstream_body(
+        &self,
+        original: &Bytes,
+        upstream_model: &str,
+        request_usage: bool,
+    ) -> Result<Bytes, RelayError> {
+        let inject_usage = request_usage && self.stream && !self.client_wants_usage;
+        if upstream_model == self.model && !inject_usage {
+            return Ok(original.clone());
+        }
+        let internal = |_| RelayError::internal();
+        let model_raw = serde_json::value::to_raw_value(upstream_model).map_err(internal)?;
+        let options_raw = if inject_usage {
+            let mut options = match self.fields.get("stream_options") {
+                Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+                    Ok(Value::Object(map)) => map,
+                    _ => serde_json::Map::new(),
+                },
+                None => serde_json::Map::new(),
+            };
+            options.insert("include_usage".into(), Value::Bool(true));
+            Some(serde_json::value::to_raw_value(&options).map_err(internal)?)
+        } else {
+            None
+        };
+        let mut out: IndexMap<&str, &RawValue> = IndexMap::with_capacity(self.fields.len() + 1);
+        for (name, raw) in &self.fields {
+            out.insert(name.as_ref(), raw);
+        }
+        out.insert("model", &model_raw);
+        if let Some(options) = &options_raw {
+            out.insert("stream_options", options);
+        }
+        serde_json::to_vec(&out)
+            .map(Bytes::from)
+            .map_err(internal)
+    }
+
+    /// Estimated prompt tokens, for the hold and for billing when the upstream reports none.
+    pub fn estimate_prompt_tokens(&self, tokenizer: &Tokenizer) -> i64 {
+        let input = self
+            .fields
+            .get(self.endpoint.input_field())
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+            .unwrap_or(Value::Null);
+        match self.endpoint {
+            Endpoint::ChatCompletions => {
+                let mut total = TOKENS_PER_REPLY + count_messages(&input, tokenizer);
+                // Tool and function definitions are part of the prompt the model reads.
+                for name in ["tools", "functions"] {
+                    if let Some(raw) = self.fields.get(name) {
+                        total += count(tokenizer, raw.get());
+                    }
+                }
+                total
+            }
+            Endpoint::Completions | Endpoint::Embeddings => count_inputs(&input, tokenizer),
+        }
+    }
+}
+
+fn count(tokenizer: &Tokenizer, text: &str) -> i64 {
+    i64::try_from(tokenizer.count(text)).unwrap_or(i64::MAX)
+}
+
+fn count_messages(messages: &Value, tokenizer: &Tokenizer) -> i64 {
+    let Some(messages) = messages.as_array() else {
+        return 0;
+    };
+    let mut total = 0;
+    for message in messages {
+        total += TOKENS_PER_MESSAGE;
+        if let Some(role) = message.get("role").and_then(Value::as_str) {
+            total += count(tokenizer, role);
+        }
+        if let Some(name) = message.get("name").and_then(Value::as_str) {
+            total += 1 + count(tokenizer, name);
+        }
+        total += count_content(message.get("content"), tokenizer);
+        if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
+            for call in calls {
+                if let Some(function) = call.get("function") {
+                    for key in ["name", "arguments"] {
+                        if let Some(text) = function.get(key).and_then(Value::as_str) {
+                            total += count(tokenizer, text);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    total
+}
+
+fn count_content(content: Option<&Value>, tokenizer: &Tokenizer) -> i64 {
+    match content {
+        Some(Value::String(text)) => count(tokenizer, text),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .map(|part| match part.get("type").and_then(Value::as_str) {
+                Some("text") | Some("input_text") => part
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .map_or(0, |t| count(tokenizer, t)),
+                Some("image_url") | Some("input_image") | Some("image") => IMAGE_TOKENS,
+                Some("input_audio") => AUDIO_TOKENS,
+                _ => 0,
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// `prompt` / `input`: a string, a list of strings, a list of token ids, or a list of lists
+/// of token ids.
+fn count_inputs(input: &Value, tokenizer: &Tokenizer) -> i64 {
+    match input {
+        Value::String(text) => count(tokenizer, text),
+        Value::Number(_) => 1,
+        Value::Array(items) => items.iter().map(|i| count_inputs(i, tokenizer)).sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::tokenizer;
+
+    fn parse(endpoint: Endpoint, body: &str) -> Result<ClientRequest<'_>, RelayError> {
+        ClientRequest::parse(endpoint, body.as_bytes())
+    }
+
+    #[test]
+    fn reads_the_fields_the_gateway_needs() {
+        let r = parse(
+            Endpoint::ChatCompletions,
+            r#"{"model":"gpt-4o-mini","messages":[],"stream":true,"max_tokens":64,"n":2}"#,
+        )
+        .unwrap();
+        assert_eq!(r.model, "gpt-4o-mini");
+        assert!(r.stream);
+        assert!(!r.client_wants_usage);
+        assert_eq!(r.max_output_tokens, Some(64));
+        assert_eq!(r.choices, 2);
+        let r = parse(
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","messages":[],"max_completion_tokens":10,"max_tokens":99,
+                "stream":true,"stream_options":{"include_usage":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.max_output_tokens, Some(10));
+        assert!(r.client_wants_usage);
+    }
+
+    #[test]
+    fn refuses_bad_bodies_with_clear_messages() {
+        let missing_model = parse(Endpoint::ChatCompletions, r#"{"messages":[]}"#).unwrap_err();
+        assert_eq!(missing_model.code, "missing_required_parameter");
+        assert_eq!(missing_model.param, Some("model"));
+        let missing_messages = parse(Endpoint::ChatCompletions, r#"{"model":"m"}"#).unwrap_err();
+        assert_eq!(missing_messages.param, Some("messages"));
+        assert!(parse(Endpoint::ChatCompletions, "{not json").is_err());
+        assert!(parse(Endpoint::ChatCompletions, "[1,2]").is_err());
+        assert!(parse(Endpoint::ChatCompletions, "").is_err());
+        let bad_stream =
+            parse(Endpoint::ChatCompletions, r#"{"model":"m","messages":[],"stream":"yes"}"#)
+                .unwrap_err();
+        assert_eq!(bad_stream.param, Some("stream"));
+        assert!(parse(Endpoint::Embeddings, r#"{"model":"m","input":"x","stream":true}"#).is_err());
+        assert!(
+            parse(Endpoint::ChatCompletions, r#"{"model":"m","messages":[],"max_tokens":-1}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn forwards_original_bytes_when_nothing_changes() {
+        let body = Bytes::from_static(
+            br#"{"model":"gpt-4o-mini", "messages":[], "x_unknown":{"deep":[1.50,2e3]}}"#,
+        );
+        let r = ClientRequest::parse(Endpoint::ChatCompletions, &body).unwrap();
+        let out = r.upstream_body(&body, "gpt-4o-mini", true).unwrap();
+        assert_eq!(out, body);
+    }
+
+    #[test]
+    fn rewrites_only_model_and_stream_options() {
+        let body = Bytes::from_static(
+            br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}],"x_unknown":{"deep":[1.50,2e3,12345678901234567890]},"stream_options":{"other":1}}"#,
+        );
+        let r = ClientRequest::parse(Endpoint::ChatCompletions, &body).unwrap();
+        let out = r.upstream_body(&body, "gpt-4o-2024-08-06", true).unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        // Unknown values are copied byte for byte (numbers keep their spelling).
+        assert!(text.contains(r#""x_unknown":{"deep":[1.50,2e3,12345678901234567890]}"#), "{text}");
+        assert!(text.contains(r#""model":"gpt-4o-2024-08-06""#));
+        assert!(text.contains(r#""stream_options":{"other":1,"include_usage":true}"#), "{text}");
+        // Field order is kept.
+        assert!(text.starts_with(r#"{"model":"#));
+    }
+
+    #[test]
+    fn estimates_prompt_tokens() {
+        let t = tokenizer::shared();
+        let r = parse(
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","messages":[
+                {"role":"system","content":"You are a helpful assistant."},
+                {"role":"user","content":[{"type":"text","text":"Hello there"},
+                                          {"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}"#,
+        )
+        .unwrap();
+        // 3 reply + 2×3 framing + "system"(1) + 6 + "user"(1) + 2 + 765 image
+        assert_eq!(r.estimate_prompt_tokens(t), 3 + 6 + 1 + 6 + 1 + 2 + IMAGE_TOKENS);
+        let r = parse(Endpoint::Embeddings, r#"{"model":"m","input":["hello","world"]}"#).unwrap();
+        assert_eq!(r.estimate_prompt_tokens(t), 2);
+        let r = parse(Endpoint::Completions, r#"{"model":"m","prompt":[[1,2,3],[4]]}"#).unwrap();
+        assert_eq!(r.estimate_prompt_tokens(t), 4);
+    }
+}

@@ -1,0 +1,251 @@
+//! Server-sent-event pass-through. Each event is forwarded as soon as its closing blank line
+//! arrives, byte for byte; nothing waits for the rest of the answer. On the way through, the
+//! relay reads the usage report and counts the generated text (so a stream that ends without
+//! usage, or a client that hangs up, is still billed for what was generated), and drops the
+//! usage-only chunk when the client did not ask for it.
+//!
+//! The stream owns the request's billing ticket: it settles when the upstream finishes, when
+//! the upstream fails or goes silent past the idle timeout, or when the client goes away
+//! (the body is dropped), whichever comes first, and only once.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::Stream;
+use futures::stream::BoxStream;
+use tokio::time::{Instant, Sleep};
+
+use super::usage::{AnswerWire, TextCounter};
+use crate::billing::Ticket;
+use crate::domain::kinds::Outcome;
+use crate::domain::pricing::Usage;
+use crate::domain::tokenizer::Tokenizer;
+
+pub struct SseRelay {
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    buffer: BytesMut,
+    usage: Option<Usage>,
+    counter: TextCounter,
+    ticket: Option<Ticket>,
+    prompt_estimate: i64,
+    client_wants_usage: bool,
+    tokenizer: &'static Tokenizer,
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+    done: bool,
+}
+
+/// Where an event ends: the index after its closing blank line.
+fn event_end(buffer: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 1 < buffer.len() {
+        match buffer[i] {
+            b'\n' if buffer[i + 1] == b'\n' => return Some(i + 2),
+            b'\r' if buffer[i + 1] == b'\r' => return Some(i + 2),
+            b'\r' if buffer[i..].starts_with(b"\r\n\r\n") => return Some(i + 4),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The `data:` payload of one event (several data lines are joined with newlines, as the SSE
+/// specification says).
+fn event_data(event: &[u8]) -> Option<Vec<u8>> {
+    let mut data: Option<Vec<u8>> = None;
+    for line in event.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(rest) = line.strip_prefix(b"data:") {
+            let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+            match &mut data {
+                Some(joined) => {
+                    joined.push(b'\n');
+                    joined.extend_from_slice(rest);
+                }
+                None => data = Some(rest.to_vec()),
+            }
+        }
+    }
+    data
+}
+
+impl SseRelay {
+    pub fn new(
+        upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+        first_chunk: Bytes,
+        ticket: Ticket,
+        prompt_estimate: i64,
+        client_wants_usage: bool,
+        tokenizer: &'static Tokenizer,
+        idle_timeout: Duration,
+    ) -> SseRelay {
+        SseRelay {
+            upstream,
+            buffer: BytesMut::from(&first_chunk[..]),
+            usage: None,
+            counter: TextCounter::default(),
+            ticket: Some(ticket),
+            prompt_estimate,
+            client_wants_usage,
+            tokenizer,
+            idle_timeout,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            done: false,
+        }
+    }
+
+    /// Inspects one complete event and says whether to forward it.
+    fn inspect(&mut self, event: &[u8]) -> bool {
+        let Some(data) = event_data(event) else {
+            return true; // comments and keep-alives pass through
+        };
+        if data.first() != Some(&b'{') {
+            return true; // `[DONE]` and anything else that is not a JSON chunk
+        }
+        let Some(chunk) = AnswerWire::parse(&data) else {
+            return true;
+        };
+        if let Some(usage) = chunk.usage() {
+            self.usage = Some(usage);
+        }
+        let tokenizer = self.tokenizer;
+        let counter = &mut self.counter;
+        chunk.for_each_text(|text| counter.push(text, tokenizer));
+        !(chunk.is_usage_only() && !self.client_wants_usage)
+    }
+
+    /// Moves every complete event out of the buffer; returns the bytes to forward.
+    fn take_complete_events(&mut self) -> BytesMut {
+        let mut out = BytesMut::new();
+        while let Some(end) = event_end(&self.buffer) {
+            let event = self.buffer.split_to(end);
+            if self.inspect(&event) {
+                out.extend_from_slice(&event);
+            }
+        }
+        out
+    }
+
+    fn settle(&mut self, outcome: Outcome, error: Option<String>) {
+        let Some(mut ticket) = self.ticket.take() else {
+            return;
+        };
+        if let Some(message) = error {
+            ticket.log.error_message = message;
+        }
+        let (usage, estimated) = match self.usage {
+            Some(usage) => (usage, false),
+            None => (
+                Usage {
+                    prompt_tokens: self.prompt_estimate,
+                    completion_tokens: self.counter.total(self.tokenizer),
+                    cached_tokens: 0,
+                },
+                true,
+            ),
+        };
+        ticket.settle(usage, estimated, outcome);
+    }
+
+    /// Ends the stream after an upstream failure, telling the client why in an error event.
+    fn fail(&mut self, message: String) -> Bytes {
+        self.done = true;
+        let event = serde_json::json!({
+            "error": {
+                "message": message,
+                "type": "server_error",
+                "param": null,
+                "code": "upstream_stream_error",
+            }
+        });
+        self.settle(Outcome::StreamError, Some(message));
+        Bytes::from(format!("data: {event}\n\n"))
+    }
+}
+
+impl Stream for SseRelay {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let out = this.take_complete_events();
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(out.freeze())));
+            }
+            match this.upstream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => {
+                    this.buffer.extend_from_slice(&bytes);
+                    let deadline = Instant::now() + this.idle_timeout;
+                    this.idle.as_mut().reset(deadline);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let event = this.fail(format!("The upstream stream failed: {e}"));
+                    return Poll::Ready(Some(Ok(event)));
+                }
+                Poll::Ready(None) => {
+                    // A last event without its closing blank line is still forwarded.
+                    let rest = this.buffer.split();
+                    let forward = rest.is_empty() || this.inspect(&rest);
+                    this.done = true;
+                    this.settle(Outcome::Success, None);
+                    if forward && !rest.is_empty() {
+                        return Poll::Ready(Some(Ok(rest.freeze())));
+                    }
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    if this.idle.as_mut().poll(cx).is_ready() {
+                        let seconds = this.idle_timeout.as_secs();
+                        let event = this.fail(format!(
+                            "The upstream sent nothing for {seconds} s; the stream was cut."
+                        ));
+                        return Poll::Ready(Some(Ok(event)));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SseRelay {
+    /// The client went away (or the server is stopping) before the upstream finished: bill
+    /// what was generated until now.
+    fn drop(&mut self) {
+        if self.ticket.is_some() {
+            self.settle(
+                Outcome::ClientClosed,
+                Some("the client closed the stream before it ended".into()),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_event_boundaries_in_every_line_ending() {
+        assert_eq!(event_end(b"data: a\n\ndata: b"), Some(9));
+        assert_eq!(event_end(b"data: a\r\n\r\nx"), Some(11));
+        assert_eq!(event_end(b"data: a\r\rx"), Some(9));
+        assert_eq!(event_end(b"data: a\n"), None);
+        assert_eq!(event_end(b""), None);
+    }
+
+    #[test]
+    fn extracts_data_payloads() {
+        assert_eq!(event_data(b"data: {\"a\":1}\n\n"), Some(b"{\"a\":1}".to_vec()));
+        assert_eq!(event_data(b"data:[DONE]\r\n\r\n"), Some(b"[DONE]".to_vec()));
+        assert_eq!(event_data(b"data: x\ndata: y\n\n"), Some(b"x\ny".to_vec()));
+        assert_eq!(event_data(b": keep-alive\n\n"), None);
+        assert_eq!(event_data(b"event: ping\n\n"), None);
+    }
+}

@@ -1,0 +1,46 @@
+use super::{ServiceError, ServiceResult, name_err};
+use crate::db::admin_tokens::{AdminTokenOwner, AdminTokenRow};
+use crate::db::{self, Db};
+use crate::domain::kinds::Status;
+use crate::domain::{names, secret_key};
+
+/// Creates a management-API token for an admin or root user; returns it with the plain token,
+/// shown only now.
+pub async fn create(db: &Db, username: &str, name: &str) -> ServiceResult<(AdminTokenRow, String)> {
+    let user = super::users::get(db, username).await?;
+    if !user.role.is_admin() {
+        return Err(ServiceError::Forbidden(format!(
+            "'{username}' is a {} account; only admin and root users get admin tokens",
+            user.role
+        )));
+    }
+    if user.status != Status::Active {
+        return Err(ServiceError::Forbidden(format!("'{username}' is disabled")));
+    }
+    let name = names::label("a token name", name).map_err(name_err("name"))?;
+    let secret = secret_key::generate(secret_key::ADMIN_TOKEN_PREFIX);
+    let id = db::admin_tokens::insert(db, user.id, &name, &secret.hash, &secret.display).await?;
+    let row = db::admin_tokens::list(db)
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ServiceError::NotFound("the new token vanished".into()))?;
+    Ok((row, secret.plain))
+}
+
+pub async fn list(db: &Db) -> ServiceResult<Vec<AdminTokenRow>> {
+    Ok(db::admin_tokens::list(db).await?)
+}
+
+pub async fn delete(db: &Db, id: i64) -> ServiceResult<()> {
+    if !db::admin_tokens::delete(db, id).await? {
+        return Err(ServiceError::NotFound(format!("there is no admin token with id {id}")));
+    }
+    Ok(())
+}
+
+/// The active admin behind a presented token, or None.
+pub async fn authenticate(db: &Db, presented: &str) -> ServiceResult<Option<AdminTokenOwner>> {
+    let owner = db::admin_tokens::find_owner(db, &secret_key::hash(presented)).await?;
+    Ok(owner.filter(|o| o.role.is_admin() && o.status == Status::Active))
+}

@@ -1,0 +1,316 @@
+use std::collections::BTreeMap;
+
+use super::{ServiceError, ServiceResult, conflict, name_err};
+use crate::db::channels::{ChannelRow, ChannelSpec};
+use crate::db::{self, Db};
+use crate::domain::kinds::{ChannelStatus, ChannelType};
+use crate::domain::names;
+
+/// A channel as typed by an admin. On create, name, type, base URL, keys and models are
+/// required; on update every field is optional.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelInput {
+    pub name: Option<String>,
+    pub channel_type: Option<String>,
+    pub base_url: Option<String>,
+    pub keys: Option<Vec<String>>,
+    /// Comma-separated.
+    pub models: Option<String>,
+    /// Comma-separated; defaults to `default`.
+    pub groups: Option<String>,
+    pub priority: Option<i64>,
+    pub weight: Option<i64>,
+    pub model_mapping: Option<BTreeMap<String, String>>,
+    pub timeout_secs: Option<i64>,
+    pub extra_headers: Option<BTreeMap<String, String>>,
+    /// `enabled` or `disabled`.
+    pub status: Option<String>,
+}
+
+/// Largest weight accepted; weights are relative, so this is plenty.
+const MAX_WEIGHT: i64 = 10_000;
+
+fn parse_type(text: &str) -> ServiceResult<ChannelType> {
+    ChannelType::parse(text).ok_or_else(|| {
+        ServiceError::invalid(
+            "type",
+            format!("'{text}' is not a supported channel type (supported: {})", ChannelType::choices()),
+        )
+    })
+}
+
+/// Checks the URL and, for OpenAI-type channels given a bare host, adds the `/v1` prefix.
+fn normalise_base_url(text: &str, channel_type: ChannelType) -> ServiceResult<String> {
+    let text = text.trim().trim_end_matches('/');
+    let url = reqwest::Url::parse(text).map_err(|_| {
+        ServiceError::invalid("base-url", format!("'{text}' is not a URL (e.g. https://api.openai.com/v1)"))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ServiceError::invalid("base-url", format!("'{text}' must be an http:// or https:// URL")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ServiceError::invalid("base-url", "the base URL must not have a query or fragment"));
+    }
+    let bare = matches!(url.path(), "" | "/");
+    Ok(match channel_type {
+        ChannelType::OpenAi if bare => format!("{text}/v1"),
+        ChannelType::OpenAi => text.to_string(),
+    })
+}
+
+fn parse_keys(keys: &[String]) -> ServiceResult<Vec<String>> {
+    let keys: Vec<String> = keys
+        .iter()
+        .flat_map(|k| k.lines())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect();
+    if keys.is_empty() {
+        return Err(ServiceError::invalid("key", "give at least one upstream key"));
+    }
+    if keys.iter().any(|k| k.chars().any(|c| c.is_control() || c == ' ')) {
+        return Err(ServiceError::invalid("key", "an upstream key contains spaces or control characters"));
+    }
+    Ok(keys)
+}
+
+fn check_mapping(mapping: &BTreeMap<String, String>) -> ServiceResult<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (from, to) in mapping {
+        let from = names::model_name(from).map_err(name_err("model-map"))?;
+        let to = names::model_name(to).map_err(name_err("model-map"))?;
+        out.insert(from, to);
+    }
+    Ok(out)
+}
+
+fn check_headers(headers: &BTreeMap<String, String>) -> ServiceResult<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (name, value) in headers {
+        let name = name.trim();
+        if http::HeaderName::try_from(name).is_err() {
+            return Err(ServiceError::invalid("header", format!("'{name}' is not a valid header name")));
+        }
+        if matches!(name.to_ascii_lowercase().as_str(), "authorization" | "content-type" | "content-length" | "host") {
+            return Err(ServiceError::invalid("header", format!("'{name}' is set by Tollgate and cannot be overridden")));
+        }
+        if http::HeaderValue::try_from(value.trim()).is_err() {
+            return Err(ServiceError::invalid("header", format!("the value of '{name}' is not a valid header value")));
+        }
+        out.insert(name.to_string(), value.trim().to_string());
+    }
+    Ok(out)
+}
+
+fn parse_status(text: &str) -> ServiceResult<ChannelStatus> {
+    match ChannelStatus::parse(text) {
+        Some(ChannelStatus::AutoDisabled) | None => Err(ServiceError::invalid(
+            "status",
+            format!("'{text}' is not a status an admin can set (use enabled or disabled)"),
+        )),
+        Some(status) => Ok(status),
+    }
+}
+
+/// Applies `input` over `spec` (a blank spec on create), validating every field given.
+async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceResult<()> {
+    if let Some(name) = input.name {
+        spec.name = names::channel_name(&name).map_err(name_err("name"))?;
+    }
+    if let Some(channel_type) = input.channel_type {
+        spec.channel_type = parse_type(&channel_type)?;
+    }
+    if let Some(base_url) = input.base_url {
+        spec.base_url = normalise_base_url(&base_url, spec.channel_type)?;
+    }
+    if let Some(keys) = input.keys {
+        spec.secret_keys = parse_keys(&keys)?;
+    }
+    if let Some(models) = input.models {
+        spec.models = names::list(&models, names::model_name).map_err(name_err("models"))?;
+    }
+    if let Some(mapping) = input.model_mapping {
+        spec.model_mapping = check_mapping(&mapping)?;
+    }
+    // A mapped name is a model clients ask for, so it belongs to the channel's model list
+    // (One API makes admins list both, a frequent source of "no channel" errors).
+    for from in spec.model_mapping.keys() {
+        if !spec.models.contains(from) {
+            spec.models.push(from.clone());
+        }
+    }
+    if spec.models.is_empty() {
+        return Err(ServiceError::invalid("models", "list at least one model the channel serves"));
+    }
+    if let Some(groups) = input.groups {
+        spec.groups = names::list(&groups, names::group_name).map_err(name_err("groups"))?;
+    }
+    if spec.groups.is_empty() {
+        return Err(ServiceError::invalid("groups", "list at least one group"));
+    }
+    for group in &spec.groups {
+        super::groups::require(db, "groups", group).await?;
+    }
+    if let Some(priority) = input.priority {
+        spec.priority = priority;
+    }
+    if let Some(weight) = input.weight {
+        if !(0..=MAX_WEIGHT).contains(&weight) {
+            return Err(ServiceError::invalid("weight", format!("must be between 0 and {MAX_WEIGHT}")));
+        }
+        spec.weight = weight;
+    }
+    if let Some(timeout) = input.timeout_secs {
+        if !(0..=3600).contains(&timeout) {
+            return Err(ServiceError::invalid("timeout-secs", "must be between 0 (server default) and 3600"));
+        }
+        spec.timeout_secs = timeout;
+    }
+    if let Some(headers) = input.extra_headers {
+        spec.extra_headers = check_headers(&headers)?;
+    }
+    if let Some(status) = input.status {
+        spec.status = parse_status(&status)?;
+        spec.status_reason = match spec.status {
+            ChannelStatus::Disabled => "disabled by an admin".into(),
+            _ => String::new(),
+        };
+    }
+    Ok(())
+}
+
+pub async fn create(db: &Db, input: ChannelInput) -> ServiceResult<ChannelRow> {
+    let required = [
+        ("name", input.name.is_none()),
+        ("type", input.channel_type.is_none()),
+        ("base-url", input.base_url.is_none()),
+        ("key", input.keys.is_none()),
+        ("models", input.models.is_none() && input.model_mapping.is_none()),
+    ];
+    if let Some((field, _)) = required.iter().find(|(_, missing)| *missing) {
+        return Err(ServiceError::invalid(field, "is required"));
+    }
+    let mut spec = ChannelSpec {
+        name: String::new(),
+        channel_type: ChannelType::OpenAi,
+        base_url: String::new(),
+        secret_keys: Vec::new(),
+        models: Vec::new(),
+        model_mapping: BTreeMap::new(),
+        groups: vec![super::groups::DEFAULT_GROUP.to_string()],
+        priority: 0,
+        weight: 1,
+        status: ChannelStatus::Enabled,
+        status_reason: String::new(),
+        timeout_secs: 0,
+        extra_headers: BTreeMap::new(),
+    };
+    // The type decides how the base URL is read, so it is applied first.
+    let mut input = input;
+    if let Some(channel_type) = input.channel_type.take() {
+        spec.channel_type = parse_type(&channel_type)?;
+    }
+    apply(db, &mut spec, input).await?;
+    let name = spec.name.clone();
+    let id = db::channels::insert(db, &spec)
+        .await
+        .map_err(conflict(format!("a channel named '{name}' already exists")))?;
+    by_id(db, id).await
+}
+
+pub async fn by_id(db: &Db, id: i64) -> ServiceResult<ChannelRow> {
+    db::channels::find_by_id(db, id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("there is no channel with id {id}")))
+}
+
+/// Finds a channel by name, or by id when given digits.
+pub async fn get(db: &Db, name_or_id: &str) -> ServiceResult<ChannelRow> {
+    if let Some(channel) = db::channels::find_by_name(db, name_or_id).await? {
+        return Ok(channel);
+    }
+    if let Ok(id) = name_or_id.parse::<i64>() {
+        return by_id(db, id).await;
+    }
+    Err(ServiceError::NotFound(format!("there is no channel named '{name_or_id}'")))
+}
+
+pub async fn list(db: &Db) -> ServiceResult<Vec<ChannelRow>> {
+    Ok(db::channels::list(db).await?)
+}
+
+pub async fn update(db: &Db, name_or_id: &str, input: ChannelInput) -> ServiceResult<ChannelRow> {
+    let channel = get(db, name_or_id).await?;
+    let mut spec = channel.spec();
+    let mut input = input;
+    if let Some(channel_type) = input.channel_type.take() {
+        spec.channel_type = parse_type(&channel_type)?;
+    }
+    apply(db, &mut spec, input).await?;
+    let name = spec.name.clone();
+    db::channels::update(db, channel.id, &spec)
+        .await
+        .map_err(conflict(format!("a channel named '{name}' already exists")))?;
+    by_id(db, channel.id).await
+}
+
+pub async fn delete(db: &Db, name_or_id: &str) -> ServiceResult<()> {
+    let channel = get(db, name_or_id).await?;
+    db::channels::delete(db, channel.id).await?;
+    Ok(())
+}
+
+/// Parses `requested=upstream` pairs (comma-separated or repeated).
+pub fn parse_mapping_pairs(pairs: &[String]) -> ServiceResult<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for pair in pairs.iter().flat_map(|p| p.split(',')).map(str::trim).filter(|p| !p.is_empty()) {
+        let (from, to) = pair.split_once('=').ok_or_else(|| {
+            ServiceError::invalid("model-map", format!("'{pair}' is not requested=upstream"))
+        })?;
+        out.insert(from.trim().to_string(), to.trim().to_string());
+    }
+    Ok(out)
+}
+
+/// Parses `Name: value` header lines.
+pub fn parse_header_lines(lines: &[String]) -> ServiceResult<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            ServiceError::invalid("header", format!("'{line}' is not 'Name: value'"))
+        })?;
+        out.insert(name.trim().to_string(), value.trim().to_string());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_checked_and_completed() {
+        assert_eq!(
+            normalise_base_url("https://api.openai.com", ChannelType::OpenAi).unwrap(),
+            "https://api.openai.com/v1"
+        );
+        assert_eq!(
+            normalise_base_url("http://127.0.0.1:18080/v1/", ChannelType::OpenAi).unwrap(),
+            "http://127.0.0.1:18080/v1"
+        );
+        assert!(normalise_base_url("ftp://x", ChannelType::OpenAi).is_err());
+        assert!(normalise_base_url("not a url", ChannelType::OpenAi).is_err());
+    }
+
+    #[test]
+    fn parses_mapping_pairs_and_headers() {
+        let map = parse_mapping_pairs(&["gpt-4o=gpt-4o-2024-08-06,a=b".into()]).unwrap();
+        assert_eq!(map["gpt-4o"], "gpt-4o-2024-08-06");
+        assert_eq!(map["a"], "b");
+        assert!(parse_mapping_pairs(&["nope".into()]).is_err());
+        let headers = parse_header_lines(&["X-Org: acme".into()]).unwrap();
+        assert_eq!(headers["X-Org"], "acme");
+        assert!(check_headers(&BTreeMap::from([("Authorization".into(), "x".into())])).is_err());
+    }
+}

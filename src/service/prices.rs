@@ -1,0 +1,116 @@
+use super::{ServiceError, ServiceResult, decimal_err, name_err};
+use crate::db::prices::PriceRow;
+use crate::db::{self, Db};
+use crate::domain::money::MicroUsd;
+use crate::domain::names;
+use crate::domain::pricing::ModelPrice;
+
+/// Prices as typed: dollars per 1M tokens, or dollars per request.
+#[derive(Debug, Clone, Default)]
+pub struct PriceInput {
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub cached_input: Option<String>,
+    pub per_request: Option<String>,
+}
+
+/// Largest price accepted, in dollars per 1M tokens or per request.
+const MAX_PRICE: MicroUsd = MicroUsd(100_000 * 1_000_000);
+
+fn amount(field: &'static str, text: &str) -> ServiceResult<MicroUsd> {
+    let value = MicroUsd::parse(text).map_err(decimal_err(field))?;
+    if value > MAX_PRICE {
+        return Err(ServiceError::invalid(field, "is larger than $100,000"));
+    }
+    Ok(value)
+}
+
+pub fn parse(input: &PriceInput) -> ServiceResult<ModelPrice> {
+    match (&input.per_request, &input.input, &input.output) {
+        (Some(per_request), None, None) if input.cached_input.is_none() => {
+            Ok(ModelPrice::PerRequest(amount("per-request", per_request)?))
+        }
+        (Some(_), _, _) => Err(ServiceError::invalid(
+            "per-request",
+            "a per-request price replaces token prices; do not give both",
+        )),
+        (None, Some(i), Some(o)) => Ok(ModelPrice::PerToken {
+            input: amount("input", i)?,
+            output: amount("output", o)?,
+            cached_input: input
+                .cached_input
+                .as_deref()
+                .map(|c| amount("cached-input", c))
+                .transpose()?,
+        }),
+        (None, None, _) => Err(ServiceError::invalid(
+            "input",
+            "give --input and --output (dollars per 1M tokens) or --per-request",
+        )),
+        (None, Some(_), None) => Err(ServiceError::invalid(
+            "output",
+            "give the output price too (dollars per 1M tokens)",
+        )),
+    }
+}
+
+pub async fn set(db: &Db, model: &str, input: &PriceInput) -> ServiceResult<PriceRow> {
+    let model = names::model_name(model).map_err(name_err("model"))?;
+    let price = parse(input)?;
+    db::prices::upsert(db, &model, price).await?;
+    get(db, &model).await
+}
+
+pub async fn get(db: &Db, model: &str) -> ServiceResult<PriceRow> {
+    db::prices::list(db)
+        .await?
+        .into_iter()
+        .find(|p| p.model == model)
+        .ok_or_else(|| ServiceError::NotFound(format!("the model '{model}' has no price")))
+}
+
+pub async fn list(db: &Db) -> ServiceResult<Vec<PriceRow>> {
+    Ok(db::prices::list(db).await?)
+}
+
+pub async fn delete(db: &Db, model: &str) -> ServiceResult<()> {
+    if !db::prices::delete(db, model).await? {
+        return Err(ServiceError::NotFound(format!("the model '{model}' has no price")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(i: Option<&str>, o: Option<&str>, c: Option<&str>, r: Option<&str>) -> PriceInput {
+        PriceInput {
+            input: i.map(String::from),
+            output: o.map(String::from),
+            cached_input: c.map(String::from),
+            per_request: r.map(String::from),
+        }
+    }
+
+    #[test]
+    fn parses_token_and_request_prices() {
+        assert_eq!(
+            parse(&input(Some("0.15"), Some("0.60"), Some("0.075"), None)).unwrap(),
+            ModelPrice::PerToken {
+                input: MicroUsd(150_000),
+                output: MicroUsd(600_000),
+                cached_input: Some(MicroUsd(75_000)),
+            }
+        );
+        assert_eq!(
+            parse(&input(None, None, None, Some("0.01"))).unwrap(),
+            ModelPrice::PerRequest(MicroUsd(10_000))
+        );
+        assert!(parse(&input(Some("1"), None, None, None)).is_err());
+        assert!(parse(&input(Some("1"), Some("1"), None, Some("1"))).is_err());
+        assert!(parse(&input(None, None, None, None)).is_err());
+        assert!(parse(&input(Some("-1"), Some("1"), None, None)).is_err());
+        assert!(parse(&input(Some("100001"), Some("1"), None, None)).is_err());
+    }
+}

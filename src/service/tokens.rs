@@ -1,0 +1,173 @@
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
+
+use super::{ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota};
+use crate::db::tokens::{NewToken, TokenPatch, TokenRow};
+use crate::db::{self, Db};
+use crate::domain::ip_allow::IpAllowList;
+use crate::domain::kinds::Status;
+use crate::domain::money::MicroUsd;
+use crate::domain::{names, secret_key};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateToken {
+    pub username: String,
+    pub name: String,
+    /// The key's own limit in dollars; without it the key is limited only by the user's balance.
+    pub quota_usd: Option<String>,
+    /// `2027-01-01` (start of that day, UTC) or an RFC 3339 time.
+    pub expires: Option<String>,
+    /// Comma-separated model names; empty allows every model of the user's group.
+    pub models: Option<String>,
+    /// Comma-separated IPs or CIDR ranges; empty allows every address.
+    pub allow_ips: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpdateToken {
+    pub name: Option<String>,
+    pub status: Option<String>,
+    /// `Some(None)` removes the expiry.
+    pub expires: Option<Option<String>>,
+    /// Sets a limit (and makes the key limited).
+    pub quota_usd: Option<String>,
+    pub unlimited: Option<bool>,
+    pub models: Option<String>,
+    pub allow_ips: Option<String>,
+}
+
+/// Parses `YYYY-MM-DD` or RFC 3339 into Unix milliseconds.
+pub fn parse_expiry(text: &str) -> ServiceResult<i64> {
+    let text = text.trim();
+    let time = if let Ok(date) = Date::parse(text, format_description!("[year]-[month]-[day]")) {
+        PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc()
+    } else {
+        OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+            ServiceError::invalid(
+                "expires",
+                format!("'{text}' is not a date (use 2027-01-01 or 2027-01-01T12:00:00Z)"),
+            )
+        })?
+    };
+    Ok((time.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+fn parse_models(text: &str) -> ServiceResult<Vec<String>> {
+    names::list(text, names::model_name).map_err(name_err("models"))
+}
+
+fn parse_ips(text: &str) -> ServiceResult<String> {
+    IpAllowList::parse(text)
+        .map(|l| l.to_list_string())
+        .map_err(|e| ServiceError::invalid("allow-ip", e.to_string()))
+}
+
+async fn quota_units(db: &Db, text: &str) -> ServiceResult<i64> {
+    let usd = MicroUsd::parse(text).map_err(decimal_err("quota-usd"))?;
+    let options = super::options::current(db).await?;
+    Ok(usd_to_quota("quota-usd", usd, options.quota_per_usd())?.0)
+}
+
+/// Creates a key and returns it with the plain key, which is not stored and cannot be shown
+/// again.
+pub async fn create(db: &Db, input: CreateToken) -> ServiceResult<(TokenRow, String)> {
+    let user = super::users::get(db, &input.username).await?;
+    let name = names::label("a key name", &input.name).map_err(name_err("name"))?;
+    let expires_at = input.expires.as_deref().map(parse_expiry).transpose()?;
+    if let Some(at) = expires_at
+        && at <= db::now_ms()
+    {
+        return Err(ServiceError::invalid("expires", "the expiry is in the past"));
+    }
+    let (unlimited, remaining_quota) = match &input.quota_usd {
+        Some(text) => (false, quota_units(db, text).await?),
+        None => (true, 0),
+    };
+    let allowed_models = input.models.as_deref().map(parse_models).transpose()?.unwrap_or_default();
+    let allowed_ips = input.allow_ips.as_deref().map(parse_ips).transpose()?.unwrap_or_default();
+    let secret = secret_key::generate(secret_key::API_KEY_PREFIX);
+    let id = db::tokens::insert(
+        db,
+        &NewToken {
+            user_id: user.id,
+            name,
+            key_hash: secret.hash,
+            key_display: secret.display,
+            expires_at,
+            unlimited,
+            remaining_quota,
+            allowed_models,
+            allowed_ips,
+        },
+    )
+    .await?;
+    Ok((get(db, id).await?, secret.plain))
+}
+
+pub async fn get(db: &Db, id: i64) -> ServiceResult<TokenRow> {
+    db::tokens::find_by_id(db, id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("there is no API key with id {id}")))
+}
+
+pub async fn list_for_user(db: &Db, username: &str) -> ServiceResult<Vec<TokenRow>> {
+    let user = super::users::get(db, username).await?;
+    Ok(db::tokens::list_for_user(db, user.id).await?)
+}
+
+pub async fn update(db: &Db, id: i64, input: UpdateToken) -> ServiceResult<TokenRow> {
+    get(db, id).await?;
+    let mut patch = TokenPatch {
+        name: input
+            .name
+            .map(|n| names::label("a key name", &n).map_err(name_err("name")))
+            .transpose()?,
+        status: input
+            .status
+            .map(|s| {
+                Status::parse(&s).ok_or_else(|| {
+                    ServiceError::invalid("status", format!("'{s}' is not a status (use {})", Status::choices()))
+                })
+            })
+            .transpose()?,
+        unlimited: input.unlimited,
+        allowed_models: input.models.as_deref().map(parse_models).transpose()?,
+        allowed_ips: input.allow_ips.as_deref().map(parse_ips).transpose()?,
+        ..TokenPatch::default()
+    };
+    if let Some(expires) = input.expires {
+        patch.expires_at = Some(expires.as_deref().map(parse_expiry).transpose()?);
+    }
+    if let Some(text) = &input.quota_usd {
+        if input.unlimited == Some(true) {
+            return Err(ServiceError::invalid(
+                "quota-usd",
+                "a key cannot have a quota and be unlimited",
+            ));
+        }
+        patch.remaining_quota = Some(quota_units(db, text).await?);
+        patch.unlimited = Some(false);
+    }
+    db::tokens::update(db, id, &patch).await?;
+    get(db, id).await
+}
+
+pub async fn delete(db: &Db, id: i64) -> ServiceResult<()> {
+    if !db::tokens::delete(db, id).await? {
+        return Err(ServiceError::NotFound(format!("there is no API key with id {id}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_expiry_dates() {
+        assert_eq!(parse_expiry("2027-01-01").unwrap(), 1_798_761_600_000);
+        assert_eq!(parse_expiry("2027-01-01T00:00:01Z").unwrap(), 1_798_761_601_000);
+        assert!(parse_expiry("next tuesday").is_err());
+    }
+}

@@ -1,0 +1,183 @@
+use super::groups::{self, DEFAULT_GROUP};
+use super::{ServiceError, ServiceResult, conflict, decimal_err, name_err, usd_to_quota};
+use crate::db::users::{NewUser, UserPatch, UserRow};
+use crate::db::{self, Db};
+use crate::domain::kinds::{Role, Status};
+use crate::domain::money::{MicroUsd, Quota};
+use crate::domain::{names, password};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateUser {
+    pub username: String,
+    pub password: Option<String>,
+    pub email: Option<String>,
+    pub role: Option<String>,
+    pub group: Option<String>,
+    /// Starting balance in dollars, e.g. "5".
+    pub quota_usd: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpdateUser {
+    pub password: Option<String>,
+    pub email: Option<Option<String>>,
+    pub display_name: Option<String>,
+    pub role: Option<String>,
+    pub status: Option<String>,
+    pub group: Option<String>,
+}
+
+/// A balance change: exactly one of the two.
+#[derive(Debug, Clone, Default)]
+pub struct QuotaChange {
+    pub usd: Option<String>,
+    pub units: Option<i64>,
+}
+
+fn parse_role(text: &str) -> ServiceResult<Role> {
+    Role::parse(text).ok_or_else(|| {
+        ServiceError::invalid("role", format!("'{text}' is not a role (use {})", Role::choices()))
+    })
+}
+
+fn parse_status(text: &str) -> ServiceResult<Status> {
+    Status::parse(text).ok_or_else(|| {
+        ServiceError::invalid(
+            "status",
+            format!("'{text}' is not a status (use {})", Status::choices()),
+        )
+    })
+}
+
+fn check_email(email: &str) -> ServiceResult<String> {
+    let email = email.trim();
+    let valid = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && !email.contains(char::is_whitespace);
+    if valid {
+        Ok(email.to_string())
+    } else {
+        Err(ServiceError::invalid("email", format!("'{email}' is not an email address")))
+    }
+}
+
+async fn hash_password(plain: String) -> ServiceResult<String> {
+    password::validate(&plain).map_err(|e| ServiceError::invalid("password", e.to_string()))?;
+    tokio::task::spawn_blocking(move || password::hash(&plain))
+        .await
+        .map_err(|_| ServiceError::invalid("password", "hashing was interrupted"))?
+        .map_err(|e| ServiceError::invalid("password", e.to_string()))
+}
+
+pub async fn create(db: &Db, input: CreateUser) -> ServiceResult<UserRow> {
+    let username = names::username(&input.username).map_err(name_err("username"))?;
+    let role = match &input.role {
+        Some(role) => parse_role(role)?,
+        None => Role::User,
+    };
+    let group = input.group.unwrap_or_else(|| DEFAULT_GROUP.to_string());
+    groups::require(db, "group", &group).await?;
+    let email = input.email.as_deref().map(check_email).transpose()?;
+    let quota = match &input.quota_usd {
+        Some(text) => {
+            let usd = MicroUsd::parse(text).map_err(decimal_err("quota-usd"))?;
+            let options = super::options::current(db).await?;
+            usd_to_quota("quota-usd", usd, options.quota_per_usd())?
+        }
+        None => Quota::ZERO,
+    };
+    let password_hash = match input.password {
+        Some(plain) => Some(hash_password(plain).await?),
+        None => None,
+    };
+    let id = db::users::insert(
+        db,
+        &NewUser {
+            username: username.clone(),
+            password_hash,
+            email,
+            role,
+            group,
+            quota: quota.0,
+        },
+    )
+    .await
+    .map_err(conflict(format!(
+        "a user named '{username}' (or with that email) already exists"
+    )))?;
+    by_id(db, id).await
+}
+
+pub async fn by_id(db: &Db, id: i64) -> ServiceResult<UserRow> {
+    db::users::find_by_id(db, id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("there is no user with id {id}")))
+}
+
+pub async fn get(db: &Db, username: &str) -> ServiceResult<UserRow> {
+    db::users::find_by_username(db, username)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("there is no user named '{username}'")))
+}
+
+pub async fn list(db: &Db, limit: i64, offset: i64) -> ServiceResult<Vec<UserRow>> {
+    Ok(db::users::list(db, limit.clamp(1, 1000), offset.max(0)).await?)
+}
+
+pub async fn update(db: &Db, username: &str, input: UpdateUser) -> ServiceResult<UserRow> {
+    let user = get(db, username).await?;
+    let mut patch = UserPatch {
+        display_name: input
+            .display_name
+            .map(|d| names::label("display name", &d).map_err(name_err("display_name")))
+            .transpose()?,
+        role: input.role.as_deref().map(parse_role).transpose()?,
+        status: input.status.as_deref().map(parse_status).transpose()?,
+        ..UserPatch::default()
+    };
+    if let Some(email) = input.email {
+        patch.email = Some(email.as_deref().map(check_email).transpose()?);
+    }
+    if let Some(group) = input.group {
+        groups::require(db, "group", &group).await?;
+        patch.group = Some(group);
+    }
+    if let Some(plain) = input.password {
+        patch.password_hash = Some(hash_password(plain).await?);
+    }
+    db::users::update(db, user.id, &patch)
+        .await
+        .map_err(conflict("another user already has that email"))?;
+    by_id(db, user.id).await
+}
+
+/// Adds to (or, with a negative amount, deducts from) a user's balance.
+pub async fn change_quota(db: &Db, username: &str, change: QuotaChange) -> ServiceResult<UserRow> {
+    let user = get(db, username).await?;
+    let units = quota_change_units(db, &change).await?;
+    db::users::add_quota(db, user.id, units).await?;
+    by_id(db, user.id).await
+}
+
+/// Converts a [`QuotaChange`] to units (negative dollar amounts are allowed).
+pub(crate) async fn quota_change_units(db: &Db, change: &QuotaChange) -> ServiceResult<i64> {
+    match (&change.usd, change.units) {
+        (Some(text), None) => {
+            let (negative, digits) = match text.trim().strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, text.trim()),
+            };
+            let usd = MicroUsd::parse(digits).map_err(decimal_err("usd"))?;
+            let options = super::options::current(db).await?;
+            let units = usd_to_quota("usd", usd, options.quota_per_usd())?.0;
+            Ok(if negative { -units } else { units })
+        }
+        (None, Some(units)) => Ok(units),
+        _ => Err(ServiceError::invalid(
+            "amount",
+            "give the amount either in dollars (usd) or in quota units (units), not both",
+        )),
+    }
+}

@@ -1,0 +1,346 @@
+//! What people see of each record: JSON for scripts and the API, in quota units and dollars.
+//! Secrets never appear: API keys by their display form, upstream keys masked.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::db::admin_tokens::AdminTokenRow;
+use crate::db::channels::ChannelRow;
+use crate::db::groups::GroupRow;
+use crate::db::logs::RequestLog;
+use crate::db::prices::PriceRow;
+use crate::db::tokens::TokenRow;
+use crate::db::users::UserRow;
+use crate::domain::kinds::{ChannelStatus, ChannelType, Outcome, Role, Status};
+use crate::domain::money::{MicroUsd, Quota};
+use crate::domain::pricing::ModelPrice;
+use crate::domain::secret_key::mask_upstream_key;
+
+/// RFC 3339 in UTC, e.g. `2026-11-21T18:02:03.123Z`.
+pub fn timestamp(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn usd(units: i64, quota_per_usd: i64) -> f64 {
+    Quota(units).usd_f64(quota_per_usd)
+}
+
+fn micro_usd(value: MicroUsd) -> f64 {
+    value.0 as f64 / 1_000_000.0
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct UserView {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub role: Role,
+    pub status: Status,
+    pub group: String,
+    /// Remaining balance in quota units.
+    pub quota: i64,
+    pub quota_usd: f64,
+    pub used_quota: i64,
+    pub used_usd: f64,
+    pub request_count: i64,
+    pub created_at: String,
+}
+
+impl UserView {
+    pub fn new(u: &UserRow, quota_per_usd: i64) -> UserView {
+        UserView {
+            id: u.id,
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            email: u.email.clone(),
+            role: u.role,
+            status: u.status,
+            group: u.group.clone(),
+            quota: u.quota,
+            quota_usd: usd(u.quota, quota_per_usd),
+            used_quota: u.used_quota,
+            used_usd: usd(u.used_quota, quota_per_usd),
+            request_count: u.request_count,
+            created_at: timestamp(u.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct TokenView {
+    pub id: i64,
+    pub user: String,
+    pub name: String,
+    /// `sk-AbCd…wxyz`: enough to recognise the key, never enough to use it.
+    pub key_display: String,
+    pub status: Status,
+    pub expires_at: Option<String>,
+    pub unlimited: bool,
+    /// Remaining quota of the key itself (meaningless when unlimited).
+    pub remaining_quota: i64,
+    pub remaining_usd: f64,
+    pub used_quota: i64,
+    pub used_usd: f64,
+    pub request_count: i64,
+    pub allowed_models: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    pub last_used_at: Option<String>,
+    pub created_at: String,
+}
+
+impl TokenView {
+    pub fn new(t: &TokenRow, quota_per_usd: i64) -> TokenView {
+        TokenView {
+            id: t.id,
+            user: t.username.clone(),
+            name: t.name.clone(),
+            key_display: t.key_display.clone(),
+            status: t.status,
+            expires_at: t.expires_at.map(timestamp),
+            unlimited: t.unlimited,
+            remaining_quota: t.remaining_quota,
+            remaining_usd: usd(t.remaining_quota, quota_per_usd),
+            used_quota: t.used_quota,
+            used_usd: usd(t.used_quota, quota_per_usd),
+            request_count: t.request_count,
+            allowed_models: t.allowed_models.clone(),
+            allowed_ips: t
+                .allowed_ips
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            last_used_at: t.last_used_at.map(timestamp),
+            created_at: timestamp(t.created_at),
+        }
+    }
+}
+
+/// A newly created key: the only time the full key is shown.
+#[derive(Serialize, Debug, Clone)]
+pub struct NewTokenView {
+    pub key: String,
+    #[serde(flatten)]
+    pub token: TokenView,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct ChannelView {
+    pub id: i64,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub channel_type: ChannelType,
+    pub base_url: String,
+    /// Masked: `sk-****abcd`.
+    pub keys: Vec<String>,
+    pub models: Vec<String>,
+    pub model_mapping: BTreeMap<String, String>,
+    pub groups: Vec<String>,
+    pub priority: i64,
+    pub weight: i64,
+    pub status: ChannelStatus,
+    pub status_reason: String,
+    pub status_changed_at: String,
+    pub timeout_secs: i64,
+    /// Header names only; values may hold secrets.
+    pub extra_headers: Vec<String>,
+    pub used_quota: i64,
+    pub used_usd: f64,
+    pub request_count: i64,
+    pub created_at: String,
+}
+
+impl ChannelView {
+    pub fn new(c: &ChannelRow, quota_per_usd: i64) -> ChannelView {
+        ChannelView {
+            id: c.id,
+            name: c.name.clone(),
+            channel_type: c.channel_type,
+            base_url: c.base_url.clone(),
+            keys: c.secret_keys.iter().map(|k| mask_upstream_key(k)).collect(),
+            models: c.models.clone(),
+            model_mapping: c.model_mapping.clone(),
+            groups: c.groups.clone(),
+            priority: c.priority,
+            weight: c.weight,
+            status: c.status,
+            status_reason: c.status_reason.clone(),
+            status_changed_at: timestamp(c.status_changed_at),
+            timeout_secs: c.timeout_secs,
+            extra_headers: c.extra_headers.keys().cloned().collect(),
+            used_quota: c.used_quota,
+            used_usd: usd(c.used_quota, quota_per_usd),
+            request_count: c.request_count,
+            created_at: timestamp(c.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct GroupView {
+    pub name: String,
+    /// Price multiplier, e.g. 1.5.
+    pub ratio: f64,
+    pub description: String,
+    pub user_selectable: bool,
+}
+
+impl GroupView {
+    pub fn new(g: &GroupRow) -> GroupView {
+        GroupView {
+            name: g.name.clone(),
+            ratio: g.ratio.ppm() as f64 / 1_000_000.0,
+            description: g.description.clone(),
+            user_selectable: g.user_selectable,
+        }
+    }
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct PriceView {
+    pub model: String,
+    /// `per_token` (dollars per 1M tokens) or `per_request`.
+    pub mode: &'static str,
+    pub input_usd_per_mtok: Option<f64>,
+    pub output_usd_per_mtok: Option<f64>,
+    pub cached_input_usd_per_mtok: Option<f64>,
+    pub per_request_usd: Option<f64>,
+    pub updated_at: String,
+}
+
+impl PriceView {
+    pub fn new(p: &PriceRow) -> PriceView {
+        let (mode, input, output, cached, per_request) = match p.price {
+            ModelPrice::PerToken {
+                input,
+                output,
+                cached_input,
+            } => (
+                "per_token",
+                Some(micro_usd(input)),
+                Some(micro_usd(output)),
+                cached_input.map(micro_usd),
+                None,
+            ),
+            ModelPrice::PerRequest(price) => ("per_request", None, None, None, Some(micro_usd(price))),
+        };
+        PriceView {
+            model: p.model.clone(),
+            mode,
+            input_usd_per_mtok: input,
+            output_usd_per_mtok: output,
+            cached_input_usd_per_mtok: cached,
+            per_request_usd: per_request,
+            updated_at: timestamp(p.updated_at),
+        }
+    }
+
+    /// `$0.15 in / $0.6 out per 1M tokens` or `$0.01 per request`.
+    pub fn describe(price: &ModelPrice) -> String {
+        match price {
+            ModelPrice::PerToken {
+                input,
+                output,
+                cached_input,
+            } => {
+                let cached = cached_input
+                    .map(|c| format!(", ${c} cached input"))
+                    .unwrap_or_default();
+                format!("${input} input / ${output} output per 1M tokens{cached}")
+            }
+            ModelPrice::PerRequest(price) => format!("${price} per request"),
+        }
+    }
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct LogView {
+    pub id: i64,
+    pub time: String,
+    pub request_id: String,
+    pub user: String,
+    pub token_name: String,
+    pub group: String,
+    pub endpoint: String,
+    pub model: String,
+    pub upstream_model: String,
+    pub channel_id: Option<i64>,
+    pub channel: String,
+    pub attempts: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+    pub usage_estimated: bool,
+    /// Cost in quota units.
+    pub cost: i64,
+    pub cost_usd: f64,
+    pub latency_ms: i64,
+    pub ttft_ms: Option<i64>,
+    pub stream: bool,
+    pub outcome: Outcome,
+    pub status_code: i64,
+    pub error: String,
+    pub client_ip: String,
+}
+
+impl LogView {
+    pub fn new(l: &RequestLog, quota_per_usd: i64) -> LogView {
+        LogView {
+            id: l.id,
+            time: timestamp(l.created_at),
+            request_id: l.request_id.clone(),
+            user: l.username.clone(),
+            token_name: l.token_name.clone(),
+            group: l.group.clone(),
+            endpoint: l.endpoint.clone(),
+            model: l.model.clone(),
+            upstream_model: l.upstream_model.clone(),
+            channel_id: l.channel_id,
+            channel: l.channel_name.clone(),
+            attempts: l.attempts,
+            prompt_tokens: l.prompt_tokens,
+            completion_tokens: l.completion_tokens,
+            cached_tokens: l.cached_tokens,
+            usage_estimated: l.usage_estimated,
+            cost: l.cost,
+            cost_usd: usd(l.cost, quota_per_usd),
+            latency_ms: l.latency_ms,
+            ttft_ms: l.ttft_ms,
+            stream: l.is_stream,
+            outcome: l.outcome,
+            status_code: l.status_code,
+            error: l.error_message.clone(),
+            client_ip: l.client_ip.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct AdminTokenView {
+    pub id: i64,
+    pub user: String,
+    pub name: String,
+    pub token_display: String,
+    pub last_used_at: Option<String>,
+    pub created_at: String,
+}
+
+impl AdminTokenView {
+    pub fn new(a: &AdminTokenRow) -> AdminTokenView {
+        AdminTokenView {
+            id: a.id,
+            user: a.username.clone(),
+            name: a.name.clone(),
+            token_display: a.token_display.clone(),
+            last_used_at: a.last_used_at.map(timestamp),
+            created_at: timestamp(a.created_at),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Per-channel runtime health: consecutive failures, timed cooldown, and an in-memory
+//! auto-disable flag that takes effect before the database write lands. Lives across snapshot
+//! reloads (the loader hands the same `Arc` to the channel's new entry).
+
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+
+#[derive(Debug, Default)]
+pub struct ChannelHealth {
+    consecutive_failures: AtomicU64,
+    cooldown_until_ms: AtomicI64,
+    /// When this process auto-disabled the channel (0 = it has not).
+    disabled_at_ms: AtomicI64,
+    key_cursor: AtomicUsize,
+}
+
+/// What a failure did to the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureEffect {
+    None,
+    CooledDown,
+    /// The caller must persist the auto-disable.
+    Disable,
+}
+
+impl ChannelHealth {
+    pub fn is_cooling(&self, now_ms: i64) -> bool {
+        self.cooldown_until_ms.load(Ordering::Relaxed) > now_ms
+    }
+
+    pub fn cooldown_until_ms(&self) -> i64 {
+        self.cooldown_until_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn is_disabled_here(&self) -> bool {
+        self.disabled_at_ms.load(Ordering::Relaxed) != 0
+    }
+
+    /// Clears the in-memory auto-disable once the database shows the channel enabled by a change
+    /// made after it (an admin or a passing probe).
+    pub fn reconcile_enabled(&self, status_changed_at_ms: i64) {
+        let disabled_at = self.disabled_at_ms.load(Ordering::Relaxed);
+        if disabled_at != 0 && status_changed_at_ms >= disabled_at {
+            self.disabled_at_ms.store(0, Ordering::Relaxed);
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+            self.cooldown_until_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
+    pub fn record_success(&self) {
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a retryable failure; starts a cooldown or asks for an auto-disable at the
+    /// configured thresholds (`disable_after` 0 = never).
+    pub fn record_failure(
+        &self,
+        now_ms: i64,
+        cooldown_after: u64,
+        cooldown_ms: i64,
+        disable_after: u64,
+    ) -> FailureEffect {
+        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if disable_after > 0 && failures >= disable_after {
+            return self.disable(now_ms);
+        }
+        if cooldown_after > 0 && failures % cooldown_after == 0 && cooldown_ms > 0 {
+            self.cooldown_until_ms
+                .store(now_ms + cooldown_ms, Ordering::Relaxed);
+            return FailureEffect::CooledDown;
+        }
+        FailureEffect::None
+    }
+
+    /// Marks the channel disabled in this process. Returns `Disable` only for the first caller,
+    /// so the database write happens once.
+    pub fn disable(&self, now_ms: i64) -> FailureEffect {
+        match self.disabled_at_ms.compare_exchange(
+            0,
+            now_ms.max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => FailureEffect::Disable,
+            Err(_) => FailureEffect::None,
+        }
+    }
+
+    /// Index of the secret key to use next, rotating over `count` keys.
+    pub fn next_key(&self, count: usize) -> usize {
+        if count <= 1 {
+            return 0;
+        }
+        self.key_cursor.fetch_add(1, Ordering::Relaxed) % count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cools_down_then_disables_once() {
+        let health = ChannelHealth::default();
+        assert_eq!(health.record_failure(1_000, 3, 30_000, 5), FailureEffect::None);
+        assert_eq!(health.record_failure(1_000, 3, 30_000, 5), FailureEffect::None);
+        assert_eq!(health.record_failure(1_000, 3, 30_000, 5), FailureEffect::CooledDown);
+        assert!(health.is_cooling(30_999));
+        assert!(!health.is_cooling(31_000));
+        assert_eq!(health.record_failure(2_000, 3, 30_000, 5), FailureEffect::None);
+        assert_eq!(health.record_failure(2_000, 3, 30_000, 5), FailureEffect::Disable);
+        assert!(health.is_disabled_here());
+        assert_eq!(health.record_failure(2_000, 3, 30_000, 5), FailureEffect::None);
+        // A change older than the disable does not clear it; a newer one does.
+        health.reconcile_enabled(1_999);
+        assert!(health.is_disabled_here());
+        health.reconcile_enabled(2_000);
+        assert!(!health.is_disabled_here());
+        assert!(!health.is_cooling(3_000));
+    }
+
+    #[test]
+    fn success_resets_the_failure_streak() {
+        let health = ChannelHealth::default();
+        health.record_failure(0, 3, 1_000, 0);
+        health.record_failure(0, 3, 1_000, 0);
+        health.record_success();
+        assert_eq!(health.record_failure(0, 3, 1_000, 0), FailureEffect::None);
+    }
+
+    #[test]
+    fn rotates_keys() {
+        let health = ChannelHealth::default();
+        let picks: Vec<usize> = (0..6).map(|_| health.next_key(3)).collect();
+        assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(health.next_key(1), 0);
+    }
+}

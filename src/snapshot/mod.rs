@@ -1,0 +1,341 @@
+//! The relay's in-memory view of everything it needs per request: keys, users, groups,
+//! channels, routes, prices and options. Built from the database in one pass and swapped in
+//! atomically, so the `/v1` hot path never queries the database. Live balances and channel
+//! health are carried from one snapshot to the next (see `billing::ledger`, [`health`]).
+
+pub mod health;
+pub mod routing;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::billing::ledger::Account;
+use crate::db::{self, Db, DbResult};
+use crate::domain::ip_allow::IpAllowList;
+use crate::domain::kinds::{ChannelStatus, ChannelType, Role, Status};
+use crate::domain::money::Ratio;
+use crate::domain::pricing::ModelPrice;
+use crate::options::RuntimeOptions;
+use health::ChannelHealth;
+use routing::RouteSet;
+
+#[derive(Debug)]
+pub struct UserEntry {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub status: Status,
+    pub group: String,
+    pub account: Arc<Account>,
+}
+
+#[derive(Debug)]
+pub struct TokenEntry {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub status: Status,
+    pub expires_at: Option<i64>,
+    pub unlimited: bool,
+    /// Empty = every model the user's group may use.
+    pub allowed_models: HashSet<String>,
+    pub allowed_ips: IpAllowList,
+    pub account: Arc<Account>,
+}
+
+impl TokenEntry {
+    /// The key's own balance, unless it is unlimited (then only the user's balance counts).
+    pub fn limited_account(&self) -> Option<&Account> {
+        (!self.unlimited).then_some(&*self.account)
+    }
+
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.allowed_models.is_empty() || self.allowed_models.contains(model)
+    }
+}
+
+#[derive(Debug)]
+pub struct ChannelEntry {
+    pub id: i64,
+    pub name: String,
+    pub channel_type: ChannelType,
+    /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    pub secret_keys: Vec<String>,
+    pub model_mapping: BTreeMap<String, String>,
+    pub priority: i64,
+    pub weight: i64,
+    pub timeout_secs: u64,
+    pub extra_headers: HeaderMap,
+    pub health: Arc<ChannelHealth>,
+}
+
+impl ChannelEntry {
+    pub fn upstream_model<'m>(&'m self, requested: &'m str) -> &'m str {
+        self.model_mapping
+            .get(requested)
+            .map(String::as_str)
+            .unwrap_or(requested)
+    }
+
+    /// The next key to send, rotating when the channel holds several.
+    pub fn next_secret(&self) -> &str {
+        if self.secret_keys.is_empty() {
+            return "";
+        }
+        let index = self.health.next_key(self.secret_keys.len());
+        &self.secret_keys[index]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupEntry {
+    pub ratio: Ratio,
+}
+
+/// A consistent view of the relay's data, replaced as a whole.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The database data version this snapshot was built from.
+    pub version: i64,
+    pub options: RuntimeOptions,
+    tokens: HashMap<String, Arc<TokenEntry>>,
+    users: HashMap<i64, Arc<UserEntry>>,
+    groups: HashMap<String, GroupEntry>,
+    channels: HashMap<i64, Arc<ChannelEntry>>,
+    /// group → model → enabled channels.
+    routes: HashMap<String, HashMap<String, Arc<RouteSet>>>,
+    /// Every model some channel lists, whatever its status or groups; tells "no such model"
+    /// (404) from "not for your group" (403).
+    known_models: HashSet<String>,
+    /// (group, model) pairs some channel is configured for, enabled or not; tells "not for
+    /// your group" (403) from "no channel up right now" (503).
+    configured_routes: HashSet<(String, String)>,
+    prices: HashMap<String, ModelPrice>,
+}
+
+impl Snapshot {
+    pub fn token_by_hash(&self, hash: &str) -> Option<&Arc<TokenEntry>> {
+        self.tokens.get(hash)
+    }
+
+    pub fn user(&self, id: i64) -> Option<&Arc<UserEntry>> {
+        self.users.get(&id)
+    }
+
+    pub fn group_ratio(&self, group: &str) -> Ratio {
+        self.groups.get(group).map(|g| g.ratio).unwrap_or(Ratio::ONE)
+    }
+
+    pub fn routes(&self, group: &str, model: &str) -> Option<&Arc<RouteSet>> {
+        self.routes.get(group)?.get(model)
+    }
+
+    pub fn is_known_model(&self, model: &str) -> bool {
+        self.known_models.contains(model)
+    }
+
+    /// Whether any channel, even a disabled one, serves `model` to `group`.
+    pub fn is_configured_route(&self, group: &str, model: &str) -> bool {
+        self.configured_routes
+            .contains(&(group.to_string(), model.to_string()))
+    }
+
+    pub fn price(&self, model: &str) -> Option<ModelPrice> {
+        self.prices.get(model).copied()
+    }
+
+    pub fn channel(&self, id: i64) -> Option<&Arc<ChannelEntry>> {
+        self.channels.get(&id)
+    }
+
+    pub fn channels(&self) -> impl Iterator<Item = &Arc<ChannelEntry>> {
+        self.channels.values()
+    }
+
+    /// Models a group may use that at least one enabled channel serves, sorted.
+    pub fn group_models(&self, group: &str) -> Vec<&str> {
+        let mut models: Vec<&str> = self
+            .routes
+            .get(group)
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        models.sort_unstable();
+        models
+    }
+
+    pub fn accounts_of_users(&self) -> impl Iterator<Item = (i64, &Arc<Account>)> {
+        self.users.values().map(|u| (u.id, &u.account))
+    }
+
+    pub fn accounts_of_tokens(&self) -> impl Iterator<Item = (i64, &Arc<Account>)> {
+        self.tokens.values().map(|t| (t.id, &t.account))
+    }
+
+    /// Reads everything from the database and builds a new snapshot, reusing the previous
+    /// snapshot's accounts and channel health so balances in flight and cooldowns survive.
+    ///
+    /// Balances read here become the accounts' stored balances: the caller must hold the billing
+    /// writer's sync lock so no batch commits between this read and its use.
+    pub async fn load(db: &Db, previous: &Snapshot) -> DbResult<(Snapshot, Vec<String>)> {
+        let version = db::meta::data_version(db).await?;
+        let stored_options = db::options::all(db).await?;
+        let (options, problems) = RuntimeOptions::from_stored(&stored_options);
+        let group_rows = db::groups::list(db).await?;
+        let user_rows = db::users::all(db).await?;
+        let token_rows = db::tokens::all(db).await?;
+        let channel_rows = db::channels::list(db).await?;
+        let route_rows = db::channels::routes(db).await?;
+        let price_rows = db::prices::list(db).await?;
+        let mut problems = problems;
+
+        let groups = group_rows
+            .into_iter()
+            .map(|g| (g.name, GroupEntry { ratio: g.ratio }))
+            .collect();
+
+        let previous_user_accounts: HashMap<i64, &Arc<Account>> =
+            previous.accounts_of_users().collect();
+        let users: HashMap<i64, Arc<UserEntry>> = user_rows
+            .into_iter()
+            .map(|u| {
+                let account = reuse_account(previous_user_accounts.get(&u.id), u.quota);
+                let entry = UserEntry {
+                    id: u.id,
+                    username: u.username,
+                    role: u.role,
+                    status: u.status,
+                    group: u.group,
+                    account,
+                };
+                (entry.id, Arc::new(entry))
+            })
+            .collect();
+
+        let previous_token_accounts: HashMap<i64, &Arc<Account>> =
+            previous.accounts_of_tokens().collect();
+        let mut tokens = HashMap::with_capacity(token_rows.len());
+        for t in token_rows {
+            let allowed_ips = match IpAllowList::parse(&t.allowed_ips) {
+                Ok(list) => list,
+                Err(e) => {
+                    // Refuse every address rather than allow all when the stored list is bad.
+                    problems.push(format!("key {} has an unreadable IP list: {e}", t.id));
+                    IpAllowList::parse("0.0.0.0/32").unwrap_or_default()
+                }
+            };
+            let account = reuse_account(previous_token_accounts.get(&t.id), t.remaining_quota);
+            let entry = TokenEntry {
+                id: t.id,
+                user_id: t.user_id,
+                name: t.name,
+                status: t.status,
+                expires_at: t.expires_at,
+                unlimited: t.unlimited,
+                allowed_models: t.allowed_models.into_iter().collect(),
+                allowed_ips,
+                account,
+            };
+            tokens.insert(t.key_hash, Arc::new(entry));
+        }
+
+        let mut known_models = HashSet::new();
+        let mut channels: HashMap<i64, Arc<ChannelEntry>> = HashMap::new();
+        for c in channel_rows {
+            known_models.extend(c.models.iter().cloned());
+            let health = previous
+                .channels
+                .get(&c.id)
+                .map(|e| e.health.clone())
+                .unwrap_or_default();
+            if c.status == ChannelStatus::Enabled {
+                health.reconcile_enabled(c.status_changed_at);
+            } else {
+                continue;
+            }
+            let mut extra_headers = HeaderMap::new();
+            for (name, value) in &c.extra_headers {
+                match (
+                    HeaderName::try_from(name.as_str()),
+                    HeaderValue::try_from(value.as_str()),
+                ) {
+                    (Ok(n), Ok(v)) => {
+                        extra_headers.insert(n, v);
+                    }
+                    _ => problems.push(format!(
+                        "channel {} has an invalid extra header '{name}'",
+                        c.name
+                    )),
+                }
+            }
+            let entry = ChannelEntry {
+                id: c.id,
+                name: c.name,
+                channel_type: c.channel_type,
+                base_url: c.base_url.trim_end_matches('/').to_string(),
+                secret_keys: c.secret_keys,
+                model_mapping: c.model_mapping,
+                priority: c.priority,
+                weight: c.weight,
+                timeout_secs: u64::try_from(c.timeout_secs).unwrap_or(0),
+                extra_headers,
+                health,
+            };
+            channels.insert(entry.id, Arc::new(entry));
+        }
+
+        let mut grouped: HashMap<String, HashMap<String, Vec<Arc<ChannelEntry>>>> = HashMap::new();
+        let mut configured_routes = HashSet::new();
+        for route in route_rows {
+            configured_routes.insert((route.group.clone(), route.model.clone()));
+            if let Some(channel) = channels.get(&route.channel_id) {
+                grouped
+                    .entry(route.group)
+                    .or_default()
+                    .entry(route.model)
+                    .or_default()
+                    .push(channel.clone());
+            }
+        }
+        let routes = grouped
+            .into_iter()
+            .map(|(group, models)| {
+                let models = models
+                    .into_iter()
+                    .map(|(model, list)| (model, Arc::new(RouteSet::new(list))))
+                    .collect();
+                (group, models)
+            })
+            .collect();
+
+        let prices = price_rows.into_iter().map(|p| (p.model, p.price)).collect();
+
+        Ok((
+            Snapshot {
+                version,
+                options,
+                tokens,
+                users,
+                groups,
+                channels,
+                routes,
+                known_models,
+                configured_routes,
+                prices,
+            },
+            problems,
+        ))
+    }
+}
+
+fn reuse_account(previous: Option<&&Arc<Account>>, stored: i64) -> Arc<Account> {
+    match previous {
+        Some(account) => {
+            account.set_stored(stored);
+            Arc::clone(account)
+        }
+        None => Arc::new(Account::new(stored)),
+    }
+}
