@@ -76,7 +76,11 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
 
     /// Seconds to wait for a TCP (and TLS) connection to an upstream.
-    #[arg(long, env = "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
     pub upstream_connect_timeout_secs: u64,
 }
 
@@ -116,7 +120,10 @@ mod tests {
             redact_url("postgres://postgres:secret@127.0.0.1/db"),
             "postgres://postgres:***@127.0.0.1/db"
         );
-        assert_eq!(redact_url("mysql://root@127.0.0.1/db"), "mysql://root@127.0.0.1/db");
+        assert_eq!(
+            redact_url("mysql://root@127.0.0.1/db"),
+            "mysql://root@127.0.0.1/db"
+        );
         assert_eq!(redact_url("sqlite://tollgate.db"), "sqlite://tollgate.db");
     }
 }

@@ -38,7 +38,10 @@ async fn serve(database: tollgate::config::DatabaseConfig, server: ServerConfig)
         }
     };
     tracing::info!("Tollgate listening on http://{}", app.local_addr());
-    match app.run_until_stopped(tollgate::app::shutdown_signal()).await {
+    match app
+        .run_until_stopped(tollgate::app::shutdown_signal())
+        .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -35,7 +35,9 @@ impl StatusSet {
     }
 
     pub fn contains(&self, status: u16) -> bool {
-        self.0.iter().any(|&(low, high)| (low..=high).contains(&status))
+        self.0
+            .iter()
+            .any(|&(low, high)| (low..=high).contains(&status))
     }
 }
 
@@ -44,7 +46,13 @@ impl fmt::Display for StatusSet {
         let parts: Vec<String> = self
             .0
             .iter()
-            .map(|&(l, h)| if l == h { l.to_string() } else { format!("{l}-{h}") })
+            .map(|&(l, h)| {
+                if l == h {
+                    l.to_string()
+                } else {
+                    format!("{l}-{h}")
+                }
+            })
             .collect();
         f.write_str(&parts.join(","))
     }

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::quota_per_usd as qpu;
 use super::extract::{Admin, ApiJson, List};
+use super::quota_per_usd as qpu;
 use crate::service::channels::ChannelInput;
 use crate::service::views::ChannelView;
 use crate::service::{self};
@@ -18,7 +18,10 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/channels", get(list).post(create))
-        .route("/channels/{channel}", get(show).patch(update).delete(remove))
+        .route(
+            "/channels/{channel}",
+            get(show).patch(update).delete(remove),
+        )
 }
 
 async fn list(_admin: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -79,7 +82,10 @@ async fn create(
 ) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
     let channel = service::channels::create(&state.db, body.input()).await?;
     state.reload.notify_one();
-    Ok((StatusCode::CREATED, Json(ChannelView::new(&channel, qpu(&state).await?))))
+    Ok((
+        StatusCode::CREATED,
+        Json(ChannelView::new(&channel, qpu(&state).await?)),
+    ))
 }
 
 async fn show(

@@ -61,9 +61,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(match rejection {
-                JsonRejection::MissingJsonContentType(_) => {
-                    ApiError::bad_request("send the body as JSON with 'Content-Type: application/json'")
-                }
+                JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
+                    "send the body as JSON with 'Content-Type: application/json'",
+                ),
                 other => ApiError::bad_request(other.body_text()),
             }),
         }
@@ -79,10 +79,12 @@ pub fn decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Stri
         Number(serde_json::Number),
         Text(String),
     }
-    Ok(Option::<Decimal>::deserialize(deserializer)?.map(|d| match d {
-        Decimal::Number(n) => n.to_string(),
-        Decimal::Text(t) => t,
-    }))
+    Ok(
+        Option::<Decimal>::deserialize(deserializer)?.map(|d| match d {
+            Decimal::Number(n) => n.to_string(),
+            Decimal::Text(t) => t,
+        }),
+    )
 }
 
 /// Tells "field absent" (`None`) from "field set to null" (`Some(None)`) for patches.

@@ -63,7 +63,9 @@ async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<GroupView>, ApiError> {
-    Ok(Json(GroupView::new(&service::groups::get(&state.db, &name).await?)))
+    Ok(Json(GroupView::new(
+        &service::groups::get(&state.db, &name).await?,
+    )))
 }
 
 async fn update(

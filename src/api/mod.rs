@@ -13,8 +13,8 @@ mod tokens;
 mod users;
 
 use axum::Router;
-use axum::response::{IntoResponse, Response};
 use axum::extract::OriginalUri;
+use axum::response::{IntoResponse, Response};
 use http::Method;
 
 use crate::state::AppState;

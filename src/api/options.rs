@@ -17,7 +17,9 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn list(_admin: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "data": service::options::list(&state.db).await? })))
+    Ok(Json(
+        json!({ "data": service::options::list(&state.db).await? }),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -30,7 +30,9 @@ async fn show(
     State(state): State<AppState>,
     Path(model): Path<String>,
 ) -> Result<Json<PriceView>, ApiError> {
-    Ok(Json(PriceView::new(&service::prices::get(&state.db, &model).await?)))
+    Ok(Json(PriceView::new(
+        &service::prices::get(&state.db, &model).await?,
+    )))
 }
 
 /// Dollars per 1M tokens, or per request.

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::quota_per_usd as qpu;
 use super::extract::{Admin, ApiJson, List, decimal, nullable};
+use super::quota_per_usd as qpu;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::views::{NewTokenView, TokenView};
 use crate::service::{self};

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::quota_per_usd as qpu;
 use super::extract::{Admin, ApiJson, decimal, nullable};
+use super::quota_per_usd as qpu;
 use crate::domain::kinds::Role;
 use crate::service::users::{CreateUser, QuotaChange, UpdateUser};
 use crate::service::views::UserView;
@@ -32,7 +32,12 @@ async fn list(
     State(state): State<AppState>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let users = service::users::list(&state.db, page.limit.unwrap_or(100), page.offset.unwrap_or(0)).await?;
+    let users = service::users::list(
+        &state.db,
+        page.limit.unwrap_or(100),
+        page.offset.unwrap_or(0),
+    )
+    .await?;
     let qpu = qpu(&state).await?;
     let data: Vec<UserView> = users.iter().map(|u| UserView::new(u, qpu)).collect();
     Ok(Json(json!({ "data": data })))
@@ -71,7 +76,10 @@ async fn create(
     )
     .await?;
     state.reload.notify_one();
-    Ok((StatusCode::CREATED, Json(UserView::new(&user, qpu(&state).await?))))
+    Ok((
+        StatusCode::CREATED,
+        Json(UserView::new(&user, qpu(&state).await?)),
+    ))
 }
 
 async fn show(

@@ -51,7 +51,9 @@ impl Account {
     fn lock(&self) -> std::sync::MutexGuard<'_, AccountState> {
         // A panic while holding this lock cannot leave the three integers inconsistent with each
         // other in a way that matters more than stopping billing altogether, so recover.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn available(&self) -> i64 {
@@ -140,7 +142,10 @@ mod tests {
     #[test]
     fn unlimited_key_checks_only_the_user() {
         let user = Account::new(10);
-        assert_eq!(try_hold(&user, None, 11), Err(Shortfall::User { available: 10 }));
+        assert_eq!(
+            try_hold(&user, None, 11),
+            Err(Shortfall::User { available: 10 })
+        );
         try_hold(&user, None, 10).unwrap();
         settle(&user, None, 10, 0);
         assert_eq!(user.available(), 10);

@@ -199,7 +199,11 @@ impl Ticket {
         self.billing.record(Settled {
             log: std::mem::replace(log, RequestLog::empty()),
             user: Some(self.user.account.clone()),
-            token: self.token.limited_account().is_some().then(|| self.token.account.clone()),
+            token: self
+                .token
+                .limited_account()
+                .is_some()
+                .then(|| self.token.account.clone()),
             counted: charged,
         });
         cost

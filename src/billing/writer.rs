@@ -88,20 +88,26 @@ impl Pending {
     fn merge_back(&mut self, older: Pending) {
         let newer = std::mem::replace(self, older);
         for (id, (delta, account)) in newer.users {
-            let entry = self
-                .users
-                .entry(id)
-                .or_insert((BalanceDelta { id, ..BalanceDelta::default() }, None));
+            let entry = self.users.entry(id).or_insert((
+                BalanceDelta {
+                    id,
+                    ..BalanceDelta::default()
+                },
+                None,
+            ));
             add_delta(&mut entry.0, &delta);
             if entry.1.is_none() {
                 entry.1 = account;
             }
         }
         for (id, (delta, account)) in newer.tokens {
-            let entry = self
-                .tokens
-                .entry(id)
-                .or_insert((BalanceDelta { id, ..BalanceDelta::default() }, None));
+            let entry = self.tokens.entry(id).or_insert((
+                BalanceDelta {
+                    id,
+                    ..BalanceDelta::default()
+                },
+                None,
+            ));
             add_delta(&mut entry.0, &delta);
             if entry.1.is_none() {
                 entry.1 = account;
@@ -148,7 +154,10 @@ fn add_delta(into: &mut BalanceDelta, delta: &BalanceDelta) {
 pub fn start(
     db: Db,
     flush_interval: Duration,
-) -> (Billing, impl std::future::Future<Output = ()> + Send + 'static) {
+) -> (
+    Billing,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let (events, receiver) = mpsc::unbounded_channel();
     let sync_lock = Arc::new(tokio::sync::Mutex::new(()));
     let billing = Billing {

@@ -231,7 +231,11 @@ async fn token(db: &Db, command: TokenCommand) -> CommandResult {
             allow_ip,
             json,
         } => {
-            let expires = if no_expiry { Some(None) } else { expires.map(Some) };
+            let expires = if no_expiry {
+                Some(None)
+            } else {
+                expires.map(Some)
+            };
             let token = service::tokens::update(
                 db,
                 id,
@@ -410,7 +414,10 @@ async fn group(db: &Db, command: GroupCommand) -> CommandResult {
             .await
             .map_err(describe)?;
             show(json, &GroupView::new(&group), |g| {
-                format!("Created group.\n{}", output::groups(std::slice::from_ref(g)))
+                format!(
+                    "Created group.\n{}",
+                    output::groups(std::slice::from_ref(g))
+                )
             })
         }
         GroupCommand::List { json } => {
@@ -437,13 +444,14 @@ async fn group(db: &Db, command: GroupCommand) -> CommandResult {
             .await
             .map_err(describe)?;
             show(json, &GroupView::new(&group), |g| {
-                format!("Updated group.\n{}", output::groups(std::slice::from_ref(g)))
+                format!(
+                    "Updated group.\n{}",
+                    output::groups(std::slice::from_ref(g))
+                )
             })
         }
         GroupCommand::Delete { name } => {
-            service::groups::delete(db, &name)
-                .await
-                .map_err(describe)?;
+            service::groups::delete(db, &name).await.map_err(describe)?;
             println!("Deleted group {name}.");
             Ok(())
         }
@@ -486,9 +494,7 @@ async fn option(db: &Db, command: OptionCommand) -> CommandResult {
             Ok(())
         }
         OptionCommand::Reset { name } => {
-            let info = service::options::reset(db, &name)
-                .await
-                .map_err(describe)?;
+            let info = service::options::reset(db, &name).await.map_err(describe)?;
             println!("{} = {} (default)", info.name, info.value);
             Ok(())
         }

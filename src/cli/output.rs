@@ -57,7 +57,9 @@ pub fn user(u: &UserView) -> String {
 
 pub fn users(list: &[UserView]) -> String {
     table(
-        &["ID", "USERNAME", "ROLE", "STATUS", "GROUP", "BALANCE", "USED", "REQUESTS"],
+        &[
+            "ID", "USERNAME", "ROLE", "STATUS", "GROUP", "BALANCE", "USED", "REQUESTS",
+        ],
         list.iter()
             .map(|u| {
                 vec![
@@ -92,14 +94,24 @@ pub fn token(t: &TokenView) -> String {
         money(t.used_usd, t.used_quota),
         t.request_count,
         t.expires_at.as_deref().unwrap_or("never"),
-        if t.allowed_models.is_empty() { "all of the group's".to_string() } else { t.allowed_models.join(", ") },
-        if t.allowed_ips.is_empty() { "any".to_string() } else { t.allowed_ips.join(", ") },
+        if t.allowed_models.is_empty() {
+            "all of the group's".to_string()
+        } else {
+            t.allowed_models.join(", ")
+        },
+        if t.allowed_ips.is_empty() {
+            "any".to_string()
+        } else {
+            t.allowed_ips.join(", ")
+        },
     )
 }
 
 pub fn tokens(list: &[TokenView]) -> String {
     table(
-        &["ID", "NAME", "KEY", "STATUS", "LEFT", "USED", "REQUESTS", "EXPIRES"],
+        &[
+            "ID", "NAME", "KEY", "STATUS", "LEFT", "USED", "REQUESTS", "EXPIRES",
+        ],
         list.iter()
             .map(|t| {
                 vec![
@@ -107,7 +119,11 @@ pub fn tokens(list: &[TokenView]) -> String {
                     t.name.clone(),
                     t.key_display.clone(),
                     t.status.to_string(),
-                    if t.unlimited { "unlimited".into() } else { format!("${:.6}", t.remaining_usd) },
+                    if t.unlimited {
+                        "unlimited".into()
+                    } else {
+                        format!("${:.6}", t.remaining_usd)
+                    },
                     format!("${:.6}", t.used_usd),
                     t.request_count.to_string(),
                     t.expires_at.clone().unwrap_or_else(|| "never".into()),
@@ -137,7 +153,11 @@ pub fn channel(c: &ChannelView) -> String {
         c.base_url,
         c.keys.join(", "),
         c.models.join(", "),
-        if mapping.is_empty() { "none".to_string() } else { mapping.join(", ") },
+        if mapping.is_empty() {
+            "none".to_string()
+        } else {
+            mapping.join(", ")
+        },
         c.groups.join(", "),
         c.priority,
         c.weight,
@@ -148,7 +168,9 @@ pub fn channel(c: &ChannelView) -> String {
 
 pub fn channels(list: &[ChannelView]) -> String {
     table(
-        &["ID", "NAME", "TYPE", "STATUS", "PRIORITY", "WEIGHT", "GROUPS", "MODELS", "BASE URL"],
+        &[
+            "ID", "NAME", "TYPE", "STATUS", "PRIORITY", "WEIGHT", "GROUPS", "MODELS", "BASE URL",
+        ],
         list.iter()
             .map(|c| {
                 vec![
@@ -197,7 +219,11 @@ pub fn logs(list: &[LogView], totals: &LogTotals, quota_per_usd: i64) -> String 
         .iter()
         .map(|l| {
             vec![
-                l.time.chars().take(19).collect::<String>().replace('T', " "),
+                l.time
+                    .chars()
+                    .take(19)
+                    .collect::<String>()
+                    .replace('T', " "),
                 l.user.clone(),
                 l.token_name.clone(),
                 l.model.clone(),
@@ -217,7 +243,17 @@ pub fn logs(list: &[LogView], totals: &LogTotals, quota_per_usd: i64) -> String 
     format!(
         "{}\n\nMatching requests: {}, total cost {} ({} units), {} prompt + {} completion tokens. (~ = counted locally)",
         table(
-            &["TIME (UTC)", "USER", "KEY", "MODEL", "CHANNEL", "TOKENS", "COST", "LATENCY", "OUTCOME"],
+            &[
+                "TIME (UTC)",
+                "USER",
+                "KEY",
+                "MODEL",
+                "CHANNEL",
+                "TOKENS",
+                "COST",
+                "LATENCY",
+                "OUTCOME"
+            ],
             rows
         ),
         totals.requests,

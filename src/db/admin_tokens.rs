@@ -1,7 +1,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, DbResult, Value, now_ms};
+use super::{Db, DbError, DbResult, Value, now_ms, text};
 use crate::domain::kinds::{Role, Status};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -29,9 +29,9 @@ fn from_row(row: &AnyRow) -> DbResult<AdminTokenRow> {
     Ok(AdminTokenRow {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
-        username: row.try_get("username")?,
-        name: row.try_get("name")?,
-        token_display: row.try_get("token_display")?,
+        username: text(&row, "username")?,
+        name: text(row, "name")?,
+        token_display: text(row, "token_display")?,
         last_used_at: row.try_get("last_used_at")?,
         created_at: row.try_get("created_at")?,
     })
@@ -71,12 +71,12 @@ pub async fn find_owner(db: &Db, hash: &str) -> DbResult<Option<AdminTokenOwner>
     .fetch_optional(db.pool())
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let role: String = row.try_get("role")?;
-    let status: String = row.try_get("status")?;
+    let role: String = text(&row, "role")?;
+    let status: String = text(&row, "status")?;
     Ok(Some(AdminTokenOwner {
         token_id: row.try_get("token_id")?,
         user_id: row.try_get("user_id")?,
-        username: row.try_get("username")?,
+        username: text(&row, "username")?,
         role: Role::parse(&role).ok_or_else(|| DbError::Corrupt(format!("role '{role}'")))?,
         status: Status::parse(&status)
             .ok_or_else(|| DbError::Corrupt(format!("status '{status}'")))?,
@@ -95,7 +95,11 @@ pub async fn touch(db: &Db, id: i64) -> DbResult<()> {
 
 pub async fn delete(db: &Db, id: i64) -> DbResult<bool> {
     let changed = db
-        .execute_with(db.pool(), "DELETE FROM admin_tokens WHERE id = ?", &[Value::Int(id)])
+        .execute_with(
+            db.pool(),
+            "DELETE FROM admin_tokens WHERE id = ?",
+            &[Value::Int(id)],
+        )
         .await?;
     Ok(changed > 0)
 }

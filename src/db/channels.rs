@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::tokens::split_list;
-use super::{Db, DbError, DbResult, Value, meta, now_ms};
+use super::{Db, DbError, DbResult, Value, meta, now_ms, text};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -83,19 +83,19 @@ fn json_map(text: &str, what: &str) -> DbResult<BTreeMap<String, String>> {
 }
 
 fn from_row(row: &AnyRow) -> DbResult<ChannelRow> {
-    let channel_type: String = row.try_get("channel_type")?;
-    let status: String = row.try_get("status")?;
-    let keys: String = row.try_get("secret_keys")?;
-    let models: String = row.try_get("models")?;
-    let groups: String = row.try_get("group_names")?;
-    let mapping: String = row.try_get("model_mapping")?;
-    let headers: String = row.try_get("extra_headers")?;
+    let channel_type: String = text(row, "channel_type")?;
+    let status: String = text(row, "status")?;
+    let keys: String = text(row, "secret_keys")?;
+    let models: String = text(row, "models")?;
+    let groups: String = text(row, "group_names")?;
+    let mapping: String = text(row, "model_mapping")?;
+    let headers: String = text(row, "extra_headers")?;
     Ok(ChannelRow {
         id: row.try_get("id")?,
-        name: row.try_get("name")?,
+        name: text(row, "name")?,
         channel_type: ChannelType::parse(&channel_type)
             .ok_or_else(|| DbError::Corrupt(format!("channel type '{channel_type}'")))?,
-        base_url: row.try_get("base_url")?,
+        base_url: text(row, "base_url")?,
         secret_keys: keys
             .lines()
             .map(str::trim)
@@ -109,7 +109,7 @@ fn from_row(row: &AnyRow) -> DbResult<ChannelRow> {
         weight: row.try_get("weight")?,
         status: ChannelStatus::parse(&status)
             .ok_or_else(|| DbError::Corrupt(format!("channel status '{status}'")))?,
-        status_reason: row.try_get("status_reason")?,
+        status_reason: text(row, "status_reason")?,
         status_changed_at: row.try_get("status_changed_at")?,
         timeout_secs: row.try_get("timeout_secs")?,
         extra_headers: json_map(&headers, "extra headers")?,
@@ -263,7 +263,11 @@ pub async fn delete(db: &Db, id: i64) -> DbResult<bool> {
     )
     .await?;
     let changed = db
-        .execute_with(&mut *tx, "DELETE FROM channels WHERE id = ?", &[Value::Int(id)])
+        .execute_with(
+            &mut *tx,
+            "DELETE FROM channels WHERE id = ?",
+            &[Value::Int(id)],
+        )
         .await?;
     meta::bump_data_version(&mut *tx).await?;
     tx.commit().await?;
@@ -309,8 +313,8 @@ pub async fn routes(db: &Db) -> DbResult<Vec<RouteRow>> {
     rows.iter()
         .map(|r| {
             Ok(RouteRow {
-                group: r.try_get("group_name")?,
-                model: r.try_get("model")?,
+                group: text(r, "group_name")?,
+                model: text(r, "model")?,
                 channel_id: r.try_get("channel_id")?,
             })
         })

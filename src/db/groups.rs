@@ -1,7 +1,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbResult, Value, flag, meta, now_ms};
+use super::{Db, DbResult, Value, flag, meta, now_ms, text};
 use crate::domain::money::Ratio;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -18,9 +18,9 @@ const COLUMNS: &str = "name, ratio_ppm, description, user_selectable, created_at
 
 fn from_row(row: &AnyRow) -> DbResult<GroupRow> {
     Ok(GroupRow {
-        name: row.try_get("name")?,
+        name: text(row, "name")?,
         ratio: Ratio(row.try_get("ratio_ppm")?),
-        description: row.try_get("description")?,
+        description: text(row, "description")?,
         user_selectable: flag(row.try_get("user_selectable")?),
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, DbResult, Value, flag};
+use super::{Db, DbError, DbResult, Value, flag, text};
 use crate::domain::kinds::Outcome;
 
 /// One row per relayed request.
@@ -99,21 +99,21 @@ fn values(log: &RequestLog) -> [Value; 25] {
 }
 
 fn from_row(row: &AnyRow) -> DbResult<RequestLog> {
-    let outcome: String = row.try_get("outcome")?;
+    let outcome: String = text(row, "outcome")?;
     Ok(RequestLog {
         id: row.try_get("id")?,
         created_at: row.try_get("created_at")?,
-        request_id: row.try_get("request_id")?,
+        request_id: text(row, "request_id")?,
         user_id: row.try_get("user_id")?,
-        username: row.try_get("username")?,
+        username: text(row, "username")?,
         token_id: row.try_get("token_id")?,
-        token_name: row.try_get("token_name")?,
-        group: row.try_get("group_name")?,
-        endpoint: row.try_get("endpoint")?,
-        model: row.try_get("model")?,
-        upstream_model: row.try_get("upstream_model")?,
+        token_name: text(row, "token_name")?,
+        group: text(row, "group_name")?,
+        endpoint: text(row, "endpoint")?,
+        model: text(row, "model")?,
+        upstream_model: text(row, "upstream_model")?,
         channel_id: row.try_get("channel_id")?,
-        channel_name: row.try_get("channel_name")?,
+        channel_name: text(row, "channel_name")?,
         attempts: row.try_get("attempts")?,
         prompt_tokens: row.try_get("prompt_tokens")?,
         completion_tokens: row.try_get("completion_tokens")?,
@@ -126,8 +126,8 @@ fn from_row(row: &AnyRow) -> DbResult<RequestLog> {
         outcome: Outcome::parse(&outcome)
             .ok_or_else(|| DbError::Corrupt(format!("log outcome '{outcome}'")))?,
         status_code: row.try_get("status_code")?,
-        error_message: row.try_get("error_message")?,
-        client_ip: row.try_get("client_ip")?,
+        error_message: text(row, "error_message")?,
+        client_ip: text(row, "client_ip")?,
     })
 }
 
@@ -172,7 +172,12 @@ pub async fn apply_billing(db: &Db, batch: &BillingBatch) -> DbResult<()> {
             &mut *tx,
             "UPDATE users SET quota = quota + ?, used_quota = used_quota + ?, \
              request_count = request_count + ? WHERE id = ?",
-            &[Value::Int(d.quota), Value::Int(d.used), Value::Int(d.requests), Value::Int(d.id)],
+            &[
+                Value::Int(d.quota),
+                Value::Int(d.used),
+                Value::Int(d.requests),
+                Value::Int(d.id),
+            ],
         )
         .await?;
     }

@@ -7,10 +7,9 @@ use sqlx::Executor;
 use super::{Db, DbResult};
 
 pub async fn data_version(db: &Db) -> DbResult<i64> {
-    let version: i64 =
-        sqlx::query_scalar("SELECT value FROM meta WHERE name = 'data_version'")
-            .fetch_one(db.pool())
-            .await?;
+    let version: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE name = 'data_version'")
+        .fetch_one(db.pool())
+        .await?;
     Ok(version)
 }
 

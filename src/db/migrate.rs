@@ -73,7 +73,11 @@ mod tests {
         }
         assert_eq!(names[0], names[1], "sqlite and postgres migrations differ");
         assert_eq!(names[0], names[2], "sqlite and mysql migrations differ");
-        assert_eq!(names[0].len(), STEPS.len(), "a migration file is not embedded in STEPS");
+        assert_eq!(
+            names[0].len(),
+            STEPS.len(),
+            "a migration file is not embedded in STEPS"
+        );
         for (file, step) in names[0].iter().zip(STEPS) {
             let version: i64 = file[..4].parse().unwrap();
             assert_eq!(version, step.0, "{file} is out of order in STEPS");

@@ -94,7 +94,9 @@ pub struct Db {
 
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Db").field("backend", &self.backend).finish()
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -157,7 +159,12 @@ impl Db {
     }
 
     /// Runs a statement assembled at run time with its bind values.
-    pub async fn execute_with<'c, E>(&self, executor: E, sql: &str, values: &[Value]) -> DbResult<u64>
+    pub async fn execute_with<'c, E>(
+        &self,
+        executor: E,
+        sql: &str,
+        values: &[Value],
+    ) -> DbResult<u64>
     where
         E: Executor<'c, Database = sqlx::Any>,
     {
@@ -216,12 +223,22 @@ pub(crate) fn upsert_sql(backend: Backend, table: &str, columns: &[&str], key: &
     );
     match backend {
         Backend::MySql => {
-            let sets: Vec<String> = updated.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+            let sets: Vec<String> = updated
+                .iter()
+                .map(|c| format!("{c} = VALUES({c})"))
+                .collect();
             format!("{insert} ON DUPLICATE KEY UPDATE {}", sets.join(", "))
         }
         Backend::Sqlite | Backend::Postgres => {
-            let sets: Vec<String> = updated.iter().map(|c| format!("{c} = excluded.{c}")).collect();
-            format!("{insert} ON CONFLICT ({}) DO UPDATE SET {}", key.join(", "), sets.join(", "))
+            let sets: Vec<String> = updated
+                .iter()
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect();
+            format!(
+                "{insert} ON CONFLICT ({}) DO UPDATE SET {}",
+                key.join(", "),
+                sets.join(", ")
+            )
         }
     }
 }
@@ -297,6 +314,37 @@ pub fn now_ms() -> i64 {
     (now.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// Reads a string column. MySQL reports TEXT columns to the `Any` driver as BLOB, so a value
+/// that does not decode as a string is read as bytes and checked to be UTF-8.
+pub(crate) fn text(row: &AnyRow, column: &str) -> DbResult<String> {
+    use sqlx::Row;
+    match row.try_get::<String, _>(column) {
+        Ok(value) => Ok(value),
+        Err(_) => {
+            let bytes: Vec<u8> = row.try_get(column)?;
+            String::from_utf8(bytes)
+                .map_err(|_| DbError::Corrupt(format!("column {column} is not UTF-8")))
+        }
+    }
+}
+
+/// A nullable string column; see [`text`].
+pub(crate) fn opt_text(row: &AnyRow, column: &str) -> DbResult<Option<String>> {
+    use sqlx::Row;
+    match row.try_get::<Option<String>, _>(column) {
+        Ok(value) => Ok(value),
+        Err(_) => {
+            let bytes: Option<Vec<u8>> = row.try_get(column)?;
+            bytes
+                .map(|b| {
+                    String::from_utf8(b)
+                        .map_err(|_| DbError::Corrupt(format!("column {column} is not UTF-8")))
+                })
+                .transpose()
+        }
+    }
+}
+
 /// Reads a 0/1 integer column as a bool.
 pub(crate) fn flag(value: i64) -> bool {
     value != 0
@@ -317,7 +365,10 @@ mod tests {
     #[test]
     fn recognises_backends() {
         assert_eq!(Backend::from_url("sqlite://x.db").unwrap(), Backend::Sqlite);
-        assert_eq!(Backend::from_url("postgresql://h/db").unwrap(), Backend::Postgres);
+        assert_eq!(
+            Backend::from_url("postgresql://h/db").unwrap(),
+            Backend::Postgres
+        );
         assert_eq!(Backend::from_url("mariadb://h/db").unwrap(), Backend::MySql);
         assert!(Backend::from_url("oracle://h").is_err());
     }

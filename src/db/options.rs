@@ -1,6 +1,4 @@
-use sqlx::Row;
-
-use super::{Db, DbResult, Value, meta, now_ms, upsert_sql};
+use super::{Db, DbResult, Value, meta, now_ms, text, upsert_sql};
 
 /// Every stored option as (name, value text). Options never written keep their defaults.
 pub async fn all(db: &Db) -> DbResult<Vec<(String, String)>> {
@@ -8,12 +6,17 @@ pub async fn all(db: &Db) -> DbResult<Vec<(String, String)>> {
         .fetch_all(db.pool())
         .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get("name")?, r.try_get("value")?)))
+        .map(|r| Ok((text(r, "name")?, text(r, "value")?)))
         .collect()
 }
 
 pub async fn set(db: &Db, name: &str, value: &str) -> DbResult<()> {
-    let sql = upsert_sql(db.backend(), "options", &["name", "value", "updated_at"], &["name"]);
+    let sql = upsert_sql(
+        db.backend(),
+        "options",
+        &["name", "value", "updated_at"],
+        &["name"],
+    );
     let mut tx = db.pool().begin().await?;
     db.execute_with(
         &mut *tx,

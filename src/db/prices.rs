@@ -1,7 +1,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, DbResult, Value, meta, now_ms, upsert_sql};
+use super::{Db, DbError, DbResult, Value, meta, now_ms, text, upsert_sql};
 use crate::domain::money::MicroUsd;
 use crate::domain::pricing::ModelPrice;
 
@@ -13,7 +13,7 @@ pub struct PriceRow {
 }
 
 fn from_row(row: &AnyRow) -> DbResult<PriceRow> {
-    let model: String = row.try_get("model")?;
+    let model: String = text(row, "model")?;
     let input: Option<i64> = row.try_get("input_price")?;
     let output: Option<i64> = row.try_get("output_price")?;
     let cached: Option<i64> = row.try_get("cached_input_price")?;
@@ -25,7 +25,11 @@ fn from_row(row: &AnyRow) -> DbResult<PriceRow> {
             output: MicroUsd(o),
             cached_input: cached.map(MicroUsd),
         },
-        _ => return Err(DbError::Corrupt(format!("price of '{model}' has no amounts"))),
+        _ => {
+            return Err(DbError::Corrupt(format!(
+                "price of '{model}' has no amounts"
+            )));
+        }
     };
     Ok(PriceRow {
         model,
@@ -50,7 +54,12 @@ pub async fn upsert(db: &Db, model: &str, price: ModelPrice) -> DbResult<()> {
             input,
             output,
             cached_input,
-        } => (Some(input.0), Some(output.0), cached_input.map(|c| c.0), None),
+        } => (
+            Some(input.0),
+            Some(output.0),
+            cached_input.map(|c| c.0),
+            None,
+        ),
         ModelPrice::PerRequest(p) => (None, None, None, Some(p.0)),
     };
     let sql = upsert_sql(

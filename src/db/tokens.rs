@@ -1,7 +1,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, DbResult, Value, flag, meta, now_ms};
+use super::{Db, DbError, DbResult, Value, flag, meta, now_ms, text};
 use crate::domain::kinds::Status;
 
 /// An API key as stored: only the hash of the key itself.
@@ -55,15 +55,15 @@ const COLUMNS: &str = "t.id, t.user_id, u.username, t.name, t.key_hash, t.key_di
      t.allowed_ips, t.last_used_at, t.created_at";
 
 fn from_row(row: &AnyRow) -> DbResult<TokenRow> {
-    let status: String = row.try_get("status")?;
-    let models: String = row.try_get("allowed_models")?;
+    let status: String = text(row, "status")?;
+    let models: String = text(row, "allowed_models")?;
     Ok(TokenRow {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
-        username: row.try_get("username")?,
-        name: row.try_get("name")?,
-        key_hash: row.try_get("key_hash")?,
-        key_display: row.try_get("key_display")?,
+        username: text(row, "username")?,
+        name: text(row, "name")?,
+        key_hash: text(row, "key_hash")?,
+        key_display: text(row, "key_display")?,
         status: Status::parse(&status)
             .ok_or_else(|| DbError::Corrupt(format!("token status '{status}'")))?,
         expires_at: row.try_get("expires_at")?,
@@ -72,7 +72,7 @@ fn from_row(row: &AnyRow) -> DbResult<TokenRow> {
         used_quota: row.try_get("used_quota")?,
         request_count: row.try_get("request_count")?,
         allowed_models: split_list(&models),
-        allowed_ips: row.try_get("allowed_ips")?,
+        allowed_ips: text(row, "allowed_ips")?,
         last_used_at: row.try_get("last_used_at")?,
         created_at: row.try_get("created_at")?,
     })
@@ -213,7 +213,11 @@ pub async fn add_quota(db: &Db, id: i64, delta: i64) -> DbResult<bool> {
 pub async fn delete(db: &Db, id: i64) -> DbResult<bool> {
     let mut tx = db.pool().begin().await?;
     let changed = db
-        .execute_with(&mut *tx, "DELETE FROM tokens WHERE id = ?", &[Value::Int(id)])
+        .execute_with(
+            &mut *tx,
+            "DELETE FROM tokens WHERE id = ?",
+            &[Value::Int(id)],
+        )
         .await?;
     meta::bump_data_version(&mut *tx).await?;
     tx.commit().await?;

@@ -1,7 +1,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, DbResult, Value, flag, meta, now_ms};
+use super::{Db, DbError, DbResult, Value, flag, meta, now_ms, opt_text, text};
 use crate::domain::kinds::{Role, Status};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -49,23 +49,23 @@ const COLUMNS: &str = "id, username, display_name, email, email_verified, passwo
      group_name, quota, used_quota, request_count, invite_code, inviter_id, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> DbResult<UserRow> {
-    let role: String = row.try_get("role")?;
-    let status: String = row.try_get("status")?;
+    let role: String = text(row, "role")?;
+    let status: String = text(row, "status")?;
     Ok(UserRow {
         id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        display_name: row.try_get("display_name")?,
-        email: row.try_get("email")?,
+        username: text(row, "username")?,
+        display_name: text(row, "display_name")?,
+        email: opt_text(row, "email")?,
         email_verified: flag(row.try_get("email_verified")?),
-        password_hash: row.try_get("password_hash")?,
+        password_hash: opt_text(row, "password_hash")?,
         role: Role::parse(&role).ok_or_else(|| DbError::Corrupt(format!("user role '{role}'")))?,
         status: Status::parse(&status)
             .ok_or_else(|| DbError::Corrupt(format!("user status '{status}'")))?,
-        group: row.try_get("group_name")?,
+        group: text(row, "group_name")?,
         quota: row.try_get("quota")?,
         used_quota: row.try_get("used_quota")?,
         request_count: row.try_get("request_count")?,
-        invite_code: row.try_get("invite_code")?,
+        invite_code: opt_text(row, "invite_code")?,
         inviter_id: row.try_get("inviter_id")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,

@@ -16,7 +16,11 @@ impl IpAllowList {
     /// Parses a comma- or newline-separated list. An empty list allows every address.
     pub fn parse(text: &str) -> Result<IpAllowList, BadIpRange> {
         let mut nets = Vec::new();
-        for item in text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
+        for item in text
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let net = match IpNet::from_str(item) {
                 Ok(net) => net.trunc(),
                 Err(_) => IpAddr::from_str(item)
@@ -75,12 +79,19 @@ mod tests {
         assert!(list.allows("2001:db8::1".parse().unwrap()));
         assert!(list.allows("::ffff:10.9.9.9".parse().unwrap()));
         assert!(!list.allows("127.0.0.1".parse().unwrap()));
-        assert_eq!(list.to_list_string(), "10.0.0.0/8,203.0.113.7,2001:db8::/32");
+        assert_eq!(
+            list.to_list_string(),
+            "10.0.0.0/8,203.0.113.7,2001:db8::/32"
+        );
     }
 
     #[test]
     fn empty_list_allows_all_and_bad_entries_are_named() {
-        assert!(IpAllowList::parse("").unwrap().allows("1.2.3.4".parse().unwrap()));
+        assert!(
+            IpAllowList::parse("")
+                .unwrap()
+                .allows("1.2.3.4".parse().unwrap())
+        );
         assert_eq!(
             IpAllowList::parse("10.0.0.0/8,nonsense"),
             Err(BadIpRange("nonsense".into()))

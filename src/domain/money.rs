@@ -197,12 +197,30 @@ mod tests {
 
     #[test]
     fn refuses_amounts_that_would_need_rounding_or_are_not_numbers() {
-        assert!(matches!(MicroUsd::parse("0.0000001"), Err(DecimalError::TooPrecise(..))));
-        assert!(matches!(MicroUsd::parse("-1"), Err(DecimalError::Negative(..))));
-        assert!(matches!(MicroUsd::parse("abc"), Err(DecimalError::NotANumber(..))));
-        assert!(matches!(MicroUsd::parse(""), Err(DecimalError::NotANumber(..))));
-        assert!(matches!(MicroUsd::parse("."), Err(DecimalError::NotANumber(..))));
-        assert!(matches!(MicroUsd::parse("1e5"), Err(DecimalError::NotANumber(..))));
+        assert!(matches!(
+            MicroUsd::parse("0.0000001"),
+            Err(DecimalError::TooPrecise(..))
+        ));
+        assert!(matches!(
+            MicroUsd::parse("-1"),
+            Err(DecimalError::Negative(..))
+        ));
+        assert!(matches!(
+            MicroUsd::parse("abc"),
+            Err(DecimalError::NotANumber(..))
+        ));
+        assert!(matches!(
+            MicroUsd::parse(""),
+            Err(DecimalError::NotANumber(..))
+        ));
+        assert!(matches!(
+            MicroUsd::parse("."),
+            Err(DecimalError::NotANumber(..))
+        ));
+        assert!(matches!(
+            MicroUsd::parse("1e5"),
+            Err(DecimalError::NotANumber(..))
+        ));
         assert!(matches!(
             MicroUsd::parse("99999999999999999999"),
             Err(DecimalError::TooLarge(..))
@@ -230,7 +248,10 @@ mod tests {
         assert_eq!(Quota(225).usd_string(500_000), "$0.000450");
         assert_eq!(Quota(500_000).usd_string(500_000), "$1.000000");
         assert_eq!(Quota(-250_000).usd_string(500_000), "-$0.500000");
-        assert_eq!(Quota::from_usd(MicroUsd(5_000_000), 500_000), Some(Quota(2_500_000)));
+        assert_eq!(
+            Quota::from_usd(MicroUsd(5_000_000), 500_000),
+            Some(Quota(2_500_000))
+        );
         // $0.000001 is half a unit: rounded toward zero.
         assert_eq!(Quota::from_usd(MicroUsd(1), 500_000), Some(Quota(0)));
     }

@@ -93,7 +93,11 @@ pub fn list(
     parse_one: fn(&str) -> Result<String, NameError>,
 ) -> Result<Vec<String>, NameError> {
     let mut out: Vec<String> = Vec::new();
-    for item in text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
+    for item in text
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let item = parse_one(item)?;
         if !out.contains(&item) {
             out.push(item);
@@ -112,7 +116,10 @@ mod tests {
         assert!(username("al ice").is_err());
         assert!(username("").is_err());
         assert!(username(&"a".repeat(33)).is_err());
-        assert_eq!(model_name("meta-llama/Llama-3-8B"), Ok("meta-llama/Llama-3-8B".into()));
+        assert_eq!(
+            model_name("meta-llama/Llama-3-8B"),
+            Ok("meta-llama/Llama-3-8B".into())
+        );
         assert_eq!(model_name("qwen2.5:7b"), Ok("qwen2.5:7b".into()));
         assert!(model_name("gpt 4").is_err());
         assert!(group_name("vip.gold").is_err());
@@ -123,8 +130,14 @@ mod tests {
     #[test]
     fn parses_lists_without_duplicates() {
         assert_eq!(
-            list("gpt-4o-mini, text-embedding-3-small,\ngpt-4o-mini,", model_name),
-            Ok(vec!["gpt-4o-mini".to_string(), "text-embedding-3-small".to_string()])
+            list(
+                "gpt-4o-mini, text-embedding-3-small,\ngpt-4o-mini,",
+                model_name
+            ),
+            Ok(vec![
+                "gpt-4o-mini".to_string(),
+                "text-embedding-3-small".to_string()
+            ])
         );
         assert_eq!(list("", group_name), Ok(vec![]));
         assert!(list("ok,not ok", group_name).is_err());

@@ -1,8 +1,8 @@
 //! Password hashing with argon2id. Hashing is deliberately slow: call these from
 //! `tokio::task::spawn_blocking`, never on an async worker thread.
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 /// Minimum and maximum accepted password length, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;

@@ -131,7 +131,13 @@ mod tests {
         // gpt-4o-mini at $0.15 / $0.60 per 1M, 1,000 prompt + 500 completion tokens:
         // $0.00015 + $0.0003 = $0.00045 = 225 units at 500,000 units per dollar.
         let price = per_token("0.15", "0.60", None);
-        let cost = cost(price, usage(1000, 500, 0), Ratio::ONE, DEFAULT_QUOTA_PER_USD).unwrap();
+        let cost = cost(
+            price,
+            usage(1000, 500, 0),
+            Ratio::ONE,
+            DEFAULT_QUOTA_PER_USD,
+        )
+        .unwrap();
         assert_eq!(cost, Quota(225));
     }
 
@@ -158,7 +164,13 @@ mod tests {
         // 600k × $2.5/M + 400k × $1.25/M = $1.5 + $0.5 = $2.00 = 1,000,000 units
         assert_eq!(c, Quota(1_000_000));
         let no_cache_price = per_token("2.50", "10", None);
-        let c = cost(no_cache_price, usage(1_000_000, 0, 400_000), Ratio::ONE, 500_000).unwrap();
+        let c = cost(
+            no_cache_price,
+            usage(1_000_000, 0, 400_000),
+            Ratio::ONE,
+            500_000,
+        )
+        .unwrap();
         assert_eq!(c, Quota(1_250_000));
     }
 
@@ -172,31 +184,58 @@ mod tests {
     #[test]
     fn per_request_price_ignores_tokens() {
         let price = ModelPrice::PerRequest(MicroUsd::parse("0.01").unwrap());
-        assert_eq!(cost(price, usage(0, 0, 0), Ratio::ONE, 500_000), Ok(Quota(5_000)));
-        assert_eq!(cost(price, usage(9999, 9999, 0), Ratio::ONE, 500_000), Ok(Quota(5_000)));
+        assert_eq!(
+            cost(price, usage(0, 0, 0), Ratio::ONE, 500_000),
+            Ok(Quota(5_000))
+        );
+        assert_eq!(
+            cost(price, usage(9999, 9999, 0), Ratio::ONE, 500_000),
+            Ok(Quota(5_000))
+        );
         let double = Ratio::parse("2").unwrap();
-        assert_eq!(cost(price, usage(0, 0, 0), double, 500_000), Ok(Quota(10_000)));
+        assert_eq!(
+            cost(price, usage(0, 0, 0), double, 500_000),
+            Ok(Quota(10_000))
+        );
     }
 
     #[test]
     fn rounds_up_any_fraction_of_a_unit() {
         // One token at $0.15/M is $0.00000015 = 0.075 units: billed as 1.
         let price = per_token("0.15", "0.60", None);
-        assert_eq!(cost(price, usage(1, 0, 0), Ratio::ONE, 500_000), Ok(Quota(1)));
+        assert_eq!(
+            cost(price, usage(1, 0, 0), Ratio::ONE, 500_000),
+            Ok(Quota(1))
+        );
         // Nothing used costs nothing.
-        assert_eq!(cost(price, usage(0, 0, 0), Ratio::ONE, 500_000), Ok(Quota(0)));
+        assert_eq!(
+            cost(price, usage(0, 0, 0), Ratio::ONE, 500_000),
+            Ok(Quota(0))
+        );
         // Exactly one unit is not rounded further.
         let one_unit = per_token("2", "2", None); // $2/M → 1 token = 1 unit at 500k/$
-        assert_eq!(cost(one_unit, usage(1, 0, 0), Ratio::ONE, 500_000), Ok(Quota(1)));
-        assert_eq!(cost(one_unit, usage(3, 4, 0), Ratio::ONE, 500_000), Ok(Quota(7)));
+        assert_eq!(
+            cost(one_unit, usage(1, 0, 0), Ratio::ONE, 500_000),
+            Ok(Quota(1))
+        );
+        assert_eq!(
+            cost(one_unit, usage(3, 4, 0), Ratio::ONE, 500_000),
+            Ok(Quota(7))
+        );
     }
 
     #[test]
     fn free_models_and_zero_ratio_cost_nothing() {
         let free = per_token("0", "0", None);
-        assert_eq!(cost(free, usage(1000, 1000, 0), Ratio::ONE, 500_000), Ok(Quota(0)));
+        assert_eq!(
+            cost(free, usage(1000, 1000, 0), Ratio::ONE, 500_000),
+            Ok(Quota(0))
+        );
         let price = per_token("1", "1", None);
-        assert_eq!(cost(price, usage(1000, 1000, 0), Ratio(0), 500_000), Ok(Quota(0)));
+        assert_eq!(
+            cost(price, usage(1000, 1000, 0), Ratio(0), 500_000),
+            Ok(Quota(0))
+        );
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub async fn record_events(
                 {
                     Ok(true) => state.reload.notify_one(),
                     Ok(false) => {} // already changed by someone else
-                    Err(e) => tracing::error!(channel_id, error = %e, "could not record auto-disable"),
+                    Err(e) => {
+                        tracing::error!(channel_id, error = %e, "could not record auto-disable")
+                    }
                 }
             }
         }
@@ -46,7 +48,8 @@ pub async fn record_events(
 
 pub async fn probe_loop(state: AppState, cancel: CancellationToken) {
     loop {
-        let interval = Duration::from_secs(state.snapshot.load().options.probe_interval_secs.max(1));
+        let interval =
+            Duration::from_secs(state.snapshot.load().options.probe_interval_secs.max(1));
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
@@ -100,7 +103,11 @@ pub async fn probe_loop(state: AppState, cancel: CancellationToken) {
 /// upstream is reachable and accepts the key.
 async fn probe(state: &AppState, channel: &ChannelRow) -> Result<(), String> {
     let url = format!("{}/models", channel.base_url.trim_end_matches('/'));
-    let key = channel.secret_keys.first().map(String::as_str).unwrap_or_default();
+    let key = channel
+        .secret_keys
+        .first()
+        .map(String::as_str)
+        .unwrap_or_default();
     let response = state
         .http
         .get(url)

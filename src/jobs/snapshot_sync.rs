@@ -51,7 +51,9 @@ pub async fn run(state: AppState, cancel: CancellationToken) {
         if wanted {
             match reload(&state).await {
                 Ok(()) => last_reload = Instant::now(),
-                Err(e) => tracing::error!(error = %e, "snapshot reload failed; keeping the old one"),
+                Err(e) => {
+                    tracing::error!(error = %e, "snapshot reload failed; keeping the old one")
+                }
             }
         }
     }

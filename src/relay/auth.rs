@@ -108,11 +108,26 @@ mod tests {
 
     #[test]
     fn finds_the_key_in_any_supported_header() {
-        assert_eq!(presented_key(&headers(&[("authorization", "Bearer sk-abc")])), Some("sk-abc"));
-        assert_eq!(presented_key(&headers(&[("authorization", "bearer  sk-abc ")])), Some("sk-abc"));
-        assert_eq!(presented_key(&headers(&[("x-api-key", "sk-x")])), Some("sk-x"));
-        assert_eq!(presented_key(&headers(&[("api-key", "sk-y")])), Some("sk-y"));
-        assert_eq!(presented_key(&headers(&[("authorization", "Bearer ")])), None);
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Bearer sk-abc")])),
+            Some("sk-abc")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "bearer  sk-abc ")])),
+            Some("sk-abc")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("x-api-key", "sk-x")])),
+            Some("sk-x")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("api-key", "sk-y")])),
+            Some("sk-y")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Bearer ")])),
+            None
+        );
         assert_eq!(presented_key(&HeaderMap::new()), None);
     }
 
@@ -120,7 +135,13 @@ mod tests {
     fn trusts_forwarded_for_only_when_told() {
         let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let h = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.1")]);
-        assert_eq!(client_ip(peer, &h, false), "10.0.0.1".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip(peer, &h, true), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, &h, false),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip(peer, &h, true),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
     }
 }

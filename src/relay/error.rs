@@ -173,7 +173,9 @@ impl IntoResponse for RelayError {
         if let Some(seconds) = self.retry_after
             && let Ok(value) = HeaderValue::try_from(seconds.to_string())
         {
-            response.headers_mut().insert(http::header::RETRY_AFTER, value);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, value);
         }
         response
     }

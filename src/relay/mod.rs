@@ -13,10 +13,10 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::OriginalUri;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::extract::OriginalUri;
 use http::{HeaderMap, HeaderValue, Method};
 
 use crate::state::AppState;

@@ -267,7 +267,11 @@ enum AttemptFailure {
     /// Try another channel.
     Retry(RelayError),
     /// Stop and answer the client with this response (an upstream client error).
-    Final { response: Response, status: u16, message: String },
+    Final {
+        response: Response,
+        status: u16,
+        message: String,
+    },
 }
 
 struct Attempts<'a> {
@@ -355,11 +359,18 @@ impl Attempts<'_> {
     }
 
     /// Records a retryable failure on the channel's health and turns it into a retry.
-    fn channel_failed(&self, channel: &ChannelEntry, status: Option<u16>, error: RelayError) -> AttemptFailure {
+    fn channel_failed(
+        &self,
+        channel: &ChannelEntry,
+        status: Option<u16>,
+        error: RelayError,
+    ) -> AttemptFailure {
         let options = self.options;
         let now = now_ms();
         let effect = match status {
-            Some(code) if options.auto_disable_statuses.contains(code) => channel.health.disable(now),
+            Some(code) if options.auto_disable_statuses.contains(code) => {
+                channel.health.disable(now)
+            }
             _ => channel.health.record_failure(
                 now,
                 options.cooldown_after_failures,
@@ -420,7 +431,10 @@ impl Attempts<'_> {
                 let error = RelayError::upstream(
                     StatusCode::GATEWAY_TIMEOUT,
                     "upstream_timeout",
-                    format!("The upstream did not answer within {} s.", timeout.as_secs()),
+                    format!(
+                        "The upstream did not answer within {} s.",
+                        timeout.as_secs()
+                    ),
                 );
                 return Err((self.channel_failed(channel, None, error), ticket));
             }
@@ -429,7 +443,10 @@ impl Attempts<'_> {
                 let error = RelayError::upstream(
                     StatusCode::BAD_GATEWAY,
                     "upstream_unreachable",
-                    format!("The upstream could not be reached: {}", describe_reqwest_error(&e)),
+                    format!(
+                        "The upstream could not be reached: {}",
+                        describe_reqwest_error(&e)
+                    ),
                 );
                 return Err((self.channel_failed(channel, None, error), ticket));
             }
@@ -469,7 +486,9 @@ impl Attempts<'_> {
     ) -> AttemptFailure {
         let status = response.status();
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-        let body = read_limited(response, MAX_ERROR_BODY, timeout).await.unwrap_or_default();
+        let body = read_limited(response, MAX_ERROR_BODY, timeout)
+            .await
+            .unwrap_or_default();
         let upstream_message = upstream_error_message(&body);
         let code = status.as_u16();
         if self.options.retry_statuses.contains(code) {

@@ -104,8 +104,8 @@ impl<'b> ClientRequest<'b> {
                     ))
                 }
             })?;
-        let model: String = field(&fields, "model", "a string")?
-            .ok_or(RelayError::missing_field("model"))?;
+        let model: String =
+            field(&fields, "model", "a string")?.ok_or(RelayError::missing_field("model"))?;
         if model.trim().is_empty() {
             return Err(RelayError::missing_field("model"));
         }
@@ -186,9 +186,7 @@ impl<'b> ClientRequest<'b> {
         if let Some(options) = &options_raw {
             out.insert("stream_options", options);
         }
-        serde_json::to_vec(&out)
-            .map(Bytes::from)
-            .map_err(internal)
+        serde_json::to_vec(&out).map(Bytes::from).map_err(internal)
     }
 
     /// Estimated prompt tokens, for the hold and for billing when the upstream reports none.
@@ -318,14 +316,25 @@ mod tests {
         assert!(parse(Endpoint::ChatCompletions, "{not json").is_err());
         assert!(parse(Endpoint::ChatCompletions, "[1,2]").is_err());
         assert!(parse(Endpoint::ChatCompletions, "").is_err());
-        let bad_stream =
-            parse(Endpoint::ChatCompletions, r#"{"model":"m","messages":[],"stream":"yes"}"#)
-                .unwrap_err();
+        let bad_stream = parse(
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","messages":[],"stream":"yes"}"#,
+        )
+        .unwrap_err();
         assert_eq!(bad_stream.param, Some("stream"));
-        assert!(parse(Endpoint::Embeddings, r#"{"model":"m","input":"x","stream":true}"#).is_err());
         assert!(
-            parse(Endpoint::ChatCompletions, r#"{"model":"m","messages":[],"max_tokens":-1}"#)
-                .is_err()
+            parse(
+                Endpoint::Embeddings,
+                r#"{"model":"m","input":"x","stream":true}"#
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                Endpoint::ChatCompletions,
+                r#"{"model":"m","messages":[],"max_tokens":-1}"#
+            )
+            .is_err()
         );
     }
 
@@ -348,9 +357,15 @@ mod tests {
         let out = r.upstream_body(&body, "gpt-4o-2024-08-06", true).unwrap();
         let text = std::str::from_utf8(&out).unwrap();
         // Unknown values are copied byte for byte (numbers keep their spelling).
-        assert!(text.contains(r#""x_unknown":{"deep":[1.50,2e3,12345678901234567890]}"#), "{text}");
+        assert!(
+            text.contains(r#""x_unknown":{"deep":[1.50,2e3,12345678901234567890]}"#),
+            "{text}"
+        );
         assert!(text.contains(r#""model":"gpt-4o-2024-08-06""#));
-        assert!(text.contains(r#""stream_options":{"other":1,"include_usage":true}"#), "{text}");
+        assert!(
+            text.contains(r#""stream_options":{"other":1,"include_usage":true}"#),
+            "{text}"
+        );
         // Field order is kept.
         assert!(text.starts_with(r#"{"model":"#));
     }
@@ -367,10 +382,21 @@ mod tests {
         )
         .unwrap();
         // 3 reply + 2×3 framing + "system"(1) + 6 + "user"(1) + 2 + 765 image
-        assert_eq!(r.estimate_prompt_tokens(t), 3 + 6 + 1 + 6 + 1 + 2 + IMAGE_TOKENS);
-        let r = parse(Endpoint::Embeddings, r#"{"model":"m","input":["hello","world"]}"#).unwrap();
+        assert_eq!(
+            r.estimate_prompt_tokens(t),
+            3 + 6 + 1 + 6 + 1 + 2 + IMAGE_TOKENS
+        );
+        let r = parse(
+            Endpoint::Embeddings,
+            r#"{"model":"m","input":["hello","world"]}"#,
+        )
+        .unwrap();
         assert_eq!(r.estimate_prompt_tokens(t), 2);
-        let r = parse(Endpoint::Completions, r#"{"model":"m","prompt":[[1,2,3],[4]]}"#).unwrap();
+        let r = parse(
+            Endpoint::Completions,
+            r#"{"model":"m","prompt":[[1,2,3],[4]]}"#,
+        )
+        .unwrap();
         assert_eq!(r.estimate_prompt_tokens(t), 4);
     }
 }

@@ -242,7 +242,10 @@ mod tests {
 
     #[test]
     fn extracts_data_payloads() {
-        assert_eq!(event_data(b"data: {\"a\":1}\n\n"), Some(b"{\"a\":1}".to_vec()));
+        assert_eq!(
+            event_data(b"data: {\"a\":1}\n\n"),
+            Some(b"{\"a\":1}".to_vec())
+        );
         assert_eq!(event_data(b"data:[DONE]\r\n\r\n"), Some(b"[DONE]".to_vec()));
         assert_eq!(event_data(b"data: x\ndata: y\n\n"), Some(b"x\ny".to_vec()));
         assert_eq!(event_data(b": keep-alive\n\n"), None);

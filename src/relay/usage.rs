@@ -118,7 +118,9 @@ impl<'a> AnswerWire<'a> {
                     each(text);
                 }
                 for call in message.tool_calls.iter().flatten() {
-                    if let Some(arguments) = call.function.as_ref().and_then(|f| f.arguments.as_ref()) {
+                    if let Some(arguments) =
+                        call.function.as_ref().and_then(|f| f.arguments.as_ref())
+                    {
                         each(arguments);
                     }
                 }
@@ -190,8 +192,14 @@ mod tests {
 
     #[test]
     fn missing_or_null_usage_is_none() {
-        assert_eq!(AnswerWire::parse(br#"{"choices":[]}"#).unwrap().usage(), None);
-        assert_eq!(AnswerWire::parse(br#"{"usage":null}"#).unwrap().usage(), None);
+        assert_eq!(
+            AnswerWire::parse(br#"{"choices":[]}"#).unwrap().usage(),
+            None
+        );
+        assert_eq!(
+            AnswerWire::parse(br#"{"usage":null}"#).unwrap().usage(),
+            None
+        );
         let embeddings = AnswerWire::parse(br#"{"usage":{"prompt_tokens":5,"total_tokens":5}}"#)
             .unwrap()
             .usage()

@@ -34,7 +34,9 @@ pub async fn list(db: &Db) -> ServiceResult<Vec<AdminTokenRow>> {
 
 pub async fn delete(db: &Db, id: i64) -> ServiceResult<()> {
     if !db::admin_tokens::delete(db, id).await? {
-        return Err(ServiceError::NotFound(format!("there is no admin token with id {id}")));
+        return Err(ServiceError::NotFound(format!(
+            "there is no admin token with id {id}"
+        )));
     }
     Ok(())
 }

@@ -34,7 +34,10 @@ fn parse_type(text: &str) -> ServiceResult<ChannelType> {
     ChannelType::parse(text).ok_or_else(|| {
         ServiceError::invalid(
             "type",
-            format!("'{text}' is not a supported channel type (supported: {})", ChannelType::choices()),
+            format!(
+                "'{text}' is not a supported channel type (supported: {})",
+                ChannelType::choices()
+            ),
         )
     })
 }
@@ -43,13 +46,22 @@ fn parse_type(text: &str) -> ServiceResult<ChannelType> {
 fn normalise_base_url(text: &str, channel_type: ChannelType) -> ServiceResult<String> {
     let text = text.trim().trim_end_matches('/');
     let url = reqwest::Url::parse(text).map_err(|_| {
-        ServiceError::invalid("base-url", format!("'{text}' is not a URL (e.g. https://api.openai.com/v1)"))
+        ServiceError::invalid(
+            "base-url",
+            format!("'{text}' is not a URL (e.g. https://api.openai.com/v1)"),
+        )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ServiceError::invalid("base-url", format!("'{text}' must be an http:// or https:// URL")));
+        return Err(ServiceError::invalid(
+            "base-url",
+            format!("'{text}' must be an http:// or https:// URL"),
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(ServiceError::invalid("base-url", "the base URL must not have a query or fragment"));
+        return Err(ServiceError::invalid(
+            "base-url",
+            "the base URL must not have a query or fragment",
+        ));
     }
     let bare = matches!(url.path(), "" | "/");
     Ok(match channel_type {
@@ -67,10 +79,19 @@ fn parse_keys(keys: &[String]) -> ServiceResult<Vec<String>> {
         .map(str::to_string)
         .collect();
     if keys.is_empty() {
-        return Err(ServiceError::invalid("key", "give at least one upstream key"));
+        return Err(ServiceError::invalid(
+            "key",
+            "give at least one upstream key",
+        ));
     }
-    if keys.iter().any(|k| k.chars().any(|c| c.is_control() || c == ' ')) {
-        return Err(ServiceError::invalid("key", "an upstream key contains spaces or control characters"));
+    if keys
+        .iter()
+        .any(|k| k.chars().any(|c| c.is_control() || c == ' '))
+    {
+        return Err(ServiceError::invalid(
+            "key",
+            "an upstream key contains spaces or control characters",
+        ));
     }
     Ok(keys)
 }
@@ -90,13 +111,25 @@ fn check_headers(headers: &BTreeMap<String, String>) -> ServiceResult<BTreeMap<S
     for (name, value) in headers {
         let name = name.trim();
         if http::HeaderName::try_from(name).is_err() {
-            return Err(ServiceError::invalid("header", format!("'{name}' is not a valid header name")));
+            return Err(ServiceError::invalid(
+                "header",
+                format!("'{name}' is not a valid header name"),
+            ));
         }
-        if matches!(name.to_ascii_lowercase().as_str(), "authorization" | "content-type" | "content-length" | "host") {
-            return Err(ServiceError::invalid("header", format!("'{name}' is set by Tollgate and cannot be overridden")));
+        if matches!(
+            name.to_ascii_lowercase().as_str(),
+            "authorization" | "content-type" | "content-length" | "host"
+        ) {
+            return Err(ServiceError::invalid(
+                "header",
+                format!("'{name}' is set by Tollgate and cannot be overridden"),
+            ));
         }
         if http::HeaderValue::try_from(value.trim()).is_err() {
-            return Err(ServiceError::invalid("header", format!("the value of '{name}' is not a valid header value")));
+            return Err(ServiceError::invalid(
+                "header",
+                format!("the value of '{name}' is not a valid header value"),
+            ));
         }
         out.insert(name.to_string(), value.trim().to_string());
     }
@@ -141,7 +174,10 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
         }
     }
     if spec.models.is_empty() {
-        return Err(ServiceError::invalid("models", "list at least one model the channel serves"));
+        return Err(ServiceError::invalid(
+            "models",
+            "list at least one model the channel serves",
+        ));
     }
     if let Some(groups) = input.groups {
         spec.groups = names::list(&groups, names::group_name).map_err(name_err("groups"))?;
@@ -157,13 +193,19 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
     }
     if let Some(weight) = input.weight {
         if !(0..=MAX_WEIGHT).contains(&weight) {
-            return Err(ServiceError::invalid("weight", format!("must be between 0 and {MAX_WEIGHT}")));
+            return Err(ServiceError::invalid(
+                "weight",
+                format!("must be between 0 and {MAX_WEIGHT}"),
+            ));
         }
         spec.weight = weight;
     }
     if let Some(timeout) = input.timeout_secs {
         if !(0..=3600).contains(&timeout) {
-            return Err(ServiceError::invalid("timeout-secs", "must be between 0 (server default) and 3600"));
+            return Err(ServiceError::invalid(
+                "timeout-secs",
+                "must be between 0 (server default) and 3600",
+            ));
         }
         spec.timeout_secs = timeout;
     }
@@ -186,7 +228,10 @@ pub async fn create(db: &Db, input: ChannelInput) -> ServiceResult<ChannelRow> {
         ("type", input.channel_type.is_none()),
         ("base-url", input.base_url.is_none()),
         ("key", input.keys.is_none()),
-        ("models", input.models.is_none() && input.model_mapping.is_none()),
+        (
+            "models",
+            input.models.is_none() && input.model_mapping.is_none(),
+        ),
     ];
     if let Some((field, _)) = required.iter().find(|(_, missing)| *missing) {
         return Err(ServiceError::invalid(field, "is required"));
@@ -233,7 +278,9 @@ pub async fn get(db: &Db, name_or_id: &str) -> ServiceResult<ChannelRow> {
     if let Ok(id) = name_or_id.parse::<i64>() {
         return by_id(db, id).await;
     }
-    Err(ServiceError::NotFound(format!("there is no channel named '{name_or_id}'")))
+    Err(ServiceError::NotFound(format!(
+        "there is no channel named '{name_or_id}'"
+    )))
 }
 
 pub async fn list(db: &Db) -> ServiceResult<Vec<ChannelRow>> {
@@ -264,7 +311,12 @@ pub async fn delete(db: &Db, name_or_id: &str) -> ServiceResult<()> {
 /// Parses `requested=upstream` pairs (comma-separated or repeated).
 pub fn parse_mapping_pairs(pairs: &[String]) -> ServiceResult<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    for pair in pairs.iter().flat_map(|p| p.split(',')).map(str::trim).filter(|p| !p.is_empty()) {
+    for pair in pairs
+        .iter()
+        .flat_map(|p| p.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         let (from, to) = pair.split_once('=').ok_or_else(|| {
             ServiceError::invalid("model-map", format!("'{pair}' is not requested=upstream"))
         })?;

@@ -24,7 +24,11 @@ pub async fn get(db: &Db, name: &str) -> ServiceResult<GroupRow> {
 /// The group must exist before users or channels can refer to it.
 pub async fn require(db: &Db, field: &'static str, name: &str) -> ServiceResult<()> {
     if db::groups::find(db, name).await?.is_none() {
-        let known: Vec<String> = db::groups::list(db).await?.into_iter().map(|g| g.name).collect();
+        let known: Vec<String> = db::groups::list(db)
+            .await?
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
         return Err(ServiceError::invalid(
             field,
             format!(

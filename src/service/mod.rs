@@ -20,7 +20,10 @@ use crate::domain::names::NameError;
 pub enum ServiceError {
     /// A value a person typed is wrong; `field` names it (a CLI flag or JSON field).
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -65,5 +68,6 @@ pub(crate) fn usd_to_quota(
     usd: MicroUsd,
     quota_per_usd: i64,
 ) -> ServiceResult<Quota> {
-    Quota::from_usd(usd, quota_per_usd).ok_or_else(|| ServiceError::invalid(field, "amount is too large"))
+    Quota::from_usd(usd, quota_per_usd)
+        .ok_or_else(|| ServiceError::invalid(field, "amount is too large"))
 }

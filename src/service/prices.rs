@@ -75,7 +75,9 @@ pub async fn list(db: &Db) -> ServiceResult<Vec<PriceRow>> {
 
 pub async fn delete(db: &Db, model: &str) -> ServiceResult<()> {
     if !db::prices::delete(db, model).await? {
-        return Err(ServiceError::NotFound(format!("the model '{model}' has no price")));
+        return Err(ServiceError::NotFound(format!(
+            "the model '{model}' has no price"
+        )));
     }
     Ok(())
 }

@@ -78,14 +78,27 @@ pub async fn create(db: &Db, input: CreateToken) -> ServiceResult<(TokenRow, Str
     if let Some(at) = expires_at
         && at <= db::now_ms()
     {
-        return Err(ServiceError::invalid("expires", "the expiry is in the past"));
+        return Err(ServiceError::invalid(
+            "expires",
+            "the expiry is in the past",
+        ));
     }
     let (unlimited, remaining_quota) = match &input.quota_usd {
         Some(text) => (false, quota_units(db, text).await?),
         None => (true, 0),
     };
-    let allowed_models = input.models.as_deref().map(parse_models).transpose()?.unwrap_or_default();
-    let allowed_ips = input.allow_ips.as_deref().map(parse_ips).transpose()?.unwrap_or_default();
+    let allowed_models = input
+        .models
+        .as_deref()
+        .map(parse_models)
+        .transpose()?
+        .unwrap_or_default();
+    let allowed_ips = input
+        .allow_ips
+        .as_deref()
+        .map(parse_ips)
+        .transpose()?
+        .unwrap_or_default();
     let secret = secret_key::generate(secret_key::API_KEY_PREFIX);
     let id = db::tokens::insert(
         db,
@@ -127,7 +140,10 @@ pub async fn update(db: &Db, id: i64, input: UpdateToken) -> ServiceResult<Token
             .status
             .map(|s| {
                 Status::parse(&s).ok_or_else(|| {
-                    ServiceError::invalid("status", format!("'{s}' is not a status (use {})", Status::choices()))
+                    ServiceError::invalid(
+                        "status",
+                        format!("'{s}' is not a status (use {})", Status::choices()),
+                    )
                 })
             })
             .transpose()?,
@@ -155,7 +171,9 @@ pub async fn update(db: &Db, id: i64, input: UpdateToken) -> ServiceResult<Token
 
 pub async fn delete(db: &Db, id: i64) -> ServiceResult<()> {
     if !db::tokens::delete(db, id).await? {
-        return Err(ServiceError::NotFound(format!("there is no API key with id {id}")));
+        return Err(ServiceError::NotFound(format!(
+            "there is no API key with id {id}"
+        )));
     }
     Ok(())
 }
@@ -167,7 +185,10 @@ mod tests {
     #[test]
     fn parses_expiry_dates() {
         assert_eq!(parse_expiry("2027-01-01").unwrap(), 1_798_761_600_000);
-        assert_eq!(parse_expiry("2027-01-01T00:00:01Z").unwrap(), 1_798_761_601_000);
+        assert_eq!(
+            parse_expiry("2027-01-01T00:00:01Z").unwrap(),
+            1_798_761_601_000
+        );
         assert!(parse_expiry("next tuesday").is_err());
     }
 }

@@ -36,7 +36,10 @@ pub struct QuotaChange {
 
 fn parse_role(text: &str) -> ServiceResult<Role> {
     Role::parse(text).ok_or_else(|| {
-        ServiceError::invalid("role", format!("'{text}' is not a role (use {})", Role::choices()))
+        ServiceError::invalid(
+            "role",
+            format!("'{text}' is not a role (use {})", Role::choices()),
+        )
     })
 }
 
@@ -52,14 +55,17 @@ fn parse_status(text: &str) -> ServiceResult<Status> {
 fn check_email(email: &str) -> ServiceResult<String> {
     let email = email.trim();
     let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        })
         && !email.contains(char::is_whitespace);
     if valid {
         Ok(email.to_string())
     } else {
-        Err(ServiceError::invalid("email", format!("'{email}' is not an email address")))
+        Err(ServiceError::invalid(
+            "email",
+            format!("'{email}' is not an email address"),
+        ))
     }
 }
 

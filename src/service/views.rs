@@ -229,7 +229,9 @@ impl PriceView {
                 cached_input.map(micro_usd),
                 None,
             ),
-            ModelPrice::PerRequest(price) => ("per_request", None, None, None, Some(micro_usd(price))),
+            ModelPrice::PerRequest(price) => {
+                ("per_request", None, None, None, Some(micro_usd(price)))
+            }
         };
         PriceView {
             model: p.model.clone(),

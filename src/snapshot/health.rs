@@ -103,15 +103,33 @@ mod tests {
     #[test]
     fn cools_down_then_disables_once() {
         let health = ChannelHealth::default();
-        assert_eq!(health.record_failure(1_000, 3, 30_000, 5), FailureEffect::None);
-        assert_eq!(health.record_failure(1_000, 3, 30_000, 5), FailureEffect::None);
-        assert_eq!(health.record_failure(1_000, 3, 30_000, 5), FailureEffect::CooledDown);
+        assert_eq!(
+            health.record_failure(1_000, 3, 30_000, 5),
+            FailureEffect::None
+        );
+        assert_eq!(
+            health.record_failure(1_000, 3, 30_000, 5),
+            FailureEffect::None
+        );
+        assert_eq!(
+            health.record_failure(1_000, 3, 30_000, 5),
+            FailureEffect::CooledDown
+        );
         assert!(health.is_cooling(30_999));
         assert!(!health.is_cooling(31_000));
-        assert_eq!(health.record_failure(2_000, 3, 30_000, 5), FailureEffect::None);
-        assert_eq!(health.record_failure(2_000, 3, 30_000, 5), FailureEffect::Disable);
+        assert_eq!(
+            health.record_failure(2_000, 3, 30_000, 5),
+            FailureEffect::None
+        );
+        assert_eq!(
+            health.record_failure(2_000, 3, 30_000, 5),
+            FailureEffect::Disable
+        );
         assert!(health.is_disabled_here());
-        assert_eq!(health.record_failure(2_000, 3, 30_000, 5), FailureEffect::None);
+        assert_eq!(
+            health.record_failure(2_000, 3, 30_000, 5),
+            FailureEffect::None
+        );
         // A change older than the disable does not clear it; a newer one does.
         health.reconcile_enabled(1_999);
         assert!(health.is_disabled_here());

@@ -126,7 +126,10 @@ impl Snapshot {
     }
 
     pub fn group_ratio(&self, group: &str) -> Ratio {
-        self.groups.get(group).map(|g| g.ratio).unwrap_or(Ratio::ONE)
+        self.groups
+            .get(group)
+            .map(|g| g.ratio)
+            .unwrap_or(Ratio::ONE)
     }
 
     pub fn routes(&self, group: &str, model: &str) -> Option<&Arc<RouteSet>> {

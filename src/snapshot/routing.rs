@@ -130,7 +130,12 @@ fn smooth_wrr_order(weights: &[u64]) -> Vec<u32> {
     } else {
         weights.to_vec()
     };
-    let divisor = weights.iter().copied().filter(|&w| w > 0).fold(0, gcd).max(1);
+    let divisor = weights
+        .iter()
+        .copied()
+        .filter(|&w| w > 0)
+        .fold(0, gcd)
+        .max(1);
     for w in &mut weights {
         *w /= divisor;
     }

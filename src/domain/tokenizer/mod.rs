@@ -51,7 +51,11 @@ fn read_u32(bytes: &[u8], index: usize) -> u32 {
 
 impl Tokenizer {
     fn new() -> Tokenizer {
-        assert_eq!(&TABLE[..8], b"TGBPE1\0\0", "embedded tokenizer table is corrupt");
+        assert_eq!(
+            &TABLE[..8],
+            b"TGBPE1\0\0",
+            "embedded tokenizer table is corrupt"
+        );
         let count = read_u32(&TABLE[8..12], 0) as usize;
         let offsets_start = 12;
         let ranks_start = offsets_start + (count + 1) * 4;
@@ -215,7 +219,16 @@ mod tests {
             );
         }
         // A long, varied text.
-        let long: String = samples.iter().cycle().take(200).copied().collect::<Vec<_>>().join(" ");
-        assert_eq!(shared().count(&long), reference.encode_ordinary(&long).len());
+        let long: String = samples
+            .iter()
+            .cycle()
+            .take(200)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            shared().count(&long),
+            reference.encode_ordinary(&long).len()
+        );
     }
 }

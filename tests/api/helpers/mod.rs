@@ -1,0 +1,360 @@
+//! Test harness: the real server on port 0 with its own database per test (a temporary
+//! SQLite file, or a fresh PostgreSQL / MySQL database), fake upstreams on port 0, and
+//! helpers to seed data and read balances and logs back.
+
+pub mod db;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tollgate::config::{Config, DatabaseConfig, ServerConfig};
+use tollgate::db::logs::{LogFilter, RequestLog};
+use tollgate::db::users::UserRow;
+use tollgate::db::{Db, tokens::TokenRow};
+use tollgate::service::channels::ChannelInput;
+use tollgate::service::prices::PriceInput;
+use tollgate::service::tokens::CreateToken;
+use tollgate::service::users::CreateUser;
+use tollgate::state::AppState;
+use tollgate::{App, service};
+
+pub use db::TestDb;
+pub use upstream::{FakeUpstream, Reply};
+
+/// Generates one test per database backend: `name::sqlite`, `name::postgres`, `name::mysql`.
+/// PostgreSQL and MySQL run when `TOLLGATE_TEST_POSTGRES_URL` / `TOLLGATE_TEST_MYSQL_URL`
+/// are set; otherwise they skip with a printed reason, unless `TOLLGATE_REQUIRE_ALL=1`, which
+/// turns a missing backend into a failure.
+macro_rules! db_test {
+    ($(#[$meta:meta])* async fn $name:ident($db:ident : TestDb) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(#[$meta])*
+            async fn run($db: $crate::helpers::TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run($crate::helpers::TestDb::sqlite().await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = $crate::helpers::TestDb::postgres().await {
+                    run(db).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                if let Some(db) = $crate::helpers::TestDb::mysql().await {
+                    run(db).await
+                }
+            }
+        }
+    };
+}
+pub(crate) use db_test;
+
+pub fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        tollgate::telemetry::init("info,tollgate=debug,sqlx=warn");
+    }
+}
+
+/// A running Tollgate with its own database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub db: Db,
+    pub db_url: String,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    // Dropped last: removes the database.
+    _test_db: TestDb,
+}
+
+/// Settings tests usually want: fast billing flushes and snapshot syncs.
+pub fn test_server_config() -> ServerConfig {
+    ServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        billing_flush_ms: 50,
+        sync_interval_ms: 100,
+        shutdown_grace_secs: 5,
+        trust_forwarded_for: false,
+        upstream_connect_timeout_secs: 2,
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(test_db: TestDb) -> TestApp {
+        Self::spawn_with(test_db, |_| {}).await
+    }
+
+    pub async fn spawn_with(test_db: TestDb, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        init_logging();
+        let mut server = test_server_config();
+        adjust(&mut server);
+        let config = Config {
+            database: DatabaseConfig {
+                url: test_db.url.clone(),
+                max_connections: 5,
+            },
+            server,
+        };
+        let app = App::build(config)
+            .await
+            .unwrap_or_else(|e| panic!("the app starts: {e:#}"));
+        let addr = app.local_addr();
+        let state = app.state();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        let db = Db::connect(&test_db.url, 3).await.expect("a second pool");
+        TestApp {
+            addr,
+            state,
+            db,
+            db_url: test_db.url.clone(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+            shutdown: Some(shutdown),
+            server: Some(server),
+            _test_db: test_db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Rebuilds the server's snapshot now (tests seed data through the services, as the CLI
+    /// does, and need not wait for the sync interval).
+    pub async fn reload(&self) {
+        tollgate::jobs::snapshot_sync::reload(&self.state)
+            .await
+            .expect("snapshot reload");
+    }
+
+    /// Waits until every billing record so far is written.
+    pub async fn flush(&self) {
+        self.state.billing.flush().await;
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+
+    pub async fn set_option(&self, name: &str, value: &str) {
+        service::options::set(&self.db, name, value)
+            .await
+            .expect("set option");
+    }
+
+    pub async fn create_user(&self, username: &str, quota_usd: &str) -> UserRow {
+        self.create_user_in(username, quota_usd, "default").await
+    }
+
+    pub async fn create_user_in(&self, username: &str, quota_usd: &str, group: &str) -> UserRow {
+        service::users::create(
+            &self.db,
+            CreateUser {
+                username: username.into(),
+                password: None,
+                email: None,
+                role: None,
+                group: Some(group.into()),
+                quota_usd: Some(quota_usd.into()),
+            },
+        )
+        .await
+        .expect("create user")
+    }
+
+    pub async fn create_group(&self, name: &str, ratio: &str) {
+        service::groups::create(
+            &self.db,
+            name,
+            service::groups::GroupInput {
+                ratio: Some(ratio.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("create group");
+    }
+
+    /// Creates a key; returns the plain key and its row.
+    pub async fn create_key(&self, input: CreateToken) -> (String, TokenRow) {
+        let (row, key) = service::tokens::create(&self.db, input)
+            .await
+            .expect("create key");
+        (key, row)
+    }
+
+    /// An unlimited key for `username`.
+    pub async fn key_for(&self, username: &str) -> String {
+        self.create_key(CreateToken {
+            username: username.into(),
+            name: "test".into(),
+            ..Default::default()
+        })
+        .await
+        .0
+    }
+
+    pub async fn add_channel(&self, name: &str, upstream: &FakeUpstream, models: &str) -> i64 {
+        self.add_channel_with(ChannelInput {
+            name: Some(name.into()),
+            base_url: Some(upstream.base_url()),
+            models: Some(models.into()),
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub async fn add_channel_with(&self, mut input: ChannelInput) -> i64 {
+        input.channel_type.get_or_insert_with(|| "openai".into());
+        input
+            .keys
+            .get_or_insert_with(|| vec!["sk-upstream-test-key".into()]);
+        service::channels::create(&self.db, input)
+            .await
+            .expect("add channel")
+            .id
+    }
+
+    pub async fn price(&self, model: &str, input: &str, output: &str) {
+        service::prices::set(
+            &self.db,
+            model,
+            &PriceInput {
+                input: Some(input.into()),
+                output: Some(output.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("set price");
+    }
+
+    pub async fn price_per_request(&self, model: &str, usd: &str) {
+        service::prices::set(
+            &self.db,
+            model,
+            &PriceInput {
+                per_request: Some(usd.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("set price");
+    }
+
+    pub async fn user(&self, username: &str) -> UserRow {
+        service::users::get(&self.db, username).await.expect("user")
+    }
+
+    pub async fn token(&self, id: i64) -> TokenRow {
+        service::tokens::get(&self.db, id).await.expect("token")
+    }
+
+    /// Every log row, oldest first.
+    pub async fn logs(&self) -> Vec<RequestLog> {
+        let mut rows = tollgate::db::logs::list(
+            &self.db,
+            &LogFilter {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("logs");
+        rows.reverse();
+        rows
+    }
+
+    /// Waits (up to 5 s) until at least `count` log rows are written.
+    pub async fn wait_for_logs(&self, count: usize) -> Vec<RequestLog> {
+        for _ in 0..100 {
+            self.flush().await;
+            let rows = self.logs().await;
+            if rows.len() >= count {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let rows = self.logs().await;
+        panic!("expected {count} log rows, found {}: {rows:#?}", rows.len());
+    }
+
+    pub async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
+        self.post(key, "/v1/chat/completions", body).await
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request reaches the server")
+    }
+
+    /// Quota units of `usd` at the default rate.
+    pub fn units(usd: f64) -> i64 {
+        (usd * 500_000.0).round() as i64
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// A typical one-message chat request.
+pub fn chat_body(model: &str) -> Value {
+    serde_json::json!({
+        "model": model,
+        "messages": [{"role": "user", "content": "Say hello."}],
+        "max_tokens": 16
+    })
+}
+
+/// Asserts an OpenAI error envelope with the given status and code; returns the message.
+pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) -> String {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    assert!(
+        response.headers().contains_key("x-request-id"),
+        "every /v1 answer carries x-request-id"
+    );
+    let body: Value = response.json().await.expect("a JSON error body");
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "unexpected error: {body}");
+    assert!(error["type"].is_string(), "error type missing: {body}");
+    let message = error["message"].as_str().expect("message").to_string();
+    assert!(!message.is_empty());
+    message
+}

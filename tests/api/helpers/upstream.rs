@@ -1,0 +1,330 @@
+//! A fake OpenAI-compatible upstream on port 0. Each request is recorded and answered with the
+//! next queued [`Reply`] (or the default one): fixed JSON, streams with delays, errors, hangs,
+//! and connections dropped mid-answer.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::response::Response;
+use futures::StreamExt;
+use http::{HeaderMap, Method, Uri};
+use serde_json::{Value, json};
+
+/// How the upstream answers one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A JSON body with this status.
+    Json(u16, Value),
+    /// An SSE stream: each text piece becomes a chat chunk, `delay` apart. When the request
+    /// asked for `stream_options.include_usage` and `usage` is set, a usage-only chunk follows,
+    /// as OpenAI sends it. `end` says how the stream finishes.
+    Stream {
+        pieces: Vec<String>,
+        usage: Option<(i64, i64)>,
+        delay: Duration,
+        end: StreamEnd,
+    },
+    /// Never answers.
+    Hang,
+    /// Sends headers, then breaks the connection before any body.
+    Broken,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// `data: [DONE]` and a clean end.
+    Done,
+    /// The connection breaks after the last piece.
+    Error,
+    /// The upstream stays silent after the last piece.
+    Silent,
+}
+
+impl Reply {
+    /// A chat completion with this content and usage.
+    pub fn chat(content: &str, prompt_tokens: i64, completion_tokens: i64) -> Reply {
+        Reply::Json(
+            200,
+            json!({
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 1_700_000_000,
+                "model": "fake-model",
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop"
+                }],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens
+                }
+            }),
+        )
+    }
+
+    /// An OpenAI error envelope with this status.
+    pub fn error(status: u16, message: &str) -> Reply {
+        Reply::Json(
+            status,
+            json!({"error": {"message": message, "type": "upstream_error", "code": "upstream"}}),
+        )
+    }
+
+    pub fn stream(pieces: &[&str], usage: Option<(i64, i64)>) -> Reply {
+        Reply::Stream {
+            pieces: pieces.iter().map(|p| p.to_string()).collect(),
+            usage,
+            delay: Duration::ZERO,
+            end: StreamEnd::Done,
+        }
+    }
+}
+
+/// A request the upstream received.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+struct Inner {
+    queue: VecDeque<Reply>,
+    default: Reply,
+    /// Answer for `GET …/models` (the background probe).
+    models_status: u16,
+    requests: Vec<Recorded>,
+}
+
+#[derive(Clone)]
+pub struct FakeUpstream {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeUpstream {
+    /// Starts an upstream that answers every request with `default` unless replies are queued.
+    pub async fn start(default: Reply) -> FakeUpstream {
+        let inner = Arc::new(Mutex::new(Inner {
+            queue: VecDeque::new(),
+            default,
+            models_status: 200,
+            requests: Vec::new(),
+        }));
+        let router = Router::new().fallback(handle).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake upstream");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        FakeUpstream { addr, inner }
+    }
+
+    /// A chat upstream that always answers "Hello!" with 10 prompt and 5 completion tokens.
+    pub async fn chat() -> FakeUpstream {
+        Self::start(Reply::chat("Hello!", 10, 5)).await
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn queue(&self, reply: Reply) {
+        self.lock().queue.push_back(reply);
+    }
+
+    pub fn set_default(&self, reply: Reply) {
+        self.lock().default = reply;
+    }
+
+    pub fn set_models_status(&self, status: u16) {
+        self.lock().models_status = status;
+    }
+
+    /// Requests other than the background probe's model listing.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|r| !r.path.ends_with("/models"))
+            .cloned()
+            .collect()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.requests().len()
+    }
+
+    pub fn probe_count(&self) -> usize {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|r| r.path.ends_with("/models"))
+            .count()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("upstream state")
+    }
+}
+
+/// The model the request named, echoed back like a real upstream does.
+fn requested_model(body: &Value) -> String {
+    body["model"].as_str().unwrap_or("fake-model").to_string()
+}
+
+fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
+    let chunk = json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+    });
+    format!("data: {chunk}\n\n")
+}
+
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let (reply, models_status) = {
+        let mut inner = inner.lock().expect("upstream state");
+        inner.requests.push(Recorded {
+            method: method.clone(),
+            path: path.clone(),
+            headers,
+            body: body.clone(),
+        });
+        if method == Method::GET && path.ends_with("/models") {
+            (None, inner.models_status)
+        } else {
+            let reply = inner
+                .queue
+                .pop_front()
+                .unwrap_or_else(|| inner.default.clone());
+            (Some(reply), 0)
+        }
+    };
+    let Some(reply) = reply else {
+        return json_response(
+            models_status,
+            json!({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}),
+        );
+    };
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match reply {
+        Reply::Json(status, body) => json_response(status, body),
+        Reply::Hang => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        Reply::Broken => {
+            let stream = futures::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped"))
+            });
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Body::from_stream(stream))
+                .expect("response")
+        }
+        Reply::Stream {
+            pieces,
+            usage,
+            delay,
+            end,
+        } => {
+            let model = requested_model(&request);
+            let wants_usage = request["stream_options"]["include_usage"] == true;
+            let mut events: Vec<String> = vec![chunk(
+                &model,
+                json!({"role": "assistant", "content": ""}),
+                None,
+            )];
+            let last = pieces.len().saturating_sub(1);
+            for (i, piece) in pieces.iter().enumerate() {
+                let finish = (i == last && end == StreamEnd::Done).then_some("stop");
+                events.push(chunk(&model, json!({"content": piece}), finish));
+            }
+            if end == StreamEnd::Done {
+                if let (Some((prompt, completion)), true) = (usage, wants_usage) {
+                    let usage_chunk = json!({
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion.chunk",
+                        "created": 1_700_000_000,
+                        "model": model,
+                        "choices": [],
+                        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                                  "total_tokens": prompt + completion}
+                    });
+                    events.push(format!("data: {usage_chunk}\n\n"));
+                }
+                events.push("data: [DONE]\n\n".to_string());
+            }
+            let body = futures::stream::iter(events.into_iter().enumerate())
+                .then(move |(i, event)| async move {
+                    if i > 0 && !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Ok::<Bytes, std::io::Error>(Bytes::from(event))
+                })
+                .chain(futures::stream::once(async move {
+                    match end {
+                        StreamEnd::Done => Ok(Bytes::new()),
+                        StreamEnd::Error => {
+                            tokio::time::sleep(delay).await;
+                            Err(std::io::Error::other("upstream broke the stream"))
+                        }
+                        StreamEnd::Silent => {
+                            std::future::pending::<()>().await;
+                            Ok(Bytes::new())
+                        }
+                    }
+                }));
+            Response::builder()
+                .status(200)
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(body))
+                .expect("response")
+        }
+    }
+}
+
+fn json_response(status: u16, body: Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("response")
+}
+
+/// An address where nothing listens: connecting to it fails at once.
+pub async fn dead_address() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    drop(listener);
+    format!("http://{addr}/v1")
+}
