@@ -47,13 +47,19 @@ pub async fn record_events(
 }
 
 pub async fn probe_loop(state: AppState, cancel: CancellationToken) {
+    let mut last_round = std::time::Instant::now();
     loop {
-        let interval =
-            Duration::from_secs(state.snapshot.load().options.probe_interval_secs.max(1));
+        // Wake every second so a changed interval takes effect without a restart.
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
+        let interval =
+            Duration::from_secs(state.snapshot.load().options.probe_interval_secs.max(1));
+        if last_round.elapsed() < interval {
+            continue;
+        }
+        last_round = std::time::Instant::now();
         let channels = match db::channels::list(&state.db).await {
             Ok(channels) => channels,
             Err(e) => {
@@ -108,14 +114,11 @@ async fn probe(state: &AppState, channel: &ChannelRow) -> Result<(), String> {
         .first()
         .map(String::as_str)
         .unwrap_or_default();
-    let response = state
-        .http
-        .get(url)
-        .bearer_auth(key)
-        .timeout(PROBE_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut request = state.http.get(url).bearer_auth(key).timeout(PROBE_TIMEOUT);
+    for (name, value) in &channel.extra_headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = request.send().await.map_err(|e| e.to_string())?;
     if response.status().is_success() {
         Ok(())
     } else {

@@ -367,24 +367,25 @@ impl Attempts<'_> {
     ) -> AttemptFailure {
         let options = self.options;
         let now = now_ms();
-        let effect = match status {
-            Some(code) if options.auto_disable_statuses.contains(code) => {
-                channel.health.disable(now)
-            }
-            _ => channel.health.record_failure(
+        let disable_now = status.is_some_and(|code| options.auto_disable_statuses.contains(code));
+        let effect = if disable_now {
+            channel.health.disable(now)
+        } else {
+            channel.health.record_failure(
                 now,
                 options.cooldown_after_failures,
                 i64::try_from(options.cooldown_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
                 options.auto_disable_after_failures,
-            ),
+            )
         };
         if effect == FailureEffect::Disable {
-            let reason = match status {
-                Some(code) => format!("upstream answered HTTP {code}: {}", error.message),
-                None => format!(
+            let reason = if disable_now {
+                error.message.clone()
+            } else {
+                format!(
                     "{} consecutive failures, the last: {}",
                     options.auto_disable_after_failures, error.message
-                ),
+                )
             };
             tracing::warn!(channel = %channel.name, %reason, "auto-disabling channel");
             let _ = self.state.channel_events.send(ChannelEvent::AutoDisable {

@@ -2,5 +2,8 @@
 
 mod helpers;
 
+mod billing;
 mod refusals;
 mod relay_basics;
+mod routing;
+mod streaming;

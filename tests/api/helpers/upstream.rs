@@ -33,6 +33,8 @@ pub enum Reply {
     Hang,
     /// Sends headers, then breaks the connection before any body.
     Broken,
+    /// Sends stream headers, then breaks the connection before the first event.
+    BrokenStream,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,13 +241,18 @@ async fn handle(
             std::future::pending::<()>().await;
             unreachable!()
         }
-        Reply::Broken => {
+        Reply::Broken | Reply::BrokenStream => {
+            let content_type = if matches!(reply, Reply::Broken) {
+                "application/json"
+            } else {
+                "text/event-stream"
+            };
             let stream = futures::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped"))
             });
             Response::builder()
                 .status(200)
-                .header("content-type", "application/json")
+                .header("content-type", content_type)
                 .body(Body::from_stream(stream))
                 .expect("response")
         }
