@@ -81,7 +81,7 @@ async fn create(
     ApiJson(body): ApiJson<ChannelBody>,
 ) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
     let channel = service::channels::create(&state.db, body.input()).await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok((
         StatusCode::CREATED,
         Json(ChannelView::new(&channel, qpu(&state).await?)),
@@ -104,7 +104,7 @@ async fn update(
     ApiJson(body): ApiJson<ChannelBody>,
 ) -> Result<Json<ChannelView>, ApiError> {
     let channel = service::channels::update(&state.db, &channel, body.input()).await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok(Json(ChannelView::new(&channel, qpu(&state).await?)))
 }
 
@@ -114,6 +114,6 @@ async fn remove(
     Path(channel): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     service::channels::delete(&state.db, &channel).await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -54,7 +54,7 @@ async fn create(
         .take()
         .ok_or_else(|| ApiError::bad_request("name: is required"))?;
     let group = service::groups::create(&state.db, &name, body.input()).await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok((StatusCode::CREATED, Json(GroupView::new(&group))))
 }
 
@@ -78,7 +78,7 @@ async fn update(
         return Err(ApiError::bad_request("name: a group cannot be renamed"));
     }
     let group = service::groups::update(&state.db, &name, body.input()).await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok(Json(GroupView::new(&group)))
 }
 
@@ -88,6 +88,6 @@ async fn remove(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     service::groups::delete(&state.db, &name).await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -34,6 +34,15 @@ pub fn router() -> Router<AppState> {
     Router::new().nest("/api", api)
 }
 
+/// Makes a write visible to this server's relay before the API answers (other servers pick it
+/// up through the data version).
+async fn refresh(state: &AppState) {
+    if let Err(e) = crate::jobs::snapshot_sync::reload(state).await {
+        tracing::warn!(error = %e, "reload after a management write failed; the sync job will retry");
+        state.reload.notify_one();
+    }
+}
+
 /// The current quota-per-dollar rate, for views that show dollars.
 async fn quota_per_usd(state: &AppState) -> Result<i64, ApiError> {
     Ok(crate::service::options::current(&state.db)

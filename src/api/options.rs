@@ -39,7 +39,7 @@ async fn set(
         other => other.to_string(),
     };
     let info = service::options::set(&state.db, &name, &value).await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok(Json(info))
 }
 
@@ -49,6 +49,6 @@ async fn reset(
     Path(name): Path<String>,
 ) -> Result<Json<OptionInfo>, ApiError> {
     let info = service::options::reset(&state.db, &name).await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok(Json(info))
 }

@@ -62,7 +62,7 @@ async fn set(
         per_request: body.per_request,
     };
     let price = service::prices::set(&state.db, &model, &input).await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok(Json(PriceView::new(&price)))
 }
 
@@ -72,6 +72,6 @@ async fn remove(
     Path(model): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     service::prices::delete(&state.db, &model).await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -59,7 +59,7 @@ async fn create(
         },
     )
     .await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     let token = TokenView::new(&token, qpu(&state).await?);
     Ok((StatusCode::CREATED, Json(NewTokenView { key, token })))
 }
@@ -107,7 +107,7 @@ async fn update(
         },
     )
     .await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok(Json(TokenView::new(&token, qpu(&state).await?)))
 }
 
@@ -117,6 +117,6 @@ async fn remove(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     service::tokens::delete(&state.db, id).await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -75,7 +75,7 @@ async fn create(
         },
     )
     .await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok((
         StatusCode::CREATED,
         Json(UserView::new(&user, qpu(&state).await?)),
@@ -127,7 +127,7 @@ async fn update(
         },
     )
     .await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok(Json(UserView::new(&user, qpu(&state).await?)))
 }
 
@@ -155,6 +155,6 @@ async fn change_quota(
         },
     )
     .await?;
-    state.reload.notify_one();
+    super::refresh(&state).await;
     Ok(Json(UserView::new(&user, qpu(&state).await?)))
 }

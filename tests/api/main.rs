@@ -3,7 +3,10 @@
 mod helpers;
 
 mod billing;
+mod cli;
+mod management_api;
 mod refusals;
 mod relay_basics;
 mod routing;
+mod shutdown;
 mod streaming;

@@ -1,0 +1,190 @@
+//! The `/api` management API: admin-token authentication, the same operations as the CLI,
+//! errors that name the field, and secrets that never come back.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{FakeUpstream, TestApp, chat_body, db_test};
+use tollgate::service::users::CreateUser;
+
+async fn admin_token(app: &TestApp, username: &str, role: &str) -> String {
+    tollgate::service::users::create(
+        &app.db,
+        CreateUser {
+            username: username.into(),
+            role: Some(role.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    tollgate::service::admin_tokens::create(&app.db, username, "tests")
+        .await
+        .unwrap()
+        .1
+}
+
+struct Api<'a> {
+    app: &'a TestApp,
+    token: String,
+}
+
+impl Api<'_> {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .app
+            .client
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+    async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+    async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
+    }
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+db_test! {
+    /// An admin sets up a user, a channel, a price and a key over the API; the key works at
+    /// once and the logs and balances come back through the API.
+    async fn admin_sets_up_and_reads_back(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let upstream = FakeUpstream::chat().await;
+        let api = Api { token: admin_token(&app, "root", "root").await, app: &app };
+
+        let (status, user) = api.post("/api/users", json!({"username": "alice", "quota_usd": 5})).await;
+        assert_eq!(status, 201, "{user}");
+        assert_eq!(user["quota"], 2_500_000);
+        let (status, channel) = api.post("/api/channels", json!({
+            "name": "main", "type": "openai", "base_url": upstream.base_url(),
+            "keys": ["sk-upstream-secret-1234"], "models": ["gpt-4o-mini"], "groups": "default",
+            "priority": 0, "weight": 1, "model_mapping": {"gpt-4o": "gpt-4o-mini"}
+        })).await;
+        assert_eq!(status, 201, "{channel}");
+        assert_eq!(channel["keys"][0], "sk-****1234");
+        assert_eq!(channel["models"], json!(["gpt-4o-mini", "gpt-4o"]));
+        let (status, price) = api.put("/api/prices/gpt-4o-mini", json!({"input": "0.15", "output": 0.6})).await;
+        assert_eq!(status, 200, "{price}");
+        assert_eq!(price["input_usd_per_mtok"], 0.15);
+        let (status, created) = api.post("/api/users/alice/tokens", json!({"name": "laptop", "quota_usd": "1"})).await;
+        assert_eq!(status, 201, "{created}");
+        let key = created["key"].as_str().unwrap().to_string();
+
+        assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 200, "changes are live at once");
+        app.flush().await;
+
+        let (_, logs) = api.get("/api/logs?user=alice").await;
+        assert_eq!(logs["data"][0]["cost"], 3);
+        assert_eq!(logs["totals"]["requests"], 1);
+        assert_eq!(logs["totals"]["cost"], 3);
+        let (_, user) = api.get("/api/users/alice").await;
+        assert_eq!(user["quota"], 2_500_000 - 3);
+        assert_eq!(user["used_quota"], 3);
+        let (_, tokens) = api.get("/api/users/alice/tokens").await;
+        let listed = tokens["data"][0].to_string();
+        assert!(!listed.contains(&key), "the key is shown only at creation");
+        let (_, channels) = api.get("/api/channels").await;
+        assert!(!channels.to_string().contains("sk-upstream-secret-1234"));
+
+        let (status, user) = api.post("/api/users/alice/quota", json!({"usd": "-0.5"})).await;
+        assert_eq!(status, 200, "{user}");
+        assert_eq!(user["quota"], 2_500_000 - 3 - 250_000);
+        let token_id = created["id"].as_i64().unwrap();
+        let (status, token) = api.patch(&format!("/api/tokens/{token_id}"), json!({"status": "disabled"})).await;
+        assert_eq!((status, token["status"].as_str()), (200, Some("disabled")));
+        assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 401);
+        let (status, _) = api.delete(&format!("/api/tokens/{token_id}")).await;
+        assert_eq!(status, 204);
+
+        let (status, group) = api.post("/api/groups", json!({"name": "vip", "ratio": 1.5})).await;
+        assert_eq!((status, group["ratio"].as_f64()), (201, Some(1.5)));
+        let (status, _) = api.patch("/api/users/alice", json!({"group": "vip"})).await;
+        assert_eq!(status, 200);
+        let (status, error) = api.delete("/api/groups/vip").await;
+        assert_eq!(status, 409, "{error}");
+        let (status, option) = api.put("/api/options/retry_count", json!({"value": 4})).await;
+        assert_eq!((status, option["value"].as_str()), (200, Some("4")));
+        let (_, options) = api.get("/api/options").await;
+        assert!(options["data"].as_array().unwrap().iter().any(|o| o["name"] == "retry_count" && o["value"] == "4"));
+        let (status, _) = api.delete("/api/channels/main").await;
+        assert_eq!(status, 204);
+    }
+}
+
+db_test! {
+    /// Without a valid admin token nothing is served; admins cannot touch admin or root
+    /// accounts; bad input names the field.
+    async fn guards_and_validation(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let root = Api { token: admin_token(&app, "root", "root").await, app: &app };
+        let admin = Api { token: admin_token(&app, "admin", "admin").await, app: &app };
+
+        let response = app.client.get(app.url("/api/users")).send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"]["message"].as_str().unwrap().contains("admin-token"));
+        let nobody = Api { token: "tga-not-a-token".into(), app: &app };
+        assert_eq!(nobody.get("/api/users").await.0, 401);
+        // A user's API key is not an admin token.
+        app.create_user("alice", "1").await;
+        let api_key = app.key_for("alice").await;
+        let as_user = Api { token: api_key, app: &app };
+        assert_eq!(as_user.get("/api/users").await.0, 401);
+        // A demoted admin's token stops working.
+        tollgate::service::users::create(&app.db, CreateUser { username: "former".into(), role: Some("admin".into()), ..Default::default() }).await.unwrap();
+        let former = Api { token: tollgate::service::admin_tokens::create(&app.db, "former", "t").await.unwrap().1, app: &app };
+        assert_eq!(former.get("/api/users").await.0, 200);
+        root.patch("/api/users/former", json!({"role": "user"})).await;
+        assert_eq!(former.get("/api/users").await.0, 401);
+
+        let (status, error) = admin.post("/api/users", json!({"username": "boss", "role": "root"})).await;
+        assert_eq!(status, 403, "{error}");
+        let (status, _) = admin.patch("/api/users/root", json!({"status": "disabled"})).await;
+        assert_eq!(status, 403);
+        let (status, _) = root.post("/api/users", json!({"username": "boss", "role": "admin"})).await;
+        assert_eq!(status, 201);
+
+        let (status, error) = admin.post("/api/users", json!({"username": "bad name"})).await;
+        assert_eq!(status, 400);
+        assert_eq!(error["error"]["field"], "username");
+        let (status, error) = admin.post("/api/users", json!({"username": "x", "quota": 5})).await;
+        assert_eq!(status, 400, "unknown fields are refused: {error}");
+        assert!(error["error"]["message"].as_str().unwrap().contains("quota"));
+        let (status, _) = admin.post("/api/users", json!({"username": "alice"})).await;
+        assert_eq!(status, 409);
+        let (status, error) = admin.put("/api/prices/m", json!({"input": "-1", "output": "1"})).await;
+        assert_eq!((status, error["error"]["field"].as_str()), (400, Some("input")));
+        let (status, error) = admin.put("/api/options/retry_statuses", json!({"value": "700"})).await;
+        assert_eq!(status, 400, "{error}");
+        let (status, _) = admin.get("/api/users/nobody").await;
+        assert_eq!(status, 404);
+        let (status, error) = admin.get("/api/nothing-here").await;
+        assert_eq!((status, error["error"]["code"].as_str()), (404, Some("not_found")));
+        let response = app
+            .client
+            .post(app.url("/api/users"))
+            .bearer_auth(&admin.token)
+            .body("{not json")
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+    }
+}
