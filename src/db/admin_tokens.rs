@@ -29,7 +29,7 @@ fn from_row(row: &AnyRow) -> DbResult<AdminTokenRow> {
     Ok(AdminTokenRow {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
-        username: text(&row, "username")?,
+        username: text(row, "username")?,
         name: text(row, "name")?,
         token_display: text(row, "token_display")?,
         last_used_at: row.try_get("last_used_at")?,

@@ -54,7 +54,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Response {
     match visible_models(&state, peer, &headers) {
-        Ok(models) if models.iter().any(|m| *m == id) => Json(model_object(&id)).into_response(),
+        Ok(models) if models.contains(&id) => Json(model_object(&id)).into_response(),
         Ok(_) => RelayError::model_not_found(&id).into_response(),
         Err(e) => e.into_response(),
     }

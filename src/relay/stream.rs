@@ -113,7 +113,7 @@ impl SseRelay {
         let tokenizer = self.tokenizer;
         let counter = &mut self.counter;
         chunk.for_each_text(|text| counter.push(text, tokenizer));
-        !(chunk.is_usage_only() && !self.client_wants_usage)
+        !chunk.is_usage_only() || self.client_wants_usage
     }
 
     /// Moves every complete event out of the buffer; returns the bytes to forward.

@@ -65,7 +65,7 @@ impl ChannelHealth {
         if disable_after > 0 && failures >= disable_after {
             return self.disable(now_ms);
         }
-        if cooldown_after > 0 && failures % cooldown_after == 0 && cooldown_ms > 0 {
+        if cooldown_after > 0 && failures.is_multiple_of(cooldown_after) && cooldown_ms > 0 {
             self.cooldown_until_ms
                 .store(now_ms + cooldown_ms, Ordering::Relaxed);
             return FailureEffect::CooledDown;

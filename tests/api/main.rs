@@ -8,5 +8,6 @@ mod management_api;
 mod refusals;
 mod relay_basics;
 mod routing;
+mod sdk;
 mod shutdown;
 mod streaming;

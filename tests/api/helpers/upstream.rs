@@ -92,7 +92,6 @@ impl Reply {
 /// A request the upstream received.
 #[derive(Clone, Debug)]
 pub struct Recorded {
-    pub method: Method,
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -213,7 +212,6 @@ async fn handle(
     let (reply, models_status) = {
         let mut inner = inner.lock().expect("upstream state");
         inner.requests.push(Recorded {
-            method: method.clone(),
             path: path.clone(),
             headers,
             body: body.clone(),
