@@ -61,10 +61,13 @@ impl App {
             .connect_timeout(Duration::from_secs(
                 config.server.upstream_connect_timeout_secs,
             ))
-            .pool_max_idle_per_host(UPSTREAM_POOL_PER_HOST)
-            .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .context("cannot build the HTTP client")?;
+        let upstream = crate::relay::upstream::UpstreamClient::new(
+            Duration::from_secs(config.server.upstream_connect_timeout_secs),
+            UPSTREAM_POOL_PER_HOST,
+        )
+        .context("cannot build the upstream client")?;
         let (channel_events, channel_event_receiver) = mpsc::unbounded_channel();
         let listener = TcpListener::bind(config.server.listen)
             .await
@@ -74,8 +77,10 @@ impl App {
             db,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             billing,
+            upstream,
             http,
             tokenizer: tokenizer::shared(),
+            request_ids: crate::state::RequestIds::new(),
             channel_events,
             reload: Notify::new(),
         }));

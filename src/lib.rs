@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod jobs;
 pub mod options;
+mod panic_guard;
 pub mod relay;
 pub mod service;
 pub mod snapshot;

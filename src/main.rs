@@ -5,6 +5,9 @@ use tollgate::cli::{Cli, Command, run_command};
 use tollgate::config::{Config, ServerConfig};
 use tollgate::{App, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -2,6 +2,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use tokio::sync::{Notify, mpsc};
@@ -10,6 +11,7 @@ use crate::billing::Billing;
 use crate::config::Config;
 use crate::db::Db;
 use crate::domain::tokenizer::Tokenizer;
+use crate::relay::upstream::UpstreamClient;
 use crate::snapshot::Snapshot;
 
 /// Something the relay noticed about a channel that must reach the database.
@@ -18,15 +20,45 @@ pub enum ChannelEvent {
     AutoDisable { channel_id: i64, reason: String },
 }
 
+/// Request ids: a random per-process prefix and a counter, 32 hex digits like a UUID. Unique
+/// across restarts and nodes without a random draw per request.
+pub struct RequestIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    pub fn new() -> RequestIds {
+        RequestIds {
+            prefix: rand::random(),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    pub fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{n:016x}", self.prefix)
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        RequestIds::new()
+    }
+}
+
 pub struct AppInner {
     pub config: Config,
     pub db: Db,
     /// The current in-memory view; replaced whole by the sync job.
     pub snapshot: ArcSwap<Snapshot>,
     pub billing: Billing,
-    /// One pooled client for every upstream: keep-alive connections are shared across requests.
+    /// The relay's pooled upstream client: keep-alive connections shared by every request.
+    pub upstream: UpstreamClient,
+    /// For other outbound calls (channel probes).
     pub http: reqwest::Client,
     pub tokenizer: &'static Tokenizer,
+    pub request_ids: RequestIds,
     pub channel_events: mpsc::UnboundedSender<ChannelEvent>,
     /// Wakes the sync job to reload the snapshot now (after a write made by this process).
     pub reload: Notify,

@@ -30,7 +30,17 @@ pub fn router() -> Router<AppState> {
         .merge(logs::router())
         .merge(options::router())
         .fallback(unknown_route)
-        .method_not_allowed_fallback(wrong_method);
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn(|request, next| {
+            crate::panic_guard::catch_panic(request, next, || {
+                ApiError::new(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the server hit an internal error; see its log",
+                )
+                .into_response()
+            })
+        }));
     Router::new().nest("/api", api)
 }
 

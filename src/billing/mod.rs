@@ -124,7 +124,8 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    /// Reserves `hold` on the user and key. The ticket now owns the hold.
+    /// Reserves `hold` on the user and key. The ticket now owns the hold; on a shortfall the log
+    /// row comes back for the refusal.
     pub fn open(
         billing: &Billing,
         user: Arc<UserEntry>,
@@ -133,8 +134,10 @@ impl Ticket {
         pricing: PriceContext,
         log: RequestLog,
         started: Instant,
-    ) -> Result<Ticket, ledger::Shortfall> {
-        ledger::try_hold(&user.account, token.limited_account(), hold)?;
+    ) -> Result<Ticket, (ledger::Shortfall, RequestLog)> {
+        if let Err(shortfall) = ledger::try_hold(&user.account, token.limited_account(), hold) {
+            return Err((shortfall, log));
+        }
         Ok(Ticket {
             billing: billing.clone(),
             user,

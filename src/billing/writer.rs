@@ -14,6 +14,10 @@ use super::{Billing, Event, Settled};
 use crate::db::Db;
 use crate::db::logs::{self, BalanceDelta, BillingBatch, RequestLog};
 
+/// Flush early when this many requests are waiting, so memory stays flat however high the
+/// request rate is.
+const MAX_PENDING_ROWS: usize = 2048;
+
 #[derive(Default)]
 struct Pending {
     users: HashMap<i64, (BalanceDelta, Option<Arc<Account>>)>,
@@ -123,12 +127,13 @@ impl Pending {
         self.logs.extend(newer.logs);
     }
 
-    fn batch(&self) -> BillingBatch {
+    /// The write to make; the log rows move into it (and back, should the write fail).
+    fn take_batch(&mut self) -> BillingBatch {
         BillingBatch {
             users: self.users.values().map(|(d, _)| *d).collect(),
             tokens: self.tokens.values().map(|(d, _)| *d).collect(),
             channels: self.channels.values().copied().collect(),
-            logs: self.logs.clone(),
+            logs: std::mem::take(&mut self.logs),
         }
     }
 
@@ -187,7 +192,7 @@ async fn run(
             event = receiver.recv() => match event {
                 Some(Event::Record(settled)) => {
                     pending.add(*settled);
-                    if synchronous {
+                    if synchronous || pending.logs.len() >= MAX_PENDING_ROWS {
                         flush(&db, &sync_lock, &mut pending).await;
                     }
                 }
@@ -228,17 +233,26 @@ async fn flush(db: &Db, sync_lock: &tokio::sync::Mutex<()>, pending: &mut Pendin
     if pending.is_empty() {
         return;
     }
-    let taken = std::mem::take(pending);
-    let batch = taken.batch();
+    let mut taken = std::mem::take(pending);
+    let batch = taken.take_batch();
     let _sync = sync_lock.lock().await;
+    let started = std::time::Instant::now();
     match logs::apply_billing(db, &batch).await {
-        Ok(()) => taken.mark_committed(),
+        Ok(()) => {
+            taken.mark_committed();
+            tracing::debug!(
+                requests = batch.logs.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "billing flushed"
+            );
+        }
         Err(e) => {
             tracing::error!(
                 error = %e,
                 requests = batch.logs.len(),
                 "billing flush failed; will retry"
             );
+            taken.logs = batch.logs;
             pending.merge_back(taken);
         }
     }

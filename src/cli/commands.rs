@@ -474,7 +474,16 @@ async fn logs(db: &Db, args: LogsArgs) -> CommandResult {
     .map_err(describe)?;
     let views: Vec<LogView> = rows.iter().map(|l| LogView::new(l, qpu)).collect();
     if args.json.json {
-        return print_json(&views);
+        return print_json(&serde_json::json!({
+            "data": views,
+            "totals": {
+                "requests": totals.requests,
+                "cost": totals.cost,
+                "cost_usd": crate::domain::money::Quota(totals.cost).usd_f64(qpu),
+                "prompt_tokens": totals.prompt_tokens,
+                "completion_tokens": totals.completion_tokens,
+            }
+        }));
     }
     println!("{}", output::logs(&views, &totals, qpu));
     Ok(())

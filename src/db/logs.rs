@@ -1,7 +1,8 @@
 //! Request logs and the batched billing write that goes with them.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::error::BoxDynError;
+use sqlx::{Arguments, Row};
 
 use super::{Db, DbError, DbResult, Value, flag, text};
 use crate::domain::kinds::Outcome;
@@ -68,34 +69,34 @@ const COLUMNS: [&str; 25] = [
     "client_ip",
 ];
 
-fn values(log: &RequestLog) -> [Value; 25] {
-    [
-        Value::Int(log.created_at),
-        Value::Text(log.request_id.clone()),
-        Value::Int(log.user_id),
-        Value::Text(log.username.clone()),
-        Value::Int(log.token_id),
-        Value::Text(log.token_name.clone()),
-        Value::Text(log.group.clone()),
-        Value::Text(log.endpoint.clone()),
-        Value::Text(log.model.clone()),
-        Value::Text(log.upstream_model.clone()),
-        Value::OptInt(log.channel_id),
-        Value::Text(log.channel_name.clone()),
-        Value::Int(log.attempts),
-        Value::Int(log.prompt_tokens),
-        Value::Int(log.completion_tokens),
-        Value::Int(log.cached_tokens),
-        Value::Int(i64::from(log.usage_estimated)),
-        Value::Int(log.cost),
-        Value::Int(log.latency_ms),
-        Value::OptInt(log.ttft_ms),
-        Value::Int(i64::from(log.is_stream)),
-        Value::Text(log.outcome.as_str().to_string()),
-        Value::Int(log.status_code),
-        Value::Text(log.error_message.clone()),
-        Value::Text(log.client_ip.clone()),
-    ]
+/// Binds one row's values, borrowing the strings from the row.
+fn bind_row<'q>(args: &mut AnyArguments<'q>, log: &'q RequestLog) -> Result<(), BoxDynError> {
+    args.add(log.created_at)?;
+    args.add(log.request_id.as_str())?;
+    args.add(log.user_id)?;
+    args.add(log.username.as_str())?;
+    args.add(log.token_id)?;
+    args.add(log.token_name.as_str())?;
+    args.add(log.group.as_str())?;
+    args.add(log.endpoint.as_str())?;
+    args.add(log.model.as_str())?;
+    args.add(log.upstream_model.as_str())?;
+    args.add(log.channel_id)?;
+    args.add(log.channel_name.as_str())?;
+    args.add(log.attempts)?;
+    args.add(log.prompt_tokens)?;
+    args.add(log.completion_tokens)?;
+    args.add(log.cached_tokens)?;
+    args.add(i64::from(log.usage_estimated))?;
+    args.add(log.cost)?;
+    args.add(log.latency_ms)?;
+    args.add(log.ttft_ms)?;
+    args.add(i64::from(log.is_stream))?;
+    args.add(log.outcome.as_str())?;
+    args.add(log.status_code)?;
+    args.add(log.error_message.as_str())?;
+    args.add(log.client_ip.as_str())?;
+    Ok(())
 }
 
 fn from_row(row: &AnyRow) -> DbResult<RequestLog> {
@@ -162,8 +163,10 @@ impl BillingBatch {
     }
 }
 
-/// Rows per multi-row INSERT; 25 columns × 200 stays under every backend's bind limit.
-const LOG_ROWS_PER_STATEMENT: usize = 200;
+/// Rows per multi-row INSERT. Larger statements save round trips but SQLite keeps a compiled
+/// program per cached statement that grows with the rows (about 7 KB per row), so a modest
+/// size keeps memory flat.
+const LOG_ROWS_PER_STATEMENT: usize = 50;
 
 pub async fn apply_billing(db: &Db, batch: &BillingBatch) -> DbResult<()> {
     let mut tx = db.pool().begin().await?;
@@ -204,15 +207,19 @@ pub async fn apply_billing(db: &Db, batch: &BillingBatch) -> DbResult<()> {
         )
         .await?;
     }
+    let row = format!("({})", vec!["?"; COLUMNS.len()].join(", "));
     for chunk in batch.logs.chunks(LOG_ROWS_PER_STATEMENT) {
-        let row = format!("({})", vec!["?"; COLUMNS.len()].join(", "));
         let sql = format!(
             "INSERT INTO request_logs ({}) VALUES {}",
             COLUMNS.join(", "),
             vec![row.as_str(); chunk.len()].join(", ")
         );
-        let binds: Vec<Value> = chunk.iter().flat_map(values).collect();
-        db.execute_with(&mut *tx, &sql, &binds).await?;
+        let sql = db.sql(&sql);
+        let mut args = AnyArguments::default();
+        for log in chunk {
+            bind_row(&mut args, log).map_err(|e| DbError::Sqlx(sqlx::Error::Encode(e)))?;
+        }
+        sqlx::query_with(&sql, args).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())

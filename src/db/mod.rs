@@ -118,8 +118,14 @@ impl Db {
             Backend::Sqlite => prepare_sqlite(url).await?,
             _ => url.to_string(),
         };
+        // SQLite serialises writers anyway; extra connections would only hold page caches and
+        // compiled statements.
+        let max_connections = match backend {
+            Backend::Sqlite => max_connections.clamp(1, 4),
+            _ => max_connections.max(1),
+        };
         let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {

@@ -17,8 +17,8 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         && let Ok(text) = value.to_str()
     {
         let text = text.trim();
-        let key = match text.split_once(' ') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        let key = match text.get(..6) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("bearer") => text[6..].trim(),
             _ => text,
         };
         if !key.is_empty() {

@@ -7,6 +7,7 @@ pub mod models;
 pub mod proxy;
 pub mod request;
 pub mod stream;
+pub mod upstream;
 pub mod usage;
 
 use std::net::SocketAddr;
@@ -32,8 +33,7 @@ pub fn router() -> Router<AppState> {
         // Model ids may contain slashes (`meta-llama/Llama-3-8B`).
         .route("/models/{*id}", get(models::get))
         .fallback(unknown_route)
-        .method_not_allowed_fallback(wrong_method)
-        .layer(axum::middleware::map_response(ensure_request_id));
+        .method_not_allowed_fallback(wrong_method);
     Router::new().nest("/v1", v1)
 }
 
@@ -44,8 +44,19 @@ async fn relay_endpoint(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    use futures::FutureExt;
     let ip = auth::client_ip(peer, &headers, state.config.server.trust_forwarded_for);
-    proxy::relay(state, endpoint, ip, headers, body).await
+    // A bug must not cost the client its answer: a panic becomes an OpenAI-style error (the
+    // request's ticket refunds itself while unwinding). Caught here rather than in a
+    // middleware layer, which would cost every request a boxed future.
+    let relayed =
+        std::panic::AssertUnwindSafe(proxy::relay(state.clone(), endpoint, ip, headers, body))
+            .catch_unwind()
+            .await;
+    relayed.unwrap_or_else(|_| {
+        tracing::error!("a /v1 handler panicked");
+        with_request_id(&state, RelayError::internal().into_response())
+    })
 }
 
 async fn chat_completions(
@@ -75,20 +86,25 @@ async fn embeddings(
     relay_endpoint(Endpoint::Embeddings, state, peer, headers, body).await
 }
 
-async fn unknown_route(OriginalUri(uri): OriginalUri) -> Response {
-    RelayError::not_found_route(uri.path()).into_response()
+async fn unknown_route(State(state): State<AppState>, OriginalUri(uri): OriginalUri) -> Response {
+    with_request_id(
+        &state,
+        RelayError::not_found_route(uri.path()).into_response(),
+    )
 }
 
-async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> Response {
-    RelayError::method_not_allowed(method.as_str(), uri.path()).into_response()
+async fn wrong_method(
+    State(state): State<AppState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
+    let error = RelayError::method_not_allowed(method.as_str(), uri.path());
+    with_request_id(&state, error.into_response())
 }
 
-/// Every `/v1` answer carries a request id; the relay sets its own (the one in the logs), the
-/// rest get a fresh one.
-async fn ensure_request_id(mut response: Response) -> Response {
-    if !response.headers().contains_key("x-request-id")
-        && let Ok(value) = HeaderValue::try_from(proxy::new_request_id())
-    {
+/// Every `/v1` answer carries a request id.
+pub(crate) fn with_request_id(state: &AppState, mut response: Response) -> Response {
+    if let Ok(value) = HeaderValue::try_from(state.request_ids.next()) {
         response.headers_mut().insert("x-request-id", value);
     }
     response

@@ -38,13 +38,14 @@ pub async fn list(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    match visible_models(&state, peer, &headers) {
+    let response = match visible_models(&state, peer, &headers) {
         Ok(models) => {
             let data: Vec<Value> = models.iter().map(|m| model_object(m)).collect();
             Json(json!({ "object": "list", "data": data })).into_response()
         }
         Err(e) => e.into_response(),
-    }
+    };
+    super::with_request_id(&state, response)
 }
 
 pub async fn get(
@@ -53,9 +54,10 @@ pub async fn get(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match visible_models(&state, peer, &headers) {
+    let response = match visible_models(&state, peer, &headers) {
         Ok(models) if models.contains(&id) => Json(model_object(&id)).into_response(),
         Ok(_) => RelayError::model_not_found(&id).into_response(),
         Err(e) => e.into_response(),
-    }
+    };
+    super::with_request_id(&state, response)
 }

@@ -16,11 +16,13 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::Full;
 
 use super::auth::{self, Caller};
 use super::error::RelayError;
 use super::request::{ClientRequest, Endpoint};
 use super::stream::SseRelay;
+use super::upstream::{self, UpstreamResponse};
 use super::usage::{AnswerWire, TextCounter};
 use crate::billing::{PriceContext, Ticket, ledger::Shortfall};
 use crate::db::logs::RequestLog;
@@ -39,10 +41,6 @@ const BLOCKING_ESTIMATE_BYTES: usize = 64 * 1024;
 /// Most of an upstream error body kept for the log and the client.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-pub fn new_request_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
-}
-
 /// Entry point for the POST endpoints. Every response carries `x-request-id`.
 pub async fn relay(
     state: AppState,
@@ -51,7 +49,7 @@ pub async fn relay(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = new_request_id();
+    let request_id = state.request_ids.next();
     let mut response = match handle(&state, endpoint, ip, &headers, body, &request_id).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
@@ -180,11 +178,11 @@ async fn handle(
         caller.token.clone(),
         hold,
         pricing,
-        log.clone(),
+        log,
         started,
     ) {
         Ok(ticket) => ticket,
-        Err(shortfall) => {
+        Err((shortfall, log)) => {
             let qpu = options.quota_per_usd();
             let needed = Quota(hold).usd_string(qpu);
             let message = match shortfall {
@@ -407,25 +405,32 @@ impl Attempts<'_> {
             Ok(body) => body,
             Err(error) => return Err((AttemptFailure::Retry(error), ticket)),
         };
-        let url = format!("{}{}", channel.base_url, request.endpoint.upstream_path());
-        let mut builder = self
-            .state
-            .http
-            .post(url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .bearer_auth(channel.next_secret())
-            .headers(channel.extra_headers.clone())
-            .body(body);
-        if request.stream {
-            builder = builder.header(header::ACCEPT, "text/event-stream");
+        let mut upstream_request = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(channel.endpoint_uri(request.endpoint).clone())
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Ok(value) = HeaderValue::try_from(format!("Bearer {}", channel.next_secret())) {
+            upstream_request = upstream_request.header(header::AUTHORIZATION, value);
         }
+        if request.stream {
+            upstream_request = upstream_request.header(header::ACCEPT, "text/event-stream");
+        }
+        if let Some(headers) = upstream_request.headers_mut() {
+            for (name, value) in &channel.extra_headers {
+                headers.insert(name, value.clone());
+            }
+        }
+        let upstream_request = match upstream_request.body(Full::new(body)) {
+            Ok(upstream_request) => upstream_request,
+            Err(_) => return Err((AttemptFailure::Retry(RelayError::internal()), ticket)),
+        };
         let timeout = self.first_byte_timeout(channel);
         // While the upstream works, a vanished client still pays for the prompt it sent.
         ticket.charge_on_drop = Some(Usage {
             prompt_tokens: self.prompt_estimate,
             ..Usage::default()
         });
-        let sent = tokio::time::timeout(timeout, builder.send()).await;
+        let sent = tokio::time::timeout(timeout, self.state.upstream.send(upstream_request)).await;
         let response = match sent {
             Err(_) => {
                 ticket.charge_on_drop = None;
@@ -446,7 +451,7 @@ impl Attempts<'_> {
                     "upstream_unreachable",
                     format!(
                         "The upstream could not be reached: {}",
-                        describe_reqwest_error(&e)
+                        upstream::describe(&e)
                     ),
                 );
                 return Err((self.channel_failed(channel, None, error), ticket));
@@ -482,7 +487,7 @@ impl Attempts<'_> {
     async fn upstream_error(
         &self,
         channel: &ChannelEntry,
-        response: reqwest::Response,
+        response: UpstreamResponse,
         timeout: Duration,
     ) -> AttemptFailure {
         let status = response.status();
@@ -528,7 +533,7 @@ impl Attempts<'_> {
     async fn whole_answer(
         &self,
         channel: &ChannelEntry,
-        response: reqwest::Response,
+        response: UpstreamResponse,
         timeout: Duration,
         mut ticket: Ticket,
     ) -> AttemptResult {
@@ -583,7 +588,7 @@ impl Attempts<'_> {
     async fn start_stream(
         &self,
         channel: &ChannelEntry,
-        response: reqwest::Response,
+        response: UpstreamResponse,
         timeout: Duration,
         mut ticket: Ticket,
     ) -> AttemptResult {
@@ -593,14 +598,14 @@ impl Attempts<'_> {
             .get(header::CONTENT_TYPE)
             .cloned()
             .unwrap_or_else(|| HeaderValue::from_static("text/event-stream"));
-        let mut upstream = response.bytes_stream().boxed();
+        let mut upstream = upstream::data_stream(response);
         let first = match tokio::time::timeout(timeout, upstream.next()).await {
             Ok(Some(Ok(chunk))) => chunk,
             outcome => {
                 ticket.charge_on_drop = None;
                 let message = match outcome {
                     Err(_) => format!("no stream data within {} s", timeout.as_secs()),
-                    Ok(Some(Err(e))) => describe_reqwest_error(&e),
+                    Ok(Some(Err(e))) => upstream::describe(&e),
                     _ => "the stream ended before any data".to_string(),
                 };
                 let error = RelayError::upstream(
@@ -636,24 +641,36 @@ impl Attempts<'_> {
     }
 }
 
-/// Reads a response body up to `limit` bytes within `timeout`.
+/// Reads a response body up to `limit` bytes within `timeout`. A body that arrives in one
+/// chunk (the usual case for JSON answers) is kept as it is, without a copy.
 async fn read_limited(
-    response: reqwest::Response,
+    response: UpstreamResponse,
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, String> {
     let read = async {
-        let mut stream = response.bytes_stream();
-        let mut out = bytes::BytesMut::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| describe_reqwest_error(&e))?;
-            let room = limit.saturating_sub(out.len());
-            out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if out.len() >= limit {
+        let mut body = response.into_body();
+        let mut first: Option<Bytes> = None;
+        let mut joined = bytes::BytesMut::new();
+        while let Some(chunk) = upstream::next_data(&mut body).await {
+            let chunk = chunk.map_err(|e| upstream::describe(&e))?;
+            match first.take() {
+                None if joined.is_empty() => first = Some(chunk),
+                earlier => {
+                    if let Some(earlier) = earlier {
+                        joined.extend_from_slice(&earlier);
+                    }
+                    joined.extend_from_slice(&chunk);
+                }
+            }
+            let received = first.as_ref().map_or(joined.len(), Bytes::len);
+            if received >= limit {
                 break;
             }
         }
-        Ok(out.freeze())
+        let mut body = first.unwrap_or_else(|| joined.freeze());
+        body.truncate(limit);
+        Ok(body)
     };
     tokio::time::timeout(timeout, read)
         .await
@@ -683,16 +700,4 @@ fn upstream_error_message(body: &[u8]) -> String {
         return "(no body)".into();
     }
     text.chars().take(300).collect()
-}
-
-fn describe_reqwest_error(e: &reqwest::Error) -> String {
-    // reqwest's Display omits the cause ("error sending request"); the chain says what failed.
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

@@ -23,6 +23,17 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    pub const ALL: [Endpoint; 3] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+    ];
+
+    /// Position in [`Endpoint::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Path under the channel's base URL.
     pub fn upstream_path(self) -> &'static str {
         match self {
@@ -190,15 +201,14 @@ impl<'b> ClientRequest<'b> {
     }
 
     /// Estimated prompt tokens, for the hold and for billing when the upstream reports none.
+    /// Reads the input in place (strings are borrowed from the body, not copied).
     pub fn estimate_prompt_tokens(&self, tokenizer: &Tokenizer) -> i64 {
-        let input = self
-            .fields
-            .get(self.endpoint.input_field())
-            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
-            .unwrap_or(Value::Null);
+        let Some(input) = self.fields.get(self.endpoint.input_field()) else {
+            return 0;
+        };
         match self.endpoint {
             Endpoint::ChatCompletions => {
-                let mut total = TOKENS_PER_REPLY + count_messages(&input, tokenizer);
+                let mut total = TOKENS_PER_REPLY + count_messages(input, tokenizer);
                 // Tool and function definitions are part of the prompt the model reads.
                 for name in ["tools", "functions"] {
                     if let Some(raw) = self.fields.get(name) {
@@ -207,7 +217,7 @@ impl<'b> ClientRequest<'b> {
                 }
                 total
             }
-            Endpoint::Completions | Endpoint::Embeddings => count_inputs(&input, tokenizer),
+            Endpoint::Completions | Endpoint::Embeddings => count_inputs(input, tokenizer),
         }
     }
 }
@@ -216,28 +226,60 @@ fn count(tokenizer: &Tokenizer, text: &str) -> i64 {
     i64::try_from(tokenizer.count(text)).unwrap_or(i64::MAX)
 }
 
-fn count_messages(messages: &Value, tokenizer: &Tokenizer) -> i64 {
-    let Some(messages) = messages.as_array() else {
+#[derive(serde::Deserialize)]
+struct FunctionWire<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ToolCallWire<'a> {
+    #[serde(borrow)]
+    function: Option<FunctionWire<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct MessageWire<'a> {
+    #[serde(borrow)]
+    role: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tool_calls: Option<Vec<ToolCallWire<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PartWire<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+fn count_messages(messages: &RawValue, tokenizer: &Tokenizer) -> i64 {
+    let Ok(messages) = serde_json::from_str::<Vec<MessageWire<'_>>>(messages.get()) else {
         return 0;
     };
     let mut total = 0;
-    for message in messages {
+    for message in &messages {
         total += TOKENS_PER_MESSAGE;
-        if let Some(role) = message.get("role").and_then(Value::as_str) {
+        if let Some(role) = &message.role {
             total += count(tokenizer, role);
         }
-        if let Some(name) = message.get("name").and_then(Value::as_str) {
+        if let Some(name) = &message.name {
             total += 1 + count(tokenizer, name);
         }
-        total += count_content(message.get("content"), tokenizer);
-        if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
-            for call in calls {
-                if let Some(function) = call.get("function") {
-                    for key in ["name", "arguments"] {
-                        if let Some(text) = function.get(key).and_then(Value::as_str) {
-                            total += count(tokenizer, text);
-                        }
-                    }
+        if let Some(content) = message.content {
+            total += count_content(content, tokenizer);
+        }
+        for call in message.tool_calls.iter().flatten() {
+            if let Some(function) = &call.function {
+                for text in [&function.name, &function.arguments].into_iter().flatten() {
+                    total += count(tokenizer, text);
                 }
             }
         }
@@ -245,32 +287,40 @@ fn count_messages(messages: &Value, tokenizer: &Tokenizer) -> i64 {
     total
 }
 
-fn count_content(content: Option<&Value>, tokenizer: &Tokenizer) -> i64 {
-    match content {
-        Some(Value::String(text)) => count(tokenizer, text),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .map(|part| match part.get("type").and_then(Value::as_str) {
-                Some("text") | Some("input_text") => part
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .map_or(0, |t| count(tokenizer, t)),
-                Some("image_url") | Some("input_image") | Some("image") => IMAGE_TOKENS,
-                Some("input_audio") => AUDIO_TOKENS,
-                _ => 0,
+/// A message's content: a string, or a list of typed parts.
+fn count_content(content: &RawValue, tokenizer: &Tokenizer) -> i64 {
+    match content.get().as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<Cow<'_, str>>(content.get())
+            .map_or(0, |text| count(tokenizer, &text)),
+        Some(b'[') => serde_json::from_str::<Vec<PartWire<'_>>>(content.get())
+            .map(|parts| {
+                parts
+                    .iter()
+                    .map(|part| match part.kind.as_deref() {
+                        Some("text") | Some("input_text") => {
+                            part.text.as_deref().map_or(0, |t| count(tokenizer, t))
+                        }
+                        Some("image_url") | Some("input_image") | Some("image") => IMAGE_TOKENS,
+                        Some("input_audio") => AUDIO_TOKENS,
+                        _ => 0,
+                    })
+                    .sum()
             })
-            .sum(),
+            .unwrap_or(0),
         _ => 0,
     }
 }
 
 /// `prompt` / `input`: a string, a list of strings, a list of token ids, or a list of lists
 /// of token ids.
-fn count_inputs(input: &Value, tokenizer: &Tokenizer) -> i64 {
-    match input {
-        Value::String(text) => count(tokenizer, text),
-        Value::Number(_) => 1,
-        Value::Array(items) => items.iter().map(|i| count_inputs(i, tokenizer)).sum(),
+fn count_inputs(input: &RawValue, tokenizer: &Tokenizer) -> i64 {
+    match input.get().as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<Cow<'_, str>>(input.get())
+            .map_or(0, |text| count(tokenizer, &text)),
+        Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(input.get())
+            .map(|items| items.iter().map(|i| count_inputs(i, tokenizer)).sum())
+            .unwrap_or(0),
+        Some(b'-' | b'0'..=b'9') => 1,
         _ => 0,
     }
 }
@@ -363,7 +413,7 @@ mod tests {
         );
         assert!(text.contains(r#""model":"gpt-4o-2024-08-06""#));
         assert!(
-            text.contains(r#""stream_options":{"other":1,"include_usage":true}"#),
+            text.contains(r#""stream_options":{"include_usage":true,"other":1}"#),
             "{text}"
         );
         // Field order is kept.

@@ -24,7 +24,7 @@ use crate::domain::pricing::Usage;
 use crate::domain::tokenizer::Tokenizer;
 
 pub struct SseRelay {
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: BoxStream<'static, Result<Bytes, hyper::Error>>,
     buffer: BytesMut,
     usage: Option<Usage>,
     counter: TextCounter,
@@ -73,7 +73,7 @@ fn event_data(event: &[u8]) -> Option<Vec<u8>> {
 
 impl SseRelay {
     pub fn new(
-        upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+        upstream: BoxStream<'static, Result<Bytes, hyper::Error>>,
         first_chunk: Bytes,
         ticket: Ticket,
         prompt_estimate: i64,

@@ -6,10 +6,11 @@
 pub mod health;
 pub mod routing;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::billing::ledger::Account;
 use crate::db::{self, Db, DbResult};
@@ -18,6 +19,7 @@ use crate::domain::kinds::{ChannelStatus, ChannelType, Role, Status};
 use crate::domain::money::Ratio;
 use crate::domain::pricing::ModelPrice;
 use crate::options::RuntimeOptions;
+use crate::relay::request::Endpoint;
 use health::ChannelHealth;
 use routing::RouteSet;
 
@@ -40,7 +42,7 @@ pub struct TokenEntry {
     pub expires_at: Option<i64>,
     pub unlimited: bool,
     /// Empty = every model the user's group may use.
-    pub allowed_models: HashSet<String>,
+    pub allowed_models: FxHashSet<String>,
     pub allowed_ips: IpAllowList,
     pub account: Arc<Account>,
 }
@@ -70,9 +72,15 @@ pub struct ChannelEntry {
     pub timeout_secs: u64,
     pub extra_headers: HeaderMap,
     pub health: Arc<ChannelHealth>,
+    /// The upstream URI of each endpoint, parsed once (indexed by `Endpoint::index`).
+    endpoint_uris: Vec<http::Uri>,
 }
 
 impl ChannelEntry {
+    pub fn endpoint_uri(&self, endpoint: Endpoint) -> &http::Uri {
+        &self.endpoint_uris[endpoint.index()]
+    }
+
     pub fn upstream_model<'m>(&'m self, requested: &'m str) -> &'m str {
         self.model_mapping
             .get(requested)
@@ -101,19 +109,19 @@ pub struct Snapshot {
     /// The database data version this snapshot was built from.
     pub version: i64,
     pub options: RuntimeOptions,
-    tokens: HashMap<String, Arc<TokenEntry>>,
-    users: HashMap<i64, Arc<UserEntry>>,
-    groups: HashMap<String, GroupEntry>,
-    channels: HashMap<i64, Arc<ChannelEntry>>,
+    tokens: FxHashMap<String, Arc<TokenEntry>>,
+    users: FxHashMap<i64, Arc<UserEntry>>,
+    groups: FxHashMap<String, GroupEntry>,
+    channels: FxHashMap<i64, Arc<ChannelEntry>>,
     /// group → model → enabled channels.
-    routes: HashMap<String, HashMap<String, Arc<RouteSet>>>,
+    routes: FxHashMap<String, FxHashMap<String, Arc<RouteSet>>>,
     /// Every model some channel lists, whatever its status or groups; tells "no such model"
     /// (404) from "not for your group" (403).
-    known_models: HashSet<String>,
+    known_models: FxHashSet<String>,
     /// (group, model) pairs some channel is configured for, enabled or not; tells "not for
     /// your group" (403) from "no channel up right now" (503).
-    configured_routes: HashSet<(String, String)>,
-    prices: HashMap<String, ModelPrice>,
+    configured_routes: FxHashSet<(String, String)>,
+    prices: FxHashMap<String, ModelPrice>,
 }
 
 impl Snapshot {
@@ -201,7 +209,7 @@ impl Snapshot {
 
         let previous_user_accounts: HashMap<i64, &Arc<Account>> =
             previous.accounts_of_users().collect();
-        let users: HashMap<i64, Arc<UserEntry>> = user_rows
+        let users: FxHashMap<i64, Arc<UserEntry>> = user_rows
             .into_iter()
             .map(|u| {
                 let account = reuse_account(previous_user_accounts.get(&u.id), u.quota);
@@ -219,7 +227,7 @@ impl Snapshot {
 
         let previous_token_accounts: HashMap<i64, &Arc<Account>> =
             previous.accounts_of_tokens().collect();
-        let mut tokens = HashMap::with_capacity(token_rows.len());
+        let mut tokens = FxHashMap::default();
         for t in token_rows {
             let allowed_ips = match IpAllowList::parse(&t.allowed_ips) {
                 Ok(list) => list,
@@ -244,8 +252,8 @@ impl Snapshot {
             tokens.insert(t.key_hash, Arc::new(entry));
         }
 
-        let mut known_models = HashSet::new();
-        let mut channels: HashMap<i64, Arc<ChannelEntry>> = HashMap::new();
+        let mut known_models = FxHashSet::default();
+        let mut channels: FxHashMap<i64, Arc<ChannelEntry>> = FxHashMap::default();
         for c in channel_rows {
             known_models.extend(c.models.iter().cloned());
             let health = previous
@@ -273,11 +281,24 @@ impl Snapshot {
                     )),
                 }
             }
+            let base_url = c.base_url.trim_end_matches('/').to_string();
+            let endpoint_uris: Result<Vec<http::Uri>, _> = Endpoint::ALL
+                .iter()
+                .map(|e| http::Uri::try_from(format!("{base_url}{}", e.upstream_path())))
+                .collect();
+            let Ok(endpoint_uris) = endpoint_uris else {
+                problems.push(format!(
+                    "channel {} has an invalid base URL; it is skipped",
+                    c.name
+                ));
+                continue;
+            };
             let entry = ChannelEntry {
                 id: c.id,
                 name: c.name,
                 channel_type: c.channel_type,
-                base_url: c.base_url.trim_end_matches('/').to_string(),
+                base_url,
+                endpoint_uris,
                 secret_keys: c.secret_keys,
                 model_mapping: c.model_mapping,
                 priority: c.priority,
@@ -290,7 +311,7 @@ impl Snapshot {
         }
 
         let mut grouped: HashMap<String, HashMap<String, Vec<Arc<ChannelEntry>>>> = HashMap::new();
-        let mut configured_routes = HashSet::new();
+        let mut configured_routes = FxHashSet::default();
         for route in route_rows {
             configured_routes.insert((route.group.clone(), route.model.clone()));
             if let Some(channel) = channels.get(&route.channel_id) {

@@ -67,8 +67,10 @@ db_test! {
         assert!(listing.contains(token["key_display"].as_str().unwrap()));
 
         let logs = json(&run(&["logs", "--user", "alice", "--json"]));
-        assert_eq!(logs[0]["cost"], 3);
-        assert_eq!(logs[0]["token_name"], "laptop");
+        assert_eq!(logs["data"][0]["cost"], 3);
+        assert_eq!(logs["data"][0]["token_name"], "laptop");
+        assert_eq!(logs["totals"]["requests"], 1);
+        assert_eq!(logs["totals"]["cost"], 3);
         let text = run(&["logs", "--user", "alice"]);
         assert!(text.contains("gpt-4o-mini") && text.contains("success"), "{text}");
 

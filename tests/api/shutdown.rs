@@ -169,7 +169,7 @@ db_test! {
         assert!(exit.success(), "exit status {exit:?}");
 
         let logs: Value = serde_json::from_str(&run(&["logs", "--user", "alice", "--json"])).unwrap();
-        let logs = logs.as_array().unwrap();
+        let logs = logs["data"].as_array().unwrap();
         assert_eq!(logs.len(), 1);
         assert_eq!(logs[0]["outcome"], "success");
         assert_eq!(logs[0]["cost"], 54); // (100 + 8) × $1/M = $0.000108 = 54 units

@@ -8,8 +8,8 @@ The tiktoken-rs crate ships that file, so after `cargo fetch` it is at
 ~/.cargo/registry/src/*/tiktoken-rs-*/assets/o200k_base.tiktoken.
 
 Layout (little-endian): b"TGBPE1\\0\\0", n:u32, offsets:(n+1)×u32, ranks:n×u32, token bytes.
-Tokens are sorted by their bytes so a lookup is a binary search over static data: no heap, no
-start-up work.
+Tokens are sorted by their bytes, so the file is reproducible; the tokenizer reads it in place
+through a hash index it builds on first use.
 """
 import base64
 import struct

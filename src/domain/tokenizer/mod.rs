@@ -1,12 +1,11 @@
 //! Token counting with OpenAI's o200k_base encoding (GPT-4o, GPT-4.1, o-series), embedded in
-//! the binary: nothing is downloaded, and the rank table is static data searched in place, so
-//! the tokenizer costs no start-up time and no heap (tiktoken's own tables take ~48 MB).
+//! the binary: nothing is downloaded, and the rank table is static data read in place through a
+//! 2 MB hash index built on first use (tiktoken's own tables take ~48 MB).
 //!
 //! Counts match tiktoken's `encode_ordinary` exactly (a test compares them). For other vendors'
 //! models the count is an estimate, which is all the gateway needs it for: the hold before a
 //! request, and billing when an upstream reports no usage.
 
-use std::cmp::Ordering;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -27,13 +26,33 @@ const PRE_TOKENIZER: &str = concat!(
     r"|\s+",
 );
 
-/// Counts tokens. Cheap to share: all data is static.
+/// Counts tokens. Cheap to share: the token data is static.
 pub struct Tokenizer {
     pre_tokenizer: Regex,
-    count: usize,
     offsets: &'static [u8],
     ranks: &'static [u8],
     arena: &'static [u8],
+    /// Open-addressing hash index over the tokens: slot → token position + 1 (0 = empty).
+    index: Vec<u32>,
+}
+
+/// A fast non-cryptographic hash of a short byte string (tokens are at most a few dozen bytes).
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut hash = (bytes.len() as u64).wrapping_mul(K);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    hash ^ (hash >> 29)
 }
 
 static SHARED: LazyLock<Tokenizer> = LazyLock::new(Tokenizer::new);
@@ -60,14 +79,26 @@ impl Tokenizer {
         let offsets_start = 12;
         let ranks_start = offsets_start + (count + 1) * 4;
         let arena_start = ranks_start + count * 4;
-        Tokenizer {
+        let mut tokenizer = Tokenizer {
             #[allow(clippy::expect_used)]
             pre_tokenizer: Regex::new(PRE_TOKENIZER).expect("the pre-tokenizer pattern is valid"),
-            count,
             offsets: &TABLE[offsets_start..ranks_start],
             ranks: &TABLE[ranks_start..arena_start],
             arena: &TABLE[arena_start..],
+            index: Vec::new(),
+        };
+        // At most half full, so probes stay short.
+        let slots = (count * 2).next_power_of_two();
+        let mut index = vec![0_u32; slots];
+        for position in 0..count {
+            let mut slot = hash_bytes(tokenizer.token_bytes(position)) as usize & (slots - 1);
+            while index[slot] != 0 {
+                slot = (slot + 1) & (slots - 1);
+            }
+            index[slot] = position as u32 + 1;
         }
+        tokenizer.index = index;
+        tokenizer
     }
 
     fn token_bytes(&self, index: usize) -> &'static [u8] {
@@ -78,16 +109,19 @@ impl Tokenizer {
 
     /// The rank of a byte sequence, if it is a token.
     fn rank(&self, bytes: &[u8]) -> Option<u32> {
-        let (mut low, mut high) = (0, self.count);
-        while low < high {
-            let mid = (low + high) / 2;
-            match self.token_bytes(mid).cmp(bytes) {
-                Ordering::Less => low = mid + 1,
-                Ordering::Greater => high = mid,
-                Ordering::Equal => return Some(read_u32(self.ranks, mid)),
+        let mask = self.index.len() - 1;
+        let mut slot = hash_bytes(bytes) as usize & mask;
+        loop {
+            let entry = self.index[slot];
+            if entry == 0 {
+                return None;
             }
+            let position = entry as usize - 1;
+            if self.token_bytes(position) == bytes {
+                return Some(read_u32(self.ranks, position));
+            }
+            slot = (slot + 1) & mask;
         }
-        None
     }
 
     /// Number of tokens in `text`.

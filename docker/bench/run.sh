@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Tollgate's benchmark: nginx as a fixed-answer upstream and as a plain proxy hop, Tollgate on
+# SQLite with auth, routing, billing and logging on, and wrk driving each in turn.
+#
+#   docker/bench/run.sh               # needs nginx and wrk (apt-get install nginx wrk)
+#
+# Prints requests/s and p50/p99 latency for: direct to the upstream, through nginx, through
+# Tollgate (non-streaming and streaming), at 64 connections and at 1, as the median of ROUNDS
+# rounds; Tollgate's throughput as a ratio to nginx's, its added latency over going direct, and
+# its peak memory. It fails if any request fails or if billing does not add up afterwards.
+#
+# Environment: ROUNDS (3), DURATION (seconds per run at 64 connections, 8), DURATION_C1 (5),
+# CONNECTIONS (64), TOLLGATE_BIN (default: build with cargo --release), RESULTS (a file that
+# keeps the raw figures as JSON lines).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-8}"
+DURATION_C1="${DURATION_C1:-5}"
+CONNECTIONS="${CONNECTIONS:-64}"
+PORT=18100
+
+for tool in nginx wrk; do
+    command -v "$tool" >/dev/null || { echo "error: $tool is required (apt-get install nginx wrk)" >&2; exit 1; }
+done
+
+if [ -z "${TOLLGATE_BIN:-}" ]; then
+    echo "building Tollgate (release)…"
+    (cd "$repo" && cargo build --release --quiet)
+    TOLLGATE_BIN="${CARGO_TARGET_DIR:-$repo/target}/release/tollgate"
+fi
+
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    for pid_file in /tmp/tollgate-bench-upstream.pid /tmp/tollgate-bench-proxy.pid; do
+        [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+nginx -c "$here/upstream.conf"
+nginx -c "$here/proxy.conf"
+sleep 0.5
+
+RESULTS="${RESULTS:-$work/results.jsonl}"
+: >"$RESULTS"
+export DATABASE_URL="sqlite://$work/bench.db"
+tg() { "$TOLLGATE_BIN" "$@"; }
+tg user create --username bench --quota-usd 1000000 >/dev/null
+tg channel add --name json --type openai --base-url http://127.0.0.1:18080/v1 --key sk-bench-upstream \
+    --models gpt-4o-mini >/dev/null
+tg channel add --name sse --type openai --base-url http://127.0.0.1:18081/v1 --key sk-bench-upstream \
+    --models gpt-4o-mini-stream >/dev/null
+tg price set gpt-4o-mini --input 0.15 --output 0.60 >/dev/null
+tg price set gpt-4o-mini-stream --input 0.15 --output 0.60 >/dev/null
+KEY="$(tg token create --user bench --name wrk --json | sed -n 's/.*"key": "\(sk-[^"]*\)".*/\1/p')"
+export KEY
+
+RUST_LOG=warn "$TOLLGATE_BIN" serve --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/v1/models" && break
+    sleep 0.1
+done
+
+# Peak resident memory of the server, sampled through the whole run.
+( peak=0
+  while kill -0 "$server_pid" 2>/dev/null; do
+      rss=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status" 2>/dev/null || echo 0)
+      [ "${rss:-0}" -gt "$peak" ] && peak=$rss && echo "$peak" >"$work/peak_rss"
+      sleep 0.2
+  done ) &
+idle_rss=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+
+to_ms() { # wrk latency like 123.45us, 1.20ms, 2.00s
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
+        printf "%.3f", n }'
+}
+
+# run NAME URL CONNECTIONS SECONDS [MODEL] [STREAM]: prints "rps p50 p99" in ms.
+run() {
+    local name=$1 url=$2 conns=$3 secs=$4 model=${5:-gpt-4o-mini} stream=${6:-}
+    local out
+    out=$(MODEL=$model STREAM=$stream wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$here/chat.lua" "$url")
+    if grep -q "Non-2xx" <<<"$out" || grep -q "Socket errors" <<<"$out"; then
+        echo "error: $name had failed requests:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    local rps p50 p99 total
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    total=$(awk '/requests in/ {print $1}' <<<"$out")
+    printf '{"run":"%s","connections":%s,"rps":%s,"p50_ms":%s,"p99_ms":%s,"requests":%s}\n' \
+        "$name" "$conns" "$rps" "$p50" "$p99" "$total" >>"$RESULTS"
+    echo "$rps $p50 $p99"
+}
+
+direct="http://127.0.0.1:18080/v1/chat/completions"
+direct_stream="http://127.0.0.1:18081/v1/chat/completions"
+proxy="http://127.0.0.1:18090/v1/chat/completions"
+gateway="http://127.0.0.1:$PORT/v1/chat/completions"
+
+echo "warming up…"
+for url in "$direct" "$proxy" "$gateway"; do
+    MODEL=gpt-4o-mini wrk -t1 -c"$CONNECTIONS" -d2s -s "$here/chat.lua" "$url" >/dev/null
+done
+MODEL=gpt-4o-mini-stream STREAM=1 wrk -t1 -c"$CONNECTIONS" -d2s -s "$here/chat.lua" "$gateway" >/dev/null
+
+declare -A results
+rows=(direct nginx tollgate direct-stream tollgate-stream)
+for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round of $ROUNDS…"
+    results[direct,64,$round]=$(run direct "$direct" "$CONNECTIONS" "$DURATION")
+    results[nginx,64,$round]=$(run nginx "$proxy" "$CONNECTIONS" "$DURATION")
+    results[tollgate,64,$round]=$(run tollgate "$gateway" "$CONNECTIONS" "$DURATION")
+    results[direct-stream,64,$round]=$(run direct-stream "$direct_stream" "$CONNECTIONS" "$DURATION" gpt-4o-mini 1)
+    results[tollgate-stream,64,$round]=$(run tollgate-stream "$gateway" "$CONNECTIONS" "$DURATION" gpt-4o-mini-stream 1)
+    results[direct,1,$round]=$(run direct "$direct" 1 "$DURATION_C1")
+    results[nginx,1,$round]=$(run nginx "$proxy" 1 "$DURATION_C1")
+    results[tollgate,1,$round]=$(run tollgate "$gateway" 1 "$DURATION_C1")
+    results[direct-stream,1,$round]=$(run direct-stream "$direct_stream" 1 "$DURATION_C1" gpt-4o-mini 1)
+    results[tollgate-stream,1,$round]=$(run tollgate-stream "$gateway" 1 "$DURATION_C1" gpt-4o-mini-stream 1)
+done
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+field() { # row conns index(1=rps 2=p50 3=p99)
+    for round in $(seq 1 "$ROUNDS"); do
+        awk -v i="$3" '{print $i}' <<<"${results[$1,$2,$round]}"
+    done | median
+}
+
+printf '\n%-16s %12s %10s %10s   %12s %10s %10s\n' "" "rps (c=$CONNECTIONS)" "p50 ms" "p99 ms" "rps (c=1)" "p50 ms" "p99 ms"
+for row in "${rows[@]}"; do
+    printf '%-16s %12s %10s %10s   %12s %10s %10s\n' "$row" \
+        "$(field "$row" 64 1)" "$(field "$row" 64 2)" "$(field "$row" 64 3)" \
+        "$(field "$row" 1 1)" "$(field "$row" 1 2)" "$(field "$row" 1 3)"
+done
+
+ratio=$(awk -v t="$(field tollgate 64 1)" -v n="$(field nginx 64 1)" 'BEGIN {printf "%.2f", t / n}')
+stream_ratio=$(awk -v t="$(field tollgate-stream 64 1)" -v n="$(field direct-stream 64 1)" 'BEGIN {printf "%.2f", t / n}')
+added_p50=$(awk -v t="$(field tollgate 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
+added_p50_nginx=$(awk -v t="$(field nginx 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
+added_p50_stream=$(awk -v t="$(field tollgate-stream 1 2)" -v d="$(field direct-stream 1 2)" 'BEGIN {printf "%.3f", t - d}')
+sleep 0.5
+peak_rss=$(cat "$work/peak_rss" 2>/dev/null || echo 0)
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
+
+echo
+echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio"
+echo "Tollgate stream / direct stream (c=$CONNECTIONS):   $stream_ratio"
+echo "added p50 at c=1 over direct: Tollgate ${added_p50} ms, nginx ${added_p50_nginx} ms, Tollgate stream ${added_p50_stream} ms"
+echo "Tollgate memory: idle $((idle_rss / 1024)) MB, peak $((peak_rss / 1024)) MB (VmHWM $((hwm / 1024)) MB)"
+
+# Billing must add up: the log rows' costs equal what left the balance, and every request wrk
+# saw complete through Tollgate has its row (requests cut when wrk stops are logged too).
+sleep 1.5
+measured=$(awk -F'"requests":' '/"run":"tollgate/ {sub(/}.*/, "", $2); n += $2} END {print n + 0}' "$RESULTS")
+read -r rows logged_cost <<<"$(tg logs --user bench --json --limit 1 | tr -d ' ,' | awk -F: '
+    /"requests"/ {r=$2} /"cost":/ {c=$2} END {print r, c}')"
+read -r start_quota quota used <<<"$(tg user show bench --json | tr -d ' ,' | awk -F: '
+    /"quota":/ {q=$2} /"used_quota"/ {u=$2} END {print 500000000000, q, u}')"
+echo "billing: $rows requests logged costing $logged_cost units; $measured completed under measurement"
+if [ "$logged_cost" -ne "$used" ] || [ $((start_quota - quota)) -ne "$used" ]; then
+    echo "error: billing does not add up: logs $logged_cost, used_quota $used, balance moved $((start_quota - quota))" >&2
+    exit 1
+fi
+if [ "$rows" -lt "$measured" ]; then
+    echo "error: $measured requests completed but only $rows were logged" >&2
+    exit 1
+fi
+echo "billing adds up: logs, used quota and balance agree to the unit."
