@@ -16,7 +16,7 @@ use crate::db::logs::{self, BalanceDelta, BillingBatch, RequestLog};
 
 /// Flush early when this many requests are waiting, so memory stays flat however high the
 /// request rate is.
-const MAX_PENDING_ROWS: usize = 2048;
+const MAX_PENDING_ROWS: usize = 1024;
 
 #[derive(Default)]
 struct Pending {

@@ -32,16 +32,40 @@ pub fn generate(prefix: &str) -> NewSecret {
     }
 }
 
-/// Hex SHA-256 of the whole secret. Secrets are 286 bits of randomness, so a fast hash is
-/// enough; a slow password hash here would cost every API request.
+/// SHA-256 of the whole secret. Secrets are 286 bits of randomness, so a fast hash is enough;
+/// a slow password hash here would cost every API request.
+pub fn digest(plain: &str) -> [u8; 32] {
+    Sha256::digest(plain.as_bytes()).into()
+}
+
+/// [`digest`] in hex, the form stored in the database.
 pub fn hash(plain: &str) -> String {
-    let digest = Sha256::digest(plain.as_bytes());
     let mut out = String::with_capacity(64);
-    for byte in digest.iter() {
+    for byte in digest(plain) {
         out.push(char::from(HEX[usize::from(byte >> 4)]));
         out.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     out
+}
+
+/// Parses a stored hex hash back into its digest.
+pub fn digest_from_hex(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    };
+    let mut out = [0_u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -83,6 +107,13 @@ mod tests {
         assert_eq!(a.hash.len(), 64);
         assert!(a.display.starts_with("sk-"));
         assert!(!a.display.contains(&a.plain[7..a.plain.len() - 4]));
+    }
+
+    #[test]
+    fn digests_round_trip_through_hex() {
+        let hex = hash("sk-test");
+        assert_eq!(digest_from_hex(&hex), Some(digest("sk-test")));
+        assert_eq!(digest_from_hex("zz"), None);
     }
 
     #[test]

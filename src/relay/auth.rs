@@ -64,7 +64,7 @@ pub fn authenticate(
 ) -> Result<Caller, RelayError> {
     let key = presented_key(headers).ok_or_else(RelayError::missing_key)?;
     let token = snapshot
-        .token_by_hash(&secret_key::hash(key))
+        .token_by_digest(&secret_key::digest(key))
         .ok_or_else(|| RelayError::invalid_key("Incorrect API key provided."))?;
     let user = snapshot
         .user(token.user_id)

@@ -13,77 +13,70 @@ pub mod usage;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::OriginalUri;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderValue, Method};
 
 use crate::state::AppState;
 use error::RelayError;
 use request::Endpoint;
 
+/// Routes carry their full paths (no `nest`, which would add work to every request).
 pub fn router() -> Router<AppState> {
-    let v1 = Router::new()
-        .route("/chat/completions", post(chat_completions))
-        .route("/completions", post(completions))
-        .route("/embeddings", post(embeddings))
-        .route("/models", get(models::list))
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models::list))
         // Model ids may contain slashes (`meta-llama/Llama-3-8B`).
-        .route("/models/{*id}", get(models::get))
+        .route("/v1/models/{*id}", get(models::get))
         .fallback(unknown_route)
-        .method_not_allowed_fallback(wrong_method);
-    Router::new().nest("/v1", v1)
+        .method_not_allowed_fallback(wrong_method)
 }
 
-async fn relay_endpoint(
-    endpoint: Endpoint,
-    state: AppState,
-    peer: SocketAddr,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn relay_endpoint(endpoint: Endpoint, state: AppState, request: Request) -> Response {
     use futures::FutureExt;
-    let ip = auth::client_ip(peer, &headers, state.config.server.trust_forwarded_for);
+    // Taken apart rather than extracted, so the headers are moved, not copied.
+    let (parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let ip = auth::client_ip(
+        peer,
+        &parts.headers,
+        state.config.server.trust_forwarded_for,
+    );
     // A bug must not cost the client its answer: a panic becomes an OpenAI-style error (the
     // request's ticket refunds itself while unwinding). Caught here rather than in a
     // middleware layer, which would cost every request a boxed future.
-    let relayed =
-        std::panic::AssertUnwindSafe(proxy::relay(state.clone(), endpoint, ip, headers, body))
-            .catch_unwind()
-            .await;
+    let relayed = std::panic::AssertUnwindSafe(proxy::relay(
+        state.clone(),
+        endpoint,
+        ip,
+        parts.headers,
+        body,
+    ))
+    .catch_unwind()
+    .await;
     relayed.unwrap_or_else(|_| {
         tracing::error!("a /v1 handler panicked");
         with_request_id(&state, RelayError::internal().into_response())
     })
 }
 
-async fn chat_completions(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    relay_endpoint(Endpoint::ChatCompletions, state, peer, headers, body).await
+async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
+    relay_endpoint(Endpoint::ChatCompletions, state, request).await
 }
 
-async fn completions(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    relay_endpoint(Endpoint::Completions, state, peer, headers, body).await
+async fn completions(State(state): State<AppState>, request: Request) -> Response {
+    relay_endpoint(Endpoint::Completions, state, request).await
 }
 
-async fn embeddings(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    relay_endpoint(Endpoint::Embeddings, state, peer, headers, body).await
+async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
+    relay_endpoint(Endpoint::Embeddings, state, request).await
 }
 
 async fn unknown_route(State(state): State<AppState>, OriginalUri(uri): OriginalUri) -> Response {

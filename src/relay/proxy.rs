@@ -409,8 +409,9 @@ impl Attempts<'_> {
             .method(http::Method::POST)
             .uri(channel.endpoint_uri(request.endpoint).clone())
             .header(header::CONTENT_TYPE, "application/json");
-        if let Ok(value) = HeaderValue::try_from(format!("Bearer {}", channel.next_secret())) {
-            upstream_request = upstream_request.header(header::AUTHORIZATION, value);
+        if let Some(authorization) = channel.next_authorization() {
+            upstream_request =
+                upstream_request.header(header::AUTHORIZATION, authorization.clone());
         }
         if request.stream {
             upstream_request = upstream_request.header(header::ACCEPT, "text/event-stream");

@@ -69,11 +69,44 @@ const AUDIO_TOKENS: i64 = 256;
 const TOKENS_PER_MESSAGE: i64 = 3;
 const TOKENS_PER_REPLY: i64 = 3;
 
+/// A JSON string borrowed from the body unless it contains escapes. (serde's own `Cow<str>`
+/// always copies.) Used for field names and prompt text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonStr<'b>(Cow<'b, str>);
+
+impl std::borrow::Borrow<str> for JsonStr<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'b, 'b> serde::Deserialize<'de> for JsonStr<'b> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = JsonStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
 /// A parsed client request, borrowing the body.
 #[derive(Debug)]
 pub struct ClientRequest<'b> {
     pub endpoint: Endpoint,
-    fields: IndexMap<Cow<'b, str>, &'b RawValue>,
+    fields: IndexMap<JsonStr<'b>, &'b RawValue>,
     pub model: String,
     pub stream: bool,
     /// The client asked for the usage chunk itself (`stream_options.include_usage`).
@@ -85,7 +118,7 @@ pub struct ClientRequest<'b> {
 }
 
 fn field<'a, T: serde::Deserialize<'a>>(
-    fields: &IndexMap<Cow<'_, str>, &'a RawValue>,
+    fields: &IndexMap<JsonStr<'_>, &'a RawValue>,
     name: &'static str,
     expected: &str,
 ) -> Result<Option<T>, RelayError> {
@@ -105,7 +138,7 @@ impl<'b> ClientRequest<'b> {
                 "The request body is empty; send a JSON object.".into(),
             ));
         }
-        let fields: IndexMap<Cow<'b, str>, &'b RawValue> =
+        let fields: IndexMap<JsonStr<'b>, &'b RawValue> =
             serde_json::from_slice(body).map_err(|e| {
                 if e.is_data() {
                     RelayError::bad_request("The request body must be a JSON object.".into())
@@ -191,7 +224,7 @@ impl<'b> ClientRequest<'b> {
         };
         let mut out: IndexMap<&str, &RawValue> = IndexMap::with_capacity(self.fields.len() + 1);
         for (name, raw) in &self.fields {
-            out.insert(name.as_ref(), raw);
+            out.insert(name.0.as_ref(), raw);
         }
         out.insert("model", &model_raw);
         if let Some(options) = &options_raw {
@@ -290,8 +323,8 @@ fn count_messages(messages: &RawValue, tokenizer: &Tokenizer) -> i64 {
 /// A message's content: a string, or a list of typed parts.
 fn count_content(content: &RawValue, tokenizer: &Tokenizer) -> i64 {
     match content.get().as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<Cow<'_, str>>(content.get())
-            .map_or(0, |text| count(tokenizer, &text)),
+        Some(b'"') => serde_json::from_str::<JsonStr<'_>>(content.get())
+            .map_or(0, |text| count(tokenizer, &text.0)),
         Some(b'[') => serde_json::from_str::<Vec<PartWire<'_>>>(content.get())
             .map(|parts| {
                 parts
@@ -315,8 +348,8 @@ fn count_content(content: &RawValue, tokenizer: &Tokenizer) -> i64 {
 /// of token ids.
 fn count_inputs(input: &RawValue, tokenizer: &Tokenizer) -> i64 {
     match input.get().as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<Cow<'_, str>>(input.get())
-            .map_or(0, |text| count(tokenizer, &text)),
+        Some(b'"') => serde_json::from_str::<JsonStr<'_>>(input.get())
+            .map_or(0, |text| count(tokenizer, &text.0)),
         Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(input.get())
             .map(|items| items.iter().map(|i| count_inputs(i, tokenizer)).sum())
             .unwrap_or(0),

@@ -65,7 +65,8 @@ pub struct ChannelEntry {
     pub channel_type: ChannelType,
     /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
-    pub secret_keys: Vec<String>,
+    /// `Authorization: Bearer <key>` for each of the channel's keys, built once.
+    authorizations: Vec<HeaderValue>,
     pub model_mapping: BTreeMap<String, String>,
     pub priority: i64,
     pub weight: i64,
@@ -88,13 +89,13 @@ impl ChannelEntry {
             .unwrap_or(requested)
     }
 
-    /// The next key to send, rotating when the channel holds several.
-    pub fn next_secret(&self) -> &str {
-        if self.secret_keys.is_empty() {
-            return "";
+    /// The `Authorization` header for the next key, rotating when the channel holds several.
+    pub fn next_authorization(&self) -> Option<&HeaderValue> {
+        if self.authorizations.is_empty() {
+            return None;
         }
-        let index = self.health.next_key(self.secret_keys.len());
-        &self.secret_keys[index]
+        let index = self.health.next_key(self.authorizations.len());
+        self.authorizations.get(index)
     }
 }
 
@@ -109,7 +110,8 @@ pub struct Snapshot {
     /// The database data version this snapshot was built from.
     pub version: i64,
     pub options: RuntimeOptions,
-    tokens: FxHashMap<String, Arc<TokenEntry>>,
+    /// Keyed by the SHA-256 of the key.
+    tokens: FxHashMap<[u8; 32], Arc<TokenEntry>>,
     users: FxHashMap<i64, Arc<UserEntry>>,
     groups: FxHashMap<String, GroupEntry>,
     channels: FxHashMap<i64, Arc<ChannelEntry>>,
@@ -125,8 +127,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn token_by_hash(&self, hash: &str) -> Option<&Arc<TokenEntry>> {
-        self.tokens.get(hash)
+    pub fn token_by_digest(&self, digest: &[u8; 32]) -> Option<&Arc<TokenEntry>> {
+        self.tokens.get(digest)
     }
 
     pub fn user(&self, id: i64) -> Option<&Arc<UserEntry>> {
@@ -249,7 +251,12 @@ impl Snapshot {
                 allowed_ips,
                 account,
             };
-            tokens.insert(t.key_hash, Arc::new(entry));
+            match crate::domain::secret_key::digest_from_hex(&t.key_hash) {
+                Some(digest) => {
+                    tokens.insert(digest, Arc::new(entry));
+                }
+                None => problems.push(format!("key {} has an unreadable hash", t.id)),
+            }
         }
 
         let mut known_models = FxHashSet::default();
@@ -293,13 +300,28 @@ impl Snapshot {
                 ));
                 continue;
             };
+            let authorizations: Vec<HeaderValue> = c
+                .secret_keys
+                .iter()
+                .filter_map(|key| {
+                    let mut value = HeaderValue::try_from(format!("Bearer {key}")).ok()?;
+                    value.set_sensitive(true);
+                    Some(value)
+                })
+                .collect();
+            if authorizations.len() != c.secret_keys.len() {
+                problems.push(format!(
+                    "channel {} has a key that is not a valid header value",
+                    c.name
+                ));
+            }
             let entry = ChannelEntry {
                 id: c.id,
                 name: c.name,
                 channel_type: c.channel_type,
                 base_url,
                 endpoint_uris,
-                secret_keys: c.secret_keys,
+                authorizations,
                 model_mapping: c.model_mapping,
                 priority: c.priority,
                 weight: c.weight,

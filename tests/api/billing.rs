@@ -219,3 +219,22 @@ db_test! {
         assert_eq!(log.group, "vip");
     }
 }
+
+db_test! {
+    /// With a zero flush interval every request is written before its answer returns.
+    async fn zero_flush_interval_writes_each_request_synchronously(db: TestDb) {
+        let app = TestApp::spawn_with(db, |c| c.billing_flush_ms = 0).await;
+        let upstream = FakeUpstream::start(Reply::chat("ok", 10, 1)).await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price_per_request("gpt-4o-mini", "0.10").await;
+        app.create_user("alice", "1").await;
+        let key = app.key_for("alice").await;
+        app.reload().await;
+        for expected in 1..=3 {
+            assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 200);
+            // No flush, no waiting: the row and the balance are already in the database.
+            assert_eq!(app.logs().await.len(), expected);
+            assert_eq!(app.user("alice").await.used_quota, expected as i64 * PER_REQUEST_UNITS);
+        }
+    }
+}

@@ -26,6 +26,100 @@ const PRE_TOKENIZER: &str = concat!(
     r"|\s+",
 );
 
+fn is_upper(c: u8) -> bool {
+    c.is_ascii_uppercase()
+}
+
+fn is_lower(c: u8) -> bool {
+    c.is_ascii_lowercase()
+}
+
+/// `\s` restricted to ASCII: tab, line feed, vertical tab, form feed, carriage return, space.
+fn is_space(c: u8) -> bool {
+    matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
+}
+
+fn is_newline(c: u8) -> bool {
+    c == b'\r' || c == b'\n'
+}
+
+/// `[^\r\n\p{L}\p{N}]`: may start a word piece.
+fn is_word_prefix(c: u8) -> bool {
+    !c.is_ascii_alphanumeric() && !is_newline(c)
+}
+
+/// `[^\s\p{L}\p{N}]`: punctuation and symbols.
+fn is_symbol(c: u8) -> bool {
+    !c.is_ascii_alphanumeric() && !is_space(c)
+}
+
+fn run(bytes: &[u8], from: usize, class: fn(u8) -> bool) -> usize {
+    bytes[from..].iter().take_while(|&&c| class(c)).count()
+}
+
+/// The optional contraction `(?i:'s|'t|'re|'ve|'m|'ll|'d)` at `at`: its length, or 0.
+fn contraction(bytes: &[u8], at: usize) -> usize {
+    if bytes.get(at) != Some(&b'\'') {
+        return 0;
+    }
+    let lower = |i: usize| bytes.get(at + i).map(u8::to_ascii_lowercase);
+    match (lower(1), lower(2)) {
+        (Some(b's' | b't' | b'm' | b'd'), _) => 2,
+        (Some(b'r'), Some(b'e')) | (Some(b'v'), Some(b'e')) | (Some(b'l'), Some(b'l')) => 3,
+        _ => 0,
+    }
+}
+
+/// Where the o200k pre-tokenizer's match starting at `at` ends, for ASCII text. The
+/// alternatives are tried in the pattern's order, each as the regex engine would match it.
+fn ascii_piece_end(bytes: &[u8], at: usize) -> usize {
+    let n = bytes.len();
+    let c = bytes[at];
+    // Word pieces (alternatives 1 and 2): an optional prefix character, then letters.
+    let word_start = if is_word_prefix(c) { at + 1 } else { at };
+    if word_start < n && bytes[word_start].is_ascii_alphabetic() {
+        let upper = run(bytes, word_start, is_upper);
+        let after_upper = word_start + upper;
+        // 1: uppercase* lowercase+ (uppercase letters can never count as lowercase, so the
+        //    lowercase run must start right after the uppercase one).
+        if after_upper < n && is_lower(bytes[after_upper]) {
+            let end = after_upper + run(bytes, after_upper, is_lower);
+            return end + contraction(bytes, end);
+        }
+        // 2: uppercase+ lowercase*.
+        if upper > 0 {
+            return after_upper + contraction(bytes, after_upper);
+        }
+    }
+    // 3: one to three digits.
+    if c.is_ascii_digit() {
+        return at + run(bytes, at, |d| d.is_ascii_digit()).min(3);
+    }
+    // 4: an optional space, symbols, then line breaks or slashes.
+    let symbols_start = if c == b' ' && at + 1 < n && is_symbol(bytes[at + 1]) {
+        at + 1
+    } else {
+        at
+    };
+    if is_symbol(bytes[symbols_start]) {
+        let end = symbols_start + run(bytes, symbols_start, is_symbol);
+        return end + run(bytes, end, |d| is_newline(d) || d == b'/');
+    }
+    // Whitespace (alternatives 5, 6 and 7).
+    let spaces = run(bytes, at, is_space);
+    // 5: whitespace up to and including its last line break.
+    if let Some(last_newline) = bytes[at..at + spaces].iter().rposition(|&d| is_newline(d)) {
+        return at + last_newline + 1;
+    }
+    // 6: whitespace not followed by text, i.e. all of it at the end, or all but the last
+    //    character (which then starts the next piece); 7: a single whitespace character.
+    if at + spaces == n || spaces == 1 {
+        at + spaces
+    } else {
+        at + spaces - 1
+    }
+}
+
 /// Counts tokens. Cheap to share: the token data is static.
 pub struct Tokenizer {
     pre_tokenizer: Regex,
@@ -131,8 +225,24 @@ impl Tokenizer {
         tokens
     }
 
-    /// Splits text the way o200k's pre-tokenizer does and hands each piece to `each`.
+    /// Splits text the way o200k's pre-tokenizer does and hands each piece to `each`. Plain
+    /// ASCII text (most prompts) takes a hand-written path that applies the same rules without
+    /// the regex engine; anything else goes through the regex.
     fn pieces<'t>(&self, text: &'t str, mut each: impl FnMut(&'t str)) {
+        if text.is_ascii() {
+            let bytes = text.as_bytes();
+            let mut at = 0;
+            while at < bytes.len() {
+                let end = ascii_piece_end(bytes, at);
+                each(&text[at..end]);
+                at = end;
+            }
+            return;
+        }
+        self.regex_pieces(text, each);
+    }
+
+    fn regex_pieces<'t>(&self, text: &'t str, mut each: impl FnMut(&'t str)) {
         let mut at = 0;
         while at < text.len() {
             let Some(found) = self.pre_tokenizer.find_at(text, at) else {
@@ -174,32 +284,49 @@ impl Tokenizer {
         if piece.len() <= 1 || self.rank(piece).is_some() {
             return usize::from(!piece.is_empty());
         }
-        // `bounds[i]` is where part i starts; the last entry is the end of the piece.
-        let mut bounds: Vec<usize> = (0..=piece.len()).collect();
-        // `pair_rank[i]` is the rank of parts i and i+1 joined, or None.
-        let mut pair_rank: Vec<Option<u32>> = (0..piece.len() - 1)
-            .map(|i| self.rank(&piece[i..i + 2]))
-            .collect();
+        // Working state on the stack (pieces are at most MAX_PIECE_BYTES long):
+        // `bounds[..parts + 1]` are where the parts start, then the piece's end;
+        // `pair_rank[i]` is the rank of parts i and i+1 joined (NO_RANK when not a token).
+        const NO_RANK: u32 = u32::MAX;
+        let mut bounds = [0_u16; MAX_PIECE_BYTES + 1];
+        let mut pair_rank = [NO_RANK; MAX_PIECE_BYTES];
+        let mut parts = piece.len();
+        for (i, bound) in bounds.iter_mut().enumerate().take(parts + 1) {
+            *bound = i as u16;
+        }
+        for (i, rank) in pair_rank.iter_mut().enumerate().take(parts - 1) {
+            *rank = self.rank(&piece[i..i + 2]).unwrap_or(NO_RANK);
+        }
+        let span = |bounds: &[u16], from: usize, to: usize| {
+            &piece[usize::from(bounds[from])..usize::from(bounds[to])]
+        };
         loop {
-            let best = pair_rank
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| r.map(|r| (r, i)))
-                .min();
-            let Some((_, i)) = best else { break };
-            // Join part i with part i+1.
-            bounds.remove(i + 1);
-            pair_rank.remove(i);
-            if i + 1 < bounds.len() - 1 {
-                pair_rank[i] = self.rank(&piece[bounds[i]..bounds[i + 2]]);
-            } else {
-                pair_rank.truncate(i);
+            let mut best = NO_RANK;
+            let mut at = 0;
+            for (i, &rank) in pair_rank[..parts - 1].iter().enumerate() {
+                if rank < best {
+                    best = rank;
+                    at = i;
+                }
             }
-            if i > 0 {
-                pair_rank[i - 1] = self.rank(&piece[bounds[i - 1]..bounds[i + 1]]);
+            if best == NO_RANK {
+                break;
+            }
+            // Join part `at` with part `at + 1`.
+            bounds.copy_within(at + 2..parts + 1, at + 1);
+            pair_rank.copy_within(at + 1..parts - 1, at);
+            parts -= 1;
+            if at + 1 < parts {
+                pair_rank[at] = self.rank(span(&bounds, at, at + 2)).unwrap_or(NO_RANK);
+            }
+            if at > 0 {
+                pair_rank[at - 1] = self.rank(span(&bounds, at - 1, at + 1)).unwrap_or(NO_RANK);
+            }
+            if parts == 1 {
+                break;
             }
         }
-        bounds.len() - 1
+        parts
     }
 }
 
@@ -249,6 +376,27 @@ mod tests {
             assert_eq!(
                 shared().count(sample),
                 reference.encode_ordinary(sample).len(),
+                "token count differs for {sample:?}"
+            );
+        }
+        // Random ASCII over the characters each rule cares about, against the reference (this
+        // exercises the hand-written ASCII path).
+        let alphabet = b"aAbBzZ09 \t\n\r'/!.(-_\"sStTlLdDmMvVeErR";
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..3000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 24) as usize + 1;
+            let sample: String = (0..len)
+                .map(|i| {
+                    let pick = (seed.rotate_left(i as u32 * 5) ^ (i as u64 * 0x9E37)) as usize;
+                    char::from(alphabet[pick % alphabet.len()])
+                })
+                .collect();
+            assert_eq!(
+                shared().count(&sample),
+                reference.encode_ordinary(&sample).len(),
                 "token count differs for {sample:?}"
             );
         }
