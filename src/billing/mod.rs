@@ -134,9 +134,9 @@ impl Ticket {
         pricing: PriceContext,
         log: RequestLog,
         started: Instant,
-    ) -> Result<Ticket, (ledger::Shortfall, RequestLog)> {
+    ) -> Result<Ticket, Box<(ledger::Shortfall, RequestLog)>> {
         if let Err(shortfall) = ledger::try_hold(&user.account, token.limited_account(), hold) {
-            return Err((shortfall, log));
+            return Err(Box::new((shortfall, log)));
         }
         Ok(Ticket {
             billing: billing.clone(),

@@ -182,7 +182,8 @@ async fn handle(
         started,
     ) {
         Ok(ticket) => ticket,
-        Err((shortfall, log)) => {
+        Err(refused) => {
+            let (shortfall, log) = *refused;
             let qpu = options.quota_per_usd();
             let needed = Quota(hold).usd_string(qpu);
             let message = match shortfall {
