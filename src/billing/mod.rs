@@ -164,11 +164,17 @@ impl Ticket {
         self.finish(usage, estimated, outcome)
     }
 
-    /// Releases the hold without charging: no upstream produced an answer.
+    /// Releases the hold without charging: no upstream produced an answer. With no attempt made
+    /// at all (every channel cooling down, say) the request counts as refused.
     pub fn refund(mut self, status_code: u16, message: &str) {
         self.log.status_code = i64::from(status_code);
         self.log.error_message = message.to_string();
-        self.finish(Usage::default(), false, Outcome::UpstreamError);
+        let outcome = if self.log.attempts == 0 {
+            Outcome::Refused
+        } else {
+            Outcome::UpstreamError
+        };
+        self.finish(Usage::default(), false, outcome);
     }
 
     fn finish(&mut self, usage: Usage, estimated: bool, outcome: Outcome) -> i64 {

@@ -166,7 +166,26 @@ impl BillingBatch {
 /// Rows per multi-row INSERT. Larger statements save round trips but SQLite keeps a compiled
 /// program per cached statement that grows with the rows (about 7 KB per row), so a modest
 /// size keeps memory flat.
-const LOG_ROWS_PER_STATEMENT: usize = 50;
+const LOG_ROWS_PER_STATEMENT: usize = 32;
+
+/// Splits rows into statements of a few fixed sizes: full statements of
+/// `LOG_ROWS_PER_STATEMENT` rows, then the rest in powers of two. Every prepared statement is
+/// cached per connection, so a handful of shapes keeps that cache small whatever the batch
+/// size; one shape per possible remainder would fill it with dozens of large programs.
+fn statement_chunks<T>(rows: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = rows;
+    let mut size = LOG_ROWS_PER_STATEMENT;
+    while !rest.is_empty() {
+        while size > rest.len() {
+            size /= 2;
+        }
+        let (chunk, tail) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
 
 pub async fn apply_billing(db: &Db, batch: &BillingBatch) -> DbResult<()> {
     let mut tx = db.pool().begin().await?;
@@ -208,7 +227,7 @@ pub async fn apply_billing(db: &Db, batch: &BillingBatch) -> DbResult<()> {
         .await?;
     }
     let row = format!("({})", vec!["?"; COLUMNS.len()].join(", "));
-    for chunk in batch.logs.chunks(LOG_ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(&batch.logs) {
         let sql = format!(
             "INSERT INTO request_logs ({}) VALUES {}",
             COLUMNS.join(", "),
@@ -317,4 +336,19 @@ pub async fn totals(db: &Db, filter: &LogFilter) -> DbResult<LogTotals> {
         prompt_tokens: row.try_get("prompt")?,
         completion_tokens: row.try_get("completion")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_come_in_a_few_fixed_sizes() {
+        let rows: Vec<u32> = (0..101).collect();
+        let sizes: Vec<usize> = statement_chunks(&rows).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![32, 32, 32, 4, 1]);
+        let flattened: Vec<u32> = statement_chunks(&rows).concat();
+        assert_eq!(flattened, rows);
+        assert!(statement_chunks::<u32>(&[]).is_empty());
+    }
 }

@@ -557,9 +557,19 @@ impl Attempts<'_> {
                 return Err((self.channel_failed(channel, None, error), ticket));
             }
         };
+        // A 2xx answer that is not an OpenAI-shaped JSON object (an HTML error page from a proxy
+        // in front of the upstream, say) is a channel failure, not something to bill.
+        let Some(answer) = AnswerWire::parse(&body) else {
+            ticket.charge_on_drop = None;
+            let error = RelayError::upstream(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "The upstream answered with something that is not an OpenAI JSON response.".into(),
+            );
+            return Err((self.channel_failed(channel, None, error), ticket));
+        };
         channel.health.record_success();
         let tokenizer = self.state.tokenizer;
-        let answer = AnswerWire::parse(&body).unwrap_or_default();
         let (usage, estimated) = match answer.usage() {
             Some(usage) => (usage, false),
             None => {

@@ -122,13 +122,15 @@ db_test! {
         let (app, key) = app_with_user(db).await;
         let hanging = FakeUpstream::start(Reply::Hang).await;
         let broken = FakeUpstream::start(Reply::Broken).await;
+        let html = FakeUpstream::start(Reply::Raw(200, "text/html", "<html>Bad gateway</html>")).await;
         let good = FakeUpstream::chat().await;
-        app.set_option("retry_count", "3").await;
+        app.set_option("retry_count", "4").await;
         app.add_channel_with(channel("dead", dead_address().await, 30, 1)).await;
         let mut slow = channel("hanging", hanging.base_url(), 20, 1);
         slow.timeout_secs = Some(1);
         app.add_channel_with(slow).await;
         app.add_channel_with(channel("broken", broken.base_url(), 10, 1)).await;
+        app.add_channel_with(channel("html", html.base_url(), 5, 1)).await;
         app.add_channel_with(channel("good", good.base_url(), 0, 1)).await;
         app.reload().await;
 
@@ -136,9 +138,10 @@ db_test! {
         assert_eq!(response.status(), 200);
         assert_eq!(hanging.request_count(), 1);
         assert_eq!(broken.request_count(), 1);
+        assert_eq!(html.request_count(), 1);
         assert_eq!(good.request_count(), 1);
         let log = &app.wait_for_logs(1).await[0];
-        assert_eq!(log.attempts, 4);
+        assert_eq!(log.attempts, 5);
         assert_eq!(log.channel_name, "good");
     }
 }
@@ -239,6 +242,9 @@ db_test! {
         assert!(response.headers().contains_key("retry-after"));
         let message = expect_error(response, 503, "no_available_channel").await;
         assert!(message.contains("cooling"), "{message}");
+        let logs = app.wait_for_logs(9).await;
+        let last = logs.last().unwrap();
+        assert_eq!((last.outcome, last.attempts, last.cost), (Outcome::Refused, 0, 0));
     }
 }
 

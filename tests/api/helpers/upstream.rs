@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 pub enum Reply {
     /// A JSON body with this status.
     Json(u16, Value),
+    /// Any body with this status and content type.
+    Raw(u16, &'static str, &'static str),
     /// An SSE stream: each text piece becomes a chat chunk, `delay` apart. When the request
     /// asked for `stream_options.include_usage` and `usage` is set, a usage-only chunk follows,
     /// as OpenAI sends it. `end` says how the stream finishes.
@@ -235,6 +237,11 @@ async fn handle(
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     match reply {
         Reply::Json(status, body) => json_response(status, body),
+        Reply::Raw(status, content_type, body) => Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .expect("response"),
         Reply::Hang => {
             std::future::pending::<()>().await;
             unreachable!()
