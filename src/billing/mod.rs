@@ -32,17 +32,30 @@ pub struct Settled {
     pub counted: bool,
 }
 
-#[derive(Debug)]
-pub(crate) enum Event {
-    Record(Box<Settled>),
-    /// Write everything received so far, then answer.
-    Flush(oneshot::Sender<()>),
+/// Records waiting for the writer. Requests push here under a short lock; the writer takes the
+/// whole list at each flush. No per-request wake-up: the writer is only woken early when the
+/// list reaches its size limit or every record must be written at once.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    pub(crate) records: std::sync::Mutex<Vec<Settled>>,
+    pub(crate) wake: tokio::sync::Notify,
+}
+
+impl Queue {
+    /// Takes every waiting record.
+    pub(crate) fn take(&self) -> Vec<Settled> {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let capacity = records.len();
+        std::mem::replace(&mut *records, Vec::with_capacity(capacity))
+    }
 }
 
 /// Cheap handle to the billing writer.
 #[derive(Clone, Debug)]
 pub struct Billing {
-    events: mpsc::UnboundedSender<Event>,
+    queue: Arc<Queue>,
+    /// Asks the writer to write everything queued, then answers.
+    flushes: mpsc::UnboundedSender<oneshot::Sender<()>>,
     /// Serialises batch commits with snapshot balance reads (see `ledger`).
     sync_lock: Arc<tokio::sync::Mutex<()>>,
     synchronous: bool,
@@ -59,17 +72,20 @@ impl Billing {
     }
 
     pub fn record(&self, settled: Settled) {
-        // The writer only stops after the server has drained; a send that fails then has
-        // nothing left to bill.
-        if self.events.send(Event::Record(Box::new(settled))).is_err() {
-            tracing::error!("billing writer has stopped; a request record was lost");
+        let waiting = {
+            let mut records = self.queue.records.lock().unwrap_or_else(|p| p.into_inner());
+            records.push(settled);
+            records.len()
+        };
+        if self.synchronous || waiting == writer::MAX_PENDING_ROWS {
+            self.queue.wake.notify_one();
         }
     }
 
     /// Waits until everything recorded before this call is in the database.
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
-        if self.events.send(Event::Flush(ack)).is_ok() {
+        if self.flushes.send(ack).is_ok() {
             let _ = done.await;
         }
     }

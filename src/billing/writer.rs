@@ -3,20 +3,20 @@
 //! `flush_interval`, default one second). A flush that fails is kept and retried, never dropped.
 //! With a zero interval every record is written as it arrives.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::ledger::Account;
-use super::{Billing, Event, Settled};
+use super::{Billing, Queue, Settled};
 use crate::db::Db;
 use crate::db::logs::{self, BalanceDelta, BillingBatch, RequestLog};
 
 /// Flush early when this many requests are waiting, so memory stays flat however high the
 /// request rate is.
-const MAX_PENDING_ROWS: usize = 1024;
+pub(crate) const MAX_PENDING_ROWS: usize = 1024;
 
 #[derive(Default)]
 struct Pending {
@@ -154,8 +154,8 @@ fn add_delta(into: &mut BalanceDelta, delta: &BalanceDelta) {
     into.last_used_at = into.last_used_at.max(delta.last_used_at);
 }
 
-/// Starts the writer. The returned future runs until every [`Billing`] handle is dropped, then
-/// writes what is left and returns.
+/// Starts the writer. The returned future runs until it is dropped; `Billing::flush` writes
+/// everything queued so far.
 pub fn start(
     db: Db,
     flush_interval: Duration,
@@ -163,24 +163,29 @@ pub fn start(
     Billing,
     impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let (events, receiver) = mpsc::unbounded_channel();
+    let queue = Arc::new(Queue::default());
+    let (flushes, flush_requests) = mpsc::unbounded_channel();
     let sync_lock = Arc::new(tokio::sync::Mutex::new(()));
     let billing = Billing {
-        events,
+        queue: queue.clone(),
+        flushes,
         sync_lock: sync_lock.clone(),
         synchronous: flush_interval.is_zero(),
     };
-    (billing, run(db, receiver, sync_lock, flush_interval))
+    (
+        billing,
+        run(db, queue, flush_requests, sync_lock, flush_interval),
+    )
 }
 
 async fn run(
     db: Db,
-    mut receiver: mpsc::UnboundedReceiver<Event>,
+    queue: Arc<Queue>,
+    mut flush_requests: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     sync_lock: Arc<tokio::sync::Mutex<()>>,
     flush_interval: Duration,
 ) {
-    let synchronous = flush_interval.is_zero();
-    let mut ticker = tokio::time::interval(if synchronous {
+    let mut ticker = tokio::time::interval(if flush_interval.is_zero() {
         Duration::from_secs(1)
     } else {
         flush_interval
@@ -188,44 +193,36 @@ async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending = Pending::default();
     loop {
-        tokio::select! {
-            event = receiver.recv() => match event {
-                Some(Event::Record(settled)) => {
-                    pending.add(*settled);
-                    if synchronous || pending.logs.len() >= MAX_PENDING_ROWS {
-                        flush(&db, &sync_lock, &mut pending).await;
-                    }
-                }
-                Some(Event::Flush(ack)) => {
-                    // Take everything already queued, so the flush covers all records sent
-                    // before the request for it.
-                    while let Ok(Event::Record(settled)) = receiver.try_recv() {
-                        pending.add(*settled);
-                    }
-                    flush(&db, &sync_lock, &mut pending).await;
-                    let _ = ack.send(());
-                }
-                None => break,
+        let ack = tokio::select! {
+            request = flush_requests.recv() => match request {
+                Some(ack) => Some(ack),
+                None => return,
             },
-            _ = ticker.tick() => flush(&db, &sync_lock, &mut pending).await,
-        }
-    }
-    // Every handle is gone: the server has drained. Write the rest, retrying a few times so a
-    // brief database hiccup at shutdown loses nothing.
-    for attempt in 0..5 {
-        if pending.is_empty() {
-            return;
+            _ = queue.wake.notified() => None,
+            _ = ticker.tick() => None,
+        };
+        for settled in queue.take() {
+            pending.add(settled);
         }
         flush(&db, &sync_lock, &mut pending).await;
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+        if let Some(ack) = ack {
+            // Someone is waiting for the records (a graceful stop, a synchronous request):
+            // retry a brief database outage before answering.
+            for attempt in 1..=5 {
+                if pending.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                flush(&db, &sync_lock, &mut pending).await;
+            }
+            if !pending.is_empty() {
+                tracing::error!(
+                    requests = pending.logs.len(),
+                    "billing records are still unwritten; the database keeps refusing them"
+                );
+            }
+            let _ = ack.send(());
         }
-    }
-    if !pending.is_empty() {
-        tracing::error!(
-            requests = pending.logs.len(),
-            "billing records could not be written before shutdown"
-        );
     }
 }
 

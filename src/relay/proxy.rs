@@ -23,7 +23,7 @@ use super::error::RelayError;
 use super::request::{ClientRequest, Endpoint};
 use super::stream::SseRelay;
 use super::upstream::{self, UpstreamResponse};
-use super::usage::{AnswerWire, TextCounter};
+use super::usage::{AnswerWire, TextCounter, find_usage};
 use crate::billing::{PriceContext, Ticket, ledger::Shortfall};
 use crate::db::logs::RequestLog;
 use crate::db::now_ms;
@@ -557,22 +557,23 @@ impl Attempts<'_> {
                 return Err((self.channel_failed(channel, None, error), ticket));
             }
         };
-        // A 2xx answer that is not an OpenAI-shaped JSON object (an HTML error page from a proxy
-        // in front of the upstream, say) is a channel failure, not something to bill.
-        let Some(answer) = AnswerWire::parse(&body) else {
-            ticket.charge_on_drop = None;
-            let error = RelayError::upstream(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "The upstream answered with something that is not an OpenAI JSON response.".into(),
-            );
-            return Err((self.channel_failed(channel, None, error), ticket));
-        };
-        channel.health.record_success();
-        let tokenizer = self.state.tokenizer;
-        let (usage, estimated) = match answer.usage() {
+        let (usage, estimated) = match find_usage(&body) {
             Some(usage) => (usage, false),
             None => {
+                // No usage report: parse the answer and count what it generated. A 2xx answer
+                // that is not an OpenAI-shaped JSON object (an HTML error page from a proxy in
+                // front of the upstream, say) is a channel failure, not something to bill.
+                let Some(answer) = AnswerWire::parse(&body) else {
+                    ticket.charge_on_drop = None;
+                    let error = RelayError::upstream(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_error",
+                        "The upstream answered with something that is not an OpenAI JSON response."
+                            .into(),
+                    );
+                    return Err((self.channel_failed(channel, None, error), ticket));
+                };
+                let tokenizer = self.state.tokenizer;
                 let mut counter = TextCounter::default();
                 answer.for_each_text(|text| counter.push(text, tokenizer));
                 let usage = Usage {
@@ -583,6 +584,7 @@ impl Attempts<'_> {
                 (usage, true)
             }
         };
+        channel.health.record_success();
         ticket.charge_on_drop = None;
         ticket.log.status_code = i64::from(status.as_u16());
         ticket.settle(usage, estimated, Outcome::Success);

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
+use rustc_hash::FxBuildHasher;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -106,7 +107,7 @@ impl<'de: 'b, 'b> serde::Deserialize<'de> for JsonStr<'b> {
 #[derive(Debug)]
 pub struct ClientRequest<'b> {
     pub endpoint: Endpoint,
-    fields: IndexMap<JsonStr<'b>, &'b RawValue>,
+    fields: IndexMap<JsonStr<'b>, &'b RawValue, FxBuildHasher>,
     pub model: String,
     pub stream: bool,
     /// The client asked for the usage chunk itself (`stream_options.include_usage`).
@@ -118,7 +119,7 @@ pub struct ClientRequest<'b> {
 }
 
 fn field<'a, T: serde::Deserialize<'a>>(
-    fields: &IndexMap<JsonStr<'_>, &'a RawValue>,
+    fields: &IndexMap<JsonStr<'_>, &'a RawValue, FxBuildHasher>,
     name: &'static str,
     expected: &str,
 ) -> Result<Option<T>, RelayError> {
@@ -138,7 +139,7 @@ impl<'b> ClientRequest<'b> {
                 "The request body is empty; send a JSON object.".into(),
             ));
         }
-        let fields: IndexMap<JsonStr<'b>, &'b RawValue> =
+        let fields: IndexMap<JsonStr<'b>, &'b RawValue, FxBuildHasher> =
             serde_json::from_slice(body).map_err(|e| {
                 if e.is_data() {
                     RelayError::bad_request("The request body must be a JSON object.".into())
@@ -222,7 +223,8 @@ impl<'b> ClientRequest<'b> {
         } else {
             None
         };
-        let mut out: IndexMap<&str, &RawValue> = IndexMap::with_capacity(self.fields.len() + 1);
+        let mut out: IndexMap<&str, &RawValue, FxBuildHasher> =
+            IndexMap::with_capacity_and_hasher(self.fields.len() + 1, FxBuildHasher);
         for (name, raw) in &self.fields {
             out.insert(name.0.as_ref(), raw);
         }

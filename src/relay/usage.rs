@@ -129,6 +129,35 @@ impl<'a> AnswerWire<'a> {
     }
 }
 
+/// The top-level `usage` report of a whole answer, found without parsing the rest (OpenAI puts
+/// it last, after the choices, which can be long). The last `"usage"` key that is not inside a
+/// string is read; None when there is none or it is `null`, and the caller parses the answer.
+pub fn find_usage(body: &[u8]) -> Option<Usage> {
+    const KEY: &[u8] = b"\"usage\"";
+    let mut end = body.len();
+    while let Some(at) = body[..end].windows(KEY.len()).rposition(|w| w == KEY) {
+        end = at + KEY.len() - 1;
+        // A key follows `{` or `,` (an escaped quote means the text is inside a string).
+        let before = body[..at].iter().rev().find(|b| !b.is_ascii_whitespace());
+        if !matches!(before, Some(b'{' | b',')) {
+            continue;
+        }
+        let mut value = at + KEY.len();
+        while body.get(value).is_some_and(u8::is_ascii_whitespace) {
+            value += 1;
+        }
+        if body.get(value) != Some(&b':') {
+            continue;
+        }
+        let mut reader = serde_json::Deserializer::from_slice(&body[value + 1..]);
+        return serde::Deserialize::deserialize(&mut reader)
+            .ok()
+            .flatten()
+            .and_then(|usage: UsageWire| usage.to_usage());
+    }
+    None
+}
+
 /// Counts generated text as it arrives, in bounded memory: text is tokenized in slices of a
 /// few kilobytes rather than kept whole.
 #[derive(Debug, Default)]
@@ -188,6 +217,29 @@ mod tests {
                 cached_tokens: 64
             })
         );
+    }
+
+    #[test]
+    fn finds_usage_at_the_end_without_a_full_parse() {
+        let body = br#"{"id":"x","choices":[{"message":{"content":"say \"usage\":{\"prompt_tokens\":999}"}}],
+            "usage" : {"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}"#;
+        assert_eq!(
+            find_usage(body),
+            Some(Usage {
+                prompt_tokens: 12,
+                completion_tokens: 9,
+                cached_tokens: 0
+            })
+        );
+        assert_eq!(find_usage(br#"{"choices":[],"usage":null}"#), None);
+        assert_eq!(
+            find_usage(br#"{"choices":[{"text":"no usage here"}]}"#),
+            None
+        );
+        assert_eq!(find_usage(b"<html>usage</html>"), None);
+        // A nested "usage" is only taken when there is no later one.
+        let nested = br#"{"data":[{"usage":{"prompt_tokens":1}}],"usage":{"prompt_tokens":5,"total_tokens":5}}"#;
+        assert_eq!(find_usage(nested).map(|u| u.prompt_tokens), Some(5));
     }
 
     #[test]
