@@ -145,8 +145,17 @@ for row in "${rows[@]}"; do
         "$(field "$row" 1 1)" "$(field "$row" 1 2)" "$(field "$row" 1 3)"
 done
 
-ratio=$(awk -v t="$(field tollgate 64 1)" -v n="$(field nginx 64 1)" 'BEGIN {printf "%.2f", t / n}')
-stream_ratio=$(awk -v t="$(field tollgate-stream 64 1)" -v n="$(field direct-stream 64 1)" 'BEGIN {printf "%.2f", t / n}')
+# Ratios are taken within each round (the two runs are seconds apart, so drift on a shared
+# machine cancels out), then the median over rounds is reported with the range.
+round_ratios() { # numerator-row denominator-row
+    for round in $(seq 1 "$ROUNDS"); do
+        awk -v t="$(awk '{print $1}' <<<"${results[$1,64,$round]}")" \
+            -v n="$(awk '{print $1}' <<<"${results[$2,64,$round]}")" 'BEGIN {printf "%.3f\n", t / n}'
+    done
+}
+ratio=$(round_ratios tollgate nginx | median)
+ratio_range=$(round_ratios tollgate nginx | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
+stream_ratio=$(round_ratios tollgate-stream direct-stream | median)
 added_p50=$(awk -v t="$(field tollgate 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
 added_p50_nginx=$(awk -v t="$(field nginx 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
 added_p50_stream=$(awk -v t="$(field tollgate-stream 1 2)" -v d="$(field direct-stream 1 2)" 'BEGIN {printf "%.3f", t - d}')
@@ -155,7 +164,7 @@ peak_rss=$(cat "$work/peak_rss" 2>/dev/null || echo 0)
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
 
 echo
-echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio"
+echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio (rounds: $ratio_range)"
 echo "Tollgate stream / direct stream (c=$CONNECTIONS):   $stream_ratio"
 echo "added p50 at c=1 over direct: Tollgate ${added_p50} ms, nginx ${added_p50_nginx} ms, Tollgate stream ${added_p50_stream} ms"
 echo "Tollgate memory: idle $((idle_rss / 1024)) MB, peak $((peak_rss / 1024)) MB (VmHWM $((hwm / 1024)) MB)"
