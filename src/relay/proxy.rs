@@ -50,7 +50,10 @@ pub async fn relay(
     body: Body,
 ) -> Response {
     let request_id = state.request_ids.next();
-    let mut response = match handle(&state, endpoint, ip, &headers, body, &request_id).await {
+    // The request's whole state machine (a few kilobytes) lives in one allocation: unboxed, it
+    // would be copied at every level that awaits it, which cost ~4% of the CPU under load.
+    let handled = Box::pin(handle(&state, endpoint, ip, &headers, body, &request_id)).await;
+    let mut response = match handled {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
