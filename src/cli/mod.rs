@@ -194,7 +194,7 @@ pub enum TokenCommand {
 /// Channel settings shared by `add` and `update`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ChannelFlags {
-    /// Channel type: openai.
+    /// Channel type: openai (and every OpenAI-compatible service) or anthropic.
     #[arg(long = "type")]
     pub channel_type: Option<String>,
     /// Upstream base URL, e.g. https://api.openai.com/v1.

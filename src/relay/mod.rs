@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod models;
+pub mod providers;
 pub mod proxy;
 pub mod request;
 pub mod stream;

@@ -20,6 +20,7 @@ use http_body_util::Full;
 
 use super::auth::{self, Caller};
 use super::error::RelayError;
+use super::providers::{self, anthropic};
 use super::request::{ClientRequest, Endpoint};
 use super::stream::SseRelay;
 use super::upstream::{self, UpstreamResponse};
@@ -405,17 +406,26 @@ impl Attempts<'_> {
         mut ticket: Ticket,
     ) -> AttemptResult {
         let request = self.request;
-        let body = match self.raw_body(upstream_model, channel) {
+        let Some(uri) = channel.endpoint_uri(request.endpoint) else {
+            // Not a failure of the channel: it cannot serve this endpoint at all.
+            let error = RelayError::bad_request(format!(
+                "The channels serving '{}' cannot answer {} requests ({} channel).",
+                request.model,
+                request.endpoint.log_name(),
+                channel.channel_type
+            ));
+            return Err((AttemptFailure::Retry(error), ticket));
+        };
+        let body = match self.upstream_body(upstream_model, channel) {
             Ok(body) => body,
             Err(error) => return Err((AttemptFailure::Retry(error), ticket)),
         };
         let mut upstream_request = http::Request::builder()
             .method(http::Method::POST)
-            .uri(channel.endpoint_uri(request.endpoint).clone())
+            .uri(uri.clone())
             .header(header::CONTENT_TYPE, "application/json");
-        if let Some(authorization) = channel.next_authorization() {
-            upstream_request =
-                upstream_request.header(header::AUTHORIZATION, authorization.clone());
+        if let Some((name, value)) = channel.next_key_header() {
+            upstream_request = upstream_request.header(name, value.clone());
         }
         if request.stream {
             upstream_request = upstream_request.header(header::ACCEPT, "text/event-stream");
@@ -481,11 +491,27 @@ impl Attempts<'_> {
         }
     }
 
-    fn raw_body(&self, upstream_model: &str, channel: &ChannelEntry) -> Result<Bytes, RelayError> {
-        // OpenAI-type upstreams report stream usage only when asked.
-        let request_usage = channel.channel_type == ChannelType::OpenAi;
-        self.request
-            .upstream_body(self.raw, upstream_model, request_usage)
+    /// The client's request as this channel takes it: forwarded (OpenAI-compatible upstreams,
+    /// which report stream usage only when asked) or translated.
+    fn upstream_body(
+        &self,
+        upstream_model: &str,
+        channel: &ChannelEntry,
+    ) -> Result<Bytes, RelayError> {
+        match channel.channel_type {
+            ChannelType::OpenAi => self.request.upstream_body(self.raw, upstream_model, true),
+            ChannelType::Anthropic => {
+                let fields: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(self.raw).map_err(|_| {
+                        RelayError::bad_request("The request body must be a JSON object.".into())
+                    })?;
+                let default_max_tokens = self.options.default_max_tokens;
+                let body = anthropic::chat_request(&fields, upstream_model, default_max_tokens)?;
+                serde_json::to_vec(&body)
+                    .map(Bytes::from)
+                    .map_err(|_| RelayError::internal())
+            }
+        }
     }
 
     /// A non-2xx answer: retry on the configured statuses, otherwise hand it to the client.
@@ -519,13 +545,30 @@ impl Attempts<'_> {
         // The upstream refused the request itself (bad parameters and the like): the client
         // needs the upstream's own explanation, so it is passed through unchanged.
         channel.health.record_success();
-        let mut builder = Response::builder().status(status);
-        if let Some(content_type) = content_type {
-            builder = builder.header(header::CONTENT_TYPE, content_type);
-        }
-        let response = builder
-            .body(Body::from(body))
-            .unwrap_or_else(|_| RelayError::internal().into_response());
+        let response = if providers::speaks_openai(channel.channel_type) {
+            let mut builder = Response::builder().status(status);
+            if let Some(content_type) = content_type {
+                builder = builder.header(header::CONTENT_TYPE, content_type);
+            }
+            builder
+                .body(Body::from(body))
+                .unwrap_or_else(|_| RelayError::internal().into_response())
+        } else {
+            // Told in the client's protocol, with the upstream's own words.
+            let kind = anthropic::error_parts(&body)
+                .map(|(kind, _)| kind)
+                .unwrap_or_else(|| "upstream_error".into());
+            let envelope = serde_json::json!({"error": {
+                "message": upstream_message, "type": kind, "param": null, "code": kind,
+            }});
+            let mut out = Response::new(Body::from(envelope.to_string()));
+            *out.status_mut() = status;
+            out.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            out
+        };
         AttemptFailure::Final {
             response,
             status: code,
@@ -560,6 +603,30 @@ impl Attempts<'_> {
                 return Err((self.channel_failed(channel, None, error), ticket));
             }
         };
+        if channel.channel_type == ChannelType::Anthropic {
+            let Some((completion, usage)) =
+                anthropic::chat_response(&body, &self.request.model, now_ms() / 1000)
+            else {
+                ticket.charge_on_drop = None;
+                let error = RelayError::upstream(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    "The upstream answered with something that is not an Anthropic message.".into(),
+                );
+                return Err((self.channel_failed(channel, None, error), ticket));
+            };
+            return Ok(self
+                .settle_whole(
+                    channel,
+                    status,
+                    usage,
+                    false,
+                    completion.to_string().into(),
+                    HeaderValue::from_static("application/json"),
+                    ticket,
+                )
+                .await);
+        }
         let (usage, estimated) = match find_usage(&body) {
             Some(usage) => (usage, false),
             None => {
@@ -587,6 +654,31 @@ impl Attempts<'_> {
                 (usage, true)
             }
         };
+        Ok(self
+            .settle_whole(
+                channel,
+                status,
+                usage,
+                estimated,
+                body,
+                content_type,
+                ticket,
+            )
+            .await)
+    }
+
+    /// Bills a complete answer and hands it to the client.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_whole(
+        &self,
+        channel: &ChannelEntry,
+        status: StatusCode,
+        usage: Usage,
+        estimated: bool,
+        body: Bytes,
+        content_type: HeaderValue,
+        mut ticket: Ticket,
+    ) -> Response {
         channel.health.record_success();
         ticket.charge_on_drop = None;
         ticket.log.status_code = i64::from(status.as_u16());
@@ -597,7 +689,7 @@ impl Attempts<'_> {
         let mut out = Response::new(Body::from(body));
         *out.status_mut() = status;
         out.headers_mut().insert(header::CONTENT_TYPE, content_type);
-        Ok(out)
+        out
     }
 
     /// A streamed answer: wait for the first chunk (until then another channel may still be
@@ -639,7 +731,7 @@ impl Attempts<'_> {
         ticket.log.ttft_ms =
             Some(i64::try_from(ticket.started().elapsed().as_millis()).unwrap_or(i64::MAX));
         let idle = Duration::from_secs(self.options.stream_idle_timeout_secs);
-        let relay = SseRelay::new(
+        let mut relay = SseRelay::new(
             upstream,
             first,
             ticket,
@@ -648,6 +740,13 @@ impl Attempts<'_> {
             self.state.tokenizer,
             idle,
         );
+        if channel.channel_type == ChannelType::Anthropic {
+            relay = relay.translated(Box::new(anthropic::ChatStreamFromMessages::new(
+                &self.request.model,
+                now_ms() / 1000,
+                self.request.client_wants_usage,
+            )));
+        }
         let mut out = Response::new(Body::from_stream(relay));
         *out.status_mut() = status;
         let headers = out.headers_mut();

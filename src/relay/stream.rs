@@ -17,6 +17,7 @@ use futures::Stream;
 use futures::stream::BoxStream;
 use tokio::time::{Instant, Sleep};
 
+use super::providers::StreamTranslator;
 use super::usage::{AnswerWire, TextCounter};
 use crate::billing::Ticket;
 use crate::domain::kinds::Outcome;
@@ -35,6 +36,11 @@ pub struct SseRelay {
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
     done: bool,
+    /// Set when the upstream speaks another protocol: its events are rewritten rather than
+    /// forwarded.
+    translator: Option<Box<dyn StreamTranslator>>,
+    /// An error the upstream reported inside the stream.
+    upstream_error: Option<String>,
 }
 
 /// Where an event ends: the index after its closing blank line.
@@ -93,6 +99,48 @@ impl SseRelay {
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             done: false,
+            translator: None,
+            upstream_error: None,
+        }
+    }
+
+    /// Rewrites every upstream event with `translator` instead of forwarding it.
+    pub fn translated(mut self, translator: Box<dyn StreamTranslator>) -> SseRelay {
+        self.translator = Some(translator);
+        self
+    }
+
+    /// Hands one complete event to the translator; what the client receives goes to `out`.
+    fn translate(&mut self, event: &[u8], out: &mut BytesMut) {
+        let (Some(translator), Some(data)) = (self.translator.as_mut(), event_data(event)) else {
+            return;
+        };
+        if translator.finished() {
+            return;
+        }
+        let seen = translator.event(&data, out);
+        if let Some(usage) = seen.usage {
+            self.usage = Some(usage);
+        }
+        if !seen.text.is_empty() {
+            self.counter.push(&seen.text, self.tokenizer);
+        }
+        if seen.error.is_some() {
+            self.upstream_error = seen.error;
+        }
+    }
+
+    /// How the stream ended when the upstream closed it.
+    fn end_outcome(&self) -> (Outcome, Option<String>) {
+        if let Some(error) = &self.upstream_error {
+            return (Outcome::StreamError, Some(error.clone()));
+        }
+        match &self.translator {
+            Some(translator) if !translator.finished() => (
+                Outcome::StreamError,
+                Some("the upstream stream ended before its final event".into()),
+            ),
+            _ => (Outcome::Success, None),
         }
     }
 
@@ -121,7 +169,9 @@ impl SseRelay {
         let mut out = BytesMut::new();
         while let Some(end) = event_end(&self.buffer) {
             let event = self.buffer.split_to(end);
-            if self.inspect(&event) {
+            if self.translator.is_some() {
+                self.translate(&event, &mut out);
+            } else if self.inspect(&event) {
                 out.extend_from_slice(&event);
             }
         }
@@ -191,11 +241,28 @@ impl Stream for SseRelay {
                 Poll::Ready(None) => {
                     // A last event without its closing blank line is still forwarded.
                     let rest = this.buffer.split();
-                    let forward = rest.is_empty() || this.inspect(&rest);
+                    let mut out = BytesMut::new();
+                    if this.translator.is_some() {
+                        this.translate(&rest, &mut out);
+                        // A truncated answer is told to the client (an error the upstream
+                        // reported has been passed on already).
+                        let (outcome, message) = this.end_outcome();
+                        if outcome == Outcome::StreamError && this.upstream_error.is_none() {
+                            super::providers::error_event(
+                                message.as_deref().unwrap_or("the stream ended early"),
+                                "server_error",
+                                "upstream_stream_error",
+                                &mut out,
+                            );
+                        }
+                    } else if !rest.is_empty() && this.inspect(&rest) {
+                        out = rest;
+                    }
                     this.done = true;
-                    this.settle(Outcome::Success, None);
-                    if forward && !rest.is_empty() {
-                        return Poll::Ready(Some(Ok(rest.freeze())));
+                    let (outcome, error) = this.end_outcome();
+                    this.settle(outcome, error);
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(out.freeze())));
                     }
                     return Poll::Ready(None);
                 }

@@ -5,6 +5,7 @@ use crate::db::channels::{ChannelRow, ChannelSpec};
 use crate::db::{self, Db};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::names;
+use crate::relay::providers;
 
 /// A channel as typed by an admin. On create, name, type, base URL, keys and models are
 /// required; on update every field is optional.
@@ -42,7 +43,7 @@ fn parse_type(text: &str) -> ServiceResult<ChannelType> {
     })
 }
 
-/// Checks the URL and, for OpenAI-type channels given a bare host, adds the `/v1` prefix.
+/// Checks the URL and, given a bare host, adds the version prefix the API needs (`/v1`).
 fn normalise_base_url(text: &str, channel_type: ChannelType) -> ServiceResult<String> {
     let text = text.trim().trim_end_matches('/');
     let url = reqwest::Url::parse(text).map_err(|_| {
@@ -64,9 +65,10 @@ fn normalise_base_url(text: &str, channel_type: ChannelType) -> ServiceResult<St
         ));
     }
     let bare = matches!(url.path(), "" | "/");
-    Ok(match channel_type {
-        ChannelType::OpenAi if bare => format!("{text}/v1"),
-        ChannelType::OpenAi => text.to_string(),
+    Ok(if bare {
+        format!("{text}{}", providers::default_path_prefix(channel_type))
+    } else {
+        text.to_string()
     })
 }
 
@@ -118,7 +120,7 @@ fn check_headers(headers: &BTreeMap<String, String>) -> ServiceResult<BTreeMap<S
         }
         if matches!(
             name.to_ascii_lowercase().as_str(),
-            "authorization" | "content-type" | "content-length" | "host"
+            "authorization" | "x-api-key" | "content-type" | "content-length" | "host"
         ) {
             return Err(ServiceError::invalid(
                 "header",

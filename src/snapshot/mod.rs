@@ -19,6 +19,7 @@ use crate::domain::kinds::{ChannelStatus, ChannelType, Role, Status};
 use crate::domain::money::Ratio;
 use crate::domain::pricing::ModelPrice;
 use crate::options::RuntimeOptions;
+use crate::relay::providers;
 use crate::relay::request::Endpoint;
 use health::ChannelHealth;
 use routing::RouteSet;
@@ -65,21 +66,23 @@ pub struct ChannelEntry {
     pub channel_type: ChannelType,
     /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
-    /// `Authorization: Bearer <key>` for each of the channel's keys, built once.
-    authorizations: Vec<HeaderValue>,
+    /// The header carrying each of the channel's keys (`Authorization: Bearer …`,
+    /// `x-api-key: …`), built once.
+    key_headers: Vec<(HeaderName, HeaderValue)>,
     pub model_mapping: BTreeMap<String, String>,
     pub priority: i64,
     pub weight: i64,
     pub timeout_secs: u64,
     pub extra_headers: HeaderMap,
     pub health: Arc<ChannelHealth>,
-    /// The upstream URI of each endpoint, parsed once (indexed by `Endpoint::index`).
-    endpoint_uris: Vec<http::Uri>,
+    /// The upstream URI of each endpoint, parsed once (indexed by `Endpoint::index`); None
+    /// where this kind of upstream has no such endpoint.
+    endpoint_uris: Vec<Option<http::Uri>>,
 }
 
 impl ChannelEntry {
-    pub fn endpoint_uri(&self, endpoint: Endpoint) -> &http::Uri {
-        &self.endpoint_uris[endpoint.index()]
+    pub fn endpoint_uri(&self, endpoint: Endpoint) -> Option<&http::Uri> {
+        self.endpoint_uris[endpoint.index()].as_ref()
     }
 
     pub fn upstream_model<'m>(&'m self, requested: &'m str) -> &'m str {
@@ -89,13 +92,13 @@ impl ChannelEntry {
             .unwrap_or(requested)
     }
 
-    /// The `Authorization` header for the next key, rotating when the channel holds several.
-    pub fn next_authorization(&self) -> Option<&HeaderValue> {
-        if self.authorizations.is_empty() {
+    /// The key header for the next key, rotating when the channel holds several.
+    pub fn next_key_header(&self) -> Option<&(HeaderName, HeaderValue)> {
+        if self.key_headers.is_empty() {
             return None;
         }
-        let index = self.health.next_key(self.authorizations.len());
-        self.authorizations.get(index)
+        let index = self.health.next_key(self.key_headers.len());
+        self.key_headers.get(index)
     }
 }
 
@@ -288,10 +291,19 @@ impl Snapshot {
                     )),
                 }
             }
+            for (name, value) in providers::fixed_headers(c.channel_type) {
+                if !extra_headers.contains_key(*name) {
+                    extra_headers.insert(*name, HeaderValue::from_static(value));
+                }
+            }
             let base_url = c.base_url.trim_end_matches('/').to_string();
-            let endpoint_uris: Result<Vec<http::Uri>, _> = Endpoint::ALL
+            let endpoint_uris: Result<Vec<Option<http::Uri>>, _> = Endpoint::ALL
                 .iter()
-                .map(|e| http::Uri::try_from(format!("{base_url}{}", e.upstream_path())))
+                .map(|e| {
+                    providers::endpoint_path(c.channel_type, *e)
+                        .map(|path| http::Uri::try_from(format!("{base_url}{path}")))
+                        .transpose()
+                })
                 .collect();
             let Ok(endpoint_uris) = endpoint_uris else {
                 problems.push(format!(
@@ -300,16 +312,12 @@ impl Snapshot {
                 ));
                 continue;
             };
-            let authorizations: Vec<HeaderValue> = c
+            let key_headers: Vec<(HeaderName, HeaderValue)> = c
                 .secret_keys
                 .iter()
-                .filter_map(|key| {
-                    let mut value = HeaderValue::try_from(format!("Bearer {key}")).ok()?;
-                    value.set_sensitive(true);
-                    Some(value)
-                })
+                .filter_map(|key| providers::key_header(c.channel_type, key))
                 .collect();
-            if authorizations.len() != c.secret_keys.len() {
+            if key_headers.len() != c.secret_keys.len() {
                 problems.push(format!(
                     "channel {} has a key that is not a valid header value",
                     c.name
@@ -321,7 +329,7 @@ impl Snapshot {
                 channel_type: c.channel_type,
                 base_url,
                 endpoint_uris,
-                authorizations,
+                key_headers,
                 model_mapping: c.model_mapping,
                 priority: c.priority,
                 weight: c.weight,

@@ -5,6 +5,7 @@ mod helpers;
 mod billing;
 mod cli;
 mod management_api;
+mod provider_anthropic;
 mod refusals;
 mod relay_basics;
 mod routing;

@@ -31,6 +31,13 @@ pub enum Reply {
         delay: Duration,
         end: StreamEnd,
     },
+    /// A raw event stream in another provider's format, sent in pieces of `split` bytes (cut
+    /// anywhere, inside events and inside UTF-8 characters), `delay` apart.
+    Sse {
+        body: String,
+        split: usize,
+        delay: Duration,
+    },
     /// Never answers.
     Hang,
     /// Sends headers, then breaks the connection before any body.
@@ -148,6 +155,11 @@ impl FakeUpstream {
         format!("http://{}/v1", self.addr)
     }
 
+    /// The bare origin, as an admin pastes `https://api.anthropic.com`.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     pub fn queue(&self, reply: Reply) {
         self.lock().queue.push_back(reply);
     }
@@ -245,6 +257,26 @@ async fn handle(
         Reply::Hang => {
             std::future::pending::<()>().await;
             unreachable!()
+        }
+        Reply::Sse { body, split, delay } => {
+            let pieces: Vec<Bytes> = body
+                .as_bytes()
+                .chunks(split.max(1))
+                .map(Bytes::copy_from_slice)
+                .collect();
+            let stream = futures::stream::iter(pieces.into_iter().enumerate()).then(
+                move |(i, piece)| async move {
+                    if i > 0 && !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Ok::<Bytes, std::io::Error>(piece)
+                },
+            );
+            Response::builder()
+                .status(200)
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(stream))
+                .expect("response")
         }
         Reply::Broken | Reply::BrokenStream => {
             let content_type = if matches!(reply, Reply::Broken) {
