@@ -398,3 +398,71 @@ db_test! {
         assert_eq!(alice.quota, TestApp::units(10.0) - logs[0].cost);
     }
 }
+
+const SDK_SCRIPT: &str = r#"
+import json, sys
+from openai import OpenAI
+
+client = OpenAI(base_url=sys.argv[1], api_key=sys.argv[2], max_retries=0)
+tools = [{"type": "function", "function": {"name": "get_weather", "description": "Current weather",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+stream = client.chat.completions.create(
+    model="claude-sonnet", messages=[{"role": "user", "content": "Weather in Paris?"}],
+    tools=tools, stream=True, stream_options={"include_usage": True})
+text, calls, finish, usage = [], {}, None, None
+for chunk in stream:
+    if chunk.usage:
+        usage = chunk.usage.model_dump()
+    for choice in chunk.choices:
+        if choice.delta.content:
+            text.append(choice.delta.content)
+        for call in choice.delta.tool_calls or []:
+            entry = calls.setdefault(call.index, {"id": None, "name": "", "arguments": ""})
+            if call.id:
+                entry["id"] = call.id
+            if call.function and call.function.name:
+                entry["name"] += call.function.name
+            if call.function and call.function.arguments:
+                entry["arguments"] += call.function.arguments
+        if choice.finish_reason:
+            finish = choice.finish_reason
+reply = client.chat.completions.create(
+    model="claude-sonnet", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=tools)
+print(json.dumps({"text": "".join(text), "calls": calls, "finish": finish, "usage": usage,
+                  "plain_call": reply.choices[0].message.tool_calls[0].function.arguments,
+                  "plain_finish": reply.choices[0].finish_reason}))
+"#;
+
+db_test! {
+    /// The official OpenAI Python SDK streams a tool call from a Claude model through an
+    /// Anthropic channel, and reads the non-streamed answer.
+    async fn openai_sdk_talks_to_an_anthropic_channel(db: TestDb) {
+        let Some(python) = crate::sdk::python() else { return };
+        let upstream = FakeUpstream::start(Reply::Json(200, message_answer())).await;
+        upstream.queue(Reply::Sse { body: message_events(), split: 13, delay: Duration::from_millis(1) });
+        let (app, key) = setup(db, &upstream).await;
+        let base = app.url("/v1");
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(python)
+                .args(["-c", SDK_SCRIPT, &base, &key])
+                .output()
+                .expect("run python")
+        })
+        .await
+        .unwrap();
+        assert!(output.status.success(), "python failed: {}", String::from_utf8_lossy(&output.stderr));
+        let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(out["text"], "Let me check the weather — ☀️?");
+        assert_eq!(out["calls"]["0"]["id"], "toolu_01");
+        assert_eq!(out["calls"]["0"]["name"], "get_weather");
+        let arguments: Value = serde_json::from_str(out["calls"]["0"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(arguments, json!({"city": "Paris"}));
+        assert_eq!(out["finish"], "tool_calls");
+        assert_eq!(out["usage"]["prompt_tokens"], 230);
+        assert_eq!(out["plain_finish"], "tool_calls");
+        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, cached_tokens: 200 };
+        let logs = app.wait_for_logs(2).await;
+        assert!(logs.iter().all(|l| l.cost == cost(usage)));
+        assert_eq!(app.user("alice").await.used_quota, 2 * cost(usage));
+    }
+}

@@ -57,7 +57,7 @@ except openai.AuthenticationError as e:
 print(json.dumps(out))
 "#;
 
-fn python() -> Option<String> {
+pub(crate) fn python() -> Option<String> {
     match std::env::var("TOLLGATE_TEST_PYTHON") {
         Ok(python) => Some(python),
         Err(_) if std::env::var("TOLLGATE_REQUIRE_ALL").is_ok_and(|v| v == "1") => {
