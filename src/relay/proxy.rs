@@ -558,9 +558,7 @@ impl Attempts<'_> {
             let kind = anthropic::error_parts(&body)
                 .map(|(kind, _)| kind)
                 .unwrap_or_else(|| "upstream_error".into());
-            let envelope = serde_json::json!({"error": {
-                "message": upstream_message, "type": kind, "param": null, "code": kind,
-            }});
+            let envelope = providers::openai_error(&upstream_message, &kind, &kind);
             let mut out = Response::new(Body::from(envelope.to_string()));
             *out.status_mut() = status;
             out.headers_mut().insert(

@@ -202,16 +202,15 @@ impl SseRelay {
     /// Ends the stream after an upstream failure, telling the client why in an error event.
     fn fail(&mut self, message: String) -> Bytes {
         self.done = true;
-        let event = serde_json::json!({
-            "error": {
-                "message": message,
-                "type": "server_error",
-                "param": null,
-                "code": "upstream_stream_error",
-            }
-        });
+        let mut event = BytesMut::new();
+        super::providers::error_event(
+            &message,
+            "server_error",
+            "upstream_stream_error",
+            &mut event,
+        );
         self.settle(Outcome::StreamError, Some(message));
-        Bytes::from(format!("data: {event}\n\n"))
+        event.freeze()
     }
 }
 

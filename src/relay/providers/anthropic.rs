@@ -638,10 +638,7 @@ impl StreamTranslator for ChatStreamFromMessages {
                     .get("type")
                     .and_then(Value::as_str)
                     .unwrap_or("api_error");
-                write_data(
-                    &json!({"error": {"message": message, "type": kind, "param": null, "code": kind}}),
-                    out,
-                );
+                super::error_event(&message, kind, kind, out);
                 seen.error = Some(message);
             }
             _ => {}

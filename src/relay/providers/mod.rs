@@ -80,11 +80,16 @@ pub trait StreamTranslator: Send {
     fn finished(&self) -> bool;
 }
 
+/// OpenAI's error envelope.
+pub fn openai_error(message: &str, kind: &str, code: &str) -> serde_json::Value {
+    serde_json::json!({
+        "error": {"message": message, "type": kind, "param": null, "code": code}
+    })
+}
+
 /// Writes one OpenAI-style error event.
 pub fn error_event(message: &str, kind: &str, code: &str, out: &mut BytesMut) {
-    let event = serde_json::json!({
-        "error": {"message": message, "type": kind, "param": null, "code": code}
-    });
+    let event = openai_error(message, kind, code);
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(event.to_string().as_bytes());
     out.extend_from_slice(b"\n\n");
