@@ -82,6 +82,11 @@ pub struct ServerConfig {
         default_value_t = 10
     )]
     pub upstream_connect_timeout_secs: u64,
+
+    /// Threads that serve requests; 0 starts one per CPU core. Fewer leave cores to other
+    /// processes on a shared machine.
+    #[arg(long, env = "TOLLGATE_WORKERS", default_value_t = 0)]
+    pub workers: usize,
 }
 
 impl ServerConfig {
@@ -99,6 +104,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             trust_forwarded_for: false,
             upstream_connect_timeout_secs: 10,
+            workers: 0,
         }
     }
 }

@@ -8,15 +8,24 @@ use tollgate::{App, telemetry};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        None => serve(cli.database, default_server_config()).await,
-        Some(Command::Serve(server)) => serve(cli.database, server).await,
+        None => serve(cli.database, default_server_config()),
+        Some(Command::Serve(server)) => serve(cli.database, server),
         Some(command) => {
             telemetry::init("warn");
-            run_command(&cli.database, command).await
+            // One-shot commands do a few queries: one thread is plenty.
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(run_command(&cli.database, command)),
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }
@@ -30,9 +39,23 @@ fn default_server_config() -> ServerConfig {
         .unwrap_or_else(|e| e.exit())
 }
 
-async fn serve(database: tollgate::config::DatabaseConfig, server: ServerConfig) -> ExitCode {
+fn serve(database: tollgate::config::DatabaseConfig, server: ServerConfig) -> ExitCode {
     telemetry::init("info,sqlx=warn");
-    let config = Config { database, server };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if server.workers > 0 {
+        runtime.worker_threads(server.workers);
+    }
+    match runtime.build() {
+        Ok(runtime) => runtime.block_on(run_server(Config { database, server })),
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_server(config: Config) -> ExitCode {
     let app = match App::build(config).await {
         Ok(app) => app,
         Err(e) => {

@@ -7,7 +7,9 @@
 # Prints requests/s and p50/p99 latency for: direct to the upstream, through nginx, through
 # Tollgate (non-streaming and streaming), at 64 connections and at 1, as the median of ROUNDS
 # rounds; Tollgate's throughput as a ratio to nginx's, its added latency over going direct, and
-# its peak memory. It fails if any request fails or if billing does not add up afterwards.
+# its peak memory. The nginx proxy runs one worker process; Tollgate runs twice: with its default
+# of one worker thread per core, and with one worker thread (`--workers 1`), the like-for-like
+# comparison on a machine whose two cores also carry wrk and both nginx processes. It fails if any request fails or if billing does not add up afterwards.
 #
 # Environment: ROUNDS (3), DURATION (seconds per run at 64 connections, 8), DURATION_C1 (5),
 # CONNECTIONS (64), TOLLGATE_BIN (default: build with cargo --release), RESULTS (a file that
@@ -34,8 +36,10 @@ fi
 
 work="$(mktemp -d)"
 server_pid=""
+single_pid=""
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    [ -n "$single_pid" ] && kill "$single_pid" 2>/dev/null && wait "$single_pid" 2>/dev/null
     for pid_file in /tmp/tollgate-bench-upstream.pid /tmp/tollgate-bench-proxy.pid; do
         [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null
     done
@@ -63,9 +67,13 @@ export KEY
 
 RUST_LOG=warn "$TOLLGATE_BIN" serve --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 1 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$PORT/v1/models" && break
-    sleep 0.1
+RUST_LOG=warn "$TOLLGATE_BIN" serve --listen "127.0.0.1:$((PORT + 1))" --workers 1 >"$work/server-1w.log" 2>&1 &
+single_pid=$!
+for port in "$PORT" "$((PORT + 1))"; do
+    for _ in $(seq 1 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/v1/models" && break
+        sleep 0.1
+    done
 done
 
 # Peak resident memory of the server, sampled through the whole run.
@@ -108,25 +116,28 @@ direct="http://127.0.0.1:18080/v1/chat/completions"
 direct_stream="http://127.0.0.1:18081/v1/chat/completions"
 proxy="http://127.0.0.1:18090/v1/chat/completions"
 gateway="http://127.0.0.1:$PORT/v1/chat/completions"
+gateway_1w="http://127.0.0.1:$((PORT + 1))/v1/chat/completions"
 
 echo "warming up…"
-for url in "$direct" "$proxy" "$gateway"; do
+for url in "$direct" "$proxy" "$gateway" "$gateway_1w"; do
     MODEL=gpt-4o-mini wrk -t1 -c"$CONNECTIONS" -d2s -s "$here/chat.lua" "$url" >/dev/null
 done
 MODEL=gpt-4o-mini-stream STREAM=1 wrk -t1 -c"$CONNECTIONS" -d2s -s "$here/chat.lua" "$gateway" >/dev/null
 
 declare -A results
-rows=(direct nginx tollgate direct-stream tollgate-stream)
+rows=(direct nginx tollgate tollgate-1w direct-stream tollgate-stream)
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round of $ROUNDS…"
     results[direct,64,$round]=$(run direct "$direct" "$CONNECTIONS" "$DURATION")
     results[nginx,64,$round]=$(run nginx "$proxy" "$CONNECTIONS" "$DURATION")
     results[tollgate,64,$round]=$(run tollgate "$gateway" "$CONNECTIONS" "$DURATION")
+    results[tollgate-1w,64,$round]=$(run tollgate-1w "$gateway_1w" "$CONNECTIONS" "$DURATION")
     results[direct-stream,64,$round]=$(run direct-stream "$direct_stream" "$CONNECTIONS" "$DURATION" gpt-4o-mini 1)
     results[tollgate-stream,64,$round]=$(run tollgate-stream "$gateway" "$CONNECTIONS" "$DURATION" gpt-4o-mini-stream 1)
     results[direct,1,$round]=$(run direct "$direct" 1 "$DURATION_C1")
     results[nginx,1,$round]=$(run nginx "$proxy" 1 "$DURATION_C1")
     results[tollgate,1,$round]=$(run tollgate "$gateway" 1 "$DURATION_C1")
+    results[tollgate-1w,1,$round]=$(run tollgate-1w "$gateway_1w" 1 "$DURATION_C1")
     results[direct-stream,1,$round]=$(run direct-stream "$direct_stream" 1 "$DURATION_C1" gpt-4o-mini 1)
     results[tollgate-stream,1,$round]=$(run tollgate-stream "$gateway" 1 "$DURATION_C1" gpt-4o-mini-stream 1)
 done
@@ -155,6 +166,8 @@ round_ratios() { # numerator-row denominator-row
 }
 ratio=$(round_ratios tollgate nginx | median)
 ratio_range=$(round_ratios tollgate nginx | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
+ratio_1w=$(round_ratios tollgate-1w nginx | median)
+ratio_1w_range=$(round_ratios tollgate-1w nginx | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
 stream_ratio=$(round_ratios tollgate-stream direct-stream | median)
 added_p50=$(awk -v t="$(field tollgate 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
 added_p50_nginx=$(awk -v t="$(field nginx 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
@@ -164,7 +177,8 @@ peak_rss=$(cat "$work/peak_rss" 2>/dev/null || echo 0)
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
 
 echo
-echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio (rounds: $ratio_range)"
+echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio (rounds: $ratio_range), default workers"
+echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio_1w (rounds: $ratio_1w_range), one worker each"
 echo "Tollgate stream / direct stream (c=$CONNECTIONS):   $stream_ratio"
 echo "added p50 at c=1 over direct: Tollgate ${added_p50} ms, nginx ${added_p50_nginx} ms, Tollgate stream ${added_p50_stream} ms"
 echo "Tollgate memory: idle $((idle_rss / 1024)) MB, peak $((peak_rss / 1024)) MB (VmHWM $((hwm / 1024)) MB)"

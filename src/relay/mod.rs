@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod inbound;
 pub mod models;
 pub mod providers;
 pub mod proxy;
@@ -10,6 +11,7 @@ pub mod request;
 pub mod stream;
 pub mod upstream;
 pub mod usage;
+pub mod wire;
 
 use std::net::SocketAddr;
 
@@ -29,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models::list))
         // Model ids may contain slashes (`meta-llama/Llama-3-8B`).
         .route("/v1/models/{*id}", get(models::get))
@@ -36,20 +40,24 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(wrong_method)
 }
 
-async fn relay_endpoint(endpoint: Endpoint, state: AppState, request: Request) -> Response {
-    use futures::FutureExt;
-    // Taken apart rather than extracted, so the headers are moved, not copied.
-    let (parts, body) = request.into_parts();
+fn client_ip(state: &AppState, parts: &http::request::Parts) -> std::net::IpAddr {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| *peer)
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let ip = auth::client_ip(
+    auth::client_ip(
         peer,
         &parts.headers,
         state.config.server.trust_forwarded_for,
-    );
+    )
+}
+
+async fn relay_endpoint(endpoint: Endpoint, state: AppState, request: Request) -> Response {
+    use futures::FutureExt;
+    // Taken apart rather than extracted, so the headers are moved, not copied.
+    let (parts, body) = request.into_parts();
+    let ip = client_ip(&state, &parts);
     // A bug must not cost the client its answer: a panic becomes an OpenAI-style error (the
     // request's ticket refunds itself while unwinding). Caught here rather than in a
     // middleware layer, which would cost every request a boxed future.
@@ -78,6 +86,21 @@ async fn completions(State(state): State<AppState>, request: Request) -> Respons
 
 async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
     relay_endpoint(Endpoint::Embeddings, state, request).await
+}
+
+async fn messages(State(state): State<AppState>, request: Request) -> Response {
+    relay_endpoint(Endpoint::Messages, state, request).await
+}
+
+async fn count_tokens(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let ip = client_ip(&state, &parts);
+    let counted = proxy::count_message_tokens(&state, ip, &parts.headers, body).await;
+    let response = match counted {
+        Ok(tokens) => axum::Json(serde_json::json!({"input_tokens": tokens})).into_response(),
+        Err(error) => inbound::ClientProtocol::Anthropic.error_response(error),
+    };
+    with_request_id(&state, response)
 }
 
 async fn unknown_route(State(state): State<AppState>, OriginalUri(uri): OriginalUri) -> Response {

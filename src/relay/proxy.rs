@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -20,11 +20,11 @@ use http_body_util::Full;
 
 use super::auth::{self, Caller};
 use super::error::RelayError;
-use super::providers::{self, anthropic};
 use super::request::{ClientRequest, Endpoint};
 use super::stream::SseRelay;
 use super::upstream::{self, UpstreamResponse};
-use super::usage::{AnswerWire, TextCounter, find_usage};
+use super::usage::{AnswerWire, TextCounter};
+use super::wire::Wire;
 use crate::billing::{PriceContext, Ticket, ledger::Shortfall};
 use crate::db::logs::RequestLog;
 use crate::db::now_ms;
@@ -41,6 +41,7 @@ use crate::state::{AppState, ChannelEvent};
 const BLOCKING_ESTIMATE_BYTES: usize = 64 * 1024;
 /// Most of an upstream error body kept for the log and the client.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+const ANTHROPIC_BETA: &str = "anthropic-beta";
 
 /// Entry point for the POST endpoints. Every response carries `x-request-id`.
 pub async fn relay(
@@ -56,7 +57,7 @@ pub async fn relay(
     let handled = Box::pin(handle(&state, endpoint, ip, &headers, body, &request_id)).await;
     let mut response = match handled {
         Ok(response) => response,
-        Err(error) => error.into_response(),
+        Err(error) => endpoint.protocol().error_response(error),
     };
     if let Ok(value) = HeaderValue::try_from(request_id) {
         response.headers_mut().insert("x-request-id", value);
@@ -125,6 +126,10 @@ async fn handle(
     };
     log.model = request.model.clone();
     log.is_stream = request.stream;
+    if endpoint == Endpoint::Messages && request.max_output_tokens.is_none() {
+        // Anthropic's API requires it, and clients of it always send it.
+        return Err(refuse(state, log, RelayError::missing_field("max_tokens")));
+    }
 
     let routes = match check_model_access(&snapshot, &caller, &request.model) {
         Ok(routes) => routes,
@@ -209,10 +214,27 @@ async fn handle(
         options,
         request: &request,
         raw: &raw,
+        client_headers: headers,
         prompt_estimate,
     }
     .run(&routes, ticket)
     .await
+}
+
+/// `/v1/messages/count_tokens`: the prompt's size by the gateway's own tokenizer, without an
+/// upstream call or a charge. Same authentication and model checks as a real request.
+pub async fn count_message_tokens(
+    state: &AppState,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<i64, RelayError> {
+    let snapshot = state.snapshot.load_full();
+    let caller = auth::authenticate(&snapshot, headers, ip, now_ms())?;
+    let raw = read_body(body, snapshot.options.max_request_body_kb).await?;
+    let request = ClientRequest::parse(Endpoint::Messages, &raw)?;
+    check_model_access(&snapshot, &caller, &request.model)?;
+    Ok(estimate_prompt(state, &request, &raw).await)
 }
 
 /// The model must be allowed by the key, exist, and be served to the caller's group.
@@ -282,6 +304,7 @@ struct Attempts<'a> {
     options: &'a RuntimeOptions,
     request: &'a ClientRequest<'a>,
     raw: &'a Bytes,
+    client_headers: &'a HeaderMap,
     prompt_estimate: i64,
 }
 
@@ -416,8 +439,15 @@ impl Attempts<'_> {
             ));
             return Err((AttemptFailure::Retry(error), ticket));
         };
-        let body = match self.upstream_body(upstream_model, channel) {
+        let wire = Wire::new(request.endpoint.protocol(), channel.channel_type);
+        let body = match wire.body(
+            request,
+            self.raw,
+            upstream_model,
+            self.options.default_max_tokens,
+        ) {
             Ok(body) => body,
+            // Not the channel's fault: another channel of another type may take the request.
             Err(error) => return Err((AttemptFailure::Retry(error), ticket)),
         };
         let mut upstream_request = http::Request::builder()
@@ -431,6 +461,12 @@ impl Attempts<'_> {
             upstream_request = upstream_request.header(header::ACCEPT, "text/event-stream");
         }
         if let Some(headers) = upstream_request.headers_mut() {
+            // Anthropic clients opt into beta features per request (Claude Code does).
+            if channel.channel_type == ChannelType::Anthropic
+                && let Some(beta) = self.client_headers.get(ANTHROPIC_BETA)
+            {
+                headers.insert(ANTHROPIC_BETA, beta.clone());
+            }
             for (name, value) in &channel.extra_headers {
                 headers.insert(name, value.clone());
             }
@@ -476,7 +512,7 @@ impl Attempts<'_> {
         let status = response.status();
         if !status.is_success() {
             ticket.charge_on_drop = None;
-            let failure = self.upstream_error(channel, response, timeout).await;
+            let failure = self.upstream_error(wire, channel, response, timeout).await;
             return Err((failure, ticket));
         }
         let is_event_stream = response
@@ -485,38 +521,18 @@ impl Attempts<'_> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if request.stream && is_event_stream {
-            self.start_stream(channel, response, timeout, ticket).await
+            self.start_stream(wire, channel, response, timeout, ticket)
+                .await
         } else {
-            self.whole_answer(channel, response, timeout, ticket).await
-        }
-    }
-
-    /// The client's request as this channel takes it: forwarded (OpenAI-compatible upstreams,
-    /// which report stream usage only when asked) or translated.
-    fn upstream_body(
-        &self,
-        upstream_model: &str,
-        channel: &ChannelEntry,
-    ) -> Result<Bytes, RelayError> {
-        match channel.channel_type {
-            ChannelType::OpenAi => self.request.upstream_body(self.raw, upstream_model, true),
-            ChannelType::Anthropic => {
-                let fields: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_slice(self.raw).map_err(|_| {
-                        RelayError::bad_request("The request body must be a JSON object.".into())
-                    })?;
-                let default_max_tokens = self.options.default_max_tokens;
-                let body = anthropic::chat_request(&fields, upstream_model, default_max_tokens)?;
-                serde_json::to_vec(&body)
-                    .map(Bytes::from)
-                    .map_err(|_| RelayError::internal())
-            }
+            self.whole_answer(wire, channel, response, timeout, ticket)
+                .await
         }
     }
 
     /// A non-2xx answer: retry on the configured statuses, otherwise hand it to the client.
     async fn upstream_error(
         &self,
+        wire: Wire,
         channel: &ChannelEntry,
         response: UpstreamResponse,
         timeout: Duration,
@@ -545,28 +561,7 @@ impl Attempts<'_> {
         // The upstream refused the request itself (bad parameters and the like): the client
         // needs the upstream's own explanation, so it is passed through unchanged.
         channel.health.record_success();
-        let response = if providers::speaks_openai(channel.channel_type) {
-            let mut builder = Response::builder().status(status);
-            if let Some(content_type) = content_type {
-                builder = builder.header(header::CONTENT_TYPE, content_type);
-            }
-            builder
-                .body(Body::from(body))
-                .unwrap_or_else(|_| RelayError::internal().into_response())
-        } else {
-            // Told in the client's protocol, with the upstream's own words.
-            let kind = anthropic::error_parts(&body)
-                .map(|(kind, _)| kind)
-                .unwrap_or_else(|| "upstream_error".into());
-            let envelope = providers::openai_error(&upstream_message, &kind, &kind);
-            let mut out = Response::new(Body::from(envelope.to_string()));
-            *out.status_mut() = status;
-            out.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            out
-        };
+        let response = wire.error_response(status, content_type, body, &upstream_message);
         AttemptFailure::Final {
             response,
             status: code,
@@ -575,20 +570,18 @@ impl Attempts<'_> {
     }
 
     /// A non-streamed answer: read it whole (a failure here can still move on to another
-    /// channel, since the client has received nothing), bill it, return it unchanged.
+    /// channel, since the client has received nothing), bill it, return it in the client's
+    /// protocol.
     async fn whole_answer(
         &self,
+        wire: Wire,
         channel: &ChannelEntry,
         response: UpstreamResponse,
         timeout: Duration,
         mut ticket: Ticket,
     ) -> AttemptResult {
         let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .cloned()
-            .unwrap_or_else(|| HeaderValue::from_static("application/json"));
+        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
         let body = match read_limited(response, usize::MAX, timeout).await {
             Ok(body) => body,
             Err(message) => {
@@ -601,49 +594,34 @@ impl Attempts<'_> {
                 return Err((self.channel_failed(channel, None, error), ticket));
             }
         };
-        if channel.channel_type == ChannelType::Anthropic {
-            let Some((completion, usage)) =
-                anthropic::chat_response(&body, &self.request.model, now_ms() / 1000)
-            else {
+        let answer = match wire.whole_answer(
+            body.clone(),
+            content_type,
+            &self.request.model,
+            now_ms() / 1000,
+        ) {
+            Ok(answer) => answer,
+            Err(what) => {
+                // A 2xx answer that is not the upstream's protocol (an HTML error page from a
+                // proxy in front of it, say) is a channel failure, not something to bill.
                 ticket.charge_on_drop = None;
                 let error = RelayError::upstream(
                     StatusCode::BAD_GATEWAY,
                     "upstream_error",
-                    "The upstream answered with something that is not an Anthropic message.".into(),
+                    format!("The upstream answered with {what}."),
                 );
                 return Err((self.channel_failed(channel, None, error), ticket));
-            };
-            return Ok(self
-                .settle_whole(
-                    channel,
-                    status,
-                    usage,
-                    false,
-                    completion.to_string().into(),
-                    HeaderValue::from_static("application/json"),
-                    ticket,
-                )
-                .await);
-        }
-        let (usage, estimated) = match find_usage(&body) {
+            }
+        };
+        let (usage, estimated) = match answer.usage {
             Some(usage) => (usage, false),
             None => {
-                // No usage report: parse the answer and count what it generated. A 2xx answer
-                // that is not an OpenAI-shaped JSON object (an HTML error page from a proxy in
-                // front of the upstream, say) is a channel failure, not something to bill.
-                let Some(answer) = AnswerWire::parse(&body) else {
-                    ticket.charge_on_drop = None;
-                    let error = RelayError::upstream(
-                        StatusCode::BAD_GATEWAY,
-                        "upstream_error",
-                        "The upstream answered with something that is not an OpenAI JSON response."
-                            .into(),
-                    );
-                    return Err((self.channel_failed(channel, None, error), ticket));
-                };
+                // No usage report: count what the (OpenAI-shaped) answer generated.
                 let tokenizer = self.state.tokenizer;
                 let mut counter = TextCounter::default();
-                answer.for_each_text(|text| counter.push(text, tokenizer));
+                if let Some(parsed) = AnswerWire::parse(&body) {
+                    parsed.for_each_text(|text| counter.push(text, tokenizer));
+                }
                 let usage = Usage {
                     prompt_tokens: self.prompt_estimate,
                     completion_tokens: counter.total(tokenizer),
@@ -658,8 +636,8 @@ impl Attempts<'_> {
                 status,
                 usage,
                 estimated,
-                body,
-                content_type,
+                answer.body,
+                answer.content_type,
                 ticket,
             )
             .await)
@@ -694,6 +672,7 @@ impl Attempts<'_> {
     /// tried), then hand the stream and the ticket to the SSE relay.
     async fn start_stream(
         &self,
+        wire: Wire,
         channel: &ChannelEntry,
         response: UpstreamResponse,
         timeout: Duration,
@@ -737,13 +716,15 @@ impl Attempts<'_> {
             self.request.client_wants_usage,
             self.state.tokenizer,
             idle,
-        );
-        if channel.channel_type == ChannelType::Anthropic {
-            relay = relay.translated(Box::new(anthropic::ChatStreamFromMessages::new(
-                &self.request.model,
-                now_ms() / 1000,
-                self.request.client_wants_usage,
-            )));
+        )
+        .speaking(self.request.endpoint.protocol());
+        if let Some(translator) = wire.stream_translator(
+            &self.request.model,
+            now_ms() / 1000,
+            self.request.client_wants_usage,
+            self.prompt_estimate,
+        ) {
+            relay = relay.translated(translator);
         }
         let mut out = Response::new(Body::from_stream(relay));
         *out.status_mut() = status;

@@ -13,22 +13,34 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::error::RelayError;
+use super::inbound::ClientProtocol;
 use crate::domain::tokenizer::Tokenizer;
 
-/// The OpenAI endpoints the relay serves.
+/// The endpoints the relay serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
     Completions,
     Embeddings,
+    /// Anthropic's Messages API.
+    Messages,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 3] = [
+    pub const ALL: [Endpoint; 4] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
         Endpoint::Embeddings,
+        Endpoint::Messages,
     ];
+
+    /// The protocol a client of this endpoint speaks.
+    pub fn protocol(self) -> ClientProtocol {
+        match self {
+            Endpoint::Messages => ClientProtocol::Anthropic,
+            _ => ClientProtocol::OpenAi,
+        }
+    }
 
     /// Position in [`Endpoint::ALL`].
     pub fn index(self) -> usize {
@@ -41,6 +53,7 @@ impl Endpoint {
             Endpoint::ChatCompletions => "/chat/completions",
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
+            Endpoint::Messages => "/messages",
         }
     }
 
@@ -50,12 +63,13 @@ impl Endpoint {
             Endpoint::ChatCompletions => "chat.completions",
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Messages => "messages",
         }
     }
 
     fn input_field(self) -> &'static str {
         match self {
-            Endpoint::ChatCompletions => "messages",
+            Endpoint::ChatCompletions | Endpoint::Messages => "messages",
             Endpoint::Completions => "prompt",
             Endpoint::Embeddings => "input",
         }
@@ -253,7 +267,77 @@ impl<'b> ClientRequest<'b> {
                 total
             }
             Endpoint::Completions | Endpoint::Embeddings => count_inputs(input, tokenizer),
+            Endpoint::Messages => {
+                let mut total = TOKENS_PER_REPLY;
+                if let Some(system) = self.fields.get("system") {
+                    total += count_blocks(system, tokenizer);
+                }
+                total += count_anthropic_turns(input, tokenizer);
+                if let Some(tools) = self.fields.get("tools") {
+                    total += count(tokenizer, tools.get());
+                }
+                total
+            }
         }
+    }
+}
+
+/// Anthropic turns: a role and content that is a string or a list of blocks.
+fn count_anthropic_turns(turns: &RawValue, tokenizer: &Tokenizer) -> i64 {
+    #[derive(serde::Deserialize)]
+    struct TurnWire<'a> {
+        #[serde(borrow)]
+        content: Option<&'a RawValue>,
+    }
+    let Ok(turns) = serde_json::from_str::<Vec<TurnWire<'_>>>(turns.get()) else {
+        return 0;
+    };
+    turns
+        .iter()
+        .map(|turn| TOKENS_PER_MESSAGE + turn.content.map_or(0, |c| count_blocks(c, tokenizer)))
+        .sum()
+}
+
+/// Anthropic content: a string, or blocks of text, images, documents, tool calls and results.
+fn count_blocks(content: &RawValue, tokenizer: &Tokenizer) -> i64 {
+    #[derive(serde::Deserialize)]
+    struct BlockWire<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        text: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        thinking: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        name: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        input: Option<&'a RawValue>,
+        #[serde(borrow)]
+        content: Option<&'a RawValue>,
+    }
+    match content.get().as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<JsonStr<'_>>(content.get())
+            .map_or(0, |text| count(tokenizer, &text.0)),
+        Some(b'[') => serde_json::from_str::<Vec<BlockWire<'_>>>(content.get())
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .map(|block| match block.kind.as_deref() {
+                        Some("image") | Some("document") => IMAGE_TOKENS,
+                        _ => {
+                            [&block.text, &block.thinking, &block.name]
+                                .into_iter()
+                                .flatten()
+                                .map(|text| count(tokenizer, text))
+                                .sum::<i64>()
+                                + block.input.map_or(0, |input| count(tokenizer, input.get()))
+                                + block.content.map_or(0, |c| count_blocks(c, tokenizer))
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0),
+        _ => 0,
     }
 }
 

@@ -17,6 +17,7 @@ use futures::Stream;
 use futures::stream::BoxStream;
 use tokio::time::{Instant, Sleep};
 
+use super::inbound::ClientProtocol;
 use super::providers::StreamTranslator;
 use super::usage::{AnswerWire, TextCounter};
 use crate::billing::Ticket;
@@ -41,6 +42,8 @@ pub struct SseRelay {
     translator: Option<Box<dyn StreamTranslator>>,
     /// An error the upstream reported inside the stream.
     upstream_error: Option<String>,
+    /// The client's protocol, for the error events the relay itself writes.
+    protocol: ClientProtocol,
 }
 
 /// Where an event ends: the index after its closing blank line.
@@ -101,7 +104,14 @@ impl SseRelay {
             done: false,
             translator: None,
             upstream_error: None,
+            protocol: ClientProtocol::OpenAi,
         }
+    }
+
+    /// The client speaks `protocol` (OpenAI's unless told otherwise).
+    pub fn speaking(mut self, protocol: ClientProtocol) -> SseRelay {
+        self.protocol = protocol;
+        self
     }
 
     /// Rewrites every upstream event with `translator` instead of forwarding it.
@@ -118,7 +128,7 @@ impl SseRelay {
         if translator.finished() {
             return;
         }
-        let seen = translator.event(&data, out);
+        let seen = translator.event(event, &data, out);
         if let Some(usage) = seen.usage {
             self.usage = Some(usage);
         }
@@ -203,12 +213,8 @@ impl SseRelay {
     fn fail(&mut self, message: String) -> Bytes {
         self.done = true;
         let mut event = BytesMut::new();
-        super::providers::error_event(
-            &message,
-            "server_error",
-            "upstream_stream_error",
-            &mut event,
-        );
+        self.protocol
+            .stream_error_event(&message, "upstream_stream_error", &mut event);
         self.settle(Outcome::StreamError, Some(message));
         event.freeze()
     }
@@ -247,9 +253,8 @@ impl Stream for SseRelay {
                         // reported has been passed on already).
                         let (outcome, message) = this.end_outcome();
                         if outcome == Outcome::StreamError && this.upstream_error.is_none() {
-                            super::providers::error_event(
+                            this.protocol.stream_error_event(
                                 message.as_deref().unwrap_or("the stream ended early"),
-                                "server_error",
                                 "upstream_stream_error",
                                 &mut out,
                             );

@@ -4,6 +4,7 @@ mod helpers;
 
 mod billing;
 mod cli;
+mod inbound_messages;
 mod management_api;
 mod provider_anthropic;
 mod refusals;

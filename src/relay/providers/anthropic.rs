@@ -509,12 +509,8 @@ impl ChatStreamFromMessages {
     }
 
     fn merge_usage(&mut self, usage: &Value) {
-        if let (Some(into), Some(from)) = (self.usage_json.as_object_mut(), usage.as_object()) {
-            for (name, value) in from {
-                if !value.is_null() {
-                    into.insert(name.clone(), value.clone());
-                }
-            }
+        if let Some(into) = self.usage_json.as_object_mut() {
+            merge_usage(into, usage);
         }
     }
 }
@@ -526,7 +522,7 @@ fn write_data(value: &Value, out: &mut BytesMut) {
 }
 
 impl StreamTranslator for ChatStreamFromMessages {
-    fn event(&mut self, data: &[u8], out: &mut BytesMut) -> TranslatedEvent {
+    fn event(&mut self, _raw: &[u8], data: &[u8], out: &mut BytesMut) -> TranslatedEvent {
         let mut seen = TranslatedEvent::default();
         let Ok(event) = serde_json::from_slice::<Value>(data) else {
             return seen;
@@ -640,6 +636,79 @@ impl StreamTranslator for ChatStreamFromMessages {
                     .unwrap_or("api_error");
                 super::error_event(&message, kind, kind, out);
                 seen.error = Some(message);
+            }
+            _ => {}
+        }
+        seen
+    }
+
+    fn finished(&self) -> bool {
+        self.finished
+    }
+}
+
+/// Anthropic's stream events forwarded unchanged to an Anthropic client, read on the way for
+/// usage (`message_start` and `message_delta` carry it), generated text (counted when the
+/// stream breaks off before its usage arrives) and errors; `message_stop` ends the answer.
+#[derive(Default)]
+pub struct MessagesPassthrough {
+    usage_json: Map<String, Value>,
+    finished: bool,
+}
+
+fn merge_usage(into: &mut Map<String, Value>, from: &Value) {
+    for (name, value) in from.as_object().into_iter().flatten() {
+        if !value.is_null() {
+            into.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+impl StreamTranslator for MessagesPassthrough {
+    fn event(&mut self, raw: &[u8], data: &[u8], out: &mut BytesMut) -> TranslatedEvent {
+        out.extend_from_slice(raw);
+        let mut seen = TranslatedEvent::default();
+        let Ok(event) = serde_json::from_slice::<Value>(data) else {
+            return seen;
+        };
+        match event.get("type").and_then(Value::as_str) {
+            Some("message_start") => {
+                if let Some(usage) = event.get("message").and_then(|m| m.get("usage")) {
+                    merge_usage(&mut self.usage_json, usage);
+                }
+            }
+            Some("content_block_start") => {
+                let block = event.get("content_block").unwrap_or(&Value::Null);
+                if let Some(name) = block.get("name").and_then(Value::as_str) {
+                    seen.text.push_str(name);
+                }
+            }
+            Some("content_block_delta") => {
+                let delta = event.get("delta").unwrap_or(&Value::Null);
+                for field in ["text", "thinking", "partial_json"] {
+                    if let Some(text) = delta.get(field).and_then(Value::as_str) {
+                        seen.text.push_str(text);
+                    }
+                }
+            }
+            Some("message_delta") => {
+                if let Some(usage) = event.get("usage") {
+                    merge_usage(&mut self.usage_json, usage);
+                }
+                seen.usage = Some(usage(&Value::Object(self.usage_json.clone())));
+            }
+            Some("message_stop") => {
+                self.finished = true;
+                seen.usage = Some(usage(&Value::Object(self.usage_json.clone())));
+            }
+            Some("error") => {
+                seen.error = Some(
+                    event
+                        .pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("the upstream reported an error")
+                        .to_string(),
+                );
             }
             _ => {}
         }
@@ -836,7 +905,7 @@ mod tests {
         let mut out = BytesMut::new();
         let mut usage = None;
         for event in events {
-            let seen = translator.event(event.to_string().as_bytes(), &mut out);
+            let seen = translator.event(b"", event.to_string().as_bytes(), &mut out);
             usage = seen.usage.or(usage);
         }
         let text = String::from_utf8(out.to_vec()).unwrap();
@@ -916,6 +985,7 @@ mod tests {
         let mut translator = ChatStreamFromMessages::new("m", 0, false);
         let mut out = BytesMut::new();
         let seen = translator.event(
+            b"",
             br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
             &mut out,
         );

@@ -34,8 +34,12 @@ pub fn fixed_headers(channel_type: ChannelType) -> &'static [(&'static str, &'st
 /// upstream has no such endpoint.
 pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'static str> {
     match (channel_type, endpoint) {
+        // Anthropic clients are served from chat completions, translated.
+        (ChannelType::OpenAi, Endpoint::Messages) => Some("/chat/completions"),
         (ChannelType::OpenAi, endpoint) => Some(endpoint.upstream_path()),
-        (ChannelType::Anthropic, Endpoint::ChatCompletions) => Some("/messages"),
+        (ChannelType::Anthropic, Endpoint::ChatCompletions | Endpoint::Messages) => {
+            Some("/messages")
+        }
         (ChannelType::Anthropic, Endpoint::Completions | Endpoint::Embeddings) => None,
     }
 }
@@ -73,8 +77,9 @@ pub struct TranslatedEvent {
 
 /// Turns an upstream's stream events into the client's protocol, one event at a time.
 pub trait StreamTranslator: Send {
-    /// Handles the data of one upstream event and appends what the client receives to `out`.
-    fn event(&mut self, data: &[u8], out: &mut bytes::BytesMut) -> TranslatedEvent;
+    /// Handles one upstream event (`raw`, as received; `data`, its joined data lines) and
+    /// appends what the client receives to `out`.
+    fn event(&mut self, raw: &[u8], data: &[u8], out: &mut bytes::BytesMut) -> TranslatedEvent;
 
     /// The upstream has sent its final event: the answer is complete.
     fn finished(&self) -> bool;

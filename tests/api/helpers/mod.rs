@@ -89,6 +89,7 @@ pub fn test_server_config() -> ServerConfig {
         shutdown_grace_secs: 5,
         trust_forwarded_for: false,
         upstream_connect_timeout_secs: 2,
+        workers: 0,
     }
 }
 

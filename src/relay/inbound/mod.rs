@@ -1,0 +1,69 @@
+//! The protocols clients speak to the gateway. OpenAI's is the relay's own; the others are
+//! translated to it in front of channels that do not speak them natively.
+
+pub mod anthropic;
+
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use http::{HeaderValue, StatusCode, header};
+
+use super::error::RelayError;
+use super::providers;
+
+/// The protocol a client speaks, decided by the endpoint it called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientProtocol {
+    OpenAi,
+    Anthropic,
+}
+
+impl ClientProtocol {
+    /// The HTTP status this protocol uses for a refusal. Anthropic clients get 402 for an
+    /// exhausted balance, which their SDKs do not retry (they retry 429 with backoff, which
+    /// cannot help).
+    fn status(self, error: &RelayError) -> StatusCode {
+        match self {
+            ClientProtocol::Anthropic if error.kind == "insufficient_quota" => {
+                StatusCode::PAYMENT_REQUIRED
+            }
+            _ => error.status,
+        }
+    }
+
+    /// `error` in this protocol's envelope, with its status and `Retry-After`.
+    pub fn error_response(self, error: RelayError) -> Response {
+        let mut response = match self {
+            ClientProtocol::OpenAi => return error.into_response(),
+            ClientProtocol::Anthropic => {
+                let status = self.status(&error);
+                let body =
+                    anthropic::error_body(anthropic::error_type(status.as_u16()), &error.message);
+                (status, axum::Json(body)).into_response()
+            }
+        };
+        if let Some(seconds) = error.retry_after
+            && let Ok(value) = HeaderValue::try_from(seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+
+    /// An upstream's refusal retold in this protocol: the upstream's status and words.
+    pub fn upstream_error_body(self, status: u16, kind: &str, message: &str) -> serde_json::Value {
+        match self {
+            ClientProtocol::OpenAi => providers::openai_error(message, kind, kind),
+            ClientProtocol::Anthropic => {
+                anthropic::error_body(anthropic::error_type(status), message)
+            }
+        }
+    }
+
+    /// Writes an error event that ends a stream, in this protocol.
+    pub fn stream_error_event(self, message: &str, code: &str, out: &mut BytesMut) {
+        match self {
+            ClientProtocol::OpenAi => providers::error_event(message, "server_error", code, out),
+            ClientProtocol::Anthropic => anthropic::error_event("api_error", message, out),
+        }
+    }
+}
