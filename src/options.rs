@@ -201,6 +201,8 @@ runtime_options! {
     stream_idle_timeout_secs: u64 = "300", check positive;
     /// Completion tokens assumed for the hold when a request sets no max_tokens.
     default_max_tokens: u64 = "4096", check any;
+    /// Price models the admin has not priced from the list-price table Tollgate ships.
+    list_prices: bool = "true", check any;
     /// Relay models that have no price, at zero cost, instead of refusing them.
     allow_unpriced_models: bool = "false", check any;
     /// Largest request body accepted on /v1, in KiB.

@@ -18,6 +18,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/channels", get(list).post(create))
+        .route("/channel-presets", get(presets))
         .route(
             "/channels/{channel}",
             get(show).patch(update).delete(remove),
@@ -29,6 +30,11 @@ async fn list(_admin: Admin, State(state): State<AppState>) -> Result<Json<Value
     let qpu = qpu(&state).await?;
     let data: Vec<ChannelView> = channels.iter().map(|c| ChannelView::new(c, qpu)).collect();
     Ok(Json(json!({ "data": data })))
+}
+
+/// The OpenAI-compatible vendor presets a channel's `type` may name.
+async fn presets(_admin: Admin) -> Json<Value> {
+    Json(json!({ "data": crate::relay::providers::presets::all() }))
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::config::DatabaseConfig;
 use crate::db::Db;
+use crate::relay::providers::presets;
 use crate::service::channels::{ChannelInput, parse_header_lines, parse_mapping_pairs};
 use crate::service::groups::GroupInput;
 use crate::service::logs::LogQuery;
@@ -307,6 +308,7 @@ async fn channel(db: &Db, command: ChannelCommand) -> CommandResult {
                 channels.iter().map(|c| ChannelView::new(c, qpu)).collect();
             show(json, &views, |v| output::channels(v))
         }
+        ChannelCommand::Presets { json } => show(json, &presets::all(), |p| output::presets(p)),
         ChannelCommand::Show { channel, json } => {
             let channel = service::channels::get(db, &channel)
                 .await

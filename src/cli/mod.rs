@@ -194,7 +194,8 @@ pub enum TokenCommand {
 /// Channel settings shared by `add` and `update`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ChannelFlags {
-    /// Channel type: openai (and every OpenAI-compatible service) or anthropic.
+    /// Channel type: openai or anthropic, or an OpenAI-compatible vendor preset (deepseek,
+    /// groq, vllm, …; see `channel presets`) that fills in base URL and models.
     #[arg(long = "type")]
     pub channel_type: Option<String>,
     /// Upstream base URL, e.g. https://api.openai.com/v1.
@@ -266,6 +267,11 @@ pub enum ChannelCommand {
     },
     /// Delete a channel.
     Delete { channel: String },
+    /// List the OpenAI-compatible vendor presets `add --type` takes (deepseek, groq, vllm, …).
+    Presets {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Subcommand, Debug)]

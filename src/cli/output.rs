@@ -6,6 +6,7 @@ use crate::db::logs::LogTotals;
 use crate::db::prices::PriceRow;
 use crate::domain::money::Quota;
 use crate::options::OptionInfo;
+use crate::relay::providers::presets::Preset;
 use crate::service::views::{
     AdminTokenView, ChannelView, GroupView, LogView, PriceView, TokenView, UserView,
 };
@@ -183,6 +184,27 @@ pub fn channels(list: &[ChannelView]) -> String {
                     c.groups.join(","),
                     c.models.join(","),
                     c.base_url.clone(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn presets(list: &[Preset]) -> String {
+    table(
+        &["PRESET", "VENDOR", "BASE URL", "MODELS"],
+        list.iter()
+            .map(|p| {
+                let models = if p.models.is_empty() {
+                    "(give --models)".to_string()
+                } else {
+                    p.models.join(",")
+                };
+                vec![
+                    p.name.clone(),
+                    p.display_name.clone(),
+                    p.base_url.clone(),
+                    models,
                 ]
             })
             .collect(),

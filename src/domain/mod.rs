@@ -2,6 +2,7 @@
 
 pub mod ip_allow;
 pub mod kinds;
+pub mod list_prices;
 pub mod money;
 pub mod names;
 pub mod password;

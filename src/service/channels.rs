@@ -5,7 +5,7 @@ use crate::db::channels::{ChannelRow, ChannelSpec};
 use crate::db::{self, Db};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::names;
-use crate::relay::providers;
+use crate::relay::providers::{self, presets};
 
 /// A channel as typed by an admin. On create, name, type, base URL, keys and models are
 /// required; on update every field is optional.
@@ -31,16 +31,36 @@ pub struct ChannelInput {
 /// Largest weight accepted; weights are relative, so this is plenty.
 const MAX_WEIGHT: i64 = 10_000;
 
+/// A channel type, or a vendor preset (an OpenAI-compatible channel).
 fn parse_type(text: &str) -> ServiceResult<ChannelType> {
-    ChannelType::parse(text).ok_or_else(|| {
-        ServiceError::invalid(
-            "type",
-            format!(
-                "'{text}' is not a supported channel type (supported: {})",
-                ChannelType::choices()
-            ),
-        )
-    })
+    if let Some(channel_type) = ChannelType::parse(text) {
+        return Ok(channel_type);
+    }
+    if presets::find(text).is_some() {
+        return Ok(ChannelType::OpenAi);
+    }
+    Err(ServiceError::invalid(
+        "type",
+        format!(
+            "'{text}' is not a supported channel type (types: {}; OpenAI-compatible vendors: {})",
+            ChannelType::choices(),
+            presets::names()
+        ),
+    ))
+}
+
+/// Fills in what a vendor preset provides and the admin left out: base URL, models, and for
+/// local servers that take no key a placeholder key (they ignore it).
+fn apply_preset(preset: &presets::Preset, input: &mut ChannelInput) {
+    if input.base_url.is_none() {
+        input.base_url = Some(preset.base_url.clone());
+    }
+    if input.models.is_none() && input.model_mapping.is_none() && !preset.models.is_empty() {
+        input.models = Some(preset.models.join(","));
+    }
+    if input.keys.is_none() && !preset.needs_key {
+        input.keys = Some(vec![preset.name.clone()]);
+    }
 }
 
 /// Checks the URL and, given a bare host, adds the version prefix the API needs (`/v1`).
@@ -224,7 +244,13 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
     Ok(())
 }
 
-pub async fn create(db: &Db, input: ChannelInput) -> ServiceResult<ChannelRow> {
+pub async fn create(db: &Db, mut input: ChannelInput) -> ServiceResult<ChannelRow> {
+    let preset = input.channel_type.as_deref().and_then(presets::find);
+    // A vendor served at the root of its host keeps its base URL as it is.
+    let keep_preset_url = preset.is_some_and(|p| !p.path_prefix_ok) && input.base_url.is_none();
+    if let Some(preset) = preset {
+        apply_preset(preset, &mut input);
+    }
     let required = [
         ("name", input.name.is_none()),
         ("type", input.channel_type.is_none()),
@@ -254,11 +280,13 @@ pub async fn create(db: &Db, input: ChannelInput) -> ServiceResult<ChannelRow> {
         extra_headers: BTreeMap::new(),
     };
     // The type decides how the base URL is read, so it is applied first.
-    let mut input = input;
     if let Some(channel_type) = input.channel_type.take() {
         spec.channel_type = parse_type(&channel_type)?;
     }
     apply(db, &mut spec, input).await?;
+    if let (Some(preset), true) = (preset, keep_preset_url) {
+        spec.base_url = preset.base_url.clone();
+    }
     let name = spec.name.clone();
     let id = db::channels::insert(db, &spec)
         .await

@@ -16,6 +16,7 @@ use crate::billing::ledger::Account;
 use crate::db::{self, Db, DbResult};
 use crate::domain::ip_allow::IpAllowList;
 use crate::domain::kinds::{ChannelStatus, ChannelType, Role, Status};
+use crate::domain::list_prices;
 use crate::domain::money::Ratio;
 use crate::domain::pricing::ModelPrice;
 use crate::options::RuntimeOptions;
@@ -364,7 +365,14 @@ impl Snapshot {
             })
             .collect();
 
-        let prices = price_rows.into_iter().map(|p| (p.model, p.price)).collect();
+        // The admin's prices win over the shipped list prices.
+        let mut prices: FxHashMap<String, ModelPrice> = FxHashMap::default();
+        if options.list_prices {
+            for entry in &list_prices::shipped().entries {
+                prices.insert(entry.model.clone(), entry.price);
+            }
+        }
+        prices.extend(price_rows.into_iter().map(|p| (p.model, p.price)));
 
         Ok((
             Snapshot {

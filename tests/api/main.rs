@@ -3,6 +3,7 @@
 mod helpers;
 
 mod billing;
+mod catalog;
 mod cli;
 mod inbound_messages;
 mod management_api;

@@ -3,6 +3,7 @@
 //! (OpenAI-compatible upstreams) or is translated there and back (everything else).
 
 pub mod anthropic;
+pub mod presets;
 
 use bytes::BytesMut;
 use http::{HeaderName, HeaderValue};

@@ -1,0 +1,170 @@
+//! The list prices Tollgate ships (`price_table.json`): providers' published prices in dollars
+//! per million tokens for their main current models, so a new gateway can bill the usual
+//! models without typing in a price list. A price an admin sets wins over the table; the
+//! runtime option `list_prices` turns the table off. Models in neither stay refused (unless
+//! `allow_unpriced_models`).
+//!
+//! The table is data, read once at first use. Each entry is checked by the unit tests below,
+//! so a malformed edit fails the build's tests rather than a running server.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+use super::money::MicroUsd;
+use super::pricing::ModelPrice;
+
+const TABLE: &str = include_str!("price_table.json");
+
+#[derive(Deserialize)]
+struct TableWire {
+    as_of: String,
+    models: Vec<EntryWire>,
+}
+
+#[derive(Deserialize)]
+struct EntryWire {
+    model: String,
+    provider: String,
+    input: String,
+    output: String,
+    cached_input: Option<String>,
+    cache_write: Option<String>,
+}
+
+/// One model's list price.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListPrice {
+    pub model: String,
+    pub provider: String,
+    pub price: ModelPrice,
+    /// What the provider charges to write its prompt cache; not billed separately yet (cache
+    /// writes are billed at the input price).
+    pub cache_write: Option<MicroUsd>,
+}
+
+#[derive(Debug)]
+pub struct ListPrices {
+    /// When the prices were read off the providers' pages (`YYYY-MM`).
+    pub as_of: String,
+    pub entries: Vec<ListPrice>,
+    by_model: HashMap<String, usize>,
+}
+
+impl ListPrices {
+    pub fn get(&self, model: &str) -> Option<&ListPrice> {
+        self.by_model.get(model).map(|&i| &self.entries[i])
+    }
+}
+
+fn parse(text: &str) -> Result<ListPrices, String> {
+    let wire: TableWire = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let money = |model: &str, field: &str, value: &str| {
+        MicroUsd::parse(value).map_err(|e| format!("{model}: {field} '{value}': {e}"))
+    };
+    let mut entries = Vec::with_capacity(wire.models.len());
+    let mut by_model = HashMap::new();
+    for entry in wire.models {
+        let price = ModelPrice::PerToken {
+            input: money(&entry.model, "input", &entry.input)?,
+            output: money(&entry.model, "output", &entry.output)?,
+            cached_input: entry
+                .cached_input
+                .as_deref()
+                .map(|v| money(&entry.model, "cached_input", v))
+                .transpose()?,
+        };
+        let cache_write = entry
+            .cache_write
+            .as_deref()
+            .map(|v| money(&entry.model, "cache_write", v))
+            .transpose()?;
+        if by_model
+            .insert(entry.model.clone(), entries.len())
+            .is_some()
+        {
+            return Err(format!("{} is listed twice", entry.model));
+        }
+        entries.push(ListPrice {
+            model: entry.model,
+            provider: entry.provider,
+            price,
+            cache_write,
+        });
+    }
+    Ok(ListPrices {
+        as_of: wire.as_of,
+        entries,
+        by_model,
+    })
+}
+
+static SHIPPED: LazyLock<ListPrices> = LazyLock::new(|| {
+    parse(TABLE).unwrap_or_else(|e| {
+        // The tests below parse the same file, so this cannot happen in a tested build.
+        tracing::error!("the shipped price table is unreadable: {e}");
+        ListPrices {
+            as_of: String::new(),
+            entries: Vec::new(),
+            by_model: HashMap::new(),
+        }
+    })
+});
+
+/// The shipped table.
+pub fn shipped() -> &'static ListPrices {
+    &SHIPPED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_table_parses_with_sane_prices() {
+        let table = parse(TABLE).expect("price_table.json parses");
+        assert!(table.entries.len() >= 50, "{} entries", table.entries.len());
+        assert_eq!(table.as_of.len(), 7, "as_of is YYYY-MM");
+        for entry in &table.entries {
+            let ModelPrice::PerToken {
+                input,
+                output,
+                cached_input,
+            } = entry.price
+            else {
+                panic!("{} is not per token", entry.model);
+            };
+            assert!(input.0 > 0, "{} has no input price", entry.model);
+            assert!(output.0 >= 0);
+            if let Some(cached) = cached_input {
+                assert!(cached <= input, "{}: cached input above input", entry.model);
+            }
+            if let Some(write) = entry.cache_write {
+                assert!(write >= input, "{}: cache write below input", entry.model);
+            }
+            assert!(!entry.provider.is_empty());
+        }
+        let mini = table.get("gpt-4o-mini").expect("gpt-4o-mini is listed");
+        assert_eq!(
+            mini.price,
+            ModelPrice::PerToken {
+                input: MicroUsd(150_000),
+                output: MicroUsd(600_000),
+                cached_input: Some(MicroUsd(75_000)),
+            }
+        );
+        assert!(table.get("claude-sonnet-4-5").is_some());
+        assert!(table.get("gemini-2.5-flash").is_some());
+    }
+
+    #[test]
+    fn refuses_a_malformed_table() {
+        let twice = r#"{"as_of":"2026-11","models":[
+            {"model":"a","provider":"p","input":"1","output":"2"},
+            {"model":"a","provider":"p","input":"1","output":"2"}]}"#;
+        assert!(parse(twice).unwrap_err().contains("twice"));
+        let bad = r#"{"as_of":"2026-11","models":[{"model":"a","provider":"p","input":"x","output":"2"}]}"#;
+        assert!(parse(bad).unwrap_err().contains("a: input"));
+    }
+}
