@@ -19,6 +19,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/channels", get(list).post(create))
         .route("/channel-presets", get(presets))
+        .route("/channels/{channel}/test", axum::routing::post(test))
+        .route("/channels/{channel}/models", get(models))
         .route(
             "/channels/{channel}",
             get(show).patch(update).delete(remove),
@@ -30,6 +32,43 @@ async fn list(_admin: Admin, State(state): State<AppState>) -> Result<Json<Value
     let qpu = qpu(&state).await?;
     let data: Vec<ChannelView> = channels.iter().map(|c| ChannelView::new(c, qpu)).collect();
     Ok(Json(json!({ "data": data })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TestBody {
+    model: Option<String>,
+}
+
+/// One minimal real request through the channel; its latency and outcome are recorded.
+async fn test(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    // The body is optional: `{"model": "…"}` picks the model to try.
+    let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TestBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!("the body must be {{\"model\": \"…\"}}: {e}"))
+        })?
+    };
+    let model = body.model;
+    let outcome =
+        service::channel_tools::test(&state.db, &state.http, &channel, model.as_deref()).await?;
+    Ok(Json(json!(outcome)))
+}
+
+/// The models the channel's upstream lists.
+async fn models(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let models = service::channel_tools::fetch_models(&state.db, &state.http, &channel).await?;
+    Ok(Json(json!({ "data": models })))
 }
 
 /// The OpenAI-compatible vendor presets a channel's `type` may name.

@@ -57,6 +57,9 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
             ServiceError::Forbidden(message) => ApiError::forbidden(message),
+            ServiceError::Upstream(message) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message)
+            }
             ServiceError::Db(e) => {
                 tracing::error!(error = %e, "management API database error");
                 ApiError::new(

@@ -23,6 +23,14 @@ use crate::service::{self, ServiceError};
 
 type CommandResult = Result<(), String>;
 
+/// The HTTP client the channel tools use from the command line.
+fn tool_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("cannot start an HTTP client: {e}"))
+}
+
 fn describe(error: ServiceError) -> String {
     match error {
         ServiceError::Invalid { field, message } => format!("--{field}: {message}"),
@@ -307,6 +315,38 @@ async fn channel(db: &Db, command: ChannelCommand) -> CommandResult {
             let views: Vec<ChannelView> =
                 channels.iter().map(|c| ChannelView::new(c, qpu)).collect();
             show(json, &views, |v| output::channels(v))
+        }
+        ChannelCommand::Test {
+            channel,
+            model,
+            json,
+        } => {
+            let outcome =
+                service::channel_tools::test(db, &tool_client()?, &channel, model.as_deref())
+                    .await
+                    .map_err(describe)?;
+            let ok = outcome.ok;
+            show(json, &outcome, |o| {
+                format!(
+                    "{} {} ({}) in {} ms: {}",
+                    if o.ok { "PASS" } else { "FAIL" },
+                    o.channel,
+                    o.model,
+                    o.latency_ms,
+                    o.message
+                )
+            })?;
+            if ok {
+                Ok(())
+            } else {
+                Err("the channel test failed".into())
+            }
+        }
+        ChannelCommand::Models { channel, json } => {
+            let models = service::channel_tools::fetch_models(db, &tool_client()?, &channel)
+                .await
+                .map_err(describe)?;
+            show(json, &models, |m| m.join("\n"))
         }
         ChannelCommand::Presets { json } => show(json, &presets::all(), |p| output::presets(p)),
         ChannelCommand::Show { channel, json } => {

@@ -267,6 +267,21 @@ pub enum ChannelCommand {
     },
     /// Delete a channel.
     Delete { channel: String },
+    /// Send one minimal real request through the channel and record its latency and outcome.
+    Test {
+        channel: String,
+        /// The model to ask for (default: the channel's first model).
+        #[arg(long)]
+        model: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List the models the channel's upstream offers.
+    Models {
+        channel: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// List the OpenAI-compatible vendor presets `add --type` takes (deepseek, groq, vllm, …).
     Presets {
         #[command(flatten)]

@@ -31,6 +31,10 @@ pub struct ChannelRow {
     pub request_count: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The last `channel test` (0 = never), its latency and its outcome (`ok` or the error).
+    pub tested_at: i64,
+    pub test_latency_ms: i64,
+    pub test_result: String,
 }
 
 /// The writable part of a channel: everything except id, counters and timestamps.
@@ -73,7 +77,7 @@ impl ChannelRow {
 
 const COLUMNS: &str = "id, name, channel_type, base_url, secret_keys, models, model_mapping, group_names, \
      priority, weight, status, status_reason, status_changed_at, timeout_secs, extra_headers, used_quota, \
-     request_count, created_at, updated_at";
+     request_count, created_at, updated_at, tested_at, test_latency_ms, test_result";
 
 fn json_map(text: &str, what: &str) -> DbResult<BTreeMap<String, String>> {
     if text.trim().is_empty() {
@@ -117,6 +121,9 @@ fn from_row(row: &AnyRow) -> DbResult<ChannelRow> {
         request_count: row.try_get("request_count")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        tested_at: row.try_get("tested_at")?,
+        test_latency_ms: row.try_get("test_latency_ms")?,
+        test_result: text(row, "test_result")?,
     })
 }
 
@@ -223,6 +230,23 @@ pub async fn update(db: &Db, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
 
 /// Records a status change made by Tollgate itself (auto-disable, probe re-enable). Only moves
 /// from `expected` so it never overrides an admin who changed the channel meanwhile.
+/// Records the outcome of a `channel test`. Not a routing change, so the data version stays.
+pub async fn record_test(db: &Db, id: i64, latency_ms: i64, result: &str) -> DbResult<()> {
+    let result: String = result.chars().take(500).collect();
+    db.execute_with(
+        db.pool(),
+        "UPDATE channels SET tested_at = ?, test_latency_ms = ?, test_result = ? WHERE id = ?",
+        &[
+            Value::Int(now_ms()),
+            Value::Int(latency_ms),
+            Value::Text(result),
+            Value::Int(id),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 pub async fn set_status_if(
     db: &Db,
     id: i64,

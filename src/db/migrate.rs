@@ -13,13 +13,22 @@ use super::{Backend, Db, DbResult};
 /// (version, description, SQLite, PostgreSQL, MySQL)
 type Step = (i64, &'static str, &'static str, &'static str, &'static str);
 
-const STEPS: &[Step] = &[(
-    1,
-    "relay core",
-    include_str!("../../migrations/sqlite/0001_relay_core.sql"),
-    include_str!("../../migrations/postgres/0001_relay_core.sql"),
-    include_str!("../../migrations/mysql/0001_relay_core.sql"),
-)];
+const STEPS: &[Step] = &[
+    (
+        1,
+        "relay core",
+        include_str!("../../migrations/sqlite/0001_relay_core.sql"),
+        include_str!("../../migrations/postgres/0001_relay_core.sql"),
+        include_str!("../../migrations/mysql/0001_relay_core.sql"),
+    ),
+    (
+        2,
+        "channel tests",
+        include_str!("../../migrations/sqlite/0002_channel_tests.sql"),
+        include_str!("../../migrations/postgres/0002_channel_tests.sql"),
+        include_str!("../../migrations/mysql/0002_channel_tests.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Embedded(Backend);

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::db::{self, channels::ChannelRow};
 use crate::domain::kinds::ChannelStatus;
 use crate::relay::providers;
+use crate::service::channel_tools::upstream_request;
 use crate::state::{AppState, ChannelEvent};
 
 /// Longest a probe may take.
@@ -109,27 +110,12 @@ pub async fn probe_loop(state: AppState, cancel: CancellationToken) {
 /// One cheap, free call: list the upstream's models with the channel's first key. It proves the
 /// upstream is reachable and accepts the key.
 async fn probe(state: &AppState, channel: &ChannelRow) -> Result<(), String> {
-    let url = format!(
-        "{}{}",
-        channel.base_url.trim_end_matches('/'),
-        providers::models_path(channel.channel_type)
-    );
-    let key = channel
-        .secret_keys
-        .first()
-        .map(String::as_str)
-        .unwrap_or_default();
-    let mut request = state.http.get(url).timeout(PROBE_TIMEOUT);
-    if let Some((name, value)) = providers::key_header(channel.channel_type, key) {
-        request = request.header(name, value);
-    }
-    for (name, value) in providers::fixed_headers(channel.channel_type) {
-        request = request.header(*name, *value);
-    }
-    for (name, value) in &channel.extra_headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    let response = request.send().await.map_err(|e| e.to_string())?;
+    let path = providers::models_path(channel.channel_type);
+    let response = upstream_request(&state.http, reqwest::Method::GET, channel, path)
+        .timeout(PROBE_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if response.status().is_success() {
         Ok(())
     } else {

@@ -3,6 +3,7 @@
 //! the database layer, which bumps the data version so running servers pick it up.
 
 pub mod admin_tokens;
+pub mod channel_tools;
 pub mod channels;
 pub mod groups;
 pub mod logs;
@@ -30,6 +31,9 @@ pub enum ServiceError {
     Conflict(String),
     #[error("{0}")]
     Forbidden(String),
+    /// An upstream a channel tool called failed; the message says how.
+    #[error("{0}")]
+    Upstream(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }

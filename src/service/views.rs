@@ -155,6 +155,16 @@ pub struct ChannelView {
     pub used_usd: f64,
     pub request_count: i64,
     pub created_at: String,
+    /// The last `channel test`: null when never tested.
+    pub last_test: Option<ChannelTestView>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct ChannelTestView {
+    pub at: String,
+    pub latency_ms: i64,
+    /// `ok`, or what went wrong.
+    pub result: String,
 }
 
 impl ChannelView {
@@ -179,6 +189,11 @@ impl ChannelView {
             used_usd: usd(c.used_quota, quota_per_usd),
             request_count: c.request_count,
             created_at: timestamp(c.created_at),
+            last_test: (c.tested_at > 0).then(|| ChannelTestView {
+                at: timestamp(c.tested_at),
+                latency_ms: c.test_latency_ms,
+                result: c.test_result.clone(),
+            }),
         }
     }
 }

@@ -188,3 +188,82 @@ db_test! {
         assert_eq!(response.status(), 400);
     }
 }
+
+db_test! {
+    /// Channel tools: a test call sends one minimal real request with the channel's key (for
+    /// each channel type), records latency and outcome on the channel, and says why it failed;
+    /// fetching models lists the upstream's own. Over the API and from the CLI.
+    async fn channel_test_and_model_listing(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let api = Api { token: admin_token(&app, "root", "root").await, app: &app };
+        let openai = FakeUpstream::chat().await;
+        let anthropic = FakeUpstream::start(crate::helpers::Reply::Json(200, json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "content": [],
+            "stop_reason": "max_tokens", "usage": {"input_tokens": 8, "output_tokens": 1}}))).await;
+        let (status, body) = api.post("/api/channels", json!({
+            "name": "main", "type": "openai", "base_url": openai.base_url(), "key": "sk-up-1",
+            "models": ["gpt-4o", "o4-mini"], "model_mapping": {"gpt-4o": "gpt-4o-2024-08-06"}})).await;
+        assert_eq!(status, 201, "{body}");
+        let (status, _) = api.post("/api/channels", json!({
+            "name": "claude", "type": "anthropic", "base_url": anthropic.origin(), "key": "sk-ant-1",
+            "models": "claude-haiku-4-5"})).await;
+        assert_eq!(status, 201);
+
+        let (status, outcome) = api.post("/api/channels/main/test", json!({})).await;
+        assert_eq!(status, 200, "{outcome}");
+        assert_eq!(outcome["ok"], true);
+        assert_eq!(outcome["model"], "gpt-4o-2024-08-06", "the mapping applies");
+        let sent = openai.requests().pop().unwrap();
+        assert_eq!(sent.path, "/v1/chat/completions");
+        assert_eq!(sent.headers["authorization"], "Bearer sk-up-1");
+        assert_eq!(sent.json()["max_tokens"], 1);
+        let (_, outcome) = api.post("/api/channels/main/test", json!({"model": "o4-mini"})).await;
+        assert_eq!(outcome["ok"], true);
+        let sent = openai.requests().pop().unwrap().json();
+        assert_eq!(sent["max_completion_tokens"], 1, "reasoning models take max_completion_tokens: {sent}");
+
+        let (_, outcome) = api.post("/api/channels/claude/test", json!({})).await;
+        assert_eq!(outcome["ok"], true, "{outcome}");
+        let sent = anthropic.requests().pop().unwrap();
+        assert_eq!(sent.path, "/v1/messages");
+        assert_eq!(sent.headers["x-api-key"], "sk-ant-1");
+        assert_eq!(sent.json()["max_tokens"], 1);
+
+        openai.queue(crate::helpers::Reply::error(401, "Incorrect API key provided"));
+        let (status, outcome) = api.post("/api/channels/main/test", json!({})).await;
+        assert_eq!(status, 200);
+        assert_eq!(outcome["ok"], false);
+        assert_eq!(outcome["status"], 401);
+        assert!(outcome["message"].as_str().unwrap().contains("Incorrect API key"), "{outcome}");
+        let (_, channel) = api.get("/api/channels/main").await;
+        assert!(channel["last_test"]["result"].as_str().unwrap().contains("HTTP 401"), "{channel}");
+        assert!(channel["last_test"]["latency_ms"].as_i64().unwrap() >= 0);
+
+        let (status, models) = api.get("/api/channels/main/models").await;
+        assert_eq!(status, 200, "{models}");
+        assert_eq!(models["data"], json!(["fake-model"]));
+        openai.set_models_status(403);
+        let (status, error) = api.get("/api/channels/main/models").await;
+        assert_eq!(status, 502, "{error}");
+        assert!(error["error"]["message"].as_str().unwrap().contains("403"), "{error}");
+        let (status, _) = api.post("/api/channels/nope/test", json!({})).await;
+        assert_eq!(status, 404);
+
+        // The CLI calls the fake upstreams, which run on this test's runtime: off the runtime.
+        let cli = |args: &'static [&'static str]| {
+            let url = app.db_url.clone();
+            async move {
+                tokio::task::spawn_blocking(move || crate::shutdown::tollgate(&url, args))
+                    .await
+                    .unwrap()
+            }
+        };
+        let out = cli(&["channel", "test", "claude"]).await.unwrap();
+        assert!(out.starts_with("PASS claude (claude-haiku-4-5)"), "{out}");
+        openai.queue(crate::helpers::Reply::error(500, "boom"));
+        let failed = cli(&["channel", "test", "main"]).await;
+        assert!(failed.is_err(), "a failed test exits non-zero");
+        let out = cli(&["channel", "models", "claude", "--json"]).await.unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!(["fake-model"]));
+    }
+}

@@ -27,7 +27,7 @@ fn invalid(param: &'static str, message: String) -> RelayError {
 }
 
 /// OpenAI models that refuse `max_tokens` and take `max_completion_tokens` instead.
-fn takes_max_completion_tokens(model: &str) -> bool {
+pub fn takes_max_completion_tokens(model: &str) -> bool {
     let name = model.rsplit('/').next().unwrap_or(model);
     ["o1", "o3", "o4", "gpt-5"]
         .iter()

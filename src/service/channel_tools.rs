@@ -1,0 +1,183 @@
+//! Channel tools: a test call (one cheap real request, its latency and outcome recorded on the
+//! channel) and fetching the upstream's model list. Both speak to the upstream the way the relay
+//! does: the channel's first key in its type's header, the type's fixed headers, the admin's
+//! extra headers.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{ServiceError, ServiceResult};
+use crate::db::channels::ChannelRow;
+use crate::db::{self, Db};
+use crate::domain::kinds::ChannelType;
+use crate::relay::inbound::anthropic::takes_max_completion_tokens;
+use crate::relay::providers;
+use crate::relay::request::Endpoint;
+
+/// How long a test or a model listing may take.
+pub const UPSTREAM_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A request to the channel's upstream at `path`, authenticated like the relay's.
+pub fn upstream_request(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    channel: &ChannelRow,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    let url = format!("{}{path}", channel.base_url.trim_end_matches('/'));
+    let key = channel
+        .secret_keys
+        .first()
+        .map(String::as_str)
+        .unwrap_or_default();
+    let mut request = http.request(method, url);
+    if let Some((name, value)) = providers::key_header(channel.channel_type, key) {
+        request = request.header(name, value);
+    }
+    for (name, value) in providers::fixed_headers(channel.channel_type) {
+        request = request.header(*name, *value);
+    }
+    for (name, value) in &channel.extra_headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    request
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct TestOutcome {
+    pub channel: String,
+    /// The model asked for, as the upstream knows it (after the channel's mapping).
+    pub model: String,
+    pub ok: bool,
+    /// The upstream's HTTP status; None when it could not be reached.
+    pub status: Option<u16>,
+    pub latency_ms: i64,
+    /// `ok`, or what went wrong in the upstream's words.
+    pub message: String,
+}
+
+fn short_error(body: &[u8]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    if let Some(message) = parsed
+        .as_ref()
+        .and_then(|v| v.pointer("/error/message"))
+        .and_then(Value::as_str)
+    {
+        return message.to_string();
+    }
+    String::from_utf8_lossy(body).chars().take(200).collect()
+}
+
+/// Sends one minimal chat request (one output token) for `model`, or the channel's first
+/// model, and records how it went on the channel.
+pub async fn test(
+    db: &Db,
+    http: &reqwest::Client,
+    name_or_id: &str,
+    model: Option<&str>,
+) -> ServiceResult<TestOutcome> {
+    let channel = super::channels::get(db, name_or_id).await?;
+    let requested = match model {
+        Some(model) => model.to_string(),
+        None => channel
+            .models
+            .first()
+            .or_else(|| channel.model_mapping.keys().next())
+            .cloned()
+            .ok_or_else(|| {
+                ServiceError::invalid("model", "the channel lists no models; give --model")
+            })?,
+    };
+    let upstream_model = channel
+        .model_mapping
+        .get(&requested)
+        .cloned()
+        .unwrap_or(requested);
+    let path = providers::endpoint_path(channel.channel_type, Endpoint::ChatCompletions)
+        .unwrap_or("/chat/completions");
+    let body = match channel.channel_type {
+        ChannelType::Anthropic => json!({
+            "model": upstream_model, "max_tokens": 1,
+            "messages": [{"role": "user", "content": "hi"}],
+        }),
+        ChannelType::OpenAi => {
+            let limit = if takes_max_completion_tokens(&upstream_model) {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
+            json!({
+                "model": upstream_model, limit: 1,
+                "messages": [{"role": "user", "content": "hi"}],
+            })
+        }
+    };
+    let started = Instant::now();
+    let sent = upstream_request(http, reqwest::Method::POST, &channel, path)
+        .timeout(UPSTREAM_TOOL_TIMEOUT)
+        .json(&body)
+        .send()
+        .await;
+    let (status, message) = match sent {
+        Err(e) => (None, format!("unreachable: {e}")),
+        Ok(response) => {
+            let status = response.status();
+            let body = response.bytes().await.unwrap_or_default();
+            if status.is_success() {
+                (Some(status.as_u16()), "ok".to_string())
+            } else {
+                (
+                    Some(status.as_u16()),
+                    format!("HTTP {}: {}", status.as_u16(), short_error(&body)),
+                )
+            }
+        }
+    };
+    let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    db::channels::record_test(db, channel.id, latency_ms, &message).await?;
+    Ok(TestOutcome {
+        channel: channel.name,
+        model: upstream_model,
+        ok: message == "ok",
+        status,
+        latency_ms,
+        message,
+    })
+}
+
+/// The models the upstream lists (`GET …/models`), sorted.
+pub async fn fetch_models(
+    db: &Db,
+    http: &reqwest::Client,
+    name_or_id: &str,
+) -> ServiceResult<Vec<String>> {
+    let channel = super::channels::get(db, name_or_id).await?;
+    let path = providers::models_path(channel.channel_type);
+    let response = upstream_request(http, reqwest::Method::GET, &channel, path)
+        .timeout(UPSTREAM_TOOL_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| ServiceError::Upstream(format!("the upstream could not be reached: {e}")))?;
+    let status = response.status();
+    let body = response.bytes().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(ServiceError::Upstream(format!(
+            "the upstream answered HTTP {}: {}",
+            status.as_u16(),
+            short_error(&body)
+        )));
+    }
+    let list: Value = serde_json::from_slice(&body)
+        .map_err(|_| ServiceError::Upstream("the upstream's model list is not JSON".to_string()))?;
+    let mut models: Vec<String> = list
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    models.sort();
+    Ok(models)
+}
