@@ -578,20 +578,15 @@ impl Attempts<'_> {
         channel: &ChannelEntry,
         response: UpstreamResponse,
         timeout: Duration,
-        mut ticket: Ticket,
+        ticket: Ticket,
     ) -> AttemptResult {
         let status = response.status();
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
         let body = match read_limited(response, usize::MAX, timeout).await {
             Ok(body) => body,
             Err(message) => {
-                ticket.charge_on_drop = None;
-                let error = RelayError::upstream(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_error",
-                    format!("The upstream's answer broke off: {message}"),
-                );
-                return Err((self.channel_failed(channel, None, error), ticket));
+                let message = format!("The upstream's answer broke off: {message}");
+                return self.broken_answer(channel, message, ticket);
             }
         };
         let answer = match wire.whole_answer(
@@ -604,13 +599,8 @@ impl Attempts<'_> {
             Err(what) => {
                 // A 2xx answer that is not the upstream's protocol (an HTML error page from a
                 // proxy in front of it, say) is a channel failure, not something to bill.
-                ticket.charge_on_drop = None;
-                let error = RelayError::upstream(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_error",
-                    format!("The upstream answered with {what}."),
-                );
-                return Err((self.channel_failed(channel, None, error), ticket));
+                let message = format!("The upstream answered with {what}.");
+                return self.broken_answer(channel, message, ticket);
             }
         };
         let (usage, estimated) = match answer.usage {
@@ -641,6 +631,22 @@ impl Attempts<'_> {
                 ticket,
             )
             .await)
+    }
+
+    /// A 2xx answer that cannot be used (cut off, or not the upstream's protocol): a failure
+    /// of the channel, charged nothing, and another channel may be tried.
+    // The same result type as the attempt functions that return it; the ticket travels back
+    // by value on purpose (failures are rare, so no box per attempt).
+    #[allow(clippy::result_large_err)]
+    fn broken_answer(
+        &self,
+        channel: &ChannelEntry,
+        message: String,
+        mut ticket: Ticket,
+    ) -> AttemptResult {
+        ticket.charge_on_drop = None;
+        let error = RelayError::upstream(StatusCode::BAD_GATEWAY, "upstream_error", message);
+        Err((self.channel_failed(channel, None, error), ticket))
     }
 
     /// Bills a complete answer and hands it to the client.
@@ -688,18 +694,13 @@ impl Attempts<'_> {
         let first = match tokio::time::timeout(timeout, upstream.next()).await {
             Ok(Some(Ok(chunk))) => chunk,
             outcome => {
-                ticket.charge_on_drop = None;
                 let message = match outcome {
                     Err(_) => format!("no stream data within {} s", timeout.as_secs()),
                     Ok(Some(Err(e))) => upstream::describe(&e),
                     _ => "the stream ended before any data".to_string(),
                 };
-                let error = RelayError::upstream(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_error",
-                    format!("The upstream stream failed before it started: {message}"),
-                );
-                return Err((self.channel_failed(channel, None, error), ticket));
+                let message = format!("The upstream stream failed before it started: {message}");
+                return self.broken_answer(channel, message, ticket);
             }
         };
         channel.health.record_success();
