@@ -20,11 +20,11 @@ use http_body_util::Full;
 
 use super::auth::{self, Caller};
 use super::error::RelayError;
+use super::providers;
 use super::request::{ClientRequest, Endpoint};
 use super::stream::SseRelay;
 use super::upstream::{self, UpstreamResponse};
-use super::usage::{AnswerWire, TextCounter};
-use super::wire::Wire;
+use super::wire::{AnswerContext, Unusable, Wire};
 use crate::billing::{PriceContext, Ticket, ledger::Shortfall};
 use crate::db::logs::RequestLog;
 use crate::db::now_ms;
@@ -439,7 +439,7 @@ impl Attempts<'_> {
             ));
             return Err((AttemptFailure::Retry(error), ticket));
         };
-        let wire = Wire::new(request.endpoint.protocol(), channel.channel_type);
+        let wire = Wire::new(request.endpoint, channel.channel_type);
         let body = match wire.body(
             request,
             self.raw,
@@ -450,9 +450,21 @@ impl Attempts<'_> {
             // Not the channel's fault: another channel of another type may take the request.
             Err(error) => return Err((AttemptFailure::Retry(error), ticket)),
         };
+        let Some(uri) = providers::request_uri(
+            channel.channel_type,
+            request.endpoint,
+            uri,
+            upstream_model,
+            request.stream,
+        ) else {
+            let error = RelayError::bad_request(format!(
+                "The model name '{upstream_model}' cannot be part of the upstream's URL."
+            ));
+            return Err((AttemptFailure::Retry(error), ticket));
+        };
         let mut upstream_request = http::Request::builder()
             .method(http::Method::POST)
-            .uri(uri.clone())
+            .uri(uri)
             .header(header::CONTENT_TYPE, "application/json");
         if let Some((name, value)) = channel.next_key_header() {
             upstream_request = upstream_request.header(name, value.clone());
@@ -543,7 +555,7 @@ impl Attempts<'_> {
             .await
             .unwrap_or_default();
         let upstream_message = upstream_error_message(&body);
-        let code = status.as_u16();
+        let code = providers::effective_status(channel.channel_type, status.as_u16(), &body);
         if self.options.retry_statuses.contains(code) {
             let (client_status, client_code) = match code {
                 429 => (StatusCode::TOO_MANY_REQUESTS, "upstream_rate_limited"),
@@ -589,43 +601,45 @@ impl Attempts<'_> {
                 return self.broken_answer(channel, message, ticket);
             }
         };
-        let answer = match wire.whole_answer(
-            body.clone(),
-            content_type,
-            &self.request.model,
-            now_ms() / 1000,
-        ) {
+        let context = AnswerContext {
+            request: self.request,
+            now_secs: now_ms() / 1000,
+            prompt_estimate: self.prompt_estimate,
+            tokenizer: self.state.tokenizer,
+        };
+        let answer = match wire.whole_answer(body, content_type, &context) {
             Ok(answer) => answer,
-            Err(what) => {
+            Err(Unusable::NotAnAnswer(what)) => {
                 // A 2xx answer that is not the upstream's protocol (an HTML error page from a
                 // proxy in front of it, say) is a channel failure, not something to bill.
                 let message = format!("The upstream answered with {what}.");
                 return self.broken_answer(channel, message, ticket);
             }
-        };
-        let (usage, estimated) = match answer.usage {
-            Some(usage) => (usage, false),
-            None => {
-                // No usage report: count what the (OpenAI-shaped) answer generated.
-                let tokenizer = self.state.tokenizer;
-                let mut counter = TextCounter::default();
-                if let Some(parsed) = AnswerWire::parse(&body) {
-                    parsed.for_each_text(|text| counter.push(text, tokenizer));
-                }
-                let usage = Usage {
-                    prompt_tokens: self.prompt_estimate,
-                    completion_tokens: counter.total(tokenizer),
-                    cached_tokens: 0,
-                };
-                (usage, true)
+            Err(Unusable::Refused(message)) => {
+                // The upstream refused the prompt itself: the client's to fix, on any channel.
+                channel.health.record_success();
+                let error = RelayError::upstream(
+                    StatusCode::BAD_REQUEST,
+                    "content_filter",
+                    message.clone(),
+                );
+                let response = self.request.endpoint.protocol().error_response(error);
+                return Err((
+                    AttemptFailure::Final {
+                        response,
+                        status: 400,
+                        message,
+                    },
+                    ticket,
+                ));
             }
         };
         Ok(self
             .settle_whole(
                 channel,
                 status,
-                usage,
-                estimated,
+                answer.usage,
+                answer.estimated,
                 answer.body,
                 answer.content_type,
                 ticket,

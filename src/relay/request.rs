@@ -210,6 +210,12 @@ impl<'b> ClientRequest<'b> {
         })
     }
 
+    /// A string field of the request as sent (None when absent, not a string, or escaped).
+    pub fn text_field(&self, name: &str) -> Option<&'b str> {
+        let raw: &'b RawValue = self.fields.get(name)?;
+        serde_json::from_str::<&'b str>(raw.get()).ok()
+    }
+
     /// The body to send upstream: the client's bytes unchanged when nothing needs to change,
     /// otherwise the same fields with `model` replaced and, for streams, usage requested.
     pub fn upstream_body(

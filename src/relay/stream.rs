@@ -47,7 +47,7 @@ pub struct SseRelay {
 }
 
 /// Where an event ends: the index after its closing blank line.
-fn event_end(buffer: &[u8]) -> Option<usize> {
+pub(crate) fn event_end(buffer: &[u8]) -> Option<usize> {
     let mut i = 0;
     while i + 1 < buffer.len() {
         match buffer[i] {
@@ -62,7 +62,7 @@ fn event_end(buffer: &[u8]) -> Option<usize> {
 
 /// The `data:` payload of one event (several data lines are joined with newlines, as the SSE
 /// specification says).
-fn event_data(event: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn event_data(event: &[u8]) -> Option<Vec<u8>> {
     let mut data: Option<Vec<u8>> = None;
     for line in event.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -1,6 +1,11 @@
 //! How one attempt's request and answer travel between the client's protocol and the
 //! channel's: forwarded untouched when both speak the same protocol, translated otherwise.
 //! Every protocol pair lives here, so the relay pipeline never branches on channel types.
+//!
+//! Translations go through OpenAI's chat completions, the relay's own protocol: a client's
+//! request becomes a chat request (unless it is one), which becomes the upstream's request
+//! (unless the upstream speaks chat); answers and streams come back the same way in reverse.
+//! So each protocol is written once per direction, not once per pair.
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -10,31 +15,64 @@ use serde_json::{Map, Value};
 
 use super::error::RelayError;
 use super::inbound::{self, ClientProtocol};
-use super::providers::{StreamTranslator, anthropic};
-use super::request::ClientRequest;
-use super::usage::find_usage;
+use super::providers::gemini::{self, GeminiAnswer};
+use super::providers::{Chained, StreamTranslator, anthropic};
+use super::request::{ClientRequest, Endpoint};
+use super::usage::{AnswerWire, TextCounter, find_usage};
 use crate::domain::kinds::ChannelType;
 use crate::domain::pricing::Usage;
+use crate::domain::tokenizer::Tokenizer;
 
+/// The protocol an upstream speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wire {
-    /// OpenAI client, OpenAI-compatible upstream: the client's bytes go through.
-    OpenAi,
-    /// OpenAI client, Anthropic upstream.
-    OpenAiToAnthropic,
-    /// Anthropic client, Anthropic upstream: the client's bytes go through.
-    Anthropic,
-    /// Anthropic client, OpenAI-compatible upstream.
-    AnthropicToOpenAi,
+enum Dialect {
+    OpenAiChat,
+    AnthropicMessages,
+    Gemini,
 }
 
-/// A complete answer in the client's protocol.
+impl Dialect {
+    fn of(channel: ChannelType) -> Dialect {
+        match channel {
+            ChannelType::OpenAi => Dialect::OpenAiChat,
+            ChannelType::Anthropic => Dialect::AnthropicMessages,
+            ChannelType::Gemini => Dialect::Gemini,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wire {
+    endpoint: Endpoint,
+    client: ClientProtocol,
+    dialect: Dialect,
+}
+
+/// A complete answer in the client's protocol, with what to bill.
 pub struct WholeAnswer {
     pub body: Bytes,
     pub content_type: HeaderValue,
-    /// What the upstream reported; None when it reported nothing and the generated text must
-    /// be counted (the upstream's body is then an OpenAI chat answer).
-    pub usage: Option<Usage>,
+    pub usage: Usage,
+    /// The upstream reported no usage; the generated text was counted.
+    pub estimated: bool,
+}
+
+/// Why a 2xx answer cannot be handed to the client.
+pub enum Unusable {
+    /// Not an answer of the upstream's protocol at all (an HTML page from a proxy, say): a
+    /// failure of the channel, not something to bill.
+    NotAnAnswer(&'static str),
+    /// The upstream refused the prompt itself (a safety block): the client's error, told in
+    /// its protocol.
+    Refused(String),
+}
+
+/// What the answer's translation needs to know about the request.
+pub struct AnswerContext<'a> {
+    pub request: &'a ClientRequest<'a>,
+    pub now_secs: i64,
+    pub prompt_estimate: i64,
+    pub tokenizer: &'static Tokenizer,
 }
 
 fn json_content_type() -> HeaderValue {
@@ -52,21 +90,35 @@ fn to_bytes(value: &Value) -> Result<Bytes, RelayError> {
         .map_err(|_| RelayError::internal())
 }
 
+/// Usage counted from an OpenAI-shaped answer's text, when the upstream reported none.
+fn counted_usage(openai_answer: &[u8], context: &AnswerContext<'_>) -> Usage {
+    let mut counter = TextCounter::default();
+    if let Some(parsed) = AnswerWire::parse(openai_answer) {
+        parsed.for_each_text(|text| counter.push(text, context.tokenizer));
+    }
+    Usage {
+        prompt_tokens: context.prompt_estimate,
+        completion_tokens: counter.total(context.tokenizer),
+        cached_tokens: 0,
+    }
+}
+
 impl Wire {
-    pub fn new(client: ClientProtocol, channel: ChannelType) -> Wire {
-        match (client, channel) {
-            (ClientProtocol::OpenAi, ChannelType::OpenAi) => Wire::OpenAi,
-            (ClientProtocol::OpenAi, ChannelType::Anthropic) => Wire::OpenAiToAnthropic,
-            (ClientProtocol::Anthropic, ChannelType::Anthropic) => Wire::Anthropic,
-            (ClientProtocol::Anthropic, ChannelType::OpenAi) => Wire::AnthropicToOpenAi,
+    pub fn new(endpoint: Endpoint, channel: ChannelType) -> Wire {
+        Wire {
+            endpoint,
+            client: endpoint.protocol(),
+            dialect: Dialect::of(channel),
         }
     }
 
-    fn client(self) -> ClientProtocol {
-        match self {
-            Wire::OpenAi | Wire::OpenAiToAnthropic => ClientProtocol::OpenAi,
-            Wire::Anthropic | Wire::AnthropicToOpenAi => ClientProtocol::Anthropic,
-        }
+    /// Client and upstream speak the same protocol: the client's bytes go through.
+    fn passes_through(self) -> bool {
+        matches!(
+            (self.client, self.dialect),
+            (ClientProtocol::OpenAi, Dialect::OpenAiChat)
+                | (ClientProtocol::Anthropic, Dialect::AnthropicMessages)
+        )
     }
 
     /// The body sent upstream. OpenAI-compatible upstreams report stream usage only when
@@ -78,79 +130,155 @@ impl Wire {
         upstream_model: &str,
         default_max_tokens: u64,
     ) -> Result<Bytes, RelayError> {
-        match self {
-            Wire::OpenAi => request.upstream_body(raw, upstream_model, true),
-            Wire::Anthropic => request.upstream_body(raw, upstream_model, false),
-            Wire::OpenAiToAnthropic => to_bytes(&anthropic::chat_request(
-                &fields(raw)?,
-                upstream_model,
-                default_max_tokens,
-            )?),
-            Wire::AnthropicToOpenAi => to_bytes(&inbound::anthropic::chat_request(
+        if self.passes_through() {
+            let ask_for_usage = self.dialect == Dialect::OpenAiChat;
+            return request.upstream_body(raw, upstream_model, ask_for_usage);
+        }
+        if self.endpoint == Endpoint::Embeddings {
+            // The only translated embeddings are Gemini's.
+            return to_bytes(&gemini::embedding_request(&fields(raw)?, upstream_model)?);
+        }
+        let chat = match self.client {
+            ClientProtocol::OpenAi => fields(raw)?,
+            ClientProtocol::Anthropic => match inbound::anthropic::chat_request(
                 &fields(raw)?,
                 upstream_model,
                 request.stream,
+            )? {
+                Value::Object(chat) => chat,
+                _ => return Err(RelayError::internal()),
+            },
+        };
+        match self.dialect {
+            Dialect::OpenAiChat => to_bytes(&Value::Object(chat)),
+            Dialect::AnthropicMessages => to_bytes(&anthropic::chat_request(
+                &chat,
+                upstream_model,
+                default_max_tokens,
             )?),
+            Dialect::Gemini => to_bytes(&gemini::chat_request(&chat, upstream_model)?),
         }
     }
 
-    /// The upstream's successful answer in the client's protocol. Err when it is not an
-    /// answer of the upstream's protocol at all (an HTML page from a proxy, say): a failure of
-    /// the channel, not something to bill.
+    /// The upstream's successful answer in the client's protocol, with what to bill.
     pub fn whole_answer(
         self,
         body: Bytes,
         content_type: Option<HeaderValue>,
-        client_model: &str,
-        now_secs: i64,
-    ) -> Result<WholeAnswer, &'static str> {
-        match self {
-            Wire::OpenAi => {
-                let usage = find_usage(&body);
-                if usage.is_none() && super::usage::AnswerWire::parse(&body).is_none() {
-                    return Err("something that is not an OpenAI JSON response");
+        context: &AnswerContext<'_>,
+    ) -> Result<WholeAnswer, Unusable> {
+        let client_model = context.request.model.as_str();
+        if self.passes_through() {
+            return match self.dialect {
+                Dialect::AnthropicMessages => {
+                    let answer: Value = serde_json::from_slice(&body).map_err(|_| {
+                        Unusable::NotAnAnswer("something that is not an Anthropic message")
+                    })?;
+                    if answer.get("type").and_then(Value::as_str) != Some("message") {
+                        return Err(Unusable::NotAnAnswer(
+                            "something that is not an Anthropic message",
+                        ));
+                    }
+                    let usage = answer
+                        .get("usage")
+                        .map(anthropic::usage)
+                        .unwrap_or_default();
+                    Ok(WholeAnswer {
+                        body,
+                        content_type: content_type.unwrap_or_else(json_content_type),
+                        usage,
+                        estimated: false,
+                    })
                 }
-                Ok(WholeAnswer {
-                    body,
-                    content_type: content_type.unwrap_or_else(json_content_type),
-                    usage,
-                })
-            }
-            Wire::Anthropic => {
-                let answer: Value = serde_json::from_slice(&body)
-                    .map_err(|_| "something that is not an Anthropic message")?;
-                if answer.get("type").and_then(Value::as_str) != Some("message") {
-                    return Err("something that is not an Anthropic message");
+                _ => {
+                    let usage = find_usage(&body);
+                    if usage.is_none() && AnswerWire::parse(&body).is_none() {
+                        return Err(Unusable::NotAnAnswer(
+                            "something that is not an OpenAI JSON response",
+                        ));
+                    }
+                    let (usage, estimated) = match usage {
+                        Some(usage) => (usage, false),
+                        None => (counted_usage(&body, context), true),
+                    };
+                    Ok(WholeAnswer {
+                        body,
+                        content_type: content_type.unwrap_or_else(json_content_type),
+                        usage,
+                        estimated,
+                    })
                 }
-                let usage = answer
-                    .get("usage")
-                    .map(anthropic::usage)
-                    .unwrap_or_default();
-                Ok(WholeAnswer {
-                    body,
-                    content_type: content_type.unwrap_or_else(json_content_type),
-                    usage: Some(usage),
-                })
-            }
-            Wire::OpenAiToAnthropic => {
-                let (completion, usage) = anthropic::chat_response(&body, client_model, now_secs)
-                    .ok_or("something that is not an Anthropic message")?;
-                Ok(WholeAnswer {
-                    body: Bytes::from(completion.to_string()),
-                    content_type: json_content_type(),
-                    usage: Some(usage),
-                })
-            }
-            Wire::AnthropicToOpenAi => {
-                let (message, usage) = inbound::anthropic::message_response(&body, client_model)
-                    .ok_or("something that is not an OpenAI chat completion")?;
-                Ok(WholeAnswer {
-                    body: Bytes::from(message.to_string()),
-                    content_type: json_content_type(),
-                    usage,
-                })
-            }
+            };
         }
+        if self.endpoint == Endpoint::Embeddings {
+            let base64 = context.request.text_field("encoding_format") == Some("base64");
+            let answer =
+                gemini::embedding_response(&body, client_model, context.prompt_estimate, base64)
+                    .ok_or(Unusable::NotAnAnswer(
+                        "something that is not a Gemini embedding list",
+                    ))?;
+            return Ok(WholeAnswer {
+                body: Bytes::from(answer.to_string()),
+                content_type: json_content_type(),
+                usage: Usage {
+                    prompt_tokens: context.prompt_estimate,
+                    ..Usage::default()
+                },
+                estimated: true,
+            });
+        }
+        // Upstream's answer → a chat completion, with the usage it reported.
+        let (chat, reported): (Bytes, Option<Usage>) = match self.dialect {
+            Dialect::OpenAiChat => {
+                if AnswerWire::parse(&body).is_none() {
+                    return Err(Unusable::NotAnAnswer(
+                        "something that is not an OpenAI chat completion",
+                    ));
+                }
+                let usage = find_usage(&body);
+                (body, usage)
+            }
+            Dialect::AnthropicMessages => {
+                let (completion, usage) =
+                    anthropic::chat_response(&body, client_model, context.now_secs).ok_or(
+                        Unusable::NotAnAnswer("something that is not an Anthropic message"),
+                    )?;
+                (Bytes::from(completion.to_string()), Some(usage))
+            }
+            Dialect::Gemini => {
+                match gemini::chat_response(&body, client_model, context.now_secs).ok_or(
+                    Unusable::NotAnAnswer("something that is not a Gemini answer"),
+                )? {
+                    GeminiAnswer::Chat(completion, usage) => {
+                        (Bytes::from(completion.to_string()), usage)
+                    }
+                    GeminiAnswer::Blocked(message) => return Err(Unusable::Refused(message)),
+                }
+            }
+        };
+        let (usage, estimated) = match reported {
+            Some(usage) => (usage, false),
+            None => (counted_usage(&chat, context), true),
+        };
+        // The chat completion → the client's protocol.
+        let body = match self.client {
+            ClientProtocol::OpenAi => chat,
+            ClientProtocol::Anthropic => {
+                let (message, _) = inbound::anthropic::message_response(&chat, client_model)
+                    .ok_or(Unusable::NotAnAnswer(
+                        "something that is not an OpenAI chat completion",
+                    ))?;
+                let mut message = message;
+                message["usage"] = inbound::anthropic::messages_usage(usage);
+                Bytes::from(message.to_string())
+            }
+        };
+        Ok(WholeAnswer {
+            body,
+            content_type: json_content_type(),
+            usage,
+            estimated,
+        })
     }
 
     /// The translator a streamed answer goes through; None for OpenAI's own streams, which
@@ -162,17 +290,37 @@ impl Wire {
         client_wants_usage: bool,
         prompt_estimate: i64,
     ) -> Option<Box<dyn StreamTranslator>> {
-        match self {
-            Wire::OpenAi => None,
-            Wire::Anthropic => Some(Box::new(anthropic::MessagesPassthrough::default())),
-            Wire::OpenAiToAnthropic => Some(Box::new(anthropic::ChatStreamFromMessages::new(
-                client_model,
-                now_secs,
-                client_wants_usage,
-            ))),
-            Wire::AnthropicToOpenAi => Some(Box::new(
+        if self.passes_through() {
+            return match self.dialect {
+                Dialect::AnthropicMessages => {
+                    Some(Box::new(anthropic::MessagesPassthrough::default()))
+                }
+                _ => None,
+            };
+        }
+        // A client of another protocol needs the usage chunk to write its own usage.
+        let chat_usage = client_wants_usage || self.client != ClientProtocol::OpenAi;
+        let upstream: Option<Box<dyn StreamTranslator>> =
+            match self.dialect {
+                Dialect::OpenAiChat => None,
+                Dialect::AnthropicMessages => Some(Box::new(
+                    anthropic::ChatStreamFromMessages::new(client_model, now_secs, chat_usage),
+                )),
+                Dialect::Gemini => Some(Box::new(gemini::ChatStreamFromGemini::new(
+                    client_model,
+                    now_secs,
+                    chat_usage,
+                ))),
+            };
+        let client: Option<Box<dyn StreamTranslator>> = match self.client {
+            ClientProtocol::OpenAi => None,
+            ClientProtocol::Anthropic => Some(Box::new(
                 inbound::anthropic::MessagesFromChatStream::new(client_model, prompt_estimate),
             )),
+        };
+        match (upstream, client) {
+            (Some(upstream), Some(client)) => Some(Box::new(Chained { upstream, client })),
+            (one, other) => one.or(other),
         }
     }
 
@@ -186,8 +334,7 @@ impl Wire {
         body: Bytes,
         upstream_message: &str,
     ) -> Response {
-        let same_protocol = matches!(self, Wire::OpenAi | Wire::Anthropic);
-        if same_protocol {
+        if self.passes_through() {
             let mut builder = Response::builder().status(status);
             if let Some(content_type) = content_type {
                 builder = builder.header(header::CONTENT_TYPE, content_type);
@@ -196,14 +343,14 @@ impl Wire {
                 .body(Body::from(body))
                 .unwrap_or_else(|_| RelayError::internal().into_response());
         }
-        let kind = match self {
-            Wire::OpenAiToAnthropic => anthropic::error_parts(&body)
-                .map(|(kind, _)| kind)
-                .unwrap_or_else(|| "upstream_error".into()),
-            _ => "upstream_error".into(),
-        };
+        let kind = match self.dialect {
+            Dialect::AnthropicMessages => anthropic::error_parts(&body).map(|(kind, _)| kind),
+            Dialect::Gemini => gemini::error_parts(&body).map(|(kind, _)| kind),
+            Dialect::OpenAiChat => None,
+        }
+        .unwrap_or_else(|| "upstream_error".into());
         let envelope = self
-            .client()
+            .client
             .upstream_error_body(status.as_u16(), &kind, upstream_message);
         let mut out = Response::new(Body::from(envelope.to_string()));
         *out.status_mut() = status;

@@ -13,7 +13,7 @@ use crate::db::channels::ChannelRow;
 use crate::db::{self, Db};
 use crate::domain::kinds::ChannelType;
 use crate::relay::inbound::anthropic::takes_max_completion_tokens;
-use crate::relay::providers;
+use crate::relay::providers::{self, gemini};
 use crate::relay::request::Endpoint;
 
 /// How long a test or a model listing may take.
@@ -95,27 +95,43 @@ pub async fn test(
         .get(&requested)
         .cloned()
         .unwrap_or(requested);
-    let path = providers::endpoint_path(channel.channel_type, Endpoint::ChatCompletions)
+    let chat_path = providers::endpoint_path(channel.channel_type, Endpoint::ChatCompletions)
         .unwrap_or("/chat/completions");
-    let body = match channel.channel_type {
-        ChannelType::Anthropic => json!({
-            "model": upstream_model, "max_tokens": 1,
-            "messages": [{"role": "user", "content": "hi"}],
-        }),
+    let (path, body) = match channel.channel_type {
+        ChannelType::Anthropic => (
+            chat_path.to_string(),
+            json!({
+                "model": upstream_model, "max_tokens": 1,
+                "messages": [{"role": "user", "content": "hi"}],
+            }),
+        ),
+        ChannelType::Gemini => (
+            format!(
+                "{chat_path}{}",
+                gemini::method_path(&upstream_model, "generateContent")
+            ),
+            json!({
+                "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                "generationConfig": {"maxOutputTokens": 1},
+            }),
+        ),
         ChannelType::OpenAi => {
             let limit = if takes_max_completion_tokens(&upstream_model) {
                 "max_completion_tokens"
             } else {
                 "max_tokens"
             };
-            json!({
-                "model": upstream_model, limit: 1,
-                "messages": [{"role": "user", "content": "hi"}],
-            })
+            (
+                chat_path.to_string(),
+                json!({
+                    "model": upstream_model, limit: 1,
+                    "messages": [{"role": "user", "content": "hi"}],
+                }),
+            )
         }
     };
     let started = Instant::now();
-    let sent = upstream_request(http, reqwest::Method::POST, &channel, path)
+    let sent = upstream_request(http, reqwest::Method::POST, &channel, &path)
         .timeout(UPSTREAM_TOOL_TIMEOUT)
         .json(&body)
         .send()
@@ -154,8 +170,12 @@ pub async fn fetch_models(
     name_or_id: &str,
 ) -> ServiceResult<Vec<String>> {
     let channel = super::channels::get(db, name_or_id).await?;
-    let path = providers::models_path(channel.channel_type);
-    let response = upstream_request(http, reqwest::Method::GET, &channel, path)
+    let mut path = providers::models_path(channel.channel_type).to_string();
+    if channel.channel_type == ChannelType::Gemini {
+        // Gemini pages its list by 50 unless asked for more.
+        path.push_str("?pageSize=1000");
+    }
+    let response = upstream_request(http, reqwest::Method::GET, &channel, &path)
         .timeout(UPSTREAM_TOOL_TIMEOUT)
         .send()
         .await
@@ -171,12 +191,23 @@ pub async fn fetch_models(
     }
     let list: Value = serde_json::from_slice(&body)
         .map_err(|_| ServiceError::Upstream("the upstream's model list is not JSON".to_string()))?;
-    let mut models: Vec<String> = list
+    // OpenAI and Anthropic: `{"data":[{"id"}]}`; Gemini: `{"models":[{"name":"models/…"}]}`.
+    let openai_style = list
         .get("data")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string))
+        .filter_map(|m| m.get("id").and_then(Value::as_str));
+    let gemini_style = list
+        .get("models")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("name").and_then(Value::as_str))
+        .map(|name| name.strip_prefix("models/").unwrap_or(name));
+    let mut models: Vec<String> = openai_style
+        .chain(gemini_style)
+        .map(str::to_string)
         .collect();
     models.sort();
     Ok(models)

@@ -470,12 +470,18 @@ except anthropic.AuthenticationError as e:
 print(json.dumps(out))
 "#;
 
-async fn run_anthropic_sdk(python: String, app: &TestApp, key: &str) -> Value {
+pub(crate) async fn run_anthropic_sdk(
+    python: String,
+    app: &TestApp,
+    key: &str,
+    model: &str,
+) -> Value {
     let base = app.url("");
     let key = key.to_string();
+    let model = model.to_string();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python)
-            .args(["-c", ANTHROPIC_SDK_SCRIPT, &base, &key, MODEL])
+            .args(["-c", ANTHROPIC_SDK_SCRIPT, &base, &key, &model])
             .output()
             .expect("run python")
     })
@@ -509,7 +515,7 @@ db_test! {
             "usage": {"prompt_tokens": 50, "completion_tokens": 12, "total_tokens": 62}
         })));
         let (app, key) = setup(db, &upstream, "openai").await;
-        let out = run_anthropic_sdk(python, &app, &key).await;
+        let out = run_anthropic_sdk(python, &app, &key, MODEL).await;
         assert_eq!(out["stream_text"], "Checking — ☀️");
         assert_eq!(out["stream_tool"], json!([{"city": "Oslo"}]));
         assert_eq!(out["stream_stop"], "tool_use");
@@ -541,7 +547,7 @@ db_test! {
         upstream.queue(Reply::Sse { body: anthropic_events(), split: 9, delay: Duration::from_millis(1) });
         upstream.queue(Reply::Json(200, anthropic_message()));
         let (app, key) = setup(db, &upstream, "anthropic").await;
-        let out = run_anthropic_sdk(python, &app, &key).await;
+        let out = run_anthropic_sdk(python, &app, &key, MODEL).await;
         assert_eq!(out["stream_text"], "Rain tomorrow — ☔.");
         assert_eq!(out["stream_stop"], "end_turn");
         assert_eq!(out["stream_usage"]["cache_read_input_tokens"], 100);

@@ -3,6 +3,7 @@
 //! (OpenAI-compatible upstreams) or is translated there and back (everything else).
 
 pub mod anthropic;
+pub mod gemini;
 pub mod presets;
 
 use bytes::BytesMut;
@@ -17,6 +18,7 @@ pub fn key_header(channel_type: ChannelType, key: &str) -> Option<(HeaderName, H
     let (name, value) = match channel_type {
         ChannelType::OpenAi => (http::header::AUTHORIZATION, format!("Bearer {key}")),
         ChannelType::Anthropic => (HeaderName::from_static("x-api-key"), key.to_string()),
+        ChannelType::Gemini => (HeaderName::from_static("x-goog-api-key"), key.to_string()),
     };
     let mut value = HeaderValue::try_from(value).ok()?;
     value.set_sensitive(true);
@@ -26,13 +28,14 @@ pub fn key_header(channel_type: ChannelType, key: &str) -> Option<(HeaderName, H
 /// Headers every request to this kind of upstream carries (an admin's extra headers win).
 pub fn fixed_headers(channel_type: ChannelType) -> &'static [(&'static str, &'static str)] {
     match channel_type {
-        ChannelType::OpenAi => &[],
+        ChannelType::OpenAi | ChannelType::Gemini => &[],
         ChannelType::Anthropic => &[("anthropic-version", anthropic::API_VERSION)],
     }
 }
 
 /// The path under the channel's base URL that serves an endpoint, or None when this kind of
-/// upstream has no such endpoint.
+/// upstream has no such endpoint. For upstreams that name the model in the path (Gemini) it is
+/// the prefix the model is appended to, see [`request_uri`].
 pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'static str> {
     match (channel_type, endpoint) {
         // Anthropic clients are served from chat completions, translated.
@@ -42,13 +45,50 @@ pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'
             Some("/messages")
         }
         (ChannelType::Anthropic, Endpoint::Completions | Endpoint::Embeddings) => None,
+        (
+            ChannelType::Gemini,
+            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Embeddings,
+        ) => Some("/models"),
+        (ChannelType::Gemini, Endpoint::Completions) => None,
+    }
+}
+
+/// The URI one request goes to: the endpoint's own URI, or, where the upstream names the model
+/// and the method in the path (Gemini), that URI with `/{model}:{method}` appended.
+pub fn request_uri(
+    channel_type: ChannelType,
+    endpoint: Endpoint,
+    endpoint_uri: &http::Uri,
+    upstream_model: &str,
+    stream: bool,
+) -> Option<http::Uri> {
+    match channel_type {
+        ChannelType::OpenAi | ChannelType::Anthropic => Some(endpoint_uri.clone()),
+        ChannelType::Gemini => {
+            let method = match (endpoint, stream) {
+                (Endpoint::Embeddings, _) => "batchEmbedContents",
+                (_, true) => "streamGenerateContent?alt=sse",
+                (_, false) => "generateContent",
+            };
+            let path = gemini::method_path(upstream_model, method);
+            http::Uri::try_from(format!("{endpoint_uri}{path}")).ok()
+        }
+    }
+}
+
+/// The status an upstream's refusal counts as for retries and auto-disabling, where an upstream
+/// reports a bad key with another status (Gemini answers 400).
+pub fn effective_status(channel_type: ChannelType, status: u16, body: &[u8]) -> u16 {
+    match channel_type {
+        ChannelType::Gemini => gemini::effective_status(status, body),
+        ChannelType::OpenAi | ChannelType::Anthropic => status,
     }
 }
 
 /// The path of the upstream's model list, used to probe a channel's health.
 pub fn models_path(channel_type: ChannelType) -> &'static str {
     match channel_type {
-        ChannelType::OpenAi | ChannelType::Anthropic => "/models",
+        ChannelType::OpenAi | ChannelType::Anthropic | ChannelType::Gemini => "/models",
     }
 }
 
@@ -56,13 +96,8 @@ pub fn models_path(channel_type: ChannelType) -> &'static str {
 pub fn default_path_prefix(channel_type: ChannelType) -> &'static str {
     match channel_type {
         ChannelType::OpenAi | ChannelType::Anthropic => "/v1",
+        ChannelType::Gemini => "/v1beta",
     }
-}
-
-/// Whether the client's OpenAI request is forwarded as it is (only the model name and the
-/// stream-usage option may change) rather than translated.
-pub fn speaks_openai(channel_type: ChannelType) -> bool {
-    channel_type == ChannelType::OpenAi
 }
 
 /// What the relay learns from one translated stream event.
@@ -84,6 +119,35 @@ pub trait StreamTranslator: Send {
 
     /// The upstream has sent its final event: the answer is complete.
     fn finished(&self) -> bool;
+}
+
+/// Two translations in a row, through OpenAI's chat chunks: an upstream's events become chat
+/// chunks, which become the client's events (Gemini's stream for an Anthropic client, say).
+/// Usage, counted text and errors are the upstream side's; the answer is finished when the
+/// client's side has written its final event.
+pub struct Chained {
+    pub upstream: Box<dyn StreamTranslator>,
+    pub client: Box<dyn StreamTranslator>,
+}
+
+impl StreamTranslator for Chained {
+    fn event(&mut self, raw: &[u8], data: &[u8], out: &mut BytesMut) -> TranslatedEvent {
+        let mut chat = BytesMut::new();
+        let seen = self.upstream.event(raw, data, &mut chat);
+        let mut rest = &chat[..];
+        while let Some(end) = super::stream::event_end(rest) {
+            let (event, after) = rest.split_at(end);
+            if let Some(data) = super::stream::event_data(event) {
+                self.client.event(event, &data, out);
+            }
+            rest = after;
+        }
+        seen
+    }
+
+    fn finished(&self) -> bool {
+        self.client.finished()
+    }
 }
 
 /// OpenAI's error envelope.

@@ -102,6 +102,8 @@ impl Reply {
 #[derive(Clone, Debug)]
 pub struct Recorded {
     pub path: String,
+    /// The query string, without `?` (empty when there is none).
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -227,6 +229,7 @@ async fn handle(
         let mut inner = inner.lock().expect("upstream state");
         inner.requests.push(Recorded {
             path: path.clone(),
+            query: uri.query().unwrap_or_default().to_string(),
             headers,
             body: body.clone(),
         });
