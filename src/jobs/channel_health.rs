@@ -110,8 +110,8 @@ pub async fn probe_loop(state: AppState, cancel: CancellationToken) {
 /// One cheap, free call: list the upstream's models with the channel's first key. It proves the
 /// upstream is reachable and accepts the key.
 async fn probe(state: &AppState, channel: &ChannelRow) -> Result<(), String> {
-    let path = providers::models_path(channel.channel_type);
-    let response = upstream_request(&state.http, reqwest::Method::GET, channel, path)
+    let url = providers::models_url(channel.channel_type, &channel.base_url);
+    let response = upstream_request(&state.http, reqwest::Method::GET, channel, &url)
         .timeout(PROBE_TIMEOUT)
         .send()
         .await

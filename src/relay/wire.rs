@@ -34,7 +34,7 @@ enum Dialect {
 impl Dialect {
     fn of(channel: ChannelType) -> Dialect {
         match channel {
-            ChannelType::OpenAi => Dialect::OpenAiChat,
+            ChannelType::OpenAi | ChannelType::Azure => Dialect::OpenAiChat,
             ChannelType::Anthropic => Dialect::AnthropicMessages,
             ChannelType::Gemini => Dialect::Gemini,
         }

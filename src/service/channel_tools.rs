@@ -13,20 +13,19 @@ use crate::db::channels::ChannelRow;
 use crate::db::{self, Db};
 use crate::domain::kinds::ChannelType;
 use crate::relay::inbound::anthropic::takes_max_completion_tokens;
-use crate::relay::providers::{self, gemini};
+use crate::relay::providers;
 use crate::relay::request::Endpoint;
 
 /// How long a test or a model listing may take.
 pub const UPSTREAM_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A request to the channel's upstream at `path`, authenticated like the relay's.
+/// A request to the channel's upstream at `url`, authenticated like the relay's.
 pub fn upstream_request(
     http: &reqwest::Client,
     method: reqwest::Method,
     channel: &ChannelRow,
-    path: &str,
+    url: &str,
 ) -> reqwest::RequestBuilder {
-    let url = format!("{}{path}", channel.base_url.trim_end_matches('/'));
     let key = channel
         .secret_keys
         .first()
@@ -95,43 +94,41 @@ pub async fn test(
         .get(&requested)
         .cloned()
         .unwrap_or(requested);
-    let chat_path = providers::endpoint_path(channel.channel_type, Endpoint::ChatCompletions)
-        .unwrap_or("/chat/completions");
-    let (path, body) = match channel.channel_type {
-        ChannelType::Anthropic => (
-            chat_path.to_string(),
-            json!({
-                "model": upstream_model, "max_tokens": 1,
-                "messages": [{"role": "user", "content": "hi"}],
-            }),
-        ),
-        ChannelType::Gemini => (
-            format!(
-                "{chat_path}{}",
-                gemini::method_path(&upstream_model, "generateContent")
-            ),
-            json!({
-                "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
-                "generationConfig": {"maxOutputTokens": 1},
-            }),
-        ),
-        ChannelType::OpenAi => {
+    let url = providers::full_request_url(
+        channel.channel_type,
+        &channel.base_url,
+        Endpoint::ChatCompletions,
+        &upstream_model,
+    )
+    .ok_or_else(|| {
+        ServiceError::invalid(
+            "model",
+            format!("'{upstream_model}' cannot be part of the upstream's URL"),
+        )
+    })?;
+    let body = match channel.channel_type {
+        ChannelType::Anthropic => json!({
+            "model": upstream_model, "max_tokens": 1,
+            "messages": [{"role": "user", "content": "hi"}],
+        }),
+        ChannelType::Gemini => json!({
+            "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"maxOutputTokens": 1},
+        }),
+        ChannelType::OpenAi | ChannelType::Azure => {
             let limit = if takes_max_completion_tokens(&upstream_model) {
                 "max_completion_tokens"
             } else {
                 "max_tokens"
             };
-            (
-                chat_path.to_string(),
-                json!({
-                    "model": upstream_model, limit: 1,
-                    "messages": [{"role": "user", "content": "hi"}],
-                }),
-            )
+            json!({
+                "model": upstream_model, limit: 1,
+                "messages": [{"role": "user", "content": "hi"}],
+            })
         }
     };
     let started = Instant::now();
-    let sent = upstream_request(http, reqwest::Method::POST, &channel, &path)
+    let sent = upstream_request(http, reqwest::Method::POST, &channel, &url)
         .timeout(UPSTREAM_TOOL_TIMEOUT)
         .json(&body)
         .send()
@@ -170,12 +167,8 @@ pub async fn fetch_models(
     name_or_id: &str,
 ) -> ServiceResult<Vec<String>> {
     let channel = super::channels::get(db, name_or_id).await?;
-    let mut path = providers::models_path(channel.channel_type).to_string();
-    if channel.channel_type == ChannelType::Gemini {
-        // Gemini pages its list by 50 unless asked for more.
-        path.push_str("?pageSize=1000");
-    }
-    let response = upstream_request(http, reqwest::Method::GET, &channel, &path)
+    let url = providers::models_url(channel.channel_type, &channel.base_url);
+    let response = upstream_request(http, reqwest::Method::GET, &channel, &url)
         .timeout(UPSTREAM_TOOL_TIMEOUT)
         .send()
         .await

@@ -78,10 +78,19 @@ fn normalise_base_url(text: &str, channel_type: ChannelType) -> ServiceResult<St
             format!("'{text}' must be an http:// or https:// URL"),
         ));
     }
-    if url.query().is_some() || url.fragment().is_some() {
+    // Azure's API version may ride on the resource URL (`?api-version=2025-04-01-preview`).
+    let azure_version_only = channel_type == ChannelType::Azure
+        && url
+            .query_pairs()
+            .all(|(name, value)| name == "api-version" && !value.is_empty());
+    if (url.query().is_some() && !azure_version_only) || url.fragment().is_some() {
         return Err(ServiceError::invalid(
             "base-url",
-            "the base URL must not have a query or fragment",
+            if channel_type == ChannelType::Azure {
+                "the base URL may carry only '?api-version=…' (e.g. https://NAME.openai.azure.com?api-version=2024-10-21)"
+            } else {
+                "the base URL must not have a query or fragment"
+            },
         ));
     }
     let bare = matches!(url.path(), "" | "/");
@@ -380,6 +389,24 @@ mod tests {
         assert_eq!(
             normalise_base_url("http://127.0.0.1:18080/v1/", ChannelType::OpenAi).unwrap(),
             "http://127.0.0.1:18080/v1"
+        );
+        assert_eq!(
+            normalise_base_url(
+                "https://res.openai.azure.com?api-version=2025-04-01-preview",
+                ChannelType::Azure
+            )
+            .unwrap(),
+            "https://res.openai.azure.com?api-version=2025-04-01-preview"
+        );
+        assert!(
+            normalise_base_url("https://res.openai.azure.com?x=1", ChannelType::Azure).is_err()
+        );
+        assert!(
+            normalise_base_url(
+                "https://api.openai.com/v1?api-version=1",
+                ChannelType::OpenAi
+            )
+            .is_err()
         );
         assert!(normalise_base_url("ftp://x", ChannelType::OpenAi).is_err());
         assert!(normalise_base_url("not a url", ChannelType::OpenAi).is_err());

@@ -301,8 +301,8 @@ impl Snapshot {
             let endpoint_uris: Result<Vec<Option<http::Uri>>, _> = Endpoint::ALL
                 .iter()
                 .map(|e| {
-                    providers::endpoint_path(c.channel_type, *e)
-                        .map(|path| http::Uri::try_from(format!("{base_url}{path}")))
+                    providers::endpoint_url(c.channel_type, &base_url, *e)
+                        .map(http::Uri::try_from)
                         .transpose()
                 })
                 .collect();

@@ -8,6 +8,7 @@ mod cli;
 mod inbound_messages;
 mod management_api;
 mod provider_anthropic;
+mod provider_azure;
 mod provider_gemini;
 mod refusals;
 mod relay_basics;

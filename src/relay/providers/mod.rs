@@ -3,6 +3,7 @@
 //! (OpenAI-compatible upstreams) or is translated there and back (everything else).
 
 pub mod anthropic;
+pub mod azure;
 pub mod gemini;
 pub mod presets;
 
@@ -18,6 +19,7 @@ pub fn key_header(channel_type: ChannelType, key: &str) -> Option<(HeaderName, H
     let (name, value) = match channel_type {
         ChannelType::OpenAi => (http::header::AUTHORIZATION, format!("Bearer {key}")),
         ChannelType::Anthropic => (HeaderName::from_static("x-api-key"), key.to_string()),
+        ChannelType::Azure => (HeaderName::from_static("api-key"), key.to_string()),
         ChannelType::Gemini => (HeaderName::from_static("x-goog-api-key"), key.to_string()),
     };
     let mut value = HeaderValue::try_from(value).ok()?;
@@ -28,7 +30,7 @@ pub fn key_header(channel_type: ChannelType, key: &str) -> Option<(HeaderName, H
 /// Headers every request to this kind of upstream carries (an admin's extra headers win).
 pub fn fixed_headers(channel_type: ChannelType) -> &'static [(&'static str, &'static str)] {
     match channel_type {
-        ChannelType::OpenAi | ChannelType::Gemini => &[],
+        ChannelType::OpenAi | ChannelType::Azure | ChannelType::Gemini => &[],
         ChannelType::Anthropic => &[("anthropic-version", anthropic::API_VERSION)],
     }
 }
@@ -39,8 +41,8 @@ pub fn fixed_headers(channel_type: ChannelType) -> &'static [(&'static str, &'st
 pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'static str> {
     match (channel_type, endpoint) {
         // Anthropic clients are served from chat completions, translated.
-        (ChannelType::OpenAi, Endpoint::Messages) => Some("/chat/completions"),
-        (ChannelType::OpenAi, endpoint) => Some(endpoint.upstream_path()),
+        (ChannelType::OpenAi | ChannelType::Azure, Endpoint::Messages) => Some("/chat/completions"),
+        (ChannelType::OpenAi | ChannelType::Azure, endpoint) => Some(endpoint.upstream_path()),
         (ChannelType::Anthropic, Endpoint::ChatCompletions | Endpoint::Messages) => {
             Some("/messages")
         }
@@ -53,8 +55,48 @@ pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'
     }
 }
 
+/// The URL an endpoint is served at, before the model is known (the relay parses it once per
+/// channel; [`request_uri`] completes it per request). None when the upstream lacks the endpoint.
+pub fn endpoint_url(
+    channel_type: ChannelType,
+    base_url: &str,
+    endpoint: Endpoint,
+) -> Option<String> {
+    let path = endpoint_path(channel_type, endpoint)?;
+    Some(match channel_type {
+        ChannelType::Azure => azure::endpoint_url(base_url, path),
+        _ => format!("{}{path}", base_url.trim_end_matches('/')),
+    })
+}
+
+/// The full URL of one request, for the channel tools.
+pub fn full_request_url(
+    channel_type: ChannelType,
+    base_url: &str,
+    endpoint: Endpoint,
+    upstream_model: &str,
+) -> Option<String> {
+    let base: http::Uri = endpoint_url(channel_type, base_url, endpoint)?
+        .parse()
+        .ok()?;
+    request_uri(channel_type, endpoint, &base, upstream_model, false).map(|uri| uri.to_string())
+}
+
+/// The upstream's model list, which also serves as the health probe.
+pub fn models_url(channel_type: ChannelType, base_url: &str) -> String {
+    match channel_type {
+        ChannelType::Azure => azure::models_url(base_url),
+        // Gemini pages its list by 50 unless asked for more.
+        ChannelType::Gemini => format!("{}/models?pageSize=1000", base_url.trim_end_matches('/')),
+        ChannelType::OpenAi | ChannelType::Anthropic => {
+            format!("{}/models", base_url.trim_end_matches('/'))
+        }
+    }
+}
+
 /// The URI one request goes to: the endpoint's own URI, or, where the upstream names the model
-/// and the method in the path (Gemini), that URI with `/{model}:{method}` appended.
+/// in the path, that URI completed with it: `/{model}:{method}` for Gemini, the deployment for
+/// Azure.
 pub fn request_uri(
     channel_type: ChannelType,
     endpoint: Endpoint,
@@ -64,6 +106,7 @@ pub fn request_uri(
 ) -> Option<http::Uri> {
     match channel_type {
         ChannelType::OpenAi | ChannelType::Anthropic => Some(endpoint_uri.clone()),
+        ChannelType::Azure => azure::with_deployment(endpoint_uri, upstream_model),
         ChannelType::Gemini => {
             let method = match (endpoint, stream) {
                 (Endpoint::Embeddings, _) => "batchEmbedContents",
@@ -81,14 +124,7 @@ pub fn request_uri(
 pub fn effective_status(channel_type: ChannelType, status: u16, body: &[u8]) -> u16 {
     match channel_type {
         ChannelType::Gemini => gemini::effective_status(status, body),
-        ChannelType::OpenAi | ChannelType::Anthropic => status,
-    }
-}
-
-/// The path of the upstream's model list, used to probe a channel's health.
-pub fn models_path(channel_type: ChannelType) -> &'static str {
-    match channel_type {
-        ChannelType::OpenAi | ChannelType::Anthropic | ChannelType::Gemini => "/models",
+        ChannelType::OpenAi | ChannelType::Azure | ChannelType::Anthropic => status,
     }
 }
 
@@ -97,6 +133,8 @@ pub fn default_path_prefix(channel_type: ChannelType) -> &'static str {
     match channel_type {
         ChannelType::OpenAi | ChannelType::Anthropic => "/v1",
         ChannelType::Gemini => "/v1beta",
+        // The resource alone: deployment URLs start at the root.
+        ChannelType::Azure => "",
     }
 }
 
