@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/messages", post(messages))
+        .route("/v1/responses", post(responses))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models::list))
         // Model ids may contain slashes (`meta-llama/Llama-3-8B`).
@@ -90,6 +91,10 @@ async fn embeddings(State(state): State<AppState>, request: Request) -> Response
 
 async fn messages(State(state): State<AppState>, request: Request) -> Response {
     relay_endpoint(Endpoint::Messages, state, request).await
+}
+
+async fn responses(State(state): State<AppState>, request: Request) -> Response {
+    relay_endpoint(Endpoint::Responses, state, request).await
 }
 
 async fn count_tokens(State(state): State<AppState>, request: Request) -> Response {

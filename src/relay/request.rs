@@ -24,20 +24,24 @@ pub enum Endpoint {
     Embeddings,
     /// Anthropic's Messages API.
     Messages,
+    /// OpenAI's Responses API.
+    Responses,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 4] = [
+    pub const ALL: [Endpoint; 5] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
         Endpoint::Embeddings,
         Endpoint::Messages,
+        Endpoint::Responses,
     ];
 
     /// The protocol a client of this endpoint speaks.
     pub fn protocol(self) -> ClientProtocol {
         match self {
             Endpoint::Messages => ClientProtocol::Anthropic,
+            Endpoint::Responses => ClientProtocol::Responses,
             _ => ClientProtocol::OpenAi,
         }
     }
@@ -54,6 +58,7 @@ impl Endpoint {
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Messages => "/messages",
+            Endpoint::Responses => "/responses",
         }
     }
 
@@ -64,6 +69,7 @@ impl Endpoint {
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
+            Endpoint::Responses => "responses",
         }
     }
 
@@ -71,7 +77,7 @@ impl Endpoint {
         match self {
             Endpoint::ChatCompletions | Endpoint::Messages => "messages",
             Endpoint::Completions => "prompt",
-            Endpoint::Embeddings => "input",
+            Endpoint::Embeddings | Endpoint::Responses => "input",
         }
     }
 }
@@ -189,7 +195,12 @@ impl<'b> ClientRequest<'b> {
         let max_completion: Option<i64> =
             field(&fields, "max_completion_tokens", "a non-negative integer")?;
         let max_tokens: Option<i64> = field(&fields, "max_tokens", "a non-negative integer")?;
-        let max_output_tokens = max_completion.or(max_tokens);
+        let max_output: Option<i64> = if endpoint == Endpoint::Responses {
+            field(&fields, "max_output_tokens", "a non-negative integer")?
+        } else {
+            None
+        };
+        let max_output_tokens = max_completion.or(max_tokens).or(max_output);
         if max_output_tokens.is_some_and(|m| m < 0) {
             return Err(RelayError::bad_request(
                 "'max_tokens' must be a non-negative integer.".into(),
@@ -273,6 +284,20 @@ impl<'b> ClientRequest<'b> {
                 total
             }
             Endpoint::Completions | Endpoint::Embeddings => count_inputs(input, tokenizer),
+            Endpoint::Responses => {
+                let mut total = TOKENS_PER_REPLY;
+                if let Some(instructions) = self.fields.get("instructions") {
+                    total += count_blocks(instructions, tokenizer);
+                }
+                total += match input.get().as_bytes().first() {
+                    Some(b'"') => count_blocks(input, tokenizer),
+                    _ => count_response_items(input, tokenizer),
+                };
+                if let Some(tools) = self.fields.get("tools") {
+                    total += count(tokenizer, tools.get());
+                }
+                total
+            }
             Endpoint::Messages => {
                 let mut total = TOKENS_PER_REPLY;
                 if let Some(system) = self.fields.get("system") {
@@ -286,6 +311,38 @@ impl<'b> ClientRequest<'b> {
             }
         }
     }
+}
+
+/// Responses input items: messages (content as a string or typed parts), function calls and
+/// their outputs.
+fn count_response_items(items: &RawValue, tokenizer: &Tokenizer) -> i64 {
+    #[derive(serde::Deserialize)]
+    struct ItemWire<'a> {
+        #[serde(borrow)]
+        content: Option<&'a RawValue>,
+        #[serde(borrow)]
+        name: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        arguments: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        output: Option<&'a RawValue>,
+    }
+    let Ok(items) = serde_json::from_str::<Vec<ItemWire<'_>>>(items.get()) else {
+        return 0;
+    };
+    items
+        .iter()
+        .map(|item| {
+            TOKENS_PER_MESSAGE
+                + item.content.map_or(0, |c| count_blocks(c, tokenizer))
+                + item.output.map_or(0, |o| count_blocks(o, tokenizer))
+                + [&item.name, &item.arguments]
+                    .into_iter()
+                    .flatten()
+                    .map(|text| count(tokenizer, text))
+                    .sum::<i64>()
+        })
+        .sum()
 }
 
 /// Anthropic turns: a role and content that is a string or a list of blocks.
@@ -329,7 +386,7 @@ fn count_blocks(content: &RawValue, tokenizer: &Tokenizer) -> i64 {
                 blocks
                     .iter()
                     .map(|block| match block.kind.as_deref() {
-                        Some("image") | Some("document") => IMAGE_TOKENS,
+                        Some("image" | "document" | "input_image" | "input_file") => IMAGE_TOKENS,
                         _ => {
                             [&block.text, &block.thinking, &block.name]
                                 .into_iter()

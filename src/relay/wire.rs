@@ -117,6 +117,7 @@ impl Wire {
         matches!(
             (self.client, self.dialect),
             (ClientProtocol::OpenAi, Dialect::OpenAiChat)
+                | (ClientProtocol::Responses, Dialect::OpenAiChat)
                 | (ClientProtocol::Anthropic, Dialect::AnthropicMessages)
         )
     }
@@ -131,7 +132,8 @@ impl Wire {
         default_max_tokens: u64,
     ) -> Result<Bytes, RelayError> {
         if self.passes_through() {
-            let ask_for_usage = self.dialect == Dialect::OpenAiChat;
+            // Chat streams report usage only when asked; Responses streams always do.
+            let ask_for_usage = self.client == ClientProtocol::OpenAi;
             return request.upstream_body(raw, upstream_model, ask_for_usage);
         }
         if self.endpoint == Endpoint::Embeddings {
@@ -141,6 +143,14 @@ impl Wire {
         let chat = match self.client {
             ClientProtocol::OpenAi => fields(raw)?,
             ClientProtocol::Anthropic => match inbound::anthropic::chat_request(
+                &fields(raw)?,
+                upstream_model,
+                request.stream,
+            )? {
+                Value::Object(chat) => chat,
+                _ => return Err(RelayError::internal()),
+            },
+            ClientProtocol::Responses => match inbound::responses::chat_request(
                 &fields(raw)?,
                 upstream_model,
                 request.stream,
@@ -169,8 +179,38 @@ impl Wire {
     ) -> Result<WholeAnswer, Unusable> {
         let client_model = context.request.model.as_str();
         if self.passes_through() {
-            return match self.dialect {
-                Dialect::AnthropicMessages => {
+            return match (self.client, self.dialect) {
+                (ClientProtocol::Responses, _) => {
+                    let answer: Value = serde_json::from_slice(&body)
+                        .map_err(|_| Unusable::NotAnAnswer("something that is not a response"))?;
+                    if answer.get("object").and_then(Value::as_str) != Some("response") {
+                        return Err(Unusable::NotAnAnswer("something that is not a response"));
+                    }
+                    let (usage, estimated) =
+                        match answer.get("usage").and_then(inbound::responses::usage) {
+                            Some(usage) => (usage, false),
+                            None => {
+                                let mut counter = TextCounter::default();
+                                counter.push(
+                                    &inbound::responses::generated_text(&answer),
+                                    context.tokenizer,
+                                );
+                                let usage = Usage {
+                                    prompt_tokens: context.prompt_estimate,
+                                    completion_tokens: counter.total(context.tokenizer),
+                                    cached_tokens: 0,
+                                };
+                                (usage, true)
+                            }
+                        };
+                    Ok(WholeAnswer {
+                        body,
+                        content_type: content_type.unwrap_or_else(json_content_type),
+                        usage,
+                        estimated,
+                    })
+                }
+                (_, Dialect::AnthropicMessages) => {
                     let answer: Value = serde_json::from_slice(&body).map_err(|_| {
                         Unusable::NotAnAnswer("something that is not an Anthropic message")
                     })?;
@@ -272,6 +312,18 @@ impl Wire {
                 message["usage"] = inbound::anthropic::messages_usage(usage);
                 Bytes::from(message.to_string())
             }
+            ClientProtocol::Responses => {
+                let response = inbound::responses::response_from_chat(
+                    &chat,
+                    client_model,
+                    context.now_secs,
+                    usage,
+                )
+                .ok_or(Unusable::NotAnAnswer(
+                    "something that is not an OpenAI chat completion",
+                ))?;
+                Bytes::from(response.to_string())
+            }
         };
         Ok(WholeAnswer {
             body,
@@ -291,8 +343,11 @@ impl Wire {
         prompt_estimate: i64,
     ) -> Option<Box<dyn StreamTranslator>> {
         if self.passes_through() {
-            return match self.dialect {
-                Dialect::AnthropicMessages => {
+            return match (self.client, self.dialect) {
+                (ClientProtocol::Responses, _) => {
+                    Some(Box::new(inbound::responses::ResponsesPassthrough::default()))
+                }
+                (_, Dialect::AnthropicMessages) => {
                     Some(Box::new(anthropic::MessagesPassthrough::default()))
                 }
                 _ => None,
@@ -316,6 +371,9 @@ impl Wire {
             ClientProtocol::OpenAi => None,
             ClientProtocol::Anthropic => Some(Box::new(
                 inbound::anthropic::MessagesFromChatStream::new(client_model, prompt_estimate),
+            )),
+            ClientProtocol::Responses => Some(Box::new(
+                inbound::responses::ResponsesFromChatStream::new(client_model, now_secs),
             )),
         };
         match (upstream, client) {

@@ -6,6 +6,7 @@ mod billing;
 mod catalog;
 mod cli;
 mod inbound_messages;
+mod inbound_responses;
 mod management_api;
 mod provider_anthropic;
 mod provider_azure;

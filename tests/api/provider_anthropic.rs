@@ -61,7 +61,7 @@ fn cost(usage: Usage) -> i64 {
     pricing::cost(price, usage, Ratio::ONE, 500_000).unwrap().0
 }
 
-fn message_answer() -> Value {
+pub(crate) fn message_answer() -> Value {
     json!({
         "id": "msg_01XYZ",
         "type": "message",
@@ -98,7 +98,7 @@ fn tool_request(stream: bool) -> Value {
 }
 
 /// The SSE body Anthropic sends for the same answer, streamed.
-fn message_events() -> String {
+pub(crate) fn message_events() -> String {
     let events = [
         (
             "message_start",

@@ -60,7 +60,7 @@ async fn setup(db: TestDb, upstream: &FakeUpstream) -> (TestApp, String) {
     (app, key)
 }
 
-fn gemini_answer() -> Value {
+pub(crate) fn gemini_answer() -> Value {
     json!({
         "candidates": [{
             "content": {"role": "model", "parts": [
@@ -110,7 +110,7 @@ fn tool_request(stream: bool) -> Value {
 
 /// Gemini's SSE stream for the same answer: fragments separated by CRLF blank lines, usage in
 /// the fragments, the finish reason in the last one, and no end marker.
-fn gemini_events() -> String {
+pub(crate) fn gemini_events() -> String {
     let fragments = [
         json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Let me check "}]}, "index": 0}],
                "usageMetadata": {"promptTokenCount": 230, "totalTokenCount": 230}, "responseId": "resp-2"}),

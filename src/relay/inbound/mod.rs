@@ -2,6 +2,7 @@
 //! translated to it in front of channels that do not speak them natively.
 
 pub mod anthropic;
+pub mod responses;
 
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
@@ -15,6 +16,8 @@ use super::providers;
 pub enum ClientProtocol {
     OpenAi,
     Anthropic,
+    /// OpenAI's Responses API: OpenAI's error envelope, its own stream events.
+    Responses,
 }
 
 impl ClientProtocol {
@@ -33,7 +36,7 @@ impl ClientProtocol {
     /// `error` in this protocol's envelope, with its status and `Retry-After`.
     pub fn error_response(self, error: RelayError) -> Response {
         let mut response = match self {
-            ClientProtocol::OpenAi => return error.into_response(),
+            ClientProtocol::OpenAi | ClientProtocol::Responses => return error.into_response(),
             ClientProtocol::Anthropic => {
                 let status = self.status(&error);
                 let body =
@@ -52,7 +55,9 @@ impl ClientProtocol {
     /// An upstream's refusal retold in this protocol: the upstream's status and words.
     pub fn upstream_error_body(self, status: u16, kind: &str, message: &str) -> serde_json::Value {
         match self {
-            ClientProtocol::OpenAi => providers::openai_error(message, kind, kind),
+            ClientProtocol::OpenAi | ClientProtocol::Responses => {
+                providers::openai_error(message, kind, kind)
+            }
             ClientProtocol::Anthropic => {
                 anthropic::error_body(anthropic::error_type(status), message)
             }
@@ -64,6 +69,7 @@ impl ClientProtocol {
         match self {
             ClientProtocol::OpenAi => providers::error_event(message, "server_error", code, out),
             ClientProtocol::Anthropic => anthropic::error_event("api_error", message, out),
+            ClientProtocol::Responses => responses::error_event(code, message, 0, out),
         }
     }
 }

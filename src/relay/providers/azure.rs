@@ -10,6 +10,9 @@
 /// The API version used when the base URL names none: the newest GA version that streams usage.
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
 
+/// The API version for the Responses API when the base URL names none (its first one).
+const RESPONSES_API_VERSION: &str = "2025-04-01-preview";
+
 const DEPLOYMENTS: &str = "/openai/deployments";
 
 /// The base URL without its query, and the API version it names.
@@ -34,6 +37,14 @@ pub fn endpoint_url(base_url: &str, path: &str) -> String {
     let (root, version) = split(base_url);
     if is_v1(base_url) {
         format!("{root}{path}")
+    } else if path == "/responses" {
+        // Responses are not per deployment (the model is in the body), and need a newer version.
+        let version = if base_url.contains("api-version=") {
+            version
+        } else {
+            RESPONSES_API_VERSION
+        };
+        format!("{root}/openai/responses?api-version={version}")
     } else {
         format!("{root}{DEPLOYMENTS}{path}?api-version={version}")
     }

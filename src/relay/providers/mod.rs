@@ -43,13 +43,17 @@ pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'
         // Anthropic clients are served from chat completions, translated.
         (ChannelType::OpenAi | ChannelType::Azure, Endpoint::Messages) => Some("/chat/completions"),
         (ChannelType::OpenAi | ChannelType::Azure, endpoint) => Some(endpoint.upstream_path()),
-        (ChannelType::Anthropic, Endpoint::ChatCompletions | Endpoint::Messages) => {
-            Some("/messages")
-        }
+        (
+            ChannelType::Anthropic,
+            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
+        ) => Some("/messages"),
         (ChannelType::Anthropic, Endpoint::Completions | Endpoint::Embeddings) => None,
         (
             ChannelType::Gemini,
-            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Embeddings,
+            Endpoint::ChatCompletions
+            | Endpoint::Messages
+            | Endpoint::Responses
+            | Endpoint::Embeddings,
         ) => Some("/models"),
         (ChannelType::Gemini, Endpoint::Completions) => None,
     }
