@@ -14,7 +14,7 @@
 use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
-use super::{StreamTranslator, TranslatedEvent};
+use super::{ChatChunks, StreamTranslator, TranslatedEvent, openai_usage};
 use crate::domain::pricing::Usage;
 use crate::relay::error::RelayError;
 
@@ -377,15 +377,6 @@ pub fn usage(usage: &Value) -> Usage {
     }
 }
 
-fn openai_usage(usage: Usage) -> Value {
-    json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    })
-}
-
 /// Anthropic Messages answer → OpenAI chat completion, with the usage to bill. None when the
 /// body is not a Messages answer.
 pub fn chat_response(body: &[u8], client_model: &str, created: i64) -> Option<(Value, Usage)> {
@@ -472,9 +463,7 @@ pub fn error_parts(body: &[u8]) -> Option<(String, String)> {
 /// and the output token count; `message_stop` ends with the usage chunk when the client asked
 /// for it, then `[DONE]`. Pings become SSE comments, which keep the connection alive.
 pub struct ChatStreamFromMessages {
-    id: String,
-    model: String,
-    created: i64,
+    chunks: ChatChunks,
     include_usage: bool,
     usage_json: Value,
     /// Content-block index → tool-call index, for tool-use blocks.
@@ -486,9 +475,11 @@ pub struct ChatStreamFromMessages {
 impl ChatStreamFromMessages {
     pub fn new(client_model: &str, created: i64, include_usage: bool) -> Self {
         ChatStreamFromMessages {
-            id: String::new(),
-            model: client_model.to_string(),
-            created,
+            chunks: ChatChunks {
+                id: String::new(),
+                model: client_model.to_string(),
+                created,
+            },
             include_usage,
             usage_json: json!({}),
             tool_blocks: Vec::new(),
@@ -498,14 +489,7 @@ impl ChatStreamFromMessages {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut BytesMut) {
-        let chunk = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}],
-        });
-        write_data(&chunk, out);
+        self.chunks.delta(0, delta, finish, out);
     }
 
     fn merge_usage(&mut self, usage: &Value) {
@@ -513,12 +497,6 @@ impl ChatStreamFromMessages {
             merge_usage(into, usage);
         }
     }
-}
-
-fn write_data(value: &Value, out: &mut BytesMut) {
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(value.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
 }
 
 impl StreamTranslator for ChatStreamFromMessages {
@@ -531,7 +509,7 @@ impl StreamTranslator for ChatStreamFromMessages {
             Some("message_start") => {
                 let message = event.get("message").unwrap_or(&Value::Null);
                 let id = message.get("id").and_then(Value::as_str).unwrap_or("");
-                self.id = format!("chatcmpl-{id}");
+                self.chunks.id = format!("chatcmpl-{id}");
                 if let Some(usage) = message.get("usage") {
                     self.merge_usage(usage);
                 }
@@ -608,18 +586,7 @@ impl StreamTranslator for ChatStreamFromMessages {
             Some("message_stop") => {
                 let usage = usage(&self.usage_json);
                 seen.usage = Some(usage);
-                if self.include_usage {
-                    let chunk = json!({
-                        "id": self.id,
-                        "object": "chat.completion.chunk",
-                        "created": self.created,
-                        "model": self.model,
-                        "choices": [],
-                        "usage": openai_usage(usage),
-                    });
-                    write_data(&chunk, out);
-                }
-                out.extend_from_slice(b"data: [DONE]\n\n");
+                self.chunks.end(self.include_usage.then_some(usage), out);
                 self.finished = true;
             }
             Some("ping") => out.extend_from_slice(b": ping\n\n"),

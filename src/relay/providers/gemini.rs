@@ -25,7 +25,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
-use super::{StreamTranslator, TranslatedEvent};
+use super::{ChatChunks, StreamTranslator, TranslatedEvent, openai_usage};
 use crate::domain::pricing::Usage;
 use crate::relay::error::RelayError;
 
@@ -558,15 +558,6 @@ pub fn usage(metadata: &Value) -> Usage {
     }
 }
 
-fn openai_usage(usage: Usage) -> Value {
-    json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    })
-}
-
 /// Why Gemini refused a prompt outright, when it did (no candidates, a block reason).
 pub fn prompt_block(answer: &Value) -> Option<String> {
     let no_candidates = answer
@@ -832,9 +823,7 @@ pub fn effective_status(status: u16, body: &[u8]) -> u16 {
 /// when the client asked for it, and `[DONE]`. Usage is read from every fragment (the last
 /// one is complete).
 pub struct ChatStreamFromGemini {
-    id: String,
-    model: String,
-    created: i64,
+    chunks: ChatChunks,
     include_usage: bool,
     usage: Option<Usage>,
     started: bool,
@@ -846,9 +835,11 @@ pub struct ChatStreamFromGemini {
 impl ChatStreamFromGemini {
     pub fn new(client_model: &str, created: i64, include_usage: bool) -> Self {
         ChatStreamFromGemini {
-            id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
-            model: client_model.to_string(),
-            created,
+            chunks: ChatChunks {
+                id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+                model: client_model.to_string(),
+                created,
+            },
             include_usage,
             usage: None,
             started: false,
@@ -858,14 +849,7 @@ impl ChatStreamFromGemini {
     }
 
     fn chunk(&self, index: usize, delta: Value, finish: Option<&str>, out: &mut BytesMut) {
-        let chunk = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": null}],
-        });
-        write_data(&chunk, out);
+        self.chunks.delta(index, delta, finish, out);
     }
 
     fn candidate(&mut self, index: usize) -> &mut (usize, bool) {
@@ -876,27 +860,10 @@ impl ChatStreamFromGemini {
     }
 
     fn finish(&mut self, out: &mut BytesMut) {
-        if self.include_usage {
-            let usage = self.usage.unwrap_or_default();
-            let chunk = json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [],
-                "usage": openai_usage(usage),
-            });
-            write_data(&chunk, out);
-        }
-        out.extend_from_slice(b"data: [DONE]\n\n");
+        let usage = self.usage.unwrap_or_default();
+        self.chunks.end(self.include_usage.then_some(usage), out);
         self.finished = true;
     }
-}
-
-fn write_data(value: &Value, out: &mut BytesMut) {
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(value.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
 }
 
 impl StreamTranslator for ChatStreamFromGemini {
@@ -928,7 +895,7 @@ impl StreamTranslator for ChatStreamFromGemini {
         if let Some(id) = fragment.get("responseId").and_then(Value::as_str)
             && !self.started
         {
-            self.id = format!("chatcmpl-{id}");
+            self.chunks.id = format!("chatcmpl-{id}");
         }
         if let Some(message) = prompt_block(&fragment) {
             super::error_event(&message, "content_filter", "content_filter", out);

@@ -9,6 +9,7 @@ pub mod presets;
 
 use bytes::BytesMut;
 use http::{HeaderName, HeaderValue};
+use serde_json::Value;
 
 use super::request::Endpoint;
 use crate::domain::kinds::ChannelType;
@@ -190,6 +191,64 @@ impl StreamTranslator for Chained {
     fn finished(&self) -> bool {
         self.client.finished()
     }
+}
+
+/// Writes the chat-completion chunks a translated stream is made of, all with one id, model
+/// and creation time.
+pub struct ChatChunks {
+    pub id: String,
+    pub model: String,
+    pub created: i64,
+}
+
+impl ChatChunks {
+    /// One choice's delta, with its finish reason when it ends.
+    pub fn delta(&self, index: usize, delta: Value, finish: Option<&str>, out: &mut BytesMut) {
+        write_data(
+            &serde_json::json!({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": null}],
+            }),
+            out,
+        );
+    }
+
+    /// The end of the stream: the usage chunk when the client asked for it, then `[DONE]`.
+    pub fn end(&self, usage: Option<Usage>, out: &mut BytesMut) {
+        if let Some(usage) = usage {
+            write_data(
+                &serde_json::json!({
+                    "id": self.id,
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": self.model,
+                    "choices": [],
+                    "usage": openai_usage(usage),
+                }),
+                out,
+            );
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+    }
+}
+
+/// Billing usage → OpenAI's usage object.
+pub fn openai_usage(usage: Usage) -> Value {
+    serde_json::json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    })
+}
+
+fn write_data(value: &Value, out: &mut BytesMut) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(value.to_string().as_bytes());
+    out.extend_from_slice(b"\n\n");
 }
 
 /// OpenAI's error envelope.
