@@ -17,7 +17,16 @@ use crate::snapshot::Snapshot;
 /// Something the relay noticed about a channel that must reach the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelEvent {
-    AutoDisable { channel_id: i64, reason: String },
+    AutoDisable {
+        channel_id: i64,
+        reason: String,
+    },
+    /// One key of a multi-key channel was refused (401/403): take it out of rotation.
+    DisableKey {
+        channel_id: i64,
+        fingerprint: String,
+        reason: String,
+    },
 }
 
 /// Request ids: a random per-process prefix and a counter, 32 hex digits like a UUID. Unique

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use super::tokens::split_list;
 use super::{Db, DbError, DbResult, Value, meta, now_ms, text};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
+use crate::domain::secret_key::upstream_key_fingerprint;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChannelRow {
@@ -35,6 +36,37 @@ pub struct ChannelRow {
     pub tested_at: i64,
     pub test_latency_ms: i64,
     pub test_result: String,
+    /// Keys taken out of rotation one by one (see [`disable_key`]).
+    pub disabled_keys: Vec<DisabledKey>,
+}
+
+/// One key of a multi-key channel that Tollgate took out of rotation.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DisabledKey {
+    /// `secret_key::upstream_key_fingerprint` of the key.
+    pub fingerprint: String,
+    pub reason: String,
+    /// When, in ms since the epoch.
+    pub at: i64,
+}
+
+impl ChannelRow {
+    /// The keys still in rotation.
+    pub fn enabled_keys(&self) -> impl Iterator<Item = &String> {
+        self.secret_keys
+            .iter()
+            .filter(|key| !self.is_key_disabled(key))
+    }
+
+    pub fn is_key_disabled(&self, key: &str) -> bool {
+        if self.disabled_keys.is_empty() {
+            return false;
+        }
+        let fingerprint = upstream_key_fingerprint(key);
+        self.disabled_keys
+            .iter()
+            .any(|d| d.fingerprint == fingerprint)
+    }
 }
 
 /// The writable part of a channel: everything except id, counters and timestamps.
@@ -77,7 +109,7 @@ impl ChannelRow {
 
 const COLUMNS: &str = "id, name, channel_type, base_url, secret_keys, models, model_mapping, group_names, \
      priority, weight, status, status_reason, status_changed_at, timeout_secs, extra_headers, used_quota, \
-     request_count, created_at, updated_at, tested_at, test_latency_ms, test_result";
+     request_count, created_at, updated_at, tested_at, test_latency_ms, test_result, disabled_keys";
 
 fn json_map(text: &str, what: &str) -> DbResult<BTreeMap<String, String>> {
     if text.trim().is_empty() {
@@ -94,6 +126,8 @@ fn from_row(row: &AnyRow) -> DbResult<ChannelRow> {
     let groups: String = text(row, "group_names")?;
     let mapping: String = text(row, "model_mapping")?;
     let headers: String = text(row, "extra_headers")?;
+    let disabled_keys =
+        parse_disabled_keys(&super::opt_text(row, "disabled_keys")?.unwrap_or_default())?;
     Ok(ChannelRow {
         id: row.try_get("id")?,
         name: text(row, "name")?,
@@ -124,6 +158,7 @@ fn from_row(row: &AnyRow) -> DbResult<ChannelRow> {
         tested_at: row.try_get("tested_at")?,
         test_latency_ms: row.try_get("test_latency_ms")?,
         test_result: text(row, "test_result")?,
+        disabled_keys,
     })
 }
 
@@ -201,11 +236,14 @@ pub async fn insert(db: &Db, spec: &ChannelSpec) -> DbResult<i64> {
 pub async fn update(db: &Db, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
     let mut tx = db.pool().begin().await?;
     let now = now_ms();
-    // status_changed_at is assigned first: MySQL evaluates SET left to right, so a later
-    // assignment would already see the new status.
+    // status_changed_at and disabled_keys are assigned first: MySQL evaluates SET left to
+    // right, so a later assignment would already see the new status. An admin who enables a
+    // channel puts every one of its keys back into rotation too.
     let mut values = vec![
         Value::Text(spec.status.as_str().to_string()),
         Value::Int(now),
+        Value::Text(ChannelStatus::Enabled.as_str().to_string()),
+        Value::Text(spec.status.as_str().to_string()),
     ];
     values.extend(spec_values(spec));
     values.extend([Value::Int(now), Value::Int(id)]);
@@ -213,6 +251,7 @@ pub async fn update(db: &Db, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
         .execute_with(
             &mut *tx,
             "UPDATE channels SET status_changed_at = CASE WHEN status = ? THEN status_changed_at ELSE ? END, \
+             disabled_keys = CASE WHEN status <> ? AND ? = 'enabled' THEN NULL ELSE disabled_keys END, \
              name = ?, channel_type = ?, base_url = ?, secret_keys = ?, models = ?, \
              model_mapping = ?, group_names = ?, priority = ?, weight = ?, status = ?, status_reason = ?, \
              timeout_secs = ?, extra_headers = ?, updated_at = ? \
@@ -228,8 +267,6 @@ pub async fn update(db: &Db, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
     Ok(changed > 0)
 }
 
-/// Records a status change made by Tollgate itself (auto-disable, probe re-enable). Only moves
-/// from `expected` so it never overrides an admin who changed the channel meanwhile.
 /// Records the outcome of a `channel test`. Not a routing change, so the data version stays.
 pub async fn record_test(db: &Db, id: i64, latency_ms: i64, result: &str) -> DbResult<()> {
     let result: String = result.chars().take(500).collect();
@@ -247,6 +284,8 @@ pub async fn record_test(db: &Db, id: i64, latency_ms: i64, result: &str) -> DbR
     Ok(())
 }
 
+/// Records a status change made by Tollgate itself (auto-disable, probe re-enable). Only moves
+/// from `expected` so it never overrides an admin who changed the channel meanwhile.
 pub async fn set_status_if(
     db: &Db,
     id: i64,
@@ -276,6 +315,71 @@ pub async fn set_status_if(
     }
     tx.commit().await?;
     Ok(changed > 0)
+}
+
+/// Takes one key of a channel out of rotation, or puts it back (`disabled` None). A
+/// compare-and-swap on the stored list, retried, so two nodes changing two keys at once both
+/// land. Returns the channel as stored afterwards (None when it no longer exists).
+pub async fn set_key_disabled(
+    db: &Db,
+    id: i64,
+    fingerprint: &str,
+    disabled: Option<&str>,
+) -> DbResult<Option<ChannelRow>> {
+    for _ in 0..8 {
+        let row = sqlx::query(&db.sql("SELECT disabled_keys FROM channels WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let stored = super::opt_text(&row, "disabled_keys")?.unwrap_or_default();
+        let mut keys = parse_disabled_keys(&stored)?;
+        let present = keys.iter().any(|d| d.fingerprint == fingerprint);
+        match disabled {
+            Some(_) if present => return find_by_id(db, id).await,
+            None if !present => return find_by_id(db, id).await,
+            Some(reason) => keys.push(DisabledKey {
+                fingerprint: fingerprint.to_string(),
+                reason: reason.chars().take(500).collect(),
+                at: now_ms(),
+            }),
+            None => keys.retain(|d| d.fingerprint != fingerprint),
+        }
+        let new = (!keys.is_empty()).then(|| serde_json::to_string(&keys).unwrap_or_default());
+        let mut tx = db.pool().begin().await?;
+        let changed = db
+            .execute_with(
+                &mut *tx,
+                "UPDATE channels SET disabled_keys = ?, updated_at = ? \
+                 WHERE id = ? AND COALESCE(disabled_keys, '') = ?",
+                &[
+                    Value::OptText(new),
+                    Value::Int(now_ms()),
+                    Value::Int(id),
+                    Value::Text(stored),
+                ],
+            )
+            .await?;
+        if changed > 0 {
+            meta::bump_data_version(&mut *tx).await?;
+            tx.commit().await?;
+            return find_by_id(db, id).await;
+        }
+        tx.rollback().await?;
+    }
+    Err(DbError::Corrupt(format!(
+        "channel {id}: its disabled keys kept changing underneath"
+    )))
+}
+
+fn parse_disabled_keys(stored: &str) -> DbResult<Vec<DisabledKey>> {
+    if stored.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(stored)
+        .map_err(|e| DbError::Corrupt(format!("channel disabled keys: {e}")))
 }
 
 pub async fn delete(db: &Db, id: i64) -> DbResult<bool> {

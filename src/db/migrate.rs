@@ -28,6 +28,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0002_channel_tests.sql"),
         include_str!("../../migrations/mysql/0002_channel_tests.sql"),
     ),
+    (
+        3,
+        "channel key status",
+        include_str!("../../migrations/sqlite/0003_channel_key_status.sql"),
+        include_str!("../../migrations/postgres/0003_channel_key_status.sql"),
+        include_str!("../../migrations/mysql/0003_channel_key_status.sql"),
+    ),
 ];
 
 #[derive(Debug)]

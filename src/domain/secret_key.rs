@@ -48,6 +48,14 @@ pub fn hash(plain: &str) -> String {
     out
 }
 
+/// Names one upstream key of a channel without revealing it: the first 16 hex digits of its
+/// SHA-256. Stable across edits of the channel's other keys, unlike the key's position.
+pub fn upstream_key_fingerprint(key: &str) -> String {
+    let mut full = hash(key);
+    full.truncate(16);
+    full
+}
+
 /// Parses a stored hex hash back into its digest.
 pub fn digest_from_hex(hex: &str) -> Option<[u8; 32]> {
     let bytes = hex.as_bytes();

@@ -1,6 +1,7 @@
-//! Persists auto-disables decided on the hot path, and probes auto-disabled channels in the
-//! background, re-enabling each one whose probe passes. A channel an admin disabled is never
-//! probed or re-enabled.
+//! Persists auto-disables decided on the hot path, and probes auto-disabled channels and
+//! disabled keys in the background, re-enabling each one whose probe passes. A channel an
+//! admin disabled is never probed or re-enabled. A channel whose last key is disabled is
+//! auto-disabled as a whole.
 
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::{self, channels::ChannelRow};
 use crate::domain::kinds::ChannelStatus;
+use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::relay::providers;
-use crate::service::channel_tools::upstream_request;
+use crate::service::channel_tools::upstream_request_with_key;
 use crate::state::{AppState, ChannelEvent};
 
 /// Longest a probe may take.
@@ -44,8 +46,42 @@ pub async fn record_events(
                     }
                 }
             }
+            ChannelEvent::DisableKey {
+                channel_id,
+                fingerprint,
+                reason,
+            } => disable_key(&state, channel_id, &fingerprint, &reason).await,
         }
     }
+}
+
+async fn disable_key(state: &AppState, channel_id: i64, fingerprint: &str, reason: &str) {
+    let reason = format!("key refused: {reason}");
+    let channel =
+        match db::channels::set_key_disabled(&state.db, channel_id, fingerprint, Some(&reason))
+            .await
+        {
+            Ok(Some(channel)) => channel,
+            Ok(None) => return, // deleted meanwhile
+            Err(e) => {
+                tracing::error!(channel_id, error = %e, "could not record a disabled key");
+                return;
+            }
+        };
+    if channel.enabled_keys().next().is_none() {
+        let changed = db::channels::set_status_if(
+            &state.db,
+            channel_id,
+            ChannelStatus::Enabled,
+            ChannelStatus::AutoDisabled,
+            &format!("every key is disabled; the last one was refused: {reason}"),
+        )
+        .await;
+        if let Err(e) = changed {
+            tracing::error!(channel_id, error = %e, "could not record auto-disable");
+        }
+    }
+    state.reload.notify_one();
 }
 
 pub async fn probe_loop(state: AppState, cancel: CancellationToken) {
@@ -71,34 +107,13 @@ pub async fn probe_loop(state: AppState, cancel: CancellationToken) {
         };
         let probes = channels
             .into_iter()
-            .filter(|c| c.status == ChannelStatus::AutoDisabled)
+            .filter(|c| {
+                c.status == ChannelStatus::AutoDisabled
+                    || (c.status == ChannelStatus::Enabled && !c.disabled_keys.is_empty())
+            })
             .map(|channel| {
                 let state = state.clone();
-                async move {
-                    match probe(&state, &channel).await {
-                        Ok(()) => {
-                            let changed = db::channels::set_status_if(
-                                &state.db,
-                                channel.id,
-                                ChannelStatus::AutoDisabled,
-                                ChannelStatus::Enabled,
-                                "re-enabled: a background probe passed",
-                            )
-                            .await;
-                            match changed {
-                                Ok(true) => {
-                                    tracing::info!(channel = %channel.name, "channel re-enabled after a passing probe");
-                                    state.reload.notify_one();
-                                }
-                                Ok(false) => {}
-                                Err(e) => tracing::error!(channel = %channel.name, error = %e, "could not re-enable channel"),
-                            }
-                        }
-                        Err(reason) => {
-                            tracing::debug!(channel = %channel.name, %reason, "probe failed; channel stays disabled");
-                        }
-                    }
-                }
+                async move { probe_channel(&state, &channel).await }
             });
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -107,11 +122,74 @@ pub async fn probe_loop(state: AppState, cancel: CancellationToken) {
     }
 }
 
-/// One cheap, free call: list the upstream's models with the channel's first key. It proves the
+/// Probes each disabled key of the channel, putting back those that pass, then re-enables an
+/// auto-disabled channel when any of its keys passes.
+async fn probe_channel(state: &AppState, channel: &ChannelRow) {
+    let mut passed = false;
+    for key in &channel.secret_keys {
+        if !channel.is_key_disabled(key) {
+            continue;
+        }
+        match probe(state, channel, key).await {
+            Ok(()) => {
+                passed = true;
+                let fingerprint = upstream_key_fingerprint(key);
+                match db::channels::set_key_disabled(&state.db, channel.id, &fingerprint, None)
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(channel = %channel.name, key = %fingerprint, "key back in rotation after a passing probe");
+                        state.reload.notify_one();
+                    }
+                    Err(e) => {
+                        tracing::error!(channel = %channel.name, error = %e, "could not re-enable a key")
+                    }
+                }
+            }
+            Err(reason) => {
+                tracing::debug!(channel = %channel.name, %reason, "probe failed; key stays disabled")
+            }
+        }
+    }
+    if channel.status != ChannelStatus::AutoDisabled {
+        return;
+    }
+    if !passed {
+        let key = channel.enabled_keys().next().map(String::as_str);
+        let has_keys = !channel.secret_keys.is_empty();
+        if key.is_none() && has_keys {
+            return; // every key failed its probe above
+        }
+        if let Err(reason) = probe(state, channel, key.unwrap_or_default()).await {
+            tracing::debug!(channel = %channel.name, %reason, "probe failed; channel stays disabled");
+            return;
+        }
+    }
+    let changed = db::channels::set_status_if(
+        &state.db,
+        channel.id,
+        ChannelStatus::AutoDisabled,
+        ChannelStatus::Enabled,
+        "re-enabled: a background probe passed",
+    )
+    .await;
+    match changed {
+        Ok(true) => {
+            tracing::info!(channel = %channel.name, "channel re-enabled after a passing probe");
+            state.reload.notify_one();
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(channel = %channel.name, error = %e, "could not re-enable channel")
+        }
+    }
+}
+
+/// One cheap, free call: list the upstream's models with the given key. It proves the
 /// upstream is reachable and accepts the key.
-async fn probe(state: &AppState, channel: &ChannelRow) -> Result<(), String> {
+async fn probe(state: &AppState, channel: &ChannelRow, key: &str) -> Result<(), String> {
     let url = providers::models_url(channel.channel_type, &channel.base_url);
-    let response = upstream_request(&state.http, reqwest::Method::GET, channel, &url)
+    let response = upstream_request_with_key(&state.http, reqwest::Method::GET, channel, key, &url)
         .timeout(PROBE_TIMEOUT)
         .send()
         .await

@@ -124,10 +124,14 @@ async fn wrong_method(
     with_request_id(&state, error.into_response())
 }
 
+/// Built once rather than parsed from a string on every answer.
+pub(crate) const REQUEST_ID_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-request-id");
+
 /// Every `/v1` answer carries a request id.
 pub(crate) fn with_request_id(state: &AppState, mut response: Response) -> Response {
     if let Ok(value) = HeaderValue::try_from(state.request_ids.next()) {
-        response.headers_mut().insert("x-request-id", value);
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
 }

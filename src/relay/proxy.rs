@@ -34,7 +34,7 @@ use crate::domain::pricing::Usage;
 use crate::options::RuntimeOptions;
 use crate::snapshot::health::FailureEffect;
 use crate::snapshot::routing::NoChannel;
-use crate::snapshot::{ChannelEntry, Snapshot};
+use crate::snapshot::{ChannelEntry, ChannelKey, KeyPick, Snapshot};
 use crate::state::{AppState, ChannelEvent};
 
 /// Bodies above this size are tokenized on the blocking pool rather than on a request thread.
@@ -60,7 +60,9 @@ pub async fn relay(
         Err(error) => endpoint.protocol().error_response(error),
     };
     if let Ok(value) = HeaderValue::try_from(request_id) {
-        response.headers_mut().insert("x-request-id", value);
+        response
+            .headers_mut()
+            .insert(super::REQUEST_ID_HEADER, value);
     }
     response
 }
@@ -221,8 +223,10 @@ async fn handle(
     .await
 }
 
-/// `/v1/messages/count_tokens`: the prompt's size by the gateway's own tokenizer, without an
-/// upstream call or a charge. Same authentication and model checks as a real request.
+/// `/v1/messages/count_tokens`: the prompt's size, never charged. Anthropic's own count when
+/// the request would go to an Anthropic channel (it knows its tokenizer and what tools and
+/// images cost), otherwise, or when that call fails, the gateway's own tokenizer. Same
+/// authentication and model checks as a real request.
 pub async fn count_message_tokens(
     state: &AppState,
     ip: IpAddr,
@@ -233,8 +237,77 @@ pub async fn count_message_tokens(
     let caller = auth::authenticate(&snapshot, headers, ip, now_ms())?;
     let raw = read_body(body, snapshot.options.max_request_body_kb).await?;
     let request = ClientRequest::parse(Endpoint::Messages, &raw)?;
-    check_model_access(&snapshot, &caller, &request.model)?;
+    let routes = check_model_access(&snapshot, &caller, &request.model)?;
+    if let Ok(channel) = routes.pick(&[], now_ms())
+        && channel.channel_type == ChannelType::Anthropic
+        && let Some(tokens) =
+            anthropic_token_count(state, &snapshot.options, &channel, &request, &raw, headers).await
+    {
+        return Ok(tokens);
+    }
     Ok(estimate_prompt(state, &request, &raw).await)
+}
+
+/// Asks an Anthropic channel's `messages/count_tokens` (free of charge upstream too). None when
+/// the call fails in any way.
+async fn anthropic_token_count(
+    state: &AppState,
+    options: &RuntimeOptions,
+    channel: &ChannelEntry,
+    request: &ClientRequest<'_>,
+    raw: &Bytes,
+    client_headers: &HeaderMap,
+) -> Option<i64> {
+    let messages_uri = channel.endpoint_uri(Endpoint::Messages)?;
+    let uri = http::Uri::try_from(format!("{messages_uri}/count_tokens")).ok()?;
+    let body = request
+        .upstream_body(raw, channel.upstream_model(&request.model), false)
+        .ok()?;
+    let mut upstream_request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json");
+    match channel.pick_key(now_ms()) {
+        KeyPick::Key(key) => {
+            let (name, value) = &key.header;
+            upstream_request = upstream_request.header(name, value.clone());
+        }
+        KeyPick::NoKeyNeeded => {}
+        KeyPick::AllResting => return None,
+    }
+    if let Some(headers) = upstream_request.headers_mut() {
+        add_channel_headers(channel, client_headers, headers);
+    }
+    let upstream_request = upstream_request.body(Full::new(body)).ok()?;
+    let timeout = Duration::from_secs(options.first_byte_timeout_secs.clamp(1, 30));
+    let response = tokio::time::timeout(timeout, state.upstream.send(upstream_request))
+        .await
+        .ok()?
+        .ok()?;
+    if !response.status().is_success() {
+        tracing::debug!(channel = %channel.name, status = %response.status(), "count_tokens failed upstream; counting locally");
+        return None;
+    }
+    let body = read_limited(response, MAX_ERROR_BODY, timeout).await.ok()?;
+    serde_json::from_slice::<serde_json::Value>(&body).ok()?["input_tokens"].as_i64()
+}
+
+/// The headers every upstream request of the channel carries besides its key: the channel's
+/// fixed and extra headers, and an Anthropic client's beta opt-ins for Anthropic channels.
+fn add_channel_headers(
+    channel: &ChannelEntry,
+    client_headers: &HeaderMap,
+    headers: &mut HeaderMap,
+) {
+    // Anthropic clients opt into beta features per request (Claude Code does).
+    if channel.channel_type == ChannelType::Anthropic
+        && let Some(beta) = client_headers.get(ANTHROPIC_BETA)
+    {
+        headers.insert(ANTHROPIC_BETA, beta.clone());
+    }
+    for (name, value) in &channel.extra_headers {
+        headers.insert(name, value.clone());
+    }
 }
 
 /// The model must be allowed by the key, exist, and be served to the caller's group.
@@ -291,6 +364,9 @@ async fn estimate_prompt(state: &AppState, request: &ClientRequest<'_>, raw: &By
 enum AttemptFailure {
     /// Try another channel.
     Retry(RelayError),
+    /// One key of a multi-key channel failed and now rests: the channel may serve the retry
+    /// with another of its keys.
+    RetryKey(RelayError),
     /// Stop and answer the client with this response (an upstream client error).
     Final {
         response: Response,
@@ -342,13 +418,13 @@ impl Attempts<'_> {
             ticket.log.channel_id = Some(channel.id);
             ticket.log.channel_name = channel.name.clone();
             ticket.log.upstream_model = upstream_model.clone();
-            match self.attempt(&channel, &upstream_model, ticket).await {
+            let (error, returned) = match self.attempt(&channel, &upstream_model, ticket).await {
                 Ok(response) => return Ok(response),
-                Err((AttemptFailure::Retry(error), returned)) => {
-                    ticket = returned;
-                    ticket.log.error_message = error.message.clone();
-                    ticket.log.status_code = i64::from(error.status.as_u16());
-                    last_error = Some(error);
+                Err((AttemptFailure::Retry(error), returned)) => (error, returned),
+                Err((AttemptFailure::RetryKey(error), returned)) => {
+                    // Only that key rests; the channel stays a candidate for its other keys.
+                    tried.pop();
+                    (error, returned)
                 }
                 Err((
                     AttemptFailure::Final {
@@ -361,7 +437,11 @@ impl Attempts<'_> {
                     returned.refund(status, &message);
                     return Ok(response);
                 }
-            }
+            };
+            ticket = returned;
+            ticket.log.error_message = error.message.clone();
+            ticket.log.status_code = i64::from(error.status.as_u16());
+            last_error = Some(error);
         }
         let error = last_error.unwrap_or_else(|| {
             RelayError::no_channel(format!(
@@ -422,6 +502,38 @@ impl Attempts<'_> {
         AttemptFailure::Retry(error)
     }
 
+    /// A refusal (401/403) or rate limit (429) of one key of a multi-key channel rests that
+    /// key alone: disabled until a probe passes, or cooled down. Other failures are the
+    /// channel's (None).
+    fn key_failed(
+        &self,
+        channel: &ChannelEntry,
+        key: &ChannelKey,
+        code: u16,
+        error: &RelayError,
+    ) -> Option<AttemptFailure> {
+        let options = self.options;
+        let now = now_ms();
+        if options.auto_disable_statuses.contains(code) {
+            if key.health.disable(now) {
+                tracing::warn!(channel = %channel.name, key = %key.fingerprint, reason = %error.message, "disabling one key of the channel");
+                let _ = self.state.channel_events.send(ChannelEvent::DisableKey {
+                    channel_id: channel.id,
+                    fingerprint: key.fingerprint.clone(),
+                    reason: error.message.clone(),
+                });
+            }
+        } else if code == 429 {
+            let cooldown_ms =
+                i64::try_from(options.cooldown_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+            key.health.cool_down(now.saturating_add(cooldown_ms));
+            tracing::debug!(channel = %channel.name, key = %key.fingerprint, "one key of the channel is cooling down");
+        } else {
+            return None;
+        }
+        Some(AttemptFailure::RetryKey(error.clone()))
+    }
+
     async fn attempt(
         &self,
         channel: &Arc<ChannelEntry>,
@@ -466,22 +578,30 @@ impl Attempts<'_> {
             .method(http::Method::POST)
             .uri(uri)
             .header(header::CONTENT_TYPE, "application/json");
-        if let Some((name, value)) = channel.next_key_header() {
-            upstream_request = upstream_request.header(name, value.clone());
-        }
+        let key = match channel.pick_key(now_ms()) {
+            KeyPick::Key(key) => {
+                let (name, value) = &key.header;
+                upstream_request = upstream_request.header(name, value.clone());
+                Some(key)
+            }
+            KeyPick::NoKeyNeeded => None,
+            KeyPick::AllResting => {
+                let error = RelayError::upstream(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "upstream_rate_limited",
+                    format!(
+                        "Every key of the channel '{}' is resting after rate limits or refusals.",
+                        channel.name
+                    ),
+                );
+                return Err((AttemptFailure::Retry(error), ticket));
+            }
+        };
         if request.stream {
             upstream_request = upstream_request.header(header::ACCEPT, "text/event-stream");
         }
         if let Some(headers) = upstream_request.headers_mut() {
-            // Anthropic clients opt into beta features per request (Claude Code does).
-            if channel.channel_type == ChannelType::Anthropic
-                && let Some(beta) = self.client_headers.get(ANTHROPIC_BETA)
-            {
-                headers.insert(ANTHROPIC_BETA, beta.clone());
-            }
-            for (name, value) in &channel.extra_headers {
-                headers.insert(name, value.clone());
-            }
+            add_channel_headers(channel, self.client_headers, headers);
         }
         let upstream_request = match upstream_request.body(Full::new(body)) {
             Ok(upstream_request) => upstream_request,
@@ -524,7 +644,9 @@ impl Attempts<'_> {
         let status = response.status();
         if !status.is_success() {
             ticket.charge_on_drop = None;
-            let failure = self.upstream_error(wire, channel, response, timeout).await;
+            let failure = self
+                .upstream_error(wire, channel, key, response, timeout)
+                .await;
             return Err((failure, ticket));
         }
         let is_event_stream = response
@@ -546,6 +668,7 @@ impl Attempts<'_> {
         &self,
         wire: Wire,
         channel: &ChannelEntry,
+        key: Option<&ChannelKey>,
         response: UpstreamResponse,
         timeout: Duration,
     ) -> AttemptFailure {
@@ -568,6 +691,11 @@ impl Attempts<'_> {
                 client_code,
                 format!("The upstream answered HTTP {code}: {upstream_message}"),
             );
+            if let Some(key) = key.filter(|_| channel.has_several_keys())
+                && let Some(failure) = self.key_failed(channel, key, code, &error)
+            {
+                return failure;
+            }
             return self.channel_failed(channel, Some(code), error);
         }
         // The upstream refused the request itself (bad parameters and the like): the client

@@ -26,11 +26,24 @@ pub fn upstream_request(
     channel: &ChannelRow,
     url: &str,
 ) -> reqwest::RequestBuilder {
+    // The first key in rotation; a channel whose keys are all disabled is tried with its first.
     let key = channel
-        .secret_keys
-        .first()
+        .enabled_keys()
+        .next()
+        .or(channel.secret_keys.first())
         .map(String::as_str)
         .unwrap_or_default();
+    upstream_request_with_key(http, method, channel, key, url)
+}
+
+/// A request to the channel's upstream with one given key (empty: none).
+pub fn upstream_request_with_key(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    channel: &ChannelRow,
+    key: &str,
+    url: &str,
+) -> reqwest::RequestBuilder {
     let mut request = http.request(method, url);
     if let Some((name, value)) = providers::key_header(channel.channel_type, key) {
         request = request.header(name, value);

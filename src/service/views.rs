@@ -17,7 +17,7 @@ use crate::db::users::UserRow;
 use crate::domain::kinds::{ChannelStatus, ChannelType, Outcome, Role, Status};
 use crate::domain::money::{MicroUsd, Quota};
 use crate::domain::pricing::ModelPrice;
-use crate::domain::secret_key::mask_upstream_key;
+use crate::domain::secret_key::{mask_upstream_key, upstream_key_fingerprint};
 
 /// RFC 3339 in UTC, e.g. `2026-11-21T18:02:03.123Z`.
 pub fn timestamp(ms: i64) -> String {
@@ -140,6 +140,9 @@ pub struct ChannelView {
     pub base_url: String,
     /// Masked: `sk-****abcd`.
     pub keys: Vec<String>,
+    /// Keys taken out of rotation after the upstream refused them (masked like `keys`); a
+    /// background probe puts each back once it passes.
+    pub disabled_keys: Vec<DisabledKeyView>,
     pub models: Vec<String>,
     pub model_mapping: BTreeMap<String, String>,
     pub groups: Vec<String>,
@@ -160,6 +163,13 @@ pub struct ChannelView {
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct DisabledKeyView {
+    pub key: String,
+    pub reason: String,
+    pub at: String,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct ChannelTestView {
     pub at: String,
     pub latency_ms: i64,
@@ -175,6 +185,22 @@ impl ChannelView {
             channel_type: c.channel_type,
             base_url: c.base_url.clone(),
             keys: c.secret_keys.iter().map(|k| mask_upstream_key(k)).collect(),
+            disabled_keys: c
+                .secret_keys
+                .iter()
+                .filter_map(|key| {
+                    let fingerprint = upstream_key_fingerprint(key);
+                    let disabled = c
+                        .disabled_keys
+                        .iter()
+                        .find(|d| d.fingerprint == fingerprint)?;
+                    Some(DisabledKeyView {
+                        key: mask_upstream_key(key),
+                        reason: disabled.reason.clone(),
+                        at: timestamp(disabled.at),
+                    })
+                })
+                .collect(),
             models: c.models.clone(),
             model_mapping: c.model_mapping.clone(),
             groups: c.groups.clone(),

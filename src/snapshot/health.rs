@@ -1,8 +1,13 @@
 //! Per-channel runtime health: consecutive failures, timed cooldown, and an in-memory
 //! auto-disable flag that takes effect before the database write lands. Lives across snapshot
-//! reloads (the loader hands the same `Arc` to the channel's new entry).
+//! reloads (the loader hands the same `Arc` to the channel's new entry). The keys of a
+//! multi-key channel each have their own [`KeyHealth`], so one refused or rate-limited key
+//! rests alone while the others keep serving.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHashMap;
 
 #[derive(Debug, Default)]
 pub struct ChannelHealth {
@@ -11,6 +16,50 @@ pub struct ChannelHealth {
     /// When this process auto-disabled the channel (0 = it has not).
     disabled_at_ms: AtomicI64,
     key_cursor: AtomicUsize,
+    /// By key fingerprint; read only when a snapshot is built.
+    keys: Mutex<FxHashMap<String, Arc<KeyHealth>>>,
+}
+
+/// The runtime state of one upstream key of a multi-key channel.
+#[derive(Debug, Default)]
+pub struct KeyHealth {
+    cooldown_until_ms: AtomicI64,
+    /// When this process took the key out of rotation (0 = it has not).
+    disabled_at_ms: AtomicI64,
+    /// The loaded data shows the key disabled: from then on the database, not this flag,
+    /// keeps it out, and its absence from the data means someone put it back.
+    disable_stored: AtomicBool,
+}
+
+impl KeyHealth {
+    pub fn is_resting(&self, now_ms: i64) -> bool {
+        self.disabled_at_ms.load(Ordering::Relaxed) != 0
+            || self.cooldown_until_ms.load(Ordering::Relaxed) > now_ms
+    }
+
+    pub fn cool_down(&self, until_ms: i64) {
+        self.cooldown_until_ms
+            .fetch_max(until_ms, Ordering::Relaxed);
+    }
+
+    /// Takes the key out of rotation here. True only for the first caller, so the database
+    /// write happens once.
+    pub fn disable(&self, now_ms: i64) -> bool {
+        self.disabled_at_ms
+            .compare_exchange(0, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Brings the in-memory state in line with newly loaded data.
+    pub fn reconcile(&self, disabled_in_data: bool) {
+        if disabled_in_data {
+            self.disable_stored.store(true, Ordering::Relaxed);
+        } else if self.disable_stored.swap(false, Ordering::Relaxed) {
+            // Stored as disabled before and no longer: a probe or an admin put it back.
+            self.disabled_at_ms.store(0, Ordering::Relaxed);
+            self.cooldown_until_ms.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What a failure did to the channel.
@@ -87,12 +136,21 @@ impl ChannelHealth {
         }
     }
 
-    /// Index of the secret key to use next, rotating over `count` keys.
+    /// Where the rotation over `count` keys starts for the next request.
     pub fn next_key(&self, count: usize) -> usize {
         if count <= 1 {
             return 0;
         }
         self.key_cursor.fetch_add(1, Ordering::Relaxed) % count
+    }
+
+    /// The health of the key with this fingerprint, the same one across snapshot reloads.
+    pub fn key_health(&self, fingerprint: &str) -> Arc<KeyHealth> {
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        keys.entry(fingerprint.to_string()).or_default().clone()
     }
 }
 
@@ -145,6 +203,36 @@ mod tests {
         health.record_failure(0, 3, 1_000, 0);
         health.record_success();
         assert_eq!(health.record_failure(0, 3, 1_000, 0), FailureEffect::None);
+    }
+
+    #[test]
+    fn a_key_rests_until_the_data_puts_it_back() {
+        let key = KeyHealth::default();
+        assert!(!key.is_resting(0));
+        key.cool_down(5_000);
+        assert!(key.is_resting(4_999));
+        assert!(!key.is_resting(5_000));
+        assert!(key.disable(6_000));
+        assert!(
+            !key.disable(6_001),
+            "the second caller must not write again"
+        );
+        // Before the write lands, the data still shows the key enabled: it stays out.
+        key.reconcile(false);
+        assert!(key.is_resting(10_000));
+        key.reconcile(true);
+        assert!(key.is_resting(10_000));
+        // Enabled again in the data after being stored disabled: back in rotation.
+        key.reconcile(false);
+        assert!(!key.is_resting(10_000));
+    }
+
+    #[test]
+    fn key_health_survives_reloads_by_fingerprint() {
+        let health = ChannelHealth::default();
+        health.key_health("aaaa").cool_down(9_000);
+        assert!(health.key_health("aaaa").is_resting(1_000));
+        assert!(!health.key_health("bbbb").is_resting(1_000));
     }
 
     #[test]

@@ -19,10 +19,11 @@ use crate::domain::kinds::{ChannelStatus, ChannelType, Role, Status};
 use crate::domain::list_prices;
 use crate::domain::money::Ratio;
 use crate::domain::pricing::ModelPrice;
+use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::options::RuntimeOptions;
 use crate::relay::providers;
 use crate::relay::request::Endpoint;
-use health::ChannelHealth;
+use health::{ChannelHealth, KeyHealth};
 use routing::RouteSet;
 
 #[derive(Debug)]
@@ -67,9 +68,11 @@ pub struct ChannelEntry {
     pub channel_type: ChannelType,
     /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
-    /// The header carrying each of the channel's keys (`Authorization: Bearer …`,
-    /// `x-api-key: …`), built once.
-    key_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The keys in rotation, each with the header carrying it (`Authorization: Bearer …`,
+    /// `x-api-key: …`) built once.
+    keys: Vec<ChannelKey>,
+    /// How many keys the channel holds, disabled ones included.
+    configured_keys: usize,
     pub model_mapping: BTreeMap<String, String>,
     pub priority: i64,
     pub weight: i64,
@@ -93,14 +96,46 @@ impl ChannelEntry {
             .unwrap_or(requested)
     }
 
-    /// The key header for the next key, rotating when the channel holds several.
-    pub fn next_key_header(&self) -> Option<&(HeaderName, HeaderValue)> {
-        if self.key_headers.is_empty() {
-            return None;
+    /// The key for the next request, rotating when the channel holds several and skipping
+    /// keys that are resting after a rate limit or a refusal.
+    pub fn pick_key(&self, now_ms: i64) -> KeyPick<'_> {
+        match self.keys.len() {
+            0 if self.configured_keys == 0 => KeyPick::NoKeyNeeded,
+            0 => KeyPick::AllResting,
+            // A single key's failures are the channel's, handled by the channel's health.
+            1 if self.configured_keys == 1 => KeyPick::Key(&self.keys[0]),
+            count => {
+                let start = self.health.next_key(count);
+                (0..count)
+                    .map(|offset| &self.keys[(start + offset) % count])
+                    .find(|key| !key.health.is_resting(now_ms))
+                    .map_or(KeyPick::AllResting, KeyPick::Key)
+            }
         }
-        let index = self.health.next_key(self.key_headers.len());
-        self.key_headers.get(index)
     }
+
+    /// Whether a failure of one key should rest that key alone rather than count against
+    /// the whole channel.
+    pub fn has_several_keys(&self) -> bool {
+        self.configured_keys > 1
+    }
+}
+
+/// One upstream key of a channel.
+#[derive(Debug)]
+pub struct ChannelKey {
+    pub header: (HeaderName, HeaderValue),
+    /// `secret_key::upstream_key_fingerprint`: names the key in logs and stored status.
+    pub fingerprint: String,
+    pub health: Arc<KeyHealth>,
+}
+
+pub enum KeyPick<'c> {
+    Key(&'c ChannelKey),
+    /// The channel holds no key (a local server).
+    NoKeyNeeded,
+    /// Every key is cooling down or disabled.
+    AllResting,
 }
 
 #[derive(Debug, Clone)]
@@ -313,16 +348,26 @@ impl Snapshot {
                 ));
                 continue;
             };
-            let key_headers: Vec<(HeaderName, HeaderValue)> = c
-                .secret_keys
-                .iter()
-                .filter_map(|key| providers::key_header(c.channel_type, key))
-                .collect();
-            if key_headers.len() != c.secret_keys.len() {
-                problems.push(format!(
-                    "channel {} has a key that is not a valid header value",
-                    c.name
-                ));
+            let mut keys = Vec::with_capacity(c.secret_keys.len());
+            for key in &c.secret_keys {
+                let fingerprint = upstream_key_fingerprint(key);
+                let key_health = health.key_health(&fingerprint);
+                let disabled = c.disabled_keys.iter().any(|d| d.fingerprint == fingerprint);
+                key_health.reconcile(disabled);
+                if disabled {
+                    continue;
+                }
+                match providers::key_header(c.channel_type, key) {
+                    Some(header) => keys.push(ChannelKey {
+                        header,
+                        fingerprint,
+                        health: key_health,
+                    }),
+                    None => problems.push(format!(
+                        "channel {} has a key that is not a valid header value",
+                        c.name
+                    )),
+                }
             }
             let entry = ChannelEntry {
                 id: c.id,
@@ -330,7 +375,8 @@ impl Snapshot {
                 channel_type: c.channel_type,
                 base_url,
                 endpoint_uris,
-                key_headers,
+                keys,
+                configured_keys: c.secret_keys.len(),
                 model_mapping: c.model_mapping,
                 priority: c.priority,
                 weight: c.weight,

@@ -416,11 +416,12 @@ db_test! {
 }
 
 db_test! {
-    /// count_tokens answers from the gateway's own tokenizer: no upstream call, no charge, and
-    /// the same key and model checks as a real request.
+    /// count_tokens in front of an OpenAI-type channel answers from the gateway's own
+    /// tokenizer: no upstream call, no charge, and the same key and model checks as a real
+    /// request.
     async fn counts_message_tokens_locally(db: TestDb) {
-        let upstream = FakeUpstream::start(Reply::Json(200, anthropic_message())).await;
-        let (app, key) = setup(db, &upstream, "anthropic").await;
+        let upstream = FakeUpstream::chat().await;
+        let (app, key) = setup(db, &upstream, "openai").await;
         let mut request = messages_request(false);
         request.as_object_mut().unwrap().remove("max_tokens");
         let response = post_messages(&app, &key, "/v1/messages/count_tokens", request.clone()).await;
@@ -438,6 +439,38 @@ db_test! {
         assert_eq!(upstream.request_count(), 0);
         app.flush().await;
         assert_eq!(app.user("alice").await.used_quota, 0);
+    }
+}
+
+db_test! {
+    /// count_tokens in front of an Anthropic channel asks Anthropic's own count_tokens (with
+    /// the channel's key, version header and the mapped model) and answers its figure; when
+    /// that call fails, the local count answers instead. Never charged.
+    async fn forwards_count_tokens_to_anthropic_channels(db: TestDb) {
+        let upstream = FakeUpstream::start(Reply::Json(200, json!({"input_tokens": 4242}))).await;
+        let (app, key) = setup(db, &upstream, "anthropic").await;
+        let mut request = messages_request(false);
+        request.as_object_mut().unwrap().remove("max_tokens");
+        let response = post_messages(&app, &key, "/v1/messages/count_tokens", request.clone()).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body, json!({"input_tokens": 4242}));
+        let sent = upstream.requests();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].path, "/v1/messages/count_tokens");
+        assert_eq!(sent[0].headers["x-api-key"], "sk-upstream");
+        assert!(sent[0].headers.contains_key("anthropic-version"));
+        let mut expected = request.clone();
+        expected["model"] = json!(MODEL);
+        assert_eq!(sent[0].json(), expected);
+
+        upstream.set_default(Reply::error(500, "overloaded"));
+        let body: Value = post_messages(&app, &key, "/v1/messages/count_tokens", request).await.json().await.unwrap();
+        let local = body["input_tokens"].as_i64().unwrap();
+        assert!((30..200).contains(&local), "the local count answers: {body}");
+        app.flush().await;
+        assert_eq!(app.user("alice").await.used_quota, 0);
+        assert!(app.logs().await.is_empty(), "a count is not a billed request");
     }
 }
 

@@ -339,3 +339,115 @@ db_test! {
         assert_eq!(failing.request_count(), 3);
     }
 }
+
+/// Requests the upstream received with this key.
+fn sent_with(upstream: &FakeUpstream, key: &str) -> usize {
+    let bearer = format!("Bearer {key}");
+    upstream
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.headers
+                .get("authorization")
+                .is_some_and(|v| v == bearer.as_str())
+        })
+        .count()
+}
+
+/// Polls the stored channel until `done` holds (5 s at most).
+async fn wait_for_channel(
+    app: &TestApp,
+    id: i64,
+    done: impl Fn(&tollgate::db::channels::ChannelRow) -> bool,
+) -> tollgate::db::channels::ChannelRow {
+    for _ in 0..100 {
+        let row = tollgate::service::channels::by_id(&app.db, id)
+            .await
+            .unwrap();
+        if done(&row) {
+            return row;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("channel {id} never reached the expected state");
+}
+
+db_test! {
+    /// On a channel with several keys, a key the upstream refuses (401) leaves the rotation
+    /// alone, with the reason stored, and a rate-limited key (429) cools down alone; the same
+    /// request is served by another key of the same channel and charged once, and the channel
+    /// stays enabled. A background probe puts the refused key back once the upstream accepts
+    /// it. When every key of a channel is refused, the channel itself is disabled.
+    async fn rests_failing_keys_of_a_multi_key_channel_alone(db: TestDb) {
+        let (app, key) = app_with_user(db).await;
+        app.set_option("probe_interval_secs", "1").await;
+        app.set_option("cooldown_secs", "60").await;
+        app.set_option("retry_count", "3").await;
+        let upstream = FakeUpstream::chat().await;
+        upstream.set_key_status("sk-revoked-1111", Some(401));
+        upstream.set_key_status("sk-limited-2222", Some(429));
+        let mut pool = channel("pool", upstream.base_url(), 0, 1);
+        pool.keys = Some(vec![
+            "sk-good-0000".into(),
+            "sk-revoked-1111".into(),
+            "sk-limited-2222".into(),
+        ]);
+        let id = app.add_channel_with(pool).await;
+        app.reload().await;
+
+        for _ in 0..6 {
+            assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 200);
+        }
+        assert_eq!(sent_with(&upstream, "sk-revoked-1111"), 1, "a refused key is not tried again");
+        assert_eq!(sent_with(&upstream, "sk-limited-2222"), 1, "a rate-limited key cools down");
+        assert_eq!(sent_with(&upstream, "sk-good-0000"), 6);
+        let logs = app.wait_for_logs(6).await;
+        assert!(logs.iter().all(|l| l.outcome == Outcome::Success));
+        assert_eq!(logs.iter().map(|l| l.attempts).max(), Some(3));
+        let charged: i64 = logs.iter().map(|l| l.cost).sum();
+        assert_eq!(charged, logs[0].cost * 6, "a retried request is charged once");
+
+        let row = wait_for_channel(&app, id, |c| !c.disabled_keys.is_empty()).await;
+        assert_eq!(row.status, ChannelStatus::Enabled, "one bad key does not disable the channel");
+        assert_eq!(row.disabled_keys.len(), 1, "only the refused key is stored as disabled");
+        let view = tollgate::service::views::ChannelView::new(&row, 500_000);
+        assert_eq!(view.disabled_keys.len(), 1);
+        assert_eq!(view.disabled_keys[0].key, "sk-****1111");
+        assert!(view.disabled_keys[0].reason.contains("401"), "{}", view.disabled_keys[0].reason);
+        let shown = serde_json::to_string(&view).unwrap();
+        assert!(!shown.contains("sk-revoked-1111"), "keys are never shown in full: {shown}");
+
+        // The probe keeps the refused key out while the upstream refuses it...
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(upstream.probe_count() >= 1);
+        let row = tollgate::service::channels::by_id(&app.db, id).await.unwrap();
+        assert_eq!(row.disabled_keys.len(), 1);
+        // ...and puts it back once the upstream accepts it.
+        upstream.set_key_status("sk-revoked-1111", None);
+        wait_for_channel(&app, id, |c| c.disabled_keys.is_empty()).await;
+        app.reload().await;
+        for _ in 0..4 {
+            assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 200);
+        }
+        assert!(sent_with(&upstream, "sk-revoked-1111") >= 2, "the key is back in rotation");
+
+        // Every key refused: the channel is disabled as a whole, and says why.
+        tollgate::service::channels::delete(&app.db, "pool").await.unwrap();
+        let doomed_upstream = FakeUpstream::chat().await;
+        doomed_upstream.set_key_status("sk-first-3333", Some(401));
+        doomed_upstream.set_key_status("sk-second-4444", Some(403));
+        let mut doomed = channel("doomed", doomed_upstream.base_url(), 0, 1);
+        doomed.keys = Some(vec!["sk-first-3333".into(), "sk-second-4444".into()]);
+        let doomed_id = app.add_channel_with(doomed).await;
+        app.reload().await;
+        let response = app.chat(&key, chat_body("gpt-4o-mini")).await;
+        assert!(response.status().is_client_error() || response.status().is_server_error());
+        assert_eq!(doomed_upstream.request_count(), 2, "each key is tried once");
+        let row = wait_for_channel(&app, doomed_id, |c| c.status == ChannelStatus::AutoDisabled).await;
+        assert!(row.status_reason.contains("every key"), "{}", row.status_reason);
+        assert_eq!(row.disabled_keys.len(), 2);
+        app.reload().await;
+        expect_error(app.chat(&key, chat_body("gpt-4o-mini")).await, 503, "no_available_channel").await;
+        assert_eq!(doomed_upstream.request_count(), 2);
+    }
+}

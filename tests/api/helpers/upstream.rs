@@ -119,6 +119,9 @@ struct Inner {
     default: Reply,
     /// Answer for `GET …/models` (the background probe).
     models_status: u16,
+    /// Keys the upstream refuses or rate-limits: every request carrying one (probes too) is
+    /// answered with that status.
+    key_statuses: std::collections::HashMap<String, u16>,
     requests: Vec<Recorded>,
 }
 
@@ -135,6 +138,7 @@ impl FakeUpstream {
             queue: VecDeque::new(),
             default,
             models_status: 200,
+            key_statuses: Default::default(),
             requests: Vec::new(),
         }));
         let router = Router::new().fallback(handle).with_state(inner.clone());
@@ -174,6 +178,15 @@ impl FakeUpstream {
         self.lock().models_status = status;
     }
 
+    /// Answers every request with `key` with this status (None: serve it normally again).
+    pub fn set_key_status(&self, key: &str, status: Option<u16>) {
+        let mut inner = self.lock();
+        match status {
+            Some(status) => inner.key_statuses.insert(key.to_string(), status),
+            None => inner.key_statuses.remove(key),
+        };
+    }
+
     /// Requests other than the background probe's model listing.
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock()
@@ -201,6 +214,17 @@ impl FakeUpstream {
     }
 }
 
+/// The key a request carries, whichever header the provider uses.
+fn credential(headers: &HeaderMap) -> String {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    value("authorization")
+        .map(|v| v.trim_start_matches("Bearer ").to_string())
+        .or_else(|| value("x-api-key").map(str::to_string))
+        .or_else(|| value("api-key").map(str::to_string))
+        .or_else(|| value("x-goog-api-key").map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// The model the request named, echoed back like a real upstream does.
 fn requested_model(body: &Value) -> String {
     body["model"].as_str().unwrap_or("fake-model").to_string()
@@ -225,15 +249,22 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
+    let key = credential(&headers);
     let (reply, models_status) = {
         let mut inner = inner.lock().expect("upstream state");
+        let key_status = inner.key_statuses.get(&key).copied();
         inner.requests.push(Recorded {
             path: path.clone(),
             query: uri.query().unwrap_or_default().to_string(),
             headers,
             body: body.clone(),
         });
-        if method == Method::GET && path.ends_with("/models") {
+        if let Some(status) = key_status {
+            (
+                Some(Reply::error(status, &format!("key refused with {status}"))),
+                0,
+            )
+        } else if method == Method::GET && path.ends_with("/models") {
             (None, inner.models_status)
         } else {
             let reply = inner
