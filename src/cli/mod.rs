@@ -3,7 +3,7 @@
 //! uses, also while it runs (the server picks changes up within its sync interval).
 
 mod commands;
-mod output;
+pub mod output;
 
 use std::process::ExitCode;
 

@@ -152,7 +152,7 @@ pub fn channel(c: &ChannelView) -> String {
         c.channel_type,
         c.status,
         c.base_url,
-        c.keys.join(", "),
+        keys_line(c),
         c.models.join(", "),
         if mapping.is_empty() {
             "none".to_string()
@@ -165,6 +165,21 @@ pub fn channel(c: &ChannelView) -> String {
         money(c.used_usd, c.used_quota),
         c.request_count,
     )
+}
+
+/// The masked keys, each disabled one followed by why.
+fn keys_line(c: &ChannelView) -> String {
+    c.keys
+        .iter()
+        .enumerate()
+        .map(
+            |(index, key)| match c.disabled_keys.iter().find(|d| d.index == index) {
+                Some(disabled) => format!("{key} [disabled {}: {}]", disabled.at, disabled.reason),
+                None => key.clone(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn channels(list: &[ChannelView]) -> String {

@@ -164,6 +164,8 @@ pub struct ChannelView {
 
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct DisabledKeyView {
+    /// Where the key is in `keys` (masked keys may look alike).
+    pub index: usize,
     pub key: String,
     pub reason: String,
     pub at: String,
@@ -188,13 +190,15 @@ impl ChannelView {
             disabled_keys: c
                 .secret_keys
                 .iter()
-                .filter_map(|key| {
+                .enumerate()
+                .filter_map(|(index, key)| {
                     let fingerprint = upstream_key_fingerprint(key);
                     let disabled = c
                         .disabled_keys
                         .iter()
                         .find(|d| d.fingerprint == fingerprint)?;
                     Some(DisabledKeyView {
+                        index,
                         key: mask_upstream_key(key),
                         reason: disabled.reason.clone(),
                         at: timestamp(disabled.at),

@@ -413,6 +413,9 @@ db_test! {
         let view = tollgate::service::views::ChannelView::new(&row, 500_000);
         assert_eq!(view.disabled_keys.len(), 1);
         assert_eq!(view.disabled_keys[0].key, "sk-****1111");
+        assert_eq!(view.disabled_keys[0].index, 1);
+        let listed = tollgate::cli::output::channel(&view);
+        assert!(listed.contains("sk-****1111 [disabled"), "{listed}");
         assert!(view.disabled_keys[0].reason.contains("401"), "{}", view.disabled_keys[0].reason);
         let shown = serde_json::to_string(&view).unwrap();
         assert!(!shown.contains("sk-revoked-1111"), "keys are never shown in full: {shown}");
