@@ -41,11 +41,10 @@ fn default_server_config() -> ServerConfig {
 
 fn serve(database: tollgate::config::DatabaseConfig, server: ServerConfig) -> ExitCode {
     telemetry::init("info,sqlx=warn");
+    // This runtime carries the background jobs and the billing writer; requests are served by
+    // threads of their own (see tollgate::app), `--workers` of them.
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if server.workers > 0 {
-        runtime.worker_threads(server.workers);
-    }
+    runtime.enable_all().worker_threads(1);
     match runtime.build() {
         Ok(runtime) => runtime.block_on(run_server(Config { database, server })),
         Err(e) => {

@@ -15,38 +15,79 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 pub type UpstreamResponse = http::Response<Incoming>;
 pub type UpstreamError = hyper_util::client::legacy::Error;
 
+type HyperClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// One connection pool per serving thread: a pooled connection is driven by a task on the
+/// thread that opened it, so a pool shared between threads would hand every request to
+/// another thread and back, a wake-up across cores each way.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Tells apart the clients of several servers in one process (the tests start many).
+    id: u64,
+    connect_timeout: Duration,
+    max_idle_per_host: usize,
+    /// Serves threads whose own client could not be built (it was built once already, so
+    /// in practice never).
+    shared: HyperClient,
+}
+
+thread_local! {
+    static THREAD_CLIENTS: std::cell::RefCell<Vec<(u64, HyperClient)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl UpstreamClient {
     pub fn new(connect_timeout: Duration, max_idle_per_host: usize) -> anyhow::Result<Self> {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
-        http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .try_with_platform_verifier()?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https);
-        Ok(UpstreamClient { client })
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Ok(UpstreamClient {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            connect_timeout,
+            max_idle_per_host,
+            shared: build_client(connect_timeout, max_idle_per_host)?,
+        })
     }
 
     pub async fn send(
         &self,
         request: http::Request<Full<Bytes>>,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        self.client.request(request).await
+        self.thread_client().request(request).await
     }
+
+    fn thread_client(&self) -> HyperClient {
+        THREAD_CLIENTS.with(|clients| {
+            let mut clients = clients.borrow_mut();
+            if let Some((_, client)) = clients.iter().find(|(id, _)| *id == self.id) {
+                return client.clone();
+            }
+            let client = build_client(self.connect_timeout, self.max_idle_per_host)
+                .unwrap_or_else(|_| self.shared.clone());
+            clients.push((self.id, client.clone()));
+            client
+        })
+    }
+}
+
+fn build_client(
+    connect_timeout: Duration,
+    max_idle_per_host: usize,
+) -> anyhow::Result<HyperClient> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .try_with_platform_verifier()?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https))
 }
 
 /// The body's data frames as a stream.
