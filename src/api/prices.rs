@@ -46,6 +46,8 @@ struct PriceBody {
     #[serde(default, deserialize_with = "decimal")]
     cached_input: Option<String>,
     #[serde(default, deserialize_with = "decimal")]
+    cache_write: Option<String>,
+    #[serde(default, deserialize_with = "decimal")]
     per_request: Option<String>,
 }
 
@@ -59,6 +61,7 @@ async fn set(
         input: body.input,
         output: body.output,
         cached_input: body.cached_input,
+        cache_write: body.cache_write,
         per_request: body.per_request,
     };
     let price = service::prices::set(&state.db, &model, &input).await?;

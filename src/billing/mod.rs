@@ -217,6 +217,7 @@ impl Ticket {
         log.prompt_tokens = usage.prompt_tokens;
         log.completion_tokens = usage.completion_tokens;
         log.cached_tokens = usage.cached_tokens;
+        log.cache_write_tokens = usage.cache_write_tokens;
         log.usage_estimated = estimated;
         log.cost = cost;
         log.outcome = outcome;
@@ -278,6 +279,7 @@ impl RequestLog {
             prompt_tokens: 0,
             completion_tokens: 0,
             cached_tokens: 0,
+            cache_write_tokens: 0,
             usage_estimated: false,
             cost: 0,
             latency_ms: 0,

@@ -396,6 +396,7 @@ async fn price(db: &Db, command: PriceCommand) -> CommandResult {
             input,
             output: output_price,
             cached_input,
+            cache_write,
             per_request,
             json,
         } => {
@@ -406,6 +407,7 @@ async fn price(db: &Db, command: PriceCommand) -> CommandResult {
                     input,
                     output: output_price,
                     cached_input,
+                    cache_write,
                     per_request,
                 },
             )

@@ -300,7 +300,10 @@ pub enum PriceCommand {
         output: Option<String>,
         #[arg(long = "cached-input")]
         cached_input: Option<String>,
-        #[arg(long = "per-request", conflicts_with_all = ["input", "output", "cached_input"])]
+        /// Dollars per 1M prompt tokens written to the provider's cache.
+        #[arg(long = "cache-write")]
+        cache_write: Option<String>,
+        #[arg(long = "per-request", conflicts_with_all = ["input", "output", "cached_input", "cache_write"])]
         per_request: Option<String>,
         #[command(flatten)]
         json: JsonFlag,

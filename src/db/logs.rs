@@ -29,6 +29,7 @@ pub struct RequestLog {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cached_tokens: i64,
+    pub cache_write_tokens: i64,
     /// True when the upstream reported no usage and the tokens were counted locally.
     pub usage_estimated: bool,
     pub cost: i64,
@@ -41,7 +42,7 @@ pub struct RequestLog {
     pub client_ip: String,
 }
 
-const COLUMNS: [&str; 25] = [
+const COLUMNS: [&str; 26] = [
     "created_at",
     "request_id",
     "user_id",
@@ -58,6 +59,7 @@ const COLUMNS: [&str; 25] = [
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
+    "cache_write_tokens",
     "usage_estimated",
     "cost",
     "latency_ms",
@@ -87,6 +89,7 @@ fn bind_row<'q>(args: &mut AnyArguments<'q>, log: &'q RequestLog) -> Result<(), 
     args.add(log.prompt_tokens)?;
     args.add(log.completion_tokens)?;
     args.add(log.cached_tokens)?;
+    args.add(log.cache_write_tokens)?;
     args.add(i64::from(log.usage_estimated))?;
     args.add(log.cost)?;
     args.add(log.latency_ms)?;
@@ -119,6 +122,7 @@ fn from_row(row: &AnyRow) -> DbResult<RequestLog> {
         prompt_tokens: row.try_get("prompt_tokens")?,
         completion_tokens: row.try_get("completion_tokens")?,
         cached_tokens: row.try_get("cached_tokens")?,
+        cache_write_tokens: row.try_get("cache_write_tokens")?,
         usage_estimated: flag(row.try_get("usage_estimated")?),
         cost: row.try_get("cost")?,
         latency_ms: row.try_get("latency_ms")?,

@@ -30,10 +30,10 @@ const STEPS: &[Step] = &[
     ),
     (
         3,
-        "channel key status",
-        include_str!("../../migrations/sqlite/0003_channel_key_status.sql"),
-        include_str!("../../migrations/postgres/0003_channel_key_status.sql"),
-        include_str!("../../migrations/mysql/0003_channel_key_status.sql"),
+        "key status and cache writes",
+        include_str!("../../migrations/sqlite/0003_key_status_and_cache_writes.sql"),
+        include_str!("../../migrations/postgres/0003_key_status_and_cache_writes.sql"),
+        include_str!("../../migrations/mysql/0003_key_status_and_cache_writes.sql"),
     ),
 ];
 

@@ -17,6 +17,7 @@ fn from_row(row: &AnyRow) -> DbResult<PriceRow> {
     let input: Option<i64> = row.try_get("input_price")?;
     let output: Option<i64> = row.try_get("output_price")?;
     let cached: Option<i64> = row.try_get("cached_input_price")?;
+    let cache_write: Option<i64> = row.try_get("cache_write_price")?;
     let per_request: Option<i64> = row.try_get("per_request_price")?;
     let price = match (per_request, input, output) {
         (Some(p), _, _) => ModelPrice::PerRequest(MicroUsd(p)),
@@ -24,6 +25,7 @@ fn from_row(row: &AnyRow) -> DbResult<PriceRow> {
             input: MicroUsd(i),
             output: MicroUsd(o),
             cached_input: cached.map(MicroUsd),
+            cache_write: cache_write.map(MicroUsd),
         },
         _ => {
             return Err(DbError::Corrupt(format!(
@@ -40,7 +42,8 @@ fn from_row(row: &AnyRow) -> DbResult<PriceRow> {
 
 pub async fn list(db: &Db) -> DbResult<Vec<PriceRow>> {
     let rows = sqlx::query(
-        "SELECT model, input_price, output_price, cached_input_price, per_request_price, updated_at \
+        "SELECT model, input_price, output_price, cached_input_price, cache_write_price, \
+         per_request_price, updated_at \
          FROM prices ORDER BY model",
     )
     .fetch_all(db.pool())
@@ -49,18 +52,20 @@ pub async fn list(db: &Db) -> DbResult<Vec<PriceRow>> {
 }
 
 pub async fn upsert(db: &Db, model: &str, price: ModelPrice) -> DbResult<()> {
-    let (input, output, cached, per_request) = match price {
+    let (input, output, cached, cache_write, per_request) = match price {
         ModelPrice::PerToken {
             input,
             output,
             cached_input,
+            cache_write,
         } => (
             Some(input.0),
             Some(output.0),
             cached_input.map(|c| c.0),
+            cache_write.map(|c| c.0),
             None,
         ),
-        ModelPrice::PerRequest(p) => (None, None, None, Some(p.0)),
+        ModelPrice::PerRequest(p) => (None, None, None, None, Some(p.0)),
     };
     let sql = upsert_sql(
         db.backend(),
@@ -70,6 +75,7 @@ pub async fn upsert(db: &Db, model: &str, price: ModelPrice) -> DbResult<()> {
             "input_price",
             "output_price",
             "cached_input_price",
+            "cache_write_price",
             "per_request_price",
             "updated_at",
         ],
@@ -84,6 +90,7 @@ pub async fn upsert(db: &Db, model: &str, price: ModelPrice) -> DbResult<()> {
             Value::OptInt(input),
             Value::OptInt(output),
             Value::OptInt(cached),
+            Value::OptInt(cache_write),
             Value::OptInt(per_request),
             Value::Int(now_ms()),
         ],

@@ -39,9 +39,6 @@ pub struct ListPrice {
     pub model: String,
     pub provider: String,
     pub price: ModelPrice,
-    /// What the provider charges to write its prompt cache; not billed separately yet (cache
-    /// writes are billed at the input price).
-    pub cache_write: Option<MicroUsd>,
 }
 
 #[derive(Debug)]
@@ -74,12 +71,12 @@ fn parse(text: &str) -> Result<ListPrices, String> {
                 .as_deref()
                 .map(|v| money(&entry.model, "cached_input", v))
                 .transpose()?,
+            cache_write: entry
+                .cache_write
+                .as_deref()
+                .map(|v| money(&entry.model, "cache_write", v))
+                .transpose()?,
         };
-        let cache_write = entry
-            .cache_write
-            .as_deref()
-            .map(|v| money(&entry.model, "cache_write", v))
-            .transpose()?;
         if by_model
             .insert(entry.model.clone(), entries.len())
             .is_some()
@@ -90,7 +87,6 @@ fn parse(text: &str) -> Result<ListPrices, String> {
             model: entry.model,
             provider: entry.provider,
             price,
-            cache_write,
         });
     }
     Ok(ListPrices {
@@ -131,6 +127,7 @@ mod tests {
                 input,
                 output,
                 cached_input,
+                cache_write,
             } = entry.price
             else {
                 panic!("{} is not per token", entry.model);
@@ -140,7 +137,7 @@ mod tests {
             if let Some(cached) = cached_input {
                 assert!(cached <= input, "{}: cached input above input", entry.model);
             }
-            if let Some(write) = entry.cache_write {
+            if let Some(write) = cache_write {
                 assert!(write >= input, "{}: cache write below input", entry.model);
             }
             assert!(!entry.provider.is_empty());
@@ -152,9 +149,17 @@ mod tests {
                 input: MicroUsd(150_000),
                 output: MicroUsd(600_000),
                 cached_input: Some(MicroUsd(75_000)),
+                cache_write: None,
             }
         );
-        assert!(table.get("claude-sonnet-4-5").is_some());
+        let sonnet = table
+            .get("claude-sonnet-4-5")
+            .expect("claude-sonnet-4-5 is listed");
+        assert!(
+            matches!(sonnet.price, ModelPrice::PerToken { cache_write: Some(w), .. } if w == MicroUsd(3_750_000)),
+            "{:?}",
+            sonnet.price
+        );
         assert!(table.get("gemini-2.5-flash").is_some());
     }
 

@@ -1,9 +1,12 @@
 //! The one pricing function. Every hold and every settlement goes through [`cost`].
 //!
 //! Rules, in the order they are applied:
-//! 1. Cached prompt tokens are a subset of the prompt tokens (OpenAI's semantics). They are
-//!    billed at the cached-input price when the model has one, otherwise at the input price;
-//!    the rest of the prompt at the input price, completion tokens at the output price.
+//! 1. Cached prompt tokens (cache reads) and cache-write tokens are subsets of the prompt tokens
+//!    (OpenAI's semantics; Anthropic's `input_tokens` is converted on the way in). Cache reads
+//!    are billed at the cached-input price, cache writes at the cache-write price, each at the
+//!    input price when the model has no such price; the rest of the prompt at the input price,
+//!    completion tokens at the output price. Reads are clamped to the prompt, then writes to
+//!    what is left, so no token is billed twice.
 //! 2. A per-request price ignores tokens entirely.
 //! 3. The sum is multiplied by the group ratio and converted from dollars to quota units.
 //! 4. Rounding happens once, at the very end, and is a ceiling to the next whole unit: a request
@@ -23,6 +26,8 @@ pub enum ModelPrice {
         input: MicroUsd,
         output: MicroUsd,
         cached_input: Option<MicroUsd>,
+        /// Writing the prompt cache (Anthropic and Bedrock charge 1.25× input for it).
+        cache_write: Option<MicroUsd>,
     },
     PerRequest(MicroUsd),
 }
@@ -34,6 +39,8 @@ pub struct Usage {
     pub completion_tokens: i64,
     /// Prompt tokens served from the provider's cache; included in `prompt_tokens`.
     pub cached_tokens: i64,
+    /// Prompt tokens written to the provider's cache; included in `prompt_tokens`.
+    pub cache_write_tokens: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +67,11 @@ pub fn cost(
     if quota_per_usd <= 0 {
         return Err(PricingError::BadRate);
     }
-    if usage.prompt_tokens < 0 || usage.completion_tokens < 0 || usage.cached_tokens < 0 {
+    if usage.prompt_tokens < 0
+        || usage.completion_tokens < 0
+        || usage.cached_tokens < 0
+        || usage.cache_write_tokens < 0
+    {
         return Err(PricingError::NegativeUsage);
     }
     // Numerator in micro-dollars × tokens (per-token) or micro-dollars × 1M (per-request), so both
@@ -71,13 +82,15 @@ pub fn cost(
             input,
             output,
             cached_input,
+            cache_write,
         } => {
             let cached = usage.cached_tokens.min(usage.prompt_tokens);
-            let uncached = usage.prompt_tokens - cached;
-            let cached_price = cached_input.unwrap_or(input);
+            let written = usage.cache_write_tokens.min(usage.prompt_tokens - cached);
+            let uncached = usage.prompt_tokens - cached - written;
             [
                 (uncached, input),
-                (cached, cached_price),
+                (cached, cached_input.unwrap_or(input)),
+                (written, cache_write.unwrap_or(input)),
                 (usage.completion_tokens, output),
             ]
             .iter()
@@ -115,6 +128,7 @@ mod tests {
             input: MicroUsd::parse(input).unwrap(),
             output: MicroUsd::parse(output).unwrap(),
             cached_input: cached.map(|c| MicroUsd::parse(c).unwrap()),
+            cache_write: None,
         }
     }
 
@@ -123,7 +137,61 @@ mod tests {
             prompt_tokens: prompt,
             completion_tokens: completion,
             cached_tokens: cached,
+            cache_write_tokens: 0,
         }
+    }
+
+    #[test]
+    fn cache_writes_use_the_write_price_or_fall_back_to_input() {
+        // Claude Sonnet: $3 input, $0.30 cache read, $3.75 cache write, $15 output. 1M prompt
+        // tokens: 200k read from the cache, 300k written to it, 500k plain; 100k output.
+        let price = ModelPrice::PerToken {
+            input: MicroUsd::parse("3").unwrap(),
+            output: MicroUsd::parse("15").unwrap(),
+            cached_input: Some(MicroUsd::parse("0.30").unwrap()),
+            cache_write: Some(MicroUsd::parse("3.75").unwrap()),
+        };
+        let used = Usage {
+            prompt_tokens: 1_000_000,
+            completion_tokens: 100_000,
+            cached_tokens: 200_000,
+            cache_write_tokens: 300_000,
+        };
+        // $1.50 + $0.06 + $1.125 + $1.50 = $4.185 = 2,092,500 units.
+        assert_eq!(cost(price, used, Ratio::ONE, 500_000), Ok(Quota(2_092_500)));
+        // Without a write price the writes cost the input price: $1.50 + $0.06 + $0.90 + $1.50.
+        let no_write_price = per_token("3", "15", Some("0.30"));
+        assert_eq!(
+            cost(no_write_price, used, Ratio::ONE, 500_000),
+            Ok(Quota(1_980_000))
+        );
+    }
+
+    #[test]
+    fn cache_writes_never_bill_a_token_twice() {
+        // Reads and writes claiming more than the prompt: reads first, writes get the rest.
+        let price = ModelPrice::PerToken {
+            input: MicroUsd::parse("1").unwrap(),
+            output: MicroUsd::parse("1").unwrap(),
+            cached_input: Some(MicroUsd(0)),
+            cache_write: Some(MicroUsd::parse("2").unwrap()),
+        };
+        let used = Usage {
+            prompt_tokens: 1_000_000,
+            completion_tokens: 0,
+            cached_tokens: 600_000,
+            cache_write_tokens: 900_000,
+        };
+        // 600k free reads + 400k writes at $2/M = $0.80.
+        assert_eq!(cost(price, used, Ratio::ONE, 1_000_000), Ok(Quota(800_000)));
+        let negative = Usage {
+            cache_write_tokens: -1,
+            ..used
+        };
+        assert_eq!(
+            cost(price, negative, Ratio::ONE, 1_000_000),
+            Err(PricingError::NegativeUsage)
+        );
     }
 
     #[test]

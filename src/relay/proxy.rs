@@ -174,6 +174,7 @@ async fn handle(
         prompt_tokens: prompt_estimate,
         completion_tokens: output_estimate,
         cached_tokens: 0,
+        cache_write_tokens: 0,
     }) {
         Ok(hold) => hold,
         Err(e) => {

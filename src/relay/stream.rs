@@ -202,6 +202,7 @@ impl SseRelay {
                     prompt_tokens: self.prompt_estimate,
                     completion_tokens: self.counter.total(self.tokenizer),
                     cached_tokens: 0,
+                    cache_write_tokens: 0,
                 },
                 true,
             ),

@@ -11,6 +11,8 @@ use crate::domain::tokenizer::Tokenizer;
 #[derive(Deserialize, Debug, Default)]
 struct PromptDetails {
     cached_tokens: Option<i64>,
+    /// OpenRouter's name for prompt-cache writes.
+    cache_write_tokens: Option<i64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -19,6 +21,8 @@ pub struct UsageWire {
     completion_tokens: Option<i64>,
     total_tokens: Option<i64>,
     prompt_tokens_details: Option<PromptDetails>,
+    /// LiteLLM's name for prompt-cache writes (and Tollgate's own, in translated answers).
+    cache_creation_input_tokens: Option<i64>,
 }
 
 impl UsageWire {
@@ -38,10 +42,20 @@ impl UsageWire {
             .and_then(|d| d.cached_tokens)
             .unwrap_or(0)
             .clamp(0, prompt);
+        let written = self
+            .cache_creation_input_tokens
+            .or_else(|| {
+                self.prompt_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.cache_write_tokens)
+            })
+            .unwrap_or(0)
+            .clamp(0, prompt - cached);
         Some(Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             cached_tokens: cached,
+            cache_write_tokens: written,
         })
     }
 }
@@ -214,9 +228,34 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 100,
                 completion_tokens: 20,
+                cache_write_tokens: 0,
                 cached_tokens: 64
             })
         );
+    }
+
+    #[test]
+    fn reads_cache_writes_by_litellm_and_openrouter_names() {
+        let litellm = AnswerWire::parse(
+            br#"{"usage":{"prompt_tokens":100,"completion_tokens":1,
+                "prompt_tokens_details":{"cached_tokens":30},"cache_creation_input_tokens":50}}"#,
+        )
+        .unwrap();
+        let usage = litellm.usage().unwrap();
+        assert_eq!((usage.cached_tokens, usage.cache_write_tokens), (30, 50));
+        let openrouter = AnswerWire::parse(
+            br#"{"usage":{"prompt_tokens":100,"completion_tokens":1,
+                "prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":40}}}"#,
+        )
+        .unwrap();
+        assert_eq!(openrouter.usage().unwrap().cache_write_tokens, 40);
+        // Never more than the prompt left after cache reads.
+        let too_many = AnswerWire::parse(
+            br#"{"usage":{"prompt_tokens":100,"prompt_tokens_details":{"cached_tokens":80},
+                "cache_creation_input_tokens":500}}"#,
+        )
+        .unwrap();
+        assert_eq!(too_many.usage().unwrap().cache_write_tokens, 20);
     }
 
     #[test]
@@ -228,6 +267,7 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 12,
                 completion_tokens: 9,
+                cache_write_tokens: 0,
                 cached_tokens: 0
             })
         );

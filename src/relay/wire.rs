@@ -100,6 +100,7 @@ fn counted_usage(openai_answer: &[u8], context: &AnswerContext<'_>) -> Usage {
         prompt_tokens: context.prompt_estimate,
         completion_tokens: counter.total(context.tokenizer),
         cached_tokens: 0,
+        cache_write_tokens: 0,
     }
 }
 
@@ -199,6 +200,7 @@ impl Wire {
                                     prompt_tokens: context.prompt_estimate,
                                     completion_tokens: counter.total(context.tokenizer),
                                     cached_tokens: 0,
+                                    cache_write_tokens: 0,
                                 };
                                 (usage, true)
                             }

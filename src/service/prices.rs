@@ -11,6 +11,8 @@ pub struct PriceInput {
     pub input: Option<String>,
     pub output: Option<String>,
     pub cached_input: Option<String>,
+    /// Writing the prompt cache.
+    pub cache_write: Option<String>,
     pub per_request: Option<String>,
 }
 
@@ -27,7 +29,9 @@ fn amount(field: &'static str, text: &str) -> ServiceResult<MicroUsd> {
 
 pub fn parse(input: &PriceInput) -> ServiceResult<ModelPrice> {
     match (&input.per_request, &input.input, &input.output) {
-        (Some(per_request), None, None) if input.cached_input.is_none() => {
+        (Some(per_request), None, None)
+            if input.cached_input.is_none() && input.cache_write.is_none() =>
+        {
             Ok(ModelPrice::PerRequest(amount("per-request", per_request)?))
         }
         (Some(_), _, _) => Err(ServiceError::invalid(
@@ -41,6 +45,11 @@ pub fn parse(input: &PriceInput) -> ServiceResult<ModelPrice> {
                 .cached_input
                 .as_deref()
                 .map(|c| amount("cached-input", c))
+                .transpose()?,
+            cache_write: input
+                .cache_write
+                .as_deref()
+                .map(|c| amount("cache-write", c))
                 .transpose()?,
         }),
         (None, None, _) => Err(ServiceError::invalid(
@@ -91,6 +100,7 @@ mod tests {
             input: i.map(String::from),
             output: o.map(String::from),
             cached_input: c.map(String::from),
+            cache_write: None,
             per_request: r.map(String::from),
         }
     }
@@ -103,6 +113,7 @@ mod tests {
                 input: MicroUsd(150_000),
                 output: MicroUsd(600_000),
                 cached_input: Some(MicroUsd(75_000)),
+                cache_write: None,
             }
         );
         assert_eq!(

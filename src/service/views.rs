@@ -256,27 +256,35 @@ pub struct PriceView {
     pub input_usd_per_mtok: Option<f64>,
     pub output_usd_per_mtok: Option<f64>,
     pub cached_input_usd_per_mtok: Option<f64>,
+    pub cache_write_usd_per_mtok: Option<f64>,
     pub per_request_usd: Option<f64>,
     pub updated_at: String,
 }
 
 impl PriceView {
     pub fn new(p: &PriceRow) -> PriceView {
-        let (mode, input, output, cached, per_request) = match p.price {
+        let (mode, input, output, cached, cache_write, per_request) = match p.price {
             ModelPrice::PerToken {
                 input,
                 output,
                 cached_input,
+                cache_write,
             } => (
                 "per_token",
                 Some(micro_usd(input)),
                 Some(micro_usd(output)),
                 cached_input.map(micro_usd),
+                cache_write.map(micro_usd),
                 None,
             ),
-            ModelPrice::PerRequest(price) => {
-                ("per_request", None, None, None, Some(micro_usd(price)))
-            }
+            ModelPrice::PerRequest(price) => (
+                "per_request",
+                None,
+                None,
+                None,
+                None,
+                Some(micro_usd(price)),
+            ),
         };
         PriceView {
             model: p.model.clone(),
@@ -284,6 +292,7 @@ impl PriceView {
             input_usd_per_mtok: input,
             output_usd_per_mtok: output,
             cached_input_usd_per_mtok: cached,
+            cache_write_usd_per_mtok: cache_write,
             per_request_usd: per_request,
             updated_at: timestamp(p.updated_at),
         }
@@ -296,11 +305,15 @@ impl PriceView {
                 input,
                 output,
                 cached_input,
+                cache_write,
             } => {
                 let cached = cached_input
                     .map(|c| format!(", ${c} cached input"))
                     .unwrap_or_default();
-                format!("${input} input / ${output} output per 1M tokens{cached}")
+                let write = cache_write
+                    .map(|c| format!(", ${c} cache write"))
+                    .unwrap_or_default();
+                format!("${input} input / ${output} output per 1M tokens{cached}{write}")
             }
             ModelPrice::PerRequest(price) => format!("${price} per request"),
         }
@@ -324,6 +337,7 @@ pub struct LogView {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cached_tokens: i64,
+    pub cache_write_tokens: i64,
     pub usage_estimated: bool,
     /// Cost in quota units.
     pub cost: i64,
@@ -355,6 +369,7 @@ impl LogView {
             prompt_tokens: l.prompt_tokens,
             completion_tokens: l.completion_tokens,
             cached_tokens: l.cached_tokens,
+            cache_write_tokens: l.cache_write_tokens,
             usage_estimated: l.usage_estimated,
             cost: l.cost,
             cost_usd: usd(l.cost, quota_per_usd),

@@ -45,6 +45,7 @@ async fn service_price(app: &TestApp) {
             input: Some("3".into()),
             output: Some("15".into()),
             cached_input: Some("0.3".into()),
+            cache_write: None,
             per_request: None,
         },
     )
@@ -57,6 +58,7 @@ fn cost(usage: Usage) -> i64 {
         input: MicroUsd::parse("3").unwrap(),
         output: MicroUsd::parse("15").unwrap(),
         cached_input: Some(MicroUsd::parse("0.3").unwrap()),
+        cache_write: None,
     };
     pricing::cost(price, usage, Ratio::ONE, 500_000).unwrap().0
 }
@@ -218,7 +220,7 @@ db_test! {
         assert_eq!(body["usage"]["prompt_tokens"], 230);
         assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 200);
 
-        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, cached_tokens: 200 };
+        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, cache_write_tokens: 0, cached_tokens: 200 };
         let logs = app.wait_for_logs(1).await;
         assert_eq!(logs[0].outcome, Outcome::Success);
         assert_eq!(logs[0].upstream_model, UPSTREAM_MODEL);
@@ -276,13 +278,74 @@ db_test! {
         assert_eq!(chunks.last().unwrap(), &json!("[DONE]"));
         assert!(chunks[..chunks.len() - 1].iter().all(|c| c["object"] == "chat.completion.chunk"));
 
-        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, cached_tokens: 200 };
+        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, cache_write_tokens: 0, cached_tokens: 200 };
         let logs = app.wait_for_logs(1).await;
         assert_eq!(logs[0].outcome, Outcome::Success);
         assert!(logs[0].is_stream);
         assert!(logs[0].ttft_ms.is_some());
         assert_eq!(logs[0].cost, cost(usage));
         assert_eq!(app.user("alice").await.used_quota, cost(usage));
+    }
+}
+
+db_test! {
+    /// Prompt-cache writes reported by Anthropic are billed at the model's cache-write price
+    /// (reads at the cached price, the rest at the input price), logged apart, and shown to an
+    /// OpenAI client as `cache_creation_input_tokens`, whole and streamed.
+    async fn bills_cache_writes_at_the_cache_write_price(db: TestDb) {
+        let mut answer = message_answer();
+        answer["usage"]["cache_creation_input_tokens"] = json!(1000);
+        let upstream = FakeUpstream::start(Reply::Json(200, answer)).await;
+        let (app, key) = setup(db, &upstream).await;
+        let price = PriceInput {
+            input: Some("3".into()),
+            output: Some("15".into()),
+            cached_input: Some("0.3".into()),
+            cache_write: Some("3.75".into()),
+            per_request: None,
+        };
+        tollgate::service::prices::set(&app.db, MODEL, &price).await.unwrap();
+        app.reload().await;
+
+        let body: Value = app.chat(&key, tool_request(false)).await.json().await.unwrap();
+        assert_eq!(body["usage"]["prompt_tokens"], 1230);
+        assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 200);
+        assert_eq!(body["usage"]["cache_creation_input_tokens"], 1000);
+
+        upstream.queue(Reply::Sse {
+            body: message_events().replace(
+                "\"cache_creation_input_tokens\":0",
+                "\"cache_creation_input_tokens\":1000",
+            ),
+            split: 7,
+            delay: Duration::ZERO,
+        });
+        let chunks = read_chunks(app.chat(&key, tool_request(true)).await).await;
+        let usage_chunk = &chunks[chunks.len() - 2];
+        assert_eq!(usage_chunk["usage"]["cache_creation_input_tokens"], 1000);
+
+        let used = Usage {
+            prompt_tokens: 1230,
+            completion_tokens: 25,
+            cached_tokens: 200,
+            cache_write_tokens: 1000,
+        };
+        let with_write_price = ModelPrice::PerToken {
+            input: MicroUsd::parse("3").unwrap(),
+            output: MicroUsd::parse("15").unwrap(),
+            cached_input: Some(MicroUsd::parse("0.3").unwrap()),
+            cache_write: Some(MicroUsd::parse("3.75").unwrap()),
+        };
+        let expected = pricing::cost(with_write_price, used, Ratio::ONE, 500_000).unwrap().0;
+        // 30 × $3 + 200 × $0.30 + 1000 × $3.75 + 25 × $15 per 1M = $0.004275 = 2137.5 → 2138.
+        assert_eq!(expected, 2138);
+        assert!(expected > cost(used), "writes cost more than plain input");
+        let logs = app.wait_for_logs(2).await;
+        for log in &logs {
+            assert_eq!((log.cached_tokens, log.cache_write_tokens), (200, 1000));
+            assert_eq!(log.cost, expected);
+        }
+        assert_eq!(app.user("alice").await.used_quota, 2 * expected);
     }
 }
 
@@ -460,7 +523,7 @@ db_test! {
         assert_eq!(out["finish"], "tool_calls");
         assert_eq!(out["usage"]["prompt_tokens"], 230);
         assert_eq!(out["plain_finish"], "tool_calls");
-        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, cached_tokens: 200 };
+        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, cache_write_tokens: 0, cached_tokens: 200 };
         let logs = app.wait_for_logs(2).await;
         assert!(logs.iter().all(|l| l.cost == cost(usage)));
         assert_eq!(app.user("alice").await.used_quota, 2 * cost(usage));

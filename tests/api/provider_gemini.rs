@@ -24,6 +24,7 @@ fn cost(usage: Usage) -> i64 {
         input: MicroUsd::parse("0.3").unwrap(),
         output: MicroUsd::parse("2.5").unwrap(),
         cached_input: Some(MicroUsd::parse("0.075").unwrap()),
+        cache_write: None,
     };
     pricing::cost(price, usage, Ratio::ONE, 500_000).unwrap().0
 }
@@ -48,6 +49,7 @@ async fn setup(db: TestDb, upstream: &FakeUpstream) -> (TestApp, String) {
             input: Some("0.3".into()),
             output: Some("2.5".into()),
             cached_input: Some("0.075".into()),
+            cache_write: None,
             per_request: None,
         },
     )
@@ -82,6 +84,7 @@ fn answer_usage() -> Usage {
         prompt_tokens: 230,
         completion_tokens: 25,
         cached_tokens: 200,
+        cache_write_tokens: 0,
     }
 }
 

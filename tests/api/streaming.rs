@@ -22,6 +22,7 @@ fn price() -> ModelPrice {
         input: MicroUsd::parse(PRICE_IN).unwrap(),
         output: MicroUsd::parse(PRICE_OUT).unwrap(),
         cached_input: None,
+        cache_write: None,
     }
 }
 
@@ -32,6 +33,7 @@ fn cost(prompt: i64, completion: i64) -> i64 {
             prompt_tokens: prompt,
             completion_tokens: completion,
             cached_tokens: 0,
+            cache_write_tokens: 0,
         },
         Ratio::ONE,
         500_000,

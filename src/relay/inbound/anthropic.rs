@@ -435,9 +435,9 @@ fn stop_reason(finish_reason: Option<&str>) -> &'static str {
 /// Billing usage → Anthropic's usage object.
 pub fn messages_usage(usage: Usage) -> Value {
     json!({
-        "input_tokens": usage.prompt_tokens - usage.cached_tokens,
+        "input_tokens": usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens,
         "output_tokens": usage.completion_tokens,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
     })
 }
@@ -892,6 +892,7 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 100,
                 completion_tokens: 20,
+                cache_write_tokens: 0,
                 cached_tokens: 40
             })
         );
@@ -951,6 +952,7 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 12,
                 completion_tokens: 9,
+                cache_write_tokens: 0,
                 cached_tokens: 0
             })
         );

@@ -370,10 +370,12 @@ fn finish_reason(stop_reason: Option<&str>) -> Option<&'static str> {
 pub fn usage(usage: &Value) -> Usage {
     let field = |name: &str| usage.get(name).and_then(Value::as_i64).unwrap_or(0);
     let cached = field("cache_read_input_tokens");
+    let written = field("cache_creation_input_tokens");
     Usage {
-        prompt_tokens: field("input_tokens") + cached + field("cache_creation_input_tokens"),
+        prompt_tokens: field("input_tokens") + cached + written,
         completion_tokens: field("output_tokens"),
         cached_tokens: cached,
+        cache_write_tokens: written,
     }
 }
 
@@ -830,6 +832,7 @@ mod tests {
             Usage {
                 prompt_tokens: 125,
                 completion_tokens: 30,
+                cache_write_tokens: 5,
                 cached_tokens: 100
             }
         );
@@ -853,7 +856,8 @@ mod tests {
                     "logprobs": null
                 }],
                 "usage": {"prompt_tokens": 125, "completion_tokens": 30, "total_tokens": 155,
-                          "prompt_tokens_details": {"cached_tokens": 100}}
+                          "prompt_tokens_details": {"cached_tokens": 100},
+                          "cache_creation_input_tokens": 5}
             })
         );
         assert!(chat_response(br#"{"type":"error","error":{}}"#, "m", 0).is_none());
@@ -913,6 +917,7 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 14,
                 completion_tokens: 17,
+                cache_write_tokens: 0,
                 cached_tokens: 4
             })
         );

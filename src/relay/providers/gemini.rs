@@ -555,6 +555,7 @@ pub fn usage(metadata: &Value) -> Usage {
         prompt_tokens: prompt,
         completion_tokens: field("candidatesTokenCount") + field("thoughtsTokenCount"),
         cached_tokens: field("cachedContentTokenCount").clamp(0, prompt),
+        cache_write_tokens: 0,
     }
 }
 
@@ -1106,6 +1107,7 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 12,
                 completion_tokens: 12,
+                cache_write_tokens: 0,
                 cached_tokens: 4
             })
         );
@@ -1221,6 +1223,7 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 8,
                 completion_tokens: 6,
+                cache_write_tokens: 0,
                 cached_tokens: 0
             })
         );

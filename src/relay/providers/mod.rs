@@ -237,12 +237,17 @@ impl ChatChunks {
 
 /// Billing usage → OpenAI's usage object.
 pub fn openai_usage(usage: Usage) -> Value {
-    serde_json::json!({
+    let mut value = serde_json::json!({
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.prompt_tokens + usage.completion_tokens,
         "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    })
+    });
+    // OpenAI has no field for cache writes; LiteLLM's name lets a client see what it paid for.
+    if usage.cache_write_tokens > 0 {
+        value["cache_creation_input_tokens"] = usage.cache_write_tokens.into();
+    }
+    value
 }
 
 fn write_data(value: &Value, out: &mut BytesMut) {
