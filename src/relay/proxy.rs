@@ -24,7 +24,7 @@ use super::providers;
 use super::request::{ClientRequest, Endpoint};
 use super::stream::SseRelay;
 use super::upstream::{self, UpstreamResponse};
-use super::wire::{AnswerContext, Unusable, Wire};
+use super::wire::{AnswerContext, Framing, Unusable, Wire};
 use crate::billing::{PriceContext, Ticket, ledger::Shortfall};
 use crate::db::logs::RequestLog;
 use crate::db::now_ms;
@@ -650,12 +650,16 @@ impl Attempts<'_> {
                 .await;
             return Err((failure, ticket));
         }
-        let is_event_stream = response
+        let stream_type = match wire.framing() {
+            Framing::ServerSentEvents => "text/event-stream",
+            Framing::JsonLines => "application/x-ndjson",
+        };
+        let is_stream = response
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if request.stream && is_event_stream {
+            .is_some_and(|v| v.starts_with(stream_type));
+        if request.stream && is_stream {
             self.start_stream(wire, channel, response, timeout, ticket)
                 .await
         } else {
@@ -861,7 +865,9 @@ impl Attempts<'_> {
             self.state.tokenizer,
             idle,
         )
-        .speaking(self.request.endpoint.protocol());
+        .speaking(self.request.endpoint.protocol())
+        .framed(wire.framing());
+        let mut content_type = content_type;
         if let Some(translator) = wire.stream_translator(
             &self.request.model,
             now_ms() / 1000,
@@ -869,6 +875,8 @@ impl Attempts<'_> {
             self.prompt_estimate,
         ) {
             relay = relay.translated(translator);
+            // Whatever the upstream framed its stream as, every client protocol speaks SSE.
+            content_type = HeaderValue::from_static("text/event-stream");
         }
         let mut out = Response::new(Body::from_stream(relay));
         *out.status_mut() = status;

@@ -20,6 +20,7 @@ use tokio::time::{Instant, Sleep};
 use super::inbound::ClientProtocol;
 use super::providers::StreamTranslator;
 use super::usage::{AnswerWire, TextCounter};
+use super::wire::Framing;
 use crate::billing::Ticket;
 use crate::domain::kinds::Outcome;
 use crate::domain::pricing::Usage;
@@ -44,6 +45,8 @@ pub struct SseRelay {
     upstream_error: Option<String>,
     /// The client's protocol, for the error events the relay itself writes.
     protocol: ClientProtocol,
+    /// How the upstream frames its events.
+    framing: Framing,
 }
 
 /// Where an event ends: the index after its closing blank line.
@@ -58,6 +61,14 @@ pub(crate) fn event_end(buffer: &[u8]) -> Option<usize> {
         }
     }
     None
+}
+
+/// Where the next upstream event ends, by the upstream's framing.
+fn next_event_end(buffer: &[u8], framing: Framing) -> Option<usize> {
+    match framing {
+        Framing::ServerSentEvents => event_end(buffer),
+        Framing::JsonLines => buffer.iter().position(|&b| b == b'\n').map(|i| i + 1),
+    }
 }
 
 /// The `data:` payload of one event (several data lines are joined with newlines, as the SSE
@@ -105,7 +116,14 @@ impl SseRelay {
             translator: None,
             upstream_error: None,
             protocol: ClientProtocol::OpenAi,
+            framing: Framing::ServerSentEvents,
         }
+    }
+
+    /// The upstream frames its events this way (server-sent events unless told otherwise).
+    pub fn framed(mut self, framing: Framing) -> SseRelay {
+        self.framing = framing;
+        self
     }
 
     /// The client speaks `protocol` (OpenAI's unless told otherwise).
@@ -122,7 +140,11 @@ impl SseRelay {
 
     /// Hands one complete event to the translator; what the client receives goes to `out`.
     fn translate(&mut self, event: &[u8], out: &mut BytesMut) {
-        let (Some(translator), Some(data)) = (self.translator.as_mut(), event_data(event)) else {
+        let data = match self.framing {
+            Framing::ServerSentEvents => event_data(event),
+            Framing::JsonLines => Some(event.trim_ascii().to_vec()).filter(|line| !line.is_empty()),
+        };
+        let (Some(translator), Some(data)) = (self.translator.as_mut(), data) else {
             return;
         };
         if translator.finished() {
@@ -177,7 +199,7 @@ impl SseRelay {
     /// Moves every complete event out of the buffer; returns the bytes to forward.
     fn take_complete_events(&mut self) -> BytesMut {
         let mut out = BytesMut::new();
-        while let Some(end) = event_end(&self.buffer) {
+        while let Some(end) = next_event_end(&self.buffer, self.framing) {
             let event = self.buffer.split_to(end);
             if self.translator.is_some() {
                 self.translate(&event, &mut out);

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::error::RelayError;
 use super::inbound::{self, ClientProtocol};
 use super::providers::gemini::{self, GeminiAnswer};
-use super::providers::{Chained, StreamTranslator, anthropic};
+use super::providers::{Chained, StreamTranslator, anthropic, ollama};
 use super::request::{ClientRequest, Endpoint};
 use super::usage::{AnswerWire, TextCounter, find_usage};
 use crate::domain::kinds::ChannelType;
@@ -29,6 +29,7 @@ enum Dialect {
     OpenAiChat,
     AnthropicMessages,
     Gemini,
+    Ollama,
 }
 
 impl Dialect {
@@ -37,8 +38,18 @@ impl Dialect {
             ChannelType::OpenAi | ChannelType::Azure => Dialect::OpenAiChat,
             ChannelType::Anthropic => Dialect::AnthropicMessages,
             ChannelType::Gemini => Dialect::Gemini,
+            ChannelType::Ollama => Dialect::Ollama,
         }
     }
+}
+
+/// How an upstream frames a streamed answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Server-sent events, each ended by a blank line.
+    ServerSentEvents,
+    /// One JSON object per line (Ollama).
+    JsonLines,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,8 +149,11 @@ impl Wire {
             return request.upstream_body(raw, upstream_model, ask_for_usage);
         }
         if self.endpoint == Endpoint::Embeddings {
-            // The only translated embeddings are Gemini's.
-            return to_bytes(&gemini::embedding_request(&fields(raw)?, upstream_model)?);
+            let request = fields(raw)?;
+            return to_bytes(&match self.dialect {
+                Dialect::Ollama => ollama::embedding_request(&request, upstream_model)?,
+                _ => gemini::embedding_request(&request, upstream_model)?,
+            });
         }
         let chat = match self.client {
             ClientProtocol::OpenAi => fields(raw)?,
@@ -168,6 +182,19 @@ impl Wire {
                 default_max_tokens,
             )?),
             Dialect::Gemini => to_bytes(&gemini::chat_request(&chat, upstream_model)?),
+            Dialect::Ollama => to_bytes(&ollama::chat_request(
+                &chat,
+                upstream_model,
+                request.stream,
+            )?),
+        }
+    }
+
+    /// How the upstream frames its streams.
+    pub fn framing(self) -> Framing {
+        match self.dialect {
+            Dialect::Ollama => Framing::JsonLines,
+            _ => Framing::ServerSentEvents,
         }
     }
 
@@ -254,19 +281,45 @@ impl Wire {
         }
         if self.endpoint == Endpoint::Embeddings {
             let base64 = context.request.text_field("encoding_format") == Some("base64");
-            let answer =
-                gemini::embedding_response(&body, client_model, context.prompt_estimate, base64)
+            let (answer, usage, estimated) = match self.dialect {
+                Dialect::Ollama => {
+                    let (answer, tokens) = ollama::embedding_response(
+                        &body,
+                        client_model,
+                        context.prompt_estimate,
+                        base64,
+                    )
+                    .ok_or(Unusable::NotAnAnswer(
+                        "something that is not an Ollama embedding list",
+                    ))?;
+                    let usage = Usage {
+                        prompt_tokens: tokens,
+                        ..Usage::default()
+                    };
+                    (answer, usage, false)
+                }
+                _ => {
+                    let answer = gemini::embedding_response(
+                        &body,
+                        client_model,
+                        context.prompt_estimate,
+                        base64,
+                    )
                     .ok_or(Unusable::NotAnAnswer(
                         "something that is not a Gemini embedding list",
                     ))?;
+                    let usage = Usage {
+                        prompt_tokens: context.prompt_estimate,
+                        ..Usage::default()
+                    };
+                    (answer, usage, true)
+                }
+            };
             return Ok(WholeAnswer {
                 body: Bytes::from(answer.to_string()),
                 content_type: json_content_type(),
-                usage: Usage {
-                    prompt_tokens: context.prompt_estimate,
-                    ..Usage::default()
-                },
-                estimated: true,
+                usage,
+                estimated,
             });
         }
         // Upstream's answer → a chat completion, with the usage it reported.
@@ -296,6 +349,13 @@ impl Wire {
                     }
                     GeminiAnswer::Blocked(message) => return Err(Unusable::Refused(message)),
                 }
+            }
+            Dialect::Ollama => {
+                let (completion, usage) =
+                    ollama::chat_response(&body, client_model, context.now_secs).ok_or(
+                        Unusable::NotAnAnswer("something that is not an Ollama chat answer"),
+                    )?;
+                (Bytes::from(completion.to_string()), usage)
             }
         };
         let (usage, estimated) = match reported {
@@ -368,6 +428,11 @@ impl Wire {
                     now_secs,
                     chat_usage,
                 ))),
+                Dialect::Ollama => Some(Box::new(ollama::ChatStreamFromOllama::new(
+                    client_model,
+                    now_secs,
+                    chat_usage,
+                ))),
             };
         let client: Option<Box<dyn StreamTranslator>> = match self.client {
             ClientProtocol::OpenAi => None,
@@ -406,7 +471,7 @@ impl Wire {
         let kind = match self.dialect {
             Dialect::AnthropicMessages => anthropic::error_parts(&body).map(|(kind, _)| kind),
             Dialect::Gemini => gemini::error_parts(&body).map(|(kind, _)| kind),
-            Dialect::OpenAiChat => None,
+            Dialect::OpenAiChat | Dialect::Ollama => None,
         }
         .unwrap_or_else(|| "upstream_error".into());
         let envelope = self

@@ -128,6 +128,10 @@ pub async fn test(
             "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
             "generationConfig": {"maxOutputTokens": 1},
         }),
+        ChannelType::Ollama => json!({
+            "model": upstream_model, "stream": false, "options": {"num_predict": 1},
+            "messages": [{"role": "user", "content": "hi"}],
+        }),
         ChannelType::OpenAi | ChannelType::Azure => {
             let limit = if takes_max_completion_tokens(&upstream_model) {
                 "max_completion_tokens"
@@ -197,7 +201,8 @@ pub async fn fetch_models(
     }
     let list: Value = serde_json::from_slice(&body)
         .map_err(|_| ServiceError::Upstream("the upstream's model list is not JSON".to_string()))?;
-    // OpenAI and Anthropic: `{"data":[{"id"}]}`; Gemini: `{"models":[{"name":"models/…"}]}`.
+    // OpenAI and Anthropic: `{"data":[{"id"}]}`; Gemini: `{"models":[{"name":"models/…"}]}`;
+    // Ollama: `{"models":[{"name":"llama3.2:3b"}]}`.
     let openai_style = list
         .get("data")
         .and_then(Value::as_array)

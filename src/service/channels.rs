@@ -101,7 +101,7 @@ fn normalise_base_url(text: &str, channel_type: ChannelType) -> ServiceResult<St
     })
 }
 
-fn parse_keys(keys: &[String]) -> ServiceResult<Vec<String>> {
+fn parse_keys(keys: &[String], channel_type: ChannelType) -> ServiceResult<Vec<String>> {
     let keys: Vec<String> = keys
         .iter()
         .flat_map(|k| k.lines())
@@ -109,7 +109,7 @@ fn parse_keys(keys: &[String]) -> ServiceResult<Vec<String>> {
         .filter(|k| !k.is_empty())
         .map(str::to_string)
         .collect();
-    if keys.is_empty() {
+    if keys.is_empty() && providers::needs_key(channel_type) {
         return Err(ServiceError::invalid(
             "key",
             "give at least one upstream key",
@@ -189,7 +189,7 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
         spec.base_url = normalise_base_url(&base_url, spec.channel_type)?;
     }
     if let Some(keys) = input.keys {
-        spec.secret_keys = parse_keys(&keys)?;
+        spec.secret_keys = parse_keys(&keys, spec.channel_type)?;
     }
     if let Some(models) = input.models {
         spec.models = names::list(&models, names::model_name).map_err(name_err("models"))?;
@@ -264,7 +264,15 @@ pub async fn create(db: &Db, mut input: ChannelInput) -> ServiceResult<ChannelRo
         ("name", input.name.is_none()),
         ("type", input.channel_type.is_none()),
         ("base-url", input.base_url.is_none()),
-        ("key", input.keys.is_none()),
+        (
+            "key",
+            input.keys.is_none()
+                && input
+                    .channel_type
+                    .as_deref()
+                    .and_then(ChannelType::parse)
+                    .is_none_or(providers::needs_key),
+        ),
         (
             "models",
             input.models.is_none() && input.model_mapping.is_none(),

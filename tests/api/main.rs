@@ -11,6 +11,7 @@ mod management_api;
 mod provider_anthropic;
 mod provider_azure;
 mod provider_gemini;
+mod provider_ollama;
 mod refusals;
 mod relay_basics;
 mod routing;

@@ -754,8 +754,7 @@ pub fn embedding_request(
 }
 
 /// Gemini `batchEmbedContents` answer → OpenAI embeddings list. Gemini reports no token
-/// count, so the prompt estimate stands in. With `base64`, vectors are little-endian f32
-/// bytes in base64, as OpenAI sends them (the official SDKs ask for that by default).
+/// count, so the prompt estimate stands in.
 pub fn embedding_response(
     body: &[u8],
     client_model: &str,
@@ -763,30 +762,13 @@ pub fn embedding_response(
     base64: bool,
 ) -> Option<Value> {
     let answer: Value = serde_json::from_slice(body).ok()?;
-    let embeddings = answer.get("embeddings")?.as_array()?;
-    let mut data = Vec::with_capacity(embeddings.len());
-    for (index, embedding) in embeddings.iter().enumerate() {
-        let values = embedding.get("values")?.as_array()?;
-        let vector = if base64 {
-            let mut bytes = Vec::with_capacity(values.len() * 4);
-            for value in values {
-                // Vectors are single precision on both sides.
-                #[allow(clippy::cast_possible_truncation)]
-                let single = value.as_f64()? as f32;
-                bytes.extend_from_slice(&single.to_le_bytes());
-            }
-            json!(STANDARD.encode(bytes))
-        } else {
-            Value::Array(values.clone())
-        };
-        data.push(json!({"object": "embedding", "index": index, "embedding": vector}));
-    }
-    Some(json!({
-        "object": "list",
-        "data": data,
-        "model": client_model,
-        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-    }))
+    let vectors: Vec<&[Value]> = answer
+        .get("embeddings")?
+        .as_array()?
+        .iter()
+        .map(|embedding| embedding.get("values")?.as_array().map(Vec::as_slice))
+        .collect::<Option<_>>()?;
+    super::embedding_list(&vectors, client_model, prompt_tokens, base64)
 }
 
 /// A Gemini error body (`{"error":{"code","message","status"}}`) → its status, in OpenAI's

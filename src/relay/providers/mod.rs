@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod azure;
 pub mod gemini;
+pub mod ollama;
 pub mod presets;
 
 use bytes::BytesMut;
@@ -18,7 +19,10 @@ use crate::domain::pricing::Usage;
 /// The header that carries a channel key, built once per key when the snapshot is built.
 pub fn key_header(channel_type: ChannelType, key: &str) -> Option<(HeaderName, HeaderValue)> {
     let (name, value) = match channel_type {
-        ChannelType::OpenAi => (http::header::AUTHORIZATION, format!("Bearer {key}")),
+        // Ollama needs no key locally; Ollama's cloud and proxies in front of it take a bearer.
+        ChannelType::OpenAi | ChannelType::Ollama => {
+            (http::header::AUTHORIZATION, format!("Bearer {key}"))
+        }
         ChannelType::Anthropic => (HeaderName::from_static("x-api-key"), key.to_string()),
         ChannelType::Azure => (HeaderName::from_static("api-key"), key.to_string()),
         ChannelType::Gemini => (HeaderName::from_static("x-goog-api-key"), key.to_string()),
@@ -31,7 +35,7 @@ pub fn key_header(channel_type: ChannelType, key: &str) -> Option<(HeaderName, H
 /// Headers every request to this kind of upstream carries (an admin's extra headers win).
 pub fn fixed_headers(channel_type: ChannelType) -> &'static [(&'static str, &'static str)] {
     match channel_type {
-        ChannelType::OpenAi | ChannelType::Azure | ChannelType::Gemini => &[],
+        ChannelType::OpenAi | ChannelType::Azure | ChannelType::Gemini | ChannelType::Ollama => &[],
         ChannelType::Anthropic => &[("anthropic-version", anthropic::API_VERSION)],
     }
 }
@@ -57,7 +61,18 @@ pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'
             | Endpoint::Embeddings,
         ) => Some("/models"),
         (ChannelType::Gemini, Endpoint::Completions) => None,
+        (
+            ChannelType::Ollama,
+            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
+        ) => Some("/chat"),
+        (ChannelType::Ollama, Endpoint::Embeddings) => Some("/embed"),
+        (ChannelType::Ollama, Endpoint::Completions) => None,
     }
+}
+
+/// Whether a channel of this type needs an upstream key (a local Ollama takes none).
+pub fn needs_key(channel_type: ChannelType) -> bool {
+    channel_type != ChannelType::Ollama
 }
 
 /// The URL an endpoint is served at, before the model is known (the relay parses it once per
@@ -96,6 +111,7 @@ pub fn models_url(channel_type: ChannelType, base_url: &str) -> String {
         ChannelType::OpenAi | ChannelType::Anthropic => {
             format!("{}/models", base_url.trim_end_matches('/'))
         }
+        ChannelType::Ollama => format!("{}/tags", base_url.trim_end_matches('/')),
     }
 }
 
@@ -110,7 +126,9 @@ pub fn request_uri(
     stream: bool,
 ) -> Option<http::Uri> {
     match channel_type {
-        ChannelType::OpenAi | ChannelType::Anthropic => Some(endpoint_uri.clone()),
+        ChannelType::OpenAi | ChannelType::Anthropic | ChannelType::Ollama => {
+            Some(endpoint_uri.clone())
+        }
         ChannelType::Azure => azure::with_deployment(endpoint_uri, upstream_model),
         ChannelType::Gemini => {
             let method = match (endpoint, stream) {
@@ -129,7 +147,9 @@ pub fn request_uri(
 pub fn effective_status(channel_type: ChannelType, status: u16, body: &[u8]) -> u16 {
     match channel_type {
         ChannelType::Gemini => gemini::effective_status(status, body),
-        ChannelType::OpenAi | ChannelType::Azure | ChannelType::Anthropic => status,
+        ChannelType::OpenAi | ChannelType::Azure | ChannelType::Anthropic | ChannelType::Ollama => {
+            status
+        }
     }
 }
 
@@ -138,6 +158,9 @@ pub fn default_path_prefix(channel_type: ChannelType) -> &'static str {
     match channel_type {
         ChannelType::OpenAi | ChannelType::Anthropic => "/v1",
         ChannelType::Gemini => "/v1beta",
+        // Ollama's native API lives under /api (its OpenAI mode under /v1 is the
+        // `ollama-openai` preset).
+        ChannelType::Ollama => "/api",
         // The resource alone: deployment URLs start at the root.
         ChannelType::Azure => "",
     }
@@ -233,6 +256,45 @@ impl ChatChunks {
         }
         out.extend_from_slice(b"data: [DONE]\n\n");
     }
+}
+
+/// Vectors → OpenAI's embeddings list. With `base64`, each vector is its little-endian f32
+/// bytes in base64, as OpenAI sends them (the official SDKs ask for that by default). None
+/// when a value is not a number.
+pub fn embedding_list(
+    vectors: &[&[Value]],
+    client_model: &str,
+    prompt_tokens: i64,
+    base64: bool,
+) -> Option<Value> {
+    let mut data = Vec::with_capacity(vectors.len());
+    for (index, values) in vectors.iter().enumerate() {
+        let vector = if base64 {
+            let mut bytes = Vec::with_capacity(values.len() * 4);
+            for value in values.iter() {
+                // Vectors are single precision on both sides.
+                #[allow(clippy::cast_possible_truncation)]
+                let single = value.as_f64()? as f32;
+                bytes.extend_from_slice(&single.to_le_bytes());
+            }
+            serde_json::json!(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                bytes
+            ))
+        } else {
+            if !values.iter().all(Value::is_number) {
+                return None;
+            }
+            Value::Array(values.to_vec())
+        };
+        data.push(serde_json::json!({"object": "embedding", "index": index, "embedding": vector}));
+    }
+    Some(serde_json::json!({
+        "object": "list",
+        "data": data,
+        "model": client_model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }))
 }
 
 /// Billing usage → OpenAI's usage object.

@@ -38,6 +38,12 @@ pub enum Reply {
         split: usize,
         delay: Duration,
     },
+    /// Newline-delimited JSON (Ollama's streams), sent in pieces like `Sse`.
+    JsonLines {
+        body: String,
+        split: usize,
+        delay: Duration,
+    },
     /// Never answers.
     Hang,
     /// Sends headers, then breaks the connection before any body.
@@ -281,6 +287,7 @@ async fn handle(
         );
     };
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let json_lines = matches!(reply, Reply::JsonLines { .. });
     match reply {
         Reply::Json(status, body) => json_response(status, body),
         Reply::Raw(status, content_type, body) => Response::builder()
@@ -292,7 +299,12 @@ async fn handle(
             std::future::pending::<()>().await;
             unreachable!()
         }
-        Reply::Sse { body, split, delay } => {
+        Reply::Sse { body, split, delay } | Reply::JsonLines { body, split, delay } => {
+            let content_type = if json_lines {
+                "application/x-ndjson"
+            } else {
+                "text/event-stream"
+            };
             let pieces: Vec<Bytes> = body
                 .as_bytes()
                 .chunks(split.max(1))
@@ -308,7 +320,7 @@ async fn handle(
             );
             Response::builder()
                 .status(200)
-                .header("content-type", "text/event-stream")
+                .header("content-type", content_type)
                 .body(Body::from_stream(stream))
                 .expect("response")
         }
