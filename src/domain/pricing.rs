@@ -7,7 +7,8 @@
 //!    input price when the model has no such price; the rest of the prompt at the input price,
 //!    completion tokens at the output price. Reads are clamped to the prompt, then writes to
 //!    what is left, so no token is billed twice.
-//! 2. A per-request price ignores tokens entirely.
+//! 2. A per-request price ignores tokens entirely. It is charged once per request, or once per
+//!    unit when the upstream bills the request in units (Cohere's rerank search units).
 //! 3. The sum is multiplied by the group ratio and converted from dollars to quota units.
 //! 4. Rounding happens once, at the very end, and is a ceiling to the next whole unit: a request
 //!    that used anything billable never costs zero, and the gateway never bills a fraction less
@@ -41,6 +42,9 @@ pub struct Usage {
     pub cached_tokens: i64,
     /// Prompt tokens written to the provider's cache; included in `prompt_tokens`.
     pub cache_write_tokens: i64,
+    /// Units the upstream billed the request in, for a per-request price (a rerank's search
+    /// units); 0 when the request itself is the unit.
+    pub units: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -71,13 +75,17 @@ pub fn cost(
         || usage.completion_tokens < 0
         || usage.cached_tokens < 0
         || usage.cache_write_tokens < 0
+        || usage.units < 0
     {
         return Err(PricingError::NegativeUsage);
     }
     // Numerator in micro-dollars × tokens (per-token) or micro-dollars × 1M (per-request), so both
     // share one denominator.
     let micro_usd_times_mtokens: i128 = match price {
-        ModelPrice::PerRequest(per_request) => i128::from(per_request.0) * TOKENS_PER_PRICE_UNIT,
+        ModelPrice::PerRequest(per_request) => i128::from(per_request.0)
+            .checked_mul(i128::from(usage.units.max(1)))
+            .and_then(|n| n.checked_mul(TOKENS_PER_PRICE_UNIT))
+            .ok_or(PricingError::Overflow)?,
         ModelPrice::PerToken {
             input,
             output,
@@ -138,6 +146,7 @@ mod tests {
             completion_tokens: completion,
             cached_tokens: cached,
             cache_write_tokens: 0,
+            units: 0,
         }
     }
 
@@ -156,6 +165,7 @@ mod tests {
             completion_tokens: 100_000,
             cached_tokens: 200_000,
             cache_write_tokens: 300_000,
+            units: 0,
         };
         // $1.50 + $0.06 + $1.125 + $1.50 = $4.185 = 2,092,500 units.
         assert_eq!(cost(price, used, Ratio::ONE, 500_000), Ok(Quota(2_092_500)));
@@ -164,6 +174,27 @@ mod tests {
         assert_eq!(
             cost(no_write_price, used, Ratio::ONE, 500_000),
             Ok(Quota(1_980_000))
+        );
+    }
+
+    #[test]
+    fn a_per_request_price_is_charged_per_billed_unit() {
+        let price = ModelPrice::PerRequest(MicroUsd::parse("0.002").unwrap());
+        let units = |units| Usage {
+            units,
+            ..Usage::default()
+        };
+        // No units reported: the request is the unit.
+        assert_eq!(cost(price, units(0), Ratio::ONE, 500_000), Ok(Quota(1_000)));
+        assert_eq!(cost(price, units(1), Ratio::ONE, 500_000), Ok(Quota(1_000)));
+        assert_eq!(cost(price, units(3), Ratio::ONE, 500_000), Ok(Quota(3_000)));
+        assert_eq!(
+            cost(price, units(-1), Ratio::ONE, 500_000),
+            Err(PricingError::NegativeUsage)
+        );
+        assert_eq!(
+            cost(price, units(i64::MAX), Ratio::ONE, i64::MAX),
+            Err(PricingError::Overflow)
         );
     }
 
@@ -181,6 +212,7 @@ mod tests {
             completion_tokens: 0,
             cached_tokens: 600_000,
             cache_write_tokens: 900_000,
+            units: 0,
         };
         // 600k free reads + 400k writes at $2/M = $0.80.
         assert_eq!(cost(price, used, Ratio::ONE, 1_000_000), Ok(Quota(800_000)));

@@ -33,6 +33,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/messages", post(messages))
         .route("/v1/responses", post(responses))
+        // Jina's path, and Cohere's own (its SDK posts to /v2/rerank).
+        .route("/v1/rerank", post(rerank))
+        .route("/v2/rerank", post(rerank))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models::list))
         // Model ids may contain slashes (`meta-llama/Llama-3-8B`).
@@ -95,6 +98,10 @@ async fn messages(State(state): State<AppState>, request: Request) -> Response {
 
 async fn responses(State(state): State<AppState>, request: Request) -> Response {
     relay_endpoint(Endpoint::Responses, state, request).await
+}
+
+async fn rerank(State(state): State<AppState>, request: Request) -> Response {
+    relay_endpoint(Endpoint::Rerank, state, request).await
 }
 
 async fn count_tokens(State(state): State<AppState>, request: Request) -> Response {

@@ -161,20 +161,20 @@ async fn handle(
     };
 
     let prompt_estimate = estimate_prompt(state, &request, &raw).await;
-    let output_estimate = match endpoint {
-        Endpoint::Embeddings => 0,
-        _ => {
-            let per_choice = request
-                .max_output_tokens
-                .unwrap_or_else(|| i64::try_from(options.default_max_tokens).unwrap_or(i64::MAX));
-            per_choice.saturating_mul(request.choices)
-        }
+    let output_estimate = if endpoint.generates() {
+        let per_choice = request
+            .max_output_tokens
+            .unwrap_or_else(|| i64::try_from(options.default_max_tokens).unwrap_or(i64::MAX));
+        per_choice.saturating_mul(request.choices)
+    } else {
+        0
     };
     let hold = match pricing.cost(Usage {
         prompt_tokens: prompt_estimate,
         completion_tokens: output_estimate,
         cached_tokens: 0,
         cache_write_tokens: 0,
+        units: 0,
     }) {
         Ok(hold) => hold,
         Err(e) => {
@@ -936,10 +936,18 @@ fn upstream_error_message(body: &[u8]) -> String {
         Object { message: String },
         Text(String),
     }
+    /// Cohere's errors: `{"id": "…", "message": "…"}`.
+    #[derive(serde::Deserialize)]
+    struct Bare {
+        message: String,
+    }
     if let Ok(envelope) = serde_json::from_slice::<Envelope>(body) {
         return match envelope.error {
             Inner::Object { message } | Inner::Text(message) => message,
         };
+    }
+    if let Ok(bare) = serde_json::from_slice::<Bare>(body) {
+        return bare.message;
     }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();

@@ -26,15 +26,18 @@ pub enum Endpoint {
     Messages,
     /// OpenAI's Responses API.
     Responses,
+    /// Document reranking in Cohere's and Jina's shape.
+    Rerank,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 5] = [
+    pub const ALL: [Endpoint; 6] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
         Endpoint::Embeddings,
         Endpoint::Messages,
         Endpoint::Responses,
+        Endpoint::Rerank,
     ];
 
     /// The protocol a client of this endpoint speaks.
@@ -59,6 +62,7 @@ impl Endpoint {
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Messages => "/messages",
             Endpoint::Responses => "/responses",
+            Endpoint::Rerank => "/rerank",
         }
     }
 
@@ -70,7 +74,14 @@ impl Endpoint {
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
             Endpoint::Responses => "responses",
+            Endpoint::Rerank => "rerank",
         }
+    }
+
+    /// Whether the endpoint answers with generated text (and so may stream and holds room
+    /// for output); embeddings and reranking only read their input.
+    pub fn generates(self) -> bool {
+        !matches!(self, Endpoint::Embeddings | Endpoint::Rerank)
     }
 
     fn input_field(self) -> &'static str {
@@ -78,6 +89,7 @@ impl Endpoint {
             Endpoint::ChatCompletions | Endpoint::Messages => "messages",
             Endpoint::Completions => "prompt",
             Endpoint::Embeddings | Endpoint::Responses => "input",
+            Endpoint::Rerank => "documents",
         }
     }
 }
@@ -178,12 +190,18 @@ impl<'b> ClientRequest<'b> {
         if !fields.contains_key(input) {
             return Err(RelayError::missing_field(input));
         }
+        if endpoint == Endpoint::Rerank
+            && field::<&RawValue>(&fields, "query", "a string")?.is_none()
+        {
+            return Err(RelayError::missing_field("query"));
+        }
         let stream = field::<bool>(&fields, "stream", "a boolean")?.unwrap_or(false);
-        if stream && endpoint == Endpoint::Embeddings {
-            return Err(
-                RelayError::bad_request("Embeddings cannot be streamed.".into())
-                    .with_param("stream"),
-            );
+        if stream && !endpoint.generates() {
+            return Err(RelayError::bad_request(format!(
+                "The {} endpoint cannot stream.",
+                endpoint.log_name()
+            ))
+            .with_param("stream"));
         }
         #[derive(serde::Deserialize)]
         struct StreamOptions {
@@ -219,6 +237,11 @@ impl<'b> ClientRequest<'b> {
             max_output_tokens,
             choices,
         })
+    }
+
+    /// A field of the request, parsed (None when absent or not JSON of that shape).
+    pub fn json_field(&self, name: &str) -> Option<Value> {
+        serde_json::from_str(self.fields.get(name)?.get()).ok()
     }
 
     /// A string field of the request as sent (None when absent, not a string, or escaped).
@@ -284,6 +307,14 @@ impl<'b> ClientRequest<'b> {
                 total
             }
             Endpoint::Completions | Endpoint::Embeddings => count_inputs(input, tokenizer),
+            Endpoint::Rerank => {
+                let query = self
+                    .fields
+                    .get("query")
+                    .map_or(0, |q| count_blocks(q, tokenizer));
+                // Each document is read with the query.
+                count_documents(input, tokenizer) + query
+            }
             Endpoint::Responses => {
                 let mut total = TOKENS_PER_REPLY;
                 if let Some(instructions) = self.fields.get("instructions") {
@@ -343,6 +374,31 @@ fn count_response_items(items: &RawValue, tokenizer: &Tokenizer) -> i64 {
                     .sum::<i64>()
         })
         .sum()
+}
+
+/// Rerank documents: strings, or objects whose `text` is read.
+fn count_documents(documents: &RawValue, tokenizer: &Tokenizer) -> i64 {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum DocumentWire<'a> {
+        #[serde(borrow)]
+        Text(JsonStr<'a>),
+        Object {
+            #[serde(borrow)]
+            text: Option<JsonStr<'a>>,
+        },
+    }
+    serde_json::from_str::<Vec<DocumentWire<'_>>>(documents.get()).map_or(0, |documents| {
+        documents
+            .iter()
+            .map(|document| match document {
+                DocumentWire::Text(text) | DocumentWire::Object { text: Some(text) } => {
+                    count(tokenizer, &text.0)
+                }
+                DocumentWire::Object { text: None } => 0,
+            })
+            .sum()
+    })
 }
 
 /// Anthropic turns: a role and content that is a string or a list of blocks.

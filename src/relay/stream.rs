@@ -225,6 +225,7 @@ impl SseRelay {
                     completion_tokens: self.counter.total(self.tokenizer),
                     cached_tokens: 0,
                     cache_write_tokens: 0,
+                    units: 0,
                 },
                 true,
             ),

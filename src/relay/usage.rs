@@ -56,6 +56,7 @@ impl UsageWire {
             completion_tokens: completion,
             cached_tokens: cached,
             cache_write_tokens: written,
+            units: 0,
         })
     }
 }
@@ -229,6 +230,7 @@ mod tests {
                 prompt_tokens: 100,
                 completion_tokens: 20,
                 cache_write_tokens: 0,
+                units: 0,
                 cached_tokens: 64
             })
         );
@@ -268,6 +270,7 @@ mod tests {
                 prompt_tokens: 12,
                 completion_tokens: 9,
                 cache_write_tokens: 0,
+                units: 0,
                 cached_tokens: 0
             })
         );

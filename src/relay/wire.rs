@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::error::RelayError;
 use super::inbound::{self, ClientProtocol};
 use super::providers::gemini::{self, GeminiAnswer};
-use super::providers::{Chained, StreamTranslator, anthropic, ollama};
+use super::providers::{Chained, StreamTranslator, anthropic, cohere, ollama};
 use super::request::{ClientRequest, Endpoint};
 use super::usage::{AnswerWire, TextCounter, find_usage};
 use crate::domain::kinds::ChannelType;
@@ -30,6 +30,7 @@ enum Dialect {
     AnthropicMessages,
     Gemini,
     Ollama,
+    Cohere,
 }
 
 impl Dialect {
@@ -39,6 +40,7 @@ impl Dialect {
             ChannelType::Anthropic => Dialect::AnthropicMessages,
             ChannelType::Gemini => Dialect::Gemini,
             ChannelType::Ollama => Dialect::Ollama,
+            ChannelType::Cohere => Dialect::Cohere,
         }
     }
 }
@@ -112,6 +114,7 @@ fn counted_usage(openai_answer: &[u8], context: &AnswerContext<'_>) -> Usage {
         completion_tokens: counter.total(context.tokenizer),
         cached_tokens: 0,
         cache_write_tokens: 0,
+        units: 0,
     }
 }
 
@@ -152,8 +155,13 @@ impl Wire {
             let request = fields(raw)?;
             return to_bytes(&match self.dialect {
                 Dialect::Ollama => ollama::embedding_request(&request, upstream_model)?,
+                Dialect::Cohere => cohere::embedding_request(&request, upstream_model)?,
                 _ => gemini::embedding_request(&request, upstream_model)?,
             });
+        }
+        if self.endpoint == Endpoint::Rerank {
+            // The only translated reranking is Cohere's (OpenAI-type vendors pass through).
+            return to_bytes(&cohere::rerank_request(&fields(raw)?, upstream_model)?.0);
         }
         let chat = match self.client {
             ClientProtocol::OpenAi => fields(raw)?,
@@ -183,6 +191,11 @@ impl Wire {
             )?),
             Dialect::Gemini => to_bytes(&gemini::chat_request(&chat, upstream_model)?),
             Dialect::Ollama => to_bytes(&ollama::chat_request(
+                &chat,
+                upstream_model,
+                request.stream,
+            )?),
+            Dialect::Cohere => to_bytes(&cohere::chat_request(
                 &chat,
                 upstream_model,
                 request.stream,
@@ -228,6 +241,7 @@ impl Wire {
                                     completion_tokens: counter.total(context.tokenizer),
                                     cached_tokens: 0,
                                     cache_write_tokens: 0,
+                                    units: 0,
                                 };
                                 (usage, true)
                             }
@@ -266,10 +280,17 @@ impl Wire {
                             "something that is not an OpenAI JSON response",
                         ));
                     }
-                    let (usage, estimated) = match usage {
+                    let (mut usage, estimated) = match usage {
                         Some(usage) => (usage, false),
                         None => (counted_usage(&body, context), true),
                     };
+                    if self.endpoint == Endpoint::Rerank {
+                        // Cohere-compatible vendors bill reranking in search units.
+                        usage.units = serde_json::from_slice::<Value>(&body)
+                            .ok()
+                            .and_then(|answer| cohere::search_units(&answer))
+                            .unwrap_or(0);
+                    }
                     Ok(WholeAnswer {
                         body,
                         content_type: content_type.unwrap_or_else(json_content_type),
@@ -291,6 +312,22 @@ impl Wire {
                     )
                     .ok_or(Unusable::NotAnAnswer(
                         "something that is not an Ollama embedding list",
+                    ))?;
+                    let usage = Usage {
+                        prompt_tokens: tokens,
+                        ..Usage::default()
+                    };
+                    (answer, usage, false)
+                }
+                Dialect::Cohere => {
+                    let (answer, tokens) = cohere::embedding_response(
+                        &body,
+                        client_model,
+                        context.prompt_estimate,
+                        base64,
+                    )
+                    .ok_or(Unusable::NotAnAnswer(
+                        "something that is not a Cohere embedding answer",
                     ))?;
                     let usage = Usage {
                         prompt_tokens: tokens,
@@ -320,6 +357,31 @@ impl Wire {
                 content_type: json_content_type(),
                 usage,
                 estimated,
+            });
+        }
+        if self.endpoint == Endpoint::Rerank {
+            let request: Map<String, Value> = ["documents", "return_documents"]
+                .into_iter()
+                .filter_map(|name| Some((name.to_string(), context.request.json_field(name)?)))
+                .collect();
+            let documents = cohere::rerank_documents(&request).unwrap_or_default();
+            let return_documents = request
+                .get("return_documents")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let (answer, units) =
+                cohere::rerank_response(&body, client_model, &documents, return_documents).ok_or(
+                    Unusable::NotAnAnswer("something that is not a Cohere rerank answer"),
+                )?;
+            return Ok(WholeAnswer {
+                body: Bytes::from(answer.to_string()),
+                content_type: json_content_type(),
+                usage: Usage {
+                    prompt_tokens: context.prompt_estimate,
+                    units,
+                    ..Usage::default()
+                },
+                estimated: false,
             });
         }
         // Upstream's answer → a chat completion, with the usage it reported.
@@ -354,6 +416,13 @@ impl Wire {
                 let (completion, usage) =
                     ollama::chat_response(&body, client_model, context.now_secs).ok_or(
                         Unusable::NotAnAnswer("something that is not an Ollama chat answer"),
+                    )?;
+                (Bytes::from(completion.to_string()), usage)
+            }
+            Dialect::Cohere => {
+                let (completion, usage) =
+                    cohere::chat_response(&body, client_model, context.now_secs).ok_or(
+                        Unusable::NotAnAnswer("something that is not a Cohere chat answer"),
                     )?;
                 (Bytes::from(completion.to_string()), usage)
             }
@@ -433,6 +502,11 @@ impl Wire {
                     now_secs,
                     chat_usage,
                 ))),
+                Dialect::Cohere => Some(Box::new(cohere::ChatStreamFromCohere::new(
+                    client_model,
+                    now_secs,
+                    chat_usage,
+                ))),
             };
         let client: Option<Box<dyn StreamTranslator>> = match self.client {
             ClientProtocol::OpenAi => None,
@@ -471,7 +545,7 @@ impl Wire {
         let kind = match self.dialect {
             Dialect::AnthropicMessages => anthropic::error_parts(&body).map(|(kind, _)| kind),
             Dialect::Gemini => gemini::error_parts(&body).map(|(kind, _)| kind),
-            Dialect::OpenAiChat | Dialect::Ollama => None,
+            Dialect::OpenAiChat | Dialect::Ollama | Dialect::Cohere => None,
         }
         .unwrap_or_else(|| "upstream_error".into());
         let envelope = self

@@ -132,6 +132,10 @@ pub async fn test(
             "model": upstream_model, "stream": false, "options": {"num_predict": 1},
             "messages": [{"role": "user", "content": "hi"}],
         }),
+        ChannelType::Cohere => json!({
+            "model": upstream_model, "max_tokens": 1,
+            "messages": [{"role": "user", "content": "hi"}],
+        }),
         ChannelType::OpenAi | ChannelType::Azure => {
             let limit = if takes_max_completion_tokens(&upstream_model) {
                 "max_completion_tokens"
@@ -202,7 +206,7 @@ pub async fn fetch_models(
     let list: Value = serde_json::from_slice(&body)
         .map_err(|_| ServiceError::Upstream("the upstream's model list is not JSON".to_string()))?;
     // OpenAI and Anthropic: `{"data":[{"id"}]}`; Gemini: `{"models":[{"name":"models/…"}]}`;
-    // Ollama: `{"models":[{"name":"llama3.2:3b"}]}`.
+    // Ollama and Cohere: `{"models":[{"name":"llama3.2:3b"}]}`.
     let openai_style = list
         .get("data")
         .and_then(Value::as_array)

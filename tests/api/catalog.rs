@@ -98,7 +98,7 @@ db_test! {
             cached_input: Some(MicroUsd::parse("0.075").unwrap()),
             cache_write: None,
         };
-        let usage = Usage { prompt_tokens: 1_000_000, completion_tokens: 1_000_000, cache_write_tokens: 0, cached_tokens: 0 };
+        let usage = Usage { prompt_tokens: 1_000_000, completion_tokens: 1_000_000, units: 0, cache_write_tokens: 0, cached_tokens: 0 };
         let list_cost = pricing::cost(list, usage, Ratio::ONE, 500_000).unwrap().0;
         assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 200);
         let logs = app.wait_for_logs(1).await;

@@ -224,7 +224,7 @@ db_test! {
         assert_eq!(sent.headers["anthropic-version"], "2023-06-01");
         assert_eq!(sent.headers["anthropic-beta"], "interleaved-thinking-2025-05-14");
 
-        let usage = Usage { prompt_tokens: 140, completion_tokens: 5, cache_write_tokens: 0, cached_tokens: 100 };
+        let usage = Usage { prompt_tokens: 140, completion_tokens: 5, units: 0, cache_write_tokens: 0, cached_tokens: 100 };
         let logs = app.wait_for_logs(1).await;
         assert_eq!(logs[0].endpoint, "messages");
         assert_eq!(logs[0].outcome, Outcome::Success);
@@ -249,7 +249,7 @@ db_test! {
         assert_eq!(response.status(), 200);
         assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
         assert_eq!(read_text(response).await, anthropic_events());
-        let usage = Usage { prompt_tokens: 140, completion_tokens: 5, cache_write_tokens: 0, cached_tokens: 100 };
+        let usage = Usage { prompt_tokens: 140, completion_tokens: 5, units: 0, cache_write_tokens: 0, cached_tokens: 100 };
         let logs = app.wait_for_logs(1).await;
         assert_eq!(logs[0].outcome, Outcome::Success);
         assert!(logs[0].is_stream && !logs[0].usage_estimated);
@@ -314,7 +314,7 @@ db_test! {
                           "cache_creation_input_tokens": 0, "cache_read_input_tokens": 10}
             })
         );
-        let usage = Usage { prompt_tokens: 60, completion_tokens: 9, cache_write_tokens: 0, cached_tokens: 10 };
+        let usage = Usage { prompt_tokens: 60, completion_tokens: 9, units: 0, cache_write_tokens: 0, cached_tokens: 10 };
         let logs = app.wait_for_logs(1).await;
         assert_eq!(logs[0].cost, cost(usage));
         assert_eq!(app.user("alice").await.used_quota, cost(usage));
@@ -362,7 +362,7 @@ db_test! {
         assert_eq!(events[9]["usage"]["cache_read_input_tokens"], 20);
         assert_eq!(events[9]["usage"]["output_tokens"], 12);
 
-        let usage = Usage { prompt_tokens: 50, completion_tokens: 12, cache_write_tokens: 0, cached_tokens: 20 };
+        let usage = Usage { prompt_tokens: 50, completion_tokens: 12, units: 0, cache_write_tokens: 0, cached_tokens: 20 };
         let logs = app.wait_for_logs(1).await;
         assert_eq!(logs[0].outcome, Outcome::Success);
         assert_eq!(logs[0].cost, cost(usage));
@@ -588,7 +588,7 @@ db_test! {
         assert_eq!(out["stream_usage"]["cache_read_input_tokens"], 100);
         assert_eq!(out["reply"][0]["text"], "Rain tomorrow.");
         assert_eq!(out["auth_error"], 401);
-        let usage = Usage { prompt_tokens: 140, completion_tokens: 5, cache_write_tokens: 0, cached_tokens: 100 };
+        let usage = Usage { prompt_tokens: 140, completion_tokens: 5, units: 0, cache_write_tokens: 0, cached_tokens: 100 };
         let logs = app.wait_for_logs(2).await;
         assert!(logs.iter().all(|l| l.cost == cost(usage)), "{logs:#?}");
     }

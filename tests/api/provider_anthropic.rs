@@ -220,7 +220,7 @@ db_test! {
         assert_eq!(body["usage"]["prompt_tokens"], 230);
         assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 200);
 
-        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, cache_write_tokens: 0, cached_tokens: 200 };
+        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, units: 0, cache_write_tokens: 0, cached_tokens: 200 };
         let logs = app.wait_for_logs(1).await;
         assert_eq!(logs[0].outcome, Outcome::Success);
         assert_eq!(logs[0].upstream_model, UPSTREAM_MODEL);
@@ -278,7 +278,7 @@ db_test! {
         assert_eq!(chunks.last().unwrap(), &json!("[DONE]"));
         assert!(chunks[..chunks.len() - 1].iter().all(|c| c["object"] == "chat.completion.chunk"));
 
-        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, cache_write_tokens: 0, cached_tokens: 200 };
+        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, units: 0, cache_write_tokens: 0, cached_tokens: 200 };
         let logs = app.wait_for_logs(1).await;
         assert_eq!(logs[0].outcome, Outcome::Success);
         assert!(logs[0].is_stream);
@@ -329,6 +329,7 @@ db_test! {
             completion_tokens: 25,
             cached_tokens: 200,
             cache_write_tokens: 1000,
+            units: 0,
         };
         let with_write_price = ModelPrice::PerToken {
             input: MicroUsd::parse("3").unwrap(),
@@ -523,7 +524,7 @@ db_test! {
         assert_eq!(out["finish"], "tool_calls");
         assert_eq!(out["usage"]["prompt_tokens"], 230);
         assert_eq!(out["plain_finish"], "tool_calls");
-        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, cache_write_tokens: 0, cached_tokens: 200 };
+        let usage = Usage { prompt_tokens: 230, completion_tokens: 25, units: 0, cache_write_tokens: 0, cached_tokens: 200 };
         let logs = app.wait_for_logs(2).await;
         assert!(logs.iter().all(|l| l.cost == cost(usage)));
         assert_eq!(app.user("alice").await.used_quota, 2 * cost(usage));

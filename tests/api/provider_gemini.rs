@@ -85,6 +85,7 @@ fn answer_usage() -> Usage {
         completion_tokens: 25,
         cached_tokens: 200,
         cache_write_tokens: 0,
+        units: 0,
     }
 }
 

@@ -34,6 +34,7 @@ fn cost(prompt: i64, completion: i64) -> i64 {
             completion_tokens: completion,
             cached_tokens: 0,
             cache_write_tokens: 0,
+            units: 0,
         },
         Ratio::ONE,
         500_000,

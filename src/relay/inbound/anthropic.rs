@@ -893,6 +893,7 @@ mod tests {
                 prompt_tokens: 100,
                 completion_tokens: 20,
                 cache_write_tokens: 0,
+                units: 0,
                 cached_tokens: 40
             })
         );
@@ -953,6 +954,7 @@ mod tests {
                 prompt_tokens: 12,
                 completion_tokens: 9,
                 cache_write_tokens: 0,
+                units: 0,
                 cached_tokens: 0
             })
         );

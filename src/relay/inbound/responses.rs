@@ -311,6 +311,7 @@ pub fn usage(usage: &Value) -> Option<Usage> {
         completion_tokens: output.max(0),
         cached_tokens: cached.clamp(0, input.max(0)),
         cache_write_tokens: 0,
+        units: 0,
     })
 }
 
@@ -925,6 +926,7 @@ mod tests {
             completion_tokens: 4,
             cached_tokens: 2,
             cache_write_tokens: 0,
+            units: 0,
         };
         let response = response_from_chat(chat.to_string().as_bytes(), "m", 7, usage).unwrap();
         assert_eq!(response["object"], "response");
@@ -973,6 +975,7 @@ mod tests {
                 prompt_tokens: 5,
                 completion_tokens: 3,
                 cache_write_tokens: 0,
+                units: 0,
                 cached_tokens: 0
             })
         );

@@ -376,6 +376,7 @@ pub fn usage(usage: &Value) -> Usage {
         completion_tokens: field("output_tokens"),
         cached_tokens: cached,
         cache_write_tokens: written,
+        units: 0,
     }
 }
 
@@ -833,6 +834,7 @@ mod tests {
                 prompt_tokens: 125,
                 completion_tokens: 30,
                 cache_write_tokens: 5,
+                units: 0,
                 cached_tokens: 100
             }
         );
@@ -918,6 +920,7 @@ mod tests {
                 prompt_tokens: 14,
                 completion_tokens: 17,
                 cache_write_tokens: 0,
+                units: 0,
                 cached_tokens: 4
             })
         );

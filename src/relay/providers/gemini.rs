@@ -556,6 +556,7 @@ pub fn usage(metadata: &Value) -> Usage {
         completion_tokens: field("candidatesTokenCount") + field("thoughtsTokenCount"),
         cached_tokens: field("cachedContentTokenCount").clamp(0, prompt),
         cache_write_tokens: 0,
+        units: 0,
     }
 }
 
@@ -1090,6 +1091,7 @@ mod tests {
                 prompt_tokens: 12,
                 completion_tokens: 12,
                 cache_write_tokens: 0,
+                units: 0,
                 cached_tokens: 4
             })
         );
@@ -1206,6 +1208,7 @@ mod tests {
                 prompt_tokens: 8,
                 completion_tokens: 6,
                 cache_write_tokens: 0,
+                units: 0,
                 cached_tokens: 0
             })
         );

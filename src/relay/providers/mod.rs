@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod cohere;
 pub mod gemini;
 pub mod ollama;
 pub mod presets;
@@ -20,7 +21,7 @@ use crate::domain::pricing::Usage;
 pub fn key_header(channel_type: ChannelType, key: &str) -> Option<(HeaderName, HeaderValue)> {
     let (name, value) = match channel_type {
         // Ollama needs no key locally; Ollama's cloud and proxies in front of it take a bearer.
-        ChannelType::OpenAi | ChannelType::Ollama => {
+        ChannelType::OpenAi | ChannelType::Ollama | ChannelType::Cohere => {
             (http::header::AUTHORIZATION, format!("Bearer {key}"))
         }
         ChannelType::Anthropic => (HeaderName::from_static("x-api-key"), key.to_string()),
@@ -35,7 +36,11 @@ pub fn key_header(channel_type: ChannelType, key: &str) -> Option<(HeaderName, H
 /// Headers every request to this kind of upstream carries (an admin's extra headers win).
 pub fn fixed_headers(channel_type: ChannelType) -> &'static [(&'static str, &'static str)] {
     match channel_type {
-        ChannelType::OpenAi | ChannelType::Azure | ChannelType::Gemini | ChannelType::Ollama => &[],
+        ChannelType::OpenAi
+        | ChannelType::Azure
+        | ChannelType::Gemini
+        | ChannelType::Ollama
+        | ChannelType::Cohere => &[],
         ChannelType::Anthropic => &[("anthropic-version", anthropic::API_VERSION)],
     }
 }
@@ -47,12 +52,17 @@ pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'
     match (channel_type, endpoint) {
         // Anthropic clients are served from chat completions, translated.
         (ChannelType::OpenAi | ChannelType::Azure, Endpoint::Messages) => Some("/chat/completions"),
+        // Rerank is served by OpenAI-compatible vendors (Jina, SiliconFlow, vLLM), not Azure.
+        (ChannelType::Azure, Endpoint::Rerank) => None,
         (ChannelType::OpenAi | ChannelType::Azure, endpoint) => Some(endpoint.upstream_path()),
         (
             ChannelType::Anthropic,
             Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
         ) => Some("/messages"),
-        (ChannelType::Anthropic, Endpoint::Completions | Endpoint::Embeddings) => None,
+        (
+            ChannelType::Anthropic,
+            Endpoint::Completions | Endpoint::Embeddings | Endpoint::Rerank,
+        ) => None,
         (
             ChannelType::Gemini,
             Endpoint::ChatCompletions
@@ -60,13 +70,20 @@ pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'
             | Endpoint::Responses
             | Endpoint::Embeddings,
         ) => Some("/models"),
-        (ChannelType::Gemini, Endpoint::Completions) => None,
+        (ChannelType::Gemini, Endpoint::Completions | Endpoint::Rerank) => None,
         (
             ChannelType::Ollama,
             Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
         ) => Some("/chat"),
         (ChannelType::Ollama, Endpoint::Embeddings) => Some("/embed"),
-        (ChannelType::Ollama, Endpoint::Completions) => None,
+        (ChannelType::Ollama, Endpoint::Completions | Endpoint::Rerank) => None,
+        (
+            ChannelType::Cohere,
+            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
+        ) => Some("/chat"),
+        (ChannelType::Cohere, Endpoint::Embeddings) => Some("/embed"),
+        (ChannelType::Cohere, Endpoint::Rerank) => Some("/rerank"),
+        (ChannelType::Cohere, Endpoint::Completions) => None,
     }
 }
 
@@ -112,6 +129,11 @@ pub fn models_url(channel_type: ChannelType, base_url: &str) -> String {
             format!("{}/models", base_url.trim_end_matches('/'))
         }
         ChannelType::Ollama => format!("{}/tags", base_url.trim_end_matches('/')),
+        // Cohere lists its models in v1 only.
+        ChannelType::Cohere => {
+            let base = base_url.trim_end_matches('/');
+            format!("{}/v1/models", base.strip_suffix("/v2").unwrap_or(base))
+        }
     }
 }
 
@@ -126,9 +148,10 @@ pub fn request_uri(
     stream: bool,
 ) -> Option<http::Uri> {
     match channel_type {
-        ChannelType::OpenAi | ChannelType::Anthropic | ChannelType::Ollama => {
-            Some(endpoint_uri.clone())
-        }
+        ChannelType::OpenAi
+        | ChannelType::Anthropic
+        | ChannelType::Ollama
+        | ChannelType::Cohere => Some(endpoint_uri.clone()),
         ChannelType::Azure => azure::with_deployment(endpoint_uri, upstream_model),
         ChannelType::Gemini => {
             let method = match (endpoint, stream) {
@@ -147,9 +170,11 @@ pub fn request_uri(
 pub fn effective_status(channel_type: ChannelType, status: u16, body: &[u8]) -> u16 {
     match channel_type {
         ChannelType::Gemini => gemini::effective_status(status, body),
-        ChannelType::OpenAi | ChannelType::Azure | ChannelType::Anthropic | ChannelType::Ollama => {
-            status
-        }
+        ChannelType::OpenAi
+        | ChannelType::Azure
+        | ChannelType::Anthropic
+        | ChannelType::Ollama
+        | ChannelType::Cohere => status,
     }
 }
 
@@ -161,6 +186,7 @@ pub fn default_path_prefix(channel_type: ChannelType) -> &'static str {
         // Ollama's native API lives under /api (its OpenAI mode under /v1 is the
         // `ollama-openai` preset).
         ChannelType::Ollama => "/api",
+        ChannelType::Cohere => "/v2",
         // The resource alone: deployment URLs start at the root.
         ChannelType::Azure => "",
     }
