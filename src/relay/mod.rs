@@ -36,6 +36,8 @@ pub fn router() -> Router<AppState> {
         // Jina's path, and Cohere's own (its SDK posts to /v2/rerank).
         .route("/v1/rerank", post(rerank))
         .route("/v2/rerank", post(rerank))
+        .route("/v1/images/generations", post(image_generations))
+        .route("/v1/moderations", post(moderations))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models::list))
         // Model ids may contain slashes (`meta-llama/Llama-3-8B`).
@@ -102,6 +104,14 @@ async fn responses(State(state): State<AppState>, request: Request) -> Response 
 
 async fn rerank(State(state): State<AppState>, request: Request) -> Response {
     relay_endpoint(Endpoint::Rerank, state, request).await
+}
+
+async fn image_generations(State(state): State<AppState>, request: Request) -> Response {
+    relay_endpoint(Endpoint::ImageGenerations, state, request).await
+}
+
+async fn moderations(State(state): State<AppState>, request: Request) -> Response {
+    relay_endpoint(Endpoint::Moderations, state, request).await
 }
 
 async fn count_tokens(State(state): State<AppState>, request: Request) -> Response {

@@ -30,7 +30,7 @@ use crate::db::logs::RequestLog;
 use crate::db::now_ms;
 use crate::domain::kinds::{ChannelType, Outcome};
 use crate::domain::money::Quota;
-use crate::domain::pricing::Usage;
+use crate::domain::pricing::{ModelPrice, Usage};
 use crate::options::RuntimeOptions;
 use crate::snapshot::health::FailureEffect;
 use crate::snapshot::routing::NoChannel;
@@ -137,7 +137,11 @@ async fn handle(
         Ok(routes) => routes,
         Err(e) => return Err(refuse(state, log, e)),
     };
-    let pricing = match snapshot.price(&request.model) {
+    let price = match endpoint {
+        Endpoint::ImageGenerations => image_price(&snapshot, &request),
+        _ => snapshot.price(&request.model),
+    };
+    let pricing = match price {
         Some(price) => PriceContext {
             price: Some(price),
             group_ratio: snapshot.group_ratio(&caller.user.group),
@@ -169,12 +173,17 @@ async fn handle(
     } else {
         0
     };
+    // Images are billed per image: `n` of them are held.
+    let units = if endpoint == Endpoint::ImageGenerations {
+        request.choices
+    } else {
+        0
+    };
     let hold = match pricing.cost(Usage {
         prompt_tokens: prompt_estimate,
         completion_tokens: output_estimate,
-        cached_tokens: 0,
-        cache_write_tokens: 0,
-        units: 0,
+        units,
+        ..Usage::default()
     }) {
         Ok(hold) => hold,
         Err(e) => {
@@ -309,6 +318,25 @@ fn add_channel_headers(
     for (name, value) in &channel.extra_headers {
         headers.insert(name, value.clone());
     }
+}
+
+/// An image model's price for the size and quality asked for: `model@size@quality`, then
+/// `model@size`, then the model's own price, so an admin prices sizes and qualities apart
+/// only where they cost differently.
+fn image_price(snapshot: &Snapshot, request: &ClientRequest<'_>) -> Option<ModelPrice> {
+    let model = request.model.as_str();
+    let size = request.text_field("size").filter(|s| *s != "auto");
+    let quality = request.text_field("quality").filter(|q| *q != "auto");
+    let variants = [
+        size.zip(quality)
+            .map(|(size, quality)| format!("{model}@{size}@{quality}")),
+        size.map(|size| format!("{model}@{size}")),
+    ];
+    variants
+        .into_iter()
+        .flatten()
+        .find_map(|key| snapshot.price(&key))
+        .or_else(|| snapshot.price(model))
 }
 
 /// The model must be allowed by the key, exist, and be served to the caller's group.

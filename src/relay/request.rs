@@ -28,16 +28,22 @@ pub enum Endpoint {
     Responses,
     /// Document reranking in Cohere's and Jina's shape.
     Rerank,
+    /// OpenAI's image generation.
+    ImageGenerations,
+    /// OpenAI's moderation classifier.
+    Moderations,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 8] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
         Endpoint::Embeddings,
         Endpoint::Messages,
         Endpoint::Responses,
         Endpoint::Rerank,
+        Endpoint::ImageGenerations,
+        Endpoint::Moderations,
     ];
 
     /// The protocol a client of this endpoint speaks.
@@ -63,6 +69,8 @@ impl Endpoint {
             Endpoint::Messages => "/messages",
             Endpoint::Responses => "/responses",
             Endpoint::Rerank => "/rerank",
+            Endpoint::ImageGenerations => "/images/generations",
+            Endpoint::Moderations => "/moderations",
         }
     }
 
@@ -75,20 +83,30 @@ impl Endpoint {
             Endpoint::Messages => "messages",
             Endpoint::Responses => "responses",
             Endpoint::Rerank => "rerank",
+            Endpoint::ImageGenerations => "images.generations",
+            Endpoint::Moderations => "moderations",
         }
     }
 
-    /// Whether the endpoint answers with generated text (and so may stream and holds room
-    /// for output); embeddings and reranking only read their input.
+    /// Whether the endpoint generates output (and so may stream and holds room for it);
+    /// embeddings, reranking and moderation only read their input.
     pub fn generates(self) -> bool {
-        !matches!(self, Endpoint::Embeddings | Endpoint::Rerank)
+        !matches!(
+            self,
+            Endpoint::Embeddings | Endpoint::Rerank | Endpoint::Moderations
+        )
+    }
+
+    /// Whether an OpenAI-compatible upstream takes `stream_options` on this endpoint.
+    pub fn takes_stream_options(self) -> bool {
+        matches!(self, Endpoint::ChatCompletions | Endpoint::Completions)
     }
 
     fn input_field(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions | Endpoint::Messages => "messages",
-            Endpoint::Completions => "prompt",
-            Endpoint::Embeddings | Endpoint::Responses => "input",
+            Endpoint::Completions | Endpoint::ImageGenerations => "prompt",
+            Endpoint::Embeddings | Endpoint::Responses | Endpoint::Moderations => "input",
             Endpoint::Rerank => "documents",
         }
     }
@@ -306,7 +324,10 @@ impl<'b> ClientRequest<'b> {
                 }
                 total
             }
-            Endpoint::Completions | Endpoint::Embeddings => count_inputs(input, tokenizer),
+            Endpoint::Completions
+            | Endpoint::Embeddings
+            | Endpoint::ImageGenerations
+            | Endpoint::Moderations => count_inputs(input, tokenizer),
             Endpoint::Rerank => {
                 let query = self
                     .fields

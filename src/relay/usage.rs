@@ -17,7 +17,10 @@ struct PromptDetails {
 
 #[derive(Deserialize, Debug, Default)]
 pub struct UsageWire {
+    /// `input_tokens`/`output_tokens` in the Responses API and image generation.
+    #[serde(alias = "input_tokens")]
     prompt_tokens: Option<i64>,
+    #[serde(alias = "output_tokens")]
     completion_tokens: Option<i64>,
     total_tokens: Option<i64>,
     prompt_tokens_details: Option<PromptDetails>,

@@ -118,6 +118,22 @@ fn counted_usage(openai_answer: &[u8], context: &AnswerContext<'_>) -> Usage {
     }
 }
 
+/// The units a passed-through answer was billed in, for a per-request price: search units of
+/// a rerank (Cohere-compatible vendors), images generated; 0 when the request is the unit.
+fn billed_units(endpoint: Endpoint, body: &[u8]) -> i64 {
+    let units = match endpoint {
+        Endpoint::Rerank => serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|answer| cohere::search_units(&answer)),
+        Endpoint::ImageGenerations => serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|answer| Some(answer.get("data")?.as_array()?.len()))
+            .and_then(|images| i64::try_from(images).ok()),
+        _ => None,
+    };
+    units.unwrap_or(0)
+}
+
 impl Wire {
     pub fn new(endpoint: Endpoint, channel: ChannelType) -> Wire {
         Wire {
@@ -147,8 +163,10 @@ impl Wire {
         default_max_tokens: u64,
     ) -> Result<Bytes, RelayError> {
         if self.passes_through() {
-            // Chat streams report usage only when asked; Responses streams always do.
-            let ask_for_usage = self.client == ClientProtocol::OpenAi;
+            // Chat streams report usage only when asked; Responses streams always do; other
+            // endpoints have no such option.
+            let ask_for_usage =
+                self.client == ClientProtocol::OpenAi && self.endpoint.takes_stream_options();
             return request.upstream_body(raw, upstream_model, ask_for_usage);
         }
         if self.endpoint == Endpoint::Embeddings {
@@ -284,13 +302,7 @@ impl Wire {
                         Some(usage) => (usage, false),
                         None => (counted_usage(&body, context), true),
                     };
-                    if self.endpoint == Endpoint::Rerank {
-                        // Cohere-compatible vendors bill reranking in search units.
-                        usage.units = serde_json::from_slice::<Value>(&body)
-                            .ok()
-                            .and_then(|answer| cohere::search_units(&answer))
-                            .unwrap_or(0);
-                    }
+                    usage.units = billed_units(self.endpoint, &body);
                     Ok(WholeAnswer {
                         body,
                         content_type: content_type.unwrap_or_else(json_content_type),

@@ -5,6 +5,7 @@ mod helpers;
 mod billing;
 mod catalog;
 mod cli;
+mod images_and_moderations;
 mod inbound_messages;
 mod inbound_responses;
 mod management_api;

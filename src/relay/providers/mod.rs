@@ -61,7 +61,11 @@ pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'
         ) => Some("/messages"),
         (
             ChannelType::Anthropic,
-            Endpoint::Completions | Endpoint::Embeddings | Endpoint::Rerank,
+            Endpoint::Completions
+            | Endpoint::Embeddings
+            | Endpoint::Rerank
+            | Endpoint::ImageGenerations
+            | Endpoint::Moderations,
         ) => None,
         (
             ChannelType::Gemini,
@@ -70,20 +74,35 @@ pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'
             | Endpoint::Responses
             | Endpoint::Embeddings,
         ) => Some("/models"),
-        (ChannelType::Gemini, Endpoint::Completions | Endpoint::Rerank) => None,
+        (
+            ChannelType::Gemini,
+            Endpoint::Completions
+            | Endpoint::Rerank
+            | Endpoint::ImageGenerations
+            | Endpoint::Moderations,
+        ) => None,
         (
             ChannelType::Ollama,
             Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
         ) => Some("/chat"),
         (ChannelType::Ollama, Endpoint::Embeddings) => Some("/embed"),
-        (ChannelType::Ollama, Endpoint::Completions | Endpoint::Rerank) => None,
+        (
+            ChannelType::Ollama,
+            Endpoint::Completions
+            | Endpoint::Rerank
+            | Endpoint::ImageGenerations
+            | Endpoint::Moderations,
+        ) => None,
         (
             ChannelType::Cohere,
             Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
         ) => Some("/chat"),
         (ChannelType::Cohere, Endpoint::Embeddings) => Some("/embed"),
         (ChannelType::Cohere, Endpoint::Rerank) => Some("/rerank"),
-        (ChannelType::Cohere, Endpoint::Completions) => None,
+        (
+            ChannelType::Cohere,
+            Endpoint::Completions | Endpoint::ImageGenerations | Endpoint::Moderations,
+        ) => None,
     }
 }
 
