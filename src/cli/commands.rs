@@ -272,12 +272,31 @@ async fn token(db: &Db, command: TokenCommand) -> CommandResult {
     }
 }
 
+/// `--key @path` reads the key from a file: a service account's JSON key file (Vertex) is
+/// put on one line, anything else is taken as written.
+fn read_key(key: String) -> Result<String, String> {
+    let Some(path) = key.strip_prefix('@') else {
+        return Ok(key);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the key file {path}: {e}"))?;
+    Ok(match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(json) if json.is_object() => json.to_string(),
+        _ => text.trim().to_string(),
+    })
+}
+
 fn channel_input(flags: ChannelFlags) -> Result<ChannelInput, String> {
+    let keys = flags
+        .keys
+        .into_iter()
+        .map(read_key)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(ChannelInput {
         name: None,
         channel_type: flags.channel_type,
         base_url: flags.base_url,
-        keys: (!flags.keys.is_empty()).then_some(flags.keys),
+        keys: (!keys.is_empty()).then_some(keys),
         models: flags.models,
         groups: flags.groups,
         priority: flags.priority,

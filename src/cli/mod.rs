@@ -201,7 +201,8 @@ pub struct ChannelFlags {
     /// Upstream base URL, e.g. https://api.openai.com/v1.
     #[arg(long = "base-url")]
     pub base_url: Option<String>,
-    /// Upstream API key; repeat for several keys (requests rotate over them).
+    /// Upstream API key; repeat for several keys (requests rotate over them). `@path` reads it
+    /// from a file, e.g. a Vertex service account's JSON key file.
     #[arg(long = "key")]
     pub keys: Vec<String>,
     /// Models this channel serves (comma-separated).

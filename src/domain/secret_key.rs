@@ -91,6 +91,17 @@ pub fn display_form(plain: &str) -> String {
 
 /// Masks an upstream credential for display: never more than the last four characters.
 pub fn mask_upstream_key(key: &str) -> String {
+    // A service account's JSON key (Vertex) is shown by the account it names, which is no
+    // secret; its private key never.
+    if key.starts_with('{')
+        && let Ok(account) = serde_json::from_str::<serde_json::Value>(key)
+    {
+        let email = account
+            .get("client_email")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("unknown");
+        return format!("service account {email}");
+    }
     let chars: Vec<char> = key.chars().collect();
     if chars.len() <= 8 {
         return "****".to_string();
@@ -103,6 +114,16 @@ pub fn mask_upstream_key(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masks_service_accounts_by_their_email() {
+        let account = r#"{"type":"service_account","private_key":"-----BEGIN PRIVATE KEY-----\nMIIE\n","client_email":"relay@p.iam.gserviceaccount.com"}"#;
+        assert_eq!(
+            mask_upstream_key(account),
+            "service account relay@p.iam.gserviceaccount.com"
+        );
+        assert_eq!(mask_upstream_key("sk-abcdefgh1234"), "sk-****1234");
+    }
 
     #[test]
     fn generates_prefixed_unique_keys_with_matching_hash() {

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{self, channels::ChannelRow};
-use crate::domain::kinds::ChannelStatus;
+use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::relay::providers;
 use crate::service::channel_tools::upstream_request_with_key;
@@ -186,10 +186,16 @@ async fn probe_channel(state: &AppState, channel: &ChannelRow) {
 }
 
 /// One cheap, free call: list the upstream's models with the given key. It proves the
-/// upstream is reachable and accepts the key.
+/// upstream is reachable and accepts the key. For Vertex, whose publisher models have no list
+/// call, trading the service account for an access token is the proof.
 async fn probe(state: &AppState, channel: &ChannelRow, key: &str) -> Result<(), String> {
     let url = providers::models_url(channel.channel_type, &channel.base_url);
-    let response = upstream_request_with_key(&state.http, reqwest::Method::GET, channel, key, &url)
+    let request =
+        upstream_request_with_key(&state.http, reqwest::Method::GET, channel, key, &url).await?;
+    if channel.channel_type == ChannelType::Vertex {
+        return Ok(());
+    }
+    let response = request
         .timeout(PROBE_TIMEOUT)
         .send()
         .await

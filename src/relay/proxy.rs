@@ -20,7 +20,7 @@ use http_body_util::Full;
 
 use super::auth::{self, Caller};
 use super::error::RelayError;
-use super::providers;
+use super::providers::{self, Credential, vertex};
 use super::request::{ClientRequest, Endpoint};
 use super::stream::SseRelay;
 use super::upstream::{self, UpstreamResponse};
@@ -278,12 +278,14 @@ async fn anthropic_token_count(
         .uri(uri)
         .header(header::CONTENT_TYPE, "application/json");
     match channel.pick_key(now_ms()) {
-        KeyPick::Key(key) => {
-            let (name, value) = &key.header;
+        KeyPick::Key(ChannelKey {
+            credential: Credential::Header(name, value),
+            ..
+        }) => {
             upstream_request = upstream_request.header(name, value.clone());
         }
         KeyPick::NoKeyNeeded => {}
-        KeyPick::AllResting => return None,
+        KeyPick::Key(_) | KeyPick::AllResting => return None,
     }
     if let Some(headers) = upstream_request.headers_mut() {
         add_channel_headers(channel, client_headers, headers);
@@ -309,9 +311,12 @@ fn add_channel_headers(
     client_headers: &HeaderMap,
     headers: &mut HeaderMap,
 ) {
-    // Anthropic clients opt into beta features per request (Claude Code does).
-    if channel.channel_type == ChannelType::Anthropic
-        && let Some(beta) = client_headers.get(ANTHROPIC_BETA)
+    // Anthropic clients opt into beta features per request (Claude Code does); Claude on
+    // Vertex takes them too.
+    if matches!(
+        channel.channel_type,
+        ChannelType::Anthropic | ChannelType::Vertex
+    ) && let Some(beta) = client_headers.get(ANTHROPIC_BETA)
     {
         headers.insert(ANTHROPIC_BETA, beta.clone());
     }
@@ -531,6 +536,33 @@ impl Attempts<'_> {
         AttemptFailure::Retry(error)
     }
 
+    /// No access token could be had for a key: a refused service account counts like an
+    /// upstream's 401 (the key or channel is disabled and re-probed), an unreachable token
+    /// endpoint like an unreachable upstream.
+    fn credential_failed(
+        &self,
+        channel: &ChannelEntry,
+        key: &ChannelKey,
+        refused: vertex::TokenError,
+    ) -> AttemptFailure {
+        let error = RelayError::upstream(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_unavailable",
+            refused.message,
+        );
+        match refused.status {
+            Some(400 | 401 | 403) => {
+                if channel.has_several_keys()
+                    && let Some(failure) = self.key_failed(channel, key, 401, &error)
+                {
+                    return failure;
+                }
+                self.channel_failed(channel, Some(401), error)
+            }
+            _ => self.channel_failed(channel, None, error),
+        }
+    }
+
     /// A refusal (401/403) or rate limit (429) of one key of a multi-key channel rests that
     /// key alone: disabled until a probe passes, or cooled down. Other failures are the
     /// channel's (None).
@@ -580,7 +612,7 @@ impl Attempts<'_> {
             ));
             return Err((AttemptFailure::Retry(error), ticket));
         };
-        let wire = Wire::new(request.endpoint, channel.channel_type);
+        let wire = Wire::new(request.endpoint, channel.channel_type, upstream_model);
         let body = match wire.body(
             request,
             self.raw,
@@ -609,8 +641,23 @@ impl Attempts<'_> {
             .header(header::CONTENT_TYPE, "application/json");
         let key = match channel.pick_key(now_ms()) {
             KeyPick::Key(key) => {
-                let (name, value) = &key.header;
-                upstream_request = upstream_request.header(name, value.clone());
+                match &key.credential {
+                    Credential::Header(name, value) => {
+                        upstream_request = upstream_request.header(name, value.clone());
+                    }
+                    Credential::Vertex(tokens) => {
+                        match tokens.authorization(&self.state.http).await {
+                            Ok(value) => {
+                                upstream_request =
+                                    upstream_request.header(header::AUTHORIZATION, value);
+                            }
+                            Err(refused) => {
+                                let failure = self.credential_failed(channel, key, refused);
+                                return Err((failure, ticket));
+                            }
+                        }
+                    }
+                }
                 Some(key)
             }
             KeyPick::NoKeyNeeded => None,

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::error::RelayError;
 use super::inbound::{self, ClientProtocol};
 use super::providers::gemini::{self, GeminiAnswer};
-use super::providers::{Chained, StreamTranslator, anthropic, cohere, ollama};
+use super::providers::{Chained, StreamTranslator, anthropic, cohere, ollama, vertex};
 use super::request::{ClientRequest, Endpoint};
 use super::usage::{AnswerWire, TextCounter, find_usage};
 use crate::domain::kinds::ChannelType;
@@ -34,13 +34,19 @@ enum Dialect {
 }
 
 impl Dialect {
-    fn of(channel: ChannelType) -> Dialect {
+    /// The protocol a channel speaks for a model (Vertex serves Gemini and Claude models,
+    /// each in its own publisher's protocol).
+    fn of(channel: ChannelType, upstream_model: &str) -> Dialect {
         match channel {
             ChannelType::OpenAi | ChannelType::Azure => Dialect::OpenAiChat,
             ChannelType::Anthropic => Dialect::AnthropicMessages,
             ChannelType::Gemini => Dialect::Gemini,
             ChannelType::Ollama => Dialect::Ollama,
             ChannelType::Cohere => Dialect::Cohere,
+            ChannelType::Vertex if vertex::is_anthropic_model(upstream_model) => {
+                Dialect::AnthropicMessages
+            }
+            ChannelType::Vertex => Dialect::Gemini,
         }
     }
 }
@@ -59,6 +65,8 @@ pub struct Wire {
     endpoint: Endpoint,
     client: ClientProtocol,
     dialect: Dialect,
+    /// Vertex's variant of the dialect: Messages bodies carry the API version, not the model.
+    on_vertex: bool,
 }
 
 /// A complete answer in the client's protocol, with what to bill.
@@ -135,11 +143,12 @@ fn billed_units(endpoint: Endpoint, body: &[u8]) -> i64 {
 }
 
 impl Wire {
-    pub fn new(endpoint: Endpoint, channel: ChannelType) -> Wire {
+    pub fn new(endpoint: Endpoint, channel: ChannelType, upstream_model: &str) -> Wire {
         Wire {
             endpoint,
             client: endpoint.protocol(),
-            dialect: Dialect::of(channel),
+            dialect: Dialect::of(channel, upstream_model),
+            on_vertex: channel == ChannelType::Vertex,
         }
     }
 
@@ -156,6 +165,21 @@ impl Wire {
     /// The body sent upstream. OpenAI-compatible upstreams report stream usage only when
     /// asked, so it is asked for.
     pub fn body(
+        self,
+        request: &ClientRequest<'_>,
+        raw: &Bytes,
+        upstream_model: &str,
+        default_max_tokens: u64,
+    ) -> Result<Bytes, RelayError> {
+        let body = self.protocol_body(request, raw, upstream_model, default_max_tokens)?;
+        if self.on_vertex && self.dialect == Dialect::AnthropicMessages {
+            return vertex::anthropic_body(&body).ok_or_else(RelayError::internal);
+        }
+        Ok(body)
+    }
+
+    /// The body in the upstream's protocol.
+    fn protocol_body(
         self,
         request: &ClientRequest<'_>,
         raw: &Bytes,

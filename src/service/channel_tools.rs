@@ -12,20 +12,22 @@ use super::{ServiceError, ServiceResult};
 use crate::db::channels::ChannelRow;
 use crate::db::{self, Db};
 use crate::domain::kinds::ChannelType;
+use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::relay::inbound::anthropic::takes_max_completion_tokens;
-use crate::relay::providers;
+use crate::relay::providers::{self, Credential, vertex};
 use crate::relay::request::Endpoint;
 
 /// How long a test or a model listing may take.
 pub const UPSTREAM_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A request to the channel's upstream at `url`, authenticated like the relay's.
-pub fn upstream_request(
+/// A request to the channel's upstream at `url`, authenticated like the relay's. Fails only
+/// when a Vertex key cannot be traded for an access token.
+pub async fn upstream_request(
     http: &reqwest::Client,
     method: reqwest::Method,
     channel: &ChannelRow,
     url: &str,
-) -> reqwest::RequestBuilder {
+) -> Result<reqwest::RequestBuilder, String> {
     // The first key in rotation; a channel whose keys are all disabled is tried with its first.
     let key = channel
         .enabled_keys()
@@ -33,20 +35,26 @@ pub fn upstream_request(
         .or(channel.secret_keys.first())
         .map(String::as_str)
         .unwrap_or_default();
-    upstream_request_with_key(http, method, channel, key, url)
+    upstream_request_with_key(http, method, channel, key, url).await
 }
 
 /// A request to the channel's upstream with one given key (empty: none).
-pub fn upstream_request_with_key(
+pub async fn upstream_request_with_key(
     http: &reqwest::Client,
     method: reqwest::Method,
     channel: &ChannelRow,
     key: &str,
     url: &str,
-) -> reqwest::RequestBuilder {
+) -> Result<reqwest::RequestBuilder, String> {
     let mut request = http.request(method, url);
-    if let Some((name, value)) = providers::key_header(channel.channel_type, key) {
-        request = request.header(name, value);
+    let fingerprint = upstream_key_fingerprint(key);
+    match providers::credential(channel.channel_type, key, &fingerprint) {
+        Some(Credential::Header(name, value)) => request = request.header(name, value),
+        Some(Credential::Vertex(tokens)) => {
+            let value = tokens.authorization(http).await.map_err(|e| e.message)?;
+            request = request.header(http::header::AUTHORIZATION, value);
+        }
+        None => {}
     }
     for (name, value) in providers::fixed_headers(channel.channel_type) {
         request = request.header(*name, *value);
@@ -54,7 +62,7 @@ pub fn upstream_request_with_key(
     for (name, value) in &channel.extra_headers {
         request = request.header(name.as_str(), value.as_str());
     }
-    request
+    Ok(request)
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
@@ -136,6 +144,14 @@ pub async fn test(
             "model": upstream_model, "max_tokens": 1,
             "messages": [{"role": "user", "content": "hi"}],
         }),
+        ChannelType::Vertex if vertex::is_anthropic_model(&upstream_model) => json!({
+            "anthropic_version": vertex::ANTHROPIC_VERSION, "max_tokens": 1,
+            "messages": [{"role": "user", "content": "hi"}],
+        }),
+        ChannelType::Vertex => json!({
+            "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"maxOutputTokens": 1},
+        }),
         ChannelType::OpenAi | ChannelType::Azure => {
             let limit = if takes_max_completion_tokens(&upstream_model) {
                 "max_completion_tokens"
@@ -149,14 +165,18 @@ pub async fn test(
         }
     };
     let started = Instant::now();
-    let sent = upstream_request(http, reqwest::Method::POST, &channel, &url)
-        .timeout(UPSTREAM_TOOL_TIMEOUT)
-        .json(&body)
-        .send()
-        .await;
+    let sent = match upstream_request(http, reqwest::Method::POST, &channel, &url).await {
+        Ok(request) => Ok(request
+            .timeout(UPSTREAM_TOOL_TIMEOUT)
+            .json(&body)
+            .send()
+            .await),
+        Err(refused) => Err(refused),
+    };
     let (status, message) = match sent {
-        Err(e) => (None, format!("unreachable: {e}")),
-        Ok(response) => {
+        Err(refused) => (None, format!("no access token: {refused}")),
+        Ok(Err(e)) => (None, format!("unreachable: {e}")),
+        Ok(Ok(response)) => {
             let status = response.status();
             let body = response.bytes().await.unwrap_or_default();
             if status.is_success() {
@@ -188,8 +208,16 @@ pub async fn fetch_models(
     name_or_id: &str,
 ) -> ServiceResult<Vec<String>> {
     let channel = super::channels::get(db, name_or_id).await?;
+    if channel.channel_type == ChannelType::Vertex {
+        return Err(ServiceError::invalid(
+            "channel",
+            "Vertex AI has no list of the models a project may call; give the channel's models with --models",
+        ));
+    }
     let url = providers::models_url(channel.channel_type, &channel.base_url);
     let response = upstream_request(http, reqwest::Method::GET, &channel, &url)
+        .await
+        .map_err(ServiceError::Upstream)?
         .timeout(UPSTREAM_TOOL_TIMEOUT)
         .send()
         .await

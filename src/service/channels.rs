@@ -115,10 +115,12 @@ fn parse_keys(keys: &[String], channel_type: ChannelType) -> ServiceResult<Vec<S
             "give at least one upstream key",
         ));
     }
-    if keys
-        .iter()
-        .any(|k| k.chars().any(|c| c.is_control() || c == ' '))
-    {
+    // A service account's JSON (Vertex) has spaces inside its values; a token never does.
+    let spaces_allowed = channel_type == ChannelType::Vertex;
+    if keys.iter().any(|k| {
+        k.chars()
+            .any(|c| c.is_control() || (c == ' ' && !spaces_allowed))
+    }) {
         return Err(ServiceError::invalid(
             "key",
             "an upstream key contains spaces or control characters",
@@ -242,6 +244,14 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
     }
     if let Some(headers) = input.extra_headers {
         spec.extra_headers = check_headers(&headers)?;
+    }
+    if spec.channel_type == ChannelType::Vertex {
+        providers::vertex::check_base_url(&spec.base_url)
+            .map_err(|message| ServiceError::invalid("base-url", message))?;
+        for key in &spec.secret_keys {
+            providers::vertex::TokenSource::check_key(key)
+                .map_err(|message| ServiceError::invalid("key", message))?;
+        }
     }
     if let Some(status) = input.status {
         spec.status = parse_status(&status)?;

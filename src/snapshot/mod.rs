@@ -124,7 +124,7 @@ impl ChannelEntry {
 /// One upstream key of a channel.
 #[derive(Debug)]
 pub struct ChannelKey {
-    pub header: (HeaderName, HeaderValue),
+    pub credential: providers::Credential,
     /// `secret_key::upstream_key_fingerprint`: names the key in logs and stored status.
     pub fingerprint: String,
     pub health: Arc<KeyHealth>,
@@ -357,14 +357,14 @@ impl Snapshot {
                 if disabled {
                     continue;
                 }
-                match providers::key_header(c.channel_type, key) {
-                    Some(header) => keys.push(ChannelKey {
-                        header,
+                match providers::credential(c.channel_type, key, &fingerprint) {
+                    Some(credential) => keys.push(ChannelKey {
+                        credential,
                         fingerprint,
                         health: key_health,
                     }),
                     None => problems.push(format!(
-                        "channel {} has a key that is not a valid header value",
+                        "channel {} has a key that cannot be used (not a valid header value, or not a service account)",
                         c.name
                     )),
                 }

@@ -14,6 +14,7 @@ mod provider_azure;
 mod provider_cohere;
 mod provider_gemini;
 mod provider_ollama;
+mod provider_vertex;
 mod refusals;
 mod relay_basics;
 mod routing;

@@ -8,6 +8,7 @@ pub mod cohere;
 pub mod gemini;
 pub mod ollama;
 pub mod presets;
+pub mod vertex;
 
 use bytes::BytesMut;
 use http::{HeaderName, HeaderValue};
@@ -17,9 +18,30 @@ use super::request::Endpoint;
 use crate::domain::kinds::ChannelType;
 use crate::domain::pricing::Usage;
 
-/// The header that carries a channel key, built once per key when the snapshot is built.
+/// How a request proves it may use a channel: a fixed header, or an access token obtained
+/// with the key (Vertex's service accounts).
+#[derive(Debug)]
+pub enum Credential {
+    Header(HeaderName, HeaderValue),
+    Vertex(std::sync::Arc<vertex::TokenSource>),
+}
+
+/// The credential for one key of a channel, built once per key when the snapshot is built.
+/// None when the key cannot be used (not a header value, not a service account).
+pub fn credential(channel_type: ChannelType, key: &str, fingerprint: &str) -> Option<Credential> {
+    match channel_type {
+        ChannelType::Vertex => vertex::TokenSource::for_key(fingerprint, key)
+            .ok()
+            .map(Credential::Vertex),
+        _ => key_header(channel_type, key).map(|(name, value)| Credential::Header(name, value)),
+    }
+}
+
+/// The header that carries a channel key. None for a key that is not a header value, and for
+/// Vertex, whose keys are traded for tokens (see [`credential`]).
 pub fn key_header(channel_type: ChannelType, key: &str) -> Option<(HeaderName, HeaderValue)> {
     let (name, value) = match channel_type {
+        ChannelType::Vertex => return None,
         // Ollama needs no key locally; Ollama's cloud and proxies in front of it take a bearer.
         ChannelType::OpenAi | ChannelType::Ollama | ChannelType::Cohere => {
             (http::header::AUTHORIZATION, format!("Bearer {key}"))
@@ -40,7 +62,8 @@ pub fn fixed_headers(channel_type: ChannelType) -> &'static [(&'static str, &'st
         | ChannelType::Azure
         | ChannelType::Gemini
         | ChannelType::Ollama
-        | ChannelType::Cohere => &[],
+        | ChannelType::Cohere
+        | ChannelType::Vertex => &[],
         ChannelType::Anthropic => &[("anthropic-version", anthropic::API_VERSION)],
     }
 }
@@ -103,6 +126,12 @@ pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'
             ChannelType::Cohere,
             Endpoint::Completions | Endpoint::ImageGenerations | Endpoint::Moderations,
         ) => None,
+        // The publisher and model complete the path per request (see `request_uri`).
+        (
+            ChannelType::Vertex,
+            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
+        ) => Some("/publishers"),
+        (ChannelType::Vertex, _) => None,
     }
 }
 
@@ -148,6 +177,13 @@ pub fn models_url(channel_type: ChannelType, base_url: &str) -> String {
             format!("{}/models", base_url.trim_end_matches('/'))
         }
         ChannelType::Ollama => format!("{}/tags", base_url.trim_end_matches('/')),
+        // Publisher models are listed by v1beta1 only, under the publisher.
+        ChannelType::Vertex => format!(
+            "{}/publishers/google/models",
+            base_url
+                .trim_end_matches('/')
+                .replacen("/v1/", "/v1beta1/", 1)
+        ),
         // Cohere lists its models in v1 only.
         ChannelType::Cohere => {
             let base = base_url.trim_end_matches('/');
@@ -181,6 +217,10 @@ pub fn request_uri(
             let path = gemini::method_path(upstream_model, method);
             http::Uri::try_from(format!("{endpoint_uri}{path}")).ok()
         }
+        ChannelType::Vertex => {
+            let path = vertex::model_path(upstream_model, stream);
+            http::Uri::try_from(format!("{endpoint_uri}{path}")).ok()
+        }
     }
 }
 
@@ -193,7 +233,8 @@ pub fn effective_status(channel_type: ChannelType, status: u16, body: &[u8]) -> 
         | ChannelType::Azure
         | ChannelType::Anthropic
         | ChannelType::Ollama
-        | ChannelType::Cohere => status,
+        | ChannelType::Cohere
+        | ChannelType::Vertex => status,
     }
 }
 
@@ -206,8 +247,9 @@ pub fn default_path_prefix(channel_type: ChannelType) -> &'static str {
         // `ollama-openai` preset).
         ChannelType::Ollama => "/api",
         ChannelType::Cohere => "/v2",
-        // The resource alone: deployment URLs start at the root.
-        ChannelType::Azure => "",
+        // The resource alone: deployment URLs start at the root. Vertex's base URL names the
+        // project and location, which no default can supply.
+        ChannelType::Azure | ChannelType::Vertex => "",
     }
 }
 
