@@ -63,7 +63,7 @@ string_enum!(
 
 string_enum!(
     /// How Tollgate talks to a channel's upstream.
-    ChannelType { OpenAi => "openai", Azure => "azure", Anthropic => "anthropic", Gemini => "gemini", Ollama => "ollama", Cohere => "cohere", Vertex => "vertex" }
+    ChannelType { OpenAi => "openai", Azure => "azure", Anthropic => "anthropic", Gemini => "gemini", Ollama => "ollama", Cohere => "cohere", Vertex => "vertex", Bedrock => "bedrock" }
 );
 
 string_enum!(

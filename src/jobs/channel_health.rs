@@ -191,7 +191,8 @@ async fn probe_channel(state: &AppState, channel: &ChannelRow) {
 async fn probe(state: &AppState, channel: &ChannelRow, key: &str) -> Result<(), String> {
     let url = providers::models_url(channel.channel_type, &channel.base_url);
     let request =
-        upstream_request_with_key(&state.http, reqwest::Method::GET, channel, key, &url).await?;
+        upstream_request_with_key(&state.http, reqwest::Method::GET, channel, key, &url, None)
+            .await?;
     if channel.channel_type == ChannelType::Vertex {
         return Ok(());
     }

@@ -20,7 +20,7 @@ use http_body_util::Full;
 
 use super::auth::{self, Caller};
 use super::error::RelayError;
-use super::providers::{self, Credential, vertex};
+use super::providers::{self, Credential, bedrock, vertex};
 use super::request::{ClientRequest, Endpoint};
 use super::stream::SseRelay;
 use super::upstream::{self, UpstreamResponse};
@@ -639,9 +639,12 @@ impl Attempts<'_> {
             .method(http::Method::POST)
             .uri(uri)
             .header(header::CONTENT_TYPE, "application/json");
+        // IAM credentials sign the finished request, headers and body (see below).
+        let mut signing_key = None;
         let key = match channel.pick_key(now_ms()) {
             KeyPick::Key(key) => {
                 match &key.credential {
+                    Credential::AwsSigning(aws) => signing_key = Some(aws),
                     Credential::Header(name, value) => {
                         upstream_request = upstream_request.header(name, value.clone());
                     }
@@ -679,10 +682,17 @@ impl Attempts<'_> {
         if let Some(headers) = upstream_request.headers_mut() {
             add_channel_headers(channel, self.client_headers, headers);
         }
-        let upstream_request = match upstream_request.body(Full::new(body)) {
+        let mut upstream_request = match upstream_request.body(Full::new(body.clone())) {
             Ok(upstream_request) => upstream_request,
             Err(_) => return Err((AttemptFailure::Retry(RelayError::internal()), ticket)),
         };
+        if let Some(aws) = signing_key
+            && let Err(message) =
+                bedrock::sign(&mut upstream_request, &body, aws, &channel.base_url)
+        {
+            tracing::error!(channel = %channel.name, %message, "cannot sign a Bedrock request");
+            return Err((AttemptFailure::Retry(RelayError::internal()), ticket));
+        }
         let timeout = self.first_byte_timeout(channel);
         // While the upstream works, a vanished client still pays for the prompt it sent.
         ticket.charge_on_drop = Some(Usage {
@@ -728,6 +738,7 @@ impl Attempts<'_> {
         let stream_type = match wire.framing() {
             Framing::ServerSentEvents => "text/event-stream",
             Framing::JsonLines => "application/x-ndjson",
+            Framing::AwsEventStream => "application/vnd.amazon.eventstream",
         };
         let is_stream = response
             .headers()

@@ -68,6 +68,7 @@ fn next_event_end(buffer: &[u8], framing: Framing) -> Option<usize> {
     match framing {
         Framing::ServerSentEvents => event_end(buffer),
         Framing::JsonLines => buffer.iter().position(|&b| b == b'\n').map(|i| i + 1),
+        Framing::AwsEventStream => super::providers::bedrock::frame_end(buffer),
     }
 }
 
@@ -143,6 +144,8 @@ impl SseRelay {
         let data = match self.framing {
             Framing::ServerSentEvents => event_data(event),
             Framing::JsonLines => Some(event.trim_ascii().to_vec()).filter(|line| !line.is_empty()),
+            // Binary messages: the translator decodes the whole frame.
+            Framing::AwsEventStream => Some(event.to_vec()).filter(|frame| !frame.is_empty()),
         };
         let (Some(translator), Some(data)) = (self.translator.as_mut(), data) else {
             return;

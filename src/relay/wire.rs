@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::error::RelayError;
 use super::inbound::{self, ClientProtocol};
 use super::providers::gemini::{self, GeminiAnswer};
-use super::providers::{Chained, StreamTranslator, anthropic, cohere, ollama, vertex};
+use super::providers::{Chained, StreamTranslator, anthropic, bedrock, cohere, ollama, vertex};
 use super::request::{ClientRequest, Endpoint};
 use super::usage::{AnswerWire, TextCounter, find_usage};
 use crate::domain::kinds::ChannelType;
@@ -31,6 +31,8 @@ enum Dialect {
     Gemini,
     Ollama,
     Cohere,
+    /// Bedrock's Converse API.
+    Converse,
 }
 
 impl Dialect {
@@ -47,6 +49,7 @@ impl Dialect {
                 Dialect::AnthropicMessages
             }
             ChannelType::Vertex => Dialect::Gemini,
+            ChannelType::Bedrock => Dialect::Converse,
         }
     }
 }
@@ -58,6 +61,8 @@ pub enum Framing {
     ServerSentEvents,
     /// One JSON object per line (Ollama).
     JsonLines,
+    /// AWS's binary event stream (Bedrock).
+    AwsEventStream,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,6 +247,7 @@ impl Wire {
                 upstream_model,
                 request.stream,
             )?),
+            Dialect::Converse => to_bytes(&bedrock::chat_request(&chat, upstream_model)?),
         }
     }
 
@@ -249,6 +255,7 @@ impl Wire {
     pub fn framing(self) -> Framing {
         match self.dialect {
             Dialect::Ollama => Framing::JsonLines,
+            Dialect::Converse => Framing::AwsEventStream,
             _ => Framing::ServerSentEvents,
         }
     }
@@ -462,6 +469,13 @@ impl Wire {
                     )?;
                 (Bytes::from(completion.to_string()), usage)
             }
+            Dialect::Converse => {
+                let (completion, usage) =
+                    bedrock::chat_response(&body, client_model, context.now_secs).ok_or(
+                        Unusable::NotAnAnswer("something that is not a Converse answer"),
+                    )?;
+                (Bytes::from(completion.to_string()), Some(usage))
+            }
         };
         let (usage, estimated) = match reported {
             Some(usage) => (usage, false),
@@ -543,6 +557,11 @@ impl Wire {
                     now_secs,
                     chat_usage,
                 ))),
+                Dialect::Converse => Some(Box::new(bedrock::ChatStreamFromBedrock::new(
+                    client_model,
+                    now_secs,
+                    chat_usage,
+                ))),
             };
         let client: Option<Box<dyn StreamTranslator>> = match self.client {
             ClientProtocol::OpenAi => None,
@@ -581,7 +600,7 @@ impl Wire {
         let kind = match self.dialect {
             Dialect::AnthropicMessages => anthropic::error_parts(&body).map(|(kind, _)| kind),
             Dialect::Gemini => gemini::error_parts(&body).map(|(kind, _)| kind),
-            Dialect::OpenAiChat | Dialect::Ollama | Dialect::Cohere => None,
+            Dialect::OpenAiChat | Dialect::Ollama | Dialect::Cohere | Dialect::Converse => None,
         }
         .unwrap_or_else(|| "upstream_error".into());
         let envelope = self

@@ -14,19 +14,21 @@ use crate::db::{self, Db};
 use crate::domain::kinds::ChannelType;
 use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::relay::inbound::anthropic::takes_max_completion_tokens;
-use crate::relay::providers::{self, Credential, vertex};
+use crate::relay::providers::{self, Credential, bedrock, vertex};
 use crate::relay::request::Endpoint;
 
 /// How long a test or a model listing may take.
 pub const UPSTREAM_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A request to the channel's upstream at `url`, authenticated like the relay's. Fails only
-/// when a Vertex key cannot be traded for an access token.
+/// A request to the channel's upstream at `url` with an optional JSON body, authenticated
+/// like the relay's. Fails only when a key cannot be used (a Vertex account refused, a Bedrock
+/// request that cannot be signed).
 pub async fn upstream_request(
     http: &reqwest::Client,
     method: reqwest::Method,
     channel: &ChannelRow,
     url: &str,
+    body: Option<&Value>,
 ) -> Result<reqwest::RequestBuilder, String> {
     // The first key in rotation; a channel whose keys are all disabled is tried with its first.
     let key = channel
@@ -35,7 +37,7 @@ pub async fn upstream_request(
         .or(channel.secret_keys.first())
         .map(String::as_str)
         .unwrap_or_default();
-    upstream_request_with_key(http, method, channel, key, url).await
+    upstream_request_with_key(http, method, channel, key, url, body).await
 }
 
 /// A request to the channel's upstream with one given key (empty: none).
@@ -45,24 +47,41 @@ pub async fn upstream_request_with_key(
     channel: &ChannelRow,
     key: &str,
     url: &str,
+    body: Option<&Value>,
 ) -> Result<reqwest::RequestBuilder, String> {
-    let mut request = http.request(method, url);
-    let fingerprint = upstream_key_fingerprint(key);
-    match providers::credential(channel.channel_type, key, &fingerprint) {
-        Some(Credential::Header(name, value)) => request = request.header(name, value),
-        Some(Credential::Vertex(tokens)) => {
-            let value = tokens.authorization(http).await.map_err(|e| e.message)?;
-            request = request.header(http::header::AUTHORIZATION, value);
-        }
-        None => {}
-    }
+    let mut request = http::Request::builder().method(method).uri(url);
     for (name, value) in providers::fixed_headers(channel.channel_type) {
         request = request.header(*name, *value);
     }
     for (name, value) in &channel.extra_headers {
         request = request.header(name.as_str(), value.as_str());
     }
-    Ok(request)
+    if body.is_some() {
+        request = request.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    let body = body.map(Value::to_string).unwrap_or_default().into_bytes();
+    let mut request = request
+        .body(body.clone())
+        .map_err(|e| format!("not a valid request: {e}"))?;
+    let fingerprint = upstream_key_fingerprint(key);
+    match providers::credential(channel.channel_type, key, &fingerprint) {
+        Some(Credential::Header(name, value)) => {
+            request.headers_mut().insert(name, value);
+        }
+        Some(Credential::Vertex(tokens)) => {
+            let value = tokens.authorization(http).await.map_err(|e| e.message)?;
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, value);
+        }
+        Some(Credential::AwsSigning(aws)) => {
+            bedrock::sign(&mut request, &body, &aws, &channel.base_url)?;
+        }
+        None => {}
+    }
+    let request =
+        reqwest::Request::try_from(request).map_err(|e| format!("not a valid request: {e}"))?;
+    Ok(reqwest::RequestBuilder::from_parts(http.clone(), request))
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
@@ -152,6 +171,10 @@ pub async fn test(
             "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
             "generationConfig": {"maxOutputTokens": 1},
         }),
+        ChannelType::Bedrock => json!({
+            "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+            "inferenceConfig": {"maxTokens": 1},
+        }),
         ChannelType::OpenAi | ChannelType::Azure => {
             let limit = if takes_max_completion_tokens(&upstream_model) {
                 "max_completion_tokens"
@@ -165,14 +188,11 @@ pub async fn test(
         }
     };
     let started = Instant::now();
-    let sent = match upstream_request(http, reqwest::Method::POST, &channel, &url).await {
-        Ok(request) => Ok(request
-            .timeout(UPSTREAM_TOOL_TIMEOUT)
-            .json(&body)
-            .send()
-            .await),
-        Err(refused) => Err(refused),
-    };
+    let sent =
+        match upstream_request(http, reqwest::Method::POST, &channel, &url, Some(&body)).await {
+            Ok(request) => Ok(request.timeout(UPSTREAM_TOOL_TIMEOUT).send().await),
+            Err(refused) => Err(refused),
+        };
     let (status, message) = match sent {
         Err(refused) => (None, format!("no access token: {refused}")),
         Ok(Err(e)) => (None, format!("unreachable: {e}")),
@@ -215,7 +235,7 @@ pub async fn fetch_models(
         ));
     }
     let url = providers::models_url(channel.channel_type, &channel.base_url);
-    let response = upstream_request(http, reqwest::Method::GET, &channel, &url)
+    let response = upstream_request(http, reqwest::Method::GET, &channel, &url, None)
         .await
         .map_err(ServiceError::Upstream)?
         .timeout(UPSTREAM_TOOL_TIMEOUT)
@@ -234,7 +254,8 @@ pub async fn fetch_models(
     let list: Value = serde_json::from_slice(&body)
         .map_err(|_| ServiceError::Upstream("the upstream's model list is not JSON".to_string()))?;
     // OpenAI and Anthropic: `{"data":[{"id"}]}`; Gemini: `{"models":[{"name":"models/…"}]}`;
-    // Ollama and Cohere: `{"models":[{"name":"llama3.2:3b"}]}`.
+    // Ollama and Cohere: `{"models":[{"name":"llama3.2:3b"}]}`; Bedrock:
+    // `{"modelSummaries":[{"modelId"}]}`.
     let openai_style = list
         .get("data")
         .and_then(Value::as_array)
@@ -248,8 +269,15 @@ pub async fn fetch_models(
         .flatten()
         .filter_map(|m| m.get("name").and_then(Value::as_str))
         .map(|name| name.strip_prefix("models/").unwrap_or(name));
+    let bedrock_style = list
+        .get("modelSummaries")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("modelId").and_then(Value::as_str));
     let mut models: Vec<String> = openai_style
         .chain(gemini_style)
+        .chain(bedrock_style)
         .map(str::to_string)
         .collect();
     models.sort();

@@ -245,6 +245,12 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
     if let Some(headers) = input.extra_headers {
         spec.extra_headers = check_headers(&headers)?;
     }
+    if spec.channel_type == ChannelType::Bedrock {
+        for key in &spec.secret_keys {
+            providers::bedrock::BedrockKey::parse(key)
+                .map_err(|message| ServiceError::invalid("key", message))?;
+        }
+    }
     if spec.channel_type == ChannelType::Vertex {
         providers::vertex::check_base_url(&spec.base_url)
             .map_err(|message| ServiceError::invalid("base-url", message))?;

@@ -11,6 +11,7 @@ mod inbound_responses;
 mod management_api;
 mod provider_anthropic;
 mod provider_azure;
+mod provider_bedrock;
 mod provider_cohere;
 mod provider_gemini;
 mod provider_ollama;

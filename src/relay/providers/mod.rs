@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
 pub mod cohere;
 pub mod gemini;
 pub mod ollama;
@@ -24,6 +25,8 @@ use crate::domain::pricing::Usage;
 pub enum Credential {
     Header(HeaderName, HeaderValue),
     Vertex(std::sync::Arc<vertex::TokenSource>),
+    /// IAM credentials that sign each request (SigV4).
+    AwsSigning(std::sync::Arc<bedrock::BedrockKey>),
 }
 
 /// The credential for one key of a channel, built once per key when the snapshot is built.
@@ -33,6 +36,14 @@ pub fn credential(channel_type: ChannelType, key: &str, fingerprint: &str) -> Op
         ChannelType::Vertex => vertex::TokenSource::for_key(fingerprint, key)
             .ok()
             .map(Credential::Vertex),
+        ChannelType::Bedrock => match bedrock::BedrockKey::parse(key).ok()? {
+            bedrock::BedrockKey::Bearer(token) => {
+                let mut value = HeaderValue::try_from(format!("Bearer {token}")).ok()?;
+                value.set_sensitive(true);
+                Some(Credential::Header(http::header::AUTHORIZATION, value))
+            }
+            signing => Some(Credential::AwsSigning(std::sync::Arc::new(signing))),
+        },
         _ => key_header(channel_type, key).map(|(name, value)| Credential::Header(name, value)),
     }
 }
@@ -41,7 +52,7 @@ pub fn credential(channel_type: ChannelType, key: &str, fingerprint: &str) -> Op
 /// Vertex, whose keys are traded for tokens (see [`credential`]).
 pub fn key_header(channel_type: ChannelType, key: &str) -> Option<(HeaderName, HeaderValue)> {
     let (name, value) = match channel_type {
-        ChannelType::Vertex => return None,
+        ChannelType::Vertex | ChannelType::Bedrock => return None,
         // Ollama needs no key locally; Ollama's cloud and proxies in front of it take a bearer.
         ChannelType::OpenAi | ChannelType::Ollama | ChannelType::Cohere => {
             (http::header::AUTHORIZATION, format!("Bearer {key}"))
@@ -63,7 +74,8 @@ pub fn fixed_headers(channel_type: ChannelType) -> &'static [(&'static str, &'st
         | ChannelType::Gemini
         | ChannelType::Ollama
         | ChannelType::Cohere
-        | ChannelType::Vertex => &[],
+        | ChannelType::Vertex
+        | ChannelType::Bedrock => &[],
         ChannelType::Anthropic => &[("anthropic-version", anthropic::API_VERSION)],
     }
 }
@@ -132,6 +144,12 @@ pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'
             Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
         ) => Some("/publishers"),
         (ChannelType::Vertex, _) => None,
+        // The model id and the method complete the path per request.
+        (
+            ChannelType::Bedrock,
+            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
+        ) => Some("/model"),
+        (ChannelType::Bedrock, _) => None,
     }
 }
 
@@ -184,6 +202,13 @@ pub fn models_url(channel_type: ChannelType, base_url: &str) -> String {
                 .trim_end_matches('/')
                 .replacen("/v1/", "/v1beta1/", 1)
         ),
+        // The model list is on the control plane (`bedrock.`), not the runtime.
+        ChannelType::Bedrock => format!(
+            "{}/foundation-models",
+            base_url
+                .trim_end_matches('/')
+                .replacen("://bedrock-runtime.", "://bedrock.", 1)
+        ),
         // Cohere lists its models in v1 only.
         ChannelType::Cohere => {
             let base = base_url.trim_end_matches('/');
@@ -221,6 +246,10 @@ pub fn request_uri(
             let path = vertex::model_path(upstream_model, stream);
             http::Uri::try_from(format!("{endpoint_uri}{path}")).ok()
         }
+        ChannelType::Bedrock => {
+            let path = bedrock::model_path(upstream_model, stream);
+            http::Uri::try_from(format!("{endpoint_uri}{path}")).ok()
+        }
     }
 }
 
@@ -234,7 +263,8 @@ pub fn effective_status(channel_type: ChannelType, status: u16, body: &[u8]) -> 
         | ChannelType::Anthropic
         | ChannelType::Ollama
         | ChannelType::Cohere
-        | ChannelType::Vertex => status,
+        | ChannelType::Vertex
+        | ChannelType::Bedrock => status,
     }
 }
 
@@ -249,7 +279,7 @@ pub fn default_path_prefix(channel_type: ChannelType) -> &'static str {
         ChannelType::Cohere => "/v2",
         // The resource alone: deployment URLs start at the root. Vertex's base URL names the
         // project and location, which no default can supply.
-        ChannelType::Azure | ChannelType::Vertex => "",
+        ChannelType::Azure | ChannelType::Vertex | ChannelType::Bedrock => "",
     }
 }
 

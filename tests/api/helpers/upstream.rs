@@ -44,6 +44,12 @@ pub enum Reply {
         split: usize,
         delay: Duration,
     },
+    /// AWS's binary event stream (Bedrock's ConverseStream), sent in pieces like `Sse`.
+    EventStream {
+        body: Vec<u8>,
+        split: usize,
+        delay: Duration,
+    },
     /// Never answers.
     Hang,
     /// Sends headers, then breaks the connection before any body.
@@ -220,6 +226,26 @@ impl FakeUpstream {
     }
 }
 
+/// A 200 answer sent in pieces of `split` bytes, `delay` apart.
+fn chunked(content_type: &'static str, body: Vec<u8>, split: usize, delay: Duration) -> Response {
+    let pieces: Vec<Bytes> = body
+        .chunks(split.max(1))
+        .map(Bytes::copy_from_slice)
+        .collect();
+    let stream =
+        futures::stream::iter(pieces.into_iter().enumerate()).then(move |(i, piece)| async move {
+            if i > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok::<Bytes, std::io::Error>(piece)
+        });
+    Response::builder()
+        .status(200)
+        .header("content-type", content_type)
+        .body(Body::from_stream(stream))
+        .expect("response")
+}
+
 /// The key a request carries, whichever header the provider uses.
 fn credential(headers: &HeaderMap) -> String {
     let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -305,24 +331,10 @@ async fn handle(
             } else {
                 "text/event-stream"
             };
-            let pieces: Vec<Bytes> = body
-                .as_bytes()
-                .chunks(split.max(1))
-                .map(Bytes::copy_from_slice)
-                .collect();
-            let stream = futures::stream::iter(pieces.into_iter().enumerate()).then(
-                move |(i, piece)| async move {
-                    if i > 0 && !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    Ok::<Bytes, std::io::Error>(piece)
-                },
-            );
-            Response::builder()
-                .status(200)
-                .header("content-type", content_type)
-                .body(Body::from_stream(stream))
-                .expect("response")
+            chunked(content_type, body.into_bytes(), split, delay)
+        }
+        Reply::EventStream { body, split, delay } => {
+            chunked("application/vnd.amazon.eventstream", body, split, delay)
         }
         Reply::Broken | Reply::BrokenStream => {
             let content_type = if matches!(reply, Reply::Broken) {
