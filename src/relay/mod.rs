@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod inbound;
 pub mod models;
+pub mod multipart;
 pub mod providers;
 pub mod proxy;
 pub mod request;
@@ -38,6 +39,9 @@ pub fn router() -> Router<AppState> {
         .route("/v2/rerank", post(rerank))
         .route("/v1/images/generations", post(image_generations))
         .route("/v1/moderations", post(moderations))
+        .route("/v1/audio/speech", post(audio_speech))
+        .route("/v1/audio/transcriptions", post(audio_transcriptions))
+        .route("/v1/audio/translations", post(audio_translations))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models::list))
         // Model ids may contain slashes (`meta-llama/Llama-3-8B`).
@@ -112,6 +116,18 @@ async fn image_generations(State(state): State<AppState>, request: Request) -> R
 
 async fn moderations(State(state): State<AppState>, request: Request) -> Response {
     relay_endpoint(Endpoint::Moderations, state, request).await
+}
+
+async fn audio_speech(State(state): State<AppState>, request: Request) -> Response {
+    relay_endpoint(Endpoint::AudioSpeech, state, request).await
+}
+
+async fn audio_transcriptions(State(state): State<AppState>, request: Request) -> Response {
+    relay_endpoint(Endpoint::AudioTranscriptions, state, request).await
+}
+
+async fn audio_translations(State(state): State<AppState>, request: Request) -> Response {
+    relay_endpoint(Endpoint::AudioTranslations, state, request).await
 }
 
 async fn count_tokens(State(state): State<AppState>, request: Request) -> Response {

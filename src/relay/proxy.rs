@@ -24,7 +24,7 @@ use super::providers::{self, Credential, bedrock, vertex};
 use super::request::{ClientRequest, Endpoint};
 use super::stream::SseRelay;
 use super::upstream::{self, UpstreamResponse};
-use super::wire::{AnswerContext, Framing, Unusable, Wire};
+use super::wire::{self, AnswerContext, Framing, Unusable, Wire};
 use crate::billing::{PriceContext, Ticket, ledger::Shortfall};
 use crate::db::logs::RequestLog;
 use crate::db::now_ms;
@@ -122,7 +122,15 @@ async fn handle(
         Ok(raw) => raw,
         Err(e) => return Err(refuse(state, log, e)),
     };
-    let request = match ClientRequest::parse(endpoint, &raw) {
+    let parsed = if endpoint.is_form() {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        ClientRequest::parse_form(endpoint, &raw, content_type)
+    } else {
+        ClientRequest::parse(endpoint, &raw)
+    };
+    let request = match parsed {
         Ok(request) => request,
         Err(e) => return Err(refuse(state, log, e)),
     };
@@ -173,12 +181,7 @@ async fn handle(
     } else {
         0
     };
-    // Images are billed per image: `n` of them are held.
-    let units = if endpoint == Endpoint::ImageGenerations {
-        request.choices
-    } else {
-        0
-    };
+    let units = held_units(&request);
     let hold = match pricing.cost(Usage {
         prompt_tokens: prompt_estimate,
         completion_tokens: output_estimate,
@@ -325,6 +328,24 @@ fn add_channel_headers(
     }
 }
 
+/// The units held for a price per unit: `n` images, the characters to speak, the seconds of
+/// an upload (estimated from its size); 0 where the request is the unit.
+fn held_units(request: &ClientRequest<'_>) -> i64 {
+    match request.endpoint {
+        Endpoint::ImageGenerations => request.choices,
+        Endpoint::AudioSpeech => request
+            .json_field("input")
+            .and_then(|input| Some(input.as_str()?.chars().count()))
+            .and_then(|chars| i64::try_from(chars).ok())
+            .unwrap_or(0),
+        Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => request
+            .form
+            .as_ref()
+            .map_or(0, |form| wire::estimated_audio_seconds(form.file_bytes)),
+        _ => 0,
+    }
+}
+
 /// An image model's price for the size and quality asked for: `model@size@quality`, then
 /// `model@size`, then the model's own price, so an admin prices sizes and qualities apart
 /// only where they cost differently.
@@ -377,7 +398,8 @@ fn check_model_access(
 }
 
 async fn estimate_prompt(state: &AppState, request: &ClientRequest<'_>, raw: &Bytes) -> i64 {
-    if raw.len() <= BLOCKING_ESTIMATE_BYTES {
+    // An upload's size is audio, not text.
+    if raw.len() <= BLOCKING_ESTIMATE_BYTES || request.form.is_some() {
         return request.estimate_prompt_tokens(state.tokenizer);
     }
     // Large prompts are counted off the async workers. The parsed request borrows the body, so
@@ -635,10 +657,14 @@ impl Attempts<'_> {
             ));
             return Err((AttemptFailure::Retry(error), ticket));
         };
+        let content_type = match &request.form {
+            Some(form) => form.content_type.as_str(),
+            None => "application/json",
+        };
         let mut upstream_request = http::Request::builder()
             .method(http::Method::POST)
             .uri(uri)
-            .header(header::CONTENT_TYPE, "application/json");
+            .header(header::CONTENT_TYPE, content_type);
         // IAM credentials sign the finished request, headers and body (see below).
         let mut signing_key = None;
         let key = match channel.pick_key(now_ms()) {

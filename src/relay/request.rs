@@ -32,10 +32,16 @@ pub enum Endpoint {
     ImageGenerations,
     /// OpenAI's moderation classifier.
     Moderations,
+    /// Text to speech.
+    AudioSpeech,
+    /// Speech to text (a multipart upload).
+    AudioTranscriptions,
+    /// Speech to English text (a multipart upload).
+    AudioTranslations,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 8] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
         Endpoint::Embeddings,
@@ -44,6 +50,9 @@ impl Endpoint {
         Endpoint::Rerank,
         Endpoint::ImageGenerations,
         Endpoint::Moderations,
+        Endpoint::AudioSpeech,
+        Endpoint::AudioTranscriptions,
+        Endpoint::AudioTranslations,
     ];
 
     /// The protocol a client of this endpoint speaks.
@@ -71,6 +80,9 @@ impl Endpoint {
             Endpoint::Rerank => "/rerank",
             Endpoint::ImageGenerations => "/images/generations",
             Endpoint::Moderations => "/moderations",
+            Endpoint::AudioSpeech => "/audio/speech",
+            Endpoint::AudioTranscriptions => "/audio/transcriptions",
+            Endpoint::AudioTranslations => "/audio/translations",
         }
     }
 
@@ -85,7 +97,18 @@ impl Endpoint {
             Endpoint::Rerank => "rerank",
             Endpoint::ImageGenerations => "images.generations",
             Endpoint::Moderations => "moderations",
+            Endpoint::AudioSpeech => "audio.speech",
+            Endpoint::AudioTranscriptions => "audio.transcriptions",
+            Endpoint::AudioTranslations => "audio.translations",
         }
+    }
+
+    /// Whether the client sends a multipart form (an audio upload) rather than JSON.
+    pub fn is_form(self) -> bool {
+        matches!(
+            self,
+            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
+        )
     }
 
     /// Whether the endpoint generates output (and so may stream and holds room for it);
@@ -93,7 +116,7 @@ impl Endpoint {
     pub fn generates(self) -> bool {
         !matches!(
             self,
-            Endpoint::Embeddings | Endpoint::Rerank | Endpoint::Moderations
+            Endpoint::Embeddings | Endpoint::Rerank | Endpoint::Moderations | Endpoint::AudioSpeech
         )
     }
 
@@ -106,7 +129,11 @@ impl Endpoint {
         match self {
             Endpoint::ChatCompletions | Endpoint::Messages => "messages",
             Endpoint::Completions | Endpoint::ImageGenerations => "prompt",
-            Endpoint::Embeddings | Endpoint::Responses | Endpoint::Moderations => "input",
+            Endpoint::Embeddings
+            | Endpoint::Responses
+            | Endpoint::Moderations
+            | Endpoint::AudioSpeech => "input",
+            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => "file",
             Endpoint::Rerank => "documents",
         }
     }
@@ -166,6 +193,20 @@ pub struct ClientRequest<'b> {
     pub max_output_tokens: Option<i64>,
     /// Number of choices requested.
     pub choices: i64,
+    /// For a multipart upload: where its parts are (the JSON fields are empty then).
+    pub form: Option<FormRequest>,
+}
+
+/// What the relay needs of a multipart upload.
+#[derive(Debug, Clone)]
+pub struct FormRequest {
+    /// The client's content type, boundary included, sent upstream unchanged.
+    pub content_type: String,
+    /// Where the model's value is in the body, to replace it when a channel maps it.
+    pub model_value: std::ops::Range<usize>,
+    /// The uploaded file's size in bytes.
+    pub file_bytes: usize,
+    pub response_format: Option<String>,
 }
 
 fn field<'a, T: serde::Deserialize<'a>>(
@@ -254,6 +295,55 @@ impl<'b> ClientRequest<'b> {
             client_wants_usage,
             max_output_tokens,
             choices,
+            form: None,
+        })
+    }
+
+    /// Reads a multipart upload: its model, stream flag and response format, and where the
+    /// file and the model's value are.
+    pub fn parse_form(
+        endpoint: Endpoint,
+        body: &'b [u8],
+        content_type: Option<&str>,
+    ) -> Result<ClientRequest<'b>, RelayError> {
+        let refuse = |message: String| RelayError::bad_request(message);
+        let content_type = content_type.unwrap_or_default();
+        let boundary = super::multipart::boundary(content_type).ok_or_else(|| {
+            refuse("Send the audio as multipart/form-data with a 'file' and a 'model'.".into())
+        })?;
+        let parts = super::multipart::parts(body, boundary)
+            .map_err(|e| refuse(format!("The form could not be read: {e}.")))?;
+        let model_part = parts
+            .iter()
+            .find(|p| p.name == "model" && !p.is_file)
+            .ok_or(RelayError::missing_field("model"))?;
+        let model = std::str::from_utf8(&body[model_part.value.clone()])
+            .map_err(|_| refuse("'model' must be text.".into()))?
+            .trim()
+            .to_string();
+        if model.is_empty() {
+            return Err(RelayError::missing_field("model"));
+        }
+        let file = parts
+            .iter()
+            .find(|p| p.name == "file" && p.is_file)
+            .ok_or(RelayError::missing_field("file"))?;
+        let text = |name: &str| super::multipart::text(body, &parts, name).map(str::trim);
+        let stream = matches!(text("stream"), Some("true" | "1"));
+        Ok(ClientRequest {
+            endpoint,
+            fields: IndexMap::default(),
+            model,
+            stream,
+            client_wants_usage: false,
+            max_output_tokens: None,
+            choices: 1,
+            form: Some(FormRequest {
+                content_type: content_type.to_string(),
+                model_value: model_part.value.clone(),
+                file_bytes: file.value.len(),
+                response_format: text("response_format").map(str::to_string),
+            }),
         })
     }
 
@@ -276,6 +366,13 @@ impl<'b> ClientRequest<'b> {
         upstream_model: &str,
         request_usage: bool,
     ) -> Result<Bytes, RelayError> {
+        if let Some(form) = &self.form {
+            return Ok(if upstream_model == self.model {
+                original.clone()
+            } else {
+                super::multipart::replace(original, form.model_value.clone(), upstream_model)
+            });
+        }
         let inject_usage = request_usage && self.stream && !self.client_wants_usage;
         if upstream_model == self.model && !inject_usage {
             return Ok(original.clone());
@@ -327,7 +424,10 @@ impl<'b> ClientRequest<'b> {
             Endpoint::Completions
             | Endpoint::Embeddings
             | Endpoint::ImageGenerations
-            | Endpoint::Moderations => count_inputs(input, tokenizer),
+            | Endpoint::Moderations
+            | Endpoint::AudioSpeech => count_inputs(input, tokenizer),
+            // An upload's text is not known before it is transcribed.
+            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => 0,
             Endpoint::Rerank => {
                 let query = self
                     .fields

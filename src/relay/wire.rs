@@ -131,6 +131,15 @@ fn counted_usage(openai_answer: &[u8], context: &AnswerContext<'_>) -> Usage {
     }
 }
 
+/// Seconds of audio assumed per uploaded byte: 16 kB a second is 128 kbit/s, a common MP3
+/// rate. Used for the hold, and for billing when the upstream reports no duration.
+const AUDIO_BYTES_PER_SECOND: usize = 16_000;
+
+/// The seconds of audio an upload of this size is assumed to hold (at least one).
+pub fn estimated_audio_seconds(file_bytes: usize) -> i64 {
+    i64::try_from(file_bytes.div_ceil(AUDIO_BYTES_PER_SECOND).max(1)).unwrap_or(i64::MAX)
+}
+
 /// The units a passed-through answer was billed in, for a per-request price: search units of
 /// a rerank (Cohere-compatible vendors), images generated; 0 when the request is the unit.
 fn billed_units(endpoint: Endpoint, body: &[u8]) -> i64 {
@@ -145,6 +154,86 @@ fn billed_units(endpoint: Endpoint, body: &[u8]) -> i64 {
         _ => None,
     };
     units.unwrap_or(0)
+}
+
+/// An audio answer, passed through as it came (audio bytes, JSON or subtitles), with what to
+/// bill: the characters spoken; or the tokens or seconds the upstream reports for a
+/// transcription, and otherwise the seconds the upload is assumed to hold and the tokens of
+/// the text returned.
+fn audio_answer(
+    body: Bytes,
+    content_type: Option<HeaderValue>,
+    context: &AnswerContext<'_>,
+) -> WholeAnswer {
+    let request = context.request;
+    let content_type = content_type.unwrap_or_else(json_content_type);
+    if request.endpoint == Endpoint::AudioSpeech {
+        let characters = request
+            .json_field("input")
+            .and_then(|input| Some(input.as_str()?.chars().count()))
+            .and_then(|chars| i64::try_from(chars).ok())
+            .unwrap_or(0);
+        return WholeAnswer {
+            body,
+            content_type,
+            usage: Usage {
+                prompt_tokens: context.prompt_estimate,
+                units: characters,
+                ..Usage::default()
+            },
+            estimated: false,
+        };
+    }
+    let answer: Option<Value> = serde_json::from_slice(&body).ok();
+    let tokens = find_usage(&body).filter(|u| u.prompt_tokens > 0 || u.completion_tokens > 0);
+    let seconds = answer.as_ref().and_then(|answer| {
+        answer
+            .pointer("/usage/seconds")
+            .or_else(|| answer.get("duration"))
+            .and_then(Value::as_f64)
+    });
+    #[allow(clippy::cast_possible_truncation)]
+    let reported_units = seconds.map(|s| s.max(0.0).ceil() as i64);
+    let (usage, estimated) = match (tokens, reported_units) {
+        (Some(usage), units) => (
+            Usage {
+                units: units.unwrap_or(0),
+                ..usage
+            },
+            false,
+        ),
+        (None, Some(units)) => (
+            Usage {
+                units,
+                ..Usage::default()
+            },
+            false,
+        ),
+        (None, None) => {
+            // Plain text or subtitles: count what came back, assume the upload's length.
+            let text = answer
+                .as_ref()
+                .and_then(|a| a.get("text").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            let mut counter = TextCounter::default();
+            counter.push(&text, context.tokenizer);
+            let file_bytes = request.form.as_ref().map_or(0, |f| f.file_bytes);
+            (
+                Usage {
+                    completion_tokens: counter.total(context.tokenizer),
+                    units: estimated_audio_seconds(file_bytes),
+                    ..Usage::default()
+                },
+                true,
+            )
+        }
+    };
+    WholeAnswer {
+        body,
+        content_type,
+        usage,
+        estimated,
+    }
 }
 
 impl Wire {
@@ -268,6 +357,12 @@ impl Wire {
         context: &AnswerContext<'_>,
     ) -> Result<WholeAnswer, Unusable> {
         let client_model = context.request.model.as_str();
+        if matches!(
+            self.endpoint,
+            Endpoint::AudioSpeech | Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
+        ) {
+            return Ok(audio_answer(body, content_type, context));
+        }
         if self.passes_through() {
             return match (self.client, self.dialect) {
                 (ClientProtocol::Responses, _) => {

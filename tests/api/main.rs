@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod audio;
 mod billing;
 mod catalog;
 mod cli;

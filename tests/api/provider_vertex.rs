@@ -233,17 +233,16 @@ db_test! {
         assert!(bad_url.to_string().contains("project and location"), "{bad_url}");
 
         // The CLI reads the key file as Google hands it out (`--key @file`, pretty-printed).
-        let file = std::env::temp_dir().join(format!("tollgate-sa-{}.json", std::process::id()));
+        let file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
         let pretty: Value = serde_json::from_str(&service_account("https://oauth2.googleapis.com/token")).unwrap();
-        std::fs::write(&file, serde_json::to_string_pretty(&pretty).unwrap()).unwrap();
+        std::fs::write(file.path(), serde_json::to_string_pretty(&pretty).unwrap()).unwrap();
         let base_url = format!("{}{LOCATION_PATH}", vertex.origin());
-        let key_arg = format!("@{}", file.display());
+        let key_arg = format!("@{}", file.path().display());
         let added = crate::shutdown::tollgate(&app.db_url, &[
             "channel", "add", "--name", "from-file", "--type", "vertex", "--base-url", &base_url,
             "--key", &key_arg, "--models", GEMINI, "--json",
         ])
         .unwrap();
-        let _ = std::fs::remove_file(&file);
         let added: Value = serde_json::from_str(&added).unwrap();
         assert_eq!(added["keys"][0], format!("service account {CLIENT_EMAIL}"));
     }

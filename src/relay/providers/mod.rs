@@ -94,14 +94,7 @@ pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'
             ChannelType::Anthropic,
             Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
         ) => Some("/messages"),
-        (
-            ChannelType::Anthropic,
-            Endpoint::Completions
-            | Endpoint::Embeddings
-            | Endpoint::Rerank
-            | Endpoint::ImageGenerations
-            | Endpoint::Moderations,
-        ) => None,
+        (ChannelType::Anthropic, _) => None,
         (
             ChannelType::Gemini,
             Endpoint::ChatCompletions
@@ -109,35 +102,20 @@ pub fn endpoint_path(channel_type: ChannelType, endpoint: Endpoint) -> Option<&'
             | Endpoint::Responses
             | Endpoint::Embeddings,
         ) => Some("/models"),
-        (
-            ChannelType::Gemini,
-            Endpoint::Completions
-            | Endpoint::Rerank
-            | Endpoint::ImageGenerations
-            | Endpoint::Moderations,
-        ) => None,
+        (ChannelType::Gemini, _) => None,
         (
             ChannelType::Ollama,
             Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
         ) => Some("/chat"),
         (ChannelType::Ollama, Endpoint::Embeddings) => Some("/embed"),
-        (
-            ChannelType::Ollama,
-            Endpoint::Completions
-            | Endpoint::Rerank
-            | Endpoint::ImageGenerations
-            | Endpoint::Moderations,
-        ) => None,
+        (ChannelType::Ollama, _) => None,
         (
             ChannelType::Cohere,
             Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
         ) => Some("/chat"),
         (ChannelType::Cohere, Endpoint::Embeddings) => Some("/embed"),
         (ChannelType::Cohere, Endpoint::Rerank) => Some("/rerank"),
-        (
-            ChannelType::Cohere,
-            Endpoint::Completions | Endpoint::ImageGenerations | Endpoint::Moderations,
-        ) => None,
+        (ChannelType::Cohere, _) => None,
         // The publisher and model complete the path per request (see `request_uri`).
         (
             ChannelType::Vertex,
