@@ -23,13 +23,10 @@ use std::time::SystemTime;
 use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
+use super::chat::{self, invalid};
 use super::{ChatChunks, StreamTranslator, TranslatedEvent, openai_usage};
 use crate::domain::pricing::Usage;
 use crate::relay::error::RelayError;
-
-fn invalid(param: &'static str, message: String) -> RelayError {
-    RelayError::bad_request(message).with_param(param)
-}
 
 /// How a Bedrock key authenticates.
 #[derive(Debug)]
@@ -172,16 +169,7 @@ pub fn chat_request(
     request: &Map<String, Value>,
     upstream_model: &str,
 ) -> Result<Value, RelayError> {
-    if request
-        .get("n")
-        .and_then(Value::as_u64)
-        .is_some_and(|n| n > 1)
-    {
-        return Err(invalid(
-            "n",
-            "Bedrock channels return one choice; 'n' must be 1.".into(),
-        ));
-    }
+    chat::one_choice(request, "Bedrock")?;
     if let Some(kind) = request
         .get("response_format")
         .and_then(|f| f.get("type"))
@@ -195,15 +183,7 @@ pub fn chat_request(
             ),
         ));
     }
-    let messages = request
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| {
-            invalid(
-                "messages",
-                "'messages' must be an array of messages.".into(),
-            )
-        })?;
+    let messages = chat::messages(request)?;
     let mut system = Vec::new();
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for (position, message) in messages.iter().enumerate() {
@@ -266,11 +246,7 @@ pub fn chat_request(
         out.insert("system".into(), Value::Array(system));
     }
     let mut inference = Map::new();
-    if let Some(max) = request
-        .get("max_completion_tokens")
-        .or_else(|| request.get("max_tokens"))
-        .filter(|v| v.is_u64())
-    {
+    if let Some(max) = chat::max_output_tokens(request) {
         inference.insert("maxTokens".into(), max.clone());
     }
     for (from, to) in [("temperature", "temperature"), ("top_p", "topP")] {
@@ -278,14 +254,8 @@ pub fn chat_request(
             inference.insert(to.into(), value.clone());
         }
     }
-    match request.get("stop") {
-        Some(Value::String(stop)) => {
-            inference.insert("stopSequences".into(), json!([stop]));
-        }
-        Some(Value::Array(stops)) if !stops.is_empty() => {
-            inference.insert("stopSequences".into(), Value::Array(stops.clone()));
-        }
-        _ => {}
+    if let Some(stops) = chat::stop_sequences(request) {
+        inference.insert("stopSequences".into(), stops);
     }
     if !inference.is_empty() {
         out.insert("inferenceConfig".into(), Value::Object(inference));
@@ -388,15 +358,7 @@ fn tool_config(request: &Map<String, Value>) -> Result<Option<Value>, RelayError
 }
 
 fn text_of(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|part| part.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
+    chat::text_of(content, "\n")
 }
 
 fn user_blocks(content: Option<&Value>, position: usize) -> Result<Vec<Value>, RelayError> {
@@ -477,17 +439,7 @@ fn assistant_blocks(message: &Value, position: usize) -> Result<Vec<Value>, Rela
         .into_iter()
         .flatten()
     {
-        let input = match call.pointer("/function/arguments") {
-            Some(Value::String(text)) if text.trim().is_empty() => json!({}),
-            Some(Value::String(text)) => serde_json::from_str::<Value>(text).map_err(|_| {
-                invalid(
-                    "messages",
-                    format!("messages[{position}] has tool-call arguments that are not JSON."),
-                )
-            })?,
-            Some(object @ Value::Object(_)) => object.clone(),
-            _ => json!({}),
-        };
+        let input = chat::tool_call_input(call, position)?;
         blocks.push(json!({"toolUse": {
             "toolUseId": call.get("id"),
             "name": call.pointer("/function/name"),

@@ -17,13 +17,10 @@
 use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
+use super::chat::{self, invalid};
 use super::{ChatChunks, StreamTranslator, TranslatedEvent, embedding_list, openai_usage};
 use crate::domain::pricing::Usage;
 use crate::relay::error::RelayError;
-
-fn invalid(param: &'static str, message: String) -> RelayError {
-    RelayError::bad_request(message).with_param(param)
-}
 
 /// OpenAI chat request → Cohere `/v2/chat` request.
 pub fn chat_request(
@@ -31,25 +28,8 @@ pub fn chat_request(
     upstream_model: &str,
     stream: bool,
 ) -> Result<Value, RelayError> {
-    if request
-        .get("n")
-        .and_then(Value::as_u64)
-        .is_some_and(|n| n > 1)
-    {
-        return Err(invalid(
-            "n",
-            "Cohere channels return one choice; 'n' must be 1.".into(),
-        ));
-    }
-    let messages = request
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| {
-            invalid(
-                "messages",
-                "'messages' must be an array of messages.".into(),
-            )
-        })?;
+    chat::one_choice(request, "Cohere")?;
+    let messages = chat::messages(request)?;
     let mut converted = Vec::with_capacity(messages.len());
     for (position, message) in messages.iter().enumerate() {
         converted.push(message_to_cohere(message, position)?);
@@ -101,21 +81,11 @@ pub fn chat_request(
             out.insert(to.into(), value.clone());
         }
     }
-    if let Some(max) = request
-        .get("max_completion_tokens")
-        .or_else(|| request.get("max_tokens"))
-        .filter(|v| v.is_u64())
-    {
+    if let Some(max) = chat::max_output_tokens(request) {
         out.insert("max_tokens".into(), max.clone());
     }
-    match request.get("stop") {
-        Some(Value::String(stop)) => {
-            out.insert("stop_sequences".into(), json!([stop]));
-        }
-        Some(Value::Array(stops)) if !stops.is_empty() => {
-            out.insert("stop_sequences".into(), Value::Array(stops.clone()));
-        }
-        _ => {}
+    if let Some(stops) = chat::stop_sequences(request) {
+        out.insert("stop_sequences".into(), stops);
     }
     if let Some(format) = request.get("response_format").filter(|v| !v.is_null()) {
         match format.get("type").and_then(Value::as_str) {
@@ -241,17 +211,8 @@ fn message_to_cohere(message: &Value, position: usize) -> Result<Value, RelayErr
     }
 }
 
-/// A message's text: the string itself, or its text parts joined.
 fn text_of(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|part| part.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
+    chat::text_of(content, "\n")
 }
 
 fn finish_reason(reason: Option<&str>, called_tools: bool) -> &'static str {

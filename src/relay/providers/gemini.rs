@@ -25,6 +25,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
+use super::chat::{self, invalid};
 use super::{ChatChunks, StreamTranslator, TranslatedEvent, openai_usage};
 use crate::domain::pricing::Usage;
 use crate::relay::error::RelayError;
@@ -34,10 +35,6 @@ use crate::relay::error::RelayError;
 const UNKNOWN_SIGNATURE: &str = "skip_thought_signature_validator";
 /// Marks a tool-call id that carries a Gemini thought signature.
 const SIGNED_ID_PREFIX: &str = "gts_";
-
-fn invalid(param: &'static str, message: String) -> RelayError {
-    RelayError::bad_request(message).with_param(param)
-}
 
 /// The path under the channel's base URL that serves a request for `model`.
 pub fn method_path(model: &str, method: &str) -> String {
@@ -65,15 +62,7 @@ pub fn chat_request(
     request: &Map<String, Value>,
     upstream_model: &str,
 ) -> Result<Value, RelayError> {
-    let messages = request
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| {
-            invalid(
-                "messages",
-                "'messages' must be an array of messages.".into(),
-            )
-        })?;
+    let messages = chat::messages(request)?;
 
     let mut system: Vec<Value> = Vec::new();
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
@@ -168,21 +157,11 @@ fn generation_config(
             config.insert(to.into(), value.clone());
         }
     }
-    if let Some(max) = request
-        .get("max_completion_tokens")
-        .or_else(|| request.get("max_tokens"))
-        .filter(|v| v.is_u64())
-    {
+    if let Some(max) = chat::max_output_tokens(request) {
         config.insert("maxOutputTokens".into(), max.clone());
     }
-    match request.get("stop") {
-        Some(Value::String(stop)) => {
-            config.insert("stopSequences".into(), json!([stop]));
-        }
-        Some(Value::Array(stops)) if !stops.is_empty() => {
-            config.insert("stopSequences".into(), Value::Array(stops.clone()));
-        }
-        _ => {}
+    if let Some(stops) = chat::stop_sequences(request) {
+        config.insert("stopSequences".into(), stops);
     }
     if let Some(format) = request.get("response_format").filter(|v| !v.is_null()) {
         match format.get("type").and_then(Value::as_str) {
@@ -437,37 +416,8 @@ fn function_response(
     position: usize,
     call_names: &[(String, String)],
 ) -> Result<Value, RelayError> {
-    let id = message
-        .get("tool_call_id")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let name = message
-        .get("name")
-        .and_then(Value::as_str)
-        .or_else(|| {
-            call_names
-                .iter()
-                .rev()
-                .find(|(call_id, _)| call_id == id)
-                .map(|(_, name)| name.as_str())
-        })
-        .ok_or_else(|| {
-            invalid(
-                "messages",
-                format!(
-                    "messages[{position}] is a tool result whose 'tool_call_id' matches no earlier tool call."
-                ),
-            )
-        })?;
-    let text = match message.get("content") {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|part| part.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(""),
-        _ => String::new(),
-    };
+    let name = chat::answered_function(message, position, call_names)?;
+    let text = chat::text_of(message.get("content"), "");
     // Gemini takes an object; a result that is one goes as it is, anything else under `content`.
     let response = match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(object)) => Value::Object(object),

@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+pub(crate) mod chat;
 pub mod cohere;
 pub mod gemini;
 pub mod ollama;

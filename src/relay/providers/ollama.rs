@@ -18,13 +18,10 @@
 use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
+use super::chat::{self, invalid};
 use super::{ChatChunks, StreamTranslator, TranslatedEvent, embedding_list, openai_usage};
 use crate::domain::pricing::Usage;
 use crate::relay::error::RelayError;
-
-fn invalid(param: &'static str, message: String) -> RelayError {
-    RelayError::bad_request(message).with_param(param)
-}
 
 /// OpenAI chat request → Ollama `/api/chat` request.
 pub fn chat_request(
@@ -32,25 +29,8 @@ pub fn chat_request(
     upstream_model: &str,
     stream: bool,
 ) -> Result<Value, RelayError> {
-    if request
-        .get("n")
-        .and_then(Value::as_u64)
-        .is_some_and(|n| n > 1)
-    {
-        return Err(invalid(
-            "n",
-            "Ollama channels return one choice; 'n' must be 1.".into(),
-        ));
-    }
-    let messages = request
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| {
-            invalid(
-                "messages",
-                "'messages' must be an array of messages.".into(),
-            )
-        })?;
+    chat::one_choice(request, "Ollama")?;
+    let messages = chat::messages(request)?;
     // Tool results name the function they answer; OpenAI's carry only the call's id.
     let mut call_names: Vec<(String, String)> = Vec::new();
     let mut out_messages = Vec::with_capacity(messages.len());
@@ -163,21 +143,11 @@ fn options(request: &Map<String, Value>) -> Map<String, Value> {
             options.insert(name.into(), value.clone());
         }
     }
-    if let Some(max) = request
-        .get("max_completion_tokens")
-        .or_else(|| request.get("max_tokens"))
-        .filter(|v| v.is_u64())
-    {
+    if let Some(max) = chat::max_output_tokens(request) {
         options.insert("num_predict".into(), max.clone());
     }
-    match request.get("stop") {
-        Some(Value::String(stop)) => {
-            options.insert("stop".into(), json!([stop]));
-        }
-        Some(Value::Array(stops)) if !stops.is_empty() => {
-            options.insert("stop".into(), Value::Array(stops.clone()));
-        }
-        _ => {}
+    if let Some(stops) = chat::stop_sequences(request) {
+        options.insert("stop".into(), stops);
     }
     options
 }
@@ -294,17 +264,7 @@ fn assistant_message(
                 .pointer("/function/name")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            let arguments = match call.pointer("/function/arguments") {
-                Some(Value::String(text)) if text.trim().is_empty() => json!({}),
-                Some(Value::String(text)) => serde_json::from_str::<Value>(text).map_err(|_| {
-                    invalid(
-                        "messages",
-                        format!("messages[{position}] has tool-call arguments that are not JSON."),
-                    )
-                })?,
-                Some(object @ Value::Object(_)) => object.clone(),
-                _ => json!({}),
-            };
+            let arguments = chat::tool_call_input(call, position)?;
             if let Some(id) = call.get("id").and_then(Value::as_str) {
                 call_names.push((id.to_string(), name.to_string()));
             }
@@ -320,28 +280,7 @@ fn tool_message(
     position: usize,
     call_names: &[(String, String)],
 ) -> Result<Value, RelayError> {
-    let id = message
-        .get("tool_call_id")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let name = message
-        .get("name")
-        .and_then(Value::as_str)
-        .or_else(|| {
-            call_names
-                .iter()
-                .rev()
-                .find(|(call_id, _)| call_id == id)
-                .map(|(_, name)| name.as_str())
-        })
-        .ok_or_else(|| {
-            invalid(
-                "messages",
-                format!(
-                    "messages[{position}] is a tool result whose 'tool_call_id' matches no earlier tool call."
-                ),
-            )
-        })?;
+    let name = chat::answered_function(message, position, call_names)?;
     let (text, _) = content_parts(message.get("content"), position, false)?;
     Ok(json!({"role": "tool", "content": text, "tool_name": name}))
 }
