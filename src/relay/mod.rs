@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/rerank", post(rerank))
         .route("/v2/rerank", post(rerank))
         .route("/v1/images/generations", post(image_generations))
+        .route("/v1/images/edits", post(image_edits))
         .route("/v1/moderations", post(moderations))
         .route("/v1/audio/speech", post(audio_speech))
         .route("/v1/audio/transcriptions", post(audio_transcriptions))
@@ -112,6 +113,10 @@ async fn rerank(State(state): State<AppState>, request: Request) -> Response {
 
 async fn image_generations(State(state): State<AppState>, request: Request) -> Response {
     relay_endpoint(Endpoint::ImageGenerations, state, request).await
+}
+
+async fn image_edits(State(state): State<AppState>, request: Request) -> Response {
+    relay_endpoint(Endpoint::ImageEdits, state, request).await
 }
 
 async fn moderations(State(state): State<AppState>, request: Request) -> Response {

@@ -145,9 +145,10 @@ async fn handle(
         Ok(routes) => routes,
         Err(e) => return Err(refuse(state, log, e)),
     };
-    let price = match endpoint {
-        Endpoint::ImageGenerations => image_price(&snapshot, &request),
-        _ => snapshot.price(&request.model),
+    let price = if endpoint.makes_images() {
+        image_price(&snapshot, &request)
+    } else {
+        snapshot.price(&request.model)
     };
     let pricing = match price {
         Some(price) => PriceContext {
@@ -332,7 +333,7 @@ fn add_channel_headers(
 /// an upload (estimated from its size); 0 where the request is the unit.
 fn held_units(request: &ClientRequest<'_>) -> i64 {
     match request.endpoint {
-        Endpoint::ImageGenerations => request.choices,
+        Endpoint::ImageGenerations | Endpoint::ImageEdits => request.choices,
         Endpoint::AudioSpeech => request
             .json_field("input")
             .and_then(|input| Some(input.as_str()?.chars().count()))
@@ -351,8 +352,8 @@ fn held_units(request: &ClientRequest<'_>) -> i64 {
 /// only where they cost differently.
 fn image_price(snapshot: &Snapshot, request: &ClientRequest<'_>) -> Option<ModelPrice> {
     let model = request.model.as_str();
-    let size = request.text_field("size").filter(|s| *s != "auto");
-    let quality = request.text_field("quality").filter(|q| *q != "auto");
+    let size = request.param("size").filter(|s| *s != "auto");
+    let quality = request.param("quality").filter(|q| *q != "auto");
     let variants = [
         size.zip(quality)
             .map(|(size, quality)| format!("{model}@{size}@{quality}")),

@@ -38,10 +38,12 @@ pub enum Endpoint {
     AudioTranscriptions,
     /// Speech to English text (a multipart upload).
     AudioTranslations,
+    /// Image editing (a multipart upload).
+    ImageEdits,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 11] = [
+    pub const ALL: [Endpoint; 12] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
         Endpoint::Embeddings,
@@ -53,6 +55,7 @@ impl Endpoint {
         Endpoint::AudioSpeech,
         Endpoint::AudioTranscriptions,
         Endpoint::AudioTranslations,
+        Endpoint::ImageEdits,
     ];
 
     /// The protocol a client of this endpoint speaks.
@@ -83,6 +86,7 @@ impl Endpoint {
             Endpoint::AudioSpeech => "/audio/speech",
             Endpoint::AudioTranscriptions => "/audio/transcriptions",
             Endpoint::AudioTranslations => "/audio/translations",
+            Endpoint::ImageEdits => "/images/edits",
         }
     }
 
@@ -100,15 +104,29 @@ impl Endpoint {
             Endpoint::AudioSpeech => "audio.speech",
             Endpoint::AudioTranscriptions => "audio.transcriptions",
             Endpoint::AudioTranslations => "audio.translations",
+            Endpoint::ImageEdits => "images.edits",
         }
     }
 
-    /// Whether the client sends a multipart form (an audio upload) rather than JSON.
+    /// Whether the endpoint makes images, billed per image.
+    pub fn makes_images(self) -> bool {
+        matches!(self, Endpoint::ImageGenerations | Endpoint::ImageEdits)
+    }
+
+    /// Whether the client sends a multipart form (an upload) rather than JSON.
     pub fn is_form(self) -> bool {
         matches!(
             self,
-            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
+            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations | Endpoint::ImageEdits
         )
+    }
+
+    /// The form fields that carry the upload (an edit takes `image` or several `image[]`).
+    fn upload_fields(self) -> &'static [&'static str] {
+        match self {
+            Endpoint::ImageEdits => &["image", "image[]"],
+            _ => &["file"],
+        }
     }
 
     /// Whether the endpoint generates output (and so may stream and holds room for it);
@@ -134,6 +152,7 @@ impl Endpoint {
             | Endpoint::Moderations
             | Endpoint::AudioSpeech => "input",
             Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => "file",
+            Endpoint::ImageEdits => "image",
             Endpoint::Rerank => "documents",
         }
     }
@@ -204,9 +223,10 @@ pub struct FormRequest {
     pub content_type: String,
     /// Where the model's value is in the body, to replace it when a channel maps it.
     pub model_value: std::ops::Range<usize>,
-    /// The uploaded file's size in bytes.
+    /// The uploaded files' size in bytes.
     pub file_bytes: usize,
-    pub response_format: Option<String>,
+    /// The form's text fields (model, prompt, n, size, …), by name.
+    pub texts: Vec<(String, String)>,
 }
 
 fn field<'a, T: serde::Deserialize<'a>>(
@@ -299,8 +319,8 @@ impl<'b> ClientRequest<'b> {
         })
     }
 
-    /// Reads a multipart upload: its model, stream flag and response format, and where the
-    /// file and the model's value are.
+    /// Reads a multipart upload: its model and text fields, the size of its files, and where
+    /// the model's value is.
     pub fn parse_form(
         endpoint: Endpoint,
         body: &'b [u8],
@@ -309,7 +329,7 @@ impl<'b> ClientRequest<'b> {
         let refuse = |message: String| RelayError::bad_request(message);
         let content_type = content_type.unwrap_or_default();
         let boundary = super::multipart::boundary(content_type).ok_or_else(|| {
-            refuse("Send the audio as multipart/form-data with a 'file' and a 'model'.".into())
+            refuse("Send the upload as multipart/form-data, with its file and a 'model'.".into())
         })?;
         let parts = super::multipart::parts(body, boundary)
             .map_err(|e| refuse(format!("The form could not be read: {e}.")))?;
@@ -324,12 +344,37 @@ impl<'b> ClientRequest<'b> {
         if model.is_empty() {
             return Err(RelayError::missing_field("model"));
         }
-        let file = parts
+        let upload_fields = endpoint.upload_fields();
+        let file_bytes: usize = parts
             .iter()
-            .find(|p| p.name == "file" && p.is_file)
-            .ok_or(RelayError::missing_field("file"))?;
-        let text = |name: &str| super::multipart::text(body, &parts, name).map(str::trim);
+            .filter(|p| p.is_file && upload_fields.contains(&p.name.as_str()))
+            .map(|p| p.value.len())
+            .sum();
+        if !parts
+            .iter()
+            .any(|p| p.is_file && upload_fields.contains(&p.name.as_str()))
+        {
+            return Err(RelayError::missing_field(upload_fields[0]));
+        }
+        let texts: Vec<(String, String)> = parts
+            .iter()
+            .filter(|p| !p.is_file)
+            .filter_map(|p| {
+                let value = std::str::from_utf8(&body[p.value.clone()]).ok()?;
+                Some((p.name.clone(), value.trim().to_string()))
+            })
+            .collect();
+        let text = |name: &str| {
+            texts
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
         let stream = matches!(text("stream"), Some("true" | "1"));
+        let choices = text("n")
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or(1)
+            .clamp(1, 128);
         Ok(ClientRequest {
             endpoint,
             fields: IndexMap::default(),
@@ -337,12 +382,12 @@ impl<'b> ClientRequest<'b> {
             stream,
             client_wants_usage: false,
             max_output_tokens: None,
-            choices: 1,
+            choices,
             form: Some(FormRequest {
                 content_type: content_type.to_string(),
                 model_value: model_part.value.clone(),
-                file_bytes: file.value.len(),
-                response_format: text("response_format").map(str::to_string),
+                file_bytes,
+                texts,
             }),
         })
     }
@@ -350,6 +395,18 @@ impl<'b> ClientRequest<'b> {
     /// A field of the request, parsed (None when absent or not JSON of that shape).
     pub fn json_field(&self, name: &str) -> Option<Value> {
         serde_json::from_str(self.fields.get(name)?.get()).ok()
+    }
+
+    /// A text parameter: a JSON string field, or a form's text field.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        match &self.form {
+            Some(form) => form
+                .texts
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str()),
+            None => self.text_field(name),
+        }
     }
 
     /// A string field of the request as sent (None when absent, not a string, or escaped).
@@ -407,6 +464,12 @@ impl<'b> ClientRequest<'b> {
     /// Estimated prompt tokens, for the hold and for billing when the upstream reports none.
     /// Reads the input in place (strings are borrowed from the body, not copied).
     pub fn estimate_prompt_tokens(&self, tokenizer: &Tokenizer) -> i64 {
+        if self.form.is_some() {
+            // An upload's own content is not text; an edit's prompt is.
+            return self
+                .param("prompt")
+                .map_or(0, |prompt| count(tokenizer, prompt));
+        }
         let Some(input) = self.fields.get(self.endpoint.input_field()) else {
             return 0;
         };
@@ -426,8 +489,8 @@ impl<'b> ClientRequest<'b> {
             | Endpoint::ImageGenerations
             | Endpoint::Moderations
             | Endpoint::AudioSpeech => count_inputs(input, tokenizer),
-            // An upload's text is not known before it is transcribed.
-            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => 0,
+            // Forms are counted by `estimate_prompt_tokens` from their text fields.
+            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations | Endpoint::ImageEdits => 0,
             Endpoint::Rerank => {
                 let query = self
                     .fields

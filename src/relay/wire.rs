@@ -147,7 +147,7 @@ fn billed_units(endpoint: Endpoint, body: &[u8]) -> i64 {
         Endpoint::Rerank => serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|answer| cohere::search_units(&answer)),
-        Endpoint::ImageGenerations => serde_json::from_slice::<Value>(body)
+        Endpoint::ImageGenerations | Endpoint::ImageEdits => serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|answer| Some(answer.get("data")?.as_array()?.len()))
             .and_then(|images| i64::try_from(images).ok()),

@@ -235,14 +235,17 @@ audio.seek(0)
 out["translation"] = client.audio.translations.create(model="whisper-1", file=audio).text
 image = client.images.generate(model="dall-e-3", prompt="A cat", size="1024x1024")
 out["image"] = image.data[0].b64_json
+picture = io.BytesIO(b"\x89PNG\r\n\x1a\n" + bytes(100))
+picture.name = "cat.png"
+out["edit"] = client.images.edit(model="dall-e-2", image=picture, prompt="Add a hat").data[0].b64_json
 moderation = client.moderations.create(model="omni-moderation-latest", input="I like cats")
 out["flagged"] = moderation.results[0].flagged
 print(json.dumps(out))
 "#;
 
 db_test! {
-    /// The official OpenAI SDK's audio, image and moderation clients work through Tollgate,
-    /// its multipart uploads included, and each call is billed.
+    /// The official OpenAI SDK's audio, image (generation and edit) and moderation clients work
+    /// through Tollgate, its multipart uploads included, and each call is billed.
     async fn openai_sdk_speaks_transcribes_draws_and_moderates(db: TestDb) {
         let Some(python) = crate::sdk::python() else { return };
         let upstream = FakeUpstream::start(Reply::Raw(200, "audio/mpeg", "ID3-fake-mp3")).await;
@@ -250,9 +253,11 @@ db_test! {
         upstream.queue(Reply::Json(200, json!({"text": "Hello there.", "usage": {"type": "duration", "seconds": 2}})));
         upstream.queue(Reply::Json(200, json!({"text": "Hello there.", "usage": {"type": "duration", "seconds": 2}})));
         upstream.queue(Reply::Json(200, json!({"created": 1, "data": [{"b64_json": "aW1hZ2U="}]})));
+        upstream.queue(Reply::Json(200, json!({"created": 1, "data": [{"b64_json": "ZWRpdA=="}]})));
         upstream.queue(Reply::Json(200, json!({"id": "modr-1", "model": "omni-moderation-latest",
             "results": [{"flagged": false, "categories": {}, "category_scores": {}}]})));
-        let (app, key) = setup(db, &upstream, "tts-1,whisper-1,dall-e-3,omni-moderation-latest").await;
+        let (app, key) = setup(db, &upstream, "tts-1,whisper-1,dall-e-3,dall-e-2,omni-moderation-latest").await;
+        app.price_per_request("dall-e-2", "0.02").await;
         app.price_per_request("tts-1", "0.000015").await;
         app.price_per_request("whisper-1", "0.0001").await;
         app.price_per_request("dall-e-3", "0.04").await;
@@ -273,15 +278,16 @@ db_test! {
         assert_eq!(out["transcript"], "Hello there.");
         assert_eq!(out["translation"], "Hello there.");
         assert_eq!(out["image"], "aW1hZ2U=");
+        assert_eq!(out["edit"], "ZWRpdA==");
         assert_eq!(out["flagged"], false);
         let sent = upstream.requests();
         let paths: Vec<&str> = sent.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(
             paths,
             ["/v1/audio/speech", "/v1/audio/transcriptions", "/v1/audio/translations",
-             "/v1/images/generations", "/v1/moderations"]
+             "/v1/images/generations", "/v1/images/edits", "/v1/moderations"]
         );
-        let logs = app.wait_for_logs(5).await;
+        let logs = app.wait_for_logs(6).await;
         let costs: Vec<(String, i64)> = logs.iter().map(|l| (l.endpoint.clone(), l.cost)).collect();
         assert_eq!(
             costs[..4],
@@ -294,6 +300,7 @@ db_test! {
                 ("images.generations".to_string(), 20_000),
             ]
         );
-        assert!(logs[4].cost > 0);
+        assert_eq!((logs[4].endpoint.as_str(), logs[4].cost), ("images.edits", 10_000));
+        assert!(logs[5].cost > 0);
     }
 }

@@ -124,3 +124,73 @@ db_test! {
         assert_eq!(post_raw(&app, &key, "/v1/moderations", no_input).await.status(), 400);
     }
 }
+
+const BOUNDARY: &str = "edit-boundary-0123";
+
+fn edit_form(model: &str, fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut field = |name: &str, value: &str| {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    };
+    field("model", model);
+    for (name, value) in fields {
+        field(name, value);
+    }
+    body.extend_from_slice(
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"cat.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(b"\x89PNG\r\n\x1a\n-fake-pixels");
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+db_test! {
+    /// An image edit is a multipart upload passed through byte for byte and billed per image
+    /// returned at the size's price, held for `n` images first; an edit without an image is
+    /// refused before any upstream call.
+    async fn bills_image_edits_per_image(db: TestDb) {
+        let upstream = FakeUpstream::start(Reply::Json(200, images(2))).await;
+        let (app, key) = setup(db, &upstream, "dall-e-2").await;
+        app.price_per_request("dall-e-2", "0.02").await;
+        app.price_per_request("dall-e-2@512x512", "0.018").await;
+        app.reload().await;
+        let body = edit_form("dall-e-2", &[("prompt", "Add a small hat"), ("n", "2"), ("size", "512x512")]);
+        let response = reqwest::Client::new()
+            .post(app.url("/v1/images/edits"))
+            .bearer_auth(&key)
+            .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["data"].as_array().unwrap().len(), 2);
+        let sent = upstream.requests();
+        assert_eq!(sent[0].path, "/v1/images/edits");
+        assert_eq!(&sent[0].body[..], &body[..]);
+        let logs = app.wait_for_logs(1).await;
+        assert_eq!(logs[0].endpoint, "images.edits");
+        // 2 × $0.018 = $0.036 = 18,000 units.
+        assert_eq!(logs[0].cost, 18_000);
+        assert!(logs[0].prompt_tokens > 0, "the prompt is counted");
+
+        let no_image = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ndall-e-2\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nA hat\r\n--{BOUNDARY}--\r\n");
+        let response = reqwest::Client::new()
+            .post(app.url("/v1/images/edits"))
+            .bearer_auth(&key)
+            .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+            .body(no_image)
+            .send()
+            .await
+            .unwrap();
+        let message = crate::helpers::expect_error(response, 400, "missing_required_parameter").await;
+        assert!(message.contains("image"), "{message}");
+        assert_eq!(upstream.request_count(), 1);
+    }
+}
