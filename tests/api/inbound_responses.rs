@@ -371,3 +371,55 @@ db_test! {
         assert_eq!(app.user("alice").await.used_quota, charged);
     }
 }
+
+db_test! {
+    /// The Responses client against channels whose streams are not server-sent events: an
+    /// Ollama channel (newline-delimited JSON) and a Bedrock channel (AWS's binary event
+    /// stream, signed requests), streamed and whole, with a tool round trip.
+    async fn openai_sdk_responses_against_ollama_and_bedrock(db: TestDb) {
+        let Some(python) = crate::sdk::python() else { return };
+        let ollama = FakeUpstream::start(Reply::Json(200, json!({
+            "model": "m", "message": {"role": "assistant", "content": "It is sunny."},
+            "done": true, "done_reason": "stop", "prompt_eval_count": 50, "eval_count": 4})))
+        .await;
+        ollama.queue(Reply::JsonLines { body: crate::provider_ollama::ollama_lines(), split: 9, delay: Duration::from_millis(1) });
+        ollama.queue(Reply::Json(200, crate::provider_ollama::ollama_answer()));
+        let bedrock = FakeUpstream::start(Reply::Json(200, json!({
+            "output": {"message": {"role": "assistant", "content": [{"text": "It is sunny."}]}},
+            "stopReason": "end_turn", "usage": {"inputTokens": 50, "outputTokens": 4, "totalTokens": 54}})))
+        .await;
+        bedrock.queue(Reply::EventStream { body: crate::provider_bedrock::converse_stream(), split: 9, delay: Duration::from_millis(1) });
+        bedrock.queue(Reply::Json(200, crate::provider_bedrock::converse_answer()));
+
+        let (app, key) = setup(db, &ollama, "openai").await;
+        for (name, upstream, key_text, output_tokens) in [
+            ("ollama", &ollama, None, 17),
+            ("bedrock", &bedrock, Some("AKIDEXAMPLE|secret|us-east-1"), 25),
+        ] {
+            app.add_channel_with(ChannelInput {
+                name: Some(name.into()),
+                channel_type: Some(name.into()),
+                base_url: Some(upstream.origin()),
+                keys: Some(key_text.map(|k| vec![k.to_string()]).unwrap_or_default()),
+                models: Some(MODEL.into()),
+                // Each channel added outranks the ones before it.
+                priority: Some(if name == "ollama" { 10 } else { 20 }),
+                ..Default::default()
+            })
+            .await;
+            app.reload().await;
+            let out = run_sdk(python.clone(), &app, &key).await;
+            assert_eq!(out["stream_text"], "Let me check the weather — ☀️?", "{name}");
+            assert_eq!(out["stream_calls"], json!([{"name": "get_weather", "arguments": {"city": "Paris"}}]), "{name}");
+            assert_eq!(out["stream_usage"]["output_tokens"], output_tokens, "{name}");
+            assert_eq!(out["text"], "Let me check the weather.", "{name}");
+            assert_eq!(out["calls"], json!([{"name": "get_weather", "arguments": {"city": "Paris"}}]), "{name}");
+            assert_eq!(out["follow"], "It is sunny.", "{name}");
+        }
+        let follow_up = bedrock.requests()[2].json();
+        assert_eq!(follow_up["messages"][2]["content"][0]["toolResult"]["content"][0]["text"], "sunny");
+        let logs = app.wait_for_logs(6).await;
+        let charged: i64 = logs.iter().map(|l| l.cost).sum();
+        assert_eq!(app.user("alice").await.used_quota, charged);
+    }
+}

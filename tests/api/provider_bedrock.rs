@@ -91,7 +91,7 @@ fn tool_request(stream: bool) -> Value {
     })
 }
 
-fn converse_answer() -> Value {
+pub(crate) fn converse_answer() -> Value {
     json!({
         "output": {"message": {"role": "assistant", "content": [
             {"text": "Let me check the weather."},
@@ -104,7 +104,7 @@ fn converse_answer() -> Value {
 }
 
 /// The same answer as ConverseStream sends it: binary event-stream frames.
-fn converse_stream() -> Vec<u8> {
+pub(crate) fn converse_stream() -> Vec<u8> {
     let events = [
         ("messageStart", json!({"role": "assistant"})),
         (

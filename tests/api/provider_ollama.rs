@@ -78,7 +78,7 @@ fn tool_request(stream: bool) -> Value {
 }
 
 /// What Ollama sends for the request above, whole.
-fn ollama_answer() -> Value {
+pub(crate) fn ollama_answer() -> Value {
     json!({
         "model": UPSTREAM_MODEL,
         "created_at": "2026-11-21T10:00:00.000000Z",
@@ -96,7 +96,7 @@ fn ollama_answer() -> Value {
 }
 
 /// The same answer as Ollama streams it: one JSON object per line.
-fn ollama_lines() -> String {
+pub(crate) fn ollama_lines() -> String {
     let line = |message: Value, done: bool| {
         let mut line = json!({"model": UPSTREAM_MODEL, "created_at": "2026-11-21T10:00:00Z",
                               "message": message, "done": done});
