@@ -154,7 +154,9 @@ impl App {
             listeners.push(bind_shared(address).context("cannot open another listening socket")?);
         }
         let stop = CancellationToken::new();
-        let mut stopped = Vec::with_capacity(threads);
+        // However this function returns, the threads already serving stop with it.
+        let _stop_serving = stop.clone().drop_guard();
+        let mut serving = Vec::with_capacity(threads);
         for (index, listener) in listeners.into_iter().enumerate() {
             let (done, finished) = tokio::sync::oneshot::channel::<()>();
             let router = router.clone();
@@ -164,7 +166,7 @@ impl App {
                 .enable_all()
                 .build()
                 .context("cannot start a serving thread's runtime")?;
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("tollgate-serve-{index}"))
                 .spawn(move || {
                     runtime.block_on(async move {
@@ -173,17 +175,36 @@ impl App {
                             Err(e) => tracing::error!(error = %e, "a serving thread cannot listen"),
                         }
                     });
-                    // Dropping the runtime here ends whatever the grace period cut short.
-                    drop(runtime);
+                    // Ends what the grace period cut short; blocking work (a DNS lookup, a
+                    // large prompt being counted) gets a moment, not an unbounded wait.
+                    runtime.shutdown_timeout(Duration::from_secs(1));
                     let _ = done.send(());
                 })
                 .context("cannot start a serving thread")?;
-            stopped.push(finished);
+            serving.push((finished, thread));
         }
-        shutdown.await;
+        // A serving thread that ends before the stop signal has panicked: stop the whole
+        // server (and exit with an error) rather than go on with part of it.
+        let mut failure = None;
+        {
+            let any_ended =
+                futures::future::select_all(serving.iter_mut().map(|(finished, _)| finished));
+            tokio::select! {
+                _ = shutdown => {}
+                _ = any_ended => {
+                    tracing::error!("a serving thread stopped unexpectedly; stopping the server");
+                    failure = Some(anyhow::anyhow!("a serving thread stopped unexpectedly"));
+                }
+            }
+        }
         stop.cancel();
-        for finished in stopped {
+        for (finished, thread) in serving {
             let _ = finished.await;
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!("a serving thread panicked");
+                failure.get_or_insert_with(|| anyhow::anyhow!("a serving thread panicked"));
+            }
         }
         cancel_jobs.cancel();
         while jobs.join_next().await.is_some() {}
@@ -193,7 +214,7 @@ impl App {
         let _ = billing_writer.await;
         state.db.close().await;
         tracing::info!("stopped");
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 }
 

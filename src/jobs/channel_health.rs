@@ -12,7 +12,7 @@ use crate::db::{self, channels::ChannelRow};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::relay::providers;
-use crate::service::channel_tools::upstream_request_with_key;
+use crate::service::channel_tools::{minimal_call, upstream_request_with_key};
 use crate::state::{AppState, ChannelEvent};
 
 /// Longest a probe may take.
@@ -185,17 +185,30 @@ async fn probe_channel(state: &AppState, channel: &ChannelRow) {
     }
 }
 
-/// One cheap, free call: list the upstream's models with the given key. It proves the
-/// upstream is reachable and accepts the key. For Vertex, whose publisher models have no list
-/// call, trading the service account for an access token is the proof.
+/// One cheap call with the given key, proving the upstream is reachable and accepts it: the
+/// free model listing where the API has one that needs the same permission as the models
+/// themselves; for Vertex and Bedrock, whose listings need other permissions (or have none),
+/// a one-token request to the channel's first model.
 async fn probe(state: &AppState, channel: &ChannelRow, key: &str) -> Result<(), String> {
-    let url = providers::models_url(channel.channel_type, &channel.base_url);
-    let request =
+    let request = if matches!(
+        channel.channel_type,
+        ChannelType::Vertex | ChannelType::Bedrock
+    ) {
+        let (_, url, body) = minimal_call(channel, None).map_err(|e| e.to_string())?;
+        upstream_request_with_key(
+            &state.http,
+            reqwest::Method::POST,
+            channel,
+            key,
+            &url,
+            Some(&body),
+        )
+        .await?
+    } else {
+        let url = providers::models_url(channel.channel_type, &channel.base_url);
         upstream_request_with_key(&state.http, reqwest::Method::GET, channel, key, &url, None)
-            .await?;
-    if channel.channel_type == ChannelType::Vertex {
-        return Ok(());
-    }
+            .await?
+    };
     let response = request
         .timeout(PROBE_TIMEOUT)
         .send()

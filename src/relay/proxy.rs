@@ -232,6 +232,7 @@ async fn handle(
         raw: &raw,
         client_headers: headers,
         prompt_estimate,
+        held_units: units,
     }
     .run(&routes, ticket)
     .await
@@ -439,6 +440,8 @@ struct Attempts<'a> {
     raw: &'a Bytes,
     client_headers: &'a HeaderMap,
     prompt_estimate: i64,
+    /// Units held for a per-unit price (images, seconds); a stream is billed for them.
+    held_units: i64,
 }
 
 /// An attempt that failed gives the ticket back for the next one.
@@ -676,7 +679,20 @@ impl Attempts<'_> {
                         upstream_request = upstream_request.header(name, value.clone());
                     }
                     Credential::Vertex(tokens) => {
-                        match tokens.authorization(&self.state.http).await {
+                        let limit = self.first_byte_timeout(channel);
+                        let token =
+                            tokio::time::timeout(limit, tokens.authorization(&self.state.http))
+                                .await
+                                .unwrap_or_else(|_| {
+                                    Err(vertex::TokenError {
+                                        status: None,
+                                        message: format!(
+                                            "Google's token endpoint did not answer within {} s.",
+                                            limit.as_secs()
+                                        ),
+                                    })
+                                });
+                        match token {
                             Ok(value) => {
                                 upstream_request =
                                     upstream_request.header(header::AUTHORIZATION, value);
@@ -979,7 +995,8 @@ impl Attempts<'_> {
             idle,
         )
         .speaking(self.request.endpoint.protocol())
-        .framed(wire.framing());
+        .framed(wire.framing())
+        .billing_units(self.held_units);
         let mut content_type = content_type;
         if let Some(translator) = wire.stream_translator(
             &self.request.model,

@@ -47,6 +47,9 @@ pub struct SseRelay {
     protocol: ClientProtocol,
     /// How the upstream frames its events.
     framing: Framing,
+    /// Units a per-unit price bills the stream for (images asked for, seconds of an upload):
+    /// streams report none.
+    units: i64,
 }
 
 /// Where an event ends: the index after its closing blank line.
@@ -118,7 +121,14 @@ impl SseRelay {
             upstream_error: None,
             protocol: ClientProtocol::OpenAi,
             framing: Framing::ServerSentEvents,
+            units: 0,
         }
+    }
+
+    /// Bills these units to a per-unit price when the stream reports none.
+    pub fn billing_units(mut self, units: i64) -> SseRelay {
+        self.units = units;
+        self
     }
 
     /// The upstream frames its events this way (server-sent events unless told otherwise).
@@ -220,19 +230,20 @@ impl SseRelay {
         if let Some(message) = error {
             ticket.log.error_message = message;
         }
-        let (usage, estimated) = match self.usage {
+        let (mut usage, estimated) = match self.usage {
             Some(usage) => (usage, false),
             None => (
                 Usage {
                     prompt_tokens: self.prompt_estimate,
                     completion_tokens: self.counter.total(self.tokenizer),
-                    cached_tokens: 0,
-                    cache_write_tokens: 0,
-                    units: 0,
+                    ..Usage::default()
                 },
                 true,
             ),
         };
+        if usage.units == 0 {
+            usage.units = self.units;
+        }
         ticket.settle(usage, estimated, outcome);
     }
 
@@ -257,6 +268,16 @@ impl Stream for SseRelay {
                 return Poll::Ready(None);
             }
             let out = this.take_complete_events();
+            // A translator that stopped on an error the upstream sent (or a broken frame) has
+            // told the client; waiting for the upstream to close would only hold the request.
+            if this.upstream_error.is_some()
+                && this.translator.as_ref().is_some_and(|t| t.finished())
+            {
+                this.done = true;
+                let (outcome, error) = this.end_outcome();
+                this.settle(outcome, error);
+                return Poll::Ready((!out.is_empty()).then(|| Ok(out.freeze())));
+            }
             if !out.is_empty() {
                 return Poll::Ready(Some(Ok(out.freeze())));
             }

@@ -109,15 +109,12 @@ fn short_error(body: &[u8]) -> String {
     String::from_utf8_lossy(body).chars().take(200).collect()
 }
 
-/// Sends one minimal chat request (one output token) for `model`, or the channel's first
-/// model, and records how it went on the channel.
-pub async fn test(
-    db: &Db,
-    http: &reqwest::Client,
-    name_or_id: &str,
+/// The smallest real request for `model` (or the channel's first): one output token. Returns
+/// the upstream's model name, the URL and the body.
+pub fn minimal_call(
+    channel: &ChannelRow,
     model: Option<&str>,
-) -> ServiceResult<TestOutcome> {
-    let channel = super::channels::get(db, name_or_id).await?;
+) -> ServiceResult<(String, String, Value)> {
     let requested = match model {
         Some(model) => model.to_string(),
         None => channel
@@ -187,6 +184,19 @@ pub async fn test(
             })
         }
     };
+    Ok((upstream_model, url, body))
+}
+
+/// Sends one minimal chat request (one output token) for `model`, or the channel's first
+/// model, and records how it went on the channel.
+pub async fn test(
+    db: &Db,
+    http: &reqwest::Client,
+    name_or_id: &str,
+    model: Option<&str>,
+) -> ServiceResult<TestOutcome> {
+    let channel = super::channels::get(db, name_or_id).await?;
+    let (upstream_model, url, body) = minimal_call(&channel, model)?;
     let started = Instant::now();
     let sent =
         match upstream_request(http, reqwest::Method::POST, &channel, &url, Some(&body)).await {

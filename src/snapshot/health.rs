@@ -20,6 +20,9 @@ pub struct ChannelHealth {
     keys: Mutex<FxHashMap<String, Arc<KeyHealth>>>,
 }
 
+/// How long a key disabled here stays out while the database does not show it disabled.
+const UNSTORED_DISABLE_LAPSES_MS: i64 = 10 * 60 * 1000;
+
 /// The runtime state of one upstream key of a multi-key channel.
 #[derive(Debug, Default)]
 pub struct KeyHealth {
@@ -33,8 +36,17 @@ pub struct KeyHealth {
 
 impl KeyHealth {
     pub fn is_resting(&self, now_ms: i64) -> bool {
-        self.disabled_at_ms.load(Ordering::Relaxed) != 0
-            || self.cooldown_until_ms.load(Ordering::Relaxed) > now_ms
+        self.disabled_here(now_ms) || self.cooldown_until_ms.load(Ordering::Relaxed) > now_ms
+    }
+
+    /// Disabled by this process: stored in the data since, or recently enough that the write
+    /// may still be on its way. A disable whose write never landed (the database refused it)
+    /// lapses rather than keeping the key out, unseen by views and probes, until a restart.
+    fn disabled_here(&self, now_ms: i64) -> bool {
+        let disabled_at = self.disabled_at_ms.load(Ordering::Relaxed);
+        disabled_at != 0
+            && (self.disable_stored.load(Ordering::Relaxed)
+                || now_ms - disabled_at < UNSTORED_DISABLE_LAPSES_MS)
     }
 
     pub fn cool_down(&self, until_ms: i64) {
@@ -43,10 +55,14 @@ impl KeyHealth {
     }
 
     /// Takes the key out of rotation here. True only for the first caller, so the database
-    /// write happens once.
+    /// write happens once (again only after an earlier disable lapsed unstored).
     pub fn disable(&self, now_ms: i64) -> bool {
+        if self.disabled_here(now_ms) {
+            return false;
+        }
+        let current = self.disabled_at_ms.load(Ordering::Relaxed);
         self.disabled_at_ms
-            .compare_exchange(0, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(current, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
     }
 
@@ -225,6 +241,17 @@ mod tests {
         // Enabled again in the data after being stored disabled: back in rotation.
         key.reconcile(false);
         assert!(!key.is_resting(10_000));
+    }
+
+    #[test]
+    fn a_disable_whose_write_never_lands_lapses() {
+        let key = KeyHealth::default();
+        assert!(key.disable(1_000));
+        assert!(key.is_resting(1_000 + UNSTORED_DISABLE_LAPSES_MS - 1));
+        assert!(!key.is_resting(1_000 + UNSTORED_DISABLE_LAPSES_MS));
+        // A new refusal disables it again and asks for the write again.
+        assert!(key.disable(1_000 + UNSTORED_DISABLE_LAPSES_MS));
+        assert!(!key.disable(1_001 + UNSTORED_DISABLE_LAPSES_MS));
     }
 
     #[test]

@@ -76,6 +76,28 @@ db_test! {
 }
 
 db_test! {
+    /// A streamed generation (partial images as server-sent events) is billed for the images
+    /// asked for, as the stream reports none.
+    async fn bills_streamed_images_per_image_asked_for(db: TestDb) {
+        let events = concat!(
+            "event: image_generation.partial_image\ndata: {\"type\":\"image_generation.partial_image\",\"b64_json\":\"cGFy\",\"partial_image_index\":0}\n\n",
+            "event: image_generation.completed\ndata: {\"type\":\"image_generation.completed\",\"b64_json\":\"ZnVsbA==\"}\n\n",
+        );
+        let upstream = FakeUpstream::start(Reply::Sse { body: events.into(), split: 11, delay: std::time::Duration::ZERO }).await;
+        let (app, key) = setup(db, &upstream, "dall-e-3").await;
+        app.price_per_request("dall-e-3", "0.04").await;
+        app.reload().await;
+        let raw = r#"{"model":"dall-e-3","prompt":"A cat","n":2,"stream":true}"#;
+        let response = post_raw(&app, &key, "/v1/images/generations", raw).await;
+        assert_eq!(response.status(), 200);
+        assert!(response.text().await.unwrap().contains("image_generation.completed"));
+        let logs = app.wait_for_logs(1).await;
+        // 2 images × $0.04 = 40,000 units.
+        assert_eq!(logs[0].cost, 40_000);
+    }
+}
+
+db_test! {
     /// An image model priced per token (gpt-image-1) is billed from the usage it reports.
     async fn bills_token_priced_images_from_their_usage(db: TestDb) {
         let mut answer = images(1);

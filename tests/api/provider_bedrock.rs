@@ -373,6 +373,21 @@ db_test! {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(status, ChannelStatus::AutoDisabled);
+        // The probe sends a one-token Converse request with the key and re-enables the channel
+        // once Bedrock accepts it.
+        app.set_option("probe_interval_secs", "1").await;
+        upstream.set_default(Reply::Json(200, converse_answer()));
+        for _ in 0..60 {
+            status = tollgate::service::channels::by_id(&app.db, id).await.unwrap().status;
+            if status == ChannelStatus::Enabled {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, ChannelStatus::Enabled, "the probe re-enabled the channel");
+        let probe = upstream.requests().into_iter().last().unwrap();
+        assert_eq!(probe.json()["inferenceConfig"]["maxTokens"], 1);
+        check_signature(&upstream, &probe);
         let logs = app.wait_for_logs(3).await;
         let streamed = logs.iter().find(|l| l.is_stream).unwrap();
         assert_eq!(streamed.outcome, Outcome::StreamError);

@@ -518,12 +518,19 @@ pub fn chat_response(body: &[u8], client_model: &str, created: i64) -> Option<(V
     Some((completion, usage))
 }
 
-/// Where the next event-stream message ends: its total length, from the prelude.
+/// The largest message accepted; Bedrock's are a few kilobytes.
+const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// Where the next event-stream message ends: its total length, from the prelude. A prelude
+/// that fails its checksum or names an impossible length ends at once, so the translator
+/// reports a broken stream rather than the relay buffering what a corrupt length promises.
 pub fn frame_end(buffer: &[u8]) -> Option<usize> {
-    let prelude: [u8; 4] = buffer.get(..4)?.try_into().ok()?;
-    // A length below the smallest possible message is a broken stream: take what is there so
-    // the translator reports it rather than waiting forever.
-    let total = usize::try_from(u32::from_be_bytes(prelude)).ok()?.max(16);
+    let prelude = buffer.get(..12)?;
+    let total = u32::from_be_bytes([prelude[0], prelude[1], prelude[2], prelude[3]]) as usize;
+    let checksum = u32::from_be_bytes([prelude[8], prelude[9], prelude[10], prelude[11]]);
+    if CRC32.checksum(&prelude[..8]) != checksum || !(16..=MAX_FRAME).contains(&total) {
+        return Some(12);
+    }
     (buffer.len() >= total).then_some(total)
 }
 
@@ -901,6 +908,12 @@ mod tests {
         );
         assert_eq!(frame_end(&frame), Some(frame.len()));
         assert_eq!(frame_end(&frame[..frame.len() - 1]), None);
+        assert_eq!(frame_end(&frame[..11]), None);
+        // A prelude that fails its checksum ends at once and decodes as broken.
+        let mut bad_prelude = frame.clone();
+        bad_prelude[1] ^= 0x40;
+        assert_eq!(frame_end(&bad_prelude), Some(12));
+        assert!(decode_frame(&bad_prelude[..12]).is_err());
         let decoded = decode_frame(&frame).unwrap();
         assert_eq!(decoded.header(":event-type"), Some("contentBlockDelta"));
         assert_eq!(

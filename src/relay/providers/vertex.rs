@@ -31,8 +31,12 @@ use serde_json::{Map, Value, json};
 pub const ANTHROPIC_VERSION: &str = "vertex-2023-10-16";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
-/// Tokens live an hour; one is renewed this long before it expires.
+/// Tokens live an hour; one is renewed this long before it expires (or halfway through a
+/// shorter life).
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
+/// A refused or failed token request answers the requests waiting on it for this long, so an
+/// outage of the token endpoint costs one fetch, not one per waiting request in turn.
+const FAILURE_MEMORY: Duration = Duration::from_secs(5);
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Whether Vertex serves this model through Anthropic's publisher.
@@ -167,7 +171,8 @@ struct CachedToken {
 pub struct TokenSource {
     account: ServiceAccount,
     cached: ArcSwapOption<CachedToken>,
-    renewing: tokio::sync::Mutex<()>,
+    /// Held while a token is fetched; remembers the last failure and when it happened.
+    renewing: tokio::sync::Mutex<Option<(Instant, TokenError)>>,
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -194,7 +199,7 @@ impl TokenSource {
         let source = Arc::new(TokenSource {
             account: ServiceAccount::parse(json)?,
             cached: ArcSwapOption::empty(),
-            renewing: tokio::sync::Mutex::new(()),
+            renewing: tokio::sync::Mutex::new(None),
         });
         sources.insert(fingerprint.to_string(), source.clone());
         Ok(source)
@@ -210,13 +215,26 @@ impl TokenSource {
         if let Some(token) = self.valid() {
             return Ok(token);
         }
-        let _renewing = self.renewing.lock().await;
-        // Another request may have renewed it while this one waited.
+        let mut last_failure = self.renewing.lock().await;
+        // Another request may have renewed it while this one waited, or just failed to.
         if let Some(token) = self.valid() {
             return Ok(token);
         }
-        let (header, lifetime) = self.fetch(http).await?;
-        let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE);
+        if let Some((at, failure)) = last_failure.as_ref()
+            && at.elapsed() < FAILURE_MEMORY
+        {
+            return Err(failure.clone());
+        }
+        let (header, lifetime) = match self.fetch(http).await {
+            Ok(fetched) => fetched,
+            Err(failure) => {
+                *last_failure = Some((Instant::now(), failure.clone()));
+                return Err(failure);
+            }
+        };
+        *last_failure = None;
+        let renew_in = lifetime.saturating_sub(RENEW_BEFORE).max(lifetime / 2);
+        let renew_at = Instant::now() + renew_in;
         self.cached.store(Some(Arc::new(CachedToken {
             header: header.clone(),
             renew_at,
