@@ -236,6 +236,26 @@ pub async fn insert(db: &Db, spec: &ChannelSpec) -> DbResult<i64> {
 pub async fn update(db: &Db, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
     let mut tx = db.pool().begin().await?;
     let now = now_ms();
+    // Keys no longer on the channel leave its disabled list (unless a key was disabled
+    // meanwhile: the list is only replaced if it is still the one read here).
+    let stored = sqlx::query(&db.sql("SELECT disabled_keys FROM channels WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| super::opt_text(&row, "disabled_keys"))
+        .transpose()?
+        .flatten()
+        .unwrap_or_default();
+    let fingerprints: Vec<String> = spec
+        .secret_keys
+        .iter()
+        .map(|key| upstream_key_fingerprint(key))
+        .collect();
+    let kept: Vec<DisabledKey> = parse_disabled_keys(&stored)?
+        .into_iter()
+        .filter(|d| fingerprints.contains(&d.fingerprint))
+        .collect();
+    let kept = (!kept.is_empty()).then(|| serde_json::to_string(&kept).unwrap_or_default());
     // status_changed_at and disabled_keys are assigned first: MySQL evaluates SET left to
     // right, so a later assignment would already see the new status. An admin who enables a
     // channel puts every one of its keys back into rotation too.
@@ -244,6 +264,8 @@ pub async fn update(db: &Db, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
         Value::Int(now),
         Value::Text(ChannelStatus::Enabled.as_str().to_string()),
         Value::Text(spec.status.as_str().to_string()),
+        Value::Text(stored),
+        Value::OptText(kept),
     ];
     values.extend(spec_values(spec));
     values.extend([Value::Int(now), Value::Int(id)]);
@@ -251,7 +273,8 @@ pub async fn update(db: &Db, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
         .execute_with(
             &mut *tx,
             "UPDATE channels SET status_changed_at = CASE WHEN status = ? THEN status_changed_at ELSE ? END, \
-             disabled_keys = CASE WHEN status <> ? AND ? = 'enabled' THEN NULL ELSE disabled_keys END, \
+             disabled_keys = CASE WHEN status <> ? AND ? = 'enabled' THEN NULL \
+                 WHEN COALESCE(disabled_keys, '') = ? THEN ? ELSE disabled_keys END, \
              name = ?, channel_type = ?, base_url = ?, secret_keys = ?, models = ?, \
              model_mapping = ?, group_names = ?, priority = ?, weight = ?, status = ?, status_reason = ?, \
              timeout_secs = ?, extra_headers = ?, updated_at = ? \

@@ -452,5 +452,16 @@ db_test! {
         app.reload().await;
         expect_error(app.chat(&key, chat_body("gpt-4o-mini")).await, 503, "no_available_channel").await;
         assert_eq!(doomed_upstream.request_count(), 2);
+
+        // An admin who removes a key from the channel removes it from the disabled list too.
+        tollgate::service::channels::update(&app.db, "doomed", ChannelInput {
+            keys: Some(vec!["sk-first-3333".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let row = tollgate::service::channels::by_id(&app.db, doomed_id).await.unwrap();
+        assert_eq!(row.disabled_keys.len(), 1);
+        assert!(row.is_key_disabled("sk-first-3333"));
     }
 }

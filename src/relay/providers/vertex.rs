@@ -15,7 +15,7 @@
 //! `:streamGenerateContent?alt=sse`, the same bodies as Google AI Studio).
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -183,8 +183,10 @@ impl std::fmt::Debug for TokenSource {
     }
 }
 
-/// One source per key, kept across snapshot reloads so a reload does not cost a new token.
-static SOURCES: LazyLock<Mutex<HashMap<String, Arc<TokenSource>>>> =
+/// One source per key, shared by the snapshots that hold it, so a reload does not cost a new
+/// token. Held weakly: a key no snapshot uses any more (deleted, rotated) is dropped with its
+/// private key.
+static SOURCES: LazyLock<Mutex<HashMap<String, Weak<TokenSource>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 impl TokenSource {
@@ -193,15 +195,16 @@ impl TokenSource {
         let mut sources = SOURCES
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(source) = sources.get(fingerprint) {
-            return Ok(source.clone());
+        if let Some(source) = sources.get(fingerprint).and_then(Weak::upgrade) {
+            return Ok(source);
         }
         let source = Arc::new(TokenSource {
             account: ServiceAccount::parse(json)?,
             cached: ArcSwapOption::empty(),
             renewing: tokio::sync::Mutex::new(None),
         });
-        sources.insert(fingerprint.to_string(), source.clone());
+        sources.retain(|_, held| held.strong_count() > 0);
+        sources.insert(fingerprint.to_string(), Arc::downgrade(&source));
         Ok(source)
     }
 
