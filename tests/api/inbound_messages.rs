@@ -5,10 +5,9 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test};
+use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, read_text};
 use tollgate::domain::kinds::Outcome;
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
@@ -160,15 +159,6 @@ fn openai_tool_stream() -> String {
     let mut body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
     body.push_str("data: [DONE]\n\n");
     body
-}
-
-async fn read_text(response: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        bytes.extend_from_slice(&chunk.expect("stream chunk"));
-    }
-    String::from_utf8(bytes).expect("UTF-8 stream")
 }
 
 /// `(event name, data)` of each Anthropic event, checking that the two agree.

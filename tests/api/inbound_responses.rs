@@ -5,10 +5,9 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test};
+use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, read_text};
 use tollgate::domain::kinds::Outcome;
 use tollgate::service::channels::ChannelInput;
 
@@ -114,15 +113,6 @@ fn responses_request(stream: bool) -> Value {
         "max_output_tokens": 300,
         "stream": stream
     })
-}
-
-async fn read_text(response: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        bytes.extend_from_slice(&chunk.expect("stream chunk"));
-    }
-    String::from_utf8(bytes).expect("UTF-8 stream")
 }
 
 /// The events of a Responses stream, checking that each event's name matches its type.

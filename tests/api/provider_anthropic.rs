@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, db_test, expect_error};
+use crate::helpers::{FakeUpstream, Reply, TestApp, db_test, expect_error, read_chunks};
 use tollgate::domain::kinds::Outcome;
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
@@ -160,20 +159,6 @@ pub(crate) fn message_events() -> String {
     events
         .iter()
         .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
-        .collect()
-}
-
-async fn read_chunks(response: reqwest::Response) -> Vec<Value> {
-    let mut text = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        text.extend_from_slice(&chunk.expect("stream chunk"));
-    }
-    String::from_utf8(text)
-        .expect("UTF-8 stream")
-        .split("\n\n")
-        .filter_map(|event| event.trim().strip_prefix("data: "))
-        .map(|data| serde_json::from_str(data).unwrap_or_else(|_| json!(data)))
         .collect()
 }
 

@@ -6,10 +6,9 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error};
+use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error, read_chunks};
 use tollgate::domain::kinds::{ChannelStatus, Outcome};
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
@@ -234,18 +233,6 @@ fn check_signature(upstream: &FakeUpstream, recorded: &crate::helpers::upstream:
         authorization,
         "the signature matches the request as sent"
     );
-}
-
-async fn read_chunks(response: reqwest::Response) -> Vec<Value> {
-    let mut body = response.bytes_stream();
-    let mut text = String::new();
-    while let Some(piece) = body.next().await {
-        text.push_str(std::str::from_utf8(&piece.unwrap()).unwrap());
-    }
-    text.split("\n\n")
-        .filter_map(|event| event.strip_prefix("data: "))
-        .map(|data| serde_json::from_str(data).unwrap_or_else(|_| json!(data)))
-        .collect()
 }
 
 db_test! {

@@ -5,10 +5,9 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error};
+use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error, read_chunks};
 use tollgate::domain::kinds::Outcome;
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
@@ -117,18 +116,6 @@ fn cohere_events() -> String {
                 event["type"].as_str().unwrap()
             )
         })
-        .collect()
-}
-
-async fn read_chunks(response: reqwest::Response) -> Vec<Value> {
-    let mut body = response.bytes_stream();
-    let mut text = String::new();
-    while let Some(piece) = body.next().await {
-        text.push_str(std::str::from_utf8(&piece.unwrap()).unwrap());
-    }
-    text.split("\n\n")
-        .filter_map(|event| event.strip_prefix("data: "))
-        .map(|data| serde_json::from_str(data).unwrap_or_else(|_| json!(data)))
         .collect()
 }
 

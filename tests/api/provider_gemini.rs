@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error};
+use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error, read_text};
 use tollgate::domain::kinds::{ChannelStatus, Outcome};
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
@@ -130,15 +129,6 @@ pub(crate) fn gemini_events() -> String {
         .iter()
         .map(|fragment| format!("data: {fragment}\r\n\r\n"))
         .collect()
-}
-
-async fn read_text(response: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        bytes.extend_from_slice(&chunk.expect("stream chunk"));
-    }
-    String::from_utf8(bytes).expect("UTF-8 stream")
 }
 
 fn data_events(wire: &str) -> Vec<Value> {

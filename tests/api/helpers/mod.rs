@@ -359,3 +359,24 @@ pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) 
     assert!(!message.is_empty());
     message
 }
+
+/// A streamed answer's whole body, read as it arrives.
+pub async fn read_text(response: reqwest::Response) -> String {
+    use futures::StreamExt;
+    let mut bytes = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.expect("stream chunk"));
+    }
+    String::from_utf8(bytes).expect("UTF-8 stream")
+}
+
+/// The `data:` payloads of a server-sent-event answer: JSON chunks, and `[DONE]` as a string.
+pub async fn read_chunks(response: reqwest::Response) -> Vec<Value> {
+    read_text(response)
+        .await
+        .split("\n\n")
+        .filter_map(|event| event.trim().strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_string())))
+        .collect()
+}
