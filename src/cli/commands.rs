@@ -21,7 +21,42 @@ use crate::service::views::{
 };
 use crate::service::{self, ServiceError};
 
-type CommandResult = Result<(), String>;
+/// Why a command stopped early.
+#[derive(Debug)]
+pub enum CommandError {
+    /// Told to the person on standard error.
+    Failed(String),
+    /// Whoever read the output has gone (`tollgate logs | head`): nothing more to say.
+    OutputClosed,
+}
+
+impl From<String> for CommandError {
+    fn from(message: String) -> Self {
+        CommandError::Failed(message)
+    }
+}
+
+impl From<&str> for CommandError {
+    fn from(message: &str) -> Self {
+        CommandError::Failed(message.to_string())
+    }
+}
+
+type CommandResult = Result<(), CommandError>;
+
+/// Writes `text` and a newline to standard output. A reader that closed the pipe ends the
+/// command quietly instead of with a panic (Rust ignores SIGPIPE, so the write fails).
+fn print(text: impl std::fmt::Display) -> CommandResult {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CommandError::OutputClosed),
+        Err(e) => Err(CommandError::Failed(format!(
+            "cannot write to standard output: {e}"
+        ))),
+    }
+}
 
 /// The HTTP client the channel tools use from the command line.
 fn tool_client() -> Result<reqwest::Client, String> {
@@ -40,8 +75,7 @@ fn describe(error: ServiceError) -> String {
 
 fn print_json<T: Serialize>(value: &T) -> CommandResult {
     let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    println!("{text}");
-    Ok(())
+    print(text)
 }
 
 /// Prints `value` as JSON or with the text formatter.
@@ -49,8 +83,7 @@ fn show<T: Serialize>(json: JsonFlag, value: &T, text: impl FnOnce(&T) -> String
     if json.json {
         print_json(value)
     } else {
-        println!("{}", text(value));
-        Ok(())
+        print(text(value))
     }
 }
 
@@ -266,8 +299,7 @@ async fn token(db: &Db, command: TokenCommand) -> CommandResult {
         }
         TokenCommand::Delete { id } => {
             service::tokens::delete(db, id).await.map_err(describe)?;
-            println!("Deleted API key {id}.");
-            Ok(())
+            print(format_args!("Deleted API key {id}."))
         }
     }
 }
@@ -402,8 +434,7 @@ async fn channel(db: &Db, command: ChannelCommand) -> CommandResult {
             service::channels::delete(db, &channel)
                 .await
                 .map_err(describe)?;
-            println!("Deleted channel {channel}.");
-            Ok(())
+            print(format_args!("Deleted channel {channel}."))
         }
     }
 }
@@ -443,15 +474,13 @@ async fn price(db: &Db, command: PriceCommand) -> CommandResult {
                 let views: Vec<PriceView> = prices.iter().map(PriceView::new).collect();
                 return print_json(&views);
             }
-            println!("{}", output::prices(&prices));
-            Ok(())
+            print(output::prices(&prices))
         }
         PriceCommand::Delete { model } => {
             service::prices::delete(db, &model)
                 .await
                 .map_err(describe)?;
-            println!("Removed the price of {model}.");
-            Ok(())
+            print(format_args!("Removed the price of {model}."))
         }
     }
 }
@@ -515,8 +544,7 @@ async fn group(db: &Db, command: GroupCommand) -> CommandResult {
         }
         GroupCommand::Delete { name } => {
             service::groups::delete(db, &name).await.map_err(describe)?;
-            println!("Deleted group {name}.");
-            Ok(())
+            print(format_args!("Deleted group {name}."))
         }
     }
 }
@@ -548,8 +576,7 @@ async fn logs(db: &Db, args: LogsArgs) -> CommandResult {
             }
         }));
     }
-    println!("{}", output::logs(&views, &totals, qpu));
-    Ok(())
+    print(output::logs(&views, &totals, qpu))
 }
 
 async fn option(db: &Db, command: OptionCommand) -> CommandResult {
@@ -562,13 +589,11 @@ async fn option(db: &Db, command: OptionCommand) -> CommandResult {
             let info = service::options::set(db, &name, &value)
                 .await
                 .map_err(describe)?;
-            println!("{} = {}", info.name, info.value);
-            Ok(())
+            print(format_args!("{} = {}", info.name, info.value))
         }
         OptionCommand::Reset { name } => {
             let info = service::options::reset(db, &name).await.map_err(describe)?;
-            println!("{} = {} (default)", info.name, info.value);
-            Ok(())
+            print(format_args!("{} = {} (default)", info.name, info.value))
         }
     }
 }
@@ -605,8 +630,7 @@ async fn admin_token(db: &Db, command: AdminTokenCommand) -> CommandResult {
             service::admin_tokens::delete(db, id)
                 .await
                 .map_err(describe)?;
-            println!("Revoked admin token {id}.");
-            Ok(())
+            print(format_args!("Revoked admin token {id}."))
         }
     }
 }

@@ -405,8 +405,8 @@ pub enum AdminTokenCommand {
 /// Runs a management subcommand against the database and reports the outcome.
 pub async fn run_command(database: &DatabaseConfig, command: Command) -> ExitCode {
     match commands::run(database, command).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Ok(()) | Err(commands::CommandError::OutputClosed) => ExitCode::SUCCESS,
+        Err(commands::CommandError::Failed(message)) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }

@@ -109,3 +109,36 @@ db_test! {
         assert_eq!(app.user("bob").await.quota, 0);
     }
 }
+
+db_test! {
+    /// Output to a reader that has gone (`tollgate logs --json | head`) ends the command
+    /// quietly: no panic, no error message, a successful exit.
+    async fn cli_output_to_a_closed_pipe_ends_quietly(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let upstream = FakeUpstream::chat().await;
+        app.create_user("alice", "5").await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price("gpt-4o-mini", "1", "1").await;
+        let key = app.key_for("alice").await;
+        app.reload().await;
+        for _ in 0..3 {
+            assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 200);
+        }
+        app.wait_for_logs(3).await;
+        for args in [&["logs", "--json"][..], &["logs"], &["user", "list"], &["option", "list"]] {
+            // The reading end is closed before the command starts, so its first write fails.
+            let (reader, writer) = std::io::pipe().expect("a pipe");
+            drop(reader);
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+                .args(args)
+                .env("DATABASE_URL", &app.db_url)
+                .env_remove("RUST_LOG")
+                .stdout(writer)
+                .output()
+                .expect("run tollgate");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{args:?} exits 0 on a closed pipe: {stderr}");
+            assert!(stderr.is_empty(), "{args:?} says nothing: {stderr}");
+        }
+    }
+}
