@@ -61,8 +61,16 @@ impl App {
                     crate::config::redact_url(&config.database.url)
                 )
             })?;
-        let (billing, writer) =
-            billing::writer::start(db.clone(), config.server.billing_flush_interval());
+        let dead_letters = config.dead_letter_path();
+        tracing::info!(
+            "billing records the database refuses are kept in {}",
+            dead_letters.display()
+        );
+        let (billing, writer) = billing::writer::start(
+            db.clone(),
+            config.server.billing_flush_interval(),
+            billing::dead_letter::DeadLetterFile::new(dead_letters),
+        );
         let billing_writer = tokio::spawn(writer);
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
@@ -208,8 +216,9 @@ impl App {
         }
         cancel_jobs.cancel();
         while jobs.join_next().await.is_some() {}
-        // Every request has finished or been cut (and billed): write what is pending.
-        state.billing.flush().await;
+        // Every request has finished or been cut (and billed): write what is pending, and set
+        // aside what the database will not take.
+        state.billing.close().await;
         billing_writer.abort();
         let _ = billing_writer.await;
         state.db.close().await;

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where the database is. Shared by the server and every CLI command.
@@ -87,12 +88,50 @@ pub struct ServerConfig {
     /// processes on a shared machine.
     #[arg(long, env = "TOLLGATE_WORKERS", default_value_t = 0)]
     pub workers: usize,
+
+    /// Seconds a client has from connecting to sending its first request's headers (and
+    /// between requests on a kept-alive connection) before the connection is closed.
+    #[arg(long, env = "TOLLGATE_HEADER_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_read_timeout_secs: u64,
+
+    /// Where billing records the database refuses are kept for `tollgate billing replay`
+    /// (default: tollgate-billing-dead-letter.jsonl beside the SQLite file, or in the working
+    /// directory).
+    #[arg(long, env = "TOLLGATE_DEAD_LETTER_FILE")]
+    pub dead_letter_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
     pub fn billing_flush_interval(&self) -> Duration {
         Duration::from_millis(self.billing_flush_ms)
     }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs.max(1))
+    }
+}
+
+impl Config {
+    /// The dead-letter file: as configured, else beside a SQLite database file, else in the
+    /// working directory.
+    pub fn dead_letter_path(&self) -> PathBuf {
+        if let Some(path) = &self.server.dead_letter_file {
+            return path.clone();
+        }
+        let name = crate::billing::dead_letter::DEFAULT_FILE_NAME;
+        sqlite_file(&self.database.url)
+            .and_then(|file| file.parent().map(|dir| dir.join(name)))
+            .unwrap_or_else(|| PathBuf::from(name))
+    }
+}
+
+/// The file of a `sqlite://` URL; None for other databases and in-memory SQLite.
+fn sqlite_file(url: &str) -> Option<&Path> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let file = rest.split('?').next().unwrap_or_default();
+    (!file.is_empty() && !file.contains(":memory:")).then(|| Path::new(file))
 }
 
 impl Default for ServerConfig {
@@ -105,6 +144,8 @@ impl Default for ServerConfig {
             trust_forwarded_for: false,
             upstream_connect_timeout_secs: 10,
             workers: 0,
+            header_read_timeout_secs: 30,
+            dead_letter_file: None,
         }
     }
 }
@@ -131,5 +172,32 @@ mod tests {
             "mysql://root@127.0.0.1/db"
         );
         assert_eq!(redact_url("sqlite://tollgate.db"), "sqlite://tollgate.db");
+    }
+
+    #[test]
+    fn the_dead_letter_file_sits_beside_the_sqlite_file() {
+        let config = |url: &str| Config {
+            database: DatabaseConfig {
+                url: url.into(),
+                max_connections: 1,
+            },
+            server: ServerConfig::default(),
+        };
+        let name = crate::billing::dead_letter::DEFAULT_FILE_NAME;
+        assert_eq!(
+            config("sqlite:///var/lib/tollgate/t.db?mode=rwc").dead_letter_path(),
+            PathBuf::from("/var/lib/tollgate").join(name)
+        );
+        assert_eq!(
+            config("sqlite://tollgate.db").dead_letter_path(),
+            PathBuf::from(name)
+        );
+        assert_eq!(
+            config("postgres://u@h/db").dead_letter_path(),
+            PathBuf::from(name)
+        );
+        let mut set = config("sqlite://x.db");
+        set.server.dead_letter_file = Some("/tmp/d.jsonl".into());
+        assert_eq!(set.dead_letter_path(), PathBuf::from("/tmp/d.jsonl"));
     }
 }

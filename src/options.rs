@@ -207,6 +207,8 @@ runtime_options! {
     allow_unpriced_models: bool = "false", check any;
     /// Largest request body accepted on /v1, in KiB.
     max_request_body_kb: u64 = "32768", check positive;
+    /// Most tokens (or units) any one figure of an upstream's usage report is billed for; beyond it (or beyond the request's own max_tokens for output) the request is billed at the bound and its log marked.
+    usage_ceiling_tokens: u64 = "2000000", check positive;
 }
 
 impl RuntimeOptions {

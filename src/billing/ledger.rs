@@ -10,6 +10,9 @@
 //! Admission reserves a hold only when both the user and the key can cover it, under both locks
 //! (always taken user first, then key), so concurrent requests can never spend more than the
 //! balance beyond what the holds in flight already account for.
+//!
+//! The sums saturate at the 64-bit bounds rather than wrap: holds and costs are never
+//! negative, so no figure can turn a debt into a balance.
 
 use std::sync::Mutex;
 
@@ -22,7 +25,9 @@ struct AccountState {
 
 impl AccountState {
     fn available(&self) -> i64 {
-        self.stored + self.unflushed - self.held
+        self.stored
+            .saturating_add(self.unflushed)
+            .saturating_sub(self.held)
     }
 }
 
@@ -69,8 +74,8 @@ impl Account {
     /// A batch containing `delta` for this account has been committed.
     pub fn committed(&self, delta: i64) {
         let mut state = self.lock();
-        state.stored += delta;
-        state.unflushed -= delta;
+        state.stored = state.stored.saturating_add(delta);
+        state.unflushed = state.unflushed.saturating_sub(delta);
     }
 
     #[cfg(test)]
@@ -82,6 +87,7 @@ impl Account {
 
 /// Reserves `amount` on the user and, when the key is limited, on the key.
 pub fn try_hold(user: &Account, key: Option<&Account>, amount: i64) -> Result<(), Shortfall> {
+    let amount = amount.max(0);
     let mut user_state = user.lock();
     let user_available = user_state.available();
     if user_available < amount {
@@ -97,19 +103,20 @@ pub fn try_hold(user: &Account, key: Option<&Account>, amount: i64) -> Result<()
                 available: key_available,
             });
         }
-        key_state.held += amount;
+        key_state.held = key_state.held.saturating_add(amount);
     }
-    user_state.held += amount;
+    user_state.held = user_state.held.saturating_add(amount);
     Ok(())
 }
 
 /// Releases a hold and records the real cost as unflushed spending. `cost` may exceed the hold
 /// (an answer longer than estimated); the balance then goes below what the hold covered.
 pub fn settle(user: &Account, key: Option<&Account>, hold: i64, cost: i64) {
+    let (hold, cost) = (hold.max(0), cost.max(0));
     for account in std::iter::once(user).chain(key) {
         let mut state = account.lock();
-        state.held -= hold;
-        state.unflushed -= cost;
+        state.held = state.held.saturating_sub(hold);
+        state.unflushed = state.unflushed.saturating_sub(cost);
     }
 }
 
@@ -149,6 +156,29 @@ mod tests {
         try_hold(&user, None, 10).unwrap();
         settle(&user, None, 10, 0);
         assert_eq!(user.available(), 10);
+    }
+
+    #[test]
+    fn huge_costs_saturate_instead_of_wrapping() {
+        let user = Account::new(1_000);
+        // Requests already in flight when the first cost landed settle after it.
+        for _ in 0..3 {
+            try_hold(&user, None, 10).unwrap();
+        }
+        for _ in 0..3 {
+            settle(&user, None, 10, i64::MAX);
+        }
+        // Three costs of i64::MAX: the unflushed debt stops at the bound, it never wraps into
+        // credit.
+        assert_eq!(user.available(), i64::MIN + 1_000);
+        assert!(try_hold(&user, None, 1).is_err());
+        user.committed(i64::MIN);
+        assert!(user.available() < 0);
+        // Negative amounts cannot raise a balance either.
+        let user = Account::new(100);
+        try_hold(&user, None, -50).unwrap();
+        settle(&user, None, -50, -50);
+        assert_eq!(user.available(), 100);
     }
 
     #[test]

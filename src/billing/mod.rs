@@ -6,6 +6,7 @@
 //! itself, so every hold is released exactly once. Settled costs reach the database through
 //! the [`writer`], in batches.
 
+pub mod dead_letter;
 pub mod ledger;
 pub mod writer;
 
@@ -17,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::db::logs::RequestLog;
 use crate::domain::kinds::Outcome;
 use crate::domain::money::Ratio;
-use crate::domain::pricing::{self, ModelPrice, Usage};
+use crate::domain::pricing::{self, ModelPrice, Usage, UsageBounds};
 use crate::snapshot::{TokenEntry, UserEntry};
 use ledger::Account;
 
@@ -55,10 +56,11 @@ impl Queue {
 pub struct Billing {
     queue: Arc<Queue>,
     /// Asks the writer to write everything queued, then answers.
-    flushes: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    flushes: mpsc::UnboundedSender<writer::FlushRequest>,
     /// Serialises batch commits with snapshot balance reads (see `ledger`).
     sync_lock: Arc<tokio::sync::Mutex<()>>,
     synchronous: bool,
+    stats: Arc<writer::WriterStats>,
 }
 
 impl Billing {
@@ -71,7 +73,14 @@ impl Billing {
         self.synchronous
     }
 
-    pub fn record(&self, settled: Settled) {
+    /// What the writer has had to do besides writing.
+    pub fn stats(&self) -> &writer::WriterStats {
+        &self.stats
+    }
+
+    /// Queues a finished request for the writer, its text fitted to the log's columns.
+    pub fn record(&self, mut settled: Settled) {
+        settled.log.make_storable();
         let waiting = {
             let mut records = self.queue.records.lock().unwrap_or_else(|p| p.into_inner());
             records.push(settled);
@@ -85,7 +94,16 @@ impl Billing {
     /// Waits until everything recorded before this call is in the database.
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
-        if self.flushes.send(ack).is_ok() {
+        if self.flushes.send(writer::FlushRequest::Flush(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// The last flush before the server stops: what the database will not take goes to the
+    /// dead-letter file rather than being dropped.
+    pub async fn close(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.flushes.send(writer::FlushRequest::Close(ack)).is_ok() {
             let _ = done.await;
         }
     }
@@ -108,6 +126,8 @@ pub struct PriceContext {
     pub price: Option<ModelPrice>,
     pub group_ratio: Ratio,
     pub quota_per_usd: i64,
+    /// What the upstream's usage report may claim; anything beyond is billed at the bound.
+    pub bounds: UsageBounds,
 }
 
 impl PriceContext {
@@ -175,13 +195,15 @@ impl Ticket {
         self.started
     }
 
-    /// Bills real usage and releases the hold. Returns the cost.
+    /// Bills real usage (held to the request's bounds) and releases the hold. Returns the
+    /// cost. An answer that broke off is settled too, with the outcome saying so.
     pub fn settle(mut self, usage: Usage, estimated: bool, outcome: Outcome) -> i64 {
-        self.finish(usage, estimated, outcome)
+        self.finish(Some(usage), estimated, outcome)
     }
 
-    /// Releases the hold without charging: no upstream produced an answer. With no attempt made
-    /// at all (every channel cooling down, say) the request counts as refused.
+    /// Releases the hold without charging: no upstream produced an answer. With no upstream
+    /// contacted at all (every channel cooling down, a body no channel could take) the request
+    /// counts as refused.
     pub fn refund(mut self, status_code: u16, message: &str) {
         self.log.status_code = i64::from(status_code);
         self.log.error_message = message.to_string();
@@ -190,15 +212,26 @@ impl Ticket {
         } else {
             Outcome::UpstreamError
         };
-        self.finish(Usage::default(), false, outcome);
+        self.finish(None, false, outcome);
     }
 
-    fn finish(&mut self, usage: Usage, estimated: bool, outcome: Outcome) -> i64 {
+    /// `charge`: the usage to bill, or None to charge nothing.
+    fn finish(&mut self, charge: Option<Usage>, estimated: bool, outcome: Outcome) -> i64 {
         if self.finished {
             return 0;
         }
         self.finished = true;
-        let charged = !matches!(outcome, Outcome::UpstreamError | Outcome::Refused);
+        let charged = charge.is_some();
+        let (usage, implausible) = match charge {
+            Some(usage) => self.pricing.bounds.apply(usage),
+            None => (Usage::default(), None),
+        };
+        // A count of our own that overshoots (another vendor's tokenizer) is held to the
+        // bound too, but only an upstream's report is implausible.
+        if let Some(note) = implausible.filter(|_| !estimated) {
+            tracing::warn!(request_id = %self.log.request_id, channel = %self.log.channel_name, "{note}: the upstream's usage is beyond the request's bounds");
+            self.log.implausible_usage = note;
+        }
         let cost = if charged {
             self.pricing.cost(usage).unwrap_or_else(|e| {
                 tracing::error!(request_id = %self.log.request_id, "pricing failed ({e}); charging the hold");
@@ -206,7 +239,8 @@ impl Ticket {
             })
         } else {
             0
-        };
+        }
+        .max(0);
         ledger::settle(
             &self.user.account,
             self.token.limited_account(),
@@ -246,13 +280,13 @@ impl Drop for Ticket {
                 if self.log.error_message.is_empty() {
                     self.log.error_message = "the client closed the connection".into();
                 }
-                self.finish(usage, true, Outcome::ClientClosed);
+                self.finish(Some(usage), true, Outcome::ClientClosed);
             }
             None => {
                 if self.log.error_message.is_empty() {
                     self.log.error_message = "request ended before it was billed".into();
                 }
-                self.finish(Usage::default(), false, Outcome::UpstreamError);
+                self.finish(None, false, Outcome::UpstreamError);
             }
         }
     }
@@ -289,6 +323,9 @@ impl RequestLog {
             status_code: 0,
             error_message: String::new(),
             client_ip: String::new(),
+            requested_model: String::new(),
+            upstream_request_id: String::new(),
+            implausible_usage: String::new(),
         }
     }
 }

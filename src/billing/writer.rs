@@ -1,157 +1,150 @@
 //! The batched billing writer: one task that sums balance changes per user, key and channel,
 //! and writes them with the request logs in one transaction per flush (every
-//! `flush_interval`, default one second). A flush that fails is kept and retried, never dropped.
-//! With a zero interval every record is written as it arrives.
+//! `flush_interval`, default one second). With a zero interval every record is written as it
+//! arrives.
+//!
+//! A flush never blocks the ones after it:
+//! - the database unreachable or busy: the records wait and are tried again at the next flush;
+//! - the database refusing the batch itself: it is split in halves until the refused record is
+//!   alone, so every other record is written; that record is written again with its text
+//!   replaced (its money still applied), and if the database refuses even that, it goes to the
+//!   dead-letter file with a loud log line, for `tollgate billing replay`;
+//! - the server stopping while the database stays unreachable: what is left goes to the
+//!   dead-letter file too. No charge is dropped.
 
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::dead_letter::{DeadLetter, DeadLetterFile};
 use super::ledger::Account;
 use super::{Billing, Queue, Settled};
-use crate::db::Db;
 use crate::db::logs::{self, BalanceDelta, BillingBatch, RequestLog};
+use crate::db::{Db, DbError, now_ms};
 
 /// Flush early when this many requests are waiting, so memory stays flat however high the
 /// request rate is.
 pub(crate) const MAX_PENDING_ROWS: usize = 1024;
 
-#[derive(Default)]
-struct Pending {
-    users: HashMap<i64, (BalanceDelta, Option<Arc<Account>>)>,
-    tokens: HashMap<i64, (BalanceDelta, Option<Arc<Account>>)>,
-    channels: HashMap<i64, BalanceDelta>,
-    logs: Vec<RequestLog>,
+/// Someone waiting for the writer.
+#[derive(Debug)]
+pub(crate) enum FlushRequest {
+    /// Write everything queued, then answer.
+    Flush(oneshot::Sender<()>),
+    /// The server is stopping: write everything queued, set aside in the dead-letter file
+    /// what the database will not take, then answer.
+    Close(oneshot::Sender<()>),
 }
 
-impl Pending {
-    fn is_empty(&self) -> bool {
-        self.logs.is_empty() && self.users.is_empty()
-    }
+/// What the writer has had to do besides writing, since it started.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Flushes the database failed (each is retried or split).
+    pub failed_writes: AtomicU64,
+    /// Records written with their text replaced after the database refused it.
+    pub text_replaced: AtomicU64,
+    /// Records sent to the dead-letter file.
+    pub dead_lettered: AtomicU64,
+}
 
-    fn add(&mut self, settled: Settled) {
-        let Settled {
-            log,
-            user,
-            token,
-            counted,
-        } = settled;
-        let requests = i64::from(counted);
-        if user.is_some() || counted {
-            let (delta, account) = self.users.entry(log.user_id).or_insert_with(|| {
-                (
-                    BalanceDelta {
-                        id: log.user_id,
-                        ..BalanceDelta::default()
-                    },
-                    None,
-                )
+/// What one record contributes to the balance rows, for the database and for the file.
+pub(crate) struct Entry<'a> {
+    pub log: &'a RequestLog,
+    pub moves_balance: bool,
+    pub key_limited: bool,
+    pub counted: bool,
+}
+
+impl<'a> From<&'a Settled> for Entry<'a> {
+    fn from(settled: &'a Settled) -> Self {
+        Entry {
+            log: &settled.log,
+            moves_balance: settled.user.is_some() || settled.counted,
+            key_limited: settled.token.is_some(),
+            counted: settled.counted,
+        }
+    }
+}
+
+impl<'a> From<&'a DeadLetter> for Entry<'a> {
+    fn from(letter: &'a DeadLetter) -> Self {
+        Entry {
+            log: &letter.log,
+            moves_balance: letter.moves_balance,
+            key_limited: letter.key_limited,
+            counted: letter.counted,
+        }
+    }
+}
+
+/// The write that applies `entries`: balance changes summed per user, key and channel (sums
+/// saturate; costs are never negative), and their log rows.
+pub(crate) fn batch_of<'a>(entries: impl IntoIterator<Item = Entry<'a>>) -> BillingBatch<'a> {
+    let mut users: HashMap<i64, BalanceDelta> = HashMap::default();
+    let mut tokens: HashMap<i64, BalanceDelta> = HashMap::default();
+    let mut channels: HashMap<i64, BalanceDelta> = HashMap::default();
+    let mut logs = Vec::new();
+    for entry in entries {
+        let log = entry.log;
+        let cost = log.cost.max(0);
+        let requests = i64::from(entry.counted);
+        if entry.moves_balance {
+            let user = users.entry(log.user_id).or_insert(BalanceDelta {
+                id: log.user_id,
+                ..BalanceDelta::default()
             });
-            delta.quota -= log.cost;
-            delta.used += log.cost;
-            delta.requests += requests;
-            if account.is_none() {
-                *account = user;
-            }
-            let (delta, account) = self.tokens.entry(log.token_id).or_insert_with(|| {
-                (
-                    BalanceDelta {
-                        id: log.token_id,
-                        ..BalanceDelta::default()
-                    },
-                    None,
-                )
+            user.quota = user.quota.saturating_sub(cost);
+            user.used = user.used.saturating_add(cost);
+            user.requests = user.requests.saturating_add(requests);
+            let token = tokens.entry(log.token_id).or_insert(BalanceDelta {
+                id: log.token_id,
+                ..BalanceDelta::default()
             });
             // An unlimited key's remaining quota does not move; its usage still counts.
-            if token.is_some() {
-                delta.quota -= log.cost;
+            if entry.key_limited {
+                token.quota = token.quota.saturating_sub(cost);
             }
-            delta.used += log.cost;
-            delta.requests += requests;
-            delta.last_used_at = delta.last_used_at.max(log.created_at);
-            if account.is_none() {
-                *account = token;
-            }
+            token.used = token.used.saturating_add(cost);
+            token.requests = token.requests.saturating_add(requests);
+            token.last_used_at = token.last_used_at.max(log.created_at);
             if let Some(channel_id) = log.channel_id
-                && counted
+                && entry.counted
             {
-                let delta = self.channels.entry(channel_id).or_insert(BalanceDelta {
+                let channel = channels.entry(channel_id).or_insert(BalanceDelta {
                     id: channel_id,
                     ..BalanceDelta::default()
                 });
-                delta.used += log.cost;
-                delta.requests += 1;
+                channel.used = channel.used.saturating_add(cost);
+                channel.requests = channel.requests.saturating_add(1);
             }
         }
-        self.logs.push(log);
+        logs.push(log);
     }
-
-    /// Folds a batch that failed to write back in front of newer records.
-    fn merge_back(&mut self, older: Pending) {
-        let newer = std::mem::replace(self, older);
-        for (id, (delta, account)) in newer.users {
-            let entry = self.users.entry(id).or_insert((
-                BalanceDelta {
-                    id,
-                    ..BalanceDelta::default()
-                },
-                None,
-            ));
-            add_delta(&mut entry.0, &delta);
-            if entry.1.is_none() {
-                entry.1 = account;
-            }
-        }
-        for (id, (delta, account)) in newer.tokens {
-            let entry = self.tokens.entry(id).or_insert((
-                BalanceDelta {
-                    id,
-                    ..BalanceDelta::default()
-                },
-                None,
-            ));
-            add_delta(&mut entry.0, &delta);
-            if entry.1.is_none() {
-                entry.1 = account;
-            }
-        }
-        for (id, delta) in newer.channels {
-            let entry = self.channels.entry(id).or_insert(BalanceDelta {
-                id,
-                ..BalanceDelta::default()
-            });
-            add_delta(entry, &delta);
-        }
-        self.logs.extend(newer.logs);
-    }
-
-    /// The write to make; the log rows move into it (and back, should the write fail).
-    fn take_batch(&mut self) -> BillingBatch {
-        BillingBatch {
-            users: self.users.values().map(|(d, _)| *d).collect(),
-            tokens: self.tokens.values().map(|(d, _)| *d).collect(),
-            channels: self.channels.values().copied().collect(),
-            logs: std::mem::take(&mut self.logs),
-        }
-    }
-
-    /// Moves the committed amounts from "unflushed" to "stored" on the live accounts.
-    fn mark_committed(&self) {
-        for (delta, account) in self.users.values().chain(self.tokens.values()) {
-            if let Some(account) = account {
-                account.committed(delta.quota);
-            }
-        }
+    BillingBatch {
+        users: users.into_values().collect(),
+        tokens: tokens.into_values().collect(),
+        channels: channels.into_values().collect(),
+        logs,
     }
 }
 
-fn add_delta(into: &mut BalanceDelta, delta: &BalanceDelta) {
-    into.quota += delta.quota;
-    into.used += delta.used;
-    into.requests += delta.requests;
-    into.last_used_at = into.last_used_at.max(delta.last_used_at);
+/// Moves the costs of records now in the database from "unflushed" to "stored" on their live
+/// accounts (summed per account, one lock each).
+fn mark_committed(records: &[Settled]) {
+    let mut deltas: HashMap<*const Account, (&Arc<Account>, i64)> = HashMap::default();
+    for record in records {
+        let cost = record.log.cost.max(0);
+        for account in [&record.user, &record.token].into_iter().flatten() {
+            let entry = deltas.entry(Arc::as_ptr(account)).or_insert((account, 0));
+            entry.1 = entry.1.saturating_sub(cost);
+        }
+    }
+    for (account, delta) in deltas.into_values() {
+        account.committed(delta);
+    }
 }
 
 /// Starts the writer. The returned future runs until it is dropped; `Billing::flush` writes
@@ -159,6 +152,7 @@ fn add_delta(into: &mut BalanceDelta, delta: &BalanceDelta) {
 pub fn start(
     db: Db,
     flush_interval: Duration,
+    dead_letters: DeadLetterFile,
 ) -> (
     Billing,
     impl std::future::Future<Output = ()> + Send + 'static,
@@ -166,23 +160,35 @@ pub fn start(
     let queue = Arc::new(Queue::default());
     let (flushes, flush_requests) = mpsc::unbounded_channel();
     let sync_lock = Arc::new(tokio::sync::Mutex::new(()));
+    let stats = Arc::new(WriterStats::default());
     let billing = Billing {
         queue: queue.clone(),
         flushes,
         sync_lock: sync_lock.clone(),
         synchronous: flush_interval.is_zero(),
+        stats: stats.clone(),
     };
-    (
-        billing,
-        run(db, queue, flush_requests, sync_lock, flush_interval),
-    )
+    let writer = Writer {
+        db,
+        sync_lock,
+        dead_letters,
+        stats,
+    };
+    (billing, run(writer, queue, flush_requests, flush_interval))
+}
+
+struct Writer {
+    db: Db,
+    /// Serialises batch commits with snapshot balance reads (see `ledger`).
+    sync_lock: Arc<tokio::sync::Mutex<()>>,
+    dead_letters: DeadLetterFile,
+    stats: Arc<WriterStats>,
 }
 
 async fn run(
-    db: Db,
+    writer: Writer,
     queue: Arc<Queue>,
-    mut flush_requests: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
-    sync_lock: Arc<tokio::sync::Mutex<()>>,
+    mut flush_requests: mpsc::UnboundedReceiver<FlushRequest>,
     flush_interval: Duration,
 ) {
     let mut ticker = tokio::time::interval(if flush_interval.is_zero() {
@@ -191,66 +197,195 @@ async fn run(
         flush_interval
     });
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pending = Pending::default();
+    let mut pending: Vec<Settled> = Vec::new();
     loop {
-        let ack = tokio::select! {
+        let request = tokio::select! {
             request = flush_requests.recv() => match request {
-                Some(ack) => Some(ack),
+                Some(request) => Some(request),
                 None => return,
             },
             _ = queue.wake.notified() => None,
             _ = ticker.tick() => None,
         };
-        for settled in queue.take() {
-            pending.add(settled);
+        pending.extend(queue.take());
+        writer.flush(&mut pending).await;
+        let Some(request) = request else {
+            continue;
+        };
+        // Someone is waiting for the records (a graceful stop, a synchronous request): retry a
+        // brief database outage before answering.
+        for attempt in 1..=5 {
+            if pending.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            writer.flush(&mut pending).await;
         }
-        flush(&db, &sync_lock, &mut pending).await;
-        if let Some(ack) = ack {
-            // Someone is waiting for the records (a graceful stop, a synchronous request):
-            // retry a brief database outage before answering.
-            for attempt in 1..=5 {
-                if pending.is_empty() {
-                    break;
+        match request {
+            FlushRequest::Flush(ack) => {
+                if !pending.is_empty() {
+                    tracing::error!(
+                        requests = pending.len(),
+                        "billing records are still unwritten; the database keeps refusing them"
+                    );
                 }
-                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-                flush(&db, &sync_lock, &mut pending).await;
+                let _ = ack.send(());
             }
-            if !pending.is_empty() {
-                tracing::error!(
-                    requests = pending.logs.len(),
-                    "billing records are still unwritten; the database keeps refusing them"
-                );
+            FlushRequest::Close(ack) => {
+                if !pending.is_empty() {
+                    let records = std::mem::take(&mut pending);
+                    writer
+                        .set_aside(
+                            records,
+                            "the database could not be written before the server stopped",
+                        )
+                        .await;
+                }
+                let _ = ack.send(());
             }
-            let _ = ack.send(());
         }
     }
 }
 
-async fn flush(db: &Db, sync_lock: &tokio::sync::Mutex<()>, pending: &mut Pending) {
-    if pending.is_empty() {
-        return;
-    }
-    let mut taken = std::mem::take(pending);
-    let batch = taken.take_batch();
-    let _sync = sync_lock.lock().await;
-    let started = std::time::Instant::now();
-    match logs::apply_billing(db, &batch).await {
-        Ok(()) => {
-            taken.mark_committed();
-            tracing::debug!(
-                requests = batch.logs.len(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "billing flushed"
-            );
+impl Writer {
+    /// Writes `pending`; what must wait for the database is left in it.
+    async fn flush(&self, pending: &mut Vec<Settled>) {
+        if pending.is_empty() {
+            return;
         }
-        Err(e) => {
-            tracing::error!(
-                error = %e,
-                requests = batch.logs.len(),
-                "billing flush failed; will retry"
-            );
-            taken.logs = batch.logs;
-            pending.merge_back(taken);
+        let records = std::mem::take(pending);
+        let _sync = self.sync_lock.lock().await;
+        let started = std::time::Instant::now();
+        let count = records.len();
+        // Groups still to write; a refused group comes back as its two halves.
+        let mut groups = vec![records];
+        while let Some(group) = groups.pop() {
+            let written =
+                logs::apply_billing(&self.db, &batch_of(group.iter().map(Entry::from))).await;
+            let error = match written {
+                Ok(()) => {
+                    mark_committed(&group);
+                    continue;
+                }
+                Err(error) => error,
+            };
+            self.stats.failed_writes.fetch_add(1, Ordering::Relaxed);
+            if error.is_transient() || !self.db_answers().await {
+                tracing::error!(
+                    error = %error,
+                    requests = group.len() + groups.iter().map(Vec::len).sum::<usize>(),
+                    "billing flush failed; will retry"
+                );
+                pending.extend(group);
+                pending.extend(groups.into_iter().flatten());
+                return;
+            }
+            if group.len() > 1 {
+                if group.len() == count {
+                    tracing::warn!(error = %error, requests = count, "the database refused a billing batch; writing its records apart to find the one it refuses");
+                }
+                let mut first = group;
+                let second = first.split_off(first.len() / 2);
+                groups.push(second);
+                groups.push(first);
+                continue;
+            }
+            if let Some(record) = group.into_iter().next()
+                && let Some(record) = self.write_refused(record, &error).await
+            {
+                pending.push(record);
+            }
+        }
+        tracing::debug!(
+            requests = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "billing flushed"
+        );
+    }
+
+    /// Whether the database answers at all: a batch that fails while it does was refused for
+    /// what it holds.
+    async fn db_answers(&self) -> bool {
+        sqlx::query("SELECT 1")
+            .execute(self.db.pool())
+            .await
+            .is_ok()
+    }
+
+    /// One record the database refused: written again with its text replaced, else set aside.
+    /// Returns it when the database must be waited for instead.
+    async fn write_refused(&self, mut record: Settled, refused: &DbError) -> Option<Settled> {
+        let original = record.log.clone();
+        record.log.replace_text(&refused.to_string());
+        let written = logs::apply_billing(&self.db, &batch_of([Entry::from(&record)])).await;
+        match written {
+            Ok(()) => {
+                mark_committed(std::slice::from_ref(&record));
+                self.stats.text_replaced.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    request_id = %record.log.request_id,
+                    user_id = record.log.user_id,
+                    cost = record.log.cost,
+                    error = %refused,
+                    "the database refused a request's log text; written with the text replaced, its charge applied"
+                );
+                None
+            }
+            Err(error) if error.is_transient() => {
+                record.log = original;
+                Some(record)
+            }
+            Err(error) => {
+                record.log = original;
+                self.set_aside(vec![record], &error.to_string()).await;
+                None
+            }
+        }
+    }
+
+    /// Appends records to the dead-letter file, loudly. Their accounts are marked committed,
+    /// so the live balances mirror the database until the file is replayed.
+    async fn set_aside(&self, records: Vec<Settled>, error: &str) {
+        let letters: Vec<DeadLetter> = records
+            .iter()
+            .map(|record| {
+                let entry = Entry::from(record);
+                DeadLetter {
+                    set_aside_at: now_ms(),
+                    error: error.to_string(),
+                    moves_balance: entry.moves_balance,
+                    key_limited: entry.key_limited,
+                    counted: entry.counted,
+                    log: record.log.clone(),
+                }
+            })
+            .collect();
+        let file = self.dead_letters.clone();
+        let to_write = letters.clone();
+        let appended = tokio::task::spawn_blocking(move || file.append(&to_write))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.stats
+            .dead_lettered
+            .fetch_add(letters.len() as u64, Ordering::Relaxed);
+        mark_committed(&records);
+        let path = self.dead_letters.path().display();
+        for letter in &letters {
+            match &appended {
+                Ok(()) => tracing::error!(
+                    request_id = %letter.log.request_id,
+                    user_id = letter.log.user_id,
+                    cost = letter.log.cost,
+                    %error,
+                    "BILLING RECORD SET ASIDE: the database will not take it; it is in {path}, apply it with `tollgate billing replay {path}`"
+                ),
+                // The last place left: the log itself, whole, so it can be replayed by hand.
+                Err(io) => tracing::error!(
+                    record = %serde_json::to_string(letter).unwrap_or_default(),
+                    %error,
+                    "BILLING RECORD LOST FROM THE DATABASE AND THE DEAD-LETTER FILE ({path}: {io}); the record is in this log line"
+                ),
+            }
         }
     }
 }

@@ -4,8 +4,8 @@ use serde::Serialize;
 
 use super::output;
 use super::{
-    AdminTokenCommand, ChannelCommand, ChannelFlags, Command, GroupCommand, JsonFlag, LogsArgs,
-    OptionCommand, PriceCommand, TokenCommand, UserCommand,
+    AdminTokenCommand, BillingCommand, ChannelCommand, ChannelFlags, Command, GroupCommand,
+    JsonFlag, LogsArgs, OptionCommand, PriceCommand, TokenCommand, UserCommand,
 };
 use crate::config::DatabaseConfig;
 use crate::db::Db;
@@ -119,6 +119,7 @@ async fn dispatch(db: &Db, command: Command) -> CommandResult {
         Command::Logs(args) => logs(db, args).await,
         Command::Option(c) => option(db, c).await,
         Command::AdminToken(c) => admin_token(db, c).await,
+        Command::Billing(c) => billing(db, c).await,
     }
 }
 
@@ -631,6 +632,45 @@ async fn admin_token(db: &Db, command: AdminTokenCommand) -> CommandResult {
                 .await
                 .map_err(describe)?;
             print(format_args!("Revoked admin token {id}."))
+        }
+    }
+}
+
+async fn billing(db: &Db, command: BillingCommand) -> CommandResult {
+    match command {
+        BillingCommand::Replay { file, json } => {
+            let qpu = quota_per_usd(db).await?;
+            let report = service::billing::replay(db, &file)
+                .await
+                .map_err(describe)?;
+            let failed = report.failed.len();
+            show(json, &report, |r| {
+                let mut text = format!(
+                    "Applied {} record(s), charging {} ({} units); {} already applied; {} failed.",
+                    r.applied.len(),
+                    crate::domain::money::Quota(r.charged).usd_string(qpu),
+                    r.charged,
+                    r.already_applied.len(),
+                    r.failed.len()
+                );
+                for failure in &r.failed {
+                    text.push_str(&format!(
+                        "\n  line {} ({}): {}",
+                        failure.line,
+                        failure.request_id.as_deref().unwrap_or("unreadable"),
+                        failure.error
+                    ));
+                }
+                if !r.failed.is_empty() {
+                    text.push_str("\nFix what the errors say and replay the file again; applied records are skipped.");
+                }
+                text
+            })?;
+            if failed > 0 {
+                Err(format!("{failed} record(s) could not be applied").into())
+            } else {
+                Ok(())
+            }
         }
     }
 }

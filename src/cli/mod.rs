@@ -52,6 +52,21 @@ pub enum Command {
     /// Manage access tokens for the /api management API.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
+    /// Billing records the server could not write.
+    #[command(subcommand)]
+    Billing(BillingCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BillingCommand {
+    /// Apply the records of a billing dead-letter file (each at most once, however often the
+    /// file is replayed).
+    Replay {
+        /// The dead-letter file the server named in its log.
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Args, Debug, Clone, Copy, Default)]

@@ -263,7 +263,10 @@ pub fn logs(list: &[LogView], totals: &LogTotals, quota_per_usd: i64) -> String 
                     .replace('T', " "),
                 l.user.clone(),
                 l.token_name.clone(),
-                l.model.clone(),
+                match &l.requested_model {
+                    Some(requested) => format!("{requested} → {}", l.model),
+                    None => l.model.clone(),
+                },
                 l.channel.clone(),
                 format!(
                     "{}+{}{}",
@@ -274,11 +277,27 @@ pub fn logs(list: &[LogView], totals: &LogTotals, quota_per_usd: i64) -> String 
                 format!("${:.6}", l.cost_usd),
                 format!("{} ms", l.latency_ms),
                 l.outcome.to_string(),
+                l.upstream_request_id.clone().unwrap_or_default(),
             ]
         })
         .collect();
+    let marked: String = list
+        .iter()
+        .filter_map(|l| {
+            let note = l.implausible_usage.as_ref()?;
+            Some(format!(
+                "\n! {} {}: the upstream {note}; billed at the request's bounds.",
+                l.time
+                    .chars()
+                    .take(19)
+                    .collect::<String>()
+                    .replace('T', " "),
+                l.request_id
+            ))
+        })
+        .collect();
     format!(
-        "{}\n\nMatching requests: {}, total cost {} ({} units), {} prompt + {} completion tokens. (~ = counted locally)",
+        "{}{marked}\n\nMatching requests: {}, total cost {} ({} units), {} prompt + {} completion tokens. (~ = counted locally)",
         table(
             &[
                 "TIME (UTC)",
@@ -289,7 +308,8 @@ pub fn logs(list: &[LogView], totals: &LogTotals, quota_per_usd: i64) -> String 
                 "TOKENS",
                 "COST",
                 "LATENCY",
-                "OUTCOME"
+                "OUTCOME",
+                "UPSTREAM REQUEST ID"
             ],
             rows
         ),

@@ -211,7 +211,7 @@ async fn write_routes(
 }
 
 pub async fn insert(db: &Db, spec: &ChannelSpec) -> DbResult<i64> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let now = now_ms();
     let mut values = spec_values(spec);
     values.extend([Value::Int(now), Value::Int(now), Value::Int(now)]);
@@ -234,7 +234,7 @@ pub async fn insert(db: &Db, spec: &ChannelSpec) -> DbResult<i64> {
 /// Replaces a channel's settings (and its routes). The status-changed time moves only when the
 /// status does.
 pub async fn update(db: &Db, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let now = now_ms();
     // Keys no longer on the channel leave its disabled list (unless a key was disabled
     // meanwhile: the list is only replaced if it is still the one read here).
@@ -316,7 +316,7 @@ pub async fn set_status_if(
     status: ChannelStatus,
     reason: &str,
 ) -> DbResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let now = now_ms();
     let changed = db
         .execute_with(
@@ -371,7 +371,7 @@ pub async fn set_key_disabled(
             None => keys.retain(|d| d.fingerprint != fingerprint),
         }
         let new = (!keys.is_empty()).then(|| serde_json::to_string(&keys).unwrap_or_default());
-        let mut tx = db.pool().begin().await?;
+        let mut tx = db.begin_write().await?;
         let changed = db
             .execute_with(
                 &mut *tx,
@@ -406,7 +406,7 @@ fn parse_disabled_keys(stored: &str) -> DbResult<Vec<DisabledKey>> {
 }
 
 pub async fn delete(db: &Db, id: i64) -> DbResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     db.execute_with(
         &mut *tx,
         "DELETE FROM channel_routes WHERE channel_id = ?",

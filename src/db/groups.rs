@@ -43,7 +43,7 @@ pub async fn find(db: &Db, name: &str) -> DbResult<Option<GroupRow>> {
 }
 
 pub async fn insert(db: &Db, group: &GroupRow) -> DbResult<()> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let now = now_ms();
     db.execute_with(
         &mut *tx,
@@ -66,7 +66,7 @@ pub async fn insert(db: &Db, group: &GroupRow) -> DbResult<()> {
 
 /// Replaces the editable fields of an existing group. Returns false when there is no such group.
 pub async fn update(db: &Db, group: &GroupRow) -> DbResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let changed = db
         .execute_with(
             &mut *tx,
@@ -96,7 +96,7 @@ pub async fn member_count(db: &Db, name: &str) -> DbResult<i64> {
 }
 
 pub async fn delete(db: &Db, name: &str) -> DbResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let changed = db
         .execute_with(
             &mut *tx,

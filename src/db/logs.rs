@@ -8,7 +8,7 @@ use super::{Db, DbError, DbResult, Value, flag, text};
 use crate::domain::kinds::Outcome;
 
 /// One row per relayed request.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RequestLog {
     /// Assigned by the database; ignored on insert.
     pub id: i64,
@@ -21,7 +21,12 @@ pub struct RequestLog {
     pub group: String,
     /// `chat.completions`, `completions`, `embeddings`.
     pub endpoint: String,
+    /// The model routed and priced: the client's name, or what an alias or a dated name
+    /// resolved to.
     pub model: String,
+    /// The client's own name for the model when it resolved to another (empty otherwise).
+    pub requested_model: String,
+    /// The name sent upstream (after the channel's model map).
     pub upstream_model: String,
     pub channel_id: Option<i64>,
     pub channel_name: String,
@@ -40,9 +45,111 @@ pub struct RequestLog {
     pub status_code: i64,
     pub error_message: String,
     pub client_ip: String,
+    /// The upstream's own id for the request (its `request-id` or `x-request-id` header).
+    pub upstream_request_id: String,
+    /// Empty unless the upstream reported usage beyond the request's bounds: then the figures
+    /// it reported, which were billed at the bound instead.
+    pub implausible_usage: String,
 }
 
-const COLUMNS: [&str; 26] = [
+/// How many characters each text column holds; text is cut to fit before a row is queued.
+/// `error_message` is TEXT, whose MySQL limit is 65,535 bytes: a few thousand characters of
+/// an upstream's error are plenty.
+const TEXT_LIMITS: TextLimits = TextLimits {
+    request_id: 64,
+    name: 32,
+    label: 64,
+    model: 128,
+    error_message: 2000,
+    client_ip: 64,
+    upstream_request_id: 128,
+    implausible_usage: 255,
+};
+
+struct TextLimits {
+    request_id: usize,
+    /// Usernames, group names, endpoints.
+    name: usize,
+    /// Key and channel names.
+    label: usize,
+    model: usize,
+    error_message: usize,
+    client_ip: usize,
+    upstream_request_id: usize,
+    implausible_usage: usize,
+}
+
+/// Makes `text` storable on every backend: NUL (which PostgreSQL refuses in text) becomes
+/// U+FFFD, and the text is cut to `max_chars` characters (VARCHAR limits count characters on
+/// PostgreSQL and MySQL), with an ellipsis where it was cut.
+pub fn fit_text(text: &mut String, max_chars: usize) {
+    // Byte length bounds the character count, so short clean text (nearly all of it) is
+    // left alone without counting.
+    let has_nul = memchr::memchr(0, text.as_bytes()).is_some();
+    if text.len() <= max_chars && !has_nul {
+        return;
+    }
+    if has_nul {
+        *text = text.replace('\0', "\u{fffd}");
+    }
+    if let Some((cut, _)) = text.char_indices().nth(max_chars) {
+        let keep = text[..cut]
+            .char_indices()
+            .nth(max_chars.saturating_sub(1))
+            .map_or(cut, |(at, _)| at);
+        text.truncate(keep);
+        text.push('…');
+    }
+}
+
+impl RequestLog {
+    /// Fits every text field to its column, so no value a client or an upstream sent can make
+    /// the database refuse the row.
+    pub fn make_storable(&mut self) {
+        let limits = &TEXT_LIMITS;
+        fit_text(&mut self.request_id, limits.request_id);
+        fit_text(&mut self.username, limits.name);
+        fit_text(&mut self.token_name, limits.label);
+        fit_text(&mut self.group, limits.name);
+        fit_text(&mut self.endpoint, limits.name);
+        fit_text(&mut self.model, limits.model);
+        fit_text(&mut self.requested_model, limits.model);
+        fit_text(&mut self.upstream_model, limits.model);
+        fit_text(&mut self.channel_name, limits.label);
+        fit_text(&mut self.error_message, limits.error_message);
+        fit_text(&mut self.client_ip, limits.client_ip);
+        fit_text(&mut self.upstream_request_id, limits.upstream_request_id);
+        fit_text(&mut self.implausible_usage, limits.implausible_usage);
+    }
+
+    /// Replaces every free-text field with plain ASCII saying why: for a row the database
+    /// refused although it fitted its columns. The ids, figures and money stay.
+    pub fn replace_text(&mut self, reason: &str) {
+        let reason: String = reason
+            .chars()
+            .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+            .take(300)
+            .collect();
+        for text in [
+            &mut self.username,
+            &mut self.token_name,
+            &mut self.group,
+            &mut self.model,
+            &mut self.requested_model,
+            &mut self.upstream_model,
+            &mut self.channel_name,
+            &mut self.client_ip,
+            &mut self.upstream_request_id,
+            &mut self.implausible_usage,
+        ] {
+            text.clear();
+        }
+        self.error_message =
+            format!("The database refused this row's text, which was replaced: {reason}");
+    }
+}
+
+const COLUMNS: [&str; 29] = [
     "created_at",
     "request_id",
     "user_id",
@@ -69,6 +176,9 @@ const COLUMNS: [&str; 26] = [
     "status_code",
     "error_message",
     "client_ip",
+    "requested_model",
+    "upstream_request_id",
+    "implausible_usage",
 ];
 
 /// Binds one row's values, borrowing the strings from the row.
@@ -99,6 +209,9 @@ fn bind_row<'q>(args: &mut AnyArguments<'q>, log: &'q RequestLog) -> Result<(), 
     args.add(log.status_code)?;
     args.add(log.error_message.as_str())?;
     args.add(log.client_ip.as_str())?;
+    args.add(log.requested_model.as_str())?;
+    args.add(log.upstream_request_id.as_str())?;
+    args.add(log.implausible_usage.as_str())?;
     Ok(())
 }
 
@@ -133,6 +246,9 @@ fn from_row(row: &AnyRow) -> DbResult<RequestLog> {
         status_code: row.try_get("status_code")?,
         error_message: text(row, "error_message")?,
         client_ip: text(row, "client_ip")?,
+        requested_model: text(row, "requested_model")?,
+        upstream_request_id: text(row, "upstream_request_id")?,
+        implausible_usage: text(row, "implausible_usage")?,
     })
 }
 
@@ -151,20 +267,71 @@ pub struct BalanceDelta {
 /// Everything a billing flush writes, applied in one transaction so balances and logs never
 /// disagree.
 #[derive(Debug, Default)]
-pub struct BillingBatch {
+pub struct BillingBatch<'a> {
     pub users: Vec<BalanceDelta>,
     pub tokens: Vec<BalanceDelta>,
     pub channels: Vec<BalanceDelta>,
-    pub logs: Vec<RequestLog>,
+    pub logs: Vec<&'a RequestLog>,
 }
 
-impl BillingBatch {
+impl BillingBatch<'_> {
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
             && self.tokens.is_empty()
             && self.channels.is_empty()
             && self.logs.is_empty()
     }
+}
+
+/// `column = column + ?` that stops at the 64-bit bounds instead of overflowing, which is an
+/// error on PostgreSQL and MySQL and a silent switch to floating point on SQLite. Its four
+/// binds come from [`saturating_binds`].
+macro_rules! saturating_add {
+    ($column:literal) => {
+        concat!(
+            $column,
+            " = CASE WHEN ",
+            $column,
+            " < ? OR ",
+            $column,
+            " > ? THEN ? ELSE ",
+            $column,
+            " + ? END"
+        )
+    };
+}
+
+const UPDATE_USER_BALANCE: &str = concat!(
+    "UPDATE users SET ",
+    saturating_add!("quota"),
+    ", ",
+    saturating_add!("used_quota"),
+    ", request_count = request_count + ? WHERE id = ?"
+);
+const UPDATE_TOKEN_BALANCE: &str = concat!(
+    "UPDATE tokens SET ",
+    saturating_add!("remaining_quota"),
+    ", ",
+    saturating_add!("used_quota"),
+    ", request_count = request_count + ?, last_used_at = ? WHERE id = ?"
+);
+const UPDATE_CHANNEL_USAGE: &str = concat!(
+    "UPDATE channels SET ",
+    saturating_add!("used_quota"),
+    ", request_count = request_count + ? WHERE id = ?"
+);
+
+/// The binds of one [`saturating_add!`]: the range in which adding `delta` cannot overflow,
+/// the bound to stop at outside it, and the delta. Computed without overflowing either.
+fn saturating_binds(delta: i64) -> [Value; 4] {
+    let (low, high) = super::addable_range(delta);
+    let bound = if delta < 0 { i64::MIN } else { i64::MAX };
+    [
+        Value::Int(low),
+        Value::Int(high),
+        Value::Int(bound),
+        Value::Int(delta),
+    ]
 }
 
 /// Rows per multi-row INSERT. Larger statements save round trips but SQLite keeps a compiled
@@ -191,44 +358,44 @@ fn statement_chunks<T>(rows: &[T]) -> Vec<&[T]> {
     chunks
 }
 
-pub async fn apply_billing(db: &Db, batch: &BillingBatch) -> DbResult<()> {
-    let mut tx = db.pool().begin().await?;
+pub async fn apply_billing(db: &Db, batch: &BillingBatch<'_>) -> DbResult<()> {
+    let mut tx = db.begin_write().await?;
+    write_billing(db, &mut tx, batch).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn write_billing(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    batch: &BillingBatch<'_>,
+) -> DbResult<()> {
     for d in &batch.users {
-        db.execute_with(
-            &mut *tx,
-            "UPDATE users SET quota = quota + ?, used_quota = used_quota + ?, \
-             request_count = request_count + ? WHERE id = ?",
-            &[
-                Value::Int(d.quota),
-                Value::Int(d.used),
-                Value::Int(d.requests),
-                Value::Int(d.id),
-            ],
-        )
-        .await?;
+        let mut values = Vec::with_capacity(10);
+        values.extend(saturating_binds(d.quota));
+        values.extend(saturating_binds(d.used));
+        values.extend([Value::Int(d.requests), Value::Int(d.id)]);
+        db.execute_with(&mut **tx, UPDATE_USER_BALANCE, &values)
+            .await?;
     }
     for d in &batch.tokens {
-        db.execute_with(
-            &mut *tx,
-            "UPDATE tokens SET remaining_quota = remaining_quota + ?, used_quota = used_quota + ?, \
-             request_count = request_count + ?, last_used_at = ? WHERE id = ?",
-            &[
-                Value::Int(d.quota),
-                Value::Int(d.used),
-                Value::Int(d.requests),
-                Value::Int(d.last_used_at),
-                Value::Int(d.id),
-            ],
-        )
-        .await?;
+        let mut values = Vec::with_capacity(11);
+        values.extend(saturating_binds(d.quota));
+        values.extend(saturating_binds(d.used));
+        values.extend([
+            Value::Int(d.requests),
+            Value::Int(d.last_used_at),
+            Value::Int(d.id),
+        ]);
+        db.execute_with(&mut **tx, UPDATE_TOKEN_BALANCE, &values)
+            .await?;
     }
     for d in &batch.channels {
-        db.execute_with(
-            &mut *tx,
-            "UPDATE channels SET used_quota = used_quota + ?, request_count = request_count + ? WHERE id = ?",
-            &[Value::Int(d.used), Value::Int(d.requests), Value::Int(d.id)],
-        )
-        .await?;
+        let mut values = Vec::with_capacity(6);
+        values.extend(saturating_binds(d.used));
+        values.extend([Value::Int(d.requests), Value::Int(d.id)]);
+        db.execute_with(&mut **tx, UPDATE_CHANNEL_USAGE, &values)
+            .await?;
     }
     let row = format!("({})", vec!["?"; COLUMNS.len()].join(", "));
     for chunk in statement_chunks(&batch.logs) {
@@ -242,10 +409,55 @@ pub async fn apply_billing(db: &Db, batch: &BillingBatch) -> DbResult<()> {
         for log in chunk {
             bind_row(&mut args, log).map_err(|e| DbError::Sqlx(sqlx::Error::Encode(e)))?;
         }
-        sqlx::query_with(&sql, args).execute(&mut *tx).await?;
+        sqlx::query_with(&sql, args).execute(&mut **tx).await?;
     }
-    tx.commit().await?;
     Ok(())
+}
+
+/// What replaying one set-aside billing record did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replayed {
+    Applied,
+    /// Its request is logged already, or it was replayed before: nothing was written.
+    AlreadyApplied,
+}
+
+/// Applies one billing record that the writer could not write (see `billing::dead_letter`),
+/// exactly once: the request's id is recorded in the same transaction, and a request whose
+/// log row exists was written after all.
+pub async fn replay(
+    db: &Db,
+    request_id: &str,
+    batch: &BillingBatch<'_>,
+    now_ms: i64,
+) -> DbResult<Replayed> {
+    let mut tx = db.begin_write().await?;
+    let logged = sqlx::query_scalar_with::<_, i64, _>(
+        &db.sql("SELECT id FROM request_logs WHERE request_id = ? LIMIT 1"),
+        super::bind_all(&[Value::Text(request_id.to_string())])?,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if logged.is_some() {
+        return Ok(Replayed::AlreadyApplied);
+    }
+    let marked = db
+        .execute_with(
+            &mut *tx,
+            "INSERT INTO billing_replays (request_id, applied_at) VALUES (?, ?)",
+            &[Value::Text(request_id.to_string()), Value::Int(now_ms)],
+        )
+        .await;
+    match marked {
+        Ok(_) => {}
+        Err(DbError::Conflict(_)) => return Ok(Replayed::AlreadyApplied),
+        Err(e) => return Err(e),
+    }
+    write_billing(db, &mut tx, batch).await?;
+    // Balances changed outside the servers' own billing: have them re-read.
+    super::meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(Replayed::Applied)
 }
 
 /// Which logs to read. Results are newest first.

@@ -35,6 +35,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0003_key_status_and_cache_writes.sql"),
         include_str!("../../migrations/mysql/0003_key_status_and_cache_writes.sql"),
     ),
+    (
+        4,
+        "relay hardening",
+        include_str!("../../migrations/sqlite/0004_relay_hardening.sql"),
+        include_str!("../../migrations/postgres/0004_relay_hardening.sql"),
+        include_str!("../../migrations/mysql/0004_relay_hardening.sql"),
+    ),
 ];
 
 #[derive(Debug)]

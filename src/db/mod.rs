@@ -83,6 +83,54 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+impl DbError {
+    /// Whether the same write may succeed when tried again later: the database was
+    /// unreachable, busy, out of resources or picked this transaction as a deadlock victim.
+    /// Otherwise it refused the data itself (a constraint, a value it cannot store), and
+    /// retrying the same rows can never help.
+    pub fn is_transient(&self) -> bool {
+        let DbError::Sqlx(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db_err) => {
+                if let Some(mysql) = db_err.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                    // Too many connections, shutdown, lock wait timeout, deadlock, killed,
+                    // interrupted, server gone.
+                    return matches!(
+                        mysql.number(),
+                        1040 | 1053 | 1205 | 1213 | 1317 | 1927 | 2006 | 2013
+                    );
+                }
+                let code = db_err.code().unwrap_or_default();
+                if db_err
+                    .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                    .is_some()
+                {
+                    // Extended result codes carry the primary code in the low byte: busy,
+                    // locked, I/O error, disk full, cannot open.
+                    return code
+                        .parse::<u32>()
+                        .is_ok_and(|code| matches!(code & 0xff, 5 | 6 | 10 | 13 | 14));
+                }
+                // PostgreSQL's SQLSTATE: connection exceptions, serialization failures and
+                // deadlocks, lock timeouts, insufficient resources, operator intervention.
+                code.starts_with("08")
+                    || code.starts_with("40")
+                    || code.starts_with("53")
+                    || code.starts_with("57")
+                    || code == "55P03"
+            }
+            _ => false,
+        }
+    }
+}
+
 pub type DbResult<T> = Result<T, DbError>;
 
 /// A connection pool and the backend it talks to. Cheap to clone.
@@ -161,6 +209,17 @@ impl Db {
         &self.pool
     }
 
+    /// Starts a transaction that writes. SQLite's takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so it waits for other writers (the busy timeout) instead of failing with
+    /// SQLITE_BUSY_SNAPSHOT when it reads before it writes and another connection committed
+    /// in between; the other backends lock rows as they are written.
+    pub async fn begin_write(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres | Backend::MySql => self.pool.begin().await?,
+        })
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -227,6 +286,15 @@ impl Db {
     }
 }
 
+/// The values a 64-bit balance may hold for `balance + delta` not to overflow.
+pub(crate) fn addable_range(delta: i64) -> (i64, i64) {
+    if delta < 0 {
+        (i64::MIN - delta, i64::MAX)
+    } else {
+        (i64::MIN, i64::MAX - delta)
+    }
+}
+
 /// `INSERT … ON CONFLICT … DO UPDATE` in the backend's dialect: every column that is not part of
 /// the key is overwritten with the new value.
 pub(crate) fn upsert_sql(backend: Backend, table: &str, columns: &[&str], key: &[&str]) -> String {
@@ -258,7 +326,7 @@ pub(crate) fn upsert_sql(backend: Backend, table: &str, columns: &[&str], key: &
     }
 }
 
-fn bind_all(values: &[Value]) -> DbResult<AnyArguments<'static>> {
+pub(crate) fn bind_all(values: &[Value]) -> DbResult<AnyArguments<'static>> {
     let mut args = AnyArguments::default();
     for value in values {
         let added = match value.clone() {

@@ -17,7 +17,7 @@ pub async fn set(db: &Db, name: &str, value: &str) -> DbResult<()> {
         &["name", "value", "updated_at"],
         &["name"],
     );
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     db.execute_with(
         &mut *tx,
         &sql,
@@ -35,7 +35,7 @@ pub async fn set(db: &Db, name: &str, value: &str) -> DbResult<()> {
 
 /// Removes a stored value so the option returns to its default.
 pub async fn reset(db: &Db, name: &str) -> DbResult<()> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     db.execute_with(
         &mut *tx,
         "DELETE FROM options WHERE name = ?",

@@ -81,7 +81,7 @@ pub async fn upsert(db: &Db, model: &str, price: ModelPrice) -> DbResult<()> {
         ],
         &["model"],
     );
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     db.execute_with(
         &mut *tx,
         &sql,
@@ -102,7 +102,7 @@ pub async fn upsert(db: &Db, model: &str, price: ModelPrice) -> DbResult<()> {
 }
 
 pub async fn delete(db: &Db, model: &str) -> DbResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let changed = db
         .execute_with(
             &mut *tx,

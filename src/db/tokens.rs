@@ -87,7 +87,7 @@ pub(crate) fn split_list(text: &str) -> Vec<String> {
 }
 
 pub async fn insert(db: &Db, token: &NewToken) -> DbResult<i64> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let now = now_ms();
     let id = db
         .insert_returning_id(
@@ -188,7 +188,7 @@ pub async fn update(db: &Db, id: i64, patch: &TokenPatch) -> DbResult<bool> {
     values.push(Value::Int(now_ms()));
     values.push(Value::Int(id));
     let sql = format!("UPDATE tokens SET {} WHERE id = ?", sets.join(", "));
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let changed = db.execute_with(&mut *tx, &sql, &values).await?;
     meta::bump_data_version(&mut *tx).await?;
     tx.commit().await?;
@@ -196,13 +196,23 @@ pub async fn update(db: &Db, id: i64, patch: &TokenPatch) -> DbResult<bool> {
 }
 
 /// Adds `delta` to the key's remaining quota in one atomic statement.
+///
+/// Checked, never wrapped: a change that would carry the balance past the 64-bit range is not
+/// made, and the answer is false as for a missing row.
 pub async fn add_quota(db: &Db, id: i64, delta: i64) -> DbResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let (low, high) = super::addable_range(delta);
+    let mut tx = db.begin_write().await?;
     let changed = db
         .execute_with(
             &mut *tx,
-            "UPDATE tokens SET remaining_quota = remaining_quota + ?, updated_at = ? WHERE id = ?",
-            &[Value::Int(delta), Value::Int(now_ms()), Value::Int(id)],
+            "UPDATE tokens SET remaining_quota = remaining_quota + ?, updated_at = ? WHERE id = ? AND remaining_quota >= ? AND remaining_quota <= ?",
+            &[
+                Value::Int(delta),
+                Value::Int(now_ms()),
+                Value::Int(id),
+                Value::Int(low),
+                Value::Int(high),
+            ],
         )
         .await?;
     meta::bump_data_version(&mut *tx).await?;
@@ -211,7 +221,7 @@ pub async fn add_quota(db: &Db, id: i64, delta: i64) -> DbResult<bool> {
 }
 
 pub async fn delete(db: &Db, id: i64) -> DbResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let changed = db
         .execute_with(
             &mut *tx,

@@ -73,7 +73,7 @@ fn from_row(row: &AnyRow) -> DbResult<UserRow> {
 }
 
 pub async fn insert(db: &Db, user: &NewUser) -> DbResult<i64> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let now = now_ms();
     let id = db
         .insert_returning_id(
@@ -176,7 +176,7 @@ pub async fn update(db: &Db, id: i64, patch: &UserPatch) -> DbResult<bool> {
     values.push(Value::Int(now_ms()));
     values.push(Value::Int(id));
     let sql = format!("UPDATE users SET {} WHERE id = ?", sets.join(", "));
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let changed = db.execute_with(&mut *tx, &sql, &values).await?;
     meta::bump_data_version(&mut *tx).await?;
     tx.commit().await?;
@@ -184,13 +184,23 @@ pub async fn update(db: &Db, id: i64, patch: &UserPatch) -> DbResult<bool> {
 }
 
 /// Adds `delta` (negative to deduct) to the user's balance in one atomic statement.
+///
+/// Checked, never wrapped: a change that would carry the balance past the 64-bit range is not
+/// made, and the answer is false as for a missing row.
 pub async fn add_quota(db: &Db, id: i64, delta: i64) -> DbResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let (low, high) = super::addable_range(delta);
+    let mut tx = db.begin_write().await?;
     let changed = db
         .execute_with(
             &mut *tx,
-            "UPDATE users SET quota = quota + ?, updated_at = ? WHERE id = ?",
-            &[Value::Int(delta), Value::Int(now_ms()), Value::Int(id)],
+            "UPDATE users SET quota = quota + ?, updated_at = ? WHERE id = ? AND quota >= ? AND quota <= ?",
+            &[
+                Value::Int(delta),
+                Value::Int(now_ms()),
+                Value::Int(id),
+                Value::Int(low),
+                Value::Int(high),
+            ],
         )
         .await?;
     meta::bump_data_version(&mut *tx).await?;

@@ -86,6 +86,59 @@ pub fn model_name(value: &str) -> Result<String, NameError> {
     check("a model name", value, 128, "_-.:/@+")
 }
 
+/// The most characters of a name quoted back in an error message.
+const QUOTED_CHARS: usize = 64;
+
+/// The start of `value` for an error message: at most 64 characters, control characters
+/// escaped, and an ellipsis when cut.
+pub fn quoted(value: &str) -> String {
+    let mut quoted: String = value
+        .chars()
+        .take(QUOTED_CHARS)
+        .flat_map(|c| {
+            let escape = c.is_control() || c == '\\';
+            let plain = (!escape).then_some(c);
+            plain
+                .into_iter()
+                .chain(escape.then(|| c.escape_default()).into_iter().flatten())
+        })
+        .collect();
+    if value.chars().nth(QUOTED_CHARS).is_some() {
+        quoted.push('…');
+    }
+    quoted
+}
+
+/// A model name as a client sent it, checked but never trimmed or changed: what a channel or
+/// a price could list (at most 128 characters; letters, digits and `_-.:/@+`). Its errors
+/// quote at most the first 64 characters.
+pub fn requested_model(value: &str) -> Result<(), NameError> {
+    const MAX: usize = 128;
+    const EXTRA: &str = "_-.:/@+";
+    if value.is_empty() {
+        return Err(NameError::Empty {
+            what: "a model name",
+        });
+    }
+    if value.len() > MAX && value.chars().nth(MAX).is_some() {
+        return Err(NameError::TooLong {
+            what: "a model name",
+            max: MAX,
+        });
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || EXTRA.contains(c))
+    {
+        return Err(NameError::BadCharacter {
+            what: "a model name",
+            value: quoted(value),
+            allowed: describe(EXTRA),
+        });
+    }
+    Ok(())
+}
+
 /// Parses a comma- or newline-separated list, validating each entry and dropping duplicates
 /// while keeping the order people wrote.
 pub fn list(
@@ -125,6 +178,38 @@ mod tests {
         assert!(group_name("vip.gold").is_err());
         assert!(label("a key name", "my laptop (work)").is_ok());
         assert!(label("a key name", "bad\u{0}").is_err());
+    }
+
+    #[test]
+    fn checks_requested_model_names_without_changing_them() {
+        assert_eq!(requested_model("claude-sonnet-4-5@20250929"), Ok(()));
+        assert_eq!(requested_model("meta-llama/Llama-3-8B"), Ok(()));
+        assert!(matches!(
+            requested_model(" gpt-4o"),
+            Err(NameError::BadCharacter { .. })
+        ));
+        assert_eq!(
+            requested_model("a\u{0}b"),
+            Err(NameError::BadCharacter {
+                what: "a model name",
+                value: "a\\u{0}b".into(),
+                allowed: "'_', '-', '.', ':', '/', '@', '+'",
+            })
+        );
+        assert_eq!(requested_model(&"m".repeat(128)), Ok(()));
+        assert_eq!(
+            requested_model(&"m".repeat(129)),
+            Err(NameError::TooLong {
+                what: "a model name",
+                max: 128
+            })
+        );
+        assert!(requested_model("").is_err());
+        let long = format!("{}\u{7}", "x".repeat(100));
+        let Err(NameError::BadCharacter { value, .. }) = requested_model(&long) else {
+            panic!("a control character is refused");
+        };
+        assert_eq!(value, format!("{}…", "x".repeat(64)));
     }
 
     #[test]

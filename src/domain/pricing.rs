@@ -47,6 +47,51 @@ pub struct Usage {
     pub units: i64,
 }
 
+/// What an upstream's usage report may claim for one request: completion tokens up to the
+/// request's own output limit (per choice, times the choices asked for), and every figure up
+/// to a ceiling. Prompt tokens have no bound in the request (cached prompts, earlier turns
+/// stored upstream and files all count), only the ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsageBounds {
+    /// The request's `max_tokens` (or its equivalent) times its choices, when it set one.
+    pub output_limit: Option<i64>,
+    /// The most any one figure may be.
+    pub ceiling: i64,
+}
+
+impl UsageBounds {
+    /// `usage` with every figure held to its bound, and, when a figure was over, a note of what
+    /// was reported for the log.
+    pub fn apply(&self, usage: Usage) -> (Usage, Option<String>) {
+        let ceiling = self.ceiling.max(0);
+        let completion_bound = self
+            .output_limit
+            .map_or(ceiling, |limit| limit.clamp(0, ceiling));
+        let mut notes: Vec<String> = Vec::new();
+        let mut bound = |name: &str, value: i64, limit: i64| {
+            if value > limit {
+                notes.push(format!("{name} {value} (billed {limit})"));
+                limit
+            } else {
+                value.max(0)
+            }
+        };
+        let bounded = Usage {
+            prompt_tokens: bound("prompt_tokens", usage.prompt_tokens, ceiling),
+            completion_tokens: bound(
+                "completion_tokens",
+                usage.completion_tokens,
+                completion_bound,
+            ),
+            cached_tokens: bound("cached_tokens", usage.cached_tokens, ceiling),
+            cache_write_tokens: bound("cache_write_tokens", usage.cache_write_tokens, ceiling),
+            units: bound("units", usage.units, ceiling),
+        };
+        let note = (!notes.is_empty()).then(|| format!("reported {}", notes.join(", ")));
+        (bounded, note)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PricingError {
     #[error("the cost of this request is too large to represent")]
@@ -353,6 +398,68 @@ mod tests {
             cost(price, usage(1, 0, 0), Ratio::ONE, 0),
             Err(PricingError::BadRate)
         );
+    }
+
+    #[test]
+    fn usage_is_held_to_the_request_and_the_ceiling() {
+        let bounds = UsageBounds {
+            output_limit: Some(10),
+            ceiling: 2_000_000,
+        };
+        let reported = Usage {
+            prompt_tokens: 3_000_000,
+            completion_tokens: 9_000_000_000_000_000_000,
+            cached_tokens: 5,
+            cache_write_tokens: -4,
+            units: 0,
+        };
+        let (billed, note) = bounds.apply(reported);
+        assert_eq!(billed.prompt_tokens, 2_000_000);
+        assert_eq!(billed.completion_tokens, 10);
+        assert_eq!(billed.cached_tokens, 5);
+        assert_eq!(
+            billed.cache_write_tokens, 0,
+            "negative figures count as zero"
+        );
+        assert_eq!(
+            note.as_deref(),
+            Some(
+                "reported prompt_tokens 3000000 (billed 2000000), completion_tokens 9000000000000000000 (billed 10)"
+            )
+        );
+        // Within bounds nothing changes and nothing is noted.
+        let fine = Usage {
+            prompt_tokens: 100,
+            completion_tokens: 10,
+            ..Usage::default()
+        };
+        assert_eq!(bounds.apply(fine), (fine, None));
+        // No output limit in the request: only the ceiling.
+        let open = UsageBounds {
+            output_limit: None,
+            ceiling: 1_000,
+        };
+        let (billed, note) = open.apply(Usage {
+            completion_tokens: 5_000,
+            ..Usage::default()
+        });
+        assert_eq!(billed.completion_tokens, 1_000);
+        assert!(note.is_some());
+        // The largest bounded usage is still priced without overflow at any real price.
+        let price = ModelPrice::PerToken {
+            input: MicroUsd::parse("1000").unwrap(),
+            output: MicroUsd::parse("1000").unwrap(),
+            cached_input: None,
+            cache_write: None,
+        };
+        let (worst, _) = open.apply(Usage {
+            prompt_tokens: i64::MAX,
+            completion_tokens: i64::MAX,
+            cached_tokens: i64::MAX,
+            cache_write_tokens: i64::MAX,
+            units: i64::MAX,
+        });
+        assert!(cost(price, worst, Ratio::parse("100").unwrap(), 500_000).is_ok());
     }
 
     #[test]

@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
+use crate::domain::names::{self, NameError};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayError {
     pub status: StatusCode,
@@ -57,7 +59,21 @@ impl RelayError {
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             "model_not_found",
-            format!("The model '{model}' does not exist or you do not have access to it."),
+            format!(
+                "The model '{}' does not exist or you do not have access to it.",
+                names::quoted(model)
+            ),
+        )
+        .with_param("model")
+    }
+
+    /// A model name no channel or price could ever list (too long, a control character).
+    pub fn invalid_model(problem: &NameError) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_model",
+            format!("The model name is not valid: {problem}."),
         )
         .with_param("model")
     }

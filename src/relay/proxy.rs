@@ -30,7 +30,8 @@ use crate::db::logs::RequestLog;
 use crate::db::now_ms;
 use crate::domain::kinds::{ChannelType, Outcome};
 use crate::domain::money::Quota;
-use crate::domain::pricing::{ModelPrice, Usage};
+use crate::domain::names;
+use crate::domain::pricing::{ModelPrice, Usage, UsageBounds};
 use crate::options::RuntimeOptions;
 use crate::snapshot::health::FailureEffect;
 use crate::snapshot::routing::NoChannel;
@@ -134,8 +135,12 @@ async fn handle(
         Ok(request) => request,
         Err(e) => return Err(refuse(state, log, e)),
     };
+    // Cut to its column when recorded, so even a refused name is logged.
     log.model = request.model.clone();
     log.is_stream = request.stream;
+    if let Err(problem) = names::requested_model(&request.model) {
+        return Err(refuse(state, log, RelayError::invalid_model(&problem)));
+    }
     if endpoint == Endpoint::Messages && request.max_output_tokens.is_none() {
         // Anthropic's API requires it, and clients of it always send it.
         return Err(refuse(state, log, RelayError::missing_field("max_tokens")));
@@ -150,17 +155,9 @@ async fn handle(
     } else {
         snapshot.price(&request.model)
     };
-    let pricing = match price {
-        Some(price) => PriceContext {
-            price: Some(price),
-            group_ratio: snapshot.group_ratio(&caller.user.group),
-            quota_per_usd: options.quota_per_usd(),
-        },
-        None if options.allow_unpriced_models => PriceContext {
-            price: None,
-            group_ratio: snapshot.group_ratio(&caller.user.group),
-            quota_per_usd: options.quota_per_usd(),
-        },
+    let price = match price {
+        Some(price) => Some(price),
+        None if options.allow_unpriced_models => None,
         None => {
             let error = RelayError::forbidden(
                 "model_price_not_set",
@@ -171,6 +168,17 @@ async fn handle(
             );
             return Err(refuse(state, log, error));
         }
+    };
+    let pricing = PriceContext {
+        price,
+        group_ratio: snapshot.group_ratio(&caller.user.group),
+        quota_per_usd: options.quota_per_usd(),
+        bounds: UsageBounds {
+            output_limit: request
+                .max_output_tokens
+                .map(|limit| limit.saturating_mul(request.choices)),
+            ceiling: i64::try_from(options.usage_ceiling_tokens).unwrap_or(i64::MAX),
+        },
     };
 
     let prompt_estimate = estimate_prompt(state, &request, &raw).await;
@@ -252,6 +260,7 @@ pub async fn count_message_tokens(
     let caller = auth::authenticate(&snapshot, headers, ip, now_ms())?;
     let raw = read_body(body, snapshot.options.max_request_body_kb).await?;
     let request = ClientRequest::parse(Endpoint::Messages, &raw)?;
+    names::requested_model(&request.model).map_err(|e| RelayError::invalid_model(&e))?;
     let routes = check_model_access(&snapshot, &caller, &request.model)?;
     if let Ok(channel) = routes.pick(&[], now_ms())
         && channel.channel_type == ChannelType::Anthropic
@@ -474,7 +483,6 @@ impl Attempts<'_> {
             };
             tried.push(channel.id);
             let upstream_model = channel.upstream_model(&self.request.model).to_string();
-            ticket.log.attempts += 1;
             ticket.log.channel_id = Some(channel.id);
             ticket.log.channel_name = channel.name.clone();
             ticket.log.upstream_model = upstream_model.clone();
@@ -673,6 +681,9 @@ impl Attempts<'_> {
         let mut signing_key = None;
         let key = match channel.pick_key(now_ms()) {
             KeyPick::Key(key) => {
+                // From here the upstream (or its token endpoint) is contacted: a failure is the
+                // upstream's, not a refusal of the request.
+                ticket.log.attempts += 1;
                 match &key.credential {
                     Credential::AwsSigning(aws) => signing_key = Some(aws),
                     Credential::Header(name, value) => {
@@ -706,7 +717,10 @@ impl Attempts<'_> {
                 }
                 Some(key)
             }
-            KeyPick::NoKeyNeeded => None,
+            KeyPick::NoKeyNeeded => {
+                ticket.log.attempts += 1;
+                None
+            }
             KeyPick::AllResting => {
                 let error = RelayError::upstream(
                     StatusCode::TOO_MANY_REQUESTS,

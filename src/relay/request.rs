@@ -158,6 +158,214 @@ impl Endpoint {
     }
 }
 
+/// The shapes of the fields the gateway reads, checked before any upstream is called: a
+/// lenient upstream would otherwise answer (and charge for) a request no real API takes.
+mod shape {
+    use indexmap::IndexMap;
+    use rustc_hash::FxBuildHasher;
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde_json::value::RawValue;
+
+    use super::{Endpoint, JsonStr, RelayError};
+
+    fn wrong(name: &'static str, expected: &str) -> RelayError {
+        RelayError::bad_request(format!("'{name}' must be {expected}.")).with_param(name)
+    }
+
+    /// The JSON type a raw value starts with.
+    fn first(raw: &RawValue) -> u8 {
+        raw.get().as_bytes().first().copied().unwrap_or(b' ')
+    }
+
+    /// An element of a list that must be an object, with (for messages) a string `role` and
+    /// a `content` that is a string, a list or null. Read without keeping anything.
+    struct Element {
+        role: Option<bool>,
+        content: Option<u8>,
+    }
+
+    impl<'de> serde::Deserialize<'de> for Element {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Element, D::Error> {
+            struct ElementVisitor;
+            impl<'de> Visitor<'de> for ElementVisitor {
+                type Value = Element;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Element, A::Error> {
+                    let mut element = Element {
+                        role: None,
+                        content: None,
+                    };
+                    while let Some(key) = map.next_key::<JsonStr<'de>>()? {
+                        match &*key.0 {
+                            "role" => {
+                                let role: &RawValue = map.next_value()?;
+                                element.role = Some(first(role) == b'"');
+                            }
+                            "content" => {
+                                let content: &RawValue = map.next_value()?;
+                                element.content = Some(first(content));
+                            }
+                            _ => {
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    Ok(element)
+                }
+            }
+            deserializer.deserialize_map(ElementVisitor)
+        }
+    }
+
+    /// A list whose every element passes `check`; anything else is refused.
+    fn list_of<T: for<'a> serde::Deserialize<'a>>(
+        raw: &RawValue,
+        name: &'static str,
+        expected: &str,
+        check: impl Fn(&T) -> bool,
+    ) -> Result<(), RelayError> {
+        let items: Vec<T> = serde_json::from_str(raw.get()).map_err(|_| wrong(name, expected))?;
+        if items.iter().all(check) {
+            Ok(())
+        } else {
+            Err(wrong(name, expected))
+        }
+    }
+
+    /// A list whose every element is a JSON value starting with one of `starts`.
+    fn items_start_with(
+        raw: &RawValue,
+        name: &'static str,
+        expected: &str,
+        starts: &[u8],
+    ) -> Result<(), RelayError> {
+        let items: Vec<&RawValue> =
+            serde_json::from_str(raw.get()).map_err(|_| wrong(name, expected))?;
+        if items.iter().all(|item| starts.contains(&first(item))) {
+            Ok(())
+        } else {
+            Err(wrong(name, expected))
+        }
+    }
+
+    /// A list element of a prompt: a string, a token id, or a list of token ids.
+    struct PromptItem;
+
+    impl<'de> serde::Deserialize<'de> for PromptItem {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PromptItem, D::Error> {
+            struct ItemVisitor;
+            impl<'de> Visitor<'de> for ItemVisitor {
+                type Value = PromptItem;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a string, a token id or a list of token ids")
+                }
+                fn visit_str<E: de::Error>(self, _: &str) -> Result<PromptItem, E> {
+                    Ok(PromptItem)
+                }
+                fn visit_u64<E: de::Error>(self, _: u64) -> Result<PromptItem, E> {
+                    Ok(PromptItem)
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PromptItem, A::Error> {
+                    while seq.next_element::<u64>()?.is_some() {}
+                    Ok(PromptItem)
+                }
+            }
+            deserializer.deserialize_any(ItemVisitor)
+        }
+    }
+
+    /// The endpoint's input field, present and not null.
+    pub(super) fn check_input(
+        endpoint: Endpoint,
+        name: &'static str,
+        raw: &RawValue,
+    ) -> Result<(), RelayError> {
+        let is_string = first(raw) == b'"';
+        match endpoint {
+            Endpoint::ChatCompletions => list_of(
+                raw,
+                name,
+                "an array of message objects, each with a string 'role'",
+                |m: &Element| m.role == Some(true),
+            ),
+            Endpoint::Messages => list_of(
+                raw,
+                name,
+                "an array of message objects, each with a string 'role' and 'content' that is a string or an array of blocks",
+                |m: &Element| m.role == Some(true) && matches!(m.content, Some(b'"' | b'[') | None),
+            ),
+            Endpoint::Completions | Endpoint::Embeddings if !is_string => list_of(
+                raw,
+                name,
+                "a string, an array of strings, or an array of token ids",
+                |_: &PromptItem| true,
+            ),
+            Endpoint::Responses if !is_string => list_of(
+                raw,
+                name,
+                "a string or an array of input item objects",
+                |_: &Element| true,
+            ),
+            Endpoint::Moderations if !is_string => items_start_with(
+                raw,
+                name,
+                "a string, or an array of strings or content objects",
+                b"\"{",
+            ),
+            Endpoint::Rerank => {
+                items_start_with(raw, name, "an array of strings or document objects", b"\"{")
+            }
+            Endpoint::ImageGenerations | Endpoint::AudioSpeech if !is_string => {
+                Err(wrong(name, "a string"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Optional fields the gateway reads or translates, when present and not null.
+    pub(super) fn check_optional(
+        endpoint: Endpoint,
+        fields: &IndexMap<JsonStr<'_>, &RawValue, FxBuildHasher>,
+    ) -> Result<(), RelayError> {
+        let present = |name: &str| fields.get(name).copied().filter(|raw| raw.get() != "null");
+        if matches!(
+            endpoint,
+            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses
+        ) && let Some(tools) = present("tools")
+        {
+            list_of(tools, "tools", "an array of tool objects", |_: &Element| {
+                true
+            })?;
+        }
+        if endpoint == Endpoint::Messages
+            && let Some(system) = present("system")
+            && first(system) != b'"'
+        {
+            list_of(
+                system,
+                "system",
+                "a string or an array of text blocks",
+                |_: &Element| true,
+            )?;
+        }
+        if endpoint == Endpoint::Responses
+            && let Some(instructions) = present("instructions")
+            && !matches!(first(instructions), b'"' | b'[')
+        {
+            return Err(wrong("instructions", "a string"));
+        }
+        if endpoint == Endpoint::Rerank
+            && let Some(query) = present("query")
+            && first(query) != b'"'
+        {
+            return Err(wrong("query", "a string"));
+        }
+        Ok(())
+    }
+}
+
 /// Token cost assumed for one image in a prompt (a 1024×1024 high-detail image on GPT-4o).
 const IMAGE_TOKENS: i64 = 765;
 /// Tokens assumed for one audio input part.
@@ -266,14 +474,16 @@ impl<'b> ClientRequest<'b> {
             return Err(RelayError::missing_field("model"));
         }
         let input = endpoint.input_field();
-        if !fields.contains_key(input) {
-            return Err(RelayError::missing_field(input));
+        match fields.get(input) {
+            Some(raw) if raw.get() != "null" => shape::check_input(endpoint, input, raw)?,
+            _ => return Err(RelayError::missing_field(input)),
         }
         if endpoint == Endpoint::Rerank
             && field::<&RawValue>(&fields, "query", "a string")?.is_none()
         {
             return Err(RelayError::missing_field("query"));
         }
+        shape::check_optional(endpoint, &fields)?;
         let stream = field::<bool>(&fields, "stream", "a boolean")?.unwrap_or(false);
         if stream && !endpoint.generates() {
             return Err(RelayError::bad_request(format!(

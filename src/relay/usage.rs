@@ -34,7 +34,7 @@ impl UsageWire {
         let completion = self.completion_tokens.unwrap_or(0).max(0);
         let prompt = match (self.prompt_tokens, self.total_tokens) {
             (Some(p), _) => p,
-            (None, Some(total)) => total - completion,
+            (None, Some(total)) => total.saturating_sub(completion),
             (None, None) if self.completion_tokens.is_some() => 0,
             (None, None) => return None,
         }

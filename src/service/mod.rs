@@ -3,6 +3,7 @@
 //! the database layer, which bumps the data version so running servers pick it up.
 
 pub mod admin_tokens;
+pub mod billing;
 pub mod channel_tools;
 pub mod channels;
 pub mod groups;

@@ -163,7 +163,13 @@ pub async fn update(db: &Db, username: &str, input: UpdateUser) -> ServiceResult
 pub async fn change_quota(db: &Db, username: &str, change: QuotaChange) -> ServiceResult<UserRow> {
     let user = get(db, username).await?;
     let units = quota_change_units(db, &change).await?;
-    db::users::add_quota(db, user.id, units).await?;
+    if !db::users::add_quota(db, user.id, units).await? {
+        // The user was just read; the change would carry the balance out of range.
+        return Err(ServiceError::invalid(
+            "amount",
+            "this change would carry the balance beyond what can be stored",
+        ));
+    }
     by_id(db, user.id).await
 }
 

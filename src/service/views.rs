@@ -330,7 +330,11 @@ pub struct LogView {
     pub group: String,
     pub endpoint: String,
     pub model: String,
+    /// The client's own name when an alias or a dated name resolved it to `model`.
+    pub requested_model: Option<String>,
     pub upstream_model: String,
+    /// The upstream's own id for the request.
+    pub upstream_request_id: Option<String>,
     pub channel_id: Option<i64>,
     pub channel: String,
     pub attempts: i64,
@@ -339,6 +343,9 @@ pub struct LogView {
     pub cached_tokens: i64,
     pub cache_write_tokens: i64,
     pub usage_estimated: bool,
+    /// What the upstream reported beyond the request's bounds, when it did (billed at the
+    /// bound).
+    pub implausible_usage: Option<String>,
     /// Cost in quota units.
     pub cost: i64,
     pub cost_usd: f64,
@@ -362,7 +369,9 @@ impl LogView {
             group: l.group.clone(),
             endpoint: l.endpoint.clone(),
             model: l.model.clone(),
+            requested_model: non_empty(&l.requested_model),
             upstream_model: l.upstream_model.clone(),
+            upstream_request_id: non_empty(&l.upstream_request_id),
             channel_id: l.channel_id,
             channel: l.channel_name.clone(),
             attempts: l.attempts,
@@ -371,6 +380,7 @@ impl LogView {
             cached_tokens: l.cached_tokens,
             cache_write_tokens: l.cache_write_tokens,
             usage_estimated: l.usage_estimated,
+            implausible_usage: non_empty(&l.implausible_usage),
             cost: l.cost,
             cost_usd: usd(l.cost, quota_per_usd),
             latency_ms: l.latency_ms,
@@ -382,6 +392,10 @@ impl LogView {
             client_ip: l.client_ip.clone(),
         }
     }
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 #[derive(Serialize, Debug, Clone)]

@@ -27,7 +27,7 @@ async fn setup(db: TestDb, upstream: &FakeUpstream, models: &str) -> (TestApp, S
 }
 
 /// A multipart upload as the OpenAI SDK sends it: the audio file and text fields.
-fn upload(model: &str, file_bytes: usize, fields: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn upload(model: &str, file_bytes: usize, fields: &[(&str, &str)]) -> Vec<u8> {
     let mut body = Vec::new();
     let mut field = |name: &str, value: &str| {
         body.extend_from_slice(
@@ -52,7 +52,12 @@ fn upload(model: &str, file_bytes: usize, fields: &[(&str, &str)]) -> Vec<u8> {
     body
 }
 
-async fn post_upload(app: &TestApp, key: &str, path: &str, body: Vec<u8>) -> reqwest::Response {
+pub(crate) async fn post_upload(
+    app: &TestApp,
+    key: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
     reqwest::Client::new()
         .post(app.url(path))
         .bearer_auth(key)

@@ -91,6 +91,12 @@ db_test! {
         app.create_user("alice", "10").await;
         let key = app.key_for("alice").await;
         app.reload().await;
+        // A million output tokens: the request must allow them, or they are billed at its limit.
+        let chat_body = |model: &str| {
+            let mut body = chat_body(model);
+            body["max_tokens"] = serde_json::json!(1_000_000);
+            body
+        };
 
         let list = ModelPrice::PerToken {
             input: MicroUsd::parse("0.15").unwrap(),

@@ -4,8 +4,10 @@ mod helpers;
 
 mod audio;
 mod billing;
+mod billing_writer;
 mod catalog;
 mod cli;
+mod hostile;
 mod images_and_moderations;
 mod inbound_messages;
 mod inbound_responses;

@@ -3,62 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, TestApp, chat_body, db_test};
+use crate::helpers::{Api, FakeUpstream, TestApp, admin_token, chat_body, db_test};
 use tollgate::service::users::CreateUser;
-
-async fn admin_token(app: &TestApp, username: &str, role: &str) -> String {
-    tollgate::service::users::create(
-        &app.db,
-        CreateUser {
-            username: username.into(),
-            role: Some(role.into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    tollgate::service::admin_tokens::create(&app.db, username, "tests")
-        .await
-        .unwrap()
-        .1
-}
-
-struct Api<'a> {
-    app: &'a TestApp,
-    token: String,
-}
-
-impl Api<'_> {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .app
-            .client
-            .request(method, self.app.url(path))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-    async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::PUT, path, Some(body)).await
-    }
-    async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::PATCH, path, Some(body)).await
-    }
-    async fn delete(&self, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::DELETE, path, None).await
-    }
-}
 
 db_test! {
     /// An admin sets up a user, a channel, a price and a key over the API; the key works at

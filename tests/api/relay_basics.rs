@@ -24,7 +24,9 @@ db_test! {
         app.reload().await;
         upstream.queue(Reply::chat("Hi there", 1000, 500));
 
-        let response = app.chat(&key, chat_body("gpt-4o-mini")).await;
+        let mut body = chat_body("gpt-4o-mini");
+        body["max_tokens"] = serde_json::json!(500);
+        let response = app.chat(&key, body).await;
         assert_eq!(response.status(), 200);
         let request_id = response.headers()["x-request-id"].to_str().unwrap().to_string();
         let body: Value = response.json().await.unwrap();

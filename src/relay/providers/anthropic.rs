@@ -368,11 +368,15 @@ fn finish_reason(stop_reason: Option<&str>) -> Option<&'static str> {
 /// Anthropic usage → billing usage. Anthropic's `input_tokens` leaves out the cached prompt,
 /// OpenAI's `prompt_tokens` includes it.
 pub fn usage(usage: &Value) -> Usage {
-    let field = |name: &str| usage.get(name).and_then(Value::as_i64).unwrap_or(0);
+    // Reported figures are untrusted: negative ones count as zero, sums saturate (billing
+    // holds them to the request's bounds).
+    let field = |name: &str| usage.get(name).and_then(Value::as_i64).unwrap_or(0).max(0);
     let cached = field("cache_read_input_tokens");
     let written = field("cache_creation_input_tokens");
     Usage {
-        prompt_tokens: field("input_tokens") + cached + written,
+        prompt_tokens: field("input_tokens")
+            .saturating_add(cached)
+            .saturating_add(written),
         completion_tokens: field("output_tokens"),
         cached_tokens: cached,
         cache_write_tokens: written,

@@ -464,7 +464,9 @@ pub fn usage(usage: &Value) -> Usage {
     let cached = field("cacheReadInputTokens");
     let written = field("cacheWriteInputTokens");
     Usage {
-        prompt_tokens: field("inputTokens") + cached + written,
+        prompt_tokens: field("inputTokens")
+            .saturating_add(cached)
+            .saturating_add(written),
         completion_tokens: field("outputTokens"),
         cached_tokens: cached,
         cache_write_tokens: written,

@@ -499,11 +499,18 @@ fn finish_reason(reason: &str, called_tools: bool) -> &'static str {
 /// Gemini's usage metadata → billing usage. Thoughts are billed as output; the prompt count
 /// includes the cached part and the tool-use prompt.
 pub fn usage(metadata: &Value) -> Usage {
-    let field = |name: &str| metadata.get(name).and_then(Value::as_i64).unwrap_or(0);
-    let prompt = field("promptTokenCount") + field("toolUsePromptTokenCount");
+    let field = |name: &str| {
+        metadata
+            .get(name)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .max(0)
+    };
+    let prompt = field("promptTokenCount").saturating_add(field("toolUsePromptTokenCount"));
     Usage {
         prompt_tokens: prompt,
-        completion_tokens: field("candidatesTokenCount") + field("thoughtsTokenCount"),
+        completion_tokens: field("candidatesTokenCount")
+            .saturating_add(field("thoughtsTokenCount")),
         cached_tokens: field("cachedContentTokenCount").clamp(0, prompt),
         cache_write_tokens: 0,
         units: 0,

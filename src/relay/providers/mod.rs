@@ -398,7 +398,7 @@ pub fn openai_usage(usage: Usage) -> Value {
     let mut value = serde_json::json!({
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens.saturating_add(usage.completion_tokens),
         "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     });
     // OpenAI has no field for cache writes; LiteLLM's name lets a client see what it paid for.

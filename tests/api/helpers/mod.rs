@@ -2,6 +2,7 @@
 //! SQLite file, or a fresh PostgreSQL / MySQL database), fake upstreams on port 0, and
 //! helpers to seed data and read balances and logs back.
 
+pub mod api;
 pub mod db;
 pub mod upstream;
 
@@ -22,6 +23,7 @@ use tollgate::service::users::CreateUser;
 use tollgate::state::AppState;
 use tollgate::{App, service};
 
+pub use api::{Api, admin_token};
 pub use db::TestDb;
 pub use upstream::{FakeUpstream, Reply};
 
@@ -76,6 +78,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Files the server writes beside its database (the billing dead-letter file).
+    _scratch: tempfile::TempDir,
     // Dropped last: removes the database.
     _test_db: TestDb,
 }
@@ -90,6 +94,8 @@ pub fn test_server_config() -> ServerConfig {
         trust_forwarded_for: false,
         upstream_connect_timeout_secs: 2,
         workers: 0,
+        header_read_timeout_secs: 30,
+        dead_letter_file: None,
     }
 }
 
@@ -100,7 +106,9 @@ impl TestApp {
 
     pub async fn spawn_with(test_db: TestDb, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
         init_logging();
+        let scratch = tempfile::tempdir().expect("a scratch directory");
         let mut server = test_server_config();
+        server.dead_letter_file = Some(scratch.path().join("dead-letter.jsonl"));
         adjust(&mut server);
         let config = Config {
             database: DatabaseConfig {
@@ -130,8 +138,14 @@ impl TestApp {
                 .expect("client"),
             shutdown: Some(shutdown),
             server: Some(server),
+            _scratch: scratch,
             _test_db: test_db,
         }
+    }
+
+    /// Where the server sets aside billing records the database refuses.
+    pub fn dead_letter_path(&self) -> std::path::PathBuf {
+        self.state.config.dead_letter_path()
     }
 
     pub fn url(&self, path: &str) -> String {

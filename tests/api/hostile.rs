@@ -1,0 +1,250 @@
+//! Hostile input: NUL bytes, oversized and wrongly typed fields on every `/v1` endpoint are
+//! refused in the caller's protocol before any upstream is called, their log rows are stored,
+//! and billing goes on for everyone; absurd usage reported by an upstream cannot move a
+//! balance past the request's bounds.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Api, FakeUpstream, Reply, TestApp, admin_token, chat_body, db_test};
+use tollgate::domain::kinds::Outcome;
+
+/// Each JSON endpoint with its input field and a well-formed request to it.
+fn endpoints() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
+        ("/v1/chat/completions", "messages", chat_body("gpt-4o-mini")),
+        (
+            "/v1/completions",
+            "prompt",
+            json!({"model": "gpt-4o-mini", "prompt": "Say hello.", "max_tokens": 16}),
+        ),
+        (
+            "/v1/embeddings",
+            "input",
+            json!({"model": "gpt-4o-mini", "input": "hello"}),
+        ),
+        (
+            "/v1/messages",
+            "messages",
+            json!({"model": "gpt-4o-mini", "max_tokens": 16,
+                   "messages": [{"role": "user", "content": "Say hello."}]}),
+        ),
+        (
+            "/v1/responses",
+            "input",
+            json!({"model": "gpt-4o-mini", "input": "Say hello.", "max_output_tokens": 16}),
+        ),
+        (
+            "/v1/rerank",
+            "documents",
+            json!({"model": "gpt-4o-mini", "query": "q", "documents": ["a", "b"]}),
+        ),
+        (
+            "/v1/images/generations",
+            "prompt",
+            json!({"model": "gpt-4o-mini", "prompt": "a cat"}),
+        ),
+        (
+            "/v1/moderations",
+            "input",
+            json!({"model": "gpt-4o-mini", "input": "hello"}),
+        ),
+        (
+            "/v1/audio/speech",
+            "input",
+            json!({"model": "gpt-4o-mini", "input": "hello", "voice": "alloy"}),
+        ),
+        (
+            "/v1/messages/count_tokens",
+            "messages",
+            json!({"model": "gpt-4o-mini",
+                   "messages": [{"role": "user", "content": "Say hello."}]}),
+        ),
+    ]
+}
+
+/// The refusal's message, checked to be in the endpoint's protocol with status 400.
+async fn refused(response: reqwest::Response, path: &str) -> String {
+    assert_eq!(response.status(), 400, "{path} refuses with 400");
+    assert!(response.headers().contains_key("x-request-id"));
+    let text = response.text().await.unwrap();
+    assert!(
+        text.len() < 2048,
+        "{path} answers briefly: {} bytes",
+        text.len()
+    );
+    let body: Value = serde_json::from_str(&text).expect("a JSON error");
+    if path.starts_with("/v1/messages") {
+        assert_eq!(
+            body["type"], "error",
+            "Anthropic's envelope on {path}: {body}"
+        );
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    } else {
+        assert_eq!(
+            body["error"]["type"], "invalid_request_error",
+            "{path}: {body}"
+        );
+        assert!(body["error"]["code"].is_string(), "{body}");
+    }
+    body["error"]["message"].as_str().unwrap().to_string()
+}
+
+db_test! {
+    /// NUL bytes, a 1 MB model name and wrongly typed inputs on every endpoint: each is a 400
+    /// in the caller's envelope quoting at most 64 characters, no upstream hears of it, every
+    /// refusal is logged, and a normal request afterwards is billed and logged.
+    async fn hostile_bodies_are_refused_and_billing_goes_on(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let upstream = FakeUpstream::start(Reply::chat("Hello!", 10, 5)).await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price("gpt-4o-mini", "1", "2").await;
+        app.create_user("alice", "5").await;
+        let key = app.key_for("alice").await;
+        app.reload().await;
+
+        let huge_name = "x".repeat(1 << 20);
+        let mut logged = 0;
+        for (path, input, good) in endpoints() {
+            let mut bodies = Vec::new();
+            for model in ["a\u{0}b", huge_name.as_str(), "tab\there", " gpt-4o-mini"] {
+                let mut body = good.clone();
+                body["model"] = json!(model);
+                bodies.push(body);
+            }
+            for wrong in [json!(12345), json!({}), json!(null), json!([1, {"role": 5}])] {
+                let mut body = good.clone();
+                body[input] = wrong;
+                bodies.push(body);
+            }
+            for body in bodies {
+                let message = refused(app.post(&key, path, body).await, path).await;
+                assert!(!message.contains(&"x".repeat(65)), "{path} quotes at most 64 characters");
+                assert!(!message.contains('\u{0}'), "{path} escapes control characters: {message}");
+                if path != "/v1/messages/count_tokens" {
+                    logged += 1;
+                }
+            }
+        }
+        // An upload whose model holds a NUL.
+        let upload = crate::audio::upload("whisper\u{0}1", 64, &[]);
+        let response = crate::audio::post_upload(&app, &key, "/v1/audio/transcriptions", upload).await;
+        refused(response, "/v1/audio/transcriptions").await;
+        logged += 1;
+        assert_eq!(upstream.request_count(), 0, "no hostile body reached the upstream");
+
+        // A normal request is still billed and logged, after every refusal was stored.
+        let response = app.chat(&key, chat_body("gpt-4o-mini")).await;
+        assert_eq!(response.status(), 200);
+        let logs = app.wait_for_logs(logged + 1).await;
+        assert_eq!(logs.len(), logged + 1);
+        for log in &logs[..logged] {
+            assert_eq!(log.outcome, Outcome::Refused, "{log:?}");
+            assert_eq!(log.status_code, 400);
+            assert_eq!(log.cost, 0);
+            assert!(log.model.chars().count() <= 128 && !log.model.contains('\u{0}'), "{:?}", log.model);
+            assert!(log.error_message.chars().count() <= 2000);
+        }
+        let last = logs.last().unwrap();
+        assert_eq!(last.outcome, Outcome::Success);
+        // 10 × $1/M + 5 × $2/M = 20 units at 500,000 a dollar → 10 units.
+        assert_eq!(last.cost, 10);
+        assert_eq!(app.user("alice").await.quota, TestApp::units(5.0) - 10);
+        assert_eq!(app.state.billing.stats().failed_writes.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+}
+
+db_test! {
+    /// An upstream reporting 9e18 completion tokens for max_tokens 10, twice in one flush, in
+    /// a whole answer and in a stream: each is billed for 10, the log keeps what was reported,
+    /// balances and totals stay sane, and /api/logs answers.
+    async fn absurd_usage_is_billed_at_the_request_bound(db: TestDb) {
+        let app = TestApp::spawn_with(db, |c| c.billing_flush_ms = 60_000).await;
+        let upstream = FakeUpstream::chat().await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price("gpt-4o-mini", "1", "2").await;
+        let alice = app.create_user("alice", "5").await;
+        let key = app.key_for("alice").await;
+        app.reload().await;
+        let absurd = 9_000_000_000_000_000_000_i64;
+        let mut body = chat_body("gpt-4o-mini");
+        body["max_tokens"] = json!(10);
+
+        upstream.queue(Reply::chat("Hi", 100, absurd));
+        upstream.queue(Reply::chat("Hi", 100, absurd));
+        upstream.queue(Reply::stream(&["Hi"], Some((100, absurd))));
+        assert_eq!(app.chat(&key, body.clone()).await.status(), 200);
+        assert_eq!(app.chat(&key, body.clone()).await.status(), 200);
+        let mut stream = body.clone();
+        stream["stream"] = json!(true);
+        let streamed = app.chat(&key, stream).await;
+        assert_eq!(streamed.status(), 200);
+        crate::helpers::read_text(streamed).await;
+        // Negative figures count as nothing; they never credit anyone.
+        upstream.queue(Reply::chat("Hi", -1_000_000, -1_000_000));
+        assert_eq!(app.chat(&key, body.clone()).await.status(), 200);
+        // A prompt figure beyond the ceiling is billed at the ceiling.
+        app.set_option("usage_ceiling_tokens", "1000").await;
+        app.reload().await;
+        upstream.queue(Reply::chat("Hi", 5_000, 1));
+        assert_eq!(app.chat(&key, body.clone()).await.status(), 200);
+        app.flush().await;
+
+        let logs = app.logs().await;
+        assert_eq!(logs.len(), 5);
+        // 100 × $1/M + 10 × $2/M = $0.00012 = 60 units.
+        for log in &logs[..3] {
+            assert_eq!(log.completion_tokens, 10, "{log:?}");
+            assert_eq!(log.cost, 60);
+            assert!(log.implausible_usage.contains("completion_tokens 9000000000000000000 (billed 10)"), "{:?}", log.implausible_usage);
+        }
+        assert_eq!((logs[3].prompt_tokens, logs[3].completion_tokens, logs[3].cost), (0, 0, 0));
+        assert_eq!(logs[3].implausible_usage, "");
+        // 1000 × $1/M + 1 × $2/M = $0.001002 → 501 units.
+        assert_eq!((logs[4].prompt_tokens, logs[4].cost), (1000, 501));
+        assert!(logs[4].implausible_usage.contains("prompt_tokens 5000 (billed 1000)"));
+        let spent = 3 * 60 + 501;
+        let alice_now = app.user("alice").await;
+        assert_eq!(alice_now.quota, alice.quota - spent);
+        assert_eq!(alice_now.used_quota, spent);
+
+        let api = Api { token: admin_token(&app, "root", "root").await, app: &app };
+        let (status, page) = api.get("/api/logs?user=alice").await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["totals"]["cost"], spent);
+        assert!(page["data"][4]["implausible_usage"].as_str().unwrap().contains("9000000000000000000"));
+    }
+}
+
+db_test! {
+    /// A request that no channel can take (a hosted tool only OpenAI has, sent to an Anthropic
+    /// channel) is refused before any upstream is contacted, and logged as refused.
+    async fn a_body_no_channel_can_take_is_logged_as_refused(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let upstream = FakeUpstream::chat().await;
+        app.add_channel_with(tollgate::service::channels::ChannelInput {
+            name: Some("claude".into()),
+            channel_type: Some("anthropic".into()),
+            base_url: Some(upstream.base_url()),
+            models: Some("claude-sonnet-4-5".into()),
+            ..Default::default()
+        })
+        .await;
+        app.price("claude-sonnet-4-5", "3", "15").await;
+        app.create_user("alice", "5").await;
+        let key = app.key_for("alice").await;
+        app.reload().await;
+        let response = app
+            .post(&key, "/v1/responses", json!({
+                "model": "claude-sonnet-4-5",
+                "input": "What is new today?",
+                "tools": [{"type": "web_search"}]
+            }))
+            .await;
+        assert_eq!(response.status(), 400);
+        assert_eq!(upstream.request_count(), 0);
+        let logs = app.wait_for_logs(1).await;
+        assert_eq!(logs[0].outcome, Outcome::Refused, "{:?}", logs[0]);
+        assert_eq!(logs[0].attempts, 0);
+        assert_eq!(logs[0].status_code, 400);
+    }
+}
