@@ -83,7 +83,12 @@ async fn relay_endpoint(endpoint: Endpoint, state: AppState, request: Request) -
     .await;
     relayed.unwrap_or_else(|_| {
         tracing::error!("a /v1 handler panicked");
-        with_request_id(&state, RelayError::internal().into_response())
+        let protocol = endpoint.protocol();
+        let mut response = protocol.error_response(RelayError::internal());
+        if let Ok(id) = HeaderValue::try_from(state.request_ids.next()) {
+            protocol.add_request_id(response.headers_mut(), id);
+        }
+        response
     })
 }
 
@@ -139,11 +144,14 @@ async fn count_tokens(State(state): State<AppState>, request: Request) -> Respon
     let (parts, body) = request.into_parts();
     let ip = client_ip(&state, &parts);
     let counted = proxy::count_message_tokens(&state, ip, &parts.headers, body).await;
-    let response = match counted {
+    let mut response = match counted {
         Ok(tokens) => axum::Json(serde_json::json!({"input_tokens": tokens})).into_response(),
         Err(error) => inbound::ClientProtocol::Anthropic.error_response(error),
     };
-    with_request_id(&state, response)
+    if let Ok(id) = HeaderValue::try_from(state.request_ids.next()) {
+        inbound::ClientProtocol::Anthropic.add_request_id(response.headers_mut(), id);
+    }
+    response
 }
 
 async fn unknown_route(State(state): State<AppState>, OriginalUri(uri): OriginalUri) -> Response {

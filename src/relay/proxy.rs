@@ -61,9 +61,9 @@ pub async fn relay(
         Err(error) => endpoint.protocol().error_response(error),
     };
     if let Ok(value) = HeaderValue::try_from(request_id) {
-        response
-            .headers_mut()
-            .insert(super::REQUEST_ID_HEADER, value);
+        endpoint
+            .protocol()
+            .add_request_id(response.headers_mut(), value);
     }
     response
 }
@@ -784,6 +784,9 @@ impl Attempts<'_> {
             }
             Ok(Ok(response)) => response,
         };
+        ticket.log.upstream_request_id = providers::upstream_request_id(response.headers())
+            .unwrap_or_default()
+            .to_string();
         let status = response.status();
         if !status.is_success() {
             ticket.charge_on_drop = None;

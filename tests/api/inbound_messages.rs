@@ -485,6 +485,7 @@ reply = client.messages.create(model=sys.argv[3], max_tokens=200, tools=tools,
                                messages=[{"role": "user", "content": "Weather in Oslo?"}])
 out["reply"] = [b.model_dump() for b in reply.content]
 out["reply_stop"] = reply.stop_reason
+out["reply_request_id"] = reply._request_id
 out["count"] = client.messages.count_tokens(
     model=sys.argv[3], messages=[{"role": "user", "content": "Weather in Oslo?"}]).input_tokens
 try:
@@ -492,8 +493,31 @@ try:
         model=sys.argv[3], max_tokens=10, messages=[{"role": "user", "content": "x"}])
 except anthropic.AuthenticationError as e:
     out["auth_error"] = e.status_code
+    out["auth_error_request_id"] = e.request_id
 print(json.dumps(out))
 "#;
+
+/// The SDK read Tollgate's id for the request on a success and on an error, and each log row
+/// keeps the upstream's own id.
+fn assert_request_ids(out: &Value, logs: &[tollgate::db::logs::RequestLog]) {
+    let reply_id = out["reply_request_id"]
+        .as_str()
+        .expect("the SDK's request_id on a success");
+    assert!(
+        logs.iter().any(|l| l.request_id == reply_id),
+        "{reply_id} is a logged request"
+    );
+    let error_id = out["auth_error_request_id"]
+        .as_str()
+        .expect("the SDK's request_id on an error");
+    assert_eq!(error_id.len(), 32);
+    for log in logs {
+        assert!(
+            log.upstream_request_id.starts_with("upstream-req-"),
+            "{log:?}"
+        );
+    }
+}
 
 pub(crate) async fn run_anthropic_sdk(
     python: String,
@@ -553,6 +577,7 @@ db_test! {
         assert!(out["count"].as_i64().unwrap() > 0);
         assert_eq!(out["auth_error"], 401);
         let logs = app.wait_for_logs(2).await;
+        assert_request_ids(&out, &logs);
         let charged: i64 = logs.iter().map(|l| l.cost).sum();
         assert_eq!(app.user("alice").await.used_quota, charged);
     }
@@ -580,6 +605,7 @@ db_test! {
         assert_eq!(out["auth_error"], 401);
         let usage = Usage { prompt_tokens: 140, completion_tokens: 5, units: 0, cache_write_tokens: 0, cached_tokens: 100 };
         let logs = app.wait_for_logs(2).await;
+        assert_request_ids(&out, &logs);
         assert!(logs.iter().all(|l| l.cost == cost(usage)), "{logs:#?}");
     }
 }

@@ -11,6 +11,8 @@ use http::{HeaderValue, StatusCode, header};
 use super::error::RelayError;
 use super::providers;
 
+const ANTHROPIC_REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static("request-id");
+
 /// The protocol a client speaks, decided by the endpoint it called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientProtocol {
@@ -50,6 +52,15 @@ impl ClientProtocol {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
+    }
+
+    /// Puts the gateway's id for the request on an answer: `x-request-id` for every client,
+    /// and Anthropic's own `request-id` too, which its SDK reads into `request_id`.
+    pub fn add_request_id(self, headers: &mut http::HeaderMap, id: HeaderValue) {
+        if self == ClientProtocol::Anthropic {
+            headers.insert(ANTHROPIC_REQUEST_ID_HEADER, id.clone());
+        }
+        headers.insert(super::REQUEST_ID_HEADER, id);
     }
 
     /// An upstream's refusal retold in this protocol: the upstream's status and words.

@@ -68,6 +68,21 @@ pub fn key_header(channel_type: ChannelType, key: &str) -> Option<(HeaderName, H
 }
 
 /// Headers every request to this kind of upstream carries (an admin's extra headers win).
+/// The upstream's own id for a request, from its answer's headers: Anthropic's `request-id`,
+/// OpenAI's (and most vendors') `x-request-id`, Bedrock's `x-amzn-requestid`, Azure's
+/// `apim-request-id`.
+pub fn upstream_request_id(headers: &http::HeaderMap) -> Option<&str> {
+    [
+        "request-id",
+        "x-request-id",
+        "x-amzn-requestid",
+        "apim-request-id",
+    ]
+    .into_iter()
+    .find_map(|name| headers.get(name)?.to_str().ok())
+    .filter(|id| !id.is_empty())
+}
+
 pub fn fixed_headers(channel_type: ChannelType) -> &'static [(&'static str, &'static str)] {
     match channel_type {
         ChannelType::OpenAi

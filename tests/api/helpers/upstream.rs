@@ -273,7 +273,30 @@ fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
     format!("data: {chunk}\n\n")
 }
 
+/// Every answer carries the upstream's own request id, `upstream-req-N` for the Nth request,
+/// in the header the provider uses (Anthropic's `request-id`, OpenAI's `x-request-id`).
 async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let anthropic = headers.contains_key("anthropic-version");
+    let mut response = answer(State(inner.clone()), method, uri, headers, body).await;
+    let number = inner.lock().expect("upstream state").requests.len();
+    let name = if anthropic {
+        "request-id"
+    } else {
+        "x-request-id"
+    };
+    if let Ok(value) = http::HeaderValue::try_from(format!("upstream-req-{number}")) {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
+async fn answer(
     State(inner): State<Arc<Mutex<Inner>>>,
     method: Method,
     uri: Uri,
