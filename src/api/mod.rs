@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod groups;
 mod logs;
+mod model_aliases;
 mod options;
 mod prices;
 mod tokens;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .merge(groups::router())
         .merge(channels::router())
         .merge(prices::router())
+        .merge(model_aliases::router())
         .merge(logs::router())
         .merge(options::router())
         .fallback(unknown_route)

@@ -4,8 +4,9 @@ use serde::Serialize;
 
 use super::output;
 use super::{
-    AdminTokenCommand, BillingCommand, ChannelCommand, ChannelFlags, Command, GroupCommand,
-    JsonFlag, LogsArgs, OptionCommand, PriceCommand, TokenCommand, UserCommand,
+    AdminTokenCommand, AliasCommand, BillingCommand, ChannelCommand, ChannelFlags, Command,
+    GroupCommand, JsonFlag, LogsArgs, ModelCommand, OptionCommand, PriceCommand, TokenCommand,
+    UserCommand,
 };
 use crate::config::DatabaseConfig;
 use crate::db::Db;
@@ -17,7 +18,8 @@ use crate::service::prices::PriceInput;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::users::{CreateUser, QuotaChange, UpdateUser};
 use crate::service::views::{
-    AdminTokenView, ChannelView, GroupView, LogView, NewTokenView, PriceView, TokenView, UserView,
+    AdminTokenView, AliasView, ChannelView, GroupView, LogView, NewTokenView, PriceView, TokenView,
+    UserView,
 };
 use crate::service::{self, ServiceError};
 
@@ -120,6 +122,7 @@ async fn dispatch(db: &Db, command: Command) -> CommandResult {
         Command::Option(c) => option(db, c).await,
         Command::AdminToken(c) => admin_token(db, c).await,
         Command::Billing(c) => billing(db, c).await,
+        Command::Model(ModelCommand::Alias(c)) => model_alias(db, c).await,
     }
 }
 
@@ -671,6 +674,33 @@ async fn billing(db: &Db, command: BillingCommand) -> CommandResult {
             } else {
                 Ok(())
             }
+        }
+    }
+}
+
+async fn model_alias(db: &Db, command: AliasCommand) -> CommandResult {
+    match command {
+        AliasCommand::Add { name, to, json } => {
+            let alias = service::model_aliases::add(db, &name, &to)
+                .await
+                .map_err(describe)?;
+            show(json, &AliasView::new(&alias), |a| {
+                format!(
+                    "Added alias {} → {}: requests for {} are routed and billed as {}.",
+                    a.name, a.to, a.name, a.to
+                )
+            })
+        }
+        AliasCommand::List { json } => {
+            let aliases = service::model_aliases::list(db).await.map_err(describe)?;
+            let views: Vec<AliasView> = aliases.iter().map(AliasView::new).collect();
+            show(json, &views, |v| output::aliases(v))
+        }
+        AliasCommand::Remove { name } => {
+            service::model_aliases::remove(db, &name)
+                .await
+                .map_err(describe)?;
+            print(format_args!("Removed the alias {name}."))
         }
     }
 }

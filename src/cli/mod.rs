@@ -38,6 +38,9 @@ pub enum Command {
     /// Manage upstream channels.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// Model names clients ask for: aliases that stand for another model.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Manage model prices (dollars per 1M tokens, or per request).
     #[command(subcommand)]
     Price(PriceCommand),
@@ -55,6 +58,33 @@ pub enum Command {
     /// Billing records the server could not write.
     #[command(subcommand)]
     Billing(BillingCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Aliases: a name clients ask for, routed and priced as another model.
+    #[command(subcommand)]
+    Alias(AliasCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AliasCommand {
+    /// Point NAME at a model: requests for NAME are served and billed as that model.
+    Add {
+        name: String,
+        /// The model NAME stands for.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List aliases.
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove an alias.
+    Remove { name: String },
 }
 
 #[derive(Subcommand, Debug)]

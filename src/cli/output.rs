@@ -8,7 +8,7 @@ use crate::domain::money::Quota;
 use crate::options::OptionInfo;
 use crate::relay::providers::presets::Preset;
 use crate::service::views::{
-    AdminTokenView, ChannelView, GroupView, LogView, PriceView, TokenView, UserView,
+    AdminTokenView, AliasView, ChannelView, GroupView, LogView, PriceView, TokenView, UserView,
 };
 
 fn money(usd: f64, units: i64) -> String {
@@ -319,6 +319,23 @@ pub fn logs(list: &[LogView], totals: &LogTotals, quota_per_usd: i64) -> String 
         totals.prompt_tokens,
         totals.completion_tokens,
     )
+}
+
+pub fn aliases(list: &[AliasView]) -> String {
+    if list.is_empty() {
+        return "No model aliases. Add one with `tollgate model alias add NAME --to MODEL`.".into();
+    }
+    let rows = list
+        .iter()
+        .map(|a| {
+            vec![
+                a.name.clone(),
+                a.to.clone(),
+                a.created_at.chars().take(10).collect(),
+            ]
+        })
+        .collect();
+    table(&["ALIAS", "MODEL", "ADDED"], rows)
 }
 
 pub fn options(list: &[OptionInfo]) -> String {

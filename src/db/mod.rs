@@ -8,6 +8,7 @@ pub mod channels;
 pub mod groups;
 pub mod logs;
 pub mod meta;
+pub mod model_aliases;
 pub mod options;
 pub mod prices;
 pub mod tokens;

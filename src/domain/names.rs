@@ -139,6 +139,36 @@ pub fn requested_model(value: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// A model a channel lists: a name, or a pattern ending in `*` (`gpt-*`, or `*` alone) that
+/// serves every name it starts.
+pub fn model_pattern(value: &str) -> Result<String, NameError> {
+    let value = value.trim();
+    match value.strip_suffix('*') {
+        Some("") => Ok("*".into()),
+        Some(prefix) => model_name(prefix).map(|prefix| format!("{prefix}*")),
+        None => model_name(value),
+    }
+}
+
+/// The prefix a listed pattern serves (`gpt-*` → `gpt-`); None for a plain name.
+pub fn pattern_prefix(listed: &str) -> Option<&str> {
+    listed.strip_suffix('*')
+}
+
+/// The name without its release date: `claude-sonnet-4-5-20250929` → `claude-sonnet-4-5`
+/// (Anthropic's style), `claude-sonnet-4-5@20250929` → `claude-sonnet-4-5` (Vertex's). OpenAI's
+/// `-2024-08-06` snapshots are distinct models and are not folded.
+pub fn undated(name: &str) -> Option<&str> {
+    let (base, date) = name.rsplit_once(['-', '@'])?;
+    let digits = date.as_bytes();
+    let is_date = digits.len() == 8
+        && digits.iter().all(u8::is_ascii_digit)
+        && date.starts_with("20")
+        && (1..=12).contains(&date[4..6].parse::<u8>().unwrap_or(0))
+        && (1..=31).contains(&date[6..8].parse::<u8>().unwrap_or(0));
+    (is_date && !base.is_empty()).then_some(base)
+}
+
 /// Parses a comma- or newline-separated list, validating each entry and dropping duplicates
 /// while keeping the order people wrote.
 pub fn list(
@@ -210,6 +240,35 @@ mod tests {
             panic!("a control character is refused");
         };
         assert_eq!(value, format!("{}…", "x".repeat(64)));
+    }
+
+    #[test]
+    fn folds_release_dates_of_anthropic_and_vertex_names_only() {
+        assert_eq!(
+            undated("claude-sonnet-4-5-20250929"),
+            Some("claude-sonnet-4-5")
+        );
+        assert_eq!(
+            undated("claude-haiku-4-5@20251001"),
+            Some("claude-haiku-4-5")
+        );
+        assert_eq!(undated("gpt-4o-2024-08-06"), None);
+        assert_eq!(undated("claude-opus-4-8"), None);
+        assert_eq!(undated("model-20251399"), None, "not a date");
+        assert_eq!(undated("-20250929"), None);
+        assert_eq!(undated("build-12345678"), None);
+    }
+
+    #[test]
+    fn channels_list_names_or_prefix_patterns() {
+        assert_eq!(model_pattern("gpt-*"), Ok("gpt-*".into()));
+        assert_eq!(model_pattern(" * "), Ok("*".into()));
+        assert_eq!(model_pattern("gpt-4o"), Ok("gpt-4o".into()));
+        assert!(model_pattern("gpt-*-mini").is_err());
+        assert!(model_pattern("**").is_err());
+        assert_eq!(pattern_prefix("gpt-*"), Some("gpt-"));
+        assert_eq!(pattern_prefix("*"), Some(""));
+        assert_eq!(pattern_prefix("gpt-4o"), None);
     }
 
     #[test]

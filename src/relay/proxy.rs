@@ -7,6 +7,7 @@
 //! answer has gone to the client: a stream is committed only when its first chunk has arrived,
 //! and a non-streamed answer only when it has been read whole.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -146,14 +147,24 @@ async fn handle(
         return Err(refuse(state, log, RelayError::missing_field("max_tokens")));
     }
 
-    let routes = match check_model_access(&snapshot, &caller, &request.model) {
+    // The model to route and price: the name asked for, or what an alias or a dated name
+    // stands for (the log keeps both).
+    let model: Cow<'_, str> = match snapshot.resolve_model(&request.model) {
+        Some(resolved) => {
+            log.requested_model = request.model.clone();
+            log.model = resolved.clone();
+            Cow::Owned(resolved)
+        }
+        None => Cow::Borrowed(request.model.as_str()),
+    };
+    let routes = match check_model_access(&snapshot, &caller, &request.model, &model) {
         Ok(routes) => routes,
         Err(e) => return Err(refuse(state, log, e)),
     };
     let price = if endpoint.makes_images() {
-        image_price(&snapshot, &request)
+        image_price(&snapshot, &request, &model)
     } else {
-        snapshot.price(&request.model)
+        snapshot.price(&model)
     };
     let price = match price {
         Some(price) => Some(price),
@@ -162,8 +173,7 @@ async fn handle(
             let error = RelayError::forbidden(
                 "model_price_not_set",
                 format!(
-                    "The model '{}' has no price yet, so it cannot be used. Ask the operator to set one.",
-                    request.model
+                    "The model '{model}' has no price yet, so it cannot be used. Ask the operator to set one."
                 ),
             );
             return Err(refuse(state, log, error));
@@ -237,6 +247,7 @@ async fn handle(
         state,
         options,
         request: &request,
+        model: &model,
         raw: &raw,
         client_headers: headers,
         prompt_estimate,
@@ -261,11 +272,21 @@ pub async fn count_message_tokens(
     let raw = read_body(body, snapshot.options.max_request_body_kb).await?;
     let request = ClientRequest::parse(Endpoint::Messages, &raw)?;
     names::requested_model(&request.model).map_err(|e| RelayError::invalid_model(&e))?;
-    let routes = check_model_access(&snapshot, &caller, &request.model)?;
+    let model = snapshot
+        .resolve_model(&request.model)
+        .unwrap_or_else(|| request.model.clone());
+    let routes = check_model_access(&snapshot, &caller, &request.model, &model)?;
     if let Ok(channel) = routes.pick(&[], now_ms())
         && channel.channel_type == ChannelType::Anthropic
-        && let Some(tokens) =
-            anthropic_token_count(state, &snapshot.options, &channel, &request, &raw, headers).await
+        && let Some(tokens) = anthropic_token_count(
+            state,
+            &snapshot.options,
+            &channel,
+            (&request, &model),
+            &raw,
+            headers,
+        )
+        .await
     {
         return Ok(tokens);
     }
@@ -278,14 +299,14 @@ async fn anthropic_token_count(
     state: &AppState,
     options: &RuntimeOptions,
     channel: &ChannelEntry,
-    request: &ClientRequest<'_>,
+    (request, model): (&ClientRequest<'_>, &str),
     raw: &Bytes,
     client_headers: &HeaderMap,
 ) -> Option<i64> {
     let messages_uri = channel.endpoint_uri(Endpoint::Messages)?;
     let uri = http::Uri::try_from(format!("{messages_uri}/count_tokens")).ok()?;
     let body = request
-        .upstream_body(raw, channel.upstream_model(&request.model), false)
+        .upstream_body(raw, channel.upstream_model(model), false)
         .ok()?;
     let mut upstream_request = http::Request::builder()
         .method(http::Method::POST)
@@ -360,8 +381,11 @@ fn held_units(request: &ClientRequest<'_>) -> i64 {
 /// An image model's price for the size and quality asked for: `model@size@quality`, then
 /// `model@size`, then the model's own price, so an admin prices sizes and qualities apart
 /// only where they cost differently.
-fn image_price(snapshot: &Snapshot, request: &ClientRequest<'_>) -> Option<ModelPrice> {
-    let model = request.model.as_str();
+fn image_price(
+    snapshot: &Snapshot,
+    request: &ClientRequest<'_>,
+    model: &str,
+) -> Option<ModelPrice> {
     let size = request.param("size").filter(|s| *s != "auto");
     let quality = request.param("quality").filter(|q| *q != "auto");
     let variants = [
@@ -376,16 +400,18 @@ fn image_price(snapshot: &Snapshot, request: &ClientRequest<'_>) -> Option<Model
         .or_else(|| snapshot.price(model))
 }
 
-/// The model must be allowed by the key, exist, and be served to the caller's group.
+/// The model must be allowed by the key (by the name asked for, or the model it resolved
+/// to), exist, and be served to the caller's group.
 fn check_model_access(
     snapshot: &Snapshot,
     caller: &Caller,
+    requested: &str,
     model: &str,
 ) -> Result<Arc<crate::snapshot::routing::RouteSet>, RelayError> {
-    if !caller.token.allows_model(model) {
+    if !caller.token.allows_model(requested) && !caller.token.allows_model(model) {
         return Err(RelayError::forbidden(
             "model_not_allowed",
-            format!("This API key may not use the model '{model}'."),
+            format!("This API key may not use the model '{requested}'."),
         ));
     }
     if let Some(routes) = snapshot.routes(&caller.user.group, model) {
@@ -405,7 +431,7 @@ fn check_model_access(
             ),
         ));
     }
-    Err(RelayError::model_not_found(model))
+    Err(RelayError::model_not_found(requested))
 }
 
 async fn estimate_prompt(state: &AppState, request: &ClientRequest<'_>, raw: &Bytes) -> i64 {
@@ -446,6 +472,8 @@ struct Attempts<'a> {
     state: &'a AppState,
     options: &'a RuntimeOptions,
     request: &'a ClientRequest<'a>,
+    /// The model routed and priced (the request's own name, or what it resolved to).
+    model: &'a str,
     raw: &'a Bytes,
     client_headers: &'a HeaderMap,
     prompt_estimate: i64,
@@ -482,7 +510,7 @@ impl Attempts<'_> {
                 Err(_) => break,
             };
             tried.push(channel.id);
-            let upstream_model = channel.upstream_model(&self.request.model).to_string();
+            let upstream_model = channel.upstream_model(self.model).to_string();
             ticket.log.channel_id = Some(channel.id);
             ticket.log.channel_name = channel.name.clone();
             ticket.log.upstream_model = upstream_model.clone();

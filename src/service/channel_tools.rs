@@ -12,6 +12,7 @@ use super::{ServiceError, ServiceResult};
 use crate::db::channels::ChannelRow;
 use crate::db::{self, Db};
 use crate::domain::kinds::ChannelType;
+use crate::domain::names;
 use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::relay::inbound::anthropic::takes_max_completion_tokens;
 use crate::relay::providers::{self, Credential, bedrock, vertex};
@@ -117,13 +118,18 @@ pub fn minimal_call(
 ) -> ServiceResult<(String, String, Value)> {
     let requested = match model {
         Some(model) => model.to_string(),
+        // A pattern (`gpt-*`) names no model to call.
         None => channel
             .models
-            .first()
+            .iter()
+            .find(|m| names::pattern_prefix(m).is_none())
             .or_else(|| channel.model_mapping.keys().next())
             .cloned()
             .ok_or_else(|| {
-                ServiceError::invalid("model", "the channel lists no models; give --model")
+                ServiceError::invalid(
+                    "model",
+                    "the channel lists no model by name (only patterns); give --model",
+                )
             })?,
     };
     let upstream_model = channel

@@ -194,7 +194,7 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
         spec.secret_keys = parse_keys(&keys, spec.channel_type)?;
     }
     if let Some(models) = input.models {
-        spec.models = names::list(&models, names::model_name).map_err(name_err("models"))?;
+        spec.models = names::list(&models, names::model_pattern).map_err(name_err("models"))?;
     }
     if let Some(mapping) = input.model_mapping {
         spec.model_mapping = check_mapping(&mapping)?;

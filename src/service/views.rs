@@ -11,6 +11,7 @@ use crate::db::admin_tokens::AdminTokenRow;
 use crate::db::channels::ChannelRow;
 use crate::db::groups::GroupRow;
 use crate::db::logs::RequestLog;
+use crate::db::model_aliases::AliasRow;
 use crate::db::prices::PriceRow;
 use crate::db::tokens::TokenRow;
 use crate::db::users::UserRow;
@@ -390,6 +391,24 @@ impl LogView {
             status_code: l.status_code,
             error: l.error_message.clone(),
             client_ip: l.client_ip.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct AliasView {
+    pub name: String,
+    /// The model the alias stands for.
+    pub to: String,
+    pub created_at: String,
+}
+
+impl AliasView {
+    pub fn new(alias: &AliasRow) -> AliasView {
+        AliasView {
+            name: alias.name.clone(),
+            to: alias.target.clone(),
+            created_at: timestamp(alias.created_at),
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::domain::ip_allow::IpAllowList;
 use crate::domain::kinds::{ChannelStatus, ChannelType, Role, Status};
 use crate::domain::list_prices;
 use crate::domain::money::Ratio;
+use crate::domain::names;
 use crate::domain::pricing::ModelPrice;
 use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::options::RuntimeOptions;
@@ -143,6 +144,15 @@ pub struct GroupEntry {
     pub ratio: Ratio,
 }
 
+/// The channels a pattern (`gpt-*`) brings to a group: those of every pattern of the group
+/// whose prefix starts this one's. The longest pattern matching a name is thus the one to
+/// route by: every other pattern matching the name is shorter and so starts its prefix.
+#[derive(Debug)]
+struct PatternRoute {
+    prefix: String,
+    routes: Arc<RouteSet>,
+}
+
 /// A consistent view of the relay's data, replaced as a whole.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -162,7 +172,18 @@ pub struct Snapshot {
     /// (group, model) pairs some channel is configured for, enabled or not; tells "not for
     /// your group" (403) from "no channel up right now" (503).
     configured_routes: FxHashSet<(String, String)>,
+    /// group → the patterns its enabled channels list, longest prefix first. Consulted only
+    /// for a name no channel lists exactly.
+    pattern_routes: FxHashMap<String, Vec<PatternRoute>>,
+    /// group → the prefixes of the patterns its channels list, enabled or not.
+    configured_patterns: FxHashMap<String, Vec<String>>,
+    /// The prefix of every pattern any channel lists.
+    known_patterns: Vec<String>,
+    /// Admin aliases: name → the model it stands for.
+    aliases: FxHashMap<String, String>,
     prices: FxHashMap<String, ModelPrice>,
+    /// The names the admin priced (the rest of `prices` is the shipped list).
+    admin_priced: FxHashSet<String>,
 }
 
 impl Snapshot {
@@ -181,18 +202,54 @@ impl Snapshot {
             .unwrap_or(Ratio::ONE)
     }
 
+    /// The channels serving `model` to `group`: those listing it by name, else those listing
+    /// the longest pattern that matches it.
     pub fn routes(&self, group: &str, model: &str) -> Option<&Arc<RouteSet>> {
-        self.routes.get(group)?.get(model)
+        if let Some(routes) = self.routes.get(group).and_then(|models| models.get(model)) {
+            return Some(routes);
+        }
+        self.pattern_routes
+            .get(group)?
+            .iter()
+            .find(|pattern| model.starts_with(&pattern.prefix))
+            .map(|pattern| &pattern.routes)
     }
 
+    /// Whether some channel lists `model`, by name or by a pattern.
     pub fn is_known_model(&self, model: &str) -> bool {
         self.known_models.contains(model)
+            || self
+                .known_patterns
+                .iter()
+                .any(|prefix| model.starts_with(prefix.as_str()))
     }
 
     /// Whether any channel, even a disabled one, serves `model` to `group`.
     pub fn is_configured_route(&self, group: &str, model: &str) -> bool {
         self.configured_routes
             .contains(&(group.to_string(), model.to_string()))
+            || self.configured_patterns.get(group).is_some_and(|prefixes| {
+                prefixes
+                    .iter()
+                    .any(|prefix| model.starts_with(prefix.as_str()))
+            })
+    }
+
+    /// The model a requested name stands for, when it is not itself: an admin alias's
+    /// target; or, for a name with a release date (`claude-sonnet-4-5-20250929`) that no
+    /// channel lists and the admin has not priced, the name without it, when a channel lists
+    /// or a price names that one. (The shipped list prices name dated models too; they do not
+    /// stop the folding, or Claude Code's dated names would miss channels listing the model.)
+    pub fn resolve_model(&self, requested: &str) -> Option<String> {
+        if let Some(target) = self.aliases.get(requested) {
+            return Some(target.clone());
+        }
+        if self.known_models.contains(requested) || self.admin_priced.contains(requested) {
+            return None;
+        }
+        let undated = names::undated(requested)?;
+        (self.known_models.contains(undated) || self.prices.contains_key(undated))
+            .then(|| undated.to_string())
     }
 
     pub fn price(&self, model: &str) -> Option<ModelPrice> {
@@ -207,14 +264,30 @@ impl Snapshot {
         self.channels.values()
     }
 
-    /// Models a group may use that at least one enabled channel serves, sorted.
+    /// The names a group can call, sorted: models an enabled channel lists, aliases of
+    /// those, and priced names an enabled channel's pattern serves.
     pub fn group_models(&self, group: &str) -> Vec<&str> {
         let mut models: Vec<&str> = self
             .routes
             .get(group)
             .map(|m| m.keys().map(String::as_str).collect())
             .unwrap_or_default();
+        if let Some(patterns) = self.pattern_routes.get(group) {
+            models.extend(self.prices.keys().map(String::as_str).filter(|name| {
+                !name.contains('@')
+                    && patterns
+                        .iter()
+                        .any(|pattern| name.starts_with(&pattern.prefix))
+            }));
+        }
+        models.extend(
+            self.aliases
+                .iter()
+                .filter(|(_, target)| self.routes(group, target).is_some())
+                .map(|(name, _)| name.as_str()),
+        );
         models.sort_unstable();
+        models.dedup();
         models
     }
 
@@ -241,6 +314,7 @@ impl Snapshot {
         let channel_rows = db::channels::list(db).await?;
         let route_rows = db::channels::routes(db).await?;
         let price_rows = db::prices::list(db).await?;
+        let alias_rows = db::model_aliases::list(db).await?;
         let mut problems = problems;
 
         let groups = group_rows
@@ -299,9 +373,17 @@ impl Snapshot {
         }
 
         let mut known_models = FxHashSet::default();
+        let mut known_patterns: Vec<String> = Vec::new();
         let mut channels: FxHashMap<i64, Arc<ChannelEntry>> = FxHashMap::default();
         for c in channel_rows {
-            known_models.extend(c.models.iter().cloned());
+            for model in &c.models {
+                match names::pattern_prefix(model) {
+                    Some(prefix) => known_patterns.push(prefix.to_string()),
+                    None => {
+                        known_models.insert(model.clone());
+                    }
+                }
+            }
             let health = previous
                 .channels
                 .get(&c.id)
@@ -389,9 +471,25 @@ impl Snapshot {
 
         let mut grouped: HashMap<String, HashMap<String, Vec<Arc<ChannelEntry>>>> = HashMap::new();
         let mut configured_routes = FxHashSet::default();
+        let mut patterns: HashMap<String, HashMap<String, Vec<Arc<ChannelEntry>>>> = HashMap::new();
+        let mut configured_patterns: FxHashMap<String, Vec<String>> = FxHashMap::default();
         for route in route_rows {
+            let channel = channels.get(&route.channel_id);
+            if let Some(prefix) = names::pattern_prefix(&route.model) {
+                configured_patterns
+                    .entry(route.group.clone())
+                    .or_default()
+                    .push(prefix.to_string());
+                let listed = patterns
+                    .entry(route.group)
+                    .or_default()
+                    .entry(prefix.to_string())
+                    .or_default();
+                listed.extend(channel.cloned());
+                continue;
+            }
             configured_routes.insert((route.group.clone(), route.model.clone()));
-            if let Some(channel) = channels.get(&route.channel_id) {
+            if let Some(channel) = channel {
                 grouped
                     .entry(route.group)
                     .or_default()
@@ -410,6 +508,16 @@ impl Snapshot {
                 (group, models)
             })
             .collect();
+        let pattern_routes = patterns
+            .into_iter()
+            .map(|(group, by_prefix)| (group, pattern_routes(&by_prefix)))
+            .collect();
+        known_patterns.sort_unstable();
+        known_patterns.dedup();
+        let aliases = alias_rows
+            .into_iter()
+            .map(|alias| (alias.name, alias.target))
+            .collect();
 
         // The admin's prices win over the shipped list prices.
         let mut prices: FxHashMap<String, ModelPrice> = FxHashMap::default();
@@ -418,6 +526,7 @@ impl Snapshot {
                 prices.insert(entry.model.clone(), entry.price);
             }
         }
+        let admin_priced = price_rows.iter().map(|p| p.model.clone()).collect();
         prices.extend(price_rows.into_iter().map(|p| (p.model, p.price)));
 
         Ok((
@@ -431,11 +540,48 @@ impl Snapshot {
                 routes,
                 known_models,
                 configured_routes,
+                pattern_routes,
+                configured_patterns,
+                known_patterns,
+                aliases,
                 prices,
+                admin_priced,
             },
             problems,
         ))
     }
+}
+
+/// One group's patterns, longest prefix first, each with the channels of every pattern whose
+/// prefix starts its own (a channel listing two of them counts once).
+fn pattern_routes(by_prefix: &HashMap<String, Vec<Arc<ChannelEntry>>>) -> Vec<PatternRoute> {
+    let mut routes: Vec<PatternRoute> = by_prefix
+        .keys()
+        .map(|prefix| {
+            let mut channels: Vec<Arc<ChannelEntry>> = Vec::new();
+            for (shorter, listed) in by_prefix {
+                if prefix.starts_with(shorter.as_str()) {
+                    for channel in listed {
+                        if !channels.iter().any(|c| c.id == channel.id) {
+                            channels.push(channel.clone());
+                        }
+                    }
+                }
+            }
+            PatternRoute {
+                prefix: prefix.clone(),
+                routes: Arc::new(RouteSet::new(channels)),
+            }
+        })
+        .filter(|pattern| pattern.routes.channels().next().is_some())
+        .collect();
+    routes.sort_by(|a, b| {
+        b.prefix
+            .len()
+            .cmp(&a.prefix.len())
+            .then(a.prefix.cmp(&b.prefix))
+    });
+    routes
 }
 
 fn reuse_account(previous: Option<&&Arc<Account>>, stored: i64) -> Arc<Account> {

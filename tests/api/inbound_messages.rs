@@ -108,7 +108,7 @@ fn anthropic_message() -> Value {
     })
 }
 
-fn anthropic_events() -> String {
+pub(crate) fn anthropic_events() -> String {
     [
         json!({"type": "message_start", "message": {"id": "msg_01ABC", "type": "message",
             "role": "assistant", "model": MODEL, "content": [], "stop_reason": null,

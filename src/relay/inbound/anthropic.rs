@@ -61,10 +61,18 @@ pub fn chat_request(
         match turn.get("role").and_then(Value::as_str) {
             Some("user") => user_turn(content, position, &mut messages)?,
             Some("assistant") => messages.push(assistant_turn(content, position)?),
+            // Instructions given mid-conversation (Claude Code sends them): a system message
+            // at that position; upstreams that take one system prompt merge them in order.
+            Some("system") => {
+                let text = joined_text(content, "messages")?;
+                if !text.is_empty() {
+                    messages.push(json!({"role": "system", "content": text}));
+                }
+            }
             _ => {
                 return Err(invalid(
                     "messages",
-                    format!("messages[{position}].role must be 'user' or 'assistant'."),
+                    format!("messages[{position}].role must be 'user', 'assistant' or 'system'."),
                 ));
             }
         }
@@ -849,7 +857,7 @@ mod tests {
         assert!(error.message.contains("web_search"), "{}", error.message);
         let request = object(json!({
             "model": "m", "max_tokens": 10,
-            "messages": [{"role": "system", "content": "hi"}]
+            "messages": [{"role": "tool", "content": "hi"}]
         }));
         let error = chat_request(&request, "gpt-4o", false).unwrap_err();
         assert!(
@@ -857,6 +865,30 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn system_messages_inside_the_conversation_keep_their_place() {
+        let request = object(json!({
+            "model": "m", "max_tokens": 10,
+            "system": "Be brief.",
+            "messages": [
+                {"role": "user", "content": "Fix the test."},
+                {"role": "system", "content": [{"type": "text", "text": "Plan mode is on."}]},
+                {"role": "assistant", "content": "Looking."},
+                {"role": "system", "content": "Keep changes small."}
+            ]
+        }));
+        let chat = chat_request(&request, "gpt-4o", false).unwrap();
+        let roles: Vec<&str> = chat["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["system", "user", "system", "assistant", "system"]);
+        assert_eq!(chat["messages"][2]["content"], "Plan mode is on.");
+        assert_eq!(chat["messages"][4]["content"], "Keep changes small.");
     }
 
     #[test]

@@ -1,0 +1,64 @@
+//! Model aliases: a name clients may ask for and the model it stands for.
+
+use sqlx::Row;
+
+use super::{Db, DbResult, Value, meta, now_ms, text};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AliasRow {
+    pub name: String,
+    pub target: String,
+    pub created_at: i64,
+}
+
+pub async fn list(db: &Db) -> DbResult<Vec<AliasRow>> {
+    let rows = sqlx::query("SELECT name, target, created_at FROM model_aliases ORDER BY name")
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(AliasRow {
+                name: text(row, "name")?,
+                target: text(row, "target")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Adds an alias; a name already taken is a `DbError::Conflict`.
+pub async fn insert(db: &Db, name: &str, target: &str) -> DbResult<AliasRow> {
+    let created_at = now_ms();
+    let mut tx = db.begin_write().await?;
+    db.execute_with(
+        &mut *tx,
+        "INSERT INTO model_aliases (name, target, created_at) VALUES (?, ?, ?)",
+        &[
+            Value::Text(name.to_string()),
+            Value::Text(target.to_string()),
+            Value::Int(created_at),
+        ],
+    )
+    .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(AliasRow {
+        name: name.to_string(),
+        target: target.to_string(),
+        created_at,
+    })
+}
+
+pub async fn delete(db: &Db, name: &str) -> DbResult<bool> {
+    let mut tx = db.begin_write().await?;
+    let changed = db
+        .execute_with(
+            &mut *tx,
+            "DELETE FROM model_aliases WHERE name = ?",
+            &[Value::Text(name.to_string())],
+        )
+        .await?;
+    meta::bump_data_version(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(changed > 0)
+}

@@ -1,0 +1,58 @@
+//! Model aliases an admin sets: a name clients ask for (`fast`, `claude-opus-4-8`) and the
+//! model that serves and prices it. An alias resolves before routing and pricing; aliases do
+//! not chain.
+
+use super::{ServiceError, ServiceResult, conflict, name_err};
+use crate::db::model_aliases::AliasRow;
+use crate::db::{self, Db};
+use crate::domain::names;
+
+pub async fn list(db: &Db) -> ServiceResult<Vec<AliasRow>> {
+    Ok(db::model_aliases::list(db).await?)
+}
+
+/// Points `name` at `target`.
+pub async fn add(db: &Db, name: &str, target: &str) -> ServiceResult<AliasRow> {
+    let name = names::model_name(name).map_err(name_err("name"))?;
+    let target = names::model_name(target).map_err(name_err("to"))?;
+    if name == target {
+        return Err(ServiceError::invalid(
+            "to",
+            "an alias cannot point at itself",
+        ));
+    }
+    let existing = db::model_aliases::list(db).await?;
+    if let Some(alias) = existing.iter().find(|a| a.name == target) {
+        return Err(ServiceError::invalid(
+            "to",
+            format!(
+                "'{target}' is itself an alias (of '{}'); point at that model instead, aliases do not chain",
+                alias.target
+            ),
+        ));
+    }
+    if let Some(alias) = existing.iter().find(|a| a.target == name) {
+        return Err(ServiceError::invalid(
+            "name",
+            format!(
+                "the alias '{}' points at '{name}'; an alias cannot be the target of another",
+                alias.name
+            ),
+        ));
+    }
+    db::model_aliases::insert(db, &name, &target)
+        .await
+        .map_err(conflict(format!(
+            "the alias '{name}' exists already; remove it first to point it elsewhere"
+        )))
+}
+
+pub async fn remove(db: &Db, name: &str) -> ServiceResult<()> {
+    if db::model_aliases::delete(db, name).await? {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound(format!(
+            "no model alias named '{name}'"
+        )))
+    }
+}
