@@ -23,7 +23,7 @@ use super::auth::{self, Caller};
 use super::error::RelayError;
 use super::providers::{self, Credential, bedrock, vertex};
 use super::request::{ClientRequest, Endpoint};
-use super::stream::SseRelay;
+use super::stream::{SseRelay, StreamStart, stream_start};
 use super::upstream::{self, UpstreamResponse};
 use super::wire::{self, AnswerContext, Framing, Unusable, Wire};
 use crate::billing::{PriceContext, Ticket, ledger::Shortfall};
@@ -41,6 +41,8 @@ use crate::state::{AppState, ChannelEvent};
 
 /// Bodies above this size are tokenized on the blocking pool rather than on a request thread.
 const BLOCKING_ESTIMATE_BYTES: usize = 64 * 1024;
+/// Most of a stream buffered while waiting for its first event.
+const MAX_STREAM_HEAD: usize = 1024 * 1024;
 /// Most of an upstream error body kept for the log and the client.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 const ANTHROPIC_BETA: &str = "anthropic-beta";
@@ -1012,18 +1014,41 @@ impl Attempts<'_> {
             .cloned()
             .unwrap_or_else(|| HeaderValue::from_static("text/event-stream"));
         let mut upstream = upstream::data_stream(response);
-        let first = match tokio::time::timeout(timeout, upstream.next()).await {
-            Ok(Some(Ok(chunk))) => chunk,
-            outcome => {
-                let message = match outcome {
-                    Err(_) => format!("no stream data within {} s", timeout.as_secs()),
-                    Ok(Some(Err(e))) => upstream::describe(&e),
-                    _ => "the stream ended before any data".to_string(),
-                };
-                let message = format!("The upstream stream failed before it started: {message}");
-                return self.broken_answer(channel, message, ticket);
+        // Nothing reaches the client until the stream's first event shows it is the
+        // upstream's protocol: until then another channel may still be tried.
+        let mut head = bytes::BytesMut::new();
+        let mut ended = false;
+        loop {
+            match stream_start(&head, wire.framing(), ended) {
+                StreamStart::Usable => break,
+                StreamStart::Unusable(what) => {
+                    let message = format!("The upstream answered with {what}.");
+                    return self.broken_answer(channel, message, ticket);
+                }
+                StreamStart::Undecided if head.len() > MAX_STREAM_HEAD => {
+                    let message = format!(
+                        "The upstream's stream sent {} KiB without an event.",
+                        head.len() / 1024
+                    );
+                    return self.broken_answer(channel, message, ticket);
+                }
+                StreamStart::Undecided => {}
             }
-        };
+            let failure = match tokio::time::timeout(timeout, upstream.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    head.extend_from_slice(&chunk);
+                    continue;
+                }
+                Ok(None) => {
+                    ended = true;
+                    continue;
+                }
+                Ok(Some(Err(e))) => upstream::describe(&e),
+                Err(_) => format!("no stream data within {} s", timeout.as_secs()),
+            };
+            let message = format!("The upstream stream failed before it started: {failure}");
+            return self.broken_answer(channel, message, ticket);
+        }
         channel.health.record_success();
         ticket.charge_on_drop = None;
         ticket.log.status_code = i64::from(status.as_u16());
@@ -1032,7 +1057,7 @@ impl Attempts<'_> {
         let idle = Duration::from_secs(self.options.stream_idle_timeout_secs);
         let mut relay = SseRelay::new(
             upstream,
-            first,
+            head,
             ticket,
             self.prompt_estimate,
             self.request.client_wants_usage,

@@ -43,6 +43,8 @@ pub struct SseRelay {
     translator: Option<Box<dyn StreamTranslator>>,
     /// An error the upstream reported inside the stream.
     upstream_error: Option<String>,
+    /// Set when an event's data is not of the upstream's protocol: the stream ends there.
+    garbage: bool,
     /// The client's protocol, for the error events the relay itself writes.
     protocol: ClientProtocol,
     /// How the upstream frames its events.
@@ -51,6 +53,10 @@ pub struct SseRelay {
     /// streams report none.
     units: i64,
 }
+
+/// Why a stream whose events stopped being its protocol's was cut.
+const GARBAGE: &str =
+    "The upstream's stream turned into something that is not its protocol's events; it was cut.";
 
 /// Where an event ends: the index after its closing blank line.
 pub(crate) fn event_end(buffer: &[u8]) -> Option<usize> {
@@ -72,6 +78,86 @@ fn next_event_end(buffer: &[u8], framing: Framing) -> Option<usize> {
         Framing::ServerSentEvents => event_end(buffer),
         Framing::JsonLines => buffer.iter().position(|&b| b == b'\n').map(|i| i + 1),
         Framing::AwsEventStream => super::providers::bedrock::frame_end(buffer),
+    }
+}
+
+/// Whether an event's data is what every streaming protocol the relay reads sends: JSON, or
+/// OpenAI's `[DONE]`.
+fn is_json_data(data: &[u8]) -> bool {
+    let data = data.trim_ascii();
+    data == b"[DONE]"
+        || (matches!(data.first(), Some(b'{' | b'['))
+            && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok())
+}
+
+/// What the start of an upstream's stream, buffered before anything reaches the client, says
+/// about it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum StreamStart {
+    /// No event with data yet: read on.
+    Undecided,
+    /// Its first event carries data of the upstream's protocol: relay it.
+    Usable,
+    /// Not a stream of the upstream's protocol (what it is instead): try another channel.
+    Unusable(&'static str),
+}
+
+/// Judges the buffered start of a stream by its first event that carries data (comments and
+/// keep-alives before it do not count); `ended` when the upstream has sent all it will.
+pub(crate) fn stream_start(buffer: &[u8], framing: Framing, ended: bool) -> StreamStart {
+    const NOT_JSON: StreamStart = StreamStart::Unusable("a stream whose events are not JSON");
+    match framing {
+        Framing::ServerSentEvents => {
+            let mut rest = buffer;
+            while !rest.is_empty() {
+                let (event, after) = match event_end(rest) {
+                    Some(end) => rest.split_at(end),
+                    None if ended => (rest, &[][..]),
+                    None => return StreamStart::Undecided,
+                };
+                if let Some(data) = event_data(event) {
+                    return if is_json_data(&data) {
+                        StreamStart::Usable
+                    } else {
+                        NOT_JSON
+                    };
+                }
+                rest = after;
+            }
+        }
+        Framing::JsonLines => {
+            let mut rest = buffer;
+            while !rest.is_empty() {
+                let (line, after) = match rest.iter().position(|&b| b == b'\n') {
+                    Some(end) => rest.split_at(end + 1),
+                    None if ended => (rest, &[][..]),
+                    None => return StreamStart::Undecided,
+                };
+                if !line.trim_ascii().is_empty() {
+                    return if is_json_data(line) {
+                        StreamStart::Usable
+                    } else {
+                        NOT_JSON
+                    };
+                }
+                rest = after;
+            }
+        }
+        Framing::AwsEventStream => match super::providers::bedrock::frame_end(buffer) {
+            Some(end) => {
+                return match super::providers::bedrock::decode_frame(&buffer[..end]) {
+                    Ok(_) => StreamStart::Usable,
+                    Err(_) => StreamStart::Unusable("a broken event stream"),
+                };
+            }
+            None if !ended => return StreamStart::Undecided,
+            None => {}
+        },
+    }
+    if ended {
+        StreamStart::Unusable("a stream that ended before any event")
+    } else {
+        StreamStart::Undecided
     }
 }
 
@@ -98,7 +184,7 @@ pub(crate) fn event_data(event: &[u8]) -> Option<Vec<u8>> {
 impl SseRelay {
     pub fn new(
         upstream: BoxStream<'static, Result<Bytes, hyper::Error>>,
-        first_chunk: Bytes,
+        head: BytesMut,
         ticket: Ticket,
         prompt_estimate: i64,
         client_wants_usage: bool,
@@ -107,7 +193,7 @@ impl SseRelay {
     ) -> SseRelay {
         SseRelay {
             upstream,
-            buffer: BytesMut::from(&first_chunk[..]),
+            buffer: head,
             usage: None,
             counter: TextCounter::default(),
             ticket: Some(ticket),
@@ -119,6 +205,7 @@ impl SseRelay {
             done: false,
             translator: None,
             upstream_error: None,
+            garbage: false,
             protocol: ClientProtocol::OpenAi,
             framing: Framing::ServerSentEvents,
             units: 0,
@@ -163,6 +250,10 @@ impl SseRelay {
         if translator.finished() {
             return;
         }
+        if self.framing != Framing::AwsEventStream && !is_json_data(&data) {
+            self.garbage = true;
+            return;
+        }
         let seen = translator.event(event, &data, out);
         if let Some(usage) = seen.usage {
             self.usage = Some(usage);
@@ -189,16 +280,17 @@ impl SseRelay {
         }
     }
 
-    /// Inspects one complete event and says whether to forward it.
+    /// Inspects one complete event and says whether to forward it. Data that is not JSON
+    /// marks the stream as garbage.
     fn inspect(&mut self, event: &[u8]) -> bool {
         let Some(data) = event_data(event) else {
             return true; // comments and keep-alives pass through
         };
-        if data.first() != Some(&b'{') {
-            return true; // `[DONE]` and anything else that is not a JSON chunk
-        }
         let Some(chunk) = AnswerWire::parse(&data) else {
-            return true;
+            // `[DONE]`, or JSON of a shape billing does not read, passes; anything else ends
+            // the stream.
+            self.garbage = !is_json_data(&data);
+            return !self.garbage;
         };
         if let Some(usage) = chunk.usage() {
             self.usage = Some(usage);
@@ -212,7 +304,9 @@ impl SseRelay {
     /// Moves every complete event out of the buffer; returns the bytes to forward.
     fn take_complete_events(&mut self) -> BytesMut {
         let mut out = BytesMut::new();
-        while let Some(end) = next_event_end(&self.buffer, self.framing) {
+        while !self.garbage
+            && let Some(end) = next_event_end(&self.buffer, self.framing)
+        {
             let event = self.buffer.split_to(end);
             if self.translator.is_some() {
                 self.translate(&event, &mut out);
@@ -247,14 +341,14 @@ impl SseRelay {
         ticket.settle(usage, estimated, outcome);
     }
 
-    /// Ends the stream after an upstream failure, telling the client why in an error event.
-    fn fail(&mut self, message: String) -> Bytes {
+    /// Ends the stream after an upstream failure, telling the client why in an error event
+    /// after `out` (what was ready to forward).
+    fn fail(&mut self, outcome: Outcome, message: String, mut out: BytesMut) -> Bytes {
         self.done = true;
-        let mut event = BytesMut::new();
         self.protocol
-            .stream_error_event(&message, "upstream_stream_error", &mut event);
-        self.settle(Outcome::StreamError, Some(message));
-        event.freeze()
+            .stream_error_event(&message, "upstream_stream_error", &mut out);
+        self.settle(outcome, Some(message));
+        out.freeze()
     }
 }
 
@@ -268,6 +362,11 @@ impl Stream for SseRelay {
                 return Poll::Ready(None);
             }
             let out = this.take_complete_events();
+            if this.garbage {
+                // Billed for what reached the client; logged as the upstream's failure.
+                let event = this.fail(Outcome::UpstreamError, GARBAGE.into(), out);
+                return Poll::Ready(Some(Ok(event)));
+            }
             // A translator that stopped on an error the upstream sent (or a broken frame) has
             // told the client; waiting for the upstream to close would only hold the request.
             if this.upstream_error.is_some()
@@ -288,7 +387,8 @@ impl Stream for SseRelay {
                     this.idle.as_mut().reset(deadline);
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    let event = this.fail(format!("The upstream stream failed: {e}"));
+                    let message = format!("The upstream stream failed: {e}");
+                    let event = this.fail(Outcome::StreamError, message, BytesMut::new());
                     return Poll::Ready(Some(Ok(event)));
                 }
                 Poll::Ready(None) => {
@@ -300,7 +400,10 @@ impl Stream for SseRelay {
                         // A truncated answer is told to the client (an error the upstream
                         // reported has been passed on already).
                         let (outcome, message) = this.end_outcome();
-                        if outcome == Outcome::StreamError && this.upstream_error.is_none() {
+                        if outcome == Outcome::StreamError
+                            && this.upstream_error.is_none()
+                            && !this.garbage
+                        {
                             this.protocol.stream_error_event(
                                 message.as_deref().unwrap_or("the stream ended early"),
                                 "upstream_stream_error",
@@ -309,6 +412,10 @@ impl Stream for SseRelay {
                         }
                     } else if !rest.is_empty() && this.inspect(&rest) {
                         out = rest;
+                    }
+                    if this.garbage {
+                        let event = this.fail(Outcome::UpstreamError, GARBAGE.into(), out);
+                        return Poll::Ready(Some(Ok(event)));
                     }
                     this.done = true;
                     let (outcome, error) = this.end_outcome();
@@ -321,9 +428,10 @@ impl Stream for SseRelay {
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
                         let seconds = this.idle_timeout.as_secs();
-                        let event = this.fail(format!(
+                        let message = format!(
                             "The upstream sent nothing for {seconds} s; the stream was cut."
-                        ));
+                        );
+                        let event = this.fail(Outcome::StreamError, message, BytesMut::new());
                         return Poll::Ready(Some(Ok(event)));
                     }
                     return Poll::Pending;
@@ -357,6 +465,45 @@ mod tests {
         assert_eq!(event_end(b"data: a\r\rx"), Some(9));
         assert_eq!(event_end(b"data: a\n"), None);
         assert_eq!(event_end(b""), None);
+    }
+
+    #[test]
+    fn judges_a_stream_by_its_first_data_event() {
+        use StreamStart::*;
+        let sse = Framing::ServerSentEvents;
+        assert_eq!(stream_start(b": keep-alive\n\n", sse, false), Undecided);
+        assert_eq!(
+            stream_start(b": keep-alive\n\ndata: {\"a\":1}\n\n", sse, false),
+            Usable
+        );
+        assert_eq!(
+            stream_start(b"event: ping\n\ndata: [DONE]\n\n", sse, false),
+            Usable
+        );
+        assert_eq!(stream_start(b"data: {\"a\":", sse, false), Undecided);
+        assert!(matches!(
+            stream_start(b"data: <html>\n\n", sse, false),
+            Unusable(_)
+        ));
+        assert!(matches!(
+            stream_start(b"data: {\"cut", sse, true),
+            Unusable(_)
+        ));
+        assert!(matches!(
+            stream_start(b"<html><body>oops</body></html>", sse, true),
+            Unusable(_)
+        ));
+        assert!(matches!(stream_start(b"", sse, true), Unusable(_)));
+        let lines = Framing::JsonLines;
+        assert_eq!(stream_start(b"\n{\"done\":false}\n", lines, false), Usable);
+        assert_eq!(stream_start(b"{\"done\":", lines, false), Undecided);
+        assert!(matches!(
+            stream_start(b"hello\n", lines, false),
+            Unusable(_)
+        ));
+        let aws = Framing::AwsEventStream;
+        assert_eq!(stream_start(&[0, 0], aws, false), Undecided);
+        assert!(matches!(stream_start(&[0; 16], aws, false), Unusable(_)));
     }
 
     #[test]

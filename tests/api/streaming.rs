@@ -326,3 +326,84 @@ db_test! {
         assert_eq!(log.cost, cost(3, 1));
     }
 }
+
+db_test! {
+    /// A 200 "stream" that is not JSON events (an HTML error page, data that is not JSON)
+    /// fails over to the next channel before anything reaches the client, and is not billed.
+    async fn a_stream_that_is_not_json_events_fails_over(db: TestDb) {
+        let html = FakeUpstream::start(Reply::Sse {
+            body: "<html><body><h1>502 Bad Gateway</h1></body></html>".into(),
+            split: 7,
+            delay: Duration::ZERO,
+        })
+        .await;
+        let not_json = FakeUpstream::start(Reply::Sse {
+            body: ": warming up\n\ndata: upstream overloaded, try later\n\n".into(),
+            split: 5,
+            delay: Duration::ZERO,
+        })
+        .await;
+        let good = FakeUpstream::start(Reply::stream(&["fine"], Some((3, 1)))).await;
+        let app = TestApp::spawn(db).await;
+        for (name, upstream, priority) in [("html", &html, 20), ("not-json", &not_json, 10)] {
+            app.add_channel_with(tollgate::service::channels::ChannelInput {
+                name: Some(name.into()),
+                base_url: Some(upstream.base_url()),
+                models: Some("gpt-4o-mini".into()),
+                priority: Some(priority),
+                ..Default::default()
+            })
+            .await;
+        }
+        app.add_channel("good", &good, "gpt-4o-mini").await;
+        app.price("gpt-4o-mini", PRICE_IN, PRICE_OUT).await;
+        app.create_user("alice", "10").await;
+        let key = app.key_for("alice").await;
+        app.reload().await;
+        let response = app.chat(&key, stream_body(json!({}))).await;
+        assert_eq!(response.status(), 200);
+        let events = read_events(response).await;
+        assert_eq!(content(&events), "fine");
+        assert!(events.iter().all(|e| !e.data.contains("html") && !e.data.contains("overloaded")));
+        assert_eq!((html.request_count(), not_json.request_count()), (1, 1));
+        let log = &app.wait_for_logs(1).await[0];
+        assert_eq!(log.attempts, 3);
+        assert_eq!(log.channel_name, "good");
+        assert_eq!(log.outcome, Outcome::Success);
+        assert_eq!(log.cost, cost(3, 1));
+    }
+}
+
+db_test! {
+    /// A stream that turns into something else after its first events: the client gets what
+    /// came before and an error event; the request is logged as the upstream's error and
+    /// billed for what was streamed.
+    async fn a_stream_turning_to_garbage_ends_with_an_error_event(db: TestDb) {
+        let chunk = |text: &str| {
+            json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+        };
+        let body = format!(
+            "data: {}\n\ndata: {}\n\ndata: <html>proxy error</html>\n\ndata: {}\n\n",
+            chunk("Once upon"),
+            chunk(" a time"),
+            chunk(" never sent")
+        );
+        let upstream = FakeUpstream::start(Reply::Sse { body, split: 9, delay: Duration::ZERO }).await;
+        let (app, key) = setup(db, &upstream).await;
+        let request = stream_body(json!({}));
+        let response = app.chat(&key, request.clone()).await;
+        assert_eq!(response.status(), 200);
+        let events = read_events(response).await;
+        assert_eq!(content(&events), "Once upon a time");
+        let last: Value = serde_json::from_str(&events.last().unwrap().data).unwrap();
+        assert_eq!(last["error"]["code"], "upstream_stream_error", "{last}");
+        assert!(events.iter().all(|e| !e.data.contains("never sent")));
+        let log = &app.wait_for_logs(1).await[0];
+        assert_eq!(log.outcome, Outcome::UpstreamError);
+        assert!(log.usage_estimated);
+        let streamed = tokenizer::shared().count("Once upon a time") as i64;
+        assert_eq!(log.cost, cost(prompt_estimate(&request), streamed));
+        assert_eq!(app.user("alice").await.used_quota, log.cost);
+    }
+}
