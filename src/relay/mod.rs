@@ -1,6 +1,7 @@
 //! The `/v1` hot path: OpenAI-compatible endpoints authenticated by API keys, errors in
 //! OpenAI's envelope, no sessions and no database round-trips.
 
+pub mod answer;
 pub mod auth;
 pub mod error;
 pub mod inbound;

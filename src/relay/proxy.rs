@@ -19,6 +19,7 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::Full;
 
+use super::answer::{AnswerBilling, AnswerRelay};
 use super::auth::{self, Caller};
 use super::error::RelayError;
 use super::providers::{self, Credential, bedrock, vertex};
@@ -38,9 +39,13 @@ use crate::snapshot::health::FailureEffect;
 use crate::snapshot::routing::NoChannel;
 use crate::snapshot::{ChannelEntry, ChannelKey, KeyPick, Snapshot};
 use crate::state::{AppState, ChannelEvent};
+use hyper::body::Incoming;
 
 /// Bodies above this size are tokenized on the blocking pool rather than on a request thread.
 const BLOCKING_ESTIMATE_BYTES: usize = 64 * 1024;
+/// Most of a whole answer held before it is relayed as it arrives (when the client gets it as
+/// the upstream sent it): far more than a chat answer, far less than a large embedding batch.
+const MAX_HELD_ANSWER: usize = 256 * 1024;
 /// Most of a stream buffered while waiting for its first event.
 const MAX_STREAM_HEAD: usize = 1024 * 1024;
 /// Most of an upstream error body kept for the log and the client.
@@ -903,8 +908,24 @@ impl Attempts<'_> {
     ) -> AttemptResult {
         let status = response.status();
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-        let body = match read_limited(response, usize::MAX, timeout).await {
-            Ok(body) => body,
+        // An answer the client gets as sent is held only up to a limit; a longer one is
+        // relayed as it arrives. One that needs translating is read whole.
+        let hold_limit = if wire.relays_answer_as_is() {
+            MAX_HELD_ANSWER
+        } else {
+            usize::MAX
+        };
+        let body = match read_head(response, hold_limit, timeout).await {
+            Ok(Head::Whole(body)) => body,
+            Ok(Head::Started(head, rest)) => {
+                if !wire.answer_start_usable(&head) {
+                    let message =
+                        "The upstream answered with something that is not JSON.".to_string();
+                    return self.broken_answer(channel, message, ticket);
+                }
+                let answer = (status, content_type, head, rest);
+                return Ok(self.relay_answer(wire, channel, answer, ticket));
+            }
             Err(message) => {
                 let message = format!("The upstream's answer broke off: {message}");
                 return self.broken_answer(channel, message, ticket);
@@ -954,6 +975,38 @@ impl Attempts<'_> {
                 ticket,
             )
             .await)
+    }
+
+    /// A long answer the client gets as sent, relayed as it arrives from its checked start;
+    /// the relay bills it when it ends.
+    fn relay_answer(
+        &self,
+        wire: Wire,
+        channel: &ChannelEntry,
+        (status, content_type, head, rest): (StatusCode, Option<HeaderValue>, Bytes, Incoming),
+        mut ticket: Ticket,
+    ) -> Response {
+        channel.health.record_success();
+        ticket.charge_on_drop = None;
+        ticket.log.status_code = i64::from(status.as_u16());
+        ticket.log.ttft_ms =
+            Some(i64::try_from(ticket.started().elapsed().as_millis()).unwrap_or(i64::MAX));
+        let billing = AnswerBilling {
+            wire,
+            prompt_estimate: self.prompt_estimate,
+            held_units: self.held_units,
+            generates: self.request.endpoint.generates(),
+        };
+        let idle = Duration::from_secs(self.options.stream_idle_timeout_secs);
+        let rest = Box::pin(http_body_util::BodyDataStream::new(rest));
+        let relay = AnswerRelay::new(rest, head, ticket, billing, idle);
+        let mut out = Response::new(Body::from_stream(relay));
+        *out.status_mut() = status;
+        out.headers_mut().insert(
+            header::CONTENT_TYPE,
+            content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")),
+        );
+        out
     }
 
     /// A 2xx answer that cannot be used (cut off, or not the upstream's protocol): a failure
@@ -1086,6 +1139,49 @@ impl Attempts<'_> {
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         Ok(out)
     }
+}
+
+/// The start of an answer: all of it, or the first part of a longer one with the rest still
+/// to come.
+enum Head {
+    Whole(Bytes),
+    Started(Bytes, Incoming),
+}
+
+/// Reads an answer within `timeout`: whole, unless more than `hold_limit` bytes arrive before
+/// its end. A body that arrives in one chunk is kept as it is, without a copy.
+async fn read_head(
+    response: UpstreamResponse,
+    hold_limit: usize,
+    timeout: Duration,
+) -> Result<Head, String> {
+    use http_body::Body as _;
+    let read = async {
+        let mut body = response.into_body();
+        let mut first: Option<Bytes> = None;
+        let mut joined = bytes::BytesMut::new();
+        while let Some(chunk) = upstream::next_data(&mut body).await {
+            let chunk = chunk.map_err(|e| upstream::describe(&e))?;
+            match first.take() {
+                None if joined.is_empty() => first = Some(chunk),
+                earlier => {
+                    if let Some(earlier) = earlier {
+                        joined.extend_from_slice(&earlier);
+                    }
+                    joined.extend_from_slice(&chunk);
+                }
+            }
+            let received = first.as_ref().map_or(joined.len(), Bytes::len);
+            if received > hold_limit && !body.is_end_stream() {
+                let head = first.take().unwrap_or_else(|| joined.split().freeze());
+                return Ok(Head::Started(head, body));
+            }
+        }
+        Ok(Head::Whole(first.unwrap_or_else(|| joined.freeze())))
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| Err(format!("no complete answer within {} s", timeout.as_secs())))
 }
 
 /// Reads a response body up to `limit` bytes within `timeout`. A body that arrives in one

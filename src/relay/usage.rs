@@ -151,6 +151,25 @@ impl<'a> AnswerWire<'a> {
 /// it last, after the choices, which can be long). The last `"usage"` key that is not inside a
 /// string is read; None when there is none or it is `null`, and the caller parses the answer.
 pub fn find_usage(body: &[u8]) -> Option<Usage> {
+    let value = usage_value_at(body)?;
+    let mut reader = serde_json::Deserializer::from_slice(value);
+    serde::Deserialize::deserialize(&mut reader)
+        .ok()
+        .flatten()
+        .and_then(|usage: UsageWire| usage.to_usage())
+}
+
+/// The last `"usage"` object of a JSON text (or of its tail: an answer relayed as it arrived
+/// keeps only its end), as a value, for protocols whose usage has another shape.
+pub fn find_usage_object(body: &[u8]) -> Option<serde_json::Value> {
+    let value = usage_value_at(body)?;
+    let mut reader = serde_json::Deserializer::from_slice(value);
+    let usage: serde_json::Value = serde::Deserialize::deserialize(&mut reader).ok()?;
+    usage.is_object().then_some(usage)
+}
+
+/// Where the value of the last `"usage"` key starts (the text from there on).
+fn usage_value_at(body: &[u8]) -> Option<&[u8]> {
     const KEY: &[u8] = b"\"usage\"";
     let mut end = body.len();
     while let Some(at) = body[..end].windows(KEY.len()).rposition(|w| w == KEY) {
@@ -167,11 +186,7 @@ pub fn find_usage(body: &[u8]) -> Option<Usage> {
         if body.get(value) != Some(&b':') {
             continue;
         }
-        let mut reader = serde_json::Deserializer::from_slice(&body[value + 1..]);
-        return serde::Deserialize::deserialize(&mut reader)
-            .ok()
-            .flatten()
-            .and_then(|usage: UsageWire| usage.to_usage());
+        return Some(&body[value + 1..]);
     }
     None
 }

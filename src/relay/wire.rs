@@ -18,7 +18,7 @@ use super::inbound::{self, ClientProtocol};
 use super::providers::gemini::{self, GeminiAnswer};
 use super::providers::{Chained, StreamTranslator, anthropic, bedrock, cohere, ollama, vertex};
 use super::request::{ClientRequest, Endpoint};
-use super::usage::{AnswerWire, TextCounter, find_usage};
+use super::usage::{AnswerWire, TextCounter, find_usage, find_usage_object};
 use crate::domain::kinds::ChannelType;
 use crate::domain::pricing::Usage;
 use crate::domain::tokenizer::Tokenizer;
@@ -254,6 +254,37 @@ impl Wire {
                 | (ClientProtocol::Responses, Dialect::OpenAiChat)
                 | (ClientProtocol::Anthropic, Dialect::AnthropicMessages)
         )
+    }
+
+    /// Whether a whole answer goes to the client as the upstream sent it, so a long one can
+    /// be relayed as it arrives. (Transcripts are short and billed from their text.)
+    pub fn relays_answer_as_is(self) -> bool {
+        self.passes_through()
+            && !matches!(
+                self.endpoint,
+                Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
+            )
+    }
+
+    /// Whether the first bytes of an answer relayed as is look like the upstream's protocol:
+    /// the start of a JSON object (speech is audio, whatever it starts with).
+    pub fn answer_start_usable(self, head: &[u8]) -> bool {
+        self.endpoint == Endpoint::AudioSpeech || head.trim_ascii_start().first() == Some(&b'{')
+    }
+
+    /// The usage in the tail of an answer relayed as is, which is all that is kept of it;
+    /// None when the tail holds none (or for speech, billed per character).
+    pub fn usage_in_tail(self, tail: &[u8]) -> Option<Usage> {
+        match (self.client, self.endpoint) {
+            (_, Endpoint::AudioSpeech) => None,
+            (ClientProtocol::Responses, _) => {
+                find_usage_object(tail).and_then(|usage| inbound::responses::usage(&usage))
+            }
+            (ClientProtocol::Anthropic, _) => {
+                find_usage_object(tail).map(|usage| anthropic::usage(&usage))
+            }
+            (ClientProtocol::OpenAi, _) => find_usage(tail),
+        }
     }
 
     /// The body sent upstream. OpenAI-compatible upstreams report stream usage only when

@@ -1,5 +1,7 @@
 //! The happy paths: every endpoint answers through the relay, bills exactly and logs.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::helpers::{FakeUpstream, Reply, TestApp, chat_body, db_test};
@@ -248,5 +250,112 @@ db_test! {
                 .unwrap();
             assert_eq!(response.status(), 200, "{header}");
         }
+    }
+}
+
+/// A chat completion of about `bytes` bytes, its usage at the end.
+fn long_answer(bytes: usize, prompt: i64, completion: i64) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "id": "chatcmpl-long", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "x".repeat(bytes)}}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                  "total_tokens": prompt + completion}
+    }))
+    .unwrap()
+}
+
+db_test! {
+    /// A 4 MB whole answer reaches the client as it arrives (its first bytes before the
+    /// upstream has sent the rest), byte for byte, billed from the usage at its end; a long
+    /// answer that does not start as JSON fails over like a short one.
+    async fn a_long_answer_is_relayed_as_it_arrives(db: TestDb) {
+        let body = long_answer(4 << 20, 1000, 900_000);
+        let upstream = FakeUpstream::start(Reply::Chunked {
+            content_type: "application/json",
+            body: body.clone(),
+            split: 64 * 1024,
+            delay: Duration::from_millis(1500),
+            break_at: None,
+        })
+        .await;
+        let html = FakeUpstream::start(Reply::Chunked {
+            content_type: "text/html",
+            body: format!("<html>{}</html>", "y".repeat(1 << 20)).into_bytes(),
+            split: 64 * 1024,
+            delay: Duration::ZERO,
+            break_at: None,
+        })
+        .await;
+        let app = TestApp::spawn(db).await;
+        app.add_channel_with(tollgate::service::channels::ChannelInput {
+            name: Some("html".into()),
+            base_url: Some(html.base_url()),
+            models: Some("gpt-4o-mini".into()),
+            priority: Some(10),
+            ..Default::default()
+        })
+        .await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price("gpt-4o-mini", "0.15", "0.60").await;
+        app.create_user("alice", "10").await;
+        let key = app.key_for("alice").await;
+        app.reload().await;
+
+        let mut request = chat_body("gpt-4o-mini");
+        request["max_tokens"] = serde_json::json!(1_000_000);
+        let started = std::time::Instant::now();
+        let response = app.chat(&key, request).await;
+        assert_eq!(response.status(), 200);
+        let mut stream = response.bytes_stream();
+        let mut received = Vec::new();
+        let mut first_at = None;
+        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+            first_at.get_or_insert_with(|| started.elapsed());
+            received.extend_from_slice(&chunk.unwrap());
+        }
+        let first_at = first_at.unwrap();
+        assert!(first_at < Duration::from_millis(1200), "the first bytes came after {first_at:?}");
+        assert!(started.elapsed() >= Duration::from_millis(1500));
+        assert_eq!(received, body, "byte for byte");
+        let log = &app.wait_for_logs(1).await[0];
+        assert_eq!(log.outcome, Outcome::Success);
+        assert_eq!(log.attempts, 2, "the HTML answer failed over");
+        assert_eq!((log.prompt_tokens, log.completion_tokens), (1000, 900_000));
+        assert!(!log.usage_estimated);
+        // 1000 × $0.15/M + 900,000 × $0.60/M = $0.54015 = 270,075 units.
+        assert_eq!(log.cost, 270_075);
+    }
+}
+
+db_test! {
+    /// A long answer that breaks off after its start reached the client ends the response
+    /// early; it is logged as the upstream's error and billed for the prompt only.
+    async fn a_long_answer_that_breaks_off_is_billed_for_the_prompt(db: TestDb) {
+        let upstream = FakeUpstream::start(Reply::Chunked {
+            content_type: "application/json",
+            body: long_answer(2 << 20, 1000, 500_000),
+            split: 64 * 1024,
+            delay: Duration::ZERO,
+            break_at: Some(1 << 20),
+        })
+        .await;
+        let app = TestApp::spawn(db).await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price("gpt-4o-mini", "0.15", "0.60").await;
+        app.create_user("alice", "10").await;
+        let key = app.key_for("alice").await;
+        app.reload().await;
+        let request = chat_body("gpt-4o-mini");
+        let response = app.chat(&key, request.clone()).await;
+        assert_eq!(response.status(), 200);
+        assert!(response.bytes().await.is_err(), "the client sees the answer is incomplete");
+        let log = &app.wait_for_logs(1).await[0];
+        assert_eq!(log.outcome, Outcome::UpstreamError);
+        assert_eq!(log.completion_tokens, 0);
+        assert!(log.prompt_tokens > 0 && log.cost > 0, "{log:?}");
+        assert!(log.error_message.contains("broke off"), "{}", log.error_message);
+        assert_eq!(app.user("alice").await.used_quota, log.cost);
+        assert_eq!(upstream.request_count(), 1, "nothing is retried once bytes were sent");
     }
 }

@@ -50,6 +50,15 @@ pub enum Reply {
         split: usize,
         delay: Duration,
     },
+    /// A 200 answer of any content type in pieces of `split` bytes, with a pause of `delay`
+    /// halfway through; with `break_at`, the connection breaks once that many bytes are sent.
+    Chunked {
+        content_type: &'static str,
+        body: Vec<u8>,
+        split: usize,
+        delay: Duration,
+        break_at: Option<usize>,
+    },
     /// Never answers.
     Hang,
     /// Sends headers, then breaks the connection before any body.
@@ -358,6 +367,35 @@ async fn answer(
         }
         Reply::EventStream { body, split, delay } => {
             chunked("application/vnd.amazon.eventstream", body, split, delay)
+        }
+        Reply::Chunked {
+            content_type,
+            body,
+            split,
+            delay,
+            break_at,
+        } => {
+            let sent = break_at.unwrap_or(body.len()).min(body.len());
+            let pieces: Vec<Bytes> = body[..sent]
+                .chunks(split.max(1))
+                .map(Bytes::copy_from_slice)
+                .collect();
+            let halfway = pieces.len() / 2;
+            let stream = futures::stream::iter(pieces.into_iter().enumerate())
+                .then(move |(i, piece)| async move {
+                    if i == halfway && !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Ok::<Bytes, std::io::Error>(piece)
+                })
+                .chain(futures::stream::iter(
+                    break_at.map(|_| Err(std::io::Error::other("connection dropped"))),
+                ));
+            Response::builder()
+                .status(200)
+                .header("content-type", content_type)
+                .body(Body::from_stream(stream))
+                .expect("response")
         }
         Reply::Broken | Reply::BrokenStream => {
             let content_type = if matches!(reply, Reply::Broken) {
