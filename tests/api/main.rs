@@ -8,6 +8,7 @@ mod billing_writer;
 mod catalog;
 mod claude_code;
 mod cli;
+mod connections;
 mod hostile;
 mod images_and_moderations;
 mod inbound_messages;

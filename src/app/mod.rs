@@ -9,7 +9,8 @@
 //! hand-offs (wake-ups, context switches, reschedule interrupts). Background jobs and the
 //! billing writer run on the runtime that called [`App::run_until_stopped`].
 
-use std::convert::Infallible;
+mod connection;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,16 +19,12 @@ use std::time::Duration;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 use crate::billing;
 use crate::config::Config;
@@ -247,12 +244,13 @@ fn bind_shared(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// One serving thread's accept loop, until `stop`; then the graceful stop of its connections.
 async fn serve(listener: TcpListener, router: Router, state: &AppState, stop: CancellationToken) {
     let mut connections: JoinSet<()> = JoinSet::new();
-    let graceful = GracefulShutdown::new();
+    let header_read_timeout = state.config.server.header_read_timeout();
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
     builder
         .http1()
-        .header_read_timeout(Some(Duration::from_secs(30)));
+        .timer(TokioTimer::new())
+        .header_read_timeout(Some(header_read_timeout));
+    builder.http2().timer(TokioTimer::new());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -267,23 +265,14 @@ async fn serve(listener: TcpListener, router: Router, state: &AppState, stop: Ca
                 };
                 // Small SSE frames must not wait for Nagle's algorithm.
                 let _ = tcp.set_nodelay(true);
-                let service = router
-                    .clone()
-                    .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-                        let mut request = request.map(axum::body::Body::new);
-                        request.extensions_mut().insert(ConnectInfo(peer));
-                        request
-                    });
-                let service = TowerToHyperService::new(service.map_err(|e: Infallible| e));
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                connections.spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+                connections.spawn(connection::serve(
+                    tcp,
+                    peer,
+                    builder.clone(),
+                    router.clone(),
+                    header_read_timeout,
+                    stop.clone(),
+                ));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = stop.cancelled() => break,
@@ -296,14 +285,16 @@ async fn serve(listener: TcpListener, router: Router, state: &AppState, stop: Ca
         "stopping: no new connections; waiting up to {} s for requests in flight",
         grace.as_secs()
     );
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(grace) => {
-            tracing::warn!(remaining = connections.len(), "grace period over; closing the remaining connections");
-            connections.abort_all();
-        }
+    // Every connection saw `stop` and is shutting down gracefully.
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!(
+            remaining = connections.len(),
+            "grace period over; closing the remaining connections"
+        );
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
     }
-    while connections.join_next().await.is_some() {}
 }
 
 /// Completes on SIGTERM or Ctrl-C.

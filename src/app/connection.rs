@@ -1,0 +1,192 @@
+//! One client connection's life: served over HTTP/1 or HTTP/2 (sniffed from its first bytes),
+//! closed when it says nothing, and shut down gracefully when the server stops.
+//!
+//! hyper bounds how long an HTTP/1 request's headers may take, but not the protocol sniff
+//! before it (a connection that sends nothing, or one byte, would stay open for ever) and not
+//! an HTTP/2 connection with no stream open. So each connection gets the header-read time from
+//! accept to its first request's headers, and an HTTP/2 connection is closed once it has had
+//! no request open for that long.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// What a connection's requests have shown so far.
+struct Activity {
+    started: Instant,
+    /// A request's headers have been read.
+    requested: AtomicBool,
+    http2: AtomicBool,
+    /// HTTP/2 requests whose response has not been sent whole.
+    open: AtomicUsize,
+    /// When the last HTTP/2 response was done, in milliseconds since `started`.
+    idle_since_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            started: Instant::now(),
+            requested: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
+            open: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A request arrived. An HTTP/2 request is tracked until its response is done.
+    fn request_started(self: &Arc<Self>, version: http::Version) -> Option<OpenRequest> {
+        if !self.requested.load(Ordering::Relaxed) {
+            self.requested.store(true, Ordering::Relaxed);
+        }
+        if version != http::Version::HTTP_2 {
+            return None;
+        }
+        self.http2.store(true, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Some(OpenRequest(self.clone()))
+    }
+
+    /// How long an HTTP/2 connection has had no request open; None while one is.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.open.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let since = self.idle_since_ms.load(Ordering::Relaxed);
+        Some(Duration::from_millis(
+            self.elapsed_ms().saturating_sub(since),
+        ))
+    }
+}
+
+/// An HTTP/2 request in progress; dropped with its response body.
+struct OpenRequest(Arc<Activity>);
+
+impl Drop for OpenRequest {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        activity
+            .idle_since_ms
+            .store(activity.elapsed_ms(), Ordering::Relaxed);
+        activity.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request counted as open until it is sent or dropped.
+struct TrackedBody {
+    body: Body,
+    _open: OpenRequest,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Serves one accepted connection until it ends, it is idle too long, or `stop` fires (then
+/// gracefully: requests in flight finish).
+pub(super) async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    builder: Builder<TokioExecutor>,
+    router: Router,
+    idle_limit: Duration,
+    stop: CancellationToken,
+) {
+    let activity = Arc::new(Activity::new());
+    let tracked = activity.clone();
+    let service = tower::service_fn(move |request: hyper::Request<Incoming>| {
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let open = tracked.request_started(request.version());
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request).await;
+            Ok::<_, Infallible>(match (response, open) {
+                (Ok(response), Some(open)) => {
+                    response.map(|body| Body::new(TrackedBody { body, _open: open }))
+                }
+                (Ok(response), None) => response,
+                (Err(never), _) => match never {},
+            })
+        }
+    });
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service));
+    let mut connection = std::pin::pin!(connection);
+    let mut stopping = false;
+    let mut watching = true;
+    let check = tokio::time::sleep(idle_limit);
+    let mut check = std::pin::pin!(check);
+    loop {
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.cancelled(), if !stopping => {
+                connection.as_mut().graceful_shutdown();
+                stopping = true;
+            }
+            _ = check.as_mut(), if watching => {
+                if !activity.requested.load(Ordering::Relaxed) {
+                    // No request's headers since accept: close it.
+                    tracing::debug!(%peer, "closing a connection that sent no request");
+                    return;
+                }
+                if !activity.http2.load(Ordering::Relaxed) {
+                    // HTTP/1: hyper's header-read timer bounds the idle time between requests.
+                    watching = false;
+                    continue;
+                }
+                match activity.idle_for() {
+                    Some(idle) if idle >= idle_limit => {
+                        tracing::debug!(%peer, "closing an idle HTTP/2 connection");
+                        connection.as_mut().graceful_shutdown();
+                        stopping = true;
+                        watching = false;
+                    }
+                    Some(idle) => check.as_mut().reset(tokio::time::Instant::now() + idle_limit - idle),
+                    None => check.as_mut().reset(tokio::time::Instant::now() + idle_limit),
+                }
+            }
+        }
+    }
+}
