@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error};
 use tollgate::service::channels::ChannelInput;
 
-const BOUNDARY: &str = "tollgate-test-boundary-7MA4YWxk";
+pub(crate) const BOUNDARY: &str = "tollgate-test-boundary-7MA4YWxk";
 
 async fn setup(db: TestDb, upstream: &FakeUpstream, models: &str) -> (TestApp, String) {
     let app = TestApp::spawn(db).await;
@@ -52,12 +52,7 @@ pub(crate) fn upload(model: &str, file_bytes: usize, fields: &[(&str, &str)]) ->
     body
 }
 
-pub(crate) async fn post_upload(
-    app: &TestApp,
-    key: &str,
-    path: &str,
-    body: Vec<u8>,
-) -> reqwest::Response {
+async fn post_upload(app: &TestApp, key: &str, path: &str, body: Vec<u8>) -> reqwest::Response {
     reqwest::Client::new()
         .post(app.url(path))
         .bearer_auth(key)

@@ -125,11 +125,40 @@ db_test! {
                 }
             }
         }
-        // An upload whose model holds a NUL.
-        let upload = crate::audio::upload("whisper\u{0}1", 64, &[]);
-        let response = crate::audio::post_upload(&app, &key, "/v1/audio/transcriptions", upload).await;
-        refused(response, "/v1/audio/transcriptions").await;
-        logged += 1;
+        // Uploads whose model holds a NUL, or is a megabyte long.
+        for path in ["/v1/audio/transcriptions", "/v1/audio/translations", "/v1/images/edits"] {
+            for model in ["whisper\u{0}1", huge_name.as_str()] {
+                let (upload, boundary) = if path == "/v1/images/edits" {
+                    (crate::images_and_moderations::edit_form(model, &[("prompt", "a hat")]),
+                     crate::images_and_moderations::BOUNDARY)
+                } else {
+                    (crate::audio::upload(model, 64, &[]), crate::audio::BOUNDARY)
+                };
+                let response = app
+                    .client
+                    .post(app.url(path))
+                    .bearer_auth(&key)
+                    .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+                    .body(upload)
+                    .send()
+                    .await
+                    .unwrap();
+                let message = refused(response, path).await;
+                assert!(!message.contains(&"x".repeat(65)), "{path} quotes at most 64 characters");
+                logged += 1;
+            }
+        }
+        // A long model id asked of /v1/models (as long as a URL may be).
+        let response = app
+            .client
+            .get(app.url(&format!("/v1/models/{}", &huge_name[..10_000])))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+        let text = response.text().await.unwrap();
+        assert!(text.len() < 2048 && !text.contains(&"x".repeat(65)), "{} bytes", text.len());
         assert_eq!(upstream.request_count(), 0, "no hostile body reached the upstream");
 
         // A normal request is still billed and logged, after every refusal was stored.

@@ -147,9 +147,9 @@ db_test! {
     }
 }
 
-const BOUNDARY: &str = "edit-boundary-0123";
+pub(crate) const BOUNDARY: &str = "edit-boundary-0123";
 
-fn edit_form(model: &str, fields: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn edit_form(model: &str, fields: &[(&str, &str)]) -> Vec<u8> {
     let mut body = Vec::new();
     let mut field = |name: &str, value: &str| {
         body.extend_from_slice(
