@@ -4,8 +4,9 @@
 //! Failover: a connection error, a timeout, or an upstream status in `retry_statuses` moves on
 //! to another channel (the same priority tier first, then lower tiers), never one already tried
 //! for this request, up to `retry_count` extra attempts. Nothing is retried once any byte of an
-//! answer has gone to the client: a stream is committed only when its first chunk has arrived,
-//! and a non-streamed answer only when it has been read whole.
+//! answer has gone to the client: a stream is committed only when its first data event has
+//! shown it is the upstream's protocol, and a non-streamed answer when it has been read whole
+//! or, for a long one the client gets as sent, when its start is JSON.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::Full;
+use hyper::body::Incoming;
 
 use super::answer::{AnswerBilling, AnswerRelay};
 use super::auth::{self, Caller};
@@ -39,7 +41,6 @@ use crate::snapshot::health::FailureEffect;
 use crate::snapshot::routing::NoChannel;
 use crate::snapshot::{ChannelEntry, ChannelKey, KeyPick, Snapshot};
 use crate::state::{AppState, ChannelEvent};
-use hyper::body::Incoming;
 
 /// Bodies above this size are tokenized on the blocking pool rather than on a request thread.
 const BLOCKING_ESTIMATE_BYTES: usize = 64 * 1024;
@@ -915,9 +916,9 @@ impl Attempts<'_> {
         } else {
             usize::MAX
         };
-        let body = match read_head(response, hold_limit, timeout).await {
-            Ok(Head::Whole(body)) => body,
-            Ok(Head::Started(head, rest)) => {
+        let body = match read_until(response, hold_limit, timeout).await {
+            Ok((body, None)) => body,
+            Ok((head, Some(rest))) => {
                 if !wire.answer_start_usable(&head) {
                     let message =
                         "The upstream answered with something that is not JSON.".to_string();
@@ -1141,20 +1142,14 @@ impl Attempts<'_> {
     }
 }
 
-/// The start of an answer: all of it, or the first part of a longer one with the rest still
-/// to come.
-enum Head {
-    Whole(Bytes),
-    Started(Bytes, Incoming),
-}
-
-/// Reads an answer within `timeout`: whole, unless more than `hold_limit` bytes arrive before
-/// its end. A body that arrives in one chunk is kept as it is, without a copy.
-async fn read_head(
+/// Reads an answer within `timeout` until its end, or until more than `stop_after` bytes have
+/// come; then the rest of the body is handed back unread. A body that arrives in one chunk
+/// (the usual case for JSON answers) is kept as it is, without a copy.
+async fn read_until(
     response: UpstreamResponse,
-    hold_limit: usize,
+    stop_after: usize,
     timeout: Duration,
-) -> Result<Head, String> {
+) -> Result<(Bytes, Option<Incoming>), String> {
     use http_body::Body as _;
     let read = async {
         let mut body = response.into_body();
@@ -1172,52 +1167,27 @@ async fn read_head(
                 }
             }
             let received = first.as_ref().map_or(joined.len(), Bytes::len);
-            if received > hold_limit && !body.is_end_stream() {
+            if received > stop_after && !body.is_end_stream() {
                 let head = first.take().unwrap_or_else(|| joined.split().freeze());
-                return Ok(Head::Started(head, body));
+                return Ok((head, Some(body)));
             }
         }
-        Ok(Head::Whole(first.unwrap_or_else(|| joined.freeze())))
+        Ok((first.unwrap_or_else(|| joined.freeze()), None))
     };
     tokio::time::timeout(timeout, read)
         .await
         .unwrap_or_else(|_| Err(format!("no complete answer within {} s", timeout.as_secs())))
 }
 
-/// Reads a response body up to `limit` bytes within `timeout`. A body that arrives in one
-/// chunk (the usual case for JSON answers) is kept as it is, without a copy.
+/// Reads a response body up to `limit` bytes within `timeout`.
 async fn read_limited(
     response: UpstreamResponse,
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, String> {
-    let read = async {
-        let mut body = response.into_body();
-        let mut first: Option<Bytes> = None;
-        let mut joined = bytes::BytesMut::new();
-        while let Some(chunk) = upstream::next_data(&mut body).await {
-            let chunk = chunk.map_err(|e| upstream::describe(&e))?;
-            match first.take() {
-                None if joined.is_empty() => first = Some(chunk),
-                earlier => {
-                    if let Some(earlier) = earlier {
-                        joined.extend_from_slice(&earlier);
-                    }
-                    joined.extend_from_slice(&chunk);
-                }
-            }
-            let received = first.as_ref().map_or(joined.len(), Bytes::len);
-            if received >= limit {
-                break;
-            }
-        }
-        let mut body = first.unwrap_or_else(|| joined.freeze());
-        body.truncate(limit);
-        Ok(body)
-    };
-    tokio::time::timeout(timeout, read)
-        .await
-        .unwrap_or_else(|_| Err(format!("no complete answer within {} s", timeout.as_secs())))
+    let (mut body, _unread) = read_until(response, limit, timeout).await?;
+    body.truncate(limit);
+    Ok(body)
 }
 
 /// The upstream's own error message when its body is an OpenAI envelope, else a short excerpt.
