@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod i18n;
 pub mod jobs;
 pub mod options;
 mod panic_guard;

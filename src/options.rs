@@ -7,27 +7,30 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::i18n::Message;
+use crate::msg;
+
 /// A set of HTTP status codes written like `429,500-599`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusSet(Vec<(u16, u16)>);
 
 impl StatusSet {
-    pub fn parse(text: &str) -> Result<StatusSet, String> {
+    pub fn parse(text: &str) -> Result<StatusSet, Message> {
         let mut ranges = Vec::new();
         for part in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (low, high) = match part.split_once('-') {
                 Some((a, b)) => (a.trim(), b.trim()),
                 None => (part, part),
             };
-            let parse = |s: &str| -> Result<u16, String> {
+            let parse = |s: &str| -> Result<u16, Message> {
                 s.parse::<u16>()
                     .ok()
                     .filter(|c| (100..=599).contains(c))
-                    .ok_or_else(|| format!("'{s}' is not an HTTP status code (100-599)"))
+                    .ok_or_else(|| msg!("option-not-a-status", value = s))
             };
             let (low, high) = (parse(low)?, parse(high)?);
             if low > high {
-                return Err(format!("range '{part}' is backwards"));
+                return Err(msg!("option-range-backwards", value = part));
             }
             ranges.push((low, high));
         }
@@ -59,15 +62,15 @@ impl fmt::Display for StatusSet {
 }
 
 trait OptionValue: Sized {
-    fn parse_option(text: &str) -> Result<Self, String>;
+    fn parse_option(text: &str) -> Result<Self, Message>;
     fn render(&self) -> String;
 }
 
 impl OptionValue for u64 {
-    fn parse_option(text: &str) -> Result<Self, String> {
+    fn parse_option(text: &str) -> Result<Self, Message> {
         text.trim()
             .parse()
-            .map_err(|_| format!("'{text}' is not a whole number"))
+            .map_err(|_| msg!("option-not-a-number", value = text))
     }
     fn render(&self) -> String {
         self.to_string()
@@ -75,11 +78,11 @@ impl OptionValue for u64 {
 }
 
 impl OptionValue for bool {
-    fn parse_option(text: &str) -> Result<Self, String> {
+    fn parse_option(text: &str) -> Result<Self, Message> {
         match text.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),
             "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(format!("'{text}' is not true or false")),
+            _ => Err(msg!("option-not-a-bool", value = text)),
         }
     }
     fn render(&self) -> String {
@@ -88,7 +91,7 @@ impl OptionValue for bool {
 }
 
 impl OptionValue for StatusSet {
-    fn parse_option(text: &str) -> Result<Self, String> {
+    fn parse_option(text: &str) -> Result<Self, Message> {
         StatusSet::parse(text)
     }
     fn render(&self) -> String {
@@ -119,30 +122,29 @@ macro_rules! runtime_options {
 
         impl RuntimeOptions {
             /// Applies stored values over the defaults. Unknown names and values that no longer
-            /// parse are reported and skipped, so one bad row never stops the relay.
+            /// parse are reported (for the log) and skipped, so one bad row never stops the relay.
             pub fn from_stored(stored: &[(String, String)]) -> (RuntimeOptions, Vec<String>) {
                 let mut options = RuntimeOptions::default();
                 let mut problems = Vec::new();
                 for (name, value) in stored {
                     if let Err(e) = options.set(name, value) {
-                        problems.push(e);
+                        problems.push(format!("option {name}: {e}"));
                     }
                 }
                 (options, problems)
             }
 
             /// Validates and sets one option by name.
-            pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+            pub fn set(&mut self, name: &str, value: &str) -> Result<(), Message> {
                 match name {
                     $( stringify!($name) => {
-                        let parsed = <$ty>::parse_option(value)
-                            .map_err(|e| format!("option {name}: {e}"))?;
-                        let check: fn(&$ty) -> Result<(), String> = $check;
-                        check(&parsed).map_err(|e| format!("option {name}: {e}"))?;
+                        let parsed = <$ty>::parse_option(value)?;
+                        let check: fn(&$ty) -> Result<(), Message> = $check;
+                        check(&parsed)?;
                         self.$name = parsed;
                         Ok(())
                     } )+
-                    _ => Err(format!("there is no option named '{name}' (known: {})", Self::names().join(", "))),
+                    _ => Err(msg!("option-unknown", name = name, known = Self::names().join(", "))),
                 }
             }
 
@@ -166,23 +168,23 @@ macro_rules! runtime_options {
     };
 }
 
-fn positive(v: &u64) -> Result<(), String> {
+fn positive(v: &u64) -> Result<(), Message> {
     if *v == 0 {
-        Err("must be at least 1".into())
+        Err(msg!("number-at-least", min = 1_i64))
     } else {
         Ok(())
     }
 }
 
-fn any<T>(_: &T) -> Result<(), String> {
+fn any<T>(_: &T) -> Result<(), Message> {
     Ok(())
 }
 
 runtime_options! {
     /// Quota units per US dollar. 500000 matches One API, so its ratios and balances import unchanged.
-    quota_per_usd: u64 = "500000", check |v: &u64| if (1..=1_000_000_000_000).contains(v) { Ok(()) } else { Err("must be between 1 and 10^12".into()) };
+    quota_per_usd: u64 = "500000", check |v: &u64| if (1..=1_000_000_000_000).contains(v) { Ok(()) } else { Err(msg!("number-between", min = 1_i64, max = 1_000_000_000_000_i64)) };
     /// Further channels tried after a retryable failure (0 = no retries).
-    retry_count: u64 = "2", check |v: &u64| if *v <= 20 { Ok(()) } else { Err("must be at most 20".into()) };
+    retry_count: u64 = "2", check |v: &u64| if *v <= 20 { Ok(()) } else { Err(msg!("number-at-most", max = 20_i64)) };
     /// Upstream statuses that move a request on to another channel. Connection errors and timeouts always do.
     retry_statuses: StatusSet = "401,403,408,429,500-599", check any;
     /// Consecutive failures after which a channel cools down.
@@ -240,9 +242,15 @@ mod tests {
     #[test]
     fn rejects_bad_values_with_the_reason() {
         let mut options = RuntimeOptions::default();
-        let err = options.set("retry_statuses", "429,700").unwrap_err();
+        let err = options
+            .set("retry_statuses", "429,700")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("'700'"), "{err}");
-        let err = options.set("probe_interval_secs", "0").unwrap_err();
+        let err = options
+            .set("probe_interval_secs", "0")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("at least 1"), "{err}");
         assert!(options.set("allow_unpriced_models", "yes").is_ok());
         assert!(options.allow_unpriced_models);

@@ -1,19 +1,30 @@
-//! Errors of the management API: `{"error":{"message","code","field"}}`. Database failures
-//! are logged and reported without internals.
+//! Errors of the management API: `{"error":{"code","message","field","fields"}}`, where
+//! `code` is a stable message key, `field` the first field to fix and `fields` every one (each
+//! with its code and message). Database failures are logged and reported without internals.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 
+use crate::i18n::{Lang, Message};
 use crate::service::ServiceError;
 
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
+    /// A stable code: a message key for the services' errors.
     code: &'static str,
     message: String,
-    field: Option<&'static str>,
+    /// Every field a person must fix, each with its own code and message.
+    fields: Vec<FieldError>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct FieldError {
+    field: &'static str,
+    code: &'static str,
+    message: String,
 }
 
 impl ApiError {
@@ -22,7 +33,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            field: None,
+            fields: Vec::new(),
         }
     }
 
@@ -41,25 +52,51 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
+
+    /// A service's message, rendered in the API's language (English).
+    fn message(status: StatusCode, message: &Message) -> Self {
+        Self::new(status, message.key, message.render(Lang::En))
+    }
 }
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         match error {
-            ServiceError::Invalid { field, message } => ApiError {
-                status: StatusCode::BAD_REQUEST,
-                code: "invalid_field",
-                message: format!("{field}: {message}"),
-                field: Some(field),
-            },
-            ServiceError::NotFound(message) => ApiError::not_found(message),
-            ServiceError::Conflict(message) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            ServiceError::Invalid(problems) => {
+                let fields: Vec<FieldError> = problems
+                    .iter()
+                    .map(|p| FieldError {
+                        field: p.field,
+                        code: p.message.key,
+                        message: p.message.render(Lang::En),
+                    })
+                    .collect();
+                let (code, message) = fields
+                    .first()
+                    .map_or(("invalid_request", String::new()), |f| {
+                        (f.code, format!("{}: {}", f.field, f.message))
+                    });
+                ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    code,
+                    message,
+                    fields,
+                }
             }
-            ServiceError::Forbidden(message) => ApiError::forbidden(message),
-            ServiceError::Upstream(message) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message)
+            ServiceError::NotFound(message) => ApiError::message(StatusCode::NOT_FOUND, &message),
+            ServiceError::Conflict { field, message } => {
+                let mut error = ApiError::message(StatusCode::CONFLICT, &message);
+                if let Some(field) = field {
+                    error.fields.push(FieldError {
+                        field,
+                        code: message.key,
+                        message: error.message.clone(),
+                    });
+                }
+                error
             }
+            ServiceError::Forbidden(message) => ApiError::message(StatusCode::FORBIDDEN, &message),
+            ServiceError::Upstream(message) => ApiError::message(StatusCode::BAD_GATEWAY, &message),
             ServiceError::Db(e) => {
                 tracing::error!(error = %e, "management API database error");
                 ApiError::new(
@@ -75,7 +112,12 @@ impl From<ServiceError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({
-            "error": { "message": self.message, "code": self.code, "field": self.field }
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "field": self.fields.first().map(|f| f.field),
+                "fields": self.fields,
+            }
         });
         (self.status, Json(body)).into_response()
     }

@@ -68,10 +68,32 @@ fn tool_client() -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot start an HTTP client: {e}"))
 }
 
+/// A service's error for the command line: each wrong value under the flag that sets it.
 fn describe(error: ServiceError) -> String {
-    match error {
-        ServiceError::Invalid { field, message } => format!("--{field}: {message}"),
-        other => other.to_string(),
+    match &error {
+        ServiceError::Invalid(problems) => problems
+            .iter()
+            .map(|p| format!("--{}: {}", flag(p.field), p.message))
+            .collect::<Vec<_>>()
+            .join("\n       "),
+        ServiceError::Conflict {
+            field: Some(field),
+            message,
+        } => format!("--{}: {message}", flag(field)),
+        _ => error.to_string(),
+    }
+}
+
+/// The flag that sets a field (fields are spelled as in JSON).
+fn flag(field: &str) -> String {
+    match field {
+        "keys" => "key".into(),
+        "model_mapping" => "model-map".into(),
+        "extra_headers" => "header".into(),
+        "allow_ips" => "allow-ip".into(),
+        "user_selectable" => "selectable".into(),
+        "amount" => "usd".into(),
+        other => other.replace('_', "-"),
     }
 }
 
@@ -590,9 +612,14 @@ async fn option(db: &Db, command: OptionCommand) -> CommandResult {
             show(json, &options, |o| output::options(o))
         }
         OptionCommand::Set { name, value } => {
-            let info = service::options::set(db, &name, &value)
-                .await
-                .map_err(describe)?;
+            let info =
+                service::options::set(db, &name, &value)
+                    .await
+                    .map_err(|error| match error.fields() {
+                        // The value is positional: name the option it was meant for.
+                        [problem] => format!("{name}: {}", problem.message),
+                        _ => describe(error),
+                    })?;
             print(format_args!("{} = {}", info.name, info.value))
         }
         OptionCommand::Reset { name } => {

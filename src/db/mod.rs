@@ -85,6 +85,23 @@ impl From<sqlx::Error> for DbError {
 }
 
 impl DbError {
+    /// Whether a unique-constraint refusal was on `column`: the constraint's name (PostgreSQL,
+    /// `users_email_key`) or the database's message (SQLite's `UNIQUE constraint failed:
+    /// users.email`, MySQL's `for key 'users_email_key'`) names it.
+    pub fn is_conflict_on(&self, column: &str) -> bool {
+        match self {
+            DbError::Conflict(name) => {
+                // MySQL's message quotes the duplicate value first: read only the key's name.
+                let name = name
+                    .rsplit_once(" for key ")
+                    .map_or(name.as_str(), |(_, key)| key);
+                name.split(|c: char| !c.is_ascii_alphanumeric())
+                    .any(|word| word == column)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the same write may succeed when tried again later: the database was
     /// unreachable, busy, out of resources or picked this transaction as a deadlock victim.
     /// Otherwise it refused the data itself (a constraint, a value it cannot store), and
@@ -448,6 +465,18 @@ mod tests {
             numbered_placeholders("SELECT a FROM t WHERE b = ? AND c = '?' AND d = ?"),
             "SELECT a FROM t WHERE b = $1 AND c = '?' AND d = $2"
         );
+    }
+
+    #[test]
+    fn names_the_column_a_unique_value_collided_on() {
+        let on = |text: &str| DbError::Conflict(text.into());
+        assert!(on("users_email_key").is_conflict_on("email"));
+        assert!(on("UNIQUE constraint failed: users.email").is_conflict_on("email"));
+        assert!(!on("UNIQUE constraint failed: users.username").is_conflict_on("email"));
+        assert!(
+            !on("Duplicate entry 'email' for key 'users_username_key'").is_conflict_on("email")
+        );
+        assert!(on("Duplicate entry 'a@b.c' for key 'users_email_key'").is_conflict_on("email"));
     }
 
     #[test]

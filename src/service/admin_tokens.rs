@@ -3,19 +3,24 @@ use crate::db::admin_tokens::{AdminTokenOwner, AdminTokenRow};
 use crate::db::{self, Db};
 use crate::domain::kinds::Status;
 use crate::domain::{names, secret_key};
+use crate::msg;
 
 /// Creates a management-API token for an admin or root user; returns it with the plain token,
 /// shown only now.
 pub async fn create(db: &Db, username: &str, name: &str) -> ServiceResult<(AdminTokenRow, String)> {
     let user = super::users::get(db, username).await?;
     if !user.role.is_admin() {
-        return Err(ServiceError::Forbidden(format!(
-            "'{username}' is a {} account; only admin and root users get admin tokens",
-            user.role
+        return Err(ServiceError::Forbidden(msg!(
+            "admin-token-needs-admin",
+            name = username,
+            role = user.role.as_str()
         )));
     }
     if user.status != Status::Active {
-        return Err(ServiceError::Forbidden(format!("'{username}' is disabled")));
+        return Err(ServiceError::Forbidden(msg!(
+            "user-disabled",
+            name = username
+        )));
     }
     let name = names::label("a token name", name).map_err(name_err("name"))?;
     let secret = secret_key::generate(secret_key::ADMIN_TOKEN_PREFIX);
@@ -24,7 +29,7 @@ pub async fn create(db: &Db, username: &str, name: &str) -> ServiceResult<(Admin
         .await?
         .into_iter()
         .find(|t| t.id == id)
-        .ok_or_else(|| ServiceError::NotFound("the new token vanished".into()))?;
+        .ok_or_else(|| ServiceError::NotFound(msg!("admin-token-not-found", id = id)))?;
     Ok((row, secret.plain))
 }
 
@@ -34,8 +39,9 @@ pub async fn list(db: &Db) -> ServiceResult<Vec<AdminTokenRow>> {
 
 pub async fn delete(db: &Db, id: i64) -> ServiceResult<()> {
     if !db::admin_tokens::delete(db, id).await? {
-        return Err(ServiceError::NotFound(format!(
-            "there is no admin token with id {id}"
+        return Err(ServiceError::NotFound(msg!(
+            "admin-token-not-found",
+            id = id
         )));
     }
     Ok(())

@@ -11,6 +11,7 @@ use crate::db::logs::{self, Replayed};
 use crate::db::{Db, DbError, now_ms};
 
 use super::{ServiceError, ServiceResult};
+use crate::msg;
 
 /// What a replay did, line by line.
 #[derive(Debug, Default, Serialize)]
@@ -37,7 +38,14 @@ pub struct ReplayFailure {
 /// is applied with its text replaced, like the writer does.
 pub async fn replay(db: &Db, path: &Path) -> ServiceResult<ReplayReport> {
     let lines = dead_letter::read(path).map_err(|e| {
-        ServiceError::invalid("file", format!("cannot read {}: {e}", path.display()))
+        ServiceError::invalid(
+            "file",
+            msg!(
+                "file-unreadable",
+                path = path.display().to_string(),
+                reason = e.to_string()
+            ),
+        )
     })?;
     let mut report = ReplayReport::default();
     for (index, line) in lines.into_iter().enumerate() {

@@ -14,6 +14,7 @@ use crate::db::{self, Db};
 use crate::domain::kinds::ChannelType;
 use crate::domain::names;
 use crate::domain::secret_key::upstream_key_fingerprint;
+use crate::msg;
 use crate::relay::inbound::anthropic::takes_max_completion_tokens;
 use crate::relay::providers::{self, Credential, bedrock, vertex};
 use crate::relay::request::Endpoint;
@@ -125,12 +126,7 @@ pub fn minimal_call(
             .find(|m| names::pattern_prefix(m).is_none())
             .or_else(|| channel.model_mapping.keys().next())
             .cloned()
-            .ok_or_else(|| {
-                ServiceError::invalid(
-                    "model",
-                    "the channel lists no model by name (only patterns); give --model",
-                )
-            })?,
+            .ok_or_else(|| ServiceError::invalid("model", msg!("channel-test-needs-model")))?,
     };
     let upstream_model = channel
         .model_mapping
@@ -146,7 +142,7 @@ pub fn minimal_call(
     .ok_or_else(|| {
         ServiceError::invalid(
             "model",
-            format!("'{upstream_model}' cannot be part of the upstream's URL"),
+            msg!("model-not-in-url", model = upstream_model.as_str()),
         )
     })?;
     let body = match channel.channel_type {
@@ -247,28 +243,30 @@ pub async fn fetch_models(
     if channel.channel_type == ChannelType::Vertex {
         return Err(ServiceError::invalid(
             "channel",
-            "Vertex AI has no list of the models a project may call; give the channel's models with --models",
+            msg!("vertex-has-no-model-list"),
         ));
     }
     let url = providers::models_url(channel.channel_type, &channel.base_url);
     let response = upstream_request(http, reqwest::Method::GET, &channel, &url, None)
         .await
-        .map_err(ServiceError::Upstream)?
+        .map_err(|reason| ServiceError::Upstream(msg!("upstream-request-failed", reason = reason)))?
         .timeout(UPSTREAM_TOOL_TIMEOUT)
         .send()
         .await
-        .map_err(|e| ServiceError::Upstream(format!("the upstream could not be reached: {e}")))?;
+        .map_err(|e| {
+            ServiceError::Upstream(msg!("upstream-unreachable", reason = e.to_string()))
+        })?;
     let status = response.status();
     let body = response.bytes().await.unwrap_or_default();
     if !status.is_success() {
-        return Err(ServiceError::Upstream(format!(
-            "the upstream answered HTTP {}: {}",
-            status.as_u16(),
-            short_error(&body)
+        return Err(ServiceError::Upstream(msg!(
+            "upstream-answered-error",
+            status = u32::from(status.as_u16()),
+            reason = short_error(&body)
         )));
     }
     let list: Value = serde_json::from_slice(&body)
-        .map_err(|_| ServiceError::Upstream("the upstream's model list is not JSON".to_string()))?;
+        .map_err(|_| ServiceError::Upstream(msg!("upstream-model-list-not-json")))?;
     // OpenAI and Anthropic: `{"data":[{"id"}]}`; Gemini: `{"models":[{"name":"models/…"}]}`;
     // Ollama and Cohere: `{"models":[{"name":"llama3.2:3b"}]}`; Bedrock:
     // `{"modelSummaries":[{"modelId"}]}`.

@@ -1,10 +1,11 @@
 use std::collections::BTreeMap;
 
-use super::{ServiceError, ServiceResult, conflict, name_err};
+use super::{FieldProblem, ServiceError, ServiceResult, conflict, name_err};
 use crate::db::channels::{ChannelRow, ChannelSpec};
 use crate::db::{self, Db};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::names;
+use crate::msg;
 use crate::relay::providers::{self, presets};
 
 /// A channel as typed by an admin. On create, name, type, base URL, keys and models are
@@ -41,10 +42,11 @@ fn parse_type(text: &str) -> ServiceResult<ChannelType> {
     }
     Err(ServiceError::invalid(
         "type",
-        format!(
-            "'{text}' is not a supported channel type (types: {}; OpenAI-compatible vendors: {})",
-            ChannelType::choices(),
-            presets::names()
+        msg!(
+            "channel-type-unknown",
+            value = text,
+            types = ChannelType::choices(),
+            presets = presets::names()
         ),
     ))
 }
@@ -66,16 +68,12 @@ fn apply_preset(preset: &presets::Preset, input: &mut ChannelInput) {
 /// Checks the URL and, given a bare host, adds the version prefix the API needs (`/v1`).
 fn normalise_base_url(text: &str, channel_type: ChannelType) -> ServiceResult<String> {
     let text = text.trim().trim_end_matches('/');
-    let url = reqwest::Url::parse(text).map_err(|_| {
-        ServiceError::invalid(
-            "base-url",
-            format!("'{text}' is not a URL (e.g. https://api.openai.com/v1)"),
-        )
-    })?;
+    let url = reqwest::Url::parse(text)
+        .map_err(|_| ServiceError::invalid("base_url", msg!("url-invalid", value = text)))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(ServiceError::invalid(
-            "base-url",
-            format!("'{text}' must be an http:// or https:// URL"),
+            "base_url",
+            msg!("url-not-http", value = text),
         ));
     }
     // Azure's API version may ride on the resource URL (`?api-version=2025-04-01-preview`).
@@ -85,11 +83,11 @@ fn normalise_base_url(text: &str, channel_type: ChannelType) -> ServiceResult<St
             .all(|(name, value)| name == "api-version" && !value.is_empty());
     if (url.query().is_some() && !azure_version_only) || url.fragment().is_some() {
         return Err(ServiceError::invalid(
-            "base-url",
+            "base_url",
             if channel_type == ChannelType::Azure {
-                "the base URL may carry only '?api-version=…' (e.g. https://NAME.openai.azure.com?api-version=2024-10-21)"
+                msg!("url-azure-query")
             } else {
-                "the base URL must not have a query or fragment"
+                msg!("url-has-query")
             },
         ));
     }
@@ -110,10 +108,7 @@ fn parse_keys(keys: &[String], channel_type: ChannelType) -> ServiceResult<Vec<S
         .map(str::to_string)
         .collect();
     if keys.is_empty() && providers::needs_key(channel_type) {
-        return Err(ServiceError::invalid(
-            "key",
-            "give at least one upstream key",
-        ));
+        return Err(ServiceError::invalid("keys", msg!("channel-key-missing")));
     }
     // A service account's JSON (Vertex) has spaces inside its values; a token never does.
     let spaces_allowed = channel_type == ChannelType::Vertex;
@@ -121,10 +116,7 @@ fn parse_keys(keys: &[String], channel_type: ChannelType) -> ServiceResult<Vec<S
         k.chars()
             .any(|c| c.is_control() || (c == ' ' && !spaces_allowed))
     }) {
-        return Err(ServiceError::invalid(
-            "key",
-            "an upstream key contains spaces or control characters",
-        ));
+        return Err(ServiceError::invalid("keys", msg!("channel-key-spaces")));
     }
     Ok(keys)
 }
@@ -132,8 +124,8 @@ fn parse_keys(keys: &[String], channel_type: ChannelType) -> ServiceResult<Vec<S
 fn check_mapping(mapping: &BTreeMap<String, String>) -> ServiceResult<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (from, to) in mapping {
-        let from = names::model_name(from).map_err(name_err("model-map"))?;
-        let to = names::model_name(to).map_err(name_err("model-map"))?;
+        let from = names::model_name(from).map_err(name_err("model_mapping"))?;
+        let to = names::model_name(to).map_err(name_err("model_mapping"))?;
         out.insert(from, to);
     }
     Ok(out)
@@ -145,8 +137,8 @@ fn check_headers(headers: &BTreeMap<String, String>) -> ServiceResult<BTreeMap<S
         let name = name.trim();
         if http::HeaderName::try_from(name).is_err() {
             return Err(ServiceError::invalid(
-                "header",
-                format!("'{name}' is not a valid header name"),
+                "extra_headers",
+                msg!("header-name-invalid", name = name),
             ));
         }
         if matches!(
@@ -154,14 +146,14 @@ fn check_headers(headers: &BTreeMap<String, String>) -> ServiceResult<BTreeMap<S
             "authorization" | "x-api-key" | "content-type" | "content-length" | "host"
         ) {
             return Err(ServiceError::invalid(
-                "header",
-                format!("'{name}' is set by Tollgate and cannot be overridden"),
+                "extra_headers",
+                msg!("header-reserved", name = name),
             ));
         }
         if http::HeaderValue::try_from(value.trim()).is_err() {
             return Err(ServiceError::invalid(
-                "header",
-                format!("the value of '{name}' is not a valid header value"),
+                "extra_headers",
+                msg!("header-value-invalid", name = name),
             ));
         }
         out.insert(name.to_string(), value.trim().to_string());
@@ -173,7 +165,7 @@ fn parse_status(text: &str) -> ServiceResult<ChannelStatus> {
     match ChannelStatus::parse(text) {
         Some(ChannelStatus::AutoDisabled) | None => Err(ServiceError::invalid(
             "status",
-            format!("'{text}' is not a status an admin can set (use enabled or disabled)"),
+            msg!("channel-status-invalid", value = text),
         )),
         Some(status) => Ok(status),
     }
@@ -209,14 +201,17 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
     if spec.models.is_empty() {
         return Err(ServiceError::invalid(
             "models",
-            "list at least one model the channel serves",
+            msg!("channel-models-empty"),
         ));
     }
     if let Some(groups) = input.groups {
         spec.groups = names::list(&groups, names::group_name).map_err(name_err("groups"))?;
     }
     if spec.groups.is_empty() {
-        return Err(ServiceError::invalid("groups", "list at least one group"));
+        return Err(ServiceError::invalid(
+            "groups",
+            msg!("channel-groups-empty"),
+        ));
     }
     for group in &spec.groups {
         super::groups::require(db, "groups", group).await?;
@@ -228,7 +223,7 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
         if !(0..=MAX_WEIGHT).contains(&weight) {
             return Err(ServiceError::invalid(
                 "weight",
-                format!("must be between 0 and {MAX_WEIGHT}"),
+                msg!("number-between", min = 0_i64, max = MAX_WEIGHT),
             ));
         }
         spec.weight = weight;
@@ -236,8 +231,8 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
     if let Some(timeout) = input.timeout_secs {
         if !(0..=3600).contains(&timeout) {
             return Err(ServiceError::invalid(
-                "timeout-secs",
-                "must be between 0 (server default) and 3600",
+                "timeout_secs",
+                msg!("channel-timeout-range"),
             ));
         }
         spec.timeout_secs = timeout;
@@ -247,16 +242,19 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
     }
     if spec.channel_type == ChannelType::Bedrock {
         for key in &spec.secret_keys {
-            providers::bedrock::BedrockKey::parse(key)
-                .map_err(|message| ServiceError::invalid("key", message))?;
+            providers::bedrock::BedrockKey::parse(key).map_err(|reason| {
+                ServiceError::invalid("keys", msg!("channel-key-unusable", reason = reason))
+            })?;
         }
     }
     if spec.channel_type == ChannelType::Vertex {
-        providers::vertex::check_base_url(&spec.base_url)
-            .map_err(|message| ServiceError::invalid("base-url", message))?;
+        providers::vertex::check_base_url(&spec.base_url).map_err(|reason| {
+            ServiceError::invalid("base_url", msg!("url-vertex-invalid", reason = reason))
+        })?;
         for key in &spec.secret_keys {
-            providers::vertex::TokenSource::check_key(key)
-                .map_err(|message| ServiceError::invalid("key", message))?;
+            providers::vertex::TokenSource::check_key(key).map_err(|reason| {
+                ServiceError::invalid("keys", msg!("channel-key-unusable", reason = reason))
+            })?;
         }
     }
     if let Some(status) = input.status {
@@ -279,9 +277,9 @@ pub async fn create(db: &Db, mut input: ChannelInput) -> ServiceResult<ChannelRo
     let required = [
         ("name", input.name.is_none()),
         ("type", input.channel_type.is_none()),
-        ("base-url", input.base_url.is_none()),
+        ("base_url", input.base_url.is_none()),
         (
-            "key",
+            "keys",
             input.keys.is_none()
                 && input
                     .channel_type
@@ -294,8 +292,16 @@ pub async fn create(db: &Db, mut input: ChannelInput) -> ServiceResult<ChannelRo
             input.models.is_none() && input.model_mapping.is_none(),
         ),
     ];
-    if let Some((field, _)) = required.iter().find(|(_, missing)| *missing) {
-        return Err(ServiceError::invalid(field, "is required"));
+    let missing: Vec<FieldProblem> = required
+        .iter()
+        .filter(|(_, missing)| *missing)
+        .map(|(field, _)| FieldProblem {
+            field,
+            message: msg!("field-required"),
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(ServiceError::Invalid(missing));
     }
     let mut spec = ChannelSpec {
         name: String::new(),
@@ -323,14 +329,14 @@ pub async fn create(db: &Db, mut input: ChannelInput) -> ServiceResult<ChannelRo
     let name = spec.name.clone();
     let id = db::channels::insert(db, &spec)
         .await
-        .map_err(conflict(format!("a channel named '{name}' already exists")))?;
+        .map_err(conflict("name", msg!("channel-exists", name = name)))?;
     by_id(db, id).await
 }
 
 pub async fn by_id(db: &Db, id: i64) -> ServiceResult<ChannelRow> {
     db::channels::find_by_id(db, id)
         .await?
-        .ok_or_else(|| ServiceError::NotFound(format!("there is no channel with id {id}")))
+        .ok_or_else(|| ServiceError::NotFound(msg!("channel-id-not-found", id = id)))
 }
 
 /// Finds a channel by name, or by id when given digits.
@@ -341,8 +347,9 @@ pub async fn get(db: &Db, name_or_id: &str) -> ServiceResult<ChannelRow> {
     if let Ok(id) = name_or_id.parse::<i64>() {
         return by_id(db, id).await;
     }
-    Err(ServiceError::NotFound(format!(
-        "there is no channel named '{name_or_id}'"
+    Err(ServiceError::NotFound(msg!(
+        "channel-not-found",
+        name = name_or_id
     )))
 }
 
@@ -361,7 +368,7 @@ pub async fn update(db: &Db, name_or_id: &str, input: ChannelInput) -> ServiceRe
     let name = spec.name.clone();
     db::channels::update(db, channel.id, &spec)
         .await
-        .map_err(conflict(format!("a channel named '{name}' already exists")))?;
+        .map_err(conflict("name", msg!("channel-exists", name = name)))?;
     by_id(db, channel.id).await
 }
 
@@ -381,7 +388,10 @@ pub fn parse_mapping_pairs(pairs: &[String]) -> ServiceResult<BTreeMap<String, S
         .filter(|p| !p.is_empty())
     {
         let (from, to) = pair.split_once('=').ok_or_else(|| {
-            ServiceError::invalid("model-map", format!("'{pair}' is not requested=upstream"))
+            ServiceError::invalid(
+                "model_mapping",
+                msg!("model-map-pair-invalid", value = pair),
+            )
         })?;
         out.insert(from.trim().to_string(), to.trim().to_string());
     }
@@ -393,7 +403,10 @@ pub fn parse_header_lines(lines: &[String]) -> ServiceResult<BTreeMap<String, St
     let mut out = BTreeMap::new();
     for line in lines {
         let (name, value) = line.split_once(':').ok_or_else(|| {
-            ServiceError::invalid("header", format!("'{line}' is not 'Name: value'"))
+            ServiceError::invalid(
+                "extra_headers",
+                msg!("header-line-invalid", value = line.as_str()),
+            )
         })?;
         out.insert(name.trim().to_string(), value.trim().to_string());
     }

@@ -3,6 +3,7 @@ use crate::db::groups::GroupRow;
 use crate::db::{self, Db};
 use crate::domain::money::Ratio;
 use crate::domain::names;
+use crate::msg;
 
 #[derive(Debug, Clone, Default)]
 pub struct GroupInput {
@@ -18,7 +19,7 @@ pub async fn list(db: &Db) -> ServiceResult<Vec<GroupRow>> {
 pub async fn get(db: &Db, name: &str) -> ServiceResult<GroupRow> {
     db::groups::find(db, name)
         .await?
-        .ok_or_else(|| ServiceError::NotFound(format!("there is no group named '{name}'")))
+        .ok_or_else(|| ServiceError::NotFound(msg!("group-not-found", name = name)))
 }
 
 /// The group must exist before users or channels can refer to it.
@@ -31,10 +32,7 @@ pub async fn require(db: &Db, field: &'static str, name: &str) -> ServiceResult<
             .collect();
         return Err(ServiceError::invalid(
             field,
-            format!(
-                "there is no group named '{name}' (existing: {}; create it with `tollgate group create {name}`)",
-                known.join(", ")
-            ),
+            msg!("group-unknown", name = name, existing = known.join(", ")),
         ));
     }
     Ok(())
@@ -59,7 +57,7 @@ pub async fn create(db: &Db, name: &str, input: GroupInput) -> ServiceResult<Gro
     };
     db::groups::insert(db, &group)
         .await
-        .map_err(conflict(format!("a group named '{name}' already exists")))?;
+        .map_err(conflict("name", msg!("group-exists", name = name.as_str())))?;
     get(db, &name).await
 }
 
@@ -83,16 +81,15 @@ pub const DEFAULT_GROUP: &str = "default";
 
 pub async fn delete(db: &Db, name: &str) -> ServiceResult<()> {
     if name == DEFAULT_GROUP {
-        return Err(ServiceError::Forbidden(
-            "the 'default' group cannot be deleted: new users join it".into(),
-        ));
+        return Err(ServiceError::Forbidden(msg!("group-default-undeletable")));
     }
     get(db, name).await?;
     let members = db::groups::member_count(db, name).await?;
     if members > 0 {
-        return Err(ServiceError::Conflict(format!(
-            "the group '{name}' still has {members} user(s); move them to another group first"
-        )));
+        return Err(ServiceError::Conflict {
+            field: None,
+            message: msg!("group-has-users", name = name, count = members),
+        });
     }
     db::groups::delete(db, name).await?;
     Ok(())

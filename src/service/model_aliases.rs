@@ -6,6 +6,7 @@ use super::{ServiceError, ServiceResult, conflict, name_err};
 use crate::db::model_aliases::AliasRow;
 use crate::db::{self, Db};
 use crate::domain::names;
+use crate::msg;
 
 pub async fn list(db: &Db) -> ServiceResult<Vec<AliasRow>> {
     Ok(db::model_aliases::list(db).await?)
@@ -16,43 +17,38 @@ pub async fn add(db: &Db, name: &str, target: &str) -> ServiceResult<AliasRow> {
     let name = names::model_name(name).map_err(name_err("name"))?;
     let target = names::model_name(target).map_err(name_err("to"))?;
     if name == target {
-        return Err(ServiceError::invalid(
-            "to",
-            "an alias cannot point at itself",
-        ));
+        return Err(ServiceError::invalid("to", msg!("alias-points-at-itself")));
     }
     let existing = db::model_aliases::list(db).await?;
     if let Some(alias) = existing.iter().find(|a| a.name == target) {
         return Err(ServiceError::invalid(
             "to",
-            format!(
-                "'{target}' is itself an alias (of '{}'); point at that model instead, aliases do not chain",
-                alias.target
+            msg!(
+                "alias-target-is-alias",
+                target = target.as_str(),
+                model = alias.target.as_str()
             ),
         ));
     }
     if let Some(alias) = existing.iter().find(|a| a.target == name) {
         return Err(ServiceError::invalid(
             "name",
-            format!(
-                "the alias '{}' points at '{name}'; an alias cannot be the target of another",
-                alias.name
+            msg!(
+                "alias-name-is-target",
+                alias = alias.name.as_str(),
+                name = name.as_str()
             ),
         ));
     }
     db::model_aliases::insert(db, &name, &target)
         .await
-        .map_err(conflict(format!(
-            "the alias '{name}' exists already; remove it first to point it elsewhere"
-        )))
+        .map_err(conflict("name", msg!("alias-exists", name = name.as_str())))
 }
 
 pub async fn remove(db: &Db, name: &str) -> ServiceResult<()> {
     if db::model_aliases::delete(db, name).await? {
         Ok(())
     } else {
-        Err(ServiceError::NotFound(format!(
-            "no model alias named '{name}'"
-        )))
+        Err(ServiceError::NotFound(msg!("alias-not-found", name = name)))
     }
 }

@@ -4,6 +4,7 @@ use crate::db::{self, Db};
 use crate::domain::money::MicroUsd;
 use crate::domain::names;
 use crate::domain::pricing::ModelPrice;
+use crate::msg;
 
 /// Prices as typed: dollars per 1M tokens, or dollars per request.
 #[derive(Debug, Clone, Default)]
@@ -22,7 +23,7 @@ const MAX_PRICE: MicroUsd = MicroUsd(100_000 * 1_000_000);
 fn amount(field: &'static str, text: &str) -> ServiceResult<MicroUsd> {
     let value = MicroUsd::parse(text).map_err(decimal_err(field))?;
     if value > MAX_PRICE {
-        return Err(ServiceError::invalid(field, "is larger than $100,000"));
+        return Err(ServiceError::invalid(field, msg!("price-too-large")));
     }
     Ok(value)
 }
@@ -32,11 +33,11 @@ pub fn parse(input: &PriceInput) -> ServiceResult<ModelPrice> {
         (Some(per_request), None, None)
             if input.cached_input.is_none() && input.cache_write.is_none() =>
         {
-            Ok(ModelPrice::PerRequest(amount("per-request", per_request)?))
+            Ok(ModelPrice::PerRequest(amount("per_request", per_request)?))
         }
         (Some(_), _, _) => Err(ServiceError::invalid(
-            "per-request",
-            "a per-request price replaces token prices; do not give both",
+            "per_request",
+            msg!("price-per-request-and-tokens"),
         )),
         (None, Some(i), Some(o)) => Ok(ModelPrice::PerToken {
             input: amount("input", i)?,
@@ -44,21 +45,18 @@ pub fn parse(input: &PriceInput) -> ServiceResult<ModelPrice> {
             cached_input: input
                 .cached_input
                 .as_deref()
-                .map(|c| amount("cached-input", c))
+                .map(|c| amount("cached_input", c))
                 .transpose()?,
             cache_write: input
                 .cache_write
                 .as_deref()
-                .map(|c| amount("cache-write", c))
+                .map(|c| amount("cache_write", c))
                 .transpose()?,
         }),
-        (None, None, _) => Err(ServiceError::invalid(
-            "input",
-            "give --input and --output (dollars per 1M tokens) or --per-request",
-        )),
+        (None, None, _) => Err(ServiceError::invalid("input", msg!("price-missing"))),
         (None, Some(_), None) => Err(ServiceError::invalid(
             "output",
-            "give the output price too (dollars per 1M tokens)",
+            msg!("price-output-missing"),
         )),
     }
 }
@@ -75,7 +73,7 @@ pub async fn get(db: &Db, model: &str) -> ServiceResult<PriceRow> {
         .await?
         .into_iter()
         .find(|p| p.model == model)
-        .ok_or_else(|| ServiceError::NotFound(format!("the model '{model}' has no price")))
+        .ok_or_else(|| ServiceError::NotFound(msg!("price-not-found", model = model)))
 }
 
 pub async fn list(db: &Db) -> ServiceResult<Vec<PriceRow>> {
@@ -84,8 +82,9 @@ pub async fn list(db: &Db) -> ServiceResult<Vec<PriceRow>> {
 
 pub async fn delete(db: &Db, model: &str) -> ServiceResult<()> {
     if !db::prices::delete(db, model).await? {
-        return Err(ServiceError::NotFound(format!(
-            "the model '{model}' has no price"
+        return Err(ServiceError::NotFound(msg!(
+            "price-not-found",
+            model = model
         )));
     }
     Ok(())

@@ -9,6 +9,7 @@ use crate::domain::ip_allow::IpAllowList;
 use crate::domain::kinds::Status;
 use crate::domain::money::MicroUsd;
 use crate::domain::{names, secret_key};
+use crate::msg;
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateToken {
@@ -43,12 +44,8 @@ pub fn parse_expiry(text: &str) -> ServiceResult<i64> {
     let time = if let Ok(date) = Date::parse(text, format_description!("[year]-[month]-[day]")) {
         PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc()
     } else {
-        OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
-            ServiceError::invalid(
-                "expires",
-                format!("'{text}' is not a date (use 2027-01-01 or 2027-01-01T12:00:00Z)"),
-            )
-        })?
+        OffsetDateTime::parse(text, &Rfc3339)
+            .map_err(|_| ServiceError::invalid("expires", msg!("date-invalid", value = text)))?
     };
     Ok((time.unix_timestamp_nanos() / 1_000_000) as i64)
 }
@@ -60,13 +57,13 @@ fn parse_models(text: &str) -> ServiceResult<Vec<String>> {
 fn parse_ips(text: &str) -> ServiceResult<String> {
     IpAllowList::parse(text)
         .map(|l| l.to_list_string())
-        .map_err(|e| ServiceError::invalid("allow-ip", e.to_string()))
+        .map_err(|e| ServiceError::invalid("allow_ips", msg!("ip-range-invalid", value = e.0)))
 }
 
 async fn quota_units(db: &Db, text: &str) -> ServiceResult<i64> {
-    let usd = MicroUsd::parse(text).map_err(decimal_err("quota-usd"))?;
+    let usd = MicroUsd::parse(text).map_err(decimal_err("quota_usd"))?;
     let options = super::options::current(db).await?;
-    Ok(usd_to_quota("quota-usd", usd, options.quota_per_usd())?.0)
+    Ok(usd_to_quota("quota_usd", usd, options.quota_per_usd())?.0)
 }
 
 /// Creates a key and returns it with the plain key, which is not stored and cannot be shown
@@ -78,10 +75,7 @@ pub async fn create(db: &Db, input: CreateToken) -> ServiceResult<(TokenRow, Str
     if let Some(at) = expires_at
         && at <= db::now_ms()
     {
-        return Err(ServiceError::invalid(
-            "expires",
-            "the expiry is in the past",
-        ));
+        return Err(ServiceError::invalid("expires", msg!("expiry-in-the-past")));
     }
     let (unlimited, remaining_quota) = match &input.quota_usd {
         Some(text) => (false, quota_units(db, text).await?),
@@ -121,7 +115,7 @@ pub async fn create(db: &Db, input: CreateToken) -> ServiceResult<(TokenRow, Str
 pub async fn get(db: &Db, id: i64) -> ServiceResult<TokenRow> {
     db::tokens::find_by_id(db, id)
         .await?
-        .ok_or_else(|| ServiceError::NotFound(format!("there is no API key with id {id}")))
+        .ok_or_else(|| ServiceError::NotFound(msg!("key-not-found", id = id)))
 }
 
 pub async fn list_for_user(db: &Db, username: &str) -> ServiceResult<Vec<TokenRow>> {
@@ -142,7 +136,11 @@ pub async fn update(db: &Db, id: i64, input: UpdateToken) -> ServiceResult<Token
                 Status::parse(&s).ok_or_else(|| {
                     ServiceError::invalid(
                         "status",
-                        format!("'{s}' is not a status (use {})", Status::choices()),
+                        msg!(
+                            "choice-invalid",
+                            value = s.as_str(),
+                            choices = Status::choices()
+                        ),
                     )
                 })
             })
@@ -158,8 +156,8 @@ pub async fn update(db: &Db, id: i64, input: UpdateToken) -> ServiceResult<Token
     if let Some(text) = &input.quota_usd {
         if input.unlimited == Some(true) {
             return Err(ServiceError::invalid(
-                "quota-usd",
-                "a key cannot have a quota and be unlimited",
+                "quota_usd",
+                msg!("key-quota-and-unlimited"),
             ));
         }
         patch.remaining_quota = Some(quota_units(db, text).await?);
@@ -171,9 +169,7 @@ pub async fn update(db: &Db, id: i64, input: UpdateToken) -> ServiceResult<Token
 
 pub async fn delete(db: &Db, id: i64) -> ServiceResult<()> {
     if !db::tokens::delete(db, id).await? {
-        return Err(ServiceError::NotFound(format!(
-            "there is no API key with id {id}"
-        )));
+        return Err(ServiceError::NotFound(msg!("key-not-found", id = id)));
     }
     Ok(())
 }

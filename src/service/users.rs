@@ -1,10 +1,14 @@
 use super::groups::{self, DEFAULT_GROUP};
-use super::{ServiceError, ServiceResult, conflict, decimal_err, name_err, usd_to_quota};
+use super::{Problems, ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota};
+use crate::db::DbError;
 use crate::db::users::{NewUser, UserPatch, UserRow};
 use crate::db::{self, Db};
 use crate::domain::kinds::{Role, Status};
 use crate::domain::money::{MicroUsd, Quota};
+use crate::domain::password::PasswordError;
 use crate::domain::{names, password};
+use crate::i18n::Message;
+use crate::msg;
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateUser {
@@ -38,7 +42,7 @@ fn parse_role(text: &str) -> ServiceResult<Role> {
     Role::parse(text).ok_or_else(|| {
         ServiceError::invalid(
             "role",
-            format!("'{text}' is not a role (use {})", Role::choices()),
+            msg!("choice-invalid", value = text, choices = Role::choices()),
         )
     })
 }
@@ -47,7 +51,7 @@ fn parse_status(text: &str) -> ServiceResult<Status> {
     Status::parse(text).ok_or_else(|| {
         ServiceError::invalid(
             "status",
-            format!("'{text}' is not a status (use {})", Status::choices()),
+            msg!("choice-invalid", value = text, choices = Status::choices()),
         )
     })
 }
@@ -64,39 +68,81 @@ fn check_email(email: &str) -> ServiceResult<String> {
     } else {
         Err(ServiceError::invalid(
             "email",
-            format!("'{email}' is not an email address"),
+            msg!("email-invalid", value = email),
         ))
     }
 }
 
+fn password_problem(error: &PasswordError) -> Message {
+    match error {
+        PasswordError::TooShort => msg!("password-too-short", min = password::MIN_PASSWORD_CHARS),
+        PasswordError::TooLong => msg!("password-too-long", max = password::MAX_PASSWORD_CHARS),
+        PasswordError::Hashing => msg!("password-hashing-failed"),
+    }
+}
+
+/// A unique value another user holds: the username or the email, named as the field.
+fn user_conflict(error: DbError, username: &str) -> ServiceError {
+    match error {
+        DbError::Conflict(_) if error.is_conflict_on("email") => {
+            ServiceError::conflict("email", msg!("email-taken"))
+        }
+        DbError::Conflict(_) => {
+            ServiceError::conflict("username", msg!("user-exists", name = username))
+        }
+        other => ServiceError::Db(other),
+    }
+}
+
 async fn hash_password(plain: String) -> ServiceResult<String> {
-    password::validate(&plain).map_err(|e| ServiceError::invalid("password", e.to_string()))?;
+    password::validate(&plain)
+        .map_err(|e| ServiceError::invalid("password", password_problem(&e)))?;
     tokio::task::spawn_blocking(move || password::hash(&plain))
         .await
-        .map_err(|_| ServiceError::invalid("password", "hashing was interrupted"))?
-        .map_err(|e| ServiceError::invalid("password", e.to_string()))
+        .map_err(|_| ServiceError::invalid("password", msg!("password-hashing-failed")))?
+        .map_err(|e| ServiceError::invalid("password", password_problem(&e)))
 }
 
 pub async fn create(db: &Db, input: CreateUser) -> ServiceResult<UserRow> {
-    let username = names::username(&input.username).map_err(name_err("username"))?;
-    let role = match &input.role {
-        Some(role) => parse_role(role)?,
-        None => Role::User,
-    };
+    let mut problems = Problems::default();
+    let username =
+        problems.check(names::username(&input.username).map_err(name_err("username")))?;
+    let role = problems
+        .check(input.role.as_deref().map(parse_role).transpose())?
+        .flatten()
+        .unwrap_or(Role::User);
     let group = input.group.unwrap_or_else(|| DEFAULT_GROUP.to_string());
-    groups::require(db, "group", &group).await?;
-    let email = input.email.as_deref().map(check_email).transpose()?;
+    problems.check(groups::require(db, "group", &group).await)?;
+    let email = problems
+        .check(input.email.as_deref().map(check_email).transpose())?
+        .flatten();
     let quota = match &input.quota_usd {
         Some(text) => {
-            let usd = MicroUsd::parse(text).map_err(decimal_err("quota-usd"))?;
             let options = super::options::current(db).await?;
-            usd_to_quota("quota-usd", usd, options.quota_per_usd())?
+            let units = MicroUsd::parse(text)
+                .map_err(decimal_err("quota_usd"))
+                .and_then(|usd| usd_to_quota("quota_usd", usd, options.quota_per_usd()));
+            problems.check(units)?.unwrap_or(Quota::ZERO)
         }
         None => Quota::ZERO,
     };
-    let password_hash = match input.password {
-        Some(plain) => Some(hash_password(plain).await?),
+    let password = match &input.password {
+        Some(plain) => problems.check(
+            password::validate(plain)
+                .map_err(|e| ServiceError::invalid("password", password_problem(&e))),
+        )?,
         None => None,
+    };
+    let Some(username) = username else {
+        return Err(problems
+            .finish()
+            .err()
+            .unwrap_or_else(|| ServiceError::invalid("username", msg!("name-empty"))));
+    };
+    problems.finish()?;
+    let password_hash = match (password, input.password) {
+        (Some(()), Some(plain)) => Some(hash_password(plain).await?),
+        _ => None,
     };
     let id = db::users::insert(
         db,
@@ -110,22 +156,20 @@ pub async fn create(db: &Db, input: CreateUser) -> ServiceResult<UserRow> {
         },
     )
     .await
-    .map_err(conflict(format!(
-        "a user named '{username}' (or with that email) already exists"
-    )))?;
+    .map_err(|e| user_conflict(e, &username))?;
     by_id(db, id).await
 }
 
 pub async fn by_id(db: &Db, id: i64) -> ServiceResult<UserRow> {
     db::users::find_by_id(db, id)
         .await?
-        .ok_or_else(|| ServiceError::NotFound(format!("there is no user with id {id}")))
+        .ok_or_else(|| ServiceError::NotFound(msg!("user-id-not-found", id = id)))
 }
 
 pub async fn get(db: &Db, username: &str) -> ServiceResult<UserRow> {
     db::users::find_by_username(db, username)
         .await?
-        .ok_or_else(|| ServiceError::NotFound(format!("there is no user named '{username}'")))
+        .ok_or_else(|| ServiceError::NotFound(msg!("user-not-found", name = username)))
 }
 
 pub async fn list(db: &Db, limit: i64, offset: i64) -> ServiceResult<Vec<UserRow>> {
@@ -155,7 +199,7 @@ pub async fn update(db: &Db, username: &str, input: UpdateUser) -> ServiceResult
     }
     db::users::update(db, user.id, &patch)
         .await
-        .map_err(conflict("another user already has that email"))?;
+        .map_err(|e| user_conflict(e, username))?;
     by_id(db, user.id).await
 }
 
@@ -167,7 +211,7 @@ pub async fn change_quota(db: &Db, username: &str, change: QuotaChange) -> Servi
         // The user was just read; the change would carry the balance out of range.
         return Err(ServiceError::invalid(
             "amount",
-            "this change would carry the balance beyond what can be stored",
+            msg!("balance-out-of-range"),
         ));
     }
     by_id(db, user.id).await
@@ -187,9 +231,6 @@ pub(crate) async fn quota_change_units(db: &Db, change: &QuotaChange) -> Service
             Ok(if negative { -units } else { units })
         }
         (None, Some(units)) => Ok(units),
-        _ => Err(ServiceError::invalid(
-            "amount",
-            "give the amount either in dollars (usd) or in quota units (units), not both",
-        )),
+        _ => Err(ServiceError::invalid("amount", msg!("amount-usd-or-units"))),
     }
 }

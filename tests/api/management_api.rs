@@ -213,3 +213,53 @@ db_test! {
         assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!(["fake-model"]));
     }
 }
+
+db_test! {
+    /// Errors are typed: a stable message key as the code, every wrong field at once (spelled
+    /// as in JSON, each with its own code and message), and a collision named by the field
+    /// that collided.
+    async fn errors_name_every_field_with_a_stable_code(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let api = Api { token: admin_token(&app, "root", "root").await, app: &app };
+        let (status, error) = api
+            .post("/api/users", json!({"username": "bad name", "email": "nope", "quota_usd": "lots", "password": "short"}))
+            .await;
+        assert_eq!(status, 400, "{error}");
+        let fields: Vec<(&str, &str)> = error["error"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["field"].as_str().unwrap(), f["code"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("username", "name-bad-character"),
+                ("email", "email-invalid"),
+                ("quota_usd", "decimal-not-a-number"),
+                ("password", "password-too-short"),
+            ]
+        );
+        assert_eq!(error["error"]["field"], "username");
+        assert_eq!(error["error"]["code"], "name-bad-character");
+        assert!(error["error"]["fields"][2]["message"].as_str().unwrap().contains("'lots' is not a number"));
+
+        let (status, error) = api.post("/api/channels", json!({"groups": "default"})).await;
+        assert_eq!(status, 400, "{error}");
+        let missing: Vec<&str> = error["error"]["fields"].as_array().unwrap().iter()
+            .map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(missing, ["name", "type", "base_url", "keys", "models"]);
+        assert!(error["error"]["fields"].as_array().unwrap().iter().all(|f| f["code"] == "field-required"));
+
+        assert_eq!(api.post("/api/users", json!({"username": "alice", "email": "a@example.com"})).await.0, 201);
+        let (status, error) = api.post("/api/users", json!({"username": "alice"})).await;
+        assert_eq!((status, error["error"]["field"].as_str(), error["error"]["code"].as_str()), (409, Some("username"), Some("user-exists")), "{error}");
+        let (status, error) = api.post("/api/users", json!({"username": "alice2", "email": "a@example.com"})).await;
+        assert_eq!((status, error["error"]["field"].as_str(), error["error"]["code"].as_str()), (409, Some("email"), Some("email-taken")), "{error}");
+        let (status, error) = api.get("/api/users/nobody").await;
+        assert_eq!((status, error["error"]["code"].as_str()), (404, Some("user-not-found")));
+        assert_eq!(error["error"]["message"], "there is no user named 'nobody'");
+        let (status, error) = api.put("/api/prices/m", json!({"input": "1", "output": "1", "cached_input": "x"})).await;
+        assert_eq!((status, error["error"]["field"].as_str()), (400, Some("cached_input")), "{error}");
+    }
+}

@@ -1,0 +1,103 @@
+# Messages of the management operations (command line, /api, pages). Arguments are named
+# { $like_this }; the field a message belongs to is shown beside it, so messages do not repeat it.
+
+## Values typed by people
+
+field-required = is required
+name-empty = must not be empty
+name-too-long = must be at most { $max } characters
+name-bad-character = '{ $value }' may only contain letters, digits and { $allowed }
+decimal-not-a-number = '{ $value }' is not a number (use digits with an optional decimal point, e.g. 0.15)
+decimal-too-precise = '{ $value }' has more than { $places } decimal places
+decimal-negative = '{ $value }' must not be negative
+decimal-too-large = '{ $value }' is too large
+amount-too-large = the amount is too large
+amount-usd-or-units = give the amount either in dollars (usd) or in quota units (units), not both
+balance-out-of-range = this change would carry the balance beyond what can be stored
+number-between = must be between { $min } and { $max }
+number-at-least = must be at least { $min }
+number-at-most = must be at most { $max }
+choice-invalid = '{ $value }' is not one of { $choices }
+date-invalid = '{ $value }' is not a date (use 2027-01-01 or 2027-01-01T12:00:00Z)
+email-invalid = '{ $value }' is not an email address
+ip-range-invalid = '{ $value }' is not an IP address or CIDR range (e.g. 10.0.0.0/8 or 203.0.113.7)
+url-invalid = '{ $value }' is not a URL (e.g. https://api.openai.com/v1)
+url-not-http = '{ $value }' must be an http:// or https:// URL
+url-has-query = the base URL must not have a query or fragment
+url-azure-query = the base URL may carry only '?api-version=…' (e.g. https://NAME.openai.azure.com?api-version=2024-10-21)
+url-vertex-invalid = not a Vertex AI base URL: { $reason }
+file-unreadable = cannot read { $path }: { $reason }
+
+## Users and passwords
+
+user-not-found = there is no user named '{ $name }'
+user-id-not-found = there is no user with id { $id }
+user-exists = a user named '{ $name }' already exists
+user-disabled = '{ $name }' is disabled
+email-taken = another user already has that email
+password-too-short = the password must be at least { $min } characters long
+password-too-long = the password must be at most { $max } characters long
+password-hashing-failed = the password could not be hashed
+
+## API keys and admin tokens
+
+key-not-found = there is no API key with id { $id }
+key-quota-and-unlimited = a key cannot have a quota and be unlimited
+expiry-in-the-past = the expiry is in the past
+admin-token-needs-admin = '{ $name }' is a { $role } account; only admin and root users get admin tokens
+admin-token-not-found = there is no admin token with id { $id }
+
+## Groups
+
+group-not-found = there is no group named '{ $name }'
+group-unknown = there is no group named '{ $name }' (existing: { $existing }; create it with `tollgate group create { $name }`)
+group-exists = a group named '{ $name }' already exists
+group-default-undeletable = the 'default' group cannot be deleted: new users join it
+group-has-users = the group '{ $name }' still has { $count } user(s); move them to another group first
+
+## Channels
+
+channel-not-found = there is no channel named '{ $name }'
+channel-id-not-found = there is no channel with id { $id }
+channel-exists = a channel named '{ $name }' already exists
+channel-type-unknown = '{ $value }' is not a supported channel type (types: { $types }; OpenAI-compatible vendors: { $presets })
+channel-key-missing = give at least one upstream key
+channel-key-spaces = an upstream key contains spaces or control characters
+channel-key-unusable = an upstream key cannot be used: { $reason }
+channel-models-empty = list at least one model the channel serves
+channel-groups-empty = list at least one group
+channel-timeout-range = must be between 0 (the server's default) and 3600
+channel-status-invalid = '{ $value }' is not a status an admin can set (use enabled or disabled)
+channel-test-needs-model = the channel lists no model by name (only patterns); name one to test
+model-map-pair-invalid = '{ $value }' is not requested=upstream
+model-not-in-url = '{ $model }' cannot be part of the upstream's URL
+header-name-invalid = '{ $name }' is not a valid header name
+header-reserved = '{ $name }' is set by Tollgate and cannot be overridden
+header-value-invalid = the value of '{ $name }' is not a valid header value
+header-line-invalid = '{ $value }' is not 'Name: value'
+vertex-has-no-model-list = Vertex AI has no list of the models a project may call; give the channel's models yourself
+upstream-request-failed = the request to the upstream could not be built: { $reason }
+upstream-unreachable = the upstream could not be reached: { $reason }
+upstream-answered-error = the upstream answered HTTP { $status }: { $reason }
+upstream-model-list-not-json = the upstream's model list is not JSON
+
+## Prices and model aliases
+
+price-not-found = the model '{ $model }' has no price
+price-too-large = must be at most $100,000
+price-missing = give the input and output prices (dollars per 1M tokens) or a per-request price
+price-output-missing = give the output price too (dollars per 1M tokens)
+price-per-request-and-tokens = a per-request price replaces token prices; do not give both
+alias-not-found = there is no model alias named '{ $name }'
+alias-exists = the alias '{ $name }' exists already; remove it first to point it elsewhere
+alias-points-at-itself = an alias cannot point at itself
+alias-target-is-alias = '{ $target }' is itself an alias (of '{ $model }'); point at that model instead, aliases do not chain
+alias-name-is-target = the alias '{ $alias }' points at '{ $name }'; an alias cannot be the target of another
+
+## Runtime options
+
+option-unknown = there is no option named '{ $name }' (known: { $known })
+option-not-a-number = '{ $value }' is not a whole number
+option-not-a-bool = '{ $value }' is not true or false
+option-not-a-status = '{ $value }' is not an HTTP status code (100-599)
+option-range-backwards = the range '{ $value }' is backwards

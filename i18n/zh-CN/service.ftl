@@ -1,0 +1,103 @@
+# 管理操作的提示（命令行、/api、网页）。参数写作 { $like_this }；提示显示在对应字段旁，
+# 所以提示里不重复字段名。
+
+## 输入的值
+
+field-required = 必填
+name-empty = 不能为空
+name-too-long = 最多 { $max } 个字符
+name-bad-character = “{ $value }”只能包含字母、数字和 { $allowed }
+decimal-not-a-number = “{ $value }”不是数字（请用数字，可带小数点，例如 0.15）
+decimal-too-precise = “{ $value }”的小数位超过 { $places } 位
+decimal-negative = “{ $value }”不能为负数
+decimal-too-large = “{ $value }”太大
+amount-too-large = 金额太大
+amount-usd-or-units = 金额请用美元（usd）或额度单位（units）二选一给出，不要同时给出
+balance-out-of-range = 这次变动会使余额超出可存储的范围
+number-between = 必须在 { $min } 到 { $max } 之间
+number-at-least = 至少为 { $min }
+number-at-most = 最多为 { $max }
+choice-invalid = “{ $value }”不是以下之一：{ $choices }
+date-invalid = “{ $value }”不是日期（请用 2027-01-01 或 2027-01-01T12:00:00Z）
+email-invalid = “{ $value }”不是电子邮件地址
+ip-range-invalid = “{ $value }”不是 IP 地址或 CIDR 网段（例如 10.0.0.0/8 或 203.0.113.7）
+url-invalid = “{ $value }”不是网址（例如 https://api.openai.com/v1）
+url-not-http = “{ $value }”必须是 http:// 或 https:// 网址
+url-has-query = 基础网址不能带查询参数或片段
+url-azure-query = 基础网址只能带“?api-version=…”（例如 https://NAME.openai.azure.com?api-version=2024-10-21）
+url-vertex-invalid = 不是 Vertex AI 的基础网址：{ $reason }
+file-unreadable = 无法读取 { $path }：{ $reason }
+
+## 用户与密码
+
+user-not-found = 没有名为“{ $name }”的用户
+user-id-not-found = 没有 ID 为 { $id } 的用户
+user-exists = 名为“{ $name }”的用户已存在
+user-disabled = “{ $name }”已被停用
+email-taken = 该电子邮件已被其他用户使用
+password-too-short = 密码至少需要 { $min } 个字符
+password-too-long = 密码最多 { $max } 个字符
+password-hashing-failed = 无法处理该密码
+
+## API 密钥与管理令牌
+
+key-not-found = 没有 ID 为 { $id } 的 API 密钥
+key-quota-and-unlimited = 密钥不能既有额度又不受限
+expiry-in-the-past = 过期时间已经过去
+admin-token-needs-admin = “{ $name }”是 { $role } 账户；只有管理员和 root 用户可以获得管理令牌
+admin-token-not-found = 没有 ID 为 { $id } 的管理令牌
+
+## 分组
+
+group-not-found = 没有名为“{ $name }”的分组
+group-unknown = 没有名为“{ $name }”的分组（现有分组：{ $existing }；可用 `tollgate group create { $name }` 创建）
+group-exists = 名为“{ $name }”的分组已存在
+group-default-undeletable = 不能删除“default”分组：新用户会加入该分组
+group-has-users = 分组“{ $name }”仍有 { $count } 个用户；请先把他们移到其他分组
+
+## 渠道
+
+channel-not-found = 没有名为“{ $name }”的渠道
+channel-id-not-found = 没有 ID 为 { $id } 的渠道
+channel-exists = 名为“{ $name }”的渠道已存在
+channel-type-unknown = “{ $value }”不是受支持的渠道类型（类型：{ $types }；OpenAI 兼容服务商：{ $presets }）
+channel-key-missing = 请至少提供一个上游密钥
+channel-key-spaces = 上游密钥含有空格或控制字符
+channel-key-unusable = 上游密钥无法使用：{ $reason }
+channel-models-empty = 请至少列出一个该渠道提供的模型
+channel-groups-empty = 请至少列出一个分组
+channel-timeout-range = 必须在 0（服务器默认值）到 3600 之间
+channel-status-invalid = “{ $value }”不是管理员可设置的状态（请用 enabled 或 disabled）
+channel-test-needs-model = 该渠道没有按名称列出模型（只有通配模式）；请指定一个模型来测试
+model-map-pair-invalid = “{ $value }”不是“请求名=上游名”的格式
+model-not-in-url = “{ $model }”不能作为上游网址的一部分
+header-name-invalid = “{ $name }”不是有效的请求头名称
+header-reserved = “{ $name }”由 Tollgate 设置，不能覆盖
+header-value-invalid = “{ $name }”的值不是有效的请求头值
+header-line-invalid = “{ $value }”不是“名称: 值”的格式
+vertex-has-no-model-list = Vertex AI 没有项目可调用模型的列表；请自行填写该渠道的模型
+upstream-request-failed = 无法构建发往上游的请求：{ $reason }
+upstream-unreachable = 无法连接上游：{ $reason }
+upstream-answered-error = 上游返回 HTTP { $status }：{ $reason }
+upstream-model-list-not-json = 上游的模型列表不是 JSON
+
+## 价格与模型别名
+
+price-not-found = 模型“{ $model }”没有价格
+price-too-large = 最多为 100,000 美元
+price-missing = 请给出输入和输出价格（每百万 token 的美元价格），或按次价格
+price-output-missing = 请同时给出输出价格（每百万 token 的美元价格）
+price-per-request-and-tokens = 按次价格会取代 token 价格；两者不要同时给出
+alias-not-found = 没有名为“{ $name }”的模型别名
+alias-exists = 别名“{ $name }”已存在；要指向别的模型请先删除它
+alias-points-at-itself = 别名不能指向自己
+alias-target-is-alias = “{ $target }”本身就是别名（指向“{ $model }”）；请直接指向该模型，别名不能连环
+alias-name-is-target = 别名“{ $alias }”指向“{ $name }”；别名不能作为另一个别名的目标
+
+## 运行时选项
+
+option-unknown = 没有名为“{ $name }”的选项（已知选项：{ $known }）
+option-not-a-number = “{ $value }”不是整数
+option-not-a-bool = “{ $value }”不是 true 或 false
+option-not-a-status = “{ $value }”不是 HTTP 状态码（100-599）
+option-range-backwards = 范围“{ $value }”的顺序反了

@@ -1,0 +1,251 @@
+//! Text people read, in English and Simplified Chinese. Services and the relay's management
+//! paths describe what happened as a [`Message`]: a stable key and its arguments, no prose.
+//! Each edge renders it in its reader's language: the command line and the JSON API in English
+//! today, pages in the user's language. The texts live in `i18n/<lang>/*.ftl` (Fluent),
+//! embedded in the binary; a test keeps both languages holding the same keys, and every key the
+//! code uses present.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use fluent_templates::fluent_bundle::FluentValue;
+use fluent_templates::{LanguageIdentifier, Loader};
+
+fluent_templates::static_loader! {
+    static LOCALES = {
+        locales: "./i18n",
+        fallback_language: "en",
+        // No Unicode isolation marks around arguments: the text goes to terminals and JSON.
+        customise: |bundle| bundle.set_use_isolating(false),
+    };
+}
+
+/// A language Tollgate speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lang {
+    En,
+    ZhCn,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::ZhCn];
+
+    /// The BCP 47 tag, as in `<html lang>` and the `i18n/` folder names.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::ZhCn => "zh-CN",
+        }
+    }
+
+    /// The language a tag names (`zh`, `zh-CN`, `zh-Hans` are Chinese; `en-US` English).
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "en" => Some(Lang::En),
+            "zh" => Some(Lang::ZhCn),
+            _ => None,
+        }
+    }
+
+    fn id(self) -> LanguageIdentifier {
+        match self {
+            Lang::En => fluent_templates::langid!("en"),
+            Lang::ZhCn => fluent_templates::langid!("zh-CN"),
+        }
+    }
+}
+
+/// An argument of a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arg {
+    Text(String),
+    Number(i64),
+}
+
+impl From<&str> for Arg {
+    fn from(text: &str) -> Self {
+        Arg::Text(text.to_string())
+    }
+}
+
+impl From<String> for Arg {
+    fn from(text: String) -> Self {
+        Arg::Text(text)
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(text: &String) -> Self {
+        Arg::Text(text.clone())
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(number: i64) -> Self {
+        Arg::Number(number)
+    }
+}
+
+impl From<usize> for Arg {
+    fn from(number: usize) -> Self {
+        Arg::Number(i64::try_from(number).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<u64> for Arg {
+    fn from(number: u64) -> Self {
+        Arg::Number(i64::try_from(number).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<u32> for Arg {
+    fn from(number: u32) -> Self {
+        Arg::Number(i64::from(number))
+    }
+}
+
+/// Something to tell a person: a key of the `i18n/` files and the values its text names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub key: &'static str,
+    pub args: Vec<(&'static str, Arg)>,
+}
+
+impl Message {
+    pub fn new(key: &'static str) -> Message {
+        Message {
+            key,
+            args: Vec::new(),
+        }
+    }
+
+    /// Adds an argument the text names as `{ $name }`.
+    pub fn with(mut self, name: &'static str, value: impl Into<Arg>) -> Message {
+        self.args.push((name, value.into()));
+        self
+    }
+
+    /// The text in `lang` (English where a translation is missing, the key itself where the
+    /// key is unknown, which a test rules out).
+    pub fn render(&self, lang: Lang) -> String {
+        let args: HashMap<Cow<'static, str>, FluentValue<'_>> = self
+            .args
+            .iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    Arg::Text(text) => FluentValue::from(text.as_str()),
+                    Arg::Number(number) => FluentValue::from(*number),
+                };
+                (Cow::Borrowed(*name), value)
+            })
+            .collect();
+        LOCALES
+            .try_lookup_with_args(&lang.id(), self.key, &args)
+            .unwrap_or_else(|| self.key.to_string())
+    }
+}
+
+/// English, for logs and the command line.
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(Lang::En))
+    }
+}
+
+/// `msg!("user-not-found", name = username)`: a [`Message`] with its arguments.
+#[macro_export]
+macro_rules! msg {
+    ($key:literal $(, $name:ident = $value:expr)* $(,)?) => {
+        $crate::i18n::Message::new($key) $(.with(stringify!($name), $value))*
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// The message keys defined in a language's files.
+    fn keys(lang: Lang) -> BTreeSet<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("i18n")
+            .join(lang.tag());
+        let mut keys = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).expect("the language's folder") {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "ftl") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for line in text.lines() {
+                    let starts_key = line.starts_with(|c: char| c.is_ascii_alphabetic());
+                    if starts_key && let Some((key, _)) = line.split_once('=') {
+                        keys.insert(key.trim().to_string());
+                    }
+                }
+            }
+        }
+        keys
+    }
+
+    /// The keys the code names in the `msg!` macro.
+    fn used_keys() -> BTreeSet<String> {
+        fn walk(dir: &Path, found: &mut BTreeSet<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for piece in text.split("msg!(\"").skip(1) {
+                        if let Some((key, _)) = piece.split_once('"') {
+                            found.insert(key.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = BTreeSet::new();
+        walk(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        found
+    }
+
+    #[test]
+    fn both_languages_hold_the_same_keys() {
+        let english = keys(Lang::En);
+        let chinese = keys(Lang::ZhCn);
+        let only_english: Vec<_> = english.difference(&chinese).collect();
+        let only_chinese: Vec<_> = chinese.difference(&english).collect();
+        assert!(
+            only_english.is_empty(),
+            "missing in zh-CN: {only_english:?}"
+        );
+        assert!(only_chinese.is_empty(), "missing in en: {only_chinese:?}");
+    }
+
+    #[test]
+    fn every_key_the_code_uses_has_a_text_in_both_languages() {
+        let used = used_keys();
+        assert!(used.len() > 20, "the scan found the keys: {used:?}");
+        for lang in Lang::ALL {
+            let defined = keys(lang);
+            let missing: Vec<_> = used.difference(&defined).collect();
+            assert!(missing.is_empty(), "{} lacks {missing:?}", lang.tag());
+        }
+    }
+
+    #[test]
+    fn renders_arguments_in_each_language() {
+        let message = msg!("user-not-found", name = "bob");
+        assert_eq!(message.render(Lang::En), "there is no user named 'bob'");
+        assert_eq!(message.render(Lang::ZhCn), "没有名为“bob”的用户");
+        assert_eq!(message.to_string(), "there is no user named 'bob'");
+        assert_eq!(Lang::from_tag("zh-Hans-CN"), Some(Lang::ZhCn));
+        assert_eq!(Lang::from_tag("en-US"), Some(Lang::En));
+        assert_eq!(Lang::from_tag("fr"), None);
+    }
+}
