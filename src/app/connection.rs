@@ -27,6 +27,9 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+/// How long a connection that sent no request has to close after being told to.
+const CLOSING_GRACE: Duration = Duration::from_secs(1);
+
 /// What a connection's requests have shown so far.
 struct Activity {
     started: Instant,
@@ -151,6 +154,7 @@ pub(super) async fn serve(
     let mut connection = std::pin::pin!(connection);
     let mut stopping = false;
     let mut watching = true;
+    let mut closing = false;
     let check = tokio::time::sleep(idle_limit);
     let mut check = std::pin::pin!(check);
     loop {
@@ -166,10 +170,19 @@ pub(super) async fn serve(
                 stopping = true;
             }
             _ = check.as_mut(), if watching => {
-                if !activity.requested.load(Ordering::Relaxed) {
-                    // No request's headers since accept: close it.
-                    tracing::debug!(%peer, "closing a connection that sent no request");
+                if closing {
+                    // The polite close did not finish: cut it.
                     return;
+                }
+                if !activity.requested.load(Ordering::Relaxed) {
+                    // No request's headers since accept: close it (an HTTP/2 client is told
+                    // with a GOAWAY), and cut it if it is still open a moment later.
+                    tracing::debug!(%peer, "closing a connection that sent no request");
+                    connection.as_mut().graceful_shutdown();
+                    stopping = true;
+                    closing = true;
+                    check.as_mut().reset(tokio::time::Instant::now() + CLOSING_GRACE);
+                    continue;
                 }
                 if !activity.http2.load(Ordering::Relaxed) {
                     // HTTP/1: hyper's header-read timer bounds the idle time between requests.

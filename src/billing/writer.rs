@@ -9,8 +9,12 @@
 //!   alone, so every other record is written; that record is written again with its text
 //!   replaced (its money still applied), and if the database refuses even that, it goes to the
 //!   dead-letter file with a loud log line, for `tollgate billing replay`;
-//! - the server stopping while the database stays unreachable: what is left goes to the
-//!   dead-letter file too. No charge is dropped.
+//! - the server stopping while the database stays unreachable: after a few seconds, what is
+//!   left goes to the dead-letter file too. No charge is dropped.
+//!
+//! A write whose outcome was lost (the connection broke during the commit) may have landed:
+//! before the records are written again, those whose log row exists are taken as written, so
+//! none is applied twice.
 
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
@@ -28,6 +32,10 @@ use crate::db::{Db, DbError, now_ms};
 /// Flush early when this many requests are waiting, so memory stays flat however high the
 /// request rate is.
 pub(crate) const MAX_PENDING_ROWS: usize = 1024;
+
+/// How long the last flush before a stop may try the database before the records left go to
+/// the dead-letter file: well inside the usual grace before a container is killed.
+const CLOSING_BUDGET: Duration = Duration::from_secs(5);
 
 /// Someone waiting for the writer.
 #[derive(Debug)]
@@ -173,6 +181,7 @@ pub fn start(
         sync_lock,
         dead_letters,
         stats,
+        unsure: false,
     };
     (billing, run(writer, queue, flush_requests, flush_interval))
 }
@@ -183,10 +192,12 @@ struct Writer {
     sync_lock: Arc<tokio::sync::Mutex<()>>,
     dead_letters: DeadLetterFile,
     stats: Arc<WriterStats>,
+    /// A write failed in a way that may have committed: check before writing again.
+    unsure: bool,
 }
 
 async fn run(
-    writer: Writer,
+    mut writer: Writer,
     queue: Arc<Queue>,
     mut flush_requests: mpsc::UnboundedReceiver<FlushRequest>,
     flush_interval: Duration,
@@ -208,18 +219,23 @@ async fn run(
             _ = ticker.tick() => None,
         };
         pending.extend(queue.take());
-        writer.flush(&mut pending).await;
+        // The last flush before a stop has a few seconds, not the database's timeouts.
+        let deadline = matches!(request, Some(FlushRequest::Close(_)))
+            .then(|| tokio::time::Instant::now() + CLOSING_BUDGET);
+        writer.flush(&mut pending, deadline).await;
         let Some(request) = request else {
             continue;
         };
         // Someone is waiting for the records (a graceful stop, a synchronous request): retry a
         // brief database outage before answering.
         for attempt in 1..=5 {
-            if pending.is_empty() {
+            let pause = Duration::from_millis(200 * attempt);
+            let out_of_time = deadline.is_some_and(|d| tokio::time::Instant::now() + pause >= d);
+            if pending.is_empty() || out_of_time {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-            writer.flush(&mut pending).await;
+            tokio::time::sleep(pause).await;
+            writer.flush(&mut pending, deadline).await;
         }
         match request {
             FlushRequest::Flush(ack) => {
@@ -248,20 +264,34 @@ async fn run(
 }
 
 impl Writer {
-    /// Writes `pending`; what must wait for the database is left in it.
-    async fn flush(&self, pending: &mut Vec<Settled>) {
+    /// Writes `pending`, each write ending by `deadline` when one is given; what must wait
+    /// for the database is left in `pending`.
+    async fn flush(&mut self, pending: &mut Vec<Settled>, deadline: Option<tokio::time::Instant>) {
         if pending.is_empty() {
             return;
         }
+        let sync_lock = self.sync_lock.clone();
+        let _sync = sync_lock.lock().await;
+        if self.unsure && !self.drop_written(pending).await {
+            return;
+        }
         let records = std::mem::take(pending);
-        let _sync = self.sync_lock.lock().await;
         let started = std::time::Instant::now();
         let count = records.len();
         // Groups still to write; a refused group comes back as its two halves.
         let mut groups = vec![records];
         while let Some(group) = groups.pop() {
-            let written =
-                logs::apply_billing(&self.db, &batch_of(group.iter().map(Entry::from))).await;
+            let written = {
+                let batch = batch_of(group.iter().map(Entry::from));
+                let write = logs::apply_billing(&self.db, &batch);
+                match deadline {
+                    // Out of time counts as an unreachable database.
+                    Some(deadline) => tokio::time::timeout_at(deadline, write)
+                        .await
+                        .unwrap_or(Err(DbError::Sqlx(sqlx::Error::PoolTimedOut))),
+                    None => write.await,
+                }
+            };
             let error = match written {
                 Ok(()) => {
                     mark_committed(&group);
@@ -270,7 +300,9 @@ impl Writer {
                 Err(error) => error,
             };
             self.stats.failed_writes.fetch_add(1, Ordering::Relaxed);
-            if error.is_transient() || !self.db_answers().await {
+            if error.is_transient() || !crate::db::meta::accepts_writes(&self.db).await {
+                // A broken connection may have committed the write after all.
+                self.unsure = true;
                 tracing::error!(
                     error = %error,
                     requests = group.len() + groups.iter().map(Vec::len).sum::<usize>(),
@@ -303,13 +335,32 @@ impl Writer {
         );
     }
 
-    /// Whether the database answers at all: a batch that fails while it does was refused for
-    /// what it holds.
-    async fn db_answers(&self) -> bool {
-        sqlx::query("SELECT 1")
-            .execute(self.db.pool())
-            .await
-            .is_ok()
+    /// After a write whose outcome was lost: the records whose log row exists were written,
+    /// so they leave `pending` (their accounts marked committed). False when the database
+    /// cannot be asked now.
+    async fn drop_written(&mut self, pending: &mut Vec<Settled>) -> bool {
+        let ids: Vec<&str> = pending.iter().map(|r| r.log.request_id.as_str()).collect();
+        let written = match logs::logged_request_ids(&self.db, &ids).await {
+            Ok(written) => written,
+            Err(error) => {
+                tracing::warn!(%error, "cannot check which billing records were written; will retry");
+                return false;
+            }
+        };
+        self.unsure = false;
+        if written.is_empty() {
+            return true;
+        }
+        let (done, waiting): (Vec<Settled>, Vec<Settled>) = std::mem::take(pending)
+            .into_iter()
+            .partition(|r| written.contains(&r.log.request_id));
+        tracing::info!(
+            requests = done.len(),
+            "billing records a broken write had committed are not written again"
+        );
+        mark_committed(&done);
+        *pending = waiting;
+        true
     }
 
     /// One record the database refused: written again with its text replaced, else set aside.

@@ -313,7 +313,9 @@ const UPDATE_TOKEN_BALANCE: &str = concat!(
     saturating_add!("remaining_quota"),
     ", ",
     saturating_add!("used_quota"),
-    ", request_count = request_count + ?, last_used_at = ? WHERE id = ?"
+    ", request_count = request_count + ?, \
+     last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END \
+     WHERE id = ?"
 );
 const UPDATE_CHANNEL_USAGE: &str = concat!(
     "UPDATE channels SET ",
@@ -382,8 +384,10 @@ async fn write_billing(
         let mut values = Vec::with_capacity(11);
         values.extend(saturating_binds(d.quota));
         values.extend(saturating_binds(d.used));
+        // A record written late (a retry, a replay) never moves the last use back.
         values.extend([
             Value::Int(d.requests),
+            Value::Int(d.last_used_at),
             Value::Int(d.last_used_at),
             Value::Int(d.id),
         ]);
@@ -412,6 +416,28 @@ async fn write_billing(
         sqlx::query_with(&sql, args).execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// Which of `request_ids` have their log row written already: after a write whose outcome was
+/// lost (the connection broke during the commit), so it is not applied twice.
+pub async fn logged_request_ids(
+    db: &Db,
+    request_ids: &[&str],
+) -> DbResult<std::collections::HashSet<String>> {
+    let mut logged = std::collections::HashSet::new();
+    for chunk in request_ids.chunks(200) {
+        let placeholders = vec!["?"; chunk.len()].join(", ");
+        let sql =
+            format!("SELECT request_id FROM request_logs WHERE request_id IN ({placeholders})");
+        let values: Vec<Value> = chunk
+            .iter()
+            .map(|id| Value::Text((*id).to_string()))
+            .collect();
+        for row in db.fetch_all_with(&sql, &values).await? {
+            logged.insert(super::text(&row, "request_id")?);
+        }
+    }
+    Ok(logged)
 }
 
 /// What replaying one set-aside billing record did.

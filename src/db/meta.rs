@@ -22,3 +22,17 @@ where
         .await?;
     Ok(())
 }
+
+/// Whether the database takes writes now: a write transaction that changes nothing, rolled
+/// back. (A read-only replica after a failover answers reads but refuses this.)
+pub async fn accepts_writes(db: &Db) -> bool {
+    let Ok(mut tx) = db.begin_write().await else {
+        return false;
+    };
+    let written = sqlx::query("UPDATE meta SET value = value WHERE name = 'data_version'")
+        .execute(&mut *tx)
+        .await
+        .is_ok();
+    let _ = tx.rollback().await;
+    written
+}

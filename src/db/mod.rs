@@ -120,9 +120,21 @@ impl DbError {
                 if let Some(mysql) = db_err.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
                     // Too many connections, shutdown, lock wait timeout, deadlock, killed,
                     // interrupted, server gone.
+                    // Read-only (a replica, a failover), not ready (Galera), denied.
                     return matches!(
                         mysql.number(),
-                        1040 | 1053 | 1205 | 1213 | 1317 | 1927 | 2006 | 2013
+                        1040 | 1047
+                            | 1053
+                            | 1142
+                            | 1205
+                            | 1213
+                            | 1290
+                            | 1317
+                            | 1836
+                            | 1927
+                            | 2006
+                            | 2013
+                            | 3024
                     );
                 }
                 let code = db_err.code().unwrap_or_default();
@@ -131,18 +143,21 @@ impl DbError {
                     .is_some()
                 {
                     // Extended result codes carry the primary code in the low byte: busy,
-                    // locked, I/O error, disk full, cannot open.
+                    // locked, read-only, I/O error, disk full, cannot open.
                     return code
                         .parse::<u32>()
-                        .is_ok_and(|code| matches!(code & 0xff, 5 | 6 | 10 | 13 | 14));
+                        .is_ok_and(|code| matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14));
                 }
                 // PostgreSQL's SQLSTATE: connection exceptions, serialization failures and
                 // deadlocks, lock timeouts, insufficient resources, operator intervention.
+                // Read-only transactions (a standby) and denied privileges too.
                 code.starts_with("08")
                     || code.starts_with("40")
                     || code.starts_with("53")
                     || code.starts_with("57")
                     || code == "55P03"
+                    || code == "25006"
+                    || code == "42501"
             }
             _ => false,
         }

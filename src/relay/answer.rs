@@ -4,9 +4,10 @@
 //! then costs the gateway a few kilobytes instead of 40 MB.
 //!
 //! The relay owns the request's ticket: the answer is billed from the usage in its tail when
-//! it ends (or estimated: the prompt, and a token per four bytes of output); an answer that
+//! it ends (or estimated: the prompt, and a token per four bytes of output). An answer that
 //! breaks off, or goes silent past the idle timeout, ends the response and is billed for the
-//! prompt only, as is one the client stops reading.
+//! prompt only (the units asked for, for a per-unit price). One the client stops reading is
+//! billed for the prompt and the output it received.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -44,6 +45,9 @@ pub struct AnswerRelay {
     billing: AnswerBilling,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
+    /// The last poll handed the client data: the idle time starts again at the next poll, so
+    /// a client that reads slowly is not taken for a silent upstream.
+    yielded: bool,
     done: bool,
 }
 
@@ -64,6 +68,7 @@ impl AnswerRelay {
             billing,
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            yielded: false,
             done: false,
         };
         relay.keep(&head);
@@ -81,6 +86,15 @@ impl AnswerRelay {
         }
     }
 
+    /// Output tokens estimated from the bytes received: a token per four bytes.
+    fn received_tokens(&self) -> i64 {
+        if self.billing.generates {
+            i64::try_from(self.received / 4).unwrap_or(i64::MAX)
+        } else {
+            0
+        }
+    }
+
     /// The answer ended: billed from the usage in its tail, or estimated.
     fn finish(&mut self) {
         let Some(ticket) = self.ticket.take() else {
@@ -90,14 +104,9 @@ impl AnswerRelay {
         let (mut usage, estimated) = match billing.wire.usage_in_tail(&self.tail) {
             Some(usage) => (usage, false),
             None => {
-                let output = if billing.generates {
-                    i64::try_from(self.received / 4).unwrap_or(i64::MAX)
-                } else {
-                    0
-                };
                 let usage = Usage {
                     prompt_tokens: billing.prompt_estimate,
-                    completion_tokens: output,
+                    completion_tokens: self.received_tokens(),
                     ..Usage::default()
                 };
                 // Speech is billed per character asked for; nothing about it is estimated.
@@ -110,7 +119,8 @@ impl AnswerRelay {
         ticket.settle(usage, estimated, Outcome::Success);
     }
 
-    /// The answer broke off after part of it reached the client: billed for the prompt only.
+    /// The answer ended early after part of it reached the client: the upstream broke off
+    /// (billed for the prompt only), or the client left (billed for what it received too).
     fn break_off(&mut self, outcome: Outcome, message: String) {
         let Some(mut ticket) = self.ticket.take() else {
             return;
@@ -118,6 +128,11 @@ impl AnswerRelay {
         ticket.log.error_message = message;
         let usage = Usage {
             prompt_tokens: self.billing.prompt_estimate,
+            completion_tokens: match outcome {
+                Outcome::ClientClosed => self.received_tokens(),
+                _ => 0,
+            },
+            units: self.billing.held_units,
             ..Usage::default()
         };
         ticket.settle(usage, true, outcome);
@@ -133,13 +148,17 @@ impl Stream for AnswerRelay {
             return Poll::Ready(None);
         }
         if let Some(head) = this.head.take() {
+            this.yielded = true;
             return Poll::Ready(Some(Ok(head)));
+        }
+        if std::mem::take(&mut this.yielded) {
+            let deadline = Instant::now() + this.idle_timeout;
+            this.idle.as_mut().reset(deadline);
         }
         match this.upstream.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.keep(&chunk);
-                let deadline = Instant::now() + this.idle_timeout;
-                this.idle.as_mut().reset(deadline);
+                this.yielded = true;
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {

@@ -1072,6 +1072,8 @@ impl Attempts<'_> {
         // upstream's protocol: until then another channel may still be tried.
         let mut head = bytes::BytesMut::new();
         let mut ended = false;
+        // One deadline for the first event, however many keep-alives come before it.
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match stream_start(&head, wire.framing(), ended) {
                 StreamStart::Usable => break,
@@ -1088,7 +1090,7 @@ impl Attempts<'_> {
                 }
                 StreamStart::Undecided => {}
             }
-            let failure = match tokio::time::timeout(timeout, upstream.next()).await {
+            let failure = match tokio::time::timeout_at(deadline, upstream.next()).await {
                 Ok(Some(Ok(chunk))) => {
                     head.extend_from_slice(&chunk);
                     continue;

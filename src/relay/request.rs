@@ -334,10 +334,11 @@ mod shape {
             endpoint,
             Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses
         ) && let Some(tools) = present("tools")
+            && first(tools) != b'['
         {
-            list_of(tools, "tools", "an array of tool objects", |_: &Element| {
-                true
-            })?;
+            // Only the array is checked: tool definitions can be tens of kilobytes (Claude
+            // Code's), and the translators read each tool themselves.
+            return Err(wrong("tools", "an array of tool objects"));
         }
         if endpoint == Endpoint::Messages
             && let Some(system) = present("system")
@@ -499,24 +500,33 @@ impl<'b> ClientRequest<'b> {
         let client_wants_usage = field::<StreamOptions>(&fields, "stream_options", "an object")?
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-        let max_completion: Option<i64> =
-            field(&fields, "max_completion_tokens", "a non-negative integer")?;
-        let max_tokens: Option<i64> = field(&fields, "max_tokens", "a non-negative integer")?;
-        let max_output: Option<i64> = if endpoint == Endpoint::Responses {
-            field(&fields, "max_output_tokens", "a non-negative integer")?
-        } else {
-            None
+        // The most output the request allows. Anthropic's protocol has `max_tokens` alone;
+        // elsewhere an upstream may read whichever of the fields the client sent, so the
+        // largest one bounds the hold and the bill.
+        let limit_fields: &[&'static str] = match endpoint {
+            Endpoint::Messages => &["max_tokens"],
+            Endpoint::Responses => &["max_output_tokens", "max_completion_tokens", "max_tokens"],
+            _ => &["max_completion_tokens", "max_tokens"],
         };
-        let max_output_tokens = max_completion.or(max_tokens).or(max_output);
-        if max_output_tokens.is_some_and(|m| m < 0) {
-            return Err(RelayError::bad_request(
-                "'max_tokens' must be a non-negative integer.".into(),
-            )
-            .with_param("max_tokens"));
+        let mut max_output_tokens: Option<i64> = None;
+        for &name in limit_fields {
+            if let Some(limit) = field::<i64>(&fields, name, "a non-negative integer")? {
+                if limit < 0 {
+                    return Err(RelayError::bad_request(format!(
+                        "'{name}' must be a non-negative integer."
+                    ))
+                    .with_param(name));
+                }
+                max_output_tokens = Some(max_output_tokens.map_or(limit, |m| m.max(limit)));
+            }
         }
-        let choices = field::<i64>(&fields, "n", "a positive integer")?
-            .unwrap_or(1)
-            .clamp(1, 128);
+        // Legacy completions generate `best_of` candidates and bill them all.
+        let n = field::<i64>(&fields, "n", "a positive integer")?.unwrap_or(1);
+        let best_of = match endpoint {
+            Endpoint::Completions => field::<i64>(&fields, "best_of", "a positive integer")?,
+            _ => None,
+        };
+        let choices = n.max(best_of.unwrap_or(1)).clamp(1, 128);
         Ok(ClientRequest {
             endpoint,
             fields,
@@ -984,8 +994,25 @@ mod tests {
                 "stream":true,"stream_options":{"include_usage":true}}"#,
         )
         .unwrap();
-        assert_eq!(r.max_output_tokens, Some(10));
+        // An upstream may read either field: the larger bounds the bill.
+        assert_eq!(r.max_output_tokens, Some(99));
         assert!(r.client_wants_usage);
+        let r = parse(
+            Endpoint::Messages,
+            r#"{"model":"m","messages":[],"max_tokens":64000,"max_completion_tokens":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.max_output_tokens,
+            Some(64000),
+            "Anthropic's protocol reads max_tokens"
+        );
+        let r = parse(
+            Endpoint::Completions,
+            r#"{"model":"m","prompt":"x","max_tokens":5,"n":2,"best_of":4}"#,
+        )
+        .unwrap();
+        assert_eq!(r.choices, 4);
     }
 
     #[test]

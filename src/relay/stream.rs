@@ -37,6 +37,9 @@ pub struct SseRelay {
     tokenizer: &'static Tokenizer,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
+    /// The last poll handed the client events: the idle time starts again at the next poll,
+    /// so a client that reads slowly is not taken for a silent upstream.
+    yielded: bool,
     done: bool,
     /// Set when the upstream speaks another protocol: its events are rewritten rather than
     /// forwarded.
@@ -81,13 +84,36 @@ fn next_event_end(buffer: &[u8], framing: Framing) -> Option<usize> {
     }
 }
 
-/// Whether an event's data is what every streaming protocol the relay reads sends: JSON, or
-/// OpenAI's `[DONE]`.
-fn is_json_data(data: &[u8]) -> bool {
+/// What an event's data is, at a glance.
+#[derive(Debug, PartialEq, Eq)]
+enum Data {
+    /// Nothing: a keep-alive.
+    Empty,
+    /// OpenAI's `[DONE]`.
+    Done,
+    /// It starts like JSON (whether it parses is for its reader to find out).
+    Json,
+    /// Not what any streaming protocol the relay reads sends.
+    Other,
+}
+
+fn data_kind(data: &[u8]) -> Data {
     let data = data.trim_ascii();
-    data == b"[DONE]"
-        || (matches!(data.first(), Some(b'{' | b'['))
-            && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok())
+    match data.first() {
+        None => Data::Empty,
+        _ if data == b"[DONE]" => Data::Done,
+        Some(b'{' | b'[') => Data::Json,
+        _ => Data::Other,
+    }
+}
+
+/// Whether an event's data is a whole JSON value or `[DONE]`.
+fn is_json_data(data: &[u8]) -> bool {
+    match data_kind(data) {
+        Data::Done => true,
+        Data::Json => serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok(),
+        Data::Empty | Data::Other => false,
+    }
 }
 
 /// What the start of an upstream's stream, buffered before anything reaches the client, says
@@ -115,7 +141,9 @@ pub(crate) fn stream_start(buffer: &[u8], framing: Framing, ended: bool) -> Stre
                     None if ended => (rest, &[][..]),
                     None => return StreamStart::Undecided,
                 };
-                if let Some(data) = event_data(event) {
+                if let Some(data) = event_data(event)
+                    && data_kind(&data) != Data::Empty
+                {
                     return if is_json_data(&data) {
                         StreamStart::Usable
                     } else {
@@ -202,6 +230,7 @@ impl SseRelay {
             tokenizer,
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            yielded: false,
             done: false,
             translator: None,
             upstream_error: None,
@@ -250,9 +279,17 @@ impl SseRelay {
         if translator.finished() {
             return;
         }
-        if self.framing != Framing::AwsEventStream && !is_json_data(&data) {
-            self.garbage = true;
-            return;
+        if self.framing != Framing::AwsEventStream {
+            // Each translator parses its events; here only what cannot be an event at all
+            // (text that does not start like JSON) ends the stream.
+            match data_kind(&data) {
+                Data::Empty => return,
+                Data::Other => {
+                    self.garbage = true;
+                    return;
+                }
+                Data::Done | Data::Json => {}
+            }
         }
         let seen = translator.event(event, &data, out);
         if let Some(usage) = seen.usage {
@@ -289,7 +326,7 @@ impl SseRelay {
         let Some(chunk) = AnswerWire::parse(&data) else {
             // `[DONE]`, or JSON of a shape billing does not read, passes; anything else ends
             // the stream.
-            self.garbage = !is_json_data(&data);
+            self.garbage = data_kind(&data) != Data::Empty && !is_json_data(&data);
             return !self.garbage;
         };
         if let Some(usage) = chunk.usage() {
@@ -378,7 +415,12 @@ impl Stream for SseRelay {
                 return Poll::Ready((!out.is_empty()).then(|| Ok(out.freeze())));
             }
             if !out.is_empty() {
+                this.yielded = true;
                 return Poll::Ready(Some(Ok(out.freeze())));
+            }
+            if std::mem::take(&mut this.yielded) {
+                let deadline = Instant::now() + this.idle_timeout;
+                this.idle.as_mut().reset(deadline);
             }
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(bytes))) => {
@@ -481,6 +523,7 @@ mod tests {
             Usable
         );
         assert_eq!(stream_start(b"data: {\"a\":", sse, false), Undecided);
+        assert_eq!(stream_start(b"data:\n\ndata: {}\n\n", sse, false), Usable);
         assert!(matches!(
             stream_start(b"data: <html>\n\n", sse, false),
             Unusable(_)

@@ -211,6 +211,12 @@ db_test! {
         // Negative figures count as nothing; they never credit anyone.
         upstream.queue(Reply::chat("Hi", -1_000_000, -1_000_000));
         assert_eq!(app.chat(&key, body.clone()).await.status(), 200);
+        // Anthropic's protocol bounds output by max_tokens alone: another field sent beside
+        // it (which the translation does not forward) cannot lower the bound.
+        upstream.queue(Reply::chat("Hi", 100, 5_000));
+        let messages = json!({"model": "gpt-4o-mini", "max_tokens": 64_000, "max_completion_tokens": 1,
+                              "messages": [{"role": "user", "content": "Hi"}]});
+        assert_eq!(app.post(&key, "/v1/messages", messages).await.status(), 200);
         // A prompt figure beyond the ceiling is billed at the ceiling.
         app.set_option("usage_ceiling_tokens", "1000").await;
         app.reload().await;
@@ -219,7 +225,11 @@ db_test! {
         app.flush().await;
 
         let logs = app.logs().await;
-        assert_eq!(logs.len(), 5);
+        assert_eq!(logs.len(), 6);
+        // 100 × $1/M + 5,000 × $2/M = $0.0101 = 5,050 units, nothing marked.
+        assert_eq!((logs[4].completion_tokens, logs[4].cost), (5_000, 5_050));
+        assert_eq!(logs[4].implausible_usage, "");
+        let logs: Vec<_> = logs.into_iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, l)| l).collect();
         // 100 × $1/M + 10 × $2/M = $0.00012 = 60 units.
         for log in &logs[..3] {
             assert_eq!(log.completion_tokens, 10, "{log:?}");
@@ -231,7 +241,7 @@ db_test! {
         // 1000 × $1/M + 1 × $2/M = $0.001002 → 501 units.
         assert_eq!((logs[4].prompt_tokens, logs[4].cost), (1000, 501));
         assert!(logs[4].implausible_usage.contains("prompt_tokens 5000 (billed 1000)"));
-        let spent = 3 * 60 + 501;
+        let spent = 3 * 60 + 501 + 5_050;
         let alice_now = app.user("alice").await;
         assert_eq!(alice_now.quota, alice.quota - spent);
         assert_eq!(alice_now.used_quota, spent);
@@ -240,7 +250,7 @@ db_test! {
         let (status, page) = api.get("/api/logs?user=alice").await;
         assert_eq!(status, 200, "{page}");
         assert_eq!(page["totals"]["cost"], spent);
-        assert!(page["data"][4]["implausible_usage"].as_str().unwrap().contains("9000000000000000000"));
+        assert!(page["data"][5]["implausible_usage"].as_str().unwrap().contains("9000000000000000000"));
     }
 }
 

@@ -67,22 +67,25 @@ pub fn key_header(channel_type: ChannelType, key: &str) -> Option<(HeaderName, H
     Some((name, value))
 }
 
-/// Headers every request to this kind of upstream carries (an admin's extra headers win).
 /// The upstream's own id for a request, from its answer's headers: Anthropic's `request-id`,
 /// OpenAI's (and most vendors') `x-request-id`, Bedrock's `x-amzn-requestid`, Azure's
 /// `apim-request-id`.
 pub fn upstream_request_id(headers: &http::HeaderMap) -> Option<&str> {
-    [
-        "request-id",
-        "x-request-id",
-        "x-amzn-requestid",
-        "apim-request-id",
-    ]
-    .into_iter()
-    .find_map(|name| headers.get(name)?.to_str().ok())
-    .filter(|id| !id.is_empty())
+    use http::HeaderName;
+    // Built once rather than parsed from strings on every answer.
+    const NAMES: [HeaderName; 4] = [
+        HeaderName::from_static("request-id"),
+        HeaderName::from_static("x-request-id"),
+        HeaderName::from_static("x-amzn-requestid"),
+        HeaderName::from_static("apim-request-id"),
+    ];
+    NAMES
+        .iter()
+        .find_map(|name| headers.get(name)?.to_str().ok())
+        .filter(|id| !id.is_empty())
 }
 
+/// Headers every request to this kind of upstream carries (an admin's extra headers win).
 pub fn fixed_headers(channel_type: ChannelType) -> &'static [(&'static str, &'static str)] {
     match channel_type {
         ChannelType::OpenAi
