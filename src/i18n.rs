@@ -198,8 +198,14 @@ mod tests {
                     walk(&path, found);
                 } else if path.extension().is_some_and(|e| e == "rs") {
                     let text = std::fs::read_to_string(&path).unwrap();
-                    for piece in text.split("msg!(\"").skip(1) {
-                        if let Some((key, _)) = piece.split_once('"') {
+                    // `msg!(` may be followed by a line break before the key.
+                    for piece in text.split("msg!(").skip(1) {
+                        if let Some(rest) = piece.trim_start().strip_prefix('"')
+                            && let Some((key, _)) = rest.split_once('"')
+                            && key
+                                .bytes()
+                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        {
                             found.insert(key.to_string());
                         }
                     }

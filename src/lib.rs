@@ -26,6 +26,6 @@ use axum::Router;
 pub fn router(state: state::AppState) -> Router {
     Router::new()
         .merge(relay::router())
-        .merge(api::router())
+        .merge(api::router(state.clone()))
         .with_state(state)
 }

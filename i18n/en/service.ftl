@@ -101,3 +101,8 @@ option-not-a-number = '{ $value }' is not a whole number
 option-not-a-bool = '{ $value }' is not true or false
 option-not-a-status = '{ $value }' is not an HTTP status code (100-599)
 option-range-backwards = the range '{ $value }' is backwards
+
+## Permissions
+
+admins-only = only admins may do this
+root-only = only the root user may make or change admin accounts

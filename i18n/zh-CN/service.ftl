@@ -101,3 +101,8 @@ option-not-a-number = “{ $value }”不是整数
 option-not-a-bool = “{ $value }”不是 true 或 false
 option-not-a-status = “{ $value }”不是 HTTP 状态码（100-599）
 option-range-backwards = 范围“{ $value }”的顺序反了
+
+## Permissions
+
+admins-only = 仅管理员可执行此操作
+root-only = 仅超级管理员（root）可以创建或修改管理员账户

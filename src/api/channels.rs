@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::{Admin, ApiJson, List};
+use super::extract::{ApiCaller, ApiJson, List};
 use super::quota_per_usd as qpu;
 use crate::service::channels::ChannelInput;
 use crate::service::views::ChannelView;
@@ -27,9 +27,12 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-async fn list(_admin: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let channels = service::channels::list(&state.db).await?;
-    let qpu = qpu(&state).await?;
+async fn list(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let channels = service::channels::list(&state.ctx, &caller).await?;
+    let qpu = qpu(&state);
     let data: Vec<ChannelView> = channels.iter().map(|c| ChannelView::new(c, qpu)).collect();
     Ok(Json(json!({ "data": data })))
 }
@@ -42,7 +45,7 @@ struct TestBody {
 
 /// One minimal real request through the channel; its latency and outcome are recorded.
 async fn test(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(channel): Path<String>,
     body: axum::body::Bytes,
@@ -57,23 +60,28 @@ async fn test(
     };
     let model = body.model;
     let outcome =
-        service::channel_tools::test(&state.db, &state.http, &channel, model.as_deref()).await?;
+        service::channel_tools::test(&state.ctx, &caller, &state.http, &channel, model.as_deref())
+            .await?;
     Ok(Json(json!(outcome)))
 }
 
 /// The models the channel's upstream lists.
 async fn models(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(channel): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let models = service::channel_tools::fetch_models(&state.db, &state.http, &channel).await?;
+    let models =
+        service::channel_tools::fetch_models(&state.ctx, &caller, &state.http, &channel).await?;
     Ok(Json(json!({ "data": models })))
 }
 
 /// The OpenAI-compatible vendor presets a channel's `type` may name.
-async fn presets(_admin: Admin) -> Json<Value> {
-    Json(json!({ "data": crate::relay::providers::presets::all() }))
+async fn presets(ApiCaller(caller): ApiCaller) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
+    Ok(Json(
+        json!({ "data": crate::relay::providers::presets::all() }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -121,44 +129,41 @@ impl ChannelBody {
 }
 
 async fn create(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ChannelBody>,
 ) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
-    let channel = service::channels::create(&state.db, body.input()).await?;
-    super::refresh(&state).await;
+    let channel = service::channels::create(&state.ctx, &caller, body.input()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(ChannelView::new(&channel, qpu(&state).await?)),
+        Json(ChannelView::new(&channel, qpu(&state))),
     ))
 }
 
 async fn show(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(channel): Path<String>,
 ) -> Result<Json<ChannelView>, ApiError> {
-    let channel = service::channels::get(&state.db, &channel).await?;
-    Ok(Json(ChannelView::new(&channel, qpu(&state).await?)))
+    let channel = service::channels::get(&state.ctx, &caller, &channel).await?;
+    Ok(Json(ChannelView::new(&channel, qpu(&state))))
 }
 
 async fn update(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(channel): Path<String>,
     ApiJson(body): ApiJson<ChannelBody>,
 ) -> Result<Json<ChannelView>, ApiError> {
-    let channel = service::channels::update(&state.db, &channel, body.input()).await?;
-    super::refresh(&state).await;
-    Ok(Json(ChannelView::new(&channel, qpu(&state).await?)))
+    let channel = service::channels::update(&state.ctx, &caller, &channel, body.input()).await?;
+    Ok(Json(ChannelView::new(&channel, qpu(&state))))
 }
 
 async fn remove(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(channel): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    service::channels::delete(&state.db, &channel).await?;
-    super::refresh(&state).await;
+    service::channels::delete(&state.ctx, &caller, &channel).await?;
     Ok(StatusCode::NO_CONTENT)
 }

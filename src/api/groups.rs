@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::{Admin, ApiJson, decimal};
+use super::extract::{ApiCaller, ApiJson, decimal};
 use crate::service::groups::GroupInput;
 use crate::service::views::GroupView;
 use crate::service::{self};
@@ -18,8 +18,11 @@ pub fn router() -> Router<AppState> {
         .route("/groups/{name}", get(show).patch(update).delete(remove))
 }
 
-async fn list(_admin: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let groups = service::groups::list(&state.db).await?;
+async fn list(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let groups = service::groups::list(&state.ctx, &caller).await?;
     let data: Vec<GroupView> = groups.iter().map(GroupView::new).collect();
     Ok(Json(json!({ "data": data })))
 }
@@ -45,7 +48,7 @@ impl GroupBody {
 }
 
 async fn create(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     ApiJson(mut body): ApiJson<GroupBody>,
 ) -> Result<(StatusCode, Json<GroupView>), ApiError> {
@@ -53,23 +56,22 @@ async fn create(
         .name
         .take()
         .ok_or_else(|| ApiError::bad_request("name: is required"))?;
-    let group = service::groups::create(&state.db, &name, body.input()).await?;
-    super::refresh(&state).await;
+    let group = service::groups::create(&state.ctx, &caller, &name, body.input()).await?;
     Ok((StatusCode::CREATED, Json(GroupView::new(&group))))
 }
 
 async fn show(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<GroupView>, ApiError> {
     Ok(Json(GroupView::new(
-        &service::groups::get(&state.db, &name).await?,
+        &service::groups::get(&state.ctx, &caller, &name).await?,
     )))
 }
 
 async fn update(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<GroupBody>,
@@ -77,17 +79,15 @@ async fn update(
     if body.name.as_deref().is_some_and(|n| n != name) {
         return Err(ApiError::bad_request("name: a group cannot be renamed"));
     }
-    let group = service::groups::update(&state.db, &name, body.input()).await?;
-    super::refresh(&state).await;
+    let group = service::groups::update(&state.ctx, &caller, &name, body.input()).await?;
     Ok(Json(GroupView::new(&group)))
 }
 
 async fn remove(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    service::groups::delete(&state.db, &name).await?;
-    super::refresh(&state).await;
+    service::groups::delete(&state.ctx, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::Admin;
+use super::extract::ApiCaller;
 use crate::domain::money::Quota;
 use crate::service::logs::LogQuery;
 use crate::service::views::LogView;
@@ -29,12 +29,13 @@ struct LogParams {
 
 /// Newest first; page backwards with `before_id` = the last id received.
 async fn list(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Query(params): Query<LogParams>,
 ) -> Result<Json<Value>, ApiError> {
     let (rows, totals) = service::logs::query(
-        &state.db,
+        &state.ctx,
+        &caller,
         LogQuery {
             username: params.user,
             token_id: params.token_id,
@@ -45,7 +46,7 @@ async fn list(
         },
     )
     .await?;
-    let qpu = super::quota_per_usd(&state).await?;
+    let qpu = super::quota_per_usd(&state);
     let data: Vec<LogView> = rows.iter().map(|l| LogView::new(l, qpu)).collect();
     Ok(Json(json!({
         "data": data,

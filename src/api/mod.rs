@@ -1,6 +1,7 @@
 //! The JSON management API under `/api`, authenticated by admin access tokens
-//! (`Authorization: Bearer tga-…`, from `tollgate admin-token create`). It exposes the same
-//! operations as the command line, through the same services.
+//! (`Authorization: Bearer tga-…`, from `tollgate admin-token create`) in one layer over every
+//! route. It exposes the same operations as the command line, through the same services,
+//! which decide what the caller may do.
 
 mod channels;
 mod error;
@@ -14,14 +15,19 @@ mod tokens;
 mod users;
 
 use axum::Router;
-use axum::extract::OriginalUri;
+use axum::extract::{OriginalUri, Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::Method;
 
 use crate::state::AppState;
 pub use error::ApiError;
 
-pub fn router() -> Router<AppState> {
+/// Routes under `/api` that answer without an admin token, as (method, path below `/api`):
+/// none yet. Everything else passes the authentication layer, so a handler cannot forget it.
+const PUBLIC_ROUTES: &[(Method, &str)] = &[];
+
+pub fn router(state: AppState) -> Router<AppState> {
     let api = Router::new()
         .merge(users::router())
         .merge(tokens::router())
@@ -33,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .merge(options::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn_with_state(state, authenticate))
         .layer(axum::middleware::from_fn(|request, next| {
             crate::panic_guard::catch_panic(request, next, || {
                 ApiError::new(
@@ -46,20 +53,28 @@ pub fn router() -> Router<AppState> {
     Router::new().nest("/api", api)
 }
 
-/// Makes a write visible to this server's relay before the API answers (other servers pick it
-/// up through the data version).
-async fn refresh(state: &AppState) {
-    if let Err(e) = crate::jobs::snapshot_sync::reload(state).await {
-        tracing::warn!(error = %e, "reload after a management write failed; the sync job will retry");
-        state.reload.notify_one();
+/// Finds who is calling (from the admin token) and hands it to the handlers as a [`Caller`],
+/// or refuses the request; the public routes pass without one.
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let public = PUBLIC_ROUTES
+        .iter()
+        .any(|(method, route)| request.method() == method && path == *route);
+    if !public {
+        match extract::caller_from_token(&state, request.headers()).await {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+            }
+            Err(refused) => return refused.into_response(),
+        }
     }
+    next.run(request).await
 }
 
-/// The current quota-per-dollar rate, for views that show dollars.
-async fn quota_per_usd(state: &AppState) -> Result<i64, ApiError> {
-    Ok(crate::service::options::current(&state.db)
-        .await?
-        .quota_per_usd())
+/// The current quota-per-dollar rate, for views that show dollars: the server's snapshot has
+/// it, no database read needed.
+fn quota_per_usd(state: &AppState) -> i64 {
+    state.snapshot.load().options.quota_per_usd()
 }
 
 async fn unknown_route(OriginalUri(uri): OriginalUri) -> Response {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::{Admin, ApiJson};
+use super::extract::{ApiCaller, ApiJson};
 use crate::service::views::AliasView;
 use crate::service::{self};
 use crate::state::AppState;
@@ -18,8 +18,11 @@ pub fn router() -> Router<AppState> {
         .route("/model-aliases/{*name}", delete(remove))
 }
 
-async fn list(_admin: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let aliases = service::model_aliases::list(&state.db).await?;
+async fn list(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let aliases = service::model_aliases::list(&state.ctx, &caller).await?;
     let data: Vec<AliasView> = aliases.iter().map(AliasView::new).collect();
     Ok(Json(json!({ "data": data })))
 }
@@ -33,21 +36,19 @@ struct AliasBody {
 }
 
 async fn add(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AliasBody>,
 ) -> Result<(StatusCode, Json<AliasView>), ApiError> {
-    let alias = service::model_aliases::add(&state.db, &body.name, &body.to).await?;
-    super::refresh(&state).await;
+    let alias = service::model_aliases::add(&state.ctx, &caller, &body.name, &body.to).await?;
     Ok((StatusCode::CREATED, Json(AliasView::new(&alias))))
 }
 
 async fn remove(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    service::model_aliases::remove(&state.db, &name).await?;
-    super::refresh(&state).await;
+    service::model_aliases::remove(&state.ctx, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

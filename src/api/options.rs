@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::{Admin, ApiJson};
+use super::extract::{ApiCaller, ApiJson};
 use crate::options::OptionInfo;
 use crate::service::{self};
 use crate::state::AppState;
@@ -16,9 +16,12 @@ pub fn router() -> Router<AppState> {
         .route("/options/{name}", put(set).delete(reset))
 }
 
-async fn list(_admin: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(
-        json!({ "data": service::options::list(&state.db).await? }),
+        json!({ "data": service::options::list(&state.ctx, &caller).await? }),
     ))
 }
 
@@ -29,7 +32,7 @@ struct OptionBody {
 }
 
 async fn set(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<OptionBody>,
@@ -38,17 +41,15 @@ async fn set(
         serde_json::Value::String(text) => text,
         other => other.to_string(),
     };
-    let info = service::options::set(&state.db, &name, &value).await?;
-    super::refresh(&state).await;
+    let info = service::options::set(&state.ctx, &caller, &name, &value).await?;
     Ok(Json(info))
 }
 
 async fn reset(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<OptionInfo>, ApiError> {
-    let info = service::options::reset(&state.db, &name).await?;
-    super::refresh(&state).await;
+    let info = service::options::reset(&state.ctx, &caller, &name).await?;
     Ok(Json(info))
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::{Admin, ApiJson, decimal};
+use super::extract::{ApiCaller, ApiJson, decimal};
 use crate::service::prices::PriceInput;
 use crate::service::views::PriceView;
 use crate::service::{self};
@@ -19,19 +19,22 @@ pub fn router() -> Router<AppState> {
         .route("/prices/{*model}", get(show).put(set).delete(remove))
 }
 
-async fn list(_admin: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let prices = service::prices::list(&state.db).await?;
+async fn list(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let prices = service::prices::list(&state.ctx, &caller).await?;
     let data: Vec<PriceView> = prices.iter().map(PriceView::new).collect();
     Ok(Json(json!({ "data": data })))
 }
 
 async fn show(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(model): Path<String>,
 ) -> Result<Json<PriceView>, ApiError> {
     Ok(Json(PriceView::new(
-        &service::prices::get(&state.db, &model).await?,
+        &service::prices::get(&state.ctx, &caller, &model).await?,
     )))
 }
 
@@ -52,7 +55,7 @@ struct PriceBody {
 }
 
 async fn set(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(model): Path<String>,
     ApiJson(body): ApiJson<PriceBody>,
@@ -64,17 +67,15 @@ async fn set(
         cache_write: body.cache_write,
         per_request: body.per_request,
     };
-    let price = service::prices::set(&state.db, &model, &input).await?;
-    super::refresh(&state).await;
+    let price = service::prices::set(&state.ctx, &caller, &model, &input).await?;
     Ok(Json(PriceView::new(&price)))
 }
 
 async fn remove(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(model): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    service::prices::delete(&state.db, &model).await?;
-    super::refresh(&state).await;
+    service::prices::delete(&state.ctx, &caller, &model).await?;
     Ok(StatusCode::NO_CONTENT)
 }

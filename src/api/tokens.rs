@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::{Admin, ApiJson, List, decimal, nullable};
+use super::extract::{ApiCaller, ApiJson, List, decimal, nullable};
 use super::quota_per_usd as qpu;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::views::{NewTokenView, TokenView};
@@ -20,12 +20,12 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn list(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(username): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let tokens = service::tokens::list_for_user(&state.db, &username).await?;
-    let qpu = qpu(&state).await?;
+    let tokens = service::tokens::list_for_user(&state.ctx, &caller, &username).await?;
+    let qpu = qpu(&state);
     let data: Vec<TokenView> = tokens.iter().map(|t| TokenView::new(t, qpu)).collect();
     Ok(Json(json!({ "data": data })))
 }
@@ -42,13 +42,14 @@ struct CreateBody {
 }
 
 async fn create(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(username): Path<String>,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<(StatusCode, Json<NewTokenView>), ApiError> {
     let (token, key) = service::tokens::create(
-        &state.db,
+        &state.ctx,
+        &caller,
         CreateToken {
             username,
             name: body.name,
@@ -59,18 +60,17 @@ async fn create(
         },
     )
     .await?;
-    super::refresh(&state).await;
-    let token = TokenView::new(&token, qpu(&state).await?);
+    let token = TokenView::new(&token, qpu(&state));
     Ok((StatusCode::CREATED, Json(NewTokenView { key, token })))
 }
 
 async fn show(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<TokenView>, ApiError> {
-    let token = service::tokens::get(&state.db, id).await?;
-    Ok(Json(TokenView::new(&token, qpu(&state).await?)))
+    let token = service::tokens::get(&state.ctx, &caller, id).await?;
+    Ok(Json(TokenView::new(&token, qpu(&state))))
 }
 
 #[derive(Deserialize)]
@@ -88,13 +88,14 @@ struct UpdateBody {
 }
 
 async fn update(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(id): Path<i64>,
     ApiJson(body): ApiJson<UpdateBody>,
 ) -> Result<Json<TokenView>, ApiError> {
     let token = service::tokens::update(
-        &state.db,
+        &state.ctx,
+        &caller,
         id,
         UpdateToken {
             name: body.name,
@@ -107,16 +108,14 @@ async fn update(
         },
     )
     .await?;
-    super::refresh(&state).await;
-    Ok(Json(TokenView::new(&token, qpu(&state).await?)))
+    Ok(Json(TokenView::new(&token, qpu(&state))))
 }
 
 async fn remove(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    service::tokens::delete(&state.db, id).await?;
-    super::refresh(&state).await;
+    service::tokens::delete(&state.ctx, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,9 +6,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::{Admin, ApiJson, decimal, nullable};
+use super::extract::{ApiCaller, ApiJson, decimal, nullable};
 use super::quota_per_usd as qpu;
-use crate::domain::kinds::Role;
 use crate::service::users::{CreateUser, QuotaChange, UpdateUser};
 use crate::service::views::UserView;
 use crate::service::{self};
@@ -28,17 +27,18 @@ struct Page {
 }
 
 async fn list(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let users = service::users::list(
-        &state.db,
+        &state.ctx,
+        &caller,
         page.limit.unwrap_or(100),
         page.offset.unwrap_or(0),
     )
     .await?;
-    let qpu = qpu(&state).await?;
+    let qpu = qpu(&state);
     let data: Vec<UserView> = users.iter().map(|u| UserView::new(u, qpu)).collect();
     Ok(Json(json!({ "data": data })))
 }
@@ -56,15 +56,13 @@ struct CreateBody {
 }
 
 async fn create(
-    admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    if let Some(role) = body.role.as_deref().and_then(Role::parse) {
-        admin.may_manage_role(role)?;
-    }
     let user = service::users::create(
-        &state.db,
+        &state.ctx,
+        &caller,
         CreateUser {
             username: body.username,
             password: body.password,
@@ -75,20 +73,16 @@ async fn create(
         },
     )
     .await?;
-    super::refresh(&state).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(UserView::new(&user, qpu(&state).await?)),
-    ))
+    Ok((StatusCode::CREATED, Json(UserView::new(&user, qpu(&state)))))
 }
 
 async fn show(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(username): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
-    let user = service::users::get(&state.db, &username).await?;
-    Ok(Json(UserView::new(&user, qpu(&state).await?)))
+    let user = service::users::get(&state.ctx, &caller, &username).await?;
+    Ok(Json(UserView::new(&user, qpu(&state))))
 }
 
 #[derive(Deserialize)]
@@ -104,18 +98,14 @@ struct UpdateBody {
 }
 
 async fn update(
-    admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(username): Path<String>,
     ApiJson(body): ApiJson<UpdateBody>,
 ) -> Result<Json<UserView>, ApiError> {
-    let current = service::users::get(&state.db, &username).await?;
-    admin.may_manage_role(current.role)?;
-    if let Some(role) = body.role.as_deref().and_then(Role::parse) {
-        admin.may_manage_role(role)?;
-    }
     let user = service::users::update(
-        &state.db,
+        &state.ctx,
+        &caller,
         &username,
         UpdateUser {
             password: body.password,
@@ -127,8 +117,7 @@ async fn update(
         },
     )
     .await?;
-    super::refresh(&state).await;
-    Ok(Json(UserView::new(&user, qpu(&state).await?)))
+    Ok(Json(UserView::new(&user, qpu(&state))))
 }
 
 #[derive(Deserialize)]
@@ -137,24 +126,36 @@ struct QuotaBody {
     #[serde(default, deserialize_with = "decimal")]
     usd: Option<String>,
     units: Option<i64>,
+    /// Why, for the ledger.
+    reason: Option<String>,
+    /// The same key twice changes the balance once (also taken from `Idempotency-Key`).
+    idempotency_key: Option<String>,
 }
 
-/// Adds to a balance (a negative amount deducts).
+/// Adds to a balance (a negative amount deducts), with a ledger row. A key sent before
+/// changes nothing and answers with the balance as it is.
 async fn change_quota(
-    _admin: Admin,
+    ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(username): Path<String>,
+    headers: http::HeaderMap,
     ApiJson(body): ApiJson<QuotaBody>,
 ) -> Result<Json<UserView>, ApiError> {
-    let user = service::users::change_quota(
-        &state.db,
+    let header_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let changed = service::users::change_quota(
+        &state.ctx,
+        &caller,
         &username,
         QuotaChange {
             usd: body.usd,
             units: body.units,
+            reason: body.reason,
+            idempotency_key: body.idempotency_key.or(header_key),
         },
     )
     .await?;
-    super::refresh(&state).await;
-    Ok(Json(UserView::new(&user, qpu(&state).await?)))
+    Ok(Json(UserView::new(&changed.user, qpu(&state))))
 }

@@ -84,8 +84,9 @@ impl App {
         let (channel_events, channel_event_receiver) = mpsc::unbounded_channel();
         let listener = bind_shared(config.server.listen)
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-        let state = AppState(Arc::new(AppInner {
+        let state = AppState(Arc::new_cyclic(|this| AppInner {
             config,
+            ctx: AppInner::services(db.clone(), this),
             db,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             billing,

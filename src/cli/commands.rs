@@ -5,8 +5,8 @@ use serde::Serialize;
 use super::output;
 use super::{
     AdminTokenCommand, AliasCommand, BillingCommand, ChannelCommand, ChannelFlags, Command,
-    GroupCommand, JsonFlag, LogsArgs, ModelCommand, OptionCommand, PriceCommand, TokenCommand,
-    UserCommand,
+    GroupCommand, JsonFlag, LedgerCommand, LogsArgs, ModelCommand, OptionCommand, PriceCommand,
+    TokenCommand, UserCommand,
 };
 use crate::config::DatabaseConfig;
 use crate::db::Db;
@@ -21,7 +21,10 @@ use crate::service::views::{
     AdminTokenView, AliasView, ChannelView, GroupView, LogView, NewTokenView, PriceView, TokenView,
     UserView,
 };
-use crate::service::{self, ServiceError};
+use crate::service::{self, Caller, Ctx, ServiceError};
+
+/// Whoever runs the command line holds the database: it acts as root.
+const CLI: Caller = Caller::Cli;
 
 /// Why a command stopped early.
 #[derive(Debug)]
@@ -120,36 +123,34 @@ pub async fn run(database: &DatabaseConfig, command: Command) -> CommandResult {
                 crate::config::redact_url(&database.url)
             )
         })?;
-    let result = dispatch(&db, command).await;
+    let result = dispatch(&Ctx::new(db.clone()), command).await;
     db.close().await;
     result
 }
 
-async fn quota_per_usd(db: &Db) -> Result<i64, String> {
-    Ok(service::options::current(db)
-        .await
-        .map_err(describe)?
-        .quota_per_usd())
+async fn quota_per_usd(ctx: &Ctx) -> Result<i64, String> {
+    service::options::quota_per_usd(ctx).await.map_err(describe)
 }
 
-async fn dispatch(db: &Db, command: Command) -> CommandResult {
+async fn dispatch(ctx: &Ctx, command: Command) -> CommandResult {
     match command {
         Command::Serve(_) => Err("`serve` is not a management command".into()),
-        Command::User(c) => user(db, c).await,
-        Command::Token(c) => token(db, c).await,
-        Command::Channel(c) => channel(db, c).await,
-        Command::Price(c) => price(db, c).await,
-        Command::Group(c) => group(db, c).await,
-        Command::Logs(args) => logs(db, args).await,
-        Command::Option(c) => option(db, c).await,
-        Command::AdminToken(c) => admin_token(db, c).await,
-        Command::Billing(c) => billing(db, c).await,
-        Command::Model(ModelCommand::Alias(c)) => model_alias(db, c).await,
+        Command::User(c) => user(ctx, c).await,
+        Command::Token(c) => token(ctx, c).await,
+        Command::Channel(c) => channel(ctx, c).await,
+        Command::Price(c) => price(ctx, c).await,
+        Command::Group(c) => group(ctx, c).await,
+        Command::Logs(args) => logs(ctx, args).await,
+        Command::Option(c) => option(ctx, c).await,
+        Command::AdminToken(c) => admin_token(ctx, c).await,
+        Command::Billing(c) => billing(ctx, c).await,
+        Command::Ledger(c) => ledger(ctx, c).await,
+        Command::Model(ModelCommand::Alias(c)) => model_alias(ctx, c).await,
     }
 }
 
-async fn user(db: &Db, command: UserCommand) -> CommandResult {
-    let qpu = quota_per_usd(db).await?;
+async fn user(ctx: &Ctx, command: UserCommand) -> CommandResult {
+    let qpu = quota_per_usd(ctx).await?;
     match command {
         UserCommand::Create {
             username,
@@ -161,7 +162,8 @@ async fn user(db: &Db, command: UserCommand) -> CommandResult {
             json,
         } => {
             let user = service::users::create(
-                db,
+                ctx,
+                &CLI,
                 CreateUser {
                     username,
                     password,
@@ -178,7 +180,9 @@ async fn user(db: &Db, command: UserCommand) -> CommandResult {
             })
         }
         UserCommand::Show { username, json } => {
-            let user = service::users::get(db, &username).await.map_err(describe)?;
+            let user = service::users::get(ctx, &CLI, &username)
+                .await
+                .map_err(describe)?;
             show(json, &UserView::new(&user, qpu), output::user)
         }
         UserCommand::List {
@@ -186,7 +190,7 @@ async fn user(db: &Db, command: UserCommand) -> CommandResult {
             offset,
             json,
         } => {
-            let users = service::users::list(db, limit, offset)
+            let users = service::users::list(ctx, &CLI, limit, offset)
                 .await
                 .map_err(describe)?;
             let views: Vec<UserView> = users.iter().map(|u| UserView::new(u, qpu)).collect();
@@ -202,7 +206,8 @@ async fn user(db: &Db, command: UserCommand) -> CommandResult {
             json,
         } => {
             let user = service::users::update(
-                db,
+                ctx,
+                &CLI,
                 &username,
                 UpdateUser {
                     password,
@@ -223,13 +228,29 @@ async fn user(db: &Db, command: UserCommand) -> CommandResult {
             username,
             usd,
             units,
+            reason,
+            idempotency_key,
             json,
         } => {
-            let user = service::users::change_quota(db, &username, QuotaChange { usd, units })
+            let change = QuotaChange {
+                usd,
+                units,
+                reason,
+                idempotency_key,
+            };
+            let changed = service::users::change_quota(ctx, &CLI, &username, change)
                 .await
                 .map_err(describe)?;
-            show(json, &UserView::new(&user, qpu), |u| {
-                format!("Balance changed.\n{}", output::user(u))
+            let applied = changed.applied;
+            show(json, &UserView::new(&changed.user, qpu), |u| {
+                if applied {
+                    format!("Balance changed.\n{}", output::user(u))
+                } else {
+                    format!(
+                        "Already applied: that idempotency key was used before; the balance is unchanged.\n{}",
+                        output::user(u)
+                    )
+                }
             })
         }
     }
@@ -239,8 +260,8 @@ fn join_ips(list: Vec<String>) -> Option<String> {
     (!list.is_empty()).then(|| list.join(","))
 }
 
-async fn token(db: &Db, command: TokenCommand) -> CommandResult {
-    let qpu = quota_per_usd(db).await?;
+async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
+    let qpu = quota_per_usd(ctx).await?;
     match command {
         TokenCommand::Create {
             user,
@@ -253,7 +274,8 @@ async fn token(db: &Db, command: TokenCommand) -> CommandResult {
             json,
         } => {
             let (token, key) = service::tokens::create(
-                db,
+                ctx,
+                &CLI,
                 CreateToken {
                     username: user,
                     name,
@@ -281,7 +303,7 @@ async fn token(db: &Db, command: TokenCommand) -> CommandResult {
             })
         }
         TokenCommand::List { user, json } => {
-            let tokens = service::tokens::list_for_user(db, &user)
+            let tokens = service::tokens::list_for_user(ctx, &CLI, &user)
                 .await
                 .map_err(describe)?;
             let views: Vec<TokenView> = tokens.iter().map(|t| TokenView::new(t, qpu)).collect();
@@ -305,7 +327,8 @@ async fn token(db: &Db, command: TokenCommand) -> CommandResult {
                 expires.map(Some)
             };
             let token = service::tokens::update(
-                db,
+                ctx,
+                &CLI,
                 id,
                 UpdateToken {
                     name,
@@ -324,7 +347,9 @@ async fn token(db: &Db, command: TokenCommand) -> CommandResult {
             })
         }
         TokenCommand::Delete { id } => {
-            service::tokens::delete(db, id).await.map_err(describe)?;
+            service::tokens::delete(ctx, &CLI, id)
+                .await
+                .map_err(describe)?;
             print(format_args!("Deleted API key {id}."))
         }
     }
@@ -374,13 +399,13 @@ fn channel_input(flags: ChannelFlags) -> Result<ChannelInput, String> {
     })
 }
 
-async fn channel(db: &Db, command: ChannelCommand) -> CommandResult {
-    let qpu = quota_per_usd(db).await?;
+async fn channel(ctx: &Ctx, command: ChannelCommand) -> CommandResult {
+    let qpu = quota_per_usd(ctx).await?;
     match command {
         ChannelCommand::Add { name, flags, json } => {
             let mut input = channel_input(flags)?;
             input.name = Some(name);
-            let channel = service::channels::create(db, input)
+            let channel = service::channels::create(ctx, &CLI, input)
                 .await
                 .map_err(describe)?;
             show(json, &ChannelView::new(&channel, qpu), |c| {
@@ -388,7 +413,7 @@ async fn channel(db: &Db, command: ChannelCommand) -> CommandResult {
             })
         }
         ChannelCommand::List { json } => {
-            let channels = service::channels::list(db).await.map_err(describe)?;
+            let channels = service::channels::list(ctx, &CLI).await.map_err(describe)?;
             let views: Vec<ChannelView> =
                 channels.iter().map(|c| ChannelView::new(c, qpu)).collect();
             show(json, &views, |v| output::channels(v))
@@ -398,10 +423,15 @@ async fn channel(db: &Db, command: ChannelCommand) -> CommandResult {
             model,
             json,
         } => {
-            let outcome =
-                service::channel_tools::test(db, &tool_client()?, &channel, model.as_deref())
-                    .await
-                    .map_err(describe)?;
+            let outcome = service::channel_tools::test(
+                ctx,
+                &CLI,
+                &tool_client()?,
+                &channel,
+                model.as_deref(),
+            )
+            .await
+            .map_err(describe)?;
             let ok = outcome.ok;
             show(json, &outcome, |o| {
                 format!(
@@ -420,14 +450,14 @@ async fn channel(db: &Db, command: ChannelCommand) -> CommandResult {
             }
         }
         ChannelCommand::Models { channel, json } => {
-            let models = service::channel_tools::fetch_models(db, &tool_client()?, &channel)
+            let models = service::channel_tools::fetch_models(ctx, &CLI, &tool_client()?, &channel)
                 .await
                 .map_err(describe)?;
             show(json, &models, |m| m.join("\n"))
         }
         ChannelCommand::Presets { json } => show(json, &presets::all(), |p| output::presets(p)),
         ChannelCommand::Show { channel, json } => {
-            let channel = service::channels::get(db, &channel)
+            let channel = service::channels::get(ctx, &CLI, &channel)
                 .await
                 .map_err(describe)?;
             show(json, &ChannelView::new(&channel, qpu), output::channel)
@@ -449,7 +479,7 @@ async fn channel(db: &Db, command: ChannelCommand) -> CommandResult {
             } else {
                 None
             };
-            let channel = service::channels::update(db, &channel, input)
+            let channel = service::channels::update(ctx, &CLI, &channel, input)
                 .await
                 .map_err(describe)?;
             show(json, &ChannelView::new(&channel, qpu), |c| {
@@ -457,7 +487,7 @@ async fn channel(db: &Db, command: ChannelCommand) -> CommandResult {
             })
         }
         ChannelCommand::Delete { channel } => {
-            service::channels::delete(db, &channel)
+            service::channels::delete(ctx, &CLI, &channel)
                 .await
                 .map_err(describe)?;
             print(format_args!("Deleted channel {channel}."))
@@ -465,7 +495,7 @@ async fn channel(db: &Db, command: ChannelCommand) -> CommandResult {
     }
 }
 
-async fn price(db: &Db, command: PriceCommand) -> CommandResult {
+async fn price(ctx: &Ctx, command: PriceCommand) -> CommandResult {
     match command {
         PriceCommand::Set {
             model,
@@ -477,7 +507,8 @@ async fn price(db: &Db, command: PriceCommand) -> CommandResult {
             json,
         } => {
             let price = service::prices::set(
-                db,
+                ctx,
+                &CLI,
                 &model,
                 &PriceInput {
                     input,
@@ -495,7 +526,7 @@ async fn price(db: &Db, command: PriceCommand) -> CommandResult {
             })
         }
         PriceCommand::List { json } => {
-            let prices = service::prices::list(db).await.map_err(describe)?;
+            let prices = service::prices::list(ctx, &CLI).await.map_err(describe)?;
             if json.json {
                 let views: Vec<PriceView> = prices.iter().map(PriceView::new).collect();
                 return print_json(&views);
@@ -503,7 +534,7 @@ async fn price(db: &Db, command: PriceCommand) -> CommandResult {
             print(output::prices(&prices))
         }
         PriceCommand::Delete { model } => {
-            service::prices::delete(db, &model)
+            service::prices::delete(ctx, &CLI, &model)
                 .await
                 .map_err(describe)?;
             print(format_args!("Removed the price of {model}."))
@@ -511,7 +542,7 @@ async fn price(db: &Db, command: PriceCommand) -> CommandResult {
     }
 }
 
-async fn group(db: &Db, command: GroupCommand) -> CommandResult {
+async fn group(ctx: &Ctx, command: GroupCommand) -> CommandResult {
     match command {
         GroupCommand::Create {
             name,
@@ -521,7 +552,8 @@ async fn group(db: &Db, command: GroupCommand) -> CommandResult {
             json,
         } => {
             let group = service::groups::create(
-                db,
+                ctx,
+                &CLI,
                 &name,
                 GroupInput {
                     ratio,
@@ -539,7 +571,7 @@ async fn group(db: &Db, command: GroupCommand) -> CommandResult {
             })
         }
         GroupCommand::List { json } => {
-            let groups = service::groups::list(db).await.map_err(describe)?;
+            let groups = service::groups::list(ctx, &CLI).await.map_err(describe)?;
             let views: Vec<GroupView> = groups.iter().map(GroupView::new).collect();
             show(json, &views, |v| output::groups(v))
         }
@@ -551,7 +583,8 @@ async fn group(db: &Db, command: GroupCommand) -> CommandResult {
             json,
         } => {
             let group = service::groups::update(
-                db,
+                ctx,
+                &CLI,
                 &name,
                 GroupInput {
                     ratio,
@@ -569,16 +602,19 @@ async fn group(db: &Db, command: GroupCommand) -> CommandResult {
             })
         }
         GroupCommand::Delete { name } => {
-            service::groups::delete(db, &name).await.map_err(describe)?;
+            service::groups::delete(ctx, &CLI, &name)
+                .await
+                .map_err(describe)?;
             print(format_args!("Deleted group {name}."))
         }
     }
 }
 
-async fn logs(db: &Db, args: LogsArgs) -> CommandResult {
-    let qpu = quota_per_usd(db).await?;
+async fn logs(ctx: &Ctx, args: LogsArgs) -> CommandResult {
+    let qpu = quota_per_usd(ctx).await?;
     let (rows, totals) = service::logs::query(
-        db,
+        ctx,
+        &CLI,
         LogQuery {
             username: args.user,
             model: args.model,
@@ -605,34 +641,35 @@ async fn logs(db: &Db, args: LogsArgs) -> CommandResult {
     print(output::logs(&views, &totals, qpu))
 }
 
-async fn option(db: &Db, command: OptionCommand) -> CommandResult {
+async fn option(ctx: &Ctx, command: OptionCommand) -> CommandResult {
     match command {
         OptionCommand::List { json } => {
-            let options = service::options::list(db).await.map_err(describe)?;
+            let options = service::options::list(ctx, &CLI).await.map_err(describe)?;
             show(json, &options, |o| output::options(o))
         }
         OptionCommand::Set { name, value } => {
-            let info =
-                service::options::set(db, &name, &value)
-                    .await
-                    .map_err(|error| match error.fields() {
-                        // The value is positional: name the option it was meant for.
-                        [problem] => format!("{name}: {}", problem.message),
-                        _ => describe(error),
-                    })?;
+            let info = service::options::set(ctx, &CLI, &name, &value)
+                .await
+                .map_err(|error| match error.fields() {
+                    // The value is positional: name the option it was meant for.
+                    [problem] => format!("{name}: {}", problem.message),
+                    _ => describe(error),
+                })?;
             print(format_args!("{} = {}", info.name, info.value))
         }
         OptionCommand::Reset { name } => {
-            let info = service::options::reset(db, &name).await.map_err(describe)?;
+            let info = service::options::reset(ctx, &CLI, &name)
+                .await
+                .map_err(describe)?;
             print(format_args!("{} = {} (default)", info.name, info.value))
         }
     }
 }
 
-async fn admin_token(db: &Db, command: AdminTokenCommand) -> CommandResult {
+async fn admin_token(ctx: &Ctx, command: AdminTokenCommand) -> CommandResult {
     match command {
         AdminTokenCommand::Create { user, name, json } => {
-            let (row, plain) = service::admin_tokens::create(db, &user, &name)
+            let (row, plain) = service::admin_tokens::create(ctx, &CLI, &user, &name)
                 .await
                 .map_err(describe)?;
             #[derive(Serialize)]
@@ -653,12 +690,14 @@ async fn admin_token(db: &Db, command: AdminTokenCommand) -> CommandResult {
             })
         }
         AdminTokenCommand::List { json } => {
-            let rows = service::admin_tokens::list(db).await.map_err(describe)?;
+            let rows = service::admin_tokens::list(ctx, &CLI)
+                .await
+                .map_err(describe)?;
             let views: Vec<AdminTokenView> = rows.iter().map(AdminTokenView::new).collect();
             show(json, &views, |v| output::admin_tokens(v))
         }
         AdminTokenCommand::Delete { id } => {
-            service::admin_tokens::delete(db, id)
+            service::admin_tokens::delete(ctx, &CLI, id)
                 .await
                 .map_err(describe)?;
             print(format_args!("Revoked admin token {id}."))
@@ -666,11 +705,11 @@ async fn admin_token(db: &Db, command: AdminTokenCommand) -> CommandResult {
     }
 }
 
-async fn billing(db: &Db, command: BillingCommand) -> CommandResult {
+async fn billing(ctx: &Ctx, command: BillingCommand) -> CommandResult {
     match command {
         BillingCommand::Replay { file, json } => {
-            let qpu = quota_per_usd(db).await?;
-            let report = service::billing::replay(db, &file)
+            let qpu = quota_per_usd(ctx).await?;
+            let report = service::billing::replay(ctx, &CLI, &file)
                 .await
                 .map_err(describe)?;
             let failed = report.failed.len();
@@ -705,10 +744,10 @@ async fn billing(db: &Db, command: BillingCommand) -> CommandResult {
     }
 }
 
-async fn model_alias(db: &Db, command: AliasCommand) -> CommandResult {
+async fn model_alias(ctx: &Ctx, command: AliasCommand) -> CommandResult {
     match command {
         AliasCommand::Add { name, to, json } => {
-            let alias = service::model_aliases::add(db, &name, &to)
+            let alias = service::model_aliases::add(ctx, &CLI, &name, &to)
                 .await
                 .map_err(describe)?;
             show(json, &AliasView::new(&alias), |a| {
@@ -719,15 +758,43 @@ async fn model_alias(db: &Db, command: AliasCommand) -> CommandResult {
             })
         }
         AliasCommand::List { json } => {
-            let aliases = service::model_aliases::list(db).await.map_err(describe)?;
+            let aliases = service::model_aliases::list(ctx, &CLI)
+                .await
+                .map_err(describe)?;
             let views: Vec<AliasView> = aliases.iter().map(AliasView::new).collect();
             show(json, &views, |v| output::aliases(v))
         }
         AliasCommand::Remove { name } => {
-            service::model_aliases::remove(db, &name)
+            service::model_aliases::remove(ctx, &CLI, &name)
                 .await
                 .map_err(describe)?;
             print(format_args!("Removed the alias {name}."))
+        }
+    }
+}
+
+async fn ledger(ctx: &Ctx, command: LedgerCommand) -> CommandResult {
+    let qpu = quota_per_usd(ctx).await?;
+    match command {
+        LedgerCommand::Check { json } => {
+            let check = service::ledger::check(ctx, &CLI).await.map_err(describe)?;
+            let bad = check.discrepancies.len();
+            show(json, &check, |c| output::ledger_check(c, qpu))?;
+            if bad > 0 {
+                Err(format!("{bad} account(s) do not match their ledger").into())
+            } else {
+                Ok(())
+            }
+        }
+        LedgerCommand::Show {
+            username,
+            limit,
+            json,
+        } => {
+            let entries = service::ledger::entries(ctx, &CLI, &username, limit)
+                .await
+                .map_err(describe)?;
+            show(json, &entries, |e| output::ledger_entries(e, qpu))
         }
     }
 }

@@ -52,6 +52,9 @@ pub enum Command {
     /// Show or change runtime options.
     #[command(subcommand)]
     Option(OptionCommand),
+    /// The balance ledger: every balance change that is not relay spend.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Manage access tokens for the /api management API.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
@@ -85,6 +88,24 @@ pub enum AliasCommand {
     },
     /// Remove an alias.
     Remove { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// Prove that every balance is its ledger rows minus its relay spend; exits non-zero and
+    /// lists the accounts where it is not.
+    Check {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// A user's ledger rows, newest first.
+    Show {
+        username: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -169,6 +190,12 @@ pub enum UserCommand {
         /// Amount in quota units.
         #[arg(long, allow_hyphen_values = true)]
         units: Option<i64>,
+        /// Why, recorded in the balance ledger.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Makes running the same top-up again harmless: a key used before changes nothing.
+        #[arg(long = "idempotency-key")]
+        idempotency_key: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },

@@ -2,11 +2,13 @@
 
 use std::fmt::Write;
 
+use crate::db::ledger::Entry;
 use crate::db::logs::LogTotals;
 use crate::db::prices::PriceRow;
 use crate::domain::money::Quota;
 use crate::options::OptionInfo;
 use crate::relay::providers::presets::Preset;
+use crate::service::ledger::LedgerCheck;
 use crate::service::views::{
     AdminTokenView, AliasView, ChannelView, GroupView, LogView, PriceView, TokenView, UserView,
 };
@@ -336,6 +338,57 @@ pub fn aliases(list: &[AliasView]) -> String {
         })
         .collect();
     table(&["ALIAS", "MODEL", "ADDED"], rows)
+}
+
+pub fn ledger_check(check: &LedgerCheck, quota_per_usd: i64) -> String {
+    if check.discrepancies.is_empty() {
+        return format!(
+            "Checked {} account(s): every balance is its ledger minus its relay spend.",
+            check.accounts
+        );
+    }
+    let rows = check
+        .discrepancies
+        .iter()
+        .map(|d| {
+            let expected = d.ledger_total.saturating_sub(d.used_quota);
+            vec![
+                d.username.clone(),
+                Quota(d.quota).usd_string(quota_per_usd),
+                Quota(expected).usd_string(quota_per_usd),
+                Quota(d.quota.saturating_sub(expected)).usd_string(quota_per_usd),
+            ]
+        })
+        .collect();
+    format!(
+        "Checked {} account(s); {} do not match their ledger:\n{}",
+        check.accounts,
+        check.discrepancies.len(),
+        table(&["USER", "BALANCE", "LEDGER SAYS", "DIFFERENCE"], rows)
+    )
+}
+
+pub fn ledger_entries(entries: &[Entry], quota_per_usd: i64) -> String {
+    if entries.is_empty() {
+        return "No ledger rows.".into();
+    }
+    let rows = entries
+        .iter()
+        .map(|e| {
+            vec![
+                crate::service::views::timestamp(e.created_at)
+                    .chars()
+                    .take(19)
+                    .collect::<String>()
+                    .replace('T', " "),
+                e.kind.to_string(),
+                Quota(e.amount).usd_string(quota_per_usd),
+                e.actor.clone(),
+                e.reason.clone(),
+            ]
+        })
+        .collect();
+    table(&["TIME (UTC)", "KIND", "AMOUNT", "BY", "REASON"], rows)
 }
 
 pub fn options(list: &[OptionInfo]) -> String {

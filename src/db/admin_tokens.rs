@@ -1,7 +1,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, DbResult, Value, now_ms, text};
+use super::{Db, DbError, DbResult, Tx, Value, now_ms, text};
 use crate::domain::kinds::{Role, Status};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -37,9 +37,14 @@ fn from_row(row: &AnyRow) -> DbResult<AdminTokenRow> {
     })
 }
 
-pub async fn insert(db: &Db, user_id: i64, name: &str, hash: &str, display: &str) -> DbResult<i64> {
-    db.insert_returning_id(
-        db.pool(),
+pub async fn insert(
+    tx: &mut Tx,
+    user_id: i64,
+    name: &str,
+    hash: &str,
+    display: &str,
+) -> DbResult<i64> {
+    tx.insert_returning_id(
         "INSERT INTO admin_tokens (user_id, name, token_hash, token_display, created_at) VALUES (?, ?, ?, ?, ?)",
         &[
             Value::Int(user_id),
@@ -93,13 +98,9 @@ pub async fn touch(db: &Db, id: i64) -> DbResult<()> {
     Ok(())
 }
 
-pub async fn delete(db: &Db, id: i64) -> DbResult<bool> {
-    let changed = db
-        .execute_with(
-            db.pool(),
-            "DELETE FROM admin_tokens WHERE id = ?",
-            &[Value::Int(id)],
-        )
+pub async fn delete(tx: &mut Tx, id: i64) -> DbResult<bool> {
+    let changed = tx
+        .execute("DELETE FROM admin_tokens WHERE id = ?", &[Value::Int(id)])
         .await?;
     Ok(changed > 0)
 }

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::tokens::split_list;
-use super::{Db, DbError, DbResult, Value, meta, now_ms, text};
+use super::{Change, Db, DbError, DbResult, Tx, Value, now_ms, text};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::secret_key::upstream_key_fingerprint;
 
@@ -181,22 +181,15 @@ fn spec_values(spec: &ChannelSpec) -> Vec<Value> {
 }
 
 /// Rebuilds the channel's rows in the (group, model) lookup inside the caller's transaction.
-async fn write_routes(
-    db: &Db,
-    conn: &mut sqlx::AnyConnection,
-    channel_id: i64,
-    spec: &ChannelSpec,
-) -> DbResult<()> {
-    db.execute_with(
-        &mut *conn,
+async fn write_routes(tx: &mut Tx, channel_id: i64, spec: &ChannelSpec) -> DbResult<()> {
+    tx.execute(
         "DELETE FROM channel_routes WHERE channel_id = ?",
         &[Value::Int(channel_id)],
     )
     .await?;
     for group in &spec.groups {
         for model in &spec.models {
-            db.execute_with(
-                &mut *conn,
+            tx.execute(
                 "INSERT INTO channel_routes (group_name, model, channel_id) VALUES (?, ?, ?)",
                 &[
                     Value::Text(group.clone()),
@@ -210,14 +203,12 @@ async fn write_routes(
     Ok(())
 }
 
-pub async fn insert(db: &Db, spec: &ChannelSpec) -> DbResult<i64> {
-    let mut tx = db.begin_write().await?;
+pub async fn insert(tx: &mut Tx, spec: &ChannelSpec) -> DbResult<i64> {
     let now = now_ms();
     let mut values = spec_values(spec);
     values.extend([Value::Int(now), Value::Int(now), Value::Int(now)]);
-    let id = db
+    let id = tx
         .insert_returning_id(
-            &mut *tx,
             "INSERT INTO channels (name, channel_type, base_url, secret_keys, models, model_mapping, \
              group_names, priority, weight, status, status_reason, timeout_secs, extra_headers, \
              status_changed_at, used_quota, request_count, created_at, updated_at) \
@@ -225,22 +216,22 @@ pub async fn insert(db: &Db, spec: &ChannelSpec) -> DbResult<i64> {
             &values,
         )
         .await?;
-    write_routes(db, &mut tx, id, spec).await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    write_routes(tx, id, spec).await?;
+    tx.changed(Change::Channel(id));
     Ok(id)
 }
 
 /// Replaces a channel's settings (and its routes). The status-changed time moves only when the
 /// status does.
-pub async fn update(db: &Db, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
-    let mut tx = db.begin_write().await?;
+pub async fn update(tx: &mut Tx, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
     let now = now_ms();
     // Keys no longer on the channel leave its disabled list (unless a key was disabled
     // meanwhile: the list is only replaced if it is still the one read here).
-    let stored = sqlx::query(&db.sql("SELECT disabled_keys FROM channels WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(&mut *tx)
+    let stored = tx
+        .fetch_optional(
+            "SELECT disabled_keys FROM channels WHERE id = ?",
+            &[Value::Int(id)],
+        )
         .await?
         .map(|row| super::opt_text(&row, "disabled_keys"))
         .transpose()?
@@ -269,9 +260,8 @@ pub async fn update(db: &Db, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
     ];
     values.extend(spec_values(spec));
     values.extend([Value::Int(now), Value::Int(id)]);
-    let changed = db
-        .execute_with(
-            &mut *tx,
+    let changed = tx
+        .execute(
             "UPDATE channels SET status_changed_at = CASE WHEN status = ? THEN status_changed_at ELSE ? END, \
              disabled_keys = CASE WHEN status <> ? AND ? = 'enabled' THEN NULL \
                  WHEN COALESCE(disabled_keys, '') = ? THEN ? ELSE disabled_keys END, \
@@ -283,10 +273,9 @@ pub async fn update(db: &Db, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
         )
         .await?;
     if changed > 0 {
-        write_routes(db, &mut tx, id, spec).await?;
+        write_routes(tx, id, spec).await?;
+        tx.changed(Change::Channel(id));
     }
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
     Ok(changed > 0)
 }
 
@@ -310,17 +299,15 @@ pub async fn record_test(db: &Db, id: i64, latency_ms: i64, result: &str) -> DbR
 /// Records a status change made by Tollgate itself (auto-disable, probe re-enable). Only moves
 /// from `expected` so it never overrides an admin who changed the channel meanwhile.
 pub async fn set_status_if(
-    db: &Db,
+    tx: &mut Tx,
     id: i64,
     expected: ChannelStatus,
     status: ChannelStatus,
     reason: &str,
 ) -> DbResult<bool> {
-    let mut tx = db.begin_write().await?;
     let now = now_ms();
-    let changed = db
-        .execute_with(
-            &mut *tx,
+    let changed = tx
+        .execute(
             "UPDATE channels SET status = ?, status_reason = ?, status_changed_at = ?, updated_at = ? \
              WHERE id = ? AND status = ?",
             &[
@@ -334,9 +321,8 @@ pub async fn set_status_if(
         )
         .await?;
     if changed > 0 {
-        meta::bump_data_version(&mut *tx).await?;
+        tx.changed(Change::Channel(id));
     }
-    tx.commit().await?;
     Ok(changed > 0)
 }
 
@@ -371,26 +357,30 @@ pub async fn set_key_disabled(
             None => keys.retain(|d| d.fingerprint != fingerprint),
         }
         let new = (!keys.is_empty()).then(|| serde_json::to_string(&keys).unwrap_or_default());
-        let mut tx = db.begin_write().await?;
-        let changed = db
-            .execute_with(
-                &mut *tx,
-                "UPDATE channels SET disabled_keys = ?, updated_at = ? \
-                 WHERE id = ? AND COALESCE(disabled_keys, '') = ?",
-                &[
-                    Value::OptText(new),
-                    Value::Int(now_ms()),
-                    Value::Int(id),
-                    Value::Text(stored),
-                ],
-            )
+        let (swapped, _) = db
+            .write(async |tx| -> DbResult<bool> {
+                let swapped = tx
+                    .execute(
+                        "UPDATE channels SET disabled_keys = ?, updated_at = ? \
+                         WHERE id = ? AND COALESCE(disabled_keys, '') = ?",
+                        &[
+                            Value::OptText(new),
+                            Value::Int(now_ms()),
+                            Value::Int(id),
+                            Value::Text(stored),
+                        ],
+                    )
+                    .await?
+                    > 0;
+                if swapped {
+                    tx.changed(Change::Channel(id));
+                }
+                Ok(swapped)
+            })
             .await?;
-        if changed > 0 {
-            meta::bump_data_version(&mut *tx).await?;
-            tx.commit().await?;
+        if swapped {
             return find_by_id(db, id).await;
         }
-        tx.rollback().await?;
     }
     Err(DbError::Corrupt(format!(
         "channel {id}: its disabled keys kept changing underneath"
@@ -405,24 +395,20 @@ fn parse_disabled_keys(stored: &str) -> DbResult<Vec<DisabledKey>> {
         .map_err(|e| DbError::Corrupt(format!("channel disabled keys: {e}")))
 }
 
-pub async fn delete(db: &Db, id: i64) -> DbResult<bool> {
-    let mut tx = db.begin_write().await?;
-    db.execute_with(
-        &mut *tx,
+pub async fn delete(tx: &mut Tx, id: i64) -> DbResult<bool> {
+    tx.execute(
         "DELETE FROM channel_routes WHERE channel_id = ?",
         &[Value::Int(id)],
     )
     .await?;
-    let changed = db
-        .execute_with(
-            &mut *tx,
-            "DELETE FROM channels WHERE id = ?",
-            &[Value::Int(id)],
-        )
-        .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(changed > 0)
+    let deleted = tx
+        .execute("DELETE FROM channels WHERE id = ?", &[Value::Int(id)])
+        .await?
+        > 0;
+    if deleted {
+        tx.changed(Change::Channel(id));
+    }
+    Ok(deleted)
 }
 
 pub async fn find_by_name(db: &Db, name: &str) -> DbResult<Option<ChannelRow>> {

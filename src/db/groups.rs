@@ -1,7 +1,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbResult, Value, flag, meta, now_ms, text};
+use super::{Change, Db, DbResult, Tx, Value, flag, now_ms, text};
 use crate::domain::money::Ratio;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -42,12 +42,9 @@ pub async fn find(db: &Db, name: &str) -> DbResult<Option<GroupRow>> {
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn insert(db: &Db, group: &GroupRow) -> DbResult<()> {
-    let mut tx = db.begin_write().await?;
+pub async fn insert(tx: &mut Tx, group: &GroupRow) -> DbResult<()> {
     let now = now_ms();
-    db.execute_with(
-        &mut *tx,
-        "INSERT INTO user_groups (name, ratio_ppm, description, user_selectable, created_at, updated_at) \
+    tx.execute("INSERT INTO user_groups (name, ratio_ppm, description, user_selectable, created_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?)",
         &[
             Value::Text(group.name.clone()),
@@ -59,18 +56,13 @@ pub async fn insert(db: &Db, group: &GroupRow) -> DbResult<()> {
         ],
     )
     .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::Group(group.name.clone()));
     Ok(())
 }
 
 /// Replaces the editable fields of an existing group. Returns false when there is no such group.
-pub async fn update(db: &Db, group: &GroupRow) -> DbResult<bool> {
-    let mut tx = db.begin_write().await?;
-    let changed = db
-        .execute_with(
-            &mut *tx,
-            "UPDATE user_groups SET ratio_ppm = ?, description = ?, user_selectable = ?, updated_at = ? \
+pub async fn update(tx: &mut Tx, group: &GroupRow) -> DbResult<bool> {
+    let changed = tx.execute("UPDATE user_groups SET ratio_ppm = ?, description = ?, user_selectable = ?, updated_at = ? \
              WHERE name = ?",
             &[
                 Value::Int(group.ratio.ppm()),
@@ -81,8 +73,7 @@ pub async fn update(db: &Db, group: &GroupRow) -> DbResult<bool> {
             ],
         )
         .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::Group(group.name.clone()));
     Ok(changed > 0)
 }
 
@@ -95,16 +86,13 @@ pub async fn member_count(db: &Db, name: &str) -> DbResult<i64> {
     Ok(count)
 }
 
-pub async fn delete(db: &Db, name: &str) -> DbResult<bool> {
-    let mut tx = db.begin_write().await?;
-    let changed = db
-        .execute_with(
-            &mut *tx,
+pub async fn delete(tx: &mut Tx, name: &str) -> DbResult<bool> {
+    let changed = tx
+        .execute(
             "DELETE FROM user_groups WHERE name = ?",
             &[Value::Text(name.to_string())],
         )
         .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::Group(name.to_string()));
     Ok(changed > 0)
 }

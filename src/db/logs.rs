@@ -4,7 +4,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::error::BoxDynError;
 use sqlx::{Arguments, Row};
 
-use super::{Db, DbError, DbResult, Value, flag, text};
+use super::{Change, Db, DbError, DbResult, Tx, Value, flag, text};
 use crate::domain::kinds::Outcome;
 
 /// One row per relayed request.
@@ -361,24 +361,21 @@ fn statement_chunks<T>(rows: &[T]) -> Vec<&[T]> {
 }
 
 pub async fn apply_billing(db: &Db, batch: &BillingBatch<'_>) -> DbResult<()> {
-    let mut tx = db.begin_write().await?;
-    write_billing(db, &mut tx, batch).await?;
-    tx.commit().await?;
+    let ((), _) = db
+        .write(async |tx| write_billing_in(tx, batch).await)
+        .await?;
     Ok(())
 }
 
-async fn write_billing(
-    db: &Db,
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    batch: &BillingBatch<'_>,
-) -> DbResult<()> {
+/// Writes one batch of settled requests inside `tx`: balance and usage deltas, then the log
+/// rows in multi-row statements.
+async fn write_billing_in(tx: &mut Tx, batch: &BillingBatch<'_>) -> DbResult<()> {
     for d in &batch.users {
         let mut values = Vec::with_capacity(10);
         values.extend(saturating_binds(d.quota));
         values.extend(saturating_binds(d.used));
         values.extend([Value::Int(d.requests), Value::Int(d.id)]);
-        db.execute_with(&mut **tx, UPDATE_USER_BALANCE, &values)
-            .await?;
+        tx.execute(UPDATE_USER_BALANCE, &values).await?;
     }
     for d in &batch.tokens {
         let mut values = Vec::with_capacity(11);
@@ -391,15 +388,13 @@ async fn write_billing(
             Value::Int(d.last_used_at),
             Value::Int(d.id),
         ]);
-        db.execute_with(&mut **tx, UPDATE_TOKEN_BALANCE, &values)
-            .await?;
+        tx.execute(UPDATE_TOKEN_BALANCE, &values).await?;
     }
     for d in &batch.channels {
         let mut values = Vec::with_capacity(6);
         values.extend(saturating_binds(d.used));
         values.extend([Value::Int(d.requests), Value::Int(d.id)]);
-        db.execute_with(&mut **tx, UPDATE_CHANNEL_USAGE, &values)
-            .await?;
+        tx.execute(UPDATE_CHANNEL_USAGE, &values).await?;
     }
     let row = format!("({})", vec!["?"; COLUMNS.len()].join(", "));
     for chunk in statement_chunks(&batch.logs) {
@@ -408,12 +403,11 @@ async fn write_billing(
             COLUMNS.join(", "),
             vec![row.as_str(); chunk.len()].join(", ")
         );
-        let sql = db.sql(&sql);
         let mut args = AnyArguments::default();
         for log in chunk {
             bind_row(&mut args, log).map_err(|e| DbError::Sqlx(sqlx::Error::Encode(e)))?;
         }
-        sqlx::query_with(&sql, args).execute(&mut **tx).await?;
+        tx.execute_args(&sql, args).await?;
     }
     Ok(())
 }
@@ -452,24 +446,22 @@ pub enum Replayed {
 /// exactly once: the request's id is recorded in the same transaction, and a request whose
 /// log row exists was written after all.
 pub async fn replay(
-    db: &Db,
+    tx: &mut Tx,
     request_id: &str,
     batch: &BillingBatch<'_>,
     now_ms: i64,
 ) -> DbResult<Replayed> {
-    let mut tx = db.begin_write().await?;
-    let logged = sqlx::query_scalar_with::<_, i64, _>(
-        &db.sql("SELECT id FROM request_logs WHERE request_id = ? LIMIT 1"),
-        super::bind_all(&[Value::Text(request_id.to_string())])?,
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
+    let logged = tx
+        .fetch_optional(
+            "SELECT id FROM request_logs WHERE request_id = ? LIMIT 1",
+            &[Value::Text(request_id.to_string())],
+        )
+        .await?;
     if logged.is_some() {
         return Ok(Replayed::AlreadyApplied);
     }
-    let marked = db
-        .execute_with(
-            &mut *tx,
+    let marked = tx
+        .execute(
             "INSERT INTO billing_replays (request_id, applied_at) VALUES (?, ?)",
             &[Value::Text(request_id.to_string()), Value::Int(now_ms)],
         )
@@ -479,10 +471,11 @@ pub async fn replay(
         Err(DbError::Conflict(_)) => return Ok(Replayed::AlreadyApplied),
         Err(e) => return Err(e),
     }
-    write_billing(db, &mut tx, batch).await?;
-    // Balances changed outside the servers' own billing: have them re-read.
-    super::meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    for d in &batch.users {
+        // Balances changed outside the servers' own billing: have them re-read.
+        tx.changed(Change::User(d.id));
+    }
+    write_billing_in(tx, batch).await?;
     Ok(Replayed::Applied)
 }
 

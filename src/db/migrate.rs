@@ -42,6 +42,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0004_relay_hardening.sql"),
         include_str!("../../migrations/mysql/0004_relay_hardening.sql"),
     ),
+    (
+        5,
+        "balance ledger",
+        include_str!("../../migrations/sqlite/0005_balance_ledger.sql"),
+        include_str!("../../migrations/postgres/0005_balance_ledger.sql"),
+        include_str!("../../migrations/mysql/0005_balance_ledger.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -6,6 +6,7 @@
 pub mod admin_tokens;
 pub mod channels;
 pub mod groups;
+pub mod ledger;
 pub mod logs;
 pub mod meta;
 pub mod model_aliases;
@@ -242,6 +243,27 @@ impl Db {
         &self.pool
     }
 
+    /// Runs `work` in one write transaction: everything it writes commits together, or (on
+    /// an error, a panic, a dropped future) nothing does. Returns its value and what it
+    /// changed of what running servers hold in memory; the data version they watch is bumped
+    /// once for the whole transaction, and only when something they hold changed.
+    pub async fn write<T, E>(
+        &self,
+        work: impl AsyncFnOnce(&mut Tx) -> Result<T, E>,
+    ) -> Result<(T, Vec<Change>), E>
+    where
+        E: From<DbError>,
+    {
+        let mut tx = Tx {
+            inner: self.begin_write().await?,
+            backend: self.backend,
+            changes: Vec::new(),
+        };
+        let value = work(&mut tx).await?;
+        let changes = tx.commit().await?;
+        Ok((value, changes))
+    }
+
     /// Starts a transaction that writes. SQLite's takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so it waits for other writers (the busy timeout) instead of failing with
     /// SQLITE_BUSY_SNAPSHOT when it reads before it writes and another connection committed
@@ -325,6 +347,116 @@ pub(crate) fn addable_range(delta: i64) -> (i64, i64) {
         (i64::MIN - delta, i64::MAX)
     } else {
         (i64::MIN, i64::MAX - delta)
+    }
+}
+
+/// Something a write changed that running servers hold in memory (the relay's snapshot),
+/// recorded once per transaction. What the relay never reads (an email, a display name, a
+/// password) is not a change.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// A user's role, status, group or balance.
+    User(i64),
+    Token(i64),
+    Channel(i64),
+    Group(String),
+    Price(String),
+    Option(String),
+    Alias(String),
+}
+
+/// One write transaction, given to the work of [`Db::write`]. Db functions that write take
+/// it, so several of them compose into one transaction.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    changes: Vec<Change>,
+}
+
+impl Tx {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Notes that running servers must re-read `change` once this transaction commits.
+    pub fn changed(&mut self, change: Change) {
+        if !self.changes.contains(&change) {
+            self.changes.push(change);
+        }
+    }
+
+    fn sql<'q>(&self, query: &'q str) -> Cow<'q, str> {
+        match self.backend {
+            Backend::Postgres => Cow::Owned(numbered_placeholders(query)),
+            _ => Cow::Borrowed(query),
+        }
+    }
+
+    /// Runs a statement with its bind values; returns the rows it affected.
+    pub async fn execute(&mut self, sql: &str, values: &[Value]) -> DbResult<u64> {
+        let sql = self.sql(sql);
+        let result = sqlx::query_with(&sql, bind_all(values)?)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Runs a statement whose arguments were bound by the caller (rows borrowed, not copied).
+    pub async fn execute_args(&mut self, sql: &str, args: AnyArguments<'_>) -> DbResult<u64> {
+        let sql = self.sql(sql);
+        let result = sqlx::query_with(&sql, args)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    pub async fn fetch_all(&mut self, sql: &str, values: &[Value]) -> DbResult<Vec<AnyRow>> {
+        let sql = self.sql(sql);
+        Ok(sqlx::query_with(&sql, bind_all(values)?)
+            .fetch_all(&mut *self.inner)
+            .await?)
+    }
+
+    pub async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        values: &[Value],
+    ) -> DbResult<Option<AnyRow>> {
+        let sql = self.sql(sql);
+        Ok(sqlx::query_with(&sql, bind_all(values)?)
+            .fetch_optional(&mut *self.inner)
+            .await?)
+    }
+
+    /// Inserts one row and returns its generated `id` (see [`Db::insert_returning_id`]).
+    pub async fn insert_returning_id(&mut self, sql: &str, values: &[Value]) -> DbResult<i64> {
+        let args = bind_all(values)?;
+        match self.backend {
+            Backend::Postgres | Backend::Sqlite => {
+                let sql = self.sql(&format!("{sql} RETURNING id")).into_owned();
+                let id: i64 = sqlx::query_scalar_with(&sql, args)
+                    .fetch_one(&mut *self.inner)
+                    .await?;
+                Ok(id)
+            }
+            Backend::MySql => {
+                let result = sqlx::query_with(sql, args)
+                    .execute(&mut *self.inner)
+                    .await?;
+                result
+                    .last_insert_id()
+                    .ok_or_else(|| DbError::Corrupt("the database reported no insert id".into()))
+            }
+        }
+    }
+
+    /// Commits, bumping the data version once when something servers hold changed.
+    async fn commit(mut self) -> DbResult<Vec<Change>> {
+        if !self.changes.is_empty() {
+            meta::bump_data_version(&mut *self.inner).await?;
+        }
+        self.inner.commit().await?;
+        Ok(self.changes)
     }
 }
 

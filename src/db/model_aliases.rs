@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Db, DbResult, Value, meta, now_ms, text};
+use super::{Change, Db, DbResult, Tx, Value, now_ms, text};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AliasRow {
@@ -27,11 +27,9 @@ pub async fn list(db: &Db) -> DbResult<Vec<AliasRow>> {
 }
 
 /// Adds an alias; a name already taken is a `DbError::Conflict`.
-pub async fn insert(db: &Db, name: &str, target: &str) -> DbResult<AliasRow> {
+pub async fn insert(tx: &mut Tx, name: &str, target: &str) -> DbResult<AliasRow> {
     let created_at = now_ms();
-    let mut tx = db.begin_write().await?;
-    db.execute_with(
-        &mut *tx,
+    tx.execute(
         "INSERT INTO model_aliases (name, target, created_at) VALUES (?, ?, ?)",
         &[
             Value::Text(name.to_string()),
@@ -40,8 +38,7 @@ pub async fn insert(db: &Db, name: &str, target: &str) -> DbResult<AliasRow> {
         ],
     )
     .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::Alias(name.to_string()));
     Ok(AliasRow {
         name: name.to_string(),
         target: target.to_string(),
@@ -49,16 +46,13 @@ pub async fn insert(db: &Db, name: &str, target: &str) -> DbResult<AliasRow> {
     })
 }
 
-pub async fn delete(db: &Db, name: &str) -> DbResult<bool> {
-    let mut tx = db.begin_write().await?;
-    let changed = db
-        .execute_with(
-            &mut *tx,
+pub async fn delete(tx: &mut Tx, name: &str) -> DbResult<bool> {
+    let changed = tx
+        .execute(
             "DELETE FROM model_aliases WHERE name = ?",
             &[Value::Text(name.to_string())],
         )
         .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::Alias(name.to_string()));
     Ok(changed > 0)
 }

@@ -1,4 +1,4 @@
-use super::{Db, DbResult, Value, meta, now_ms, text, upsert_sql};
+use super::{Change, Db, DbResult, Tx, Value, now_ms, text, upsert_sql};
 
 /// Every stored option as (name, value text). Options never written keep their defaults.
 pub async fn all(db: &Db) -> DbResult<Vec<(String, String)>> {
@@ -10,16 +10,14 @@ pub async fn all(db: &Db) -> DbResult<Vec<(String, String)>> {
         .collect()
 }
 
-pub async fn set(db: &Db, name: &str, value: &str) -> DbResult<()> {
+pub async fn set(tx: &mut Tx, name: &str, value: &str) -> DbResult<()> {
     let sql = upsert_sql(
-        db.backend(),
+        tx.backend(),
         "options",
         &["name", "value", "updated_at"],
         &["name"],
     );
-    let mut tx = db.begin_write().await?;
-    db.execute_with(
-        &mut *tx,
+    tx.execute(
         &sql,
         &[
             Value::Text(name.to_string()),
@@ -28,21 +26,17 @@ pub async fn set(db: &Db, name: &str, value: &str) -> DbResult<()> {
         ],
     )
     .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::Option(name.to_string()));
     Ok(())
 }
 
 /// Removes a stored value so the option returns to its default.
-pub async fn reset(db: &Db, name: &str) -> DbResult<()> {
-    let mut tx = db.begin_write().await?;
-    db.execute_with(
-        &mut *tx,
+pub async fn reset(tx: &mut Tx, name: &str) -> DbResult<()> {
+    tx.execute(
         "DELETE FROM options WHERE name = ?",
         &[Value::Text(name.to_string())],
     )
     .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::Option(name.to_string()));
     Ok(())
 }

@@ -1,7 +1,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, DbResult, Value, meta, now_ms, text, upsert_sql};
+use super::{Change, Db, DbError, DbResult, Tx, Value, now_ms, text, upsert_sql};
 use crate::domain::money::MicroUsd;
 use crate::domain::pricing::ModelPrice;
 
@@ -51,7 +51,7 @@ pub async fn list(db: &Db) -> DbResult<Vec<PriceRow>> {
     rows.iter().map(from_row).collect()
 }
 
-pub async fn upsert(db: &Db, model: &str, price: ModelPrice) -> DbResult<()> {
+pub async fn upsert(tx: &mut Tx, model: &str, price: ModelPrice) -> DbResult<()> {
     let (input, output, cached, cache_write, per_request) = match price {
         ModelPrice::PerToken {
             input,
@@ -68,7 +68,7 @@ pub async fn upsert(db: &Db, model: &str, price: ModelPrice) -> DbResult<()> {
         ModelPrice::PerRequest(p) => (None, None, None, None, Some(p.0)),
     };
     let sql = upsert_sql(
-        db.backend(),
+        tx.backend(),
         "prices",
         &[
             "model",
@@ -81,9 +81,7 @@ pub async fn upsert(db: &Db, model: &str, price: ModelPrice) -> DbResult<()> {
         ],
         &["model"],
     );
-    let mut tx = db.begin_write().await?;
-    db.execute_with(
-        &mut *tx,
+    tx.execute(
         &sql,
         &[
             Value::Text(model.to_string()),
@@ -96,21 +94,17 @@ pub async fn upsert(db: &Db, model: &str, price: ModelPrice) -> DbResult<()> {
         ],
     )
     .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::Price(model.to_string()));
     Ok(())
 }
 
-pub async fn delete(db: &Db, model: &str) -> DbResult<bool> {
-    let mut tx = db.begin_write().await?;
-    let changed = db
-        .execute_with(
-            &mut *tx,
+pub async fn delete(tx: &mut Tx, model: &str) -> DbResult<bool> {
+    let changed = tx
+        .execute(
             "DELETE FROM prices WHERE model = ?",
             &[Value::Text(model.to_string())],
         )
         .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::Price(model.to_string()));
     Ok(changed > 0)
 }

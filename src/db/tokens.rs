@@ -1,7 +1,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, DbResult, Value, flag, meta, now_ms, text};
+use super::{Change, Db, DbError, DbResult, Tx, Value, flag, now_ms, text};
 use crate::domain::kinds::Status;
 
 /// An API key as stored: only the hash of the key itself.
@@ -86,13 +86,9 @@ pub(crate) fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-pub async fn insert(db: &Db, token: &NewToken) -> DbResult<i64> {
-    let mut tx = db.begin_write().await?;
+pub async fn insert(tx: &mut Tx, token: &NewToken) -> DbResult<i64> {
     let now = now_ms();
-    let id = db
-        .insert_returning_id(
-            &mut *tx,
-            "INSERT INTO tokens (user_id, name, key_hash, key_display, status, expires_at, unlimited, \
+    let id = tx.insert_returning_id("INSERT INTO tokens (user_id, name, key_hash, key_display, status, expires_at, unlimited, \
              remaining_quota, used_quota, request_count, allowed_models, allowed_ips, created_at, updated_at) \
              VALUES (?, ?, ?, ?, 'active', ?, ?, ?, 0, 0, ?, ?, ?, ?)",
             &[
@@ -110,19 +106,28 @@ pub async fn insert(db: &Db, token: &NewToken) -> DbResult<i64> {
             ],
         )
         .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::Token(id));
     Ok(id)
 }
 
-pub async fn find_by_id(db: &Db, id: i64) -> DbResult<Option<TokenRow>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?");
-    let row = sqlx::query(&db.sql(&sql))
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
-    row.as_ref().map(from_row).transpose()
+/// `AND t.user_id = ?` when the key must belong to `owner`, with its bind value.
+fn owned_by(owner: Option<i64>) -> (&'static str, Option<Value>) {
+    match owner {
+        Some(user_id) => (" AND t.user_id = ?", Some(Value::Int(user_id))),
+        None => ("", None),
+    }
+}
+
+/// A key by id; with `owner`, only that user's key (another's is not found).
+pub async fn find(db: &Db, id: i64, owner: Option<i64>) -> DbResult<Option<TokenRow>> {
+    let (scope, owner_value) = owned_by(owner);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?{scope}"
+    );
+    let mut values = vec![Value::Int(id)];
+    values.extend(owner_value);
+    let rows = db.fetch_all_with(&sql, &values).await?;
+    rows.first().map(from_row).transpose()
 }
 
 pub async fn list_for_user(db: &Db, user_id: i64) -> DbResult<Vec<TokenRow>> {
@@ -153,7 +158,13 @@ pub async fn balances(db: &Db) -> DbResult<Vec<(i64, i64)>> {
         .collect()
 }
 
-pub async fn update(db: &Db, id: i64, patch: &TokenPatch) -> DbResult<bool> {
+/// Changes a key; with `owner`, only that user's key. False when no such key was changed.
+pub async fn update(
+    tx: &mut Tx,
+    id: i64,
+    owner: Option<i64>,
+    patch: &TokenPatch,
+) -> DbResult<bool> {
     let mut sets: Vec<&str> = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     if let Some(v) = &patch.name {
@@ -187,25 +198,24 @@ pub async fn update(db: &Db, id: i64, patch: &TokenPatch) -> DbResult<bool> {
     sets.push("updated_at = ?");
     values.push(Value::Int(now_ms()));
     values.push(Value::Int(id));
-    let sql = format!("UPDATE tokens SET {} WHERE id = ?", sets.join(", "));
-    let mut tx = db.begin_write().await?;
-    let changed = db.execute_with(&mut *tx, &sql, &values).await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(changed > 0)
+    let (scope, owner_value) = owned_by(owner);
+    values.extend(owner_value);
+    let scope = scope.replace("t.user_id", "user_id");
+    let sql = format!("UPDATE tokens SET {} WHERE id = ?{scope}", sets.join(", "));
+    let changed = tx.execute(&sql, &values).await? > 0;
+    if changed {
+        tx.changed(Change::Token(id));
+    }
+    Ok(changed)
 }
 
 /// Adds `delta` to the key's remaining quota in one atomic statement.
 ///
 /// Checked, never wrapped: a change that would carry the balance past the 64-bit range is not
 /// made, and the answer is false as for a missing row.
-pub async fn add_quota(db: &Db, id: i64, delta: i64) -> DbResult<bool> {
+pub async fn add_quota(tx: &mut Tx, id: i64, delta: i64) -> DbResult<bool> {
     let (low, high) = super::addable_range(delta);
-    let mut tx = db.begin_write().await?;
-    let changed = db
-        .execute_with(
-            &mut *tx,
-            "UPDATE tokens SET remaining_quota = remaining_quota + ?, updated_at = ? WHERE id = ? AND remaining_quota >= ? AND remaining_quota <= ?",
+    let changed = tx.execute("UPDATE tokens SET remaining_quota = remaining_quota + ?, updated_at = ? WHERE id = ? AND remaining_quota >= ? AND remaining_quota <= ?",
             &[
                 Value::Int(delta),
                 Value::Int(now_ms()),
@@ -215,21 +225,22 @@ pub async fn add_quota(db: &Db, id: i64, delta: i64) -> DbResult<bool> {
             ],
         )
         .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::Token(id));
     Ok(changed > 0)
 }
 
-pub async fn delete(db: &Db, id: i64) -> DbResult<bool> {
-    let mut tx = db.begin_write().await?;
-    let changed = db
-        .execute_with(
-            &mut *tx,
-            "DELETE FROM tokens WHERE id = ?",
-            &[Value::Int(id)],
-        )
-        .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(changed > 0)
+/// Deletes a key; with `owner`, only that user's key. False when there was no such key.
+pub async fn delete(tx: &mut Tx, id: i64, owner: Option<i64>) -> DbResult<bool> {
+    let (scope, owner_value) = owned_by(owner);
+    let scope = scope.replace("t.user_id", "user_id");
+    let mut values = vec![Value::Int(id)];
+    values.extend(owner_value);
+    let deleted = tx
+        .execute(&format!("DELETE FROM tokens WHERE id = ?{scope}"), &values)
+        .await?
+        > 0;
+    if deleted {
+        tx.changed(Change::Token(id));
+    }
+    Ok(deleted)
 }

@@ -1,7 +1,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, DbResult, Value, flag, meta, now_ms, opt_text, text};
+use super::{Change, Db, DbError, DbResult, Tx, Value, flag, now_ms, opt_text, text};
 use crate::domain::kinds::{Role, Status};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -72,13 +72,9 @@ fn from_row(row: &AnyRow) -> DbResult<UserRow> {
     })
 }
 
-pub async fn insert(db: &Db, user: &NewUser) -> DbResult<i64> {
-    let mut tx = db.begin_write().await?;
+pub async fn insert(tx: &mut Tx, user: &NewUser) -> DbResult<i64> {
     let now = now_ms();
-    let id = db
-        .insert_returning_id(
-            &mut *tx,
-            "INSERT INTO users (username, display_name, email, email_verified, password_hash, role, status, \
+    let id = tx.insert_returning_id("INSERT INTO users (username, display_name, email, email_verified, password_hash, role, status, \
              group_name, quota, used_quota, request_count, created_at, updated_at) \
              VALUES (?, ?, ?, 0, ?, ?, 'active', ?, ?, 0, 0, ?, ?)",
             &[
@@ -94,8 +90,7 @@ pub async fn insert(db: &Db, user: &NewUser) -> DbResult<i64> {
             ],
         )
         .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::User(id));
     Ok(id)
 }
 
@@ -145,7 +140,7 @@ pub async fn balances(db: &Db) -> DbResult<Vec<(i64, i64)>> {
         .collect()
 }
 
-pub async fn update(db: &Db, id: i64, patch: &UserPatch) -> DbResult<bool> {
+pub async fn update(tx: &mut Tx, id: i64, patch: &UserPatch) -> DbResult<bool> {
     let mut sets: Vec<&str> = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     if let Some(v) = &patch.display_name {
@@ -176,10 +171,12 @@ pub async fn update(db: &Db, id: i64, patch: &UserPatch) -> DbResult<bool> {
     values.push(Value::Int(now_ms()));
     values.push(Value::Int(id));
     let sql = format!("UPDATE users SET {} WHERE id = ?", sets.join(", "));
-    let mut tx = db.begin_write().await?;
-    let changed = db.execute_with(&mut *tx, &sql, &values).await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    let changed = tx.execute(&sql, &values).await?;
+    // The relay reads a user's role, status and group; an email, a display name or a password
+    // changes nothing it holds.
+    if changed > 0 && (patch.role.is_some() || patch.status.is_some() || patch.group.is_some()) {
+        tx.changed(Change::User(id));
+    }
     Ok(changed > 0)
 }
 
@@ -187,13 +184,9 @@ pub async fn update(db: &Db, id: i64, patch: &UserPatch) -> DbResult<bool> {
 ///
 /// Checked, never wrapped: a change that would carry the balance past the 64-bit range is not
 /// made, and the answer is false as for a missing row.
-pub async fn add_quota(db: &Db, id: i64, delta: i64) -> DbResult<bool> {
+pub async fn add_quota(tx: &mut Tx, id: i64, delta: i64) -> DbResult<bool> {
     let (low, high) = super::addable_range(delta);
-    let mut tx = db.begin_write().await?;
-    let changed = db
-        .execute_with(
-            &mut *tx,
-            "UPDATE users SET quota = quota + ?, updated_at = ? WHERE id = ? AND quota >= ? AND quota <= ?",
+    let changed = tx.execute("UPDATE users SET quota = quota + ?, updated_at = ? WHERE id = ? AND quota >= ? AND quota <= ?",
             &[
                 Value::Int(delta),
                 Value::Int(now_ms()),
@@ -203,8 +196,7 @@ pub async fn add_quota(db: &Db, id: i64, delta: i64) -> DbResult<bool> {
             ],
         )
         .await?;
-    meta::bump_data_version(&mut *tx).await?;
-    tx.commit().await?;
+    tx.changed(Change::User(id));
     Ok(changed > 0)
 }
 

@@ -89,3 +89,16 @@ string_enum!(
         Refused => "refused"
     }
 );
+
+string_enum!(
+    /// Why a balance changed, in the ledger. Relay spend is not a ledger row: it is summed in
+    /// the user's `used_quota`.
+    LedgerKind {
+        /// What a user had (balance plus spend) when the ledger began.
+        Opening => "opening",
+        /// The balance an account was created with.
+        Grant => "grant",
+        /// An administrator's top-up or deduction.
+        Adjustment => "adjustment"
+    }
+);

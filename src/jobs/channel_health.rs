@@ -30,7 +30,7 @@ pub async fn record_events(
         };
         match event {
             ChannelEvent::AutoDisable { channel_id, reason } => {
-                match db::channels::set_status_if(
+                match set_status_if(
                     &state.db,
                     channel_id,
                     ChannelStatus::Enabled,
@@ -69,7 +69,7 @@ async fn disable_key(state: &AppState, channel_id: i64, fingerprint: &str, reaso
             }
         };
     if channel.enabled_keys().next().is_none() {
-        let changed = db::channels::set_status_if(
+        let changed = set_status_if(
             &state.db,
             channel_id,
             ChannelStatus::Enabled,
@@ -165,7 +165,7 @@ async fn probe_channel(state: &AppState, channel: &ChannelRow) {
             return;
         }
     }
-    let changed = db::channels::set_status_if(
+    let changed = set_status_if(
         &state.db,
         channel.id,
         ChannelStatus::AutoDisabled,
@@ -219,4 +219,21 @@ async fn probe(state: &AppState, channel: &ChannelRow, key: &str) -> Result<(), 
     } else {
         Err(format!("HTTP {}", response.status()))
     }
+}
+
+/// Records a status change Tollgate makes itself, in its own transaction (see
+/// `db::channels::set_status_if`).
+async fn set_status_if(
+    db: &crate::db::Db,
+    channel_id: i64,
+    expected: ChannelStatus,
+    status: ChannelStatus,
+    reason: &str,
+) -> crate::db::DbResult<bool> {
+    let (changed, _) = db
+        .write(async |tx| {
+            db::channels::set_status_if(tx, channel_id, expected, status, reason).await
+        })
+        .await?;
+    Ok(changed)
 }

@@ -1,14 +1,24 @@
-use super::{ServiceError, ServiceResult, name_err};
+use super::{Caller, Ctx, ServiceError, ServiceResult, name_err};
+use crate::db;
 use crate::db::admin_tokens::{AdminTokenOwner, AdminTokenRow};
-use crate::db::{self, Db};
 use crate::domain::kinds::Status;
 use crate::domain::{names, secret_key};
 use crate::msg;
 
 /// Creates a management-API token for an admin or root user; returns it with the plain token,
 /// shown only now.
-pub async fn create(db: &Db, username: &str, name: &str) -> ServiceResult<(AdminTokenRow, String)> {
-    let user = super::users::get(db, username).await?;
+pub async fn create(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+    name: &str,
+) -> ServiceResult<(AdminTokenRow, String)> {
+    caller.require_admin()?;
+    let user = super::users::find(&ctx.db, username).await?;
+    // Only root hands out tokens for other administrators' accounts.
+    if Some(user.id) != caller.admin_id() {
+        caller.may_manage_role(user.role)?;
+    }
     if !user.role.is_admin() {
         return Err(ServiceError::Forbidden(msg!(
             "admin-token-needs-admin",
@@ -24,8 +34,12 @@ pub async fn create(db: &Db, username: &str, name: &str) -> ServiceResult<(Admin
     }
     let name = names::label("a token name", name).map_err(name_err("name"))?;
     let secret = secret_key::generate(secret_key::ADMIN_TOKEN_PREFIX);
-    let id = db::admin_tokens::insert(db, user.id, &name, &secret.hash, &secret.display).await?;
-    let row = db::admin_tokens::list(db)
+    let id = ctx
+        .write(async |tx| {
+            Ok(db::admin_tokens::insert(tx, user.id, &name, &secret.hash, &secret.display).await?)
+        })
+        .await?;
+    let row = db::admin_tokens::list(&ctx.db)
         .await?
         .into_iter()
         .find(|t| t.id == id)
@@ -33,12 +47,17 @@ pub async fn create(db: &Db, username: &str, name: &str) -> ServiceResult<(Admin
     Ok((row, secret.plain))
 }
 
-pub async fn list(db: &Db) -> ServiceResult<Vec<AdminTokenRow>> {
-    Ok(db::admin_tokens::list(db).await?)
+pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<AdminTokenRow>> {
+    caller.require_admin()?;
+    Ok(db::admin_tokens::list(&ctx.db).await?)
 }
 
-pub async fn delete(db: &Db, id: i64) -> ServiceResult<()> {
-    if !db::admin_tokens::delete(db, id).await? {
+pub async fn delete(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<()> {
+    caller.require_admin()?;
+    let deleted = ctx
+        .write(async |tx| Ok(db::admin_tokens::delete(tx, id).await?))
+        .await?;
+    if !deleted {
         return Err(ServiceError::NotFound(msg!(
             "admin-token-not-found",
             id = id
@@ -47,8 +66,14 @@ pub async fn delete(db: &Db, id: i64) -> ServiceResult<()> {
     Ok(())
 }
 
-/// The active admin behind a presented token, or None.
-pub async fn authenticate(db: &Db, presented: &str) -> ServiceResult<Option<AdminTokenOwner>> {
-    let owner = db::admin_tokens::find_owner(db, &secret_key::hash(presented)).await?;
-    Ok(owner.filter(|o| o.role.is_admin() && o.status == Status::Active))
+/// The active admin behind a presented token, or None. Records the token's use.
+pub async fn authenticate(ctx: &Ctx, presented: &str) -> ServiceResult<Option<AdminTokenOwner>> {
+    let owner = db::admin_tokens::find_owner(&ctx.db, &secret_key::hash(presented)).await?;
+    let owner = owner.filter(|o| o.role.is_admin() && o.status == Status::Active);
+    if let Some(owner) = &owner
+        && let Err(e) = db::admin_tokens::touch(&ctx.db, owner.token_id).await
+    {
+        tracing::warn!(error = %e, "could not record admin token use");
+    }
+    Ok(owner)
 }

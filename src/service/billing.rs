@@ -8,9 +8,9 @@ use serde::Serialize;
 use crate::billing::dead_letter::{self, DeadLetter};
 use crate::billing::writer::{Entry, batch_of};
 use crate::db::logs::{self, Replayed};
-use crate::db::{Db, DbError, now_ms};
+use crate::db::{DbError, now_ms};
 
-use super::{ServiceError, ServiceResult};
+use super::{Caller, Ctx, ServiceError, ServiceResult};
 use crate::msg;
 
 /// What a replay did, line by line.
@@ -36,7 +36,8 @@ pub struct ReplayFailure {
 
 /// Applies every record of a dead-letter file. A record whose text the database still refuses
 /// is applied with its text replaced, like the writer does.
-pub async fn replay(db: &Db, path: &Path) -> ServiceResult<ReplayReport> {
+pub async fn replay(ctx: &Ctx, caller: &Caller, path: &Path) -> ServiceResult<ReplayReport> {
+    caller.require_admin()?;
     let lines = dead_letter::read(path).map_err(|e| {
         ServiceError::invalid(
             "file",
@@ -62,10 +63,10 @@ pub async fn replay(db: &Db, path: &Path) -> ServiceResult<ReplayReport> {
         };
         letter.log.make_storable();
         let request_id = letter.log.request_id.clone();
-        let outcome = match apply(db, &letter).await {
+        let outcome = match apply(ctx, &letter).await {
             Err(error) if !error.is_transient() => {
                 letter.log.replace_text(&error.to_string());
-                apply(db, &letter).await
+                apply(ctx, &letter).await
             }
             other => other,
         };
@@ -85,7 +86,8 @@ pub async fn replay(db: &Db, path: &Path) -> ServiceResult<ReplayReport> {
     Ok(report)
 }
 
-async fn apply(db: &Db, letter: &DeadLetter) -> Result<Replayed, DbError> {
+async fn apply(ctx: &Ctx, letter: &DeadLetter) -> Result<Replayed, DbError> {
     let batch = batch_of([Entry::from(letter)]);
-    logs::replay(db, &letter.log.request_id, &batch, now_ms()).await
+    ctx.write_db(async |tx| logs::replay(tx, &letter.log.request_id, &batch, now_ms()).await)
+        .await
 }

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{ServiceError, ServiceResult};
+use super::{Caller, Ctx, ServiceError, ServiceResult};
+use crate::db;
 use crate::db::channels::ChannelRow;
-use crate::db::{self, Db};
 use crate::domain::kinds::ChannelType;
 use crate::domain::names;
 use crate::domain::secret_key::upstream_key_fingerprint;
@@ -192,12 +192,13 @@ pub fn minimal_call(
 /// Sends one minimal chat request (one output token) for `model`, or the channel's first
 /// model, and records how it went on the channel.
 pub async fn test(
-    db: &Db,
+    ctx: &Ctx,
+    caller: &Caller,
     http: &reqwest::Client,
     name_or_id: &str,
     model: Option<&str>,
 ) -> ServiceResult<TestOutcome> {
-    let channel = super::channels::get(db, name_or_id).await?;
+    let channel = super::channels::get(ctx, caller, name_or_id).await?;
     let (upstream_model, url, body) = minimal_call(&channel, model)?;
     let started = Instant::now();
     let sent =
@@ -222,7 +223,7 @@ pub async fn test(
         }
     };
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    db::channels::record_test(db, channel.id, latency_ms, &message).await?;
+    db::channels::record_test(&ctx.db, channel.id, latency_ms, &message).await?;
     Ok(TestOutcome {
         channel: channel.name,
         model: upstream_model,
@@ -235,11 +236,12 @@ pub async fn test(
 
 /// The models the upstream lists (`GET …/models`), sorted.
 pub async fn fetch_models(
-    db: &Db,
+    ctx: &Ctx,
+    caller: &Caller,
     http: &reqwest::Client,
     name_or_id: &str,
 ) -> ServiceResult<Vec<String>> {
-    let channel = super::channels::get(db, name_or_id).await?;
+    let channel = super::channels::get(ctx, caller, name_or_id).await?;
     if channel.channel_type == ChannelType::Vertex {
         return Err(ServiceError::invalid(
             "channel",

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use super::{FieldProblem, ServiceError, ServiceResult, conflict, name_err};
+use super::{Caller, Ctx, FieldProblem, ServiceError, ServiceResult, conflict, name_err};
 use crate::db::channels::{ChannelRow, ChannelSpec};
 use crate::db::{self, Db};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
@@ -267,7 +267,13 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
     Ok(())
 }
 
-pub async fn create(db: &Db, mut input: ChannelInput) -> ServiceResult<ChannelRow> {
+pub async fn create(
+    ctx: &Ctx,
+    caller: &Caller,
+    mut input: ChannelInput,
+) -> ServiceResult<ChannelRow> {
+    caller.require_admin()?;
+    let db = &ctx.db;
     let preset = input.channel_type.as_deref().and_then(presets::find);
     // A vendor served at the root of its host keeps its base URL as it is.
     let keep_preset_url = preset.is_some_and(|p| !p.path_prefix_ok) && input.base_url.is_none();
@@ -327,25 +333,40 @@ pub async fn create(db: &Db, mut input: ChannelInput) -> ServiceResult<ChannelRo
         spec.base_url = preset.base_url.clone();
     }
     let name = spec.name.clone();
-    let id = db::channels::insert(db, &spec)
-        .await
-        .map_err(conflict("name", msg!("channel-exists", name = name)))?;
-    by_id(db, id).await
+    let id = ctx
+        .write(async |tx| {
+            db::channels::insert(tx, &spec).await.map_err(conflict(
+                "name",
+                msg!("channel-exists", name = name.as_str()),
+            ))
+        })
+        .await?;
+    find_id(db, id).await
 }
 
-pub async fn by_id(db: &Db, id: i64) -> ServiceResult<ChannelRow> {
+pub async fn by_id(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<ChannelRow> {
+    caller.require_admin()?;
+    find_id(&ctx.db, id).await
+}
+
+async fn find_id(db: &Db, id: i64) -> ServiceResult<ChannelRow> {
     db::channels::find_by_id(db, id)
         .await?
         .ok_or_else(|| ServiceError::NotFound(msg!("channel-id-not-found", id = id)))
 }
 
 /// Finds a channel by name, or by id when given digits.
-pub async fn get(db: &Db, name_or_id: &str) -> ServiceResult<ChannelRow> {
+pub async fn get(ctx: &Ctx, caller: &Caller, name_or_id: &str) -> ServiceResult<ChannelRow> {
+    caller.require_admin()?;
+    find(&ctx.db, name_or_id).await
+}
+
+pub(crate) async fn find(db: &Db, name_or_id: &str) -> ServiceResult<ChannelRow> {
     if let Some(channel) = db::channels::find_by_name(db, name_or_id).await? {
         return Ok(channel);
     }
     if let Ok(id) = name_or_id.parse::<i64>() {
-        return by_id(db, id).await;
+        return find_id(db, id).await;
     }
     Err(ServiceError::NotFound(msg!(
         "channel-not-found",
@@ -353,12 +374,20 @@ pub async fn get(db: &Db, name_or_id: &str) -> ServiceResult<ChannelRow> {
     )))
 }
 
-pub async fn list(db: &Db) -> ServiceResult<Vec<ChannelRow>> {
-    Ok(db::channels::list(db).await?)
+pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<ChannelRow>> {
+    caller.require_admin()?;
+    Ok(db::channels::list(&ctx.db).await?)
 }
 
-pub async fn update(db: &Db, name_or_id: &str, input: ChannelInput) -> ServiceResult<ChannelRow> {
-    let channel = get(db, name_or_id).await?;
+pub async fn update(
+    ctx: &Ctx,
+    caller: &Caller,
+    name_or_id: &str,
+    input: ChannelInput,
+) -> ServiceResult<ChannelRow> {
+    caller.require_admin()?;
+    let db = &ctx.db;
+    let channel = find(db, name_or_id).await?;
     let mut spec = channel.spec();
     let mut input = input;
     if let Some(channel_type) = input.channel_type.take() {
@@ -366,15 +395,23 @@ pub async fn update(db: &Db, name_or_id: &str, input: ChannelInput) -> ServiceRe
     }
     apply(db, &mut spec, input).await?;
     let name = spec.name.clone();
-    db::channels::update(db, channel.id, &spec)
-        .await
-        .map_err(conflict("name", msg!("channel-exists", name = name)))?;
-    by_id(db, channel.id).await
+    ctx.write(async |tx| {
+        db::channels::update(tx, channel.id, &spec)
+            .await
+            .map_err(conflict(
+                "name",
+                msg!("channel-exists", name = name.as_str()),
+            ))
+    })
+    .await?;
+    find_id(db, channel.id).await
 }
 
-pub async fn delete(db: &Db, name_or_id: &str) -> ServiceResult<()> {
-    let channel = get(db, name_or_id).await?;
-    db::channels::delete(db, channel.id).await?;
+pub async fn delete(ctx: &Ctx, caller: &Caller, name_or_id: &str) -> ServiceResult<()> {
+    caller.require_admin()?;
+    let channel = find(&ctx.db, name_or_id).await?;
+    ctx.write(async |tx| Ok(db::channels::delete(tx, channel.id).await?))
+        .await?;
     Ok(())
 }
 

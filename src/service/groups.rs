@@ -1,4 +1,4 @@
-use super::{ServiceError, ServiceResult, conflict, decimal_err, name_err};
+use super::{Caller, Ctx, ServiceError, ServiceResult, conflict, decimal_err, name_err};
 use crate::db::groups::GroupRow;
 use crate::db::{self, Db};
 use crate::domain::money::Ratio;
@@ -12,18 +12,24 @@ pub struct GroupInput {
     pub user_selectable: Option<bool>,
 }
 
-pub async fn list(db: &Db) -> ServiceResult<Vec<GroupRow>> {
-    Ok(db::groups::list(db).await?)
+pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<GroupRow>> {
+    caller.require_admin()?;
+    Ok(db::groups::list(&ctx.db).await?)
 }
 
-pub async fn get(db: &Db, name: &str) -> ServiceResult<GroupRow> {
+pub async fn get(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<GroupRow> {
+    caller.require_admin()?;
+    find(&ctx.db, name).await
+}
+
+async fn find(db: &Db, name: &str) -> ServiceResult<GroupRow> {
     db::groups::find(db, name)
         .await?
         .ok_or_else(|| ServiceError::NotFound(msg!("group-not-found", name = name)))
 }
 
 /// The group must exist before users or channels can refer to it.
-pub async fn require(db: &Db, field: &'static str, name: &str) -> ServiceResult<()> {
+pub(crate) async fn require(db: &Db, field: &'static str, name: &str) -> ServiceResult<()> {
     if db::groups::find(db, name).await?.is_none() {
         let known: Vec<String> = db::groups::list(db)
             .await?
@@ -42,7 +48,13 @@ fn parse_ratio(text: &str) -> ServiceResult<Ratio> {
     Ratio::parse(text).map_err(decimal_err("ratio"))
 }
 
-pub async fn create(db: &Db, name: &str, input: GroupInput) -> ServiceResult<GroupRow> {
+pub async fn create(
+    ctx: &Ctx,
+    caller: &Caller,
+    name: &str,
+    input: GroupInput,
+) -> ServiceResult<GroupRow> {
+    caller.require_admin()?;
     let name = names::group_name(name).map_err(name_err("name"))?;
     let group = GroupRow {
         name: name.clone(),
@@ -55,14 +67,23 @@ pub async fn create(db: &Db, name: &str, input: GroupInput) -> ServiceResult<Gro
         created_at: 0,
         updated_at: 0,
     };
-    db::groups::insert(db, &group)
-        .await
-        .map_err(conflict("name", msg!("group-exists", name = name.as_str())))?;
-    get(db, &name).await
+    ctx.write(async |tx| {
+        db::groups::insert(tx, &group)
+            .await
+            .map_err(conflict("name", msg!("group-exists", name = name.as_str())))
+    })
+    .await?;
+    find(&ctx.db, &name).await
 }
 
-pub async fn update(db: &Db, name: &str, input: GroupInput) -> ServiceResult<GroupRow> {
-    let mut group = get(db, name).await?;
+pub async fn update(
+    ctx: &Ctx,
+    caller: &Caller,
+    name: &str,
+    input: GroupInput,
+) -> ServiceResult<GroupRow> {
+    caller.require_admin()?;
+    let mut group = find(&ctx.db, name).await?;
     if let Some(text) = &input.ratio {
         group.ratio = parse_ratio(text)?;
     }
@@ -72,25 +93,28 @@ pub async fn update(db: &Db, name: &str, input: GroupInput) -> ServiceResult<Gro
     if let Some(selectable) = input.user_selectable {
         group.user_selectable = selectable;
     }
-    db::groups::update(db, &group).await?;
-    get(db, name).await
+    ctx.write(async |tx| Ok(db::groups::update(tx, &group).await?))
+        .await?;
+    find(&ctx.db, name).await
 }
 
 /// New users join this group unless told otherwise, so it cannot be deleted.
 pub const DEFAULT_GROUP: &str = "default";
 
-pub async fn delete(db: &Db, name: &str) -> ServiceResult<()> {
+pub async fn delete(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<()> {
+    caller.require_admin()?;
     if name == DEFAULT_GROUP {
         return Err(ServiceError::Forbidden(msg!("group-default-undeletable")));
     }
-    get(db, name).await?;
-    let members = db::groups::member_count(db, name).await?;
+    find(&ctx.db, name).await?;
+    let members = db::groups::member_count(&ctx.db, name).await?;
     if members > 0 {
         return Err(ServiceError::Conflict {
             field: None,
             message: msg!("group-has-users", name = name, count = members),
         });
     }
-    db::groups::delete(db, name).await?;
+    ctx.write(async |tx| Ok(db::groups::delete(tx, name).await?))
+        .await?;
     Ok(())
 }

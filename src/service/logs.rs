@@ -1,6 +1,6 @@
-use super::ServiceResult;
+use super::{Caller, Ctx, ServiceResult};
+use crate::db;
 use crate::db::logs::{LogFilter, LogTotals, RequestLog};
-use crate::db::{self, Db};
 
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {
@@ -12,11 +12,18 @@ pub struct LogQuery {
     pub limit: Option<i64>,
 }
 
-/// Newest logs first, with totals over everything the query matches.
-pub async fn query(db: &Db, query: LogQuery) -> ServiceResult<(Vec<RequestLog>, LogTotals)> {
-    let user_id = match &query.username {
-        Some(name) => Some(super::users::get(db, name).await?.id),
-        None => None,
+/// Newest logs first, with totals over everything the query matches. A user sees only their
+/// own requests, whatever the query names.
+pub async fn query(
+    ctx: &Ctx,
+    caller: &Caller,
+    query: LogQuery,
+) -> ServiceResult<(Vec<RequestLog>, LogTotals)> {
+    let db = &ctx.db;
+    let user_id = match (caller.owner(), &query.username) {
+        (Some(owner), _) => Some(owner),
+        (None, Some(name)) => Some(super::users::find(db, name).await?.id),
+        (None, None) => None,
     };
     let filter = LogFilter {
         user_id,

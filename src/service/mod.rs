@@ -6,7 +6,9 @@ pub mod admin_tokens;
 pub mod billing;
 pub mod channel_tools;
 pub mod channels;
+mod context;
 pub mod groups;
+pub mod ledger;
 pub mod logs;
 pub mod model_aliases;
 pub mod options;
@@ -14,6 +16,8 @@ pub mod prices;
 pub mod tokens;
 pub mod users;
 pub mod views;
+
+pub use context::{AfterWrite, Caller, Ctx};
 
 use crate::db::DbError;
 use crate::domain::money::{DecimalError, MicroUsd, Quota};

@@ -2,24 +2,26 @@
 //! model that serves and prices it. An alias resolves before routing and pricing; aliases do
 //! not chain.
 
-use super::{ServiceError, ServiceResult, conflict, name_err};
+use super::{Caller, Ctx, ServiceError, ServiceResult, conflict, name_err};
+use crate::db;
 use crate::db::model_aliases::AliasRow;
-use crate::db::{self, Db};
 use crate::domain::names;
 use crate::msg;
 
-pub async fn list(db: &Db) -> ServiceResult<Vec<AliasRow>> {
-    Ok(db::model_aliases::list(db).await?)
+pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<AliasRow>> {
+    caller.require_admin()?;
+    Ok(db::model_aliases::list(&ctx.db).await?)
 }
 
 /// Points `name` at `target`.
-pub async fn add(db: &Db, name: &str, target: &str) -> ServiceResult<AliasRow> {
+pub async fn add(ctx: &Ctx, caller: &Caller, name: &str, target: &str) -> ServiceResult<AliasRow> {
+    caller.require_admin()?;
     let name = names::model_name(name).map_err(name_err("name"))?;
     let target = names::model_name(target).map_err(name_err("to"))?;
     if name == target {
         return Err(ServiceError::invalid("to", msg!("alias-points-at-itself")));
     }
-    let existing = db::model_aliases::list(db).await?;
+    let existing = db::model_aliases::list(&ctx.db).await?;
     if let Some(alias) = existing.iter().find(|a| a.name == target) {
         return Err(ServiceError::invalid(
             "to",
@@ -40,13 +42,20 @@ pub async fn add(db: &Db, name: &str, target: &str) -> ServiceResult<AliasRow> {
             ),
         ));
     }
-    db::model_aliases::insert(db, &name, &target)
-        .await
-        .map_err(conflict("name", msg!("alias-exists", name = name.as_str())))
+    ctx.write(async |tx| {
+        db::model_aliases::insert(tx, &name, &target)
+            .await
+            .map_err(conflict("name", msg!("alias-exists", name = name.as_str())))
+    })
+    .await
 }
 
-pub async fn remove(db: &Db, name: &str) -> ServiceResult<()> {
-    if db::model_aliases::delete(db, name).await? {
+pub async fn remove(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<()> {
+    caller.require_admin()?;
+    let removed = ctx
+        .write(async |tx| Ok(db::model_aliases::delete(tx, name).await?))
+        .await?;
+    if removed {
         Ok(())
     } else {
         Err(ServiceError::NotFound(msg!("alias-not-found", name = name)))

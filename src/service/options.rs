@@ -1,22 +1,29 @@
-use super::{ServiceError, ServiceResult};
+use super::{Caller, Ctx, ServiceError, ServiceResult};
 use crate::db::{self, Db};
 use crate::i18n::Message;
 use crate::msg;
 use crate::options::{OptionInfo, RuntimeOptions};
 
-/// The runtime options as stored now.
-pub async fn current(db: &Db) -> ServiceResult<RuntimeOptions> {
+/// The runtime options as stored now (read by other operations for the dollar rate).
+pub(crate) async fn current(db: &Db) -> ServiceResult<RuntimeOptions> {
     let stored = db::options::all(db).await?;
     Ok(RuntimeOptions::from_stored(&stored).0)
 }
 
-pub async fn list(db: &Db) -> ServiceResult<Vec<OptionInfo>> {
-    Ok(current(db).await?.describe())
+/// The dollar rate now, for views that show dollars.
+pub async fn quota_per_usd(ctx: &Ctx) -> ServiceResult<i64> {
+    Ok(current(&ctx.db).await?.quota_per_usd())
+}
+
+pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<OptionInfo>> {
+    caller.require_admin()?;
+    Ok(current(&ctx.db).await?.describe())
 }
 
 /// Validates and stores one option.
-pub async fn set(db: &Db, name: &str, value: &str) -> ServiceResult<OptionInfo> {
-    let mut options = current(db).await?;
+pub async fn set(ctx: &Ctx, caller: &Caller, name: &str, value: &str) -> ServiceResult<OptionInfo> {
+    caller.require_admin()?;
+    let mut options = current(&ctx.db).await?;
     options.set(name, value).map_err(|message| {
         if RuntimeOptions::names().contains(&name) {
             ServiceError::invalid("value", message)
@@ -30,15 +37,18 @@ pub async fn set(db: &Db, name: &str, value: &str) -> ServiceResult<OptionInfo> 
         .find(|o| o.name == name)
         .ok_or_else(|| ServiceError::NotFound(unknown(name)))?;
     // Store the canonical spelling, so what is listed is what was set.
-    db::options::set(db, name, &info.value).await?;
+    ctx.write(async |tx| Ok(db::options::set(tx, name, &info.value).await?))
+        .await?;
     Ok(info)
 }
 
-pub async fn reset(db: &Db, name: &str) -> ServiceResult<OptionInfo> {
+pub async fn reset(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<OptionInfo> {
+    caller.require_admin()?;
     if !RuntimeOptions::names().contains(&name) {
         return Err(ServiceError::NotFound(unknown(name)));
     }
-    db::options::reset(db, name).await?;
+    ctx.write(async |tx| Ok(db::options::reset(tx, name).await?))
+        .await?;
     RuntimeOptions::default()
         .describe()
         .into_iter()

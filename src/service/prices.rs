@@ -1,4 +1,4 @@
-use super::{ServiceError, ServiceResult, decimal_err, name_err};
+use super::{Caller, Ctx, ServiceError, ServiceResult, decimal_err, name_err};
 use crate::db::prices::PriceRow;
 use crate::db::{self, Db};
 use crate::domain::money::MicroUsd;
@@ -61,14 +61,26 @@ pub fn parse(input: &PriceInput) -> ServiceResult<ModelPrice> {
     }
 }
 
-pub async fn set(db: &Db, model: &str, input: &PriceInput) -> ServiceResult<PriceRow> {
+pub async fn set(
+    ctx: &Ctx,
+    caller: &Caller,
+    model: &str,
+    input: &PriceInput,
+) -> ServiceResult<PriceRow> {
+    caller.require_admin()?;
     let model = names::model_name(model).map_err(name_err("model"))?;
     let price = parse(input)?;
-    db::prices::upsert(db, &model, price).await?;
-    get(db, &model).await
+    ctx.write(async |tx| Ok(db::prices::upsert(tx, &model, price).await?))
+        .await?;
+    find(&ctx.db, &model).await
 }
 
-pub async fn get(db: &Db, model: &str) -> ServiceResult<PriceRow> {
+pub async fn get(ctx: &Ctx, caller: &Caller, model: &str) -> ServiceResult<PriceRow> {
+    caller.require_admin()?;
+    find(&ctx.db, model).await
+}
+
+async fn find(db: &Db, model: &str) -> ServiceResult<PriceRow> {
     db::prices::list(db)
         .await?
         .into_iter()
@@ -76,12 +88,17 @@ pub async fn get(db: &Db, model: &str) -> ServiceResult<PriceRow> {
         .ok_or_else(|| ServiceError::NotFound(msg!("price-not-found", model = model)))
 }
 
-pub async fn list(db: &Db) -> ServiceResult<Vec<PriceRow>> {
-    Ok(db::prices::list(db).await?)
+pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<PriceRow>> {
+    caller.require_admin()?;
+    Ok(db::prices::list(&ctx.db).await?)
 }
 
-pub async fn delete(db: &Db, model: &str) -> ServiceResult<()> {
-    if !db::prices::delete(db, model).await? {
+pub async fn delete(ctx: &Ctx, caller: &Caller, model: &str) -> ServiceResult<()> {
+    caller.require_admin()?;
+    let deleted = ctx
+        .write(async |tx| Ok(db::prices::delete(tx, model).await?))
+        .await?;
+    if !deleted {
         return Err(ServiceError::NotFound(msg!(
             "price-not-found",
             model = model

@@ -2,8 +2,9 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 
-use super::{ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota};
+use super::{Caller, Ctx, ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota};
 use crate::db::tokens::{NewToken, TokenPatch, TokenRow};
+use crate::db::users::UserRow;
 use crate::db::{self, Db};
 use crate::domain::ip_allow::IpAllowList;
 use crate::domain::kinds::Status;
@@ -66,10 +67,33 @@ async fn quota_units(db: &Db, text: &str) -> ServiceResult<i64> {
     Ok(usd_to_quota("quota_usd", usd, options.quota_per_usd())?.0)
 }
 
+/// The user a key is made for: a user makes their own (naming anyone else finds nobody); an
+/// administrator names the user.
+async fn key_owner(ctx: &Ctx, caller: &Caller, username: &str) -> ServiceResult<UserRow> {
+    match caller.owner() {
+        Some(own) => {
+            let user = super::users::find_id(&ctx.db, own).await?;
+            if !username.is_empty() && username != user.username {
+                return Err(ServiceError::NotFound(msg!(
+                    "user-not-found",
+                    name = username
+                )));
+            }
+            Ok(user)
+        }
+        None => super::users::find(&ctx.db, username).await,
+    }
+}
+
 /// Creates a key and returns it with the plain key, which is not stored and cannot be shown
-/// again.
-pub async fn create(db: &Db, input: CreateToken) -> ServiceResult<(TokenRow, String)> {
-    let user = super::users::get(db, &input.username).await?;
+/// again. A user makes keys for their own account; an administrator for anyone's.
+pub async fn create(
+    ctx: &Ctx,
+    caller: &Caller,
+    input: CreateToken,
+) -> ServiceResult<(TokenRow, String)> {
+    let user = key_owner(ctx, caller, &input.username).await?;
+    let db = &ctx.db;
     let name = names::label("a key name", &input.name).map_err(name_err("name"))?;
     let expires_at = input.expires.as_deref().map(parse_expiry).transpose()?;
     if let Some(at) = expires_at
@@ -94,37 +118,47 @@ pub async fn create(db: &Db, input: CreateToken) -> ServiceResult<(TokenRow, Str
         .transpose()?
         .unwrap_or_default();
     let secret = secret_key::generate(secret_key::API_KEY_PREFIX);
-    let id = db::tokens::insert(
-        db,
-        &NewToken {
-            user_id: user.id,
-            name,
-            key_hash: secret.hash,
-            key_display: secret.display,
-            expires_at,
-            unlimited,
-            remaining_quota,
-            allowed_models,
-            allowed_ips,
-        },
-    )
-    .await?;
-    Ok((get(db, id).await?, secret.plain))
+    let token = NewToken {
+        user_id: user.id,
+        name,
+        key_hash: secret.hash,
+        key_display: secret.display,
+        expires_at,
+        unlimited,
+        remaining_quota,
+        allowed_models,
+        allowed_ips,
+    };
+    let id = ctx
+        .write(async |tx| Ok(db::tokens::insert(tx, &token).await?))
+        .await?;
+    Ok((get(ctx, caller, id).await?, secret.plain))
 }
 
-pub async fn get(db: &Db, id: i64) -> ServiceResult<TokenRow> {
-    db::tokens::find_by_id(db, id)
+/// A key by id: a user's own, or any for an administrator. Another user's key is not found.
+pub async fn get(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<TokenRow> {
+    db::tokens::find(&ctx.db, id, caller.owner())
         .await?
         .ok_or_else(|| ServiceError::NotFound(msg!("key-not-found", id = id)))
 }
 
-pub async fn list_for_user(db: &Db, username: &str) -> ServiceResult<Vec<TokenRow>> {
-    let user = super::users::get(db, username).await?;
-    Ok(db::tokens::list_for_user(db, user.id).await?)
+/// A user's keys: the caller's own, or (for an administrator) the named user's.
+pub async fn list_for_user(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+) -> ServiceResult<Vec<TokenRow>> {
+    let user = key_owner(ctx, caller, username).await?;
+    Ok(db::tokens::list_for_user(&ctx.db, user.id).await?)
 }
 
-pub async fn update(db: &Db, id: i64, input: UpdateToken) -> ServiceResult<TokenRow> {
-    get(db, id).await?;
+pub async fn update(
+    ctx: &Ctx,
+    caller: &Caller,
+    id: i64,
+    input: UpdateToken,
+) -> ServiceResult<TokenRow> {
+    get(ctx, caller, id).await?;
     let mut patch = TokenPatch {
         name: input
             .name
@@ -160,15 +194,25 @@ pub async fn update(db: &Db, id: i64, input: UpdateToken) -> ServiceResult<Token
                 msg!("key-quota-and-unlimited"),
             ));
         }
-        patch.remaining_quota = Some(quota_units(db, text).await?);
+        patch.remaining_quota = Some(quota_units(&ctx.db, text).await?);
         patch.unlimited = Some(false);
     }
-    db::tokens::update(db, id, &patch).await?;
-    get(db, id).await
+    let owner = caller.owner();
+    let updated = ctx
+        .write(async |tx| Ok(db::tokens::update(tx, id, owner, &patch).await?))
+        .await?;
+    if !updated {
+        return Err(ServiceError::NotFound(msg!("key-not-found", id = id)));
+    }
+    get(ctx, caller, id).await
 }
 
-pub async fn delete(db: &Db, id: i64) -> ServiceResult<()> {
-    if !db::tokens::delete(db, id).await? {
+pub async fn delete(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<()> {
+    let owner = caller.owner();
+    let deleted = ctx
+        .write(async |tx| Ok(db::tokens::delete(tx, id, owner).await?))
+        .await?;
+    if !deleted {
         return Err(ServiceError::NotFound(msg!("key-not-found", id = id)));
     }
     Ok(())

@@ -1,8 +1,12 @@
 use super::groups::{self, DEFAULT_GROUP};
-use super::{Problems, ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota};
+use super::{
+    Caller, Ctx, Problems, ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota,
+};
 use crate::db::DbError;
+use crate::db::ledger::NewEntry;
 use crate::db::users::{NewUser, UserPatch, UserRow};
 use crate::db::{self, Db};
+use crate::domain::kinds::LedgerKind;
 use crate::domain::kinds::{Role, Status};
 use crate::domain::money::{MicroUsd, Quota};
 use crate::domain::password::PasswordError;
@@ -31,11 +35,23 @@ pub struct UpdateUser {
     pub group: Option<String>,
 }
 
-/// A balance change: exactly one of the two.
+/// A balance change: exactly one of the two amounts, why, and (optionally) a key that makes
+/// submitting it again harmless.
 #[derive(Debug, Clone, Default)]
 pub struct QuotaChange {
     pub usd: Option<String>,
     pub units: Option<i64>,
+    pub reason: Option<String>,
+    /// The same key twice applies the change once. Without one, every call is a new change.
+    pub idempotency_key: Option<String>,
+}
+
+/// What a balance change did.
+#[derive(Debug, Clone)]
+pub struct QuotaChanged {
+    pub user: UserRow,
+    /// False when the idempotency key was used before: nothing changed now.
+    pub applied: bool,
 }
 
 fn parse_role(text: &str) -> ServiceResult<Role> {
@@ -103,7 +119,9 @@ async fn hash_password(plain: String) -> ServiceResult<String> {
         .map_err(|e| ServiceError::invalid("password", password_problem(&e)))
 }
 
-pub async fn create(db: &Db, input: CreateUser) -> ServiceResult<UserRow> {
+pub async fn create(ctx: &Ctx, caller: &Caller, input: CreateUser) -> ServiceResult<UserRow> {
+    caller.require_admin()?;
+    let db = &ctx.db;
     let mut problems = Problems::default();
     let username =
         problems.check(names::username(&input.username).map_err(name_err("username")))?;
@@ -133,51 +151,108 @@ pub async fn create(db: &Db, input: CreateUser) -> ServiceResult<UserRow> {
         )?,
         None => None,
     };
+    let checked = problems.finish();
     let Some(username) = username else {
-        return Err(problems
-            .finish()
+        return Err(checked
             .err()
             .unwrap_or_else(|| ServiceError::invalid("username", msg!("name-empty"))));
     };
-    problems.finish()?;
+    checked?;
+    caller.may_manage_role(role)?;
     let password_hash = match (password, input.password) {
         (Some(()), Some(plain)) => Some(hash_password(plain).await?),
         _ => None,
     };
-    let id = db::users::insert(
-        db,
-        &NewUser {
-            username: username.clone(),
-            password_hash,
-            email,
-            role,
-            group,
-            quota: quota.0,
-        },
-    )
-    .await
-    .map_err(|e| user_conflict(e, &username))?;
-    by_id(db, id).await
+    let user = NewUser {
+        username: username.clone(),
+        password_hash,
+        email,
+        role,
+        group,
+        quota: quota.0,
+    };
+    let actor = caller.actor();
+    let id = ctx
+        .write(async |tx| {
+            let id = db::users::insert(tx, &user)
+                .await
+                .map_err(|e| user_conflict(e, &username))?;
+            // A starting balance is a grant in the ledger, like every balance that is not
+            // relay spend.
+            if quota.0 != 0 {
+                let key = format!("grant:user:{id}");
+                let entry = NewEntry {
+                    user_id: id,
+                    kind: LedgerKind::Grant,
+                    amount: quota.0,
+                    actor: &actor,
+                    reference: "",
+                    reason: "starting balance",
+                    idempotency_key: &key,
+                };
+                db::ledger::insert(tx, &entry).await?;
+            }
+            Ok(id)
+        })
+        .await?;
+    find_id(db, id).await
 }
 
-pub async fn by_id(db: &Db, id: i64) -> ServiceResult<UserRow> {
+/// A user by id, whoever asks (for the services themselves).
+pub(crate) async fn find_id(db: &Db, id: i64) -> ServiceResult<UserRow> {
     db::users::find_by_id(db, id)
         .await?
         .ok_or_else(|| ServiceError::NotFound(msg!("user-id-not-found", id = id)))
 }
 
-pub async fn get(db: &Db, username: &str) -> ServiceResult<UserRow> {
+/// A user by name, whoever asks (for the services themselves).
+pub(crate) async fn find(db: &Db, username: &str) -> ServiceResult<UserRow> {
     db::users::find_by_username(db, username)
         .await?
         .ok_or_else(|| ServiceError::NotFound(msg!("user-not-found", name = username)))
 }
 
-pub async fn list(db: &Db, limit: i64, offset: i64) -> ServiceResult<Vec<UserRow>> {
-    Ok(db::users::list(db, limit.clamp(1, 1000), offset.max(0)).await?)
+/// A user by name: any for an administrator, only their own account for a user.
+pub async fn get(ctx: &Ctx, caller: &Caller, username: &str) -> ServiceResult<UserRow> {
+    let user = find(&ctx.db, username).await?;
+    match caller.owner() {
+        Some(own) if own != user.id => Err(ServiceError::NotFound(msg!(
+            "user-not-found",
+            name = username
+        ))),
+        _ => Ok(user),
+    }
 }
 
-pub async fn update(db: &Db, username: &str, input: UpdateUser) -> ServiceResult<UserRow> {
-    let user = get(db, username).await?;
+/// A user by id: any for an administrator, only their own account for a user.
+pub async fn by_id(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<UserRow> {
+    match caller.owner() {
+        Some(own) if own != id => Err(ServiceError::NotFound(msg!("user-id-not-found", id = id))),
+        _ => find_id(&ctx.db, id).await,
+    }
+}
+
+pub async fn list(
+    ctx: &Ctx,
+    caller: &Caller,
+    limit: i64,
+    offset: i64,
+) -> ServiceResult<Vec<UserRow>> {
+    caller.require_admin()?;
+    Ok(db::users::list(&ctx.db, limit.clamp(1, 1000), offset.max(0)).await?)
+}
+
+/// Changes an account. Only root changes administrators, or makes one.
+pub async fn update(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+    input: UpdateUser,
+) -> ServiceResult<UserRow> {
+    caller.require_admin()?;
+    let db = &ctx.db;
+    let user = find(db, username).await?;
+    caller.may_manage_role(user.role)?;
     let mut patch = UserPatch {
         display_name: input
             .display_name
@@ -187,6 +262,9 @@ pub async fn update(db: &Db, username: &str, input: UpdateUser) -> ServiceResult
         status: input.status.as_deref().map(parse_status).transpose()?,
         ..UserPatch::default()
     };
+    if let Some(role) = patch.role {
+        caller.may_manage_role(role)?;
+    }
     if let Some(email) = input.email {
         patch.email = Some(email.as_deref().map(check_email).transpose()?);
     }
@@ -197,24 +275,78 @@ pub async fn update(db: &Db, username: &str, input: UpdateUser) -> ServiceResult
     if let Some(plain) = input.password {
         patch.password_hash = Some(hash_password(plain).await?);
     }
-    db::users::update(db, user.id, &patch)
-        .await
-        .map_err(|e| user_conflict(e, username))?;
-    by_id(db, user.id).await
+    ctx.write(async |tx| {
+        db::users::update(tx, user.id, &patch)
+            .await
+            .map_err(|e| user_conflict(e, username))
+    })
+    .await?;
+    find_id(db, user.id).await
 }
 
-/// Adds to (or, with a negative amount, deducts from) a user's balance.
-pub async fn change_quota(db: &Db, username: &str, change: QuotaChange) -> ServiceResult<UserRow> {
-    let user = get(db, username).await?;
+/// Adds to (or, with a negative amount, deducts from) a user's balance, with a ledger row in
+/// the same transaction. The balance changes only through a conditional update whose row
+/// count is checked; a key submitted before changes nothing.
+pub async fn change_quota(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+    change: QuotaChange,
+) -> ServiceResult<QuotaChanged> {
+    caller.require_admin()?;
+    let db = &ctx.db;
+    let user = find(db, username).await?;
     let units = quota_change_units(db, &change).await?;
-    if !db::users::add_quota(db, user.id, units).await? {
-        // The user was just read; the change would carry the balance out of range.
+    let reason = change.reason.as_deref().unwrap_or("").trim();
+    if reason.chars().count() > 500 {
         return Err(ServiceError::invalid(
-            "amount",
-            msg!("balance-out-of-range"),
+            "reason",
+            msg!("name-too-long", max = 500_usize),
         ));
     }
-    by_id(db, user.id).await
+    let key = match change.idempotency_key.as_deref().map(str::trim) {
+        Some(key) if !key.is_empty() => {
+            if key.chars().count() > 128 {
+                return Err(ServiceError::invalid(
+                    "idempotency_key",
+                    msg!("name-too-long", max = 128_usize),
+                ));
+            }
+            key.to_string()
+        }
+        _ => format!("adjustment:{}", uuid::Uuid::new_v4().simple()),
+    };
+    let actor = caller.actor();
+    let applied = ctx
+        .write(async |tx| {
+            let entry = NewEntry {
+                user_id: user.id,
+                kind: LedgerKind::Adjustment,
+                amount: units,
+                actor: &actor,
+                reference: "",
+                reason,
+                idempotency_key: &key,
+            };
+            match db::ledger::insert(tx, &entry).await {
+                Ok(_) => {}
+                Err(DbError::Conflict(_)) => return Ok(false),
+                Err(other) => return Err(other.into()),
+            }
+            if !db::users::add_quota(tx, user.id, units).await? {
+                // The user was just read; the change would carry the balance out of range.
+                return Err(ServiceError::invalid(
+                    "amount",
+                    msg!("balance-out-of-range"),
+                ));
+            }
+            Ok(true)
+        })
+        .await?;
+    Ok(QuotaChanged {
+        user: find_id(db, user.id).await?,
+        applied,
+    })
 }
 
 /// Converts a [`QuotaChange`] to units (negative dollar amounts are allowed).

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 use crate::helpers::upstream::StreamEnd;
-use crate::helpers::{FakeUpstream, Reply, TestApp, chat_body, db_test};
+use crate::helpers::{CLI, FakeUpstream, Reply, TestApp, chat_body, db_test};
 use tollgate::domain::kinds::Outcome;
 use tollgate::service::tokens::CreateToken;
 use tollgate::service::users::QuotaChange;
@@ -144,9 +144,9 @@ db_test! {
         };
         let top_ups = async {
             for _ in 0..10 {
-                tollgate::service::users::change_quota(&app.db, "alice", QuotaChange {
+                tollgate::service::users::change_quota(app.ctx(), &CLI, "alice", QuotaChange {
                     usd: Some("0.10".into()),
-                    units: None,
+                    ..Default::default()
                 })
                 .await
                 .unwrap();
@@ -204,7 +204,7 @@ db_test! {
     async fn group_ratio_applies(db: TestDb) {
         let (app, _upstream) = setup(db, Reply::chat("ok", 10, 1)).await;
         app.create_group("vip", "0.5").await;
-        tollgate::service::channels::update(&app.db, "main", tollgate::service::channels::ChannelInput {
+        tollgate::service::channels::update(app.ctx(), &CLI, "main", tollgate::service::channels::ChannelInput {
             groups: Some("default,vip".into()),
             ..Default::default()
         })

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, chat_body, db_test, expect_error};
+use crate::helpers::{CLI, FakeUpstream, Reply, TestApp, chat_body, db_test, expect_error};
 use crate::shutdown::tollgate;
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
@@ -16,8 +16,8 @@ db_test! {
     async fn vendor_presets_fill_in_channels(db: TestDb) {
         let app = TestApp::spawn(db).await;
         let create = |input: ChannelInput| {
-            let db = app.db.clone();
-            async move { tollgate::service::channels::create(&db, input).await }
+            let ctx = app.ctx().clone();
+            async move { tollgate::service::channels::create(&ctx, &CLI, input).await }
         };
         let deepseek = create(ChannelInput {
             name: Some("ds".into()),
@@ -117,7 +117,7 @@ db_test! {
         let latest = logs.iter().max_by_key(|l| l.id).unwrap();
         assert_eq!(latest.cost, TestApp::units(3.0), "the admin's $1 + $2 wins");
 
-        tollgate::service::prices::delete(&app.db, "gpt-4o-mini").await.expect("delete price");
+        tollgate::service::prices::delete(app.ctx(), &CLI, "gpt-4o-mini").await.expect("delete price");
         app.set_option("list_prices", "false").await;
         app.reload().await;
         expect_error(app.chat(&key, chat_body("gpt-4o-mini")).await, 403, "model_price_not_set").await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, read_text};
+use crate::helpers::{CLI, FakeUpstream, Reply, TestApp, TestDb, db_test, read_text};
 use tollgate::domain::kinds::Outcome;
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
@@ -45,7 +45,8 @@ async fn setup(db: TestDb, upstream: &FakeUpstream, channel_type: &str) -> (Test
     })
     .await;
     tollgate::service::prices::set(
-        &app.db,
+        app.ctx(),
+        &CLI,
         MODEL,
         &PriceInput {
             input: Some("3".into()),

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Api, FakeUpstream, TestApp, admin_token, chat_body, db_test};
+use crate::helpers::{Api, CLI, FakeUpstream, TestApp, admin_token, chat_body, db_test};
 use tollgate::service::users::CreateUser;
 
 db_test! {
@@ -93,8 +93,8 @@ db_test! {
         let as_user = Api { token: api_key, app: &app };
         assert_eq!(as_user.get("/api/users").await.0, 401);
         // A demoted admin's token stops working.
-        tollgate::service::users::create(&app.db, CreateUser { username: "former".into(), role: Some("admin".into()), ..Default::default() }).await.unwrap();
-        let former = Api { token: tollgate::service::admin_tokens::create(&app.db, "former", "t").await.unwrap().1, app: &app };
+        tollgate::service::users::create(app.ctx(), &CLI, CreateUser { username: "former".into(), role: Some("admin".into()), ..Default::default() }).await.unwrap();
+        let former = Api { token: tollgate::service::admin_tokens::create(app.ctx(), &CLI, "former", "t").await.unwrap().1, app: &app };
         assert_eq!(former.get("/api/users").await.0, 200);
         root.patch("/api/users/former", json!({"role": "user"})).await;
         assert_eq!(former.get("/api/users").await.0, 401);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, db_test, expect_error, read_chunks};
+use crate::helpers::{CLI, FakeUpstream, Reply, TestApp, db_test, expect_error, read_chunks};
 use tollgate::domain::kinds::Outcome;
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
@@ -38,7 +38,8 @@ async fn setup(db: crate::helpers::TestDb, upstream: &FakeUpstream) -> (TestApp,
 
 async fn service_price(app: &TestApp) {
     tollgate::service::prices::set(
-        &app.db,
+        app.ctx(),
+        &CLI,
         MODEL,
         &PriceInput {
             input: Some("3".into()),
@@ -289,7 +290,7 @@ db_test! {
             cache_write: Some("3.75".into()),
             per_request: None,
         };
-        tollgate::service::prices::set(&app.db, MODEL, &price).await.unwrap();
+        tollgate::service::prices::set(app.ctx(), &CLI, MODEL, &price).await.unwrap();
         app.reload().await;
 
         let body: Value = app.chat(&key, tool_request(false)).await.json().await.unwrap();

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::upstream::StreamEnd;
-use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test};
+use crate::helpers::{CLI, FakeUpstream, Reply, TestApp, TestDb, db_test};
 use tollgate::domain::kinds::Outcome;
 use tollgate::service::channels::ChannelInput;
 
@@ -93,14 +93,14 @@ db_test! {
         assert_eq!(sent.query, "api-version=2025-04-01-preview");
         assert_eq!(sent.json()["messages"], json!([{"role": "user", "content": "hi"}]));
 
-        let outcome = tollgate::service::channel_tools::test(&app.db, &app.state.http, "azure", None)
+        let outcome = tollgate::service::channel_tools::test(app.ctx(), &CLI, &app.state.http, "azure", None)
             .await
             .unwrap();
         assert!(outcome.ok, "{outcome:?}");
         let sent = upstream.requests().pop().unwrap();
         assert_eq!((sent.path.as_str(), sent.query.as_str()), ("/openai/deployments/prod-4o/chat/completions", "api-version=2025-04-01-preview"));
         assert_eq!(sent.headers["api-key"], "azure-key-1");
-        let models = tollgate::service::channel_tools::fetch_models(&app.db, &app.state.http, "azure")
+        let models = tollgate::service::channel_tools::fetch_models(app.ctx(), &CLI, &app.state.http, "azure")
             .await
             .unwrap();
         assert_eq!(models, ["fake-model"]);

@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error, read_chunks};
+use crate::helpers::{
+    CLI, FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error, read_chunks,
+};
 use tollgate::domain::kinds::{ChannelStatus, Outcome};
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
@@ -35,7 +37,8 @@ async fn setup(db: TestDb, upstream: &FakeUpstream, key: &str) -> (TestApp, Stri
         })
         .await;
     tollgate::service::prices::set(
-        &app.db,
+        app.ctx(),
+        &CLI,
         MODEL,
         &tollgate::service::prices::PriceInput {
             input: Some("3".into()),
@@ -353,7 +356,7 @@ db_test! {
         assert_eq!(response.status(), 503);
         let mut status = ChannelStatus::Enabled;
         for _ in 0..50 {
-            status = tollgate::service::channels::by_id(&app.db, id).await.unwrap().status;
+            status = tollgate::service::channels::by_id(app.ctx(), &CLI, id).await.unwrap().status;
             if status == ChannelStatus::AutoDisabled {
                 break;
             }
@@ -365,7 +368,7 @@ db_test! {
         app.set_option("probe_interval_secs", "1").await;
         upstream.set_default(Reply::Json(200, converse_answer()));
         for _ in 0..60 {
-            status = tollgate::service::channels::by_id(&app.db, id).await.unwrap().status;
+            status = tollgate::service::channels::by_id(app.ctx(), &CLI, id).await.unwrap().status;
             if status == ChannelStatus::Enabled {
                 break;
             }
@@ -380,7 +383,7 @@ db_test! {
         assert_eq!(streamed.outcome, Outcome::StreamError);
         assert!(streamed.cost > 0, "what arrived is billed");
 
-        let refused = tollgate::service::channels::create(&app.db, ChannelInput {
+        let refused = tollgate::service::channels::create(app.ctx(), &CLI, ChannelInput {
             name: Some("bad".into()),
             channel_type: Some("bedrock".into()),
             base_url: Some(upstream.origin()),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error, read_text};
+use crate::helpers::{CLI, FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error, read_text};
 use tollgate::domain::kinds::{ChannelStatus, Outcome};
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
@@ -42,7 +42,8 @@ async fn setup(db: TestDb, upstream: &FakeUpstream) -> (TestApp, String) {
     })
     .await;
     tollgate::service::prices::set(
-        &app.db,
+        app.ctx(),
+        &CLI,
         MODEL,
         &PriceInput {
             input: Some("0.3".into()),

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error, read_chunks};
+use crate::helpers::{
+    CLI, FakeUpstream, Reply, TestApp, TestDb, db_test, expect_error, read_chunks,
+};
 use tollgate::domain::kinds::Outcome;
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
@@ -22,7 +24,8 @@ async fn setup(db: TestDb, upstream: &FakeUpstream) -> (TestApp, String) {
     let app = TestApp::spawn(db).await;
     // No key given: an Ollama channel needs none.
     tollgate::service::channels::create(
-        &app.db,
+        app.ctx(),
+        &CLI,
         ChannelInput {
             name: Some("ollama".into()),
             channel_type: Some("ollama".into()),
@@ -311,7 +314,7 @@ db_test! {
         let upstream = FakeUpstream::start(Reply::Json(200, ollama_answer())).await;
         let (app, _key) = setup(db, &upstream).await;
         let http = reqwest::Client::new();
-        let outcome = tollgate::service::channel_tools::test(&app.db, &http, "ollama", None).await.unwrap();
+        let outcome = tollgate::service::channel_tools::test(app.ctx(), &CLI, &http, "ollama", None).await.unwrap();
         assert!(outcome.ok, "{outcome:?}");
         let sent = upstream.requests();
         assert_eq!(sent[0].path, "/api/chat");
@@ -322,7 +325,7 @@ db_test! {
             {"name": "llama3.2:3b", "model": "llama3.2:3b", "size": 2_019_393_189},
             {"name": "nomic-embed-text:latest", "model": "nomic-embed-text:latest"}
         ]})));
-        let models = tollgate::service::channel_tools::fetch_models(&app.db, &http, "ollama").await.unwrap();
+        let models = tollgate::service::channel_tools::fetch_models(app.ctx(), &CLI, &http, "ollama").await.unwrap();
         assert_eq!(models, ["llama3.2:3b", "nomic-embed-text:latest"]);
         assert_eq!(upstream.requests().last().unwrap().path, "/api/tags");
     }

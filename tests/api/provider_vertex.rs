@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeUpstream, Reply, TestApp, TestDb, db_test};
+use crate::helpers::{CLI, FakeUpstream, Reply, TestApp, TestDb, db_test};
 use tollgate::domain::kinds::{ChannelStatus, Outcome};
 use tollgate::service::channels::ChannelInput;
 
@@ -195,7 +195,7 @@ db_test! {
         assert_eq!(vertex.request_count(), 0);
         let mut status = ChannelStatus::Enabled;
         for _ in 0..50 {
-            let row = tollgate::service::channels::by_id(&app.db, id).await.unwrap();
+            let row = tollgate::service::channels::by_id(app.ctx(), &CLI, id).await.unwrap();
             status = row.status;
             if status == ChannelStatus::AutoDisabled {
                 assert!(row.status_reason.contains("refused the service account"), "{}", row.status_reason);
@@ -204,12 +204,12 @@ db_test! {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(status, ChannelStatus::AutoDisabled);
-        let row = tollgate::service::channels::by_id(&app.db, id).await.unwrap();
+        let row = tollgate::service::channels::by_id(app.ctx(), &CLI, id).await.unwrap();
         let shown = serde_json::to_string(&tollgate::service::views::ChannelView::new(&row, 500_000)).unwrap();
         assert!(shown.contains(&format!("service account {CLIENT_EMAIL}")), "{shown}");
         assert!(!shown.contains("PRIVATE KEY"), "the private key is never shown: {shown}");
 
-        let bad_key = tollgate::service::channels::create(&app.db, ChannelInput {
+        let bad_key = tollgate::service::channels::create(app.ctx(), &CLI, ChannelInput {
             name: Some("bad-key".into()),
             channel_type: Some("vertex".into()),
             base_url: Some(format!("{}{LOCATION_PATH}", vertex.origin())),
@@ -220,7 +220,7 @@ db_test! {
         .await
         .unwrap_err();
         assert!(bad_key.to_string().contains("service account"), "{bad_key}");
-        let bad_url = tollgate::service::channels::create(&app.db, ChannelInput {
+        let bad_url = tollgate::service::channels::create(app.ctx(), &CLI, ChannelInput {
             name: Some("bad-url".into()),
             channel_type: Some("vertex".into()),
             base_url: Some(vertex.origin()),

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{FakeUpstream, TestApp, chat_body, db_test, expect_error};
+use crate::helpers::{CLI, FakeUpstream, TestApp, chat_body, db_test, expect_error};
 use tollgate::domain::kinds::Outcome;
 use tollgate::service::tokens::{CreateToken, UpdateToken};
 use tollgate::service::users::UpdateUser;
@@ -34,15 +34,16 @@ db_test! {
         let (disabled, disabled_row) = app
             .create_key(CreateToken { username: "alice".into(), name: "off".into(), ..Default::default() })
             .await;
-        tollgate::service::tokens::update(&app.db, disabled_row.id, UpdateToken {
+        tollgate::service::tokens::update(app.ctx(), &CLI, disabled_row.id, UpdateToken {
             status: Some("disabled".into()),
             ..Default::default()
         }).await.unwrap();
         // Expire the key by moving its expiry into the past directly in the database.
-        tollgate::db::tokens::update(&app.db, expiring_row.id, &tollgate::db::tokens::TokenPatch {
+        let expired = tollgate::db::tokens::TokenPatch {
             expires_at: Some(Some(tollgate::db::now_ms() - 1000)),
             ..Default::default()
-        }).await.unwrap();
+        };
+        app.db.write(async |tx| tollgate::db::tokens::update(tx, expiring_row.id, None, &expired).await).await.unwrap();
         app.reload().await;
 
         let no_key = app.client.post(app.url("/v1/chat/completions")).json(&chat_body("gpt-4o-mini")).send().await.unwrap();
@@ -53,7 +54,7 @@ db_test! {
         let message = expect_error(app.chat(&expiring, chat_body("gpt-4o-mini")).await, 401, "invalid_api_key").await;
         assert!(message.contains("expired"), "{message}");
 
-        tollgate::service::users::update(&app.db, "alice", UpdateUser {
+        tollgate::service::users::update(app.ctx(), &CLI, "alice", UpdateUser {
             status: Some("disabled".into()),
             ..Default::default()
         }).await.unwrap();
@@ -216,7 +217,7 @@ db_test! {
     async fn answers_503_when_no_channel_is_up(db: TestDb) {
         let (app, upstream) = setup(db).await;
         let key = app.key_for("alice").await;
-        tollgate::service::channels::update(&app.db, "main", tollgate::service::channels::ChannelInput {
+        tollgate::service::channels::update(app.ctx(), &CLI, "main", tollgate::service::channels::ChannelInput {
             status: Some("disabled".into()),
             ..Default::default()
         }).await.unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::upstream::dead_address;
-use crate::helpers::{FakeUpstream, Reply, TestApp, chat_body, db_test, expect_error};
+use crate::helpers::{CLI, FakeUpstream, Reply, TestApp, chat_body, db_test, expect_error};
 use tollgate::domain::kinds::{ChannelStatus, Outcome};
 use tollgate::service::channels::ChannelInput;
 
@@ -233,7 +233,7 @@ db_test! {
 
         // A lone channel that cools down answers 503 with a hint when to retry.
         flaky.set_default(Reply::error(500, "flaky"));
-        tollgate::service::channels::delete(&app.db, "steady").await.unwrap();
+        tollgate::service::channels::delete(app.ctx(), &CLI, "steady").await.unwrap();
         app.reload().await;
         for _ in 0..2 {
             app.chat(&key, chat_body("gpt-4o-mini")).await;
@@ -271,7 +271,7 @@ db_test! {
         // The disable is persisted with its reason.
         let mut status = ChannelStatus::Enabled;
         for _ in 0..50 {
-            let row = tollgate::service::channels::by_id(&app.db, revoked_id).await.unwrap();
+            let row = tollgate::service::channels::by_id(app.ctx(), &CLI, revoked_id).await.unwrap();
             status = row.status;
             if status == ChannelStatus::AutoDisabled {
                 assert!(row.status_reason.contains("401"), "{}", row.status_reason);
@@ -288,14 +288,14 @@ db_test! {
         // Probes keep failing while the upstream refuses the key...
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(revoked.probe_count() >= 1);
-        let row = tollgate::service::channels::by_id(&app.db, revoked_id).await.unwrap();
+        let row = tollgate::service::channels::by_id(app.ctx(), &CLI, revoked_id).await.unwrap();
         assert_eq!(row.status, ChannelStatus::AutoDisabled);
         // ...and re-enable the channel once it accepts it.
         revoked.set_models_status(200);
         revoked.set_default(Reply::chat("revived", 1, 1));
         let mut revived = false;
         for _ in 0..60 {
-            let row = tollgate::service::channels::by_id(&app.db, revoked_id).await.unwrap();
+            let row = tollgate::service::channels::by_id(app.ctx(), &CLI, revoked_id).await.unwrap();
             if row.status == ChannelStatus::Enabled {
                 revived = true;
                 break;
@@ -326,7 +326,7 @@ db_test! {
         }
         let mut disabled = false;
         for _ in 0..50 {
-            let row = tollgate::service::channels::by_id(&app.db, id).await.unwrap();
+            let row = tollgate::service::channels::by_id(app.ctx(), &CLI, id).await.unwrap();
             if row.status == ChannelStatus::AutoDisabled {
                 assert!(row.status_reason.contains("3 consecutive failures"), "{}", row.status_reason);
                 disabled = true;
@@ -361,7 +361,7 @@ async fn wait_for_channel(
     done: impl Fn(&tollgate::db::channels::ChannelRow) -> bool,
 ) -> tollgate::db::channels::ChannelRow {
     for _ in 0..100 {
-        let row = tollgate::service::channels::by_id(&app.db, id)
+        let row = tollgate::service::channels::by_id(app.ctx(), &CLI, id)
             .await
             .unwrap();
         if done(&row) {
@@ -423,7 +423,7 @@ db_test! {
         // The probe keeps the refused key out while the upstream refuses it...
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(upstream.probe_count() >= 1);
-        let row = tollgate::service::channels::by_id(&app.db, id).await.unwrap();
+        let row = tollgate::service::channels::by_id(app.ctx(), &CLI, id).await.unwrap();
         assert_eq!(row.disabled_keys.len(), 1);
         // ...and puts it back once the upstream accepts it.
         upstream.set_key_status("sk-revoked-1111", None);
@@ -435,7 +435,7 @@ db_test! {
         assert!(sent_with(&upstream, "sk-revoked-1111") >= 2, "the key is back in rotation");
 
         // Every key refused: the channel is disabled as a whole, and says why.
-        tollgate::service::channels::delete(&app.db, "pool").await.unwrap();
+        tollgate::service::channels::delete(app.ctx(), &CLI, "pool").await.unwrap();
         let doomed_upstream = FakeUpstream::chat().await;
         doomed_upstream.set_key_status("sk-first-3333", Some(401));
         doomed_upstream.set_key_status("sk-second-4444", Some(403));
@@ -454,13 +454,13 @@ db_test! {
         assert_eq!(doomed_upstream.request_count(), 2);
 
         // An admin who removes a key from the channel removes it from the disabled list too.
-        tollgate::service::channels::update(&app.db, "doomed", ChannelInput {
+        tollgate::service::channels::update(app.ctx(), &CLI, "doomed", ChannelInput {
             keys: Some(vec!["sk-first-3333".into()]),
             ..Default::default()
         })
         .await
         .unwrap();
-        let row = tollgate::service::channels::by_id(&app.db, doomed_id).await.unwrap();
+        let row = tollgate::service::channels::by_id(app.ctx(), &CLI, doomed_id).await.unwrap();
         assert_eq!(row.disabled_keys.len(), 1);
         assert!(row.is_key_disabled("sk-first-3333"));
     }

@@ -2,13 +2,14 @@
 
 use serde_json::Value;
 
-use super::TestApp;
+use super::{CLI, TestApp};
 use tollgate::service::users::CreateUser;
 
 /// Creates a user with `role` and an admin token for it.
 pub async fn admin_token(app: &TestApp, username: &str, role: &str) -> String {
     tollgate::service::users::create(
-        &app.db,
+        app.ctx(),
+        &CLI,
         CreateUser {
             username: username.into(),
             role: Some(role.into()),
@@ -17,7 +18,7 @@ pub async fn admin_token(app: &TestApp, username: &str, role: &str) -> String {
     )
     .await
     .unwrap();
-    tollgate::service::admin_tokens::create(&app.db, username, "tests")
+    tollgate::service::admin_tokens::create(app.ctx(), &CLI, username, "tests")
         .await
         .unwrap()
         .1

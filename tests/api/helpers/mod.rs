@@ -20,12 +20,16 @@ use tollgate::service::channels::ChannelInput;
 use tollgate::service::prices::PriceInput;
 use tollgate::service::tokens::CreateToken;
 use tollgate::service::users::CreateUser;
+use tollgate::service::{Caller, Ctx};
 use tollgate::state::AppState;
 use tollgate::{App, service};
 
 pub use api::{Api, admin_token};
 pub use db::TestDb;
 pub use upstream::{FakeUpstream, Reply};
+
+/// Tests manage the server the way the command line does: with every right.
+pub const CLI: Caller = Caller::Cli;
 
 /// Generates one test per database backend: `name::sqlite`, `name::postgres`, `name::mysql`.
 /// PostgreSQL and MySQL run when `TOLLGATE_TEST_POSTGRES_URL` / `TOLLGATE_TEST_MYSQL_URL`
@@ -100,6 +104,11 @@ pub fn test_server_config() -> ServerConfig {
 }
 
 impl TestApp {
+    /// The running server's service context: writes through it are live before they return.
+    pub fn ctx(&self) -> &Ctx {
+        &self.state.ctx
+    }
+
     pub async fn spawn(test_db: TestDb) -> TestApp {
         Self::spawn_with(test_db, |_| {}).await
     }
@@ -179,7 +188,7 @@ impl TestApp {
     }
 
     pub async fn set_option(&self, name: &str, value: &str) {
-        service::options::set(&self.db, name, value)
+        service::options::set(self.ctx(), &CLI, name, value)
             .await
             .expect("set option");
     }
@@ -190,7 +199,8 @@ impl TestApp {
 
     pub async fn create_user_in(&self, username: &str, quota_usd: &str, group: &str) -> UserRow {
         service::users::create(
-            &self.db,
+            self.ctx(),
+            &CLI,
             CreateUser {
                 username: username.into(),
                 password: None,
@@ -206,7 +216,8 @@ impl TestApp {
 
     pub async fn create_group(&self, name: &str, ratio: &str) {
         service::groups::create(
-            &self.db,
+            self.ctx(),
+            &CLI,
             name,
             service::groups::GroupInput {
                 ratio: Some(ratio.into()),
@@ -219,7 +230,7 @@ impl TestApp {
 
     /// Creates a key; returns the plain key and its row.
     pub async fn create_key(&self, input: CreateToken) -> (String, TokenRow) {
-        let (row, key) = service::tokens::create(&self.db, input)
+        let (row, key) = service::tokens::create(self.ctx(), &CLI, input)
             .await
             .expect("create key");
         (key, row)
@@ -251,7 +262,7 @@ impl TestApp {
         input
             .keys
             .get_or_insert_with(|| vec!["sk-upstream-test-key".into()]);
-        service::channels::create(&self.db, input)
+        service::channels::create(self.ctx(), &CLI, input)
             .await
             .expect("add channel")
             .id
@@ -259,7 +270,8 @@ impl TestApp {
 
     pub async fn price(&self, model: &str, input: &str, output: &str) {
         service::prices::set(
-            &self.db,
+            self.ctx(),
+            &CLI,
             model,
             &PriceInput {
                 input: Some(input.into()),
@@ -273,7 +285,8 @@ impl TestApp {
 
     pub async fn price_per_request(&self, model: &str, usd: &str) {
         service::prices::set(
-            &self.db,
+            self.ctx(),
+            &CLI,
             model,
             &PriceInput {
                 per_request: Some(usd.into()),
@@ -284,12 +297,17 @@ impl TestApp {
         .expect("set price");
     }
 
+    /// Reads through the test's own pool, which outlives the server's (closed at shutdown).
     pub async fn user(&self, username: &str) -> UserRow {
-        service::users::get(&self.db, username).await.expect("user")
+        service::users::get(&Ctx::new(self.db.clone()), &CLI, username)
+            .await
+            .expect("user")
     }
 
     pub async fn token(&self, id: i64) -> TokenRow {
-        service::tokens::get(&self.db, id).await.expect("token")
+        service::tokens::get(&Ctx::new(self.db.clone()), &CLI, id)
+            .await
+            .expect("token")
     }
 
     /// Every log row, oldest first.

@@ -1,0 +1,122 @@
+//! The balance ledger: one append-only row per balance change that is not relay spend.
+
+use sqlx::Row;
+
+use super::{Db, DbError, DbResult, Tx, Value, now_ms, text};
+use crate::domain::kinds::LedgerKind;
+
+/// A balance change to record, in the transaction that makes it.
+#[derive(Clone, Debug)]
+pub struct NewEntry<'a> {
+    pub user_id: i64,
+    pub kind: LedgerKind,
+    /// Signed, in quota units.
+    pub amount: i64,
+    /// Who made it: `cli`, `admin:12`, `system`.
+    pub actor: &'a str,
+    /// What it refers to (a code, a payment), or empty.
+    pub reference: &'a str,
+    pub reason: &'a str,
+    /// Unique: the same change submitted twice is recorded (and applied) once.
+    pub idempotency_key: &'a str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub user_id: i64,
+    pub kind: LedgerKind,
+    pub amount: i64,
+    pub actor: String,
+    pub reference: String,
+    pub reason: String,
+    pub idempotency_key: String,
+    pub created_at: i64,
+}
+
+/// Records a change. A key used before is `DbError::Conflict` (nothing is written).
+pub async fn insert(tx: &mut Tx, entry: &NewEntry<'_>) -> DbResult<i64> {
+    tx.insert_returning_id(
+        "INSERT INTO ledger (user_id, kind, amount, actor, reference, reason, idempotency_key, \
+         created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            Value::Int(entry.user_id),
+            Value::Text(entry.kind.as_str().to_string()),
+            Value::Int(entry.amount),
+            Value::Text(entry.actor.to_string()),
+            Value::Text(entry.reference.to_string()),
+            Value::Text(entry.reason.to_string()),
+            Value::Text(entry.idempotency_key.to_string()),
+            Value::Int(now_ms()),
+        ],
+    )
+    .await
+}
+
+/// A user's entries, newest first.
+pub async fn for_user(db: &Db, user_id: i64, limit: i64) -> DbResult<Vec<Entry>> {
+    let rows = db
+        .fetch_all_with(
+            "SELECT id, user_id, kind, amount, actor, reference, reason, idempotency_key, \
+             created_at FROM ledger WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+            &[Value::Int(user_id), Value::Int(limit.clamp(1, 1000))],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let kind: String = text(row, "kind")?;
+            Ok(Entry {
+                id: row.try_get("id")?,
+                user_id: row.try_get("user_id")?,
+                kind: LedgerKind::parse(&kind)
+                    .ok_or_else(|| DbError::Corrupt(format!("ledger kind '{kind}'")))?,
+                amount: row.try_get("amount")?,
+                actor: text(row, "actor")?,
+                reference: text(row, "reference")?,
+                reason: text(row, "reason")?,
+                idempotency_key: text(row, "idempotency_key")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// An account whose balance is not what its ledger says.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Discrepancy {
+    pub user_id: i64,
+    pub username: String,
+    pub quota: i64,
+    pub used_quota: i64,
+    /// The sum of the account's ledger rows; the balance should be this minus `used_quota`.
+    pub ledger_total: i64,
+}
+
+/// Every account where `quota != SUM(ledger.amount) - used_quota`, and how many were checked.
+pub async fn discrepancies(db: &Db) -> DbResult<(i64, Vec<Discrepancy>)> {
+    let total = match db.backend() {
+        super::Backend::MySql => "CAST(COALESCE(SUM(amount), 0) AS SIGNED)",
+        _ => "CAST(COALESCE(SUM(amount), 0) AS BIGINT)",
+    };
+    let sql = format!(
+        "SELECT u.id, u.username, u.quota, u.used_quota, COALESCE(l.total, 0) AS ledger_total \
+         FROM users u LEFT JOIN (SELECT user_id, {total} AS total FROM ledger GROUP BY user_id) l \
+         ON l.user_id = u.id \
+         WHERE u.quota <> COALESCE(l.total, 0) - u.used_quota ORDER BY u.id"
+    );
+    let rows = db.fetch_all_with(&sql, &[]).await?;
+    let found = rows
+        .iter()
+        .map(|row| {
+            Ok(Discrepancy {
+                user_id: row.try_get("id")?,
+                username: text(row, "username")?,
+                quota: row.try_get("quota")?,
+                used_quota: row.try_get("used_quota")?,
+                ledger_total: row.try_get("ledger_total")?,
+            })
+        })
+        .collect::<DbResult<Vec<_>>>()?;
+    let checked = super::users::count(db).await?;
+    Ok((checked, found))
+}

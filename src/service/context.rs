@@ -1,0 +1,160 @@
+//! Who calls a management operation, and what it runs with.
+//!
+//! Every operation takes a [`Ctx`] (the database, and what to do once a write has committed)
+//! and the [`Caller`], and decides there who may do what: a handler cannot forget a check,
+//! because the service makes it. Records a user owns are read and changed through queries
+//! scoped to the owner, so another user's id is simply not found.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::{ServiceError, ServiceResult};
+use crate::db::{Change, Db, DbError, Tx};
+use crate::domain::kinds::Role;
+use crate::msg;
+
+/// Who is asking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The command line on the server's machine: whoever runs it holds the database, so it
+    /// may do what root may.
+    Cli,
+    /// The server itself (background work).
+    System,
+    /// An administrator by user id; `root` may also manage other administrators.
+    Admin { user_id: i64, root: bool },
+    /// A user acting on their own account.
+    User(i64),
+}
+
+impl Caller {
+    /// The caller for an account of `role`.
+    pub fn for_account(user_id: i64, role: Role) -> Caller {
+        match role {
+            Role::Root => Caller::Admin {
+                user_id,
+                root: true,
+            },
+            Role::Admin => Caller::Admin {
+                user_id,
+                root: false,
+            },
+            Role::User => Caller::User(user_id),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        !matches!(self, Caller::User(_))
+    }
+
+    fn is_root(&self) -> bool {
+        matches!(
+            self,
+            Caller::Cli | Caller::System | Caller::Admin { root: true, .. }
+        )
+    }
+
+    /// Administration: managing users, channels, prices, options.
+    pub fn require_admin(&self) -> ServiceResult<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(msg!("admins-only")))
+        }
+    }
+
+    /// Only root may create, change or grant admin and root accounts.
+    pub fn may_manage_role(&self, role: Role) -> ServiceResult<()> {
+        if role.is_admin() && !self.is_root() {
+            return Err(ServiceError::Forbidden(msg!("root-only")));
+        }
+        Ok(())
+    }
+
+    /// The administrator's own user id.
+    pub fn admin_id(&self) -> Option<i64> {
+        match self {
+            Caller::Admin { user_id, .. } => Some(*user_id),
+            _ => None,
+        }
+    }
+
+    /// The user whose records alone this caller may see; None for administrators.
+    pub fn owner(&self) -> Option<i64> {
+        match self {
+            Caller::User(id) => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// How the caller is named in records it leaves (the balance ledger): `cli`, `system`,
+    /// `admin:12`, `user:34`.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Cli => "cli".into(),
+            Caller::System => "system".into(),
+            Caller::Admin { user_id, .. } => format!("admin:{user_id}"),
+            Caller::User(id) => format!("user:{id}"),
+        }
+    }
+}
+
+/// What a server does once a write has committed: bring its in-memory view up to date, so
+/// the change is live before the operation answers.
+pub trait AfterWrite: Send + Sync {
+    fn committed<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, ()>;
+}
+
+/// What every operation runs with.
+#[derive(Clone)]
+pub struct Ctx {
+    pub db: Db,
+    after_write: Option<Arc<dyn AfterWrite>>,
+}
+
+impl Ctx {
+    /// For the command line: a running server notices its writes through the data version.
+    pub fn new(db: Db) -> Ctx {
+        Ctx {
+            db,
+            after_write: None,
+        }
+    }
+
+    /// For a server: `after_write` runs once each write has committed.
+    pub fn with_after_write(db: Db, after_write: Arc<dyn AfterWrite>) -> Ctx {
+        Ctx {
+            db,
+            after_write: Some(after_write),
+        }
+    }
+
+    /// Runs `work` in one transaction (see [`Db::write`]), then the after-write effects of
+    /// what it changed.
+    pub async fn write<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Tx) -> ServiceResult<T>,
+    ) -> ServiceResult<T> {
+        let (value, changes) = self.db.write(work).await?;
+        self.committed(&changes).await;
+        Ok(value)
+    }
+
+    /// [`Ctx::write`] for work that fails only with database errors, which the caller
+    /// inspects (whether to retry).
+    pub async fn write_db<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Tx) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let (value, changes) = self.db.write(work).await?;
+        self.committed(&changes).await;
+        Ok(value)
+    }
+
+    async fn committed(&self, changes: &[Change]) {
+        if let Some(after_write) = self.after_write.as_ref().filter(|_| !changes.is_empty()) {
+            after_write.committed(changes).await;
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The balance ledger: what changed each balance besides relay spend, and the proof that every
+//! balance is what its ledger says.
+
+use serde::Serialize;
+
+use super::{Caller, Ctx, ServiceResult};
+use crate::db;
+use crate::db::ledger::{Discrepancy, Entry};
+
+/// What `ledger check` found.
+#[derive(Debug, Serialize)]
+pub struct LedgerCheck {
+    /// Accounts checked.
+    pub accounts: i64,
+    /// Accounts whose balance is not the sum of their ledger rows minus their relay spend.
+    pub discrepancies: Vec<Discrepancy>,
+}
+
+/// Proves, for every account, that balance = sum of ledger rows − relay spend.
+pub async fn check(ctx: &Ctx, caller: &Caller) -> ServiceResult<LedgerCheck> {
+    caller.require_admin()?;
+    let (accounts, discrepancies) = db::ledger::discrepancies(&ctx.db).await?;
+    Ok(LedgerCheck {
+        accounts,
+        discrepancies,
+    })
+}
+
+/// A user's ledger, newest first: their own for a user, anyone's for an administrator.
+pub async fn entries(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+    limit: i64,
+) -> ServiceResult<Vec<Entry>> {
+    let user = super::users::get(ctx, caller, username).await?;
+    Ok(db::ledger::for_user(&ctx.db, user.id, limit).await?)
+}
