@@ -1,4 +1,5 @@
 use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
@@ -140,7 +141,7 @@ async fn change_quota(
     Path(username): Path<String>,
     headers: http::HeaderMap,
     ApiJson(body): ApiJson<QuotaBody>,
-) -> Result<Json<UserView>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let header_key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -157,5 +158,8 @@ async fn change_quota(
         },
     )
     .await?;
-    Ok(Json(UserView::new(&changed.user, qpu(&state))))
+    let view = Json(UserView::new(&changed.user, qpu(&state)));
+    // Like Stripe's: tells a client retrying a request that this answer is the first one's.
+    let replayed = (!changed.applied).then_some([("idempotent-replayed", "true")]);
+    Ok((replayed, view))
 }

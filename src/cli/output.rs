@@ -352,11 +352,14 @@ pub fn ledger_check(check: &LedgerCheck, quota_per_usd: i64) -> String {
         .iter()
         .map(|d| {
             let expected = d.ledger_total.saturating_sub(d.used_quota);
+            // Units too: a difference below a millionth of a dollar must still show.
+            let amount =
+                |units: i64| format!("{} ({units})", Quota(units).usd_string(quota_per_usd));
             vec![
                 d.username.clone(),
-                Quota(d.quota).usd_string(quota_per_usd),
-                Quota(expected).usd_string(quota_per_usd),
-                Quota(d.quota.saturating_sub(expected)).usd_string(quota_per_usd),
+                amount(d.quota),
+                amount(expected),
+                amount(d.quota.saturating_sub(expected)),
             ]
         })
         .collect();
@@ -364,7 +367,10 @@ pub fn ledger_check(check: &LedgerCheck, quota_per_usd: i64) -> String {
         "Checked {} account(s); {} do not match their ledger:\n{}",
         check.accounts,
         check.discrepancies.len(),
-        table(&["USER", "BALANCE", "LEDGER SAYS", "DIFFERENCE"], rows)
+        table(
+            &["USER", "BALANCE (UNITS)", "LEDGER SAYS", "DIFFERENCE"],
+            rows
+        )
     )
 }
 

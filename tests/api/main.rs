@@ -13,6 +13,7 @@ mod hostile;
 mod images_and_moderations;
 mod inbound_messages;
 mod inbound_responses;
+mod ledger;
 mod management_api;
 mod model_names;
 mod provider_anthropic;

@@ -30,6 +30,14 @@ pub struct Api<'a> {
 }
 
 impl Api<'_> {
+    /// A request with the token, to add headers to before sending.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.app
+            .client
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.token)
+    }
+
     pub async fn call(
         &self,
         method: reqwest::Method,
