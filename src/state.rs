@@ -13,7 +13,7 @@ use crate::db::{Change, Db};
 use crate::domain::tokenizer::Tokenizer;
 use crate::relay::upstream::UpstreamClient;
 use crate::service::{AfterWrite, Ctx};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Directory, Snapshot};
 use futures::future::BoxFuture;
 
 /// Something the relay noticed about a channel that must reach the database.
@@ -68,8 +68,13 @@ impl Default for RequestIds {
 pub struct AppInner {
     pub config: Config,
     pub db: Db,
-    /// The current in-memory view; replaced whole by the sync job.
+    /// The routing view; replaced whole when a channel, group, price, alias or option changes.
     pub snapshot: ArcSwap<Snapshot>,
+    /// The keys and accounts seen, updated one at a time.
+    pub directory: Directory,
+    /// The data version whose changes are applied to `snapshot` and `directory`; its lock
+    /// makes one sync at a time.
+    pub applied_version: tokio::sync::Mutex<i64>,
     pub billing: Billing,
     /// The relay's pooled upstream client: keep-alive connections shared by every request.
     pub upstream: UpstreamClient,
@@ -78,25 +83,26 @@ pub struct AppInner {
     pub tokenizer: &'static Tokenizer,
     pub request_ids: RequestIds,
     pub channel_events: mpsc::UnboundedSender<ChannelEvent>,
-    /// Wakes the sync job to reload the snapshot now (after a write made by this process).
+    /// Wakes the sync job to catch up now (after applying a write of this process failed).
     pub reload: Notify,
     /// What management operations run with: this server's database, and a snapshot update
     /// after every write, so a change is live before the operation answers.
     pub ctx: Ctx,
 }
 
-/// Brings the server's snapshot up to date after a management write committed.
-struct RefreshSnapshot(Weak<AppInner>);
+/// Applies a management write to the server's view as soon as it committed: its changes are
+/// in the change feed by then, read with any others since the last sync.
+struct ApplyChanges(Weak<AppInner>);
 
-impl AfterWrite for RefreshSnapshot {
+impl AfterWrite for ApplyChanges {
     fn committed<'a>(&'a self, _changes: &'a [Change]) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let Some(inner) = self.0.upgrade() else {
                 return;
             };
             let state = AppState(inner);
-            if let Err(e) = crate::jobs::snapshot_sync::reload(&state).await {
-                tracing::warn!(error = %e, "reload after a management write failed; the sync job will retry");
+            if let Err(e) = crate::jobs::snapshot_sync::catch_up(&state).await {
+                tracing::warn!(error = %e, "applying a management write failed; the sync job will retry");
                 state.reload.notify_one();
             }
         })
@@ -107,7 +113,7 @@ impl AppInner {
     /// The services' context for a server whose state is being built: its after-write hook
     /// refers back to the state without keeping it alive.
     pub fn services(db: Db, state: &Weak<AppInner>) -> Ctx {
-        Ctx::with_after_write(db, Arc::new(RefreshSnapshot(state.clone())))
+        Ctx::with_after_write(db, Arc::new(ApplyChanges(state.clone())))
     }
 }
 

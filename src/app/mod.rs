@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::domain::tokenizer;
 use crate::jobs;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Directory, Snapshot};
 use crate::state::{AppInner, AppState};
 
 /// Idle keep-alive connections to upstreams kept per host.
@@ -84,11 +84,14 @@ impl App {
         let (channel_events, channel_event_receiver) = mpsc::unbounded_channel();
         let listener = bind_shared(config.server.listen)
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let directory = Directory::new(db.clone(), billing.sync_lock().clone());
         let state = AppState(Arc::new_cyclic(|this| AppInner {
             config,
             ctx: AppInner::services(db.clone(), this),
             db,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            directory,
+            applied_version: tokio::sync::Mutex::new(0),
             billing,
             upstream,
             http,

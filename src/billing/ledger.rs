@@ -71,6 +71,13 @@ impl Account {
         self.lock().stored = stored;
     }
 
+    /// Whether nothing is in flight on the account: no hold placed, no spending waiting to be
+    /// written. Only such an account may be dropped from memory and read afresh later.
+    pub fn is_settled(&self) -> bool {
+        let state = self.lock();
+        state.held == 0 && state.unflushed == 0
+    }
+
     /// A batch containing `delta` for this account has been committed.
     pub fn committed(&self, delta: i64) {
         let mut state = self.lock();

@@ -1,8 +1,6 @@
-//! The data version: a counter bumped by every write that the relay's in-memory snapshot
-//! depends on. Servers poll it (one tiny query) to pick up changes made by the CLI, the
-//! management API or another node.
-
-use sqlx::Executor;
+//! The data version: a counter bumped by every write that servers' in-memory views depend on
+//! (see [`super::feed`]). Servers poll it (one tiny query) to notice changes made by the CLI,
+//! the management API or another node.
 
 use super::{Db, DbResult};
 
@@ -11,16 +9,6 @@ pub async fn data_version(db: &Db) -> DbResult<i64> {
         .fetch_one(db.pool())
         .await?;
     Ok(version)
-}
-
-pub async fn bump_data_version<'c, E>(executor: E) -> DbResult<()>
-where
-    E: Executor<'c, Database = sqlx::Any>,
-{
-    sqlx::query("UPDATE meta SET value = value + 1 WHERE name = 'data_version'")
-        .execute(executor)
-        .await?;
-    Ok(())
 }
 
 /// Whether the database takes writes now: a write transaction that changes nothing, rolled

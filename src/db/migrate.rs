@@ -49,6 +49,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0005_balance_ledger.sql"),
         include_str!("../../migrations/mysql/0005_balance_ledger.sql"),
     ),
+    (
+        6,
+        "change feed",
+        include_str!("../../migrations/sqlite/0006_change_feed.sql"),
+        include_str!("../../migrations/postgres/0006_change_feed.sql"),
+        include_str!("../../migrations/mysql/0006_change_feed.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -5,6 +5,7 @@
 
 pub mod admin_tokens;
 pub mod channels;
+pub mod feed;
 pub mod groups;
 pub mod ledger;
 pub mod logs;
@@ -16,6 +17,8 @@ pub mod tokens;
 pub mod users;
 
 mod migrate;
+
+pub use feed::Change;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -341,6 +344,14 @@ impl Db {
     }
 }
 
+/// Ids bound per `IN (…)` query: well under every backend's limit on bind parameters.
+pub(crate) const IDS_PER_QUERY: usize = 500;
+
+/// `?, ?, ?` for `count` values.
+pub(crate) fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(", ")
+}
+
 /// The values a 64-bit balance may hold for `balance + delta` not to overflow.
 pub(crate) fn addable_range(delta: i64) -> (i64, i64) {
     if delta < 0 {
@@ -348,21 +359,6 @@ pub(crate) fn addable_range(delta: i64) -> (i64, i64) {
     } else {
         (i64::MIN, i64::MAX - delta)
     }
-}
-
-/// Something a write changed that running servers hold in memory (the relay's snapshot),
-/// recorded once per transaction. What the relay never reads (an email, a display name, a
-/// password) is not a change.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Change {
-    /// A user's role, status, group or balance.
-    User(i64),
-    Token(i64),
-    Channel(i64),
-    Group(String),
-    Price(String),
-    Option(String),
-    Alias(String),
 }
 
 /// One write transaction, given to the work of [`Db::write`]. Db functions that write take
@@ -450,13 +446,15 @@ impl Tx {
         }
     }
 
-    /// Commits, bumping the data version once when something servers hold changed.
+    /// Commits, recording what servers hold that changed in the change feed (under one new
+    /// data version) when something did.
     async fn commit(mut self) -> DbResult<Vec<Change>> {
-        if !self.changes.is_empty() {
-            meta::bump_data_version(&mut *self.inner).await?;
+        let changes = std::mem::take(&mut self.changes);
+        if !changes.is_empty() {
+            feed::record(&mut self, &changes).await?;
         }
         self.inner.commit().await?;
-        Ok(self.changes)
+        Ok(changes)
     }
 }
 

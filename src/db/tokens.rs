@@ -141,21 +141,47 @@ pub async fn list_for_user(db: &Db, user_id: i64) -> DbResult<Vec<TokenRow>> {
     rows.iter().map(from_row).collect()
 }
 
-/// Every key, for the relay's snapshot.
-pub async fn all(db: &Db) -> DbResult<Vec<TokenRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id");
-    let rows = sqlx::query(&sql).fetch_all(db.pool()).await?;
-    rows.iter().map(from_row).collect()
+/// The key whose hash is `key_hash`, for the relay's first sight of a key.
+pub async fn by_hash(db: &Db, key_hash: &str) -> DbResult<Option<TokenRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.key_hash = ?"
+    );
+    let rows = db
+        .fetch_all_with(&sql, &[Value::Text(key_hash.to_string())])
+        .await?;
+    rows.first().map(from_row).transpose()
 }
 
-/// Remaining quota per key, read by the billing writer when it re-synchronises the ledger.
-pub async fn balances(db: &Db) -> DbResult<Vec<(i64, i64)>> {
-    let rows = sqlx::query("SELECT id, remaining_quota FROM tokens")
-        .fetch_all(db.pool())
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("id")?, r.try_get("remaining_quota")?)))
-        .collect()
+/// The keys with these ids (those that exist), for the relay's directory.
+pub async fn by_ids(db: &Db, ids: &[i64]) -> DbResult<Vec<TokenRow>> {
+    let mut tokens = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(super::IDS_PER_QUERY) {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id IN ({})",
+            super::placeholders(chunk.len())
+        );
+        let values: Vec<Value> = chunk.iter().map(|&id| Value::Int(id)).collect();
+        for row in db.fetch_all_with(&sql, &values).await? {
+            tokens.push(from_row(&row)?);
+        }
+    }
+    Ok(tokens)
+}
+
+/// The remaining quota of these keys, as (id, remaining_quota).
+pub async fn balances_of(db: &Db, ids: &[i64]) -> DbResult<Vec<(i64, i64)>> {
+    let mut balances = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(super::IDS_PER_QUERY) {
+        let sql = format!(
+            "SELECT id, remaining_quota FROM tokens WHERE id IN ({})",
+            super::placeholders(chunk.len())
+        );
+        let values: Vec<Value> = chunk.iter().map(|&id| Value::Int(id)).collect();
+        for row in db.fetch_all_with(&sql, &values).await? {
+            balances.push((row.try_get("id")?, row.try_get("remaining_quota")?));
+        }
+    }
+    Ok(balances)
 }
 
 /// Changes a key; with `owner`, only that user's key. False when no such key was changed.

@@ -123,21 +123,37 @@ pub async fn list(db: &Db, limit: i64, offset: i64) -> DbResult<Vec<UserRow>> {
     rows.iter().map(from_row).collect()
 }
 
-/// Every user, for the relay's snapshot.
-pub async fn all(db: &Db) -> DbResult<Vec<UserRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM users");
-    let rows = sqlx::query(&sql).fetch_all(db.pool()).await?;
-    rows.iter().map(from_row).collect()
+/// The users with these ids (those that exist), for the relay's directory.
+pub async fn by_ids(db: &Db, ids: &[i64]) -> DbResult<Vec<UserRow>> {
+    let mut users = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(super::IDS_PER_QUERY) {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users WHERE id IN ({})",
+            super::placeholders(chunk.len())
+        );
+        let values: Vec<Value> = chunk.iter().map(|&id| Value::Int(id)).collect();
+        for row in db.fetch_all_with(&sql, &values).await? {
+            users.push(from_row(&row)?);
+        }
+    }
+    Ok(users)
 }
 
-/// Balances only, read by the billing writer when it re-synchronises the in-memory ledger.
-pub async fn balances(db: &Db) -> DbResult<Vec<(i64, i64)>> {
-    let rows = sqlx::query("SELECT id, quota FROM users")
-        .fetch_all(db.pool())
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("id")?, r.try_get("quota")?)))
-        .collect()
+/// The balances of these users, as (id, quota): what the relay re-reads of the accounts it
+/// holds, to follow changes made by other servers' billing.
+pub async fn balances_of(db: &Db, ids: &[i64]) -> DbResult<Vec<(i64, i64)>> {
+    let mut balances = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(super::IDS_PER_QUERY) {
+        let sql = format!(
+            "SELECT id, quota FROM users WHERE id IN ({})",
+            super::placeholders(chunk.len())
+        );
+        let values: Vec<Value> = chunk.iter().map(|&id| Value::Int(id)).collect();
+        for row in db.fetch_all_with(&sql, &values).await? {
+            balances.push((row.try_get("id")?, row.try_get("quota")?));
+        }
+    }
+    Ok(balances)
 }
 
 pub async fn update(tx: &mut Tx, id: i64, patch: &UserPatch) -> DbResult<bool> {

@@ -40,8 +40,13 @@ pub fn digest(plain: &str) -> [u8; 32] {
 
 /// [`digest`] in hex, the form stored in the database.
 pub fn hash(plain: &str) -> String {
+    hex(&digest(plain))
+}
+
+/// A digest in lowercase hex.
+pub fn hex(digest: &[u8; 32]) -> String {
     let mut out = String::with_capacity(64);
-    for byte in digest(plain) {
+    for byte in digest {
         out.push(char::from(HEX[usize::from(byte >> 4)]));
         out.push(char::from(HEX[usize::from(byte & 0xf)]));
     }

@@ -1,7 +1,13 @@
-//! Keeps the in-memory snapshot in step with the database. A cheap version check runs every
-//! `sync_interval_ms`; any write made through Tollgate (CLI, API, another node) bumps that
-//! version, so changes are live within the interval. A full reload also runs periodically to
-//! pick up balance changes made outside this process's billing.
+//! Keeps the server's in-memory view in step with the database through the change feed
+//! (`db::feed`). Every `sync_interval_ms` one tiny query reads the data version; when it moved,
+//! the changes recorded since are read and applied: a changed key or account is re-read on its
+//! own, a change to channels, groups, prices, aliases or options rebuilds the routing view (a
+//! few hundred rows). A gap in the feed (this server fell behind the pruned edge, or something
+//! wrote around the feed) triggers one full reload.
+//!
+//! Also on this loop: balances held in memory are re-read every 30 s (other servers' billing
+//! changes them without a feed entry), idle keys and accounts are dropped, and old feed rows
+//! are pruned.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,13 +18,49 @@ use crate::db::{self, DbResult};
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
 
-/// Even with no version change, reload this often to re-read balances.
-const FULL_RESYNC: Duration = Duration::from_secs(30);
+/// Re-read the balances held this often.
+const BALANCE_RESYNC: Duration = Duration::from_secs(30);
+/// Drop idle keys and accounts, and prune the feed, this often.
+const HOUSEKEEPING: Duration = Duration::from_secs(60);
+/// Keys and accounts unused this long are dropped from memory (read again on next use).
+const IDLE_ENTRY: Duration = Duration::from_secs(600);
+/// Feed rows are kept this long: a server that stops syncing for longer reloads once.
+const FEED_RETENTION: Duration = Duration::from_secs(600);
+/// A server this many versions behind reloads rather than reading the changes one by one.
+const MAX_FEED_READ: i64 = 10_000;
 
-/// Rebuilds the snapshot from the database and swaps it in.
+/// What bringing the view up to date did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synced {
+    /// Nothing had changed.
+    Current,
+    /// The changes since the last sync were applied.
+    Applied {
+        changes: usize,
+        routing_rebuilt: bool,
+    },
+    /// Everything was read again.
+    Reloaded,
+}
+
+/// Reads the routing view and re-reads every key and account held: at start, after a gap in
+/// the feed, or when asked to.
 pub async fn reload(state: &AppState) -> DbResult<()> {
-    // Balances read during the load must not race a billing commit (see billing::ledger).
-    let _sync = state.billing.sync_lock().lock().await;
+    let mut applied = state.applied_version.lock().await;
+    reload_locked(state, &mut applied).await
+}
+
+async fn reload_locked(state: &AppState, applied: &mut i64) -> DbResult<()> {
+    // The version first: what commits during the load is applied again from the feed, which
+    // is harmless; what committed before is in the load.
+    let version = db::meta::data_version(&state.db).await?;
+    rebuild_routing(state).await?;
+    state.directory.reread_all().await?;
+    *applied = version;
+    Ok(())
+}
+
+async fn rebuild_routing(state: &AppState) -> DbResult<()> {
     let previous = state.snapshot.load_full();
     let (snapshot, problems) = Snapshot::load(&state.db, &previous).await?;
     for problem in problems {
@@ -28,32 +70,82 @@ pub async fn reload(state: &AppState) -> DbResult<()> {
     Ok(())
 }
 
+/// Applies what changed since the last sync (see the module's doc).
+pub async fn catch_up(state: &AppState) -> DbResult<Synced> {
+    let mut applied = state.applied_version.lock().await;
+    let current = db::meta::data_version(&state.db).await?;
+    if current == *applied {
+        return Ok(Synced::Current);
+    }
+    if current < *applied || current - *applied > MAX_FEED_READ {
+        tracing::info!(
+            from = *applied,
+            to = current,
+            "far behind the change feed; reloading"
+        );
+        reload_locked(state, &mut applied).await?;
+        return Ok(Synced::Reloaded);
+    }
+    let read = db::feed::read(&state.db, *applied, current).await?;
+    if !read.is_complete(*applied, current) {
+        tracing::info!(
+            from = *applied,
+            to = current,
+            "the change feed has a gap (pruned, or written around); reloading"
+        );
+        reload_locked(state, &mut applied).await?;
+        return Ok(Synced::Reloaded);
+    }
+    let routing_rebuilt = read.changes.iter().any(db::Change::is_routing);
+    if routing_rebuilt {
+        rebuild_routing(state).await?;
+    }
+    state.directory.apply(&read.changes).await?;
+    *applied = current;
+    Ok(Synced::Applied {
+        changes: read.changes.len(),
+        routing_rebuilt,
+    })
+}
+
+/// Drops idle keys and accounts and prunes old feed rows.
+pub async fn housekeeping(state: &AppState) -> DbResult<()> {
+    let dropped = state.directory.drop_idle(db::now_ms(), IDLE_ENTRY).await;
+    if dropped.tokens > 0 || dropped.users > 0 {
+        tracing::debug!(
+            keys = dropped.tokens,
+            accounts = dropped.users,
+            "dropped idle keys and accounts from memory"
+        );
+    }
+    let retention = i64::try_from(FEED_RETENTION.as_millis()).unwrap_or(i64::MAX);
+    db::feed::prune(&state.db, db::now_ms().saturating_sub(retention)).await?;
+    Ok(())
+}
+
 pub async fn run(state: AppState, cancel: CancellationToken) {
     let interval = Duration::from_millis(state.config.server.sync_interval_ms.max(10));
-    let mut last_reload = Instant::now();
+    let mut last_balances = Instant::now();
+    let mut last_housekeeping = Instant::now();
     loop {
-        let wanted = tokio::select! {
+        tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = state.reload.notified() => true,
-            _ = tokio::time::sleep(interval) => {
-                match db::meta::data_version(&state.db).await {
-                    Ok(version) => {
-                        version != state.snapshot.load().version
-                            || last_reload.elapsed() >= FULL_RESYNC
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not check for data changes");
-                        false
-                    }
-                }
+            _ = state.reload.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = catch_up(&state).await {
+            tracing::error!(error = %e, "could not apply the latest changes; keeping the current view");
+        }
+        if last_balances.elapsed() >= BALANCE_RESYNC {
+            last_balances = Instant::now();
+            if let Err(e) = state.directory.reread_balances().await {
+                tracing::warn!(error = %e, "could not re-read the balances held");
             }
-        };
-        if wanted {
-            match reload(&state).await {
-                Ok(()) => last_reload = Instant::now(),
-                Err(e) => {
-                    tracing::error!(error = %e, "snapshot reload failed; keeping the old one")
-                }
+        }
+        if last_housekeeping.elapsed() >= HOUSEKEEPING {
+            last_housekeeping = Instant::now();
+            if let Err(e) = housekeeping(&state).await {
+                tracing::warn!(error = %e, "could not prune the change feed");
             }
         }
     }

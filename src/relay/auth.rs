@@ -1,4 +1,5 @@
-//! API-key authentication against the in-memory snapshot: no database round-trip.
+//! API-key authentication against the in-memory directory: no database round-trip for a key
+//! seen before.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use http::HeaderMap;
 use super::error::RelayError;
 use crate::domain::kinds::Status;
 use crate::domain::secret_key;
-use crate::snapshot::{Snapshot, TokenEntry, UserEntry};
+use crate::snapshot::{Directory, TokenEntry, UserEntry};
 
 /// The key a client sent: `Authorization: Bearer sk-…`, or `x-api-key` / `api-key` (what the
 /// Anthropic and Azure SDKs send).
@@ -56,19 +57,22 @@ pub struct Caller {
     pub token: Arc<TokenEntry>,
 }
 
-pub fn authenticate(
-    snapshot: &Snapshot,
+pub async fn authenticate(
+    directory: &Directory,
     headers: &HeaderMap,
     ip: IpAddr,
     now_ms: i64,
 ) -> Result<Caller, RelayError> {
     let key = presented_key(headers).ok_or_else(RelayError::missing_key)?;
-    let token = snapshot
-        .token_by_digest(&secret_key::digest(key))
-        .ok_or_else(|| RelayError::invalid_key("Incorrect API key provided."))?;
-    let user = snapshot
-        .user(token.user_id)
-        .ok_or_else(|| RelayError::invalid_key("Incorrect API key provided."))?;
+    let found = directory
+        .find(&secret_key::digest(key), now_ms)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "could not look an API key up");
+            RelayError::key_check_unavailable()
+        })?;
+    let (token, user) =
+        found.ok_or_else(|| RelayError::invalid_key("Incorrect API key provided."))?;
     if token.status != Status::Active {
         return Err(RelayError::invalid_key("This API key has been disabled."));
     }
@@ -88,10 +92,7 @@ pub fn authenticate(
             format!("This API key may not be used from {ip}."),
         ));
     }
-    Ok(Caller {
-        user: user.clone(),
-        token: token.clone(),
-    })
+    Ok(Caller { user, token })
 }
 
 #[cfg(test)]

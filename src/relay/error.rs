@@ -133,6 +133,17 @@ impl RelayError {
         Self::new(status, kind, code, message)
     }
 
+    /// The key could not be checked: the database did not answer its first lookup.
+    pub fn key_check_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "key_check_unavailable",
+            "The gateway could not check this API key right now. Please retry shortly.".into(),
+        )
+        .with_retry_after(1)
+    }
+
     pub fn not_found_route(path: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -17,14 +17,14 @@ fn model_object(id: &str) -> Value {
     json!({ "id": id, "object": "model", "created": 0, "owned_by": "tollgate" })
 }
 
-fn visible_models(
+async fn visible_models(
     state: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<Vec<String>, RelayError> {
-    let snapshot = state.snapshot.load();
     let ip = auth::client_ip(peer, headers, state.config.server.trust_forwarded_for);
-    let caller = auth::authenticate(&snapshot, headers, ip, now_ms())?;
+    let caller = auth::authenticate(&state.directory, headers, ip, now_ms()).await?;
+    let snapshot = state.snapshot.load();
     Ok(snapshot
         .group_models(&caller.user.group)
         .into_iter()
@@ -38,7 +38,7 @@ pub async fn list(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let response = match visible_models(&state, peer, &headers) {
+    let response = match visible_models(&state, peer, &headers).await {
         Ok(models) => {
             let data: Vec<Value> = models.iter().map(|m| model_object(m)).collect();
             Json(json!({ "object": "list", "data": data })).into_response()
@@ -54,7 +54,7 @@ pub async fn get(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let response = match visible_models(&state, peer, &headers) {
+    let response = match visible_models(&state, peer, &headers).await {
         Ok(models) if models.contains(&id) => Json(model_object(&id)).into_response(),
         Ok(_) => RelayError::model_not_found(&id).into_response(),
         Err(e) => e.into_response(),

@@ -125,7 +125,7 @@ async fn handle(
     let started = Instant::now();
     let snapshot = state.snapshot.load_full();
     let options = &snapshot.options;
-    let caller = auth::authenticate(&snapshot, headers, ip, now_ms())?;
+    let caller = auth::authenticate(&state.directory, headers, ip, now_ms()).await?;
     let mut log = base_log(&caller, endpoint, request_id, ip);
 
     let raw = match read_body(body, options.max_request_body_kb).await {
@@ -276,7 +276,7 @@ pub async fn count_message_tokens(
     body: Body,
 ) -> Result<i64, RelayError> {
     let snapshot = state.snapshot.load_full();
-    let caller = auth::authenticate(&snapshot, headers, ip, now_ms())?;
+    let caller = auth::authenticate(&state.directory, headers, ip, now_ms()).await?;
     let raw = read_body(body, snapshot.options.max_request_body_kb).await?;
     let request = ClientRequest::parse(Endpoint::Messages, &raw)?;
     names::requested_model(&request.model).map_err(|e| RelayError::invalid_model(&e))?;

@@ -1,10 +1,15 @@
-//! The relay's in-memory view of everything it needs per request: keys, users, groups,
-//! channels, routes, prices and options. Built from the database in one pass and swapped in
-//! atomically, so the `/v1` hot path never queries the database. Live balances and channel
-//! health are carried from one snapshot to the next (see `billing::ledger`, [`health`]).
+//! The relay's in-memory view of what it needs per request, so the `/v1` hot path never
+//! queries the database: the routing view ([`Snapshot`]: groups, channels, routes, prices,
+//! aliases and options, a few hundred rows, rebuilt whole and swapped in atomically when one
+//! of them changes) and the [`Directory`] of keys and accounts, which can be hundreds of
+//! thousands and is updated one entry at a time. Channel health is carried from one snapshot
+//! to the next ([`health`]).
 
+pub mod directory;
 pub mod health;
 pub mod routing;
+
+pub use directory::{Directory, TokenEntry, UserEntry};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -12,10 +17,8 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::billing::ledger::Account;
 use crate::db::{self, Db, DbResult};
-use crate::domain::ip_allow::IpAllowList;
-use crate::domain::kinds::{ChannelStatus, ChannelType, Role, Status};
+use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::list_prices;
 use crate::domain::money::Ratio;
 use crate::domain::names;
@@ -26,41 +29,6 @@ use crate::relay::providers;
 use crate::relay::request::Endpoint;
 use health::{ChannelHealth, KeyHealth};
 use routing::RouteSet;
-
-#[derive(Debug)]
-pub struct UserEntry {
-    pub id: i64,
-    pub username: String,
-    pub role: Role,
-    pub status: Status,
-    pub group: String,
-    pub account: Arc<Account>,
-}
-
-#[derive(Debug)]
-pub struct TokenEntry {
-    pub id: i64,
-    pub user_id: i64,
-    pub name: String,
-    pub status: Status,
-    pub expires_at: Option<i64>,
-    pub unlimited: bool,
-    /// Empty = every model the user's group may use.
-    pub allowed_models: FxHashSet<String>,
-    pub allowed_ips: IpAllowList,
-    pub account: Arc<Account>,
-}
-
-impl TokenEntry {
-    /// The key's own balance, unless it is unlimited (then only the user's balance counts).
-    pub fn limited_account(&self) -> Option<&Account> {
-        (!self.unlimited).then_some(&*self.account)
-    }
-
-    pub fn allows_model(&self, model: &str) -> bool {
-        self.allowed_models.is_empty() || self.allowed_models.contains(model)
-    }
-}
 
 #[derive(Debug)]
 pub struct ChannelEntry {
@@ -153,15 +121,10 @@ struct PatternRoute {
     routes: Arc<RouteSet>,
 }
 
-/// A consistent view of the relay's data, replaced as a whole.
+/// A consistent routing view, replaced as a whole.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// The database data version this snapshot was built from.
-    pub version: i64,
     pub options: RuntimeOptions,
-    /// Keyed by the SHA-256 of the key.
-    tokens: FxHashMap<[u8; 32], Arc<TokenEntry>>,
-    users: FxHashMap<i64, Arc<UserEntry>>,
     groups: FxHashMap<String, GroupEntry>,
     channels: FxHashMap<i64, Arc<ChannelEntry>>,
     /// group → model → enabled channels.
@@ -187,14 +150,6 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn token_by_digest(&self, digest: &[u8; 32]) -> Option<&Arc<TokenEntry>> {
-        self.tokens.get(digest)
-    }
-
-    pub fn user(&self, id: i64) -> Option<&Arc<UserEntry>> {
-        self.users.get(&id)
-    }
-
     pub fn group_ratio(&self, group: &str) -> Ratio {
         self.groups
             .get(group)
@@ -291,26 +246,12 @@ impl Snapshot {
         models
     }
 
-    pub fn accounts_of_users(&self) -> impl Iterator<Item = (i64, &Arc<Account>)> {
-        self.users.values().map(|u| (u.id, &u.account))
-    }
-
-    pub fn accounts_of_tokens(&self) -> impl Iterator<Item = (i64, &Arc<Account>)> {
-        self.tokens.values().map(|t| (t.id, &t.account))
-    }
-
-    /// Reads everything from the database and builds a new snapshot, reusing the previous
-    /// snapshot's accounts and channel health so balances in flight and cooldowns survive.
-    ///
-    /// Balances read here become the accounts' stored balances: the caller must hold the billing
-    /// writer's sync lock so no batch commits between this read and its use.
+    /// Reads the routing view from the database, carrying the previous snapshot's channel
+    /// health over so cooldowns survive.
     pub async fn load(db: &Db, previous: &Snapshot) -> DbResult<(Snapshot, Vec<String>)> {
-        let version = db::meta::data_version(db).await?;
         let stored_options = db::options::all(db).await?;
         let (options, problems) = RuntimeOptions::from_stored(&stored_options);
         let group_rows = db::groups::list(db).await?;
-        let user_rows = db::users::all(db).await?;
-        let token_rows = db::tokens::all(db).await?;
         let channel_rows = db::channels::list(db).await?;
         let route_rows = db::channels::routes(db).await?;
         let price_rows = db::prices::list(db).await?;
@@ -321,56 +262,6 @@ impl Snapshot {
             .into_iter()
             .map(|g| (g.name, GroupEntry { ratio: g.ratio }))
             .collect();
-
-        let previous_user_accounts: HashMap<i64, &Arc<Account>> =
-            previous.accounts_of_users().collect();
-        let users: FxHashMap<i64, Arc<UserEntry>> = user_rows
-            .into_iter()
-            .map(|u| {
-                let account = reuse_account(previous_user_accounts.get(&u.id), u.quota);
-                let entry = UserEntry {
-                    id: u.id,
-                    username: u.username,
-                    role: u.role,
-                    status: u.status,
-                    group: u.group,
-                    account,
-                };
-                (entry.id, Arc::new(entry))
-            })
-            .collect();
-
-        let previous_token_accounts: HashMap<i64, &Arc<Account>> =
-            previous.accounts_of_tokens().collect();
-        let mut tokens = FxHashMap::default();
-        for t in token_rows {
-            let allowed_ips = match IpAllowList::parse(&t.allowed_ips) {
-                Ok(list) => list,
-                Err(e) => {
-                    // Refuse every address rather than allow all when the stored list is bad.
-                    problems.push(format!("key {} has an unreadable IP list: {e}", t.id));
-                    IpAllowList::parse("0.0.0.0/32").unwrap_or_default()
-                }
-            };
-            let account = reuse_account(previous_token_accounts.get(&t.id), t.remaining_quota);
-            let entry = TokenEntry {
-                id: t.id,
-                user_id: t.user_id,
-                name: t.name,
-                status: t.status,
-                expires_at: t.expires_at,
-                unlimited: t.unlimited,
-                allowed_models: t.allowed_models.into_iter().collect(),
-                allowed_ips,
-                account,
-            };
-            match crate::domain::secret_key::digest_from_hex(&t.key_hash) {
-                Some(digest) => {
-                    tokens.insert(digest, Arc::new(entry));
-                }
-                None => problems.push(format!("key {} has an unreadable hash", t.id)),
-            }
-        }
 
         let mut known_models = FxHashSet::default();
         let mut known_patterns: Vec<String> = Vec::new();
@@ -531,10 +422,7 @@ impl Snapshot {
 
         Ok((
             Snapshot {
-                version,
                 options,
-                tokens,
-                users,
                 groups,
                 channels,
                 routes,
@@ -582,14 +470,4 @@ fn pattern_routes(by_prefix: &HashMap<String, Vec<Arc<ChannelEntry>>>) -> Vec<Pa
             .then(a.prefix.cmp(&b.prefix))
     });
     routes
-}
-
-fn reuse_account(previous: Option<&&Arc<Account>>, stored: i64) -> Arc<Account> {
-    match previous {
-        Some(account) => {
-            account.set_stored(stored);
-            Arc::clone(account)
-        }
-        None => Arc::new(Account::new(stored)),
-    }
 }

@@ -164,8 +164,7 @@ db_test! {
         assert!(user.quota >= 0);
         // The live balance the relay admits against agrees with the database.
         app.reload().await;
-        let snapshot = app.state.snapshot.load();
-        let live = snapshot.user(user.id).unwrap().account.available();
+        let live = app.state.directory.user(user.id).unwrap().account.available();
         assert_eq!(live, user.quota);
     }
 }

@@ -253,8 +253,7 @@ db_test! {
         assert!(over_api.actor.starts_with("admin:"), "{}", over_api.actor);
         // The relay admits against the same balance.
         app.reload().await;
-        let snapshot = app.state.snapshot.load();
-        assert_eq!(snapshot.user(user.id).unwrap().account.available(), user.quota);
+        assert_eq!(app.state.directory.user(user.id).unwrap().account.available(), user.quota);
     }
 }
 

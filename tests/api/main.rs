@@ -14,6 +14,7 @@ mod images_and_moderations;
 mod inbound_messages;
 mod inbound_responses;
 mod ledger;
+mod live_changes;
 mod management_api;
 mod model_names;
 mod provider_anthropic;

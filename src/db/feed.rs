@@ -1,0 +1,218 @@
+//! The change feed: what each committed write changed of what running servers hold in memory,
+//! so each server applies just that. Written by [`super::Tx`] when it commits; read by every
+//! server's sync job (`jobs::snapshot_sync`).
+//!
+//! Order without gaps: a writing transaction bumps `meta.data_version` and records its changes
+//! under that version. The bump locks the row until the transaction ends, so writers that
+//! record changes commit one after the other in version order; a reader that sees version N
+//! committed has every version below it visible too. (An auto-increment id would not do: on
+//! PostgreSQL and MySQL a later id can commit before an earlier one, and a reader polling
+//! `id > last` would skip the earlier one for good.) Every version has at least one row, so a
+//! version missing from a read means the rows were pruned, or were written by something that
+//! bypassed the feed: the reader then reloads everything once.
+
+use sqlx::Row;
+
+use super::{Db, DbResult, Tx, Value, now_ms, text};
+
+/// Something a write changed that running servers hold in memory, recorded once per
+/// transaction. What the relay never reads (an email, a display name, a password) is not a
+/// change.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// A user's role, status, group or balance.
+    User(i64),
+    Token(i64),
+    Channel(i64),
+    Group(String),
+    Price(String),
+    Option(String),
+    Alias(String),
+}
+
+impl Change {
+    fn kind(&self) -> &'static str {
+        match self {
+            Change::User(_) => "user",
+            Change::Token(_) => "token",
+            Change::Channel(_) => "channel",
+            Change::Group(_) => "group",
+            Change::Price(_) => "price",
+            Change::Option(_) => "option",
+            Change::Alias(_) => "alias",
+        }
+    }
+
+    fn subject(&self) -> String {
+        match self {
+            Change::User(id) | Change::Token(id) | Change::Channel(id) => id.to_string(),
+            Change::Group(name)
+            | Change::Price(name)
+            | Change::Option(name)
+            | Change::Alias(name) => name.clone(),
+        }
+    }
+
+    /// A stored row back as a change; `None` for a kind this build does not know.
+    fn decode(kind: &str, subject: String) -> Option<Change> {
+        let id = || subject.parse::<i64>().ok();
+        Some(match kind {
+            "user" => Change::User(id()?),
+            "token" => Change::Token(id()?),
+            "channel" => Change::Channel(id()?),
+            "group" => Change::Group(subject),
+            "price" => Change::Price(subject),
+            "option" => Change::Option(subject),
+            "alias" => Change::Alias(subject),
+            _ => return None,
+        })
+    }
+
+    /// Whether the change is to the routing view (channels, groups, prices, options,
+    /// aliases) rather than to one account (a user or a key).
+    pub fn is_routing(&self) -> bool {
+        !matches!(self, Change::User(_) | Change::Token(_))
+    }
+}
+
+/// Rows inserted per statement.
+const ROWS_PER_INSERT: usize = 100;
+
+/// Bumps the data version and records `changes` under it, inside the writing transaction.
+pub(super) async fn record(tx: &mut Tx, changes: &[Change]) -> DbResult<i64> {
+    tx.execute(
+        "UPDATE meta SET value = value + 1 WHERE name = 'data_version'",
+        &[],
+    )
+    .await?;
+    let row = tx
+        .fetch_optional("SELECT value FROM meta WHERE name = 'data_version'", &[])
+        .await?
+        .ok_or_else(|| super::DbError::Corrupt("the meta table has no data_version".into()))?;
+    let version: i64 = row.try_get("value")?;
+    let now = now_ms();
+    for chunk in changes.chunks(ROWS_PER_INSERT) {
+        let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut values = Vec::with_capacity(chunk.len() * 4);
+        for change in chunk {
+            values.extend([
+                Value::Int(version),
+                Value::Text(change.kind().to_string()),
+                Value::Text(change.subject()),
+                Value::Int(now),
+            ]);
+        }
+        tx.execute(
+            &format!("INSERT INTO change_feed (version, kind, subject, created_at) VALUES {rows}"),
+            &values,
+        )
+        .await?;
+    }
+    Ok(version)
+}
+
+/// What the feed holds for a range of versions.
+#[derive(Debug, Default)]
+pub struct FeedRead {
+    /// The versions that have rows, ascending, each once.
+    pub versions: Vec<i64>,
+    /// The changes, each once, in the order first recorded.
+    pub changes: Vec<Change>,
+    /// Rows of a kind this build does not know (written by a newer build).
+    pub unknown: usize,
+}
+
+impl FeedRead {
+    /// Whether every version after `after` up to `upto` is present: nothing was pruned or
+    /// skipped in between.
+    pub fn is_complete(&self, after: i64, upto: i64) -> bool {
+        let expected = usize::try_from(upto.saturating_sub(after)).unwrap_or(usize::MAX);
+        self.unknown == 0
+            && self.versions.len() == expected
+            && self.versions.first().is_none_or(|&v| v == after + 1)
+            && self.versions.last().is_none_or(|&v| v == upto)
+    }
+}
+
+/// The changes recorded under versions `after + 1 ..= upto`.
+pub async fn read(db: &Db, after: i64, upto: i64) -> DbResult<FeedRead> {
+    let rows = db
+        .fetch_all_with(
+            "SELECT version, kind, subject FROM change_feed WHERE version > ? AND version <= ? \
+             ORDER BY version, id",
+            &[Value::Int(after), Value::Int(upto)],
+        )
+        .await?;
+    let mut read = FeedRead::default();
+    let mut seen = std::collections::HashSet::new();
+    for row in &rows {
+        let version: i64 = row.try_get("version")?;
+        if read.versions.last() != Some(&version) {
+            read.versions.push(version);
+        }
+        match Change::decode(&text(row, "kind")?, text(row, "subject")?) {
+            Some(change) => {
+                if seen.insert(change.clone()) {
+                    read.changes.push(change);
+                }
+            }
+            None => read.unknown += 1,
+        }
+    }
+    Ok(read)
+}
+
+/// Deletes rows recorded before `before_ms`; returns how many.
+pub async fn prune(db: &Db, before_ms: i64) -> DbResult<u64> {
+    db.execute_with(
+        db.pool(),
+        "DELETE FROM change_feed WHERE created_at < ?",
+        &[Value::Int(before_ms)],
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_survive_the_round_trip() {
+        for change in [
+            Change::User(7),
+            Change::Token(-1),
+            Change::Channel(3),
+            Change::Group("vip".into()),
+            Change::Price("gpt-4o".into()),
+            Change::Option("retry_count".into()),
+            Change::Alias("fast".into()),
+        ] {
+            assert_eq!(
+                Change::decode(change.kind(), change.subject()),
+                Some(change)
+            );
+        }
+        assert_eq!(Change::decode("invoice", "1".into()), None);
+        assert_eq!(Change::decode("user", "x".into()), None);
+    }
+
+    #[test]
+    fn a_read_is_complete_only_without_gaps() {
+        let read = |versions: Vec<i64>| FeedRead {
+            versions,
+            ..FeedRead::default()
+        };
+        assert!(read(vec![]).is_complete(5, 5));
+        assert!(read(vec![6, 7, 8]).is_complete(5, 8));
+        assert!(!read(vec![6, 8]).is_complete(5, 8));
+        assert!(!read(vec![7, 8]).is_complete(5, 8));
+        assert!(!read(vec![6, 7]).is_complete(5, 8));
+        assert!(!read(vec![]).is_complete(5, 6));
+        let unknown = FeedRead {
+            versions: vec![6],
+            unknown: 1,
+            ..FeedRead::default()
+        };
+        assert!(!unknown.is_complete(5, 6));
+    }
+}

@@ -1,0 +1,426 @@
+//! The API keys and accounts the relay has seen, kept in memory and updated one entry at a
+//! time.
+//!
+//! A portal holds hundreds of thousands of keys, most of them idle on any given day. Loading
+//! them all would make every server slow to start and large at rest, so a key is read from the
+//! database the first time it is presented (with its owner, if that account is not held yet)
+//! and answered from memory from then on: the hot path makes no database round-trip for a key
+//! it has seen. A key that does not exist is remembered too, so unknown keys cannot make the
+//! database answer for them again and again. Entries idle for a while are dropped once nothing
+//! is in flight on their balances.
+//!
+//! Writes reach the directory through the change feed: a changed key or account that is held
+//! is re-read (and a key that was remembered as unknown is forgotten), so a key disabled or
+//! deleted stops at once and a key just created is never refused. Everything that reads
+//! balances from the database (first loads, changes, the periodic re-read) holds the billing
+//! writer's sync lock, so no batch commits between a read and its use (see
+//! `billing::ledger`), and first loads never race a change being applied.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use rustc_hash::{FxBuildHasher, FxHashSet};
+use tokio::sync::Mutex;
+
+use crate::billing::ledger::Account;
+use crate::db::tokens::TokenRow;
+use crate::db::users::UserRow;
+use crate::db::{self, Change, Db, DbResult};
+use crate::domain::ip_allow::IpAllowList;
+use crate::domain::kinds::{Role, Status};
+use crate::domain::secret_key;
+
+#[derive(Debug)]
+pub struct UserEntry {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub status: Status,
+    pub group: String,
+    pub account: Arc<Account>,
+    /// Seconds since the Unix epoch of the last request that used the account.
+    last_used: AtomicI64,
+}
+
+#[derive(Debug)]
+pub struct TokenEntry {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub status: Status,
+    pub expires_at: Option<i64>,
+    pub unlimited: bool,
+    /// Empty = every model the user's group may use.
+    pub allowed_models: FxHashSet<String>,
+    pub allowed_ips: IpAllowList,
+    pub account: Arc<Account>,
+    last_used: AtomicI64,
+}
+
+impl TokenEntry {
+    /// The key's own balance, unless it is unlimited (then only the user's balance counts).
+    pub fn limited_account(&self) -> Option<&Account> {
+        (!self.unlimited).then_some(&*self.account)
+    }
+
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.allowed_models.is_empty() || self.allowed_models.contains(model)
+    }
+}
+
+/// Notes a use, writing the shared counter only when the second changed, so concurrent
+/// requests on one key do not keep invalidating each other's cache line.
+fn touch(last_used: &AtomicI64, now_secs: i64) {
+    if last_used.load(Ordering::Relaxed) != now_secs {
+        last_used.store(now_secs, Ordering::Relaxed);
+    }
+}
+
+/// Unknown keys remembered at most; past this the memory starts over (an attacker cycling
+/// random keys costs one indexed lookup per key, like any other request).
+const UNKNOWN_KEYS_HELD: usize = 100_000;
+
+/// What a periodic sweep or re-read did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    pub users: usize,
+    pub tokens: usize,
+}
+
+pub struct Directory {
+    db: Db,
+    /// The billing writer's sync lock (see the module's doc).
+    sync_lock: Arc<Mutex<()>>,
+    /// Keyed by the SHA-256 of the key.
+    tokens: DashMap<[u8; 32], Arc<TokenEntry>, FxBuildHasher>,
+    /// The digest of each key held, by id: changes name keys by id.
+    digests: DashMap<i64, [u8; 32], FxBuildHasher>,
+    users: DashMap<i64, Arc<UserEntry>, FxBuildHasher>,
+    /// Digests the database had no key for.
+    unknown: std::sync::Mutex<FxHashSet<[u8; 32]>>,
+}
+
+impl Directory {
+    pub fn new(db: Db, sync_lock: Arc<Mutex<()>>) -> Directory {
+        Directory {
+            db,
+            sync_lock,
+            tokens: DashMap::with_hasher(FxBuildHasher),
+            digests: DashMap::with_hasher(FxBuildHasher),
+            users: DashMap::with_hasher(FxBuildHasher),
+            unknown: std::sync::Mutex::new(FxHashSet::default()),
+        }
+    }
+
+    /// The key with this digest and its owner: from memory when held, else read once from
+    /// the database. `None` when there is no such key (or its owner is gone).
+    pub async fn find(
+        &self,
+        digest: &[u8; 32],
+        now_ms: i64,
+    ) -> DbResult<Option<(Arc<TokenEntry>, Arc<UserEntry>)>> {
+        let now_secs = now_ms / 1000;
+        if let Some(token) = self.held_token(digest) {
+            touch(&token.last_used, now_secs);
+            if let Some(user) = self.user(token.user_id) {
+                touch(&user.last_used, now_secs);
+                return Ok(Some((token, user)));
+            }
+        } else if self.is_unknown(digest) {
+            return Ok(None);
+        }
+        let found = self.load(digest).await?;
+        if let Some((token, user)) = &found {
+            touch(&token.last_used, now_secs);
+            touch(&user.last_used, now_secs);
+        }
+        Ok(found)
+    }
+
+    /// An account held in memory.
+    pub fn user(&self, id: i64) -> Option<Arc<UserEntry>> {
+        self.users.get(&id).map(|user| Arc::clone(&user))
+    }
+
+    /// A key held in memory, by id.
+    pub fn token(&self, id: i64) -> Option<Arc<TokenEntry>> {
+        let digest = *self.digests.get(&id)?;
+        self.held_token(&digest)
+    }
+
+    /// How many keys and accounts are held.
+    pub fn held(&self) -> Sweep {
+        Sweep {
+            users: self.users.len(),
+            tokens: self.tokens.len(),
+        }
+    }
+
+    fn held_token(&self, digest: &[u8; 32]) -> Option<Arc<TokenEntry>> {
+        self.tokens.get(digest).map(|token| Arc::clone(&token))
+    }
+
+    fn is_unknown(&self, digest: &[u8; 32]) -> bool {
+        self.unknown_keys().contains(digest)
+    }
+
+    fn unknown_keys(&self) -> std::sync::MutexGuard<'_, FxHashSet<[u8; 32]>> {
+        // Only inserts and removals happen under this lock; a panic cannot leave it half-done.
+        self.unknown
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The first sight of a key (or of its owner): read under the sync lock.
+    async fn load(&self, digest: &[u8; 32]) -> DbResult<Option<(Arc<TokenEntry>, Arc<UserEntry>)>> {
+        let _sync = self.sync_lock.lock().await;
+        // Another request may have loaded it, or a change may have settled it, meanwhile.
+        let token = match self.held_token(digest) {
+            Some(token) => token,
+            None if self.is_unknown(digest) => return Ok(None),
+            None => {
+                let hash = secret_key::hex(digest);
+                match db::tokens::by_hash(&self.db, &hash).await? {
+                    Some(row) => self.hold_token(row, digest),
+                    None => {
+                        let mut unknown = self.unknown_keys();
+                        if unknown.len() >= UNKNOWN_KEYS_HELD {
+                            unknown.clear();
+                        }
+                        unknown.insert(*digest);
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        let user = match self.user(token.user_id) {
+            Some(user) => user,
+            None => match db::users::find_by_id(&self.db, token.user_id).await? {
+                Some(row) => self.hold_user(row),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some((token, user)))
+    }
+
+    /// Holds a key read from the database, keeping the balance in flight of the entry it
+    /// replaces. The caller holds the sync lock.
+    fn hold_token(&self, row: TokenRow, digest: &[u8; 32]) -> Arc<TokenEntry> {
+        let previous = self.held_token(digest);
+        let account = reuse_account(previous.as_ref().map(|t| &t.account), row.remaining_quota);
+        let last_used = previous.map_or(0, |t| t.last_used.load(Ordering::Relaxed));
+        let allowed_ips = IpAllowList::parse(&row.allowed_ips).unwrap_or_else(|e| {
+            // Refuse every address rather than allow all when the stored list is bad.
+            tracing::warn!(key = row.id, "the key has an unreadable IP list: {e}");
+            IpAllowList::parse("0.0.0.0/32").unwrap_or_default()
+        });
+        let entry = Arc::new(TokenEntry {
+            id: row.id,
+            user_id: row.user_id,
+            name: row.name,
+            status: row.status,
+            expires_at: row.expires_at,
+            unlimited: row.unlimited,
+            allowed_models: row.allowed_models.into_iter().collect(),
+            allowed_ips,
+            account,
+            last_used: AtomicI64::new(last_used),
+        });
+        self.digests.insert(entry.id, *digest);
+        self.tokens.insert(*digest, Arc::clone(&entry));
+        entry
+    }
+
+    /// Holds an account read from the database (see [`Directory::hold_token`]).
+    fn hold_user(&self, row: UserRow) -> Arc<UserEntry> {
+        let previous = self.user(row.id);
+        let account = reuse_account(previous.as_ref().map(|u| &u.account), row.quota);
+        let last_used = previous.map_or(0, |u| u.last_used.load(Ordering::Relaxed));
+        let entry = Arc::new(UserEntry {
+            id: row.id,
+            username: row.username,
+            role: row.role,
+            status: row.status,
+            group: row.group,
+            account,
+            last_used: AtomicI64::new(last_used),
+        });
+        self.users.insert(entry.id, Arc::clone(&entry));
+        entry
+    }
+
+    /// Brings what is held up to date with committed changes: a held key or account is
+    /// re-read (or dropped when it is gone); a key remembered as unknown is forgotten.
+    pub async fn apply(&self, changes: &[Change]) -> DbResult<()> {
+        let token_ids: Vec<i64> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Token(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let user_ids: Vec<i64> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::User(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        if token_ids.is_empty() && user_ids.is_empty() {
+            return Ok(());
+        }
+        let _sync = self.sync_lock.lock().await;
+        self.reread_tokens(&token_ids).await?;
+        let held_users: Vec<i64> = user_ids
+            .into_iter()
+            .filter(|id| self.users.contains_key(id))
+            .collect();
+        self.reread_users(&held_users).await
+    }
+
+    /// Re-reads these keys; every key read is no longer unknown. The caller holds the lock.
+    async fn reread_tokens(&self, ids: &[i64]) -> DbResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let rows = db::tokens::by_ids(&self.db, ids).await?;
+        let mut found = FxHashSet::default();
+        for row in rows {
+            found.insert(row.id);
+            let Some(digest) = secret_key::digest_from_hex(&row.key_hash) else {
+                tracing::warn!(key = row.id, "the key has an unreadable hash");
+                continue;
+            };
+            self.unknown_keys().remove(&digest);
+            if self.digests.contains_key(&row.id) {
+                self.hold_token(row, &digest);
+            }
+        }
+        for id in ids.iter().filter(|id| !found.contains(id)) {
+            if let Some((_, digest)) = self.digests.remove(id) {
+                self.tokens.remove(&digest);
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-reads these held accounts; an account that is gone is dropped with its keys.
+    async fn reread_users(&self, ids: &[i64]) -> DbResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let rows = db::users::by_ids(&self.db, ids).await?;
+        let mut found = FxHashSet::default();
+        for row in rows {
+            found.insert(row.id);
+            self.hold_user(row);
+        }
+        let gone: FxHashSet<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !found.contains(id))
+            .collect();
+        if !gone.is_empty() {
+            for id in &gone {
+                self.users.remove(id);
+            }
+            self.tokens
+                .retain(|_, token| !gone.contains(&token.user_id));
+            self.digests
+                .retain(|_, digest| self.tokens.contains_key(digest));
+        }
+        Ok(())
+    }
+
+    /// Re-reads everything held, for a full reload (a gap in the change feed): every held key
+    /// and account as it is now; unknown keys are forgotten.
+    pub async fn reread_all(&self) -> DbResult<Sweep> {
+        let _sync = self.sync_lock.lock().await;
+        self.unknown_keys().clear();
+        let token_ids: Vec<i64> = self.digests.iter().map(|e| *e.key()).collect();
+        let user_ids: Vec<i64> = self.users.iter().map(|e| *e.key()).collect();
+        self.reread_tokens(&token_ids).await?;
+        self.reread_users(&user_ids).await?;
+        Ok(Sweep {
+            users: user_ids.len(),
+            tokens: token_ids.len(),
+        })
+    }
+
+    /// Re-reads the balances held: other servers' billing changes them in the database
+    /// without a change in the feed (billing would flood it).
+    pub async fn reread_balances(&self) -> DbResult<Sweep> {
+        let _sync = self.sync_lock.lock().await;
+        let user_ids: Vec<i64> = self.users.iter().map(|e| *e.key()).collect();
+        let token_ids: Vec<i64> = self
+            .tokens
+            .iter()
+            .filter(|e| !e.unlimited)
+            .map(|e| e.id)
+            .collect();
+        for (id, quota) in db::users::balances_of(&self.db, &user_ids).await? {
+            if let Some(user) = self.user(id) {
+                user.account.set_stored(quota);
+            }
+        }
+        for (id, remaining) in db::tokens::balances_of(&self.db, &token_ids).await? {
+            if let Some(token) = self.token(id) {
+                token.account.set_stored(remaining);
+            }
+        }
+        Ok(Sweep {
+            users: user_ids.len(),
+            tokens: token_ids.len(),
+        })
+    }
+
+    /// Drops keys and accounts unused for `idle` whose balances have nothing in flight: no
+    /// request holds the entry, no hold is placed, no spending waits to be written. They are
+    /// read again on their next use.
+    pub async fn drop_idle(&self, now_ms: i64, idle: Duration) -> Sweep {
+        let _sync = self.sync_lock.lock().await;
+        let before = now_ms / 1000 - i64::try_from(idle.as_secs()).unwrap_or(i64::MAX);
+        let mut dropped = Sweep::default();
+        // `retain` holds each shard's write lock while it decides: no request can take an
+        // entry out of the map between the check and the removal.
+        self.tokens.retain(|_, token| {
+            let idle = token.last_used.load(Ordering::Relaxed) < before
+                && Arc::strong_count(token) == 1
+                && Arc::strong_count(&token.account) == 1
+                && token.account.is_settled();
+            if idle {
+                dropped.tokens += 1;
+            }
+            !idle
+        });
+        if dropped.tokens > 0 {
+            self.digests
+                .retain(|_, digest| self.tokens.contains_key(digest));
+        }
+        self.users.retain(|_, user| {
+            let idle = user.last_used.load(Ordering::Relaxed) < before
+                && Arc::strong_count(user) == 1
+                && Arc::strong_count(&user.account) == 1
+                && user.account.is_settled();
+            if idle {
+                dropped.users += 1;
+            }
+            !idle
+        });
+        dropped
+    }
+}
+
+/// The account of an entry being replaced, its stored balance set to what was just read; or a
+/// new one. The caller holds the sync lock.
+fn reuse_account(previous: Option<&Arc<Account>>, stored: i64) -> Arc<Account> {
+    match previous {
+        Some(account) => {
+            account.set_stored(stored);
+            Arc::clone(account)
+        }
+        None => Arc::new(Account::new(stored)),
+    }
+}
