@@ -7,6 +7,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The billing dead-letter file's name when no path is configured: beside a SQLite database,
+/// or in the working directory for a database server (see `Config::dead_letter_path`).
+pub const DEAD_LETTER_FILE_NAME: &str = "tollgate-billing-dead-letter.jsonl";
+
 /// Where the database is. Shared by the server and every CLI command.
 #[derive(clap::Args, Clone)]
 pub struct DatabaseConfig {
@@ -118,7 +122,7 @@ impl Config {
         if let Some(path) = &self.server.dead_letter_file {
             return path.clone();
         }
-        let name = crate::billing::dead_letter::DEFAULT_FILE_NAME;
+        let name = DEAD_LETTER_FILE_NAME;
         sqlite_file(&self.database.url)
             .and_then(|file| file.parent().map(|dir| dir.join(name)))
             .unwrap_or_else(|| PathBuf::from(name))
@@ -183,7 +187,7 @@ mod tests {
             },
             server: ServerConfig::default(),
         };
-        let name = crate::billing::dead_letter::DEFAULT_FILE_NAME;
+        let name = DEAD_LETTER_FILE_NAME;
         assert_eq!(
             config("sqlite:///var/lib/tollgate/t.db?mode=rwc").dead_letter_path(),
             PathBuf::from("/var/lib/tollgate").join(name)

@@ -1,20 +1,19 @@
 //! The shared application state: cheap to clone, no globals.
 
 use std::ops::Deref;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
 use tokio::sync::{Notify, mpsc};
 
 use crate::billing::Billing;
 use crate::config::Config;
-use crate::db::{Change, Db};
+use crate::db::Db;
 use crate::domain::tokenizer::Tokenizer;
 use crate::relay::upstream::UpstreamClient;
-use crate::service::{AfterWrite, Ctx};
+use crate::service::Ctx;
 use crate::snapshot::{Directory, Snapshot};
-use futures::future::BoxFuture;
 
 /// Something the relay noticed about a channel that must reach the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,33 +87,6 @@ pub struct AppInner {
     /// What management operations run with: this server's database, and a snapshot update
     /// after every write, so a change is live before the operation answers.
     pub ctx: Ctx,
-}
-
-/// Applies a management write to the server's view as soon as it committed: its changes are
-/// in the change feed by then, read with any others since the last sync.
-struct ApplyChanges(Weak<AppInner>);
-
-impl AfterWrite for ApplyChanges {
-    fn committed<'a>(&'a self, _changes: &'a [Change]) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let Some(inner) = self.0.upgrade() else {
-                return;
-            };
-            let state = AppState(inner);
-            if let Err(e) = crate::jobs::snapshot_sync::catch_up(&state).await {
-                tracing::warn!(error = %e, "applying a management write failed; the sync job will retry");
-                state.reload.notify_one();
-            }
-        })
-    }
-}
-
-impl AppInner {
-    /// The services' context for a server whose state is being built: its after-write hook
-    /// refers back to the state without keeping it alive.
-    pub fn services(db: Db, state: &Weak<AppInner>) -> Ctx {
-        Ctx::with_after_write(db, Arc::new(ApplyChanges(state.clone())))
-    }
 }
 
 #[derive(Clone)]

@@ -131,8 +131,8 @@ def copy_csv(url, table, columns, data):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for row in data:
-        writer.writerow(["" if v is None else v for v in row])
-    sql = f"\\copy {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '')"
+        writer.writerow(["\\N" if v is None else v for v in row])
+    sql = f"\\copy {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
     subprocess.run(["psql", "-q", url, "-c", sql], input=buffer.getvalue(), text=True, check=True)
 
 
@@ -230,11 +230,11 @@ class Server:
         self.process.wait(timeout=30)
 
 
-def wrk(url, key, connections, seconds):
-    env = {**os.environ, "KEY": key, "MODEL": "gpt-4o-mini"}
+def wrk(url, key, connections, seconds, script="chat.lua"):
+    env = {**os.environ, "KEY": key, "MODEL": "gpt-4o-mini", "KEYS": str(USERS * KEYS_PER_USER)}
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
-         os.path.join(HERE, "chat.lua"), url],
+         os.path.join(HERE, script), url],
         env=env, capture_output=True, text=True, check=True,
     ).stdout
     if "Non-2xx" in out or "Socket errors" in out:
@@ -247,7 +247,8 @@ def wrk(url, key, connections, seconds):
     latency = {line.split()[0]: ms(line.split()[1]) for line in out.splitlines()
                if re.match(r"\s+(50|99)%", line)}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return {"rps": rps, "p50_ms": latency["50%"], "p99_ms": latency["99%"]}
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "p50_ms": latency["50%"], "p99_ms": latency["99%"], "requests": total}
 
 
 class Writer(threading.Thread):
@@ -372,7 +373,10 @@ def bench_backend(tollgate, backend, work, results):
     nginx_busy = wrk(proxy, key, 16, DURATION)
     if writer.failures:
         raise SystemExit(f"{writer.failures} of {writer.writes} management writes failed")
+    # Keys seen for the first time: every request presents the next seeded key.
+    cold = wrk(gateway, key, 16, DURATION, script="many-keys.lua")
     time.sleep(1)
+    warm_kb = same.rss_kb()
     figures = {
         "backend": backend,
         "users": USERS,
@@ -392,6 +396,10 @@ def bench_backend(tollgate, backend, work, results):
         "ratio_to_nginx_quiet": round(quiet["rps"] / nginx_quiet["rps"], 2),
         "ratio_to_nginx_writes": round(busy["rps"] / nginx_busy["rps"], 2),
         "writes": writer.writes,
+        "first_sight_rps": cold["rps"],
+        "first_sight_p99_ms": cold["p99_ms"],
+        "keys_seen": min(cold["requests"], USERS * KEYS_PER_USER),
+        "rss_after_first_sight_mb": round(warm_kb / 1024, 1),
     }
     same.stop()
     other.stop()

@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::domain::tokenizer;
 use crate::jobs;
+use crate::service::Ctx;
 use crate::snapshot::{Directory, Snapshot};
 use crate::state::{AppInner, AppState};
 
@@ -87,7 +88,10 @@ impl App {
         let directory = Directory::new(db.clone(), billing.sync_lock().clone());
         let state = AppState(Arc::new_cyclic(|this| AppInner {
             config,
-            ctx: AppInner::services(db.clone(), this),
+            ctx: Ctx::with_after_write(
+                db.clone(),
+                Arc::new(jobs::snapshot_sync::ApplyChanges(this.clone())),
+            ),
             db,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             directory,

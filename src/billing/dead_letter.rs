@@ -10,10 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::logs::RequestLog;
 
-/// The name of the file when no path is configured: beside the SQLite database, or in the
-/// working directory for a database server.
-pub const DEFAULT_FILE_NAME: &str = "tollgate-billing-dead-letter.jsonl";
-
 /// One set-aside billing record, as written to the file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -79,7 +75,7 @@ mod tests {
     #[test]
     fn records_survive_the_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let file = DeadLetterFile::new(dir.path().join(DEFAULT_FILE_NAME));
+        let file = DeadLetterFile::new(dir.path().join(crate::config::DEAD_LETTER_FILE_NAME));
         let mut log = RequestLog::empty();
         log.request_id = "abc".into();
         log.cost = 1234;

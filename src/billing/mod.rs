@@ -19,7 +19,6 @@ use crate::db::logs::RequestLog;
 use crate::domain::kinds::Outcome;
 use crate::domain::money::Ratio;
 use crate::domain::pricing::{self, ModelPrice, Usage, UsageBounds};
-use crate::snapshot::{TokenEntry, UserEntry};
 use ledger::Account;
 
 /// One finished request on its way to the database.
@@ -141,12 +140,19 @@ impl PriceContext {
     }
 }
 
+/// The balances a request is charged to: its user's, and its key's when the key has a limit
+/// of its own.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    pub user: Arc<Account>,
+    pub key: Option<Arc<Account>>,
+}
+
 /// A request's hold and its log row in the making.
 #[derive(Debug)]
 pub struct Ticket {
     billing: Billing,
-    user: Arc<UserEntry>,
-    token: Arc<TokenEntry>,
+    accounts: Accounts,
     hold: i64,
     pub pricing: PriceContext,
     /// Filled in as the request goes; written when the ticket finishes.
@@ -164,20 +170,18 @@ impl Ticket {
     /// row comes back for the refusal.
     pub fn open(
         billing: &Billing,
-        user: Arc<UserEntry>,
-        token: Arc<TokenEntry>,
+        accounts: Accounts,
         hold: i64,
         pricing: PriceContext,
         log: RequestLog,
         started: Instant,
     ) -> Result<Ticket, Box<(ledger::Shortfall, RequestLog)>> {
-        if let Err(shortfall) = ledger::try_hold(&user.account, token.limited_account(), hold) {
+        if let Err(shortfall) = ledger::try_hold(&accounts.user, accounts.key.as_deref(), hold) {
             return Err(Box::new((shortfall, log)));
         }
         Ok(Ticket {
             billing: billing.clone(),
-            user,
-            token,
+            accounts,
             hold,
             pricing,
             log,
@@ -242,8 +246,8 @@ impl Ticket {
         }
         .max(0);
         ledger::settle(
-            &self.user.account,
-            self.token.limited_account(),
+            &self.accounts.user,
+            self.accounts.key.as_deref(),
             self.hold,
             cost,
         );
@@ -258,12 +262,8 @@ impl Ticket {
         log.latency_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         self.billing.record(Settled {
             log: std::mem::replace(log, RequestLog::empty()),
-            user: Some(self.user.account.clone()),
-            token: self
-                .token
-                .limited_account()
-                .is_some()
-                .then(|| self.token.account.clone()),
+            user: Some(self.accounts.user.clone()),
+            token: self.accounts.key.clone(),
             counted: charged,
         });
         cost

@@ -9,14 +9,16 @@
 //! changes them without a feed entry), idle keys and accounts are dropped, and old feed rows
 //! are pruned.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{self, DbResult};
+use crate::db::{self, Change, DbResult};
+use crate::service::AfterWrite;
 use crate::snapshot::Snapshot;
-use crate::state::AppState;
+use crate::state::{AppInner, AppState};
 
 /// Re-read the balances held this often.
 const BALANCE_RESYNC: Duration = Duration::from_secs(30);
@@ -106,6 +108,26 @@ pub async fn catch_up(state: &AppState) -> DbResult<Synced> {
         changes: read.changes.len(),
         routing_rebuilt,
     })
+}
+
+/// Applies a management write to the server's view as soon as it committed: its changes are
+/// in the change feed by then, read with any others since the last sync. Refers to the server
+/// without keeping it alive.
+pub struct ApplyChanges(pub Weak<AppInner>);
+
+impl AfterWrite for ApplyChanges {
+    fn committed<'a>(&'a self, _changes: &'a [Change]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(inner) = self.0.upgrade() else {
+                return;
+            };
+            let state = AppState(inner);
+            if let Err(e) = catch_up(&state).await {
+                tracing::warn!(error = %e, "applying a management write failed; the sync job will retry");
+                state.reload.notify_one();
+            }
+        })
+    }
 }
 
 /// Drops idle keys and accounts and prunes old feed rows.

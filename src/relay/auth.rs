@@ -7,6 +7,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use super::error::RelayError;
+use crate::billing::Accounts;
 use crate::domain::kinds::Status;
 use crate::domain::secret_key;
 use crate::snapshot::{Directory, TokenEntry, UserEntry};
@@ -55,6 +56,16 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: boo
 pub struct Caller {
     pub user: Arc<UserEntry>,
     pub token: Arc<TokenEntry>,
+}
+
+impl Caller {
+    /// The balances its requests are charged to.
+    pub fn accounts(&self) -> Accounts {
+        Accounts {
+            user: self.user.account.clone(),
+            key: (!self.token.unlimited).then(|| self.token.account.clone()),
+        }
+    }
 }
 
 pub async fn authenticate(

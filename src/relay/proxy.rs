@@ -225,8 +225,7 @@ async fn handle(
     };
     let ticket = match Ticket::open(
         &state.billing,
-        caller.user.clone(),
-        caller.token.clone(),
+        caller.accounts(),
         hold,
         pricing,
         log,

@@ -60,11 +60,6 @@ pub struct TokenEntry {
 }
 
 impl TokenEntry {
-    /// The key's own balance, unless it is unlimited (then only the user's balance counts).
-    pub fn limited_account(&self) -> Option<&Account> {
-        (!self.unlimited).then_some(&*self.account)
-    }
-
     pub fn allows_model(&self, model: &str) -> bool {
         self.allowed_models.is_empty() || self.allowed_models.contains(model)
     }
