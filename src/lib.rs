@@ -11,21 +11,14 @@ pub mod i18n;
 pub mod jobs;
 pub mod options;
 mod panic_guard;
+pub mod protocol;
+pub mod providers;
 pub mod relay;
 pub mod service;
 pub mod snapshot;
 pub mod state;
 pub mod telemetry;
+pub mod upstream;
 
 pub use app::App;
 pub use config::Config;
-
-use axum::Router;
-
-/// Every route the server answers: the `/v1` relay and, under `/api`, the management API.
-pub fn router(state: state::AppState) -> Router {
-    Router::new()
-        .merge(relay::router())
-        .merge(api::router(state.clone()))
-        .with_state(state)
-}

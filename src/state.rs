@@ -11,9 +11,9 @@ use crate::billing::Billing;
 use crate::config::Config;
 use crate::db::Db;
 use crate::domain::tokenizer::Tokenizer;
-use crate::relay::upstream::UpstreamClient;
 use crate::service::Ctx;
 use crate::snapshot::{Directory, Snapshot};
+use crate::upstream::UpstreamClient;
 
 /// Something the relay noticed about a channel that must reach the database.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -102,6 +102,10 @@ option-not-a-bool = '{ $value }' is not true or false
 option-not-a-status = '{ $value }' is not an HTTP status code (100-599)
 option-range-backwards = the range '{ $value }' is backwards
 
+## Balance changes
+
+idempotency-key-reused = this idempotency key was used for a different change; use a new key for a new change
+
 ## Permissions
 
 admins-only = only admins may do this

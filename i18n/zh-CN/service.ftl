@@ -102,6 +102,10 @@ option-not-a-bool = “{ $value }”不是 true 或 false
 option-not-a-status = “{ $value }”不是 HTTP 状态码（100-599）
 option-range-backwards = 范围“{ $value }”的顺序反了
 
+## Balance changes
+
+idempotency-key-reused = 此幂等键已用于另一笔不同的变更；新的变更请使用新的键
+
 ## Permissions
 
 admins-only = 仅管理员可执行此操作

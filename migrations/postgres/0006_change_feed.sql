@@ -3,8 +3,8 @@
 -- instead of reloading everything. `version` is the data version the writing transaction
 -- committed as: the transaction bumps meta.data_version, which locks that row until it
 -- commits, so versions become visible in order and a reader that has seen version N has
--- seen every version below it. Old rows are pruned; a server that falls behind the pruned
--- edge reloads once.
+-- seen every version below it. The oldest versions are pruned; a server that falls behind the
+-- pruned edge reloads once.
 CREATE TABLE change_feed (
     id         BIGSERIAL PRIMARY KEY,
     version    BIGINT NOT NULL,
@@ -13,4 +13,3 @@ CREATE TABLE change_feed (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX change_feed_version_idx ON change_feed (version);
-CREATE INDEX change_feed_created_idx ON change_feed (created_at);

@@ -79,9 +79,7 @@ async fn models(
 /// The OpenAI-compatible vendor presets a channel's `type` may name.
 async fn presets(ApiCaller(caller): ApiCaller) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(
-        json!({ "data": crate::relay::providers::presets::all() }),
-    ))
+    Ok(Json(json!({ "data": crate::providers::presets::all() })))
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
-use crate::relay::auth::presented_key;
+use crate::protocol::key::presented_key;
 use crate::service::{self, Caller};
 use crate::state::AppState;
 

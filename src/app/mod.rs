@@ -38,6 +38,14 @@ use crate::state::{AppInner, AppState};
 /// Idle keep-alive connections to upstreams kept per host.
 const UPSTREAM_POOL_PER_HOST: usize = 512;
 
+/// Every route the server answers: the `/v1` relay and, under `/api`, the management API.
+fn routes(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::relay::router())
+        .merge(crate::api::router(state.clone()))
+        .with_state(state)
+}
+
 pub struct App {
     listener: std::net::TcpListener,
     state: AppState,
@@ -77,7 +85,7 @@ impl App {
             ))
             .build()
             .context("cannot build the HTTP client")?;
-        let upstream = crate::relay::upstream::UpstreamClient::new(
+        let upstream = crate::upstream::UpstreamClient::new(
             Duration::from_secs(config.server.upstream_connect_timeout_secs),
             UPSTREAM_POOL_PER_HOST,
         )
@@ -85,7 +93,7 @@ impl App {
         let (channel_events, channel_event_receiver) = mpsc::unbounded_channel();
         let listener = bind_shared(config.server.listen)
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-        let directory = Directory::new(db.clone(), billing.sync_lock().clone());
+        let directory = Directory::new(db.clone(), billing.balance_sync().clone());
         let state = AppState(Arc::new_cyclic(|this| AppInner {
             config,
             ctx: Ctx::with_after_write(
@@ -121,7 +129,7 @@ impl App {
             cancel_jobs.clone(),
         ));
 
-        let router = crate::router(state.clone());
+        let router = routes(state.clone());
         Ok(App {
             listener,
             state,

@@ -50,21 +50,49 @@ impl Queue {
     }
 }
 
+/// What readers of balances in the database share with the billing writer: its lock, held
+/// while a batch commits, so no batch commits between a balance read and its use; and whether
+/// the outcome of the last write is unknown (a broken connection may have committed it): the
+/// batch may then be in the database and still counted as unflushed in memory, so a balance
+/// read now would count it twice, and held balances keep their own figure until the writer
+/// has found out.
+#[derive(Debug, Clone, Default)]
+pub struct BalanceSync {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    uncertain: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl BalanceSync {
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lock.lock().await
+    }
+
+    /// Whether balances read from the database may be off by a batch (see above).
+    pub fn is_uncertain(&self) -> bool {
+        self.uncertain.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn set_uncertain(&self, uncertain: bool) {
+        self.uncertain
+            .store(uncertain, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Cheap handle to the billing writer.
 #[derive(Clone, Debug)]
 pub struct Billing {
     queue: Arc<Queue>,
     /// Asks the writer to write everything queued, then answers.
     flushes: mpsc::UnboundedSender<writer::FlushRequest>,
-    /// Serialises batch commits with snapshot balance reads (see `ledger`).
-    sync_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Shared with whoever reads balances from the database (see `ledger`).
+    sync: BalanceSync,
     synchronous: bool,
     stats: Arc<writer::WriterStats>,
 }
 
 impl Billing {
-    pub fn sync_lock(&self) -> &Arc<tokio::sync::Mutex<()>> {
-        &self.sync_lock
+    pub fn balance_sync(&self) -> &BalanceSync {
+        &self.sync
     }
 
     /// True when every record is written as it arrives (flush interval 0).

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::dead_letter::{DeadLetter, DeadLetterFile};
 use super::ledger::Account;
-use super::{Billing, Queue, Settled};
+use super::{BalanceSync, Billing, Queue, Settled};
 use crate::db::logs::{self, BalanceDelta, BillingBatch, RequestLog};
 use crate::db::{Db, DbError, now_ms};
 
@@ -167,33 +167,31 @@ pub fn start(
 ) {
     let queue = Arc::new(Queue::default());
     let (flushes, flush_requests) = mpsc::unbounded_channel();
-    let sync_lock = Arc::new(tokio::sync::Mutex::new(()));
+    let sync = BalanceSync::default();
     let stats = Arc::new(WriterStats::default());
     let billing = Billing {
         queue: queue.clone(),
         flushes,
-        sync_lock: sync_lock.clone(),
+        sync: sync.clone(),
         synchronous: flush_interval.is_zero(),
         stats: stats.clone(),
     };
     let writer = Writer {
         db,
-        sync_lock,
+        sync,
         dead_letters,
         stats,
-        unsure: false,
     };
     (billing, run(writer, queue, flush_requests, flush_interval))
 }
 
 struct Writer {
     db: Db,
-    /// Serialises batch commits with snapshot balance reads (see `ledger`).
-    sync_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Held while a batch commits; says when a write failed in a way that may have
+    /// committed (then the writer checks before writing again).
+    sync: BalanceSync,
     dead_letters: DeadLetterFile,
     stats: Arc<WriterStats>,
-    /// A write failed in a way that may have committed: check before writing again.
-    unsure: bool,
 }
 
 async fn run(
@@ -270,9 +268,9 @@ impl Writer {
         if pending.is_empty() {
             return;
         }
-        let sync_lock = self.sync_lock.clone();
-        let _sync = sync_lock.lock().await;
-        if self.unsure && !self.drop_written(pending).await {
+        let sync = self.sync.clone();
+        let _sync = sync.lock().await;
+        if self.sync.is_uncertain() && !self.drop_written(pending).await {
             return;
         }
         let records = std::mem::take(pending);
@@ -302,7 +300,7 @@ impl Writer {
             self.stats.failed_writes.fetch_add(1, Ordering::Relaxed);
             if error.is_transient() || !crate::db::meta::accepts_writes(&self.db).await {
                 // A broken connection may have committed the write after all.
-                self.unsure = true;
+                self.sync.set_uncertain(true);
                 tracing::error!(
                     error = %error,
                     requests = group.len() + groups.iter().map(Vec::len).sum::<usize>(),
@@ -347,7 +345,7 @@ impl Writer {
                 return false;
             }
         };
-        self.unsure = false;
+        self.sync.set_uncertain(false);
         if written.is_empty() {
             return true;
         }

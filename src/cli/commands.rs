@@ -10,7 +10,7 @@ use super::{
 };
 use crate::config::DatabaseConfig;
 use crate::db::Db;
-use crate::relay::providers::presets;
+use crate::providers::presets;
 use crate::service::channels::{ChannelInput, parse_header_lines, parse_mapping_pairs};
 use crate::service::groups::GroupInput;
 use crate::service::logs::LogQuery;

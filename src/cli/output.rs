@@ -7,7 +7,7 @@ use crate::db::logs::LogTotals;
 use crate::db::prices::PriceRow;
 use crate::domain::money::Quota;
 use crate::options::OptionInfo;
-use crate::relay::providers::presets::Preset;
+use crate::providers::presets::Preset;
 use crate::service::ledger::LedgerCheck;
 use crate::service::views::{
     AdminTokenView, AliasView, ChannelView, GroupView, LogView, PriceView, TokenView, UserView,

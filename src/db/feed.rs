@@ -162,12 +162,13 @@ pub async fn read(db: &Db, after: i64, upto: i64) -> DbResult<FeedRead> {
     Ok(read)
 }
 
-/// Deletes rows recorded before `before_ms`; returns how many.
-pub async fn prune(db: &Db, before_ms: i64) -> DbResult<u64> {
+/// Deletes the rows of versions below `below_version`; returns how many. By version, not by
+/// time: servers' clocks may disagree, versions do not.
+pub async fn prune(db: &Db, below_version: i64) -> DbResult<u64> {
     db.execute_with(
         db.pool(),
-        "DELETE FROM change_feed WHERE created_at < ?",
-        &[Value::Int(before_ms)],
+        "DELETE FROM change_feed WHERE version < ?",
+        &[Value::Int(below_version)],
     )
     .await
 }

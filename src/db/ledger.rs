@@ -34,8 +34,26 @@ pub struct Entry {
     pub created_at: i64,
 }
 
-/// Records a change. A key used before is `DbError::Conflict` (nothing is written).
-pub async fn insert(tx: &mut Tx, entry: &NewEntry<'_>) -> DbResult<i64> {
+/// Records a change; `None` when its idempotency key was used before (nothing is written, and
+/// the transaction goes on: the failed insert is undone to a savepoint, which PostgreSQL needs
+/// to keep the transaction usable and which gives every backend the same behaviour).
+pub async fn insert(tx: &mut Tx, entry: &NewEntry<'_>) -> DbResult<Option<i64>> {
+    tx.execute_raw("SAVEPOINT ledger_entry").await?;
+    match insert_row(tx, entry).await {
+        Ok(id) => {
+            tx.execute_raw("RELEASE SAVEPOINT ledger_entry").await?;
+            Ok(Some(id))
+        }
+        Err(DbError::Conflict(_)) => {
+            tx.execute_raw("ROLLBACK TO SAVEPOINT ledger_entry").await?;
+            tx.execute_raw("RELEASE SAVEPOINT ledger_entry").await?;
+            Ok(None)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+async fn insert_row(tx: &mut Tx, entry: &NewEntry<'_>) -> DbResult<i64> {
     tx.insert_returning_id(
         "INSERT INTO ledger (user_id, kind, amount, actor, reference, reason, idempotency_key, \
          created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -53,6 +71,34 @@ pub async fn insert(tx: &mut Tx, entry: &NewEntry<'_>) -> DbResult<i64> {
     .await
 }
 
+fn entry_from_row(row: &sqlx::any::AnyRow) -> DbResult<Entry> {
+    let kind: String = text(row, "kind")?;
+    Ok(Entry {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        kind: LedgerKind::parse(&kind)
+            .ok_or_else(|| DbError::Corrupt(format!("ledger kind '{kind}'")))?,
+        amount: row.try_get("amount")?,
+        actor: text(row, "actor")?,
+        reference: text(row, "reference")?,
+        reason: text(row, "reason")?,
+        idempotency_key: text(row, "idempotency_key")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// The entry recorded under an idempotency key.
+pub async fn by_key(db: &Db, idempotency_key: &str) -> DbResult<Option<Entry>> {
+    let rows = db
+        .fetch_all_with(
+            "SELECT id, user_id, kind, amount, actor, reference, reason, idempotency_key, \
+             created_at FROM ledger WHERE idempotency_key = ?",
+            &[Value::Text(idempotency_key.to_string())],
+        )
+        .await?;
+    rows.first().map(entry_from_row).transpose()
+}
+
 /// A user's entries, newest first.
 pub async fn for_user(db: &Db, user_id: i64, limit: i64) -> DbResult<Vec<Entry>> {
     let rows = db
@@ -62,23 +108,7 @@ pub async fn for_user(db: &Db, user_id: i64, limit: i64) -> DbResult<Vec<Entry>>
             &[Value::Int(user_id), Value::Int(limit.clamp(1, 1000))],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            let kind: String = text(row, "kind")?;
-            Ok(Entry {
-                id: row.try_get("id")?,
-                user_id: row.try_get("user_id")?,
-                kind: LedgerKind::parse(&kind)
-                    .ok_or_else(|| DbError::Corrupt(format!("ledger kind '{kind}'")))?,
-                amount: row.try_get("amount")?,
-                actor: text(row, "actor")?,
-                reference: text(row, "reference")?,
-                reason: text(row, "reason")?,
-                idempotency_key: text(row, "idempotency_key")?,
-                created_at: row.try_get("created_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(entry_from_row).collect()
 }
 
 /// An account whose balance is not what its ledger says.

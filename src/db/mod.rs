@@ -397,6 +397,14 @@ impl Tx {
         Ok(result.rows_affected())
     }
 
+    /// Runs a statement without arguments as plain text (not prepared): for transaction
+    /// control such as savepoints, which not every backend prepares.
+    pub async fn execute_raw(&mut self, sql: &str) -> DbResult<()> {
+        // Without arguments sqlx sends the text as a plain query, not a prepared statement.
+        (&mut *self.inner).execute(sql).await?;
+        Ok(())
+    }
+
     /// Runs a statement whose arguments were bound by the caller (rows borrowed, not copied).
     pub async fn execute_args(&mut self, sql: &str, args: AnyArguments<'_>) -> DbResult<u64> {
         let sql = self.sql(sql);

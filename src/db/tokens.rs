@@ -152,8 +152,9 @@ pub async fn by_hash(db: &Db, key_hash: &str) -> DbResult<Option<TokenRow>> {
     rows.first().map(from_row).transpose()
 }
 
-/// The keys with these ids (those that exist), for the relay's directory.
-pub async fn by_ids(db: &Db, ids: &[i64]) -> DbResult<Vec<TokenRow>> {
+/// The keys with these ids (those that exist), for the relay's directory: each decoded on
+/// its own, so a row this build cannot read does not hide the others.
+pub async fn by_ids(db: &Db, ids: &[i64]) -> DbResult<Vec<(i64, DbResult<TokenRow>)>> {
     let mut tokens = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(super::IDS_PER_QUERY) {
         let sql = format!(
@@ -162,7 +163,8 @@ pub async fn by_ids(db: &Db, ids: &[i64]) -> DbResult<Vec<TokenRow>> {
         );
         let values: Vec<Value> = chunk.iter().map(|&id| Value::Int(id)).collect();
         for row in db.fetch_all_with(&sql, &values).await? {
-            tokens.push(from_row(&row)?);
+            let id: i64 = row.try_get("id")?;
+            tokens.push((id, from_row(&row)));
         }
     }
     Ok(tokens)

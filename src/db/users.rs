@@ -123,8 +123,9 @@ pub async fn list(db: &Db, limit: i64, offset: i64) -> DbResult<Vec<UserRow>> {
     rows.iter().map(from_row).collect()
 }
 
-/// The users with these ids (those that exist), for the relay's directory.
-pub async fn by_ids(db: &Db, ids: &[i64]) -> DbResult<Vec<UserRow>> {
+/// The users with these ids (those that exist), for the relay's directory: each decoded on
+/// its own (see `tokens::by_ids`).
+pub async fn by_ids(db: &Db, ids: &[i64]) -> DbResult<Vec<(i64, DbResult<UserRow>)>> {
     let mut users = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(super::IDS_PER_QUERY) {
         let sql = format!(
@@ -133,7 +134,8 @@ pub async fn by_ids(db: &Db, ids: &[i64]) -> DbResult<Vec<UserRow>> {
         );
         let values: Vec<Value> = chunk.iter().map(|&id| Value::Int(id)).collect();
         for row in db.fetch_all_with(&sql, &values).await? {
-            users.push(from_row(&row)?);
+            let id: i64 = row.try_get("id")?;
+            users.push((id, from_row(&row)));
         }
     }
     Ok(users)

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::db::{self, channels::ChannelRow};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::secret_key::upstream_key_fingerprint;
-use crate::relay::providers;
+use crate::providers;
 use crate::service::channel_tools::{minimal_call, upstream_request_with_key};
 use crate::state::{AppState, ChannelEvent};
 

@@ -26,9 +26,8 @@ const BALANCE_RESYNC: Duration = Duration::from_secs(30);
 const HOUSEKEEPING: Duration = Duration::from_secs(60);
 /// Keys and accounts unused this long are dropped from memory (read again on next use).
 const IDLE_ENTRY: Duration = Duration::from_secs(600);
-/// Feed rows are kept this long: a server that stops syncing for longer reloads once.
-const FEED_RETENTION: Duration = Duration::from_secs(600);
-/// A server this many versions behind reloads rather than reading the changes one by one.
+/// A server this many versions behind reloads rather than reading the changes one by one;
+/// the feed keeps as many versions, and prunes older ones.
 const MAX_FEED_READ: i64 = 10_000;
 
 /// What bringing the view up to date did.
@@ -140,8 +139,8 @@ pub async fn housekeeping(state: &AppState) -> DbResult<()> {
             "dropped idle keys and accounts from memory"
         );
     }
-    let retention = i64::try_from(FEED_RETENTION.as_millis()).unwrap_or(i64::MAX);
-    db::feed::prune(&state.db, db::now_ms().saturating_sub(retention)).await?;
+    let current = db::meta::data_version(&state.db).await?;
+    db::feed::prune(&state.db, current.saturating_sub(MAX_FEED_READ)).await?;
     Ok(())
 }
 

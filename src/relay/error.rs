@@ -7,6 +7,7 @@ use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 use crate::domain::names::{self, NameError};
+use crate::protocol::Invalid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayError {
@@ -205,5 +206,12 @@ impl IntoResponse for RelayError {
                 .insert(http::header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+/// A request an upstream cannot take: a 400 naming the parameter to fix.
+impl From<Invalid> for RelayError {
+    fn from(invalid: Invalid) -> Self {
+        RelayError::bad_request(invalid.message).with_param(invalid.param)
     }
 }

@@ -7,12 +7,9 @@ pub mod error;
 pub mod inbound;
 pub mod models;
 pub mod multipart;
-pub mod providers;
 pub mod proxy;
 pub mod request;
 pub mod stream;
-pub mod upstream;
-pub mod usage;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -23,9 +20,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderValue, Method};
 
+use crate::protocol::{ClientProtocol, Endpoint};
 use crate::state::AppState;
 use error::RelayError;
-use request::Endpoint;
 
 /// Routes carry their full paths (no `nest`, which would add work to every request).
 pub fn router() -> Router<AppState> {
@@ -147,10 +144,10 @@ async fn count_tokens(State(state): State<AppState>, request: Request) -> Respon
     let counted = proxy::count_message_tokens(&state, ip, &parts.headers, body).await;
     let mut response = match counted {
         Ok(tokens) => axum::Json(serde_json::json!({"input_tokens": tokens})).into_response(),
-        Err(error) => inbound::ClientProtocol::Anthropic.error_response(error),
+        Err(error) => ClientProtocol::Anthropic.error_response(error),
     };
     if let Ok(id) = HeaderValue::try_from(state.request_ids.next()) {
-        inbound::ClientProtocol::Anthropic.add_request_id(response.headers_mut(), id);
+        ClientProtocol::Anthropic.add_request_id(response.headers_mut(), id);
     }
     response
 }

@@ -24,10 +24,8 @@ use hyper::body::Incoming;
 use super::answer::{AnswerBilling, AnswerRelay};
 use super::auth::{self, Caller};
 use super::error::RelayError;
-use super::providers::{self, Credential, bedrock, vertex};
-use super::request::{ClientRequest, Endpoint};
+use super::request::ClientRequest;
 use super::stream::{SseRelay, StreamStart, stream_start};
-use super::upstream::{self, UpstreamResponse};
 use super::wire::{self, AnswerContext, Framing, Unusable, Wire};
 use crate::billing::{PriceContext, Ticket, ledger::Shortfall};
 use crate::db::logs::RequestLog;
@@ -37,10 +35,13 @@ use crate::domain::money::Quota;
 use crate::domain::names;
 use crate::domain::pricing::{ModelPrice, Usage, UsageBounds};
 use crate::options::RuntimeOptions;
+use crate::protocol::Endpoint;
+use crate::providers::{self, Credential, bedrock, vertex};
 use crate::snapshot::health::FailureEffect;
 use crate::snapshot::routing::NoChannel;
 use crate::snapshot::{ChannelEntry, ChannelKey, KeyPick, Snapshot};
 use crate::state::{AppState, ChannelEvent};
+use crate::upstream::{self, UpstreamResponse};
 
 /// Bodies above this size are tokenized on the blocking pool rather than on a request thread.
 const BLOCKING_ESTIMATE_BYTES: usize = 64 * 1024;

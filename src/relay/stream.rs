@@ -17,14 +17,15 @@ use futures::Stream;
 use futures::stream::BoxStream;
 use tokio::time::{Instant, Sleep};
 
-use super::inbound::ClientProtocol;
-use super::providers::StreamTranslator;
-use super::usage::{AnswerWire, TextCounter};
 use super::wire::Framing;
 use crate::billing::Ticket;
 use crate::domain::kinds::Outcome;
 use crate::domain::pricing::Usage;
 use crate::domain::tokenizer::Tokenizer;
+use crate::protocol::ClientProtocol;
+use crate::protocol::sse::{event_data, event_end};
+use crate::protocol::translate::StreamTranslator;
+use crate::protocol::usage::{AnswerWire, TextCounter};
 
 pub struct SseRelay {
     upstream: BoxStream<'static, Result<Bytes, hyper::Error>>,
@@ -61,26 +62,12 @@ pub struct SseRelay {
 const GARBAGE: &str =
     "The upstream's stream turned into something that is not its protocol's events; it was cut.";
 
-/// Where an event ends: the index after its closing blank line.
-pub(crate) fn event_end(buffer: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 1 < buffer.len() {
-        match buffer[i] {
-            b'\n' if buffer[i + 1] == b'\n' => return Some(i + 2),
-            b'\r' if buffer[i + 1] == b'\r' => return Some(i + 2),
-            b'\r' if buffer[i..].starts_with(b"\r\n\r\n") => return Some(i + 4),
-            _ => i += 1,
-        }
-    }
-    None
-}
-
 /// Where the next upstream event ends, by the upstream's framing.
 fn next_event_end(buffer: &[u8], framing: Framing) -> Option<usize> {
     match framing {
         Framing::ServerSentEvents => event_end(buffer),
         Framing::JsonLines => buffer.iter().position(|&b| b == b'\n').map(|i| i + 1),
-        Framing::AwsEventStream => super::providers::bedrock::frame_end(buffer),
+        Framing::AwsEventStream => crate::providers::bedrock::frame_end(buffer),
     }
 }
 
@@ -171,9 +158,9 @@ pub(crate) fn stream_start(buffer: &[u8], framing: Framing, ended: bool) -> Stre
                 rest = after;
             }
         }
-        Framing::AwsEventStream => match super::providers::bedrock::frame_end(buffer) {
+        Framing::AwsEventStream => match crate::providers::bedrock::frame_end(buffer) {
             Some(end) => {
-                return match super::providers::bedrock::decode_frame(&buffer[..end]) {
+                return match crate::providers::bedrock::decode_frame(&buffer[..end]) {
                     Ok(_) => StreamStart::Usable,
                     Err(_) => StreamStart::Unusable("a broken event stream"),
                 };
@@ -187,26 +174,6 @@ pub(crate) fn stream_start(buffer: &[u8], framing: Framing, ended: bool) -> Stre
     } else {
         StreamStart::Undecided
     }
-}
-
-/// The `data:` payload of one event (several data lines are joined with newlines, as the SSE
-/// specification says).
-pub(crate) fn event_data(event: &[u8]) -> Option<Vec<u8>> {
-    let mut data: Option<Vec<u8>> = None;
-    for line in event.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(rest) = line.strip_prefix(b"data:") {
-            let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-            match &mut data {
-                Some(joined) => {
-                    joined.push(b'\n');
-                    joined.extend_from_slice(rest);
-                }
-                None => data = Some(rest.to_vec()),
-            }
-        }
-    }
-    data
 }
 
 impl SseRelay {

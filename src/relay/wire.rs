@@ -14,14 +14,17 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::{Map, Value};
 
 use super::error::RelayError;
-use super::inbound::{self, ClientProtocol};
-use super::providers::gemini::{self, GeminiAnswer};
-use super::providers::{Chained, StreamTranslator, anthropic, bedrock, cohere, ollama, vertex};
-use super::request::{ClientRequest, Endpoint};
-use super::usage::{AnswerWire, TextCounter, find_usage, find_usage_object};
+use super::inbound;
+use super::request::ClientRequest;
 use crate::domain::kinds::ChannelType;
 use crate::domain::pricing::Usage;
 use crate::domain::tokenizer::Tokenizer;
+use crate::protocol::ClientProtocol;
+use crate::protocol::Endpoint;
+use crate::protocol::translate::{Chained, StreamTranslator};
+use crate::protocol::usage::{AnswerWire, TextCounter, find_usage, find_usage_object};
+use crate::providers::gemini::{self, GeminiAnswer};
+use crate::providers::{anthropic, bedrock, cohere, ollama, vertex};
 
 /// The protocol an upstream speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,9 +15,8 @@ use crate::domain::kinds::ChannelType;
 use crate::domain::names;
 use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::msg;
-use crate::relay::inbound::anthropic::takes_max_completion_tokens;
-use crate::relay::providers::{self, Credential, bedrock, vertex};
-use crate::relay::request::Endpoint;
+use crate::protocol::Endpoint;
+use crate::providers::{self, Credential, bedrock, vertex};
 
 /// How long a test or a model listing may take.
 pub const UPSTREAM_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -175,7 +174,7 @@ pub fn minimal_call(
             "inferenceConfig": {"maxTokens": 1},
         }),
         ChannelType::OpenAi | ChannelType::Azure => {
-            let limit = if takes_max_completion_tokens(&upstream_model) {
+            let limit = if providers::takes_max_completion_tokens(&upstream_model) {
                 "max_completion_tokens"
             } else {
                 "max_tokens"

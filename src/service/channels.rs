@@ -6,7 +6,7 @@ use crate::db::{self, Db};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::names;
 use crate::msg;
-use crate::relay::providers::{self, presets};
+use crate::providers::{self, presets};
 
 /// A channel as typed by an admin. On create, name, type, base URL, keys and models are
 /// required; on update every field is optional.

@@ -35,6 +35,9 @@ pub struct UpdateUser {
     pub group: Option<String>,
 }
 
+/// The longest idempotency key a caller may give.
+const MAX_IDEMPOTENCY_KEY: usize = 120;
+
 /// A balance change: exactly one of the two amounts, why, and (optionally) a key that makes
 /// submitting it again harmless.
 #[derive(Debug, Clone, Default)]
@@ -190,7 +193,10 @@ pub async fn create(ctx: &Ctx, caller: &Caller, input: CreateUser) -> ServiceRes
                     reason: "starting balance",
                     idempotency_key: &key,
                 };
-                db::ledger::insert(tx, &entry).await?;
+                if db::ledger::insert(tx, &entry).await?.is_none() {
+                    // The id is new: nothing can have used its grant's key.
+                    return Err(DbError::Corrupt(format!("ledger key {key} exists")).into());
+                }
             }
             Ok(id)
         })
@@ -304,15 +310,17 @@ pub async fn change_quota(
             msg!("name-too-long", max = 500_usize),
         ));
     }
+    // A caller's keys have a namespace of their own, apart from the keys the system makes
+    // (`grant:user:7`, `opening:7`), so no caller can block or shadow those.
     let key = match change.idempotency_key.as_deref().map(str::trim) {
         Some(key) if !key.is_empty() => {
-            if key.chars().count() > 128 {
+            if key.chars().count() > MAX_IDEMPOTENCY_KEY {
                 return Err(ServiceError::invalid(
                     "idempotency_key",
-                    msg!("name-too-long", max = 128_usize),
+                    msg!("name-too-long", max = MAX_IDEMPOTENCY_KEY),
                 ));
             }
-            key.to_string()
+            format!("client:{key}")
         }
         _ => format!("adjustment:{}", uuid::Uuid::new_v4().simple()),
     };
@@ -328,10 +336,8 @@ pub async fn change_quota(
                 reason,
                 idempotency_key: &key,
             };
-            match db::ledger::insert(tx, &entry).await {
-                Ok(_) => {}
-                Err(DbError::Conflict(_)) => return Ok(false),
-                Err(other) => return Err(other.into()),
+            if db::ledger::insert(tx, &entry).await?.is_none() {
+                return Ok(false);
             }
             if !db::users::add_quota(tx, user.id, units).await? {
                 // The user was just read; the change would carry the balance out of range.
@@ -343,6 +349,21 @@ pub async fn change_quota(
             Ok(true)
         })
         .await?;
+    if !applied {
+        // The key was used before: for this very change (a retry, answered as the first
+        // was), or for another one, which must not pass for done.
+        let same = db::ledger::by_key(db, &key).await?.is_some_and(|earlier| {
+            earlier.user_id == user.id
+                && earlier.kind == LedgerKind::Adjustment
+                && earlier.amount == units
+        });
+        if !same {
+            return Err(ServiceError::conflict(
+                "idempotency_key",
+                msg!("idempotency-key-reused"),
+            ));
+        }
+    }
     Ok(QuotaChanged {
         user: find_id(db, user.id).await?,
         applied,

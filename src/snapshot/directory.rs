@@ -11,19 +11,20 @@
 //!
 //! Writes reach the directory through the change feed: a changed key or account that is held
 //! is re-read (and a key that was remembered as unknown is forgotten), so a key disabled or
-//! deleted stops at once and a key just created is never refused. Everything that reads
-//! balances from the database (first loads, changes, the periodic re-read) holds the billing
-//! writer's sync lock, so no batch commits between a read and its use (see
-//! `billing::ledger`), and first loads never race a change being applied.
+//! deleted stops at once and a key just created is never refused. A row this build cannot
+//! read drops what was held of it: its next use fails closed rather than serving stale data.
+//!
+//! Everything that holds what it read (first loads, changes, the periodic re-read) does so
+//! under the billing writer's lock ([`BalanceSync`]), so no batch commits between a balance
+//! read and its use (see `billing::ledger`). The lookup of a key not held runs outside it, so
+//! a flood of unknown keys cannot hold up billing or changes; a generation counter, bumped
+//! under the lock by every change applied, tells a lookup whether a change raced it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use dashmap::DashMap;
-use rustc_hash::{FxBuildHasher, FxHashSet};
-use tokio::sync::Mutex;
-
+use crate::billing::BalanceSync;
 use crate::billing::ledger::Account;
 use crate::db::tokens::TokenRow;
 use crate::db::users::UserRow;
@@ -31,6 +32,8 @@ use crate::db::{self, Change, Db, DbResult};
 use crate::domain::ip_allow::IpAllowList;
 use crate::domain::kinds::{Role, Status};
 use crate::domain::secret_key;
+use dashmap::DashMap;
+use rustc_hash::{FxBuildHasher, FxHashSet};
 
 #[derive(Debug)]
 pub struct UserEntry {
@@ -86,8 +89,10 @@ pub struct Sweep {
 
 pub struct Directory {
     db: Db,
-    /// The billing writer's sync lock (see the module's doc).
-    sync_lock: Arc<Mutex<()>>,
+    /// Shared with the billing writer (see the module's doc).
+    sync: BalanceSync,
+    /// Bumped (under the lock) whenever changes are applied or everything is re-read.
+    generation: AtomicU64,
     /// Keyed by the SHA-256 of the key.
     tokens: DashMap<[u8; 32], Arc<TokenEntry>, FxBuildHasher>,
     /// The digest of each key held, by id: changes name keys by id.
@@ -98,10 +103,11 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(db: Db, sync_lock: Arc<Mutex<()>>) -> Directory {
+    pub fn new(db: Db, sync: BalanceSync) -> Directory {
         Directory {
             db,
-            sync_lock,
+            sync,
+            generation: AtomicU64::new(0),
             tokens: DashMap::with_hasher(FxBuildHasher),
             digests: DashMap::with_hasher(FxBuildHasher),
             users: DashMap::with_hasher(FxBuildHasher),
@@ -168,16 +174,26 @@ impl Directory {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The first sight of a key (or of its owner): read under the sync lock.
+    /// The first sight of a key (or of its owner). The key is looked up outside the lock;
+    /// what is found is held under it, unless a change was applied meanwhile (then it is
+    /// read again under the lock, where no change can race it).
     async fn load(&self, digest: &[u8; 32]) -> DbResult<Option<(Arc<TokenEntry>, Arc<UserEntry>)>> {
-        let _sync = self.sync_lock.lock().await;
-        // Another request may have loaded it, or a change may have settled it, meanwhile.
+        let hash = secret_key::hex(digest);
+        let generation = self.generation.load(Ordering::SeqCst);
+        // None: not looked up (it was held a moment ago).
+        let looked_up = match self.held_token(digest) {
+            Some(_) => None,
+            None => Some(db::tokens::by_hash(&self.db, &hash).await?),
+        };
+        let _sync = self.sync.lock().await;
         let token = match self.held_token(digest) {
             Some(token) => token,
-            None if self.is_unknown(digest) => return Ok(None),
             None => {
-                let hash = secret_key::hex(digest);
-                match db::tokens::by_hash(&self.db, &hash).await? {
+                let row = match looked_up {
+                    Some(row) if self.generation.load(Ordering::SeqCst) == generation => row,
+                    _ => db::tokens::by_hash(&self.db, &hash).await?,
+                };
+                match row {
                     Some(row) => self.hold_token(row, digest),
                     None => {
                         let mut unknown = self.unknown_keys();
@@ -203,8 +219,16 @@ impl Directory {
     /// Holds a key read from the database, keeping the balance in flight of the entry it
     /// replaces. The caller holds the sync lock.
     fn hold_token(&self, row: TokenRow, digest: &[u8; 32]) -> Arc<TokenEntry> {
+        // An id some other key had (MySQL can hand a deleted row's id out again): that key
+        // is gone.
+        if let Some(other) = self.digests.get(&row.id).map(|d| *d)
+            && other != *digest
+        {
+            self.tokens.remove(&other);
+        }
         let previous = self.held_token(digest);
-        let account = reuse_account(previous.as_ref().map(|t| &t.account), row.remaining_quota);
+        let account =
+            self.reuse_account(previous.as_ref().map(|t| &t.account), row.remaining_quota);
         let last_used = previous.map_or(0, |t| t.last_used.load(Ordering::Relaxed));
         let allowed_ips = IpAllowList::parse(&row.allowed_ips).unwrap_or_else(|e| {
             // Refuse every address rather than allow all when the stored list is bad.
@@ -231,7 +255,7 @@ impl Directory {
     /// Holds an account read from the database (see [`Directory::hold_token`]).
     fn hold_user(&self, row: UserRow) -> Arc<UserEntry> {
         let previous = self.user(row.id);
-        let account = reuse_account(previous.as_ref().map(|u| &u.account), row.quota);
+        let account = self.reuse_account(previous.as_ref().map(|u| &u.account), row.quota);
         let last_used = previous.map_or(0, |u| u.last_used.load(Ordering::Relaxed));
         let entry = Arc::new(UserEntry {
             id: row.id,
@@ -244,6 +268,21 @@ impl Directory {
         });
         self.users.insert(entry.id, Arc::clone(&entry));
         entry
+    }
+
+    /// The account of an entry being replaced, its stored balance set to what was just read
+    /// (unless balances read now may be off by a batch, see [`BalanceSync`]); or a new one.
+    /// The caller holds the lock.
+    fn reuse_account(&self, previous: Option<&Arc<Account>>, stored: i64) -> Arc<Account> {
+        match previous {
+            Some(account) => {
+                if !self.sync.is_uncertain() {
+                    account.set_stored(stored);
+                }
+                Arc::clone(account)
+            }
+            None => Arc::new(Account::new(stored)),
+        }
     }
 
     /// Brings what is held up to date with committed changes: a held key or account is
@@ -266,7 +305,8 @@ impl Directory {
         if token_ids.is_empty() && user_ids.is_empty() {
             return Ok(());
         }
-        let _sync = self.sync_lock.lock().await;
+        let _sync = self.sync.lock().await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.reread_tokens(&token_ids).await?;
         let held_users: Vec<i64> = user_ids
             .into_iter()
@@ -275,25 +315,32 @@ impl Directory {
         self.reread_users(&held_users).await
     }
 
-    /// Re-reads these keys; every key read is no longer unknown. The caller holds the lock.
+    /// Re-reads these keys; every key read is no longer unknown; a key that is gone, or that
+    /// cannot be read, is dropped. The caller holds the lock.
     async fn reread_tokens(&self, ids: &[i64]) -> DbResult<()> {
         if ids.is_empty() {
             return Ok(());
         }
-        let rows = db::tokens::by_ids(&self.db, ids).await?;
-        let mut found = FxHashSet::default();
-        for row in rows {
-            found.insert(row.id);
-            let Some(digest) = secret_key::digest_from_hex(&row.key_hash) else {
-                tracing::warn!(key = row.id, "the key has an unreadable hash");
-                continue;
-            };
-            self.unknown_keys().remove(&digest);
-            if self.digests.contains_key(&row.id) {
-                self.hold_token(row, &digest);
+        let mut read = FxHashSet::default();
+        for (id, row) in db::tokens::by_ids(&self.db, ids).await? {
+            let row = row.and_then(|row| match secret_key::digest_from_hex(&row.key_hash) {
+                Some(digest) => Ok((row, digest)),
+                None => Err(db::DbError::Corrupt("an unreadable key hash".into())),
+            });
+            match row {
+                Ok((row, digest)) => {
+                    read.insert(id);
+                    self.unknown_keys().remove(&digest);
+                    if self.digests.contains_key(&id) {
+                        self.hold_token(row, &digest);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(key = id, error = %e, "cannot read a key; it is not served until it can be")
+                }
             }
         }
-        for id in ids.iter().filter(|id| !found.contains(id)) {
+        for id in ids.iter().filter(|id| !read.contains(id)) {
             if let Some((_, digest)) = self.digests.remove(id) {
                 self.tokens.remove(&digest);
             }
@@ -306,11 +353,17 @@ impl Directory {
         if ids.is_empty() {
             return Ok(());
         }
-        let rows = db::users::by_ids(&self.db, ids).await?;
         let mut found = FxHashSet::default();
-        for row in rows {
-            found.insert(row.id);
-            self.hold_user(row);
+        for (id, row) in db::users::by_ids(&self.db, ids).await? {
+            match row {
+                Ok(row) => {
+                    found.insert(id);
+                    self.hold_user(row);
+                }
+                Err(e) => {
+                    tracing::warn!(user = id, error = %e, "cannot read an account; its keys are not served until it can be")
+                }
+            }
         }
         let gone: FxHashSet<i64> = ids
             .iter()
@@ -332,7 +385,8 @@ impl Directory {
     /// Re-reads everything held, for a full reload (a gap in the change feed): every held key
     /// and account as it is now; unknown keys are forgotten.
     pub async fn reread_all(&self) -> DbResult<Sweep> {
-        let _sync = self.sync_lock.lock().await;
+        let _sync = self.sync.lock().await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.unknown_keys().clear();
         let token_ids: Vec<i64> = self.digests.iter().map(|e| *e.key()).collect();
         let user_ids: Vec<i64> = self.users.iter().map(|e| *e.key()).collect();
@@ -347,7 +401,11 @@ impl Directory {
     /// Re-reads the balances held: other servers' billing changes them in the database
     /// without a change in the feed (billing would flood it).
     pub async fn reread_balances(&self) -> DbResult<Sweep> {
-        let _sync = self.sync_lock.lock().await;
+        let _sync = self.sync.lock().await;
+        if self.sync.is_uncertain() {
+            // Try again at the next re-read, once the writer knows what it wrote.
+            return Ok(Sweep::default());
+        }
         let user_ids: Vec<i64> = self.users.iter().map(|e| *e.key()).collect();
         let token_ids: Vec<i64> = self
             .tokens
@@ -375,7 +433,7 @@ impl Directory {
     /// request holds the entry, no hold is placed, no spending waits to be written. They are
     /// read again on their next use.
     pub async fn drop_idle(&self, now_ms: i64, idle: Duration) -> Sweep {
-        let _sync = self.sync_lock.lock().await;
+        let _sync = self.sync.lock().await;
         let before = now_ms / 1000 - i64::try_from(idle.as_secs()).unwrap_or(i64::MAX);
         let mut dropped = Sweep::default();
         // `retain` holds each shard's write lock while it decides: no request can take an
@@ -405,17 +463,5 @@ impl Directory {
             !idle
         });
         dropped
-    }
-}
-
-/// The account of an entry being replaced, its stored balance set to what was just read; or a
-/// new one. The caller holds the sync lock.
-fn reuse_account(previous: Option<&Arc<Account>>, stored: i64) -> Arc<Account> {
-    match previous {
-        Some(account) => {
-            account.set_stored(stored);
-            Arc::clone(account)
-        }
-        None => Arc::new(Account::new(stored)),
     }
 }

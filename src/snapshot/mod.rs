@@ -25,8 +25,8 @@ use crate::domain::names;
 use crate::domain::pricing::ModelPrice;
 use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::options::RuntimeOptions;
-use crate::relay::providers;
-use crate::relay::request::Endpoint;
+use crate::protocol::Endpoint;
+use crate::providers;
 use health::{ChannelHealth, KeyHealth};
 use routing::RouteSet;
 

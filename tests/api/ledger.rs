@@ -248,9 +248,37 @@ db_test! {
         let entries = service::ledger::entries(app.ctx(), &CLI, "alice", 1000).await.unwrap();
         assert_eq!(entries.len(), 1 + 24 + 1, "the grant, each key once, the API's once");
         assert_eq!(entries.iter().map(|e| e.amount).sum::<i64>(), start + added);
-        let over_api = entries.iter().find(|e| e.idempotency_key == "api-once").unwrap();
+        let over_api = entries.iter().find(|e| e.idempotency_key == "client:api-once").unwrap();
         assert_eq!(over_api.reason, "over the API");
         assert!(over_api.actor.starts_with("admin:"), "{}", over_api.actor);
+        // A key used again for a different change is refused, not taken for done.
+        let (status, error) = api.post("/api/users/alice/quota", json!({"usd": "5", "idempotency_key": "api-once"})).await;
+        assert_eq!(status, 409, "{error}");
+        assert_eq!(error["error"]["field"], "idempotency_key");
+        let other_user = service::users::change_quota(app.ctx(), &CLI, "ops", QuotaChange {
+            units: Some(amount(1)),
+            idempotency_key: Some("k-1".into()),
+            ..Default::default()
+        })
+        .await;
+        assert!(matches!(other_user, Err(ServiceError::Conflict { .. })), "{other_user:?}");
+        // A caller's key cannot take the place of one the system makes.
+        service::users::change_quota(app.ctx(), &CLI, "alice", QuotaChange {
+            units: Some(1),
+            idempotency_key: Some("grant:user:999".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let keys: Vec<String> = service::ledger::entries(app.ctx(), &CLI, "alice", 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.idempotency_key)
+            .collect();
+        assert!(keys.contains(&"client:grant:user:999".to_string()), "{keys:?}");
+        assert!(!keys.contains(&"grant:user:999".to_string()));
+        let user = app.user("alice").await;
         // The relay admits against the same balance.
         app.reload().await;
         assert_eq!(app.state.directory.user(user.id).unwrap().account.available(), user.quota);

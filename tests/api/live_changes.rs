@@ -331,3 +331,42 @@ db_test! {
         assert_eq!((dropped.tokens, dropped.users), (0, 0));
     }
 }
+
+db_test! {
+    /// A key whose row this build cannot read (a status written by a newer version, say) is
+    /// not served from what was held before, and does not stop the changes after it.
+    async fn an_unreadable_row_fails_closed_and_the_feed_goes_on(db: TestDb) {
+        let (app, _upstream) = serving(db, 100).await;
+        app.create_user("alice", "1").await;
+        let (key, row) = app
+            .create_key(CreateToken { username: "alice".into(), name: "odd".into(), ..Default::default() })
+            .await;
+        assert_eq!(status(&app, &key).await, 200);
+        sqlx::query(&app.db.sql("UPDATE tokens SET status = 'suspended' WHERE id = ?"))
+            .bind(row.id)
+            .execute(app.db.pool())
+            .await
+            .unwrap();
+        app.db
+            .write(async |tx| {
+                tx.changed(Change::Token(row.id));
+                Ok::<_, db::DbError>(())
+            })
+            .await
+            .unwrap();
+        time_until(&app, &key, 503, Duration::from_secs(1)).await;
+        // Later changes still arrive.
+        let cli = Ctx::new(app.db.clone());
+        let (_, other) = service::tokens::create(&cli, &CLI, CreateToken {
+            username: "alice".into(),
+            name: "next".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        time_until(&app, &other, 200, Duration::from_secs(1)).await;
+        let disable = UpdateUser { status: Some("disabled".into()), ..Default::default() };
+        service::users::update(&cli, &CLI, "alice", disable).await.unwrap();
+        time_until(&app, &other, 401, Duration::from_secs(1)).await;
+    }
+}

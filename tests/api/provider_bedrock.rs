@@ -14,7 +14,7 @@ use crate::helpers::{
 use tollgate::domain::kinds::{ChannelStatus, Outcome};
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
-use tollgate::relay::providers::bedrock::encode_frame;
+use tollgate::providers::bedrock::encode_frame;
 use tollgate::service::channels::ChannelInput;
 
 const MODEL: &str = "claude-sonnet-4-5";
@@ -400,7 +400,7 @@ db_test! {
 /// How many bytes at the end of `frames` belong to an incomplete frame.
 fn bedrock_frame_tail(frames: &[u8]) -> usize {
     let mut at = 0;
-    while let Some(end) = tollgate::relay::providers::bedrock::frame_end(&frames[at..]) {
+    while let Some(end) = tollgate::providers::bedrock::frame_end(&frames[at..]) {
         at += end;
     }
     frames.len() - at

@@ -12,7 +12,8 @@ use tollgate::domain::kinds::Outcome;
 use tollgate::domain::money::{MicroUsd, Ratio};
 use tollgate::domain::pricing::{self, ModelPrice, Usage};
 use tollgate::domain::tokenizer;
-use tollgate::relay::request::{ClientRequest, Endpoint};
+use tollgate::protocol::Endpoint;
+use tollgate::relay::request::ClientRequest;
 
 const PRICE_IN: &str = "2";
 const PRICE_OUT: &str = "8";

@@ -18,20 +18,13 @@ use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
 use crate::domain::pricing::Usage;
+use crate::protocol::translate::{StreamTranslator, TranslatedEvent};
+use crate::protocol::usage::AnswerWire;
+use crate::providers::takes_max_completion_tokens;
 use crate::relay::error::RelayError;
-use crate::relay::providers::{StreamTranslator, TranslatedEvent};
-use crate::relay::usage::AnswerWire;
 
 fn invalid(param: &'static str, message: String) -> RelayError {
     RelayError::bad_request(message).with_param(param)
-}
-
-/// OpenAI models that refuse `max_tokens` and take `max_completion_tokens` instead.
-pub fn takes_max_completion_tokens(model: &str) -> bool {
-    let name = model.rsplit('/').next().unwrap_or(model);
-    ["o1", "o3", "o4", "gpt-5"]
-        .iter()
-        .any(|prefix| name.starts_with(prefix))
 }
 
 /// Anthropic Messages request → OpenAI chat request.

@@ -9,19 +9,12 @@ use bytes::BytesMut;
 use http::{HeaderValue, StatusCode, header};
 
 use super::error::RelayError;
-use super::providers;
+use crate::protocol::{ClientProtocol, openai};
 
 const ANTHROPIC_REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static("request-id");
 
-/// The protocol a client speaks, decided by the endpoint it called.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientProtocol {
-    OpenAi,
-    Anthropic,
-    /// OpenAI's Responses API: OpenAI's error envelope, its own stream events.
-    Responses,
-}
-
+/// What the relay does in each client's protocol: errors in its envelope, its request-id
+/// headers, the event that ends a broken stream.
 impl ClientProtocol {
     /// The HTTP status this protocol uses for a refusal. Anthropic clients get 402 for an
     /// exhausted balance, which their SDKs do not retry (they retry 429 with backoff, which
@@ -67,7 +60,7 @@ impl ClientProtocol {
     pub fn upstream_error_body(self, status: u16, kind: &str, message: &str) -> serde_json::Value {
         match self {
             ClientProtocol::OpenAi | ClientProtocol::Responses => {
-                providers::openai_error(message, kind, kind)
+                openai::openai_error(message, kind, kind)
             }
             ClientProtocol::Anthropic => {
                 anthropic::error_body(anthropic::error_type(status), message)
@@ -78,7 +71,7 @@ impl ClientProtocol {
     /// Writes an error event that ends a stream, in this protocol.
     pub fn stream_error_event(self, message: &str, code: &str, out: &mut BytesMut) {
         match self {
-            ClientProtocol::OpenAi => providers::error_event(message, "server_error", code, out),
+            ClientProtocol::OpenAi => openai::error_event(message, "server_error", code, out),
             ClientProtocol::Anthropic => anthropic::error_event("api_error", message, out),
             ClientProtocol::Responses => responses::error_event(code, message, 0, out),
         }

@@ -19,9 +19,9 @@ use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
 use crate::domain::pricing::Usage;
+use crate::protocol::translate::{StreamTranslator, TranslatedEvent};
+use crate::protocol::usage::AnswerWire;
 use crate::relay::error::RelayError;
-use crate::relay::providers::{StreamTranslator, TranslatedEvent};
-use crate::relay::usage::AnswerWire;
 
 fn invalid(param: &'static str, message: String) -> RelayError {
     RelayError::bad_request(message).with_param(param)

@@ -24,9 +24,10 @@ use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
 use super::chat::{self, invalid};
-use super::{ChatChunks, StreamTranslator, TranslatedEvent, openai_usage};
 use crate::domain::pricing::Usage;
-use crate::relay::error::RelayError;
+use crate::protocol::Invalid;
+use crate::protocol::openai::openai_usage;
+use crate::protocol::translate::{ChatChunks, StreamTranslator, TranslatedEvent};
 
 /// How a Bedrock key authenticates.
 #[derive(Debug)]
@@ -165,10 +166,7 @@ pub fn model_path(model: &str, stream: bool) -> String {
 }
 
 /// OpenAI chat request → Converse request.
-pub fn chat_request(
-    request: &Map<String, Value>,
-    upstream_model: &str,
-) -> Result<Value, RelayError> {
+pub fn chat_request(request: &Map<String, Value>, upstream_model: &str) -> Result<Value, Invalid> {
     chat::one_choice(request, "Bedrock")?;
     if let Some(kind) = request
         .get("response_format")
@@ -305,7 +303,7 @@ pub fn chat_request(
     Ok(Value::Object(out))
 }
 
-fn tool_config(request: &Map<String, Value>) -> Result<Option<Value>, RelayError> {
+fn tool_config(request: &Map<String, Value>) -> Result<Option<Value>, Invalid> {
     let Some(tools) = request
         .get("tools")
         .and_then(Value::as_array)
@@ -361,7 +359,7 @@ fn text_of(content: Option<&Value>) -> String {
     chat::text_of(content, "\n")
 }
 
-fn user_blocks(content: Option<&Value>, position: usize) -> Result<Vec<Value>, RelayError> {
+fn user_blocks(content: Option<&Value>, position: usize) -> Result<Vec<Value>, Invalid> {
     let parts = match content {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::String(text)) => return Ok(vec![json!({"text": text})]),
@@ -404,7 +402,7 @@ fn user_blocks(content: Option<&Value>, position: usize) -> Result<Vec<Value>, R
     Ok(blocks)
 }
 
-fn image_block(url: &str, position: usize) -> Result<Value, RelayError> {
+fn image_block(url: &str, position: usize) -> Result<Value, Invalid> {
     let refuse = || {
         invalid(
             "messages",
@@ -427,7 +425,7 @@ fn image_block(url: &str, position: usize) -> Result<Value, RelayError> {
     Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
 }
 
-fn assistant_blocks(message: &Value, position: usize) -> Result<Vec<Value>, RelayError> {
+fn assistant_blocks(message: &Value, position: usize) -> Result<Vec<Value>, Invalid> {
     let mut blocks = Vec::new();
     let text = text_of(message.get("content"));
     if !text.is_empty() {
@@ -685,7 +683,12 @@ impl StreamTranslator for ChatStreamFromBedrock {
         let frame = match decode_frame(data) {
             Ok(frame) => frame,
             Err(message) => {
-                super::error_event(&message, "upstream_error", "upstream_error", out);
+                crate::protocol::openai::error_event(
+                    &message,
+                    "upstream_error",
+                    "upstream_error",
+                    out,
+                );
                 seen.error = Some(message);
                 self.finished = true;
                 return seen;
@@ -699,7 +702,7 @@ impl StreamTranslator for ChatStreamFromBedrock {
                 .and_then(Value::as_str)
                 .unwrap_or("Bedrock reported an error in the stream")
                 .to_string();
-            super::error_event(&message, kind, kind, out);
+            crate::protocol::openai::error_event(&message, kind, kind, out);
             seen.error = Some(message);
             self.finished = true;
             return seen;
@@ -865,7 +868,7 @@ mod tests {
             request(json!({"messages": [], "response_format": {"type": "json_object"}}));
         assert_eq!(
             chat_request(&json_mode, "m").unwrap_err().param,
-            Some("response_format")
+            "response_format"
         );
         let link = request(json!({"messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}));

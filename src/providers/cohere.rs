@@ -18,16 +18,17 @@ use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
 use super::chat::{self, invalid};
-use super::{ChatChunks, StreamTranslator, TranslatedEvent, embedding_list, openai_usage};
 use crate::domain::pricing::Usage;
-use crate::relay::error::RelayError;
+use crate::protocol::Invalid;
+use crate::protocol::openai::{embedding_list, openai_usage};
+use crate::protocol::translate::{ChatChunks, StreamTranslator, TranslatedEvent};
 
 /// OpenAI chat request → Cohere `/v2/chat` request.
 pub fn chat_request(
     request: &Map<String, Value>,
     upstream_model: &str,
     stream: bool,
-) -> Result<Value, RelayError> {
+) -> Result<Value, Invalid> {
     chat::one_choice(request, "Cohere")?;
     let messages = chat::messages(request)?;
     let mut converted = Vec::with_capacity(messages.len());
@@ -146,7 +147,7 @@ pub fn chat_request(
     Ok(Value::Object(out))
 }
 
-fn message_to_cohere(message: &Value, position: usize) -> Result<Value, RelayError> {
+fn message_to_cohere(message: &Value, position: usize) -> Result<Value, Invalid> {
     let role = message.get("role").and_then(Value::as_str).unwrap_or("");
     let content = message.get("content").filter(|c| !c.is_null());
     match role {
@@ -320,7 +321,7 @@ pub fn chat_response(
 pub fn embedding_request(
     request: &Map<String, Value>,
     upstream_model: &str,
-) -> Result<Value, RelayError> {
+) -> Result<Value, Invalid> {
     let texts = match request.get("input") {
         Some(Value::String(text)) => json!([text]),
         Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
@@ -377,7 +378,7 @@ pub fn embedding_response(
 pub fn rerank_request(
     request: &Map<String, Value>,
     upstream_model: &str,
-) -> Result<(Value, bool), RelayError> {
+) -> Result<(Value, bool), Invalid> {
     let query = request
         .get("query")
         .and_then(Value::as_str)
@@ -397,7 +398,7 @@ pub fn rerank_request(
 }
 
 /// The documents of a rerank request as strings: each a string or an object with `text`.
-pub fn rerank_documents(request: &Map<String, Value>) -> Result<Vec<String>, RelayError> {
+pub fn rerank_documents(request: &Map<String, Value>) -> Result<Vec<String>, Invalid> {
     let refuse = || {
         invalid(
             "documents",
@@ -571,7 +572,12 @@ impl StreamTranslator for ChatStreamFromCohere {
                     .and_then(Value::as_str)
                     .filter(|_| reason == Some("ERROR"))
                 {
-                    super::error_event(message, "upstream_error", "upstream_error", out);
+                    crate::protocol::openai::error_event(
+                        message,
+                        "upstream_error",
+                        "upstream_error",
+                        out,
+                    );
                     seen.error = Some(message.to_string());
                     self.finished = true;
                     return seen;
@@ -648,7 +654,7 @@ mod tests {
         );
         assert_eq!(
             chat_request(&named, "m", false).unwrap_err().param,
-            Some("tool_choice")
+            "tool_choice"
         );
     }
 

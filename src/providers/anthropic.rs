@@ -14,9 +14,10 @@
 use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
-use super::{ChatChunks, StreamTranslator, TranslatedEvent, openai_usage};
 use crate::domain::pricing::Usage;
-use crate::relay::error::RelayError;
+use crate::protocol::Invalid;
+use crate::protocol::openai::openai_usage;
+use crate::protocol::translate::{ChatChunks, StreamTranslator, TranslatedEvent};
 
 /// The API version Tollgate speaks; the request and event shapes below are this version's.
 pub const API_VERSION: &str = "2023-06-01";
@@ -26,7 +27,7 @@ pub fn chat_request(
     request: &Map<String, Value>,
     upstream_model: &str,
     default_max_tokens: u64,
-) -> Result<Value, RelayError> {
+) -> Result<Value, Invalid> {
     if request.get("n").and_then(Value::as_i64).unwrap_or(1) > 1 {
         return Err(unsupported(
             "n",
@@ -142,16 +143,16 @@ pub fn chat_request(
     Ok(Value::Object(out))
 }
 
-fn invalid(param: &'static str, message: &str) -> RelayError {
-    RelayError::bad_request(message.to_string()).with_param(param)
+fn invalid(param: &'static str, message: &str) -> Invalid {
+    Invalid::new(param, message)
 }
 
-fn unsupported(param: &'static str, message: &str) -> RelayError {
-    RelayError::bad_request(message.to_string()).with_param(param)
+fn unsupported(param: &'static str, message: &str) -> Invalid {
+    Invalid::new(param, message)
 }
 
 /// System content: a string or a list of text parts.
-fn text_blocks(content: Option<&Value>, position: usize) -> Result<Vec<Value>, RelayError> {
+fn text_blocks(content: Option<&Value>, position: usize) -> Result<Vec<Value>, Invalid> {
     Ok(match content {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(text)) if text.is_empty() => Vec::new(),
@@ -171,7 +172,7 @@ fn text_blocks(content: Option<&Value>, position: usize) -> Result<Vec<Value>, R
 }
 
 /// User content: text and images.
-fn content_blocks(content: Option<&Value>, position: usize) -> Result<Vec<Value>, RelayError> {
+fn content_blocks(content: Option<&Value>, position: usize) -> Result<Vec<Value>, Invalid> {
     let parts = match content {
         Some(Value::Array(parts)) => parts,
         other => return text_blocks(other, position),
@@ -212,7 +213,7 @@ fn content_blocks(content: Option<&Value>, position: usize) -> Result<Vec<Value>
 }
 
 /// `data:image/png;base64,…` → a base64 source; anything else → a URL source.
-fn image_block(url: &str, position: usize) -> Result<Value, RelayError> {
+fn image_block(url: &str, position: usize) -> Result<Value, Invalid> {
     if let Some(rest) = url.strip_prefix("data:") {
         let (media_type, data) = rest
             .split_once(";base64,")
@@ -233,7 +234,7 @@ fn image_block(url: &str, position: usize) -> Result<Value, RelayError> {
     Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
 }
 
-fn assistant_blocks(message: &Value, position: usize) -> Result<Vec<Value>, RelayError> {
+fn assistant_blocks(message: &Value, position: usize) -> Result<Vec<Value>, Invalid> {
     let mut blocks = text_blocks(message.get("content"), position)?;
     for call in message
         .get("tool_calls")
@@ -263,7 +264,7 @@ fn assistant_blocks(message: &Value, position: usize) -> Result<Vec<Value>, Rela
     Ok(blocks)
 }
 
-fn tool_result_block(message: &Value, position: usize) -> Result<Value, RelayError> {
+fn tool_result_block(message: &Value, position: usize) -> Result<Value, Invalid> {
     let id = message
         .get("tool_call_id")
         .and_then(Value::as_str)
@@ -281,7 +282,7 @@ fn tool_result_block(message: &Value, position: usize) -> Result<Value, RelayErr
     Ok(json!({"type": "tool_result", "tool_use_id": id, "content": content}))
 }
 
-fn tools(tools: Option<&Value>) -> Result<Vec<Value>, RelayError> {
+fn tools(tools: Option<&Value>) -> Result<Vec<Value>, Invalid> {
     let Some(list) = tools.and_then(Value::as_array) else {
         return Ok(Vec::new());
     };
@@ -315,10 +316,7 @@ fn tools(tools: Option<&Value>) -> Result<Vec<Value>, RelayError> {
         .collect()
 }
 
-fn tool_choice(
-    choice: Option<&Value>,
-    parallel: Option<&Value>,
-) -> Result<Option<Value>, RelayError> {
+fn tool_choice(choice: Option<&Value>, parallel: Option<&Value>) -> Result<Option<Value>, Invalid> {
     let mut out = match choice {
         None | Some(Value::Null) => {
             if parallel.and_then(Value::as_bool) == Some(false) {
@@ -608,7 +606,7 @@ impl StreamTranslator for ChatStreamFromMessages {
                     .get("type")
                     .and_then(Value::as_str)
                     .unwrap_or("api_error");
-                super::error_event(&message, kind, kind, out);
+                crate::protocol::openai::error_event(&message, kind, kind, out);
                 seen.error = Some(message);
             }
             _ => {}
@@ -789,7 +787,7 @@ mod tests {
             1,
         )
         .unwrap_err();
-        assert_eq!(n.param, Some("n"));
+        assert_eq!(n.param, "n");
         let schema = chat_request(
             &request(
                 json!({"model": "m", "response_format": {"type": "json_schema"},
@@ -799,14 +797,14 @@ mod tests {
             1,
         )
         .unwrap_err();
-        assert_eq!(schema.param, Some("response_format"));
+        assert_eq!(schema.param, "response_format");
         let only_system = chat_request(
             &request(json!({"model": "m", "messages": [{"role": "system", "content": "x"}]})),
             "m",
             1,
         )
         .unwrap_err();
-        assert_eq!(only_system.param, Some("messages"));
+        assert_eq!(only_system.param, "messages");
         let bad_image = chat_request(
             &request(
                 json!({"model": "m", "messages": [{"role": "user", "content": [

@@ -26,9 +26,10 @@ use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
 use super::chat::{self, invalid};
-use super::{ChatChunks, StreamTranslator, TranslatedEvent, openai_usage};
 use crate::domain::pricing::Usage;
-use crate::relay::error::RelayError;
+use crate::protocol::Invalid;
+use crate::protocol::openai::openai_usage;
+use crate::protocol::translate::{ChatChunks, StreamTranslator, TranslatedEvent};
 
 /// Google's placeholder for a function call whose signature is unknown (a conversation begun
 /// on another model, or a client that rewrote the call's id).
@@ -58,10 +59,7 @@ pub fn method_path(model: &str, method: &str) -> String {
 }
 
 /// OpenAI chat request → Gemini `generateContent` request.
-pub fn chat_request(
-    request: &Map<String, Value>,
-    upstream_model: &str,
-) -> Result<Value, RelayError> {
+pub fn chat_request(request: &Map<String, Value>, upstream_model: &str) -> Result<Value, Invalid> {
     let messages = chat::messages(request)?;
 
     let mut system: Vec<Value> = Vec::new();
@@ -142,7 +140,7 @@ pub fn chat_request(
 fn generation_config(
     request: &Map<String, Value>,
     upstream_model: &str,
-) -> Result<Map<String, Value>, RelayError> {
+) -> Result<Map<String, Value>, Invalid> {
     let mut config = Map::new();
     for (from, to) in [
         ("temperature", "temperature"),
@@ -203,7 +201,7 @@ fn generation_config(
 
 /// OpenAI's reasoning effort → Gemini's thinking configuration: a level on Gemini 3, a token
 /// budget on earlier models.
-fn thinking_config(effort: &str, model: &str) -> Result<Value, RelayError> {
+fn thinking_config(effort: &str, model: &str) -> Result<Value, Invalid> {
     let gemini_3 = model.contains("gemini-3");
     let config = match (effort, gemini_3) {
         ("none" | "minimal", true) => json!({"thinkingLevel": "minimal"}),
@@ -225,7 +223,7 @@ fn thinking_config(effort: &str, model: &str) -> Result<Value, RelayError> {
 }
 
 /// System content: a string or a list of text parts.
-fn text_parts(content: Option<&Value>, position: usize) -> Result<Vec<Value>, RelayError> {
+fn text_parts(content: Option<&Value>, position: usize) -> Result<Vec<Value>, Invalid> {
     Ok(match content {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(text)) if text.is_empty() => Vec::new(),
@@ -245,7 +243,7 @@ fn text_parts(content: Option<&Value>, position: usize) -> Result<Vec<Value>, Re
 }
 
 /// User content: text, images, audio and files.
-fn user_parts(content: Option<&Value>, position: usize) -> Result<Vec<Value>, RelayError> {
+fn user_parts(content: Option<&Value>, position: usize) -> Result<Vec<Value>, Invalid> {
     let parts = match content {
         Some(Value::Array(parts)) => parts,
         other => return text_parts(other, position),
@@ -311,7 +309,7 @@ fn user_parts(content: Option<&Value>, position: usize) -> Result<Vec<Value>, Re
 }
 
 /// A data URL travels inline; any other URL as a file reference, typed by its extension.
-fn media_part(url: &str, position: usize) -> Result<Value, RelayError> {
+fn media_part(url: &str, position: usize) -> Result<Value, Invalid> {
     if let Some(rest) = url.strip_prefix("data:") {
         let (mime_type, data) = rest
             .split_once(";base64,")
@@ -371,7 +369,7 @@ fn model_parts(
     message: &Value,
     position: usize,
     call_names: &mut Vec<(String, String)>,
-) -> Result<Vec<Value>, RelayError> {
+) -> Result<Vec<Value>, Invalid> {
     let mut parts = text_parts(message.get("content"), position)?;
     let mut first_call = true;
     for call in message
@@ -415,7 +413,7 @@ fn function_response(
     message: &Value,
     position: usize,
     call_names: &[(String, String)],
-) -> Result<Value, RelayError> {
+) -> Result<Value, Invalid> {
     let name = chat::answered_function(message, position, call_names)?;
     let text = chat::text_of(message.get("content"), "");
     // Gemini takes an object; a result that is one goes as it is, anything else under `content`.
@@ -426,7 +424,7 @@ fn function_response(
     Ok(json!({"functionResponse": {"name": name, "response": response}}))
 }
 
-fn function_declarations(tools: Option<&Value>) -> Result<Vec<Value>, RelayError> {
+fn function_declarations(tools: Option<&Value>) -> Result<Vec<Value>, Invalid> {
     let Some(list) = tools.and_then(Value::as_array) else {
         return Ok(Vec::new());
     };
@@ -458,7 +456,7 @@ fn function_declarations(tools: Option<&Value>) -> Result<Vec<Value>, RelayError
         .collect()
 }
 
-fn tool_config(choice: Option<&Value>) -> Result<Option<Value>, RelayError> {
+fn tool_config(choice: Option<&Value>) -> Result<Option<Value>, Invalid> {
     let config = match choice {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(mode)) => match mode.as_str() {
@@ -678,7 +676,7 @@ pub fn chat_response(body: &[u8], client_model: &str, created: i64) -> Option<Ge
 pub fn embedding_request(
     request: &Map<String, Value>,
     upstream_model: &str,
-) -> Result<Value, RelayError> {
+) -> Result<Value, Invalid> {
     let inputs: Vec<&str> = match request.get("input") {
         Some(Value::String(text)) => vec![text.as_str()],
         Some(Value::Array(items)) if items.iter().all(Value::is_string) && !items.is_empty() => {
@@ -726,7 +724,7 @@ pub fn embedding_response(
         .iter()
         .map(|embedding| embedding.get("values")?.as_array().map(Vec::as_slice))
         .collect::<Option<_>>()?;
-    super::embedding_list(&vectors, client_model, prompt_tokens, base64)
+    crate::protocol::openai::embedding_list(&vectors, client_model, prompt_tokens, base64)
 }
 
 /// A Gemini error body (`{"error":{"code","message","status"}}`) → its status, in OpenAI's
@@ -824,7 +822,7 @@ impl StreamTranslator for ChatStreamFromGemini {
                 .and_then(Value::as_str)
                 .unwrap_or("upstream_error")
                 .to_ascii_lowercase();
-            super::error_event(&message, &kind, &kind, out);
+            crate::protocol::openai::error_event(&message, &kind, &kind, out);
             seen.error = Some(message);
             return seen;
         }
@@ -839,7 +837,7 @@ impl StreamTranslator for ChatStreamFromGemini {
             self.chunks.id = format!("chatcmpl-{id}");
         }
         if let Some(message) = prompt_block(&fragment) {
-            super::error_event(&message, "content_filter", "content_filter", out);
+            crate::protocol::openai::error_event(&message, "content_filter", "content_filter", out);
             seen.error = Some(message);
             return seen;
         }

@@ -19,16 +19,17 @@ use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
 use super::chat::{self, invalid};
-use super::{ChatChunks, StreamTranslator, TranslatedEvent, embedding_list, openai_usage};
 use crate::domain::pricing::Usage;
-use crate::relay::error::RelayError;
+use crate::protocol::Invalid;
+use crate::protocol::openai::{embedding_list, openai_usage};
+use crate::protocol::translate::{ChatChunks, StreamTranslator, TranslatedEvent};
 
 /// OpenAI chat request → Ollama `/api/chat` request.
 pub fn chat_request(
     request: &Map<String, Value>,
     upstream_model: &str,
     stream: bool,
-) -> Result<Value, RelayError> {
+) -> Result<Value, Invalid> {
     chat::one_choice(request, "Ollama")?;
     let messages = chat::messages(request)?;
     // Tool results name the function they answer; OpenAI's carry only the call's id.
@@ -154,7 +155,7 @@ fn options(request: &Map<String, Value>) -> Map<String, Value> {
 
 /// `response_format` → Ollama's `format`: `"json"` for JSON mode, the schema itself for a
 /// structured answer.
-fn response_format(format: Option<&Value>) -> Result<Option<Value>, RelayError> {
+fn response_format(format: Option<&Value>) -> Result<Option<Value>, Invalid> {
     let Some(format) = format.filter(|v| !v.is_null()) else {
         return Ok(None);
     };
@@ -183,7 +184,7 @@ fn content_parts(
     content: Option<&Value>,
     position: usize,
     images_allowed: bool,
-) -> Result<(String, Vec<Value>), RelayError> {
+) -> Result<(String, Vec<Value>), Invalid> {
     let parts = match content {
         None | Some(Value::Null) => return Ok((String::new(), Vec::new())),
         Some(Value::String(text)) => return Ok((text.clone(), Vec::new())),
@@ -228,7 +229,7 @@ fn content_parts(
 }
 
 /// The base64 payload of a data URL: Ollama takes images inline only.
-fn image_data(url: &str, position: usize) -> Result<&str, RelayError> {
+fn image_data(url: &str, position: usize) -> Result<&str, Invalid> {
     url.strip_prefix("data:")
         .and_then(|rest| rest.split_once(";base64,"))
         .map(|(_, data)| data)
@@ -246,7 +247,7 @@ fn assistant_message(
     message: &Value,
     position: usize,
     call_names: &mut Vec<(String, String)>,
-) -> Result<Value, RelayError> {
+) -> Result<Value, Invalid> {
     let (text, _) = content_parts(message.get("content"), position, false)?;
     let mut assistant = json!({"role": "assistant", "content": text});
     if let Some(thinking) = message.get("reasoning_content").and_then(Value::as_str) {
@@ -279,7 +280,7 @@ fn tool_message(
     message: &Value,
     position: usize,
     call_names: &[(String, String)],
-) -> Result<Value, RelayError> {
+) -> Result<Value, Invalid> {
     let name = chat::answered_function(message, position, call_names)?;
     let (text, _) = content_parts(message.get("content"), position, false)?;
     Ok(json!({"role": "tool", "content": text, "tool_name": name}))
@@ -380,7 +381,7 @@ pub fn chat_response(
 pub fn embedding_request(
     request: &Map<String, Value>,
     upstream_model: &str,
-) -> Result<Value, RelayError> {
+) -> Result<Value, Invalid> {
     let input = match request.get("input") {
         Some(text @ Value::String(_)) => text.clone(),
         Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
@@ -461,7 +462,7 @@ impl StreamTranslator for ChatStreamFromOllama {
                 .as_str()
                 .unwrap_or("the upstream reported an error")
                 .to_string();
-            super::error_event(&message, "upstream_error", "upstream_error", out);
+            crate::protocol::openai::error_event(&message, "upstream_error", "upstream_error", out);
             seen.error = Some(message);
             return seen;
         }
@@ -585,7 +586,7 @@ mod tests {
             "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required"}));
         assert_eq!(
             chat_request(&forced, "m", false).unwrap_err().param,
-            Some("tool_choice")
+            "tool_choice"
         );
         let several = request(json!({"messages": [], "n": 2}));
         assert!(chat_request(&several, "m", false).is_err());

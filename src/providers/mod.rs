@@ -12,13 +12,18 @@ pub mod ollama;
 pub mod presets;
 pub mod vertex;
 
-use bytes::BytesMut;
 use http::{HeaderName, HeaderValue};
-use serde_json::Value;
 
-use super::request::Endpoint;
 use crate::domain::kinds::ChannelType;
-use crate::domain::pricing::Usage;
+use crate::protocol::Endpoint;
+
+/// OpenAI models that refuse `max_tokens` and take `max_completion_tokens` instead.
+pub fn takes_max_completion_tokens(model: &str) -> bool {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    ["o1", "o3", "o4", "gpt-5"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
 
 /// How a request proves it may use a channel: a fixed header, or an access token obtained
 /// with the key (Vertex's service accounts).
@@ -278,171 +283,4 @@ pub fn default_path_prefix(channel_type: ChannelType) -> &'static str {
         // project and location, which no default can supply.
         ChannelType::Azure | ChannelType::Vertex | ChannelType::Bedrock => "",
     }
-}
-
-/// What the relay learns from one translated stream event.
-#[derive(Debug, Default)]
-pub struct TranslatedEvent {
-    /// The usage so far, when the event reports it.
-    pub usage: Option<Usage>,
-    /// Generated text in this event, counted when the upstream never reports usage.
-    pub text: String,
-    /// The upstream reported an error inside the stream.
-    pub error: Option<String>,
-}
-
-/// Turns an upstream's stream events into the client's protocol, one event at a time.
-pub trait StreamTranslator: Send {
-    /// Handles one upstream event (`raw`, as received; `data`, its joined data lines) and
-    /// appends what the client receives to `out`.
-    fn event(&mut self, raw: &[u8], data: &[u8], out: &mut bytes::BytesMut) -> TranslatedEvent;
-
-    /// The upstream has sent its final event: the answer is complete.
-    fn finished(&self) -> bool;
-}
-
-/// Two translations in a row, through OpenAI's chat chunks: an upstream's events become chat
-/// chunks, which become the client's events (Gemini's stream for an Anthropic client, say).
-/// Usage, counted text and errors are the upstream side's; the answer is finished when the
-/// client's side has written its final event.
-pub struct Chained {
-    pub upstream: Box<dyn StreamTranslator>,
-    pub client: Box<dyn StreamTranslator>,
-}
-
-impl StreamTranslator for Chained {
-    fn event(&mut self, raw: &[u8], data: &[u8], out: &mut BytesMut) -> TranslatedEvent {
-        let mut chat = BytesMut::new();
-        let seen = self.upstream.event(raw, data, &mut chat);
-        let mut rest = &chat[..];
-        while let Some(end) = super::stream::event_end(rest) {
-            let (event, after) = rest.split_at(end);
-            if let Some(data) = super::stream::event_data(event) {
-                self.client.event(event, &data, out);
-            }
-            rest = after;
-        }
-        seen
-    }
-
-    fn finished(&self) -> bool {
-        self.client.finished()
-    }
-}
-
-/// Writes the chat-completion chunks a translated stream is made of, all with one id, model
-/// and creation time.
-pub struct ChatChunks {
-    pub id: String,
-    pub model: String,
-    pub created: i64,
-}
-
-impl ChatChunks {
-    /// One choice's delta, with its finish reason when it ends.
-    pub fn delta(&self, index: usize, delta: Value, finish: Option<&str>, out: &mut BytesMut) {
-        write_data(
-            &serde_json::json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": null}],
-            }),
-            out,
-        );
-    }
-
-    /// The end of the stream: the usage chunk when the client asked for it, then `[DONE]`.
-    pub fn end(&self, usage: Option<Usage>, out: &mut BytesMut) {
-        if let Some(usage) = usage {
-            write_data(
-                &serde_json::json!({
-                    "id": self.id,
-                    "object": "chat.completion.chunk",
-                    "created": self.created,
-                    "model": self.model,
-                    "choices": [],
-                    "usage": openai_usage(usage),
-                }),
-                out,
-            );
-        }
-        out.extend_from_slice(b"data: [DONE]\n\n");
-    }
-}
-
-/// Vectors → OpenAI's embeddings list. With `base64`, each vector is its little-endian f32
-/// bytes in base64, as OpenAI sends them (the official SDKs ask for that by default). None
-/// when a value is not a number.
-pub fn embedding_list(
-    vectors: &[&[Value]],
-    client_model: &str,
-    prompt_tokens: i64,
-    base64: bool,
-) -> Option<Value> {
-    let mut data = Vec::with_capacity(vectors.len());
-    for (index, values) in vectors.iter().enumerate() {
-        let vector = if base64 {
-            let mut bytes = Vec::with_capacity(values.len() * 4);
-            for value in values.iter() {
-                // Vectors are single precision on both sides.
-                #[allow(clippy::cast_possible_truncation)]
-                let single = value.as_f64()? as f32;
-                bytes.extend_from_slice(&single.to_le_bytes());
-            }
-            serde_json::json!(base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                bytes
-            ))
-        } else {
-            if !values.iter().all(Value::is_number) {
-                return None;
-            }
-            Value::Array(values.to_vec())
-        };
-        data.push(serde_json::json!({"object": "embedding", "index": index, "embedding": vector}));
-    }
-    Some(serde_json::json!({
-        "object": "list",
-        "data": data,
-        "model": client_model,
-        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-    }))
-}
-
-/// Billing usage → OpenAI's usage object.
-pub fn openai_usage(usage: Usage) -> Value {
-    let mut value = serde_json::json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens.saturating_add(usage.completion_tokens),
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    });
-    // OpenAI has no field for cache writes; LiteLLM's name lets a client see what it paid for.
-    if usage.cache_write_tokens > 0 {
-        value["cache_creation_input_tokens"] = usage.cache_write_tokens.into();
-    }
-    value
-}
-
-fn write_data(value: &Value, out: &mut BytesMut) {
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(value.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
-}
-
-/// OpenAI's error envelope.
-pub fn openai_error(message: &str, kind: &str, code: &str) -> serde_json::Value {
-    serde_json::json!({
-        "error": {"message": message, "type": kind, "param": null, "code": code}
-    })
-}
-
-/// Writes one OpenAI-style error event.
-pub fn error_event(message: &str, kind: &str, code: &str, out: &mut BytesMut) {
-    let event = openai_error(message, kind, code);
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(event.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
 }

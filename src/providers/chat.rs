@@ -5,15 +5,15 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::relay::error::RelayError;
+use crate::protocol::Invalid;
 
 /// A 400 naming the parameter to fix.
-pub(crate) fn invalid(param: &'static str, message: String) -> RelayError {
-    RelayError::bad_request(message).with_param(param)
+pub(crate) fn invalid(param: &'static str, message: String) -> Invalid {
+    Invalid::new(param, message)
 }
 
 /// The request's messages.
-pub(crate) fn messages(request: &Map<String, Value>) -> Result<&[Value], RelayError> {
+pub(crate) fn messages(request: &Map<String, Value>) -> Result<&[Value], Invalid> {
     request
         .get("messages")
         .and_then(Value::as_array)
@@ -27,7 +27,7 @@ pub(crate) fn messages(request: &Map<String, Value>) -> Result<&[Value], RelayEr
 }
 
 /// Refuses `n` > 1 for an upstream that answers with one choice.
-pub(crate) fn one_choice(request: &Map<String, Value>, vendor: &str) -> Result<(), RelayError> {
+pub(crate) fn one_choice(request: &Map<String, Value>, vendor: &str) -> Result<(), Invalid> {
     if request
         .get("n")
         .and_then(Value::as_u64)
@@ -72,7 +72,7 @@ pub(crate) fn text_of(content: Option<&Value>, separator: &str) -> String {
 }
 
 /// A tool call's arguments as a JSON value (upstreams other than OpenAI take an object).
-pub(crate) fn tool_call_input(call: &Value, position: usize) -> Result<Value, RelayError> {
+pub(crate) fn tool_call_input(call: &Value, position: usize) -> Result<Value, Invalid> {
     Ok(match call.pointer("/function/arguments") {
         Some(Value::String(text)) if text.trim().is_empty() => json!({}),
         Some(Value::String(text)) => serde_json::from_str::<Value>(text).map_err(|_| {
@@ -93,7 +93,7 @@ pub(crate) fn answered_function<'a>(
     message: &'a Value,
     position: usize,
     call_names: &'a [(String, String)],
-) -> Result<&'a str, RelayError> {
+) -> Result<&'a str, Invalid> {
     let id = message
         .get("tool_call_id")
         .and_then(Value::as_str)
