@@ -67,6 +67,8 @@ impl UsageWire {
 #[derive(Deserialize, Debug, Default)]
 struct FunctionWire<'a> {
     #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
     arguments: Option<Cow<'a, str>>,
 }
 
@@ -121,8 +123,8 @@ impl<'a> AnswerWire<'a> {
         self.usage.is_some() && self.choices.as_ref().is_some_and(Vec::is_empty)
     }
 
-    /// Calls `each` with every piece of generated text: content, reasoning, tool-call
-    /// arguments and legacy completion text.
+    /// Calls `each` with every piece of generated text: content, reasoning, tool-call names
+    /// and arguments, and legacy completion text.
     pub fn for_each_text(&self, mut each: impl FnMut(&str)) {
         for choice in self.choices.iter().flatten() {
             if let Some(text) = &choice.text {
@@ -135,11 +137,16 @@ impl<'a> AnswerWire<'a> {
                 if let Some(text) = &message.reasoning_content {
                     each(text);
                 }
-                for call in message.tool_calls.iter().flatten() {
-                    if let Some(arguments) =
-                        call.function.as_ref().and_then(|f| f.arguments.as_ref())
-                    {
-                        each(arguments);
+                // What `TranslatedEvent::count_chat_delta` counts of a delta, read here
+                // without building a JSON tree (this is the hot path of OpenAI streams).
+                for function in message
+                    .tool_calls
+                    .iter()
+                    .flatten()
+                    .flat_map(|c| &c.function)
+                {
+                    for text in [&function.name, &function.arguments].into_iter().flatten() {
+                        each(text);
                     }
                 }
             }

@@ -493,10 +493,6 @@ impl ChatStreamFromMessages {
         }
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut BytesMut) {
-        self.chunks.delta(0, delta, finish, out);
-    }
-
     fn merge_usage(&mut self, usage: &Value) {
         if let Some(into) = self.usage_json.as_object_mut() {
             merge_usage(into, usage);
@@ -518,7 +514,7 @@ impl StreamTranslator for ChatStreamFromMessages {
                 if let Some(usage) = message.get("usage") {
                     self.merge_usage(usage);
                 }
-                self.chunk(json!({"role": "assistant", "content": ""}), None, out);
+                self.chunks.role(0, out);
             }
             Some("content_block_start") => {
                 let index = event.get("index").and_then(Value::as_u64).unwrap_or(0);
@@ -528,15 +524,15 @@ impl StreamTranslator for ChatStreamFromMessages {
                     self.tool_count += 1;
                     self.tool_blocks.push((index, tool_index));
                     let name = block.get("name").and_then(Value::as_str).unwrap_or("");
-                    seen.text.push_str(name);
-                    self.chunk(
+                    self.chunks.delta(
+                        0,
                         json!({"tool_calls": [{
                             "index": tool_index,
                             "id": block.get("id").cloned().unwrap_or(Value::Null),
                             "type": "function",
                             "function": {"name": name, "arguments": ""},
                         }]}),
-                        None,
+                        &mut seen,
                         out,
                     );
                 }
@@ -547,30 +543,25 @@ impl StreamTranslator for ChatStreamFromMessages {
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => {
                         let text = delta.get("text").and_then(Value::as_str).unwrap_or("");
-                        seen.text.push_str(text);
-                        self.chunk(json!({"content": text}), None, out);
+                        self.chunks
+                            .delta(0, json!({"content": text}), &mut seen, out);
                     }
                     Some("thinking_delta") => {
                         let text = delta.get("thinking").and_then(Value::as_str).unwrap_or("");
-                        seen.text.push_str(text);
-                        self.chunk(json!({"reasoning_content": text}), None, out);
+                        self.chunks
+                            .delta(0, json!({"reasoning_content": text}), &mut seen, out);
                     }
                     Some("input_json_delta") => {
                         let partial = delta
                             .get("partial_json")
                             .and_then(Value::as_str)
                             .unwrap_or("");
-                        seen.text.push_str(partial);
                         let tool_index = self
                             .tool_blocks
                             .iter()
                             .find(|(block, _)| *block == index)
                             .map_or(0, |(_, tool)| *tool);
-                        self.chunk(
-                            json!({"tool_calls": [{"index": tool_index, "function": {"arguments": partial}}]}),
-                            None,
-                            out,
-                        );
+                        self.chunks.delta(0, json!({"tool_calls": [{"index": tool_index, "function": {"arguments": partial}}]}), &mut seen, out);
                     }
                     _ => {} // signature deltas and block kinds OpenAI has no field for
                 }
@@ -584,7 +575,7 @@ impl StreamTranslator for ChatStreamFromMessages {
                     .and_then(|d| d.get("stop_reason"))
                     .and_then(Value::as_str);
                 if let Some(reason) = finish_reason(stop) {
-                    self.chunk(json!({}), Some(reason), out);
+                    self.chunks.finish(0, reason, out);
                 }
                 seen.usage = Some(usage(&self.usage_json));
             }

@@ -670,8 +670,7 @@ impl ChatStreamFromBedrock {
 
     fn start(&mut self, out: &mut BytesMut) {
         if !self.started {
-            self.chunks
-                .delta(0, json!({"role": "assistant", "content": ""}), None, out);
+            self.chunks.role(0, out);
             self.started = true;
         }
     }
@@ -719,12 +718,11 @@ impl StreamTranslator for ChatStreamFromBedrock {
                     let index = self.tool_blocks.len();
                     self.tool_blocks.push((block, index));
                     let name = tool.get("name").and_then(Value::as_str).unwrap_or("");
-                    seen.text.push_str(name);
                     self.chunks.delta(
                         0,
                         json!({"tool_calls": [{"index": index, "id": tool.get("toolUseId"),
                                "type": "function", "function": {"name": name, "arguments": ""}}]}),
-                        None,
+                        &mut seen,
                         out,
                     );
                 }
@@ -733,20 +731,18 @@ impl StreamTranslator for ChatStreamFromBedrock {
                 self.start(out);
                 let delta = payload.get("delta");
                 if let Some(text) = delta.and_then(|d| d.get("text")).and_then(Value::as_str) {
-                    seen.text.push_str(text);
-                    self.chunks.delta(0, json!({"content": text}), None, out);
+                    self.chunks
+                        .delta(0, json!({"content": text}), &mut seen, out);
                 } else if let Some(text) = delta
                     .and_then(|d| d.pointer("/reasoningContent/text"))
                     .and_then(Value::as_str)
                 {
-                    seen.text.push_str(text);
                     self.chunks
-                        .delta(0, json!({"reasoning_content": text}), None, out);
+                        .delta(0, json!({"reasoning_content": text}), &mut seen, out);
                 } else if let Some(input) = delta
                     .and_then(|d| d.pointer("/toolUse/input"))
                     .and_then(Value::as_str)
                 {
-                    seen.text.push_str(input);
                     let index = self
                         .tool_blocks
                         .iter()
@@ -755,7 +751,7 @@ impl StreamTranslator for ChatStreamFromBedrock {
                     self.chunks.delta(
                         0,
                         json!({"tool_calls": [{"index": index, "function": {"arguments": input}}]}),
-                        None,
+                        &mut seen,
                         out,
                     );
                 }
@@ -764,14 +760,14 @@ impl StreamTranslator for ChatStreamFromBedrock {
                 self.start(out);
                 let reason = finish_reason(payload.get("stopReason").and_then(Value::as_str));
                 self.finish = Some(reason);
-                self.chunks.delta(0, json!({}), Some(reason), out);
+                self.chunks.finish(0, reason, out);
             }
             Some("metadata") => {
                 let used = payload.get("usage").map(usage);
                 seen.usage = used;
                 if self.finish.is_none() {
                     self.start(out);
-                    self.chunks.delta(0, json!({}), Some("stop"), out);
+                    self.chunks.finish(0, "stop", out);
                 }
                 self.chunks
                     .end(self.include_usage.then(|| used.unwrap_or_default()), out);

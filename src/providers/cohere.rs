@@ -481,8 +481,7 @@ impl ChatStreamFromCohere {
 
     fn start(&mut self, out: &mut BytesMut) {
         if !self.started {
-            self.chunks
-                .delta(0, json!({"role": "assistant", "content": ""}), None, out);
+            self.chunks.role(0, out);
             self.started = true;
         }
     }
@@ -510,17 +509,16 @@ impl StreamTranslator for ChatStreamFromCohere {
                     .and_then(Value::as_str)
                     .filter(|t| !t.is_empty())
                 {
-                    seen.text.push_str(thinking);
                     self.chunks
-                        .delta(0, json!({"reasoning_content": thinking}), None, out);
+                        .delta(0, json!({"reasoning_content": thinking}), &mut seen, out);
                 }
                 if let Some(text) = content
                     .and_then(|c| c.get("text"))
                     .and_then(Value::as_str)
                     .filter(|t| !t.is_empty())
                 {
-                    seen.text.push_str(text);
-                    self.chunks.delta(0, json!({"content": text}), None, out);
+                    self.chunks
+                        .delta(0, json!({"content": text}), &mut seen, out);
                 }
             }
             Some("tool-plan-delta") => {
@@ -530,9 +528,8 @@ impl StreamTranslator for ChatStreamFromCohere {
                     .and_then(Value::as_str)
                     .filter(|p| !p.is_empty())
                 {
-                    seen.text.push_str(plan);
                     self.chunks
-                        .delta(0, json!({"reasoning_content": plan}), None, out);
+                        .delta(0, json!({"reasoning_content": plan}), &mut seen, out);
                 }
             }
             Some(kind @ ("tool-call-start" | "tool-call-delta")) => {
@@ -543,21 +540,19 @@ impl StreamTranslator for ChatStreamFromCohere {
                     .and_then(|c| c.pointer("/function/arguments"))
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                seen.text.push_str(arguments);
                 let delta = if kind == "tool-call-start" {
                     self.called_tools = true;
                     let name = call
                         .and_then(|c| c.pointer("/function/name"))
                         .and_then(Value::as_str)
                         .unwrap_or("");
-                    seen.text.push_str(name);
                     json!({"index": index, "id": call.and_then(|c| c.get("id")), "type": "function",
                            "function": {"name": name, "arguments": arguments}})
                 } else {
                     json!({"index": index, "function": {"arguments": arguments}})
                 };
                 self.chunks
-                    .delta(0, json!({"tool_calls": [delta]}), None, out);
+                    .delta(0, json!({"tool_calls": [delta]}), &mut seen, out);
             }
             Some("message-end") => {
                 self.start(out);
@@ -582,12 +577,8 @@ impl StreamTranslator for ChatStreamFromCohere {
                     self.finished = true;
                     return seen;
                 }
-                self.chunks.delta(
-                    0,
-                    json!({}),
-                    Some(finish_reason(reason, self.called_tools)),
-                    out,
-                );
+                self.chunks
+                    .finish(0, finish_reason(reason, self.called_tools), out);
                 self.chunks
                     .end(self.include_usage.then(|| usage.unwrap_or_default()), out);
                 self.finished = true;

@@ -787,10 +787,6 @@ impl ChatStreamFromGemini {
         }
     }
 
-    fn chunk(&self, index: usize, delta: Value, finish: Option<&str>, out: &mut BytesMut) {
-        self.chunks.delta(index, delta, finish, out);
-    }
-
     fn candidate(&mut self, index: usize) -> &mut (usize, bool) {
         if self.candidates.len() <= index {
             self.candidates.resize(index + 1, (0, false));
@@ -854,52 +850,37 @@ impl StreamTranslator for ChatStreamFromGemini {
                 .unwrap_or(position);
             if !self.started || self.candidates.len() <= index {
                 self.candidate(index);
-                self.chunk(
-                    index,
-                    json!({"role": "assistant", "content": ""}),
-                    None,
-                    out,
-                );
+                self.chunks.role(index, out);
                 self.started = true;
             }
             let first_tool_index = self.candidate(index).0;
             let read = read_parts(candidate, first_tool_index);
             if !read.reasoning.is_empty() {
-                seen.text.push_str(&read.reasoning);
-                self.chunk(
+                self.chunks.delta(
                     index,
                     json!({"reasoning_content": read.reasoning}),
-                    None,
+                    &mut seen,
                     out,
                 );
             }
             if !read.text.is_empty() {
-                seen.text.push_str(&read.text);
-                self.chunk(index, json!({"content": read.text}), None, out);
+                self.chunks
+                    .delta(index, json!({"content": read.text}), &mut seen, out);
             }
             if !read.tool_calls.is_empty() {
-                for call in &read.tool_calls {
-                    if let Some(name) = call.pointer("/function/name").and_then(Value::as_str) {
-                        seen.text.push_str(name);
-                    }
-                    if let Some(arguments) =
-                        call.pointer("/function/arguments").and_then(Value::as_str)
-                    {
-                        seen.text.push_str(arguments);
-                    }
-                }
                 self.candidate(index).0 += read.tool_calls.len();
-                self.chunk(index, json!({"tool_calls": read.tool_calls}), None, out);
+                self.chunks.delta(
+                    index,
+                    json!({"tool_calls": read.tool_calls}),
+                    &mut seen,
+                    out,
+                );
             }
             if let Some(reason) = candidate.get("finishReason").and_then(Value::as_str) {
                 let called_tools = self.candidate(index).0 > 0;
                 self.candidate(index).1 = true;
-                self.chunk(
-                    index,
-                    json!({}),
-                    Some(finish_reason(reason, called_tools)),
-                    out,
-                );
+                self.chunks
+                    .finish(index, finish_reason(reason, called_tools), out);
             }
         }
         if self.started && self.candidates.iter().all(|(_, finished)| *finished) {

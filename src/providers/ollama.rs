@@ -467,8 +467,7 @@ impl StreamTranslator for ChatStreamFromOllama {
             return seen;
         }
         if !self.started {
-            self.chunks
-                .delta(0, json!({"role": "assistant", "content": ""}), None, out);
+            self.chunks.role(0, out);
             self.started = true;
         }
         if let Some(message) = line.get("message") {
@@ -477,30 +476,22 @@ impl StreamTranslator for ChatStreamFromOllama {
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
             {
-                seen.text.push_str(thinking);
                 self.chunks
-                    .delta(0, json!({"reasoning_content": thinking}), None, out);
+                    .delta(0, json!({"reasoning_content": thinking}), &mut seen, out);
             }
             if let Some(text) = message
                 .get("content")
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
             {
-                seen.text.push_str(text);
-                self.chunks.delta(0, json!({"content": text}), None, out);
+                self.chunks
+                    .delta(0, json!({"content": text}), &mut seen, out);
             }
             let calls = tool_calls(message, self.tool_calls);
             if !calls.is_empty() {
-                for call in &calls {
-                    for field in ["/function/name", "/function/arguments"] {
-                        if let Some(text) = call.pointer(field).and_then(Value::as_str) {
-                            seen.text.push_str(text);
-                        }
-                    }
-                }
                 self.tool_calls += calls.len();
                 self.chunks
-                    .delta(0, json!({"tool_calls": calls}), None, out);
+                    .delta(0, json!({"tool_calls": calls}), &mut seen, out);
             }
         }
         if line.get("done").and_then(Value::as_bool) == Some(true) {
@@ -510,7 +501,7 @@ impl StreamTranslator for ChatStreamFromOllama {
                 line.get("done_reason").and_then(Value::as_str),
                 self.tool_calls > 0,
             );
-            self.chunks.delta(0, json!({}), Some(finish), out);
+            self.chunks.finish(0, finish, out);
             self.chunks
                 .end(self.include_usage.then(|| usage.unwrap_or_default()), out);
             self.finished = true;

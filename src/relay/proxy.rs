@@ -665,137 +665,204 @@ impl Attempts<'_> {
         Some(AttemptFailure::RetryKey(error.clone()))
     }
 
+    /// One try on one channel: the request in its protocol, the key, the call, and the answer
+    /// relayed, or why the next channel should be tried.
     async fn attempt(
         &self,
         channel: &Arc<ChannelEntry>,
         upstream_model: &str,
         mut ticket: Ticket,
     ) -> AttemptResult {
-        let request = self.request;
-        let Some(uri) = channel.endpoint_uri(request.endpoint) else {
-            // Not a failure of the channel: it cannot serve this endpoint at all.
-            let error = RelayError::bad_request(format!(
-                "The channels serving '{}' cannot answer {} requests ({} channel).",
-                request.model,
-                request.endpoint.log_name(),
-                channel.channel_type
-            ));
-            return Err((AttemptFailure::Retry(error), ticket));
-        };
-        let wire = Wire::new(request.endpoint, channel.channel_type, upstream_model);
-        let body = match wire.body(
-            request,
-            self.raw,
-            upstream_model,
-            self.options.default_max_tokens,
-        ) {
-            Ok(body) => body,
+        let (wire, uri, body) = match self.upstream_body(channel, upstream_model) {
+            Ok(prepared) => prepared,
             // Not the channel's fault: another channel of another type may take the request.
             Err(error) => return Err((AttemptFailure::Retry(error), ticket)),
         };
-        let Some(uri) = providers::request_uri(
-            channel.channel_type,
-            request.endpoint,
-            uri,
-            upstream_model,
-            request.stream,
-        ) else {
-            let error = RelayError::bad_request(format!(
-                "The model name '{upstream_model}' cannot be part of the upstream's URL."
-            ));
-            return Err((AttemptFailure::Retry(error), ticket));
-        };
-        let content_type = match &request.form {
+        let content_type = match &self.request.form {
             Some(form) => form.content_type.as_str(),
             None => "application/json",
         };
-        let mut upstream_request = http::Request::builder()
+        let builder = http::Request::builder()
             .method(http::Method::POST)
             .uri(uri)
             .header(header::CONTENT_TYPE, content_type);
-        // IAM credentials sign the finished request, headers and body (see below).
-        let mut signing_key = None;
-        let key = match channel.pick_key(now_ms()) {
-            KeyPick::Key(key) => {
-                // From here the upstream (or its token endpoint) is contacted: a failure is the
-                // upstream's, not a refusal of the request.
-                ticket.log.attempts += 1;
-                match &key.credential {
-                    Credential::AwsSigning(aws) => signing_key = Some(aws),
-                    Credential::Header(name, value) => {
-                        upstream_request = upstream_request.header(name, value.clone());
-                    }
-                    Credential::Vertex(tokens) => {
-                        let limit = self.first_byte_timeout(channel);
-                        let token =
-                            tokio::time::timeout(limit, tokens.authorization(&self.state.http))
-                                .await
-                                .unwrap_or_else(|_| {
-                                    Err(vertex::TokenError {
-                                        status: None,
-                                        message: format!(
-                                            "Google's token endpoint did not answer within {} s.",
-                                            limit.as_secs()
-                                        ),
-                                    })
-                                });
-                        match token {
-                            Ok(value) => {
-                                upstream_request =
-                                    upstream_request.header(header::AUTHORIZATION, value);
-                            }
-                            Err(refused) => {
-                                let failure = self.credential_failed(channel, key, refused);
-                                return Err((failure, ticket));
-                            }
-                        }
-                    }
-                }
-                Some(key)
-            }
-            KeyPick::NoKeyNeeded => {
-                ticket.log.attempts += 1;
-                None
-            }
-            KeyPick::AllResting => {
-                let error = RelayError::upstream(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "upstream_rate_limited",
-                    format!(
-                        "Every key of the channel '{}' is resting after rate limits or refusals.",
-                        channel.name
-                    ),
-                );
-                return Err((AttemptFailure::Retry(error), ticket));
-            }
-        };
-        if request.stream {
-            upstream_request = upstream_request.header(header::ACCEPT, "text/event-stream");
-        }
-        if let Some(headers) = upstream_request.headers_mut() {
-            add_channel_headers(channel, self.client_headers, headers);
-        }
-        let mut upstream_request = match upstream_request.body(Full::new(body.clone())) {
-            Ok(upstream_request) => upstream_request,
-            Err(_) => return Err((AttemptFailure::Retry(RelayError::internal()), ticket)),
-        };
-        if let Some(aws) = signing_key
-            && let Err(message) =
-                bedrock::sign(&mut upstream_request, &body, aws, &channel.base_url)
+        let (builder, key, signing_key) = match self.authorize(channel, builder, &mut ticket).await
         {
-            tracing::error!(channel = %channel.name, %message, "cannot sign a Bedrock request");
-            return Err((AttemptFailure::Retry(RelayError::internal()), ticket));
-        }
+            Ok(authorized) => authorized,
+            Err(failure) => return Err((failure, ticket)),
+        };
+        let upstream_request = match self.finish_request(channel, builder, body, signing_key) {
+            Ok(upstream_request) => upstream_request,
+            Err(error) => return Err((AttemptFailure::Retry(error), ticket)),
+        };
         let timeout = self.first_byte_timeout(channel);
         // While the upstream works, a vanished client still pays for the prompt it sent.
         ticket.charge_on_drop = Some(Usage {
             prompt_tokens: self.prompt_estimate,
             ..Usage::default()
         });
-        let sent = tokio::time::timeout(timeout, self.state.upstream.send(upstream_request)).await;
-        let response = match sent {
-            Err(_) => {
+        let response = match self.send(channel, upstream_request, timeout).await {
+            Ok(response) => response,
+            Err(failure) => {
                 ticket.charge_on_drop = None;
+                return Err((failure, ticket));
+            }
+        };
+        ticket.log.upstream_request_id = providers::upstream_request_id(response.headers())
+            .unwrap_or_default()
+            .to_string();
+        if !response.status().is_success() {
+            ticket.charge_on_drop = None;
+            let failure = self
+                .upstream_error(wire, channel, key, response, timeout)
+                .await;
+            return Err((failure, ticket));
+        }
+        if self.request.stream && is_stream(wire, &response) {
+            self.start_stream(wire, channel, response, timeout, ticket)
+                .await
+        } else {
+            self.whole_answer(wire, channel, response, timeout, ticket)
+                .await
+        }
+    }
+
+    /// The request in the channel's protocol, and where it goes.
+    fn upstream_body(
+        &self,
+        channel: &ChannelEntry,
+        upstream_model: &str,
+    ) -> Result<(Wire, http::Uri, Bytes), RelayError> {
+        let request = self.request;
+        let Some(uri) = channel.endpoint_uri(request.endpoint) else {
+            // Not a failure of the channel: it cannot serve this endpoint at all.
+            return Err(RelayError::bad_request(format!(
+                "The channels serving '{}' cannot answer {} requests ({} channel).",
+                request.model,
+                request.endpoint.log_name(),
+                channel.channel_type
+            )));
+        };
+        let wire = Wire::new(request.endpoint, channel.channel_type, upstream_model);
+        let body = wire.body(
+            request,
+            self.raw,
+            upstream_model,
+            self.options.default_max_tokens,
+        )?;
+        let uri = providers::request_uri(
+            channel.channel_type,
+            request.endpoint,
+            uri,
+            upstream_model,
+            request.stream,
+        )
+        .ok_or_else(|| {
+            RelayError::bad_request(format!(
+                "The model name '{upstream_model}' cannot be part of the upstream's URL."
+            ))
+        })?;
+        Ok((wire, uri, body))
+    }
+
+    /// Picks the channel's key and puts its credential on the request (IAM credentials are
+    /// returned instead: they sign the finished request). From here the upstream, or its
+    /// token endpoint, is contacted: the attempt counts.
+    async fn authorize<'c>(
+        &self,
+        channel: &'c ChannelEntry,
+        mut builder: http::request::Builder,
+        ticket: &mut Ticket,
+    ) -> Result<
+        (
+            http::request::Builder,
+            Option<&'c ChannelKey>,
+            Option<&'c Arc<bedrock::BedrockKey>>,
+        ),
+        AttemptFailure,
+    > {
+        let key = match channel.pick_key(now_ms()) {
+            KeyPick::Key(key) => key,
+            KeyPick::NoKeyNeeded => {
+                ticket.log.attempts += 1;
+                return Ok((builder, None, None));
+            }
+            KeyPick::AllResting => {
+                return Err(AttemptFailure::Retry(RelayError::upstream(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "upstream_rate_limited",
+                    format!(
+                        "Every key of the channel '{}' is resting after rate limits or refusals.",
+                        channel.name
+                    ),
+                )));
+            }
+        };
+        ticket.log.attempts += 1;
+        match &key.credential {
+            Credential::AwsSigning(aws) => return Ok((builder, Some(key), Some(aws))),
+            Credential::Header(name, value) => builder = builder.header(name, value.clone()),
+            Credential::Vertex(tokens) => {
+                let limit = self.first_byte_timeout(channel);
+                let token = tokio::time::timeout(limit, tokens.authorization(&self.state.http))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(vertex::TokenError {
+                            status: None,
+                            message: format!(
+                                "Google's token endpoint did not answer within {} s.",
+                                limit.as_secs()
+                            ),
+                        })
+                    });
+                match token {
+                    Ok(value) => builder = builder.header(header::AUTHORIZATION, value),
+                    Err(refused) => return Err(self.credential_failed(channel, key, refused)),
+                }
+            }
+        }
+        Ok((builder, Some(key), None))
+    }
+
+    /// The finished request: the channel's and client's headers, the body, and the IAM
+    /// signature over them all.
+    fn finish_request(
+        &self,
+        channel: &ChannelEntry,
+        mut builder: http::request::Builder,
+        body: Bytes,
+        signing_key: Option<&Arc<bedrock::BedrockKey>>,
+    ) -> Result<http::Request<Full<Bytes>>, RelayError> {
+        if self.request.stream {
+            builder = builder.header(header::ACCEPT, "text/event-stream");
+        }
+        if let Some(headers) = builder.headers_mut() {
+            add_channel_headers(channel, self.client_headers, headers);
+        }
+        let mut upstream_request = builder
+            .body(Full::new(body.clone()))
+            .map_err(|_| RelayError::internal())?;
+        if let Some(aws) = signing_key
+            && let Err(message) =
+                bedrock::sign(&mut upstream_request, &body, aws, &channel.base_url)
+        {
+            tracing::error!(channel = %channel.name, %message, "cannot sign a Bedrock request");
+            return Err(RelayError::internal());
+        }
+        Ok(upstream_request)
+    }
+
+    /// Sends the request; no answer within `timeout`, or no connection, is the channel's
+    /// failure.
+    async fn send(
+        &self,
+        channel: &ChannelEntry,
+        upstream_request: http::Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<UpstreamResponse, AttemptFailure> {
+        match tokio::time::timeout(timeout, self.state.upstream.send(upstream_request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Err(_) => {
                 let error = RelayError::upstream(
                     StatusCode::GATEWAY_TIMEOUT,
                     "upstream_timeout",
@@ -804,49 +871,19 @@ impl Attempts<'_> {
                         timeout.as_secs()
                     ),
                 );
-                return Err((self.channel_failed(channel, None, error), ticket));
+                Err(self.channel_failed(channel, None, error))
             }
             Ok(Err(e)) => {
-                ticket.charge_on_drop = None;
                 let error = RelayError::upstream(
                     StatusCode::BAD_GATEWAY,
                     "upstream_unreachable",
                     format!(
                         "The upstream could not be reached: {}",
-                        upstream::describe(&e)
+                        crate::upstream::describe(&e)
                     ),
                 );
-                return Err((self.channel_failed(channel, None, error), ticket));
+                Err(self.channel_failed(channel, None, error))
             }
-            Ok(Ok(response)) => response,
-        };
-        ticket.log.upstream_request_id = providers::upstream_request_id(response.headers())
-            .unwrap_or_default()
-            .to_string();
-        let status = response.status();
-        if !status.is_success() {
-            ticket.charge_on_drop = None;
-            let failure = self
-                .upstream_error(wire, channel, key, response, timeout)
-                .await;
-            return Err((failure, ticket));
-        }
-        let stream_type = match wire.framing() {
-            Framing::ServerSentEvents => "text/event-stream",
-            Framing::JsonLines => "application/x-ndjson",
-            Framing::AwsEventStream => "application/vnd.amazon.eventstream",
-        };
-        let is_stream = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with(stream_type));
-        if request.stream && is_stream {
-            self.start_stream(wire, channel, response, timeout, ticket)
-                .await
-        } else {
-            self.whole_answer(wire, channel, response, timeout, ticket)
-                .await
         }
     }
 
@@ -1142,6 +1179,21 @@ impl Attempts<'_> {
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         Ok(out)
     }
+}
+
+/// Whether a 2xx answer is a stream in the upstream's framing (an upstream may answer a
+/// stream request with a whole answer, an error or a proxy's page).
+fn is_stream(wire: Wire, response: &UpstreamResponse) -> bool {
+    let stream_type = match wire.framing() {
+        Framing::ServerSentEvents => "text/event-stream",
+        Framing::JsonLines => "application/x-ndjson",
+        Framing::AwsEventStream => "application/vnd.amazon.eventstream",
+    };
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(stream_type))
 }
 
 /// Reads an answer within `timeout` until its end, or until more than `stop_after` bytes have

@@ -57,6 +57,15 @@ impl Dialect {
     }
 }
 
+/// A client and an upstream speaking the same protocol: the client's bytes go through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SameProtocol {
+    OpenAiChat,
+    /// OpenAI's Responses API, served by an OpenAI-compatible upstream.
+    Responses,
+    AnthropicMessages,
+}
+
 /// How an upstream frames a streamed answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
@@ -239,6 +248,35 @@ fn audio_answer(
     }
 }
 
+/// Cohere's reranking → the Cohere-compatible answer clients of the rerank endpoint expect,
+/// billed per search unit.
+fn rerank_answer(body: &[u8], context: &AnswerContext<'_>) -> Result<WholeAnswer, Unusable> {
+    let client_model = context.request.model.as_str();
+    let request: Map<String, Value> = ["documents", "return_documents"]
+        .into_iter()
+        .filter_map(|name| Some((name.to_string(), context.request.json_field(name)?)))
+        .collect();
+    let documents = cohere::rerank_documents(&request).unwrap_or_default();
+    let return_documents = request
+        .get("return_documents")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let (answer, units) = cohere::rerank_response(body, client_model, &documents, return_documents)
+        .ok_or(Unusable::NotAnAnswer(
+            "something that is not a Cohere rerank answer",
+        ))?;
+    Ok(WholeAnswer {
+        body: Bytes::from(answer.to_string()),
+        content_type: json_content_type(),
+        usage: Usage {
+            prompt_tokens: context.prompt_estimate,
+            units,
+            ..Usage::default()
+        },
+        estimated: false,
+    })
+}
+
 impl Wire {
     pub fn new(endpoint: Endpoint, channel: ChannelType, upstream_model: &str) -> Wire {
         Wire {
@@ -249,14 +287,36 @@ impl Wire {
         }
     }
 
+    /// The protocol client and upstream both speak, if they do.
+    fn same_protocol(self) -> Option<SameProtocol> {
+        match (self.client, self.dialect) {
+            (ClientProtocol::OpenAi, Dialect::OpenAiChat) => Some(SameProtocol::OpenAiChat),
+            (ClientProtocol::Responses, Dialect::OpenAiChat) => Some(SameProtocol::Responses),
+            (ClientProtocol::Anthropic, Dialect::AnthropicMessages) => {
+                Some(SameProtocol::AnthropicMessages)
+            }
+            (
+                ClientProtocol::OpenAi | ClientProtocol::Responses,
+                Dialect::AnthropicMessages
+                | Dialect::Gemini
+                | Dialect::Ollama
+                | Dialect::Cohere
+                | Dialect::Converse,
+            )
+            | (
+                ClientProtocol::Anthropic,
+                Dialect::OpenAiChat
+                | Dialect::Gemini
+                | Dialect::Ollama
+                | Dialect::Cohere
+                | Dialect::Converse,
+            ) => None,
+        }
+    }
+
     /// Client and upstream speak the same protocol: the client's bytes go through.
     fn passes_through(self) -> bool {
-        matches!(
-            (self.client, self.dialect),
-            (ClientProtocol::OpenAi, Dialect::OpenAiChat)
-                | (ClientProtocol::Responses, Dialect::OpenAiChat)
-                | (ClientProtocol::Anthropic, Dialect::AnthropicMessages)
-        )
+        self.same_protocol().is_some()
     }
 
     /// Whether a whole answer goes to the client as the upstream sent it, so a long one can
@@ -326,7 +386,11 @@ impl Wire {
             return to_bytes(&match self.dialect {
                 Dialect::Ollama => ollama::embedding_request(&request, upstream_model)?,
                 Dialect::Cohere => cohere::embedding_request(&request, upstream_model)?,
-                _ => gemini::embedding_request(&request, upstream_model)?,
+                Dialect::Gemini => gemini::embedding_request(&request, upstream_model)?,
+                // Routing never sends embeddings to a channel without an embeddings URL.
+                Dialect::OpenAiChat | Dialect::AnthropicMessages | Dialect::Converse => {
+                    return Err(RelayError::internal());
+                }
             });
         }
         if self.endpoint == Endpoint::Rerank {
@@ -379,7 +443,10 @@ impl Wire {
         match self.dialect {
             Dialect::Ollama => Framing::JsonLines,
             Dialect::Converse => Framing::AwsEventStream,
-            _ => Framing::ServerSentEvents,
+            Dialect::OpenAiChat
+            | Dialect::AnthropicMessages
+            | Dialect::Gemini
+            | Dialect::Cohere => Framing::ServerSentEvents,
         }
     }
 
@@ -390,173 +457,175 @@ impl Wire {
         content_type: Option<HeaderValue>,
         context: &AnswerContext<'_>,
     ) -> Result<WholeAnswer, Unusable> {
-        let client_model = context.request.model.as_str();
         if matches!(
             self.endpoint,
             Endpoint::AudioSpeech | Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
         ) {
             return Ok(audio_answer(body, content_type, context));
         }
-        if self.passes_through() {
-            return match (self.client, self.dialect) {
-                (ClientProtocol::Responses, _) => {
-                    let answer: Value = serde_json::from_slice(&body)
-                        .map_err(|_| Unusable::NotAnAnswer("something that is not a response"))?;
-                    if answer.get("object").and_then(Value::as_str) != Some("response") {
-                        return Err(Unusable::NotAnAnswer("something that is not a response"));
-                    }
-                    let (usage, estimated) =
-                        match answer.get("usage").and_then(inbound::responses::usage) {
-                            Some(usage) => (usage, false),
-                            None => {
-                                let mut counter = TextCounter::default();
-                                counter.push(
-                                    &inbound::responses::generated_text(&answer),
-                                    context.tokenizer,
-                                );
-                                let usage = Usage {
-                                    prompt_tokens: context.prompt_estimate,
-                                    completion_tokens: counter.total(context.tokenizer),
-                                    cached_tokens: 0,
-                                    cache_write_tokens: 0,
-                                    units: 0,
-                                };
-                                (usage, true)
-                            }
-                        };
-                    Ok(WholeAnswer {
-                        body,
-                        content_type: content_type.unwrap_or_else(json_content_type),
-                        usage,
-                        estimated,
-                    })
+        if let Some(same) = self.same_protocol() {
+            return self.answer_as_is(same, body, content_type, context);
+        }
+        match self.endpoint {
+            Endpoint::Embeddings => self.embeddings_answer(&body, context),
+            Endpoint::Rerank => rerank_answer(&body, context),
+            _ => {
+                let (chat, usage, estimated) = self.chat_answer(body, context)?;
+                self.client_answer(chat, usage, estimated, context)
+            }
+        }
+    }
+
+    /// An answer in the client's own protocol: checked to be one, and read for usage.
+    fn answer_as_is(
+        self,
+        same: SameProtocol,
+        body: Bytes,
+        content_type: Option<HeaderValue>,
+        context: &AnswerContext<'_>,
+    ) -> Result<WholeAnswer, Unusable> {
+        match same {
+            SameProtocol::Responses => {
+                let answer: Value = serde_json::from_slice(&body)
+                    .map_err(|_| Unusable::NotAnAnswer("something that is not a response"))?;
+                if answer.get("object").and_then(Value::as_str) != Some("response") {
+                    return Err(Unusable::NotAnAnswer("something that is not a response"));
                 }
-                (_, Dialect::AnthropicMessages) => {
-                    let answer: Value = serde_json::from_slice(&body).map_err(|_| {
-                        Unusable::NotAnAnswer("something that is not an Anthropic message")
-                    })?;
-                    if answer.get("type").and_then(Value::as_str) != Some("message") {
-                        return Err(Unusable::NotAnAnswer(
-                            "something that is not an Anthropic message",
-                        ));
-                    }
-                    let usage = answer
-                        .get("usage")
-                        .map(anthropic::usage)
-                        .unwrap_or_default();
-                    Ok(WholeAnswer {
-                        body,
-                        content_type: content_type.unwrap_or_else(json_content_type),
-                        usage,
-                        estimated: false,
-                    })
-                }
-                _ => {
-                    let usage = find_usage(&body);
-                    if usage.is_none() && AnswerWire::parse(&body).is_none() {
-                        return Err(Unusable::NotAnAnswer(
-                            "something that is not an OpenAI JSON response",
-                        ));
-                    }
-                    let (mut usage, estimated) = match usage {
+                let (usage, estimated) =
+                    match answer.get("usage").and_then(inbound::responses::usage) {
                         Some(usage) => (usage, false),
-                        None => (counted_usage(&body, context), true),
+                        None => {
+                            let mut counter = TextCounter::default();
+                            counter.push(
+                                &inbound::responses::generated_text(&answer),
+                                context.tokenizer,
+                            );
+                            let usage = Usage {
+                                prompt_tokens: context.prompt_estimate,
+                                completion_tokens: counter.total(context.tokenizer),
+                                cached_tokens: 0,
+                                cache_write_tokens: 0,
+                                units: 0,
+                            };
+                            (usage, true)
+                        }
                     };
-                    usage.units = billed_units(self.endpoint, &body);
-                    Ok(WholeAnswer {
-                        body,
-                        content_type: content_type.unwrap_or_else(json_content_type),
-                        usage,
-                        estimated,
-                    })
+                Ok(WholeAnswer {
+                    body,
+                    content_type: content_type.unwrap_or_else(json_content_type),
+                    usage,
+                    estimated,
+                })
+            }
+            SameProtocol::AnthropicMessages => {
+                let answer: Value = serde_json::from_slice(&body).map_err(|_| {
+                    Unusable::NotAnAnswer("something that is not an Anthropic message")
+                })?;
+                if answer.get("type").and_then(Value::as_str) != Some("message") {
+                    return Err(Unusable::NotAnAnswer(
+                        "something that is not an Anthropic message",
+                    ));
                 }
-            };
+                let usage = answer
+                    .get("usage")
+                    .map(anthropic::usage)
+                    .unwrap_or_default();
+                Ok(WholeAnswer {
+                    body,
+                    content_type: content_type.unwrap_or_else(json_content_type),
+                    usage,
+                    estimated: false,
+                })
+            }
+            SameProtocol::OpenAiChat => {
+                let usage = find_usage(&body);
+                if usage.is_none() && AnswerWire::parse(&body).is_none() {
+                    return Err(Unusable::NotAnAnswer(
+                        "something that is not an OpenAI JSON response",
+                    ));
+                }
+                let (mut usage, estimated) = match usage {
+                    Some(usage) => (usage, false),
+                    None => (counted_usage(&body, context), true),
+                };
+                usage.units = billed_units(self.endpoint, &body);
+                Ok(WholeAnswer {
+                    body,
+                    content_type: content_type.unwrap_or_else(json_content_type),
+                    usage,
+                    estimated,
+                })
+            }
         }
-        if self.endpoint == Endpoint::Embeddings {
-            let base64 = context.request.text_field("encoding_format") == Some("base64");
-            let (answer, usage, estimated) = match self.dialect {
-                Dialect::Ollama => {
-                    let (answer, tokens) = ollama::embedding_response(
-                        &body,
-                        client_model,
-                        context.prompt_estimate,
-                        base64,
-                    )
-                    .ok_or(Unusable::NotAnAnswer(
-                        "something that is not an Ollama embedding list",
-                    ))?;
-                    let usage = Usage {
-                        prompt_tokens: tokens,
-                        ..Usage::default()
-                    };
-                    (answer, usage, false)
-                }
-                Dialect::Cohere => {
-                    let (answer, tokens) = cohere::embedding_response(
-                        &body,
-                        client_model,
-                        context.prompt_estimate,
-                        base64,
-                    )
-                    .ok_or(Unusable::NotAnAnswer(
-                        "something that is not a Cohere embedding answer",
-                    ))?;
-                    let usage = Usage {
-                        prompt_tokens: tokens,
-                        ..Usage::default()
-                    };
-                    (answer, usage, false)
-                }
-                _ => {
-                    let answer = gemini::embedding_response(
-                        &body,
-                        client_model,
-                        context.prompt_estimate,
-                        base64,
-                    )
-                    .ok_or(Unusable::NotAnAnswer(
-                        "something that is not a Gemini embedding list",
-                    ))?;
-                    let usage = Usage {
-                        prompt_tokens: context.prompt_estimate,
-                        ..Usage::default()
-                    };
-                    (answer, usage, true)
-                }
-            };
-            return Ok(WholeAnswer {
-                body: Bytes::from(answer.to_string()),
-                content_type: json_content_type(),
-                usage,
-                estimated,
-            });
-        }
-        if self.endpoint == Endpoint::Rerank {
-            let request: Map<String, Value> = ["documents", "return_documents"]
-                .into_iter()
-                .filter_map(|name| Some((name.to_string(), context.request.json_field(name)?)))
-                .collect();
-            let documents = cohere::rerank_documents(&request).unwrap_or_default();
-            let return_documents = request
-                .get("return_documents")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let (answer, units) =
-                cohere::rerank_response(&body, client_model, &documents, return_documents).ok_or(
-                    Unusable::NotAnAnswer("something that is not a Cohere rerank answer"),
-                )?;
-            return Ok(WholeAnswer {
-                body: Bytes::from(answer.to_string()),
-                content_type: json_content_type(),
-                usage: Usage {
-                    prompt_tokens: context.prompt_estimate,
-                    units,
+    }
+
+    /// Another protocol's embeddings → OpenAI's embeddings list.
+    fn embeddings_answer(
+        self,
+        body: &[u8],
+        context: &AnswerContext<'_>,
+    ) -> Result<WholeAnswer, Unusable> {
+        let client_model = context.request.model.as_str();
+        let base64 = context.request.text_field("encoding_format") == Some("base64");
+        let (answer, usage, estimated) = match self.dialect {
+            Dialect::Ollama => {
+                let (answer, tokens) =
+                    ollama::embedding_response(body, client_model, context.prompt_estimate, base64)
+                        .ok_or(Unusable::NotAnAnswer(
+                            "something that is not an Ollama embedding list",
+                        ))?;
+                let usage = Usage {
+                    prompt_tokens: tokens,
                     ..Usage::default()
-                },
-                estimated: false,
-            });
-        }
-        // Upstream's answer → a chat completion, with the usage it reported.
+                };
+                (answer, usage, false)
+            }
+            Dialect::Cohere => {
+                let (answer, tokens) =
+                    cohere::embedding_response(body, client_model, context.prompt_estimate, base64)
+                        .ok_or(Unusable::NotAnAnswer(
+                            "something that is not a Cohere embedding answer",
+                        ))?;
+                let usage = Usage {
+                    prompt_tokens: tokens,
+                    ..Usage::default()
+                };
+                (answer, usage, false)
+            }
+            Dialect::Gemini => {
+                let answer =
+                    gemini::embedding_response(body, client_model, context.prompt_estimate, base64)
+                        .ok_or(Unusable::NotAnAnswer(
+                            "something that is not a Gemini embedding list",
+                        ))?;
+                let usage = Usage {
+                    prompt_tokens: context.prompt_estimate,
+                    ..Usage::default()
+                };
+                (answer, usage, true)
+            }
+            Dialect::OpenAiChat | Dialect::AnthropicMessages | Dialect::Converse => {
+                return Err(Unusable::NotAnAnswer(
+                    "an embeddings answer from an upstream that has no embeddings",
+                ));
+            }
+        };
+        Ok(WholeAnswer {
+            body: Bytes::from(answer.to_string()),
+            content_type: json_content_type(),
+            usage,
+            estimated,
+        })
+    }
+
+    /// Another protocol's answer → an OpenAI chat completion, with the usage it reported or,
+    /// failing that, counted from its text.
+    fn chat_answer(
+        self,
+        body: Bytes,
+        context: &AnswerContext<'_>,
+    ) -> Result<(Bytes, Usage, bool), Unusable> {
+        let client_model = context.request.model.as_str();
         let (chat, reported): (Bytes, Option<Usage>) = match self.dialect {
             Dialect::OpenAiChat => {
                 if AnswerWire::parse(&body).is_none() {
@@ -610,7 +679,18 @@ impl Wire {
             Some(usage) => (usage, false),
             None => (counted_usage(&chat, context), true),
         };
-        // The chat completion → the client's protocol.
+        Ok((chat, usage, estimated))
+    }
+
+    /// A chat completion → the client's protocol.
+    fn client_answer(
+        self,
+        chat: Bytes,
+        usage: Usage,
+        estimated: bool,
+        context: &AnswerContext<'_>,
+    ) -> Result<WholeAnswer, Unusable> {
+        let client_model = context.request.model.as_str();
         let body = match self.client {
             ClientProtocol::OpenAi => chat,
             ClientProtocol::Anthropic => {
@@ -652,15 +732,15 @@ impl Wire {
         client_wants_usage: bool,
         prompt_estimate: i64,
     ) -> Option<Box<dyn StreamTranslator>> {
-        if self.passes_through() {
-            return match (self.client, self.dialect) {
-                (ClientProtocol::Responses, _) => {
+        if let Some(same) = self.same_protocol() {
+            return match same {
+                SameProtocol::Responses => {
                     Some(Box::new(inbound::responses::ResponsesPassthrough::default()))
                 }
-                (_, Dialect::AnthropicMessages) => {
+                SameProtocol::AnthropicMessages => {
                     Some(Box::new(anthropic::MessagesPassthrough::default()))
                 }
-                _ => None,
+                SameProtocol::OpenAiChat => None,
             };
         }
         // A client of another protocol needs the usage chunk to write its own usage.

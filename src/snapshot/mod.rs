@@ -17,6 +17,8 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::db::channels::{ChannelRow, RouteRow};
+use crate::db::prices::PriceRow;
 use crate::db::{self, Db, DbResult};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::list_prices;
@@ -285,124 +287,17 @@ impl Snapshot {
             } else {
                 continue;
             }
-            let mut extra_headers = HeaderMap::new();
-            for (name, value) in &c.extra_headers {
-                match (
-                    HeaderName::try_from(name.as_str()),
-                    HeaderValue::try_from(value.as_str()),
-                ) {
-                    (Ok(n), Ok(v)) => {
-                        extra_headers.insert(n, v);
-                    }
-                    _ => problems.push(format!(
-                        "channel {} has an invalid extra header '{name}'",
-                        c.name
-                    )),
-                }
+            if let Some(entry) = channel_entry(c, health, &mut problems) {
+                channels.insert(entry.id, Arc::new(entry));
             }
-            for (name, value) in providers::fixed_headers(c.channel_type) {
-                if !extra_headers.contains_key(*name) {
-                    extra_headers.insert(*name, HeaderValue::from_static(value));
-                }
-            }
-            let base_url = c.base_url.trim_end_matches('/').to_string();
-            let endpoint_uris: Result<Vec<Option<http::Uri>>, _> = Endpoint::ALL
-                .iter()
-                .map(|e| {
-                    providers::endpoint_url(c.channel_type, &base_url, *e)
-                        .map(http::Uri::try_from)
-                        .transpose()
-                })
-                .collect();
-            let Ok(endpoint_uris) = endpoint_uris else {
-                problems.push(format!(
-                    "channel {} has an invalid base URL; it is skipped",
-                    c.name
-                ));
-                continue;
-            };
-            let mut keys = Vec::with_capacity(c.secret_keys.len());
-            for key in &c.secret_keys {
-                let fingerprint = upstream_key_fingerprint(key);
-                let key_health = health.key_health(&fingerprint);
-                let disabled = c.disabled_keys.iter().any(|d| d.fingerprint == fingerprint);
-                key_health.reconcile(disabled);
-                if disabled {
-                    continue;
-                }
-                match providers::credential(c.channel_type, key, &fingerprint) {
-                    Some(credential) => keys.push(ChannelKey {
-                        credential,
-                        fingerprint,
-                        health: key_health,
-                    }),
-                    None => problems.push(format!(
-                        "channel {} has a key that cannot be used (not a valid header value, or not a service account)",
-                        c.name
-                    )),
-                }
-            }
-            let entry = ChannelEntry {
-                id: c.id,
-                name: c.name,
-                channel_type: c.channel_type,
-                base_url,
-                endpoint_uris,
-                keys,
-                configured_keys: c.secret_keys.len(),
-                model_mapping: c.model_mapping,
-                priority: c.priority,
-                weight: c.weight,
-                timeout_secs: u64::try_from(c.timeout_secs).unwrap_or(0),
-                extra_headers,
-                health,
-            };
-            channels.insert(entry.id, Arc::new(entry));
         }
 
-        let mut grouped: HashMap<String, HashMap<String, Vec<Arc<ChannelEntry>>>> = HashMap::new();
-        let mut configured_routes = FxHashSet::default();
-        let mut patterns: HashMap<String, HashMap<String, Vec<Arc<ChannelEntry>>>> = HashMap::new();
-        let mut configured_patterns: FxHashMap<String, Vec<String>> = FxHashMap::default();
-        for route in route_rows {
-            let channel = channels.get(&route.channel_id);
-            if let Some(prefix) = names::pattern_prefix(&route.model) {
-                configured_patterns
-                    .entry(route.group.clone())
-                    .or_default()
-                    .push(prefix.to_string());
-                let listed = patterns
-                    .entry(route.group)
-                    .or_default()
-                    .entry(prefix.to_string())
-                    .or_default();
-                listed.extend(channel.cloned());
-                continue;
-            }
-            configured_routes.insert((route.group.clone(), route.model.clone()));
-            if let Some(channel) = channel {
-                grouped
-                    .entry(route.group)
-                    .or_default()
-                    .entry(route.model)
-                    .or_default()
-                    .push(channel.clone());
-            }
-        }
-        let routes = grouped
-            .into_iter()
-            .map(|(group, models)| {
-                let models = models
-                    .into_iter()
-                    .map(|(model, list)| (model, Arc::new(RouteSet::new(list))))
-                    .collect();
-                (group, models)
-            })
-            .collect();
-        let pattern_routes = patterns
-            .into_iter()
-            .map(|(group, by_prefix)| (group, pattern_routes(&by_prefix)))
-            .collect();
+        let Routes {
+            by_name: routes,
+            configured: configured_routes,
+            by_pattern: pattern_routes,
+            configured_patterns,
+        } = routes(route_rows, &channels);
         known_patterns.sort_unstable();
         known_patterns.dedup();
         let aliases = alias_rows
@@ -410,15 +305,7 @@ impl Snapshot {
             .map(|alias| (alias.name, alias.target))
             .collect();
 
-        // The admin's prices win over the shipped list prices.
-        let mut prices: FxHashMap<String, ModelPrice> = FxHashMap::default();
-        if options.list_prices {
-            for entry in &list_prices::shipped().entries {
-                prices.insert(entry.model.clone(), entry.price);
-            }
-        }
-        let admin_priced = price_rows.iter().map(|p| p.model.clone()).collect();
-        prices.extend(price_rows.into_iter().map(|p| (p.model, p.price)));
+        let (prices, admin_priced) = price_table(&options, price_rows);
 
         Ok((
             Snapshot {
@@ -438,6 +325,167 @@ impl Snapshot {
             problems,
         ))
     }
+}
+
+/// A channel's entry: headers, endpoint URLs and keys built once. None when its base URL
+/// cannot make URLs (the problem is noted).
+fn channel_entry(
+    c: ChannelRow,
+    health: Arc<ChannelHealth>,
+    problems: &mut Vec<String>,
+) -> Option<ChannelEntry> {
+    let mut extra_headers = HeaderMap::new();
+    for (name, value) in &c.extra_headers {
+        match (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            (Ok(n), Ok(v)) => {
+                extra_headers.insert(n, v);
+            }
+            _ => problems.push(format!(
+                "channel {} has an invalid extra header '{name}'",
+                c.name
+            )),
+        }
+    }
+    for (name, value) in providers::fixed_headers(c.channel_type) {
+        if !extra_headers.contains_key(*name) {
+            extra_headers.insert(*name, HeaderValue::from_static(value));
+        }
+    }
+    let base_url = c.base_url.trim_end_matches('/').to_string();
+    let endpoint_uris: Result<Vec<Option<http::Uri>>, _> = Endpoint::ALL
+        .iter()
+        .map(|e| {
+            providers::endpoint_url(c.channel_type, &base_url, *e)
+                .map(http::Uri::try_from)
+                .transpose()
+        })
+        .collect();
+    let Ok(endpoint_uris) = endpoint_uris else {
+        problems.push(format!(
+            "channel {} has an invalid base URL; it is skipped",
+            c.name
+        ));
+        return None;
+    };
+    let mut keys = Vec::with_capacity(c.secret_keys.len());
+    for key in &c.secret_keys {
+        let fingerprint = upstream_key_fingerprint(key);
+        let key_health = health.key_health(&fingerprint);
+        let disabled = c.disabled_keys.iter().any(|d| d.fingerprint == fingerprint);
+        key_health.reconcile(disabled);
+        if disabled {
+            continue;
+        }
+        match providers::credential(c.channel_type, key, &fingerprint) {
+            Some(credential) => keys.push(ChannelKey {
+                credential,
+                fingerprint,
+                health: key_health,
+            }),
+            None => problems.push(format!(
+                "channel {} has a key that cannot be used (not a valid header value, or not a service account)",
+                c.name
+            )),
+        }
+    }
+    Some(ChannelEntry {
+        id: c.id,
+        name: c.name,
+        channel_type: c.channel_type,
+        base_url,
+        endpoint_uris,
+        keys,
+        configured_keys: c.secret_keys.len(),
+        model_mapping: c.model_mapping,
+        priority: c.priority,
+        weight: c.weight,
+        timeout_secs: u64::try_from(c.timeout_secs).unwrap_or(0),
+        extra_headers,
+        health,
+    })
+}
+
+/// Which channels serve which (group, model), by name and by pattern; and which pairs are
+/// configured at all, enabled or not.
+struct Routes {
+    by_name: FxHashMap<String, FxHashMap<String, Arc<RouteSet>>>,
+    configured: FxHashSet<(String, String)>,
+    by_pattern: FxHashMap<String, Vec<PatternRoute>>,
+    configured_patterns: FxHashMap<String, Vec<String>>,
+}
+
+fn routes(route_rows: Vec<RouteRow>, channels: &FxHashMap<i64, Arc<ChannelEntry>>) -> Routes {
+    let mut grouped: HashMap<String, HashMap<String, Vec<Arc<ChannelEntry>>>> = HashMap::new();
+    let mut configured_routes = FxHashSet::default();
+    let mut patterns: HashMap<String, HashMap<String, Vec<Arc<ChannelEntry>>>> = HashMap::new();
+    let mut configured_patterns: FxHashMap<String, Vec<String>> = FxHashMap::default();
+    for route in route_rows {
+        let channel = channels.get(&route.channel_id);
+        if let Some(prefix) = names::pattern_prefix(&route.model) {
+            configured_patterns
+                .entry(route.group.clone())
+                .or_default()
+                .push(prefix.to_string());
+            let listed = patterns
+                .entry(route.group)
+                .or_default()
+                .entry(prefix.to_string())
+                .or_default();
+            listed.extend(channel.cloned());
+            continue;
+        }
+        configured_routes.insert((route.group.clone(), route.model.clone()));
+        if let Some(channel) = channel {
+            grouped
+                .entry(route.group)
+                .or_default()
+                .entry(route.model)
+                .or_default()
+                .push(channel.clone());
+        }
+    }
+    let routes = grouped
+        .into_iter()
+        .map(|(group, models)| {
+            let models = models
+                .into_iter()
+                .map(|(model, list)| (model, Arc::new(RouteSet::new(list))))
+                .collect();
+            (group, models)
+        })
+        .collect();
+    let pattern_routes = patterns
+        .into_iter()
+        .map(|(group, by_prefix)| (group, pattern_routes(&by_prefix)))
+        .collect();
+    Routes {
+        by_name: routes,
+        configured: configured_routes,
+        by_pattern: pattern_routes,
+        configured_patterns,
+    }
+}
+
+/// Every price: the shipped list (when the option is on) and the admin's, which win; and the
+/// names the admin priced.
+fn price_table(
+    options: &RuntimeOptions,
+    price_rows: Vec<PriceRow>,
+) -> (FxHashMap<String, ModelPrice>, FxHashSet<String>) {
+    // The admin's prices win over the shipped list prices.
+    let mut prices: FxHashMap<String, ModelPrice> = FxHashMap::default();
+    if options.list_prices {
+        for entry in &list_prices::shipped().entries {
+            prices.insert(entry.model.clone(), entry.price);
+        }
+    }
+    let admin_priced = price_rows.iter().map(|p| p.model.clone()).collect();
+    prices.extend(price_rows.into_iter().map(|p| (p.model, p.price)));
+
+    (prices, admin_priced)
 }
 
 /// One group's patterns, longest prefix first, each with the channels of every pattern whose

@@ -691,6 +691,7 @@ impl StreamTranslator for MessagesFromChatStream {
             return seen;
         };
         let delta = choice.get("delta").unwrap_or(&Value::Null);
+        seen.count_chat_delta(delta);
         if let Some(text) = delta
             .get("reasoning_content")
             .and_then(Value::as_str)
@@ -706,7 +707,6 @@ impl StreamTranslator for MessagesFromChatStream {
                 json!({"type": "thinking_delta", "thinking": text}),
                 out,
             );
-            seen.text.push_str(text);
         }
         if let Some(text) = delta
             .get("content")
@@ -716,7 +716,6 @@ impl StreamTranslator for MessagesFromChatStream {
             let index =
                 self.ensure_block(OpenBlock::Text, json!({"type": "text", "text": ""}), out);
             Self::delta(index, json!({"type": "text_delta", "text": text}), out);
-            seen.text.push_str(text);
         }
         for call in delta
             .get("tool_calls")
@@ -732,7 +731,6 @@ impl StreamTranslator for MessagesFromChatStream {
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("toolu_{}", self.next_index));
-            seen.text.push_str(name);
             let index = self.ensure_block(
                 OpenBlock::Tool(tool),
                 json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
@@ -748,7 +746,6 @@ impl StreamTranslator for MessagesFromChatStream {
                     json!({"type": "input_json_delta", "partial_json": arguments}),
                     out,
                 );
-                seen.text.push_str(arguments);
             }
         }
         if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {

@@ -751,12 +751,12 @@ impl StreamTranslator for ResponsesFromChatStream {
             return seen;
         };
         let delta = choice.get("delta").unwrap_or(&Value::Null);
+        seen.count_chat_delta(delta);
         if let Some(text) = delta
             .get("reasoning_content")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
         {
-            seen.text.push_str(text);
             self.push_reasoning(text, out);
         }
         if let Some(text) = delta
@@ -764,7 +764,6 @@ impl StreamTranslator for ResponsesFromChatStream {
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
         {
-            seen.text.push_str(text);
             self.push_text(text, out);
         }
         for call in delta
@@ -773,11 +772,6 @@ impl StreamTranslator for ResponsesFromChatStream {
             .into_iter()
             .flatten()
         {
-            for field in ["/function/name", "/function/arguments"] {
-                if let Some(text) = call.pointer(field).and_then(Value::as_str) {
-                    seen.text.push_str(text);
-                }
-            }
             self.push_tool_call(call, out);
         }
         if choice.get("finish_reason").and_then(Value::as_str) == Some("length") {
