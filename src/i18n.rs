@@ -147,6 +147,18 @@ impl Message {
     }
 }
 
+/// The text of a key known only at run time (a template's), with text arguments; the key
+/// itself when unknown, which a test rules out for every key the templates use.
+pub fn text(lang: Lang, key: &str, args: &[(&str, &str)]) -> String {
+    let args: HashMap<Cow<'static, str>, FluentValue<'_>> = args
+        .iter()
+        .map(|(name, value)| (Cow::Owned((*name).to_string()), FluentValue::from(*value)))
+        .collect();
+    LOCALES
+        .try_lookup_with_args(&lang.id(), key, &args)
+        .unwrap_or_else(|| key.to_string())
+}
+
 /// English, for logs and the command line.
 impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -237,6 +249,51 @@ mod tests {
     fn every_key_the_code_uses_has_a_text_in_both_languages() {
         let used = used_keys();
         assert!(used.len() > 20, "the scan found the keys: {used:?}");
+        for lang in Lang::ALL {
+            let defined = keys(lang);
+            let missing: Vec<_> = used.difference(&defined).collect();
+            assert!(missing.is_empty(), "{} lacks {missing:?}", lang.tag());
+        }
+    }
+
+    /// The keys the portal names: in templates (`page.t("…")`, `page.t1("…", …)`) and as
+    /// `"web-…"` literals in its code.
+    fn page_keys() -> BTreeSet<String> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut found = BTreeSet::new();
+        // Every text after `opener` up to a quote, with `prefix` put back before it.
+        let mut scan = |text: &str, opener: &str, prefix: &str| {
+            for piece in text.split(opener).skip(1) {
+                if let Some((rest, _)) = piece.split_once('"') {
+                    let key = format!("{prefix}{rest}");
+                    if key.len() > prefix.len()
+                        && key
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    {
+                        found.insert(key);
+                    }
+                }
+            }
+        };
+        for dir in ["templates", "src/web"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+                if dir == "templates" {
+                    scan(&text, "page.t(\"", "");
+                    scan(&text, "page.t1(\"", "");
+                } else {
+                    scan(&text, "\"web-", "web-");
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_key_a_page_uses_has_a_text_in_both_languages() {
+        let used = page_keys();
+        assert!(used.len() > 40, "the scan found the keys: {used:?}");
         for lang in Lang::ALL {
             let defined = keys(lang);
             let missing: Vec<_> = used.difference(&defined).collect();

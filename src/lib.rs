@@ -19,6 +19,7 @@ pub mod snapshot;
 pub mod state;
 pub mod telemetry;
 pub mod upstream;
+pub mod web;
 
 pub use app::App;
 pub use config::Config;

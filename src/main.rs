@@ -63,6 +63,10 @@ async fn run_server(config: Config) -> ExitCode {
         }
     };
     tracing::info!("Tollgate listening on http://{}", app.local_addr());
+    if let Some(link) = app.setup_link() {
+        tracing::warn!("no administrator exists yet: create the root account at {link}");
+        println!("Set up Tollgate: open {link}");
+    }
     match app
         .run_until_stopped(tollgate::app::shutdown_signal())
         .await

@@ -90,6 +90,15 @@ impl OptionValue for bool {
     }
 }
 
+impl OptionValue for String {
+    fn parse_option(text: &str) -> Result<Self, Message> {
+        Ok(text.trim().to_string())
+    }
+    fn render(&self) -> String {
+        self.clone()
+    }
+}
+
 impl OptionValue for StatusSet {
     fn parse_option(text: &str) -> Result<Self, Message> {
         StatusSet::parse(text)
@@ -180,6 +189,45 @@ fn any<T>(_: &T) -> Result<(), Message> {
     Ok(())
 }
 
+fn at_most_chars(max: usize) -> impl Fn(&String) -> Result<(), Message> {
+    move |text| {
+        if text.chars().count() > max {
+            Err(msg!("name-too-long", max = max))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn site_name(name: &String) -> Result<(), Message> {
+    if name.is_empty() {
+        return Err(msg!("field-required"));
+    }
+    at_most_chars(64)(name)
+}
+
+/// Empty, or an absolute http(s) URL without a query: the base of links people are sent.
+fn public_url(url: &String) -> Result<(), Message> {
+    if url.is_empty() {
+        return Ok(());
+    }
+    let parsed = url.parse::<http::Uri>().ok().filter(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.host().is_some()
+            && uri.query().is_none()
+    });
+    match parsed {
+        Some(_) => Ok(()),
+        None => Err(msg!("option-not-a-url", value = url)),
+    }
+}
+
+fn dollars(text: &String) -> Result<(), Message> {
+    crate::domain::money::MicroUsd::parse(text)
+        .map(|_| ())
+        .map_err(|_| msg!("decimal-not-a-number", value = text))
+}
+
 runtime_options! {
     /// Quota units per US dollar. 500000 matches One API, so its ratios and balances import unchanged.
     quota_per_usd: u64 = "500000", check |v: &u64| if (1..=1_000_000_000_000).contains(v) { Ok(()) } else { Err(msg!("number-between", min = 1_i64, max = 1_000_000_000_000_i64)) };
@@ -211,11 +259,34 @@ runtime_options! {
     max_request_body_kb: u64 = "32768", check positive;
     /// Most tokens (or units) any one figure of an upstream's usage report is billed for; beyond it (or beyond the request's own max_tokens for output) the request is billed at the bound and its log marked.
     usage_ceiling_tokens: u64 = "2000000", check positive;
+    /// The portal's name, in page titles and emails.
+    site_name: String = "Tollgate", check site_name;
+    /// The address people reach the portal at (e.g. https://ai.example.com): the base of links in emails and OAuth callbacks. Empty: the listen address.
+    public_url: String = "", check public_url;
+    /// A notice on the portal's home page (plain text).
+    announcement: String = "", check |text: &String| at_most_chars(2000)(text);
+    /// Whether people may create their own accounts on the portal.
+    registration_enabled: bool = "true", check any;
+    /// Dollars of balance a new self-registered account starts with (a ledger row).
+    new_user_quota_usd: String = "0", check dollars;
+    /// Most API keys one person may hold (0 = no limit).
+    max_keys_per_user: u64 = "50", check any;
 }
 
 impl RuntimeOptions {
     pub fn quota_per_usd(&self) -> i64 {
         i64::try_from(self.quota_per_usd).unwrap_or(i64::MAX)
+    }
+
+    /// The base URL of links people are sent: `public_url`, or `fallback` (the listen
+    /// address) when it is not set. Never the request's Host header.
+    pub fn base_url(&self, fallback: &str) -> String {
+        let base = if self.public_url.is_empty() {
+            fallback
+        } else {
+            &self.public_url
+        };
+        base.trim_end_matches('/').to_string()
     }
 }
 

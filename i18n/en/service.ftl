@@ -100,6 +100,7 @@ option-unknown = there is no option named '{ $name }' (known: { $known })
 option-not-a-number = '{ $value }' is not a whole number
 option-not-a-bool = '{ $value }' is not true or false
 option-not-a-status = '{ $value }' is not an HTTP status code (100-599)
+option-not-a-url = '{ $value }' is not an absolute http:// or https:// address
 option-range-backwards = the range '{ $value }' is backwards
 
 ## Balance changes
@@ -110,3 +111,11 @@ idempotency-key-reused = this idempotency key was used for a different change; u
 
 admins-only = only admins may do this
 root-only = only the root user may make or change admin accounts
+
+## Accounts
+
+password-mismatch = the two passwords differ
+registration-closed = New accounts cannot be created here right now.
+sign-in-failed = the username, email or password is wrong
+account-disabled = This account is disabled.
+setup-link-spent = This setup link does not work: the site is set up already, or the server has started since and printed a new link.

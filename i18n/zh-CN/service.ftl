@@ -100,6 +100,7 @@ option-unknown = 没有名为“{ $name }”的选项（已知选项：{ $known 
 option-not-a-number = “{ $value }”不是整数
 option-not-a-bool = “{ $value }”不是 true 或 false
 option-not-a-status = “{ $value }”不是 HTTP 状态码（100-599）
+option-not-a-url = “{ $value }”不是以 http:// 或 https:// 开头的完整地址
 option-range-backwards = 范围“{ $value }”的顺序反了
 
 ## Balance changes
@@ -110,3 +111,11 @@ idempotency-key-reused = 此幂等键已用于另一笔不同的变更；新的�
 
 admins-only = 仅管理员可执行此操作
 root-only = 仅超级管理员（root）可以创建或修改管理员账户
+
+## 账户
+
+password-mismatch = 两次输入的密码不一致
+registration-closed = 目前无法在此创建新账户。
+sign-in-failed = 用户名、邮箱或密码错误
+account-disabled = 此账户已被停用。
+setup-link-spent = 此初始化链接已失效：本站已完成初始化，或服务器重启后已打印了新的链接。

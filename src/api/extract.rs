@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
-use crate::protocol::key::presented_key;
+use crate::protocol::client::presented_key;
 use crate::service::{self, Caller};
 use crate::state::AppState;
 

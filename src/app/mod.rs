@@ -38,12 +38,29 @@ use crate::state::{AppInner, AppState};
 /// Idle keep-alive connections to upstreams kept per host.
 const UPSTREAM_POOL_PER_HOST: usize = 512;
 
-/// Every route the server answers: the `/v1` relay and, under `/api`, the management API.
+/// Every route the server answers: the `/v1` relay, the management API under `/api`, and the
+/// portal's pages. A path none of them knows is answered in the caller's terms: OpenAI's
+/// envelope under `/v1`, a page elsewhere.
 fn routes(state: AppState) -> Router {
     Router::new()
         .merge(crate::relay::router())
         .merge(crate::api::router(state.clone()))
+        .merge(crate::web::router(&state))
+        .fallback(unknown_path)
         .with_state(state)
+}
+
+async fn unknown_path(
+    state: axum::extract::State<AppState>,
+    uri: axum::extract::OriginalUri,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let path = uri.path();
+    if path.starts_with("/v1/") || path == "/v1" || path.starts_with("/v2/") {
+        crate::relay::unknown_route(state, uri).await
+    } else {
+        crate::web::not_found(request).await
+    }
 }
 
 pub struct App {
@@ -53,6 +70,7 @@ pub struct App {
     jobs: JoinSet<()>,
     cancel_jobs: CancellationToken,
     billing_writer: JoinHandle<()>,
+    setup_link: Option<String>,
 }
 
 impl App {
@@ -130,6 +148,22 @@ impl App {
         ));
 
         let router = routes(state.clone());
+        let setup_link = crate::service::accounts::setup_token(&state.ctx)
+            .await
+            .context("cannot prepare the first-run link")?
+            .map(|token| {
+                let listen = format!(
+                    "http://{}",
+                    listener.local_addr().unwrap_or(state.config.server.listen)
+                );
+                let base = state.snapshot.load().options.base_url(&listen);
+                format!("{base}/setup?token={token}")
+            });
+        if setup_link.is_some() && state.snapshot.load().options.public_url.is_empty() {
+            tracing::warn!(
+                "the option public_url is not set: links people are sent use the listen address"
+            );
+        }
         Ok(App {
             listener,
             state,
@@ -137,6 +171,7 @@ impl App {
             jobs: background,
             cancel_jobs,
             billing_writer,
+            setup_link,
         })
     }
 
@@ -148,6 +183,12 @@ impl App {
 
     pub fn state(&self) -> AppState {
         self.state.clone()
+    }
+
+    /// The first-run link (`…/setup?token=…`) while no administrator exists: new at every
+    /// start, working on any server of the database until the root account exists.
+    pub fn setup_link(&self) -> Option<&str> {
+        self.setup_link.as_deref()
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets requests and streams in
@@ -164,6 +205,7 @@ impl App {
             mut jobs,
             cancel_jobs,
             billing_writer,
+            setup_link: _,
         } = self;
         let threads = match state.config.server.workers {
             0 => std::thread::available_parallelism().map_or(1, usize::from),

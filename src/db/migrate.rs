@@ -56,6 +56,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0006_change_feed.sql"),
         include_str!("../../migrations/mysql/0006_change_feed.sql"),
     ),
+    (
+        7,
+        "portal sessions",
+        include_str!("../../migrations/sqlite/0007_portal_sessions.sql"),
+        include_str!("../../migrations/postgres/0007_portal_sessions.sql"),
+        include_str!("../../migrations/mysql/0007_portal_sessions.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -13,8 +13,10 @@ pub mod meta;
 pub mod model_aliases;
 pub mod options;
 pub mod prices;
+pub mod setup_tokens;
 pub mod tokens;
 pub mod users;
+pub mod web_sessions;
 
 mod migrate;
 

@@ -23,6 +23,8 @@ pub struct UserRow {
     pub inviter_id: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The portal language the person chose (`en`, `zh-CN`); empty follows the browser.
+    pub locale: String,
 }
 
 pub struct NewUser {
@@ -46,7 +48,7 @@ pub struct UserPatch {
 }
 
 const COLUMNS: &str = "id, username, display_name, email, email_verified, password_hash, role, status, \
-     group_name, quota, used_quota, request_count, invite_code, inviter_id, created_at, updated_at";
+     group_name, quota, used_quota, request_count, invite_code, inviter_id, created_at, updated_at, locale";
 
 fn from_row(row: &AnyRow) -> DbResult<UserRow> {
     let role: String = text(row, "role")?;
@@ -69,6 +71,7 @@ fn from_row(row: &AnyRow) -> DbResult<UserRow> {
         inviter_id: row.try_get("inviter_id")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        locale: text(row, "locale")?,
     })
 }
 
@@ -110,6 +113,46 @@ pub async fn find_by_id(db: &Db, id: i64) -> DbResult<Option<UserRow>> {
         .fetch_optional(db.pool())
         .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// The account a person signs in as: by username, or by email (any case).
+pub async fn find_by_login(db: &Db, login: &str) -> DbResult<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE username = ? OR LOWER(email) = LOWER(?)");
+    let rows = db
+        .fetch_all_with(
+            &sql,
+            &[
+                Value::Text(login.to_string()),
+                Value::Text(login.to_string()),
+            ],
+        )
+        .await?;
+    // A username that is someone else's email address loses to the username.
+    let mut users: Vec<UserRow> = rows.iter().map(from_row).collect::<DbResult<_>>()?;
+    users.sort_by_key(|u| u.username != login);
+    Ok(users.into_iter().next())
+}
+
+/// Whether any administrator (admin or root) exists.
+pub async fn has_admin(db: &Db) -> DbResult<bool> {
+    let rows = db
+        .fetch_all_with(
+            "SELECT id FROM users WHERE role IN ('admin', 'root') LIMIT 1",
+            &[],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+/// The portal language a person chose; not a change the relay holds.
+pub async fn set_locale(db: &Db, id: i64, locale: &str) -> DbResult<()> {
+    db.execute_with(
+        db.pool(),
+        "UPDATE users SET locale = ? WHERE id = ?",
+        &[Value::Text(locale.to_string()), Value::Int(id)],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Users ordered by id, a page at a time.

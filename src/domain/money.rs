@@ -44,6 +44,32 @@ impl Quota {
         format!("{sign}${}.{:06}", abs / 1_000_000, abs % 1_000_000)
     }
 
+    /// The amount as people read it on a page: cents, with thousands grouped (`$1,234.56`),
+    /// cut toward zero so a balance is never shown larger than it is; an amount under a cent
+    /// shows its first significant digits (`$0.00045`) rather than `$0.00`.
+    pub fn usd_display(self, quota_per_usd: i64) -> String {
+        if quota_per_usd <= 0 {
+            return format!("{} units", self.0);
+        }
+        let micros = i128::from(self.0) * 1_000_000 / i128::from(quota_per_usd);
+        let sign = if micros < 0 { "-" } else { "" };
+        let abs = micros.unsigned_abs();
+        if abs > 0 && abs < 10_000 {
+            let fraction = format!("{abs:06}");
+            return format!("{sign}$0.{}", fraction.trim_end_matches('0'));
+        }
+        let dollars = (abs / 1_000_000).to_string();
+        let cents = (abs % 1_000_000) / 10_000;
+        let mut grouped = String::with_capacity(dollars.len() + dollars.len() / 3);
+        for (i, digit) in dollars.chars().enumerate() {
+            if i > 0 && (dollars.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        format!("{sign}${grouped}.{cents:02}")
+    }
+
     /// The amount as a dollar figure for JSON output (display only).
     pub fn usd_f64(self, quota_per_usd: i64) -> f64 {
         if quota_per_usd <= 0 {
@@ -183,6 +209,18 @@ impl fmt::Display for Ratio {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn displays_dollars_people_can_read() {
+        let qpu = 500_000;
+        assert_eq!(Quota(0).usd_display(qpu), "$0.00");
+        assert_eq!(Quota(2_500_000).usd_display(qpu), "$5.00");
+        assert_eq!(Quota(2_499_999).usd_display(qpu), "$4.99");
+        assert_eq!(Quota(617_283_950).usd_display(qpu), "$1,234.56");
+        assert_eq!(Quota(225).usd_display(qpu), "$0.00045");
+        assert_eq!(Quota(-2_500_000).usd_display(qpu), "-$5.00");
+        assert_eq!(Quota(5_000).usd_display(qpu), "$0.01");
+    }
     use super::*;
 
     #[test]

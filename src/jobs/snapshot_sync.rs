@@ -129,7 +129,7 @@ impl AfterWrite for ApplyChanges {
     }
 }
 
-/// Drops idle keys and accounts and prunes old feed rows.
+/// Drops idle keys and accounts, prunes old feed rows and expired portal sessions.
 pub async fn housekeeping(state: &AppState) -> DbResult<()> {
     let dropped = state.directory.drop_idle(db::now_ms(), IDLE_ENTRY).await;
     if dropped.tokens > 0 || dropped.users > 0 {
@@ -141,6 +141,8 @@ pub async fn housekeeping(state: &AppState) -> DbResult<()> {
     }
     let current = db::meta::data_version(&state.db).await?;
     db::feed::prune(&state.db, current.saturating_sub(MAX_FEED_READ)).await?;
+    // Expired portal sessions (they are refused already; this keeps the table small).
+    db::web_sessions::delete_expired(&state.db, db::now_ms()).await?;
     Ok(())
 }
 

@@ -1,10 +1,10 @@
 //! The wire's vocabulary, shared by the relay's pipeline and the providers: endpoints and
 //! client protocols, server-sent events, stream translation, OpenAI's error, usage and
-//! embeddings shapes, and where a client puts its key. Pure functions and types: no I/O, no
+//! embeddings shapes, and what a client presents (its key, its address). Pure functions and types: no I/O, no
 //! state, no knowledge of a particular upstream.
 
+pub mod client;
 pub mod endpoint;
-pub mod key;
 pub mod openai;
 pub mod sse;
 pub mod translate;

@@ -1,7 +1,7 @@
 //! API-key authentication against the in-memory directory: no database round-trip for a key
 //! seen before.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::HeaderMap;
@@ -10,21 +10,9 @@ use super::error::RelayError;
 use crate::billing::Accounts;
 use crate::domain::kinds::Status;
 use crate::domain::secret_key;
-use crate::protocol::key::presented_key;
+pub use crate::protocol::client::client_ip;
+use crate::protocol::client::presented_key;
 use crate::snapshot::{Directory, TokenEntry, UserEntry};
-
-/// The client's address: the socket peer, or the first X-Forwarded-For entry when the
-/// operator trusts the proxy in front.
-pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -> IpAddr {
-    if trust_forwarded_for
-        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
-        && let Some(first) = forwarded.split(',').next()
-        && let Ok(ip) = first.trim().parse::<IpAddr>()
-    {
-        return ip;
-    }
-    peer.ip()
-}
 
 /// A key that passed every check.
 #[derive(Debug, Clone)]
@@ -84,6 +72,7 @@ pub async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -45,7 +45,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/models", get(models::list))
         // Model ids may contain slashes (`meta-llama/Llama-3-8B`).
         .route("/v1/models/{*id}", get(models::get))
-        .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
 }
 
@@ -152,7 +151,11 @@ async fn count_tokens(State(state): State<AppState>, request: Request) -> Respon
     response
 }
 
-async fn unknown_route(State(state): State<AppState>, OriginalUri(uri): OriginalUri) -> Response {
+/// An unknown path under `/v1`, in OpenAI's envelope.
+pub async fn unknown_route(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
     with_request_id(
         &state,
         RelayError::not_found_route(uri.path()).into_response(),

@@ -2,6 +2,7 @@
 //! console: validation, the database write, and the views people see. Every write goes through
 //! the database layer, which bumps the data version so running servers pick it up.
 
+pub mod accounts;
 pub mod admin_tokens;
 pub mod billing;
 pub mod channel_tools;

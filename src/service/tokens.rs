@@ -2,7 +2,9 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 
-use super::{Caller, Ctx, ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota};
+use super::{
+    Caller, Ctx, Problems, ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota,
+};
 use crate::db::tokens::{NewToken, TokenPatch, TokenRow};
 use crate::db::users::UserRow;
 use crate::db::{self, Db};
@@ -94,29 +96,35 @@ pub async fn create(
 ) -> ServiceResult<(TokenRow, String)> {
     let user = key_owner(ctx, caller, &input.username).await?;
     let db = &ctx.db;
-    let name = names::label("a key name", &input.name).map_err(name_err("name"))?;
-    let expires_at = input.expires.as_deref().map(parse_expiry).transpose()?;
-    if let Some(at) = expires_at
-        && at <= db::now_ms()
-    {
-        return Err(ServiceError::invalid("expires", msg!("expiry-in-the-past")));
-    }
-    let (unlimited, remaining_quota) = match &input.quota_usd {
-        Some(text) => (false, quota_units(db, text).await?),
-        None => (true, 0),
+    // Every wrong value is reported at once.
+    let mut problems = Problems::default();
+    let name = problems.check(names::label("a key name", &input.name).map_err(name_err("name")))?;
+    let expiry = input
+        .expires
+        .as_deref()
+        .map(|text| match parse_expiry(text) {
+            Ok(at) if at <= db::now_ms() => {
+                Err(ServiceError::invalid("expires", msg!("expiry-in-the-past")))
+            }
+            other => other,
+        })
+        .transpose();
+    let expires_at = problems.check(expiry)?.flatten();
+    let limit = match &input.quota_usd {
+        Some(text) => quota_units(db, text).await.map(|units| (false, units)),
+        None => Ok((true, 0)),
     };
-    let allowed_models = input
-        .models
-        .as_deref()
-        .map(parse_models)
-        .transpose()?
-        .unwrap_or_default();
-    let allowed_ips = input
-        .allow_ips
-        .as_deref()
-        .map(parse_ips)
-        .transpose()?
-        .unwrap_or_default();
+    let limit = problems.check(limit)?;
+    let allowed_models = problems.check(input.models.as_deref().map(parse_models).transpose())?;
+    let allowed_ips = problems.check(input.allow_ips.as_deref().map(parse_ips).transpose())?;
+    problems.finish()?;
+    let (Some(name), Some((unlimited, remaining_quota)), Some(allowed_models), Some(allowed_ips)) =
+        (name, limit, allowed_models, allowed_ips)
+    else {
+        return Err(ServiceError::invalid("name", msg!("name-empty")));
+    };
+    let allowed_models = allowed_models.unwrap_or_default();
+    let allowed_ips = allowed_ips.unwrap_or_default();
     let secret = secret_key::generate(secret_key::API_KEY_PREFIX);
     let token = NewToken {
         user_id: user.id,

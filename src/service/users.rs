@@ -5,7 +5,7 @@ use super::{
 use crate::db::DbError;
 use crate::db::ledger::NewEntry;
 use crate::db::users::{NewUser, UserPatch, UserRow};
-use crate::db::{self, Db};
+use crate::db::{self, Db, Tx};
 use crate::domain::kinds::LedgerKind;
 use crate::domain::kinds::{Role, Status};
 use crate::domain::money::{MicroUsd, Quota};
@@ -75,7 +75,7 @@ fn parse_status(text: &str) -> ServiceResult<Status> {
     })
 }
 
-fn check_email(email: &str) -> ServiceResult<String> {
+pub(crate) fn check_email(email: &str) -> ServiceResult<String> {
     let email = email.trim();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -92,7 +92,7 @@ fn check_email(email: &str) -> ServiceResult<String> {
     }
 }
 
-fn password_problem(error: &PasswordError) -> Message {
+pub(crate) fn password_problem(error: &PasswordError) -> Message {
     match error {
         PasswordError::TooShort => msg!("password-too-short", min = password::MIN_PASSWORD_CHARS),
         PasswordError::TooLong => msg!("password-too-long", max = password::MAX_PASSWORD_CHARS),
@@ -123,6 +123,17 @@ async fn hash_password(plain: String) -> ServiceResult<String> {
 }
 
 pub async fn create(ctx: &Ctx, caller: &Caller, input: CreateUser) -> ServiceResult<UserRow> {
+    create_with(ctx, caller, input, async |_| Ok(())).await
+}
+
+/// [`create`], with `first` run at the start of the account's transaction: a step that must
+/// commit with it or stop it (spending the first-run token, say).
+pub(crate) async fn create_with(
+    ctx: &Ctx,
+    caller: &Caller,
+    input: CreateUser,
+    first: impl AsyncFnOnce(&mut Tx) -> ServiceResult<()>,
+) -> ServiceResult<UserRow> {
     caller.require_admin()?;
     let db = &ctx.db;
     let mut problems = Problems::default();
@@ -177,6 +188,7 @@ pub async fn create(ctx: &Ctx, caller: &Caller, input: CreateUser) -> ServiceRes
     let actor = caller.actor();
     let id = ctx
         .write(async |tx| {
+            first(tx).await?;
             let id = db::users::insert(tx, &user)
                 .await
                 .map_err(|e| user_conflict(e, &username))?;

@@ -17,6 +17,7 @@ mod ledger;
 mod live_changes;
 mod management_api;
 mod model_names;
+mod portal;
 mod provider_anthropic;
 mod provider_azure;
 mod provider_bedrock;

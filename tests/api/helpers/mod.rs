@@ -3,6 +3,7 @@
 //! helpers to seed data and read balances and logs back.
 
 pub mod api;
+pub mod browser;
 pub mod db;
 pub mod upstream;
 
@@ -25,6 +26,7 @@ use tollgate::state::AppState;
 use tollgate::{App, service};
 
 pub use api::{Api, admin_token};
+pub use browser::Browser;
 pub use db::TestDb;
 pub use upstream::{FakeUpstream, Reply};
 
@@ -80,6 +82,8 @@ pub struct TestApp {
     pub db: Db,
     pub db_url: String,
     pub client: reqwest::Client,
+    /// The first-run link the server printed (no administrator existed at its start).
+    pub setup_link: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     /// Files the server writes beside its database (the billing dead-letter file).
@@ -131,6 +135,7 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("the app starts: {e:#}"));
         let addr = app.local_addr();
         let state = app.state();
+        let setup_link = app.setup_link().map(str::to_string);
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
@@ -145,6 +150,7 @@ impl TestApp {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("client"),
+            setup_link,
             shutdown: Some(shutdown),
             server: Some(server),
             _scratch: scratch,
@@ -302,6 +308,16 @@ impl TestApp {
         service::users::get(&Ctx::new(self.db.clone()), &CLI, username)
             .await
             .expect("user")
+    }
+
+    /// The ids of a user's keys, oldest first.
+    pub async fn token_ids_of(&self, username: &str) -> Vec<i64> {
+        service::tokens::list_for_user(&Ctx::new(self.db.clone()), &CLI, username)
+            .await
+            .expect("keys")
+            .iter()
+            .map(|t| t.id)
+            .collect()
     }
 
     pub async fn token(&self, id: i64) -> TokenRow {

@@ -1,4 +1,6 @@
-//! The API key a client presents, in whichever header its SDK puts it.
+//! What a client presents: its API key, in whichever header its SDK puts it, and its address.
+
+use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
 
@@ -26,4 +28,17 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         }
     }
     None
+}
+
+/// The client's address: the socket peer, or the first X-Forwarded-For entry when the
+/// operator trusts the proxy in front.
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -> IpAddr {
+    if trust_forwarded_for
+        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        && let Some(first) = forwarded.split(',').next()
+        && let Ok(ip) = first.trim().parse::<IpAddr>()
+    {
+        return ip;
+    }
+    peer.ip()
 }

@@ -1,0 +1,156 @@
+//! People's own accounts: registering on the portal, signing in, and the first-run setup of
+//! the root account. The portal calls these; what an account may then do is checked by the
+//! other services against the caller it becomes.
+
+use std::sync::OnceLock;
+
+use super::users::{CreateUser, check_email, password_problem};
+use super::{Caller, Ctx, Problems, ServiceError, ServiceResult};
+use crate::db::users::UserRow;
+use crate::db::{self, now_ms};
+use crate::domain::kinds::{Role, Status};
+use crate::domain::{names, password, secret_key};
+use crate::msg;
+
+/// What a person types to create an account (or the root account at first run).
+#[derive(Clone, Debug, Default)]
+pub struct Registration {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    /// Checked when given: the two must match.
+    pub password_confirm: Option<String>,
+}
+
+/// Every problem with a registration at once, before anything is written.
+fn check_registration(registration: &Registration, email_required: bool) -> ServiceResult<()> {
+    let mut problems = Problems::default();
+    problems.check(
+        names::username(&registration.username)
+            .map_err(|e| ServiceError::invalid("username", super::name_problem(&e))),
+    )?;
+    if registration.email.trim().is_empty() {
+        if email_required {
+            problems.check::<()>(Err(ServiceError::invalid("email", msg!("field-required"))))?;
+        }
+    } else {
+        problems.check(check_email(registration.email.trim()))?;
+    }
+    problems.check(
+        password::validate(&registration.password)
+            .map_err(|e| ServiceError::invalid("password", password_problem(&e))),
+    )?;
+    if let Some(confirm) = &registration.password_confirm
+        && *confirm != registration.password
+    {
+        problems.check::<()>(Err(ServiceError::invalid(
+            "password_confirm",
+            msg!("password-mismatch"),
+        )))?;
+    }
+    problems.finish()
+}
+
+fn account(
+    registration: Registration,
+    role: Option<&str>,
+    quota_usd: Option<String>,
+) -> CreateUser {
+    let email = registration.email.trim().to_string();
+    CreateUser {
+        username: registration.username,
+        password: Some(registration.password),
+        email: (!email.is_empty()).then_some(email),
+        role: role.map(str::to_string),
+        group: None,
+        quota_usd,
+    }
+}
+
+/// A person creates their own account, when the portal lets them: in the default group,
+/// with the starting balance the site gives (a ledger row).
+pub async fn register(ctx: &Ctx, registration: Registration) -> ServiceResult<UserRow> {
+    let options = super::options::current(&ctx.db).await?;
+    if !options.registration_enabled {
+        return Err(ServiceError::Forbidden(msg!("registration-closed")));
+    }
+    check_registration(&registration, true)?;
+    let bonus = options.new_user_quota_usd.clone();
+    let quota = (bonus != "0" && !bonus.is_empty()).then_some(bonus);
+    super::users::create(ctx, &Caller::System, account(registration, None, quota)).await
+}
+
+/// A PHC hash to verify against when the login names no account, so the answer takes as long
+/// either way and does not tell which accounts exist.
+fn stand_in_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| password::hash("not anybody's password").unwrap_or_default())
+}
+
+/// Checks a sign-in: by username or email, and password. A wrong login and a wrong password
+/// get the same answer.
+pub async fn sign_in(ctx: &Ctx, login: &str, plain: &str) -> ServiceResult<UserRow> {
+    let user = db::users::find_by_login(&ctx.db, login.trim()).await?;
+    let stored = user
+        .as_ref()
+        .and_then(|u| u.password_hash.clone())
+        .unwrap_or_else(|| stand_in_hash().to_string());
+    let plain = plain.to_string();
+    let matches = tokio::task::spawn_blocking(move || password::verify(&plain, &stored))
+        .await
+        .unwrap_or(false);
+    let failed = || ServiceError::invalid("login", msg!("sign-in-failed"));
+    let user = match user {
+        Some(user) if matches && user.password_hash.is_some() => user,
+        _ => return Err(failed()),
+    };
+    if user.status != Status::Active {
+        return Err(ServiceError::Forbidden(msg!("account-disabled")));
+    }
+    Ok(user)
+}
+
+/// The token of the first-run link, new at every start while no administrator exists (the
+/// previous one stops working); None once one does.
+pub async fn setup_token(ctx: &Ctx) -> ServiceResult<Option<String>> {
+    if db::users::has_admin(&ctx.db).await? {
+        return Ok(None);
+    }
+    let secret = secret_key::generate("setup-");
+    ctx.write(async |tx| Ok(db::setup_tokens::replace(tx, &secret.hash, now_ms()).await?))
+        .await?;
+    Ok(Some(secret.plain))
+}
+
+/// Whether a first-run link still works.
+pub async fn setup_token_works(ctx: &Ctx, token: &str) -> ServiceResult<bool> {
+    Ok(!db::users::has_admin(&ctx.db).await?
+        && db::setup_tokens::exists(&ctx.db, &secret_key::hash(token)).await?)
+}
+
+/// Creates the root account with the first-run link's token, spending it in the same
+/// transaction: one link makes one root account, however many people race with it.
+pub async fn set_up_root(
+    ctx: &Ctx,
+    token: &str,
+    registration: Registration,
+) -> ServiceResult<UserRow> {
+    if !setup_token_works(ctx, token).await? {
+        return Err(ServiceError::Forbidden(msg!("setup-link-spent")));
+    }
+    check_registration(&registration, false)?;
+    let token_hash = secret_key::hash(token);
+    super::users::create_with(
+        ctx,
+        &Caller::System,
+        account(registration, Some(Role::Root.as_str()), None),
+        async |tx| {
+            if !db::setup_tokens::take(tx, &token_hash).await? {
+                return Err(ServiceError::Forbidden(msg!("setup-link-spent")));
+            }
+            db::setup_tokens::clear(tx).await?;
+            Ok(())
+        },
+    )
+    .await
+}

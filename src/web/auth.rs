@@ -1,0 +1,324 @@
+//! Signing in and out, registering, and the first run's root account.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Extension;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::error::WebError;
+use super::form::{FieldErrors, Posted};
+use super::limits::{self, Limiter};
+use super::page::{FormPage, Page, csrf_token, local_path, password_stamp};
+use super::session::keys;
+use crate::db::users::UserRow;
+use crate::msg;
+use crate::protocol::client::client_ip;
+use crate::service::accounts::{self, Registration};
+use crate::state::AppState;
+
+/// Starts a signed-in session: a new session id (what an attacker planted before is
+/// worthless), whose it is, from where, and a new form token.
+pub async fn start_session(
+    session: &Session,
+    user: &UserRow,
+    ip: &str,
+    headers: &HeaderMap,
+) -> Result<(), WebError> {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    session.cycle_id().await.map_err(WebError::session)?;
+    for (key, value) in [
+        (keys::USER_ID, serde_json::Value::from(user.id)),
+        (keys::STAMP, serde_json::Value::from(password_stamp(user))),
+        (keys::IP, serde_json::Value::from(ip)),
+        (keys::USER_AGENT, serde_json::Value::from(agent)),
+    ] {
+        session
+            .insert(key, value)
+            .await
+            .map_err(WebError::session)?;
+    }
+    session
+        .remove::<String>(keys::CSRF)
+        .await
+        .map_err(WebError::session)?;
+    csrf_token(session).await?;
+    Ok(())
+}
+
+fn ip_of(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
+    client_ip(peer, headers, state.config.server.trust_forwarded_for).to_string()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    page: Page,
+    login: String,
+    next: String,
+    errors: FieldErrors,
+}
+
+#[derive(Deserialize, Default)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+pub async fn login_form(FormPage(page): FormPage, Query(query): Query<NextQuery>) -> Response {
+    if page.signed_in() {
+        return Redirect::to(&local_path(query.next.as_deref())).into_response();
+    }
+    LoginPage {
+        page,
+        login: String::new(),
+        next: local_path(query.next.as_deref()),
+        errors: FieldErrors::default(),
+    }
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    Extension(limiter): Extension<Arc<Limiter>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    headers: HeaderMap,
+    page: Page,
+    Posted(form): Posted<LoginForm>,
+) -> Result<Response, WebError> {
+    let ip = ip_of(&state, peer, &headers);
+    let next = local_path(form.next.as_deref());
+    let again = |errors: FieldErrors, status: StatusCode| {
+        let login = form.login.clone();
+        (
+            status,
+            LoginPage {
+                page: page.clone(),
+                login,
+                next: next.clone(),
+                errors,
+            },
+        )
+            .into_response()
+    };
+    if !limiter.allow(limits::SIGN_IN_PER_IP, &ip)
+        || !limiter.allow(limits::SIGN_IN_PER_ACCOUNT, form.login.trim())
+    {
+        let mut errors = FieldErrors::default();
+        errors.general = Some(page.say(&msg!("web-too-many-attempts")));
+        return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS));
+    }
+    match accounts::sign_in(&state.ctx, &form.login, &form.password).await {
+        Ok(user) => {
+            limiter.clear(limits::SIGN_IN_PER_ACCOUNT, form.login.trim());
+            start_session(&session, &user, &ip, &headers).await?;
+            Ok(Redirect::to(&next).into_response())
+        }
+        Err(error) => Ok(again(
+            FieldErrors::from_service(&error, page.lang, &[]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {}
+
+pub async fn logout(session: Session, Posted(_): Posted<LogoutForm>) -> Result<Response, WebError> {
+    session.flush().await.map_err(WebError::session)?;
+    Ok(Redirect::to("/").into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "register.html")]
+pub struct RegisterPage {
+    page: Page,
+    open: bool,
+    username: String,
+    email: String,
+    errors: FieldErrors,
+}
+
+pub async fn register_form(State(state): State<AppState>, FormPage(page): FormPage) -> Response {
+    if page.signed_in() {
+        return Redirect::to("/dashboard").into_response();
+    }
+    let open = state.snapshot.load().options.registration_enabled;
+    RegisterPage {
+        page,
+        open,
+        username: String::new(),
+        email: String::new(),
+        errors: FieldErrors::default(),
+    }
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    password_confirm: Option<String>,
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    Extension(limiter): Extension<Arc<Limiter>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    headers: HeaderMap,
+    page: Page,
+    Posted(form): Posted<RegisterForm>,
+) -> Result<Response, WebError> {
+    let ip = ip_of(&state, peer, &headers);
+    let open = state.snapshot.load().options.registration_enabled;
+    let again = |errors: FieldErrors, status: StatusCode| {
+        (
+            status,
+            RegisterPage {
+                page: page.clone(),
+                open,
+                username: form.username.clone(),
+                email: form.email.clone(),
+                errors,
+            },
+        )
+            .into_response()
+    };
+    if !limiter.allow(limits::REGISTER_PER_IP, &ip) {
+        let mut errors = FieldErrors::default();
+        errors.general = Some(page.say(&msg!("web-too-many-attempts")));
+        return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS));
+    }
+    let registration = Registration {
+        username: form.username.trim().to_string(),
+        email: form.email.clone(),
+        password: form.password.clone(),
+        password_confirm: form.password_confirm.clone().filter(|c| !c.is_empty()),
+    };
+    match accounts::register(&state.ctx, registration).await {
+        Ok(user) => {
+            start_session(&session, &user, &ip, &headers).await?;
+            session
+                .insert(keys::FLASH, page.t1("web-welcome", "name", &user.username))
+                .await
+                .map_err(WebError::session)?;
+            Ok(Redirect::to("/dashboard").into_response())
+        }
+        Err(error) => Ok(again(
+            FieldErrors::from_service(&error, page.lang, &[]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "setup.html")]
+pub struct SetupPage {
+    page: Page,
+    token: String,
+    username: String,
+    email: String,
+    errors: FieldErrors,
+}
+
+#[derive(Deserialize, Default)]
+pub struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+pub async fn setup_form(
+    State(state): State<AppState>,
+    FormPage(page): FormPage,
+    Query(query): Query<TokenQuery>,
+) -> Result<Response, WebError> {
+    let works = accounts::setup_token_works(&state.ctx, &query.token)
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    if !works {
+        return Err(page.error(StatusCode::NOT_FOUND, msg!("setup-link-spent")));
+    }
+    Ok(SetupPage {
+        page,
+        token: query.token,
+        username: "root".into(),
+        email: String::new(),
+        errors: FieldErrors::default(),
+    }
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    password_confirm: Option<String>,
+}
+
+pub async fn setup(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    headers: HeaderMap,
+    page: Page,
+    Posted(form): Posted<SetupForm>,
+) -> Result<Response, WebError> {
+    let registration = Registration {
+        username: form.username.trim().to_string(),
+        email: form.email.clone(),
+        password: form.password.clone(),
+        password_confirm: Some(form.password_confirm.clone().unwrap_or_default()),
+    };
+    match accounts::set_up_root(&state.ctx, &form.token, registration).await {
+        Ok(user) => {
+            let ip = ip_of(&state, peer, &headers);
+            start_session(&session, &user, &ip, &headers).await?;
+            tracing::info!(username = %user.username, "the root account was created on the first-run page");
+            Ok(Redirect::to("/dashboard").into_response())
+        }
+        Err(crate::service::ServiceError::Forbidden(message)) => {
+            Err(page.error(StatusCode::NOT_FOUND, message))
+        }
+        Err(error) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            SetupPage {
+                errors: FieldErrors::from_service(&error, page.lang, &[]),
+                page,
+                token: form.token,
+                username: form.username,
+                email: form.email,
+            },
+        )
+            .into_response()),
+    }
+}

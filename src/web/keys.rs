@@ -1,0 +1,208 @@
+//! A person's own API keys: make them (shown once), limit them, disable and delete them.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::error::WebError;
+use super::form::{FieldErrors, Posted};
+use super::format;
+use super::page::{Page, SignedIn};
+use super::session::keys as session_keys;
+use crate::db::tokens::TokenRow;
+use crate::domain::kinds::Status;
+use crate::msg;
+use crate::service::tokens::{CreateToken, UpdateToken};
+use crate::service::{self, Caller, ServiceError};
+use crate::state::AppState;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "keys.html")]
+pub struct KeysPage {
+    page: Page,
+    keys: Vec<TokenRow>,
+    /// A key just made: shown this once.
+    new_key: Option<String>,
+    form: KeyForm,
+    errors: FieldErrors,
+}
+
+impl KeysPage {
+    fn expires(&self, key: &TokenRow) -> String {
+        key.expires_at.map(format::date).unwrap_or_default()
+    }
+
+    fn last_used(&self, key: &TokenRow) -> String {
+        key.last_used_at.map(format::minute).unwrap_or_default()
+    }
+
+    fn active(&self, key: &TokenRow) -> bool {
+        key.status == Status::Active
+    }
+}
+
+#[derive(Deserialize, Default, Clone)]
+pub struct KeyForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    quota_usd: String,
+    #[serde(default)]
+    expires: String,
+    #[serde(default)]
+    models: String,
+    #[serde(default)]
+    allow_ips: String,
+}
+
+async fn own_keys(
+    state: &AppState,
+    caller: &Caller,
+    username: &str,
+) -> Result<Vec<TokenRow>, ServiceError> {
+    service::tokens::list_for_user(&state.ctx, caller, username).await
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    SignedIn { page, user }: SignedIn,
+) -> Result<Response, WebError> {
+    let keys = own_keys(&state, &Caller::User(user.id), &user.username)
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    Ok(KeysPage {
+        page,
+        keys,
+        new_key: None,
+        form: KeyForm::default(),
+        errors: FieldErrors::default(),
+    }
+    .into_response())
+}
+
+fn blank(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    SignedIn { page, user }: SignedIn,
+    Posted(form): Posted<KeyForm>,
+) -> Result<Response, WebError> {
+    let caller = Caller::User(user.id);
+    let options = state.snapshot.load().options.clone();
+    let existing = own_keys(&state, &caller, &user.username)
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    let mut errors = FieldErrors::default();
+    let at_cap = options.max_keys_per_user > 0
+        && u64::try_from(existing.len()).unwrap_or(u64::MAX) >= options.max_keys_per_user;
+    let created = if at_cap {
+        errors.general = Some(page.say(&msg!("web-key-cap", max = options.max_keys_per_user)));
+        None
+    } else {
+        let input = CreateToken {
+            username: user.username.clone(),
+            name: form.name.trim().to_string(),
+            quota_usd: blank(&form.quota_usd),
+            expires: blank(&form.expires),
+            models: blank(&form.models),
+            allow_ips: blank(&form.allow_ips),
+        };
+        match service::tokens::create(&state.ctx, &caller, input).await {
+            Ok((_, plain)) => Some(plain),
+            Err(error) => {
+                errors = FieldErrors::from_service(&error, page.lang, &[]);
+                None
+            }
+        }
+    };
+    let keys = own_keys(&state, &caller, &user.username)
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    let status = if created.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let form = if created.is_some() {
+        KeyForm::default()
+    } else {
+        form
+    };
+    Ok((
+        status,
+        KeysPage {
+            page,
+            keys,
+            new_key: created,
+            form,
+            errors,
+        },
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct StatusForm {
+    status: String,
+}
+
+async fn done(session: &Session, page: &Page, key: &'static str) -> Result<Response, WebError> {
+    session
+        .insert(session_keys::FLASH, page.t(key))
+        .await
+        .map_err(WebError::session)?;
+    Ok(Redirect::to("/keys").into_response())
+}
+
+/// Another person's key, or none, is not found: the same answer either way.
+fn key_error(page: &Page, error: ServiceError) -> WebError {
+    match error {
+        ServiceError::NotFound(message) => page.error(StatusCode::NOT_FOUND, message),
+        other => WebError::internal(page.lang, &other),
+    }
+}
+
+pub async fn set_status(
+    State(state): State<AppState>,
+    session: Session,
+    SignedIn { page, user }: SignedIn,
+    Path(id): Path<i64>,
+    Posted(form): Posted<StatusForm>,
+) -> Result<Response, WebError> {
+    let update = UpdateToken {
+        status: Some(form.status.clone()),
+        ..Default::default()
+    };
+    service::tokens::update(&state.ctx, &Caller::User(user.id), id, update)
+        .await
+        .map_err(|e| key_error(&page, e))?;
+    let notice = if form.status == "disabled" {
+        "web-key-disabled"
+    } else {
+        "web-key-enabled"
+    };
+    done(&session, &page, notice).await
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    session: Session,
+    SignedIn { page, user }: SignedIn,
+    Path(id): Path<i64>,
+    Posted(_): Posted<DeleteForm>,
+) -> Result<Response, WebError> {
+    service::tokens::delete(&state.ctx, &Caller::User(user.id), id)
+        .await
+        .map_err(|e| key_error(&page, e))?;
+    done(&session, &page, "web-key-deleted").await
+}

@@ -1,0 +1,125 @@
+//! The portal: server-rendered pages where people sign up, sign in, make their keys and
+//! watch their spend, in English or Chinese. Pages call the same services as the command line
+//! and `/api`, as the signed-in person (`Caller::User`), so they can reach only their own
+//! records. Sessions live in our own table (`session`), every POST carries the session's
+//! form token, and nothing changes on GET but the language. `/v1` carries none of this.
+
+mod auth;
+mod error;
+mod form;
+mod format;
+mod keys;
+mod limits;
+mod page;
+mod pages;
+mod session;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+pub use error::WebError;
+pub use session::DbSessionStore;
+
+use crate::state::AppState;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "tollgate_session";
+
+/// Days a session lasts without use.
+const SESSION_IDLE_DAYS: i64 = 14;
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    object-src 'none'";
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    // Secure cookies when people reach the site over HTTPS (a restart applies a change).
+    let secure = state
+        .snapshot
+        .load()
+        .options
+        .public_url
+        .starts_with("https://");
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(
+            SESSION_IDLE_DAYS,
+        )));
+    let pages = Router::new()
+        .route("/", get(pages::home))
+        .route("/setup", get(auth::setup_form).post(auth::setup))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/register", get(auth::register_form).post(auth::register))
+        .route("/dashboard", get(pages::dashboard))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}/status", post(keys::set_status))
+        .route("/keys/{id}/delete", post(keys::delete))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            page::remember_language,
+        ))
+        .layer(Extension(Arc::new(limits::Limiter::default())))
+        .layer(sessions)
+        .layer(middleware::from_fn(page_headers));
+    pages
+        .route("/static/portal.css", get(stylesheet))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// What answers a path no router knows, for a browser: the not-found page.
+pub async fn not_found(request: Request) -> Response {
+    let lang = request
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| crate::i18n::Lang::from_tag(v.split([',', ';']).next().unwrap_or("")))
+        .unwrap_or(crate::i18n::Lang::En);
+    WebError::not_found(lang).into_response()
+}
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("content-security-policy", CONTENT_SECURITY_POLICY),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Pages hold a person's data: never kept by a shared cache.
+async fn page_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/portal.css"),
+    )
+        .into_response()
+}

@@ -1,0 +1,322 @@
+//! What every page knows about its request: the reader's language, who is signed in, the
+//! session's form token, the site's name, and a one-time notice from the page before.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_sessions::Session;
+
+use super::error::WebError;
+use super::session::keys;
+use crate::db::users::UserRow;
+use crate::db::{self, now_ms};
+use crate::domain::kinds::Status;
+use crate::domain::money::Quota;
+use crate::domain::secret_key;
+use crate::i18n::{Lang, Message};
+use crate::state::AppState;
+
+/// The cookie that remembers a visitor's language choice.
+const LANG_COOKIE: &str = "lang";
+
+/// What a template needs of the request. Every page has one, as `page`.
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub lang: Lang,
+    pub site_name: String,
+    /// The session's anti-forgery token, for every POST form.
+    pub csrf: String,
+    pub viewer: Option<UserRow>,
+    pub quota_per_usd: i64,
+    /// The path of this page, for the language links.
+    pub path: String,
+    pub flash: Option<String>,
+}
+
+impl Page {
+    /// The text of `key` in the reader's language.
+    pub fn t(&self, key: &str) -> String {
+        crate::i18n::text(self.lang, key, &[])
+    }
+
+    /// The text of `key` with one argument.
+    pub fn t1(&self, key: &str, name: &str, value: &str) -> String {
+        crate::i18n::text(self.lang, key, &[(name, value)])
+    }
+
+    /// A service's message in the reader's language.
+    pub fn say(&self, message: &Message) -> String {
+        message.render(self.lang)
+    }
+
+    /// Quota units as dollars a person reads.
+    pub fn usd(&self, units: &i64) -> String {
+        Quota(*units).usd_display(self.quota_per_usd)
+    }
+
+    /// The other language's link, keeping the page.
+    pub fn other_lang(&self) -> Lang {
+        match self.lang {
+            Lang::En => Lang::ZhCn,
+            Lang::ZhCn => Lang::En,
+        }
+    }
+
+    pub fn signed_in(&self) -> bool {
+        self.viewer.is_some()
+    }
+
+    /// A page failed: an error page in the reader's language.
+    pub fn error(&self, status: axum::http::StatusCode, message: Message) -> WebError {
+        WebError::page(status, self.lang, message)
+    }
+}
+
+/// The language a request asked for with `?lang=`.
+fn asked_lang(parts: &Parts) -> Option<Lang> {
+    parts.uri.query().and_then(|query| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(name, _)| *name == "lang")
+            .and_then(|(_, value)| Lang::from_tag(value))
+    })
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The first language of `Accept-Language` Tollgate speaks.
+fn accepted_lang(headers: &HeaderMap) -> Option<Lang> {
+    let accepted = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
+    let mut ranked: Vec<(f32, Lang)> = accepted
+        .split(',')
+        .filter_map(|item| {
+            let mut pieces = item.split(';');
+            let lang = Lang::from_tag(pieces.next()?)?;
+            let quality = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            Some((quality, lang))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    ranked.first().map(|(_, lang)| *lang)
+}
+
+/// The reader's language: what they just asked for, their account's setting, their cookie,
+/// their browser's, English.
+fn language(parts: &Parts, viewer: Option<&UserRow>) -> Lang {
+    asked_lang(parts)
+        .or_else(|| viewer.and_then(|v| Lang::from_tag(&v.locale)))
+        .or_else(|| cookie(&parts.headers, LANG_COOKIE).and_then(|c| Lang::from_tag(&c)))
+        .or_else(|| accepted_lang(&parts.headers))
+        .unwrap_or(Lang::En)
+}
+
+/// A short digest of a password hash: changing the password changes it.
+pub fn password_stamp(user: &UserRow) -> String {
+    let mut stamp = secret_key::hash(user.password_hash.as_deref().unwrap_or(""));
+    stamp.truncate(16);
+    stamp
+}
+
+/// The signed-in account, re-read on every request: a disabled account, or one whose
+/// password changed since this session signed in, is signed out at once.
+async fn viewer(state: &AppState, session: &Session) -> Result<Option<UserRow>, WebError> {
+    let Some(id) = session
+        .get::<i64>(keys::USER_ID)
+        .await
+        .map_err(WebError::session)?
+    else {
+        return Ok(None);
+    };
+    let user = db::users::find_by_id(&state.db, id)
+        .await
+        .map_err(|e| WebError::internal(Lang::En, &e))?;
+    let stamp = session
+        .get::<String>(keys::STAMP)
+        .await
+        .map_err(WebError::session)?;
+    match user {
+        Some(user)
+            if user.status == Status::Active
+                && stamp.as_deref() == Some(&password_stamp(&user)) =>
+        {
+            // Keep `last_seen_at` to the minute without a write on every request.
+            let minute = now_ms() / 60_000;
+            if session.get::<i64>(keys::SEEN).await.ok().flatten() != Some(minute) {
+                let _ = session.insert(keys::SEEN, minute).await;
+            }
+            Ok(Some(user))
+        }
+        _ => {
+            session.flush().await.map_err(WebError::session)?;
+            Ok(None)
+        }
+    }
+}
+
+/// The session's form token, made on first use.
+pub async fn csrf_token(session: &Session) -> Result<String, WebError> {
+    if let Some(token) = session
+        .get::<String>(keys::CSRF)
+        .await
+        .map_err(WebError::session)?
+    {
+        return Ok(token);
+    }
+    let token = secret_key::generate("").plain;
+    session
+        .insert(keys::CSRF, &token)
+        .await
+        .map_err(WebError::session)?;
+    Ok(token)
+}
+
+impl Page {
+    /// `with_form_token`: the page holds a form, so an anonymous visitor gets a session (and
+    /// its token) too; other pages leave visitors without one, so a crawler makes no rows.
+    async fn build(
+        parts: &mut Parts,
+        state: &AppState,
+        with_form_token: bool,
+    ) -> Result<Page, WebError> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|_| WebError::internal(Lang::En, &"no session layer"))?;
+        let viewer = viewer(state, &session).await?;
+        let lang = language(parts, viewer.as_ref());
+        let csrf = if with_form_token || viewer.is_some() {
+            csrf_token(&session).await?
+        } else {
+            session
+                .get::<String>(keys::CSRF)
+                .await
+                .map_err(WebError::session)?
+                .unwrap_or_default()
+        };
+        let flash = session
+            .remove::<String>(keys::FLASH)
+            .await
+            .map_err(WebError::session)?;
+        let snapshot = state.snapshot.load();
+        Ok(Page {
+            lang,
+            site_name: snapshot.options.site_name.clone(),
+            csrf,
+            viewer,
+            quota_per_usd: snapshot.options.quota_per_usd(),
+            path: parts.uri.path().to_string(),
+            flash,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for Page {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        Page::build(parts, state, false).await
+    }
+}
+
+/// A page with a form for people who may not be signed in (sign-in, registration, setup).
+pub struct FormPage(pub Page);
+
+impl FromRequestParts<AppState> for FormPage {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        Page::build(parts, state, true).await.map(FormPage)
+    }
+}
+
+/// A page for signed-in people only: the others are sent to sign in, and back here after.
+pub struct SignedIn {
+    pub page: Page,
+    pub user: UserRow,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let page = Page::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match page.viewer.clone() {
+            Some(user) => Ok(SignedIn { page, user }),
+            None => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/dashboard");
+                let target = format!("/login?next={}", urlencode(next));
+                Err(Redirect::to(&target).into_response())
+            }
+        }
+    }
+}
+
+pub fn urlencode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(char::from(byte));
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// Where to go after signing in: a path of this site only (never `//host` or a full URL).
+pub fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path.to_string()
+        }
+        _ => "/dashboard".to_string(),
+    }
+}
+
+/// `?lang=` on any page: remembered in a cookie, and as the account's setting when signed in.
+pub async fn remember_language(
+    State(state): State<AppState>,
+    session: Session,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let asked = asked_lang(&parts);
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    if let Some(lang) = asked {
+        let cookie = format!(
+            "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+            lang.tag()
+        );
+        if let Ok(value) = HeaderValue::try_from(cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        if let Ok(Some(id)) = session.get::<i64>(keys::USER_ID).await
+            && let Err(e) = db::users::set_locale(&state.db, id, lang.tag()).await
+        {
+            tracing::warn!(error = %e, "could not keep a language choice");
+        }
+    }
+    response
+}

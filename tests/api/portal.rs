@@ -1,0 +1,287 @@
+//! The portal over real HTTP: first run, registering, signing in and out, keys made and used
+//! on /v1, what another person cannot reach, forms that come back marked, the language.
+
+use crate::helpers::{Browser, CLI, FakeUpstream, TestApp, chat_body, db_test};
+use tollgate::service;
+use tollgate::service::users::UpdateUser;
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn serving(db: crate::helpers::TestDb) -> (TestApp, FakeUpstream) {
+    let app = TestApp::spawn(db).await;
+    let upstream = FakeUpstream::chat().await;
+    app.add_channel("main", &upstream, "gpt-4o-mini").await;
+    app.price("gpt-4o-mini", "1", "1").await;
+    (app, upstream)
+}
+
+db_test! {
+    /// With no administrator, the printed link makes the root account once: a wrong token
+    /// or a second use is refused, a form with mistakes comes back with them marked.
+    async fn the_first_run_link_makes_the_root_account_once(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let link = app.setup_link.clone().expect("a first-run link while no admin exists");
+        let path = link.split_once(&app.addr.to_string()).unwrap().1.to_string();
+        assert!(path.starts_with("/setup?token=setup-"), "{path}");
+        let browser = Browser::new(&app);
+        assert_eq!(browser.get("/setup?token=setup-wrong").await.status, 404);
+        let form = browser.get(&path).await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        let token = form.input("token").unwrap();
+
+        let wrong = browser
+            .post("/setup", &[("token", &token), ("username", "boss"), ("password", PASSWORD), ("password_confirm", "different words")])
+            .await;
+        assert_eq!(wrong.status, 422);
+        assert!(wrong.field_error("password_confirm").is_some(), "{}", wrong.body);
+        assert_eq!(wrong.input("username").as_deref(), Some("boss"), "what was typed is kept");
+
+        let made = browser
+            .post("/setup", &[("token", &token), ("username", "boss"), ("password", PASSWORD), ("password_confirm", PASSWORD)])
+            .await;
+        assert_eq!(made.status, 303, "{}", made.body);
+        assert_eq!(made.location.as_deref(), Some("/dashboard"));
+        let dashboard = browser.get("/dashboard").await;
+        assert_eq!(dashboard.status, 200);
+        let boss = app.user("boss").await;
+        assert_eq!(boss.role.as_str(), "root");
+
+        // Spent: the link and the page are gone, for this person and anyone else.
+        assert_eq!(Browser::new(&app).get(&path).await.status, 404);
+        let again = Browser::new(&app);
+        again.get("/login").await;
+        let replay = again
+            .post("/setup", &[("token", &token), ("username", "second"), ("password", PASSWORD), ("password_confirm", PASSWORD)])
+            .await;
+        assert_eq!(replay.status, 404);
+        assert!(tollgate::service::users::get(app.ctx(), &CLI, "second").await.is_err());
+    }
+}
+
+db_test! {
+    /// A person registers, makes a key, calls /v1 with it, sees the request and the balance
+    /// drop on the dashboard, disables and deletes the key, and signs out.
+    async fn a_person_registers_makes_a_key_and_uses_it(db: TestDb) {
+        let (app, _upstream) = serving(db).await;
+        app.set_option("new_user_quota_usd", "1").await;
+        let browser = Browser::new(&app);
+        let registered = browser.register("alice", PASSWORD).await;
+        assert_eq!(registered.status, 303, "{}", registered.body);
+        assert_eq!(registered.location.as_deref(), Some("/dashboard"));
+        let dashboard = browser.get("/dashboard").await;
+        assert!(dashboard.contains("Welcome, alice"), "{}", dashboard.body);
+        assert!(dashboard.contains("$1.00"), "the starting balance shows: {}", dashboard.body);
+        let alice = app.user("alice").await;
+        let ledger = service::ledger::entries(app.ctx(), &CLI, "alice", 10).await.unwrap();
+        assert_eq!(ledger.len(), 1, "the starting balance is a ledger row");
+
+        browser.get("/keys").await;
+        let made = browser.post("/keys", &[("name", "laptop"), ("quota_usd", "0.50")]).await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        let key = made.new_key().expect("the new key, shown once");
+        assert!(key.starts_with("sk-"));
+        let listed = browser.get("/keys").await;
+        assert!(!listed.contains(&key), "the key is shown only once");
+        assert!(listed.contains("laptop"));
+
+        assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 200);
+        app.flush().await;
+        let dashboard = browser.get("/dashboard").await;
+        assert!(dashboard.contains("gpt-4o-mini"), "{}", dashboard.body);
+        let after = app.user("alice").await;
+        assert!(after.quota < alice.quota);
+        assert!(dashboard.contains(&format!("id=\"balance\">{}<", tollgate::domain::money::Quota(after.quota).usd_display(500_000))), "{}", dashboard.body);
+
+        let id = app.token_ids_of("alice").await[0];
+        let disabled = browser.post(&format!("/keys/{id}/status"), &[("status", "disabled")]).await;
+        assert_eq!(disabled.status, 303);
+        assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 401);
+        let listed = browser.get("/keys").await;
+        assert!(listed.contains("The key is disabled."), "{}", listed.body);
+        browser.post(&format!("/keys/{id}/delete"), &[]).await;
+        assert!(app.token_ids_of("alice").await.is_empty());
+
+        let out = browser.post("/logout", &[]).await;
+        assert_eq!(out.status, 303);
+        let gone = browser.get("/dashboard").await;
+        assert_eq!(gone.status, 303);
+        assert_eq!(gone.location.as_deref(), Some("/login?next=/dashboard"));
+    }
+}
+
+db_test! {
+    /// Forms come back with what was typed and every problem next to its field; a taken
+    /// username or email names itself.
+    async fn forms_come_back_marked(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let browser = Browser::new(&app);
+        browser.get("/register").await;
+        let wrong = browser
+            .post("/register", &[("username", "bad name"), ("email", "nope"), ("password", "short"), ("password_confirm", "other")])
+            .await;
+        assert_eq!(wrong.status, 422);
+        for field in ["username", "email", "password", "password_confirm"] {
+            assert!(wrong.field_error(field).is_some(), "{field} is marked: {}", wrong.body);
+        }
+        assert_eq!(wrong.input("username").as_deref(), Some("bad name"));
+        assert_eq!(wrong.input("email").as_deref(), Some("nope"));
+        assert!(wrong.contains("aria-invalid=\"true\""));
+
+        Browser::new(&app).register("taken", PASSWORD).await;
+        let other = Browser::new(&app);
+        other.get("/register").await;
+        let clash = other
+            .post("/register", &[("username", "taken"), ("email", "new@example.com"), ("password", PASSWORD)])
+            .await;
+        assert_eq!(clash.status, 422);
+        assert!(clash.field_error("username").is_some(), "{}", clash.body);
+        let clash = other
+            .post("/register", &[("username", "fresh"), ("email", "taken@example.com"), ("password", PASSWORD)])
+            .await;
+        assert!(clash.field_error("email").is_some(), "{}", clash.body);
+
+        let keys = Browser::new(&app);
+        keys.sign_in("taken", PASSWORD).await;
+        keys.get("/keys").await;
+        let bad = keys.post("/keys", &[("name", ""), ("quota_usd", "lots"), ("expires", "2001-01-01")]).await;
+        assert_eq!(bad.status, 422);
+        for field in ["name", "quota_usd"] {
+            assert!(bad.field_error(field).is_some(), "{field}: {}", bad.body);
+        }
+        assert_eq!(bad.input("quota_usd").as_deref(), Some("lots"));
+    }
+}
+
+db_test! {
+    /// Signing in by username or by email; a wrong password and an unknown account get the
+    /// same answer; repeated failures are slowed down with a 429 page.
+    async fn sign_in_answers_the_same_and_is_rate_limited(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        Browser::new(&app).register("bob", PASSWORD).await;
+        let by_email = Browser::new(&app);
+        assert_eq!(by_email.sign_in("bob@example.com", PASSWORD).await.status, 303);
+        assert_eq!(by_email.get("/dashboard").await.status, 200);
+
+        let browser = Browser::new(&app);
+        let wrong = browser.sign_in("bob", "wrong password!").await;
+        let unknown = browser.sign_in("nobody", "wrong password!").await;
+        assert_eq!(wrong.status, 422);
+        assert_eq!(wrong.field_error("login"), unknown.field_error("login"));
+        assert_eq!(wrong.input("login").as_deref(), Some("bob"));
+        assert!(wrong.input("password").is_none_or(|p| p.is_empty()), "the password is not sent back");
+
+        let mut last = 0;
+        for _ in 0..12 {
+            last = browser.post("/login", &[("login", "bob"), ("password", "guess guess")]).await.status;
+        }
+        assert_eq!(last, 429);
+        let limited = browser.post("/login", &[("login", "bob"), ("password", PASSWORD)]).await;
+        assert_eq!(limited.status, 429, "even the right password waits");
+        assert!(limited.contains("Too many attempts"));
+    }
+}
+
+db_test! {
+    /// What forgery and other people cannot do: a cross-site post or one without the form
+    /// token changes nothing; another person's key ids answer 404 and stay as they were; a
+    /// disabled account's or a changed password's open session ends at once.
+    async fn the_portal_refuses_what_is_not_yours(db: TestDb) {
+        let (app, _upstream) = serving(db).await;
+        app.set_option("new_user_quota_usd", "1").await;
+        let alice = Browser::new(&app);
+        alice.register("alice", PASSWORD).await;
+        let bob = Browser::new(&app);
+        bob.register("bob", PASSWORD).await;
+        bob.get("/keys").await;
+        let bob_key = bob.post("/keys", &[("name", "bobs")]).await.new_key().unwrap();
+        let bob_key_id = app.token_ids_of("bob").await[0];
+
+        alice.get("/keys").await;
+        for path in [format!("/keys/{bob_key_id}/status"), format!("/keys/{bob_key_id}/delete")] {
+            let answer = alice.post(&path, &[("status", "disabled")]).await;
+            assert_eq!(answer.status, 404, "{path}: {}", answer.body);
+        }
+        assert_eq!(app.token_ids_of("bob").await, vec![bob_key_id]);
+        app.flush().await;
+        assert_eq!(app.chat(&bob_key, chat_body("gpt-4o-mini")).await.status(), 200);
+
+        // Forgery: a post from another site, and one without the token.
+        let forged = Browser::with_headers(&app, &[("origin", "https://evil.example")]);
+        forged.set_cookie(tollgate::web::SESSION_COOKIE, &alice.cookie(tollgate::web::SESSION_COOKIE).unwrap());
+        let answer = forged.post_raw("/keys", &[("csrf_token", &alice.token()), ("name", "planted")]).await;
+        assert_eq!(answer.status, 403, "{}", answer.body);
+        let answer = alice.post_raw("/keys", &[("name", "planted")]).await;
+        assert_eq!(answer.status, 403);
+        assert!(app.token_ids_of("alice").await.is_empty());
+
+        // An administrator disables alice: her open session ends at the next request.
+        assert_eq!(alice.get("/dashboard").await.status, 200);
+        service::users::update(app.ctx(), &CLI, "alice", UpdateUser { status: Some("disabled".into()), ..Default::default() }).await.unwrap();
+        assert_eq!(alice.get("/dashboard").await.status, 303);
+        // A new password ends bob's sessions.
+        assert_eq!(bob.get("/dashboard").await.status, 200);
+        service::users::update(app.ctx(), &CLI, "bob", UpdateUser { password: Some("a brand new password".into()), ..Default::default() }).await.unwrap();
+        assert_eq!(bob.get("/dashboard").await.status, 303);
+        // And a disabled account cannot sign in again.
+        let again = Browser::new(&app).sign_in("alice", PASSWORD).await;
+        assert_eq!(again.status, 422);
+        assert!(again.contains("This account is disabled."), "{}", again.body);
+    }
+}
+
+db_test! {
+    /// The language: the browser's first, then the cookie `?lang=` sets, then the account's
+    /// own setting, which `?lang=` also sets when signed in; `<html lang>` says which.
+    async fn pages_speak_the_readers_language(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let chinese = Browser::with_headers(&app, &[("accept-language", "zh-CN,zh;q=0.9,en;q=0.5")]);
+        let home = chinese.get("/").await;
+        assert_eq!(home.lang(), Some("zh-CN"));
+        assert!(home.contains("注册账户"), "{}", home.body);
+
+        let english = chinese.get("/?lang=en").await;
+        assert_eq!(english.lang(), Some("en"));
+        assert_eq!(chinese.cookie("lang").as_deref(), Some("en"));
+        assert_eq!(chinese.get("/login").await.lang(), Some("en"), "the cookie wins over the browser");
+
+        let person = Browser::new(&app);
+        person.register("carol", PASSWORD).await;
+        assert_eq!(person.get("/dashboard?lang=zh-CN").await.lang(), Some("zh-CN"));
+        assert_eq!(app.user("carol").await.locale, "zh-CN");
+        // Another browser, signed in as carol, follows her setting.
+        let elsewhere = Browser::new(&app);
+        elsewhere.sign_in("carol", PASSWORD).await;
+        let keys = elsewhere.get("/keys").await;
+        assert_eq!(keys.lang(), Some("zh-CN"));
+        assert!(keys.contains("你还没有 API 密钥"), "{}", keys.body);
+        // Errors too.
+        let missing = Browser::with_headers(&app, &[("accept-language", "zh")]).get("/no-such-page").await;
+        assert_eq!(missing.status, 404);
+        assert!(missing.contains("页面不存在"), "{}", missing.body);
+        // And /v1 keeps its own envelope for unknown paths.
+        let relay = app.client.get(app.url("/v1/no-such-thing")).send().await.unwrap();
+        assert_eq!(relay.status(), 404);
+        assert!(relay.text().await.unwrap().contains("unknown_url"));
+    }
+}
+
+db_test! {
+    /// Every page carries the security headers, and an anonymous visitor of a page without
+    /// a form gets no session (crawlers make no rows).
+    async fn pages_carry_security_headers(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let browser = Browser::new(&app);
+        let home = browser.get("/").await;
+        let csp = home.headers.get("content-security-policy").unwrap().to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{csp}");
+        assert_eq!(home.headers.get("x-frame-options").unwrap(), "DENY");
+        assert_eq!(home.headers.get("cache-control").unwrap(), "no-store");
+        assert!(browser.cookie(tollgate::web::SESSION_COOKIE).is_none(), "no session for a visitor");
+        let login = browser.get("/login").await;
+        let cookie = login.headers.get("set-cookie").unwrap().to_str().unwrap();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+        let css = app.client.get(app.url("/static/portal.css")).send().await.unwrap();
+        assert_eq!(css.status(), 200);
+        assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
+    }
+}
