@@ -66,6 +66,9 @@ impl Default for RequestIds {
 
 pub struct AppInner {
     pub config: Config,
+    /// `http://` and the address the server listens on (the port it was given when 0 was
+    /// asked for): the base of links when the option `public_url` is not set.
+    pub listen_url: String,
     pub db: Db,
     /// The routing view; replaced whole when a channel, group, price, alias or option changes.
     pub snapshot: ArcSwap<Snapshot>,

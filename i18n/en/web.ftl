@@ -103,3 +103,45 @@ web-field-key-models = Allowed models (optional)
 web-field-key-models-hint = Comma-separated, e.g. gpt-4o-mini, claude-sonnet-4-5. Empty allows every model you can use.
 web-field-key-ips = Allowed IP addresses (optional)
 web-field-key-ips-hint = Comma-separated addresses or ranges, e.g. 203.0.113.7, 10.0.0.0/8. Empty allows any.
+
+web-nav-logs = Usage
+web-nav-wallet = Wallet
+web-nav-pricing = Pricing
+web-nav-docs = Docs
+
+web-logs-filters = Filters
+web-logs-from = From
+web-logs-to = To
+web-logs-any = Any
+web-logs-apply = Apply
+web-logs-csv = Download CSV
+web-logs-totals = Matching
+web-logs-requests = requests
+web-logs-tokens = tokens in / out
+web-logs-none = No requests match.
+web-logs-older = Older requests →
+web-logs-bad-filter = The filter “{ $field }” is not valid.
+
+web-pricing-lead = What each model costs, in US dollars per million tokens (or per request).
+web-pricing-ratio = Your group's prices are the list prices × { $ratio }; shown here already applied.
+web-pricing-none = No models are available yet.
+web-pricing-input = Input / 1M
+web-pricing-cached = Cached input / 1M
+web-pricing-output = Output / 1M
+web-pricing-per-request = Per request
+web-pricing-group = Prices for the group “{ $group }”.
+
+web-docs-lead = This site speaks the OpenAI API (and Anthropic's Messages API): use any SDK or tool that lets you set a base URL, with a key from the API keys page.
+web-docs-base-url = Base URL:
+web-docs-claude-code = Claude Code: point it at this site and give it one of your keys.
+web-docs-more = Which models and at what price:
+
+web-wallet-history = History
+web-wallet-history-hint = Every change to your balance besides what your requests spend.
+web-wallet-none = No changes yet.
+web-wallet-kind = Kind
+web-wallet-amount = Amount
+web-wallet-reason = Note
+web-ledger-opening = Opening balance
+web-ledger-grant = Starting balance
+web-ledger-adjustment = Adjustment

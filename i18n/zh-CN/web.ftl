@@ -103,3 +103,45 @@ web-field-key-models = 允许的模型（可选）
 web-field-key-models-hint = 用逗号分隔，例如 gpt-4o-mini, claude-sonnet-4-5。留空表示可用你的全部模型。
 web-field-key-ips = 允许的 IP 地址（可选）
 web-field-key-ips-hint = 用逗号分隔的地址或网段，例如 203.0.113.7, 10.0.0.0/8。留空表示不限。
+
+web-nav-logs = 用量
+web-nav-wallet = 钱包
+web-nav-pricing = 价格
+web-nav-docs = 文档
+
+web-logs-filters = 筛选
+web-logs-from = 开始日期
+web-logs-to = 结束日期
+web-logs-any = 全部
+web-logs-apply = 应用
+web-logs-csv = 下载 CSV
+web-logs-totals = 符合条件
+web-logs-requests = 次请求
+web-logs-tokens = 输入 / 输出 token
+web-logs-none = 没有符合条件的请求。
+web-logs-older = 更早的请求 →
+web-logs-bad-filter = 筛选条件“{ $field }”无效。
+
+web-pricing-lead = 各模型的价格，单位为美元每百万 token（或每次请求）。
+web-pricing-ratio = 你所在分组的价格为标价 × { $ratio }，下表已按此计算。
+web-pricing-none = 暂无可用模型。
+web-pricing-input = 输入 / 百万
+web-pricing-cached = 缓存输入 / 百万
+web-pricing-output = 输出 / 百万
+web-pricing-per-request = 每次请求
+web-pricing-group = 分组“{ $group }”的价格。
+
+web-docs-lead = 本站兼容 OpenAI API（以及 Anthropic Messages API）：任何可设置 base URL 的 SDK 或工具都可使用，配合你在 API 密钥页创建的密钥。
+web-docs-base-url = Base URL：
+web-docs-claude-code = Claude Code：将其指向本站，并使用你的一个密钥。
+web-docs-more = 可用模型及价格：
+
+web-wallet-history = 记录
+web-wallet-history-hint = 除请求消费以外的每一笔余额变动。
+web-wallet-none = 暂无变动。
+web-wallet-kind = 类型
+web-wallet-amount = 金额
+web-wallet-reason = 备注
+web-ledger-opening = 期初余额
+web-ledger-grant = 初始余额
+web-ledger-adjustment = 调整

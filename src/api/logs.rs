@@ -2,6 +2,8 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+
+use crate::domain::kinds::Outcome;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
@@ -24,6 +26,10 @@ struct LogParams {
     model: Option<String>,
     request_id: Option<String>,
     before_id: Option<i64>,
+    /// Times in ms since the epoch: rows at or after `from`, before `to`.
+    from: Option<i64>,
+    to: Option<i64>,
+    outcome: Option<Outcome>,
     limit: Option<i64>,
 }
 
@@ -42,6 +48,9 @@ async fn list(
             model: params.model,
             request_id: params.request_id,
             before_id: params.before_id,
+            from_ms: params.from,
+            to_ms: params.to,
+            outcome: params.outcome,
             limit: params.limit,
         },
     )

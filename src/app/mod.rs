@@ -112,8 +112,13 @@ impl App {
         let listener = bind_shared(config.server.listen)
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
         let directory = Directory::new(db.clone(), billing.balance_sync().clone());
+        let listen_url = format!(
+            "http://{}",
+            listener.local_addr().unwrap_or(config.server.listen)
+        );
         let state = AppState(Arc::new_cyclic(|this| AppInner {
             config,
+            listen_url,
             ctx: Ctx::with_after_write(
                 db.clone(),
                 Arc::new(jobs::snapshot_sync::ApplyChanges(this.clone())),

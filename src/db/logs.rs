@@ -488,6 +488,11 @@ pub struct LogFilter {
     pub request_id: Option<String>,
     /// Only rows with an id below this (for paging backwards).
     pub before_id: Option<i64>,
+    /// Only rows written at or after this time (ms since the epoch).
+    pub from_ms: Option<i64>,
+    /// Only rows written before this time.
+    pub to_ms: Option<i64>,
+    pub outcome: Option<Outcome>,
     pub limit: i64,
 }
 
@@ -514,6 +519,18 @@ impl LogFilter {
         if let Some(id) = self.before_id {
             conditions.push("id < ?");
             values.push(Value::Int(id));
+        }
+        if let Some(at) = self.from_ms {
+            conditions.push("created_at >= ?");
+            values.push(Value::Int(at));
+        }
+        if let Some(at) = self.to_ms {
+            conditions.push("created_at < ?");
+            values.push(Value::Int(at));
+        }
+        if let Some(outcome) = self.outcome {
+            conditions.push("outcome = ?");
+            values.push(Value::Text(outcome.as_str().to_string()));
         }
         if conditions.is_empty() {
             (String::new(), values)

@@ -1,6 +1,7 @@
 use super::{Caller, Ctx, ServiceResult};
 use crate::db;
 use crate::db::logs::{LogFilter, LogTotals, RequestLog};
+use crate::domain::kinds::Outcome;
 
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {
@@ -9,6 +10,9 @@ pub struct LogQuery {
     pub model: Option<String>,
     pub request_id: Option<String>,
     pub before_id: Option<i64>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub outcome: Option<Outcome>,
     pub limit: Option<i64>,
 }
 
@@ -31,6 +35,9 @@ pub async fn query(
         model: query.model,
         request_id: query.request_id,
         before_id: query.before_id,
+        from_ms: query.from_ms,
+        to_ms: query.to_ms,
+        outcome: query.outcome,
         limit: query.limit.unwrap_or(50),
     };
     let rows = db::logs::list(db, &filter).await?;

@@ -15,9 +15,42 @@ pub fn minute(ms: i64) -> String {
     )
 }
 
+/// A price in micro-dollars (per 1M tokens, or per request) after a group's ratio, as
+/// `$0.15`: at least cents, more digits only where the price has them.
+pub fn price(micros: crate::domain::money::MicroUsd, ratio: crate::domain::money::Ratio) -> String {
+    let scaled = i128::from(micros.0) * i128::from(ratio.ppm()) / 1_000_000;
+    let dollars = scaled / 1_000_000;
+    let fraction = format!("{:06}", scaled % 1_000_000);
+    let mut digits = fraction.trim_end_matches('0').to_string();
+    while digits.len() < 2 {
+        digits.push('0');
+    }
+    format!("${dollars}.{digits}")
+}
+
+/// A day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The start of a day written `2026-11-30` (UTC), in ms since the epoch.
+pub fn day_start(text: &str) -> Option<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(text, &format).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
 /// Milliseconds since the epoch as a date, `2026-11-30` (UTC).
 pub fn date(ms: i64) -> String {
     minute(ms).chars().take(10).collect()
+}
+
+/// The text key naming a kind of balance change.
+pub fn ledger_key(kind: crate::domain::kinds::LedgerKind) -> &'static str {
+    use crate::domain::kinds::LedgerKind;
+    match kind {
+        LedgerKind::Opening => "web-ledger-opening",
+        LedgerKind::Grant => "web-ledger-grant",
+        LedgerKind::Adjustment => "web-ledger-adjustment",
+    }
 }
 
 /// The text key naming how a request ended.
@@ -34,6 +67,15 @@ pub fn outcome_key(outcome: crate::domain::kinds::Outcome) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn writes_prices_with_the_digits_they_have() {
+        use crate::domain::money::{MicroUsd, Ratio};
+        assert_eq!(super::price(MicroUsd(150_000), Ratio::ONE), "$0.15");
+        assert_eq!(super::price(MicroUsd(75_000), Ratio::ONE), "$0.075");
+        assert_eq!(super::price(MicroUsd(3_000_000), Ratio(800_000)), "$2.40");
+        assert_eq!(super::price(MicroUsd(10_000_000), Ratio::ONE), "$10.00");
+    }
+
     #[test]
     fn writes_minutes_and_dates() {
         assert_eq!(super::minute(1_798_761_600_000), "2027-01-01 00:00");

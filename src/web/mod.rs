@@ -10,6 +10,7 @@ mod form;
 mod format;
 mod keys;
 mod limits;
+mod logs;
 mod page;
 mod pages;
 mod session;
@@ -59,6 +60,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )));
     let pages = Router::new()
         .route("/", get(pages::home))
+        .route("/pricing", get(pages::pricing))
+        .route("/docs", get(pages::docs))
         .route("/setup", get(auth::setup_form).post(auth::setup))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
@@ -67,6 +70,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/status", post(keys::set_status))
         .route("/keys/{id}/delete", post(keys::delete))
+        .route("/logs", get(logs::page))
+        .route("/logs.csv", get(logs::csv))
+        .route("/wallet", get(pages::wallet))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             page::remember_language,

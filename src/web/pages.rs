@@ -7,15 +7,17 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::WebError;
 use super::page::{Page, SignedIn};
+use crate::db::ledger::Entry;
 use crate::db::logs::RequestLog;
+use crate::domain::pricing::ModelPrice;
+use crate::service::groups::DEFAULT_GROUP;
 use crate::service::logs::LogQuery;
 use crate::service::{self, Caller};
 use crate::state::AppState;
 
 /// The address clients call: the site's public URL, or the listen address.
 pub fn base_url(state: &AppState) -> String {
-    let listen = format!("http://{}", state.config.server.listen);
-    state.snapshot.load().options.base_url(&listen)
+    state.snapshot.load().options.base_url(&state.listen_url)
 }
 
 #[derive(Template, WebTemplate)]
@@ -84,6 +86,124 @@ pub async fn dashboard(
         recent,
         base_url: base_url(&state),
         has_keys,
+        page,
+    }
+    .into_response())
+}
+
+/// One model's prices as shown, after the group's ratio.
+pub struct PriceLine {
+    model: String,
+    input: String,
+    output: String,
+    cached: String,
+    per_request: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pricing.html")]
+pub struct PricingPage {
+    page: Page,
+    group: String,
+    /// The group's ratio when it is not 1, as `0.8`.
+    ratio: Option<String>,
+    lines: Vec<PriceLine>,
+}
+
+/// Every model the reader's group can call (the default group for visitors), priced after
+/// the group's ratio.
+pub async fn pricing(State(state): State<AppState>, page: Page) -> PricingPage {
+    let group = page
+        .viewer
+        .as_ref()
+        .map_or(DEFAULT_GROUP.to_string(), |v| v.group.clone());
+    let snapshot = state.snapshot.load();
+    let ratio = snapshot.group_ratio(&group);
+    let lines = snapshot
+        .group_models(&group)
+        .into_iter()
+        .filter_map(|model| {
+            let resolved = snapshot
+                .resolve_model(model)
+                .unwrap_or_else(|| model.to_string());
+            let price = snapshot.price(&resolved)?;
+            let f = |micros| super::format::price(micros, ratio);
+            Some(match price {
+                ModelPrice::PerToken {
+                    input,
+                    output,
+                    cached_input,
+                    ..
+                } => PriceLine {
+                    model: model.to_string(),
+                    input: f(input),
+                    output: f(output),
+                    cached: f(cached_input.unwrap_or(input)),
+                    per_request: String::new(),
+                },
+                ModelPrice::PerRequest(each) => PriceLine {
+                    model: model.to_string(),
+                    input: String::new(),
+                    output: String::new(),
+                    cached: String::new(),
+                    per_request: f(each),
+                },
+            })
+        })
+        .collect();
+    let ratio = (ratio != crate::domain::money::Ratio::ONE)
+        .then(|| crate::domain::money::Ratio::to_string(&ratio));
+    PricingPage {
+        page,
+        group,
+        ratio,
+        lines,
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "docs.html")]
+pub struct DocsPage {
+    page: Page,
+    base_url: String,
+}
+
+pub async fn docs(State(state): State<AppState>, page: Page) -> DocsPage {
+    DocsPage {
+        base_url: base_url(&state),
+        page,
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "wallet.html")]
+pub struct WalletPage {
+    page: Page,
+    balance: i64,
+    entries: Vec<Entry>,
+}
+
+impl WalletPage {
+    fn when(&self, entry: &Entry) -> String {
+        super::format::minute(entry.created_at)
+    }
+
+    fn kind(&self, entry: &Entry) -> String {
+        self.page.t(super::format::ledger_key(entry.kind))
+    }
+}
+
+/// The balance and the ledger's history of this account.
+pub async fn wallet(
+    State(state): State<AppState>,
+    SignedIn { page, user }: SignedIn,
+) -> Result<Response, WebError> {
+    let entries = service::ledger::entries(&state.ctx, &Caller::User(user.id), &user.username, 100)
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    Ok(WalletPage {
+        balance: user.quota,
+        entries,
         page,
     }
     .into_response())

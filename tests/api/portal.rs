@@ -285,3 +285,109 @@ db_test! {
         assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
     }
 }
+
+db_test! {
+    /// Prices: a visitor sees the default group's, a signed-in person their group's with its
+    /// ratio applied; the docs carry the base URL for every client.
+    async fn pricing_and_docs_show_what_a_client_needs(db: TestDb) {
+        let (app, _upstream) = serving(db).await;
+        app.price("gpt-4o-mini", "0.15", "0.60").await;
+        let visitor = Browser::new(&app).get("/pricing").await;
+        assert_eq!(visitor.status, 200);
+        assert!(visitor.contains("<code>gpt-4o-mini</code>"), "{}", visitor.body);
+        assert!(visitor.contains("$0.15") && visitor.contains("$0.60"), "{}", visitor.body);
+
+        app.create_group("vip", "0.5").await;
+        let vip = FakeUpstream::chat().await;
+        app.add_channel_with(tollgate::service::channels::ChannelInput {
+            name: Some("vip-main".into()),
+            channel_type: Some("openai".into()),
+            base_url: Some(vip.base_url()),
+            keys: Some(vec!["sk-vip".into()]),
+            models: Some("gpt-4o-mini".into()),
+            groups: Some("vip".into()),
+            ..Default::default()
+        })
+        .await;
+        let person = Browser::new(&app);
+        person.register("vera", PASSWORD).await;
+        service::users::update(app.ctx(), &CLI, "vera", UpdateUser { group: Some("vip".into()), ..Default::default() }).await.unwrap();
+        let priced = person.get("/pricing").await;
+        assert!(priced.contains("× 0.5"), "{}", priced.body);
+        assert!(priced.contains("$0.075") && priced.contains("$0.30"), "{}", priced.body);
+        drop(vip);
+
+        let docs = Browser::new(&app).get("/docs").await;
+        assert!(docs.contains(&format!("http://{}/v1", app.addr)), "{}", docs.body);
+        assert!(docs.contains("ANTHROPIC_BASE_URL"));
+    }
+}
+
+db_test! {
+    /// Usage: filters by key and outcome, totals over the filter, another person's key id
+    /// shows nothing; the CSV carries the same rows and totals, with cells that cannot run
+    /// as formulas.
+    async fn usage_logs_filter_and_export(db: TestDb) {
+        let (app, _upstream) = serving(db).await;
+        app.set_option("new_user_quota_usd", "1").await;
+        let person = Browser::new(&app);
+        person.register("dora", PASSWORD).await;
+        person.get("/keys").await;
+        let first = person.post("/keys", &[("name", "=HYPERLINK(1)")]).await.new_key().unwrap();
+        person.get("/keys").await;
+        let second = person.post("/keys", &[("name", "second")]).await.new_key().unwrap();
+        for key in [&first, &first, &second] {
+            assert_eq!(app.chat(key, chat_body("gpt-4o-mini")).await.status(), 200);
+        }
+        assert_eq!(app.chat(&second, chat_body("no-such-model")).await.status(), 404);
+        app.flush().await;
+        let ids = app.token_ids_of("dora").await;
+
+        let all = person.get("/logs").await;
+        assert!(all.contains("id=\"totals\""), "{}", all.body);
+        assert!(all.body.contains("<strong>4</strong>"), "{}", all.body);
+        let first_only = person.get(&format!("/logs?key={}", ids[0])).await;
+        assert!(first_only.body.contains("<strong>2</strong>"), "{}", first_only.body);
+        let refused = person.get("/logs?outcome=refused").await;
+        assert!(refused.body.contains("<strong>1</strong>"), "{}", refused.body);
+        assert!(refused.contains("no-such-model"));
+
+        let other = Browser::new(&app);
+        other.register("eve", PASSWORD).await;
+        let snooping = other.get(&format!("/logs?key={}", ids[0])).await;
+        assert!(snooping.body.contains("<strong>0</strong>"), "{}", snooping.body);
+        assert!(!snooping.contains("gpt-4o-mini"));
+
+        let csv = person.get(&format!("/logs.csv?key={}", ids[0])).await;
+        assert_eq!(csv.status, 200);
+        assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+        let lines: Vec<&str> = csv.body.lines().collect();
+        assert_eq!(lines.len(), 1 + 2 + 1, "{}", csv.body);
+        assert!(lines[1].contains(",'=HYPERLINK(1),"), "{}", lines[1]);
+        assert!(lines[3].starts_with("total,") && lines[3].contains("2 requests"), "{}", lines[3]);
+        assert_eq!(person.get("/logs?from=yesterday").await.status, 400);
+    }
+}
+
+db_test! {
+    /// The wallet shows the balance and every change to it besides spending.
+    async fn the_wallet_shows_the_ledger(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        app.set_option("new_user_quota_usd", "2").await;
+        let person = Browser::new(&app);
+        person.register("walt", PASSWORD).await;
+        service::users::change_quota(app.ctx(), &CLI, "walt", tollgate::service::users::QuotaChange {
+            usd: Some("3".into()),
+            reason: Some("thank you for the bug report".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let wallet = person.get("/wallet").await;
+        assert_eq!(wallet.status, 200);
+        assert!(wallet.contains("id=\"balance\">$5.00<"), "{}", wallet.body);
+        assert!(wallet.contains("Starting balance") && wallet.contains("$2.00"), "{}", wallet.body);
+        assert!(wallet.contains("thank you for the bug report") && wallet.contains("$3.00"));
+        assert_eq!(Browser::new(&app).get("/wallet").await.status, 303, "signed-in people only");
+    }
+}
