@@ -119,3 +119,6 @@ registration-closed = New accounts cannot be created here right now.
 sign-in-failed = the username, email or password is wrong
 account-disabled = This account is disabled.
 setup-link-spent = This setup link does not work: the site is set up already, or the server has started since and printed a new link.
+password-wrong = this is not your current password
+account-delete-confirm = type your username exactly to confirm
+account-delete-root = The root account cannot be deleted here.

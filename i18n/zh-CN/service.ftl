@@ -119,3 +119,6 @@ registration-closed = 目前无法在此创建新账户。
 sign-in-failed = 用户名、邮箱或密码错误
 account-disabled = 此账户已被停用。
 setup-link-spent = 此初始化链接已失效：本站已完成初始化，或服务器重启后已打印了新的链接。
+password-wrong = 当前密码不正确
+account-delete-confirm = 请准确输入你的用户名以确认
+account-delete-root = 超级管理员账户不能在此删除。

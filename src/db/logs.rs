@@ -479,6 +479,16 @@ pub async fn replay(
     Ok(Replayed::Applied)
 }
 
+/// A deleted account's requests stay for the books, under its new anonymous name and
+/// without the addresses they came from.
+pub async fn anonymize_user(tx: &mut Tx, user_id: i64, name: &str) -> DbResult<u64> {
+    tx.execute(
+        "UPDATE request_logs SET username = ?, client_ip = '' WHERE user_id = ?",
+        &[Value::Text(name.to_string()), Value::Int(user_id)],
+    )
+    .await
+}
+
 /// Which logs to read. Results are newest first.
 #[derive(Clone, Debug, Default)]
 pub struct LogFilter {

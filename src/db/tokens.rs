@@ -186,6 +186,23 @@ pub async fn balances_of(db: &Db, ids: &[i64]) -> DbResult<Vec<(i64, i64)>> {
     Ok(balances)
 }
 
+/// Deletes every key of a user; returns how many.
+pub async fn delete_all_of(tx: &mut Tx, user_id: i64) -> DbResult<usize> {
+    let rows = tx
+        .fetch_all(
+            "SELECT id FROM tokens WHERE user_id = ?",
+            &[Value::Int(user_id)],
+        )
+        .await?;
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        tx.execute("DELETE FROM tokens WHERE id = ?", &[Value::Int(id)])
+            .await?;
+        tx.changed(Change::Token(id));
+    }
+    Ok(rows.len())
+}
+
 /// Changes a key; with `owner`, only that user's key. False when no such key was changed.
 pub async fn update(
     tx: &mut Tx,

@@ -45,6 +45,7 @@ pub struct UserPatch {
     pub role: Option<Role>,
     pub status: Option<Status>,
     pub group: Option<String>,
+    pub email_verified: Option<bool>,
 }
 
 const COLUMNS: &str = "id, username, display_name, email, email_verified, password_hash, role, status, \
@@ -228,6 +229,10 @@ pub async fn update(tx: &mut Tx, id: i64, patch: &UserPatch) -> DbResult<bool> {
         sets.push("group_name = ?");
         values.push(Value::Text(v.clone()));
     }
+    if let Some(v) = patch.email_verified {
+        sets.push("email_verified = ?");
+        values.push(Value::Int(i64::from(v)));
+    }
     sets.push("updated_at = ?");
     values.push(Value::Int(now_ms()));
     values.push(Value::Int(id));
@@ -236,6 +241,28 @@ pub async fn update(tx: &mut Tx, id: i64, patch: &UserPatch) -> DbResult<bool> {
     // The relay reads a user's role, status and group; an email, a display name or a password
     // changes nothing it holds.
     if changed > 0 && (patch.role.is_some() || patch.status.is_some() || patch.group.is_some()) {
+        tx.changed(Change::User(id));
+    }
+    Ok(changed > 0)
+}
+
+/// Wipes an account's personal data for good: the username becomes `name` (freeing the old
+/// one), the email, display name and password go, and the account is disabled. Its id stays,
+/// so the ledger and the logs still add up.
+pub async fn anonymize(tx: &mut Tx, id: i64, name: &str) -> DbResult<bool> {
+    let changed = tx
+        .execute(
+            "UPDATE users SET username = ?, display_name = ?, email = NULL, email_verified = 0, \
+             password_hash = NULL, status = 'disabled', locale = '', updated_at = ? WHERE id = ?",
+            &[
+                Value::Text(name.to_string()),
+                Value::Text(name.to_string()),
+                Value::Int(now_ms()),
+                Value::Int(id),
+            ],
+        )
+        .await?;
+    if changed > 0 {
         tx.changed(Change::User(id));
     }
     Ok(changed > 0)

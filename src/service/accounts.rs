@@ -154,3 +154,152 @@ pub async fn set_up_root(
     )
     .await
 }
+
+/// What a person may change of their own profile.
+#[derive(Clone, Debug, Default)]
+pub struct ProfileChange {
+    pub display_name: String,
+    pub email: String,
+}
+
+/// Changes one's display name and email (a new email address is unverified until proven).
+pub async fn update_profile(
+    ctx: &Ctx,
+    user_id: i64,
+    change: ProfileChange,
+) -> ServiceResult<UserRow> {
+    let user = super::users::find_id(&ctx.db, user_id).await?;
+    let mut problems = Problems::default();
+    let display_name = change.display_name.trim().to_string();
+    if display_name.chars().count() > 64 {
+        problems.check::<()>(Err(ServiceError::invalid(
+            "display_name",
+            msg!("name-too-long", max = 64_usize),
+        )))?;
+    }
+    let email = change.email.trim();
+    let email = if email.is_empty() {
+        None
+    } else {
+        problems.check(check_email(email))?
+    };
+    problems.finish()?;
+    let email_changed = email != user.email;
+    let patch = db::users::UserPatch {
+        display_name: Some(if display_name.is_empty() {
+            user.username.clone()
+        } else {
+            display_name
+        }),
+        email: email_changed.then(|| email.clone()),
+        email_verified: email_changed.then_some(false),
+        ..Default::default()
+    };
+    ctx.write(async |tx| {
+        db::users::update(tx, user_id, &patch)
+            .await
+            .map_err(|e| match e {
+                db::DbError::Conflict(_) => ServiceError::conflict("email", msg!("email-taken")),
+                other => other.into(),
+            })
+    })
+    .await?;
+    super::users::find_id(&ctx.db, user_id).await
+}
+
+/// Changes one's password, given the current one. Every session signed in with the old
+/// password ends (the portal keeps the one asking).
+pub async fn change_password(
+    ctx: &Ctx,
+    user_id: i64,
+    current: &str,
+    new: &str,
+    confirm: &str,
+) -> ServiceResult<UserRow> {
+    let user = super::users::find_id(&ctx.db, user_id).await?;
+    let stored = user.password_hash.clone().unwrap_or_default();
+    let current = current.to_string();
+    let matches = tokio::task::spawn_blocking(move || password::verify(&current, &stored))
+        .await
+        .unwrap_or(false);
+    let mut problems = Problems::default();
+    if !matches {
+        problems.check::<()>(Err(ServiceError::invalid(
+            "current_password",
+            msg!("password-wrong"),
+        )))?;
+    }
+    problems.check(
+        password::validate(new)
+            .map_err(|e| ServiceError::invalid("password", password_problem(&e))),
+    )?;
+    if new != confirm {
+        problems.check::<()>(Err(ServiceError::invalid(
+            "password_confirm",
+            msg!("password-mismatch"),
+        )))?;
+    }
+    problems.finish()?;
+    let update = super::users::UpdateUser {
+        password: Some(new.to_string()),
+        ..Default::default()
+    };
+    super::users::update(ctx, &Caller::System, &user.username, update).await
+}
+
+/// Deletes one's account, the username typed again as confirmation: personal data wiped,
+/// username and email freed, keys deleted; the ledger and the logs stay, under an anonymous
+/// name, so the books still add up.
+pub async fn delete_account(ctx: &Ctx, user_id: i64, typed_username: &str) -> ServiceResult<()> {
+    let user = super::users::find_id(&ctx.db, user_id).await?;
+    if typed_username.trim() != user.username {
+        return Err(ServiceError::invalid(
+            "confirm_username",
+            msg!("account-delete-confirm"),
+        ));
+    }
+    if user.role == Role::Root {
+        return Err(ServiceError::Forbidden(msg!("account-delete-root")));
+    }
+    let name = format!("deleted-{user_id}");
+    ctx.write(async |tx| {
+        db::tokens::delete_all_of(tx, user_id).await?;
+        db::users::anonymize(tx, user_id, &name).await?;
+        db::logs::anonymize_user(tx, user_id, &name).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Everything Tollgate holds about one's account, for the person to take away.
+pub async fn export(ctx: &Ctx, user_id: i64) -> ServiceResult<serde_json::Value> {
+    let caller = Caller::User(user_id);
+    let user = super::users::find_id(&ctx.db, user_id).await?;
+    let keys = super::tokens::list_for_user(ctx, &caller, &user.username).await?;
+    let ledger = super::ledger::entries(ctx, &caller, &user.username, 1000).await?;
+    let (logs, _) = super::logs::query(
+        ctx,
+        &caller,
+        super::logs::LogQuery {
+            limit: Some(1000),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let qpu = super::options::current(&ctx.db).await?.quota_per_usd();
+    let keys: Vec<_> = keys
+        .iter()
+        .map(|k| super::views::TokenView::new(k, qpu))
+        .collect();
+    let logs: Vec<_> = logs
+        .iter()
+        .map(|l| super::views::LogView::new(l, qpu))
+        .collect();
+    Ok(serde_json::json!({
+        "account": super::views::UserView::new(&user, qpu),
+        "keys": keys,
+        "ledger": ledger,
+        "requests": logs,
+        "exported_at": now_ms(),
+    }))
+}

@@ -13,6 +13,7 @@ mod limits;
 mod logs;
 mod page;
 mod pages;
+mod profile;
 mod session;
 
 use std::sync::Arc;
@@ -73,6 +74,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/logs", get(logs::page))
         .route("/logs.csv", get(logs::csv))
         .route("/wallet", get(pages::wallet))
+        .route("/profile", get(profile::show).post(profile::details))
+        .route("/profile/password", post(profile::password))
+        .route("/profile/language", post(profile::language))
+        .route(
+            "/profile/sessions/end-others",
+            post(profile::end_other_sessions),
+        )
+        .route("/profile/sessions/{id}/end", post(profile::end_session))
+        .route("/profile/export", get(profile::export))
+        .route("/profile/delete", post(profile::delete))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             page::remember_language,

@@ -391,3 +391,80 @@ db_test! {
         assert_eq!(Browser::new(&app).get("/wallet").await.status, 303, "signed-in people only");
     }
 }
+
+db_test! {
+    /// The profile: details with a taken email marked, a new password that ends the other
+    /// sessions, sessions listed and ended (only one's own), a copy of one's data, and
+    /// deleting the account, which frees the name and keeps the books.
+    async fn the_profile_manages_the_account(db: TestDb) {
+        let (app, _upstream) = serving(db).await;
+        app.set_option("new_user_quota_usd", "1").await;
+        Browser::new(&app).register("taken", PASSWORD).await;
+        let laptop = Browser::with_headers(&app, &[("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0")]);
+        laptop.register("fay", PASSWORD).await;
+        let phone = Browser::with_headers(&app, &[("user-agent", "Mozilla/5.0 (iPhone) Safari/604.1")]);
+        assert_eq!(phone.sign_in("fay", PASSWORD).await.status, 303);
+
+        laptop.get("/profile").await;
+        let clash = laptop.post("/profile", &[("display_name", "Fay"), ("email", "taken@example.com")]).await;
+        assert_eq!(clash.status, 422);
+        assert!(clash.field_error("email").is_some(), "{}", clash.body);
+        assert_eq!(clash.input("display_name").as_deref(), Some("Fay"));
+        let saved = laptop.post("/profile", &[("display_name", "Fay F."), ("email", "fay@new.example")]).await;
+        assert_eq!(saved.status, 303);
+        let fay = app.user("fay").await;
+        assert_eq!(fay.display_name, "Fay F.");
+        assert_eq!(fay.email.as_deref(), Some("fay@new.example"));
+        assert!(!fay.email_verified);
+
+        let profile = laptop.get("/profile").await;
+        assert!(profile.contains("Firefox · Linux") && profile.contains("Safari · iOS"), "{}", profile.body);
+        let wrong = laptop.post("/profile/password", &[("current_password", "not it at all"), ("password", "a newer password"), ("password_confirm", "a newer password")]).await;
+        assert_eq!(wrong.status, 422);
+        assert!(wrong.field_error("current_password").is_some());
+        let changed = laptop.post("/profile/password", &[("current_password", PASSWORD), ("password", "a newer password"), ("password_confirm", "a newer password")]).await;
+        assert_eq!(changed.status, 303);
+        assert_eq!(laptop.get("/dashboard").await.status, 200, "this session stays");
+        assert_eq!(phone.get("/dashboard").await.status, 303, "the other one ended");
+        assert_eq!(Browser::new(&app).sign_in("fay", "a newer password").await.status, 303);
+
+        // Ending another person's session is not possible; one's own others, yes.
+        let other = Browser::new(&app);
+        other.sign_in("taken", PASSWORD).await;
+        let taken_sessions = app.user("taken").await;
+        let rows = tollgate::db::web_sessions::for_user(&app.db, taken_sessions.id, tollgate::db::now_ms()).await.unwrap();
+        laptop.get("/profile").await;
+        let refused = laptop.post(&format!("/profile/sessions/{}/end", rows[0].id), &[]).await;
+        assert_eq!(refused.status, 404);
+        assert_eq!(other.get("/dashboard").await.status, 200);
+        laptop.post("/profile/sessions/end-others", &[]).await;
+        assert_eq!(tollgate::db::web_sessions::for_user(&app.db, fay.id, tollgate::db::now_ms()).await.unwrap().len(), 1);
+
+        laptop.get("/keys").await;
+        let key = laptop.post("/keys", &[("name", "soon gone")]).await.new_key().unwrap();
+        assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 200);
+        app.flush().await;
+        let export = laptop.get("/profile/export").await;
+        let data: serde_json::Value = serde_json::from_str(&export.body).unwrap();
+        assert_eq!(data["account"]["username"], "fay");
+        assert_eq!(data["keys"][0]["name"], "soon gone");
+        assert!(!export.body.contains(&key), "keys are never exported whole");
+        assert_eq!(data["requests"].as_array().unwrap().len(), 1);
+
+        laptop.get("/profile").await;
+        let mistyped = laptop.post("/profile/delete", &[("confirm_username", "fa")]).await;
+        assert_eq!(mistyped.status, 422);
+        let deleted = laptop.post("/profile/delete", &[("confirm_username", "fay")]).await;
+        assert_eq!(deleted.status, 303);
+        assert_eq!(laptop.get("/dashboard").await.status, 303);
+        assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 401);
+        let gone = tollgate::db::users::find_by_id(&app.db, fay.id).await.unwrap().unwrap();
+        assert_eq!(gone.username, format!("deleted-{}", fay.id));
+        assert!(gone.email.is_none() && gone.password_hash.is_none());
+        let logs = app.logs().await;
+        assert!(logs.iter().any(|l| l.user_id == fay.id && l.username == gone.username && l.client_ip.is_empty()));
+        let check = service::ledger::check(app.ctx(), &CLI).await.unwrap();
+        assert!(check.discrepancies.is_empty());
+        assert_eq!(Browser::new(&app).register("fay", PASSWORD).await.status, 303, "the name is free again");
+    }
+}

@@ -1,0 +1,317 @@
+//! One's own profile: name and email, password, language, where one is signed in, a copy of
+//! one's data, and deleting the account.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::error::WebError;
+use super::form::{FieldErrors, Posted};
+use super::format;
+use super::page::{Page, SignedIn, password_stamp};
+use super::session::{keys, row_id};
+use crate::db::now_ms;
+use crate::db::users::UserRow;
+use crate::db::web_sessions::{self, SessionRow};
+use crate::i18n::Lang;
+use crate::service::accounts::{self, ProfileChange};
+use crate::state::AppState;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "profile.html")]
+pub struct ProfilePage {
+    page: Page,
+    user: UserRow,
+    display_name: String,
+    email: String,
+    details_errors: FieldErrors,
+    password_errors: FieldErrors,
+    delete_errors: FieldErrors,
+    sessions: Vec<SessionRow>,
+    /// The row id of the session asking.
+    current: String,
+}
+
+impl ProfilePage {
+    fn seen(&self, session: &SessionRow) -> String {
+        format::minute(session.last_seen_at)
+    }
+
+    fn device(&self, session: &SessionRow) -> String {
+        super::format::device(&session.user_agent)
+    }
+
+    fn is_current(&self, session: &SessionRow) -> bool {
+        session.id == self.current
+    }
+
+    fn lang_selected(&self, tag: &str) -> bool {
+        self.user.locale == tag
+    }
+}
+
+async fn current_row(session: &Session) -> String {
+    session.id().map(|id| row_id(&id)).unwrap_or_default()
+}
+
+async fn render(
+    state: &AppState,
+    session: &Session,
+    page: Page,
+    user: UserRow,
+    errors: [FieldErrors; 3],
+    typed: Option<(String, String)>,
+) -> Result<ProfilePage, WebError> {
+    let sessions = web_sessions::for_user(&state.db, user.id, now_ms())
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    let (display_name, email) = typed.unwrap_or_else(|| {
+        (
+            user.display_name.clone(),
+            user.email.clone().unwrap_or_default(),
+        )
+    });
+    let [details_errors, password_errors, delete_errors] = errors;
+    Ok(ProfilePage {
+        current: current_row(session).await,
+        page,
+        user,
+        display_name,
+        email,
+        details_errors,
+        password_errors,
+        delete_errors,
+        sessions,
+    })
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    SignedIn { page, user }: SignedIn,
+) -> Result<Response, WebError> {
+    Ok(
+        render(&state, &session, page, user, Default::default(), None)
+            .await?
+            .into_response(),
+    )
+}
+
+async fn notice(session: &Session, page: &Page, key: &str) -> Result<Response, WebError> {
+    session
+        .insert(keys::FLASH, page.t(key))
+        .await
+        .map_err(WebError::session)?;
+    Ok(Redirect::to("/profile").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DetailsForm {
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    email: String,
+}
+
+pub async fn details(
+    State(state): State<AppState>,
+    session: Session,
+    SignedIn { page, user }: SignedIn,
+    Posted(form): Posted<DetailsForm>,
+) -> Result<Response, WebError> {
+    let change = ProfileChange {
+        display_name: form.display_name.clone(),
+        email: form.email.clone(),
+    };
+    match accounts::update_profile(&state.ctx, user.id, change).await {
+        Ok(_) => notice(&session, &page, "web-profile-saved").await,
+        Err(error) => {
+            let errors = FieldErrors::from_service(&error, page.lang, &[]);
+            let page_again = render(
+                &state,
+                &session,
+                page,
+                user,
+                [errors, FieldErrors::default(), FieldErrors::default()],
+                Some((form.display_name, form.email)),
+            )
+            .await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page_again).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+}
+
+pub async fn password(
+    State(state): State<AppState>,
+    session: Session,
+    SignedIn { page, user }: SignedIn,
+    Posted(form): Posted<PasswordForm>,
+) -> Result<Response, WebError> {
+    match accounts::change_password(
+        &state.ctx,
+        user.id,
+        &form.current_password,
+        &form.password,
+        &form.password_confirm,
+    )
+    .await
+    {
+        Ok(updated) => {
+            // This session stays signed in; the others end (their stamp no longer matches).
+            session
+                .insert(keys::STAMP, password_stamp(&updated))
+                .await
+                .map_err(WebError::session)?;
+            let current = current_row(&session).await;
+            web_sessions::delete_for_user(&state.db, user.id, Some(&current))
+                .await
+                .map_err(|e| WebError::internal(page.lang, &e))?;
+            notice(&session, &page, "web-profile-password-changed").await
+        }
+        Err(error) => {
+            let errors = FieldErrors::from_service(&error, page.lang, &[]);
+            let page_again = render(
+                &state,
+                &session,
+                page,
+                user,
+                [FieldErrors::default(), errors, FieldErrors::default()],
+                None,
+            )
+            .await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page_again).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LanguageForm {
+    #[serde(default)]
+    language: String,
+}
+
+pub async fn language(
+    State(state): State<AppState>,
+    session: Session,
+    SignedIn { user, .. }: SignedIn,
+    Posted(form): Posted<LanguageForm>,
+) -> Result<Response, WebError> {
+    let tag = Lang::from_tag(&form.language).map_or("", Lang::tag);
+    crate::db::users::set_locale(&state.db, user.id, tag)
+        .await
+        .map_err(|e| WebError::internal(Lang::En, &e))?;
+    let lang = Lang::from_tag(tag).unwrap_or(Lang::En);
+    session
+        .insert(
+            keys::FLASH,
+            crate::i18n::text(lang, "web-profile-saved", &[]),
+        )
+        .await
+        .map_err(WebError::session)?;
+    Ok(Redirect::to("/profile").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct EmptyForm {}
+
+pub async fn end_other_sessions(
+    State(state): State<AppState>,
+    session: Session,
+    SignedIn { page, user }: SignedIn,
+    Posted(_): Posted<EmptyForm>,
+) -> Result<Response, WebError> {
+    let current = current_row(&session).await;
+    web_sessions::delete_for_user(&state.db, user.id, Some(&current))
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    notice(&session, &page, "web-profile-sessions-ended").await
+}
+
+pub async fn end_session(
+    State(state): State<AppState>,
+    session: Session,
+    SignedIn { page, user }: SignedIn,
+    Path(id): Path<String>,
+    Posted(_): Posted<EmptyForm>,
+) -> Result<Response, WebError> {
+    let ended = web_sessions::delete_owned(&state.db, user.id, &id)
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    if !ended {
+        return Err(WebError::not_found(page.lang));
+    }
+    notice(&session, &page, "web-profile-session-ended").await
+}
+
+/// A copy of one's data as JSON (reading only: a GET).
+pub async fn export(
+    State(state): State<AppState>,
+    SignedIn { page, user }: SignedIn,
+) -> Result<Response, WebError> {
+    let data = accounts::export(&state.ctx, user.id)
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    let body =
+        serde_json::to_string_pretty(&data).map_err(|e| WebError::internal(page.lang, &e))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"my-data.json\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    confirm_username: String,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    session: Session,
+    SignedIn { page, user }: SignedIn,
+    Posted(form): Posted<DeleteForm>,
+) -> Result<Response, WebError> {
+    match accounts::delete_account(&state.ctx, user.id, &form.confirm_username).await {
+        Ok(()) => {
+            web_sessions::delete_for_user(&state.db, user.id, None)
+                .await
+                .map_err(|e| WebError::internal(page.lang, &e))?;
+            session.flush().await.map_err(WebError::session)?;
+            Ok(Redirect::to("/").into_response())
+        }
+        Err(error) => {
+            let errors = FieldErrors::from_service(&error, page.lang, &[]);
+            let page_again = render(
+                &state,
+                &session,
+                page,
+                user,
+                [FieldErrors::default(), FieldErrors::default(), errors],
+                None,
+            )
+            .await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page_again).into_response())
+        }
+    }
+}
