@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod i18n;
 pub mod jobs;
+pub mod mail;
 pub mod options;
 mod panic_guard;
 pub mod protocol;

@@ -161,13 +161,26 @@ macro_rules! runtime_options {
                 vec![$( stringify!($name) ),+]
             }
 
+            /// Every option with its value, write-only ones masked.
             pub fn describe(&self) -> Vec<OptionInfo> {
                 vec![$( OptionInfo {
                     name: stringify!($name),
-                    value: self.$name.render(),
+                    value: if WRITE_ONLY.contains(&stringify!($name)) {
+                        masked(&self.$name.render())
+                    } else {
+                        self.$name.render()
+                    },
                     default: $default,
                     description: concat!($($doc),+).trim(),
                 } ),+]
+            }
+
+            /// One option's value as stored (write-only ones too: this never leaves the server).
+            pub fn stored_value(&self, name: &str) -> Option<String> {
+                match name {
+                    $( stringify!($name) => Some(self.$name.render()), )+
+                    _ => None,
+                }
             }
 
             pub fn as_map(&self) -> BTreeMap<&'static str, String> {
@@ -222,6 +235,44 @@ fn public_url(url: &String) -> Result<(), Message> {
     }
 }
 
+/// A comma-separated list of domain names.
+fn domain_list(text: &str) -> Result<(), Message> {
+    for domain in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        host_name(&domain.to_string())?;
+    }
+    Ok(())
+}
+
+/// Empty, or a host name or address without a scheme or port.
+fn host_name(host: &String) -> Result<(), Message> {
+    let fine = host.is_empty()
+        || (host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+            && !host.contains("://"));
+    if fine {
+        Ok(())
+    } else {
+        Err(msg!("option-not-a-host", value = host))
+    }
+}
+
+/// Empty, or an address with an optional name: `a@b.example` or `Name <a@b.example>`.
+fn sender(text: &String) -> Result<(), Message> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    let address = match (text.rfind('<'), text.ends_with('>')) {
+        (Some(open), true) => &text[open + 1..text.len() - 1],
+        _ => text.as_str(),
+    };
+    match address.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && domain.contains('.') => Ok(()),
+        _ => Err(msg!("option-not-a-sender", value = text)),
+    }
+}
+
 fn dollars(text: &String) -> Result<(), Message> {
     crate::domain::money::MicroUsd::parse(text)
         .map(|_| ())
@@ -271,6 +322,41 @@ runtime_options! {
     new_user_quota_usd: String = "0", check dollars;
     /// Most API keys one person may hold (0 = no limit).
     max_keys_per_user: u64 = "50", check any;
+    /// Whether a new account must prove its email address with an emailed code before it can sign in (needs smtp_host).
+    email_verification_required: bool = "false", check any;
+    /// Email domains that may register, comma-separated, subdomains included (empty: any).
+    email_domains_allowed: String = "", check |list: &String| domain_list(list);
+    /// Email domains that may not register, comma-separated, subdomains included.
+    email_domains_blocked: String = "", check |list: &String| domain_list(list);
+    /// New accounts one IP address may register per day (0 = no limit).
+    signups_per_ip_per_day: u64 = "10", check any;
+    /// The SMTP server that sends the portal's mail: codes, reset links (empty: no mail is sent).
+    smtp_host: String = "", check host_name;
+    /// The SMTP server's port (587 for starttls, 465 for tls, 25 for none).
+    smtp_port: u64 = "587", check |v: &u64| if (1..=65535).contains(v) { Ok(()) } else { Err(msg!("number-between", min = 1_i64, max = 65535_i64)) };
+    /// How the SMTP connection is protected: none, starttls or tls.
+    smtp_security: String = "starttls", check |v: &String| if ["none", "starttls", "tls"].contains(&v.as_str()) { Ok(()) } else { Err(msg!("option-one-of", value = v, choices = "none, starttls, tls")) };
+    /// The SMTP user name (empty: no authentication).
+    smtp_username: String = "", check |text: &String| at_most_chars(255)(text);
+    /// The SMTP password (write-only: listed masked).
+    smtp_password: String = "", check |text: &String| at_most_chars(255)(text);
+    /// The site's time zone (IANA name, e.g. Asia/Shanghai): where "today" begins on the dashboard.
+    timezone: String = "UTC", check |name: &String| if crate::domain::calendar::is_zone(name) { Ok(()) } else { Err(msg!("option-not-a-zone", value = name)) };
+    /// The sender of the portal's mail, e.g. "Tollgate <noreply@example.com>".
+    smtp_from: String = "", check sender;
+}
+
+/// Options whose values are secrets: they can be set, but are listed masked and never
+/// returned.
+pub const WRITE_ONLY: &[&str] = &["smtp_password"];
+
+/// What a write-only option is listed as.
+pub fn masked(value: &str) -> String {
+    if value.is_empty() {
+        String::new()
+    } else {
+        "********".to_string()
+    }
 }
 
 impl RuntimeOptions {

@@ -102,6 +102,11 @@ option-not-a-bool = '{ $value }' is not true or false
 option-not-a-status = '{ $value }' is not an HTTP status code (100-599)
 option-not-a-url = '{ $value }' is not an absolute http:// or https:// address
 option-range-backwards = the range '{ $value }' is backwards
+option-one-of = '{ $value }' is not one of: { $choices }
+option-not-a-zone = '{ $value }' is not a time zone name (like UTC or Asia/Shanghai)
+option-not-a-host = '{ $value }' is not a host name (no scheme, no port)
+option-not-a-sender = '{ $value }' is not an email address (a@example.com or Name <a@example.com>)
+option-verification-needs-smtp = email verification needs a mail server: set smtp_host (and smtp_from) first
 
 ## Balance changes
 
@@ -122,3 +127,32 @@ setup-link-spent = This setup link does not work: the site is set up already, or
 password-wrong = this is not your current password
 account-delete-confirm = type your username exactly to confirm
 account-delete-root = The root account cannot be deleted here.
+
+# Email: verification codes and password reset links
+email-domain-refused = addresses at { $domain } cannot register here
+email-already-verified = this address is already verified
+mail-not-configured = this site does not send email yet; ask its administrator
+mail-failed = the email could not be sent ({ $reason }); try again later or ask the administrator
+code-resend-wait = a code was sent just now; you can ask for another in { $seconds } s
+code-expired = this code has expired or was replaced by a newer one; ask for a new code
+code-too-many-tries = too many wrong tries for this code; ask for a new code
+code-wrong = that code is not right ({ $left } tries left)
+reset-link-spent = this reset link has expired or was already used; ask for a new one
+mail-verify-subject = { $code } is your { $site } code
+mail-verify-text =
+    Hello { $name },
+
+    Your { $site } verification code is: { $code }
+
+    Or open this link: { $link }
+
+    The code works for { $minutes } minutes. If you did not ask for it, ignore this email.
+mail-reset-subject = Set a new { $site } password
+mail-reset-text =
+    Hello { $name },
+
+    Someone (hopefully you) asked to set a new password for your { $site } account.
+    Choose it here: { $link }
+
+    The link works once, for { $minutes } minutes. If you did not ask for it, ignore this
+    email: your password stays as it is.

@@ -102,6 +102,11 @@ option-not-a-bool = “{ $value }”不是 true 或 false
 option-not-a-status = “{ $value }”不是 HTTP 状态码（100-599）
 option-not-a-url = “{ $value }”不是以 http:// 或 https:// 开头的完整地址
 option-range-backwards = 范围“{ $value }”的顺序反了
+option-one-of = “{ $value }”不是以下之一：{ $choices }
+option-not-a-zone = “{ $value }”不是时区名称（例如 UTC 或 Asia/Shanghai）
+option-not-a-host = “{ $value }”不是主机名（不带协议和端口）
+option-not-a-sender = “{ $value }”不是邮箱地址（a@example.com 或 名称 <a@example.com>）
+option-verification-needs-smtp = 邮箱验证需要邮件服务器：请先设置 smtp_host（以及 smtp_from）
 
 ## Balance changes
 
@@ -122,3 +127,31 @@ setup-link-spent = 此初始化链接已失效：本站已完成初始化，或�
 password-wrong = 当前密码不正确
 account-delete-confirm = 请准确输入你的用户名以确认
 account-delete-root = 超级管理员账户不能在此删除。
+
+# Email: verification codes and password reset links
+email-domain-refused = { $domain } 的邮箱不能在此注册
+email-already-verified = 此邮箱已验证
+mail-not-configured = 本站尚未配置邮件发送，请联系管理员
+mail-failed = 邮件发送失败（{ $reason }），请稍后再试或联系管理员
+code-resend-wait = 验证码刚刚已发送，{ $seconds } 秒后可再次获取
+code-expired = 此验证码已过期或已被新的验证码取代，请重新获取
+code-too-many-tries = 此验证码错误次数过多，请重新获取
+code-wrong = 验证码不正确（还可尝试 { $left } 次）
+reset-link-spent = 此重置链接已过期或已使用，请重新申请
+mail-verify-subject = { $code } 是您的 { $site } 验证码
+mail-verify-text =
+    { $name }，您好：
+
+    您的 { $site } 验证码是：{ $code }
+
+    也可以打开此链接：{ $link }
+
+    验证码 { $minutes } 分钟内有效。如果不是您本人操作，请忽略本邮件。
+mail-reset-subject = 设置新的 { $site } 密码
+mail-reset-text =
+    { $name }，您好：
+
+    有人（希望是您本人）申请为您的 { $site } 账户设置新密码。
+    请在此设置：{ $link }
+
+    链接仅可使用一次，{ $minutes } 分钟内有效。如果不是您本人操作，请忽略本邮件，您的密码不会改变。

@@ -600,6 +600,57 @@ pub async fn totals(db: &Db, filter: &LogFilter) -> DbResult<LogTotals> {
     })
 }
 
+/// One local day's usage of one model by an account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DailyUsage {
+    /// Days since 1970-01-01 in the site's time zone.
+    pub day: i64,
+    pub model: String,
+    pub requests: i64,
+    pub cost: i64,
+}
+
+/// An account's requests and cost per local day and model since `from_ms`; `offset_ms` is the
+/// site zone's offset from UTC, which numbers the local days.
+pub async fn daily_usage(
+    db: &Db,
+    user_id: i64,
+    from_ms: i64,
+    offset_ms: i64,
+) -> DbResult<Vec<DailyUsage>> {
+    let (day, bigint) = match db.backend() {
+        // MySQL's `/` is decimal division; DIV is the integer one. MySQL spells BIGINT SIGNED.
+        super::Backend::MySql => ("(created_at + ?) DIV 86400000", "SIGNED"),
+        _ => ("(created_at + ?) / 86400000", "BIGINT"),
+    };
+    let sql = format!(
+        "SELECT {day} AS day, model, COUNT(*) AS n, \
+         CAST(COALESCE(SUM(cost), 0) AS {bigint}) AS cost \
+         FROM request_logs WHERE user_id = ? AND created_at >= ? \
+         GROUP BY day, model ORDER BY day, model"
+    );
+    let rows = db
+        .fetch_all_with(
+            &sql,
+            &[
+                Value::Int(offset_ms),
+                Value::Int(user_id),
+                Value::Int(from_ms),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(DailyUsage {
+                day: row.try_get("day")?,
+                model: text(row, "model")?,
+                requests: row.try_get("n")?,
+                cost: row.try_get("cost")?,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0007_portal_sessions.sql"),
         include_str!("../../migrations/mysql/0007_portal_sessions.sql"),
     ),
+    (
+        8,
+        "email codes and usage by day",
+        include_str!("../../migrations/sqlite/0008_email_codes.sql"),
+        include_str!("../../migrations/postgres/0008_email_codes.sql"),
+        include_str!("../../migrations/mysql/0008_email_codes.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -246,6 +246,17 @@ pub async fn update(tx: &mut Tx, id: i64, patch: &UserPatch) -> DbResult<bool> {
     Ok(changed > 0)
 }
 
+/// Marks the address as proven, if it is still the account's address.
+pub async fn mark_email_verified(tx: &mut Tx, id: i64, email: &str) -> DbResult<bool> {
+    let changed = tx
+        .execute(
+            "UPDATE users SET email_verified = 1 WHERE id = ? AND email = ?",
+            &[Value::Int(id), Value::Text(email.to_string())],
+        )
+        .await?;
+    Ok(changed == 1)
+}
+
 /// Wipes an account's personal data for good: the username becomes `name` (freeing the old
 /// one), the email, display name and password go, and the account is disabled. Its id stays,
 /// so the ledger and the logs still add up.

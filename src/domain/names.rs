@@ -189,9 +189,61 @@ pub fn list(
     Ok(out)
 }
 
+/// Whether a domain list (comma-separated, as in the `email_domains_*` options) names the
+/// address's domain or a domain above it: `example.com` covers `mail.example.com`.
+fn domain_listed(list: &str, domain: &str) -> bool {
+    list.split(',')
+        .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .any(|listed| {
+            domain == listed
+                || domain
+                    .strip_suffix(listed.as_str())
+                    .is_some_and(|rest| rest.ends_with('.'))
+        })
+}
+
+/// Whether an address may register under the site's allowed and blocked domains (an empty
+/// allowed list allows every domain the blocked list does not name).
+pub fn email_domain_allowed(email: &str, allowed: &str, blocked: &str) -> bool {
+    let Some((_, domain)) = email.trim().rsplit_once('@') else {
+        return false;
+    };
+    let domain = domain.to_ascii_lowercase();
+    let allowed_here = allowed.trim().is_empty() || domain_listed(allowed, &domain);
+    allowed_here && !domain_listed(blocked, &domain)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn email_domains_cover_their_subdomains_only() {
+        assert!(email_domain_allowed("a@example.com", "", ""));
+        assert!(email_domain_allowed(
+            "a@Mail.Example.com",
+            "example.com",
+            ""
+        ));
+        assert!(!email_domain_allowed("a@badexample.com", "example.com", ""));
+        assert!(!email_domain_allowed(
+            "a@x.tempmail.io",
+            "",
+            "tempmail.io, spam.example"
+        ));
+        assert!(email_domain_allowed(
+            "a@tempmail.io.example.org",
+            "",
+            "tempmail.io"
+        ));
+        assert!(!email_domain_allowed(
+            "a@corp.example",
+            "corp.example",
+            "corp.example"
+        ));
+        assert!(!email_domain_allowed("no-at-sign", "", ""));
+    }
 
     #[test]
     fn validates_names() {

@@ -129,7 +129,8 @@ impl AfterWrite for ApplyChanges {
     }
 }
 
-/// Drops idle keys and accounts, prunes old feed rows and expired portal sessions.
+/// Drops idle keys and accounts, prunes old feed rows, expired portal sessions and
+/// old emailed codes.
 pub async fn housekeeping(state: &AppState) -> DbResult<()> {
     let dropped = state.directory.drop_idle(db::now_ms(), IDLE_ENTRY).await;
     if dropped.tokens > 0 || dropped.users > 0 {
@@ -143,6 +144,9 @@ pub async fn housekeeping(state: &AppState) -> DbResult<()> {
     db::feed::prune(&state.db, current.saturating_sub(MAX_FEED_READ)).await?;
     // Expired portal sessions (they are refused already; this keeps the table small).
     db::web_sessions::delete_expired(&state.db, db::now_ms()).await?;
+    // Codes and reset links a day past their expiry: kept that long to answer "expired"
+    // rather than "unknown".
+    db::email_codes::prune(&state.db, db::now_ms() - 86_400_000).await?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use crate::db::{self, now_ms};
 use crate::domain::kinds::{Role, Status};
 use crate::domain::{names, password, secret_key};
 use crate::msg;
+use crate::options::RuntimeOptions;
 
 /// What a person types to create an account (or the root account at first run).
 #[derive(Clone, Debug, Default)]
@@ -75,9 +76,28 @@ pub async fn register(ctx: &Ctx, registration: Registration) -> ServiceResult<Us
         return Err(ServiceError::Forbidden(msg!("registration-closed")));
     }
     check_registration(&registration, true)?;
+    check_domain(&options, &registration.email)?;
     let bonus = options.new_user_quota_usd.clone();
     let quota = (bonus != "0" && !bonus.is_empty()).then_some(bonus);
     super::users::create(ctx, &Caller::System, account(registration, None, quota)).await
+}
+
+/// Refuses an address whose domain the site does not take (options `email_domains_allowed`
+/// and `email_domains_blocked`).
+fn check_domain(options: &RuntimeOptions, email: &str) -> ServiceResult<()> {
+    if names::email_domain_allowed(
+        email,
+        &options.email_domains_allowed,
+        &options.email_domains_blocked,
+    ) {
+        Ok(())
+    } else {
+        let domain = email.rsplit_once('@').map_or("", |(_, d)| d).trim();
+        Err(ServiceError::invalid(
+            "email",
+            msg!("email-domain-refused", domain = domain),
+        ))
+    }
 }
 
 /// A PHC hash to verify against when the login names no account, so the answer takes as long
@@ -108,6 +128,18 @@ pub async fn sign_in(ctx: &Ctx, login: &str, plain: &str) -> ServiceResult<UserR
         return Err(ServiceError::Forbidden(msg!("account-disabled")));
     }
     Ok(user)
+}
+
+/// Whether the account must prove its email address before it may sign in: the site requires
+/// it and the address is not proven yet. Administrators are never held back (they are the
+/// ones who could fix the mail settings).
+pub async fn must_verify_email(ctx: &Ctx, user: &UserRow) -> ServiceResult<bool> {
+    if user.email_verified || user.role.is_admin() || user.email.is_none() {
+        return Ok(false);
+    }
+    Ok(super::options::current(&ctx.db)
+        .await?
+        .email_verification_required)
 }
 
 /// The token of the first-run link, new at every start while no administrator exists (the
@@ -183,8 +215,12 @@ pub async fn update_profile(
     } else {
         problems.check(check_email(email))?
     };
-    problems.finish()?;
     let email_changed = email != user.email;
+    if email_changed && let Some(new) = &email {
+        let options = super::options::current(&ctx.db).await?;
+        problems.check(check_domain(&options, new))?;
+    }
+    problems.finish()?;
     let patch = db::users::UserPatch {
         display_name: Some(if display_name.is_empty() {
             user.username.clone()

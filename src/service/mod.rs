@@ -8,6 +8,7 @@ pub mod billing;
 pub mod channel_tools;
 pub mod channels;
 mod context;
+pub mod email_codes;
 pub mod groups;
 pub mod ledger;
 pub mod logs;
@@ -15,6 +16,7 @@ pub mod model_aliases;
 pub mod options;
 pub mod prices;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod views;
 

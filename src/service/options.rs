@@ -31,15 +31,31 @@ pub async fn set(ctx: &Ctx, caller: &Caller, name: &str, value: &str) -> Service
             ServiceError::NotFound(message)
         }
     })?;
+    agree(&options)?;
     let info = options
         .describe()
         .into_iter()
         .find(|o| o.name == name)
         .ok_or_else(|| ServiceError::NotFound(unknown(name)))?;
-    // Store the canonical spelling, so what is listed is what was set.
-    ctx.write(async |tx| Ok(db::options::set(tx, name, &info.value).await?))
+    // Store the canonical spelling, so what is listed is what was set (write-only values are
+    // listed masked, so the stored one is taken from the options themselves).
+    let stored = options
+        .stored_value(name)
+        .ok_or_else(|| ServiceError::NotFound(unknown(name)))?;
+    ctx.write(async |tx| Ok(db::options::set(tx, name, &stored).await?))
         .await?;
     Ok(info)
+}
+
+/// Rules between options: a setting that would lock people out is refused with the reason.
+fn agree(options: &RuntimeOptions) -> ServiceResult<()> {
+    if options.email_verification_required && options.smtp_host.is_empty() {
+        return Err(ServiceError::invalid(
+            "value",
+            msg!("option-verification-needs-smtp"),
+        ));
+    }
+    Ok(())
 }
 
 pub async fn reset(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<OptionInfo> {
@@ -47,6 +63,13 @@ pub async fn reset(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<Opti
     if !RuntimeOptions::names().contains(&name) {
         return Err(ServiceError::NotFound(unknown(name)));
     }
+    let mut options = current(&ctx.db).await?;
+    if let Some(default) = RuntimeOptions::default().stored_value(name) {
+        options
+            .set(name, &default)
+            .map_err(|m| ServiceError::invalid("value", m))?;
+    }
+    agree(&options)?;
     ctx.write(async |tx| Ok(db::options::reset(tx, name).await?))
         .await?;
     RuntimeOptions::default()

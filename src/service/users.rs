@@ -113,7 +113,7 @@ fn user_conflict(error: DbError, username: &str) -> ServiceError {
     }
 }
 
-async fn hash_password(plain: String) -> ServiceResult<String> {
+pub(crate) async fn hash_password(plain: String) -> ServiceResult<String> {
     password::validate(&plain)
         .map_err(|e| ServiceError::invalid("password", password_problem(&e)))?;
     tokio::task::spawn_blocking(move || password::hash(&plain))

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use super::email::{Arrival, after_password};
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::limits::{self, Limiter};
@@ -49,6 +50,10 @@ pub async fn start_session(
             .map_err(WebError::session)?;
     }
     session
+        .remove::<i64>(keys::PENDING_USER_ID)
+        .await
+        .map_err(WebError::session)?;
+    session
         .remove::<String>(keys::CSRF)
         .await
         .map_err(WebError::session)?;
@@ -56,7 +61,7 @@ pub async fn start_session(
     Ok(())
 }
 
-fn ip_of(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
+pub(super) fn ip_of(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
     client_ip(peer, headers, state.config.server.trust_forwarded_for).to_string()
 }
 
@@ -130,8 +135,13 @@ pub async fn login(
     match accounts::sign_in(&state.ctx, &form.login, &form.password).await {
         Ok(user) => {
             limiter.clear(limits::SIGN_IN_PER_ACCOUNT, form.login.trim());
-            start_session(&session, &user, &ip, &headers).await?;
-            Ok(Redirect::to(&next).into_response())
+            let arrival = Arrival {
+                ip: &ip,
+                headers: &headers,
+                next: &next,
+                welcome: None,
+            };
+            after_password(&state, &session, page.lang, &user, arrival).await
         }
         Err(error) => Ok(again(
             FieldErrors::from_service(&error, page.lang, &[]),
@@ -208,7 +218,8 @@ pub async fn register(
         )
             .into_response()
     };
-    if !limiter.allow(limits::REGISTER_PER_IP, &ip) {
+    let per_day = limits::signups_per_day(state.snapshot.load().options.signups_per_ip_per_day);
+    if !limiter.allow(limits::REGISTER_PER_IP, &ip) || !limiter.would_allow(per_day, &ip) {
         let mut errors = FieldErrors::default();
         errors.general = Some(page.say(&msg!("web-too-many-attempts")));
         return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS));
@@ -221,12 +232,21 @@ pub async fn register(
     };
     match accounts::register(&state.ctx, registration).await {
         Ok(user) => {
-            start_session(&session, &user, &ip, &headers).await?;
-            session
-                .insert(keys::FLASH, page.t1("web-welcome", "name", &user.username))
-                .await
-                .map_err(WebError::session)?;
-            Ok(Redirect::to("/dashboard").into_response())
+            limiter.allow_unless_off(per_day, &ip);
+            let welcome = page.t1("web-welcome", "name", &user.username);
+            after_password(
+                &state,
+                &session,
+                page.lang,
+                &user,
+                Arrival {
+                    ip: &ip,
+                    headers: &headers,
+                    next: "/dashboard",
+                    welcome: Some(welcome),
+                },
+            )
+            .await
         }
         Err(error) => Ok(again(
             FieldErrors::from_service(&error, page.lang, &[]),

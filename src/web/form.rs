@@ -127,7 +127,10 @@ impl FieldErrors {
         if problems.is_empty() {
             match error.message() {
                 Some(message) => errors.general = Some(message.render(lang)),
-                None => errors.general = Some(crate::i18n::text(lang, "web-internal-error", &[])),
+                None => {
+                    tracing::error!(error = %error, "a form's request failed inside the server");
+                    errors.general = Some(crate::i18n::text(lang, "web-internal-error", &[]));
+                }
             }
             if let ServiceError::Conflict {
                 field: Some(field),

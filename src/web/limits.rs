@@ -30,6 +30,38 @@ pub const REGISTER_PER_IP: Limit = Limit {
     window: Duration::from_secs(3600),
 };
 
+pub const CODE_SEND_PER_IP: Limit = Limit {
+    kind: "code-send-ip",
+    max: 10,
+    window: Duration::from_secs(3600),
+};
+pub const CODE_CHECK_PER_IP: Limit = Limit {
+    kind: "code-check-ip",
+    max: 30,
+    window: Duration::from_secs(600),
+};
+pub const RESET_PER_IP: Limit = Limit {
+    kind: "reset-ip",
+    max: 10,
+    window: Duration::from_secs(3600),
+};
+pub const RESET_PER_ADDRESS: Limit = Limit {
+    kind: "reset-address",
+    max: 3,
+    window: Duration::from_secs(3600),
+};
+const SIGNUPS_PER_DAY_KIND: &str = "signup-day";
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// The site's daily limit of new accounts per address (option `signups_per_ip_per_day`).
+pub fn signups_per_day(max: u64) -> Limit {
+    Limit {
+        kind: SIGNUPS_PER_DAY_KIND,
+        max: u32::try_from(max).unwrap_or(u32::MAX),
+        window: DAY,
+    }
+}
+
 /// Past this many keys the windows that have ended are swept out.
 const SWEEP_AT: usize = 10_000;
 
@@ -71,6 +103,27 @@ impl Limiter {
         true
     }
 
+    /// Whether an attempt would be allowed now, without counting it (for limits on what
+    /// succeeded, counted with [`Limiter::allow`] after the fact).
+    pub fn would_allow(&self, limit: Limit, key: &str) -> bool {
+        if limit.max == 0 {
+            return true;
+        }
+        let windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match windows.get(&(limit.kind, key.to_lowercase())) {
+            Some((start, count)) => start.elapsed() >= limit.window || *count < limit.max,
+            None => true,
+        }
+    }
+
+    /// Counts an attempt against a limit that may be switched off (a maximum of 0).
+    pub fn allow_unless_off(&self, limit: Limit, key: &str) -> bool {
+        limit.max == 0 || self.allow(limit, key)
+    }
+
     /// Forgets a key's attempts (a successful sign-in clears the account's failures).
     pub fn clear(&self, limit: Limit, key: &str) {
         self.windows
@@ -81,10 +134,21 @@ impl Limiter {
 }
 
 fn limit_window(kind: &str) -> Option<Duration> {
-    [SIGN_IN_PER_IP, SIGN_IN_PER_ACCOUNT, REGISTER_PER_IP]
-        .iter()
-        .find(|l| l.kind == kind)
-        .map(|l| l.window)
+    if kind == SIGNUPS_PER_DAY_KIND {
+        return Some(DAY);
+    }
+    [
+        SIGN_IN_PER_IP,
+        SIGN_IN_PER_ACCOUNT,
+        REGISTER_PER_IP,
+        CODE_SEND_PER_IP,
+        CODE_CHECK_PER_IP,
+        RESET_PER_IP,
+        RESET_PER_ADDRESS,
+    ]
+    .iter()
+    .find(|l| l.kind == kind)
+    .map(|l| l.window)
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! form token, and nothing changes on GET but the language. `/v1` carries none of this.
 
 mod auth;
+mod chart;
+mod email;
 mod error;
 mod form;
 mod format;
@@ -67,6 +69,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/register", get(auth::register_form).post(auth::register))
+        .route("/verify-email", get(email::verify_form).post(email::verify))
+        .route("/verify-email/resend", post(email::resend))
+        .route(
+            "/forgot-password",
+            get(email::forgot_form).post(email::forgot),
+        )
+        .route("/reset-password", get(email::reset_form).post(email::reset))
         .route("/dashboard", get(pages::dashboard))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/status", post(keys::set_status))

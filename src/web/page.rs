@@ -33,6 +33,8 @@ pub struct Page {
     /// The path of this page, for the language links.
     pub path: String,
     pub flash: Option<String>,
+    /// Whether the site sends mail (codes, reset links).
+    pub mail_enabled: bool,
 }
 
 impl Page {
@@ -66,6 +68,16 @@ impl Page {
 
     pub fn signed_in(&self) -> bool {
         self.viewer.is_some()
+    }
+
+    /// Whether to remind the signed-in person that their address is not proven yet.
+    pub fn remind_to_verify(&self) -> bool {
+        self.mail_enabled
+            && self.path != "/verify-email"
+            && self
+                .viewer
+                .as_ref()
+                .is_some_and(|v| v.email.is_some() && !v.email_verified)
     }
 
     /// A page failed: an error page in the reader's language.
@@ -220,6 +232,7 @@ impl Page {
             quota_per_usd: snapshot.options.quota_per_usd(),
             path: parts.uri.path().to_string(),
             flash,
+            mail_enabled: !snapshot.options.smtp_host.is_empty(),
         })
     }
 }

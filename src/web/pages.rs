@@ -5,6 +5,7 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
+use super::chart::Bar;
 use super::error::WebError;
 use super::page::{Page, SignedIn};
 use crate::db::ledger::Entry;
@@ -12,6 +13,7 @@ use crate::db::logs::RequestLog;
 use crate::domain::pricing::ModelPrice;
 use crate::service::groups::DEFAULT_GROUP;
 use crate::service::logs::LogQuery;
+use crate::service::usage::UsageSummary;
 use crate::service::{self, Caller};
 use crate::state::AppState;
 
@@ -42,8 +44,8 @@ pub async fn home(State(state): State<AppState>, page: Page) -> HomePage {
 pub struct DashboardPage {
     page: Page,
     balance: i64,
-    spent: i64,
-    requests: i64,
+    usage: UsageSummary,
+    bars: Vec<Bar>,
     recent: Vec<RequestLog>,
     base_url: String,
     has_keys: bool,
@@ -56,6 +58,33 @@ impl DashboardPage {
 
     fn outcome(&self, log: &RequestLog) -> String {
         self.page.t(super::format::outcome_key(log.outcome))
+    }
+
+    /// "about N days at your last 7 days' rate", or a dash without recent spending.
+    fn runway(&self) -> String {
+        match self.usage.runway_days {
+            Some(days) if days > 365 => self.page.t("web-dashboard-runway-long"),
+            Some(days) => self
+                .page
+                .t1("web-dashboard-runway-days", "days", &days.to_string()),
+            None => self.page.t("web-dashboard-runway-none"),
+        }
+    }
+
+    fn chart_width(&self) -> i64 {
+        super::chart::WIDTH
+    }
+
+    fn chart_height(&self) -> i64 {
+        super::chart::HEIGHT
+    }
+
+    fn first_day(&self) -> &str {
+        self.usage.days.first().map_or("", |d| d.label.as_str())
+    }
+
+    fn last_day(&self) -> &str {
+        self.usage.days.last().map_or("", |d| d.label.as_str())
     }
 }
 
@@ -79,10 +108,24 @@ pub async fn dashboard(
         .await
         .map_err(fail)?
         .is_empty();
+    let usage = service::usage::summary(&state.ctx, &caller, user.id, crate::db::now_ms())
+        .await
+        .map_err(fail)?;
+    let bars = super::chart::spend_bars(&usage.days, page.quota_per_usd, |day, usd, requests| {
+        crate::i18n::text(
+            page.lang,
+            "web-dashboard-bar",
+            &[
+                ("day", day),
+                ("usd", usd),
+                ("requests", &requests.to_string()),
+            ],
+        )
+    });
     Ok(DashboardPage {
         balance: user.quota,
-        spent: user.used_quota,
-        requests: user.request_count,
+        usage,
+        bars,
         recent,
         base_url: base_url(&state),
         has_keys,

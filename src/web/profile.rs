@@ -128,7 +128,23 @@ pub async fn details(
         email: form.email.clone(),
     };
     match accounts::update_profile(&state.ctx, user.id, change).await {
-        Ok(_) => notice(&session, &page, "web-profile-saved").await,
+        Ok(updated) => {
+            let new_address = updated.email.is_some() && updated.email != user.email;
+            if new_address && page.mail_enabled {
+                // The new address is proven the same way as at registration.
+                let sent = super::email::send_code(&state, &updated, page.lang).await;
+                let text = match sent {
+                    Ok(sent) => format!("{} {sent}", page.t("web-profile-saved")),
+                    Err(problem) => problem,
+                };
+                session
+                    .insert(keys::FLASH, text)
+                    .await
+                    .map_err(WebError::session)?;
+                return Ok(Redirect::to("/verify-email").into_response());
+            }
+            notice(&session, &page, "web-profile-saved").await
+        }
         Err(error) => {
             let errors = FieldErrors::from_service(&error, page.lang, &[]);
             let page_again = render(

@@ -24,6 +24,9 @@ pub mod keys {
     pub const CREATED: &str = "created";
     /// The minute the session was last seen (saving it when it changes keeps `last_seen_at`).
     pub const SEEN: &str = "seen";
+    /// The account that gave its password (or just registered) but must prove its email
+    /// address before it is signed in.
+    pub const PENDING_USER_ID: &str = "pending_user_id";
     /// A one-time notice for the next page.
     pub const FLASH: &str = "flash";
 }

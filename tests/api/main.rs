@@ -18,6 +18,7 @@ mod live_changes;
 mod management_api;
 mod model_names;
 mod portal;
+mod portal_email;
 mod provider_anthropic;
 mod provider_azure;
 mod provider_bedrock;

@@ -468,3 +468,51 @@ db_test! {
         assert_eq!(Browser::new(&app).register("fay", PASSWORD).await.status, 303, "the name is free again");
     }
 }
+
+db_test! {
+    /// The dashboard sums today's, the week's and the month's spend from the logs, draws a
+    /// bar per day, lists the models, and says how long the balance lasts; the summary is
+    /// the owner's alone. Days follow the site's time zone, which must be a real one.
+    async fn the_dashboard_shows_spend_by_period_model_and_runway(db: TestDb) {
+        let (app, _upstream) = serving(db).await;
+        app.set_option("new_user_quota_usd", "10").await;
+        let browser = Browser::new(&app);
+        browser.register("alice", PASSWORD).await;
+        let fresh = browser.get("/dashboard").await;
+        assert!(fresh.contains("no spending in the last 7 days"), "{}", fresh.body);
+        assert!(!fresh.contains("<svg"), "no chart before any request");
+
+        browser.get("/keys").await;
+        let key = browser.post("/keys", &[("name", "laptop")]).await.new_key().unwrap();
+        for _ in 0..3 {
+            assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 200);
+        }
+        app.flush().await;
+        let alice = app.user("alice").await;
+        let spent = tollgate::domain::money::Quota(alice.used_quota).usd_display(500_000);
+        let dashboard = browser.get("/dashboard").await;
+        for id in ["spend-today", "spend-week", "spend-month"] {
+            assert!(dashboard.contains(&format!("id=\"{id}\">{spent}<")), "{id} shows {spent}: {}", dashboard.body);
+        }
+        assert!(dashboard.contains("3 requests"), "{}", dashboard.body);
+        assert!(dashboard.contains("more than a year at your last 7 days"), "{}", dashboard.body);
+        assert_eq!(dashboard.body.matches("<rect ").count(), 30, "a bar per day");
+        assert!(dashboard.contains("<td>gpt-4o-mini</td><td class=\"num\">3</td>"), "{}", dashboard.body);
+
+        let zh = browser.get("/dashboard?lang=zh-CN").await;
+        assert!(zh.contains("今日消费") && zh.contains("3 次请求"), "{}", zh.body);
+
+        // Someone else's summary is not found; an administrator's view is allowed.
+        let bob = app.create_user("bob", "1").await;
+        let other = service::usage::summary(app.ctx(), &service::Caller::User(bob.id), alice.id, tollgate::db::now_ms()).await;
+        assert!(other.is_err());
+        let admin = service::usage::summary(app.ctx(), &CLI, alice.id, tollgate::db::now_ms()).await.unwrap();
+        assert_eq!(admin.today.requests, 3);
+
+        // Another zone moves "today" but keeps the month.
+        assert!(service::options::set(app.ctx(), &CLI, "timezone", "Mars/Olympus").await.is_err());
+        app.set_option("timezone", "Asia/Shanghai").await;
+        let shanghai = service::usage::summary(app.ctx(), &CLI, alice.id, tollgate::db::now_ms()).await.unwrap();
+        assert_eq!(shanghai.month.requests, 3);
+    }
+}

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod browser;
 pub mod db;
+pub mod mail;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use tollgate::{App, service};
 pub use api::{Api, admin_token};
 pub use browser::Browser;
 pub use db::TestDb;
+pub use mail::MailSink;
 pub use upstream::{FakeUpstream, Reply};
 
 /// Tests manage the server the way the command line does: with every right.
@@ -201,6 +203,29 @@ impl TestApp {
 
     pub async fn create_user(&self, username: &str, quota_usd: &str) -> UserRow {
         self.create_user_in(username, quota_usd, "default").await
+    }
+
+    /// An account with an email address (unverified) and a password, as if registered.
+    pub async fn create_user_with_email(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> UserRow {
+        service::users::create(
+            self.ctx(),
+            &CLI,
+            CreateUser {
+                username: username.into(),
+                password: Some(password.into()),
+                email: Some(email.into()),
+                role: None,
+                group: None,
+                quota_usd: None,
+            },
+        )
+        .await
+        .expect("create user")
     }
 
     pub async fn create_user_in(&self, username: &str, quota_usd: &str, group: &str) -> UserRow {

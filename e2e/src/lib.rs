@@ -1,0 +1,1 @@
+//! Browser tests of the portal live in `tests/`; this crate has no code of its own.

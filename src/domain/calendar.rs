@@ -1,0 +1,102 @@
+//! Days in the site's time zone (option `timezone`, an IANA name): where "today" begins, which
+//! day a moment falls on, and how a day is written. Stored times stay UTC milliseconds.
+
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Whether `name` is a time zone Tollgate knows (`UTC`, `Asia/Shanghai`, …).
+pub fn is_zone(name: &str) -> bool {
+    TimeZone::get(name).is_ok()
+}
+
+/// The site's calendar.
+#[derive(Clone, Debug)]
+pub struct SiteCalendar {
+    zone: TimeZone,
+}
+
+impl SiteCalendar {
+    /// The calendar of a zone by name; UTC when the name is unknown (options are validated
+    /// when set, so this only happens with a zone removed from the database).
+    pub fn new(name: &str) -> SiteCalendar {
+        SiteCalendar {
+            zone: TimeZone::get(name).unwrap_or(TimeZone::UTC),
+        }
+    }
+
+    fn zoned(&self, at_ms: i64) -> jiff::ZonedDateTime {
+        Timestamp::from_millisecond(at_ms)
+            .unwrap_or(Timestamp::UNIX_EPOCH)
+            .to_zoned_datetime(self.zone.clone())
+    }
+
+    /// When the day holding `at_ms` began, `days_back` days earlier (0: that day itself).
+    pub fn day_start_ms(&self, at_ms: i64, days_back: i64) -> i64 {
+        let zoned = self.zoned(at_ms);
+        zoned
+            .start_of_day()
+            .and_then(|start| start.checked_sub(days_back.days()))
+            .map(|start| start.timestamp().as_millisecond())
+            .unwrap_or(at_ms - at_ms.rem_euclid(DAY_MS) - days_back * DAY_MS)
+    }
+
+    /// The zone's offset from UTC at `at_ms`, in milliseconds: shifting UTC milliseconds by
+    /// it and dividing by a day numbers local days (exact except across a daylight-saving
+    /// change inside the period, where an hour's requests may fall on the neighbouring day).
+    pub fn offset_ms(&self, at_ms: i64) -> i64 {
+        i64::from(self.zoned(at_ms).offset().seconds()) * 1000
+    }
+
+    /// The local day number (days since 1970-01-01 in this zone) of `at_ms`.
+    pub fn day_number(&self, at_ms: i64) -> i64 {
+        (at_ms + self.offset_ms(at_ms)).div_euclid(DAY_MS)
+    }
+
+    /// A day number written as `2026-11-30`.
+    pub fn day_label(day_number: i64) -> String {
+        Timestamp::from_millisecond(day_number * DAY_MS + DAY_MS / 2)
+            .map(|t| t.to_zoned_datetime(TimeZone::UTC).date().to_string())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // 2026-11-30 01:30 UTC = 09:30 in Shanghai, 20:30 the day before in New York.
+    const AT: i64 = 1_796_002_200_000;
+
+    #[test]
+    fn days_begin_in_the_site_zone() {
+        let utc = SiteCalendar::new("UTC");
+        assert_eq!(SiteCalendar::day_label(utc.day_number(AT)), "2026-11-30");
+        assert_eq!(utc.day_start_ms(AT, 0), AT - 90 * 60_000);
+        assert_eq!(utc.day_start_ms(AT, 7), AT - 90 * 60_000 - 7 * DAY_MS);
+
+        let shanghai = SiteCalendar::new("Asia/Shanghai");
+        assert_eq!(
+            SiteCalendar::day_label(shanghai.day_number(AT)),
+            "2026-11-30"
+        );
+        assert_eq!(shanghai.day_start_ms(AT, 0), AT - (9 * 60 + 30) * 60_000);
+
+        let new_york = SiteCalendar::new("America/New_York");
+        assert_eq!(
+            SiteCalendar::day_label(new_york.day_number(AT)),
+            "2026-11-29"
+        );
+        assert_eq!(new_york.offset_ms(AT), -5 * 3_600_000);
+    }
+
+    #[test]
+    fn knows_zones_by_name() {
+        assert!(is_zone("UTC"));
+        assert!(is_zone("Europe/Berlin"));
+        assert!(!is_zone("Mars/Olympus_Mons"));
+        assert_eq!(SiteCalendar::new("nowhere").offset_ms(AT), 0);
+    }
+}
