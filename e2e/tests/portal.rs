@@ -77,6 +77,33 @@ async fn fake_upstream() -> u16 {
                     if reader.read_exact(&mut body).await.is_err() {
                         return;
                     }
+                    let streamed = String::from_utf8_lossy(&body).contains("\"stream\":true");
+                    if streamed {
+                        // The playground's live answer: two text chunks, usage, the end.
+                        let events = [
+                            r#"{"id":"chatcmpl-e2e","object":"chat.completion.chunk","created":0,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":"Streamed "}}]}"#,
+                            r#"{"id":"chatcmpl-e2e","object":"chat.completion.chunk","created":0,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"hello"},"finish_reason":"stop"}]}"#,
+                            r#"{"id":"chatcmpl-e2e","object":"chat.completion.chunk","created":0,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
+                        ];
+                        let mut stream = String::new();
+                        for event in events {
+                            stream.push_str(&format!("data: {event}\n\n"));
+                        }
+                        stream.push_str("data: [DONE]\n\n");
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{stream}",
+                            stream.len()
+                        );
+                        if reader
+                            .get_mut()
+                            .write_all(response.as_bytes())
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        continue;
+                    }
                     let answer = serde_json::json!({
                         "id": "chatcmpl-e2e", "object": "chat.completion", "created": 0,
                         "model": "gpt-4o-mini",
@@ -353,6 +380,16 @@ impl Browser {
         field.send_keys(value).await.expect("typing");
     }
 
+    async fn fill_text(&self, name: &str, value: &str) {
+        let field = self
+            .client
+            .find(Locator::Css(&format!("textarea[name='{name}']")))
+            .await
+            .unwrap_or_else(|e| panic!("the text area {name}: {e}"));
+        field.clear().await.ok();
+        field.send_keys(value).await.expect("typing");
+    }
+
     async fn submit(&self, form_action: &str) {
         self.client
             .find(Locator::Css(&format!(
@@ -556,6 +593,35 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
     for _ in 0..3 {
         assert_eq!(call_v1(&base, &key).await, 200);
     }
+
+    // And in the playground, where the answer streams in through its script.
+    browser
+        .open(&format!("{base}/playground"), "playground")
+        .await;
+    browser.fill_text("message", "Say hello").await;
+    browser.submit("/playground").await;
+    let mut answer = String::new();
+    for _ in 0..100 {
+        answer = browser
+            .client
+            .find(Locator::Id("answer"))
+            .await
+            .expect("the answer box")
+            .text()
+            .await
+            .unwrap_or_default();
+        if answer.contains("hello") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.shot("playground-answered").await;
+    browser
+        .check(
+            answer == "Streamed hello" && browser.path().await == "/playground",
+            "the playground shows the streamed answer in place",
+        )
+        .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     browser.open(&format!("{base}/logs"), "logs").await;
     let text = browser.text().await;
@@ -571,7 +637,7 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
     let text = browser.text().await;
     browser
         .check(
-            !text.contains("$5.00") && text.contains("$4.99"),
+            !text.contains("$5.00") && text.contains("$4.99") && text.contains("4 requests"),
             "the balance dropped",
         )
         .await;

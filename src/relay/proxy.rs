@@ -54,6 +54,16 @@ const MAX_STREAM_HEAD: usize = 1024 * 1024;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 const ANTHROPIC_BETA: &str = "anthropic-beta";
 
+/// Which key a request is made with.
+#[derive(Clone, Copy, Debug)]
+pub enum CallerKey {
+    /// The key the client presents in its headers (every `/v1` request).
+    Presented,
+    /// A key named by its digest: the portal's playground, which has checked that the key is
+    /// the signed-in person's own. Everything after authentication is the same as on `/v1`.
+    Digest([u8; 32]),
+}
+
 /// Entry point for the POST endpoints. Every response carries `x-request-id`.
 pub async fn relay(
     state: AppState,
@@ -62,10 +72,31 @@ pub async fn relay(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    relay_with(state, endpoint, CallerKey::Presented, ip, headers, body).await
+}
+
+/// [`relay`] with the key given by the caller: the in-process entry point for the portal.
+pub async fn relay_with(
+    state: AppState,
+    endpoint: Endpoint,
+    key: CallerKey,
+    ip: IpAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = state.request_ids.next();
     // The request's whole state machine (a few kilobytes) lives in one allocation: unboxed, it
     // would be copied at every level that awaits it, which cost ~4% of the CPU under load.
-    let handled = Box::pin(handle(&state, endpoint, ip, &headers, body, &request_id)).await;
+    let handled = Box::pin(handle(
+        &state,
+        endpoint,
+        key,
+        ip,
+        &headers,
+        body,
+        &request_id,
+    ))
+    .await;
     let mut response = match handled {
         Ok(response) => response,
         Err(error) => endpoint.protocol().error_response(error),
@@ -118,6 +149,7 @@ async fn read_body(body: Body, limit_kb: u64) -> Result<Bytes, RelayError> {
 async fn handle(
     state: &AppState,
     endpoint: Endpoint,
+    key: CallerKey,
     ip: IpAddr,
     headers: &HeaderMap,
     body: Body,
@@ -126,7 +158,12 @@ async fn handle(
     let started = Instant::now();
     let snapshot = state.snapshot.load_full();
     let options = &snapshot.options;
-    let caller = auth::authenticate(&state.directory, headers, ip, now_ms()).await?;
+    let caller = match key {
+        CallerKey::Presented => auth::authenticate(&state.directory, headers, ip, now_ms()).await?,
+        CallerKey::Digest(digest) => {
+            auth::authenticate_digest(&state.directory, &digest, ip, now_ms()).await?
+        }
+    };
     let mut log = base_log(&caller, endpoint, request_id, ip);
 
     let raw = match read_body(body, options.max_request_body_kb).await {

@@ -75,6 +75,18 @@ pub fn date(ms: i64) -> String {
     minute(ms).chars().take(10).collect()
 }
 
+/// Quota units as a dollar amount to edit in a form: `2`, `0.5`, without the sign or the
+/// trailing zeros (the figure typed back is the same amount).
+pub fn editable_usd(units: i64, quota_per_usd: i64) -> String {
+    let text = crate::domain::money::Quota(units).usd_string(quota_per_usd);
+    let text = text.trim_start_matches('$');
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text.to_string()
+    }
+}
+
 /// The text key naming a kind of balance change.
 pub fn ledger_key(kind: crate::domain::kinds::LedgerKind) -> &'static str {
     use crate::domain::kinds::LedgerKind;
@@ -106,6 +118,14 @@ mod tests {
         assert_eq!(super::price(MicroUsd(75_000), Ratio::ONE), "$0.075");
         assert_eq!(super::price(MicroUsd(3_000_000), Ratio(800_000)), "$2.40");
         assert_eq!(super::price(MicroUsd(10_000_000), Ratio::ONE), "$10.00");
+    }
+
+    #[test]
+    fn writes_dollars_to_edit_as_typed() {
+        assert_eq!(super::editable_usd(1_000_000, 500_000), "2");
+        assert_eq!(super::editable_usd(250_000, 500_000), "0.5");
+        assert_eq!(super::editable_usd(1, 500_000), "0.000002");
+        assert_eq!(super::editable_usd(0, 500_000), "0");
     }
 
     #[test]

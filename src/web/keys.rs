@@ -29,7 +29,14 @@ pub struct KeysPage {
     new_key: Option<String>,
     form: KeyForm,
     errors: FieldErrors,
+    limit_label: &'static str,
+    limit_hint: &'static str,
 }
+
+/// The limit field's words when making a key: the most it may spend.
+const NEW_LIMIT: (&str, &str) = ("web-field-key-limit", "web-field-key-limit-hint");
+/// ... and when editing one: what it may still spend.
+const EDIT_LIMIT: (&str, &str) = ("web-field-key-remaining", "web-field-key-remaining-hint");
 
 impl KeysPage {
     fn expires(&self, key: &TokenRow) -> String {
@@ -80,6 +87,8 @@ pub async fn list(
         new_key: None,
         form: KeyForm::default(),
         errors: FieldErrors::default(),
+        limit_label: NEW_LIMIT.0,
+        limit_hint: NEW_LIMIT.1,
     }
     .into_response())
 }
@@ -143,6 +152,8 @@ pub async fn create(
             new_key: created,
             form,
             errors,
+            limit_label: NEW_LIMIT.0,
+            limit_hint: NEW_LIMIT.1,
         },
     )
         .into_response())
@@ -205,4 +216,94 @@ pub async fn delete(
         .await
         .map_err(|e| key_error(&page, e))?;
     done(&session, &page, "web-key-deleted").await
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "key_edit.html")]
+pub struct KeyEditPage {
+    page: Page,
+    key_id: i64,
+    key_name: String,
+    key_display: String,
+    form: KeyForm,
+    errors: FieldErrors,
+    limit_label: &'static str,
+    limit_hint: &'static str,
+}
+
+/// The form filled with the key as it is.
+fn form_of(key: &TokenRow, quota_per_usd: i64) -> KeyForm {
+    KeyForm {
+        name: key.name.clone(),
+        quota_usd: if key.unlimited {
+            String::new()
+        } else {
+            format::editable_usd(key.remaining_quota, quota_per_usd)
+        },
+        expires: key.expires_at.map(format::date).unwrap_or_default(),
+        models: key.allowed_models.join(", "),
+        allow_ips: key.allowed_ips.clone(),
+    }
+}
+
+fn edit_page(page: Page, key: &TokenRow, form: KeyForm, errors: FieldErrors) -> KeyEditPage {
+    KeyEditPage {
+        page,
+        key_id: key.id,
+        key_name: key.name.clone(),
+        key_display: key.key_display.clone(),
+        form,
+        errors,
+        limit_label: EDIT_LIMIT.0,
+        limit_hint: EDIT_LIMIT.1,
+    }
+}
+
+pub async fn edit_form(
+    State(state): State<AppState>,
+    SignedIn { page, user }: SignedIn,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let key = service::tokens::get(&state.ctx, &Caller::User(user.id), id)
+        .await
+        .map_err(|e| key_error(&page, e))?;
+    let form = form_of(&key, page.quota_per_usd);
+    Ok(edit_page(page, &key, form, FieldErrors::default()).into_response())
+}
+
+/// Saves every field of the form: an empty limit makes the key unlimited (bounded by the
+/// balance), an empty expiry removes it, empty model and address lists allow all.
+pub async fn edit(
+    State(state): State<AppState>,
+    session: Session,
+    SignedIn { page, user }: SignedIn,
+    Path(id): Path<i64>,
+    Posted(form): Posted<KeyForm>,
+) -> Result<Response, WebError> {
+    let caller = Caller::User(user.id);
+    let key = service::tokens::get(&state.ctx, &caller, id)
+        .await
+        .map_err(|e| key_error(&page, e))?;
+    let limit = blank(&form.quota_usd);
+    let update = UpdateToken {
+        name: Some(form.name.trim().to_string()),
+        status: None,
+        expires: Some(blank(&form.expires)),
+        unlimited: limit.is_none().then_some(true),
+        quota_usd: limit,
+        models: Some(form.models.trim().to_string()),
+        allow_ips: Some(form.allow_ips.trim().to_string()),
+    };
+    match service::tokens::update(&state.ctx, &caller, id, update).await {
+        Ok(_) => done(&session, &page, "web-key-saved").await,
+        Err(ServiceError::NotFound(message)) => Err(page.error(StatusCode::NOT_FOUND, message)),
+        Err(error) => {
+            let errors = FieldErrors::from_service(&error, page.lang, &[]);
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                edit_page(page, &key, form, errors),
+            )
+                .into_response())
+        }
+    }
 }

@@ -15,6 +15,7 @@ mod limits;
 mod logs;
 mod page;
 mod pages;
+mod playground;
 mod profile;
 mod session;
 
@@ -78,11 +79,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/reset-password", get(email::reset_form).post(email::reset))
         .route("/dashboard", get(pages::dashboard))
         .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}/edit", get(keys::edit_form).post(keys::edit))
         .route("/keys/{id}/status", post(keys::set_status))
         .route("/keys/{id}/delete", post(keys::delete))
         .route("/logs", get(logs::page))
         .route("/logs.csv", get(logs::csv))
         .route("/wallet", get(pages::wallet))
+        .route("/playground", get(playground::show).post(playground::send))
+        .route("/playground/stream", post(playground::stream))
         .route("/profile", get(profile::show).post(profile::details))
         .route("/profile/password", post(profile::password))
         .route("/profile/language", post(profile::language))
@@ -102,6 +106,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .layer(middleware::from_fn(page_headers));
     pages
         .route("/static/portal.css", get(stylesheet))
+        .route("/static/playground.js", get(playground_script))
         .layer(middleware::from_fn(security_headers))
 }
 
@@ -137,6 +142,17 @@ async fn page_headers(request: Request, next: Next) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+async fn playground_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/playground.js"),
+    )
+        .into_response()
 }
 
 async fn stylesheet() -> Response {

@@ -516,3 +516,135 @@ db_test! {
         assert_eq!(shanghai.month.requests, 3);
     }
 }
+
+db_test! {
+    /// The playground sends a chat through the relay in-process as the signed-in person,
+    /// billed to the key they pick (logged like /v1, the balance drops); streamed or whole;
+    /// another person's key, a disabled key, an empty message and a missing form token are
+    /// refused.
+    async fn the_playground_chats_through_the_relay_billed_to_ones_own_key(db: TestDb) {
+        let (app, upstream) = serving(db).await;
+        app.set_option("new_user_quota_usd", "5").await;
+        let bob = Browser::new(&app);
+        bob.register("bob", PASSWORD).await;
+        bob.get("/keys").await;
+        bob.post("/keys", &[("name", "bobs")]).await;
+        let bobs_key = app.token_ids_of("bob").await[0];
+
+        let browser = Browser::new(&app);
+        browser.register("alice", PASSWORD).await;
+        let empty = browser.get("/playground").await;
+        assert!(empty.contains("you have none that is active yet"), "{}", empty.body);
+        browser.get("/keys").await;
+        browser.post("/keys", &[("name", "laptop")]).await;
+        let key = app.token_ids_of("alice").await[0].to_string();
+        let page = browser.get("/playground").await;
+        assert_eq!(page.status, 200);
+        assert!(page.contains("laptop") && page.contains("<option value=\"gpt-4o-mini\""), "{}", page.body);
+        assert!(page.contains("/static/playground.js"));
+        let before = app.user("alice").await;
+
+        let answered = browser
+            .post("/playground", &[("key_id", &key), ("model", "gpt-4o-mini"), ("message", "Say hello")])
+            .await;
+        assert_eq!(answered.status, 200, "{}", answered.body);
+        assert!(answered.contains("Hello!"), "{}", answered.body);
+        assert!(answered.contains("10 input and 5 output tokens"), "{}", answered.body);
+        assert_eq!(answered.input("key_id"), None, "no key in the page");
+        let sent = upstream.requests();
+        assert_eq!(sent.last().unwrap().json()["messages"][0]["content"], "Say hello");
+
+        upstream.queue(crate::helpers::Reply::stream(&["Hel", "lo ", "there"], Some((7, 3))));
+        browser.get("/playground").await;
+        let streamed = browser
+            .post("/playground/stream", &[("key_id", &key), ("model", "gpt-4o-mini"), ("message", "Stream it"), ("system", "Be brief")])
+            .await;
+        assert_eq!(streamed.status, 200, "{}", streamed.body);
+        assert!(streamed.headers["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        assert!(streamed.contains("\"Hel\"") && streamed.contains("[DONE]"), "{}", streamed.body);
+        assert_eq!(upstream.requests().last().unwrap().json()["messages"][0]["role"], "system");
+
+        app.flush().await;
+        let logs: Vec<_> = app.logs().await.into_iter().filter(|l| l.username == "alice").collect();
+        assert_eq!(logs.len(), 2, "both chats are logged");
+        assert!(logs.iter().all(|l| l.token_name == "laptop" && l.cost > 0));
+        assert!(app.user("alice").await.quota < before.quota, "billed");
+
+        // Bob's key is not Alice's to bill; nothing reaches the upstream for it.
+        let count = upstream.requests().len();
+        browser.get("/playground").await;
+        let theirs = browser
+            .post("/playground", &[("key_id", &bobs_key.to_string()), ("model", "gpt-4o-mini"), ("message", "hi")])
+            .await;
+        assert_eq!(theirs.status, 422);
+        assert!(theirs.field_error("key_id").is_some(), "{}", theirs.body);
+        let theirs = browser
+            .post("/playground/stream", &[("key_id", &bobs_key.to_string()), ("model", "gpt-4o-mini"), ("message", "hi")])
+            .await;
+        assert_eq!(theirs.status, 422);
+        let blank = browser.post("/playground", &[("key_id", &key), ("model", "gpt-4o-mini"), ("message", " ")]).await;
+        assert_eq!(blank.status, 422);
+        assert!(blank.field_error("message").is_some());
+        let forged = browser
+            .post_raw("/playground", &[("key_id", &key), ("model", "gpt-4o-mini"), ("message", "hi")])
+            .await;
+        assert_eq!(forged.status, 403);
+        browser.post(&format!("/keys/{key}/status"), &[("status", "disabled")]).await;
+        browser.get("/playground").await;
+        let disabled = browser.post("/playground", &[("key_id", &key), ("model", "gpt-4o-mini"), ("message", "hi")]).await;
+        assert_eq!(disabled.status, 422);
+        assert_eq!(upstream.requests().len(), count, "no refused chat reached the upstream");
+    }
+}
+
+db_test! {
+    /// A key's edit page comes filled with the key as it is; saving changes its name, limit,
+    /// expiry, models and addresses at once, and the relay follows; mistakes come back marked;
+    /// another person's key is not found.
+    async fn a_key_is_edited_and_the_relay_follows(db: TestDb) {
+        let (app, _upstream) = serving(db).await;
+        app.set_option("new_user_quota_usd", "5").await;
+        let browser = Browser::new(&app);
+        browser.register("alice", PASSWORD).await;
+        browser.get("/keys").await;
+        let key = browser.post("/keys", &[("name", "laptop"), ("quota_usd", "2"), ("models", "gpt-4o-mini")]).await.new_key().unwrap();
+        let id = app.token_ids_of("alice").await[0];
+        let listed = browser.get("/keys").await;
+        assert!(listed.contains(&format!("href=\"/keys/{id}/edit\"")), "{}", listed.body);
+
+        let form = browser.get(&format!("/keys/{id}/edit")).await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        assert_eq!(form.input("name").as_deref(), Some("laptop"));
+        assert_eq!(form.input("quota_usd").as_deref(), Some("2"));
+        assert_eq!(form.input("models").as_deref(), Some("gpt-4o-mini"));
+
+        let wrong = browser
+            .post(&format!("/keys/{id}/edit"), &[("name", "laptop"), ("quota_usd", "lots"), ("expires", ""), ("models", ""), ("allow_ips", "not-an-ip")])
+            .await;
+        assert_eq!(wrong.status, 422, "{}", wrong.body);
+        assert!(wrong.field_error("quota_usd").is_some() || wrong.field_error("allow_ips").is_some(), "{}", wrong.body);
+        assert_eq!(wrong.input("quota_usd").as_deref(), Some("lots"), "what was typed is kept");
+
+        let saved = browser
+            .post(&format!("/keys/{id}/edit"), &[("name", "office"), ("quota_usd", ""), ("expires", ""), ("models", ""), ("allow_ips", "10.9.9.9")])
+            .await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        let keys = service::tokens::get(app.ctx(), &CLI, id).await.unwrap();
+        assert_eq!(keys.name, "office");
+        assert!(keys.unlimited, "an empty limit leaves only the balance");
+        assert!(keys.allowed_models.is_empty());
+        assert_eq!(keys.allowed_ips, "10.9.9.9");
+        // The relay follows at once: this address is no longer allowed.
+        let refused = app.chat(&key, chat_body("gpt-4o-mini")).await;
+        assert_eq!(refused.status(), 403);
+
+        // Bob cannot open or save Alice's key.
+        let bob = Browser::new(&app);
+        bob.register("bob", PASSWORD).await;
+        assert_eq!(bob.get(&format!("/keys/{id}/edit")).await.status, 404);
+        bob.get("/keys").await;
+        let theirs = bob.post(&format!("/keys/{id}/edit"), &[("name", "mine now")]).await;
+        assert_eq!(theirs.status, 404);
+        assert_eq!(service::tokens::get(app.ctx(), &CLI, id).await.unwrap().name, "office");
+    }
+}
