@@ -322,6 +322,8 @@ runtime_options! {
     new_user_quota_usd: String = "0", check dollars;
     /// Most API keys one person may hold (0 = no limit).
     max_keys_per_user: u64 = "50", check any;
+    /// Below this balance in dollars a person gets one email (they may set their own line on their profile; 0 = no warnings by default).
+    low_balance_default_usd: String = "1", check dollars;
     /// Whether a new account must prove its email address with an emailed code before it can sign in (needs smtp_host).
     email_verification_required: bool = "false", check any;
     /// Email domains that may register, comma-separated, subdomains included (empty: any).

@@ -42,6 +42,7 @@ password-hashing-failed = the password could not be hashed
 ## API keys and admin tokens
 
 key-not-found = there is no API key with id { $id }
+key-group-unavailable = the group '{ $group }' does not exist or is not one you can choose
 key-quota-and-unlimited = a key cannot have a quota and be unlimited
 expiry-in-the-past = the expiry is in the past
 admin-token-needs-admin = '{ $name }' is a { $role } account; only admin and root users get admin tokens
@@ -156,3 +157,14 @@ mail-reset-text =
 
     The link works once, for { $minutes } minutes. If you did not ask for it, ignore this
     email: your password stays as it is.
+mail-low-balance-subject = Your { $site } balance is low: { $balance }
+mail-low-balance-text =
+    Hello { $name },
+
+    Your { $site } balance is { $balance }, below your warning line of { $line }.
+    When it runs out, requests with your keys are refused.
+
+    Add balance here: { $link }
+
+    This is the only email until your balance is back above the line. You can change the line
+    on your profile.

@@ -42,6 +42,7 @@ password-hashing-failed = 无法处理该密码
 ## API 密钥与管理令牌
 
 key-not-found = 没有 ID 为 { $id } 的 API 密钥
+key-group-unavailable = 分组“{ $group }”不存在或不可选择
 key-quota-and-unlimited = 密钥不能既有额度又不受限
 expiry-in-the-past = 过期时间已经过去
 admin-token-needs-admin = “{ $name }”是 { $role } 账户；只有管理员和 root 用户可以获得管理令牌
@@ -155,3 +156,13 @@ mail-reset-text =
     请在此设置：{ $link }
 
     链接仅可使用一次，{ $minutes } 分钟内有效。如果不是您本人操作，请忽略本邮件，您的密码不会改变。
+mail-low-balance-subject = 您的 { $site } 余额不足：{ $balance }
+mail-low-balance-text =
+    { $name }，您好：
+
+    您的 { $site } 余额为 { $balance }，已低于提醒线 { $line }。
+    余额用完后，使用您密钥的请求将被拒绝。
+
+    在此充值：{ $link }
+
+    在余额回到提醒线以上之前，不会再发送此邮件。您可以在个人资料中修改提醒线。

@@ -39,6 +39,7 @@ struct CreateBody {
     expires: Option<String>,
     models: Option<List>,
     allow_ips: Option<List>,
+    group: Option<String>,
 }
 
 async fn create(
@@ -57,6 +58,7 @@ async fn create(
             expires: body.expires,
             models: body.models.map(List::joined),
             allow_ips: body.allow_ips.map(List::joined),
+            group: body.group,
         },
     )
     .await?;
@@ -85,6 +87,7 @@ struct UpdateBody {
     unlimited: Option<bool>,
     models: Option<List>,
     allow_ips: Option<List>,
+    group: Option<String>,
 }
 
 async fn update(
@@ -105,6 +108,7 @@ async fn update(
             unlimited: body.unlimited,
             models: body.models.map(List::joined),
             allow_ips: body.allow_ips.map(List::joined),
+            group: body.group,
         },
     )
     .await?;

@@ -151,6 +151,7 @@ impl App {
             state.clone(),
             cancel_jobs.clone(),
         ));
+        background.spawn(jobs::low_balance::run(state.clone(), cancel_jobs.clone()));
 
         let router = routes(state.clone());
         let setup_link = crate::service::accounts::setup_token(&state.ctx)

@@ -271,6 +271,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
             expires,
             models,
             allow_ip,
+            group,
             json,
         } => {
             let (token, key) = service::tokens::create(
@@ -283,6 +284,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
                     expires,
                     models,
                     allow_ips: join_ips(allow_ip),
+                    group,
                 },
             )
             .await
@@ -319,6 +321,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
             unlimited,
             models,
             allow_ip,
+            group,
             json,
         } => {
             let expires = if no_expiry {
@@ -338,6 +341,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
                     unlimited: unlimited.then_some(true),
                     models,
                     allow_ips: join_ips(allow_ip),
+                    group,
                 },
             )
             .await

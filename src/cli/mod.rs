@@ -224,6 +224,9 @@ pub enum TokenCommand {
         /// Allowed client IPs or CIDR ranges (comma-separated or repeated).
         #[arg(long = "allow-ip")]
         allow_ip: Vec<String>,
+        /// The group the key uses instead of the user's (its channels and price ratio).
+        #[arg(long)]
+        group: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -256,6 +259,9 @@ pub enum TokenCommand {
         models: Option<String>,
         #[arg(long = "allow-ip")]
         allow_ip: Vec<String>,
+        /// The group the key uses; "" returns it to the user's group.
+        #[arg(long)]
+        group: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },

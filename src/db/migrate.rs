@@ -70,6 +70,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0008_email_codes.sql"),
         include_str!("../../migrations/mysql/0008_email_codes.sql"),
     ),
+    (
+        9,
+        "key groups and low-balance warnings",
+        include_str!("../../migrations/sqlite/0009_key_groups.sql"),
+        include_str!("../../migrations/postgres/0009_key_groups.sql"),
+        include_str!("../../migrations/mysql/0009_key_groups.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -23,6 +23,8 @@ pub struct TokenRow {
     pub allowed_models: Vec<String>,
     /// Comma-separated IPs and CIDR ranges; empty allows all.
     pub allowed_ips: String,
+    /// The group the key uses instead of its owner's; empty: the owner's.
+    pub group: String,
     pub last_used_at: Option<i64>,
     pub created_at: i64,
 }
@@ -37,6 +39,8 @@ pub struct NewToken {
     pub remaining_quota: i64,
     pub allowed_models: Vec<String>,
     pub allowed_ips: String,
+    /// Empty: the owner's group.
+    pub group: String,
 }
 
 #[derive(Default, Debug, Clone)]
@@ -48,11 +52,12 @@ pub struct TokenPatch {
     pub remaining_quota: Option<i64>,
     pub allowed_models: Option<Vec<String>>,
     pub allowed_ips: Option<String>,
+    pub group: Option<String>,
 }
 
 const COLUMNS: &str = "t.id, t.user_id, u.username, t.name, t.key_hash, t.key_display, t.status, \
      t.expires_at, t.unlimited, t.remaining_quota, t.used_quota, t.request_count, t.allowed_models, \
-     t.allowed_ips, t.last_used_at, t.created_at";
+     t.allowed_ips, t.group_name, t.last_used_at, t.created_at";
 
 fn from_row(row: &AnyRow) -> DbResult<TokenRow> {
     let status: String = text(row, "status")?;
@@ -73,6 +78,7 @@ fn from_row(row: &AnyRow) -> DbResult<TokenRow> {
         request_count: row.try_get("request_count")?,
         allowed_models: split_list(&models),
         allowed_ips: text(row, "allowed_ips")?,
+        group: text(row, "group_name")?,
         last_used_at: row.try_get("last_used_at")?,
         created_at: row.try_get("created_at")?,
     })
@@ -89,8 +95,8 @@ pub(crate) fn split_list(text: &str) -> Vec<String> {
 pub async fn insert(tx: &mut Tx, token: &NewToken) -> DbResult<i64> {
     let now = now_ms();
     let id = tx.insert_returning_id("INSERT INTO tokens (user_id, name, key_hash, key_display, status, expires_at, unlimited, \
-             remaining_quota, used_quota, request_count, allowed_models, allowed_ips, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, 0, 0, ?, ?, ?, ?)",
+             remaining_quota, used_quota, request_count, allowed_models, allowed_ips, group_name, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, 0, 0, ?, ?, ?, ?, ?)",
             &[
                 Value::Int(token.user_id),
                 Value::Text(token.name.clone()),
@@ -101,6 +107,7 @@ pub async fn insert(tx: &mut Tx, token: &NewToken) -> DbResult<i64> {
                 Value::Int(token.remaining_quota),
                 Value::Text(token.allowed_models.join(",")),
                 Value::Text(token.allowed_ips.clone()),
+                Value::Text(token.group.clone()),
                 Value::Int(now),
                 Value::Int(now),
             ],
@@ -238,6 +245,10 @@ pub async fn update(
     }
     if let Some(v) = &patch.allowed_ips {
         sets.push("allowed_ips = ?");
+        values.push(Value::Text(v.clone()));
+    }
+    if let Some(v) = &patch.group {
+        sets.push("group_name = ?");
         values.push(Value::Text(v.clone()));
     }
     sets.push("updated_at = ?");

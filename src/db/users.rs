@@ -25,6 +25,8 @@ pub struct UserRow {
     pub updated_at: i64,
     /// The portal language the person chose (`en`, `zh-CN`); empty follows the browser.
     pub locale: String,
+    /// Below this balance (quota units) one email warns; -1 the site's default, 0 never.
+    pub low_balance_threshold: i64,
 }
 
 pub struct NewUser {
@@ -49,7 +51,8 @@ pub struct UserPatch {
 }
 
 const COLUMNS: &str = "id, username, display_name, email, email_verified, password_hash, role, status, \
-     group_name, quota, used_quota, request_count, invite_code, inviter_id, created_at, updated_at, locale";
+     group_name, quota, used_quota, request_count, invite_code, inviter_id, created_at, updated_at, locale, \
+     low_balance_threshold";
 
 fn from_row(row: &AnyRow) -> DbResult<UserRow> {
     let role: String = text(row, "role")?;
@@ -73,6 +76,7 @@ fn from_row(row: &AnyRow) -> DbResult<UserRow> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         locale: text(row, "locale")?,
+        low_balance_threshold: row.try_get("low_balance_threshold")?,
     })
 }
 
@@ -244,6 +248,53 @@ pub async fn update(tx: &mut Tx, id: i64, patch: &UserPatch) -> DbResult<bool> {
         tx.changed(Change::User(id));
     }
     Ok(changed > 0)
+}
+
+/// Sets the person's low-balance line (quota units; -1 the site's default, 0 never) and
+/// re-arms the warning.
+pub async fn set_low_balance_threshold(tx: &mut Tx, id: i64, threshold: i64) -> DbResult<()> {
+    tx.execute(
+        "UPDATE users SET low_balance_threshold = ?, low_balance_warned = 0 WHERE id = ?",
+        &[Value::Int(threshold), Value::Int(id)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Active accounts with a proven email whose balance is below their line and not yet
+/// warned, as (id): `default_threshold` stands in for -1.
+pub async fn below_low_balance(db: &Db, default_threshold: i64) -> DbResult<Vec<i64>> {
+    let rows = db
+        .fetch_all_with(
+            "SELECT id FROM users WHERE low_balance_warned = 0 AND status = 'active' \
+             AND email IS NOT NULL AND email_verified = 1 AND low_balance_threshold <> 0 \
+             AND quota < (CASE WHEN low_balance_threshold < 0 THEN ? ELSE low_balance_threshold END)",
+            &[Value::Int(default_threshold)],
+        )
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+}
+
+/// Claims the warning for an account: true once per crossing, on whichever server asks first.
+pub async fn claim_low_balance_warning(tx: &mut Tx, id: i64) -> DbResult<bool> {
+    let changed = tx
+        .execute(
+            "UPDATE users SET low_balance_warned = 1 WHERE id = ? AND low_balance_warned = 0",
+            &[Value::Int(id)],
+        )
+        .await?;
+    Ok(changed == 1)
+}
+
+/// Re-arms the warning of accounts back at or above their line (a top-up, a changed line).
+pub async fn rearm_low_balance(db: &Db, default_threshold: i64) -> DbResult<u64> {
+    db.execute_with(
+        db.pool(),
+        "UPDATE users SET low_balance_warned = 0 WHERE low_balance_warned = 1 \
+         AND quota >= (CASE WHEN low_balance_threshold < 0 THEN ? ELSE low_balance_threshold END)",
+        &[Value::Int(default_threshold)],
+    )
+    .await
 }
 
 /// Marks the address as proven, if it is still the account's address.

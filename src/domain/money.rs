@@ -44,6 +44,17 @@ impl Quota {
         format!("{sign}${}.{:06}", abs / 1_000_000, abs % 1_000_000)
     }
 
+    /// The amount as a person types it back into a form: `2`, `0.5`, no sign, no trailing
+    /// zeros (the same micro-dollars as [`Quota::usd_string`]).
+    pub fn usd_editable(self, quota_per_usd: i64) -> String {
+        let text = self.usd_string(quota_per_usd).replacen('$', "", 1);
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        }
+    }
+
     /// The amount as people read it on a page: cents, with thousands grouped (`$1,234.56`),
     /// cut toward zero so a balance is never shown larger than it is; an amount under a cent
     /// shows its first significant digits (`$0.00045`) rather than `$0.00`.

@@ -1,4 +1,5 @@
 //! Background tasks owned by the app and stopped with it.
 
 pub mod channel_health;
+pub mod low_balance;
 pub mod snapshot_sync;

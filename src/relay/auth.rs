@@ -22,6 +22,16 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The group whose channels serve the request and whose ratio prices it: the key's own
+    /// when it has one, else its owner's.
+    pub fn group(&self) -> &str {
+        if self.token.group.is_empty() {
+            &self.user.group
+        } else {
+            &self.token.group
+        }
+    }
+
     /// The balances its requests are charged to.
     pub fn accounts(&self) -> Accounts {
         Accounts {

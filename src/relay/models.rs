@@ -26,7 +26,7 @@ async fn visible_models(
     let caller = auth::authenticate(&state.directory, headers, ip, now_ms()).await?;
     let snapshot = state.snapshot.load();
     Ok(snapshot
-        .group_models(&caller.user.group)
+        .group_models(caller.group())
         .into_iter()
         .filter(|m| caller.token.allows_model(m))
         .map(str::to_string)

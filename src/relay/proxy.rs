@@ -126,7 +126,7 @@ fn base_log(caller: &Caller, endpoint: Endpoint, request_id: &str, ip: IpAddr) -
         username: caller.user.username.clone(),
         token_id: caller.token.id,
         token_name: caller.token.name.clone(),
-        group: caller.user.group.clone(),
+        group: caller.group().to_string(),
         endpoint: endpoint.log_name().to_string(),
         client_ip: ip.to_string(),
         ..RequestLog::empty()
@@ -227,7 +227,7 @@ async fn handle(
     };
     let pricing = PriceContext {
         price,
-        group_ratio: snapshot.group_ratio(&caller.user.group),
+        group_ratio: snapshot.group_ratio(caller.group()),
         quota_per_usd: options.quota_per_usd(),
         bounds: UsageBounds {
             output_limit: request
@@ -459,10 +459,10 @@ fn check_model_access(
             format!("This API key may not use the model '{requested}'."),
         ));
     }
-    if let Some(routes) = snapshot.routes(&caller.user.group, model) {
+    if let Some(routes) = snapshot.routes(caller.group(), model) {
         return Ok(routes.clone());
     }
-    if snapshot.is_configured_route(&caller.user.group, model) {
+    if snapshot.is_configured_route(caller.group(), model) {
         return Err(RelayError::no_channel(format!(
             "Every channel serving the model '{model}' is disabled right now. Please retry later."
         )));
@@ -472,7 +472,7 @@ fn check_model_access(
             "model_not_allowed",
             format!(
                 "The model '{model}' is not available to your group '{}'.",
-                caller.user.group
+                caller.group()
             ),
         ));
     }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod admin_tokens;
+pub mod balance_alerts;
 pub mod billing;
 pub mod channel_tools;
 pub mod channels;

@@ -26,6 +26,8 @@ pub struct CreateToken {
     pub models: Option<String>,
     /// Comma-separated IPs or CIDR ranges; empty allows every address.
     pub allow_ips: Option<String>,
+    /// A group the owner may pick (see [`key_group`]); empty or absent: the owner's group.
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -39,6 +41,8 @@ pub struct UpdateToken {
     pub unlimited: Option<bool>,
     pub models: Option<String>,
     pub allow_ips: Option<String>,
+    /// Empty: back to the owner's group.
+    pub group: Option<String>,
 }
 
 /// Parses `YYYY-MM-DD` or RFC 3339 into Unix milliseconds.
@@ -67,6 +71,42 @@ async fn quota_units(db: &Db, text: &str) -> ServiceResult<i64> {
     let usd = MicroUsd::parse(text).map_err(decimal_err("quota_usd"))?;
     let options = super::options::current(db).await?;
     Ok(usd_to_quota("quota_usd", usd, options.quota_per_usd())?.0)
+}
+
+/// The group a key may use: empty for the owner's own, or one the admin made user-selectable
+/// (an administrator may give any group that exists). The owner's group named explicitly is
+/// stored as empty, so the key follows the owner when their group changes.
+pub async fn key_group(
+    ctx: &Ctx,
+    caller: &Caller,
+    owner: &UserRow,
+    text: &str,
+) -> ServiceResult<String> {
+    let name = text.trim();
+    if name.is_empty() || name == owner.group {
+        return Ok(String::new());
+    }
+    match db::groups::find(&ctx.db, name).await? {
+        Some(group) if group.user_selectable || caller.is_admin() => Ok(group.name),
+        _ => Err(ServiceError::invalid(
+            "group",
+            msg!("key-group-unavailable", group = name),
+        )),
+    }
+}
+
+/// The groups a person may pick for their keys: their own first, then the selectable ones.
+pub async fn selectable_groups(
+    ctx: &Ctx,
+    owner: &UserRow,
+) -> ServiceResult<Vec<db::groups::GroupRow>> {
+    let mut groups: Vec<db::groups::GroupRow> = db::groups::list(&ctx.db)
+        .await?
+        .into_iter()
+        .filter(|g| g.name == owner.group || g.user_selectable)
+        .collect();
+    groups.sort_by_key(|g| g.name != owner.group);
+    Ok(groups)
 }
 
 /// The user a key is made for: a user makes their own (naming anyone else finds nobody); an
@@ -117,6 +157,8 @@ pub async fn create(
     let limit = problems.check(limit)?;
     let allowed_models = problems.check(input.models.as_deref().map(parse_models).transpose())?;
     let allowed_ips = problems.check(input.allow_ips.as_deref().map(parse_ips).transpose())?;
+    let group = problems
+        .check(key_group(ctx, caller, &user, input.group.as_deref().unwrap_or("")).await)?;
     problems.finish()?;
     let (Some(name), Some((unlimited, remaining_quota)), Some(allowed_models), Some(allowed_ips)) =
         (name, limit, allowed_models, allowed_ips)
@@ -136,6 +178,7 @@ pub async fn create(
         remaining_quota,
         allowed_models,
         allowed_ips,
+        group: group.unwrap_or_default(),
     };
     let id = ctx
         .write(async |tx| Ok(db::tokens::insert(tx, &token).await?))
@@ -166,8 +209,16 @@ pub async fn update(
     id: i64,
     input: UpdateToken,
 ) -> ServiceResult<TokenRow> {
-    get(ctx, caller, id).await?;
+    let key = get(ctx, caller, id).await?;
+    let group = match &input.group {
+        Some(text) => {
+            let owner = super::users::find_id(&ctx.db, key.user_id).await?;
+            Some(key_group(ctx, caller, &owner, text).await?)
+        }
+        None => None,
+    };
     let mut patch = TokenPatch {
+        group,
         name: input
             .name
             .map(|n| names::label("a key name", &n).map_err(name_err("name")))

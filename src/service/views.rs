@@ -92,6 +92,9 @@ pub struct TokenView {
     pub request_count: i64,
     pub allowed_models: Vec<String>,
     pub allowed_ips: Vec<String>,
+    /// The group the key uses instead of its owner's (absent: the owner's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub last_used_at: Option<String>,
     pub created_at: String,
 }
@@ -118,6 +121,7 @@ impl TokenView {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
+            group: (!t.group.is_empty()).then(|| t.group.clone()),
             last_used_at: t.last_used_at.map(timestamp),
             created_at: timestamp(t.created_at),
         }

@@ -58,6 +58,8 @@ pub struct TokenEntry {
     /// Empty = every model the user's group may use.
     pub allowed_models: FxHashSet<String>,
     pub allowed_ips: IpAllowList,
+    /// The group the key uses instead of its owner's; empty: the owner's.
+    pub group: String,
     pub account: Arc<Account>,
     last_used: AtomicI64,
 }
@@ -244,6 +246,7 @@ impl Directory {
             unlimited: row.unlimited,
             allowed_models: row.allowed_models.into_iter().collect(),
             allowed_ips,
+            group: row.group,
             account,
             last_used: AtomicI64::new(last_used),
         });

@@ -75,16 +75,11 @@ pub fn date(ms: i64) -> String {
     minute(ms).chars().take(10).collect()
 }
 
-/// Quota units as a dollar amount to edit in a form: `2`, `0.5`, without the sign or the
-/// trailing zeros (the figure typed back is the same amount).
+/// Quota units as a dollar amount to edit in a form (see [`Quota::usd_editable`]).
+///
+/// [`Quota::usd_editable`]: crate::domain::money::Quota::usd_editable
 pub fn editable_usd(units: i64, quota_per_usd: i64) -> String {
-    let text = crate::domain::money::Quota(units).usd_string(quota_per_usd);
-    let text = text.trim_start_matches('$');
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text.to_string()
-    }
+    crate::domain::money::Quota(units).usd_editable(quota_per_usd)
 }
 
 /// The text key naming a kind of balance change.

@@ -14,6 +14,7 @@ use super::format;
 use super::page::{Page, SignedIn};
 use super::session::keys as session_keys;
 use crate::db::tokens::TokenRow;
+use crate::db::users::UserRow;
 use crate::domain::kinds::Status;
 use crate::msg;
 use crate::service::tokens::{CreateToken, UpdateToken};
@@ -31,6 +32,8 @@ pub struct KeysPage {
     errors: FieldErrors,
     limit_label: &'static str,
     limit_hint: &'static str,
+    /// The groups the person may pick for a key: (name, what it says), their own first.
+    groups: Vec<(String, String)>,
 }
 
 /// The limit field's words when making a key: the most it may spend.
@@ -64,6 +67,41 @@ pub struct KeyForm {
     models: String,
     #[serde(default)]
     allow_ips: String,
+    #[serde(default)]
+    group: String,
+}
+
+/// The groups a person may pick for a key, each with its price ratio: their own first
+/// (chosen by leaving the field empty), then those the admin made selectable.
+async fn group_choices(
+    state: &AppState,
+    page: &Page,
+    user: &UserRow,
+) -> Result<Vec<(String, String)>, WebError> {
+    let groups = service::tokens::selectable_groups(&state.ctx, user)
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    Ok(groups
+        .into_iter()
+        .map(|g| {
+            let ratio = g.ratio.to_string();
+            let label = if g.name == user.group {
+                crate::i18n::text(
+                    page.lang,
+                    "web-key-group-own",
+                    &[("group", &g.name), ("ratio", &ratio)],
+                )
+            } else {
+                format!("{} (×{ratio})", g.name)
+            };
+            let value = if g.name == user.group {
+                String::new()
+            } else {
+                g.name
+            };
+            (value, label)
+        })
+        .collect())
 }
 
 async fn own_keys(
@@ -81,6 +119,7 @@ pub async fn list(
     let keys = own_keys(&state, &Caller::User(user.id), &user.username)
         .await
         .map_err(|e| WebError::internal(page.lang, &e))?;
+    let groups = group_choices(&state, &page, &user).await?;
     Ok(KeysPage {
         page,
         keys,
@@ -89,6 +128,7 @@ pub async fn list(
         errors: FieldErrors::default(),
         limit_label: NEW_LIMIT.0,
         limit_hint: NEW_LIMIT.1,
+        groups,
     }
     .into_response())
 }
@@ -122,6 +162,7 @@ pub async fn create(
             expires: blank(&form.expires),
             models: blank(&form.models),
             allow_ips: blank(&form.allow_ips),
+            group: blank(&form.group),
         };
         match service::tokens::create(&state.ctx, &caller, input).await {
             Ok((_, plain)) => Some(plain),
@@ -144,6 +185,7 @@ pub async fn create(
     } else {
         form
     };
+    let groups = group_choices(&state, &page, &user).await?;
     Ok((
         status,
         KeysPage {
@@ -154,6 +196,7 @@ pub async fn create(
             errors,
             limit_label: NEW_LIMIT.0,
             limit_hint: NEW_LIMIT.1,
+            groups,
         },
     )
         .into_response())
@@ -229,6 +272,7 @@ pub struct KeyEditPage {
     errors: FieldErrors,
     limit_label: &'static str,
     limit_hint: &'static str,
+    groups: Vec<(String, String)>,
 }
 
 /// The form filled with the key as it is.
@@ -243,11 +287,19 @@ fn form_of(key: &TokenRow, quota_per_usd: i64) -> KeyForm {
         expires: key.expires_at.map(format::date).unwrap_or_default(),
         models: key.allowed_models.join(", "),
         allow_ips: key.allowed_ips.clone(),
+        group: key.group.clone(),
     }
 }
 
-fn edit_page(page: Page, key: &TokenRow, form: KeyForm, errors: FieldErrors) -> KeyEditPage {
+fn edit_page(
+    page: Page,
+    key: &TokenRow,
+    form: KeyForm,
+    errors: FieldErrors,
+    groups: Vec<(String, String)>,
+) -> KeyEditPage {
     KeyEditPage {
+        groups,
         page,
         key_id: key.id,
         key_name: key.name.clone(),
@@ -268,7 +320,8 @@ pub async fn edit_form(
         .await
         .map_err(|e| key_error(&page, e))?;
     let form = form_of(&key, page.quota_per_usd);
-    Ok(edit_page(page, &key, form, FieldErrors::default()).into_response())
+    let groups = group_choices(&state, &page, &user).await?;
+    Ok(edit_page(page, &key, form, FieldErrors::default(), groups).into_response())
 }
 
 /// Saves every field of the form: an empty limit makes the key unlimited (bounded by the
@@ -293,15 +346,17 @@ pub async fn edit(
         quota_usd: limit,
         models: Some(form.models.trim().to_string()),
         allow_ips: Some(form.allow_ips.trim().to_string()),
+        group: Some(form.group.trim().to_string()),
     };
     match service::tokens::update(&state.ctx, &caller, id, update).await {
         Ok(_) => done(&session, &page, "web-key-saved").await,
         Err(ServiceError::NotFound(message)) => Err(page.error(StatusCode::NOT_FOUND, message)),
         Err(error) => {
             let errors = FieldErrors::from_service(&error, page.lang, &[]);
+            let groups = group_choices(&state, &page, &user).await?;
             Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
-                edit_page(page, &key, form, errors),
+                edit_page(page, &key, form, errors, groups),
             )
                 .into_response())
         }

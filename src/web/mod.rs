@@ -90,6 +90,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/profile", get(profile::show).post(profile::details))
         .route("/profile/password", post(profile::password))
         .route("/profile/language", post(profile::language))
+        .route("/profile/low-balance", post(profile::low_balance))
         .route(
             "/profile/sessions/end-others",
             post(profile::end_other_sessions),

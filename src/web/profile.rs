@@ -31,6 +31,9 @@ pub struct ProfilePage {
     details_errors: FieldErrors,
     password_errors: FieldErrors,
     delete_errors: FieldErrors,
+    /// The low-balance line as typed or stored (empty: the site's default).
+    low_balance: String,
+    low_balance_errors: FieldErrors,
     sessions: Vec<SessionRow>,
     /// The row id of the session asking.
     current: String,
@@ -63,7 +66,7 @@ async fn render(
     session: &Session,
     page: Page,
     user: UserRow,
-    errors: [FieldErrors; 3],
+    errors: [FieldErrors; 4],
     typed: Option<(String, String)>,
 ) -> Result<ProfilePage, WebError> {
     let sessions = web_sessions::for_user(&state.db, user.id, now_ms())
@@ -75,8 +78,15 @@ async fn render(
             user.email.clone().unwrap_or_default(),
         )
     });
-    let [details_errors, password_errors, delete_errors] = errors;
+    let [
+        details_errors,
+        password_errors,
+        delete_errors,
+        low_balance_errors,
+    ] = errors;
     Ok(ProfilePage {
+        low_balance: crate::service::balance_alerts::threshold_text(&user, page.quota_per_usd),
+        low_balance_errors,
         current: current_row(session).await,
         page,
         user,
@@ -152,7 +162,12 @@ pub async fn details(
                 &session,
                 page,
                 user,
-                [errors, FieldErrors::default(), FieldErrors::default()],
+                [
+                    errors,
+                    FieldErrors::default(),
+                    FieldErrors::default(),
+                    FieldErrors::default(),
+                ],
                 Some((form.display_name, form.email)),
             )
             .await?;
@@ -205,7 +220,12 @@ pub async fn password(
                 &session,
                 page,
                 user,
-                [FieldErrors::default(), errors, FieldErrors::default()],
+                [
+                    FieldErrors::default(),
+                    errors,
+                    FieldErrors::default(),
+                    FieldErrors::default(),
+                ],
                 None,
             )
             .await?;
@@ -239,6 +259,45 @@ pub async fn language(
         .await
         .map_err(WebError::session)?;
     Ok(Redirect::to("/profile").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct LowBalanceForm {
+    #[serde(default)]
+    low_balance_usd: String,
+}
+
+/// One's low-balance line: empty for the site's default, 0 for none.
+pub async fn low_balance(
+    State(state): State<AppState>,
+    session: Session,
+    SignedIn { page, user }: SignedIn,
+    Posted(form): Posted<LowBalanceForm>,
+) -> Result<Response, WebError> {
+    match crate::service::balance_alerts::set_threshold(&state.ctx, user.id, &form.low_balance_usd)
+        .await
+    {
+        Ok(()) => notice(&session, &page, "web-profile-saved").await,
+        Err(error) => {
+            let errors = FieldErrors::from_service(&error, page.lang, &[]);
+            let mut again = render(
+                &state,
+                &session,
+                page,
+                user,
+                [
+                    FieldErrors::default(),
+                    FieldErrors::default(),
+                    FieldErrors::default(),
+                    errors,
+                ],
+                None,
+            )
+            .await?;
+            again.low_balance = form.low_balance_usd;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, again).into_response())
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -323,7 +382,12 @@ pub async fn delete(
                 &session,
                 page,
                 user,
-                [FieldErrors::default(), FieldErrors::default(), errors],
+                [
+                    FieldErrors::default(),
+                    FieldErrors::default(),
+                    errors,
+                    FieldErrors::default(),
+                ],
                 None,
             )
             .await?;

@@ -124,6 +124,7 @@ db_test! {
                     remaining_quota: 0,
                     allowed_models: Vec::new(),
                     allowed_ips: String::new(),
+                    group: String::new(),
                 })
                 .await?;
                 // The last step collides with an existing username.

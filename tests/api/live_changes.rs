@@ -155,6 +155,7 @@ db_test! {
                     remaining_quota: 0,
                     allowed_models: Vec::new(),
                     allowed_ips: String::new(),
+                    group: String::new(),
                 })
                 .await
             })

@@ -648,3 +648,70 @@ db_test! {
         assert_eq!(service::tokens::get(app.ctx(), &CLI, id).await.unwrap().name, "office");
     }
 }
+
+db_test! {
+    /// A key may use a group the admin made user-selectable: its requests go to that group's
+    /// channels at that group's ratio, while the owner's other keys stay in the owner's group.
+    /// A group that is not selectable is refused on the page, the API and the CLI's service.
+    async fn a_key_uses_a_selectable_group_for_channels_and_price(db: TestDb) {
+        let (app, upstream) = serving(db).await;
+        let vip_upstream = FakeUpstream::chat().await;
+        service::groups::create(app.ctx(), &CLI, "vip", service::groups::GroupInput {
+            ratio: Some("0.5".into()),
+            description: Some("half price".into()),
+            user_selectable: Some(true),
+        }).await.unwrap();
+        app.create_group("internal", "0.1").await;
+        app.add_channel_with(tollgate::service::channels::ChannelInput {
+            name: Some("vip-main".into()),
+            base_url: Some(vip_upstream.base_url()),
+            models: Some("gpt-4o-mini".into()),
+            groups: Some("vip".into()),
+            ..Default::default()
+        }).await;
+        app.set_option("new_user_quota_usd", "5").await;
+        app.reload().await;
+
+        let browser = Browser::new(&app);
+        browser.register("alice", PASSWORD).await;
+        let keys = browser.get("/keys").await;
+        assert!(keys.contains("<option value=\"vip\""), "the selectable group is offered: {}", keys.body);
+        assert!(!keys.contains("<option value=\"internal\""), "others are not");
+        let plain = browser.post("/keys", &[("name", "plain")]).await.new_key().unwrap();
+        let cheap = browser.post("/keys", &[("name", "cheap"), ("group", "vip")]).await.new_key().unwrap();
+        let refused = browser.post("/keys", &[("name", "sneaky"), ("group", "internal")]).await;
+        assert_eq!(refused.status, 422);
+        assert!(refused.field_error("group").is_some(), "{}", refused.body);
+
+        assert_eq!(app.chat(&plain, chat_body("gpt-4o-mini")).await.status(), 200);
+        assert_eq!(app.chat(&cheap, chat_body("gpt-4o-mini")).await.status(), 200);
+        assert_eq!(upstream.requests().len(), 1, "the plain key stays on the owner's group's channel");
+        assert_eq!(vip_upstream.requests().len(), 1, "the vip key goes to the vip channel");
+        app.flush().await;
+        let logs: Vec<_> = app.logs().await.into_iter().filter(|l| l.username == "alice").collect();
+        let plain_log = logs.iter().find(|l| l.token_name == "plain").unwrap();
+        let cheap_log = logs.iter().find(|l| l.token_name == "cheap").unwrap();
+        assert_eq!(cheap_log.group, "vip");
+        assert_eq!(plain_log.group, "default");
+        assert_eq!(cheap_log.cost * 2, plain_log.cost, "half the price: {} vs {}", cheap_log.cost, plain_log.cost);
+
+        // Editing moves a key back to the owner's group; the relay follows.
+        let id = app.token_ids_of("alice").await[1];
+        let form = browser.get(&format!("/keys/{id}/edit")).await;
+        assert!(form.contains("<option value=\"vip\" selected"), "{}", form.body);
+        let saved = browser.post(&format!("/keys/{id}/edit"), &[("name", "cheap"), ("group", "")]).await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        assert_eq!(app.chat(&cheap, chat_body("gpt-4o-mini")).await.status(), 200);
+        assert_eq!(upstream.requests().len(), 2);
+
+        let alice = app.user("alice").await;
+        let by_service = service::tokens::create(app.ctx(), &service::Caller::User(alice.id), service::tokens::CreateToken {
+            name: "again".into(), group: Some("internal".into()), ..Default::default()
+        }).await;
+        assert!(by_service.is_err());
+        let by_admin = service::tokens::create(app.ctx(), &CLI, service::tokens::CreateToken {
+            username: "alice".into(), name: "staff".into(), group: Some("internal".into()), ..Default::default()
+        }).await.unwrap();
+        assert_eq!(by_admin.0.group, "internal", "an administrator may give any group");
+    }
+}

@@ -271,3 +271,64 @@ db_test! {
         assert!(stored.iter().any(|(n, v)| n == "smtp_password" && v == "hunter2"), "the real value is what is stored");
     }
 }
+
+db_test! {
+    /// The low-balance warning: one email when the balance falls below the line, none again
+    /// until it has been back above it, then one for the next crossing; the person's own line
+    /// (set on the profile, in their language) or the site's default; none without a proven
+    /// address; two rounds at once send one email.
+    async fn a_low_balance_is_mailed_once_per_crossing(db: TestDb) {
+        use tollgate::service::balance_alerts::warn_low_balances;
+        use tollgate::service::users::QuotaChange;
+        let Some((app, sink)) = with_mail(db).await else { return };
+        app.set_option("low_balance_default_usd", "0.5").await;
+        let alice = service::users::create(app.ctx(), &CLI, service::users::CreateUser {
+            username: "alice".into(), password: Some(PASSWORD.into()), email: Some("alice@example.com".into()),
+            quota_usd: Some("1".into()), ..Default::default()
+        }).await.unwrap();
+        let listen = app.state.listen_url.clone();
+        let change = |usd: &str| QuotaChange { usd: Some(usd.into()), ..Default::default() };
+        let round = || warn_low_balances(app.ctx(), &listen);
+
+        // Unproven address: no warning, however low.
+        service::users::change_quota(app.ctx(), &CLI, "alice", change("-0.8")).await.unwrap();
+        assert_eq!(round().await.unwrap(), 0);
+        app.db
+            .write(async |tx| tollgate::db::users::mark_email_verified(tx, alice.id, "alice@example.com").await.map(|_| ()))
+            .await
+            .unwrap();
+
+        // $0.20 is below the site's $0.50: one email, and only one, even from two rounds at once.
+        let (a, b) = tokio::join!(round(), round());
+        assert_eq!(a.unwrap() + b.unwrap(), 1);
+        let mail = sink.next_to("alice@example.com").await;
+        assert!(mail.subject.contains("$0.20"), "{}", mail.subject);
+        assert!(mail.text.contains("$0.50") && mail.text.contains("/wallet"), "{}", mail.text);
+        assert_eq!(round().await.unwrap(), 0, "still below: no second email");
+
+        // Back above, then below again: the next crossing sends the next email.
+        service::users::change_quota(app.ctx(), &CLI, "alice", change("1")).await.unwrap();
+        assert_eq!(round().await.unwrap(), 0);
+        service::users::change_quota(app.ctx(), &CLI, "alice", change("-0.9")).await.unwrap();
+        assert_eq!(round().await.unwrap(), 1);
+        sink.next_to("alice@example.com").await;
+
+        // The person's own line, set on the profile in Chinese; 0 turns warnings off.
+        let browser = Browser::new(&app);
+        browser.sign_in("alice", PASSWORD).await;
+        browser.get("/profile?lang=zh-CN").await;
+        let refused = browser.post("/profile/low-balance", &[("low_balance_usd", "a lot")]).await;
+        assert_eq!(refused.status, 422);
+        assert!(refused.field_error("low_balance_usd").is_some(), "{}", refused.body);
+        browser.post("/profile/low-balance", &[("low_balance_usd", "2")]).await;
+        let profile = browser.get("/profile").await;
+        assert_eq!(profile.input("low_balance_usd").as_deref(), Some("2"));
+        service::users::change_quota(app.ctx(), &CLI, "alice", change("1")).await.unwrap();
+        assert_eq!(round().await.unwrap(), 1, "$1.30 is below the own line of $2");
+        let mail = sink.next_to("alice@example.com").await;
+        assert!(mail.subject.contains("余额不足"), "in the person's language: {}", mail.subject);
+        browser.post("/profile/low-balance", &[("low_balance_usd", "0")]).await;
+        service::users::change_quota(app.ctx(), &CLI, "alice", change("-1.2")).await.unwrap();
+        assert_eq!(round().await.unwrap(), 0, "warnings off");
+    }
+}
