@@ -7,7 +7,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Extension;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -16,54 +16,11 @@ use super::email::{Arrival, after_password};
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::limits::{self, Limiter};
-use super::page::{FormPage, Page, csrf_token, local_path, password_stamp};
-use super::session::keys;
-use crate::db::users::UserRow;
+use super::page::{FormPage, Page, local_path};
+use super::signing::{TokenQuery, ip_of, start_session};
 use crate::msg;
-use crate::protocol::client::client_ip;
 use crate::service::accounts::{self, Registration};
 use crate::state::AppState;
-
-/// Starts a signed-in session: a new session id (what an attacker planted before is
-/// worthless), whose it is, from where, and a new form token.
-pub async fn start_session(
-    session: &Session,
-    user: &UserRow,
-    ip: &str,
-    headers: &HeaderMap,
-) -> Result<(), WebError> {
-    let agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    session.cycle_id().await.map_err(WebError::session)?;
-    for (key, value) in [
-        (keys::USER_ID, serde_json::Value::from(user.id)),
-        (keys::STAMP, serde_json::Value::from(password_stamp(user))),
-        (keys::IP, serde_json::Value::from(ip)),
-        (keys::USER_AGENT, serde_json::Value::from(agent)),
-    ] {
-        session
-            .insert(key, value)
-            .await
-            .map_err(WebError::session)?;
-    }
-    session
-        .remove::<i64>(keys::PENDING_USER_ID)
-        .await
-        .map_err(WebError::session)?;
-    session
-        .remove::<String>(keys::CSRF)
-        .await
-        .map_err(WebError::session)?;
-    csrf_token(session).await?;
-    Ok(())
-}
-
-pub(super) fn ip_of(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
-    client_ip(peer, headers, state.config.server.trust_forwarded_for).to_string()
-}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "login.html")]
@@ -128,8 +85,7 @@ pub async fn login(
     if !limiter.allow(limits::SIGN_IN_PER_IP, &ip)
         || !limiter.allow(limits::SIGN_IN_PER_ACCOUNT, form.login.trim())
     {
-        let mut errors = FieldErrors::default();
-        errors.general = Some(page.say(&msg!("web-too-many-attempts")));
+        let errors = FieldErrors::too_many_attempts(page.lang);
         return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS));
     }
     match accounts::sign_in(&state.ctx, &form.login, &form.password).await {
@@ -220,8 +176,7 @@ pub async fn register(
     };
     let per_day = limits::signups_per_day(state.snapshot.load().options.signups_per_ip_per_day);
     if !limiter.allow(limits::REGISTER_PER_IP, &ip) || !limiter.would_allow(per_day, &ip) {
-        let mut errors = FieldErrors::default();
-        errors.general = Some(page.say(&msg!("web-too-many-attempts")));
+        let errors = FieldErrors::too_many_attempts(page.lang);
         return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS));
     }
     let registration = Registration {
@@ -263,12 +218,6 @@ pub struct SetupPage {
     username: String,
     email: String,
     errors: FieldErrors,
-}
-
-#[derive(Deserialize, Default)]
-pub struct TokenQuery {
-    #[serde(default)]
-    token: String,
 }
 
 pub async fn setup_form(

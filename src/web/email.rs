@@ -14,12 +14,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::auth::{ip_of, start_session};
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::limits::{self, Limiter};
 use super::page::{FormPage, Page};
 use super::session::keys;
+use super::signing::{TokenQuery, ip_of, start_session};
 use crate::db::users::UserRow;
 use crate::i18n::Lang;
 use crate::msg;
@@ -223,8 +223,7 @@ pub async fn verify(
         .and_then(|u| u.email.clone())
         .unwrap_or_else(|| form.email.clone());
     if !limiter.allow(limits::CODE_CHECK_PER_IP, &ip) {
-        let mut errors = FieldErrors::default();
-        errors.general = Some(page.say(&msg!("web-too-many-attempts")));
+        let errors = FieldErrors::too_many_attempts(page.lang);
         return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS, shown_email));
     }
     let target = match &user {
@@ -350,8 +349,7 @@ pub async fn forgot(
     if !limiter.allow(limits::RESET_PER_IP, &ip)
         || !limiter.allow(limits::RESET_PER_ADDRESS, &email)
     {
-        let mut errors = FieldErrors::default();
-        errors.general = Some(page.say(&msg!("web-too-many-attempts")));
+        let errors = FieldErrors::too_many_attempts(page.lang);
         return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS, false));
     }
     match email_codes::request_reset(&state.ctx, &email, page.lang, &state.listen_url).await {
@@ -374,16 +372,10 @@ pub struct ResetPage {
     errors: FieldErrors,
 }
 
-#[derive(Deserialize, Default)]
-pub struct ResetQuery {
-    #[serde(default)]
-    token: String,
-}
-
 pub async fn reset_form(
     State(state): State<AppState>,
     FormPage(page): FormPage,
-    Query(query): Query<ResetQuery>,
+    Query(query): Query<TokenQuery>,
 ) -> Result<Response, WebError> {
     let account = email_codes::reset_link_account(&state.ctx, &query.token)
         .await

@@ -152,6 +152,14 @@ impl FieldErrors {
         errors
     }
 
+    /// Only a problem above the form: too many attempts, for a 429.
+    pub fn too_many_attempts(lang: Lang) -> FieldErrors {
+        FieldErrors {
+            general: Some(crate::i18n::text(lang, "web-too-many-attempts", &[])),
+            ..FieldErrors::default()
+        }
+    }
+
     pub fn add(&mut self, field: &str, message: String) {
         self.fields.entry(field.to_string()).or_insert(message);
     }

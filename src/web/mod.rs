@@ -18,6 +18,7 @@ mod pages;
 mod playground;
 mod profile;
 mod session;
+mod signing;
 
 use std::sync::Arc;
 

@@ -16,10 +16,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::auth::ip_of;
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::page::{Page, SignedIn};
+use super::signing::ip_of;
 use crate::db::tokens::TokenRow;
 use crate::db::users::UserRow;
 use crate::domain::kinds::Status;
