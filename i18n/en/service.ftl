@@ -42,6 +42,7 @@ password-hashing-failed = the password could not be hashed
 ## API keys and admin tokens
 
 key-not-found = there is no API key with id { $id }
+key-cap-reached = you have the most keys allowed ({ $max }); delete one to make another
 key-group-unavailable = the group '{ $group }' does not exist or is not one you can choose
 key-quota-and-unlimited = a key cannot have a quota and be unlimited
 expiry-in-the-past = the expiry is in the past

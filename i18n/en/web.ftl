@@ -116,7 +116,6 @@ web-key-delete-yes = Delete the key
 web-key-disabled = The key is disabled.
 web-key-enabled = The key is enabled again.
 web-key-deleted = The key is deleted.
-web-key-cap = You have the most keys allowed ({ $max }). Delete one to make another.
 web-field-key-name = Name
 web-field-key-limit = Spending limit in dollars (optional)
 web-field-key-limit-hint = Leave empty to let the key spend up to your balance.

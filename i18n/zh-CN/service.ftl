@@ -42,6 +42,7 @@ password-hashing-failed = 无法处理该密码
 ## API 密钥与管理令牌
 
 key-not-found = 没有 ID 为 { $id } 的 API 密钥
+key-cap-reached = 密钥数量已达上限（{ $max } 个），请先删除一个再创建
 key-group-unavailable = 分组“{ $group }”不存在或不可选择
 key-quota-and-unlimited = 密钥不能既有额度又不受限
 expiry-in-the-past = 过期时间已经过去

@@ -116,7 +116,6 @@ web-key-delete-yes = 删除此密钥
 web-key-disabled = 密钥已停用。
 web-key-enabled = 密钥已重新启用。
 web-key-deleted = 密钥已删除。
-web-key-cap = 你的密钥数量已达上限（{ $max } 个）。请先删除一个再创建。
 web-field-key-name = 名称
 web-field-key-limit = 消费额度（美元，可选）
 web-field-key-limit-hint = 留空表示该密钥最多可用到你的余额。

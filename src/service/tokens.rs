@@ -136,6 +136,14 @@ pub async fn create(
 ) -> ServiceResult<(TokenRow, String)> {
     let user = key_owner(ctx, caller, &input.username).await?;
     let db = &ctx.db;
+    // People making their own keys are held to the site's cap; an administrator is not.
+    if caller.owner().is_some() {
+        let cap = super::options::current(db).await?.max_keys_per_user;
+        let held = db::tokens::list_for_user(db, user.id).await?.len();
+        if cap > 0 && u64::try_from(held).unwrap_or(u64::MAX) >= cap {
+            return Err(ServiceError::Forbidden(msg!("key-cap-reached", max = cap)));
+        }
+    }
     // Every wrong value is reported at once.
     let mut problems = Problems::default();
     let name = problems.check(names::label("a key name", &input.name).map_err(name_err("name")))?;

@@ -16,7 +16,6 @@ use super::session::keys as session_keys;
 use crate::db::tokens::TokenRow;
 use crate::db::users::UserRow;
 use crate::domain::kinds::Status;
-use crate::msg;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::{self, Caller, ServiceError};
 use crate::state::AppState;
@@ -144,32 +143,21 @@ pub async fn create(
     Posted(form): Posted<KeyForm>,
 ) -> Result<Response, WebError> {
     let caller = Caller::User(user.id);
-    let options = state.snapshot.load().options.clone();
-    let existing = own_keys(&state, &caller, &user.username)
-        .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
     let mut errors = FieldErrors::default();
-    let at_cap = options.max_keys_per_user > 0
-        && u64::try_from(existing.len()).unwrap_or(u64::MAX) >= options.max_keys_per_user;
-    let created = if at_cap {
-        errors.general = Some(page.say(&msg!("web-key-cap", max = options.max_keys_per_user)));
-        None
-    } else {
-        let input = CreateToken {
-            username: user.username.clone(),
-            name: form.name.trim().to_string(),
-            quota_usd: blank(&form.quota_usd),
-            expires: blank(&form.expires),
-            models: blank(&form.models),
-            allow_ips: blank(&form.allow_ips),
-            group: blank(&form.group),
-        };
-        match service::tokens::create(&state.ctx, &caller, input).await {
-            Ok((_, plain)) => Some(plain),
-            Err(error) => {
-                errors = FieldErrors::from_service(&error, page.lang, &[]);
-                None
-            }
+    let input = CreateToken {
+        username: user.username.clone(),
+        name: form.name.trim().to_string(),
+        quota_usd: blank(&form.quota_usd),
+        expires: blank(&form.expires),
+        models: blank(&form.models),
+        allow_ips: blank(&form.allow_ips),
+        group: blank(&form.group),
+    };
+    let created = match service::tokens::create(&state.ctx, &caller, input).await {
+        Ok((_, plain)) => Some(plain),
+        Err(error) => {
+            errors = FieldErrors::from_service(&error, page.lang, &[]);
+            None
         }
     };
     let keys = own_keys(&state, &caller, &user.username)

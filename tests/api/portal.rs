@@ -715,3 +715,32 @@ db_test! {
         assert_eq!(by_admin.0.group, "internal", "an administrator may give any group");
     }
 }
+
+db_test! {
+    /// People hold at most `max_keys_per_user` keys of their own making: the next one is
+    /// refused with the reason and the form kept; an administrator may go past it.
+    async fn the_per_person_key_cap_holds(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        app.set_option("max_keys_per_user", "2").await;
+        app.reload().await;
+        let browser = Browser::new(&app);
+        browser.register("alice", PASSWORD).await;
+        browser.get("/keys").await;
+        for name in ["one", "two"] {
+            assert_eq!(browser.post("/keys", &[("name", name)]).await.status, 201);
+        }
+        let third = browser.post("/keys", &[("name", "three"), ("quota_usd", "1")]).await;
+        assert_eq!(third.status, 422);
+        assert!(third.contains("the most keys allowed (2)"), "{}", third.body);
+        assert_eq!(third.input("quota_usd").as_deref(), Some("1"));
+        let alice = app.user("alice").await;
+        let own = service::tokens::create(app.ctx(), &service::Caller::User(alice.id), service::tokens::CreateToken {
+            name: "four".into(), ..Default::default()
+        }).await;
+        assert!(own.is_err());
+        service::tokens::create(app.ctx(), &CLI, service::tokens::CreateToken {
+            username: "alice".into(), name: "from the admin".into(), ..Default::default()
+        }).await.unwrap();
+        assert_eq!(app.token_ids_of("alice").await.len(), 3);
+    }
+}
