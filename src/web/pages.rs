@@ -46,7 +46,8 @@ pub struct DashboardPage {
     balance: i64,
     usage: UsageSummary,
     bars: Vec<Bar>,
-    recent: Vec<RequestLog>,
+    /// The latest requests.
+    rows: Vec<RequestLog>,
     base_url: String,
     has_keys: bool,
 }
@@ -126,7 +127,7 @@ pub async fn dashboard(
         balance: user.quota,
         usage,
         bars,
-        recent,
+        rows: recent,
         base_url: base_url(&state),
         has_keys,
         page,
