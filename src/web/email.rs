@@ -17,7 +17,7 @@ use tower_sessions::Session;
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::limits::{self, Limiter};
-use super::page::{FormPage, Page};
+use super::page::{FormPage, Page, flash};
 use super::session::keys;
 use super::signing::{TokenQuery, ip_of, start_session};
 use crate::db::users::UserRow;
@@ -25,13 +25,6 @@ use crate::i18n::Lang;
 use crate::msg;
 use crate::service::{ServiceError, accounts, email_codes, users};
 use crate::state::AppState;
-
-async fn flash(session: &Session, text: String) -> Result<(), WebError> {
-    session
-        .insert(keys::FLASH, text)
-        .await
-        .map_err(WebError::session)
-}
 
 /// The account this visitor is proving an address for: the signed-in one, or the one that
 /// gave its password but is held back until its address is proven.

@@ -11,8 +11,7 @@ use tower_sessions::Session;
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::format;
-use super::page::{Page, SignedIn};
-use super::session::keys as session_keys;
+use super::page::{Page, SignedIn, flash};
 use crate::db::tokens::TokenRow;
 use crate::db::users::UserRow;
 use crate::domain::kinds::Status;
@@ -196,10 +195,7 @@ pub struct StatusForm {
 }
 
 async fn done(session: &Session, page: &Page, key: &'static str) -> Result<Response, WebError> {
-    session
-        .insert(session_keys::FLASH, page.t(key))
-        .await
-        .map_err(WebError::session)?;
+    flash(session, page.t(key)).await?;
     Ok(Redirect::to("/keys").into_response())
 }
 

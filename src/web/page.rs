@@ -180,6 +180,14 @@ async fn viewer(state: &AppState, session: &Session) -> Result<Option<UserRow>, 
     }
 }
 
+/// Leaves a one-time notice for the next page.
+pub async fn flash(session: &Session, text: String) -> Result<(), WebError> {
+    session
+        .insert(keys::FLASH, text)
+        .await
+        .map_err(WebError::session)
+}
+
 /// The session's form token, made on first use.
 pub async fn csrf_token(session: &Session) -> Result<String, WebError> {
     if let Some(token) = session

@@ -12,7 +12,7 @@ use tower_sessions::Session;
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::format;
-use super::page::{Page, SignedIn, password_stamp};
+use super::page::{Page, SignedIn, flash, password_stamp};
 use super::session::{keys, row_id};
 use crate::db::now_ms;
 use crate::db::users::UserRow;
@@ -61,12 +61,22 @@ async fn current_row(session: &Session) -> String {
     session.id().map(|id| row_id(&id)).unwrap_or_default()
 }
 
+/// The profile's forms: a refused one comes back marked, the others blank.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Details,
+    Password,
+    Delete,
+    LowBalance,
+}
+
+/// The page, with `refused`'s problems on its form (None: every form clean).
 async fn render(
     state: &AppState,
     session: &Session,
     page: Page,
     user: UserRow,
-    errors: [FieldErrors; 4],
+    refused: Option<(Section, FieldErrors)>,
     typed: Option<(String, String)>,
 ) -> Result<ProfilePage, WebError> {
     let sessions = web_sessions::for_user(&state.db, user.id, now_ms())
@@ -78,12 +88,14 @@ async fn render(
             user.email.clone().unwrap_or_default(),
         )
     });
-    let [
-        details_errors,
-        password_errors,
-        delete_errors,
-        low_balance_errors,
-    ] = errors;
+    let errors_of = |section: Section| match &refused {
+        Some((refused, errors)) if *refused == section => errors.clone(),
+        _ => FieldErrors::default(),
+    };
+    let details_errors = errors_of(Section::Details);
+    let password_errors = errors_of(Section::Password);
+    let delete_errors = errors_of(Section::Delete);
+    let low_balance_errors = errors_of(Section::LowBalance);
     Ok(ProfilePage {
         low_balance: crate::service::balance_alerts::threshold_text(&user, page.quota_per_usd),
         low_balance_errors,
@@ -104,18 +116,13 @@ pub async fn show(
     session: Session,
     SignedIn { page, user }: SignedIn,
 ) -> Result<Response, WebError> {
-    Ok(
-        render(&state, &session, page, user, Default::default(), None)
-            .await?
-            .into_response(),
-    )
+    Ok(render(&state, &session, page, user, None, None)
+        .await?
+        .into_response())
 }
 
 async fn notice(session: &Session, page: &Page, key: &str) -> Result<Response, WebError> {
-    session
-        .insert(keys::FLASH, page.t(key))
-        .await
-        .map_err(WebError::session)?;
+    flash(session, page.t(key)).await?;
     Ok(Redirect::to("/profile").into_response())
 }
 
@@ -147,10 +154,7 @@ pub async fn details(
                     Ok(sent) => format!("{} {sent}", page.t("web-profile-saved")),
                     Err(problem) => problem,
                 };
-                session
-                    .insert(keys::FLASH, text)
-                    .await
-                    .map_err(WebError::session)?;
+                flash(&session, text).await?;
                 return Ok(Redirect::to("/verify-email").into_response());
             }
             notice(&session, &page, "web-profile-saved").await
@@ -162,12 +166,7 @@ pub async fn details(
                 &session,
                 page,
                 user,
-                [
-                    errors,
-                    FieldErrors::default(),
-                    FieldErrors::default(),
-                    FieldErrors::default(),
-                ],
+                Some((Section::Details, errors)),
                 Some((form.display_name, form.email)),
             )
             .await?;
@@ -220,12 +219,7 @@ pub async fn password(
                 &session,
                 page,
                 user,
-                [
-                    FieldErrors::default(),
-                    errors,
-                    FieldErrors::default(),
-                    FieldErrors::default(),
-                ],
+                Some((Section::Password, errors)),
                 None,
             )
             .await?;
@@ -251,13 +245,7 @@ pub async fn language(
         .await
         .map_err(|e| WebError::internal(Lang::En, &e))?;
     let lang = Lang::from_tag(tag).unwrap_or(Lang::En);
-    session
-        .insert(
-            keys::FLASH,
-            crate::i18n::text(lang, "web-profile-saved", &[]),
-        )
-        .await
-        .map_err(WebError::session)?;
+    flash(&session, crate::i18n::text(lang, "web-profile-saved", &[])).await?;
     Ok(Redirect::to("/profile").into_response())
 }
 
@@ -285,12 +273,7 @@ pub async fn low_balance(
                 &session,
                 page,
                 user,
-                [
-                    FieldErrors::default(),
-                    FieldErrors::default(),
-                    FieldErrors::default(),
-                    errors,
-                ],
+                Some((Section::LowBalance, errors)),
                 None,
             )
             .await?;
@@ -382,12 +365,7 @@ pub async fn delete(
                 &session,
                 page,
                 user,
-                [
-                    FieldErrors::default(),
-                    FieldErrors::default(),
-                    errors,
-                    FieldErrors::default(),
-                ],
+                Some((Section::Delete, errors)),
                 None,
             )
             .await?;
