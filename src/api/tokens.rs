@@ -40,6 +40,9 @@ struct CreateBody {
     models: Option<List>,
     allow_ips: Option<List>,
     group: Option<String>,
+    budget_period: Option<String>,
+    #[serde(default, deserialize_with = "decimal")]
+    budget_usd: Option<String>,
 }
 
 async fn create(
@@ -59,6 +62,8 @@ async fn create(
             models: body.models.map(List::joined),
             allow_ips: body.allow_ips.map(List::joined),
             group: body.group,
+            budget_period: body.budget_period,
+            budget_usd: body.budget_usd,
         },
     )
     .await?;
@@ -88,6 +93,11 @@ struct UpdateBody {
     models: Option<List>,
     allow_ips: Option<List>,
     group: Option<String>,
+    /// Empty or null: no budget.
+    #[serde(default, deserialize_with = "nullable")]
+    budget_period: Option<Option<String>>,
+    #[serde(default, deserialize_with = "decimal")]
+    budget_usd: Option<String>,
 }
 
 async fn update(
@@ -109,6 +119,8 @@ async fn update(
             models: body.models.map(List::joined),
             allow_ips: body.allow_ips.map(List::joined),
             group: body.group,
+            budget_period: body.budget_period.map(Option::unwrap_or_default),
+            budget_usd: body.budget_usd,
         },
     )
     .await?;

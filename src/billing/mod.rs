@@ -19,7 +19,7 @@ use crate::db::logs::RequestLog;
 use crate::domain::kinds::Outcome;
 use crate::domain::money::Ratio;
 use crate::domain::pricing::{self, ModelPrice, Usage, UsageBounds};
-use ledger::Account;
+use ledger::{Account, Budget};
 
 /// One finished request on its way to the database.
 #[derive(Debug)]
@@ -28,6 +28,8 @@ pub struct Settled {
     pub user: Option<Arc<Account>>,
     /// Present only for keys with their own limit.
     pub token: Option<Arc<Account>>,
+    /// The key's periodic budget and the start of the period the request counts toward.
+    pub budget: Option<(Arc<Budget>, i64)>,
     /// Whether the request counts toward request totals (an upstream answered).
     pub counted: bool,
 }
@@ -141,6 +143,7 @@ impl Billing {
             log,
             user: None,
             token: None,
+            budget: None,
             counted: false,
         });
     }
@@ -168,12 +171,13 @@ impl PriceContext {
     }
 }
 
-/// The balances a request is charged to: its user's, and its key's when the key has a limit
-/// of its own.
+/// The balances a request is charged to: its user's, its key's when the key has a limit of
+/// its own, and the key's periodic budget when it has one.
 #[derive(Debug, Clone)]
 pub struct Accounts {
     pub user: Arc<Account>,
     pub key: Option<Arc<Account>>,
+    pub budget: Option<Arc<Budget>>,
 }
 
 /// A request's hold and its log row in the making.
@@ -182,6 +186,8 @@ pub struct Ticket {
     billing: Billing,
     accounts: Accounts,
     hold: i64,
+    /// The start of the budget period the hold counts toward (0 without a budget).
+    budget_window: i64,
     pub pricing: PriceContext,
     /// Filled in as the request goes; written when the ticket finishes.
     pub log: RequestLog,
@@ -204,13 +210,20 @@ impl Ticket {
         log: RequestLog,
         started: Instant,
     ) -> Result<Ticket, Box<(ledger::Shortfall, RequestLog)>> {
-        if let Err(shortfall) = ledger::try_hold(&accounts.user, accounts.key.as_deref(), hold) {
-            return Err(Box::new((shortfall, log)));
-        }
+        let budget_window = match ledger::try_hold(
+            &accounts.user,
+            accounts.key.as_deref(),
+            accounts.budget.as_deref(),
+            hold,
+        ) {
+            Ok(window) => window,
+            Err(shortfall) => return Err(Box::new((shortfall, log))),
+        };
         Ok(Ticket {
             billing: billing.clone(),
             accounts,
             hold,
+            budget_window,
             pricing,
             log,
             started,
@@ -276,6 +289,10 @@ impl Ticket {
         ledger::settle(
             &self.accounts.user,
             self.accounts.key.as_deref(),
+            self.accounts
+                .budget
+                .as_deref()
+                .map(|budget| (budget, self.budget_window)),
             self.hold,
             cost,
         );
@@ -292,6 +309,11 @@ impl Ticket {
             log: std::mem::replace(log, RequestLog::empty()),
             user: Some(self.accounts.user.clone()),
             token: self.accounts.key.clone(),
+            budget: self
+                .accounts
+                .budget
+                .clone()
+                .map(|budget| (budget, self.budget_window)),
             counted: charged,
         });
         cost

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::dead_letter::{DeadLetter, DeadLetterFile};
-use super::ledger::Account;
+use super::ledger::{Account, Budget};
 use super::{BalanceSync, Billing, Queue, Settled};
 use crate::db::logs::{self, BalanceDelta, BillingBatch, RequestLog};
 use crate::db::{Db, DbError, now_ms};
@@ -64,6 +64,8 @@ pub(crate) struct Entry<'a> {
     pub moves_balance: bool,
     pub key_limited: bool,
     pub counted: bool,
+    /// The start of the key's budget period the cost counts toward; 0 without a budget.
+    pub budget_window: i64,
 }
 
 impl<'a> From<&'a Settled> for Entry<'a> {
@@ -73,6 +75,7 @@ impl<'a> From<&'a Settled> for Entry<'a> {
             moves_balance: settled.user.is_some() || settled.counted,
             key_limited: settled.token.is_some(),
             counted: settled.counted,
+            budget_window: settled.budget.as_ref().map_or(0, |(_, window)| *window),
         }
     }
 }
@@ -84,6 +87,8 @@ impl<'a> From<&'a DeadLetter> for Entry<'a> {
             moves_balance: letter.moves_balance,
             key_limited: letter.key_limited,
             counted: letter.counted,
+            // A replayed record counts toward no budget period: its period is long over.
+            budget_window: 0,
         }
     }
 }
@@ -117,6 +122,14 @@ pub(crate) fn batch_of<'a>(entries: impl IntoIterator<Item = Entry<'a>>) -> Bill
             }
             token.used = token.used.saturating_add(cost);
             token.requests = token.requests.saturating_add(requests);
+            // Only the latest budget period in the batch is written: an earlier one is over.
+            if entry.budget_window > token.budget_window {
+                token.budget_window = entry.budget_window;
+                token.budget_spent = 0;
+            }
+            if entry.budget_window != 0 && entry.budget_window == token.budget_window {
+                token.budget_spent = token.budget_spent.saturating_add(cost);
+            }
             token.last_used_at = token.last_used_at.max(log.created_at);
             if let Some(channel_id) = log.channel_id
                 && entry.counted
@@ -140,18 +153,28 @@ pub(crate) fn batch_of<'a>(entries: impl IntoIterator<Item = Entry<'a>>) -> Bill
 }
 
 /// Moves the costs of records now in the database from "unflushed" to "stored" on their live
-/// accounts (summed per account, one lock each).
+/// accounts and budgets (summed per account and budget period, one lock each).
 fn mark_committed(records: &[Settled]) {
     let mut deltas: HashMap<*const Account, (&Arc<Account>, i64)> = HashMap::default();
+    let mut budgets: HashMap<(*const Budget, i64), (&Arc<Budget>, i64)> = HashMap::default();
     for record in records {
         let cost = record.log.cost.max(0);
         for account in [&record.user, &record.token].into_iter().flatten() {
             let entry = deltas.entry(Arc::as_ptr(account)).or_insert((account, 0));
             entry.1 = entry.1.saturating_sub(cost);
         }
+        if let Some((budget, window)) = &record.budget {
+            let entry = budgets
+                .entry((Arc::as_ptr(budget), *window))
+                .or_insert((budget, 0));
+            entry.1 = entry.1.saturating_add(cost);
+        }
     }
     for (account, delta) in deltas.into_values() {
         account.committed(delta);
+    }
+    for ((_, window), (budget, spent)) in budgets {
+        budget.committed(spent, window);
     }
 }
 

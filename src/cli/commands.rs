@@ -272,6 +272,8 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
             models,
             allow_ip,
             group,
+            budget_usd,
+            budget_period,
             json,
         } => {
             let (token, key) = service::tokens::create(
@@ -285,6 +287,8 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
                     models,
                     allow_ips: join_ips(allow_ip),
                     group,
+                    budget_period,
+                    budget_usd,
                 },
             )
             .await
@@ -322,8 +326,16 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
             models,
             allow_ip,
             group,
+            budget_usd,
+            budget_period,
+            no_budget,
             json,
         } => {
+            let budget_period = if no_budget {
+                Some(String::new())
+            } else {
+                budget_period
+            };
             let expires = if no_expiry {
                 Some(None)
             } else {
@@ -342,6 +354,8 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
                     models,
                     allow_ips: join_ips(allow_ip),
                     group,
+                    budget_period,
+                    budget_usd,
                 },
             )
             .await

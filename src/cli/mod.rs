@@ -227,6 +227,13 @@ pub enum TokenCommand {
         /// The group the key uses instead of the user's (its channels and price ratio).
         #[arg(long)]
         group: Option<String>,
+        /// A budget in dollars that starts over every --budget-period, in the site's time
+        /// zone (option `timezone`), on top of the key's own limit and the user's balance.
+        #[arg(long = "budget-usd", requires = "budget_period")]
+        budget_usd: Option<String>,
+        /// daily, weekly (from Monday) or monthly.
+        #[arg(long = "budget-period", requires = "budget_usd")]
+        budget_period: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -262,6 +269,15 @@ pub enum TokenCommand {
         /// The group the key uses; "" returns it to the user's group.
         #[arg(long)]
         group: Option<String>,
+        /// The budget per period in dollars (keeps the period unless --budget-period is given).
+        #[arg(long = "budget-usd", conflicts_with = "no_budget")]
+        budget_usd: Option<String>,
+        /// daily, weekly or monthly; another period starts counting afresh.
+        #[arg(long = "budget-period", conflicts_with = "no_budget")]
+        budget_period: Option<String>,
+        /// Remove the periodic budget.
+        #[arg(long = "no-budget")]
+        no_budget: bool,
         #[command(flatten)]
         json: JsonFlag,
     },

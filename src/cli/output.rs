@@ -90,10 +90,17 @@ fn token_limit(t: &TokenView) -> String {
 
 pub fn token(t: &TokenView) -> String {
     format!(
-        "  key:      {}\n  status:   {}\n  left:     {}\n  used:     {}\n  requests: {}\n  expires:  {}\n  models:   {}\n  IPs:      {}",
+        "  key:      {}\n  status:   {}\n  left:     {}\n  budget:   {}\n  used:     {}\n  requests: {}\n  expires:  {}\n  models:   {}\n  IPs:      {}",
         t.key_display,
         t.status,
         token_limit(t),
+        match &t.budget {
+            Some(b) => format!(
+                "${:.2} {}, ${:.6} spent, starts over at {}",
+                b.usd, b.period, b.spent_usd, b.resets_at
+            ),
+            None => "none".into(),
+        },
         money(t.used_usd, t.used_quota),
         t.request_count,
         t.expires_at.as_deref().unwrap_or("never"),

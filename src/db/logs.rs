@@ -262,6 +262,10 @@ pub struct BalanceDelta {
     pub requests: i64,
     /// Latest use, for keys.
     pub last_used_at: i64,
+    /// For keys with a periodic budget: what the batch spent in the period that began at
+    /// `budget_window` (0: no budget spending in the batch).
+    pub budget_spent: i64,
+    pub budget_window: i64,
 }
 
 /// Everything a billing flush writes, applied in one transaction so balances and logs never
@@ -314,7 +318,11 @@ const UPDATE_TOKEN_BALANCE: &str = concat!(
     ", ",
     saturating_add!("used_quota"),
     ", request_count = request_count + ?, \
-     last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END \
+     last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END, \
+     budget_spent = CASE WHEN ? = 0 THEN budget_spent \
+         WHEN budget_window = ? THEN (CASE WHEN budget_spent > ? THEN ? ELSE budget_spent + ? END) \
+         WHEN budget_window < ? THEN ? ELSE budget_spent END, \
+     budget_window = CASE WHEN budget_window < ? THEN ? ELSE budget_window END \
      WHERE id = ?"
 );
 const UPDATE_CHANNEL_USAGE: &str = concat!(
@@ -378,14 +386,26 @@ async fn write_billing_in(tx: &mut Tx, batch: &BillingBatch<'_>) -> DbResult<()>
         tx.execute(UPDATE_USER_BALANCE, &values).await?;
     }
     for d in &batch.tokens {
-        let mut values = Vec::with_capacity(11);
+        let mut values = Vec::with_capacity(20);
         values.extend(saturating_binds(d.quota));
         values.extend(saturating_binds(d.used));
-        // A record written late (a retry, a replay) never moves the last use back.
+        // A record written late (a retry, a replay) never moves the last use back, nor the
+        // budget to an earlier period. `budget_spent` is set before `budget_window` because
+        // MySQL evaluates each assignment with the ones before it already applied.
+        let spent = d.budget_spent.max(0);
         values.extend([
             Value::Int(d.requests),
             Value::Int(d.last_used_at),
             Value::Int(d.last_used_at),
+            Value::Int(d.budget_window),
+            Value::Int(d.budget_window),
+            Value::Int(i64::MAX - spent),
+            Value::Int(i64::MAX),
+            Value::Int(spent),
+            Value::Int(d.budget_window),
+            Value::Int(spent),
+            Value::Int(d.budget_window),
+            Value::Int(d.budget_window),
             Value::Int(d.id),
         ]);
         tx.execute(UPDATE_TOKEN_BALANCE, &values).await?;

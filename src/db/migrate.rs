@@ -77,6 +77,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0009_key_groups.sql"),
         include_str!("../../migrations/mysql/0009_key_groups.sql"),
     ),
+    (
+        10,
+        "key budgets that start over each period",
+        include_str!("../../migrations/sqlite/0010_key_budgets.sql"),
+        include_str!("../../migrations/postgres/0010_key_budgets.sql"),
+        include_str!("../../migrations/mysql/0010_key_budgets.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -2,7 +2,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Change, Db, DbError, DbResult, Tx, Value, flag, now_ms, text};
-use crate::domain::kinds::Status;
+use crate::domain::kinds::{BudgetPeriod, Status};
 
 /// An API key as stored: only the hash of the key itself.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,9 +25,27 @@ pub struct TokenRow {
     pub allowed_ips: String,
     /// The group the key uses instead of its owner's; empty: the owner's.
     pub group: String,
+    pub budget: Option<KeyBudget>,
     pub last_used_at: Option<i64>,
     pub created_at: i64,
 }
+
+/// A key's budget that starts over every period, with what the period recorded in `window`
+/// spent (see migration 0010).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyBudget {
+    pub period: BudgetPeriod,
+    pub quota: i64,
+    pub spent: i64,
+    /// When the period `spent` belongs to began (UTC milliseconds; 0: none yet).
+    pub window: i64,
+    /// When that period ends: not stored; 0 until the service places the row in the current
+    /// period.
+    pub window_end: i64,
+}
+
+/// What a key's budget is set to: `None` for no budget.
+pub type BudgetSetting = Option<(BudgetPeriod, i64)>;
 
 pub struct NewToken {
     pub user_id: i64,
@@ -41,6 +59,7 @@ pub struct NewToken {
     pub allowed_ips: String,
     /// Empty: the owner's group.
     pub group: String,
+    pub budget: BudgetSetting,
 }
 
 #[derive(Default, Debug, Clone)]
@@ -53,11 +72,30 @@ pub struct TokenPatch {
     pub allowed_models: Option<Vec<String>>,
     pub allowed_ips: Option<String>,
     pub group: Option<String>,
+    /// A new period or amount; a new period starts the count afresh.
+    pub budget: Option<BudgetSetting>,
 }
 
 const COLUMNS: &str = "t.id, t.user_id, u.username, t.name, t.key_hash, t.key_display, t.status, \
      t.expires_at, t.unlimited, t.remaining_quota, t.used_quota, t.request_count, t.allowed_models, \
-     t.allowed_ips, t.group_name, t.last_used_at, t.created_at";
+     t.allowed_ips, t.group_name, t.budget_period, t.budget_quota, t.budget_spent, t.budget_window, \
+     t.last_used_at, t.created_at";
+
+fn budget_of(row: &AnyRow) -> DbResult<Option<KeyBudget>> {
+    let period: String = text(row, "budget_period")?;
+    if period.is_empty() {
+        return Ok(None);
+    }
+    let period = BudgetPeriod::parse(&period)
+        .ok_or_else(|| DbError::Corrupt(format!("key budget period '{period}'")))?;
+    Ok(Some(KeyBudget {
+        period,
+        quota: row.try_get("budget_quota")?,
+        spent: row.try_get("budget_spent")?,
+        window: row.try_get("budget_window")?,
+        window_end: 0,
+    }))
+}
 
 fn from_row(row: &AnyRow) -> DbResult<TokenRow> {
     let status: String = text(row, "status")?;
@@ -79,6 +117,7 @@ fn from_row(row: &AnyRow) -> DbResult<TokenRow> {
         allowed_models: split_list(&models),
         allowed_ips: text(row, "allowed_ips")?,
         group: text(row, "group_name")?,
+        budget: budget_of(row)?,
         last_used_at: row.try_get("last_used_at")?,
         created_at: row.try_get("created_at")?,
     })
@@ -95,8 +134,9 @@ pub(crate) fn split_list(text: &str) -> Vec<String> {
 pub async fn insert(tx: &mut Tx, token: &NewToken) -> DbResult<i64> {
     let now = now_ms();
     let id = tx.insert_returning_id("INSERT INTO tokens (user_id, name, key_hash, key_display, status, expires_at, unlimited, \
-             remaining_quota, used_quota, request_count, allowed_models, allowed_ips, group_name, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, 0, 0, ?, ?, ?, ?, ?)",
+             remaining_quota, used_quota, request_count, allowed_models, allowed_ips, group_name, \
+             budget_period, budget_quota, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?)",
             &[
                 Value::Int(token.user_id),
                 Value::Text(token.name.clone()),
@@ -108,6 +148,8 @@ pub async fn insert(tx: &mut Tx, token: &NewToken) -> DbResult<i64> {
                 Value::Text(token.allowed_models.join(",")),
                 Value::Text(token.allowed_ips.clone()),
                 Value::Text(token.group.clone()),
+                Value::Text(token.budget.map_or("", |(p, _)| p.as_str()).into()),
+                Value::Int(token.budget.map_or(0, |(_, quota)| quota)),
                 Value::Int(now),
                 Value::Int(now),
             ],
@@ -177,17 +219,33 @@ pub async fn by_ids(db: &Db, ids: &[i64]) -> DbResult<Vec<(i64, DbResult<TokenRo
     Ok(tokens)
 }
 
-/// The remaining quota of these keys, as (id, remaining_quota).
-pub async fn balances_of(db: &Db, ids: &[i64]) -> DbResult<Vec<(i64, i64)>> {
+/// What billing changes on a key: its own remaining quota and its budget's count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyBalance {
+    pub id: i64,
+    pub remaining_quota: i64,
+    pub budget_quota: i64,
+    pub budget_spent: i64,
+    pub budget_window: i64,
+}
+
+/// The balances of these keys.
+pub async fn balances_of(db: &Db, ids: &[i64]) -> DbResult<Vec<KeyBalance>> {
     let mut balances = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(super::IDS_PER_QUERY) {
         let sql = format!(
-            "SELECT id, remaining_quota FROM tokens WHERE id IN ({})",
+            "SELECT id, remaining_quota, budget_quota, budget_spent, budget_window FROM tokens WHERE id IN ({})",
             super::placeholders(chunk.len())
         );
         let values: Vec<Value> = chunk.iter().map(|&id| Value::Int(id)).collect();
         for row in db.fetch_all_with(&sql, &values).await? {
-            balances.push((row.try_get("id")?, row.try_get("remaining_quota")?));
+            balances.push(KeyBalance {
+                id: row.try_get("id")?,
+                remaining_quota: row.try_get("remaining_quota")?,
+                budget_quota: row.try_get("budget_quota")?,
+                budget_spent: row.try_get("budget_spent")?,
+                budget_window: row.try_get("budget_window")?,
+            });
         }
     }
     Ok(balances)
@@ -250,6 +308,21 @@ pub async fn update(
     if let Some(v) = &patch.group {
         sets.push("group_name = ?");
         values.push(Value::Text(v.clone()));
+    }
+    if let Some(budget) = patch.budget {
+        let period = budget.map_or("", |(p, _)| p.as_str());
+        // Another period (or none) starts counting afresh; the same one keeps what it spent.
+        sets.push(
+            "budget_spent = CASE WHEN budget_period = ? THEN budget_spent ELSE 0 END, \
+             budget_window = CASE WHEN budget_period = ? THEN budget_window ELSE 0 END, \
+             budget_period = ?, budget_quota = ?",
+        );
+        values.extend([
+            Value::Text(period.into()),
+            Value::Text(period.into()),
+            Value::Text(period.into()),
+            Value::Int(budget.map_or(0, |(_, quota)| quota)),
+        ]);
     }
     sets.push("updated_at = ?");
     values.push(Value::Int(now_ms()));

@@ -4,6 +4,8 @@
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
+use super::kinds::BudgetPeriod;
+
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -41,6 +43,33 @@ impl SiteCalendar {
             .and_then(|start| start.checked_sub(days_back.days()))
             .map(|start| start.timestamp().as_millisecond())
             .unwrap_or(at_ms - at_ms.rem_euclid(DAY_MS) - days_back * DAY_MS)
+    }
+
+    /// The period of a key's budget that holds `at_ms`, as (start, end) in UTC milliseconds:
+    /// the local day, the week from Monday, or the calendar month. Computed on the zone's own
+    /// calendar, so a day with a daylight-saving change is 23 or 25 hours long.
+    pub fn budget_window(&self, period: BudgetPeriod, at_ms: i64) -> (i64, i64) {
+        let zoned = self.zoned(at_ms);
+        let window = zoned.start_of_day().and_then(|day| {
+            let (start, length) = match period {
+                BudgetPeriod::Daily => (day, 1.day()),
+                BudgetPeriod::Weekly => {
+                    let since_monday = i64::from(day.weekday().to_monday_zero_offset());
+                    (day.checked_sub(since_monday.days())?, 1.week())
+                }
+                BudgetPeriod::Monthly => (day.first_of_month()?.start_of_day()?, 1.month()),
+            };
+            let end = start.checked_add(length)?;
+            Ok((
+                start.timestamp().as_millisecond(),
+                end.timestamp().as_millisecond(),
+            ))
+        });
+        // Only a moment at the very edge of the representable range has no such period.
+        window.unwrap_or((
+            at_ms - at_ms.rem_euclid(DAY_MS),
+            at_ms - at_ms.rem_euclid(DAY_MS) + DAY_MS,
+        ))
     }
 
     /// The zone's offset from UTC at `at_ms`, in milliseconds: shifting UTC milliseconds by
@@ -90,6 +119,35 @@ mod tests {
             "2026-11-29"
         );
         assert_eq!(new_york.offset_ms(AT), -5 * 3_600_000);
+    }
+
+    #[test]
+    fn budget_periods_follow_the_local_calendar() {
+        // Monday 2026-11-30 01:30 UTC.
+        let utc = SiteCalendar::new("UTC");
+        let midnight = AT - 90 * 60_000;
+        assert_eq!(
+            utc.budget_window(BudgetPeriod::Daily, AT),
+            (midnight, midnight + DAY_MS)
+        );
+        assert_eq!(
+            utc.budget_window(BudgetPeriod::Weekly, AT),
+            (midnight, midnight + 7 * DAY_MS)
+        );
+        let november = midnight - 29 * DAY_MS;
+        assert_eq!(
+            utc.budget_window(BudgetPeriod::Monthly, AT),
+            (november, midnight + DAY_MS)
+        );
+        // In New York it is still Sunday the 29th: the week began on Monday the 23rd.
+        let new_york = SiteCalendar::new("America/New_York");
+        let (start, end) = new_york.budget_window(BudgetPeriod::Weekly, AT);
+        assert_eq!(start, midnight - 7 * DAY_MS + 5 * 3_600_000);
+        assert_eq!(end - start, 7 * DAY_MS);
+        // The day daylight saving ends there has 25 hours.
+        let fall_back = 1_793_505_600_000; // 2026-11-01 04:00 UTC = midnight in New York
+        let (start, end) = new_york.budget_window(BudgetPeriod::Daily, fall_back + 3_600_000);
+        assert_eq!((start, end - start), (fall_back, 25 * 3_600_000));
     }
 
     #[test]

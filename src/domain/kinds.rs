@@ -102,3 +102,8 @@ string_enum!(
         Adjustment => "adjustment"
     }
 );
+
+string_enum!(
+    /// How often a key's budget starts over, in the site's time zone.
+    BudgetPeriod { Daily => "daily", Weekly => "weekly", Monthly => "monthly" }
+);

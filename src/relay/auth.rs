@@ -8,6 +8,7 @@ use http::HeaderMap;
 
 use super::error::RelayError;
 use crate::billing::Accounts;
+use crate::domain::calendar::SiteCalendar;
 use crate::domain::kinds::Status;
 use crate::domain::secret_key;
 pub use crate::protocol::client::client_ip;
@@ -32,11 +33,20 @@ impl Caller {
         }
     }
 
-    /// The balances its requests are charged to.
-    pub fn accounts(&self) -> Accounts {
+    /// The balances its requests are charged to, with the key's budget moved to the period
+    /// that holds `now_ms` (in the site's time zone) once the one it knows has ended.
+    pub fn accounts(&self, time_zone: &str, now_ms: i64) -> Accounts {
+        let budget = self.token.budget.as_ref().map(|(period, budget)| {
+            if now_ms >= budget.window_end() {
+                let (start, end) = SiteCalendar::new(time_zone).budget_window(*period, now_ms);
+                budget.enter(start, end);
+            }
+            budget.clone()
+        });
         Accounts {
             user: self.user.account.clone(),
             key: (!self.token.unlimited).then(|| self.token.account.clone()),
+            budget,
         }
     }
 }

@@ -263,7 +263,7 @@ async fn handle(
     };
     let ticket = match Ticket::open(
         &state.billing,
-        caller.accounts(),
+        caller.accounts(&options.timezone, log.created_at),
         hold,
         pricing,
         log,
@@ -282,6 +282,21 @@ async fn handle(
                 Shortfall::Key { available } => format!(
                     "This API key's quota is used up: the request needs up to {needed} but the key has {} left.",
                     Quota(available).usd_string(qpu)
+                ),
+                Shortfall::Budget {
+                    available,
+                    resets_at,
+                } => format!(
+                    "This API key's {} budget is used up: the request needs up to {needed} but {} is left until it starts over at {}.",
+                    caller
+                        .token
+                        .budget
+                        .as_ref()
+                        .map_or("periodic", |(period, _)| period.as_str()),
+                    Quota(available.max(0)).usd_string(qpu),
+                    jiff::Timestamp::from_millisecond(resets_at)
+                        .map(|at| at.to_string())
+                        .unwrap_or_default()
                 ),
             };
             return Err(refuse(state, log, RelayError::insufficient_quota(message)));

@@ -5,11 +5,12 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 use super::{
     Caller, Ctx, Problems, ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota,
 };
-use crate::db::tokens::{NewToken, TokenPatch, TokenRow};
+use crate::db::tokens::{BudgetSetting, NewToken, TokenPatch, TokenRow};
 use crate::db::users::UserRow;
 use crate::db::{self, Db};
+use crate::domain::calendar::SiteCalendar;
 use crate::domain::ip_allow::IpAllowList;
-use crate::domain::kinds::Status;
+use crate::domain::kinds::{BudgetPeriod, Status};
 use crate::domain::money::MicroUsd;
 use crate::domain::{names, secret_key};
 use crate::msg;
@@ -28,6 +29,10 @@ pub struct CreateToken {
     pub allow_ips: Option<String>,
     /// A group the owner may pick (see [`key_group`]); empty or absent: the owner's group.
     pub group: Option<String>,
+    /// `daily`, `weekly` or `monthly`, with `budget_usd`: what the key may spend per period
+    /// (in the site's time zone). Empty or absent: no periodic budget.
+    pub budget_period: Option<String>,
+    pub budget_usd: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -43,6 +48,10 @@ pub struct UpdateToken {
     pub allow_ips: Option<String>,
     /// Empty: back to the owner's group.
     pub group: Option<String>,
+    /// A new period (empty: no budget); a new period starts counting afresh.
+    pub budget_period: Option<String>,
+    /// A new amount per period; with no period given, the key's current one.
+    pub budget_usd: Option<String>,
 }
 
 /// Parses `YYYY-MM-DD` or RFC 3339 into Unix milliseconds.
@@ -68,9 +77,77 @@ fn parse_ips(text: &str) -> ServiceResult<String> {
 }
 
 async fn quota_units(db: &Db, text: &str) -> ServiceResult<i64> {
-    let usd = MicroUsd::parse(text).map_err(decimal_err("quota_usd"))?;
+    dollar_units(db, "quota_usd", text).await
+}
+
+async fn dollar_units(db: &Db, field: &'static str, text: &str) -> ServiceResult<i64> {
+    let usd = MicroUsd::parse(text).map_err(decimal_err(field))?;
     let options = super::options::current(db).await?;
-    Ok(usd_to_quota("quota_usd", usd, options.quota_per_usd())?.0)
+    Ok(usd_to_quota(field, usd, options.quota_per_usd())?.0)
+}
+
+/// A budget from its period and amount. No period (empty) is no budget; a period needs a
+/// positive amount. `current` is the key's budget: a field not given (`None`) keeps its part
+/// of it, while an empty amount is no amount.
+async fn parse_budget(
+    db: &Db,
+    period: Option<&str>,
+    usd: Option<&str>,
+    current: Option<(BudgetPeriod, i64)>,
+) -> ServiceResult<BudgetSetting> {
+    let period = match period.map(str::trim) {
+        Some("") => None,
+        Some(text) => Some(BudgetPeriod::parse(text).ok_or_else(|| {
+            ServiceError::invalid(
+                "budget_period",
+                msg!(
+                    "choice-invalid",
+                    value = text,
+                    choices = BudgetPeriod::choices()
+                ),
+            )
+        })?),
+        None => current.map(|(period, _)| period),
+    };
+    let quota = match usd.map(str::trim) {
+        Some("") => None,
+        Some(text) => Some(dollar_units(db, "budget_usd", text).await?),
+        None => current.map(|(_, quota)| quota),
+    };
+    match (period, quota) {
+        (None, None) => Ok(None),
+        // Only the period was cleared: the budget goes, whatever its amount was.
+        (None, Some(_)) if usd.is_none() => Ok(None),
+        (None, Some(_)) => Err(ServiceError::invalid(
+            "budget_period",
+            msg!("key-budget-needs-period"),
+        )),
+        (Some(period), Some(quota)) if quota > 0 => Ok(Some((period, quota))),
+        (Some(_), _) => Err(ServiceError::invalid(
+            "budget_usd",
+            msg!("key-budget-needs-amount"),
+        )),
+    }
+}
+
+/// Places a key's budget in the period that holds now (site time zone): spending recorded
+/// for an earlier period is not spending of this one.
+fn in_current_period(mut row: TokenRow, calendar: &SiteCalendar, now_ms: i64) -> TokenRow {
+    if let Some(budget) = &mut row.budget {
+        let (start, end) = calendar.budget_window(budget.period, now_ms);
+        if budget.window != start {
+            budget.spent = 0;
+            budget.window = start;
+        }
+        budget.window_end = end;
+    }
+    row
+}
+
+async fn site_calendar(db: &Db) -> ServiceResult<SiteCalendar> {
+    Ok(SiteCalendar::new(
+        &super::options::current(db).await?.timezone,
+    ))
 }
 
 /// The group a key may use: empty for the owner's own, or one the admin made user-selectable
@@ -167,6 +244,15 @@ pub async fn create(
     let allowed_ips = problems.check(input.allow_ips.as_deref().map(parse_ips).transpose())?;
     let group = problems
         .check(key_group(ctx, caller, &user, input.group.as_deref().unwrap_or("")).await)?;
+    let budget = problems.check(
+        parse_budget(
+            db,
+            input.budget_period.as_deref(),
+            input.budget_usd.as_deref(),
+            None,
+        )
+        .await,
+    )?;
     problems.finish()?;
     let (Some(name), Some((unlimited, remaining_quota)), Some(allowed_models), Some(allowed_ips)) =
         (name, limit, allowed_models, allowed_ips)
@@ -187,6 +273,7 @@ pub async fn create(
         allowed_models,
         allowed_ips,
         group: group.unwrap_or_default(),
+        budget: budget.flatten(),
     };
     let id = ctx
         .write(async |tx| Ok(db::tokens::insert(tx, &token).await?))
@@ -196,9 +283,14 @@ pub async fn create(
 
 /// A key by id: a user's own, or any for an administrator. Another user's key is not found.
 pub async fn get(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<TokenRow> {
-    db::tokens::find(&ctx.db, id, caller.owner())
+    let row = db::tokens::find(&ctx.db, id, caller.owner())
         .await?
-        .ok_or_else(|| ServiceError::NotFound(msg!("key-not-found", id = id)))
+        .ok_or_else(|| ServiceError::NotFound(msg!("key-not-found", id = id)))?;
+    Ok(in_current_period(
+        row,
+        &site_calendar(&ctx.db).await?,
+        db::now_ms(),
+    ))
 }
 
 /// A user's keys: the caller's own, or (for an administrator) the named user's.
@@ -208,7 +300,13 @@ pub async fn list_for_user(
     username: &str,
 ) -> ServiceResult<Vec<TokenRow>> {
     let user = key_owner(ctx, caller, username).await?;
-    Ok(db::tokens::list_for_user(&ctx.db, user.id).await?)
+    let calendar = site_calendar(&ctx.db).await?;
+    let now = db::now_ms();
+    Ok(db::tokens::list_for_user(&ctx.db, user.id)
+        .await?
+        .into_iter()
+        .map(|row| in_current_period(row, &calendar, now))
+        .collect())
 }
 
 pub async fn update(
@@ -253,6 +351,17 @@ pub async fn update(
     };
     if let Some(expires) = input.expires {
         patch.expires_at = Some(expires.as_deref().map(parse_expiry).transpose()?);
+    }
+    if input.budget_period.is_some() || input.budget_usd.is_some() {
+        patch.budget = Some(
+            parse_budget(
+                &ctx.db,
+                input.budget_period.as_deref(),
+                input.budget_usd.as_deref(),
+                key.budget.map(|b| (b.period, b.quota)),
+            )
+            .await?,
+        );
     }
     if let Some(text) = &input.quota_usd {
         if input.unlimited == Some(true) {

@@ -15,7 +15,7 @@ use crate::db::model_aliases::AliasRow;
 use crate::db::prices::PriceRow;
 use crate::db::tokens::TokenRow;
 use crate::db::users::UserRow;
-use crate::domain::kinds::{ChannelStatus, ChannelType, Outcome, Role, Status};
+use crate::domain::kinds::{BudgetPeriod, ChannelStatus, ChannelType, Outcome, Role, Status};
 use crate::domain::money::{MicroUsd, Quota};
 use crate::domain::pricing::ModelPrice;
 use crate::domain::secret_key::{mask_upstream_key, upstream_key_fingerprint};
@@ -95,8 +95,24 @@ pub struct TokenView {
     /// The group the key uses instead of its owner's (absent: the owner's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The budget that starts over every period (absent: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetView>,
     pub last_used_at: Option<String>,
     pub created_at: String,
+}
+
+/// A key's periodic budget and how much of the current period is spent.
+#[derive(Serialize, Debug, Clone)]
+pub struct BudgetView {
+    pub period: BudgetPeriod,
+    pub quota: i64,
+    pub usd: f64,
+    pub spent_quota: i64,
+    pub spent_usd: f64,
+    /// When the current period began and when it starts over (RFC 3339).
+    pub period_start: String,
+    pub resets_at: String,
 }
 
 impl TokenView {
@@ -122,6 +138,15 @@ impl TokenView {
                 .map(str::to_string)
                 .collect(),
             group: (!t.group.is_empty()).then(|| t.group.clone()),
+            budget: t.budget.map(|b| BudgetView {
+                period: b.period,
+                quota: b.quota,
+                usd: usd(b.quota, quota_per_usd),
+                spent_quota: b.spent,
+                spent_usd: usd(b.spent, quota_per_usd),
+                period_start: timestamp(b.window),
+                resets_at: timestamp(b.window_end),
+            }),
             last_used_at: t.last_used_at.map(timestamp),
             created_at: timestamp(t.created_at),
         }

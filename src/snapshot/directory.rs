@@ -25,12 +25,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::billing::BalanceSync;
-use crate::billing::ledger::Account;
+use crate::billing::ledger::{Account, Budget};
 use crate::db::tokens::TokenRow;
 use crate::db::users::UserRow;
 use crate::db::{self, Change, Db, DbResult};
 use crate::domain::ip_allow::IpAllowList;
-use crate::domain::kinds::{Role, Status};
+use crate::domain::kinds::{BudgetPeriod, Role, Status};
 use crate::domain::secret_key;
 use dashmap::DashMap;
 use rustc_hash::{FxBuildHasher, FxHashSet};
@@ -61,6 +61,8 @@ pub struct TokenEntry {
     /// The group the key uses instead of its owner's; empty: the owner's.
     pub group: String,
     pub account: Arc<Account>,
+    /// The budget that starts over every period, when the key has one.
+    pub budget: Option<(BudgetPeriod, Arc<Budget>)>,
     last_used: AtomicI64,
 }
 
@@ -231,6 +233,23 @@ impl Directory {
         let previous = self.held_token(digest);
         let account =
             self.reuse_account(previous.as_ref().map(|t| &t.account), row.remaining_quota);
+        // The same period keeps its live budget (holds in flight, spending not yet written);
+        // another period starts a new one, as the database does.
+        let budget = row.budget.map(|b| {
+            let live = previous
+                .as_ref()
+                .and_then(|t| t.budget.as_ref())
+                .filter(|(period, _)| *period == b.period);
+            match live {
+                Some((_, budget)) => {
+                    if !self.sync.is_uncertain() {
+                        budget.set_stored(b.quota, b.spent, b.window);
+                    }
+                    (b.period, Arc::clone(budget))
+                }
+                None => (b.period, Arc::new(Budget::new(b.quota, b.spent, b.window))),
+            }
+        });
         let last_used = previous.map_or(0, |t| t.last_used.load(Ordering::Relaxed));
         let allowed_ips = IpAllowList::parse(&row.allowed_ips).unwrap_or_else(|e| {
             // Refuse every address rather than allow all when the stored list is bad.
@@ -248,6 +267,7 @@ impl Directory {
             allowed_ips,
             group: row.group,
             account,
+            budget,
             last_used: AtomicI64::new(last_used),
         });
         self.digests.insert(entry.id, *digest);
@@ -413,7 +433,7 @@ impl Directory {
         let token_ids: Vec<i64> = self
             .tokens
             .iter()
-            .filter(|e| !e.unlimited)
+            .filter(|e| !e.unlimited || e.budget.is_some())
             .map(|e| e.id)
             .collect();
         for (id, quota) in db::users::balances_of(&self.db, &user_ids).await? {
@@ -421,9 +441,16 @@ impl Directory {
                 user.account.set_stored(quota);
             }
         }
-        for (id, remaining) in db::tokens::balances_of(&self.db, &token_ids).await? {
-            if let Some(token) = self.token(id) {
-                token.account.set_stored(remaining);
+        for balance in db::tokens::balances_of(&self.db, &token_ids).await? {
+            if let Some(token) = self.token(balance.id) {
+                token.account.set_stored(balance.remaining_quota);
+                if let Some((_, budget)) = &token.budget {
+                    budget.set_stored(
+                        balance.budget_quota,
+                        balance.budget_spent,
+                        balance.budget_window,
+                    );
+                }
             }
         }
         Ok(Sweep {
@@ -445,7 +472,10 @@ impl Directory {
             let idle = token.last_used.load(Ordering::Relaxed) < before
                 && Arc::strong_count(token) == 1
                 && Arc::strong_count(&token.account) == 1
-                && token.account.is_settled();
+                && token.account.is_settled()
+                && token.budget.as_ref().is_none_or(|(_, budget)| {
+                    Arc::strong_count(budget) == 1 && budget.is_settled()
+                });
             if idle {
                 dropped.tokens += 1;
             }

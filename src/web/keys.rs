@@ -14,7 +14,7 @@ use super::format;
 use super::page::{Page, SignedIn, flash};
 use crate::db::tokens::TokenRow;
 use crate::db::users::UserRow;
-use crate::domain::kinds::Status;
+use crate::domain::kinds::{BudgetPeriod, Status};
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::{self, Caller, ServiceError};
 use crate::state::AppState;
@@ -32,6 +32,7 @@ pub struct KeysPage {
     limit_hint: &'static str,
     /// The groups the person may pick for a key: (name, what it says), their own first.
     groups: Vec<(String, String)>,
+    budget_periods: &'static [(&'static str, &'static str)],
 }
 
 /// The limit field's words when making a key: the most it may spend.
@@ -51,6 +52,20 @@ impl KeysPage {
     fn active(&self, key: &TokenRow) -> bool {
         key.status == Status::Active
     }
+
+    /// "$1.20 of $5.00 a day" for a key with a budget; empty without.
+    fn budget(&self, key: &TokenRow) -> String {
+        let Some(budget) = key.budget else {
+            return String::new();
+        };
+        let spent = self.page.usd(&budget.spent);
+        let limit = self.page.usd(&budget.quota);
+        crate::i18n::text(
+            self.page.lang,
+            per_period_key(budget.period),
+            &[("spent", &spent), ("limit", &limit)],
+        )
+    }
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -67,6 +82,28 @@ pub struct KeyForm {
     allow_ips: String,
     #[serde(default)]
     group: String,
+    #[serde(default)]
+    budget_usd: String,
+    /// `daily`, `weekly`, `monthly`, or empty for none.
+    #[serde(default)]
+    budget_period: String,
+}
+
+/// The choices of the budget's period: (value, message key).
+const BUDGET_PERIODS: [(&str, &str); 4] = [
+    ("", "web-budget-none"),
+    ("daily", "web-budget-daily"),
+    ("weekly", "web-budget-weekly"),
+    ("monthly", "web-budget-monthly"),
+];
+
+/// How a budget's period reads after an amount ("$5.00 a day").
+fn per_period_key(period: BudgetPeriod) -> &'static str {
+    match period {
+        BudgetPeriod::Daily => "web-budget-per-day",
+        BudgetPeriod::Weekly => "web-budget-per-week",
+        BudgetPeriod::Monthly => "web-budget-per-month",
+    }
 }
 
 /// The groups a person may pick for a key, each with its price ratio: their own first
@@ -127,6 +164,7 @@ pub async fn list(
         limit_label: NEW_LIMIT.0,
         limit_hint: NEW_LIMIT.1,
         groups,
+        budget_periods: &BUDGET_PERIODS,
     }
     .into_response())
 }
@@ -151,6 +189,8 @@ pub async fn create(
         models: blank(&form.models),
         allow_ips: blank(&form.allow_ips),
         group: blank(&form.group),
+        budget_period: blank(&form.budget_period),
+        budget_usd: blank(&form.budget_usd),
     };
     let created = match service::tokens::create(&state.ctx, &caller, input).await {
         Ok((_, plain)) => Some(plain),
@@ -184,6 +224,7 @@ pub async fn create(
             limit_label: NEW_LIMIT.0,
             limit_hint: NEW_LIMIT.1,
             groups,
+            budget_periods: &BUDGET_PERIODS,
         },
     )
         .into_response())
@@ -257,6 +298,7 @@ pub struct KeyEditPage {
     limit_label: &'static str,
     limit_hint: &'static str,
     groups: Vec<(String, String)>,
+    budget_periods: &'static [(&'static str, &'static str)],
 }
 
 /// The form filled with the key as it is.
@@ -272,6 +314,14 @@ fn form_of(key: &TokenRow, quota_per_usd: i64) -> KeyForm {
         models: key.allowed_models.join(", "),
         allow_ips: key.allowed_ips.clone(),
         group: key.group.clone(),
+        budget_usd: key
+            .budget
+            .map(|b| format::editable_usd(b.quota, quota_per_usd))
+            .unwrap_or_default(),
+        budget_period: key
+            .budget
+            .map(|b| b.period.as_str().to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -292,6 +342,7 @@ fn edit_page(
         errors,
         limit_label: EDIT_LIMIT.0,
         limit_hint: EDIT_LIMIT.1,
+        budget_periods: &BUDGET_PERIODS,
     }
 }
 
@@ -331,6 +382,8 @@ pub async fn edit(
         models: Some(form.models.trim().to_string()),
         allow_ips: Some(form.allow_ips.trim().to_string()),
         group: Some(form.group.trim().to_string()),
+        budget_period: Some(form.budget_period.trim().to_string()),
+        budget_usd: Some(form.budget_usd.trim().to_string()),
     };
     match service::tokens::update(&state.ctx, &caller, id, update).await {
         Ok(_) => done(&session, &page, "web-key-saved").await,

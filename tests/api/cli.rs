@@ -83,6 +83,15 @@ db_test! {
         assert!(!channels.contains("sk-upstream-secret-9999"), "upstream keys are masked");
         assert!(channels.contains("9999"));
 
+        // A weekly budget from the CLI, shown with what the week spent.
+        let budgeted = json(&run(&["token", "update", &token_id.to_string(), "--budget-usd", "2", "--budget-period", "weekly", "--json"]));
+        assert_eq!(budgeted["budget"]["period"], "weekly");
+        assert_eq!(budgeted["budget"]["quota"], 1_000_000);
+        let text = run(&["token", "list", "--user", "alice"]);
+        assert!(!text.is_empty());
+        let shown = run(&["token", "update", &token_id.to_string(), "--no-budget"]);
+        assert!(shown.contains("budget:   none"), "{shown}");
+
         // Disabling the key from the CLI stops it within a second.
         run(&["token", "update", &token_id.to_string(), "--status", "disabled"]);
         tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -109,6 +118,7 @@ db_test! {
         assert!(fail(&["channel", "add", "--name", "c", "--type", "openai", "--base-url", "not a url", "--key", "k", "--models", "m"]).contains("--base-url"));
         assert!(fail(&["token", "create", "--user", "bob", "--name", "k", "--expires", "2001-01-01"]).contains("--expires"));
         assert!(fail(&["token", "create", "--user", "bob", "--name", "k", "--allow-ip", "10.0.0.0/33"]).contains("--allow-ip"));
+        assert!(fail(&["token", "create", "--user", "bob", "--name", "k", "--budget-usd", "1", "--budget-period", "hourly"]).contains("--budget-period"));
         assert!(fail(&["option", "set", "retry_count", "many"]).contains("retry_count"));
         assert!(fail(&["admin-token", "create", "--user", "bob"]).contains("only admin and root"));
         assert_eq!(app.user("bob").await.quota, 0);

@@ -125,6 +125,7 @@ db_test! {
                     allowed_models: Vec::new(),
                     allowed_ips: String::new(),
                     group: String::new(),
+                    budget: None,
                 })
                 .await?;
                 // The last step collides with an existing username.

@@ -156,6 +156,7 @@ db_test! {
                     allowed_models: Vec::new(),
                     allowed_ips: String::new(),
                     group: String::new(),
+                    budget: None,
                 })
                 .await
             })

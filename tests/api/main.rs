@@ -13,6 +13,7 @@ mod hostile;
 mod images_and_moderations;
 mod inbound_messages;
 mod inbound_responses;
+mod key_budgets;
 mod ledger;
 mod live_changes;
 mod management_api;
