@@ -6,6 +6,7 @@ pub mod api;
 pub mod browser;
 pub mod db;
 pub mod mail;
+pub mod oauth_provider;
 pub mod upstream;
 
 use std::net::SocketAddr;
