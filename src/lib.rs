@@ -10,6 +10,7 @@ pub mod domain;
 pub mod i18n;
 pub mod jobs;
 pub mod mail;
+pub mod oauth;
 pub mod options;
 mod panic_guard;
 pub mod protocol;

@@ -82,6 +82,8 @@ pub struct AppInner {
     pub upstream: UpstreamClient,
     /// For other outbound calls (channel probes).
     pub http: reqwest::Client,
+    /// Sign-in through OAuth providers, with their keys cached.
+    pub oauth: crate::oauth::OAuthClient,
     pub tokenizer: &'static Tokenizer,
     pub request_ids: RequestIds,
     pub channel_events: mpsc::UnboundedSender<ChannelEvent>,

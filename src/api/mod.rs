@@ -9,6 +9,7 @@ mod extract;
 mod groups;
 mod logs;
 mod model_aliases;
+mod oauth_providers;
 mod options;
 mod prices;
 mod tokens;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(model_aliases::router())
         .merge(logs::router())
         .merge(options::router())
+        .merge(oauth_providers::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn_with_state(state, authenticate))

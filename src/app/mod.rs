@@ -108,6 +108,7 @@ impl App {
             UPSTREAM_POOL_PER_HOST,
         )
         .context("cannot build the upstream client")?;
+        let oauth = crate::oauth::OAuthClient::new().context("cannot build the OAuth client")?;
         let (channel_events, channel_event_receiver) = mpsc::unbounded_channel();
         let listener = bind_shared(config.server.listen)
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -130,6 +131,7 @@ impl App {
             billing,
             upstream,
             http,
+            oauth,
             tokenizer: tokenizer::shared(),
             request_ids: crate::state::RequestIds::new(),
             channel_events,

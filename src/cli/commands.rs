@@ -5,8 +5,8 @@ use serde::Serialize;
 use super::output;
 use super::{
     AdminTokenCommand, AliasCommand, BillingCommand, ChannelCommand, ChannelFlags, Command,
-    GroupCommand, JsonFlag, LedgerCommand, LogsArgs, ModelCommand, OptionCommand, PriceCommand,
-    TokenCommand, UserCommand,
+    GroupCommand, JsonFlag, LedgerCommand, LogsArgs, ModelCommand, OauthCommand, OptionCommand,
+    PriceCommand, TokenCommand, UserCommand,
 };
 use crate::config::DatabaseConfig;
 use crate::db::Db;
@@ -18,8 +18,8 @@ use crate::service::prices::PriceInput;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::users::{CreateUser, QuotaChange, UpdateUser};
 use crate::service::views::{
-    AdminTokenView, AliasView, ChannelView, GroupView, LogView, NewTokenView, PriceView, TokenView,
-    UserView,
+    AdminTokenView, AliasView, ChannelView, GroupView, LogView, NewTokenView, OAuthProviderView,
+    PriceView, TokenView, UserView,
 };
 use crate::service::{self, Caller, Ctx, ServiceError};
 
@@ -143,6 +143,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CommandResult {
         Command::Logs(args) => logs(ctx, args).await,
         Command::Option(c) => option(ctx, c).await,
         Command::AdminToken(c) => admin_token(ctx, c).await,
+        Command::Oauth(c) => oauth(ctx, c).await,
         Command::Billing(c) => billing(ctx, c).await,
         Command::Ledger(c) => ledger(ctx, c).await,
         Command::Model(ModelCommand::Alias(c)) => model_alias(ctx, c).await,
@@ -680,6 +681,74 @@ async fn option(ctx: &Ctx, command: OptionCommand) -> CommandResult {
                 .await
                 .map_err(describe)?;
             print(format_args!("{} = {} (default)", info.name, info.value))
+        }
+    }
+}
+
+/// Where people are sent back to: the site's `public_url`, or the default listen address
+/// (said, because a provider needs the address people really use).
+async fn portal_base(ctx: &Ctx) -> Result<String, String> {
+    let options = service::options::current(&ctx.db).await.map_err(describe)?;
+    Ok(options.base_url(&format!(
+        "http://{}",
+        crate::config::ServerConfig::default().listen
+    )))
+}
+
+async fn oauth(ctx: &Ctx, command: OauthCommand) -> CommandResult {
+    match command {
+        OauthCommand::Add {
+            kind,
+            name,
+            display_name,
+            client_id,
+            client_secret,
+            issuer,
+            auth_url,
+            token_url,
+            api_url,
+            json,
+        } => {
+            let client = crate::oauth::OAuthClient::new().map_err(|e| e.to_string())?;
+            let input = service::oauth::NewProvider {
+                kind,
+                name,
+                display_name,
+                client_id,
+                client_secret,
+                issuer,
+                auth_url,
+                token_url,
+                api_url,
+            };
+            let provider = service::oauth::add_provider(ctx, &CLI, &client, input)
+                .await
+                .map_err(describe)?;
+            let view = OAuthProviderView::new(&provider, &portal_base(ctx).await?);
+            show(json, &view, |v| {
+                format!(
+                    "Added the sign-in provider '{}' ({}).\n\nRegister this callback URL with the provider:\n\n    {}\n\nIt is built from the option public_url; set that to the address people use first.",
+                    v.name, v.kind, v.callback_url
+                )
+            })
+        }
+        OauthCommand::List { json } => {
+            let base = portal_base(ctx).await?;
+            let views: Vec<OAuthProviderView> = service::oauth::list_providers(ctx, &CLI)
+                .await
+                .map_err(describe)?
+                .iter()
+                .map(|p| OAuthProviderView::new(p, &base))
+                .collect();
+            show(json, &views, |list| output::oauth_providers(list))
+        }
+        OauthCommand::Remove { name } => {
+            service::oauth::remove_provider(ctx, &CLI, &name)
+                .await
+                .map_err(describe)?;
+            print(format_args!(
+                "Removed the sign-in provider '{name}' and the identities linked through it."
+            ))
         }
     }
 }

@@ -55,6 +55,9 @@ pub enum Command {
     /// The balance ledger: every balance change that is not relay spend.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Sign-in through OAuth providers (GitHub, OpenID Connect) on the portal.
+    #[command(subcommand)]
+    Oauth(OauthCommand),
     /// Manage access tokens for the /api management API.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
@@ -87,6 +90,47 @@ pub enum AliasCommand {
         json: JsonFlag,
     },
     /// Remove an alias.
+    Remove { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OauthCommand {
+    /// Add a provider people may sign in with; prints the callback URL to register there.
+    Add {
+        /// github, or oidc (any OpenID Connect provider, found by discovery from --issuer).
+        #[arg(long = "type")]
+        kind: String,
+        /// Its name in URLs (/oauth/NAME/start) and here.
+        #[arg(long)]
+        name: String,
+        /// What the sign-in button says (default "GitHub", or the name).
+        #[arg(long = "display-name")]
+        display_name: Option<String>,
+        #[arg(long = "client-id")]
+        client_id: String,
+        #[arg(long = "client-secret")]
+        client_secret: String,
+        /// OIDC: the issuer, e.g. https://accounts.google.com.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// GitHub Enterprise: the authorize URL (https://HOST/login/oauth/authorize).
+        #[arg(long = "auth-url")]
+        auth_url: Option<String>,
+        /// GitHub Enterprise: the token URL (https://HOST/login/oauth/access_token).
+        #[arg(long = "token-url")]
+        token_url: Option<String>,
+        /// GitHub Enterprise: the REST API's base (https://HOST/api/v3).
+        #[arg(long = "api-url")]
+        api_url: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List the providers (client secrets are never shown).
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove a provider and unlink every identity linked through it.
     Remove { name: String },
 }
 

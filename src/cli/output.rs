@@ -437,3 +437,23 @@ pub fn admin_tokens(list: &[AdminTokenView]) -> String {
             .collect(),
     )
 }
+
+pub fn oauth_providers(list: &[crate::service::views::OAuthProviderView]) -> String {
+    if list.is_empty() {
+        return "No sign-in providers. Add one with `tollgate oauth add`.".into();
+    }
+    table(
+        &["NAME", "TYPE", "BUTTON", "CLIENT ID", "CALLBACK URL"],
+        list.iter()
+            .map(|p| {
+                vec![
+                    p.name.clone(),
+                    p.kind.to_string(),
+                    p.display_name.clone(),
+                    p.client_id.clone(),
+                    p.callback_url.clone(),
+                ]
+            })
+            .collect(),
+    )
+}

@@ -84,6 +84,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0010_key_budgets.sql"),
         include_str!("../../migrations/mysql/0010_key_budgets.sql"),
     ),
+    (
+        11,
+        "OAuth providers and linked identities",
+        include_str!("../../migrations/sqlite/0011_oauth.sql"),
+        include_str!("../../migrations/postgres/0011_oauth.sql"),
+        include_str!("../../migrations/mysql/0011_oauth.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod logs;
 pub mod meta;
 pub mod model_aliases;
+pub mod oauth;
 pub mod options;
 pub mod prices;
 pub mod setup_tokens;

@@ -107,3 +107,9 @@ string_enum!(
     /// How often a key's budget starts over, in the site's time zone.
     BudgetPeriod { Daily => "daily", Weekly => "weekly", Monthly => "monthly" }
 );
+
+string_enum!(
+    /// How Tollgate signs people in through an OAuth provider: GitHub's API, or OpenID Connect
+    /// with a verified ID token.
+    OAuthKind { GitHub => "github", Oidc => "oidc" }
+);

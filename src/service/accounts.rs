@@ -84,7 +84,7 @@ pub async fn register(ctx: &Ctx, registration: Registration) -> ServiceResult<Us
 
 /// Refuses an address whose domain the site does not take (options `email_domains_allowed`
 /// and `email_domains_blocked`).
-fn check_domain(options: &RuntimeOptions, email: &str) -> ServiceResult<()> {
+pub(crate) fn check_domain(options: &RuntimeOptions, email: &str) -> ServiceResult<()> {
     if names::email_domain_allowed(
         email,
         &options.email_domains_allowed,
@@ -176,7 +176,7 @@ pub async fn set_up_root(
         ctx,
         &Caller::System,
         account(registration, Some(Role::Root.as_str()), None),
-        async |tx| {
+        async |tx, _| {
             if !db::setup_tokens::take(tx, &token_hash).await? {
                 return Err(ServiceError::Forbidden(msg!("setup-link-spent")));
             }
@@ -253,11 +253,17 @@ pub async fn change_password(
     confirm: &str,
 ) -> ServiceResult<UserRow> {
     let user = super::users::find_id(&ctx.db, user_id).await?;
-    let stored = user.password_hash.clone().unwrap_or_default();
-    let current = current.to_string();
-    let matches = tokio::task::spawn_blocking(move || password::verify(&current, &stored))
-        .await
-        .unwrap_or(false);
+    // An account made through a sign-in provider has no password yet: its signed-in owner
+    // sets the first one without a current one.
+    let matches = match user.password_hash.clone() {
+        Some(stored) => {
+            let current = current.to_string();
+            tokio::task::spawn_blocking(move || password::verify(&current, &stored))
+                .await
+                .unwrap_or(false)
+        }
+        None => true,
+    };
     let mut problems = Problems::default();
     if !matches {
         problems.check::<()>(Err(ServiceError::invalid(
@@ -284,7 +290,7 @@ pub async fn change_password(
 }
 
 /// Deletes one's account, the username typed again as confirmation: personal data wiped,
-/// username and email freed, keys deleted; the ledger and the logs stay, under an anonymous
+/// username and email freed, keys and linked sign-in identities deleted; the ledger and the logs stay, under an anonymous
 /// name, so the books still add up.
 pub async fn delete_account(ctx: &Ctx, user_id: i64, typed_username: &str) -> ServiceResult<()> {
     let user = super::users::find_id(&ctx.db, user_id).await?;
@@ -300,6 +306,8 @@ pub async fn delete_account(ctx: &Ctx, user_id: i64, typed_username: &str) -> Se
     let name = format!("deleted-{user_id}");
     ctx.write(async |tx| {
         db::tokens::delete_all_of(tx, user_id).await?;
+        // The provider identities go too, so signing in with them makes a new account.
+        db::oauth::unlink_all(tx, user_id).await?;
         db::users::anonymize(tx, user_id, &name).await?;
         db::logs::anonymize_user(tx, user_id, &name).await?;
         Ok(())

@@ -14,6 +14,7 @@ pub mod groups;
 pub mod ledger;
 pub mod logs;
 pub mod model_aliases;
+pub mod oauth;
 pub mod options;
 pub mod prices;
 pub mod tokens;

@@ -123,16 +123,17 @@ pub(crate) async fn hash_password(plain: String) -> ServiceResult<String> {
 }
 
 pub async fn create(ctx: &Ctx, caller: &Caller, input: CreateUser) -> ServiceResult<UserRow> {
-    create_with(ctx, caller, input, async |_| Ok(())).await
+    create_with(ctx, caller, input, async |_, _| Ok(())).await
 }
 
-/// [`create`], with `first` run at the start of the account's transaction: a step that must
-/// commit with it or stop it (spending the first-run token, say).
+/// [`create`], with `also` run in the account's transaction once the row is in, given its id:
+/// a step that must commit with it or stop it (spending the first-run token, linking the
+/// identity it signed up with).
 pub(crate) async fn create_with(
     ctx: &Ctx,
     caller: &Caller,
     input: CreateUser,
-    first: impl AsyncFnOnce(&mut Tx) -> ServiceResult<()>,
+    also: impl AsyncFnOnce(&mut Tx, i64) -> ServiceResult<()>,
 ) -> ServiceResult<UserRow> {
     caller.require_admin()?;
     let db = &ctx.db;
@@ -188,10 +189,10 @@ pub(crate) async fn create_with(
     let actor = caller.actor();
     let id = ctx
         .write(async |tx| {
-            first(tx).await?;
             let id = db::users::insert(tx, &user)
                 .await
                 .map_err(|e| user_conflict(e, &username))?;
+            also(tx, id).await?;
             // A starting balance is a grant in the ledger, like every balance that is not
             // relay spend.
             if quota.0 != 0 {

@@ -12,10 +12,13 @@ use crate::db::channels::ChannelRow;
 use crate::db::groups::GroupRow;
 use crate::db::logs::RequestLog;
 use crate::db::model_aliases::AliasRow;
+use crate::db::oauth::ProviderRow;
 use crate::db::prices::PriceRow;
 use crate::db::tokens::TokenRow;
 use crate::db::users::UserRow;
-use crate::domain::kinds::{BudgetPeriod, ChannelStatus, ChannelType, Outcome, Role, Status};
+use crate::domain::kinds::{
+    BudgetPeriod, ChannelStatus, ChannelType, OAuthKind, Outcome, Role, Status,
+};
 use crate::domain::money::{MicroUsd, Quota};
 use crate::domain::pricing::ModelPrice;
 use crate::domain::secret_key::{mask_upstream_key, upstream_key_fingerprint};
@@ -149,6 +152,51 @@ impl TokenView {
             }),
             last_used_at: t.last_used_at.map(timestamp),
             created_at: timestamp(t.created_at),
+        }
+    }
+}
+
+/// A sign-in provider as administrators see it: the client secret only masked.
+#[derive(Serialize, Debug, Clone)]
+pub struct OAuthProviderView {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: OAuthKind,
+    pub display_name: String,
+    pub client_id: String,
+    pub client_secret: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub issuer: String,
+    pub auth_url: String,
+    pub token_url: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub userinfo_url: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub jwks_url: String,
+    /// Where the provider sends people back: register it there.
+    pub callback_url: String,
+    pub created_at: String,
+}
+
+impl OAuthProviderView {
+    pub fn new(p: &ProviderRow, base_url: &str) -> OAuthProviderView {
+        OAuthProviderView {
+            name: p.name.clone(),
+            kind: p.kind,
+            display_name: p.display_name.clone(),
+            client_id: p.client_id.clone(),
+            client_secret: crate::options::masked(&p.client_secret),
+            issuer: p.issuer.clone(),
+            auth_url: p.auth_url.clone(),
+            token_url: p.token_url.clone(),
+            userinfo_url: p.userinfo_url.clone(),
+            jwks_url: p.jwks_url.clone(),
+            callback_url: format!(
+                "{}/oauth/{}/callback",
+                base_url.trim_end_matches('/'),
+                p.name
+            ),
+            created_at: timestamp(p.created_at),
         }
     }
 }

@@ -29,6 +29,19 @@ pub struct LoginPage {
     login: String,
     next: String,
     errors: FieldErrors,
+    /// Sign-in providers, as (name, what the button says).
+    providers: Vec<(String, String)>,
+}
+
+/// The providers offered next to the password forms (none when they cannot be read: the
+/// password form still works).
+async fn sign_in_choices(state: &AppState) -> Vec<(String, String)> {
+    crate::service::oauth::sign_in_choices(&state.ctx)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not list the sign-in providers");
+            Vec::new()
+        })
 }
 
 #[derive(Deserialize, Default)]
@@ -36,7 +49,11 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-pub async fn login_form(FormPage(page): FormPage, Query(query): Query<NextQuery>) -> Response {
+pub async fn login_form(
+    State(state): State<AppState>,
+    FormPage(page): FormPage,
+    Query(query): Query<NextQuery>,
+) -> Response {
     if page.signed_in() {
         return Redirect::to(&local_path(query.next.as_deref())).into_response();
     }
@@ -45,6 +62,7 @@ pub async fn login_form(FormPage(page): FormPage, Query(query): Query<NextQuery>
         login: String::new(),
         next: local_path(query.next.as_deref()),
         errors: FieldErrors::default(),
+        providers: sign_in_choices(&state).await,
     }
     .into_response()
 }
@@ -69,6 +87,7 @@ pub async fn login(
 ) -> Result<Response, WebError> {
     let ip = ip_of(&state, peer, &headers);
     let next = local_path(form.next.as_deref());
+    let providers = sign_in_choices(&state).await;
     let again = |errors: FieldErrors, status: StatusCode| {
         let login = form.login.clone();
         (
@@ -78,6 +97,7 @@ pub async fn login(
                 login,
                 next: next.clone(),
                 errors,
+                providers: providers.clone(),
             },
         )
             .into_response()
@@ -122,6 +142,7 @@ pub struct RegisterPage {
     username: String,
     email: String,
     errors: FieldErrors,
+    providers: Vec<(String, String)>,
 }
 
 pub async fn register_form(State(state): State<AppState>, FormPage(page): FormPage) -> Response {
@@ -135,6 +156,7 @@ pub async fn register_form(State(state): State<AppState>, FormPage(page): FormPa
         username: String::new(),
         email: String::new(),
         errors: FieldErrors::default(),
+        providers: sign_in_choices(&state).await,
     }
     .into_response()
 }
@@ -161,6 +183,7 @@ pub async fn register(
 ) -> Result<Response, WebError> {
     let ip = ip_of(&state, peer, &headers);
     let open = state.snapshot.load().options.registration_enabled;
+    let providers = sign_in_choices(&state).await;
     let again = |errors: FieldErrors, status: StatusCode| {
         (
             status,
@@ -170,6 +193,7 @@ pub async fn register(
                 username: form.username.clone(),
                 email: form.email.clone(),
                 errors,
+                providers: providers.clone(),
             },
         )
             .into_response()

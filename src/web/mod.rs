@@ -13,6 +13,7 @@ mod format;
 mod keys;
 mod limits;
 mod logs;
+mod oauth;
 mod page;
 mod pages;
 mod playground;
@@ -78,6 +79,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(email::forgot_form).post(email::forgot),
         )
         .route("/reset-password", get(email::reset_form).post(email::reset))
+        .route("/oauth/{provider}/start", get(oauth::start))
+        .route("/oauth/{provider}/callback", get(oauth::callback))
+        .route("/profile/identities/{id}/unlink", post(oauth::unlink))
         .route("/dashboard", get(pages::dashboard))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/edit", get(keys::edit_form).post(keys::edit))

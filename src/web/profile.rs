@@ -15,6 +15,7 @@ use super::format;
 use super::page::{Page, SignedIn, flash, password_stamp};
 use super::session::{keys, row_id};
 use crate::db::now_ms;
+use crate::db::oauth::IdentityRow;
 use crate::db::users::UserRow;
 use crate::db::web_sessions::{self, SessionRow};
 use crate::i18n::Lang;
@@ -37,6 +38,9 @@ pub struct ProfilePage {
     sessions: Vec<SessionRow>,
     /// The row id of the session asking.
     current: String,
+    /// The sign-in providers, as (name, what the button says), and the identities linked.
+    providers: Vec<(String, String)>,
+    identities: Vec<IdentityRow>,
 }
 
 impl ProfilePage {
@@ -50,6 +54,26 @@ impl ProfilePage {
 
     fn is_current(&self, session: &SessionRow) -> bool {
         session.id == self.current
+    }
+
+    fn provider_label(&self, name: &str) -> String {
+        self.providers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or_else(|| name.to_string(), |(_, label)| label.clone())
+    }
+
+    /// How the person is known there: their handle, else their address, else the id.
+    fn identity_label(&self, identity: &IdentityRow) -> String {
+        [&identity.login, &identity.email, &identity.subject]
+            .into_iter()
+            .find(|text| !text.is_empty())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn is_linked(&self, provider: &str) -> bool {
+        self.identities.iter().any(|i| i.provider == provider)
     }
 
     fn lang_selected(&self, tag: &str) -> bool {
@@ -82,6 +106,12 @@ async fn render(
     let sessions = web_sessions::for_user(&state.db, user.id, now_ms())
         .await
         .map_err(|e| WebError::internal(page.lang, &e))?;
+    let providers = crate::service::oauth::sign_in_choices(&state.ctx)
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    let identities = crate::service::oauth::identities(&state.ctx, user.id)
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
     let (display_name, email) = typed.unwrap_or_else(|| {
         (
             user.display_name.clone(),
@@ -108,6 +138,8 @@ async fn render(
         password_errors,
         delete_errors,
         sessions,
+        providers,
+        identities,
     })
 }
 

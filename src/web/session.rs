@@ -29,6 +29,8 @@ pub mod keys {
     pub const PENDING_USER_ID: &str = "pending_user_id";
     /// A one-time notice for the next page.
     pub const FLASH: &str = "flash";
+    /// The OAuth sign-in on its way: its state, nonce and PKCE verifier (see `web::oauth`).
+    pub const OAUTH_FLOW: &str = "oauth_flow";
 }
 
 /// The row key for a session id: a database copy holds no cookie that signs anyone in.

@@ -10,6 +10,7 @@ mod claude_code;
 mod cli;
 mod connections;
 mod hostile;
+mod id_tokens;
 mod images_and_moderations;
 mod inbound_messages;
 mod inbound_responses;

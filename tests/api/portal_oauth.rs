@@ -1,604 +1,396 @@
-//! Signing in through an OAuth provider. These tests walk the fake provider's flows by hand,
-//! over HTTP, to prove that what it issues is what `tollgate::domain::id_token` accepts, and
-//! that each spoiled token fails with its own error; the portal's own sign-in builds on both.
+//! Signing in to the portal through OAuth providers, over real HTTP against the fake GitHub and
+//! OpenID Connect providers: the whole redirect flow with PKCE, state and nonce; sign-up under
+//! the registration rules; linking and unlinking on the profile; and every way an answer can be
+//! forged or spoiled.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use serde_json::json;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, USER_AGENT};
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use tollgate::domain::id_token::{self, Expected, IdClaims, IdTokenError, Jwks};
-
+use crate::helpers::browser::Answer;
 use crate::helpers::oauth_provider::{FakeProvider, FakeUser, Flavour, Tamper};
+use crate::helpers::{Api, Browser, CLI, TestApp, admin_token, db_test};
+use tollgate::db;
+use tollgate::service::oauth::NewProvider;
 
-/// Where the provider sends the browser back; nothing listens there, the tests read the
-/// redirect themselves.
-const REDIRECT_URI: &str = "http://127.0.0.1:9/auth/oauth/callback";
+const PASSWORD: &str = "correct horse battery";
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// Adds the fake provider to the app as `idp` (OIDC, by discovery) or `github`.
+async fn add_provider(app: &TestApp, fake: &FakeProvider, flavour: Flavour) -> String {
+    let input = match flavour {
+        Flavour::Oidc => NewProvider {
+            kind: "oidc".into(),
+            name: "idp".into(),
+            display_name: Some("Company SSO".into()),
+            client_id: fake.client_id.clone(),
+            client_secret: fake.client_secret.clone(),
+            issuer: Some(fake.issuer().to_string()),
+            ..Default::default()
+        },
+        Flavour::GitHub => NewProvider {
+            kind: "github".into(),
+            name: "github".into(),
+            client_id: fake.client_id.clone(),
+            client_secret: fake.client_secret.clone(),
+            auth_url: Some(fake.url("/login/oauth/authorize")),
+            token_url: Some(fake.url("/login/oauth/access_token")),
+            api_url: Some(fake.url("/api")),
+            ..Default::default()
+        },
+    };
+    tollgate::service::oauth::add_provider(app.ctx(), &CLI, &app.state.oauth, input)
+        .await
+        .expect("add the provider")
+        .name
+}
+
+/// The path and query of a URL on the app.
+fn local(app: &TestApp, url: &str) -> String {
+    url.strip_prefix(&app.url(""))
+        .unwrap_or_else(|| panic!("{url} is not on the app"))
+        .to_string()
+}
+
+/// The provider approves at once: the authorization URL answers with a redirect back to the
+/// app, whose path and query this returns.
+async fn approve(app: &TestApp, authorize_url: &str) -> String {
+    let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
         .build()
-        .expect("client")
-}
-
-/// A PKCE verifier and its S256 challenge.
-struct Pkce {
-    verifier: String,
-    challenge: String,
-}
-
-fn pkce() -> Pkce {
-    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-    let digest: [u8; 32] = Sha256::digest(verifier.as_bytes()).into();
-    Pkce {
-        challenge: URL_SAFE_NO_PAD.encode(digest),
-        verifier,
-    }
-}
-
-fn random_text() -> String {
-    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
-}
-
-/// One value as application/x-www-form-urlencoded, as RFC 6749 wants HTTP Basic's parts.
-fn form_encoded(text: &str) -> String {
-    serde_urlencoded::to_string([("", text)])
-        .expect("encodes")
-        .trim_start_matches('=')
-        .to_string()
-}
-
-fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
-    format!(
-        "{url}?{}",
-        serde_urlencoded::to_string(pairs).expect("a query")
-    )
-}
-
-/// The query parameters of a URL, as pairs.
-fn query_of(url: &str) -> Vec<(String, String)> {
-    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    serde_urlencoded::from_str(query).expect("a query")
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    query_of(url)
-        .into_iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value)
-}
-
-/// Sends the authorization request and returns where the provider redirects to.
-async fn authorize(url: &str, pairs: &[(&str, &str)]) -> String {
-    let answer = client()
-        .get(with_query(url, pairs))
-        .send()
-        .await
-        .expect("the provider answers");
+        .unwrap();
+    let answer = client.get(authorize_url).send().await.unwrap();
     assert_eq!(answer.status().as_u16(), 302, "{:?}", answer.text().await);
-    answer.headers()[LOCATION]
-        .to_str()
-        .expect("a Location")
-        .to_string()
+    let back = answer.headers()["location"].to_str().unwrap().to_string();
+    local(app, &back)
 }
 
-/// Posts a token request; `basic` sends the client's credentials as HTTP Basic.
-async fn post_token(
-    url: &str,
-    form: &[(&str, &str)],
-    basic: Option<(&str, &str)>,
-    accept_json: bool,
-) -> reqwest::Response {
-    let mut request = client()
-        .post(url)
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(form).expect("a form"));
-    if let Some((id, secret)) = basic {
-        request = request.basic_auth(id, Some(secret));
-    }
-    if accept_json {
-        request = request.header(ACCEPT, "application/json");
-    }
-    request.send().await.expect("the provider answers")
+/// Starts at the app, goes through the provider, and comes back: the callback's answer.
+async fn through(browser: &Browser<'_>, provider: &str, query: &str) -> Answer {
+    let start = browser
+        .get(&format!("/oauth/{provider}/start{query}"))
+        .await;
+    assert_eq!(start.status, 303, "{}", start.body);
+    let authorize = start.location.expect("sent to the provider");
+    let callback = approve(browser.app, &authorize).await;
+    browser.get(&callback).await
 }
 
-async fn get_json(url: &str) -> Value {
-    let answer = client()
-        .get(url)
-        .send()
-        .await
-        .expect("the provider answers");
-    assert_eq!(answer.status().as_u16(), 200);
-    answer.json().await.expect("JSON")
+async fn user_count(app: &TestApp) -> i64 {
+    db::users::count(&app.db).await.unwrap()
 }
 
-async fn discover(provider: &FakeProvider) -> Value {
-    get_json(&provider.url("/.well-known/openid-configuration")).await
-}
+db_test! {
+    /// A first OIDC sign-in makes an account (a free username from the provider's, the
+    /// verified address, no password) and signs it in; the next one signs the same account in.
+    async fn an_oidc_sign_in_makes_the_account_once(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let fake = FakeProvider::start(Flavour::Oidc).await;
+        add_provider(&app, &fake, Flavour::Oidc).await;
+        // Someone already has the provider's username: the new one gets a number.
+        app.create_user("octocat", "0").await;
+        fake.set_user(FakeUser { subject: "idp-user-1".into(), ..FakeUser::default() });
 
-async fn fetch_jwks(provider: &FakeProvider) -> Jwks {
-    let document = discover(provider).await;
-    let keys = client()
-        .get(document["jwks_uri"].as_str().expect("jwks_uri"))
-        .send()
-        .await
-        .expect("the provider answers")
-        .bytes()
-        .await
-        .expect("a body");
-    Jwks::parse(&keys).expect("a key set")
-}
+        let browser = Browser::new(&app);
+        let login = browser.get("/login").await;
+        assert!(login.contains(r#"href="/oauth/idp/start""#), "{}", login.body);
+        assert!(login.contains("Continue with Company SSO"));
+        let start = browser.get("/oauth/idp/start").await;
+        let authorize = start.location.clone().unwrap();
+        assert!(authorize.starts_with(&fake.url("/authorize?")), "{authorize}");
+        assert!(authorize.contains("code_challenge_method=S256") && authorize.contains("nonce="));
+        let callback = approve(&app, &authorize).await;
+        let arrived = browser.get(&callback).await;
+        assert_eq!(arrived.status, 303, "{}", arrived.body);
+        assert_eq!(arrived.location.as_deref(), Some("/dashboard"));
+        let dashboard = browser.get("/dashboard").await;
+        assert_eq!(dashboard.status, 200);
+        assert!(dashboard.contains("octocat1"), "{}", dashboard.body);
 
-/// An OpenID Connect authorization up to the code: returns the code, the PKCE pair and the
-/// nonce the request sent.
-async fn oidc_code(provider: &FakeProvider) -> (String, Pkce, String) {
-    let document = discover(provider).await;
-    let pkce = pkce();
-    let (state, nonce) = (random_text(), random_text());
-    let location = authorize(
-        document["authorization_endpoint"]
-            .as_str()
-            .expect("endpoint"),
-        &[
-            ("response_type", "code"),
-            ("client_id", &provider.client_id),
-            ("redirect_uri", REDIRECT_URI),
-            ("scope", "openid email profile"),
-            ("state", &state),
-            ("nonce", &nonce),
-            ("code_challenge", &pkce.challenge),
-            ("code_challenge_method", "S256"),
-        ],
-    )
-    .await;
-    assert!(
-        location.starts_with(&format!("{REDIRECT_URI}?")),
-        "{location}"
-    );
-    assert_eq!(query_param(&location, "state"), Some(state));
-    let code = query_param(&location, "code").expect("a code");
-    (code, pkce, nonce)
-}
+        let user = app.user("octocat1").await;
+        assert_eq!(user.email.as_deref(), Some("octocat@example.com"));
+        assert!(user.email_verified, "the provider verified the address");
+        assert!(user.password_hash.is_none());
+        let before = user_count(&app).await;
 
-/// The token request of an OpenID Connect sign-in, the client authenticating with HTTP Basic.
-async fn redeem(provider: &FakeProvider, code: &str, verifier: &str) -> reqwest::Response {
-    post_token(
-        &provider.url("/token"),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", verifier),
-        ],
-        Some((
-            &form_encoded(&provider.client_id),
-            &form_encoded(&provider.client_secret),
-        )),
-        false,
-    )
-    .await
-}
+        // Signing in again, from another browser, finds the same account.
+        let other = Browser::new(&app);
+        let again = through(&other, "idp", "").await;
+        assert_eq!(again.location.as_deref(), Some("/dashboard"));
+        assert!(other.get("/profile").await.contains(r#"value="octocat1""#));
+        assert_eq!(user_count(&app).await, before);
+        assert_eq!(fake.token_exchanges(), 2);
 
-/// A whole OpenID Connect sign-in: returns the token answer and the nonce sent.
-async fn sign_in(provider: &FakeProvider) -> (Value, String) {
-    let (code, pkce, nonce) = oidc_code(provider).await;
-    let answer = redeem(provider, &code, &pkce.verifier).await;
-    assert_eq!(answer.status().as_u16(), 200);
-    (answer.json().await.expect("JSON"), nonce)
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("a clock after 1970")
-        .as_secs() as i64
-}
-
-fn expected<'a>(provider: &'a FakeProvider, nonce: &'a str) -> Expected<'a> {
-    Expected {
-        issuer: provider.issuer(),
-        client_id: &provider.client_id,
-        nonce,
-        now_secs: now_secs(),
-        leeway_secs: 60,
+        // The profile lists the identity, and the account sets its first password there
+        // without a current one.
+        let profile = other.get("/profile").await;
+        assert!(profile.contains("Company SSO · octocat"), "{}", profile.body);
+        assert!(!profile.contains(r#"name="current_password""#));
+        let set = other
+            .post("/profile/password", &[("password", PASSWORD), ("password_confirm", PASSWORD)])
+            .await;
+        assert_eq!(set.status, 303, "{}", set.body);
+        assert!(Browser::new(&app).sign_in("octocat1", PASSWORD).await.status == 303);
     }
 }
 
-fn verify(
-    token_answer: &Value,
-    jwks: &Jwks,
-    expected: &Expected<'_>,
-) -> Result<IdClaims, IdTokenError> {
-    let token = token_answer["id_token"].as_str().expect("an id_token");
-    id_token::verify(token, jwks, expected)
-}
+db_test! {
+    /// An answer that is not this session's own attempt is refused and makes nothing: another
+    /// browser's, a forged state, a replay, a provider's refusal; so is an ID token with the
+    /// wrong nonce, a bad signature, another audience, another issuer or past its expiry.
+    async fn forged_and_spoiled_answers_are_refused(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let fake = FakeProvider::start(Flavour::Oidc).await;
+        add_provider(&app, &fake, Flavour::Oidc).await;
+        let users = user_count(&app).await;
 
-async fn expect_oauth_error(answer: reqwest::Response, status: u16, error: &str) {
-    assert_eq!(answer.status().as_u16(), status);
-    let body: Value = answer.json().await.expect("JSON");
-    assert_eq!(body["error"], error, "{body}");
-}
+        // The answer to A's attempt, brought by B (login CSRF): B has no attempt.
+        let victim = Browser::new(&app);
+        let attacker = Browser::new(&app);
+        let start = attacker.get("/oauth/idp/start").await;
+        let callback = approve(&app, &start.location.unwrap()).await;
+        let refused = victim.get(&callback).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert!(refused.contains("not valid any more"), "{}", refused.body);
 
-#[tokio::test]
-async fn an_oidc_sign_in_yields_an_id_token_the_verifier_accepts() {
-    let provider = FakeProvider::start(Flavour::Oidc).await;
-    let base = &provider.base_url;
-    assert_eq!(provider.issuer(), base);
-    let document = discover(&provider).await;
-    assert_eq!(document["issuer"], json!(base));
-    assert_eq!(document["token_endpoint"], json!(format!("{base}/token")));
-    assert_eq!(
-        document["userinfo_endpoint"],
-        json!(format!("{base}/userinfo"))
-    );
-    assert_eq!(
-        document["code_challenge_methods_supported"],
-        json!(["S256"])
-    );
-    provider.set_user(FakeUser {
-        subject: "user-7".into(),
-        login: "jdoe".into(),
-        name: "Jane Doe".into(),
-        email: Some("jane@example.com".into()),
-        email_verified: false,
-    });
+        // A forged state in the attempt's own session.
+        let start = victim.get("/oauth/idp/start").await;
+        let callback = approve(&app, &start.location.unwrap()).await;
+        let forged = callback.replace("state=", "state=x");
+        assert_eq!(victim.get(&forged).await.status, 400);
+        // The attempt is spent by that try: the real answer after it is refused too.
+        assert_eq!(victim.get(&callback).await.status, 400);
 
-    let (answer, nonce) = sign_in(&provider).await;
-    assert_eq!(answer["token_type"], "Bearer");
-    assert_eq!(answer["expires_in"], 3600);
-    assert_eq!(provider.token_exchanges(), 1);
-    let jwks = fetch_jwks(&provider).await;
-    let person = verify(&answer, &jwks, &expected(&provider, &nonce)).expect("a valid token");
-    assert_eq!(
-        person,
-        IdClaims {
-            subject: "user-7".into(),
-            email: Some("jane@example.com".into()),
-            email_verified: false,
-            name: Some("Jane Doe".into()),
-            preferred_username: Some("jdoe".into()),
+        // A replay of an answer that already signed in.
+        let browser = Browser::new(&app);
+        let start = browser.get("/oauth/idp/start").await;
+        let callback = approve(&app, &start.location.unwrap()).await;
+        assert_eq!(browser.get(&callback).await.status, 303);
+        assert_eq!(browser.get(&callback).await.status, 400, "an answer works once");
+        let users = users + 1;
+        assert_eq!(user_count(&app).await, users);
+
+        // The provider says no.
+        let start = Browser::new(&app);
+        start.get("/oauth/idp/start").await;
+        let state = start_state(&start, &app).await;
+        let declined = start
+            .get(&format!("/oauth/idp/callback?error=access_denied&state={state}"))
+            .await;
+        assert_eq!(declined.status, 400);
+        assert!(declined.contains("access_denied"), "{}", declined.body);
+
+        // Spoiled ID tokens: each refused, none signs in, none makes an account.
+        fake.set_user(FakeUser { subject: "spoiled".into(), login: "spoiled".into(), email: Some("spoiled@example.com".into()), ..FakeUser::default() });
+        for tamper in [Tamper::WrongNonce, Tamper::BadSignature, Tamper::WrongAudience, Tamper::WrongIssuer, Tamper::Expired] {
+            fake.set_tamper(tamper);
+            let browser = Browser::new(&app);
+            let answer = through(&browser, "idp", "").await;
+            assert_eq!(answer.status, 502, "{tamper:?}: {}", answer.body);
+            assert!(answer.contains("could not be checked"), "{tamper:?}");
+            assert_eq!(browser.get("/dashboard").await.status, 303, "{tamper:?} signed nobody in");
         }
-    );
-    // The same token with another sign-in's nonce is a replay.
-    assert_eq!(
-        verify(&answer, &jwks, &expected(&provider, "another-nonce")),
-        Err(IdTokenError::WrongNonce)
-    );
+        assert_eq!(user_count(&app).await, users);
+        // The same person with an honest token is fine.
+        let browser = Browser::new(&app);
+        assert_eq!(through(&browser, "idp", "").await.location.as_deref(), Some("/dashboard"));
 
-    let access_token = answer["access_token"].as_str().expect("an access token");
-    let info: Value = client()
-        .get(provider.url("/userinfo"))
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .expect("the provider answers")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(
-        info,
-        json!({"sub": "user-7", "email": "jane@example.com", "email_verified": false,
-               "name": "Jane Doe", "preferred_username": "jdoe"})
-    );
-    let refused = client()
-        .get(provider.url("/userinfo"))
-        .bearer_auth("not-a-token")
-        .send()
-        .await
-        .expect("the provider answers");
-    assert_eq!(refused.status().as_u16(), 401);
-}
+        // A provider that rotated its key: the new key is fetched once and the token passes.
+        fake.rotate_key();
+        let browser = Browser::new(&app);
+        assert_eq!(through(&browser, "idp", "").await.location.as_deref(), Some("/dashboard"));
 
-#[tokio::test]
-async fn each_spoiled_id_token_fails_with_its_own_error() {
-    let provider = FakeProvider::start(Flavour::Oidc).await;
-    let jwks = fetch_jwks(&provider).await;
-    for (tamper, error) in [
-        (Tamper::WrongNonce, IdTokenError::WrongNonce),
-        (Tamper::BadSignature, IdTokenError::BadSignature),
-        (Tamper::WrongAudience, IdTokenError::WrongAudience),
-        (Tamper::Expired, IdTokenError::Expired),
-        (Tamper::WrongIssuer, IdTokenError::WrongIssuer),
-    ] {
-        provider.set_tamper(tamper);
-        let (answer, nonce) = sign_in(&provider).await;
-        assert_eq!(
-            verify(&answer, &jwks, &expected(&provider, &nonce)),
-            Err(error),
-            "{tamper:?}"
-        );
-        // A tamper spoils one token only.
-        let (answer, nonce) = sign_in(&provider).await;
-        assert!(verify(&answer, &jwks, &expected(&provider, &nonce)).is_ok());
-    }
-    provider.set_tamper(Tamper::WrongNonce);
-    provider.set_tamper(Tamper::None);
-    let (answer, nonce) = sign_in(&provider).await;
-    assert!(verify(&answer, &jwks, &expected(&provider, &nonce)).is_ok());
-}
-
-#[tokio::test]
-async fn after_a_key_rotation_only_a_fresh_key_set_verifies_new_tokens() {
-    let provider = FakeProvider::start(Flavour::Oidc).await;
-    let old_jwks = fetch_jwks(&provider).await;
-    let (old_answer, old_nonce) = sign_in(&provider).await;
-    provider.rotate_key();
-    let (answer, nonce) = sign_in(&provider).await;
-    assert_eq!(
-        verify(&answer, &old_jwks, &expected(&provider, &nonce)),
-        Err(IdTokenError::UnknownKey)
-    );
-    let new_jwks = fetch_jwks(&provider).await;
-    assert!(verify(&answer, &new_jwks, &expected(&provider, &nonce)).is_ok());
-    assert_eq!(
-        verify(&old_answer, &new_jwks, &expected(&provider, &old_nonce)),
-        Err(IdTokenError::UnknownKey)
-    );
-}
-
-#[tokio::test]
-async fn the_token_endpoint_checks_code_verifier_redirect_and_client() {
-    let provider = FakeProvider::start(Flavour::Oidc).await;
-
-    let (code, pkce_pair, _) = oidc_code(&provider).await;
-    assert_eq!(
-        redeem(&provider, &code, &pkce_pair.verifier).await.status(),
-        200
-    );
-    expect_oauth_error(
-        redeem(&provider, &code, &pkce_pair.verifier).await,
-        400,
-        "invalid_grant",
-    )
-    .await;
-
-    // Another verifier of the right form, not the one the challenge came from.
-    let (code, _, _) = oidc_code(&provider).await;
-    expect_oauth_error(
-        redeem(&provider, &code, &pkce().verifier).await,
-        400,
-        "invalid_grant",
-    )
-    .await;
-
-    let token_url = provider.url("/token");
-    let (code, pkce_pair, _) = oidc_code(&provider).await;
-    let mismatched = post_token(
-        &token_url,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:9/elsewhere"),
-            ("code_verifier", &pkce_pair.verifier),
-            ("client_id", &provider.client_id),
-            ("client_secret", &provider.client_secret),
-        ],
-        None,
-        false,
-    )
-    .await;
-    expect_oauth_error(mismatched, 400, "invalid_grant").await;
-
-    // The secret holds characters HTTP Basic needs form-encoded: sent raw, it is wrong.
-    let (code, pkce_pair, _) = oidc_code(&provider).await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", REDIRECT_URI),
-        ("code_verifier", &pkce_pair.verifier),
-    ];
-    let raw_basic = post_token(
-        &token_url,
-        &form,
-        Some((&provider.client_id, &provider.client_secret)),
-        false,
-    )
-    .await;
-    expect_oauth_error(raw_basic, 401, "invalid_client").await;
-
-    // Client credentials in the form work as well as HTTP Basic.
-    let (code, pkce_pair, _) = oidc_code(&provider).await;
-    let in_form = post_token(
-        &token_url,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &pkce_pair.verifier),
-            ("client_id", &provider.client_id),
-            ("client_secret", &provider.client_secret),
-        ],
-        None,
-        false,
-    )
-    .await;
-    assert_eq!(in_form.status(), 200);
-    assert_eq!(provider.token_exchanges(), 2);
-}
-
-#[tokio::test]
-async fn the_authorization_endpoint_refuses_incomplete_requests() {
-    let provider = FakeProvider::start(Flavour::Oidc).await;
-    let pkce = pkce();
-    let complete = [
-        ("response_type", "code"),
-        ("client_id", provider.client_id.as_str()),
-        ("redirect_uri", REDIRECT_URI),
-        ("scope", "openid email"),
-        ("state", "s"),
-        ("nonce", "n"),
-        ("code_challenge", pkce.challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let url = provider.url("/authorize");
-    assert!(authorize(&url, &complete).await.starts_with(REDIRECT_URI));
-    for (name, spoiled) in [
-        ("client_id", "someone-else"),
-        ("scope", "email profile"),
-        ("nonce", ""),
-        ("state", ""),
-        ("code_challenge_method", "plain"),
-    ] {
-        let pairs: Vec<(&str, &str)> = complete
-            .iter()
-            .map(|&(key, value)| (key, if key == name { spoiled } else { value }))
-            .collect();
-        let answer = client()
-            .get(with_query(&url, &pairs))
-            .send()
-            .await
-            .expect("the provider answers");
-        assert_eq!(answer.status().as_u16(), 400, "{name}={spoiled}");
+        // An unknown provider is a 404 page.
+        assert_eq!(Browser::new(&app).get("/oauth/nobody/start").await.status, 404);
     }
 }
 
-#[tokio::test]
-async fn a_github_sign_in_reads_the_user_and_their_emails() {
-    let provider = FakeProvider::start(Flavour::GitHub).await;
-    let pkce = pkce();
-    // A callback with a query of its own gets the code appended to it.
-    let callback = format!("{REDIRECT_URI}?provider=github");
-    let location = authorize(
-        &provider.url("/login/oauth/authorize"),
-        &[
-            ("client_id", &provider.client_id),
-            ("redirect_uri", &callback),
-            ("scope", "read:user user:email"),
-            ("state", "github-state"),
-            ("code_challenge", &pkce.challenge),
-            ("code_challenge_method", "S256"),
-        ],
-    )
-    .await;
-    assert!(
-        location.starts_with(&format!("{callback}&code=")),
-        "{location}"
-    );
-    assert_eq!(
-        query_param(&location, "provider").as_deref(),
-        Some("github")
-    );
-    assert_eq!(
-        query_param(&location, "state").as_deref(),
-        Some("github-state")
-    );
-    let code = query_param(&location, "code").expect("a code");
-
-    let token_url = provider.url("/login/oauth/access_token");
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", callback.as_str()),
-        ("code_verifier", pkce.verifier.as_str()),
-        ("client_id", provider.client_id.as_str()),
-        ("client_secret", provider.client_secret.as_str()),
-    ];
-    let answer = post_token(&token_url, &form, None, true).await;
-    assert_eq!(answer.status(), 200);
-    let answer: Value = answer.json().await.expect("JSON");
-    assert_eq!(answer["token_type"], "bearer");
-    let access_token = answer["access_token"]
-        .as_str()
-        .expect("a token")
-        .to_string();
-    assert_eq!(provider.token_exchanges(), 1);
-
-    // GitHub reports a spent code with status 200 and an error field.
-    let again = post_token(&token_url, &form, None, true).await;
-    assert_eq!(again.status(), 200);
-    let again: Value = again.json().await.expect("JSON");
-    assert_eq!(again["error"], "bad_verification_code");
-
-    let api = |path: &str, authorization: String| {
-        client()
-            .get(provider.url(path))
-            .header(AUTHORIZATION, authorization)
-            .header(USER_AGENT, "tollgate-tests")
-    };
-    let user: Value = api("/api/user", format!("Bearer {access_token}"))
-        .send()
-        .await
-        .expect("the provider answers")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(
-        user,
-        json!({"id": 583231, "login": "octocat", "name": "The Octocat",
-               "email": "octocat@example.com"})
-    );
-    let emails: Value = api("/api/user/emails", format!("token {access_token}"))
-        .send()
-        .await
-        .expect("the provider answers")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(
-        emails,
-        json!([{"email": "octocat@example.com", "primary": true, "verified": true,
-                "visibility": "public"}])
-    );
-    let without_agent = client()
-        .get(provider.url("/api/user"))
-        .bearer_auth(&access_token)
-        .send()
-        .await
-        .expect("the provider answers");
-    assert_eq!(without_agent.status().as_u16(), 403);
+/// The state of the attempt the browser just started (read back from its redirect).
+async fn start_state(browser: &Browser<'_>, _app: &TestApp) -> String {
+    let start = browser.get("/oauth/idp/start").await;
+    let url = start.location.unwrap();
+    let query = url.split_once('?').unwrap().1;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
 }
 
-#[tokio::test]
-async fn a_github_user_without_an_email_has_none_to_list() {
-    let provider = FakeProvider::start(Flavour::GitHub).await;
-    provider.set_user(FakeUser {
-        subject: "42".into(),
-        login: "quiet".into(),
-        name: "Quiet Person".into(),
-        email: None,
-        email_verified: false,
-    });
-    let pkce = pkce();
-    let location = authorize(
-        &provider.url("/login/oauth/authorize"),
-        &[
-            ("client_id", &provider.client_id),
-            ("redirect_uri", REDIRECT_URI),
-            ("state", "s"),
-            ("code_challenge", &pkce.challenge),
-            ("code_challenge_method", "S256"),
-        ],
-    )
-    .await;
-    let code = query_param(&location, "code").expect("a code");
-    // HTTP Basic, no redirect_uri (GitHub does not require it), and a form-encoded answer.
-    let answer = post_token(
-        &provider.url("/login/oauth/access_token"),
-        &[("code", &code), ("code_verifier", &pkce.verifier)],
-        Some((
-            &form_encoded(&provider.client_id),
-            &form_encoded(&provider.client_secret),
-        )),
-        false,
-    )
-    .await;
-    let answer = answer.text().await.expect("a body");
-    let access_token = query_param(&format!("?{answer}"), "access_token").expect("a token");
+db_test! {
+    /// GitHub: the numeric id is the identity, the primary verified address from
+    /// `/user/emails` the account's email; the flow carries PKCE and no nonce.
+    async fn a_github_sign_in_uses_the_verified_primary_address(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let fake = FakeProvider::start(Flavour::GitHub).await;
+        add_provider(&app, &fake, Flavour::GitHub).await;
+        fake.set_user(FakeUser { subject: "4242".into(), login: "mona".into(), name: "Mona Lisa".into(), email: Some("mona@example.com".into()), email_verified: true });
+        let browser = Browser::new(&app);
+        let register = browser.get("/register").await;
+        assert!(register.contains("Continue with GitHub"), "{}", register.body);
+        let answer = through(&browser, "github", "").await;
+        assert_eq!(answer.location.as_deref(), Some("/dashboard"), "{}", answer.body);
+        let mona = app.user("mona").await;
+        assert_eq!(mona.email.as_deref(), Some("mona@example.com"));
+        assert!(mona.email_verified);
+        let identity = db::oauth::identity(&app.db, "github", "4242").await.unwrap().unwrap();
+        assert_eq!(identity.user_id, mona.id);
 
-    let get = |path: &str| {
-        client()
-            .get(provider.url(path))
-            .bearer_auth(&access_token)
-            .header(USER_AGENT, "tollgate-tests")
-            .send()
-    };
-    let user: Value = get("/api/user").await.unwrap().json().await.unwrap();
-    assert_eq!(user["id"], 42);
-    assert_eq!(user["email"], Value::Null);
-    let emails: Value = get("/api/user/emails").await.unwrap().json().await.unwrap();
-    assert_eq!(emails, json!([]));
+        // Unverified: the account is made without the address.
+        fake.set_user(FakeUser { subject: "4343".into(), login: "unproven".into(), name: String::new(), email: Some("someone@example.com".into()), email_verified: false });
+        let browser = Browser::new(&app);
+        assert_eq!(through(&browser, "github", "").await.status, 303);
+        assert_eq!(app.user("unproven").await.email, None);
+    }
+}
+
+db_test! {
+    /// Accounts are never merged on an address: an unverified one makes a separate account
+    /// without it; a verified one that an account already has is refused with what to do.
+    /// With sign-ups closed, only existing identities sign in.
+    async fn accounts_are_never_merged_on_an_email(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let fake = FakeProvider::start(Flavour::Oidc).await;
+        add_provider(&app, &fake, Flavour::Oidc).await;
+        let dave = app.create_user_with_email("dave", "dave@example.com", PASSWORD).await;
+
+        fake.set_user(FakeUser { subject: "claims-dave".into(), login: "dave".into(), name: "Dave?".into(), email: Some("dave@example.com".into()), email_verified: false });
+        let browser = Browser::new(&app);
+        assert_eq!(through(&browser, "idp", "").await.status, 303);
+        let separate = app.user("dave1").await;
+        assert_ne!(separate.id, dave.id);
+        assert_eq!(separate.email, None);
+        assert!(db::oauth::identities_of(&app.db, dave.id).await.unwrap().is_empty());
+
+        fake.set_user(FakeUser { subject: "verified-dave".into(), login: "dave-two".into(), name: String::new(), email: Some("dave@example.com".into()), email_verified: true });
+        let browser = Browser::new(&app);
+        let refused = through(&browser, "idp", "").await;
+        assert_eq!(refused.status, 409, "{}", refused.body);
+        assert!(refused.contains("link Company SSO on your profile"), "{}", refused.body);
+        assert!(db::oauth::identity(&app.db, "idp", "verified-dave").await.unwrap().is_none());
+
+        app.set_option("registration_enabled", "false").await;
+        fake.set_user(FakeUser { subject: "newcomer".into(), login: "newcomer".into(), ..FakeUser::default() });
+        let closed = through(&Browser::new(&app), "idp", "").await;
+        assert_eq!(closed.status, 403, "{}", closed.body);
+        fake.set_user(FakeUser { subject: "claims-dave".into(), login: "dave".into(), name: String::new(), email: None, email_verified: false });
+        let known = through(&Browser::new(&app), "idp", "").await;
+        assert_eq!(known.location.as_deref(), Some("/dashboard"), "an existing identity still signs in");
+    }
+}
+
+db_test! {
+    /// A signed-in person links an identity on the profile, then signs in with it; the same
+    /// identity cannot be linked to a second account; unlinking works on one's own only, and
+    /// never removes the last way into an account without a password.
+    async fn identities_are_linked_and_unlinked_on_the_profile(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let fake = FakeProvider::start(Flavour::Oidc).await;
+        add_provider(&app, &fake, Flavour::Oidc).await;
+        let carol = app.create_user_with_email("carol", "carol@example.com", PASSWORD).await;
+        fake.set_user(FakeUser { subject: "carol-at-idp".into(), login: "carol.idp".into(), email: Some("carol@corp.example".into()), ..FakeUser::default() });
+
+        let browser = Browser::new(&app);
+        browser.sign_in("carol", PASSWORD).await;
+        let profile = browser.get("/profile").await;
+        assert!(profile.contains(r#"href="/oauth/idp/start?intent=link""#), "{}", profile.body);
+        let linked = through(&browser, "idp", "?intent=link").await;
+        assert_eq!(linked.location.as_deref(), Some("/profile"), "{}", linked.body);
+        let profile = browser.get("/profile").await;
+        assert!(profile.contains("Company SSO is now linked"), "{}", profile.body);
+        assert!(profile.contains("Company SSO · carol.idp"));
+        let identity = db::oauth::identity(&app.db, "idp", "carol-at-idp").await.unwrap().unwrap();
+        assert_eq!(identity.user_id, carol.id);
+
+        // Signing in with it is signing in as carol.
+        let elsewhere = Browser::new(&app);
+        assert_eq!(through(&elsewhere, "idp", "").await.location.as_deref(), Some("/dashboard"));
+        assert!(elsewhere.get("/profile").await.contains(r#"value="carol""#));
+
+        // Erin cannot take it, nor unlink it.
+        app.create_user_with_email("erin", "erin@example.com", PASSWORD).await;
+        let erin = Browser::new(&app);
+        erin.sign_in("erin", PASSWORD).await;
+        let taken = through(&erin, "idp", "?intent=link").await;
+        assert_eq!(taken.status, 409, "{}", taken.body);
+        erin.get("/profile").await;
+        let not_hers = erin.post(&format!("/profile/identities/{}/unlink", identity.id), &[]).await;
+        assert_eq!(not_hers.status, 404, "{}", not_hers.body);
+        assert!(db::oauth::identity(&app.db, "idp", "carol-at-idp").await.unwrap().is_some());
+
+        // Carol unlinks it (she has a password).
+        browser.get("/profile").await;
+        let unlinked = browser.post(&format!("/profile/identities/{}/unlink", identity.id), &[]).await;
+        assert_eq!(unlinked.status, 303, "{}", unlinked.body);
+        assert!(db::oauth::identities_of(&app.db, carol.id).await.unwrap().is_empty());
+
+        // An account made by the provider keeps its only way in.
+        fake.set_user(FakeUser { subject: "only-way".into(), login: "frank".into(), email: None, email_verified: false, name: String::new() });
+        let frank = Browser::new(&app);
+        assert_eq!(through(&frank, "idp", "").await.status, 303);
+        let id = db::oauth::identity(&app.db, "idp", "only-way").await.unwrap().unwrap().id;
+        frank.get("/profile").await;
+        let kept = frank.post(&format!("/profile/identities/{id}/unlink"), &[]).await;
+        assert_eq!(kept.status, 403, "{}", kept.body);
+        assert!(kept.contains("only way to sign in"), "{}", kept.body);
+
+        // Deleting the account frees the identity.
+        let frank_user = app.user("frank").await;
+        tollgate::service::accounts::delete_account(app.ctx(), frank_user.id, "frank").await.unwrap();
+        assert!(db::oauth::identity(&app.db, "idp", "only-way").await.unwrap().is_none());
+    }
+}
+
+db_test! {
+    /// Providers are managed in `/api/oauth-providers` and the CLI; the client secret goes
+    /// in and never comes back; an OIDC issuer that does not answer discovery is refused.
+    async fn providers_are_managed_by_administrators(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let fake = FakeProvider::start(Flavour::Oidc).await;
+        let api = Api { token: admin_token(&app, "root", "root").await, app: &app };
+        let (status, body) = api
+            .post("/api/oauth-providers", json!({
+                "type": "oidc", "name": "Corp", "client_id": fake.client_id, "client_secret": "s3cret-value",
+                "issuer": fake.issuer(), "display_name": "Corp login"
+            }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["name"], "corp");
+        assert_eq!(body["client_secret"], "********");
+        assert_eq!(body["callback_url"], app.url("/oauth/corp/callback"));
+        assert_eq!(body["token_url"], fake.url("/token"));
+        let (status, body) = api.get("/api/oauth-providers").await;
+        assert_eq!(status, 200);
+        assert!(!body.to_string().contains("s3cret-value"), "{body}");
+        let (status, body) = api
+            .post("/api/oauth-providers", json!({
+                "type": "oidc", "name": "broken", "client_id": "c", "client_secret": "s",
+                "issuer": format!("{}/nowhere", fake.issuer())
+            }))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.to_string().contains("issuer"), "{body}");
+        let (status, _) = api
+            .post("/api/oauth-providers", json!({"type": "saml", "name": "x", "client_id": "c", "client_secret": "s"}))
+            .await;
+        assert_eq!(status, 400);
+        let (status, _) = api.delete("/api/oauth-providers/corp").await;
+        assert_eq!(status, 204);
+        let (status, _) = api.delete("/api/oauth-providers/corp").await;
+        assert_eq!(status, 404);
+
+        // A person is not an administrator.
+        app.create_user("plain", "0").await;
+        let url = app.db_url.clone();
+        let run = |args: &[&str]| crate::shutdown::tollgate(&url, args);
+        let added = run(&["oauth", "add", "--type", "github", "--name", "github", "--client-id", "gh-client", "--client-secret", "gh-secret"]).unwrap();
+        assert!(added.contains("/oauth/github/callback"), "{added}");
+        let listed = run(&["oauth", "list"]).unwrap();
+        assert!(listed.contains("github") && listed.contains("gh-client"), "{listed}");
+        assert!(!listed.contains("gh-secret"));
+        let json_list = run(&["oauth", "list", "--json"]).unwrap();
+        assert!(json_list.contains("https://github.com/login/oauth/authorize"), "{json_list}");
+        assert!(!json_list.contains("gh-secret"));
+        assert!(run(&["oauth", "add", "--type", "oidc", "--name", "x", "--client-id", "c", "--client-secret", "s"]).unwrap_err().contains("--issuer"));
+        run(&["oauth", "remove", "github"]).unwrap();
+        assert!(run(&["oauth", "remove", "github"]).unwrap_err().contains("no sign-in provider"));
+    }
 }

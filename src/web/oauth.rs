@@ -1,0 +1,251 @@
+//! Signing in, signing up and linking an identity through an OAuth provider.
+//!
+//! `/oauth/{provider}/start` keeps the attempt's secrets (state, nonce, PKCE verifier) in the
+//! visitor's server-side session and sends them to the provider; `/oauth/{provider}/callback`
+//! accepts the way back only with the state of that same session, once, within ten minutes.
+//! Starting is a link (GET) on purpose: the redirect to another site that follows must not
+//! come from a form, which the CSP's `form-action 'self'` would stop. Starting changes nothing
+//! but the visitor's own session; the callback is protected by the state.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use super::email::{Arrival, after_password};
+use super::error::WebError;
+use super::limits::{self, Limiter};
+use super::page::{Page, flash};
+use super::pages::base_url;
+use super::session::keys;
+use super::signing::ip_of;
+use crate::msg;
+use crate::oauth::{FlowSecrets, authorize_url};
+use crate::service::ServiceError;
+use crate::service::oauth::{self, Completion};
+use crate::state::AppState;
+
+/// How long a visitor may take at the provider.
+const FLOW_LIFETIME_MS: i64 = 10 * 60 * 1000;
+
+/// An attempt on its way, as kept in the session.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct Flow {
+    provider: String,
+    state: String,
+    nonce: String,
+    verifier: String,
+    /// The signed-in account the identity is to be linked to; none for signing in.
+    link_to: Option<i64>,
+    started_ms: i64,
+}
+
+#[derive(Deserialize, Default)]
+pub struct StartQuery {
+    /// `link` on the profile: link the identity to the signed-in account.
+    #[serde(default)]
+    intent: String,
+}
+
+fn callback_url(state: &AppState, provider: &str) -> String {
+    format!("{}/oauth/{provider}/callback", base_url(state))
+}
+
+fn service_page(page: &Page, error: ServiceError) -> WebError {
+    match error {
+        ServiceError::NotFound(message) => page.error(StatusCode::NOT_FOUND, message),
+        ServiceError::Forbidden(message) => page.error(StatusCode::FORBIDDEN, message),
+        ServiceError::Conflict { message, .. } => page.error(StatusCode::CONFLICT, message),
+        ServiceError::Invalid(problems) => match problems.into_iter().next() {
+            Some(problem) => page.error(StatusCode::BAD_REQUEST, problem.message),
+            None => WebError::internal(page.lang, &"an empty refusal"),
+        },
+        other => WebError::internal(page.lang, &other),
+    }
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    session: Session,
+    page: Page,
+    Path(name): Path<String>,
+    Query(query): Query<StartQuery>,
+) -> Result<Response, WebError> {
+    let provider = oauth::provider_named(&state.ctx, &name)
+        .await
+        .map_err(|e| service_page(&page, e))?;
+    let link_to = match (&page.viewer, query.intent == "link") {
+        (Some(user), true) => Some(user.id),
+        (None, true) => return Ok(Redirect::to("/login?next=/profile").into_response()),
+        (Some(_), false) => return Ok(Redirect::to("/dashboard").into_response()),
+        (None, false) => None,
+    };
+    let secrets = FlowSecrets::new();
+    let target = authorize_url(&provider, &callback_url(&state, &provider.name), &secrets);
+    let flow = Flow {
+        provider: provider.name,
+        state: secrets.state,
+        nonce: secrets.nonce,
+        verifier: secrets.verifier,
+        link_to,
+        started_ms: crate::db::now_ms(),
+    };
+    session
+        .insert(keys::OAUTH_FLOW, flow)
+        .await
+        .map_err(WebError::session)?;
+    Ok(Redirect::to(&target).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing of the state.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn callback(
+    State(state): State<AppState>,
+    Extension(limiter): Extension<Arc<Limiter>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    headers: HeaderMap,
+    page: Page,
+    Path(name): Path<String>,
+    Query(query): Query<CallbackQuery>,
+) -> Result<Response, WebError> {
+    // The attempt is spent whatever happens next: a second use of the same answer finds none.
+    let flow = session
+        .remove::<Flow>(keys::OAUTH_FLOW)
+        .await
+        .map_err(WebError::session)?;
+    let stale = || page.error(StatusCode::BAD_REQUEST, msg!("web-oauth-stale"));
+    let Some(flow) = flow else {
+        return Err(stale());
+    };
+    let fresh = crate::db::now_ms() - flow.started_ms < FLOW_LIFETIME_MS;
+    let state_matches = query
+        .state
+        .as_deref()
+        .is_some_and(|given| same_secret(given, &flow.state));
+    if flow.provider != name || !state_matches || !fresh {
+        tracing::warn!(provider = %name, "an OAuth answer without this session's state was refused");
+        return Err(stale());
+    }
+    if let Some(error) = query.error {
+        return Err(page.error(
+            StatusCode::BAD_REQUEST,
+            msg!("web-oauth-declined", reason = error),
+        ));
+    }
+    let Some(code) = query.code.filter(|c| !c.is_empty()) else {
+        return Err(stale());
+    };
+    let provider = oauth::provider_named(&state.ctx, &name)
+        .await
+        .map_err(|e| service_page(&page, e))?;
+    let secrets = FlowSecrets {
+        state: flow.state,
+        nonce: flow.nonce,
+        verifier: flow.verifier,
+    };
+    let identity = state
+        .oauth
+        .identity(
+            &provider,
+            &code,
+            &callback_url(&state, &provider.name),
+            &secrets,
+            crate::db::now_ms() / 1000,
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(provider = %provider.name, error = %e, "an OAuth sign-in failed");
+            page.error(
+                StatusCode::BAD_GATEWAY,
+                msg!(
+                    "web-oauth-failed",
+                    provider = provider.display_name.as_str()
+                ),
+            )
+        })?;
+
+    if let Some(user_id) = flow.link_to {
+        // Linking needs the same person still signed in.
+        if page.viewer.as_ref().map(|v| v.id) != Some(user_id) {
+            return Err(stale());
+        }
+        oauth::complete(&state.ctx, &provider, identity, Some(user_id))
+            .await
+            .map_err(|e| service_page(&page, e))?;
+        flash(
+            &session,
+            page.t1("web-oauth-linked", "provider", &provider.display_name),
+        )
+        .await?;
+        return Ok(Redirect::to("/profile").into_response());
+    }
+
+    let ip = ip_of(&state, peer, &headers);
+    let per_day = limits::signups_per_day(state.snapshot.load().options.signups_per_ip_per_day);
+    if !limiter.would_allow(per_day, &ip) {
+        // Signing in stays open; only a new account from this address waits for tomorrow.
+        let known = oauth::is_linked(&state.ctx, &provider, &identity.subject)
+            .await
+            .map_err(|e| service_page(&page, e))?;
+        if !known {
+            return Err(page.error(StatusCode::TOO_MANY_REQUESTS, msg!("web-too-many-attempts")));
+        }
+    }
+    let completion = oauth::complete(&state.ctx, &provider, identity, None)
+        .await
+        .map_err(|e| service_page(&page, e))?;
+    let (user, welcome) = match completion {
+        Completion::SignedIn(user) => (user, None),
+        Completion::Registered(user) => {
+            limiter.allow_unless_off(per_day, &ip);
+            let welcome = page.t1("web-welcome", "name", &user.username);
+            (user, Some(welcome))
+        }
+        Completion::Linked => return Ok(Redirect::to("/profile").into_response()),
+    };
+    let arrival = Arrival {
+        ip: &ip,
+        headers: &headers,
+        next: "/dashboard",
+        welcome,
+    };
+    after_password(&state, &session, page.lang, &user, arrival).await
+}
+
+#[derive(Deserialize)]
+pub struct UnlinkForm {}
+
+pub async fn unlink(
+    State(state): State<AppState>,
+    session: Session,
+    super::page::SignedIn { page, user }: super::page::SignedIn,
+    Path(id): Path<i64>,
+    super::form::Posted(_): super::form::Posted<UnlinkForm>,
+) -> Result<Response, WebError> {
+    oauth::unlink(&state.ctx, &user, id)
+        .await
+        .map_err(|e| service_page(&page, e))?;
+    flash(&session, page.t("web-oauth-unlinked")).await?;
+    Ok(Redirect::to("/profile").into_response())
+}
