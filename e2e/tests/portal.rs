@@ -587,6 +587,18 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
     browser
         .check(key.starts_with("sk-"), "the new key is shown as plain text")
         .await;
+    // The copy script put a button right after it.
+    let copy = browser
+        .client
+        .find(Locator::Css("#new-key + button.copy"))
+        .await
+        .expect("a copy button after the new key")
+        .text()
+        .await
+        .unwrap_or_default();
+    browser
+        .check(copy == "Copy", "the copy button is labelled")
+        .await;
     browser.shot("keys-created").await;
 
     // Use it on /v1.

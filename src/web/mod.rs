@@ -113,6 +113,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     pages
         .route("/static/portal.css", get(stylesheet))
         .route("/static/playground.js", get(playground_script))
+        .route("/static/copy.js", get(copy_script))
         .layer(middleware::from_fn(security_headers))
 }
 
@@ -150,15 +151,24 @@ async fn page_headers(request: Request, next: Next) -> Response {
     response
 }
 
-async fn playground_script() -> Response {
+/// One of the portal's scripts, embedded in the binary.
+fn script(source: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        include_str!("../../static/playground.js"),
+        source,
     )
         .into_response()
+}
+
+async fn playground_script() -> Response {
+    script(include_str!("../../static/playground.js"))
+}
+
+async fn copy_script() -> Response {
+    script(include_str!("../../static/copy.js"))
 }
 
 async fn stylesheet() -> Response {
