@@ -620,40 +620,43 @@ pub async fn totals(db: &Db, filter: &LogFilter) -> DbResult<LogTotals> {
     })
 }
 
-/// One local day's usage of one model by an account.
+/// One period's usage of one model by an account.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DailyUsage {
-    /// Days since 1970-01-01 in the site's time zone.
-    pub day: i64,
+pub struct ModelUsage {
+    /// The period's number: an hour from [`hourly_usage`], a local day once the service has
+    /// placed the hours on days.
+    pub period: i64,
     pub model: String,
     pub requests: i64,
     pub cost: i64,
 }
 
-/// An account's requests and cost per local day and model since `from_ms`; `offset_ms` is the
-/// site zone's offset from UTC, which numbers the local days.
-pub async fn daily_usage(
+/// An account's requests and cost per hour and model since `from_ms`. Hour `h` is the hour
+/// that began at `h × 3,600,000 − align_ms` (UTC milliseconds): `align_ms` is the site zone's
+/// offset within the hour (30 minutes in India), so every local midnight starts an hour and the
+/// caller can place each hour on its local day exactly, daylight saving or not.
+pub async fn hourly_usage(
     db: &Db,
     user_id: i64,
     from_ms: i64,
-    offset_ms: i64,
-) -> DbResult<Vec<DailyUsage>> {
-    let (day, bigint) = match db.backend() {
+    align_ms: i64,
+) -> DbResult<Vec<ModelUsage>> {
+    let (hour, bigint) = match db.backend() {
         // MySQL's `/` is decimal division; DIV is the integer one. MySQL spells BIGINT SIGNED.
-        super::Backend::MySql => ("(created_at + ?) DIV 86400000", "SIGNED"),
-        _ => ("(created_at + ?) / 86400000", "BIGINT"),
+        super::Backend::MySql => ("(created_at + ?) DIV 3600000", "SIGNED"),
+        _ => ("(created_at + ?) / 3600000", "BIGINT"),
     };
     let sql = format!(
-        "SELECT {day} AS day, model, COUNT(*) AS n, \
+        "SELECT {hour} AS hour, model, COUNT(*) AS n, \
          CAST(COALESCE(SUM(cost), 0) AS {bigint}) AS cost \
          FROM request_logs WHERE user_id = ? AND created_at >= ? \
-         GROUP BY day, model ORDER BY day, model"
+         GROUP BY hour, model ORDER BY hour, model"
     );
     let rows = db
         .fetch_all_with(
             &sql,
             &[
-                Value::Int(offset_ms),
+                Value::Int(align_ms),
                 Value::Int(user_id),
                 Value::Int(from_ms),
             ],
@@ -661,8 +664,8 @@ pub async fn daily_usage(
         .await?;
     rows.iter()
         .map(|row| {
-            Ok(DailyUsage {
-                day: row.try_get("day")?,
+            Ok(ModelUsage {
+                period: row.try_get("hour")?,
                 model: text(row, "model")?,
                 requests: row.try_get("n")?,
                 cost: row.try_get("cost")?,

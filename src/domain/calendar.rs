@@ -72,14 +72,13 @@ impl SiteCalendar {
         ))
     }
 
-    /// The zone's offset from UTC at `at_ms`, in milliseconds: shifting UTC milliseconds by
-    /// it and dividing by a day numbers local days (exact except across a daylight-saving
-    /// change inside the period, where an hour's requests may fall on the neighbouring day).
+    /// The zone's offset from UTC at `at_ms`, in milliseconds.
     pub fn offset_ms(&self, at_ms: i64) -> i64 {
         i64::from(self.zoned(at_ms).offset().seconds()) * 1000
     }
 
-    /// The local day number (days since 1970-01-01 in this zone) of `at_ms`.
+    /// The local day number (days since 1970-01-01 in this zone) of `at_ms`, with the offset
+    /// in force at that moment.
     pub fn day_number(&self, at_ms: i64) -> i64 {
         (at_ms + self.offset_ms(at_ms)).div_euclid(DAY_MS)
     }

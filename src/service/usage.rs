@@ -70,12 +70,36 @@ pub async fn summary(
     let calendar = SiteCalendar::new(&options.timezone);
     let today = calendar.day_number(now_ms);
     let from_ms = calendar.day_start_ms(now_ms, DAYS - 1);
-    let rows = db::logs::daily_usage(&ctx.db, user_id, from_ms, calendar.offset_ms(now_ms)).await?;
-    Ok(summarize(&rows, today, user.quota))
+    // Hours aligned on the zone's local midnights, each placed on its own local day: exact
+    // across a daylight-saving change inside the 30 days.
+    let align_ms = calendar.offset_ms(now_ms).rem_euclid(HOUR_MS);
+    let hours = db::logs::hourly_usage(&ctx.db, user_id, from_ms, align_ms).await?;
+    Ok(summarize(
+        &on_local_days(hours, &calendar, align_ms),
+        today,
+        user.quota,
+    ))
 }
 
-/// The summary of per-day, per-model rows (pure, for tests).
-pub fn summarize(rows: &[db::logs::DailyUsage], today: i64, balance: i64) -> UsageSummary {
+const HOUR_MS: i64 = 3_600_000;
+
+/// Hour rows (see [`db::logs::hourly_usage`]) renumbered by the local day each hour began on.
+fn on_local_days(
+    hours: Vec<db::logs::ModelUsage>,
+    calendar: &SiteCalendar,
+    align_ms: i64,
+) -> Vec<db::logs::ModelUsage> {
+    hours
+        .into_iter()
+        .map(|hour| db::logs::ModelUsage {
+            period: calendar.day_number(hour.period * HOUR_MS - align_ms),
+            ..hour
+        })
+        .collect()
+}
+
+/// The summary of per-day, per-model rows (`period` = local day number).
+pub fn summarize(rows: &[db::logs::ModelUsage], today: i64, balance: i64) -> UsageSummary {
     let first_day = today - (DAYS - 1);
     let mut by_day: BTreeMap<i64, Spend> = (first_day..=today)
         .map(|day| (day, Spend::default()))
@@ -83,9 +107,12 @@ pub fn summarize(rows: &[db::logs::DailyUsage], today: i64, balance: i64) -> Usa
     let mut by_model: BTreeMap<&str, Spend> = BTreeMap::new();
     let (mut today_spend, mut week, mut month) =
         (Spend::default(), Spend::default(), Spend::default());
-    for row in rows.iter().filter(|r| (first_day..=today).contains(&r.day)) {
+    for row in rows
+        .iter()
+        .filter(|r| (first_day..=today).contains(&r.period))
+    {
         by_day
-            .entry(row.day)
+            .entry(row.period)
             .or_default()
             .add(row.requests, row.cost);
         by_model
@@ -93,10 +120,10 @@ pub fn summarize(rows: &[db::logs::DailyUsage], today: i64, balance: i64) -> Usa
             .or_default()
             .add(row.requests, row.cost);
         month.add(row.requests, row.cost);
-        if row.day > today - 7 {
+        if row.period > today - 7 {
             week.add(row.requests, row.cost);
         }
-        if row.day == today {
+        if row.period == today {
             today_spend.add(row.requests, row.cost);
         }
     }
@@ -128,11 +155,11 @@ pub fn summarize(rows: &[db::logs::DailyUsage], today: i64, balance: i64) -> Usa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::logs::DailyUsage;
+    use crate::db::logs::ModelUsage;
 
-    fn row(day: i64, model: &str, requests: i64, cost: i64) -> DailyUsage {
-        DailyUsage {
-            day,
+    fn row(day: i64, model: &str, requests: i64, cost: i64) -> ModelUsage {
+        ModelUsage {
+            period: day,
             model: model.into(),
             requests,
             cost,
@@ -178,5 +205,27 @@ mod tests {
         // 350 per week = 50 a day; 3500 lasts 70 days.
         assert_eq!(summary.runway_days, Some(70));
         assert_eq!(summarize(&[], today, 3500).runway_days, None);
+    }
+
+    #[test]
+    fn hours_land_on_their_local_day_across_daylight_saving() {
+        // New York, 2026-11-01: midnight is 04:00 UTC, the next midnight 05:00 UTC the day
+        // after (a 25-hour day). The last hour of that day begins at 04:00 UTC on the 2nd.
+        let new_york = SiteCalendar::new("America/New_York");
+        let nov_1 = 1_793_505_600_000 / HOUR_MS;
+        let hours = vec![
+            row(nov_1 - 1, "m", 1, 1),
+            row(nov_1, "m", 1, 2),
+            row(nov_1 + 24, "m", 1, 4),
+            row(nov_1 + 25, "m", 1, 8),
+        ];
+        let days = on_local_days(hours, &new_york, 0);
+        let day = new_york.day_number(1_793_505_600_000);
+        let placed: Vec<(i64, i64)> = days.iter().map(|d| (d.period - day, d.cost)).collect();
+        assert_eq!(placed, vec![(-1, 1), (0, 2), (0, 4), (1, 8)]);
+        // India is 5:30 ahead: its hours begin at half past the UTC hour.
+        let kolkata = SiteCalendar::new("Asia/Kolkata");
+        let align = kolkata.offset_ms(1_793_505_600_000).rem_euclid(HOUR_MS);
+        assert_eq!(align, 30 * 60_000);
     }
 }

@@ -59,8 +59,8 @@ impl Answer {
 
     /// The first `sk-…` key shown as plain text.
     pub fn new_key(&self) -> Option<String> {
-        let marker = "id=\"new-key\">";
-        let start = self.body.find(marker)? + marker.len();
+        let tag = self.body.find("id=\"new-key\"")?;
+        let start = self.body[tag..].find('>')? + tag + 1;
         let end = self.body[start..].find('<')? + start;
         Some(self.body[start..end].to_string())
     }
