@@ -193,7 +193,13 @@ mod tests {
                 for line in text.lines() {
                     let starts_key = line.starts_with(|c: char| c.is_ascii_alphabetic());
                     if starts_key && let Some((key, _)) = line.split_once('=') {
-                        keys.insert(key.trim().to_string());
+                        // A key defined twice stops the server when the files load.
+                        assert!(
+                            keys.insert(key.trim().to_string()),
+                            "{} defines '{}' again",
+                            path.display(),
+                            key.trim()
+                        );
                     }
                 }
             }

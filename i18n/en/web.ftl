@@ -192,6 +192,12 @@ web-wallet-reason = Note
 web-ledger-opening = Opening balance
 web-ledger-grant = Starting balance
 web-ledger-adjustment = Adjustment
+web-ledger-redemption = Redemption code
+web-code-title = Redeem a code
+web-code-label = Redemption code
+web-code-hint = A code begins with tgc-. Its value is added to your balance at once.
+web-code-submit = Redeem
+web-code-redeemed = The code added { $amount } to your balance.
 
 web-nav-profile = Profile
 web-profile-details = Your details

@@ -192,6 +192,12 @@ web-wallet-reason = 备注
 web-ledger-opening = 期初余额
 web-ledger-grant = 初始余额
 web-ledger-adjustment = 调整
+web-ledger-redemption = 兑换码
+web-code-title = 兑换码
+web-code-label = 兑换码
+web-code-hint = 兑换码以 tgc- 开头，面值会立即加入你的余额。
+web-code-submit = 兑换
+web-code-redeemed = 兑换码已为你的余额增加 { $amount }。
 
 web-nav-profile = 个人资料
 web-profile-details = 个人信息

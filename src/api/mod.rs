@@ -4,6 +4,7 @@
 //! which decide what the caller may do.
 
 mod channels;
+mod codes;
 mod error;
 mod extract;
 mod groups;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(logs::router())
         .merge(options::router())
         .merge(oauth_providers::router())
+        .merge(codes::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn_with_state(state, authenticate))

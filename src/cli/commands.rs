@@ -4,9 +4,9 @@ use serde::Serialize;
 
 use super::output;
 use super::{
-    AdminTokenCommand, AliasCommand, BillingCommand, ChannelCommand, ChannelFlags, Command,
-    GroupCommand, JsonFlag, LedgerCommand, LogsArgs, ModelCommand, OauthCommand, OptionCommand,
-    PriceCommand, TokenCommand, UserCommand,
+    AdminTokenCommand, AliasCommand, BillingCommand, ChannelCommand, ChannelFlags, CodeCommand,
+    Command, GroupCommand, JsonFlag, LedgerCommand, LogsArgs, ModelCommand, OauthCommand,
+    OptionCommand, PriceCommand, TokenCommand, UserCommand,
 };
 use crate::config::DatabaseConfig;
 use crate::db::Db;
@@ -18,8 +18,8 @@ use crate::service::prices::PriceInput;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::users::{CreateUser, QuotaChange, UpdateUser};
 use crate::service::views::{
-    AdminTokenView, AliasView, ChannelView, GroupView, LogView, NewTokenView, OAuthProviderView,
-    PriceView, TokenView, UserView,
+    AdminTokenView, AliasView, ChannelView, CodeView, GroupView, LogView, NewTokenView,
+    OAuthProviderView, PriceView, TokenView, UserView,
 };
 use crate::service::{self, Caller, Ctx, ServiceError};
 
@@ -144,6 +144,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CommandResult {
         Command::Option(c) => option(ctx, c).await,
         Command::AdminToken(c) => admin_token(ctx, c).await,
         Command::Oauth(c) => oauth(ctx, c).await,
+        Command::Code(c) => code(ctx, c).await,
         Command::Billing(c) => billing(ctx, c).await,
         Command::Ledger(c) => ledger(ctx, c).await,
         Command::Model(ModelCommand::Alias(c)) => model_alias(ctx, c).await,
@@ -682,6 +683,88 @@ async fn option(ctx: &Ctx, command: OptionCommand) -> CommandResult {
                 .map_err(describe)?;
             print(format_args!("{} = {} (default)", info.name, info.value))
         }
+    }
+}
+
+async fn code(ctx: &Ctx, command: CodeCommand) -> CommandResult {
+    let qpu = quota_per_usd(ctx).await?;
+    match command {
+        CodeCommand::Create {
+            count,
+            usd,
+            uses,
+            expires,
+            name,
+            csv,
+            json,
+        } => {
+            let input = service::codes::CreateCodes {
+                count,
+                usd: usd.clone(),
+                uses,
+                expires: expires.clone(),
+                name: name.clone(),
+            };
+            let codes = service::codes::create(ctx, &CLI, input)
+                .await
+                .map_err(describe)?;
+            if let Some(path) = csv {
+                let mut text = String::from("id,code,usd,uses,expires,name\n");
+                for c in &codes {
+                    text.push_str(&format!(
+                        "{},{},{},{},{},{}\n",
+                        c.id,
+                        c.code,
+                        usd.trim(),
+                        uses.unwrap_or(1),
+                        expires.as_deref().unwrap_or(""),
+                        csv_cell(name.as_deref().unwrap_or(""))
+                    ));
+                }
+                std::fs::write(&path, text)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            if json.json {
+                let list: Vec<serde_json::Value> = codes
+                    .iter()
+                    .map(|c| serde_json::json!({ "id": c.id, "code": c.code }))
+                    .collect();
+                return print_json(&list);
+            }
+            let lines: Vec<&str> = codes.iter().map(|c| c.code.as_str()).collect();
+            print(lines.join("\n"))
+        }
+        CodeCommand::List { name, state, json } => {
+            let now = crate::db::now_ms();
+            let views: Vec<CodeView> =
+                service::codes::list(ctx, &CLI, name.as_deref(), state.as_deref())
+                    .await
+                    .map_err(describe)?
+                    .iter()
+                    .map(|c| CodeView::new(c, qpu, now))
+                    .collect();
+            show(json, &views, |list| output::codes(list))
+        }
+        CodeCommand::Disable { id, name } => {
+            let disabled = service::codes::disable(ctx, &CLI, id, name.as_deref())
+                .await
+                .map_err(describe)?;
+            print(format_args!("Disabled {disabled} code(s)."))
+        }
+    }
+}
+
+/// A CSV cell: quoted when it holds a separator or a quote, and never read as a formula.
+fn csv_cell(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
     }
 }
 

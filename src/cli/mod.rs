@@ -55,6 +55,9 @@ pub enum Command {
     /// The balance ledger: every balance change that is not relay spend.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Redemption codes that add balance when a person redeems one on the wallet page.
+    #[command(subcommand)]
+    Code(CodeCommand),
     /// Sign-in through OAuth providers (GitHub, OpenID Connect) on the portal.
     #[command(subcommand)]
     Oauth(OauthCommand),
@@ -91,6 +94,49 @@ pub enum AliasCommand {
     },
     /// Remove an alias.
     Remove { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CodeCommand {
+    /// Make codes; they are printed one per line, the only time they are shown.
+    Create {
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// What one use adds to a balance, in dollars.
+        #[arg(long)]
+        usd: String,
+        /// How many accounts may each redeem it once (a gift code); default 1.
+        #[arg(long)]
+        uses: Option<i64>,
+        /// Last day it works: 2027-01-31, or an RFC 3339 time.
+        #[arg(long)]
+        expires: Option<String>,
+        /// A label for the batch, to list or disable it by.
+        #[arg(long)]
+        name: Option<String>,
+        /// Also write the codes to this CSV file (id, code, usd, uses, expires, name).
+        #[arg(long)]
+        csv: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List codes: id, first characters, value, uses left, state, who redeemed it last.
+    List {
+        #[arg(long)]
+        name: Option<String>,
+        /// unused, partly_used, used, disabled or expired.
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Disable a code by id, or a whole batch with --name.
+    Disable {
+        #[arg(conflicts_with = "name")]
+        id: Option<i64>,
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -457,3 +457,41 @@ pub fn oauth_providers(list: &[crate::service::views::OAuthProviderView]) -> Str
             .collect(),
     )
 }
+
+pub fn codes(list: &[crate::service::views::CodeView]) -> String {
+    if list.is_empty() {
+        return "No codes.".into();
+    }
+    table(
+        &[
+            "ID",
+            "CODE",
+            "NAME",
+            "VALUE",
+            "USES LEFT",
+            "STATE",
+            "LAST REDEEMED",
+            "EXPIRES",
+        ],
+        list.iter()
+            .map(|c| {
+                vec![
+                    c.id.to_string(),
+                    c.prefix.clone(),
+                    c.name.clone(),
+                    format!("${:.2}", c.usd),
+                    format!("{}/{}", c.uses_left, c.uses),
+                    serde_json::to_value(c.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    match (&c.last_redeemed_by, &c.last_redeemed_at) {
+                        (Some(who), Some(when)) => format!("{who} at {when}"),
+                        _ => String::new(),
+                    },
+                    c.expires_at.clone().unwrap_or_else(|| "never".into()),
+                ]
+            })
+            .collect(),
+    )
+}

@@ -91,6 +91,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0011_oauth.sql"),
         include_str!("../../migrations/mysql/0011_oauth.sql"),
     ),
+    (
+        12,
+        "redemption codes",
+        include_str!("../../migrations/sqlite/0012_redemption_codes.sql"),
+        include_str!("../../migrations/postgres/0012_redemption_codes.sql"),
+        include_str!("../../migrations/mysql/0012_redemption_codes.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -5,6 +5,7 @@
 
 pub mod admin_tokens;
 pub mod channels;
+pub mod codes;
 pub mod email_codes;
 pub mod feed;
 pub mod groups;

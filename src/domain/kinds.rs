@@ -99,7 +99,9 @@ string_enum!(
         /// The balance an account was created with.
         Grant => "grant",
         /// An administrator's top-up or deduction.
-        Adjustment => "adjustment"
+        Adjustment => "adjustment",
+        /// A redemption code redeemed by the account.
+        Redemption => "redemption"
     }
 );
 

@@ -8,6 +8,7 @@ pub mod balance_alerts;
 pub mod billing;
 pub mod channel_tools;
 pub mod channels;
+pub mod codes;
 mod context;
 pub mod email_codes;
 pub mod groups;

@@ -156,6 +156,45 @@ impl TokenView {
     }
 }
 
+/// A redemption code as administrators see it: never the code itself.
+#[derive(Serialize, Debug, Clone)]
+pub struct CodeView {
+    pub id: i64,
+    /// The code's first characters.
+    pub prefix: String,
+    pub name: String,
+    pub amount: i64,
+    pub usd: f64,
+    pub uses: i64,
+    pub uses_left: i64,
+    pub state: crate::service::codes::CodeState,
+    pub expires_at: Option<String>,
+    pub last_redeemed_by: Option<String>,
+    pub last_redeemed_at: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+impl CodeView {
+    pub fn new(c: &crate::db::codes::CodeRow, quota_per_usd: i64, now_ms: i64) -> CodeView {
+        CodeView {
+            id: c.id,
+            prefix: format!("{}…", c.prefix),
+            name: c.name.clone(),
+            amount: c.amount,
+            usd: usd(c.amount, quota_per_usd),
+            uses: c.uses,
+            uses_left: c.uses_left,
+            state: crate::service::codes::CodeState::of(c, now_ms),
+            expires_at: c.expires_at.map(timestamp),
+            last_redeemed_by: c.last_redeemed_by.clone(),
+            last_redeemed_at: c.last_redeemed_at.map(timestamp),
+            created_by: c.created_by.clone(),
+            created_at: timestamp(c.created_at),
+        }
+    }
+}
+
 /// A sign-in provider as administrators see it: the client secret only masked.
 #[derive(Serialize, Debug, Clone)]
 pub struct OAuthProviderView {

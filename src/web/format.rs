@@ -89,6 +89,7 @@ pub fn ledger_key(kind: crate::domain::kinds::LedgerKind) -> &'static str {
         LedgerKind::Opening => "web-ledger-opening",
         LedgerKind::Grant => "web-ledger-grant",
         LedgerKind::Adjustment => "web-ledger-adjustment",
+        LedgerKind::Redemption => "web-ledger-redemption",
     }
 }
 

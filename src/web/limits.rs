@@ -50,6 +50,17 @@ pub const RESET_PER_ADDRESS: Limit = Limit {
     max: 3,
     window: Duration::from_secs(3600),
 };
+/// Wrong redemption codes: enough for typos, far too few to guess a code.
+pub const REDEEM_FAILURES_PER_IP: Limit = Limit {
+    kind: "redeem-ip",
+    max: 20,
+    window: Duration::from_secs(3600),
+};
+pub const REDEEM_FAILURES_PER_ACCOUNT: Limit = Limit {
+    kind: "redeem-account",
+    max: 10,
+    window: Duration::from_secs(3600),
+};
 const SIGNUPS_PER_DAY_KIND: &str = "signup-day";
 const DAY: Duration = Duration::from_secs(86_400);
 

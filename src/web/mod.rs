@@ -20,6 +20,7 @@ mod playground;
 mod profile;
 mod session;
 mod signing;
+mod wallet;
 
 use std::sync::Arc;
 
@@ -89,7 +90,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/keys/{id}/delete", post(keys::delete))
         .route("/logs", get(logs::page))
         .route("/logs.csv", get(logs::csv))
-        .route("/wallet", get(pages::wallet))
+        .route("/wallet", get(wallet::show))
+        .route("/wallet/redeem", post(wallet::redeem))
         .route("/playground", get(playground::show).post(playground::send))
         .route("/playground/stream", post(playground::stream))
         .route("/profile", get(profile::show).post(profile::details))

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use super::chart::Bar;
 use super::error::WebError;
 use super::page::{Page, SignedIn};
-use crate::db::ledger::Entry;
 use crate::db::logs::RequestLog;
 use crate::domain::pricing::ModelPrice;
 use crate::service::groups::DEFAULT_GROUP;
@@ -217,38 +216,4 @@ pub async fn docs(State(state): State<AppState>, page: Page) -> DocsPage {
         base_url: base_url(&state),
         page,
     }
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "wallet.html")]
-pub struct WalletPage {
-    page: Page,
-    balance: i64,
-    entries: Vec<Entry>,
-}
-
-impl WalletPage {
-    fn when(&self, entry: &Entry) -> String {
-        super::format::minute(entry.created_at)
-    }
-
-    fn kind(&self, entry: &Entry) -> String {
-        self.page.t(super::format::ledger_key(entry.kind))
-    }
-}
-
-/// The balance and the ledger's history of this account.
-pub async fn wallet(
-    State(state): State<AppState>,
-    SignedIn { page, user }: SignedIn,
-) -> Result<Response, WebError> {
-    let entries = service::ledger::entries(&state.ctx, &Caller::User(user.id), &user.username, 100)
-        .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
-    Ok(WalletPage {
-        balance: user.quota,
-        entries,
-        page,
-    }
-    .into_response())
 }

@@ -8,6 +8,7 @@ mod billing_writer;
 mod catalog;
 mod claude_code;
 mod cli;
+mod codes;
 mod connections;
 mod hostile;
 mod id_tokens;
