@@ -242,7 +242,9 @@ pub async fn redeem(ctx: &Ctx, user_id: i64, plain: &str) -> ServiceResult<i64> 
         CodeState::Unused | CodeState::PartlyUsed => {}
     }
     let idempotency_key = format!("redeem:{}:{user_id}", code.id);
-    let reference = code.prefix.clone();
+    let reference = format!("code:{}", code.id);
+    // The code's first characters, in no language: the wallet shows it beside the kind.
+    let reason = format!("{}…", code.prefix);
     let outcome = ctx
         .write(async |tx| {
             if !db::codes::take_use(tx, code.id, now).await? {
@@ -264,7 +266,7 @@ pub async fn redeem(ctx: &Ctx, user_id: i64, plain: &str) -> ServiceResult<i64> 
                 amount: code.amount,
                 actor: "self",
                 reference: &reference,
-                reason: "redemption code",
+                reason: &reason,
                 idempotency_key: &idempotency_key,
             };
             if db::ledger::insert(tx, &entry).await?.is_none() {
