@@ -287,3 +287,63 @@ db_test! {
         assert_eq!(logs[0].status_code, 400);
     }
 }
+
+db_test! {
+    /// The biggest numbers the relay accepts (max_tokens, n, best_of, image counts, a long
+    /// speech input) and negative ones: each request is refused or held within the balance,
+    /// none costs less than nothing, and no balance ever rises.
+    async fn no_input_makes_a_charge_negative(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let upstream = FakeUpstream::chat().await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price("gpt-4o-mini", "1", "2").await;
+        app.price_per_request("dall-e-3", "0.04").await;
+        app.add_channel("images", &upstream, "dall-e-3").await;
+        let alice = app.create_user("alice", "5").await;
+        let key = app.key_for("alice").await;
+        app.reload().await;
+        let start = app.user("alice").await.quota;
+        let max = i64::MAX;
+        let huge = json!(u64::MAX);
+        let bodies: Vec<(&str, Value)> = vec![
+            ("/v1/chat/completions", json!({"model": "gpt-4o-mini", "max_tokens": max, "n": max,
+                "messages": [{"role": "user", "content": "Hi"}]})),
+            ("/v1/chat/completions", json!({"model": "gpt-4o-mini", "max_completion_tokens": huge, "n": huge,
+                "messages": [{"role": "user", "content": "Hi"}]})),
+            ("/v1/chat/completions", json!({"model": "gpt-4o-mini", "max_tokens": -1, "n": -5,
+                "messages": [{"role": "user", "content": "Hi"}]})),
+            ("/v1/chat/completions", json!({"model": "gpt-4o-mini", "max_tokens": 1e300,
+                "messages": [{"role": "user", "content": "Hi"}]})),
+            ("/v1/completions", json!({"model": "gpt-4o-mini", "prompt": "Hi", "max_tokens": max, "best_of": max, "n": max})),
+            ("/v1/responses", json!({"model": "gpt-4o-mini", "input": "Hi", "max_output_tokens": max})),
+            ("/v1/messages", json!({"model": "gpt-4o-mini", "max_tokens": max,
+                "messages": [{"role": "user", "content": "Hi"}]})),
+            ("/v1/images/generations", json!({"model": "dall-e-3", "prompt": "a cat", "n": max})),
+            ("/v1/images/generations", json!({"model": "dall-e-3", "prompt": "a cat", "n": -3})),
+            ("/v1/audio/speech", json!({"model": "gpt-4o-mini", "input": "a".repeat(200_000), "voice": "alloy"})),
+        ];
+        for (path, body) in bodies {
+            let response = app.post(&key, path, body.clone()).await;
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            assert!(
+                [200, 400, 403, 404, 429].contains(&status),
+                "{path} {body}: {status} {text}"
+            );
+            if status != 200 {
+                assert!(text.contains("\"error\""), "{path}: an error in the caller's protocol: {text}");
+            }
+            app.flush().await;
+            let now = app.user("alice").await.quota;
+            assert!(now <= start, "{path} {body}: the balance rose to {now}");
+        }
+        let logs = app.logs().await;
+        assert!(logs.iter().all(|l| l.cost >= 0), "{logs:?}");
+        let spent: i64 = logs.iter().map(|l| l.cost).sum();
+        let user = app.user("alice").await;
+        assert_eq!(user.quota, start - spent, "the balance moved by exactly the logged costs");
+        assert_eq!(user.id, alice.id);
+        let check = tollgate::service::ledger::check(app.ctx(), &crate::helpers::CLI).await.unwrap();
+        assert!(check.discrepancies.is_empty(), "{:?}", check.discrepancies);
+    }
+}
