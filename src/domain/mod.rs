@@ -10,4 +10,5 @@ pub mod names;
 pub mod password;
 pub mod pricing;
 pub mod secret_key;
+pub mod stripe_signature;
 pub mod tokenizer;
