@@ -320,6 +320,12 @@ runtime_options! {
     registration_enabled: bool = "true", check any;
     /// Dollars of balance a new self-registered account starts with (a ledger row).
     new_user_quota_usd: String = "0", check dollars;
+    /// Dollars an account gets for each account made through its invite link (0 = none).
+    invite_reward_inviter_usd: String = "0", check dollars;
+    /// Dollars an account made through an invite link gets (0 = none).
+    invite_reward_invitee_usd: String = "0", check dollars;
+    /// When invite rewards are paid: `first_topup` (the invitee's first paid top-up) or `signup` (as the account is made; easily farmed with mass accounts).
+    invite_reward_when: String = "first_topup", check |v: &String| if ["signup", "first_topup"].contains(&v.as_str()) { Ok(()) } else { Err(msg!("option-one-of", value = v, choices = "signup, first_topup")) };
     /// Most API keys one person may hold (0 = no limit).
     max_keys_per_user: u64 = "50", check any;
     /// Below this balance in dollars a person gets one email (they may set their own line on their profile; 0 = no warnings by default).

@@ -144,6 +144,7 @@ redeem-used = This code has been used up.
 redeem-disabled = This code has been disabled by the site.
 redeem-expired = This code has expired.
 redeem-already-redeemed = You have already redeemed this code.
+invite-code-unavailable = no free invite code could be drawn; try again
 setup-link-spent = This setup link does not work: the site is set up already, or the server has started since and printed a new link.
 password-wrong = this is not your current password
 account-delete-confirm = type your username exactly to confirm

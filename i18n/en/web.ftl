@@ -198,6 +198,13 @@ web-code-label = Redemption code
 web-code-hint = A code begins with tgc-. Its value is added to your balance at once.
 web-code-submit = Redeem
 web-code-redeemed = The code added { $amount } to your balance.
+web-ledger-invite-reward = Invite reward
+web-invite-title = Invite people
+web-invite-make = Make my invite link
+web-invite-no-rewards = Share your link: accounts made through it are linked to yours.
+web-invite-terms-signup = For each account made through your link you get { $inviter }, and the new account gets { $invitee }.
+web-invite-terms-topup = When an account made through your link pays its first top-up, you get { $inviter } and it gets { $invitee }.
+web-invite-arrived = You were invited: registering through this link links your account to the person who invited you.
 
 web-nav-profile = Profile
 web-profile-details = Your details

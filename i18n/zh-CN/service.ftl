@@ -144,6 +144,7 @@ redeem-used = 该兑换码已用完。
 redeem-disabled = 该兑换码已被本站停用。
 redeem-expired = 该兑换码已过期。
 redeem-already-redeemed = 你已兑换过该兑换码。
+invite-code-unavailable = 未能生成可用的邀请码，请重试
 setup-link-spent = 此初始化链接已失效：本站已完成初始化，或服务器重启后已打印了新的链接。
 password-wrong = 当前密码不正确
 account-delete-confirm = 请准确输入你的用户名以确认

@@ -198,6 +198,13 @@ web-code-label = 兑换码
 web-code-hint = 兑换码以 tgc- 开头，面值会立即加入你的余额。
 web-code-submit = 兑换
 web-code-redeemed = 兑换码已为你的余额增加 { $amount }。
+web-ledger-invite-reward = 邀请奖励
+web-invite-title = 邀请他人
+web-invite-make = 生成我的邀请链接
+web-invite-no-rewards = 分享你的链接：通过它注册的账户会关联到你的账户。
+web-invite-terms-signup = 每有一个账户通过你的链接注册，你获得 { $inviter }，新账户获得 { $invitee }。
+web-invite-terms-topup = 通过你的链接注册的账户首次付费充值时，你获得 { $inviter }，对方获得 { $invitee }。
+web-invite-arrived = 你是受邀而来：通过此链接注册，你的账户会关联到邀请你的人。
 
 web-nav-profile = 个人资料
 web-profile-details = 个人信息

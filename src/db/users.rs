@@ -356,3 +356,40 @@ pub async fn count(db: &Db) -> DbResult<i64> {
         .await?;
     Ok(n)
 }
+
+/// Gives the account its invite code, unless it has one. False when it had one already (or
+/// the code is another account's: the unique index refuses it).
+pub async fn set_invite_code(tx: &mut Tx, id: i64, code: &str) -> DbResult<bool> {
+    Ok(tx
+        .execute(
+            "UPDATE users SET invite_code = ? WHERE id = ? AND invite_code IS NULL",
+            &[Value::Text(code.to_string()), Value::Int(id)],
+        )
+        .await?
+        == 1)
+}
+
+/// The account whose invite code this is.
+pub async fn find_by_invite_code(db: &Db, code: &str) -> DbResult<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE invite_code = ?");
+    db.fetch_all_with(&sql, &[Value::Text(code.to_string())])
+        .await?
+        .first()
+        .map(from_row)
+        .transpose()
+}
+
+/// Records who invited the account, once.
+pub async fn set_inviter(tx: &mut Tx, id: i64, inviter_id: i64) -> DbResult<bool> {
+    Ok(tx
+        .execute(
+            "UPDATE users SET inviter_id = ? WHERE id = ? AND inviter_id IS NULL AND id <> ?",
+            &[
+                Value::Int(inviter_id),
+                Value::Int(id),
+                Value::Int(inviter_id),
+            ],
+        )
+        .await?
+        == 1)
+}

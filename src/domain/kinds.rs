@@ -101,7 +101,9 @@ string_enum!(
         /// An administrator's top-up or deduction.
         Adjustment => "adjustment",
         /// A redemption code redeemed by the account.
-        Redemption => "redemption"
+        Redemption => "redemption",
+        /// A reward for inviting someone, or for being invited.
+        InviteReward => "invite_reward"
     }
 );
 

@@ -21,6 +21,8 @@ pub struct Registration {
     pub password: String,
     /// Checked when given: the two must match.
     pub password_confirm: Option<String>,
+    /// The invite code of the link the person came by (an unknown one is ignored).
+    pub invite: Option<String>,
 }
 
 /// Every problem with a registration at once, before anything is written.
@@ -79,7 +81,17 @@ pub async fn register(ctx: &Ctx, registration: Registration) -> ServiceResult<Us
     check_domain(&options, &registration.email)?;
     let bonus = options.new_user_quota_usd.clone();
     let quota = (bonus != "0" && !bonus.is_empty()).then_some(bonus);
-    super::users::create(ctx, &Caller::System, account(registration, None, quota)).await
+    let inviter = super::invites::inviter_of(ctx, registration.invite.as_deref()).await?;
+    let rewards = super::invites::Rewards::of(&options)?;
+    let input = account(registration, None, quota);
+    // The inviter and any sign-up rewards commit with the account, or not at all.
+    super::users::create_with(ctx, &Caller::System, input, async |tx, id| {
+        if let Some(inviter) = inviter {
+            super::invites::on_signup(tx, id, inviter, rewards).await?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Refuses an address whose domain the site does not take (options `email_domains_allowed`

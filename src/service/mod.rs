@@ -12,6 +12,7 @@ pub mod codes;
 mod context;
 pub mod email_codes;
 pub mod groups;
+pub mod invites;
 pub mod ledger;
 pub mod logs;
 pub mod model_aliases;

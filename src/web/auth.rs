@@ -143,9 +143,21 @@ pub struct RegisterPage {
     email: String,
     errors: FieldErrors,
     providers: Vec<(String, String)>,
+    /// The invite code the person came with, carried by the form.
+    invite: String,
 }
 
-pub async fn register_form(State(state): State<AppState>, FormPage(page): FormPage) -> Response {
+#[derive(Deserialize, Default)]
+pub struct InviteQuery {
+    #[serde(default)]
+    invite: String,
+}
+
+pub async fn register_form(
+    State(state): State<AppState>,
+    FormPage(page): FormPage,
+    Query(query): Query<InviteQuery>,
+) -> Response {
     if page.signed_in() {
         return Redirect::to("/dashboard").into_response();
     }
@@ -157,6 +169,7 @@ pub async fn register_form(State(state): State<AppState>, FormPage(page): FormPa
         email: String::new(),
         errors: FieldErrors::default(),
         providers: sign_in_choices(&state).await,
+        invite: query.invite.chars().take(32).collect(),
     }
     .into_response()
 }
@@ -170,6 +183,8 @@ pub struct RegisterForm {
     #[serde(default)]
     password: String,
     password_confirm: Option<String>,
+    /// The invite code of the link the person came by.
+    invite: Option<String>,
 }
 
 pub async fn register(
@@ -194,6 +209,7 @@ pub async fn register(
                 email: form.email.clone(),
                 errors,
                 providers: providers.clone(),
+                invite: form.invite.clone().unwrap_or_default(),
             },
         )
             .into_response()
@@ -208,6 +224,7 @@ pub async fn register(
         email: form.email.clone(),
         password: form.password.clone(),
         password_confirm: form.password_confirm.clone().filter(|c| !c.is_empty()),
+        invite: form.invite.clone(),
     };
     match accounts::register(&state.ctx, registration).await {
         Ok(user) => {
@@ -291,6 +308,7 @@ pub async fn setup(
         email: form.email.clone(),
         password: form.password.clone(),
         password_confirm: Some(form.password_confirm.clone().unwrap_or_default()),
+        invite: None,
     };
     match accounts::set_up_root(&state.ctx, &form.token, registration).await {
         Ok(user) => {

@@ -90,6 +90,7 @@ pub fn ledger_key(kind: crate::domain::kinds::LedgerKind) -> &'static str {
         LedgerKind::Grant => "web-ledger-grant",
         LedgerKind::Adjustment => "web-ledger-adjustment",
         LedgerKind::Redemption => "web-ledger-redemption",
+        LedgerKind::InviteReward => "web-ledger-invite-reward",
     }
 }
 

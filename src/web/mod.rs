@@ -92,6 +92,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/logs.csv", get(logs::csv))
         .route("/wallet", get(wallet::show))
         .route("/wallet/redeem", post(wallet::redeem))
+        .route("/wallet/invite", post(wallet::make_invite))
         .route("/playground", get(playground::show).post(playground::send))
         .route("/playground/stream", post(playground::stream))
         .route("/profile", get(profile::show).post(profile::details))

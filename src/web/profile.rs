@@ -41,6 +41,7 @@ pub struct ProfilePage {
     /// The sign-in providers, as (name, what the button says), and the identities linked.
     providers: Vec<(String, String)>,
     identities: Vec<IdentityRow>,
+    invite_link: Option<String>,
 }
 
 impl ProfilePage {
@@ -112,6 +113,7 @@ async fn render(
     let identities = crate::service::oauth::identities(&state.ctx, user.id)
         .await
         .map_err(|e| WebError::internal(page.lang, &e))?;
+    let invite_link = super::wallet::invite_link(state, &user);
     let (display_name, email) = typed.unwrap_or_else(|| {
         (
             user.display_name.clone(),
@@ -140,6 +142,7 @@ async fn render(
         sessions,
         providers,
         identities,
+        invite_link,
     })
 }
 

@@ -31,6 +31,39 @@ pub struct WalletPage {
     /// The code as typed, when it was refused.
     code: String,
     errors: FieldErrors,
+    /// The person's invite link, once made.
+    invite_link: Option<String>,
+    /// What inviting someone earns, in words.
+    invite_terms: String,
+}
+
+/// The invite link of an account with a code.
+pub fn invite_link(state: &AppState, user: &UserRow) -> Option<String> {
+    user.invite_code
+        .as_ref()
+        .map(|code| format!("{}/register?invite={code}", super::pages::base_url(state)))
+}
+
+/// What inviting someone earns, in the reader's words.
+fn invite_terms(state: &AppState, page: &Page) -> String {
+    let options = state.snapshot.load().options.clone();
+    match service::invites::Rewards::of(&options) {
+        Ok(rewards) if rewards.inviter > 0 || rewards.invitee > 0 => {
+            let key = match rewards.when {
+                service::invites::RewardWhen::Signup => "web-invite-terms-signup",
+                service::invites::RewardWhen::FirstTopup => "web-invite-terms-topup",
+            };
+            crate::i18n::text(
+                page.lang,
+                key,
+                &[
+                    ("inviter", &page.usd(&rewards.inviter)),
+                    ("invitee", &page.usd(&rewards.invitee)),
+                ],
+            )
+        }
+        _ => page.t("web-invite-no-rewards"),
+    }
 }
 
 impl WalletPage {
@@ -56,6 +89,8 @@ async fn render(
     Ok(WalletPage {
         balance: user.quota,
         entries,
+        invite_link: invite_link(state, user),
+        invite_terms: invite_terms(state, &page),
         page,
         code,
         errors,
@@ -113,4 +148,19 @@ pub async fn redeem(
             Ok((StatusCode::UNPROCESSABLE_ENTITY, again).into_response())
         }
     }
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {}
+
+/// Makes the person's invite link (a POST: nothing is made on GET).
+pub async fn make_invite(
+    State(state): State<AppState>,
+    SignedIn { page, user }: SignedIn,
+    Posted(_): Posted<InviteForm>,
+) -> Result<Response, WebError> {
+    service::invites::ensure_code(&state.ctx, user.id)
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    Ok(Redirect::to("/wallet#invite").into_response())
 }

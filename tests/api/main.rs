@@ -15,6 +15,7 @@ mod id_tokens;
 mod images_and_moderations;
 mod inbound_messages;
 mod inbound_responses;
+mod invites;
 mod key_budgets;
 mod ledger;
 mod live_changes;
