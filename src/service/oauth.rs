@@ -215,12 +215,13 @@ pub enum Completion {
 
 /// Finishes a sign-in the provider vouched for. With `link_to`, the identity is linked to
 /// that (signed-in) account; otherwise its account signs in, or a new one is made under the
-/// registration rules.
+/// registration rules (with the inviter of `invite`, when the newcomer came by an invite link).
 pub async fn complete(
     ctx: &Ctx,
     provider: &ProviderRow,
     identity: ProviderIdentity,
     link_to: Option<i64>,
+    invite: Option<&str>,
 ) -> ServiceResult<Completion> {
     let known = db::oauth::identity(&ctx.db, &provider.name, &identity.subject).await?;
     let linked = |user_id: i64| IdentityRow {
@@ -267,7 +268,8 @@ pub async fn complete(
         }
         return Ok(Completion::SignedIn(user));
     }
-    register(ctx, provider, &identity, linked).await
+    let inviter = super::invites::inviter_of(ctx, invite).await?;
+    register(ctx, provider, &identity, linked, inviter).await
 }
 
 /// A first sign-in with an identity no account has: a new account, under the registration
@@ -278,6 +280,7 @@ async fn register(
     provider: &ProviderRow,
     identity: &ProviderIdentity,
     linked: impl Fn(i64) -> IdentityRow,
+    inviter: Option<i64>,
 ) -> ServiceResult<Completion> {
     let options = super::options::current(&ctx.db).await?;
     if !options.registration_enabled {
@@ -307,6 +310,7 @@ async fn register(
         )));
     }
     let username = free_username(ctx, identity).await?;
+    let rewards = super::invites::Rewards::of(&options)?;
     let bonus = options.new_user_quota_usd.clone();
     let quota = (bonus != "0" && !bonus.is_empty()).then_some(bonus);
     let input = CreateUser {
@@ -322,6 +326,9 @@ async fn register(
             db::users::mark_email_verified(tx, id, address).await?;
         }
         db::oauth::link(tx, &linked(id)).await?;
+        if let Some(inviter) = inviter {
+            super::invites::on_signup(tx, id, inviter, rewards).await?;
+        }
         Ok(())
     })
     .await?;

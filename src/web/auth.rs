@@ -147,6 +147,15 @@ pub struct RegisterPage {
     invite: String,
 }
 
+/// An invite code as it may appear in a link: letters and digits, at most 32 (anything else
+/// cannot be a code, and must not ride along into the links the page makes).
+fn invite_code(text: &str) -> String {
+    text.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(32)
+        .collect()
+}
+
 #[derive(Deserialize, Default)]
 pub struct InviteQuery {
     #[serde(default)]
@@ -169,7 +178,7 @@ pub async fn register_form(
         email: String::new(),
         errors: FieldErrors::default(),
         providers: sign_in_choices(&state).await,
-        invite: query.invite.chars().take(32).collect(),
+        invite: invite_code(&query.invite),
     }
     .into_response()
 }
@@ -209,7 +218,7 @@ pub async fn register(
                 email: form.email.clone(),
                 errors,
                 providers: providers.clone(),
-                invite: form.invite.clone().unwrap_or_default(),
+                invite: invite_code(form.invite.as_deref().unwrap_or_default()),
             },
         )
             .into_response()

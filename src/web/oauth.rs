@@ -42,6 +42,9 @@ struct Flow {
     verifier: String,
     /// The signed-in account the identity is to be linked to; none for signing in.
     link_to: Option<i64>,
+    /// The invite code of the link a newcomer came by, for the account a sign-up makes.
+    #[serde(default)]
+    invite: Option<String>,
     started_ms: i64,
 }
 
@@ -50,6 +53,9 @@ pub struct StartQuery {
     /// `link` on the profile: link the identity to the signed-in account.
     #[serde(default)]
     intent: String,
+    /// The invite code a newcomer came with (from `/register?invite=…`).
+    #[serde(default)]
+    invite: String,
 }
 
 fn callback_url(state: &AppState, provider: &str) -> String {
@@ -93,6 +99,15 @@ pub async fn start(
         nonce: secrets.nonce,
         verifier: secrets.verifier,
         link_to,
+        invite: Some(
+            query
+                .invite
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(32)
+                .collect::<String>(),
+        )
+        .filter(|c| !c.is_empty()),
         started_ms: crate::db::now_ms(),
     };
     session
@@ -190,7 +205,7 @@ pub async fn callback(
         if page.viewer.as_ref().map(|v| v.id) != Some(user_id) {
             return Err(stale());
         }
-        oauth::complete(&state.ctx, &provider, identity, Some(user_id))
+        oauth::complete(&state.ctx, &provider, identity, Some(user_id), None)
             .await
             .map_err(|e| service_page(&page, e))?;
         flash(
@@ -212,9 +227,15 @@ pub async fn callback(
             return Err(page.error(StatusCode::TOO_MANY_REQUESTS, msg!("web-too-many-attempts")));
         }
     }
-    let completion = oauth::complete(&state.ctx, &provider, identity, None)
-        .await
-        .map_err(|e| service_page(&page, e))?;
+    let completion = oauth::complete(
+        &state.ctx,
+        &provider,
+        identity,
+        None,
+        flow.invite.as_deref(),
+    )
+    .await
+    .map_err(|e| service_page(&page, e))?;
     let (user, welcome) = match completion {
         Completion::SignedIn(user) => (user, None),
         Completion::Registered(user) => {

@@ -234,6 +234,16 @@ db_test! {
         let identity = db::oauth::identity(&app.db, "github", "4242").await.unwrap().unwrap();
         assert_eq!(identity.user_id, mona.id);
 
+        // A newcomer who came by an invite link keeps it through the provider.
+        let ivy = app.create_user_with_email("ivy", "ivy@example.com", PASSWORD).await;
+        let code = tollgate::service::invites::ensure_code(app.ctx(), ivy.id).await.unwrap();
+        fake.set_user(FakeUser { subject: "4444".into(), login: "invited".into(), name: String::new(), email: None, email_verified: false });
+        let invited = Browser::new(&app);
+        let register = invited.get(&format!("/register?invite={code}")).await;
+        assert!(register.contains(&format!("/oauth/github/start?invite={code}")), "{}", register.body);
+        assert_eq!(through(&invited, "github", &format!("?invite={code}")).await.status, 303);
+        assert_eq!(app.user("invited").await.inviter_id, Some(ivy.id));
+
         // Unverified: the account is made without the address.
         fake.set_user(FakeUser { subject: "4343".into(), login: "unproven".into(), name: String::new(), email: Some("someone@example.com".into()), email_verified: false });
         let browser = Browser::new(&app);
