@@ -32,6 +32,12 @@ pub fn generate(prefix: &str) -> NewSecret {
     }
 }
 
+/// Whether two secrets are equal, looking at every byte whatever differs first, so the time
+/// taken tells nothing of how much of a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// SHA-256 of the whole secret. Secrets are 286 bits of randomness, so a fast hash is enough;
 /// a slow password hash here would cost every API request.
 pub fn digest(plain: &str) -> [u8; 32] {

@@ -166,7 +166,7 @@ pub async fn verify_email(ctx: &Ctx, user_id: i64, code: &str) -> ServiceResult<
     if row.attempts >= MAX_ATTEMPTS {
         return Err(refused(msg!("code-too-many-tries")));
     }
-    if !constant_time_eq(
+    if !crate::domain::secret_key::constant_time_eq(
         code_hash(user_id, code).as_bytes(),
         row.code_hash.as_bytes(),
     ) {
@@ -335,8 +335,4 @@ pub async fn reset_password(
     })
     .await?;
     super::users::find_id(&ctx.db, user.id).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -124,15 +124,6 @@ pub struct CallbackQuery {
     error: Option<String>,
 }
 
-/// Compares without stopping at the first difference, so timing tells nothing of the state.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 #[allow(clippy::too_many_arguments)]
 pub async fn callback(
     State(state): State<AppState>,
@@ -154,10 +145,9 @@ pub async fn callback(
         return Err(stale());
     };
     let fresh = crate::db::now_ms() - flow.started_ms < FLOW_LIFETIME_MS;
-    let state_matches = query
-        .state
-        .as_deref()
-        .is_some_and(|given| same_secret(given, &flow.state));
+    let state_matches = query.state.as_deref().is_some_and(|given| {
+        crate::domain::secret_key::constant_time_eq(given.as_bytes(), flow.state.as_bytes())
+    });
     if flow.provider != name || !state_matches || !fresh {
         tracing::warn!(provider = %name, "an OAuth answer without this session's state was refused");
         return Err(stale());
