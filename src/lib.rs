@@ -13,6 +13,7 @@ pub mod mail;
 pub mod oauth;
 pub mod options;
 mod panic_guard;
+pub mod payments;
 pub mod protocol;
 pub mod providers;
 pub mod relay;
@@ -22,6 +23,7 @@ pub mod state;
 pub mod telemetry;
 pub mod upstream;
 pub mod web;
+pub mod webhooks;
 
 pub use app::App;
 pub use config::Config;

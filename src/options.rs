@@ -273,6 +273,22 @@ fn sender(text: &String) -> Result<(), Message> {
     }
 }
 
+/// An absolute http(s) URL (the base of an API).
+fn api_base(url: &String) -> Result<(), Message> {
+    if url.is_empty() {
+        return Err(msg!("field-required"));
+    }
+    public_url(url)
+}
+
+fn positive_dollars(text: &String) -> Result<(), Message> {
+    match crate::domain::money::MicroUsd::parse(text) {
+        Ok(usd) if usd.0 > 0 => Ok(()),
+        Ok(_) => Err(msg!("amount-positive")),
+        Err(_) => Err(msg!("decimal-not-a-number", value = text)),
+    }
+}
+
 fn dollars(text: &String) -> Result<(), Message> {
     crate::domain::money::MicroUsd::parse(text)
         .map(|_| ())
@@ -352,11 +368,41 @@ runtime_options! {
     timezone: String = "UTC", check |name: &String| if crate::domain::calendar::is_zone(name) { Ok(()) } else { Err(msg!("option-not-a-zone", value = name)) };
     /// The sender of the portal's mail, e.g. "Tollgate <noreply@example.com>".
     smtp_from: String = "", check sender;
+    /// The Stripe secret key (sk_live_… or a restricted rk_…) that makes Checkout Sessions and refunds; empty: no card top-ups (write-only: listed masked).
+    stripe_secret_key: String = "", check |text: &String| at_most_chars(255)(text);
+    /// The signing secret (whsec_…) of the Stripe webhook endpoint /stripe/webhook; empty: the webhook refuses everything and top-ups are off (write-only: listed masked).
+    stripe_webhook_secret: String = "", check |text: &String| at_most_chars(255)(text);
+    /// Where Stripe's API is (only tests change it).
+    stripe_api_base: String = "https://api.stripe.com", check api_base;
+    /// The currency people pay in (ISO code such as usd, eur, cny, jpy).
+    topup_currency: String = "usd", check |code: &String| if crate::domain::topup::Currency::parse(code).is_some() { Ok(()) } else { Err(msg!("option-not-a-currency", value = code)) };
+    /// What one dollar of balance costs in that currency (e.g. 7.2 for CNY).
+    topup_price_per_usd: String = "1", check positive_dollars;
+    /// The smallest top-up, in dollars of balance.
+    topup_min_usd: String = "1", check positive_dollars;
+    /// The largest top-up, in dollars of balance.
+    topup_max_usd: String = "1000", check positive_dollars;
+    /// The amounts offered as buttons, in dollars, comma-separated (e.g. 5,10,20,50).
+    topup_presets_usd: String = "5,10,20,50", check |text: &String| crate::domain::topup::parse_presets(text).map(|_| ()).map_err(|e| msg!("option-bad-list-item", value = e.0));
+    /// Bonus balance by amount: `100:10,500:15` gives +10 % from $100 and +15 % from $500 (empty: none).
+    topup_bonus_tiers: String = "", check |text: &String| crate::domain::topup::parse_tiers(text).map(|_| ()).map_err(|e| msg!("option-bad-list-item", value = e.0));
+    /// Unpaid top-up orders one person may have open at once (0 = no limit).
+    topup_max_pending_per_user: u64 = "5", check any;
+    /// Dollars of balance one person may buy per day, paid and pending together (0 = no limit).
+    topup_daily_cap_usd: String = "0", check dollars;
+    /// Minutes a Stripe Checkout page stays payable (Stripe allows 30 to 1440).
+    topup_checkout_minutes: u64 = "60", check |v: &u64| if (30..=1440).contains(v) { Ok(()) } else { Err(msg!("number-between", min = 30_i64, max = 1440_i64)) };
+    /// Seconds after which an unpaid order is asked about at Stripe by the reconciliation job (a lost webhook is still credited).
+    topup_reconcile_after_secs: u64 = "300", check any;
 }
 
 /// Options whose values are secrets: they can be set, but are listed masked and never
 /// returned.
-pub const WRITE_ONLY: &[&str] = &["smtp_password"];
+pub const WRITE_ONLY: &[&str] = &[
+    "smtp_password",
+    "stripe_secret_key",
+    "stripe_webhook_secret",
+];
 
 /// What a write-only option is listed as.
 pub fn masked(value: &str) -> String {

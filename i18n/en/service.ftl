@@ -189,3 +189,30 @@ mail-low-balance-text =
 
     This is the only email until your balance is back above the line. You can change the line
     on your profile.
+
+# Stripe top-ups
+option-not-a-currency = '{ $value }' is not a three-letter currency code (like usd, eur, cny, jpy)
+option-bad-list-item = '{ $value }' is not a valid entry here
+amount-positive = the amount must be more than 0
+topup-off = card top-ups are not available on this site
+topup-form-expired = this payment form is out of date; open the top-up again
+topup-amount-range = enter an amount between { $min } and { $max }
+topup-price-too-large = that is more than one card payment can be; choose a smaller amount
+topup-price-too-small = that amount is too small to pay by card; choose a larger one
+topup-too-many-pending = you have { $max } unpaid top-ups open; pay or wait for one to expire first
+topup-daily-cap = top-ups are limited to { $cap } a day; { $left } is left today
+topup-stripe-refused = Stripe refused the payment: { $message }
+topup-stripe-unreachable = Stripe could not be reached just now; nothing was charged, please try again in a minute
+order-not-found = there is no such order
+order-not-held = only a held order can be credited by hand; this one is { $status }
+order-not-paid = this order has no paid payment to refund
+order-refund-range = a refund is between $0 and { $max } of the order's balance
+order-refund-left = only { $left } of this payment is left to refund
+mail-receipt-subject = { $site } receipt: { $credited } added to your balance
+mail-receipt-text =
+    Hello { $name },
+
+    Thank you for your payment of { $paid } (order { $order }).
+    { $credited } was added to your { $site } balance, which is now { $balance }.
+
+    The order: { $link }

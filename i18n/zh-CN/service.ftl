@@ -187,3 +187,30 @@ mail-low-balance-text =
     在此充值：{ $link }
 
     在余额回到提醒线以上之前，不会再发送此邮件。您可以在个人资料中修改提醒线。
+
+# Stripe 充值
+option-not-a-currency = “{ $value }”不是三个字母的货币代码（如 usd、eur、cny、jpy）
+option-bad-list-item = “{ $value }”在此处无效
+amount-positive = 金额必须大于 0
+topup-off = 本站暂不支持银行卡充值
+topup-form-expired = 此付款表单已过期，请重新打开充值
+topup-amount-range = 请输入 { $min } 到 { $max } 之间的金额
+topup-price-too-large = 金额超过单笔银行卡付款的上限，请选择较小的金额
+topup-price-too-small = 金额太小，无法用银行卡支付，请选择较大的金额
+topup-too-many-pending = 你已有 { $max } 笔未支付的充值订单，请先支付或等待其过期
+topup-daily-cap = 每天最多充值 { $cap }，今天还可充值 { $left }
+topup-stripe-refused = Stripe 拒绝了这笔付款：{ $message }
+topup-stripe-unreachable = 暂时无法连接 Stripe，未产生任何扣款，请一分钟后重试
+order-not-found = 没有这个订单
+order-not-held = 只有被暂扣的订单可以手动入账；此订单的状态是 { $status }
+order-not-paid = 此订单没有可退款的已付款项
+order-refund-range = 退款金额须在 $0 到订单余额 { $max } 之间
+order-refund-left = 这笔付款只剩 { $left } 可以退款
+mail-receipt-subject = { $site } 收据：余额已增加 { $credited }
+mail-receipt-text =
+    { $name }，你好：
+
+    感谢你支付 { $paid }（订单 { $order }）。
+    你的 { $site } 余额已增加 { $credited }，当前余额为 { $balance }。
+
+    订单详情：{ $link }

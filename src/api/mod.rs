@@ -12,6 +12,7 @@ mod logs;
 mod model_aliases;
 mod oauth_providers;
 mod options;
+mod orders;
 mod prices;
 mod tokens;
 mod users;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(options::router())
         .merge(oauth_providers::router())
         .merge(codes::router())
+        .merge(orders::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn_with_state(state, authenticate))

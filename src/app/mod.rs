@@ -45,6 +45,7 @@ fn routes(state: AppState) -> Router {
     Router::new()
         .merge(crate::relay::router())
         .merge(crate::api::router(state.clone()))
+        .merge(crate::webhooks::router())
         .merge(crate::web::router(&state))
         .fallback(unknown_path)
         .with_state(state)
@@ -154,6 +155,10 @@ impl App {
             cancel_jobs.clone(),
         ));
         background.spawn(jobs::low_balance::run(state.clone(), cancel_jobs.clone()));
+        background.spawn(jobs::reconcile_orders::run(
+            state.clone(),
+            cancel_jobs.clone(),
+        ));
 
         let router = routes(state.clone());
         let setup_link = crate::service::accounts::setup_token(&state.ctx)

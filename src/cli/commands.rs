@@ -6,7 +6,7 @@ use super::output;
 use super::{
     AdminTokenCommand, AliasCommand, BillingCommand, ChannelCommand, ChannelFlags, CodeCommand,
     Command, GroupCommand, JsonFlag, LedgerCommand, LogsArgs, ModelCommand, OauthCommand,
-    OptionCommand, PriceCommand, TokenCommand, UserCommand,
+    OptionCommand, OrderCommand, PriceCommand, TokenCommand, UserCommand,
 };
 use crate::config::DatabaseConfig;
 use crate::db::Db;
@@ -18,8 +18,8 @@ use crate::service::prices::PriceInput;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::users::{CreateUser, QuotaChange, UpdateUser};
 use crate::service::views::{
-    AdminTokenView, AliasView, ChannelView, CodeView, GroupView, LogView, NewTokenView,
-    OAuthProviderView, PriceView, TokenView, UserView,
+    AdminTokenView, AliasView, ChannelView, CodeView, EventView, GroupView, LogView, NewTokenView,
+    OAuthProviderView, OrderView, PriceView, TokenView, UserView,
 };
 use crate::service::{self, Caller, Ctx, ServiceError};
 
@@ -145,6 +145,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CommandResult {
         Command::AdminToken(c) => admin_token(ctx, c).await,
         Command::Oauth(c) => oauth(ctx, c).await,
         Command::Code(c) => code(ctx, c).await,
+        Command::Order(c) => order(ctx, c).await,
         Command::Billing(c) => billing(ctx, c).await,
         Command::Ledger(c) => ledger(ctx, c).await,
         Command::Model(ModelCommand::Alias(c)) => model_alias(ctx, c).await,
@@ -750,6 +751,73 @@ async fn code(ctx: &Ctx, command: CodeCommand) -> CommandResult {
                 .await
                 .map_err(describe)?;
             print(format_args!("Disabled {disabled} code(s)."))
+        }
+    }
+}
+
+async fn order(ctx: &Ctx, command: OrderCommand) -> CommandResult {
+    let qpu = quota_per_usd(ctx).await?;
+    // The receipt's link: public_url, or the default listen address.
+    let base = portal_base(ctx).await?;
+    let listen_url = base.as_str();
+    match command {
+        OrderCommand::List {
+            user,
+            status,
+            limit,
+            json,
+        } => {
+            let views: Vec<OrderView> =
+                service::topups::list(ctx, &CLI, user.as_deref(), status.as_deref(), limit)
+                    .await
+                    .map_err(describe)?
+                    .iter()
+                    .map(|o| OrderView::new(o, qpu))
+                    .collect();
+            show(json, &views, |list| output::orders(list))
+        }
+        OrderCommand::Show { id, json } => {
+            let (order, events) = service::topups::show(ctx, &CLI, id)
+                .await
+                .map_err(describe)?;
+            let view = OrderView::new(&order, qpu);
+            let events: Vec<EventView> = events.iter().map(EventView::new).collect();
+            if json.json {
+                return print_json(&serde_json::json!({ "order": view, "events": events }));
+            }
+            print(output::order(&view, &events))
+        }
+        OrderCommand::Credit { id, reason } => {
+            let order = service::topups::credit(ctx, &CLI, id, &reason, listen_url)
+                .await
+                .map_err(describe)?;
+            print(format_args!(
+                "Order {} credited: {} units added to {}.",
+                order.id, order.credited, order.username
+            ))
+        }
+        OrderCommand::Refund { id, usd, reason } => {
+            let refund = service::topups::refund(ctx, &CLI, id, usd.as_deref(), &reason)
+                .await
+                .map_err(describe)?;
+            print(format_args!(
+                "Stripe accepted refund {refund}; the balance moves when Stripe reports it (charge.refunded)."
+            ))
+        }
+        OrderCommand::Reconcile {
+            older_than_secs,
+            json,
+        } => {
+            let report = service::topups::reconcile(ctx, &CLI, older_than_secs, listen_url)
+                .await
+                .map_err(describe)?;
+            if json.json {
+                return print_json(&report);
+            }
+            print(format_args!(
+                "Checked {} pending order(s): {} credited, {} closed, {} held, {} could not be checked.",
+                report.checked, report.credited, report.closed, report.held, report.failed
+            ))
         }
     }
 }

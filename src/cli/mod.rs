@@ -58,6 +58,9 @@ pub enum Command {
     /// Redemption codes that add balance when a person redeems one on the wallet page.
     #[command(subcommand)]
     Code(CodeCommand),
+    /// Stripe top-up orders: list, inspect, credit a held payment, refund, reconcile.
+    #[command(subcommand)]
+    Order(OrderCommand),
     /// Sign-in through OAuth providers (GitHub, OpenID Connect) on the portal.
     #[command(subcommand)]
     Oauth(OauthCommand),
@@ -136,6 +139,53 @@ pub enum CodeCommand {
         id: Option<i64>,
         #[arg(long)]
         name: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrderCommand {
+    /// List orders, newest first.
+    List {
+        /// Only this user's orders (user name).
+        #[arg(long)]
+        user: Option<String>,
+        /// pending, paid, closed or held.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show one order: its Checkout Session, payment, amounts, credit and Stripe events.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Credit a held order (paid, but not as quoted) after checking it on Stripe.
+    Credit {
+        id: i64,
+        /// Why: kept on the order.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Ask Stripe to refund an order (all of it, or --usd dollars of its balance); the balance
+    /// moves when Stripe reports the refund.
+    Refund {
+        id: i64,
+        #[arg(long)]
+        usd: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Ask Stripe about pending orders now and apply what it says (paid: credit; expired: close).
+    Reconcile {
+        /// Only orders older than this many seconds.
+        #[arg(long, default_value_t = 0)]
+        older_than_secs: u64,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 

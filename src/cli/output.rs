@@ -495,3 +495,85 @@ pub fn codes(list: &[crate::service::views::CodeView]) -> String {
             .collect(),
     )
 }
+
+pub fn orders(list: &[crate::service::views::OrderView]) -> String {
+    if list.is_empty() {
+        return "No orders.".into();
+    }
+    table(
+        &[
+            "ID", "USER", "STATUS", "BALANCE", "PRICE", "CREDITED", "CREATED", "NOTE",
+        ],
+        list.iter()
+            .map(|o| {
+                vec![
+                    o.id.to_string(),
+                    o.user.clone(),
+                    o.status.to_string(),
+                    format!("${}", o.usd),
+                    o.price.clone(),
+                    format!("${:.2}", o.credited_usd),
+                    o.created_at.clone(),
+                    o.note.clone(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+/// One order in full, with the Stripe events applied to it.
+pub fn order(
+    o: &crate::service::views::OrderView,
+    events: &[crate::service::views::EventView],
+) -> String {
+    let mut lines = vec![
+        format!("Order {} ({})", o.id, o.status),
+        format!("  user            {}", o.user),
+        format!(
+            "  balance bought  ${} ({} units, bonus {})",
+            o.usd, o.quota, o.bonus
+        ),
+        format!("  price           {}", o.price),
+        format!(
+            "  checkout        {}",
+            o.session_id.as_deref().unwrap_or("-")
+        ),
+        format!(
+            "  payment intent  {}",
+            o.payment_intent.as_deref().unwrap_or("-")
+        ),
+        format!(
+            "  credited        {} units (${:.2})",
+            o.credited, o.credited_usd
+        ),
+        format!(
+            "  refunded        {} (took back {} units)",
+            o.refunded, o.refund_taken
+        ),
+        format!(
+            "  disputed        {} (took back {} units)",
+            o.disputed, o.dispute_taken
+        ),
+        format!("  created         {}", o.created_at),
+        format!("  paid            {}", o.paid_at.as_deref().unwrap_or("-")),
+        format!(
+            "  expires         {}",
+            o.expires_at.as_deref().unwrap_or("-")
+        ),
+    ];
+    if !o.note.is_empty() {
+        lines.push(format!("  note            {}", o.note));
+    }
+    if events.is_empty() {
+        lines.push("  no Stripe events yet".into());
+    } else {
+        lines.push("  events:".into());
+        for e in events {
+            lines.push(format!(
+                "    {}  {}  {}  {}",
+                e.received_at, e.kind, e.outcome, e.id
+            ));
+        }
+    }
+    lines.join("\n")
+}

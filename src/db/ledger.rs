@@ -99,6 +99,18 @@ pub async fn by_key(db: &Db, idempotency_key: &str) -> DbResult<Option<Entry>> {
     rows.first().map(entry_from_row).transpose()
 }
 
+/// The entry recorded under an idempotency key, read in a transaction.
+pub async fn by_key_in(tx: &mut Tx, idempotency_key: &str) -> DbResult<Option<Entry>> {
+    let rows = tx
+        .fetch_all(
+            "SELECT id, user_id, kind, amount, actor, reference, reason, idempotency_key, \
+             created_at FROM ledger WHERE idempotency_key = ?",
+            &[Value::Text(idempotency_key.to_string())],
+        )
+        .await?;
+    rows.first().map(entry_from_row).transpose()
+}
+
 /// A user's entries, newest first.
 pub async fn for_user(db: &Db, user_id: i64, limit: i64) -> DbResult<Vec<Entry>> {
     let rows = db

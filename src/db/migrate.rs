@@ -98,6 +98,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0012_redemption_codes.sql"),
         include_str!("../../migrations/mysql/0012_redemption_codes.sql"),
     ),
+    (
+        13,
+        "stripe top-ups",
+        include_str!("../../migrations/sqlite/0013_topups.sql"),
+        include_str!("../../migrations/postgres/0013_topups.sql"),
+        include_str!("../../migrations/mysql/0013_topups.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -15,6 +15,7 @@ pub mod meta;
 pub mod model_aliases;
 pub mod oauth;
 pub mod options;
+pub mod orders;
 pub mod prices;
 pub mod setup_tokens;
 pub mod tokens;

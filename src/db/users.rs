@@ -357,6 +357,20 @@ pub async fn count(db: &Db) -> DbResult<i64> {
     Ok(n)
 }
 
+/// Who invited the account, read in a transaction.
+pub async fn inviter_in(tx: &mut Tx, id: i64) -> DbResult<Option<i64>> {
+    let rows = tx
+        .fetch_all(
+            "SELECT inviter_id FROM users WHERE id = ?",
+            &[Value::Int(id)],
+        )
+        .await?;
+    Ok(match rows.first() {
+        Some(row) => sqlx::Row::try_get(row, "inviter_id")?,
+        None => None,
+    })
+}
+
 /// Gives the account its invite code, unless it has one. False when it had one already (or
 /// the code is another account's: the unique index refuses it).
 pub async fn set_invite_code(tx: &mut Tx, id: i64, code: &str) -> DbResult<bool> {

@@ -103,7 +103,29 @@ string_enum!(
         /// A redemption code redeemed by the account.
         Redemption => "redemption",
         /// A reward for inviting someone, or for being invited.
-        InviteReward => "invite_reward"
+        InviteReward => "invite_reward",
+        /// A paid Stripe top-up.
+        TopUp => "topup",
+        /// Balance taken back for a refunded payment.
+        Refund => "refund",
+        /// Balance taken back while a payment is disputed.
+        Dispute => "dispute",
+        /// Balance given back when a dispute is won.
+        DisputeReversal => "dispute_reversal"
+    }
+);
+
+string_enum!(
+    /// Where a Stripe top-up order stands.
+    OrderStatus {
+        /// Written, its Checkout Session made or being made; no payment seen yet.
+        Pending => "pending",
+        /// Paid and credited.
+        Paid => "paid",
+        /// Expired or failed without payment (a late payment still credits it).
+        Closed => "closed",
+        /// Paid, but not as quoted (amount or currency): waits for an administrator.
+        Held => "held"
     }
 );
 

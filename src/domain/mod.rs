@@ -12,3 +12,4 @@ pub mod pricing;
 pub mod secret_key;
 pub mod stripe_signature;
 pub mod tokenizer;
+pub mod topup;

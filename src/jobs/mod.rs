@@ -2,4 +2,5 @@
 
 pub mod channel_health;
 pub mod low_balance;
+pub mod reconcile_orders;
 pub mod snapshot_sync;

@@ -123,6 +123,20 @@ pub async fn on_signup(
     Ok(())
 }
 
+/// In the transaction that credits an account's first paid top-up: pays its invite's rewards
+/// when the site pays them then (once per invitee, whatever retries happen).
+pub async fn on_first_topup(tx: &mut Tx, invitee_id: i64, rewards: Rewards) -> ServiceResult<()> {
+    if rewards.when != RewardWhen::FirstTopup {
+        return Ok(());
+    }
+    if let Some(inviter_id) = db::users::inviter_in(tx, invitee_id).await?
+        && inviter_id != invitee_id
+    {
+        pay(tx, invitee_id, inviter_id, rewards).await?;
+    }
+    Ok(())
+}
+
 /// Credits the invite's rewards for `invitee_id`, each once (keyed by the invitee).
 async fn pay(tx: &mut Tx, invitee_id: i64, inviter_id: i64, rewards: Rewards) -> ServiceResult<()> {
     let reference = format!("invitee:{invitee_id}");

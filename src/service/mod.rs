@@ -20,6 +20,7 @@ pub mod oauth;
 pub mod options;
 pub mod prices;
 pub mod tokens;
+pub mod topups;
 pub mod usage;
 pub mod users;
 pub mod views;

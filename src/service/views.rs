@@ -195,6 +195,89 @@ impl CodeView {
     }
 }
 
+/// A top-up order as its owner and administrators see it.
+#[derive(Serialize, Debug, Clone)]
+pub struct OrderView {
+    pub id: i64,
+    pub user: String,
+    pub status: crate::domain::kinds::OrderStatus,
+    /// The dollars of balance asked for.
+    pub usd: String,
+    /// Quota units the payment credits (bonus included), and the bonus.
+    pub quota: i64,
+    pub bonus: i64,
+    /// The price, in the currency's smallest unit, and as people read it.
+    pub amount: i64,
+    pub currency: String,
+    pub price: String,
+    pub session_id: Option<String>,
+    pub payment_intent: Option<String>,
+    pub credited: i64,
+    pub credited_usd: f64,
+    pub refunded: i64,
+    pub disputed: i64,
+    pub refund_taken: i64,
+    pub dispute_taken: i64,
+    pub note: String,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub paid_at: Option<String>,
+}
+
+impl OrderView {
+    pub fn new(o: &crate::db::orders::OrderRow, quota_per_usd: i64) -> OrderView {
+        OrderView {
+            id: o.id,
+            user: o.username.clone(),
+            status: o.status,
+            usd: crate::domain::money::MicroUsd(o.usd_micros)
+                .to_string()
+                .trim_start_matches('$')
+                .to_string(),
+            quota: o.quota,
+            bonus: o.bonus,
+            amount: o.amount,
+            currency: o.currency.clone(),
+            price: crate::domain::topup::Currency::parse(&o.currency)
+                .map(|c| c.display(o.amount))
+                .unwrap_or_default(),
+            session_id: o.session_id.clone(),
+            payment_intent: o.payment_intent.clone(),
+            credited: o.credited,
+            credited_usd: usd(o.credited, quota_per_usd),
+            refunded: o.refunded,
+            disputed: o.disputed,
+            refund_taken: o.refund_taken,
+            dispute_taken: o.dispute_taken,
+            note: o.note.clone(),
+            expires_at: o.expires_at.map(timestamp),
+            created_at: timestamp(o.created_at),
+            paid_at: o.paid_at.map(timestamp),
+        }
+    }
+}
+
+/// A Stripe event applied to an order.
+#[derive(Serialize, Debug, Clone)]
+pub struct EventView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub outcome: String,
+    pub received_at: String,
+}
+
+impl EventView {
+    pub fn new(e: &crate::db::orders::EventRow) -> EventView {
+        EventView {
+            id: e.id.clone(),
+            kind: e.kind.clone(),
+            outcome: e.outcome.clone(),
+            received_at: timestamp(e.created_at),
+        }
+    }
+}
+
 /// A sign-in provider as administrators see it: the client secret only masked.
 #[derive(Serialize, Debug, Clone)]
 pub struct OAuthProviderView {

@@ -91,6 +91,10 @@ pub fn ledger_key(kind: crate::domain::kinds::LedgerKind) -> &'static str {
         LedgerKind::Adjustment => "web-ledger-adjustment",
         LedgerKind::Redemption => "web-ledger-redemption",
         LedgerKind::InviteReward => "web-ledger-invite-reward",
+        LedgerKind::TopUp => "web-ledger-topup",
+        LedgerKind::Refund => "web-ledger-refund",
+        LedgerKind::Dispute => "web-ledger-dispute",
+        LedgerKind::DisputeReversal => "web-ledger-dispute-reversal",
     }
 }
 

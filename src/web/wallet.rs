@@ -1,4 +1,5 @@
-//! The wallet: the balance, the ledger's history of this account, and redeeming a code.
+//! The wallet: the balance, the ledger's history of this account, redeeming a code, and card
+//! top-ups through Stripe Checkout (a quote shown before paying, the order's page after).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,8 +7,8 @@ use std::sync::Arc;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Extension;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -18,9 +19,36 @@ use super::limits::{self, Limiter};
 use super::page::{Page, SignedIn, flash};
 use super::signing::ip_of;
 use crate::db::ledger::Entry;
+use crate::db::orders::OrderRow;
 use crate::db::users::UserRow;
+use crate::domain::kinds::OrderStatus;
+use crate::domain::money::MicroUsd;
+use crate::domain::topup::{Currency, Quote};
+use crate::service::topups::TopupSettings;
 use crate::service::{self, Caller};
 use crate::state::AppState;
+
+/// Orders listed on the wallet.
+const ORDERS_SHOWN: i64 = 20;
+
+/// A preset amount as offered: what it credits and costs.
+pub struct Offer {
+    /// The dollars, as the link carries them (`10`).
+    pub usd: String,
+    pub balance: String,
+    pub price: String,
+    /// `+10 %`, or empty.
+    pub bonus: String,
+}
+
+/// The top-up part of the wallet, when Stripe is set up.
+pub struct TopupOffer {
+    pub offers: Vec<Offer>,
+    /// The bounds, in words.
+    pub hint: String,
+    /// The bonus tiers in words, or empty.
+    pub tiers: String,
+}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "wallet.html")]
@@ -35,6 +63,10 @@ pub struct WalletPage {
     invite_link: Option<String>,
     /// What inviting someone earns, in words.
     invite_terms: String,
+    topup: Option<TopupOffer>,
+    /// The custom amount as typed, when it was refused.
+    amount_usd: String,
+    orders: Vec<OrderRow>,
 }
 
 /// The invite link of an account with a code.
@@ -74,25 +106,152 @@ impl WalletPage {
     fn kind(&self, entry: &Entry) -> String {
         self.page.t(super::format::ledger_key(entry.kind))
     }
+
+    fn order_time(&self, order: &OrderRow) -> String {
+        super::format::minute(order.created_at)
+    }
+
+    fn order_status(&self, order: &OrderRow) -> String {
+        self.page.t(status_key(order.status))
+    }
+
+    fn order_price(&self, order: &OrderRow) -> String {
+        price_text(order)
+    }
+}
+
+fn status_key(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::Pending => "web-order-pending",
+        OrderStatus::Paid => "web-order-paid",
+        OrderStatus::Closed => "web-order-closed",
+        OrderStatus::Held => "web-order-held",
+    }
+}
+
+fn price_text(order: &OrderRow) -> String {
+    Currency::parse(&order.currency)
+        .map(|c| c.display(order.amount))
+        .unwrap_or_default()
+}
+
+/// The bonus percent as people read it: `10 %`, `2.5 %`.
+fn percent(micros: i64) -> String {
+    format!("{} %", MicroUsd(micros).to_string().trim_start_matches('$'))
+}
+
+fn offer_of(settings: &TopupSettings, page: &Page) -> TopupOffer {
+    let offers = settings
+        .offered_presets()
+        .into_iter()
+        .filter_map(|usd| settings.quote(usd).ok())
+        .map(|quote| Offer {
+            usd: plain_usd(quote.usd),
+            balance: page.usd(&quote.quota),
+            price: quote.currency.display(quote.amount),
+            bonus: if quote.bonus > 0 {
+                format!("+{}", percent(quote.bonus_percent_micros))
+            } else {
+                String::new()
+            },
+        })
+        .collect();
+    let tiers = settings
+        .tiers
+        .iter()
+        .map(|t| {
+            crate::i18n::text(
+                page.lang,
+                "web-topup-tier",
+                &[
+                    ("from", &t.from_usd.to_string()),
+                    ("percent", &percent(t.percent_micros)),
+                ],
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let hint = crate::i18n::text(
+        page.lang,
+        "web-topup-amount-hint",
+        &[
+            ("min", &settings.min.to_string()),
+            ("max", &settings.max.to_string()),
+        ],
+    );
+    TopupOffer {
+        offers,
+        hint,
+        tiers,
+    }
+}
+
+/// Dollars as a form value: `10`, `12.5`.
+fn plain_usd(usd: MicroUsd) -> String {
+    usd.to_string().trim_start_matches('$').to_string()
+}
+
+/// The page's policy, letting its forms lead on to Stripe's checkout page (browsers apply
+/// `form-action` to where a form's answer redirects). A test's stand-in for Stripe serves its
+/// checkout page from its API address, so that origin is allowed too.
+fn checkout_policy(state: &AppState) -> HeaderValue {
+    let base = state.snapshot.load().options.stripe_api_base.clone();
+    let mut origins = String::from("https://checkout.stripe.com");
+    if let Ok(uri) = base.parse::<http::Uri>()
+        && let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority())
+        && authority.host() != "api.stripe.com"
+    {
+        origins.push_str(&format!(" {scheme}://{authority}"));
+    }
+    let policy = super::CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {origins}"),
+    );
+    HeaderValue::from_str(&policy)
+        .unwrap_or_else(|_| HeaderValue::from_static(super::CONTENT_SECURITY_POLICY))
+}
+
+fn with_checkout_policy(state: &AppState, page: impl IntoResponse, status: StatusCode) -> Response {
+    let mut response = (status, page).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, checkout_policy(state));
+    response
+}
+
+/// What a person typed into the wallet's forms, to show again with their errors.
+#[derive(Default)]
+struct Typed {
+    code: String,
+    amount_usd: String,
 }
 
 async fn render(
     state: &AppState,
     page: Page,
     user: &UserRow,
-    code: String,
+    typed: Typed,
     errors: FieldErrors,
 ) -> Result<WalletPage, WebError> {
-    let entries = service::ledger::entries(&state.ctx, &Caller::User(user.id), &user.username, 100)
+    let caller = Caller::User(user.id);
+    let entries = service::ledger::entries(&state.ctx, &caller, &user.username, 100)
         .await
         .map_err(|e| WebError::internal(page.lang, &e))?;
+    let orders = service::topups::list(&state.ctx, &caller, None, None, ORDERS_SHOWN)
+        .await
+        .map_err(|e| WebError::internal(page.lang, &e))?;
+    let options = state.snapshot.load().options.clone();
+    let topup = TopupSettings::of(&options).map(|settings| offer_of(&settings, &page));
     Ok(WalletPage {
         balance: user.quota,
         entries,
         invite_link: invite_link(state, user),
         invite_terms: invite_terms(state, &page),
+        topup,
+        amount_usd: typed.amount_usd,
+        orders,
         page,
-        code,
+        code: typed.code,
         errors,
     })
 }
@@ -100,12 +259,15 @@ async fn render(
 pub async fn show(
     State(state): State<AppState>,
     SignedIn { page, user }: SignedIn,
+    Query(query): Query<QuoteQuery>,
 ) -> Result<Response, WebError> {
-    Ok(
-        render(&state, page, &user, String::new(), FieldErrors::default())
-            .await?
-            .into_response(),
-    )
+    // Back from a quote to change the amount: the amount stays typed.
+    let typed = Typed {
+        amount_usd: query.amount_usd,
+        ..Typed::default()
+    };
+    let wallet = render(&state, page, &user, typed, FieldErrors::default()).await?;
+    Ok(with_checkout_policy(&state, wallet, StatusCode::OK))
 }
 
 #[derive(Deserialize)]
@@ -131,7 +293,11 @@ pub async fn redeem(
         || !limiter.would_allow(limits::REDEEM_FAILURES_PER_ACCOUNT, &account)
     {
         let errors = FieldErrors::too_many_attempts(page.lang);
-        let again = render(&state, page, &user, form.code, errors).await?;
+        let typed = Typed {
+            code: form.code,
+            ..Typed::default()
+        };
+        let again = render(&state, page, &user, typed, errors).await?;
         return Ok((StatusCode::TOO_MANY_REQUESTS, again).into_response());
     }
     match service::codes::redeem(&state.ctx, user.id, &form.code).await {
@@ -144,7 +310,11 @@ pub async fn redeem(
             limiter.allow(limits::REDEEM_FAILURES_PER_IP, &ip);
             limiter.allow(limits::REDEEM_FAILURES_PER_ACCOUNT, &account);
             let errors = FieldErrors::from_service(&error, page.lang, &[]);
-            let again = render(&state, page, &user, form.code, errors).await?;
+            let typed = Typed {
+                code: form.code,
+                ..Typed::default()
+            };
+            let again = render(&state, page, &user, typed, errors).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, again).into_response())
         }
     }
@@ -163,4 +333,204 @@ pub async fn make_invite(
         .await
         .map_err(|e| WebError::internal(page.lang, &e))?;
     Ok(Redirect::to("/wallet#invite").into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "topup.html")]
+pub struct TopupPage {
+    page: Page,
+    amount_usd: String,
+    /// One per page shown: the same submission twice makes one order and one session.
+    request_key: String,
+    balance_text: String,
+    bonus_text: String,
+    price_text: String,
+    errors: FieldErrors,
+}
+
+fn topup_page(page: Page, quote: Quote, request_key: String, errors: FieldErrors) -> TopupPage {
+    let bonus_text = if quote.bonus > 0 {
+        crate::i18n::text(
+            page.lang,
+            "web-topup-bonus",
+            &[
+                ("bonus", &page.usd(&quote.bonus)),
+                ("percent", &percent(quote.bonus_percent_micros)),
+            ],
+        )
+    } else {
+        String::new()
+    };
+    TopupPage {
+        amount_usd: plain_usd(quote.usd),
+        balance_text: page.usd(&quote.quota),
+        price_text: quote.currency.display(quote.amount),
+        bonus_text,
+        request_key,
+        page,
+        errors,
+    }
+}
+
+fn new_request_key() -> String {
+    crate::domain::secret_key::generate("")
+        .plain
+        .chars()
+        .take(32)
+        .collect()
+}
+
+#[derive(Deserialize)]
+pub struct QuoteQuery {
+    #[serde(default)]
+    amount_usd: String,
+}
+
+/// The exact price of an amount before paying (a GET: it changes nothing). A wrong amount
+/// shows the wallet again with the field marked.
+pub async fn quote(
+    State(state): State<AppState>,
+    SignedIn { page, user }: SignedIn,
+    Query(query): Query<QuoteQuery>,
+) -> Result<Response, WebError> {
+    let quoted = service::topups::settings(&state.ctx)
+        .await
+        .and_then(|settings| settings.quote_text(&query.amount_usd));
+    match quoted {
+        Ok(quote) => {
+            let shown = topup_page(page, quote, new_request_key(), FieldErrors::default());
+            Ok(with_checkout_policy(&state, shown, StatusCode::OK))
+        }
+        Err(error) => {
+            let errors = FieldErrors::from_service(&error, page.lang, &[]);
+            let typed = Typed {
+                amount_usd: query.amount_usd,
+                ..Typed::default()
+            };
+            let again = render(&state, page, &user, typed, errors).await?;
+            Ok(with_checkout_policy(
+                &state,
+                again,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PayForm {
+    #[serde(default)]
+    amount_usd: String,
+    #[serde(default)]
+    request_key: String,
+}
+
+/// Writes the order, makes its Checkout Session and sends the person to Stripe (303). What
+/// goes wrong is shown on the quote again, in the reader's words.
+pub async fn pay(
+    State(state): State<AppState>,
+    SignedIn { page, user }: SignedIn,
+    Posted(form): Posted<PayForm>,
+) -> Result<Response, WebError> {
+    let base = super::pages::base_url(&state);
+    match service::topups::start(
+        &state.ctx,
+        &user,
+        &form.amount_usd,
+        &form.request_key,
+        &base,
+    )
+    .await
+    {
+        Ok(order) => {
+            let to = match (&order.checkout_url, order.status) {
+                (Some(url), OrderStatus::Pending) if !url.is_empty() => url.clone(),
+                _ => format!("/wallet/orders/{}", order.id),
+            };
+            Ok(Redirect::to(&to).into_response())
+        }
+        Err(error) => {
+            let errors = FieldErrors::from_service(&error, page.lang, &[]);
+            let quoted = service::topups::settings(&state.ctx)
+                .await
+                .and_then(|settings| settings.quote_text(&form.amount_usd));
+            let status = match &error {
+                service::ServiceError::Upstream(_) => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            match quoted {
+                Ok(quote) => {
+                    // A fresh key: the refused attempt's order is closed or pending, and trying
+                    // again should not land on it.
+                    let again = topup_page(page, quote, new_request_key(), errors);
+                    Ok(with_checkout_policy(&state, again, status))
+                }
+                Err(_) => {
+                    let typed = Typed {
+                        amount_usd: form.amount_usd,
+                        ..Typed::default()
+                    };
+                    let again = render(&state, page, &user, typed, errors).await?;
+                    Ok(with_checkout_policy(&state, again, status))
+                }
+            }
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "order.html")]
+pub struct OrderPage {
+    page: Page,
+    order: OrderRow,
+    status_text: String,
+    status_hint: String,
+    price_text: String,
+    created: String,
+    expires: String,
+    /// The person came back from Stripe's page without paying.
+    cancelled: bool,
+    /// Still waiting for Stripe: the page reloads itself.
+    waiting: bool,
+}
+
+#[derive(Deserialize)]
+pub struct OrderQuery {
+    cancelled: Option<String>,
+}
+
+/// One of the person's orders: where it stands. It credits nothing itself (Stripe's event
+/// does); while the order is pending it reloads every few seconds.
+pub async fn order(
+    State(state): State<AppState>,
+    SignedIn { page, user }: SignedIn,
+    Path(id): Path<i64>,
+    Query(query): Query<OrderQuery>,
+) -> Result<Response, WebError> {
+    let order = match service::topups::find(&state.ctx, &Caller::User(user.id), id).await {
+        Ok(order) => order,
+        Err(service::ServiceError::NotFound(_)) => return Err(WebError::not_found(page.lang)),
+        Err(error) => return Err(WebError::internal(page.lang, &error)),
+    };
+    let hint_key = match order.status {
+        OrderStatus::Pending => "web-order-pending-hint",
+        OrderStatus::Paid => "web-order-paid-hint",
+        OrderStatus::Closed => "web-order-closed-hint",
+        OrderStatus::Held => "web-order-held-hint",
+    };
+    let shown = OrderPage {
+        status_text: page.t(status_key(order.status)),
+        status_hint: page.t(hint_key),
+        price_text: price_text(&order),
+        created: super::format::minute(order.created_at),
+        expires: order
+            .expires_at
+            .map(super::format::minute)
+            .unwrap_or_default(),
+        cancelled: query.cancelled.is_some() && order.status == OrderStatus::Pending,
+        waiting: order.status == OrderStatus::Pending && query.cancelled.is_none(),
+        order,
+        page,
+    };
+    Ok(with_checkout_policy(&state, shown, StatusCode::OK))
 }
