@@ -176,6 +176,15 @@ impl MicroUsd {
     pub fn parse(text: &str) -> Result<MicroUsd, DecimalError> {
         parse_scaled_decimal(text, 6).map(MicroUsd)
     }
+
+    /// The amount as people read it in a sentence: `$5`, `$12.5`, `-$0.25`.
+    pub fn dollars(self) -> String {
+        let text = self.to_string();
+        match text.strip_prefix('-') {
+            Some(abs) => format!("-${abs}"),
+            None => format!("${text}"),
+        }
+    }
 }
 
 impl fmt::Display for MicroUsd {

@@ -80,8 +80,8 @@ impl TopupSettings {
                 FIELD,
                 msg!(
                     "topup-amount-range",
-                    min = self.min.to_string(),
-                    max = self.max.to_string()
+                    min = self.min.dollars(),
+                    max = self.max.dollars()
                 ),
             ));
         }
@@ -143,7 +143,10 @@ pub async fn start(
     let settings =
         TopupSettings::of(&options).ok_or_else(|| ServiceError::Forbidden(msg!("topup-off")))?;
     if !valid_request_key(request_key) {
-        return Err(ServiceError::invalid("amount_usd", msg!("topup-form-expired")));
+        return Err(ServiceError::invalid(
+            "amount_usd",
+            msg!("topup-form-expired"),
+        ));
     }
     if let Some(order) = db::orders::by_request_key(&ctx.db, user.id, request_key).await? {
         return resume(ctx, &settings, user, order, base_url).await;
@@ -170,8 +173,8 @@ pub async fn start(
             "amount_usd",
             msg!(
                 "topup-daily-cap",
-                cap = settings.daily_cap.to_string(),
-                left = left.to_string()
+                cap = settings.daily_cap.dollars(),
+                left = left.dollars()
             ),
         ));
     }
@@ -368,7 +371,7 @@ pub async fn credit(
                 actor: &actor,
                 rewards,
             };
-            Ok(pay(tx, &order, &[OrderStatus::Held], &facts).await?)
+            pay(tx, &order, &[OrderStatus::Held], &facts).await
         })
         .await?;
     if credited {
@@ -413,7 +416,7 @@ pub async fn refund(
                     "usd",
                     msg!(
                         "order-refund-range",
-                        max = MicroUsd(order.usd_micros).to_string()
+                        max = MicroUsd(order.usd_micros).dollars()
                     ),
                 ));
             }

@@ -164,7 +164,7 @@ fn offer_of(settings: &TopupSettings, page: &Page) -> TopupOffer {
                 page.lang,
                 "web-topup-tier",
                 &[
-                    ("from", &t.from_usd.to_string()),
+                    ("from", &t.from_usd.dollars()),
                     ("percent", &percent(t.percent_micros)),
                 ],
             )
@@ -175,8 +175,8 @@ fn offer_of(settings: &TopupSettings, page: &Page) -> TopupOffer {
         page.lang,
         "web-topup-amount-hint",
         &[
-            ("min", &settings.min.to_string()),
-            ("max", &settings.max.to_string()),
+            ("min", &settings.min.dollars()),
+            ("max", &settings.max.dollars()),
         ],
     );
     TopupOffer {

@@ -37,3 +37,4 @@ mod routing;
 mod sdk;
 mod shutdown;
 mod streaming;
+mod topups;

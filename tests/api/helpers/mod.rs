@@ -7,6 +7,7 @@ pub mod browser;
 pub mod db;
 pub mod mail;
 pub mod oauth_provider;
+pub mod stripe;
 pub mod upstream;
 
 use std::net::SocketAddr;
