@@ -735,3 +735,275 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
     phone.close().await;
     let _ = server.database_url.len();
 }
+
+/// A stand-in for Stripe's API: makes a Checkout Session for every request (remembering the
+/// last one's form) and serves a checkout page at `/pay/{id}`.
+struct FakeStripe {
+    base: String,
+    last_form: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+async fn fake_stripe() -> FakeStripe {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let last_form = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (served_base, remembered) = (base.clone(), last_form.clone());
+    tokio::spawn(async move {
+        let mut count = 0;
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            count += 1;
+            let mut reader = BufReader::new(stream);
+            let (mut request_line, mut line, mut length) = (String::new(), String::new(), 0);
+            if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+                continue;
+            }
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).await.unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body).await;
+            let form = String::from_utf8_lossy(&body).into_owned();
+            let field = |name: &str| {
+                form.split('&')
+                    .filter_map(|pair| pair.split_once('='))
+                    .find(|(n, _)| n.replace("%5B", "[").replace("%5D", "]") == name)
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default()
+            };
+            let (content_type, answer) = if !request_line.starts_with("POST /v1/checkout/sessions")
+            {
+                // Its checkout page (and whatever else a browser asks for, like a favicon).
+                (
+                    "text/html",
+                    "<!DOCTYPE html><title>Stripe Checkout</title><h1>Fake Stripe Checkout</h1>"
+                        .to_string(),
+                )
+            } else {
+                *remembered.lock().expect("lock") = form.clone();
+                let id = format!("cs_test_e2e{count}");
+                let json = serde_json::json!({
+                    "id": id, "object": "checkout.session",
+                    "amount_total": field("line_items[0][price_data][unit_amount]").parse::<i64>().unwrap_or(0),
+                    "automatic_tax": {"enabled": false, "liability": null, "status": null},
+                    "client_reference_id": field("client_reference_id"),
+                    "created": 0, "currency": field("line_items[0][price_data][currency]"),
+                    "custom_fields": [], "custom_text": {"after_submit": null, "shipping_address": null, "submit": null, "terms_of_service_acceptance": null},
+                    "expires_at": field("expires_at").parse::<i64>().unwrap_or(0),
+                    "livemode": false, "metadata": {"order_id": field("client_reference_id")},
+                    "mode": "payment", "payment_intent": null, "payment_method_types": ["card"],
+                    "payment_status": "unpaid", "shipping_options": [], "status": "open",
+                    "url": format!("{served_base}/pay/{id}")
+                });
+                ("application/json", json.to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            let _ = reader.get_mut().write_all(response.as_bytes()).await;
+        }
+    });
+    FakeStripe { base, last_form }
+}
+
+const WEBHOOK_SECRET: &str = "whsec_e2e";
+
+/// Delivers a Stripe event to the server's webhook, signed as Stripe signs; the status.
+async fn deliver_event(base: &str, event: &serde_json::Value) -> u16 {
+    let body = event.to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, WEBHOOK_SECRET.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, format!("{now}.{body}").as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let request = format!(
+        "POST /stripe/webhook HTTP/1.1\r\nhost: {host}\r\nstripe-signature: t={now},v1={hex}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_tops_up_by_card_and_redeems_a_code() {
+    if chromedriver().is_none() || !tollgate_binary().exists() {
+        let reason = "chromium-driver or the built tollgate binary is missing (apt-get install chromium chromium-driver; cargo build)";
+        assert!(
+            !require_all(),
+            "{reason}, and TOLLGATE_REQUIRE_ALL=1 requires it"
+        );
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let upstream = fake_upstream().await;
+    let stripe = fake_stripe().await;
+    let server = start_server(dir.path(), upstream, None).await;
+    let (base, db) = (server.base.clone(), server.database_url.clone());
+    for (name, value) in [
+        ("stripe_api_base", stripe.base.as_str()),
+        ("stripe_secret_key", "sk_test_e2e"),
+        ("stripe_webhook_secret", WEBHOOK_SECRET),
+        ("topup_bonus_tiers", "20:10"),
+    ] {
+        cli(&db, &["option", "set", name, value]).await;
+    }
+    cli(
+        &db,
+        &[
+            "user",
+            "create",
+            "--username",
+            "nia",
+            "--password",
+            PASSWORD,
+            "--email",
+            "nia@example.com",
+        ],
+    )
+    .await;
+    let code = cli(&db, &["code", "create", "--usd", "2.50"]).await;
+    let code = code.trim().to_string();
+    // The server reads options written by the command line within its sync interval.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    for (label, width, height) in [("topup-phone", 390, 844), ("topup-desktop", 1280, 900)] {
+        let mut browser = Browser::start(screenshots_dir(label), width, height)
+            .await
+            .expect("chromium starts");
+        if label == "topup-phone" {
+            browser.open(&format!("{base}/login"), "login").await;
+            browser.fill("login", "nia").await;
+            browser.fill("password", PASSWORD).await;
+            browser.submit("/login").await;
+            browser.arrive("/dashboard").await;
+
+            // A custom amount: the quote first, then Stripe's page.
+            browser.open(&format!("{base}/wallet"), "wallet").await;
+            browser.fill("amount_usd", "25").await;
+            browser.submit("/wallet/topup").await;
+            browser.arrive("/wallet/topup").await;
+            browser.shot("quote").await;
+            let text = browser.text().await;
+            browser
+                .check(
+                    text.contains("$27.50") && text.contains("Pay 25.00 USD with Stripe"),
+                    "the quote shows the balance with its bonus and the exact price",
+                )
+                .await;
+            browser
+                .client
+                .find(Locator::Css("#pay"))
+                .await
+                .expect("the pay button")
+                .click()
+                .await
+                .expect("pay");
+            for _ in 0..100 {
+                if browser.text().await.contains("Fake Stripe Checkout") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            browser.shot("stripe").await;
+            let at = browser.client.current_url().await.expect("a url");
+            browser
+                .check(
+                    at.as_str()
+                        .starts_with(&format!("{}/pay/cs_test_e2e", stripe.base)),
+                    "paying leads to Stripe's checkout page",
+                )
+                .await;
+
+            // Stripe reports the payment.
+            let form = stripe.last_form.lock().expect("lock").clone();
+            let order_id = form
+                .split('&')
+                .find_map(|p| p.strip_prefix("client_reference_id="))
+                .expect("the order id was sent")
+                .to_string();
+            let session_id = at.path().trim_start_matches("/pay/").to_string();
+            let event = serde_json::json!({
+                "id": "evt_e2e_1", "object": "event", "type": "checkout.session.completed",
+                "data": {"object": {
+                    "id": session_id, "object": "checkout.session", "amount_total": 2500,
+                    "currency": "usd", "client_reference_id": order_id,
+                    "payment_intent": "pi_e2e_1", "payment_status": "paid", "status": "complete"
+                }}
+            });
+            let status = deliver_event(&base, &event).await;
+            browser
+                .check(status == 200, "the signed event is accepted")
+                .await;
+            browser
+                .open(&format!("{base}/wallet/orders/{order_id}"), "order-paid")
+                .await;
+            let text = browser.text().await;
+            browser
+                .check(
+                    text.contains("Paid and credited"),
+                    "the order shows it was paid",
+                )
+                .await;
+        } else {
+            browser.open(&format!("{base}/login"), "login").await;
+            browser.fill("login", "nia").await;
+            browser.fill("password", PASSWORD).await;
+            browser.submit("/login").await;
+            browser.arrive("/dashboard").await;
+        }
+        browser
+            .open(&format!("{base}/wallet"), "wallet-after")
+            .await;
+        let text = browser.text().await;
+        browser
+            .check(
+                text.contains("$27.50") && text.contains("Card top-up"),
+                "the wallet shows the new balance and the top-up",
+            )
+            .await;
+        if label == "topup-phone" {
+            browser.fill("code", &code).await;
+            browser.submit("/wallet/redeem").await;
+            browser.arrive("/wallet").await;
+            let text = browser.text().await;
+            browser
+                .check(
+                    text.contains("$30.00") && text.contains("Redemption code"),
+                    "the code's value is added to the balance",
+                )
+                .await;
+            browser.shot("redeemed").await;
+        }
+        browser
+            .open(&format!("{base}/wallet?lang=zh-CN"), "wallet-zh")
+            .await;
+        let text = browser.text().await;
+        browser
+            .check(text.contains("充值订单"), "the wallet reads in Chinese")
+            .await;
+        browser
+            .open(&format!("{base}/wallet?lang=en"), "wallet-en")
+            .await;
+        browser.close().await;
+    }
+}
