@@ -216,3 +216,4 @@ mail-receipt-text =
     { $credited } was added to your { $site } balance, which is now { $balance }.
 
     The order: { $link }
+option-topup-bounds-backwards = topup_min_usd must not be more than topup_max_usd

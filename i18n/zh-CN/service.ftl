@@ -214,3 +214,4 @@ mail-receipt-text =
     你的 { $site } 余额已增加 { $credited }，当前余额为 { $balance }。
 
     订单详情：{ $link }
+option-topup-bounds-backwards = topup_min_usd 不能大于 topup_max_usd

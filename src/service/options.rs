@@ -55,6 +55,17 @@ fn agree(options: &RuntimeOptions) -> ServiceResult<()> {
             msg!("option-verification-needs-smtp"),
         ));
     }
+    let dollars = |text: &str| crate::domain::money::MicroUsd::parse(text).map(|d| d.0);
+    if let (Ok(min), Ok(max)) = (
+        dollars(&options.topup_min_usd),
+        dollars(&options.topup_max_usd),
+    ) && min > max
+    {
+        return Err(ServiceError::invalid(
+            "value",
+            msg!("option-topup-bounds-backwards"),
+        ));
+    }
     Ok(())
 }
 

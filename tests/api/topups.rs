@@ -567,8 +567,15 @@ db_test! {
         assert!(location.starts_with(&format!("{}/pay/cs_test_", fake.base)), "{location}");
         let again = browser.post("/wallet/topup", &[("amount_usd", "12.5"), ("request_key", &request_key)]).await;
         assert_eq!(again.location.as_deref(), Some(location.as_str()));
+        // Stripe's refusal, in words, on the quote again.
+        fake.fail_next(400, "This account cannot currently make live charges.");
+        let quote = browser.get("/wallet/topup?amount_usd=7").await;
+        let refused = browser.post("/wallet/topup", &[("amount_usd", "7"), ("request_key", &quote.input("request_key").unwrap())]).await;
+        assert_eq!(refused.status, 502);
+        assert!(refused.contains("Stripe refused the payment: This account cannot currently make live charges."), "{}", refused.body);
+        assert!(refused.contains("Pay 7.00 USD with Stripe"));
 
-        let order = service::topups::list(app.ctx(), &CLI, Some("nia"), None, 5).await.unwrap().remove(0);
+        let order = service::topups::list(app.ctx(), &CLI, Some("nia"), Some("pending"), 5).await.unwrap().remove(0);
         let page = browser.get(&format!("/wallet/orders/{}", order.id)).await;
         assert!(page.contains("Waiting for payment") && page.contains(r#"http-equiv="refresh""#), "{}", page.body);
         let session = fake.pay(order.session_id.as_deref().unwrap());
@@ -606,5 +613,85 @@ db_test! {
         let body = event("evt_none", "checkout.session.completed", json!({}));
         let (status, _) = deliver_signed(&app, &body, &signature(&body, "", 0)).await;
         assert_eq!(status, 400);
+    }
+}
+
+db_test! {
+    /// The command line, as the real binary: list held orders, show one with its events,
+    /// credit it, refund part of it through Stripe, reconcile; refusals say why.
+    async fn the_cli_manages_orders(db: TestDb) {
+        let (app, fake) = app_with_stripe(db).await;
+        app.create_user("quinn", "0").await;
+        let held = start(&app, "quinn", "10", 1).await;
+        let mut session = fake.pay(held.session_id.as_deref().unwrap());
+        session["amount_total"] = json!(999);
+        deliver(&app, &completed("evt_cli_1", &session)).await;
+        let url = app.db_url.clone();
+        let run = |args: &[&str]| crate::shutdown::tollgate(&url, args);
+
+        let listed: Value = serde_json::from_str(&run(&["order", "list", "--status", "held", "--json"]).unwrap()).unwrap();
+        assert_eq!(listed[0]["id"], held.id);
+        assert_eq!(listed[0]["user"], "quinn");
+        assert_eq!(listed[0]["price"], "10.00 USD");
+        let id = held.id.to_string();
+        let shown = run(&["order", "show", &id]).unwrap();
+        assert!(shown.contains(held.session_id.as_deref().unwrap()), "{shown}");
+        assert!(shown.contains("checkout.session.completed  held  evt_cli_1"), "{shown}");
+        assert!(shown.contains("paid 999 usd, quoted 1000 usd"), "{shown}");
+        let refused = run(&["order", "credit", &id, "--reason", ""]).unwrap_err();
+        assert!(refused.contains("reason"), "{refused}");
+        let credited = run(&["order", "credit", &id, "--reason", "999 is close enough"]).unwrap();
+        assert!(credited.contains("5000000 units added to quinn"), "{credited}");
+        assert!(run(&["order", "credit", &id, "--reason", "again"]).unwrap_err().contains("only a held order"));
+
+        let refunded = run(&["order", "refund", &id, "--usd", "1", "--reason", "asked"]).unwrap();
+        assert!(refunded.contains("charge.refunded"), "{refunded}");
+        let sent = fake.received().pop().unwrap();
+        assert_eq!((sent.path.as_str(), sent.field("amount")), ("/v1/refunds", Some("100")));
+        let report: Value = serde_json::from_str(&run(&["order", "reconcile", "--json"]).unwrap()).unwrap();
+        assert_eq!(report["checked"], 0);
+        assert!(run(&["order", "list", "--status", "lost"]).unwrap_err().contains("pending, paid, closed, held"));
+        assert!(run(&["order", "show", "99999"]).unwrap_err().contains("no such order"));
+        assert_eq!(app.user("quinn").await.quota, 5_000_000);
+        assert_books_balance(&app).await;
+    }
+}
+
+db_test! {
+    /// Every path that pays one order, at the same moment: the webhook, a second event type,
+    /// reconciliation, twice each; one credit. Duplicate dispute events at once take back once.
+    async fn racing_paths_credit_and_take_back_once(db: TestDb) {
+        let (app, fake) = app_with_stripe(db).await;
+        app.create_user("ray", "0").await;
+        let order = start(&app, "ray", "10", 1).await;
+        let session = fake.pay(order.session_id.as_deref().unwrap());
+        let intent = session["payment_intent"].as_str().unwrap().to_string();
+        let bodies = [
+            completed("evt_race_1", &session),
+            completed("evt_race_1", &session),
+            event("evt_race_2", "checkout.session.async_payment_succeeded", session.clone()),
+            event("evt_race_3", "checkout.session.async_payment_succeeded", session.clone()),
+        ];
+        let deliveries = futures::future::join_all(bodies.iter().map(|b| deliver(&app, b)));
+        let reconciles = futures::future::join(
+            service::topups::reconcile(app.ctx(), &CLI, 0, "http://x"),
+            service::topups::reconcile(app.ctx(), &CLI, 0, "http://x"),
+        );
+        let (answers, (first, second)) = futures::future::join(deliveries, reconciles).await;
+        assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+        let credits = answers.iter().filter(|(_, a)| a["outcome"] == "credited").count()
+            + first.unwrap().credited
+            + second.unwrap().credited;
+        assert_eq!(credits, 1, "{answers:?}");
+        assert_eq!(app.user("ray").await.quota, 5_000_000);
+
+        let disputes = (0..6).map(|n| {
+            event(&format!("evt_race_dp_{n}"), "charge.dispute.created", dispute("dp_race", &intent, 1000, "needs_response"))
+        }).collect::<Vec<_>>();
+        let answers = futures::future::join_all(disputes.iter().map(|b| deliver(&app, b))).await;
+        let taken = answers.iter().filter(|(_, a)| a["outcome"] == "disputed").count();
+        assert_eq!(taken, 1, "{answers:?}");
+        assert_eq!(app.user("ray").await.quota, 0);
+        assert_books_balance(&app).await;
     }
 }
