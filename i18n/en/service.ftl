@@ -217,3 +217,5 @@ mail-receipt-text =
 
     The order: { $link }
 option-topup-bounds-backwards = topup_min_usd must not be more than topup_max_usd
+order-held-refunded = this payment was refunded or disputed on Stripe; it cannot be credited
+order-dispute-unknown = Stripe closed a dispute whose opening has not been applied yet; it will be delivered again

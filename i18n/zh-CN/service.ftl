@@ -215,3 +215,5 @@ mail-receipt-text =
 
     订单详情：{ $link }
 option-topup-bounds-backwards = topup_min_usd 不能大于 topup_max_usd
+order-held-refunded = 这笔付款已在 Stripe 上退款或发生争议，不能入账
+order-dispute-unknown = Stripe 关闭了一个尚未记录开启的争议；它会再次送达

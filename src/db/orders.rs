@@ -47,6 +47,8 @@ const COLUMNS: &str = "o.id, o.user_id, u.username, o.status, o.usd_micros, o.qu
      o.credited, o.refunded, o.disputed, o.refund_taken, o.dispute_taken, o.note, o.created_at, \
      o.updated_at, o.paid_at";
 const FROM: &str = "topup_orders o JOIN users u ON u.id = o.user_id";
+/// What `note` holds at most (its column is 512 characters): a longer one is cut.
+const NOTE_CHARS: usize = 500;
 
 fn from_row(row: &AnyRow) -> DbResult<OrderRow> {
     let status: String = text(row, "status")?;
@@ -228,9 +230,10 @@ pub async fn pending_before(db: &Db, before_ms: i64, limit: i64) -> DbResult<Vec
 }
 
 /// How many pending orders the account has, and the dollars (millionths) of its pending and
-/// paid orders made since `since_ms`: the per-person limits.
-pub async fn recent_totals(db: &Db, user_id: i64, since_ms: i64) -> DbResult<(i64, i64)> {
-    let total = match db.backend() {
+/// paid orders made since `since_ms`: the per-person limits, read in the transaction that
+/// writes the next order.
+pub async fn recent_totals(tx: &mut Tx, user_id: i64, since_ms: i64) -> DbResult<(i64, i64)> {
+    let total = match tx.backend() {
         super::Backend::MySql => "CAST(COALESCE(SUM(usd_micros), 0) AS SIGNED)",
         _ => "CAST(COALESCE(SUM(usd_micros), 0) AS BIGINT)",
     };
@@ -239,8 +242,8 @@ pub async fn recent_totals(db: &Db, user_id: i64, since_ms: i64) -> DbResult<(i6
          AS pending, (SELECT {total} FROM topup_orders WHERE user_id = ? AND created_at >= ? \
          AND status IN ('pending', 'paid', 'held')) AS recent"
     );
-    let rows = db
-        .fetch_all_with(
+    let rows = tx
+        .fetch_all(
             &sql,
             &[
                 Value::Int(user_id),
@@ -300,7 +303,7 @@ pub async fn transition(
         Value::Int(change.credit),
         Value::OptText(change.payment_intent.map(str::to_string)),
         Value::OptText(change.session_id.map(str::to_string)),
-        Value::Text(change.note.to_string()),
+        Value::Text(change.note.chars().take(NOTE_CHARS).collect()),
         Value::OptInt(change.paid_at),
         Value::Int(now_ms()),
         Value::Int(id),
@@ -354,6 +357,18 @@ pub async fn record_dispute(tx: &mut Tx, id: i64, disputed: i64, taken: i64) -> 
     )
     .await?;
     Ok(())
+}
+
+/// Whether the account has a paid top-up other than `except` that is not taken back in full.
+pub async fn has_other_standing(tx: &mut Tx, user_id: i64, except: i64) -> DbResult<bool> {
+    let rows = tx
+        .fetch_all(
+            "SELECT id FROM topup_orders WHERE user_id = ? AND id <> ? AND status = 'paid' \
+             AND credited > refund_taken + dispute_taken LIMIT 1",
+            &[Value::Int(user_id), Value::Int(except)],
+        )
+        .await?;
+    Ok(!rows.is_empty())
 }
 
 /// Whether the account has a paid top-up other than `except`.

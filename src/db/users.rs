@@ -357,6 +357,17 @@ pub async fn count(db: &Db) -> DbResult<i64> {
     Ok(n)
 }
 
+/// Locks the account's row for the rest of the transaction (without changing it), so work
+/// that reads and then writes on its behalf runs one at a time.
+pub async fn lock(tx: &mut Tx, id: i64) -> DbResult<()> {
+    tx.execute(
+        "UPDATE users SET updated_at = updated_at WHERE id = ?",
+        &[Value::Int(id)],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Who invited the account, read in a transaction.
 pub async fn inviter_in(tx: &mut Tx, id: i64) -> DbResult<Option<i64>> {
     let rows = tx

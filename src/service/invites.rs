@@ -137,6 +137,38 @@ pub async fn on_first_topup(tx: &mut Tx, invitee_id: i64, rewards: Rewards) -> S
     Ok(())
 }
 
+/// Takes back the invite rewards paid for `invitee_id` (its paying top-ups were all refunded or
+/// charged back), each once; nothing when none were paid.
+pub async fn revoke(tx: &mut Tx, invitee_id: i64) -> ServiceResult<()> {
+    let reference = format!("invitee:{invitee_id}");
+    for role in ["invitee", "inviter"] {
+        let Some(paid) = db::ledger::by_key_in(tx, &format!("invite:{role}:{invitee_id}")).await?
+        else {
+            continue;
+        };
+        let key = format!("invite-revoked:{role}:{invitee_id}");
+        let entry = NewEntry {
+            user_id: paid.user_id,
+            kind: LedgerKind::InviteReward,
+            amount: -paid.amount,
+            actor: "system",
+            reference: &reference,
+            reason: "revoked: the paying top-up was taken back",
+            idempotency_key: &key,
+        };
+        if db::ledger::insert(tx, &entry).await?.is_none() {
+            continue;
+        }
+        if !db::users::add_quota(tx, paid.user_id, -paid.amount).await? {
+            return Err(ServiceError::invalid(
+                "amount",
+                msg!("balance-out-of-range"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Credits the invite's rewards for `invitee_id`, each once (keyed by the invitee).
 async fn pay(tx: &mut Tx, invitee_id: i64, inviter_id: i64, rewards: Rewards) -> ServiceResult<()> {
     let reference = format!("invitee:{invitee_id}");

@@ -160,24 +160,6 @@ pub async fn start(
     }
     let now = db::now_ms();
     let day_start = SiteCalendar::new(&options.timezone).day_start_ms(now, 0);
-    let (pending, today) = db::orders::recent_totals(&ctx.db, user.id, day_start).await?;
-    if settings.max_pending > 0 && pending >= i64::try_from(settings.max_pending).unwrap_or(0) {
-        return Err(ServiceError::invalid(
-            "amount_usd",
-            msg!("topup-too-many-pending", max = settings.max_pending),
-        ));
-    }
-    if settings.daily_cap.0 > 0 && today.saturating_add(quote.usd.0) > settings.daily_cap.0 {
-        let left = MicroUsd((settings.daily_cap.0 - today).max(0));
-        return Err(ServiceError::invalid(
-            "amount_usd",
-            msg!(
-                "topup-daily-cap",
-                cap = settings.daily_cap.dollars(),
-                left = left.dollars()
-            ),
-        ));
-    }
     let new = NewOrder {
         user_id: user.id,
         usd_micros: quote.usd.0,
@@ -187,19 +169,45 @@ pub async fn start(
         currency: &quote.currency.code,
         request_key,
     };
+    // The limits are read and the order written in one transaction, with the account's row
+    // locked first: forms submitted at once are counted one after another.
     let inserted = ctx
-        .write_db(async |tx| db::orders::insert(tx, &new).await)
+        .write(async |tx| {
+            db::users::lock(tx, user.id).await?;
+            let (pending, today) = db::orders::recent_totals(tx, user.id, day_start).await?;
+            if settings.max_pending > 0
+                && pending >= i64::try_from(settings.max_pending).unwrap_or(0)
+            {
+                return Err(ServiceError::invalid(
+                    "amount_usd",
+                    msg!("topup-too-many-pending", max = settings.max_pending),
+                ));
+            }
+            if settings.daily_cap.0 > 0 && today.saturating_add(quote.usd.0) > settings.daily_cap.0
+            {
+                let left = MicroUsd((settings.daily_cap.0 - today).max(0));
+                return Err(ServiceError::invalid(
+                    "amount_usd",
+                    msg!(
+                        "topup-daily-cap",
+                        cap = settings.daily_cap.dollars(),
+                        left = left.dollars()
+                    ),
+                ));
+            }
+            Ok(db::orders::insert(tx, &new).await?)
+        })
         .await;
     let id = match inserted {
         Ok(id) => id,
         // The same form submitted twice at once: the other submission wrote it.
-        Err(DbError::Conflict(_)) => {
+        Err(ServiceError::Db(DbError::Conflict(_))) => {
             let order = db::orders::by_request_key(&ctx.db, user.id, request_key)
                 .await?
                 .ok_or_else(|| ServiceError::NotFound(msg!("order-not-found")))?;
             return resume(ctx, &settings, user, order, base_url).await;
         }
-        Err(other) => return Err(other.into()),
+        Err(other) => return Err(other),
     };
     let order = find_any(ctx, id).await?;
     resume(ctx, &settings, user, order, base_url).await
@@ -364,6 +372,13 @@ pub async fn credit(
                     message: msg!("order-not-held", status = order.status.as_str()),
                 });
             }
+            if order.refunded > 0 || order.disputed > 0 {
+                // Money already on its way back: crediting the quote would pay it out twice.
+                return Err(ServiceError::Conflict {
+                    field: None,
+                    message: msg!("order-held-refunded"),
+                });
+            }
             let facts = Paid {
                 session_id: None,
                 payment_intent: None,
@@ -375,7 +390,7 @@ pub async fn credit(
         })
         .await?;
     if credited {
-        send_receipt(ctx, id, listen_url);
+        mail_receipt(ctx, id, listen_url).await;
     }
     find_any(ctx, id).await
 }
@@ -704,73 +719,132 @@ async fn close_session(tx: &mut Tx, order_id: i64, why: &str) -> ServiceResult<&
     }
 }
 
-/// Takes back the share of a refunded payment not taken back yet. Stripe's `amount_refunded`
-/// is cumulative, so each event moves the order to that total and the balance by the
-/// difference; an older or repeated total changes nothing. The balance may go below zero.
+/// What of an order's credit should be taken back now: the share of the payment that has left
+/// the account, refunded or held by an open (or lost) dispute, never more than the payment.
+/// Every refund and dispute event moves the balance by the difference between this and what
+/// was taken back so far, so a refund during an inquiry, or a won dispute after a partial
+/// refund, can never take or give back the same money twice.
+fn owed_back(order: &OrderRow, refunded: i64, disputed: i64) -> i64 {
+    let gone = refunded.saturating_add(disputed.max(0)).min(order.amount);
+    topup::share(order.credited, gone, order.amount)
+}
+
+/// The order a charge or dispute event is about, locked; a retryable failure when it is not
+/// credited or held yet (its payment's completion has not been applied: Stripe delivers this
+/// event again after it has).
+async fn locked_paid_order(tx: &mut Tx, order_id: i64) -> ServiceResult<Option<OrderRow>> {
+    let Some(order) = db::orders::lock(tx, order_id).await? else {
+        return Ok(None);
+    };
+    if !matches!(order.status, OrderStatus::Paid | OrderStatus::Held) {
+        return Err(ServiceError::Conflict {
+            field: None,
+            message: msg!("order-not-paid"),
+        });
+    }
+    Ok(Some(order))
+}
+
+/// A refund: Stripe's `amount_refunded` is cumulative, so each event moves the order to that
+/// total; an older or repeated total changes nothing. The balance may go below zero.
 async fn apply_refund(
     tx: &mut Tx,
     order_id: i64,
     amount_refunded: i64,
+    rewards: Option<Rewards>,
 ) -> ServiceResult<&'static str> {
-    let Some(order) = db::orders::lock(tx, order_id).await? else {
+    let Some(order) = locked_paid_order(tx, order_id).await? else {
         return Ok("no_order");
     };
     if amount_refunded <= order.refunded {
         return Ok("already_refunded");
     }
-    let target = topup::share(order.credited, amount_refunded, order.amount);
-    let taken = (target - order.refund_taken).max(0);
-    if !db::orders::record_refund(tx, order.id, amount_refunded, taken).await? {
+    let before = order.refund_taken + order.dispute_taken;
+    let delta = owed_back(&order, amount_refunded, order.disputed) - before;
+    if !db::orders::record_refund(tx, order.id, amount_refunded, delta).await? {
         return Ok("already_refunded");
     }
-    if taken > 0 {
+    if delta != 0 {
         let key = format!("refund:{}:{amount_refunded}", order.id);
-        take(tx, &order, LedgerKind::Refund, -taken, &key).await?;
+        take(tx, &order, LedgerKind::Refund, -delta, &key).await?;
     }
+    reversed(tx, &order, before + delta, rewards).await?;
     Ok("refunded")
 }
 
-/// A disputed payment: its share of the credit is taken back while the dispute is open.
+/// A dispute opened: its amount counts as gone until it closes. Once per dispute id.
 async fn open_dispute(
     tx: &mut Tx,
     order_id: i64,
     dispute_id: &str,
     amount: i64,
+    rewards: Option<Rewards>,
 ) -> ServiceResult<&'static str> {
-    let Some(order) = db::orders::lock(tx, order_id).await? else {
+    let Some(order) = locked_paid_order(tx, order_id).await? else {
         return Ok("no_order");
     };
-    let share = topup::share(order.credited, amount, order.amount)
-        .min(order.credited - order.refund_taken - order.dispute_taken)
-        .max(0);
+    let amount = amount.clamp(0, order.amount);
+    let before = order.refund_taken + order.dispute_taken;
+    let delta = owed_back(&order, order.refunded, order.disputed + amount) - before;
+    // The row is written even when nothing moves: its key is what makes the dispute once.
     let key = format!("dispute:{dispute_id}");
-    if !take(tx, &order, LedgerKind::Dispute, -share, &key).await? {
+    if !take(tx, &order, LedgerKind::Dispute, -delta, &key).await? {
         return Ok("already_disputed");
     }
-    db::orders::record_dispute(tx, order.id, amount, share).await?;
+    db::orders::record_dispute(tx, order.id, amount, delta).await?;
+    reversed(tx, &order, before + delta, rewards).await?;
     Ok("disputed")
 }
 
-/// A dispute won: what it took back is given back, once.
-async fn win_dispute(
+/// A dispute closed without the money leaving (won, or an inquiry closed): its amount no
+/// longer counts as gone, and what that frees is given back, once.
+async fn close_dispute(
     tx: &mut Tx,
     order_id: i64,
     dispute_id: &str,
     amount: i64,
 ) -> ServiceResult<&'static str> {
-    let Some(order) = db::orders::lock(tx, order_id).await? else {
+    let Some(order) = locked_paid_order(tx, order_id).await? else {
         return Ok("no_order");
     };
-    let Some(taken) = db::ledger::by_key_in(tx, &format!("dispute:{dispute_id}")).await? else {
-        return Ok("dispute_unknown");
-    };
-    let back = -taken.amount;
+    if db::ledger::by_key_in(tx, &format!("dispute:{dispute_id}"))
+        .await?
+        .is_none()
+    {
+        // Closed before Stripe's `created` was applied: answered 5xx, so this event comes
+        // again after it.
+        return Err(ServiceError::Conflict {
+            field: None,
+            message: msg!("order-dispute-unknown"),
+        });
+    }
+    let amount = amount.clamp(0, order.disputed.max(0));
+    let before = order.refund_taken + order.dispute_taken;
+    let delta = owed_back(&order, order.refunded, order.disputed - amount) - before;
     let key = format!("dispute-won:{dispute_id}");
-    if !take(tx, &order, LedgerKind::DisputeReversal, back, &key).await? {
+    if !take(tx, &order, LedgerKind::DisputeReversal, -delta, &key).await? {
         return Ok("already_won");
     }
-    db::orders::record_dispute(tx, order.id, -amount, -back).await?;
+    db::orders::record_dispute(tx, order.id, -amount, delta).await?;
     Ok("dispute_won")
+}
+
+/// When an account's paid top-ups are all taken back in full, the invite rewards its first
+/// top-up paid are taken back too (once): otherwise paying and charging back farms them.
+async fn reversed(
+    tx: &mut Tx,
+    order: &OrderRow,
+    taken: i64,
+    rewards: Option<Rewards>,
+) -> ServiceResult<()> {
+    if taken < order.credited
+        || order.credited == 0
+        || rewards.is_none_or(|r| r.when != RewardWhen::FirstTopup)
+        || db::orders::has_other_standing(tx, order.user_id, order.id).await?
+    {
+        return Ok(());
+    }
+    invites::revoke(tx, order.user_id).await
 }
 
 /// Writes one ledger row for the order's owner and moves the balance by `amount` (either
@@ -850,11 +924,27 @@ pub async fn apply_event(ctx: &Ctx, body: &[u8], listen_url: &str) -> Result<Str
     let order = match kind.as_str() {
         k if k.starts_with("checkout.session.") => session.order(ctx).await?,
         "charge.refunded" | "charge.dispute.created" | "charge.dispute.closed" => {
-            match text("payment_intent") {
-                Some(intent) => db::orders::by_payment_intent(&ctx.db, &intent)
+            let intent = text("payment_intent");
+            let by_intent = match &intent {
+                Some(intent) => db::orders::by_payment_intent(&ctx.db, intent)
                     .await
                     .map_err(ServiceError::from)?,
                 None => None,
+            };
+            // A charge carries the order id Tollgate gave its payment: found by it, an order
+            // whose payment is not applied yet makes this event wait (5xx) rather than pass.
+            let named = object
+                .get("metadata")
+                .and_then(|m| m.get("order_id"))
+                .and_then(|v| v.as_str())
+                .and_then(|id| id.parse::<i64>().ok());
+            match (by_intent, named) {
+                (Some(order), _) => Some(order),
+                (None, Some(id)) => db::orders::find(&ctx.db, id)
+                    .await
+                    .map_err(ServiceError::from)?
+                    .filter(|o| o.payment_intent.is_none() || o.payment_intent == intent),
+                (None, None) => None,
             }
         }
         _ => None,
@@ -895,18 +985,20 @@ pub async fn apply_event(ctx: &Ctx, body: &[u8], listen_url: &str) -> Result<Str
                     close_session(tx, order, "the Checkout Session expired").await?
                 }
                 ("charge.refunded", Some(order)) => {
-                    apply_refund(tx, order, int("amount_refunded")).await?
+                    apply_refund(tx, order, int("amount_refunded"), rewards).await?
                 }
                 ("charge.dispute.created", Some(order)) => {
                     let dispute = text("id").unwrap_or_default();
-                    open_dispute(tx, order, &dispute, int("amount")).await?
+                    open_dispute(tx, order, &dispute, int("amount"), rewards).await?
                 }
                 ("charge.dispute.closed", Some(order)) => {
                     let dispute = text("id").unwrap_or_default();
-                    if text("status").as_deref() == Some("won") {
-                        win_dispute(tx, order, &dispute, int("amount")).await?
-                    } else {
-                        "dispute_lost"
+                    // `warning_closed`: an inquiry that ended without a chargeback.
+                    match text("status").as_deref() {
+                        Some("won" | "warning_closed") => {
+                            close_dispute(tx, order, &dispute, int("amount")).await?
+                        }
+                        _ => "dispute_lost",
                     }
                 }
                 _ => "ignored",
@@ -991,7 +1083,7 @@ pub async fn reconcile(
         match outcome {
             "credited" => {
                 report.credited += 1;
-                send_receipt(ctx, order.id, listen_url);
+                mail_receipt(ctx, order.id, listen_url).await;
             }
             "closed" => report.closed += 1,
             "held" => report.held += 1,
@@ -1003,14 +1095,17 @@ pub async fn reconcile(
 
 /// Mails the payer a receipt for a credited order, in their language, after the credit has
 /// committed; a mail failure is logged and changes nothing.
+async fn mail_receipt(ctx: &Ctx, order_id: i64, listen_url: &str) {
+    if let Err(error) = receipt(ctx, order_id, listen_url).await {
+        tracing::warn!(order_id, %error, "the top-up receipt could not be mailed");
+    }
+}
+
+/// [`mail_receipt`] without waiting for it: the webhook answers Stripe at once.
 fn send_receipt(ctx: &Ctx, order_id: i64, listen_url: &str) {
     let ctx = ctx.clone();
     let listen_url = listen_url.to_string();
-    tokio::spawn(async move {
-        if let Err(error) = receipt(&ctx, order_id, &listen_url).await {
-            tracing::warn!(order_id, %error, "the top-up receipt could not be mailed");
-        }
-    });
+    tokio::spawn(async move { mail_receipt(&ctx, order_id, &listen_url).await });
 }
 
 async fn receipt(ctx: &Ctx, order_id: i64, listen_url: &str) -> Result<(), String> {

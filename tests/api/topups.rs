@@ -273,6 +273,22 @@ db_test! {
         let (_, answer) = deliver(&app, &event("evt_ooo_6", "checkout.session.async_payment_failed", session)).await;
         assert_eq!(answer["outcome"], "closed");
         assert_eq!(app.user("eli").await.quota, 7_500_000);
+
+        // A refund reported before the payment was applied waits (5xx) and applies after it.
+        let quick = start(&app, "eli", "10", 4).await;
+        let session = fake.pay(quick.session_id.as_deref().unwrap());
+        let mut refunded = charge(session["payment_intent"].as_str().unwrap(), 1000, 1000);
+        refunded["metadata"] = json!({ "order_id": quick.id.to_string() });
+        let refund = event("evt_ooo_7", "charge.refunded", refunded);
+        assert_eq!(deliver(&app, &refund).await.0, 500);
+        deliver(&app, &completed("evt_ooo_8", &session)).await;
+        let (status, answer) = deliver(&app, &refund).await;
+        assert_eq!((status, answer["outcome"].as_str()), (200, Some("refunded")));
+        assert_eq!(app.user("eli").await.quota, 7_500_000);
+        // A charge of another product on the same Stripe account is not ours: 200, ignored.
+        let foreign = event("evt_ooo_9", "charge.refunded", charge("pi_someone_else", 500, 500));
+        let (status, answer) = deliver(&app, &foreign).await;
+        assert_eq!((status, answer["outcome"].as_str()), (200, Some("no_order")));
         assert_books_balance(&app).await;
     }
 }
@@ -311,6 +327,18 @@ db_test! {
         assert_eq!(body["order"]["status"], "paid");
         let (status, _) = api.post(&format!("/api/orders/{}/credit", second.id), json!({ "reason": "x" })).await;
         assert_eq!(status, 409);
+        assert_eq!(app.user("fay").await.quota, 10_000_000);
+
+        // A held payment refunded on Stripe's side is not credited afterwards.
+        let third = start(&app, "fay", "10", 3).await;
+        let mut session = fake.pay(third.session_id.as_deref().unwrap());
+        session["amount_total"] = json!(1);
+        deliver(&app, &completed("evt_mm_3", &session)).await;
+        let intent = session["payment_intent"].as_str().unwrap();
+        deliver(&app, &event("evt_mm_4", "charge.refunded", charge(intent, 1, 1))).await;
+        let (status, body) = api.post(&format!("/api/orders/{}/credit", third.id), json!({ "reason": "x" })).await;
+        assert_eq!(status, 409, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("refunded"), "{body}");
         assert_eq!(app.user("fay").await.quota, 10_000_000);
         assert_books_balance(&app).await;
     }
@@ -405,6 +433,34 @@ db_test! {
         assert_eq!(app.user("hal").await.quota, 5_000_000 + 5_000_000 - 2_000_000);
         let shown = order(&app, lost.id).await;
         assert_eq!((shown.disputed, shown.dispute_taken), (400, 2_000_000));
+
+        // An inquiry takes the credit back; refunding the payment meanwhile takes nothing
+        // more; the inquiry closing without a chargeback gives nothing back (it was refunded).
+        let inquired = start(&app, "hal", "10", 3).await;
+        let session = fake.pay(inquired.session_id.as_deref().unwrap());
+        let intent = session["payment_intent"].as_str().unwrap().to_string();
+        deliver(&app, &completed("evt_dp_7", &session)).await;
+        let before = app.user("hal").await.quota;
+        deliver(&app, &event("evt_dp_8", "charge.dispute.created", dispute("dp_3", &intent, 1000, "warning_needs_response"))).await;
+        assert_eq!(app.user("hal").await.quota, before - 5_000_000);
+        let (_, a) = deliver(&app, &event("evt_dp_9", "charge.refunded", charge(&intent, 1000, 1000))).await;
+        assert_eq!(a["outcome"], "refunded");
+        assert_eq!(app.user("hal").await.quota, before - 5_000_000);
+        let (_, a) = deliver(&app, &event("evt_dp_10", "charge.dispute.closed", dispute("dp_3", &intent, 1000, "warning_closed"))).await;
+        assert_eq!(a["outcome"], "dispute_won");
+        assert_eq!(app.user("hal").await.quota, before - 5_000_000);
+
+        // Closed before Stripe's `created` was applied: 5xx until it has been.
+        let early = start(&app, "hal", "10", 4).await;
+        let session = fake.pay(early.session_id.as_deref().unwrap());
+        let intent = session["payment_intent"].as_str().unwrap().to_string();
+        deliver(&app, &completed("evt_dp_11", &session)).await;
+        let closed = event("evt_dp_12", "charge.dispute.closed", dispute("dp_4", &intent, 1000, "won"));
+        assert_eq!(deliver(&app, &closed).await.0, 500);
+        deliver(&app, &event("evt_dp_13", "charge.dispute.created", dispute("dp_4", &intent, 1000, "needs_response"))).await;
+        let (status, a) = deliver(&app, &closed).await;
+        assert_eq!((status, a["outcome"].as_str()), (200, Some("dispute_won")));
+        assert_eq!(app.user("hal").await.quota, before);
         assert_books_balance(&app).await;
     }
 }
@@ -528,6 +584,16 @@ db_test! {
         }
         assert_eq!(app.user("lee").await.quota, 500_000);
         assert_eq!(app.user("max").await.quota, 500_000 + 10_000_000 + 1_000_000);
+
+        // Refunding both top-ups in full takes the rewards back too, once; one alone does not.
+        let orders = service::topups::list(app.ctx(), &CLI, Some("max"), Some("paid"), 5).await.unwrap();
+        for (n, order) in orders.iter().enumerate() {
+            let intent = order.payment_intent.clone().unwrap();
+            deliver(&app, &event(&format!("evt_inv_rf_{n}"), "charge.refunded", charge(&intent, 1000, 1000))).await;
+            let expected = if n == 0 { 500_000 } else { 0 };
+            assert_eq!(app.user("lee").await.quota, expected);
+        }
+        assert_eq!(app.user("max").await.quota, 500_000);
         assert_books_balance(&app).await;
     }
 }
@@ -684,6 +750,17 @@ db_test! {
             + second.unwrap().credited;
         assert_eq!(credits, 1, "{answers:?}");
         assert_eq!(app.user("ray").await.quota, 5_000_000);
+
+        // Six forms submitted at once against a limit of two open orders: two are made.
+        app.set_option("topup_max_pending_per_user", "2").await;
+        let user = app.user("ray").await;
+        let attempts = (10..16).map(|n| {
+            let (ctx, user, key) = (app.ctx().clone(), user.clone(), key(n));
+            tokio::spawn(async move { service::topups::start(&ctx, &user, "5", &key, "https://p.example").await })
+        });
+        let made = futures::future::join_all(attempts).await.into_iter().filter(|r| r.as_ref().unwrap().is_ok()).count();
+        assert_eq!(made, 2);
+        assert_eq!(service::topups::list(app.ctx(), &CLI, Some("ray"), Some("pending"), 10).await.unwrap().len(), 2);
 
         let disputes = (0..6).map(|n| {
             event(&format!("evt_race_dp_{n}"), "charge.dispute.created", dispute("dp_race", &intent, 1000, "needs_response"))
