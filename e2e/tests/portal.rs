@@ -468,13 +468,12 @@ fn screenshots_dir(name: &str) -> PathBuf {
     base.join(name)
 }
 
-/// Sends one chat request with `key` the way an SDK would.
-async fn call_v1(base: &str, key: &str) -> u16 {
-    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}"#;
+/// Posts a JSON body with one extra header line (`name: value`); the answer's status.
+async fn post_json(base: &str, path: &str, header: &str, body: &str) -> u16 {
     let host = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
     let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\n{header}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.expect("send");
@@ -485,6 +484,18 @@ async fn call_v1(base: &str, key: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// Sends one chat request with `key` the way an SDK would.
+async fn call_v1(base: &str, key: &str) -> u16 {
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}"#;
+    post_json(
+        base,
+        "/v1/chat/completions",
+        &format!("authorization: Bearer {key}"),
+        body,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -827,20 +838,8 @@ async fn deliver_event(base: &str, event: &serde_json::Value) -> u16 {
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, WEBHOOK_SECRET.as_bytes());
     let tag = aws_lc_rs::hmac::sign(&key, format!("{now}.{body}").as_bytes());
     let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    let host = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let request = format!(
-        "POST /stripe/webhook HTTP/1.1\r\nhost: {host}\r\nstripe-signature: t={now},v1={hex}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.expect("read");
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    let header = format!("stripe-signature: t={now},v1={hex}");
+    post_json(base, "/stripe/webhook", &header, &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

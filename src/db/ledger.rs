@@ -87,14 +87,13 @@ fn entry_from_row(row: &sqlx::any::AnyRow) -> DbResult<Entry> {
     })
 }
 
+const BY_KEY: &str = "SELECT id, user_id, kind, amount, actor, reference, reason, \
+     idempotency_key, created_at FROM ledger WHERE idempotency_key = ?";
+
 /// The entry recorded under an idempotency key.
 pub async fn by_key(db: &Db, idempotency_key: &str) -> DbResult<Option<Entry>> {
     let rows = db
-        .fetch_all_with(
-            "SELECT id, user_id, kind, amount, actor, reference, reason, idempotency_key, \
-             created_at FROM ledger WHERE idempotency_key = ?",
-            &[Value::Text(idempotency_key.to_string())],
-        )
+        .fetch_all_with(BY_KEY, &[Value::Text(idempotency_key.to_string())])
         .await?;
     rows.first().map(entry_from_row).transpose()
 }
@@ -102,11 +101,7 @@ pub async fn by_key(db: &Db, idempotency_key: &str) -> DbResult<Option<Entry>> {
 /// The entry recorded under an idempotency key, read in a transaction.
 pub async fn by_key_in(tx: &mut Tx, idempotency_key: &str) -> DbResult<Option<Entry>> {
     let rows = tx
-        .fetch_all(
-            "SELECT id, user_id, kind, amount, actor, reference, reason, idempotency_key, \
-             created_at FROM ledger WHERE idempotency_key = ?",
-            &[Value::Text(idempotency_key.to_string())],
-        )
+        .fetch_all(BY_KEY, &[Value::Text(idempotency_key.to_string())])
         .await?;
     rows.first().map(entry_from_row).transpose()
 }
