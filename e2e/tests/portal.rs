@@ -449,6 +449,15 @@ impl Browser {
         }
     }
 
+    /// Signs in through the login page and waits for the dashboard.
+    async fn sign_in(&mut self, base: &str, login: &str) {
+        self.open(&format!("{base}/login"), "login").await;
+        self.fill("login", login).await;
+        self.fill("password", PASSWORD).await;
+        self.submit("/login").await;
+        self.arrive("/dashboard").await;
+    }
+
     async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill().await;
@@ -466,6 +475,21 @@ fn screenshots_dir(name: &str) -> PathBuf {
                 .unwrap_or_default()
         });
     base.join(name)
+}
+
+/// Whether the browser tests cannot run here (said, and a failure where everything is
+/// required).
+fn no_browser() -> bool {
+    if chromedriver().is_some() && tollgate_binary().exists() {
+        return false;
+    }
+    let reason = "chromium-driver or the built tollgate binary is missing (apt-get install chromium chromium-driver; cargo build)";
+    assert!(
+        !require_all(),
+        "{reason}, and TOLLGATE_REQUIRE_ALL=1 requires it"
+    );
+    eprintln!("skipped: {reason}");
+    true
 }
 
 /// Posts a JSON body with one extra header line (`name: value`); the answer's status.
@@ -500,13 +524,7 @@ async fn call_v1(base: &str, key: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
-    if chromedriver().is_none() || !tollgate_binary().exists() {
-        let reason = "chromium-driver or the built tollgate binary is missing (apt-get install chromium chromium-driver; cargo build)";
-        assert!(
-            !require_all(),
-            "{reason}, and TOLLGATE_REQUIRE_ALL=1 requires it"
-        );
-        eprintln!("skipped: {reason}");
+    if no_browser() {
         return;
     }
     let sink = mail_sink().await;
@@ -844,13 +862,7 @@ async fn deliver_event(base: &str, event: &serde_json::Value) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_tops_up_by_card_and_redeems_a_code() {
-    if chromedriver().is_none() || !tollgate_binary().exists() {
-        let reason = "chromium-driver or the built tollgate binary is missing (apt-get install chromium chromium-driver; cargo build)";
-        assert!(
-            !require_all(),
-            "{reason}, and TOLLGATE_REQUIRE_ALL=1 requires it"
-        );
-        eprintln!("skipped: {reason}");
+    if no_browser() {
         return;
     }
     let dir = tempfile::tempdir().expect("a scratch directory");
@@ -889,13 +901,8 @@ async fn a_person_tops_up_by_card_and_redeems_a_code() {
         let mut browser = Browser::start(screenshots_dir(label), width, height)
             .await
             .expect("chromium starts");
+        browser.sign_in(&base, "nia").await;
         if label == "topup-phone" {
-            browser.open(&format!("{base}/login"), "login").await;
-            browser.fill("login", "nia").await;
-            browser.fill("password", PASSWORD).await;
-            browser.submit("/login").await;
-            browser.arrive("/dashboard").await;
-
             // A custom amount: the quote first, then Stripe's page.
             browser.open(&format!("{base}/wallet"), "wallet").await;
             browser.fill("amount_usd", "25").await;
@@ -963,12 +970,6 @@ async fn a_person_tops_up_by_card_and_redeems_a_code() {
                     "the order shows it was paid",
                 )
                 .await;
-        } else {
-            browser.open(&format!("{base}/login"), "login").await;
-            browser.fill("login", "nia").await;
-            browser.fill("password", PASSWORD).await;
-            browser.submit("/login").await;
-            browser.arrive("/dashboard").await;
         }
         browser
             .open(&format!("{base}/wallet"), "wallet-after")
