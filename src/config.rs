@@ -71,6 +71,10 @@ pub struct ServerConfig {
     #[arg(long, env = "TOLLGATE_SYNC_INTERVAL_MS", default_value_t = 500)]
     pub sync_interval_ms: u64,
 
+    /// Milliseconds between rounds of asking Stripe about unpaid top-up orders.
+    #[arg(long, env = "TOLLGATE_RECONCILE_INTERVAL_MS", default_value_t = 60_000)]
+    pub reconcile_interval_ms: u64,
+
     /// Seconds a graceful stop waits for requests and streams in flight.
     #[arg(long, env = "TOLLGATE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
@@ -144,6 +148,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             billing_flush_ms: 1000,
             sync_interval_ms: 500,
+            reconcile_interval_ms: 60_000,
             shutdown_grace_secs: 30,
             trust_forwarded_for: false,
             upstream_connect_timeout_secs: 10,

@@ -1,4 +1,4 @@
-//! Asks Stripe about unpaid orders every minute (`service::topups::reconcile`): a payment whose
+//! Asks Stripe about unpaid orders every minute (`--reconcile-interval-ms`) (`service::topups::reconcile`): a payment whose
 //! webhook was lost, or arrived while the server was down, is still credited; a session that
 //! expired closes its order.
 
@@ -9,13 +9,12 @@ use tokio_util::sync::CancellationToken;
 use crate::service::{Caller, topups};
 use crate::state::AppState;
 
-const ROUND: Duration = Duration::from_secs(60);
-
 pub async fn run(state: AppState, cancel: CancellationToken) {
+    let round = Duration::from_millis(state.config.server.reconcile_interval_ms.max(100));
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(ROUND) => {}
+            _ = tokio::time::sleep(round) => {}
         }
         let after = state.snapshot.load().options.topup_reconcile_after_secs;
         match topups::reconcile(&state.ctx, &Caller::System, after, &state.listen_url).await {

@@ -772,3 +772,39 @@ db_test! {
         assert_books_balance(&app).await;
     }
 }
+
+db_test! {
+    /// The server's own reconciliation job: a payment whose webhook never came is credited
+    /// within a round, and an administrator crediting a held order twice at once credits once.
+    async fn the_reconciliation_job_credits_lost_payments(db: TestDb) {
+        let app = TestApp::spawn_with(db, |c| c.reconcile_interval_ms = 100).await;
+        let fake = FakeStripe::start().await;
+        fake.configure(&app).await;
+        app.set_option("topup_reconcile_after_secs", "0").await;
+        app.create_user("sam", "0").await;
+        let order = start(&app, "sam", "10", 1).await;
+        fake.pay(order.session_id.as_deref().unwrap());
+        let mut credited = false;
+        for _ in 0..100 {
+            if self::order(&app, order.id).await.status == OrderStatus::Paid {
+                credited = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(credited, "the job credited the order");
+        assert_eq!(app.user("sam").await.quota, 5_000_000);
+        // The job leaves new orders alone from here on.
+        app.set_option("topup_reconcile_after_secs", "3600").await;
+
+        let held = start(&app, "sam", "10", 2).await;
+        let mut session = fake.pay(held.session_id.as_deref().unwrap());
+        session["amount_total"] = json!(5);
+        deliver(&app, &completed("evt_job_1", &session)).await;
+        let credits = (0..4).map(|_| service::topups::credit(app.ctx(), &CLI, held.id, "checked", "http://x"));
+        let results = futures::future::join_all(credits).await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+        assert_eq!(app.user("sam").await.quota, 10_000_000);
+        assert_books_balance(&app).await;
+    }
+}

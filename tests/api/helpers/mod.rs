@@ -102,6 +102,7 @@ pub fn test_server_config() -> ServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         billing_flush_ms: 50,
         sync_interval_ms: 100,
+        reconcile_interval_ms: 60_000,
         shutdown_grace_secs: 5,
         trust_forwarded_for: false,
         upstream_connect_timeout_secs: 2,
