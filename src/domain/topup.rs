@@ -66,6 +66,14 @@ impl Currency {
     }
 }
 
+/// An amount in the smallest unit of the currency named by `code`, as people read it (empty
+/// for a code that is not a currency).
+pub fn display_amount(code: &str, minor: i64) -> String {
+    Currency::parse(code)
+        .map(|c| c.display(minor))
+        .unwrap_or_default()
+}
+
 fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);

@@ -446,9 +446,7 @@ pub async fn refund(
             "usd",
             msg!(
                 "order-refund-left",
-                left = Currency::parse(&order.currency)
-                    .map(|c| c.display(left.max(0)))
-                    .unwrap_or_default()
+                left = topup::display_amount(&order.currency, left.max(0))
             ),
         ));
     }
@@ -506,9 +504,7 @@ async fn pay(
     }
     let key = format!("topup:{}", order.id);
     let reference = format!("order:{}", order.id);
-    let reason = Currency::parse(&order.currency)
-        .map(|c| c.display(order.amount))
-        .unwrap_or_default();
+    let reason = topup::display_amount(&order.currency, order.amount);
     let entry = NewEntry {
         user_id: order.user_id,
         kind: LedgerKind::TopUp,
@@ -1124,9 +1120,7 @@ async fn receipt(ctx: &Ctx, order_id: i64, listen_url: &str) -> Result<(), Strin
     };
     let lang = Lang::from_tag(&user.locale).unwrap_or(Lang::En);
     let qpu = options.quota_per_usd();
-    let paid = Currency::parse(&order.currency)
-        .map(|c| c.display(order.amount))
-        .unwrap_or_default();
+    let paid = topup::display_amount(&order.currency, order.amount);
     let credited = Quota(order.credited).usd_display(qpu);
     let balance = Quota(user.quota).usd_display(qpu);
     let link = format!(

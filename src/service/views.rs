@@ -238,9 +238,7 @@ impl OrderView {
             bonus: o.bonus,
             amount: o.amount,
             currency: o.currency.clone(),
-            price: crate::domain::topup::Currency::parse(&o.currency)
-                .map(|c| c.display(o.amount))
-                .unwrap_or_default(),
+            price: crate::domain::topup::display_amount(&o.currency, o.amount),
             session_id: o.session_id.clone(),
             payment_intent: o.payment_intent.clone(),
             credited: o.credited,

@@ -23,7 +23,7 @@ use crate::db::orders::OrderRow;
 use crate::db::users::UserRow;
 use crate::domain::kinds::OrderStatus;
 use crate::domain::money::MicroUsd;
-use crate::domain::topup::{Currency, Quote};
+use crate::domain::topup::{Quote, display_amount};
 use crate::service::topups::TopupSettings;
 use crate::service::{self, Caller};
 use crate::state::AppState;
@@ -130,9 +130,7 @@ fn status_key(status: OrderStatus) -> &'static str {
 }
 
 fn price_text(order: &OrderRow) -> String {
-    Currency::parse(&order.currency)
-        .map(|c| c.display(order.amount))
-        .unwrap_or_default()
+    display_amount(&order.currency, order.amount)
 }
 
 /// The bonus percent as people read it: `10 %`, `2.5 %`.
