@@ -273,6 +273,15 @@ fn sender(text: &String) -> Result<(), Message> {
     }
 }
 
+/// Empty, or a key as services issue them: printable ASCII without spaces, at most 255.
+fn api_secret(text: &String) -> Result<(), Message> {
+    if text.chars().all(|c| c.is_ascii_graphic()) {
+        at_most_chars(255)(text)
+    } else {
+        Err(msg!("option-not-a-secret"))
+    }
+}
+
 /// An absolute http(s) URL (the base of an API).
 fn api_base(url: &String) -> Result<(), Message> {
     if url.is_empty() {
@@ -369,9 +378,9 @@ runtime_options! {
     /// The sender of the portal's mail, e.g. "Tollgate <noreply@example.com>".
     smtp_from: String = "", check sender;
     /// The Stripe secret key (sk_live_… or a restricted rk_…) that makes Checkout Sessions and refunds; empty: no card top-ups (write-only: listed masked).
-    stripe_secret_key: String = "", check |text: &String| at_most_chars(255)(text);
+    stripe_secret_key: String = "", check api_secret;
     /// The signing secret (whsec_…) of the Stripe webhook endpoint /stripe/webhook; empty: the webhook refuses everything and top-ups are off (write-only: listed masked).
-    stripe_webhook_secret: String = "", check |text: &String| at_most_chars(255)(text);
+    stripe_webhook_secret: String = "", check api_secret;
     /// Where Stripe's API is (only tests change it).
     stripe_api_base: String = "https://api.stripe.com", check api_base;
     /// The currency people pay in (ISO code such as usd, eur, cny, jpy).
@@ -464,6 +473,9 @@ mod tests {
             .to_string();
         assert!(err.contains("at least 1"), "{err}");
         assert!(options.set("allow_unpriced_models", "yes").is_ok());
+        assert!(options.set("stripe_secret_key", "sk_live 123").is_err());
+        assert!(options.set("stripe_secret_key", "  sk_live_123  ").is_ok());
+        assert_eq!(options.stripe_secret_key, "sk_live_123");
         assert!(options.allow_unpriced_models);
     }
 

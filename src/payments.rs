@@ -196,3 +196,29 @@ pub async fn refund(
     let refund = create.send(&client).await?;
     Ok(refund.id.as_str().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The TLS client for Stripe's real address builds with the tree's one crypto provider
+    /// and the compiled-in roots (no network needed, no CA files on the machine).
+    #[tokio::test]
+    async fn builds_a_client_for_stripe() {
+        let access = StripeAccess {
+            secret_key: "sk_test_x".into(),
+            api_base: "https://api.stripe.com".into(),
+        };
+        assert!(access.client(RequestStrategy::Once).is_ok());
+        let key = IdempotencyKey::new("tollgate-order-1").unwrap();
+        assert!(access.client(RequestStrategy::Idempotent(key)).is_ok());
+        let bad = StripeAccess {
+            secret_key: "sk\nbad".into(),
+            api_base: "https://api.stripe.com".into(),
+        };
+        assert!(matches!(
+            bad.client(RequestStrategy::Once),
+            Err(PaymentError::Unreachable(_))
+        ));
+    }
+}

@@ -219,3 +219,4 @@ mail-receipt-text =
 option-topup-bounds-backwards = topup_min_usd must not be more than topup_max_usd
 order-held-refunded = this payment was refunded or disputed on Stripe; it cannot be credited
 order-dispute-unknown = Stripe closed a dispute whose opening has not been applied yet; it will be delivered again
+option-not-a-secret = a key is letters, digits and symbols without spaces; check what was pasted

@@ -217,3 +217,4 @@ mail-receipt-text =
 option-topup-bounds-backwards = topup_min_usd 不能大于 topup_max_usd
 order-held-refunded = 这笔付款已在 Stripe 上退款或发生争议，不能入账
 order-dispute-unknown = Stripe 关闭了一个尚未记录开启的争议；它会再次送达
+option-not-a-secret = 密钥只能包含字母、数字和符号，不能有空格；请检查粘贴的内容
