@@ -808,3 +808,32 @@ db_test! {
         assert_books_balance(&app).await;
     }
 }
+
+db_test! {
+    /// A server killed after writing orders and making their sessions, before any webhook:
+    /// the next server credits one order by its late webhook and the other by reconciliation,
+    /// each once.
+    async fn orders_survive_a_killed_server(db: TestDb) {
+        let (app, fake) = app_with_stripe(db).await;
+        app.create_user("tia", "0").await;
+        let by_webhook = start(&app, "tia", "10", 1).await;
+        let by_job = start(&app, "tia", "5", 2).await;
+        let session = fake.pay(by_webhook.session_id.as_deref().unwrap());
+        fake.pay(by_job.session_id.as_deref().unwrap());
+        let app = app.killed_and_restarted(|c| c.reconcile_interval_ms = 100).await;
+        let (status, answer) = deliver(&app, &completed("evt_kill_1", &session)).await;
+        assert_eq!((status, answer["outcome"].as_str()), (200, Some("credited")), "{answer}");
+        app.set_option("topup_reconcile_after_secs", "0").await;
+        for _ in 0..100 {
+            if order(&app, by_job.id).await.status == OrderStatus::Paid {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(order(&app, by_job.id).await.status, OrderStatus::Paid);
+        let (_, answer) = deliver(&app, &completed("evt_kill_1", &session)).await;
+        assert_eq!(answer["outcome"], "duplicate");
+        assert_eq!(app.user("tia").await.quota, 7_500_000);
+        assert_books_balance(&app).await;
+    }
+}

@@ -92,8 +92,8 @@ pub struct TestApp {
     server: Option<JoinHandle<anyhow::Result<()>>>,
     /// Files the server writes beside its database (the billing dead-letter file).
     _scratch: tempfile::TempDir,
-    // Dropped last: removes the database.
-    _test_db: TestDb,
+    // Dropped last: removes the database (taken by a restart, which hands it on).
+    test_db: Option<TestDb>,
 }
 
 /// Settings tests usually want: fast billing flushes and snapshot syncs.
@@ -159,7 +159,7 @@ impl TestApp {
             shutdown: Some(shutdown),
             server: Some(server),
             _scratch: scratch,
-            _test_db: test_db,
+            test_db: Some(test_db),
         }
     }
 
@@ -183,6 +183,19 @@ impl TestApp {
     /// Waits until every billing record so far is written.
     pub async fn flush(&self) {
         self.state.billing.flush().await;
+    }
+
+    /// Kills the server as a crash would (its task aborted mid-work: nothing flushed, only what
+    /// was committed stays) and starts a new one on the same database.
+    pub async fn killed_and_restarted(mut self, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+        self.shutdown.take();
+        self.db.close().await;
+        let test_db = self.test_db.take().expect("the database");
+        TestApp::spawn_with(test_db, adjust).await
     }
 
     /// Stops the server gracefully and waits for it.
