@@ -9,7 +9,8 @@ use std::time::Duration;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError};
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
-    CreateCheckoutSessionPaymentIntentData, ProductData, RetrieveCheckoutSession,
+    CreateCheckoutSessionPaymentIntentData, ListCheckoutSession, ProductData,
+    RetrieveCheckoutSession,
 };
 use stripe_core::refund::CreateRefund;
 
@@ -175,6 +176,21 @@ pub async fn session(access: &StripeAccess, id: &str) -> Result<SessionState, Pa
     let client = access.client(RequestStrategy::Once)?;
     let session = RetrieveCheckoutSession::new(id).send(&client).await?;
     Ok(session_state(session))
+}
+
+/// The Checkout Session a payment was made through, if any (a charge of another product on
+/// the same Stripe account has none).
+pub async fn session_of_payment(
+    access: &StripeAccess,
+    payment_intent: &str,
+) -> Result<Option<SessionState>, PaymentError> {
+    let client = access.client(RequestStrategy::Once)?;
+    let list = ListCheckoutSession::new()
+        .payment_intent(payment_intent)
+        .limit(1)
+        .send(&client)
+        .await?;
+    Ok(list.data.into_iter().next().map(session_state))
 }
 
 /// Asks Stripe to refund `amount` (smallest units; all of it when None) of a payment. The

@@ -874,6 +874,20 @@ async fn take(
     Ok(true)
 }
 
+/// The order a payment unknown here was made for, asking Stripe for its Checkout Session.
+/// Stripe unreachable is a failure (the event is delivered again), not "not ours".
+async fn order_of_payment(ctx: &Ctx, payment_intent: &str) -> ServiceResult<Option<OrderRow>> {
+    let settings = settings(ctx).await?;
+    match payments::session_of_payment(&settings.access, payment_intent).await {
+        Ok(Some(session)) => SessionFacts::from(session).order(ctx).await,
+        Ok(None) => Ok(None),
+        Err(error) => Err(ServiceError::Upstream(msg!(
+            "topup-stripe-refused",
+            message = error.to_string()
+        ))),
+    }
+}
+
 /// Why a webhook delivery was not applied: the delivery is wrong (answered 400, Stripe
 /// stops), or Tollgate failed (answered 500, Stripe retries).
 #[derive(Debug, thiserror::Error)]
@@ -934,13 +948,16 @@ pub async fn apply_event(ctx: &Ctx, body: &[u8], listen_url: &str) -> Result<Str
                 .and_then(|m| m.get("order_id"))
                 .and_then(|v| v.as_str())
                 .and_then(|id| id.parse::<i64>().ok());
-            match (by_intent, named) {
-                (Some(order), _) => Some(order),
-                (None, Some(id)) => db::orders::find(&ctx.db, id)
+            match (by_intent, named, intent) {
+                (Some(order), _, _) => Some(order),
+                (None, Some(id), intent) => db::orders::find(&ctx.db, id)
                     .await
                     .map_err(ServiceError::from)?
                     .filter(|o| o.payment_intent.is_none() || o.payment_intent == intent),
-                (None, None) => None,
+                // A payment Tollgate has not seen: Stripe says which Checkout Session (if
+                // any) it was made through. Ours, not yet applied: the event waits (5xx).
+                (None, None, Some(intent)) => order_of_payment(ctx, &intent).await?,
+                (None, None, None) => None,
             }
         }
         _ => None,

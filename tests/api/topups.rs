@@ -70,6 +70,9 @@ db_test! {
         assert_eq!(sent.field("mode"), Some("payment"));
         assert_eq!(sent.field("client_reference_id"), Some(id.as_str()));
         assert_eq!(sent.field("metadata[order_id]"), Some(id.as_str()));
+        // On the payment too, so its charges (refunds) name the order.
+        assert_eq!(sent.field("payment_intent_data[metadata][order_id]"), Some(id.as_str()));
+        assert_eq!(sent.field("locale"), Some("en"));
         assert_eq!(sent.field("line_items[0][price_data][unit_amount]"), Some("1000"));
         assert_eq!(sent.field("line_items[0][price_data][currency]"), Some("usd"));
         assert_eq!(sent.field("line_items[0][quantity]"), Some("1"));
@@ -285,6 +288,17 @@ db_test! {
         let (status, answer) = deliver(&app, &refund).await;
         assert_eq!((status, answer["outcome"].as_str()), (200, Some("refunded")));
         assert_eq!(app.user("eli").await.quota, 7_500_000);
+        // Without the order id on the charge, Stripe is asked which session the payment was
+        // made through: ours and not applied yet, so it waits too.
+        let unnamed = start(&app, "eli", "10", 5).await;
+        let session = fake.pay(unnamed.session_id.as_deref().unwrap());
+        let refund = event("evt_ooo_10", "charge.refunded", charge(session["payment_intent"].as_str().unwrap(), 1000, 400));
+        assert_eq!(deliver(&app, &refund).await.0, 500);
+        assert!(fake.received().iter().any(|r| r.path == "/v1/checkout/sessions?list"));
+        deliver(&app, &completed("evt_ooo_11", &session)).await;
+        let (status, answer) = deliver(&app, &refund).await;
+        assert_eq!((status, answer["outcome"].as_str()), (200, Some("refunded")));
+        assert_eq!(app.user("eli").await.quota, 7_500_000 + 3_000_000);
         // A charge of another product on the same Stripe account is not ours: 200, ignored.
         let foreign = event("evt_ooo_9", "charge.refunded", charge("pi_someone_else", 500, 500));
         let (status, answer) = deliver(&app, &foreign).await;

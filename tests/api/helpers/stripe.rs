@@ -70,7 +70,10 @@ impl FakeStripe {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let fake = FakeStripe { base, inner };
         let router = Router::new()
-            .route("/v1/checkout/sessions", post(create_session))
+            .route(
+                "/v1/checkout/sessions",
+                post(create_session).get(list_sessions),
+            )
             .route("/v1/checkout/sessions/{id}", get(get_session))
             .route("/v1/refunds", post(create_refund))
             .route("/pay/{id}", get(pay_page))
@@ -232,6 +235,34 @@ async fn get_session(
         Some(session) => axum::Json(session.clone()).into_response(),
         None => stripe_error(404, &format!("No such checkout.session: '{id}'")),
     }
+}
+
+/// `GET /v1/checkout/sessions?payment_intent=…`: the sessions paid by that payment.
+async fn list_sessions(
+    State(fake): State<FakeStripe>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    if let Some(refused) = record(&fake, "/v1/checkout/sessions?list", &headers, b"") {
+        return refused;
+    }
+    let wanted: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let intent = wanted
+        .iter()
+        .find(|(n, _)| n == "payment_intent")
+        .map(|(_, v)| v.clone());
+    let data: Vec<Value> = fake
+        .lock()
+        .sessions
+        .values()
+        .filter(|s| intent.is_some() && s["payment_intent"].as_str() == intent.as_deref())
+        .cloned()
+        .collect();
+    axum::Json(json!({
+        "object": "list", "data": data, "has_more": false, "url": "/v1/checkout/sessions"
+    }))
+    .into_response()
 }
 
 async fn create_refund(
