@@ -22,7 +22,7 @@ const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456
 pub enum RewardWhen {
     /// As the invited account is made (farmed with mass accounts: off by default).
     Signup,
-    /// At the invited account's first paid top-up (with the payments to come).
+    /// At the invited account's first paid Stripe top-up (taken back if every paid top-up is).
     FirstTopup,
 }
 
