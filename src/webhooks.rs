@@ -39,6 +39,13 @@ impl WebhookError {
             message: message.into(),
         }
     }
+
+    fn too_large() -> WebhookError {
+        WebhookError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        }
+    }
 }
 
 impl IntoResponse for WebhookError {
@@ -72,18 +79,14 @@ async fn stripe_webhook(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    // A declared length over the bound is refused unread; an undeclared one is read only
+    // up to it.
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(WebhookError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        });
+        return Err(WebhookError::too_large());
     }
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| WebhookError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        })?;
+        .map_err(|_| WebhookError::too_large())?;
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())

@@ -371,18 +371,6 @@ pub async fn has_other_standing(tx: &mut Tx, user_id: i64, except: i64) -> DbRes
     Ok(!rows.is_empty())
 }
 
-/// Whether the account has a paid top-up other than `except`.
-pub async fn has_other_paid(tx: &mut Tx, user_id: i64, except: i64) -> DbResult<bool> {
-    let rows = tx
-        .fetch_all(
-            "SELECT id FROM topup_orders WHERE user_id = ? AND id <> ? AND status = 'paid' \
-             AND credited > 0 LIMIT 1",
-            &[Value::Int(user_id), Value::Int(except)],
-        )
-        .await?;
-    Ok(!rows.is_empty())
-}
-
 /// A Stripe event as recorded.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct EventRow {

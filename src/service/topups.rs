@@ -106,7 +106,7 @@ impl TopupSettings {
 
     /// The quote for what a person typed.
     pub fn quote_text(&self, text: &str) -> ServiceResult<Quote> {
-        let text = text.trim().trim_start_matches('$');
+        let text = text.trim();
         if text.is_empty() {
             return Err(ServiceError::invalid("amount_usd", msg!("field-required")));
         }
@@ -528,7 +528,7 @@ async fn pay(
         ));
     }
     if let Some(rewards) = facts.rewards.filter(|r| r.when == RewardWhen::FirstTopup)
-        && !db::orders::has_other_paid(tx, order.user_id, order.id).await?
+        && !db::orders::has_other_standing(tx, order.user_id, order.id).await?
     {
         invites::on_first_topup(tx, order.user_id, rewards).await?;
     }

@@ -230,10 +230,7 @@ impl OrderView {
             id: o.id,
             user: o.username.clone(),
             status: o.status,
-            usd: crate::domain::money::MicroUsd(o.usd_micros)
-                .to_string()
-                .trim_start_matches('$')
-                .to_string(),
+            usd: crate::domain::money::MicroUsd(o.usd_micros).to_string(),
             quota: o.quota,
             bonus: o.bonus,
             amount: o.amount,

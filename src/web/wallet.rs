@@ -135,7 +135,7 @@ fn price_text(order: &OrderRow) -> String {
 
 /// The bonus percent as people read it: `10 %`, `2.5 %`.
 fn percent(micros: i64) -> String {
-    format!("{} %", MicroUsd(micros).to_string().trim_start_matches('$'))
+    format!("{} %", MicroUsd(micros))
 }
 
 fn offer_of(settings: &TopupSettings, page: &Page) -> TopupOffer {
@@ -186,7 +186,7 @@ fn offer_of(settings: &TopupSettings, page: &Page) -> TopupOffer {
 
 /// Dollars as a form value: `10`, `12.5`.
 fn plain_usd(usd: MicroUsd) -> String {
-    usd.to_string().trim_start_matches('$').to_string()
+    usd.to_string()
 }
 
 /// The page's policy, letting its forms lead on to Stripe's checkout page (browsers apply
