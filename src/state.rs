@@ -92,6 +92,8 @@ pub struct AppInner {
     /// What management operations run with: this server's database, and a snapshot update
     /// after every write, so a change is live before the operation answers.
     pub ctx: Ctx,
+    /// The rate limits of sign-in, registration, codes and resets.
+    pub limits: crate::service::limits::Limits,
 }
 
 #[derive(Clone)]

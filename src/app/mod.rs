@@ -137,6 +137,7 @@ impl App {
             request_ids: crate::state::RequestIds::new(),
             channel_events,
             reload: Notify::new(),
+            limits: crate::service::limits::Limits::default(),
         }));
         jobs::snapshot_sync::reload(&state)
             .await

@@ -137,12 +137,15 @@ pub async fn forget(tx: &mut Tx, id: i64) -> DbResult<()> {
     Ok(())
 }
 
-/// Counts a wrong try against an unspent code; false when it was spent meanwhile.
-pub async fn count_attempt(tx: &mut Tx, id: i64) -> DbResult<bool> {
+/// Counts a try against an unspent code that has tries left, before the try is judged;
+/// false when it has none left or was spent meanwhile (so concurrent guesses get no more tries
+/// than one after another).
+pub async fn count_attempt(tx: &mut Tx, id: i64, max_attempts: i64) -> DbResult<bool> {
     let changed = tx
         .execute(
-            "UPDATE email_codes SET attempts = attempts + 1 WHERE id = ? AND used_at IS NULL",
-            &[Value::Int(id)],
+            "UPDATE email_codes SET attempts = attempts + 1 \
+             WHERE id = ? AND used_at IS NULL AND attempts < ?",
+            &[Value::Int(id), Value::Int(max_attempts)],
         )
         .await?;
     Ok(changed == 1)
@@ -157,6 +160,15 @@ pub async fn spend(tx: &mut Tx, id: i64, now_ms: i64) -> DbResult<bool> {
         )
         .await?;
     Ok(changed == 1)
+}
+
+/// Forgets every code an account was sent (it is being deleted: the addresses go with it).
+pub async fn delete_all_of(tx: &mut Tx, user_id: i64) -> DbResult<u64> {
+    tx.execute(
+        "DELETE FROM email_codes WHERE user_id = ?",
+        &[Value::Int(user_id)],
+    )
+    .await
 }
 
 /// Forgets codes that ended a day ago or more.

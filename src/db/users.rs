@@ -309,13 +309,15 @@ pub async fn mark_email_verified(tx: &mut Tx, id: i64, email: &str) -> DbResult<
 }
 
 /// Wipes an account's personal data for good: the username becomes `name` (freeing the old
-/// one), the email, display name and password go, and the account is disabled. Its id stays,
-/// so the ledger and the logs still add up.
+/// one), the email, display name, password and invite code go (a link with that code brings
+/// nobody in any more), and the account is disabled. Its id stays, so the ledger and the logs
+/// still add up.
 pub async fn anonymize(tx: &mut Tx, id: i64, name: &str) -> DbResult<bool> {
     let changed = tx
         .execute(
             "UPDATE users SET username = ?, display_name = ?, email = NULL, email_verified = 0, \
-             password_hash = NULL, status = 'disabled', locale = '', updated_at = ? WHERE id = ?",
+             password_hash = NULL, invite_code = NULL, status = 'disabled', locale = '', \
+             updated_at = ? WHERE id = ?",
             &[
                 Value::Text(name.to_string()),
                 Value::Text(name.to_string()),

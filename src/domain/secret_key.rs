@@ -32,6 +32,14 @@ pub fn generate(prefix: &str) -> NewSecret {
     }
 }
 
+/// Whether `plain` could be a secret made by [`generate`] with `prefix`: the prefix, then
+/// exactly the random characters of its alphabet (a typo of the wrong shape is not a guess).
+pub fn has_shape(plain: &str, prefix: &str) -> bool {
+    plain.strip_prefix(prefix).is_some_and(|random| {
+        random.len() == RANDOM_CHARS && random.bytes().all(|b| ALPHABET.contains(&b))
+    })
+}
+
 /// Whether two secrets are equal, looking at every byte whatever differs first, so the time
 /// taken tells nothing of how much of a guess was right.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

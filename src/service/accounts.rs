@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use super::sessions::Viewer;
 use super::users::{CreateUser, check_email, password_problem};
 use super::{Caller, Ctx, Problems, ServiceError, ServiceResult};
 use crate::db::users::UserRow;
@@ -72,7 +73,7 @@ fn account(
 
 /// A person creates their own account, when the portal lets them: in the default group,
 /// with the starting balance the site gives (a ledger row).
-pub async fn register(ctx: &Ctx, registration: Registration) -> ServiceResult<UserRow> {
+pub async fn register(ctx: &Ctx, registration: Registration) -> ServiceResult<Viewer> {
     let options = super::options::current(&ctx.db).await?;
     if !options.registration_enabled {
         return Err(ServiceError::Forbidden(msg!("registration-closed")));
@@ -85,13 +86,14 @@ pub async fn register(ctx: &Ctx, registration: Registration) -> ServiceResult<Us
     let rewards = super::invites::Rewards::of(&options)?;
     let input = account(registration, None, quota);
     // The inviter and any sign-up rewards commit with the account, or not at all.
-    super::users::create_with(ctx, &Caller::System, input, async |tx, id| {
+    let user = super::users::create_with(ctx, &Caller::System, input, async |tx, id| {
         if let Some(inviter) = inviter {
             super::invites::on_signup(tx, id, inviter, rewards).await?;
         }
         Ok(())
     })
-    .await
+    .await?;
+    Ok(Viewer::of(&user))
 }
 
 /// Refuses an address whose domain the site does not take (options `email_domains_allowed`
@@ -119,9 +121,21 @@ fn stand_in_hash() -> &'static str {
     HASH.get_or_init(|| password::hash("not anybody's password").unwrap_or_default())
 }
 
+/// What sign-in failures are counted under: the account the login names, however it is
+/// typed (username or email, any case), so an attacker cannot spread guesses over spellings;
+/// for a login that names no account, the text itself, so guessing at unknown names is
+/// limited all the same.
+pub async fn sign_in_key(ctx: &Ctx, login: &str) -> ServiceResult<String> {
+    let login = login.trim();
+    Ok(match db::users::find_by_login(&ctx.db, login).await? {
+        Some(user) => format!("account:{}", user.id),
+        None => format!("login:{}", login.to_lowercase()),
+    })
+}
+
 /// Checks a sign-in: by username or email, and password. A wrong login and a wrong password
 /// get the same answer.
-pub async fn sign_in(ctx: &Ctx, login: &str, plain: &str) -> ServiceResult<UserRow> {
+pub async fn sign_in(ctx: &Ctx, login: &str, plain: &str) -> ServiceResult<Viewer> {
     let user = db::users::find_by_login(&ctx.db, login.trim()).await?;
     let stored = user
         .as_ref()
@@ -139,13 +153,13 @@ pub async fn sign_in(ctx: &Ctx, login: &str, plain: &str) -> ServiceResult<UserR
     if user.status != Status::Active {
         return Err(ServiceError::Forbidden(msg!("account-disabled")));
     }
-    Ok(user)
+    Ok(Viewer::of(&user))
 }
 
 /// Whether the account must prove its email address before it may sign in: the site requires
 /// it and the address is not proven yet. Administrators are never held back (they are the
 /// ones who could fix the mail settings).
-pub async fn must_verify_email(ctx: &Ctx, user: &UserRow) -> ServiceResult<bool> {
+pub async fn must_verify_email(ctx: &Ctx, user: &Viewer) -> ServiceResult<bool> {
     if user.email_verified || user.role.is_admin() || user.email.is_none() {
         return Ok(false);
     }
@@ -178,13 +192,13 @@ pub async fn set_up_root(
     ctx: &Ctx,
     token: &str,
     registration: Registration,
-) -> ServiceResult<UserRow> {
+) -> ServiceResult<Viewer> {
     if !setup_token_works(ctx, token).await? {
         return Err(ServiceError::Forbidden(msg!("setup-link-spent")));
     }
     check_registration(&registration, false)?;
     let token_hash = secret_key::hash(token);
-    super::users::create_with(
+    let root = super::users::create_with(
         ctx,
         &Caller::System,
         account(registration, Some(Role::Root.as_str()), None),
@@ -196,7 +210,8 @@ pub async fn set_up_root(
             Ok(())
         },
     )
-    .await
+    .await?;
+    Ok(Viewer::of(&root))
 }
 
 /// What a person may change of their own profile.
@@ -206,21 +221,71 @@ pub struct ProfileChange {
     pub email: String,
 }
 
-/// Changes one's display name and email (a new email address is unverified until proven).
+/// How a person shows it is really them before their email or password changes, so a stolen
+/// session cannot take the account: a sign-in within [`super::sessions::RECENT_SIGN_IN`], or
+/// the current password. An account without a password proves itself by signing in again
+/// through its provider.
+#[derive(Clone, Debug, Default)]
+pub struct Reauthentication {
+    /// The session signed in (or proved itself again) recently.
+    pub recent_sign_in: bool,
+    /// The current password as typed (empty when not given).
+    pub current_password: String,
+}
+
+/// Checks `proof` for a change to `user`'s account; the problem names `current_password`.
+async fn check_proof(user: &UserRow, proof: &Reauthentication) -> ServiceResult<()> {
+    if proof.recent_sign_in {
+        return Ok(());
+    }
+    let Some(stored) = user.password_hash.clone() else {
+        return Err(ServiceError::invalid(
+            "current_password",
+            msg!("reauth-through-provider"),
+        ));
+    };
+    if proof.current_password.is_empty() {
+        return Err(ServiceError::invalid(
+            "current_password",
+            msg!("reauth-needed"),
+        ));
+    }
+    let current = proof.current_password.clone();
+    let matches = tokio::task::spawn_blocking(move || password::verify(&current, &stored))
+        .await
+        .unwrap_or(false);
+    if matches {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(
+            "current_password",
+            msg!("password-wrong"),
+        ))
+    }
+}
+
+/// Changes one's display name and email. A new email address needs `proof` (see
+/// [`Reauthentication`]) and is unverified until proven; the name needs none.
 pub async fn update_profile(
     ctx: &Ctx,
-    user_id: i64,
+    caller: &Caller,
     change: ProfileChange,
-) -> ServiceResult<UserRow> {
+    proof: &Reauthentication,
+) -> ServiceResult<Viewer> {
+    let user_id = caller.own_account()?;
     let user = super::users::find_id(&ctx.db, user_id).await?;
     let mut problems = Problems::default();
-    let display_name = change.display_name.trim().to_string();
-    if display_name.chars().count() > 64 {
-        problems.check::<()>(Err(ServiceError::invalid(
-            "display_name",
-            msg!("name-too-long", max = 64_usize),
-        )))?;
-    }
+    let display_name = change.display_name.trim();
+    let display_name = if display_name.is_empty() {
+        user.username.clone()
+    } else {
+        problems
+            .check(
+                names::label("a display name", display_name)
+                    .map_err(super::name_err("display_name")),
+            )?
+            .unwrap_or_default()
+    };
     let email = change.email.trim();
     let email = if email.is_empty() {
         None
@@ -228,17 +293,16 @@ pub async fn update_profile(
         problems.check(check_email(email))?
     };
     let email_changed = email != user.email;
-    if email_changed && let Some(new) = &email {
-        let options = super::options::current(&ctx.db).await?;
-        problems.check(check_domain(&options, new))?;
+    if email_changed {
+        if let Some(new) = &email {
+            let options = super::options::current(&ctx.db).await?;
+            problems.check(check_domain(&options, new))?;
+        }
+        problems.check(check_proof(&user, proof).await)?;
     }
     problems.finish()?;
     let patch = db::users::UserPatch {
-        display_name: Some(if display_name.is_empty() {
-            user.username.clone()
-        } else {
-            display_name
-        }),
+        display_name: Some(display_name),
         email: email_changed.then(|| email.clone()),
         email_verified: email_changed.then_some(false),
         ..Default::default()
@@ -252,37 +316,22 @@ pub async fn update_profile(
             })
     })
     .await?;
-    super::users::find_id(&ctx.db, user_id).await
+    Ok(Viewer::of(&super::users::find_id(&ctx.db, user_id).await?))
 }
 
-/// Changes one's password, given the current one. Every session signed in with the old
-/// password ends (the portal keeps the one asking).
+/// Changes (or sets a first) password, with `proof` that it is the account's owner. Every
+/// session signed in with the old password ends (the portal keeps the one asking).
 pub async fn change_password(
     ctx: &Ctx,
-    user_id: i64,
-    current: &str,
+    caller: &Caller,
     new: &str,
     confirm: &str,
-) -> ServiceResult<UserRow> {
+    proof: &Reauthentication,
+) -> ServiceResult<Viewer> {
+    let user_id = caller.own_account()?;
     let user = super::users::find_id(&ctx.db, user_id).await?;
-    // An account made through a sign-in provider has no password yet: its signed-in owner
-    // sets the first one without a current one.
-    let matches = match user.password_hash.clone() {
-        Some(stored) => {
-            let current = current.to_string();
-            tokio::task::spawn_blocking(move || password::verify(&current, &stored))
-                .await
-                .unwrap_or(false)
-        }
-        None => true,
-    };
     let mut problems = Problems::default();
-    if !matches {
-        problems.check::<()>(Err(ServiceError::invalid(
-            "current_password",
-            msg!("password-wrong"),
-        )))?;
-    }
+    problems.check(check_proof(&user, proof).await)?;
     problems.check(
         password::validate(new)
             .map_err(|e| ServiceError::invalid("password", password_problem(&e))),
@@ -298,13 +347,17 @@ pub async fn change_password(
         password: Some(new.to_string()),
         ..Default::default()
     };
-    super::users::update(ctx, &Caller::System, &user.username, update).await
+    let updated = super::users::update(ctx, &Caller::System, &user.username, update).await?;
+    Ok(Viewer::of(&updated))
 }
 
 /// Deletes one's account, the username typed again as confirmation: personal data wiped,
-/// username and email freed, keys and linked sign-in identities deleted; the ledger and the logs stay, under an anonymous
-/// name, so the books still add up.
-pub async fn delete_account(ctx: &Ctx, user_id: i64, typed_username: &str) -> ServiceResult<()> {
+/// username and email freed, keys, sessions, emailed codes and linked sign-in identities
+/// deleted, the invite code retired; the ledger and the logs stay, under an anonymous name, so
+/// the books still add up. (A card payment that completes after this is refunded: see
+/// `topups`.)
+pub async fn delete_account(ctx: &Ctx, caller: &Caller, typed_username: &str) -> ServiceResult<()> {
+    let user_id = caller.own_account()?;
     let user = super::users::find_id(&ctx.db, user_id).await?;
     if typed_username.trim() != user.username {
         return Err(ServiceError::invalid(
@@ -320,15 +373,19 @@ pub async fn delete_account(ctx: &Ctx, user_id: i64, typed_username: &str) -> Se
         db::tokens::delete_all_of(tx, user_id).await?;
         // The provider identities go too, so signing in with them makes a new account.
         db::oauth::unlink_all(tx, user_id).await?;
+        db::email_codes::delete_all_of(tx, user_id).await?;
         db::users::anonymize(tx, user_id, &name).await?;
         db::logs::anonymize_user(tx, user_id, &name).await?;
         Ok(())
     })
-    .await
+    .await?;
+    super::sessions::end_all_of(ctx, user_id).await
 }
 
 /// Everything Tollgate holds about one's account, for the person to take away.
-pub async fn export(ctx: &Ctx, user_id: i64) -> ServiceResult<serde_json::Value> {
+pub async fn export(ctx: &Ctx, caller: &Caller) -> ServiceResult<serde_json::Value> {
+    let user_id = caller.own_account()?;
+    // Their own records only, whatever their role.
     let caller = Caller::User(user_id);
     let user = super::users::find_id(&ctx.db, user_id).await?;
     let keys = super::tokens::list_for_user(ctx, &caller, &user.username).await?;

@@ -4,7 +4,8 @@
 //! accounts below their line; claiming each warning is a conditional update, so with several
 //! servers each crossing still sends one email.
 
-use super::{Ctx, ServiceResult, decimal_err, usd_to_quota};
+use super::sessions::Viewer;
+use super::{Caller, Ctx, ServiceResult, decimal_err, usd_to_quota};
 use crate::db;
 use crate::db::users::UserRow;
 use crate::domain::money::{MicroUsd, Quota};
@@ -17,7 +18,8 @@ const SITE_DEFAULT: i64 = -1;
 
 /// Sets one's own line from what the profile form holds: empty for the site's default, `0`
 /// for no warnings, else dollars.
-pub async fn set_threshold(ctx: &Ctx, user_id: i64, text: &str) -> ServiceResult<()> {
+pub async fn set_threshold(ctx: &Ctx, caller: &Caller, text: &str) -> ServiceResult<()> {
+    let user_id = caller.own_account()?;
     let text = text.trim();
     let threshold = if text.is_empty() {
         SITE_DEFAULT
@@ -31,7 +33,7 @@ pub async fn set_threshold(ctx: &Ctx, user_id: i64, text: &str) -> ServiceResult
 }
 
 /// What the profile form shows for one's line: empty for the site's default.
-pub fn threshold_text(user: &UserRow, quota_per_usd: i64) -> String {
+pub fn threshold_text(user: &Viewer, quota_per_usd: i64) -> String {
     if user.low_balance_threshold == SITE_DEFAULT {
         return String::new();
     }

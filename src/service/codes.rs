@@ -226,11 +226,25 @@ pub async fn disable(
 
 /// Redeems a code for `user_id`; the units credited. Every refusal says why, in words the
 /// person can act on, and changes nothing.
-pub async fn redeem(ctx: &Ctx, user_id: i64, plain: &str) -> ServiceResult<i64> {
+/// Refuses what cannot be a code at all (empty, or not `tgc-` and 48 letters and digits)
+/// before anything is looked up: such a typo is not a guess, so callers need not count it.
+pub fn check_shape(plain: &str) -> ServiceResult<()> {
     let plain = plain.trim();
     if plain.is_empty() {
         return Err(ServiceError::invalid("code", msg!("field-required")));
     }
+    if !secret_key::has_shape(plain, CODE_PREFIX) {
+        return Err(ServiceError::invalid(
+            "code",
+            msg!("redeem-shape", prefix = CODE_PREFIX),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn redeem(ctx: &Ctx, user_id: i64, plain: &str) -> ServiceResult<i64> {
+    let plain = plain.trim();
+    check_shape(plain)?;
     let Some(code) = db::codes::by_hash(&ctx.db, &secret_key::hash(plain)).await? else {
         return Err(ServiceError::invalid("code", msg!("redeem-unknown")));
     };

@@ -80,6 +80,22 @@ impl Caller {
         }
     }
 
+    /// The account of a person calling (a user or an administrator); None for the command line
+    /// and the server itself.
+    pub fn account_id(&self) -> Option<i64> {
+        match self {
+            Caller::User(user_id) | Caller::Admin { user_id, .. } => Some(*user_id),
+            Caller::Cli | Caller::System => None,
+        }
+    }
+
+    /// The caller's own account, for operations on one's own account (a profile, sessions):
+    /// the command line and the server have none.
+    pub fn own_account(&self) -> ServiceResult<i64> {
+        self.account_id()
+            .ok_or_else(|| ServiceError::Forbidden(msg!("own-account-only")))
+    }
+
     /// The user whose records alone this caller may see; None for administrators.
     pub fn owner(&self) -> Option<i64> {
         match self {

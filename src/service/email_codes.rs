@@ -4,6 +4,7 @@
 
 use rand::RngExt;
 
+use super::sessions::Viewer;
 use super::{Ctx, ServiceError, ServiceResult};
 use crate::db::email_codes::NewEmailCode;
 use crate::db::users::UserRow;
@@ -22,6 +23,9 @@ pub const RESET_LIFETIME_MS: i64 = 30 * 60 * 1000;
 pub const RESEND_AFTER_MS: i64 = 60 * 1000;
 /// Wrong tries a code allows before it is spent.
 pub const MAX_ATTEMPTS: i64 = 5;
+
+/// How many digits an emailed code has.
+const CODE_DIGITS: usize = 6;
 
 const VERIFY: &str = "verify";
 const RESET: &str = "reset";
@@ -150,12 +154,16 @@ fn refused(message: Message) -> ServiceError {
 
 /// Checks a verification code for the account; right, the address counts as proven. Wrong
 /// tries count against the code, and after a few it is spent.
-pub async fn verify_email(ctx: &Ctx, user_id: i64, code: &str) -> ServiceResult<UserRow> {
+pub async fn verify_email(ctx: &Ctx, user_id: i64, code: &str) -> ServiceResult<Viewer> {
     let user = super::users::find_id(&ctx.db, user_id).await?;
     if user.email_verified {
-        return Ok(user);
+        return Ok(Viewer::of(&user));
     }
     let code = code.trim();
+    // A typo of the wrong shape is not a guess: it costs no try.
+    if code.len() != CODE_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refused(msg!("code-shape", digits = CODE_DIGITS)));
+    }
     let Some(row) = db::email_codes::latest(&ctx.db, user_id, VERIFY).await? else {
         return Err(refused(msg!("code-expired")));
     };
@@ -163,18 +171,20 @@ pub async fn verify_email(ctx: &Ctx, user_id: i64, code: &str) -> ServiceResult<
     if row.used_at.is_some() || row.expires_at <= now || user.email.as_deref() != Some(&row.email) {
         return Err(refused(msg!("code-expired")));
     }
-    if row.attempts >= MAX_ATTEMPTS {
+    // The try is counted before it is judged: concurrent guesses get no more tries than
+    // guesses one after another.
+    let counted = ctx
+        .write(async |tx| Ok(db::email_codes::count_attempt(tx, row.id, MAX_ATTEMPTS).await?))
+        .await?;
+    if !counted {
         return Err(refused(msg!("code-too-many-tries")));
     }
     if !crate::domain::secret_key::constant_time_eq(
         code_hash(user_id, code).as_bytes(),
         row.code_hash.as_bytes(),
     ) {
-        let counted = ctx
-            .write(async |tx| Ok(db::email_codes::count_attempt(tx, row.id).await?))
-            .await?;
         let left = MAX_ATTEMPTS - row.attempts - 1;
-        return Err(refused(if !counted || left <= 0 {
+        return Err(refused(if left <= 0 {
             msg!("code-too-many-tries")
         } else {
             msg!("code-wrong", left = left)
@@ -189,22 +199,24 @@ pub async fn verify_email(ctx: &Ctx, user_id: i64, code: &str) -> ServiceResult<
         Ok(())
     })
     .await?;
-    super::users::find_id(&ctx.db, user_id).await
+    Ok(Viewer::of(&super::users::find_id(&ctx.db, user_id).await?))
 }
 
 /// The active account that uses this email address, if any.
-pub async fn account_with_email(ctx: &Ctx, email: &str) -> ServiceResult<Option<UserRow>> {
+pub async fn account_with_email(ctx: &Ctx, email: &str) -> ServiceResult<Option<Viewer>> {
     let email = email.trim();
     if email.is_empty() {
         return Ok(None);
     }
     let user = db::users::find_by_login(&ctx.db, email).await?;
-    Ok(user.filter(|u| {
-        u.status == Status::Active
-            && u.email
-                .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case(email))
-    }))
+    Ok(user
+        .filter(|u| {
+            u.status == Status::Active
+                && u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+        .map(|u| Viewer::of(&u)))
 }
 
 /// Mails a single-use link to set a new password, when an active account uses the address.
@@ -272,8 +284,16 @@ pub async fn request_reset(
     Ok(())
 }
 
+/// The username of the account a reset link is for, while the link works (the page shows it
+/// so password managers file the new password under it).
+pub async fn reset_link_username(ctx: &Ctx, token: &str) -> ServiceResult<Option<String>> {
+    Ok(reset_link_account(ctx, token)
+        .await?
+        .map(|user| user.username))
+}
+
 /// The account a reset link is for, while it works.
-pub async fn reset_link_account(ctx: &Ctx, token: &str) -> ServiceResult<Option<UserRow>> {
+async fn reset_link_account(ctx: &Ctx, token: &str) -> ServiceResult<Option<UserRow>> {
     let Some(row) = db::email_codes::find_unspent(&ctx.db, RESET, &secret_key::hash(token)).await?
     else {
         return Ok(None);
@@ -288,12 +308,7 @@ pub async fn reset_link_account(ctx: &Ctx, token: &str) -> ServiceResult<Option<
 
 /// Sets a new password with a reset link, spending the link in the same transaction. Every
 /// session of the account ends (its password changed); the address counts as proven.
-pub async fn reset_password(
-    ctx: &Ctx,
-    token: &str,
-    new: &str,
-    confirm: &str,
-) -> ServiceResult<UserRow> {
+pub async fn reset_password(ctx: &Ctx, token: &str, new: &str, confirm: &str) -> ServiceResult<()> {
     let spent = || ServiceError::Forbidden(msg!("reset-link-spent"));
     let Some(user) = reset_link_account(ctx, token).await? else {
         return Err(spent());
@@ -334,5 +349,5 @@ pub async fn reset_password(
         Ok(())
     })
     .await?;
-    super::users::find_id(&ctx.db, user.id).await
+    super::sessions::end_all_of(ctx, user.id).await
 }

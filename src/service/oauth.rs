@@ -6,15 +6,15 @@
 //! verified proves nothing, and even a verified one that belongs to an existing account is not
 //! merged into it (its owner signs in and links the identity from the profile instead).
 
+use super::sessions::Viewer;
 use super::users::CreateUser;
 use super::{Caller, Ctx, Problems, ServiceError, ServiceResult};
 use crate::db::oauth::{IdentityRow, ProviderRow};
-use crate::db::users::UserRow;
-use crate::db::{self, DbError};
+use crate::db::{self, DbError, now_ms};
 use crate::domain::kinds::{OAuthKind, Status};
 use crate::domain::names;
 use crate::msg;
-use crate::oauth::{OAuthClient, ProviderIdentity};
+use crate::oauth::{FlowSecrets, OAuthClient, ProviderIdentity};
 
 const GITHUB_AUTH_URL: &str = "https://github.com/login/oauth/authorize";
 const GITHUB_TOKEN_URL: &str = "https://github.com/login/oauth/access_token";
@@ -189,26 +189,80 @@ pub async fn sign_in_choices(ctx: &Ctx) -> ServiceResult<Vec<(String, String)>> 
 }
 
 /// A provider by name, for a sign-in on its way.
-pub async fn provider_named(ctx: &Ctx, name: &str) -> ServiceResult<ProviderRow> {
+async fn provider_named(ctx: &Ctx, name: &str) -> ServiceResult<ProviderRow> {
     db::oauth::provider(&ctx.db, name)
         .await?
         .ok_or_else(|| ServiceError::NotFound(msg!("oauth-provider-not-found", name = name)))
 }
 
-/// Whether this identity at this provider belongs to an account already.
-pub async fn is_linked(ctx: &Ctx, provider: &ProviderRow, subject: &str) -> ServiceResult<bool> {
-    Ok(db::oauth::identity(&ctx.db, &provider.name, subject)
+/// A sign-in at a provider about to start: where to send the visitor, and the attempt's
+/// secrets to keep until they come back.
+#[derive(Debug)]
+pub struct Authorization {
+    /// The provider's name, as its callback path spells it.
+    pub provider: String,
+    pub url: String,
+    pub secrets: FlowSecrets,
+}
+
+/// Starts a sign-in at the provider named `name`; its answer comes back to `callback_url`.
+pub async fn authorize(ctx: &Ctx, name: &str, callback_url: &str) -> ServiceResult<Authorization> {
+    let provider = provider_named(ctx, name).await?;
+    let secrets = FlowSecrets::new();
+    let url = crate::oauth::authorize_url(&provider, callback_url, &secrets);
+    Ok(Authorization {
+        provider: provider.name,
+        url,
+        secrets,
+    })
+}
+
+/// Who the provider says signed in: the code it sent back is exchanged with the attempt's
+/// secrets. A provider that fails or answers nonsense is an upstream failure naming it.
+pub async fn identify(
+    ctx: &Ctx,
+    client: &OAuthClient,
+    name: &str,
+    code: &str,
+    callback_url: &str,
+    secrets: &FlowSecrets,
+) -> ServiceResult<ProviderIdentity> {
+    let provider = provider_named(ctx, name).await?;
+    client
+        .identity(&provider, code, callback_url, secrets, now_ms() / 1000)
+        .await
+        .map_err(|e| {
+            tracing::warn!(provider = %provider.name, error = %e, "an OAuth sign-in failed");
+            ServiceError::Upstream(msg!(
+                "web-oauth-failed",
+                provider = provider.display_name.as_str()
+            ))
+        })
+}
+
+/// Whether this identity at the provider named `name` belongs to an account already.
+pub async fn is_linked(ctx: &Ctx, name: &str, subject: &str) -> ServiceResult<bool> {
+    Ok(db::oauth::identity(&ctx.db, name, subject).await?.is_some())
+}
+
+/// Whether this identity at the provider named `name` is one of the caller's own (a signed-in
+/// person proving it is them again).
+pub async fn is_own(ctx: &Ctx, caller: &Caller, name: &str, subject: &str) -> ServiceResult<bool> {
+    let Some(user_id) = caller.account_id() else {
+        return Ok(false);
+    };
+    Ok(db::oauth::identity(&ctx.db, name, subject)
         .await?
-        .is_some())
+        .is_some_and(|identity| identity.user_id == user_id))
 }
 
 /// What a completed provider sign-in led to.
 #[derive(Debug)]
 pub enum Completion {
     /// The identity was linked already: its account signs in.
-    SignedIn(UserRow),
+    SignedIn(Viewer),
     /// A new account was made for it.
-    Registered(UserRow),
+    Registered(Viewer),
     /// It was linked to the signed-in person's account.
     Linked,
 }
@@ -218,11 +272,13 @@ pub enum Completion {
 /// registration rules (with the inviter of `invite`, when the newcomer came by an invite link).
 pub async fn complete(
     ctx: &Ctx,
-    provider: &ProviderRow,
+    name: &str,
     identity: ProviderIdentity,
     link_to: Option<i64>,
     invite: Option<&str>,
 ) -> ServiceResult<Completion> {
+    let provider = provider_named(ctx, name).await?;
+    let provider = &provider;
     let known = db::oauth::identity(&ctx.db, &provider.name, &identity.subject).await?;
     let linked = |user_id: i64| IdentityRow {
         id: 0,
@@ -266,7 +322,7 @@ pub async fn complete(
         if user.status != Status::Active {
             return Err(ServiceError::Forbidden(msg!("account-disabled")));
         }
-        return Ok(Completion::SignedIn(user));
+        return Ok(Completion::SignedIn(Viewer::of(&user)));
     }
     let inviter = super::invites::inviter_of(ctx, invite).await?;
     register(ctx, provider, &identity, linked, inviter).await
@@ -332,7 +388,7 @@ async fn register(
         Ok(())
     })
     .await?;
-    Ok(Completion::Registered(user))
+    Ok(Completion::Registered(Viewer::of(&user)))
 }
 
 /// A username no account has, from the provider's handle, the address's local part or the
@@ -384,16 +440,44 @@ fn username_from(text: &str) -> String {
         .to_string()
 }
 
-/// The identities linked to one's own account.
-pub async fn identities(ctx: &Ctx, user_id: i64) -> ServiceResult<Vec<IdentityRow>> {
-    Ok(db::oauth::identities_of(&ctx.db, user_id).await?)
+/// One identity linked to one's account, as the profile lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityView {
+    pub id: i64,
+    pub provider: String,
+    /// How the person is known there: their handle, else their address, else the id.
+    pub label: String,
 }
 
-/// Unlinks one of one's own identities; another person's id is not found. The last way into
-/// an account without a password stays: unlinking it would lock the person out.
-pub async fn unlink(ctx: &Ctx, user: &UserRow, identity_id: i64) -> ServiceResult<()> {
-    let has_password = user.password_hash.is_some();
-    let user_id = user.id;
+/// The identities linked to the caller's own account.
+pub async fn identities(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<IdentityView>> {
+    let Some(user_id) = caller.account_id() else {
+        return Ok(Vec::new());
+    };
+    Ok(db::oauth::identities_of(&ctx.db, user_id)
+        .await?
+        .into_iter()
+        .map(|identity| IdentityView {
+            id: identity.id,
+            label: [identity.login, identity.email, identity.subject]
+                .into_iter()
+                .find(|text| !text.is_empty())
+                .unwrap_or_default(),
+            provider: identity.provider,
+        })
+        .collect())
+}
+
+/// Unlinks one of the caller's own identities; another person's id is not found. The last
+/// way into an account without a password stays: unlinking it would lock the person out.
+pub async fn unlink(ctx: &Ctx, caller: &Caller, identity_id: i64) -> ServiceResult<()> {
+    let Some(user_id) = caller.account_id() else {
+        return Err(ServiceError::NotFound(msg!("oauth-identity-not-found")));
+    };
+    let has_password = super::users::find_id(&ctx.db, user_id)
+        .await?
+        .password_hash
+        .is_some();
     ctx.write(async |tx| {
         if !has_password && db::oauth::count_of(tx, user_id).await? <= 1 {
             return Err(ServiceError::Forbidden(msg!("oauth-last-way-in")));

@@ -172,17 +172,18 @@ pub async fn key_group(
     }
 }
 
-/// The groups a person may pick for their keys: their own first, then the selectable ones.
+/// The groups a person in `owner_group` may pick for their keys: their own first, then the
+/// selectable ones.
 pub async fn selectable_groups(
     ctx: &Ctx,
-    owner: &UserRow,
+    owner_group: &str,
 ) -> ServiceResult<Vec<db::groups::GroupRow>> {
     let mut groups: Vec<db::groups::GroupRow> = db::groups::list(&ctx.db)
         .await?
         .into_iter()
-        .filter(|g| g.name == owner.group || g.user_selectable)
+        .filter(|g| g.name == owner_group || g.user_selectable)
         .collect();
-    groups.sort_by_key(|g| g.name != owner.group);
+    groups.sort_by_key(|g| g.name != owner_group);
     Ok(groups)
 }
 

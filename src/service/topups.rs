@@ -129,6 +129,18 @@ fn valid_request_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Starts a top-up of the caller's own balance (see [`start`]).
+pub async fn start_own(
+    ctx: &Ctx,
+    caller: &Caller,
+    amount_usd: &str,
+    request_key: &str,
+    base_url: &str,
+) -> ServiceResult<OrderRow> {
+    let user = super::users::find_id(&ctx.db, caller.own_account()?).await?;
+    start(ctx, &user, amount_usd, request_key, base_url).await
+}
+
 /// Starts a top-up for `user`: writes the pending order, makes its Checkout Session, and
 /// returns the order with the address to send the payer to. The same `request_key` (one per
 /// form shown) finds the same order and the same session, so a double click pays once.

@@ -1,11 +1,9 @@
 //! Signing in and out, registering, and the first run's root account.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Extension;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,11 +13,11 @@ use tower_sessions::Session;
 use super::email::{Arrival, after_password};
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
-use super::limits::{self, Limiter};
 use super::page::{FormPage, Page, local_path};
 use super::signing::{TokenQuery, ip_of, start_session};
 use crate::msg;
 use crate::service::accounts::{self, Registration};
+use crate::service::limits;
 use crate::state::AppState;
 
 #[derive(Template, WebTemplate)]
@@ -78,7 +76,6 @@ pub struct LoginForm {
 
 pub async fn login(
     State(state): State<AppState>,
-    Extension(limiter): Extension<Arc<Limiter>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: Session,
     headers: HeaderMap,
@@ -102,15 +99,25 @@ pub async fn login(
         )
             .into_response()
     };
-    if !limiter.allow(limits::SIGN_IN_PER_IP, &ip)
-        || !limiter.allow(limits::SIGN_IN_PER_ACCOUNT, form.login.trim())
-    {
+    // Failures count per address and per account, whichever way the account is named; a
+    // right password gives its attempt back.
+    let account = accounts::sign_in_key(&state.ctx, &form.login)
+        .await
+        .map_err(|e| page.failed(e))?;
+    let counted = [
+        (limits::SIGN_IN_PER_IP, ip.as_str()),
+        (limits::SIGN_IN_PER_ACCOUNT, account.as_str()),
+    ];
+    if !state.limits.hit_all(&counted).await {
         let errors = FieldErrors::too_many_attempts(page.lang);
         return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS));
     }
     match accounts::sign_in(&state.ctx, &form.login, &form.password).await {
         Ok(user) => {
-            limiter.clear(limits::SIGN_IN_PER_ACCOUNT, form.login.trim());
+            state
+                .limits
+                .give_back(limits::SIGN_IN_PER_ACCOUNT, &account)
+                .await;
             let arrival = Arrival {
                 ip: &ip,
                 headers: &headers,
@@ -198,7 +205,6 @@ pub struct RegisterForm {
 
 pub async fn register(
     State(state): State<AppState>,
-    Extension(limiter): Extension<Arc<Limiter>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: Session,
     headers: HeaderMap,
@@ -223,8 +229,12 @@ pub async fn register(
         )
             .into_response()
     };
+    // The day's new account from this address is taken before the account is made, and
+    // given back if it is not: concurrent forms cannot all pass.
     let per_day = limits::signups_per_day(state.snapshot.load().options.signups_per_ip_per_day);
-    if !limiter.allow(limits::REGISTER_PER_IP, &ip) || !limiter.would_allow(per_day, &ip) {
+    if !state.limits.hit(limits::REGISTER_PER_IP, &ip).await
+        || !state.limits.hit_unless_off(per_day, &ip).await
+    {
         let errors = FieldErrors::too_many_attempts(page.lang);
         return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS));
     }
@@ -237,7 +247,6 @@ pub async fn register(
     };
     match accounts::register(&state.ctx, registration).await {
         Ok(user) => {
-            limiter.allow_unless_off(per_day, &ip);
             let welcome = page.t1("web-welcome", "name", &user.username);
             after_password(
                 &state,
@@ -253,10 +262,15 @@ pub async fn register(
             )
             .await
         }
-        Err(error) => Ok(again(
-            FieldErrors::from_service(&error, page.lang, &[]),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )),
+        Err(error) => {
+            if per_day.max > 0 {
+                state.limits.give_back(per_day, &ip).await;
+            }
+            Ok(again(
+                FieldErrors::from_service(&error, page.lang, &[]),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ))
+        }
     }
 }
 
@@ -277,7 +291,7 @@ pub async fn setup_form(
 ) -> Result<Response, WebError> {
     let works = accounts::setup_token_works(&state.ctx, &query.token)
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
+        .map_err(|e| page.failed(e))?;
     if !works {
         return Err(page.error(StatusCode::NOT_FOUND, msg!("setup-link-spent")));
     }

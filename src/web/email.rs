@@ -3,11 +3,9 @@
 //! page it opens has the button that does.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Extension;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,14 +14,13 @@ use tower_sessions::Session;
 
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
-use super::limits::{self, Limiter};
 use super::page::{FormPage, Page, flash};
-use super::session::keys;
 use super::signing::{TokenQuery, ip_of, start_session};
-use crate::db::users::UserRow;
 use crate::i18n::Lang;
 use crate::msg;
-use crate::service::{ServiceError, accounts, email_codes, users};
+use crate::service::limits;
+use crate::service::sessions::{self, Viewer, keys};
+use crate::service::{ServiceError, accounts, email_codes};
 use crate::state::AppState;
 
 /// The account this visitor is proving an address for: the signed-in one, or the one that
@@ -32,7 +29,7 @@ async fn proving(
     state: &AppState,
     session: &Session,
     page: &Page,
-) -> Result<Option<UserRow>, WebError> {
+) -> Result<Option<Viewer>, WebError> {
     if let Some(viewer) = &page.viewer {
         return Ok(Some(viewer.clone()));
     }
@@ -41,11 +38,9 @@ async fn proving(
         .await
         .map_err(WebError::session)?;
     match pending {
-        Some(id) => match users::find_id(&state.db, id).await {
-            Ok(user) => Ok(Some(user)),
-            Err(ServiceError::NotFound(_)) => Ok(None),
-            Err(e) => Err(WebError::internal(page.lang, &e)),
-        },
+        Some(id) => sessions::viewer(&state.ctx, id)
+            .await
+            .map_err(|e| page.failed(e)),
         None => Ok(None),
     }
 }
@@ -53,7 +48,7 @@ async fn proving(
 /// Sends a code, turning a refusal into words for the next page.
 pub(super) async fn send_code(
     state: &AppState,
-    user: &UserRow,
+    user: &Viewer,
     lang: Lang,
 ) -> Result<String, String> {
     match email_codes::send_verification(&state.ctx, user.id, lang, &state.listen_url).await {
@@ -87,12 +82,12 @@ pub async fn after_password(
     state: &AppState,
     session: &Session,
     lang: Lang,
-    user: &UserRow,
+    user: &Viewer,
     arrival: Arrival<'_>,
 ) -> Result<Response, WebError> {
     let hold = accounts::must_verify_email(&state.ctx, user)
         .await
-        .map_err(|e| WebError::internal(lang, &e))?;
+        .map_err(|e| WebError::service(lang, e))?;
     if hold {
         session.cycle_id().await.map_err(WebError::session)?;
         session
@@ -109,7 +104,7 @@ pub async fn after_password(
     start_session(session, user, arrival.ip, arrival.headers).await?;
     let mail = email_codes::mail_configured(&state.ctx)
         .await
-        .map_err(|e| WebError::internal(lang, &e))?;
+        .map_err(|e| WebError::service(lang, e))?;
     let mut notice = arrival.welcome;
     if mail && welcome_needs_code(user) && notice.is_some() {
         let sent = match send_code(state, user, lang).await {
@@ -124,7 +119,7 @@ pub async fn after_password(
     Ok(Redirect::to(arrival.next).into_response())
 }
 
-fn welcome_needs_code(user: &UserRow) -> bool {
+fn welcome_needs_code(user: &Viewer) -> bool {
     user.email.is_some() && !user.email_verified
 }
 
@@ -189,7 +184,6 @@ pub struct VerifyForm {
 
 pub async fn verify(
     State(state): State<AppState>,
-    Extension(limiter): Extension<Arc<Limiter>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: Session,
     headers: HeaderMap,
@@ -215,7 +209,7 @@ pub async fn verify(
         .as_ref()
         .and_then(|u| u.email.clone())
         .unwrap_or_else(|| form.email.clone());
-    if !limiter.allow(limits::CODE_CHECK_PER_IP, &ip) {
+    if !state.limits.hit(limits::CODE_CHECK_PER_IP, &ip).await {
         let errors = FieldErrors::too_many_attempts(page.lang);
         return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS, shown_email));
     }
@@ -223,7 +217,7 @@ pub async fn verify(
         Some(user) => Some(user.clone()),
         None => email_codes::account_with_email(&state.ctx, &form.email)
             .await
-            .map_err(|e| WebError::internal(page.lang, &e))?,
+            .map_err(|e| page.failed(e))?,
     };
     let Some(target) = target else {
         let mut errors = FieldErrors::default();
@@ -263,7 +257,6 @@ pub struct ResendForm {}
 
 pub async fn resend(
     State(state): State<AppState>,
-    Extension(limiter): Extension<Arc<Limiter>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: Session,
     headers: HeaderMap,
@@ -274,7 +267,7 @@ pub async fn resend(
         return Ok(Redirect::to("/login").into_response());
     };
     let ip = ip_of(&state, peer, &headers);
-    let notice = if limiter.allow(limits::CODE_SEND_PER_IP, &ip) {
+    let notice = if state.limits.hit(limits::CODE_SEND_PER_IP, &ip).await {
         match send_code(&state, &user, page.lang).await {
             Ok(sent) => sent,
             Err(problem) => problem,
@@ -314,7 +307,6 @@ pub struct ForgotForm {
 
 pub async fn forgot(
     State(state): State<AppState>,
-    Extension(limiter): Extension<Arc<Limiter>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     page: Page,
@@ -339,9 +331,12 @@ pub async fn forgot(
         errors.add("email", page.say(&msg!("field-required")));
         return Ok(again(errors, StatusCode::UNPROCESSABLE_ENTITY, false));
     }
-    if !limiter.allow(limits::RESET_PER_IP, &ip)
-        || !limiter.allow(limits::RESET_PER_ADDRESS, &email)
-    {
+    let address = email.to_lowercase();
+    let counted = [
+        (limits::RESET_PER_IP, ip.as_str()),
+        (limits::RESET_PER_ADDRESS, address.as_str()),
+    ];
+    if !state.limits.hit_all(&counted).await {
         let errors = FieldErrors::too_many_attempts(page.lang);
         return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS, false));
     }
@@ -370,16 +365,16 @@ pub async fn reset_form(
     FormPage(page): FormPage,
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, WebError> {
-    let account = email_codes::reset_link_account(&state.ctx, &query.token)
+    let username = email_codes::reset_link_username(&state.ctx, &query.token)
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
-    let Some(account) = account else {
+        .map_err(|e| page.failed(e))?;
+    let Some(username) = username else {
         return Err(page.error(StatusCode::NOT_FOUND, msg!("reset-link-spent")));
     };
     Ok(ResetPage {
         page,
         token: query.token,
-        username: account.username,
+        username,
         errors: FieldErrors::default(),
     }
     .into_response())
@@ -397,7 +392,6 @@ pub struct ResetForm {
 
 pub async fn reset(
     State(state): State<AppState>,
-    Extension(limiter): Extension<Arc<Limiter>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: Session,
     headers: HeaderMap,
@@ -405,7 +399,7 @@ pub async fn reset(
     Posted(form): Posted<ResetForm>,
 ) -> Result<Response, WebError> {
     let ip = ip_of(&state, peer, &headers);
-    if !limiter.allow(limits::CODE_CHECK_PER_IP, &ip) {
+    if !state.limits.hit(limits::CODE_CHECK_PER_IP, &ip).await {
         return Err(page.error(StatusCode::TOO_MANY_REQUESTS, msg!("web-too-many-attempts")));
     }
     match email_codes::reset_password(
@@ -425,11 +419,10 @@ pub async fn reset(
         }
         Err(ServiceError::Forbidden(message)) => Err(page.error(StatusCode::NOT_FOUND, message)),
         Err(error) => {
-            let username = email_codes::reset_link_account(&state.ctx, &form.token)
+            let username = email_codes::reset_link_username(&state.ctx, &form.token)
                 .await
                 .ok()
                 .flatten()
-                .map(|u| u.username)
                 .unwrap_or_default();
             Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,

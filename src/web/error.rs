@@ -7,6 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use crate::i18n::{Lang, Message};
 use crate::msg;
+use crate::service::ServiceError;
 
 #[derive(Debug)]
 pub struct WebError {
@@ -47,6 +48,23 @@ impl WebError {
             lang,
             msg!("web-internal-error"),
         )
+    }
+
+    /// A service's refusal as a page with the status that fits it (the one mapping of
+    /// service errors to pages); a failure inside the server is logged and told briefly.
+    pub fn service(lang: Lang, error: ServiceError) -> WebError {
+        let status = match &error {
+            ServiceError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::Conflict { .. } => StatusCode::CONFLICT,
+            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ServiceError::Db(_) => return WebError::internal(lang, &error),
+        };
+        match error.message() {
+            Some(message) => WebError::page(status, lang, message.clone()),
+            None => WebError::internal(lang, &error),
+        }
     }
 
     pub fn session(error: tower_sessions::session::Error) -> WebError {

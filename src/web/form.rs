@@ -11,10 +11,10 @@ use serde::de::DeserializeOwned;
 use tower_sessions::Session;
 
 use super::error::WebError;
-use super::session::keys;
 use crate::i18n::Lang;
 use crate::msg;
 use crate::service::ServiceError;
+use crate::service::sessions::keys;
 use crate::state::AppState;
 
 /// The largest form body read.

@@ -13,8 +13,8 @@ use super::form::{FieldErrors, Posted};
 use super::format;
 use super::page::{Page, SignedIn, flash};
 use crate::db::tokens::TokenRow;
-use crate::db::users::UserRow;
 use crate::domain::kinds::{BudgetPeriod, Status};
+use crate::service::sessions::Viewer;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::{self, Caller, ServiceError};
 use crate::state::AppState;
@@ -111,9 +111,9 @@ fn per_period_key(period: BudgetPeriod) -> &'static str {
 async fn group_choices(
     state: &AppState,
     page: &Page,
-    user: &UserRow,
+    user: &Viewer,
 ) -> Result<Vec<(String, String)>, WebError> {
-    let groups = service::tokens::selectable_groups(&state.ctx, user)
+    let groups = service::tokens::selectable_groups(&state.ctx, &user.group)
         .await
         .map_err(|e| WebError::internal(page.lang, &e))?;
     Ok(groups

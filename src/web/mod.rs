@@ -11,38 +11,30 @@ mod error;
 mod form;
 mod format;
 mod keys;
-mod limits;
 mod logs;
 mod oauth;
 mod page;
 mod pages;
 mod playground;
 mod profile;
-mod session;
 mod signing;
 mod wallet;
 
-use std::sync::Arc;
-
+use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 pub use error::WebError;
-pub use session::DbSessionStore;
 
 use crate::state::AppState;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "tollgate_session";
-
-/// Days a session lasts without use.
-const SESSION_IDLE_DAYS: i64 = 14;
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
@@ -56,15 +48,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .options
         .public_url
         .starts_with("https://");
-    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+    let sessions = SessionManagerLayer::new(crate::service::sessions::SessionRows::new(&state.ctx))
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(secure)
         .with_path("/")
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(
-            SESSION_IDLE_DAYS,
-        )));
+        // A visitor's row is kept for a shorter while (see `service::sessions`).
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(crate::service::sessions::SIGNED_IN_IDLE)
+                .unwrap_or(time::Duration::WEEK),
+        ));
     let pages = Router::new()
         .route("/", get(pages::home))
         .route("/pricing", get(pages::pricing))
@@ -112,7 +106,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
             state.clone(),
             page::remember_language,
         ))
-        .layer(Extension(Arc::new(limits::Limiter::default())))
         .layer(sessions)
         .layer(middleware::from_fn(page_headers));
     pages

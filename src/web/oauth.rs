@@ -8,9 +8,7 @@
 //! but the visitor's own session; the callback is protected by the state.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::Extension;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -19,15 +17,14 @@ use tower_sessions::Session;
 
 use super::email::{Arrival, after_password};
 use super::error::WebError;
-use super::limits::{self, Limiter};
 use super::page::{Page, flash};
 use super::pages::base_url;
-use super::session::keys;
-use super::signing::ip_of;
+use super::signing::{ip_of, renew_sign_in};
 use crate::msg;
-use crate::oauth::{FlowSecrets, authorize_url};
-use crate::service::ServiceError;
+use crate::oauth::FlowSecrets;
+use crate::service::limits;
 use crate::service::oauth::{self, Completion};
+use crate::service::sessions::keys;
 use crate::state::AppState;
 
 /// How long a visitor may take at the provider.
@@ -42,6 +39,10 @@ struct Flow {
     verifier: String,
     /// The signed-in account the identity is to be linked to; none for signing in.
     link_to: Option<i64>,
+    /// The signed-in account proving it is them again (before changing its email or
+    /// password); none otherwise.
+    #[serde(default)]
+    reauth_of: Option<i64>,
     /// The invite code of the link a newcomer came by, for the account a sign-up makes.
     #[serde(default)]
     invite: Option<String>,
@@ -50,7 +51,8 @@ struct Flow {
 
 #[derive(Deserialize, Default)]
 pub struct StartQuery {
-    /// `link` on the profile: link the identity to the signed-in account.
+    /// `link` on the profile: link the identity to the signed-in account; `reauth`: the
+    /// signed-in person proves it is them again.
     #[serde(default)]
     intent: String,
     /// The invite code a newcomer came with (from `/register?invite=…`).
@@ -62,19 +64,6 @@ fn callback_url(state: &AppState, provider: &str) -> String {
     format!("{}/oauth/{provider}/callback", base_url(state))
 }
 
-fn service_page(page: &Page, error: ServiceError) -> WebError {
-    match error {
-        ServiceError::NotFound(message) => page.error(StatusCode::NOT_FOUND, message),
-        ServiceError::Forbidden(message) => page.error(StatusCode::FORBIDDEN, message),
-        ServiceError::Conflict { message, .. } => page.error(StatusCode::CONFLICT, message),
-        ServiceError::Invalid(problems) => match problems.into_iter().next() {
-            Some(problem) => page.error(StatusCode::BAD_REQUEST, problem.message),
-            None => WebError::internal(page.lang, &"an empty refusal"),
-        },
-        other => WebError::internal(page.lang, &other),
-    }
-}
-
 pub async fn start(
     State(state): State<AppState>,
     session: Session,
@@ -82,23 +71,26 @@ pub async fn start(
     Path(name): Path<String>,
     Query(query): Query<StartQuery>,
 ) -> Result<Response, WebError> {
-    let provider = oauth::provider_named(&state.ctx, &name)
-        .await
-        .map_err(|e| service_page(&page, e))?;
-    let link_to = match (&page.viewer, query.intent == "link") {
-        (Some(user), true) => Some(user.id),
-        (None, true) => return Ok(Redirect::to("/login?next=/profile").into_response()),
-        (Some(_), false) => return Ok(Redirect::to("/dashboard").into_response()),
-        (None, false) => None,
+    let (link_to, reauth_of) = match (&page.viewer, query.intent.as_str()) {
+        (Some(user), "link") => (Some(user.id), None),
+        (Some(user), "reauth") => (None, Some(user.id)),
+        (None, "link" | "reauth") => {
+            return Ok(Redirect::to("/login?next=/profile").into_response());
+        }
+        (Some(_), _) => return Ok(Redirect::to("/dashboard").into_response()),
+        (None, _) => (None, None),
     };
-    let secrets = FlowSecrets::new();
-    let target = authorize_url(&provider, &callback_url(&state, &provider.name), &secrets);
+    let authorization = oauth::authorize(&state.ctx, &name, &callback_url(&state, &name))
+        .await
+        .map_err(|e| page.failed(e))?;
+    let secrets = authorization.secrets;
     let flow = Flow {
-        provider: provider.name,
+        provider: authorization.provider,
         state: secrets.state,
         nonce: secrets.nonce,
         verifier: secrets.verifier,
         link_to,
+        reauth_of,
         invite: Some(
             query
                 .invite
@@ -114,7 +106,7 @@ pub async fn start(
         .insert(keys::OAUTH_FLOW, flow)
         .await
         .map_err(WebError::session)?;
-    Ok(Redirect::to(&target).into_response())
+    Ok(Redirect::to(&authorization.url).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -127,7 +119,6 @@ pub struct CallbackQuery {
 #[allow(clippy::too_many_arguments)]
 pub async fn callback(
     State(state): State<AppState>,
-    Extension(limiter): Extension<Arc<Limiter>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: Session,
     headers: HeaderMap,
@@ -161,75 +152,84 @@ pub async fn callback(
     let Some(code) = query.code.filter(|c| !c.is_empty()) else {
         return Err(stale());
     };
-    let provider = oauth::provider_named(&state.ctx, &name)
-        .await
-        .map_err(|e| service_page(&page, e))?;
     let secrets = FlowSecrets {
         state: flow.state,
         nonce: flow.nonce,
         verifier: flow.verifier,
     };
-    let identity = state
-        .oauth
-        .identity(
-            &provider,
-            &code,
-            &callback_url(&state, &provider.name),
-            &secrets,
-            crate::db::now_ms() / 1000,
-        )
+    let identity = oauth::identify(
+        &state.ctx,
+        &state.oauth,
+        &name,
+        &code,
+        &callback_url(&state, &name),
+        &secrets,
+    )
+    .await
+    .map_err(|e| page.failed(e))?;
+    let provider_label = oauth::sign_in_choices(&state.ctx)
         .await
-        .map_err(|e| {
-            tracing::warn!(provider = %provider.name, error = %e, "an OAuth sign-in failed");
-            page.error(
-                StatusCode::BAD_GATEWAY,
-                msg!(
-                    "web-oauth-failed",
-                    provider = provider.display_name.as_str()
-                ),
-            )
-        })?;
+        .map_err(|e| page.failed(e))?
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map_or_else(|| name.clone(), |(_, label)| label);
+
+    if let Some(user_id) = flow.reauth_of {
+        // Proving it is them again needs the same person still signed in, and an identity of
+        // their own account.
+        let viewer = page.viewer.as_ref().filter(|v| v.id == user_id);
+        let Some(viewer) = viewer else {
+            return Err(stale());
+        };
+        let own = oauth::is_own(&state.ctx, &viewer.caller(), &name, &identity.subject)
+            .await
+            .map_err(|e| page.failed(e))?;
+        if !own {
+            return Err(page.error(
+                StatusCode::FORBIDDEN,
+                msg!("web-oauth-not-yours", provider = provider_label.as_str()),
+            ));
+        }
+        renew_sign_in(&session).await?;
+        flash(&session, page.t("web-reauth-done")).await?;
+        return Ok(Redirect::to("/profile").into_response());
+    }
 
     if let Some(user_id) = flow.link_to {
         // Linking needs the same person still signed in.
         if page.viewer.as_ref().map(|v| v.id) != Some(user_id) {
             return Err(stale());
         }
-        oauth::complete(&state.ctx, &provider, identity, Some(user_id), None)
+        oauth::complete(&state.ctx, &name, identity, Some(user_id), None)
             .await
-            .map_err(|e| service_page(&page, e))?;
+            .map_err(|e| page.failed(e))?;
         flash(
             &session,
-            page.t1("web-oauth-linked", "provider", &provider.display_name),
+            page.t1("web-oauth-linked", "provider", &provider_label),
         )
         .await?;
         return Ok(Redirect::to("/profile").into_response());
     }
 
     let ip = ip_of(&state, peer, &headers);
+    // Signing in stays open; a new account takes one of the day's new accounts from this
+    // address before it is made (given back if none is made).
     let per_day = limits::signups_per_day(state.snapshot.load().options.signups_per_ip_per_day);
-    if !limiter.would_allow(per_day, &ip) {
-        // Signing in stays open; only a new account from this address waits for tomorrow.
-        let known = oauth::is_linked(&state.ctx, &provider, &identity.subject)
-            .await
-            .map_err(|e| service_page(&page, e))?;
-        if !known {
-            return Err(page.error(StatusCode::TOO_MANY_REQUESTS, msg!("web-too-many-attempts")));
-        }
+    let known = oauth::is_linked(&state.ctx, &name, &identity.subject)
+        .await
+        .map_err(|e| page.failed(e))?;
+    let takes_signup = !known && per_day.max > 0;
+    if takes_signup && !state.limits.hit(per_day, &ip).await {
+        return Err(page.error(StatusCode::TOO_MANY_REQUESTS, msg!("web-too-many-attempts")));
     }
-    let completion = oauth::complete(
-        &state.ctx,
-        &provider,
-        identity,
-        None,
-        flow.invite.as_deref(),
-    )
-    .await
-    .map_err(|e| service_page(&page, e))?;
-    let (user, welcome) = match completion {
+    let completion =
+        oauth::complete(&state.ctx, &name, identity, None, flow.invite.as_deref()).await;
+    if takes_signup && !matches!(completion, Ok(Completion::Registered(_))) {
+        state.limits.give_back(per_day, &ip).await;
+    }
+    let (user, welcome) = match completion.map_err(|e| page.failed(e))? {
         Completion::SignedIn(user) => (user, None),
         Completion::Registered(user) => {
-            limiter.allow_unless_off(per_day, &ip);
             let welcome = page.t1("web-welcome", "name", &user.username);
             (user, Some(welcome))
         }
@@ -254,9 +254,9 @@ pub async fn unlink(
     Path(id): Path<i64>,
     super::form::Posted(_): super::form::Posted<UnlinkForm>,
 ) -> Result<Response, WebError> {
-    oauth::unlink(&state.ctx, &user, id)
+    oauth::unlink(&state.ctx, &user.caller(), id)
         .await
-        .map_err(|e| service_page(&page, e))?;
+        .map_err(|e| page.failed(e))?;
     flash(&session, page.t("web-oauth-unlinked")).await?;
     Ok(Redirect::to("/profile").into_response())
 }

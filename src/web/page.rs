@@ -9,13 +9,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
 use super::error::WebError;
-use super::session::keys;
-use crate::db::users::UserRow;
-use crate::db::{self, now_ms};
-use crate::domain::kinds::Status;
 use crate::domain::money::Quota;
 use crate::domain::secret_key;
 use crate::i18n::{Lang, Message};
+use crate::service::sessions::{self, SignIn, Viewer, keys};
+use crate::service::{Caller, ServiceError};
 use crate::state::AppState;
 
 /// The cookie that remembers a visitor's language choice.
@@ -28,7 +26,9 @@ pub struct Page {
     pub site_name: String,
     /// The session's anti-forgery token, for every POST form.
     pub csrf: String,
-    pub viewer: Option<UserRow>,
+    pub viewer: Option<Viewer>,
+    /// The signed-in session's sign-in (when the person last proved who they are).
+    pub sign_in: Option<SignIn>,
     pub quota_per_usd: i64,
     /// The path of this page, for the language links.
     pub path: String,
@@ -84,6 +84,19 @@ impl Page {
     pub fn error(&self, status: axum::http::StatusCode, message: Message) -> WebError {
         WebError::page(status, self.lang, message)
     }
+
+    /// A service refused or failed: the error page that says why, with the status that fits.
+    pub fn failed(&self, error: ServiceError) -> WebError {
+        WebError::service(self.lang, error)
+    }
+
+    /// Whether the person signed in (or proved who they are again) within
+    /// [`sessions::RECENT_SIGN_IN`].
+    pub fn recent_sign_in(&self) -> bool {
+        self.sign_in
+            .as_ref()
+            .is_some_and(|sign_in| sign_in.is_recent(crate::db::now_ms()))
+    }
 }
 
 /// The language a request asked for with `?lang=`.
@@ -129,7 +142,7 @@ fn accepted_lang(headers: &HeaderMap) -> Option<Lang> {
 
 /// The reader's language: what they just asked for, their account's setting, their cookie,
 /// their browser's, English.
-fn language(parts: &Parts, viewer: Option<&UserRow>) -> Lang {
+fn language(parts: &Parts, viewer: Option<&Viewer>) -> Lang {
     asked_lang(parts)
         .or_else(|| viewer.and_then(|v| Lang::from_tag(&v.locale)))
         .or_else(|| cookie(&parts.headers, LANG_COOKIE).and_then(|c| Lang::from_tag(&c)))
@@ -137,43 +150,59 @@ fn language(parts: &Parts, viewer: Option<&UserRow>) -> Lang {
         .unwrap_or(Lang::En)
 }
 
-/// A short digest of a password hash: changing the password changes it.
-pub fn password_stamp(user: &UserRow) -> String {
-    let mut stamp = secret_key::hash(user.password_hash.as_deref().unwrap_or(""));
-    stamp.truncate(16);
-    stamp
-}
-
-/// The signed-in account, re-read on every request: a disabled account, or one whose
-/// password changed since this session signed in, is signed out at once.
-async fn viewer(state: &AppState, session: &Session) -> Result<Option<UserRow>, WebError> {
-    let Some(id) = session
+/// What the session remembers of its sign-in, if it is signed in.
+async fn sign_in_of(session: &Session) -> Result<Option<SignIn>, WebError> {
+    let user_id = session
         .get::<i64>(keys::USER_ID)
         .await
-        .map_err(WebError::session)?
-    else {
+        .map_err(WebError::session)?;
+    let Some(user_id) = user_id else {
         return Ok(None);
     };
-    let user = db::users::find_by_id(&state.db, id)
-        .await
-        .map_err(|e| WebError::internal(Lang::En, &e))?;
     let stamp = session
         .get::<String>(keys::STAMP)
         .await
-        .map_err(WebError::session)?;
-    match user {
-        Some(user)
-            if user.status == Status::Active
-                && stamp.as_deref() == Some(&password_stamp(&user)) =>
-        {
+        .map_err(WebError::session)?
+        .unwrap_or_default();
+    // Sessions from before sign-in times were kept count as signed in when they began.
+    let at_ms = match session
+        .get::<i64>(keys::SIGNED_IN_AT)
+        .await
+        .map_err(WebError::session)?
+    {
+        Some(at) => at,
+        None => session
+            .get::<i64>(keys::CREATED)
+            .await
+            .map_err(WebError::session)?
+            .unwrap_or(0),
+    };
+    Ok(Some(SignIn {
+        user_id,
+        stamp,
+        at_ms,
+    }))
+}
+
+/// The signed-in account, re-read on every request: a disabled or deleted account, or one
+/// whose password changed since this session signed in, is signed out at once.
+async fn viewer(state: &AppState, session: &Session) -> Result<Option<(Viewer, SignIn)>, WebError> {
+    let Some(sign_in) = sign_in_of(session).await? else {
+        return Ok(None);
+    };
+    match sessions::resume(&state.ctx, &sign_in)
+        .await
+        .map_err(|e| WebError::service(Lang::En, e))?
+    {
+        Some(viewer) => {
             // Keep `last_seen_at` to the minute without a write on every request.
-            let minute = now_ms() / 60_000;
+            let minute = crate::db::now_ms() / 60_000;
             if session.get::<i64>(keys::SEEN).await.ok().flatten() != Some(minute) {
                 let _ = session.insert(keys::SEEN, minute).await;
             }
-            Ok(Some(user))
+            Ok(Some((viewer, sign_in)))
         }
-        _ => {
+        None => {
             session.flush().await.map_err(WebError::session)?;
             Ok(None)
         }
@@ -216,7 +245,7 @@ impl Page {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|_| WebError::internal(Lang::En, &"no session layer"))?;
-        let viewer = viewer(state, &session).await?;
+        let (viewer, sign_in) = viewer(state, &session).await?.unzip();
         let lang = language(parts, viewer.as_ref());
         let csrf = if with_form_token || viewer.is_some() {
             csrf_token(&session).await?
@@ -237,6 +266,7 @@ impl Page {
             site_name: snapshot.options.site_name.clone(),
             csrf,
             viewer,
+            sign_in,
             quota_per_usd: snapshot.options.quota_per_usd(),
             path: parts.uri.path().to_string(),
             flash,
@@ -267,7 +297,7 @@ impl FromRequestParts<AppState> for FormPage {
 /// A page for signed-in people only: the others are sent to sign in, and back here after.
 pub struct SignedIn {
     pub page: Page,
-    pub user: UserRow,
+    pub user: Viewer,
 }
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -305,14 +335,12 @@ pub fn urlencode(text: &str) -> String {
     out
 }
 
-/// Where to go after signing in: a path of this site only (never `//host` or a full URL).
+/// Where to go after signing in: a path of this site only (see
+/// [`crate::domain::redirect::local_target`]), else the dashboard.
 pub fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path.to_string()
-        }
-        _ => "/dashboard".to_string(),
-    }
+    next.and_then(crate::domain::redirect::local_target)
+        .unwrap_or("/dashboard")
+        .to_string()
 }
 
 /// `?lang=` on any page: remembered in a cookie, and as the account's setting when signed in.
@@ -333,8 +361,9 @@ pub async fn remember_language(
         if let Ok(value) = HeaderValue::try_from(cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
+        // The person acting on their own account, whatever their role.
         if let Ok(Some(id)) = session.get::<i64>(keys::USER_ID).await
-            && let Err(e) = db::users::set_locale(&state.db, id, lang.tag()).await
+            && let Err(e) = sessions::set_language(&state.ctx, &Caller::User(id), lang.tag()).await
         {
             tracing::warn!(error = %e, "could not keep a language choice");
         }

@@ -21,12 +21,12 @@ use super::form::{FieldErrors, Posted};
 use super::page::{Page, SignedIn};
 use super::signing::ip_of;
 use crate::db::tokens::TokenRow;
-use crate::db::users::UserRow;
 use crate::domain::kinds::Status;
 use crate::domain::secret_key;
 use crate::msg;
 use crate::protocol::Endpoint;
 use crate::relay::proxy::{CallerKey, relay_with};
+use crate::service::sessions::Viewer;
 use crate::service::{self, Caller};
 use crate::state::AppState;
 
@@ -58,7 +58,7 @@ fn usable(key: &TokenRow, now_ms: i64) -> bool {
 async fn page_for(
     state: &AppState,
     page: Page,
-    user: &UserRow,
+    user: &Viewer,
     form: Option<&ChatForm>,
 ) -> Result<PlaygroundPage, WebError> {
     let caller = Caller::User(user.id);
@@ -131,7 +131,7 @@ fn chat_request(form: &ChatForm, stream: bool) -> serde_json::Value {
 
 /// The digest of the person's own usable key with this id; another person's key, or a
 /// disabled or expired one, is not offered.
-async fn own_key(state: &AppState, user: &UserRow, key_id: i64) -> Option<[u8; 32]> {
+async fn own_key(state: &AppState, user: &Viewer, key_id: i64) -> Option<[u8; 32]> {
     let key = service::tokens::get(&state.ctx, &Caller::User(user.id), key_id)
         .await
         .ok()?;
@@ -144,7 +144,7 @@ async fn own_key(state: &AppState, user: &UserRow, key_id: i64) -> Option<[u8; 3
 async fn check(
     state: &AppState,
     page: &Page,
-    user: &UserRow,
+    user: &Viewer,
     form: &ChatForm,
 ) -> Result<[u8; 32], FieldErrors> {
     let digest = own_key(state, user, form.key_id).await;

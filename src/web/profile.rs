@@ -12,21 +12,19 @@ use tower_sessions::Session;
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::format;
-use super::page::{Page, SignedIn, flash, password_stamp};
-use super::session::{keys, row_id};
-use crate::db::now_ms;
-use crate::db::oauth::IdentityRow;
-use crate::db::users::UserRow;
-use crate::db::web_sessions::{self, SessionRow};
+use super::page::{Page, SignedIn, flash};
 use crate::i18n::Lang;
-use crate::service::accounts::{self, ProfileChange};
+use crate::service::accounts::{self, ProfileChange, Reauthentication};
+use crate::service::oauth::IdentityView;
+use crate::service::sessions::{self, SessionView, Viewer, row_id};
+use crate::service::{ServiceError, limits};
 use crate::state::AppState;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "profile.html")]
 pub struct ProfilePage {
     page: Page,
-    user: UserRow,
+    user: Viewer,
     display_name: String,
     email: String,
     details_errors: FieldErrors,
@@ -35,25 +33,25 @@ pub struct ProfilePage {
     /// The low-balance line as typed or stored (empty: the site's default).
     low_balance: String,
     low_balance_errors: FieldErrors,
-    sessions: Vec<SessionRow>,
+    sessions: Vec<SessionView>,
     /// The row id of the session asking.
     current: String,
     /// The sign-in providers, as (name, what the button says), and the identities linked.
     providers: Vec<(String, String)>,
-    identities: Vec<IdentityRow>,
+    identities: Vec<IdentityView>,
     invite_link: Option<String>,
 }
 
 impl ProfilePage {
-    fn seen(&self, session: &SessionRow) -> String {
+    fn seen(&self, session: &SessionView) -> String {
         format::minute(session.last_seen_at)
     }
 
-    fn device(&self, session: &SessionRow) -> String {
+    fn device(&self, session: &SessionView) -> String {
         super::format::device(&session.user_agent)
     }
 
-    fn is_current(&self, session: &SessionRow) -> bool {
+    fn is_current(&self, session: &SessionView) -> bool {
         session.id == self.current
     }
 
@@ -64,13 +62,16 @@ impl ProfilePage {
             .map_or_else(|| name.to_string(), |(_, label)| label.clone())
     }
 
-    /// How the person is known there: their handle, else their address, else the id.
-    fn identity_label(&self, identity: &IdentityRow) -> String {
-        [&identity.login, &identity.email, &identity.subject]
-            .into_iter()
-            .find(|text| !text.is_empty())
-            .cloned()
-            .unwrap_or_default()
+    /// Whether changing the email or password asks for the current password: the account has
+    /// one and the session did not sign in recently.
+    fn asks_current_password(&self) -> bool {
+        self.user.has_password && !self.page.recent_sign_in()
+    }
+
+    /// Whether changing the email or password first needs a sign-in through a provider: the
+    /// account has no password and the session did not sign in recently.
+    fn asks_provider_sign_in(&self) -> bool {
+        !self.user.has_password && !self.page.recent_sign_in()
     }
 
     fn is_linked(&self, provider: &str) -> bool {
@@ -100,19 +101,20 @@ async fn render(
     state: &AppState,
     session: &Session,
     page: Page,
-    user: UserRow,
+    user: Viewer,
     refused: Option<(Section, FieldErrors)>,
     typed: Option<(String, String)>,
 ) -> Result<ProfilePage, WebError> {
-    let sessions = web_sessions::for_user(&state.db, user.id, now_ms())
+    let caller = user.caller();
+    let sessions = sessions::list(&state.ctx, &caller)
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
+        .map_err(|e| page.failed(e))?;
     let providers = crate::service::oauth::sign_in_choices(&state.ctx)
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
-    let identities = crate::service::oauth::identities(&state.ctx, user.id)
+        .map_err(|e| page.failed(e))?;
+    let identities = crate::service::oauth::identities(&state.ctx, &caller)
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
+        .map_err(|e| page.failed(e))?;
     let invite_link = super::wallet::invite_link(state, &user);
     let (display_name, email) = typed.unwrap_or_else(|| {
         (
@@ -167,6 +169,47 @@ pub struct DetailsForm {
     display_name: String,
     #[serde(default)]
     email: String,
+    /// Needed to change the email without a recent sign-in.
+    #[serde(default)]
+    current_password: String,
+}
+
+/// The proof a form gives that its sender is the account's owner. A current password typed is
+/// counted against the account's limit before it is checked (as a sign-in's would be); the
+/// key to give the attempt back once it proved right comes back with it.
+async fn proof(
+    state: &AppState,
+    page: &Page,
+    user: &Viewer,
+    current_password: &str,
+) -> Result<(Reauthentication, Option<String>), Reauthentication> {
+    let proof = Reauthentication {
+        recent_sign_in: page.recent_sign_in(),
+        current_password: current_password.to_string(),
+    };
+    if proof.recent_sign_in || current_password.is_empty() {
+        return Ok((proof, None));
+    }
+    let key = format!("account:{}", user.id);
+    if state.limits.hit(limits::REAUTH_PER_ACCOUNT, &key).await {
+        Ok((proof, Some(key)))
+    } else {
+        Err(proof)
+    }
+}
+
+/// A password that proved right gives its counted attempt back.
+async fn proven(state: &AppState, counted: Option<String>, result: &Result<Viewer, ServiceError>) {
+    let wrong_password =
+        matches!(result, Err(e) if e.fields().iter().any(|p| p.field == "current_password"));
+    if let Some(key) = counted
+        && !wrong_password
+    {
+        state
+            .limits
+            .give_back(limits::REAUTH_PER_ACCOUNT, &key)
+            .await;
+    }
 }
 
 pub async fn details(
@@ -175,11 +218,33 @@ pub async fn details(
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<DetailsForm>,
 ) -> Result<Response, WebError> {
+    let refused = |status: StatusCode, errors: FieldErrors| {
+        let (state, session, page, user) = (&state, &session, page.clone(), user.clone());
+        let typed = Some((form.display_name.clone(), form.email.clone()));
+        async move {
+            let page_again = render(
+                state,
+                session,
+                page,
+                user,
+                Some((Section::Details, errors)),
+                typed,
+            )
+            .await?;
+            Ok::<_, WebError>((status, page_again).into_response())
+        }
+    };
+    let Ok((proof, counted)) = proof(&state, &page, &user, &form.current_password).await else {
+        let errors = FieldErrors::too_many_attempts(page.lang);
+        return refused(StatusCode::TOO_MANY_REQUESTS, errors).await;
+    };
     let change = ProfileChange {
         display_name: form.display_name.clone(),
         email: form.email.clone(),
     };
-    match accounts::update_profile(&state.ctx, user.id, change).await {
+    let result = accounts::update_profile(&state.ctx, &user.caller(), change, &proof).await;
+    proven(&state, counted, &result).await;
+    match result {
         Ok(updated) => {
             let new_address = updated.email.is_some() && updated.email != user.email;
             if new_address && page.mail_enabled {
@@ -196,16 +261,7 @@ pub async fn details(
         }
         Err(error) => {
             let errors = FieldErrors::from_service(&error, page.lang, &[]);
-            let page_again = render(
-                &state,
-                &session,
-                page,
-                user,
-                Some((Section::Details, errors)),
-                Some((form.display_name, form.email)),
-            )
-            .await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page_again).into_response())
+            refused(StatusCode::UNPROCESSABLE_ENTITY, errors).await
         }
     }
 }
@@ -226,39 +282,47 @@ pub async fn password(
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<PasswordForm>,
 ) -> Result<Response, WebError> {
-    match accounts::change_password(
-        &state.ctx,
-        user.id,
-        &form.current_password,
-        &form.password,
-        &form.password_confirm,
-    )
-    .await
-    {
-        Ok(updated) => {
-            // This session stays signed in; the others end (their stamp no longer matches).
-            session
-                .insert(keys::STAMP, password_stamp(&updated))
-                .await
-                .map_err(WebError::session)?;
-            let current = current_row(&session).await;
-            web_sessions::delete_for_user(&state.db, user.id, Some(&current))
-                .await
-                .map_err(|e| WebError::internal(page.lang, &e))?;
-            notice(&session, &page, "web-profile-password-changed").await
-        }
-        Err(error) => {
-            let errors = FieldErrors::from_service(&error, page.lang, &[]);
+    let refused = |status: StatusCode, errors: FieldErrors| {
+        let (state, session, page, user) = (&state, &session, page.clone(), user.clone());
+        async move {
             let page_again = render(
-                &state,
-                &session,
+                state,
+                session,
                 page,
                 user,
                 Some((Section::Password, errors)),
                 None,
             )
             .await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page_again).into_response())
+            Ok::<_, WebError>((status, page_again).into_response())
+        }
+    };
+    let Ok((proof, counted)) = proof(&state, &page, &user, &form.current_password).await else {
+        let errors = FieldErrors::too_many_attempts(page.lang);
+        return refused(StatusCode::TOO_MANY_REQUESTS, errors).await;
+    };
+    let result = accounts::change_password(
+        &state.ctx,
+        &user.caller(),
+        &form.password,
+        &form.password_confirm,
+        &proof,
+    )
+    .await;
+    proven(&state, counted, &result).await;
+    match result {
+        Ok(updated) => {
+            // This session stays signed in, under the new password; the others end.
+            super::signing::restamp(&session, &updated).await?;
+            let current = current_row(&session).await;
+            sessions::end_others(&state.ctx, &user.caller(), Some(&current))
+                .await
+                .map_err(|e| page.failed(e))?;
+            notice(&session, &page, "web-profile-password-changed").await
+        }
+        Err(error) => {
+            let errors = FieldErrors::from_service(&error, page.lang, &[]);
+            refused(StatusCode::UNPROCESSABLE_ENTITY, errors).await
         }
     }
 }
@@ -276,9 +340,9 @@ pub async fn language(
     Posted(form): Posted<LanguageForm>,
 ) -> Result<Response, WebError> {
     let tag = Lang::from_tag(&form.language).map_or("", Lang::tag);
-    crate::db::users::set_locale(&state.db, user.id, tag)
+    sessions::set_language(&state.ctx, &user.caller(), tag)
         .await
-        .map_err(|e| WebError::internal(Lang::En, &e))?;
+        .map_err(|e| WebError::service(Lang::En, e))?;
     let lang = Lang::from_tag(tag).unwrap_or(Lang::En);
     flash(&session, crate::i18n::text(lang, "web-profile-saved", &[])).await?;
     Ok(Redirect::to("/profile").into_response())
@@ -297,8 +361,12 @@ pub async fn low_balance(
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<LowBalanceForm>,
 ) -> Result<Response, WebError> {
-    match crate::service::balance_alerts::set_threshold(&state.ctx, user.id, &form.low_balance_usd)
-        .await
+    match crate::service::balance_alerts::set_threshold(
+        &state.ctx,
+        &user.caller(),
+        &form.low_balance_usd,
+    )
+    .await
     {
         Ok(()) => notice(&session, &page, "web-profile-saved").await,
         Err(error) => {
@@ -328,9 +396,9 @@ pub async fn end_other_sessions(
     Posted(_): Posted<EmptyForm>,
 ) -> Result<Response, WebError> {
     let current = current_row(&session).await;
-    web_sessions::delete_for_user(&state.db, user.id, Some(&current))
+    sessions::end_others(&state.ctx, &user.caller(), Some(&current))
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
+        .map_err(|e| page.failed(e))?;
     notice(&session, &page, "web-profile-sessions-ended").await
 }
 
@@ -341,12 +409,9 @@ pub async fn end_session(
     Path(id): Path<String>,
     Posted(_): Posted<EmptyForm>,
 ) -> Result<Response, WebError> {
-    let ended = web_sessions::delete_owned(&state.db, user.id, &id)
+    sessions::end(&state.ctx, &user.caller(), &id)
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
-    if !ended {
-        return Err(WebError::not_found(page.lang));
-    }
+        .map_err(|e| page.failed(e))?;
     notice(&session, &page, "web-profile-session-ended").await
 }
 
@@ -355,9 +420,9 @@ pub async fn export(
     State(state): State<AppState>,
     SignedIn { page, user }: SignedIn,
 ) -> Result<Response, WebError> {
-    let data = accounts::export(&state.ctx, user.id)
+    let data = accounts::export(&state.ctx, &user.caller())
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
+        .map_err(|e| page.failed(e))?;
     let body =
         serde_json::to_string_pretty(&data).map_err(|e| WebError::internal(page.lang, &e))?;
     Ok((
@@ -385,11 +450,8 @@ pub async fn delete(
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<DeleteForm>,
 ) -> Result<Response, WebError> {
-    match accounts::delete_account(&state.ctx, user.id, &form.confirm_username).await {
+    match accounts::delete_account(&state.ctx, &user.caller(), &form.confirm_username).await {
         Ok(()) => {
-            web_sessions::delete_for_user(&state.db, user.id, None)
-                .await
-                .map_err(|e| WebError::internal(page.lang, &e))?;
             session.flush().await.map_err(WebError::session)?;
             Ok(Redirect::to("/").into_response())
         }

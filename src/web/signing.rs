@@ -8,20 +8,20 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::error::WebError;
-use super::page::{csrf_token, password_stamp};
-use super::session::keys;
-use crate::db::users::UserRow;
+use super::page::csrf_token;
 use crate::protocol::client::client_ip;
+use crate::service::sessions::{SignIn, Viewer, keys};
 use crate::state::AppState;
 
 /// Starts a signed-in session: a new session id (what an attacker planted before is
-/// worthless), whose it is, from where, and a new form token.
+/// worthless), whose it is, since when, from where, and a new form token.
 pub async fn start_session(
     session: &Session,
-    user: &UserRow,
+    user: &Viewer,
     ip: &str,
     headers: &HeaderMap,
 ) -> Result<(), WebError> {
+    let sign_in = SignIn::now(user);
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -29,8 +29,9 @@ pub async fn start_session(
         .to_string();
     session.cycle_id().await.map_err(WebError::session)?;
     for (key, value) in [
-        (keys::USER_ID, serde_json::Value::from(user.id)),
-        (keys::STAMP, serde_json::Value::from(password_stamp(user))),
+        (keys::USER_ID, serde_json::Value::from(sign_in.user_id)),
+        (keys::STAMP, serde_json::Value::from(sign_in.stamp)),
+        (keys::SIGNED_IN_AT, serde_json::Value::from(sign_in.at_ms)),
         (keys::IP, serde_json::Value::from(ip)),
         (keys::USER_AGENT, serde_json::Value::from(agent)),
     ] {
@@ -49,6 +50,24 @@ pub async fn start_session(
         .map_err(WebError::session)?;
     csrf_token(session).await?;
     Ok(())
+}
+
+/// The account's password changed in this session: the session stays signed in under the new
+/// one (the account's other sessions no longer match it).
+pub async fn restamp(session: &Session, user: &Viewer) -> Result<(), WebError> {
+    session
+        .insert(keys::STAMP, SignIn::now(user).stamp)
+        .await
+        .map_err(WebError::session)
+}
+
+/// The person proved who they are again in this session (their provider vouched for them):
+/// changes that need a recent sign-in are open for a while.
+pub async fn renew_sign_in(session: &Session) -> Result<(), WebError> {
+    session
+        .insert(keys::SIGNED_IN_AT, crate::db::now_ms())
+        .await
+        .map_err(WebError::session)
 }
 
 pub fn ip_of(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {

@@ -2,11 +2,9 @@
 //! top-ups through Stripe Checkout (a quote shown before paying, the order's page after).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Extension;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,15 +13,15 @@ use tower_sessions::Session;
 
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
-use super::limits::{self, Limiter};
 use super::page::{Page, SignedIn, flash};
 use super::signing::ip_of;
 use crate::db::ledger::Entry;
 use crate::db::orders::OrderRow;
-use crate::db::users::UserRow;
 use crate::domain::kinds::OrderStatus;
 use crate::domain::money::MicroUsd;
 use crate::domain::topup::{Quote, display_amount};
+use crate::service::limits;
+use crate::service::sessions::Viewer;
 use crate::service::topups::TopupSettings;
 use crate::service::{self, Caller};
 use crate::state::AppState;
@@ -70,7 +68,7 @@ pub struct WalletPage {
 }
 
 /// The invite link of an account with a code.
-pub fn invite_link(state: &AppState, user: &UserRow) -> Option<String> {
+pub fn invite_link(state: &AppState, user: &Viewer) -> Option<String> {
     user.invite_code
         .as_ref()
         .map(|code| format!("{}/register?invite={code}", super::pages::base_url(state)))
@@ -227,7 +225,7 @@ struct Typed {
 async fn render(
     state: &AppState,
     page: Page,
-    user: &UserRow,
+    user: &Viewer,
     typed: Typed,
     errors: FieldErrors,
 ) -> Result<WalletPage, WebError> {
@@ -275,10 +273,10 @@ pub struct RedeemForm {
 }
 
 /// Redeems a code. Wrong codes are counted per account and per address, so codes cannot be
-/// guessed; a code that works is not counted.
+/// guessed: each try is counted before it is looked up and given back when the code works;
+/// a typo of the wrong shape is no guess and counts nothing.
 pub async fn redeem(
     State(state): State<AppState>,
-    Extension(limiter): Extension<Arc<Limiter>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     session: Session,
@@ -287,9 +285,20 @@ pub async fn redeem(
 ) -> Result<Response, WebError> {
     let ip = ip_of(&state, peer, &headers);
     let account = user.id.to_string();
-    if !limiter.would_allow(limits::REDEEM_FAILURES_PER_IP, &ip)
-        || !limiter.would_allow(limits::REDEEM_FAILURES_PER_ACCOUNT, &account)
-    {
+    if let Err(error) = service::codes::check_shape(&form.code) {
+        let errors = FieldErrors::from_service(&error, page.lang, &[]);
+        let typed = Typed {
+            code: form.code,
+            ..Typed::default()
+        };
+        let again = render(&state, page, &user, typed, errors).await?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, again).into_response());
+    }
+    let counted = [
+        (limits::REDEEM_FAILURES_PER_IP, ip.as_str()),
+        (limits::REDEEM_FAILURES_PER_ACCOUNT, account.as_str()),
+    ];
+    if !state.limits.hit_all(&counted).await {
         let errors = FieldErrors::too_many_attempts(page.lang);
         let typed = Typed {
             code: form.code,
@@ -300,13 +309,14 @@ pub async fn redeem(
     }
     match service::codes::redeem(&state.ctx, user.id, &form.code).await {
         Ok(units) => {
+            for (limit, key) in counted {
+                state.limits.give_back(limit, key).await;
+            }
             let amount = page.usd(&units);
             flash(&session, page.t1("web-code-redeemed", "amount", &amount)).await?;
             Ok(Redirect::to("/wallet").into_response())
         }
         Err(error) => {
-            limiter.allow(limits::REDEEM_FAILURES_PER_IP, &ip);
-            limiter.allow(limits::REDEEM_FAILURES_PER_ACCOUNT, &account);
             let errors = FieldErrors::from_service(&error, page.lang, &[]);
             let typed = Typed {
                 code: form.code,
@@ -431,9 +441,9 @@ pub async fn pay(
     Posted(form): Posted<PayForm>,
 ) -> Result<Response, WebError> {
     let base = super::pages::base_url(&state);
-    match service::topups::start(
+    match service::topups::start_own(
         &state.ctx,
-        &user,
+        &user.caller(),
         &form.amount_usd,
         &form.request_key,
         &base,

@@ -148,17 +148,24 @@ db_test! {
         assert!(messages.contains(&"This code has expired.".to_string()), "{messages:?}");
         assert!(messages.contains(&"status 303".to_string()), "{messages:?}");
 
-        let unknown = browser.post("/wallet/redeem", &[("code", "tgc-nothing-like-it")]).await;
+        let guess = |n: usize| format!("tgc-{}{}", "A".repeat(47), n % 10);
+        let unknown = browser.post("/wallet/redeem", &[("code", &guess(0))]).await;
         assert_eq!(unknown.field_error("code").as_deref(), Some("This code does not exist. Check that it was copied whole."));
         let zh = browser.get("/wallet?lang=zh-CN").await;
         assert!(zh.contains("兑换码"));
-        let unknown_zh = browser.post("/wallet/redeem", &[("code", "tgc-nothing")]).await;
+        let unknown_zh = browser.post("/wallet/redeem", &[("code", &guess(1))]).await;
         assert_eq!(unknown_zh.field_error("code").as_deref(), Some("该兑换码不存在，请确认已完整复制。"));
 
+        // A typo of the wrong shape is told apart and is no guess: it uses up no try.
+        for _ in 0..30 {
+            let typo = browser.post("/wallet/redeem", &[("code", "tgc-nothing")]).await;
+            assert_eq!(typo.status, 422);
+            assert!(typo.field_error("code").unwrap().contains("48"), "{}", typo.body);
+        }
         // Wrong codes are counted: the tenth within the hour is the last one looked at.
         let mut last = 0;
-        for _ in 0..10 {
-            last = browser.post("/wallet/redeem", &[("code", "tgc-guess")]).await.status;
+        for n in 0..10 {
+            last = browser.post("/wallet/redeem", &[("code", &guess(n))]).await.status;
         }
         assert_eq!(last, 429);
         assert_books_balance(&app).await;

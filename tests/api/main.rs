@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod account_security;
 mod audio;
 mod billing;
 mod billing_writer;

@@ -410,6 +410,7 @@ db_test! {
         assert_eq!(clash.status, 422);
         assert!(clash.field_error("email").is_some(), "{}", clash.body);
         assert_eq!(clash.input("display_name").as_deref(), Some("Fay"));
+        // Just signed in: the email changes without the password again.
         let saved = laptop.post("/profile", &[("display_name", "Fay F."), ("email", "fay@new.example")]).await;
         assert_eq!(saved.status, 303);
         let fay = app.user("fay").await;
@@ -419,6 +420,11 @@ db_test! {
 
         let profile = laptop.get("/profile").await;
         assert!(profile.contains("Firefox · Linux") && profile.contains("Safari · iOS"), "{}", profile.body);
+        // Signed in long ago: changing the password needs the current one.
+        app.age_sign_ins_of("fay").await;
+        let missing = laptop.post("/profile/password", &[("password", "a newer password"), ("password_confirm", "a newer password")]).await;
+        assert_eq!(missing.status, 422);
+        assert!(missing.field_error("current_password").is_some(), "{}", missing.body);
         let wrong = laptop.post("/profile/password", &[("current_password", "not it at all"), ("password", "a newer password"), ("password_confirm", "a newer password")]).await;
         assert_eq!(wrong.status, 422);
         assert!(wrong.field_error("current_password").is_some());

@@ -344,7 +344,7 @@ db_test! {
 
         // Deleting the account frees the identity.
         let frank_user = app.user("frank").await;
-        tollgate::service::accounts::delete_account(app.ctx(), frank_user.id, "frank").await.unwrap();
+        tollgate::service::accounts::delete_account(app.ctx(), &tollgate::service::Caller::User(frank_user.id), "frank").await.unwrap();
         assert!(db::oauth::identity(&app.db, "idp", "only-way").await.unwrap().is_none());
     }
 }

@@ -351,6 +351,25 @@ impl TestApp {
             .expect("user")
     }
 
+    /// Makes every session of `username` look signed in an hour ago: changes that need a
+    /// recent sign-in then need the current password.
+    pub async fn age_sign_ins_of(&self, username: &str) {
+        let user = self.user(username).await;
+        let now = tollgate::db::now_ms();
+        for mut row in tollgate::db::web_sessions::for_user(&self.db, user.id, now)
+            .await
+            .expect("sessions")
+        {
+            let mut data: serde_json::Map<String, Value> =
+                serde_json::from_str(&row.data).expect("session data");
+            data.insert("signed_in_at".into(), Value::from(now - 3_600_000));
+            row.data = serde_json::to_string(&data).expect("json");
+            tollgate::db::web_sessions::save(&self.db, &row)
+                .await
+                .expect("save session");
+        }
+    }
+
     /// The ids of a user's keys, oldest first.
     pub async fn token_ids_of(&self, username: &str) -> Vec<i64> {
         service::tokens::list_for_user(&Ctx::new(self.db.clone()), &CLI, username)

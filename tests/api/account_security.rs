@@ -1,0 +1,199 @@
+//! What an attacker tries on the portal's accounts: redirects off the site after signing in,
+//! limits raced with concurrent requests, guesses spread over spellings of one account, a
+//! stolen session changing the email or password, and what a deleted account leaves behind.
+
+use futures::future::join_all;
+use tollgate::service;
+
+use crate::helpers::{Browser, MailSink, TestApp, db_test};
+
+const PASSWORD: &str = "correct horse battery";
+
+db_test! {
+    /// `next` only ever leads somewhere on this site: tabs, newlines, backslashes and other
+    /// hosts go to the dashboard, and nothing in `next` answers 500.
+    async fn next_never_leaves_the_site(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        app.create_user_with_email("ann", "ann@example.com", PASSWORD).await;
+        for (next, expected) in [
+            ("/keys?lang=zh-CN", "/keys?lang=zh-CN"),
+            ("/%09/evil.example", "/dashboard"),
+            ("/%0a/evil.example", "/dashboard"),
+            ("/%0d%0aSet-Cookie:x=1", "/dashboard"),
+            ("//evil.example", "/dashboard"),
+            ("/%5Cevil.example", "/dashboard"),
+            ("https://evil.example/", "/dashboard"),
+        ] {
+            let browser = Browser::new(&app);
+            let form = browser.get(&format!("/login?next={next}")).await;
+            assert_eq!(form.status, 200, "{next}: {}", form.body);
+            let answer = browser.post("/login", &[("login", "ann"), ("password", PASSWORD), ("next", form.input("next").unwrap().as_str())]).await;
+            assert_eq!(answer.status, 303, "{next}: {}", answer.body);
+            assert_eq!(answer.location.as_deref(), Some(expected), "{next}");
+            // Posted straight, not through the page's hidden field.
+            let raw_next = next.replace("%09", "\t").replace("%0a", "\n").replace("%0d", "\r").replace("%5C", "\\");
+            let signed_in = Browser::new(&app);
+            signed_in.get("/login").await;
+            let answer = signed_in.post("/login", &[("login", "ann"), ("password", PASSWORD), ("next", raw_next.as_str())]).await;
+            assert_eq!(answer.status, 303, "{next:?}: {}", answer.body);
+            assert_eq!(answer.location.as_deref(), Some(expected), "{raw_next:?}");
+            // Already signed in, the form page itself redirects.
+            let again = signed_in.get(&format!("/login?next={next}")).await;
+            assert_eq!(again.location.as_deref(), Some(expected), "{next}");
+        }
+    }
+}
+
+db_test! {
+    /// Eight registrations from one address at once against `signups_per_ip_per_day = 2`:
+    /// two accounts, six refusals — the limit is taken before an account is made.
+    async fn concurrent_registrations_keep_the_daily_limit(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        app.set_option("signups_per_ip_per_day", "2").await;
+        let browsers: Vec<Browser> = (0..8).map(|_| Browser::new(&app)).collect();
+        for browser in &browsers {
+            browser.get("/register").await;
+        }
+        let answers = join_all(browsers.iter().enumerate().map(|(n, browser)| async move {
+            let name = format!("racer{n}");
+            let email = format!("{name}@example.com");
+            browser
+                .post("/register", &[("username", name.as_str()), ("email", email.as_str()), ("password", PASSWORD), ("password_confirm", PASSWORD)])
+                .await
+                .status
+        }))
+        .await;
+        assert_eq!(answers.iter().filter(|s| **s == 303).count(), 2, "{answers:?}");
+        assert_eq!(answers.iter().filter(|s| **s == 429).count(), 6, "{answers:?}");
+        let made = service::users::list(app.ctx(), &crate::helpers::CLI, 100, 0).await.unwrap();
+        assert_eq!(made.iter().filter(|u| u.username.starts_with("racer")).count(), 2);
+
+        // A registration refused for its values gives its place back: one place is left,
+        // a refused form leaves it, the next good one takes it.
+        app.set_option("signups_per_ip_per_day", "3").await;
+        let browser = Browser::new(&app);
+        browser.get("/register").await;
+        let bad = browser.post("/register", &[("username", "x"), ("email", "not an address"), ("password", PASSWORD), ("password_confirm", PASSWORD)]).await;
+        assert_eq!(bad.status, 422, "{}", bad.body);
+        assert_eq!(browser.register("fine", PASSWORD).await.status, 303);
+        assert_eq!(Browser::new(&app).register("toomany", PASSWORD).await.status, 429);
+    }
+}
+
+db_test! {
+    /// Sixty wrong redemption codes at once from one account: ten are looked at (the
+    /// account's limit), the rest are refused before any lookup.
+    async fn concurrent_wrong_codes_are_counted_before_they_are_tried(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let browser = Browser::new(&app);
+        browser.register("guesser", PASSWORD).await;
+        browser.get("/wallet").await;
+        let guesses: Vec<String> = (0..60).map(|n| format!("tgc-{:0>48}", n)).collect();
+        let browser = &browser;
+        let answers = join_all(guesses.iter().map(|guess| async move { browser.post("/wallet/redeem", &[("code", guess.as_str())]).await })).await;
+        let looked_at = answers.iter().filter(|a| a.status == 422).count();
+        let refused = answers.iter().filter(|a| a.status == 429).count();
+        assert_eq!((looked_at, refused), (10, 50), "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+    }
+}
+
+db_test! {
+    /// Failed sign-ins count against the account however it is named: five tries by
+    /// username and five by email in any case lock out the sixth of either.
+    async fn sign_in_failures_count_per_account_not_per_spelling(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        app.create_user_with_email("carol", "Carol@Example.com", PASSWORD).await;
+        let logins = ["carol", "carol@example.com", "CAROL@EXAMPLE.COM", "Carol@Example.com", "carol@EXAMPLE.com"];
+        let mut statuses = Vec::new();
+        for n in 0..10 {
+            // A new browser (and address-wide limits far away) each time.
+            let browser = Browser::new(&app);
+            statuses.push(browser.sign_in(logins[n % logins.len()], "wrong password!").await.status);
+        }
+        assert!(statuses.iter().all(|s| *s == 422), "{statuses:?}");
+        for login in logins {
+            let locked = Browser::new(&app).sign_in(login, "wrong password!").await;
+            assert_eq!(locked.status, 429, "{login}");
+        }
+    }
+}
+
+db_test! {
+    /// A session that signed in long ago (a stolen cookie) cannot change the email or the
+    /// password without the current password, and guessing that password is limited like
+    /// signing in. A fresh sign-in may.
+    async fn a_stolen_session_cannot_take_the_account(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let owner = Browser::new(&app);
+        owner.register("dana", PASSWORD).await;
+        app.age_sign_ins_of("dana").await;
+        owner.get("/profile").await;
+
+        let email = owner.post("/profile", &[("display_name", "Dana"), ("email", "thief@evil.example")]).await;
+        assert_eq!(email.status, 422, "{}", email.body);
+        assert!(email.field_error("details_current_password").is_some(), "{}", email.body);
+        assert_eq!(app.user("dana").await.email.as_deref(), Some("dana@example.com"));
+        // The name alone needs no password.
+        assert_eq!(owner.post("/profile", &[("display_name", "Dana D."), ("email", "dana@example.com")]).await.status, 303);
+        assert_eq!(app.user("dana").await.display_name, "Dana D.");
+
+        let mut last = 0;
+        for n in 0..11 {
+            let guess = format!("guess number {n}");
+            last = owner
+                .post("/profile/password", &[("current_password", guess.as_str()), ("password", "a brand new password"), ("password_confirm", "a brand new password")])
+                .await
+                .status;
+        }
+        assert_eq!(last, 429, "the eleventh guess is not tried");
+        let right = owner
+            .post("/profile/password", &[("current_password", PASSWORD), ("password", "a brand new password"), ("password_confirm", "a brand new password")])
+            .await;
+        assert_eq!(right.status, 429, "even the right one waits");
+
+        // A fresh sign-in elsewhere changes the email without the password.
+        let fresh = Browser::new(&app);
+        assert_eq!(fresh.sign_in("dana", PASSWORD).await.status, 303);
+        fresh.get("/profile").await;
+        let changed = fresh.post("/profile", &[("display_name", "Dana D."), ("email", "dana@new.example")]).await;
+        assert_eq!(changed.status, 303, "{}", changed.body);
+        assert_eq!(app.user("dana").await.email.as_deref(), Some("dana@new.example"));
+    }
+}
+
+db_test! {
+    /// A deleted account leaves no emailed codes with its address, its invite link brings
+    /// nobody in, and its sessions are gone.
+    async fn a_deleted_account_leaves_no_address_and_no_live_link(db: TestDb) {
+        let Some(sink) = MailSink::start().await else { return };
+        let app = TestApp::spawn(db).await;
+        sink.configure(&app).await;
+        let erin = Browser::new(&app);
+        erin.register("erin", PASSWORD).await;
+        sink.next_to("erin@example.com").await;
+        let id = app.user("erin").await.id;
+        let code = service::invites::ensure_code(app.ctx(), id).await.unwrap();
+        // A reset link on its way to her address.
+        service::email_codes::request_reset(app.ctx(), "erin@example.com", tollgate::i18n::Lang::En, "http://x").await.unwrap();
+        sink.next_to("erin@example.com").await;
+        assert!(tollgate::db::email_codes::latest(&app.db, id, "reset").await.unwrap().is_some());
+
+        erin.get("/profile").await;
+        let deleted = erin.post("/profile/delete", &[("confirm_username", "erin")]).await;
+        assert_eq!(deleted.status, 303, "{}", deleted.body);
+
+        let codes = tollgate::db::email_codes::latest(&app.db, id, "reset").await.unwrap();
+        assert!(codes.is_none(), "emailed codes keep no address");
+        assert!(tollgate::db::web_sessions::for_user(&app.db, id, tollgate::db::now_ms()).await.unwrap().is_empty());
+        assert_eq!(app.user("deleted-{id}".replace("{id}", &id.to_string()).as_str()).await.invite_code, None);
+
+        let newcomer = Browser::new(&app);
+        newcomer.get(&format!("/register?invite={code}")).await;
+        let email = "late@example.com";
+        let made = newcomer
+            .post("/register", &[("username", "late"), ("email", email), ("password", PASSWORD), ("password_confirm", PASSWORD), ("invite", code.as_str())])
+            .await;
+        assert_eq!(made.status, 303, "{}", made.body);
+        assert_eq!(app.user("late").await.inviter_id, None, "the dead link attributes nobody");
+    }
+}
