@@ -134,7 +134,7 @@ impl Config {
 }
 
 /// The file of a `sqlite://` URL; None for other databases and in-memory SQLite.
-fn sqlite_file(url: &str) -> Option<&Path> {
+pub(crate) fn sqlite_file(url: &str) -> Option<&Path> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

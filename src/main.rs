@@ -20,7 +20,9 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => runtime.block_on(run_command(&cli.database, command)),
+                Ok(runtime) => {
+                    runtime.block_on(run_command(&cli.database, cli.create_database, command))
+                }
                 Err(e) => {
                     eprintln!("error: cannot start the async runtime: {e}");
                     ExitCode::FAILURE

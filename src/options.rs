@@ -108,6 +108,16 @@ impl OptionValue for StatusSet {
     }
 }
 
+/// Whether only root may change the option: it holds a secret (SMTP password, Stripe keys) or
+/// decides where one is sent — the mail server, Stripe's address, and the site's address,
+/// which password-reset and verification links are built on. An administrator who could set
+/// them could have the next secret, or a reset link, delivered to a host of their own.
+pub fn is_root_only(name: &str) -> bool {
+    name.starts_with("smtp_")
+        || name.starts_with("stripe_")
+        || matches!(name, "public_url" | "metrics_token")
+}
+
 /// One declared option, for listings and validation messages.
 #[derive(Clone, Debug, Serialize)]
 pub struct OptionInfo {

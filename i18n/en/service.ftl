@@ -20,7 +20,10 @@ number-at-most = must be at most { $max }
 choice-invalid = '{ $value }' is not one of { $choices }
 date-invalid = '{ $value }' is not a date (use 2027-01-01 or 2027-01-01T12:00:00Z)
 email-invalid = '{ $value }' is not an email address
-ip-range-invalid = '{ $value }' is not an IP address or CIDR range (e.g. 10.0.0.0/8 or 203.0.113.7)
+ip-range-invalid = { $count ->
+    [one] { $values } is not an IP address or CIDR range (e.g. 10.0.0.0/8 or 203.0.113.7)
+   *[other] { $values } are not IP addresses or CIDR ranges (e.g. 10.0.0.0/8 or 203.0.113.7)
+}
 url-invalid = '{ $value }' is not a URL (e.g. https://api.openai.com/v1)
 url-not-http = '{ $value }' must be an http:// or https:// URL
 url-has-query = the base URL must not have a query or fragment
@@ -226,3 +229,11 @@ reauth-through-provider = sign in again with your sign-in provider, then make th
 session-not-found = there is no such session of yours
 own-account-only = this is done by a person signed in to their own account
 redeem-shape = A code starts with { $prefix } followed by 48 letters and digits. Check that it was copied whole.
+channel-moved-needs-keys = a channel pointed at another host or given another type needs its keys again in the same change
+channel-moved-needs-headers = a channel pointed at another host or given another type needs its header values again in the same change
+root-only-change = only the root user may change this: it holds a secret or decides where one is sent
+password-common = this password is one of the 10,000 most common, which attackers try first; choose another
+key-models-not-served = { $count ->
+    [one] { $models } is not served to the group '{ $group }'; pick a model from the pricing page
+   *[other] { $models } are not served to the group '{ $group }'; pick models from the pricing page
+}

@@ -312,3 +312,4 @@ web-reauth-done = You are signed in again: you can change your email or password
 web-profile-email-needs-password = Needed to change your email address.
 web-profile-reauth-explain = To change your email address or set a password, sign in again with your provider first.
 web-profile-reauth = Sign in again with { $provider }
+web-nul-refused = Something you sent holds a NUL character, which no field here takes. Remove it and send again.

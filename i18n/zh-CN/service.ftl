@@ -20,7 +20,10 @@ number-at-most = 最多为 { $max }
 choice-invalid = “{ $value }”不是以下之一：{ $choices }
 date-invalid = “{ $value }”不是日期（请用 2027-01-01 或 2027-01-01T12:00:00Z）
 email-invalid = “{ $value }”不是电子邮件地址
-ip-range-invalid = “{ $value }”不是 IP 地址或 CIDR 网段（例如 10.0.0.0/8 或 203.0.113.7）
+ip-range-invalid = { $count ->
+    [one] { $values } 不是 IP 地址或 CIDR 网段（例如 10.0.0.0/8 或 203.0.113.7）
+   *[other] { $values } 不是 IP 地址或 CIDR 网段（例如 10.0.0.0/8 或 203.0.113.7）
+}
 url-invalid = “{ $value }”不是网址（例如 https://api.openai.com/v1）
 url-not-http = “{ $value }”必须是 http:// 或 https:// 网址
 url-has-query = 基础网址不能带查询参数或片段
@@ -224,3 +227,8 @@ reauth-through-provider = 请先通过登录服务商重新登录，然后在 10
 session-not-found = 没有这个会话
 own-account-only = 此操作只能由登录自己账户的用户完成
 redeem-shape = 兑换码以 { $prefix } 开头，后接 48 个字母和数字。请检查是否完整复制。
+channel-moved-needs-keys = 将渠道指向其他主机或更改类型时，需要在同一次修改中重新填写密钥
+channel-moved-needs-headers = 将渠道指向其他主机或更改类型时，需要在同一次修改中重新填写请求头的值
+root-only-change = 只有 root 用户可以修改此项：它包含密钥，或决定密钥发往何处
+password-common = 此密码属于最常见的 10,000 个密码之一，攻击者会最先尝试；请换一个
+key-models-not-served = { $models } 不对分组“{ $group }”提供；请从价格页面选择模型

@@ -312,3 +312,4 @@ web-reauth-done = 你已重新登录：接下来 10 分钟内可以修改邮箱�
 web-profile-email-needs-password = 修改邮箱地址时需要填写。
 web-profile-reauth-explain = 要修改邮箱地址或设置密码，请先通过登录服务商重新登录。
 web-profile-reauth = 通过 { $provider } 重新登录
+web-nul-refused = 你提交的内容包含 NUL 字符，任何字段都不接受它。请删除后重新提交。

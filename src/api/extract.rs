@@ -60,7 +60,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
+        let json_type = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json);
+        if !json_type {
+            return Err(ApiError::bad_request(
+                "send the body as JSON with 'Content-Type: application/json'",
+            ));
+        }
+        let body = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+        if crate::domain::nul::in_json(&body) {
+            return Err(ApiError::bad_request(super::NUL_REFUSED));
+        }
+        match axum::Json::<T>::from_bytes(&body) {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(match rejection {
                 JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
@@ -70,6 +86,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             }),
         }
     }
+}
+
+/// Whether a `Content-Type` is JSON's: `application/json` or `application/…+json`, with any
+/// parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
 }
 
 /// Accepts a decimal as a JSON number or string (`5`, `0.15`, `"0.15"`) and keeps its exact

@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn_with_state(state, authenticate))
+        .layer(axum::middleware::from_fn(refuse_nul_in_uri))
         .layer(axum::middleware::from_fn(|request, next| {
             crate::panic_guard::catch_panic(request, next, || {
                 ApiError::new(
@@ -58,6 +59,18 @@ pub fn router(state: AppState) -> Router<AppState> {
         }));
     Router::new().nest("/api", api)
 }
+
+/// A NUL in the path or the query is refused before anything reads it (see `domain::nul`).
+async fn refuse_nul_in_uri(request: Request, next: Next) -> Response {
+    if crate::domain::nul::in_uri(&request.uri().to_string()) {
+        return ApiError::bad_request(NUL_REFUSED).into_response();
+    }
+    next.run(request).await
+}
+
+/// What a request with a NUL character is told.
+const NUL_REFUSED: &str =
+    "a value holds a NUL character (\\u0000 or %00), which no field takes; remove it";
 
 /// Finds who is calling (from the admin token) and hands it to the handlers as a [`Caller`],
 /// or refuses the request; the public routes pass without one.

@@ -53,6 +53,10 @@ type CommandResult = Result<(), CommandError>;
 /// command quietly instead of with a panic (Rust ignores SIGPIPE, so the write fails).
 fn print(text: impl std::fmt::Display) -> CommandResult {
     use std::io::Write;
+    // Names and messages may come from anyone (a client's model name in the logs): no control
+    // character reaches the terminal but line breaks.
+    let text = text.to_string();
+    let text = crate::domain::names::terminal_safe(&text, true);
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{text}").and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
@@ -114,7 +118,19 @@ fn show<T: Serialize>(json: JsonFlag, value: &T, text: impl FnOnce(&T) -> String
     }
 }
 
-pub async fn run(database: &DatabaseConfig, command: Command) -> CommandResult {
+pub async fn run(database: &DatabaseConfig, create: bool, command: Command) -> CommandResult {
+    // A management command pointed at the wrong place would otherwise make an empty database
+    // there and report (or change) nothing the server sees.
+    if !create
+        && let Some(file) = crate::config::sqlite_file(&database.url)
+        && !file.exists()
+    {
+        return Err(format!(
+            "no database at {}; pass --database-url like the server's (or --create-database to make a new one)",
+            file.display()
+        )
+        .into());
+    }
     let db = Db::connect(&database.url, database.max_connections.min(4))
         .await
         .map_err(|e| {

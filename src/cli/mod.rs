@@ -21,6 +21,11 @@ pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseConfig,
 
+    /// Let a management command create a new SQLite database file (otherwise a missing file
+    /// is an error: the command is probably pointed at the wrong place).
+    #[arg(long, global = true)]
+    pub create_database: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -637,11 +642,14 @@ pub enum AdminTokenCommand {
 }
 
 /// Runs a management subcommand against the database and reports the outcome.
-pub async fn run_command(database: &DatabaseConfig, command: Command) -> ExitCode {
-    match commands::run(database, command).await {
+pub async fn run_command(database: &DatabaseConfig, create: bool, command: Command) -> ExitCode {
+    match commands::run(database, create, command).await {
         Ok(()) | Err(commands::CommandError::OutputClosed) => ExitCode::SUCCESS,
         Err(commands::CommandError::Failed(message)) => {
-            eprintln!("error: {message}");
+            eprintln!(
+                "error: {}",
+                crate::domain::names::terminal_safe(&message, true)
+            );
             ExitCode::FAILURE
         }
     }

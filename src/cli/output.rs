@@ -17,8 +17,16 @@ fn money(usd: f64, units: i64) -> String {
     format!("${usd:.6} ({units} units)")
 }
 
-/// Left-aligned columns sized to their widest cell.
+/// Left-aligned columns sized to their widest cell; a cell is one line, whatever it holds.
 fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(|cell| crate::domain::names::terminal_safe(&cell, false).into_owned())
+                .collect()
+        })
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {

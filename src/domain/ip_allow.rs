@@ -8,14 +8,17 @@ use ipnet::IpNet;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IpAllowList(Vec<IpNet>);
 
+/// Every entry of a list that is not an address or a range, in the order typed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not an IP address or CIDR range (e.g. 10.0.0.0/8 or 203.0.113.7)")]
-pub struct BadIpRange(pub String);
+#[error("not IP addresses or CIDR ranges: {}", .0.join(", "))]
+pub struct BadIpRange(pub Vec<String>);
 
 impl IpAllowList {
-    /// Parses a comma- or newline-separated list. An empty list allows every address.
+    /// Parses a comma- or newline-separated list. An empty list allows every address. Every
+    /// bad entry is named, not only the first.
     pub fn parse(text: &str) -> Result<IpAllowList, BadIpRange> {
         let mut nets = Vec::new();
+        let mut bad = Vec::new();
         for item in text
             .split([',', '\n'])
             .map(str::trim)
@@ -23,15 +26,23 @@ impl IpAllowList {
         {
             let net = match IpNet::from_str(item) {
                 Ok(net) => net.trunc(),
-                Err(_) => IpAddr::from_str(item)
-                    .map(IpNet::from)
-                    .map_err(|_| BadIpRange(item.to_string()))?,
+                Err(_) => match IpAddr::from_str(item) {
+                    Ok(ip) => IpNet::from(ip),
+                    Err(_) => {
+                        bad.push(item.to_string());
+                        continue;
+                    }
+                },
             };
             if !nets.contains(&net) {
                 nets.push(net);
             }
         }
-        Ok(IpAllowList(nets))
+        if bad.is_empty() {
+            Ok(IpAllowList(nets))
+        } else {
+            Err(BadIpRange(bad))
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,7 +105,15 @@ mod tests {
         );
         assert_eq!(
             IpAllowList::parse("10.0.0.0/8,nonsense"),
-            Err(BadIpRange("nonsense".into()))
+            Err(BadIpRange(vec!["nonsense".into()]))
+        );
+        assert_eq!(
+            IpAllowList::parse("10.0.0.300, 10.0.0.0/8\n::1/200, 203.0.113.7, x"),
+            Err(BadIpRange(vec![
+                "10.0.0.300".into(),
+                "::1/200".into(),
+                "x".into()
+            ]))
         );
         // Host bits are cleared so the stored form is canonical.
         assert_eq!(

@@ -1,12 +1,14 @@
 //! Pure logic with no I/O: money, pricing, validation, secrets. Exhaustively unit-tested.
 
 pub mod calendar;
+pub mod email;
 pub mod id_token;
 pub mod ip_allow;
 pub mod kinds;
 pub mod list_prices;
 pub mod money;
 pub mod names;
+pub mod nul;
 pub mod password;
 pub mod pricing;
 pub mod redirect;

@@ -109,6 +109,25 @@ pub fn quoted(value: &str) -> String {
     quoted
 }
 
+/// `text` safe to write to a terminal: every control character but a line break written as
+/// its escape (`\u{1b}`), so a name an attacker chose cannot move the cursor, recolour the
+/// screen or hide what follows. A line break is kept only when `keep_line_breaks` is set.
+pub fn terminal_safe(text: &str, keep_line_breaks: bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && !(keep_line_breaks && c == '\n');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            safe.extend(c.escape_default());
+        } else {
+            safe.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(safe)
+}
+
 /// A model name as a client sent it, checked but never trimmed or changed: what a channel or
 /// a price could list (at most 128 characters; letters, digits and `_-.:/@+`). Its errors
 /// quote at most the first 64 characters.
@@ -217,6 +236,18 @@ pub fn email_domain_allowed(email: &str, allowed: &str, blocked: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_output_escapes_control_characters() {
+        assert_eq!(terminal_safe("gpt-4o", false), "gpt-4o");
+        assert_eq!(terminal_safe("a\u{1b}[2Jb", false), "a\\u{1b}[2Jb");
+        assert_eq!(terminal_safe("x\ry\n", false), "x\\ry\\n");
+        assert_eq!(
+            terminal_safe("line one\nline two\u{7}", true),
+            "line one\nline two\\u{7}"
+        );
+        assert_eq!(terminal_safe("模型\u{9b}", false), "模型\\u{9b}");
+    }
 
     #[test]
     fn email_domains_cover_their_subdomains_only() {

@@ -393,7 +393,32 @@ pub async fn update(
     if let Some(channel_type) = input.channel_type.take() {
         spec.channel_type = parse_type(&channel_type)?;
     }
+    let restates_keys = input.keys.is_some();
+    let restates_headers = input.extra_headers.is_some();
     apply(db, &mut spec, input).await?;
+    // The channel's secrets go wherever it points: pointing it at another host (or making
+    // it speak another protocol) is a change an admin makes together with the secrets for
+    // that place, so nobody can send the stored ones to a host of their own.
+    let moved = spec.channel_type != channel.channel_type
+        || origin(&spec.base_url) != origin(&channel.base_url);
+    if moved {
+        let mut problems = Vec::new();
+        if !channel.secret_keys.is_empty() && !restates_keys {
+            problems.push(FieldProblem {
+                field: "keys",
+                message: msg!("channel-moved-needs-keys"),
+            });
+        }
+        if !channel.extra_headers.is_empty() && !restates_headers {
+            problems.push(FieldProblem {
+                field: "extra_headers",
+                message: msg!("channel-moved-needs-headers"),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(ServiceError::Invalid(problems));
+        }
+    }
     let name = spec.name.clone();
     ctx.write(async |tx| {
         db::channels::update(tx, channel.id, &spec)
@@ -405,6 +430,17 @@ pub async fn update(
     })
     .await?;
     find_id(db, channel.id).await
+}
+
+/// Where a base URL sends requests: its scheme, host and port (the default port spelled
+/// out); path and query are not part of it.
+fn origin(base_url: &str) -> Option<(String, String, u16)> {
+    let uri = base_url.parse::<http::Uri>().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    Some((scheme, uri.host()?.to_ascii_lowercase(), port))
 }
 
 pub async fn delete(ctx: &Ctx, caller: &Caller, name_or_id: &str) -> ServiceResult<()> {

@@ -64,6 +64,16 @@ impl Caller {
         }
     }
 
+    /// Root's alone: what holds a secret or decides where one is sent (mail, payments,
+    /// sign-in providers, the site's address).
+    pub fn require_root(&self) -> ServiceResult<()> {
+        if self.is_root() {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(msg!("root-only-change")))
+        }
+    }
+
     /// Only root may create, change or grant admin and root accounts.
     pub fn may_manage_role(&self, role: Role) -> ServiceResult<()> {
         if role.is_admin() && !self.is_root() {

@@ -68,7 +68,8 @@ pub async fn add_provider(
     client: &OAuthClient,
     input: NewProvider,
 ) -> ServiceResult<ProviderRow> {
-    caller.require_admin()?;
+    // A provider decides who may sign in as whom: root's alone.
+    caller.require_root()?;
     let mut problems = Problems::default();
     let kind = problems.check(OAuthKind::parse(&input.kind).ok_or_else(|| {
         ServiceError::invalid(
@@ -165,7 +166,7 @@ pub async fn list_providers(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<Pro
 }
 
 pub async fn remove_provider(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<()> {
-    caller.require_admin()?;
+    caller.require_root()?;
     let removed = ctx
         .write(async |tx| Ok(db::oauth::delete_provider(tx, name).await?))
         .await?;

@@ -23,6 +23,9 @@ pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<OptionInfo>> 
 /// Validates and stores one option.
 pub async fn set(ctx: &Ctx, caller: &Caller, name: &str, value: &str) -> ServiceResult<OptionInfo> {
     caller.require_admin()?;
+    if crate::options::is_root_only(name) {
+        caller.require_root()?;
+    }
     let mut options = current(&ctx.db).await?;
     options.set(name, value).map_err(|message| {
         if RuntimeOptions::names().contains(&name) {
@@ -71,6 +74,9 @@ fn agree(options: &RuntimeOptions) -> ServiceResult<()> {
 
 pub async fn reset(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<OptionInfo> {
     caller.require_admin()?;
+    if crate::options::is_root_only(name) {
+        caller.require_root()?;
+    }
     if !RuntimeOptions::names().contains(&name) {
         return Err(ServiceError::NotFound(unknown(name)));
     }

@@ -73,7 +73,17 @@ fn parse_models(text: &str) -> ServiceResult<Vec<String>> {
 fn parse_ips(text: &str) -> ServiceResult<String> {
     IpAllowList::parse(text)
         .map(|l| l.to_list_string())
-        .map_err(|e| ServiceError::invalid("allow_ips", msg!("ip-range-invalid", value = e.0)))
+        .map_err(|e| {
+            let values =
+                e.0.iter()
+                    .map(|bad| format!("'{}'", crate::domain::names::quoted(bad)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+            ServiceError::invalid(
+                "allow_ips",
+                msg!("ip-range-invalid", values = values, count = e.0.len()),
+            )
+        })
 }
 
 async fn quota_units(db: &Db, text: &str) -> ServiceResult<i64> {
@@ -172,6 +182,34 @@ pub async fn key_group(
     }
 }
 
+/// Refuses allowed models that the key's group cannot use (the relay would refuse them on
+/// every request): each name is checked as the relay routes it — names a channel lists, names
+/// a pattern channel (`gpt-*`) serves, aliases and dated names of those.
+async fn check_models_served(ctx: &Ctx, group: &str, models: &[String]) -> ServiceResult<()> {
+    if models.is_empty() {
+        return Ok(());
+    }
+    let (snapshot, _) =
+        crate::snapshot::Snapshot::load(&ctx.db, &crate::snapshot::Snapshot::default()).await?;
+    let unserved: Vec<String> = models
+        .iter()
+        .filter(|model| !snapshot.group_serves(group, model))
+        .map(|model| format!("'{}'", names::quoted(model)))
+        .collect();
+    if unserved.is_empty() {
+        return Ok(());
+    }
+    Err(ServiceError::invalid(
+        "models",
+        msg!(
+            "key-models-not-served",
+            models = unserved.join(", "),
+            count = unserved.len(),
+            group = group
+        ),
+    ))
+}
+
 /// The groups a person in `owner_group` may pick for their keys: their own first, then the
 /// selectable ones.
 pub async fn selectable_groups(
@@ -245,6 +283,10 @@ pub async fn create(
     let allowed_ips = problems.check(input.allow_ips.as_deref().map(parse_ips).transpose())?;
     let group = problems
         .check(key_group(ctx, caller, &user, input.group.as_deref().unwrap_or("")).await)?;
+    if let (Some(Some(models)), Some(group)) = (&allowed_models, &group) {
+        let serving_group = if group.is_empty() { &user.group } else { group };
+        problems.check(check_models_served(ctx, serving_group, models).await)?;
+    }
     let budget = problems.check(
         parse_budget(
             db,
@@ -350,6 +392,17 @@ pub async fn update(
         allowed_ips: input.allow_ips.as_deref().map(parse_ips).transpose()?,
         ..TokenPatch::default()
     };
+    if patch.allowed_models.is_some() || patch.group.is_some() {
+        // The models the key will allow, checked against the group it will use.
+        let models = patch.allowed_models.as_ref().unwrap_or(&key.allowed_models);
+        let group = patch.group.as_ref().unwrap_or(&key.group);
+        let serving_group = if group.is_empty() {
+            super::users::find_id(&ctx.db, key.user_id).await?.group
+        } else {
+            group.clone()
+        };
+        check_models_served(ctx, &serving_group, models).await?;
+    }
     if let Some(expires) = input.expires {
         patch.expires_at = Some(expires.as_deref().map(parse_expiry).transpose()?);
     }

@@ -75,27 +75,24 @@ fn parse_status(text: &str) -> ServiceResult<Status> {
     })
 }
 
+/// One address, as [`crate::domain::email::parse`] takes it.
 pub(crate) fn check_email(email: &str) -> ServiceResult<String> {
-    let email = email.trim();
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-        })
-        && !email.contains(char::is_whitespace);
-    if valid {
-        Ok(email.to_string())
-    } else {
-        Err(ServiceError::invalid(
+    crate::domain::email::parse(email).map_err(|_| {
+        ServiceError::invalid(
             "email",
-            msg!("email-invalid", value = email),
-        ))
-    }
+            msg!(
+                "email-invalid",
+                value = crate::domain::names::quoted(email.trim())
+            ),
+        )
+    })
 }
 
 pub(crate) fn password_problem(error: &PasswordError) -> Message {
     match error {
         PasswordError::TooShort => msg!("password-too-short", min = password::MIN_PASSWORD_CHARS),
         PasswordError::TooLong => msg!("password-too-long", max = password::MAX_PASSWORD_CHARS),
+        PasswordError::Common => msg!("password-common"),
         PasswordError::Hashing => msg!("password-hashing-failed"),
     }
 }

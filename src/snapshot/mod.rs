@@ -172,6 +172,15 @@ impl Snapshot {
             .map(|pattern| &pattern.routes)
     }
 
+    /// Whether a client in `group` asking for `requested` would be routed: the name or what it
+    /// stands for (an alias, a dated name) is served to the group by a channel, by name or by
+    /// a pattern, enabled now or not.
+    pub fn group_serves(&self, group: &str, requested: &str) -> bool {
+        let model = self.resolve_model(requested);
+        let model = model.as_deref().unwrap_or(requested);
+        self.routes(group, model).is_some() || self.is_configured_route(group, model)
+    }
+
     /// Whether some channel lists `model`, by name or by a pattern.
     pub fn is_known_model(&self, model: &str) -> bool {
         self.known_models.contains(model)

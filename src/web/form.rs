@@ -43,15 +43,6 @@ fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
     )
 }
 
-/// Constant-time comparison of two tokens.
-fn tokens_match(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0_u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
     type Rejection = WebError;
 
@@ -86,6 +77,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
                 msg!("web-form-unreadable"),
             )
         })?;
+        if pairs
+            .iter()
+            .any(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            return Err(WebError::page(
+                StatusCode::BAD_REQUEST,
+                Lang::En,
+                msg!("web-nul-refused"),
+            ));
+        }
         let sent = pairs
             .iter()
             .find(|(name, _)| name == "csrf_token")
@@ -95,7 +96,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
             .await
             .map_err(WebError::session)?;
         match (sent, expected) {
-            (Some(sent), Some(expected)) if tokens_match(sent, &expected) => {}
+            (Some(sent), Some(expected))
+                if crate::domain::secret_key::constant_time_eq(
+                    sent.as_bytes(),
+                    expected.as_bytes(),
+                ) => {}
             _ => return Err(refused()),
         }
         serde_urlencoded::from_bytes(&bytes)

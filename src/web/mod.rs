@@ -107,6 +107,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             page::remember_language,
         ))
         .layer(sessions)
+        .layer(middleware::from_fn(refuse_nul_in_uri))
         .layer(middleware::from_fn(page_headers));
     pages
         .route("/static/portal.css", get(stylesheet))
@@ -115,19 +116,45 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .layer(middleware::from_fn(security_headers))
 }
 
-/// What answers a path no router knows, for a browser: the not-found page.
-pub async fn not_found(request: Request) -> Response {
-    let lang = request
+/// The language of a request that reached no page: its browser's first choice.
+fn browser_lang(request: &Request) -> crate::i18n::Lang {
+    request
         .headers()
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| crate::i18n::Lang::from_tag(v.split([',', ';']).next().unwrap_or("")))
-        .unwrap_or(crate::i18n::Lang::En);
-    WebError::not_found(lang).into_response()
+        .unwrap_or(crate::i18n::Lang::En)
+}
+
+/// What answers a path no router knows, for a browser: the not-found page, with the headers
+/// every page has.
+pub async fn not_found(request: Request) -> Response {
+    let mut response = WebError::not_found(browser_lang(&request)).into_response();
+    add_security_headers(&mut response);
+    response
+}
+
+/// A NUL in the path or the query is refused before any page reads it (see `domain::nul`).
+async fn refuse_nul_in_uri(request: Request, next: Next) -> Response {
+    if crate::domain::nul::in_uri(&request.uri().to_string()) {
+        let lang = browser_lang(&request);
+        return WebError::page(
+            axum::http::StatusCode::BAD_REQUEST,
+            lang,
+            crate::msg!("web-nul-refused"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
+    add_security_headers(&mut response);
+    response
+}
+
+fn add_security_headers(response: &mut Response) {
     let headers = response.headers_mut();
     // A page may widen its own policy (the wallet's forms lead on to Stripe); others get this.
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
@@ -143,7 +170,6 @@ async fn security_headers(request: Request, next: Next) -> Response {
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    response
 }
 
 /// Pages hold a person's data: never kept by a shared cache.

@@ -157,3 +157,17 @@ db_test! {
         }
     }
 }
+
+/// A management command pointed at a SQLite file that does not exist (a typo, another
+/// directory) refuses and makes nothing; `--create-database` makes it.
+#[test]
+fn a_missing_sqlite_file_is_not_made_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.db");
+    let url = format!("sqlite://{}", file.display());
+    let refused = tollgate(&url, &["user", "list"]).unwrap_err();
+    assert!(refused.contains("no database at") && refused.contains("--database-url"), "{refused}");
+    assert!(!file.exists());
+    tollgate(&url, &["--create-database", "user", "list"]).unwrap();
+    assert!(file.exists());
+}

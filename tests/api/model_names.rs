@@ -81,14 +81,16 @@ db_test! {
         app.price("gpt-4o-mini", "0.15", "0.60").await;
         app.create_user("alice", "5").await;
         let key = app.key_for("alice").await;
-        let (narrow, _) = app
-            .create_key(CreateToken {
-                username: "alice".into(),
-                name: "fast only".into(),
-                models: Some("fast".into()),
-                ..Default::default()
-            })
-            .await;
+        // A key may allow a name only once the group can use it.
+        let early = tollgate::service::tokens::create(app.ctx(), &crate::helpers::CLI, CreateToken {
+            username: "alice".into(),
+            name: "fast only".into(),
+            models: Some("fast".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(early.fields()[0].field, "models");
         let url = app.db_url.clone();
         let out = tollgate(&url, &["model", "alias", "add", "claude-opus-4-8", "--to", "claude-opus-4-5"]).unwrap();
         assert!(out.contains("claude-opus-4-8 → claude-opus-4-5"), "{out}");
@@ -97,6 +99,14 @@ db_test! {
         assert_eq!(status, 201, "{created}");
         assert_eq!(created["to"], "gpt-4o-mini");
         app.reload().await;
+        let (narrow, _) = app
+            .create_key(CreateToken {
+                username: "alice".into(),
+                name: "fast only".into(),
+                models: Some("fast".into()),
+                ..Default::default()
+            })
+            .await;
 
         assert_eq!(app.chat(&key, chat_body("claude-opus-4-8")).await.status(), 200);
         assert_eq!(upstream.requests()[0].json()["model"], "claude-opus-4-5");

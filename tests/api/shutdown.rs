@@ -120,7 +120,8 @@ db_test! {
         let upstream = FakeUpstream::start(slow_stream(8, 100)).await;
         let base = upstream.base_url();
         let run = |args: &[&str]| tollgate(&url, args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        run(&["user", "create", "--username", "alice", "--quota-usd", "1"]);
+        // The first command makes the database file, and says so.
+        run(&["--create-database", "user", "create", "--username", "alice", "--quota-usd", "1"]);
         run(&["channel", "add", "--name", "main", "--type", "openai", "--base-url", &base,
               "--key", "sk-up", "--models", "gpt-4o-mini"]);
         run(&["price", "set", "gpt-4o-mini", "--input", "1", "--output", "1"]);
