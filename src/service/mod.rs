@@ -19,6 +19,7 @@ pub mod model_aliases;
 pub mod oauth;
 pub mod options;
 pub mod prices;
+pub mod site_values;
 pub mod tokens;
 pub mod topups;
 pub mod usage;
