@@ -1,5 +1,6 @@
 //! Reading a client's request without changing it: the fields the gateway needs (model,
-//! stream, output limit), the prompt-size estimate for the hold, and the body sent upstream,
+//! stream, output limit), the prompt-size estimate for the hold (and whether the prompt is
+//! open-ended: files, audio, stored conversations, server-side tools), and the body sent upstream,
 //! which is the client's own bytes unless the model is mapped or usage must be requested. Even
 //! then only those two fields change: every other value is copied byte for byte, so fields
 //! Tollgate does not know still reach the upstream exactly as sent.
