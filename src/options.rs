@@ -337,6 +337,8 @@ runtime_options! {
     stream_idle_timeout_secs: u64 = "300", check positive;
     /// Completion tokens assumed for the hold when a request sets no max_tokens.
     default_max_tokens: u64 = "4096", check any;
+    /// The context window of a model whose price sets none and that the shipped list-price table does not know: a request with a file, audio, a stored conversation or a server-side tool holds this many prompt tokens and is billed at most this many.
+    default_context_tokens: u64 = "200000", check |v: &u64| if (1..=crate::domain::pricing::MAX_CONTEXT_TOKENS.unsigned_abs()).contains(v) { Ok(()) } else { Err(msg!("number-between", min = 1_i64, max = crate::domain::pricing::MAX_CONTEXT_TOKENS)) };
     /// Price models the admin has not priced from the list-price table Tollgate ships.
     list_prices: bool = "true", check any;
     /// Relay models that have no price, at zero cost, instead of refusing them.

@@ -74,6 +74,9 @@ impl StripeAccess {
 /// A Checkout Session to make for an order.
 #[derive(Clone, Debug)]
 pub struct CheckoutRequest<'a> {
+    /// The site's id (the same on every node): order ids repeat from site to site, so the
+    /// idempotency key and the metadata name both.
+    pub site_id: &'a str,
     pub order_id: i64,
     /// The price in the currency's smallest unit.
     pub amount: i64,
@@ -102,6 +105,8 @@ pub struct SessionState {
     pub payment_intent: Option<String>,
     pub client_reference_id: Option<String>,
     pub metadata_order_id: Option<String>,
+    /// The site that made the session (none on sessions made before sites had ids).
+    pub metadata_site_id: Option<String>,
     pub url: Option<String>,
     /// Unix seconds.
     pub expires_at: i64,
@@ -119,19 +124,32 @@ fn session_state(session: stripe_shared::CheckoutSession) -> SessionState {
         currency: session.currency.map(|c| c.to_string()),
         payment_intent: session.payment_intent.map(|p| p.id().as_str().to_string()),
         client_reference_id: session.client_reference_id,
-        metadata_order_id: session.metadata.and_then(|m| m.get("order_id").cloned()),
+        metadata_order_id: session
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("order_id").cloned()),
+        metadata_site_id: session
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("site_id").cloned()),
         url: session.url,
         expires_at: session.expires_at,
     }
 }
 
-/// Makes the order's Checkout Session. The idempotency key names the order, so a retry (a
-/// double click, a lost answer) gets the same session back instead of a second one.
+/// The idempotency key of an order's Checkout Session: `tollgate-SITE-order-ID`.
+pub fn checkout_key(site_id: &str, order_id: i64) -> String {
+    format!("tollgate-{site_id}-order-{order_id}")
+}
+
+/// Makes the order's Checkout Session. The idempotency key names the site and the order, so
+/// a retry (a double click, a lost answer) gets the same session back instead of a second
+/// one, and another site's order of the same number never does.
 pub async fn create_checkout(
     access: &StripeAccess,
     request: &CheckoutRequest<'_>,
 ) -> Result<SessionState, PaymentError> {
-    let key = IdempotencyKey::new(format!("tollgate-order-{}", request.order_id))
+    let key = IdempotencyKey::new(checkout_key(request.site_id, request.order_id))
         .map_err(|e| PaymentError::Unreachable(e.to_string()))?;
     let client = access.client(RequestStrategy::Idempotent(key))?;
     let currency: stripe_types::Currency = request
@@ -145,7 +163,10 @@ pub async fn create_checkout(
     item.price_data = Some(price);
     item.quantity = Some(1);
     let order_id = request.order_id.to_string();
-    let metadata = HashMap::from([("order_id".to_string(), order_id.clone())]);
+    let metadata = HashMap::from([
+        ("order_id".to_string(), order_id.clone()),
+        ("site_id".to_string(), request.site_id.to_string()),
+    ]);
     let mut create = CreateCheckoutSession::new()
         .mode(stripe_shared::CheckoutSessionMode::Payment)
         .line_items(vec![item])
@@ -226,7 +247,7 @@ mod tests {
             api_base: "https://api.stripe.com".into(),
         };
         assert!(access.client(RequestStrategy::Once).is_ok());
-        let key = IdempotencyKey::new("tollgate-order-1").unwrap();
+        let key = IdempotencyKey::new(checkout_key("0123456789abcdef", 1)).unwrap();
         assert!(access.client(RequestStrategy::Idempotent(key)).is_ok());
         let bad = StripeAccess {
             secret_key: "sk\nbad".into(),

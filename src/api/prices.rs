@@ -52,6 +52,9 @@ struct PriceBody {
     cache_write: Option<String>,
     #[serde(default, deserialize_with = "decimal")]
     per_request: Option<String>,
+    /// Tokens, as a JSON integer (or its digits in a string).
+    #[serde(default, deserialize_with = "decimal")]
+    context_tokens: Option<String>,
 }
 
 async fn set(
@@ -66,6 +69,7 @@ async fn set(
         cached_input: body.cached_input,
         cache_write: body.cache_write,
         per_request: body.per_request,
+        context_tokens: body.context_tokens,
     };
     let price = service::prices::set(&state.ctx, &caller, &model, &input).await?;
     Ok(Json(PriceView::new(&price)))

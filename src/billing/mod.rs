@@ -169,6 +169,16 @@ impl PriceContext {
             }
         }
     }
+
+    /// What to hold for a request expected to use at most `usage`: its cost with every prompt
+    /// token at the model's dearest prompt rate ([`pricing::held_usage`]), so no split of the
+    /// prompt an upstream reports can bill more.
+    pub fn hold(&self, usage: Usage) -> Result<i64, pricing::PricingError> {
+        match self.price {
+            None => Ok(0),
+            Some(price) => self.cost(pricing::held_usage(price, usage)),
+        }
+    }
 }
 
 /// The balances a request is charged to: its user's, its key's when the key has a limit of

@@ -541,6 +541,7 @@ async fn price(ctx: &Ctx, command: PriceCommand) -> CommandResult {
             cached_input,
             cache_write,
             per_request,
+            context_tokens,
             json,
         } => {
             let price = service::prices::set(
@@ -553,11 +554,15 @@ async fn price(ctx: &Ctx, command: PriceCommand) -> CommandResult {
                     cached_input,
                     cache_write,
                     per_request,
+                    context_tokens,
                 },
             )
             .await
             .map_err(describe)?;
-            let description = PriceView::describe(&price.price);
+            let mut description = PriceView::describe(&price.price);
+            if let Some(tokens) = price.context_tokens {
+                description.push_str(&format!(", a context window of {tokens} tokens"));
+            }
             show(json, &PriceView::new(&price), |p| {
                 format!("Price of {} set: {description}.", p.model)
             })

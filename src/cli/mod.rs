@@ -545,6 +545,12 @@ pub enum PriceCommand {
         cache_write: Option<String>,
         #[arg(long = "per-request", conflicts_with_all = ["input", "output", "cached_input", "cache_write"])]
         per_request: Option<String>,
+        /// The model's context window in tokens: a request with a file, audio, a stored
+        /// conversation or a server-side tool holds this many prompt tokens and is billed at
+        /// most this many (default: the shipped table's window, else the option
+        /// default_context_tokens).
+        #[arg(long = "context-tokens")]
+        context_tokens: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },

@@ -245,9 +245,16 @@ pub fn presets(list: &[Preset]) -> String {
 
 pub fn prices(list: &[PriceRow]) -> String {
     table(
-        &["MODEL", "PRICE"],
+        &["MODEL", "PRICE", "CONTEXT"],
         list.iter()
-            .map(|p| vec![p.model.clone(), PriceView::describe(&p.price)])
+            .map(|p| {
+                vec![
+                    p.model.clone(),
+                    PriceView::describe(&p.price),
+                    p.context_tokens
+                        .map_or_else(|| "-".to_string(), |tokens| tokens.to_string()),
+                ]
+            })
             .collect(),
     )
 }

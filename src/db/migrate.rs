@@ -105,6 +105,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0013_topups.sql"),
         include_str!("../../migrations/mysql/0013_topups.sql"),
     ),
+    (
+        14,
+        "context windows, site values and dispute amounts",
+        include_str!("../../migrations/sqlite/0014_context_windows_and_site_values.sql"),
+        include_str!("../../migrations/postgres/0014_context_windows_and_site_values.sql"),
+        include_str!("../../migrations/mysql/0014_context_windows_and_site_values.sql"),
+    ),
 ];
 
 #[derive(Debug)]

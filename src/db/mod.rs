@@ -18,6 +18,7 @@ pub mod options;
 pub mod orders;
 pub mod prices;
 pub mod setup_tokens;
+pub mod site_values;
 pub mod tokens;
 pub mod users;
 pub mod web_sessions;
@@ -503,6 +504,30 @@ pub(crate) fn upsert_sql(backend: Backend, table: &str, columns: &[&str], key: &
     }
 }
 
+/// `INSERT …` that leaves an existing row with the same key as it is, without an error (so a
+/// writer racing another on the key does not fail, and PostgreSQL's transaction stays usable),
+/// in the backend's dialect.
+pub(crate) fn insert_if_absent_sql(
+    backend: Backend,
+    table: &str,
+    columns: &[&str],
+    key: &[&str],
+) -> String {
+    let placeholders = vec!["?"; columns.len()].join(", ");
+    let insert = format!(
+        "INSERT INTO {table} ({}) VALUES ({placeholders})",
+        columns.join(", ")
+    );
+    match backend {
+        // MySQL's INSERT IGNORE would also turn other errors (a value too long) into
+        // warnings; a no-op update on the duplicate key ignores only that.
+        Backend::MySql => format!("{insert} ON DUPLICATE KEY UPDATE {0} = {0}", key[0]),
+        Backend::Sqlite | Backend::Postgres => {
+            format!("{insert} ON CONFLICT ({}) DO NOTHING", key.join(", "))
+        }
+    }
+}
+
 pub(crate) fn bind_all(values: &[Value]) -> DbResult<AnyArguments<'static>> {
     let mut args = AnyArguments::default();
     for value in values {
@@ -636,6 +661,20 @@ mod tests {
             !on("Duplicate entry 'email' for key 'users_username_key'").is_conflict_on("email")
         );
         assert!(on("Duplicate entry 'a@b.c' for key 'users_email_key'").is_conflict_on("email"));
+    }
+
+    #[test]
+    fn inserts_if_absent_in_each_dialect() {
+        let sql = |backend| insert_if_absent_sql(backend, "t", &["name", "value"], &["name"]);
+        assert_eq!(
+            sql(Backend::Sqlite),
+            "INSERT INTO t (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+        );
+        assert_eq!(sql(Backend::Postgres), sql(Backend::Sqlite));
+        assert_eq!(
+            sql(Backend::MySql),
+            "INSERT INTO t (name, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE name = name"
+        );
     }
 
     #[test]

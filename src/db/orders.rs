@@ -1,5 +1,6 @@
-//! Stripe top-up orders and the Stripe events applied to them (see migration 0013). Every
-//! state change is a conditional update whose row count the caller checks.
+//! Stripe top-up orders, their disputes, and the Stripe events applied to them (see migrations
+//! 0013 and 0014). Every state change is a conditional update whose row count the caller
+//! checks.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -357,6 +358,37 @@ pub async fn record_dispute(tx: &mut Tx, id: i64, disputed: i64, taken: i64) -> 
     )
     .await?;
     Ok(())
+}
+
+/// Records a dispute as it opened, with its amount in smallest units (once: the caller has
+/// just written the dispute's ledger row, whose key is unique).
+pub async fn insert_dispute(tx: &mut Tx, id: &str, order_id: i64, amount: i64) -> DbResult<()> {
+    tx.execute(
+        "INSERT INTO topup_disputes (id, order_id, amount, created_at) VALUES (?, ?, ?, ?)",
+        &[
+            Value::Text(id.to_string()),
+            Value::Int(order_id),
+            Value::Int(amount),
+            Value::Int(now_ms()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The amount a dispute opened with, when it was recorded (disputes opened before migration
+/// 0014 were not).
+pub async fn dispute_amount(tx: &mut Tx, id: &str) -> DbResult<Option<i64>> {
+    let rows = tx
+        .fetch_all(
+            "SELECT amount FROM topup_disputes WHERE id = ?",
+            &[Value::Text(id.to_string())],
+        )
+        .await?;
+    rows.first()
+        .map(|row| row.try_get("amount"))
+        .transpose()
+        .map_err(DbError::from)
 }
 
 /// Whether the account has a paid top-up other than `except` that is not taken back in full.

@@ -9,6 +9,8 @@ use crate::domain::pricing::ModelPrice;
 pub struct PriceRow {
     pub model: String,
     pub price: ModelPrice,
+    /// The model's context window in tokens, when the admin set one.
+    pub context_tokens: Option<i64>,
     pub updated_at: i64,
 }
 
@@ -36,6 +38,7 @@ fn from_row(row: &AnyRow) -> DbResult<PriceRow> {
     Ok(PriceRow {
         model,
         price,
+        context_tokens: row.try_get("context_tokens")?,
         updated_at: row.try_get("updated_at")?,
     })
 }
@@ -43,7 +46,7 @@ fn from_row(row: &AnyRow) -> DbResult<PriceRow> {
 pub async fn list(db: &Db) -> DbResult<Vec<PriceRow>> {
     let rows = sqlx::query(
         "SELECT model, input_price, output_price, cached_input_price, cache_write_price, \
-         per_request_price, updated_at \
+         per_request_price, context_tokens, updated_at \
          FROM prices ORDER BY model",
     )
     .fetch_all(db.pool())
@@ -51,7 +54,13 @@ pub async fn list(db: &Db) -> DbResult<Vec<PriceRow>> {
     rows.iter().map(from_row).collect()
 }
 
-pub async fn upsert(tx: &mut Tx, model: &str, price: ModelPrice) -> DbResult<()> {
+/// Sets a model's price and context window (None: the shipped table's, else the default).
+pub async fn upsert(
+    tx: &mut Tx,
+    model: &str,
+    price: ModelPrice,
+    context_tokens: Option<i64>,
+) -> DbResult<()> {
     let (input, output, cached, cache_write, per_request) = match price {
         ModelPrice::PerToken {
             input,
@@ -77,6 +86,7 @@ pub async fn upsert(tx: &mut Tx, model: &str, price: ModelPrice) -> DbResult<()>
             "cached_input_price",
             "cache_write_price",
             "per_request_price",
+            "context_tokens",
             "updated_at",
         ],
         &["model"],
@@ -90,6 +100,7 @@ pub async fn upsert(tx: &mut Tx, model: &str, price: ModelPrice) -> DbResult<()>
             Value::OptInt(cached),
             Value::OptInt(cache_write),
             Value::OptInt(per_request),
+            Value::OptInt(context_tokens),
             Value::Int(now_ms()),
         ],
     )

@@ -1,8 +1,10 @@
 //! The list prices Tollgate ships (`price_table.json`): providers' published prices in dollars
 //! per million tokens for their main current models, so a new gateway can bill the usual
-//! models without typing in a price list. A price an admin sets wins over the table; the
-//! runtime option `list_prices` turns the table off. Models in neither stay refused (unless
-//! `allow_unpriced_models`).
+//! models without typing in a price list, and each model's published context window (the
+//! largest prompt it takes, which a request with a file or a stored conversation holds). A
+//! price an admin sets wins over the table; the runtime option `list_prices` turns the
+//! table's prices off (its windows still apply to models whose price sets none). Models in
+//! neither stay refused (unless `allow_unpriced_models`).
 //!
 //! The table is data, read once at first use. Each entry is checked by the unit tests below,
 //! so a malformed edit fails the build's tests rather than a running server.
@@ -13,7 +15,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 
 use super::money::MicroUsd;
-use super::pricing::ModelPrice;
+use super::pricing::{MAX_CONTEXT_TOKENS, ModelPrice};
 
 const TABLE: &str = include_str!("price_table.json");
 
@@ -31,6 +33,7 @@ struct EntryWire {
     output: String,
     cached_input: Option<String>,
     cache_write: Option<String>,
+    context_tokens: i64,
 }
 
 /// One model's list price.
@@ -39,6 +42,8 @@ pub struct ListPrice {
     pub model: String,
     pub provider: String,
     pub price: ModelPrice,
+    /// The provider's published context window, in tokens.
+    pub context_tokens: i64,
 }
 
 #[derive(Debug)]
@@ -77,6 +82,12 @@ fn parse(text: &str) -> Result<ListPrices, String> {
                 .map(|v| money(&entry.model, "cache_write", v))
                 .transpose()?,
         };
+        if !(1..=MAX_CONTEXT_TOKENS).contains(&entry.context_tokens) {
+            return Err(format!(
+                "{}: context_tokens {} is not a window",
+                entry.model, entry.context_tokens
+            ));
+        }
         if by_model
             .insert(entry.model.clone(), entries.len())
             .is_some()
@@ -87,6 +98,7 @@ fn parse(text: &str) -> Result<ListPrices, String> {
             model: entry.model,
             provider: entry.provider,
             price,
+            context_tokens: entry.context_tokens,
         });
     }
     Ok(ListPrices {
@@ -141,7 +153,15 @@ mod tests {
                 assert!(write >= input, "{}: cache write below input", entry.model);
             }
             assert!(!entry.provider.is_empty());
+            // Embedding models read a few hundred tokens; chat models at least 32k.
+            assert!(
+                entry.context_tokens >= 512,
+                "{}: a window of {}",
+                entry.model,
+                entry.context_tokens
+            );
         }
+
         let mini = table.get("gpt-4o-mini").expect("gpt-4o-mini is listed");
         assert_eq!(
             mini.price,
@@ -152,6 +172,7 @@ mod tests {
                 cache_write: None,
             }
         );
+        assert_eq!(mini.context_tokens, 128_000);
         let sonnet = table
             .get("claude-sonnet-4-5")
             .expect("claude-sonnet-4-5 is listed");
@@ -160,16 +181,23 @@ mod tests {
             "{:?}",
             sonnet.price
         );
-        assert!(table.get("gemini-2.5-flash").is_some());
+        assert_eq!(
+            table.get("gemini-2.5-flash").map(|e| e.context_tokens),
+            Some(1_048_576)
+        );
     }
 
     #[test]
     fn refuses_a_malformed_table() {
         let twice = r#"{"as_of":"2026-11","models":[
-            {"model":"a","provider":"p","input":"1","output":"2"},
-            {"model":"a","provider":"p","input":"1","output":"2"}]}"#;
+            {"model":"a","provider":"p","input":"1","output":"2","context_tokens":1000},
+            {"model":"a","provider":"p","input":"1","output":"2","context_tokens":1000}]}"#;
         assert!(parse(twice).unwrap_err().contains("twice"));
-        let bad = r#"{"as_of":"2026-11","models":[{"model":"a","provider":"p","input":"x","output":"2"}]}"#;
+        let bad = r#"{"as_of":"2026-11","models":[{"model":"a","provider":"p","input":"x","output":"2","context_tokens":1000}]}"#;
         assert!(parse(bad).unwrap_err().contains("a: input"));
+        let no_window = r#"{"as_of":"2026-11","models":[{"model":"a","provider":"p","input":"1","output":"2"}]}"#;
+        assert!(parse(no_window).unwrap_err().contains("context_tokens"));
+        let zero = r#"{"as_of":"2026-11","models":[{"model":"a","provider":"p","input":"1","output":"2","context_tokens":0}]}"#;
+        assert!(parse(zero).unwrap_err().contains("a: context_tokens"));
     }
 }

@@ -17,6 +17,11 @@
 //!
 //! All arithmetic is exact 128-bit integer arithmetic; an amount too large to represent is an
 //! error, never a wrapped or saturated number.
+//!
+//! A hold prices the most the request's settlement can bill: [`held_usage`] puts every prompt
+//! token at the dearest of the model's prompt rates, and [`UsageBounds`] keeps what an
+//! upstream reports within what was held (completion tokens within the request's output
+//! limit, an open-ended prompt within the tokens held for it).
 
 use super::money::{MicroUsd, Quota, Ratio};
 
@@ -47,14 +52,24 @@ pub struct Usage {
     pub units: i64,
 }
 
+/// The largest context window a model may be given, in tokens (the largest published today
+/// is ten million).
+pub const MAX_CONTEXT_TOKENS: i64 = 100_000_000;
+
 /// What an upstream's usage report may claim for one request: completion tokens up to the
-/// request's own output limit (per choice, times the choices asked for), and every figure up
-/// to a ceiling. Prompt tokens have no bound in the request (cached prompts, earlier turns
-/// stored upstream and files all count), only the ceiling.
+/// request's own output limit (per choice, times the choices asked for); prompt tokens, for a
+/// request whose prompt is open-ended (files, audio, a conversation stored upstream,
+/// server-side tools: the body does not say how long the prompt is), up to the tokens held
+/// for it, which are the model's context window; and every figure up to a ceiling. Any other
+/// prompt is bounded by the ceiling alone (its cached part and the tokenizer's count of it may
+/// legitimately differ from the estimate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UsageBounds {
     /// The request's `max_tokens` (or its equivalent) times its choices, when it set one.
     pub output_limit: Option<i64>,
+    /// The prompt tokens held for an open-ended prompt; None for a prompt the body holds whole.
+    /// Cache reads and writes, parts of the prompt, are held to it too.
+    pub prompt_limit: Option<i64>,
     /// The most any one figure may be.
     pub ceiling: i64,
 }
@@ -67,6 +82,9 @@ impl UsageBounds {
         let completion_bound = self
             .output_limit
             .map_or(ceiling, |limit| limit.clamp(0, ceiling));
+        let prompt_bound = self
+            .prompt_limit
+            .map_or(ceiling, |limit| limit.clamp(0, ceiling));
         let mut notes: Vec<String> = Vec::new();
         let mut bound = |name: &str, value: i64, limit: i64| {
             if value > limit {
@@ -77,18 +95,50 @@ impl UsageBounds {
             }
         };
         let bounded = Usage {
-            prompt_tokens: bound("prompt_tokens", usage.prompt_tokens, ceiling),
+            prompt_tokens: bound("prompt_tokens", usage.prompt_tokens, prompt_bound),
             completion_tokens: bound(
                 "completion_tokens",
                 usage.completion_tokens,
                 completion_bound,
             ),
-            cached_tokens: bound("cached_tokens", usage.cached_tokens, ceiling),
-            cache_write_tokens: bound("cache_write_tokens", usage.cache_write_tokens, ceiling),
+            cached_tokens: bound("cached_tokens", usage.cached_tokens, prompt_bound),
+            cache_write_tokens: bound("cache_write_tokens", usage.cache_write_tokens, prompt_bound),
             units: bound("units", usage.units, ceiling),
         };
         let note = (!notes.is_empty()).then(|| format!("reported {}", notes.join(", ")));
         (bounded, note)
+    }
+}
+
+/// The usage to price a hold at, for a request expected to use `usage`: every prompt token
+/// counted at the dearest of the model's prompt rates (plain input, cache read, cache write).
+/// An upstream reports how its prompt split into those only afterwards, and a cache write can
+/// cost more than plain input (Anthropic's is 1.25x), so a hold at the input price alone
+/// would fall short of a prompt written to the cache. Per-request prices ignore tokens and
+/// are held as they are.
+pub fn held_usage(price: ModelPrice, usage: Usage) -> Usage {
+    let ModelPrice::PerToken {
+        input,
+        cached_input,
+        cache_write,
+        ..
+    } = price
+    else {
+        return usage;
+    };
+    let read_rate = cached_input.unwrap_or(input);
+    let write_rate = cache_write.unwrap_or(input);
+    let (cached_tokens, cache_write_tokens) = if write_rate > input.max(read_rate) {
+        (0, usage.prompt_tokens)
+    } else if read_rate > input {
+        (usage.prompt_tokens, 0)
+    } else {
+        (0, 0)
+    };
+    Usage {
+        cached_tokens,
+        cache_write_tokens,
+        ..usage
     }
 }
 
@@ -401,9 +451,126 @@ mod tests {
     }
 
     #[test]
+    fn holds_price_the_prompt_at_its_dearest_rate() {
+        let expected = Usage {
+            prompt_tokens: 100_000,
+            completion_tokens: 1_000,
+            ..Usage::default()
+        };
+        // Claude: a cache write (1.25x) is the dearest way to read a prompt.
+        let claude = ModelPrice::PerToken {
+            input: MicroUsd::parse("3").unwrap(),
+            output: MicroUsd::parse("15").unwrap(),
+            cached_input: Some(MicroUsd::parse("0.30").unwrap()),
+            cache_write: Some(MicroUsd::parse("3.75").unwrap()),
+        };
+        let held = held_usage(claude, expected);
+        assert_eq!(held.cache_write_tokens, 100_000);
+        assert_eq!(held.cached_tokens, 0);
+        // 100k × $3.75 + 1k × $15 = $0.39 = 195,000 units.
+        assert_eq!(cost(claude, held, Ratio::ONE, 500_000), Ok(Quota(195_000)));
+        // Whatever split of the prompt the upstream reports, the bill is within the hold.
+        let hold = cost(claude, held, Ratio::ONE, 500_000).unwrap();
+        for (cached, written) in [(0, 0), (100_000, 0), (0, 100_000), (40_000, 60_000)] {
+            let reported = Usage {
+                cached_tokens: cached,
+                cache_write_tokens: written,
+                ..expected
+            };
+            assert!(cost(claude, reported, Ratio::ONE, 500_000).unwrap() <= hold);
+        }
+        // Cache reads dearer than input (a mistyped price): held at the read price.
+        let odd = per_token("1", "1", Some("2"));
+        assert_eq!(held_usage(odd, expected).cached_tokens, 100_000);
+        // Input is the dearest (or the only) rate: the usage is held as it is.
+        let plain = per_token("2.5", "10", Some("1.25"));
+        assert_eq!(held_usage(plain, expected), expected);
+        let no_write_price = ModelPrice::PerToken {
+            input: MicroUsd::parse("3").unwrap(),
+            output: MicroUsd::parse("15").unwrap(),
+            cached_input: None,
+            cache_write: None,
+        };
+        assert_eq!(held_usage(no_write_price, expected), expected);
+        let per_request = ModelPrice::PerRequest(MicroUsd::parse("0.01").unwrap());
+        assert_eq!(held_usage(per_request, expected), expected);
+    }
+
+    #[test]
+    fn an_open_ended_prompt_is_billed_at_most_what_was_held() {
+        let bounds = UsageBounds {
+            output_limit: Some(100),
+            prompt_limit: Some(128_000),
+            ceiling: 2_000_000,
+        };
+        let reported = Usage {
+            prompt_tokens: 500_000,
+            completion_tokens: 50,
+            cached_tokens: 300_000,
+            cache_write_tokens: 200_000,
+            units: 0,
+        };
+        let (billed, note) = bounds.apply(reported);
+        assert_eq!(billed.prompt_tokens, 128_000);
+        assert_eq!(billed.cached_tokens, 128_000);
+        assert_eq!(billed.cache_write_tokens, 128_000);
+        assert_eq!(billed.completion_tokens, 50);
+        let note = note.expect("noted as implausible");
+        assert!(
+            note.starts_with("reported prompt_tokens 500000 (billed 128000)"),
+            "{note}"
+        );
+        // The bill never exceeds a hold of the window at the dearest prompt rate.
+        let claude = ModelPrice::PerToken {
+            input: MicroUsd::parse("3").unwrap(),
+            output: MicroUsd::parse("15").unwrap(),
+            cached_input: Some(MicroUsd::parse("0.30").unwrap()),
+            cache_write: Some(MicroUsd::parse("3.75").unwrap()),
+        };
+        let hold = cost(
+            claude,
+            held_usage(
+                claude,
+                Usage {
+                    prompt_tokens: 128_000,
+                    completion_tokens: 100,
+                    ..Usage::default()
+                },
+            ),
+            Ratio::ONE,
+            500_000,
+        )
+        .unwrap();
+        assert!(cost(claude, billed, Ratio::ONE, 500_000).unwrap() <= hold);
+        // Within the window nothing changes.
+        let fine = Usage {
+            prompt_tokens: 128_000,
+            completion_tokens: 100,
+            ..Usage::default()
+        };
+        assert_eq!(bounds.apply(fine), (fine, None));
+        // A window above the ceiling: the ceiling still bounds.
+        let wide = UsageBounds {
+            prompt_limit: Some(5_000_000),
+            ..bounds
+        };
+        assert_eq!(wide.apply(reported).0.prompt_tokens, 500_000);
+        assert_eq!(
+            wide.apply(Usage {
+                prompt_tokens: 3_000_000,
+                ..Usage::default()
+            })
+            .0
+            .prompt_tokens,
+            2_000_000
+        );
+    }
+
+    #[test]
     fn usage_is_held_to_the_request_and_the_ceiling() {
         let bounds = UsageBounds {
             output_limit: Some(10),
+            prompt_limit: None,
             ceiling: 2_000_000,
         };
         let reported = Usage {
@@ -437,6 +604,7 @@ mod tests {
         // No output limit in the request: only the ceiling.
         let open = UsageBounds {
             output_limit: None,
+            prompt_limit: None,
             ceiling: 1_000,
         };
         let (billed, note) = open.apply(Usage {

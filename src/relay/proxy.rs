@@ -24,7 +24,7 @@ use hyper::body::Incoming;
 use super::answer::{AnswerBilling, AnswerRelay};
 use super::auth::{self, Caller};
 use super::error::RelayError;
-use super::request::ClientRequest;
+use super::request::{ClientRequest, PromptEstimate};
 use super::stream::{SseRelay, StreamStart, stream_start};
 use super::wire::{self, AnswerContext, Framing, Unusable, Wire};
 use crate::billing::{PriceContext, Ticket, ledger::Shortfall};
@@ -225,6 +225,13 @@ async fn handle(
             return Err(refuse(state, log, error));
         }
     };
+    let estimate = estimate_prompt(state, &request, &raw).await;
+    let prompt_estimate = estimate.tokens;
+    // A prompt whose length the body does not tell holds the model's whole context window,
+    // and is billed at most that: the hold stays an upper bound of the bill.
+    let prompt_limit = estimate
+        .open_ended
+        .then(|| prompt_estimate.max(snapshot.context_window(&model)));
     let pricing = PriceContext {
         price,
         group_ratio: snapshot.group_ratio(caller.group()),
@@ -233,11 +240,10 @@ async fn handle(
             output_limit: request
                 .max_output_tokens
                 .map(|limit| limit.saturating_mul(request.choices)),
+            prompt_limit,
             ceiling: i64::try_from(options.usage_ceiling_tokens).unwrap_or(i64::MAX),
         },
     };
-
-    let prompt_estimate = estimate_prompt(state, &request, &raw).await;
     let output_estimate = if endpoint.generates() {
         let per_choice = request
             .max_output_tokens
@@ -247,8 +253,8 @@ async fn handle(
         0
     };
     let units = held_units(&request);
-    let hold = match pricing.cost(Usage {
-        prompt_tokens: prompt_estimate,
+    let hold = match pricing.hold(Usage {
+        prompt_tokens: prompt_limit.unwrap_or(prompt_estimate),
         completion_tokens: output_estimate,
         units,
         ..Usage::default()
@@ -350,7 +356,7 @@ pub async fn count_message_tokens(
     {
         return Ok(tokens);
     }
-    Ok(estimate_prompt(state, &request, &raw).await)
+    Ok(estimate_prompt(state, &request, &raw).await.tokens)
 }
 
 /// Asks an Anthropic channel's `messages/count_tokens` (free of charge upstream too). None when
@@ -494,23 +500,31 @@ fn check_model_access(
     Err(RelayError::model_not_found(requested))
 }
 
-async fn estimate_prompt(state: &AppState, request: &ClientRequest<'_>, raw: &Bytes) -> i64 {
+/// The prompt's estimate and whether it is open-ended, read in one pass.
+async fn estimate_prompt(
+    state: &AppState,
+    request: &ClientRequest<'_>,
+    raw: &Bytes,
+) -> PromptEstimate {
     // An upload's size is audio, not text.
     if raw.len() <= BLOCKING_ESTIMATE_BYTES || request.form.is_some() {
-        return request.estimate_prompt_tokens(state.tokenizer);
+        return request.estimate_prompt(state.tokenizer);
     }
     // Large prompts are counted off the async workers. The parsed request borrows the body, so
-    // the blocking task parses its own (reference-counted) copy.
+    // the blocking task parses its own (reference-counted) copy. Should that fail, the prompt
+    // is taken as open-ended: nothing was counted, so nothing may be assumed about it.
+    let unread = PromptEstimate {
+        tokens: 0,
+        open_ended: true,
+    };
     let tokenizer = state.tokenizer;
     let endpoint = request.endpoint;
     let raw = raw.clone();
     tokio::task::spawn_blocking(move || {
-        ClientRequest::parse(endpoint, &raw)
-            .map(|r| r.estimate_prompt_tokens(tokenizer))
-            .unwrap_or(0)
+        ClientRequest::parse(endpoint, &raw).map_or(unread, |r| r.estimate_prompt(tokenizer))
     })
     .await
-    .unwrap_or(0)
+    .unwrap_or(unread)
 }
 
 /// Why one attempt failed.

@@ -1,5 +1,6 @@
 //! Reading a client's request without changing it: the fields the gateway needs (model,
-//! stream, output limit), the prompt-size estimate for the hold, and the body sent upstream,
+//! stream, output limit), the prompt-size estimate for the hold (and whether the prompt is
+//! open-ended: files, audio, stored conversations, server-side tools), and the body sent upstream,
 //! which is the client's own bytes unless the model is mapped or usage must be requested. Even
 //! then only those two fields change: every other value is copied byte for byte, so fields
 //! Tollgate does not know still reach the upstream exactly as sent.
@@ -539,26 +540,59 @@ impl<'b> ClientRequest<'b> {
         serde_json::to_vec(&out).map(Bytes::from).map_err(internal)
     }
 
-    /// Estimated prompt tokens, for the hold and for billing when the upstream reports none.
-    /// Reads the input in place (strings are borrowed from the body, not copied).
+    /// Estimated prompt tokens, for the hold and for billing when the upstream reports none,
+    /// and whether the prompt is open-ended. Reads the input in place (strings are borrowed
+    /// from the body, not copied), in the one pass that counts it.
+    pub fn estimate_prompt(&self, tokenizer: &Tokenizer) -> PromptEstimate {
+        let mut reader = PromptReader {
+            tokenizer,
+            open_ended: false,
+        };
+        let tokens = self.read_prompt(&mut reader);
+        PromptEstimate {
+            tokens,
+            open_ended: reader.open_ended,
+        }
+    }
+
+    /// [`ClientRequest::estimate_prompt`]'s token count alone.
     pub fn estimate_prompt_tokens(&self, tokenizer: &Tokenizer) -> i64 {
+        self.estimate_prompt(tokenizer).tokens
+    }
+
+    fn read_prompt(&self, reader: &mut PromptReader<'_>) -> i64 {
         if self.form.is_some() {
-            // An upload's own content is not text; an edit's prompt is.
-            return self
-                .param("prompt")
-                .map_or(0, |prompt| count(tokenizer, prompt));
+            // An upload's own content is not text, and an upstream that prices it in tokens
+            // (audio, images) counts them itself; an edit's prompt is text.
+            reader.open_ended = true;
+            return self.param("prompt").map_or(0, |prompt| reader.text(prompt));
+        }
+        let present = |name: &str| self.fields.get(name).filter(|raw| raw.get() != "null");
+        // Content the upstream adds from what it stores or fetches: a stored conversation, a
+        // stored prompt, results of tools it runs itself.
+        let replays_stored = match self.endpoint {
+            Endpoint::Responses => ["previous_response_id", "conversation", "prompt"]
+                .iter()
+                .any(|name| present(name).is_some()),
+            Endpoint::ChatCompletions => present("web_search_options").is_some(),
+            Endpoint::Messages => present("mcp_servers").is_some(),
+            _ => false,
+        };
+        if replays_stored {
+            reader.open_ended = true;
         }
         let Some(input) = self.fields.get(self.endpoint.input_field()) else {
             return 0;
         };
         match self.endpoint {
             Endpoint::ChatCompletions => {
-                let mut total = TOKENS_PER_REPLY + count_messages(input, tokenizer);
+                let mut total = TOKENS_PER_REPLY + reader.messages(input);
                 // Tool and function definitions are part of the prompt the model reads.
-                for name in ["tools", "functions"] {
-                    if let Some(raw) = self.fields.get(name) {
-                        total += count(tokenizer, raw.get());
-                    }
+                if let Some(tools) = self.fields.get("tools") {
+                    total += reader.tools(tools);
+                }
+                if let Some(functions) = self.fields.get("functions") {
+                    total += reader.text(functions.get());
                 }
                 total
             }
@@ -566,39 +600,36 @@ impl<'b> ClientRequest<'b> {
             | Endpoint::Embeddings
             | Endpoint::ImageGenerations
             | Endpoint::Moderations
-            | Endpoint::AudioSpeech => count_inputs(input, tokenizer),
-            // Forms are counted by `estimate_prompt_tokens` from their text fields.
+            | Endpoint::AudioSpeech => reader.inputs(input),
+            // Forms are read above, from their text fields.
             Endpoint::AudioTranscriptions | Endpoint::AudioTranslations | Endpoint::ImageEdits => 0,
             Endpoint::Rerank => {
-                let query = self
-                    .fields
-                    .get("query")
-                    .map_or(0, |q| count_blocks(q, tokenizer));
+                let query = self.fields.get("query").map_or(0, |q| reader.blocks(q));
                 // Each document is read with the query.
-                count_documents(input, tokenizer) + query
+                reader.documents(input) + query
             }
             Endpoint::Responses => {
                 let mut total = TOKENS_PER_REPLY;
                 if let Some(instructions) = self.fields.get("instructions") {
-                    total += count_blocks(instructions, tokenizer);
+                    total += reader.blocks(instructions);
                 }
                 total += match input.get().as_bytes().first() {
-                    Some(b'"') => count_blocks(input, tokenizer),
-                    _ => count_response_items(input, tokenizer),
+                    Some(b'"') => reader.blocks(input),
+                    _ => reader.response_items(input),
                 };
                 if let Some(tools) = self.fields.get("tools") {
-                    total += count(tokenizer, tools.get());
+                    total += reader.tools(tools);
                 }
                 total
             }
             Endpoint::Messages => {
                 let mut total = TOKENS_PER_REPLY;
                 if let Some(system) = self.fields.get("system") {
-                    total += count_blocks(system, tokenizer);
+                    total += reader.blocks(system);
                 }
-                total += count_anthropic_turns(input, tokenizer);
+                total += reader.anthropic_turns(input);
                 if let Some(tools) = self.fields.get("tools") {
-                    total += count(tokenizer, tools.get());
+                    total += reader.tools(tools);
                 }
                 total
             }
@@ -606,124 +637,283 @@ impl<'b> ClientRequest<'b> {
     }
 }
 
-/// Responses input items: messages (content as a string or typed parts), function calls and
-/// their outputs.
-fn count_response_items(items: &RawValue, tokenizer: &Tokenizer) -> i64 {
-    #[derive(serde::Deserialize)]
-    struct ItemWire<'a> {
-        #[serde(borrow)]
-        content: Option<&'a RawValue>,
-        #[serde(borrow)]
-        name: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        arguments: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        output: Option<&'a RawValue>,
+/// A prompt as the hold sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PromptEstimate {
+    /// Tokens counted in the body.
+    pub tokens: i64,
+    /// The upstream will read more into the prompt than the body spells out, by an amount the
+    /// body does not tell: a file, a document or audio (whatever its encoded size), a
+    /// conversation or prompt stored upstream, a tool the upstream runs itself (searching
+    /// files or the web, fetching pages, running code, calling MCP servers), or an upload.
+    /// Such a prompt is held, and billed at most, as the model's whole context window.
+    pub open_ended: bool,
+}
+
+/// Content parts whose tokens the body does not tell: files and documents (a PDF's pages are
+/// read as text and images), and audio.
+fn is_open_ended_part(kind: &str) -> bool {
+    matches!(kind, "file" | "input_file" | "document" | "input_audio")
+}
+
+/// Tools an upstream runs itself, adding what they find to the prompt: OpenAI's file search,
+/// web search, code interpreter and remote MCP; Anthropic's web search, web fetch, code
+/// execution and MCP toolsets. Versioned names (`web_search_20250305`) count by their prefix.
+fn is_server_tool(kind: &str) -> bool {
+    const PREFIXES: [&str; 6] = [
+        "file_search",
+        "web_search",
+        "web_fetch",
+        "code_interpreter",
+        "code_execution",
+        "mcp",
+    ];
+    PREFIXES.iter().any(|prefix| kind.starts_with(prefix))
+}
+
+/// Counts a prompt's tokens and notes, on the way, whether it is open-ended
+/// ([`PromptEstimate::open_ended`]). A list that cannot be read as its protocol's shape is
+/// counted as nothing and taken as open-ended: an upstream reading it more leniently could
+/// still bill for what is in it.
+struct PromptReader<'t> {
+    tokenizer: &'t Tokenizer,
+    open_ended: bool,
+}
+
+impl PromptReader<'_> {
+    fn text(&self, text: &str) -> i64 {
+        i64::try_from(self.tokenizer.count(text)).unwrap_or(i64::MAX)
     }
-    let Ok(items) = serde_json::from_str::<Vec<ItemWire<'_>>>(items.get()) else {
-        return 0;
-    };
-    items
-        .iter()
-        .map(|item| {
-            TOKENS_PER_MESSAGE
-                + item.content.map_or(0, |c| count_blocks(c, tokenizer))
-                + item.output.map_or(0, |o| count_blocks(o, tokenizer))
+
+    /// What a list that could not be read counts for.
+    fn unreadable(&mut self) -> i64 {
+        self.open_ended = true;
+        0
+    }
+
+    /// A `tools` list: its definitions are read by the model; a tool the upstream runs itself
+    /// makes the prompt open-ended.
+    fn tools(&mut self, tools: &RawValue) -> i64 {
+        #[derive(serde::Deserialize)]
+        struct ToolWire<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Option<JsonStr<'a>>,
+        }
+        match serde_json::from_str::<Vec<ToolWire<'_>>>(tools.get()) {
+            Ok(list) => {
+                if list
+                    .iter()
+                    .any(|tool| tool.kind.as_ref().is_some_and(|k| is_server_tool(&k.0)))
+                {
+                    self.open_ended = true;
+                }
+            }
+            Err(_) => self.open_ended = true,
+        }
+        self.text(tools.get())
+    }
+
+    /// Responses input items: messages (content as a string or typed parts), function calls
+    /// and their outputs, and references to items stored upstream.
+    fn response_items(&mut self, items: &RawValue) -> i64 {
+        #[derive(serde::Deserialize)]
+        struct ItemWire<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            content: Option<&'a RawValue>,
+            #[serde(borrow)]
+            name: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            arguments: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            output: Option<&'a RawValue>,
+        }
+        let Ok(items) = serde_json::from_str::<Vec<ItemWire<'_>>>(items.get()) else {
+            return self.unreadable();
+        };
+        let mut total = 0;
+        for item in &items {
+            if item.kind.as_deref() == Some("item_reference") {
+                // An item stored upstream, replayed by its id.
+                self.open_ended = true;
+            }
+            total += TOKENS_PER_MESSAGE
+                + item.content.map_or(0, |c| self.blocks(c))
+                + item.output.map_or(0, |o| self.blocks(o))
                 + [&item.name, &item.arguments]
                     .into_iter()
                     .flatten()
-                    .map(|text| count(tokenizer, text))
-                    .sum::<i64>()
-        })
-        .sum()
-}
+                    .map(|text| self.text(text))
+                    .sum::<i64>();
+        }
+        total
+    }
 
-/// Rerank documents: strings, or objects whose `text` is read.
-fn count_documents(documents: &RawValue, tokenizer: &Tokenizer) -> i64 {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum DocumentWire<'a> {
-        #[serde(borrow)]
-        Text(JsonStr<'a>),
-        Object {
+    /// Rerank documents: strings, or objects whose `text` is read.
+    fn documents(&self, documents: &RawValue) -> i64 {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum DocumentWire<'a> {
             #[serde(borrow)]
-            text: Option<JsonStr<'a>>,
-        },
+            Text(JsonStr<'a>),
+            Object {
+                #[serde(borrow)]
+                text: Option<JsonStr<'a>>,
+            },
+        }
+        serde_json::from_str::<Vec<DocumentWire<'_>>>(documents.get()).map_or(0, |documents| {
+            documents
+                .iter()
+                .map(|document| match document {
+                    DocumentWire::Text(text) | DocumentWire::Object { text: Some(text) } => {
+                        self.text(&text.0)
+                    }
+                    DocumentWire::Object { text: None } => 0,
+                })
+                .sum()
+        })
     }
-    serde_json::from_str::<Vec<DocumentWire<'_>>>(documents.get()).map_or(0, |documents| {
-        documents
+
+    /// Anthropic turns: a role and content that is a string or a list of blocks.
+    fn anthropic_turns(&mut self, turns: &RawValue) -> i64 {
+        #[derive(serde::Deserialize)]
+        struct TurnWire<'a> {
+            #[serde(borrow)]
+            content: Option<&'a RawValue>,
+        }
+        let Ok(turns) = serde_json::from_str::<Vec<TurnWire<'_>>>(turns.get()) else {
+            return self.unreadable();
+        };
+        turns
             .iter()
-            .map(|document| match document {
-                DocumentWire::Text(text) | DocumentWire::Object { text: Some(text) } => {
-                    count(tokenizer, &text.0)
-                }
-                DocumentWire::Object { text: None } => 0,
-            })
+            .map(|turn| TOKENS_PER_MESSAGE + turn.content.map_or(0, |c| self.blocks(c)))
             .sum()
-    })
-}
-
-/// Anthropic turns: a role and content that is a string or a list of blocks.
-fn count_anthropic_turns(turns: &RawValue, tokenizer: &Tokenizer) -> i64 {
-    #[derive(serde::Deserialize)]
-    struct TurnWire<'a> {
-        #[serde(borrow)]
-        content: Option<&'a RawValue>,
     }
-    let Ok(turns) = serde_json::from_str::<Vec<TurnWire<'_>>>(turns.get()) else {
-        return 0;
-    };
-    turns
-        .iter()
-        .map(|turn| TOKENS_PER_MESSAGE + turn.content.map_or(0, |c| count_blocks(c, tokenizer)))
-        .sum()
-}
 
-/// Anthropic content: a string, or blocks of text, images, documents, tool calls and results.
-fn count_blocks(content: &RawValue, tokenizer: &Tokenizer) -> i64 {
-    #[derive(serde::Deserialize)]
-    struct BlockWire<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        text: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        thinking: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        name: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        input: Option<&'a RawValue>,
-        #[serde(borrow)]
-        content: Option<&'a RawValue>,
-    }
-    match content.get().as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<JsonStr<'_>>(content.get())
-            .map_or(0, |text| count(tokenizer, &text.0)),
-        Some(b'[') => serde_json::from_str::<Vec<BlockWire<'_>>>(content.get())
-            .map(|blocks| {
-                blocks
-                    .iter()
-                    .map(|block| match block.kind.as_deref() {
-                        Some("image" | "document" | "input_image" | "input_file") => IMAGE_TOKENS,
+    /// Anthropic and Responses content: a string, or blocks of text, images, documents, tool
+    /// calls and results (whose own content is read the same way).
+    fn blocks(&mut self, content: &RawValue) -> i64 {
+        #[derive(serde::Deserialize)]
+        struct BlockWire<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            text: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            thinking: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            name: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            input: Option<&'a RawValue>,
+            #[serde(borrow)]
+            content: Option<&'a RawValue>,
+        }
+        match content.get().as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<JsonStr<'_>>(content.get())
+                .map_or(0, |text| self.text(&text.0)),
+            Some(b'[') => {
+                let Ok(blocks) = serde_json::from_str::<Vec<BlockWire<'_>>>(content.get()) else {
+                    return self.unreadable();
+                };
+                let mut total = 0;
+                for block in &blocks {
+                    let kind = block.kind.as_deref().unwrap_or_default();
+                    if is_open_ended_part(kind) {
+                        self.open_ended = true;
+                    }
+                    total += match kind {
+                        // What a file or document really holds, the hold does not guess:
+                        // the prompt is open-ended (above).
+                        "image" | "input_image" | "document" | "input_file" | "file" => {
+                            IMAGE_TOKENS
+                        }
+                        "input_audio" => AUDIO_TOKENS,
                         _ => {
                             [&block.text, &block.thinking, &block.name]
                                 .into_iter()
                                 .flatten()
-                                .map(|text| count(tokenizer, text))
+                                .map(|text| self.text(text))
                                 .sum::<i64>()
-                                + block.input.map_or(0, |input| count(tokenizer, input.get()))
-                                + block.content.map_or(0, |c| count_blocks(c, tokenizer))
+                                + block.input.map_or(0, |input| self.text(input.get()))
+                                + block.content.map_or(0, |c| self.blocks(c))
                         }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0),
-        _ => 0,
+                    };
+                }
+                total
+            }
+            _ => 0,
+        }
     }
-}
 
-fn count(tokenizer: &Tokenizer, text: &str) -> i64 {
-    i64::try_from(tokenizer.count(text)).unwrap_or(i64::MAX)
+    fn messages(&mut self, messages: &RawValue) -> i64 {
+        let Ok(messages) = serde_json::from_str::<Vec<MessageWire<'_>>>(messages.get()) else {
+            return self.unreadable();
+        };
+        let mut total = 0;
+        for message in &messages {
+            total += TOKENS_PER_MESSAGE;
+            if let Some(role) = &message.role {
+                total += self.text(role);
+            }
+            if let Some(name) = &message.name {
+                total += 1 + self.text(name);
+            }
+            if let Some(content) = message.content {
+                total += self.content(content);
+            }
+            for call in message.tool_calls.iter().flatten() {
+                if let Some(function) = &call.function {
+                    for text in [&function.name, &function.arguments].into_iter().flatten() {
+                        total += self.text(text);
+                    }
+                }
+            }
+        }
+        total
+    }
+
+    /// A chat message's content: a string, or a list of typed parts.
+    fn content(&mut self, content: &RawValue) -> i64 {
+        match content.get().as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<JsonStr<'_>>(content.get())
+                .map_or(0, |text| self.text(&text.0)),
+            Some(b'[') => {
+                let Ok(parts) = serde_json::from_str::<Vec<PartWire<'_>>>(content.get()) else {
+                    return self.unreadable();
+                };
+                let mut total = 0;
+                for part in &parts {
+                    let kind = part.kind.as_deref().unwrap_or_default();
+                    if is_open_ended_part(kind) {
+                        self.open_ended = true;
+                    }
+                    total += match kind {
+                        "text" | "input_text" => part.text.as_deref().map_or(0, |t| self.text(t)),
+                        "image_url" | "input_image" | "image" => IMAGE_TOKENS,
+                        "input_audio" => AUDIO_TOKENS,
+                        _ => 0,
+                    };
+                }
+                total
+            }
+            _ => 0,
+        }
+    }
+
+    /// `prompt` / `input`: a string, a list of strings, a list of token ids, or a list of
+    /// lists of token ids.
+    fn inputs(&self, input: &RawValue) -> i64 {
+        match input.get().as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<JsonStr<'_>>(input.get())
+                .map_or(0, |text| self.text(&text.0)),
+            Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(input.get())
+                .map(|items| items.iter().map(|i| self.inputs(i)).sum())
+                .unwrap_or(0),
+            Some(b'-' | b'0'..=b'9') => 1,
+            _ => 0,
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -758,71 +948,6 @@ struct PartWire<'a> {
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     text: Option<Cow<'a, str>>,
-}
-
-fn count_messages(messages: &RawValue, tokenizer: &Tokenizer) -> i64 {
-    let Ok(messages) = serde_json::from_str::<Vec<MessageWire<'_>>>(messages.get()) else {
-        return 0;
-    };
-    let mut total = 0;
-    for message in &messages {
-        total += TOKENS_PER_MESSAGE;
-        if let Some(role) = &message.role {
-            total += count(tokenizer, role);
-        }
-        if let Some(name) = &message.name {
-            total += 1 + count(tokenizer, name);
-        }
-        if let Some(content) = message.content {
-            total += count_content(content, tokenizer);
-        }
-        for call in message.tool_calls.iter().flatten() {
-            if let Some(function) = &call.function {
-                for text in [&function.name, &function.arguments].into_iter().flatten() {
-                    total += count(tokenizer, text);
-                }
-            }
-        }
-    }
-    total
-}
-
-/// A message's content: a string, or a list of typed parts.
-fn count_content(content: &RawValue, tokenizer: &Tokenizer) -> i64 {
-    match content.get().as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<JsonStr<'_>>(content.get())
-            .map_or(0, |text| count(tokenizer, &text.0)),
-        Some(b'[') => serde_json::from_str::<Vec<PartWire<'_>>>(content.get())
-            .map(|parts| {
-                parts
-                    .iter()
-                    .map(|part| match part.kind.as_deref() {
-                        Some("text") | Some("input_text") => {
-                            part.text.as_deref().map_or(0, |t| count(tokenizer, t))
-                        }
-                        Some("image_url") | Some("input_image") | Some("image") => IMAGE_TOKENS,
-                        Some("input_audio") => AUDIO_TOKENS,
-                        _ => 0,
-                    })
-                    .sum()
-            })
-            .unwrap_or(0),
-        _ => 0,
-    }
-}
-
-/// `prompt` / `input`: a string, a list of strings, a list of token ids, or a list of lists
-/// of token ids.
-fn count_inputs(input: &RawValue, tokenizer: &Tokenizer) -> i64 {
-    match input.get().as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<JsonStr<'_>>(input.get())
-            .map_or(0, |text| count(tokenizer, &text.0)),
-        Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(input.get())
-            .map(|items| items.iter().map(|i| count_inputs(i, tokenizer)).sum())
-            .unwrap_or(0),
-        Some(b'-' | b'0'..=b'9') => 1,
-        _ => 0,
-    }
 }
 
 #[cfg(test)]
@@ -965,5 +1090,134 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.estimate_prompt_tokens(t), 4);
+    }
+
+    #[test]
+    fn tells_open_ended_prompts() {
+        let t = tokenizer::shared();
+        let open = |endpoint: Endpoint, body: &str| {
+            let request = parse(endpoint, body).unwrap();
+            request.estimate_prompt(t).open_ended
+        };
+        let chat = Endpoint::ChatCompletions;
+        let file = r#"{"type":"file","file":{"file_data":"data:application/pdf;base64,AAAA"}}"#;
+        let audio = r#"{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}"#;
+        for part in [file, audio] {
+            let body = format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"text","text":"Summarise"}},{part}]}}]}}"#
+            );
+            assert!(open(chat, &body), "{body}");
+        }
+        assert!(open(
+            chat,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"web_search_options":{}}"#
+        ));
+        assert!(!open(
+            chat,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"},
+                {"type":"image_url","image_url":{"url":"https://x.test/a.png"}}]}],
+                "tools":[{"type":"function","function":{"name":"f"}}],"web_search_options":null}"#
+        ));
+        // A content list no protocol has (the upstream may still read it): open-ended.
+        assert!(open(
+            chat,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"},7]}]}"#
+        ));
+
+        let responses = Endpoint::Responses;
+        assert!(open(
+            responses,
+            r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_file","file_id":"file-1"}]}]}"#
+        ));
+        // A function's output may carry a file too.
+        assert!(open(
+            responses,
+            r#"{"model":"m","input":[{"type":"function_call_output","call_id":"c","output":[{"type":"input_file","file_url":"https://x.test/a.pdf"}]}]}"#
+        ));
+        for stored in [
+            r#""previous_response_id":"resp_1""#,
+            r#""conversation":"conv_1""#,
+            r#""prompt":{"id":"pmpt_1"}"#,
+        ] {
+            let body = format!(r#"{{"model":"m","input":"hi",{stored}}}"#);
+            assert!(open(responses, &body), "{body}");
+        }
+        assert!(open(
+            responses,
+            r#"{"model":"m","input":[{"type":"item_reference","id":"msg_1"}]}"#
+        ));
+        for tool in [
+            "file_search",
+            "web_search_preview",
+            "web_search",
+            "code_interpreter",
+            "mcp",
+        ] {
+            let body = format!(r#"{{"model":"m","input":"hi","tools":[{{"type":"{tool}"}}]}}"#);
+            assert!(open(responses, &body), "{body}");
+        }
+        // An escaped name is the same name to the upstream.
+        assert!(open(
+            responses,
+            r#"{"model":"m","input":"hi","tools":[{"type":"web\u005fsearch"}]}"#
+        ));
+        assert!(!open(
+            responses,
+            r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"hi"}]}],
+                "tools":[{"type":"function","name":"f","parameters":{}}],"previous_response_id":null}"#
+        ));
+
+        let messages = Endpoint::Messages;
+        assert!(open(
+            messages,
+            r#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":[
+                {"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"AAAA"}}]}]}"#
+        ));
+        // Inside a tool's result.
+        assert!(open(
+            messages,
+            r#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":[
+                {"type":"tool_result","tool_use_id":"t","content":[{"type":"document","source":{"type":"file","file_id":"f"}}]}]}]}"#
+        ));
+        for tool in [
+            "web_search_20250305",
+            "web_fetch_20250910",
+            "code_execution_20250825",
+        ] {
+            let body = format!(
+                r#"{{"model":"m","max_tokens":10,"messages":[{{"role":"user","content":"hi"}}],"tools":[{{"type":"{tool}","name":"x"}}]}}"#
+            );
+            assert!(open(messages, &body), "{body}");
+        }
+        assert!(open(
+            messages,
+            r#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"mcp_servers":[{"type":"url","url":"https://x.test"}]}"#
+        ));
+        assert!(!open(
+            messages,
+            r#"{"model":"m","max_tokens":10,"system":[{"type":"text","text":"be brief"}],
+                "messages":[{"role":"user","content":[{"type":"text","text":"hi"},
+                {"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]}],
+                "tools":[{"name":"f","input_schema":{}}]}"#
+        ));
+        // Other endpoints have no parts.
+        assert!(!open(Endpoint::Embeddings, r#"{"model":"m","input":"hi"}"#));
+
+        // An upload is open-ended; its text prompt is counted.
+        let body = "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nm\r\n\
+                    --b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF\r\n--b--\r\n";
+        let form = ClientRequest::parse_form(
+            Endpoint::AudioTranscriptions,
+            body.as_bytes(),
+            Some("multipart/form-data; boundary=b"),
+        )
+        .unwrap();
+        assert_eq!(
+            form.estimate_prompt(t),
+            PromptEstimate {
+                tokens: 0,
+                open_ended: true
+            }
+        );
     }
 }

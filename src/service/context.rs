@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use super::site_values::SiteValueCache;
 use super::{ServiceError, ServiceResult};
 use crate::db::{Change, Db, DbError, Tx};
 use crate::domain::kinds::Role;
@@ -137,6 +138,8 @@ pub trait AfterWrite: Send + Sync {
 pub struct Ctx {
     pub db: Db,
     after_write: Option<Arc<dyn AfterWrite>>,
+    /// Site-wide values read so far (see `site_values`).
+    site_values: SiteValueCache,
 }
 
 impl Ctx {
@@ -145,6 +148,7 @@ impl Ctx {
         Ctx {
             db,
             after_write: None,
+            site_values: SiteValueCache::default(),
         }
     }
 
@@ -153,7 +157,12 @@ impl Ctx {
         Ctx {
             db,
             after_write: Some(after_write),
+            site_values: SiteValueCache::default(),
         }
+    }
+
+    pub(super) fn site_values(&self) -> &SiteValueCache {
+        &self.site_values
     }
 
     /// Runs `work` in one transaction (see [`Db::write`]), then the after-write effects of

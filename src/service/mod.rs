@@ -21,6 +21,7 @@ pub mod oauth;
 pub mod options;
 pub mod prices;
 pub mod sessions;
+pub mod site_values;
 pub mod tokens;
 pub mod topups;
 pub mod usage;

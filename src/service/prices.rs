@@ -3,7 +3,7 @@ use crate::db::prices::PriceRow;
 use crate::db::{self, Db};
 use crate::domain::money::MicroUsd;
 use crate::domain::names;
-use crate::domain::pricing::ModelPrice;
+use crate::domain::pricing::{MAX_CONTEXT_TOKENS, ModelPrice};
 use crate::msg;
 
 /// Prices as typed: dollars per 1M tokens, or dollars per request.
@@ -15,6 +15,9 @@ pub struct PriceInput {
     /// Writing the prompt cache.
     pub cache_write: Option<String>,
     pub per_request: Option<String>,
+    /// The model's context window in tokens (None: the shipped table's, else the option
+    /// `default_context_tokens`).
+    pub context_tokens: Option<String>,
 }
 
 /// Largest price accepted, in dollars per 1M tokens or per request.
@@ -26,6 +29,23 @@ fn amount(field: &'static str, text: &str) -> ServiceResult<MicroUsd> {
         return Err(ServiceError::invalid(field, msg!("price-too-large")));
     }
     Ok(value)
+}
+
+/// A context window as typed: a whole number of tokens, from 1 to
+/// [`MAX_CONTEXT_TOKENS`].
+pub fn parse_context_tokens(text: &str) -> ServiceResult<i64> {
+    const FIELD: &str = "context_tokens";
+    let text = text.trim();
+    let tokens: i64 = text
+        .parse()
+        .map_err(|_| ServiceError::invalid(FIELD, msg!("option-not-a-number", value = text)))?;
+    if !(1..=MAX_CONTEXT_TOKENS).contains(&tokens) {
+        return Err(ServiceError::invalid(
+            FIELD,
+            msg!("number-between", min = 1_i64, max = MAX_CONTEXT_TOKENS),
+        ));
+    }
+    Ok(tokens)
 }
 
 pub fn parse(input: &PriceInput) -> ServiceResult<ModelPrice> {
@@ -70,7 +90,12 @@ pub async fn set(
     caller.require_admin()?;
     let model = names::model_name(model).map_err(name_err("model"))?;
     let price = parse(input)?;
-    ctx.write(async |tx| Ok(db::prices::upsert(tx, &model, price).await?))
+    let context_tokens = input
+        .context_tokens
+        .as_deref()
+        .map(parse_context_tokens)
+        .transpose()?;
+    ctx.write(async |tx| Ok(db::prices::upsert(tx, &model, price, context_tokens).await?))
         .await?;
     find(&ctx.db, &model).await
 }
@@ -118,6 +143,7 @@ mod tests {
             cached_input: c.map(String::from),
             cache_write: None,
             per_request: r.map(String::from),
+            context_tokens: None,
         }
     }
 
@@ -141,5 +167,27 @@ mod tests {
         assert!(parse(&input(None, None, None, None)).is_err());
         assert!(parse(&input(Some("-1"), Some("1"), None, None)).is_err());
         assert!(parse(&input(Some("100001"), Some("1"), None, None)).is_err());
+    }
+
+    #[test]
+    fn context_windows_are_whole_positive_numbers() {
+        assert_eq!(parse_context_tokens("128000").unwrap(), 128_000);
+        assert_eq!(parse_context_tokens(" 1 ").unwrap(), 1);
+        assert_eq!(
+            parse_context_tokens("100000000").unwrap(),
+            MAX_CONTEXT_TOKENS
+        );
+        for bad in [
+            "0",
+            "-5",
+            "1.5",
+            "lots",
+            "",
+            "100000001",
+            "99999999999999999999",
+        ] {
+            let error = parse_context_tokens(bad).unwrap_err();
+            assert_eq!(error.fields()[0].field, "context_tokens", "{bad}");
+        }
     }
 }

@@ -244,7 +244,9 @@ async fn resume(
     let cancel = format!("{page}?cancelled=1");
     let expires_at =
         db::now_ms() / 1000 + i64::try_from(settings.checkout_minutes).unwrap_or(60) * 60;
+    let site_id = super::site_values::site_id(ctx).await?;
     let request = CheckoutRequest {
+        site_id: &site_id,
         order_id: order.id,
         amount: order.amount,
         currency: &order.currency,
@@ -564,6 +566,7 @@ struct SessionFacts {
     payment_intent: Option<String>,
     client_reference_id: Option<String>,
     metadata_order_id: Option<String>,
+    metadata_site_id: Option<String>,
     expires_at: Option<i64>,
 }
 
@@ -578,6 +581,7 @@ impl From<SessionState> for SessionFacts {
             payment_intent: s.payment_intent,
             client_reference_id: s.client_reference_id,
             metadata_order_id: s.metadata_order_id,
+            metadata_site_id: s.metadata_site_id,
             expires_at: Some(s.expires_at),
         }
     }
@@ -604,23 +608,23 @@ impl SessionFacts {
                     .or_else(|| v.get("id").and_then(|id| id.as_str()).map(str::to_string))
             }),
             client_reference_id: text("client_reference_id"),
-            metadata_order_id: object
-                .get("metadata")
-                .and_then(|m| m.get("order_id"))
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
+            metadata_order_id: metadata_text(object, "order_id"),
+            metadata_site_id: metadata_text(object, "site_id"),
             expires_at: object.get("expires_at").and_then(|v| v.as_i64()),
         }
     }
 
     /// The order the session was made for: by the session's id, else (its creation was cut
-    /// short before the id was stored) by the order id Tollgate put in it, when that order has
-    /// no other session.
+    /// short before the id was stored) by the order id this site put in it, when that order
+    /// has no other session. (Sessions made before sites had ids are found by their id.)
     async fn order(&self, ctx: &Ctx) -> ServiceResult<Option<OrderRow>> {
         if !self.id.is_empty()
             && let Some(order) = db::orders::by_session(&ctx.db, &self.id).await?
         {
             return Ok(Some(order));
+        }
+        if !is_this_site(ctx, self.metadata_site_id.as_deref()).await? {
+            return Ok(None);
         }
         let named = self
             .client_reference_id
@@ -633,6 +637,25 @@ impl SessionFacts {
         Ok(db::orders::find(&ctx.db, id)
             .await?
             .filter(|o| o.session_id.is_none() || o.session_id.as_deref() == Some(&self.id)))
+    }
+}
+
+/// A string in a Stripe object's `metadata`.
+fn metadata_text(object: &serde_json::Value, name: &str) -> Option<String> {
+    object
+        .get("metadata")
+        .and_then(|m| m.get(name))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+}
+
+/// Whether metadata naming `site` was written by this site. Order ids repeat from site to
+/// site: another site on the same Stripe account (whose events reach this webhook too) has
+/// an order of every number this one has.
+async fn is_this_site(ctx: &Ctx, site: Option<&str>) -> ServiceResult<bool> {
+    match site {
+        Some(site) => Ok(site == super::site_values::site_id(ctx).await?),
+        None => Ok(false),
     }
 }
 
@@ -780,7 +803,8 @@ async fn apply_refund(
     Ok("refunded")
 }
 
-/// A dispute opened: its amount counts as gone until it closes. Once per dispute id.
+/// A dispute opened: its amount counts as gone until it closes, and is kept with the dispute,
+/// so its close gives back what it took. Once per dispute id.
 async fn open_dispute(
     tx: &mut Tx,
     order_id: i64,
@@ -799,34 +823,43 @@ async fn open_dispute(
     if !take(tx, &order, LedgerKind::Dispute, -delta, &key).await? {
         return Ok("already_disputed");
     }
+    db::orders::insert_dispute(tx, dispute_id, order.id, amount).await?;
     db::orders::record_dispute(tx, order.id, amount, delta).await?;
     reversed(tx, &order, before + delta, rewards).await?;
     Ok("disputed")
 }
 
-/// A dispute closed without the money leaving (won, or an inquiry closed): its amount no
-/// longer counts as gone, and what that frees is given back, once.
+/// A dispute closed without the money leaving (won, or an inquiry closed): the amount it
+/// opened with no longer counts as gone (whatever amount the closing event carries), and what
+/// that frees is given back, once: with no refund in between, exactly what it took.
 async fn close_dispute(
     tx: &mut Tx,
     order_id: i64,
     dispute_id: &str,
-    amount: i64,
 ) -> ServiceResult<&'static str> {
     let Some(order) = locked_paid_order(tx, order_id).await? else {
         return Ok("no_order");
     };
-    if db::ledger::by_key_in(tx, &format!("dispute:{dispute_id}"))
-        .await?
-        .is_none()
-    {
-        // Closed before Stripe's `created` was applied: answered 5xx, so this event comes
-        // again after it.
-        return Err(ServiceError::Conflict {
-            field: None,
-            message: msg!("order-dispute-unknown"),
-        });
-    }
-    let amount = amount.clamp(0, order.disputed.max(0));
+    let opened = match db::orders::dispute_amount(tx, dispute_id).await? {
+        Some(amount) => amount,
+        // Opened before disputes were kept one by one: a charge is disputed at most once,
+        // so what the order counts as disputed is this dispute's.
+        None if db::ledger::by_key_in(tx, &format!("dispute:{dispute_id}"))
+            .await?
+            .is_some() =>
+        {
+            order.disputed
+        }
+        None => {
+            // Closed before Stripe's `created` was applied: answered 5xx, so this event
+            // comes again after it.
+            return Err(ServiceError::Conflict {
+                field: None,
+                message: msg!("order-dispute-unknown"),
+            });
+        }
+    };
+    let amount = opened.clamp(0, order.disputed.max(0));
     let before = order.refund_taken + order.dispute_taken;
     let delta = owed_back(&order, order.refunded, order.disputed - amount) - before;
     let key = format!("dispute-won:{dispute_id}");
@@ -953,13 +986,13 @@ pub async fn apply_event(ctx: &Ctx, body: &[u8], listen_url: &str) -> Result<Str
                     .map_err(ServiceError::from)?,
                 None => None,
             };
-            // A charge carries the order id Tollgate gave its payment: found by it, an order
+            // A charge carries the order id this site gave its payment: found by it, an order
             // whose payment is not applied yet makes this event wait (5xx) rather than pass.
-            let named = object
-                .get("metadata")
-                .and_then(|m| m.get("order_id"))
-                .and_then(|v| v.as_str())
-                .and_then(|id| id.parse::<i64>().ok());
+            let named = if is_this_site(ctx, metadata_text(&object, "site_id").as_deref()).await? {
+                metadata_text(&object, "order_id").and_then(|id| id.parse::<i64>().ok())
+            } else {
+                None
+            };
             match (by_intent, named, intent) {
                 (Some(order), _, _) => Some(order),
                 (None, Some(id), intent) => db::orders::find(&ctx.db, id)
@@ -1021,7 +1054,7 @@ pub async fn apply_event(ctx: &Ctx, body: &[u8], listen_url: &str) -> Result<Str
                     // `warning_closed`: an inquiry that ended without a chargeback.
                     match text("status").as_deref() {
                         Some("won" | "warning_closed") => {
-                            close_dispute(tx, order, &dispute, int("amount")).await?
+                            close_dispute(tx, order, &dispute).await?
                         }
                         _ => "dispute_lost",
                     }

@@ -453,6 +453,9 @@ pub struct PriceView {
     pub cached_input_usd_per_mtok: Option<f64>,
     pub cache_write_usd_per_mtok: Option<f64>,
     pub per_request_usd: Option<f64>,
+    /// The context window the admin set (null: the shipped table's, else the option
+    /// `default_context_tokens`).
+    pub context_tokens: Option<i64>,
     pub updated_at: String,
 }
 
@@ -489,6 +492,7 @@ impl PriceView {
             cached_input_usd_per_mtok: cached,
             cache_write_usd_per_mtok: cache_write,
             per_request_usd: per_request,
+            context_tokens: p.context_tokens,
             updated_at: timestamp(p.updated_at),
         }
     }

@@ -149,6 +149,8 @@ pub struct Snapshot {
     prices: FxHashMap<String, ModelPrice>,
     /// The names the admin priced (the rest of `prices` is the shipped list).
     admin_priced: FxHashSet<String>,
+    /// Context windows in tokens: the admin's, else the shipped table's.
+    context_windows: FxHashMap<String, i64>,
 }
 
 impl Snapshot {
@@ -220,6 +222,14 @@ impl Snapshot {
 
     pub fn price(&self, model: &str) -> Option<ModelPrice> {
         self.prices.get(model).copied()
+    }
+
+    /// The model's context window in tokens: what its price sets, else the shipped table's
+    /// window for it, else the option `default_context_tokens`.
+    pub fn context_window(&self, model: &str) -> i64 {
+        self.context_windows.get(model).copied().unwrap_or_else(|| {
+            i64::try_from(self.options.default_context_tokens).unwrap_or(i64::MAX)
+        })
     }
 
     pub fn channel(&self, id: i64) -> Option<&Arc<ChannelEntry>> {
@@ -314,6 +324,7 @@ impl Snapshot {
             .map(|alias| (alias.name, alias.target))
             .collect();
 
+        let context_windows = context_windows(&price_rows);
         let (prices, admin_priced) = price_table(&options, price_rows);
 
         Ok((
@@ -330,6 +341,7 @@ impl Snapshot {
                 aliases,
                 prices,
                 admin_priced,
+                context_windows,
             },
             problems,
         ))
@@ -495,6 +507,22 @@ fn price_table(
     prices.extend(price_rows.into_iter().map(|p| (p.model, p.price)));
 
     (prices, admin_priced)
+}
+
+/// Every context window known: the shipped table's (whether or not its prices are on: a
+/// window is a fact about the model, not a price), overridden by those the admin set.
+fn context_windows(price_rows: &[PriceRow]) -> FxHashMap<String, i64> {
+    let mut windows: FxHashMap<String, i64> = list_prices::shipped()
+        .entries
+        .iter()
+        .map(|entry| (entry.model.clone(), entry.context_tokens))
+        .collect();
+    windows.extend(
+        price_rows
+            .iter()
+            .filter_map(|row| Some((row.model.clone(), row.context_tokens?))),
+    );
+    windows
 }
 
 /// One group's patterns, longest prefix first, each with the channels of every pattern whose

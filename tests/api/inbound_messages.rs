@@ -54,6 +54,7 @@ async fn setup(db: TestDb, upstream: &FakeUpstream, channel_type: &str) -> (Test
             cached_input: Some("0.3".into()),
             cache_write: None,
             per_request: None,
+            context_tokens: None,
         },
     )
     .await

@@ -23,6 +23,7 @@ mod ledger;
 mod live_changes;
 mod management_api;
 mod model_names;
+mod overdraft;
 mod portal;
 mod portal_email;
 mod portal_oauth;

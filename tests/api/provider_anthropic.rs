@@ -47,6 +47,7 @@ async fn service_price(app: &TestApp) {
             cached_input: Some("0.3".into()),
             cache_write: None,
             per_request: None,
+            context_tokens: None,
         },
     )
     .await
@@ -289,6 +290,7 @@ db_test! {
             cached_input: Some("0.3".into()),
             cache_write: Some("3.75".into()),
             per_request: None,
+            context_tokens: None,
         };
         tollgate::service::prices::set(app.ctx(), &CLI, MODEL, &price).await.unwrap();
         app.reload().await;

@@ -46,6 +46,7 @@ async fn setup(db: TestDb, upstream: &FakeUpstream, key: &str) -> (TestApp, Stri
             cached_input: Some("0.3".into()),
             cache_write: Some("3.75".into()),
             per_request: None,
+            context_tokens: None,
         },
     )
     .await

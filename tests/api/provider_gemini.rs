@@ -51,6 +51,7 @@ async fn setup(db: TestDb, upstream: &FakeUpstream) -> (TestApp, String) {
             cached_input: Some("0.075".into()),
             cache_write: None,
             per_request: None,
+            context_tokens: None,
         },
     )
     .await

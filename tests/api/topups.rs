@@ -50,9 +50,10 @@ fn completed(event_id: &str, session: &Value) -> String {
 
 db_test! {
     /// The Checkout Session carries the quote: one line of the exact price in the site's
-    /// currency, the order id as client_reference_id and metadata, return addresses under
-    /// the public URL, an expiry, and an idempotency key naming the order; the same form sent
-    /// twice makes one order and one session. Zero-decimal currencies are sent in whole units.
+    /// currency, the order id as client_reference_id and metadata (with the site's id), return
+    /// addresses under the public URL, an expiry, and an idempotency key naming the site and
+    /// the order; the same form sent twice makes one order and one session. Zero-decimal
+    /// currencies are sent in whole units.
     async fn checkout_sessions_carry_the_quote(db: TestDb) {
         let (app, fake) = app_with_stripe(db).await;
         app.create_user_with_email("ana", "ana@example.com", PASSWORD).await;
@@ -72,6 +73,11 @@ db_test! {
         assert_eq!(sent.field("metadata[order_id]"), Some(id.as_str()));
         // On the payment too, so its charges (refunds) name the order.
         assert_eq!(sent.field("payment_intent_data[metadata][order_id]"), Some(id.as_str()));
+        let site = service::site_values::site_id(app.ctx()).await.unwrap();
+        assert_eq!(site.len(), 16, "{site}");
+        assert!(site.bytes().all(|b| b.is_ascii_hexdigit()), "{site}");
+        assert_eq!(sent.field("metadata[site_id]"), Some(site.as_str()));
+        assert_eq!(sent.field("payment_intent_data[metadata][site_id]"), Some(site.as_str()));
         assert_eq!(sent.field("locale"), Some("en"));
         assert_eq!(sent.field("line_items[0][price_data][unit_amount]"), Some("1000"));
         assert_eq!(sent.field("line_items[0][price_data][currency]"), Some("usd"));
@@ -84,7 +90,7 @@ db_test! {
         assert!(sent.field("cancel_url").unwrap().starts_with("https://portal.example/wallet/orders/"));
         let expires: i64 = sent.field("expires_at").unwrap().parse().unwrap();
         assert!((before + 3590..=before + 3700).contains(&expires), "{expires}");
-        assert_eq!(sent.idempotency_key.as_deref(), Some(format!("tollgate-order-{id}").as_str()));
+        assert_eq!(sent.idempotency_key.as_deref(), Some(format!("tollgate-{site}-order-{id}").as_str()));
 
         // A double click: the same order and session, no second call to Stripe.
         let again = start(&app, "ana", "10", 1).await;
@@ -281,7 +287,8 @@ db_test! {
         let quick = start(&app, "eli", "10", 4).await;
         let session = fake.pay(quick.session_id.as_deref().unwrap());
         let mut refunded = charge(session["payment_intent"].as_str().unwrap(), 1000, 1000);
-        refunded["metadata"] = json!({ "order_id": quick.id.to_string() });
+        let site = service::site_values::site_id(app.ctx()).await.unwrap();
+        refunded["metadata"] = json!({ "order_id": quick.id.to_string(), "site_id": site });
         let refund = event("evt_ooo_7", "charge.refunded", refunded);
         assert_eq!(deliver(&app, &refund).await.0, 500);
         deliver(&app, &completed("evt_ooo_8", &session)).await;
@@ -475,6 +482,129 @@ db_test! {
         let (status, a) = deliver(&app, &closed).await;
         assert_eq!((status, a["outcome"].as_str()), (200, Some("dispute_won")));
         assert_eq!(app.user("hal").await.quota, before);
+        assert_books_balance(&app).await;
+    }
+}
+
+db_test! {
+    /// A closed dispute gives back exactly what it took when it opened, whatever amount the
+    /// closing event carries: more, or less.
+    async fn a_won_dispute_gives_back_what_it_took(db: TestDb) {
+        let (app, fake) = app_with_stripe(db).await;
+        app.create_user("ida", "0").await;
+        let mut before = 0;
+        for (n, opened, closing) in [(1, 1000, 400), (2, 600, 1000)] {
+            let paid = start(&app, "ida", "10", n).await;
+            let session = fake.pay(paid.session_id.as_deref().unwrap());
+            let intent = session["payment_intent"].as_str().unwrap().to_string();
+            deliver(&app, &completed(&format!("evt_back_{n}"), &session)).await;
+            before += 5_000_000;
+            assert_eq!(app.user("ida").await.quota, before);
+            let id = format!("dp_back_{n}");
+            let (_, a) = deliver(&app, &event(&format!("evt_back_{n}a"), "charge.dispute.created", dispute(&id, &intent, opened, "needs_response"))).await;
+            assert_eq!(a["outcome"], "disputed");
+            // $10 paid 1000 cents for 5,000,000 units: the disputed share is taken back.
+            let taken = 5_000 * opened;
+            assert_eq!(app.user("ida").await.quota, before - taken);
+            let (_, a) = deliver(&app, &event(&format!("evt_back_{n}b"), "charge.dispute.closed", dispute(&id, &intent, closing, "won"))).await;
+            assert_eq!(a["outcome"], "dispute_won");
+            assert_eq!(app.user("ida").await.quota, before, "the balance is back where it was");
+            let shown = order(&app, paid.id).await;
+            assert_eq!((shown.disputed, shown.dispute_taken), (0, 0));
+            let entries = service::ledger::entries(app.ctx(), &CLI, "ida", 100).await.unwrap();
+            let moved = |key: &str| entries.iter().find(|e| e.idempotency_key == key).unwrap().amount;
+            assert_eq!(moved(&format!("dispute:{id}")), -taken);
+            assert_eq!(moved(&format!("dispute-won:{id}")), taken);
+        }
+        assert_books_balance(&app).await;
+    }
+}
+
+db_test! {
+    /// The site's id is made once and kept in the database: two servers on one database
+    /// (racing to make it) read the same, and both name it in the idempotency keys they send
+    /// Stripe (`tollgate-SITE-order-ID`).
+    async fn every_node_names_the_same_site(db: TestDb) {
+        let (app, fake) = app_with_stripe(db).await;
+        let other = app.spawn_sibling().await;
+        let (mine, theirs) = futures::future::join(
+            service::site_values::site_id(app.ctx()),
+            service::site_values::site_id(other.ctx()),
+        )
+        .await;
+        let site = mine.unwrap();
+        assert_eq!(theirs.unwrap(), site);
+        // Any number of writers racing on a new name store one value.
+        let racers = (0..8).map(|n| {
+            let db = if n % 2 == 0 { app.db.clone() } else { other.db.clone() };
+            async move { tollgate::db::site_values::get_or_create(&db, "race-test", &format!("value-{n}")).await }
+        });
+        let values: Vec<String> = futures::future::join_all(racers).await.into_iter().map(Result::unwrap).collect();
+        assert!(values.iter().all(|v| *v == values[0]), "{values:?}");
+
+        app.create_user("jo", "0").await;
+        let first = start(&app, "jo", "10", 1).await;
+        let user = app.user("jo").await;
+        let second = service::topups::start(other.ctx(), &user, "5", &key(2), "https://portal.example").await.unwrap();
+        let keys: Vec<String> = fake.received().into_iter().filter_map(|r| r.idempotency_key).collect();
+        assert_eq!(keys, [format!("tollgate-{site}-order-{}", first.id), format!("tollgate-{site}-order-{}", second.id)]);
+        // A third server started later reads the stored id.
+        let third = app.spawn_sibling().await;
+        assert_eq!(service::site_values::site_id(third.ctx()).await.unwrap(), site);
+    }
+}
+
+db_test! {
+    /// Orders made before sites had ids (their sessions' metadata names no site) are still
+    /// credited, refunded and disputed by their session and payment; an event naming another
+    /// site, or no site, is not taken for this site's order of the same number.
+    async fn orders_from_before_site_ids_still_match(db: TestDb) {
+        let (app, fake) = app_with_stripe(db).await;
+        app.create_user("kim", "0").await;
+        let old = start(&app, "kim", "10", 1).await;
+        // As Stripe holds a session made by an earlier version: no site in its metadata, and
+        // none on its payment.
+        let mut session = fake.pay(old.session_id.as_deref().unwrap());
+        session["metadata"] = json!({ "order_id": old.id.to_string() });
+        let (_, a) = deliver(&app, &completed("evt_old_1", &session)).await;
+        assert_eq!(a["outcome"], "credited");
+        assert_eq!(app.user("kim").await.quota, 5_000_000);
+        let intent = session["payment_intent"].as_str().unwrap().to_string();
+        let mut refunded = charge(&intent, 1000, 500);
+        refunded["metadata"] = json!({ "order_id": old.id.to_string() });
+        let (_, a) = deliver(&app, &event("evt_old_2", "charge.refunded", refunded)).await;
+        assert_eq!(a["outcome"], "refunded");
+        assert_eq!(app.user("kim").await.quota, 2_500_000);
+
+        // A session of another site with the same order number, or of a site without ids,
+        // whose id this site does not know: not this site's order.
+        let pending = start(&app, "kim", "10", 2).await;
+        for (n, metadata) in [
+            (3, json!({ "order_id": pending.id.to_string(), "site_id": "0000000000000000" })),
+            (4, json!({ "order_id": pending.id.to_string() })),
+        ] {
+            let mut foreign = fake.session(pending.session_id.as_deref().unwrap());
+            foreign["id"] = json!(format!("cs_test_elsewhere_{n}"));
+            foreign["status"] = json!("complete");
+            foreign["payment_status"] = json!("paid");
+            foreign["payment_intent"] = json!(format!("pi_elsewhere_{n}"));
+            foreign["client_reference_id"] = json!(pending.id.to_string());
+            foreign["metadata"] = metadata;
+            let (status, a) = deliver(&app, &completed(&format!("evt_old_{n}"), &foreign)).await;
+            assert_eq!((status, a["outcome"].as_str()), (200, Some("no_order")), "{a}");
+            // Nor a charge of theirs naming the same order.
+            let mut theirs = charge(&format!("pi_elsewhere_{n}"), 1000, 1000);
+            theirs["metadata"] = foreign["metadata"].clone();
+            let (status, a) = deliver(&app, &event(&format!("evt_old_{n}r"), "charge.refunded", theirs)).await;
+            assert_eq!((status, a["outcome"].as_str()), (200, Some("no_order")), "{a}");
+        }
+        assert_eq!(order(&app, pending.id).await.status, OrderStatus::Pending);
+        // This site's own session for it names the site, and credits it.
+        let session = fake.pay(pending.session_id.as_deref().unwrap());
+        assert_eq!(session["metadata"]["site_id"], json!(service::site_values::site_id(app.ctx()).await.unwrap()));
+        let (_, a) = deliver(&app, &completed("evt_old_5", &session)).await;
+        assert_eq!(a["outcome"], "credited");
+        assert_eq!(app.user("kim").await.quota, 7_500_000);
         assert_books_balance(&app).await;
     }
 }

@@ -123,6 +123,18 @@ impl TestApp {
     }
 
     pub async fn spawn_with(test_db: TestDb, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        let url = test_db.url.clone();
+        let mut app = Self::start(&url, adjust).await;
+        app.test_db = Some(test_db);
+        app
+    }
+
+    /// Another server on this one's database, as a second node of one site is.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        Self::start(&self.db_url, |_| {}).await
+    }
+
+    async fn start(url: &str, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
         init_logging();
         let scratch = tempfile::tempdir().expect("a scratch directory");
         let mut server = test_server_config();
@@ -130,7 +142,7 @@ impl TestApp {
         adjust(&mut server);
         let config = Config {
             database: DatabaseConfig {
-                url: test_db.url.clone(),
+                url: url.to_string(),
                 max_connections: 5,
             },
             server,
@@ -145,12 +157,12 @@ impl TestApp {
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
         }));
-        let db = Db::connect(&test_db.url, 3).await.expect("a second pool");
+        let db = Db::connect(url, 3).await.expect("a second pool");
         TestApp {
             addr,
             state,
             db,
-            db_url: test_db.url.clone(),
+            db_url: url.to_string(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -159,7 +171,7 @@ impl TestApp {
             shutdown: Some(shutdown),
             server: Some(server),
             _scratch: scratch,
-            test_db: Some(test_db),
+            test_db: None,
         }
     }
 

@@ -205,7 +205,7 @@ async fn create_session(
         "expires_at": field("expires_at").and_then(|e| e.parse::<i64>().ok()),
         "livemode": false,
         "locale": field("locale"),
-        "metadata": { "order_id": field("metadata[order_id]") },
+        "metadata": { "order_id": field("metadata[order_id]"), "site_id": field("metadata[site_id]") },
         "mode": "payment",
         "payment_intent": null,
         "payment_method_types": ["card"],
