@@ -11,7 +11,6 @@ use tower_sessions::Session;
 
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
-use super::format;
 use super::page::{Page, SignedIn, flash, password_stamp};
 use super::session::{keys, row_id};
 use crate::db::now_ms;
@@ -46,7 +45,7 @@ pub struct ProfilePage {
 
 impl ProfilePage {
     fn seen(&self, session: &SessionRow) -> String {
-        format::minute(session.last_seen_at)
+        self.page.time(&session.last_seen_at)
     }
 
     fn device(&self, session: &SessionRow) -> String {

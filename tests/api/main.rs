@@ -23,6 +23,7 @@ mod management_api;
 mod model_names;
 mod portal;
 mod portal_email;
+mod portal_finish;
 mod portal_oauth;
 mod provider_anthropic;
 mod provider_azure;
