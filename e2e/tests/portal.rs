@@ -321,7 +321,7 @@ impl Browser {
             .kill_on_drop(true)
             .spawn()
             .ok()?;
-        let capabilities = serde_json::json!({
+        let mut capabilities = serde_json::json!({
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -329,6 +329,13 @@ impl Browser {
                          "--disable-dev-shm-usage", "--lang=en-US", format!("--window-size={width},{height}")]
             }
         });
+        if width < 500 {
+            // A window is at least 500 px wide: a phone's screen is emulated instead, so the
+            // page really is this wide (and follows its viewport meta as a phone does).
+            capabilities["goog:chromeOptions"]["mobileEmulation"] = serde_json::json!({
+                "deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0}
+            });
+        }
         let capabilities = capabilities.as_object().cloned().unwrap_or_default();
         let mut client = None;
         for _ in 0..100 {
@@ -438,6 +445,16 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.path().await
+    }
+
+    /// Waits (up to ten seconds) for an element, after a form posts to the page it is on.
+    async fn wait_for(&self, css: &str) {
+        for _ in 0..200 {
+            if self.client.find(Locator::Css(css)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn check(&mut self, condition: bool, what: &str) {
@@ -605,9 +622,10 @@ async fn seed_a_month(database_url: &str, dir: &Path) {
         .as_millis() as i64;
     let mut lines = String::new();
     let mut n: i64 = 0;
-    for day in 0..30_i64 {
+    // Oldest first, as the relay writes them.
+    for day in (0..30_i64).rev() {
         let requests = 2 + (day * 7 + 3) % 6;
-        for i in 0..requests {
+        for i in (0..requests).rev() {
             n += 1;
             let (key_id, key_name, key_limited) = keys[usize::try_from(n % 5).unwrap_or(0)];
             let dear = n % 4 == 0;
@@ -664,6 +682,12 @@ async fn seed_a_month(database_url: &str, dir: &Path) {
             lines.push('\n');
         }
     }
+    // The site keeps its days in Shanghai's time.
+    cli(
+        database_url,
+        &["option", "set", "timezone", "Asia/Shanghai"],
+    )
+    .await;
     let file = dir.join("a-month.jsonl");
     std::fs::write(&file, lines).expect("write the records");
     cli(
@@ -800,12 +824,40 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
         )
         .await;
 
-    // Make a key; it is shown once.
+    // A key without a name comes back opened at its summary, the name field in focus.
     browser.open(&format!("{base}/keys"), "keys-empty").await;
+    browser.fill("quota_usd", "lots").await;
+    browser.submit("/keys").await;
+    browser.wait_for("#errors").await;
+    browser.shot("keys-refused").await;
+    let mut focused = String::new();
+    for _ in 0..40 {
+        focused = browser
+            .client
+            .execute(
+                "return [document.activeElement.id, window.location.hash].join(' ');",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        if focused == "name #errors" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser
+        .check(
+            focused == "name #errors",
+            &format!("the page opens at the summary with the first bad field in focus ({focused})"),
+        )
+        .await;
+    // Make a key; it is shown once.
     browser.fill("name", "laptop").await;
     browser.fill("quota_usd", "1").await;
     browser.submit("/keys").await;
-    browser.arrive("/keys").await;
+    browser.wait_for("#new-key").await;
     let key = browser
         .client
         .find(Locator::Id("new-key"))

@@ -183,7 +183,7 @@ db_test! {
         assert!(page.contains(&format!("<time datetime=\"{}\">{shown}</time>", shanghai.rfc3339(refused.created_at))), "{}", page.body);
         assert!(page.contains(&refused.error_message), "the reason shows: {}", page.body);
         assert!(!refused.error_message.is_empty());
-        assert!(page.contains("streamed, first token after") || streamed.ttft_ms.is_none(), "{}", page.body);
+        assert!(page.contains("streamed · first token ") || streamed.ttft_ms.is_none(), "{}", page.body);
         assert!(page.contains("whole answer"), "{}", page.body);
         assert!(page.contains(" ms<") || page.contains(" s<"), "latency shows: {}", page.body);
         for model in ["gpt-4o-mini", "no-such-model"] {
