@@ -697,16 +697,46 @@ async fn seed_a_month(database_url: &str, dir: &Path) {
     .await;
 }
 
-/// The pages a signed-in person uses, in one language: each shot, and at phone width each
-/// checked for horizontal overflow (`wide` is false). Returns nothing; a failure names its
-/// screenshot.
-async fn tour(browser: &mut Browser, base: &str, lang: &str, phone: bool) {
+/// Opens a page (named `name` in its screenshot) and checks it speaks `lang` and, on a phone,
+/// that it is no wider than the screen.
+async fn visit(browser: &mut Browser, url: &str, name: &str, lang: &str, phone: bool) {
+    browser.open(url, name).await;
+    let html_lang = browser
+        .client
+        .find(Locator::Css("html"))
+        .await
+        .expect("html")
+        .attr("lang")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     browser
-        .open(
-            &format!("{base}/dashboard?lang={lang}"),
-            &format!("dashboard-{lang}"),
-        )
+        .check(html_lang == lang, &format!("{name} speaks {lang}"))
         .await;
+    if phone {
+        let wider = overflow(browser).await;
+        browser
+            .check(
+                wider.is_none(),
+                &format!("{name} fits a phone (wider: {})", wider.unwrap_or_default()),
+            )
+            .await;
+    }
+}
+
+/// The pages a signed-in person uses, in one language: each shot, and at phone width each
+/// checked for horizontal overflow.
+async fn tour(browser: &mut Browser, base: &str, lang: &str, phone: bool) {
+    let dashboard = format!("{base}/dashboard?lang={lang}");
+    visit(
+        browser,
+        &dashboard,
+        &format!("dashboard-{lang}"),
+        lang,
+        phone,
+    )
+    .await;
     for page in [
         "keys",
         "logs",
@@ -716,35 +746,23 @@ async fn tour(browser: &mut Browser, base: &str, lang: &str, phone: bool) {
         "pricing",
         "docs",
     ] {
-        browser
-            .open(&format!("{base}/{page}"), &format!("{page}-{lang}"))
-            .await;
-        let html_lang = browser
-            .client
-            .find(Locator::Css("html"))
-            .await
-            .expect("html")
-            .attr("lang")
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        browser
-            .check(html_lang == lang, &format!("{page} speaks {lang}"))
-            .await;
-        if phone {
-            let wider = overflow(browser).await;
-            browser
-                .check(
-                    wider.is_none(),
-                    &format!(
-                        "{page} in {lang} fits a phone (wider: {})",
-                        wider.unwrap_or_default()
-                    ),
-                )
-                .await;
-        }
+        let url = format!("{base}/{page}");
+        visit(browser, &url, &format!("{page}-{lang}"), lang, phone).await;
     }
+    // A key's own page, by the list's first Edit link.
+    browser.open(&format!("{base}/keys"), "keys-again").await;
+    let edit = browser
+        .client
+        .find(Locator::Css("table.keys .row-actions a"))
+        .await
+        .expect("an Edit link")
+        .attr("href")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let url = format!("{base}{edit}");
+    visit(browser, &url, &format!("key-edit-{lang}"), lang, phone).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1314,6 +1332,16 @@ async fn a_person_tops_up_by_card_and_redeems_a_code() {
             browser.submit("/wallet/topup").await;
             browser.arrive("/wallet/topup").await;
             browser.shot("quote").await;
+            let wider = overflow(&browser).await;
+            browser
+                .check(
+                    wider.is_none(),
+                    &format!(
+                        "the quote fits a phone (wider: {})",
+                        wider.unwrap_or_default()
+                    ),
+                )
+                .await;
             let text = browser.text().await;
             browser
                 .check(
