@@ -251,6 +251,13 @@ db_test! {
         assert_eq!(text_of(&dashboard, "spend-today").as_deref(), Some("$0.015"), "{}", dashboard.body);
         assert_eq!(text_of(&dashboard, "balance").as_deref(), Some("$0.99"));
         assert!(dashboard.contains("<td class=\"num\">$0.015</td>"), "spend per model: {}", dashboard.body);
+        // The chart's axis goes to a round amount above the costliest day, and its figures
+        // are a table for screen readers.
+        assert!(dashboard.contains("<span class=\"tick-top\">$0.02</span>"), "{}", dashboard.body);
+        assert!(dashboard.contains("<span class=\"tick-middle\">$0.01</span>"));
+        assert!(dashboard.contains("<table class=\"visually-hidden\">"));
+        assert!(dashboard.contains("</th><td>$0.015</td><td>1</td></tr>"), "today's row: {}", dashboard.body);
+        assert_eq!(dashboard.body.matches("<td>$0.00</td><td>0</td>").count(), 29, "the other days");
         let logs = person.get("/logs").await;
         assert!(logs.contains("data-label=\"Cost\">$0.015</td>"), "{}", logs.body);
         assert!(logs.contains("<strong>$0.015</strong>"), "the totals: {}", logs.body);
