@@ -1,7 +1,9 @@
 //! The portal's main path in headless Chromium, against the real `tollgate` binary on SQLite,
 //! a fake OpenAI upstream and a real SMTP server on loopback: register → read the mail →
-//! verify → sign in → make a key → call /v1 with it → see the request in the usage log and the
-//! balance drop → switch to Chinese → sign out.
+//! verify → sign in → make a key → call /v1 with it → a conversation in the playground → see the
+//! requests in the usage log and today's spend → switch to Chinese → sign out. Then, with six
+//! keys and a month of requests, the signed-in pages in both languages at 1280 px and 390 px
+//! (the pages only visited, each phone page checked for horizontal overflow).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`/usr/bin/chromedriver`). Without them the
 //! test says why and passes, unless `TOLLGATE_REQUIRE_ALL=1` (CI), where it fails. Screenshots
@@ -319,7 +321,7 @@ impl Browser {
             .kill_on_drop(true)
             .spawn()
             .ok()?;
-        let capabilities = serde_json::json!({
+        let mut capabilities = serde_json::json!({
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -327,6 +329,13 @@ impl Browser {
                          "--disable-dev-shm-usage", "--lang=en-US", format!("--window-size={width},{height}")]
             }
         });
+        if width < 500 {
+            // A window is at least 500 px wide: a phone's screen is emulated instead, so the
+            // page really is this wide (and follows its viewport meta as a phone does).
+            capabilities["goog:chromeOptions"]["mobileEmulation"] = serde_json::json!({
+                "deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0}
+            });
+        }
         let capabilities = capabilities.as_object().cloned().unwrap_or_default();
         let mut client = None;
         for _ in 0..100 {
@@ -393,7 +402,7 @@ impl Browser {
     async fn submit(&self, form_action: &str) {
         self.client
             .find(Locator::Css(&format!(
-                "form[action='{form_action}'] button[type='submit']"
+                ":is(form[action='{form_action}'], form[action='{form_action}#errors']) button[type='submit']"
             )))
             .await
             .unwrap_or_else(|e| panic!("the form {form_action}: {e}"))
@@ -436,6 +445,16 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.path().await
+    }
+
+    /// Waits (up to ten seconds) for an element, after a form posts to the page it is on.
+    async fn wait_for(&self, css: &str) {
+        for _ in 0..200 {
+            if self.client.find(Locator::Css(css)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn check(&mut self, condition: bool, what: &str) {
@@ -522,6 +541,230 @@ async fn call_v1(base: &str, key: &str) -> u16 {
     .await
 }
 
+/// Whether the page is wider than the window, and the first elements that stick out (a
+/// scrolling table's insides do not count: it scrolls in its own box).
+async fn overflow(browser: &Browser) -> Option<String> {
+    let wider = browser
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    if !wider {
+        return None;
+    }
+    let culprits = browser
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('body *')).filter(e => !e.closest('.table-wrap') && e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + '/' + window.innerWidth).join(', ');",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    Some(culprits)
+}
+
+/// A number the page's script answers.
+async fn number(browser: &Browser, script: &str) -> f64 {
+    browser
+        .client
+        .execute(script, vec![])
+        .await
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+/// The longest key name the portal takes, as people write them.
+const LONG_KEY_NAME: &str = "analytics-backend-production-eu-west-1-nightly-batch-exports";
+
+/// Gives `alice` the keys and the month of requests a person has after a while: five more keys
+/// (one with a 60-character name), and 30 days of requests written through `tollgate billing
+/// replay` (the command that applies set-aside billing records: each a log row with its time,
+/// charged to the balance once), streamed and not, on two models, some refused or failed.
+async fn seed_a_month(database_url: &str, dir: &Path) {
+    assert_eq!(LONG_KEY_NAME.len(), 60);
+    let mut keys = Vec::new();
+    for (name, limit) in [
+        ("ci-runner", Some("20")),
+        ("notebook", None),
+        ("support-bot", Some("5")),
+        ("staging", None),
+        (LONG_KEY_NAME, None),
+    ] {
+        let mut args = vec![
+            "token", "create", "--user", "alice", "--name", name, "--json",
+        ];
+        if let Some(limit) = limit {
+            args.extend(["--quota-usd", limit]);
+        }
+        let made: serde_json::Value =
+            serde_json::from_str(&cli(database_url, &args).await).expect("the key as JSON");
+        keys.push((
+            made["id"].as_i64().expect("a key id"),
+            name,
+            limit.is_some(),
+        ));
+    }
+    let user: serde_json::Value =
+        serde_json::from_str(&cli(database_url, &["user", "show", "alice", "--json"]).await)
+            .expect("the user as JSON");
+    let user_id = user["id"].as_i64().expect("a user id");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as i64;
+    let mut lines = String::new();
+    let mut n: i64 = 0;
+    // Oldest first, as the relay writes them.
+    for day in (0..30_i64).rev() {
+        let requests = 2 + (day * 7 + 3) % 6;
+        for i in (0..requests).rev() {
+            n += 1;
+            let (key_id, key_name, key_limited) = keys[usize::try_from(n % 5).unwrap_or(0)];
+            let dear = n % 4 == 0;
+            let (model, input, output) = if dear {
+                ("gpt-4o", 2.5, 10.0)
+            } else {
+                ("gpt-4o-mini", 0.15, 0.60)
+            };
+            let prompt = 400 + (n * 137) % 2600;
+            let completion = 60 + (n * 53) % 700;
+            let streamed = n % 3 != 0;
+            let (outcome, status, error, cost, moves) = match n % 23 {
+                5 => (
+                    "refused",
+                    429,
+                    "The key's budget of $5.00 a day is spent; it starts over at midnight.",
+                    0,
+                    false,
+                ),
+                11 => (
+                    "upstream_error",
+                    502,
+                    "Every channel failed: main answered 503 Service Unavailable.",
+                    0,
+                    false,
+                ),
+                _ => {
+                    // Quota units at 500,000 a dollar, rounded up as the relay bills.
+                    let usd = (prompt as f64 * input + completion as f64 * output) / 1e6;
+                    ("success", 200, "", (usd * 500_000.0).ceil() as i64, true)
+                }
+            };
+            let at = now - day * 86_400_000 - (i * 2_357_000 + 600_000);
+            let letter = serde_json::json!({
+                "set_aside_at": now, "error": "seeded by the browser test",
+                "moves_balance": moves, "key_limited": key_limited && moves, "counted": moves,
+                "log": {
+                    "id": 0, "created_at": at, "request_id": format!("seed-{n}"),
+                    "user_id": user_id, "username": "alice", "token_id": key_id,
+                    "token_name": key_name, "group": "default", "endpoint": "chat.completions",
+                    "model": model, "requested_model": "", "upstream_model": model,
+                    "channel_id": null, "channel_name": "main", "attempts": 1,
+                    "prompt_tokens": if moves { prompt } else { 0 },
+                    "completion_tokens": if moves { completion } else { 0 },
+                    "cached_tokens": 0, "cache_write_tokens": 0, "usage_estimated": false,
+                    "cost": cost, "latency_ms": 350 + (n * 211) % 4800,
+                    "ttft_ms": if streamed && moves { serde_json::json!(120 + (n * 37) % 600) } else { serde_json::Value::Null },
+                    "is_stream": streamed, "outcome": outcome, "status_code": status,
+                    "error_message": error, "client_ip": "203.0.113.7",
+                    "upstream_request_id": "", "implausible_usage": ""
+                }
+            });
+            lines.push_str(&letter.to_string());
+            lines.push('\n');
+        }
+    }
+    // The site keeps its days in Shanghai's time.
+    cli(
+        database_url,
+        &["option", "set", "timezone", "Asia/Shanghai"],
+    )
+    .await;
+    let file = dir.join("a-month.jsonl");
+    std::fs::write(&file, lines).expect("write the records");
+    cli(
+        database_url,
+        &["billing", "replay", file.to_str().expect("a path")],
+    )
+    .await;
+}
+
+/// Opens a page (named `name` in its screenshot) and checks it speaks `lang` and, on a phone,
+/// that it is no wider than the screen.
+async fn visit(browser: &mut Browser, url: &str, name: &str, lang: &str, phone: bool) {
+    browser.open(url, name).await;
+    let html_lang = browser
+        .client
+        .find(Locator::Css("html"))
+        .await
+        .expect("html")
+        .attr("lang")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    browser
+        .check(html_lang == lang, &format!("{name} speaks {lang}"))
+        .await;
+    if phone {
+        let wider = overflow(browser).await;
+        browser
+            .check(
+                wider.is_none(),
+                &format!("{name} fits a phone (wider: {})", wider.unwrap_or_default()),
+            )
+            .await;
+    }
+}
+
+/// The pages a signed-in person uses, in one language: each shot, and at phone width each
+/// checked for horizontal overflow.
+async fn tour(browser: &mut Browser, base: &str, lang: &str, phone: bool) {
+    let dashboard = format!("{base}/dashboard?lang={lang}");
+    visit(
+        browser,
+        &dashboard,
+        &format!("dashboard-{lang}"),
+        lang,
+        phone,
+    )
+    .await;
+    for page in [
+        "keys",
+        "logs",
+        "playground",
+        "wallet",
+        "profile",
+        "pricing",
+        "docs",
+    ] {
+        let url = format!("{base}/{page}");
+        visit(browser, &url, &format!("{page}-{lang}"), lang, phone).await;
+    }
+    // A key's own page, by the list's first Edit link.
+    browser.open(&format!("{base}/keys"), "keys-again").await;
+    let edit = browser
+        .client
+        .find(Locator::Css("table.keys .row-actions a"))
+        .await
+        .expect("an Edit link")
+        .attr("href")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let url = format!("{base}{edit}");
+    visit(browser, &url, &format!("key-edit-{lang}"), lang, phone).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
     if no_browser() {
@@ -599,12 +842,40 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
         )
         .await;
 
-    // Make a key; it is shown once.
+    // A key without a name comes back opened at its summary, the name field in focus.
     browser.open(&format!("{base}/keys"), "keys-empty").await;
+    browser.fill("quota_usd", "lots").await;
+    browser.submit("/keys").await;
+    browser.wait_for("#errors").await;
+    browser.shot("keys-refused").await;
+    let mut focused = String::new();
+    for _ in 0..40 {
+        focused = browser
+            .client
+            .execute(
+                "return [document.activeElement.id, window.location.hash].join(' ');",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        if focused == "name #errors" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser
+        .check(
+            focused == "name #errors",
+            &format!("the page opens at the summary with the first bad field in focus ({focused})"),
+        )
+        .await;
+    // Make a key; it is shown once.
     browser.fill("name", "laptop").await;
     browser.fill("quota_usd", "1").await;
     browser.submit("/keys").await;
-    browser.arrive("/keys").await;
+    browser.wait_for("#new-key").await;
     let key = browser
         .client
         .find(Locator::Id("new-key"))
@@ -643,15 +914,20 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
     browser.submit("/playground").await;
     let mut answer = String::new();
     for _ in 0..100 {
-        answer = browser
+        answer = match browser
             .client
-            .find(Locator::Id("answer"))
+            .find(Locator::Css("#conversation .turn.model .content"))
             .await
-            .expect("the answer box")
-            .text()
+        {
+            Ok(turn) => turn.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let usage = browser
+            .client
+            .find(Locator::Css("#conversation .turn.model .meta"))
             .await
-            .unwrap_or_default();
-        if answer.contains("hello") {
+            .is_ok();
+        if answer.contains("hello") && usage {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -662,6 +938,36 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
             answer == "Streamed hello" && browser.path().await == "/playground",
             "the playground shows the streamed answer in place",
         )
+        .await;
+    let text = browser.text().await;
+    browser
+        .check(
+            text.contains("9 input and 2 output tokens, $"),
+            "the answer shows its tokens and cost",
+        )
+        .await;
+    // The conversation goes on: the second message carries the first exchange.
+    browser.fill_text("message", "And once more").await;
+    browser.submit("/playground").await;
+    for _ in 0..100 {
+        let turns = number(
+            &browser,
+            "return document.querySelectorAll('#conversation .turn .meta').length;",
+        )
+        .await;
+        if turns >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.shot("playground-conversation").await;
+    let turns = number(
+        &browser,
+        "return document.querySelectorAll('#conversation .turn').length;",
+    )
+    .await;
+    browser
+        .check(turns == 4.0, &format!("two exchanges show ({turns} turns)"))
         .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     browser.open(&format!("{base}/logs"), "logs").await;
@@ -676,10 +982,19 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
         .open(&format!("{base}/dashboard"), "dashboard")
         .await;
     let text = browser.text().await;
+    let spent = browser
+        .client
+        .find(Locator::Id("spend-today"))
+        .await
+        .expect("today's spend")
+        .text()
+        .await
+        .unwrap_or_default();
+    // A few tiny requests: the spend reads in millionths of a dollar, never $0.00.
     browser
         .check(
-            !text.contains("$5.00") && text.contains("$4.99") && text.contains("4 requests"),
-            "the balance dropped",
+            text.contains("5 requests") && spent.starts_with("$0.0000") && spent != "$0.00",
+            &format!("today's spend shows the requests ({spent})"),
         )
         .await;
     browser.open(&format!("{base}/keys"), "keys").await;
@@ -720,49 +1035,157 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
         .await;
     browser.close().await;
 
-    // The same pages at phone width.
-    let mut phone = Browser::start(screenshots_dir("phone"), 390, 844)
+    // A month later: six keys, one with a long name, and a month of requests. The same pages
+    // at 1280 px and at phone width (390 px), in both languages, with no page wider than a
+    // phone's screen.
+    seed_a_month(&server.database_url, dir.path()).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut wide = Browser::start(screenshots_dir("tour-1280"), 1280, 900)
         .await
         .expect("chromium starts");
-    phone
-        .open(&format!("{base}/login?lang=zh-CN"), "login-zh")
-        .await;
-    phone.fill("login", "alice").await;
-    phone.fill("password", PASSWORD).await;
-    phone.submit("/login").await;
-    phone.arrive("/dashboard").await;
-    phone
-        .open(&format!("{base}/dashboard"), "dashboard-zh")
-        .await;
-    phone.open(&format!("{base}/keys"), "keys-zh").await;
-    let overflow = phone
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
-            vec![],
+    wide.sign_in(&base, "alice").await;
+    for lang in ["en", "zh-CN"] {
+        tour(&mut wide, &base, lang, false).await;
+        wide.open(&format!("{base}/keys"), &format!("keys-check-{lang}"))
+            .await;
+        // The keys list fits its box with every column and action, in rows of a line or
+        // three.
+        let spill = number(
+            &wide,
+            "const t = document.querySelector('table.keys'); return t.getBoundingClientRect().right - document.querySelector('main').getBoundingClientRect().right;",
         )
+        .await;
+        let tallest = number(
+            &wide,
+            "return Math.max(...Array.from(document.querySelectorAll('table.keys tbody tr')).map(r => r.getBoundingClientRect().height));",
+        )
+        .await;
+        let rows = number(
+            &wide,
+            "return document.querySelectorAll('table.keys tbody tr').length;",
+        )
+        .await;
+        let actions_seen = number(
+            &wide,
+            "return Array.from(document.querySelectorAll('table.keys .row-actions')).filter(c => c.getBoundingClientRect().right <= window.innerWidth).length;",
+        )
+        .await;
+        wide.check(rows == 6.0, &format!("six keys are listed ({rows})"))
+            .await;
+        wide.check(
+            spill <= 0.5,
+            &format!("the keys list fits its box ({spill} px over)"),
+        )
+        .await;
+        wide.check(
+            tallest < 100.0,
+            &format!("no key's row is tall ({tallest} px)"),
+        )
+        .await;
+        wide.check(actions_seen == 6.0, "every key's actions are on screen")
+            .await;
+    }
+    wide.close().await;
+
+    let mut phone = Browser::start(screenshots_dir("tour-390"), 390, 844)
         .await
-        .ok()
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
-    let culprits = phone
+        .expect("chromium starts");
+    // Pages before signing in.
+    for lang in ["en", "zh-CN"] {
+        for page in [
+            "",
+            "login",
+            "register",
+            "forgot-password",
+            "pricing",
+            "docs",
+        ] {
+            phone
+                .open(
+                    &format!("{base}/{page}?lang={lang}"),
+                    &format!("visitor-{page}-{lang}"),
+                )
+                .await;
+            let wider = overflow(&phone).await;
+            phone
+                .check(
+                    wider.is_none(),
+                    &format!(
+                        "/{page} in {lang} fits a phone (wider: {})",
+                        wider.unwrap_or_default()
+                    ),
+                )
+                .await;
+        }
+    }
+    phone.sign_in(&base, "alice").await;
+    // The navigation is one menu button; it opens without a script.
+    let menu = phone
         .client
-        .execute(
-            "return Array.from(document.querySelectorAll('body *')).filter(e => !e.closest('.table-wrap') && e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + '/' + window.innerWidth).join(', ');",
-            vec![],
-        )
+        .find(Locator::Css("details.nav-menu > summary"))
         .await
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+        .expect("a menu button");
+    menu.click().await.expect("open the menu");
+    phone.shot("menu-open").await;
+    let links = number(
+        &phone,
+        "return Array.from(document.querySelectorAll('details.nav-menu a')).filter(a => a.getBoundingClientRect().height > 0).length;",
+    )
+    .await;
+    phone.check(links >= 8.0, "the menu shows the links").await;
+    let row_hidden = number(
+        &phone,
+        "return document.querySelector('nav.nav-row').getBoundingClientRect().height;",
+    )
+    .await;
     phone
-        .check(
-            !overflow,
-            &format!("no page is wider than a phone's screen (wider: {culprits})"),
+        .check(row_hidden == 0.0, "the row of links is folded away")
+        .await;
+    for lang in ["en", "zh-CN"] {
+        tour(&mut phone, &base, lang, true).await;
+        // A key is a card with its name, masked key, spend, limit, status and actions.
+        phone
+            .open(&format!("{base}/keys"), &format!("keys-card-{lang}"))
+            .await;
+        let card = number(
+            &phone,
+            "const r = document.querySelector('table.keys tbody tr'); return r.getBoundingClientRect().width;",
         )
         .await;
+        phone
+            .check(
+                card <= 390.0 && card > 300.0,
+                &format!("a key is a card across the screen ({card} px)"),
+            )
+            .await;
+        let header_seen = number(
+            &phone,
+            "return document.querySelector('table.keys thead').getBoundingClientRect().height;",
+        )
+        .await;
+        phone
+            .check(
+                header_seen <= 1.0,
+                "the keys' column headers give way to labels",
+            )
+            .await;
+        // The usage filters are folded.
+        phone
+            .open(&format!("{base}/logs"), &format!("logs-folded-{lang}"))
+            .await;
+        let folded = number(
+            &phone,
+            "const d = document.querySelector('details.filters'); return d.open ? 1000 : d.getBoundingClientRect().height;",
+        )
+        .await;
+        phone
+            .check(
+                folded < 60.0,
+                &format!("the usage filters fold away on a phone ({folded} px)"),
+            )
+            .await;
+    }
     phone.close().await;
-    let _ = server.database_url.len();
 }
 
 /// A stand-in for Stripe's API: makes a Checkout Session for every request (remembering the
@@ -909,6 +1332,16 @@ async fn a_person_tops_up_by_card_and_redeems_a_code() {
             browser.submit("/wallet/topup").await;
             browser.arrive("/wallet/topup").await;
             browser.shot("quote").await;
+            let wider = overflow(&browser).await;
+            browser
+                .check(
+                    wider.is_none(),
+                    &format!(
+                        "the quote fits a phone (wider: {})",
+                        wider.unwrap_or_default()
+                    ),
+                )
+                .await;
             let text = browser.text().await;
             browser
                 .check(

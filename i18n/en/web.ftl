@@ -267,10 +267,8 @@ web-playground-key = Key to bill
 web-playground-system = System message (optional)
 web-playground-message = Your message
 web-playground-send = Send
-web-playground-answer = Answer
 web-playground-waiting = Waiting for the answer…
-web-playground-done = Done. The request is in your usage log.
-web-playground-usage = { $input } input and { $output } output tokens. The request is in your usage log.
+web-playground-usage = { $input } input and { $output } output tokens, { $cost }.
 
 # Top-ups and orders
 web-ledger-topup = Card top-up
@@ -313,3 +311,44 @@ web-profile-email-needs-password = Needed to change your email address.
 web-profile-reauth-explain = To change your email address or set a password, sign in again with your provider first.
 web-profile-reauth = Sign in again with { $provider }
 web-nul-refused = Something you sent holds a NUL character, which no field here takes. Remove it and send again.
+
+# Forms that come back with problems
+web-errors-title = Please correct the following
+web-errors-line = { $label }: { $message }
+
+# The header's menu on a phone
+web-nav-menu = Menu
+
+# The keys list
+web-key-never-used = Not used yet
+web-key-expires-on = Expires { $date }
+web-key-edit-named = Edit { $name }
+
+# The usage tables
+web-col-time-zone = Time ({ $zone })
+web-col-latency = Latency
+web-log-streamed = streamed
+web-log-streamed-first = streamed · first token { $ttft }
+web-log-whole = whole answer
+web-logs-filters-set = Filters ({ $count } set)
+web-logs-clear = Clear the filters
+web-dashboard-day = Day
+
+# The playground's conversation and settings
+web-playground-conversation = Conversation
+web-playground-empty = Nothing said yet: write a message below.
+web-playground-trimmed = The oldest messages were left out to keep the conversation short.
+web-playground-you = You
+web-playground-model-said = Model
+web-playground-new = New conversation
+web-playground-settings = Settings: system message, temperature, most tokens
+web-playground-model-hint = The cheapest first; prices per 1M tokens in and out, after your group's ratio.
+web-playground-model-per-token = { $model } · { $input } in / { $output } out
+web-playground-model-per-request = { $model } · { $price } per request
+web-playground-temperature = Temperature (optional)
+web-playground-temperature-hint = From 0 (steady) to 2 (varied). Empty: the model's default.
+web-playground-temperature-range = Write a number from 0 to 2, such as 0.7.
+web-playground-max-tokens = Most tokens in the answer (optional)
+web-playground-max-tokens-hint = Empty: the model's default.
+web-playground-max-tokens-range = Write a whole number from 1 to { $max }.
+web-playground-message-empty = Write a message to send.

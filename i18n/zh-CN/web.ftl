@@ -267,10 +267,8 @@ web-playground-key = 计费密钥
 web-playground-system = 系统消息（可选）
 web-playground-message = 您的消息
 web-playground-send = 发送
-web-playground-answer = 回答
 web-playground-waiting = 正在等待回答…
-web-playground-done = 完成。该请求已记入用量记录。
-web-playground-usage = 输入 { $input } 个 Token，输出 { $output } 个 Token。该请求已记入用量记录。
+web-playground-usage = 输入 { $input } 个 Token，输出 { $output } 个 Token，费用 { $cost }。
 
 # 充值与订单
 web-ledger-topup = 银行卡充值
@@ -313,3 +311,44 @@ web-profile-email-needs-password = 修改邮箱地址时需要填写。
 web-profile-reauth-explain = 要修改邮箱地址或设置密码，请先通过登录服务商重新登录。
 web-profile-reauth = 通过 { $provider } 重新登录
 web-nul-refused = 你提交的内容包含 NUL 字符，任何字段都不接受它。请删除后重新提交。
+
+# Forms that come back with problems
+web-errors-title = 请更正以下问题
+web-errors-line = { $label }：{ $message }
+
+# The header's menu on a phone
+web-nav-menu = 菜单
+
+# The keys list
+web-key-never-used = 尚未使用
+web-key-expires-on = { $date } 到期
+web-key-edit-named = 编辑 { $name }
+
+# The usage tables
+web-col-time-zone = 时间（{ $zone }）
+web-col-latency = 耗时
+web-log-streamed = 流式
+web-log-streamed-first = 流式 · 首个 Token { $ttft }
+web-log-whole = 完整返回
+web-logs-filters-set = 筛选（已设 { $count } 项）
+web-logs-clear = 清除筛选
+web-dashboard-day = 日期
+
+# The playground's conversation and settings
+web-playground-conversation = 对话
+web-playground-empty = 还没有消息：请在下方输入。
+web-playground-trimmed = 为控制对话长度，最早的消息已省略。
+web-playground-you = 您
+web-playground-model-said = 模型
+web-playground-new = 新对话
+web-playground-settings = 设置：系统消息、温度、最多 Token 数
+web-playground-model-hint = 最便宜的排在最前；价格为每百万输入 / 输出 Token，已按您所在分组的倍率计算。
+web-playground-model-per-token = { $model } · 输入 { $input } / 输出 { $output }
+web-playground-model-per-request = { $model } · 每次请求 { $price }
+web-playground-temperature = 温度（可选）
+web-playground-temperature-hint = 从 0（稳定）到 2（多变）。留空则使用模型默认值。
+web-playground-temperature-range = 请输入 0 到 2 之间的数字，例如 0.7。
+web-playground-max-tokens = 回答最多 Token 数（可选）
+web-playground-max-tokens-hint = 留空则使用模型默认值。
+web-playground-max-tokens-range = 请输入 1 到 { $max } 之间的整数。
+web-playground-message-empty = 请输入要发送的消息。

@@ -581,6 +581,19 @@ pub async fn list(db: &Db, filter: &LogFilter) -> DbResult<Vec<RequestLog>> {
     rows.iter().map(from_row).collect()
 }
 
+/// The models an account's requests named (every account's when `user_id` is None), sorted,
+/// at most `limit` of them.
+pub async fn models_seen(db: &Db, user_id: Option<i64>, limit: i64) -> DbResult<Vec<String>> {
+    let (condition, mut values) = match user_id {
+        Some(id) => (" WHERE user_id = ?", vec![Value::Int(id)]),
+        None => ("", Vec::new()),
+    };
+    values.push(Value::Int(limit.clamp(1, 10_000)));
+    let sql = format!("SELECT DISTINCT model FROM request_logs{condition} ORDER BY model LIMIT ?");
+    let rows = db.fetch_all_with(&sql, &values).await?;
+    rows.iter().map(|row| text(row, "model")).collect()
+}
+
 /// Totals over the rows a filter matches (its limit and paging are ignored).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogTotals {

@@ -72,6 +72,40 @@ impl SiteCalendar {
         ))
     }
 
+    /// The zone's name as people set it (`Asia/Shanghai`, `UTC`).
+    pub fn zone_name(&self) -> &str {
+        self.zone.iana_name().unwrap_or("UTC")
+    }
+
+    /// `at_ms` on the zone's clock, to the second: `2026-12-05 14:03:07`.
+    pub fn local_time(&self, at_ms: i64) -> String {
+        self.zoned(at_ms).strftime("%Y-%m-%d %H:%M:%S").to_string()
+    }
+
+    /// `at_ms` on the zone's clock as RFC 3339 with its offset: `2026-12-05T14:03:07+08:00`.
+    pub fn rfc3339(&self, at_ms: i64) -> String {
+        self.zoned(at_ms)
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+    }
+
+    /// When the zone's day `date` (`2026-11-30`) began, in UTC milliseconds.
+    pub fn date_start_ms(&self, date: &str) -> Option<i64> {
+        let date: jiff::civil::Date = date.trim().parse().ok()?;
+        self.midnight_ms(date)
+    }
+
+    /// When the zone's day after `date` began: the end of `date`.
+    pub fn date_end_ms(&self, date: &str) -> Option<i64> {
+        let date: jiff::civil::Date = date.trim().parse().ok()?;
+        self.midnight_ms(date.tomorrow().ok()?)
+    }
+
+    fn midnight_ms(&self, date: jiff::civil::Date) -> Option<i64> {
+        let zoned = date.to_zoned_datetime(self.zone.clone()).ok()?;
+        Some(zoned.start_of_day().ok()?.timestamp().as_millisecond())
+    }
+
     /// The zone's offset from UTC at `at_ms`, in milliseconds.
     pub fn offset_ms(&self, at_ms: i64) -> i64 {
         i64::from(self.zoned(at_ms).offset().seconds()) * 1000
@@ -147,6 +181,31 @@ mod tests {
         let fall_back = 1_793_505_600_000; // 2026-11-01 04:00 UTC = midnight in New York
         let (start, end) = new_york.budget_window(BudgetPeriod::Daily, fall_back + 3_600_000);
         assert_eq!((start, end - start), (fall_back, 25 * 3_600_000));
+    }
+
+    #[test]
+    fn writes_times_in_the_zone_to_the_second() {
+        // 2026-12-05 06:03:07.250 UTC.
+        let at = 1_796_450_587_250;
+        let shanghai = SiteCalendar::new("Asia/Shanghai");
+        assert_eq!(shanghai.rfc3339(at), "2026-12-05T14:03:07+08:00");
+        assert_eq!(shanghai.local_time(at), "2026-12-05 14:03:07");
+        assert_eq!(shanghai.zone_name(), "Asia/Shanghai");
+        let utc = SiteCalendar::new("UTC");
+        assert_eq!(utc.rfc3339(at), "2026-12-05T06:03:07+00:00");
+        assert_eq!(utc.zone_name(), "UTC");
+        let kolkata = SiteCalendar::new("Asia/Kolkata");
+        assert_eq!(kolkata.rfc3339(at), "2026-12-05T11:33:07+05:30");
+        // A typed day begins at the zone's midnight.
+        assert_eq!(
+            shanghai.date_start_ms("2026-12-05"),
+            Some(1_796_428_800_000 - 8 * 3_600_000)
+        );
+        assert_eq!(
+            shanghai.date_end_ms("2026-12-05"),
+            Some(1_796_428_800_000 + 16 * 3_600_000)
+        );
+        assert_eq!(shanghai.date_start_ms("yesterday"), None);
     }
 
     #[test]

@@ -55,30 +55,12 @@ impl Quota {
         }
     }
 
-    /// The amount as people read it on a page: cents, with thousands grouped (`$1,234.56`),
-    /// cut toward zero so a balance is never shown larger than it is; an amount under a cent
-    /// shows its first significant digits (`$0.00045`) rather than `$0.00`.
+    /// The amount as people read it (see [`display_usd`]).
     pub fn usd_display(self, quota_per_usd: i64) -> String {
         if quota_per_usd <= 0 {
             return format!("{} units", self.0);
         }
-        let micros = i128::from(self.0) * 1_000_000 / i128::from(quota_per_usd);
-        let sign = if micros < 0 { "-" } else { "" };
-        let abs = micros.unsigned_abs();
-        if abs > 0 && abs < 10_000 {
-            let fraction = format!("{abs:06}");
-            return format!("{sign}$0.{}", fraction.trim_end_matches('0'));
-        }
-        let dollars = (abs / 1_000_000).to_string();
-        let cents = (abs % 1_000_000) / 10_000;
-        let mut grouped = String::with_capacity(dollars.len() + dollars.len() / 3);
-        for (i, digit) in dollars.chars().enumerate() {
-            if i > 0 && (dollars.len() - i) % 3 == 0 {
-                grouped.push(',');
-            }
-            grouped.push(digit);
-        }
-        format!("{sign}${grouped}.{cents:02}")
+        display_usd(i128::from(self.0), i128::from(quota_per_usd))
     }
 
     /// The amount as a dollar figure for JSON output (display only).
@@ -88,6 +70,49 @@ impl Quota {
         }
         self.0 as f64 / quota_per_usd as f64
     }
+}
+
+/// The one rule for showing dollars to people, on every page and in every mail: the amount
+/// `numerator / denominator` dollars (`denominator` > 0), exact until written here.
+///
+/// - From $1 up: cents, rounded half up (`$1.005` is `$1.01`), thousands grouped.
+/// - Below $1: up to six decimals (a quota unit is $0.000002 at the default rate) rounded
+///   up, so a cost that is not zero never reads `$0.00`; trailing zeros are trimmed down to
+///   cents (`$0.15`, `$0.000045`). An amount that rounds up to $1 reads `$1.00`.
+/// - Zero is `$0.00`; a negative amount is the same rule on its size, with a minus first.
+pub fn display_usd(numerator: i128, denominator: i128) -> String {
+    const MICROS: i128 = 1_000_000;
+    let denominator = denominator.max(1);
+    let sign = if numerator < 0 { "-" } else { "" };
+    let size = numerator.saturating_abs();
+    let (dollars, fraction, digits) = if size == 0 {
+        (0, 0, 2)
+    } else if size >= denominator {
+        let cents = (size.saturating_mul(200) / denominator).saturating_add(1) / 2;
+        (cents / 100, cents % 100, 2)
+    } else {
+        let micros = size.saturating_mul(MICROS).saturating_add(denominator - 1) / denominator;
+        if micros >= MICROS {
+            (1, 0, 2)
+        } else {
+            let mut micros = micros;
+            let mut digits = 6;
+            while digits > 2 && micros % 10 == 0 {
+                micros /= 10;
+                digits -= 1;
+            }
+            (0, micros, digits)
+        }
+    };
+    let whole = dollars.to_string();
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("{sign}${grouped}.{fraction:0digits$}")
 }
 
 impl fmt::Display for Quota {
@@ -235,12 +260,48 @@ mod tests {
         let qpu = 500_000;
         assert_eq!(Quota(0).usd_display(qpu), "$0.00");
         assert_eq!(Quota(2_500_000).usd_display(qpu), "$5.00");
-        assert_eq!(Quota(2_499_999).usd_display(qpu), "$4.99");
-        assert_eq!(Quota(617_283_950).usd_display(qpu), "$1,234.56");
+        assert_eq!(Quota(617_283_950).usd_display(qpu), "$1,234.57");
         assert_eq!(Quota(225).usd_display(qpu), "$0.00045");
         assert_eq!(Quota(-2_500_000).usd_display(qpu), "-$5.00");
         assert_eq!(Quota(5_000).usd_display(qpu), "$0.01");
+        assert_eq!(Quota(75_000).usd_display(qpu), "$0.15");
     }
+
+    #[test]
+    fn one_rule_for_money_at_its_edges() {
+        let qpu = 500_000;
+        // One unit is $0.000002: never $0.00.
+        assert_eq!(Quota(1).usd_display(qpu), "$0.000002");
+        assert_eq!(Quota(-1).usd_display(qpu), "-$0.000002");
+        // Below $1 rounds up to the millionth: $0.9999991 and $0.99999999 read $1.00, while
+        // $0.999999 stays as it is.
+        assert_eq!(display_usd(9_999_991, 10_000_000), "$1.00");
+        assert_eq!(display_usd(99_999_999, 100_000_000), "$1.00");
+        assert_eq!(Quota(499_999).usd_display(qpu), "$0.999998");
+        assert_eq!(display_usd(999_999, 1_000_000), "$0.999999");
+        // A third of a millionth rounds up; trailing zeros stop at cents.
+        assert_eq!(display_usd(1, 3_000_000), "$0.000001");
+        assert_eq!(display_usd(1, 2), "$0.50");
+        assert_eq!(display_usd(1, 10), "$0.10");
+        // From $1, cents rounded half up.
+        assert_eq!(Quota(502_500).usd_display(qpu), "$1.01", "$1.005");
+        assert_eq!(Quota(502_499).usd_display(qpu), "$1.00", "$1.004998");
+        assert_eq!(Quota(2_499_999).usd_display(qpu), "$5.00", "$4.999998");
+        assert_eq!(display_usd(1, 1), "$1.00");
+        // Negative amounts follow the same rule on their size.
+        assert_eq!(Quota(-502_500).usd_display(qpu), "-$1.01");
+        assert_eq!(Quota(-225).usd_display(qpu), "-$0.00045");
+        assert_eq!(display_usd(-1, 3_000_000), "-$0.000001");
+        // Large amounts are grouped and do not overflow.
+        assert_eq!(Quota(i64::MAX).usd_display(qpu), "$18,446,744,073,709.55");
+        assert!(
+            Quota(i64::MIN)
+                .usd_display(qpu)
+                .starts_with("-$18,446,744,073,709.55")
+        );
+        assert_eq!(Quota(7).usd_display(0), "7 units");
+    }
+
     use super::*;
 
     #[test]

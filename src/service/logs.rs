@@ -44,3 +44,12 @@ pub async fn query(
     let totals = db::logs::totals(db, &filter).await?;
     Ok((rows, totals))
 }
+
+/// The most models [`models_seen`] lists.
+const MODELS_SEEN_LIMIT: i64 = 500;
+
+/// The models the caller's own requests named, sorted (an administrator's: everyone's), for
+/// the usage log's model filter.
+pub async fn models_seen(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<String>> {
+    Ok(db::logs::models_seen(&ctx.db, caller.owner(), MODELS_SEEN_LIMIT).await?)
+}

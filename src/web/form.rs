@@ -2,8 +2,6 @@
 //! checked before anything is read, and a form that fails comes back with what was typed and
 //! each problem next to its field.
 
-use std::collections::BTreeMap;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,7 +16,8 @@ use crate::service::sessions::keys;
 use crate::state::AppState;
 
 /// The largest form body read.
-const MAX_FORM_BYTES: usize = 64 * 1024;
+/// (The playground's form carries its conversation: a few tens of kilobytes, percent-encoded.)
+const MAX_FORM_BYTES: usize = 256 * 1024;
 
 /// A posted form whose token and origin passed.
 pub struct Posted<T>(pub T);
@@ -115,10 +114,41 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
     }
 }
 
-/// Problems to show next to a form's fields, in the reader's language, by field name.
+/// The portal's standard field names (the same in every form, and in `/api`) and the text
+/// key of each one's label, for the summary of a form's problems.
+const FIELD_LABELS: &[(&str, &str)] = &[
+    ("login", "web-field-login"),
+    ("username", "web-field-username"),
+    ("email", "web-field-email"),
+    ("password", "web-field-password"),
+    ("password_confirm", "web-field-password-confirm"),
+    ("current_password", "web-field-current-password"),
+    ("display_name", "web-field-display-name"),
+    ("code", "web-field-code"),
+    ("name", "web-field-key-name"),
+    ("quota_usd", "web-field-key-limit"),
+    ("budget_usd", "web-field-key-budget-amount"),
+    ("budget_period", "web-field-key-budget-period"),
+    ("expires", "web-field-key-expires"),
+    ("models", "web-field-key-models"),
+    ("allow_ips", "web-field-key-ips"),
+    ("group", "web-field-key-group"),
+    ("amount_usd", "web-topup-amount"),
+    ("low_balance_usd", "web-field-low-balance"),
+    ("key_id", "web-playground-key"),
+    ("model", "web-col-model"),
+    ("system", "web-playground-system"),
+    ("message", "web-playground-message"),
+    ("temperature", "web-playground-temperature"),
+    ("max_tokens", "web-playground-max-tokens"),
+];
+
+/// Problems to show next to a form's fields, in the reader's language, by field name, in the
+/// order they were found (the form's order, as the services check fields): the summary at the
+/// top of a form that comes back lists them so (`templates/form.html`).
 #[derive(Clone, Debug, Default)]
 pub struct FieldErrors {
-    fields: BTreeMap<String, String>,
+    fields: Vec<(String, String)>,
     /// A problem that is not one field's (shown above the form).
     pub general: Option<String>,
 }
@@ -165,16 +195,97 @@ impl FieldErrors {
         }
     }
 
+    /// Adds the problem with `field`; its first problem is the one shown.
     pub fn add(&mut self, field: &str, message: String) {
-        self.fields.entry(field.to_string()).or_insert(message);
+        if !self.has(field) {
+            self.fields.push((field.to_string(), message));
+        }
     }
 
     /// The problem with `field`, if any.
     pub fn get(&self, field: &str) -> Option<&str> {
-        self.fields.get(field).map(String::as_str)
+        self.fields
+            .iter()
+            .find(|(name, _)| name == field)
+            .map(|(_, message)| message.as_str())
     }
 
     pub fn has(&self, field: &str) -> bool {
-        self.fields.contains_key(field)
+        self.get(field).is_some()
+    }
+
+    /// Whether the form came back with nothing to say.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.general.is_none()
+    }
+
+    /// Every field's problem, in the order found: (field, message).
+    pub fn list(&self) -> &[(String, String)] {
+        &self.fields
+    }
+
+    /// Every field's problem as the summary above the form says it, led by the field's label
+    /// (a message leaves its field to be shown beside it): (field, text).
+    pub fn summary_lines(&self, lang: &Lang) -> Vec<(String, String)> {
+        let lang = *lang;
+        self.fields
+            .iter()
+            .map(|(field, message)| {
+                let text = match FIELD_LABELS.iter().find(|(name, _)| name == field) {
+                    Some((_, label)) => crate::i18n::text(
+                        lang,
+                        "web-errors-line",
+                        &[
+                            ("label", &crate::i18n::text(lang, label, &[])),
+                            ("message", message),
+                        ],
+                    ),
+                    None => message.clone(),
+                };
+                (field.clone(), text)
+            })
+            .collect()
+    }
+
+    /// The ids that describe `field`'s input: its hint, when it has one, and its problem.
+    pub fn described_by(&self, field: &str, has_hint: bool) -> String {
+        let mut ids = Vec::new();
+        if has_hint {
+            ids.push(format!("{field}-hint"));
+        }
+        if self.has(field) {
+            ids.push(format!("{field}-error"));
+        }
+        ids.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_each_field_in_the_order_found() {
+        let mut errors = FieldErrors::default();
+        assert!(errors.is_empty());
+        errors.add("quota_usd", "'lots' is not a number".into());
+        errors.add("name", "is required".into());
+        errors.add("name", "a second problem is not shown".into());
+        errors.add("nonstandard", "said alone".into());
+        assert!(!errors.is_empty());
+        assert_eq!(errors.get("name"), Some("is required"));
+        let lines = errors.summary_lines(&Lang::En);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].0, "quota_usd");
+        assert!(
+            lines[0].1.ends_with(": 'lots' is not a number"),
+            "{}",
+            lines[0].1
+        );
+        assert_eq!(lines[1], ("name".into(), "Name: is required".into()));
+        assert_eq!(lines[2].1, "said alone");
+        assert_eq!(errors.described_by("name", true), "name-hint name-error");
+        assert_eq!(errors.described_by("models", true), "models-hint");
+        assert_eq!(errors.described_by("models", false), "");
     }
 }

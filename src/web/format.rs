@@ -15,17 +15,15 @@ pub fn minute(ms: i64) -> String {
     )
 }
 
-/// A price in micro-dollars (per 1M tokens, or per request) after a group's ratio, as
-/// `$0.15`: at least cents, more digits only where the price has them.
+/// A price in micro-dollars (per 1M tokens, or per request) after a group's ratio, by the one
+/// rule for money ([`display_usd`]): `$0.15`, `$0.075`, `$2.40`.
+///
+/// [`display_usd`]: crate::domain::money::display_usd
 pub fn price(micros: crate::domain::money::MicroUsd, ratio: crate::domain::money::Ratio) -> String {
-    let scaled = i128::from(micros.0) * i128::from(ratio.ppm()) / 1_000_000;
-    let dollars = scaled / 1_000_000;
-    let fraction = format!("{:06}", scaled % 1_000_000);
-    let mut digits = fraction.trim_end_matches('0').to_string();
-    while digits.len() < 2 {
-        digits.push('0');
-    }
-    format!("${dollars}.{digits}")
+    crate::domain::money::display_usd(
+        i128::from(micros.0) * i128::from(ratio.ppm()),
+        1_000_000_000_000,
+    )
 }
 
 /// A browser's user agent, shortened to what a person recognises: `Firefox on Linux`.
@@ -58,16 +56,6 @@ pub fn device(user_agent: &str) -> String {
         (None, Some(s)) => s.to_string(),
         (None, None) => user_agent.chars().take(40).collect(),
     }
-}
-
-/// A day in milliseconds.
-pub const DAY_MS: i64 = 86_400_000;
-
-/// The start of a day written `2026-11-30` (UTC), in ms since the epoch.
-pub fn day_start(text: &str) -> Option<i64> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(text, &format).ok()?;
-    Some(date.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
 /// Milliseconds since the epoch as a date, `2026-11-30` (UTC).
@@ -119,6 +107,9 @@ mod tests {
         assert_eq!(super::price(MicroUsd(75_000), Ratio::ONE), "$0.075");
         assert_eq!(super::price(MicroUsd(3_000_000), Ratio(800_000)), "$2.40");
         assert_eq!(super::price(MicroUsd(10_000_000), Ratio::ONE), "$10.00");
+        // The one rule: from $1 cents rounded half up, below $1 rounded up.
+        assert_eq!(super::price(MicroUsd(1_375_000), Ratio::ONE), "$1.38");
+        assert_eq!(super::price(MicroUsd(1), Ratio(500_000)), "$0.000001");
     }
 
     #[test]

@@ -45,10 +45,6 @@ impl KeysPage {
         key.expires_at.map(format::date).unwrap_or_default()
     }
 
-    fn last_used(&self, key: &TokenRow) -> String {
-        key.last_used_at.map(format::minute).unwrap_or_default()
-    }
-
     fn active(&self, key: &TokenRow) -> bool {
         key.status == Status::Active
     }

@@ -13,6 +13,7 @@ use super::format;
 use super::page::{Page, SignedIn, urlencode};
 use crate::db::logs::{LogTotals, RequestLog};
 use crate::db::tokens::TokenRow;
+use crate::domain::calendar::SiteCalendar;
 use crate::domain::kinds::Outcome;
 use crate::domain::money::Quota;
 use crate::msg;
@@ -48,15 +49,18 @@ impl Filters {
                 msg!("web-logs-bad-filter", field = field),
             )
         };
-        let day = |text: &str, field: &str| -> Result<Option<i64>, WebError> {
+        // Days are the site's (option `timezone`): "to" includes its whole day.
+        let day = |text: &str, field: &str, end: bool| -> Result<Option<i64>, WebError> {
             if text.trim().is_empty() {
                 return Ok(None);
             }
-            format::day_start(text.trim())
-                .map(Some)
-                .ok_or_else(|| bad(field))
+            let bound = if end {
+                page.calendar.date_end_ms(text)
+            } else {
+                page.calendar.date_start_ms(text)
+            };
+            bound.map(Some).ok_or_else(|| bad(field))
         };
-        let to = day(&self.to, "to")?.map(|start| start + format::DAY_MS);
         Ok(LogQuery {
             username: None,
             token_id: match self.key.trim() {
@@ -66,14 +70,22 @@ impl Filters {
             model: Some(self.model.trim().to_string()).filter(|m| !m.is_empty()),
             request_id: None,
             before_id: self.before,
-            from_ms: day(&self.from, "from")?,
-            to_ms: to,
+            from_ms: day(&self.from, "from", false)?,
+            to_ms: day(&self.to, "to", true)?,
             outcome: match self.outcome.trim() {
                 "" => None,
                 text => Some(Outcome::parse(text).ok_or_else(|| bad("outcome"))?),
             },
             limit: Some(PAGE_ROWS),
         })
+    }
+
+    /// How many filters are set (shown on the folded filters' summary).
+    fn active(&self) -> usize {
+        [&self.from, &self.to, &self.model, &self.key, &self.outcome]
+            .iter()
+            .filter(|v| !v.trim().is_empty())
+            .count()
     }
 
     /// The filters as a query string (without paging).
@@ -93,14 +105,85 @@ impl Filters {
     }
 }
 
+/// One request as the usage tables show it (the log page, the dashboard's latest).
+pub struct LogLine {
+    /// On the site's clock, to the second, and as RFC 3339 for `<time>`.
+    pub time: String,
+    pub datetime: String,
+    pub model: String,
+    pub key: String,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost: String,
+    /// `820 ms`, `1.24 s`.
+    pub latency: String,
+    /// Streamed or whole, and when the first token came: `streamed, first token after 310 ms`.
+    pub delivery: String,
+    pub outcome: String,
+    pub succeeded: bool,
+    /// Why a request that did not succeed ended so (the relay's or the upstream's words).
+    pub reason: String,
+}
+
+/// The longest reason shown in a table (the CSV has it whole).
+const REASON_CHARS: usize = 240;
+
+/// A duration in milliseconds as people read it: `820 ms`, `1.24 s`, `75.3 s`.
+pub fn duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..10_000 => format!("{}.{:02} s", ms / 1000, (ms % 1000) / 10),
+        _ => format!("{}.{} s", ms / 1000, (ms % 1000) / 100),
+    }
+}
+
+/// The rows as the usage tables show them, in the reader's language and the site's zone.
+pub fn lines(page: &Page, rows: &[RequestLog]) -> Vec<LogLine> {
+    rows.iter()
+        .map(|log| {
+            let delivery = match (log.is_stream, log.ttft_ms) {
+                (true, Some(first)) => page.t1("web-log-streamed-first", "ttft", &duration(first)),
+                (true, None) => page.t("web-log-streamed"),
+                (false, _) => page.t("web-log-whole"),
+            };
+            let succeeded = log.outcome == Outcome::Success;
+            let mut reason: String = if succeeded {
+                String::new()
+            } else {
+                log.error_message.chars().take(REASON_CHARS).collect()
+            };
+            if !succeeded && log.error_message.chars().nth(REASON_CHARS).is_some() {
+                reason.push('…');
+            }
+            LogLine {
+                time: page.time(&log.created_at),
+                datetime: page.datetime(&log.created_at),
+                model: log.model.clone(),
+                key: log.token_name.clone(),
+                prompt_tokens: log.prompt_tokens,
+                completion_tokens: log.completion_tokens,
+                cost: page.usd(&log.cost),
+                latency: duration(log.latency_ms),
+                delivery,
+                outcome: page.t(format::outcome_key(log.outcome)),
+                succeeded,
+                reason,
+            }
+        })
+        .collect()
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "logs.html")]
 pub struct LogsPage {
     page: Page,
     filters: Filters,
-    rows: Vec<RequestLog>,
+    lines: Vec<LogLine>,
     totals: LogTotals,
     keys: Vec<TokenRow>,
+    /// The models the person's requests named: the model filter's choices.
+    models: Vec<String>,
     outcomes: Vec<(&'static str, &'static str)>,
     /// The link to the next (older) page, when there may be one.
     older: Option<String>,
@@ -108,16 +191,22 @@ pub struct LogsPage {
 }
 
 impl LogsPage {
-    fn when(&self, log: &RequestLog) -> String {
-        format::minute(log.created_at)
-    }
-
-    fn outcome(&self, log: &RequestLog) -> String {
-        self.page.t(format::outcome_key(log.outcome))
-    }
-
     fn key_selected(&self, key: &TokenRow) -> bool {
         self.filters.key.trim() == key.id.to_string()
+    }
+
+    fn model_selected(&self, model: &str) -> bool {
+        self.filters.model.trim() == model
+    }
+
+    /// "Filters (2 set)", or "Filters".
+    fn filters_summary(&self) -> String {
+        match self.filters.active() {
+            0 => self.page.t("web-logs-filters"),
+            n => self
+                .page
+                .t1("web-logs-filters-set", "count", &n.to_string()),
+        }
     }
 }
 
@@ -135,6 +224,14 @@ pub async fn page(
     let keys = service::tokens::list_for_user(&state.ctx, &caller, &user.username)
         .await
         .map_err(fail)?;
+    let mut models = service::logs::models_seen(&state.ctx, &caller)
+        .await
+        .map_err(fail)?;
+    // A model named in the address but not among the person's is still shown as chosen.
+    let asked = filters.model.trim();
+    if !asked.is_empty() && !models.iter().any(|m| m == asked) {
+        models.insert(0, asked.to_string());
+    }
     let query_string = filters.query_string();
     let older = (rows.len() == usize::try_from(PAGE_ROWS).unwrap_or(usize::MAX))
         .then(|| rows.last().map(|last| last.id))
@@ -153,11 +250,12 @@ pub async fn page(
         .map(|o| (o.as_str(), format::outcome_key(*o)))
         .collect();
     Ok(LogsPage {
+        lines: lines(&page, &rows),
         page,
         filters,
-        rows,
         totals,
         keys,
+        models,
         outcomes,
         older,
         csv,
@@ -189,6 +287,51 @@ fn csv_row(cells: &[String]) -> String {
     line
 }
 
+/// The CSV's columns. `time` is RFC 3339 with the offset of the site's zone (option
+/// `timezone`); `cost_usd` is exact (six decimals), `cost_units` the quota units billed.
+const CSV_COLUMNS: [&str; 15] = [
+    "time",
+    "request_id",
+    "key",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "cost_units",
+    "latency_ms",
+    "ttft_ms",
+    "stream",
+    "outcome",
+    "status",
+    "error",
+];
+
+/// Units as exact dollars for a spreadsheet: `0.000450`.
+fn exact_usd(units: i64, quota_per_usd: i64) -> String {
+    Quota(units).usd_string(quota_per_usd).replacen('$', "", 1)
+}
+
+fn csv_cells(log: &RequestLog, calendar: &SiteCalendar, quota_per_usd: i64) -> Vec<String> {
+    vec![
+        calendar.rfc3339(log.created_at),
+        log.request_id.clone(),
+        log.token_name.clone(),
+        log.model.clone(),
+        log.prompt_tokens.to_string(),
+        log.completion_tokens.to_string(),
+        log.cached_tokens.to_string(),
+        exact_usd(log.cost, quota_per_usd),
+        log.cost.to_string(),
+        log.latency_ms.to_string(),
+        log.ttft_ms.map(|ms| ms.to_string()).unwrap_or_default(),
+        log.is_stream.to_string(),
+        log.outcome.as_str().to_string(),
+        log.status_code.to_string(),
+        log.error_message.clone(),
+    ]
+}
+
 /// The filtered rows as CSV, newest first, written as they are read (in batches), then a
 /// totals row.
 pub async fn csv(
@@ -200,23 +343,9 @@ pub async fn csv(
     query.before_id = None;
     query.limit = Some(CSV_BATCH);
     let qpu = page.quota_per_usd;
+    let calendar = page.calendar.clone();
     let caller = Caller::User(user.id);
-    let header = csv_row(
-        &[
-            "time_utc",
-            "request_id",
-            "key",
-            "model",
-            "prompt_tokens",
-            "completion_tokens",
-            "cached_tokens",
-            "cost_usd",
-            "cost_units",
-            "outcome",
-            "status",
-        ]
-        .map(str::to_string),
-    );
+    let header = csv_row(&CSV_COLUMNS.map(str::to_string));
     struct Cursor {
         query: Option<LogQuery>,
         totals: Option<LogTotals>,
@@ -230,6 +359,7 @@ pub async fn csv(
     let ctx = state.ctx.clone();
     let stream = futures::stream::unfold(start, move |mut cursor| {
         let ctx = ctx.clone();
+        let calendar = calendar.clone();
         async move {
             if let Some(header) = cursor.header.take() {
                 return Some((Ok::<_, std::io::Error>(header), cursor));
@@ -240,22 +370,7 @@ pub async fn csv(
                     cursor.totals.get_or_insert(totals);
                     let mut text = String::new();
                     for log in &rows {
-                        text.push_str(&csv_row(&[
-                            format::minute(log.created_at),
-                            log.request_id.clone(),
-                            log.token_name.clone(),
-                            log.model.clone(),
-                            log.prompt_tokens.to_string(),
-                            log.completion_tokens.to_string(),
-                            log.cached_tokens.to_string(),
-                            Quota(log.cost)
-                                .usd_string(qpu)
-                                .trim_start_matches('$')
-                                .to_string(),
-                            log.cost.to_string(),
-                            log.outcome.as_str().to_string(),
-                            log.status_code.to_string(),
-                        ]));
+                        text.push_str(&csv_row(&csv_cells(log, &calendar, qpu)));
                     }
                     let full = rows.len() == usize::try_from(CSV_BATCH).unwrap_or(usize::MAX);
                     if full && let Some(last) = rows.last() {
@@ -264,22 +379,14 @@ pub async fn csv(
                             ..query
                         });
                     } else if let Some(totals) = cursor.totals {
-                        text.push_str(&csv_row(&[
-                            "total".into(),
-                            String::new(),
-                            String::new(),
-                            String::new(),
-                            totals.prompt_tokens.to_string(),
-                            totals.completion_tokens.to_string(),
-                            String::new(),
-                            Quota(totals.cost)
-                                .usd_string(qpu)
-                                .trim_start_matches('$')
-                                .to_string(),
-                            totals.cost.to_string(),
-                            format!("{} requests", totals.requests),
-                            String::new(),
-                        ]));
+                        let mut cells = vec![String::new(); CSV_COLUMNS.len()];
+                        cells[0] = "total".into();
+                        cells[4] = totals.prompt_tokens.to_string();
+                        cells[5] = totals.completion_tokens.to_string();
+                        cells[7] = exact_usd(totals.cost, qpu);
+                        cells[8] = totals.cost.to_string();
+                        cells[12] = format!("{} requests", totals.requests);
+                        text.push_str(&csv_row(&cells));
                     }
                     Some((Ok(text), cursor))
                 }
@@ -305,7 +412,16 @@ pub async fn csv(
 
 #[cfg(test)]
 mod tests {
-    use super::csv_cell;
+    use super::{csv_cell, duration};
+
+    #[test]
+    fn durations_read_in_milliseconds_or_seconds() {
+        assert_eq!(duration(0), "0 ms");
+        assert_eq!(duration(820), "820 ms");
+        assert_eq!(duration(1_240), "1.24 s");
+        assert_eq!(duration(75_312), "75.3 s");
+        assert_eq!(duration(-5), "0 ms");
+    }
 
     #[test]
     fn cells_cannot_become_formulas() {

@@ -113,6 +113,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/static/portal.css", get(stylesheet))
         .route("/static/playground.js", get(playground_script))
         .route("/static/copy.js", get(copy_script))
+        .route("/static/forms.js", get(forms_script))
         .layer(middleware::from_fn(security_headers))
 }
 
@@ -199,6 +200,10 @@ async fn playground_script() -> Response {
 
 async fn copy_script() -> Response {
     script(include_str!("../../static/copy.js"))
+}
+
+async fn forms_script() -> Response {
+    script(include_str!("../../static/forms.js"))
 }
 
 async fn stylesheet() -> Response {

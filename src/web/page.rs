@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
 use super::error::WebError;
+use crate::domain::calendar::SiteCalendar;
 use crate::domain::money::Quota;
 use crate::domain::secret_key;
 use crate::i18n::{Lang, Message};
@@ -32,6 +33,10 @@ pub struct Page {
     pub quota_per_usd: i64,
     /// The path of this page, for the language links.
     pub path: String,
+    /// The query of this page's address, as sent (without `?`): the language link keeps it.
+    pub query: String,
+    /// The site's time zone (option `timezone`), in which times are shown.
+    pub calendar: SiteCalendar,
     pub flash: Option<String>,
     /// Whether the site sends mail (codes, reset links).
     pub mail_enabled: bool,
@@ -58,7 +63,30 @@ impl Page {
         Quota(*units).usd_display(self.quota_per_usd)
     }
 
-    /// The other language's link, keeping the page.
+    /// This page's address in the other language: the same path and query, with only `lang`
+    /// replaced, so setup, reset, verification and invite links and filters keep working.
+    pub fn other_lang_href(&self) -> String {
+        let mut pairs: Vec<&str> = self
+            .query
+            .split('&')
+            .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some("lang"))
+            .collect();
+        let lang = format!("lang={}", self.other_lang().tag());
+        pairs.push(&lang);
+        format!("{}?{}", self.path, pairs.join("&"))
+    }
+
+    /// A moment (ms since the epoch) on the site's clock, to the second.
+    pub fn time(&self, at_ms: &i64) -> String {
+        self.calendar.local_time(*at_ms)
+    }
+
+    /// A moment as RFC 3339 with the site zone's offset, for `<time datetime>`.
+    pub fn datetime(&self, at_ms: &i64) -> String {
+        self.calendar.rfc3339(*at_ms)
+    }
+
+    /// The other language.
     pub fn other_lang(&self) -> Lang {
         match self.lang {
             Lang::En => Lang::ZhCn,
@@ -269,6 +297,8 @@ impl Page {
             sign_in,
             quota_per_usd: snapshot.options.quota_per_usd(),
             path: parts.uri.path().to_string(),
+            query: parts.uri.query().unwrap_or_default().to_string(),
+            calendar: SiteCalendar::new(&snapshot.options.timezone),
             flash,
             mail_enabled: !snapshot.options.smtp_host.is_empty(),
         })

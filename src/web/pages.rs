@@ -5,10 +5,10 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use super::chart::Bar;
+use super::chart::SpendChart;
 use super::error::WebError;
+use super::logs::LogLine;
 use super::page::{Page, SignedIn};
-use crate::db::logs::RequestLog;
 use crate::domain::pricing::ModelPrice;
 use crate::service::groups::DEFAULT_GROUP;
 use crate::service::logs::LogQuery;
@@ -44,22 +44,14 @@ pub struct DashboardPage {
     page: Page,
     balance: i64,
     usage: UsageSummary,
-    bars: Vec<Bar>,
+    chart: SpendChart,
     /// The latest requests.
-    rows: Vec<RequestLog>,
+    lines: Vec<LogLine>,
     base_url: String,
     has_keys: bool,
 }
 
 impl DashboardPage {
-    fn when(&self, log: &RequestLog) -> String {
-        super::format::minute(log.created_at)
-    }
-
-    fn outcome(&self, log: &RequestLog) -> String {
-        self.page.t(super::format::outcome_key(log.outcome))
-    }
-
     /// "about N days at your last 7 days' rate", or a dash without recent spending.
     fn runway(&self) -> String {
         match self.usage.runway_days {
@@ -79,12 +71,8 @@ impl DashboardPage {
         super::chart::HEIGHT
     }
 
-    fn first_day(&self) -> &str {
-        self.usage.days.first().map_or("", |d| d.label.as_str())
-    }
-
-    fn last_day(&self) -> &str {
-        self.usage.days.last().map_or("", |d| d.label.as_str())
+    fn chart_middle(&self) -> i64 {
+        super::chart::HEIGHT / 2
     }
 }
 
@@ -111,7 +99,7 @@ pub async fn dashboard(
     let usage = service::usage::summary(&state.ctx, &caller, user.id, crate::db::now_ms())
         .await
         .map_err(fail)?;
-    let bars = super::chart::spend_bars(&usage.days, page.quota_per_usd, |day, usd, requests| {
+    let chart = super::chart::spend_chart(&usage.days, page.quota_per_usd, |day, usd, requests| {
         crate::i18n::text(
             page.lang,
             "web-dashboard-bar",
@@ -125,8 +113,8 @@ pub async fn dashboard(
     Ok(DashboardPage {
         balance: user.quota,
         usage,
-        bars,
-        rows: recent,
+        chart,
+        lines: super::logs::lines(&page, &recent),
         base_url: base_url(&state),
         has_keys,
         page,

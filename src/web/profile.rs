@@ -11,7 +11,6 @@ use tower_sessions::Session;
 
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
-use super::format;
 use super::page::{Page, SignedIn, flash};
 use crate::i18n::Lang;
 use crate::service::accounts::{self, ProfileChange, Reauthentication};
@@ -44,7 +43,7 @@ pub struct ProfilePage {
 
 impl ProfilePage {
     fn seen(&self, session: &SessionView) -> String {
-        format::minute(session.last_seen_at)
+        self.page.time(&session.last_seen_at)
     }
 
     fn device(&self, session: &SessionView) -> String {
@@ -169,8 +168,9 @@ pub struct DetailsForm {
     display_name: String,
     #[serde(default)]
     email: String,
-    /// Needed to change the email without a recent sign-in.
-    #[serde(default)]
+    /// Needed to change the email without a recent sign-in (named apart from the password
+    /// form's field on the same page).
+    #[serde(default, rename = "details_current_password")]
     current_password: String,
 }
 
@@ -260,7 +260,8 @@ pub async fn details(
             notice(&session, &page, "web-profile-saved").await
         }
         Err(error) => {
-            let errors = FieldErrors::from_service(&error, page.lang, &[]);
+            let aliases = [("current_password", "details_current_password")];
+            let errors = FieldErrors::from_service(&error, page.lang, &aliases);
             refused(StatusCode::UNPROCESSABLE_ENTITY, errors).await
         }
     }

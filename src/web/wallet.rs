@@ -97,16 +97,17 @@ fn invite_terms(state: &AppState, page: &Page) -> String {
 }
 
 impl WalletPage {
-    fn when(&self, entry: &Entry) -> String {
-        super::format::minute(entry.created_at)
+    /// The custom amount's hint: its bounds, and the bonus tiers when there are some.
+    fn amount_hint(&self, topup: &TopupOffer) -> String {
+        if topup.tiers.is_empty() {
+            topup.hint.clone()
+        } else {
+            format!("{} {}", topup.hint, topup.tiers)
+        }
     }
 
     fn kind(&self, entry: &Entry) -> String {
         self.page.t(super::format::ledger_key(entry.kind))
-    }
-
-    fn order_time(&self, order: &OrderRow) -> String {
-        super::format::minute(order.created_at)
     }
 
     fn order_status(&self, order: &OrderRow) -> String {
@@ -530,10 +531,10 @@ pub async fn order(
         status_text: page.t(status_key(order.status)),
         status_hint: page.t(hint_key),
         price_text: price_text(&order),
-        created: super::format::minute(order.created_at),
+        created: page.time(&order.created_at),
         expires: order
             .expires_at
-            .map(super::format::minute)
+            .map(|at| page.time(&at))
             .unwrap_or_default(),
         cancelled: query.cancelled.is_some() && order.status == OrderStatus::Pending,
         waiting: order.status == OrderStatus::Pending && query.cancelled.is_none(),

@@ -26,6 +26,7 @@ mod model_names;
 mod overdraft;
 mod portal;
 mod portal_email;
+mod portal_finish;
 mod portal_oauth;
 mod provider_anthropic;
 mod provider_azure;
