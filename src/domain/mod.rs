@@ -13,6 +13,7 @@ pub mod password;
 pub mod pricing;
 pub mod redirect;
 pub mod secret_key;
+pub mod signed;
 pub mod sliding_window;
 pub mod stripe_signature;
 pub mod tokenizer;

@@ -121,15 +121,28 @@ fn stand_in_hash() -> &'static str {
     HASH.get_or_init(|| password::hash("not anybody's password").unwrap_or_default())
 }
 
-/// What sign-in failures are counted under: the account the login names, however it is
-/// typed (username or email, any case), so an attacker cannot spread guesses over spellings;
-/// for a login that names no account, the text itself, so guessing at unknown names is
-/// limited all the same.
-pub async fn sign_in_key(ctx: &Ctx, login: &str) -> ServiceResult<String> {
+/// Who a sign-in attempt is aimed at, for counting its failures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignInTarget {
+    /// The account the login names, however it is typed (username or email, any case).
+    pub account_id: Option<i64>,
+    /// What failures are counted under: the account, so an attacker cannot spread guesses
+    /// over spellings; for a login that names no account, the text itself, so guessing at
+    /// unknown names is limited all the same.
+    pub limit_key: String,
+}
+
+pub async fn sign_in_target(ctx: &Ctx, login: &str) -> ServiceResult<SignInTarget> {
     let login = login.trim();
     Ok(match db::users::find_by_login(&ctx.db, login).await? {
-        Some(user) => format!("account:{}", user.id),
-        None => format!("login:{}", login.to_lowercase()),
+        Some(user) => SignInTarget {
+            account_id: Some(user.id),
+            limit_key: format!("account:{}", user.id),
+        },
+        None => SignInTarget {
+            account_id: None,
+            limit_key: format!("login:{}", crate::domain::email::comparison_key(login)),
+        },
     })
 }
 

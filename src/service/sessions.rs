@@ -231,6 +231,84 @@ pub(crate) async fn end_all_of(ctx: &Ctx, user_id: i64) -> ServiceResult<()> {
     Ok(())
 }
 
+/// The site's secret for what browsers carry (visitors' form tokens, device cookies): made
+/// once, kept in the database, the same on every node.
+async fn browser_secret(ctx: &Ctx) -> ServiceResult<String> {
+    super::site_values::get_or_create(ctx, "browser_secret", || {
+        let bytes: [u8; 32] = rand::random();
+        secret_key::hex(&bytes)
+    })
+    .await
+}
+
+const VISITOR_FORM: &str = "visitor-form";
+const DEVICE: &str = "device";
+
+/// Whether a browser's own random id (a visitor's, a device's) looks like one this site made:
+/// 16 to 64 characters of base64url.
+fn is_browser_id(text: &str) -> bool {
+    (16..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A new random id for a browser: 128 bits, base64url.
+pub fn new_browser_id() -> String {
+    use base64::Engine;
+    let bytes: [u8; 16] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The form token of a visitor (nobody signed in): bound to the visitor's own random id (a
+/// cookie) and signed with the site's secret, so it needs no session row and every node
+/// accepts it; another browser's token is worthless without that browser's cookie.
+pub async fn visitor_form_token(ctx: &Ctx, visitor: &str) -> ServiceResult<String> {
+    Ok(crate::domain::signed::tag(
+        &browser_secret(ctx).await?,
+        VISITOR_FORM,
+        visitor,
+    ))
+}
+
+/// Whether `token` is the form token of `visitor`.
+pub async fn visitor_form_token_matches(
+    ctx: &Ctx,
+    visitor: &str,
+    token: &str,
+) -> ServiceResult<bool> {
+    Ok(is_browser_id(visitor)
+        && crate::domain::signed::verify(&browser_secret(ctx).await?, VISITOR_FORM, visitor, token))
+}
+
+/// The cookie that marks a browser as one the account signed in from (OWASP's device cookie):
+/// `ACCOUNT.DEVICE.TAG`. A browser that carries it is not locked out by failures from others.
+pub async fn device_cookie(ctx: &Ctx, user_id: i64) -> ServiceResult<String> {
+    let device = format!("{user_id}.{}", new_browser_id());
+    let tag = crate::domain::signed::tag(&browser_secret(ctx).await?, DEVICE, &device);
+    Ok(format!("{device}.{tag}"))
+}
+
+/// The device a device cookie names, when it is genuine and the account's: the key its
+/// failed sign-ins are counted under (instead of the account's).
+pub async fn trusted_device(
+    ctx: &Ctx,
+    cookie: &str,
+    account_id: i64,
+) -> ServiceResult<Option<String>> {
+    let Some((device, tag)) = cookie.rsplit_once('.') else {
+        return Ok(None);
+    };
+    let Some((owner, id)) = device.split_once('.') else {
+        return Ok(None);
+    };
+    if owner.parse::<i64>().ok() != Some(account_id) || !is_browser_id(id) {
+        return Ok(None);
+    }
+    let genuine = crate::domain::signed::verify(&browser_secret(ctx).await?, DEVICE, device, tag);
+    Ok(genuine.then(|| format!("device:{device}")))
+}
+
 /// The row key for a session id: a database copy holds no cookie that signs anyone in.
 pub fn row_id(id: &Id) -> String {
     secret_key::hash(&id.to_string())

@@ -13,11 +13,12 @@ use tower_sessions::Session;
 use super::email::{Arrival, after_password};
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
-use super::page::{FormPage, Page, local_path};
+use super::page::{DEVICE_COOKIE, DEVICE_COOKIE_DAYS, Page, cookie, local_path, set_cookie};
 use super::signing::{TokenQuery, ip_of, start_session};
 use crate::msg;
 use crate::service::accounts::{self, Registration};
 use crate::service::limits;
+use crate::service::sessions;
 use crate::state::AppState;
 
 #[derive(Template, WebTemplate)]
@@ -49,7 +50,7 @@ pub struct NextQuery {
 
 pub async fn login_form(
     State(state): State<AppState>,
-    FormPage(page): FormPage,
+    page: Page,
     Query(query): Query<NextQuery>,
 ) -> Response {
     if page.signed_in() {
@@ -99,32 +100,48 @@ pub async fn login(
         )
             .into_response()
     };
-    // Failures count per address and per account, whichever way the account is named; a
-    // right password gives its attempt back.
-    let account = accounts::sign_in_key(&state.ctx, &form.login)
+    // Failures count per address, and per account whichever way it is named; but a browser
+    // the account signed in from before (its device cookie) counts its own failures, so
+    // others' failures cannot lock the owner out. A right password gives its attempt back.
+    let target = accounts::sign_in_target(&state.ctx, &form.login)
         .await
         .map_err(|e| page.failed(e))?;
-    let counted = [
-        (limits::SIGN_IN_PER_IP, ip.as_str()),
-        (limits::SIGN_IN_PER_ACCOUNT, account.as_str()),
-    ];
+    let device = match (target.account_id, cookie(&headers, DEVICE_COOKIE)) {
+        (Some(account), Some(cookie)) => sessions::trusted_device(&state.ctx, &cookie, account)
+            .await
+            .map_err(|e| page.failed(e))?,
+        _ => None,
+    };
+    let (limit, key) = match &device {
+        Some(device) => (limits::SIGN_IN_PER_DEVICE, device.as_str()),
+        None => (limits::SIGN_IN_PER_ACCOUNT, target.limit_key.as_str()),
+    };
+    let counted = [(limits::SIGN_IN_PER_IP, ip.as_str()), (limit, key)];
     if !state.limits.hit_all(&counted).await {
         let errors = FieldErrors::too_many_attempts(page.lang);
         return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS));
     }
     match accounts::sign_in(&state.ctx, &form.login, &form.password).await {
         Ok(user) => {
-            state
-                .limits
-                .give_back(limits::SIGN_IN_PER_ACCOUNT, &account)
-                .await;
+            state.limits.give_back(limit, key).await;
+            let device_cookie = sessions::device_cookie(&state.ctx, user.id)
+                .await
+                .map_err(|e| page.failed(e))?;
             let arrival = Arrival {
                 ip: &ip,
                 headers: &headers,
                 next: &next,
                 welcome: None,
             };
-            after_password(&state, &session, page.lang, &user, arrival).await
+            let mut response = after_password(&state, &session, page.lang, &user, arrival).await?;
+            set_cookie(
+                &state,
+                &mut response,
+                DEVICE_COOKIE,
+                &device_cookie,
+                DEVICE_COOKIE_DAYS,
+            );
+            Ok(response)
         }
         Err(error) => Ok(again(
             FieldErrors::from_service(&error, page.lang, &[]),
@@ -171,7 +188,7 @@ pub struct InviteQuery {
 
 pub async fn register_form(
     State(state): State<AppState>,
-    FormPage(page): FormPage,
+    page: Page,
     Query(query): Query<InviteQuery>,
 ) -> Response {
     if page.signed_in() {
@@ -286,7 +303,7 @@ pub struct SetupPage {
 
 pub async fn setup_form(
     State(state): State<AppState>,
-    FormPage(page): FormPage,
+    page: Page,
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, WebError> {
     let works = accounts::setup_token_works(&state.ctx, &query.token)

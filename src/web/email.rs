@@ -14,7 +14,7 @@ use tower_sessions::Session;
 
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
-use super::page::{FormPage, Page, flash};
+use super::page::{Page, flash};
 use super::signing::{TokenQuery, ip_of, start_session};
 use crate::i18n::Lang;
 use crate::msg;
@@ -146,7 +146,7 @@ pub struct VerifyQuery {
 pub async fn verify_form(
     State(state): State<AppState>,
     session: Session,
-    FormPage(page): FormPage,
+    page: Page,
     Query(query): Query<VerifyQuery>,
 ) -> Result<Response, WebError> {
     let user = proving(&state, &session, &page).await?;
@@ -289,7 +289,7 @@ pub struct ForgotPage {
     errors: FieldErrors,
 }
 
-pub async fn forgot_form(FormPage(page): FormPage) -> Response {
+pub async fn forgot_form(page: Page) -> Response {
     ForgotPage {
         page,
         email: String::new(),
@@ -362,7 +362,7 @@ pub struct ResetPage {
 
 pub async fn reset_form(
     State(state): State<AppState>,
-    FormPage(page): FormPage,
+    page: Page,
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, WebError> {
     let username = email_codes::reset_link_username(&state.ctx, &query.token)

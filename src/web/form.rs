@@ -51,6 +51,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
         if !same_origin(&parts.headers, state) {
             return Err(refused());
         }
+        let headers = parts.headers.clone();
         let session = Session::from_request_parts(&mut parts, state)
             .await
             .map_err(|_| WebError::internal(Lang::En, &"no session layer"))?;
@@ -89,18 +90,35 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
         let sent = pairs
             .iter()
             .find(|(name, _)| name == "csrf_token")
-            .map(|(_, value)| value.as_str());
-        let expected = session
-            .get::<String>(keys::CSRF)
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_default();
+        // A signed-in session's forms carry its token; a visitor's carry the token bound to
+        // their visitor cookie, so visitors need no session row.
+        let signed_in = session
+            .get::<i64>(keys::USER_ID)
             .await
-            .map_err(WebError::session)?;
-        match (sent, expected) {
-            (Some(sent), Some(expected))
-                if crate::domain::secret_key::constant_time_eq(
-                    sent.as_bytes(),
-                    expected.as_bytes(),
-                ) => {}
-            _ => return Err(refused()),
+            .map_err(WebError::session)?
+            .is_some();
+        let genuine = if signed_in {
+            let expected = session
+                .get::<String>(keys::CSRF)
+                .await
+                .map_err(WebError::session)?
+                .unwrap_or_default();
+            !expected.is_empty()
+                && crate::domain::secret_key::constant_time_eq(sent.as_bytes(), expected.as_bytes())
+        } else {
+            match super::page::cookie(&headers, super::page::VISITOR_COOKIE) {
+                Some(visitor) => {
+                    crate::service::sessions::visitor_form_token_matches(&state.ctx, &visitor, sent)
+                        .await
+                        .map_err(|e| WebError::service(Lang::En, e))?
+                }
+                None => false,
+            }
+        };
+        if !genuine {
+            return Err(refused());
         }
         serde_urlencoded::from_bytes(&bytes)
             .map(Posted)
@@ -123,6 +141,7 @@ const FIELD_LABELS: &[(&str, &str)] = &[
     ("password", "web-field-password"),
     ("password_confirm", "web-field-password-confirm"),
     ("current_password", "web-field-current-password"),
+    ("details_current_password", "web-field-current-password"),
     ("display_name", "web-field-display-name"),
     ("code", "web-field-code"),
     ("name", "web-field-key-name"),

@@ -107,6 +107,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             page::remember_language,
         ))
         .layer(sessions)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            page::remember_visitor,
+        ))
         .layer(middleware::from_fn(refuse_nul_in_uri))
         .layer(middleware::from_fn(page_headers));
     pages

@@ -138,7 +138,35 @@ fn asked_lang(parts: &Parts) -> Option<Lang> {
     })
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The cookie of a browser an account signed in from (see `service::sessions::device_cookie`).
+pub const DEVICE_COOKIE: &str = "tollgate_device";
+pub const DEVICE_COOKIE_DAYS: u32 = 365;
+
+/// The cookie holding a visitor's own random id, which their form token is bound to.
+pub const VISITOR_COOKIE: &str = "tollgate_visitor";
+
+/// Adds a cookie to a response: HttpOnly, SameSite=Lax, for the whole site, Secure when people
+/// reach the site over HTTPS; kept for `days` (0: until the browser closes).
+pub fn set_cookie(state: &AppState, response: &mut Response, name: &str, value: &str, days: u32) {
+    let secure = state
+        .snapshot
+        .load()
+        .options
+        .public_url
+        .starts_with("https://");
+    let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+    if days > 0 {
+        cookie.push_str(&format!("; Max-Age={}", u64::from(days) * 86_400));
+    }
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    if let Ok(value) = HeaderValue::try_from(cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -262,27 +290,44 @@ pub async fn csrf_token(session: &Session) -> Result<String, WebError> {
     Ok(token)
 }
 
+/// A visitor's own random id, from their cookie or made for this answer (see
+/// [`remember_visitor`]).
+#[derive(Clone, Debug)]
+pub struct Visitor(pub String);
+
+/// Gives a browser that has none a visitor id (a cookie, no database row): the form token of
+/// someone not signed in is bound to it (see `service::sessions::visitor_form_token`).
+pub async fn remember_visitor(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let known = cookie(request.headers(), VISITOR_COOKIE);
+    let visitor = known.clone().unwrap_or_else(sessions::new_browser_id);
+    request.extensions_mut().insert(Visitor(visitor.clone()));
+    let mut response = next.run(request).await;
+    if known.is_none() {
+        set_cookie(&state, &mut response, VISITOR_COOKIE, &visitor, 0);
+    }
+    response
+}
+
 impl Page {
-    /// `with_form_token`: the page holds a form, so an anonymous visitor gets a session (and
-    /// its token) too; other pages leave visitors without one, so a crawler makes no rows.
-    async fn build(
-        parts: &mut Parts,
-        state: &AppState,
-        with_form_token: bool,
-    ) -> Result<Page, WebError> {
+    /// The page of a request: who is signed in, in what language, and the form token — the
+    /// session's for a signed-in person, else one bound to the visitor's cookie, so visitors
+    /// get no session row until they send a form that needs one.
+    async fn build(parts: &mut Parts, state: &AppState) -> Result<Page, WebError> {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|_| WebError::internal(Lang::En, &"no session layer"))?;
         let (viewer, sign_in) = viewer(state, &session).await?.unzip();
         let lang = language(parts, viewer.as_ref());
-        let csrf = if with_form_token || viewer.is_some() {
-            csrf_token(&session).await?
-        } else {
-            session
-                .get::<String>(keys::CSRF)
+        let csrf = match (&viewer, parts.extensions.get::<Visitor>()) {
+            (Some(_), _) => csrf_token(&session).await?,
+            (None, Some(Visitor(visitor))) => sessions::visitor_form_token(&state.ctx, visitor)
                 .await
-                .map_err(WebError::session)?
-                .unwrap_or_default()
+                .map_err(|e| WebError::service(lang, e))?,
+            (None, None) => String::new(),
         };
         let flash = session
             .remove::<String>(keys::FLASH)
@@ -309,18 +354,7 @@ impl FromRequestParts<AppState> for Page {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
-        Page::build(parts, state, false).await
-    }
-}
-
-/// A page with a form for people who may not be signed in (sign-in, registration, setup).
-pub struct FormPage(pub Page);
-
-impl FromRequestParts<AppState> for FormPage {
-    type Rejection = WebError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
-        Page::build(parts, state, true).await.map(FormPage)
+        Page::build(parts, state).await
     }
 }
 

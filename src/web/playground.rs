@@ -33,8 +33,8 @@ use crate::domain::secret_key;
 use crate::msg;
 use crate::protocol::Endpoint;
 use crate::relay::proxy::{CallerKey, relay_with};
-use crate::service::sessions::Viewer;
 use crate::service::logs::LogQuery;
+use crate::service::sessions::Viewer;
 use crate::service::{self, Caller};
 use crate::state::AppState;
 

@@ -197,3 +197,82 @@ db_test! {
         assert_eq!(app.user("late").await.inviter_id, None, "the dead link attributes nobody");
     }
 }
+
+db_test! {
+    /// Reading the sign-in and registration pages writes nothing: visitors get a cookie with
+    /// their own random id and a form token bound to it, and no session row until a form
+    /// needs one; a token made for another visitor is refused.
+    async fn visitors_leave_no_session_rows(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        app.create_user_with_email("gus", "gus@example.com", PASSWORD).await;
+        for _ in 0..20 {
+            for path in ["/login", "/register", "/forgot-password", "/"] {
+                let page = app.client.get(app.url(path)).send().await.unwrap();
+                assert_eq!(page.status(), 200, "{path}");
+            }
+        }
+        assert_eq!(session_rows(&app).await, 0, "page views made session rows");
+
+        // A visitor's form works with the token bound to their cookie.
+        let visitor = Browser::new(&app);
+        let form = visitor.get("/login").await;
+        assert!(visitor.cookie("tollgate_visitor").is_some());
+        let wrong = visitor.post("/login", &[("login", "gus"), ("password", "not his password")]).await;
+        assert_eq!(wrong.status, 422, "{}", wrong.body);
+        assert_eq!(session_rows(&app).await, 0, "a refused sign-in made a session row");
+        // Another visitor's token (a forged form from elsewhere) is refused.
+        let other = Browser::new(&app);
+        other.get("/login").await;
+        let forged = other.post_raw("/login", &[("csrf_token", form.input("csrf_token").unwrap().as_str()), ("login", "gus"), ("password", PASSWORD)]).await;
+        assert_eq!(forged.status, 403, "{}", forged.body);
+        let signed_in = visitor.post("/login", &[("login", "gus"), ("password", PASSWORD)]).await;
+        assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+        assert_eq!(session_rows(&app).await, 1);
+        assert_eq!(visitor.get("/dashboard").await.status, 200);
+    }
+}
+
+async fn session_rows(app: &TestApp) -> usize {
+    let user = app.user("gus").await;
+    let now = tollgate::db::now_ms();
+    let signed_in = tollgate::db::web_sessions::for_user(&app.db, user.id, now)
+        .await
+        .unwrap()
+        .len();
+    let all = tollgate::db::web_sessions::count(&app.db).await.unwrap();
+    assert!(all >= signed_in as i64);
+    all as usize
+}
+
+db_test! {
+    /// Failures from other browsers lock the account out for them, not for a browser its
+    /// owner signed in from before (a device cookie, signed by the site); a forged or another
+    /// account's device cookie counts for nothing.
+    async fn the_owners_browser_passes_others_lockout(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        app.create_user_with_email("hal", "hal@example.com", PASSWORD).await;
+        app.create_user_with_email("ivy", "ivy@example.com", PASSWORD).await;
+        let owner = Browser::new(&app);
+        assert_eq!(owner.sign_in("hal", PASSWORD).await.status, 303);
+        let device = owner.cookie("tollgate_device").expect("a device cookie");
+        owner.get("/dashboard").await;
+        owner.post("/logout", &[]).await;
+
+        for _ in 0..10 {
+            assert_eq!(Browser::new(&app).sign_in("hal", "a wrong guess!").await.status, 422);
+        }
+        assert_eq!(Browser::new(&app).sign_in("hal", PASSWORD).await.status, 429, "others are locked out");
+        let back = owner.sign_in("hal", PASSWORD).await;
+        assert_eq!(back.status, 303, "the owner's browser passes: {}", back.body);
+
+        // Ivy's device cookie is no pass for Hal's account, nor is a tampered one.
+        let ivy = Browser::new(&app);
+        assert_eq!(ivy.sign_in("ivy", PASSWORD).await.status, 303);
+        let ivys = ivy.cookie("tollgate_device").unwrap();
+        for cookie in [ivys, device.replace(".", "x."), format!("{device}x")] {
+            let stranger = Browser::new(&app);
+            stranger.set_cookie("tollgate_device", &cookie);
+            assert_eq!(stranger.sign_in("hal", PASSWORD).await.status, 429, "{cookie}");
+        }
+    }
+}

@@ -166,7 +166,10 @@ fn a_missing_sqlite_file_is_not_made_silently() {
     let file = dir.path().join("typo.db");
     let url = format!("sqlite://{}", file.display());
     let refused = tollgate(&url, &["user", "list"]).unwrap_err();
-    assert!(refused.contains("no database at") && refused.contains("--database-url"), "{refused}");
+    assert!(
+        refused.contains("no database at") && refused.contains("--database-url"),
+        "{refused}"
+    );
     assert!(!file.exists());
     tollgate(&url, &["--create-database", "user", "list"]).unwrap();
     assert!(file.exists());

@@ -266,20 +266,28 @@ db_test! {
 }
 
 db_test! {
-    /// Every page carries the security headers, and an anonymous visitor of a page without
-    /// a form gets no session (crawlers make no rows).
+    /// Every page carries the security headers, the not-found page too, and an anonymous
+    /// visitor gets no session, only a cookie with their own random id (crawlers make no
+    /// rows).
     async fn pages_carry_security_headers(db: TestDb) {
         let app = TestApp::spawn(db).await;
         let browser = Browser::new(&app);
         let home = browser.get("/").await;
+        let visitor = home.headers.get("set-cookie").unwrap().to_str().unwrap();
+        assert!(visitor.starts_with("tollgate_visitor=") && visitor.contains("HttpOnly") && visitor.contains("SameSite=Lax"), "{visitor}");
         let csp = home.headers.get("content-security-policy").unwrap().to_str().unwrap();
         assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{csp}");
         assert_eq!(home.headers.get("x-frame-options").unwrap(), "DENY");
         assert_eq!(home.headers.get("cache-control").unwrap(), "no-store");
         assert!(browser.cookie(tollgate::web::SESSION_COOKIE).is_none(), "no session for a visitor");
         let login = browser.get("/login").await;
-        let cookie = login.headers.get("set-cookie").unwrap().to_str().unwrap();
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+        assert!(login.headers.get("set-cookie").is_none(), "the visitor keeps their id");
+        assert!(browser.cookie(tollgate::web::SESSION_COOKIE).is_none(), "no session for a form either");
+        let missing = browser.get("/no-such-page").await;
+        assert_eq!(missing.status, 404);
+        for header in ["content-security-policy", "x-frame-options", "x-content-type-options", "referrer-policy"] {
+            assert!(missing.headers.get(header).is_some(), "the not-found page lacks {header}");
+        }
         let css = app.client.get(app.url("/static/portal.css")).send().await.unwrap();
         assert_eq!(css.status(), 200);
         assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
