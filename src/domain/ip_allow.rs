@@ -12,6 +12,14 @@ pub struct IpAllowList(Vec<IpNet>);
 #[error("'{0}' is not an IP address or CIDR range (e.g. 10.0.0.0/8 or 203.0.113.7)")]
 pub struct BadIpRange(pub String);
 
+/// One address (`203.0.113.7`) or CIDR range (`10.0.0.0/8`, host bits cleared), IPv4 or IPv6.
+pub fn parse_range(item: &str) -> Option<IpNet> {
+    match IpNet::from_str(item) {
+        Ok(net) => Some(net.trunc()),
+        Err(_) => IpAddr::from_str(item).ok().map(IpNet::from),
+    }
+}
+
 impl IpAllowList {
     /// Parses a comma- or newline-separated list. An empty list allows every address.
     pub fn parse(text: &str) -> Result<IpAllowList, BadIpRange> {
@@ -21,12 +29,7 @@ impl IpAllowList {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            let net = match IpNet::from_str(item) {
-                Ok(net) => net.trunc(),
-                Err(_) => IpAddr::from_str(item)
-                    .map(IpNet::from)
-                    .map_err(|_| BadIpRange(item.to_string()))?,
-            };
+            let net = parse_range(item).ok_or_else(|| BadIpRange(item.to_string()))?;
             if !nets.contains(&net) {
                 nets.push(net);
             }

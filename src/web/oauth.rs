@@ -7,11 +7,10 @@
 //! come from a form, which the CSP's `form-action 'self'` would stop. Starting changes nothing
 //! but the visitor's own session; the callback is protected by the state.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
@@ -23,9 +22,9 @@ use super::limits::{self, Limiter};
 use super::page::{Page, flash};
 use super::pages::base_url;
 use super::session::keys;
-use super::signing::ip_of;
 use crate::msg;
 use crate::oauth::{FlowSecrets, authorize_url};
+use crate::protocol::client::ClientAddress;
 use crate::service::ServiceError;
 use crate::service::oauth::{self, Completion};
 use crate::state::AppState;
@@ -128,7 +127,7 @@ pub struct CallbackQuery {
 pub async fn callback(
     State(state): State<AppState>,
     Extension(limiter): Extension<Arc<Limiter>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     session: Session,
     headers: HeaderMap,
     page: Page,
@@ -206,7 +205,7 @@ pub async fn callback(
         return Ok(Redirect::to("/profile").into_response());
     }
 
-    let ip = ip_of(&state, peer, &headers);
+    let ip = client.to_string();
     let per_day = limits::signups_per_day(state.snapshot.load().options.signups_per_ip_per_day);
     if !limiter.would_allow(per_day, &ip) {
         // Signing in stays open; only a new account from this address waits for tomorrow.

@@ -5,13 +5,12 @@
 //! `/playground` and the page comes back with the whole answer; with it, `playground.js` posts
 //! to `/playground/stream` and shows the answer as it streams.
 
-use std::net::SocketAddr;
 use std::ops::Not;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -19,13 +18,13 @@ use serde::Deserialize;
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::page::{Page, SignedIn};
-use super::signing::ip_of;
 use crate::db::tokens::TokenRow;
 use crate::db::users::UserRow;
 use crate::domain::kinds::Status;
 use crate::domain::secret_key;
 use crate::msg;
 use crate::protocol::Endpoint;
+use crate::protocol::client::ClientAddress;
 use crate::relay::proxy::{CallerKey, relay_with};
 use crate::service::{self, Caller};
 use crate::state::AppState;
@@ -189,8 +188,7 @@ async fn relay_chat(
 /// The form without JavaScript: the whole answer on the page.
 pub async fn send(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(client): ClientAddress,
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<ChatForm>,
 ) -> Result<Response, WebError> {
@@ -202,7 +200,7 @@ pub async fn send(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, again).into_response());
         }
     };
-    let ip = client_addr(&state, peer, &headers);
+    let ip = client;
     let response = relay_chat(&state, ip, digest, &form, false).await;
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), ANSWER_LIMIT)
@@ -240,8 +238,7 @@ pub async fn send(
 /// The form with JavaScript: the relay's event stream, passed through as it arrives.
 pub async fn stream(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(client): ClientAddress,
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<ChatForm>,
 ) -> Response {
@@ -257,12 +254,6 @@ pub async fn stream(
             return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response();
         }
     };
-    let ip = client_addr(&state, peer, &headers);
+    let ip = client;
     relay_chat(&state, ip, digest, &form, true).await
-}
-
-fn client_addr(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
-    ip_of(state, peer, headers)
-        .parse()
-        .unwrap_or_else(|_| peer.ip())
 }

@@ -1,7 +1,5 @@
 //! What signing in shares between its pages (password, emailed code, first run): starting
-//! the signed-in session, the visitor's address, the token a link carries.
-
-use std::net::SocketAddr;
+//! the signed-in session, the token a link carries.
 
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
@@ -11,8 +9,6 @@ use super::error::WebError;
 use super::page::{csrf_token, password_stamp};
 use super::session::keys;
 use crate::db::users::UserRow;
-use crate::protocol::client::client_ip;
-use crate::state::AppState;
 
 /// Starts a signed-in session: a new session id (what an attacker planted before is
 /// worthless), whose it is, from where, and a new form token.
@@ -49,10 +45,6 @@ pub async fn start_session(
         .map_err(WebError::session)?;
     csrf_token(session).await?;
     Ok(())
-}
-
-pub fn ip_of(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
-    client_ip(peer, headers, state.config.server.trust_forwarded_for).to_string()
 }
 
 /// The token of a link (`/setup?token=…`, `/reset-password?token=…`).

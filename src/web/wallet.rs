@@ -1,14 +1,13 @@
 //! The wallet: the balance, the ledger's history of this account, redeeming a code, and card
 //! top-ups through Stripe Checkout (a quote shown before paying, the order's page after).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Extension;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -17,13 +16,13 @@ use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::limits::{self, Limiter};
 use super::page::{Page, SignedIn, flash};
-use super::signing::ip_of;
 use crate::db::ledger::Entry;
 use crate::db::orders::OrderRow;
 use crate::db::users::UserRow;
 use crate::domain::kinds::OrderStatus;
 use crate::domain::money::MicroUsd;
 use crate::domain::topup::{Quote, display_amount};
+use crate::protocol::client::ClientAddress;
 use crate::service::topups::TopupSettings;
 use crate::service::{self, Caller};
 use crate::state::AppState;
@@ -279,13 +278,12 @@ pub struct RedeemForm {
 pub async fn redeem(
     State(state): State<AppState>,
     Extension(limiter): Extension<Arc<Limiter>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(client): ClientAddress,
     session: Session,
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<RedeemForm>,
 ) -> Result<Response, WebError> {
-    let ip = ip_of(&state, peer, &headers);
+    let ip = client.to_string();
     let account = user.id.to_string();
     if !limiter.would_allow(limits::REDEEM_FAILURES_PER_IP, &ip)
         || !limiter.would_allow(limits::REDEEM_FAILURES_PER_ACCOUNT, &account)
