@@ -6,7 +6,7 @@
 //!
 //! Open connections are counted as they are accepted and closed (all serving threads share the
 //! count); the process's other descriptors (database, upstreams, files) are counted from
-//! `/proc/self/fd` at most once a second. The limit is read from `/proc/self/limits`; where
+//! `/proc/self/fd` at most once a second (every ten while far from the limit). The limit is read from `/proc/self/limits`; where
 //! neither exists, nothing is shed.
 
 use std::collections::BTreeMap;
@@ -18,6 +18,11 @@ use super::connection::Activity;
 
 /// How often the descriptors other than connections are counted again.
 const RECOUNT_EVERY: Duration = Duration::from_secs(1);
+/// ... while far from the limit (listing many descriptors takes a moment of a serving thread).
+const RECOUNT_AT_EASE: Duration = Duration::from_secs(10);
+/// How long the process must have been out of a shortage for it to count as over (an attack
+/// that keeps coming back is one shortage, logged once).
+const QUIET: Duration = Duration::from_secs(10);
 /// Time for connections being closed to go before more are chosen.
 pub(super) const SHED_PAUSE: Duration = Duration::from_millis(50);
 
@@ -34,6 +39,8 @@ pub(super) struct Descriptors {
     counted_at_ms: AtomicU64,
     /// In a shortage (its start is logged once, and its end).
     short: AtomicBool,
+    /// When the process was last at its ceiling, in milliseconds since `epoch`.
+    short_at_ms: AtomicU64,
     waiting: Mutex<Waiting>,
 }
 
@@ -77,6 +84,7 @@ impl Descriptors {
             epoch: Instant::now(),
             counted_at_ms: AtomicU64::new(0),
             short: AtomicBool::new(false),
+            short_at_ms: AtomicU64::new(0),
             waiting: Mutex::new(Waiting {
                 reads: BTreeMap::new(),
                 next: 0,
@@ -125,18 +133,26 @@ impl Descriptors {
         let Some(limit) = self.limit else {
             return false;
         };
-        self.recount_if_due();
-        let in_use = self.in_use();
+        let now = self.now_ms();
         let ceiling = limit / 10 * 9 + limit % 10 * 9 / 10;
         let room = (limit / 20).max(1);
+        let every = if self.in_use() >= ceiling / 2 {
+            RECOUNT_EVERY
+        } else {
+            RECOUNT_AT_EASE
+        };
+        self.recount_if_due(now, every);
+        let in_use = self.in_use();
         if in_use < ceiling {
-            if in_use < ceiling.saturating_sub(2 * room)
-                && self.short.swap(false, Ordering::Relaxed)
-            {
+            let calm = in_use < ceiling.saturating_sub(2 * room)
+                && now.saturating_sub(self.short_at_ms.load(Ordering::Relaxed))
+                    >= QUIET.as_millis() as u64;
+            if calm && self.short.swap(false, Ordering::Relaxed) {
                 tracing::info!(in_use, limit, "no longer short of file descriptors");
             }
             return false;
         }
+        self.short_at_ms.store(now, Ordering::Relaxed);
         let closed = self.shed(in_use + room - ceiling);
         if !self.short.swap(true, Ordering::Relaxed) {
             tracing::warn!(
@@ -176,10 +192,13 @@ impl Descriptors {
         closed
     }
 
-    fn recount_if_due(&self) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn recount_if_due(&self, now: u64, every: Duration) {
         let last = self.counted_at_ms.load(Ordering::Relaxed);
-        let due = now.saturating_sub(last) >= RECOUNT_EVERY.as_millis() as u64;
+        let due = now.saturating_sub(last) >= every.as_millis() as u64;
         if due
             && self
                 .counted_at_ms
@@ -236,7 +255,12 @@ mod tests {
 
     #[test]
     fn near_the_limit_the_longest_waiting_reads_are_closed_first() {
-        let descriptors = Arc::new(Descriptors::with_limit(Some(100)));
+        let mut descriptors = Descriptors::with_limit(Some(100));
+        // As if the server had run a while (the quiet time is measured from its start).
+        descriptors.epoch = Instant::now()
+            .checked_sub(QUIET * 2)
+            .unwrap_or(descriptors.epoch);
+        let descriptors = Arc::new(descriptors);
         // Keep the count of other descriptors at 0 for the test.
         descriptors.counted_at_ms.store(u64::MAX, Ordering::Relaxed);
         let start = Instant::now();
@@ -277,6 +301,15 @@ mod tests {
         assert!(
             !descriptors.must_pause(),
             "room again once connections close"
+        );
+        // One shortage until it has been quiet a while: an attack that comes back within
+        // seconds is not a new one (and not logged again).
+        assert!(descriptors.short.load(Ordering::Relaxed));
+        descriptors.short_at_ms.store(0, Ordering::Relaxed);
+        assert!(!descriptors.must_pause());
+        assert!(
+            !descriptors.short.load(Ordering::Relaxed),
+            "over once quiet"
         );
     }
 
