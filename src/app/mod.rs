@@ -250,10 +250,11 @@ impl App {
         let stop = CancellationToken::new();
         // However this function returns, the threads already serving stop with it.
         let _stop_serving = stop.clone().drop_guard();
-        let mut threads_serving = Vec::with_capacity(threads);
+        let mut serving = Vec::with_capacity(threads);
         for (index, listener) in listeners.into_iter().enumerate() {
             let (done, finished) = tokio::sync::oneshot::channel::<()>();
-            let serving = serving(&state, router.clone(), proxies.clone(), descriptors.clone());
+            let settings =
+                connection_settings(&state, router.clone(), proxies.clone(), descriptors.clone());
             let state = state.clone();
             let stop = stop.clone();
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -265,7 +266,7 @@ impl App {
                 .spawn(move || {
                     runtime.block_on(async move {
                         match TcpListener::from_std(listener) {
-                            Ok(listener) => serve(listener, serving, &state, stop).await,
+                            Ok(listener) => serve(listener, settings, &state, stop).await,
                             Err(e) => tracing::error!(error = %e, "a serving thread cannot listen"),
                         }
                     });
@@ -275,15 +276,14 @@ impl App {
                     let _ = done.send(());
                 })
                 .context("cannot start a serving thread")?;
-            threads_serving.push((finished, thread));
+            serving.push((finished, thread));
         }
         // A serving thread that ends before the stop signal has panicked: stop the whole
         // server (and exit with an error) rather than go on with part of it.
         let mut failure = None;
         {
-            let any_ended = futures::future::select_all(
-                threads_serving.iter_mut().map(|(finished, _)| finished),
-            );
+            let any_ended =
+                futures::future::select_all(serving.iter_mut().map(|(finished, _)| finished));
             tokio::select! {
                 _ = shutdown => {}
                 _ = any_ended => {
@@ -293,7 +293,7 @@ impl App {
             }
         }
         stop.cancel();
-        for (finished, thread) in threads_serving {
+        for (finished, thread) in serving {
             let _ = finished.await;
             let joined = tokio::task::spawn_blocking(move || thread.join()).await;
             if !matches!(joined, Ok(Ok(()))) {
@@ -332,7 +332,7 @@ fn bind_shared(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 }
 
 /// What a serving thread serves its connections with.
-fn serving(
+fn connection_settings(
     state: &AppState,
     router: Router,
     proxies: Arc<TrustedProxies>,
