@@ -202,3 +202,42 @@ fn a_bad_trusted_proxy_is_named_at_start() {
     let said = start(&["--body-timeout-secs", "0"], None);
     assert!(said.contains("--body-timeout-secs"), "{said}");
 }
+
+/// One way to learn the client's address: the connection layer decides it once and handlers
+/// take `ClientAddress`. The socket's peer is not handed to handlers (`ConnectInfo` would
+/// fail at run time), and no code but the rule itself reads forwarding headers.
+#[test]
+fn the_client_address_has_one_source() {
+    fn sources(dir: &std::path::Path, found: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                found.push((path.display().to_string(), text));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    sources(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut found,
+    );
+    for (path, text) in &found {
+        assert!(
+            !text.contains("ConnectInfo"),
+            "{path} reads the socket's peer; take ClientAddress"
+        );
+        let lower = text.to_ascii_lowercase();
+        let reads_headers = ["\"x-forwarded-for\"", "\"forwarded\"", "header::forwarded"]
+            .iter()
+            .any(|name| lower.contains(name));
+        let allowed =
+            path.ends_with("domain/client_address.rs") || path.ends_with("protocol/client.rs");
+        assert!(
+            !reads_headers || allowed,
+            "{path} reads X-Forwarded-For; take ClientAddress"
+        );
+    }
+}
