@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::domain::client_address::TrustedProxies;
+
 /// The billing dead-letter file's name when no path is configured: beside a SQLite database,
 /// or in the working directory for a database server (see `Config::dead_letter_path`).
 pub const DEAD_LETTER_FILE_NAME: &str = "tollgate-billing-dead-letter.jsonl";
@@ -79,8 +81,19 @@ pub struct ServerConfig {
     #[arg(long, env = "TOLLGATE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
 
-    /// Use the first address in X-Forwarded-For as the client address (only behind a proxy
-    /// you trust).
+    /// Proxies in front of Tollgate whose forwarding headers (`Forwarded`, else
+    /// `X-Forwarded-For`) say who the client is: addresses and CIDR ranges, comma-separated.
+    /// A request from any other address is its own client, whatever its headers say.
+    #[arg(
+        long,
+        env = "TOLLGATE_TRUSTED_PROXIES",
+        value_name = "CIDR,...",
+        default_value = ""
+    )]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Trust a proxy on this machine: the same as adding 127.0.0.0/8,::1 to
+    /// --trusted-proxies.
     #[arg(long, env = "TOLLGATE_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
 
@@ -102,6 +115,27 @@ pub struct ServerConfig {
     #[arg(long, env = "TOLLGATE_HEADER_READ_TIMEOUT_SECS", default_value_t = 30)]
     pub header_read_timeout_secs: u64,
 
+    /// Seconds the whole body of a portal, `/api` or webhook request may take to arrive, and
+    /// the time a `/v1` body has before --min-body-bytes-per-sec applies. A body that misses
+    /// its deadline closes its connection.
+    #[arg(
+        long,
+        env = "TOLLGATE_BODY_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub body_timeout_secs: u64,
+
+    /// The average rate, in bytes per second, a `/v1` body must keep once --body-timeout-secs
+    /// have passed (so large uploads take as long as they need, trickles do not).
+    #[arg(
+        long,
+        env = "TOLLGATE_MIN_BODY_BYTES_PER_SEC",
+        default_value_t = 8192,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub min_body_bytes_per_sec: u64,
+
     /// Where billing records the database refuses are kept for `tollgate billing replay`
     /// (default: tollgate-billing-dead-letter.jsonl beside the SQLite file, or in the working
     /// directory).
@@ -117,6 +151,35 @@ impl ServerConfig {
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_secs.max(1))
     }
+
+    /// The deadlines every request body gets.
+    pub fn body_deadlines(&self) -> BodyDeadlines {
+        BodyDeadlines {
+            timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+            min_bytes_per_sec: self.min_body_bytes_per_sec.max(1),
+        }
+    }
+
+    /// The proxies whose forwarding headers are believed: --trusted-proxies, and this machine
+    /// with --trust-forwarded-for.
+    pub fn proxies(&self) -> TrustedProxies {
+        if self.trust_forwarded_for {
+            self.trusted_proxies
+                .clone()
+                .with(&TrustedProxies::loopback())
+        } else {
+            self.trusted_proxies.clone()
+        }
+    }
+}
+
+/// How long a request body may take (see `app::connection`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyDeadlines {
+    /// The whole body of a portal, `/api` or webhook request; the start of a `/v1` one.
+    pub timeout: Duration,
+    /// The average a `/v1` body keeps after `timeout`.
+    pub min_bytes_per_sec: u64,
 }
 
 impl Config {
@@ -150,10 +213,13 @@ impl Default for ServerConfig {
             sync_interval_ms: 500,
             reconcile_interval_ms: 60_000,
             shutdown_grace_secs: 30,
+            trusted_proxies: TrustedProxies::default(),
             trust_forwarded_for: false,
             upstream_connect_timeout_secs: 10,
             workers: 0,
             header_read_timeout_secs: 30,
+            body_timeout_secs: 10,
+            min_body_bytes_per_sec: 8192,
             dead_letter_file: None,
         }
     }

@@ -14,6 +14,7 @@ use axum::routing::post;
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
+use crate::app::BodyDeadlinePassed;
 use crate::domain::stripe_signature;
 use crate::service::topups::{self, EventError};
 use crate::state::AppState;
@@ -44,6 +45,16 @@ impl WebhookError {
         WebhookError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             message: format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        }
+    }
+}
+
+impl WebhookError {
+    /// The body missed its deadline (`--body-timeout-secs`); the connection closes after this.
+    fn too_slow() -> WebhookError {
+        WebhookError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: "the body arrived too slowly".into(),
         }
     }
 }
@@ -86,7 +97,13 @@ async fn stripe_webhook(
     }
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| WebhookError::too_large())?;
+        .map_err(|e| {
+            if BodyDeadlinePassed::caused(&e) {
+                WebhookError::too_slow()
+            } else {
+                WebhookError::too_large()
+            }
+        })?;
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())

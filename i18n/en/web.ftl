@@ -15,6 +15,7 @@ web-not-found = This page does not exist.
 web-internal-error = The server could not complete this. Please try again; if it keeps happening, tell the operator.
 web-form-expired = This form has expired or did not come from this site. Go back, reload the page and try again.
 web-form-too-large = The form is too large.
+web-form-too-slow = The form arrived too slowly; send it again.
 web-form-unreadable = The form could not be read.
 web-too-many-attempts = Too many attempts. Wait a few minutes and try again.
 web-copy = Copy

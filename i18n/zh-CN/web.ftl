@@ -15,6 +15,7 @@ web-not-found = 页面不存在。
 web-internal-error = 服务器未能完成此操作。请重试；如果问题持续，请联系管理员。
 web-form-expired = 此表单已过期或并非来自本站。请返回、刷新页面后重试。
 web-form-too-large = 表单内容过大。
+web-form-too-slow = 表单传输过慢，请重新提交。
 web-form-unreadable = 无法读取此表单。
 web-too-many-attempts = 尝试次数过多，请几分钟后再试。
 web-copy = 复制

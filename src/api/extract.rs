@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
+use crate::app::BodyDeadlinePassed;
 use crate::protocol::client::presented_key;
 use crate::service::{self, Caller};
 use crate::state::AppState;
@@ -81,6 +82,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             Err(rejection) => Err(match rejection {
                 JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
                     "send the body as JSON with 'Content-Type: application/json'",
+                ),
+                // The connection closes after this answer.
+                other if BodyDeadlinePassed::caused(&other) => ApiError::new(
+                    http::StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body arrived too slowly",
                 ),
                 other => ApiError::bad_request(other.body_text()),
             }),

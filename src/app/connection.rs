@@ -6,32 +6,62 @@
 //! an HTTP/2 connection with no stream open. So each connection gets the header-read time from
 //! accept to its first request's headers, and an HTTP/2 connection is closed once it has had
 //! no request open for that long.
+//!
+//! Here, once for every route, each request gets its client's address (see
+//! `protocol::client::ClientAddress`) and a deadline on its body (see `body_deadline`); a body
+//! that misses it closes the connection once its answer is out, and a body read chosen to go
+//! when descriptors run short (see `descriptors`) closes it at once.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+use super::body_deadline::{BodyRule, TimedBody};
+use super::descriptors::{Descriptors, OpenConnection};
+use crate::config::BodyDeadlines;
+use crate::domain::client_address::TrustedProxies;
+use crate::protocol::client::ClientAddress;
+
+/// What every connection of a serving thread is served with.
+#[derive(Clone)]
+pub(super) struct Serving {
+    pub builder: Builder<TokioExecutor>,
+    pub router: Router,
+    /// The header-read time, and the most an HTTP/2 connection stays with no request open.
+    pub idle_limit: Duration,
+    pub body_deadlines: BodyDeadlines,
+    pub proxies: Arc<TrustedProxies>,
+    pub descriptors: Arc<Descriptors>,
+}
 
 /// How long a connection that sent no request has to close after being told to.
 const CLOSING_GRACE: Duration = Duration::from_secs(1);
 
+/// Why a connection is to close before its client is done with it.
+const KEEP_OPEN: u8 = 0;
+/// A body missed its deadline: its answer goes out, then the connection closes.
+const CLOSE_AFTER_ANSWER: u8 = 1;
+/// Descriptors are short and this connection waits longest: it closes now.
+const CLOSE_NOW: u8 = 2;
+
 /// What a connection's requests have shown so far.
-struct Activity {
+pub(super) struct Activity {
     started: Instant,
     /// A request's headers have been read.
     requested: AtomicBool,
@@ -40,17 +70,51 @@ struct Activity {
     open: AtomicUsize,
     /// When the last HTTP/2 response was done, in milliseconds since `started`.
     idle_since_ms: AtomicU64,
+    /// `KEEP_OPEN`, `CLOSE_AFTER_ANSWER` or `CLOSE_NOW`; a change is signalled on `closing`.
+    close: AtomicU8,
+    closing: Notify,
+    pub(super) descriptors: Arc<Descriptors>,
 }
 
 impl Activity {
-    fn new() -> Activity {
+    pub(super) fn new(descriptors: Arc<Descriptors>) -> Activity {
         Activity {
             started: Instant::now(),
             requested: AtomicBool::new(false),
             http2: AtomicBool::new(false),
             open: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
+            close: AtomicU8::new(KEEP_OPEN),
+            closing: Notify::new(),
+            descriptors,
         }
+    }
+
+    /// A request body missed its deadline: close once the answer is out.
+    pub(super) fn close_after_answer(&self) {
+        if self
+            .close
+            .compare_exchange(
+                KEEP_OPEN,
+                CLOSE_AFTER_ANSWER,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            self.closing.notify_one();
+        }
+    }
+
+    /// Close at once, answered or not.
+    pub(super) fn close_now(&self) {
+        if self.close.swap(CLOSE_NOW, Ordering::Relaxed) != CLOSE_NOW {
+            self.closing.notify_one();
+        }
+    }
+
+    pub(super) fn closing_now(&self) -> bool {
+        self.close.load(Ordering::Relaxed) == CLOSE_NOW
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -121,21 +185,32 @@ impl http_body::Body for TrackedBody {
     }
 }
 
-/// Serves one accepted connection until it ends, it is idle too long, or `stop` fires (then
-/// gracefully: requests in flight finish).
+/// Serves one accepted connection until it ends, it is idle too long, a body misses its
+/// deadline, descriptors run short, or `stop` fires (then gracefully: requests in flight
+/// finish).
 pub(super) async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
-    builder: Builder<TokioExecutor>,
-    router: Router,
-    idle_limit: Duration,
+    _open: OpenConnection,
+    serving: Serving,
     stop: CancellationToken,
 ) {
-    let activity = Arc::new(Activity::new());
+    let Serving {
+        builder,
+        router,
+        idle_limit,
+        body_deadlines,
+        proxies,
+        descriptors,
+    } = serving;
+    let activity = Arc::new(Activity::new(descriptors));
     let tracked = activity.clone();
     let service = tower::service_fn(move |request: hyper::Request<Incoming>| {
-        let mut request = request.map(Body::new);
-        request.extensions_mut().insert(ConnectInfo(peer));
+        let rule = BodyRule::for_path(request.uri().path(), body_deadlines);
+        let connection = tracked.clone();
+        let mut request = request.map(|body| Body::new(TimedBody::new(body, rule, connection)));
+        let address = ClientAddress::of_request(peer, request.headers(), &proxies);
+        request.extensions_mut().insert(address);
         let open = tracked.request_started(request.version());
         let router = router.clone();
         async move {
@@ -168,6 +243,21 @@ pub(super) async fn serve(
             _ = stop.cancelled(), if !stopping => {
                 connection.as_mut().graceful_shutdown();
                 stopping = true;
+            }
+            _ = activity.closing.notified() => {
+                if activity.closing_now() {
+                    tracing::debug!(%peer, "closing a connection to make room for others");
+                    return;
+                }
+                if !closing {
+                    // Let the answer to the late body go out, then close; cut it if that
+                    // takes longer than a moment.
+                    connection.as_mut().graceful_shutdown();
+                    stopping = true;
+                    closing = true;
+                    watching = true;
+                    check.as_mut().reset(tokio::time::Instant::now() + CLOSING_GRACE);
+                }
             }
             _ = check.as_mut(), if watching => {
                 if closing {

@@ -9,7 +9,11 @@
 //! hand-offs (wake-ups, context switches, reschedule interrupts). Background jobs and the
 //! billing writer run on the runtime that called [`App::run_until_stopped`].
 
+mod body_deadline;
 mod connection;
+mod descriptors;
+
+pub use body_deadline::BodyDeadlinePassed;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::billing;
 use crate::config::Config;
 use crate::db::Db;
+use crate::domain::client_address::TrustedProxies;
 use crate::domain::tokenizer;
 use crate::jobs;
 use crate::service::Ctx;
@@ -230,13 +235,27 @@ impl App {
         for _ in 1..threads {
             listeners.push(bind_shared(address).context("cannot open another listening socket")?);
         }
+        let descriptors = Arc::new(descriptors::Descriptors::of_this_process());
+        match descriptors.limit() {
+            Some(limit) => tracing::info!(
+                "up to {limit} open files: past 90 % no connection is accepted and the longest-waiting request bodies are closed"
+            ),
+            None => {
+                tracing::info!("the limit on open files is unknown here; no connection is shed")
+            }
+        }
+        let proxies = Arc::new(state.config.server.proxies());
+        if !proxies.is_empty() {
+            tracing::info!(%proxies, "the client address is read from forwarding headers sent by these proxies");
+        }
         let stop = CancellationToken::new();
         // However this function returns, the threads already serving stop with it.
         let _stop_serving = stop.clone().drop_guard();
         let mut serving = Vec::with_capacity(threads);
         for (index, listener) in listeners.into_iter().enumerate() {
             let (done, finished) = tokio::sync::oneshot::channel::<()>();
-            let router = router.clone();
+            let settings =
+                connection_settings(&state, router.clone(), proxies.clone(), descriptors.clone());
             let state = state.clone();
             let stop = stop.clone();
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -248,7 +267,7 @@ impl App {
                 .spawn(move || {
                     runtime.block_on(async move {
                         match TcpListener::from_std(listener) {
-                            Ok(listener) => serve(listener, router, &state, stop).await,
+                            Ok(listener) => serve(listener, settings, &state, stop).await,
                             Err(e) => tracing::error!(error = %e, "a serving thread cannot listen"),
                         }
                     });
@@ -313,9 +332,13 @@ fn bind_shared(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// One serving thread's accept loop, until `stop`; then the graceful stop of its connections.
-async fn serve(listener: TcpListener, router: Router, state: &AppState, stop: CancellationToken) {
-    let mut connections: JoinSet<()> = JoinSet::new();
+/// What a serving thread serves its connections with.
+fn connection_settings(
+    state: &AppState,
+    router: Router,
+    proxies: Arc<TrustedProxies>,
+    descriptors: Arc<descriptors::Descriptors>,
+) -> connection::Serving {
     let header_read_timeout = state.config.server.header_read_timeout();
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -323,7 +346,35 @@ async fn serve(listener: TcpListener, router: Router, state: &AppState, stop: Ca
         .timer(TokioTimer::new())
         .header_read_timeout(Some(header_read_timeout));
     builder.http2().timer(TokioTimer::new());
+    connection::Serving {
+        builder,
+        router,
+        idle_limit: header_read_timeout,
+        body_deadlines: state.config.server.body_deadlines(),
+        proxies,
+        descriptors,
+    }
+}
+
+/// One serving thread's accept loop, until `stop`; then the graceful stop of its connections.
+/// Near the limit on open files it accepts nothing until there is room again (see
+/// `descriptors`): connections wait in the kernel's queue meanwhile.
+async fn serve(
+    listener: TcpListener,
+    serving: connection::Serving,
+    state: &AppState,
+    stop: CancellationToken,
+) {
+    let mut connections: JoinSet<()> = JoinSet::new();
     loop {
+        if serving.descriptors.must_pause() {
+            tokio::select! {
+                _ = tokio::time::sleep(descriptors::SHED_PAUSE) => {}
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = stop.cancelled() => break,
+            }
+            continue;
+        }
         tokio::select! {
             accepted = listener.accept() => {
                 let (tcp, peer) = match accepted {
@@ -335,14 +386,14 @@ async fn serve(listener: TcpListener, router: Router, state: &AppState, stop: Ca
                         continue;
                     }
                 };
+                let open = serving.descriptors.opened();
                 // Small SSE frames must not wait for Nagle's algorithm.
                 let _ = tcp.set_nodelay(true);
                 connections.spawn(connection::serve(
                     tcp,
                     peer,
-                    builder.clone(),
-                    router.clone(),
-                    header_read_timeout,
+                    open,
+                    serving.clone(),
                     stop.clone(),
                 ));
             }

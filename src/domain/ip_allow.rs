@@ -10,8 +10,31 @@ pub struct IpAllowList(Vec<IpNet>);
 
 /// Every entry of a list that is not an address or a range, in the order typed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not IP addresses or CIDR ranges: {}", .0.join(", "))]
 pub struct BadIpRange(pub Vec<String>);
+
+impl std::fmt::Display for BadIpRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted: Vec<String> = self.0.iter().map(|bad| format!("'{bad}'")).collect();
+        let verb = if quoted.len() == 1 {
+            "is not an IP address or CIDR range"
+        } else {
+            "are not IP addresses or CIDR ranges"
+        };
+        write!(
+            f,
+            "{} {verb} (e.g. 10.0.0.0/8 or 203.0.113.7)",
+            quoted.join(", ")
+        )
+    }
+}
+
+/// One address (`203.0.113.7`) or CIDR range (`10.0.0.0/8`, host bits cleared), IPv4 or IPv6.
+pub fn parse_range(item: &str) -> Option<IpNet> {
+    match IpNet::from_str(item) {
+        Ok(net) => Some(net.trunc()),
+        Err(_) => IpAddr::from_str(item).ok().map(IpNet::from),
+    }
+}
 
 impl IpAllowList {
     /// Parses a comma- or newline-separated list. An empty list allows every address. Every
@@ -24,15 +47,9 @@ impl IpAllowList {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            let net = match IpNet::from_str(item) {
-                Ok(net) => net.trunc(),
-                Err(_) => match IpAddr::from_str(item) {
-                    Ok(ip) => IpNet::from(ip),
-                    Err(_) => {
-                        bad.push(item.to_string());
-                        continue;
-                    }
-                },
+            let Some(net) = parse_range(item) else {
+                bad.push(item.to_string());
+                continue;
             };
             if !nets.contains(&net) {
                 nets.push(net);

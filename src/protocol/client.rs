@@ -1,8 +1,13 @@
 //! What a client presents: its API key, in whichever header its SDK puts it, and its address.
 
-use std::net::{IpAddr, SocketAddr};
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use http::HeaderMap;
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, header};
+
+use crate::domain::client_address::{TrustedProxies, client_address};
 
 /// The key a client sent: `Authorization: Bearer sk-…`, or `x-api-key` / `api-key` (what the
 /// Anthropic and Azure SDKs send).
@@ -30,15 +35,50 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     None
 }
 
-/// The client's address: the socket peer, or the first X-Forwarded-For entry when the
-/// operator trusts the proxy in front.
-pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -> IpAddr {
-    if trust_forwarded_for
-        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
-        && let Some(first) = forwarded.split(',').next()
-        && let Ok(ip) = first.trim().parse::<IpAddr>()
-    {
-        return ip;
+/// The client's address: decided once per request by the connection layer (see `app`), from
+/// the socket's peer and, when the peer is a trusted proxy, its forwarding headers (the rule is
+/// `domain::client_address`). Every handler that needs an address takes this extractor, so there
+/// is one answer to "who is this" for limits, allow-lists, logs and sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+impl ClientAddress {
+    /// The address of a request that came from `peer` with `headers`.
+    pub fn of_request(
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        trusted: &TrustedProxies,
+    ) -> ClientAddress {
+        ClientAddress(client_address(
+            peer.ip(),
+            headers
+                .get_all(header::FORWARDED)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            headers
+                .get_all(X_FORWARDED_FOR)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            trusted,
+        ))
     }
-    peer.ip()
+
+    /// What the connection layer recorded on a request (the unspecified address for a request
+    /// that did not come through it, which only a test harness could make).
+    pub fn of(extensions: &Extensions) -> ClientAddress {
+        extensions
+            .get::<ClientAddress>()
+            .copied()
+            .unwrap_or(ClientAddress(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(ClientAddress::of(&parts.extensions))
+    }
 }

@@ -107,6 +107,16 @@ impl RelayError {
         )
     }
 
+    /// The body came too slowly (see `--body-timeout-secs`); the connection closes after this.
+    pub fn body_too_slow() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "request_timeout",
+            "The request body arrived too slowly; send it again.".into(),
+        )
+    }
+
     pub fn insufficient_quota(message: String) -> Self {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,

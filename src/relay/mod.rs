@@ -12,14 +12,13 @@ pub mod request;
 pub mod stream;
 pub mod wire;
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderValue, Method};
 
+use crate::protocol::client::ClientAddress;
 use crate::protocol::{ClientProtocol, Endpoint};
 use crate::state::AppState;
 use error::RelayError;
@@ -48,24 +47,11 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(wrong_method)
 }
 
-fn client_ip(state: &AppState, parts: &http::request::Parts) -> std::net::IpAddr {
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| *peer)
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    auth::client_ip(
-        peer,
-        &parts.headers,
-        state.config.server.trust_forwarded_for,
-    )
-}
-
 async fn relay_endpoint(endpoint: Endpoint, state: AppState, request: Request) -> Response {
     use futures::FutureExt;
     // Taken apart rather than extracted, so the headers are moved, not copied.
     let (parts, body) = request.into_parts();
-    let ip = client_ip(&state, &parts);
+    let ClientAddress(ip) = ClientAddress::of(&parts.extensions);
     // A bug must not cost the client its answer: a panic becomes an OpenAI-style error (the
     // request's ticket refunds itself while unwinding). Caught here rather than in a
     // middleware layer, which would cost every request a boxed future.
@@ -139,13 +125,14 @@ async fn audio_translations(State(state): State<AppState>, request: Request) -> 
 
 async fn count_tokens(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let ip = client_ip(&state, &parts);
-    let counted = proxy::count_message_tokens(&state, ip, &parts.headers, body).await;
+    let ClientAddress(ip) = ClientAddress::of(&parts.extensions);
+    let request_id = state.request_ids.next();
+    let counted = proxy::count_message_tokens(&state, ip, &parts.headers, body, &request_id).await;
     let mut response = match counted {
         Ok(tokens) => axum::Json(serde_json::json!({"input_tokens": tokens})).into_response(),
         Err(error) => ClientProtocol::Anthropic.error_response(error),
     };
-    if let Ok(id) = HeaderValue::try_from(state.request_ids.next()) {
+    if let Ok(id) = HeaderValue::try_from(request_id) {
         ClientProtocol::Anthropic.add_request_id(response.headers_mut(), id);
     }
     response
@@ -176,8 +163,13 @@ pub(crate) const REQUEST_ID_HEADER: http::HeaderName =
     http::HeaderName::from_static("x-request-id");
 
 /// Every `/v1` answer carries a request id.
-pub(crate) fn with_request_id(state: &AppState, mut response: Response) -> Response {
-    if let Ok(value) = HeaderValue::try_from(state.request_ids.next()) {
+pub(crate) fn with_request_id(state: &AppState, response: Response) -> Response {
+    with_this_request_id(state.request_ids.next(), response)
+}
+
+/// [`with_request_id`] for an id given out earlier (one a log row already names).
+pub(crate) fn with_this_request_id(id: String, mut response: Response) -> Response {
+    if let Ok(value) = HeaderValue::try_from(id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response

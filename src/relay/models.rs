@@ -2,15 +2,15 @@
 //! group may use that some enabled channel serves, narrowed by the key's own model list.
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use super::auth;
 use super::error::RelayError;
-use crate::db::now_ms;
+use super::proxy::{self, CallerKey};
+use crate::protocol::client::ClientAddress;
 use crate::state::AppState;
 
 fn model_object(id: &str) -> Value {
@@ -19,11 +19,19 @@ fn model_object(id: &str) -> Value {
 
 async fn visible_models(
     state: &AppState,
-    peer: SocketAddr,
+    ip: IpAddr,
     headers: &HeaderMap,
+    request_id: &str,
 ) -> Result<Vec<String>, RelayError> {
-    let ip = auth::client_ip(peer, headers, state.config.server.trust_forwarded_for);
-    let caller = auth::authenticate(&state.directory, headers, ip, now_ms()).await?;
+    let caller = proxy::admit(
+        state,
+        CallerKey::Presented,
+        headers,
+        ip,
+        "models",
+        request_id,
+    )
+    .await?;
     let snapshot = state.snapshot.load();
     Ok(snapshot
         .group_models(caller.group())
@@ -35,29 +43,31 @@ async fn visible_models(
 
 pub async fn list(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(ip): ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    let response = match visible_models(&state, peer, &headers).await {
+    let request_id = state.request_ids.next();
+    let response = match visible_models(&state, ip, &headers, &request_id).await {
         Ok(models) => {
             let data: Vec<Value> = models.iter().map(|m| model_object(m)).collect();
             Json(json!({ "object": "list", "data": data })).into_response()
         }
         Err(e) => e.into_response(),
     };
-    super::with_request_id(&state, response)
+    super::with_this_request_id(request_id, response)
 }
 
 pub async fn get(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(ip): ClientAddress,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let response = match visible_models(&state, peer, &headers).await {
+    let request_id = state.request_ids.next();
+    let response = match visible_models(&state, ip, &headers, &request_id).await {
         Ok(models) if models.contains(&id) => Json(model_object(&id)).into_response(),
         Ok(_) => RelayError::model_not_found(&id).into_response(),
         Err(e) => e.into_response(),
     };
-    super::with_request_id(&state, response)
+    super::with_this_request_id(request_id, response)
 }

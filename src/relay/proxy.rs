@@ -22,11 +22,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::answer::{AnswerBilling, AnswerRelay};
-use super::auth::{self, Caller};
+use super::auth::{self, Caller, Denied};
 use super::error::RelayError;
 use super::request::{ClientRequest, PromptEstimate};
 use super::stream::{SseRelay, StreamStart, stream_start};
 use super::wire::{self, AnswerContext, Framing, Unusable, Wire};
+use crate::app::BodyDeadlinePassed;
 use crate::billing::{PriceContext, Ticket, ledger::Shortfall};
 use crate::db::logs::RequestLog;
 use crate::db::now_ms;
@@ -118,7 +119,32 @@ fn refuse(state: &AppState, mut log: RequestLog, error: RelayError) -> RelayErro
     error
 }
 
-fn base_log(caller: &Caller, endpoint: Endpoint, request_id: &str, ip: IpAddr) -> RequestLog {
+/// Authenticates a `/v1` request (`endpoint` is its name in the log). A good key refused for
+/// the caller's address is logged as a refusal, so its owner sees who tried it and from where;
+/// other refusals come before any key is known and are not.
+pub(super) async fn admit(
+    state: &AppState,
+    key: CallerKey,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    endpoint: &'static str,
+    request_id: &str,
+) -> Result<Caller, RelayError> {
+    let admitted = match key {
+        CallerKey::Presented => auth::authenticate(&state.directory, headers, ip, now_ms()).await,
+        CallerKey::Digest(digest) => {
+            auth::authenticate_digest(&state.directory, &digest, ip, now_ms()).await
+        }
+    };
+    admitted.map_err(|denied| match denied {
+        Denied::Key(error) => error,
+        Denied::Address(caller, error) => {
+            refuse(state, base_log(&caller, endpoint, request_id, ip), error)
+        }
+    })
+}
+
+fn base_log(caller: &Caller, endpoint: &'static str, request_id: &str, ip: IpAddr) -> RequestLog {
     RequestLog {
         created_at: now_ms(),
         request_id: request_id.to_string(),
@@ -127,7 +153,7 @@ fn base_log(caller: &Caller, endpoint: Endpoint, request_id: &str, ip: IpAddr) -
         token_id: caller.token.id,
         token_name: caller.token.name.clone(),
         group: caller.group().to_string(),
-        endpoint: endpoint.log_name().to_string(),
+        endpoint: endpoint.to_string(),
         client_ip: ip.to_string(),
         ..RequestLog::empty()
     }
@@ -140,6 +166,8 @@ async fn read_body(body: Body, limit_kb: u64) -> Result<Bytes, RelayError> {
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
             RelayError::body_too_large(limit_kb)
+        } else if BodyDeadlinePassed::caused(&e) {
+            RelayError::body_too_slow()
         } else {
             RelayError::bad_request("The request body could not be read.".into())
         }
@@ -158,13 +186,8 @@ async fn handle(
     let started = Instant::now();
     let snapshot = state.snapshot.load_full();
     let options = &snapshot.options;
-    let caller = match key {
-        CallerKey::Presented => auth::authenticate(&state.directory, headers, ip, now_ms()).await?,
-        CallerKey::Digest(digest) => {
-            auth::authenticate_digest(&state.directory, &digest, ip, now_ms()).await?
-        }
-    };
-    let mut log = base_log(&caller, endpoint, request_id, ip);
+    let caller = admit(state, key, headers, ip, endpoint.log_name(), request_id).await?;
+    let mut log = base_log(&caller, endpoint.log_name(), request_id, ip);
 
     let raw = match read_body(body, options.max_request_body_kb).await {
         Ok(raw) => raw,
@@ -332,9 +355,18 @@ pub async fn count_message_tokens(
     ip: IpAddr,
     headers: &HeaderMap,
     body: Body,
+    request_id: &str,
 ) -> Result<i64, RelayError> {
     let snapshot = state.snapshot.load_full();
-    let caller = auth::authenticate(&state.directory, headers, ip, now_ms()).await?;
+    let caller = admit(
+        state,
+        CallerKey::Presented,
+        headers,
+        ip,
+        "messages.count_tokens",
+        request_id,
+    )
+    .await?;
     let raw = read_body(body, snapshot.options.max_request_body_kb).await?;
     let request = ClientRequest::parse(Endpoint::Messages, &raw)?;
     names::requested_model(&request.model).map_err(|e| RelayError::invalid_model(&e))?;

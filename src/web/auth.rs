@@ -1,10 +1,8 @@
 //! Signing in and out, registering, and the first run's root account.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -14,8 +12,9 @@ use super::email::{Arrival, after_password};
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::page::{DEVICE_COOKIE, DEVICE_COOKIE_DAYS, Page, cookie, local_path, set_cookie};
-use super::signing::{TokenQuery, ip_of, start_session};
+use super::signing::{TokenQuery, start_session};
 use crate::msg;
+use crate::protocol::client::ClientAddress;
 use crate::service::accounts::{self, Registration};
 use crate::service::limits;
 use crate::service::sessions;
@@ -77,13 +76,13 @@ pub struct LoginForm {
 
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     session: Session,
     headers: HeaderMap,
     page: Page,
     Posted(form): Posted<LoginForm>,
 ) -> Result<Response, WebError> {
-    let ip = ip_of(&state, peer, &headers);
+    let ip = client.to_string();
     let next = local_path(form.next.as_deref());
     let providers = sign_in_choices(&state).await;
     let again = |errors: FieldErrors, status: StatusCode| {
@@ -222,13 +221,13 @@ pub struct RegisterForm {
 
 pub async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     session: Session,
     headers: HeaderMap,
     page: Page,
     Posted(form): Posted<RegisterForm>,
 ) -> Result<Response, WebError> {
-    let ip = ip_of(&state, peer, &headers);
+    let ip = client.to_string();
     let open = state.snapshot.load().options.registration_enabled;
     let providers = sign_in_choices(&state).await;
     let again = |errors: FieldErrors, status: StatusCode| {
@@ -337,7 +336,7 @@ pub struct SetupForm {
 
 pub async fn setup(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     session: Session,
     headers: HeaderMap,
     page: Page,
@@ -352,7 +351,7 @@ pub async fn setup(
     };
     match accounts::set_up_root(&state.ctx, &form.token, registration).await {
         Ok(user) => {
-            let ip = ip_of(&state, peer, &headers);
+            let ip = client.to_string();
             start_session(&session, &user, &ip, &headers).await?;
             tracing::info!(username = %user.username, "the root account was created on the first-run page");
             Ok(Redirect::to("/dashboard").into_response())

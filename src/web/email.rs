@@ -2,11 +2,9 @@
 //! setting a new password with the emailed link. Opening either link changes nothing: the
 //! page it opens has the button that does.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -15,9 +13,10 @@ use tower_sessions::Session;
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::page::{Page, flash};
-use super::signing::{TokenQuery, ip_of, start_session};
+use super::signing::{TokenQuery, start_session};
 use crate::i18n::Lang;
 use crate::msg;
+use crate::protocol::client::ClientAddress;
 use crate::service::limits;
 use crate::service::sessions::{self, Viewer, keys};
 use crate::service::{ServiceError, accounts, email_codes};
@@ -184,13 +183,13 @@ pub struct VerifyForm {
 
 pub async fn verify(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     session: Session,
     headers: HeaderMap,
     page: Page,
     Posted(form): Posted<VerifyForm>,
 ) -> Result<Response, WebError> {
-    let ip = ip_of(&state, peer, &headers);
+    let ip = client.to_string();
     let user = proving(&state, &session, &page).await?;
     let again = |errors: FieldErrors, status: StatusCode, email: String| {
         (
@@ -257,16 +256,15 @@ pub struct ResendForm {}
 
 pub async fn resend(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     session: Session,
-    headers: HeaderMap,
     page: Page,
     Posted(_): Posted<ResendForm>,
 ) -> Result<Response, WebError> {
     let Some(user) = proving(&state, &session, &page).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let ip = ip_of(&state, peer, &headers);
+    let ip = client.to_string();
     let notice = if state.limits.hit(limits::CODE_SEND_PER_IP, &ip).await {
         match send_code(&state, &user, page.lang).await {
             Ok(sent) => sent,
@@ -307,12 +305,11 @@ pub struct ForgotForm {
 
 pub async fn forgot(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(client): ClientAddress,
     page: Page,
     Posted(form): Posted<ForgotForm>,
 ) -> Result<Response, WebError> {
-    let ip = ip_of(&state, peer, &headers);
+    let ip = client.to_string();
     let email = form.email.trim().to_string();
     let again = |errors: FieldErrors, status: StatusCode, sent: bool| {
         (
@@ -392,13 +389,12 @@ pub struct ResetForm {
 
 pub async fn reset(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     session: Session,
-    headers: HeaderMap,
     page: Page,
     Posted(form): Posted<ResetForm>,
 ) -> Result<Response, WebError> {
-    let ip = ip_of(&state, peer, &headers);
+    let ip = client.to_string();
     if !state.limits.hit(limits::CODE_CHECK_PER_IP, &ip).await {
         return Err(page.error(StatusCode::TOO_MANY_REQUESTS, msg!("web-too-many-attempts")));
     }

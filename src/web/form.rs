@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use tower_sessions::Session;
 
 use super::error::WebError;
+use crate::app::BodyDeadlinePassed;
 use crate::i18n::Lang;
 use crate::msg;
 use crate::service::ServiceError;
@@ -63,12 +64,21 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
             state,
         )
         .await
-        .map_err(|_| {
-            WebError::page(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Lang::En,
-                msg!("web-form-too-large"),
-            )
+        .map_err(|rejection| {
+            if BodyDeadlinePassed::caused(&rejection) {
+                // The connection closes after this answer.
+                WebError::page(
+                    StatusCode::REQUEST_TIMEOUT,
+                    Lang::En,
+                    msg!("web-form-too-slow"),
+                )
+            } else {
+                WebError::page(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Lang::En,
+                    msg!("web-form-too-large"),
+                )
+            }
         })?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|_| {
             WebError::page(

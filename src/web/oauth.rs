@@ -7,9 +7,7 @@
 //! come from a form, which the CSP's `form-action 'self'` would stop. Starting changes nothing
 //! but the visitor's own session; the callback is protected by the state.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
@@ -19,9 +17,10 @@ use super::email::{Arrival, after_password};
 use super::error::WebError;
 use super::page::{Page, flash};
 use super::pages::base_url;
-use super::signing::{ip_of, renew_sign_in};
+use super::signing::renew_sign_in;
 use crate::msg;
 use crate::oauth::FlowSecrets;
+use crate::protocol::client::ClientAddress;
 use crate::service::limits;
 use crate::service::oauth::{self, Completion};
 use crate::service::sessions::keys;
@@ -119,7 +118,7 @@ pub struct CallbackQuery {
 #[allow(clippy::too_many_arguments)]
 pub async fn callback(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     session: Session,
     headers: HeaderMap,
     page: Page,
@@ -211,7 +210,7 @@ pub async fn callback(
         return Ok(Redirect::to("/profile").into_response());
     }
 
-    let ip = ip_of(&state, peer, &headers);
+    let ip = client.to_string();
     // Signing in stays open; a new account takes one of the day's new accounts from this
     // address before it is made (given back if none is made).
     let per_day = limits::signups_per_day(state.snapshot.load().options.signups_per_ip_per_day);

@@ -10,12 +10,10 @@
 //! and adds the turn to the form itself. Either way each answer shows its tokens and cost,
 //! read from the request's own log row.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -25,13 +23,13 @@ use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::format;
 use super::page::{Page, SignedIn};
-use super::signing::ip_of;
 use crate::db::tokens::TokenRow;
 use crate::domain::kinds::Status;
 use crate::domain::pricing::ModelPrice;
 use crate::domain::secret_key;
 use crate::msg;
 use crate::protocol::Endpoint;
+use crate::protocol::client::ClientAddress;
 use crate::relay::proxy::{CallerKey, relay_with};
 use crate::service::logs::LogQuery;
 use crate::service::sessions::Viewer;
@@ -470,8 +468,7 @@ async fn logged_usage(state: &AppState, caller: &Caller, request_id: &str) -> Op
 /// conversation.
 pub async fn send(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(client): ClientAddress,
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<ChatForm>,
 ) -> Result<Response, WebError> {
@@ -485,7 +482,7 @@ pub async fn send(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, again).into_response());
         }
     };
-    let ip = client_addr(&state, peer, &headers);
+    let ip = client;
     let request = chat_request(&form, &turns, &settings, false);
     let response = relay_chat(&state, ip, request, settings.digest).await;
     let status = response.status();
@@ -545,8 +542,7 @@ pub async fn send(
 /// `usage` event with the answer's tokens and cost as logged.
 pub async fn stream(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(client): ClientAddress,
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<ChatForm>,
 ) -> Response {
@@ -560,7 +556,7 @@ pub async fn stream(
             return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response();
         }
     };
-    let ip = client_addr(&state, peer, &headers);
+    let ip = client;
     let request = chat_request(&form, &turns, &settings, true);
     let response = relay_chat(&state, ip, request, settings.digest).await;
     let streaming = response
@@ -591,12 +587,6 @@ pub async fn stream(
     });
     let body = Body::from_stream(body.into_data_stream().chain(usage_event));
     Response::from_parts(parts, body)
-}
-
-fn client_addr(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
-    ip_of(state, peer, headers)
-        .parse()
-        .unwrap_or_else(|_| peer.ip())
 }
 
 #[cfg(test)]

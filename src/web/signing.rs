@@ -1,7 +1,5 @@
 //! What signing in shares between its pages (password, emailed code, first run): starting
-//! the signed-in session, the visitor's address, the token a link carries.
-
-use std::net::SocketAddr;
+//! the signed-in session, the token a link carries.
 
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
@@ -9,9 +7,7 @@ use tower_sessions::Session;
 
 use super::error::WebError;
 use super::page::csrf_token;
-use crate::protocol::client::client_ip;
 use crate::service::sessions::{SignIn, Viewer, keys};
-use crate::state::AppState;
 
 /// Starts a signed-in session: a new session id (what an attacker planted before is
 /// worthless), whose it is, since when, from where, and a new form token.
@@ -68,10 +64,6 @@ pub async fn renew_sign_in(session: &Session) -> Result<(), WebError> {
         .insert(keys::SIGNED_IN_AT, crate::db::now_ms())
         .await
         .map_err(WebError::session)
-}
-
-pub fn ip_of(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
-    client_ip(peer, headers, state.config.server.trust_forwarded_for).to_string()
 }
 
 /// The token of a link (`/setup?token=…`, `/reset-password?token=…`).

@@ -1,12 +1,10 @@
 //! The wallet: the balance, the ledger's history of this account, redeeming a code, and card
 //! top-ups through Stripe Checkout (a quote shown before paying, the order's page after).
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -14,12 +12,12 @@ use tower_sessions::Session;
 use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::page::{Page, SignedIn, flash};
-use super::signing::ip_of;
 use crate::db::ledger::Entry;
 use crate::db::orders::OrderRow;
 use crate::domain::kinds::OrderStatus;
 use crate::domain::money::MicroUsd;
 use crate::domain::topup::{Quote, display_amount};
+use crate::protocol::client::ClientAddress;
 use crate::service::limits;
 use crate::service::sessions::Viewer;
 use crate::service::topups::TopupSettings;
@@ -278,13 +276,12 @@ pub struct RedeemForm {
 /// a typo of the wrong shape is no guess and counts nothing.
 pub async fn redeem(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(client): ClientAddress,
     session: Session,
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<RedeemForm>,
 ) -> Result<Response, WebError> {
-    let ip = ip_of(&state, peer, &headers);
+    let ip = client.to_string();
     let account = user.id.to_string();
     if let Err(error) = service::codes::check_shape(&form.code) {
         let errors = FieldErrors::from_service(&error, page.lang, &[]);

@@ -104,10 +104,13 @@ pub fn test_server_config() -> ServerConfig {
         sync_interval_ms: 100,
         reconcile_interval_ms: 60_000,
         shutdown_grace_secs: 5,
+        trusted_proxies: Default::default(),
         trust_forwarded_for: false,
         upstream_connect_timeout_secs: 2,
         workers: 0,
         header_read_timeout_secs: 30,
+        body_timeout_secs: 10,
+        min_body_bytes_per_sec: 8192,
         dead_letter_file: None,
     }
 }
