@@ -237,3 +237,5 @@ key-models-not-served = { $count ->
     [one] { $models } is not served to the group '{ $group }'; pick a model from the pricing page
    *[other] { $models } are not served to the group '{ $group }'; pick models from the pricing page
 }
+key-form-already-sent = This form was sent twice: the key was made the first time, and its secret was shown then. If you did not see it, delete that key and make a new one.
+key-form-expired = This form has expired. Reload the page and try again.

@@ -232,3 +232,5 @@ channel-moved-needs-headers = 将渠道指向其他主机或更改类型时，�
 root-only-change = 只有 root 用户可以修改此项：它包含密钥，或决定密钥发往何处
 password-common = 此密码属于最常见的 10,000 个密码之一，攻击者会最先尝试；请换一个
 key-models-not-served = { $models } 不对分组“{ $group }”提供；请从价格页面选择模型
+key-form-already-sent = 此表单提交了两次：密钥在第一次提交时已创建，其密钥内容已在当时显示。如果没有看到，请删除该密钥后重新创建。
+key-form-expired = 此表单已过期，请刷新页面后重试。

@@ -73,7 +73,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         }
         let body = axum::body::Bytes::from_request(request, state)
             .await
-            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+            .map_err(|rejection| {
+                if BodyDeadlinePassed::caused(&rejection) {
+                    // The connection closes after this answer.
+                    ApiError::new(
+                        http::StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        "the request body arrived too slowly",
+                    )
+                } else {
+                    ApiError::bad_request(rejection.body_text())
+                }
+            })?;
         if crate::domain::nul::in_json(&body) {
             return Err(ApiError::bad_request(super::NUL_REFUSED));
         }
@@ -82,12 +93,6 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             Err(rejection) => Err(match rejection {
                 JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
                     "send the body as JSON with 'Content-Type: application/json'",
-                ),
-                // The connection closes after this answer.
-                other if BodyDeadlinePassed::caused(&other) => ApiError::new(
-                    http::StatusCode::REQUEST_TIMEOUT,
-                    "request_timeout",
-                    "the request body arrived too slowly",
                 ),
                 other => ApiError::bad_request(other.body_text()),
             }),

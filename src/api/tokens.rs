@@ -64,6 +64,7 @@ async fn create(
             group: body.group,
             budget_period: body.budget_period,
             budget_usd: body.budget_usd,
+            form_key: None,
         },
     )
     .await?;

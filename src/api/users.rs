@@ -89,6 +89,7 @@ async fn show(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
+    username: Option<String>,
     password: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     email: Option<Option<String>>,
@@ -109,6 +110,7 @@ async fn update(
         &caller,
         &username,
         UpdateUser {
+            username: body.username,
             password: body.password,
             email: body.email,
             display_name: body.display_name,

@@ -91,6 +91,18 @@ impl App {
                     crate::config::redact_url(&config.database.url)
                 )
             })?;
+        let clashes = crate::service::users::settle_identities(&Ctx::new(db.clone()))
+            .await
+            .context("cannot check that accounts are told apart")?;
+        if !clashes.is_empty() {
+            let named: Vec<String> = clashes.iter().map(|group| group.join(" / ")).collect();
+            anyhow::bail!(
+                "these accounts differ only in case and would be the same person: {}. Give each \
+                 a name or address of its own with `tollgate user update NAME --username NEW` or \
+                 `--email NEW`, then start again",
+                named.join("; ")
+            );
+        }
         let dead_letters = config.dead_letter_path();
         tracing::info!(
             "billing records the database refuses are kept in {}",

@@ -217,6 +217,7 @@ async fn user(ctx: &Ctx, command: UserCommand) -> CommandResult {
         }
         UserCommand::Update {
             username,
+            new_username,
             role,
             group,
             status,
@@ -229,6 +230,7 @@ async fn user(ctx: &Ctx, command: UserCommand) -> CommandResult {
                 &CLI,
                 &username,
                 UpdateUser {
+                    username: new_username,
                     password,
                     email: email.map(Some),
                     display_name: None,
@@ -308,6 +310,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
                     group,
                     budget_period,
                     budget_usd,
+                    form_key: None,
                 },
             )
             .await

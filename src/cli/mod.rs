@@ -309,9 +309,12 @@ pub enum UserCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Change a user's role, group, status, email or password.
+    /// Change a user's name, role, group, status, email or password.
     Update {
         username: String,
+        /// A new username (to tell apart accounts whose names differ only in case).
+        #[arg(long = "username")]
+        new_username: Option<String>,
         #[arg(long)]
         role: Option<String>,
         #[arg(long)]

@@ -112,6 +112,13 @@ const STEPS: &[Step] = &[
         include_str!("../../migrations/postgres/0014_context_windows_and_site_values.sql"),
         include_str!("../../migrations/mysql/0014_context_windows_and_site_values.sql"),
     ),
+    (
+        15,
+        "accounts and key forms",
+        include_str!("../../migrations/sqlite/0015_accounts_and_key_forms.sql"),
+        include_str!("../../migrations/postgres/0015_accounts_and_key_forms.sql"),
+        include_str!("../../migrations/mysql/0015_accounts_and_key_forms.sql"),
+    ),
 ];
 
 #[derive(Debug)]

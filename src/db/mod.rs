@@ -242,6 +242,7 @@ impl Db {
             .await?;
         let db = Db { pool, backend };
         migrate::run(&db).await?;
+        users::fill_identity_keys(&db).await?;
         Ok(db)
     }
 
@@ -311,6 +312,33 @@ impl Db {
         let args = bind_all(values)?;
         let result = sqlx::query_with(&sql, args).execute(executor).await?;
         Ok(result.rows_affected())
+    }
+
+    /// Whether `table` has an index named `index`.
+    pub async fn has_index(&self, table: &str, index: &str) -> DbResult<bool> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name = ?"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(indexname AS TEXT) AS name FROM pg_indexes \
+                 WHERE schemaname = current_schema() AND tablename = ? AND indexname = ?"
+            }
+            Backend::MySql => {
+                "SELECT INDEX_NAME FROM information_schema.statistics \
+                 WHERE table_schema = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?"
+            }
+        };
+        let rows = self
+            .fetch_all_with(
+                sql,
+                &[
+                    Value::Text(table.to_string()),
+                    Value::Text(index.to_string()),
+                ],
+            )
+            .await?;
+        Ok(!rows.is_empty())
     }
 
     /// Fetches rows for a statement assembled at run time.

@@ -60,6 +60,8 @@ pub struct NewToken {
     /// Empty: the owner's group.
     pub group: String,
     pub budget: BudgetSetting,
+    /// The one-time key of the form the key was made with (unique per owner).
+    pub form_key: Option<String>,
 }
 
 #[derive(Default, Debug, Clone)]
@@ -135,8 +137,8 @@ pub async fn insert(tx: &mut Tx, token: &NewToken) -> DbResult<i64> {
     let now = now_ms();
     let id = tx.insert_returning_id("INSERT INTO tokens (user_id, name, key_hash, key_display, status, expires_at, unlimited, \
              remaining_quota, used_quota, request_count, allowed_models, allowed_ips, group_name, \
-             budget_period, budget_quota, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?)",
+             budget_period, budget_quota, form_key, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
             &[
                 Value::Int(token.user_id),
                 Value::Text(token.name.clone()),
@@ -150,6 +152,7 @@ pub async fn insert(tx: &mut Tx, token: &NewToken) -> DbResult<i64> {
                 Value::Text(token.group.clone()),
                 Value::Text(token.budget.map_or("", |(p, _)| p.as_str()).into()),
                 Value::Int(token.budget.map_or(0, |(_, quota)| quota)),
+                Value::OptText(token.form_key.clone()),
                 Value::Int(now),
                 Value::Int(now),
             ],

@@ -41,6 +41,7 @@ pub struct NewUser {
 /// Fields an admin may change; `None` leaves a field as it is.
 #[derive(Default, Debug, Clone)]
 pub struct UserPatch {
+    pub username: Option<String>,
     pub display_name: Option<String>,
     pub email: Option<Option<String>>,
     pub password_hash: Option<String>,
@@ -53,6 +54,16 @@ pub struct UserPatch {
 const COLUMNS: &str = "id, username, display_name, email, email_verified, password_hash, role, status, \
      group_name, quota, used_quota, request_count, invite_code, inviter_id, created_at, updated_at, locale, \
      low_balance_threshold";
+
+/// What a username is compared by: usernames are ASCII, so lower case.
+fn username_key(username: &str) -> String {
+    username.to_ascii_lowercase()
+}
+
+/// What an address is compared by (see `domain::email::comparison_key`).
+fn email_key(email: Option<&str>) -> Option<String> {
+    email.map(crate::domain::email::comparison_key)
+}
 
 fn from_row(row: &AnyRow) -> DbResult<UserRow> {
     let role: String = text(row, "role")?;
@@ -82,13 +93,15 @@ fn from_row(row: &AnyRow) -> DbResult<UserRow> {
 
 pub async fn insert(tx: &mut Tx, user: &NewUser) -> DbResult<i64> {
     let now = now_ms();
-    let id = tx.insert_returning_id("INSERT INTO users (username, display_name, email, email_verified, password_hash, role, status, \
-             group_name, quota, used_quota, request_count, created_at, updated_at) \
-             VALUES (?, ?, ?, 0, ?, ?, 'active', ?, ?, 0, 0, ?, ?)",
+    let id = tx.insert_returning_id("INSERT INTO users (username, username_key, display_name, email, email_key, email_verified, \
+             password_hash, role, status, group_name, quota, used_quota, request_count, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, 0, ?, ?, 'active', ?, ?, 0, 0, ?, ?)",
             &[
                 Value::Text(user.username.clone()),
+                Value::Text(username_key(&user.username)),
                 Value::Text(user.username.clone()),
                 Value::OptText(user.email.clone()),
+                Value::OptText(email_key(user.email.as_deref())),
                 Value::OptText(user.password_hash.clone()),
                 Value::Text(user.role.as_str().to_string()),
                 Value::Text(user.group.clone()),
@@ -102,13 +115,17 @@ pub async fn insert(tx: &mut Tx, user: &NewUser) -> DbResult<i64> {
     Ok(id)
 }
 
+/// The account with this username, in any case (`Alice` is `alice`). While two accounts made
+/// before usernames were compared this way still share a name in another case, the exact
+/// spelling wins.
 pub async fn find_by_username(db: &Db, username: &str) -> DbResult<Option<UserRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE username = ?");
-    let row = sqlx::query(&db.sql(&sql))
-        .bind(username)
-        .fetch_optional(db.pool())
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE username_key = ?");
+    let rows = db
+        .fetch_all_with(&sql, &[Value::Text(username_key(username))])
         .await?;
-    row.as_ref().map(from_row).transpose()
+    let mut users: Vec<UserRow> = rows.iter().map(from_row).collect::<DbResult<_>>()?;
+    users.sort_by_key(|u| u.username != username);
+    Ok(users.into_iter().next())
 }
 
 pub async fn find_by_id(db: &Db, id: i64) -> DbResult<Option<UserRow>> {
@@ -120,15 +137,16 @@ pub async fn find_by_id(db: &Db, id: i64) -> DbResult<Option<UserRow>> {
     row.as_ref().map(from_row).transpose()
 }
 
-/// The account a person signs in as: by username, or by email (any case).
+/// The account a person signs in as: by username or by email, in any case (and for an
+/// address, any Unicode normalisation).
 pub async fn find_by_login(db: &Db, login: &str) -> DbResult<Option<UserRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE username = ? OR LOWER(email) = LOWER(?)");
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE username_key = ? OR email_key = ?");
     let rows = db
         .fetch_all_with(
             &sql,
             &[
-                Value::Text(login.to_string()),
-                Value::Text(login.to_string()),
+                Value::Text(username_key(login)),
+                Value::OptText(email_key(Some(login))),
             ],
         )
         .await?;
@@ -209,6 +227,12 @@ pub async fn balances_of(db: &Db, ids: &[i64]) -> DbResult<Vec<(i64, i64)>> {
 pub async fn update(tx: &mut Tx, id: i64, patch: &UserPatch) -> DbResult<bool> {
     let mut sets: Vec<&str> = Vec::new();
     let mut values: Vec<Value> = Vec::new();
+    if let Some(v) = &patch.username {
+        sets.push("username = ?");
+        values.push(Value::Text(v.clone()));
+        sets.push("username_key = ?");
+        values.push(Value::Text(username_key(v)));
+    }
     if let Some(v) = &patch.display_name {
         sets.push("display_name = ?");
         values.push(Value::Text(v.clone()));
@@ -216,6 +240,8 @@ pub async fn update(tx: &mut Tx, id: i64, patch: &UserPatch) -> DbResult<bool> {
     if let Some(v) = &patch.email {
         sets.push("email = ?");
         values.push(Value::OptText(v.clone()));
+        sets.push("email_key = ?");
+        values.push(Value::OptText(email_key(v.as_deref())));
     }
     if let Some(v) = &patch.password_hash {
         sets.push("password_hash = ?");
@@ -242,9 +268,14 @@ pub async fn update(tx: &mut Tx, id: i64, patch: &UserPatch) -> DbResult<bool> {
     values.push(Value::Int(id));
     let sql = format!("UPDATE users SET {} WHERE id = ?", sets.join(", "));
     let changed = tx.execute(&sql, &values).await?;
-    // The relay reads a user's role, status and group; an email, a display name or a password
-    // changes nothing it holds.
-    if changed > 0 && (patch.role.is_some() || patch.status.is_some() || patch.group.is_some()) {
+    // The relay reads a user's name, role, status and group; an email, a display name or a
+    // password changes nothing it holds.
+    if changed > 0
+        && (patch.username.is_some()
+            || patch.role.is_some()
+            || patch.status.is_some()
+            || patch.group.is_some())
+    {
         tx.changed(Change::User(id));
     }
     Ok(changed > 0)
@@ -315,12 +346,14 @@ pub async fn mark_email_verified(tx: &mut Tx, id: i64, email: &str) -> DbResult<
 pub async fn anonymize(tx: &mut Tx, id: i64, name: &str) -> DbResult<bool> {
     let changed = tx
         .execute(
-            "UPDATE users SET username = ?, display_name = ?, email = NULL, email_verified = 0, \
-             password_hash = NULL, invite_code = NULL, status = 'disabled', locale = '', \
-             updated_at = ? WHERE id = ?",
+            "UPDATE users SET username = ?, username_key = ?, display_name = ?, email = NULL, \
+             email_key = NULL, email_verified = 0, password_hash = NULL, invite_code = NULL, \
+             status = 'disabled', locale = '', deleted_at = ?, updated_at = ? WHERE id = ?",
             &[
                 Value::Text(name.to_string()),
+                Value::Text(username_key(name)),
                 Value::Text(name.to_string()),
+                Value::Int(now_ms()),
                 Value::Int(now_ms()),
                 Value::Int(id),
             ],
@@ -419,4 +452,87 @@ pub async fn set_inviter(tx: &mut Tx, id: i64, inviter_id: i64) -> DbResult<bool
         )
         .await?
         == 1)
+}
+
+/// Fills in the comparison keys of accounts made before they were kept (see migration 0015).
+/// Cheap once done: it reads only the accounts without keys.
+pub async fn fill_identity_keys(db: &Db) -> DbResult<u64> {
+    let rows = db
+        .fetch_all_with(
+            "SELECT id, username, email FROM users \
+             WHERE username_key IS NULL OR (email IS NOT NULL AND email_key IS NULL)",
+            &[],
+        )
+        .await?;
+    let mut filled = 0;
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        let username: String = text(row, "username")?;
+        let email: Option<String> = opt_text(row, "email")?;
+        filled += db
+            .execute_with(
+                db.pool(),
+                "UPDATE users SET username_key = ?, email_key = ? WHERE id = ?",
+                &[
+                    Value::Text(username_key(&username)),
+                    Value::OptText(email_key(email.as_deref())),
+                    Value::Int(id),
+                ],
+            )
+            .await?;
+    }
+    Ok(filled)
+}
+
+/// Accounts that share a username or an address once case (and Unicode normalisation) is set
+/// aside: each group of names, as spelled, that must be told apart.
+pub async fn identity_clashes(db: &Db) -> DbResult<Vec<Vec<String>>> {
+    let mut clashes = Vec::new();
+    for (key, shown) in [("username_key", "username"), ("email_key", "email")] {
+        let sql = format!(
+            "SELECT {key} AS k, {shown} AS v FROM users WHERE {key} IN \
+             (SELECT {key} FROM users WHERE {key} IS NOT NULL GROUP BY {key} HAVING COUNT(*) > 1) \
+             ORDER BY {key}, id"
+        );
+        let rows = db.fetch_all_with(&sql, &[]).await?;
+        let mut current: Option<String> = None;
+        for row in &rows {
+            let k: String = text(row, "k")?;
+            let v: String = text(row, "v")?;
+            if current.as_deref() != Some(k.as_str()) {
+                clashes.push(Vec::new());
+                current = Some(k);
+            }
+            if let Some(group) = clashes.last_mut() {
+                group.push(v);
+            }
+        }
+    }
+    Ok(clashes)
+}
+
+/// Makes the unique indexes on the comparison keys, unless they exist.
+pub async fn ensure_identity_indexes(db: &Db) -> DbResult<()> {
+    for (index, column) in [
+        ("users_username_folded", "username_key"),
+        ("users_email_folded", "email_key"),
+    ] {
+        if db.has_index("users", index).await? {
+            continue;
+        }
+        let made = db
+            .execute_with(
+                db.pool(),
+                &format!("CREATE UNIQUE INDEX {index} ON users ({column})"),
+                &[],
+            )
+            .await;
+        // Another server starting at the same moment may have made it first.
+        if let Err(e) = made
+            && !db.has_index("users", index).await?
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::db::tokens::{BudgetSetting, NewToken, TokenPatch, TokenRow};
 use crate::db::users::UserRow;
-use crate::db::{self, Db};
+use crate::db::{self, Db, DbError};
 use crate::domain::calendar::SiteCalendar;
 use crate::domain::ip_allow::IpAllowList;
 use crate::domain::kinds::{BudgetPeriod, Status};
@@ -33,6 +33,9 @@ pub struct CreateToken {
     /// (in the site's time zone). Empty or absent: no periodic budget.
     pub budget_period: Option<String>,
     pub budget_usd: Option<String>,
+    /// The one-time key of the form this came from: the same form sent twice (a double click)
+    /// makes one key, and the second is told so.
+    pub form_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -304,6 +307,15 @@ pub async fn create(
     };
     let allowed_models = allowed_models.unwrap_or_default();
     let allowed_ips = allowed_ips.unwrap_or_default();
+    let form_key = input.form_key.filter(|key| !key.is_empty());
+    if form_key.as_deref().is_some_and(|key| {
+        key.len() > 64
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        return Err(ServiceError::invalid("name", msg!("key-form-expired")));
+    }
     let secret = secret_key::generate(secret_key::API_KEY_PREFIX);
     let token = NewToken {
         user_id: user.id,
@@ -317,9 +329,18 @@ pub async fn create(
         allowed_ips,
         group: group.unwrap_or_default(),
         budget: budget.flatten(),
+        form_key,
     };
     let id = ctx
-        .write(async |tx| Ok(db::tokens::insert(tx, &token).await?))
+        .write(async |tx| {
+            db::tokens::insert(tx, &token).await.map_err(|e| match e {
+                DbError::Conflict(_) if e.is_conflict_on("form") => ServiceError::Conflict {
+                    field: None,
+                    message: msg!("key-form-already-sent"),
+                },
+                other => other.into(),
+            })
+        })
         .await?;
     Ok((get(ctx, caller, id).await?, secret.plain))
 }

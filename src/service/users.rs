@@ -27,6 +27,8 @@ pub struct CreateUser {
 
 #[derive(Debug, Clone, Default)]
 pub struct UpdateUser {
+    /// A new username (to tell apart accounts whose names differ only in case, say).
+    pub username: Option<String>,
     pub password: Option<String>,
     pub email: Option<Option<String>>,
     pub display_name: Option<String>,
@@ -284,6 +286,9 @@ pub async fn update(
     if let Some(email) = input.email {
         patch.email = Some(email.as_deref().map(check_email).transpose()?);
     }
+    if let Some(new_name) = input.username {
+        patch.username = Some(names::username(&new_name).map_err(name_err("username"))?);
+    }
     if let Some(group) = input.group {
         groups::require(db, "group", &group).await?;
         patch.group = Some(group);
@@ -298,6 +303,17 @@ pub async fn update(
     })
     .await?;
     find_id(db, user.id).await
+}
+
+/// Accounts whose usernames or email addresses differ only in case or Unicode normalisation
+/// (made before names were compared so), each group as spelled. When there are none, the
+/// unique indexes that keep it so are made; the server refuses to start until there are none.
+pub async fn settle_identities(ctx: &Ctx) -> ServiceResult<Vec<Vec<String>>> {
+    let clashes = db::users::identity_clashes(&ctx.db).await?;
+    if clashes.is_empty() {
+        db::users::ensure_identity_indexes(&ctx.db).await?;
+    }
+    Ok(clashes)
 }
 
 /// Adds to (or, with a negative amount, deducts from) a user's balance, with a ledger row in

@@ -83,6 +83,19 @@ pub struct KeyForm {
     /// `daily`, `weekly`, `monthly`, or empty for none.
     #[serde(default)]
     budget_period: String,
+    /// The form's one-time key: sent twice (a double click), it makes one key.
+    #[serde(default)]
+    form_key: String,
+}
+
+impl KeyForm {
+    /// An empty form with a one-time key of its own.
+    fn fresh() -> KeyForm {
+        KeyForm {
+            form_key: crate::service::sessions::new_browser_id(),
+            ..KeyForm::default()
+        }
+    }
 }
 
 /// The choices of the budget's period: (value, message key).
@@ -155,7 +168,7 @@ pub async fn list(
         page,
         keys,
         new_key: None,
-        form: KeyForm::default(),
+        form: KeyForm::fresh(),
         errors: FieldErrors::default(),
         limit_label: NEW_LIMIT.0,
         limit_hint: NEW_LIMIT.1,
@@ -187,10 +200,15 @@ pub async fn create(
         group: blank(&form.group),
         budget_period: blank(&form.budget_period),
         budget_usd: blank(&form.budget_usd),
+        form_key: blank(&form.form_key),
     };
+    // The same form sent again (a double click) is told so: its key exists, and the first
+    // answer showed its secret.
+    let mut sent_twice = false;
     let created = match service::tokens::create(&state.ctx, &caller, input).await {
         Ok((_, plain)) => Some(plain),
         Err(error) => {
+            sent_twice = matches!(error, ServiceError::Conflict { field: None, .. });
             errors = FieldErrors::from_service(&error, page.lang, &[]);
             None
         }
@@ -200,11 +218,13 @@ pub async fn create(
         .map_err(|e| WebError::internal(page.lang, &e))?;
     let status = if created.is_some() {
         StatusCode::CREATED
+    } else if sent_twice {
+        StatusCode::CONFLICT
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let form = if created.is_some() {
-        KeyForm::default()
+    let form = if created.is_some() || sent_twice {
+        KeyForm::fresh()
     } else {
         form
     };
@@ -314,6 +334,7 @@ fn form_of(key: &TokenRow, quota_per_usd: i64) -> KeyForm {
             .budget
             .map(|b| format::editable_usd(b.quota, quota_per_usd))
             .unwrap_or_default(),
+        form_key: String::new(),
         budget_period: key
             .budget
             .map(|b| b.period.as_str().to_string())

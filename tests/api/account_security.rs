@@ -276,3 +276,114 @@ db_test! {
         }
     }
 }
+
+db_test! {
+    /// A username or an address is one person's whatever its case (and, for an address, its
+    /// Unicode normalisation): `Alice` cannot register beside `alice`, nor `ALICE@X` beside
+    /// `alice@x`, and signing in takes any case.
+    async fn names_and_addresses_are_one_person_whatever_the_case(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let alice = Browser::new(&app);
+        alice.get("/register").await;
+        let made = alice
+            .post("/register", &[("username", "Alice"), ("email", "jose\u{301}@Example.com"), ("password", PASSWORD), ("password_confirm", PASSWORD)])
+            .await;
+        assert_eq!(made.status, 303, "{}", made.body);
+        for (username, email, field) in [
+            ("alice", "other@example.com", "username"),
+            ("ALICE", "other@example.com", "username"),
+            ("someone", "JOS\u{c9}@EXAMPLE.COM", "email"),
+        ] {
+            let other = Browser::new(&app);
+            other.get("/register").await;
+            let refused = other
+                .post("/register", &[("username", username), ("email", email), ("password", PASSWORD), ("password_confirm", PASSWORD)])
+                .await;
+            assert_eq!(refused.status, 422, "{username} {email}: {}", refused.body);
+            assert!(refused.field_error(field).is_some(), "{field}: {}", refused.body);
+        }
+        for login in ["alice", "ALICE", "jos\u{e9}@example.com", "JOSE\u{301}@EXAMPLE.COM"] {
+            assert_eq!(Browser::new(&app).sign_in(login, PASSWORD).await.status, 303, "{login}");
+        }
+        // The API and the CLI's service keep the same rule.
+        let clash = service::users::create(app.ctx(), &crate::helpers::CLI, service::users::CreateUser {
+            username: "aLiCe".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(clash.fields().first().map(|p| p.field).or(match &clash {
+            service::ServiceError::Conflict { field, .. } => *field,
+            _ => None,
+        }), Some("username"), "{clash:?}");
+    }
+}
+
+db_test! {
+    /// Accounts made before names were compared whatever their case, that now clash, stop
+    /// the server from starting, named; renaming one with the CLI lets it start.
+    async fn clashing_accounts_are_named_until_told_apart(db: TestDb) {
+        let url = db.url.clone();
+        let raw = tollgate::db::Db::connect(&url, 2).await.unwrap();
+        for (name, email) in [("bob", "bob@example.com"), ("Bob", "other@example.com"), ("carl", "CARL@example.com"), ("carl2", "carl@example.com")] {
+            raw.execute_with(
+                raw.pool(),
+                "INSERT INTO users (username, display_name, email, email_verified, role, status, group_name, \
+                 quota, used_quota, request_count, created_at, updated_at) VALUES (?, ?, ?, 0, 'user', 'active', 'default', 0, 0, 0, 0, 0)",
+                &[
+                    tollgate::db::Value::Text(name.into()),
+                    tollgate::db::Value::Text(name.into()),
+                    tollgate::db::Value::Text(email.into()),
+                ],
+            )
+            .await
+            .unwrap();
+        }
+        raw.close().await;
+        let config = || tollgate::Config {
+            database: tollgate::config::DatabaseConfig { url: url.clone(), max_connections: 2 },
+            server: crate::helpers::test_server_config(),
+        };
+        let refused = match tollgate::App::build(config()).await {
+            Ok(_) => panic!("the server started with clashing accounts"),
+            Err(e) => format!("{e:#}"),
+        };
+        for name in ["bob / Bob", "CARL@example.com / carl@example.com", "tollgate user update"] {
+            assert!(refused.contains(name), "{name}: {refused}");
+        }
+        crate::shutdown::tollgate(&url, &["user", "update", "Bob", "--username", "robert"]).unwrap();
+        crate::shutdown::tollgate(&url, &["user", "update", "carl2", "--email", "carl.two@example.com"]).unwrap();
+        let app = TestApp::spawn(db).await;
+        assert_eq!(app.user("robert").await.email.as_deref(), Some("other@example.com"));
+        // Now the indexes hold the rule in the database itself.
+        let duplicate = service::users::create(app.ctx(), &crate::helpers::CLI, service::users::CreateUser {
+            username: "ROBERT".into(),
+            ..Default::default()
+        })
+        .await;
+        assert!(duplicate.is_err());
+    }
+}
+
+db_test! {
+    /// A key form sent twice at once (a double click) makes one key; the second answer says
+    /// the key was made by the first. A new form makes a new key.
+    async fn a_double_submitted_key_form_makes_one_key(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let browser = Browser::new(&app);
+        browser.register("kim", PASSWORD).await;
+        let page = browser.get("/keys").await;
+        let form_key = page.input("form_key").expect("the form's one-time key");
+        let fields = [("name", "laptop"), ("form_key", form_key.as_str())];
+        let (first, second) = futures::join!(browser.post("/keys", &fields), browser.post("/keys", &fields));
+        let (made, told) = if first.status == 201 { (first, second) } else { (second, first) };
+        assert_eq!((made.status, told.status), (201, 409), "{} / {}", made.body, told.body);
+        assert!(made.new_key().is_some());
+        assert_eq!(app.token_ids_of("kim").await.len(), 1);
+        assert!(told.contains("sent twice"), "{}", told.body);
+        let fresh = told.input("form_key").unwrap();
+        assert_ne!(fresh, form_key);
+        assert_eq!(browser.post("/keys", &[("name", "phone"), ("form_key", fresh.as_str())]).await.status, 201);
+        assert_eq!(app.token_ids_of("kim").await.len(), 2);
+    }
+}

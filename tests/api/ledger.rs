@@ -126,6 +126,7 @@ db_test! {
                     allowed_ips: String::new(),
                     group: String::new(),
                     budget: None,
+                    form_key: None,
                 })
                 .await?;
                 // The last step collides with an existing username.

@@ -157,6 +157,7 @@ db_test! {
                     allowed_ips: String::new(),
                     group: String::new(),
                     budget: None,
+                    form_key: None,
                 })
                 .await
             })

@@ -283,7 +283,15 @@ impl Drop for LimitedServer {
 /// Sets a site up through the CLI, as an operator would: Stripe configured and a key.
 fn set_up_with_cli(url: &str) -> String {
     let run = |args: &[&str]| tollgate(url, args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    run(&["user", "create", "--username", "alice", "--quota-usd", "1"]);
+    run(&[
+        "--create-database",
+        "user",
+        "create",
+        "--username",
+        "alice",
+        "--quota-usd",
+        "1",
+    ]);
     run(&["option", "set", "stripe_secret_key", SECRET_KEY]);
     run(&["option", "set", "stripe_webhook_secret", WEBHOOK_SECRET]);
     let created: Value = serde_json::from_str(&run(&[
