@@ -230,6 +230,21 @@ pub async fn pending_before(db: &Db, before_ms: i64, limit: i64) -> DbResult<Vec
         .collect()
 }
 
+/// Held orders of deleted accounts whose payment has not been refunded yet: each is to be
+/// refunded through Stripe (asked again each round until Stripe's refund event arrives).
+pub async fn held_for_deleted_accounts(db: &Db, limit: i64) -> DbResult<Vec<OrderRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {FROM} WHERE o.status = 'held' AND o.refunded = 0 \
+         AND o.credited = 0 AND o.payment_intent IS NOT NULL AND u.deleted_at IS NOT NULL \
+         ORDER BY o.id LIMIT ?"
+    );
+    db.fetch_all_with(&sql, &[Value::Int(limit)])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
 /// How many pending orders the account has, and the dollars (millionths) of its pending and
 /// paid orders made since `since_ms`: the per-person limits, read in the transaction that
 /// writes the next order.

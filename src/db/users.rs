@@ -403,6 +403,17 @@ pub async fn lock(tx: &mut Tx, id: i64) -> DbResult<()> {
     Ok(())
 }
 
+/// Whether the account was deleted, read in a transaction.
+pub async fn is_deleted_in(tx: &mut Tx, id: i64) -> DbResult<bool> {
+    let rows = tx
+        .fetch_all(
+            "SELECT id FROM users WHERE id = ? AND deleted_at IS NOT NULL",
+            &[Value::Int(id)],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
 /// Who invited the account, read in a transaction.
 pub async fn inviter_in(tx: &mut Tx, id: i64) -> DbResult<Option<i64>> {
     let rows = tx

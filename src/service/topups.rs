@@ -677,6 +677,27 @@ async fn credit_session(
         OrderStatus::Held => return Ok("already_held"),
         OrderStatus::Pending | OrderStatus::Closed => {}
     }
+    if db::users::is_deleted_in(tx, order.user_id).await? {
+        // Paid after its account was deleted: nobody is left to credit, so the payment goes
+        // back (asked of Stripe once this commits; see `refund_for_deleted_account`).
+        let change = Transition {
+            payment_intent: session.payment_intent.as_deref(),
+            session_id: Some(&session.id)
+                .filter(|id| !id.is_empty())
+                .map(|s| s.as_str()),
+            note: "paid after the account was deleted: refunded",
+            ..Transition::default()
+        };
+        db::orders::transition(
+            tx,
+            order.id,
+            &[OrderStatus::Pending, OrderStatus::Closed],
+            OrderStatus::Held,
+            &change,
+        )
+        .await?;
+        return Ok(REFUND_DELETED);
+    }
     let matches = session.amount_total == Some(order.amount)
         && session
             .currency
@@ -726,6 +747,38 @@ async fn credit_session(
         Ok("credited")
     } else {
         Ok("already_paid")
+    }
+}
+
+/// The outcome of a payment that completed for a deleted account: held, to be refunded.
+const REFUND_DELETED: &str = "refund_deleted_account";
+
+/// Asks Stripe to refund the whole payment of an order whose account was deleted before it was
+/// paid. The idempotency key names the site and the order, so asking again (the next
+/// reconciliation round, another node) refunds once; the balance is untouched (nothing was
+/// credited) and Stripe's refund event records the refund on the order.
+async fn refund_for_deleted_account(ctx: &Ctx, order_id: i64) {
+    let asked = async {
+        let settings = settings(ctx).await?;
+        let order = find_any(ctx, order_id).await?;
+        let Some(intent) = order.payment_intent.as_deref() else {
+            return Ok(None);
+        };
+        let site = super::site_values::site_id(ctx).await?;
+        let key = format!("tollgate-{site}-refund-deleted-{order_id}");
+        payments::refund(&settings.access, intent, None, &key)
+            .await
+            .map(Some)
+            .map_err(|e| ServiceError::Upstream(msg!("topup-stripe-refused", message = e.to_string())))
+    };
+    match asked.await {
+        Ok(Some(refund)) => {
+            tracing::info!(order_id, %refund, "refunded a payment made after its account was deleted");
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(order_id, %error, "could not refund a payment made after its account was deleted; trying again next round");
+        }
     }
 }
 
@@ -1065,10 +1118,12 @@ pub async fn apply_event(ctx: &Ctx, body: &[u8], listen_url: &str) -> Result<Str
             Ok(outcome)
         })
         .await?;
-    if outcome == "credited"
-        && let Some(order) = order_id
-    {
-        send_receipt(ctx, order, listen_url);
+    if let Some(order) = order_id {
+        match outcome {
+            "credited" => send_receipt(ctx, order, listen_url),
+            REFUND_DELETED => refund_for_deleted_account(ctx, order).await,
+            _ => {}
+        }
     }
     Ok(outcome.to_string())
 }
@@ -1145,8 +1200,16 @@ pub async fn reconcile(
             }
             "closed" => report.closed += 1,
             "held" => report.held += 1,
+            REFUND_DELETED => {
+                report.held += 1;
+                refund_for_deleted_account(ctx, order.id).await;
+            }
             _ => {}
         }
+    }
+    // Refunds for deleted accounts that Stripe could not be asked for before.
+    for order in db::orders::held_for_deleted_accounts(&ctx.db, 100).await? {
+        refund_for_deleted_account(ctx, order.id).await;
     }
     Ok(report)
 }

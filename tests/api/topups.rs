@@ -981,3 +981,44 @@ db_test! {
         assert_books_balance(&app).await;
     }
 }
+
+db_test! {
+    /// A Checkout opened before the account was deleted and paid after is not credited to the
+    /// closed account: the order is held and the payment refunded through Stripe (once, also
+    /// when the event comes again or reconciliation asks); the books still balance.
+    async fn a_payment_for_a_deleted_account_is_refunded(db: TestDb) {
+        let (app, fake) = app_with_stripe(db).await;
+        app.create_user_with_email("zed", "zed@example.com", PASSWORD).await;
+        let zed = app.user("zed").await;
+        let pending = start(&app, "zed", "10", 1).await;
+        service::accounts::delete_account(app.ctx(), &service::Caller::User(zed.id), "zed").await.unwrap();
+        let session = fake.pay(pending.session_id.as_deref().unwrap());
+        let before = fake.received().len();
+        let (status, answer) = deliver(&app, &completed("evt_deleted_1", &session)).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["outcome"], "refund_deleted_account");
+        let held = order(&app, pending.id).await;
+        assert_eq!((held.status, held.credited), (OrderStatus::Held, 0));
+        let refunds: Vec<_> = fake.received().into_iter().skip(before).filter(|r| r.path == "/v1/refunds").collect();
+        assert_eq!(refunds.len(), 1);
+        let intent = session["payment_intent"].as_str().unwrap();
+        assert_eq!(refunds[0].field("payment_intent"), Some(intent));
+        assert!(refunds[0].idempotency_key.as_deref().unwrap().ends_with(&format!("-refund-deleted-{}", pending.id)));
+        let user = tollgate::db::users::find_by_id(&app.db, zed.id).await.unwrap().unwrap();
+        assert_eq!(user.quota, 0, "nothing credited to the deleted account");
+        // Again: a duplicate event changes nothing; reconciliation asks Stripe again with the
+        // same key (one refund), until Stripe's refund event records it.
+        let (_, again) = deliver(&app, &completed("evt_deleted_1", &session)).await;
+        assert_eq!(again["outcome"], "duplicate");
+        service::topups::reconcile(app.ctx(), &CLI, 0, "http://x").await.unwrap();
+        let asked: Vec<_> = fake.received().into_iter().skip(before).filter(|r| r.path == "/v1/refunds").collect();
+        assert!(asked.iter().all(|r| r.idempotency_key == refunds[0].idempotency_key), "one refund, asked again");
+        let (_, refunded) = deliver(&app, &event("evt_deleted_2", "charge.refunded", charge(intent, 1000, 1000))).await;
+        assert_eq!(refunded["outcome"].as_str().is_some(), true, "{refunded}");
+        assert_eq!(order(&app, pending.id).await.refunded, 1000);
+        let asked_before = fake.received().len();
+        service::topups::reconcile(app.ctx(), &CLI, 0, "http://x").await.unwrap();
+        assert!(fake.received().into_iter().skip(asked_before).all(|r| r.path != "/v1/refunds"), "refunded orders are not asked again");
+        assert_books_balance(&app).await;
+    }
+}
