@@ -387,3 +387,63 @@ db_test! {
         assert_eq!(app.token_ids_of("kim").await.len(), 2);
     }
 }
+
+db_test! {
+    /// NUL characters are refused where the portal and `/api` take input (400, never a 500
+    /// from the database), but a prompt on `/v1` may hold one; one address per email field,
+    /// never a list or a display name; display names without control characters; the CLI
+    /// never prints a control character a client chose.
+    async fn input_is_refused_clearly_at_the_edge(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let upstream = crate::helpers::FakeUpstream::chat().await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price("gpt-4o-mini", "1", "1").await;
+        let browser = Browser::new(&app);
+        browser.register("nul", PASSWORD).await;
+        for path in ["/logs?model=a%00b", "/logs.csv?model=%00", "/login?next=/%00"] {
+            let answer = browser.get(path).await;
+            assert_eq!(answer.status, 400, "{path}: {}", answer.body);
+        }
+        assert_eq!(browser.get("/keys%00").await.status, 404, "a path no page has");
+        browser.get("/profile").await;
+        let nul_form = browser.post("/profile", &[("display_name", "a\0b"), ("email", "nul@example.com")]).await;
+        assert_eq!(nul_form.status, 400, "{}", nul_form.body);
+        let control = browser.post("/profile", &[("display_name", "bell\u{7}"), ("email", "nul@example.com")]).await;
+        assert_eq!(control.status, 422);
+        assert!(control.field_error("display_name").is_some(), "{}", control.body);
+
+        let api = crate::helpers::Api { app: &app, token: crate::helpers::admin_token(&app, "root", "root").await };
+        let (status, body) = api.put("/api/options/site_name", serde_json::json!({"value": "a\u{0}b"})).await;
+        assert_eq!(status, 400, "{body}");
+        let (status, body) = api.get("/api/users/nul%00").await;
+        assert_eq!(status, 400, "{body}");
+        let (status, _) = api.put("/api/options/site_name", serde_json::json!({"value": "back\\u0000slash"})).await;
+        assert_eq!(status, 200, "an escaped backslash is no NUL");
+
+        for email in ["a@x.test,b@evil.test", "<a@evil.test>", "Ann <ann@example.com>", "ann@example.com\r\nBcc: x@evil.test"] {
+            let other = Browser::new(&app);
+            other.get("/register").await;
+            let refused = other.post("/register", &[("username", "listy"), ("email", email), ("password", PASSWORD), ("password_confirm", PASSWORD)]).await;
+            assert_eq!(refused.status, 422, "{email:?}");
+            assert!(refused.field_error("email").is_some(), "{email:?}: {}", refused.body);
+        }
+
+        service::users::change_quota(app.ctx(), &crate::helpers::CLI, "nul", service::users::QuotaChange {
+            usd: Some("5".into()),
+            reason: Some("test".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        app.reload().await;
+        let key = app.key_for("nul").await;
+        let prompt = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a\u{0}b"}]});
+        assert_eq!(app.chat(&key, prompt).await.status(), 200, "a prompt may hold a NUL");
+        let escape = serde_json::json!({"model": "evil\u{1b}[2Jred", "messages": [{"role": "user", "content": "hi"}]});
+        assert_eq!(app.chat(&key, escape).await.status(), 400);
+        app.wait_for_logs(2).await;
+        let printed = crate::shutdown::tollgate(&app.db_url, &["logs", "--limit", "10"]).unwrap();
+        assert!(!printed.contains('\u{1b}'), "a raw escape reached the terminal: {printed:?}");
+        assert!(printed.contains("\\u{1b}"), "{printed}");
+    }
+}

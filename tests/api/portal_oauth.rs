@@ -404,3 +404,39 @@ db_test! {
         assert!(run(&["oauth", "remove", "github"]).unwrap_err().contains("no sign-in provider"));
     }
 }
+
+db_test! {
+    /// An account with no password, signed in long ago (a stolen session), cannot set a
+    /// password or change its email until it signs in again through its provider, as the
+    /// same identity; then it may, for a while. Another identity at the provider is refused.
+    async fn a_provider_account_proves_itself_again_before_changing_secrets(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let fake = FakeProvider::start(Flavour::Oidc).await;
+        add_provider(&app, &fake, Flavour::Oidc).await;
+        fake.set_user(FakeUser { subject: "idp-owner".into(), ..FakeUser::default() });
+        let browser = Browser::new(&app);
+        assert_eq!(through(&browser, "idp", "").await.status, 303);
+        app.age_sign_ins_of("octocat").await;
+
+        let profile = browser.get("/profile").await;
+        assert!(profile.contains("/oauth/idp/start?intent=reauth"), "{}", profile.body);
+        let set = browser.post("/profile/password", &[("password", PASSWORD), ("password_confirm", PASSWORD)]).await;
+        assert_eq!(set.status, 422, "{}", set.body);
+        assert!(set.contains("sign in again"), "{}", set.body);
+        let email = browser.post("/profile", &[("display_name", "Octo"), ("email", "thief@evil.example")]).await;
+        assert_eq!(email.status, 422, "{}", email.body);
+        assert!(app.user("octocat").await.password_hash.is_none());
+
+        // Someone else's identity at the same provider proves nothing.
+        fake.set_user(FakeUser { subject: "idp-stranger".into(), login: "stranger".into(), ..FakeUser::default() });
+        let stranger = through(&browser, "idp", "?intent=reauth").await;
+        assert_eq!(stranger.status, 403, "{}", stranger.body);
+
+        fake.set_user(FakeUser { subject: "idp-owner".into(), ..FakeUser::default() });
+        let proved = through(&browser, "idp", "?intent=reauth").await;
+        assert_eq!(proved.location.as_deref(), Some("/profile"), "{}", proved.body);
+        let set = browser.post("/profile/password", &[("password", PASSWORD), ("password_confirm", PASSWORD)]).await;
+        assert_eq!(set.status, 303, "{}", set.body);
+        assert_eq!(Browser::new(&app).sign_in("octocat", PASSWORD).await.status, 303);
+    }
+}
