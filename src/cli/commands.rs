@@ -734,17 +734,16 @@ async fn code(ctx: &Ctx, command: CodeCommand) -> CommandResult {
                 .await
                 .map_err(describe)?;
             if let Some(path) = csv {
-                let mut text = String::from("id,code,usd,uses,expires,name\n");
+                let mut text = crate::domain::csv::row(&["id", "code", "usd", "uses", "expires", "name"]);
                 for c in &codes {
-                    text.push_str(&format!(
-                        "{},{},{},{},{},{}\n",
-                        c.id,
-                        c.code,
+                    text.push_str(&crate::domain::csv::row(&[
+                        c.id.to_string().as_str(),
+                        c.code.as_str(),
                         usd.trim(),
-                        uses.unwrap_or(1),
+                        uses.unwrap_or(1).to_string().as_str(),
                         expires.as_deref().unwrap_or(""),
-                        csv_cell(name.as_deref().unwrap_or(""))
-                    ));
+                        name.as_deref().unwrap_or(""),
+                    ]));
                 }
                 std::fs::write(&path, text)
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -843,20 +842,6 @@ async fn order(ctx: &Ctx, command: OrderCommand) -> CommandResult {
                 report.checked, report.credited, report.closed, report.held, report.failed
             ))
         }
-    }
-}
-
-/// A CSV cell: quoted when it holds a separator or a quote, and never read as a formula.
-fn csv_cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    };
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
     }
 }
 

@@ -186,7 +186,7 @@ db_test! {
         assert_eq!(codes.len(), 3, "{printed}");
         assert!(codes.iter().all(|c| c.starts_with("tgc-") && c.len() > 40));
         let file = std::fs::read_to_string(&csv).unwrap();
-        assert!(file.starts_with("id,code,usd,uses,expires,name\n"), "{file}");
+        assert!(file.starts_with("id,code,usd,uses,expires,name\r\n"), "{file}");
         assert!(codes.iter().all(|c| file.contains(c)));
         let listed = run(&["code", "list", "--name", "launch"]).unwrap();
         assert!(!codes.iter().any(|c| listed.contains(c)), "codes are shown once: {listed}");
