@@ -16,8 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::db::oauth::ProviderRow;
 use crate::domain::id_token::{self, Expected, IdTokenError, Jwks};
+use crate::records::oauth::ProviderRow;
 
 /// How long a provider may take to answer one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -9,7 +9,6 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::billing::Billing;
 use crate::config::Config;
-use crate::db::Db;
 use crate::domain::tokenizer::Tokenizer;
 use crate::service::Ctx;
 use crate::snapshot::{Directory, Snapshot};
@@ -69,7 +68,6 @@ pub struct AppInner {
     /// `http://` and the address the server listens on (the port it was given when 0 was
     /// asked for): the base of links when the option `public_url` is not set.
     pub listen_url: String,
-    pub db: Db,
     /// The routing view; replaced whole when a channel, group, price, alias or option changes.
     pub snapshot: ArcSwap<Snapshot>,
     /// The keys and accounts seen, updated one at a time.

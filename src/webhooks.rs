@@ -108,7 +108,7 @@ async fn stripe_webhook(
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| WebhookError::refused("the Stripe-Signature header is missing"))?;
-    let now = crate::db::now_ms() / 1000;
+    let now = crate::clock::now_ms() / 1000;
     stripe_signature::verify(
         &body,
         signature,

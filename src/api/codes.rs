@@ -39,7 +39,7 @@ async fn list(
         query.state.as_deref(),
     )
     .await?;
-    let (qpu, now) = (qpu(&state), crate::db::now_ms());
+    let (qpu, now) = (qpu(&state), crate::clock::now_ms());
     let data: Vec<CodeView> = codes.iter().map(|c| CodeView::new(c, qpu, now)).collect();
     Ok(Json(json!({ "data": data })))
 }

@@ -32,7 +32,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::billing;
 use crate::config::Config;
-use crate::db::Db;
 use crate::domain::client_address::TrustedProxies;
 use crate::domain::tokenizer;
 use crate::jobs;
@@ -83,7 +82,7 @@ impl App {
     /// Connects and migrates the database, loads the snapshot and binds the listener (port 0
     /// picks a free port; see [`App::local_addr`]).
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let db = Db::connect(&config.database.url, config.database.max_connections)
+        let ctx = Ctx::connect(&config.database.url, config.database.max_connections)
             .await
             .with_context(|| {
                 format!(
@@ -91,7 +90,7 @@ impl App {
                     crate::config::redact_url(&config.database.url)
                 )
             })?;
-        let clashes = crate::service::users::settle_identities(&Ctx::new(db.clone()))
+        let clashes = crate::service::users::settle_identities(&ctx)
             .await
             .context("cannot check that accounts are told apart")?;
         if !clashes.is_empty() {
@@ -109,7 +108,7 @@ impl App {
             dead_letters.display()
         );
         let (billing, writer) = billing::writer::start(
-            db.clone(),
+            Arc::new(crate::service::billing::StoredBilling(ctx.clone())),
             config.server.billing_flush_interval(),
             billing::dead_letter::DeadLetterFile::new(dead_letters),
         );
@@ -130,7 +129,10 @@ impl App {
         let (channel_events, channel_event_receiver) = mpsc::unbounded_channel();
         let listener = bind_shared(config.server.listen)
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-        let directory = Directory::new(db.clone(), billing.balance_sync().clone());
+        let directory = Directory::new(
+            Arc::new(crate::service::relay_accounts::StoredAccounts(ctx.clone())),
+            billing.balance_sync().clone(),
+        );
         let listen_url = format!(
             "http://{}",
             listener.local_addr().unwrap_or(config.server.listen)
@@ -138,11 +140,7 @@ impl App {
         let state = AppState(Arc::new_cyclic(|this| AppInner {
             config,
             listen_url,
-            ctx: Ctx::with_after_write(
-                db.clone(),
-                Arc::new(jobs::snapshot_sync::ApplyChanges(this.clone())),
-            ),
-            db,
+            ctx: ctx.with_after_write(Arc::new(jobs::snapshot_sync::ApplyChanges(this.clone()))),
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             directory,
             applied_version: tokio::sync::Mutex::new(0),
@@ -321,7 +319,7 @@ impl App {
         state.billing.close().await;
         billing_writer.abort();
         let _ = billing_writer.await;
-        state.db.close().await;
+        state.ctx.close().await;
         tracing::info!("stopped");
         failure.map_or(Ok(()), Err)
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::logs::RequestLog;
+use crate::records::logs::RequestLog;
 
 /// One set-aside billing record, as written to the file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

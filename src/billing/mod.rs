@@ -15,10 +15,10 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::logs::RequestLog;
 use crate::domain::kinds::Outcome;
 use crate::domain::money::Ratio;
 use crate::domain::pricing::{self, ModelPrice, Usage, UsageBounds};
+use crate::records::logs::RequestLog;
 use ledger::{Account, Budget};
 
 /// One finished request on its way to the database.

@@ -26,8 +26,24 @@ use tokio::sync::{mpsc, oneshot};
 use super::dead_letter::{DeadLetter, DeadLetterFile};
 use super::ledger::{Account, Budget};
 use super::{BalanceSync, Billing, Queue, Settled};
-use crate::db::logs::{self, BalanceDelta, BillingBatch, RequestLog};
-use crate::db::{Db, DbError, now_ms};
+use crate::clock::now_ms;
+use crate::records::DbError;
+use crate::records::logs::{BalanceDelta, BillingBatch, RequestLog};
+
+/// Where the writer puts batches: the database, through the services (`service::billing`).
+#[async_trait::async_trait]
+pub trait BillingStore: Send + Sync {
+    /// Writes a batch's balance changes and log rows in one transaction.
+    async fn apply(&self, batch: &BillingBatch<'_>) -> Result<(), DbError>;
+    /// Which of these requests have their log rows written already (after a write whose
+    /// outcome was lost, so it is not applied twice).
+    async fn logged_request_ids(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashSet<String>, DbError>;
+    /// Whether the database takes writes now (a read-only replica after a failover does not).
+    async fn accepts_writes(&self) -> bool;
+}
 
 /// Flush early when this many requests are waiting, so memory stays flat however high the
 /// request rate is.
@@ -181,7 +197,7 @@ fn mark_committed(records: &[Settled]) {
 /// Starts the writer. The returned future runs until it is dropped; `Billing::flush` writes
 /// everything queued so far.
 pub fn start(
-    db: Db,
+    store: Arc<dyn BillingStore>,
     flush_interval: Duration,
     dead_letters: DeadLetterFile,
 ) -> (
@@ -200,7 +216,7 @@ pub fn start(
         stats: stats.clone(),
     };
     let writer = Writer {
-        db,
+        store,
         sync,
         dead_letters,
         stats,
@@ -209,7 +225,7 @@ pub fn start(
 }
 
 struct Writer {
-    db: Db,
+    store: Arc<dyn BillingStore>,
     /// Held while a batch commits; says when a write failed in a way that may have
     /// committed (then the writer checks before writing again).
     sync: BalanceSync,
@@ -304,7 +320,7 @@ impl Writer {
         while let Some(group) = groups.pop() {
             let written = {
                 let batch = batch_of(group.iter().map(Entry::from));
-                let write = logs::apply_billing(&self.db, &batch);
+                let write = self.store.apply(&batch);
                 match deadline {
                     // Out of time counts as an unreachable database.
                     Some(deadline) => tokio::time::timeout_at(deadline, write)
@@ -321,7 +337,7 @@ impl Writer {
                 Err(error) => error,
             };
             self.stats.failed_writes.fetch_add(1, Ordering::Relaxed);
-            if error.is_transient() || !crate::db::meta::accepts_writes(&self.db).await {
+            if error.is_transient() || !self.store.accepts_writes().await {
                 // A broken connection may have committed the write after all.
                 self.sync.set_uncertain(true);
                 tracing::error!(
@@ -361,7 +377,7 @@ impl Writer {
     /// cannot be asked now.
     async fn drop_written(&mut self, pending: &mut Vec<Settled>) -> bool {
         let ids: Vec<&str> = pending.iter().map(|r| r.log.request_id.as_str()).collect();
-        let written = match logs::logged_request_ids(&self.db, &ids).await {
+        let written = match self.store.logged_request_ids(&ids).await {
             Ok(written) => written,
             Err(error) => {
                 tracing::warn!(%error, "cannot check which billing records were written; will retry");
@@ -389,7 +405,7 @@ impl Writer {
     async fn write_refused(&self, mut record: Settled, refused: &DbError) -> Option<Settled> {
         let original = record.log.clone();
         record.log.replace_text(&refused.to_string());
-        let written = logs::apply_billing(&self.db, &batch_of([Entry::from(&record)])).await;
+        let written = self.store.apply(&batch_of([Entry::from(&record)])).await;
         match written {
             Ok(()) => {
                 mark_committed(std::slice::from_ref(&record));

@@ -9,7 +9,6 @@ use super::{
     OptionCommand, OrderCommand, PriceCommand, TokenCommand, UserCommand,
 };
 use crate::config::DatabaseConfig;
-use crate::db::Db;
 use crate::providers::presets;
 use crate::service::channels::{ChannelInput, parse_header_lines, parse_mapping_pairs};
 use crate::service::groups::GroupInput;
@@ -131,7 +130,7 @@ pub async fn run(database: &DatabaseConfig, create: bool, command: Command) -> C
         )
         .into());
     }
-    let db = Db::connect(&database.url, database.max_connections.min(4))
+    let ctx = Ctx::connect(&database.url, database.max_connections.min(4))
         .await
         .map_err(|e| {
             format!(
@@ -139,8 +138,8 @@ pub async fn run(database: &DatabaseConfig, create: bool, command: Command) -> C
                 crate::config::redact_url(&database.url)
             )
         })?;
-    let result = dispatch(&Ctx::new(db.clone()), command).await;
-    db.close().await;
+    let result = dispatch(&ctx, command).await;
+    ctx.close().await;
     result
 }
 
@@ -734,7 +733,8 @@ async fn code(ctx: &Ctx, command: CodeCommand) -> CommandResult {
                 .await
                 .map_err(describe)?;
             if let Some(path) = csv {
-                let mut text = crate::domain::csv::row(&["id", "code", "usd", "uses", "expires", "name"]);
+                let mut text =
+                    crate::domain::csv::row(&["id", "code", "usd", "uses", "expires", "name"]);
                 for c in &codes {
                     text.push_str(&crate::domain::csv::row(&[
                         c.id.to_string().as_str(),
@@ -759,7 +759,7 @@ async fn code(ctx: &Ctx, command: CodeCommand) -> CommandResult {
             print(lines.join("\n"))
         }
         CodeCommand::List { name, state, json } => {
-            let now = crate::db::now_ms();
+            let now = crate::clock::now_ms();
             let views: Vec<CodeView> =
                 service::codes::list(ctx, &CLI, name.as_deref(), state.as_deref())
                     .await
@@ -848,7 +848,7 @@ async fn order(ctx: &Ctx, command: OrderCommand) -> CommandResult {
 /// Where people are sent back to: the site's `public_url`, or the default listen address
 /// (said, because a provider needs the address people really use).
 async fn portal_base(ctx: &Ctx) -> Result<String, String> {
-    let options = service::options::current(&ctx.db).await.map_err(describe)?;
+    let options = service::options::stored(ctx).await.map_err(describe)?;
     Ok(options.base_url(&format!(
         "http://{}",
         crate::config::ServerConfig::default().listen

@@ -2,12 +2,12 @@
 
 use std::fmt::Write;
 
-use crate::db::ledger::Entry;
-use crate::db::logs::LogTotals;
-use crate::db::prices::PriceRow;
 use crate::domain::money::Quota;
 use crate::options::OptionInfo;
 use crate::providers::presets::Preset;
+use crate::records::ledger::Entry;
+use crate::records::logs::LogTotals;
+use crate::records::prices::PriceRow;
 use crate::service::ledger::LedgerCheck;
 use crate::service::views::{
     AdminTokenView, AliasView, ChannelView, GroupView, LogView, PriceView, TokenView, UserView,

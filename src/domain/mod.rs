@@ -1,8 +1,8 @@
 //! Pure logic with no I/O: money, pricing, validation, secrets. Exhaustively unit-tested.
 
 pub mod calendar;
-pub mod csv;
 pub mod client_address;
+pub mod csv;
 pub mod email;
 pub mod id_token;
 pub mod ip_allow;

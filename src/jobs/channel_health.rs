@@ -8,11 +8,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{self, channels::ChannelRow};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::providers;
+use crate::records::channels::ChannelRow;
 use crate::service::channel_tools::{minimal_call, upstream_request_with_key};
+use crate::service::channels::{change_health, set_key_health};
+use crate::service::{Caller, channels};
 use crate::state::{AppState, ChannelEvent};
 
 /// Longest a probe may take.
@@ -30,8 +32,8 @@ pub async fn record_events(
         };
         match event {
             ChannelEvent::AutoDisable { channel_id, reason } => {
-                match set_status_if(
-                    &state.db,
+                match change_health(
+                    &state.ctx,
                     channel_id,
                     ChannelStatus::Enabled,
                     ChannelStatus::AutoDisabled,
@@ -57,20 +59,17 @@ pub async fn record_events(
 
 async fn disable_key(state: &AppState, channel_id: i64, fingerprint: &str, reason: &str) {
     let reason = format!("key refused: {reason}");
-    let channel =
-        match db::channels::set_key_disabled(&state.db, channel_id, fingerprint, Some(&reason))
-            .await
-        {
-            Ok(Some(channel)) => channel,
-            Ok(None) => return, // deleted meanwhile
-            Err(e) => {
-                tracing::error!(channel_id, error = %e, "could not record a disabled key");
-                return;
-            }
-        };
+    let channel = match set_key_health(&state.ctx, channel_id, fingerprint, Some(&reason)).await {
+        Ok(Some(channel)) => channel,
+        Ok(None) => return, // deleted meanwhile
+        Err(e) => {
+            tracing::error!(channel_id, error = %e, "could not record a disabled key");
+            return;
+        }
+    };
     if channel.enabled_keys().next().is_none() {
-        let changed = set_status_if(
-            &state.db,
+        let changed = change_health(
+            &state.ctx,
             channel_id,
             ChannelStatus::Enabled,
             ChannelStatus::AutoDisabled,
@@ -98,7 +97,7 @@ pub async fn probe_loop(state: AppState, cancel: CancellationToken) {
             continue;
         }
         last_round = std::time::Instant::now();
-        let channels = match db::channels::list(&state.db).await {
+        let channels = match channels::list(&state.ctx, &Caller::System).await {
             Ok(channels) => channels,
             Err(e) => {
                 tracing::warn!(error = %e, "could not list channels to probe");
@@ -134,9 +133,7 @@ async fn probe_channel(state: &AppState, channel: &ChannelRow) {
             Ok(()) => {
                 passed = true;
                 let fingerprint = upstream_key_fingerprint(key);
-                match db::channels::set_key_disabled(&state.db, channel.id, &fingerprint, None)
-                    .await
-                {
+                match set_key_health(&state.ctx, channel.id, &fingerprint, None).await {
                     Ok(_) => {
                         tracing::info!(channel = %channel.name, key = %fingerprint, "key back in rotation after a passing probe");
                         state.reload.notify_one();
@@ -165,8 +162,8 @@ async fn probe_channel(state: &AppState, channel: &ChannelRow) {
             return;
         }
     }
-    let changed = set_status_if(
-        &state.db,
+    let changed = change_health(
+        &state.ctx,
         channel.id,
         ChannelStatus::AutoDisabled,
         ChannelStatus::Enabled,
@@ -219,21 +216,4 @@ async fn probe(state: &AppState, channel: &ChannelRow, key: &str) -> Result<(), 
     } else {
         Err(format!("HTTP {}", response.status()))
     }
-}
-
-/// Records a status change Tollgate makes itself, in its own transaction (see
-/// `db::channels::set_status_if`).
-async fn set_status_if(
-    db: &crate::db::Db,
-    channel_id: i64,
-    expected: ChannelStatus,
-    status: ChannelStatus,
-    reason: &str,
-) -> crate::db::DbResult<bool> {
-    let (changed, _) = db
-        .write(async |tx| {
-            db::channels::set_status_if(tx, channel_id, expected, status, reason).await
-        })
-        .await?;
-    Ok(changed)
 }

@@ -1,5 +1,5 @@
 //! Keeps the server's in-memory view in step with the database through the change feed
-//! (`db::feed`). Every `sync_interval_ms` one tiny query reads the data version; when it moved,
+//! (`service::feed`). Every `sync_interval_ms` one tiny query reads the data version; when it moved,
 //! the changes recorded since are read and applied: a changed key or account is re-read on its
 //! own, a change to channels, groups, prices, aliases or options rebuilds the routing view (a
 //! few hundred rows). A gap in the feed (this server fell behind the pruned edge, or something
@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{self, Change, DbResult};
+use crate::clock::now_ms;
+use crate::records::{Change, DbResult};
 use crate::service::AfterWrite;
+use crate::service::feed;
 use crate::snapshot::Snapshot;
 use crate::state::{AppInner, AppState};
 
@@ -54,7 +56,7 @@ pub async fn reload(state: &AppState) -> DbResult<()> {
 async fn reload_locked(state: &AppState, applied: &mut i64) -> DbResult<()> {
     // The version first: what commits during the load is applied again from the feed, which
     // is harmless; what committed before is in the load.
-    let version = db::meta::data_version(&state.db).await?;
+    let version = feed::data_version(&state.ctx).await?;
     rebuild_routing(state).await?;
     state.directory.reread_all().await?;
     *applied = version;
@@ -63,7 +65,8 @@ async fn reload_locked(state: &AppState, applied: &mut i64) -> DbResult<()> {
 
 async fn rebuild_routing(state: &AppState) -> DbResult<()> {
     let previous = state.snapshot.load_full();
-    let (snapshot, problems) = Snapshot::load(&state.db, &previous).await?;
+    let rows = crate::service::catalog::rows(&state.ctx).await?;
+    let (snapshot, problems) = Snapshot::from_rows(rows, &previous);
     for problem in problems {
         tracing::warn!("{problem}");
     }
@@ -74,7 +77,7 @@ async fn rebuild_routing(state: &AppState) -> DbResult<()> {
 /// Applies what changed since the last sync (see the module's doc).
 pub async fn catch_up(state: &AppState) -> DbResult<Synced> {
     let mut applied = state.applied_version.lock().await;
-    let current = db::meta::data_version(&state.db).await?;
+    let current = feed::data_version(&state.ctx).await?;
     if current == *applied {
         return Ok(Synced::Current);
     }
@@ -87,7 +90,7 @@ pub async fn catch_up(state: &AppState) -> DbResult<Synced> {
         reload_locked(state, &mut applied).await?;
         return Ok(Synced::Reloaded);
     }
-    let read = db::feed::read(&state.db, *applied, current).await?;
+    let read = feed::changes(&state.ctx, *applied, current).await?;
     if !read.is_complete(*applied, current) {
         tracing::info!(
             from = *applied,
@@ -97,7 +100,7 @@ pub async fn catch_up(state: &AppState) -> DbResult<Synced> {
         reload_locked(state, &mut applied).await?;
         return Ok(Synced::Reloaded);
     }
-    let routing_rebuilt = read.changes.iter().any(db::Change::is_routing);
+    let routing_rebuilt = read.changes.iter().any(Change::is_routing);
     if routing_rebuilt {
         rebuild_routing(state).await?;
     }
@@ -132,7 +135,7 @@ impl AfterWrite for ApplyChanges {
 /// Drops idle keys and accounts, prunes old feed rows, expired portal sessions and
 /// old emailed codes.
 pub async fn housekeeping(state: &AppState) -> DbResult<()> {
-    let dropped = state.directory.drop_idle(db::now_ms(), IDLE_ENTRY).await;
+    let dropped = state.directory.drop_idle(now_ms(), IDLE_ENTRY).await;
     if dropped.tokens > 0 || dropped.users > 0 {
         tracing::debug!(
             keys = dropped.tokens,
@@ -140,14 +143,7 @@ pub async fn housekeeping(state: &AppState) -> DbResult<()> {
             "dropped idle keys and accounts from memory"
         );
     }
-    let current = db::meta::data_version(&state.db).await?;
-    db::feed::prune(&state.db, current.saturating_sub(MAX_FEED_READ)).await?;
-    // Expired portal sessions (they are refused already; this keeps the table small).
-    db::web_sessions::delete_expired(&state.db, db::now_ms()).await?;
-    // Codes and reset links a day past their expiry: kept that long to answer "expired"
-    // rather than "unknown".
-    db::email_codes::prune(&state.db, db::now_ms() - 86_400_000).await?;
-    Ok(())
+    feed::tidy(&state.ctx, MAX_FEED_READ).await
 }
 
 pub async fn run(state: AppState, cancel: CancellationToken) {

@@ -7,12 +7,12 @@ use std::sync::OnceLock;
 use super::sessions::Viewer;
 use super::users::{CreateUser, check_email, password_problem};
 use super::{Caller, Ctx, Problems, ServiceError, ServiceResult};
-use crate::db::users::UserRow;
-use crate::db::{self, now_ms};
 use crate::domain::kinds::{Role, Status};
 use crate::domain::{names, password, secret_key};
 use crate::msg;
 use crate::options::RuntimeOptions;
+use crate::service::db::users::UserRow;
+use crate::service::db::{self, now_ms};
 
 /// What a person types to create an account (or the root account at first run).
 #[derive(Clone, Debug, Default)]

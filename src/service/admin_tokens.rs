@@ -1,9 +1,9 @@
 use super::{Caller, Ctx, ServiceError, ServiceResult, name_err};
-use crate::db;
-use crate::db::admin_tokens::{AdminTokenOwner, AdminTokenRow};
 use crate::domain::kinds::Status;
 use crate::domain::{names, secret_key};
 use crate::msg;
+use crate::service::db;
+use crate::service::db::admin_tokens::{AdminTokenOwner, AdminTokenRow};
 
 /// Creates a management-API token for an admin or root user; returns it with the plain token,
 /// shown only now.

@@ -6,12 +6,12 @@
 
 use super::sessions::Viewer;
 use super::{Caller, Ctx, ServiceResult, decimal_err, usd_to_quota};
-use crate::db;
-use crate::db::users::UserRow;
 use crate::domain::money::{MicroUsd, Quota};
 use crate::i18n::Lang;
 use crate::mail::{self, Email, SmtpSettings};
 use crate::options::RuntimeOptions;
+use crate::service::db;
+use crate::service::db::users::UserRow;
 
 /// Stored for "the site's default".
 const SITE_DEFAULT: i64 = -1;

@@ -6,12 +6,34 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::billing::dead_letter::{self, DeadLetter};
-use crate::billing::writer::{Entry, batch_of};
-use crate::db::logs::{self, Replayed};
-use crate::db::{DbError, now_ms};
+use crate::billing::writer::{BillingStore, Entry, batch_of};
+use crate::records::logs::BillingBatch;
+use crate::service::db::logs::{self, Replayed};
+use crate::service::db::{DbError, now_ms};
 
 use super::{Caller, Ctx, ServiceError, ServiceResult};
 use crate::msg;
+
+/// The billing writer's store: this server's database, through the services.
+pub struct StoredBilling(pub Ctx);
+
+#[async_trait::async_trait]
+impl BillingStore for StoredBilling {
+    async fn apply(&self, batch: &BillingBatch<'_>) -> Result<(), DbError> {
+        logs::apply_billing(&self.0.db, batch).await
+    }
+
+    async fn logged_request_ids(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashSet<String>, DbError> {
+        logs::logged_request_ids(&self.0.db, ids).await
+    }
+
+    async fn accepts_writes(&self) -> bool {
+        crate::service::db::meta::accepts_writes(&self.0.db).await
+    }
+}
 
 /// What a replay did, line by line.
 #[derive(Debug, Default, Serialize)]

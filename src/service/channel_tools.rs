@@ -9,14 +9,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Caller, Ctx, ServiceError, ServiceResult};
-use crate::db;
-use crate::db::channels::ChannelRow;
 use crate::domain::kinds::ChannelType;
 use crate::domain::names;
 use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::msg;
 use crate::protocol::Endpoint;
 use crate::providers::{self, Credential, bedrock, vertex};
+use crate::service::db;
+use crate::service::db::channels::ChannelRow;
 
 /// How long a test or a model listing may take.
 pub const UPSTREAM_TOOL_TIMEOUT: Duration = Duration::from_secs(30);

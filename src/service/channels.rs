@@ -1,12 +1,12 @@
 use std::collections::BTreeMap;
 
 use super::{Caller, Ctx, FieldProblem, ServiceError, ServiceResult, conflict, name_err};
-use crate::db::channels::{ChannelRow, ChannelSpec};
-use crate::db::{self, Db};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::names;
 use crate::msg;
 use crate::providers::{self, presets};
+use crate::service::db::channels::{ChannelRow, ChannelSpec};
+use crate::service::db::{self, Db};
 
 /// A channel as typed by an admin. On create, name, type, base URL, keys and models are
 /// required; on update every field is optional.
@@ -430,6 +430,36 @@ pub async fn update(
     })
     .await?;
     find_id(db, channel.id).await
+}
+
+/// A status change the server makes itself (an auto-disable decided on the hot path, a
+/// re-enable after a passing probe), only when the channel is still `expected`; false when it
+/// was changed meanwhile. The caller makes the change live (the sync job's reload).
+pub async fn change_health(
+    ctx: &Ctx,
+    channel_id: i64,
+    expected: ChannelStatus,
+    status: ChannelStatus,
+    reason: &str,
+) -> ServiceResult<bool> {
+    let (changed, _) = ctx
+        .db
+        .write(async |tx| {
+            db::channels::set_status_if(tx, channel_id, expected, status, reason).await
+        })
+        .await?;
+    Ok(changed)
+}
+
+/// Takes one of a channel's keys out of rotation (`reason`), or puts it back (`None`); the
+/// channel as it is now, None when it was deleted meanwhile.
+pub async fn set_key_health(
+    ctx: &Ctx,
+    channel_id: i64,
+    fingerprint: &str,
+    reason: Option<&str>,
+) -> ServiceResult<Option<ChannelRow>> {
+    Ok(db::channels::set_key_disabled(&ctx.db, channel_id, fingerprint, reason).await?)
 }
 
 /// Where a base URL sends requests: its scheme, host and port (the default port spelled

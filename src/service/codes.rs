@@ -5,13 +5,13 @@
 
 use super::tokens::parse_expiry;
 use super::{Caller, Ctx, Problems, ServiceError, ServiceResult, decimal_err, usd_to_quota};
-use crate::db::codes::{CodeRow, NewCode};
-use crate::db::ledger::NewEntry;
-use crate::db::{self, DbError};
 use crate::domain::kinds::{LedgerKind, Status};
 use crate::domain::money::MicroUsd;
 use crate::domain::{names, secret_key};
 use crate::msg;
+use crate::service::db::codes::{CodeRow, NewCode};
+use crate::service::db::ledger::NewEntry;
+use crate::service::db::{self, DbError};
 
 /// What every code begins with, so people (and secret scanners) recognise one.
 pub const CODE_PREFIX: &str = "tgc-";

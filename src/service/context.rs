@@ -11,9 +11,9 @@ use futures::future::BoxFuture;
 
 use super::site_values::SiteValueCache;
 use super::{ServiceError, ServiceResult};
-use crate::db::{Change, Db, DbError, Tx};
 use crate::domain::kinds::Role;
 use crate::msg;
+use crate::service::db::{Change, Db, DbError, Tx};
 
 /// Who is asking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,10 +133,11 @@ pub trait AfterWrite: Send + Sync {
     fn committed<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, ()>;
 }
 
-/// What every operation runs with.
+/// What every operation runs with. Its database is the services' alone: whoever holds a `Ctx`
+/// reaches the data only through the operations that take it.
 #[derive(Clone)]
 pub struct Ctx {
-    pub db: Db,
+    pub(in crate::service) db: Db,
     after_write: Option<Arc<dyn AfterWrite>>,
     /// Site-wide values read so far (see `site_values`).
     site_values: SiteValueCache,
@@ -152,13 +153,22 @@ impl Ctx {
         }
     }
 
+    /// Opens (and migrates) the database at `url`, with at most `max_connections`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Ctx, DbError> {
+        Ok(Ctx::new(Db::connect(url, max_connections).await?))
+    }
+
     /// For a server: `after_write` runs once each write has committed.
-    pub fn with_after_write(db: Db, after_write: Arc<dyn AfterWrite>) -> Ctx {
+    pub fn with_after_write(self, after_write: Arc<dyn AfterWrite>) -> Ctx {
         Ctx {
-            db,
             after_write: Some(after_write),
-            site_values: SiteValueCache::default(),
+            ..self
         }
+    }
+
+    /// Closes the database's connections (the server stopping, a command done).
+    pub async fn close(&self) {
+        self.db.close().await;
     }
 
     pub(super) fn site_values(&self) -> &SiteValueCache {

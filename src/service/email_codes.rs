@@ -6,14 +6,14 @@ use rand::RngExt;
 
 use super::sessions::Viewer;
 use super::{Ctx, ServiceError, ServiceResult};
-use crate::db::email_codes::NewEmailCode;
-use crate::db::users::UserRow;
-use crate::db::{self, now_ms};
 use crate::domain::kinds::Status;
 use crate::domain::{password, secret_key};
 use crate::i18n::{Lang, Message};
 use crate::mail::{self, Email, SmtpSettings};
 use crate::msg;
+use crate::service::db::email_codes::NewEmailCode;
+use crate::service::db::users::UserRow;
+use crate::service::db::{self, now_ms};
 
 /// A verification code works this long.
 pub const CODE_LIFETIME_MS: i64 = 15 * 60 * 1000;

@@ -1,9 +1,9 @@
 use super::{Caller, Ctx, ServiceError, ServiceResult, conflict, decimal_err, name_err};
-use crate::db::groups::GroupRow;
-use crate::db::{self, Db};
 use crate::domain::money::Ratio;
 use crate::domain::names;
 use crate::msg;
+use crate::service::db::groups::GroupRow;
+use crate::service::db::{self, Db};
 
 #[derive(Debug, Clone, Default)]
 pub struct GroupInput {

@@ -7,12 +7,12 @@
 use rand::RngExt;
 
 use super::{Ctx, ServiceError, ServiceResult, usd_to_quota};
-use crate::db::ledger::NewEntry;
-use crate::db::{self, DbError, Tx};
 use crate::domain::kinds::LedgerKind;
 use crate::domain::money::MicroUsd;
 use crate::msg;
 use crate::options::RuntimeOptions;
+use crate::service::db::ledger::NewEntry;
+use crate::service::db::{self, DbError, Tx};
 
 const CODE_CHARS: usize = 10;
 const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";

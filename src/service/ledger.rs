@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::{Caller, Ctx, ServiceResult};
-use crate::db;
-use crate::db::ledger::{Discrepancy, Entry};
+use crate::service::db;
+use crate::service::db::ledger::{Discrepancy, Entry};
 
 /// What `ledger check` found.
 #[derive(Debug, Serialize)]

@@ -182,7 +182,9 @@ impl Limits {
 
     /// Counts an attempt; false when the limit is reached (see [`LimitStore::hit`]).
     pub async fn hit(&self, limit: Limit, key: &str) -> bool {
-        self.store.hit(limit, key, crate::db::now_ms()).await
+        self.store
+            .hit(limit, key, crate::service::db::now_ms())
+            .await
     }
 
     /// As [`Limits::hit`], for a limit an option may switch off (a maximum of 0).
@@ -207,7 +209,9 @@ impl Limits {
     /// Takes back an attempt counted earlier: it succeeded where only failures count, or what
     /// it guarded did not happen.
     pub async fn give_back(&self, limit: Limit, key: &str) {
-        self.store.give_back(limit, key, crate::db::now_ms()).await;
+        self.store
+            .give_back(limit, key, crate::service::db::now_ms())
+            .await;
     }
 }
 

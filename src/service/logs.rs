@@ -1,7 +1,7 @@
 use super::{Caller, Ctx, ServiceResult};
-use crate::db;
-use crate::db::logs::{LogFilter, LogTotals, RequestLog};
 use crate::domain::kinds::Outcome;
+use crate::service::db;
+use crate::service::db::logs::{LogFilter, LogTotals, RequestLog};
 
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {

@@ -6,11 +6,20 @@ pub mod accounts;
 pub mod admin_tokens;
 pub mod balance_alerts;
 pub mod billing;
+pub mod catalog;
 pub mod channel_tools;
 pub mod channels;
 pub mod codes;
 mod context;
+/// The database: SQL lives here alone, and only the services reach it (the compiler keeps the
+/// portal, `/api`, the relay and the command line out). The integration tests build with the
+/// `test-support` feature, which opens it to them for setting up and inspecting state.
+#[cfg(feature = "test-support")]
+pub mod db;
+#[cfg(not(feature = "test-support"))]
+mod db;
 pub mod email_codes;
+pub mod feed;
 pub mod groups;
 pub mod invites;
 pub mod ledger;
@@ -20,6 +29,7 @@ pub mod model_aliases;
 pub mod oauth;
 pub mod options;
 pub mod prices;
+pub mod relay_accounts;
 pub mod sessions;
 pub mod site_values;
 pub mod tokens;
@@ -30,11 +40,11 @@ pub mod views;
 
 pub use context::{AfterWrite, Caller, Ctx};
 
-use crate::db::DbError;
 use crate::domain::money::{DecimalError, MicroUsd, Quota};
 use crate::domain::names::NameError;
 use crate::i18n::Message;
 use crate::msg;
+use crate::service::db::DbError;
 
 /// One value a person gave that is wrong, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

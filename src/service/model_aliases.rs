@@ -3,10 +3,10 @@
 //! not chain.
 
 use super::{Caller, Ctx, ServiceError, ServiceResult, conflict, name_err};
-use crate::db;
-use crate::db::model_aliases::AliasRow;
 use crate::domain::names;
 use crate::msg;
+use crate::service::db;
+use crate::service::db::model_aliases::AliasRow;
 
 pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<AliasRow>> {
     caller.require_admin()?;

@@ -9,12 +9,12 @@
 use super::sessions::Viewer;
 use super::users::CreateUser;
 use super::{Caller, Ctx, Problems, ServiceError, ServiceResult};
-use crate::db::oauth::{IdentityRow, ProviderRow};
-use crate::db::{self, DbError, now_ms};
 use crate::domain::kinds::{OAuthKind, Status};
 use crate::domain::names;
 use crate::msg;
 use crate::oauth::{FlowSecrets, OAuthClient, ProviderIdentity};
+use crate::service::db::oauth::{IdentityRow, ProviderRow};
+use crate::service::db::{self, DbError, now_ms};
 
 const GITHUB_AUTH_URL: &str = "https://github.com/login/oauth/authorize";
 const GITHUB_TOKEN_URL: &str = "https://github.com/login/oauth/access_token";

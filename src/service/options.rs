@@ -1,13 +1,18 @@
 use super::{Caller, Ctx, ServiceError, ServiceResult};
-use crate::db::{self, Db};
 use crate::i18n::Message;
 use crate::msg;
 use crate::options::{OptionInfo, RuntimeOptions};
+use crate::service::db::{self, Db};
 
 /// The runtime options as stored now (read by other operations for the dollar rate).
 pub(crate) async fn current(db: &Db) -> ServiceResult<RuntimeOptions> {
     let stored = db::options::all(db).await?;
     Ok(RuntimeOptions::from_stored(&stored).0)
+}
+
+/// The runtime options as stored now.
+pub async fn stored(ctx: &Ctx) -> ServiceResult<RuntimeOptions> {
+    current(&ctx.db).await
 }
 
 /// The dollar rate now, for views that show dollars.

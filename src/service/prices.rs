@@ -1,10 +1,10 @@
 use super::{Caller, Ctx, ServiceError, ServiceResult, decimal_err, name_err};
-use crate::db::prices::PriceRow;
-use crate::db::{self, Db};
 use crate::domain::money::MicroUsd;
 use crate::domain::names;
 use crate::domain::pricing::{MAX_CONTEXT_TOKENS, ModelPrice};
 use crate::msg;
+use crate::service::db::prices::PriceRow;
+use crate::service::db::{self, Db};
 
 /// Prices as typed: dollars per 1M tokens, or dollars per request.
 #[derive(Debug, Clone, Default)]

@@ -18,12 +18,12 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
 use super::{Caller, Ctx, ServiceError, ServiceResult};
-use crate::db::users::UserRow;
-use crate::db::web_sessions::{self, SessionRow};
-use crate::db::{self, Db, DbError, now_ms};
 use crate::domain::kinds::{Role, Status};
 use crate::domain::secret_key;
 use crate::msg;
+use crate::service::db::users::UserRow;
+use crate::service::db::web_sessions::{self, SessionRow};
+use crate::service::db::{self, Db, DbError, now_ms};
 
 /// How long a signed-in session lasts without use.
 pub const SIGNED_IN_IDLE: Duration = Duration::from_secs(14 * 24 * 3600);

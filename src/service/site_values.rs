@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use super::{Ctx, ServiceResult};
-use crate::db::{self, DbError};
+use crate::service::db::{self, DbError};
 
 /// The values read so far, shared by every clone of a [`Ctx`].
 #[derive(Clone, Debug, Default)]

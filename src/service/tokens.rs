@@ -5,15 +5,15 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 use super::{
     Caller, Ctx, Problems, ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota,
 };
-use crate::db::tokens::{BudgetSetting, NewToken, TokenPatch, TokenRow};
-use crate::db::users::UserRow;
-use crate::db::{self, Db, DbError};
 use crate::domain::calendar::SiteCalendar;
 use crate::domain::ip_allow::IpAllowList;
 use crate::domain::kinds::{BudgetPeriod, Status};
 use crate::domain::money::MicroUsd;
 use crate::domain::{names, secret_key};
 use crate::msg;
+use crate::service::db::tokens::{BudgetSetting, NewToken, TokenPatch, TokenRow};
+use crate::service::db::users::UserRow;
+use crate::service::db::{self, Db, DbError};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateToken {
@@ -192,8 +192,9 @@ async fn check_models_served(ctx: &Ctx, group: &str, models: &[String]) -> Servi
     if models.is_empty() {
         return Ok(());
     }
+    let rows = super::catalog::rows(ctx).await?;
     let (snapshot, _) =
-        crate::snapshot::Snapshot::load(&ctx.db, &crate::snapshot::Snapshot::default()).await?;
+        crate::snapshot::Snapshot::from_rows(rows, &crate::snapshot::Snapshot::default());
     let unserved: Vec<String> = models
         .iter()
         .filter(|model| !snapshot.group_serves(group, model))

@@ -8,10 +8,6 @@
 
 use super::invites::{self, RewardWhen, Rewards};
 use super::{Caller, Ctx, ServiceError, ServiceResult, decimal_err};
-use crate::db::ledger::NewEntry;
-use crate::db::orders::{EventRow, NewOrder, OrderRow, Transition};
-use crate::db::users::UserRow;
-use crate::db::{self, DbError, Tx};
 use crate::domain::calendar::SiteCalendar;
 use crate::domain::kinds::{LedgerKind, OrderStatus};
 use crate::domain::money::{MicroUsd, Quota};
@@ -21,6 +17,10 @@ use crate::mail::{self, Email, SmtpSettings};
 use crate::msg;
 use crate::options::RuntimeOptions;
 use crate::payments::{self, CheckoutRequest, PaymentError, SessionState, StripeAccess};
+use crate::service::db::ledger::NewEntry;
+use crate::service::db::orders::{EventRow, NewOrder, OrderRow, Transition};
+use crate::service::db::users::UserRow;
+use crate::service::db::{self, DbError, Tx};
 
 /// The site's top-up settings; None while Stripe is not configured (both keys are needed:
 /// without the webhook's secret no payment could ever be credited).
@@ -769,7 +769,9 @@ async fn refund_for_deleted_account(ctx: &Ctx, order_id: i64) {
         payments::refund(&settings.access, intent, None, &key)
             .await
             .map(Some)
-            .map_err(|e| ServiceError::Upstream(msg!("topup-stripe-refused", message = e.to_string())))
+            .map_err(|e| {
+                ServiceError::Upstream(msg!("topup-stripe-refused", message = e.to_string()))
+            })
     };
     match asked.await {
         Ok(Some(refund)) => {

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::{Caller, Ctx, ServiceError, ServiceResult};
-use crate::db;
 use crate::domain::calendar::SiteCalendar;
 use crate::msg;
+use crate::service::db;
 
 /// Requests and their cost (quota units).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -155,7 +155,7 @@ pub fn summarize(rows: &[db::logs::ModelUsage], today: i64, balance: i64) -> Usa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::logs::ModelUsage;
+    use crate::service::db::logs::ModelUsage;
 
     fn row(day: i64, model: &str, requests: i64, cost: i64) -> ModelUsage {
         ModelUsage {

@@ -2,10 +2,6 @@ use super::groups::{self, DEFAULT_GROUP};
 use super::{
     Caller, Ctx, Problems, ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota,
 };
-use crate::db::DbError;
-use crate::db::ledger::NewEntry;
-use crate::db::users::{NewUser, UserPatch, UserRow};
-use crate::db::{self, Db, Tx};
 use crate::domain::kinds::LedgerKind;
 use crate::domain::kinds::{Role, Status};
 use crate::domain::money::{MicroUsd, Quota};
@@ -13,6 +9,10 @@ use crate::domain::password::PasswordError;
 use crate::domain::{names, password};
 use crate::i18n::Message;
 use crate::msg;
+use crate::service::db::DbError;
+use crate::service::db::ledger::NewEntry;
+use crate::service::db::users::{NewUser, UserPatch, UserRow};
+use crate::service::db::{self, Db, Tx};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateUser {

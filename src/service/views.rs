@@ -7,21 +7,21 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::db::admin_tokens::AdminTokenRow;
-use crate::db::channels::ChannelRow;
-use crate::db::groups::GroupRow;
-use crate::db::logs::RequestLog;
-use crate::db::model_aliases::AliasRow;
-use crate::db::oauth::ProviderRow;
-use crate::db::prices::PriceRow;
-use crate::db::tokens::TokenRow;
-use crate::db::users::UserRow;
 use crate::domain::kinds::{
     BudgetPeriod, ChannelStatus, ChannelType, OAuthKind, Outcome, Role, Status,
 };
 use crate::domain::money::{MicroUsd, Quota};
 use crate::domain::pricing::ModelPrice;
 use crate::domain::secret_key::{mask_upstream_key, upstream_key_fingerprint};
+use crate::service::db::admin_tokens::AdminTokenRow;
+use crate::service::db::channels::ChannelRow;
+use crate::service::db::groups::GroupRow;
+use crate::service::db::logs::RequestLog;
+use crate::service::db::model_aliases::AliasRow;
+use crate::service::db::oauth::ProviderRow;
+use crate::service::db::prices::PriceRow;
+use crate::service::db::tokens::TokenRow;
+use crate::service::db::users::UserRow;
 
 /// RFC 3339 in UTC, e.g. `2026-11-21T18:02:03.123Z`.
 pub fn timestamp(ms: i64) -> String {
@@ -176,7 +176,11 @@ pub struct CodeView {
 }
 
 impl CodeView {
-    pub fn new(c: &crate::db::codes::CodeRow, quota_per_usd: i64, now_ms: i64) -> CodeView {
+    pub fn new(
+        c: &crate::service::db::codes::CodeRow,
+        quota_per_usd: i64,
+        now_ms: i64,
+    ) -> CodeView {
         CodeView {
             id: c.id,
             prefix: format!("{}…", c.prefix),
@@ -225,7 +229,7 @@ pub struct OrderView {
 }
 
 impl OrderView {
-    pub fn new(o: &crate::db::orders::OrderRow, quota_per_usd: i64) -> OrderView {
+    pub fn new(o: &crate::service::db::orders::OrderRow, quota_per_usd: i64) -> OrderView {
         OrderView {
             id: o.id,
             user: o.username.clone(),
@@ -263,7 +267,7 @@ pub struct EventView {
 }
 
 impl EventView {
-    pub fn new(e: &crate::db::orders::EventRow) -> EventView {
+    pub fn new(e: &crate::service::db::orders::EventRow) -> EventView {
         EventView {
             id: e.id.clone(),
             kind: e.kind.clone(),

@@ -26,9 +26,26 @@ use std::time::Duration;
 
 use crate::billing::BalanceSync;
 use crate::billing::ledger::{Account, Budget};
-use crate::db::tokens::TokenRow;
-use crate::db::users::UserRow;
-use crate::db::{self, Change, Db, DbResult};
+use crate::records::tokens::{KeyBalance, TokenRow};
+use crate::records::users::UserRow;
+use crate::records::{Change, DbError, DbResult};
+
+/// Where the directory reads keys and accounts from when it has not seen them (or must read
+/// them again): the database, through the services (`service::relay_accounts`).
+#[async_trait::async_trait]
+pub trait AccountSource: Send + Sync {
+    /// A key by the hex SHA-256 of its secret.
+    async fn key_by_hash(&self, key_hash: &str) -> DbResult<Option<TokenRow>>;
+    /// These keys (those that exist), each read on its own.
+    async fn keys_by_ids(&self, ids: &[i64]) -> DbResult<Vec<(i64, DbResult<TokenRow>)>>;
+    /// What these keys may still spend, as stored.
+    async fn key_balances(&self, ids: &[i64]) -> DbResult<Vec<KeyBalance>>;
+    async fn account(&self, id: i64) -> DbResult<Option<UserRow>>;
+    /// These accounts (those that exist), each read on its own.
+    async fn accounts_by_ids(&self, ids: &[i64]) -> DbResult<Vec<(i64, DbResult<UserRow>)>>;
+    /// These accounts' balances as stored, as (id, quota).
+    async fn account_balances(&self, ids: &[i64]) -> DbResult<Vec<(i64, i64)>>;
+}
 use crate::domain::ip_allow::IpAllowList;
 use crate::domain::kinds::{BudgetPeriod, Role, Status};
 use crate::domain::secret_key;
@@ -92,7 +109,7 @@ pub struct Sweep {
 }
 
 pub struct Directory {
-    db: Db,
+    source: Arc<dyn AccountSource>,
     /// Shared with the billing writer (see the module's doc).
     sync: BalanceSync,
     /// Bumped (under the lock) whenever changes are applied or everything is re-read.
@@ -107,9 +124,9 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(db: Db, sync: BalanceSync) -> Directory {
+    pub fn new(source: Arc<dyn AccountSource>, sync: BalanceSync) -> Directory {
         Directory {
-            db,
+            source,
             sync,
             generation: AtomicU64::new(0),
             tokens: DashMap::with_hasher(FxBuildHasher),
@@ -187,7 +204,7 @@ impl Directory {
         // None: not looked up (it was held a moment ago).
         let looked_up = match self.held_token(digest) {
             Some(_) => None,
-            None => Some(db::tokens::by_hash(&self.db, &hash).await?),
+            None => Some(self.source.key_by_hash(&hash).await?),
         };
         let _sync = self.sync.lock().await;
         let token = match self.held_token(digest) {
@@ -195,7 +212,7 @@ impl Directory {
             None => {
                 let row = match looked_up {
                     Some(row) if self.generation.load(Ordering::SeqCst) == generation => row,
-                    _ => db::tokens::by_hash(&self.db, &hash).await?,
+                    _ => self.source.key_by_hash(&hash).await?,
                 };
                 match row {
                     Some(row) => self.hold_token(row, digest),
@@ -212,7 +229,7 @@ impl Directory {
         };
         let user = match self.user(token.user_id) {
             Some(user) => user,
-            None => match db::users::find_by_id(&self.db, token.user_id).await? {
+            None => match self.source.account(token.user_id).await? {
                 Some(row) => self.hold_user(row),
                 None => return Ok(None),
             },
@@ -345,10 +362,10 @@ impl Directory {
             return Ok(());
         }
         let mut read = FxHashSet::default();
-        for (id, row) in db::tokens::by_ids(&self.db, ids).await? {
+        for (id, row) in self.source.keys_by_ids(ids).await? {
             let row = row.and_then(|row| match secret_key::digest_from_hex(&row.key_hash) {
                 Some(digest) => Ok((row, digest)),
-                None => Err(db::DbError::Corrupt("an unreadable key hash".into())),
+                None => Err(DbError::Corrupt("an unreadable key hash".into())),
             });
             match row {
                 Ok((row, digest)) => {
@@ -377,7 +394,7 @@ impl Directory {
             return Ok(());
         }
         let mut found = FxHashSet::default();
-        for (id, row) in db::users::by_ids(&self.db, ids).await? {
+        for (id, row) in self.source.accounts_by_ids(ids).await? {
             match row {
                 Ok(row) => {
                     found.insert(id);
@@ -436,12 +453,12 @@ impl Directory {
             .filter(|e| !e.unlimited || e.budget.is_some())
             .map(|e| e.id)
             .collect();
-        for (id, quota) in db::users::balances_of(&self.db, &user_ids).await? {
+        for (id, quota) in self.source.account_balances(&user_ids).await? {
             if let Some(user) = self.user(id) {
                 user.account.set_stored(quota);
             }
         }
-        for balance in db::tokens::balances_of(&self.db, &token_ids).await? {
+        for balance in self.source.key_balances(&token_ids).await? {
             if let Some(token) = self.token(balance.id) {
                 token.account.set_stored(balance.remaining_quota);
                 if let Some((_, budget)) = &token.budget {

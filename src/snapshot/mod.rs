@@ -17,9 +17,6 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::db::channels::{ChannelRow, RouteRow};
-use crate::db::prices::PriceRow;
-use crate::db::{self, Db, DbResult};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::list_prices;
 use crate::domain::money::Ratio;
@@ -29,6 +26,9 @@ use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::options::RuntimeOptions;
 use crate::protocol::Endpoint;
 use crate::providers;
+use crate::records::catalog::CatalogRows;
+use crate::records::channels::{ChannelRow, RouteRow};
+use crate::records::prices::PriceRow;
 use health::{ChannelHealth, KeyHealth};
 use routing::RouteSet;
 
@@ -267,16 +267,15 @@ impl Snapshot {
         models
     }
 
-    /// Reads the routing view from the database, carrying the previous snapshot's channel
-    /// health over so cooldowns survive.
-    pub async fn load(db: &Db, previous: &Snapshot) -> DbResult<(Snapshot, Vec<String>)> {
-        let stored_options = db::options::all(db).await?;
-        let (options, problems) = RuntimeOptions::from_stored(&stored_options);
-        let group_rows = db::groups::list(db).await?;
-        let channel_rows = db::channels::list(db).await?;
-        let route_rows = db::channels::routes(db).await?;
-        let price_rows = db::prices::list(db).await?;
-        let alias_rows = db::model_aliases::list(db).await?;
+    /// Builds the routing view from the stored rows (`service::catalog::rows`), carrying the
+    /// previous snapshot's channel health over so cooldowns survive.
+    pub fn from_rows(rows: CatalogRows, previous: &Snapshot) -> (Snapshot, Vec<String>) {
+        let (options, problems) = RuntimeOptions::from_stored(&rows.options);
+        let group_rows = rows.groups;
+        let channel_rows = rows.channels;
+        let route_rows = rows.routes;
+        let price_rows = rows.prices;
+        let alias_rows = rows.aliases;
         let mut problems = problems;
 
         let groups = group_rows
@@ -327,7 +326,7 @@ impl Snapshot {
         let context_windows = context_windows(&price_rows);
         let (prices, admin_priced) = price_table(&options, price_rows);
 
-        Ok((
+        (
             Snapshot {
                 options,
                 groups,
@@ -344,7 +343,7 @@ impl Snapshot {
                 context_windows,
             },
             problems,
-        ))
+        )
     }
 }
 

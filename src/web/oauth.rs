@@ -99,7 +99,7 @@ pub async fn start(
                 .collect::<String>(),
         )
         .filter(|c| !c.is_empty()),
-        started_ms: crate::db::now_ms(),
+        started_ms: crate::clock::now_ms(),
     };
     session
         .insert(keys::OAUTH_FLOW, flow)
@@ -134,7 +134,7 @@ pub async fn callback(
     let Some(flow) = flow else {
         return Err(stale());
     };
-    let fresh = crate::db::now_ms() - flow.started_ms < FLOW_LIFETIME_MS;
+    let fresh = crate::clock::now_ms() - flow.started_ms < FLOW_LIFETIME_MS;
     let state_matches = query.state.as_deref().is_some_and(|given| {
         crate::domain::secret_key::constant_time_eq(given.as_bytes(), flow.state.as_bytes())
     });

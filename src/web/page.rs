@@ -123,7 +123,7 @@ impl Page {
     pub fn recent_sign_in(&self) -> bool {
         self.sign_in
             .as_ref()
-            .is_some_and(|sign_in| sign_in.is_recent(crate::db::now_ms()))
+            .is_some_and(|sign_in| sign_in.is_recent(crate::clock::now_ms()))
     }
 }
 
@@ -252,7 +252,7 @@ async fn viewer(state: &AppState, session: &Session) -> Result<Option<(Viewer, S
     {
         Some(viewer) => {
             // Keep `last_seen_at` to the minute without a write on every request.
-            let minute = crate::db::now_ms() / 60_000;
+            let minute = crate::clock::now_ms() / 60_000;
             if session.get::<i64>(keys::SEEN).await.ok().flatten() != Some(minute) {
                 let _ = session.insert(keys::SEEN, minute).await;
             }

@@ -96,7 +96,7 @@ pub async fn dashboard(
         .await
         .map_err(fail)?
         .is_empty();
-    let usage = service::usage::summary(&state.ctx, &caller, user.id, crate::db::now_ms())
+    let usage = service::usage::summary(&state.ctx, &caller, user.id, crate::clock::now_ms())
         .await
         .map_err(fail)?;
     let chart = super::chart::spend_chart(&usage.days, page.quota_per_usd, |day, usd, requests| {

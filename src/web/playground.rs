@@ -23,13 +23,13 @@ use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::format;
 use super::page::{Page, SignedIn};
-use crate::db::tokens::TokenRow;
 use crate::domain::kinds::Status;
 use crate::domain::pricing::ModelPrice;
 use crate::domain::secret_key;
 use crate::msg;
 use crate::protocol::Endpoint;
 use crate::protocol::client::ClientAddress;
+use crate::records::tokens::TokenRow;
 use crate::relay::proxy::{CallerKey, relay_with};
 use crate::service::logs::LogQuery;
 use crate::service::sessions::Viewer;
@@ -240,7 +240,7 @@ async fn page_for(
     turns: &[Turn],
 ) -> Result<PlaygroundPage, WebError> {
     let caller = Caller::User(user.id);
-    let now = crate::db::now_ms();
+    let now = crate::clock::now_ms();
     let keys: Vec<(i64, String)> =
         service::tokens::list_for_user(&state.ctx, &caller, &user.username)
             .await
@@ -356,7 +356,7 @@ async fn own_key(state: &AppState, user: &Viewer, key_id: i64) -> Option<[u8; 32
     let key = service::tokens::get(&state.ctx, &Caller::User(user.id), key_id)
         .await
         .ok()?;
-    usable(&key, crate::db::now_ms())
+    usable(&key, crate::clock::now_ms())
         .then(|| secret_key::digest_from_hex(&key.key_hash))
         .flatten()
 }

@@ -61,7 +61,7 @@ pub async fn restamp(session: &Session, user: &Viewer) -> Result<(), WebError> {
 /// changes that need a recent sign-in are open for a while.
 pub async fn renew_sign_in(session: &Session) -> Result<(), WebError> {
     session
-        .insert(keys::SIGNED_IN_AT, crate::db::now_ms())
+        .insert(keys::SIGNED_IN_AT, crate::clock::now_ms())
         .await
         .map_err(WebError::session)
 }

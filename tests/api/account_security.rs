@@ -176,15 +176,15 @@ db_test! {
         // A reset link on its way to her address.
         service::email_codes::request_reset(app.ctx(), "erin@example.com", tollgate::i18n::Lang::En, "http://x").await.unwrap();
         sink.next_to("erin@example.com").await;
-        assert!(tollgate::db::email_codes::latest(&app.db, id, "reset").await.unwrap().is_some());
+        assert!(tollgate::service::db::email_codes::latest(&app.db, id, "reset").await.unwrap().is_some());
 
         erin.get("/profile").await;
         let deleted = erin.post("/profile/delete", &[("confirm_username", "erin")]).await;
         assert_eq!(deleted.status, 303, "{}", deleted.body);
 
-        let codes = tollgate::db::email_codes::latest(&app.db, id, "reset").await.unwrap();
+        let codes = tollgate::service::db::email_codes::latest(&app.db, id, "reset").await.unwrap();
         assert!(codes.is_none(), "emailed codes keep no address");
-        assert!(tollgate::db::web_sessions::for_user(&app.db, id, tollgate::db::now_ms()).await.unwrap().is_empty());
+        assert!(tollgate::service::db::web_sessions::for_user(&app.db, id, tollgate::service::db::now_ms()).await.unwrap().is_empty());
         assert_eq!(app.user("deleted-{id}".replace("{id}", &id.to_string()).as_str()).await.invite_code, None);
 
         let newcomer = Browser::new(&app);
@@ -234,14 +234,18 @@ db_test! {
 
 async fn session_rows(app: &TestApp) -> usize {
     let user = app.user("gus").await;
-    let now = tollgate::db::now_ms();
-    let signed_in = tollgate::db::web_sessions::for_user(&app.db, user.id, now)
+    let now = tollgate::service::db::now_ms();
+    let signed_in = tollgate::service::db::web_sessions::for_user(&app.db, user.id, now)
         .await
         .unwrap()
         .len();
-    let all = tollgate::db::web_sessions::count(&app.db).await.unwrap();
-    assert!(all >= signed_in as i64);
-    all as usize
+    let rows = app
+        .db
+        .fetch_all_with("SELECT id FROM web_sessions", &[])
+        .await
+        .unwrap();
+    assert!(rows.len() >= signed_in);
+    rows.len()
 }
 
 db_test! {
@@ -324,16 +328,16 @@ db_test! {
     /// the server from starting, named; renaming one with the CLI lets it start.
     async fn clashing_accounts_are_named_until_told_apart(db: TestDb) {
         let url = db.url.clone();
-        let raw = tollgate::db::Db::connect(&url, 2).await.unwrap();
+        let raw = tollgate::service::db::Db::connect(&url, 2).await.unwrap();
         for (name, email) in [("bob", "bob@example.com"), ("Bob", "other@example.com"), ("carl", "CARL@example.com"), ("carl2", "carl@example.com")] {
             raw.execute_with(
                 raw.pool(),
                 "INSERT INTO users (username, display_name, email, email_verified, role, status, group_name, \
                  quota, used_quota, request_count, created_at, updated_at) VALUES (?, ?, ?, 0, 'user', 'active', 'default', 0, 0, 0, 0, 0)",
                 &[
-                    tollgate::db::Value::Text(name.into()),
-                    tollgate::db::Value::Text(name.into()),
-                    tollgate::db::Value::Text(email.into()),
+                    tollgate::service::db::Value::Text(name.into()),
+                    tollgate::service::db::Value::Text(name.into()),
+                    tollgate::service::db::Value::Text(email.into()),
                 ],
             )
             .await

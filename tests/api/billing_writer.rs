@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::helpers::{FakeUpstream, Reply, TestApp, chat_body, db_test};
 use crate::shutdown::tollgate;
-use tollgate::db::Backend;
 use tollgate::domain::kinds::Outcome;
+use tollgate::service::db::Backend;
 use tollgate::service::tokens::CreateToken;
 
 /// Makes the database refuse every log row matching `condition` (SQL over `NEW.`), the way a

@@ -5,8 +5,8 @@
 use serde_json::json;
 
 use crate::helpers::{Api, Browser, CLI, TestApp, admin_token, db_test};
-use tollgate::db::Value;
 use tollgate::service::codes::CreateCodes;
+use tollgate::service::db::Value;
 use tollgate::service::{self, ServiceError};
 
 const PASSWORD: &str = "correct horse battery";

@@ -501,7 +501,7 @@ print(json.dumps(out))
 
 /// The SDK read Tollgate's id for the request on a success and on an error, and each log row
 /// keeps the upstream's own id.
-fn assert_request_ids(out: &Value, logs: &[tollgate::db::logs::RequestLog]) {
+fn assert_request_ids(out: &Value, logs: &[tollgate::service::db::logs::RequestLog]) {
     let reply_id = out["reply_request_id"]
         .as_str()
         .expect("the SDK's request_id on a success");

@@ -3,9 +3,9 @@
 //! on a GET.
 
 use crate::helpers::{Browser, CLI, TestApp, db_test};
-use tollgate::db::ledger;
 use tollgate::domain::kinds::LedgerKind;
 use tollgate::service::accounts::{self, Registration};
+use tollgate::service::db::ledger;
 use tollgate::service::{self};
 
 const PASSWORD: &str = "correct horse battery";

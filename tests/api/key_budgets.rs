@@ -5,9 +5,9 @@
 use serde_json::json;
 
 use crate::helpers::{Api, Browser, FakeUpstream, Reply, TestApp, admin_token, chat_body, db_test};
-use tollgate::db::Value;
 use tollgate::domain::calendar::SiteCalendar;
 use tollgate::domain::kinds::BudgetPeriod;
+use tollgate::service::db::Value;
 use tollgate::service::tokens::CreateToken;
 
 /// $0.02 per request.
@@ -56,7 +56,7 @@ db_test! {
         let refused = app.chat(&key, chat_body("gpt-4o-mini")).await;
         let message = crate::helpers::expect_error(refused, 429, "insufficient_quota").await;
         let calendar = SiteCalendar::new("Asia/Shanghai");
-        let now = tollgate::db::now_ms();
+        let now = tollgate::service::db::now_ms();
         let (start, end) = calendar.budget_window(BudgetPeriod::Daily, now);
         let resets = jiff::Timestamp::from_millisecond(end).unwrap().to_string();
         assert!(message.contains("daily budget is used up"), "{message}");
@@ -140,7 +140,7 @@ db_test! {
     async fn an_earlier_period_in_the_database_counts_as_nothing(db: TestDb) {
         let (app, _upstream) = setup(db).await;
         let (key, id) = budget_key(&app, "0.03", "daily").await;
-        let (today, _) = SiteCalendar::new("UTC").budget_window(BudgetPeriod::Daily, tollgate::db::now_ms());
+        let (today, _) = SiteCalendar::new("UTC").budget_window(BudgetPeriod::Daily, tollgate::service::db::now_ms());
         let yesterday = today - 86_400_000;
         app.db
             .write(async |tx| {

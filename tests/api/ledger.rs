@@ -9,11 +9,11 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{Api, CLI, FakeUpstream, Reply, TestApp, admin_token, chat_body, db_test};
-use tollgate::db::ledger::NewEntry;
-use tollgate::db::tokens::NewToken;
-use tollgate::db::users::NewUser;
-use tollgate::db::{self, DbError};
 use tollgate::domain::kinds::{LedgerKind, Role};
+use tollgate::service::db::ledger::NewEntry;
+use tollgate::service::db::tokens::NewToken;
+use tollgate::service::db::users::NewUser;
+use tollgate::service::db::{self, DbError};
 use tollgate::service::logs::LogQuery;
 use tollgate::service::tokens::{CreateToken, UpdateToken};
 use tollgate::service::users::QuotaChange;

@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::helpers::{CLI, FakeUpstream, TestApp, chat_body, db_test};
-use tollgate::db::{self, Change};
 use tollgate::domain::secret_key;
 use tollgate::jobs::snapshot_sync::{self, Synced};
+use tollgate::service::db::{self, Change};
 use tollgate::service::tokens::{CreateToken, UpdateToken};
 use tollgate::service::users::{CreateUser, QuotaChange, UpdateUser};
 use tollgate::service::{self, Ctx};

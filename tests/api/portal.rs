@@ -446,13 +446,13 @@ db_test! {
         let other = Browser::new(&app);
         other.sign_in("taken", PASSWORD).await;
         let taken_sessions = app.user("taken").await;
-        let rows = tollgate::db::web_sessions::for_user(&app.db, taken_sessions.id, tollgate::db::now_ms()).await.unwrap();
+        let rows = tollgate::service::db::web_sessions::for_user(&app.db, taken_sessions.id, tollgate::service::db::now_ms()).await.unwrap();
         laptop.get("/profile").await;
         let refused = laptop.post(&format!("/profile/sessions/{}/end", rows[0].id), &[]).await;
         assert_eq!(refused.status, 404);
         assert_eq!(other.get("/dashboard").await.status, 200);
         laptop.post("/profile/sessions/end-others", &[]).await;
-        assert_eq!(tollgate::db::web_sessions::for_user(&app.db, fay.id, tollgate::db::now_ms()).await.unwrap().len(), 1);
+        assert_eq!(tollgate::service::db::web_sessions::for_user(&app.db, fay.id, tollgate::service::db::now_ms()).await.unwrap().len(), 1);
 
         laptop.get("/keys").await;
         let key = laptop.post("/keys", &[("name", "soon gone")]).await.new_key().unwrap();
@@ -472,7 +472,7 @@ db_test! {
         assert_eq!(deleted.status, 303);
         assert_eq!(laptop.get("/dashboard").await.status, 303);
         assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 401);
-        let gone = tollgate::db::users::find_by_id(&app.db, fay.id).await.unwrap().unwrap();
+        let gone = tollgate::service::db::users::find_by_id(&app.db, fay.id).await.unwrap().unwrap();
         assert_eq!(gone.username, format!("deleted-{}", fay.id));
         assert!(gone.email.is_none() && gone.password_hash.is_none());
         let logs = app.logs().await;
@@ -518,15 +518,15 @@ db_test! {
 
         // Someone else's summary is not found; an administrator's view is allowed.
         let bob = app.create_user("bob", "1").await;
-        let other = service::usage::summary(app.ctx(), &service::Caller::User(bob.id), alice.id, tollgate::db::now_ms()).await;
+        let other = service::usage::summary(app.ctx(), &service::Caller::User(bob.id), alice.id, tollgate::service::db::now_ms()).await;
         assert!(other.is_err());
-        let admin = service::usage::summary(app.ctx(), &CLI, alice.id, tollgate::db::now_ms()).await.unwrap();
+        let admin = service::usage::summary(app.ctx(), &CLI, alice.id, tollgate::service::db::now_ms()).await.unwrap();
         assert_eq!(admin.today.requests, 3);
 
         // Another zone moves "today" but keeps the month.
         assert!(service::options::set(app.ctx(), &CLI, "timezone", "Mars/Olympus").await.is_err());
         app.set_option("timezone", "Asia/Shanghai").await;
-        let shanghai = service::usage::summary(app.ctx(), &CLI, alice.id, tollgate::db::now_ms()).await.unwrap();
+        let shanghai = service::usage::summary(app.ctx(), &CLI, alice.id, tollgate::service::db::now_ms()).await.unwrap();
         assert_eq!(shanghai.month.requests, 3);
     }
 }

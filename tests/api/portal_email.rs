@@ -267,7 +267,7 @@ db_test! {
         let text = listed.to_string();
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("********"), "{text}");
-        let stored = tollgate::db::options::all(&app.db).await.unwrap();
+        let stored = tollgate::service::db::options::all(&app.db).await.unwrap();
         assert!(stored.iter().any(|(n, v)| n == "smtp_password" && v == "hunter2"), "the real value is what is stored");
     }
 }
@@ -294,7 +294,7 @@ db_test! {
         service::users::change_quota(app.ctx(), &CLI, "alice", change("-0.8")).await.unwrap();
         assert_eq!(round().await.unwrap(), 0);
         app.db
-            .write(async |tx| tollgate::db::users::mark_email_verified(tx, alice.id, "alice@example.com").await.map(|_| ()))
+            .write(async |tx| tollgate::service::db::users::mark_email_verified(tx, alice.id, "alice@example.com").await.map(|_| ()))
             .await
             .unwrap();
 

@@ -197,7 +197,7 @@ db_test! {
         assert!(person.get("/logs").await.contains("<details class=\"filters\">"), "the filters fold away");
 
         // Days typed in the filter are the site's days.
-        let today = shanghai.local_time(tollgate::db::now_ms())[..10].to_string();
+        let today = shanghai.local_time(tollgate::service::db::now_ms())[..10].to_string();
         let by_day = person.get(&format!("/logs?from={today}&to={today}")).await;
         assert!(by_day.body.contains("<strong>3</strong>"), "{}", by_day.body);
 
@@ -205,7 +205,7 @@ db_test! {
         assert_eq!(csv.status, 200);
         let lines: Vec<&str> = csv.body.lines().collect();
         assert_eq!(lines[0], "time,request_id,key,model,prompt_tokens,completion_tokens,cached_tokens,cost_usd,cost_units,latency_ms,ttft_ms,stream,outcome,status,error");
-        let row_of = |log: &tollgate::db::logs::RequestLog| {
+        let row_of = |log: &tollgate::service::db::logs::RequestLog| {
             lines.iter().find(|l| l.contains(&log.request_id)).map(|l| l.to_string()).unwrap()
         };
         let refused_row = row_of(refused);

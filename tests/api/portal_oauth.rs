@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::helpers::browser::Answer;
 use crate::helpers::oauth_provider::{FakeProvider, FakeUser, Flavour, Tamper};
 use crate::helpers::{Api, Browser, CLI, TestApp, admin_token, db_test};
-use tollgate::db;
+use tollgate::service::db;
 use tollgate::service::oauth::NewProvider;
 
 const PASSWORD: &str = "correct horse battery";

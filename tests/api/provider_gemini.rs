@@ -300,7 +300,7 @@ db_test! {
         let alice = app.user("alice").await;
         assert_eq!((alice.used_quota, alice.quota), (0, TestApp::units(10.0)));
         // The channel did nothing wrong.
-        let channel = tollgate::db::channels::find_by_name(&app.db, "gemini").await.unwrap().unwrap();
+        let channel = tollgate::service::db::channels::find_by_name(&app.db, "gemini").await.unwrap().unwrap();
         assert_eq!(channel.status, ChannelStatus::Enabled);
     }
 }
@@ -334,7 +334,7 @@ db_test! {
         assert_eq!((logs[0].attempts, logs[0].channel_name.as_str()), (2, "backup"));
         let mut status = ChannelStatus::Enabled;
         for _ in 0..50 {
-            let channel = tollgate::db::channels::find_by_name(&app.db, "gemini").await.unwrap().unwrap();
+            let channel = tollgate::service::db::channels::find_by_name(&app.db, "gemini").await.unwrap().unwrap();
             status = channel.status;
             if status == ChannelStatus::AutoDisabled {
                 assert!(channel.status_reason.contains("API key not valid"), "{}", channel.status_reason);

@@ -39,11 +39,11 @@ db_test! {
             ..Default::default()
         }).await.unwrap();
         // Expire the key by moving its expiry into the past directly in the database.
-        let expired = tollgate::db::tokens::TokenPatch {
-            expires_at: Some(Some(tollgate::db::now_ms() - 1000)),
+        let expired = tollgate::service::db::tokens::TokenPatch {
+            expires_at: Some(Some(tollgate::service::db::now_ms() - 1000)),
             ..Default::default()
         };
-        app.db.write(async |tx| tollgate::db::tokens::update(tx, expiring_row.id, None, &expired).await).await.unwrap();
+        app.db.write(async |tx| tollgate::service::db::tokens::update(tx, expiring_row.id, None, &expired).await).await.unwrap();
         app.reload().await;
 
         let no_key = app.client.post(app.url("/v1/chat/completions")).json(&chat_body("gpt-4o-mini")).send().await.unwrap();

@@ -358,8 +358,8 @@ fn sent_with(upstream: &FakeUpstream, key: &str) -> usize {
 async fn wait_for_channel(
     app: &TestApp,
     id: i64,
-    done: impl Fn(&tollgate::db::channels::ChannelRow) -> bool,
-) -> tollgate::db::channels::ChannelRow {
+    done: impl Fn(&tollgate::service::db::channels::ChannelRow) -> bool,
+) -> tollgate::service::db::channels::ChannelRow {
     for _ in 0..100 {
         let row = tollgate::service::channels::by_id(app.ctx(), &CLI, id)
             .await

@@ -131,7 +131,7 @@ db_test! {
         assert_eq!(out["auth_error"], 401);
 
         let logs = app.wait_for_logs(4).await;
-        let billed: Vec<&tollgate::db::logs::RequestLog> =
+        let billed: Vec<&tollgate::service::db::logs::RequestLog> =
             logs.iter().filter(|l| l.outcome == Outcome::Success).collect();
         assert_eq!(billed.len(), 3);
         // 1000 × $0.15/M + 500 × $0.60/M = $0.00045 = 225 units, streamed and not.

@@ -9,9 +9,9 @@ use crate::helpers::stripe::{
     self, FakeStripe, WEBHOOK_SECRET, charge, deliver, deliver_signed, dispute, event, signature,
 };
 use crate::helpers::{Api, Browser, CLI, TestApp, admin_token, db_test};
-use tollgate::db::Value as DbValue;
-use tollgate::db::orders::OrderRow;
 use tollgate::domain::kinds::OrderStatus;
+use tollgate::service::db::Value as DbValue;
+use tollgate::service::db::orders::OrderRow;
 use tollgate::service::{self, ServiceError};
 
 const PASSWORD: &str = "correct horse battery";
@@ -57,7 +57,7 @@ db_test! {
     async fn checkout_sessions_carry_the_quote(db: TestDb) {
         let (app, fake) = app_with_stripe(db).await;
         app.create_user_with_email("ana", "ana@example.com", PASSWORD).await;
-        let before = tollgate::db::now_ms() / 1000;
+        let before = tollgate::service::db::now_ms() / 1000;
         let first = start(&app, "ana", "10", 1).await;
         assert_eq!(first.status, OrderStatus::Pending);
         assert_eq!((first.amount, first.currency.as_str(), first.quota), (1000, "usd", 5_000_000));
@@ -537,7 +537,7 @@ db_test! {
         // Any number of writers racing on a new name store one value.
         let racers = (0..8).map(|n| {
             let db = if n % 2 == 0 { app.db.clone() } else { other.db.clone() };
-            async move { tollgate::db::site_values::get_or_create(&db, "race-test", &format!("value-{n}")).await }
+            async move { tollgate::service::db::site_values::get_or_create(&db, "race-test", &format!("value-{n}")).await }
         });
         let values: Vec<String> = futures::future::join_all(racers).await.into_iter().map(Result::unwrap).collect();
         assert!(values.iter().all(|v| *v == values[0]), "{values:?}");
@@ -1004,7 +1004,7 @@ db_test! {
         let intent = session["payment_intent"].as_str().unwrap();
         assert_eq!(refunds[0].field("payment_intent"), Some(intent));
         assert!(refunds[0].idempotency_key.as_deref().unwrap().ends_with(&format!("-refund-deleted-{}", pending.id)));
-        let user = tollgate::db::users::find_by_id(&app.db, zed.id).await.unwrap().unwrap();
+        let user = tollgate::service::db::users::find_by_id(&app.db, zed.id).await.unwrap().unwrap();
         assert_eq!(user.quota, 0, "nothing credited to the deleted account");
         // Again: a duplicate event changes nothing; reconciliation asks Stripe again with the
         // same key (one refund), until Stripe's refund event records it.
@@ -1014,7 +1014,7 @@ db_test! {
         let asked: Vec<_> = fake.received().into_iter().skip(before).filter(|r| r.path == "/v1/refunds").collect();
         assert!(asked.iter().all(|r| r.idempotency_key == refunds[0].idempotency_key), "one refund, asked again");
         let (_, refunded) = deliver(&app, &event("evt_deleted_2", "charge.refunded", charge(intent, 1000, 1000))).await;
-        assert_eq!(refunded["outcome"].as_str().is_some(), true, "{refunded}");
+        assert!(refunded["outcome"].as_str().is_some(), "{refunded}");
         assert_eq!(order(&app, pending.id).await.refunded, 1000);
         let asked_before = fake.received().len();
         service::topups::reconcile(app.ctx(), &CLI, 0, "http://x").await.unwrap();

@@ -17,10 +17,10 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tollgate::config::{Config, DatabaseConfig, ServerConfig};
-use tollgate::db::logs::{LogFilter, RequestLog};
-use tollgate::db::users::UserRow;
-use tollgate::db::{Db, tokens::TokenRow};
 use tollgate::service::channels::ChannelInput;
+use tollgate::service::db::logs::{LogFilter, RequestLog};
+use tollgate::service::db::users::UserRow;
+use tollgate::service::db::{Db, tokens::TokenRow};
 use tollgate::service::prices::PriceInput;
 use tollgate::service::tokens::CreateToken;
 use tollgate::service::users::CreateUser;
@@ -370,8 +370,8 @@ impl TestApp {
     /// recent sign-in then need the current password.
     pub async fn age_sign_ins_of(&self, username: &str) {
         let user = self.user(username).await;
-        let now = tollgate::db::now_ms();
-        for mut row in tollgate::db::web_sessions::for_user(&self.db, user.id, now)
+        let now = tollgate::service::db::now_ms();
+        for mut row in tollgate::service::db::web_sessions::for_user(&self.db, user.id, now)
             .await
             .expect("sessions")
         {
@@ -379,7 +379,7 @@ impl TestApp {
                 serde_json::from_str(&row.data).expect("session data");
             data.insert("signed_in_at".into(), Value::from(now - 3_600_000));
             row.data = serde_json::to_string(&data).expect("json");
-            tollgate::db::web_sessions::save(&self.db, &row)
+            tollgate::service::db::web_sessions::save(&self.db, &row)
                 .await
                 .expect("save session");
         }
@@ -403,7 +403,7 @@ impl TestApp {
 
     /// Every log row, oldest first.
     pub async fn logs(&self) -> Vec<RequestLog> {
-        let mut rows = tollgate::db::logs::list(
+        let mut rows = tollgate::service::db::logs::list(
             &self.db,
             &LogFilter {
                 limit: 1000,

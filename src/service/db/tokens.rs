@@ -3,46 +3,7 @@ use sqlx::any::AnyRow;
 
 use super::{Change, Db, DbError, DbResult, Tx, Value, flag, now_ms, text};
 use crate::domain::kinds::{BudgetPeriod, Status};
-
-/// An API key as stored: only the hash of the key itself.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TokenRow {
-    pub id: i64,
-    pub user_id: i64,
-    pub username: String,
-    pub name: String,
-    pub key_hash: String,
-    pub key_display: String,
-    pub status: Status,
-    pub expires_at: Option<i64>,
-    pub unlimited: bool,
-    /// Remaining quota of the key itself; ignored when `unlimited`.
-    pub remaining_quota: i64,
-    pub used_quota: i64,
-    pub request_count: i64,
-    pub allowed_models: Vec<String>,
-    /// Comma-separated IPs and CIDR ranges; empty allows all.
-    pub allowed_ips: String,
-    /// The group the key uses instead of its owner's; empty: the owner's.
-    pub group: String,
-    pub budget: Option<KeyBudget>,
-    pub last_used_at: Option<i64>,
-    pub created_at: i64,
-}
-
-/// A key's budget that starts over every period, with what the period recorded in `window`
-/// spent (see migration 0010).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KeyBudget {
-    pub period: BudgetPeriod,
-    pub quota: i64,
-    pub spent: i64,
-    /// When the period `spent` belongs to began (UTC milliseconds; 0: none yet).
-    pub window: i64,
-    /// When that period ends: not stored; 0 until the service places the row in the current
-    /// period.
-    pub window_end: i64,
-}
+pub use crate::records::tokens::{KeyBalance, KeyBudget, TokenRow};
 
 /// What a key's budget is set to: `None` for no budget.
 pub type BudgetSetting = Option<(BudgetPeriod, i64)>;
@@ -222,16 +183,6 @@ pub async fn by_ids(db: &Db, ids: &[i64]) -> DbResult<Vec<(i64, DbResult<TokenRo
     Ok(tokens)
 }
 
-/// What billing changes on a key: its own remaining quota and its budget's count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KeyBalance {
-    pub id: i64,
-    pub remaining_quota: i64,
-    pub budget_quota: i64,
-    pub budget_spent: i64,
-    pub budget_window: i64,
-}
-
 /// The balances of these keys.
 pub async fn balances_of(db: &Db, ids: &[i64]) -> DbResult<Vec<KeyBalance>> {
     let mut balances = Vec::with_capacity(ids.len());
@@ -339,26 +290,6 @@ pub async fn update(
         tx.changed(Change::Token(id));
     }
     Ok(changed)
-}
-
-/// Adds `delta` to the key's remaining quota in one atomic statement.
-///
-/// Checked, never wrapped: a change that would carry the balance past the 64-bit range is not
-/// made, and the answer is false as for a missing row.
-pub async fn add_quota(tx: &mut Tx, id: i64, delta: i64) -> DbResult<bool> {
-    let (low, high) = super::addable_range(delta);
-    let changed = tx.execute("UPDATE tokens SET remaining_quota = remaining_quota + ?, updated_at = ? WHERE id = ? AND remaining_quota >= ? AND remaining_quota <= ?",
-            &[
-                Value::Int(delta),
-                Value::Int(now_ms()),
-                Value::Int(id),
-                Value::Int(low),
-                Value::Int(high),
-            ],
-        )
-        .await?;
-    tx.changed(Change::Token(id));
-    Ok(changed > 0)
 }
 
 /// Deletes a key; with `owner`, only that user's key. False when there was no such key.

@@ -3,16 +3,7 @@ use sqlx::any::AnyRow;
 
 use super::{Change, Db, DbResult, Tx, Value, flag, now_ms, text};
 use crate::domain::money::Ratio;
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct GroupRow {
-    pub name: String,
-    pub ratio: Ratio,
-    pub description: String,
-    pub user_selectable: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
+pub use crate::records::groups::GroupRow;
 
 const COLUMNS: &str = "name, ratio_ppm, description, user_selectable, created_at, updated_at";
 

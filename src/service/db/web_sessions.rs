@@ -146,11 +146,3 @@ pub async fn delete_expired(db: &Db, now_ms: i64) -> DbResult<u64> {
     )
     .await
 }
-
-/// How many sessions are stored, expired or not.
-pub async fn count(db: &Db) -> DbResult<i64> {
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM web_sessions")
-        .fetch_one(db.pool())
-        .await?;
-    Ok(count)
-}

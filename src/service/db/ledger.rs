@@ -4,6 +4,7 @@ use sqlx::Row;
 
 use super::{Db, DbError, DbResult, Tx, Value, now_ms, text};
 use crate::domain::kinds::LedgerKind;
+pub use crate::records::ledger::Entry;
 
 /// A balance change to record, in the transaction that makes it.
 #[derive(Clone, Debug)]
@@ -19,19 +20,6 @@ pub struct NewEntry<'a> {
     pub reason: &'a str,
     /// Unique: the same change submitted twice is recorded (and applied) once.
     pub idempotency_key: &'a str,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Entry {
-    pub id: i64,
-    pub user_id: i64,
-    pub kind: LedgerKind,
-    pub amount: i64,
-    pub actor: String,
-    pub reference: String,
-    pub reason: String,
-    pub idempotency_key: String,
-    pub created_at: i64,
 }
 
 /// Records a change; `None` when its idempotency key was used before (nothing is written, and

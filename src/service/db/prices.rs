@@ -4,15 +4,7 @@ use sqlx::any::AnyRow;
 use super::{Change, Db, DbError, DbResult, Tx, Value, now_ms, text, upsert_sql};
 use crate::domain::money::MicroUsd;
 use crate::domain::pricing::ModelPrice;
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct PriceRow {
-    pub model: String,
-    pub price: ModelPrice,
-    /// The model's context window in tokens, when the admin set one.
-    pub context_tokens: Option<i64>,
-    pub updated_at: i64,
-}
+pub use crate::records::prices::PriceRow;
 
 fn from_row(row: &AnyRow) -> DbResult<PriceRow> {
     let model: String = text(row, "model")?;

@@ -3,13 +3,7 @@
 use sqlx::Row;
 
 use super::{Change, Db, DbResult, Tx, Value, now_ms, text};
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AliasRow {
-    pub name: String,
-    pub target: String,
-    pub created_at: i64,
-}
+pub use crate::records::model_aliases::AliasRow;
 
 pub async fn list(db: &Db) -> DbResult<Vec<AliasRow>> {
     let rows = sqlx::query("SELECT name, target, created_at FROM model_aliases ORDER BY name")
