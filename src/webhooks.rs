@@ -14,8 +14,8 @@ use axum::routing::post;
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use crate::app::BodyDeadlinePassed;
 use crate::domain::stripe_signature;
+use crate::protocol::client::BodyDeadlinePassed;
 use crate::service::topups::{self, EventError};
 use crate::state::AppState;
 

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
-use crate::app::BodyDeadlinePassed;
+use crate::protocol::client::BodyDeadlinePassed;
 use crate::protocol::client::presented_key;
 use crate::service::{self, Caller};
 use crate::state::AppState;

@@ -19,31 +19,13 @@ use std::time::{Duration, Instant};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 
-use super::connection::Activity;
+use super::descriptors::Activity;
 use super::descriptors::WaitingRead;
 use crate::config::BodyDeadlines;
+use crate::protocol::client::BodyDeadlinePassed;
 
 /// The most time a body earns by its rate (far beyond any body `max_request_body_kb` allows).
 const LONGEST_BODY: Duration = Duration::from_secs(24 * 3600);
-
-/// A request body did not arrive within its deadline.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the request body did not arrive in time")]
-pub struct BodyDeadlinePassed;
-
-impl BodyDeadlinePassed {
-    /// Whether `error`, or what caused it, is a body deadline passing.
-    pub fn caused(error: &(dyn std::error::Error + 'static)) -> bool {
-        let mut current = Some(error);
-        while let Some(error) = current {
-            if error.is::<BodyDeadlinePassed>() {
-                return true;
-            }
-            current = error.source();
-        }
-        false
-    }
-}
 
 /// Which deadline a body gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,9 +16,9 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -28,12 +28,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::body_deadline::{BodyRule, TimedBody};
-use super::descriptors::{Descriptors, OpenConnection};
+use super::descriptors::{Activity, Descriptors, OpenConnection, OpenRequest};
 use crate::config::BodyDeadlines;
 use crate::domain::client_address::TrustedProxies;
 use crate::protocol::client::ClientAddress;
@@ -52,112 +51,6 @@ pub(super) struct Serving {
 
 /// How long a connection that sent no request has to close after being told to.
 const CLOSING_GRACE: Duration = Duration::from_secs(1);
-
-/// Why a connection is to close before its client is done with it.
-const KEEP_OPEN: u8 = 0;
-/// A body missed its deadline: its answer goes out, then the connection closes.
-const CLOSE_AFTER_ANSWER: u8 = 1;
-/// Descriptors are short and this connection waits longest: it closes now.
-const CLOSE_NOW: u8 = 2;
-
-/// What a connection's requests have shown so far.
-pub(super) struct Activity {
-    started: Instant,
-    /// A request's headers have been read.
-    requested: AtomicBool,
-    http2: AtomicBool,
-    /// HTTP/2 requests whose response has not been sent whole.
-    open: AtomicUsize,
-    /// When the last HTTP/2 response was done, in milliseconds since `started`.
-    idle_since_ms: AtomicU64,
-    /// `KEEP_OPEN`, `CLOSE_AFTER_ANSWER` or `CLOSE_NOW`; a change is signalled on `closing`.
-    close: AtomicU8,
-    closing: Notify,
-    pub(super) descriptors: Arc<Descriptors>,
-}
-
-impl Activity {
-    pub(super) fn new(descriptors: Arc<Descriptors>) -> Activity {
-        Activity {
-            started: Instant::now(),
-            requested: AtomicBool::new(false),
-            http2: AtomicBool::new(false),
-            open: AtomicUsize::new(0),
-            idle_since_ms: AtomicU64::new(0),
-            close: AtomicU8::new(KEEP_OPEN),
-            closing: Notify::new(),
-            descriptors,
-        }
-    }
-
-    /// A request body missed its deadline: close once the answer is out.
-    pub(super) fn close_after_answer(&self) {
-        if self
-            .close
-            .compare_exchange(
-                KEEP_OPEN,
-                CLOSE_AFTER_ANSWER,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-        {
-            self.closing.notify_one();
-        }
-    }
-
-    /// Close at once, answered or not.
-    pub(super) fn close_now(&self) {
-        if self.close.swap(CLOSE_NOW, Ordering::Relaxed) != CLOSE_NOW {
-            self.closing.notify_one();
-        }
-    }
-
-    pub(super) fn closing_now(&self) -> bool {
-        self.close.load(Ordering::Relaxed) == CLOSE_NOW
-    }
-
-    fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// A request arrived. An HTTP/2 request is tracked until its response is done.
-    fn request_started(self: &Arc<Self>, version: http::Version) -> Option<OpenRequest> {
-        if !self.requested.load(Ordering::Relaxed) {
-            self.requested.store(true, Ordering::Relaxed);
-        }
-        if version != http::Version::HTTP_2 {
-            return None;
-        }
-        self.http2.store(true, Ordering::Relaxed);
-        self.open.fetch_add(1, Ordering::Relaxed);
-        Some(OpenRequest(self.clone()))
-    }
-
-    /// How long an HTTP/2 connection has had no request open; None while one is.
-    fn idle_for(&self) -> Option<Duration> {
-        if self.open.load(Ordering::Relaxed) > 0 {
-            return None;
-        }
-        let since = self.idle_since_ms.load(Ordering::Relaxed);
-        Some(Duration::from_millis(
-            self.elapsed_ms().saturating_sub(since),
-        ))
-    }
-}
-
-/// An HTTP/2 request in progress; dropped with its response body.
-struct OpenRequest(Arc<Activity>);
-
-impl Drop for OpenRequest {
-    fn drop(&mut self) {
-        let activity = &self.0;
-        activity
-            .idle_since_ms
-            .store(activity.elapsed_ms(), Ordering::Relaxed);
-        activity.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// A response body that keeps its request counted as open until it is sent or dropped.
 struct TrackedBody {

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::connection::Activity;
+use std::sync::atomic::AtomicU8;
+
+use tokio::sync::Notify;
 
 /// How often the descriptors other than connections are counted again.
 const RECOUNT_EVERY: Duration = Duration::from_secs(1);
@@ -228,6 +230,112 @@ fn count_open() -> Option<usize> {
     let entries = std::fs::read_dir("/proc/self/fd").ok()?;
     // Less the one the listing itself holds.
     Some(entries.count().saturating_sub(1))
+}
+
+/// Why a connection is to close before its client is done with it.
+const KEEP_OPEN: u8 = 0;
+/// A body missed its deadline: its answer goes out, then the connection closes.
+const CLOSE_AFTER_ANSWER: u8 = 1;
+/// Descriptors are short and this connection waits longest: it closes now.
+const CLOSE_NOW: u8 = 2;
+
+/// What a connection's requests have shown so far.
+pub(super) struct Activity {
+    started: Instant,
+    /// A request's headers have been read.
+    pub(super) requested: AtomicBool,
+    pub(super) http2: AtomicBool,
+    /// HTTP/2 requests whose response has not been sent whole.
+    open: AtomicUsize,
+    /// When the last HTTP/2 response was done, in milliseconds since `started`.
+    idle_since_ms: AtomicU64,
+    /// `KEEP_OPEN`, `CLOSE_AFTER_ANSWER` or `CLOSE_NOW`; a change is signalled on `closing`.
+    close: AtomicU8,
+    pub(super) closing: Notify,
+    pub(super) descriptors: Arc<Descriptors>,
+}
+
+impl Activity {
+    pub(super) fn new(descriptors: Arc<Descriptors>) -> Activity {
+        Activity {
+            started: Instant::now(),
+            requested: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
+            open: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            close: AtomicU8::new(KEEP_OPEN),
+            closing: Notify::new(),
+            descriptors,
+        }
+    }
+
+    /// A request body missed its deadline: close once the answer is out.
+    pub(super) fn close_after_answer(&self) {
+        if self
+            .close
+            .compare_exchange(
+                KEEP_OPEN,
+                CLOSE_AFTER_ANSWER,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            self.closing.notify_one();
+        }
+    }
+
+    /// Close at once, answered or not.
+    pub(super) fn close_now(&self) {
+        if self.close.swap(CLOSE_NOW, Ordering::Relaxed) != CLOSE_NOW {
+            self.closing.notify_one();
+        }
+    }
+
+    pub(super) fn closing_now(&self) -> bool {
+        self.close.load(Ordering::Relaxed) == CLOSE_NOW
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A request arrived. An HTTP/2 request is tracked until its response is done.
+    pub(super) fn request_started(self: &Arc<Self>, version: http::Version) -> Option<OpenRequest> {
+        if !self.requested.load(Ordering::Relaxed) {
+            self.requested.store(true, Ordering::Relaxed);
+        }
+        if version != http::Version::HTTP_2 {
+            return None;
+        }
+        self.http2.store(true, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Some(OpenRequest(self.clone()))
+    }
+
+    /// How long an HTTP/2 connection has had no request open; None while one is.
+    pub(super) fn idle_for(&self) -> Option<Duration> {
+        if self.open.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let since = self.idle_since_ms.load(Ordering::Relaxed);
+        Some(Duration::from_millis(
+            self.elapsed_ms().saturating_sub(since),
+        ))
+    }
+}
+
+/// An HTTP/2 request in progress; dropped with its response body.
+pub(super) struct OpenRequest(Arc<Activity>);
+
+impl Drop for OpenRequest {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        activity
+            .idle_since_ms
+            .store(activity.elapsed_ms(), Ordering::Relaxed);
+        activity.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

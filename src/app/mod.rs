@@ -13,8 +13,6 @@ mod body_deadline;
 mod connection;
 mod descriptors;
 
-pub use body_deadline::BodyDeadlinePassed;
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -82,3 +82,22 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
         Ok(ClientAddress::of(&parts.extensions))
     }
 }
+
+/// A request body did not arrive within its deadline.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyDeadlinePassed;
+
+impl BodyDeadlinePassed {
+    /// Whether `error`, or what caused it, is a body deadline passing.
+    pub fn caused(error: &(dyn std::error::Error + 'static)) -> bool {
+        let mut current = Some(error);
+        while let Some(error) = current {
+            if error.is::<BodyDeadlinePassed>() {
+                return true;
+            }
+            current = error.source();
+        }
+        false
+    }
+}

@@ -9,9 +9,9 @@ use serde::de::DeserializeOwned;
 use tower_sessions::Session;
 
 use super::error::WebError;
-use crate::app::BodyDeadlinePassed;
 use crate::i18n::Lang;
 use crate::msg;
+use crate::protocol::client::BodyDeadlinePassed;
 use crate::service::ServiceError;
 use crate::service::sessions::keys;
 use crate::state::AppState;
