@@ -420,3 +420,15 @@ pub async fn set_inviter(tx: &mut Tx, id: i64, inviter_id: i64) -> DbResult<bool
         .await?
         == 1)
 }
+
+/// Whether an account other than root has balance to spend (the operator has given someone
+/// balance).
+pub async fn someone_besides_root_has_balance(db: &Db) -> DbResult<bool> {
+    let rows = db
+        .fetch_all_with(
+            "SELECT id FROM users WHERE role <> 'root' AND quota > 0 LIMIT 1",
+            &[],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}

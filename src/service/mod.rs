@@ -18,6 +18,7 @@ pub mod limits;
 pub mod logs;
 pub mod model_aliases;
 pub mod oauth;
+pub mod onboarding;
 pub mod options;
 pub mod prices;
 pub mod sessions;
