@@ -1,7 +1,8 @@
 //! The operator's guide: this version's README, served to administrators at `/docs/operator`
 //! so the dashboard's first steps can link to the section that explains each (the anchors are
-//! GitHub's, so a link works on either copy). Headings become headings, fenced code a code
-//! block, the rest paragraphs of plain text, all escaped.
+//! GitHub's, so a link works on either copy). A small reading of its Markdown: headings,
+//! fenced code, tables as they are written, lists, paragraphs, and inline code, bold and links
+//! within the page; everything escaped.
 
 use std::sync::LazyLock;
 
@@ -44,52 +45,155 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// Inline Markdown: `code`, **bold**, links within the page (`[text](#anchor)`); an image
+/// (`![alt](path)`) or a link elsewhere is its text.
+fn inline(text: &str) -> String {
+    let mut out = String::new();
+    for (i, piece) in text.split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str("<code>");
+            out.push_str(&escape(piece));
+            out.push_str("</code>");
+            continue;
+        }
+        let linked = links(piece);
+        let mut bold = false;
+        for (j, part) in linked.split("**").enumerate() {
+            if j > 0 {
+                out.push_str(if bold { "</strong>" } else { "<strong>" });
+                bold = !bold;
+            }
+            out.push_str(part);
+        }
+        if bold {
+            out.push_str("</strong>");
+        }
+    }
+    out
+}
+
+/// Escapes text outside code, turning `[text](#anchor)` into a link and other links and
+/// images into their text.
+fn links(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find("](").map(|at| at + open) else {
+            break;
+        };
+        let Some(end) = rest[close..].find(')').map(|at| at + close) else {
+            break;
+        };
+        let image = open > 0 && rest[..open].ends_with('!');
+        let before = if image {
+            &rest[..open - 1]
+        } else {
+            &rest[..open]
+        };
+        out.push_str(&escape(before));
+        let label = escape(&rest[open + 1..close]);
+        let target = &rest[close + 2..end];
+        match target.strip_prefix('#') {
+            Some(anchor) if !image => {
+                out.push_str(&format!("<a href=\"#{}\">{label}</a>", escape(anchor)));
+            }
+            _ => out.push_str(&label),
+        }
+        rest = &rest[end + 1..];
+    }
+    out.push_str(&escape(rest));
+    out
+}
+
+/// Whether a line starts an item of a list (`- `, `* `, `1. `).
+fn list_item(line: &str) -> Option<&str> {
+    let trimmed = line.trim_start();
+    if let Some(item) = trimmed
+        .strip_prefix("- ")
+        .or_else(|| trimmed.strip_prefix("* "))
+    {
+        return Some(item);
+    }
+    let digits = trimmed.chars().take_while(char::is_ascii_digit).count();
+    (digits > 0)
+        .then(|| trimmed[digits..].strip_prefix(". "))
+        .flatten()
+}
+
+/// One block of lines between blank lines: a table as written, a list, or a paragraph.
+fn block(lines: &[&str], out: &mut String) {
+    if lines.is_empty() {
+        return;
+    }
+    if lines.iter().all(|line| line.trim_start().starts_with('|')) {
+        out.push_str("<pre class=\"guide-table\">");
+        out.push_str(&escape(&lines.join("\n")));
+        out.push_str("</pre>\n");
+    } else if list_item(lines[0]).is_some() {
+        let mut items: Vec<String> = Vec::new();
+        for line in lines {
+            match list_item(line) {
+                Some(item) => items.push(item.to_string()),
+                None => {
+                    if let Some(last) = items.last_mut() {
+                        last.push(' ');
+                        last.push_str(line.trim());
+                    }
+                }
+            }
+        }
+        out.push_str("<ul>");
+        for item in items {
+            out.push_str(&format!("<li>{}</li>", inline(&item)));
+        }
+        out.push_str("</ul>\n");
+    } else {
+        let text: Vec<&str> = lines.iter().map(|line| line.trim()).collect();
+        out.push_str(&format!("<p>{}</p>\n", inline(&text.join(" "))));
+    }
+}
+
 fn render(markdown: &str) -> String {
     let mut out = String::new();
-    let mut paragraph: Vec<&str> = Vec::new();
+    let mut lines: Vec<&str> = Vec::new();
     let mut code: Option<Vec<&str>> = None;
-    let flush = |paragraph: &mut Vec<&str>, out: &mut String| {
-        if !paragraph.is_empty() {
-            out.push_str("<p class=\"guide-text\">");
-            out.push_str(&escape(&paragraph.join("\n")));
-            out.push_str("</p>\n");
-            paragraph.clear();
-        }
-    };
     for line in markdown.lines() {
-        if let Some(lines) = code.as_mut() {
+        if let Some(code_lines) = code.as_mut() {
             if line.starts_with("```") {
                 out.push_str("<pre data-copy><code>");
-                out.push_str(&escape(&lines.join("\n")));
+                out.push_str(&escape(&code_lines.join("\n")));
                 out.push_str("</code></pre>\n");
                 code = None;
             } else {
-                lines.push(line);
+                code_lines.push(line);
             }
             continue;
         }
         if line.starts_with("```") {
-            flush(&mut paragraph, &mut out);
+            block(&lines, &mut out);
+            lines.clear();
             code = Some(Vec::new());
         } else if line.starts_with("<!--") {
             // Notes for the tests' tooling.
         } else if let Some(heading) = line.strip_prefix('#') {
-            flush(&mut paragraph, &mut out);
+            block(&lines, &mut out);
+            lines.clear();
             let level = 1 + heading.chars().take_while(|c| *c == '#').count();
             let text = heading.trim_start_matches('#').trim();
             let tag = format!("h{}", level.min(4));
             out.push_str(&format!(
                 "<{tag} id=\"{}\">{}</{tag}>\n",
                 escape(&slug(text)),
-                escape(text)
+                inline(text)
             ));
         } else if line.trim().is_empty() {
-            flush(&mut paragraph, &mut out);
+            block(&lines, &mut out);
+            lines.clear();
         } else {
-            paragraph.push(line);
+            lines.push(line);
         }
     }
-    flush(&mut paragraph, &mut out);
+    block(&lines, &mut out);
     out
 }
 
@@ -128,15 +232,36 @@ mod tests {
 
     #[test]
     fn text_and_code_are_escaped() {
-        let html = render("# A <b>\n\nx < y\n\n```sh\necho '<hi>'\n```\n");
+        let html = render("# A <b>\n\nx < y\nand `<z>`\n\n```sh\necho '<hi>'\n```\n");
         assert!(html.contains("<h1 id=\"a-b\">A &lt;b&gt;</h1>"), "{html}");
         assert!(
-            html.contains("<p class=\"guide-text\">x &lt; y</p>"),
+            html.contains("<p>x &lt; y and <code>&lt;z&gt;</code></p>"),
             "{html}"
         );
         assert!(
             html.contains("<code>echo &#39;&lt;hi&gt;&#39;</code>"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn lists_tables_bold_and_links_within_the_page() {
+        let html = render(concat!(
+            "- **One** item\n  goes on\n- see [billing](#how-billing-works)\n\n",
+            "| a | b |\n|---|---|\n\n",
+            "![shot](docs/x.png) [out](https://example.com)\n"
+        ));
+        assert!(
+            html.contains(concat!(
+                "<ul><li><strong>One</strong> item goes on</li>",
+                "<li>see <a href=\"#how-billing-works\">billing</a></li></ul>"
+            )),
+            "{html}"
+        );
+        assert!(
+            html.contains("<pre class=\"guide-table\">| a | b |\n|---|---|</pre>"),
+            "{html}"
+        );
+        assert!(html.contains("<p>shot out</p>"), "{html}");
     }
 }

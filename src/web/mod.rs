@@ -87,7 +87,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/profile/sessions/{id}/end", post(profile::end_session))
         .route("/profile/export", get(profile::export))
-        .route("/profile/delete", post(profile::delete));
+        .route("/profile/delete", post(profile::delete))
+        .method_not_allowed_fallback(wrong_method);
     with_page_layers(state, pages)
         .route("/static/portal.css", get(stylesheet))
         .route("/static/playground.js", get(playground_script))
@@ -106,6 +107,15 @@ pub fn not_found_router(state: &AppState) -> Router<AppState> {
 
 async fn not_found(page: Page) -> WebError {
     WebError::not_found(page.lang)
+}
+
+/// A page asked for with a method it does not take (a GET of a form's address, a POST to a
+/// page): said on a page like every error.
+async fn wrong_method(page: Page) -> WebError {
+    page.error(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        crate::msg!("web-wrong-method"),
+    )
 }
 
 /// The layers every page runs in, innermost first: the language choice kept, a NUL in the

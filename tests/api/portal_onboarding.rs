@@ -226,7 +226,8 @@ db_test! {
 db_test! {
     /// A path nobody serves answers "Page not found" inside the normal frame (header, menu, who
     /// is signed in), in the reader's language, with the security headers; `/v1` keeps its own
-    /// envelope and none of the portal's layers. Other error pages are framed too.
+    /// envelope and none of the portal's layers. Other error pages (a record that is not the
+    /// reader's, a method a page does not take, a refused form) are framed too.
     async fn a_missing_page_is_framed_in_the_readers_language(db: TestDb) {
         let app = TestApp::spawn(db).await;
         let visitor = Browser::new(&app);
@@ -262,7 +263,10 @@ db_test! {
         assert!(framed(&not_theirs) && not_theirs.contains("Signed in as Kim Lee"), "{}", not_theirs.body);
         assert!(not_theirs.contains("<h1>Page not found</h1>"), "{}", not_theirs.body);
 
-        // A refused form is framed as well, with its own heading.
+        // A page asked for the wrong way, and a refused form, are framed as well.
+        let wrong = person.get("/logout").await;
+        assert_eq!(wrong.status, 405);
+        assert!(framed(&wrong) && wrong.contains("Signed in as Kim Lee"), "{}", wrong.body);
         let forged = person.post_raw("/keys", &[("csrf_token", "forged"), ("name", "x")]).await;
         assert_eq!(forged.status, 403);
         assert!(framed(&forged) && forged.contains("Signed in as Kim Lee"), "{}", forged.body);
