@@ -307,12 +307,83 @@ mod tests {
         }
     }
 
+    /// Each message of a file as written: (key, text), a text per variant of a selector; the
+    /// bodies of mails (on lines of their own) are left out.
+    fn texts(lang: Lang, file: &str) -> Vec<(String, String)> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("i18n")
+            .join(lang.tag())
+            .join(file);
+        let mut found = Vec::new();
+        let mut key = String::new();
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            if line.starts_with(|c: char| c.is_ascii_alphabetic())
+                && let Some((name, text)) = line.split_once(" = ")
+            {
+                key = name.trim().to_string();
+                if !text.trim().is_empty() && !text.trim().ends_with("->") {
+                    found.push((key.clone(), text.trim().to_string()));
+                }
+            } else if let Some((_, text)) = line
+                .trim_start()
+                .strip_prefix('*')
+                .unwrap_or(line.trim_start())
+                .strip_prefix('[')
+                .and_then(|rest| rest.split_once("] "))
+            {
+                found.push((key.clone(), text.trim().to_string()));
+            }
+        }
+        found
+    }
+
+    /// One message style: every message of the services reads as a sentence — a capital
+    /// letter first and a full stop last in English, a full-width 。 last in Chinese (mail
+    /// subjects, which are titles, aside); the portal's texts end alike in both languages.
+    #[test]
+    fn messages_are_sentences() {
+        for (key, text) in texts(Lang::En, "service.ftl") {
+            if key.starts_with("mail-") {
+                continue;
+            }
+            assert!(
+                text.starts_with(|c: char| c.is_ascii_uppercase()) && text.ends_with('.'),
+                "en {key} is not a sentence: {text}"
+            );
+        }
+        for (key, text) in texts(Lang::ZhCn, "service.ftl") {
+            if key.starts_with("mail-") {
+                continue;
+            }
+            assert!(
+                text.ends_with('。'),
+                "zh-CN {key} does not end with 。: {text}"
+            );
+        }
+        let chinese: HashMap<String, String> = texts(Lang::ZhCn, "web.ftl").into_iter().collect();
+        for (key, text) in texts(Lang::En, "web.ftl") {
+            let sentence = text.ends_with('.');
+            if sentence {
+                assert!(
+                    !text.starts_with(|c: char| c.is_ascii_lowercase()),
+                    "en {key} begins in lower case: {text}"
+                );
+            }
+            assert_eq!(
+                sentence,
+                chinese[&key].ends_with('。'),
+                "{key} ends differently in the two languages: {text} / {}",
+                chinese[&key]
+            );
+        }
+    }
+
     #[test]
     fn renders_arguments_in_each_language() {
         let message = msg!("user-not-found", name = "bob");
-        assert_eq!(message.render(Lang::En), "there is no user named 'bob'");
-        assert_eq!(message.render(Lang::ZhCn), "没有名为“bob”的用户");
-        assert_eq!(message.to_string(), "there is no user named 'bob'");
+        assert_eq!(message.render(Lang::En), "There is no user named 'bob'.");
+        assert_eq!(message.render(Lang::ZhCn), "没有名为“bob”的用户。");
+        assert_eq!(message.to_string(), "There is no user named 'bob'.");
         assert_eq!(Lang::from_tag("zh-Hans-CN"), Some(Lang::ZhCn));
         assert_eq!(Lang::from_tag("en-US"), Some(Lang::En));
         assert_eq!(Lang::from_tag("fr"), None);

@@ -3,7 +3,9 @@
 //! verify → sign in → make a key → call /v1 with it → a conversation in the playground → see the
 //! requests in the usage log and today's spend → switch to Chinese → sign out. Then, with six
 //! keys and a month of requests, the signed-in pages in both languages at 1280 px and 390 px
-//! (the pages only visited, each phone page checked for horizontal overflow).
+//! (the pages only visited, each phone page checked for horizontal overflow). A new site's
+//! pages — root's dashboard with its first steps, a wallet without card payments, the docs, the
+//! not-found page, a usage filter marked — at both widths, in both languages, light and dark.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`/usr/bin/chromedriver`). Without them the
 //! test says why and passes, unless `TOLLGATE_REQUIRE_ALL=1` (CI), where it fails. Screenshots
@@ -215,6 +217,7 @@ async fn start_server(dir: &Path, upstream_port: u16, smtp_port: Option<u16>) ->
     cli(
         &database_url,
         &[
+            "--create-database",
             "user",
             "create",
             "--username",
@@ -312,6 +315,12 @@ struct Browser {
 
 impl Browser {
     async fn start(shots: PathBuf, width: u32, height: u32) -> Option<Browser> {
+        Browser::start_in(shots, width, height, false).await
+    }
+
+    /// A browser whose system asks pages for their dark colours (`prefers-color-scheme: dark`)
+    /// when `dark`.
+    async fn start_in(shots: PathBuf, width: u32, height: u32, dark: bool) -> Option<Browser> {
         let driver_path = chromedriver()?;
         let port = free_port();
         let driver = Command::new(driver_path)
@@ -329,6 +338,13 @@ impl Browser {
                          "--disable-dev-shm-usage", "--lang=en-US", format!("--window-size={width},{height}")]
             }
         });
+        if dark {
+            // Blink's preferred colour scheme: 0 is dark.
+            capabilities["goog:chromeOptions"]["args"]
+                .as_array_mut()
+                .expect("the arguments")
+                .push(serde_json::json!("--blink-settings=preferredColorScheme=0"));
+        }
         if width < 500 {
             // A window is at least 500 px wide: a phone's screen is emulated instead, so the
             // page really is this wide (and follows its viewport meta as a phone does).
@@ -411,14 +427,16 @@ impl Browser {
             .expect("submit");
     }
 
+    /// The page's text; while a page is still replacing the last one (a form's answer, a
+    /// redirect) its body may not be there yet, so this waits up to five seconds for it.
     async fn text(&self) -> String {
-        self.client
-            .find(Locator::Css("body"))
-            .await
-            .expect("a body")
-            .text()
-            .await
-            .unwrap_or_default()
+        for _ in 0..100 {
+            if let Ok(body) = self.client.find(Locator::Css("body")).await {
+                return body.text().await.unwrap_or_default();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the page has no body");
     }
 
     async fn path(&self) -> String {
@@ -1186,6 +1204,26 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
             .await;
     }
     phone.close().await;
+
+    // Dark mode: the same pages in the system's dark colours, and a conversation in the
+    // playground (its turns on the dark page).
+    for (label, width, height) in [("tour-1280-dark", 1280, 900), ("tour-390-dark", 390, 844)] {
+        let phone = width < 500;
+        let mut dark = Browser::start_in(screenshots_dir(label), width, height, true)
+            .await
+            .expect("chromium starts");
+        dark.sign_in(&base, "alice").await;
+        for lang in ["en", "zh-CN"] {
+            tour(&mut dark, &base, lang, phone).await;
+        }
+        dark.open(&format!("{base}/playground?lang=en"), "playground-dark")
+            .await;
+        dark.fill_text("message", "Say hello").await;
+        dark.submit("/playground").await;
+        dark.wait_for("#conversation .turn.model .meta").await;
+        dark.shot("playground-dark-answered").await;
+        dark.close().await;
+    }
 }
 
 /// A stand-in for Stripe's API: makes a Checkout Session for every request (remembering the
@@ -1437,6 +1475,140 @@ async fn a_person_tops_up_by_card_and_redeems_a_code() {
         browser
             .open(&format!("{base}/wallet?lang=en"), "wallet-en")
             .await;
+        browser.close().await;
+    }
+}
+
+/// Signs in as root (made by `start_server`) and waits for the dashboard.
+async fn sign_in_as_root(browser: &mut Browser, base: &str) {
+    browser.open(&format!("{base}/login"), "login").await;
+    browser.fill("login", "root").await;
+    browser.fill("password", "root password here").await;
+    browser.submit("/login").await;
+    browser.arrive("/dashboard").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sites_pages_in_light_and_dark() {
+    if no_browser() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let upstream = fake_upstream().await;
+    let server = start_server(dir.path(), upstream, None).await;
+    let base = server.base.clone();
+    for (label, width, height, dark) in [
+        ("new-site-1280", 1280, 900, false),
+        ("new-site-1280-dark", 1280, 900, true),
+        ("new-site-390", 390, 844, false),
+        ("new-site-390-dark", 390, 844, true),
+    ] {
+        let phone = width < 500;
+        let mut browser = Browser::start_in(screenshots_dir(label), width, height, dark)
+            .await
+            .expect("chromium starts");
+        let scheme = number(
+            &browser,
+            "return matchMedia('(prefers-color-scheme: dark)').matches ? 1 : 0;",
+        )
+        .await;
+        browser
+            .check(
+                scheme == f64::from(u8::from(dark)),
+                &format!(
+                    "the browser asks for {}",
+                    if dark { "dark" } else { "light" }
+                ),
+            )
+            .await;
+        sign_in_as_root(&mut browser, &base).await;
+        for lang in ["en", "zh-CN"] {
+            // Root's dashboard: the first steps, the channel and the price done (the channel's
+            // model is priced), no one with balance yet.
+            let dashboard = format!("{base}/dashboard?lang={lang}");
+            visit(
+                &mut browser,
+                &dashboard,
+                &format!("dashboard-root-{lang}"),
+                lang,
+                phone,
+            )
+            .await;
+            let steps = number(
+                &browser,
+                "return document.querySelectorAll('#first-steps li.step').length * 10 + document.querySelectorAll('#first-steps li.step.done').length;",
+            )
+            .await;
+            browser
+                .check(steps == 32.0, &format!("three steps, two done ({steps})"))
+                .await;
+            let background = browser
+                .client
+                .execute(
+                    "return getComputedStyle(document.documentElement).backgroundColor;",
+                    vec![],
+                )
+                .await
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let dark_background = background == "rgb(13, 17, 23)";
+            browser
+                .check(
+                    dark_background == dark,
+                    &format!("the page's colours follow the system ({background})"),
+                )
+                .await;
+            for (path, name) in [
+                ("wallet", "wallet-no-card"),
+                ("docs", "docs"),
+                ("no-such-page", "not-found"),
+                ("logs?from=yesterday", "logs-bad-filter"),
+                ("docs/operator", "guide"),
+            ] {
+                let url = format!("{base}/{path}");
+                visit(&mut browser, &url, &format!("{name}-{lang}"), lang, phone).await;
+            }
+            // The not-found page is inside the frame and names who is signed in.
+            browser
+                .open(&format!("{base}/no-such-page"), "not-found-again")
+                .await;
+            let text = browser.text().await;
+            let (heading, who) = if lang == "en" {
+                ("Page not found", "Signed in as root")
+            } else {
+                ("找不到页面", "已登录：root")
+            };
+            browser
+                .check(
+                    text.contains(heading) && (phone || text.contains(who)),
+                    "the not-found page has the frame and the reader's name",
+                )
+                .await;
+        }
+        if phone {
+            // The phone's menu names who is signed in too.
+            browser
+                .open(&format!("{base}/dashboard?lang=en"), "menu")
+                .await;
+            browser
+                .client
+                .find(Locator::Css("details.nav-menu > summary"))
+                .await
+                .expect("a menu button")
+                .click()
+                .await
+                .expect("open the menu");
+            browser.shot("menu-open").await;
+            let shown = number(
+                &browser,
+                "return document.querySelector('details.nav-menu .signed-in-as').getBoundingClientRect().height;",
+            )
+            .await;
+            browser
+                .check(shown > 0.0, "the open menu names who is signed in")
+                .await;
+        }
         browser.close().await;
     }
 }

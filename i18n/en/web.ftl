@@ -11,7 +11,12 @@ web-other-language = 中文
 
 web-error-title = Something went wrong
 web-error-home = Back to the home page
-web-not-found = This page does not exist.
+web-error-dashboard = Back to your dashboard
+web-error-title-too-many = Too many attempts
+web-error-title-forbidden = Not allowed
+web-error-title-not-found = Page not found
+web-wrong-method = This address does not take that kind of request. Go back and use the page's links and buttons.
+web-not-found = This page does not exist. Check the address, or carry on from the links at the top of the page.
 web-internal-error = The server could not complete this. Please try again; if it keeps happening, tell the operator.
 web-form-expired = This form has expired or did not come from this site. Go back, reload the page and try again.
 web-form-too-large = The form is too large.
@@ -55,7 +60,7 @@ web-setup-submit = Create the root account
 
 web-field-login = Username or email
 web-field-password = Password
-web-field-password-hint = At least 8 characters.
+web-field-password-hint = At least { $min } characters, and not one of the most common passwords.
 web-field-password-confirm = Repeat the password
 web-field-username = Username
 web-field-username-hint = Letters, digits, _ - and . (up to 32).
@@ -72,11 +77,11 @@ web-dashboard-today = Spent today
 web-dashboard-week = Last 7 days
 web-dashboard-month = Last 30 days
 web-dashboard-n-requests = { $count } requests
-web-dashboard-runway-days = about { $days } days at your last 7 days' rate
-web-dashboard-runway-none = no spending in the last 7 days
-web-dashboard-runway-long = more than a year at your last 7 days' rate
+web-dashboard-runway-days = About { $days } days at your last 7 days' rate.
+web-dashboard-runway-none = No spending in the last 7 days.
+web-dashboard-runway-long = More than a year at your last 7 days' rate.
 web-dashboard-chart-title = Spend per day, last 30 days
-web-dashboard-chart-caption = spend per day
+web-dashboard-chart-caption = Spend per day
 web-dashboard-bar = { $day }: { $usd }, { $requests } requests
 web-dashboard-by-model = By model, last 30 days
 web-onboarding-title = Get started
@@ -168,7 +173,6 @@ web-logs-requests = requests
 web-logs-tokens = tokens in / out
 web-logs-none = No requests match.
 web-logs-older = Older requests →
-web-logs-bad-filter = The filter “{ $field }” is not valid.
 
 web-pricing-lead = What each model costs, in US dollars per million tokens (or per request).
 web-pricing-ratio = Your group's prices are the list prices × { $ratio }; shown here already applied.
@@ -353,3 +357,36 @@ web-playground-max-tokens = Most tokens in the answer (optional)
 web-playground-max-tokens-hint = Empty: the model's default.
 web-playground-max-tokens-range = Write a whole number from 1 to { $max }.
 web-playground-message-empty = Write a message to send.
+
+# A site nobody has set up yet, and the operator's first steps
+web-home-setup-needed = This site is not set up yet
+web-home-setup-needed-text = No administrator exists yet. When the server started, it printed a link that sets the site up: find the line below in its output (or its log), open the link and create the root account.
+web-steps-title = Set up your site
+web-steps-lead = Three steps make the site useful. There is no admin console yet: each step is one command on the server, or a call to the management API with an admin token, which this command makes.
+web-step-done = Done
+web-step-todo = To do
+web-step-channel = Add a channel
+web-step-channel-text = A channel is an upstream account (OpenAI, Anthropic, Gemini or a compatible vendor) whose models people call through this site.
+web-step-price = Price its models
+web-step-price-text = Requests are billed at their model's price. The shipped list prices cover most current models (option list_prices); set a price for any other model, or to charge something else.
+web-step-balance = Give someone balance
+web-step-balance-text = People spend their balance. Add balance to an account, or make redemption codes to hand out: they are redeemed on the wallet page.
+web-step-cli = On the server:
+web-step-api = Or through the management API:
+web-step-guide = How this works, in the operator's guide
+web-guide-title = Operator's guide
+web-guide-lead = The README of the version this server runs.
+web-docs-model = The examples call { $model }, the cheapest model you can use.
+web-docs-model-visitor = The examples call { $model }, the cheapest model a new account can use.
+web-docs-no-model-yet = No model is available to you yet, so the examples say { $placeholder }. Replace it with a model from the pricing page once there is one.
+web-wallet-no-card = Card payments are not available on { $site }, so balance comes another way.
+web-wallet-no-card-code = Redeem a code below, if you have one.
+web-wallet-no-card-ask = Ask the administrator of { $site } to add balance to your account.
+
+# Who is signed in, in the header
+web-nav-signed-in-as = Signed in as { $name }
+
+# The usage log's filters
+web-logs-bad-date = Use a date such as 2027-01-31.
+web-logs-bad-key = Choose one of your keys.
+web-logs-bad-outcome = Choose one of the listed outcomes.

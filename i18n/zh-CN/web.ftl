@@ -11,7 +11,12 @@ web-other-language = English
 
 web-error-title = 出错了
 web-error-home = 返回首页
-web-not-found = 页面不存在。
+web-error-dashboard = 返回概览
+web-error-title-too-many = 尝试次数过多
+web-error-title-forbidden = 无权访问
+web-error-title-not-found = 找不到页面
+web-wrong-method = 此地址不接受这种请求。请返回，使用页面上的链接和按钮。
+web-not-found = 页面不存在。请检查网址，或从页面顶部的链接继续。
 web-internal-error = 服务器未能完成此操作。请重试；如果问题持续，请联系管理员。
 web-form-expired = 此表单已过期或并非来自本站。请返回、刷新页面后重试。
 web-form-too-large = 表单内容过大。
@@ -55,7 +60,7 @@ web-setup-submit = 创建超级管理员账户
 
 web-field-login = 用户名或邮箱
 web-field-password = 密码
-web-field-password-hint = 至少 8 个字符。
+web-field-password-hint = 至少 { $min } 个字符，且不能是最常见的密码之一。
 web-field-password-confirm = 再次输入密码
 web-field-username = 用户名
 web-field-username-hint = 字母、数字及 _ - .（最多 32 个）。
@@ -72,9 +77,9 @@ web-dashboard-today = 今日消费
 web-dashboard-week = 最近 7 天
 web-dashboard-month = 最近 30 天
 web-dashboard-n-requests = { $count } 次请求
-web-dashboard-runway-days = 按最近 7 天的用量，约可使用 { $days } 天
-web-dashboard-runway-none = 最近 7 天没有消费
-web-dashboard-runway-long = 按最近 7 天的用量，可使用一年以上
+web-dashboard-runway-days = 按最近 7 天的用量，约可使用 { $days } 天。
+web-dashboard-runway-none = 最近 7 天没有消费。
+web-dashboard-runway-long = 按最近 7 天的用量，可使用一年以上。
 web-dashboard-chart-title = 每日消费（最近 30 天）
 web-dashboard-chart-caption = 每日消费
 web-dashboard-bar = { $day }：{ $usd }，{ $requests } 次请求
@@ -168,7 +173,6 @@ web-logs-requests = 次请求
 web-logs-tokens = 输入 / 输出 token
 web-logs-none = 没有符合条件的请求。
 web-logs-older = 更早的请求 →
-web-logs-bad-filter = 筛选条件“{ $field }”无效。
 
 web-pricing-lead = 各模型的价格，单位为美元每百万 token（或每次请求）。
 web-pricing-ratio = 你所在分组的价格为标价 × { $ratio }，下表已按此计算。
@@ -353,3 +357,36 @@ web-playground-max-tokens = 回答最多 Token 数（可选）
 web-playground-max-tokens-hint = 留空则使用模型默认值。
 web-playground-max-tokens-range = 请输入 1 到 { $max } 之间的整数。
 web-playground-message-empty = 请输入要发送的消息。
+
+# 尚未设置的站点，以及运营者的第一步
+web-home-setup-needed = 本站尚未完成设置
+web-home-setup-needed-text = 目前还没有管理员。服务器启动时打印了一个用于设置本站的链接：在它的输出（或日志）中找到下面这一行，打开链接并创建超级管理员（root）账户。
+web-steps-title = 设置你的站点
+web-steps-lead = 完成以下三步，站点即可使用。目前还没有管理后台：每一步都是服务器上的一条命令，或一次使用管理员令牌调用管理 API（用下面的命令创建令牌）。
+web-step-done = 已完成
+web-step-todo = 待完成
+web-step-channel = 添加渠道
+web-step-channel-text = 渠道是一个上游账户（OpenAI、Anthropic、Gemini 或兼容的服务商），用户通过本站调用它的模型。
+web-step-price = 为模型定价
+web-step-price-text = 请求按模型的价格计费。内置的标价覆盖了大多数现行模型（选项 list_prices）；其他模型需要设置价格，或者你想按别的价格收费时也可设置。
+web-step-balance = 给用户余额
+web-step-balance-text = 用户消费的是余额。可以给账户加余额，也可以生成兑换码发给用户：在钱包页兑换。
+web-step-cli = 在服务器上：
+web-step-api = 或通过管理 API：
+web-step-guide = 运维指南中的说明
+web-guide-title = 运维指南
+web-guide-lead = 本服务器所运行版本的 README。
+web-docs-model = 示例调用 { $model }，这是你可用的最便宜的模型。
+web-docs-model-visitor = 示例调用 { $model }，这是新账户可用的最便宜的模型。
+web-docs-no-model-yet = 你目前还没有可用的模型，所以示例中写的是 { $placeholder }。有可用模型后，请替换为价格页上的某个模型。
+web-wallet-no-card = { $site } 不支持银行卡付款，余额需要通过其他方式获得。
+web-wallet-no-card-code = 如果你有兑换码，请在下方兑换。
+web-wallet-no-card-ask = 请 { $site } 的管理员为你的账户增加余额。
+
+# 页头：当前登录的用户
+web-nav-signed-in-as = 已登录：{ $name }
+
+# 用量记录的筛选
+web-logs-bad-date = 请填写日期，例如 2027-01-31。
+web-logs-bad-key = 请选择你的一个密钥。
+web-logs-bad-outcome = 请选择列表中的一个结果。

@@ -42,14 +42,21 @@ const UPSTREAM_POOL_PER_HOST: usize = 512;
 
 /// Every route the server answers: the `/v1` relay, the management API under `/api`, and the
 /// portal's pages. A path none of them knows is answered in the caller's terms: OpenAI's
-/// envelope under `/v1`, a page elsewhere.
+/// envelope under `/v1` (with none of the portal's layers), the not-found page elsewhere.
 fn routes(state: AppState) -> Router {
+    let not_found_page = crate::web::not_found_router(&state).with_state(state.clone());
     Router::new()
         .merge(crate::relay::router())
         .merge(crate::api::router(state.clone()))
         .merge(crate::webhooks::router())
         .merge(crate::web::router(&state))
-        .fallback(unknown_path)
+        .fallback(
+            move |state: axum::extract::State<AppState>,
+                  uri: axum::extract::OriginalUri,
+                  request: axum::extract::Request| {
+                unknown_path(state, uri, request, not_found_page.clone())
+            },
+        )
         .with_state(state)
 }
 
@@ -57,12 +64,17 @@ async fn unknown_path(
     state: axum::extract::State<AppState>,
     uri: axum::extract::OriginalUri,
     request: axum::extract::Request,
+    not_found_page: Router,
 ) -> axum::response::Response {
     let path = uri.path();
     if path.starts_with("/v1/") || path == "/v1" || path.starts_with("/v2/") {
         crate::relay::unknown_route(state, uri).await
     } else {
-        crate::web::not_found(request).await
+        use tower::ServiceExt;
+        match not_found_page.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
     }
 }
 

@@ -58,6 +58,18 @@ impl ListPrices {
     pub fn get(&self, model: &str) -> Option<&ListPrice> {
         self.by_model.get(model).map(|&i| &self.entries[i])
     }
+
+    /// Whether the table prices what a channel lists: the name, the name without its release
+    /// date, or for a pattern (`gpt-*`) some name it serves.
+    pub fn covers(&self, listed: &str) -> bool {
+        match super::names::pattern_prefix(listed) {
+            Some(prefix) => self.entries.iter().any(|e| e.model.starts_with(prefix)),
+            None => {
+                self.get(listed).is_some()
+                    || super::names::undated(listed).is_some_and(|name| self.get(name).is_some())
+            }
+        }
+    }
 }
 
 fn parse(text: &str) -> Result<ListPrices, String> {
@@ -128,6 +140,18 @@ pub fn shipped() -> &'static ListPrices {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_covers_names_dated_names_and_patterns() {
+        let table = shipped();
+        assert!(table.covers("gpt-4o-mini"));
+        assert!(table.covers("claude-sonnet-4-5-20250929"));
+        assert!(table.covers("claude-sonnet-4-5@20250929"));
+        assert!(table.covers("gpt-*"));
+        assert!(table.covers("*"));
+        assert!(!table.covers("my-own-model"));
+        assert!(!table.covers("my-own-*"));
+    }
 
     #[test]
     fn the_shipped_table_parses_with_sane_prices() {

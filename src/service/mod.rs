@@ -27,6 +27,7 @@ pub mod limits;
 pub mod logs;
 pub mod model_aliases;
 pub mod oauth;
+pub mod onboarding;
 pub mod options;
 pub mod prices;
 pub mod relay_accounts;

@@ -170,6 +170,10 @@ const FIELD_LABELS: &[(&str, &str)] = &[
     ("message", "web-playground-message"),
     ("temperature", "web-playground-temperature"),
     ("max_tokens", "web-playground-max-tokens"),
+    ("from", "web-logs-from"),
+    ("to", "web-logs-to"),
+    ("key", "web-col-key"),
+    ("outcome", "web-col-outcome"),
 ];
 
 /// Problems to show next to a form's fields, in the reader's language, by field name, in the

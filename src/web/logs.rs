@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::error::WebError;
+use super::form::FieldErrors;
 use super::format;
 use super::page::{Page, SignedIn, urlencode};
 use crate::domain::calendar::SiteCalendar;
@@ -18,6 +19,7 @@ use crate::msg;
 use crate::records::logs::{LogTotals, RequestLog};
 use crate::records::tokens::TokenRow;
 use crate::service::logs::LogQuery;
+use crate::service::sessions::Viewer;
 use crate::service::{self, Caller};
 use crate::state::AppState;
 
@@ -37,45 +39,65 @@ pub struct Filters {
     key: String,
     #[serde(default)]
     outcome: String,
-    before: Option<i64>,
+    /// The newest request of the page before (paging); a value that is no id starts at the
+    /// newest.
+    #[serde(default)]
+    before: String,
 }
 
 impl Filters {
-    /// The query for the service; a date or value that does not parse is reported.
-    fn query(&self, page: &Page) -> Result<LogQuery, WebError> {
-        let bad = |field: &str| {
-            page.error(
-                StatusCode::BAD_REQUEST,
-                msg!("web-logs-bad-filter", field = field),
-            )
-        };
+    /// The query for the service; each value that does not parse is marked on its field.
+    fn query(&self, page: &Page) -> Result<LogQuery, FieldErrors> {
+        let mut errors = FieldErrors::default();
         // Days are the site's (option `timezone`): "to" includes its whole day.
-        let day = |text: &str, field: &str, end: bool| -> Result<Option<i64>, WebError> {
+        let mut day = |text: &str, field: &str, end: bool| -> Option<i64> {
             if text.trim().is_empty() {
-                return Ok(None);
+                return None;
             }
             let bound = if end {
                 page.calendar.date_end_ms(text)
             } else {
                 page.calendar.date_start_ms(text)
             };
-            bound.map(Some).ok_or_else(|| bad(field))
+            if bound.is_none() {
+                errors.add(field, page.t("web-logs-bad-date"));
+            }
+            bound
         };
+        let from_ms = day(&self.from, "from", false);
+        let to_ms = day(&self.to, "to", true);
+        let token_id = match self.key.trim() {
+            "" => None,
+            id => match id.parse() {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    errors.add("key", page.t("web-logs-bad-key"));
+                    None
+                }
+            },
+        };
+        let outcome = match self.outcome.trim() {
+            "" => None,
+            text => match Outcome::parse(text) {
+                Some(outcome) => Some(outcome),
+                None => {
+                    errors.add("outcome", page.t("web-logs-bad-outcome"));
+                    None
+                }
+            },
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         Ok(LogQuery {
             username: None,
-            token_id: match self.key.trim() {
-                "" => None,
-                id => Some(id.parse().map_err(|_| bad("key"))?),
-            },
+            token_id,
             model: Some(self.model.trim().to_string()).filter(|m| !m.is_empty()),
             request_id: None,
-            before_id: self.before,
-            from_ms: day(&self.from, "from", false)?,
-            to_ms: day(&self.to, "to", true)?,
-            outcome: match self.outcome.trim() {
-                "" => None,
-                text => Some(Outcome::parse(text).ok_or_else(|| bad("outcome"))?),
-            },
+            before_id: self.before.trim().parse().ok(),
+            from_ms,
+            to_ms,
+            outcome,
             limit: Some(PAGE_ROWS),
         })
     }
@@ -179,6 +201,8 @@ pub fn lines(page: &Page, rows: &[RequestLog]) -> Vec<LogLine> {
 pub struct LogsPage {
     page: Page,
     filters: Filters,
+    /// Filter values that do not parse, marked on their fields (then nothing is listed).
+    errors: FieldErrors,
     lines: Vec<LogLine>,
     totals: LogTotals,
     keys: Vec<TokenRow>,
@@ -199,6 +223,10 @@ impl LogsPage {
         self.filters.model.trim() == model
     }
 
+    fn outcome_selected(&self, outcome: &str) -> bool {
+        self.filters.outcome.trim() == outcome
+    }
+
     /// "Filters (2 set)", or "Filters".
     fn filters_summary(&self) -> String {
         match self.filters.active() {
@@ -215,12 +243,30 @@ pub async fn page(
     SignedIn { page, user }: SignedIn,
     Query(filters): Query<Filters>,
 ) -> Result<Response, WebError> {
-    let query = filters.query(&page)?;
+    let query = filters.query(&page);
+    render(&state, page, &user, filters, query).await
+}
+
+/// The page with what the filters found; filters that do not parse come back marked (422),
+/// with nothing listed.
+async fn render(
+    state: &AppState,
+    page: Page,
+    user: &Viewer,
+    filters: Filters,
+    query: Result<LogQuery, FieldErrors>,
+) -> Result<Response, WebError> {
     let caller = Caller::User(user.id);
-    let fail = |e: service::ServiceError| WebError::internal(page.lang, &e);
-    let (rows, totals) = service::logs::query(&state.ctx, &caller, query)
-        .await
-        .map_err(fail)?;
+    let fail = |e: service::ServiceError| page.failed(e);
+    let (rows, totals, errors) = match query {
+        Ok(query) => {
+            let (rows, totals) = service::logs::query(&state.ctx, &caller, query)
+                .await
+                .map_err(fail)?;
+            (rows, totals, FieldErrors::default())
+        }
+        Err(errors) => (Vec::new(), LogTotals::default(), errors),
+    };
     let keys = service::tokens::list_for_user(&state.ctx, &caller, &user.username)
         .await
         .map_err(fail)?;
@@ -249,18 +295,27 @@ pub async fn page(
         .iter()
         .map(|o| (o.as_str(), format::outcome_key(*o)))
         .collect();
-    Ok(LogsPage {
-        lines: lines(&page, &rows),
-        page,
-        filters,
-        totals,
-        keys,
-        models,
-        outcomes,
-        older,
-        csv,
-    }
-    .into_response())
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((
+        status,
+        LogsPage {
+            lines: lines(&page, &rows),
+            page,
+            filters,
+            errors,
+            totals,
+            keys,
+            models,
+            outcomes,
+            older,
+            csv,
+        },
+    )
+        .into_response())
 }
 
 /// The CSV's columns. `time` is RFC 3339 with the offset of the site's zone (option
@@ -315,7 +370,11 @@ pub async fn csv(
     SignedIn { page, user }: SignedIn,
     Query(filters): Query<Filters>,
 ) -> Result<Response, WebError> {
-    let mut query = filters.query(&page)?;
+    let mut query = match filters.query(&page) {
+        Ok(query) => query,
+        // The filters come back marked on the page, not as a file.
+        Err(errors) => return render(&state, page, &user, filters, Err(errors)).await,
+    };
     query.before_id = None;
     query.limit = Some(CSV_BATCH);
     let qpu = page.quota_per_usd;

@@ -10,8 +10,10 @@ mod email;
 mod error;
 mod form;
 mod format;
+mod guide;
 mod keys;
 mod logs;
+mod models;
 mod oauth;
 mod page;
 mod pages;
@@ -30,6 +32,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 pub use error::WebError;
+use page::Page;
 
 use crate::state::AppState;
 
@@ -41,28 +44,11 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
     object-src 'none'";
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    // Secure cookies when people reach the site over HTTPS (a restart applies a change).
-    let secure = state
-        .snapshot
-        .load()
-        .options
-        .public_url
-        .starts_with("https://");
-    let sessions = SessionManagerLayer::new(crate::service::sessions::SessionRows::new(&state.ctx))
-        .with_name(SESSION_COOKIE)
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_secure(secure)
-        .with_path("/")
-        // A visitor's row is kept for a shorter while (see `service::sessions`).
-        .with_expiry(Expiry::OnInactivity(
-            time::Duration::try_from(crate::service::sessions::SIGNED_IN_IDLE)
-                .unwrap_or(time::Duration::WEEK),
-        ));
     let pages = Router::new()
         .route("/", get(pages::home))
         .route("/pricing", get(pages::pricing))
         .route("/docs", get(pages::docs))
+        .route("/docs/operator", get(pages::operator_guide))
         .route("/setup", get(auth::setup_form).post(auth::setup))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
@@ -102,23 +88,74 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/profile/sessions/{id}/end", post(profile::end_session))
         .route("/profile/export", get(profile::export))
         .route("/profile/delete", post(profile::delete))
+        .method_not_allowed_fallback(wrong_method);
+    with_page_layers(state, pages)
+        .route("/static/portal.css", get(stylesheet))
+        .route("/static/playground.js", get(playground_script))
+        .route("/static/copy.js", get(copy_script))
+        .route("/static/forms.js", get(forms_script))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// What answers a path no router knows (outside `/v1`, which answers in OpenAI's terms): the
+/// not-found page, through the same layers as every page, so it has the header, the menu, who
+/// is signed in and the security headers.
+pub fn not_found_router(state: &AppState) -> Router<AppState> {
+    with_page_layers(state, Router::new().fallback(not_found))
+        .layer(middleware::from_fn(security_headers))
+}
+
+async fn not_found(page: Page) -> WebError {
+    WebError::not_found(page.lang)
+}
+
+/// A page asked for with a method it does not take (a GET of a form's address, a POST to a
+/// page): said on a page like every error.
+async fn wrong_method(page: Page) -> WebError {
+    page.error(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        crate::msg!("web-wrong-method"),
+    )
+}
+
+/// The layers every page runs in, innermost first: the language choice kept, a NUL in the
+/// address refused, error pages put inside the frame (which needs the session), the session,
+/// the visitor's cookie, and no shared caching.
+fn with_page_layers(state: &AppState, pages: Router<AppState>) -> Router<AppState> {
+    // Secure cookies when people reach the site over HTTPS (a restart applies a change).
+    let secure = state
+        .snapshot
+        .load()
+        .options
+        .public_url
+        .starts_with("https://");
+    let sessions = SessionManagerLayer::new(crate::service::sessions::SessionRows::new(&state.ctx))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure)
+        .with_path("/")
+        // A visitor's row is kept for a shorter while (see `service::sessions`).
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(crate::service::sessions::SIGNED_IN_IDLE)
+                .unwrap_or(time::Duration::WEEK),
+        ));
+    pages
         .layer(middleware::from_fn_with_state(
             state.clone(),
             page::remember_language,
+        ))
+        .layer(middleware::from_fn(refuse_nul_in_uri))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            error::frame_errors,
         ))
         .layer(sessions)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             page::remember_visitor,
         ))
-        .layer(middleware::from_fn(refuse_nul_in_uri))
-        .layer(middleware::from_fn(page_headers));
-    pages
-        .route("/static/portal.css", get(stylesheet))
-        .route("/static/playground.js", get(playground_script))
-        .route("/static/copy.js", get(copy_script))
-        .route("/static/forms.js", get(forms_script))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(page_headers))
 }
 
 /// The language of a request that reached no page: its browser's first choice.
@@ -129,14 +166,6 @@ fn browser_lang(request: &Request) -> crate::i18n::Lang {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| crate::i18n::Lang::from_tag(v.split([',', ';']).next().unwrap_or("")))
         .unwrap_or(crate::i18n::Lang::En)
-}
-
-/// What answers a path no router knows, for a browser: the not-found page, with the headers
-/// every page has.
-pub async fn not_found(request: Request) -> Response {
-    let mut response = WebError::not_found(browser_lang(&request)).into_response();
-    add_security_headers(&mut response);
-    response
 }
 
 /// A NUL in the path or the query is refused before any page reads it (see `domain::nul`).

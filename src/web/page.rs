@@ -94,6 +94,30 @@ impl Page {
         }
     }
 
+    /// The attributes of an input holding a username or an email address, typed exactly as
+    /// it is: no capital letter, correction or spelling marks added by a phone's keyboard.
+    pub fn verbatim(&self) -> &'static str {
+        " autocapitalize=\"none\" autocorrect=\"off\" spellcheck=\"false\""
+    }
+
+    /// The attributes of an input choosing a new password: the rule's length, checked by the
+    /// browser before the server checks the whole rule.
+    pub fn new_password_attrs(&self) -> String {
+        format!(
+            " minlength=\"{}\"",
+            crate::domain::password::MIN_PASSWORD_CHARS
+        )
+    }
+
+    /// The password rule, as the hint of every field that chooses one.
+    pub fn password_hint(&self) -> String {
+        self.t1(
+            "web-field-password-hint",
+            "min",
+            &crate::domain::password::MIN_PASSWORD_CHARS.to_string(),
+        )
+    }
+
     pub fn signed_in(&self) -> bool {
         self.viewer.is_some()
     }
@@ -316,7 +340,7 @@ impl Page {
     /// The page of a request: who is signed in, in what language, and the form token — the
     /// session's for a signed-in person, else one bound to the visitor's cookie, so visitors
     /// get no session row until they send a form that needs one.
-    async fn build(parts: &mut Parts, state: &AppState) -> Result<Page, WebError> {
+    pub(super) async fn build(parts: &mut Parts, state: &AppState) -> Result<Page, WebError> {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|_| WebError::internal(Lang::En, &"no session layer"))?;

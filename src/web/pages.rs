@@ -12,6 +12,7 @@ use super::page::{Page, SignedIn};
 use crate::domain::pricing::ModelPrice;
 use crate::service::groups::DEFAULT_GROUP;
 use crate::service::logs::LogQuery;
+use crate::service::onboarding::FirstSteps;
 use crate::service::usage::UsageSummary;
 use crate::service::{self, Caller};
 use crate::state::AppState;
@@ -27,15 +28,74 @@ pub struct HomePage {
     page: Page,
     announcement: String,
     registration_open: bool,
+    /// No administrator exists yet: the site waits for its first-run link.
+    setup_needed: bool,
+    /// The base of the first-run link the server printed.
+    base_url: String,
 }
 
-pub async fn home(State(state): State<AppState>, page: Page) -> HomePage {
+pub async fn home(State(state): State<AppState>, page: Page) -> Result<HomePage, WebError> {
+    let setup_needed = service::onboarding::setup_needed(&state.ctx)
+        .await
+        .map_err(|e| page.failed(e))?;
     let options = &state.snapshot.load().options;
-    HomePage {
+    Ok(HomePage {
         page,
         announcement: options.announcement.clone(),
         registration_open: options.registration_enabled,
-    }
+        setup_needed,
+        base_url: base_url(&state),
+    })
+}
+
+/// One of the operator's first steps on the dashboard: how to do it today (the command line
+/// and the management API), and where the guide explains it.
+pub struct Step {
+    /// The element's id (`step-channel`).
+    id: &'static str,
+    done: bool,
+    title: &'static str,
+    text: &'static str,
+    cli: String,
+    api: String,
+    /// The section of the operator's guide (README) that explains it.
+    guide: &'static str,
+}
+
+/// The operator's first steps with the commands that do them, for a site at `base`.
+fn operator_steps(steps: FirstSteps, base: &str) -> Vec<Step> {
+    let api = format!(
+        "curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n  {base}/api"
+    );
+    vec![
+        Step {
+            id: "step-channel",
+            done: steps.channel,
+            title: "web-step-channel",
+            text: "web-step-channel-text",
+            cli: "tollgate channel add --name main --type openai \\\n  --base-url https://api.openai.com/v1 --key sk-… --models gpt-4o-mini".into(),
+            api: format!("{api}/channels -d '{{\"name\": \"main\", \"type\": \"openai\",\n  \"base_url\": \"https://api.openai.com/v1\", \"keys\": [\"sk-…\"], \"models\": [\"gpt-4o-mini\"]}}'"),
+            guide: "set-up-a-user-a-channel-a-price-and-a-key",
+        },
+        Step {
+            id: "step-price",
+            done: steps.price,
+            title: "web-step-price",
+            text: "web-step-price-text",
+            cli: "tollgate price set gpt-4o-mini --input 0.15 --output 0.60".into(),
+            api: format!("{api}/prices/gpt-4o-mini -X PUT -d '{{\"input\": 0.15, \"output\": 0.60}}'"),
+            guide: "how-billing-works",
+        },
+        Step {
+            id: "step-balance",
+            done: steps.balance,
+            title: "web-step-balance",
+            text: "web-step-balance-text",
+            cli: "tollgate user topup alice --usd 5\ntollgate code create --count 10 --usd 5".into(),
+            api: format!("{api}/users/alice/quota -d '{{\"usd\": \"5\", \"reason\": \"welcome\"}}'"),
+            guide: "command-line",
+        },
+    ]
 }
 
 #[derive(Template, WebTemplate)]
@@ -49,9 +109,18 @@ pub struct DashboardPage {
     lines: Vec<LogLine>,
     base_url: String,
     has_keys: bool,
+    /// The model the example names: one the person can call.
+    example_model: Option<String>,
+    /// An administrator's first steps while some are not done.
+    steps: Vec<Step>,
 }
 
 impl DashboardPage {
+    /// The model the example names: a real one, or a placeholder to replace.
+    fn example_model_text(&self) -> &str {
+        self.example_model.as_deref().unwrap_or(MODEL_PLACEHOLDER)
+    }
+
     /// "about N days at your last 7 days' rate", or a dash without recent spending.
     fn runway(&self) -> String {
         match self.usage.runway_days {
@@ -81,7 +150,19 @@ pub async fn dashboard(
     SignedIn { page, user }: SignedIn,
 ) -> Result<Response, WebError> {
     let caller = Caller::User(user.id);
-    let fail = |e: service::ServiceError| WebError::internal(page.lang, &e);
+    let fail = |e: service::ServiceError| page.failed(e);
+    let steps = if user.is_admin() {
+        let steps = service::onboarding::first_steps(&state.ctx, &user.caller())
+            .await
+            .map_err(fail)?;
+        if steps.all_done() {
+            Vec::new()
+        } else {
+            operator_steps(steps, &base_url(&state))
+        }
+    } else {
+        Vec::new()
+    };
     let (recent, _) = service::logs::query(
         &state.ctx,
         &caller,
@@ -117,6 +198,8 @@ pub async fn dashboard(
         lines: super::logs::lines(&page, &recent),
         base_url: base_url(&state),
         has_keys,
+        example_model: super::models::example_model(&state.snapshot.load(), &user.group),
+        steps,
         page,
     }
     .into_response())
@@ -197,11 +280,48 @@ pub async fn pricing(State(state): State<AppState>, page: Page) -> PricingPage {
 pub struct DocsPage {
     page: Page,
     base_url: String,
+    /// The model the examples name: the cheapest chat model of the reader's group (the default
+    /// group for visitors); None when the group can call none.
+    model: Option<String>,
 }
 
+impl DocsPage {
+    /// The model as the examples write it: a real one, or a placeholder to replace.
+    fn model_text(&self) -> &str {
+        self.model.as_deref().unwrap_or(MODEL_PLACEHOLDER)
+    }
+}
+
+/// What examples name when the reader's group can call no model yet.
+const MODEL_PLACEHOLDER: &str = "MODEL_NAME";
+
 pub async fn docs(State(state): State<AppState>, page: Page) -> DocsPage {
+    let group = page
+        .viewer
+        .as_ref()
+        .map_or(DEFAULT_GROUP.to_string(), |v| v.group.clone());
     DocsPage {
         base_url: base_url(&state),
+        model: super::models::example_model(&state.snapshot.load(), &group),
         page,
     }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "guide.html")]
+pub struct GuidePage {
+    page: Page,
+    guide: String,
+}
+
+/// The operator's guide (this version's README), for administrators: the dashboard's first
+/// steps link to its sections.
+pub async fn operator_guide(SignedIn { page, user }: SignedIn) -> Result<GuidePage, WebError> {
+    if !user.is_admin() {
+        return Err(WebError::not_found(page.lang));
+    }
+    Ok(GuidePage {
+        guide: super::guide::html(),
+        page,
+    })
 }

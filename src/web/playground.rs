@@ -159,39 +159,12 @@ fn usable(key: &TokenRow, now_ms: i64) -> bool {
     key.status == Status::Active && key.expires_at.is_none_or(|at| at > now_ms)
 }
 
-/// How dear a model is, to list the cheapest first: priced per token by input and output per
-/// 1M tokens, then priced per request, then models that cannot be used without a price; one
-/// the site lets through unpriced costs nothing.
-fn dearness(price: Option<ModelPrice>, unpriced_allowed: bool) -> (u8, i64) {
-    match price {
-        Some(ModelPrice::PerToken { input, output, .. }) => (0, input.0.saturating_add(output.0)),
-        Some(ModelPrice::PerRequest(each)) => (1, each.0),
-        None if unpriced_allowed => (0, 0),
-        None => (2, 0),
-    }
-}
-
 /// The models `group` can call, the cheapest first, each labelled with its price after the
 /// group's ratio.
 fn model_choices(state: &AppState, page: &Page, group: &str) -> Vec<ModelChoice> {
     let snapshot = state.snapshot.load();
     let ratio = snapshot.group_ratio(group);
-    let unpriced_allowed = snapshot.options.allow_unpriced_models;
-    let mut models: Vec<(String, Option<ModelPrice>)> = snapshot
-        .group_models(group)
-        .into_iter()
-        .map(|name| {
-            let resolved = snapshot
-                .resolve_model(name)
-                .unwrap_or_else(|| name.to_string());
-            (name.to_string(), snapshot.price(&resolved))
-        })
-        .collect();
-    models.sort_by(|a, b| {
-        dearness(a.1, unpriced_allowed)
-            .cmp(&dearness(b.1, unpriced_allowed))
-            .then_with(|| a.0.cmp(&b.0))
-    });
+    let models = super::models::cheapest_first(&snapshot, group);
     models
         .into_iter()
         .map(|(name, price)| {
@@ -631,32 +604,5 @@ mod tests {
         assert!(bounded(many).0.len() <= HISTORY_TURNS);
         assert_eq!(carried("not json"), (Vec::new(), true));
         assert_eq!(carried(""), (Vec::new(), false));
-    }
-
-    #[test]
-    fn the_cheapest_model_comes_first() {
-        use crate::domain::money::MicroUsd;
-        let per_token = |input, output| {
-            Some(ModelPrice::PerToken {
-                input: MicroUsd(input),
-                output: MicroUsd(output),
-                cached_input: None,
-                cache_write: None,
-            })
-        };
-        assert!(
-            dearness(per_token(150_000, 600_000), false)
-                < dearness(per_token(2_500_000, 10_000_000), false)
-        );
-        assert!(
-            dearness(per_token(9, 9), false)
-                < dearness(Some(ModelPrice::PerRequest(MicroUsd(1))), false)
-        );
-        assert!(dearness(None, false) > dearness(Some(ModelPrice::PerRequest(MicroUsd(1))), false));
-        assert_eq!(
-            dearness(None, true),
-            (0, 0),
-            "an unpriced model the site allows is free"
-        );
     }
 }

@@ -29,6 +29,7 @@ mod portal;
 mod portal_email;
 mod portal_finish;
 mod portal_oauth;
+mod portal_onboarding;
 mod provider_anthropic;
 mod provider_azure;
 mod provider_bedrock;

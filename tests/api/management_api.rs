@@ -258,7 +258,7 @@ db_test! {
         assert_eq!((status, error["error"]["field"].as_str(), error["error"]["code"].as_str()), (409, Some("email"), Some("email-taken")), "{error}");
         let (status, error) = api.get("/api/users/nobody").await;
         assert_eq!((status, error["error"]["code"].as_str()), (404, Some("user-not-found")));
-        assert_eq!(error["error"]["message"], "there is no user named 'nobody'");
+        assert_eq!(error["error"]["message"], "There is no user named 'nobody'.");
         let (status, error) = api.put("/api/prices/m", json!({"input": "1", "output": "1", "cached_input": "x"})).await;
         assert_eq!((status, error["error"]["field"].as_str()), (400, Some("cached_input")), "{error}");
     }

@@ -373,7 +373,9 @@ db_test! {
         assert_eq!(lines.len(), 1 + 2 + 1, "{}", csv.body);
         assert!(lines[1].contains(",'=HYPERLINK(1),"), "{}", lines[1]);
         assert!(lines[3].starts_with("total,") && lines[3].contains("2 requests"), "{}", lines[3]);
-        assert_eq!(person.get("/logs?from=yesterday").await.status, 400);
+        let bad = person.get("/logs?from=yesterday").await;
+        assert_eq!(bad.status, 422, "a bad filter is marked on its field");
+        assert!(bad.field_error("from").is_some(), "{}", bad.body);
     }
 }
 
@@ -493,7 +495,7 @@ db_test! {
         let browser = Browser::new(&app);
         browser.register("alice", PASSWORD).await;
         let fresh = browser.get("/dashboard").await;
-        assert!(fresh.contains("no spending in the last 7 days"), "{}", fresh.body);
+        assert!(fresh.contains("No spending in the last 7 days."), "{}", fresh.body);
         assert!(!fresh.contains("<svg"), "no chart before any request");
 
         browser.get("/keys").await;
@@ -509,7 +511,7 @@ db_test! {
             assert!(dashboard.contains(&format!("id=\"{id}\">{spent}<")), "{id} shows {spent}: {}", dashboard.body);
         }
         assert!(dashboard.contains("3 requests"), "{}", dashboard.body);
-        assert!(dashboard.contains("more than a year at your last 7 days"), "{}", dashboard.body);
+        assert!(dashboard.contains("More than a year at your last 7 days"), "{}", dashboard.body);
         assert_eq!(dashboard.body.matches("<rect ").count(), 30, "a bar per day");
         assert!(dashboard.contains("<td>gpt-4o-mini</td><td class=\"num\">3</td>"), "{}", dashboard.body);
 

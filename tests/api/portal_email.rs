@@ -82,7 +82,7 @@ db_test! {
         let again = browser.post("/verify-email/resend", &[]).await;
         assert_eq!(again.status, 303);
         let page = browser.get("/verify-email").await;
-        assert!(page.contains("a code was sent just now"), "{}", page.body);
+        assert!(page.contains("A code was sent just now"), "{}", page.body);
         assert_eq!(sink.count_to("Bob@Example.com"), 0);
 
         let elsewhere = Browser::new(&app);

@@ -128,7 +128,7 @@ db_test! {
             .await
             .unwrap_err();
         let text = refused.message().unwrap().render(tollgate::i18n::Lang::En);
-        assert!(text.contains("Stripe refused the payment: Your account cannot currently make live charges."), "{text}");
+        assert!(text.contains("Stripe refused the payment (Your account cannot currently make live charges.)."), "{text}");
         let orders = service::topups::list(app.ctx(), &CLI, Some("bo"), None, 10).await.unwrap();
         assert_eq!(orders[0].status, OrderStatus::Closed);
         assert!(orders[0].note.contains("live charges"), "{}", orders[0].note);
@@ -782,7 +782,7 @@ db_test! {
         let quote = browser.get("/wallet/topup?amount_usd=7").await;
         let refused = browser.post("/wallet/topup", &[("amount_usd", "7"), ("request_key", &quote.input("request_key").unwrap())]).await;
         assert_eq!(refused.status, 502);
-        assert!(refused.contains("Stripe refused the payment: This account cannot currently make live charges."), "{}", refused.body);
+        assert!(refused.contains("Stripe refused the payment (This account cannot currently make live charges.)."), "{}", refused.body);
         assert!(refused.contains("Pay 7.00 USD with Stripe"));
 
         let order = service::topups::list(app.ctx(), &CLI, Some("nia"), Some("pending"), 5).await.unwrap().remove(0);
@@ -852,7 +852,7 @@ db_test! {
         assert!(refused.contains("reason"), "{refused}");
         let credited = run(&["order", "credit", &id, "--reason", "999 is close enough"]).unwrap();
         assert!(credited.contains("5000000 units added to quinn"), "{credited}");
-        assert!(run(&["order", "credit", &id, "--reason", "again"]).unwrap_err().contains("only a held order"));
+        assert!(run(&["order", "credit", &id, "--reason", "again"]).unwrap_err().contains("Only a held order"));
 
         let refunded = run(&["order", "refund", &id, "--usd", "1", "--reason", "asked"]).unwrap();
         assert!(refunded.contains("charge.refunded"), "{refunded}");

@@ -523,3 +523,15 @@ pub async fn ensure_identity_indexes(db: &Db) -> DbResult<()> {
     }
     Ok(())
 }
+
+/// Whether an account other than root has balance to spend (the operator has given someone
+/// balance).
+pub async fn someone_besides_root_has_balance(db: &Db) -> DbResult<bool> {
+    let rows = db
+        .fetch_all_with(
+            "SELECT id FROM users WHERE role <> 'root' AND quota > 0 LIMIT 1",
+            &[],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
