@@ -3,8 +3,8 @@
 //! someone with balance to spend.
 
 use super::{Caller, Ctx, ServiceResult};
-use crate::db;
 use crate::domain::list_prices;
+use crate::service::db;
 
 /// The operator's first steps, each done or not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

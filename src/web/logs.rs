@@ -15,7 +15,6 @@ use super::page::{Page, SignedIn, urlencode};
 use crate::domain::calendar::SiteCalendar;
 use crate::domain::kinds::Outcome;
 use crate::domain::money::Quota;
-use crate::msg;
 use crate::records::logs::{LogTotals, RequestLog};
 use crate::records::tokens::TokenRow;
 use crate::service::logs::LogQuery;
