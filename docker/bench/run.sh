@@ -55,7 +55,10 @@ RESULTS="${RESULTS:-$work/results.jsonl}"
 : >"$RESULTS"
 export DATABASE_URL="sqlite://$work/bench.db"
 tg() { "$TOLLGATE_BIN" "$@"; }
-tg user create --username bench --quota-usd 1000000 >/dev/null
+# Builds that refuse to make a database from a management command are told to.
+create=""
+"$TOLLGATE_BIN" --help | grep -q -- --create-database && create="--create-database"
+tg $create user create --username bench --quota-usd 1000000 >/dev/null
 tg channel add --name json --type openai --base-url http://127.0.0.1:18080/v1 --key sk-bench-upstream \
     --models gpt-4o-mini >/dev/null
 tg channel add --name sse --type openai --base-url http://127.0.0.1:18081/v1 --key sk-bench-upstream \
