@@ -423,6 +423,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_visitors_row_lasts_ten_minutes_a_signed_in_one_its_whole_life() {
+        let in_two_weeks = OffsetDateTime::now_utc() + time::Duration::days(14);
+        let mut record = Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: in_two_weeks,
+        };
+        record
+            .data
+            .insert(keys::OAUTH_FLOW.into(), serde_json::json!({"state": "x"}));
+        let visitor = to_row(&record).unwrap();
+        let ten_minutes = 10 * 60 * 1000;
+        assert!(visitor.expires_at <= now_ms() + ten_minutes);
+        assert!(visitor.expires_at > now_ms() + ten_minutes - 5_000);
+        assert_eq!(visitor.user_id, None);
+        record
+            .data
+            .insert(keys::USER_ID.into(), serde_json::json!(7));
+        let signed_in = to_row(&record).unwrap();
+        assert_eq!(signed_in.user_id, Some(7));
+        assert!(signed_in.expires_at > now_ms() + 13 * 24 * 3600 * 1000);
+        // The row is keyed by the id's digest, never the id itself.
+        assert_ne!(signed_in.id, record.id.to_string());
+    }
+
+    #[test]
     fn a_sign_in_is_recent_for_ten_minutes() {
         let at = 1_000_000_000_000;
         let sign_in = SignIn {

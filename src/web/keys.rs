@@ -124,7 +124,7 @@ async fn group_choices(
 ) -> Result<Vec<(String, String)>, WebError> {
     let groups = service::tokens::selectable_groups(&state.ctx, &user.group)
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
+        .map_err(|e| page.failed(e))?;
     Ok(groups
         .into_iter()
         .map(|g| {
@@ -162,7 +162,7 @@ pub async fn list(
 ) -> Result<Response, WebError> {
     let keys = own_keys(&state, &Caller::User(user.id), &user.username)
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
+        .map_err(|e| page.failed(e))?;
     let groups = group_choices(&state, &page, &user).await?;
     Ok(KeysPage {
         page,
@@ -215,7 +215,7 @@ pub async fn create(
     };
     let keys = own_keys(&state, &caller, &user.username)
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
+        .map_err(|e| page.failed(e))?;
     let status = if created.is_some() {
         StatusCode::CREATED
     } else if sent_twice {
@@ -256,14 +256,6 @@ async fn done(session: &Session, page: &Page, key: &'static str) -> Result<Respo
     Ok(Redirect::to("/keys").into_response())
 }
 
-/// Another person's key, or none, is not found: the same answer either way.
-fn key_error(page: &Page, error: ServiceError) -> WebError {
-    match error {
-        ServiceError::NotFound(message) => page.error(StatusCode::NOT_FOUND, message),
-        other => WebError::internal(page.lang, &other),
-    }
-}
-
 pub async fn set_status(
     State(state): State<AppState>,
     session: Session,
@@ -277,7 +269,7 @@ pub async fn set_status(
     };
     service::tokens::update(&state.ctx, &Caller::User(user.id), id, update)
         .await
-        .map_err(|e| key_error(&page, e))?;
+        .map_err(|e| page.failed(e))?;
     let notice = if form.status == "disabled" {
         "web-key-disabled"
     } else {
@@ -298,7 +290,7 @@ pub async fn delete(
 ) -> Result<Response, WebError> {
     service::tokens::delete(&state.ctx, &Caller::User(user.id), id)
         .await
-        .map_err(|e| key_error(&page, e))?;
+        .map_err(|e| page.failed(e))?;
     done(&session, &page, "web-key-deleted").await
 }
 
@@ -370,7 +362,7 @@ pub async fn edit_form(
 ) -> Result<Response, WebError> {
     let key = service::tokens::get(&state.ctx, &Caller::User(user.id), id)
         .await
-        .map_err(|e| key_error(&page, e))?;
+        .map_err(|e| page.failed(e))?;
     let form = form_of(&key, page.quota_per_usd);
     let groups = group_choices(&state, &page, &user).await?;
     Ok(edit_page(page, &key, form, FieldErrors::default(), groups).into_response())
@@ -388,7 +380,7 @@ pub async fn edit(
     let caller = Caller::User(user.id);
     let key = service::tokens::get(&state.ctx, &caller, id)
         .await
-        .map_err(|e| key_error(&page, e))?;
+        .map_err(|e| page.failed(e))?;
     let limit = blank(&form.quota_usd);
     let update = UpdateToken {
         name: Some(form.name.trim().to_string()),

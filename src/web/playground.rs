@@ -217,7 +217,7 @@ async fn page_for(
     let keys: Vec<(i64, String)> =
         service::tokens::list_for_user(&state.ctx, &caller, &user.username)
             .await
-            .map_err(|e| WebError::internal(page.lang, &e))?
+            .map_err(|e| page.failed(e))?
             .iter()
             .filter(|k| usable(k, now))
             .map(|k| (k.id, k.name.clone()))

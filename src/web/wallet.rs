@@ -231,10 +231,10 @@ async fn render(
     let caller = Caller::User(user.id);
     let entries = service::ledger::entries(&state.ctx, &caller, &user.username, 100)
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
+        .map_err(|e| page.failed(e))?;
     let orders = service::topups::list(&state.ctx, &caller, None, None, ORDERS_SHOWN)
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
+        .map_err(|e| page.failed(e))?;
     let options = state.snapshot.load().options.clone();
     let topup = TopupSettings::of(&options).map(|settings| offer_of(&settings, &page));
     Ok(WalletPage {
@@ -337,7 +337,7 @@ pub async fn make_invite(
 ) -> Result<Response, WebError> {
     service::invites::ensure_code(&state.ctx, user.id)
         .await
-        .map_err(|e| WebError::internal(page.lang, &e))?;
+        .map_err(|e| page.failed(e))?;
     Ok(Redirect::to("/wallet#invite").into_response())
 }
 
@@ -516,7 +516,7 @@ pub async fn order(
     let order = match service::topups::find(&state.ctx, &Caller::User(user.id), id).await {
         Ok(order) => order,
         Err(service::ServiceError::NotFound(_)) => return Err(WebError::not_found(page.lang)),
-        Err(error) => return Err(WebError::internal(page.lang, &error)),
+        Err(error) => return Err(page.failed(error)),
     };
     let hint_key = match order.status {
         OrderStatus::Pending => "web-order-pending-hint",
