@@ -147,6 +147,21 @@ async fn render(
     })
 }
 
+/// The page again with one form's problems (and what was typed in the details form),
+/// answered with `status`.
+async fn again(
+    state: &AppState,
+    session: &Session,
+    page: Page,
+    user: Viewer,
+    refused: (Section, FieldErrors),
+    typed: Option<(String, String)>,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let page_again = render(state, session, page, user, Some(refused), typed).await?;
+    Ok((status, page_again).into_response())
+}
+
 pub async fn show(
     State(state): State<AppState>,
     session: Session,
@@ -218,25 +233,11 @@ pub async fn details(
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<DetailsForm>,
 ) -> Result<Response, WebError> {
-    let refused = |status: StatusCode, errors: FieldErrors| {
-        let (state, session, page, user) = (&state, &session, page.clone(), user.clone());
-        let typed = Some((form.display_name.clone(), form.email.clone()));
-        async move {
-            let page_again = render(
-                state,
-                session,
-                page,
-                user,
-                Some((Section::Details, errors)),
-                typed,
-            )
-            .await?;
-            Ok::<_, WebError>((status, page_again).into_response())
-        }
-    };
+    let typed = Some((form.display_name.clone(), form.email.clone()));
     let Ok((proof, counted)) = proof(&state, &page, &user, &form.current_password).await else {
-        let errors = FieldErrors::too_many_attempts(page.lang);
-        return refused(StatusCode::TOO_MANY_REQUESTS, errors).await;
+        let errors = (Section::Details, FieldErrors::too_many_attempts(page.lang));
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        return again(&state, &session, page, user, errors, typed, status).await;
     };
     let change = ProfileChange {
         display_name: form.display_name.clone(),
@@ -261,8 +262,12 @@ pub async fn details(
         }
         Err(error) => {
             let aliases = [("current_password", "details_current_password")];
-            let errors = FieldErrors::from_service(&error, page.lang, &aliases);
-            refused(StatusCode::UNPROCESSABLE_ENTITY, errors).await
+            let errors = (
+                Section::Details,
+                FieldErrors::from_service(&error, page.lang, &aliases),
+            );
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            again(&state, &session, page, user, errors, typed, status).await
         }
     }
 }
@@ -283,24 +288,10 @@ pub async fn password(
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<PasswordForm>,
 ) -> Result<Response, WebError> {
-    let refused = |status: StatusCode, errors: FieldErrors| {
-        let (state, session, page, user) = (&state, &session, page.clone(), user.clone());
-        async move {
-            let page_again = render(
-                state,
-                session,
-                page,
-                user,
-                Some((Section::Password, errors)),
-                None,
-            )
-            .await?;
-            Ok::<_, WebError>((status, page_again).into_response())
-        }
-    };
     let Ok((proof, counted)) = proof(&state, &page, &user, &form.current_password).await else {
-        let errors = FieldErrors::too_many_attempts(page.lang);
-        return refused(StatusCode::TOO_MANY_REQUESTS, errors).await;
+        let errors = (Section::Password, FieldErrors::too_many_attempts(page.lang));
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        return again(&state, &session, page, user, errors, None, status).await;
     };
     let result = accounts::change_password(
         &state.ctx,
@@ -322,8 +313,12 @@ pub async fn password(
             notice(&session, &page, "web-profile-password-changed").await
         }
         Err(error) => {
-            let errors = FieldErrors::from_service(&error, page.lang, &[]);
-            refused(StatusCode::UNPROCESSABLE_ENTITY, errors).await
+            let errors = (
+                Section::Password,
+                FieldErrors::from_service(&error, page.lang, &[]),
+            );
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            again(&state, &session, page, user, errors, None, status).await
         }
     }
 }
@@ -457,17 +452,12 @@ pub async fn delete(
             Ok(Redirect::to("/").into_response())
         }
         Err(error) => {
-            let errors = FieldErrors::from_service(&error, page.lang, &[]);
-            let page_again = render(
-                &state,
-                &session,
-                page,
-                user,
-                Some((Section::Delete, errors)),
-                None,
-            )
-            .await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page_again).into_response())
+            let errors = (
+                Section::Delete,
+                FieldErrors::from_service(&error, page.lang, &[]),
+            );
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            again(&state, &session, page, user, errors, None, status).await
         }
     }
 }
