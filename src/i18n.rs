@@ -283,17 +283,32 @@ mod tests {
             }
         };
         for dir in ["templates", "src/web"] {
-            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
-                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for path in files_under(&root.join(dir)) {
+                let text = std::fs::read_to_string(path).unwrap();
                 if dir == "templates" {
                     scan(&text, "page.t(\"", "");
                     scan(&text, "page.t1(\"", "");
                 } else {
                     scan(&text, "\"web-", "web-");
+                    scan(&text, "\"admin-", "admin-");
                 }
             }
         }
         found
+    }
+
+    /// Every file under `dir`, in its folders too (the console's pages have their own).
+    fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(files_under(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files
     }
 
     #[test]

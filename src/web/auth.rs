@@ -354,7 +354,8 @@ pub async fn setup(
             let ip = client.to_string();
             start_session(&session, &user, &ip, &headers).await?;
             tracing::info!(username = %user.username, "the root account was created on the first-run page");
-            Ok(Redirect::to("/dashboard").into_response())
+            // Root runs the site from the console.
+            Ok(Redirect::to("/admin").into_response())
         }
         Err(crate::service::ServiceError::Forbidden(message)) => {
             Err(page.error(StatusCode::NOT_FOUND, message))

@@ -4,6 +4,7 @@
 //! records. Sessions live in our own table (`session`), every POST carries the session's
 //! form token, and nothing changes on GET but the language. `/v1` carries none of this.
 
+mod admin;
 mod auth;
 mod chart;
 mod email;
@@ -88,6 +89,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/profile/sessions/{id}/end", post(profile::end_session))
         .route("/profile/export", get(profile::export))
         .route("/profile/delete", post(profile::delete))
+        .merge(admin::router())
         .method_not_allowed_fallback(wrong_method);
     with_page_layers(state, pages)
         .route("/static/portal.css", get(stylesheet))

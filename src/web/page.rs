@@ -118,6 +118,11 @@ impl Page {
         )
     }
 
+    /// Whether an administrator is signed in (the header links to the console).
+    pub fn is_admin(&self) -> bool {
+        self.viewer.as_ref().is_some_and(|v| v.is_admin())
+    }
+
     pub fn signed_in(&self) -> bool {
         self.viewer.is_some()
     }

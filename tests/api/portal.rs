@@ -40,7 +40,7 @@ db_test! {
             .post("/setup", &[("token", &token), ("username", "boss"), ("password", PASSWORD), ("password_confirm", PASSWORD)])
             .await;
         assert_eq!(made.status, 303, "{}", made.body);
-        assert_eq!(made.location.as_deref(), Some("/dashboard"));
+        assert_eq!(made.location.as_deref(), Some("/admin"), "root runs the site from the console");
         let dashboard = browser.get("/dashboard").await;
         assert_eq!(dashboard.status, 200);
         let boss = app.user("boss").await;

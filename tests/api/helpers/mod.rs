@@ -259,6 +259,23 @@ impl TestApp {
         .expect("create user")
     }
 
+    /// An account of `role` (`user`, `admin`, `root`) with a password, to sign in to the
+    /// portal and the console with.
+    pub async fn create_account(&self, username: &str, role: &str, password: &str) -> UserRow {
+        service::users::create(
+            self.ctx(),
+            &CLI,
+            CreateUser {
+                username: username.into(),
+                password: Some(password.into()),
+                role: Some(role.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("create account")
+    }
+
     pub async fn create_user_in(&self, username: &str, quota_usd: &str, group: &str) -> UserRow {
         service::users::create(
             self.ctx(),
