@@ -16,6 +16,7 @@ decimal-too-large = The value '{ $value }' is too large.
 amount-too-large = The amount is too large.
 amount-usd-or-units = Give the amount either in dollars (usd) or in quota units (units), not both.
 balance-out-of-range = This change would carry the balance beyond what can be stored.
+balance-reason-needed = Say why the balance changes: the reason is kept in the ledger and the audit log.
 number-between = Use a number between { $min } and { $max }.
 number-at-least = Use a number of at least { $min }.
 number-at-most = Use a number of at most { $max }.

@@ -14,6 +14,7 @@ decimal-too-large = “{ $value }”太大。
 amount-too-large = 金额太大。
 amount-usd-or-units = 金额请用美元（usd）或额度单位（units）二选一给出，不要同时给出。
 balance-out-of-range = 这次变动会使余额超出可存储的范围。
+balance-reason-needed = 请说明余额变动的原因：原因会记录在账本和审计日志中。
 number-between = 必须在 { $min } 到 { $max } 之间。
 number-at-least = 至少为 { $min }。
 number-at-most = 最多为 { $max }。

@@ -34,11 +34,11 @@ impl FromRequestParts<AppState> for ApiCaller {
     }
 }
 
-/// The caller an admin token stands for.
+/// The caller an admin token stands for, and the token's id.
 pub(super) async fn caller_from_token(
     state: &AppState,
     headers: &http::HeaderMap,
-) -> Result<Caller, ApiError> {
+) -> Result<(Caller, i64), ApiError> {
     let presented = presented_key(headers).ok_or_else(|| {
         ApiError::unauthorized(
             "send an admin token as 'Authorization: Bearer tga-…' (create one with `tollgate admin-token create --user <admin>`)",
@@ -51,7 +51,10 @@ pub(super) async fn caller_from_token(
                 "the admin token is unknown, revoked, or its owner is no longer an active admin",
             )
         })?;
-    Ok(Caller::for_account(owner.user_id, owner.role))
+    Ok((
+        Caller::for_account(owner.user_id, owner.role),
+        owner.token_id,
+    ))
 }
 
 /// `Json<T>` whose rejections are API errors naming the problem.

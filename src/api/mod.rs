@@ -23,6 +23,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::Method;
 
+use crate::protocol::client::{ClientAddress, user_agent};
+use crate::service;
 use crate::state::AppState;
 pub use error::ApiError;
 
@@ -79,15 +81,22 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     let public = PUBLIC_ROUTES
         .iter()
         .any(|(method, route)| request.method() == method && path == *route);
-    if !public {
-        match extract::caller_from_token(&state, request.headers()).await {
-            Ok(caller) => {
-                request.extensions_mut().insert(caller);
-            }
-            Err(refused) => return refused.into_response(),
-        }
+    if public {
+        return next.run(request).await;
     }
-    next.run(request).await
+    match extract::caller_from_token(&state, request.headers()).await {
+        Ok((caller, token_id)) => {
+            request.extensions_mut().insert(caller);
+            // What the audit log says of the changes this request makes.
+            let origin = service::audit::Origin {
+                auth: service::audit::Auth::AdminToken(token_id),
+                ip: Some(ClientAddress::of(request.extensions()).0),
+                user_agent: user_agent(request.headers()),
+            };
+            service::audit::within(origin, next.run(request)).await
+        }
+        Err(refused) => refused.into_response(),
+    }
 }
 
 /// The current quota-per-dollar rate, for views that show dollars: the server's snapshot has

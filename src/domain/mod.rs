@@ -1,6 +1,7 @@
 //! Pure logic with no I/O: money, pricing, validation, secrets. Exhaustively unit-tested.
 
 pub mod calendar;
+pub mod canonical_json;
 pub mod client_address;
 pub mod csv;
 pub mod email;

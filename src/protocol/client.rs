@@ -44,6 +44,14 @@ pub struct ClientAddress(pub IpAddr);
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
+/// The request's `User-Agent`, when it is text.
+pub fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 impl ClientAddress {
     /// The address of a request that came from `peer` with `headers`.
     pub fn of_request(

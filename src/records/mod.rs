@@ -3,6 +3,7 @@
 //! ledger and orders the pages list. Plain data only — reading and writing them is the
 //! services' work (`service::db` holds the SQL, and only the services reach it).
 
+pub mod audit;
 pub mod catalog;
 pub mod channels;
 pub mod error;

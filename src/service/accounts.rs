@@ -188,8 +188,10 @@ pub async fn setup_token(ctx: &Ctx) -> ServiceResult<Option<String>> {
         return Ok(None);
     }
     let secret = secret_key::generate("setup-");
-    ctx.write(async |tx| Ok(db::setup_tokens::replace(tx, &secret.hash, now_ms()).await?))
-        .await?;
+    ctx.write(&Caller::System, async |tx| {
+        Ok(db::setup_tokens::replace(tx, &secret.hash, now_ms()).await?)
+    })
+    .await?;
     Ok(Some(secret.plain))
 }
 
@@ -320,7 +322,7 @@ pub async fn update_profile(
         email_verified: email_changed.then_some(false),
         ..Default::default()
     };
-    ctx.write(async |tx| {
+    ctx.write_own(caller, async |tx| {
         db::users::update(tx, user_id, &patch)
             .await
             .map_err(|e| match e {
@@ -382,7 +384,7 @@ pub async fn delete_account(ctx: &Ctx, caller: &Caller, typed_username: &str) ->
         return Err(ServiceError::Forbidden(msg!("account-delete-root")));
     }
     let name = format!("deleted-{user_id}");
-    ctx.write(async |tx| {
+    ctx.write_own(caller, async |tx| {
         db::tokens::delete_all_of(tx, user_id).await?;
         // The provider identities go too, so signing in with them makes a new account.
         db::oauth::unlink_all(tx, user_id).await?;

@@ -1,4 +1,4 @@
-use super::{Caller, Ctx, ServiceError, ServiceResult, name_err};
+use super::{Caller, Ctx, ServiceError, ServiceResult, audit, name_err};
 use crate::domain::kinds::Status;
 use crate::domain::{names, secret_key};
 use crate::msg;
@@ -35,8 +35,17 @@ pub async fn create(
     let name = names::label("a token name", name).map_err(name_err("name"))?;
     let secret = secret_key::generate(secret_key::ADMIN_TOKEN_PREFIX);
     let id = ctx
-        .write(async |tx| {
-            Ok(db::admin_tokens::insert(tx, user.id, &name, &secret.hash, &secret.display).await?)
+        .write(caller, async |tx| {
+            let id =
+                db::admin_tokens::insert(tx, user.id, &name, &secret.hash, &secret.display).await?;
+            tx.audit(audit::change(
+                "admin_token.create",
+                format!("admin_token:{id}"),
+                None,
+                Some(serde_json::json!({ "user": user.username, "name": name })),
+                &[],
+            ));
+            Ok(id)
         })
         .await?;
     let row = db::admin_tokens::list(&ctx.db)
@@ -55,7 +64,14 @@ pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<AdminTokenRow
 pub async fn delete(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<()> {
     caller.require_admin()?;
     let deleted = ctx
-        .write(async |tx| Ok(db::admin_tokens::delete(tx, id).await?))
+        .write(caller, async |tx| {
+            let deleted = db::admin_tokens::delete(tx, id).await?;
+            tx.audit(audit::entry(
+                "admin_token.revoke",
+                format!("admin_token:{id}"),
+            ));
+            Ok(deleted)
+        })
         .await?;
     if !deleted {
         return Err(ServiceError::NotFound(msg!(

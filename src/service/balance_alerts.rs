@@ -28,8 +28,10 @@ pub async fn set_threshold(ctx: &Ctx, caller: &Caller, text: &str) -> ServiceRes
         let qpu = super::options::current(&ctx.db).await?.quota_per_usd();
         usd_to_quota("low_balance_usd", usd, qpu)?.0
     };
-    ctx.write(async |tx| Ok(db::users::set_low_balance_threshold(tx, user_id, threshold).await?))
-        .await
+    ctx.write_own(caller, async |tx| {
+        Ok(db::users::set_low_balance_threshold(tx, user_id, threshold).await?)
+    })
+    .await
 }
 
 /// What the profile form shows for one's line: empty for the site's default.
@@ -61,7 +63,9 @@ pub async fn warn_low_balances(ctx: &Ctx, listen_url: &str) -> ServiceResult<usi
     let mut sent = 0;
     for id in db::users::below_low_balance(&ctx.db, default).await? {
         let claimed = ctx
-            .write(async |tx| Ok(db::users::claim_low_balance_warning(tx, id).await?))
+            .write(&Caller::System, async |tx| {
+                Ok(db::users::claim_low_balance_warning(tx, id).await?)
+            })
             .await?;
         if !claimed {
             continue;
@@ -70,7 +74,7 @@ pub async fn warn_low_balances(ctx: &Ctx, listen_url: &str) -> ServiceResult<usi
         let message = warning(&options, &user, default, listen_url);
         if let Err(error) = mail::send(&settings, message).await {
             tracing::warn!(error = %error, user_id = id, "a low-balance warning could not be mailed; it is tried again next round");
-            ctx.write(async |tx| {
+            ctx.write(&Caller::System, async |tx| {
                 Ok(
                     db::users::set_low_balance_threshold(tx, id, user.low_balance_threshold)
                         .await?,

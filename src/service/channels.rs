@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use super::{Caller, Ctx, FieldProblem, ServiceError, ServiceResult, conflict, name_err};
+use super::{Caller, Ctx, FieldProblem, ServiceError, ServiceResult, audit, conflict, name_err};
 use crate::domain::kinds::{ChannelStatus, ChannelType};
 use crate::domain::names;
 use crate::msg;
@@ -334,11 +334,19 @@ pub async fn create(
     }
     let name = spec.name.clone();
     let id = ctx
-        .write(async |tx| {
-            db::channels::insert(tx, &spec).await.map_err(conflict(
+        .write(caller, async |tx| {
+            let id = db::channels::insert(tx, &spec).await.map_err(conflict(
                 "name",
                 msg!("channel-exists", name = name.as_str()),
-            ))
+            ))?;
+            tx.audit(audit::change(
+                "channel.create",
+                format!("channel:{id}"),
+                None,
+                Some(audit::fields::channel(&spec)),
+                audit::fields::CHANNEL_SECRETS,
+            ));
+            Ok(id)
         })
         .await?;
     find_id(db, id).await
@@ -420,13 +428,21 @@ pub async fn update(
         }
     }
     let name = spec.name.clone();
-    ctx.write(async |tx| {
+    ctx.write(caller, async |tx| {
         db::channels::update(tx, channel.id, &spec)
             .await
             .map_err(conflict(
                 "name",
                 msg!("channel-exists", name = name.as_str()),
-            ))
+            ))?;
+        tx.audit(audit::change(
+            "channel.update",
+            format!("channel:{}", channel.id),
+            Some(audit::fields::channel(&channel.spec())),
+            Some(audit::fields::channel(&spec)),
+            audit::fields::CHANNEL_SECRETS,
+        ));
+        Ok(())
     })
     .await?;
     find_id(db, channel.id).await
@@ -442,6 +458,8 @@ pub async fn change_health(
     status: ChannelStatus,
     reason: &str,
 ) -> ServiceResult<bool> {
+    // Straight to the database: the caller makes the change live itself (the sync job's
+    // reload), and the server's own changes are not audited.
     let (changed, _) = ctx
         .db
         .write(async |tx| {
@@ -476,8 +494,18 @@ fn origin(base_url: &str) -> Option<(String, String, u16)> {
 pub async fn delete(ctx: &Ctx, caller: &Caller, name_or_id: &str) -> ServiceResult<()> {
     caller.require_admin()?;
     let channel = find(&ctx.db, name_or_id).await?;
-    ctx.write(async |tx| Ok(db::channels::delete(tx, channel.id).await?))
-        .await?;
+    ctx.write(caller, async |tx| {
+        db::channels::delete(tx, channel.id).await?;
+        tx.audit(audit::change(
+            "channel.delete",
+            format!("channel:{}", channel.id),
+            Some(audit::fields::channel(&channel.spec())),
+            None,
+            audit::fields::CHANNEL_SECRETS,
+        ));
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
 

@@ -109,9 +109,8 @@ pub async fn create(
     let secrets: Vec<secret_key::NewSecret> = (0..input.count)
         .map(|_| secret_key::generate(CODE_PREFIX))
         .collect();
-    let (ids, _) = ctx
-        .db
-        .write(async |tx| {
+    let ids = ctx
+        .write(caller, async |tx| {
             let mut ids = Vec::with_capacity(secrets.len());
             for secret in &secrets {
                 let prefix: String = secret.plain.chars().take(SHOWN_CHARS).collect();
@@ -126,6 +125,20 @@ pub async fn create(
                 };
                 ids.push(db::codes::insert(tx, &code).await?);
             }
+            tx.audit(super::audit::change(
+                "code.generate",
+                format!("code_batch:{name}"),
+                None,
+                Some(serde_json::json!({
+                    "count": ids.len(),
+                    "amount": amount,
+                    "uses": uses,
+                    "expires_at": expires_at,
+                    "first_id": ids.first(),
+                    "last_id": ids.last(),
+                })),
+                &[],
+            ));
             Ok::<_, ServiceError>(ids)
         })
         .await?;
@@ -220,8 +233,22 @@ pub async fn disable(
         return Err(ServiceError::invalid("id", msg!("code-disable-what")));
     }
     let name = name.map(str::trim);
-    ctx.write(async |tx| Ok(db::codes::disable(tx, id, name).await?))
-        .await
+    ctx.write(caller, async |tx| {
+        let disabled = db::codes::disable(tx, id, name).await?;
+        let target = match (id, name) {
+            (Some(id), _) => format!("code:{id}"),
+            (None, name) => format!("code_batch:{}", name.unwrap_or_default()),
+        };
+        tx.audit(super::audit::change(
+            "code.disable",
+            target,
+            None,
+            Some(serde_json::json!({ "disabled": disabled })),
+            &[],
+        ));
+        Ok(disabled)
+    })
+    .await
 }
 
 /// Redeems a code for `user_id`; the units credited. Every refusal says why, in words the
@@ -260,7 +287,7 @@ pub async fn redeem(ctx: &Ctx, user_id: i64, plain: &str) -> ServiceResult<i64> 
     // The code's first characters, in no language: the wallet shows it beside the kind.
     let reason = format!("{}…", code.prefix);
     let outcome = ctx
-        .write(async |tx| {
+        .write(&Caller::System, async |tx| {
             if !db::codes::take_use(tx, code.id, now).await? {
                 // Taken by another redemption between the read and now.
                 return Err(ServiceError::invalid("code", msg!("redeem-used")));

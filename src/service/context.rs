@@ -175,19 +175,43 @@ impl Ctx {
         &self.site_values
     }
 
-    /// Runs `work` in one transaction (see [`Db::write`]), then the after-write effects of
-    /// what it changed.
+    /// Runs `work` in one transaction (see [`Db::write`]) as `caller`, then the after-write
+    /// effects of what it changed. What the work described of its changes (`Tx::audit`) is
+    /// written to the audit log in the same transaction when the caller is audited (see
+    /// [`super::audit`]): this is the one write path, so no change can forget its row.
     pub async fn write<T>(
         &self,
+        caller: &Caller,
         work: impl AsyncFnOnce(&mut Tx) -> ServiceResult<T>,
     ) -> ServiceResult<T> {
-        let (value, changes) = self.db.write(work).await?;
+        let (value, changes) = self
+            .db
+            .write(async |tx: &mut Tx| {
+                let value = work(tx).await?;
+                super::audit::record(tx, caller).await?;
+                Ok::<T, ServiceError>(value)
+            })
+            .await?;
         self.committed(&changes).await;
         Ok(value)
     }
 
-    /// [`Ctx::write`] for work that fails only with database errors, which the caller
-    /// inspects (whether to retry).
+    /// [`Ctx::write`] for a change of the caller's own records (their profile, keys,
+    /// sessions): not audited, whatever their role.
+    pub async fn write_own<T>(
+        &self,
+        caller: &Caller,
+        work: impl AsyncFnOnce(&mut Tx) -> ServiceResult<T>,
+    ) -> ServiceResult<T> {
+        self.write(caller, async |tx: &mut Tx| {
+            tx.own_records();
+            work(tx).await
+        })
+        .await
+    }
+
+    /// [`Ctx::write`] for the server's own work that fails only with database errors, which
+    /// the caller inspects (whether to retry). Not audited: nobody but the server asked.
     pub async fn write_db<T>(
         &self,
         work: impl AsyncFnOnce(&mut Tx) -> Result<T, DbError>,

@@ -5,7 +5,7 @@
 use rand::RngExt;
 
 use super::sessions::Viewer;
-use super::{Ctx, ServiceError, ServiceResult};
+use super::{Caller, Ctx, ServiceError, ServiceResult};
 use crate::domain::kinds::Status;
 use crate::domain::{password, secret_key};
 use crate::i18n::{Lang, Message};
@@ -98,7 +98,7 @@ pub async fn send_verification(
     let hash = code_hash(user_id, &code);
     let now = now_ms();
     let id = ctx
-        .write(async |tx| {
+        .write(&Caller::System, async |tx| {
             Ok(db::email_codes::replace(
                 tx,
                 &NewEmailCode {
@@ -140,8 +140,10 @@ pub async fn send_verification(
     if let Err(error) = mail::send(&settings, message).await {
         tracing::warn!(error = %error, user_id, "a verification code could not be mailed");
         // Not sent, so it neither works nor holds back the next attempt.
-        ctx.write(async |tx| Ok(db::email_codes::forget(tx, id).await?))
-            .await?;
+        ctx.write(&Caller::System, async |tx| {
+            Ok(db::email_codes::forget(tx, id).await?)
+        })
+        .await?;
         return Err(mail_failed(&error));
     }
     Ok(())
@@ -174,7 +176,9 @@ pub async fn verify_email(ctx: &Ctx, user_id: i64, code: &str) -> ServiceResult<
     // The try is counted before it is judged: concurrent guesses get no more tries than
     // guesses one after another.
     let counted = ctx
-        .write(async |tx| Ok(db::email_codes::count_attempt(tx, row.id, MAX_ATTEMPTS).await?))
+        .write(&Caller::System, async |tx| {
+            Ok(db::email_codes::count_attempt(tx, row.id, MAX_ATTEMPTS).await?)
+        })
         .await?;
     if !counted {
         return Err(refused(msg!("code-too-many-tries")));
@@ -191,7 +195,7 @@ pub async fn verify_email(ctx: &Ctx, user_id: i64, code: &str) -> ServiceResult<
         }));
     }
     let email = row.email.clone();
-    ctx.write(async |tx| {
+    ctx.write(&Caller::System, async |tx| {
         if !db::email_codes::spend(tx, row.id, now).await? {
             return Err(refused(msg!("code-expired")));
         }
@@ -239,7 +243,7 @@ pub async fn request_reset(
     let secret = secret_key::generate("");
     let now = now_ms();
     let id = ctx
-        .write(async |tx| {
+        .write(&Caller::System, async |tx| {
             Ok(db::email_codes::replace(
                 tx,
                 &NewEmailCode {
@@ -278,8 +282,10 @@ pub async fn request_reset(
     if let Err(error) = mail::send(&settings, message).await {
         // Said only in the log: telling the visitor would tell them the address has an account.
         tracing::warn!(error = %error, user_id = user.id, "a password reset link could not be mailed");
-        ctx.write(async |tx| Ok(db::email_codes::forget(tx, id).await?))
-            .await?;
+        ctx.write(&Caller::System, async |tx| {
+            Ok(db::email_codes::forget(tx, id).await?)
+        })
+        .await?;
     }
     Ok(())
 }
@@ -329,7 +335,7 @@ pub async fn reset_password(ctx: &Ctx, token: &str, new: &str, confirm: &str) ->
     let token_hash = secret_key::hash(token);
     let now = now_ms();
     let email = user.email.clone().unwrap_or_default();
-    ctx.write(async |tx| {
+    ctx.write(&Caller::System, async |tx| {
         let Some(row) = db::email_codes::find_unspent_in(tx, RESET, &token_hash).await? else {
             return Err(spent());
         };

@@ -1,4 +1,4 @@
-use super::{Caller, Ctx, ServiceError, ServiceResult, conflict, decimal_err, name_err};
+use super::{Caller, Ctx, ServiceError, ServiceResult, audit, conflict, decimal_err, name_err};
 use crate::domain::money::Ratio;
 use crate::domain::names;
 use crate::msg;
@@ -67,10 +67,18 @@ pub async fn create(
         created_at: 0,
         updated_at: 0,
     };
-    ctx.write(async |tx| {
+    ctx.write(caller, async |tx| {
         db::groups::insert(tx, &group)
             .await
-            .map_err(conflict("name", msg!("group-exists", name = name.as_str())))
+            .map_err(conflict("name", msg!("group-exists", name = name.as_str())))?;
+        tx.audit(audit::change(
+            "group.create",
+            format!("group:{name}"),
+            None,
+            Some(audit::fields::group(&group)),
+            &[],
+        ));
+        Ok(())
     })
     .await?;
     find(&ctx.db, &name).await
@@ -84,6 +92,7 @@ pub async fn update(
 ) -> ServiceResult<GroupRow> {
     caller.require_admin()?;
     let mut group = find(&ctx.db, name).await?;
+    let before = audit::fields::group(&group);
     if let Some(text) = &input.ratio {
         group.ratio = parse_ratio(text)?;
     }
@@ -93,8 +102,18 @@ pub async fn update(
     if let Some(selectable) = input.user_selectable {
         group.user_selectable = selectable;
     }
-    ctx.write(async |tx| Ok(db::groups::update(tx, &group).await?))
-        .await?;
+    ctx.write(caller, async |tx| {
+        db::groups::update(tx, &group).await?;
+        tx.audit(audit::change(
+            "group.update",
+            format!("group:{name}"),
+            Some(before),
+            Some(audit::fields::group(&group)),
+            &[],
+        ));
+        Ok(())
+    })
+    .await?;
     find(&ctx.db, name).await
 }
 
@@ -106,7 +125,7 @@ pub async fn delete(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<()>
     if name == DEFAULT_GROUP {
         return Err(ServiceError::Forbidden(msg!("group-default-undeletable")));
     }
-    find(&ctx.db, name).await?;
+    let group = find(&ctx.db, name).await?;
     let members = db::groups::member_count(&ctx.db, name).await?;
     if members > 0 {
         return Err(ServiceError::Conflict {
@@ -114,7 +133,17 @@ pub async fn delete(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<()>
             message: msg!("group-has-users", name = name, count = members),
         });
     }
-    ctx.write(async |tx| Ok(db::groups::delete(tx, name).await?))
-        .await?;
+    ctx.write(caller, async |tx| {
+        db::groups::delete(tx, name).await?;
+        tx.audit(audit::change(
+            "group.delete",
+            format!("group:{name}"),
+            Some(audit::fields::group(&group)),
+            None,
+            &[],
+        ));
+        Ok(())
+    })
+    .await?;
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use rand::RngExt;
 
-use super::{Ctx, ServiceError, ServiceResult, usd_to_quota};
+use super::{Caller, Ctx, ServiceError, ServiceResult, usd_to_quota};
 use crate::domain::kinds::LedgerKind;
 use crate::domain::money::MicroUsd;
 use crate::msg;
@@ -75,6 +75,7 @@ pub async fn ensure_code(ctx: &Ctx, user_id: i64) -> ServiceResult<String> {
         let code = random_code();
         let set = ctx
             .write(
+                &Caller::User(user_id),
                 async |tx| match db::users::set_invite_code(tx, user_id, &code).await {
                     // Another account's code (one in 57^10): draw again.
                     Err(DbError::Conflict(_)) => Ok(false),

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod admin_tokens;
+pub mod audit;
 pub mod balance_alerts;
 pub mod billing;
 pub mod catalog;

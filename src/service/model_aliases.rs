@@ -2,7 +2,7 @@
 //! model that serves and prices it. An alias resolves before routing and pricing; aliases do
 //! not chain.
 
-use super::{Caller, Ctx, ServiceError, ServiceResult, conflict, name_err};
+use super::{Caller, Ctx, ServiceError, ServiceResult, audit, conflict, name_err};
 use crate::domain::names;
 use crate::msg;
 use crate::service::db;
@@ -42,10 +42,18 @@ pub async fn add(ctx: &Ctx, caller: &Caller, name: &str, target: &str) -> Servic
             ),
         ));
     }
-    ctx.write(async |tx| {
-        db::model_aliases::insert(tx, &name, &target)
+    ctx.write(caller, async |tx| {
+        let row = db::model_aliases::insert(tx, &name, &target)
             .await
-            .map_err(conflict("name", msg!("alias-exists", name = name.as_str())))
+            .map_err(conflict("name", msg!("alias-exists", name = name.as_str())))?;
+        tx.audit(audit::change(
+            "alias.create",
+            format!("alias:{name}"),
+            None,
+            Some(serde_json::json!({ "target": target })),
+            &[],
+        ));
+        Ok(row)
     })
     .await
 }
@@ -53,7 +61,11 @@ pub async fn add(ctx: &Ctx, caller: &Caller, name: &str, target: &str) -> Servic
 pub async fn remove(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<()> {
     caller.require_admin()?;
     let removed = ctx
-        .write(async |tx| Ok(db::model_aliases::delete(tx, name).await?))
+        .write(caller, async |tx| {
+            let removed = db::model_aliases::delete(tx, name).await?;
+            tx.audit(audit::entry("alias.delete", format!("alias:{name}")));
+            Ok(removed)
+        })
         .await?;
     if removed {
         Ok(())

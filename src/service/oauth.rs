@@ -144,7 +144,7 @@ pub async fn add_provider(
         }
     }
     let name = provider.name.clone();
-    ctx.write(async |tx| {
+    ctx.write(caller, async |tx| {
         db::oauth::insert_provider(tx, &provider)
             .await
             .map_err(|e| match e {
@@ -152,8 +152,21 @@ pub async fn add_provider(
                     "name",
                     msg!("oauth-provider-exists", name = name.as_str()),
                 ),
-                other => other.into(),
-            })
+                other => ServiceError::from(other),
+            })?;
+        tx.audit(super::audit::change(
+            "oauth_provider.create",
+            format!("oauth_provider:{name}"),
+            None,
+            Some(serde_json::json!({
+                "kind": provider.kind.as_str(),
+                "client_id": provider.client_id,
+                "client_secret": provider.client_secret,
+                "issuer": provider.issuer,
+            })),
+            &["client_secret"],
+        ));
+        Ok(())
     })
     .await?;
     provider_named(ctx, &provider.name).await
@@ -168,7 +181,14 @@ pub async fn list_providers(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<Pro
 pub async fn remove_provider(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<()> {
     caller.require_root()?;
     let removed = ctx
-        .write(async |tx| Ok(db::oauth::delete_provider(tx, name).await?))
+        .write(caller, async |tx| {
+            let removed = db::oauth::delete_provider(tx, name).await?;
+            tx.audit(super::audit::entry(
+                "oauth_provider.delete",
+                format!("oauth_provider:{name}"),
+            ));
+            Ok(removed)
+        })
         .await?;
     if removed {
         Ok(())
@@ -302,18 +322,20 @@ pub async fn complete(
             )),
             None => {
                 let row = linked(user_id);
-                ctx.write(async |tx| Ok(db::oauth::link(tx, &row).await?))
-                    .await
-                    .map_err(|e| match e {
-                        ServiceError::Db(DbError::Conflict(_)) => ServiceError::conflict(
-                            "provider",
-                            msg!(
-                                "oauth-identity-taken",
-                                provider = provider.display_name.as_str()
-                            ),
+                ctx.write(&Caller::System, async |tx| {
+                    Ok(db::oauth::link(tx, &row).await?)
+                })
+                .await
+                .map_err(|e| match e {
+                    ServiceError::Db(DbError::Conflict(_)) => ServiceError::conflict(
+                        "provider",
+                        msg!(
+                            "oauth-identity-taken",
+                            provider = provider.display_name.as_str()
                         ),
-                        other => other,
-                    })?;
+                    ),
+                    other => other,
+                })?;
                 Ok(Completion::Linked)
             }
         };
@@ -479,7 +501,7 @@ pub async fn unlink(ctx: &Ctx, caller: &Caller, identity_id: i64) -> ServiceResu
         .await?
         .password_hash
         .is_some();
-    ctx.write(async |tx| {
+    ctx.write_own(caller, async |tx| {
         if !has_password && db::oauth::count_of(tx, user_id).await? <= 1 {
             return Err(ServiceError::Forbidden(msg!("oauth-last-way-in")));
         }

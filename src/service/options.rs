@@ -1,4 +1,4 @@
-use super::{Caller, Ctx, ServiceError, ServiceResult};
+use super::{Caller, Ctx, ServiceError, ServiceResult, audit};
 use crate::i18n::Message;
 use crate::msg;
 use crate::options::{OptionInfo, RuntimeOptions};
@@ -50,8 +50,24 @@ pub async fn set(ctx: &Ctx, caller: &Caller, name: &str, value: &str) -> Service
     let stored = options
         .stored_value(name)
         .ok_or_else(|| ServiceError::NotFound(unknown(name)))?;
-    ctx.write(async |tx| Ok(db::options::set(tx, name, &stored).await?))
-        .await?;
+    let before = current(&ctx.db).await?.stored_value(name);
+    let hidden: &[&str] = if crate::options::WRITE_ONLY.contains(&name) {
+        &["value"]
+    } else {
+        &[]
+    };
+    ctx.write(caller, async |tx| {
+        db::options::set(tx, name, &stored).await?;
+        tx.audit(audit::change(
+            "option.set",
+            format!("option:{name}"),
+            Some(serde_json::json!({ "value": before })),
+            Some(serde_json::json!({ "value": stored })),
+            hidden,
+        ));
+        Ok(())
+    })
+    .await?;
     Ok(info)
 }
 
@@ -92,8 +108,24 @@ pub async fn reset(ctx: &Ctx, caller: &Caller, name: &str) -> ServiceResult<Opti
             .map_err(|m| ServiceError::invalid("value", m))?;
     }
     agree(&options)?;
-    ctx.write(async |tx| Ok(db::options::reset(tx, name).await?))
-        .await?;
+    let before = current(&ctx.db).await?.stored_value(name);
+    let hidden: &[&str] = if crate::options::WRITE_ONLY.contains(&name) {
+        &["value"]
+    } else {
+        &[]
+    };
+    ctx.write(caller, async |tx| {
+        db::options::reset(tx, name).await?;
+        tx.audit(audit::change(
+            "option.reset",
+            format!("option:{name}"),
+            Some(serde_json::json!({ "value": before })),
+            Some(serde_json::json!({ "value": RuntimeOptions::default().stored_value(name) })),
+            hidden,
+        ));
+        Ok(())
+    })
+    .await?;
     RuntimeOptions::default()
         .describe()
         .into_iter()

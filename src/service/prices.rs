@@ -1,4 +1,4 @@
-use super::{Caller, Ctx, ServiceError, ServiceResult, decimal_err, name_err};
+use super::{Caller, Ctx, ServiceError, ServiceResult, audit, decimal_err, name_err};
 use crate::domain::money::MicroUsd;
 use crate::domain::names;
 use crate::domain::pricing::{MAX_CONTEXT_TOKENS, ModelPrice};
@@ -95,8 +95,25 @@ pub async fn set(
         .as_deref()
         .map(parse_context_tokens)
         .transpose()?;
-    ctx.write(async |tx| Ok(db::prices::upsert(tx, &model, price, context_tokens).await?))
-        .await?;
+    let before = find(&ctx.db, &model).await.ok();
+    let after = PriceRow {
+        model: model.clone(),
+        price,
+        context_tokens,
+        updated_at: 0,
+    };
+    ctx.write(caller, async |tx| {
+        db::prices::upsert(tx, &model, price, context_tokens).await?;
+        tx.audit(audit::change(
+            "price.set",
+            format!("price:{model}"),
+            before.as_ref().map(audit::fields::price),
+            Some(audit::fields::price(&after)),
+            &[],
+        ));
+        Ok(())
+    })
+    .await?;
     find(&ctx.db, &model).await
 }
 
@@ -120,8 +137,19 @@ pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<PriceRow>> {
 
 pub async fn delete(ctx: &Ctx, caller: &Caller, model: &str) -> ServiceResult<()> {
     caller.require_admin()?;
+    let before = find(&ctx.db, model).await.ok();
     let deleted = ctx
-        .write(async |tx| Ok(db::prices::delete(tx, model).await?))
+        .write(caller, async |tx| {
+            let deleted = db::prices::delete(tx, model).await?;
+            tx.audit(audit::change(
+                "price.delete",
+                format!("price:{model}"),
+                before.as_ref().map(audit::fields::price),
+                None,
+                &[],
+            ));
+            Ok(deleted)
+        })
         .await?;
     if !deleted {
         return Err(ServiceError::NotFound(msg!(

@@ -3,7 +3,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 
 use super::{
-    Caller, Ctx, Problems, ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota,
+    Caller, Ctx, Problems, ServiceError, ServiceResult, audit, decimal_err, name_err, usd_to_quota,
 };
 use crate::domain::calendar::SiteCalendar;
 use crate::domain::ip_allow::IpAllowList;
@@ -11,6 +11,8 @@ use crate::domain::kinds::{BudgetPeriod, Status};
 use crate::domain::money::MicroUsd;
 use crate::domain::{names, secret_key};
 use crate::msg;
+use crate::records::audit::AuditEntry;
+use crate::service::db::Tx;
 use crate::service::db::tokens::{BudgetSetting, NewToken, TokenPatch, TokenRow};
 use crate::service::db::users::UserRow;
 use crate::service::db::{self, Db, DbError};
@@ -333,14 +335,27 @@ pub async fn create(
         form_key,
     };
     let id = ctx
-        .write(async |tx| {
-            db::tokens::insert(tx, &token).await.map_err(|e| match e {
+        .write(caller, async |tx| {
+            let id = db::tokens::insert(tx, &token).await.map_err(|e| match e {
                 DbError::Conflict(_) if e.is_conflict_on("form") => ServiceError::Conflict {
                     field: None,
                     message: msg!("key-form-already-sent"),
                 },
-                other => other.into(),
-            })
+                other => ServiceError::from(other),
+            })?;
+            note_key_change(
+                tx,
+                caller,
+                user.id,
+                audit::change(
+                    "key.create",
+                    format!("key:{id}"),
+                    None,
+                    Some(serde_json::json!({ "user": user.username, "name": token.name })),
+                    &[],
+                ),
+            );
+            Ok(id)
         })
         .await?;
     Ok((get(ctx, caller, id).await?, secret.plain))
@@ -450,8 +465,25 @@ pub async fn update(
         patch.unlimited = Some(false);
     }
     let owner = caller.owner();
+    let before = get(ctx, caller, id).await?;
     let updated = ctx
-        .write(async |tx| Ok(db::tokens::update(tx, id, owner, &patch).await?))
+        .write(caller, async |tx| {
+            let updated = db::tokens::update(tx, id, owner, &patch).await?;
+            let after = db::tokens::find_in(tx, id).await?;
+            note_key_change(
+                tx,
+                caller,
+                before.user_id,
+                audit::change(
+                    "key.update",
+                    format!("key:{id}"),
+                    Some(audit::fields::token(&before)),
+                    after.as_ref().map(audit::fields::token),
+                    &[],
+                ),
+            );
+            Ok(updated)
+        })
         .await?;
     if !updated {
         return Err(ServiceError::NotFound(msg!("key-not-found", id = id)));
@@ -461,13 +493,39 @@ pub async fn update(
 
 pub async fn delete(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<()> {
     let owner = caller.owner();
+    let before = get(ctx, caller, id).await?;
     let deleted = ctx
-        .write(async |tx| Ok(db::tokens::delete(tx, id, owner).await?))
+        .write(caller, async |tx| {
+            let deleted = db::tokens::delete(tx, id, owner).await?;
+            note_key_change(
+                tx,
+                caller,
+                before.user_id,
+                audit::change(
+                    "key.delete",
+                    format!("key:{id}"),
+                    Some(audit::fields::token(&before)),
+                    None,
+                    &[],
+                ),
+            );
+            Ok(deleted)
+        })
         .await?;
     if !deleted {
         return Err(ServiceError::NotFound(msg!("key-not-found", id = id)));
     }
     Ok(())
+}
+
+/// A key change is audited when an administrator (or the command line) changes another
+/// person's key; a person's change of their own keys is not.
+fn note_key_change(tx: &mut Tx, caller: &Caller, owner_id: i64, entry: AuditEntry) {
+    if caller.account_id() == Some(owner_id) {
+        tx.own_records();
+    } else {
+        tx.audit(entry);
+    }
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ pub async fn start(
     // The limits are read and the order written in one transaction, with the account's row
     // locked first: forms submitted at once are counted one after another.
     let inserted = ctx
-        .write(async |tx| {
+        .write_own(&Caller::User(user.id), async |tx| {
             db::users::lock(tx, user.id).await?;
             let (pending, today) = db::orders::recent_totals(tx, user.id, day_start).await?;
             if settings.max_pending > 0
@@ -260,7 +260,7 @@ async fn resume(
     match payments::create_checkout(&settings.access, &request).await {
         Ok(session) => {
             let url = session.url.clone().unwrap_or_default();
-            ctx.write(async |tx| {
+            ctx.write(&Caller::System, async |tx| {
                 Ok(db::orders::set_session(
                     tx,
                     order.id,
@@ -277,7 +277,7 @@ async fn resume(
             // Stripe will not take this one (a bad key, an amount it refuses): close the order
             // with Stripe's words, so nobody waits on it.
             let note = format!("Stripe refused the Checkout Session: {message}");
-            ctx.write(async |tx| {
+            ctx.write(&Caller::System, async |tx| {
                 let change = Transition {
                     note: &note,
                     ..Transition::default()
@@ -376,7 +376,7 @@ pub async fn credit(
     let actor = caller.actor();
     let rewards = rewards(ctx).await?;
     let credited = ctx
-        .write(async |tx| {
+        .write(caller, async |tx| {
             let order = db::orders::lock(tx, id)
                 .await?
                 .ok_or_else(|| ServiceError::NotFound(msg!("order-not-found")))?;
@@ -400,7 +400,21 @@ pub async fn credit(
                 actor: &actor,
                 rewards,
             };
-            pay(tx, &order, &[OrderStatus::Held], &facts).await
+            let credited = pay(tx, &order, &[OrderStatus::Held], &facts).await?;
+            let mut entry = super::audit::change(
+                "order.credit",
+                format!("order:{id}"),
+                Some(serde_json::json!({ "status": order.status.as_str() })),
+                Some(
+                    serde_json::json!({ "status": "paid", "quota": order.quota, "reason": reason }),
+                ),
+                &[],
+            );
+            entry.ledger_id = db::ledger::by_key_in(tx, &format!("topup:{id}"))
+                .await?
+                .map(|e| e.id);
+            tx.audit(entry);
+            Ok(credited)
         })
         .await?;
     if credited {
@@ -483,6 +497,24 @@ pub async fn refund(
             }
         })?;
     tracing::info!(order_id = id, %refund_id, actor = %caller.actor(), reason = reason.trim(), "asked Stripe for a refund");
+    // The balance moves when Stripe's event arrives (the server's own change); asking for
+    // the refund is the administrator's, and the audit log keeps it.
+    ctx.write(caller, async |tx| {
+        tx.audit(super::audit::change(
+            "order.refund",
+            format!("order:{id}"),
+            None,
+            Some(serde_json::json!({
+                "refund_id": refund_id,
+                "amount": amount.unwrap_or(left),
+                "currency": order.currency,
+                "reason": reason.trim(),
+            })),
+            &[],
+        ));
+        Ok(())
+    })
+    .await?;
     Ok(refund_id)
 }
 
@@ -1065,7 +1097,7 @@ pub async fn apply_event(ctx: &Ctx, body: &[u8], listen_url: &str) -> Result<Str
     let order_id = order.as_ref().map(|o| o.id);
     let rewards = rewards(ctx).await?;
     let outcome = ctx
-        .write(async |tx| {
+        .write(&Caller::System, async |tx| {
             if !db::orders::record_event(tx, &id, &kind, order_id).await? {
                 return Ok("duplicate");
             }
@@ -1165,7 +1197,7 @@ pub async fn reconcile(
         let Some(session_id) = order.session_id.clone() else {
             let window = i64::try_from(settings.checkout_minutes).unwrap_or(60) * 60_000;
             if order.created_at + window + 3_600_000 < now {
-                ctx.write(async |tx| {
+                ctx.write(&Caller::System, async |tx| {
                     close_session(tx, order.id, "no Checkout Session was made").await
                 })
                 .await?;
@@ -1182,16 +1214,20 @@ pub async fn reconcile(
             }
         };
         let outcome = if session.payment_status == "paid" {
-            ctx.write(async |tx| credit_session(tx, order.id, &session, "reconcile", rewards).await)
-                .await?
+            ctx.write(&Caller::System, async |tx| {
+                credit_session(tx, order.id, &session, "reconcile", rewards).await
+            })
+            .await?
         } else if session.status == "expired"
             || session
                 .expires_at
                 .is_some_and(|at| at * 1000 < now - 60_000)
                 && session.status != "complete"
         {
-            ctx.write(async |tx| close_session(tx, order.id, "the Checkout Session expired").await)
-                .await?
+            ctx.write(&Caller::System, async |tx| {
+                close_session(tx, order.id, "the Checkout Session expired").await
+            })
+            .await?
         } else {
             "pending"
         };

@@ -1,6 +1,6 @@
 use super::groups::{self, DEFAULT_GROUP};
 use super::{
-    Caller, Ctx, Problems, ServiceError, ServiceResult, decimal_err, name_err, usd_to_quota,
+    Caller, Ctx, Problems, ServiceError, ServiceResult, audit, decimal_err, name_err, usd_to_quota,
 };
 use crate::domain::kinds::LedgerKind;
 use crate::domain::kinds::{Role, Status};
@@ -187,11 +187,24 @@ pub(crate) async fn create_with(
     };
     let actor = caller.actor();
     let id = ctx
-        .write(async |tx| {
+        .write(caller, async |tx| {
             let id = db::users::insert(tx, &user)
                 .await
                 .map_err(|e| user_conflict(e, &username))?;
             also(tx, id).await?;
+            let mut created = audit::change(
+                "user.create",
+                format!("user:{username}"),
+                None,
+                Some(serde_json::json!({
+                    "username": username,
+                    "email": user.email.clone().unwrap_or_default(),
+                    "role": user.role.as_str(),
+                    "group": user.group,
+                    "quota": quota.0,
+                })),
+                audit::fields::USER_PRIVATE,
+            );
             // A starting balance is a grant in the ledger, like every balance that is not
             // relay spend.
             if quota.0 != 0 {
@@ -205,11 +218,13 @@ pub(crate) async fn create_with(
                     reason: "starting balance",
                     idempotency_key: &key,
                 };
-                if db::ledger::insert(tx, &entry).await?.is_none() {
+                let Some(ledger_id) = db::ledger::insert(tx, &entry).await? else {
                     // The id is new: nothing can have used its grant's key.
                     return Err(DbError::Corrupt(format!("ledger key {key} exists")).into());
-                }
+                };
+                created.ledger_id = Some(ledger_id);
             }
+            tx.audit(created);
             Ok(id)
         })
         .await?;
@@ -296,10 +311,18 @@ pub async fn update(
     if let Some(plain) = input.password {
         patch.password_hash = Some(hash_password(plain).await?);
     }
-    ctx.write(async |tx| {
+    ctx.write(caller, async |tx| {
         db::users::update(tx, user.id, &patch)
             .await
-            .map_err(|e| user_conflict(e, username))
+            .map_err(|e| user_conflict(e, username))?;
+        tx.audit(audit::change(
+            "user.update",
+            format!("user:{}", user.username),
+            Some(audit::fields::user(&user)),
+            Some(audit::fields::user(&patch.applied_to(&user))),
+            audit::fields::USER_PRIVATE,
+        ));
+        Ok(())
     })
     .await?;
     find_id(db, user.id).await
@@ -330,6 +353,14 @@ pub async fn change_quota(
     let user = find(db, username).await?;
     let units = quota_change_units(db, &change).await?;
     let reason = change.reason.as_deref().unwrap_or("").trim();
+    // Every balance change an administrator makes says why (the ledger and the audit log
+    // keep it).
+    if reason.is_empty() {
+        return Err(ServiceError::invalid(
+            "reason",
+            msg!("balance-reason-needed"),
+        ));
+    }
     if reason.chars().count() > 500 {
         return Err(ServiceError::invalid(
             "reason",
@@ -352,7 +383,7 @@ pub async fn change_quota(
     };
     let actor = caller.actor();
     let applied = ctx
-        .write(async |tx| {
+        .write(caller, async |tx| {
             let entry = NewEntry {
                 user_id: user.id,
                 kind: LedgerKind::Adjustment,
@@ -362,9 +393,18 @@ pub async fn change_quota(
                 reason,
                 idempotency_key: &key,
             };
-            if db::ledger::insert(tx, &entry).await?.is_none() {
+            let Some(ledger_id) = db::ledger::insert(tx, &entry).await? else {
                 return Ok(false);
-            }
+            };
+            let mut changed = audit::change(
+                "user.balance",
+                format!("user:{}", user.username),
+                Some(serde_json::json!({ "quota": user.quota })),
+                Some(serde_json::json!({ "quota": user.quota + units, "amount": units, "reason": reason })),
+                &[],
+            );
+            changed.ledger_id = Some(ledger_id);
+            tx.audit(changed);
             if !db::users::add_quota(tx, user.id, units).await? {
                 // The user was just read; the change would carry the balance out of range.
                 return Err(ServiceError::invalid(

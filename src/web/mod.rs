@@ -158,6 +158,18 @@ fn with_page_layers(state: &AppState, pages: Router<AppState>) -> Router<AppStat
             page::remember_visitor,
         ))
         .layer(middleware::from_fn(page_headers))
+        .layer(middleware::from_fn(audit_origin))
+}
+
+/// What the audit log says of the changes a page's request makes: a session, from the
+/// client's address, with its user agent.
+async fn audit_origin(request: Request, next: Next) -> Response {
+    let origin = crate::service::audit::Origin {
+        auth: crate::service::audit::Auth::Session,
+        ip: Some(crate::protocol::client::ClientAddress::of(request.extensions()).0),
+        user_agent: crate::protocol::client::user_agent(request.headers()),
+    };
+    crate::service::audit::within(origin, next.run(request)).await
 }
 
 /// The language of a request that reached no page: its browser's first choice.

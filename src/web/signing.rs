@@ -1,7 +1,7 @@
 //! What signing in shares between its pages (password, emailed code, first run): starting
 //! the signed-in session, the token a link carries.
 
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -18,11 +18,7 @@ pub async fn start_session(
     headers: &HeaderMap,
 ) -> Result<(), WebError> {
     let sign_in = SignIn::now(user);
-    let agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let agent = crate::protocol::client::user_agent(headers).unwrap_or_default();
     session.cycle_id().await.map_err(WebError::session)?;
     for (key, value) in [
         (keys::USER_ID, serde_json::Value::from(sign_in.user_id)),

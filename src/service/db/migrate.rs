@@ -119,6 +119,13 @@ const STEPS: &[Step] = &[
         include_str!("../../../migrations/postgres/0015_accounts_and_key_forms.sql"),
         include_str!("../../../migrations/mysql/0015_accounts_and_key_forms.sql"),
     ),
+    (
+        17,
+        "audit log",
+        include_str!("../../../migrations/sqlite/0017_audit_log.sql"),
+        include_str!("../../../migrations/postgres/0017_audit_log.sql"),
+        include_str!("../../../migrations/mysql/0017_audit_log.sql"),
+    ),
 ];
 
 #[derive(Debug)]

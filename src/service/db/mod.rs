@@ -4,6 +4,7 @@
 //! insert ids) branch on [`Backend`].
 
 pub mod admin_tokens;
+pub mod audit;
 pub mod channels;
 pub mod codes;
 pub mod email_codes;
@@ -26,6 +27,7 @@ pub mod web_sessions;
 mod migrate;
 
 pub use crate::clock::now_ms;
+pub use crate::records::audit::AuditEntry;
 pub use crate::records::error::{DbError, DbResult};
 pub use feed::Change;
 
@@ -159,6 +161,9 @@ impl Db {
             inner: self.begin_write().await?,
             backend: self.backend,
             changes: Vec::new(),
+            audits: Vec::new(),
+            rows_written: 0,
+            own_records: false,
         };
         let value = work(&mut tx).await?;
         let changes = tx.commit().await?;
@@ -292,6 +297,12 @@ pub struct Tx {
     inner: sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
     changes: Vec<Change>,
+    /// What the work says it changed, for the audit log (see `service::audit`).
+    audits: Vec<AuditEntry>,
+    /// Rows the work's statements inserted, updated or deleted.
+    rows_written: u64,
+    /// The work changed only the caller's own records, which are not audited.
+    own_records: bool,
 }
 
 impl Tx {
@@ -304,6 +315,33 @@ impl Tx {
         if !self.changes.contains(&change) {
             self.changes.push(change);
         }
+    }
+
+    /// Records what this transaction changed for the audit log; the write path stores it, in
+    /// this transaction, when the caller is one whose changes are audited.
+    pub fn audit(&mut self, entry: AuditEntry) {
+        self.audits.push(entry);
+    }
+
+    /// Notes that this transaction changes the caller's own records (a person's own keys,
+    /// profile, sessions), which are not audited even when the person is an administrator.
+    pub fn own_records(&mut self) {
+        self.own_records = true;
+    }
+
+    /// Whether [`Tx::own_records`] was noted.
+    pub fn is_own_records(&self) -> bool {
+        self.own_records
+    }
+
+    /// The audit entries recorded so far, taken out.
+    pub fn take_audits(&mut self) -> Vec<AuditEntry> {
+        std::mem::take(&mut self.audits)
+    }
+
+    /// How many rows the statements so far inserted, updated or deleted.
+    pub fn rows_written(&self) -> u64 {
+        self.rows_written
     }
 
     fn sql<'q>(&self, query: &'q str) -> Cow<'q, str> {
@@ -319,6 +357,7 @@ impl Tx {
         let result = sqlx::query_with(&sql, bind_all(values)?)
             .execute(&mut *self.inner)
             .await?;
+        self.rows_written += result.rows_affected();
         Ok(result.rows_affected())
     }
 
@@ -336,6 +375,7 @@ impl Tx {
         let result = sqlx::query_with(&sql, args)
             .execute(&mut *self.inner)
             .await?;
+        self.rows_written += result.rows_affected();
         Ok(result.rows_affected())
     }
 
@@ -360,6 +400,7 @@ impl Tx {
     /// Inserts one row and returns its generated `id` (see [`Db::insert_returning_id`]).
     pub async fn insert_returning_id(&mut self, sql: &str, values: &[Value]) -> DbResult<i64> {
         let args = bind_all(values)?;
+        self.rows_written += 1;
         match self.backend {
             Backend::Postgres | Backend::Sqlite => {
                 let sql = self.sql(&format!("{sql} RETURNING id")).into_owned();

@@ -143,6 +143,15 @@ pub async fn find(db: &Db, id: i64, owner: Option<i64>) -> DbResult<Option<Token
     rows.first().map(from_row).transpose()
 }
 
+/// A key by id, read inside a writing transaction (what it is after the transaction's own
+/// changes).
+pub async fn find_in(tx: &mut Tx, id: i64) -> DbResult<Option<TokenRow>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?");
+    let rows = tx.fetch_all(&sql, &[Value::Int(id)]).await?;
+    rows.first().map(from_row).transpose()
+}
+
 pub async fn list_for_user(db: &Db, user_id: i64) -> DbResult<Vec<TokenRow>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.user_id = ? ORDER BY t.id"

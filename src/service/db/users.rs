@@ -27,6 +27,38 @@ pub struct UserPatch {
     pub email_verified: Option<bool>,
 }
 
+impl UserPatch {
+    /// `user` as it is once this patch is applied.
+    pub fn applied_to(&self, user: &UserRow) -> UserRow {
+        let mut user = user.clone();
+        if let Some(username) = &self.username {
+            user.username = username.clone();
+        }
+        if let Some(display_name) = &self.display_name {
+            user.display_name = display_name.clone();
+        }
+        if let Some(email) = &self.email {
+            user.email = email.clone();
+        }
+        if let Some(hash) = &self.password_hash {
+            user.password_hash = Some(hash.clone());
+        }
+        if let Some(role) = self.role {
+            user.role = role;
+        }
+        if let Some(status) = self.status {
+            user.status = status;
+        }
+        if let Some(group) = &self.group {
+            user.group = group.clone();
+        }
+        if let Some(verified) = self.email_verified {
+            user.email_verified = verified;
+        }
+        user
+    }
+}
+
 const COLUMNS: &str = "id, username, display_name, email, email_verified, password_hash, role, status, \
      group_name, quota, used_quota, request_count, invite_code, inviter_id, created_at, updated_at, locale, \
      low_balance_threshold";
