@@ -4,7 +4,15 @@
 //! what. A signed-in person who is not an administrator gets the portal's not-found page for
 //! every `/admin` path: nothing of the console shows.
 
+mod audit;
+mod catalog;
+mod channels;
+mod codes;
+mod orders;
 mod overview;
+mod settings;
+mod tokens;
+mod users;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -18,9 +26,30 @@ use crate::service::Caller;
 use crate::service::sessions::Viewer;
 use crate::state::AppState;
 
-/// The console's pages, mounted under the portal's layers (session, language, errors).
+/// The console's pages, mounted under the portal's layers (session, language, errors). Each
+/// section gives its pages and forms, and apart the forms that change settings, roles,
+/// balances, orders or admin tokens: those need a recent sign-in too.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/admin", get(overview::page))
+    let sensitive = Router::new()
+        .merge(channels::sensitive_routes())
+        .merge(users::sensitive_routes())
+        .merge(catalog::sensitive_routes())
+        .merge(codes::sensitive_routes())
+        .merge(orders::sensitive_routes())
+        .merge(tokens::sensitive_routes())
+        .merge(settings::sensitive_routes())
+        .merge(audit::sensitive_routes());
+    Router::new()
+        .route("/admin", get(overview::page))
+        .merge(channels::routes())
+        .merge(users::routes())
+        .merge(catalog::routes())
+        .merge(codes::routes())
+        .merge(orders::routes())
+        .merge(tokens::routes())
+        .merge(settings::routes())
+        .merge(audit::routes())
+        .merge(sensitive)
 }
 
 /// A console page: an administrator (or root) is signed in. Visitors are sent to sign in;
