@@ -115,7 +115,10 @@ impl OptionValue for StatusSet {
 pub fn is_root_only(name: &str) -> bool {
     name.starts_with("smtp_")
         || name.starts_with("stripe_")
-        || matches!(name, "public_url" | "metrics_token")
+        || matches!(
+            name,
+            "public_url" | "metrics_token" | "audit_retention_days"
+        )
 }
 
 /// One declared option, for listings and validation messages.
@@ -415,6 +418,8 @@ runtime_options! {
     topup_checkout_minutes: u64 = "60", check |v: &u64| if (30..=1440).contains(v) { Ok(()) } else { Err(msg!("number-between", min = 30_i64, max = 1440_i64)) };
     /// Seconds after which an unpaid order is asked about at Stripe by the reconciliation job (a lost webhook is still credited).
     topup_reconcile_after_secs: u64 = "300", check any;
+    /// Days the audit log keeps its rows; older ones are deleted by a background job, which keeps the last deleted row's hash for `tollgate audit verify` (0 = keep forever). Root's alone: it decides how long changes stay on record.
+    audit_retention_days: u64 = "365", check any;
 }
 
 /// Options whose values are secrets: they can be set, but are listed masked and never

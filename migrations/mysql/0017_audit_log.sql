@@ -15,8 +15,8 @@ CREATE TABLE audit_log (
     before_json MEDIUMTEXT,
     after_json  MEDIUMTEXT,
     ledger_id   BIGINT,
-    prev_hash   CHAR(64) NOT NULL,
-    hash        CHAR(64) NOT NULL
+    prev_hash   VARCHAR(64) NOT NULL,
+    hash        VARCHAR(64) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE INDEX audit_log_at_idx ON audit_log (at);
 CREATE INDEX audit_log_actor_idx ON audit_log (actor, at);
@@ -29,8 +29,8 @@ CREATE INDEX audit_log_target_idx ON audit_log (target, at);
 CREATE TABLE audit_head (
     name         VARCHAR(16) PRIMARY KEY,
     last_id      BIGINT NOT NULL,
-    last_hash    CHAR(64) NOT NULL,
-    anchor_hash  CHAR(64) NOT NULL
+    last_hash    VARCHAR(64) NOT NULL,
+    anchor_hash  VARCHAR(64) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 INSERT INTO audit_head (name, last_id, last_hash, anchor_hash) VALUES
     ('chain', 0, '0000000000000000000000000000000000000000000000000000000000000000',

@@ -181,6 +181,10 @@ impl App {
             cancel_jobs.clone(),
         ));
         background.spawn(jobs::low_balance::run(state.clone(), cancel_jobs.clone()));
+        background.spawn(jobs::audit_retention::run(
+            state.clone(),
+            cancel_jobs.clone(),
+        ));
         background.spawn(jobs::reconcile_orders::run(
             state.clone(),
             cancel_jobs.clone(),

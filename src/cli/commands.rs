@@ -4,9 +4,9 @@ use serde::Serialize;
 
 use super::output;
 use super::{
-    AdminTokenCommand, AliasCommand, BillingCommand, ChannelCommand, ChannelFlags, CodeCommand,
-    Command, GroupCommand, JsonFlag, LedgerCommand, LogsArgs, ModelCommand, OauthCommand,
-    OptionCommand, OrderCommand, PriceCommand, TokenCommand, UserCommand,
+    AdminTokenCommand, AliasCommand, AuditCommand, BillingCommand, ChannelCommand, ChannelFlags,
+    CodeCommand, Command, GroupCommand, JsonFlag, LedgerCommand, LogsArgs, ModelCommand,
+    OauthCommand, OptionCommand, OrderCommand, PriceCommand, TokenCommand, UserCommand,
 };
 use crate::config::DatabaseConfig;
 use crate::providers::presets;
@@ -163,6 +163,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CommandResult {
         Command::Order(c) => order(ctx, c).await,
         Command::Billing(c) => billing(ctx, c).await,
         Command::Ledger(c) => ledger(ctx, c).await,
+        Command::Audit(c) => audit(ctx, c).await,
         Command::Model(ModelCommand::Alias(c)) => model_alias(ctx, c).await,
     }
 }
@@ -1016,6 +1017,53 @@ async fn model_alias(ctx: &Ctx, command: AliasCommand) -> CommandResult {
                 .await
                 .map_err(describe)?;
             print(format_args!("Removed the alias {name}."))
+        }
+    }
+}
+
+async fn audit(ctx: &Ctx, command: AuditCommand) -> CommandResult {
+    match command {
+        AuditCommand::List {
+            actor,
+            action,
+            target,
+            from,
+            to,
+            limit,
+            json,
+        } => {
+            let query = service::audit::AuditQuery {
+                actor,
+                action,
+                target,
+                from,
+                to,
+                before: None,
+                limit: Some(limit),
+            };
+            let rows = service::audit::query(ctx, &CLI, &query)
+                .await
+                .map_err(describe)?;
+            show(json, &rows, |r| output::audit_rows(r))
+        }
+        AuditCommand::Verify { json } => {
+            let verdict = service::audit::verify(ctx, &CLI).await.map_err(describe)?;
+            match verdict {
+                service::audit::Verdict::Intact { rows } => {
+                    let answer = serde_json::json!({ "intact": true, "rows": rows });
+                    show(json, &answer, |_| {
+                        format!("The audit log is intact: {rows} row(s) checked.")
+                    })
+                }
+                service::audit::Verdict::Broken { id, reason } => {
+                    if json.json {
+                        print_json(&serde_json::json!({
+                            "intact": false, "first_bad_id": id, "reason": reason
+                        }))?;
+                    }
+                    Err(format!("the audit log does not verify at row {id}: {reason}").into())
+                }
+            }
         }
     }
 }

@@ -60,6 +60,10 @@ pub enum Command {
     /// The balance ledger: every balance change that is not relay spend.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// The audit log: every change by an administrator, root, the command line or an admin
+    /// token, hash-chained.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Redemption codes that add balance when a person redeems one on the wallet page.
     #[command(subcommand)]
     Code(CodeCommand),
@@ -236,6 +240,38 @@ pub enum OauthCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Rows newest first, narrowed by the filters.
+    List {
+        /// `cli` or an administrator's username.
+        #[arg(long, default_value = "")]
+        actor: String,
+        /// `channel.update`, `user.balance`, `option.set`, …
+        #[arg(long, default_value = "")]
+        action: String,
+        /// `channel:12`, `user:alice`, `option:site_name`, …
+        #[arg(long, default_value = "")]
+        target: String,
+        /// A date in the site's zone (2026-12-01) or an RFC 3339 instant.
+        #[arg(long, default_value = "")]
+        from: String,
+        /// A date in the site's zone (that whole day) or an RFC 3339 instant.
+        #[arg(long, default_value = "")]
+        to: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Walk the chain from its start (or the last row retention deleted): exits non-zero and
+    /// names the first row whose hash or link does not match.
+    Verify {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum LedgerCommand {
     /// Prove that every balance is its ledger rows minus its relay spend; exits non-zero and
     /// lists the accounts where it is not.
@@ -338,8 +374,8 @@ pub enum UserCommand {
         /// Amount in quota units.
         #[arg(long, allow_hyphen_values = true)]
         units: Option<i64>,
-        /// Why, recorded in the balance ledger.
-        #[arg(long)]
+        /// Why (required): kept in the balance ledger and the audit log.
+        #[arg(long, required = true)]
         reason: Option<String>,
         /// Makes running the same top-up again harmless: a key used before changes nothing.
         #[arg(long = "idempotency-key")]

@@ -396,6 +396,50 @@ pub fn ledger_check(check: &LedgerCheck, quota_per_usd: i64) -> String {
     )
 }
 
+pub fn audit_rows(rows: &[crate::records::audit::AuditRow]) -> String {
+    if rows.is_empty() {
+        return "No audit rows.".into();
+    }
+    let change = |value: &Option<serde_json::Value>| {
+        value
+            .as_ref()
+            .map(|v| crate::domain::canonical_json::to_string(v))
+            .unwrap_or_default()
+    };
+    let rows = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                crate::service::views::timestamp(r.at)
+                    .chars()
+                    .take(19)
+                    .collect::<String>()
+                    .replace('T', " "),
+                r.actor.clone(),
+                r.auth.clone(),
+                r.action.clone(),
+                r.target.clone(),
+                change(&r.before),
+                change(&r.after),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "TIME (UTC)",
+            "ACTOR",
+            "AUTH",
+            "ACTION",
+            "TARGET",
+            "BEFORE",
+            "AFTER",
+        ],
+        rows,
+    )
+}
+
 pub fn ledger_entries(entries: &[Entry], quota_per_usd: i64) -> String {
     if entries.is_empty() {
         return "No ledger rows.".into();

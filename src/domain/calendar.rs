@@ -101,6 +101,21 @@ impl SiteCalendar {
         self.midnight_ms(date.tomorrow().ok()?)
     }
 
+    /// A bound of a time range as a person types it: an RFC 3339 instant
+    /// (`2026-12-05T14:03:07+08:00`), or a date in this zone — its start, or with `end` the
+    /// start of the day after, so `to=2026-12-05` takes in the whole day.
+    pub fn bound_ms(&self, text: &str, end: bool) -> Option<i64> {
+        let text = text.trim();
+        if let Ok(instant) = text.parse::<jiff::Timestamp>() {
+            return Some(instant.as_millisecond());
+        }
+        if end {
+            self.date_end_ms(text)
+        } else {
+            self.date_start_ms(text)
+        }
+    }
+
     fn midnight_ms(&self, date: jiff::civil::Date) -> Option<i64> {
         let zoned = date.to_zoned_datetime(self.zone.clone()).ok()?;
         Some(zoned.start_of_day().ok()?.timestamp().as_millisecond())
@@ -128,6 +143,25 @@ impl SiteCalendar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bound_is_an_instant_or_a_day_of_the_zone() {
+        let shanghai = SiteCalendar::new("Asia/Shanghai");
+        assert_eq!(
+            shanghai.bound_ms("2026-12-05T14:03:07+08:00", false),
+            Some(1_796_450_587_000)
+        );
+        // The day starts at midnight in Shanghai: 16:00 UTC the day before.
+        assert_eq!(
+            shanghai.bound_ms("2026-12-05", false),
+            Some(1_796_400_000_000)
+        );
+        assert_eq!(
+            shanghai.bound_ms("2026-12-05", true),
+            Some(1_796_486_400_000)
+        );
+        assert_eq!(shanghai.bound_ms("yesterday", false), None);
+    }
 
     // 2026-11-30 01:30 UTC = 09:30 in Shanghai, 20:30 the day before in New York.
     const AT: i64 = 1_796_002_200_000;

@@ -1,5 +1,6 @@
 //! Background tasks owned by the app and stopped with it.
 
+pub mod audit_retention;
 pub mod channel_health;
 pub mod low_balance;
 pub mod reconcile_orders;

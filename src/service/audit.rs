@@ -16,8 +16,10 @@ use std::net::IpAddr;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Caller, Ctx, ServiceResult};
+use super::{Caller, Ctx, FieldProblem, ServiceError, ServiceResult};
+use crate::domain::calendar::SiteCalendar;
 use crate::domain::canonical_json;
+use crate::msg;
 use crate::records::audit::{AuditEntry, AuditFilter, AuditRow};
 use crate::service::db::{self, DbError, Tx};
 
@@ -214,6 +216,80 @@ pub async fn list(
 ) -> ServiceResult<Vec<AuditRow>> {
     caller.require_admin()?;
     Ok(db::audit::list(&ctx.db, filter).await?)
+}
+
+/// The audit log's filters as a person gives them (a page's query, `/api/audit`, the command
+/// line): every field narrows; empty ones do not.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct AuditQuery {
+    /// `cli` or an administrator's username.
+    pub actor: String,
+    /// `channel.update`, `user.balance`, …
+    pub action: String,
+    /// `channel:12`, `user:alice`, …
+    pub target: String,
+    /// A date in the site's zone or an RFC 3339 instant.
+    pub from: String,
+    /// A date in the site's zone (the whole day) or an RFC 3339 instant.
+    pub to: String,
+    /// Rows older than this id (the next page).
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// The most rows one listing answers.
+pub const MAX_LIMIT: i64 = 1_000;
+
+impl AuditQuery {
+    /// The filter it stands for, with every wrong value named.
+    pub fn filter(&self, calendar: &SiteCalendar) -> ServiceResult<AuditFilter> {
+        let mut problems = Vec::new();
+        let text = |value: &str| Some(value.trim().to_string()).filter(|v| !v.is_empty());
+        let mut bound = |field: &'static str, value: &str, end: bool| {
+            let value = value.trim();
+            if value.is_empty() {
+                return None;
+            }
+            let parsed = calendar.bound_ms(value, end);
+            if parsed.is_none() {
+                problems.push(FieldProblem {
+                    field,
+                    message: msg!("filter-time-invalid", value = value),
+                });
+            }
+            parsed
+        };
+        let from_ms = bound("from", &self.from, false);
+        let to_ms = bound("to", &self.to, true);
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            problems.push(FieldProblem {
+                field: "limit",
+                message: msg!("filter-limit-range", max = MAX_LIMIT),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(ServiceError::Invalid(problems));
+        }
+        Ok(AuditFilter {
+            actor: text(&self.actor),
+            action: text(&self.action),
+            target: text(&self.target),
+            from_ms,
+            to_ms,
+            before_id: self.before,
+            limit,
+        })
+    }
+}
+
+/// Rows newest first for a query as a person gave it, read in the site's zone.
+pub async fn query(ctx: &Ctx, caller: &Caller, query: &AuditQuery) -> ServiceResult<Vec<AuditRow>> {
+    caller.require_admin()?;
+    let zone = super::options::current(&ctx.db).await?.timezone;
+    let filter = query.filter(&SiteCalendar::new(&zone))?;
+    Ok(db::audit::list(&ctx.db, &filter).await?)
 }
 
 /// What `verify` found.

@@ -91,7 +91,7 @@ fn operator_steps(steps: FirstSteps, base: &str) -> Vec<Step> {
             done: steps.balance,
             title: "web-step-balance",
             text: "web-step-balance-text",
-            cli: "tollgate user topup alice --usd 5\ntollgate code create --count 10 --usd 5".into(),
+            cli: "tollgate user topup alice --usd 5 --reason welcome\ntollgate code create --count 10 --usd 5".into(),
             api: format!("{api}/users/alice/quota -d '{{\"usd\": \"5\", \"reason\": \"welcome\"}}'"),
             guide: "command-line",
         },

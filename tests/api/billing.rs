@@ -146,6 +146,7 @@ db_test! {
             for _ in 0..10 {
                 tollgate::service::users::change_quota(app.ctx(), &CLI, "alice", QuotaChange {
                     usd: Some("0.10".into()),
+                    reason: Some("top-up during traffic".into()),
                     ..Default::default()
                 })
                 .await

@@ -207,7 +207,7 @@ db_test! {
                 let commands: [Vec<String>; 5] = [
                     vec!["token".into(), "update".into(), token_id.clone(), "--name".into(), format!("busy-{round}")],
                     vec!["channel".into(), "update".into(), "main".into(), "--weight".into(), (round + 1).to_string()],
-                    vec!["user".into(), "topup".into(), "alice".into(), "--usd".into(), "0.01".into()],
+                    vec!["user".into(), "topup".into(), "alice".into(), "--usd".into(), "0.01".into(), "--reason".into(), "a test".into()],
                     vec!["option".into(), "set".into(), "retry_count".into(), (round % 3).to_string()],
                     vec!["user".into(), "update".into(), "alice".into(), "--email".into(), format!("alice{round}@example.com")],
                 ];

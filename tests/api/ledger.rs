@@ -158,6 +158,7 @@ db_test! {
         let change = service::users::change_quota(app.ctx(), &CLI, "alice", QuotaChange {
             units: Some(1_000),
             idempotency_key: Some("rollback-test".into()),
+            reason: Some("after the rollback".into()),
             ..Default::default()
         })
         .await
@@ -255,12 +256,13 @@ db_test! {
         assert_eq!(over_api.reason, "over the API");
         assert!(over_api.actor.starts_with("admin:"), "{}", over_api.actor);
         // A key used again for a different change is refused, not taken for done.
-        let (status, error) = api.post("/api/users/alice/quota", json!({"usd": "5", "idempotency_key": "api-once"})).await;
+        let (status, error) = api.post("/api/users/alice/quota", json!({"usd": "5", "idempotency_key": "api-once", "reason": "again"})).await;
         assert_eq!(status, 409, "{error}");
         assert_eq!(error["error"]["field"], "idempotency_key");
         let other_user = service::users::change_quota(app.ctx(), &CLI, "ops", QuotaChange {
             units: Some(amount(1)),
             idempotency_key: Some("k-1".into()),
+            reason: Some("a test".into()),
             ..Default::default()
         })
         .await;
@@ -269,6 +271,7 @@ db_test! {
         service::users::change_quota(app.ctx(), &CLI, "alice", QuotaChange {
             units: Some(1),
             idempotency_key: Some("grant:user:999".into()),
+            reason: Some("a test".into()),
             ..Default::default()
         })
         .await

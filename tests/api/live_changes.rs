@@ -70,6 +70,7 @@ db_test! {
         let balance = app.user("alice").await.quota;
         service::users::change_quota(ctx, &CLI, "alice", QuotaChange {
             units: Some(-balance),
+            reason: Some("spent elsewhere".into()),
             ..Default::default()
         })
         .await
@@ -77,6 +78,7 @@ db_test! {
         assert_eq!(status(&app, &key).await, 429);
         service::users::change_quota(ctx, &CLI, "alice", QuotaChange {
             usd: Some("1".into()),
+            reason: Some("a test".into()),
             ..Default::default()
         })
         .await

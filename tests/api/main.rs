@@ -6,6 +6,7 @@ mod account_security;
 mod admin_console;
 mod admin_secrets;
 mod audio;
+mod audit_log;
 mod billing;
 mod billing_writer;
 mod catalog;

@@ -48,7 +48,7 @@ db_test! {
         let (_, channels) = api.get("/api/channels").await;
         assert!(!channels.to_string().contains("sk-upstream-secret-1234"));
 
-        let (status, user) = api.post("/api/users/alice/quota", json!({"usd": "-0.5"})).await;
+        let (status, user) = api.post("/api/users/alice/quota", json!({"usd": "-0.5", "reason": "a refund by hand"})).await;
         assert_eq!(status, 200, "{user}");
         assert_eq!(user["quota"], 2_500_000 - 3 - 250_000);
         let token_id = created["id"].as_i64().unwrap();

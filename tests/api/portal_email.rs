@@ -287,7 +287,7 @@ db_test! {
             quota_usd: Some("1".into()), ..Default::default()
         }).await.unwrap();
         let listen = app.state.listen_url.clone();
-        let change = |usd: &str| QuotaChange { usd: Some(usd.into()), ..Default::default() };
+        let change = |usd: &str| QuotaChange { usd: Some(usd.into()), reason: Some("a test".into()), ..Default::default() };
         let round = || warn_low_balances(app.ctx(), &listen);
 
         // Unproven address: no warning, however low.

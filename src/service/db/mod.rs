@@ -400,14 +400,12 @@ impl Tx {
     /// Inserts one row and returns its generated `id` (see [`Db::insert_returning_id`]).
     pub async fn insert_returning_id(&mut self, sql: &str, values: &[Value]) -> DbResult<i64> {
         let args = bind_all(values)?;
-        self.rows_written += 1;
-        match self.backend {
+        let id = match self.backend {
             Backend::Postgres | Backend::Sqlite => {
                 let sql = self.sql(&format!("{sql} RETURNING id")).into_owned();
-                let id: i64 = sqlx::query_scalar_with(&sql, args)
+                sqlx::query_scalar_with(&sql, args)
                     .fetch_one(&mut *self.inner)
-                    .await?;
-                Ok(id)
+                    .await?
             }
             Backend::MySql => {
                 let result = sqlx::query_with(sql, args)
@@ -415,9 +413,11 @@ impl Tx {
                     .await?;
                 result
                     .last_insert_id()
-                    .ok_or_else(|| DbError::Corrupt("the database reported no insert id".into()))
+                    .ok_or_else(|| DbError::Corrupt("the database reported no insert id".into()))?
             }
-        }
+        };
+        self.rows_written += 1;
+        Ok(id)
     }
 
     /// Commits, recording what servers hold that changed in the change feed (under one new
