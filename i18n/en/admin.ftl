@@ -39,3 +39,15 @@ admin-audit-ledger = Ledger row
 admin-audit-older = Older changes
 filter-time-invalid = The value '{ $value }' is not a date or a time: use 2026-12-01 or 2026-12-01T09:30:00+08:00.
 filter-limit-range = Ask for between 1 and { $max } rows.
+
+# Proving it is you again before a sensitive change.
+admin-reauth-title = Confirm it is you
+admin-reauth-lead = This change needs a sign-in within the last 10 minutes. Enter your password again; what you typed in the form is kept.
+admin-reauth-confirm = Confirm
+admin-reauth-or-provider = Or sign in again with your provider:
+admin-reauth-provider = Sign in again with your provider:
+admin-resume-title = Send your change
+admin-resume-lead = You are signed in again. This is what you typed; send it to make the change.
+admin-resume-send = Send the change
+admin-resume-cancel = Cancel
+admin-resume-empty = (empty)

@@ -39,3 +39,15 @@ admin-audit-ledger = 账本行
 admin-audit-older = 更早的变更
 filter-time-invalid = 值“{ $value }”不是日期或时间：请使用 2026-12-01 或 2026-12-01T09:30:00+08:00。
 filter-limit-range = 请求的行数应在 1 到 { $max } 之间。
+
+# 敏感变更前再次确认身份。
+admin-reauth-title = 确认是你本人
+admin-reauth-lead = 此变更需要在最近 10 分钟内登录过。请再次输入密码；你在表单中填写的内容会被保留。
+admin-reauth-confirm = 确认
+admin-reauth-or-provider = 或通过你的登录服务商再次登录：
+admin-reauth-provider = 通过你的登录服务商再次登录：
+admin-resume-title = 提交你的变更
+admin-resume-lead = 你已再次登录。以下是你填写的内容；提交即可完成变更。
+admin-resume-send = 提交变更
+admin-resume-cancel = 取消
+admin-resume-empty = （空）

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use super::sessions::Viewer;
 use super::users::{CreateUser, check_email, password_problem};
-use super::{Caller, Ctx, Problems, ServiceError, ServiceResult};
+use super::{Caller, Ctx, FieldProblem, Problems, ServiceError, ServiceResult};
 use crate::domain::kinds::{Role, Status};
 use crate::domain::{names, password, secret_key};
 use crate::msg;
@@ -277,6 +277,30 @@ async fn check_proof(user: &UserRow, proof: &Reauthentication) -> ServiceResult<
             msg!("password-wrong"),
         ))
     }
+}
+
+/// The signed-in person proves it is them again with their password (before a sensitive
+/// change in the console); the problem names `password`.
+pub async fn confirm_password(ctx: &Ctx, caller: &Caller, password: &str) -> ServiceResult<()> {
+    let user = super::users::find_id(&ctx.db, caller.own_account()?).await?;
+    let proof = Reauthentication {
+        recent_sign_in: false,
+        current_password: password.to_string(),
+    };
+    check_proof(&user, &proof)
+        .await
+        .map_err(|error| match error {
+            ServiceError::Invalid(problems) => ServiceError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|p| FieldProblem {
+                        field: "password",
+                        message: p.message,
+                    })
+                    .collect(),
+            ),
+            other => other,
+        })
 }
 
 /// Changes one's display name and email. A new email address needs `proof` (see

@@ -89,7 +89,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/profile/sessions/{id}/end", post(profile::end_session))
         .route("/profile/export", get(profile::export))
         .route("/profile/delete", post(profile::delete))
-        .merge(admin::router())
+        .merge(admin::router(state))
         .method_not_allowed_fallback(wrong_method);
     with_page_layers(state, pages)
         .route("/static/portal.css", get(stylesheet))

@@ -191,7 +191,9 @@ pub async fn callback(
         }
         renew_sign_in(&session).await?;
         flash(&session, page.t("web-reauth-done")).await?;
-        return Ok(Redirect::to("/profile").into_response());
+        // Back to a console form kept while they proved it, else to the profile.
+        let back = crate::web::admin::reauth::after_reauth(&session, "/profile").await?;
+        return Ok(Redirect::to(&back).into_response());
     }
 
     if let Some(user_id) = flow.link_to {

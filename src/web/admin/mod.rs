@@ -10,6 +10,7 @@ mod channels;
 mod codes;
 mod orders;
 mod overview;
+pub mod reauth;
 mod settings;
 mod tokens;
 mod users;
@@ -29,7 +30,7 @@ use crate::state::AppState;
 /// The console's pages, mounted under the portal's layers (session, language, errors). Each
 /// section gives its pages and forms, and apart the forms that change settings, roles,
 /// balances, orders or admin tokens: those need a recent sign-in too.
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     let sensitive = Router::new()
         .merge(channels::sensitive_routes())
         .merge(users::sensitive_routes())
@@ -38,9 +39,15 @@ pub fn router() -> Router<AppState> {
         .merge(orders::sensitive_routes())
         .merge(tokens::sensitive_routes())
         .merge(settings::sensitive_routes())
-        .merge(audit::sensitive_routes());
+        .merge(audit::sensitive_routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            reauth::require_recent_sign_in,
+        ));
     Router::new()
         .route("/admin", get(overview::page))
+        .route("/reauth", get(reauth::form).post(reauth::confirm))
+        .route("/reauth/resume", get(reauth::resume))
         .merge(channels::routes())
         .merge(users::routes())
         .merge(catalog::routes())
