@@ -40,7 +40,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(tokens::sensitive_routes())
         .merge(settings::sensitive_routes())
         .merge(audit::sensitive_routes())
-        .route_layer(axum::middleware::from_fn_with_state(
+        .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             reauth::require_recent_sign_in,
         ));
