@@ -2,6 +2,8 @@
 //! OpenAI's envelope, no sessions and no database round-trips.
 
 pub mod answer;
+mod answers;
+mod attempts;
 pub mod auth;
 pub mod error;
 pub mod inbound;
@@ -10,6 +12,7 @@ pub mod multipart;
 pub mod proxy;
 pub mod request;
 pub mod stream;
+mod token_count;
 pub mod wire;
 
 use axum::Router;
@@ -127,7 +130,8 @@ async fn count_tokens(State(state): State<AppState>, request: Request) -> Respon
     let (parts, body) = request.into_parts();
     let ClientAddress(ip) = ClientAddress::of(&parts.extensions);
     let request_id = state.request_ids.next();
-    let counted = proxy::count_message_tokens(&state, ip, &parts.headers, body, &request_id).await;
+    let counted =
+        token_count::count_message_tokens(&state, ip, &parts.headers, body, &request_id).await;
     let mut response = match counted {
         Ok(tokens) => axum::Json(serde_json::json!({"input_tokens": tokens})).into_response(),
         Err(error) => ClientProtocol::Anthropic.error_response(error),
