@@ -396,15 +396,6 @@ pub async fn change_quota(
             let Some(ledger_id) = db::ledger::insert(tx, &entry).await? else {
                 return Ok(false);
             };
-            let mut changed = audit::change(
-                "user.balance",
-                format!("user:{}", user.username),
-                Some(serde_json::json!({ "quota": user.quota })),
-                Some(serde_json::json!({ "quota": user.quota + units, "amount": units, "reason": reason })),
-                &[],
-            );
-            changed.ledger_id = Some(ledger_id);
-            tx.audit(changed);
             if !db::users::add_quota(tx, user.id, units).await? {
                 // The user was just read; the change would carry the balance out of range.
                 return Err(ServiceError::invalid(
@@ -412,6 +403,17 @@ pub async fn change_quota(
                     msg!("balance-out-of-range"),
                 ));
             }
+            // Read under the row lock the update took: exact however many change it at once.
+            let after = db::users::quota_in(tx, user.id).await?;
+            let mut changed = audit::change(
+                "user.balance",
+                format!("user:{}", user.username),
+                Some(serde_json::json!({ "quota": after - units })),
+                Some(serde_json::json!({ "quota": after, "amount": units, "reason": reason })),
+                &[],
+            );
+            changed.ledger_id = Some(ledger_id);
+            tx.audit(changed);
             Ok(true)
         })
         .await?;

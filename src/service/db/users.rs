@@ -411,6 +411,15 @@ pub async fn lock(tx: &mut Tx, id: i64) -> DbResult<()> {
     Ok(())
 }
 
+/// An account's balance as this transaction sees it (after its own changes).
+pub async fn quota_in(tx: &mut Tx, id: i64) -> DbResult<i64> {
+    let row = tx
+        .fetch_optional("SELECT quota FROM users WHERE id = ?", &[Value::Int(id)])
+        .await?
+        .ok_or_else(|| DbError::Corrupt(format!("user {id} vanished inside a transaction")))?;
+    Ok(row.try_get("quota")?)
+}
+
 /// Whether the account was deleted, read in a transaction.
 pub async fn is_deleted_in(tx: &mut Tx, id: i64) -> DbResult<bool> {
     let rows = tx
