@@ -207,3 +207,28 @@ db_test! {
         }
     }
 }
+
+db_test! {
+    /// The one write path refuses an administrator's change that describes nothing for the
+    /// log, and nothing of it stays; the same change made by the server itself passes.
+    async fn a_change_without_its_audit_row_is_not_made(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let refused = app
+            .ctx()
+            .write(&CLI, async |tx| {
+                Ok(tollgate::service::db::options::set(tx, "announcement", "unlogged").await?)
+            })
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+        let options = service::options::list(app.ctx(), &CLI).await.unwrap();
+        let announcement = options.iter().find(|o| o.name == "announcement").unwrap();
+        assert_eq!(announcement.value, "", "rolled back");
+        app.ctx()
+            .write(&tollgate::service::Caller::System, async |tx| {
+                Ok(tollgate::service::db::options::set(tx, "announcement", "the server's").await?)
+            })
+            .await
+            .unwrap();
+        assert!(rows(&app).await.is_empty(), "the server's own changes are not audited");
+    }
+}
