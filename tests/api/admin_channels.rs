@@ -237,6 +237,21 @@ db_test! {
         assert_eq!(status, 201, "{body}");
         no_secrets("the API's copy", &body.to_string());
 
+        // The headers removed with their box (sent after its hidden `false`), the keys kept.
+        admin.get(&edit_path).await;
+        let cleared = admin
+            .post(&edit_path, &[
+                ("name", "main"), ("type", "openai"), ("base_url", &base), ("keys", ""),
+                ("clear_keys", "false"), ("models", "gpt-4o-mini"), ("groups", "default"),
+                ("priority", "7"), ("weight", "5"), ("extra_headers", ""),
+                ("clear_extra_headers", "false"), ("clear_extra_headers", "true"), ("status", "disabled"),
+            ])
+            .await;
+        assert_eq!(cleared.status, 303, "{}", cleared.body);
+        let main_now = channel(&app, "main").await;
+        assert!(main_now.extra_headers.is_empty());
+        assert_eq!(main_now.secret_keys, vec![SECRET.to_string()]);
+
         // Deleted after the confirmation.
         let deleted = admin.post(&format!("/admin/channels/{}/delete", copy.id), &[]).await;
         assert_eq!(deleted.status, 303);
@@ -247,7 +262,10 @@ db_test! {
             && r.actor == "ada" && r.before.is_none()
             && r.after.as_ref().unwrap()["keys"] == "changed"));
         let updated = audit(&app, "channel.update").await;
-        let update = updated.iter().find(|r| r.target == format!("channel:{}", main.id)).unwrap();
+        let update = updated
+            .iter()
+            .find(|r| r.target == format!("channel:{}", main.id) && r.after.as_ref().unwrap().get("priority").is_some())
+            .unwrap();
         assert_eq!(update.before.as_ref().unwrap()["priority"], 3);
         assert_eq!(update.after.as_ref().unwrap()["priority"], 7);
         let removed = audit(&app, "channel.delete").await;

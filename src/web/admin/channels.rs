@@ -273,38 +273,23 @@ pub async fn delete(
 /// The form's fields, named as `/api/channels` names them. Lists are one per line or comma
 /// separated; `model_mapping` is lines of `from=to`, `extra_headers` lines of `Name: value`.
 /// Keys and header values are never shown back: an empty field keeps them, `clear_…` removes.
-#[derive(Deserialize, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct ChannelForm {
-    #[serde(default)]
     name: String,
-    #[serde(default, rename = "type")]
     channel_type: String,
-    #[serde(default)]
     base_url: String,
-    #[serde(default)]
     keys: String,
-    #[serde(default)]
     clear_keys: String,
-    #[serde(default)]
     models: String,
-    #[serde(default)]
     model_mapping: String,
-    #[serde(default)]
     groups: String,
-    #[serde(default)]
     priority: String,
-    #[serde(default)]
     weight: String,
-    #[serde(default)]
     timeout_secs: String,
-    #[serde(default)]
     extra_headers: String,
-    #[serde(default)]
     clear_extra_headers: String,
-    #[serde(default)]
     status: String,
     /// The channel a new one copies (its keys and header values when none are typed).
-    #[serde(default)]
     from: String,
 }
 
@@ -322,6 +307,29 @@ fn list_text(text: &str) -> String {
 }
 
 impl ChannelForm {
+    /// The form as posted: a checkbox sends `true` after its hidden `false`, so the last
+    /// value of a field counts.
+    fn posted(pairs: &Pairs) -> ChannelForm {
+        let raw = |name: &str| pairs.get(name).unwrap_or_default().to_string();
+        ChannelForm {
+            name: raw("name"),
+            channel_type: raw("type"),
+            base_url: raw("base_url"),
+            keys: raw("keys"),
+            clear_keys: raw("clear_keys"),
+            models: raw("models"),
+            model_mapping: raw("model_mapping"),
+            groups: raw("groups"),
+            priority: raw("priority"),
+            weight: raw("weight"),
+            timeout_secs: raw("timeout_secs"),
+            extra_headers: raw("extra_headers"),
+            clear_extra_headers: raw("clear_extra_headers"),
+            status: raw("status"),
+            from: raw("from"),
+        }
+    }
+
     /// The form filled with a channel as it is (secrets left out).
     fn of(channel: &ChannelView) -> ChannelForm {
         ChannelForm {
@@ -566,8 +574,9 @@ pub async fn create(
     State(state): State<AppState>,
     session: Session,
     admin: AdminPage,
-    Posted(form): Posted<ChannelForm>,
+    Posted(pairs): Posted<Pairs>,
 ) -> Result<Response, WebError> {
+    let form = ChannelForm::posted(&pairs);
     let caller = admin.caller();
     let lang = admin.page.lang;
     let mut errors = FieldErrors::default();
@@ -645,8 +654,9 @@ pub async fn edit(
     session: Session,
     admin: AdminPage,
     Path(id): Path<i64>,
-    Posted(form): Posted<ChannelForm>,
+    Posted(pairs): Posted<Pairs>,
 ) -> Result<Response, WebError> {
+    let form = ChannelForm::posted(&pairs);
     let caller = admin.caller();
     let lang = admin.page.lang;
     let channel = channels::by_id(&state.ctx, &caller, id)
