@@ -458,7 +458,7 @@ db_test! {
         assert_eq!(preview.status, 200, "{}", preview.body);
         assert!(preview.contains("<ins>4</ins>"), "{}", preview.body);
         let t1_row = channel(&app, "t1").await;
-        assert!(preview.contains(&format!("{}={}", t1.to_string(), t1_row.updated_at)), "{}", preview.body);
+        assert!(preview.contains(&format!("{t1}={}", t1_row.updated_at)), "{}", preview.body);
         let stamps = format!("{t1}={}\n{t2}={}", t1_row.updated_at, channel(&app, "t2").await.updated_at);
         let applied = admin
             .post("/admin/channels/sync", &[

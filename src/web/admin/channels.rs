@@ -840,7 +840,6 @@ impl PreviewPage {
 
 /// Shows a batch's preview, or applies it (`dry_run=false`) and goes back to the list. A
 /// refused batch shows its preview again with why.
-#[allow(clippy::too_many_arguments)]
 async fn run_batch<F, Fut>(
     admin: AdminPage,
     session: &Session,
