@@ -106,3 +106,4 @@ admin-channels-import-field = Channels as JSON
 admin-channels-import-hint = An export's content. Channels are matched by name: new ones are created (without real keys: disabled until they get them), existing ones updated.
 admin-channels-import-unreadable = This is not an export of channels ({ $reason }).
 admin-channels-import-done = Channels imported: { $count }
+admin-channels-since = since

@@ -106,3 +106,4 @@ admin-channels-import-field = 渠道 JSON
 admin-channels-import-hint = 导出文件的内容。按名称匹配渠道：新渠道会被创建（没有真实密钥的会停用，直到添加密钥），已有渠道会被更新。
 admin-channels-import-unreadable = 这不是渠道导出文件（{ $reason }）。
 admin-channels-import-done = 已导入的渠道：{ $count }
+admin-channels-since = 变更于

@@ -104,6 +104,11 @@ db_test! {
             assert!(edit.contains("sk-****1234"), "the key is shown masked: {}", edit.body);
             assert!(edit.contains("X-Org"), "header names are shown");
         }
+        let chinese = Browser::new(&app);
+        chinese.sign_in("ada", PASSWORD).await;
+        let list = chinese.get("/admin/channels?lang=zh-CN").await;
+        assert_eq!(list.lang(), Some("zh-CN"));
+        assert!(list.contains("新建渠道"), "{}", list.body);
         let preset = Browser::new(&app);
         preset.sign_in("ada", PASSWORD).await;
         let form = preset.get("/admin/channels/new?preset=deepseek").await;

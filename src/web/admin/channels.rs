@@ -143,6 +143,18 @@ impl ChannelsPage {
         status_key(channel.status)
     }
 
+    /// When the status last changed, on the site's clock (the view gives it in RFC 3339).
+    fn changed_at(&self, channel: &ChannelView) -> String {
+        use time::format_description::well_known::Rfc3339;
+        time::OffsetDateTime::parse(&channel.status_changed_at, &Rfc3339)
+            .ok()
+            .and_then(|at| i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok())
+            .map_or_else(
+                || channel.status_changed_at.clone(),
+                |ms| self.page.time(&ms),
+            )
+    }
+
     fn enabled(&self, channel: &ChannelView) -> bool {
         channel.status == ChannelStatus::Enabled
     }
