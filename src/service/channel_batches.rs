@@ -345,6 +345,30 @@ pub async fn bulk(ctx: &Ctx, caller: &Caller, input: BulkInput) -> ServiceResult
             None
         }
     };
+    // Groups are the request's, not one channel's: checked once, on the request's field.
+    if input.action == "set_groups"
+        && let Some(groups) = input.groups.as_deref().filter(|g| !g.trim().is_empty())
+    {
+        match crate::domain::names::list(groups, crate::domain::names::group_name) {
+            Ok(names) => {
+                for name in names {
+                    match super::groups::require(&ctx.db, "groups", &name).await {
+                        Ok(()) => {}
+                        Err(ServiceError::Invalid(found)) => {
+                            problems.extend(found);
+                            break;
+                        }
+                        Err(other) => return Err(other),
+                    }
+                }
+            }
+            Err(error) => {
+                if let ServiceError::Invalid(found) = super::name_err("groups")(error) {
+                    problems.extend(found);
+                }
+            }
+        }
+    }
     if !problems.is_empty() {
         return Err(ServiceError::Invalid(problems));
     }

@@ -380,6 +380,10 @@ db_test! {
             .post("/admin/channels/bulk", &[("ids", &a_id), ("action", "set_groups"), ("groups", "nope")])
             .await;
         assert_eq!(refused.status, 422, "{}", refused.body);
+        assert!(refused.field_error("groups").is_some(), "{}", refused.body);
+        assert_eq!(refused.input("groups").as_deref(), Some("nope"), "what was typed is kept");
+        assert!(refused.contains(&format!("value=\"{a}\" id=\"select-{a}\" checked")), "{}", refused.body);
+        assert!(refused.contains("value=\"set_groups\" selected"));
 
         let api = Api { app: &app, token: admin_token(&app, "apiadmin", "admin").await };
         let (status, body) = api.post("/api/channels/bulk", json!({"ids": [], "action": "disable"})).await;

@@ -127,6 +127,17 @@ pub struct ChannelsPage {
     actions: &'static [&'static str],
     /// Each channel's test just run, when the page shows "test all".
     tested: Vec<service::channel_tools::TestOutcome>,
+    /// The bulk form as typed, when it comes back refused.
+    bulk: BulkTyped,
+}
+
+/// What was typed in the list's bulk form.
+#[derive(Default)]
+pub struct BulkTyped {
+    ids: Vec<i64>,
+    action: String,
+    priority: String,
+    groups: String,
 }
 
 impl ChannelsPage {
@@ -184,6 +195,7 @@ pub async fn list(State(state): State<AppState>, admin: AdminPage) -> Result<Res
         errors: FieldErrors::default(),
         actions: &channel_batches::BULK_ACTIONS,
         tested: Vec::new(),
+        bulk: BulkTyped::default(),
     }
     .into_response())
 }
@@ -208,6 +220,7 @@ pub async fn test_all(
         errors: FieldErrors::default(),
         actions: &channel_batches::BULK_ACTIONS,
         tested,
+        bulk: BulkTyped::default(),
     }
     .into_response())
 }
@@ -943,7 +956,7 @@ pub async fn bulk(
     let mut errors = FieldErrors::default();
     let priority = number(&mut errors, lang, "priority", &form.text("priority"));
     if !errors.is_empty() {
-        return list_with_errors(&state, admin, errors).await;
+        return list_with_errors(&state, admin, &form, errors).await;
     }
     let groups = Some(form.text("groups")).filter(|g| !g.is_empty());
     let input = BulkInput {
@@ -962,7 +975,7 @@ pub async fn bulk(
             .all(|p| ["ids", "action", "priority", "groups"].contains(&p.field))
     {
         let errors = FieldErrors::from_service(&error, lang, &[]);
-        return list_with_errors(&state, admin, errors).await;
+        return list_with_errors(&state, admin, &form, errors).await;
     }
     let ctx = state.ctx.clone();
     run_batch(
@@ -987,8 +1000,15 @@ pub async fn bulk(
 async fn list_with_errors(
     state: &AppState,
     admin: AdminPage,
+    form: &Pairs,
     errors: FieldErrors,
 ) -> Result<Response, WebError> {
+    let bulk = BulkTyped {
+        ids: form.ids("ids"),
+        action: form.text("action"),
+        priority: form.text("priority"),
+        groups: form.text("groups"),
+    };
     let channels = channel_views(state, &admin).await?;
     Ok((
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -998,6 +1018,7 @@ async fn list_with_errors(
             errors,
             actions: &channel_batches::BULK_ACTIONS,
             tested: Vec::new(),
+            bulk,
         },
     )
         .into_response())
