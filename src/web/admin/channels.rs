@@ -166,6 +166,11 @@ impl ChannelsPage {
             )
     }
 
+    /// Whether the refused bulk form had `action` chosen.
+    fn bulk_chose(&self, action: &str) -> bool {
+        self.bulk.action == action
+    }
+
     fn enabled(&self, channel: &ChannelView) -> bool {
         channel.status == ChannelStatus::Enabled
     }
