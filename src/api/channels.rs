@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::extract::{ApiCaller, ApiJson, List};
 use super::quota_per_usd as qpu;
+use crate::service::channel_batches::{BulkInput, ChannelExport, ImportInput, SyncInput};
 use crate::service::channels::ChannelInput;
 use crate::service::views::ChannelView;
 use crate::service::{self};
@@ -19,6 +20,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/channels", get(list).post(create))
         .route("/channel-presets", get(presets))
+        .route("/channels/bulk", axum::routing::post(bulk))
+        .route("/channels/sync", axum::routing::post(sync))
+        .route("/channels/export", get(export))
+        .route("/channels/import", axum::routing::post(import))
+        .route("/channel-tests", axum::routing::post(test_all))
+        .route("/channels/{channel}/clone", axum::routing::post(clone))
         .route("/channels/{channel}/test", axum::routing::post(test))
         .route("/channels/{channel}/models", get(models))
         .route(
@@ -164,4 +171,141 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     service::channels::delete(&state.ctx, &caller, &channel).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A copy of a channel with the given changes; without keys (or headers) of its own it keeps
+/// the source's, as long as it points where the source does.
+async fn clone(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    ApiJson(body): ApiJson<ChannelBody>,
+) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
+    let channel = service::channels::clone(&state.ctx, &caller, &channel, body.input()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ChannelView::new(&channel, qpu(&state))),
+    ))
+}
+
+/// Tests every channel, eight at a time, each within 30 s.
+async fn test_all(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let outcomes = service::channel_tools::test_all(&state.ctx, &caller, &state.http).await?;
+    Ok(Json(json!({ "data": outcomes })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkBody {
+    ids: Vec<i64>,
+    action: String,
+    priority: Option<i64>,
+    groups: Option<List>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// One action on many channels: `enable`, `disable`, `delete`, `set_priority`, `set_groups`.
+async fn bulk(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<BulkBody>,
+) -> Result<Json<Value>, ApiError> {
+    let outcome = service::channel_batches::bulk(
+        &state.ctx,
+        &caller,
+        BulkInput {
+            ids: body.ids,
+            action: body.action,
+            priority: body.priority,
+            groups: body.groups.map(List::joined),
+            dry_run: body.dry_run,
+        },
+    )
+    .await?;
+    Ok(Json(outcome.to_json()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncBody {
+    /// The source channel, by name or id.
+    from: Value,
+    to: Vec<i64>,
+    fields: List,
+    /// What the preview answered: each target's `updated_at`.
+    #[serde(default)]
+    updated_at: BTreeMap<i64, i64>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Copies chosen settings of one channel to others.
+async fn sync(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SyncBody>,
+) -> Result<Json<Value>, ApiError> {
+    let from = match body.from {
+        Value::String(text) => text,
+        other => other.to_string(),
+    };
+    let outcome = service::channel_batches::sync(
+        &state.ctx,
+        &caller,
+        SyncInput {
+            from,
+            to: body.to,
+            fields: body
+                .fields
+                .joined()
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect(),
+            updated_at: body.updated_at,
+            dry_run: body.dry_run,
+        },
+    )
+    .await?;
+    Ok(Json(outcome.to_json()))
+}
+
+/// Every channel as JSON, keys masked: the shape `/api/channels/import` takes.
+async fn export(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let channels = service::channel_batches::export(&state.ctx, &caller).await?;
+    Ok(Json(json!({ "channels": channels })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    channels: Vec<ChannelExport>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Creates or updates (by name) the channels of an export.
+async fn import(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ImportBody>,
+) -> Result<Json<Value>, ApiError> {
+    let outcome = service::channel_batches::import(
+        &state.ctx,
+        &caller,
+        ImportInput {
+            channels: body.channels,
+            dry_run: body.dry_run,
+        },
+    )
+    .await?;
+    Ok(Json(outcome.to_json()))
 }

@@ -198,6 +198,73 @@ pub async fn test(
     model: Option<&str>,
 ) -> ServiceResult<TestOutcome> {
     let channel = super::channels::get(ctx, caller, name_or_id).await?;
+    test_channel(ctx, http, channel, model).await
+}
+
+/// How many channels a "test all" tests at once.
+pub const TESTS_AT_ONCE: usize = 8;
+
+/// Tests every channel (each with its first model), [`TESTS_AT_ONCE`] at a time, each within
+/// [`UPSTREAM_TOOL_TIMEOUT`]; the outcomes in the channels' order.
+pub async fn test_all(
+    ctx: &Ctx,
+    caller: &Caller,
+    http: &reqwest::Client,
+) -> ServiceResult<Vec<TestOutcome>> {
+    use futures::StreamExt;
+    let channels = super::channels::list(ctx, caller).await?;
+    let outcomes = futures::stream::iter(channels)
+        .map(|channel| async move {
+            let name = channel.name.clone();
+            let id = channel.id;
+            let tested = tokio::time::timeout(
+                UPSTREAM_TOOL_TIMEOUT,
+                test_channel(ctx, http, channel, None),
+            )
+            .await;
+            let failed = |message: String| TestOutcome {
+                channel: name.clone(),
+                model: String::new(),
+                ok: false,
+                status: None,
+                latency_ms: 0,
+                message,
+            };
+            match tested {
+                Ok(Ok(outcome)) => Ok(outcome),
+                // A channel that names no model to call says so, and the others go on.
+                Ok(Err(ServiceError::Invalid(problems))) => Ok(failed(
+                    problems
+                        .first()
+                        .map(|p| p.message.to_string())
+                        .unwrap_or_default(),
+                )),
+                Ok(Err(other)) => Err(other),
+                Err(_) => {
+                    let latency_ms =
+                        i64::try_from(UPSTREAM_TOOL_TIMEOUT.as_millis()).unwrap_or(i64::MAX);
+                    let message = format!("no answer within {} s", UPSTREAM_TOOL_TIMEOUT.as_secs());
+                    db::channels::record_test(&ctx.db, id, latency_ms, &message).await?;
+                    Ok(TestOutcome {
+                        latency_ms,
+                        ..failed(message)
+                    })
+                }
+            }
+        })
+        .buffered(TESTS_AT_ONCE)
+        .collect::<Vec<ServiceResult<TestOutcome>>>()
+        .await;
+    outcomes.into_iter().collect()
+}
+
+/// Sends the minimal request through `channel` and records how it went.
+async fn test_channel(
+    ctx: &Ctx,
+    http: &reqwest::Client,
+    channel: ChannelRow,
+    model: Option<&str>,
+) -> ServiceResult<TestOutcome> {
     let (upstream_model, url, body) = minimal_call(&channel, model)?;
     let started = Instant::now();
     let sent =

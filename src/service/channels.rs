@@ -33,7 +33,7 @@ pub struct ChannelInput {
 const MAX_WEIGHT: i64 = 10_000;
 
 /// A channel type, or a vendor preset (an OpenAI-compatible channel).
-fn parse_type(text: &str) -> ServiceResult<ChannelType> {
+pub(super) fn parse_type(text: &str) -> ServiceResult<ChannelType> {
     if let Some(channel_type) = ChannelType::parse(text) {
         return Ok(channel_type);
     }
@@ -172,7 +172,11 @@ fn parse_status(text: &str) -> ServiceResult<ChannelStatus> {
 }
 
 /// Applies `input` over `spec` (a blank spec on create), validating every field given.
-async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceResult<()> {
+pub(super) async fn apply(
+    db: &Db,
+    spec: &mut ChannelSpec,
+    input: ChannelInput,
+) -> ServiceResult<()> {
     if let Some(name) = input.name {
         spec.name = names::channel_name(&name).map_err(name_err("name"))?;
     }
@@ -260,20 +264,72 @@ async fn apply(db: &Db, spec: &mut ChannelSpec, input: ChannelInput) -> ServiceR
     if let Some(status) = input.status {
         spec.status = parse_status(&status)?;
         spec.status_reason = match spec.status {
-            ChannelStatus::Disabled => "disabled by an admin".into(),
+            ChannelStatus::Disabled => DISABLED_BY_ADMIN.into(),
             _ => String::new(),
         };
+    }
+    // A channel kept without keys (imported so) waits disabled until it gets them.
+    if spec.status == ChannelStatus::Enabled
+        && spec.secret_keys.is_empty()
+        && providers::needs_key(spec.channel_type)
+    {
+        return Err(ServiceError::invalid(
+            "status",
+            msg!("admin-channels-enable-needs-keys"),
+        ));
     }
     Ok(())
 }
 
-pub async fn create(
-    ctx: &Ctx,
-    caller: &Caller,
-    mut input: ChannelInput,
-) -> ServiceResult<ChannelRow> {
+/// Why a channel an admin turned off is off (shown as it is stored).
+pub const DISABLED_BY_ADMIN: &str = "disabled by an admin";
+/// Why a channel imported without its secrets is off until it gets them.
+pub const KEYS_NEEDED: &str = "keys needed";
+
+pub async fn create(ctx: &Ctx, caller: &Caller, input: ChannelInput) -> ServiceResult<ChannelRow> {
     caller.require_admin()?;
     let db = &ctx.db;
+    let spec = prepare_create(db, input, false).await?;
+    let id = insert(ctx, caller, &spec, "channel.create").await?;
+    find_id(db, id).await
+}
+
+/// Inserts a checked channel, described in the audit log as `action`.
+pub(super) async fn insert(
+    ctx: &Ctx,
+    caller: &Caller,
+    spec: &ChannelSpec,
+    action: &'static str,
+) -> ServiceResult<i64> {
+    ctx.write(caller, async |tx| {
+        let id = insert_in(tx, spec).await?;
+        tx.audit(audit::change(
+            action,
+            format!("channel:{id}"),
+            None,
+            Some(audit::fields::channel(spec)),
+            audit::fields::CHANNEL_SECRETS,
+        ));
+        Ok(id)
+    })
+    .await
+}
+
+/// Inserts a checked channel inside a transaction; its name may be taken.
+pub(super) async fn insert_in(tx: &mut db::Tx, spec: &ChannelSpec) -> ServiceResult<i64> {
+    db::channels::insert(tx, spec).await.map_err(conflict(
+        "name",
+        msg!("channel-exists", name = spec.name.as_str()),
+    ))
+}
+
+/// Checks a new channel's settings. With `keys_optional`, a channel given no keys is made
+/// disabled, waiting for them (an import of an export, whose keys are masked).
+pub(super) async fn prepare_create(
+    db: &Db,
+    mut input: ChannelInput,
+    keys_optional: bool,
+) -> ServiceResult<ChannelSpec> {
     let preset = input.channel_type.as_deref().and_then(presets::find);
     // A vendor served at the root of its host keeps its base URL as it is.
     let keep_preset_url = preset.is_some_and(|p| !p.path_prefix_ok) && input.base_url.is_none();
@@ -286,7 +342,8 @@ pub async fn create(
         ("base_url", input.base_url.is_none()),
         (
             "keys",
-            input.keys.is_none()
+            !keys_optional
+                && input.keys.is_none()
                 && input
                     .channel_type
                     .as_deref()
@@ -328,28 +385,16 @@ pub async fn create(
     if let Some(channel_type) = input.channel_type.take() {
         spec.channel_type = parse_type(&channel_type)?;
     }
+    if keys_optional && input.keys.is_none() && providers::needs_key(spec.channel_type) {
+        input.status = None;
+        spec.status = ChannelStatus::Disabled;
+        spec.status_reason = KEYS_NEEDED.into();
+    }
     apply(db, &mut spec, input).await?;
     if let (Some(preset), true) = (preset, keep_preset_url) {
         spec.base_url = preset.base_url.clone();
     }
-    let name = spec.name.clone();
-    let id = ctx
-        .write(caller, async |tx| {
-            let id = db::channels::insert(tx, &spec).await.map_err(conflict(
-                "name",
-                msg!("channel-exists", name = name.as_str()),
-            ))?;
-            tx.audit(audit::change(
-                "channel.create",
-                format!("channel:{id}"),
-                None,
-                Some(audit::fields::channel(&spec)),
-                audit::fields::CHANNEL_SECRETS,
-            ));
-            Ok(id)
-        })
-        .await?;
-    find_id(db, id).await
+    Ok(spec)
 }
 
 pub async fn by_id(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<ChannelRow> {
@@ -404,28 +449,9 @@ pub async fn update(
     let restates_keys = input.keys.is_some();
     let restates_headers = input.extra_headers.is_some();
     apply(db, &mut spec, input).await?;
-    // The channel's secrets go wherever it points: pointing it at another host (or making
-    // it speak another protocol) is a change an admin makes together with the secrets for
-    // that place, so nobody can send the stored ones to a host of their own.
-    let moved = spec.channel_type != channel.channel_type
-        || origin(&spec.base_url) != origin(&channel.base_url);
-    if moved {
-        let mut problems = Vec::new();
-        if !channel.secret_keys.is_empty() && !restates_keys {
-            problems.push(FieldProblem {
-                field: "keys",
-                message: msg!("channel-moved-needs-keys"),
-            });
-        }
-        if !channel.extra_headers.is_empty() && !restates_headers {
-            problems.push(FieldProblem {
-                field: "extra_headers",
-                message: msg!("channel-moved-needs-headers"),
-            });
-        }
-        if !problems.is_empty() {
-            return Err(ServiceError::Invalid(problems));
-        }
+    let problems = moved_needs_secrets(&channel, &spec, restates_keys, restates_headers);
+    if !problems.is_empty() {
+        return Err(ServiceError::Invalid(problems));
     }
     let name = spec.name.clone();
     ctx.write(caller, async |tx| {
@@ -446,6 +472,87 @@ pub async fn update(
     })
     .await?;
     find_id(db, channel.id).await
+}
+
+/// The channel's secrets go wherever it points: pointing it at another host (or making it
+/// speak another protocol) is a change an admin makes together with the secrets for that
+/// place, so nobody can send the stored ones to a host of their own. The problems when
+/// `after` moves `before` without restating its keys or header values.
+pub(crate) fn moved_needs_secrets(
+    before: &ChannelRow,
+    after: &ChannelSpec,
+    restates_keys: bool,
+    restates_headers: bool,
+) -> Vec<FieldProblem> {
+    let moved = after.channel_type != before.channel_type
+        || origin(&after.base_url) != origin(&before.base_url);
+    let mut problems = Vec::new();
+    if !moved {
+        return problems;
+    }
+    if !before.secret_keys.is_empty() && !restates_keys {
+        problems.push(FieldProblem {
+            field: "keys",
+            message: msg!("channel-moved-needs-keys"),
+        });
+    }
+    if !before.extra_headers.is_empty() && !restates_headers {
+        problems.push(FieldProblem {
+            field: "extra_headers",
+            message: msg!("channel-moved-needs-headers"),
+        });
+    }
+    problems
+}
+
+/// Applies `input` to a copy of channel `from`'s settings. Given no keys (or no headers), the
+/// copy keeps the source's, as long as it goes where the source goes (same type and origin):
+/// a copy pointed elsewhere needs its own.
+pub async fn clone(
+    ctx: &Ctx,
+    caller: &Caller,
+    from: &str,
+    mut input: ChannelInput,
+) -> ServiceResult<ChannelRow> {
+    caller.require_admin()?;
+    let source = find(&ctx.db, from).await?;
+    let mut spec = source.spec();
+    if let Some(channel_type) = input.channel_type.as_deref() {
+        spec.channel_type = parse_type(channel_type)?;
+    }
+    if let Some(base_url) = input.base_url.as_deref() {
+        spec.base_url = normalise_base_url(base_url, spec.channel_type)?;
+    }
+    let problems = moved_needs_secrets(
+        &source,
+        &spec,
+        input.keys.is_some(),
+        input.extra_headers.is_some(),
+    );
+    if !problems.is_empty() {
+        return Err(ServiceError::Invalid(problems));
+    }
+    if input.keys.is_none() {
+        input.keys = Some(source.secret_keys.clone());
+    }
+    if input.extra_headers.is_none() {
+        input.extra_headers = Some(source.extra_headers.clone());
+    }
+    input.channel_type = Some(
+        input
+            .channel_type
+            .unwrap_or_else(|| source.channel_type.as_str().to_string()),
+    );
+    input.base_url.get_or_insert(source.base_url.clone());
+    input.models.get_or_insert(source.models.join(","));
+    input
+        .model_mapping
+        .get_or_insert(source.model_mapping.clone());
+    input.groups.get_or_insert(source.groups.join(","));
+    input.priority.get_or_insert(source.priority);
+    input.weight.get_or_insert(source.weight);
+    input.timeout_secs.get_or_insert(source.timeout_secs);
+    create(ctx, caller, input).await
 }
 
 /// A status change the server makes itself (an auto-disable decided on the hot path, a

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod balance_alerts;
 pub mod billing;
 pub mod catalog;
+pub mod channel_batches;
 pub mod channel_tools;
 pub mod channels;
 pub mod codes;

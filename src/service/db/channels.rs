@@ -164,6 +164,17 @@ pub async fn insert(tx: &mut Tx, spec: &ChannelSpec) -> DbResult<i64> {
 /// Replaces a channel's settings (and its routes). The status-changed time moves only when the
 /// status does.
 pub async fn update(tx: &mut Tx, id: i64, spec: &ChannelSpec) -> DbResult<bool> {
+    update_if_unchanged(tx, id, spec, None).await
+}
+
+/// [`update`], only when the channel's `updated_at` is still `seen` (when given): false when
+/// it changed since it was read.
+pub async fn update_if_unchanged(
+    tx: &mut Tx,
+    id: i64,
+    spec: &ChannelSpec,
+    seen: Option<i64>,
+) -> DbResult<bool> {
     let now = now_ms();
     // Keys no longer on the channel leave its disabled list (unless a key was disabled
     // meanwhile: the list is only replaced if it is still the one read here).
@@ -200,15 +211,21 @@ pub async fn update(tx: &mut Tx, id: i64, spec: &ChannelSpec) -> DbResult<bool> 
     ];
     values.extend(spec_values(spec));
     values.extend([Value::Int(now), Value::Int(id)]);
+    let unchanged_since = if let Some(seen) = seen {
+        values.push(Value::Int(seen));
+        " AND updated_at = ?"
+    } else {
+        ""
+    };
     let changed = tx
         .execute(
-            "UPDATE channels SET status_changed_at = CASE WHEN status = ? THEN status_changed_at ELSE ? END, \
+            &format!("UPDATE channels SET status_changed_at = CASE WHEN status = ? THEN status_changed_at ELSE ? END, \
              disabled_keys = CASE WHEN status <> ? AND ? = 'enabled' THEN NULL \
                  WHEN COALESCE(disabled_keys, '') = ? THEN ? ELSE disabled_keys END, \
              name = ?, channel_type = ?, base_url = ?, secret_keys = ?, models = ?, \
              model_mapping = ?, group_names = ?, priority = ?, weight = ?, status = ?, status_reason = ?, \
              timeout_secs = ?, extra_headers = ?, updated_at = ? \
-             WHERE id = ?",
+             WHERE id = ?{unchanged_since}"),
             &values,
         )
         .await?;
