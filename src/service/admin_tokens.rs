@@ -56,6 +56,27 @@ pub async fn create(
     Ok((row, secret.plain))
 }
 
+/// [`create`] for `username`, or the caller's own account when None (the command line has
+/// none, so it names one).
+pub async fn create_for(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: Option<&str>,
+    name: &str,
+) -> ServiceResult<(AdminTokenRow, String)> {
+    caller.require_admin()?;
+    let username = match username.map(str::trim).filter(|u| !u.is_empty()) {
+        Some(username) => username.to_string(),
+        None => {
+            let own = caller
+                .admin_id()
+                .ok_or_else(|| ServiceError::invalid("user", msg!("field-required")))?;
+            super::users::find_id(&ctx.db, own).await?.username
+        }
+    };
+    create(ctx, caller, &username, name).await
+}
+
 pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<AdminTokenRow>> {
     caller.require_admin()?;
     Ok(db::admin_tokens::list(&ctx.db).await?)
