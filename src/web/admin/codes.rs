@@ -180,7 +180,7 @@ async fn generate(
         Some(text) => match text.parse::<i64>() {
             Ok(uses) => Some(uses),
             Err(_) => {
-                errors.add("uses", page.t("admin-field-whole-number"));
+                errors.add("uses", page.t("admin-people-field-whole-number"));
                 None
             }
         },

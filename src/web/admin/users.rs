@@ -53,11 +53,11 @@ pub(super) fn local_time(page: &Page, text: &str) -> String {
 /// An account's status or role in the reader's words.
 pub(super) fn word(page: &Page, value: &str) -> String {
     let key = match value {
-        "active" => "admin-status-active",
-        "disabled" => "admin-status-disabled",
-        "user" => "admin-role-user",
-        "admin" => "admin-role-admin",
-        "root" => "admin-role-root",
+        "active" => "admin-people-status-active",
+        "disabled" => "admin-people-status-disabled",
+        "user" => "admin-people-role-user",
+        "admin" => "admin-people-role-admin",
+        "root" => "admin-people-role-root",
         other => return other.to_string(),
     };
     page.t(key)
