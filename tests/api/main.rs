@@ -4,6 +4,7 @@ mod helpers;
 
 mod account_security;
 mod admin_console;
+mod admin_people;
 mod admin_secrets;
 mod audio;
 mod audit_log;
