@@ -362,7 +362,8 @@ async fn edit(
     let change = UpdateUser {
         group: blank(&form.group),
         status: blank(&form.status),
-        display_name: Some(form.display_name.trim().to_string()),
+        // A display name cannot be emptied (the service refuses an empty one): empty keeps it.
+        display_name: blank(&form.display_name),
         ..UpdateUser::default()
     };
     match service::users::update(&state.ctx, &caller, &username, change).await {
