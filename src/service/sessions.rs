@@ -229,7 +229,11 @@ pub async fn end(ctx: &Ctx, caller: &Caller, row_id: &str) -> ServiceResult<()> 
 }
 
 /// An account's sessions that have not expired, most recently seen first (administrators).
-pub async fn list_of(ctx: &Ctx, caller: &Caller, username: &str) -> ServiceResult<Vec<SessionView>> {
+pub async fn list_of(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+) -> ServiceResult<Vec<SessionView>> {
     caller.require_admin()?;
     let user = super::users::find(&ctx.db, username).await?;
     let rows = web_sessions::for_user(&ctx.db, user.id, now_ms()).await?;

@@ -36,7 +36,9 @@ async fn signed_in<'a>(app: &'a TestApp, name: &str) -> Browser<'a> {
 
 /// The ledger rows of an account.
 async fn ledger_of(app: &TestApp, username: &str) -> Vec<tollgate::records::ledger::Entry> {
-    service::ledger::entries(app.ctx(), &CLI, username, 100).await.unwrap()
+    service::ledger::entries(app.ctx(), &CLI, username, 100)
+        .await
+        .unwrap()
 }
 
 /// The codes of a CSV answer (its first column, past the header).
@@ -425,6 +427,10 @@ db_test! {
         let created = audit_rows(&app, "admin_token.create").await;
         assert_eq!(created.len(), 2);
         assert!(created.iter().any(|r| r.after.as_ref().unwrap()["name"] == "deploy"));
+        let rows = audit_rows(&app, "admin_token.revoke").await;
+        let deploy = rows.iter().find(|r| r.target == format!("admin_token:{id}")).unwrap();
+        assert_eq!(deploy.before.as_ref().unwrap()["name"], "deploy");
+        assert_eq!(deploy.before.as_ref().unwrap()["user"], "ada");
         let revoked: Vec<Value> = audit_rows(&app, "admin_token.revoke").await.into_iter().map(|r| json!(r.target)).collect();
         assert!(revoked.contains(&json!(format!("admin_token:{id}"))), "{revoked:?}");
         assert!(revoked.contains(&json!(format!("admin_token:{ci_id}"))), "{revoked:?}");

@@ -148,7 +148,11 @@ pub async fn delete_expired(db: &Db, now_ms: i64) -> DbResult<u64> {
 }
 
 /// Ends a user's sessions in a transaction: one (`id`) or all of them; how many ended.
-pub async fn delete_of_user_in(tx: &mut super::Tx, user_id: i64, id: Option<&str>) -> DbResult<u64> {
+pub async fn delete_of_user_in(
+    tx: &mut super::Tx,
+    user_id: i64,
+    id: Option<&str>,
+) -> DbResult<u64> {
     match id {
         Some(id) => {
             tx.execute(

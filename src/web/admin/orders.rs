@@ -272,7 +272,9 @@ async fn refund(
     let usd = Some(form.usd.trim()).filter(|u| !u.is_empty());
     match service::topups::refund(&state.ctx, &caller, id, usd, &form.reason).await {
         Ok(refund_id) => {
-            let text = admin.page.t1("admin-order-refund-asked", "refund", &refund_id);
+            let text = admin
+                .page
+                .t1("admin-order-refund-asked", "refund", &refund_id);
             flash(&session, text).await?;
             Ok(Redirect::to(&format!("/admin/orders/{id}")).into_response())
         }

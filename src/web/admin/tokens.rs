@@ -59,7 +59,11 @@ impl TokensPage {
     }
 }
 
-async fn tokens_page(state: &AppState, page: Page, caller: &Caller) -> Result<TokensPage, WebError> {
+async fn tokens_page(
+    state: &AppState,
+    page: Page,
+    caller: &Caller,
+) -> Result<TokensPage, WebError> {
     let tokens = service::admin_tokens::list(&state.ctx, caller)
         .await
         .map_err(|e| page.failed(e))?;

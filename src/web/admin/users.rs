@@ -280,7 +280,10 @@ async fn user_page(
         is_root,
         keys: keys.iter().map(|t| TokenView::new(t, qpu)).collect(),
         logs: logs.iter().map(|l| LogView::new(l, qpu)).collect(),
-        ledger: ledger.iter().map(|e| LedgerEntryView::new(e, qpu)).collect(),
+        ledger: ledger
+            .iter()
+            .map(|e| LedgerEntryView::new(e, qpu))
+            .collect(),
         orders: orders.iter().map(|o| OrderView::new(o, qpu)).collect(),
         identities,
         sessions: sessions.iter().map(SessionView::new).collect(),
@@ -334,7 +337,10 @@ async fn again(
     error: ServiceError,
     fill: impl FnOnce(&mut UserPage),
 ) -> Result<Response, WebError> {
-    if matches!(error, ServiceError::Forbidden(_) | ServiceError::NotFound(_)) {
+    if matches!(
+        error,
+        ServiceError::Forbidden(_) | ServiceError::NotFound(_)
+    ) {
         return Err(admin.page.failed(error));
     }
     let (caller, is_root) = (admin.caller(), admin.is_root());
