@@ -169,6 +169,15 @@ db_test! {
         assert_eq!(back.status, 303, "{}", back.body);
         assert_eq!(app.user("bob").await.quota, TestApp::units(1.5));
 
+        // A sign-in older than ten minutes proves who it is again before the balance moves.
+        app.age_sign_ins_of("ada").await;
+        let page = ada.get(&format!("/admin/users/{}", bob.id)).await;
+        let key = page.input("idempotency_key").unwrap();
+        let stale = ada.post(&path, &[("usd", "9"), ("reason", "stale"), ("idempotency_key", &key)]).await;
+        assert_eq!(stale.status, 303, "{}", stale.body);
+        assert!(stale.location.as_deref().unwrap_or_default().starts_with("/reauth"), "{:?}", stale.location);
+        assert_eq!(app.user("bob").await.quota, TestApp::units(1.5));
+
         let audited = audit_rows(&app, "user.balance").await;
         assert_eq!(audited.len(), 2, "{audited:?}");
         let goodwill = audited.iter().find(|r| r.after.as_ref().unwrap()["reason"] == "goodwill").unwrap();
@@ -364,6 +373,22 @@ db_test! {
         let twice = ada.post(&format!("{link}/credit"), &[("reason", "again")]).await;
         assert_eq!(twice.status, 409, "{}", twice.body);
         assert_eq!(app.user("fay").await.quota, order.quota);
+
+        // Paid now: refunded through Stripe, again with a required reason.
+        let page = ada.get(&link).await;
+        assert!(page.contains(&format!("{link}/refund")), "{}", page.body);
+        let missing = ada.post(&format!("{link}/refund"), &[("usd", ""), ("reason", "")]).await;
+        assert_eq!(missing.status, 422, "{}", missing.body);
+        assert!(missing.field_error("reason").is_some(), "{}", missing.body);
+        assert!(!fake.received().iter().any(|r| r.path == "/v1/refunds"));
+        let refunded = ada.post(&format!("{link}/refund"), &[("usd", ""), ("reason", "asked by the payer")]).await;
+        assert_eq!(refunded.status, 303, "{}", refunded.body);
+        let asked: Vec<_> = fake.received().into_iter().filter(|r| r.path == "/v1/refunds").collect();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].field("payment_intent"), Some(payment.as_str()));
+        let refund_rows = audit_rows(&app, "order.refund").await;
+        assert_eq!(refund_rows.len(), 1);
+        assert_eq!(refund_rows[0].after.as_ref().unwrap()["reason"], "asked by the payer");
 
         let rows = audit_rows(&app, "order.credit").await;
         assert_eq!(rows.len(), 1);
