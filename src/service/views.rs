@@ -740,3 +740,50 @@ impl SessionView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::codes::CodeState;
+
+    fn code(id: i64, name: &str, state: CodeState) -> CodeView {
+        CodeView {
+            id,
+            prefix: "tgc-abcdef…".into(),
+            name: name.into(),
+            amount: 500_000,
+            usd: 1.0,
+            uses: 1,
+            uses_left: 1,
+            state,
+            expires_at: None,
+            last_redeemed_by: None,
+            last_redeemed_at: None,
+            created_by: "cli".into(),
+            created_at: format!("2026-12-0{id}T00:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn batches_count_their_codes_by_state_newest_batch_first() {
+        let codes = [
+            code(4, "fair", CodeState::Used),
+            code(3, "spring", CodeState::Disabled),
+            code(2, "fair", CodeState::Unused),
+            code(1, "spring", CodeState::Expired),
+        ];
+        let batches = CodeBatchView::batches(&codes);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].name, "fair");
+        assert_eq!(
+            (batches[0].codes, batches[0].used, batches[0].unused),
+            (2, 1, 1)
+        );
+        assert_eq!(batches[0].created_at, "2026-12-04T00:00:00Z");
+        assert_eq!(batches[1].name, "spring");
+        assert_eq!(
+            (batches[1].disabled, batches[1].expired, batches[1].unused),
+            (1, 1, 0)
+        );
+    }
+}

@@ -306,3 +306,18 @@ async fn disable(
     .await?;
     Ok(Redirect::to(&format!("/admin/codes?batch={}", urlencode(&batch))).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::csv_cell;
+
+    #[test]
+    fn csv_cells_are_quoted_and_kept_from_formulas() {
+        assert_eq!(csv_cell("tgc-abc"), "tgc-abc");
+        assert_eq!(csv_cell("spring, 2027"), "\"spring, 2027\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_cell("-2"), "'-2");
+        assert_eq!(csv_cell(""), "");
+    }
+}
