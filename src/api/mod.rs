@@ -3,6 +3,7 @@
 //! route. It exposes the same operations as the command line, through the same services,
 //! which decide what the caller may do.
 
+mod admin_tokens;
 mod audit;
 mod channels;
 mod codes;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(codes::router())
         .merge(orders::router())
         .merge(audit::router())
+        .merge(admin_tokens::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn_with_state(state, authenticate))

@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::extract::{ApiCaller, ApiJson, decimal, nullable};
 use super::quota_per_usd as qpu;
 use crate::service::users::{CreateUser, QuotaChange, UpdateUser};
-use crate::service::views::UserView;
+use crate::service::views::{SessionView, UserView};
 use crate::service::{self};
 use crate::state::AppState;
 
@@ -19,6 +19,14 @@ pub fn router() -> Router<AppState> {
         .route("/users", get(list).post(create))
         .route("/users/{username}", get(show).patch(update))
         .route("/users/{username}/quota", post(change_quota))
+        .route(
+            "/users/{username}/sessions",
+            get(sessions).delete(end_sessions),
+        )
+        .route(
+            "/users/{username}/sessions/{id}",
+            axum::routing::delete(end_session),
+        )
 }
 
 #[derive(Deserialize)]
@@ -164,4 +172,35 @@ async fn change_quota(
     // Like Stripe's: tells a client retrying a request that this answer is the first one's.
     let replayed = (!changed.applied).then_some([("idempotent-replayed", "true")]);
     Ok((replayed, view))
+}
+
+/// The account's sign-in sessions that have not expired, most recently seen first.
+async fn sessions(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let sessions = service::sessions::list_of(&state.ctx, &caller, &username).await?;
+    let data: Vec<SessionView> = sessions.iter().map(SessionView::new).collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+/// Signs the account out everywhere.
+async fn end_sessions(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let ended = service::sessions::end_of(&state.ctx, &caller, &username, None).await?;
+    Ok(Json(json!({ "ended": ended })))
+}
+
+/// Ends one of the account's sessions.
+async fn end_session(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+    Path((username, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    service::sessions::end_of(&state.ctx, &caller, &username, Some(&id)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -403,7 +403,7 @@ pub fn audit_rows(rows: &[crate::records::audit::AuditRow]) -> String {
     let change = |value: &Option<serde_json::Value>| {
         value
             .as_ref()
-            .map(|v| crate::domain::canonical_json::to_string(v))
+            .map(crate::domain::canonical_json::to_string)
             .unwrap_or_default()
     };
     let rows = rows

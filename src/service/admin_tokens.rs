@@ -56,30 +56,61 @@ pub async fn create(
     Ok((row, secret.plain))
 }
 
+/// [`create`] for `username`, or the caller's own account when None (the command line has
+/// none, so it names one).
+pub async fn create_for(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: Option<&str>,
+    name: &str,
+) -> ServiceResult<(AdminTokenRow, String)> {
+    caller.require_admin()?;
+    let username = match username.map(str::trim).filter(|u| !u.is_empty()) {
+        Some(username) => username.to_string(),
+        None => {
+            let own = caller
+                .admin_id()
+                .ok_or_else(|| ServiceError::invalid("user", msg!("field-required")))?;
+            super::users::find_id(&ctx.db, own).await?.username
+        }
+    };
+    create(ctx, caller, &username, name).await
+}
+
 pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<AdminTokenRow>> {
     caller.require_admin()?;
     Ok(db::admin_tokens::list(&ctx.db).await?)
 }
 
+/// Revokes a token: `/api` refuses it from now on. Only root revokes another
+/// administrator's token (as only root hands one out).
 pub async fn delete(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<()> {
     caller.require_admin()?;
-    let deleted = ctx
-        .write(caller, async |tx| {
-            let deleted = db::admin_tokens::delete(tx, id).await?;
-            tx.audit(audit::entry(
-                "admin_token.revoke",
-                format!("admin_token:{id}"),
-            ));
-            Ok(deleted)
-        })
-        .await?;
-    if !deleted {
-        return Err(ServiceError::NotFound(msg!(
-            "admin-token-not-found",
-            id = id
-        )));
+    let not_found = || ServiceError::NotFound(msg!("admin-token-not-found", id = id));
+    let token = db::admin_tokens::list(&ctx.db)
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(not_found)?;
+    let owner = super::users::find(&ctx.db, &token.username).await?;
+    if Some(owner.id) != caller.admin_id() {
+        caller.may_manage_role(owner.role)?;
     }
-    Ok(())
+    ctx.write(caller, async |tx| {
+        if !db::admin_tokens::delete(tx, id).await? {
+            // Revoked meanwhile: nothing to record.
+            return Err(not_found());
+        }
+        tx.audit(audit::change(
+            "admin_token.revoke",
+            format!("admin_token:{id}"),
+            Some(serde_json::json!({ "user": token.username, "name": token.name })),
+            None,
+            &[],
+        ));
+        Ok(())
+    })
+    .await
 }
 
 /// The active admin behind a presented token, or None. Records the token's use.

@@ -477,6 +477,21 @@ pub async fn identities(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<Identit
     let Some(user_id) = caller.account_id() else {
         return Ok(Vec::new());
     };
+    identities_by_id(ctx, user_id).await
+}
+
+/// The identities linked to an account (administrators).
+pub async fn identities_of(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+) -> ServiceResult<Vec<IdentityView>> {
+    caller.require_admin()?;
+    let user = super::users::find(&ctx.db, username).await?;
+    identities_by_id(ctx, user.id).await
+}
+
+async fn identities_by_id(ctx: &Ctx, user_id: i64) -> ServiceResult<Vec<IdentityView>> {
     Ok(db::oauth::identities_of(&ctx.db, user_id)
         .await?
         .into_iter()

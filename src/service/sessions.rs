@@ -193,20 +193,23 @@ pub struct SessionView {
     pub last_seen_at: i64,
 }
 
-/// The caller's sessions that have not expired, most recently seen first.
-pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<SessionView>> {
-    let user_id = caller.own_account()?;
-    let rows = web_sessions::for_user(&ctx.db, user_id, now_ms()).await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| SessionView {
+impl SessionView {
+    fn of(row: SessionRow) -> SessionView {
+        SessionView {
             id: row.id,
             ip: row.ip,
             user_agent: row.user_agent,
             created_at: row.created_at,
             last_seen_at: row.last_seen_at,
-        })
-        .collect())
+        }
+    }
+}
+
+/// The caller's sessions that have not expired, most recently seen first.
+pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<SessionView>> {
+    let user_id = caller.own_account()?;
+    let rows = web_sessions::for_user(&ctx.db, user_id, now_ms()).await?;
+    Ok(rows.into_iter().map(SessionView::of).collect())
 }
 
 /// Ends the caller's other sessions (`keep` is the asking session's row id; None ends all).
@@ -223,6 +226,55 @@ pub async fn end(ctx: &Ctx, caller: &Caller, row_id: &str) -> ServiceResult<()> 
     } else {
         Err(ServiceError::NotFound(msg!("session-not-found")))
     }
+}
+
+/// An account's sessions that have not expired, most recently seen first (administrators).
+pub async fn list_of(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+) -> ServiceResult<Vec<SessionView>> {
+    caller.require_admin()?;
+    let user = super::users::find(&ctx.db, username).await?;
+    let rows = web_sessions::for_user(&ctx.db, user.id, now_ms()).await?;
+    Ok(rows.into_iter().map(SessionView::of).collect())
+}
+
+/// Ends one of an account's sessions (`row_id`), or all of them (administrators; only root
+/// signs out an administrator). How many ended; not found when the one named is not theirs.
+pub async fn end_of(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+    row_id: Option<&str>,
+) -> ServiceResult<u64> {
+    caller.require_admin()?;
+    let user = super::users::find(&ctx.db, username).await?;
+    if Some(user.id) != caller.admin_id() {
+        caller.may_manage_role(user.role)?;
+    }
+    let ended = ctx
+        .write(caller, async |tx| {
+            let ended = web_sessions::delete_of_user_in(tx, user.id, row_id).await?;
+            if ended > 0 {
+                tx.audit(super::audit::change(
+                    "user.sessions_end",
+                    format!("user:{}", user.username),
+                    None,
+                    Some(serde_json::json!({
+                        "session": row_id.unwrap_or("all"),
+                        "ended": ended,
+                    })),
+                    &[],
+                ));
+            }
+            Ok(ended)
+        })
+        .await?;
+    if ended == 0 && row_id.is_some() {
+        return Err(ServiceError::NotFound(msg!("session-not-found")));
+    }
+    Ok(ended)
 }
 
 /// Ends every session of an account (it was deleted or disabled).

@@ -275,6 +275,19 @@ pub async fn list(
     Ok(db::users::list(&ctx.db, limit.clamp(1, 1000), offset.max(0)).await?)
 }
 
+/// The most accounts one search answers.
+pub const SEARCH_LIMIT: i64 = 200;
+
+/// Accounts by id, or whose username, display name or email address holds `text` (case
+/// aside); everyone (the first [`SEARCH_LIMIT`]) when `text` is empty.
+pub async fn search(ctx: &Ctx, caller: &Caller, text: &str) -> ServiceResult<Vec<UserRow>> {
+    caller.require_admin()?;
+    if text.trim().is_empty() {
+        return Ok(db::users::list(&ctx.db, SEARCH_LIMIT, 0).await?);
+    }
+    Ok(db::users::search(&ctx.db, text, SEARCH_LIMIT).await?)
+}
+
 /// Changes an account. Only root changes administrators, or makes one.
 pub async fn update(
     ctx: &Ctx,
@@ -311,10 +324,17 @@ pub async fn update(
     if let Some(plain) = input.password {
         patch.password_hash = Some(hash_password(plain).await?);
     }
+    // Disabling an account signs it out everywhere in the same transaction: its sessions'
+    // rows go, so no page it has open works again (its keys stop through the relay's
+    // directory, which the status change reaches).
+    let signs_out = patch.status == Some(Status::Disabled) && user.status != Status::Disabled;
     ctx.write(caller, async |tx| {
         db::users::update(tx, user.id, &patch)
             .await
             .map_err(|e| user_conflict(e, username))?;
+        if signs_out {
+            db::web_sessions::delete_of_user_in(tx, user.id, None).await?;
+        }
         tx.audit(audit::change(
             "user.update",
             format!("user:{}", user.username),

@@ -641,3 +641,149 @@ impl AdminTokenView {
         }
     }
 }
+
+/// One batch of redemption codes (those made under one name) and where its codes stand.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct CodeBatchView {
+    pub name: String,
+    pub codes: i64,
+    pub unused: i64,
+    pub partly_used: i64,
+    pub used: i64,
+    pub disabled: i64,
+    pub expired: i64,
+    /// What one use of its newest code credits.
+    pub usd: f64,
+    /// When its newest code was made.
+    pub created_at: String,
+}
+
+impl CodeBatchView {
+    /// The batches of `codes` (newest first, as listed), newest batch first.
+    pub fn batches(codes: &[CodeView]) -> Vec<CodeBatchView> {
+        use crate::service::codes::CodeState;
+        let mut batches: Vec<CodeBatchView> = Vec::new();
+        for code in codes {
+            let at = match batches.iter().position(|b| b.name == code.name) {
+                Some(at) => at,
+                None => {
+                    batches.push(CodeBatchView {
+                        name: code.name.clone(),
+                        usd: code.usd,
+                        created_at: code.created_at.clone(),
+                        ..CodeBatchView::default()
+                    });
+                    batches.len() - 1
+                }
+            };
+            let batch = &mut batches[at];
+            batch.codes += 1;
+            match code.state {
+                CodeState::Unused => batch.unused += 1,
+                CodeState::PartlyUsed => batch.partly_used += 1,
+                CodeState::Used => batch.used += 1,
+                CodeState::Disabled => batch.disabled += 1,
+                CodeState::Expired => batch.expired += 1,
+            }
+        }
+        batches
+    }
+}
+
+/// A balance ledger row: what changed a balance besides relay spend.
+#[derive(Serialize, Debug, Clone)]
+pub struct LedgerEntryView {
+    pub id: i64,
+    pub kind: crate::domain::kinds::LedgerKind,
+    pub amount: i64,
+    pub usd: f64,
+    pub actor: String,
+    pub reference: String,
+    pub reason: String,
+    pub created_at: String,
+}
+
+impl LedgerEntryView {
+    pub fn new(e: &crate::records::ledger::Entry, quota_per_usd: i64) -> LedgerEntryView {
+        LedgerEntryView {
+            id: e.id,
+            kind: e.kind,
+            amount: e.amount,
+            usd: usd(e.amount, quota_per_usd),
+            actor: e.actor.clone(),
+            reference: e.reference.clone(),
+            reason: e.reason.clone(),
+            created_at: timestamp(e.created_at),
+        }
+    }
+}
+
+/// A sign-in session of an account, as administrators and `/api` see it (never its cookie).
+#[derive(Serialize, Debug, Clone)]
+pub struct SessionView {
+    /// The row's id (a digest of the cookie's), to end it by.
+    pub id: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+}
+
+impl SessionView {
+    pub fn new(s: &crate::service::sessions::SessionView) -> SessionView {
+        SessionView {
+            id: s.id.clone(),
+            ip: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+            created_at: timestamp(s.created_at),
+            last_seen_at: timestamp(s.last_seen_at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::codes::CodeState;
+
+    fn code(id: i64, name: &str, state: CodeState) -> CodeView {
+        CodeView {
+            id,
+            prefix: "tgc-abcdef…".into(),
+            name: name.into(),
+            amount: 500_000,
+            usd: 1.0,
+            uses: 1,
+            uses_left: 1,
+            state,
+            expires_at: None,
+            last_redeemed_by: None,
+            last_redeemed_at: None,
+            created_by: "cli".into(),
+            created_at: format!("2026-12-0{id}T00:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn batches_count_their_codes_by_state_newest_batch_first() {
+        let codes = [
+            code(4, "fair", CodeState::Used),
+            code(3, "spring", CodeState::Disabled),
+            code(2, "fair", CodeState::Unused),
+            code(1, "spring", CodeState::Expired),
+        ];
+        let batches = CodeBatchView::batches(&codes);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].name, "fair");
+        assert_eq!(
+            (batches[0].codes, batches[0].used, batches[0].unused),
+            (2, 1, 1)
+        );
+        assert_eq!(batches[0].created_at, "2026-12-04T00:00:00Z");
+        assert_eq!(batches[1].name, "spring");
+        assert_eq!(
+            (batches[1].disabled, batches[1].expired, batches[1].unused),
+            (1, 1, 0)
+        );
+    }
+}

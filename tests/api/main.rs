@@ -5,6 +5,7 @@ mod helpers;
 mod account_security;
 mod admin_channels;
 mod admin_console;
+mod admin_people;
 mod admin_secrets;
 mod audio;
 mod audit_log;

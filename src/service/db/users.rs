@@ -576,3 +576,36 @@ pub async fn someone_besides_root_has_balance(db: &Db) -> DbResult<bool> {
         .await?;
     Ok(!rows.is_empty())
 }
+
+/// Accounts whose id is `text`, or whose username, display name or address holds it (case
+/// aside), by id; at most `limit`.
+pub async fn search(db: &Db, text: &str, limit: i64) -> DbResult<Vec<UserRow>> {
+    let text = text.trim();
+    // `!` escapes LIKE's wildcards the same way on every backend (a backslash does not).
+    let escaped = text
+        .to_lowercase()
+        .replace('!', "!!")
+        .replace('%', "!%")
+        .replace('_', "!_");
+    let pattern = format!("%{escaped}%");
+    let id = text.parse::<i64>().unwrap_or(-1);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM users WHERE id = ? OR username_key LIKE ? ESCAPE '!' \
+         OR LOWER(display_name) LIKE ? ESCAPE '!' OR email_key LIKE ? ESCAPE '!' \
+         ORDER BY id LIMIT ?"
+    );
+    db.fetch_all_with(
+        &sql,
+        &[
+            Value::Int(id),
+            Value::Text(pattern.clone()),
+            Value::Text(pattern.clone()),
+            Value::Text(pattern),
+            Value::Int(limit),
+        ],
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}

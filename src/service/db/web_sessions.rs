@@ -146,3 +146,27 @@ pub async fn delete_expired(db: &Db, now_ms: i64) -> DbResult<u64> {
     )
     .await
 }
+
+/// Ends a user's sessions in a transaction: one (`id`) or all of them; how many ended.
+pub async fn delete_of_user_in(
+    tx: &mut super::Tx,
+    user_id: i64,
+    id: Option<&str>,
+) -> DbResult<u64> {
+    match id {
+        Some(id) => {
+            tx.execute(
+                "DELETE FROM web_sessions WHERE user_id = ? AND id = ?",
+                &[Value::Int(user_id), Value::Text(id.to_string())],
+            )
+            .await
+        }
+        None => {
+            tx.execute(
+                "DELETE FROM web_sessions WHERE user_id = ?",
+                &[Value::Int(user_id)],
+            )
+            .await
+        }
+    }
+}

@@ -328,6 +328,20 @@ pub async fn find(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<OrderRow
     found.ok_or_else(|| ServiceError::NotFound(msg!("order-not-found")))
 }
 
+/// An order state a person named (`held`), or why not.
+fn order_status(text: &str) -> ServiceResult<OrderStatus> {
+    OrderStatus::parse(text).ok_or_else(|| {
+        ServiceError::invalid(
+            "status",
+            msg!(
+                "choice-invalid",
+                value = text,
+                choices = OrderStatus::choices()
+            ),
+        )
+    })
+}
+
 /// Orders, newest first: the caller's own, or (administrators) anyone's, by user and state.
 pub async fn list(
     ctx: &Ctx,
@@ -336,26 +350,51 @@ pub async fn list(
     status: Option<&str>,
     limit: i64,
 ) -> ServiceResult<Vec<OrderRow>> {
-    let status = status
-        .map(|s| {
-            OrderStatus::parse(s).ok_or_else(|| {
-                ServiceError::invalid(
-                    "status",
-                    msg!(
-                        "choice-invalid",
-                        value = s,
-                        choices = OrderStatus::choices()
-                    ),
-                )
-            })
-        })
-        .transpose()?;
+    let status = status.map(order_status).transpose()?;
     let user_id = match (caller.owner(), user) {
         (Some(own), _) => Some(own),
         (None, Some(name)) => Some(super::users::find(&ctx.db, name).await?.id),
         (None, None) => None,
     };
     Ok(db::orders::list(&ctx.db, user_id, status, limit).await?)
+}
+
+/// Orders an administrator looks for by one term: an order id, a Stripe Checkout Session
+/// (`cs_…`) or payment (`pi_…`) id, or a username; in one state when asked. Newest first;
+/// an empty term lists the newest orders.
+pub async fn search(
+    ctx: &Ctx,
+    caller: &Caller,
+    term: &str,
+    status: Option<&str>,
+    limit: i64,
+) -> ServiceResult<Vec<OrderRow>> {
+    caller.require_admin()?;
+    let term = term.trim();
+    if term.is_empty() {
+        return list(ctx, caller, None, status, limit).await;
+    }
+    let state = status.map(order_status).transpose()?;
+    let mut found = Vec::new();
+    if let Ok(id) = term.trim_start_matches('#').parse::<i64>()
+        && let Some(order) = db::orders::find(&ctx.db, id).await?
+    {
+        found.push(order);
+    }
+    if let Some(order) = db::orders::by_session(&ctx.db, term).await? {
+        found.push(order);
+    }
+    if let Some(order) = db::orders::by_payment_intent(&ctx.db, term).await? {
+        found.push(order);
+    }
+    if let Some(user) = db::users::find_by_username(&ctx.db, term).await? {
+        found.extend(db::orders::list(&ctx.db, Some(user.id), state, limit).await?);
+    }
+    found.retain(|order| state.is_none_or(|s| order.status == s));
+    found.sort_by_key(|order| std::cmp::Reverse(order.id));
+    found.dedup_by_key(|order| order.id);
+    found.truncate(usize::try_from(limit.max(1)).unwrap_or(usize::MAX));
+    Ok(found)
 }
 
 /// An order with the Stripe events applied to it (administrators).
