@@ -53,6 +53,10 @@ pub async fn set_confirmed(
             ServiceError::NotFound(message)
         }
     })?;
+    let name = RuntimeOptions::names()
+        .into_iter()
+        .find(|known| *known == name)
+        .ok_or_else(|| ServiceError::NotFound(unknown(name)))?;
     store(ctx, caller, &[name], options, confirmed).await?;
     current(&ctx.db)
         .await?

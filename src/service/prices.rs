@@ -186,7 +186,7 @@ pub async fn unpriced_seen(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<Stri
 }
 
 /// One model of an import: what it is priced now and what the table says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ImportedModel {
     pub model: String,
     pub before: Option<PriceRow>,
