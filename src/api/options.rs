@@ -47,7 +47,8 @@ async fn set(
         serde_json::Value::String(text) => text,
         other => other.to_string(),
     };
-    let info = service::options::set_confirmed(&state.ctx, &caller, &name, &value, body.confirm).await?;
+    let info =
+        service::options::set_confirmed(&state.ctx, &caller, &name, &value, body.confirm).await?;
     Ok(Json(info))
 }
 

@@ -123,7 +123,9 @@ fn micro_usd(value: &Value, scale: f64) -> Result<MicroUsd, SkipReason> {
         _ => None,
     };
     let bad = || SkipReason::BadNumber(value.to_string());
-    let number = number.filter(|n| n.is_finite() && *n >= 0.0).ok_or_else(bad)?;
+    let number = number
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .ok_or_else(bad)?;
     let micros = (number * scale * 1_000_000.0).round();
     // Far above any real price ($100,000 per 1M tokens), and well inside i64.
     if micros > 100_000.0 * 1_000_000.0 {
@@ -165,10 +167,7 @@ fn one_api(object: &Map<String, Value>) -> Result<ImportTable, ImportError> {
             table.skipped.push((model.clone(), SkipReason::NotAnEntry));
             continue;
         }
-        let completion = completions
-            .get(model)
-            .cloned()
-            .unwrap_or(Value::from(1));
+        let completion = completions.get(model).cloned().unwrap_or(Value::from(1));
         let priced = micro_usd(ratio, ONE_API_RATIO_USD_PER_MTOK).and_then(|input| {
             let factor = match &completion {
                 Value::Number(n) => n.as_f64(),
@@ -177,10 +176,7 @@ fn one_api(object: &Map<String, Value>) -> Result<ImportTable, ImportError> {
             }
             .filter(|f| f.is_finite() && *f >= 0.0)
             .ok_or_else(|| SkipReason::BadNumber(completion.to_string()))?;
-            let output = micro_usd(
-                &Value::from(input.0 as f64 / 1_000_000.0),
-                factor,
-            )?;
+            let output = micro_usd(&Value::from(input.0 as f64 / 1_000_000.0), factor)?;
             Ok(ModelPrice::PerToken {
                 input,
                 output,
@@ -287,7 +283,10 @@ mod tests {
     #[test]
     fn formats_are_named_as_the_api_names_them() {
         assert_eq!(ImportFormat::parse("oneapi"), Some(ImportFormat::OneApi));
-        assert_eq!(ImportFormat::parse(" LiteLLM "), Some(ImportFormat::LiteLlm));
+        assert_eq!(
+            ImportFormat::parse(" LiteLLM "),
+            Some(ImportFormat::LiteLlm)
+        );
         assert_eq!(ImportFormat::parse("csv"), None);
         assert_eq!(ImportFormat::LiteLlm.as_str(), "litellm");
     }
@@ -371,7 +370,10 @@ mod tests {
         )
         .unwrap();
         let models: Vec<&str> = table.prices.iter().map(|p| p.model.as_str()).collect();
-        assert_eq!(models, ["claude-sonnet-4-5", "rerank-v3.5", "text-embedding-3-small"]);
+        assert_eq!(
+            models,
+            ["claude-sonnet-4-5", "rerank-v3.5", "text-embedding-3-small"]
+        );
         assert_eq!(
             table.prices[0],
             ImportedPrice {
@@ -385,12 +387,18 @@ mod tests {
                 context_tokens: Some(200_000),
             }
         );
-        assert_eq!(table.prices[1].price, ModelPrice::PerRequest(MicroUsd(2_000)));
+        assert_eq!(
+            table.prices[1].price,
+            ModelPrice::PerRequest(MicroUsd(2_000))
+        );
         assert_eq!(table.prices[2].price, per_token(20_000, 0));
         assert_eq!(
             table.skipped,
             vec![
-                ("dall-e-3".into(), SkipReason::Mode("image_generation".into())),
+                (
+                    "dall-e-3".into(),
+                    SkipReason::Mode("image_generation".into())
+                ),
                 ("free-lunch".into(), SkipReason::NoPrice),
                 ("negative".into(), SkipReason::BadNumber("-1".into())),
                 ("not-an-object".into(), SkipReason::NotAnEntry),

@@ -113,9 +113,8 @@ pub async fn set_many(
 
 /// The money features, by the options that switch them on: each is off or on.
 fn money_features(options: &RuntimeOptions) -> [(&'static str, bool); 3] {
-    let above_zero = |text: &str| {
-        crate::domain::money::MicroUsd::parse(text).is_ok_and(|usd| usd.0 > 0)
-    };
+    let above_zero =
+        |text: &str| crate::domain::money::MicroUsd::parse(text).is_ok_and(|usd| usd.0 > 0);
     [
         (
             "payments",
@@ -126,10 +125,7 @@ fn money_features(options: &RuntimeOptions) -> [(&'static str, bool); 3] {
             above_zero(&options.invite_reward_inviter_usd)
                 || above_zero(&options.invite_reward_invitee_usd),
         ),
-        (
-            "new_user_balance",
-            above_zero(&options.new_user_quota_usd),
-        ),
+        ("new_user_balance", above_zero(&options.new_user_quota_usd)),
     ]
 }
 

@@ -1,6 +1,6 @@
 use super::{Caller, Ctx, ServiceError, ServiceResult, audit, decimal_err, name_err};
-use crate::domain::money::MicroUsd;
 use crate::domain::list_prices;
+use crate::domain::money::MicroUsd;
 use crate::domain::names;
 use crate::domain::price_import::{self, ImportFormat, SkipReason};
 use crate::domain::pricing::{MAX_CONTEXT_TOKENS, ModelPrice};
@@ -178,9 +178,8 @@ pub async fn unpriced_seen(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<Stri
     Ok(seen
         .into_iter()
         .filter(|model| {
-            !model.is_empty()
-                && !priced.contains(model)
-                && !(list_prices && list_prices::shipped().get(model).is_some())
+            let listed = list_prices && list_prices::shipped().get(model).is_some();
+            !model.is_empty() && !priced.contains(model) && !listed
         })
         .collect())
 }

@@ -187,7 +187,11 @@ pub async fn create_group(
         Err(error) => {
             let errors = FieldErrors::from_service(&error, admin.page.lang, &[]);
             let status = refused_status(&error);
-            Ok((status, groups_view(&state, admin, form, errors, None).await?).into_response())
+            Ok((
+                status,
+                groups_view(&state, admin, form, errors, None).await?,
+            )
+                .into_response())
         }
     }
 }
@@ -255,8 +259,16 @@ impl PricesPage {
     fn cells(&self, price: &PriceView) -> [(&'static str, &'static str, String); 5] {
         let figure = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
         [
-            ("input", "admin-field-input", figure(price.input_usd_per_mtok)),
-            ("output", "admin-field-output", figure(price.output_usd_per_mtok)),
+            (
+                "input",
+                "admin-field-input",
+                figure(price.input_usd_per_mtok),
+            ),
+            (
+                "output",
+                "admin-field-output",
+                figure(price.output_usd_per_mtok),
+            ),
             (
                 "cached_input",
                 "admin-field-cached-input",
@@ -267,7 +279,11 @@ impl PricesPage {
                 "admin-field-cache-write",
                 figure(price.cache_write_usd_per_mtok),
             ),
-            ("per_request", "admin-field-per-request", figure(price.per_request_usd)),
+            (
+                "per_request",
+                "admin-field-per-request",
+                figure(price.per_request_usd),
+            ),
         ]
     }
 
@@ -391,24 +407,13 @@ const IMPORT_FORMATS: [(&str, &str); 2] = [
     ("oneapi", "admin-import-format-oneapi"),
 ];
 
+#[derive(Default)]
 struct PricesState {
     form: PriceForm,
     errors: FieldErrors,
     import: ImportForm,
     import_errors: FieldErrors,
     preview: Option<PriceImportView>,
-}
-
-impl Default for PricesState {
-    fn default() -> PricesState {
-        PricesState {
-            form: PriceForm::default(),
-            errors: FieldErrors::default(),
-            import: ImportForm::default(),
-            import_errors: FieldErrors::default(),
-            preview: None,
-        }
-    }
 }
 
 async fn prices_view(

@@ -329,7 +329,10 @@ async fn build(state: &AppState, admin: AdminPage, shown: Shown) -> Result<Setti
     })
 }
 
-pub async fn page(State(state): State<AppState>, admin: AdminPage) -> Result<SettingsPage, WebError> {
+pub async fn page(
+    State(state): State<AppState>,
+    admin: AdminPage,
+) -> Result<SettingsPage, WebError> {
     build(&state, admin, Shown::default()).await
 }
 
@@ -369,22 +372,29 @@ pub async fn save(
     let section = values
         .first()
         .map(|(name, _)| section_of(name))
-        .or_else(|| SECTIONS.iter().map(|(id, _)| *id).find(|id| *id == fields.get("section")));
+        .or_else(|| {
+            SECTIONS
+                .iter()
+                .map(|(id, _)| *id)
+                .find(|id| *id == fields.get("section"))
+        });
     match service::options::set_many(&state.ctx, &admin.caller(), &values, confirmed(&fields)).await
     {
         Ok(changed) => {
             let text = if changed.is_empty() {
                 admin.page.t("admin-settings-unchanged")
             } else {
-                admin.page.t1("admin-settings-saved", "names", &changed.join(", "))
+                admin
+                    .page
+                    .t1("admin-settings-saved", "names", &changed.join(", "))
             };
             flash(&session, text).await?;
             let anchor = section.map(|s| format!("#{s}")).unwrap_or_default();
             Ok(Redirect::to(&format!("/admin/settings{anchor}")).into_response())
         }
-        Err(error @ (ServiceError::Forbidden(_) | ServiceError::NotFound(_) | ServiceError::Db(_))) => {
-            Err(admin.page.failed(error))
-        }
+        Err(
+            error @ (ServiceError::Forbidden(_) | ServiceError::NotFound(_) | ServiceError::Db(_)),
+        ) => Err(admin.page.failed(error)),
         Err(error) => {
             let errors = FieldErrors::from_service(&error, admin.page.lang, &[]);
             let status = refused_status(&error);
@@ -552,7 +562,11 @@ pub async fn remove_provider(
     service::oauth::remove_provider(&state.ctx, &admin.caller(), &name)
         .await
         .map_err(|e| admin.page.failed(e))?;
-    flash(&session, admin.page.t1("admin-provider-removed", "name", &name)).await?;
+    flash(
+        &session,
+        admin.page.t1("admin-provider-removed", "name", &name),
+    )
+    .await?;
     Ok(Redirect::to("/admin/settings#providers").into_response())
 }
 
@@ -574,7 +588,10 @@ mod tests {
         }
         for (_, names) in SECTIONS {
             for name in *names {
-                assert!(RuntimeOptions::names().contains(name), "{name} is no option");
+                assert!(
+                    RuntimeOptions::names().contains(name),
+                    "{name} is no option"
+                );
             }
         }
         for name in MONEY_OPTIONS {
