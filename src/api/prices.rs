@@ -1,4 +1,4 @@
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
@@ -15,7 +15,11 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/prices", get(list))
-        .route("/prices/import", post(import))
+        // LiteLLM's whole price file is larger than the usual body limit.
+        .route(
+            "/prices/import",
+            post(import).layer(DefaultBodyLimit::max(8 * 1024 * 1024)),
+        )
         // Model names may contain slashes.
         .route("/prices/{*model}", get(show).put(set).delete(remove))
 }

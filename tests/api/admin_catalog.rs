@@ -292,6 +292,24 @@ db_test! {
         assert_eq!(preview.status, 200);
         assert!(preview.contains("not priced per token (mode image_generation)"), "{}", preview.body);
         assert!(preview.contains("0 prices would change"), "already applied: {}", preview.body);
+
+        // A table the size of LiteLLM's whole file goes through the page and the API.
+        let mut big = serde_json::Map::new();
+        for n in 0..6000 {
+            big.insert(format!("bulk-model-{n:05}"), json!({
+                "mode": "chat", "max_input_tokens": 128000, "max_output_tokens": 16384,
+                "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+                "litellm_provider": "openai", "supports_function_calling": true
+            }));
+        }
+        let big = Value::Object(big).to_string();
+        assert!(big.len() > 1_000_000, "{}", big.len());
+        let preview = ada.post("/admin/prices/import", &[("format", "litellm"), ("data", &big), ("dry_run", "true")]).await;
+        assert_eq!(preview.status, 200, "{}", &preview.body[..preview.body.len().min(500)]);
+        assert!(preview.contains("6000 prices would change"));
+        let (status, body) = api.post("/api/prices/import", json!({"format": "litellm", "data": big, "dry_run": true})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["changes"], 6000);
     }
 }
 
@@ -403,6 +421,8 @@ db_test! {
         let admin = Api { app: &app, token: admin_token(&app, "ops", "admin").await };
 
         let stripe = FakeStripe::start().await;
+        let page = ruth.get("/admin/settings").await;
+        assert!(!page.contains("sk_test_"), "no key shown");
         app.set_option("stripe_api_base", &stripe.base).await;
         ruth.get("/admin/settings").await;
         let refused = ruth.post("/admin/settings/stripe/check", &[]).await;
@@ -417,7 +437,9 @@ db_test! {
         stripe.configure(&app).await;
         let ok = ruth.post("/admin/settings/stripe/check", &[]).await;
         assert_eq!(ok.status, 303, "{}", ok.body);
-        assert!(ruth.get("/admin/settings").await.contains("Stripe accepted the key."));
+        let page = ruth.get("/admin/settings").await;
+        assert!(page.contains("Stripe accepted the key."));
+        assert!(!page.contains(crate::helpers::stripe::SECRET_KEY) && !page.contains(crate::helpers::stripe::WEBHOOK_SECRET), "secrets are never shown");
         let (status, body) = api.post("/api/stripe/check", json!({})).await;
         assert_eq!((status, body), (200, json!({"ok": true})));
         assert_eq!(admin.post("/api/stripe/check", json!({})).await.0, 403);

@@ -5,7 +5,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -22,6 +22,9 @@ use crate::web::error::WebError;
 use crate::web::form::{FieldErrors, Posted};
 use crate::web::page::{Page, flash};
 
+/// The largest import form: LiteLLM's whole price file (about 1.5 MB) percent-encoded.
+const MAX_IMPORT_FORM_BYTES: usize = 8 * 1024 * 1024;
+
 /// Pages and forms that need only an administrator.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -30,7 +33,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/groups/{name}/delete", post(delete_group))
         .route("/admin/prices", get(prices_page).post(set_price))
         .route("/admin/prices/delete", post(delete_price))
-        .route("/admin/prices/import", post(import_prices))
+        .route(
+            "/admin/prices/import",
+            post(import_prices).layer(DefaultBodyLimit::max(MAX_IMPORT_FORM_BYTES)),
+        )
         .route("/admin/aliases", get(aliases_page).post(add_alias))
         .route("/admin/aliases/delete", post(remove_alias))
 }
@@ -497,7 +503,7 @@ pub async fn import_prices(
     State(state): State<AppState>,
     session: Session,
     admin: AdminPage,
-    Posted(import): Posted<ImportForm>,
+    Posted(import): Posted<ImportForm, MAX_IMPORT_FORM_BYTES>,
 ) -> Result<Response, WebError> {
     let dry_run = import.dry_run.trim() != "false";
     let result = service::prices::import(
