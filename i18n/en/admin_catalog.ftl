@@ -73,9 +73,18 @@ admin-import-format-oneapi = One API model ratio and completion ratio
 admin-field-import-data = Table (JSON)
 admin-field-import-data-hint = For One API: an object with model_ratio and completion_ratio, or the model ratios alone.
 admin-import-preview = Preview
-admin-import-preview-title = { $count } prices would change
-admin-import-apply = Apply { $count } prices
-admin-import-applied = { $count } prices imported.
+admin-import-preview-title = { $count ->
+    [one] 1 price would change
+   *[other] { $count } prices would change
+}
+admin-import-apply = { $count ->
+    [one] Apply 1 price
+   *[other] Apply { $count } prices
+}
+admin-import-applied = { $count ->
+    [one] 1 price imported.
+   *[other] { $count } prices imported.
+}
 admin-import-col-change = Change
 admin-import-col-now = Now
 admin-import-col-imported = Imported
@@ -83,7 +92,10 @@ admin-import-new = New
 admin-import-changed = Changed
 admin-import-unchanged = Unchanged
 admin-import-no-price = No price
-admin-import-skipped-title = { $count } entries left out
+admin-import-skipped-title = { $count ->
+    [one] 1 entry left out
+   *[other] { $count } entries left out
+}
 admin-import-skip-mode = not priced per token (mode { $detail })
 admin-import-skip-no-price = no price in the entry
 admin-import-skip-bad-number = not a usable price ({ $detail })
@@ -121,6 +133,7 @@ admin-settings-save = Save { $section }
 admin-settings-saved = Saved: { $names }.
 admin-settings-unchanged = Nothing was changed.
 admin-option-default = default { $value }
+admin-option-default-empty = empty by default
 admin-secret-set = set (not shown)
 admin-secret-not-set = not set
 admin-secret-clear = Remove the stored value

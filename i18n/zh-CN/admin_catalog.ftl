@@ -121,6 +121,7 @@ admin-settings-save = 保存{ $section }
 admin-settings-saved = 已保存：{ $names }。
 admin-settings-unchanged = 没有任何更改。
 admin-option-default = 默认 { $value }
+admin-option-default-empty = 默认为空
 admin-secret-set = 已设置（不显示）
 admin-secret-not-set = 未设置
 admin-secret-clear = 删除已保存的值

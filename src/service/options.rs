@@ -259,3 +259,49 @@ fn unknown(name: &str) -> Message {
         known = RuntimeOptions::names().join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> RuntimeOptions {
+        let mut options = RuntimeOptions::default();
+        for (name, value) in pairs {
+            options.set(name, value).unwrap();
+        }
+        options
+    }
+
+    #[test]
+    fn money_features_count_as_switched_on_only_from_off() {
+        let off = RuntimeOptions::default();
+        assert!(money_switched_on(&off, &off).is_empty());
+        assert_eq!(
+            money_switched_on(&off, &with(&[("new_user_quota_usd", "0.01")])),
+            ["new_user_balance"]
+        );
+        assert_eq!(
+            money_switched_on(&off, &with(&[("invite_reward_invitee_usd", "1")])),
+            ["invite_rewards"]
+        );
+        let one_key = with(&[("stripe_secret_key", "sk_test_a")]);
+        assert!(
+            money_switched_on(&off, &one_key).is_empty(),
+            "one key is not payments"
+        );
+        let both = with(&[
+            ("stripe_secret_key", "sk_test_a"),
+            ("stripe_webhook_secret", "whsec_a"),
+        ]);
+        assert_eq!(money_switched_on(&one_key, &both), ["payments"]);
+        let raised = with(&[("new_user_quota_usd", "1")]);
+        assert!(
+            money_switched_on(&raised, &with(&[("new_user_quota_usd", "5")])).is_empty(),
+            "already on"
+        );
+        assert!(
+            money_switched_on(&raised, &off).is_empty(),
+            "switching off is free"
+        );
+    }
+}

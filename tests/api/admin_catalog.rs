@@ -276,7 +276,7 @@ db_test! {
         assert!(refused.field_error("data").is_some(), "{}", refused.body);
         let preview = ada.post("/admin/prices/import", &[("format", "oneapi"), ("data", &table), ("dry_run", "true")]).await;
         assert_eq!(preview.status, 200, "{}", preview.body);
-        assert!(preview.contains("1 prices would change"), "{}", preview.body);
+        assert!(preview.contains("1 price would change"), "{}", preview.body);
         assert!(preview.contains("$0.5 in / $2 out per 1M tokens"), "{}", preview.body);
         assert!(preview.contains("name=\"dry_run\" value=\"false\""));
         assert_eq!(api.get("/api/prices/ratio-model").await.0, 404, "a preview stores nothing");
@@ -285,7 +285,7 @@ db_test! {
         let (_, price) = api.get("/api/prices/ratio-model").await;
         assert_eq!(price["input_usd_per_mtok"], 0.5);
         assert_eq!(price["output_usd_per_mtok"], 2.0);
-        assert!(ada.get("/admin/prices").await.contains("1 prices imported."));
+        assert!(ada.get("/admin/prices").await.contains("1 price imported."));
 
         // And LiteLLM through the page: what is left out is said in the preview.
         let preview = ada.post("/admin/prices/import", &[("format", "litellm"), ("data", &litellm_table().to_string()), ("dry_run", "true")]).await;

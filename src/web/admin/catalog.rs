@@ -341,6 +341,14 @@ impl PricesPage {
         self.page.t1(key, "detail", detail)
     }
 
+    /// A text counting `count` things, in the plural form the language needs.
+    fn counted(&self, key: &'static str, count: impl std::borrow::Borrow<usize>) -> String {
+        let count =
+            i64::try_from(*std::borrow::Borrow::<usize>::borrow(&count)).unwrap_or(i64::MAX);
+        self.page
+            .say(&crate::i18n::Message::new(key).with("count", count))
+    }
+
     fn change(&self, change: &str) -> String {
         self.page.t(match change {
             "new" => "admin-import-new",
@@ -516,8 +524,11 @@ pub async fn import_prices(
     .await;
     match result {
         Ok(done_import) if !dry_run => {
-            let count = PriceImportView::new(&done_import).changes.to_string();
-            let text = admin.page.t1("admin-import-applied", "count", &count);
+            let count = PriceImportView::new(&done_import).changes;
+            let count = i64::try_from(count).unwrap_or(i64::MAX);
+            let text = admin
+                .page
+                .say(&crate::i18n::Message::new("admin-import-applied").with("count", count));
             done(&session, text, "/admin/prices").await
         }
         Ok(preview) => {
