@@ -301,6 +301,19 @@ async fn build(state: &AppState, admin: AdminPage, shown: Shown) -> Result<Setti
         }
     }
     sections.retain(|s| !s.fields.is_empty());
+    // Each section in its own order (related options together), unlisted ones last.
+    for section in &mut sections {
+        let order = SECTIONS
+            .iter()
+            .find(|(id, _)| *id == section.id)
+            .map_or(&[][..], |(_, names)| *names);
+        section.fields.sort_by_key(|f| {
+            order
+                .iter()
+                .position(|n| *n == f.name)
+                .unwrap_or(usize::MAX)
+        });
+    }
     let providers = if is_root {
         let base = base_url(state);
         service::oauth::list_providers(&state.ctx, &caller)
