@@ -234,6 +234,15 @@ pub async fn refund(
     Ok(refund.id.as_str().to_string())
 }
 
+/// Whether Stripe accepts the key: lists one Checkout Session, a read needing the permission
+/// Tollgate's own calls need (a restricted key without it is refused here, not at the first
+/// payment).
+pub async fn check_key(access: &StripeAccess) -> Result<(), PaymentError> {
+    let client = access.client(RequestStrategy::Once)?;
+    ListCheckoutSession::new().limit(1).send(&client).await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

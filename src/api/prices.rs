@@ -1,5 +1,5 @@
-use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
 use serde::Deserialize;
@@ -8,13 +8,18 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::extract::{ApiCaller, ApiJson, decimal};
 use crate::service::prices::PriceInput;
-use crate::service::views::PriceView;
+use crate::service::views::{PriceImportView, PriceView};
 use crate::service::{self};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/prices", get(list))
+        // LiteLLM's whole price file is larger than the usual body limit.
+        .route(
+            "/prices/import",
+            post(import).layer(DefaultBodyLimit::max(8 * 1024 * 1024)),
+        )
         // Model names may contain slashes.
         .route("/prices/{*model}", get(show).put(set).delete(remove))
 }
@@ -82,4 +87,30 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     service::prices::delete(&state.ctx, &caller, &model).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{"format": "oneapi" | "litellm", "data": {…} or its JSON text, "dry_run": true}`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    format: String,
+    data: Value,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Imports another gateway's price table; with `dry_run` answers what it would change and
+/// stores nothing.
+async fn import(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ImportBody>,
+) -> Result<Json<PriceImportView>, ApiError> {
+    let data = match body.data {
+        Value::String(text) => text,
+        other => other.to_string(),
+    };
+    let import =
+        service::prices::import(&state.ctx, &caller, &body.format, &data, body.dry_run).await?;
+    Ok(Json(PriceImportView::new(&import)))
 }

@@ -13,6 +13,7 @@ pub mod money;
 pub mod names;
 pub mod nul;
 pub mod password;
+pub mod price_import;
 pub mod pricing;
 pub mod redirect;
 pub mod secret_key;

@@ -34,6 +34,7 @@ pub mod options;
 pub mod prices;
 pub mod relay_accounts;
 pub mod sessions;
+pub mod site_checks;
 pub mod site_values;
 pub mod tokens;
 pub mod topups;

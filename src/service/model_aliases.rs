@@ -13,15 +13,24 @@ pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<AliasRow>> {
     Ok(db::model_aliases::list(&ctx.db).await?)
 }
 
-/// Points `name` at `target`.
-pub async fn add(ctx: &Ctx, caller: &Caller, name: &str, target: &str) -> ServiceResult<AliasRow> {
-    caller.require_admin()?;
+/// The alias's name and target as they are stored, checked against the aliases there are
+/// (`except` an alias being pointed elsewhere): aliases do not chain.
+async fn checked(
+    ctx: &Ctx,
+    name: &str,
+    target: &str,
+    except: Option<&str>,
+) -> ServiceResult<(String, String)> {
     let name = names::model_name(name).map_err(name_err("name"))?;
     let target = names::model_name(target).map_err(name_err("to"))?;
     if name == target {
         return Err(ServiceError::invalid("to", msg!("alias-points-at-itself")));
     }
-    let existing = db::model_aliases::list(&ctx.db).await?;
+    let existing: Vec<AliasRow> = db::model_aliases::list(&ctx.db)
+        .await?
+        .into_iter()
+        .filter(|a| Some(a.name.as_str()) != except)
+        .collect();
     if let Some(alias) = existing.iter().find(|a| a.name == target) {
         return Err(ServiceError::invalid(
             "to",
@@ -42,6 +51,13 @@ pub async fn add(ctx: &Ctx, caller: &Caller, name: &str, target: &str) -> Servic
             ),
         ));
     }
+    Ok((name, target))
+}
+
+/// Points `name` at `target`.
+pub async fn add(ctx: &Ctx, caller: &Caller, name: &str, target: &str) -> ServiceResult<AliasRow> {
+    caller.require_admin()?;
+    let (name, target) = checked(ctx, name, target, None).await?;
     ctx.write(caller, async |tx| {
         let row = db::model_aliases::insert(tx, &name, &target)
             .await
@@ -50,6 +66,35 @@ pub async fn add(ctx: &Ctx, caller: &Caller, name: &str, target: &str) -> Servic
             "alias.create",
             format!("alias:{name}"),
             None,
+            Some(serde_json::json!({ "target": target })),
+            &[],
+        ));
+        Ok(row)
+    })
+    .await
+}
+
+/// Points the existing alias `name` at another model.
+pub async fn retarget(
+    ctx: &Ctx,
+    caller: &Caller,
+    name: &str,
+    target: &str,
+) -> ServiceResult<AliasRow> {
+    caller.require_admin()?;
+    let before = db::model_aliases::list(&ctx.db)
+        .await?
+        .into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| ServiceError::NotFound(msg!("alias-not-found", name = name)))?;
+    let (name, target) = checked(ctx, name, target, Some(name)).await?;
+    ctx.write(caller, async |tx| {
+        db::model_aliases::delete(tx, &name).await?;
+        let row = db::model_aliases::insert(tx, &name, &target).await?;
+        tx.audit(audit::change(
+            "alias.update",
+            format!("alias:{name}"),
+            Some(serde_json::json!({ "target": before.target })),
             Some(serde_json::json!({ "target": target })),
             &[],
         ));

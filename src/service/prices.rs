@@ -1,6 +1,8 @@
 use super::{Caller, Ctx, ServiceError, ServiceResult, audit, decimal_err, name_err};
+use crate::domain::list_prices;
 use crate::domain::money::MicroUsd;
 use crate::domain::names;
+use crate::domain::price_import::{self, ImportFormat, SkipReason};
 use crate::domain::pricing::{MAX_CONTEXT_TOKENS, ModelPrice};
 use crate::msg;
 use crate::service::db::prices::PriceRow;
@@ -158,6 +160,185 @@ pub async fn delete(ctx: &Ctx, caller: &Caller, model: &str) -> ServiceResult<()
         )));
     }
     Ok(())
+}
+
+/// The models requests named that have no price: neither one the admin set nor, while the
+/// option `list_prices` is on, one from the shipped list-price table. The console lists them
+/// first on its price page, since requests for them are refused (or free, when unpriced
+/// models are allowed).
+pub async fn unpriced_seen(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<String>> {
+    caller.require_admin()?;
+    let seen = super::logs::models_seen(ctx, caller).await?;
+    let priced: std::collections::HashSet<String> = db::prices::list(&ctx.db)
+        .await?
+        .into_iter()
+        .map(|p| p.model)
+        .collect();
+    let list_prices = super::options::current(&ctx.db).await?.list_prices;
+    Ok(seen
+        .into_iter()
+        .filter(|model| {
+            let listed = list_prices && list_prices::shipped().get(model).is_some();
+            !model.is_empty() && !priced.contains(model) && !listed
+        })
+        .collect())
+}
+
+/// One model of an import: what it is priced now and what the table says.
+#[derive(Debug, Clone)]
+pub struct ImportedModel {
+    pub model: String,
+    pub before: Option<PriceRow>,
+    pub price: ModelPrice,
+    pub context_tokens: Option<i64>,
+}
+
+/// Whether an import changes a model's price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportChange {
+    New,
+    Changed,
+    Unchanged,
+}
+
+impl ImportChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportChange::New => "new",
+            ImportChange::Changed => "changed",
+            ImportChange::Unchanged => "unchanged",
+        }
+    }
+}
+
+impl ImportedModel {
+    pub fn change(&self) -> ImportChange {
+        match &self.before {
+            None => ImportChange::New,
+            Some(before)
+                if before.price == self.price && before.context_tokens == self.context_tokens =>
+            {
+                ImportChange::Unchanged
+            }
+            Some(_) => ImportChange::Changed,
+        }
+    }
+}
+
+/// What an import does (or, as a dry run, would do): every model read, against its price
+/// now, and the entries left out with the reason.
+#[derive(Debug, Clone)]
+pub struct PriceImport {
+    pub format: ImportFormat,
+    pub models: Vec<ImportedModel>,
+    pub skipped: Vec<(String, SkipReason)>,
+    /// False for a dry run: nothing was stored.
+    pub applied: bool,
+}
+
+/// Reads another gateway's price table (`format` `oneapi` or `litellm`, `data` its JSON) and
+/// compares it with the prices set now; unless `dry_run`, sets every new or changed price in
+/// one transaction, each audited as `price.set`. A model the table gives no window keeps the
+/// one it has.
+pub async fn import(
+    ctx: &Ctx,
+    caller: &Caller,
+    format: &str,
+    data: &str,
+    dry_run: bool,
+) -> ServiceResult<PriceImport> {
+    caller.require_admin()?;
+    let format = ImportFormat::parse(format).ok_or_else(|| {
+        ServiceError::invalid(
+            "format",
+            msg!(
+                "choice-invalid",
+                value = format,
+                choices = ImportFormat::CHOICES
+            ),
+        )
+    })?;
+    let table = price_import::parse(format, data).map_err(|e| {
+        ServiceError::invalid(
+            "data",
+            msg!("price-import-unreadable", reason = e.to_string()),
+        )
+    })?;
+    let now: std::collections::HashMap<String, PriceRow> = db::prices::list(&ctx.db)
+        .await?
+        .into_iter()
+        .map(|p| (p.model.clone(), p))
+        .collect();
+    let mut skipped = table.skipped;
+    let mut models = Vec::with_capacity(table.prices.len());
+    for imported in table.prices {
+        let model = match names::model_name(&imported.model) {
+            Ok(model) => model,
+            Err(e) => {
+                skipped.push((imported.model, SkipReason::BadName(e.to_string())));
+                continue;
+            }
+        };
+        let dearest = match imported.price {
+            ModelPrice::PerToken {
+                input,
+                output,
+                cached_input,
+                cache_write,
+            } => input
+                .max(output)
+                .max(cached_input.unwrap_or_default())
+                .max(cache_write.unwrap_or_default()),
+            ModelPrice::PerRequest(price) => price,
+        };
+        if dearest > MAX_PRICE {
+            skipped.push((model, SkipReason::BadNumber(dearest.dollars())));
+            continue;
+        }
+        let before = now.get(&model).cloned();
+        let context_tokens = imported
+            .context_tokens
+            .or_else(|| before.as_ref().and_then(|b| b.context_tokens));
+        models.push(ImportedModel {
+            model,
+            before,
+            price: imported.price,
+            context_tokens,
+        });
+    }
+    skipped.sort_by(|a, b| a.0.cmp(&b.0));
+    let changes: Vec<&ImportedModel> = models
+        .iter()
+        .filter(|m| m.change() != ImportChange::Unchanged)
+        .collect();
+    if !dry_run && !changes.is_empty() {
+        ctx.write(caller, async |tx| {
+            for change in &changes {
+                db::prices::upsert(tx, &change.model, change.price, change.context_tokens).await?;
+                let after = PriceRow {
+                    model: change.model.clone(),
+                    price: change.price,
+                    context_tokens: change.context_tokens,
+                    updated_at: 0,
+                };
+                tx.audit(audit::change(
+                    "price.set",
+                    format!("price:{}", change.model),
+                    change.before.as_ref().map(audit::fields::price),
+                    Some(audit::fields::price(&after)),
+                    &[],
+                ));
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(PriceImport {
+        format,
+        models,
+        skipped,
+        applied: !dry_run,
+    })
 }
 
 #[cfg(test)]

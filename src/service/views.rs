@@ -787,3 +787,103 @@ mod tests {
         );
     }
 }
+/// A price's figures without its record: dollars per 1M tokens, or per request.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct PriceFigures {
+    /// `per_token` or `per_request`.
+    pub mode: &'static str,
+    pub input_usd_per_mtok: Option<f64>,
+    pub output_usd_per_mtok: Option<f64>,
+    pub cached_input_usd_per_mtok: Option<f64>,
+    pub cache_write_usd_per_mtok: Option<f64>,
+    pub per_request_usd: Option<f64>,
+    pub context_tokens: Option<i64>,
+}
+
+impl PriceFigures {
+    pub fn new(price: &ModelPrice, context_tokens: Option<i64>) -> PriceFigures {
+        let row = PriceRow {
+            model: String::new(),
+            price: *price,
+            context_tokens,
+            updated_at: 0,
+        };
+        let view = PriceView::new(&row);
+        PriceFigures {
+            mode: view.mode,
+            input_usd_per_mtok: view.input_usd_per_mtok,
+            output_usd_per_mtok: view.output_usd_per_mtok,
+            cached_input_usd_per_mtok: view.cached_input_usd_per_mtok,
+            cache_write_usd_per_mtok: view.cache_write_usd_per_mtok,
+            per_request_usd: view.per_request_usd,
+            context_tokens,
+        }
+    }
+}
+
+/// One model of a price import: `new`, `changed` or `unchanged`, its price now and the
+/// table's.
+#[derive(Serialize, Debug, Clone)]
+pub struct ImportedPriceView {
+    pub model: String,
+    pub change: &'static str,
+    pub before: Option<PriceFigures>,
+    pub after: PriceFigures,
+}
+
+/// An entry of the table left out: `reason` is `mode`, `no_price`, `bad_number`,
+/// `not_an_entry` or `bad_name`, and `detail` what it is about (the mode, the number).
+#[derive(Serialize, Debug, Clone)]
+pub struct SkippedPriceView {
+    pub model: String,
+    pub reason: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// What a price import did or, as a dry run, would do.
+#[derive(Serialize, Debug, Clone)]
+pub struct PriceImportView {
+    pub format: &'static str,
+    pub dry_run: bool,
+    /// How many prices are (or would be) new or changed.
+    pub changes: usize,
+    pub models: Vec<ImportedPriceView>,
+    pub skipped: Vec<SkippedPriceView>,
+}
+
+impl PriceImportView {
+    pub fn new(import: &crate::service::prices::PriceImport) -> PriceImportView {
+        let models: Vec<ImportedPriceView> = import
+            .models
+            .iter()
+            .map(|m| ImportedPriceView {
+                model: m.model.clone(),
+                change: m.change().as_str(),
+                before: m
+                    .before
+                    .as_ref()
+                    .map(|b| PriceFigures::new(&b.price, b.context_tokens)),
+                after: PriceFigures::new(&m.price, m.context_tokens),
+            })
+            .collect();
+        PriceImportView {
+            format: import.format.as_str(),
+            dry_run: !import.applied,
+            changes: models.iter().filter(|m| m.change != "unchanged").count(),
+            models,
+            skipped: import
+                .skipped
+                .iter()
+                .map(|(model, reason)| {
+                    let (code, detail) = reason.code();
+                    SkippedPriceView {
+                        model: model.clone(),
+                        reason: code,
+                        detail: detail.to_string(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}

@@ -18,10 +18,11 @@ use crate::state::AppState;
 
 /// The largest form body read.
 /// (The playground's form carries its conversation: a few tens of kilobytes, percent-encoded.)
-const MAX_FORM_BYTES: usize = 256 * 1024;
+pub const MAX_FORM_BYTES: usize = 256 * 1024;
 
-/// A posted form whose token and origin passed.
-pub struct Posted<T>(pub T);
+/// A posted form whose token and origin passed, of at most `MAX_BYTES` (a form carrying a
+/// pasted file, such as a price table, takes more; its route lifts axum's body limit too).
+pub struct Posted<T, const MAX_BYTES: usize = MAX_FORM_BYTES>(pub T);
 
 /// Whether the request came from this site's own pages: a browser names the page's origin
 /// (`Origin`), or says whether it was cross-site (`Sec-Fetch-Site`); either must agree.
@@ -43,7 +44,7 @@ fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
     )
 }
 
-impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
+impl<T: DeserializeOwned, const MAX_BYTES: usize> FromRequest<AppState> for Posted<T, MAX_BYTES> {
     type Rejection = WebError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, WebError> {
@@ -59,7 +60,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
         let bytes = Bytes::from_request(
             Request::from_parts(
                 parts,
-                axum::body::Body::new(http_body_util::Limited::new(body, MAX_FORM_BYTES)),
+                axum::body::Body::new(http_body_util::Limited::new(body, MAX_BYTES)),
             ),
             state,
         )

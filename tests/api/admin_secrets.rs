@@ -29,7 +29,8 @@ db_test! {
             assert_eq!(status, 403, "{name}: {body}");
             let (status, body) = admin.delete(&format!("/api/options/{name}")).await;
             assert_eq!(status, 403, "{name} reset: {body}");
-            let (status, body) = root.put(&format!("/api/options/{name}"), json!({"value": value})).await;
+            // (The second Stripe key switches payments on: a money feature, confirmed.)
+            let (status, body) = root.put(&format!("/api/options/{name}"), json!({"value": value, "confirm": true})).await;
             assert_eq!(status, 200, "root sets {name}: {body}");
         }
         let (status, _) = admin.put("/api/options/retry_count", json!({"value": 3})).await;

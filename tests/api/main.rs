@@ -3,6 +3,7 @@
 mod helpers;
 
 mod account_security;
+mod admin_catalog;
 mod admin_channels;
 mod admin_console;
 mod admin_people;
