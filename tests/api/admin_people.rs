@@ -175,11 +175,34 @@ db_test! {
         let key = page.input("idempotency_key").unwrap();
         let stale = ada.post(&path, &[("usd", "9"), ("reason", "stale"), ("idempotency_key", &key)]).await;
         assert_eq!(stale.status, 303, "{}", stale.body);
-        assert!(stale.location.as_deref().unwrap_or_default().starts_with("/reauth"), "{:?}", stale.location);
+        let reauth = stale.location.clone().unwrap_or_default();
+        assert_eq!(reauth, format!("/reauth?next={path}"));
         assert_eq!(app.user("bob").await.quota, TestApp::units(1.5));
+        // The password again: a wrong one is marked; the right one brings the form back with
+        // what was typed, to send with one press.
+        let asked = ada.get(&reauth).await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        let wrong = ada.post("/reauth", &[("password", "not the password"), ("next", &path)]).await;
+        assert_eq!(wrong.status, 422, "{}", wrong.body);
+        assert!(wrong.field_error("password").is_some(), "{}", wrong.body);
+        let proven = ada.post("/reauth", &[("password", PASSWORD), ("next", &path)]).await;
+        assert_eq!(proven.status, 303, "{}", proven.body);
+        assert_eq!(proven.location.as_deref(), Some("/reauth/resume"));
+        let resumed = ada.get("/reauth/resume").await;
+        assert_eq!(resumed.status, 200, "{}", resumed.body);
+        assert!(resumed.contains(&format!("action=\"{path}\"")), "{}", resumed.body);
+        let kept: Vec<(String, String)> = ["usd", "reason", "idempotency_key"]
+            .iter()
+            .map(|name| (name.to_string(), resumed.input(name).unwrap_or_default()))
+            .collect();
+        assert_eq!((kept[0].1.as_str(), kept[1].1.as_str()), ("9", "stale"), "what was typed is kept");
+        let fields: Vec<(&str, &str)> = kept.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let sent = ada.post(&path, &fields).await;
+        assert_eq!(sent.status, 303, "{}", sent.body);
+        assert_eq!(app.user("bob").await.quota, TestApp::units(10.5));
 
         let audited = audit_rows(&app, "user.balance").await;
-        assert_eq!(audited.len(), 2, "{audited:?}");
+        assert_eq!(audited.len(), 3, "{audited:?}");
         let goodwill = audited.iter().find(|r| r.after.as_ref().unwrap()["reason"] == "goodwill").unwrap();
         assert_eq!(goodwill.target, "user:bob");
         assert_eq!(goodwill.before.as_ref().unwrap()["quota"], 0);
