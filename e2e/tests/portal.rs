@@ -212,7 +212,8 @@ async fn cli(database_url: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-async fn start_server(dir: &Path, upstream_port: u16, smtp_port: Option<u16>) -> Server {
+/// A new site's database with its root account (`root`, "root password here").
+async fn site_with_root(dir: &Path) -> String {
     let database_url = format!("sqlite://{}/tollgate.db", dir.display());
     cli(
         &database_url,
@@ -229,6 +230,11 @@ async fn start_server(dir: &Path, upstream_port: u16, smtp_port: Option<u16>) ->
         ],
     )
     .await;
+    database_url
+}
+
+async fn start_server(dir: &Path, upstream_port: u16, smtp_port: Option<u16>) -> Server {
+    let database_url = site_with_root(dir).await;
     cli(
         &database_url,
         &[
@@ -272,6 +278,11 @@ async fn start_server(dir: &Path, upstream_port: u16, smtp_port: Option<u16>) ->
             cli(&database_url, &["option", "set", name, &value]).await;
         }
     }
+    serve(database_url).await
+}
+
+/// The server on `database_url`, once it accepts connections.
+async fn serve(database_url: String) -> Server {
     let port = free_port();
     let child = Command::new(tollgate_binary())
         .args([
@@ -1611,4 +1622,227 @@ async fn a_new_sites_pages_in_light_and_dark() {
         }
         browser.close().await;
     }
+}
+
+/// Runs a script that ends by calling its last argument with a value, and answers the value
+/// as text.
+async fn script_text(browser: &Browser, script: &str) -> String {
+    browser
+        .client
+        .execute_async(script, vec![])
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Clicks the first submit button inside `css`.
+async fn press(browser: &Browser, css: &str) {
+    browser
+        .client
+        .find(Locator::Css(&format!("{css} button[type='submit']")))
+        .await
+        .unwrap_or_else(|e| panic!("a button in {css}: {e}"))
+        .click()
+        .await
+        .expect("press");
+}
+
+/// The console's pages worth showing in the README, visited in one language at one width.
+async fn console_tour(browser: &mut Browser, base: &str, lang: &str, phone: bool, user_page: &str) {
+    for (path, name) in [
+        ("/admin", "overview"),
+        ("/admin/channels", "channels"),
+        (user_page, "user"),
+        ("/admin/logs", "logs"),
+        ("/admin/audit", "audit"),
+        ("/admin/prices", "prices"),
+        ("/admin/settings", "settings"),
+    ] {
+        let url = format!("{base}{path}?lang={lang}");
+        visit(browser, &url, &format!("console-{name}-{lang}"), lang, phone).await;
+    }
+}
+
+/// An operator runs a new site from the console alone: root adds a channel from a preset
+/// against a fake upstream and tests it, prices its model, sets a group's ratio and generates
+/// codes as a CSV download; a person redeems one, makes a key and calls /v1; root finds the
+/// request in the logs and the changes in the audit log. Then the console in Chinese, and both
+/// languages at phone width (pages revisited, checked for overflow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_runs_the_site_from_the_console() {
+    if no_browser() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let upstream = fake_upstream().await;
+    let database_url = site_with_root(dir.path()).await;
+    let server = serve(database_url.clone()).await;
+    let base = server.base.clone();
+    let mut browser = Browser::start(screenshots_dir("console-1280"), 1280, 900)
+        .await
+        .expect("chromium starts");
+    sign_in_as_root(&mut browser, &base).await;
+    browser.open(&format!("{base}/admin"), "console").await;
+    let text = browser.text().await;
+    browser
+        .check(text.contains("Channels") && text.contains("Audit log"), "root reaches the console")
+        .await;
+
+    // A channel from the OpenAI preset, pointed at the fake upstream, then tested.
+    browser
+        .open(&format!("{base}/admin/channels/new?preset=openai"), "channel-preset")
+        .await;
+    browser.fill("name", "upstream").await;
+    browser
+        .fill("base_url", &format!("http://127.0.0.1:{upstream}/v1"))
+        .await;
+    browser.fill_text("keys", "sk-e2e-upstream").await;
+    browser.fill_text("models", "gpt-4o-mini").await;
+    browser.submit("/admin/channels/new").await;
+    browser.wait_for("form[action$='/test']").await;
+    let channel_page = browser.path().await;
+    browser
+        .check(channel_page.starts_with("/admin/channels/"), "the new channel's page")
+        .await;
+    press(&browser, &format!("form[action='{channel_page}/test']")).await;
+    browser.arrive(&channel_page).await;
+    browser.shot("channel-tested").await;
+    let text = browser.text().await;
+    browser
+        .check(text.contains(" ms"), "the test's latency is shown")
+        .await;
+
+    // Its model priced, and the default group's ratio set.
+    browser.open(&format!("{base}/admin/prices"), "prices").await;
+    browser.fill("model", "gpt-4o-mini").await;
+    browser.fill("input", "0.15").await;
+    browser.fill("output", "0.60").await;
+    press(&browser, "section[aria-labelledby='price-form-title'] form").await;
+    browser.arrive("/admin/prices").await;
+    browser.shot("priced").await;
+    browser.open(&format!("{base}/admin/groups"), "groups").await;
+    let ratio = browser
+        .client
+        .find(Locator::Css("input[name='ratio'][form='group-1']"))
+        .await
+        .expect("the default group's ratio");
+    ratio.clear().await.ok();
+    ratio.send_keys("1.5").await.expect("typing");
+    press(&browser, "form#group-1").await;
+    browser.arrive("/admin/groups").await;
+    browser.shot("group-ratio").await;
+
+    // Two codes as a CSV download, read from the POST's own answer.
+    browser.open(&format!("{base}/admin/codes"), "codes").await;
+    browser.fill("count", "2").await;
+    browser.fill("usd", "5").await;
+    browser.fill("name", "launch").await;
+    let csv = script_text(
+        &browser,
+        "const done = arguments[arguments.length - 1];
+         const form = document.querySelector(\"form[action='/admin/codes#errors']\");
+         const data = new URLSearchParams(new FormData(form));
+         data.set('output', 'csv');
+         fetch('/admin/codes', {method: 'POST', body: data})
+           .then(r => r.text().then(t => done([r.status, r.headers.get('content-type'), r.headers.get('content-disposition'), t].join('\\n'))))
+           .catch(e => done('failed ' + e));",
+    )
+    .await;
+    let codes: Vec<String> = csv
+        .split(|c: char| c == ',' || c == '\n' || c == '"')
+        .filter(|cell| cell.starts_with("tgc-"))
+        .map(str::to_string)
+        .collect();
+    browser
+        .check(
+            csv.starts_with("201\ntext/csv") || csv.starts_with("200\ntext/csv"),
+            &format!("the codes come as CSV: {}", csv.lines().take(3).collect::<Vec<_>>().join(" | ")),
+        )
+        .await;
+    browser
+        .check(csv.contains("attachment"), "the CSV is a download")
+        .await;
+    browser.check(codes.len() == 2, &format!("two codes ({csv})")).await;
+
+    // A person redeems one, makes a key and calls /v1.
+    cli(
+        &database_url,
+        &["user", "create", "--username", "alice", "--password", PASSWORD],
+    )
+    .await;
+    browser.submit("/logout").await;
+    browser.sign_in(&base, "alice").await;
+    browser.open(&format!("{base}/wallet"), "wallet").await;
+    browser.fill("code", &codes[0]).await;
+    browser.submit("/wallet/redeem").await;
+    browser.arrive("/wallet").await;
+    let text = browser.text().await;
+    browser
+        .check(text.contains("$5.00"), "the code's value is the balance")
+        .await;
+    browser.open(&format!("{base}/keys"), "keys").await;
+    browser.fill("name", "console-test").await;
+    browser.submit("/keys").await;
+    browser.wait_for("#new-key").await;
+    let key = browser
+        .client
+        .find(Locator::Id("new-key"))
+        .await
+        .expect("the new key")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert_eq!(call_v1(&base, &key).await, 200, "the key works on /v1");
+
+    // Root finds the request and the changes.
+    browser.submit("/logout").await;
+    sign_in_as_root(&mut browser, &base).await;
+    let mut logged = String::new();
+    for _ in 0..50 {
+        browser.open(&format!("{base}/admin/logs"), "logs").await;
+        logged = browser.text().await;
+        if logged.contains("alice") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser
+        .check(
+            logged.contains("alice") && logged.contains("gpt-4o-mini"),
+            "the request is in the logs",
+        )
+        .await;
+    browser.open(&format!("{base}/admin/audit"), "audit").await;
+    let audit = browser.text().await;
+    for action in ["channel.create", "price.set", "group.update", "code.generate"] {
+        browser
+            .check(audit.contains(action), &format!("the audit log shows {action}"))
+            .await;
+    }
+    browser.open(&format!("{base}/admin/users"), "users").await;
+    let user_page = script_text(
+        &browser,
+        "const done = arguments[arguments.length - 1];
+         const link = Array.from(document.querySelectorAll(\"a[href^='/admin/users/']\")).find(a => a.textContent.trim() === 'alice');
+         done(link ? link.getAttribute('href') : '');",
+    )
+    .await;
+    browser
+        .check(user_page.starts_with("/admin/users/"), "alice's page is linked")
+        .await;
+    for lang in ["en", "zh-CN"] {
+        console_tour(&mut browser, &base, lang, false, &user_page).await;
+    }
+    browser.close().await;
+
+    let mut phone = Browser::start(screenshots_dir("console-390"), 390, 844)
+        .await
+        .expect("chromium starts");
+    sign_in_as_root(&mut phone, &base).await;
+    for lang in ["en", "zh-CN"] {
+        console_tour(&mut phone, &base, lang, true, &user_page).await;
+    }
+    phone.close().await;
+    drop(server);
 }
