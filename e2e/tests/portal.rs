@@ -1772,6 +1772,7 @@ async fn an_operator_runs_the_site_from_the_console() {
     )
     .await;
     browser.submit("/logout").await;
+    browser.arrive("/").await;
     browser.sign_in(&base, "alice").await;
     browser.open(&format!("{base}/wallet"), "wallet").await;
     browser.fill("code", &codes[0]).await;
@@ -1797,6 +1798,7 @@ async fn an_operator_runs_the_site_from_the_console() {
 
     // Root finds the request and the changes.
     browser.submit("/logout").await;
+    browser.arrive("/").await;
     sign_in_as_root(&mut browser, &base).await;
     let mut logged = String::new();
     for _ in 0..50 {
