@@ -415,6 +415,8 @@ runtime_options! {
     topup_checkout_minutes: u64 = "60", check |v: &u64| if (30..=1440).contains(v) { Ok(()) } else { Err(msg!("number-between", min = 30_i64, max = 1440_i64)) };
     /// Seconds after which an unpaid order is asked about at Stripe by the reconciliation job (a lost webhook is still credited).
     topup_reconcile_after_secs: u64 = "300", check any;
+    /// Days request logs are kept; older rows are deleted in small batches, their rollups (totals, dashboards, the overview) kept (0 = keep every log).
+    log_retention_days: u64 = "0", check any;
 }
 
 /// Options whose values are secrets: they can be set, but are listed masked and never

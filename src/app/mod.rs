@@ -181,6 +181,7 @@ impl App {
             cancel_jobs.clone(),
         ));
         background.spawn(jobs::low_balance::run(state.clone(), cancel_jobs.clone()));
+        background.spawn(jobs::log_upkeep::run(state.clone(), cancel_jobs.clone()));
         background.spawn(jobs::reconcile_orders::run(
             state.clone(),
             cancel_jobs.clone(),

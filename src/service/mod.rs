@@ -31,6 +31,7 @@ pub mod onboarding;
 pub mod options;
 pub mod prices;
 pub mod relay_accounts;
+pub mod rollups;
 pub mod sessions;
 pub mod site_values;
 pub mod tokens;

@@ -4,6 +4,7 @@ mod helpers;
 
 mod account_security;
 mod admin_console;
+mod admin_logs;
 mod admin_secrets;
 mod audio;
 mod billing;

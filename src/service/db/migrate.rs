@@ -119,6 +119,13 @@ const STEPS: &[Step] = &[
         include_str!("../../../migrations/postgres/0015_accounts_and_key_forms.sql"),
         include_str!("../../../migrations/mysql/0015_accounts_and_key_forms.sql"),
     ),
+    (
+        16,
+        "request log rollups",
+        include_str!("../../../migrations/sqlite/0016_log_rollups.sql"),
+        include_str!("../../../migrations/postgres/0016_log_rollups.sql"),
+        include_str!("../../../migrations/mysql/0016_log_rollups.sql"),
+    ),
 ];
 
 #[derive(Debug)]
