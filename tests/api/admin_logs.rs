@@ -7,12 +7,53 @@ use futures::StreamExt;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::helpers::{Api, FakeUpstream, Reply, TestApp, admin_token, chat_body, db_test};
+use crate::helpers::browser::html_unescape;
+use crate::helpers::{Api, Browser, FakeUpstream, Reply, TestApp, admin_token, chat_body, db_test};
 use tollgate::domain::kinds::Outcome;
 use tollgate::domain::rollup::BUCKET_MS;
 use tollgate::service::db::Db;
 use tollgate::service::db::logs::{BillingBatch, RequestLog};
 use tollgate::service::db::rollups::{RollupKey, RollupSums, rollup_of};
+
+const PASSWORD: &str = "correct horse battery";
+const DAY_MS: i64 = 86_400_000;
+
+/// The ids of the requests a console page lists, in order.
+fn listed_ids(body: &str) -> Vec<i64> {
+    body.split("href=\"/admin/logs/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse().ok())
+        .collect()
+}
+
+/// The link to the next page of a console page, if any.
+fn older_link(body: &str) -> Option<String> {
+    let (before, _) = body.split_once("rel=\"next\"")?;
+    let start = before.rfind("href=\"")? + 6;
+    Some(html_unescape(before[start..].split('"').next()?))
+}
+
+/// The CSV's data rows (header and totals row aside) as cells, and its totals row.
+fn csv_rows(text: &str) -> (Vec<Vec<String>>, Vec<String>) {
+    let mut lines: Vec<Vec<String>> = text
+        .lines()
+        .map(|line| {
+            line.split(',')
+                .map(|c| c.trim_matches('"').to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(lines[0][0], "time", "{text}");
+    let totals = lines.pop().expect("a totals row");
+    assert_eq!(totals[0], "total", "{text}");
+    (lines.split_off(1), totals)
+}
+
+/// Newest first, as every listing orders.
+fn newest_first(mut rows: Vec<&RequestLog>) -> Vec<i64> {
+    rows.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    rows.iter().map(|l| l.id).collect()
+}
 
 /// Every rollup row as stored.
 async fn stored_rollups(db: &Db) -> BTreeMap<RollupKey, RollupSums> {
@@ -210,6 +251,249 @@ db_test! {
             assert_eq!(body["totals"]["requests"], expected.len() as i64, "{from}..{to}");
             assert_eq!(body["totals"]["cost"], expected.iter().map(|l| l.cost).sum::<i64>(), "{from}..{to}");
             assert_eq!(body["data"].as_array().unwrap().len(), expected.len());
+        }
+    }
+}
+
+/// 60 requests over three days from two users, three keys, two models and two channels, a
+/// fifth of them refused before any channel; returns them as written (with their ids).
+async fn seed(app: &TestApp) -> Vec<RequestLog> {
+    let alice = app.create_user("alice", "1").await;
+    let bob = app.create_user("bob", "1").await;
+    let now = tollgate::service::db::now_ms();
+    let mut logs = Vec::new();
+    for i in 0..60_i64 {
+        let user = if i % 2 == 0 {
+            (alice.id, "alice")
+        } else {
+            (bob.id, "bob")
+        };
+        let token = if i % 2 == 0 { 11 + (i / 2) % 2 } else { 21 };
+        let model = if i % 3 == 0 { "m2" } else { "m1" };
+        let channel = match i % 5 {
+            0 => None,
+            1 | 2 => Some(1),
+            _ => Some(2),
+        };
+        let mut row = log_row(now - 60_000 - i * 71 * 60_000, user, token, model, channel);
+        row.cost = 100 + i;
+        row.request_id = format!("req-{i}");
+        logs.push(row);
+    }
+    write_logs(&app.db, &logs).await;
+    app.logs().await
+}
+
+db_test! {
+    /// Each filter (user, key, model, channel, outcome, time range as days or instants) gives
+    /// the same rows and totals on the console's page, in its CSV and from `/api/logs`.
+    async fn filters_agree_on_the_page_the_csv_and_the_api(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let logs = seed(&app).await;
+        assert_eq!(logs.len(), 60);
+        app.create_account("ada", "admin", PASSWORD).await;
+        let browser = Browser::new(&app);
+        browser.sign_in("ada", PASSWORD).await;
+        let token = admin_token(&app, "root-api", "admin").await;
+        let api = Api { app: &app, token };
+        let alice = app.user("alice").await;
+        let now = tollgate::service::db::now_ms();
+        let calendar = tollgate::domain::calendar::SiteCalendar::new("UTC");
+        let yesterday = tollgate::domain::calendar::SiteCalendar::day_label(calendar.day_number(now) - 1);
+        let day_start = calendar.date_start_ms(&yesterday).unwrap();
+        let from_instant = now - DAY_MS;
+        let to_instant = now - DAY_MS / 3;
+        let rfc = |ms: i64| calendar.rfc3339(ms);
+        type Pick = Box<dyn Fn(&RequestLog) -> bool>;
+        let alice_id = alice.id;
+        let cases: Vec<(String, Pick)> = vec![
+            ("user=alice".into(), Box::new(move |l| l.user_id == alice_id)),
+            ("key=12".into(), Box::new(|l| l.token_id == 12)),
+            ("model=m2".into(), Box::new(|l| l.model == "m2")),
+            ("channel=2".into(), Box::new(|l| l.channel_id == Some(2))),
+            ("channel=0".into(), Box::new(|l| l.channel_id.is_none())),
+            ("outcome=refused".into(), Box::new(|l| l.outcome == Outcome::Refused)),
+            (format!("from={yesterday}&to={yesterday}"), Box::new(move |l| l.created_at >= day_start && l.created_at < day_start + DAY_MS)),
+            (
+                format!("from={}&to={}", rfc(from_instant), rfc(to_instant)),
+                Box::new(move |l| l.created_at >= from_instant / 1000 * 1000 && l.created_at < to_instant / 1000 * 1000),
+            ),
+            ("user=alice&model=m1&channel=1".into(), Box::new(move |l| l.user_id == alice_id && l.model == "m1" && l.channel_id == Some(1))),
+        ];
+        for (query, pick) in cases {
+            let query = query.replace('+', "%2B");
+            let rows: Vec<&RequestLog> = logs.iter().filter(|l| pick(l)).collect();
+            assert!(!rows.is_empty(), "{query} matches something");
+            let expected = newest_first(rows.clone());
+            let cost: i64 = rows.iter().map(|l| l.cost).sum();
+
+            let page = browser.get(&format!("/admin/logs?{query}")).await;
+            assert_eq!(page.status, 200, "{query}: {}", page.body);
+            assert_eq!(listed_ids(&page.body), expected, "{query}");
+            assert!(
+                page.body.contains(&format!("<strong>{}</strong>", rows.len())),
+                "{query}: the totals count {} requests", rows.len()
+            );
+
+            let csv = browser.get(&format!("/admin/logs.csv?{query}")).await;
+            assert_eq!(csv.status, 200);
+            assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+            let (cells, totals) = csv_rows(&csv.body);
+            let ids: Vec<i64> = cells.iter().map(|c| c[1].parse().unwrap()).collect();
+            assert_eq!(ids, expected, "{query}: CSV");
+            assert_eq!(totals[14], cost.to_string(), "{query}: CSV totals");
+
+            let (status, body) = api.get(&format!("/api/logs?{query}&limit=100")).await;
+            assert_eq!(status, 200, "{query}: {body}");
+            let ids: Vec<i64> = body["data"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+            assert_eq!(ids, expected, "{query}: API");
+            assert_eq!(body["totals"]["requests"], rows.len() as i64);
+            assert_eq!(body["totals"]["cost"], cost);
+        }
+        // `token_id` is the key filter's other name on the API.
+        let (_, body) = api.get("/api/logs?token_id=21&limit=100").await;
+        assert_eq!(body["totals"]["requests"], logs.iter().filter(|l| l.token_id == 21).count() as i64);
+
+        // Values that do not parse are named, on the page (422) and on the API (400).
+        let bad = browser.get("/admin/logs?from=someday&key=x&outcome=meh").await;
+        assert_eq!(bad.status, 422);
+        for field in ["from", "key", "outcome"] {
+            assert!(bad.field_error(field).is_some(), "{field}: {}", bad.body);
+        }
+        assert!(listed_ids(&bad.body).is_empty());
+        let (status, body) = api.get("/api/logs?from=someday").await;
+        assert_eq!(status, 400, "{body}");
+        let unknown = browser.get("/admin/logs?user=nobody").await;
+        assert_eq!(unknown.status, 422);
+        assert!(unknown.field_error("user").is_some());
+    }
+}
+
+db_test! {
+    /// Paging by cursor walks every row once, rows sharing a millisecond included, on the page
+    /// and on the API; `before_id` still pages the API.
+    async fn keyset_pagination_walks_every_row_once(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let alice = app.create_user("alice", "1").await;
+        let now = tollgate::service::db::now_ms();
+        let rows: Vec<RequestLog> = (0..130_i64)
+            .map(|i| {
+                // Three rows per millisecond.
+                let mut row = log_row(now - 1_000 - (i / 3) * 997, (alice.id, "alice"), 1, "m", Some(1));
+                row.request_id = format!("req-{i}");
+                row
+            })
+            .collect();
+        write_logs(&app.db, &rows).await;
+        let logs = app.logs().await;
+        let expected = newest_first(logs.iter().collect());
+        assert_eq!(expected.len(), 130);
+
+        let token = admin_token(&app, "ada-api", "admin").await;
+        let api = Api { app: &app, token };
+        let mut seen = Vec::new();
+        let mut path = "/api/logs?limit=20".to_string();
+        loop {
+            let (status, body) = api.get(&path).await;
+            assert_eq!(status, 200, "{body}");
+            seen.extend(body["data"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()));
+            assert_eq!(body["totals"]["requests"], 130, "totals ignore paging");
+            match body["next"].as_str() {
+                Some(cursor) => path = format!("/api/logs?limit=20&before={cursor}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "the API walks every row once, newest first");
+
+        let mut seen = Vec::new();
+        let mut before_id: Option<i64> = None;
+        loop {
+            let path = match before_id {
+                Some(id) => format!("/api/logs?limit=25&before_id={id}"),
+                None => "/api/logs?limit=25".to_string(),
+            };
+            let (_, body) = api.get(&path).await;
+            let ids: Vec<i64> = body["data"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+            if ids.is_empty() {
+                break;
+            }
+            before_id = ids.last().copied();
+            seen.extend(ids);
+        }
+        assert_eq!(seen, expected, "before_id pages the same rows");
+
+        app.create_account("ada", "admin", PASSWORD).await;
+        let browser = Browser::new(&app);
+        browser.sign_in("ada", PASSWORD).await;
+        let mut seen = Vec::new();
+        let mut path = "/admin/logs?model=m".to_string();
+        let mut pages = 0;
+        loop {
+            let page = browser.get(&path).await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            seen.extend(listed_ids(&page.body));
+            pages += 1;
+            match older_link(&page.body) {
+                Some(link) => {
+                    assert!(link.starts_with("/admin/logs?model=m&before="), "{link}");
+                    path = link;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(seen, expected, "the console walks every row once");
+        let (status, _) = api.get("/api/logs?before=not-a-cursor").await;
+        assert_eq!(status, 400);
+    }
+}
+
+db_test! {
+    /// A request's page has everything about it: the model asked for and the one served, the
+    /// channel and how many were tried, tokens, cost, latency, time to first token, the
+    /// upstream's request id and why it ended so. Someone who is not an administrator gets the
+    /// not-found page for the logs, their CSV and a request.
+    async fn a_request_has_its_whole_record_and_only_administrators_see_it(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let alice = app.create_account("alice", "user", PASSWORD).await;
+        app.create_account("ada", "admin", PASSWORD).await;
+        let now = tollgate::service::db::now_ms();
+        let mut row = log_row(now - 5_000, (alice.id, "alice"), 7, "gpt-4o-mini", Some(3));
+        row.requested_model = "fast".into();
+        row.upstream_model = "gpt-4o-mini-2024-07-18".into();
+        row.channel_name = "primary".into();
+        row.attempts = 2;
+        row.prompt_tokens = 1234;
+        row.completion_tokens = 56;
+        row.cost = 500_000;
+        row.latency_ms = 2_340;
+        row.ttft_ms = Some(310);
+        row.upstream_request_id = "up-req-98765".into();
+        row.outcome = Outcome::StreamError;
+        row.error_message = "the upstream closed the stream".into();
+        write_logs(&app.db, &[row]).await;
+        let id = app.logs().await[0].id;
+
+        let ada = Browser::new(&app);
+        ada.sign_in("ada", PASSWORD).await;
+        let page = ada.get(&format!("/admin/logs/{id}")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for text in ["fast", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "primary", "1234 / 56", "$1.00",
+                     "2.34 s", "310 ms", "up-req-98765", "the upstream closed the stream", "alice"] {
+            assert!(page.contains(text), "{text}: {}", page.body);
+        }
+        assert!(page.body.contains("<dd>2</dd>"), "channels tried: {}", page.body);
+        assert_eq!(ada.get("/admin/logs/999999").await.status, 404);
+        assert_eq!(ada.get("/admin/logs/abc").await.status, 404);
+        let zh = ada.get(&format!("/admin/logs/{id}?lang=zh-CN")).await;
+        assert!(zh.contains("首个 token 用时"), "{}", zh.body);
+
+        let user = Browser::new(&app);
+        user.sign_in("alice", PASSWORD).await;
+        for path in ["/admin/logs".to_string(), "/admin/logs.csv".to_string(), format!("/admin/logs/{id}")] {
+            let refused = user.get(&path).await;
+            assert_eq!(refused.status, 404, "{path}");
+            assert!(!refused.body.contains("up-req-98765"));
         }
     }
 }

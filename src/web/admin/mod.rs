@@ -4,6 +4,7 @@
 //! what. A signed-in person who is not an administrator gets the portal's not-found page for
 //! every `/admin` path: nothing of the console shows.
 
+mod logs;
 mod overview;
 
 use axum::Router;
@@ -20,7 +21,11 @@ use crate::state::AppState;
 
 /// The console's pages, mounted under the portal's layers (session, language, errors).
 pub fn router() -> Router<AppState> {
-    Router::new().route("/admin", get(overview::page))
+    Router::new()
+        .route("/admin", get(overview::page))
+        .route("/admin/logs", get(logs::page))
+        .route("/admin/logs.csv", get(logs::csv))
+        .route("/admin/logs/{id}", get(logs::detail))
 }
 
 /// A console page: an administrator (or root) is signed in. Visitors are sent to sign in;
