@@ -57,6 +57,8 @@ CREATE INDEX log_rollups_user_idx ON log_rollups (user_id, bucket_start);
 CREATE INDEX log_rollups_token_idx ON log_rollups (token_id, bucket_start);
 CREATE INDEX log_rollups_model_idx ON log_rollups (model, bucket_start);
 CREATE INDEX log_rollups_channel_idx ON log_rollups (channel_id, bucket_start);
+-- The overview sums the ledger's top-ups, redemptions and refunds over a time range.
+CREATE INDEX ledger_created_idx ON ledger (created_at);
 -- The logs written before this step are rolled up in the background, by id, up to the newest
 -- one now (`through_id`); `done_id` is how far it got. The writer rolls up every later row.
 CREATE TABLE rollup_backfill (

@@ -13,6 +13,7 @@ mod model_aliases;
 mod oauth_providers;
 mod options;
 mod orders;
+mod overview;
 mod prices;
 mod tokens;
 mod users;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(prices::router())
         .merge(model_aliases::router())
         .merge(logs::router())
+        .merge(overview::router())
         .merge(options::router())
         .merge(oauth_providers::router())
         .merge(codes::router())

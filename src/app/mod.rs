@@ -47,6 +47,7 @@ fn routes(state: AppState) -> Router {
     let not_found_page = crate::web::not_found_router(&state).with_state(state.clone());
     Router::new()
         .merge(crate::relay::router())
+        .merge(crate::oneapi::router())
         .merge(crate::api::router(state.clone()))
         .merge(crate::webhooks::router())
         .merge(crate::web::router(&state))

@@ -497,3 +497,203 @@ db_test! {
         }
     }
 }
+
+/// Writes a ledger row now, as a top-up, a redemption or a refund does.
+async fn ledger_row(
+    app: &TestApp,
+    user_id: i64,
+    kind: tollgate::domain::kinds::LedgerKind,
+    amount: i64,
+    key: &str,
+) {
+    use tollgate::service::db::ledger::{NewEntry, insert};
+    let entry = NewEntry {
+        user_id,
+        kind,
+        amount,
+        actor: "system",
+        reference: "",
+        reason: "test",
+        idempotency_key: key,
+    };
+    app.db
+        .write(async |tx| insert(tx, &entry).await)
+        .await
+        .expect("ledger row");
+}
+
+db_test! {
+    /// The overview's figures, from the rollups and the ledger, over 24 hours, 7 and 30 days:
+    /// requests, tokens, spend, top-ups, codes and refunds; the top models, users and
+    /// channels; each channel's error rate and percentiles; the auto-disabled channel and why.
+    async fn the_overview_adds_up_over_each_range(db: TestDb) {
+        use tollgate::domain::kinds::{ChannelStatus, LedgerKind};
+        let app = TestApp::spawn(db).await;
+        let upstream = FakeUpstream::chat().await;
+        let first = app.add_channel("first", &upstream, "m1").await;
+        let second = app.add_channel("second", &upstream, "m2").await;
+        let alice = app.create_user("alice", "1").await;
+        let bob = app.create_user("bob", "1").await;
+        let now = tollgate::service::db::now_ms();
+        let hour = 3_600_000;
+        let mut logs = Vec::new();
+        // (age, user, model, channel, cost, failed)
+        let plan: Vec<(i64, (i64, &str), &str, i64, i64, bool)> = vec![
+            (hour, (alice.id, "alice"), "m1", first, 300, false),
+            (2 * hour, (alice.id, "alice"), "m1", first, 300, false),
+            (5 * hour, (bob.id, "bob"), "m2", second, 200, false),
+            (6 * hour, (bob.id, "bob"), "m2", second, 0, true),
+            (3 * DAY_MS, (bob.id, "bob"), "m2", second, 1000, false),
+            (20 * DAY_MS, (alice.id, "alice"), "m2", second, 5000, false),
+            (40 * DAY_MS, (alice.id, "alice"), "m1", first, 9000, false),
+        ];
+        for (i, (age, user, model, channel, cost, failed)) in plan.iter().enumerate() {
+            let mut row = log_row(now - age, *user, 1, model, Some(*channel));
+            row.request_id = format!("req-{i}");
+            row.cost = *cost;
+            if *failed {
+                row.outcome = Outcome::UpstreamError;
+                row.status_code = 502;
+            }
+            logs.push(row);
+        }
+        write_logs(&app.db, &logs).await;
+        ledger_row(&app, alice.id, LedgerKind::TopUp, 5_000_000, "t1").await;
+        ledger_row(&app, bob.id, LedgerKind::Redemption, 1_000_000, "r1").await;
+        ledger_row(&app, alice.id, LedgerKind::Refund, -500_000, "f1").await;
+        ledger_row(&app, alice.id, LedgerKind::Adjustment, 777, "a1").await;
+        tollgate::service::channels::change_health(
+            app.ctx(), second, ChannelStatus::Enabled, ChannelStatus::AutoDisabled, "upstream said 401: bad key",
+        )
+        .await
+        .unwrap();
+
+        let token = admin_token(&app, "ada-api", "admin").await;
+        let api = Api { app: &app, token };
+        for (range, count, cost) in [("24h", 4, 800), ("7d", 5, 1800), ("30d", 6, 6800)] {
+            let (status, body) = api.get(&format!("/api/overview?range={range}")).await;
+            assert_eq!(status, 200, "{body}");
+            let totals = &body["totals"];
+            assert_eq!(totals["requests"], count, "{range}: {body}");
+            assert_eq!(totals["cost"], cost, "{range}");
+            assert_eq!(totals["prompt_tokens"], count * 10);
+            assert_eq!(totals["topups"], 5_000_000);
+            assert_eq!(totals["redeemed"], 1_000_000);
+            assert_eq!(totals["refunds"], 500_000);
+            let periods = body["periods"].as_array().unwrap();
+            let summed: i64 = periods.iter().map(|p| p["figures"]["requests"].as_i64().unwrap()).sum();
+            assert_eq!(summed, count, "{range}: the periods add up to the totals");
+            assert_eq!(body["rebuilding"], false);
+        }
+        let (_, day) = api.get("/api/overview?range=24h").await;
+        assert_eq!(day["top_models"][0]["name"], "m1");
+        assert_eq!(day["top_models"][0]["cost"], 600);
+        assert_eq!(day["top_users"][0]["name"], "alice");
+        assert_eq!(day["top_channels"][0]["name"], "first");
+        let second_service = day["channels"].as_array().unwrap().iter().find(|c| c["name"] == "second").unwrap().clone();
+        assert_eq!(second_service["requests"], 2);
+        assert_eq!(second_service["errors"], 1);
+        assert_eq!(second_service["error_permille"], 500);
+        // 420 ms falls in the 300–500 ms bucket, 90 ms in 50–100 ms.
+        assert_eq!(second_service["latency_p50_ms"], 500);
+        assert_eq!(second_service["latency_p95_ms"], 500);
+        assert_eq!(second_service["ttft_p95_ms"], 100);
+        let resting = day["resting"].as_array().unwrap();
+        assert_eq!(resting.len(), 1, "{day}");
+        assert_eq!(resting[0]["name"], "second");
+        assert_eq!(resting[0]["state"], "auto_disabled");
+        assert_eq!(resting[0]["reason"], "upstream said 401: bad key");
+        let (status, _) = api.get("/api/overview?range=1y").await;
+        assert_eq!(status, 400);
+
+        app.create_account("ada", "admin", PASSWORD).await;
+        let browser = Browser::new(&app);
+        browser.sign_in("ada", PASSWORD).await;
+        let page = browser.get("/admin?range=30d").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("id=\"total-requests\">6<"), "{}", page.body);
+        assert!(page.body.contains("id=\"total-topups\">$10.00<"), "{}", page.body);
+        assert!(page.contains("upstream said 401: bad key"));
+        assert!(page.body.contains("href=\"/admin?range=30d\" aria-current=\"page\""));
+        assert!(!page.body.contains("id=\"rebuilding\""));
+        let zh = browser.get("/admin?range=24h&lang=zh-CN").await;
+        assert!(zh.contains("热门模型"), "{}", zh.body);
+        assert!(zh.contains("已自动停用"));
+        app.create_account("carol", "user", PASSWORD).await;
+        let carol = Browser::new(&app);
+        carol.sign_in("carol", PASSWORD).await;
+        assert_eq!(carol.get("/admin?range=24h").await.status, 404);
+    }
+}
+
+db_test! {
+    /// One API's balance routes answer for the calling key: the limit is spent plus remaining
+    /// (the key's, or its owner's for a key without a limit), the usage what the key spent
+    /// over the days asked, in cents; an unknown key is refused in OpenAI's shape.
+    async fn one_api_balance_routes_answer_for_the_key(db: TestDb) {
+        use tollgate::service::tokens::CreateToken;
+        let app = TestApp::spawn(db).await;
+        let alice = app.create_user("alice", "10").await;
+        let (limited, limited_row) = app
+            .create_key(CreateToken {
+                username: "alice".into(),
+                name: "limited".into(),
+                quota_usd: Some("2".into()),
+                expires: Some("2099-01-01".into()),
+                ..Default::default()
+            })
+            .await;
+        let (open, open_row) = app
+            .create_key(CreateToken { username: "alice".into(), name: "open".into(), ..Default::default() })
+            .await;
+        let now = tollgate::service::db::now_ms();
+        let calendar = tollgate::domain::calendar::SiteCalendar::new("UTC");
+        let today = tollgate::domain::calendar::SiteCalendar::day_label(calendar.day_number(now));
+        let tomorrow = tollgate::domain::calendar::SiteCalendar::day_label(calendar.day_number(now) + 1);
+        let long_ago = tollgate::domain::calendar::SiteCalendar::day_label(calendar.day_number(now) - 60);
+        let mut rows = Vec::new();
+        for (i, (age, token, cost)) in [(1_000, limited_row.id, 250_000), (2_000, limited_row.id, 50_000), (3_000, open_row.id, 5_000), (40 * DAY_MS, limited_row.id, 100_000)].iter().enumerate() {
+            let mut row = log_row(now - age, (alice.id, "alice"), *token, "m", Some(1));
+            row.cost = *cost;
+            row.request_id = format!("req-{i}");
+            rows.push(row);
+        }
+        write_logs(&app.db, &rows).await;
+
+        let get = |key: String, path: &str| {
+            let request = app.client.get(app.url(path)).bearer_auth(key);
+            async move {
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+            }
+        };
+        let (status, sub) = get(limited.clone(), "/v1/dashboard/billing/subscription").await;
+        assert_eq!(status, 200, "{sub}");
+        assert_eq!(sub["object"], "billing_subscription");
+        assert_eq!(sub["hard_limit_usd"], 2.0, "the key's own limit: {sub}");
+        assert_eq!(sub["soft_limit_usd"], sub["hard_limit_usd"]);
+        assert_eq!(sub["system_hard_limit_usd"], sub["hard_limit_usd"]);
+        assert_eq!(sub["access_until"], 4_070_908_800_i64);
+        let (_, sub) = get(open.clone(), "/v1/dashboard/billing/subscription").await;
+        assert_eq!(sub["hard_limit_usd"], 10.0, "the owner's balance: {sub}");
+        assert_eq!(sub["access_until"], 0);
+
+        let (status, usage) = get(limited.clone(), &format!("/v1/dashboard/billing/usage?start_date={today}&end_date={tomorrow}")).await;
+        assert_eq!(status, 200, "{usage}");
+        assert_eq!(usage["object"], "list");
+        // 300,000 units at 500,000 a dollar: 60 cents.
+        assert_eq!(usage["total_usage"], 60.0, "{usage}");
+        let (_, usage) = get(limited.clone(), &format!("/v1/dashboard/billing/usage?start_date={long_ago}&end_date={tomorrow}")).await;
+        assert_eq!(usage["total_usage"], 80.0);
+        let (_, usage) = get(open.clone(), &format!("/v1/dashboard/billing/usage?start_date={today}&end_date={tomorrow}")).await;
+        assert_eq!(usage["total_usage"], 1.0);
+        let (status, _) = get(limited.clone(), "/v1/dashboard/billing/usage?start_date=soon").await;
+        assert_eq!(status, 400);
+
+        let (status, refused) = get("sk-not-a-real-key".into(), "/v1/dashboard/billing/subscription").await;
+        assert_eq!(status, 401);
+        assert_eq!(refused["error"]["code"], "invalid_api_key");
+        let anonymous = app.client.get(app.url("/v1/dashboard/billing/usage")).send().await.unwrap();
+        assert_eq!(anonymous.status().as_u16(), 401);
+    }
+}
