@@ -63,3 +63,4 @@ admin-overview-auto-disabled = disabled automatically
 admin-overview-until = until { $time }
 admin-overview-since = since { $time }
 key-not-valid = The API key is unknown, disabled or expired.
+rollups-bad-bound = '{ $value }' is not a date such as 2026-11-30 or an RFC 3339 instant.

@@ -63,3 +63,4 @@ admin-overview-auto-disabled = 已自动停用
 admin-overview-until = 至 { $time }
 admin-overview-since = 自 { $time }
 key-not-valid = 该 API 密钥不存在、已停用或已过期。
+rollups-bad-bound = “{ $value }”不是形如 2026-11-30 的日期或 RFC 3339 时刻。

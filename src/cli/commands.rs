@@ -6,7 +6,7 @@ use super::output;
 use super::{
     AdminTokenCommand, AliasCommand, BillingCommand, ChannelCommand, ChannelFlags, CodeCommand,
     Command, GroupCommand, JsonFlag, LedgerCommand, LogsArgs, ModelCommand, OauthCommand,
-    OptionCommand, OrderCommand, PriceCommand, TokenCommand, UserCommand,
+    OptionCommand, OrderCommand, PriceCommand, RollupsCommand, TokenCommand, UserCommand,
 };
 use crate::config::DatabaseConfig;
 use crate::providers::presets;
@@ -163,6 +163,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CommandResult {
         Command::Order(c) => order(ctx, c).await,
         Command::Billing(c) => billing(ctx, c).await,
         Command::Ledger(c) => ledger(ctx, c).await,
+        Command::Rollups(c) => rollups(ctx, c).await,
         Command::Model(ModelCommand::Alias(c)) => model_alias(ctx, c).await,
     }
 }
@@ -1016,6 +1017,28 @@ async fn model_alias(ctx: &Ctx, command: AliasCommand) -> CommandResult {
                 .await
                 .map_err(describe)?;
             print(format_args!("Removed the alias {name}."))
+        }
+    }
+}
+
+async fn rollups(ctx: &Ctx, command: RollupsCommand) -> CommandResult {
+    match command {
+        RollupsCommand::Rebuild { from, to, json } => {
+            let rebuilt = service::rollups::rebuild_between(
+                ctx,
+                &CLI,
+                from.as_deref(),
+                to.as_deref(),
+                crate::clock::now_ms(),
+            )
+            .await
+            .map_err(describe)?;
+            show(json, &rebuilt, |r| {
+                format!(
+                    "Rebuilt {} bucket(s) of 15 minutes from {} log row(s).",
+                    r.buckets, r.rows
+                )
+            })
         }
     }
 }

@@ -135,7 +135,7 @@ impl Backfill {
 }
 
 /// What a rebuild of the rollups did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Rebuilt {
     /// Buckets recomputed (those that still had log rows).
     pub buckets: i64,

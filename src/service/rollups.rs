@@ -2,8 +2,10 @@
 //! background backfill of the logs written before the rollups existed, their rebuild from the
 //! logs, and the purge of logs older than `log_retention_days` (whose rollups stay).
 
-use super::{Caller, Ctx, ServiceResult};
+use super::{Caller, Ctx, ServiceError, ServiceResult};
+use crate::domain::calendar::SiteCalendar;
 use crate::domain::rollup::{BUCKET_MS, bucket_start};
+use crate::msg;
 pub use crate::records::rollups::{Backfill, Rebuilt};
 use crate::service::db;
 
@@ -53,6 +55,30 @@ pub async fn rebuild(
         return Ok(Rebuilt::default());
     }
     Ok(db::rollups::rebuild(&ctx.db, from, to).await?)
+}
+
+/// [`rebuild`] between bounds as people write them: a day of the site's zone (`from` its start,
+/// `to` its end) or an RFC 3339 instant.
+pub async fn rebuild_between(
+    ctx: &Ctx,
+    caller: &Caller,
+    from: Option<&str>,
+    to: Option<&str>,
+    now_ms: i64,
+) -> ServiceResult<Rebuilt> {
+    caller.require_admin()?;
+    let options = super::options::current(&ctx.db).await?;
+    let calendar = SiteCalendar::new(&options.timezone);
+    let bound = |field: &'static str, text: Option<&str>, end: bool| match text {
+        None => Ok(None),
+        Some(text) => calendar
+            .bound_ms(text, end)
+            .map(Some)
+            .ok_or_else(|| ServiceError::invalid(field, msg!("rollups-bad-bound", value = text))),
+    };
+    let from_ms = bound("from", from, false)?;
+    let to_ms = bound("to", to, true)?;
+    rebuild(ctx, caller, from_ms, to_ms, now_ms).await
 }
 
 /// Deletes, in small batches, the logs written more than `days` days before `now_ms` (from the

@@ -697,3 +697,117 @@ db_test! {
         assert_eq!(anonymous.status().as_u16(), 401);
     }
 }
+
+db_test! {
+    /// `tollgate rollups rebuild` recomputes the rollups from the logs, touching only buckets
+    /// that still have log rows, within `--from`/`--to` when given; the purge deletes logs past
+    /// `log_retention_days` and keeps their rollups; after an upgrade the rollups of older
+    /// logs are made in the background while the overview says it is rebuilding.
+    async fn rebuild_purge_and_backfill_keep_the_rollups_true(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let alice = app.create_user("alice", "1").await;
+        let now = tollgate::service::db::now_ms();
+        let mut logs = Vec::new();
+        for i in 0..40_i64 {
+            let age = if i < 20 { 3 * DAY_MS + i * 600_000 } else { DAY_MS / 2 + i * 600_000 };
+            let mut row = log_row(now - age, (alice.id, "alice"), 1 + i % 2, "m", Some(1));
+            row.request_id = format!("req-{i}");
+            row.cost = 10 + i;
+            logs.push(row);
+        }
+        write_logs(&app.db, &logs).await;
+        let logs = app.logs().await;
+        let exact = rollup_of(logs.iter());
+        assert_eq!(stored_rollups(&app.db).await, exact);
+
+        // A bucket whose logs were purged keeps its rollup; the others are spoiled.
+        let orphan = tollgate::domain::rollup::bucket_start(now - 10 * DAY_MS);
+        let spoil = async || {
+            app.db.execute_with(app.db.pool(), "UPDATE log_rollups SET requests = requests + 100, cost = 0", &[]).await.unwrap();
+        };
+        spoil().await;
+        app.db
+            .execute_with(
+                app.db.pool(),
+                "INSERT INTO log_rollups (bucket_start, user_id, token_id, model, channel_id, group_name, outcome, requests, prompt_tokens, completion_tokens, cost) VALUES (?, ?, 1, 'm', 1, 'default', 'success', 7, 70, 35, 700)",
+                &[tollgate::service::db::Value::Int(orphan), tollgate::service::db::Value::Int(alice.id)],
+            )
+            .await
+            .unwrap();
+        let orphan_key = RollupKey {
+            bucket_start: orphan,
+            user_id: alice.id,
+            token_id: 1,
+            model: "m".into(),
+            channel_id: 1,
+            group: "default".into(),
+            outcome: "success".into(),
+        };
+
+        // Only the older day: the recent rows stay spoiled.
+        let three_days_ago = tollgate::domain::calendar::SiteCalendar::day_label(
+            tollgate::domain::calendar::SiteCalendar::new("UTC").day_number(now - 3 * DAY_MS),
+        );
+        let day_after = tollgate::domain::calendar::SiteCalendar::day_label(
+            tollgate::domain::calendar::SiteCalendar::new("UTC").day_number(now - 2 * DAY_MS),
+        );
+        let out = crate::shutdown::tollgate(&app.db_url, &["rollups", "rebuild", "--from", &three_days_ago, "--to", &day_after, "--json"]).unwrap();
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["rows"], 20, "{out}");
+        let stored = stored_rollups(&app.db).await;
+        for (key, sums) in &exact {
+            if key.bucket_start < now - 2 * DAY_MS {
+                assert_eq!(stored.get(key), Some(sums), "rebuilt");
+            } else {
+                assert_eq!(stored[key].requests, sums.requests + 100, "outside --from/--to: untouched");
+            }
+        }
+        let out = crate::shutdown::tollgate(&app.db_url, &["rollups", "rebuild"]).unwrap();
+        assert!(out.starts_with("Rebuilt "), "{out}");
+        let mut stored = stored_rollups(&app.db).await;
+        let kept = stored.remove(&orphan_key).expect("the orphan bucket is untouched");
+        assert_eq!(kept.requests, 7);
+        assert_eq!(stored, exact, "every bucket with logs is exact again");
+        let refused = crate::shutdown::tollgate(&app.db_url, &["rollups", "rebuild", "--from", "someday"]).unwrap_err();
+        assert!(refused.contains("someday"), "{refused}");
+
+        // Purge: logs older than two days go, their rollups stay, totals still count them.
+        let token = admin_token(&app, "ada-api", "admin").await;
+        let api = Api { app: &app, token };
+        let (_, before) = api.get("/api/logs?limit=1").await;
+        app.set_option("log_retention_days", "2").await;
+        let deleted = tollgate::service::rollups::purge(app.ctx(), 2, now).await.unwrap();
+        assert_eq!(deleted, 20);
+        let left = app.logs().await;
+        assert_eq!(left.len(), 20);
+        assert!(left.iter().all(|l| l.created_at >= now - 2 * DAY_MS - BUCKET_MS));
+        let (_, after) = api.get("/api/logs?limit=1").await;
+        assert_eq!(after["totals"], before["totals"], "the rollups of purged logs are kept");
+        assert_eq!(tollgate::service::rollups::purge(app.ctx(), 0, now).await.unwrap(), 0, "0 keeps every log");
+
+        // An upgrade: the rollups start empty and the logs before are rolled up in the
+        // background, the overview saying so meanwhile.
+        app.db.execute_with(app.db.pool(), "DELETE FROM log_rollups", &[]).await.unwrap();
+        app.db
+            .execute_with(app.db.pool(), "UPDATE rollup_backfill SET through_id = (SELECT MAX(id) FROM request_logs), done_id = 0", &[])
+            .await
+            .unwrap();
+        let (_, overview) = api.get("/api/overview?range=24h").await;
+        assert_eq!(overview["rebuilding"], true);
+        let app = app.killed_and_restarted(|_| {}).await;
+        let token = admin_token(&app, "ada-api-2", "admin").await;
+        let api = Api { app: &app, token };
+        let left = rollup_of(app.logs().await.iter());
+        let mut done = false;
+        for _ in 0..100 {
+            let (_, overview) = api.get("/api/overview?range=24h").await;
+            if overview["rebuilding"] == false {
+                done = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(done, "the backfill finished");
+        assert_eq!(stored_rollups(&app.db).await, left, "backfilled once");
+    }
+}
