@@ -64,3 +64,6 @@ admin-overview-until = until { $time }
 admin-overview-since = since { $time }
 key-not-valid = The API key is unknown, disabled or expired.
 rollups-bad-bound = '{ $value }' is not a date such as 2026-11-30 or an RFC 3339 instant.
+admin-overview-retention-forever = Request logs are kept until deleted by hand (option log_retention_days is 0).
+admin-overview-retention-days = Request logs older than { $days } days are deleted; the figures above keep counting them.
+admin-overview-retention-change = Change in the settings

@@ -64,3 +64,6 @@ admin-overview-until = 至 { $time }
 admin-overview-since = 自 { $time }
 key-not-valid = 该 API 密钥不存在、已停用或已过期。
 rollups-bad-bound = “{ $value }”不是形如 2026-11-30 的日期或 RFC 3339 时刻。
+admin-overview-retention-forever = 请求日志会一直保留，直到手动删除（选项 log_retention_days 为 0）。
+admin-overview-retention-days = 超过 { $days } 天的请求日志会被删除；上面的统计仍计入它们。
+admin-overview-retention-change = 在设置中更改

@@ -51,7 +51,7 @@ fn csv_rows(text: &str) -> (Vec<Vec<String>>, Vec<String>) {
 
 /// Newest first, as every listing orders.
 fn newest_first(mut rows: Vec<&RequestLog>) -> Vec<i64> {
-    rows.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    rows.sort_by_key(|l| std::cmp::Reverse((l.created_at, l.id)));
     rows.iter().map(|l| l.id).collect()
 }
 
@@ -538,7 +538,8 @@ db_test! {
         let hour = 3_600_000;
         let mut logs = Vec::new();
         // (age, user, model, channel, cost, failed)
-        let plan: Vec<(i64, (i64, &str), &str, i64, i64, bool)> = vec![
+        type Plan<'a> = (i64, (i64, &'a str), &'a str, i64, i64, bool);
+        let plan: Vec<Plan> = vec![
             (hour, (alice.id, "alice"), "m1", first, 300, false),
             (2 * hour, (alice.id, "alice"), "m1", first, 300, false),
             (5 * hour, (bob.id, "bob"), "m2", second, 200, false),

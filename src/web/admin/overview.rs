@@ -31,6 +31,10 @@ pub struct OverviewPage {
     overview: Overview,
     chart: SpendChart,
     ranges: Vec<(&'static str, &'static str, bool)>,
+    /// Days request logs are kept (option `log_retention_days`; 0: for ever).
+    retention_days: u64,
+    /// Root changes the site's settings: the retention line links there.
+    settings_link: bool,
 }
 
 impl OverviewPage {
@@ -54,6 +58,16 @@ impl OverviewPage {
     /// Per mille as a percentage with one decimal: `2.5 %`.
     fn percent(&self, permille: &i64) -> String {
         format!("{}.{} %", permille / 10, permille % 10)
+    }
+
+    /// How long logs are kept, in words.
+    fn retention(&self) -> String {
+        match self.retention_days {
+            0 => self.page.t("admin-overview-retention-forever"),
+            days => self
+                .page
+                .t1("admin-overview-retention-days", "days", &days.to_string()),
+        }
     }
 
     /// The three top lists: their title, anchor and entries.
@@ -101,6 +115,8 @@ pub async fn page(
     )
     .await
     .map_err(|e| admin.page.failed(e))?;
+    let settings_link = admin.is_root();
+    let retention_days = state.snapshot.load().options.log_retention_days;
     let page = admin.page;
     let days: Vec<DaySpend> = overview
         .periods
@@ -140,5 +156,7 @@ pub async fn page(
         overview,
         chart,
         ranges,
+        retention_days,
+        settings_link,
     })
 }
