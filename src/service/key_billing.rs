@@ -70,6 +70,6 @@ pub async fn spent(
         to_ms,
         ..LogFilter::default()
     };
-    let total = db::rollups::aggregate(&ctx.db, &filter, Dimension::Total).await?;
+    let total = db::rollups::sums(&ctx.db, &filter, Dimension::Total).await?;
     Ok(total.first().map_or(0, |t| t.sums.cost))
 }

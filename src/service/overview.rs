@@ -209,7 +209,7 @@ pub async fn build(
         to_ms: Some(now_ms + 1),
         ..LogFilter::default()
     };
-    for bucket in db::rollups::aggregate(db, &filter, Dimension::Bucket).await? {
+    for bucket in db::rollups::sums(db, &filter, Dimension::Bucket).await? {
         if let Some(figures) = periods.get_mut(&period_of(bucket.id)) {
             figures.add_usage(&bucket.sums);
         }
@@ -273,8 +273,8 @@ pub async fn build(
         top.truncate(TOP);
         top
     };
-    let top_models = top(&db::rollups::aggregate(db, &filter, Dimension::Model).await?);
-    let mut top_users = top(&db::rollups::aggregate(db, &filter, Dimension::User).await?);
+    let top_models = top(&db::rollups::sums(db, &filter, Dimension::Model).await?);
+    let mut top_users = top(&db::rollups::sums(db, &filter, Dimension::User).await?);
     let ids: Vec<i64> = top_users.iter().map(|t| t.id).collect();
     for (id, user) in db::users::by_ids(db, &ids).await? {
         if let (Some(entry), Ok(user)) = (top_users.iter_mut().find(|t| t.id == id), user) {

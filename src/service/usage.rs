@@ -78,8 +78,7 @@ pub async fn summary(
         from_ms: Some(from_ms),
         ..Default::default()
     };
-    let buckets =
-        db::rollups::aggregate(&ctx.db, &filter, db::rollups::Dimension::BucketModel).await?;
+    let buckets = db::rollups::sums(&ctx.db, &filter, db::rollups::Dimension::BucketModel).await?;
     Ok(summarize(
         &on_local_days(buckets, &calendar),
         today,

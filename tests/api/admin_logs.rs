@@ -350,6 +350,11 @@ db_test! {
             assert_eq!(body["totals"]["requests"], rows.len() as i64);
             assert_eq!(body["totals"]["cost"], cost);
         }
+        // The model filter offers every model the logs name.
+        let unfiltered = browser.get("/admin/logs").await;
+        for model in ["m1", "m2"] {
+            assert!(unfiltered.body.contains(&format!("<option value=\"{model}\"")), "{model}");
+        }
         // `token_id` is the key filter's other name on the API.
         let (_, body) = api.get("/api/logs?token_id=21&limit=100").await;
         assert_eq!(body["totals"]["requests"], logs.iter().filter(|l| l.token_id == 21).count() as i64);

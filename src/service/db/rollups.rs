@@ -181,7 +181,7 @@ fn where_of(conditions: &[String]) -> String {
 }
 
 /// Reads one group of a query's row into an aggregate.
-fn aggregate_of(row: &AnyRow, by: Dimension) -> DbResult<Aggregate> {
+fn aggregate_of(row: &AnyRow, by: Dimension, histograms: bool) -> DbResult<Aggregate> {
     let mut sums = RollupSums {
         requests: row.try_get("requests")?,
         prompt_tokens: row.try_get("prompt_tokens")?,
@@ -189,9 +189,11 @@ fn aggregate_of(row: &AnyRow, by: Dimension) -> DbResult<Aggregate> {
         cost: row.try_get("cost")?,
         ..RollupSums::default()
     };
-    for i in 0..BUCKETS {
-        sums.latency[i] = row.try_get(format!("lat_{i}").as_str())?;
-        sums.ttft[i] = row.try_get(format!("ttft_{i}").as_str())?;
+    if histograms {
+        for i in 0..BUCKETS {
+            sums.latency[i] = row.try_get(format!("lat_{i}").as_str())?;
+            sums.ttft[i] = row.try_get(format!("ttft_{i}").as_str())?;
+        }
     }
     let (id_expr, name_expr) = key_exprs(by, false);
     let id = if id_expr == "0" {
@@ -253,10 +255,16 @@ async fn from_rollups(
     filter: &LogFilter,
     span: Span,
     by: Dimension,
+    histograms: bool,
 ) -> DbResult<Vec<Aggregate>> {
     let backend = db.backend();
     let (mut select, group) = key_select(by, false);
-    select.extend(counted_columns().iter().map(|c| sum(backend, c, c)));
+    let columns = if histograms {
+        counted_columns()
+    } else {
+        SUM_COLUMNS.iter().map(|c| (*c).to_string()).collect()
+    };
+    select.extend(columns.iter().map(|c| sum(backend, c, c)));
     let (conditions, values) = rollup_conditions(filter, span);
     let sql = format!(
         "SELECT {} FROM log_rollups{}{group}",
@@ -265,7 +273,7 @@ async fn from_rollups(
     );
     let rows = db.fetch_all_with(&sql, &values).await?;
     rows.iter()
-        .map(|row| aggregate_of(row, by))
+        .map(|row| aggregate_of(row, by, histograms))
         .filter(|a| !matches!(a, Ok(a) if a.sums.requests == 0))
         .collect()
 }
@@ -289,6 +297,7 @@ async fn from_raw(
     filter: &LogFilter,
     span: Span,
     by: Dimension,
+    histograms: bool,
 ) -> DbResult<Vec<Aggregate>> {
     let backend = db.backend();
     let (mut select, group) = key_select(by, true);
@@ -298,7 +307,12 @@ async fn from_raw(
         sum(backend, "completion_tokens", "completion_tokens"),
         sum(backend, "cost", "cost"),
     ]);
-    for (column, prefix) in [("latency_ms", "lat"), ("ttft_ms", "ttft")] {
+    let histogram_columns: &[(&str, &str)] = if histograms {
+        &[("latency_ms", "lat"), ("ttft_ms", "ttft")]
+    } else {
+        &[]
+    };
+    for (column, prefix) in histogram_columns {
         for i in 0..BUCKETS {
             select.push(sum(
                 backend,
@@ -321,7 +335,7 @@ async fn from_raw(
     );
     let rows = db.fetch_all_with(&sql, &values).await?;
     rows.iter()
-        .map(|row| aggregate_of(row, by))
+        .map(|row| aggregate_of(row, by, histograms))
         .filter(|a| !matches!(a, Ok(a) if a.sums.requests == 0))
         .collect()
 }
@@ -330,23 +344,38 @@ async fn from_raw(
 /// `by`: whole 15-minute buckets from the rollups, the edges finer than a bucket from the raw
 /// rows (at most one bucket each). A filter on a request id reads the raw rows alone.
 pub async fn aggregate(db: &Db, filter: &LogFilter, by: Dimension) -> DbResult<Vec<Aggregate>> {
+    aggregate_with(db, filter, by, true).await
+}
+
+/// [`aggregate`] without the histograms (left empty): requests, tokens and cost alone, which
+/// read far fewer columns.
+pub async fn sums(db: &Db, filter: &LogFilter, by: Dimension) -> DbResult<Vec<Aggregate>> {
+    aggregate_with(db, filter, by, false).await
+}
+
+async fn aggregate_with(
+    db: &Db,
+    filter: &LogFilter,
+    by: Dimension,
+    histograms: bool,
+) -> DbResult<Vec<Aggregate>> {
     if filter.request_id.is_some() {
         let span = Span {
             from: filter.from_ms,
             to: filter.to_ms,
         };
-        return from_raw(db, filter, span, by).await;
+        return from_raw(db, filter, span, by, histograms).await;
     }
     let split = rollup::split(filter.from_ms, filter.to_ms);
     let mut parts = Vec::new();
     if let Some(span) = split.head {
-        parts.extend(from_raw(db, filter, span, by).await?);
+        parts.extend(from_raw(db, filter, span, by, histograms).await?);
     }
     if let Some(span) = split.rollups {
-        parts.extend(from_rollups(db, filter, span, by).await?);
+        parts.extend(from_rollups(db, filter, span, by, histograms).await?);
     }
     if let Some(span) = split.tail {
-        parts.extend(from_raw(db, filter, span, by).await?);
+        parts.extend(from_raw(db, filter, span, by, histograms).await?);
     }
     // The same group from several parts is one.
     let mut merged: BTreeMap<(i64, String), RollupSums> = BTreeMap::new();
