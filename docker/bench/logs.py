@@ -240,7 +240,8 @@ def run(backend, tollgate, work):
         subprocess.run(["psql", "-q", PG_URL, "-c", f"DROP DATABASE IF EXISTS {name}"], check=True)
         subprocess.run(["psql", "-q", PG_URL, "-c", f"CREATE DATABASE {name}"], check=True)
         database_url = PG_URL.rsplit("/", 1)[0] + "/" + name
-    run_cli(tollgate, database_url, "user", "create", "--username", "root", "--role", "root", "--password", PASSWORD)
+    run_cli(tollgate, database_url, "--create-database", "user", "create", "--username", "root", "--role", "root",
+            "--password", PASSWORD)
     dashboard = json.loads(run_cli(tollgate, database_url, "user", "create", "--username", "dash",
                                    "--password", PASSWORD, "--quota-usd", "100", "--json"))
     key = json.loads(run_cli(tollgate, database_url, "token", "create", "--user", "dash", "--name", "main", "--json"))
@@ -287,7 +288,7 @@ def run(backend, tollgate, work):
             ("admin logs", admin, "/admin/logs"),
             ("admin logs by user", admin, f"/admin/logs?user={heavy}"),
             ("admin logs by model", admin, "/admin/logs?model=model-3"),
-            ("admin logs by channel", admin, f"/admin/logs?channel={channel_ids[7]}"),
+            ("admin logs by channel", admin, f"/admin/logs?channel={channel_ids[len(channel_ids) // 3]}"),
             ("overview (7 days)", admin, "/admin"),
             ("overview (30 days)", admin, "/admin?range=30d"),
             ("dashboard", user, "/dashboard"),
