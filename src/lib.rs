@@ -11,6 +11,7 @@ pub mod i18n;
 pub mod jobs;
 pub mod mail;
 pub mod oauth;
+pub mod oneapi;
 pub mod options;
 mod panic_guard;
 pub mod payments;

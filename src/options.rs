@@ -117,7 +117,7 @@ pub fn is_root_only(name: &str) -> bool {
         || name.starts_with("stripe_")
         || matches!(
             name,
-            "public_url" | "metrics_token" | "audit_retention_days"
+            "public_url" | "metrics_token" | "audit_retention_days" | "log_retention_days"
         )
 }
 
@@ -420,6 +420,8 @@ runtime_options! {
     topup_reconcile_after_secs: u64 = "300", check any;
     /// Days the audit log keeps its rows; older ones are deleted by a background job, which keeps the last deleted row's hash for `tollgate audit verify` (0 = keep forever). Root's alone: it decides how long changes stay on record.
     audit_retention_days: u64 = "365", check any;
+    /// Days request logs are kept; older rows are deleted in small batches, their rollups (totals, dashboards, the overview) kept (0 = keep every log).
+    log_retention_days: u64 = "0", check any;
 }
 
 /// Options whose values are secrets: they can be set, but are listed masked and never

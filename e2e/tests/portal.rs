@@ -1660,7 +1660,14 @@ async fn console_tour(browser: &mut Browser, base: &str, lang: &str, phone: bool
         ("/admin/settings", "settings"),
     ] {
         let url = format!("{base}{path}?lang={lang}");
-        visit(browser, &url, &format!("console-{name}-{lang}"), lang, phone).await;
+        visit(
+            browser,
+            &url,
+            &format!("console-{name}-{lang}"),
+            lang,
+            phone,
+        )
+        .await;
     }
 }
 
@@ -1686,12 +1693,18 @@ async fn an_operator_runs_the_site_from_the_console() {
     browser.open(&format!("{base}/admin"), "console").await;
     let text = browser.text().await;
     browser
-        .check(text.contains("Channels") && text.contains("Audit log"), "root reaches the console")
+        .check(
+            text.contains("Channels") && text.contains("Audit log"),
+            "root reaches the console",
+        )
         .await;
 
     // A channel from the OpenAI preset, pointed at the fake upstream, then tested.
     browser
-        .open(&format!("{base}/admin/channels/new?preset=openai"), "channel-preset")
+        .open(
+            &format!("{base}/admin/channels/new?preset=openai"),
+            "channel-preset",
+        )
         .await;
     browser.fill("name", "upstream").await;
     browser
@@ -1703,7 +1716,10 @@ async fn an_operator_runs_the_site_from_the_console() {
     browser.wait_for("form[action$='/test']").await;
     let channel_page = browser.path().await;
     browser
-        .check(channel_page.starts_with("/admin/channels/"), "the new channel's page")
+        .check(
+            channel_page.starts_with("/admin/channels/"),
+            "the new channel's page",
+        )
         .await;
     press(&browser, &format!("form[action='{channel_page}/test']")).await;
     browser.arrive(&channel_page).await;
@@ -1714,14 +1730,18 @@ async fn an_operator_runs_the_site_from_the_console() {
         .await;
 
     // Its model priced, and the default group's ratio set.
-    browser.open(&format!("{base}/admin/prices"), "prices").await;
+    browser
+        .open(&format!("{base}/admin/prices"), "prices")
+        .await;
     browser.fill("model", "gpt-4o-mini").await;
     browser.fill("input", "0.15").await;
     browser.fill("output", "0.60").await;
     press(&browser, "section[aria-labelledby='price-form-title'] form").await;
     browser.arrive("/admin/prices").await;
     browser.shot("priced").await;
-    browser.open(&format!("{base}/admin/groups"), "groups").await;
+    browser
+        .open(&format!("{base}/admin/groups"), "groups")
+        .await;
     let ratio = browser
         .client
         .find(Locator::Css("input[name='ratio'][form='group-1']"))
@@ -1757,18 +1777,30 @@ async fn an_operator_runs_the_site_from_the_console() {
     browser
         .check(
             csv.starts_with("201\ntext/csv") || csv.starts_with("200\ntext/csv"),
-            &format!("the codes come as CSV: {}", csv.lines().take(3).collect::<Vec<_>>().join(" | ")),
+            &format!(
+                "the codes come as CSV: {}",
+                csv.lines().take(3).collect::<Vec<_>>().join(" | ")
+            ),
         )
         .await;
     browser
         .check(csv.contains("attachment"), "the CSV is a download")
         .await;
-    browser.check(codes.len() == 2, &format!("two codes ({csv})")).await;
+    browser
+        .check(codes.len() == 2, &format!("two codes ({csv})"))
+        .await;
 
     // A person redeems one, makes a key and calls /v1.
     cli(
         &database_url,
-        &["user", "create", "--username", "alice", "--password", PASSWORD],
+        &[
+            "user",
+            "create",
+            "--username",
+            "alice",
+            "--password",
+            PASSWORD,
+        ],
     )
     .await;
     browser.submit("/logout").await;
@@ -1817,9 +1849,17 @@ async fn an_operator_runs_the_site_from_the_console() {
         .await;
     browser.open(&format!("{base}/admin/audit"), "audit").await;
     let audit = browser.text().await;
-    for action in ["channel.create", "price.set", "group.update", "code.generate"] {
+    for action in [
+        "channel.create",
+        "price.set",
+        "group.update",
+        "code.generate",
+    ] {
         browser
-            .check(audit.contains(action), &format!("the audit log shows {action}"))
+            .check(
+                audit.contains(action),
+                &format!("the audit log shows {action}"),
+            )
             .await;
     }
     browser.open(&format!("{base}/admin/users"), "users").await;
@@ -1831,7 +1871,10 @@ async fn an_operator_runs_the_site_from_the_console() {
     )
     .await;
     browser
-        .check(user_page.starts_with("/admin/users/"), "alice's page is linked")
+        .check(
+            user_page.starts_with("/admin/users/"),
+            "alice's page is linked",
+        )
         .await;
     for lang in ["en", "zh-CN"] {
         console_tour(&mut browser, &base, lang, false, &user_page).await;

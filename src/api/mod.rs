@@ -15,6 +15,7 @@ mod model_aliases;
 mod oauth_providers;
 mod options;
 mod orders;
+mod overview;
 mod prices;
 mod tokens;
 mod users;
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(prices::router())
         .merge(model_aliases::router())
         .merge(logs::router())
+        .merge(overview::router())
         .merge(options::router())
         .merge(oauth_providers::router())
         .merge(codes::router())

@@ -47,6 +47,7 @@ fn routes(state: AppState) -> Router {
     let not_found_page = crate::web::not_found_router(&state).with_state(state.clone());
     Router::new()
         .merge(crate::relay::router())
+        .merge(crate::oneapi::router())
         .merge(crate::api::router(state.clone()))
         .merge(crate::webhooks::router())
         .merge(crate::web::router(&state))
@@ -185,6 +186,7 @@ impl App {
             state.clone(),
             cancel_jobs.clone(),
         ));
+        background.spawn(jobs::log_upkeep::run(state.clone(), cancel_jobs.clone()));
         background.spawn(jobs::reconcile_orders::run(
             state.clone(),
             cancel_jobs.clone(),

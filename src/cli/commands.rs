@@ -6,7 +6,8 @@ use super::output;
 use super::{
     AdminTokenCommand, AliasCommand, AuditCommand, BillingCommand, ChannelCommand, ChannelFlags,
     CodeCommand, Command, GroupCommand, JsonFlag, LedgerCommand, LogsArgs, ModelCommand,
-    OauthCommand, OptionCommand, OrderCommand, PriceCommand, TokenCommand, UserCommand,
+    OauthCommand, OptionCommand, OrderCommand, PriceCommand, RollupsCommand, TokenCommand,
+    UserCommand,
 };
 use crate::config::DatabaseConfig;
 use crate::providers::presets;
@@ -164,6 +165,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CommandResult {
         Command::Billing(c) => billing(ctx, c).await,
         Command::Ledger(c) => ledger(ctx, c).await,
         Command::Audit(c) => audit(ctx, c).await,
+        Command::Rollups(c) => rollups(ctx, c).await,
         Command::Model(ModelCommand::Alias(c)) => model_alias(ctx, c).await,
     }
 }
@@ -1064,6 +1066,28 @@ async fn audit(ctx: &Ctx, command: AuditCommand) -> CommandResult {
                     Err(format!("the audit log does not verify at row {id}: {reason}").into())
                 }
             }
+        }
+    }
+}
+
+async fn rollups(ctx: &Ctx, command: RollupsCommand) -> CommandResult {
+    match command {
+        RollupsCommand::Rebuild { from, to, json } => {
+            let rebuilt = service::rollups::rebuild_between(
+                ctx,
+                &CLI,
+                from.as_deref(),
+                to.as_deref(),
+                crate::clock::now_ms(),
+            )
+            .await
+            .map_err(describe)?;
+            show(json, &rebuilt, |r| {
+                format!(
+                    "Rebuilt {} bucket(s) of 15 minutes from {} log row(s).",
+                    r.buckets, r.rows
+                )
+            })
         }
     }
 }

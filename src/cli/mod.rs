@@ -79,6 +79,27 @@ pub enum Command {
     /// Billing records the server could not write.
     #[command(subcommand)]
     Billing(BillingCommand),
+    /// The request logs' rollups per 15 minutes, which totals, dashboards and the overview read.
+    #[command(subcommand)]
+    Rollups(RollupsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RollupsCommand {
+    /// Recompute the rollups from the request logs, touching only the 15-minute buckets that
+    /// still have log rows (the rollups of purged logs stay); the last hour is left to the
+    /// running servers.
+    Rebuild {
+        /// From this day of the site's time zone (2026-11-30) or instant (RFC 3339); default:
+        /// the oldest log.
+        #[arg(long)]
+        from: Option<String>,
+        /// Up to the end of this day, or this instant; default: an hour ago.
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -101,13 +101,17 @@ impl SiteCalendar {
         self.midnight_ms(date.tomorrow().ok()?)
     }
 
-    /// A bound of a time range as a person types it: an RFC 3339 instant
-    /// (`2026-12-05T14:03:07+08:00`), or a date in this zone — its start, or with `end` the
-    /// start of the day after, so `to=2026-12-05` takes in the whole day.
+    /// A bound of a time range as people write it: a day of the zone (`2026-11-30`: its start,
+    /// or with `end` its end, so the day is included), an RFC 3339 instant
+    /// (`2026-11-30T08:00:00Z`), or milliseconds since the epoch.
     pub fn bound_ms(&self, text: &str, end: bool) -> Option<i64> {
         let text = text.trim();
-        if let Ok(instant) = text.parse::<jiff::Timestamp>() {
-            return Some(instant.as_millisecond());
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            return text.parse().ok();
+        }
+        if text.contains('T') || text.contains('t') {
+            let at: Timestamp = text.parse().ok()?;
+            return Some(at.as_millisecond());
         }
         if end {
             self.date_end_ms(text)
@@ -165,6 +169,32 @@ mod tests {
 
     // 2026-11-30 01:30 UTC = 09:30 in Shanghai, 20:30 the day before in New York.
     const AT: i64 = 1_796_002_200_000;
+
+    #[test]
+    fn bounds_are_days_instants_or_milliseconds() {
+        let shanghai = SiteCalendar::new("Asia/Shanghai");
+        // 2026-11-30 00:00 in Shanghai is 2026-11-29 16:00 UTC.
+        let start = shanghai.bound_ms("2026-11-30", false).unwrap();
+        assert_eq!(start, shanghai.date_start_ms("2026-11-30").unwrap());
+        assert_eq!(
+            shanghai.bound_ms("2026-11-30", true),
+            Some(start + 86_400_000)
+        );
+        assert_eq!(
+            shanghai.bound_ms("2026-11-29T16:00:00Z", false),
+            Some(start)
+        );
+        assert_eq!(
+            shanghai.bound_ms("2026-11-30T00:00:00+08:00", true),
+            Some(start)
+        );
+        assert_eq!(
+            shanghai.bound_ms("1790000000000", false),
+            Some(1_790_000_000_000)
+        );
+        assert_eq!(shanghai.bound_ms("yesterday", false), None);
+        assert_eq!(shanghai.bound_ms("2026-11-30T25:00:00Z", false), None);
+    }
 
     #[test]
     fn days_begin_in_the_site_zone() {

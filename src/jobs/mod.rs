@@ -2,6 +2,7 @@
 
 pub mod audit_retention;
 pub mod channel_health;
+pub mod log_upkeep;
 pub mod low_balance;
 pub mod reconcile_orders;
 pub mod snapshot_sync;

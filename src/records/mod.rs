@@ -15,6 +15,7 @@ pub mod model_aliases;
 pub mod oauth;
 pub mod orders;
 pub mod prices;
+pub mod rollups;
 pub mod tokens;
 pub mod users;
 

@@ -70,30 +70,34 @@ pub async fn summary(
     let calendar = SiteCalendar::new(&options.timezone);
     let today = calendar.day_number(now_ms);
     let from_ms = calendar.day_start_ms(now_ms, DAYS - 1);
-    // Hours aligned on the zone's local midnights, each placed on its own local day: exact
-    // across a daylight-saving change inside the 30 days.
-    let align_ms = calendar.offset_ms(now_ms).rem_euclid(HOUR_MS);
-    let hours = db::logs::hourly_usage(&ctx.db, user_id, from_ms, align_ms).await?;
+    // From the rollups: every zone's offset is a whole number of quarter hours, so each
+    // 15-minute bucket lies within one local day, and the local midnight the range starts at
+    // is a bucket's start (no raw rows are read).
+    let filter = db::logs::LogFilter {
+        user_id: Some(user_id),
+        from_ms: Some(from_ms),
+        ..Default::default()
+    };
+    let buckets = db::rollups::sums(&ctx.db, &filter, db::rollups::Dimension::BucketModel).await?;
     Ok(summarize(
-        &on_local_days(hours, &calendar, align_ms),
+        &on_local_days(buckets, &calendar),
         today,
         user.quota,
     ))
 }
 
-const HOUR_MS: i64 = 3_600_000;
-
-/// Hour rows (see [`db::logs::hourly_usage`]) renumbered by the local day each hour began on.
+/// Rollup buckets per model placed on the local day each began on.
 fn on_local_days(
-    hours: Vec<db::logs::ModelUsage>,
+    buckets: Vec<db::rollups::Aggregate>,
     calendar: &SiteCalendar,
-    align_ms: i64,
 ) -> Vec<db::logs::ModelUsage> {
-    hours
+    buckets
         .into_iter()
-        .map(|hour| db::logs::ModelUsage {
-            period: calendar.day_number(hour.period * HOUR_MS - align_ms),
-            ..hour
+        .map(|bucket| db::logs::ModelUsage {
+            period: calendar.day_number(bucket.id),
+            model: bucket.name,
+            requests: bucket.sums.requests,
+            cost: bucket.sums.cost,
         })
         .collect()
 }
@@ -157,6 +161,8 @@ mod tests {
     use super::*;
     use crate::service::db::logs::ModelUsage;
 
+    const HOUR_MS: i64 = 3_600_000;
+
     fn row(day: i64, model: &str, requests: i64, cost: i64) -> ModelUsage {
         ModelUsage {
             period: day,
@@ -208,24 +214,31 @@ mod tests {
     }
 
     #[test]
-    fn hours_land_on_their_local_day_across_daylight_saving() {
+    fn buckets_land_on_their_local_day_across_daylight_saving() {
+        use crate::domain::rollup::BUCKET_MS;
+        use crate::records::rollups::{Aggregate, RollupSums};
         // New York, 2026-11-01: midnight is 04:00 UTC, the next midnight 05:00 UTC the day
-        // after (a 25-hour day). The last hour of that day begins at 04:00 UTC on the 2nd.
+        // after (a 25-hour day). Its last bucket begins at 04:45 UTC on the 2nd.
         let new_york = SiteCalendar::new("America/New_York");
-        let nov_1 = 1_793_505_600_000 / HOUR_MS;
-        let hours = vec![
-            row(nov_1 - 1, "m", 1, 1),
-            row(nov_1, "m", 1, 2),
-            row(nov_1 + 24, "m", 1, 4),
-            row(nov_1 + 25, "m", 1, 8),
+        let midnight = 1_793_505_600_000;
+        let bucket = |at: i64, cost: i64| Aggregate {
+            id: at,
+            name: "m".into(),
+            sums: RollupSums {
+                requests: 1,
+                cost,
+                ..Default::default()
+            },
+        };
+        let buckets = vec![
+            bucket(midnight - BUCKET_MS, 1),
+            bucket(midnight, 2),
+            bucket(midnight + 25 * HOUR_MS - BUCKET_MS, 4),
+            bucket(midnight + 25 * HOUR_MS, 8),
         ];
-        let days = on_local_days(hours, &new_york, 0);
-        let day = new_york.day_number(1_793_505_600_000);
+        let days = on_local_days(buckets, &new_york);
+        let day = new_york.day_number(midnight);
         let placed: Vec<(i64, i64)> = days.iter().map(|d| (d.period - day, d.cost)).collect();
         assert_eq!(placed, vec![(-1, 1), (0, 2), (0, 4), (1, 8)]);
-        // India is 5:30 ahead: its hours begin at half past the UTC hour.
-        let kolkata = SiteCalendar::new("Asia/Kolkata");
-        let align = kolkata.offset_ms(1_793_505_600_000).rem_euclid(HOUR_MS);
-        assert_eq!(align, 30 * 60_000);
     }
 }

@@ -240,6 +240,16 @@ impl Snapshot {
         self.channels.values()
     }
 
+    /// The channels cooling down at `now_ms`, and until when (ms): routing's own view, kept
+    /// in memory only.
+    pub fn cooling_channels(&self, now_ms: i64) -> Vec<(i64, i64)> {
+        self.channels
+            .values()
+            .filter(|c| c.health.is_cooling(now_ms))
+            .map(|c| (c.id, c.health.cooldown_until_ms()))
+            .collect()
+    }
+
     /// The names a group can call, sorted: models an enabled channel lists, aliases of
     /// those, and priced names an enabled channel's pattern serves.
     pub fn group_models(&self, group: &str) -> Vec<&str> {

@@ -13,6 +13,7 @@ use super::form::FieldErrors;
 use super::format;
 use super::page::{Page, SignedIn, urlencode};
 use crate::domain::calendar::SiteCalendar;
+use crate::domain::cursor::Cursor;
 use crate::domain::kinds::Outcome;
 use crate::domain::money::Quota;
 use crate::records::logs::{LogTotals, RequestLog};
@@ -38,8 +39,7 @@ pub struct Filters {
     key: String,
     #[serde(default)]
     outcome: String,
-    /// The newest request of the page before (paging); a value that is no id starts at the
-    /// newest.
+    /// Where the page before ended (paging); a value that is no cursor starts at the newest.
     #[serde(default)]
     before: String,
 }
@@ -93,7 +93,9 @@ impl Filters {
             token_id,
             model: Some(self.model.trim().to_string()).filter(|m| !m.is_empty()),
             request_id: None,
-            before_id: self.before.trim().parse().ok(),
+            channel_id: None,
+            before: Cursor::decode(&self.before),
+            before_id: None,
             from_ms,
             to_ms,
             outcome,
@@ -279,11 +281,11 @@ async fn render(
     }
     let query_string = filters.query_string();
     let older = (rows.len() == usize::try_from(PAGE_ROWS).unwrap_or(usize::MAX))
-        .then(|| rows.last().map(|last| last.id))
+        .then(|| service::logs::next_cursor(&rows))
         .flatten()
-        .map(|id| {
+        .map(|cursor| {
             let sep = if query_string.is_empty() { "" } else { "&" };
-            format!("/logs?{query_string}{sep}before={id}")
+            format!("/logs?{query_string}{sep}before={}", cursor.encode())
         });
     let csv = if query_string.is_empty() {
         "/logs.csv".to_string()
@@ -374,7 +376,7 @@ pub async fn csv(
         // The filters come back marked on the page, not as a file.
         Err(errors) => return render(&state, page, &user, filters, Err(errors)).await,
     };
-    query.before_id = None;
+    query.before = None;
     query.limit = Some(CSV_BATCH);
     let qpu = page.quota_per_usd;
     let calendar = page.calendar.clone();
@@ -407,9 +409,9 @@ pub async fn csv(
                         text.push_str(&crate::domain::csv::row(&csv_cells(log, &calendar, qpu)));
                     }
                     let full = rows.len() == usize::try_from(CSV_BATCH).unwrap_or(usize::MAX);
-                    if full && let Some(last) = rows.last() {
+                    if full && let Some(next) = service::logs::next_cursor(&rows) {
                         cursor.query = Some(LogQuery {
-                            before_id: Some(last.id),
+                            before: Some(next),
                             ..query
                         });
                     } else if let Some(totals) = cursor.totals {

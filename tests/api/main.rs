@@ -6,6 +6,7 @@ mod account_security;
 mod admin_catalog;
 mod admin_channels;
 mod admin_console;
+mod admin_logs;
 mod admin_people;
 mod admin_secrets;
 mod audio;

@@ -106,6 +106,40 @@ pub async fn for_user(db: &Db, user_id: i64, limit: i64) -> DbResult<Vec<Entry>>
     rows.iter().map(entry_from_row).collect()
 }
 
+/// The sums of the ledger rows of `kinds` written in `[from_ms, to_ms)`, per 15-minute bucket
+/// (its start, UTC ms) and kind.
+pub async fn sums_by_bucket(
+    db: &Db,
+    kinds: &[LedgerKind],
+    from_ms: i64,
+    to_ms: i64,
+) -> DbResult<Vec<(i64, LedgerKind, i64)>> {
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let total = match db.backend() {
+        super::Backend::MySql => "CAST(COALESCE(SUM(amount), 0) AS SIGNED)",
+        _ => "CAST(COALESCE(SUM(amount), 0) AS BIGINT)",
+    };
+    let bucket = "created_at - (created_at % 900000)";
+    let sql = format!(
+        "SELECT {bucket} AS b, kind, {total} AS total FROM ledger \
+         WHERE created_at >= ? AND created_at < ? AND kind IN ({}) GROUP BY {bucket}, kind",
+        super::placeholders(kinds.len())
+    );
+    let mut values = vec![Value::Int(from_ms), Value::Int(to_ms)];
+    values.extend(kinds.iter().map(|k| Value::Text(k.as_str().to_string())));
+    let rows = db.fetch_all_with(&sql, &values).await?;
+    rows.iter()
+        .map(|row| {
+            let kind = text(row, "kind")?;
+            let kind = LedgerKind::parse(&kind)
+                .ok_or_else(|| DbError::Corrupt(format!("ledger kind '{kind}'")))?;
+            Ok((row.try_get("b")?, kind, row.try_get("total")?))
+        })
+        .collect()
+}
+
 /// An account whose balance is not what its ledger says.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Discrepancy {

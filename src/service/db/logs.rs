@@ -253,6 +253,8 @@ async fn write_billing_in(tx: &mut Tx, batch: &BillingBatch<'_>) -> DbResult<()>
         }
         tx.execute_args(&sql, args).await?;
     }
+    // The rollups move with the rows they sum, in the same transaction.
+    super::rollups::add_in(tx, &super::rollups::rollup_of(batch.logs.iter().copied())).await?;
     Ok(())
 }
 
@@ -332,7 +334,12 @@ pub struct LogFilter {
     pub token_id: Option<i64>,
     pub model: Option<String>,
     pub request_id: Option<String>,
-    /// Only rows with an id below this (for paging backwards).
+    /// Only requests served (last tried) by this channel; 0: refused before any channel.
+    pub channel_id: Option<i64>,
+    /// Only rows older than this `(created_at, id)` (paging backwards through the order of
+    /// the list).
+    pub before: Option<(i64, i64)>,
+    /// Only rows with an id below this (the older way of paging, kept for `/api/logs`).
     pub before_id: Option<i64>,
     /// Only rows written at or after this time (ms since the epoch).
     pub from_ms: Option<i64>,
@@ -343,7 +350,7 @@ pub struct LogFilter {
 }
 
 impl LogFilter {
-    fn where_clause(&self) -> (String, Vec<Value>) {
+    pub(super) fn where_clause(&self) -> (String, Vec<Value>) {
         let mut conditions: Vec<&str> = Vec::new();
         let mut values = Vec::new();
         if let Some(id) = self.user_id {
@@ -361,6 +368,18 @@ impl LogFilter {
         if let Some(request_id) = &self.request_id {
             conditions.push("request_id = ?");
             values.push(Value::Text(request_id.clone()));
+        }
+        match self.channel_id {
+            Some(0) => conditions.push("channel_id IS NULL"),
+            Some(id) => {
+                conditions.push("channel_id = ?");
+                values.push(Value::Int(id));
+            }
+            None => {}
+        }
+        if let Some((at, id)) = self.before {
+            conditions.push("(created_at < ? OR (created_at = ? AND id < ?))");
+            values.extend([Value::Int(at), Value::Int(at), Value::Int(id)]);
         }
         if let Some(id) = self.before_id {
             conditions.push("id < ?");
@@ -386,112 +405,162 @@ impl LogFilter {
     }
 }
 
+/// Newest first, by `(created_at, id)`: the order every filter's index reads in, so a page
+/// is a short walk of an index whatever the table holds.
 pub async fn list(db: &Db, filter: &LogFilter) -> DbResult<Vec<RequestLog>> {
     let (where_clause, mut values) = filter.where_clause();
     values.push(Value::Int(filter.limit.clamp(1, 1000)));
     let sql = format!(
-        "SELECT id, {} FROM request_logs{where_clause} ORDER BY id DESC LIMIT ?",
+        "SELECT id, {} FROM request_logs{where_clause} ORDER BY created_at DESC, id DESC LIMIT ?",
         COLUMNS.join(", ")
     );
     let rows = db.fetch_all_with(&sql, &values).await?;
     rows.iter().map(from_row).collect()
 }
 
+/// One request's row.
+pub async fn get(db: &Db, id: i64) -> DbResult<Option<RequestLog>> {
+    let sql = format!(
+        "SELECT id, {} FROM request_logs WHERE id = ?",
+        COLUMNS.join(", ")
+    );
+    let rows = db.fetch_all_with(&sql, &[Value::Int(id)]).await?;
+    rows.first().map(from_row).transpose()
+}
+
+/// Deletes up to `batch` rows written before `before_ms`, oldest first; returns how many.
+/// Small batches keep each transaction (and the locks it holds) short. Their rollups stay.
+pub async fn purge_before(db: &Db, before_ms: i64, batch: i64) -> DbResult<u64> {
+    let rows = db
+        .fetch_all_with(
+            "SELECT id FROM request_logs WHERE created_at < ? ORDER BY created_at, id LIMIT ?",
+            &[Value::Int(before_ms), Value::Int(batch.clamp(1, 10_000))],
+        )
+        .await?;
+    let ids: Vec<Value> = rows
+        .iter()
+        .map(|row| row.try_get::<i64, _>("id").map(Value::Int))
+        .collect::<Result<_, _>>()?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "DELETE FROM request_logs WHERE id IN ({})",
+        super::placeholders(ids.len())
+    );
+    db.execute_with(db.pool(), &sql, &ids).await
+}
+
 /// The models an account's requests named (every account's when `user_id` is None), sorted,
 /// at most `limit` of them.
 pub async fn models_seen(db: &Db, user_id: Option<i64>, limit: i64) -> DbResult<Vec<String>> {
-    let (condition, mut values) = match user_id {
-        Some(id) => (" WHERE user_id = ?", vec![Value::Int(id)]),
-        None => ("", Vec::new()),
+    let limit = Value::Int(limit.clamp(1, 10_000));
+    // The rollups name every model the logs do, in far fewer rows. Everyone's: one step down
+    // the model index per model (a loose index scan), however many rows each has.
+    let (sql, values) = match user_id {
+        Some(id) => (
+            "SELECT DISTINCT model FROM log_rollups WHERE user_id = ? ORDER BY model LIMIT ?",
+            vec![Value::Int(id), limit],
+        ),
+        None => (
+            "WITH RECURSIVE seen (model) AS (\
+             SELECT MIN(model) FROM log_rollups \
+             UNION ALL SELECT (SELECT MIN(r.model) FROM log_rollups r WHERE r.model > seen.model) \
+             FROM seen WHERE seen.model IS NOT NULL) \
+             SELECT model FROM seen WHERE model IS NOT NULL ORDER BY model LIMIT ?",
+            vec![limit],
+        ),
     };
-    values.push(Value::Int(limit.clamp(1, 10_000)));
-    let sql = format!("SELECT DISTINCT model FROM request_logs{condition} ORDER BY model LIMIT ?");
-    let rows = db.fetch_all_with(&sql, &values).await?;
+    let rows = db.fetch_all_with(sql, &values).await?;
     rows.iter().map(|row| text(row, "model")).collect()
 }
 
+/// Totals over what the filter matches (paging ignored): whole 15-minute buckets from the
+/// rollups, the edges of its time range from the rows.
 pub async fn totals(db: &Db, filter: &LogFilter) -> DbResult<LogTotals> {
-    let filter = LogFilter {
-        before_id: None,
-        ..filter.clone()
-    };
-    let (where_clause, values) = filter.where_clause();
-    // CAST keeps the sums BIGINT on every backend (PostgreSQL returns NUMERIC for SUM(BIGINT)).
-    let sql = format!(
-        "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(cost), 0) AS BIGINT) AS cost, \
-         CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt, \
-         CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion \
-         FROM request_logs{where_clause}"
-    );
-    let sql = match db.backend() {
-        // MySQL spells a 64-bit integer cast SIGNED.
-        super::Backend::MySql => sql.replace("AS BIGINT)", "AS SIGNED)"),
-        _ => sql,
-    };
-    let rows = db.fetch_all_with(&sql, &values).await?;
-    let row = rows
-        .first()
-        .ok_or_else(|| DbError::Corrupt("no totals row".into()))?;
+    let all = super::rollups::sums(db, filter, super::rollups::Dimension::Total).await?;
+    let sums = all.first().map(|a| a.sums).unwrap_or_default();
     Ok(LogTotals {
-        requests: row.try_get("n")?,
-        cost: row.try_get("cost")?,
-        prompt_tokens: row.try_get("prompt")?,
-        completion_tokens: row.try_get("completion")?,
+        requests: sums.requests,
+        cost: sums.cost,
+        prompt_tokens: sums.prompt_tokens,
+        completion_tokens: sums.completion_tokens,
     })
 }
 
 /// One period's usage of one model by an account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelUsage {
-    /// The period's number: an hour from [`hourly_usage`], a local day once the service has
-    /// placed the hours on days.
+    /// The period's number: a local day once the service has placed the buckets on days.
     pub period: i64,
     pub model: String,
     pub requests: i64,
     pub cost: i64,
 }
 
-/// An account's requests and cost per hour and model since `from_ms`. Hour `h` is the hour
-/// that began at `h × 3,600,000 − align_ms` (UTC milliseconds): `align_ms` is the site zone's
-/// offset within the hour (30 minutes in India), so every local midnight starts an hour and the
-/// caller can place each hour on its local day exactly, daylight saving or not.
-pub async fn hourly_usage(
-    db: &Db,
-    user_id: i64,
-    from_ms: i64,
-    align_ms: i64,
-) -> DbResult<Vec<ModelUsage>> {
-    let (hour, bigint) = match db.backend() {
-        // MySQL's `/` is decimal division; DIV is the integer one. MySQL spells BIGINT SIGNED.
-        super::Backend::MySql => ("(created_at + ?) DIV 3600000", "SIGNED"),
-        _ => ("(created_at + ?) / 3600000", "BIGINT"),
-    };
-    let sql = format!(
-        "SELECT {hour} AS hour, model, COUNT(*) AS n, \
-         CAST(COALESCE(SUM(cost), 0) AS {bigint}) AS cost \
-         FROM request_logs WHERE user_id = ? AND created_at >= ? \
-         GROUP BY hour, model ORDER BY hour, model"
-    );
-    let rows = db
-        .fetch_all_with(
-            &sql,
-            &[
-                Value::Int(align_ms),
-                Value::Int(user_id),
-                Value::Int(from_ms),
-            ],
-        )
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ModelUsage {
-                period: row.try_get("hour")?,
-                model: text(row, "model")?,
-                requests: row.try_get("n")?,
-                cost: row.try_get("cost")?,
-            })
-        })
-        .collect()
+/// The indexes the log listing's filters read, each ending in `(created_at, id)`: the list's
+/// order, so a page is a short walk of one index.
+const LOG_INDEXES: [(&str, &str); 6] = [
+    ("request_logs_time_idx", "created_at, id"),
+    ("request_logs_user_time_id_idx", "user_id, created_at, id"),
+    ("request_logs_token_time_idx", "token_id, created_at, id"),
+    ("request_logs_model_time_idx", "model, created_at, id"),
+    (
+        "request_logs_channel_time_idx",
+        "channel_id, created_at, id",
+    ),
+    ("request_logs_outcome_time_idx", "outcome, created_at, id"),
+];
+
+/// Builds the indexes of [`LOG_INDEXES`] that are missing, without blocking the writes of a
+/// large table: CONCURRENTLY on PostgreSQL (an index left invalid by an interrupted build is
+/// dropped and built again), online (LOCK=NONE) on MySQL. Returns how many were built.
+pub async fn ensure_indexes(db: &Db) -> DbResult<usize> {
+    let mut built = 0;
+    for (name, columns) in LOG_INDEXES {
+        match db.backend() {
+            super::Backend::Sqlite => {
+                if db.has_index("request_logs", name).await? {
+                    continue;
+                }
+                let sql = format!("CREATE INDEX IF NOT EXISTS {name} ON request_logs ({columns})");
+                db.execute_with(db.pool(), &sql, &[]).await?;
+            }
+            super::Backend::Postgres => {
+                let state = db
+                    .fetch_all_with(
+                        "SELECT CAST(i.indisvalid AS INTEGER) AS valid FROM pg_index i \
+                         JOIN pg_class c ON c.oid = i.indexrelid \
+                         JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE c.relname = ? AND n.nspname = current_schema()",
+                        &[Value::Text(name.to_string())],
+                    )
+                    .await?;
+                match state.first() {
+                    Some(row) if row.try_get::<i32, _>("valid")? == 1 => continue,
+                    Some(_) => {
+                        db.execute_with(db.pool(), &format!("DROP INDEX CONCURRENTLY {name}"), &[])
+                            .await?;
+                    }
+                    None => {}
+                }
+                let sql = format!("CREATE INDEX CONCURRENTLY {name} ON request_logs ({columns})");
+                db.execute_with(db.pool(), &sql, &[]).await?;
+            }
+            super::Backend::MySql => {
+                if db.has_index("request_logs", name).await? {
+                    continue;
+                }
+                let sql = format!(
+                    "ALTER TABLE request_logs ADD INDEX {name} ({columns}), \
+                     ALGORITHM=INPLACE, LOCK=NONE"
+                );
+                db.execute_with(db.pool(), &sql, &[]).await?;
+            }
+        }
+        built += 1;
+    }
+    Ok(built)
 }
 
 #[cfg(test)]

@@ -120,6 +120,13 @@ const STEPS: &[Step] = &[
         include_str!("../../../migrations/mysql/0015_accounts_and_key_forms.sql"),
     ),
     (
+        16,
+        "request log rollups",
+        include_str!("../../../migrations/sqlite/0016_log_rollups.sql"),
+        include_str!("../../../migrations/postgres/0016_log_rollups.sql"),
+        include_str!("../../../migrations/mysql/0016_log_rollups.sql"),
+    ),
+    (
         17,
         "audit log",
         include_str!("../../../migrations/sqlite/0017_audit_log.sql"),

@@ -18,6 +18,7 @@ pub mod oauth;
 pub mod options;
 pub mod orders;
 pub mod prices;
+pub mod rollups;
 pub mod setup_tokens;
 pub mod site_values;
 pub mod tokens;

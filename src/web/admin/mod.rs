@@ -8,6 +8,7 @@ mod audit;
 mod catalog;
 mod channels;
 mod codes;
+mod logs;
 mod orders;
 mod overview;
 pub mod reauth;
@@ -48,6 +49,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin", get(overview::page))
         .route("/reauth", get(reauth::form).post(reauth::confirm))
         .route("/reauth/resume", get(reauth::resume))
+        .route("/admin/logs", get(logs::page))
+        .route("/admin/logs.csv", get(logs::csv))
+        .route("/admin/logs/{id}", get(logs::detail))
         .merge(channels::routes())
         .merge(users::routes())
         .merge(catalog::routes())
