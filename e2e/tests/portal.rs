@@ -1770,7 +1770,7 @@ async fn an_operator_runs_the_site_from_the_console() {
     )
     .await;
     let codes: Vec<String> = csv
-        .split(|c: char| c == ',' || c == '\n' || c == '"')
+        .split([',', '\n', '"'])
         .filter(|cell| cell.starts_with("tgc-"))
         .map(str::to_string)
         .collect();
