@@ -18,7 +18,8 @@ Traffic is shaped like a gateway's: 30 days of requests; users' shares follow a 
 heavy users, a long tail); each user calls two or three models; each model is served by a few
 channels; 3 % of requests fail upstream and 1 % are refused before any channel.
 
-Environment: TOLLGATE_BIN (default: cargo build --release), ROWS (1000000), USERS (1000),
+Environment: PAGES (measure only the pages whose label holds one of these comma-separated
+words, e.g. `dashboard,overview`), TOLLGATE_BIN (default: cargo build --release), ROWS (1000000), USERS (1000),
 CHANNELS (50), MODELS (20), DAYS (30), GETS (200), LIMIT_MS (150), BACKENDS (sqlite),
 TOLLGATE_BENCH_POSTGRES_URL (postgres://postgres@127.0.0.1:5432/postgres), RESULTS (a JSON-lines
 file for the raw figures). Exits non-zero when a page's p95 is over LIMIT_MS or a GET fails.
@@ -200,8 +201,14 @@ class Session:
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.connection.request(method, path, body=body, headers=headers)
-        response = self.connection.getresponse()
+        try:
+            self.connection.request(method, path, body=body, headers=headers)
+            response = self.connection.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # The server closed the idle keep-alive connection: open another.
+            self.connection.close()
+            self.connection.request(method, path, body=body, headers=headers)
+            response = self.connection.getresponse()
         text = response.read().decode()
         for name, value in response.getheaders():
             if name.lower() == "set-cookie":
@@ -297,8 +304,11 @@ def run(backend, tollgate, work):
             ("overview (30 days)", admin, "/admin?range=30d"),
             ("dashboard", user, "/dashboard"),
         ]
+        only = [p for p in os.environ.get("PAGES", "").split(",") if p]
         results = {}
         for label, session, path in pages:
+            if only and not any(word in label for word in only):
+                continue
             results[label] = p95(path, session)
             log(f"[{backend}] {label:<24} p50 {results[label]['p50_ms']:>7} ms  p95 {results[label]['p95_ms']:>7} ms")
         return results
