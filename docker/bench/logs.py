@@ -18,7 +18,8 @@ Traffic is shaped like a gateway's: 30 days of requests; users' shares follow a 
 heavy users, a long tail); each user calls two or three models; each model is served by a few
 channels; 3 % of requests fail upstream and 1 % are refused before any channel.
 
-Environment: TOLLGATE_BIN (default: cargo build --release), ROWS (1000000), USERS (1000),
+Environment: PAGES (measure only the pages whose label holds one of these comma-separated
+words, e.g. `dashboard,overview`), TOLLGATE_BIN (default: cargo build --release), ROWS (1000000), USERS (1000),
 CHANNELS (50), MODELS (20), DAYS (30), GETS (200), LIMIT_MS (150), BACKENDS (sqlite),
 TOLLGATE_BENCH_POSTGRES_URL (postgres://postgres@127.0.0.1:5432/postgres), RESULTS (a JSON-lines
 file for the raw figures). Exits non-zero when a page's p95 is over LIMIT_MS or a GET fails.
@@ -85,6 +86,8 @@ LOG_COLUMNS = ("created_at, request_id, user_id, username, token_id, token_name,
                "endpoint, model, upstream_model, channel_id, channel_name, attempts, "
                "prompt_tokens, completion_tokens, cached_tokens, usage_estimated, cost, "
                "latency_ms, ttft_ms, is_stream, outcome, status_code, error_message, client_ip")
+# A channel that serves requests, picked while the traffic is made.
+BUSY_CHANNEL = [0]
 # Seeded ids start above what the command line made (root, the dashboard's user, channels).
 FIRST_ID = 1000
 
@@ -114,6 +117,8 @@ def traffic(now, channel_ids, dashboard_user):
     tokens = {uid: (uid if uid >= FIRST_ID else dashboard_user[2]) for uid in user_ids}
     models = [f"model-{m}" for m in range(MODELS)]
     served_by = {m: rng.sample(channel_ids, 3) for m in models}
+    # The channel filter's page reads a channel with traffic.
+    BUSY_CHANNEL[0] = served_by[models[min(3, MODELS - 1)]][0]
     prefers = {uid: rng.sample(models, rng.choice([2, 3])) for uid in user_ids}
     span = DAYS * 86_400_000
     batch = []
@@ -196,8 +201,14 @@ class Session:
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.connection.request(method, path, body=body, headers=headers)
-        response = self.connection.getresponse()
+        try:
+            self.connection.request(method, path, body=body, headers=headers)
+            response = self.connection.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # The server closed the idle keep-alive connection: open another.
+            self.connection.close()
+            self.connection.request(method, path, body=body, headers=headers)
+            response = self.connection.getresponse()
         text = response.read().decode()
         for name, value in response.getheaders():
             if name.lower() == "set-cookie":
@@ -288,13 +299,16 @@ def run(backend, tollgate, work):
             ("admin logs", admin, "/admin/logs"),
             ("admin logs by user", admin, f"/admin/logs?user={heavy}"),
             ("admin logs by model", admin, "/admin/logs?model=model-3"),
-            ("admin logs by channel", admin, f"/admin/logs?channel={channel_ids[len(channel_ids) // 3]}"),
+            ("admin logs by channel", admin, f"/admin/logs?channel={BUSY_CHANNEL[0]}"),
             ("overview (7 days)", admin, "/admin"),
             ("overview (30 days)", admin, "/admin?range=30d"),
             ("dashboard", user, "/dashboard"),
         ]
+        only = [p for p in os.environ.get("PAGES", "").split(",") if p]
         results = {}
         for label, session, path in pages:
+            if only and not any(word in label for word in only):
+                continue
             results[label] = p95(path, session)
             log(f"[{backend}] {label:<24} p50 {results[label]['p50_ms']:>7} ms  p95 {results[label]['p95_ms']:>7} ms")
         return results
