@@ -51,3 +51,7 @@ admin-resume-lead = You are signed in again. This is what you typed; send it to 
 admin-resume-send = Send the change
 admin-resume-cancel = Cancel
 admin-resume-empty = (empty)
+
+# Settings: how long logs are kept.
+admin-option-log-retention-days = Keep request logs for (days, 0 = forever)
+admin-option-audit-retention-days = Keep the audit log for (days, 0 = forever)

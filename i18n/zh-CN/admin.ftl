@@ -51,3 +51,7 @@ admin-resume-lead = 你已再次登录。以下是你填写的内容；提交即
 admin-resume-send = 提交变更
 admin-resume-cancel = 取消
 admin-resume-empty = （空）
+
+# 设置：日志保留多久。
+admin-option-log-retention-days = 请求日志保留天数（0 = 永久）
+admin-option-audit-retention-days = 审计日志保留天数（0 = 永久）

@@ -128,7 +128,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "low_balance_default_usd",
         ],
     ),
-    ("logs", &[]),
+    ("logs", &["log_retention_days", "audit_retention_days"]),
 ];
 
 /// The options that switch on a feature moving money: a change of one that does so needs the
