@@ -66,6 +66,13 @@ pub fn date(ms: i64) -> String {
 /// Quota units as a dollar amount to edit in a form (see [`Quota::usd_editable`]).
 ///
 /// [`Quota::usd_editable`]: crate::domain::money::Quota::usd_editable
+/// Units as exact dollars for a spreadsheet: `0.000450`.
+pub fn exact_usd(units: i64, quota_per_usd: i64) -> String {
+    crate::domain::money::Quota(units)
+        .usd_string(quota_per_usd)
+        .replacen('$', "", 1)
+}
+
 pub fn editable_usd(units: i64, quota_per_usd: i64) -> String {
     crate::domain::money::Quota(units).usd_editable(quota_per_usd)
 }

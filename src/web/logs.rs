@@ -15,13 +15,13 @@ use super::page::{Page, SignedIn, urlencode};
 use crate::domain::calendar::SiteCalendar;
 use crate::domain::cursor::Cursor;
 use crate::domain::kinds::Outcome;
-use crate::domain::money::Quota;
 use crate::records::logs::{LogTotals, RequestLog};
 use crate::records::tokens::TokenRow;
 use crate::service::logs::LogQuery;
 use crate::service::sessions::Viewer;
 use crate::service::{self, Caller};
 use crate::state::AppState;
+use crate::web::format::exact_usd;
 
 const PAGE_ROWS: i64 = 50;
 const CSV_BATCH: i64 = 1000;
@@ -338,11 +338,6 @@ const CSV_COLUMNS: [&str; 15] = [
     "status",
     "error",
 ];
-
-/// Units as exact dollars for a spreadsheet: `0.000450`.
-fn exact_usd(units: i64, quota_per_usd: i64) -> String {
-    Quota(units).usd_string(quota_per_usd).replacen('$', "", 1)
-}
 
 fn csv_cells(log: &RequestLog, calendar: &SiteCalendar, quota_per_usd: i64) -> Vec<String> {
     vec![

@@ -13,7 +13,6 @@ use super::AdminPage;
 use crate::domain::calendar::SiteCalendar;
 use crate::domain::kinds::Outcome;
 use crate::domain::log_filters::{FilterText, Problem};
-use crate::domain::money::Quota;
 use crate::records::channels::ChannelRow;
 use crate::records::logs::{LogTotals, RequestLog};
 use crate::service::logs::LogQuery;
@@ -22,6 +21,7 @@ use crate::state::AppState;
 use crate::web::error::WebError;
 use crate::web::form::FieldErrors;
 use crate::web::format;
+use crate::web::format::exact_usd;
 use crate::web::logs::duration;
 use crate::web::page::{Page, urlencode};
 
@@ -302,10 +302,6 @@ const CSV_COLUMNS: [&str; 23] = [
     "client_ip",
     "error",
 ];
-
-fn exact_usd(units: i64, quota_per_usd: i64) -> String {
-    Quota(units).usd_string(quota_per_usd).replacen('$', "", 1)
-}
 
 fn csv_cells(log: &RequestLog, calendar: &SiteCalendar, qpu: i64) -> Vec<String> {
     vec![

@@ -372,19 +372,11 @@ async fn edit(
         display_name: blank(&form.display_name),
         ..UpdateUser::default()
     };
-    match service::users::update(&state.ctx, &caller, &username, change).await {
-        Ok(user) => {
-            let text = admin.page.t1("admin-user-saved", "name", &user.username);
-            done(&session, id, text).await
-        }
-        Err(error) => {
-            again(&state, admin, id, error, |page| {
-                page.edit = form;
-                page.failed = Failed::Edit;
-            })
-            .await
-        }
-    }
+    save_account(&state, &session, admin, id, &username, change, |page| {
+        page.edit = form;
+        page.failed = Failed::Edit;
+    })
+    .await
 }
 
 async fn change_role(
@@ -400,18 +392,30 @@ async fn change_role(
         role: Some(form.role.trim().to_string()),
         ..UpdateUser::default()
     };
-    match service::users::update(&state.ctx, &caller, &username, change).await {
+    save_account(&state, &session, admin, id, &username, change, |page| {
+        page.role = form;
+        page.failed = Failed::Role;
+    })
+    .await
+}
+
+/// Saves a change to the account and says so; or the page again with the form that failed
+/// (`fill` puts back what was typed).
+async fn save_account(
+    state: &AppState,
+    session: &Session,
+    admin: AdminPage,
+    id: i64,
+    username: &str,
+    change: UpdateUser,
+    fill: impl FnOnce(&mut UserPage),
+) -> Result<Response, WebError> {
+    match service::users::update(&state.ctx, &admin.caller(), username, change).await {
         Ok(user) => {
             let text = admin.page.t1("admin-user-saved", "name", &user.username);
-            done(&session, id, text).await
+            done(session, id, text).await
         }
-        Err(error) => {
-            again(&state, admin, id, error, |page| {
-                page.role = form;
-                page.failed = Failed::Role;
-            })
-            .await
-        }
+        Err(error) => again(state, admin, id, error, fill).await,
     }
 }
 
