@@ -902,8 +902,9 @@ db_test! {
             let (ctx, user, key) = (app.ctx().clone(), user.clone(), key(n));
             tokio::spawn(async move { service::topups::start(&ctx, &user, "5", &key, "https://p.example").await })
         });
-        let made = futures::future::join_all(attempts).await.into_iter().filter(|r| r.as_ref().unwrap().is_ok()).count();
-        assert_eq!(made, 2);
+        let results = futures::future::join_all(attempts).await.into_iter().map(Result::unwrap).collect::<Vec<_>>();
+        let made = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(made, 2, "{results:?}");
         assert_eq!(service::topups::list(app.ctx(), &CLI, Some("ray"), Some("pending"), 10).await.unwrap().len(), 2);
 
         let disputes = (0..6).map(|n| {

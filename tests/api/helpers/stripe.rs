@@ -140,7 +140,15 @@ fn stripe_error(status: u16, message: &str) -> Response {
         .into_response()
 }
 
-fn record(fake: &FakeStripe, path: &str, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+/// Keeps the request and answers Stripe's refusal when the key is wrong or a failure was
+/// queued; otherwise hands back what was kept, so a handler reads its own request even when
+/// others arrive at the same moment.
+fn record(
+    fake: &FakeStripe,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Received, Response> {
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
     let header = |name: &str| {
         headers
@@ -148,20 +156,21 @@ fn record(fake: &FakeStripe, path: &str, headers: &HeaderMap, body: &[u8]) -> Op
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let mut inner = fake.lock();
-    inner.received.push(Received {
+    let received = Received {
         path: path.to_string(),
         form,
         idempotency_key: header("idempotency-key"),
         authorization: header("authorization"),
-    });
+    };
+    let mut inner = fake.lock();
+    inner.received.push(received.clone());
     if header("authorization").as_deref() != Some(&format!("Bearer {SECRET_KEY}")) {
-        return Some(stripe_error(401, "Invalid API Key provided: sk_test_****"));
+        return Err(stripe_error(401, "Invalid API Key provided: sk_test_****"));
     }
-    inner
-        .fail_next
-        .take()
-        .map(|(status, message)| stripe_error(status, &message))
+    match inner.fail_next.take() {
+        Some((status, message)) => Err(stripe_error(status, &message)),
+        None => Ok(received),
+    }
 }
 
 async fn create_session(
@@ -169,18 +178,21 @@ async fn create_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = record(&fake, "/v1/checkout/sessions", &headers, &body) {
-        return refused;
-    }
-    let received = fake.lock().received.last().cloned().unwrap();
-    if let Some(key) = &received.idempotency_key {
-        let inner = fake.lock();
-        if let Some(id) = inner.by_key.get(key) {
-            return axum::Json(inner.sessions[id].clone()).into_response();
-        }
-    }
+    let received = match record(&fake, "/v1/checkout/sessions", &headers, &body) {
+        Ok(received) => received,
+        Err(refused) => return refused,
+    };
     let field = |name: &str| received.field(name).map(str::to_string);
+    // One lock from the key's lookup to the new session's entry: the same key sent twice at
+    // once makes one session, as at Stripe.
     let mut inner = fake.lock();
+    if let Some(id) = received
+        .idempotency_key
+        .as_ref()
+        .and_then(|k| inner.by_key.get(k))
+    {
+        return axum::Json(inner.sessions[id].clone()).into_response();
+    }
     inner.counter += 1;
     let id = format!("cs_test_{:04}{}", inner.counter, now_secs());
     let amount: i64 = field("line_items[0][price_data][unit_amount]")
@@ -228,7 +240,7 @@ async fn get_session(
     Path(id): Path<String>,
 ) -> Response {
     let path = format!("/v1/checkout/sessions/{id}");
-    if let Some(refused) = record(&fake, &path, &headers, b"") {
+    if let Err(refused) = record(&fake, &path, &headers, b"") {
         return refused;
     }
     match fake.lock().sessions.get(&id) {
@@ -243,7 +255,7 @@ async fn list_sessions(
     headers: HeaderMap,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
-    if let Some(refused) = record(&fake, "/v1/checkout/sessions?list", &headers, b"") {
+    if let Err(refused) = record(&fake, "/v1/checkout/sessions?list", &headers, b"") {
         return refused;
     }
     let wanted: Vec<(String, String)> =
@@ -270,10 +282,10 @@ async fn create_refund(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = record(&fake, "/v1/refunds", &headers, &body) {
-        return refused;
-    }
-    let received = fake.lock().received.last().cloned().unwrap();
+    let received = match record(&fake, "/v1/refunds", &headers, &body) {
+        Ok(received) => received,
+        Err(refused) => return refused,
+    };
     let amount: i64 = received
         .field("amount")
         .and_then(|a| a.parse().ok())
