@@ -386,6 +386,7 @@ impl RequestLog {
             requested_model: String::new(),
             upstream_request_id: String::new(),
             implausible_usage: String::new(),
+            failed_attempts: Vec::new(),
         }
     }
 }

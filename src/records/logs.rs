@@ -45,6 +45,24 @@ pub struct RequestLog {
     /// Empty unless the upstream reported usage beyond the request's bounds: then the figures
     /// it reported, which were billed at the bound instead.
     pub implausible_usage: String,
+    /// The attempts before the last, oldest first, when a failure moved the request on to
+    /// another channel or key; the row's own channel, status and error are the last attempt's.
+    /// Empty for nearly every request, so it costs nothing on the relay's path.
+    #[serde(default)]
+    pub failed_attempts: Vec<FailedAttempt>,
+}
+
+/// An attempt on a channel that failed and was followed by another.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FailedAttempt {
+    pub channel_id: i64,
+    pub channel: String,
+    /// The upstream's status, or the one its failure maps to (502 unreachable, 504 no answer
+    /// in time, 429 every key resting).
+    pub status: u16,
+    /// From the attempt's start to its failure.
+    pub latency_ms: i64,
+    pub error: String,
 }
 
 /// How many characters each text column holds; text is cut to fit before a row is queued.
@@ -59,6 +77,7 @@ const TEXT_LIMITS: TextLimits = TextLimits {
     client_ip: 64,
     upstream_request_id: 128,
     implausible_usage: 255,
+    attempt_error: 200,
 };
 
 struct TextLimits {
@@ -72,6 +91,9 @@ struct TextLimits {
     client_ip: usize,
     upstream_request_id: usize,
     implausible_usage: usize,
+    /// Each earlier attempt's error: with at most 21 attempts (`retry_count` ≤ 20) the JSON
+    /// list stays well inside MySQL's TEXT.
+    attempt_error: usize,
 }
 
 /// Makes `text` storable on every backend: NUL (which PostgreSQL refuses in text) becomes
@@ -115,6 +137,10 @@ impl RequestLog {
         fit_text(&mut self.client_ip, limits.client_ip);
         fit_text(&mut self.upstream_request_id, limits.upstream_request_id);
         fit_text(&mut self.implausible_usage, limits.implausible_usage);
+        for attempt in &mut self.failed_attempts {
+            fit_text(&mut attempt.channel, limits.label);
+            fit_text(&mut attempt.error, limits.attempt_error);
+        }
     }
 
     /// Replaces every free-text field with plain ASCII saying why: for a row the database
@@ -139,6 +165,7 @@ impl RequestLog {
         ] {
             text.clear();
         }
+        self.failed_attempts.clear();
         self.error_message =
             format!("The database refused this row's text, which was replaced: {reason}");
     }

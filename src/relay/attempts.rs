@@ -19,6 +19,7 @@ use crate::domain::kinds::ChannelType;
 use crate::domain::pricing::Usage;
 use crate::options::RuntimeOptions;
 use crate::providers::{self, Credential, bedrock, vertex};
+use crate::records::logs::FailedAttempt;
 use crate::snapshot::health::FailureEffect;
 use crate::snapshot::routing::NoChannel;
 use crate::snapshot::{ChannelEntry, ChannelKey, KeyPick};
@@ -90,6 +91,9 @@ impl Attempts<'_> {
         let max_attempts = 1 + self.options.retry_count;
         let mut tried: Vec<i64> = Vec::new();
         let mut last_error: Option<RelayError> = None;
+        // The failed attempt before this one: it joins the log's list only when another
+        // attempt follows, since the row itself describes the last.
+        let mut previous: Option<FailedAttempt> = None;
         for _ in 0..max_attempts {
             let channel = match routes.pick(&tried, now_ms()) {
                 Ok(channel) => channel,
@@ -107,6 +111,9 @@ impl Attempts<'_> {
                 Err(_) => break,
             };
             tried.push(channel.id);
+            ticket.log.failed_attempts.extend(previous.take());
+            let started = now_ms();
+            let counted_before = ticket.log.attempts;
             let upstream_model = channel.upstream_model(self.model).to_string();
             ticket.log.channel_id = Some(channel.id);
             ticket.log.channel_name = channel.name.clone();
@@ -134,6 +141,17 @@ impl Attempts<'_> {
             ticket = returned;
             ticket.log.error_message = error.message.clone();
             ticket.log.status_code = i64::from(error.status.as_u16());
+            // Only attempts that reached the upstream (or its token endpoint) are counted
+            // and listed; a channel whose keys were all resting was passed over.
+            if ticket.log.attempts > counted_before {
+                previous = Some(FailedAttempt {
+                    channel_id: channel.id,
+                    channel: channel.name.clone(),
+                    status: error.status.as_u16(),
+                    latency_ms: now_ms() - started,
+                    error: error.message.clone(),
+                });
+            }
             last_error = Some(error);
         }
         let error = last_error.unwrap_or_else(|| {

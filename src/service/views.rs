@@ -16,7 +16,7 @@ use crate::domain::secret_key::{mask_upstream_key, upstream_key_fingerprint};
 use crate::service::db::admin_tokens::AdminTokenRow;
 use crate::service::db::channels::ChannelRow;
 use crate::service::db::groups::GroupRow;
-use crate::service::db::logs::RequestLog;
+use crate::service::db::logs::{FailedAttempt, RequestLog};
 use crate::service::db::model_aliases::AliasRow;
 use crate::service::db::oauth::ProviderRow;
 use crate::service::db::prices::PriceRow;
@@ -541,6 +541,8 @@ pub struct LogView {
     pub channel_id: Option<i64>,
     pub channel: String,
     pub attempts: i64,
+    /// The attempts before the last, oldest first (empty when the first was the only one).
+    pub failed_attempts: Vec<FailedAttempt>,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cached_tokens: i64,
@@ -578,6 +580,7 @@ impl LogView {
             channel_id: l.channel_id,
             channel: l.channel_name.clone(),
             attempts: l.attempts,
+            failed_attempts: l.failed_attempts.clone(),
             prompt_tokens: l.prompt_tokens,
             completion_tokens: l.completion_tokens,
             cached_tokens: l.cached_tokens,

@@ -135,6 +135,7 @@ pub fn log_row(
         client_ip: "127.0.0.1".into(),
         upstream_request_id: String::new(),
         implausible_usage: String::new(),
+        failed_attempts: Vec::new(),
     }
 }
 

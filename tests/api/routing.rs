@@ -6,7 +6,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::upstream::dead_address;
-use crate::helpers::{CLI, FakeUpstream, Reply, TestApp, chat_body, db_test, expect_error};
+use crate::helpers::{
+    Api, Browser, CLI, FakeUpstream, Reply, TestApp, admin_token, chat_body, db_test, expect_error,
+};
+
+const PASSWORD: &str = "correct horse battery";
 use tollgate::domain::kinds::{ChannelStatus, Outcome};
 use tollgate::service::channels::ChannelInput;
 
@@ -59,6 +63,34 @@ db_test! {
         assert_eq!(log.outcome, Outcome::Success);
         // 10 × $0.15/M + 5 × $0.60/M = $0.0000045 = 2.25 units, rounded up.
         assert_eq!(log.cost, 3);
+        // Each earlier attempt is kept with its channel, status and error, in the order tried.
+        let earlier: Vec<(&str, u16)> =
+            log.failed_attempts.iter().map(|a| (a.channel.as_str(), a.status)).collect();
+        assert_eq!(earlier.len(), 2, "{:?}", log.failed_attempts);
+        let mut statuses: Vec<u16> = earlier.iter().map(|(_, status)| *status).collect();
+        statuses.sort_unstable();
+        assert!(earlier.iter().all(|(name, _)| name.starts_with("top-")), "{earlier:?}");
+        assert_eq!(statuses, [502, 502], "both upstream failures answer as 502: {earlier:?}");
+        assert!(log.failed_attempts.iter().any(|a| a.error.contains("500")), "{:?}", log.failed_attempts);
+
+        // The console's request page lists every attempt; `/api/logs` gives the same list.
+        app.create_account("ada", "admin", PASSWORD).await;
+        let ada = Browser::new(&app);
+        ada.sign_in("ada", PASSWORD).await;
+        let page = ada.get(&format!("/admin/logs/{}", log.id)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for text in ["Attempts", "top-a", "top-b", "lower", "final"] {
+            assert!(page.contains(text), "{text}: {}", page.body);
+        }
+        let zh = ada.get(&format!("/admin/logs/{}?lang=zh-CN", log.id)).await;
+        assert!(zh.contains("各次尝试"), "{}", zh.body);
+        let api = Api { app: &app, token: admin_token(&app, "ops", "admin").await };
+        let (status, body) = api.get("/api/logs").await;
+        assert_eq!(status, 200, "{body}");
+        let listed = &body["data"][0]["failed_attempts"];
+        assert_eq!(listed.as_array().map(Vec::len), Some(2), "{body}");
+        assert!(listed[0]["channel"].as_str().unwrap().starts_with("top-"), "{body}");
+        assert!(listed[0]["latency_ms"].is_i64(), "{body}");
     }
 }
 

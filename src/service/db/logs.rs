@@ -6,9 +6,9 @@ use sqlx::{Arguments, Row};
 
 use super::{Change, Db, DbError, DbResult, Tx, Value, flag, text};
 use crate::domain::kinds::Outcome;
-pub use crate::records::logs::{BillingBatch, LogTotals, Replayed, RequestLog};
+pub use crate::records::logs::{BillingBatch, FailedAttempt, LogTotals, Replayed, RequestLog};
 
-const COLUMNS: [&str; 29] = [
+const COLUMNS: [&str; 30] = [
     "created_at",
     "request_id",
     "user_id",
@@ -38,6 +38,7 @@ const COLUMNS: [&str; 29] = [
     "requested_model",
     "upstream_request_id",
     "implausible_usage",
+    "failed_attempts",
 ];
 
 /// Binds one row's values, borrowing the strings from the row.
@@ -71,6 +72,7 @@ fn bind_row<'q>(args: &mut AnyArguments<'q>, log: &'q RequestLog) -> Result<(), 
     args.add(log.requested_model.as_str())?;
     args.add(log.upstream_request_id.as_str())?;
     args.add(log.implausible_usage.as_str())?;
+    args.add(failed_attempts_text(&log.failed_attempts))?;
     Ok(())
 }
 
@@ -108,7 +110,26 @@ fn from_row(row: &AnyRow) -> DbResult<RequestLog> {
         requested_model: text(row, "requested_model")?,
         upstream_request_id: text(row, "upstream_request_id")?,
         implausible_usage: text(row, "implausible_usage")?,
+        failed_attempts: failed_attempts_from(&text(row, "failed_attempts")?),
     })
+}
+
+/// The earlier attempts as stored: empty for none (nearly every row), else a JSON list.
+fn failed_attempts_text(attempts: &[FailedAttempt]) -> String {
+    if attempts.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(attempts).unwrap_or_default()
+    }
+}
+
+/// A list that does not parse (written by hand, or cut) reads as none: the row's own fields
+/// still say how the request ended.
+fn failed_attempts_from(text: &str) -> Vec<FailedAttempt> {
+    if text.is_empty() {
+        return Vec::new();
+    }
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 /// `column = column + ?` that stops at the 64-bit bounds instead of overflowing, which is an

@@ -133,6 +133,13 @@ const STEPS: &[Step] = &[
         include_str!("../../../migrations/postgres/0017_audit_log.sql"),
         include_str!("../../../migrations/mysql/0017_audit_log.sql"),
     ),
+    (
+        19,
+        "failed attempts in request logs",
+        include_str!("../../../migrations/sqlite/0019_failed_attempts.sql"),
+        include_str!("../../../migrations/postgres/0019_failed_attempts.sql"),
+        include_str!("../../../migrations/mysql/0019_failed_attempts.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -250,6 +250,49 @@ pub struct DetailPage {
     line: AdminLine,
     /// RFC 3339 on the site's clock.
     when: String,
+    /// Every attempt in order when there was more than one; the last is the row's own.
+    attempts: Vec<AttemptLine>,
+}
+
+/// One attempt of a request on the detail page.
+pub struct AttemptLine {
+    number: usize,
+    channel: String,
+    channel_id: Option<i64>,
+    status: i64,
+    /// Empty for the last attempt, whose time is the request's.
+    time: String,
+    error: String,
+}
+
+/// The request's attempts, oldest first, ending with the one the row describes; empty when
+/// the first attempt was the only one.
+fn attempt_lines(log: &RequestLog) -> Vec<AttemptLine> {
+    if log.failed_attempts.is_empty() {
+        return Vec::new();
+    }
+    let mut lines: Vec<AttemptLine> = log
+        .failed_attempts
+        .iter()
+        .enumerate()
+        .map(|(at, a)| AttemptLine {
+            number: at + 1,
+            channel: a.channel.clone(),
+            channel_id: Some(a.channel_id),
+            status: i64::from(a.status),
+            time: duration(a.latency_ms),
+            error: a.error.clone(),
+        })
+        .collect();
+    lines.push(AttemptLine {
+        number: lines.len() + 1,
+        channel: log.channel_name.clone(),
+        channel_id: log.channel_id,
+        status: log.status_code,
+        time: String::new(),
+        error: log.error_message.clone(),
+    });
+    lines
 }
 
 pub async fn detail(
@@ -266,11 +309,13 @@ pub async fn detail(
     let page = admin.page;
     let line = lines(&page, std::slice::from_ref(&log)).remove(0);
     let when = page.calendar.rfc3339(log.created_at);
+    let attempts = attempt_lines(&log);
     Ok(DetailPage {
         page,
         log,
         line,
         when,
+        attempts,
     }
     .into_response())
 }
