@@ -105,6 +105,19 @@ admin-code-expired = Expired
 admin-code-expires = expires { $date }
 admin-code-disable = Disable
 admin-code-disable-named = Disable the code { $code }
+admin-code-title = Code
+admin-code-and-others = { $count ->
+    [one] and 1 other
+   *[other] and { $count } others
+}
+admin-code-redemptions = Redeemed by
+admin-code-no-redemptions = Nobody has redeemed this code yet.
+admin-code-redeemed-at = When
+admin-code-account-gone = a deleted account (#{ $id })
+admin-code-more-redemptions = { $count ->
+    [one] 1 earlier redemption is not listed.
+   *[other] { $count } earlier redemptions are not listed.
+}
 
 admin-orders-search = Find an order
 admin-orders-search-hint = An order number, a username, or a Stripe session (cs_…) or payment (pi_…) id.

@@ -145,6 +145,7 @@ code-count-range = Make between 1 and { $max } codes at a time.
 code-amount-positive = A code must be worth more than $0.
 code-uses-range = A code may be used between 1 and { $max } times.
 code-disable-what = Name a code by its id, or a batch by its name.
+code-not-found = There is no code with that id.
 redeem-unknown = This code does not exist. Check that it was copied whole.
 redeem-used = This code has been used up.
 redeem-disabled = This code has been disabled by the site.

@@ -105,6 +105,13 @@ admin-code-expired = 已过期
 admin-code-expires = { $date } 过期
 admin-code-disable = 停用
 admin-code-disable-named = 停用兑换码 { $code }
+admin-code-title = 兑换码
+admin-code-and-others = 及另外 { $count } 人
+admin-code-redemptions = 兑换记录
+admin-code-no-redemptions = 还没有人兑换过这个兑换码。
+admin-code-redeemed-at = 时间
+admin-code-account-gone = 已删除的账户（#{ $id }）
+admin-code-more-redemptions = 另有 { $count } 条更早的兑换记录未列出。
 
 admin-orders-search = 查找订单
 admin-orders-search-hint = 订单号、用户名，或 Stripe 会话（cs_…）或付款（pi_…）ID。

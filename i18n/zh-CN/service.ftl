@@ -143,6 +143,7 @@ code-count-range = 每次可生成 1 到 { $max } 个兑换码。
 code-amount-positive = 兑换码的面值必须大于 $0。
 code-uses-range = 兑换码可使用 1 到 { $max } 次。
 code-disable-what = 请用 ID 指定兑换码，或用名称指定一批。
+code-not-found = 没有这个编号的兑换码。
 redeem-unknown = 该兑换码不存在，请确认已完整复制。
 redeem-used = 该兑换码已用完。
 redeem-disabled = 该兑换码已被本站停用。

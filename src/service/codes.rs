@@ -9,7 +9,7 @@ use crate::domain::kinds::{LedgerKind, Status};
 use crate::domain::money::MicroUsd;
 use crate::domain::{names, secret_key};
 use crate::msg;
-use crate::service::db::codes::{CodeRow, NewCode};
+use crate::service::db::codes::{CodeRow, NewCode, RedemptionRow};
 use crate::service::db::ledger::NewEntry;
 use crate::service::db::{self, DbError};
 
@@ -219,6 +219,24 @@ pub async fn list(
         .into_iter()
         .filter(|code| state.is_none_or(|s| CodeState::of(code, now) == s))
         .collect())
+}
+
+/// How many of a code's redemptions its page and `/api` show, newest first; a code of more
+/// uses says how many there were in all.
+pub const REDEMPTIONS_SHOWN: i64 = 500;
+
+/// One code with who redeemed it and when, newest first.
+pub async fn detail(
+    ctx: &Ctx,
+    caller: &Caller,
+    id: i64,
+) -> ServiceResult<(CodeRow, Vec<RedemptionRow>)> {
+    caller.require_admin()?;
+    let code = db::codes::find(&ctx.db, id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(msg!("code-not-found")))?;
+    let redemptions = db::codes::redemptions(&ctx.db, id, REDEMPTIONS_SHOWN).await?;
+    Ok((code, redemptions))
 }
 
 /// Disables a code by id, or a whole batch by name; how many were active.

@@ -199,6 +199,29 @@ impl CodeView {
     }
 }
 
+/// One redemption of a code: who redeemed it, what it added and when.
+#[derive(Serialize, Debug, Clone)]
+pub struct RedemptionView {
+    pub user_id: i64,
+    /// `None` once the account is gone.
+    pub user: Option<String>,
+    pub amount: i64,
+    pub usd: f64,
+    pub at: String,
+}
+
+impl RedemptionView {
+    pub fn new(r: &crate::service::db::codes::RedemptionRow, quota_per_usd: i64) -> Self {
+        RedemptionView {
+            user_id: r.user_id,
+            user: r.username.clone(),
+            amount: r.amount,
+            usd: usd(r.amount, quota_per_usd),
+            at: timestamp(r.created_at),
+        }
+    }
+}
+
 /// A top-up order as its owner and administrators see it.
 #[derive(Serialize, Debug, Clone)]
 pub struct OrderView {

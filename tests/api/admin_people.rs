@@ -343,8 +343,32 @@ db_test! {
         let fair = service::codes::list(app.ctx(), &CLI, Some("fair"), Some("unused")).await.unwrap();
         assert_eq!(fair.len(), 3, "another batch is untouched");
 
+        // A code of several uses lists every account that redeemed it, newest first.
+        let gift = ada.post("/admin/codes", &[("count", "1"), ("usd", "1"), ("uses", "3"), ("name", "gift"), ("output", "csv")]).await;
+        let gift = csv_codes(&gift.body).remove(0);
+        for name in ["gus", "hal", "ivy"] {
+            let account = app.create_account(name, "user", PASSWORD).await;
+            service::codes::redeem(app.ctx(), account.id, &gift).await.unwrap();
+        }
+        let batch = ada.get("/admin/codes?batch=gift").await;
+        assert!(batch.contains(">ivy") && batch.contains("and 2 others"), "{}", batch.body);
+        let id = service::codes::list(app.ctx(), &CLI, Some("gift"), None).await.unwrap()[0].id;
+        let page = ada.get(&format!("/admin/codes/{id}")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let order: Vec<usize> = ["ivy", "hal", "gus"].iter().map(|n| page.body.find(&format!(">{n}<")).unwrap()).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "newest first: {}", page.body);
+        assert!(page.contains("0 / 3") && page.contains("$1.00"), "{}", page.body);
+        assert!(!page.contains(&gift), "the code itself is never shown again");
+        let zh = ada.get(&format!("/admin/codes/{id}?lang=zh-CN")).await;
+        assert!(zh.contains("兑换记录"), "{}", zh.body);
+        assert_eq!(ada.get("/admin/codes/999999").await.status, 404);
+        assert_eq!(ada.get("/admin/codes/abc").await.status, 404);
+        let dora_page = signed_in(&app, "dora").await.get(&format!("/admin/codes/{id}")).await;
+        assert_eq!(dora_page.status, 404);
+        assert!(!dora_page.contains("ivy"), "{}", dora_page.body);
+
         let generated = audit_rows(&app, "code.generate").await;
-        assert_eq!(generated.len(), 2);
+        assert_eq!(generated.len(), 3);
         assert!(generated.iter().any(|r| r.target == "code_batch:spring" && r.after.as_ref().unwrap()["count"] == 3));
         assert_eq!(audit_rows(&app, "code.disable").await.len(), 2);
     }

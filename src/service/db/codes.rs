@@ -92,6 +92,44 @@ pub async fn by_hash(db: &Db, code_hash: &str) -> DbResult<Option<CodeRow>> {
         .transpose()
 }
 
+/// One code by id.
+pub async fn find(db: &Db, id: i64) -> DbResult<Option<CodeRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM redemption_codes c WHERE c.id = ?");
+    db.fetch_all_with(&sql, &[Value::Int(id)])
+        .await?
+        .first()
+        .map(from_row)
+        .transpose()
+}
+
+/// One redemption of a code: who, how much, when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedemptionRow {
+    pub user_id: i64,
+    /// `None` once the account is gone.
+    pub username: Option<String>,
+    pub amount: i64,
+    pub created_at: i64,
+}
+
+/// A code's redemptions, newest first, at most `limit`.
+pub async fn redemptions(db: &Db, code_id: i64, limit: i64) -> DbResult<Vec<RedemptionRow>> {
+    let sql = "SELECT r.user_id, u.username, r.amount, r.created_at FROM code_redemptions r \
+               LEFT JOIN users u ON u.id = r.user_id WHERE r.code_id = ? ORDER BY r.id DESC LIMIT ?";
+    db.fetch_all_with(sql, &[Value::Int(code_id), Value::Int(limit)])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(RedemptionRow {
+                user_id: row.try_get("user_id")?,
+                username: row.try_get("username")?,
+                amount: row.try_get("amount")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
 /// Codes, newest first; with `name`, one batch only.
 pub async fn list(db: &Db, name: Option<&str>, limit: i64) -> DbResult<Vec<CodeRow>> {
     let (filter, mut values) = match name {

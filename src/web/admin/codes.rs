@@ -5,7 +5,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use tower_sessions::Session;
 use super::AdminPage;
 use super::users::local_time;
 use crate::service::codes::{CodeState, CreateCodes, NewCodeShown};
-use crate::service::views::{CodeBatchView, CodeView};
+use crate::service::views::{CodeBatchView, CodeView, RedemptionView};
 use crate::service::{self, Caller};
 use crate::state::AppState;
 use crate::web::error::WebError;
@@ -26,6 +26,7 @@ use crate::web::page::{Page, flash, urlencode};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/codes", get(list).post(generate))
+        .route("/admin/codes/{id}", get(detail))
         .route("/admin/codes/disable", post(disable))
 }
 
@@ -101,13 +102,16 @@ impl CodesPage {
     }
 
     fn state(&self, code: &CodeView) -> String {
-        self.page.t(match code.state {
-            CodeState::Unused => "admin-code-unused",
-            CodeState::PartlyUsed => "admin-code-partly-used",
-            CodeState::Used => "admin-code-used",
-            CodeState::Disabled => "admin-code-disabled",
-            CodeState::Expired => "admin-code-expired",
-        })
+        state_label(&self.page, code.state)
+    }
+
+    fn code_href(&self, code: &CodeView) -> String {
+        format!("/admin/codes/{}", code.id)
+    }
+
+    /// Redemptions of a code of several uses beyond the last one shown in the list.
+    fn others(&self, code: &CodeView) -> i64 {
+        (code.uses - code.uses_left - 1).max(0)
     }
 
     fn usable(&self, code: &CodeView) -> bool {
@@ -117,6 +121,16 @@ impl CodesPage {
     fn usd(&self, code: &CodeView) -> String {
         self.page.usd(&code.amount)
     }
+}
+
+fn state_label(page: &Page, state: CodeState) -> String {
+    page.t(match state {
+        CodeState::Unused => "admin-code-unused",
+        CodeState::PartlyUsed => "admin-code-partly-used",
+        CodeState::Used => "admin-code-used",
+        CodeState::Disabled => "admin-code-disabled",
+        CodeState::Expired => "admin-code-expired",
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -159,6 +173,71 @@ async fn list(
 ) -> Result<CodesPage, WebError> {
     let caller = admin.caller();
     codes_page(&state, admin.page, &caller, query.batch).await
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/code.html")]
+pub struct CodePage {
+    page: Page,
+    code: CodeView,
+    redemptions: Vec<RedemptionView>,
+    /// Redemptions beyond those listed (a code of very many uses).
+    more: i64,
+}
+
+impl CodePage {
+    fn at(&self, text: &str) -> String {
+        local_time(&self.page, text)
+    }
+
+    fn batch_href(&self) -> String {
+        format!("/admin/codes?batch={}", urlencode(&self.code.name))
+    }
+
+    fn batch_label(&self) -> String {
+        if self.code.name.is_empty() {
+            self.page.t("admin-codes-unnamed")
+        } else {
+            self.code.name.clone()
+        }
+    }
+
+    fn state(&self) -> String {
+        state_label(&self.page, self.code.state)
+    }
+
+    fn usd(&self, amount: &i64) -> String {
+        self.page.usd(amount)
+    }
+}
+
+/// One code: what it is worth, where it stands, and everyone who redeemed it, newest first.
+async fn detail(
+    State(state): State<AppState>,
+    admin: AdminPage,
+    Path(id): Path<String>,
+) -> Result<CodePage, WebError> {
+    let Ok(id) = id.parse::<i64>() else {
+        return Err(WebError::not_found(admin.page.lang));
+    };
+    let caller = admin.caller();
+    let page = admin.page;
+    let (code, redemptions) = service::codes::detail(&state.ctx, &caller, id)
+        .await
+        .map_err(|e| page.failed(e))?;
+    let (qpu, now) = (page.quota_per_usd, crate::clock::now_ms());
+    let code = CodeView::new(&code, qpu, now);
+    let used = code.uses - code.uses_left;
+    let more = (used - i64::try_from(redemptions.len()).unwrap_or(0)).max(0);
+    Ok(CodePage {
+        page,
+        code,
+        redemptions: redemptions
+            .iter()
+            .map(|r| RedemptionView::new(r, qpu))
+            .collect(),
+        more,
+    })
 }
 
 fn blank(text: &str) -> Option<String> {
