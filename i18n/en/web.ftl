@@ -76,7 +76,10 @@ web-dashboard-no-requests = No requests yet.
 web-dashboard-today = Spent today
 web-dashboard-week = Last 7 days
 web-dashboard-month = Last 30 days
-web-dashboard-n-requests = { $count } requests
+web-dashboard-n-requests = { $count ->
+    [one] 1 request
+   *[other] { $count } requests
+}
 web-dashboard-runway-days = About { $days } days at your last 7 days' rate.
 web-dashboard-runway-none = No spending in the last 7 days.
 web-dashboard-runway-long = More than a year at your last 7 days' rate.
@@ -169,7 +172,10 @@ web-logs-any = Any
 web-logs-apply = Apply
 web-logs-csv = Download CSV
 web-logs-totals = Matching
-web-logs-requests = requests
+web-logs-requests = { $count ->
+    [one] request
+   *[other] requests
+}
 web-logs-tokens = tokens in / out
 web-logs-none = No requests match.
 web-logs-older = Older requests →

@@ -53,6 +53,12 @@ impl Page {
         crate::i18n::text(self.lang, key, &[(name, value)])
     }
 
+    /// The text of `key` with a number `count`, so the language's plural forms apply ("1
+    /// request", "2 requests").
+    pub fn tn(&self, key: &'static str, count: impl std::borrow::Borrow<i64>) -> String {
+        self.say(&crate::i18n::Message::new(key).with("count", *count.borrow()))
+    }
+
     /// A service's message in the reader's language.
     pub fn say(&self, message: &Message) -> String {
         message.render(self.lang)

@@ -345,8 +345,7 @@ impl PricesPage {
     fn counted(&self, key: &'static str, count: impl std::borrow::Borrow<usize>) -> String {
         let count =
             i64::try_from(*std::borrow::Borrow::<usize>::borrow(&count)).unwrap_or(i64::MAX);
-        self.page
-            .say(&crate::i18n::Message::new(key).with("count", count))
+        self.page.tn(key, count)
     }
 
     fn change(&self, change: &str) -> String {
