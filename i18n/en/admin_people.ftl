@@ -69,6 +69,7 @@ admin-user-spend-today = Spent today
 admin-user-spend-month = Spent in 30 days
 admin-user-keys = API keys
 admin-user-requests = Recent requests
+admin-user-all-requests = All of this account’s requests
 admin-user-ledger = Balance ledger
 admin-user-orders = Top-up orders
 admin-user-identities = Sign-in identities

@@ -69,6 +69,7 @@ admin-user-spend-today = 今日消费
 admin-user-spend-month = 30 天消费
 admin-user-keys = API 密钥
 admin-user-requests = 最近请求
+admin-user-all-requests = 此账户的全部请求
 admin-user-ledger = 余额账本
 admin-user-orders = 充值订单
 admin-user-identities = 登录身份

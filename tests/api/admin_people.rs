@@ -232,8 +232,12 @@ db_test! {
         let laptop = signed_in(&app, "carl").await;
         let phone = signed_in(&app, "carl").await;
         let ada = signed_in(&app, "ada").await;
+        app.wait_for_logs(1).await;
         let page = ada.get(&format!("/admin/users/{}", carl.id)).await;
         assert!(page.contains("/sessions/end"), "{}", page.body);
+        let request = app.logs().await[0].id;
+        assert!(page.contains(&format!("href=\"/admin/logs/{request}\"")), "a request links to its page: {}", page.body);
+        assert!(page.contains("href=\"/admin/logs?user=carl\""), "{}", page.body);
         let sessions = service::sessions::list_of(app.ctx(), &CLI, "carl").await.unwrap();
         assert_eq!(sessions.len(), 2);
         let api = Api { token: admin_token(&app, "ops", "admin").await, app: &app };

@@ -23,7 +23,7 @@ use crate::service::{self, Caller, ServiceError};
 use crate::state::AppState;
 use crate::web::error::WebError;
 use crate::web::form::{FieldErrors, Posted};
-use crate::web::page::{Page, flash};
+use crate::web::page::{Page, flash, urlencode};
 
 /// Pages and forms that need only an administrator.
 pub fn routes() -> Router<AppState> {
@@ -193,6 +193,11 @@ impl UserPage {
 
     fn kind(&self, entry: &LedgerEntryView) -> String {
         self.page.t(crate::web::format::ledger_key(entry.kind))
+    }
+
+    /// The console's logs filtered to this account.
+    fn all_requests_href(&self) -> String {
+        format!("/admin/logs?user={}", urlencode(&self.user.username))
     }
 
     fn outcome(&self, log: &LogView) -> String {
