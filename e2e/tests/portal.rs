@@ -1655,6 +1655,8 @@ async fn console_tour(browser: &mut Browser, base: &str, lang: &str, phone: bool
         ("/admin/channels", "channels"),
         (user_page, "user"),
         ("/admin/logs", "logs"),
+        ("/admin/logs/1", "request"),
+        ("/admin/codes/1", "code"),
         ("/admin/audit", "audit"),
         ("/admin/prices", "prices"),
         ("/admin/settings", "settings"),
