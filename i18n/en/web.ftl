@@ -85,7 +85,10 @@ web-dashboard-runway-none = No spending in the last 7 days.
 web-dashboard-runway-long = More than a year at your last 7 days' rate.
 web-dashboard-chart-title = Spend per day, last 30 days
 web-dashboard-chart-caption = Spend per day
-web-dashboard-bar = { $day }: { $usd }, { $requests } requests
+web-dashboard-bar = { $day }: { $usd }, { $requests ->
+    [one] 1 request
+   *[other] { $requests } requests
+}
 web-dashboard-by-model = By model, last 30 days
 web-onboarding-title = Get started
 web-onboarding-make-key = Make an API key

@@ -181,14 +181,11 @@ pub async fn dashboard(
         .await
         .map_err(fail)?;
     let chart = super::chart::spend_chart(&usage.days, page.quota_per_usd, |day, usd, requests| {
-        crate::i18n::text(
-            page.lang,
-            "web-dashboard-bar",
-            &[
-                ("day", day),
-                ("usd", usd),
-                ("requests", &requests.to_string()),
-            ],
+        page.say(
+            &crate::i18n::Message::new("web-dashboard-bar")
+                .with("day", day)
+                .with("usd", usd)
+                .with("requests", requests),
         )
     });
     Ok(DashboardPage {

@@ -82,6 +82,8 @@ db_test! {
         for text in ["Attempts", "top-a", "top-b", "lower", "final"] {
             assert!(page.contains(text), "{text}: {}", page.body);
         }
+        let listed = ada.get("/admin/logs").await;
+        assert!(listed.contains("<strong>1</strong> request,"), "one request is counted in the singular: {}", listed.body);
         let zh = ada.get(&format!("/admin/logs/{}?lang=zh-CN", log.id)).await;
         assert!(zh.contains("各次尝试"), "{}", zh.body);
         let api = Api { app: &app, token: admin_token(&app, "ops", "admin").await };

@@ -130,14 +130,11 @@ pub async fn page(
         })
         .collect();
     let chart = crate::web::chart::spend_chart(&days, page.quota_per_usd, |day, usd, requests| {
-        crate::i18n::text(
-            page.lang,
-            "web-dashboard-bar",
-            &[
-                ("day", day),
-                ("usd", usd),
-                ("requests", &requests.to_string()),
-            ],
+        page.say(
+            &crate::i18n::Message::new("web-dashboard-bar")
+                .with("day", day)
+                .with("usd", usd)
+                .with("requests", requests),
         )
     });
     let ranges = Range::ALL
