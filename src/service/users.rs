@@ -257,6 +257,38 @@ pub async fn get(ctx: &Ctx, caller: &Caller, username: &str) -> ServiceResult<Us
     }
 }
 
+/// Usernames for the actor labels records keep (`admin:7`, `user:7`), so pages show who
+/// rather than a number: a map from each label whose account still exists to its username.
+/// `cli`, `system` and labels of accounts that are gone are left out (shown as they are).
+pub async fn actor_names<'a>(
+    ctx: &Ctx,
+    caller: &Caller,
+    labels: impl IntoIterator<Item = &'a str>,
+) -> ServiceResult<std::collections::HashMap<String, String>> {
+    caller.require_admin()?;
+    let mut wanted: Vec<(String, i64)> = labels
+        .into_iter()
+        .filter_map(|label| {
+            let (_, id) = label.split_once(':')?;
+            Some((label.to_string(), id.parse().ok()?))
+        })
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    let mut ids: Vec<i64> = wanted.iter().map(|(_, id)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let names: std::collections::HashMap<i64, String> = db::users::by_ids(&ctx.db, &ids)
+        .await?
+        .into_iter()
+        .filter_map(|(id, user)| Some((id, user.ok()?.username)))
+        .collect();
+    Ok(wanted
+        .into_iter()
+        .filter_map(|(label, id)| Some((label, names.get(&id)?.clone())))
+        .collect())
+}
+
 /// A user by id: any for an administrator, only their own account for a user.
 pub async fn by_id(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<UserRow> {
     match caller.owner() {

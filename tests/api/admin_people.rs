@@ -161,6 +161,7 @@ db_test! {
         let shown = ada.get(&format!("/admin/users/{}", bob.id)).await;
         assert!(shown.contains("$2.50"), "{}", shown.body);
         assert!(shown.contains("goodwill"));
+        assert!(shown.contains("<td>ada</td>") && !shown.contains("admin:"), "the entry's author by name: {}", shown.body);
 
         // A negative amount takes back.
         let page = ada.get(&format!("/admin/users/{}", bob.id)).await;
@@ -362,6 +363,7 @@ db_test! {
         let order: Vec<usize> = ["ivy", "hal", "gus"].iter().map(|n| page.body.find(&format!(">{n}<")).unwrap()).collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "newest first: {}", page.body);
         assert!(page.contains("0 / 3") && page.contains("$1.00"), "{}", page.body);
+        assert!(page.contains("· ada<") && !page.contains("admin:"), "made by: {}", page.body);
         assert!(!page.contains(&gift), "the code itself is never shown again");
         let zh = ada.get(&format!("/admin/codes/{id}?lang=zh-CN")).await;
         assert!(zh.contains("兑换记录"), "{}", zh.body);

@@ -225,8 +225,14 @@ async fn detail(
     let (code, redemptions) = service::codes::detail(&state.ctx, &caller, id)
         .await
         .map_err(|e| page.failed(e))?;
+    let author = service::users::actor_names(&state.ctx, &caller, [code.created_by.as_str()])
+        .await
+        .map_err(|e| page.failed(e))?;
     let (qpu, now) = (page.quota_per_usd, crate::clock::now_ms());
-    let code = CodeView::new(&code, qpu, now);
+    let mut code = CodeView::new(&code, qpu, now);
+    if let Some(name) = author.get(&code.created_by) {
+        code.created_by = name.clone();
+    }
     let used = code.uses - code.uses_left;
     let more = (used - i64::try_from(redemptions.len()).unwrap_or(0)).max(0);
     Ok(CodePage {

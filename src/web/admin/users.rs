@@ -167,6 +167,8 @@ pub struct UserPage {
     keys: Vec<TokenView>,
     logs: Vec<LogView>,
     ledger: Vec<LedgerEntryView>,
+    /// Who made each ledger entry, by username (see `service::users::actor_names`).
+    actors: std::collections::HashMap<String, String>,
     orders: Vec<OrderView>,
     identities: Vec<IdentityView>,
     sessions: Vec<SessionView>,
@@ -193,6 +195,11 @@ impl UserPage {
 
     fn kind(&self, entry: &LedgerEntryView) -> String {
         self.page.t(crate::web::format::ledger_key(entry.kind))
+    }
+
+    /// A ledger entry's author by username where the account still exists.
+    fn actor<'a>(&'a self, label: &'a str) -> &'a str {
+        self.actors.get(label).map_or(label, String::as_str)
     }
 
     /// The console's logs filtered to this account.
@@ -253,6 +260,9 @@ async fn user_page(
     let ledger = service::ledger::entries(ctx, caller, &name, RECENT)
         .await
         .map_err(fail)?;
+    let actors = service::users::actor_names(ctx, caller, ledger.iter().map(|e| e.actor.as_str()))
+        .await
+        .map_err(fail)?;
     let orders = service::topups::list(ctx, caller, Some(&name), None, RECENT)
         .await
         .map_err(fail)?;
@@ -289,6 +299,7 @@ async fn user_page(
             .iter()
             .map(|e| LedgerEntryView::new(e, qpu))
             .collect(),
+        actors,
         orders: orders.iter().map(|o| OrderView::new(o, qpu)).collect(),
         identities,
         sessions: sessions.iter().map(SessionView::new).collect(),
