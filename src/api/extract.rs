@@ -141,7 +141,7 @@ where
 }
 
 /// A list written as a JSON array or as one comma-separated string.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum List {
     Items(Vec<String>),
