@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -318,17 +317,25 @@ async fn bulk(
 #[serde(deny_unknown_fields)]
 struct SyncBody {
     /// The source channel, by name or id.
-    #[schema(value_type = String)]
-    from: Value,
+    from: NameOrId,
     /// The target channels' ids.
     to: Vec<i64>,
     /// The settings to copy: a list, or one comma-separated string.
     fields: List,
     /// What the preview answered: each target's `updated_at`, by id.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, i64>)]
     updated_at: BTreeMap<i64, i64>,
     #[serde(default)]
     dry_run: bool,
+}
+
+/// A channel named by its name or its id.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+enum NameOrId {
+    Name(String),
+    Id(i64),
 }
 
 /// Copies chosen settings of one channel to others.
@@ -344,8 +351,8 @@ async fn sync(
     ApiJson(body): ApiJson<SyncBody>,
 ) -> Result<Json<BatchView>, ApiError> {
     let from = match body.from {
-        Value::String(text) => text,
-        other => other.to_string(),
+        NameOrId::Name(text) => text,
+        NameOrId::Id(id) => id.to_string(),
     };
     let outcome = service::channel_batches::sync(
         &state.ctx,

@@ -15,8 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::error::ApiErrorBody;
 use crate::state::AppState;
 
-/// The name of the security scheme every operation but the document itself requires (also
-/// spelled out in `ApiDoc`'s `security`, which takes a literal).
+/// The name of the security scheme every operation but the document itself requires.
 const ADMIN_TOKEN: &str = "admin_token";
 
 #[derive(OpenApi)]
@@ -29,12 +28,12 @@ const ADMIN_TOKEN: &str = "admin_token";
                        Money is in quota units unless a field says dollars (`usd`)."
     ),
     modifiers(&AdminTokenScheme),
-    security(("admin_token" = [])),
     components(schemas(ApiErrorBody))
 )]
 struct ApiDoc;
 
-/// Declares how `/api` authenticates: an admin token as a bearer token.
+/// Declares how `/api` authenticates, an admin token as a bearer token, and requires it of
+/// every operation that does not say otherwise.
 struct AdminTokenScheme;
 
 impl utoipa::Modify for AdminTokenScheme {
@@ -49,6 +48,10 @@ impl utoipa::Modify for AdminTokenScheme {
             ))
             .build();
         components.add_security_scheme(ADMIN_TOKEN, SecurityScheme::Http(scheme));
+        openapi.security = Some(vec![SecurityRequirement::new::<_, _, String>(
+            ADMIN_TOKEN,
+            [],
+        )]);
     }
 }
 

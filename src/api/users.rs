@@ -184,8 +184,9 @@ struct QuotaBody {
     params(("Idempotency-Key" = Option<String>, Header,
         description = "The same key twice changes the balance once")),
     responses(
-        (status = 200, description = "The account with its new balance; \
-            `Idempotent-Replayed: true` when the key was seen before", body = UserView),
+        (status = 200, description = "The account with its new balance", body = UserView,
+            headers(("Idempotent-Replayed" = String,
+                description = "`true` when the key was seen before: this is the first answer's balance"))),
         (status = 404, description = "No such account", body = ApiErrorBody),
     ))]
 async fn change_quota(
