@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::Data;
 use super::error::ApiError;
-use super::extract::{ApiCaller, ApiJson, decimal};
+use super::extract::{ApiCaller, ApiJson, Decimal, decimal};
 use super::quota_per_usd as qpu;
 use crate::service::codes::CreateCodes;
 use crate::service::views::CodeView;
@@ -61,7 +61,7 @@ struct CreateCodesBody {
     count: u32,
     /// What one use credits, in dollars: a number or a decimal string.
     #[serde(deserialize_with = "decimal")]
-    #[schema(value_type = String)]
+    #[schema(value_type = Decimal)]
     usd: Option<String>,
     /// How many times each code may be redeemed (default 1).
     uses: Option<i64>,

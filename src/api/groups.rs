@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use super::Data;
 use super::error::{ApiError, ApiErrorBody};
-use super::extract::{ApiCaller, ApiJson, decimal};
+use super::extract::{ApiCaller, ApiJson, Decimal, decimal};
 use crate::service::groups::GroupInput;
 use crate::service::views::GroupView;
 use crate::service::{self};
@@ -38,7 +38,7 @@ struct GroupBody {
     name: Option<String>,
     /// Price multiplier, as a number or a decimal string (e.g. 1.5).
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     ratio: Option<String>,
     description: Option<String>,
     user_selectable: Option<bool>,

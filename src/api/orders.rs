@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::Data;
 use super::error::{ApiError, ApiErrorBody};
-use super::extract::{ApiCaller, ApiJson, decimal};
+use super::extract::{ApiCaller, ApiJson, Decimal, decimal};
 use super::quota_per_usd as qpu;
 use crate::service::topups::Reconciled;
 use crate::service::views::{EventView, OrderView};
@@ -127,7 +127,7 @@ async fn credit(
 struct RefundBody {
     /// Dollars to refund (default: all that is left), a number or a decimal string.
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     usd: Option<String>,
     reason: Option<String>,
 }

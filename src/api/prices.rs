@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use super::Data;
 use super::error::{ApiError, ApiErrorBody};
-use super::extract::{ApiCaller, ApiJson, decimal};
+use super::extract::{ApiCaller, ApiJson, Decimal, decimal};
 use crate::service::prices::PriceInput;
 use crate::service::views::{PriceImportView, PriceView};
 use crate::service::{self};
@@ -55,23 +55,23 @@ async fn show(
 #[serde(deny_unknown_fields)]
 struct PriceBody {
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     input: Option<String>,
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     output: Option<String>,
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     cached_input: Option<String>,
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     cache_write: Option<String>,
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     per_request: Option<String>,
     /// Tokens, as a JSON integer (or its digits in a string).
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     context_tokens: Option<String>,
 }
 

@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use super::Data;
 use super::error::{ApiError, ApiErrorBody};
-use super::extract::{ApiCaller, ApiJson, List, decimal, nullable};
+use super::extract::{ApiCaller, ApiJson, Decimal, List, decimal, nullable};
 use super::quota_per_usd as qpu;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::views::{NewTokenView, TokenView};
@@ -45,7 +45,7 @@ struct CreateTokenBody {
     name: String,
     /// The key's own quota in dollars; without it the key is unlimited.
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     quota_usd: Option<String>,
     /// A date (`2027-01-01`) or an RFC 3339 instant.
     expires: Option<String>,
@@ -58,7 +58,7 @@ struct CreateTokenBody {
     budget_period: Option<String>,
     /// Dollars per budget period.
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     budget_usd: Option<String>,
 }
 
@@ -121,7 +121,7 @@ struct UpdateTokenBody {
     #[schema(value_type = Option<String>)]
     expires: Option<Option<String>>,
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     quota_usd: Option<String>,
     unlimited: Option<bool>,
     models: Option<List>,
@@ -132,7 +132,7 @@ struct UpdateTokenBody {
     #[schema(value_type = Option<String>)]
     budget_period: Option<Option<String>>,
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     budget_usd: Option<String>,
 }
 

@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use super::Data;
 use super::error::{ApiError, ApiErrorBody};
-use super::extract::{ApiCaller, ApiJson, decimal, nullable};
+use super::extract::{ApiCaller, ApiJson, Decimal, decimal, nullable};
 use super::quota_per_usd as qpu;
 use crate::service::users::{CreateUser, QuotaChange, UpdateUser};
 use crate::service::views::{SessionView, UserView};
@@ -67,7 +67,7 @@ struct CreateUserBody {
     group: Option<String>,
     /// The opening balance in dollars, as a number or a decimal string.
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     quota_usd: Option<String>,
 }
 
@@ -168,7 +168,7 @@ async fn update(
 struct QuotaBody {
     /// Dollars, as a number or a decimal string.
     #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Decimal>)]
     usd: Option<String>,
     /// Quota units.
     units: Option<i64>,
