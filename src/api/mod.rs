@@ -72,10 +72,11 @@ pub fn router(state: AppState) -> Router<AppState> {
     let api = api
         .layer(axum::Extension(doc::DocumentJson(json.into())))
         .fallback(unknown_route)
-        .method_not_allowed_fallback(wrong_method)
         // On routes only: an unknown path is a 404 and a wrong method a 405 to anyone, as the
-        // public document lists the routes anyway; the test of the document relies on it.
+        // public document lists the routes anyway; the test of the document relies on it. The
+        // 405 is set after the layer, which would otherwise wrap it too.
         .route_layer(axum::middleware::from_fn_with_state(state, authenticate))
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn(refuse_nul_in_uri))
         .layer(axum::middleware::from_fn(|request, next| {
             crate::panic_guard::catch_panic(request, next, || {

@@ -303,6 +303,15 @@ db_test! {
     /// layer's 401 in the error envelope (the document itself answers 200), never a 404 or 405.
     async fn every_documented_operation_is_routed(db: TestDb) {
         let app = TestApp::spawn(db).await;
+        // What this test relies on: without a token, a path no route serves is a 404 and a
+        // method a path does not take is a 405, not the authentication layer's 401.
+        let unknown = app.client.get(app.url("/api/no-such-route")).send().await.unwrap();
+        assert_eq!(unknown.status(), 404);
+        assert_eq!(unknown.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+        let wrong = app.client.put(app.url("/api/users")).json(&json!({})).send().await.unwrap();
+        assert_eq!(wrong.status(), 405);
+        assert_eq!(wrong.json::<Value>().await.unwrap()["error"]["code"], "method_not_allowed");
+
         let doc = document(&app).await;
         for (name, operation) in operations(&doc) {
             let (method, path) = name.split_once(' ').unwrap();
