@@ -122,7 +122,7 @@ pub fn is_root_only(name: &str) -> bool {
 }
 
 /// One declared option, for listings and validation messages.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct OptionInfo {
     pub name: &'static str,
     pub value: String,

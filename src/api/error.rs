@@ -5,7 +5,6 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde_json::json;
 
 use crate::i18n::{Lang, Message};
 use crate::service::ServiceError;
@@ -20,11 +19,33 @@ pub struct ApiError {
     fields: Vec<FieldError>,
 }
 
-#[derive(Debug, serde::Serialize)]
-struct FieldError {
+/// One field a person must fix.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// The field's JSON name.
     field: &'static str,
+    /// A stable code for the problem.
     code: &'static str,
     message: String,
+}
+
+/// The body of every error `/api` answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ApiErrorBody {
+    error: ApiErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ApiErrorDetail {
+    /// A stable code: a message key for the services' errors (`not_found`, `unauthorized`,
+    /// `name-bad-character`, …).
+    code: &'static str,
+    /// What went wrong, in English.
+    message: String,
+    /// The first field to fix, or null.
+    field: Option<&'static str>,
+    /// Every field to fix (empty when the error is not about a field).
+    fields: Vec<FieldError>,
 }
 
 impl ApiError {
@@ -111,14 +132,14 @@ impl From<ServiceError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "field": self.fields.first().map(|f| f.field),
-                "fields": self.fields,
-            }
-        });
+        let body = ApiErrorBody {
+            error: ApiErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.fields.first().map(|f| f.field),
+                fields: self.fields,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -114,15 +114,33 @@ fn is_json(content_type: &str) -> bool {
         && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
 }
 
+/// A decimal as a JSON number or string (`5`, `0.15`, `"0.15"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Decimal {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+// Described by hand: the document has no schema of its own for `serde_json::Number`.
+impl utoipa::PartialSchema for Decimal {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some(
+                "A decimal as a JSON number or a string (`5`, `0.15`, `\"0.15\"`), read exactly",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Decimal {}
+
 /// Accepts a decimal as a JSON number or string (`5`, `0.15`, `"0.15"`) and keeps its exact
 /// spelling for the services to parse.
 pub fn decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Decimal {
-        Number(serde_json::Number),
-        Text(String),
-    }
     Ok(
         Option::<Decimal>::deserialize(deserializer)?.map(|d| match d {
             Decimal::Number(n) => n.to_string(),
@@ -141,7 +159,7 @@ where
 }
 
 /// A list written as a JSON array or as one comma-separated string.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum List {
     Items(Vec<String>),

@@ -1,37 +1,44 @@
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
-use super::extract::{ApiCaller, ApiJson, decimal};
+use super::Data;
+use super::error::{ApiError, ApiErrorBody};
+use super::extract::{ApiCaller, ApiJson, Decimal, decimal};
 use crate::service::groups::GroupInput;
 use crate::service::views::GroupView;
 use crate::service::{self};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/groups", get(list).post(create))
-        .route("/groups/{name}", get(show).patch(update).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
 }
 
+#[utoipa::path(get, path = "/groups",
+    responses((status = 200, description = "The groups", body = Data<GroupView>)))]
 async fn list(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<GroupView>>, ApiError> {
     let groups = service::groups::list(&state.ctx, &caller).await?;
-    let data: Vec<GroupView> = groups.iter().map(GroupView::new).collect();
-    Ok(Json(json!({ "data": data })))
+    Ok(Data::of(groups.iter().map(GroupView::new).collect()))
 }
 
-#[derive(Deserialize)]
+/// A group's settings; a change leaves absent ones as they are.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GroupBody {
+    /// Required to create; a group cannot be renamed.
     name: Option<String>,
+    /// Price multiplier, as a number or a decimal string (e.g. 1.5).
     #[serde(default, deserialize_with = "decimal")]
+    #[schema(value_type = Option<Decimal>)]
     ratio: Option<String>,
     description: Option<String>,
     user_selectable: Option<bool>,
@@ -47,6 +54,12 @@ impl GroupBody {
     }
 }
 
+/// Creates a group.
+#[utoipa::path(post, path = "/groups", request_body = GroupBody,
+    responses(
+        (status = 201, description = "The new group", body = GroupView),
+        (status = 409, description = "The name is taken", body = ApiErrorBody),
+    ))]
 async fn create(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
@@ -60,6 +73,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(GroupView::new(&group))))
 }
 
+#[utoipa::path(get, path = "/groups/{name}",
+    responses(
+        (status = 200, description = "The group", body = GroupView),
+        (status = 404, description = "No such group", body = ApiErrorBody),
+    ))]
 async fn show(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
@@ -70,6 +88,12 @@ async fn show(
     )))
 }
 
+/// Changes a group.
+#[utoipa::path(patch, path = "/groups/{name}", request_body = GroupBody,
+    responses(
+        (status = 200, description = "The group as changed", body = GroupView),
+        (status = 404, description = "No such group", body = ApiErrorBody),
+    ))]
 async fn update(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
@@ -83,6 +107,13 @@ async fn update(
     Ok(Json(GroupView::new(&group)))
 }
 
+/// Deletes a group no account, key or channel uses.
+#[utoipa::path(delete, path = "/groups/{name}",
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such group", body = ApiErrorBody),
+        (status = 409, description = "The group is in use", body = ApiErrorBody),
+    ))]
 async fn remove(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,

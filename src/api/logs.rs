@@ -1,9 +1,9 @@
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
-
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::ApiCaller;
@@ -15,27 +15,56 @@ use crate::service::views::LogView;
 use crate::service::{self};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/logs", get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields, default)]
+#[into_params(parameter_in = Query)]
 struct LogParams {
+    /// A username.
     user: String,
+    /// An API key's id (also spelled `token_id`).
     #[serde(alias = "token_id")]
     key: String,
     model: String,
+    /// A channel's id; 0 for requests refused before any channel.
     channel: String,
+    /// `success`, `client_closed`, `stream_error`, `upstream_error` or `refused`.
     outcome: String,
     request_id: Option<String>,
     /// A day of the site's zone, an RFC 3339 instant, or ms since the epoch: rows at or after
     /// `from`, before `to` (a day includes its whole day).
     from: String,
+    /// As `from`.
     to: String,
+    /// The `next` cursor of the page before.
     before: String,
+    /// A row's id: rows older than it (`before` is preferred).
     before_id: String,
+    /// At most this many rows, 1 to 1000 (default 50).
     limit: String,
+}
+
+/// A page of request logs.
+#[derive(Serialize, ToSchema)]
+struct LogPage {
+    data: Vec<LogView>,
+    /// The cursor of the next page (`before`), or null on the last page.
+    next: Option<String>,
+    /// Every row the filter matches, from the rollups.
+    totals: LogPageTotals,
+}
+
+#[derive(Serialize, ToSchema)]
+struct LogPageTotals {
+    requests: i64,
+    /// Quota units.
+    cost: i64,
+    cost_usd: f64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
 }
 
 /// What is wrong with a filter's value, for the client.
@@ -52,11 +81,13 @@ fn problem_text(field: &str, problem: Problem) -> String {
 
 /// Newest first (by time, then id); page backwards with `before` = the `next` cursor received
 /// (or `before_id` = the last id received).
+#[utoipa::path(get, path = "/logs", params(LogParams),
+    responses((status = 200, description = "A page of rows, with the filter's totals", body = LogPage)))]
 async fn list(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Query(params): Query<LogParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LogPage>, ApiError> {
     let text = FilterText {
         user: params.user,
         key: params.key,
@@ -102,16 +133,15 @@ async fn list(
         .then(|| service::logs::next_cursor(&rows))
         .flatten()
         .map(|cursor| cursor.encode());
-    let data: Vec<LogView> = rows.iter().map(|l| LogView::new(l, qpu)).collect();
-    Ok(Json(json!({
-        "data": data,
-        "next": next,
-        "totals": {
-            "requests": totals.requests,
-            "cost": totals.cost,
-            "cost_usd": Quota(totals.cost).usd_f64(qpu),
-            "prompt_tokens": totals.prompt_tokens,
-            "completion_tokens": totals.completion_tokens,
-        }
-    })))
+    Ok(Json(LogPage {
+        data: rows.iter().map(|l| LogView::new(l, qpu)).collect(),
+        next,
+        totals: LogPageTotals {
+            requests: totals.requests,
+            cost: totals.cost,
+            cost_usd: Quota(totals.cost).usd_f64(qpu),
+            prompt_tokens: totals.prompt_tokens,
+            completion_tokens: totals.completion_tokens,
+        },
+    }))
 }

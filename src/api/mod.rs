@@ -7,6 +7,7 @@ mod admin_tokens;
 mod audit;
 mod channels;
 mod codes;
+mod doc;
 mod error;
 mod extract;
 mod groups;
@@ -20,11 +21,13 @@ mod prices;
 mod tokens;
 mod users;
 
-use axum::Router;
 use axum::extract::{OriginalUri, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
 use http::Method;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::protocol::client::{ClientAddress, user_agent};
 use crate::service;
@@ -32,28 +35,48 @@ use crate::state::AppState;
 pub use error::ApiError;
 
 /// Routes under `/api` that answer without an admin token, as (method, path below `/api`):
-/// none yet. Everything else passes the authentication layer, so a handler cannot forget it.
-const PUBLIC_ROUTES: &[(Method, &str)] = &[];
+/// the API's own description. Everything else passes the authentication layer, so a handler
+/// cannot forget it.
+const PUBLIC_ROUTES: &[(Method, &str)] = &[(Method::GET, "/openapi.json")];
 
 pub fn router(state: AppState) -> Router<AppState> {
-    let api = Router::new()
-        .merge(users::router())
-        .merge(tokens::router())
-        .merge(groups::router())
-        .merge(channels::router())
-        .merge(prices::router())
-        .merge(model_aliases::router())
-        .merge(logs::router())
-        .merge(overview::router())
-        .merge(options::router())
-        .merge(oauth_providers::router())
-        .merge(codes::router())
-        .merge(orders::router())
-        .merge(audit::router())
-        .merge(admin_tokens::router())
+    let features = [
+        ("users", users::router()),
+        ("tokens", tokens::router()),
+        ("groups", groups::router()),
+        ("channels", channels::router()),
+        ("prices", prices::router()),
+        ("model-aliases", model_aliases::router()),
+        ("logs", logs::router()),
+        ("overview", overview::router()),
+        ("options", options::router()),
+        ("oauth-providers", oauth_providers::router()),
+        ("codes", codes::router()),
+        ("orders", orders::router()),
+        ("audit", audit::router()),
+        ("admin-tokens", admin_tokens::router()),
+        (
+            "openapi",
+            OpenApiRouter::new().routes(routes!(doc::openapi_json)),
+        ),
+    ];
+    let (api, routes) = features
+        .into_iter()
+        .fold(OpenApiRouter::new(), |api, (tag, feature)| {
+            doc::merge(api, tag, feature)
+        })
+        .split_for_parts();
+    // Rendered once: the document does not change while the server runs.
+    let json = serde_json::to_vec(&doc::document(routes))
+        .expect("an OpenAPI document always serializes to JSON");
+    let api = api
+        .layer(axum::Extension(doc::DocumentJson(json.into())))
         .fallback(unknown_route)
+        // On routes only: an unknown path is a 404 and a wrong method a 405 to anyone, as the
+        // public document lists the routes anyway; the test of the document relies on it. The
+        // 405 is set after the layer, which would otherwise wrap it too.
+        .route_layer(axum::middleware::from_fn_with_state(state, authenticate))
         .method_not_allowed_fallback(wrong_method)
-        .layer(axum::middleware::from_fn_with_state(state, authenticate))
         .layer(axum::middleware::from_fn(refuse_nul_in_uri))
         .layer(axum::middleware::from_fn(|request, next| {
             crate::panic_guard::catch_panic(request, next, || {
@@ -102,6 +125,18 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
             service::audit::within(origin, next.run(request)).await
         }
         Err(refused) => refused.into_response(),
+    }
+}
+
+/// A listing: `{"data": [...]}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Data<T> {
+    data: Vec<T>,
+}
+
+impl<T> Data<T> {
+    fn of(data: Vec<T>) -> Json<Data<T>> {
+        Json(Data { data })
     }
 }
 

@@ -1,40 +1,49 @@
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::Data;
+use super::error::{ApiError, ApiErrorBody};
 use super::extract::{ApiCaller, ApiJson};
 use crate::service::views::AliasView;
 use crate::service::{self};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/model-aliases", get(list).post(add))
-        // Model names may contain slashes.
-        .route("/model-aliases/{*name}", delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, add))
+        // Model names may contain slashes: a catch-all segment.
+        .routes(routes!(remove))
 }
 
+#[utoipa::path(get, path = "/model-aliases",
+    responses((status = 200, description = "The aliases", body = Data<AliasView>)))]
 async fn list(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<AliasView>>, ApiError> {
     let aliases = service::model_aliases::list(&state.ctx, &caller).await?;
-    let data: Vec<AliasView> = aliases.iter().map(AliasView::new).collect();
-    Ok(Json(json!({ "data": data })))
+    Ok(Data::of(aliases.iter().map(AliasView::new).collect()))
 }
 
 /// `{"name": "fast", "to": "gpt-4o-mini"}`
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AliasBody {
     name: String,
     to: String,
 }
 
+/// Adds an alias: requests for `name` go to the channels of `to`.
+#[utoipa::path(post, path = "/model-aliases", request_body = AliasBody,
+    responses(
+        (status = 201, description = "The new alias", body = AliasView),
+        (status = 409, description = "The name is taken", body = ApiErrorBody),
+    ))]
 async fn add(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
@@ -44,6 +53,12 @@ async fn add(
     Ok((StatusCode::CREATED, Json(AliasView::new(&alias))))
 }
 
+#[utoipa::path(delete, path = "/model-aliases/{*name}",
+    params(("name" = String, Path, description = "The alias; it may hold slashes")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such alias", body = ApiErrorBody),
+    ))]
 async fn remove(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,

@@ -1,9 +1,11 @@
 //! `GET /api/overview?range=24h|7d|30d`: the console's overview as JSON (from the rollups).
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::ApiCaller;
@@ -12,17 +14,21 @@ use crate::service::overview::{Overview, Range};
 use crate::service::{self};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/overview", get(overview))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(overview))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields, default)]
+#[into_params(parameter_in = Query)]
 struct OverviewParams {
+    /// `24h` (default), `7d` or `30d`.
     range: Option<String>,
 }
 
 /// Money is in quota units (see `quota_per_usd` in `/api/options` for dollars).
+#[utoipa::path(get, path = "/overview", params(OverviewParams),
+    responses((status = 200, description = "The console's overview", body = Overview)))]
 async fn overview(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,

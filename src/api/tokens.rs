@@ -1,55 +1,78 @@
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
-use super::extract::{ApiCaller, ApiJson, List, decimal, nullable};
+use super::Data;
+use super::error::{ApiError, ApiErrorBody};
+use super::extract::{ApiCaller, ApiJson, Decimal, List, decimal, nullable};
 use super::quota_per_usd as qpu;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::views::{NewTokenView, TokenView};
 use crate::service::{self};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users/{username}/tokens", get(list).post(create))
-        .route("/tokens/{id}", get(show).patch(update).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
 }
 
+/// The account's API keys.
+#[utoipa::path(get, path = "/users/{username}/tokens",
+    responses(
+        (status = 200, description = "Its keys", body = Data<TokenView>),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+    ))]
 async fn list(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(username): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<TokenView>>, ApiError> {
     let tokens = service::tokens::list_for_user(&state.ctx, &caller, &username).await?;
     let qpu = qpu(&state);
-    let data: Vec<TokenView> = tokens.iter().map(|t| TokenView::new(t, qpu)).collect();
-    Ok(Json(json!({ "data": data })))
+    Ok(Data::of(
+        tokens.iter().map(|t| TokenView::new(t, qpu)).collect(),
+    ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+struct CreateTokenBody {
     name: String,
+    /// The key's own quota in dollars; without it the key is unlimited.
     #[serde(default, deserialize_with = "decimal")]
+    #[schema(value_type = Option<Decimal>)]
     quota_usd: Option<String>,
+    /// A date (`2027-01-01`) or an RFC 3339 instant.
     expires: Option<String>,
+    /// The models it may use: a list, or one comma-separated string.
     models: Option<List>,
+    /// The addresses or CIDR ranges it may be used from.
     allow_ips: Option<List>,
     group: Option<String>,
+    /// `daily`, `weekly` or `monthly`.
     budget_period: Option<String>,
+    /// Dollars per budget period.
     #[serde(default, deserialize_with = "decimal")]
+    #[schema(value_type = Option<Decimal>)]
     budget_usd: Option<String>,
 }
 
+/// Makes an API key for the account: the answer's `key` is the only time it is shown.
+#[utoipa::path(post, path = "/users/{username}/tokens", request_body = CreateTokenBody,
+    responses(
+        (status = 201, description = "The new key, with `key` in full", body = NewTokenView),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+    ))]
 async fn create(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(username): Path<String>,
-    ApiJson(body): ApiJson<CreateBody>,
+    ApiJson(body): ApiJson<CreateTokenBody>,
 ) -> Result<(StatusCode, Json<NewTokenView>), ApiError> {
     let (token, key) = service::tokens::create(
         &state.ctx,
@@ -72,6 +95,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(NewTokenView { key, token })))
 }
 
+#[utoipa::path(get, path = "/tokens/{id}",
+    responses(
+        (status = 200, description = "The key", body = TokenView),
+        (status = 404, description = "No such key", body = ApiErrorBody),
+    ))]
 async fn show(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
@@ -81,14 +109,19 @@ async fn show(
     Ok(Json(TokenView::new(&token, qpu(&state))))
 }
 
-#[derive(Deserialize)]
+/// The fields to change; absent ones stay as they are.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBody {
+struct UpdateTokenBody {
     name: Option<String>,
+    /// `active` or `disabled`.
     status: Option<String>,
+    /// Null: never expires.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     expires: Option<Option<String>>,
     #[serde(default, deserialize_with = "decimal")]
+    #[schema(value_type = Option<Decimal>)]
     quota_usd: Option<String>,
     unlimited: Option<bool>,
     models: Option<List>,
@@ -96,16 +129,24 @@ struct UpdateBody {
     group: Option<String>,
     /// Empty or null: no budget.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     budget_period: Option<Option<String>>,
     #[serde(default, deserialize_with = "decimal")]
+    #[schema(value_type = Option<Decimal>)]
     budget_usd: Option<String>,
 }
 
+/// Changes a key.
+#[utoipa::path(patch, path = "/tokens/{id}", request_body = UpdateTokenBody,
+    responses(
+        (status = 200, description = "The key as changed", body = TokenView),
+        (status = 404, description = "No such key", body = ApiErrorBody),
+    ))]
 async fn update(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ApiJson(body): ApiJson<UpdateBody>,
+    ApiJson(body): ApiJson<UpdateTokenBody>,
 ) -> Result<Json<TokenView>, ApiError> {
     let token = service::tokens::update(
         &state.ctx,
@@ -128,6 +169,12 @@ async fn update(
     Ok(Json(TokenView::new(&token, qpu(&state))))
 }
 
+/// Deletes a key: it stops working at once.
+#[utoipa::path(delete, path = "/tokens/{id}",
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such key", body = ApiErrorBody),
+    ))]
 async fn remove(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,

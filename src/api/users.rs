@@ -1,45 +1,47 @@
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
-use super::extract::{ApiCaller, ApiJson, decimal, nullable};
+use super::Data;
+use super::error::{ApiError, ApiErrorBody};
+use super::extract::{ApiCaller, ApiJson, Decimal, decimal, nullable};
 use super::quota_per_usd as qpu;
 use crate::service::users::{CreateUser, QuotaChange, UpdateUser};
 use crate::service::views::{SessionView, UserView};
 use crate::service::{self};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(list).post(create))
-        .route("/users/{username}", get(show).patch(update))
-        .route("/users/{username}/quota", post(change_quota))
-        .route(
-            "/users/{username}/sessions",
-            get(sessions).delete(end_sessions),
-        )
-        .route(
-            "/users/{username}/sessions/{id}",
-            axum::routing::delete(end_session),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update))
+        .routes(routes!(change_quota))
+        .routes(routes!(sessions, end_sessions))
+        .routes(routes!(end_session))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// At most this many (default 100).
     limit: Option<i64>,
+    /// Skip this many first (default 0).
     offset: Option<i64>,
 }
 
+/// Accounts, by id.
+#[utoipa::path(get, path = "/users", params(Page),
+    responses((status = 200, description = "The accounts", body = Data<UserView>)))]
 async fn list(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<UserView>>, ApiError> {
     let users = service::users::list(
         &state.ctx,
         &caller,
@@ -48,26 +50,38 @@ async fn list(
     )
     .await?;
     let qpu = qpu(&state);
-    let data: Vec<UserView> = users.iter().map(|u| UserView::new(u, qpu)).collect();
-    Ok(Json(json!({ "data": data })))
+    Ok(Data::of(
+        users.iter().map(|u| UserView::new(u, qpu)).collect(),
+    ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+struct CreateUserBody {
     username: String,
+    /// Without one the account signs in through a reset link or a provider.
     password: Option<String>,
     email: Option<String>,
+    /// `user` (default), `admin` or `root`.
     role: Option<String>,
     group: Option<String>,
+    /// The opening balance in dollars, as a number or a decimal string.
     #[serde(default, deserialize_with = "decimal")]
+    #[schema(value_type = Option<Decimal>)]
     quota_usd: Option<String>,
 }
 
+/// Creates an account.
+#[utoipa::path(post, path = "/users", request_body = CreateUserBody,
+    responses(
+        (status = 201, description = "The new account", body = UserView),
+        (status = 403, description = "Only root makes administrators", body = ApiErrorBody),
+        (status = 409, description = "The username or email is taken", body = ApiErrorBody),
+    ))]
 async fn create(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<CreateBody>,
+    ApiJson(body): ApiJson<CreateUserBody>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let user = service::users::create(
         &state.ctx,
@@ -85,6 +99,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(UserView::new(&user, qpu(&state)))))
 }
 
+#[utoipa::path(get, path = "/users/{username}",
+    responses(
+        (status = 200, description = "The account", body = UserView),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+    ))]
 async fn show(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
@@ -94,12 +113,16 @@ async fn show(
     Ok(Json(UserView::new(&user, qpu(&state))))
 }
 
-#[derive(Deserialize)]
+/// The fields to change; absent ones stay as they are.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBody {
+struct UpdateUserBody {
+    /// A new username: renames the account.
     username: Option<String>,
     password: Option<String>,
+    /// Null removes the address.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     email: Option<Option<String>>,
     display_name: Option<String>,
     role: Option<String>,
@@ -107,11 +130,19 @@ struct UpdateBody {
     group: Option<String>,
 }
 
+/// Changes an account.
+#[utoipa::path(patch, path = "/users/{username}", request_body = UpdateUserBody,
+    responses(
+        (status = 200, description = "The account as changed", body = UserView),
+        (status = 403, description = "Only root changes administrators", body = ApiErrorBody),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+        (status = 409, description = "The new username or email is taken", body = ApiErrorBody),
+    ))]
 async fn update(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(username): Path<String>,
-    ApiJson(body): ApiJson<UpdateBody>,
+    ApiJson(body): ApiJson<UpdateUserBody>,
 ) -> Result<Json<UserView>, ApiError> {
     let user = service::users::update(
         &state.ctx,
@@ -131,11 +162,15 @@ async fn update(
     Ok(Json(UserView::new(&user, qpu(&state))))
 }
 
-#[derive(Deserialize)]
+/// `usd` or `units`, and why.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct QuotaBody {
+    /// Dollars, as a number or a decimal string.
     #[serde(default, deserialize_with = "decimal")]
+    #[schema(value_type = Option<Decimal>)]
     usd: Option<String>,
+    /// Quota units.
     units: Option<i64>,
     /// Why, for the ledger.
     reason: Option<String>,
@@ -145,6 +180,15 @@ struct QuotaBody {
 
 /// Adds to a balance (a negative amount deducts), with a ledger row. A key sent before
 /// changes nothing and answers with the balance as it is.
+#[utoipa::path(post, path = "/users/{username}/quota", request_body = QuotaBody,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "The same key twice changes the balance once")),
+    responses(
+        (status = 200, description = "The account with its new balance", body = UserView,
+            headers(("Idempotent-Replayed" = String,
+                description = "`true` when the key was seen before: this is the first answer's balance"))),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+    ))]
 async fn change_quota(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
@@ -175,27 +219,47 @@ async fn change_quota(
 }
 
 /// The account's sign-in sessions that have not expired, most recently seen first.
+#[utoipa::path(get, path = "/users/{username}/sessions",
+    responses(
+        (status = 200, description = "Its sessions", body = Data<SessionView>),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+    ))]
 async fn sessions(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(username): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<SessionView>>, ApiError> {
     let sessions = service::sessions::list_of(&state.ctx, &caller, &username).await?;
-    let data: Vec<SessionView> = sessions.iter().map(SessionView::new).collect();
-    Ok(Json(json!({ "data": data })))
+    Ok(Data::of(sessions.iter().map(SessionView::new).collect()))
+}
+
+#[derive(serde::Serialize, ToSchema)]
+struct Ended {
+    /// How many sessions ended.
+    ended: u64,
 }
 
 /// Signs the account out everywhere.
+#[utoipa::path(delete, path = "/users/{username}/sessions",
+    responses(
+        (status = 200, description = "Every session ended", body = Ended),
+        (status = 404, description = "No such account", body = ApiErrorBody),
+    ))]
 async fn end_sessions(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,
     Path(username): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ended>, ApiError> {
     let ended = service::sessions::end_of(&state.ctx, &caller, &username, None).await?;
-    Ok(Json(json!({ "ended": ended })))
+    Ok(Json(Ended { ended }))
 }
 
 /// Ends one of the account's sessions.
+#[utoipa::path(delete, path = "/users/{username}/sessions/{id}",
+    responses(
+        (status = 204, description = "The session ended"),
+        (status = 404, description = "No such account or session", body = ApiErrorBody),
+    ))]
 async fn end_session(
     ApiCaller(caller): ApiCaller,
     State(state): State<AppState>,

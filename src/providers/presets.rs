@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 const PRESETS: &str = include_str!("presets.json");
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Preset {
     pub name: String,
     pub display_name: String,

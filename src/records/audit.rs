@@ -19,7 +19,7 @@ pub struct AuditEntry {
 }
 
 /// One stored row of the chain.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditRow {
     pub id: i64,
     /// Unix milliseconds.
@@ -32,7 +32,11 @@ pub struct AuditRow {
     pub user_agent: Option<String>,
     pub action: String,
     pub target: String,
+    /// The fields that changed, as they were (secrets as `changed`).
+    #[schema(value_type = Option<Object>)]
     pub before: Option<Value>,
+    /// The fields that changed, as they became.
+    #[schema(value_type = Option<Object>)]
     pub after: Option<Value>,
     pub ledger_id: Option<i64>,
     pub prev_hash: String,

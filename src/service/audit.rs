@@ -220,8 +220,9 @@ pub async fn list(
 
 /// The audit log's filters as a person gives them (a page's query, `/api/audit`, the command
 /// line): every field narrows; empty ones do not.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// `cli` or an administrator's username.
     pub actor: String,

@@ -20,7 +20,7 @@ use crate::service::db::channels::{ChannelRow, ChannelSpec};
 use crate::service::db::{self, Tx};
 
 /// What a batch does to one channel.
-#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     Create,
@@ -42,10 +42,12 @@ impl ChangeKind {
 }
 
 /// One setting that changes: as shown (keys masked, header names only).
-#[derive(Serialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone, PartialEq)]
 pub struct FieldChange {
     pub field: &'static str,
+    #[schema(value_type = Object)]
     pub before: Value,
+    #[schema(value_type = Object)]
     pub after: Value,
 }
 
@@ -103,18 +105,22 @@ impl ChannelChange {
             .collect()
     }
 
-    fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "name": self.name,
-            "change": self.kind.as_str(),
-            "updated_at": self.updated_at,
-            "fields": self.fields,
-            "problems": self.problems.iter().map(|p| json!({
-                "field": p.field,
-                "message": p.message.render(Lang::En),
-            })).collect::<Vec<_>>(),
-        })
+    fn view(&self) -> ChangeView {
+        ChangeView {
+            id: self.id,
+            name: self.name.clone(),
+            change: self.kind,
+            updated_at: self.updated_at,
+            fields: self.fields.clone(),
+            problems: self
+                .problems
+                .iter()
+                .map(|p| ProblemView {
+                    field: p.field,
+                    message: p.message.render(Lang::En),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -141,18 +147,17 @@ impl BatchOutcome {
 
     /// The answer `/api` gives: `dry_run`, each channel's change, and the `updated_at` of
     /// each channel as read (what a sync sends back when it applies its preview).
-    pub fn to_json(&self) -> Value {
-        let updated_at: BTreeMap<String, i64> = self
-            .changes
-            .iter()
-            .filter_map(|c| Some((c.id?.to_string(), c.updated_at?)))
-            .collect();
-        json!({
-            "dry_run": !self.applied,
-            "changed": self.changed(),
-            "updated_at": updated_at,
-            "changes": self.changes.iter().map(ChannelChange::to_json).collect::<Vec<_>>(),
-        })
+    pub fn view(&self) -> BatchView {
+        BatchView {
+            dry_run: !self.applied,
+            changed: self.changed(),
+            updated_at: self
+                .changes
+                .iter()
+                .filter_map(|c| Some((c.id?.to_string(), c.updated_at?)))
+                .collect(),
+            changes: self.changes.iter().map(ChannelChange::view).collect(),
+        }
     }
 
     /// The whole batch refused: the channels that cannot take it, each named, then why.
@@ -167,6 +172,39 @@ impl BatchOutcome {
         }
         ServiceError::Invalid(problems)
     }
+}
+
+/// The answer `/api` gives for a batch (see [`BatchOutcome::view`]).
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
+pub struct BatchView {
+    /// True when nothing was stored: a preview.
+    pub dry_run: bool,
+    /// How many channels change.
+    pub changed: usize,
+    /// Each channel's `updated_at` (ms) as read, by id: what a sync sends back to apply its
+    /// preview.
+    pub updated_at: BTreeMap<String, i64>,
+    pub changes: Vec<ChangeView>,
+}
+
+/// What a batch does to one channel, as `/api` shows it.
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
+pub struct ChangeView {
+    /// Null for a channel an import creates.
+    pub id: Option<i64>,
+    pub name: String,
+    pub change: ChangeKind,
+    pub updated_at: Option<i64>,
+    pub fields: Vec<FieldChange>,
+    /// Why this channel cannot take the change; any problem stops the whole batch.
+    pub problems: Vec<ProblemView>,
+}
+
+/// One reason a channel cannot take a batch's change.
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
+pub struct ProblemView {
+    pub field: &'static str,
+    pub message: String,
 }
 
 /// A channel's settings as a preview shows them: keys masked, header names only.
@@ -607,7 +645,7 @@ pub const MASKED_HEADER_VALUE: &str = "****";
 
 /// One channel as exported and imported: the settings of `/api/channels`, keys masked and
 /// header values replaced by `****`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelExport {
     pub name: String,

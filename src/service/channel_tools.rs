@@ -85,7 +85,7 @@ pub async fn upstream_request_with_key(
     Ok(reqwest::RequestBuilder::from_parts(http.clone(), request))
 }
 
-#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone, PartialEq, Eq)]
 pub struct TestOutcome {
     pub channel: String,
     /// The model asked for, as the upstream knows it (after the channel's mapping).

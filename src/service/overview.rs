@@ -15,7 +15,9 @@ use crate::service::db::logs::LogFilter;
 use crate::service::db::rollups::{Aggregate, Dimension, RollupSums};
 
 /// How far back the overview looks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub enum Range {
     #[serde(rename = "24h")]
     Day,
@@ -47,7 +49,7 @@ impl Range {
 }
 
 /// What one period (an hour, or a day of the site's zone) adds up to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Figures {
     pub requests: i64,
     pub prompt_tokens: i64,
@@ -96,14 +98,14 @@ impl Figures {
 }
 
 /// One period of the chart: `2026-11-30`, or `2026-11-30 14:00` for an hour.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Period {
     pub label: String,
     pub figures: Figures,
 }
 
 /// A model, user or channel among the busiest.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Top {
     pub id: i64,
     pub name: String,
@@ -112,7 +114,7 @@ pub struct Top {
 }
 
 /// How a channel served over the range.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ChannelService {
     pub id: i64,
     pub name: String,
@@ -130,7 +132,7 @@ pub struct ChannelService {
 }
 
 /// A channel out of rotation now.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Resting {
     pub id: i64,
     pub name: String,
@@ -142,7 +144,7 @@ pub struct Resting {
     pub at_ms: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Overview {
     pub range: Range,
     pub from_ms: i64,

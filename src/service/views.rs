@@ -39,7 +39,7 @@ fn micro_usd(value: MicroUsd) -> f64 {
     value.0 as f64 / 1_000_000.0
 }
 
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct UserView {
     pub id: i64,
     pub username: String,
@@ -77,7 +77,7 @@ impl UserView {
     }
 }
 
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct TokenView {
     pub id: i64,
     pub user: String,
@@ -106,7 +106,7 @@ pub struct TokenView {
 }
 
 /// A key's periodic budget and how much of the current period is spent.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct BudgetView {
     pub period: BudgetPeriod,
     pub quota: i64,
@@ -157,7 +157,7 @@ impl TokenView {
 }
 
 /// A redemption code as administrators see it: never the code itself.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct CodeView {
     pub id: i64,
     /// The code's first characters.
@@ -223,7 +223,7 @@ impl RedemptionView {
 }
 
 /// A top-up order as its owner and administrators see it.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct OrderView {
     pub id: i64,
     pub user: String,
@@ -280,7 +280,7 @@ impl OrderView {
 }
 
 /// A Stripe event applied to an order.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct EventView {
     pub id: String,
     #[serde(rename = "type")]
@@ -301,7 +301,7 @@ impl EventView {
 }
 
 /// A sign-in provider as administrators see it: the client secret only masked.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct OAuthProviderView {
     pub name: String,
     #[serde(rename = "type")]
@@ -346,14 +346,14 @@ impl OAuthProviderView {
 }
 
 /// A newly created key: the only time the full key is shown.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct NewTokenView {
     pub key: String,
     #[serde(flatten)]
     pub token: TokenView,
 }
 
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct ChannelView {
     pub id: i64,
     pub name: String,
@@ -384,7 +384,7 @@ pub struct ChannelView {
     pub last_test: Option<ChannelTestView>,
 }
 
-#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone, PartialEq, Eq)]
 pub struct DisabledKeyView {
     /// Where the key is in `keys` (masked keys may look alike).
     pub index: usize,
@@ -393,7 +393,7 @@ pub struct DisabledKeyView {
     pub at: String,
 }
 
-#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone, PartialEq, Eq)]
 pub struct ChannelTestView {
     pub at: String,
     pub latency_ms: i64,
@@ -450,7 +450,7 @@ impl ChannelView {
     }
 }
 
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct GroupView {
     pub name: String,
     /// Price multiplier, e.g. 1.5.
@@ -470,7 +470,7 @@ impl GroupView {
     }
 }
 
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct PriceView {
     pub model: String,
     /// `per_token` (dollars per 1M tokens) or `per_request`.
@@ -546,7 +546,7 @@ impl PriceView {
     }
 }
 
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct LogView {
     pub id: i64,
     pub time: String,
@@ -623,7 +623,7 @@ impl LogView {
     }
 }
 
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct AliasView {
     pub name: String,
     /// The model the alias stands for.
@@ -645,7 +645,7 @@ fn non_empty(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
 }
 
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct AdminTokenView {
     pub id: i64,
     pub user: String,
@@ -669,7 +669,7 @@ impl AdminTokenView {
 }
 
 /// One batch of redemption codes (those made under one name) and where its codes stand.
-#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone, Default, PartialEq)]
 pub struct CodeBatchView {
     pub name: String,
     pub codes: i64,
@@ -717,7 +717,7 @@ impl CodeBatchView {
 }
 
 /// A balance ledger row: what changed a balance besides relay spend.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct LedgerEntryView {
     pub id: i64,
     pub kind: crate::domain::kinds::LedgerKind,
@@ -745,7 +745,7 @@ impl LedgerEntryView {
 }
 
 /// A sign-in session of an account, as administrators and `/api` see it (never its cookie).
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct SessionView {
     /// The row's id (a digest of the cookie's), to end it by.
     pub id: String,
@@ -814,7 +814,7 @@ mod tests {
     }
 }
 /// A price's figures without its record: dollars per 1M tokens, or per request.
-#[derive(Serialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone, PartialEq)]
 pub struct PriceFigures {
     /// `per_token` or `per_request`.
     pub mode: &'static str,
@@ -849,7 +849,7 @@ impl PriceFigures {
 
 /// One model of a price import: `new`, `changed` or `unchanged`, its price now and the
 /// table's.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct ImportedPriceView {
     pub model: String,
     pub change: &'static str,
@@ -859,7 +859,7 @@ pub struct ImportedPriceView {
 
 /// An entry of the table left out: `reason` is `mode`, `no_price`, `bad_number`,
 /// `not_an_entry` or `bad_name`, and `detail` what it is about (the mode, the number).
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct SkippedPriceView {
     pub model: String,
     pub reason: &'static str,
@@ -868,7 +868,7 @@ pub struct SkippedPriceView {
 }
 
 /// What a price import did or, as a dry run, would do.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct PriceImportView {
     pub format: &'static str,
     pub dry_run: bool,

@@ -30,6 +30,7 @@ mod ledger;
 mod live_changes;
 mod management_api;
 mod model_names;
+mod openapi;
 mod overdraft;
 mod portal;
 mod portal_email;

@@ -11,7 +11,7 @@ use crate::service::invites::Rewards;
 use crate::service::{Caller, Ctx, ServiceResult};
 
 /// What one reconciliation round did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Reconciled {
     pub checked: usize,
     pub credited: usize,
