@@ -1,7 +1,7 @@
 //! `/api/codes`: redemption codes. A code is in the answer that makes it, and nowhere else.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -9,17 +9,18 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Data;
-use super::error::ApiError;
+use super::error::{ApiError, ApiErrorBody};
 use super::extract::{ApiCaller, ApiJson, Decimal, decimal};
 use super::quota_per_usd as qpu;
 use crate::service::codes::CreateCodes;
-use crate::service::views::CodeView;
+use crate::service::views::{CodeView, RedemptionView};
 use crate::service::{self};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
+        .routes(routes!(show))
         .routes(routes!(disable))
 }
 
@@ -51,6 +52,41 @@ async fn list(
     Ok(Data::of(
         codes.iter().map(|c| CodeView::new(c, qpu, now)).collect(),
     ))
+}
+
+/// One code and who redeemed it.
+#[derive(Serialize, ToSchema)]
+struct CodeWithRedemptions {
+    code: CodeView,
+    /// Newest first, at most 500.
+    redemptions: Vec<RedemptionView>,
+    /// Earlier redemptions not listed.
+    more: i64,
+}
+
+/// One code (never in full) with every account that redeemed it, newest first.
+#[utoipa::path(get, path = "/codes/{id}",
+    responses(
+        (status = 200, description = "The code and its redemptions", body = CodeWithRedemptions),
+        (status = 404, description = "No such code", body = ApiErrorBody),
+    ))]
+async fn show(
+    ApiCaller(caller): ApiCaller,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<CodeWithRedemptions>, ApiError> {
+    let (code, redemptions) = service::codes::detail(&state.ctx, &caller, id).await?;
+    let (qpu, now) = (qpu(&state), crate::clock::now_ms());
+    let code = CodeView::new(&code, qpu, now);
+    let listed = i64::try_from(redemptions.len()).unwrap_or(i64::MAX);
+    Ok(Json(CodeWithRedemptions {
+        more: (code.uses - code.uses_left - listed).max(0),
+        code,
+        redemptions: redemptions
+            .iter()
+            .map(|r| RedemptionView::new(r, qpu))
+            .collect(),
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -29,6 +29,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Find orders as the console's search does: an order number, a username, or a Stripe
+    /// session (`cs_…`) or payment (`pi_…`) id. `user` then does not apply.
+    q: Option<String>,
     /// A username.
     user: Option<String>,
     /// `pending`, `paid`, `closed` or `held`.
@@ -46,14 +49,22 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Data<OrderView>>, ApiError> {
     caller.require_admin()?;
-    let orders = service::topups::list(
-        &state.ctx,
-        &caller,
-        query.user.as_deref(),
-        query.status.as_deref(),
-        query.limit.unwrap_or(100),
-    )
-    .await?;
+    let limit = query.limit.unwrap_or(100);
+    let orders = match query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        Some(q) => {
+            service::topups::search(&state.ctx, &caller, q, query.status.as_deref(), limit).await?
+        }
+        None => {
+            service::topups::list(
+                &state.ctx,
+                &caller,
+                query.user.as_deref(),
+                query.status.as_deref(),
+                limit,
+            )
+            .await?
+        }
+    };
     let qpu = qpu(&state);
     Ok(Data::of(
         orders.iter().map(|o| OrderView::new(o, qpu)).collect(),

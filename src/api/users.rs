@@ -28,6 +28,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct Page {
+    /// Find accounts by username, email or id, as the console's search does (at most 200;
+    /// `limit` and `offset` then do not apply).
+    q: Option<String>,
     /// At most this many (default 100).
     limit: Option<i64>,
     /// Skip this many first (default 0).
@@ -42,13 +45,18 @@ async fn list(
     State(state): State<AppState>,
     Query(page): Query<Page>,
 ) -> Result<Json<Data<UserView>>, ApiError> {
-    let users = service::users::list(
-        &state.ctx,
-        &caller,
-        page.limit.unwrap_or(100),
-        page.offset.unwrap_or(0),
-    )
-    .await?;
+    let users = match page.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        Some(q) => service::users::search(&state.ctx, &caller, q).await?,
+        None => {
+            service::users::list(
+                &state.ctx,
+                &caller,
+                page.limit.unwrap_or(100),
+                page.offset.unwrap_or(0),
+            )
+            .await?
+        }
+    };
     let qpu = qpu(&state);
     Ok(Data::of(
         users.iter().map(|u| UserView::new(u, qpu)).collect(),

@@ -53,7 +53,7 @@ pub struct RequestLog {
 }
 
 /// An attempt on a channel that failed and was followed by another.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FailedAttempt {
     pub channel_id: i64,
     pub channel: String,

@@ -200,7 +200,7 @@ impl CodeView {
 }
 
 /// One redemption of a code: who redeemed it, what it added and when.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
 pub struct RedemptionView {
     pub user_id: i64,
     /// `None` once the account is gone.

@@ -369,6 +369,18 @@ db_test! {
         assert!(zh.contains("兑换记录"), "{}", zh.body);
         assert_eq!(ada.get("/admin/codes/999999").await.status, 404);
         assert_eq!(ada.get("/admin/codes/abc").await.status, 404);
+        // `/api/codes/{id}` gives the same list; `/api/users?q=` finds as the console's search.
+        let api = Api { token: admin_token(&app, "ops", "admin").await, app: &app };
+        let (status, shown) = api.get(&format!("/api/codes/{id}")).await;
+        assert_eq!(status, 200, "{shown}");
+        let names: Vec<&str> = shown["redemptions"].as_array().unwrap().iter().map(|r| r["user"].as_str().unwrap()).collect();
+        assert_eq!(names, ["ivy", "hal", "gus"], "{shown}");
+        assert_eq!((shown["code"]["uses_left"].as_i64(), shown["more"].as_i64()), (Some(0), Some(0)), "{shown}");
+        assert!(!shown.to_string().contains(&gift), "the code itself is never shown again");
+        assert_eq!(api.get("/api/codes/999999").await.0, 404);
+        let (_, found) = api.get("/api/users?q=hal").await;
+        let found: Vec<&str> = found["data"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+        assert_eq!(found, ["hal"]);
         let dora_page = signed_in(&app, "dora").await.get(&format!("/admin/codes/{id}")).await;
         assert_eq!(dora_page.status, 404);
         assert!(!dora_page.contains("ivy"), "{}", dora_page.body);
@@ -409,6 +421,17 @@ db_test! {
         assert!(!ada.get("/admin/orders?status=paid").await.contains(&link));
         assert!(!ada.get("/admin/orders?q=nobody").await.contains(&link));
         assert_eq!(ada.get("/admin/orders?status=lost").await.status, 422);
+        // `/api/orders?q=` finds what the page finds.
+        let api = Api { token: admin_token(&app, "ops", "admin").await, app: &app };
+        for query in [order.id.to_string(), "fay".into(), session_id.clone(), payment.clone()] {
+            let (status, found) = api.get(&format!("/api/orders?q={query}")).await;
+            assert_eq!(status, 200, "{found}");
+            assert_eq!(found["data"][0]["id"], order.id, "{query}: {found}");
+        }
+        let (_, none) = api.get("/api/orders?q=nobody").await;
+        assert_eq!(none["data"].as_array().map(Vec::len), Some(0), "{none}");
+        let (_, held) = api.get("/api/orders?q=fay&status=paid").await;
+        assert_eq!(held["data"].as_array().map(Vec::len), Some(0), "the status filter applies: {held}");
 
         let page = ada.get(&link).await;
         assert!(page.contains("evt_people_1"), "its events: {}", page.body);

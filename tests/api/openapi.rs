@@ -72,6 +72,7 @@ const OPERATIONS: &[&str] = &[
     // redemption codes
     "GET /api/codes",
     "POST /api/codes",
+    "GET /api/codes/{id}",
     "POST /api/codes/disable",
     // top-up orders
     "GET /api/orders",
@@ -91,7 +92,7 @@ const OPERATIONS: &[&str] = &[
 
 /// The query parameters of the listings that take them.
 const QUERIES: &[(&str, &[&str])] = &[
-    ("GET /api/users", &["limit", "offset"]),
+    ("GET /api/users", &["q", "limit", "offset"]),
     (
         "GET /api/logs",
         &[
@@ -114,7 +115,7 @@ const QUERIES: &[(&str, &[&str])] = &[
         &["actor", "action", "target", "from", "to", "before", "limit"],
     ),
     ("GET /api/codes", &["name", "state"]),
-    ("GET /api/orders", &["user", "status", "limit"]),
+    ("GET /api/orders", &["q", "user", "status", "limit"]),
 ];
 
 /// POST operations that take no body: actions on what the path names.
