@@ -142,13 +142,14 @@ fn stripe_error(status: u16, message: &str) -> Response {
 
 /// Keeps the request and answers Stripe's refusal when the key is wrong or a failure was
 /// queued; otherwise hands back what was kept, so a handler reads its own request even when
-/// others arrive at the same moment.
+/// others arrive at the same moment. The refusal is boxed: a response is large beside what is
+/// kept.
 fn record(
     fake: &FakeStripe,
     path: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Received, Response> {
+) -> Result<Received, Box<Response>> {
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
     let header = |name: &str| {
         headers
@@ -165,10 +166,13 @@ fn record(
     let mut inner = fake.lock();
     inner.received.push(received.clone());
     if header("authorization").as_deref() != Some(&format!("Bearer {SECRET_KEY}")) {
-        return Err(stripe_error(401, "Invalid API Key provided: sk_test_****"));
+        return Err(Box::new(stripe_error(
+            401,
+            "Invalid API Key provided: sk_test_****",
+        )));
     }
     match inner.fail_next.take() {
-        Some((status, message)) => Err(stripe_error(status, &message)),
+        Some((status, message)) => Err(Box::new(stripe_error(status, &message))),
         None => Ok(received),
     }
 }
@@ -180,7 +184,7 @@ async fn create_session(
 ) -> Response {
     let received = match record(&fake, "/v1/checkout/sessions", &headers, &body) {
         Ok(received) => received,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let field = |name: &str| received.field(name).map(str::to_string);
     // One lock from the key's lookup to the new session's entry: the same key sent twice at
@@ -241,7 +245,7 @@ async fn get_session(
 ) -> Response {
     let path = format!("/v1/checkout/sessions/{id}");
     if let Err(refused) = record(&fake, &path, &headers, b"") {
-        return refused;
+        return *refused;
     }
     match fake.lock().sessions.get(&id) {
         Some(session) => axum::Json(session.clone()).into_response(),
@@ -256,7 +260,7 @@ async fn list_sessions(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
     if let Err(refused) = record(&fake, "/v1/checkout/sessions?list", &headers, b"") {
-        return refused;
+        return *refused;
     }
     let wanted: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
@@ -284,7 +288,7 @@ async fn create_refund(
 ) -> Response {
     let received = match record(&fake, "/v1/refunds", &headers, &body) {
         Ok(received) => received,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let amount: i64 = received
         .field("amount")
