@@ -128,13 +128,13 @@ fn layer(from: i64, to: i64, grains: &[i64], out: &mut Layers) {
         });
         return;
     };
-    let whole_from = from.div_euclid(grain) * grain
-        + if from.rem_euclid(grain) == 0 {
-            0
-        } else {
-            grain
-        };
-    let whole_to = to.div_euclid(grain) * grain;
+    let floor = |at: i64| at - at.rem_euclid(grain);
+    let whole_from = if floor(from) == from {
+        from
+    } else {
+        floor(from) + grain
+    };
+    let whole_to = floor(to);
     if whole_from >= whole_to {
         layer(from, to, finer, out);
         return;

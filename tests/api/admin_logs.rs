@@ -903,9 +903,11 @@ db_test! {
             outcome: "success".into(),
         };
 
-        // Only the older day: the recent rows stay spoiled.
+        // Only the older days: the recent rows stay spoiled. The older rows go back three
+        // hours from three days ago, so from the day of the oldest (another day just after
+        // midnight).
         let three_days_ago = tollgate::domain::calendar::SiteCalendar::day_label(
-            tollgate::domain::calendar::SiteCalendar::new("UTC").day_number(now - 3 * DAY_MS),
+            tollgate::domain::calendar::SiteCalendar::new("UTC").day_number(now - 3 * DAY_MS - 4 * 3_600_000),
         );
         let day_after = tollgate::domain::calendar::SiteCalendar::day_label(
             tollgate::domain::calendar::SiteCalendar::new("UTC").day_number(now - 2 * DAY_MS),

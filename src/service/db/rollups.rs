@@ -447,7 +447,8 @@ async fn from_rollups(
     let table = match source {
         Source::Fine => "log_rollups",
         Source::Coarse(table, grain) => {
-            // First, so the read walks the primary key (grain, start, …) over the span.
+            // Both grains share a table: the span is read at this one alone. The key begins
+            // (grain, start), so this is a range of the primary key.
             conditions.insert(0, "grain_ms = ?".to_string());
             values.insert(0, Value::Int(grain));
             coarse_table(table)
