@@ -11,7 +11,7 @@ the background as after an upgrade (the time it takes is printed). Then, over lo
 warm-up and GETS sequential GETs of each page, and their p95:
 
 - the admin logs page unfiltered, and filtered by user, by model and by channel;
-- the admin overview (its default range, the last 7 days, and the last 30 days);
+- the admin overview (the last 24 hours, its default range of 7 days, and the last 30 days);
 - a user's dashboard.
 
 Traffic is shaped like a gateway's: 30 days of requests; users' shares follow a Zipf law (a few
@@ -300,6 +300,7 @@ def run(backend, tollgate, work):
             ("admin logs by user", admin, f"/admin/logs?user={heavy}"),
             ("admin logs by model", admin, "/admin/logs?model=model-3"),
             ("admin logs by channel", admin, f"/admin/logs?channel={BUSY_CHANNEL[0]}"),
+            ("overview (24 hours)", admin, "/admin?range=24h"),
             ("overview (7 days)", admin, "/admin"),
             ("overview (30 days)", admin, "/admin?range=30d"),
             ("dashboard", user, "/dashboard"),

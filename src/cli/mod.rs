@@ -87,7 +87,8 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum RollupsCommand {
     /// Recompute the rollups from the request logs, touching only the 15-minute buckets that
-    /// still have log rows (the rollups of purged logs stay); the last hour is left to the
+    /// still have log rows (the rollups of purged logs stay), and the overview's hourly and
+    /// daily rollups of those buckets from the 15-minute ones; the last hour is left to the
     /// running servers.
     Rebuild {
         /// From this day of the site's time zone (2026-11-30) or instant (RFC 3339); default:

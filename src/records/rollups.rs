@@ -142,3 +142,98 @@ pub struct Rebuilt {
     /// Log rows read.
     pub rows: i64,
 }
+
+/// The overview's coarser rollups (see `migrations/*/0018_overview_rollups.sql`): each a sum of
+/// the 15-minute rows over fewer columns, so a month reads a few thousand rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Coarse {
+    /// Per hour and per day, per model, channel, group and outcome, with the histograms.
+    Usage,
+    /// Per hour and per day, per account.
+    Users,
+    /// Per 15 minutes, everything together: periods of any zone (offsets are whole quarter
+    /// hours) add up exactly.
+    Totals,
+}
+
+impl Coarse {
+    pub const ALL: [Coarse; 3] = [Coarse::Usage, Coarse::Users, Coarse::Totals];
+
+    /// The grains this table is kept at, coarsest first.
+    pub fn grains(self) -> &'static [i64] {
+        use crate::domain::rollup::{BUCKET_MS, DAY_MS, HOUR_MS};
+        match self {
+            Coarse::Usage | Coarse::Users => &[DAY_MS, HOUR_MS],
+            Coarse::Totals => &[BUCKET_MS],
+        }
+    }
+
+    /// Whether it keeps the latency and time-to-first-token histograms.
+    pub fn histograms(self) -> bool {
+        self == Coarse::Usage
+    }
+
+    /// The row at `grain_ms` that a 15-minute group adds to: the columns this table does not
+    /// keep are left 0 or empty.
+    pub fn key(self, grain_ms: i64, key: &RollupKey) -> CoarseKey {
+        let bucket_start = key.bucket_start - key.bucket_start.rem_euclid(grain_ms);
+        match self {
+            Coarse::Usage => CoarseKey {
+                grain_ms,
+                bucket_start,
+                model: key.model.clone(),
+                channel_id: key.channel_id,
+                group: key.group.clone(),
+                outcome: key.outcome.clone(),
+                user_id: 0,
+            },
+            Coarse::Users => CoarseKey {
+                grain_ms,
+                bucket_start,
+                user_id: key.user_id,
+                ..CoarseKey::default()
+            },
+            Coarse::Totals => CoarseKey {
+                grain_ms,
+                bucket_start,
+                ..CoarseKey::default()
+            },
+        }
+    }
+}
+
+/// A row of a coarser rollup: its grain and start, and the columns its table keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CoarseKey {
+    pub grain_ms: i64,
+    pub bucket_start: i64,
+    pub model: String,
+    pub channel_id: i64,
+    pub group: String,
+    pub outcome: String,
+    pub user_id: i64,
+}
+
+/// What 15-minute groups add to each coarser table, at each of its grains (histograms only
+/// where the table keeps them).
+pub fn coarse_of(
+    groups: &std::collections::BTreeMap<RollupKey, RollupSums>,
+) -> std::collections::BTreeMap<(Coarse, CoarseKey), RollupSums> {
+    let mut out: std::collections::BTreeMap<(Coarse, CoarseKey), RollupSums> =
+        std::collections::BTreeMap::new();
+    for (key, sums) in groups {
+        for table in Coarse::ALL {
+            let mut sums = *sums;
+            if !table.histograms() {
+                sums.latency = [0; latency::BUCKETS];
+                sums.ttft = [0; latency::BUCKETS];
+            }
+            for &grain in table.grains() {
+                out.entry((table, table.key(grain, key)))
+                    .or_default()
+                    .merge(&sums);
+            }
+        }
+    }
+    out
+}

@@ -1,6 +1,7 @@
-//! The request logs' rollups (per 15 minutes; see `domain::rollup`) kept beside them: the
-//! background backfill of the logs written before the rollups existed, their rebuild from the
-//! logs, and the purge of logs older than `log_retention_days` (whose rollups stay).
+//! The request logs' rollups (per 15 minutes; see `domain::rollup`) kept beside them, with the
+//! overview's coarser ones summed from those: the background backfill of the logs written
+//! before the rollups existed, their rebuild from the logs, and the purge of logs older than
+//! `log_retention_days` (whose rollups, 15-minute and coarser, stay).
 
 use super::{Caller, Ctx, ServiceError, ServiceResult};
 use crate::domain::calendar::SiteCalendar;

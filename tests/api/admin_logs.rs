@@ -13,7 +13,9 @@ use tollgate::domain::kinds::Outcome;
 use tollgate::domain::rollup::BUCKET_MS;
 use tollgate::service::db::Db;
 use tollgate::service::db::logs::{BillingBatch, RequestLog};
-use tollgate::service::db::rollups::{RollupKey, RollupSums, rollup_of};
+use tollgate::service::db::rollups::{
+    Coarse, CoarseKey, RollupKey, RollupSums, coarse_of, rollup_of,
+};
 
 const PASSWORD: &str = "correct horse battery";
 const DAY_MS: i64 = 86_400_000;
@@ -84,6 +86,51 @@ async fn stored_rollups(db: &Db) -> BTreeMap<RollupKey, RollupSums> {
             sums.ttft[i] = row.get(format!("ttft_{i}").as_str());
         }
         stored.insert(key, sums);
+    }
+    stored
+}
+
+/// Every row of the overview's coarser rollups as stored.
+async fn stored_coarse(db: &Db) -> BTreeMap<(Coarse, CoarseKey), RollupSums> {
+    let mut stored = BTreeMap::new();
+    for (table, name) in [
+        (Coarse::Usage, "usage_rollups"),
+        (Coarse::Users, "user_usage_rollups"),
+        (Coarse::Totals, "total_usage_rollups"),
+    ] {
+        let rows = db
+            .fetch_all_with(&format!("SELECT * FROM {name}"), &[])
+            .await
+            .expect("coarse rollups");
+        for row in rows {
+            let mut key = CoarseKey {
+                grain_ms: row.get("grain_ms"),
+                bucket_start: row.get("bucket_start"),
+                ..Default::default()
+            };
+            let mut sums = RollupSums {
+                requests: row.get("requests"),
+                prompt_tokens: row.get("prompt_tokens"),
+                completion_tokens: row.get("completion_tokens"),
+                cost: row.get("cost"),
+                ..Default::default()
+            };
+            match table {
+                Coarse::Usage => {
+                    key.model = row.get("model");
+                    key.channel_id = row.get("channel_id");
+                    key.group = row.get("group_name");
+                    key.outcome = row.get("outcome");
+                    for i in 0..16 {
+                        sums.latency[i] = row.get(format!("lat_{i}").as_str());
+                        sums.ttft[i] = row.get(format!("ttft_{i}").as_str());
+                    }
+                }
+                Coarse::Users => key.user_id = row.get("user_id"),
+                Coarse::Totals => {}
+            }
+            stored.insert((table, key), sums);
+        }
     }
     stored
 }
@@ -198,6 +245,9 @@ db_test! {
         assert_eq!(logs.len(), 44);
         let stored = stored_rollups(&app.db).await;
         assert_eq!(stored, rollup_of(logs.iter()), "the rollups are the logs' sums");
+        let coarse = stored_coarse(&app.db).await;
+        assert_eq!(coarse, coarse_of(&rollup_of(logs.iter())), "so are the overview's coarser rollups");
+        assert!(coarse.keys().any(|(t, k)| *t == Coarse::Usage && k.grain_ms == DAY_MS));
         assert!(stored.keys().any(|k| k.outcome == "refused" && k.channel_id == 0));
         let streamed: i64 = stored.values().map(|s| s.ttft.iter().sum::<i64>()).sum();
         assert_eq!(streamed, 20, "time to first token is counted for the streamed requests");
@@ -634,6 +684,104 @@ db_test! {
 }
 
 db_test! {
+    /// The overview reads the coarser rollups (hours and days without accounts and keys, per
+    /// account, per quarter hour): over ranges with ragged edges (inside hours and quarter
+    /// hours, across UTC midnights) each grouping it asks for equals the 15-minute path's and
+    /// the logs' own sums, histograms included; in a zone half an hour off UTC each day of the
+    /// chart holds exactly that local day's requests.
+    async fn the_coarser_rollups_answer_as_the_logs_do(db: TestDb) {
+        use tollgate::service::db::logs::LogFilter;
+        use tollgate::service::db::rollups::{Dimension, overview_aggregate, overview_sums, sums};
+        let app = TestApp::spawn(db).await;
+        let alice = app.create_user("alice", "1").await;
+        let bob = app.create_user("bob", "1").await;
+        let now = tollgate::service::db::now_ms();
+        let hour = 3_600_000;
+        // Every 37 minutes and 13 seconds over the last 9 days.
+        let mut logs = Vec::new();
+        let mut at = now - 9 * DAY_MS;
+        let mut i = 0_i64;
+        while at < now - 1_000 {
+            let user = if i % 3 == 0 { (bob.id, "bob") } else { (alice.id, "alice") };
+            let channel = match i % 7 {
+                0 => None,
+                1 | 2 => Some(2),
+                _ => Some(1),
+            };
+            let mut row = log_row(at, user, 1 + i % 2, if i % 2 == 0 { "m1" } else { "m2" }, channel);
+            row.request_id = format!("req-{i}");
+            row.cost = 10 + i % 13;
+            row.latency_ms = 40 + (i * 97) % 3_000;
+            row.ttft_ms = if i % 4 == 0 { None } else { Some(20 + (i * 31) % 900) };
+            if i % 11 == 5 && channel.is_some() {
+                row.outcome = Outcome::UpstreamError;
+                row.status_code = 502;
+            }
+            logs.push(row);
+            at += 37 * 60_000 + 13_000;
+            i += 1;
+        }
+        write_logs(&app.db, &logs).await;
+        for (from, to) in [
+            (now - 7 * DAY_MS - 5 * hour - hour / 2 + 7, now + 1),
+            (now - 30 * DAY_MS, now + 1),
+            (now - 24 * hour, now + 1),
+            (now - 3 * DAY_MS + 13, now - DAY_MS - 17),
+            (now - 2 * hour - 3, now - hour + 5),
+            (now - 100, now + 1),
+        ] {
+            let filter = LogFilter { from_ms: Some(from), to_ms: Some(to), ..LogFilter::default() };
+            for by in [Dimension::Total, Dimension::Bucket, Dimension::Model, Dimension::User, Dimension::Channel, Dimension::Outcome] {
+                let fine = sums(&app.db, &filter, by).await.unwrap();
+                let coarse = overview_sums(&app.db, &filter, by).await.unwrap();
+                assert_eq!(coarse, fine, "{by:?} over {from}..{to}");
+            }
+            for outcome in [None, Some(Outcome::Success)] {
+                let filter = LogFilter { outcome, ..filter.clone() };
+                let got: BTreeMap<i64, RollupSums> = overview_aggregate(&app.db, &filter, Dimension::Channel)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|a| (a.id, a.sums))
+                    .collect();
+                let mut expected: BTreeMap<i64, RollupSums> = BTreeMap::new();
+                for log in &logs {
+                    if log.created_at >= from && log.created_at < to && outcome.is_none_or(|o| log.outcome == o) {
+                        expected.entry(log.channel_id.unwrap_or(0)).or_default().add_log(log);
+                    }
+                }
+                assert_eq!(got, expected, "{outcome:?} over {from}..{to}");
+            }
+        }
+
+        app.set_option("timezone", "Asia/Kolkata").await;
+        let calendar = tollgate::domain::calendar::SiteCalendar::new("Asia/Kolkata");
+        let token = admin_token(&app, "ada-api", "admin").await;
+        let api = Api { app: &app, token };
+        for range in ["7d", "30d"] {
+            let (status, body) = api.get(&format!("/api/overview?range={range}")).await;
+            assert_eq!(status, 200, "{body}");
+            let from_ms = body["from_ms"].as_i64().unwrap();
+            let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+            for log in logs.iter().filter(|l| l.created_at >= from_ms) {
+                let day = tollgate::domain::calendar::SiteCalendar::day_label(calendar.day_number(log.created_at));
+                let entry = expected.entry(day).or_default();
+                entry.0 += 1;
+                entry.1 += log.cost;
+            }
+            for period in body["periods"].as_array().unwrap() {
+                let label = period["label"].as_str().unwrap().to_string();
+                let (requests, cost) = expected.get(&label).copied().unwrap_or_default();
+                assert_eq!(period["figures"]["requests"], requests, "{range} {label}");
+                assert_eq!(period["figures"]["cost"], cost, "{range} {label}");
+            }
+            let total: i64 = expected.values().map(|e| e.0).sum();
+            assert_eq!(body["totals"]["requests"], total, "{range}");
+        }
+    }
+}
+
+db_test! {
     /// One API's balance routes answer for the calling key: the limit is spent plus remaining
     /// (the key's, or its owner's for a key without a limit), the usage what the key spent
     /// over the days asked, in cents; an unknown key is refused in OpenAI's shape.
@@ -726,11 +874,16 @@ db_test! {
         let logs = app.logs().await;
         let exact = rollup_of(logs.iter());
         assert_eq!(stored_rollups(&app.db).await, exact);
+        let exact_coarse = coarse_of(&exact);
+        assert_eq!(stored_coarse(&app.db).await, exact_coarse);
 
         // A bucket whose logs were purged keeps its rollup; the others are spoiled.
         let orphan = tollgate::domain::rollup::bucket_start(now - 10 * DAY_MS);
         let spoil = async || {
-            app.db.execute_with(app.db.pool(), "UPDATE log_rollups SET requests = requests + 100, cost = 0", &[]).await.unwrap();
+            for table in ["log_rollups", "usage_rollups", "user_usage_rollups", "total_usage_rollups"] {
+                let sql = format!("UPDATE {table} SET requests = requests + 100, cost = 0");
+                app.db.execute_with(app.db.pool(), &sql, &[]).await.unwrap();
+            }
         };
         spoil().await;
         app.db
@@ -751,9 +904,11 @@ db_test! {
             outcome: "success".into(),
         };
 
-        // Only the older day: the recent rows stay spoiled.
+        // Only the older days: the recent rows stay spoiled. The older rows go back three
+        // hours from three days ago, so from the day of the oldest (another day just after
+        // midnight).
         let three_days_ago = tollgate::domain::calendar::SiteCalendar::day_label(
-            tollgate::domain::calendar::SiteCalendar::new("UTC").day_number(now - 3 * DAY_MS),
+            tollgate::domain::calendar::SiteCalendar::new("UTC").day_number(now - 3 * DAY_MS - 4 * 3_600_000),
         );
         let day_after = tollgate::domain::calendar::SiteCalendar::day_label(
             tollgate::domain::calendar::SiteCalendar::new("UTC").day_number(now - 2 * DAY_MS),
@@ -769,12 +924,23 @@ db_test! {
                 assert_eq!(stored[key].requests, sums.requests + 100, "outside --from/--to: untouched");
             }
         }
+        // The hours and days of the rebuilt buckets are summed again from the 15-minute rows.
+        let coarse = stored_coarse(&app.db).await;
+        for ((table, key), sums) in &exact_coarse {
+            if key.bucket_start + key.grain_ms <= now - 2 * DAY_MS {
+                assert_eq!(coarse.get(&(*table, key.clone())), Some(sums), "rebuilt: {table:?} {key:?}");
+            } else if key.bucket_start >= now - 2 * DAY_MS + DAY_MS {
+                assert_eq!(coarse[&(*table, key.clone())].requests, sums.requests + 100, "untouched");
+            }
+        }
         let out = crate::shutdown::tollgate(&app.db_url, &["rollups", "rebuild"]).unwrap();
         assert!(out.starts_with("Rebuilt "), "{out}");
         let mut stored = stored_rollups(&app.db).await;
         let kept = stored.remove(&orphan_key).expect("the orphan bucket is untouched");
         assert_eq!(kept.requests, 7);
         assert_eq!(stored, exact, "every bucket with logs is exact again");
+        // The orphan bucket's rows were never written to the coarser rollups, nor rebuilt.
+        assert_eq!(stored_coarse(&app.db).await, exact_coarse, "and so is every hour and day");
         let refused = crate::shutdown::tollgate(&app.db_url, &["rollups", "rebuild", "--from", "someday"]).unwrap_err();
         assert!(refused.contains("someday"), "{refused}");
 
@@ -782,6 +948,7 @@ db_test! {
         let token = admin_token(&app, "ada-api", "admin").await;
         let api = Api { app: &app, token };
         let (_, before) = api.get("/api/logs?limit=1").await;
+        let (_, overview_before) = api.get("/api/overview?range=30d").await;
         app.set_option("log_retention_days", "2").await;
         let deleted = tollgate::service::rollups::purge(app.ctx(), 2, now).await.unwrap();
         assert_eq!(deleted, 20);
@@ -790,11 +957,18 @@ db_test! {
         assert!(left.iter().all(|l| l.created_at >= now - 2 * DAY_MS - BUCKET_MS));
         let (_, after) = api.get("/api/logs?limit=1").await;
         assert_eq!(after["totals"], before["totals"], "the rollups of purged logs are kept");
+        let (_, overview_after) = api.get("/api/overview?range=30d").await;
+        assert_eq!(overview_after["totals"], overview_before["totals"], "the overview still counts them");
+        assert_eq!(overview_after["top_users"], overview_before["top_users"]);
+        assert_eq!(overview_after["channels"], overview_before["channels"]);
+        assert_eq!(stored_coarse(&app.db).await, exact_coarse, "the coarser rollups are kept too");
         assert_eq!(tollgate::service::rollups::purge(app.ctx(), 0, now).await.unwrap(), 0, "0 keeps every log");
 
         // An upgrade: the rollups start empty and the logs before are rolled up in the
         // background, the overview saying so meanwhile.
-        app.db.execute_with(app.db.pool(), "DELETE FROM log_rollups", &[]).await.unwrap();
+        for table in ["log_rollups", "usage_rollups", "user_usage_rollups", "total_usage_rollups"] {
+            app.db.execute_with(app.db.pool(), &format!("DELETE FROM {table}"), &[]).await.unwrap();
+        }
         app.db
             .execute_with(app.db.pool(), "UPDATE rollup_backfill SET through_id = (SELECT MAX(id) FROM request_logs), done_id = 0", &[])
             .await
@@ -816,5 +990,6 @@ db_test! {
         }
         assert!(done, "the backfill finished");
         assert_eq!(stored_rollups(&app.db).await, left, "backfilled once");
+        assert_eq!(stored_coarse(&app.db).await, coarse_of(&left), "into the coarser rollups too");
     }
 }

@@ -134,6 +134,13 @@ const STEPS: &[Step] = &[
         include_str!("../../../migrations/mysql/0017_audit_log.sql"),
     ),
     (
+        18,
+        "coarser rollups for the overview",
+        include_str!("../../../migrations/sqlite/0018_overview_rollups.sql"),
+        include_str!("../../../migrations/postgres/0018_overview_rollups.sql"),
+        include_str!("../../../migrations/mysql/0018_overview_rollups.sql"),
+    ),
+    (
         19,
         "failed attempts in request logs",
         include_str!("../../../migrations/sqlite/0019_failed_attempts.sql"),

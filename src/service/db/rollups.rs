@@ -1,6 +1,8 @@
 //! The request logs rolled up per 15 minutes: written with the log rows, read over a time range
 //! as whole buckets plus raw rows at the edges, rebuilt from the logs on demand, and backfilled
-//! for the logs written before the rollups existed.
+//! for the logs written before the rollups existed. The overview's coarser rollups (per hour
+//! and day, without the account and key; see `Coarse`) are sums of the 15-minute rows, written
+//! by every write that adds to those and recomputed from them by a rebuild.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +16,8 @@ use crate::domain::latency::{self, BOUNDS_MS, BUCKETS};
 use crate::domain::rollup::{self, BUCKET_MS, Span};
 use crate::records::logs::RequestLog;
 pub use crate::records::rollups::{
-    Aggregate, Backfill, Counted, Dimension, Rebuilt, RollupKey, RollupSums,
+    Aggregate, Backfill, Coarse, CoarseKey, Counted, Dimension, Rebuilt, RollupKey, RollupSums,
+    coarse_of,
 };
 
 const KEY_COLUMNS: [&str; 7] = [
@@ -64,9 +67,15 @@ pub fn rollup_of<'a>(
     groups
 }
 
-/// Adds `groups` to the rollups inside `tx` (the same transaction as their log rows), in key
-/// order so two writers never wait on each other in a cycle.
+/// Adds `groups` to the rollups inside `tx` (the same transaction as their log rows): the
+/// 15-minute rows first, then the coarser ones, each in key order, so two writers never wait
+/// on each other in a cycle and a rebuild that locks `log_rollups` first holds off both.
 pub(super) async fn add_in(tx: &mut Tx, groups: &BTreeMap<RollupKey, RollupSums>) -> DbResult<()> {
+    add_fine_in(tx, groups).await?;
+    add_coarse_in(tx, groups).await
+}
+
+async fn add_fine_in(tx: &mut Tx, groups: &BTreeMap<RollupKey, RollupSums>) -> DbResult<()> {
     let rows: Vec<(&RollupKey, &RollupSums)> = groups.iter().collect();
     let columns = write_columns();
     let row = format!("({})", vec!["?"; columns.len()].join(", "));
@@ -123,6 +132,167 @@ fn bind_group<'q>(
     args.add(sums.cost)?;
     for count in sums.latency.iter().chain(sums.ttft.iter()) {
         args.add(*count)?;
+    }
+    Ok(())
+}
+
+/// The table of a coarser rollup.
+fn coarse_table(table: Coarse) -> &'static str {
+    match table {
+        Coarse::Usage => "usage_rollups",
+        Coarse::Users => "user_usage_rollups",
+        Coarse::Totals => "total_usage_rollups",
+    }
+}
+
+/// The key columns of a coarser rollup beyond `grain_ms` and `bucket_start`.
+fn coarse_keys(table: Coarse) -> &'static [&'static str] {
+    match table {
+        Coarse::Usage => &["model", "channel_id", "group_name", "outcome"],
+        Coarse::Users => &["user_id"],
+        Coarse::Totals => &[],
+    }
+}
+
+/// The counted columns of a coarser rollup.
+fn coarse_counted(table: Coarse) -> Vec<String> {
+    if table.histograms() {
+        counted_columns()
+    } else {
+        SUM_COLUMNS.iter().map(|c| (*c).to_string()).collect()
+    }
+}
+
+/// `INSERT INTO table (columns) VALUES {rows} ON CONFLICT …`: adds to a row that exists.
+fn coarse_upsert(backend: Backend, table: Coarse, rows: usize) -> String {
+    let name = coarse_table(table);
+    let keys = coarse_keys(table);
+    let counted = coarse_counted(table);
+    let columns: Vec<String> = ["grain_ms", "bucket_start"]
+        .iter()
+        .chain(keys.iter())
+        .map(|c| (*c).to_string())
+        .chain(counted.iter().cloned())
+        .collect();
+    let row = format!("({})", vec!["?"; columns.len()].join(", "));
+    let conflict = match backend {
+        Backend::MySql => format!(
+            " ON DUPLICATE KEY UPDATE {}",
+            counted
+                .iter()
+                .map(|c| format!("{c} = {c} + VALUES({c})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Backend::Sqlite | Backend::Postgres => format!(
+            " ON CONFLICT (grain_ms, bucket_start{}) DO UPDATE SET {}",
+            keys.iter().map(|k| format!(", {k}")).collect::<String>(),
+            counted
+                .iter()
+                .map(|c| format!("{c} = {name}.{c} + excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    format!(
+        "INSERT INTO {name} ({}) VALUES {}{conflict}",
+        columns.join(", "),
+        vec![row.as_str(); rows].join(", ")
+    )
+}
+
+/// Adds what `groups` add to each coarser rollup, in the order of their keys.
+async fn add_coarse_in(tx: &mut Tx, groups: &BTreeMap<RollupKey, RollupSums>) -> DbResult<()> {
+    let coarse = coarse_of(groups);
+    for table in Coarse::ALL {
+        let rows: Vec<(&CoarseKey, &RollupSums)> = coarse
+            .iter()
+            .filter(|((t, _), _)| *t == table)
+            .map(|((_, key), sums)| (key, sums))
+            .collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = coarse_upsert(tx.backend(), table, chunk.len());
+            let mut args = AnyArguments::default();
+            for (key, sums) in chunk {
+                bind_coarse(&mut args, table, key, sums)
+                    .map_err(|e| DbError::Sqlx(sqlx::Error::Encode(e)))?;
+            }
+            tx.execute_args(&sql, args).await?;
+        }
+    }
+    Ok(())
+}
+
+fn bind_coarse<'q>(
+    args: &mut AnyArguments<'q>,
+    table: Coarse,
+    key: &'q CoarseKey,
+    sums: &RollupSums,
+) -> Result<(), sqlx::error::BoxDynError> {
+    args.add(key.grain_ms)?;
+    args.add(key.bucket_start)?;
+    match table {
+        Coarse::Usage => {
+            args.add(key.model.as_str())?;
+            args.add(key.channel_id)?;
+            args.add(key.group.as_str())?;
+            args.add(key.outcome.as_str())?;
+        }
+        Coarse::Users => args.add(key.user_id)?,
+        Coarse::Totals => {}
+    }
+    args.add(sums.requests)?;
+    args.add(sums.prompt_tokens)?;
+    args.add(sums.completion_tokens)?;
+    args.add(sums.cost)?;
+    if table.histograms() {
+        for count in sums.latency.iter().chain(sums.ttft.iter()) {
+            args.add(*count)?;
+        }
+    }
+    Ok(())
+}
+
+/// Recomputes, inside `tx`, the coarser rows that the 15-minute `buckets` fall in from the
+/// 15-minute rows (all of each hour or day, the buckets not rebuilt too): they are sums of
+/// those, whatever the logs still hold.
+async fn recompute_coarse_in(tx: &mut Tx, buckets: &BTreeSet<i64>) -> DbResult<()> {
+    for table in Coarse::ALL {
+        let name = coarse_table(table);
+        let keys = coarse_keys(table);
+        let counted = coarse_counted(table);
+        for &grain in table.grains() {
+            let starts: BTreeSet<i64> = buckets.iter().map(|b| b - b.rem_euclid(grain)).collect();
+            for (from, to) in rollup::runs(starts, grain) {
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {name} WHERE grain_ms = ? AND bucket_start >= ? \
+                         AND bucket_start < ?"
+                    ),
+                    &[Value::Int(grain), Value::Int(from), Value::Int(to)],
+                )
+                .await?;
+                // The grain is a constant of ours, written into the statement so every
+                // backend groups by the same expression it selects.
+                let start = format!("bucket_start - (bucket_start % {grain})");
+                let key_list: String = keys.iter().map(|k| format!(", {k}")).collect();
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {name} (grain_ms, bucket_start{key_list}, {}) \
+                         SELECT {grain}, {start}{key_list}, {} FROM log_rollups \
+                         WHERE bucket_start >= ? AND bucket_start < ? GROUP BY {start}{key_list}",
+                        counted.join(", "),
+                        counted
+                            .iter()
+                            .map(|c| format!("SUM({c})"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                    &[Value::Int(from), Value::Int(to)],
+                )
+                .await?;
+            }
+        }
     }
     Ok(())
 }
@@ -250,8 +420,16 @@ fn key_select(by: Dimension, raw: bool) -> (Vec<String>, String) {
     (select, group)
 }
 
+/// Which rollup table a read sums: the 15-minute one, or a coarser one at one of its grains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Fine,
+    Coarse(Coarse, i64),
+}
+
 async fn from_rollups(
     db: &Db,
+    source: Source,
     filter: &LogFilter,
     span: Span,
     by: Dimension,
@@ -265,9 +443,19 @@ async fn from_rollups(
         SUM_COLUMNS.iter().map(|c| (*c).to_string()).collect()
     };
     select.extend(columns.iter().map(|c| sum(backend, c, c)));
-    let (conditions, values) = rollup_conditions(filter, span);
+    let (mut conditions, mut values) = rollup_conditions(filter, span);
+    let table = match source {
+        Source::Fine => "log_rollups",
+        Source::Coarse(table, grain) => {
+            // Both grains share a table: the span is read at this one alone. The key begins
+            // (grain, start), so this is a range of the primary key.
+            conditions.insert(0, "grain_ms = ?".to_string());
+            values.insert(0, Value::Int(grain));
+            coarse_table(table)
+        }
+    };
     let sql = format!(
-        "SELECT {} FROM log_rollups{}{group}",
+        "SELECT {} FROM {table}{}{group}",
         select.join(", "),
         where_of(&conditions)
     );
@@ -340,19 +528,15 @@ async fn from_raw(
         .collect()
 }
 
-/// Sums over what `filter` matches (its time range included; paging ignored), grouped by
-/// `by`: whole 15-minute buckets from the rollups, the edges finer than a bucket from the raw
-/// rows (at most one bucket each). A filter on a request id reads the raw rows alone.
-pub async fn aggregate(db: &Db, filter: &LogFilter, by: Dimension) -> DbResult<Vec<Aggregate>> {
-    aggregate_with(db, filter, by, true).await
-}
-
-/// [`aggregate`] without the histograms (left empty): requests, tokens and cost alone, which
-/// read far fewer columns.
+/// Requests, tokens and cost (histograms left empty, which reads far fewer columns) over what
+/// `filter` matches, grouped by `by`; see [`aggregate_with`].
 pub async fn sums(db: &Db, filter: &LogFilter, by: Dimension) -> DbResult<Vec<Aggregate>> {
     aggregate_with(db, filter, by, false).await
 }
 
+/// Sums over what `filter` matches (its time range included; paging ignored), grouped by
+/// `by`: whole 15-minute buckets from the rollups, the edges finer than a bucket from the raw
+/// rows (at most one bucket each). A filter on a request id reads the raw rows alone.
 async fn aggregate_with(
     db: &Db,
     filter: &LogFilter,
@@ -372,12 +556,16 @@ async fn aggregate_with(
         parts.extend(from_raw(db, filter, span, by, histograms).await?);
     }
     if let Some(span) = split.rollups {
-        parts.extend(from_rollups(db, filter, span, by, histograms).await?);
+        parts.extend(from_rollups(db, Source::Fine, filter, span, by, histograms).await?);
     }
     if let Some(span) = split.tail {
         parts.extend(from_raw(db, filter, span, by, histograms).await?);
     }
-    // The same group from several parts is one.
+    Ok(merge(parts))
+}
+
+/// The same group from several parts is one.
+fn merge(parts: Vec<Aggregate>) -> Vec<Aggregate> {
     let mut merged: BTreeMap<(i64, String), RollupSums> = BTreeMap::new();
     for part in parts {
         merged
@@ -385,10 +573,83 @@ async fn aggregate_with(
             .or_default()
             .merge(&part.sums);
     }
-    Ok(merged
+    merged
         .into_iter()
         .map(|((id, name), sums)| Aggregate { id, name, sums })
-        .collect())
+        .collect()
+}
+
+/// [`aggregate_with`] for the overview, with the histograms, from the coarser rollups where
+/// the filter and the grouping allow: the range as whole days and hours (or quarter hours for
+/// the totals) of the narrowest table that keeps what they name, and its edges as
+/// [`aggregate_with`] reads them. The same sums, from a few thousand rows instead of one per
+/// request.
+pub async fn overview_aggregate(
+    db: &Db,
+    filter: &LogFilter,
+    by: Dimension,
+) -> DbResult<Vec<Aggregate>> {
+    coarse_with(db, filter, by, true).await
+}
+
+/// [`overview_aggregate`] without the histograms, like [`sums`].
+pub async fn overview_sums(db: &Db, filter: &LogFilter, by: Dimension) -> DbResult<Vec<Aggregate>> {
+    coarse_with(db, filter, by, false).await
+}
+
+/// The coarser table that answers `filter` grouped `by`, if one does: it must keep every
+/// column named. Buckets need the 15-minute grain (callers map them to their periods), which
+/// only the totals have.
+fn coarse_for(filter: &LogFilter, by: Dimension, histograms: bool) -> Option<Coarse> {
+    if filter.request_id.is_some()
+        || filter.token_id.is_some()
+        || filter.before.is_some()
+        || filter.before_id.is_some()
+    {
+        return None;
+    }
+    let user = filter.user_id.is_some();
+    let usage = filter.model.is_some() || filter.channel_id.is_some() || filter.outcome.is_some();
+    match by {
+        Dimension::Total | Dimension::Bucket if !user && !usage && !histograms => {
+            Some(Coarse::Totals)
+        }
+        Dimension::Total | Dimension::Model | Dimension::Channel | Dimension::Outcome if !user => {
+            Some(Coarse::Usage)
+        }
+        Dimension::User if !usage && !histograms => Some(Coarse::Users),
+        _ => None,
+    }
+}
+
+async fn coarse_with(
+    db: &Db,
+    filter: &LogFilter,
+    by: Dimension,
+    histograms: bool,
+) -> DbResult<Vec<Aggregate>> {
+    let (Some(from), Some(to), Some(table)) = (
+        filter.from_ms,
+        filter.to_ms,
+        coarse_for(filter, by, histograms),
+    ) else {
+        return aggregate_with(db, filter, by, histograms).await;
+    };
+    let layers = rollup::layers(from, to, table.grains());
+    let mut parts = Vec::new();
+    for (grain, span) in layers.whole {
+        let source = Source::Coarse(table, grain);
+        parts.extend(from_rollups(db, source, filter, span, by, histograms).await?);
+    }
+    for span in layers.rest {
+        let edge = LogFilter {
+            from_ms: span.from,
+            to_ms: span.to,
+            ..filter.clone()
+        };
+        parts.extend(aggregate_with(db, &edge, by, histograms).await?);
+    }
+    Ok(merge(parts))
 }
 
 /// The columns a rebuild reads of each log row.
@@ -511,7 +772,9 @@ async fn rebuild_span(db: &Db, from_ms: i64, to_ms: i64) -> DbResult<Rebuilt> {
     let (rebuilt, _) = db
         .write(async |tx: &mut Tx| {
             if tx.backend() == Backend::Postgres {
-                // Writers wait while these buckets are recomputed; readers do not.
+                // Writers wait while these buckets (and the hours and days they fall in) are
+                // recomputed; readers do not. Every writer adds to `log_rollups` before the
+                // coarser tables, so this lock alone holds them off both.
                 tx.execute_raw("LOCK TABLE log_rollups IN SHARE ROW EXCLUSIVE MODE")
                     .await?;
             }
@@ -550,7 +813,8 @@ async fn rebuild_span(db: &Db, from_ms: i64, to_ms: i64) -> DbResult<Rebuilt> {
                     &range,
                 )
                 .await?;
-            add_in(tx, &group_rows(&rows)?).await?;
+            add_fine_in(tx, &group_rows(&rows)?).await?;
+            recompute_coarse_in(tx, &buckets).await?;
             Ok(Rebuilt {
                 buckets: i64::try_from(buckets.len()).unwrap_or(i64::MAX),
                 rows: i64::try_from(rows.len()).unwrap_or(i64::MAX),

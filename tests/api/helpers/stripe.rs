@@ -142,7 +142,8 @@ fn stripe_error(status: u16, message: &str) -> Response {
 
 /// Keeps the request and answers Stripe's refusal when the key is wrong or a failure was
 /// queued; otherwise hands back what was kept, so a handler reads its own request even when
-/// others arrive at the same moment.
+/// others arrive at the same moment. The refusal is boxed: a response is large beside what is
+/// kept.
 fn record(
     fake: &FakeStripe,
     path: &str,
