@@ -4,7 +4,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::error::BoxDynError;
 use sqlx::{Arguments, Row};
 
-use super::{Change, Db, DbError, DbResult, Tx, Value, flag, text};
+use super::{Change, Db, DbError, DbResult, Tx, Value, flag, now_ms, text};
 use crate::domain::kinds::Outcome;
 pub use crate::records::logs::{BillingBatch, FailedAttempt, LogTotals, Replayed, RequestLog};
 
@@ -499,7 +499,16 @@ pub async fn models_seen(db: &Db, user_id: Option<i64>, limit: i64) -> DbResult<
 /// Totals over what the filter matches (paging ignored): whole 15-minute buckets from the
 /// rollups, the edges of its time range from the rows.
 pub async fn totals(db: &Db, filter: &LogFilter) -> DbResult<LogTotals> {
-    let all = super::rollups::sums(db, filter, super::rollups::Dimension::Total).await?;
+    // Paging does not change the totals, and an open end is now (rows are stamped when their
+    // request starts): so the range reads whole days and hours from the coarser rollups
+    // where the filter allows, a few thousand rows whatever the range.
+    let whole = LogFilter {
+        before: None,
+        before_id: None,
+        to_ms: Some(filter.to_ms.unwrap_or_else(|| now_ms() + 1)),
+        ..filter.clone()
+    };
+    let all = super::rollups::overview_sums(db, &whole, super::rollups::Dimension::Total).await?;
     let sums = all.first().map(|a| a.sums).unwrap_or_default();
     Ok(LogTotals {
         requests: sums.requests,
