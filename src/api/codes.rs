@@ -75,14 +75,13 @@ async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<CodeWithRedemptions>, ApiError> {
-    let (code, redemptions) = service::codes::detail(&state.ctx, &caller, id).await?;
+    let detail = service::codes::detail(&state.ctx, &caller, id).await?;
     let (qpu, now) = (qpu(&state), crate::clock::now_ms());
-    let code = CodeView::new(&code, qpu, now);
-    let listed = i64::try_from(redemptions.len()).unwrap_or(i64::MAX);
     Ok(Json(CodeWithRedemptions {
-        more: (code.uses - code.uses_left - listed).max(0),
-        code,
-        redemptions: redemptions
+        code: CodeView::new(&detail.code, qpu, now),
+        more: detail.more,
+        redemptions: detail
+            .redemptions
             .iter()
             .map(|r| RedemptionView::new(r, qpu))
             .collect(),

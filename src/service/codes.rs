@@ -225,18 +225,29 @@ pub async fn list(
 /// uses says how many there were in all.
 pub const REDEMPTIONS_SHOWN: i64 = 500;
 
+/// One code with who redeemed it, for its page and `/api/codes/{id}` alike.
+pub struct CodeDetail {
+    pub code: CodeRow,
+    /// Newest first, at most [`REDEMPTIONS_SHOWN`].
+    pub redemptions: Vec<RedemptionRow>,
+    /// Earlier redemptions not listed.
+    pub more: i64,
+}
+
 /// One code with who redeemed it and when, newest first.
-pub async fn detail(
-    ctx: &Ctx,
-    caller: &Caller,
-    id: i64,
-) -> ServiceResult<(CodeRow, Vec<RedemptionRow>)> {
+pub async fn detail(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<CodeDetail> {
     caller.require_admin()?;
     let code = db::codes::find(&ctx.db, id)
         .await?
         .ok_or_else(|| ServiceError::NotFound(msg!("code-not-found")))?;
     let redemptions = db::codes::redemptions(&ctx.db, id, REDEMPTIONS_SHOWN).await?;
-    Ok((code, redemptions))
+    let listed = i64::try_from(redemptions.len()).unwrap_or(i64::MAX);
+    let more = (code.uses - code.uses_left - listed).max(0);
+    Ok(CodeDetail {
+        code,
+        redemptions,
+        more,
+    })
 }
 
 /// Disables a code by id, or a whole batch by name; how many were active.

@@ -222,27 +222,27 @@ async fn detail(
     };
     let caller = admin.caller();
     let page = admin.page;
-    let (code, redemptions) = service::codes::detail(&state.ctx, &caller, id)
+    let detail = service::codes::detail(&state.ctx, &caller, id)
         .await
         .map_err(|e| page.failed(e))?;
-    let author = service::users::actor_names(&state.ctx, &caller, [code.created_by.as_str()])
-        .await
-        .map_err(|e| page.failed(e))?;
+    let author =
+        service::users::actor_names(&state.ctx, &caller, [detail.code.created_by.as_str()])
+            .await
+            .map_err(|e| page.failed(e))?;
     let (qpu, now) = (page.quota_per_usd, crate::clock::now_ms());
-    let mut code = CodeView::new(&code, qpu, now);
+    let mut code = CodeView::new(&detail.code, qpu, now);
     if let Some(name) = author.get(&code.created_by) {
         code.created_by = name.clone();
     }
-    let used = code.uses - code.uses_left;
-    let more = (used - i64::try_from(redemptions.len()).unwrap_or(0)).max(0);
     Ok(CodePage {
         page,
         code,
-        redemptions: redemptions
+        redemptions: detail
+            .redemptions
             .iter()
             .map(|r| RedemptionView::new(r, qpu))
             .collect(),
-        more,
+        more: detail.more,
     })
 }
 
