@@ -368,6 +368,10 @@ runtime_options! {
     invite_reward_when: String = "first_topup", check |v: &String| if ["signup", "first_topup"].contains(&v.as_str()) { Ok(()) } else { Err(msg!("option-one-of", value = v, choices = "signup, first_topup")) };
     /// Most API keys one person may hold (0 = no limit).
     max_keys_per_user: u64 = "50", check any;
+    /// Most organisations one person may own (0 = no limit). Administrators are not held to it.
+    max_orgs_per_user: u64 = "3", check any;
+    /// Whether people with a proven email address may create organisations themselves; off: only administrators create them.
+    org_creation_enabled: bool = "true", check any;
     /// Below this balance in dollars a person gets one email (they may set their own line on their profile; 0 = no warnings by default).
     low_balance_default_usd: String = "1", check dollars;
     /// Whether a new account must prove its email address with an emailed code before it can sign in (needs smtp_host).

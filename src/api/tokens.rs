@@ -88,6 +88,8 @@ async fn create(
             budget_period: body.budget_period,
             budget_usd: body.budget_usd,
             form_key: None,
+            org: None,
+            team: None,
         },
     )
     .await?;

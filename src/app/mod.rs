@@ -120,6 +120,8 @@ impl App {
         );
         let (billing, writer) = billing::writer::start(
             Arc::new(crate::service::billing::StoredBilling(ctx.clone())),
+            // One server: every budget is counted in this process's memory.
+            Arc::new(billing::scopes::MemoryStore),
             config.server.billing_flush_interval(),
             billing::dead_letter::DeadLetterFile::new(dead_letters),
         );

@@ -1,13 +1,13 @@
 //! Holds, settlement and the batched writer.
 //!
-//! A relayed request gets exactly one [`Ticket`]: its hold is reserved on the in-memory ledger
-//! at admission, and the ticket is consumed by [`Ticket::settle`] or [`Ticket::refund`]. A
-//! ticket dropped without either (a panic, a client that vanished, a cancelled task) refunds
-//! itself, so every hold is released exactly once. Settled costs reach the database through
-//! the [`writer`], in batches.
+//! A relayed request gets exactly one [`Ticket`]: its hold is placed on every budget scope of
+//! the request at admission ([`scopes`]), and the ticket is consumed by [`Ticket::settle`] or
+//! [`Ticket::refund`]. A ticket dropped without either (a panic, a client that vanished, a
+//! cancelled task) settles itself, so every hold is released exactly once. Settled costs reach
+//! the database through the [`writer`], in batches.
 
 pub mod dead_letter;
-pub mod ledger;
+pub mod scopes;
 pub mod writer;
 
 use std::sync::Arc;
@@ -19,17 +19,15 @@ use crate::domain::kinds::Outcome;
 use crate::domain::money::Ratio;
 use crate::domain::pricing::{self, ModelPrice, Usage, UsageBounds};
 use crate::records::logs::RequestLog;
-use ledger::{Account, Budget};
+use scopes::{Holds, LiveScope, Refusal, ScopeStore};
 
 /// One finished request on its way to the database.
 #[derive(Debug)]
 pub struct Settled {
     pub log: RequestLog,
-    pub user: Option<Arc<Account>>,
-    /// Present only for keys with their own limit.
-    pub token: Option<Arc<Account>>,
-    /// The key's periodic budget and the start of the period the request counts toward.
-    pub budget: Option<(Arc<Budget>, i64)>,
+    /// The scopes the request was held on, each with the period its cost counts toward;
+    /// empty for a request refused before any hold.
+    pub holds: Holds,
     /// Whether the request counts toward request totals (an upstream answered).
     pub counted: bool,
 }
@@ -90,9 +88,16 @@ pub struct Billing {
     sync: BalanceSync,
     synchronous: bool,
     stats: Arc<writer::WriterStats>,
+    /// Where holds are placed and settled.
+    scopes: Arc<dyn ScopeStore>,
 }
 
 impl Billing {
+    /// Where holds are placed and settled.
+    pub fn scopes(&self) -> &Arc<dyn ScopeStore> {
+        &self.scopes
+    }
+
     pub fn balance_sync(&self) -> &BalanceSync {
         &self.sync
     }
@@ -141,9 +146,7 @@ impl Billing {
     pub fn record_refusal(&self, log: RequestLog) {
         self.record(Settled {
             log,
-            user: None,
-            token: None,
-            budget: None,
+            holds: Holds::default(),
             counted: false,
         });
     }
@@ -181,23 +184,11 @@ impl PriceContext {
     }
 }
 
-/// The balances a request is charged to: its user's, its key's when the key has a limit of
-/// its own, and the key's periodic budget when it has one.
-#[derive(Debug, Clone)]
-pub struct Accounts {
-    pub user: Arc<Account>,
-    pub key: Option<Arc<Account>>,
-    pub budget: Option<Arc<Budget>>,
-}
-
 /// A request's hold and its log row in the making.
 #[derive(Debug)]
 pub struct Ticket {
     billing: Billing,
-    accounts: Accounts,
-    hold: i64,
-    /// The start of the budget period the hold counts toward (0 without a budget).
-    budget_window: i64,
+    holds: Holds,
     pub pricing: PriceContext,
     /// Filled in as the request goes; written when the ticket finishes.
     pub log: RequestLog,
@@ -210,30 +201,23 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    /// Reserves `hold` on the user and key. The ticket now owns the hold; on a shortfall the log
-    /// row comes back for the refusal.
-    pub fn open(
+    /// Holds `hold` on every scope of the request, or on none. The ticket now owns the hold;
+    /// on a refusal the log row comes back for it.
+    pub async fn open(
         billing: &Billing,
-        accounts: Accounts,
+        scopes: Vec<Arc<LiveScope>>,
         hold: i64,
         pricing: PriceContext,
         log: RequestLog,
         started: Instant,
-    ) -> Result<Ticket, Box<(ledger::Shortfall, RequestLog)>> {
-        let budget_window = match ledger::try_hold(
-            &accounts.user,
-            accounts.key.as_deref(),
-            accounts.budget.as_deref(),
-            hold,
-        ) {
-            Ok(window) => window,
-            Err(shortfall) => return Err(Box::new((shortfall, log))),
+    ) -> Result<Ticket, Box<(Refusal, RequestLog)>> {
+        let holds = match billing.scopes.hold(&log.request_id, scopes, hold).await {
+            Ok(holds) => holds,
+            Err(refusal) => return Err(Box::new((refusal, log))),
         };
         Ok(Ticket {
             billing: billing.clone(),
-            accounts,
-            hold,
-            budget_window,
+            holds,
             pricing,
             log,
             started,
@@ -243,7 +227,7 @@ impl Ticket {
     }
 
     pub fn hold(&self) -> i64 {
-        self.hold
+        self.holds.amount
     }
 
     pub fn started(&self) -> Instant {
@@ -290,22 +274,17 @@ impl Ticket {
         let cost = if charged {
             self.pricing.cost(usage).unwrap_or_else(|e| {
                 tracing::error!(request_id = %self.log.request_id, "pricing failed ({e}); charging the hold");
-                self.hold
+                self.holds.amount
             })
         } else {
             0
         }
         .max(0);
-        ledger::settle(
-            &self.accounts.user,
-            self.accounts.key.as_deref(),
-            self.accounts
-                .budget
-                .as_deref()
-                .map(|budget| (budget, self.budget_window)),
-            self.hold,
-            cost,
-        );
+        let settlement = self
+            .billing
+            .scopes
+            .settle(&self.log.request_id, &self.holds, cost);
+        finish_settlement(settlement);
         let log = &mut self.log;
         log.prompt_tokens = usage.prompt_tokens;
         log.completion_tokens = usage.completion_tokens;
@@ -317,16 +296,27 @@ impl Ticket {
         log.latency_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         self.billing.record(Settled {
             log: std::mem::replace(log, RequestLog::empty()),
-            user: Some(self.accounts.user.clone()),
-            token: self.accounts.key.clone(),
-            budget: self
-                .accounts
-                .budget
-                .clone()
-                .map(|budget| (budget, self.budget_window)),
+            holds: std::mem::take(&mut self.holds),
             counted: charged,
         });
         cost
+    }
+}
+
+/// Completes a settlement: at once when the store did it in the call (memory), else on the
+/// runtime, since a ticket dropped mid-answer cannot wait for it.
+fn finish_settlement(mut settlement: futures::future::BoxFuture<'static, ()>) {
+    use futures::FutureExt;
+    if (&mut settlement).now_or_never().is_some() {
+        return;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(settlement);
+        }
+        Err(_) => tracing::error!(
+            "a settlement could not be completed: no runtime is running; its scopes stay held until the next re-read"
+        ),
     }
 }
 
@@ -387,6 +377,8 @@ impl RequestLog {
             upstream_request_id: String::new(),
             implausible_usage: String::new(),
             failed_attempts: Vec::new(),
+            org_id: 0,
+            team_id: 0,
         }
     }
 }

@@ -24,11 +24,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::dead_letter::{DeadLetter, DeadLetterFile};
-use super::ledger::{Account, Budget};
+use super::scopes::{LiveScope, ScopeKind, ScopeStore};
 use super::{BalanceSync, Billing, Queue, Settled};
 use crate::clock::now_ms;
 use crate::records::DbError;
-use crate::records::logs::{BalanceDelta, BillingBatch, RequestLog};
+use crate::records::logs::{BalanceDelta, BillingBatch, RequestLog, SpendDelta};
 
 /// Where the writer puts batches: the database, through the services (`service::billing`).
 #[async_trait::async_trait]
@@ -80,18 +80,19 @@ pub(crate) struct Entry<'a> {
     pub moves_balance: bool,
     pub key_limited: bool,
     pub counted: bool,
-    /// The start of the key's budget period the cost counts toward; 0 without a budget.
-    pub budget_window: i64,
+    /// The budgets the cost counts toward, each with its period's start (none for a replayed
+    /// record: its periods are long over).
+    pub budgets: &'a [(std::sync::Arc<LiveScope>, i64)],
 }
 
 impl<'a> From<&'a Settled> for Entry<'a> {
     fn from(settled: &'a Settled) -> Self {
         Entry {
             log: &settled.log,
-            moves_balance: settled.user.is_some() || settled.counted,
-            key_limited: settled.token.is_some(),
+            moves_balance: !settled.holds.scopes.is_empty() || settled.counted,
+            key_limited: settled.holds.has(ScopeKind::KeyLimit),
             counted: settled.counted,
-            budget_window: settled.budget.as_ref().map_or(0, |(_, window)| *window),
+            budgets: &settled.holds.scopes,
         }
     }
 }
@@ -103,31 +104,48 @@ impl<'a> From<&'a DeadLetter> for Entry<'a> {
             moves_balance: letter.moves_balance,
             key_limited: letter.key_limited,
             counted: letter.counted,
-            // A replayed record counts toward no budget period: its period is long over.
-            budget_window: 0,
+            budgets: &[],
         }
     }
 }
 
-/// The write that applies `entries`: balance changes summed per user, key and channel (sums
-/// saturate; costs are never negative), and their log rows.
+/// The write that applies `entries`: balance changes summed per user (or, for a team key,
+/// organisation), key and channel, spending per budget and period (sums saturate; costs are
+/// never negative), and their log rows.
 pub(crate) fn batch_of<'a>(entries: impl IntoIterator<Item = Entry<'a>>) -> BillingBatch<'a> {
     let mut users: HashMap<i64, BalanceDelta> = HashMap::default();
+    let mut orgs: HashMap<i64, BalanceDelta> = HashMap::default();
     let mut tokens: HashMap<i64, BalanceDelta> = HashMap::default();
     let mut channels: HashMap<i64, BalanceDelta> = HashMap::default();
+    let mut spend: HashMap<(&'static str, i64, i64), i64> = HashMap::default();
     let mut logs = Vec::new();
     for entry in entries {
         let log = entry.log;
         let cost = log.cost.max(0);
         let requests = i64::from(entry.counted);
         if entry.moves_balance {
-            let user = users.entry(log.user_id).or_insert(BalanceDelta {
-                id: log.user_id,
+            // A team key spends its organisation's wallet; its spending never counts as the
+            // person's own.
+            let (payers, payer_id) = if log.org_id != 0 {
+                (&mut orgs, log.org_id)
+            } else {
+                (&mut users, log.user_id)
+            };
+            let payer = payers.entry(payer_id).or_insert(BalanceDelta {
+                id: payer_id,
                 ..BalanceDelta::default()
             });
-            user.quota = user.quota.saturating_sub(cost);
-            user.used = user.used.saturating_add(cost);
-            user.requests = user.requests.saturating_add(requests);
+            payer.quota = payer.quota.saturating_sub(cost);
+            payer.used = payer.used.saturating_add(cost);
+            payer.requests = payer.requests.saturating_add(requests);
+            for (scope, window) in entry.budgets {
+                if let Some(kind) = scope.id.kind.spend_kind()
+                    && *window != 0
+                {
+                    let spent = spend.entry((kind, scope.id.row, *window)).or_insert(0);
+                    *spent = spent.saturating_add(cost);
+                }
+            }
             let token = tokens.entry(log.token_id).or_insert(BalanceDelta {
                 id: log.token_id,
                 ..BalanceDelta::default()
@@ -138,14 +156,6 @@ pub(crate) fn batch_of<'a>(entries: impl IntoIterator<Item = Entry<'a>>) -> Bill
             }
             token.used = token.used.saturating_add(cost);
             token.requests = token.requests.saturating_add(requests);
-            // Only the latest budget period in the batch is written: an earlier one is over.
-            if entry.budget_window > token.budget_window {
-                token.budget_window = entry.budget_window;
-                token.budget_spent = 0;
-            }
-            if entry.budget_window != 0 && entry.budget_window == token.budget_window {
-                token.budget_spent = token.budget_spent.saturating_add(cost);
-            }
             token.last_used_at = token.last_used_at.max(log.created_at);
             if let Some(channel_id) = log.channel_id
                 && entry.counted
@@ -160,37 +170,41 @@ pub(crate) fn batch_of<'a>(entries: impl IntoIterator<Item = Entry<'a>>) -> Bill
         }
         logs.push(log);
     }
+    let mut spend: Vec<SpendDelta> = spend
+        .into_iter()
+        .map(|((kind, scope_id, window_start), spent)| SpendDelta {
+            kind,
+            scope_id,
+            window_start,
+            spent,
+        })
+        .collect();
+    spend.sort_unstable();
     BillingBatch {
         users: users.into_values().collect(),
         tokens: tokens.into_values().collect(),
         channels: channels.into_values().collect(),
+        orgs: orgs.into_values().collect(),
+        spend,
         logs,
     }
 }
 
 /// Moves the costs of records now in the database from "unflushed" to "stored" on their live
-/// accounts and budgets (summed per account and budget period, one lock each).
+/// scopes (summed per scope and period, one lock each).
 fn mark_committed(records: &[Settled]) {
-    let mut deltas: HashMap<*const Account, (&Arc<Account>, i64)> = HashMap::default();
-    let mut budgets: HashMap<(*const Budget, i64), (&Arc<Budget>, i64)> = HashMap::default();
+    let mut costs: HashMap<(*const LiveScope, i64), (&Arc<LiveScope>, i64)> = HashMap::default();
     for record in records {
         let cost = record.log.cost.max(0);
-        for account in [&record.user, &record.token].into_iter().flatten() {
-            let entry = deltas.entry(Arc::as_ptr(account)).or_insert((account, 0));
-            entry.1 = entry.1.saturating_sub(cost);
-        }
-        if let Some((budget, window)) = &record.budget {
-            let entry = budgets
-                .entry((Arc::as_ptr(budget), *window))
-                .or_insert((budget, 0));
+        for (scope, window) in &record.holds.scopes {
+            let entry = costs
+                .entry((Arc::as_ptr(scope), *window))
+                .or_insert((scope, 0));
             entry.1 = entry.1.saturating_add(cost);
         }
     }
-    for (account, delta) in deltas.into_values() {
-        account.committed(delta);
-    }
-    for ((_, window), (budget, spent)) in budgets {
-        budget.committed(spent, window);
+    for ((_, window), (scope, cost)) in costs {
+        scope.committed(cost, window);
     }
 }
 
@@ -198,6 +212,7 @@ fn mark_committed(records: &[Settled]) {
 /// everything queued so far.
 pub fn start(
     store: Arc<dyn BillingStore>,
+    scopes: Arc<dyn ScopeStore>,
     flush_interval: Duration,
     dead_letters: DeadLetterFile,
 ) -> (
@@ -214,6 +229,7 @@ pub fn start(
         sync: sync.clone(),
         synchronous: flush_interval.is_zero(),
         stats: stats.clone(),
+        scopes,
     };
     let writer = Writer {
         store,

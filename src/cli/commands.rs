@@ -4,9 +4,10 @@ use serde::Serialize;
 
 use super::output;
 use super::{
-    AdminTokenCommand, AliasCommand, AuditCommand, BillingCommand, ChannelCommand, ChannelFlags,
-    CodeCommand, Command, GroupCommand, JsonFlag, LedgerCommand, LogsArgs, ModelCommand,
-    OauthCommand, OptionCommand, OrderCommand, PriceCommand, RollupsCommand, TokenCommand,
+    AdminTokenCommand, AliasCommand, AuditCommand, BillingCommand, BudgetChangeFlags,
+    ChannelCommand, ChannelFlags, CodeCommand, Command, GroupCommand, JsonFlag, LedgerCommand,
+    LogsArgs, ModelCommand, OauthCommand, OptionCommand, OrderCommand, OrgCommand,
+    OrgMemberCommand, PriceCommand, RollupsCommand, TeamCommand, TeamMemberCommand, TokenCommand,
     UserCommand,
 };
 use crate::config::DatabaseConfig;
@@ -14,12 +15,15 @@ use crate::providers::presets;
 use crate::service::channels::{ChannelInput, parse_header_lines, parse_mapping_pairs};
 use crate::service::groups::GroupInput;
 use crate::service::logs::LogQuery;
+use crate::service::orgs::{
+    AddMember, CreateOrg, DeleteOrg, TeamInput, TeamMemberInput, Transfer, UpdateOrg,
+};
 use crate::service::prices::PriceInput;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::users::{CreateUser, QuotaChange, UpdateUser};
 use crate::service::views::{
     AdminTokenView, AliasView, ChannelView, CodeView, EventView, GroupView, LogView, NewTokenView,
-    OAuthProviderView, OrderView, PriceView, TokenView, UserView,
+    OAuthProviderView, OrderView, PriceView, UserView,
 };
 use crate::service::{self, Caller, Ctx, ServiceError};
 
@@ -156,6 +160,8 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CommandResult {
         Command::Channel(c) => channel(ctx, c).await,
         Command::Price(c) => price(ctx, c).await,
         Command::Group(c) => group(ctx, c).await,
+        Command::Org(c) => org(ctx, c).await,
+        Command::Team(c) => team(ctx, c).await,
         Command::Logs(args) => logs(ctx, args).await,
         Command::Option(c) => option(ctx, c).await,
         Command::AdminToken(c) => admin_token(ctx, c).await,
@@ -284,7 +290,6 @@ fn join_ips(list: Vec<String>) -> Option<String> {
 }
 
 async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
-    let qpu = quota_per_usd(ctx).await?;
     match command {
         TokenCommand::Create {
             user,
@@ -297,8 +302,20 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
             group,
             budget_usd,
             budget_period,
+            org,
+            team,
             json,
         } => {
+            // The command line names a team; the service takes its id.
+            let team = match (&org, &team) {
+                (Some(org), Some(team)) => Some(
+                    service::orgs::team_id(ctx, &CLI, org, team)
+                        .await
+                        .map_err(describe)?
+                        .to_string(),
+                ),
+                _ => None,
+            };
             let (token, key) = service::tokens::create(
                 ctx,
                 &CLI,
@@ -313,13 +330,15 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
                     budget_period,
                     budget_usd,
                     form_key: None,
+                    org,
+                    team,
                 },
             )
             .await
             .map_err(describe)?;
             let view = NewTokenView {
                 key,
-                token: TokenView::new(&token, qpu),
+                token: service::tokens::view(ctx, &token).await.map_err(describe)?,
             };
             show(json, &view, |v| {
                 format!(
@@ -336,7 +355,9 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
             let tokens = service::tokens::list_for_user(ctx, &CLI, &user)
                 .await
                 .map_err(describe)?;
-            let views: Vec<TokenView> = tokens.iter().map(|t| TokenView::new(t, qpu)).collect();
+            let views = service::tokens::views(ctx, &tokens)
+                .await
+                .map_err(describe)?;
             show(json, &views, |v| output::tokens(v))
         }
         TokenCommand::Update {
@@ -384,7 +405,8 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
             )
             .await
             .map_err(describe)?;
-            show(json, &TokenView::new(&token, qpu), |t| {
+            let view = service::tokens::view(ctx, &token).await.map_err(describe)?;
+            show(json, &view, |t| {
                 format!("Updated API key.\n{}", output::token(t))
             })
         }
@@ -1098,9 +1120,13 @@ async fn ledger(ctx: &Ctx, command: LedgerCommand) -> CommandResult {
         LedgerCommand::Check { json } => {
             let check = service::ledger::check(ctx, &CLI).await.map_err(describe)?;
             let bad = check.discrepancies.len();
+            let bad_orgs = check.org_discrepancies.len();
             show(json, &check, |c| output::ledger_check(c, qpu))?;
-            if bad > 0 {
-                Err(format!("{bad} account(s) do not match their ledger").into())
+            if bad > 0 || bad_orgs > 0 {
+                Err(format!(
+                    "{bad} account(s) and {bad_orgs} organisation(s) do not match their ledger"
+                )
+                .into())
             } else {
                 Ok(())
             }
@@ -1114,6 +1140,301 @@ async fn ledger(ctx: &Ctx, command: LedgerCommand) -> CommandResult {
                 .await
                 .map_err(describe)?;
             show(json, &entries, |e| output::ledger_entries(e, qpu))
+        }
+    }
+}
+
+/// `--no-budget` is an empty period; otherwise the flags as given.
+fn budget_change(flags: BudgetChangeFlags) -> (Option<String>, Option<String>) {
+    if flags.no_budget {
+        (Some(String::new()), None)
+    } else {
+        (flags.budget_period, flags.budget_usd)
+    }
+}
+
+async fn org(ctx: &Ctx, command: OrgCommand) -> CommandResult {
+    let qpu = quota_per_usd(ctx).await?;
+    match command {
+        OrgCommand::Create {
+            name,
+            slug,
+            owner,
+            timezone,
+            budget,
+            group,
+            json,
+        } => {
+            let org = service::orgs::create(
+                ctx,
+                &CLI,
+                CreateOrg {
+                    name,
+                    slug,
+                    owner: Some(owner),
+                    timezone,
+                    budget_period: budget.budget_period,
+                    budget_usd: budget.budget_usd,
+                    group,
+                },
+            )
+            .await
+            .map_err(describe)?;
+            show(json, &org, |o| {
+                format!("Created organisation.\n{}", output::org(o))
+            })
+        }
+        OrgCommand::List { json } => {
+            let orgs = service::orgs::list(ctx, &CLI).await.map_err(describe)?;
+            show(json, &orgs, |list| output::orgs(list))
+        }
+        OrgCommand::Show { slug, json } => {
+            let org = service::orgs::show(ctx, &CLI, &slug)
+                .await
+                .map_err(describe)?;
+            show(json, &org, output::org)
+        }
+        OrgCommand::Update {
+            slug,
+            name,
+            new_slug,
+            timezone,
+            budget,
+            group,
+            json,
+        } => {
+            let (budget_period, budget_usd) = budget_change(budget);
+            let org = service::orgs::update(
+                ctx,
+                &CLI,
+                &slug,
+                UpdateOrg {
+                    name,
+                    slug: new_slug,
+                    timezone,
+                    budget_period,
+                    budget_usd,
+                    group,
+                },
+            )
+            .await
+            .map_err(describe)?;
+            show(json, &org, |o| {
+                format!("Updated organisation.\n{}", output::org(o))
+            })
+        }
+        OrgCommand::Delete {
+            slug,
+            force,
+            reason,
+        } => {
+            service::orgs::delete(ctx, &CLI, &slug, DeleteOrg { force, reason })
+                .await
+                .map_err(describe)?;
+            print(format_args!("Deleted organisation {slug}."))
+        }
+        OrgCommand::Transfer { slug, username } => {
+            let outcome = service::orgs::transfer(ctx, &CLI, &slug, &username)
+                .await
+                .map_err(describe)?;
+            match outcome {
+                Transfer::Done => print(format_args!(
+                    "{username} owns {slug} now; the previous owner is an admin."
+                )),
+                Transfer::Offered => print(format_args!(
+                    "Ownership of {slug} is offered to {username}, who must accept it."
+                )),
+            }
+        }
+        OrgCommand::Topup {
+            slug,
+            usd,
+            units,
+            reason,
+            idempotency_key,
+            json,
+        } => {
+            let change = QuotaChange {
+                usd,
+                units,
+                reason,
+                idempotency_key,
+            };
+            let changed = service::orgs::adjust_wallet(ctx, &CLI, &slug, change)
+                .await
+                .map_err(describe)?;
+            let applied = changed.applied;
+            show(json, &changed.org, |o| {
+                if applied {
+                    format!("Wallet changed.\n{}", output::org(o))
+                } else {
+                    format!(
+                        "Already applied: that idempotency key was used before; the wallet is unchanged.\n{}",
+                        output::org(o)
+                    )
+                }
+            })
+        }
+        OrgCommand::Ledger { slug, limit, json } => {
+            let entries = service::orgs::ledger(ctx, &CLI, &slug, limit)
+                .await
+                .map_err(describe)?;
+            show(json, &entries, |e| output::ledger_entries(e, qpu))
+        }
+        OrgCommand::Member(command) => org_member(ctx, command).await,
+    }
+}
+
+async fn org_member(ctx: &Ctx, command: OrgMemberCommand) -> CommandResult {
+    match command {
+        OrgMemberCommand::Add {
+            slug,
+            username,
+            role,
+            team,
+            manager,
+        } => {
+            service::orgs::add_member(
+                ctx,
+                &CLI,
+                &slug,
+                AddMember {
+                    username: username.clone(),
+                    role: Some(role),
+                    team,
+                    manager,
+                },
+            )
+            .await
+            .map_err(describe)?;
+            print(format_args!("Added {username} to {slug}."))
+        }
+        OrgMemberCommand::Update {
+            slug,
+            username,
+            role,
+        } => {
+            service::orgs::update_member(ctx, &CLI, &slug, &username, &role)
+                .await
+                .map_err(describe)?;
+            print(format_args!("{username} is {} of {slug} now.", role.trim()))
+        }
+        OrgMemberCommand::Remove { slug, username } => {
+            service::orgs::remove_member(ctx, &CLI, &slug, &username)
+                .await
+                .map_err(describe)?;
+            print(format_args!("Removed {username} from {slug}."))
+        }
+        OrgMemberCommand::Cap {
+            slug,
+            team,
+            username,
+            cap_usd,
+            default: _,
+        } => {
+            let team = service::orgs::set_member_cap(ctx, &CLI, &slug, &team, &username, cap_usd)
+                .await
+                .map_err(describe)?;
+            print(output::team(&team))
+        }
+    }
+}
+
+async fn team(ctx: &Ctx, command: TeamCommand) -> CommandResult {
+    match command {
+        TeamCommand::Create {
+            slug,
+            name,
+            budget,
+            member_cap_usd,
+            groups,
+            json,
+        } => {
+            let team = service::orgs::create_team(
+                ctx,
+                &CLI,
+                &slug,
+                TeamInput {
+                    name: Some(name),
+                    budget_period: budget.budget_period,
+                    budget_usd: budget.budget_usd,
+                    member_cap_usd,
+                    groups,
+                },
+            )
+            .await
+            .map_err(describe)?;
+            show(json, &team, |t| {
+                format!("Created team.\n{}", output::team(t))
+            })
+        }
+        TeamCommand::Update {
+            slug,
+            team,
+            name,
+            budget,
+            member_cap_usd,
+            no_member_cap,
+            groups,
+            json,
+        } => {
+            let (budget_period, budget_usd) = budget_change(budget);
+            let member_cap_usd = if no_member_cap {
+                Some(String::new())
+            } else {
+                member_cap_usd
+            };
+            let team = service::orgs::update_team(
+                ctx,
+                &CLI,
+                &slug,
+                &team,
+                TeamInput {
+                    name,
+                    budget_period,
+                    budget_usd,
+                    member_cap_usd,
+                    groups,
+                },
+            )
+            .await
+            .map_err(describe)?;
+            show(json, &team, |t| {
+                format!("Updated team.\n{}", output::team(t))
+            })
+        }
+        TeamCommand::Delete { slug, team } => {
+            service::orgs::delete_team(ctx, &CLI, &slug, &team)
+                .await
+                .map_err(describe)?;
+            print(format_args!("Deleted team {team} of {slug}."))
+        }
+        TeamCommand::Member(TeamMemberCommand::Add {
+            slug,
+            team,
+            username,
+            manager,
+        }) => {
+            let input = TeamMemberInput {
+                manager: Some(manager),
+                cap_usd: None,
+            };
+            let team = service::orgs::put_team_member(ctx, &CLI, &slug, &team, &username, input)
+                .await
+                .map_err(describe)?;
+            print(output::team(&team))
+        }
+        TeamCommand::Member(TeamMemberCommand::Remove {
+            slug,
+            team,
+            username,
+        }) => {
+            service::orgs::remove_team_member(ctx, &CLI, &slug, &team, &username)
+                .await
+                .map_err(describe)?;
+            print(format_args!(
+                "Removed {username} from team {team} of {slug}."
+            ))
         }
     }
 }

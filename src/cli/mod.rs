@@ -52,6 +52,13 @@ pub enum Command {
     /// Manage user groups and their price ratios.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Organisations: a shared wallet and budget, members with roles, and teams whose keys
+    /// spend the wallet.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// An organisation's teams: budgets, member caps, the groups their keys use, members.
+    #[command(subcommand)]
+    Team(TeamCommand),
     /// Show request logs, newest first.
     Logs(LogsArgs),
     /// Show or change runtime options.
@@ -440,6 +447,13 @@ pub enum TokenCommand {
         /// daily, weekly (from Monday) or monthly.
         #[arg(long = "budget-period", requires = "budget_usd")]
         budget_period: Option<String>,
+        /// Make a team key of this organisation (its short name), with --team: it spends the
+        /// organisation's wallet, and the user must be in the team.
+        #[arg(long, requires = "team")]
+        org: Option<String>,
+        /// The team (by name) the key belongs to; fixed once the key is made.
+        #[arg(long, requires = "org")]
+        team: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -659,6 +673,231 @@ pub enum GroupCommand {
     },
     /// Delete an empty group.
     Delete { name: String },
+}
+
+/// A budget given on the command line: an amount per period.
+#[derive(Args, Debug, Clone, Default)]
+pub struct BudgetFlags {
+    /// What may be spent per --budget-period, in dollars.
+    #[arg(long = "budget-usd", requires = "budget_period")]
+    pub budget_usd: Option<String>,
+    /// daily, weekly (from Monday), monthly or quarterly, in the organisation's time zone.
+    #[arg(long = "budget-period", requires = "budget_usd")]
+    pub budget_period: Option<String>,
+}
+
+/// A budget changed on the command line: a new amount or period, or none.
+#[derive(Args, Debug, Clone, Default)]
+pub struct BudgetChangeFlags {
+    /// What may be spent per period, in dollars (keeps the period unless --budget-period is
+    /// given).
+    #[arg(long = "budget-usd", conflicts_with = "no_budget")]
+    pub budget_usd: Option<String>,
+    /// daily, weekly, monthly or quarterly; another period starts counting afresh.
+    #[arg(long = "budget-period", conflicts_with = "no_budget")]
+    pub budget_period: Option<String>,
+    /// Remove the budget.
+    #[arg(long = "no-budget")]
+    pub no_budget: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrgCommand {
+    /// Create an organisation owned by a user; its wallet starts empty.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The short name in addresses: 2 to 32 lowercase letters, digits and '-'.
+        #[arg(long)]
+        slug: String,
+        /// The owner's username.
+        #[arg(long)]
+        owner: String,
+        /// The zone its budgets start over in (IANA name); default: the site's.
+        #[arg(long)]
+        timezone: Option<String>,
+        #[command(flatten)]
+        budget: BudgetFlags,
+        /// The group its team keys use unless their team allows another (default: default).
+        #[arg(long)]
+        group: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List every organisation.
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show an organisation: its wallet, budgets with their period, next start and spending
+    /// this period, members and teams.
+    Show {
+        slug: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Change an organisation's name, short name, time zone, budget or group.
+    Update {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A new short name.
+        #[arg(long = "slug")]
+        new_slug: Option<String>,
+        /// An IANA zone; "" for the site's.
+        #[arg(long)]
+        timezone: Option<String>,
+        #[command(flatten)]
+        budget: BudgetChangeFlags,
+        #[arg(long)]
+        group: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete an organisation with its teams, memberships and team keys. Refused while its
+    /// wallet holds money, unless --force with a --reason (the balance is written off).
+    Delete {
+        slug: String,
+        #[arg(long, requires = "reason")]
+        force: bool,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Make another member the owner at once (the old owner becomes an admin).
+    Transfer { slug: String, username: String },
+    /// Add to an organisation's wallet (a negative amount takes from it).
+    Topup {
+        slug: String,
+        /// Amount in dollars, e.g. 50 or -0.5.
+        #[arg(long, allow_hyphen_values = true, conflicts_with = "units")]
+        usd: Option<String>,
+        /// Amount in quota units.
+        #[arg(long, allow_hyphen_values = true)]
+        units: Option<i64>,
+        /// Why (required): kept in the ledger and the audit log.
+        #[arg(long, required = true)]
+        reason: Option<String>,
+        /// Makes running the same top-up again harmless: a key used before changes nothing.
+        #[arg(long = "idempotency-key")]
+        idempotency_key: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// The wallet's ledger rows, newest first.
+    Ledger {
+        slug: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Members: add, change their role, remove, set their cap in a team.
+    #[command(subcommand)]
+    Member(OrgMemberCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrgMemberCommand {
+    /// Put a user into the organisation (and a team).
+    Add {
+        slug: String,
+        username: String,
+        /// admin or member.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// A team (by name) to put them in as well.
+        #[arg(long)]
+        team: Option<String>,
+        /// They manage that team.
+        #[arg(long, requires = "team")]
+        manager: bool,
+    },
+    /// Change a member's role: admin or member.
+    Update {
+        slug: String,
+        username: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Take a member out of the organisation, with their team memberships and team keys.
+    Remove { slug: String, username: String },
+    /// Set what a member may spend per the team's period (--default: the team's cap).
+    Cap {
+        slug: String,
+        team: String,
+        username: String,
+        #[arg(
+            long = "cap-usd",
+            conflicts_with = "default",
+            required_unless_present = "default"
+        )]
+        cap_usd: Option<String>,
+        #[arg(long)]
+        default: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TeamCommand {
+    /// Create a team in an organisation.
+    Create {
+        slug: String,
+        name: String,
+        #[command(flatten)]
+        budget: BudgetFlags,
+        /// What each member may spend per the team's budget period, in dollars.
+        #[arg(long = "member-cap-usd")]
+        member_cap_usd: Option<String>,
+        /// The groups its keys may use (comma-separated): the organisation's and the ones
+        /// people may choose. Default: the organisation's.
+        #[arg(long)]
+        groups: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Change a team.
+    Update {
+        slug: String,
+        team: String,
+        /// A new name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        budget: BudgetChangeFlags,
+        #[arg(long = "member-cap-usd", conflicts_with = "no_member_cap")]
+        member_cap_usd: Option<String>,
+        /// Remove the default member cap.
+        #[arg(long = "no-member-cap")]
+        no_member_cap: bool,
+        /// "" for the organisation's group alone.
+        #[arg(long)]
+        groups: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete a team with its memberships and its keys.
+    Delete { slug: String, team: String },
+    /// Team members: add (or make a manager), remove.
+    #[command(subcommand)]
+    Member(TeamMemberCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TeamMemberCommand {
+    /// Put a member of the organisation into the team (or change whether they manage it).
+    Add {
+        slug: String,
+        team: String,
+        username: String,
+        #[arg(long)]
+        manager: bool,
+    },
+    /// Take a member out of the team, with their keys of the team.
+    Remove {
+        slug: String,
+        team: String,
+        username: String,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -97,7 +97,11 @@ fn token_limit(t: &TokenView) -> String {
 }
 
 pub fn token(t: &TokenView) -> String {
-    format!(
+    let team = match (&t.org, &t.team_name) {
+        (Some(org), Some(team)) => format!("  team:     {team} of {org}\n"),
+        _ => String::new(),
+    };
+    team + &format!(
         "  key:      {}\n  status:   {}\n  left:     {}\n  budget:   {}\n  used:     {}\n  requests: {}\n  expires:  {}\n  models:   {}\n  IPs:      {}",
         t.key_display,
         t.status,
@@ -363,6 +367,49 @@ pub fn aliases(list: &[AliasView]) -> String {
 }
 
 pub fn ledger_check(check: &LedgerCheck, quota_per_usd: i64) -> String {
+    let people = people_check(check, quota_per_usd);
+    let orgs = org_check(check, quota_per_usd);
+    format!("{people}\n{orgs}")
+}
+
+fn org_check(check: &LedgerCheck, quota_per_usd: i64) -> String {
+    if check.org_discrepancies.is_empty() {
+        return format!(
+            "Checked {} organisation(s): every wallet is its ledger minus its team keys' spend.",
+            check.orgs
+        );
+    }
+    let amount = |units: i64| format!("{} ({units})", Quota(units).usd_string(quota_per_usd));
+    let rows = check
+        .org_discrepancies
+        .iter()
+        .map(|d| {
+            let expected = d.ledger_total.saturating_sub(d.used_quota);
+            vec![
+                d.slug.clone(),
+                amount(d.quota),
+                amount(expected),
+                amount(d.quota.saturating_sub(expected)),
+            ]
+        })
+        .collect();
+    format!(
+        "Checked {} organisation(s); {} do not match their ledger:\n{}",
+        check.orgs,
+        check.org_discrepancies.len(),
+        table(
+            &[
+                "ORGANISATION",
+                "WALLET (UNITS)",
+                "LEDGER SAYS",
+                "DIFFERENCE"
+            ],
+            rows
+        )
+    )
+}
+
+fn people_check(check: &LedgerCheck, quota_per_usd: i64) -> String {
     if check.discrepancies.is_empty() {
         return format!(
             "Checked {} account(s): every balance is its ledger minus its relay spend.",
@@ -635,4 +682,110 @@ pub fn order(
         }
     }
     lines.join("\n")
+}
+
+fn budget_line(budget: Option<&crate::service::orgs::BudgetUse>) -> String {
+    match budget {
+        Some(b) => format!(
+            "${:.2} {}, {} spent since {}, starts over at {}",
+            b.usd,
+            b.period,
+            money(b.spent_usd, b.spent_quota),
+            b.period_start,
+            b.next_start
+        ),
+        None => "none".into(),
+    }
+}
+
+pub fn org(o: &crate::service::orgs::OrgView) -> String {
+    let mut out = format!(
+        "{} ({}, id {})\n  owner:    {}{}\n  group:    {}\n  zone:     {}\n  wallet:   {}\n  used:     {}\n  requests: {}\n  budget:   {}",
+        o.name,
+        o.slug,
+        o.id,
+        o.owner.as_deref().unwrap_or("(none)"),
+        o.pending_owner
+            .as_deref()
+            .map(|p| format!(" (offered to {p})"))
+            .unwrap_or_default(),
+        o.group,
+        o.effective_timezone,
+        money(o.quota_usd, o.quota),
+        money(o.used_usd, o.used_quota),
+        o.request_count,
+        budget_line(o.budget.as_ref()),
+    );
+    let members = table(
+        &["MEMBER", "ROLE", "TEAMS"],
+        o.members
+            .iter()
+            .map(|m| vec![m.username.clone(), m.role.to_string(), m.teams.join(", ")])
+            .collect(),
+    );
+    let _ = write!(out, "\n\n{members}");
+    for t in &o.teams {
+        let _ = write!(out, "\n\n{}", team(t));
+    }
+    out
+}
+
+pub fn orgs(list: &[crate::service::orgs::OrgSummary]) -> String {
+    table(
+        &["ID", "SLUG", "NAME", "GROUP", "WALLET", "MEMBERS", "TEAMS"],
+        list.iter()
+            .map(|o| {
+                vec![
+                    o.id.to_string(),
+                    o.slug.clone(),
+                    o.name.clone(),
+                    o.group.clone(),
+                    money(o.quota_usd, o.quota),
+                    o.members.to_string(),
+                    o.teams.to_string(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn team(t: &crate::service::orgs::TeamView) -> String {
+    let members = table(
+        &["MEMBER", "MANAGER", "CAP", "SPENT"],
+        t.members
+            .iter()
+            .map(|m| {
+                let (cap, spent) = match &m.cap {
+                    Some(cap) => (
+                        format!(
+                            "${:.2}{}",
+                            cap.usd,
+                            if m.own_cap_quota.is_some() {
+                                ""
+                            } else {
+                                " (team's)"
+                            }
+                        ),
+                        money(cap.spent_usd, cap.spent_quota),
+                    ),
+                    None => ("none".into(), String::new()),
+                };
+                vec![
+                    m.username.clone(),
+                    if m.manager { "yes" } else { "" }.into(),
+                    cap,
+                    spent,
+                ]
+            })
+            .collect(),
+    );
+    format!(
+        "team {} (id {})\n  groups:     {}\n  budget:     {}\n  member cap: {}\n{members}",
+        t.name,
+        t.id,
+        t.groups.join(", "),
+        budget_line(t.budget.as_ref()),
+        t.member_cap_usd
+            .map_or_else(|| "none".to_string(), |usd| format!("${usd:.2} per period")),
+    )
 }

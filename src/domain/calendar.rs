@@ -46,7 +46,7 @@ impl SiteCalendar {
     }
 
     /// The period of a key's budget that holds `at_ms`, as (start, end) in UTC milliseconds:
-    /// the local day, the week from Monday, or the calendar month. Computed on the zone's own
+    /// the local day, the week from Monday, the calendar month or quarter. Computed on the zone's own
     /// calendar, so a day with a daylight-saving change is 23 or 25 hours long.
     pub fn budget_window(&self, period: BudgetPeriod, at_ms: i64) -> (i64, i64) {
         let zoned = self.zoned(at_ms);
@@ -58,6 +58,14 @@ impl SiteCalendar {
                     (day.checked_sub(since_monday.days())?, 1.week())
                 }
                 BudgetPeriod::Monthly => (day.first_of_month()?.start_of_day()?, 1.month()),
+                BudgetPeriod::Quarterly => {
+                    let first = day.first_of_month()?;
+                    let back = i64::from((first.month() - 1) % 3);
+                    (
+                        first.checked_sub(back.months())?.start_of_day()?,
+                        3.months(),
+                    )
+                }
             };
             let end = start.checked_add(length)?;
             Ok((
@@ -245,6 +253,19 @@ mod tests {
         let fall_back = 1_793_505_600_000; // 2026-11-01 04:00 UTC = midnight in New York
         let (start, end) = new_york.budget_window(BudgetPeriod::Daily, fall_back + 3_600_000);
         assert_eq!((start, end - start), (fall_back, 25 * 3_600_000));
+        // Quarters start on 1 January, April, July and October: 2026-10-01 to 2027-01-01.
+        let (start, end) = utc.budget_window(BudgetPeriod::Quarterly, AT);
+        assert_eq!(start, november - 31 * DAY_MS);
+        assert_eq!(end, november + (30 + 31) * DAY_MS);
+        // In Berlin, 2027-01-01 00:30 local is still 2026-12-31 in UTC: the new quarter began.
+        let berlin = SiteCalendar::new("Europe/Berlin");
+        let new_year = end - 3_600_000; // midnight in Berlin
+        assert_eq!(
+            berlin
+                .budget_window(BudgetPeriod::Quarterly, new_year + 30 * 60_000)
+                .0,
+            new_year
+        );
     }
 
     #[test]

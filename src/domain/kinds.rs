@@ -142,8 +142,15 @@ string_enum!(
 );
 
 string_enum!(
-    /// How often a key's budget starts over, in the site's time zone.
-    BudgetPeriod { Daily => "daily", Weekly => "weekly", Monthly => "monthly" }
+    /// How often a budget starts over: a key's in the site's time zone, an organisation's and
+    /// its teams' in the organisation's. Weeks start on Monday, quarters on 1 January, April,
+    /// July and October.
+    BudgetPeriod { Daily => "daily", Weekly => "weekly", Monthly => "monthly", Quarterly => "quarterly" }
+);
+
+string_enum!(
+    /// A person's place in an organisation: one owner, any number of admins and members.
+    OrgRole { Owner => "owner", Admin => "admin", Member => "member" }
 );
 
 string_enum!(

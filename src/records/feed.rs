@@ -8,6 +8,9 @@ pub enum Change {
     /// A user's role, status, group or balance.
     User(i64),
     Token(i64),
+    /// An organisation: its settings, wallet, budget, members, teams or caps (the relay
+    /// re-reads the whole organisation).
+    Org(i64),
     Channel(i64),
     Group(String),
     Price(String),
@@ -20,6 +23,7 @@ impl Change {
         match self {
             Change::User(_) => "user",
             Change::Token(_) => "token",
+            Change::Org(_) => "org",
             Change::Channel(_) => "channel",
             Change::Group(_) => "group",
             Change::Price(_) => "price",
@@ -30,7 +34,9 @@ impl Change {
 
     pub(crate) fn subject(&self) -> String {
         match self {
-            Change::User(id) | Change::Token(id) | Change::Channel(id) => id.to_string(),
+            Change::User(id) | Change::Token(id) | Change::Org(id) | Change::Channel(id) => {
+                id.to_string()
+            }
             Change::Group(name)
             | Change::Price(name)
             | Change::Option(name)
@@ -44,6 +50,7 @@ impl Change {
         Some(match kind {
             "user" => Change::User(id()?),
             "token" => Change::Token(id()?),
+            "org" => Change::Org(id()?),
             "channel" => Change::Channel(id()?),
             "group" => Change::Group(subject),
             "price" => Change::Price(subject),
@@ -54,9 +61,9 @@ impl Change {
     }
 
     /// Whether the change is to the routing view (channels, groups, prices, options,
-    /// aliases) rather than to one account (a user or a key).
+    /// aliases) rather than to one account (a user, a key or an organisation).
     pub fn is_routing(&self) -> bool {
-        !matches!(self, Change::User(_) | Change::Token(_))
+        !matches!(self, Change::User(_) | Change::Token(_) | Change::Org(_))
     }
 }
 

@@ -50,6 +50,11 @@ pub struct RequestLog {
     /// Empty for nearly every request, so it costs nothing on the relay's path.
     #[serde(default)]
     pub failed_attempts: Vec<FailedAttempt>,
+    /// The organisation and team a team key's request was billed to (0: a personal key).
+    #[serde(default)]
+    pub org_id: i64,
+    #[serde(default)]
+    pub team_id: i64,
 }
 
 /// An attempt on a channel that failed and was followed by another.
@@ -181,10 +186,16 @@ pub struct BalanceDelta {
     pub requests: i64,
     /// Latest use, for keys.
     pub last_used_at: i64,
-    /// For keys with a periodic budget: what the batch spent in the period that began at
-    /// `budget_window` (0: no budget spending in the batch).
-    pub budget_spent: i64,
-    pub budget_window: i64,
+}
+
+/// What a batch spent on one budget in one period: added to its `budget_spend` row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SpendDelta {
+    /// `key`, `member`, `team` or `org`.
+    pub kind: &'static str,
+    pub scope_id: i64,
+    pub window_start: i64,
+    pub spent: i64,
 }
 
 /// Everything a billing flush writes, applied in one transaction so balances and logs never
@@ -194,6 +205,10 @@ pub struct BillingBatch<'a> {
     pub users: Vec<BalanceDelta>,
     pub tokens: Vec<BalanceDelta>,
     pub channels: Vec<BalanceDelta>,
+    /// Organisations' wallets, which their team keys spend.
+    pub orgs: Vec<BalanceDelta>,
+    /// Budgets' spending per period, in key order (so two writers lock rows in one order).
+    pub spend: Vec<SpendDelta>,
     pub logs: Vec<&'a RequestLog>,
 }
 

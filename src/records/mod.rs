@@ -14,8 +14,10 @@ pub mod logs;
 pub mod model_aliases;
 pub mod oauth;
 pub mod orders;
+pub mod orgs;
 pub mod prices;
 pub mod rollups;
+pub mod scopes;
 pub mod tokens;
 pub mod users;
 

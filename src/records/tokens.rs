@@ -24,12 +24,15 @@ pub struct TokenRow {
     /// The group the key uses instead of its owner's; empty: the owner's.
     pub group: String,
     pub budget: Option<KeyBudget>,
+    /// A team key's organisation and team (0, 0: a personal key).
+    pub org_id: i64,
+    pub team_id: i64,
     pub last_used_at: Option<i64>,
     pub created_at: i64,
 }
 
 /// A key's budget that starts over every period, with what the period recorded in `window`
-/// spent (see migration 0010).
+/// spent (the latest period in `budget_spend`, see migration 0020).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyBudget {
     pub period: BudgetPeriod,

@@ -7,18 +7,18 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use super::error::RelayError;
-use crate::billing::Accounts;
-use crate::domain::calendar::SiteCalendar;
 use crate::domain::kinds::Status;
 use crate::domain::secret_key;
 use crate::protocol::client::presented_key;
-use crate::snapshot::{Directory, TokenEntry, UserEntry};
+use crate::snapshot::{Directory, OrgEntry, TokenEntry, UserEntry};
 
 /// A key that passed every check.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: Arc<UserEntry>,
     pub token: Arc<TokenEntry>,
+    /// A team key's organisation, as held when the request arrived.
+    pub org: Option<Arc<OrgEntry>>,
 }
 
 impl Caller {
@@ -29,23 +29,6 @@ impl Caller {
             &self.user.group
         } else {
             &self.token.group
-        }
-    }
-
-    /// The balances its requests are charged to, with the key's budget moved to the period
-    /// that holds `now_ms` (in the site's time zone) once the one it knows has ended.
-    pub fn accounts(&self, time_zone: &str, now_ms: i64) -> Accounts {
-        let budget = self.token.budget.as_ref().map(|(period, budget)| {
-            if now_ms >= budget.window_end() {
-                let (start, end) = SiteCalendar::new(time_zone).budget_window(*period, now_ms);
-                budget.enter(start, end);
-            }
-            budget.clone()
-        });
-        Accounts {
-            user: self.user.account.clone(),
-            key: (!self.token.unlimited).then(|| self.token.account.clone()),
-            budget,
         }
     }
 }
@@ -106,7 +89,27 @@ pub async fn authenticate_digest(
     {
         return refused("This API key has expired.");
     }
-    let caller = Caller { user, token };
+    // A team key spends its organisation's wallet only while its owner is in the team: a
+    // member removed, a team deleted or an organisation gone stops the key at once.
+    let org = if token.org_id == 0 {
+        None
+    } else {
+        let org = directory.org(token.org_id);
+        let in_team = org.as_ref().is_some_and(|org| {
+            org.teams.contains_key(&token.team_id)
+                && org
+                    .members
+                    .get(&user.id)
+                    .is_some_and(|member| member.teams.contains_key(&token.team_id))
+        });
+        if !in_team {
+            return refused(
+                "This API key belongs to a team its owner is no longer a member of (or that no longer exists).",
+            );
+        }
+        org
+    };
+    let caller = Caller { user, token, org };
     if !caller.token.allowed_ips.allows(ip) {
         let error = RelayError::forbidden(
             "ip_not_allowed",

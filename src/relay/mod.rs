@@ -5,6 +5,7 @@ pub mod answer;
 mod answers;
 mod attempts;
 pub mod auth;
+mod budgets;
 pub mod error;
 pub mod inbound;
 pub mod models;

@@ -22,10 +22,9 @@ use super::auth::{self, Caller, Denied};
 use super::error::RelayError;
 use super::request::{ClientRequest, PromptEstimate};
 use super::wire::{self};
-use crate::billing::{PriceContext, Ticket, ledger::Shortfall};
+use crate::billing::{PriceContext, Ticket};
 use crate::clock::now_ms;
 use crate::domain::kinds::Outcome;
-use crate::domain::money::Quota;
 use crate::domain::names;
 use crate::domain::pricing::{ModelPrice, Usage, UsageBounds};
 use crate::protocol::Endpoint;
@@ -147,6 +146,8 @@ fn base_log(caller: &Caller, endpoint: &'static str, request_id: &str, ip: IpAdd
         group: caller.group().to_string(),
         endpoint: endpoint.to_string(),
         client_ip: ip.to_string(),
+        org_id: caller.token.org_id,
+        team_id: caller.token.team_id,
         ..RequestLog::empty()
     }
 }
@@ -284,42 +285,19 @@ async fn handle(
     };
     let ticket = match Ticket::open(
         &state.billing,
-        caller.accounts(&options.timezone, log.created_at),
+        caller.scopes(&options.timezone, log.created_at),
         hold,
         pricing,
         log,
         started,
-    ) {
+    )
+    .await
+    {
         Ok(ticket) => ticket,
         Err(refused) => {
-            let (shortfall, log) = *refused;
-            let qpu = options.quota_per_usd();
-            let needed = Quota(hold).usd_string(qpu);
-            let message = match shortfall {
-                Shortfall::User { available } => format!(
-                    "You exceeded your current quota: this request needs up to {needed} but the account balance is {}. Top up or lower max_tokens.",
-                    Quota(available).usd_string(qpu)
-                ),
-                Shortfall::Key { available } => format!(
-                    "This API key's quota is used up: the request needs up to {needed} but the key has {} left.",
-                    Quota(available).usd_string(qpu)
-                ),
-                Shortfall::Budget {
-                    available,
-                    resets_at,
-                } => format!(
-                    "This API key's {} budget is used up: the request needs up to {needed} but {} is left until it starts over at {}.",
-                    caller
-                        .token
-                        .budget
-                        .as_ref()
-                        .map_or("periodic", |(period, _)| period.as_str()),
-                    Quota(available.max(0)).usd_string(qpu),
-                    jiff::Timestamp::from_millisecond(resets_at)
-                        .map(|at| at.to_string())
-                        .unwrap_or_default()
-                ),
-            };
+            let (refusal, log) = *refused;
+            let message =
+                caller.refusal_message(&refusal, hold, options.quota_per_usd(), &options.timezone);
             return Err(refuse(state, log, RelayError::insufficient_quota(message)));
         }
     };

@@ -392,9 +392,10 @@ pub async fn change_password(
 
 /// Deletes one's account, the username typed again as confirmation: personal data wiped,
 /// username and email freed, keys, sessions, emailed codes and linked sign-in identities
-/// deleted, the invite code retired; the ledger and the logs stay, under an anonymous name, so
-/// the books still add up. (A card payment that completes after this is refunded: see
-/// `topups`.)
+/// deleted, the invite code retired, their places in organisations and teams given up (an
+/// owner of one is refused until they hand it on); the ledger and the logs stay, under an
+/// anonymous name, so the books still add up. (A card payment that completes after this is
+/// refunded: see `topups`.)
 pub async fn delete_account(ctx: &Ctx, caller: &Caller, typed_username: &str) -> ServiceResult<()> {
     let user_id = caller.own_account()?;
     let user = super::users::find_id(&ctx.db, user_id).await?;
@@ -407,9 +408,18 @@ pub async fn delete_account(ctx: &Ctx, caller: &Caller, typed_username: &str) ->
     if user.role == Role::Root {
         return Err(ServiceError::Forbidden(msg!("account-delete-root")));
     }
+    // An organisation is never left without an owner: its owner hands it on first.
+    super::orgs::check_not_owner(&ctx.db, user_id).await?;
     let name = format!("deleted-{user_id}");
     ctx.write_own(caller, async |tx| {
         db::tokens::delete_all_of(tx, user_id).await?;
+        // Checked again under the write lock: ownership accepted meanwhile counts.
+        if db::orgs::owned_count_in(tx, user_id).await? > 0 {
+            return Err(ServiceError::Forbidden(msg!(
+                "account-delete-org-owner-now"
+            )));
+        }
+        db::orgs::remove_person(tx, user_id).await?;
         // The provider identities go too, so signing in with them makes a new account.
         db::oauth::unlink_all(tx, user_id).await?;
         db::email_codes::delete_all_of(tx, user_id).await?;

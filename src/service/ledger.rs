@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::{Caller, Ctx, ServiceResult};
 use crate::service::db;
 use crate::service::db::ledger::{Discrepancy, Entry};
+use crate::service::db::orgs::OrgDiscrepancy;
 
 /// What `ledger check` found.
 #[derive(Debug, Serialize)]
@@ -14,15 +15,31 @@ pub struct LedgerCheck {
     pub accounts: i64,
     /// Accounts whose balance is not the sum of their ledger rows minus their relay spend.
     pub discrepancies: Vec<Discrepancy>,
+    /// Organisations checked.
+    pub orgs: i64,
+    /// Organisations whose wallet is not the sum of their ledger rows minus their team keys'
+    /// spend.
+    pub org_discrepancies: Vec<OrgDiscrepancy>,
 }
 
-/// Proves, for every account, that balance = sum of ledger rows − relay spend.
+impl LedgerCheck {
+    /// Whether every balance and every wallet is what its ledger says.
+    pub fn is_clean(&self) -> bool {
+        self.discrepancies.is_empty() && self.org_discrepancies.is_empty()
+    }
+}
+
+/// Proves, for every account, that balance = sum of ledger rows − relay spend, and for every
+/// organisation that wallet = sum of its ledger rows − its team keys' spend.
 pub async fn check(ctx: &Ctx, caller: &Caller) -> ServiceResult<LedgerCheck> {
     caller.require_admin()?;
     let (accounts, discrepancies) = db::ledger::discrepancies(&ctx.db).await?;
+    let (orgs, org_discrepancies) = db::orgs::discrepancies(&ctx.db).await?;
     Ok(LedgerCheck {
         accounts,
         discrepancies,
+        orgs,
+        org_discrepancies,
     })
 }
 

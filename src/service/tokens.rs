@@ -38,6 +38,11 @@ pub struct CreateToken {
     /// The one-time key of the form this came from: the same form sent twice (a double click)
     /// makes one key, and the second is told so.
     pub form_key: Option<String>,
+    /// A team key: the organisation's slug, with `team`. The key spends the organisation's
+    /// wallet through its team, whose member the owner must be.
+    pub org: Option<String>,
+    /// The team's id (as text, as forms send it), with `org`. Fixed once the key is made.
+    pub team: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -231,6 +236,56 @@ pub async fn selectable_groups(
     Ok(groups)
 }
 
+/// The team a key is made for, when it is a team key: both `org` and `team` given, the team
+/// one of the organisation's, the owner one of its members (see [`super::orgs::key_team`]).
+async fn key_team(
+    ctx: &Ctx,
+    caller: &Caller,
+    owner: &UserRow,
+    input: &CreateToken,
+) -> ServiceResult<Option<super::orgs::KeyTeam>> {
+    fn given(text: &Option<String>) -> Option<&str> {
+        text.as_deref().map(str::trim).filter(|t| !t.is_empty())
+    }
+    match (given(&input.org), given(&input.team)) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ServiceError::invalid("team", msg!("team-key-needs-team"))),
+        (None, Some(_)) => Err(ServiceError::invalid("org", msg!("team-key-needs-org"))),
+        (Some(org), Some(team)) => Ok(Some(
+            super::orgs::key_team(ctx, caller, owner.id, org, team).await?,
+        )),
+    }
+}
+
+/// The group a team key uses: one of its team's (default: the organisation's group), always
+/// stored by name, so the key never follows its owner's own group.
+async fn team_key_group(
+    ctx: &Ctx,
+    team: &super::orgs::KeyTeam,
+    text: &str,
+) -> ServiceResult<String> {
+    let name = text.trim();
+    let name = if name.is_empty() {
+        team.org.group_name.as_str()
+    } else {
+        name
+    };
+    let groups = team.groups(&ctx.db).await?;
+    if groups.iter().any(|g| g == name) {
+        Ok(name.to_string())
+    } else {
+        Err(ServiceError::invalid(
+            "group",
+            msg!(
+                "team-key-group-unavailable",
+                group = name,
+                team = team.team.name.as_str(),
+                groups = groups.join(", ")
+            ),
+        ))
+    }
+}
+
 /// The user a key is made for: a user makes their own (naming anyone else finds nobody); an
 /// administrator names the user.
 async fn key_owner(ctx: &Ctx, caller: &Caller, username: &str) -> ServiceResult<UserRow> {
@@ -287,8 +342,17 @@ pub async fn create(
     let limit = problems.check(limit)?;
     let allowed_models = problems.check(input.models.as_deref().map(parse_models).transpose())?;
     let allowed_ips = problems.check(input.allow_ips.as_deref().map(parse_ips).transpose())?;
-    let group = problems
-        .check(key_group(ctx, caller, &user, input.group.as_deref().unwrap_or("")).await)?;
+    let team = problems
+        .check(key_team(ctx, caller, &user, &input).await)?
+        .flatten();
+    let group = match &team {
+        Some(team) => {
+            let group = team_key_group(ctx, team, input.group.as_deref().unwrap_or("")).await;
+            problems.check(group)?
+        }
+        None => problems
+            .check(key_group(ctx, caller, &user, input.group.as_deref().unwrap_or("")).await)?,
+    };
     if let (Some(Some(models)), Some(group)) = (&allowed_models, &group) {
         let serving_group = if group.is_empty() { &user.group } else { group };
         problems.check(check_models_served(ctx, serving_group, models).await)?;
@@ -332,8 +396,13 @@ pub async fn create(
         allowed_ips,
         group: group.unwrap_or_default(),
         budget: budget.flatten(),
+        org_id: team.as_ref().map_or(0, |t| t.org.id),
+        team_id: team.as_ref().map_or(0, |t| t.team.id),
         form_key,
     };
+    let team_label = team
+        .as_ref()
+        .map(|t| (t.org.slug.clone(), t.team.name.clone()));
     let id = ctx
         .write(caller, async |tx| {
             let id = db::tokens::insert(tx, &token).await.map_err(|e| match e {
@@ -351,7 +420,13 @@ pub async fn create(
                     "key.create",
                     format!("key:{id}"),
                     None,
-                    Some(serde_json::json!({ "user": user.username, "name": token.name })),
+                    Some(match &team_label {
+                        Some((org, team)) => serde_json::json!({
+                            "user": user.username, "name": token.name, "org": org, "team": team,
+                            "group": token.group,
+                        }),
+                        None => serde_json::json!({ "user": user.username, "name": token.name }),
+                    }),
                     &[],
                 ),
             );
@@ -397,6 +472,11 @@ pub async fn update(
 ) -> ServiceResult<TokenRow> {
     let key = get(ctx, caller, id).await?;
     let group = match &input.group {
+        // A team key keeps its team (fixed at creation) and picks among the team's groups.
+        Some(text) if key.team_id != 0 => {
+            let team = team_of_key(ctx, &key).await?;
+            Some(team_key_group(ctx, &team, text).await?)
+        }
         Some(text) => {
             let owner = super::users::find_id(&ctx.db, key.user_id).await?;
             Some(key_group(ctx, caller, &owner, text).await?)
@@ -489,6 +569,52 @@ pub async fn update(
         return Err(ServiceError::NotFound(msg!("key-not-found", id = id)));
     }
     get(ctx, caller, id).await
+}
+
+/// A team key's organisation and team as they are now (the key's owner is a member of the
+/// team while the key exists: leaving the team deletes it).
+async fn team_of_key(ctx: &Ctx, key: &TokenRow) -> ServiceResult<super::orgs::KeyTeam> {
+    let (_, slug, _) = super::orgs::team_labels(ctx, &[key.team_id])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ServiceError::NotFound(msg!("key-not-found", id = key.id)))?;
+    super::orgs::key_team(
+        ctx,
+        &Caller::System,
+        key.user_id,
+        &slug,
+        &key.team_id.to_string(),
+    )
+    .await
+}
+
+/// Keys as people see them, with each team key's organisation and team named.
+pub async fn views(ctx: &Ctx, rows: &[TokenRow]) -> ServiceResult<Vec<super::views::TokenView>> {
+    let quota_per_usd = super::options::quota_per_usd(ctx).await?;
+    let team_ids: Vec<i64> = rows.iter().map(|r| r.team_id).collect();
+    let labels = super::orgs::team_labels(ctx, &team_ids).await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let view = super::views::TokenView::new(row, quota_per_usd);
+            match labels
+                .iter()
+                .find(|(team_id, _, _)| *team_id == row.team_id)
+            {
+                Some((_, org, team)) => view.in_team(org, team),
+                None => view,
+            }
+        })
+        .collect())
+}
+
+/// One key as people see it (see [`views`]).
+pub async fn view(ctx: &Ctx, row: &TokenRow) -> ServiceResult<super::views::TokenView> {
+    let mut views = views(ctx, std::slice::from_ref(row)).await?;
+    views
+        .pop()
+        .ok_or_else(|| ServiceError::NotFound(msg!("key-not-found", id = row.id)))
 }
 
 pub async fn delete(ctx: &Ctx, caller: &Caller, id: i64) -> ServiceResult<()> {

@@ -101,6 +101,11 @@ pub struct TokenView {
     /// The budget that starts over every period (absent: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetView>,
+    /// A team key's organisation (its slug); null for a personal key.
+    pub org: Option<String>,
+    /// A team key's team (its id); null for a personal key.
+    pub team: Option<i64>,
+    pub team_name: Option<String>,
     pub last_used_at: Option<String>,
     pub created_at: String,
 }
@@ -150,8 +155,22 @@ impl TokenView {
                 period_start: timestamp(b.window),
                 resets_at: timestamp(b.window_end),
             }),
+            // The names come from the organisation (see `in_team`; `service::tokens::views`
+            // fills them in).
+            org: None,
+            team: (t.team_id != 0).then_some(t.team_id),
+            team_name: None,
             last_used_at: t.last_used_at.map(timestamp),
             created_at: timestamp(t.created_at),
+        }
+    }
+
+    /// The view of a team key, with its organisation's slug and its team's name.
+    pub fn in_team(self, org_slug: &str, team_name: &str) -> TokenView {
+        TokenView {
+            org: Some(org_slug.to_string()),
+            team_name: Some(team_name.to_string()),
+            ..self
         }
     }
 }

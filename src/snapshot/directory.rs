@@ -9,23 +9,32 @@
 //! database answer for them again and again. Entries idle for a while are dropped once nothing
 //! is in flight on their balances.
 //!
-//! Writes reach the directory through the change feed: a changed key or account that is held
-//! is re-read (and a key that was remembered as unknown is forgotten), so a key disabled or
-//! deleted stops at once and a key just created is never refused. A row this build cannot
-//! read drops what was held of it: its next use fails closed rather than serving stale data.
+//! A team key's organisation is held too, whole: its wallet, its budget, its teams' budgets
+//! and every member's place and cap, so a team key's request is held on all of them from
+//! memory. An organisation is small beside the keys; it is read again as a whole when
+//! anything in it changes.
 //!
-//! Everything that holds what it read (first loads, changes, the periodic re-read) does so
-//! under the billing writer's lock ([`BalanceSync`]), so no batch commits between a balance
-//! read and its use (see `billing::ledger`). The lookup of a key not held runs outside it, so
-//! a flood of unknown keys cannot hold up billing or changes; a generation counter, bumped
-//! under the lock by every change applied, tells a lookup whether a change raced it.
+//! Writes reach the directory through the change feed: a changed key, account or
+//! organisation that is held is re-read (and a key that was remembered as unknown is
+//! forgotten), so a key disabled or deleted, or a member removed from a team, stops at once
+//! and a key just created is never refused. A row this build cannot read drops what was held
+//! of it: its next use fails closed rather than serving stale data.
+//!
+//! Each balance and budget is a [`LiveScope`] (see `billing::scopes`); an entry read again
+//! keeps the scopes of the entry it replaces, with their holds in flight and spending not yet
+//! written. Everything that holds what it read (first loads, changes, the periodic re-read)
+//! does so under the billing writer's lock ([`BalanceSync`]), so no batch commits between a
+//! balance read and its use. The lookup of a key not held runs outside it, so a flood of
+//! unknown keys cannot hold up billing or changes; a generation counter, bumped under the lock
+//! by every change applied, tells a lookup whether a change raced it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::billing::BalanceSync;
-use crate::billing::ledger::{Account, Budget};
+use crate::billing::scopes::{LiveScope, ScopeId, ScopeKind};
+use crate::records::scopes::{OrgBalance, OrgScopes, ScopeSpend};
 use crate::records::tokens::{KeyBalance, TokenRow};
 use crate::records::users::UserRow;
 use crate::records::{Change, DbError, DbResult};
@@ -45,12 +54,16 @@ pub trait AccountSource: Send + Sync {
     async fn accounts_by_ids(&self, ids: &[i64]) -> DbResult<Vec<(i64, DbResult<UserRow>)>>;
     /// These accounts' balances as stored, as (id, quota).
     async fn account_balances(&self, ids: &[i64]) -> DbResult<Vec<(i64, i64)>>;
+    /// An organisation with its teams, members and budgets' spending.
+    async fn org(&self, id: i64) -> DbResult<Option<OrgScopes>>;
+    /// These organisations' wallets and budgets' spending, as stored.
+    async fn org_balances(&self, ids: &[i64]) -> DbResult<Vec<OrgBalance>>;
 }
 use crate::domain::ip_allow::IpAllowList;
-use crate::domain::kinds::{BudgetPeriod, Role, Status};
+use crate::domain::kinds::{BudgetPeriod, OrgRole, Role, Status};
 use crate::domain::secret_key;
 use dashmap::DashMap;
-use rustc_hash::{FxBuildHasher, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 #[derive(Debug)]
 pub struct UserEntry {
@@ -59,7 +72,8 @@ pub struct UserEntry {
     pub role: Role,
     pub status: Status,
     pub group: String,
-    pub account: Arc<Account>,
+    /// The person's balance, which their personal keys spend.
+    pub balance: Arc<LiveScope>,
     /// Seconds since the Unix epoch of the last request that used the account.
     last_used: AtomicI64,
 }
@@ -77,10 +91,112 @@ pub struct TokenEntry {
     pub allowed_ips: IpAllowList,
     /// The group the key uses instead of its owner's; empty: the owner's.
     pub group: String,
-    pub account: Arc<Account>,
+    /// The key's own limit (unused when `unlimited`).
+    pub limit: Arc<LiveScope>,
     /// The budget that starts over every period, when the key has one.
-    pub budget: Option<(BudgetPeriod, Arc<Budget>)>,
+    pub budget: Option<PeriodicScope>,
+    /// A team key's organisation and team (0, 0: a personal key).
+    pub org_id: i64,
+    pub team_id: i64,
     last_used: AtomicI64,
+}
+
+/// A budget and the period it starts over in.
+pub type PeriodicScope = (BudgetPeriod, Arc<LiveScope>);
+
+/// An organisation as its team keys' requests see it.
+#[derive(Debug)]
+pub struct OrgEntry {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    /// Its own time zone; empty: the site's.
+    pub timezone: String,
+    pub wallet: Arc<LiveScope>,
+    pub budget: Option<PeriodicScope>,
+    pub teams: FxHashMap<i64, TeamEntry>,
+    /// Members by account id.
+    pub members: FxHashMap<i64, MemberEntry>,
+}
+
+#[derive(Debug)]
+pub struct TeamEntry {
+    pub id: i64,
+    pub name: String,
+    pub budget: Option<PeriodicScope>,
+}
+
+#[derive(Debug)]
+pub struct MemberEntry {
+    pub role: OrgRole,
+    /// The teams the member is in, each with the member's cap there (None: no cap).
+    pub teams: FxHashMap<i64, Option<PeriodicScope>>,
+}
+
+impl OrgEntry {
+    /// Every scope of the organisation, for checking that nothing is in flight.
+    fn scopes(&self) -> impl Iterator<Item = &Arc<LiveScope>> {
+        let budgets = self.budget.iter().map(|(_, scope)| scope);
+        let teams = self
+            .teams
+            .values()
+            .filter_map(|team| team.budget.as_ref().map(|(_, scope)| scope));
+        let caps = self
+            .members
+            .values()
+            .flat_map(|member| member.teams.values().flatten().map(|(_, scope)| scope));
+        std::iter::once(&self.wallet)
+            .chain(budgets)
+            .chain(teams)
+            .chain(caps)
+    }
+}
+
+/// The period a member cap starts over in when its team has no budget of its own.
+const CAP_PERIOD_WITHOUT_TEAM_BUDGET: BudgetPeriod = BudgetPeriod::Monthly;
+
+/// A budget as just read: the live scope it had (same scope, same period), its figures set to
+/// the read unless balances read now may be off by a batch; else a new one. A new period
+/// starts a new scope, as the database counts afresh.
+fn reuse_budget(
+    previous: Option<&PeriodicScope>,
+    id: ScopeId,
+    period: BudgetPeriod,
+    limit: i64,
+    spend: Option<&ScopeSpend>,
+    uncertain: bool,
+) -> PeriodicScope {
+    let (spent, window) = spend.map_or((0, 0), |s| (s.spent, s.window_start));
+    match previous.filter(|(was, scope)| *was == period && scope.id == id) {
+        Some((_, scope)) => {
+            if !uncertain {
+                scope.set_budget(limit, spent, window);
+            }
+            (period, Arc::clone(scope))
+        }
+        None => (
+            period,
+            Arc::new(LiveScope::budget(id, limit, spent, window)),
+        ),
+    }
+}
+
+/// A balance as just read, keeping the live scope it had (see [`reuse_budget`]).
+fn reuse_balance(
+    previous: Option<&Arc<LiveScope>>,
+    id: ScopeId,
+    stored: i64,
+    uncertain: bool,
+) -> Arc<LiveScope> {
+    match previous {
+        Some(scope) => {
+            if !uncertain {
+                scope.set_balance(stored);
+            }
+            Arc::clone(scope)
+        }
+        None => Arc::new(LiveScope::balance(id, stored)),
+    }
 }
 
 impl TokenEntry {
@@ -119,6 +235,7 @@ pub struct Directory {
     /// The digest of each key held, by id: changes name keys by id.
     digests: DashMap<i64, [u8; 32], FxBuildHasher>,
     users: DashMap<i64, Arc<UserEntry>, FxBuildHasher>,
+    orgs: DashMap<i64, Arc<OrgEntry>, FxBuildHasher>,
     /// Digests the database had no key for.
     unknown: std::sync::Mutex<FxHashSet<[u8; 32]>>,
 }
@@ -132,6 +249,7 @@ impl Directory {
             tokens: DashMap::with_hasher(FxBuildHasher),
             digests: DashMap::with_hasher(FxBuildHasher),
             users: DashMap::with_hasher(FxBuildHasher),
+            orgs: DashMap::with_hasher(FxBuildHasher),
             unknown: std::sync::Mutex::new(FxHashSet::default()),
         }
     }
@@ -146,7 +264,10 @@ impl Directory {
         let now_secs = now_ms / 1000;
         if let Some(token) = self.held_token(digest) {
             touch(&token.last_used, now_secs);
-            if let Some(user) = self.user(token.user_id) {
+            // A team key whose organisation is not held yet (its first load is still reading
+            // it) waits for that load below.
+            let org_held = token.org_id == 0 || self.orgs.contains_key(&token.org_id);
+            if let Some(user) = self.user(token.user_id).filter(|_| org_held) {
                 touch(&user.last_used, now_secs);
                 return Ok(Some((token, user)));
             }
@@ -164,6 +285,11 @@ impl Directory {
     /// An account held in memory.
     pub fn user(&self, id: i64) -> Option<Arc<UserEntry>> {
         self.users.get(&id).map(|user| Arc::clone(&user))
+    }
+
+    /// An organisation held in memory.
+    pub fn org(&self, id: i64) -> Option<Arc<OrgEntry>> {
+        self.orgs.get(&id).map(|org| Arc::clone(&org))
     }
 
     /// A key held in memory, by id.
@@ -234,6 +360,11 @@ impl Directory {
                 None => return Ok(None),
             },
         };
+        // A team key's organisation, so its requests are held without a database read. One
+        // that is gone is not held: the key is then refused.
+        if token.org_id != 0 && !self.orgs.contains_key(&token.org_id) {
+            self.reread_orgs(&[token.org_id]).await?;
+        }
         Ok(Some((token, user)))
     }
 
@@ -248,24 +379,28 @@ impl Directory {
             self.tokens.remove(&other);
         }
         let previous = self.held_token(digest);
-        let account =
-            self.reuse_account(previous.as_ref().map(|t| &t.account), row.remaining_quota);
-        // The same period keeps its live budget (holds in flight, spending not yet written);
-        // another period starts a new one, as the database does.
+        let uncertain = self.sync.is_uncertain();
+        let limit = reuse_balance(
+            previous.as_ref().map(|t| &t.limit),
+            ScopeId::new(ScopeKind::KeyLimit, row.id),
+            row.remaining_quota,
+            uncertain,
+        );
         let budget = row.budget.map(|b| {
-            let live = previous
-                .as_ref()
-                .and_then(|t| t.budget.as_ref())
-                .filter(|(period, _)| *period == b.period);
-            match live {
-                Some((_, budget)) => {
-                    if !self.sync.is_uncertain() {
-                        budget.set_stored(b.quota, b.spent, b.window);
-                    }
-                    (b.period, Arc::clone(budget))
-                }
-                None => (b.period, Arc::new(Budget::new(b.quota, b.spent, b.window))),
-            }
+            let spend = ScopeSpend {
+                kind: String::new(),
+                scope_id: row.id,
+                window_start: b.window,
+                spent: b.spent,
+            };
+            reuse_budget(
+                previous.as_ref().and_then(|t| t.budget.as_ref()),
+                ScopeId::new(ScopeKind::KeyBudget, row.id),
+                b.period,
+                b.quota,
+                Some(&spend),
+                uncertain,
+            )
         });
         let last_used = previous.map_or(0, |t| t.last_used.load(Ordering::Relaxed));
         let allowed_ips = IpAllowList::parse(&row.allowed_ips).unwrap_or_else(|e| {
@@ -283,8 +418,10 @@ impl Directory {
             allowed_models: row.allowed_models.into_iter().collect(),
             allowed_ips,
             group: row.group,
-            account,
+            limit,
             budget,
+            org_id: row.org_id,
+            team_id: row.team_id,
             last_used: AtomicI64::new(last_used),
         });
         self.digests.insert(entry.id, *digest);
@@ -295,7 +432,12 @@ impl Directory {
     /// Holds an account read from the database (see [`Directory::hold_token`]).
     fn hold_user(&self, row: UserRow) -> Arc<UserEntry> {
         let previous = self.user(row.id);
-        let account = self.reuse_account(previous.as_ref().map(|u| &u.account), row.quota);
+        let balance = reuse_balance(
+            previous.as_ref().map(|u| &u.balance),
+            ScopeId::new(ScopeKind::Balance, row.id),
+            row.quota,
+            self.sync.is_uncertain(),
+        );
         let last_used = previous.map_or(0, |u| u.last_used.load(Ordering::Relaxed));
         let entry = Arc::new(UserEntry {
             id: row.id,
@@ -303,26 +445,129 @@ impl Directory {
             role: row.role,
             status: row.status,
             group: row.group,
-            account,
+            balance,
             last_used: AtomicI64::new(last_used),
         });
         self.users.insert(entry.id, Arc::clone(&entry));
         entry
     }
 
-    /// The account of an entry being replaced, its stored balance set to what was just read
-    /// (unless balances read now may be off by a batch, see [`BalanceSync`]); or a new one.
-    /// The caller holds the lock.
-    fn reuse_account(&self, previous: Option<&Arc<Account>>, stored: i64) -> Arc<Account> {
-        match previous {
-            Some(account) => {
-                if !self.sync.is_uncertain() {
-                    account.set_stored(stored);
-                }
-                Arc::clone(account)
-            }
-            None => Arc::new(Account::new(stored)),
+    /// Holds an organisation read from the database, keeping the live scopes of the entry it
+    /// replaces (see [`Directory::hold_token`]). The caller holds the sync lock.
+    fn hold_org(&self, row: OrgScopes) {
+        let previous = self.org(row.id);
+        let uncertain = self.sync.is_uncertain();
+        let spend_of = |kind: &str, scope_id: i64| {
+            row.spend
+                .iter()
+                .find(|s| s.kind == kind && s.scope_id == scope_id)
+        };
+        let wallet = reuse_balance(
+            previous.as_ref().map(|o| &o.wallet),
+            ScopeId::new(ScopeKind::Wallet, row.id),
+            row.quota,
+            uncertain,
+        );
+        let budget = row.budget.map(|(period, limit)| {
+            reuse_budget(
+                previous.as_ref().and_then(|o| o.budget.as_ref()),
+                ScopeId::new(ScopeKind::OrgBudget, row.id),
+                period,
+                limit,
+                spend_of("org", row.id),
+                uncertain,
+            )
+        });
+        let mut teams = FxHashMap::default();
+        for team in &row.teams {
+            let budget = team.budget.map(|(period, limit)| {
+                reuse_budget(
+                    previous
+                        .as_ref()
+                        .and_then(|o| o.teams.get(&team.id))
+                        .and_then(|t| t.budget.as_ref()),
+                    ScopeId::new(ScopeKind::TeamBudget, team.id),
+                    period,
+                    limit,
+                    spend_of("team", team.id),
+                    uncertain,
+                )
+            });
+            teams.insert(
+                team.id,
+                TeamEntry {
+                    id: team.id,
+                    name: team.name.clone(),
+                    budget,
+                },
+            );
         }
+        let mut members: FxHashMap<i64, MemberEntry> = row
+            .members
+            .iter()
+            .map(|&(user_id, role)| {
+                (
+                    user_id,
+                    MemberEntry {
+                        role,
+                        teams: FxHashMap::default(),
+                    },
+                )
+            })
+            .collect();
+        for membership in &row.memberships {
+            let (Some(member), Some(team)) = (
+                members.get_mut(&membership.user_id),
+                row.teams.iter().find(|t| t.id == membership.team_id),
+            ) else {
+                continue;
+            };
+            let cap = membership.cap.or(team.member_cap).map(|limit| {
+                let period = team
+                    .budget
+                    .map_or(CAP_PERIOD_WITHOUT_TEAM_BUDGET, |(period, _)| period);
+                reuse_budget(
+                    previous
+                        .as_ref()
+                        .and_then(|o| o.members.get(&membership.user_id))
+                        .and_then(|m| m.teams.get(&membership.team_id))
+                        .and_then(Option::as_ref),
+                    ScopeId::new(ScopeKind::MemberCap, membership.id),
+                    period,
+                    limit,
+                    spend_of("member", membership.id),
+                    uncertain,
+                )
+            });
+            member.teams.insert(membership.team_id, cap);
+        }
+        self.orgs.insert(
+            row.id,
+            Arc::new(OrgEntry {
+                id: row.id,
+                slug: row.slug,
+                name: row.name,
+                timezone: row.timezone,
+                wallet,
+                budget,
+                teams,
+                members,
+            }),
+        );
+    }
+
+    /// Re-reads these organisations; one that is gone is dropped (its keys are then refused).
+    /// The caller holds the lock.
+    async fn reread_orgs(&self, ids: &[i64]) -> DbResult<()> {
+        for &id in ids {
+            match self.source.org(id).await? {
+                Some(row) => self.hold_org(row),
+                None => {
+                    self.orgs.remove(&id);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Brings what is held up to date with committed changes: a held key or account is
@@ -342,7 +587,14 @@ impl Directory {
                 _ => None,
             })
             .collect();
-        if token_ids.is_empty() && user_ids.is_empty() {
+        let org_ids: Vec<i64> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Org(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        if token_ids.is_empty() && user_ids.is_empty() && org_ids.is_empty() {
             return Ok(());
         }
         let _sync = self.sync.lock().await;
@@ -352,7 +604,12 @@ impl Directory {
             .into_iter()
             .filter(|id| self.users.contains_key(id))
             .collect();
-        self.reread_users(&held_users).await
+        self.reread_users(&held_users).await?;
+        let held_orgs: Vec<i64> = org_ids
+            .into_iter()
+            .filter(|id| self.orgs.contains_key(id))
+            .collect();
+        self.reread_orgs(&held_orgs).await
     }
 
     /// Re-reads these keys; every key read is no longer unknown; a key that is gone, or that
@@ -430,8 +687,10 @@ impl Directory {
         self.unknown_keys().clear();
         let token_ids: Vec<i64> = self.digests.iter().map(|e| *e.key()).collect();
         let user_ids: Vec<i64> = self.users.iter().map(|e| *e.key()).collect();
+        let org_ids: Vec<i64> = self.orgs.iter().map(|e| *e.key()).collect();
         self.reread_tokens(&token_ids).await?;
         self.reread_users(&user_ids).await?;
+        self.reread_orgs(&org_ids).await?;
         Ok(Sweep {
             users: user_ids.len(),
             tokens: token_ids.len(),
@@ -455,18 +714,33 @@ impl Directory {
             .collect();
         for (id, quota) in self.source.account_balances(&user_ids).await? {
             if let Some(user) = self.user(id) {
-                user.account.set_stored(quota);
+                user.balance.set_balance(quota);
             }
         }
         for balance in self.source.key_balances(&token_ids).await? {
             if let Some(token) = self.token(balance.id) {
-                token.account.set_stored(balance.remaining_quota);
+                token.limit.set_balance(balance.remaining_quota);
                 if let Some((_, budget)) = &token.budget {
-                    budget.set_stored(
+                    budget.set_budget(
                         balance.budget_quota,
                         balance.budget_spent,
                         balance.budget_window,
                     );
+                }
+            }
+        }
+        let org_ids: Vec<i64> = self.orgs.iter().map(|e| *e.key()).collect();
+        for balance in self.source.org_balances(&org_ids).await? {
+            if let Some(org) = self.org(balance.id) {
+                org.wallet.set_balance(balance.quota);
+                for scope in org.scopes().filter(|s| !s.id.kind.is_balance()) {
+                    let kind = scope.id.kind.spend_kind().unwrap_or_default();
+                    let (spent, window) = balance
+                        .spend
+                        .iter()
+                        .find(|s| s.kind == kind && s.scope_id == scope.id.row)
+                        .map_or((0, 0), |s| (s.spent, s.window_start));
+                    scope.set_budget(scope.limit(), spent, window);
                 }
             }
         }
@@ -488,8 +762,8 @@ impl Directory {
         self.tokens.retain(|_, token| {
             let idle = token.last_used.load(Ordering::Relaxed) < before
                 && Arc::strong_count(token) == 1
-                && Arc::strong_count(&token.account) == 1
-                && token.account.is_settled()
+                && Arc::strong_count(&token.limit) == 1
+                && token.limit.is_settled()
                 && token.budget.as_ref().is_none_or(|(_, budget)| {
                     Arc::strong_count(budget) == 1 && budget.is_settled()
                 });
@@ -505,12 +779,21 @@ impl Directory {
         self.users.retain(|_, user| {
             let idle = user.last_used.load(Ordering::Relaxed) < before
                 && Arc::strong_count(user) == 1
-                && Arc::strong_count(&user.account) == 1
-                && user.account.is_settled();
+                && Arc::strong_count(&user.balance) == 1
+                && user.balance.is_settled();
             if idle {
                 dropped.users += 1;
             }
             !idle
+        });
+        // An organisation stays while a key of it is held, or anything is in flight on it.
+        let in_use: FxHashSet<i64> = self.tokens.iter().map(|t| t.org_id).collect();
+        self.orgs.retain(|id, org| {
+            in_use.contains(id)
+                || Arc::strong_count(org) > 1
+                || org
+                    .scopes()
+                    .any(|scope| Arc::strong_count(scope) > 1 || !scope.is_settled())
         });
         dropped
     }

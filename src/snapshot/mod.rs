@@ -9,7 +9,7 @@ pub mod directory;
 pub mod health;
 pub mod routing;
 
-pub use directory::{Directory, TokenEntry, UserEntry};
+pub use directory::{Directory, OrgEntry, TokenEntry, UserEntry};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -99,11 +99,12 @@ impl KeyForm {
 }
 
 /// The choices of the budget's period: (value, message key).
-const BUDGET_PERIODS: [(&str, &str); 4] = [
+const BUDGET_PERIODS: [(&str, &str); 5] = [
     ("", "web-budget-none"),
     ("daily", "web-budget-daily"),
     ("weekly", "web-budget-weekly"),
     ("monthly", "web-budget-monthly"),
+    ("quarterly", "web-budget-quarterly"),
 ];
 
 /// How a budget's period reads after an amount ("$5.00 a day").
@@ -112,6 +113,7 @@ fn per_period_key(period: BudgetPeriod) -> &'static str {
         BudgetPeriod::Daily => "web-budget-per-day",
         BudgetPeriod::Weekly => "web-budget-per-week",
         BudgetPeriod::Monthly => "web-budget-per-month",
+        BudgetPeriod::Quarterly => "web-budget-per-quarter",
     }
 }
 
@@ -201,6 +203,8 @@ pub async fn create(
         budget_period: blank(&form.budget_period),
         budget_usd: blank(&form.budget_usd),
         form_key: blank(&form.form_key),
+        org: None,
+        team: None,
     };
     // The same form sent again (a double click) is told so: its key exists, and the first
     // answer showed its secret.

@@ -183,6 +183,8 @@ pub fn log_row(
         upstream_request_id: String::new(),
         implausible_usage: String::new(),
         failed_attempts: Vec::new(),
+        org_id: 0,
+        team_id: 0,
     }
 }
 

@@ -165,7 +165,7 @@ db_test! {
         assert!(user.quota >= 0);
         // The live balance the relay admits against agrees with the database.
         app.reload().await;
-        let live = app.state.directory.user(user.id).unwrap().account.available();
+        let live = app.state.directory.user(user.id).unwrap().balance.available();
         assert_eq!(live, user.quota);
     }
 }

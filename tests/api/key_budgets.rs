@@ -136,7 +136,7 @@ db_test! {
 db_test! {
     /// Spending recorded for an earlier period (yesterday's, as another server or an earlier
     /// run left it) is not spending of today: the key starts the day with its whole budget,
-    /// and the first write replaces the old period's count.
+    /// and the first write starts the new period's count.
     async fn an_earlier_period_in_the_database_counts_as_nothing(db: TestDb) {
         let (app, _upstream) = setup(db).await;
         let (key, id) = budget_key(&app, "0.03", "daily").await;
@@ -145,8 +145,9 @@ db_test! {
         app.db
             .write(async |tx| {
                 tx.execute(
-                    "UPDATE tokens SET budget_spent = ?, budget_window = ? WHERE id = ?",
-                    &[Value::Int(1_000_000), Value::Int(yesterday), Value::Int(id)],
+                    "INSERT INTO budget_spend (scope_kind, scope_id, window_start, spent) \
+                     VALUES ('key', ?, ?, ?)",
+                    &[Value::Int(id), Value::Int(yesterday), Value::Int(1_000_000)],
                 )
                 .await
             })

@@ -126,6 +126,8 @@ db_test! {
                     allowed_ips: String::new(),
                     group: String::new(),
                     budget: None,
+                    org_id: 0,
+                    team_id: 0,
                     form_key: None,
                 })
                 .await?;
@@ -287,7 +289,7 @@ db_test! {
         let user = app.user("alice").await;
         // The relay admits against the same balance.
         app.reload().await;
-        assert_eq!(app.state.directory.user(user.id).unwrap().account.available(), user.quota);
+        assert_eq!(app.state.directory.user(user.id).unwrap().balance.available(), user.quota);
     }
 }
 

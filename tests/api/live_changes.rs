@@ -159,6 +159,8 @@ db_test! {
                     allowed_ips: String::new(),
                     group: String::new(),
                     budget: None,
+                    org_id: 0,
+                    team_id: 0,
                     form_key: None,
                 })
                 .await
@@ -327,9 +329,9 @@ db_test! {
         app.flush().await;
         let user = app.user("alice").await;
         let held = app.state.directory.user(user.id).unwrap();
-        assert_eq!(held.account.available(), user.quota);
+        assert_eq!(held.balance.available(), user.quota);
         let token = app.state.directory.token(app.logs().await[0].token_id).unwrap();
-        assert_eq!(token.account.available(), app.token(token.id).await.remaining_quota);
+        assert_eq!(token.limit.available(), app.token(token.id).await.remaining_quota);
         assert_eq!(user.used_quota, 2 * app.logs().await[0].cost);
         // A recent entry is not idle.
         let dropped = app.state.directory.drop_idle(db::now_ms(), idle).await;

@@ -31,6 +31,8 @@ mod live_changes;
 mod management_api;
 mod model_names;
 mod openapi;
+mod org_budgets;
+mod orgs;
 mod overdraft;
 mod portal;
 mod portal_email;

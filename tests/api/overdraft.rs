@@ -157,7 +157,7 @@ async fn burst(db: TestDb, channel_type: &str, reply: Value, send: Send) {
             .directory
             .user(user.id)
             .unwrap()
-            .account
+            .balance
             .available(),
         user.quota
     );

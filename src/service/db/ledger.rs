@@ -26,8 +26,28 @@ pub struct NewEntry<'a> {
 /// the transaction goes on: the failed insert is undone to a savepoint, which PostgreSQL needs
 /// to keep the transaction usable and which gives every backend the same behaviour).
 pub async fn insert(tx: &mut Tx, entry: &NewEntry<'_>) -> DbResult<Option<i64>> {
+    insert_once(tx, entry, 0).await
+}
+
+/// Records a change of an organisation's wallet, as [`insert`] does a person's: the row
+/// carries `org_id` and no person (`entry.user_id` must be 0), so no person's ledger counts it.
+pub async fn insert_for_org(
+    tx: &mut Tx,
+    org_id: i64,
+    entry: &NewEntry<'_>,
+) -> DbResult<Option<i64>> {
+    if entry.user_id != 0 || org_id <= 0 {
+        return Err(DbError::Corrupt(format!(
+            "an organisation's ledger row names person {} and organisation {org_id}",
+            entry.user_id
+        )));
+    }
+    insert_once(tx, entry, org_id).await
+}
+
+async fn insert_once(tx: &mut Tx, entry: &NewEntry<'_>, org_id: i64) -> DbResult<Option<i64>> {
     tx.execute_raw("SAVEPOINT ledger_entry").await?;
-    match insert_row(tx, entry).await {
+    match insert_row(tx, entry, org_id).await {
         Ok(id) => {
             tx.execute_raw("RELEASE SAVEPOINT ledger_entry").await?;
             Ok(Some(id))
@@ -41,12 +61,13 @@ pub async fn insert(tx: &mut Tx, entry: &NewEntry<'_>) -> DbResult<Option<i64>> 
     }
 }
 
-async fn insert_row(tx: &mut Tx, entry: &NewEntry<'_>) -> DbResult<i64> {
+async fn insert_row(tx: &mut Tx, entry: &NewEntry<'_>, org_id: i64) -> DbResult<i64> {
     tx.insert_returning_id(
-        "INSERT INTO ledger (user_id, kind, amount, actor, reference, reason, idempotency_key, \
-         created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ledger (user_id, org_id, kind, amount, actor, reference, reason, \
+         idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             Value::Int(entry.user_id),
+            Value::Int(org_id),
             Value::Text(entry.kind.as_str().to_string()),
             Value::Int(entry.amount),
             Value::Text(entry.actor.to_string()),
@@ -92,6 +113,32 @@ pub async fn by_key_in(tx: &mut Tx, idempotency_key: &str) -> DbResult<Option<En
         .fetch_all(BY_KEY, &[Value::Text(idempotency_key.to_string())])
         .await?;
     rows.first().map(entry_from_row).transpose()
+}
+
+/// An organisation's entries, newest first.
+pub async fn for_org(db: &Db, org_id: i64, limit: i64) -> DbResult<Vec<Entry>> {
+    let rows = db
+        .fetch_all_with(
+            "SELECT id, user_id, kind, amount, actor, reference, reason, idempotency_key, \
+             created_at FROM ledger WHERE org_id = ? ORDER BY id DESC LIMIT ?",
+            &[Value::Int(org_id), Value::Int(limit.clamp(1, 1000))],
+        )
+        .await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+/// The organisation an entry belongs to (0: a person's), read by its idempotency key.
+pub async fn org_of_key(db: &Db, idempotency_key: &str) -> DbResult<Option<i64>> {
+    let rows = db
+        .fetch_all_with(
+            "SELECT org_id FROM ledger WHERE idempotency_key = ?",
+            &[Value::Text(idempotency_key.to_string())],
+        )
+        .await?;
+    rows.first()
+        .map(|row| row.try_get("org_id"))
+        .transpose()
+        .map_err(DbError::from)
 }
 
 /// A user's entries, newest first.
@@ -159,7 +206,8 @@ pub async fn discrepancies(db: &Db) -> DbResult<(i64, Vec<Discrepancy>)> {
     };
     let sql = format!(
         "SELECT u.id, u.username, u.quota, u.used_quota, COALESCE(l.total, 0) AS ledger_total \
-         FROM users u LEFT JOIN (SELECT user_id, {total} AS total FROM ledger GROUP BY user_id) l \
+         FROM users u LEFT JOIN (SELECT user_id, {total} AS total FROM ledger WHERE org_id = 0 \
+         GROUP BY user_id) l \
          ON l.user_id = u.id \
          WHERE u.quota <> COALESCE(l.total, 0) - u.used_quota ORDER BY u.id"
     );

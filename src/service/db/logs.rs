@@ -8,7 +8,7 @@ use super::{Change, Db, DbError, DbResult, Tx, Value, flag, now_ms, text};
 use crate::domain::kinds::Outcome;
 pub use crate::records::logs::{BillingBatch, FailedAttempt, LogTotals, Replayed, RequestLog};
 
-const COLUMNS: [&str; 30] = [
+const COLUMNS: [&str; 32] = [
     "created_at",
     "request_id",
     "user_id",
@@ -39,6 +39,8 @@ const COLUMNS: [&str; 30] = [
     "upstream_request_id",
     "implausible_usage",
     "failed_attempts",
+    "org_id",
+    "team_id",
 ];
 
 /// Binds one row's values, borrowing the strings from the row.
@@ -73,6 +75,8 @@ fn bind_row<'q>(args: &mut AnyArguments<'q>, log: &'q RequestLog) -> Result<(), 
     args.add(log.upstream_request_id.as_str())?;
     args.add(log.implausible_usage.as_str())?;
     args.add(failed_attempts_text(&log.failed_attempts))?;
+    args.add(log.org_id)?;
+    args.add(log.team_id)?;
     Ok(())
 }
 
@@ -111,6 +115,8 @@ fn from_row(row: &AnyRow) -> DbResult<RequestLog> {
         upstream_request_id: text(row, "upstream_request_id")?,
         implausible_usage: text(row, "implausible_usage")?,
         failed_attempts: failed_attempts_from(&text(row, "failed_attempts")?),
+        org_id: row.try_get("org_id")?,
+        team_id: row.try_get("team_id")?,
     })
 }
 
@@ -163,12 +169,15 @@ const UPDATE_TOKEN_BALANCE: &str = concat!(
     ", ",
     saturating_add!("used_quota"),
     ", request_count = request_count + ?, \
-     last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END, \
-     budget_spent = CASE WHEN ? = 0 THEN budget_spent \
-         WHEN budget_window = ? THEN (CASE WHEN budget_spent > ? THEN ? ELSE budget_spent + ? END) \
-         WHEN budget_window < ? THEN ? ELSE budget_spent END, \
-     budget_window = CASE WHEN budget_window < ? THEN ? ELSE budget_window END \
+     last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END \
      WHERE id = ?"
+);
+const UPDATE_ORG_BALANCE: &str = concat!(
+    "UPDATE orgs SET ",
+    saturating_add!("quota"),
+    ", ",
+    saturating_add!("used_quota"),
+    ", request_count = request_count + ? WHERE id = ?"
 );
 const UPDATE_CHANNEL_USAGE: &str = concat!(
     "UPDATE channels SET ",
@@ -234,27 +243,23 @@ async fn write_billing_in(tx: &mut Tx, batch: &BillingBatch<'_>) -> DbResult<()>
         let mut values = Vec::with_capacity(20);
         values.extend(saturating_binds(d.quota));
         values.extend(saturating_binds(d.used));
-        // A record written late (a retry, a replay) never moves the last use back, nor the
-        // budget to an earlier period. `budget_spent` is set before `budget_window` because
-        // MySQL evaluates each assignment with the ones before it already applied.
-        let spent = d.budget_spent.max(0);
+        // A record written late (a retry, a replay) never moves the last use back.
         values.extend([
             Value::Int(d.requests),
             Value::Int(d.last_used_at),
             Value::Int(d.last_used_at),
-            Value::Int(d.budget_window),
-            Value::Int(d.budget_window),
-            Value::Int(i64::MAX - spent),
-            Value::Int(i64::MAX),
-            Value::Int(spent),
-            Value::Int(d.budget_window),
-            Value::Int(spent),
-            Value::Int(d.budget_window),
-            Value::Int(d.budget_window),
             Value::Int(d.id),
         ]);
         tx.execute(UPDATE_TOKEN_BALANCE, &values).await?;
     }
+    for d in &batch.orgs {
+        let mut values = Vec::with_capacity(10);
+        values.extend(saturating_binds(d.quota));
+        values.extend(saturating_binds(d.used));
+        values.extend([Value::Int(d.requests), Value::Int(d.id)]);
+        tx.execute(UPDATE_ORG_BALANCE, &values).await?;
+    }
+    super::scopes::add_spend_in(tx, &batch.spend).await?;
     for d in &batch.channels {
         let mut values = Vec::with_capacity(6);
         values.extend(saturating_binds(d.used));
@@ -530,7 +535,7 @@ pub struct ModelUsage {
 
 /// The indexes the log listing's filters read, each ending in `(created_at, id)`: the list's
 /// order, so a page is a short walk of one index.
-const LOG_INDEXES: [(&str, &str); 6] = [
+const LOG_INDEXES: [(&str, &str); 7] = [
     ("request_logs_time_idx", "created_at, id"),
     ("request_logs_user_time_id_idx", "user_id, created_at, id"),
     ("request_logs_token_time_idx", "token_id, created_at, id"),
@@ -540,6 +545,7 @@ const LOG_INDEXES: [(&str, &str); 6] = [
         "channel_id, created_at, id",
     ),
     ("request_logs_outcome_time_idx", "outcome, created_at, id"),
+    ("request_logs_org_time_idx", "org_id, created_at, id"),
 ];
 
 /// Builds the indexes of [`LOG_INDEXES`] that are missing, without blocking the writes of a

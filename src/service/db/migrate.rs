@@ -147,6 +147,13 @@ const STEPS: &[Step] = &[
         include_str!("../../../migrations/postgres/0019_failed_attempts.sql"),
         include_str!("../../../migrations/mysql/0019_failed_attempts.sql"),
     ),
+    (
+        20,
+        "organisations, teams and budget scopes",
+        include_str!("../../../migrations/sqlite/0020_organisations.sql"),
+        include_str!("../../../migrations/postgres/0020_organisations.sql"),
+        include_str!("../../../migrations/mysql/0020_organisations.sql"),
+    ),
 ];
 
 #[derive(Debug)]

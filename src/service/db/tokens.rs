@@ -21,6 +21,10 @@ pub struct NewToken {
     /// Empty: the owner's group.
     pub group: String,
     pub budget: BudgetSetting,
+    /// A team key: the organisation and team whose wallet and budgets it spends (0, 0: a
+    /// personal key).
+    pub org_id: i64,
+    pub team_id: i64,
     /// The one-time key of the form the key was made with (unique per owner).
     pub form_key: Option<String>,
 }
@@ -41,7 +45,11 @@ pub struct TokenPatch {
 
 const COLUMNS: &str = "t.id, t.user_id, u.username, t.name, t.key_hash, t.key_display, t.status, \
      t.expires_at, t.unlimited, t.remaining_quota, t.used_quota, t.request_count, t.allowed_models, \
-     t.allowed_ips, t.group_name, t.budget_period, t.budget_quota, t.budget_spent, t.budget_window, \
+     t.allowed_ips, t.group_name, t.budget_period, t.budget_quota, t.org_id, t.team_id, \
+     COALESCE((SELECT b.spent FROM budget_spend b WHERE b.scope_kind = 'key' AND b.scope_id = t.id \
+         ORDER BY b.window_start DESC LIMIT 1), 0) AS budget_spent, \
+     COALESCE((SELECT b.window_start FROM budget_spend b WHERE b.scope_kind = 'key' \
+         AND b.scope_id = t.id ORDER BY b.window_start DESC LIMIT 1), 0) AS budget_window, \
      t.last_used_at, t.created_at";
 
 fn budget_of(row: &AnyRow) -> DbResult<Option<KeyBudget>> {
@@ -81,6 +89,8 @@ fn from_row(row: &AnyRow) -> DbResult<TokenRow> {
         allowed_ips: text(row, "allowed_ips")?,
         group: text(row, "group_name")?,
         budget: budget_of(row)?,
+        org_id: row.try_get("org_id")?,
+        team_id: row.try_get("team_id")?,
         last_used_at: row.try_get("last_used_at")?,
         created_at: row.try_get("created_at")?,
     })
@@ -98,8 +108,8 @@ pub async fn insert(tx: &mut Tx, token: &NewToken) -> DbResult<i64> {
     let now = now_ms();
     let id = tx.insert_returning_id("INSERT INTO tokens (user_id, name, key_hash, key_display, status, expires_at, unlimited, \
              remaining_quota, used_quota, request_count, allowed_models, allowed_ips, group_name, \
-             budget_period, budget_quota, form_key, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+             budget_period, budget_quota, org_id, team_id, form_key, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             &[
                 Value::Int(token.user_id),
                 Value::Text(token.name.clone()),
@@ -113,6 +123,8 @@ pub async fn insert(tx: &mut Tx, token: &NewToken) -> DbResult<i64> {
                 Value::Text(token.group.clone()),
                 Value::Text(token.budget.map_or("", |(p, _)| p.as_str()).into()),
                 Value::Int(token.budget.map_or(0, |(_, quota)| quota)),
+                Value::Int(token.org_id),
+                Value::Int(token.team_id),
                 Value::OptText(token.form_key.clone()),
                 Value::Int(now),
                 Value::Int(now),
@@ -197,7 +209,12 @@ pub async fn balances_of(db: &Db, ids: &[i64]) -> DbResult<Vec<KeyBalance>> {
     let mut balances = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(super::IDS_PER_QUERY) {
         let sql = format!(
-            "SELECT id, remaining_quota, budget_quota, budget_spent, budget_window FROM tokens WHERE id IN ({})",
+            "SELECT t.id, t.remaining_quota, t.budget_quota, \
+             COALESCE((SELECT b.spent FROM budget_spend b WHERE b.scope_kind = 'key' \
+                 AND b.scope_id = t.id ORDER BY b.window_start DESC LIMIT 1), 0) AS budget_spent, \
+             COALESCE((SELECT b.window_start FROM budget_spend b WHERE b.scope_kind = 'key' \
+                 AND b.scope_id = t.id ORDER BY b.window_start DESC LIMIT 1), 0) AS budget_window \
+             FROM tokens t WHERE t.id IN ({})",
             super::placeholders(chunk.len())
         );
         let values: Vec<Value> = chunk.iter().map(|&id| Value::Int(id)).collect();
@@ -275,14 +292,19 @@ pub async fn update(
     if let Some(budget) = patch.budget {
         let period = budget.map_or("", |(p, _)| p.as_str());
         // Another period (or none) starts counting afresh; the same one keeps what it spent.
-        sets.push(
-            "budget_spent = CASE WHEN budget_period = ? THEN budget_spent ELSE 0 END, \
-             budget_window = CASE WHEN budget_period = ? THEN budget_window ELSE 0 END, \
-             budget_period = ?, budget_quota = ?",
-        );
+        let (scope, owner_value) = owned_by(owner);
+        let mut forget = vec![Value::Int(id), Value::Int(id), Value::Text(period.into())];
+        forget.extend(owner_value);
+        tx.execute(
+            &format!(
+                "DELETE FROM budget_spend WHERE scope_kind = 'key' AND scope_id = ? AND EXISTS \
+                 (SELECT 1 FROM tokens t WHERE t.id = ? AND t.budget_period <> ?{scope})"
+            ),
+            &forget,
+        )
+        .await?;
+        sets.push("budget_period = ?, budget_quota = ?");
         values.extend([
-            Value::Text(period.into()),
-            Value::Text(period.into()),
             Value::Text(period.into()),
             Value::Int(budget.map_or(0, |(_, quota)| quota)),
         ]);
