@@ -63,14 +63,16 @@ CREATE UNIQUE INDEX team_members_once_idx ON team_members (team_id, user_id);
 CREATE INDEX team_members_org_idx ON team_members (org_id, user_id);
 
 -- Invitations into an organisation: by email (a link whose SHA-256 is `token_hash`, accepted by
--- an account whose proven email is `email`) or by username (`user_id`, no link). `state` is
--- `pending`, `accepted`, `declined` or `revoked`; an invitation past `expires_at` is expired.
+-- an account whose proven email is `email`) or by username (`username`, accepted by the account
+-- of that name; no link, and a name that has no account is kept like any other so the inviter
+-- learns nothing). `state` is `pending`, `accepted`, `declined` or `revoked`; an invitation
+-- past `expires_at` is expired.
 CREATE TABLE org_invitations (
     id           BIGSERIAL PRIMARY KEY,
     org_id       BIGINT NOT NULL,
     token_hash   VARCHAR(64),
     email        VARCHAR(254) NOT NULL DEFAULT '',
-    user_id      BIGINT NOT NULL DEFAULT 0,
+    username     VARCHAR(64) NOT NULL DEFAULT '',
     role         VARCHAR(16) NOT NULL,
     team_id      BIGINT NOT NULL DEFAULT 0,
     manager      BIGINT NOT NULL DEFAULT 0,
@@ -83,7 +85,7 @@ CREATE TABLE org_invitations (
 );
 CREATE UNIQUE INDEX org_invitations_token_idx ON org_invitations (token_hash);
 CREATE INDEX org_invitations_org_idx ON org_invitations (org_id, state);
-CREATE INDEX org_invitations_user_idx ON org_invitations (user_id, state);
+CREATE INDEX org_invitations_username_idx ON org_invitations (username, state);
 
 -- What each budget scope spent in each period: a key's budget (`key`), a member's cap in a
 -- team (`member`, the team_members row), a team's budget (`team`) and an organisation's

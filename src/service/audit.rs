@@ -117,12 +117,23 @@ fn audited(caller: &Caller) -> bool {
     matches!(caller, Caller::Cli | Caller::Admin { .. })
 }
 
+/// Whether an entry describes a change inside an organisation (its target is `org:…`).
+pub fn is_organisation_change(target: &str) -> bool {
+    target.starts_with("org:")
+}
+
 /// Called by the write path inside the transaction, after the work: stores what the work
 /// described, chained, when the caller is audited.
 pub(super) async fn record(tx: &mut Tx, caller: &Caller) -> ServiceResult<()> {
-    let entries = tx.take_audits();
+    let mut entries = tx.take_audits();
     if !audited(caller) {
-        return Ok(());
+        // An organisation's admins are ordinary accounts, and what they change in it (budgets,
+        // caps, roles, members, invitations) is kept for the organisation to see as an
+        // administrator's change is kept for the site.
+        entries.retain(|entry| is_organisation_change(&entry.target));
+        if entries.is_empty() || !matches!(caller, Caller::User(_)) {
+            return Ok(());
+        }
     }
     if entries.is_empty() {
         if tx.rows_written() > 0 && !tx.is_own_records() {
@@ -169,9 +180,11 @@ async fn who(
 ) -> ServiceResult<(String, String, Option<String>, Option<String>)> {
     let origin = ORIGIN.try_with(Clone::clone).ok();
     let actor = match caller {
-        Caller::Admin { user_id, .. } => db::audit::username(tx, *user_id)
-            .await?
-            .unwrap_or_else(|| format!("user:{user_id}")),
+        Caller::Admin { user_id, .. } | Caller::User(user_id) => {
+            db::audit::username(tx, *user_id)
+                .await?
+                .unwrap_or_else(|| format!("user:{user_id}"))
+        }
         _ => "cli".to_string(),
     };
     let auth = match (caller, &origin) {

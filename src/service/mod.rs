@@ -32,6 +32,7 @@ pub mod model_aliases;
 pub mod oauth;
 pub mod onboarding;
 pub mod options;
+pub mod org_invitations;
 pub mod orgs;
 pub mod overview;
 pub mod prices;

@@ -57,6 +57,9 @@ pub mod keys {
     pub const PENDING_USER_ID: &str = "pending_user_id";
     /// A one-time notice for the next page.
     pub const FLASH: &str = "flash";
+    /// Where a person who registered from a page (an invitation's) goes once their address
+    /// is proven.
+    pub const AFTER_VERIFY: &str = "after_verify";
     /// The OAuth sign-in on its way: its state, nonce and PKCE verifier (see `web::oauth`).
     pub const OAUTH_FLOW: &str = "oauth_flow";
 }

@@ -168,6 +168,8 @@ pub struct RegisterPage {
     providers: Vec<(String, String)>,
     /// The invite code the person came with, carried by the form.
     invite: String,
+    /// The page to go to once registered (an invitation's), or empty.
+    next: String,
 }
 
 /// An invite code as it may appear in a link: letters and digits, at most 32 (anything else
@@ -183,6 +185,14 @@ fn invite_code(text: &str) -> String {
 pub struct InviteQuery {
     #[serde(default)]
     invite: String,
+    next: Option<String>,
+}
+
+/// A page of this site to go to after registering, or empty for the usual.
+fn after_register(next: Option<&str>) -> String {
+    next.and_then(crate::domain::redirect::local_target)
+        .map(str::to_string)
+        .unwrap_or_default()
 }
 
 pub async fn register_form(
@@ -190,11 +200,13 @@ pub async fn register_form(
     page: Page,
     Query(query): Query<InviteQuery>,
 ) -> Response {
+    let next = after_register(query.next.as_deref());
     if page.signed_in() {
-        return Redirect::to("/dashboard").into_response();
+        return Redirect::to(if next.is_empty() { "/dashboard" } else { &next }).into_response();
     }
     let open = state.snapshot.load().options.registration_enabled;
     RegisterPage {
+        next,
         page,
         open,
         username: String::new(),
@@ -217,6 +229,7 @@ pub struct RegisterForm {
     password_confirm: Option<String>,
     /// The invite code of the link the person came by.
     invite: Option<String>,
+    next: Option<String>,
 }
 
 pub async fn register(
@@ -241,6 +254,7 @@ pub async fn register(
                 errors,
                 providers: providers.clone(),
                 invite: invite_code(form.invite.as_deref().unwrap_or_default()),
+                next: after_register(form.next.as_deref()),
             },
         )
             .into_response()
@@ -264,6 +278,15 @@ pub async fn register(
     match accounts::register(&state.ctx, registration).await {
         Ok(user) => {
             let welcome = page.t1("web-welcome", "name", &user.username);
+            let next = after_register(form.next.as_deref());
+            if !next.is_empty() {
+                // Kept for after the address is proven, when the site holds new accounts
+                // until then.
+                session
+                    .insert(sessions::keys::AFTER_VERIFY, next.clone())
+                    .await
+                    .map_err(WebError::session)?;
+            }
             after_password(
                 &state,
                 &session,
@@ -272,7 +295,7 @@ pub async fn register(
                 Arrival {
                     ip: &ip,
                     headers: &headers,
-                    next: "/dashboard",
+                    next: if next.is_empty() { "/dashboard" } else { &next },
                     welcome: Some(welcome),
                 },
             )

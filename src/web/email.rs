@@ -227,9 +227,19 @@ pub async fn verify(
         Ok(verified) => {
             let signed_in = page.viewer.as_ref().is_some_and(|v| v.id == verified.id);
             let held_here = user.as_ref().is_some_and(|u| u.id == verified.id);
+            // A person who registered from an invitation goes back to it.
+            let next = if signed_in || held_here {
+                session
+                    .remove::<String>(keys::AFTER_VERIFY)
+                    .await
+                    .map_err(WebError::session)?
+                    .unwrap_or_else(|| "/dashboard".into())
+            } else {
+                String::new()
+            };
             if signed_in {
                 flash(&session, page.t("web-email-verified")).await?;
-                Ok(Redirect::to("/dashboard").into_response())
+                Ok(Redirect::to(&next).into_response())
             } else if held_here {
                 session
                     .remove::<i64>(keys::PENDING_USER_ID)
@@ -237,7 +247,7 @@ pub async fn verify(
                     .map_err(WebError::session)?;
                 start_session(&session, &verified, &ip, &headers).await?;
                 flash(&session, page.t("web-email-verified")).await?;
-                Ok(Redirect::to("/dashboard").into_response())
+                Ok(Redirect::to(&next).into_response())
             } else {
                 flash(&session, page.t("web-email-verified-sign-in")).await?;
                 Ok(Redirect::to("/login").into_response())

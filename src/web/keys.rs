@@ -33,6 +33,10 @@ pub struct KeysPage {
     /// The groups the person may pick for a key: (name, what it says), their own first.
     groups: Vec<(String, String)>,
     budget_periods: &'static [(&'static str, &'static str)],
+    /// The teams the person may make keys for: (`slug/team id`, "Org — Team ($… this month)").
+    teams: Vec<(String, String)>,
+    /// Each team key's team as the list names it: (team id, "Org — Team").
+    team_labels: Vec<(i64, String)>,
 }
 
 /// The limit field's words when making a key: the most it may spend.
@@ -47,6 +51,15 @@ impl KeysPage {
 
     fn active(&self, key: &TokenRow) -> bool {
         key.status == Status::Active
+    }
+
+    /// "Team: Acme — Research" for a team key; empty for a personal one.
+    fn team(&self, key: &TokenRow) -> String {
+        self.team_labels
+            .iter()
+            .find(|(id, _)| *id == key.team_id && key.team_id != 0)
+            .map(|(_, label)| label.clone())
+            .unwrap_or_default()
     }
 
     /// "$1.20 of $5.00 a day" for a key with a budget; empty without.
@@ -83,6 +96,9 @@ pub struct KeyForm {
     /// `daily`, `weekly`, `monthly`, or empty for none.
     #[serde(default)]
     budget_period: String,
+    /// A team key's team as `slug/team id`; empty for a personal key.
+    #[serde(default)]
+    team: String,
     /// The form's one-time key: sent twice (a double click), it makes one key.
     #[serde(default)]
     form_key: String,
@@ -108,7 +124,7 @@ const BUDGET_PERIODS: [(&str, &str); 5] = [
 ];
 
 /// How a budget's period reads after an amount ("$5.00 a day").
-fn per_period_key(period: BudgetPeriod) -> &'static str {
+pub(super) fn per_period_key(period: BudgetPeriod) -> &'static str {
     match period {
         BudgetPeriod::Daily => "web-budget-per-day",
         BudgetPeriod::Weekly => "web-budget-per-week",
@@ -150,6 +166,51 @@ async fn group_choices(
         .collect())
 }
 
+/// The teams the person is in, to make keys for, and how the list names each one's keys.
+struct TeamChoices {
+    choices: Vec<(String, String)>,
+    labels: Vec<(i64, String)>,
+}
+
+async fn team_choices(state: &AppState, page: &Page, user: &Viewer) -> Result<TeamChoices, WebError> {
+    let teams = service::orgs::my_teams(&state.ctx, &Caller::User(user.id))
+        .await
+        .map_err(|e| page.failed(e))?;
+    let mut choices = Vec::new();
+    let mut labels = Vec::new();
+    for team in teams {
+        let names = [("org", team.org_name.as_str()), ("team", team.team_name.as_str())];
+        let label = crate::i18n::text(page.lang, "web-key-team-option", &names);
+        let choice = match &team.budget {
+            Some(budget) => {
+                let budget = super::orgs::budget_text(page, budget);
+                crate::i18n::text(
+                    page.lang,
+                    "web-key-team-option-budget",
+                    &[names[0], names[1], ("budget", budget.as_str())],
+                )
+            }
+            None => label.clone(),
+        };
+        choices.push((format!("{}/{}", team.org_slug, team.team_id), choice));
+        labels.push((
+            team.team_id,
+            crate::i18n::text(page.lang, "web-key-in-team", &names),
+        ));
+    }
+    Ok(TeamChoices { choices, labels })
+}
+
+/// The organisation and team of a `slug/team id` choice.
+fn team_of(choice: &str) -> (Option<String>, Option<String>) {
+    match choice.trim().rsplit_once('/') {
+        Some((org, team)) if !org.is_empty() && !team.is_empty() => {
+            (Some(org.to_string()), Some(team.to_string()))
+        }
+        _ => (None, blank(choice)),
+    }
+}
+
 async fn own_keys(
     state: &AppState,
     caller: &Caller,
@@ -166,6 +227,7 @@ pub async fn list(
         .await
         .map_err(|e| page.failed(e))?;
     let groups = group_choices(&state, &page, &user).await?;
+    let teams = team_choices(&state, &page, &user).await?;
     Ok(KeysPage {
         page,
         keys,
@@ -176,6 +238,8 @@ pub async fn list(
         limit_hint: NEW_LIMIT.1,
         groups,
         budget_periods: &BUDGET_PERIODS,
+        teams: teams.choices,
+        team_labels: teams.labels,
     }
     .into_response())
 }
@@ -192,6 +256,7 @@ pub async fn create(
 ) -> Result<Response, WebError> {
     let caller = Caller::User(user.id);
     let mut errors = FieldErrors::default();
+    let (org, team) = team_of(&form.team);
     let input = CreateToken {
         username: user.username.clone(),
         name: form.name.trim().to_string(),
@@ -203,8 +268,8 @@ pub async fn create(
         budget_period: blank(&form.budget_period),
         budget_usd: blank(&form.budget_usd),
         form_key: blank(&form.form_key),
-        org: None,
-        team: None,
+        org,
+        team,
     };
     // The same form sent again (a double click) is told so: its key exists, and the first
     // answer showed its secret.
@@ -213,7 +278,7 @@ pub async fn create(
         Ok((_, plain)) => Some(plain),
         Err(error) => {
             sent_twice = matches!(error, ServiceError::Conflict { field: None, .. });
-            errors = FieldErrors::from_service(&error, page.lang, &[]);
+            errors = FieldErrors::from_service(&error, page.lang, &[("org", "team")]);
             None
         }
     };
@@ -233,6 +298,7 @@ pub async fn create(
         form
     };
     let groups = group_choices(&state, &page, &user).await?;
+    let teams = team_choices(&state, &page, &user).await?;
     Ok((
         status,
         KeysPage {
@@ -245,6 +311,8 @@ pub async fn create(
             limit_hint: NEW_LIMIT.1,
             groups,
             budget_periods: &BUDGET_PERIODS,
+            teams: teams.choices,
+            team_labels: teams.labels,
         },
     )
         .into_response())
@@ -311,6 +379,8 @@ pub struct KeyEditPage {
     limit_hint: &'static str,
     groups: Vec<(String, String)>,
     budget_periods: &'static [(&'static str, &'static str)],
+    /// Always empty: a key's team is fixed once it is made.
+    teams: Vec<(String, String)>,
 }
 
 /// The form filled with the key as it is.
@@ -331,6 +401,7 @@ fn form_of(key: &TokenRow, quota_per_usd: i64) -> KeyForm {
             .map(|b| format::editable_usd(b.quota, quota_per_usd))
             .unwrap_or_default(),
         form_key: String::new(),
+        team: String::new(),
         budget_period: key
             .budget
             .map(|b| b.period.as_str().to_string())
@@ -356,6 +427,7 @@ fn edit_page(
         limit_label: EDIT_LIMIT.0,
         limit_hint: EDIT_LIMIT.1,
         budget_periods: &BUDGET_PERIODS,
+        teams: Vec::new(),
     }
 }
 

@@ -12,10 +12,12 @@ mod error;
 mod form;
 mod format;
 mod guide;
+mod invitations;
 mod keys;
 mod logs;
 mod models;
 mod oauth;
+mod orgs;
 mod page;
 mod pages;
 mod playground;
@@ -89,6 +91,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/profile/sessions/{id}/end", post(profile::end_session))
         .route("/profile/export", get(profile::export))
         .route("/profile/delete", post(profile::delete))
+        .merge(orgs::router())
+        .merge(invitations::router())
         .merge(admin::router(state))
         .method_not_allowed_fallback(wrong_method);
     with_page_layers(state, pages)

@@ -32,6 +32,7 @@ mod management_api;
 mod model_names;
 mod openapi;
 mod org_budgets;
+mod org_pages;
 mod orgs;
 mod overdraft;
 mod portal;

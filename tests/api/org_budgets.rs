@@ -216,11 +216,29 @@ async fn org_row(app: &TestApp, org_id: i64) -> (i64, i64, i64) {
     )
 }
 
-async fn spent(app: &TestApp, kind: &str, scope_id: i64, period: BudgetPeriod, zone: &str) -> i64 {
+async fn spent(
+    app: &TestApp,
+    kind: &'static str,
+    scope_id: i64,
+    period: BudgetPeriod,
+    zone: &str,
+) -> i64 {
     let (start, _) = SiteCalendar::new(zone).budget_window(period, db::now_ms());
-    db::scopes::spent_in(&app.db, kind, scope_id, start)
+    spent_at(app, kind, scope_id, start).await
+}
+
+/// What a budget spent in the period that began at `start`, as written.
+async fn spent_at(app: &TestApp, kind: &'static str, scope_id: i64, start: i64) -> i64 {
+    let window = db::orgs::ScopeWindow {
+        kind,
+        scope_id,
+        window_start: start,
+    };
+    db::orgs::spent_in(&app.db, &[window])
         .await
         .unwrap()
+        .first()
+        .map_or(0, |(_, spent)| *spent)
 }
 
 async fn status(app: &TestApp, key: &str) -> u16 {
@@ -410,7 +428,7 @@ db_test! {
         app.reload().await;
         assert_eq!(status(&app, &alice.key).await, 200);
         app.flush().await;
-        assert_eq!(db::scopes::spent_in(&app.db, "team", team_id, today).await.unwrap(), per_request());
+        assert_eq!(spent_at(&app, "team", team_id, today).await, per_request());
         assert_eq!(status(&app, &alice.key).await, 200);
         let message = expect_error(app.chat(&alice.key, chat_body("gpt-4o-mini")).await, 429, "insufficient_quota").await;
         let next = &tokyo.local_time(tomorrow)[..10];

@@ -18,7 +18,9 @@ use tollgate::service::{self, Caller, ServiceError, db};
 fn field_of<T: std::fmt::Debug>(result: Result<T, ServiceError>) -> &'static str {
     match result {
         Err(ServiceError::Invalid(problems)) => problems[0].field,
-        Err(ServiceError::Conflict { field: Some(field), .. }) => field,
+        Err(ServiceError::Conflict {
+            field: Some(field), ..
+        }) => field,
         other => panic!("expected a refused value, got {other:?}"),
     }
 }
@@ -34,7 +36,9 @@ fn is_forbidden<T: std::fmt::Debug>(result: Result<T, ServiceError>) -> bool {
 /// An account whose email address is proven, as after the emailed code.
 async fn verified(app: &TestApp, username: &str) -> UserRow {
     let email = format!("{username}@example.com");
-    let user = app.create_user_with_email(username, &email, "correct horse battery").await;
+    let user = app
+        .create_user_with_email(username, &email, "correct horse battery")
+        .await;
     app.db
         .write(async |tx| db::users::mark_email_verified(tx, user.id, &email).await)
         .await
@@ -43,11 +47,20 @@ async fn verified(app: &TestApp, username: &str) -> UserRow {
 }
 
 fn new_org(slug: &str, owner: &str) -> CreateOrg {
-    CreateOrg { name: format!("The {slug}"), slug: slug.into(), owner: Some(owner.into()), ..Default::default() }
+    CreateOrg {
+        name: format!("The {slug}"),
+        slug: slug.into(),
+        owner: Some(owner.into()),
+        ..Default::default()
+    }
 }
 
 fn member(username: &str, role: &str) -> AddMember {
-    AddMember { username: username.into(), role: Some(role.into()), ..Default::default() }
+    AddMember {
+        username: username.into(),
+        role: Some(role.into()),
+        ..Default::default()
+    }
 }
 
 fn team(name: &str, budget_usd: Option<&str>, cap_usd: Option<&str>) -> TeamInput {

@@ -17,6 +17,8 @@ pub mod model_aliases;
 pub mod oauth;
 pub mod options;
 pub mod orders;
+pub mod org_invitations;
+pub mod org_reads;
 pub mod orgs;
 pub mod prices;
 pub mod rollups;

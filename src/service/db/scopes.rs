@@ -194,22 +194,3 @@ async fn latest_spend(db: &Db, org_ids: &[i64]) -> DbResult<Vec<(i64, ScopeSpend
         })
         .collect()
 }
-
-/// What a budget spent in the period that began at `window_start` (0 when nothing).
-pub async fn spent_in(db: &Db, kind: &str, scope_id: i64, window_start: i64) -> DbResult<i64> {
-    let rows = db
-        .fetch_all_with(
-            "SELECT spent FROM budget_spend WHERE scope_kind = ? AND scope_id = ? \
-             AND window_start = ?",
-            &[
-                Value::Text(kind.to_string()),
-                Value::Int(scope_id),
-                Value::Int(window_start),
-            ],
-        )
-        .await?;
-    match rows.first() {
-        Some(row) => Ok(row.try_get("spent")?),
-        None => Ok(0),
-    }
-}

@@ -12,6 +12,7 @@
 //! itself for the audit log, which keeps it when the caller is audited.
 
 mod members;
+mod reads;
 mod teams;
 mod wallet;
 
@@ -21,6 +22,7 @@ pub use teams::{
     set_member_cap, team_id, update_team,
 };
 pub use wallet::{WalletChanged, adjust_wallet, ledger};
+pub use reads::*;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -65,7 +67,7 @@ impl Access {
     }
 
     /// Admins, the owner and platform administrators manage the whole organisation.
-    fn manages_org(&self) -> bool {
+    pub(crate) fn manages_org(&self) -> bool {
         self.platform || matches!(self.role(), Some(OrgRole::Owner | OrgRole::Admin))
     }
 
@@ -79,7 +81,7 @@ impl Access {
 
     /// Whether the caller manages the team: as one who manages the organisation, or as one of
     /// the team's managers.
-    fn manages_team(&self, team_id: i64) -> bool {
+    pub(crate) fn manages_team(&self, team_id: i64) -> bool {
         self.manages_org()
             || self.me.as_ref().is_some_and(|me| {
                 self.tree
