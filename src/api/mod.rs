@@ -16,6 +16,8 @@ mod model_aliases;
 mod oauth_providers;
 mod options;
 mod orders;
+mod org_teams;
+mod orgs;
 mod overview;
 mod prices;
 mod tokens;
@@ -53,6 +55,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         ("oauth-providers", oauth_providers::router()),
         ("codes", codes::router()),
         ("orders", orders::router()),
+        ("orgs", orgs::router()),
+        ("org-teams", org_teams::router()),
         ("audit", audit::router()),
         ("admin-tokens", admin_tokens::router()),
         (

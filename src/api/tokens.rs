@@ -9,7 +9,6 @@ use utoipa_axum::routes;
 use super::Data;
 use super::error::{ApiError, ApiErrorBody};
 use super::extract::{ApiCaller, ApiJson, Decimal, List, decimal, nullable};
-use super::quota_per_usd as qpu;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::views::{NewTokenView, TokenView};
 use crate::service::{self};
@@ -33,10 +32,7 @@ async fn list(
     Path(username): Path<String>,
 ) -> Result<Json<Data<TokenView>>, ApiError> {
     let tokens = service::tokens::list_for_user(&state.ctx, &caller, &username).await?;
-    let qpu = qpu(&state);
-    Ok(Data::of(
-        tokens.iter().map(|t| TokenView::new(t, qpu)).collect(),
-    ))
+    Ok(Data::of(service::tokens::views(&state.ctx, &tokens).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -60,6 +56,11 @@ struct CreateTokenBody {
     #[serde(default, deserialize_with = "decimal")]
     #[schema(value_type = Option<Decimal>)]
     budget_usd: Option<String>,
+    /// A team key: the organisation's slug, with `team`. It spends the organisation's wallet
+    /// through the team, which the account must be a member of.
+    org: Option<String>,
+    /// The team's id, with `org`. Fixed once the key is made.
+    team: Option<i64>,
 }
 
 /// Makes an API key for the account: the answer's `key` is the only time it is shown.
@@ -88,12 +89,12 @@ async fn create(
             budget_period: body.budget_period,
             budget_usd: body.budget_usd,
             form_key: None,
-            org: None,
-            team: None,
+            org: body.org,
+            team: body.team.map(|id| id.to_string()),
         },
     )
     .await?;
-    let token = TokenView::new(&token, qpu(&state));
+    let token = service::tokens::view(&state.ctx, &token).await?;
     Ok((StatusCode::CREATED, Json(NewTokenView { key, token })))
 }
 
@@ -108,7 +109,7 @@ async fn show(
     Path(id): Path<i64>,
 ) -> Result<Json<TokenView>, ApiError> {
     let token = service::tokens::get(&state.ctx, &caller, id).await?;
-    Ok(Json(TokenView::new(&token, qpu(&state))))
+    Ok(Json(service::tokens::view(&state.ctx, &token).await?))
 }
 
 /// The fields to change; absent ones stay as they are.
@@ -168,7 +169,7 @@ async fn update(
         },
     )
     .await?;
-    Ok(Json(TokenView::new(&token, qpu(&state))))
+    Ok(Json(service::tokens::view(&state.ctx, &token).await?))
 }
 
 /// Deletes a key: it stops working at once.

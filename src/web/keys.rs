@@ -172,14 +172,21 @@ struct TeamChoices {
     labels: Vec<(i64, String)>,
 }
 
-async fn team_choices(state: &AppState, page: &Page, user: &Viewer) -> Result<TeamChoices, WebError> {
+async fn team_choices(
+    state: &AppState,
+    page: &Page,
+    user: &Viewer,
+) -> Result<TeamChoices, WebError> {
     let teams = service::orgs::my_teams(&state.ctx, &Caller::User(user.id))
         .await
         .map_err(|e| page.failed(e))?;
     let mut choices = Vec::new();
     let mut labels = Vec::new();
     for team in teams {
-        let names = [("org", team.org_name.as_str()), ("team", team.team_name.as_str())];
+        let names = [
+            ("org", team.org_name.as_str()),
+            ("team", team.team_name.as_str()),
+        ];
         let label = crate::i18n::text(page.lang, "web-key-team-option", &names);
         let choice = match &team.budget {
             Some(budget) => {

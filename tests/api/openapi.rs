@@ -80,6 +80,30 @@ const OPERATIONS: &[&str] = &[
     "POST /api/orders/{id}/credit",
     "POST /api/orders/{id}/refund",
     "POST /api/orders/reconcile",
+    // organisations
+    "GET /api/orgs",
+    "POST /api/orgs",
+    "GET /api/orgs/{slug}",
+    "PATCH /api/orgs/{slug}",
+    "DELETE /api/orgs/{slug}",
+    "POST /api/orgs/{slug}/quota",
+    "GET /api/orgs/{slug}/members",
+    "POST /api/orgs/{slug}/members",
+    "PATCH /api/orgs/{slug}/members/{username}",
+    "DELETE /api/orgs/{slug}/members/{username}",
+    "GET /api/orgs/{slug}/invitations",
+    "POST /api/orgs/{slug}/invitations",
+    "DELETE /api/orgs/{slug}/invitations/{id}",
+    "POST /api/orgs/{slug}/invitations/{id}/resend",
+    "POST /api/orgs/{slug}/transfer",
+    // teams of organisations
+    "GET /api/orgs/{slug}/teams",
+    "POST /api/orgs/{slug}/teams",
+    "GET /api/orgs/{slug}/teams/{id}",
+    "PATCH /api/orgs/{slug}/teams/{id}",
+    "DELETE /api/orgs/{slug}/teams/{id}",
+    "PUT /api/orgs/{slug}/teams/{id}/members/{username}",
+    "DELETE /api/orgs/{slug}/teams/{id}/members/{username}",
     // admin tokens
     "GET /api/admin-tokens",
     "POST /api/admin-tokens",
@@ -116,10 +140,15 @@ const QUERIES: &[(&str, &[&str])] = &[
     ),
     ("GET /api/codes", &["name", "state"]),
     ("GET /api/orders", &["q", "user", "status", "limit"]),
+    ("DELETE /api/orgs/{slug}", &["force", "reason"]),
 ];
 
 /// POST operations that take no body: actions on what the path names.
-const WITHOUT_BODY: &[&str] = &["POST /api/channel-tests", "POST /api/stripe/check"];
+const WITHOUT_BODY: &[&str] = &[
+    "POST /api/channel-tests",
+    "POST /api/stripe/check",
+    "POST /api/orgs/{slug}/invitations/{id}/resend",
+];
 
 const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "patch", "head", "options", "trace",

@@ -4,10 +4,10 @@
 //! a member's own cap; roles, leaving and handing ownership on; and a team key from /keys.
 
 use crate::helpers::{Browser, CLI, TestApp, db_test};
+use tollgate::service::db;
 use tollgate::service::db::users::UserRow;
 use tollgate::service::orgs::{self, AddMember, CreateOrg, TeamInput, TeamMemberInput};
 use tollgate::service::users::QuotaChange;
-use tollgate::service::db;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -37,40 +37,70 @@ async fn acme(app: &TestApp) -> Acme {
     }
     let mia = person(app, "mia").await;
     let max = person(app, "max").await;
-    orgs::create(ctx, &CLI, CreateOrg {
-        name: "Acme Research".into(),
-        slug: "acme".into(),
-        owner: Some("olivia".into()),
-        budget_period: Some("monthly".into()),
-        budget_usd: Some("500".into()),
-        ..Default::default()
-    })
+    orgs::create(
+        ctx,
+        &CLI,
+        CreateOrg {
+            name: "Acme Research".into(),
+            slug: "acme".into(),
+            owner: Some("olivia".into()),
+            budget_period: Some("monthly".into()),
+            budget_usd: Some("500".into()),
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     for (name, role) in [("adam", "admin"), ("mia", "member"), ("max", "member")] {
-        orgs::add_member(ctx, &CLI, "acme", AddMember {
-            username: name.into(),
-            role: Some(role.into()),
-            ..Default::default()
-        })
+        orgs::add_member(
+            ctx,
+            &CLI,
+            "acme",
+            AddMember {
+                username: name.into(),
+                role: Some(role.into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     }
-    let team = orgs::create_team(ctx, &CLI, "acme", TeamInput {
-        name: Some("Research".into()),
-        budget_period: Some("monthly".into()),
-        budget_usd: Some("100".into()),
-        member_cap_usd: Some("20".into()),
-        groups: None,
-    })
+    let team = orgs::create_team(
+        ctx,
+        &CLI,
+        "acme",
+        TeamInput {
+            name: Some("Research".into()),
+            budget_period: Some("monthly".into()),
+            budget_usd: Some("100".into()),
+            member_cap_usd: Some("20".into()),
+            groups: None,
+        },
+    )
     .await
     .unwrap();
-    let manager = TeamMemberInput { manager: Some(true), cap_usd: None };
-    orgs::put_team_member(ctx, &CLI, "acme", "Research", "mia", manager).await.unwrap();
-    orgs::put_team_member(ctx, &CLI, "acme", "Research", "max", TeamMemberInput::default())
+    let manager = TeamMemberInput {
+        manager: Some(true),
+        cap_usd: None,
+    };
+    orgs::put_team_member(ctx, &CLI, "acme", "Research", "mia", manager)
         .await
         .unwrap();
-    Acme { team_id: team.id, max, mia }
+    orgs::put_team_member(
+        ctx,
+        &CLI,
+        "acme",
+        "Research",
+        "max",
+        TeamMemberInput::default(),
+    )
+    .await
+    .unwrap();
+    Acme {
+        team_id: team.id,
+        max,
+        mia,
+    }
 }
 
 async fn signed_in<'a>(app: &'a TestApp, username: &str) -> Browser<'a> {
@@ -81,12 +111,17 @@ async fn signed_in<'a>(app: &'a TestApp, username: &str) -> Browser<'a> {
 }
 
 async fn top_up(app: &TestApp, usd: &str) {
-    orgs::adjust_wallet(app.ctx(), &CLI, "acme", QuotaChange {
-        usd: Some(usd.into()),
-        units: None,
-        reason: Some("Invoice 42".into()),
-        idempotency_key: None,
-    })
+    orgs::adjust_wallet(
+        app.ctx(),
+        &CLI,
+        "acme",
+        QuotaChange {
+            usd: Some(usd.into()),
+            units: None,
+            reason: Some("Invoice 42".into()),
+            idempotency_key: None,
+        },
+    )
     .await
     .unwrap();
 }

@@ -574,7 +574,7 @@ async fn quota_per_usd(ctx: &Ctx) -> ServiceResult<i64> {
 }
 
 /// What [`transfer`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Transfer {
     /// The owner offered ownership; it moves when the member accepts.
@@ -732,7 +732,7 @@ pub async fn cancel_transfer(ctx: &Ctx, caller: &Caller, slug: &str) -> ServiceR
 }
 
 /// A budget and what its current period spent.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BudgetUse {
     pub period: BudgetPeriod,
     pub quota: i64,
@@ -745,7 +745,7 @@ pub struct BudgetUse {
 }
 
 /// An organisation in a list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrgSummary {
     pub id: i64,
     pub name: String,
@@ -764,7 +764,7 @@ pub struct OrgSummary {
 }
 
 /// An organisation with its budget, members and teams.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrgView {
     pub id: i64,
     pub name: String,
@@ -792,7 +792,7 @@ pub struct OrgView {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub user_id: i64,
     pub username: String,
@@ -802,7 +802,7 @@ pub struct MemberView {
     pub joined_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TeamView {
     pub id: i64,
     pub name: String,
@@ -816,7 +816,7 @@ pub struct TeamView {
     pub members: Vec<TeamMemberView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TeamMemberView {
     /// The membership's id (the scope of the member's cap).
     pub id: i64,

@@ -14,9 +14,9 @@ use tower_sessions::Session;
 use super::teams::Nothing;
 use super::{OrgFrame, done, given, load, role_key};
 use crate::domain::kinds::OrgRole;
+use crate::service::ServiceError;
 use crate::service::orgs::{self, AddMember, OrgView, Transfer};
 use crate::service::sessions::Viewer;
-use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::web::error::WebError;
 use crate::web::form::{FieldErrors, Posted};
@@ -295,8 +295,7 @@ pub async fn transfer(
         }
         Err(error) => {
             let error = form_error(&page, error)?;
-            let errors =
-                FieldErrors::from_service(&error, page.lang, &[("username", "new_owner")]);
+            let errors = FieldErrors::from_service(&error, page.lang, &[("username", "new_owner")]);
             let shown = render(
                 &state,
                 page,

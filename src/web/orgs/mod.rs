@@ -24,14 +24,20 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/orgs", get(overview::list).post(overview::create_from_list))
+        .route(
+            "/orgs",
+            get(overview::list).post(overview::create_from_list),
+        )
         .route("/orgs/new", get(overview::new_form).post(overview::create))
         .route("/orgs/{slug}", get(overview::show))
         .route("/orgs/{slug}/transfer", post(members::transfer))
         .route("/orgs/{slug}/transfer/accept", post(members::accept))
         .route("/orgs/{slug}/transfer/cancel", post(members::cancel))
         .route("/orgs/{slug}/teams", get(teams::list).post(teams::create))
-        .route("/orgs/{slug}/teams/{id}", get(teams::show).post(teams::save))
+        .route(
+            "/orgs/{slug}/teams/{id}",
+            get(teams::show).post(teams::save),
+        )
         .route("/orgs/{slug}/teams/{id}/members", post(teams::add_member))
         .route(
             "/orgs/{slug}/teams/{id}/members/{user}/cap",
@@ -45,7 +51,10 @@ pub fn router() -> Router<AppState> {
             "/orgs/{slug}/teams/{id}/delete",
             get(teams::delete_form).post(teams::delete),
         )
-        .route("/orgs/{slug}/members", get(members::list).post(members::add))
+        .route(
+            "/orgs/{slug}/members",
+            get(members::list).post(members::add),
+        )
         .route("/orgs/{slug}/members/{user}/role", post(members::set_role))
         .route("/orgs/{slug}/members/{user}/remove", post(members::remove))
         .route("/orgs/{slug}/leave", post(members::leave))

@@ -11,12 +11,12 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{Bar, OrgFrame, given, load, role_key};
-use crate::web::error::WebError;
-use crate::web::form::{FieldErrors, Posted};
-use crate::web::page::{Page, SignedIn};
 use crate::service::orgs::{self, CreateOrg, OrgSummary, OwnershipOffer};
 use crate::service::sessions::Viewer;
 use crate::state::AppState;
+use crate::web::error::WebError;
+use crate::web::form::{FieldErrors, Posted};
+use crate::web::page::{Page, SignedIn};
 
 /// The choices of a budget's period: (value, text key).
 pub const BUDGET_PERIODS: [(&str, &str); 5] = [
@@ -113,7 +113,15 @@ pub async fn list(
     State(state): State<AppState>,
     SignedIn { page, user }: SignedIn,
 ) -> Result<Response, WebError> {
-    let shown = render(&state, page, &user, true, OrgForm::default(), FieldErrors::default()).await?;
+    let shown = render(
+        &state,
+        page,
+        &user,
+        true,
+        OrgForm::default(),
+        FieldErrors::default(),
+    )
+    .await?;
     Ok(shown.into_response())
 }
 
@@ -121,8 +129,15 @@ pub async fn new_form(
     State(state): State<AppState>,
     SignedIn { page, user }: SignedIn,
 ) -> Result<Response, WebError> {
-    let shown =
-        render(&state, page, &user, false, OrgForm::default(), FieldErrors::default()).await?;
+    let shown = render(
+        &state,
+        page,
+        &user,
+        false,
+        OrgForm::default(),
+        FieldErrors::default(),
+    )
+    .await?;
     Ok(shown.into_response())
 }
 
@@ -144,7 +159,15 @@ async fn create_in(
         group: None,
     };
     match orgs::create(&state.ctx, &user.caller(), input).await {
-        Ok(org) => super::done(session, &page, "web-org-created", &format!("/orgs/{}", org.slug)).await,
+        Ok(org) => {
+            super::done(
+                session,
+                &page,
+                "web-org-created",
+                &format!("/orgs/{}", org.slug),
+            )
+            .await
+        }
         Err(error) => {
             let status = match &error {
                 crate::service::ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -239,7 +262,12 @@ pub async fn show(
     let period = orgs::reported_period(view.budget.as_ref());
     let mut bars = Vec::new();
     if let Some(budget) = &view.budget {
-        bars.push(super::bar(&page, page.t("web-org-budget-whole"), String::new(), budget));
+        bars.push(super::bar(
+            &page,
+            page.t("web-org-budget-whole"),
+            String::new(),
+            budget,
+        ));
     }
     for team in &view.teams {
         if let Some(budget) = &team.budget {
@@ -323,7 +351,11 @@ pub async fn show(
         runway: runway(&page, view.quota, spend.recent),
         spent_label: page.t(super::spent_key(period)),
         spent: spend.total,
-        period_start: calendar.local_time(spend.period_start),
+        period_start: calendar
+            .local_time(spend.period_start)
+            .chars()
+            .take(10)
+            .collect(),
         zone,
         balance: view.quota,
         bars,

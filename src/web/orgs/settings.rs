@@ -13,9 +13,9 @@ use super::teams::Nothing;
 use super::{OrgFrame, done, load};
 use crate::domain::kinds::OrgRole;
 use crate::msg;
+use crate::service::ServiceError;
 use crate::service::orgs::{self, DeleteOrg, OrgView, UpdateOrg};
 use crate::service::sessions::Viewer;
-use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::web::error::WebError;
 use crate::web::form::{FieldErrors, Posted};
@@ -87,7 +87,16 @@ pub async fn show(
     SignedIn { page, user }: SignedIn,
     Path(slug): Path<String>,
 ) -> Result<Response, WebError> {
-    let shown = render(&state, page, &user, &slug, None, FieldErrors::default(), None).await?;
+    let shown = render(
+        &state,
+        page,
+        &user,
+        &slug,
+        None,
+        FieldErrors::default(),
+        None,
+    )
+    .await?;
     Ok(shown.into_response())
 }
 
@@ -116,9 +125,9 @@ pub async fn save(
             )
             .await
         }
-        Err(error @ (ServiceError::Forbidden(_) | ServiceError::NotFound(_) | ServiceError::Db(_))) => {
-            Err(page.failed(error))
-        }
+        Err(
+            error @ (ServiceError::Forbidden(_) | ServiceError::NotFound(_) | ServiceError::Db(_)),
+        ) => Err(page.failed(error)),
         Err(error) => {
             let errors = FieldErrors::from_service(&error, page.lang, &[]);
             let shown = render(&state, page, &user, &slug, Some(form), errors, None).await?;

@@ -13,9 +13,9 @@ use tower_sessions::Session;
 
 use super::overview::BUDGET_PERIODS;
 use super::{OrgFrame, done, load};
+use crate::service::ServiceError;
 use crate::service::orgs::{self, OrgView, TeamInput, TeamKey, TeamMemberInput, TeamView};
 use crate::service::sessions::Viewer;
-use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::web::error::WebError;
 use crate::web::form::{FieldErrors, Posted};
@@ -292,9 +292,7 @@ async fn team_page(
                     .map(|q| format::editable_usd(q, page.quota_per_usd))
                     .unwrap_or_default(),
             },
-            removable: frame.manages
-                || m.user_id == user.id
-                || (i_manage && !m.manager),
+            removable: frame.manages || m.user_id == user.id || (i_manage && !m.manager),
         })
         .collect();
     let addable = view
@@ -335,7 +333,16 @@ pub async fn show(
     SignedIn { page, user }: SignedIn,
     Path((slug, id)): Path<(String, i64)>,
 ) -> Result<Response, WebError> {
-    let shown = team_page(&state, page, &user, &slug, id, Typed::default(), FieldErrors::default()).await?;
+    let shown = team_page(
+        &state,
+        page,
+        &user,
+        &slug,
+        id,
+        Typed::default(),
+        FieldErrors::default(),
+    )
+    .await?;
     Ok(shown.into_response())
 }
 
@@ -417,8 +424,15 @@ pub async fn add_member(
         manager: form.manager.is_some().then_some(true),
         cap_usd: None,
     };
-    match orgs::put_team_member(&state.ctx, &user.caller(), &slug, &name, &form.username, input)
-        .await
+    match orgs::put_team_member(
+        &state.ctx,
+        &user.caller(),
+        &slug,
+        &name,
+        &form.username,
+        input,
+    )
+    .await
     {
         Ok(_) => {
             done(
@@ -477,8 +491,15 @@ pub async fn set_cap(
     } else {
         super::given(&form.cap_usd)
     };
-    match orgs::set_member_cap(&state.ctx, &user.caller(), &view.slug, &team.name, &username, cap)
-        .await
+    match orgs::set_member_cap(
+        &state.ctx,
+        &user.caller(),
+        &view.slug,
+        &team.name,
+        &username,
+        cap,
+    )
+    .await
     {
         Ok(_) => {
             done(
@@ -518,9 +539,15 @@ pub async fn remove_member(
         .map_err(|e| page.failed(e))?;
     let team = team_of(&view, id, &page)?;
     let username = username_of(&view, member, &page)?;
-    orgs::remove_team_member(&state.ctx, &user.caller(), &view.slug, &team.name, &username)
-        .await
-        .map_err(|e| page.failed(e))?;
+    orgs::remove_team_member(
+        &state.ctx,
+        &user.caller(),
+        &view.slug,
+        &team.name,
+        &username,
+    )
+    .await
+    .map_err(|e| page.failed(e))?;
     // One who left a team they were in may no longer see its page as a manager would; the
     // team's page still opens for every member of the organisation.
     done(
