@@ -66,7 +66,14 @@ tg channel add --name sse --type openai --base-url http://127.0.0.1:18081/v1 --k
 tg price set gpt-4o-mini --input 0.15 --output 0.60 >/dev/null
 tg price set gpt-4o-mini-stream --input 0.15 --output 0.60 >/dev/null
 KEY="$(tg token create --user bench --name wrk --json | sed -n 's/.*"key": "\(sk-[^"]*\)".*/\1/p')"
-export KEY
+# A team key with every budget on its path: the member's cap, the team's budget, the
+# organisation's budget and its wallet, each held and settled on every request.
+tg org create --name Bench --slug bench --owner bench --budget-usd 1000000 --budget-period monthly >/dev/null
+tg org topup bench --usd 1000000 --reason "benchmark" >/dev/null
+tg team create bench Load --budget-usd 1000000 --budget-period monthly --member-cap-usd 1000000 >/dev/null
+tg team member add bench Load bench >/dev/null
+TEAM_KEY="$(tg token create --user bench --name wrk-team --org bench --team Load --json | sed -n 's/.*"key": "\(sk-[^"]*\)".*/\1/p')"
+export KEY TEAM_KEY
 
 RUST_LOG=warn "$TOLLGATE_BIN" serve --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
 server_pid=$!
@@ -95,11 +102,11 @@ to_ms() { # wrk latency like 123.45us, 1.20ms, 2.00s
         printf "%.3f", n }'
 }
 
-# run NAME URL CONNECTIONS SECONDS [MODEL] [STREAM]: prints "rps p50 p99" in ms.
+# run NAME URL CONNECTIONS SECONDS [MODEL] [STREAM] [KEY]: prints "rps p50 p99" in ms.
 run() {
-    local name=$1 url=$2 conns=$3 secs=$4 model=${5:-gpt-4o-mini} stream=${6:-}
+    local name=$1 url=$2 conns=$3 secs=$4 model=${5:-gpt-4o-mini} stream=${6:-} key=${7:-$KEY}
     local out
-    out=$(MODEL=$model STREAM=$stream wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$here/chat.lua" "$url")
+    out=$(KEY=$key MODEL=$model STREAM=$stream wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$here/chat.lua" "$url")
     if grep -q "Non-2xx" <<<"$out" || grep -q "Socket errors" <<<"$out"; then
         echo "error: $name had failed requests:" >&2
         echo "$out" >&2
@@ -128,18 +135,20 @@ done
 MODEL=gpt-4o-mini-stream STREAM=1 wrk -t1 -c"$CONNECTIONS" -d2s -s "$here/chat.lua" "$gateway" >/dev/null
 
 declare -A results
-rows=(direct nginx tollgate tollgate-1w direct-stream tollgate-stream)
+rows=(direct nginx tollgate tollgate-team tollgate-1w direct-stream tollgate-stream)
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round of $ROUNDS…"
     results[direct,64,$round]=$(run direct "$direct" "$CONNECTIONS" "$DURATION")
     results[nginx,64,$round]=$(run nginx "$proxy" "$CONNECTIONS" "$DURATION")
     results[tollgate,64,$round]=$(run tollgate "$gateway" "$CONNECTIONS" "$DURATION")
+    results[tollgate-team,64,$round]=$(run tollgate-team "$gateway" "$CONNECTIONS" "$DURATION" gpt-4o-mini "" "$TEAM_KEY")
     results[tollgate-1w,64,$round]=$(run tollgate-1w "$gateway_1w" "$CONNECTIONS" "$DURATION")
     results[direct-stream,64,$round]=$(run direct-stream "$direct_stream" "$CONNECTIONS" "$DURATION" gpt-4o-mini 1)
     results[tollgate-stream,64,$round]=$(run tollgate-stream "$gateway" "$CONNECTIONS" "$DURATION" gpt-4o-mini-stream 1)
     results[direct,1,$round]=$(run direct "$direct" 1 "$DURATION_C1")
     results[nginx,1,$round]=$(run nginx "$proxy" 1 "$DURATION_C1")
     results[tollgate,1,$round]=$(run tollgate "$gateway" 1 "$DURATION_C1")
+    results[tollgate-team,1,$round]=$(run tollgate-team "$gateway" 1 "$DURATION_C1" gpt-4o-mini "" "$TEAM_KEY")
     results[tollgate-1w,1,$round]=$(run tollgate-1w "$gateway_1w" 1 "$DURATION_C1")
     results[direct-stream,1,$round]=$(run direct-stream "$direct_stream" 1 "$DURATION_C1" gpt-4o-mini 1)
     results[tollgate-stream,1,$round]=$(run tollgate-stream "$gateway" 1 "$DURATION_C1" gpt-4o-mini-stream 1)
@@ -169,10 +178,13 @@ round_ratios() { # numerator-row denominator-row
 }
 ratio=$(round_ratios tollgate nginx | median)
 ratio_range=$(round_ratios tollgate nginx | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
+ratio_team=$(round_ratios tollgate-team nginx | median)
+ratio_team_range=$(round_ratios tollgate-team nginx | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
 ratio_1w=$(round_ratios tollgate-1w nginx | median)
 ratio_1w_range=$(round_ratios tollgate-1w nginx | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
 stream_ratio=$(round_ratios tollgate-stream direct-stream | median)
 added_p50=$(awk -v t="$(field tollgate 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
+added_p50_team=$(awk -v t="$(field tollgate-team 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
 added_p50_nginx=$(awk -v t="$(field nginx 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
 added_p50_stream=$(awk -v t="$(field tollgate-stream 1 2)" -v d="$(field direct-stream 1 2)" 'BEGIN {printf "%.3f", t - d}')
 sleep 0.5
@@ -181,9 +193,10 @@ hwm=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
 
 echo
 echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio (rounds: $ratio_range), default workers"
+echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio_team (rounds: $ratio_team_range), default workers, a team key (4 budgets held)"
 echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio_1w (rounds: $ratio_1w_range), one worker each"
 echo "Tollgate stream / direct stream (c=$CONNECTIONS):   $stream_ratio"
-echo "added p50 at c=1 over direct: Tollgate ${added_p50} ms, nginx ${added_p50_nginx} ms, Tollgate stream ${added_p50_stream} ms"
+echo "added p50 at c=1 over direct: Tollgate ${added_p50} ms, with a team key ${added_p50_team} ms, nginx ${added_p50_nginx} ms, Tollgate stream ${added_p50_stream} ms"
 echo "Tollgate memory: idle $((idle_rss / 1024)) MB, peak $((peak_rss / 1024)) MB (VmHWM $((hwm / 1024)) MB)"
 
 # Billing must add up: the log rows' costs equal what left the balance, and every request wrk
@@ -194,9 +207,13 @@ read -r rows logged_cost <<<"$(tg logs --user bench --json --limit 1 | tr -d ' ,
     /"requests"/ {r=$2} /"cost":/ {c=$2} END {print r, c}')"
 read -r start_quota quota used <<<"$(tg user show bench --json | tr -d ' ,' | awk -F: '
     /"quota":/ {q=$2} /"used_quota"/ {u=$2} END {print 500000000000, q, u}')"
+# The team key's spend is the organisation's, never the person's.
+read -r org_quota org_used <<<"$(tg org show bench --json | tr -d ' ,' | awk -F: '
+    /^"quota":/ && !q {q=$2} /^"used_quota":/ && !u {u=$2} END {print q, u}')"
 echo "billing: $rows requests logged costing $logged_cost units; $measured completed under measurement"
-if [ "$logged_cost" -ne "$used" ] || [ $((start_quota - quota)) -ne "$used" ]; then
-    echo "error: billing does not add up: logs $logged_cost, used_quota $used, balance moved $((start_quota - quota))" >&2
+if [ "$logged_cost" -ne $((used + org_used)) ] || [ $((start_quota - quota)) -ne "$used" ] \
+    || [ $((500000000000 - org_quota)) -ne "$org_used" ]; then
+    echo "error: billing does not add up: logs $logged_cost, used_quota $used + organisation $org_used, balance moved $((start_quota - quota)), wallet moved $((500000000000 - org_quota))" >&2
     exit 1
 fi
 if [ "$rows" -lt "$measured" ]; then

@@ -133,7 +133,6 @@ async fn fake_upstream() -> u16 {
     port
 }
 
-/// The SMTP sink of the API tests (`tests/smtp_sink.py`, aiosmtpd): its port, and the mail it
 
 struct Server {
     child: Child,
@@ -505,7 +504,6 @@ async fn visit(browser: &mut Browser, url: &str, name: &str, lang: &str, phone: 
     }
 }
 
-/// The pages a signed-in person uses, in one language: each shot, and at phone width each
 
 /// The longest name people give an organisation here, as they write them.
 const LONG_NAME: &str = "Northwind Traders Applied Machine Learning Research Division";

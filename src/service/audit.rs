@@ -180,11 +180,9 @@ async fn who(
 ) -> ServiceResult<(String, String, Option<String>, Option<String>)> {
     let origin = ORIGIN.try_with(Clone::clone).ok();
     let actor = match caller {
-        Caller::Admin { user_id, .. } | Caller::User(user_id) => {
-            db::audit::username(tx, *user_id)
-                .await?
-                .unwrap_or_else(|| format!("user:{user_id}"))
-        }
+        Caller::Admin { user_id, .. } | Caller::User(user_id) => db::audit::username(tx, *user_id)
+            .await?
+            .unwrap_or_else(|| format!("user:{user_id}")),
         _ => "cli".to_string(),
     };
     let auth = match (caller, &origin) {

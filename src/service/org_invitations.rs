@@ -79,7 +79,11 @@ pub struct Invited {
     pub link: Option<String>,
 }
 
-fn view(access_org: (&str, &str), row: &InvitationRow, team_name: Option<String>) -> InvitationView {
+fn view(
+    access_org: (&str, &str),
+    row: &InvitationRow,
+    team_name: Option<String>,
+) -> InvitationView {
     let state = if row.state == "pending" && row.expires_at <= now_ms() {
         "expired".to_string()
     } else {
@@ -157,9 +161,17 @@ pub async fn invite(
     };
     let (address, username) = match (given(&input.email), given(&input.username)) {
         (Some(_), Some(_)) => {
-            return Err(ServiceError::invalid("email", msg!("invite-email-or-username")));
+            return Err(ServiceError::invalid(
+                "email",
+                msg!("invite-email-or-username"),
+            ));
         }
-        (None, None) => return Err(ServiceError::invalid("email", msg!("invite-email-or-username"))),
+        (None, None) => {
+            return Err(ServiceError::invalid(
+                "email",
+                msg!("invite-email-or-username"),
+            ));
+        }
         (Some(address), None) => {
             let address = email::parse(&address).map_err(|_| {
                 ServiceError::invalid("email", msg!("email-invalid", value = address.as_str()))
@@ -184,7 +196,10 @@ pub async fn invite(
         }
     };
     if input.manager && team_id == 0 {
-        return Err(ServiceError::invalid("manager", msg!("invite-manager-needs-team")));
+        return Err(ServiceError::invalid(
+            "manager",
+            msg!("invite-manager-needs-team"),
+        ));
     }
     // A team's manager invites members into that team; everything else is the admins'.
     let allowed = access.manages_org()
@@ -313,7 +328,12 @@ async fn send_link(
 }
 
 /// A pending invitation of the organisation that the caller may manage.
-async fn managed(ctx: &Ctx, caller: &Caller, slug: &str, id: i64) -> ServiceResult<(Access, InvitationRow)> {
+async fn managed(
+    ctx: &Ctx,
+    caller: &Caller,
+    slug: &str,
+    id: i64,
+) -> ServiceResult<(Access, InvitationRow)> {
     let access = access(ctx, caller, slug).await?;
     let row = db::org_invitations::find(&ctx.db, access.org().id, id)
         .await?
@@ -337,14 +357,24 @@ pub async fn resend(
 ) -> ServiceResult<Invited> {
     let (access, row) = managed(ctx, caller, slug, id).await?;
     if row.email.is_empty() {
-        return Err(ServiceError::invalid("email", msg!("invite-resend-email-only")));
+        return Err(ServiceError::invalid(
+            "email",
+            msg!("invite-resend-email-only"),
+        ));
     }
     let secret = secret_key::generate("");
     let now = now_ms();
     let org = access.org().clone();
     ctx.write(caller, async |tx| {
-        if !db::org_invitations::renew(tx, id, org.id, &secret.hash, now + INVITATION_LIFETIME_MS, now)
-            .await?
+        if !db::org_invitations::renew(
+            tx,
+            id,
+            org.id,
+            &secret.hash,
+            now + INVITATION_LIFETIME_MS,
+            now,
+        )
+        .await?
         {
             return Err(ServiceError::Conflict {
                 field: None,
@@ -490,10 +520,9 @@ async fn answer(
         user.username.to_lowercase() == row.username.to_lowercase()
     } else {
         user.email_verified
-            && user
-                .email
-                .as_deref()
-                .is_some_and(|address| email::comparison_key(address) == email::comparison_key(&row.email))
+            && user.email.as_deref().is_some_and(|address| {
+                email::comparison_key(address) == email::comparison_key(&row.email)
+            })
     };
     if !invited {
         let message = if row.email.is_empty() {

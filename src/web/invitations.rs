@@ -18,7 +18,7 @@ use super::error::WebError;
 use super::form::{FieldErrors, Posted};
 use super::orgs::{OrgFrame, load};
 use super::page::{Page, SignedIn, flash};
-use crate::service::org_invitations::{self, Answering, Invite, InvitationView};
+use crate::service::org_invitations::{self, Answering, InvitationView, Invite};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -65,7 +65,8 @@ pub struct InvitationsPage {
 
 impl InvitationsPage {
     fn state_text(&self, invitation: &InvitationView) -> String {
-        self.page.t(&format!("web-invitation-state-{}", invitation.state))
+        self.page
+            .t(&format!("web-invitation-state-{}", invitation.state))
     }
 
     fn role_text(&self, role: &str) -> String {
@@ -116,9 +117,17 @@ pub async fn list(
         role: "member".into(),
         ..InviteForm::default()
     };
-    Ok(render(&state, page, &user, &slug, form, FieldErrors::default(), None)
-        .await?
-        .into_response())
+    Ok(render(
+        &state,
+        page,
+        &user,
+        &slug,
+        form,
+        FieldErrors::default(),
+        None,
+    )
+    .await?
+    .into_response())
 }
 
 pub async fn invite(
@@ -336,8 +345,7 @@ pub async fn accept_link(
     Path(token): Path<String>,
     Posted(_): Posted<Empty>,
 ) -> Result<Response, WebError> {
-    let result =
-        org_invitations::accept(&state.ctx, &user.caller(), Answering::Link(&token)).await;
+    let result = org_invitations::accept(&state.ctx, &user.caller(), Answering::Link(&token)).await;
     answered(&state, &session, page, &token, result.map(Some)).await
 }
 

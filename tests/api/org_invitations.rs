@@ -8,8 +8,8 @@ use sqlx::Row;
 
 use crate::helpers::{Browser, CLI, MailSink, TestApp, db_test};
 use tollgate::domain::kinds::OrgRole;
-use tollgate::service::db::{self, Value};
 use tollgate::service::Caller;
+use tollgate::service::db::{self, Value};
 use tollgate::service::orgs::{self, CreateOrg, TeamInput};
 
 const PASSWORD: &str = "correct horse battery";

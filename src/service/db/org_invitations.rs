@@ -108,9 +108,7 @@ pub async fn find(db: &Db, org_id: i64, id: i64) -> DbResult<Option<InvitationRo
 /// The organisation's invitations, newest first (at most `limit`).
 pub async fn of_org(db: &Db, org_id: i64, limit: i64) -> DbResult<Vec<InvitationRow>> {
     db.fetch_all_with(
-        &format!(
-            "SELECT {COLUMNS} FROM org_invitations WHERE org_id = ? ORDER BY id DESC LIMIT ?"
-        ),
+        &format!("SELECT {COLUMNS} FROM org_invitations WHERE org_id = ? ORDER BY id DESC LIMIT ?"),
         &[Value::Int(org_id), Value::Int(limit)],
     )
     .await?
@@ -128,7 +126,11 @@ pub async fn pending_count_in(tx: &mut Tx, org_id: i64, now_ms: i64) -> DbResult
             &[Value::Int(org_id), Value::Int(now_ms)],
         )
         .await?;
-    Ok(rows.first().map(|r| r.try_get("n")).transpose()?.unwrap_or(0))
+    Ok(rows
+        .first()
+        .map(|r| r.try_get("n"))
+        .transpose()?
+        .unwrap_or(0))
 }
 
 /// Pending, unexpired invitations by username for this account name (any case).
