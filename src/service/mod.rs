@@ -33,6 +33,7 @@ pub mod oauth;
 pub mod onboarding;
 pub mod options;
 pub mod org_invitations;
+pub mod org_usage;
 pub mod orgs;
 pub mod overview;
 pub mod prices;

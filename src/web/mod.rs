@@ -17,6 +17,7 @@ mod keys;
 mod logs;
 mod models;
 mod oauth;
+mod org_usage;
 mod orgs;
 mod page;
 mod pages;
@@ -93,6 +94,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/profile/delete", post(profile::delete))
         .merge(orgs::router())
         .merge(invitations::router())
+        .merge(org_usage::router())
         .merge(admin::router(state))
         .method_not_allowed_fallback(wrong_method);
     with_page_layers(state, pages)

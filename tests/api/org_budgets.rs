@@ -531,3 +531,46 @@ db_test! {
         ledger_is_clean(&app, org_id, &members).await;
     }
 }
+
+db_test! {
+    /// The chargeback report sums the organisation's log rows per month, team, member and
+    /// model: its costs equal the rows' costs to the unit. A member sees only their own lines;
+    /// an outsider sees nothing.
+    async fn the_chargeback_report_equals_the_log_rows(db: TestDb) {
+        use tollgate::service::org_usage::{self, UsageFilter};
+        let (app, _upstream) = setup(db).await;
+        let org_id = org(&app, "acme", "Asia/Tokyo", 10.0, None).await;
+        let research = team(&app, org_id, "Research", None, None).await;
+        let support = team(&app, org_id, "Support", None, None).await;
+        let alice = member(&app, org_id, research, "alice", None).await;
+        let bob = member(&app, org_id, support, "bob", None).await;
+        let outsider = app.create_user("eve", "1").await;
+        app.reload().await;
+        for _ in 0..3 {
+            assert_eq!(status(&app, &alice.key).await, 200);
+        }
+        assert_eq!(status(&app, &bob.key).await, 200);
+        app.flush().await;
+        let logs = app.logs().await;
+        let cli = tollgate::service::Caller::Cli;
+        let usage = org_usage::usage(app.ctx(), &cli, "acme", &UsageFilter::default()).await.unwrap();
+        assert_eq!(usage.cost_quota, logs.iter().filter(|l| l.org_id == org_id).map(|l| l.cost).sum::<i64>());
+        assert_eq!(usage.requests, 4);
+        let month = SiteCalendar::new("Asia/Tokyo").local_time(db::now_ms())[..7].to_string();
+        let csv = org_usage::chargeback_csv(&usage, 500_000);
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("month,team,member,model,requests,prompt_tokens,completion_tokens,cost_usd"));
+        assert_eq!(lines.next(), Some(format!("{month},Research,alice,gpt-4o-mini,3,{},{},0.030000", 3 * 5, 3)).as_deref(), "{csv}");
+        assert_eq!(lines.next(), Some(format!("{month},Support,bob,gpt-4o-mini,1,5,1,0.010000")).as_deref(), "{csv}");
+
+        let as_bob = tollgate::service::Caller::User(bob.user_id);
+        let own = org_usage::usage(app.ctx(), &as_bob, "acme", &UsageFilter::default()).await.unwrap();
+        assert_eq!(own.lines.len(), 1);
+        assert_eq!(own.lines[0].member, "bob");
+        let as_eve = tollgate::service::Caller::User(outsider.id);
+        assert!(org_usage::usage(app.ctx(), &as_eve, "acme", &UsageFilter::default()).await.is_err());
+        let bad = UsageFilter { from: Some("last tuesday".into()), ..Default::default() };
+        let refused = org_usage::usage(app.ctx(), &cli, "acme", &bad).await.unwrap_err();
+        assert_eq!(refused.fields()[0].field, "from");
+    }
+}

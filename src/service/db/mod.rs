@@ -18,6 +18,7 @@ pub mod oauth;
 pub mod options;
 pub mod orders;
 pub mod org_invitations;
+pub mod org_usage;
 pub mod org_reads;
 pub mod orgs;
 pub mod prices;
