@@ -133,7 +133,6 @@ async fn fake_upstream() -> u16 {
     port
 }
 
-
 struct Server {
     child: Child,
     base: String,
@@ -503,7 +502,6 @@ async fn visit(browser: &mut Browser, url: &str, name: &str, lang: &str, phone: 
             .await;
     }
 }
-
 
 /// The longest name people give an organisation here, as they write them.
 const LONG_NAME: &str = "Northwind Traders Applied Machine Learning Research Division";

@@ -169,22 +169,24 @@ pub async fn usage(
             },
         )
         .await?;
-        lines.extend(sums.into_iter().map(|s: UsageSums| ChargebackLine {
-            month: month.clone(),
-            team_id: s.team_id,
-            team: access
-                .tree
-                .teams
-                .iter()
-                .find(|t| t.id == s.team_id)
-                .map(|t| t.name.clone())
-                .unwrap_or_else(|| format!("#{}", s.team_id)),
-            member: s.username,
-            model: s.model,
-            requests: s.requests,
-            prompt_tokens: s.prompt_tokens,
-            completion_tokens: s.completion_tokens,
-            cost_quota: s.cost,
+        lines.extend(sums.into_iter().map(|s: UsageSums| {
+            ChargebackLine {
+                month: month.clone(),
+                team_id: s.team_id,
+                team: access
+                    .tree
+                    .teams
+                    .iter()
+                    .find(|t| t.id == s.team_id)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_else(|| format!("#{}", s.team_id)),
+                member: s.username,
+                model: s.model,
+                requests: s.requests,
+                prompt_tokens: s.prompt_tokens,
+                completion_tokens: s.completion_tokens,
+                cost_quota: s.cost,
+            }
         }));
         if end <= start {
             break;

@@ -175,6 +175,13 @@ const FIELD_LABELS: &[(&str, &str)] = &[
     ("to", "web-logs-to"),
     ("key", "web-col-key"),
     ("outcome", "web-col-outcome"),
+    ("slug", "web-org-field-slug"),
+    ("timezone", "web-org-field-timezone"),
+    ("member_cap_usd", "web-org-field-member-cap"),
+    ("team", "web-org-field-team"),
+    ("new_owner", "web-org-field-new-owner"),
+    ("role", "web-invitation-role"),
+    ("member", "web-usage-member"),
 ];
 
 /// Problems to show next to a form's fields, in the reader's language, by field name, in the

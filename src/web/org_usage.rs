@@ -86,7 +86,11 @@ impl UsagePage {
     }
 
     fn csv_href(&self) -> String {
-        format!("/orgs/{}/usage.csv?{}", self.frame.slug, self.filters.query())
+        format!(
+            "/orgs/{}/usage.csv?{}",
+            self.frame.slug,
+            self.filters.query()
+        )
     }
 }
 
@@ -133,7 +137,10 @@ pub async fn csv(
         .await
         .map_err(|e| page.failed(e))?;
     let text = org_usage::chargeback_csv(&usage, page.quota_per_usd);
-    let name = format!("attachment; filename=\"{}-usage.csv\"", slug.replace('"', ""));
+    let name = format!(
+        "attachment; filename=\"{}-usage.csv\"",
+        slug.replace('"', "")
+    );
     let mut response = text.into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -58,7 +58,10 @@ pub async fn sums(db: &Db, query: &UsageQuery) -> DbResult<Vec<UsageSums>> {
         if teams.is_empty() {
             return Ok(Vec::new());
         }
-        conditions.push(format!("l.team_id IN ({})", super::placeholders(teams.len())));
+        conditions.push(format!(
+            "l.team_id IN ({})",
+            super::placeholders(teams.len())
+        ));
         values.extend(teams.iter().map(|&id| Value::Int(id)));
     }
     if let Some(user) = query.user_id {
@@ -80,7 +83,11 @@ pub async fn sums(db: &Db, query: &UsageQuery) -> DbResult<Vec<UsageSums>> {
          FROM request_logs l WHERE {} GROUP BY l.team_id, l.user_id, l.model \
          ORDER BY l.team_id, username, l.model",
         conditions.join(" AND "),
-        count = if db.backend() == Backend::MySql { "SIGNED" } else { "BIGINT" },
+        count = if db.backend() == Backend::MySql {
+            "SIGNED"
+        } else {
+            "BIGINT"
+        },
         prompt = sum("l.prompt_tokens"),
         completion = sum("l.completion_tokens"),
         cost = sum("l.cost"),

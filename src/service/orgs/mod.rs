@@ -17,12 +17,12 @@ mod teams;
 mod wallet;
 
 pub use members::{AddMember, add_member, leave, remove_member, update_member};
+pub use reads::*;
 pub use teams::{
     TeamInput, TeamMemberInput, create_team, delete_team, put_team_member, remove_team_member,
     set_member_cap, team_id, update_team,
 };
 pub use wallet::{WalletChanged, adjust_wallet, ledger};
-pub use reads::*;
 
 use serde::Serialize;
 use serde_json::{Value, json};

@@ -97,8 +97,12 @@ pub async fn spending(
             None => spend.by_member.push((user_id, spent)),
         }
     }
-    spend.by_team.sort_by_key(|entry| std::cmp::Reverse(entry.1));
-    spend.by_member.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+    spend
+        .by_team
+        .sort_by_key(|entry| std::cmp::Reverse(entry.1));
+    spend
+        .by_member
+        .sort_by_key(|entry| std::cmp::Reverse(entry.1));
     Ok(spend)
 }
 
