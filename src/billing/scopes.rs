@@ -444,7 +444,7 @@ mod tests {
         }
         // Three costs of i64::MAX: the unflushed debt stops at the bound, it never wraps into
         // credit.
-        assert_eq!(user.available(), i64::MIN + 1);
+        assert_eq!(user.available(), i64::MIN + 1_001);
         assert!(store.hold_now(vec![user.clone()], 1).is_err());
         // Negative amounts cannot raise a balance either.
         let user = balance(ScopeKind::Balance, 2, 100);
