@@ -15,6 +15,7 @@ pub mod log_filters;
 pub mod money;
 pub mod names;
 pub mod nul;
+pub mod org_changes;
 pub mod password;
 pub mod price_import;
 pub mod pricing;

@@ -117,9 +117,59 @@ fn audited(caller: &Caller) -> bool {
     matches!(caller, Caller::Cli | Caller::Admin { .. })
 }
 
-/// Whether an entry describes a change inside an organisation (its target is `org:…`).
+/// The target of a change to an organisation: its id, which stays when its slug changes, so
+/// its history stays whole.
+pub fn org_target(org_id: i64) -> String {
+    format!("org:{org_id}")
+}
+
+/// The target of a change to a team (or its members): the organisation's and the team's ids,
+/// which stay when either is renamed.
+pub fn team_target(org_id: i64, team_id: i64) -> String {
+    format!("{}/team:{team_id}", org_target(org_id))
+}
+
+/// The organisation an entry's target is in (`org:ID` or `org:ID/team:ID`), if any.
+pub fn org_of_target(target: &str) -> Option<i64> {
+    let rest = target.strip_prefix("org:")?;
+    let (org, inner) = match rest.split_once('/') {
+        Some((org, inner)) => (org, Some(inner)),
+        None => (rest, None),
+    };
+    let id = |text: &str| {
+        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse::<i64>().ok())
+            .flatten()
+    };
+    if let Some(inner) = inner {
+        id(inner.strip_prefix("team:")?)?;
+    }
+    id(org)
+}
+
+/// Whether an entry describes a change inside an organisation (its target is `org:ID…`).
 pub fn is_organisation_change(target: &str) -> bool {
-    target.starts_with("org:")
+    org_of_target(target).is_some()
+}
+
+/// `entry` with `context` — what a reader needs besides the ids of the target to know what
+/// the change was about: the organisation's slug, the team's or the member's name, as they
+/// were — on each side the entry has (the fields that changed stay as they are).
+pub fn with_context(mut entry: AuditEntry, context: Value) -> AuditEntry {
+    let Value::Object(context) = context else {
+        return entry;
+    };
+    if entry.before.is_none() && entry.after.is_none() {
+        entry.after = Some(Value::Object(Map::new()));
+    }
+    for side in [&mut entry.before, &mut entry.after].into_iter().flatten() {
+        if let Value::Object(fields) = side {
+            for (name, value) in &context {
+                fields.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+        }
+    }
+    entry
 }
 
 /// Called by the write path inside the transaction, after the work: stores what the work
@@ -239,7 +289,7 @@ pub struct AuditQuery {
     pub actor: String,
     /// `channel.update`, `user.balance`, …
     pub action: String,
-    /// `channel:12`, `user:alice`, …
+    /// `channel:12`, `user:alice`, … An organisation's, `org:3`, finds its teams' rows too.
     pub target: String,
     /// A date in the site's zone or an RFC 3339 instant.
     pub from: String,
@@ -489,6 +539,59 @@ mod tests {
             redacted_diff(None, Some(json!({"name": "a", "keys": "sk"})), &["keys"]);
         assert_eq!(before, None);
         assert_eq!(after, Some(json!({"name": "a", "keys": "changed"})));
+    }
+
+    #[test]
+    fn organisation_targets_are_ids() {
+        assert_eq!(org_target(12), "org:12");
+        assert_eq!(team_target(12, 3), "org:12/team:3");
+        assert_eq!(org_of_target("org:12"), Some(12));
+        assert_eq!(org_of_target("org:12/team:3"), Some(12));
+        for other in [
+            "org:acme",
+            "org:12/key:4",
+            "org:",
+            "org:12/team:",
+            "user:org:1",
+            "key:1",
+        ] {
+            assert_eq!(org_of_target(other), None, "{other}");
+            assert!(!is_organisation_change(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn context_is_on_every_side_an_entry_has() {
+        let entry = with_context(
+            change(
+                "org.member.update",
+                "org:1",
+                Some(json!({"username": "bob", "role": "member"})),
+                Some(json!({"username": "bob", "role": "admin"})),
+                &[],
+            ),
+            json!({"org": "acme", "username": "bob"}),
+        );
+        assert_eq!(
+            entry.before,
+            Some(json!({"org": "acme", "username": "bob", "role": "member"}))
+        );
+        assert_eq!(
+            entry.after,
+            Some(json!({"org": "acme", "username": "bob", "role": "admin"}))
+        );
+        let removed = with_context(
+            change(
+                "team.delete",
+                "org:1/team:2",
+                Some(json!({"x": 1})),
+                None,
+                &[],
+            ),
+            json!({"team": "Research"}),
+        );
+        assert_eq!(removed.before, Some(json!({"x": 1, "team": "Research"})));
+        assert_eq!(removed.after, None);
     }
 
     #[test]

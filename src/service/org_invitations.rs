@@ -17,8 +17,8 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::orgs::{Access, access};
-use super::{Caller, Ctx, ServiceError, ServiceResult, audit};
+use super::orgs::{Access, access, org_change};
+use super::{Caller, Ctx, ServiceError, ServiceResult};
 use crate::domain::email;
 use crate::domain::kinds::OrgRole;
 use crate::domain::secret_key;
@@ -219,6 +219,7 @@ pub async fn invite(
     }
     let secret = (!address.is_empty()).then(|| secret_key::generate(""));
     let org = access.org().clone();
+    let team_name = team_name_in(&access.tree, team_id);
     let inviter = match caller {
         Caller::User(id) | Caller::Admin { user_id: id, .. } => *id,
         Caller::Cli | Caller::System => 0,
@@ -249,19 +250,20 @@ pub async fn invite(
                 },
             )
             .await?;
-            tx.audit(audit::change(
+            tx.audit(org_change(
                 "org.invitation.create",
-                format!("org:{}", org.slug),
+                &org,
+                json!({}),
                 None,
                 Some(json!({
                     "invitation": id,
                     "email": address,
                     "username": username,
                     "role": role.as_str(),
-                    "team": team_id,
+                    "team_id": team_id,
+                    "team": team_name,
                     "manager": input.manager,
                 })),
-                &[],
             ));
             Ok(id)
         })
@@ -381,12 +383,12 @@ pub async fn resend(
                 message: msg!("invitation-answered"),
             });
         }
-        tx.audit(audit::change(
+        tx.audit(org_change(
             "org.invitation.resend",
-            format!("org:{}", org.slug),
+            &org,
+            json!({}),
             None,
             Some(json!({ "invitation": id, "email": row.email })),
-            &[],
         ));
         Ok(())
     })
@@ -417,12 +419,12 @@ pub async fn revoke(ctx: &Ctx, caller: &Caller, slug: &str, id: i64) -> ServiceR
                 message: msg!("invitation-answered"),
             });
         }
-        tx.audit(audit::change(
+        tx.audit(org_change(
             "org.invitation.revoke",
-            format!("org:{}", org.slug),
+            &org,
+            json!({}),
             None,
             Some(json!({ "invitation": row.id, "email": row.email, "username": row.username })),
-            &[],
         ));
         Ok(())
     })
@@ -548,6 +550,7 @@ async fn answer(
         .ok_or_else(|| ServiceError::NotFound(msg!("invitation-not-found")))?;
     let already = tree.member(user_id).is_some();
     let team_exists = tree.teams.iter().any(|t| t.id == row.team_id);
+    let team_name = team_name_in(&tree, row.team_id);
     let in_team = tree.membership(row.team_id, user_id).is_some();
     ctx.write(caller, async |tx| {
         let state = if accepting { "accepted" } else { "declined" };
@@ -566,24 +569,35 @@ async fn answer(
                     .await?;
             }
         }
-        tx.audit(audit::change(
+        tx.audit(org_change(
             if accepting {
                 "org.invitation.accept"
             } else {
                 "org.invitation.decline"
             },
-            format!("org:{}", org.slug),
+            &org,
+            json!({}),
             None,
             Some(json!({
                 "invitation": row.id,
                 "username": user.username,
                 "role": row.role.as_str(),
-                "team": row.team_id,
+                "team_id": row.team_id,
+                "team": team_name,
+                "manager": row.manager,
             })),
-            &[],
         ));
         Ok(())
     })
     .await?;
     Ok(org.slug)
+}
+
+/// A team's name for the audit log (empty: no team, or one deleted since).
+fn team_name_in(tree: &db::orgs::OrgTree, team_id: i64) -> String {
+    tree.teams
+        .iter()
+        .find(|t| t.id == team_id)
+        .map(|t| t.name.clone())
+        .unwrap_or_default()
 }

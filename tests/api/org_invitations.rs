@@ -87,10 +87,15 @@ fn shown_link(body: &str) -> String {
     link[path..].to_string()
 }
 
+/// Who did what to `acme`, whose audit rows name it by its id.
 async fn audit_actions(app: &TestApp) -> Vec<(String, String)> {
+    let acme = orgs::show(app.ctx(), &CLI, "acme").await.unwrap();
     app.db
         .fetch_all_with(
-            "SELECT actor, action FROM audit_log WHERE target = 'org:acme' ORDER BY id",
+            &format!(
+                "SELECT actor, action FROM audit_log WHERE target = 'org:{}' ORDER BY id",
+                acme.id
+            ),
             &[],
         )
         .await

@@ -112,9 +112,6 @@ pub async fn list(db: &Db, filter: &AuditFilter) -> DbResult<Vec<AuditRow>> {
     if let Some(action) = &filter.action {
         narrow(" AND action = ?", Value::Text(action.clone()));
     }
-    if let Some(target) = &filter.target {
-        narrow(" AND target = ?", Value::Text(target.clone()));
-    }
     if let Some(from) = filter.from_ms {
         narrow(" AND at >= ?", Value::Int(from));
     }
@@ -124,8 +121,56 @@ pub async fn list(db: &Db, filter: &AuditFilter) -> DbResult<Vec<AuditRow>> {
     if let Some(before) = filter.before_id {
         narrow(" AND id < ?", Value::Int(before));
     }
+    if let Some(target) = &filter.target {
+        // A target and what is inside it: `org:12` finds its teams' rows (`org:12/team:3`).
+        // `!` escapes LIKE's wildcards the same way on every backend.
+        let escaped = target
+            .replace('!', "!!")
+            .replace('%', "!%")
+            .replace('_', "!_");
+        sql.push_str(" AND (target = ? OR target LIKE ? ESCAPE '!')");
+        values.push(Value::Text(target.clone()));
+        values.push(Value::Text(format!("{escaped}/%")));
+    }
     sql.push_str(" ORDER BY id DESC LIMIT ?");
     values.push(Value::Int(filter.limit));
+    db.fetch_all_with(&sql, &values)
+        .await?
+        .iter()
+        .map(row_of)
+        .collect()
+}
+
+/// An organisation's rows, newest first: those about it (`org:ID`) and its teams
+/// (`org:ID/…`), of `actions` when given, older than `before_id` when given.
+pub async fn list_for_org(
+    db: &Db,
+    org_id: i64,
+    actions: Option<&[&str]>,
+    before_id: Option<i64>,
+    limit: i64,
+) -> DbResult<Vec<AuditRow>> {
+    let target = format!("org:{org_id}");
+    // The target holds digits alone after `org:`, so the pattern needs no escaping.
+    let mut sql = format!("SELECT {COLUMNS} FROM audit_log WHERE (target = ? OR target LIKE ?)");
+    let mut values = vec![
+        Value::Text(target.clone()),
+        Value::Text(format!("{target}/%")),
+    ];
+    if let Some(actions) = actions {
+        let marks = vec!["?"; actions.len().max(1)].join(", ");
+        sql.push_str(&format!(" AND action IN ({marks})"));
+        if actions.is_empty() {
+            values.push(Value::Text(String::new()));
+        }
+        values.extend(actions.iter().map(|a| Value::Text((*a).to_string())));
+    }
+    if let Some(before) = before_id {
+        sql.push_str(" AND id < ?");
+        values.push(Value::Int(before));
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    values.push(Value::Int(limit));
     db.fetch_all_with(&sql, &values)
         .await?
         .iter()

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Access, OrgView, access, show_by_id};
+use super::{Access, OrgView, access, org_change, show_by_id, team_change};
 use crate::domain::kinds::OrgRole;
 use crate::msg;
 use crate::service::{Caller, Ctx, ServiceError, ServiceResult, audit, db};
@@ -79,21 +79,22 @@ pub async fn add_member(
                 "username",
                 msg!("org-already-member", name = user.username.as_str()),
             ))?;
-        tx.audit(audit::change(
+        tx.audit(org_change(
             "org.member.add",
-            format!("org:{}", org.slug),
+            &org,
+            json!({ "username": user.username }),
             None,
-            Some(json!({ "username": user.username, "role": role.as_str() })),
-            &[],
+            Some(json!({ "role": role.as_str() })),
         ));
         if let Some(team) = &team {
             db::orgs::put_team_member(tx, org.id, team.id, user.id, input.manager, None).await?;
-            tx.audit(audit::change(
-                "team.member.put",
-                format!("org:{}/team:{}", org.slug, team.name),
+            tx.audit(team_change(
+                "team.member.add",
+                &org,
+                (team.id, &team.name),
+                json!({ "username": user.username }),
                 None,
-                Some(json!({ "username": user.username, "manager": input.manager })),
-                &[],
+                Some(json!({ "manager": input.manager, "cap_quota": null })),
             ));
         }
         Ok(())
@@ -121,12 +122,12 @@ pub async fn update_member(
     if member.role != role {
         ctx.write(caller, async |tx| {
             db::orgs::set_role(tx, org.id, member.user_id, role).await?;
-            tx.audit(audit::change(
+            tx.audit(org_change(
                 "org.member.update",
-                format!("org:{}", org.slug),
-                Some(json!({ "username": member.username, "role": member.role.as_str() })),
-                Some(json!({ "username": member.username, "role": role.as_str() })),
-                &[],
+                &org,
+                json!({ "username": member.username }),
+                Some(json!({ "role": member.role.as_str() })),
+                Some(json!({ "role": role.as_str() })),
             ));
             Ok(())
         })
@@ -148,12 +149,12 @@ async fn take_out(
     let org = access.org().clone();
     ctx.write(caller, async |tx| {
         let keys = db::orgs::remove_member(tx, org.id, member.user_id).await?;
-        tx.audit(audit::change(
+        tx.audit(org_change(
             action,
-            format!("org:{}", org.slug),
-            Some(json!({ "username": member.username, "role": member.role.as_str() })),
+            &org,
+            json!({ "username": member.username }),
+            Some(json!({ "role": member.role.as_str(), "keys_deleted": keys })),
             None,
-            &[],
         ));
         for id in keys {
             tx.audit(audit::change(

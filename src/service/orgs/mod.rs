@@ -11,11 +11,13 @@
 //! Every write notes `Change::Org` (the relay re-reads the whole organisation) and describes
 //! itself for the audit log, which keeps it when the caller is audited.
 
+mod history;
 mod members;
 mod reads;
 mod teams;
 mod wallet;
 
+pub use history::{FieldChange, HistoryQuery, OrgChange, OrgHistory, history};
 pub use members::{AddMember, add_member, leave, remove_member, update_member};
 pub use reads::*;
 pub use teams::{
@@ -25,13 +27,14 @@ pub use teams::{
 pub use wallet::{WalletChanged, adjust_wallet, ledger};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{Caller, Ctx, Problems, ServiceError, ServiceResult, audit, decimal_err};
 use crate::domain::calendar::{SiteCalendar, is_zone};
 use crate::domain::kinds::{BudgetPeriod, OrgRole};
 use crate::domain::money::{MicroUsd, Quota};
 use crate::msg;
+use crate::records::audit::AuditEntry;
 use crate::service::db::orgs::{
     Budget, NewOrg, OrgMemberRow, OrgRow, OrgTree, ScopeWindow, TeamMemberRow, TeamRow,
 };
@@ -264,6 +267,95 @@ fn org_fields(org: &OrgRow) -> Value {
     })
 }
 
+/// `entry` as the audit log keeps it for an organisation: with its slug, and `about` (a
+/// member's username, a team's name) as they were, beside the ids its target names.
+pub(crate) fn about_org(org: &OrgRow, about: Value, entry: AuditEntry) -> AuditEntry {
+    let mut context = Map::new();
+    context.insert("org".into(), json!(org.slug));
+    if let Value::Object(about) = about {
+        context.extend(about);
+    }
+    audit::with_context(entry, Value::Object(context))
+}
+
+/// A change to the organisation (its fields that differ between `before` and `after`).
+pub(crate) fn org_change(
+    action: &'static str,
+    org: &OrgRow,
+    about: Value,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> AuditEntry {
+    about_org(
+        org,
+        about,
+        audit::change(action, audit::org_target(org.id), before, after, &[]),
+    )
+}
+
+/// A change to a team or its members, with the team's name as it was.
+pub(crate) fn team_change(
+    action: &'static str,
+    org: &OrgRow,
+    team: (i64, &str),
+    about: Value,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> AuditEntry {
+    let mut context = json!({ "team": team.1 });
+    if let (Value::Object(context), Value::Object(about)) = (&mut context, about) {
+        context.extend(about);
+    }
+    about_org(
+        org,
+        context,
+        audit::change(
+            action,
+            audit::team_target(org.id, team.0),
+            before,
+            after,
+            &[],
+        ),
+    )
+}
+
+/// A budget's change as the audit log keeps it: its period and amount on both sides, even
+/// the one that stayed, so a reader sees the whole budget before and after.
+pub(crate) fn budget_entry(
+    action: &'static str,
+    target: String,
+    before: Option<Budget>,
+    after: Option<Budget>,
+) -> AuditEntry {
+    let side = |budget: Option<Budget>| {
+        let (period, quota) = budget_fields(budget);
+        Some(json!({ "budget_period": period, "budget_quota": quota }))
+    };
+    AuditEntry {
+        before: side(before),
+        after: side(after),
+        ..audit::entry(action, target)
+    }
+}
+
+/// A new organisation's settings as a row (its wallet, counts and times at zero).
+fn org_row_of(org: &NewOrg) -> OrgRow {
+    OrgRow {
+        id: 0,
+        name: org.name.clone(),
+        slug: org.slug.clone(),
+        group_name: org.group_name.clone(),
+        timezone: org.timezone.clone(),
+        budget: org.budget,
+        quota: 0,
+        used_quota: 0,
+        request_count: 0,
+        pending_owner: 0,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
 /// Whether a person may create an organisation of their own: one whose email address is
 /// proven, or an administrator.
 fn may_create(user: &db::users::UserRow) -> bool {
@@ -371,27 +463,17 @@ pub async fn create(ctx: &Ctx, caller: &Caller, input: CreateOrg) -> ServiceResu
                     "slug",
                     msg!("org-slug-taken", slug = slug.as_str()),
                 ))?;
-            let mut fields = org_fields(&OrgRow {
-                id,
-                name: org.name.clone(),
-                slug: org.slug.clone(),
-                group_name: org.group_name.clone(),
-                timezone: org.timezone.clone(),
-                budget: org.budget,
-                quota: 0,
-                used_quota: 0,
-                request_count: 0,
-                pending_owner: 0,
-                created_at: 0,
-                updated_at: 0,
-            });
+            let mut fields = org_fields(&org_row_of(&org));
             fields["owner"] = json!(owner.username);
-            tx.audit(audit::change(
+            tx.audit(org_change(
                 "org.create",
-                format!("org:{slug}"),
+                &OrgRow {
+                    id,
+                    ..org_row_of(&org)
+                },
+                json!({}),
                 None,
                 Some(fields),
-                &[],
             ));
             Ok(id)
         })
@@ -465,19 +547,54 @@ pub async fn update(
         }
     }
     problems.finish()?;
+    // The budget is its own entry (a reader filters budgets apart from settings); a form sent
+    // back unchanged changes and records nothing.
+    let settings = |o: &OrgRow| {
+        (
+            o.name.clone(),
+            o.slug.clone(),
+            o.timezone.clone(),
+            o.group_name.clone(),
+        )
+    };
+    let settings_changed = settings(&before) != settings(&org);
+    let budget_changed = before.budget != org.budget;
+    if !settings_changed && !budget_changed {
+        return show_by_id(ctx, caller, org.id).await;
+    }
     let new_slug = org.slug.clone();
     ctx.write(caller, async |tx| {
         db::orgs::update(tx, &org).await.map_err(super::conflict(
             "slug",
             msg!("org-slug-taken", slug = new_slug.as_str()),
         ))?;
-        tx.audit(audit::change(
-            "org.update",
-            format!("org:{}", before.slug),
-            Some(org_fields(&before)),
-            Some(org_fields(&org)),
-            &[],
-        ));
+        if settings_changed {
+            let without_budget = |o: &OrgRow| {
+                org_fields(&OrgRow {
+                    budget: None,
+                    ..o.clone()
+                })
+            };
+            tx.audit(org_change(
+                "org.update",
+                &before,
+                json!({}),
+                Some(without_budget(&before)),
+                Some(without_budget(&org)),
+            ));
+        }
+        if budget_changed {
+            tx.audit(about_org(
+                &before,
+                json!({}),
+                budget_entry(
+                    "org.budget",
+                    audit::org_target(org.id),
+                    before.budget,
+                    org.budget,
+                ),
+            ));
+        }
         Ok(())
     })
     .await?;
@@ -532,12 +649,12 @@ pub async fn delete(ctx: &Ctx, caller: &Caller, slug: &str, input: DeleteOrg) ->
                 message: msg!("org-delete-has-money", usd = Quota(balance).usd_string(qpu)),
             });
         }
-        let mut entry = audit::change(
+        let mut entry = org_change(
             "org.delete",
-            format!("org:{}", org.slug),
+            &org,
+            json!({}),
             Some(json!({ "settings": org_fields(&org), "quota": balance, "reason": reason })),
             None,
-            &[],
         );
         // What the wallet still holds (or owes) is written off in the ledger, so its rows
         // add up to what it spent.
@@ -624,12 +741,12 @@ pub async fn transfer(
     }
     ctx.write(caller, async |tx| {
         db::orgs::set_pending_owner(tx, org.id, to.user_id).await?;
-        tx.audit(audit::change(
+        tx.audit(org_change(
             "org.transfer",
-            format!("org:{}", org.slug),
-            None,
+            &org,
+            json!({}),
+            Some(json!({ "offered_to": null })),
             Some(json!({ "offered_to": to.username })),
-            &[],
         ));
         Ok(())
     })
@@ -647,12 +764,12 @@ async fn swap_owner(
     db::orgs::set_role(tx, org.id, owner.user_id, OrgRole::Admin).await?;
     db::orgs::set_role(tx, org.id, to.user_id, OrgRole::Owner).await?;
     db::orgs::set_pending_owner(tx, org.id, 0).await?;
-    tx.audit(audit::change(
+    tx.audit(org_change(
         "org.transfer",
-        format!("org:{}", org.slug),
+        org,
+        json!({}),
         Some(json!({ "owner": owner.username })),
         Some(json!({ "owner": to.username })),
-        &[],
     ));
     Ok(())
 }
@@ -717,14 +834,18 @@ pub async fn cancel_transfer(ctx: &Ctx, caller: &Caller, slug: &str) -> ServiceR
     if org.pending_owner == 0 {
         return Ok(());
     }
+    let offered_to = access
+        .tree
+        .member(org.pending_owner)
+        .map(|m| m.username.clone());
     ctx.write(caller, async |tx| {
         db::orgs::set_pending_owner(tx, org.id, 0).await?;
-        tx.audit(audit::change(
+        tx.audit(org_change(
             "org.transfer",
-            format!("org:{}", org.slug),
-            Some(json!({ "offered_to": org.pending_owner })),
+            &org,
+            json!({}),
+            Some(json!({ "offered_to": offered_to })),
             Some(json!({ "offered_to": null })),
-            &[],
         ));
         Ok(())
     })

@@ -3,7 +3,10 @@
 
 use serde_json::{Value, json};
 
-use super::{Access, Spending, TeamView, access, dollars, parse_budget, parse_name, team_view};
+use super::{
+    Access, Spending, TeamView, about_org, access, budget_entry, dollars, parse_budget, parse_name,
+    team_change, team_view,
+};
 use crate::msg;
 use crate::service::db::orgs::{Budget, OrgRow, TeamRow, TeamSettings};
 use crate::service::{Caller, Ctx, Problems, ServiceError, ServiceResult, audit, db};
@@ -174,10 +177,6 @@ async fn settings_after(
     Ok(settings)
 }
 
-fn team_target(org: &OrgRow, team: &str) -> String {
-    format!("org:{}/team:{team}", org.slug)
-}
-
 async fn team_view_of(
     ctx: &Ctx,
     caller: &Caller,
@@ -215,12 +214,13 @@ pub async fn create_team(
                     msg!("team-exists", name = settings.name.as_str()),
                 ),
             )?;
-            tx.audit(audit::change(
+            tx.audit(team_change(
                 "team.create",
-                team_target(&org, &settings.name),
+                &org,
+                (id, &settings.name),
+                json!({}),
                 None,
                 Some(team_fields(&settings)),
-                &[],
             ));
             Ok(id)
         })
@@ -240,23 +240,59 @@ pub async fn update_team(
     let current = access.team(team)?.clone();
     let settings = settings_after(ctx, &access, Some(&current), &input).await?;
     let org = access.org().clone();
-    ctx.write(caller, async |tx| {
-        db::orgs::update_team(tx, org.id, current.id, &settings)
-            .await
-            .map_err(crate::service::conflict(
-                "name",
-                msg!("team-exists", name = settings.name.as_str()),
-            ))?;
-        tx.audit(audit::change(
-            "team.update",
-            team_target(&org, &current.name),
-            Some(team_fields(&settings_of(&current))),
-            Some(team_fields(&settings)),
-            &[],
-        ));
-        Ok(())
-    })
-    .await?;
+    let was = settings_of(&current);
+    // Each kind of change is its own entry, so a reader may look for budgets or caps alone;
+    // a form sent back unchanged changes and records nothing.
+    let renamed = was.name != settings.name || was.group_names != settings.group_names;
+    let budget_changed = was.budget != settings.budget;
+    let cap_changed = was.member_cap_quota != settings.member_cap_quota;
+    if renamed || budget_changed || cap_changed {
+        ctx.write(caller, async |tx| {
+            db::orgs::update_team(tx, org.id, current.id, &settings)
+                .await
+                .map_err(crate::service::conflict(
+                    "name",
+                    msg!("team-exists", name = settings.name.as_str()),
+                ))?;
+            let team = (current.id, current.name.as_str());
+            if renamed {
+                let named =
+                    |t: &TeamSettings| json!({ "name": t.name, "groups": t.group_names.join(",") });
+                tx.audit(team_change(
+                    "team.update",
+                    &org,
+                    team,
+                    json!({}),
+                    Some(named(&was)),
+                    Some(named(&settings)),
+                ));
+            }
+            if budget_changed {
+                tx.audit(about_org(
+                    &org,
+                    json!({ "team": current.name }),
+                    budget_entry(
+                        "team.budget",
+                        audit::team_target(org.id, current.id),
+                        was.budget,
+                        settings.budget,
+                    ),
+                ));
+            }
+            if cap_changed {
+                tx.audit(team_change(
+                    "team.cap",
+                    &org,
+                    team,
+                    json!({}),
+                    Some(json!({ "member_cap_quota": was.member_cap_quota })),
+                    Some(json!({ "member_cap_quota": settings.member_cap_quota })),
+                ));
+            }
+            Ok(())
+        })
+        .await?;
+    }
     team_view_of(ctx, caller, &org.slug, current.id).await
 }
 
@@ -268,12 +304,13 @@ pub async fn delete_team(ctx: &Ctx, caller: &Caller, slug: &str, team: &str) -> 
     let org = access.org().clone();
     ctx.write(caller, async |tx| {
         let keys = db::orgs::delete_team(tx, org.id, team.id).await?;
-        tx.audit(audit::change(
+        tx.audit(team_change(
             "team.delete",
-            team_target(&org, &team.name),
+            &org,
+            (team.id, &team.name),
+            json!({}),
             Some(json!({ "settings": team_fields(&settings_of(&team)), "keys_deleted": keys })),
             None,
-            &[],
         ));
         Ok(())
     })
@@ -330,21 +367,48 @@ pub async fn put_team_member(
         None => current.and_then(|m| m.cap_quota),
     };
     let org = access.org().clone();
-    let before = current.map(|m| json!({ "manager": m.manager, "cap_quota": m.cap_quota }));
-    let username = member.username.clone();
+    let was = current.map(|m| (m.manager, m.cap_quota));
+    if was == Some((manager, cap)) {
+        // Nothing to change, nothing to record.
+        return team_view_of(ctx, caller, &org.slug, team.id).await;
+    }
+    let about = json!({ "username": member.username });
     let user_id = member.user_id;
     ctx.write(caller, async |tx| {
         db::orgs::put_team_member(tx, org.id, team.id, user_id, manager, cap).await?;
-        tx.audit(audit::change(
-            "team.member.put",
-            team_target(&org, &team.name),
-            before.map(|mut b| {
-                b["username"] = json!(username);
-                b
-            }),
-            Some(json!({ "username": username, "manager": manager, "cap_quota": cap })),
-            &[],
-        ));
+        let in_team = |action, before, after| {
+            team_change(
+                action,
+                &org,
+                (team.id, &team.name),
+                about.clone(),
+                before,
+                after,
+            )
+        };
+        match was {
+            None => tx.audit(in_team(
+                "team.member.add",
+                None,
+                Some(json!({ "manager": manager, "cap_quota": cap })),
+            )),
+            Some((was_manager, was_cap)) => {
+                if was_manager != manager {
+                    tx.audit(in_team(
+                        "team.member.manager",
+                        Some(json!({ "manager": was_manager })),
+                        Some(json!({ "manager": manager })),
+                    ));
+                }
+                if was_cap != cap {
+                    tx.audit(in_team(
+                        "team.member.cap",
+                        Some(json!({ "cap_quota": was_cap })),
+                        Some(json!({ "cap_quota": cap })),
+                    ));
+                }
+            }
+        }
         Ok(())
     })
     .await?;
@@ -427,17 +491,17 @@ pub async fn remove_team_member(
     let org = access.org().clone();
     ctx.write(caller, async |tx| {
         let keys = db::orgs::remove_team_member(tx, org.id, team.id, member.user_id).await?;
-        tx.audit(audit::change(
+        tx.audit(team_change(
             "team.member.remove",
-            team_target(&org, &team.name),
+            &org,
+            (team.id, &team.name),
+            json!({ "username": member.username }),
             Some(json!({
-                "username": member.username,
                 "manager": membership.manager,
                 "cap_quota": membership.cap_quota,
                 "keys_deleted": keys,
             })),
             None,
-            &[],
         ));
         Ok(())
     })

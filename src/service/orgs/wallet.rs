@@ -3,13 +3,13 @@
 
 use serde_json::json;
 
-use super::{OrgView, access, show_by_id};
+use super::{OrgView, access, org_change, show_by_id};
 use crate::domain::kinds::LedgerKind;
 use crate::msg;
 use crate::records::ledger::Entry;
 use crate::service::db::ledger::NewEntry;
 use crate::service::users::{QuotaChange, quota_change_units};
-use crate::service::{Caller, Ctx, ServiceError, ServiceResult, audit, db};
+use crate::service::{Caller, Ctx, ServiceError, ServiceResult, db};
 
 /// The longest idempotency key a caller may give.
 const MAX_IDEMPOTENCY_KEY: usize = 120;
@@ -90,12 +90,12 @@ pub async fn adjust_wallet(
             }
             // Read under the row lock the update took: exact however many change it at once.
             let after = db::orgs::quota_in(tx, org.id).await?;
-            let mut changed = audit::change(
+            let mut changed = org_change(
                 "org.wallet.adjust",
-                format!("org:{}", org.slug),
+                &org,
+                json!({}),
                 Some(json!({ "quota": after - units })),
                 Some(json!({ "quota": after, "amount": units, "reason": reason })),
-                &[],
             );
             changed.ledger_id = Some(ledger_id);
             tx.audit(changed);

@@ -46,6 +46,8 @@ pub struct Line {
     ip: String,
     action: String,
     target: String,
+    /// The names an organisation's row kept beside the ids of its target ("acme · Research").
+    target_names: String,
     before: String,
     after: String,
     ledger_id: Option<i64>,
@@ -68,11 +70,32 @@ impl Line {
             ip: row.ip.clone().unwrap_or_default(),
             action: row.action.clone(),
             target: row.target.clone(),
+            target_names: target_names(row),
             before: json(&row.before),
             after: json(&row.after),
             ledger_id: row.ledger_id,
         }
     }
+}
+
+/// The organisation's slug and the team's name an organisation's row kept (its target names
+/// them by id, which outlives a rename); empty for other rows.
+fn target_names(row: &AuditRow) -> String {
+    if !service::audit::is_organisation_change(&row.target) {
+        return String::new();
+    }
+    let named = |name: &str| {
+        [&row.after, &row.before]
+            .into_iter()
+            .flatten()
+            .find_map(|side| side.get(name)?.as_str().map(str::to_string))
+    };
+    [named("org"), named("team")]
+        .into_iter()
+        .flatten()
+        .filter(|n| !n.is_empty())
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 #[derive(Template, WebTemplate)]

@@ -4,6 +4,7 @@
 //! signed-in person, so an outsider is told the organisation does not exist (404), and a
 //! member's POST to a form for admins is refused by the service (403).
 
+mod audit;
 mod members;
 mod overview;
 mod settings;
@@ -64,11 +65,12 @@ pub fn router() -> Router<AppState> {
             get(settings::show).post(settings::save),
         )
         .route("/orgs/{slug}/delete", post(settings::delete))
+        .route("/orgs/{slug}/audit", get(audit::page))
 }
 
 /// The sub-navigation's pages: (tab, path after `/orgs/{slug}`, text key). Usage and
-/// invitations are other pages' (linked all the same); settings are for admins.
-const TABS: [(&str, &str, &str); 7] = [
+/// invitations are other pages' (linked all the same); settings and the audit are for admins.
+const TABS: [(&str, &str, &str); 8] = [
     ("overview", "", "web-org-tab-overview"),
     ("teams", "/teams", "web-org-tab-teams"),
     ("members", "/members", "web-org-tab-members"),
@@ -76,6 +78,7 @@ const TABS: [(&str, &str, &str); 7] = [
     ("wallet", "/wallet", "web-org-tab-wallet"),
     ("usage", "/usage", "web-org-tab-usage"),
     ("settings", "/settings", "web-org-tab-settings"),
+    ("audit", "/audit", "web-org-tab-audit"),
 ];
 
 /// What every organisation page shows above its own part: the name, the reader's role and
@@ -102,7 +105,7 @@ impl OrgFrame {
     /// The links between the organisation's pages.
     pub fn tabs(&self) -> Vec<Tab> {
         TABS.iter()
-            .filter(|(tab, _, _)| *tab != "settings" || self.manages)
+            .filter(|(tab, _, _)| !matches!(*tab, "settings" | "audit") || self.manages)
             .map(|(tab, path, key)| Tab {
                 href: format!("/orgs/{}{path}", self.slug),
                 key,
