@@ -7,6 +7,7 @@ mod admin_catalog;
 mod admin_channels;
 mod admin_console;
 mod admin_logs;
+mod admin_orgs;
 mod admin_people;
 mod admin_secrets;
 mod audio;

@@ -37,6 +37,29 @@ pub async fn spent_since(db: &Db, org_id: i64, since_ms: i64) -> DbResult<Vec<(i
         .collect()
 }
 
+/// What each organisation's team keys spent from its own moment on: `since` holds (org id,
+/// from ms) pairs; the answer (org id, spent units) names those that spent. One query for a
+/// page of organisations, each in its own period and zone.
+pub async fn spent_by_orgs(db: &Db, since: &[(i64, i64)]) -> DbResult<Vec<(i64, i64)>> {
+    if since.is_empty() {
+        return Ok(Vec::new());
+    }
+    let each = vec!["(org_id = ? AND created_at >= ?)"; since.len()].join(" OR ");
+    let sql = format!(
+        "SELECT org_id, {} AS spent FROM request_logs WHERE {each} GROUP BY org_id",
+        summed_cost(db.backend())
+    );
+    let values: Vec<Value> = since
+        .iter()
+        .flat_map(|(org, from)| [Value::Int(*org), Value::Int(*from)])
+        .collect();
+    db.fetch_all_with(&sql, &values)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("org_id")?, row.try_get("spent")?)))
+        .collect()
+}
+
 /// A team key, as the page deleting its team names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TeamKeyRow {

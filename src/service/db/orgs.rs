@@ -175,6 +175,59 @@ pub async fn list_of_user(db: &Db, user_id: i64) -> DbResult<Vec<(OrgRow, OrgRol
         .collect()
 }
 
+/// An organisation as the platform console lists it.
+#[derive(Clone, Debug)]
+pub struct OrgListRow {
+    pub org: OrgRow,
+    /// The owner's username (None only while the data is broken).
+    pub owner: Option<String>,
+    pub members: i64,
+    pub teams: i64,
+}
+
+/// Organisations whose name or slug holds `text` (case aside; every one when empty), by
+/// slug, `limit` from `offset`, with their owner and sizes.
+pub async fn search(db: &Db, text: &str, limit: i64, offset: i64) -> DbResult<Vec<OrgListRow>> {
+    // `!` escapes LIKE's wildcards the same way on every backend (a backslash does not).
+    let escaped = text
+        .trim()
+        .to_lowercase()
+        .replace('!', "!!")
+        .replace('%', "!%")
+        .replace('_', "!_");
+    let pattern = format!("%{escaped}%");
+    let sql = format!(
+        "SELECT {ORG_COLUMNS}, \
+         (SELECT u.username FROM org_members m JOIN users u ON u.id = m.user_id \
+          WHERE m.org_id = o.id AND m.role = 'owner') AS owner, \
+         (SELECT COUNT(*) FROM org_members m WHERE m.org_id = o.id) AS members, \
+         (SELECT COUNT(*) FROM teams t WHERE t.org_id = o.id) AS teams \
+         FROM orgs o WHERE LOWER(o.name) LIKE ? ESCAPE '!' OR o.slug LIKE ? ESCAPE '!' \
+         ORDER BY o.slug LIMIT ? OFFSET ?"
+    );
+    let rows = db
+        .fetch_all_with(
+            &sql,
+            &[
+                Value::Text(pattern.clone()),
+                Value::Text(pattern),
+                Value::Int(limit),
+                Value::Int(offset),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(OrgListRow {
+                org: org_from_row(row)?,
+                owner: super::opt_text(row, "owner")?,
+                members: row.try_get("members")?,
+                teams: row.try_get("teams")?,
+            })
+        })
+        .collect()
+}
+
 /// How many members and teams each organisation has: (org id, members, teams).
 pub async fn sizes(db: &Db) -> DbResult<Vec<(i64, i64, i64)>> {
     let rows = db

@@ -11,12 +11,14 @@
 //! Every write notes `Change::Org` (the relay re-reads the whole organisation) and describes
 //! itself for the audit log, which keeps it when the caller is audited.
 
+mod console;
 mod history;
 mod members;
 mod reads;
 mod teams;
 mod wallet;
 
+pub use console::{CONSOLE_PAGE_ROWS, ConsoleOrg, ConsoleOrgs, console_list};
 pub use history::{FieldChange, HistoryQuery, OrgChange, OrgHistory, history};
 pub use members::{AddMember, add_member, leave, remove_member, update_member};
 pub use reads::*;

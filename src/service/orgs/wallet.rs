@@ -9,7 +9,7 @@ use crate::msg;
 use crate::records::ledger::Entry;
 use crate::service::db::ledger::NewEntry;
 use crate::service::users::{QuotaChange, quota_change_units};
-use crate::service::{Caller, Ctx, ServiceError, ServiceResult, db};
+use crate::service::{Caller, Ctx, Problems, ServiceError, ServiceResult, db};
 
 /// The longest idempotency key a caller may give.
 const MAX_IDEMPOTENCY_KEY: usize = 120;
@@ -36,23 +36,31 @@ pub async fn adjust_wallet(
     caller.require_admin()?;
     let org = access.org().clone();
     let db_ = &ctx.db;
-    let units = quota_change_units(db_, &change).await?;
-    if units == 0 {
-        return Err(ServiceError::invalid("amount", msg!("org-wallet-zero")));
-    }
+    // Every wrong field is named at once, so a form comes back with all of them marked.
+    let mut problems = Problems::default();
+    let units = problems.check(quota_change_units(db_, &change).await.and_then(|units| {
+        if units == 0 {
+            Err(ServiceError::invalid("amount", msg!("org-wallet-zero")))
+        } else {
+            Ok(units)
+        }
+    }))?;
     let reason = change.reason.as_deref().unwrap_or("").trim();
     if reason.is_empty() {
-        return Err(ServiceError::invalid(
+        problems.check::<()>(Err(ServiceError::invalid(
             "reason",
             msg!("balance-reason-needed"),
-        ));
-    }
-    if reason.chars().count() > 500 {
-        return Err(ServiceError::invalid(
+        )))?;
+    } else if reason.chars().count() > 500 {
+        problems.check::<()>(Err(ServiceError::invalid(
             "reason",
             msg!("name-too-long", max = 500_usize),
-        ));
+        )))?;
     }
+    problems.finish()?;
+    let Some(units) = units else {
+        return Err(ServiceError::invalid("amount", msg!("org-wallet-zero")));
+    };
     // The same namespace as a person's balance changes: a key is one change, whoever's.
     let key = match change.idempotency_key.as_deref().map(str::trim) {
         Some(key) if !key.is_empty() => {

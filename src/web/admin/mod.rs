@@ -10,6 +10,7 @@ mod channels;
 mod codes;
 mod logs;
 mod orders;
+mod orgs;
 mod overview;
 pub mod reauth;
 mod settings;
@@ -35,6 +36,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let sensitive = Router::new()
         .merge(channels::sensitive_routes())
         .merge(users::sensitive_routes())
+        .merge(orgs::sensitive_routes())
         .merge(catalog::sensitive_routes())
         .merge(codes::sensitive_routes())
         .merge(orders::sensitive_routes())
@@ -54,6 +56,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/logs/{id}", get(logs::detail))
         .merge(channels::routes())
         .merge(users::routes())
+        .merge(orgs::routes())
         .merge(catalog::routes())
         .merge(codes::routes())
         .merge(orders::routes())
