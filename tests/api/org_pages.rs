@@ -1,12 +1,14 @@
 //! The organisation pages of the portal over real HTTP: what an outsider, a member, a team's
 //! manager, an admin and the owner each see and may send; making an organisation through its
 //! form (a mistake comes back marked with what was typed); teams made, edited and deleted;
-//! a member's own cap; roles, leaving and handing ownership on; and a team key from /keys.
+//! a member's own cap; roles, leaving and handing ownership on; a team key from /keys; and
+//! what each member of a team spent this period, with a cap or without.
 
-use crate::helpers::{Browser, CLI, TestApp, db_test};
+use crate::helpers::{Browser, CLI, FakeUpstream, Reply, TestApp, chat_body, db_test};
 use tollgate::service::db;
 use tollgate::service::db::users::UserRow;
 use tollgate::service::orgs::{self, AddMember, CreateOrg, TeamInput, TeamMemberInput};
+use tollgate::service::tokens::CreateToken;
 use tollgate::service::users::QuotaChange;
 
 const PASSWORD: &str = "correct horse battery";
@@ -464,5 +466,81 @@ db_test! {
         let refused = oscar.post("/keys", &[("team", choice.as_str()), ("name", "sneaky")]).await;
         assert!(refused.status == 422 || refused.status == 404, "{}", refused.status);
         assert!(app.token_ids_of("oscar").await.is_empty());
+    }
+}
+
+/// The row of `username` in a team page's member list.
+fn member_row<'a>(body: &'a str, username: &str) -> &'a str {
+    let marker = format!("<th scope=\"row\" class=\"member-name\">{username}");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{username} is listed: {body}"));
+    let row = &body[start..];
+    &row[..row.find("</tr>").unwrap_or(row.len())]
+}
+
+db_test! {
+    /// A team's page shows what each member spent through the team this period, from the
+    /// request log, whether a cap holds them or not: max spends a cent in Support, a team with
+    /// no member cap, and in Research, where the team's cap holds him; mia spent nothing.
+    async fn members_spend_shows_with_or_without_a_cap(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let acme = acme(&app).await;
+        top_up(&app, "10").await;
+        let support = orgs::create_team(
+            app.ctx(),
+            &CLI,
+            "acme",
+            TeamInput {
+                name: Some("Support".into()),
+                budget_period: Some("monthly".into()),
+                budget_usd: Some("50".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        for name in ["max", "mia"] {
+            orgs::put_team_member(app.ctx(), &CLI, "acme", "Support", name, TeamMemberInput::default())
+                .await
+                .unwrap();
+        }
+        let upstream = FakeUpstream::start(Reply::chat("ok", 5, 1)).await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price_per_request("gpt-4o-mini", "0.01").await;
+        for (team, requests) in [(support.id, 2), (acme.team_id, 1)] {
+            let (key, _) = app
+                .create_key(CreateToken {
+                    username: "max".into(),
+                    name: format!("team-{team}"),
+                    org: Some("acme".into()),
+                    team: Some(team.to_string()),
+                    ..Default::default()
+                })
+                .await;
+            for _ in 0..requests {
+                assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 200);
+            }
+        }
+        app.flush().await;
+        app.wait_for_logs(3).await;
+
+        let adam = signed_in(&app, "adam").await;
+        let page = adam.get(&format!("/orgs/acme/teams/{}", support.id)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let max = member_row(&page.body, "max");
+        assert!(max.contains("No cap"), "no cap holds max in Support: {max}");
+        assert!(max.contains("data-label=\"Spent this month\">$0.02</td>"), "{max}");
+        let mia = member_row(&page.body, "mia");
+        assert!(mia.contains("data-label=\"Spent this month\">$0.00</td>"), "{mia}");
+        // In Research the team's cap holds max; the column counts his spend there alone.
+        let page = adam.get(&format!("/orgs/acme/teams/{}", acme.team_id)).await;
+        let max = member_row(&page.body, "max");
+        assert!(max.contains("$0.01 of $20.00 this month"), "{max}");
+        assert!(max.contains("data-label=\"Spent this month\">$0.01</td>"), "{max}");
+        // A member reads their own team's page alike.
+        let max_browser = signed_in(&app, "max").await;
+        let own = max_browser.get(&format!("/orgs/acme/teams/{}", support.id)).await;
+        assert!(member_row(&own.body, "max").contains(">$0.02</td>"), "{}", own.body);
     }
 }
