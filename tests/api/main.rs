@@ -34,6 +34,7 @@ mod openapi;
 mod org_budgets;
 mod org_invitations;
 mod org_pages;
+mod org_topups;
 mod orgs;
 mod orgs_api;
 mod overdraft;

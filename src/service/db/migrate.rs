@@ -154,6 +154,13 @@ const STEPS: &[Step] = &[
         include_str!("../../../migrations/postgres/0020_organisations.sql"),
         include_str!("../../../migrations/mysql/0020_organisations.sql"),
     ),
+    (
+        21,
+        "card and code top-ups into organisations' wallets",
+        include_str!("../../../migrations/sqlite/0021_org_topups.sql"),
+        include_str!("../../../migrations/postgres/0021_org_topups.sql"),
+        include_str!("../../../migrations/mysql/0021_org_topups.sql"),
+    ),
 ];
 
 #[derive(Debug)]
