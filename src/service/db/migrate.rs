@@ -154,6 +154,13 @@ const STEPS: &[Step] = &[
         include_str!("../../../migrations/postgres/0020_organisations.sql"),
         include_str!("../../../migrations/mysql/0020_organisations.sql"),
     ),
+    (
+        22,
+        "budget alerts sent",
+        include_str!("../../../migrations/sqlite/0022_budget_alerts.sql"),
+        include_str!("../../../migrations/postgres/0022_budget_alerts.sql"),
+        include_str!("../../../migrations/mysql/0022_budget_alerts.sql"),
+    ),
 ];
 
 #[derive(Debug)]
