@@ -31,6 +31,7 @@ mod live_changes;
 mod management_api;
 mod model_names;
 mod openapi;
+mod org_alerts;
 mod org_budgets;
 mod org_invitations;
 mod org_pages;
