@@ -273,13 +273,12 @@ pub fn code_in(message: &serde_json::Value) -> String {
         .to_string()
 }
 
-/// The path (from `prefix` to the end of the word) of the first link in a message's text
-/// whose path starts with `prefix`, e.g. `/invitations/`.
-pub fn link_in(message: &serde_json::Value, prefix: &str) -> Option<String> {
+/// The path of the link to the site at `base` in a message's text (`base` taken off: what
+/// follows it up to the next white space).
+pub fn link_in(message: &serde_json::Value, base: &str) -> Option<String> {
     let text = message["text"].as_str().unwrap_or_default();
-    text.split_whitespace()
-        .filter(|word| word.starts_with("http"))
-        .find_map(|word| word.find(prefix).map(|at| word[at..].to_string()))
+    let start = text.find(base)? + base.len();
+    text[start..].split_whitespace().next().map(str::to_string)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -546,6 +545,39 @@ impl Browser {
         field.send_keys(value).await.expect("typing");
     }
 
+    /// Chooses the option with `value` in the select `name`.
+    pub async fn choose(&self, name: &str, value: &str) {
+        self.client
+            .find(Locator::Css(&format!("select[name='{name}']")))
+            .await
+            .unwrap_or_else(|e| panic!("the choice {name}: {e}"))
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("the option {value} of {name}: {e}"));
+    }
+
+    /// Clicks the element `css`.
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Scrolls the element `css` to the middle of the screen (for a screenshot of it).
+    pub async fn scroll_to(&self, css: &str) {
+        let _ = self
+            .client
+            .execute(
+                "const e = document.querySelector(arguments[0]); if (e) e.scrollIntoView({block: 'center'});",
+                vec![serde_json::json!(css)],
+            )
+            .await;
+    }
+
     /// Presses the submit button of the form posting to `form_action` (or to it with
     /// `#errors`, where a form comes back marked).
     pub async fn submit(&self, form_action: &str) {
@@ -651,15 +683,27 @@ impl Browser {
 
     /// The language the page says it is in (`<html lang>`).
     pub async fn lang(&self) -> String {
-        self.client
-            .find(Locator::Css("html"))
-            .await
-            .expect("html")
-            .attr("lang")
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+        string(self, "return document.documentElement.lang;").await
+    }
+
+    /// Switches to `lang` with the link every page has in its header (in the menu on a
+    /// phone), as a reader would, and waits (up to ten seconds) for the page in that language.
+    pub async fn switch_language(&mut self, lang: &str, phone: bool) {
+        let links = if phone {
+            self.click("details.nav-menu > summary").await;
+            "details.nav-menu"
+        } else {
+            "nav.nav-row"
+        };
+        self.click(&format!("{links} a[hreflang='{lang}']")).await;
+        for _ in 0..200 {
+            let ready = string(self, "return document.readyState;").await;
+            if self.lang().await == lang && ready == "complete" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.shot(&format!("switched-to-{lang}")).await;
     }
 
     pub async fn close(mut self) {
