@@ -37,6 +37,17 @@ pub struct Offer {
     pub bonus: String,
 }
 
+impl TopupOffer {
+    /// The custom amount's hint: its bounds, and the bonus tiers when there are some.
+    pub fn amount_hint(&self) -> String {
+        if self.tiers.is_empty() {
+            self.hint.clone()
+        } else {
+            format!("{} {}", self.hint, self.tiers)
+        }
+    }
+}
+
 /// The top-up part of the wallet, when Stripe is set up.
 pub struct TopupOffer {
     pub offers: Vec<Offer>,
@@ -95,15 +106,6 @@ fn invite_terms(state: &AppState, page: &Page) -> String {
 }
 
 impl WalletPage {
-    /// The custom amount's hint: its bounds, and the bonus tiers when there are some.
-    fn amount_hint(&self, topup: &TopupOffer) -> String {
-        if topup.tiers.is_empty() {
-            topup.hint.clone()
-        } else {
-            format!("{} {}", topup.hint, topup.tiers)
-        }
-    }
-
     fn kind(&self, entry: &Entry) -> String {
         self.page.t(super::format::ledger_key(entry.kind))
     }
@@ -507,48 +509,67 @@ pub async fn pay(
     Posted(form): Posted<PayForm>,
 ) -> Result<Response, WebError> {
     let base = super::pages::base_url(&state);
-    match service::topups::start_own(
+    let started = service::topups::start_own(
         &state.ctx,
         &user.caller(),
         &form.amount_usd,
         &form.request_key,
         &base,
     )
-    .await
-    {
-        Ok(order) => {
-            let to = match (&order.checkout_url, order.status) {
-                (Some(url), OrderStatus::Pending) if !url.is_empty() => url.clone(),
-                _ => format!("/wallet/orders/{}", order.id),
+    .await;
+    let refused = match started {
+        Ok(order) => return Ok(to_checkout(&order)),
+        Err(error) => error,
+    };
+    let quoted = quote_again(&state, page, &form.amount_usd, &refused, QuoteFor::own()).await;
+    match quoted {
+        Ok(shown) => Ok(shown),
+        Err((page, errors, status)) => {
+            let typed = Typed {
+                amount_usd: form.amount_usd,
+                ..Typed::default()
             };
-            Ok(Redirect::to(&to).into_response())
+            let again = render(&state, page, &user, typed, errors).await?;
+            Ok(with_checkout_policy(&state, again, status))
         }
-        Err(error) => {
-            let errors = FieldErrors::from_service(&error, page.lang, &[]);
-            let quoted = service::topups::settings(&state.ctx)
-                .await
-                .and_then(|settings| settings.quote_text(&form.amount_usd));
-            let status = match &error {
-                service::ServiceError::Upstream(_) => StatusCode::BAD_GATEWAY,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            match quoted {
-                Ok(quote) => {
-                    // A fresh key: the refused attempt's order is closed or pending, and trying
-                    // again should not land on it.
-                    let again = topup_page(page, quote, new_request_key(), errors, QuoteFor::own());
-                    Ok(with_checkout_policy(&state, again, status))
-                }
-                Err(_) => {
-                    let typed = Typed {
-                        amount_usd: form.amount_usd,
-                        ..Typed::default()
-                    };
-                    let again = render(&state, page, &user, typed, errors).await?;
-                    Ok(with_checkout_policy(&state, again, status))
-                }
-            }
+    }
+}
+
+/// Where a started order sends the payer: Stripe's page, or the order's own when it has
+/// none to go to (already paid or closed).
+pub(super) fn to_checkout(order: &OrderRow) -> Response {
+    let to = match (&order.checkout_url, order.status) {
+        (Some(url), OrderStatus::Pending) if !url.is_empty() => url.clone(),
+        _ => format!("/wallet/orders/{}", order.id),
+    };
+    Redirect::to(&to).into_response()
+}
+
+/// A payment that could not start, shown on its quote again with what went wrong (a fresh
+/// request key: the refused attempt's order is closed or pending, and trying again should not
+/// land on it). When the amount itself is wrong there is no quote: the page, the marked field
+/// and the status come back for the wallet to show.
+pub(super) async fn quote_again(
+    state: &AppState,
+    page: Page,
+    amount_usd: &str,
+    refused: &service::ServiceError,
+    target: QuoteFor,
+) -> Result<Response, (Page, FieldErrors, StatusCode)> {
+    let errors = FieldErrors::from_service(refused, page.lang, &[]);
+    let status = match refused {
+        service::ServiceError::Upstream(_) => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let quoted = service::topups::settings(&state.ctx)
+        .await
+        .and_then(|settings| settings.quote_text(amount_usd));
+    match quoted {
+        Ok(quote) => {
+            let again = topup_page(page, quote, new_request_key(), errors, target);
+            Ok(with_checkout_policy(state, again, status))
         }
+        Err(_) => Err((page, errors, status)),
     }
 }
 

@@ -22,9 +22,10 @@ use crate::web::error::WebError;
 use crate::web::form::{FieldErrors, Posted};
 use crate::web::page::{Page, SignedIn, flash};
 use crate::web::wallet::{
-    PayForm, QuoteFor, QuoteQuery, RedeemForm, TopupOffer, new_request_key, offer_of, price_text,
-    redeem_counted, status_key, topup_page, with_checkout_policy,
+    PayForm, QuoteFor, QuoteQuery, RedeemForm, TopupOffer, offer_of, price_text, quote_again,
+    redeem_counted, status_key, to_checkout, with_checkout_policy,
 };
+use crate::web::wallet::{new_request_key, topup_page};
 
 /// Ledger rows shown.
 const ENTRIES_SHOWN: i64 = 100;
@@ -55,6 +56,10 @@ pub struct WalletPage {
 }
 
 impl WalletPage {
+    fn wallet_path(&self) -> String {
+        format!("/orgs/{}/wallet", self.frame.slug)
+    }
+
     fn kind(&self, entry: &Entry) -> String {
         self.page.t(crate::web::format::ledger_key(entry.kind))
     }
@@ -65,15 +70,6 @@ impl WalletPage {
 
     fn order_price(&self, order: &OrderRow) -> String {
         price_text(order)
-    }
-
-    /// The custom amount's hint: its bounds, and the bonus tiers when there are some.
-    fn amount_hint(&self, topup: &TopupOffer) -> String {
-        if topup.tiers.is_empty() {
-            topup.hint.clone()
-        } else {
-            format!("{} {}", topup.hint, topup.tiers)
-        }
     }
 }
 
@@ -250,49 +246,27 @@ pub async fn pay(
         &base,
     )
     .await;
-    match started {
-        Ok(order) => {
-            let to = match (&order.checkout_url, order.status) {
-                (Some(url), crate::domain::kinds::OrderStatus::Pending) if !url.is_empty() => {
-                    url.clone()
-                }
-                _ => format!("/wallet/orders/{}", order.id),
-            };
-            Ok(Redirect::to(&to).into_response())
-        }
+    let refused = match started {
+        Ok(order) => return Ok(to_checkout(&order)),
         Err(error @ (ServiceError::NotFound(_) | ServiceError::Forbidden(_))) => {
-            Err(page.failed(error))
+            return Err(page.failed(error));
         }
-        Err(error) => {
-            let errors = FieldErrors::from_service(&error, page.lang, &[]);
-            let status = match &error {
-                ServiceError::Upstream(_) => StatusCode::BAD_GATEWAY,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
+        Err(error) => error,
+    };
+    let (view, _) = load(&state, &page, &user, &slug, "wallet").await?;
+    let target = QuoteFor {
+        wallet: format!("/orgs/{}/wallet", view.slug),
+        org_name: Some(view.name),
+    };
+    match quote_again(&state, page, &form.amount_usd, &refused, target).await {
+        Ok(shown) => Ok(shown),
+        Err((page, errors, status)) => {
+            let typed = Typed {
+                amount_usd: form.amount_usd,
+                ..Typed::default()
             };
-            let quoted = service::topups::settings(&state.ctx)
-                .await
-                .and_then(|settings| settings.quote_text(&form.amount_usd));
-            match quoted {
-                Ok(quote) => {
-                    let (view, _) = load(&state, &page, &user, &slug, "wallet").await?;
-                    let target = QuoteFor {
-                        wallet: format!("/orgs/{}/wallet", view.slug),
-                        org_name: Some(view.name),
-                    };
-                    // A fresh key: the refused attempt's order is closed or pending, and trying
-                    // again should not land on it.
-                    let again = topup_page(page, quote, new_request_key(), errors, target);
-                    Ok(with_checkout_policy(&state, again, status))
-                }
-                Err(_) => {
-                    let typed = Typed {
-                        amount_usd: form.amount_usd,
-                        ..Typed::default()
-                    };
-                    let again = render(&state, page, &user, &slug, typed, errors).await?;
-                    Ok(with_checkout_policy(&state, again, status))
-                }
-            }
+            let again = render(&state, page, &user, &slug, typed, errors).await?;
+            Ok(with_checkout_policy(&state, again, status))
         }
     }
 }
