@@ -12,603 +12,17 @@
 //! of every page go to `E2E_SCREENSHOTS` (default: `target/e2e-screenshots`), and their paths
 //! are printed when a step fails.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use e2e::{
+    Browser, MailSink, PASSWORD, call_v1, cli, code_in, fake_upstream, no_browser, number,
+    overflow, post_json, press, read_request, require_all, respond, screenshots_dir, script_text,
+    serve, site_with_root, start_server, string, visit,
+};
+use fantoccini::Locator;
+use tokio::io::BufReader;
 use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
-
-const PASSWORD: &str = "correct horse battery";
-
-/// The built binary: `target/debug/tollgate`, beside this test's `deps/` folder.
-fn tollgate_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    let debug = exe.parent().and_then(Path::parent).expect("target/debug");
-    debug.join("tollgate")
-}
-
-fn require_all() -> bool {
-    std::env::var("TOLLGATE_REQUIRE_ALL").is_ok_and(|v| v == "1")
-}
-
-fn chromedriver() -> Option<PathBuf> {
-    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// An OpenAI-compatible upstream that answers every chat request with the same short answer
-/// and its usage.
-async fn fake_upstream() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(stream);
-                loop {
-                    let mut length = 0_usize;
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some(value) =
-                            line.to_ascii_lowercase().strip_prefix("content-length:")
-                        {
-                            length = value.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    if reader.read_exact(&mut body).await.is_err() {
-                        return;
-                    }
-                    let streamed = String::from_utf8_lossy(&body).contains("\"stream\":true");
-                    if streamed {
-                        // The playground's live answer: two text chunks, usage, the end.
-                        let events = [
-                            r#"{"id":"chatcmpl-e2e","object":"chat.completion.chunk","created":0,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":"Streamed "}}]}"#,
-                            r#"{"id":"chatcmpl-e2e","object":"chat.completion.chunk","created":0,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"hello"},"finish_reason":"stop"}]}"#,
-                            r#"{"id":"chatcmpl-e2e","object":"chat.completion.chunk","created":0,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
-                        ];
-                        let mut stream = String::new();
-                        for event in events {
-                            stream.push_str(&format!("data: {event}\n\n"));
-                        }
-                        stream.push_str("data: [DONE]\n\n");
-                        let response = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{stream}",
-                            stream.len()
-                        );
-                        if reader
-                            .get_mut()
-                            .write_all(response.as_bytes())
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                        continue;
-                    }
-                    let answer = serde_json::json!({
-                        "id": "chatcmpl-e2e", "object": "chat.completion", "created": 0,
-                        "model": "gpt-4o-mini",
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": "Hello from the test upstream"}}],
-                        "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}
-                    })
-                    .to_string();
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-                        answer.len()
-                    );
-                    if reader
-                        .get_mut()
-                        .write_all(response.as_bytes())
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
-/// The SMTP sink of the API tests (`tests/smtp_sink.py`, aiosmtpd): its port, and the mail it
-/// received, one JSON line each.
-struct MailSink {
-    port: u16,
-    mail: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
-    _server: Child,
-}
-
-async fn mail_sink() -> Option<MailSink> {
-    let python = std::env::var("TOLLGATE_TEST_PYTHON").ok()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/smtp_sink.py");
-    let mut server = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .ok()?;
-    let mut lines = BufReader::new(server.stdout.take()?).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .ok()?
-        .ok()??;
-    let port = serde_json::from_str::<serde_json::Value>(&first).ok()?["port"].as_u64()? as u16;
-    let (sender, mail) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Ok(message) = serde_json::from_str(&line) {
-                let _ = sender.send(message);
-            }
-        }
-    });
-    Some(MailSink {
-        port,
-        mail,
-        _server: server,
-    })
-}
-
-/// The 6-digit code in a message's subject.
-fn code_in(message: &serde_json::Value) -> String {
-    let subject = message["subject"].as_str().unwrap_or_default();
-    subject
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|part| part.len() == 6)
-        .unwrap_or_default()
-        .to_string()
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    database_url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-async fn cli(database_url: &str, args: &[&str]) -> String {
-    let output = Command::new(tollgate_binary())
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .expect("run tollgate");
-    assert!(
-        output.status.success(),
-        "tollgate {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// A new site's database with its root account (`root`, "root password here").
-async fn site_with_root(dir: &Path) -> String {
-    let database_url = format!("sqlite://{}/tollgate.db", dir.display());
-    cli(
-        &database_url,
-        &[
-            "--create-database",
-            "user",
-            "create",
-            "--username",
-            "root",
-            "--role",
-            "root",
-            "--password",
-            "root password here",
-        ],
-    )
-    .await;
-    database_url
-}
-
-async fn start_server(dir: &Path, upstream_port: u16, smtp_port: Option<u16>) -> Server {
-    let database_url = site_with_root(dir).await;
-    cli(
-        &database_url,
-        &[
-            "channel",
-            "add",
-            "--name",
-            "main",
-            "--type",
-            "openai",
-            "--base-url",
-            &format!("http://127.0.0.1:{upstream_port}/v1"),
-            "--key",
-            "sk-upstream",
-            "--models",
-            "gpt-4o-mini",
-        ],
-    )
-    .await;
-    cli(
-        &database_url,
-        &[
-            "price",
-            "set",
-            "gpt-4o-mini",
-            "--input",
-            "0.15",
-            "--output",
-            "0.60",
-        ],
-    )
-    .await;
-    cli(&database_url, &["option", "set", "new_user_quota_usd", "5"]).await;
-    if let Some(smtp_port) = smtp_port {
-        for (name, value) in [
-            ("smtp_host", "127.0.0.1".to_string()),
-            ("smtp_port", smtp_port.to_string()),
-            ("smtp_security", "none".to_string()),
-            ("smtp_from", "Tollgate <noreply@tollgate.test>".to_string()),
-            ("email_verification_required", "true".to_string()),
-        ] {
-            cli(&database_url, &["option", "set", name, &value]).await;
-        }
-    }
-    serve(database_url).await
-}
-
-/// The server on `database_url`, once it accepts connections.
-async fn serve(database_url: String) -> Server {
-    let port = free_port();
-    let child = Command::new(tollgate_binary())
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--billing-flush-ms",
-            "50",
-            "--sync-interval-ms",
-            "100",
-        ])
-        .env("DATABASE_URL", &database_url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start tollgate");
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    Server {
-        child,
-        base,
-        database_url,
-    }
-}
-
-struct Browser {
-    client: Client,
-    driver: Child,
-    shots: PathBuf,
-    count: usize,
-}
-
-impl Browser {
-    async fn start(shots: PathBuf, width: u32, height: u32) -> Option<Browser> {
-        Browser::start_in(shots, width, height, false).await
-    }
-
-    /// A browser whose system asks pages for their dark colours (`prefers-color-scheme: dark`)
-    /// when `dark`.
-    async fn start_in(shots: PathBuf, width: u32, height: u32, dark: bool) -> Option<Browser> {
-        let driver_path = chromedriver()?;
-        let port = free_port();
-        let driver = Command::new(driver_path)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .ok()?;
-        let mut capabilities = serde_json::json!({
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync", "--no-first-run",
-                         "--disable-dev-shm-usage", "--lang=en-US", format!("--window-size={width},{height}")]
-            }
-        });
-        if dark {
-            // Blink's preferred colour scheme: 0 is dark.
-            capabilities["goog:chromeOptions"]["args"]
-                .as_array_mut()
-                .expect("the arguments")
-                .push(serde_json::json!("--blink-settings=preferredColorScheme=0"));
-        }
-        if width < 500 {
-            // A window is at least 500 px wide: a phone's screen is emulated instead, so the
-            // page really is this wide (and follows its viewport meta as a phone does).
-            capabilities["goog:chromeOptions"]["mobileEmulation"] = serde_json::json!({
-                "deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0}
-            });
-        }
-        let capabilities = capabilities.as_object().cloned().unwrap_or_default();
-        let mut client = None;
-        for _ in 0..100 {
-            match ClientBuilder::rustls()
-                .expect("a TLS client")
-                .capabilities(capabilities.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-            {
-                Ok(c) => {
-                    client = Some(c);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-        std::fs::create_dir_all(&shots).ok()?;
-        Some(Browser {
-            client: client?,
-            driver,
-            shots,
-            count: 0,
-        })
-    }
-
-    /// Saves a screenshot named after the step; returns its path.
-    async fn shot(&mut self, name: &str) -> PathBuf {
-        self.count += 1;
-        let path = self.shots.join(format!("{:02}-{name}.png", self.count));
-        if let Ok(png) = self.client.screenshot().await {
-            let _ = std::fs::write(&path, png);
-        }
-        path
-    }
-
-    async fn open(&mut self, url: &str, name: &str) {
-        self.client
-            .goto(url)
-            .await
-            .unwrap_or_else(|e| panic!("open {url}: {e}"));
-        self.shot(name).await;
-    }
-
-    async fn fill(&self, name: &str, value: &str) {
-        let field = self
-            .client
-            .find(Locator::Css(&format!("input[name='{name}']")))
-            .await
-            .unwrap_or_else(|e| panic!("the field {name}: {e}"));
-        field.clear().await.ok();
-        field.send_keys(value).await.expect("typing");
-    }
-
-    async fn fill_text(&self, name: &str, value: &str) {
-        let field = self
-            .client
-            .find(Locator::Css(&format!("textarea[name='{name}']")))
-            .await
-            .unwrap_or_else(|e| panic!("the text area {name}: {e}"));
-        field.clear().await.ok();
-        field.send_keys(value).await.expect("typing");
-    }
-
-    async fn submit(&self, form_action: &str) {
-        self.client
-            .find(Locator::Css(&format!(
-                ":is(form[action='{form_action}'], form[action='{form_action}#errors']) button[type='submit']"
-            )))
-            .await
-            .unwrap_or_else(|e| panic!("the form {form_action}: {e}"))
-            .click()
-            .await
-            .expect("submit");
-    }
-
-    /// The page's text; while a page is still replacing the last one (a form's answer, a
-    /// redirect) its body may not be there yet, so this waits up to five seconds for it.
-    async fn text(&self) -> String {
-        for _ in 0..100 {
-            if let Ok(body) = self.client.find(Locator::Css("body")).await {
-                return body.text().await.unwrap_or_default();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the page has no body");
-    }
-
-    async fn path(&self) -> String {
-        self.client
-            .current_url()
-            .await
-            .map(|u| u.path().to_string())
-            .unwrap_or_default()
-    }
-
-    /// Waits (up to ten seconds) until the browser is at `path` and the page has loaded.
-    async fn arrive(&self, path: &str) -> String {
-        for _ in 0..200 {
-            let here = self.path().await;
-            let ready = self
-                .client
-                .execute("return document.readyState;", vec![])
-                .await
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string));
-            if here == path && ready.as_deref() == Some("complete") {
-                return here;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        self.path().await
-    }
-
-    /// Waits (up to ten seconds) for an element, after a form posts to the page it is on.
-    async fn wait_for(&self, css: &str) {
-        for _ in 0..200 {
-            if self.client.find(Locator::Css(css)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn check(&mut self, condition: bool, what: &str) {
-        if !condition {
-            let shot = self.shot("failed").await;
-            let text = self.text().await;
-            panic!(
-                "{what} (screenshot: {}); the page said:\n{text}",
-                shot.display()
-            );
-        }
-    }
-
-    /// Signs in through the login page and waits for the dashboard.
-    async fn sign_in(&mut self, base: &str, login: &str) {
-        self.open(&format!("{base}/login"), "login").await;
-        self.fill("login", login).await;
-        self.fill("password", PASSWORD).await;
-        self.submit("/login").await;
-        self.arrive("/dashboard").await;
-    }
-
-    async fn close(mut self) {
-        let _ = self.client.clone().close().await;
-        let _ = self.driver.kill().await;
-    }
-}
-
-fn screenshots_dir(name: &str) -> PathBuf {
-    let base = std::env::var("E2E_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            tollgate_binary()
-                .parent()
-                .and_then(Path::parent)
-                .map(|t| t.join("e2e-screenshots"))
-                .unwrap_or_default()
-        });
-    base.join(name)
-}
-
-/// Whether the browser tests cannot run here (said, and a failure where everything is
-/// required).
-fn no_browser() -> bool {
-    if chromedriver().is_some() && tollgate_binary().exists() {
-        return false;
-    }
-    let reason = "chromium-driver or the built tollgate binary is missing (apt-get install chromium chromium-driver; cargo build)";
-    assert!(
-        !require_all(),
-        "{reason}, and TOLLGATE_REQUIRE_ALL=1 requires it"
-    );
-    eprintln!("skipped: {reason}");
-    true
-}
-
-/// Posts a JSON body with one extra header line (`name: value`); the answer's status.
-async fn post_json(base: &str, path: &str, header: &str, body: &str) -> u16 {
-    let host = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nhost: {host}\r\n{header}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.expect("read");
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Sends one chat request with `key` the way an SDK would.
-async fn call_v1(base: &str, key: &str) -> u16 {
-    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}"#;
-    post_json(
-        base,
-        "/v1/chat/completions",
-        &format!("authorization: Bearer {key}"),
-        body,
-    )
-    .await
-}
-
-/// Whether the page is wider than the window, and the first elements that stick out (a
-/// scrolling table's insides do not count: it scrolls in its own box).
-async fn overflow(browser: &Browser) -> Option<String> {
-    let wider = browser
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
-            vec![],
-        )
-        .await
-        .ok()
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
-    if !wider {
-        return None;
-    }
-    let culprits = browser
-        .client
-        .execute(
-            "return Array.from(document.querySelectorAll('body *')).filter(e => !e.closest('.table-wrap') && e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + '/' + window.innerWidth).join(', ');",
-            vec![],
-        )
-        .await
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    Some(culprits)
-}
-
-/// A number the page's script answers.
-async fn number(browser: &Browser, script: &str) -> f64 {
-    browser
-        .client
-        .execute(script, vec![])
-        .await
-        .ok()
-        .and_then(|v| v.as_f64())
-        .unwrap_or(f64::NAN)
-}
 
 /// The longest key name the portal takes, as people write them.
 const LONG_KEY_NAME: &str = "analytics-backend-production-eu-west-1-nightly-batch-exports";
@@ -726,34 +140,6 @@ async fn seed_a_month(database_url: &str, dir: &Path) {
     .await;
 }
 
-/// Opens a page (named `name` in its screenshot) and checks it speaks `lang` and, on a phone,
-/// that it is no wider than the screen.
-async fn visit(browser: &mut Browser, url: &str, name: &str, lang: &str, phone: bool) {
-    browser.open(url, name).await;
-    let html_lang = browser
-        .client
-        .find(Locator::Css("html"))
-        .await
-        .expect("html")
-        .attr("lang")
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    browser
-        .check(html_lang == lang, &format!("{name} speaks {lang}"))
-        .await;
-    if phone {
-        let wider = overflow(browser).await;
-        browser
-            .check(
-                wider.is_none(),
-                &format!("{name} fits a phone (wider: {})", wider.unwrap_or_default()),
-            )
-            .await;
-    }
-}
-
 /// The pages a signed-in person uses, in one language: each shot, and at phone width each
 /// checked for horizontal overflow.
 async fn tour(browser: &mut Browser, base: &str, lang: &str, phone: bool) {
@@ -799,7 +185,7 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
     if no_browser() {
         return;
     }
-    let sink = mail_sink().await;
+    let sink = MailSink::start().await;
     if sink.is_none() {
         let reason = "TOLLGATE_TEST_PYTHON (a python with aiosmtpd) is not set";
         assert!(
@@ -834,11 +220,7 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
                 "registering asks for the emailed code",
             )
             .await;
-        let message = tokio::time::timeout(Duration::from_secs(15), sink.mail.recv())
-            .await
-            .ok()
-            .flatten()
-            .expect("the code arrives by email");
+        let message = sink.next_to("alice@example.com").await;
         let code = code_in(&message);
         browser
             .check(code.len() == 6, "the mail carries a 6-digit code")
@@ -879,16 +261,11 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
     browser.shot("keys-refused").await;
     let mut focused = String::new();
     for _ in 0..40 {
-        focused = browser
-            .client
-            .execute(
-                "return [document.activeElement.id, window.location.hash].join(' ');",
-                vec![],
-            )
-            .await
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        focused = string(
+            &browser,
+            "return [document.activeElement.id, window.location.hash].join(' ');",
+        )
+        .await;
         if focused == "name #errors" {
             break;
         }
@@ -903,16 +280,7 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
     // Make a key; it is shown once.
     browser.fill("name", "laptop").await;
     browser.fill("quota_usd", "1").await;
-    browser.submit("/keys").await;
-    browser.wait_for("#new-key").await;
-    let key = browser
-        .client
-        .find(Locator::Id("new-key"))
-        .await
-        .expect("the new key")
-        .text()
-        .await
-        .unwrap_or_default();
+    let key = browser.make_key().await;
     browser
         .check(key.starts_with("sk-"), "the new key is shown as plain text")
         .await;
@@ -1032,16 +400,7 @@ async fn a_person_signs_up_makes_a_key_uses_it_and_reads_it_back() {
     browser
         .open(&format!("{base}/dashboard?lang=zh-CN"), "dashboard-zh")
         .await;
-    let lang = browser
-        .client
-        .find(Locator::Css("html"))
-        .await
-        .expect("html")
-        .attr("lang")
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let lang = browser.lang().await;
     browser
         .check(lang == "zh-CN", "the page switched to Chinese")
         .await;
@@ -1257,21 +616,9 @@ async fn fake_stripe() -> FakeStripe {
             };
             count += 1;
             let mut reader = BufReader::new(stream);
-            let (mut request_line, mut line, mut length) = (String::new(), String::new(), 0);
-            if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+            let Some((request_line, body)) = read_request(&mut reader).await else {
                 continue;
-            }
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).await.unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body).await;
+            };
             let form = String::from_utf8_lossy(&body).into_owned();
             let field = |name: &str| {
                 form.split('&')
@@ -1306,11 +653,13 @@ async fn fake_stripe() -> FakeStripe {
                 });
                 ("application/json", json.to_string())
             };
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-            let _ = reader.get_mut().write_all(response.as_bytes()).await;
+            respond(
+                reader.get_mut(),
+                content_type,
+                "connection: close\r\n",
+                &answer,
+            )
+            .await;
         }
     });
     FakeStripe { base, last_form }
@@ -1553,16 +902,11 @@ async fn a_new_sites_pages_in_light_and_dark() {
             browser
                 .check(steps == 32.0, &format!("three steps, two done ({steps})"))
                 .await;
-            let background = browser
-                .client
-                .execute(
-                    "return getComputedStyle(document.documentElement).backgroundColor;",
-                    vec![],
-                )
-                .await
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let background = string(
+                &browser,
+                "return getComputedStyle(document.documentElement).backgroundColor;",
+            )
+            .await;
             let dark_background = background == "rgb(13, 17, 23)";
             browser
                 .check(
@@ -1622,30 +966,6 @@ async fn a_new_sites_pages_in_light_and_dark() {
         }
         browser.close().await;
     }
-}
-
-/// Runs a script that ends by calling its last argument with a value, and answers the value
-/// as text.
-async fn script_text(browser: &Browser, script: &str) -> String {
-    browser
-        .client
-        .execute_async(script, vec![])
-        .await
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// Clicks the first submit button inside `css`.
-async fn press(browser: &Browser, css: &str) {
-    browser
-        .client
-        .find(Locator::Css(&format!("{css} button[type='submit']")))
-        .await
-        .unwrap_or_else(|e| panic!("a button in {css}: {e}"))
-        .click()
-        .await
-        .expect("press");
 }
 
 /// The console's pages worth showing in the README, visited in one language at one width.
@@ -1818,16 +1138,7 @@ async fn an_operator_runs_the_site_from_the_console() {
         .await;
     browser.open(&format!("{base}/keys"), "keys").await;
     browser.fill("name", "console-test").await;
-    browser.submit("/keys").await;
-    browser.wait_for("#new-key").await;
-    let key = browser
-        .client
-        .find(Locator::Id("new-key"))
-        .await
-        .expect("the new key")
-        .text()
-        .await
-        .unwrap_or_default();
+    let key = browser.make_key().await;
     assert_eq!(call_v1(&base, &key).await, 200, "the key works on /v1");
 
     // Root finds the request and the changes.

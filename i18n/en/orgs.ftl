@@ -15,6 +15,10 @@ budget-needs-period = Choose how often the budget starts over (daily, weekly, mo
 budget-needs-amount = Give the amount that may be spent each period, more than $0.
 org-delete-reason-needed = Say why the organisation is deleted with money in its wallet: the reason is kept in the ledger and the audit log.
 org-delete-has-money = The organisation's wallet still holds { $usd }: it cannot be deleted until that is spent or refunded.
+org-delete-has-orders = { $count ->
+    [one] A card payment into the wallet is still open
+   *[other] { $count } card payments into the wallet are still open
+}: the organisation can be deleted once they are paid or closed.
 org-transfer-not-member = '{ $name }' is not a member of this organisation: ownership goes to a member.
 org-transfer-to-owner = '{ $name }' owns this organisation already.
 org-no-transfer-offered = Ownership of this organisation has not been offered to you.

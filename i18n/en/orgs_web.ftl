@@ -160,7 +160,6 @@ web-org-transfer-cancelled = Offer withdrawn.
 web-org-transfer-declined = Offer declined.
 web-org-transfer-accepted = You own the organisation now.
 web-org-topup-title = Adding money
-web-org-topup-how = The wallet is topped up by { $site }'s administrators. Ask them, saying how much to add.
 web-org-topup-command = Administrators add money on the server with:
 web-org-history-admins = The wallet's history is for the organisation's owner and admins.
 web-org-settings-title = Settings
@@ -179,3 +178,15 @@ web-key-team-hint = A team key spends the organisation's wallet within the team'
 web-key-team-option = { $org } — { $team }
 web-key-team-option-budget = { $org } — { $team } ({ $budget })
 web-key-in-team = Team: { $org } — { $team }
+
+# Money into an organisation's wallet: card top-ups and codes.
+web-org-topup-card-how = Pay with your own card: the balance goes to the organisation's wallet, and the receipt to you.
+web-org-topup-no-card = { $site } takes no card payments. Redeem a code below, or ask the site's administrators to add money.
+web-org-topup-ask-admins = The organisation's owner and admins add money to the wallet, by card or with a code.
+web-org-topup-for = For the wallet of { $org }
+web-org-code-hint = A code begins with tgc-. Its value goes to the organisation's wallet at once. Each person can redeem a code once, for themselves or for an organisation.
+web-org-code-redeemed = The code added { $amount } to the organisation's wallet.
+web-org-order-paid-by = Paid by
+web-order-wallet = Wallet
+web-order-back-org = Back to the organisation's wallet
+web-order-into-org = for { $org }

@@ -15,6 +15,7 @@ budget-needs-period = 请选择预算的重置周期（每天、每周、每月�
 budget-needs-amount = 请填写每个周期可花费的金额，需大于 $0。
 org-delete-reason-needed = 钱包中仍有余额时删除组织，请说明原因：原因会记录在账本和审计日志中。
 org-delete-has-money = 组织钱包中仍有 { $usd }：在花完或退款之前不能删除。
+org-delete-has-orders = 还有 { $count } 笔充值到钱包的银行卡付款未完成：付款完成或关闭后才能删除组织。
 org-transfer-not-member = “{ $name }”不是此组织的成员：所有权只能转给成员。
 org-transfer-to-owner = “{ $name }”已是此组织的所有者。
 org-no-transfer-offered = 此组织的所有权并未转让给你。

@@ -157,7 +157,6 @@ web-org-transfer-cancelled = 转让已撤回。
 web-org-transfer-declined = 已拒绝转让。
 web-org-transfer-accepted = 你现在是这个组织的所有者。
 web-org-topup-title = 充值
-web-org-topup-how = 组织钱包由 { $site } 的管理员充值。请联系他们并说明要充值的金额。
 web-org-topup-command = 管理员可在服务器上用以下命令充值：
 web-org-history-admins = 只有组织的所有者和管理员可以查看钱包记录。
 web-org-settings-title = 设置
@@ -176,3 +175,15 @@ web-key-team-hint = 团队密钥从组织钱包扣费，受团队预算和你的
 web-key-team-option = { $org } — { $team }
 web-key-team-option-budget = { $org } — { $team }（{ $budget }）
 web-key-in-team = 团队：{ $org } — { $team }
+
+# 组织钱包的充值：银行卡和兑换码。
+web-org-topup-card-how = 使用你自己的银行卡付款：余额进入组织钱包，收据发给你。
+web-org-topup-no-card = { $site } 不接受银行卡付款。可以在下方兑换兑换码，或请网站管理员充值。
+web-org-topup-ask-admins = 组织的所有者和管理员可以用银行卡或兑换码为钱包充值。
+web-org-topup-for = 充值到 { $org } 的钱包
+web-org-code-hint = 兑换码以 tgc- 开头，金额会立即进入组织钱包。每个兑换码每人只能兑换一次，无论兑换给自己还是组织。
+web-org-code-redeemed = 兑换码已向组织钱包充值 { $amount }。
+web-org-order-paid-by = 付款人
+web-order-wallet = 钱包
+web-order-back-org = 返回组织钱包
+web-order-into-org = 充值给 { $org }

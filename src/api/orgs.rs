@@ -15,12 +15,12 @@ use super::Data;
 use super::error::{ApiError, ApiErrorBody};
 use super::extract::{ApiCaller, ApiJson, Decimal, decimal, nullable};
 use super::org_teams::{decimal_text, team_name};
+use super::users::{QuotaBody, replayed};
 use crate::i18n::Lang;
 use crate::service::org_invitations::{InvitationView, Invite, Invited};
 use crate::service::orgs::{
     AddMember, CreateOrg, DeleteOrg, MemberView, OrgSummary, OrgView, Transfer, UpdateOrg,
 };
-use crate::service::users::QuotaChange;
 use crate::service::{self, ServiceError};
 use crate::state::AppState;
 
@@ -232,26 +232,10 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `usd` or `units`, and why: the body of `POST /api/users/{username}/quota`.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct WalletBody {
-    /// Dollars, as a number or a decimal string; negative deducts.
-    #[serde(default, deserialize_with = "decimal")]
-    #[schema(value_type = Option<Decimal>)]
-    usd: Option<String>,
-    /// Quota units; negative deducts.
-    units: Option<i64>,
-    /// Why, for the ledger (required).
-    reason: Option<String>,
-    /// The same key twice changes the wallet once (also taken from `Idempotency-Key`).
-    idempotency_key: Option<String>,
-}
-
 /// Adds to the organisation's wallet (a negative amount deducts), with a ledger row:
 /// platform administrators only. A key sent before changes nothing and answers with the
 /// wallet as it is.
-#[utoipa::path(post, path = "/orgs/{slug}/quota", request_body = WalletBody,
+#[utoipa::path(post, path = "/orgs/{slug}/quota", request_body = QuotaBody,
     params(("Idempotency-Key" = Option<String>, Header,
         description = "The same key twice changes the wallet once")),
     responses(
@@ -267,26 +251,11 @@ async fn adjust_wallet(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     headers: http::HeaderMap,
-    ApiJson(body): ApiJson<WalletBody>,
+    ApiJson(body): ApiJson<QuotaBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let header_key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let changed = service::orgs::adjust_wallet(
-        &state.ctx,
-        &caller,
-        &slug,
-        QuotaChange {
-            usd: body.usd,
-            units: body.units,
-            reason: body.reason,
-            idempotency_key: body.idempotency_key.or(header_key),
-        },
-    )
-    .await?;
-    let replayed = (!changed.applied).then_some([("idempotent-replayed", "true")]);
-    Ok((replayed, Json(changed.org)))
+    let change = body.into_change(&headers);
+    let changed = service::orgs::adjust_wallet(&state.ctx, &caller, &slug, change).await?;
+    Ok((replayed(changed.applied), Json(changed.org)))
 }
 
 /// The members with their roles and teams.

@@ -173,7 +173,7 @@ async fn update(
 /// `usd` or `units`, and why.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct QuotaBody {
+pub(super) struct QuotaBody {
     /// Dollars, as a number or a decimal string.
     #[serde(default, deserialize_with = "decimal")]
     #[schema(value_type = Option<Decimal>)]
@@ -204,26 +204,31 @@ async fn change_quota(
     headers: http::HeaderMap,
     ApiJson(body): ApiJson<QuotaBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let header_key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let changed = service::users::change_quota(
-        &state.ctx,
-        &caller,
-        &username,
-        QuotaChange {
-            usd: body.usd,
-            units: body.units,
-            reason: body.reason,
-            idempotency_key: body.idempotency_key.or(header_key),
-        },
-    )
-    .await?;
+    let change = body.into_change(&headers);
+    let changed = service::users::change_quota(&state.ctx, &caller, &username, change).await?;
     let view = Json(UserView::new(&changed.user, qpu(&state)));
-    // Like Stripe's: tells a client retrying a request that this answer is the first one's.
-    let replayed = (!changed.applied).then_some([("idempotent-replayed", "true")]);
-    Ok((replayed, view))
+    Ok((replayed(changed.applied), view))
+}
+
+impl QuotaBody {
+    /// The change asked for; the key from the body, else from the `Idempotency-Key` header.
+    pub(super) fn into_change(self, headers: &http::HeaderMap) -> QuotaChange {
+        let header_key = headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        QuotaChange {
+            usd: self.usd,
+            units: self.units,
+            reason: self.reason,
+            idempotency_key: self.idempotency_key.or(header_key),
+        }
+    }
+}
+
+/// Like Stripe's: tells a client retrying a request that this answer is the first one's.
+pub(super) fn replayed(applied: bool) -> Option<[(&'static str, &'static str); 1]> {
+    (!applied).then_some([("idempotent-replayed", "true")])
 }
 
 /// The account's sign-in sessions that have not expired, most recently seen first.

@@ -184,6 +184,7 @@ impl App {
             cancel_jobs.clone(),
         ));
         background.spawn(jobs::low_balance::run(state.clone(), cancel_jobs.clone()));
+        background.spawn(jobs::budget_alerts::run(state.clone(), cancel_jobs.clone()));
         background.spawn(jobs::audit_retention::run(
             state.clone(),
             cancel_jobs.clone(),

@@ -148,6 +148,12 @@ string_enum!(
     BudgetPeriod { Daily => "daily", Weekly => "weekly", Monthly => "monthly", Quarterly => "quarterly" }
 );
 
+impl BudgetPeriod {
+    /// The period a member cap starts over in when its team has no budget of its own: the
+    /// relay holds it and the budget alerts read it in the same one.
+    pub const CAP_WITHOUT_TEAM_BUDGET: BudgetPeriod = BudgetPeriod::Monthly;
+}
+
 string_enum!(
     /// A person's place in an organisation: one owner, any number of admins and members.
     OrgRole { Owner => "owner", Admin => "admin", Member => "member" }

@@ -1,5 +1,6 @@
 //! Pure logic with no I/O: money, pricing, validation, secrets. Exhaustively unit-tested.
 
+pub mod budget_alerts;
 pub mod calendar;
 pub mod canonical_json;
 pub mod client_address;

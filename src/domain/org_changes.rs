@@ -75,7 +75,7 @@ impl OrgChangeKind {
                 "org.invitation.accept",
                 "org.invitation.decline",
             ],
-            OrgChangeKind::Wallet => &["org.wallet.adjust"],
+            OrgChangeKind::Wallet => &["org.wallet.adjust", "org.wallet.redeem"],
         }
     }
 
@@ -90,7 +90,7 @@ impl OrgChangeKind {
             "org.member.add" | "org.member.remove" | "team.member.add" | "team.member.remove" => {
                 OrgChangeKind::Members
             }
-            "org.wallet.adjust" => OrgChangeKind::Wallet,
+            "org.wallet.adjust" | "org.wallet.redeem" => OrgChangeKind::Wallet,
             other if other.starts_with("org.invitation.") => OrgChangeKind::Invitations,
             _ => return None,
         };
@@ -129,6 +129,7 @@ mod tests {
             "org.member.update",
             "org.member.remove",
             "org.wallet.adjust",
+            "org.wallet.redeem",
             "org.invitation.create",
             "org.invitation.resend",
             "org.invitation.revoke",

@@ -1,6 +1,7 @@
 //! Background tasks owned by the app and stopped with it.
 
 pub mod audit_retention;
+pub mod budget_alerts;
 pub mod channel_health;
 pub mod log_upkeep;
 pub mod low_balance;

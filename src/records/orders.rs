@@ -35,4 +35,8 @@ pub struct OrderRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub paid_at: Option<i64>,
+    /// The organisation whose wallet it credits (0: the purchaser's own balance), and its
+    /// slug while it exists.
+    pub org_id: i64,
+    pub org_slug: Option<String>,
 }

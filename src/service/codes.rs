@@ -3,12 +3,15 @@
 //! conditional update whose row count decides, the account's redemption recorded (once per
 //! account and code), a ledger row, and the balance credited.
 
+use serde_json::json;
+
 use super::tokens::parse_expiry;
 use super::{Caller, Ctx, Problems, ServiceError, ServiceResult, decimal_err, usd_to_quota};
 use crate::domain::kinds::{LedgerKind, Status};
 use crate::domain::money::MicroUsd;
 use crate::domain::{names, secret_key};
 use crate::msg;
+use crate::records::orgs::OrgRow;
 use crate::service::db::codes::{CodeRow, NewCode, RedemptionRow};
 use crate::service::db::ledger::NewEntry;
 use crate::service::db::{self, DbError};
@@ -299,6 +302,34 @@ pub fn check_shape(plain: &str) -> ServiceResult<()> {
 }
 
 pub async fn redeem(ctx: &Ctx, user_id: i64, plain: &str) -> ServiceResult<i64> {
+    redeem_into(ctx, &Caller::System, user_id, None, plain).await
+}
+
+/// Redeems a code into an organisation's wallet: for its owner and admins. The code still
+/// credits each person once, whichever wallet receives it, so one person cannot redeem a
+/// code for themselves and again for each organisation they manage.
+pub async fn redeem_for_org(
+    ctx: &Ctx,
+    caller: &Caller,
+    slug: &str,
+    plain: &str,
+) -> ServiceResult<i64> {
+    let access = super::orgs::access(ctx, caller, slug).await?;
+    access.require_manages_org()?;
+    let user_id = caller
+        .account_id()
+        .ok_or_else(|| ServiceError::Forbidden(msg!("org-admins-only")))?;
+    redeem_into(ctx, caller, user_id, Some(access.org()), plain).await
+}
+
+/// Credits the code's amount to `user_id`'s balance, or to `org`'s wallet, once per person.
+async fn redeem_into(
+    ctx: &Ctx,
+    caller: &Caller,
+    user_id: i64,
+    org: Option<&OrgRow>,
+    plain: &str,
+) -> ServiceResult<i64> {
     let plain = plain.trim();
     check_shape(plain)?;
     let Some(code) = db::codes::by_hash(&ctx.db, &secret_key::hash(plain)).await? else {
@@ -311,17 +342,25 @@ pub async fn redeem(ctx: &Ctx, user_id: i64, plain: &str) -> ServiceResult<i64> 
         CodeState::Used => return Err(ServiceError::invalid("code", msg!("redeem-used"))),
         CodeState::Unused | CodeState::PartlyUsed => {}
     }
+    // One key per code and person, whichever wallet: the ledger refuses a second credit even
+    // if the redemption's own once-per-person row were somehow missed.
     let idempotency_key = format!("redeem:{}:{user_id}", code.id);
     let reference = format!("code:{}", code.id);
     // The code's first characters, in no language: the wallet shows it beside the kind.
     let reason = format!("{}…", code.prefix);
+    let org_id = org.map_or(0, |org| org.id);
+    let actor = match org {
+        // Who redeemed it, for the organisation's history.
+        Some(_) => caller.actor(),
+        None => "self".to_string(),
+    };
     let outcome = ctx
-        .write(&Caller::System, async |tx| {
+        .write(caller, async |tx| {
             if !db::codes::take_use(tx, code.id, now).await? {
                 // Taken by another redemption between the read and now.
                 return Err(ServiceError::invalid("code", msg!("redeem-used")));
             }
-            match db::codes::record_redemption(tx, code.id, user_id, code.amount).await {
+            match db::codes::record_redemption(tx, code.id, user_id, org_id, code.amount).await {
                 Err(DbError::Conflict(_)) => {
                     return Err(ServiceError::invalid(
                         "code",
@@ -331,22 +370,41 @@ pub async fn redeem(ctx: &Ctx, user_id: i64, plain: &str) -> ServiceResult<i64> 
                 other => other?,
             }
             let entry = NewEntry {
-                user_id,
+                user_id: if org.is_some() { 0 } else { user_id },
                 kind: LedgerKind::Redemption,
                 amount: code.amount,
-                actor: "self",
+                actor: &actor,
                 reference: &reference,
                 reason: &reason,
                 idempotency_key: &idempotency_key,
             };
-            if db::ledger::insert(tx, &entry).await?.is_none() {
+            let inserted = match org {
+                Some(org) => db::ledger::insert_for_org(tx, org.id, &entry).await?,
+                None => db::ledger::insert(tx, &entry).await?,
+            };
+            let Some(ledger_id) = inserted else {
                 return Err(ServiceError::invalid(
                     "code",
                     msg!("redeem-already-redeemed"),
                 ));
-            }
-            if !db::users::add_quota(tx, user_id, code.amount).await? {
+            };
+            let added = match org {
+                Some(org) => db::orgs::add_quota(tx, org.id, code.amount).await?,
+                None => db::users::add_quota(tx, user_id, code.amount).await?,
+            };
+            if !added {
                 return Err(ServiceError::invalid("code", msg!("balance-out-of-range")));
+            }
+            if let Some(org) = org {
+                let mut entry = super::orgs::org_change(
+                    "org.wallet.redeem",
+                    org,
+                    json!({}),
+                    None,
+                    Some(json!({ "amount": code.amount, "code": reason })),
+                );
+                entry.ledger_id = Some(ledger_id);
+                tx.audit(entry);
             }
             Ok(code.amount)
         })

@@ -7,6 +7,7 @@ pub mod admin_tokens;
 pub mod audit;
 pub mod balance_alerts;
 pub mod billing;
+pub mod budget_alerts;
 pub mod catalog;
 pub mod channel_batches;
 pub mod channel_tools;

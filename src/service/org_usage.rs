@@ -7,12 +7,13 @@
 
 use serde::Serialize;
 
-use super::orgs::access;
+use super::orgs::{Access, access};
 use super::{Caller, Ctx, Problems, ServiceError, ServiceResult};
 use crate::domain::calendar::SiteCalendar;
 use crate::domain::kinds::BudgetPeriod;
 use crate::domain::money::Quota;
 use crate::msg;
+use crate::records::logs::RequestLog;
 use crate::service::db::org_usage::{UsageQuery, UsageSums};
 use crate::service::db::{self, now_ms};
 
@@ -139,21 +140,7 @@ pub async fn usage(
         token_id,
         model: given(&filter.model).map(str::to_string),
     };
-    // Who sees what: admins everything, managers their teams, members themselves.
-    if !access.manages_org() {
-        let managed: Vec<i64> = access
-            .tree
-            .teams
-            .iter()
-            .filter(|t| access.manages_team(t.id))
-            .map(|t| t.id)
-            .collect();
-        if managed.is_empty() {
-            query.user_id = access.me.as_ref().map(|me| me.user_id);
-        } else {
-            query.team_ids = Some(managed);
-        }
-    }
+    visible_to(&access, &mut query);
     let mut lines = Vec::new();
     let mut start = from;
     while start < to {
@@ -201,6 +188,83 @@ pub async fn usage(
         from_ms: from,
         to_ms: to,
     })
+}
+
+/// Narrows a query to what the caller may see: admins everything, managers their teams,
+/// members themselves.
+fn visible_to(access: &Access, query: &mut UsageQuery) {
+    if access.manages_org() {
+        return;
+    }
+    let managed: Vec<i64> = access
+        .tree
+        .teams
+        .iter()
+        .filter(|t| access.manages_team(t.id))
+        .map(|t| t.id)
+        .collect();
+    if managed.is_empty() {
+        query.user_id = access.me.as_ref().map(|me| me.user_id);
+    } else {
+        query.team_ids = Some(managed);
+    }
+}
+
+/// What one model cost this month.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSpend {
+    pub model: String,
+    pub requests: i64,
+    pub cost_quota: i64,
+}
+
+/// The organisation's activity this month (in its zone) as the caller may see it: the spend
+/// per model, most first, and the latest requests.
+#[derive(Debug, Clone)]
+pub struct Activity {
+    pub models: Vec<ModelSpend>,
+    pub latest: Vec<RequestLog>,
+}
+
+/// The overview's activity (see [`Activity`]), `latest` requests at most.
+pub async fn activity(
+    ctx: &Ctx,
+    caller: &Caller,
+    slug: &str,
+    latest: i64,
+) -> ServiceResult<Activity> {
+    let access = access(ctx, caller, slug).await?;
+    let zone = if access.org().timezone.is_empty() {
+        super::options::current(&ctx.db).await?.timezone
+    } else {
+        access.org().timezone.clone()
+    };
+    let now = now_ms();
+    let (month_start, _) = SiteCalendar::new(&zone).budget_window(BudgetPeriod::Monthly, now);
+    let mut query = UsageQuery {
+        org_id: access.org().id,
+        from_ms: month_start,
+        to_ms: now + 1,
+        ..UsageQuery::default()
+    };
+    visible_to(&access, &mut query);
+    let mut models: Vec<ModelSpend> = Vec::new();
+    for sums in db::org_usage::sums(&ctx.db, &query).await? {
+        match models.iter_mut().find(|m| m.model == sums.model) {
+            Some(model) => {
+                model.requests += sums.requests;
+                model.cost_quota += sums.cost;
+            }
+            None => models.push(ModelSpend {
+                model: sums.model,
+                requests: sums.requests,
+                cost_quota: sums.cost,
+            }),
+        }
+    }
+    models.sort_by(|a, b| b.cost_quota.cmp(&a.cost_quota).then(a.model.cmp(&b.model)));
+    let latest = db::org_usage::latest(&ctx.db, &query, latest).await?;
+    Ok(Activity { models, latest })
 }
 
 /// The chargeback report as CSV: `month,team,member,model,requests,prompt_tokens,

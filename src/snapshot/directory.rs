@@ -152,9 +152,6 @@ impl OrgEntry {
     }
 }
 
-/// The period a member cap starts over in when its team has no budget of its own.
-const CAP_PERIOD_WITHOUT_TEAM_BUDGET: BudgetPeriod = BudgetPeriod::Monthly;
-
 /// A budget as just read: the live scope it had (same scope, same period), its figures set to
 /// the read unless balances read now may be off by a batch; else a new one. A new period
 /// starts a new scope, as the database counts afresh.
@@ -525,7 +522,7 @@ impl Directory {
             let cap = membership.cap.or(team.member_cap).map(|limit| {
                 let period = team
                     .budget
-                    .map_or(CAP_PERIOD_WITHOUT_TEAM_BUDGET, |(period, _)| period);
+                    .map_or(BudgetPeriod::CAP_WITHOUT_TEAM_BUDGET, |(period, _)| period);
                 reuse_budget(
                     previous
                         .as_ref()

@@ -37,6 +37,17 @@ pub struct Offer {
     pub bonus: String,
 }
 
+impl TopupOffer {
+    /// The custom amount's hint: its bounds, and the bonus tiers when there are some.
+    pub fn amount_hint(&self) -> String {
+        if self.tiers.is_empty() {
+            self.hint.clone()
+        } else {
+            format!("{} {}", self.hint, self.tiers)
+        }
+    }
+}
+
 /// The top-up part of the wallet, when Stripe is set up.
 pub struct TopupOffer {
     pub offers: Vec<Offer>,
@@ -95,15 +106,6 @@ fn invite_terms(state: &AppState, page: &Page) -> String {
 }
 
 impl WalletPage {
-    /// The custom amount's hint: its bounds, and the bonus tiers when there are some.
-    fn amount_hint(&self, topup: &TopupOffer) -> String {
-        if topup.tiers.is_empty() {
-            topup.hint.clone()
-        } else {
-            format!("{} {}", topup.hint, topup.tiers)
-        }
-    }
-
     fn kind(&self, entry: &Entry) -> String {
         self.page.t(super::format::ledger_key(entry.kind))
     }
@@ -117,7 +119,7 @@ impl WalletPage {
     }
 }
 
-fn status_key(status: OrderStatus) -> &'static str {
+pub(super) fn status_key(status: OrderStatus) -> &'static str {
     match status {
         OrderStatus::Pending => "web-order-pending",
         OrderStatus::Paid => "web-order-paid",
@@ -126,7 +128,7 @@ fn status_key(status: OrderStatus) -> &'static str {
     }
 }
 
-fn price_text(order: &OrderRow) -> String {
+pub(super) fn price_text(order: &OrderRow) -> String {
     display_amount(&order.currency, order.amount)
 }
 
@@ -135,7 +137,7 @@ fn percent(micros: i64) -> String {
     format!("{} %", MicroUsd(micros))
 }
 
-fn offer_of(settings: &TopupSettings, page: &Page) -> TopupOffer {
+pub(super) fn offer_of(settings: &TopupSettings, page: &Page) -> TopupOffer {
     let offers = settings
         .offered_presets()
         .into_iter()
@@ -206,7 +208,11 @@ fn checkout_policy(state: &AppState) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static(super::CONTENT_SECURITY_POLICY))
 }
 
-fn with_checkout_policy(state: &AppState, page: impl IntoResponse, status: StatusCode) -> Response {
+pub(super) fn with_checkout_policy(
+    state: &AppState,
+    page: impl IntoResponse,
+    status: StatusCode,
+) -> Response {
     let mut response = (status, page).into_response();
     response
         .headers_mut()
@@ -268,12 +274,10 @@ pub async fn show(
 #[derive(Deserialize)]
 pub struct RedeemForm {
     #[serde(default)]
-    code: String,
+    pub(super) code: String,
 }
 
-/// Redeems a code. Wrong codes are counted per account and per address, so codes cannot be
-/// guessed: each try is counted before it is looked up and given back when the code works;
-/// a typo of the wrong shape is no guess and counts nothing.
+/// Redeems a code into the person's own balance (see [`redeem_counted`]).
 pub async fn redeem(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -281,47 +285,77 @@ pub async fn redeem(
     SignedIn { page, user }: SignedIn,
     Posted(form): Posted<RedeemForm>,
 ) -> Result<Response, WebError> {
-    let ip = client.to_string();
-    let account = user.id.to_string();
-    if let Err(error) = service::codes::check_shape(&form.code) {
-        let errors = FieldErrors::from_service(&error, page.lang, &[]);
-        let typed = Typed {
-            code: form.code,
-            ..Typed::default()
-        };
-        let again = render(&state, page, &user, typed, errors).await?;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, again).into_response());
-    }
-    let counted = [
-        (limits::REDEEM_FAILURES_PER_IP, ip.as_str()),
-        (limits::REDEEM_FAILURES_PER_ACCOUNT, account.as_str()),
-    ];
-    if !state.limits.hit_all(&counted).await {
-        let errors = FieldErrors::too_many_attempts(page.lang);
-        let typed = Typed {
-            code: form.code,
-            ..Typed::default()
-        };
-        let again = render(&state, page, &user, typed, errors).await?;
-        return Ok((StatusCode::TOO_MANY_REQUESTS, again).into_response());
-    }
-    match service::codes::redeem(&state.ctx, user.id, &form.code).await {
+    let ctx = state.ctx.clone();
+    let tried = redeem_counted(
+        &state,
+        &client.to_string(),
+        user.id,
+        page.lang,
+        &form.code,
+        || service::codes::redeem(&ctx, user.id, &form.code),
+    )
+    .await;
+    match tried {
         Ok(units) => {
-            for (limit, key) in counted {
-                state.limits.give_back(limit, key).await;
-            }
             let amount = page.usd(&units);
             flash(&session, page.t1("web-code-redeemed", "amount", &amount)).await?;
             Ok(Redirect::to("/wallet").into_response())
         }
-        Err(error) => {
-            let errors = FieldErrors::from_service(&error, page.lang, &[]);
+        Err((status, errors)) => {
             let typed = Typed {
                 code: form.code,
                 ..Typed::default()
             };
             let again = render(&state, page, &user, typed, errors).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, again).into_response())
+            Ok((status, again).into_response())
+        }
+    }
+}
+
+/// Redeems a code through `redeem`, whichever wallet it credits. Wrong codes are counted per
+/// account and per address, so codes cannot be guessed: each try is counted before it is
+/// looked up and given back when the code works; a typo of the wrong shape is no guess and
+/// counts nothing. A refusal comes back as the status and the marked field to show.
+pub(super) async fn redeem_counted<F, Fut>(
+    state: &AppState,
+    ip: &str,
+    user_id: i64,
+    lang: crate::i18n::Lang,
+    code: &str,
+    redeem: F,
+) -> Result<i64, (StatusCode, FieldErrors)>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = service::ServiceResult<i64>>,
+{
+    if let Err(error) = service::codes::check_shape(code) {
+        let errors = FieldErrors::from_service(&error, lang, &[]);
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, errors));
+    }
+    let account = user_id.to_string();
+    let counted = [
+        (limits::REDEEM_FAILURES_PER_IP, ip),
+        (limits::REDEEM_FAILURES_PER_ACCOUNT, account.as_str()),
+    ];
+    if !state.limits.hit_all(&counted).await {
+        return Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            FieldErrors::too_many_attempts(lang),
+        ));
+    }
+    match redeem().await {
+        Ok(units) => {
+            for (limit, key) in counted {
+                state.limits.give_back(limit, key).await;
+            }
+            Ok(units)
+        }
+        Err(error) => {
+            let status = match &error {
+                service::ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            Err((status, FieldErrors::from_service(&error, lang, &[])))
         }
     }
 }
@@ -352,9 +386,36 @@ pub struct TopupPage {
     bonus_text: String,
     price_text: String,
     errors: FieldErrors,
+    /// Where the form posts: `/wallet/topup`, or an organisation's.
+    action: String,
+    /// The wallet page the amount is changed on.
+    back: String,
+    /// The organisation's name when its wallet is topped up.
+    org_name: Option<String>,
 }
 
-fn topup_page(page: Page, quote: Quote, request_key: String, errors: FieldErrors) -> TopupPage {
+/// Whose wallet a quote is for.
+pub(super) struct QuoteFor {
+    pub(super) wallet: String,
+    pub(super) org_name: Option<String>,
+}
+
+impl QuoteFor {
+    fn own() -> QuoteFor {
+        QuoteFor {
+            wallet: "/wallet".into(),
+            org_name: None,
+        }
+    }
+}
+
+pub(super) fn topup_page(
+    page: Page,
+    quote: Quote,
+    request_key: String,
+    errors: FieldErrors,
+    target: QuoteFor,
+) -> TopupPage {
     let bonus_text = if quote.bonus > 0 {
         crate::i18n::text(
             page.lang,
@@ -375,10 +436,13 @@ fn topup_page(page: Page, quote: Quote, request_key: String, errors: FieldErrors
         request_key,
         page,
         errors,
+        action: format!("{}/topup", target.wallet),
+        back: target.wallet,
+        org_name: target.org_name,
     }
 }
 
-fn new_request_key() -> String {
+pub(super) fn new_request_key() -> String {
     crate::domain::secret_key::generate("")
         .plain
         .chars()
@@ -389,7 +453,7 @@ fn new_request_key() -> String {
 #[derive(Deserialize)]
 pub struct QuoteQuery {
     #[serde(default)]
-    amount_usd: String,
+    pub(super) amount_usd: String,
 }
 
 /// The exact price of an amount before paying (a GET: it changes nothing). A wrong amount
@@ -404,7 +468,13 @@ pub async fn quote(
         .and_then(|settings| settings.quote_text(&query.amount_usd));
     match quoted {
         Ok(quote) => {
-            let shown = topup_page(page, quote, new_request_key(), FieldErrors::default());
+            let shown = topup_page(
+                page,
+                quote,
+                new_request_key(),
+                FieldErrors::default(),
+                QuoteFor::own(),
+            );
             Ok(with_checkout_policy(&state, shown, StatusCode::OK))
         }
         Err(error) => {
@@ -426,9 +496,9 @@ pub async fn quote(
 #[derive(Deserialize)]
 pub struct PayForm {
     #[serde(default)]
-    amount_usd: String,
+    pub(super) amount_usd: String,
     #[serde(default)]
-    request_key: String,
+    pub(super) request_key: String,
 }
 
 /// Writes the order, makes its Checkout Session and sends the person to Stripe (303). What
@@ -439,48 +509,67 @@ pub async fn pay(
     Posted(form): Posted<PayForm>,
 ) -> Result<Response, WebError> {
     let base = super::pages::base_url(&state);
-    match service::topups::start_own(
+    let started = service::topups::start_own(
         &state.ctx,
         &user.caller(),
         &form.amount_usd,
         &form.request_key,
         &base,
     )
-    .await
-    {
-        Ok(order) => {
-            let to = match (&order.checkout_url, order.status) {
-                (Some(url), OrderStatus::Pending) if !url.is_empty() => url.clone(),
-                _ => format!("/wallet/orders/{}", order.id),
+    .await;
+    let refused = match started {
+        Ok(order) => return Ok(to_checkout(&order)),
+        Err(error) => error,
+    };
+    let quoted = quote_again(&state, page, &form.amount_usd, &refused, QuoteFor::own()).await;
+    match quoted {
+        Ok(shown) => Ok(shown),
+        Err((page, errors, status)) => {
+            let typed = Typed {
+                amount_usd: form.amount_usd,
+                ..Typed::default()
             };
-            Ok(Redirect::to(&to).into_response())
+            let again = render(&state, page, &user, typed, errors).await?;
+            Ok(with_checkout_policy(&state, again, status))
         }
-        Err(error) => {
-            let errors = FieldErrors::from_service(&error, page.lang, &[]);
-            let quoted = service::topups::settings(&state.ctx)
-                .await
-                .and_then(|settings| settings.quote_text(&form.amount_usd));
-            let status = match &error {
-                service::ServiceError::Upstream(_) => StatusCode::BAD_GATEWAY,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            match quoted {
-                Ok(quote) => {
-                    // A fresh key: the refused attempt's order is closed or pending, and trying
-                    // again should not land on it.
-                    let again = topup_page(page, quote, new_request_key(), errors);
-                    Ok(with_checkout_policy(&state, again, status))
-                }
-                Err(_) => {
-                    let typed = Typed {
-                        amount_usd: form.amount_usd,
-                        ..Typed::default()
-                    };
-                    let again = render(&state, page, &user, typed, errors).await?;
-                    Ok(with_checkout_policy(&state, again, status))
-                }
-            }
+    }
+}
+
+/// Where a started order sends the payer: Stripe's page, or the order's own when it has
+/// none to go to (already paid or closed).
+pub(super) fn to_checkout(order: &OrderRow) -> Response {
+    let to = match (&order.checkout_url, order.status) {
+        (Some(url), OrderStatus::Pending) if !url.is_empty() => url.clone(),
+        _ => format!("/wallet/orders/{}", order.id),
+    };
+    Redirect::to(&to).into_response()
+}
+
+/// A payment that could not start, shown on its quote again with what went wrong (a fresh
+/// request key: the refused attempt's order is closed or pending, and trying again should not
+/// land on it). When the amount itself is wrong there is no quote: the page, the marked field
+/// and the status come back for the wallet to show.
+pub(super) async fn quote_again(
+    state: &AppState,
+    page: Page,
+    amount_usd: &str,
+    refused: &service::ServiceError,
+    target: QuoteFor,
+) -> Result<Response, (Page, FieldErrors, StatusCode)> {
+    let errors = FieldErrors::from_service(refused, page.lang, &[]);
+    let status = match refused {
+        service::ServiceError::Upstream(_) => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let quoted = service::topups::settings(&state.ctx)
+        .await
+        .and_then(|settings| settings.quote_text(amount_usd));
+    match quoted {
+        Ok(quote) => {
+            let again = topup_page(page, quote, new_request_key(), errors, target);
+            Ok(with_checkout_policy(state, again, status))
         }
+        Err(_) => Err((page, errors, status)),
     }
 }
 

@@ -8,12 +8,13 @@ use crate::helpers::browser::Answer;
 use crate::helpers::browser::html_unescape;
 use crate::helpers::{Api, Browser, CLI, TestApp, admin_token, db_test};
 use serde_json::json;
+use tollgate::service::codes::CreateCodes;
 use tollgate::service::db;
 use tollgate::service::db::users::UserRow;
 use tollgate::service::orgs::{
     self, AddMember, CreateOrg, HistoryQuery, TeamInput, TeamMemberInput,
 };
-use tollgate::service::{Caller, ServiceError};
+use tollgate::service::{self, Caller, ServiceError};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -175,10 +176,27 @@ db_test! {
         let (status, body) = api.post("/api/orgs/acme/quota", json!({"usd": "25", "reason": "Invoice 7"})).await;
         assert_eq!(status, 200, "{body}");
 
+        // An admin redeems a code into the wallet from its page.
+        let code = service::codes::create(
+            app.ctx(),
+            &CLI,
+            CreateCodes { count: 1, usd: "3".into(), ..Default::default() },
+        )
+        .await
+        .unwrap()[0]
+            .code
+            .clone();
+        adam.get("/orgs/acme/wallet").await;
+        let redeemed = adam.post("/orgs/acme/wallet/redeem", &[("code", code.as_str())]).await;
+        assert_eq!(redeemed.status, 303, "{}", redeemed.body);
+
         let page = olivia.get("/orgs/acme/audit").await;
         assert_eq!(page.status, 200, "{}", page.body);
         assert!(words(&page.body).contains("When (Europe/Berlin)"), "times are in the organisation's zone");
         let list = changes(&page);
+        let code_row = change(&list, "Redeemed a code into the wallet");
+        assert!(code_row.contains("adam") && code_row.contains("Amount: $3.00"), "{code_row}");
+        assert!(code_row.contains(&format!("Code: {}", &code[..4])) && !code_row.contains(&code), "only the code's first characters: {code_row}");
         let wallet = change(&list, "Adjusted the wallet");
         assert!(wallet.contains("ops"), "{wallet}");
         assert!(wallet.contains("Balance: $0.00 → $25.00") && wallet.contains("Amount: $25.00"), "{wallet}");
@@ -197,6 +215,7 @@ db_test! {
         change(&list, "Added max to Research");
         // Newest first.
         let at = |what: &str| list.iter().position(|l| l.contains(what)).unwrap();
+        assert!(at("Redeemed a code") < at("Adjusted the wallet"));
         assert!(at("Adjusted the wallet") < at("Changed the team Research"));
         assert!(at("Changed the team Research") < at("Changed the cap of max"));
         assert!(at("Changed the cap of max") < at("Changed the organisation's budget"));

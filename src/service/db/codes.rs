@@ -186,13 +186,16 @@ pub async fn record_redemption(
     tx: &mut Tx,
     code_id: i64,
     user_id: i64,
+    org_id: i64,
     amount: i64,
 ) -> DbResult<()> {
     tx.insert_returning_id(
-        "INSERT INTO code_redemptions (code_id, user_id, amount, created_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO code_redemptions (code_id, user_id, org_id, amount, created_at) \
+         VALUES (?, ?, ?, ?, ?)",
         &[
             Value::Int(code_id),
             Value::Int(user_id),
+            Value::Int(org_id),
             Value::Int(amount),
             Value::Int(now_ms()),
         ],

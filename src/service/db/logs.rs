@@ -444,6 +444,16 @@ pub async fn list(db: &Db, filter: &LogFilter) -> DbResult<Vec<RequestLog>> {
     rows.iter().map(from_row).collect()
 }
 
+/// The columns a row is read with (`from_row`), for other modules' queries of the table.
+pub(super) fn select_list() -> String {
+    format!("id, {}", COLUMNS.join(", "))
+}
+
+/// A row read with [`select_list`].
+pub(super) fn read_row(row: &AnyRow) -> DbResult<RequestLog> {
+    from_row(row)
+}
+
 /// One request's row.
 pub async fn get(db: &Db, id: i64) -> DbResult<Option<RequestLog>> {
     let sql = format!(

@@ -154,6 +154,20 @@ const STEPS: &[Step] = &[
         include_str!("../../../migrations/postgres/0020_organisations.sql"),
         include_str!("../../../migrations/mysql/0020_organisations.sql"),
     ),
+    (
+        21,
+        "card and code top-ups into organisations' wallets",
+        include_str!("../../../migrations/sqlite/0021_org_topups.sql"),
+        include_str!("../../../migrations/postgres/0021_org_topups.sql"),
+        include_str!("../../../migrations/mysql/0021_org_topups.sql"),
+    ),
+    (
+        22,
+        "budget alerts sent",
+        include_str!("../../../migrations/sqlite/0022_budget_alerts.sql"),
+        include_str!("../../../migrations/postgres/0022_budget_alerts.sql"),
+        include_str!("../../../migrations/mysql/0022_budget_alerts.sql"),
+    ),
 ];
 
 #[derive(Debug)]

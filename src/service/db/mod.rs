@@ -5,6 +5,7 @@
 
 pub mod admin_tokens;
 pub mod audit;
+pub mod budget_alerts;
 pub mod channels;
 pub mod codes;
 pub mod email_codes;

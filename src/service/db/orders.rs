@@ -12,8 +12,9 @@ pub use crate::records::orders::OrderRow;
 const COLUMNS: &str = "o.id, o.user_id, u.username, o.status, o.usd_micros, o.quota, o.bonus, \
      o.amount, o.currency, o.session_id, o.checkout_url, o.payment_intent, o.expires_at, \
      o.credited, o.refunded, o.disputed, o.refund_taken, o.dispute_taken, o.note, o.created_at, \
-     o.updated_at, o.paid_at";
-const FROM: &str = "topup_orders o JOIN users u ON u.id = o.user_id";
+     o.updated_at, o.paid_at, o.org_id, g.slug AS org_slug";
+const FROM: &str =
+    "topup_orders o JOIN users u ON u.id = o.user_id LEFT JOIN orgs g ON g.id = o.org_id";
 /// What `note` holds at most (its column is 512 characters): a longer one is cut.
 const NOTE_CHARS: usize = 500;
 
@@ -43,12 +44,16 @@ fn from_row(row: &AnyRow) -> DbResult<OrderRow> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         paid_at: row.try_get("paid_at")?,
+        org_id: row.try_get("org_id")?,
+        org_slug: opt_text(row, "org_slug")?,
     })
 }
 
 /// An order to write before any payment exists.
 pub struct NewOrder<'a> {
     pub user_id: i64,
+    /// The organisation whose wallet the payment credits; 0 for the purchaser's own balance.
+    pub org_id: i64,
     pub usd_micros: i64,
     pub quota: i64,
     pub bonus: i64,
@@ -63,10 +68,12 @@ pub struct NewOrder<'a> {
 pub async fn insert(tx: &mut Tx, order: &NewOrder<'_>) -> DbResult<i64> {
     let now = now_ms();
     tx.insert_returning_id(
-        "INSERT INTO topup_orders (user_id, status, usd_micros, quota, bonus, amount, currency, \
-         request_key, created_at, updated_at) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO topup_orders (user_id, org_id, status, usd_micros, quota, bonus, amount, \
+         currency, request_key, created_at, updated_at) \
+         VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             Value::Int(order.user_id),
+            Value::Int(order.org_id),
             Value::Int(order.usd_micros),
             Value::Int(order.quota),
             Value::Int(order.bonus),
@@ -152,18 +159,26 @@ pub async fn find_in(tx: &mut Tx, id: i64) -> DbResult<Option<OrderRow>> {
         .transpose()
 }
 
-/// Orders, newest first; one account's, and in one state, when asked.
+/// Orders, newest first; one account's (or one organisation's wallet's), and in one state, when
+/// asked.
 pub async fn list(
     db: &Db,
-    user_id: Option<i64>,
+    owner: OrdersOf,
     status: Option<OrderStatus>,
     limit: i64,
 ) -> DbResult<Vec<OrderRow>> {
     let mut filters = Vec::new();
     let mut values = Vec::new();
-    if let Some(user_id) = user_id {
-        filters.push("o.user_id = ?");
-        values.push(Value::Int(user_id));
+    match owner {
+        OrdersOf::Everyone => {}
+        OrdersOf::User(user_id) => {
+            filters.push("o.user_id = ?");
+            values.push(Value::Int(user_id));
+        }
+        OrdersOf::Org(org_id) => {
+            filters.push("o.org_id = ?");
+            values.push(Value::Int(org_id));
+        }
     }
     if let Some(status) = status {
         filters.push("o.status = ?");
@@ -183,6 +198,32 @@ pub async fn list(
         .collect()
 }
 
+/// Whose orders a list holds.
+#[derive(Clone, Copy, Debug)]
+pub enum OrdersOf {
+    Everyone,
+    /// What one person bought, for themselves or an organisation.
+    User(i64),
+    /// What was bought for one organisation's wallet, by whoever.
+    Org(i64),
+}
+
+/// How many of the organisation's orders are still open (pending payment, or held for an
+/// administrator): money may yet arrive for its wallet.
+pub async fn open_for_org(tx: &mut Tx, org_id: i64) -> DbResult<i64> {
+    let rows = tx
+        .fetch_all(
+            "SELECT COUNT(*) AS n FROM topup_orders WHERE org_id = ? \
+             AND status IN ('pending', 'held')",
+            &[Value::Int(org_id)],
+        )
+        .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| DbError::Corrupt("no count row".into()))?;
+    Ok(row.try_get("n")?)
+}
+
 /// Pending orders made before `before_ms`, oldest first: what reconciliation asks Stripe about.
 pub async fn pending_before(db: &Db, before_ms: i64, limit: i64) -> DbResult<Vec<OrderRow>> {
     let sql = format!(
@@ -196,12 +237,14 @@ pub async fn pending_before(db: &Db, before_ms: i64, limit: i64) -> DbResult<Vec
         .collect()
 }
 
-/// Held orders of deleted accounts whose payment has not been refunded yet: each is to be
-/// refunded through Stripe (asked again each round until Stripe's refund event arrives).
+/// Held orders of deleted accounts (or, for an organisation's wallet, deleted organisations)
+/// whose payment has not been refunded yet: each is to be refunded through Stripe (asked again
+/// each round until Stripe's refund event arrives).
 pub async fn held_for_deleted_accounts(db: &Db, limit: i64) -> DbResult<Vec<OrderRow>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM {FROM} WHERE o.status = 'held' AND o.refunded = 0 \
-         AND o.credited = 0 AND o.payment_intent IS NOT NULL AND u.deleted_at IS NOT NULL \
+         AND o.credited = 0 AND o.payment_intent IS NOT NULL \
+         AND (u.deleted_at IS NOT NULL OR (o.org_id <> 0 AND g.id IS NULL)) \
          ORDER BY o.id LIMIT ?"
     );
     db.fetch_all_with(&sql, &[Value::Int(limit)])
@@ -372,12 +415,13 @@ pub async fn dispute_amount(tx: &mut Tx, id: &str) -> DbResult<Option<i64>> {
         .map_err(DbError::from)
 }
 
-/// Whether the account has a paid top-up other than `except` that is not taken back in full.
+/// Whether the account has a paid top-up of its own balance other than `except` that is not
+/// taken back in full. (What a person paid into an organisation's wallet is not their top-up.)
 pub async fn has_other_standing(tx: &mut Tx, user_id: i64, except: i64) -> DbResult<bool> {
     let rows = tx
         .fetch_all(
-            "SELECT id FROM topup_orders WHERE user_id = ? AND id <> ? AND status = 'paid' \
-             AND credited > refund_taken + dispute_taken LIMIT 1",
+            "SELECT id FROM topup_orders WHERE user_id = ? AND org_id = 0 AND id <> ? \
+             AND status = 'paid' AND credited > refund_taken + dispute_taken LIMIT 1",
             &[Value::Int(user_id), Value::Int(except)],
         )
         .await?;

@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::{Backend, Db, DbResult, Value, text};
+use crate::records::logs::RequestLog;
 
 /// What to sum: the organisation's rows in `[from_ms, to_ms)`, narrowed by what is set.
 #[derive(Clone, Debug, Default)]
@@ -32,18 +33,13 @@ pub struct UsageSums {
     pub cost: i64,
 }
 
-/// The sums per team, member and model. Requests refused before any upstream was asked are
-/// not counted (they cost nothing).
-pub async fn sums(db: &Db, query: &UsageQuery) -> DbResult<Vec<UsageSums>> {
-    let sum = |column: &str| match db.backend() {
-        Backend::MySql => format!("CAST(COALESCE(SUM({column}), 0) AS SIGNED)"),
-        _ => format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"),
-    };
+/// The conditions on `request_logs l` that `query` asks for; None when it can match nothing
+/// (a manager of no team).
+fn conditions_of(query: &UsageQuery) -> Option<(Vec<String>, Vec<Value>)> {
     let mut conditions = vec![
         "l.org_id = ?".to_string(),
         "l.created_at >= ?".to_string(),
         "l.created_at < ?".to_string(),
-        "l.outcome <> 'refused'".to_string(),
     ];
     let mut values = vec![
         Value::Int(query.org_id),
@@ -56,7 +52,7 @@ pub async fn sums(db: &Db, query: &UsageQuery) -> DbResult<Vec<UsageSums>> {
     }
     if let Some(teams) = &query.team_ids {
         if teams.is_empty() {
-            return Ok(Vec::new());
+            return None;
         }
         conditions.push(format!(
             "l.team_id IN ({})",
@@ -76,6 +72,36 @@ pub async fn sums(db: &Db, query: &UsageQuery) -> DbResult<Vec<UsageSums>> {
         conditions.push("l.model = ?".into());
         values.push(Value::Text(model.clone()));
     }
+    Some((conditions, values))
+}
+
+/// The newest of the rows `query` matches, newest first, at most `limit`.
+pub async fn latest(db: &Db, query: &UsageQuery, limit: i64) -> DbResult<Vec<RequestLog>> {
+    let Some((conditions, mut values)) = conditions_of(query) else {
+        return Ok(Vec::new());
+    };
+    values.push(Value::Int(limit.clamp(1, 1000)));
+    let sql = format!(
+        "SELECT {} FROM request_logs l WHERE {} ORDER BY l.created_at DESC, l.id DESC LIMIT ?",
+        super::logs::select_list(),
+        conditions.join(" AND "),
+    );
+    let rows = db.fetch_all_with(&sql, &values).await?;
+    rows.iter().map(super::logs::read_row).collect()
+}
+
+/// The sums per team, member and model. Requests refused before any upstream was asked are
+/// not counted (they cost nothing).
+pub async fn sums(db: &Db, query: &UsageQuery) -> DbResult<Vec<UsageSums>> {
+    let sum = |column: &str| match db.backend() {
+        Backend::MySql => format!("CAST(COALESCE(SUM({column}), 0) AS SIGNED)"),
+        _ => format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"),
+    };
+    let Some((mut conditions, values)) = conditions_of(query) else {
+        return Ok(Vec::new());
+    };
+    // Refused before any upstream was asked: they cost nothing.
+    conditions.push("l.outcome <> 'refused'".into());
     let sql = format!(
         "SELECT l.team_id, l.user_id, MAX(l.username) AS username, l.model, \
          CAST(COUNT(*) AS {count}) AS requests, {prompt} AS prompt_tokens, \

@@ -76,7 +76,7 @@ impl Access {
         self.platform || matches!(self.role(), Some(OrgRole::Owner | OrgRole::Admin))
     }
 
-    fn require_manages_org(&self) -> ServiceResult<()> {
+    pub(crate) fn require_manages_org(&self) -> ServiceResult<()> {
         if self.manages_org() {
             Ok(())
         } else {
@@ -649,6 +649,15 @@ pub async fn delete(ctx: &Ctx, caller: &Caller, slug: &str, input: DeleteOrg) ->
             return Err(ServiceError::Conflict {
                 field: None,
                 message: msg!("org-delete-has-money", usd = Quota(balance).usd_string(qpu)),
+            });
+        }
+        // A card payment still open would credit a wallet that is gone (it would be refunded,
+        // but the payer should see why first).
+        let open = db::orders::open_for_org(tx, org.id).await?;
+        if open > 0 && !input.force {
+            return Err(ServiceError::Conflict {
+                field: None,
+                message: msg!("org-delete-has-orders", count = open),
             });
         }
         let mut entry = org_change(

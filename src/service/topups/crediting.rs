@@ -45,8 +45,10 @@ pub(super) async fn pay(
     let key = format!("topup:{}", order.id);
     let reference = format!("order:{}", order.id);
     let reason = topup::display_amount(&order.currency, order.amount);
+    // An organisation's wallet has its ledger rows under the organisation (user 0), like its
+    // other changes; a person's under them.
     let entry = NewEntry {
-        user_id: order.user_id,
+        user_id: if order.org_id == 0 { order.user_id } else { 0 },
         kind: LedgerKind::TopUp,
         amount: order.quota,
         actor: facts.actor,
@@ -54,20 +56,33 @@ pub(super) async fn pay(
         reason: &reason,
         idempotency_key: &key,
     };
-    if db::ledger::insert(tx, &entry).await?.is_none() {
+    let inserted = if order.org_id == 0 {
+        db::ledger::insert(tx, &entry).await?
+    } else {
+        db::ledger::insert_for_org(tx, order.org_id, &entry).await?
+    };
+    if inserted.is_none() {
         // The order moved to paid just now, so its credit cannot be on record: a ledger that
         // says otherwise is not to be paid over.
         return Err(
             DbError::Corrupt(format!("order {} already has a top-up row", order.id)).into(),
         );
     }
-    if !db::users::add_quota(tx, order.user_id, order.quota).await? {
+    let added = if order.org_id == 0 {
+        db::users::add_quota(tx, order.user_id, order.quota).await?
+    } else {
+        db::orgs::add_quota(tx, order.org_id, order.quota).await?
+    };
+    if !added {
         return Err(ServiceError::invalid(
             "amount_usd",
             msg!("balance-out-of-range"),
         ));
     }
+    // Paying into an organisation's wallet is not the person's first top-up: it pays no
+    // invite rewards.
     if let Some(rewards) = facts.rewards.filter(|r| r.when == RewardWhen::FirstTopup)
+        && order.org_id == 0
         && !db::orders::has_other_standing(tx, order.user_id, order.id).await?
     {
         invites::on_first_topup(tx, order.user_id, rewards).await?;
@@ -203,9 +218,15 @@ pub(super) async fn credit_session(
         OrderStatus::Held => return Ok("already_held"),
         OrderStatus::Pending | OrderStatus::Closed => {}
     }
-    if db::users::is_deleted_in(tx, order.user_id).await? {
-        // Paid after its account was deleted: nobody is left to credit, so the payment goes
-        // back (asked of Stripe once this commits; see `refund_for_deleted_account`).
+    let wallet_gone = if order.org_id == 0 {
+        db::users::is_deleted_in(tx, order.user_id).await?
+    } else {
+        db::orgs::find_in(tx, order.org_id).await?.is_none()
+    };
+    if wallet_gone {
+        // Paid after its account (or organisation) was deleted: nobody is left to credit, so
+        // the payment goes back (asked of Stripe once this commits; see
+        // `refund_for_deleted_account`).
         let change = Transition {
             payment_intent: session.payment_intent.as_deref(),
             session_id: Some(&session.id)

@@ -25,7 +25,8 @@ use crate::domain::topup::{self, BonusTier, Currency, Quote, QuoteError};
 use crate::msg;
 use crate::options::RuntimeOptions;
 use crate::payments::{self, CheckoutRequest, PaymentError, StripeAccess};
-use crate::service::db::orders::{EventRow, NewOrder, OrderRow, Transition};
+use crate::records::orgs::OrgRow;
+use crate::service::db::orders::{EventRow, NewOrder, OrderRow, OrdersOf, Transition};
 use crate::service::db::users::UserRow;
 use crate::service::db::{self, DbError};
 
@@ -148,12 +149,67 @@ pub async fn start_own(
     start(ctx, &user, amount_usd, request_key, base_url).await
 }
 
-/// Starts a top-up for `user`: writes the pending order, makes its Checkout Session, and
-/// returns the order with the address to send the payer to. The same `request_key` (one per
-/// form shown) finds the same order and the same session, so a double click pays once.
+/// Starts a top-up of `user`'s own balance (see [`start_into`]).
 pub async fn start(
     ctx: &Ctx,
     user: &UserRow,
+    amount_usd: &str,
+    request_key: &str,
+    base_url: &str,
+) -> ServiceResult<OrderRow> {
+    start_into(ctx, user, None, amount_usd, request_key, base_url).await
+}
+
+/// Starts a card top-up of an organisation's wallet (see [`start`]): its owner and admins pay
+/// with their own card; the order is the purchaser's (their limits on pending orders and daily
+/// dollars count it), the credit goes to the organisation's wallet.
+pub async fn start_for_org(
+    ctx: &Ctx,
+    caller: &Caller,
+    slug: &str,
+    amount_usd: &str,
+    request_key: &str,
+    base_url: &str,
+) -> ServiceResult<OrderRow> {
+    let access = super::orgs::access(ctx, caller, slug).await?;
+    access.require_manages_org()?;
+    let purchaser = caller
+        .account_id()
+        .ok_or_else(|| ServiceError::Forbidden(msg!("org-admins-only")))?;
+    let user = super::users::find_id(&ctx.db, purchaser).await?;
+    start_into(
+        ctx,
+        &user,
+        Some(access.org()),
+        amount_usd,
+        request_key,
+        base_url,
+    )
+    .await
+}
+
+/// The orders paid (or being paid) into an organisation's wallet, newest first: for its owner
+/// and admins.
+pub async fn list_for_org(
+    ctx: &Ctx,
+    caller: &Caller,
+    slug: &str,
+    limit: i64,
+) -> ServiceResult<Vec<OrderRow>> {
+    let access = super::orgs::access(ctx, caller, slug).await?;
+    access.require_manages_org()?;
+    let org = OrdersOf::Org(access.org().id);
+    Ok(db::orders::list(&ctx.db, org, None, limit).await?)
+}
+
+/// Starts a top-up by `user` of their own balance, or of `org`'s wallet: writes the pending
+/// order, makes its Checkout Session, and returns the order with the address to send the
+/// payer to. The same `request_key` (one per form shown) finds the same order and the same
+/// session, so a double click pays once.
+async fn start_into(
+    ctx: &Ctx,
+    user: &UserRow,
+    org: Option<&OrgRow>,
     amount_usd: &str,
     request_key: &str,
     base_url: &str,
@@ -171,7 +227,8 @@ pub async fn start(
         return resume(ctx, &settings, user, order, base_url).await;
     }
     let quote = settings.quote_text(amount_usd)?;
-    if user.quota.checked_add(quote.quota).is_none() {
+    let balance = org.map_or(user.quota, |org| org.quota);
+    if balance.checked_add(quote.quota).is_none() {
         return Err(ServiceError::invalid(
             "amount_usd",
             msg!("balance-out-of-range"),
@@ -181,6 +238,7 @@ pub async fn start(
     let day_start = SiteCalendar::new(&options.timezone).day_start_ms(now, 0);
     let new = NewOrder {
         user_id: user.id,
+        org_id: org.map_or(0, |org| org.id),
         usd_micros: quote.usd.0,
         quota: quote.quota,
         bonus: quote.bonus,
@@ -243,10 +301,11 @@ async fn resume(
     if order.checkout_url.is_some() || order.status != OrderStatus::Pending {
         return Ok(order);
     }
-    let description = format!(
-        "{} balance",
-        Quota(order.quota).usd_display(settings.quota_per_usd)
-    );
+    let amount = Quota(order.quota).usd_display(settings.quota_per_usd);
+    let description = match &order.org_slug {
+        Some(slug) => format!("{amount} balance for organisation {slug}"),
+        None => format!("{amount} balance"),
+    };
     let page = format!("{base_url}/wallet/orders/{}", order.id);
     let cancel = format!("{page}?cancelled=1");
     let expires_at =
@@ -351,12 +410,12 @@ pub async fn list(
     limit: i64,
 ) -> ServiceResult<Vec<OrderRow>> {
     let status = status.map(order_status).transpose()?;
-    let user_id = match (caller.owner(), user) {
-        (Some(own), _) => Some(own),
-        (None, Some(name)) => Some(super::users::find(&ctx.db, name).await?.id),
-        (None, None) => None,
+    let owner = match (caller.owner(), user) {
+        (Some(own), _) => OrdersOf::User(own),
+        (None, Some(name)) => OrdersOf::User(super::users::find(&ctx.db, name).await?.id),
+        (None, None) => OrdersOf::Everyone,
     };
-    Ok(db::orders::list(&ctx.db, user_id, status, limit).await?)
+    Ok(db::orders::list(&ctx.db, owner, status, limit).await?)
 }
 
 /// Orders an administrator looks for by one term: an order id, a Stripe Checkout Session
@@ -388,7 +447,8 @@ pub async fn search(
         found.push(order);
     }
     if let Some(user) = db::users::find_by_username(&ctx.db, term).await? {
-        found.extend(db::orders::list(&ctx.db, Some(user.id), state, limit).await?);
+        let owner = OrdersOf::User(user.id);
+        found.extend(db::orders::list(&ctx.db, owner, state, limit).await?);
     }
     found.retain(|order| state.is_none_or(|s| order.status == s));
     found.sort_by_key(|order| std::cmp::Reverse(order.id));

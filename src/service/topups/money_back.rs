@@ -140,6 +140,7 @@ async fn reversed(
 ) -> ServiceResult<()> {
     if taken < order.credited
         || order.credited == 0
+        || order.org_id != 0
         || rewards.is_none_or(|r| r.when != RewardWhen::FirstTopup)
         || db::orders::has_other_standing(tx, order.user_id, order.id).await?
     {
@@ -158,8 +159,13 @@ async fn take(
     key: &str,
 ) -> ServiceResult<bool> {
     let reference = format!("order:{}", order.id);
+    if order.org_id != 0 && db::orgs::find_in(tx, order.org_id).await?.is_none() {
+        // The organisation was deleted (its wallet written off in the ledger when it closed):
+        // there is no wallet left to take from.
+        return Ok(true);
+    }
     let entry = NewEntry {
-        user_id: order.user_id,
+        user_id: if order.org_id == 0 { order.user_id } else { 0 },
         kind,
         amount,
         actor: "stripe",
@@ -167,10 +173,21 @@ async fn take(
         reason: "",
         idempotency_key: key,
     };
-    if db::ledger::insert(tx, &entry).await?.is_none() {
+    let inserted = if order.org_id == 0 {
+        db::ledger::insert(tx, &entry).await?
+    } else {
+        db::ledger::insert_for_org(tx, order.org_id, &entry).await?
+    };
+    if inserted.is_none() {
         return Ok(false);
     }
-    if amount != 0 && !db::users::add_quota(tx, order.user_id, amount).await? {
+    let moved = amount == 0
+        || if order.org_id == 0 {
+            db::users::add_quota(tx, order.user_id, amount).await?
+        } else {
+            db::orgs::add_quota(tx, order.org_id, amount).await?
+        };
+    if !moved {
         return Err(ServiceError::invalid(
             "amount",
             msg!("balance-out-of-range"),

@@ -210,6 +210,7 @@ fn what(page: &Page, change: &OrgChange) -> String {
         "org.member.remove" if change.actor == name => "org-audit-member-left",
         "org.member.remove" => "org-audit-member-remove",
         "org.wallet.adjust" => "org-audit-wallet-adjust",
+        "org.wallet.redeem" => "org-audit-wallet-redeem",
         "org.invitation.create" => "org-audit-invitation-create",
         "org.invitation.resend" => "org-audit-invitation-resend",
         "org.invitation.revoke" => "org-audit-invitation-revoke",
@@ -308,7 +309,7 @@ fn details(page: &Page, change: &OrgChange) -> Vec<Detail> {
 }
 
 /// The order a change's fields are listed in: what it is, then who, then money.
-const FIELD_ORDER: [&str; 18] = [
+const FIELD_ORDER: [&str; 19] = [
     "name",
     "slug",
     "owner",
@@ -326,6 +327,7 @@ const FIELD_ORDER: [&str; 18] = [
     "quota",
     "amount",
     "reason",
+    "code",
     "keys_deleted",
 ];
 
@@ -347,6 +349,7 @@ fn label_key(name: &str) -> Option<&'static str> {
         "quota" => "org-audit-field-balance",
         "amount" => "org-audit-field-amount",
         "reason" => "org-audit-field-reason",
+        "code" => "org-audit-field-code",
         "email" => "org-audit-field-email",
         "keys_deleted" => "org-audit-field-keys-deleted",
         _ => return None,

@@ -60,6 +60,11 @@ pub fn router() -> Router<AppState> {
         .route("/orgs/{slug}/members/{user}/remove", post(members::remove))
         .route("/orgs/{slug}/leave", post(members::leave))
         .route("/orgs/{slug}/wallet", get(wallet::show))
+        .route("/orgs/{slug}/wallet/redeem", post(wallet::redeem))
+        .route(
+            "/orgs/{slug}/wallet/topup",
+            get(wallet::quote).post(wallet::pay),
+        )
         .route(
             "/orgs/{slug}/settings",
             get(settings::show).post(settings::save),
