@@ -337,3 +337,54 @@ db_test! {
         service::codes::redeem(app.ctx(), people.max.id, &code).await.unwrap();
     }
 }
+
+db_test! {
+    /// What a team key spends shows on the organisation's budgets: the team's, the member's
+    /// cap and the organisation's, in the organisation's zone, once the spend is written.
+    async fn team_key_spend_shows_on_the_budgets(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let upstream = FakeUpstream::start(Reply::chat("ok", 5, 1)).await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price_per_request("gpt-4o-mini", "0.25").await;
+        let ctx = app.ctx();
+        person(&app, "olivia").await;
+        person(&app, "max").await;
+        orgs::create(ctx, &CLI, CreateOrg {
+            name: "Acme".into(),
+            slug: "acme".into(),
+            owner: Some("olivia".into()),
+            timezone: Some("Asia/Shanghai".into()),
+            budget_usd: Some("500".into()),
+            budget_period: Some("monthly".into()),
+            ..Default::default()
+        }).await.unwrap();
+        orgs::add_member(ctx, &CLI, "acme", AddMember { username: "max".into(), role: Some("member".into()), ..Default::default() }).await.unwrap();
+        let team = orgs::create_team(ctx, &CLI, "acme", TeamInput {
+            name: Some("Research".into()),
+            budget_usd: Some("200".into()),
+            budget_period: Some("monthly".into()),
+            member_cap_usd: Some("25".into()),
+            groups: None,
+        }).await.unwrap();
+        orgs::put_team_member(ctx, &CLI, "acme", "Research", "max", orgs::TeamMemberInput::default()).await.unwrap();
+        orgs::adjust_wallet(ctx, &CLI, "acme", service::users::QuotaChange { usd: Some("100".into()), reason: Some("test".into()), ..Default::default() }).await.unwrap();
+        let (_, key) = service::tokens::create(ctx, &CLI, CreateToken {
+            username: "max".into(),
+            name: "team key".into(),
+            org: Some("acme".into()),
+            team: Some(team.id.to_string()),
+            ..Default::default()
+        }).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 200);
+        }
+        app.wait_for_logs(3).await;
+        app.flush().await;
+        let shown = orgs::show(ctx, &CLI, "acme").await.unwrap();
+        let spent = TestApp::units(0.75);
+        assert_eq!(shown.budget.as_ref().unwrap().spent_quota, spent, "{shown:?}");
+        let team = &shown.teams[0];
+        assert_eq!(team.budget.as_ref().unwrap().spent_quota, spent, "{team:?}");
+        assert_eq!(team.members[0].cap.as_ref().unwrap().spent_quota, spent, "{team:?}");
+    }
+}
