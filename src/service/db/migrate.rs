@@ -160,6 +160,8 @@ const STEPS: &[Step] = &[
         include_str!("../../../migrations/sqlite/0021_org_topups.sql"),
         include_str!("../../../migrations/postgres/0021_org_topups.sql"),
         include_str!("../../../migrations/mysql/0021_org_topups.sql"),
+    ),
+    (
         22,
         "budget alerts sent",
         include_str!("../../../migrations/sqlite/0022_budget_alerts.sql"),
