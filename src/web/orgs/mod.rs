@@ -72,7 +72,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The sub-navigation's pages: (tab, path after `/orgs/{slug}`, text key). Usage and
-/// invitations are other pages' (linked all the same); settings are for admins.
+/// invitations are other pages' (linked all the same); settings are for admins, invitations
+/// for those who may invite.
 const TABS: [(&str, &str, &str); 7] = [
     ("overview", "", "web-org-tab-overview"),
     ("teams", "/teams", "web-org-tab-teams"),
@@ -94,6 +95,8 @@ pub struct OrgFrame {
     pub tab: &'static str,
     /// The organisation's admins and owner, and site administrators.
     pub manages: bool,
+    /// Whether the reader may invite people: those who manage the organisation or a team.
+    pub invites: bool,
 }
 
 /// A link of the sub-navigation.
@@ -107,6 +110,7 @@ impl OrgFrame {
     /// The links between the organisation's pages.
     pub fn tabs(&self) -> Vec<Tab> {
         TABS.iter()
+            .filter(|(tab, _, _)| *tab != "invitations" || self.invites)
             .filter(|(tab, _, _)| *tab != "settings" || self.manages)
             .map(|(tab, path, key)| Tab {
                 href: format!("/orgs/{}{path}", self.slug),
@@ -148,6 +152,7 @@ pub async fn load(
         role: view.role.map(|r| page.t(role_key(r))).unwrap_or_default(),
         tab,
         manages: manages(&view, user),
+        invites: !view.managed_teams.is_empty() || manages(&view, user),
     };
     Ok((view, frame))
 }
