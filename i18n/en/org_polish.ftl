@@ -18,3 +18,7 @@ web-org-spend-teams-yours = Your spending per team
 web-org-teams-none-yours = You are in no team yet. A team key needs a team: ask an admin or a team's manager to add you.
 web-org-cap-yours-in = Your cap in { $team }
 web-org-cap-yours = Your cap: { $budget }
+
+# The keys page: each team's budget under the choice of team.
+web-key-team-no-budget = no budget
+web-key-team-budget-cap = { $budget } · your cap { $cap }

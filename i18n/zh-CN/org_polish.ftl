@@ -17,3 +17,7 @@ web-org-spend-teams-yours = 你在各团队的花费
 web-org-teams-none-yours = 你还不在任何团队中。团队密钥需要团队：请联系管理员或团队经理把你加入。
 web-org-cap-yours-in = 你在 { $team } 的个人上限
 web-org-cap-yours = 你的上限：{ $budget }
+
+# 密钥页面：在团队选择下方列出各团队的预算。
+web-key-team-no-budget = 无预算
+web-key-team-budget-cap = { $budget } · 你的上限 { $cap }

@@ -593,16 +593,39 @@ db_test! {
 }
 
 db_test! {
-    /// The keys page offers a member's teams (with each budget) besides a personal key and
-    /// makes a team key; the list names its team. Someone in no team sees no choice.
+    /// The keys page offers a member's teams besides a personal key, each option short
+    /// ("Org — Team") with the team's budget and the member's cap listed under the choice,
+    /// and limit and budget hints right for a team key too; it makes a team key, and the list
+    /// names its team. Someone in no team sees no choice.
     async fn the_keys_page_makes_a_team_key(db: TestDb) {
         let app = TestApp::spawn(db).await;
         let acme = acme(&app).await;
+        orgs::create_team(
+            app.ctx(),
+            &CLI,
+            "acme",
+            TeamInput { name: Some("Support".into()), ..Default::default() },
+        )
+        .await
+        .unwrap();
+        orgs::put_team_member(app.ctx(), &CLI, "acme", "Support", "max", TeamMemberInput::default()).await.unwrap();
         let max = signed_in(&app, "max").await;
         let keys = max.get("/keys").await;
         let choice = format!("acme/{}", acme.team_id);
-        assert!(keys.contains(&format!("<option value=\"{choice}\">")), "{}", keys.body);
-        assert!(keys.contains("Acme Research — Research ($0.00 of $100.00 this month)"), "{}", keys.body);
+        assert!(keys.contains(&format!("<option value=\"{choice}\">Acme Research — Research</option>")), "{}", keys.body);
+        assert!(!keys.contains("this month</option>"), "no budget inside an option: {}", keys.body);
+        assert!(keys.contains("aria-describedby=\"team-hint team-budgets\""), "the list describes the choice");
+        assert!(
+            keys.contains("<li><span class=\"team-budget-name\">Acme Research — Research:</span> $0.00 of $100.00 this month · your cap $20.00</li>"),
+            "{}",
+            keys.body
+        );
+        assert!(keys.contains("<li><span class=\"team-budget-name\">Acme Research — Support:</span> no budget</li>"), "{}", keys.body);
+        let text = crate::helpers::browser::html_unescape(&keys.body);
+        assert!(text.contains("up to the balance it draws on: yours, or the organisation's wallet for a team key"), "the limit's hint: {text}");
+        assert!(!text.contains("up to your balance"));
+        // As the relay counts: a key's own budget in the site's zone, a team's in the organisation's.
+        assert!(text.contains("in the site's time zone, for a team key too (the team's budget and your cap start over in the organisation's)"), "{text}");
         let made = max.post("/keys", &[("team", choice.as_str()), ("name", "research-laptop")]).await;
         assert_eq!(made.status, 201, "{}", made.body);
         assert!(made.new_key().is_some());

@@ -118,6 +118,8 @@ pub struct MyTeam {
     pub team_id: i64,
     pub team_name: String,
     pub budget: Option<BudgetUse>,
+    /// The caller's cap in the team (absent: none).
+    pub cap: Option<BudgetUse>,
 }
 
 /// The teams the caller is in, in every organisation they belong to.
@@ -127,11 +129,12 @@ pub async fn my_teams(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<MyTeam>> 
     for org in super::list_mine(ctx, caller).await? {
         let view = super::show(ctx, caller, &org.slug).await?;
         for team in view.teams {
-            if team.members.iter().any(|m| m.user_id == me) {
+            if let Some(mine) = team.members.iter().find(|m| m.user_id == me) {
                 found.push(MyTeam {
                     org_slug: view.slug.clone(),
                     org_name: view.name.clone(),
                     team_id: team.id,
+                    cap: mine.cap.clone(),
                     team_name: team.name,
                     budget: team.budget,
                 });
