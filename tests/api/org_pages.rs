@@ -382,6 +382,42 @@ db_test! {
 }
 
 db_test! {
+    /// A budget bar with something spent but under 1 % says "<1 %", not "0 %" (which would
+    /// read as nothing spent); a budget nothing was spent from says "0 %". The bar's width
+    /// stays the nearest 5 %.
+    async fn a_budget_bar_says_under_one_percent(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let upstream = FakeUpstream::start(Reply::chat("ok", 5, 1)).await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price_per_request("gpt-4o-mini", "0.25").await;
+        let acme = acme(&app).await;
+        top_up(&app, "250").await;
+        orgs::create_team(
+            app.ctx(),
+            &CLI,
+            "acme",
+            TeamInput {
+                name: Some("Support".into()),
+                budget_period: Some("monthly".into()),
+                budget_usd: Some("50".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        spend(&app, "max", acme.team_id, 1).await;
+        app.flush().await;
+        let page = signed_in(&app, "olivia").await.get("/orgs/acme").await;
+        let text = crate::helpers::browser::html_unescape(&page.body);
+        // $0.25 of Research's $100 (0.25 %) and of the organisation's $500 (0.05 %).
+        assert!(text.contains("$0.25 of $100.00 this month · <1 %"), "{text}");
+        assert!(text.contains("$0.25 of $500.00 this month · <1 %"), "{text}");
+        assert!(text.contains("$0.00 of $50.00 this month · 0 %"), "{text}");
+        assert_eq!(page.body.matches("bar-fill w-0\"").count(), 3, "every bar is still about empty");
+    }
+}
+
+db_test! {
     /// A person with a proven address makes an organisation with the form: a bad short name
     /// comes back marked with everything typed kept, then a good one makes it.
     async fn an_organisation_is_made_through_the_form(db: TestDb) {
