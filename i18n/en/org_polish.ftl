@@ -22,3 +22,17 @@ web-org-cap-yours = Your cap: { $budget }
 # The keys page: each team's budget under the choice of team.
 web-key-team-no-budget = no budget
 web-key-team-budget-cap = { $budget } · your cap { $cap }
+
+# The invitation's page: what the invited person would join as.
+web-invitation-join = { $role ->
+    [admin] You would join as an admin.
+   *[member] You would join as a member.
+}
+web-invitation-join-team = { $role ->
+    [admin] You would join as an admin, in the team { $team }.
+   *[member] You would join as a member, in the team { $team }.
+}
+web-invitation-join-manager = { $role ->
+    [admin] You would join as an admin, managing the team { $team }.
+   *[member] You would join as a member, managing the team { $team }.
+}

@@ -21,3 +21,17 @@ web-org-cap-yours = 你的上限：{ $budget }
 # 密钥页面：在团队选择下方列出各团队的预算。
 web-key-team-no-budget = 无预算
 web-key-team-budget-cap = { $budget } · 你的上限 { $cap }
+
+# 邀请页面：受邀人将以什么身份加入。
+web-invitation-join = { $role ->
+    [admin] 你将以管理员身份加入。
+   *[member] 你将以成员身份加入。
+}
+web-invitation-join-team = { $role ->
+    [admin] 你将以管理员身份加入，并加入团队 { $team }。
+   *[member] 你将以成员身份加入，并加入团队 { $team }。
+}
+web-invitation-join-manager = { $role ->
+    [admin] 你将以管理员身份加入，并担任团队 { $team } 的经理。
+   *[member] 你将以成员身份加入，并担任团队 { $team } 的经理。
+}

@@ -265,9 +265,20 @@ pub struct InvitationPage {
 }
 
 impl InvitationPage {
-    fn role_text(&self) -> String {
-        self.page
-            .t(&format!("web-org-role-{}", self.invitation.role))
+    /// "You would join as a member, in the team Research."
+    fn joining(&self) -> String {
+        let role = ("role", self.invitation.role.as_str());
+        match &self.invitation.team_name {
+            None => self.page.t1("web-invitation-join", role.0, role.1),
+            Some(team) => {
+                let key = if self.invitation.manager {
+                    "web-invitation-join-manager"
+                } else {
+                    "web-invitation-join-team"
+                };
+                crate::i18n::text(self.page.lang, key, &[role, ("team", team)])
+            }
+        }
     }
 
     fn next(&self) -> String {

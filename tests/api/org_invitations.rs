@@ -338,3 +338,47 @@ db_test! {
         assert_eq!(mallory.get("/orgs/acme/invitations").await.status, 404);
     }
 }
+
+db_test! {
+    /// The page a link opens says plainly what the invited person would join as — a member or
+    /// an admin, in a team or managing it — and to a visitor not signed in offers registering
+    /// first (the invited address is usually new here), signing in second.
+    async fn the_invitation_page_says_what_one_joins_as(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let research = acme(&app).await.0.to_string();
+        app.reload().await;
+        let alice = signed_in(&app, "alice").await;
+        alice.get("/orgs/acme/invitations").await;
+        let invite = async |address: &str, fields: &[(&str, &str)]| {
+            let mut form = vec![("email", address)];
+            form.extend_from_slice(fields);
+            let page = alice.post("/orgs/acme/invitations", &form).await;
+            assert_eq!(page.status, 201, "{}", page.body);
+            shown_link(&page.body)
+        };
+        let in_team = invite("ivy@example.com", &[("role", "member"), ("team", research.as_str())]).await;
+        let managing = invite("mo@example.com", &[("role", "member"), ("team", research.as_str()), ("manager", "1")]).await;
+        let admin = invite("ada@example.com", &[("role", "admin")]).await;
+
+        let visitor = Browser::new(&app);
+        let page = visitor.get(&in_team).await;
+        assert_eq!(page.status, 200);
+        assert!(page.contains("You would join as a member, in the team Research."), "{}", page.body);
+        let register = page.body.find(&format!("<a class=\"button\" href=\"/register?next={in_team}\">Register</a>"));
+        let sign_in = page.body.find(&format!("<a class=\"button secondary\" href=\"/login?next={in_team}\">Sign in</a>"));
+        assert!(register.is_some() && sign_in.is_some(), "register leads, signing in follows: {}", page.body);
+        assert!(register < sign_in, "register comes first");
+        assert!(page.contains("New here? Register with the invited address."));
+        let page = visitor.get(&managing).await;
+        assert!(page.contains("You would join as a member, managing the team Research."), "{}", page.body);
+        let page = visitor.get(&admin).await;
+        assert!(page.contains("You would join as an admin."), "{}", page.body);
+
+        // Signed in, the answers are the buttons; no registering.
+        app.create_user_with_email("ivy", "ivy@example.com", PASSWORD).await;
+        let ivy = signed_in(&app, "ivy").await;
+        let page = ivy.get(&in_team).await;
+        assert!(page.contains(&format!("action=\"{in_team}/accept\"")), "{}", page.body);
+        assert!(!page.contains("/register?next="));
+    }
+}
