@@ -382,3 +382,39 @@ db_test! {
         assert!(!page.contains("/register?next="));
     }
 }
+
+db_test! {
+    /// In Chinese an invitation speaks as the rest of the site does, with 你 (never 您): its
+    /// page, and the mail it sends in the inviter's language.
+    async fn a_chinese_invitation_says_ni_as_the_site_does(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let research = acme(&app).await.0.to_string();
+        app.reload().await;
+        let chinese = [("accept-language", "zh-CN,zh;q=0.9")];
+        let alice = Browser::with_headers(&app, &chinese);
+        assert_eq!(alice.sign_in("alice", PASSWORD).await.status, 303);
+        alice.get("/orgs/acme/invitations").await;
+        let sent = alice
+            .post("/orgs/acme/invitations", &[("email", "ivy@example.com"), ("role", "member"), ("team", research.as_str())])
+            .await;
+        assert_eq!(sent.status, 201, "{}", sent.body);
+        let link = shown_link(&sent.body);
+        let page = Browser::with_headers(&app, &chinese).get(&link).await;
+        assert_eq!(page.lang(), Some("zh-CN"));
+        assert!(page.contains("邀请你加入 Acme Research Labs"), "{}", page.body);
+        assert!(page.contains("你将以成员身份加入，并加入团队 Research。"), "{}", page.body);
+        assert!(!page.contains("您"), "{}", page.body);
+
+        // The mail, in the inviter's language.
+        let Some(sink) = MailSink::start().await else { return };
+        sink.configure(&app).await;
+        app.reload().await;
+        alice.get("/orgs/acme/invitations").await;
+        let mailed = alice.post("/orgs/acme/invitations", &[("email", "bo@example.com"), ("role", "member")]).await;
+        assert_eq!(mailed.status, 303, "{}", mailed.body);
+        let mail = sink.next_to("bo@example.com").await;
+        assert!(mail.subject.contains("邀请你"), "{}", mail.subject);
+        assert!(mail.text.contains("你好") && mail.text.contains("你被邀请"), "{}", mail.text);
+        assert!(!mail.subject.contains('您') && !mail.text.contains('您'), "{}", mail.text);
+    }
+}
