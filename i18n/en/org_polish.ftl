@@ -20,6 +20,7 @@ web-org-cap-yours-in = Your cap in { $team }
 web-org-cap-yours = Your cap: { $budget }
 
 # The keys page: each team's budget under the choice of team.
+web-key-team-budget-of = { $team }:
 web-key-team-no-budget = no budget
 web-key-team-budget-cap = { $budget } · your cap { $cap }
 

@@ -19,6 +19,7 @@ web-org-cap-yours-in = 你在 { $team } 的个人上限
 web-org-cap-yours = 你的上限：{ $budget }
 
 # 密钥页面：在团队选择下方列出各团队的预算。
+web-key-team-budget-of = { $team }：
 web-key-team-no-budget = 无预算
 web-key-team-budget-cap = { $budget } · 你的上限 { $cap }
 
