@@ -338,11 +338,15 @@ async fn flow(
     ivy.scroll_to("select[name='team']").await;
     ivy.shot(&format!("keys-team-choice-{lang}")).await;
     let chosen = text_of(ivy, "select[name='team'] option:checked").await;
+    let budgets = text_of(ivy, "#team-budgets").await;
     ivy.check(
-        chosen.contains(run.names.org)
-            && chosen.contains(run.names.team)
-            && chosen.contains("$200.00"),
-        &format!("the team is offered with its budget ({chosen})"),
+        chosen == format!("{} — {}", run.names.org, run.names.team)
+            && budgets.contains(run.names.team)
+            && budgets.contains("$200.00")
+            && budgets.contains("$25.00"),
+        &format!(
+            "the team is offered by name, its budget and cap under the choice ({chosen}; {budgets})"
+        ),
     )
     .await;
     let key = ivy.make_key().await;

@@ -176,7 +176,6 @@ web-key-team = Team
 web-key-team-personal = None: a personal key, paid from your balance
 web-key-team-hint = A team key spends the organisation's wallet within the team's budget and your cap. It cannot change team later.
 web-key-team-option = { $org } — { $team }
-web-key-team-option-budget = { $org } — { $team } ({ $budget })
 web-key-in-team = Team: { $org } — { $team }
 
 # Money into an organisation's wallet: card top-ups and codes.

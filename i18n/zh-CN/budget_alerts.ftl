@@ -7,7 +7,7 @@ mail-budget-period-quarterly = 每季度
 
 mail-budget-team-subject = { $org }：团队 { $team } 的{ $period }预算已用 { $percent }%
 mail-budget-team-text =
-    { $name }，您好：
+    { $name }，你好：
 
     { $org } 的团队 { $team } 已花费 { $spent }，其{ $period }预算为 { $limit }（{ $percent }%）。
     { $level ->
@@ -18,11 +18,11 @@ mail-budget-team-text =
 
     查看团队：{ $link }
 
-    您作为 { $org } 的所有者、管理员或该团队的负责人收到此邮件：每个周期的预算在用到 80% 和 100% 时各发送一次。
+    你作为 { $org } 的所有者、管理员或该团队的负责人收到此邮件：每个周期的预算在用到 80% 和 100% 时各发送一次。
 
 mail-budget-org-subject = { $org }：组织的{ $period }预算已用 { $percent }%
 mail-budget-org-text =
-    { $name }，您好：
+    { $name }，你好：
 
     { $org } 已花费 { $spent }，组织的{ $period }预算为 { $limit }（{ $percent }%）。
     { $level ->
@@ -33,14 +33,14 @@ mail-budget-org-text =
 
     查看组织：{ $link }
 
-    您作为 { $org } 的所有者或管理员收到此邮件：每个周期的预算在用到 80% 和 100% 时各发送一次。
+    你作为 { $org } 的所有者或管理员收到此邮件：每个周期的预算在用到 80% 和 100% 时各发送一次。
 
-mail-budget-cap-subject = { $org }：您在团队 { $team } 的{ $period }上限已用完
+mail-budget-cap-subject = { $org }：你在团队 { $team } 的{ $period }上限已用完
 mail-budget-cap-text =
-    { $name }，您好：
+    { $name }，你好：
 
-    您在 { $org } 的团队 { $team } 中已花费 { $spent }，您的{ $period }上限为 { $limit }。
-    在上限于 { $resets }（{ $zone }）重新开始之前，您在该团队的密钥将被拒绝；您的个人密钥不受影响。
-    团队负责人可以提高您的上限。
+    你在 { $org } 的团队 { $team } 中已花费 { $spent }，你的{ $period }上限为 { $limit }。
+    在上限于 { $resets }（{ $zone }）重新开始之前，你在该团队的密钥将被拒绝；你的个人密钥不受影响。
+    团队负责人可以提高你的上限。
 
     查看团队：{ $link }

@@ -12,15 +12,15 @@ invitation-sign-in = 请先登录再答复邀请。
 invitation-other-account = 该邀请是发给另一个账户的。
 invitation-verify-first = 该邀请发给 { $email }。请先在个人资料中验证该地址，然后重新打开链接。
 invitation-other-address = 该邀请发给 { $email }。请使用该地址的账户登录，或用该地址注册。
-mail-org-invite-subject = 邀请您在 { $site } 加入 { $org }
+mail-org-invite-subject = 邀请你在 { $site } 加入 { $org }
 mail-org-invite-text =
-    您好：
+    你好：
 
-    您被邀请以 { $role } 身份加入 { $site } 上的组织 { $org }。
+    你被邀请以 { $role } 身份加入 { $site } 上的组织 { $org }。
     在此接受或拒绝：{ $link }
 
     该链接仅可使用一次，有效期 { $days } 天。请使用此邮箱地址登录（或注册）后接受邀请。
-    如果您没有预期收到此邀请，请忽略本邮件。
+    如果你没有预期收到此邀请，请忽略本邮件。
 web-invitation-new = 邀请成员
 web-invitation-email = 邮箱地址
 web-invitation-email-hint = 对方会收到一个链接，仅可使用一次，7 天内有效，需使用该地址的账户接受。
@@ -51,18 +51,16 @@ web-invitation-mailed = 邀请已发送至 { $who }。
 web-invitation-made = 已邀请 { $who }，对方将在自己的“邀请”页面答复。
 web-invitation-revoked = 邀请已撤销，其链接已失效。
 web-invitation-title = 邀请
-web-invitation-heading = 邀请您加入 { $org }
-web-invitation-as = 角色：{ $role }
-web-invitation-in-team = 团队：{ $team }。
+web-invitation-heading = 邀请你加入 { $org }
 web-invitation-for-address = 此邀请发给 { $email }。
 web-invitation-closed = 此邀请已失效：已被答复、撤销或已过期。请向对方索取新的邀请。
 web-invitation-accept = 接受
 web-invitation-decline = 拒绝
-web-invitation-sign-in-first = 请登录后答复，或使用受邀地址注册。完成后会回到此页面。
+web-invitation-sign-in-first = 第一次来？请用受邀地址注册。已有使用该地址的账户？请登录。完成后会回到此页面答复。
 web-invitation-sign-in = 登录
 web-invitation-register = 注册
-web-invitation-accepted = 欢迎：您已成为该组织的成员。
+web-invitation-accepted = 欢迎：你已成为该组织的成员。
 web-invitation-declined = 已拒绝该邀请。
 web-invitations-mine = 邀请
-web-invitations-mine-none = 目前没有等待您答复的组织邀请。
+web-invitations-mine-none = 目前没有等待你答复的组织邀请。
 web-invitation-until = 有效期至 { $when }

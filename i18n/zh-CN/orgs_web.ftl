@@ -173,7 +173,6 @@ web-key-team = 团队
 web-key-team-personal = 无：个人密钥，从你的余额扣费
 web-key-team-hint = 团队密钥从组织钱包扣费，受团队预算和你的个人上限限制。创建后不能更换团队。
 web-key-team-option = { $org } — { $team }
-web-key-team-option-budget = { $org } — { $team }（{ $budget }）
 web-key-in-team = 团队：{ $org } — { $team }
 
 # 组织钱包的充值：银行卡和兑换码。

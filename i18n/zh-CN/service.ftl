@@ -165,33 +165,33 @@ code-expired = 此验证码已过期或已被新的验证码取代，请重新�
 code-too-many-tries = 此验证码错误次数过多，请重新获取。
 code-wrong = 验证码不正确（还可尝试 { $left } 次）。
 reset-link-spent = 此重置链接已过期或已使用，请重新申请。
-mail-verify-subject = { $code } 是您的 { $site } 验证码
+mail-verify-subject = { $code } 是你的 { $site } 验证码
 mail-verify-text =
-    { $name }，您好：
+    { $name }，你好：
 
-    您的 { $site } 验证码是：{ $code }
+    你的 { $site } 验证码是：{ $code }
 
     也可以打开此链接：{ $link }
 
-    验证码 { $minutes } 分钟内有效。如果不是您本人操作，请忽略本邮件。
+    验证码 { $minutes } 分钟内有效。如果不是你本人操作，请忽略本邮件。
 mail-reset-subject = 设置新的 { $site } 密码
 mail-reset-text =
-    { $name }，您好：
+    { $name }，你好：
 
-    有人（希望是您本人）申请为您的 { $site } 账户设置新密码。
+    有人（希望是你本人）申请为你的 { $site } 账户设置新密码。
     请在此设置：{ $link }
 
-    链接仅可使用一次，{ $minutes } 分钟内有效。如果不是您本人操作，请忽略本邮件，您的密码不会改变。
-mail-low-balance-subject = 您的 { $site } 余额不足：{ $balance }
+    链接仅可使用一次，{ $minutes } 分钟内有效。如果不是你本人操作，请忽略本邮件，你的密码不会改变。
+mail-low-balance-subject = 你的 { $site } 余额不足：{ $balance }
 mail-low-balance-text =
-    { $name }，您好：
+    { $name }，你好：
 
-    您的 { $site } 余额为 { $balance }，已低于提醒线 { $line }。
-    余额用完后，使用您密钥的请求将被拒绝。
+    你的 { $site } 余额为 { $balance }，已低于提醒线 { $line }。
+    余额用完后，使用你密钥的请求将被拒绝。
 
     在此充值：{ $link }
 
-    在余额回到提醒线以上之前，不会再发送此邮件。您可以在个人资料中修改提醒线。
+    在余额回到提醒线以上之前，不会再发送此邮件。你可以在个人资料中修改提醒线。
 
 # Stripe 充值
 option-not-a-currency = “{ $value }”不是三个字母的货币代码（如 usd、eur、cny、jpy）。

@@ -17,6 +17,14 @@ fn money(usd: f64, units: i64) -> String {
     format!("${usd:.6} ({units} units)")
 }
 
+/// A wallet's figure, which the command line (an administrator) always sees; "-" otherwise.
+fn wallet_money(usd: Option<f64>, units: Option<i64>) -> String {
+    match (usd, units) {
+        (Some(usd), Some(units)) => money(usd, units),
+        _ => "-".into(),
+    }
+}
+
 /// Left-aligned columns sized to their widest cell; a cell is one line, whatever it holds.
 fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let rows: Vec<Vec<String>> = rows
@@ -711,9 +719,10 @@ pub fn org(o: &crate::service::orgs::OrgView) -> String {
             .unwrap_or_default(),
         o.group,
         o.effective_timezone,
-        money(o.quota_usd, o.quota),
-        money(o.used_usd, o.used_quota),
-        o.request_count,
+        wallet_money(o.quota_usd, o.quota),
+        wallet_money(o.used_usd, o.used_quota),
+        o.request_count
+            .map_or_else(|| "-".into(), |n| n.to_string()),
         budget_line(o.budget.as_ref()),
     );
     let members = table(
@@ -740,7 +749,7 @@ pub fn orgs(list: &[crate::service::orgs::OrgSummary]) -> String {
                     o.slug.clone(),
                     o.name.clone(),
                     o.group.clone(),
-                    money(o.quota_usd, o.quota),
+                    wallet_money(o.quota_usd, o.quota),
                     o.members.to_string(),
                     o.teams.to_string(),
                 ]

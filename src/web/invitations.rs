@@ -55,7 +55,7 @@ pub struct InvitationsPage {
     page: Page,
     frame: OrgFrame,
     invitations: Vec<InvitationView>,
-    /// The teams one may invite into: (id, name).
+    /// The teams the reader may invite into: (id, name).
     teams: Vec<(String, String)>,
     form: InviteForm,
     errors: FieldErrors,
@@ -91,11 +91,12 @@ async fn render(
     let invitations = org_invitations::list(&state.ctx, &user.caller(), &view.slug)
         .await
         .map_err(|e| page.failed(e))?;
-    let teams = crate::service::orgs::teams(&state.ctx, &user.caller(), &view.slug)
-        .await
-        .map_err(|e| page.failed(e))?
-        .into_iter()
-        .map(|team| (team.id.to_string(), team.name))
+    // A team's manager invites into the teams they manage; admins into any.
+    let teams = view
+        .teams
+        .iter()
+        .filter(|team| view.managed_teams.contains(&team.id))
+        .map(|team| (team.id.to_string(), team.name.clone()))
         .collect();
     Ok(InvitationsPage {
         page,
@@ -264,9 +265,20 @@ pub struct InvitationPage {
 }
 
 impl InvitationPage {
-    fn role_text(&self) -> String {
-        self.page
-            .t(&format!("web-org-role-{}", self.invitation.role))
+    /// "You would join as a member, in the team Research."
+    fn joining(&self) -> String {
+        let role = ("role", self.invitation.role.as_str());
+        match &self.invitation.team_name {
+            None => self.page.t1("web-invitation-join", role.0, role.1),
+            Some(team) => {
+                let key = if self.invitation.manager {
+                    "web-invitation-join-manager"
+                } else {
+                    "web-invitation-join-team"
+                };
+                crate::i18n::text(self.page.lang, key, &[role, ("team", team)])
+            }
+        }
     }
 
     fn next(&self) -> String {

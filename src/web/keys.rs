@@ -33,8 +33,8 @@ pub struct KeysPage {
     /// The groups the person may pick for a key: (name, what it says), their own first.
     groups: Vec<(String, String)>,
     budget_periods: &'static [(&'static str, &'static str)],
-    /// The teams the person may make keys for: (`slug/team id`, "Org — Team ($… this month)").
-    teams: Vec<(String, String)>,
+    /// The teams the person may make keys for.
+    teams: Vec<TeamChoice>,
     /// Each team key's team as the list names it: (team id, "Org — Team").
     team_labels: Vec<(i64, String)>,
 }
@@ -166,9 +166,19 @@ async fn group_choices(
         .collect())
 }
 
+/// A team to make a key for.
+pub struct TeamChoice {
+    /// `slug/team id`.
+    value: String,
+    /// "Org — Team": short, so the choice is not cut on a phone.
+    label: String,
+    /// "$12.00 of $200.00 this month · your cap $25.00", shown under the choice.
+    budget: String,
+}
+
 /// The teams the person is in, to make keys for, and how the list names each one's keys.
 struct TeamChoices {
-    choices: Vec<(String, String)>,
+    choices: Vec<TeamChoice>,
     labels: Vec<(i64, String)>,
 }
 
@@ -188,18 +198,22 @@ async fn team_choices(
             ("team", team.team_name.as_str()),
         ];
         let label = crate::i18n::text(page.lang, "web-key-team-option", &names);
-        let choice = match &team.budget {
-            Some(budget) => {
-                let budget = super::orgs::budget_text(page, budget);
-                crate::i18n::text(
-                    page.lang,
-                    "web-key-team-option-budget",
-                    &[names[0], names[1], ("budget", budget.as_str())],
-                )
-            }
-            None => label.clone(),
+        let mut budget = match &team.budget {
+            Some(budget) => super::orgs::budget_text(page, budget),
+            None => page.t("web-key-team-no-budget"),
         };
-        choices.push((format!("{}/{}", team.org_slug, team.team_id), choice));
+        if let Some(cap) = &team.cap {
+            budget = crate::i18n::text(
+                page.lang,
+                "web-key-team-budget-cap",
+                &[("budget", &budget), ("cap", &page.usd(&cap.quota))],
+            );
+        }
+        choices.push(TeamChoice {
+            value: format!("{}/{}", team.org_slug, team.team_id),
+            label,
+            budget,
+        });
         labels.push((
             team.team_id,
             crate::i18n::text(page.lang, "web-key-in-team", &names),
@@ -387,7 +401,7 @@ pub struct KeyEditPage {
     groups: Vec<(String, String)>,
     budget_periods: &'static [(&'static str, &'static str)],
     /// Always empty: a key's team is fixed once it is made.
-    teams: Vec<(String, String)>,
+    teams: Vec<TeamChoice>,
 }
 
 /// The form filled with the key as it is.

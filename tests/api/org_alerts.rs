@@ -307,7 +307,7 @@ db_test! {
         }
         let chinese = sink.next_to(&address("adam")).await;
         assert_eq!(chinese.subject, "Acme：团队 Research 的每月预算已用 80%");
-        mentions(&chinese, &["adam，您好", "$0.04", "$0.05", &format!("{}（{ZONE}）", &month[..10])]);
+        mentions(&chinese, &["adam，你好", "$0.04", "$0.05", &format!("{}（{ZONE}）", &month[..10])]);
         assert_eq!(chinese.link_path(app), team_page);
         quiet(&sink);
         assert_eq!(acme.round().await, 0, "each alert once");

@@ -343,3 +343,83 @@ db_test! {
         assert_eq!(mallory.get("/orgs/acme/invitations").await.status, 404);
     }
 }
+
+db_test! {
+    /// The page a link opens says plainly what the invited person would join as — a member or
+    /// an admin, in a team or managing it — and to a visitor not signed in offers registering
+    /// first (the invited address is usually new here), signing in second.
+    async fn the_invitation_page_says_what_one_joins_as(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let research = acme(&app).await.0.to_string();
+        app.reload().await;
+        let alice = signed_in(&app, "alice").await;
+        alice.get("/orgs/acme/invitations").await;
+        let invite = async |address: &str, fields: &[(&str, &str)]| {
+            let mut form = vec![("email", address)];
+            form.extend_from_slice(fields);
+            let page = alice.post("/orgs/acme/invitations", &form).await;
+            assert_eq!(page.status, 201, "{}", page.body);
+            shown_link(&page.body)
+        };
+        let in_team = invite("ivy@example.com", &[("role", "member"), ("team", research.as_str())]).await;
+        let managing = invite("mo@example.com", &[("role", "member"), ("team", research.as_str()), ("manager", "1")]).await;
+        let admin = invite("ada@example.com", &[("role", "admin")]).await;
+
+        let visitor = Browser::new(&app);
+        let page = visitor.get(&in_team).await;
+        assert_eq!(page.status, 200);
+        assert!(page.contains("You would join as a member, in the team Research."), "{}", page.body);
+        let register = page.body.find(&format!("<a class=\"button\" href=\"/register?next={in_team}\">Register</a>"));
+        let sign_in = page.body.find(&format!("<a class=\"button secondary\" href=\"/login?next={in_team}\">Sign in</a>"));
+        assert!(register.is_some() && sign_in.is_some(), "register leads, signing in follows: {}", page.body);
+        assert!(register < sign_in, "register comes first");
+        assert!(page.contains("New here? Register with the invited address."));
+        let page = visitor.get(&managing).await;
+        assert!(page.contains("You would join as a member, managing the team Research."), "{}", page.body);
+        let page = visitor.get(&admin).await;
+        assert!(page.contains("You would join as an admin."), "{}", page.body);
+
+        // Signed in, the answers are the buttons; no registering.
+        app.create_user_with_email("ivy", "ivy@example.com", PASSWORD).await;
+        let ivy = signed_in(&app, "ivy").await;
+        let page = ivy.get(&in_team).await;
+        assert!(page.contains(&format!("action=\"{in_team}/accept\"")), "{}", page.body);
+        assert!(!page.contains("/register?next="));
+    }
+}
+
+db_test! {
+    /// In Chinese an invitation speaks as the rest of the site does, with 你 (never 您): its
+    /// page, and the mail it sends in the inviter's language.
+    async fn a_chinese_invitation_says_ni_as_the_site_does(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let research = acme(&app).await.0.to_string();
+        app.reload().await;
+        let chinese = [("accept-language", "zh-CN,zh;q=0.9")];
+        let alice = Browser::with_headers(&app, &chinese);
+        assert_eq!(alice.sign_in("alice", PASSWORD).await.status, 303);
+        alice.get("/orgs/acme/invitations").await;
+        let sent = alice
+            .post("/orgs/acme/invitations", &[("email", "ivy@example.com"), ("role", "member"), ("team", research.as_str())])
+            .await;
+        assert_eq!(sent.status, 201, "{}", sent.body);
+        let link = shown_link(&sent.body);
+        let page = Browser::with_headers(&app, &chinese).get(&link).await;
+        assert_eq!(page.lang(), Some("zh-CN"));
+        assert!(page.contains("邀请你加入 Acme Research Labs"), "{}", page.body);
+        assert!(page.contains("你将以成员身份加入，并加入团队 Research。"), "{}", page.body);
+        assert!(!page.contains("您"), "{}", page.body);
+
+        // The mail, in the inviter's language.
+        let Some(sink) = MailSink::start().await else { return };
+        sink.configure(&app).await;
+        app.reload().await;
+        alice.get("/orgs/acme/invitations").await;
+        let mailed = alice.post("/orgs/acme/invitations", &[("email", "bo@example.com"), ("role", "member")]).await;
+        assert_eq!(mailed.status, 303, "{}", mailed.body);
+        let mail = sink.next_to("bo@example.com").await;
+        assert!(mail.subject.contains("邀请你"), "{}", mail.subject);
+        assert!(mail.text.contains("你好") && mail.text.contains("你被邀请"), "{}", mail.text);
+        assert!(!mail.subject.contains('您') && !mail.text.contains('您'), "{}", mail.text);
+    }
+}

@@ -154,12 +154,12 @@ db_test! {
         for path in pages {
             let page = max.get(path).await;
             assert_eq!(page.status, 200, "{path} for a member: {}", page.body);
-            assert!(page.contains("href=\"/orgs/acme/invitations\""), "{path} links the invitations");
+            assert!(!page.contains("href=\"/orgs/acme/invitations\""), "{path}: a member invites nobody");
             assert!(page.contains("href=\"/orgs/acme/usage\""), "{path} links the usage");
             assert!(!page.contains("href=\"/orgs/acme/settings\""), "{path} has no settings for a member");
         }
         let overview = max.get("/orgs/acme").await;
-        assert!(overview.contains("$250.00"), "the wallet's balance: {}", overview.body);
+        assert!(!overview.contains("$250.00"), "the wallet is for its admins: {}", overview.body);
         assert!(overview.contains("Research"));
         assert!(!overview.contains("Near or over budget"));
         let listed = max.get("/orgs").await;
@@ -225,6 +225,197 @@ db_test! {
         assert_eq!(refused.status, 409, "{}", refused.body);
         assert!(refused.contains("still holds $250.00"), "{}", refused.body);
         assert!(orgs::show(app.ctx(), &CLI, "acme").await.is_ok());
+    }
+}
+
+/// The text of the element with `id` on a page: its first run of text.
+fn text_of(page: &crate::helpers::browser::Answer, id: &str) -> String {
+    let marker = format!("id=\"{id}\">");
+    page.body
+        .find(&marker)
+        .map(|at| {
+            let rest = &page.body[at + marker.len()..];
+            rest[..rest.find('<').unwrap_or(rest.len())].to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// Makes `username` a team key of `team` in acme and sends `requests` requests with it.
+async fn spend(app: &TestApp, username: &str, team: i64, requests: usize) {
+    let (key, _) = app
+        .create_key(tollgate::service::tokens::CreateToken {
+            username: username.into(),
+            name: format!("{username}-{team}"),
+            org: Some("acme".into()),
+            team: Some(team.to_string()),
+            ..Default::default()
+        })
+        .await;
+    app.reload().await;
+    for _ in 0..requests {
+        let answer = app.chat(&key, chat_body("gpt-4o-mini")).await;
+        assert_eq!(
+            answer.status(),
+            200,
+            "{username} spends through team {team}"
+        );
+    }
+}
+
+db_test! {
+    /// Each reader of the overview sees the money the rule lets them see, and the service
+    /// hands the page nothing more: admins the wallet and everyone's spending; a team's
+    /// manager that team's members, and their own line elsewhere; a member their own spending
+    /// per team against their cap (and the budget bar of their team) — not the wallet, not
+    /// other members, not teams they are not in. Invitations are for those who may invite.
+    async fn each_reader_sees_the_money_that_is_theirs_to_see(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let upstream = FakeUpstream::start(Reply::chat("ok", 5, 1)).await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price_per_request("gpt-4o-mini", "0.25").await;
+        let acme = acme(&app).await;
+        top_up(&app, "250").await;
+        // Support: sam, and mia as a plain member (she manages Research).
+        let sam = person(&app, "sam").await;
+        orgs::add_member(app.ctx(), &CLI, "acme", AddMember { username: "sam".into(), ..Default::default() }).await.unwrap();
+        let support = orgs::create_team(
+            app.ctx(),
+            &CLI,
+            "acme",
+            TeamInput {
+                name: Some("Support".into()),
+                budget_period: Some("monthly".into()),
+                budget_usd: Some("50".into()),
+                member_cap_usd: None,
+                groups: None,
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+        for name in ["sam", "mia"] {
+            orgs::put_team_member(app.ctx(), &CLI, "acme", "Support", name, TeamMemberInput::default()).await.unwrap();
+        }
+        // $0.25 a request: max $0.50 and mia $0.25 in Research ($0.75); sam $1.25 and mia
+        // $1.00 in Support ($2.25); $3.00 in all, $247.00 left.
+        spend(&app, "max", acme.team_id, 2).await;
+        spend(&app, "mia", acme.team_id, 1).await;
+        spend(&app, "sam", support, 5).await;
+        spend(&app, "mia", support, 4).await;
+        app.flush().await;
+
+        // The service: the wallet and the spending as each may see them.
+        let as_user = |id: i64| tollgate::service::Caller::User(id);
+        let of_max = orgs::spending(app.ctx(), &as_user(acme.max.id), "acme", None).await.unwrap();
+        assert_eq!(of_max.sight, orgs::Sight::Own);
+        assert_eq!(of_max.total, TestApp::units(0.5));
+        assert_eq!(of_max.by_member, vec![(acme.max.id, TestApp::units(0.5))], "max's own line alone");
+        assert_eq!(of_max.by_team, vec![(acme.team_id, TestApp::units(0.5))], "no other team's total");
+        let of_mia = orgs::spending(app.ctx(), &as_user(acme.mia.id), "acme", None).await.unwrap();
+        assert_eq!(of_mia.sight, orgs::Sight::Teams);
+        assert_eq!(of_mia.of_team(acme.team_id), TestApp::units(0.75), "the team she manages, whole");
+        assert_eq!(of_mia.of_team(support), TestApp::units(1.0), "her own line in Support");
+        assert_eq!(of_mia.of_member(sam.id), 0, "not sam's");
+        let max_view = orgs::show(app.ctx(), &as_user(acme.max.id), "acme").await.unwrap();
+        assert_eq!((max_view.quota, max_view.used_quota, max_view.request_count), (None, None, None));
+        let olivia_id = orgs::members(app.ctx(), &CLI, "acme").await.unwrap().into_iter().find(|m| m.username == "olivia").unwrap().user_id;
+        let owner_view = orgs::show(app.ctx(), &as_user(olivia_id), "acme").await.unwrap();
+        assert_eq!(owner_view.quota, Some(TestApp::units(247.0)));
+        let listed = orgs::list_mine(app.ctx(), &as_user(acme.max.id)).await.unwrap();
+        assert_eq!(listed[0].quota, None, "nor in a member's list");
+
+        // An admin: the wallet, everything spent, every team and member.
+        let adam = signed_in(&app, "adam").await;
+        let page = adam.get("/orgs/acme").await;
+        assert_eq!(text_of(&page, "balance"), "$247.00", "{}", page.body);
+        assert_eq!(text_of(&page, "spent"), "$3.00");
+        for seen in ["The whole organisation", "Spending per member", "sam", "max", "$2.25", "$0.75", "$1.25"] {
+            assert!(page.contains(seen), "an admin sees {seen}: {}", page.body);
+        }
+        assert!(page.contains("href=\"/orgs/acme/invitations\""));
+
+        // Max, a member: his own $0.50 against his cap, and Research's budget bar.
+        let max = signed_in(&app, "max").await;
+        let page = max.get("/orgs/acme").await;
+        assert_eq!(page.status, 200);
+        assert_eq!(text_of(&page, "spent"), "$0.50", "{}", page.body);
+        assert!(page.contains("You spent this month"));
+        assert!(page.contains("Your spending per team"));
+        assert!(page.contains("Your cap: $0.50 of $20.00 this month"), "{}", page.body);
+        assert!(page.contains("Your cap in Research"));
+        assert!(page.contains("$0.75 of $100.00 this month"), "his team's budget bar");
+        assert!(page.contains("id=\"wallet-ask\""), "the wallet: ask an admin");
+        for unseen in ["id=\"balance\"", "$247.00", "$250.00", "$3.00", "The whole organisation", "Support", "$2.25", "sam", "members-title", "href=\"/orgs/acme/invitations\""] {
+            assert!(!page.contains(unseen), "a member does not see {unseen}: {}", page.body);
+        }
+        let wallet = max.get("/orgs/acme/wallet").await;
+        assert!(!wallet.contains("$247.00") && wallet.contains("id=\"wallet-ask\""), "{}", wallet.body);
+        let listed = max.get("/orgs").await;
+        assert!(!listed.contains("$247.00") && listed.contains("Admins only"), "{}", listed.body);
+        let refused = max.get("/orgs/acme/invitations").await;
+        assert_eq!(refused.status, 403, "the page answers as the service decides");
+        assert!(refused.contains("Only the organisation"), "{}", refused.body);
+
+        // Sam, in Support only: nothing of Research.
+        let sam_page = signed_in(&app, "sam").await.get("/orgs/acme").await;
+        assert_eq!(text_of(&sam_page, "spent"), "$1.25", "{}", sam_page.body);
+        assert!(sam_page.contains("$2.25 of $50.00 this month"), "his team's budget bar");
+        for unseen in ["Research</a>", "$0.75", "$0.50", "$3.00", "max", "mia"] {
+            assert!(!sam_page.contains(unseen), "sam does not see {unseen}: {}", sam_page.body);
+        }
+
+        // Mia manages Research: its members and total; in Support, her own line alone.
+        let mia = signed_in(&app, "mia").await;
+        let page = mia.get("/orgs/acme").await;
+        assert_eq!(text_of(&page, "spent"), "$0.75", "{}", page.body);
+        assert!(page.contains("Your teams spent this month"));
+        for seen in ["Spending per member", "max", "$0.50", "$0.25", "Support", "$1.00", "href=\"/orgs/acme/invitations\""] {
+            assert!(page.contains(seen), "a manager sees {seen}: {}", page.body);
+        }
+        for unseen in ["id=\"balance\"", "$247.00", "$3.00", "The whole organisation", "sam", "$1.25"] {
+            assert!(!page.contains(unseen), "a manager does not see {unseen}: {}", page.body);
+        }
+        let invitations = mia.get("/orgs/acme/invitations").await;
+        assert_eq!(invitations.status, 200, "{}", invitations.body);
+        assert!(invitations.contains(&format!("<option value=\"{}\"", acme.team_id)), "she invites into Research");
+        assert!(!invitations.contains(&format!("<option value=\"{support}\"")), "not into Support");
+        assert!(!invitations.contains("<option value=\"\">"), "nor outside a team");
+    }
+}
+
+db_test! {
+    /// A budget bar with something spent but under 1 % says "<1 %", not "0 %" (which would
+    /// read as nothing spent); a budget nothing was spent from says "0 %". The bar's width
+    /// stays the nearest 5 %.
+    async fn a_budget_bar_says_under_one_percent(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let upstream = FakeUpstream::start(Reply::chat("ok", 5, 1)).await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price_per_request("gpt-4o-mini", "0.25").await;
+        let acme = acme(&app).await;
+        top_up(&app, "250").await;
+        orgs::create_team(
+            app.ctx(),
+            &CLI,
+            "acme",
+            TeamInput {
+                name: Some("Support".into()),
+                budget_period: Some("monthly".into()),
+                budget_usd: Some("50".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        spend(&app, "max", acme.team_id, 1).await;
+        app.flush().await;
+        let page = signed_in(&app, "olivia").await.get("/orgs/acme").await;
+        let text = crate::helpers::browser::html_unescape(&page.body);
+        // $0.25 of Research's $100 (0.25 %) and of the organisation's $500 (0.05 %).
+        assert!(text.contains("$0.25 of $100.00 this month · <1 %"), "{text}");
+        assert!(text.contains("$0.25 of $500.00 this month · <1 %"), "{text}");
+        assert!(text.contains("$0.00 of $50.00 this month · 0 %"), "{text}");
+        assert_eq!(page.body.matches("bar-fill w-0\"").count(), 3, "every bar is still about empty");
     }
 }
 
@@ -440,16 +631,39 @@ db_test! {
 }
 
 db_test! {
-    /// The keys page offers a member's teams (with each budget) besides a personal key and
-    /// makes a team key; the list names its team. Someone in no team sees no choice.
+    /// The keys page offers a member's teams besides a personal key, each option short
+    /// ("Org — Team") with the team's budget and the member's cap listed under the choice,
+    /// and limit and budget hints right for a team key too; it makes a team key, and the list
+    /// names its team. Someone in no team sees no choice.
     async fn the_keys_page_makes_a_team_key(db: TestDb) {
         let app = TestApp::spawn(db).await;
         let acme = acme(&app).await;
+        orgs::create_team(
+            app.ctx(),
+            &CLI,
+            "acme",
+            TeamInput { name: Some("Support".into()), ..Default::default() },
+        )
+        .await
+        .unwrap();
+        orgs::put_team_member(app.ctx(), &CLI, "acme", "Support", "max", TeamMemberInput::default()).await.unwrap();
         let max = signed_in(&app, "max").await;
         let keys = max.get("/keys").await;
         let choice = format!("acme/{}", acme.team_id);
-        assert!(keys.contains(&format!("<option value=\"{choice}\">")), "{}", keys.body);
-        assert!(keys.contains("Acme Research — Research ($0.00 of $100.00 this month)"), "{}", keys.body);
+        assert!(keys.contains(&format!("<option value=\"{choice}\">Acme Research — Research</option>")), "{}", keys.body);
+        assert!(!keys.contains("this month</option>"), "no budget inside an option: {}", keys.body);
+        assert!(keys.contains("aria-describedby=\"team-hint team-budgets\""), "the list describes the choice");
+        assert!(
+            keys.contains("<li><span class=\"team-budget-name\">Acme Research — Research:</span> $0.00 of $100.00 this month · your cap $20.00</li>"),
+            "{}",
+            keys.body
+        );
+        assert!(keys.contains("<li><span class=\"team-budget-name\">Acme Research — Support:</span> no budget</li>"), "{}", keys.body);
+        let text = crate::helpers::browser::html_unescape(&keys.body);
+        assert!(text.contains("up to the balance it draws on: yours, or the organisation's wallet for a team key"), "the limit's hint: {text}");
+        assert!(!text.contains("up to your balance"));
+        // As the relay counts: a key's own budget in the site's zone, a team's in the organisation's.
+        assert!(text.contains("in the site's time zone, for a team key too (the team's budget and your cap start over in the organisation's)"), "{text}");
         let made = max.post("/keys", &[("team", choice.as_str()), ("name", "research-laptop")]).await;
         assert_eq!(made.status, 201, "{}", made.body);
         assert!(made.new_key().is_some());

@@ -89,7 +89,11 @@ async fn acme(app: &TestApp) -> Acme {
 }
 
 async fn wallet(app: &TestApp) -> i64 {
-    orgs::show(app.ctx(), &CLI, "acme").await.unwrap().quota
+    orgs::show(app.ctx(), &CLI, "acme")
+        .await
+        .unwrap()
+        .quota
+        .expect("the command line sees the wallet")
 }
 
 async fn assert_books_balance(app: &TestApp) {

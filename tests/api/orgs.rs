@@ -106,7 +106,7 @@ db_test! {
         })
         .await
         .unwrap();
-        assert_eq!((org.slug.as_str(), org.group.as_str(), org.quota), ("acme", "default", 0));
+        assert_eq!((org.slug.as_str(), org.group.as_str(), org.quota), ("acme", "default", Some(0)));
         assert_eq!(org.owner.as_deref(), Some("alice"));
         let budget = org.budget.expect("a budget");
         assert_eq!((budget.period.as_str(), budget.quota, budget.spent_quota), ("quarterly", TestApp::units(100.0), 0));
@@ -341,7 +341,7 @@ db_test! {
         let applied = futures::future::join_all(sends).await;
         assert_eq!(applied.iter().filter(|a| **a).count(), 1, "{applied:?}");
         let org = orgs::show(ctx, &CLI, "acme").await.unwrap();
-        assert_eq!(org.quota, TestApp::units(25.0));
+        assert_eq!(org.quota, Some(TestApp::units(25.0)));
         // The key with another amount is another change, which must not pass for done.
         assert_eq!(field_of(orgs::adjust_wallet(ctx, &CLI, "acme", top_up("inv-42", "30")).await), "idempotency_key");
         let ledger = orgs::ledger(ctx, &CLI, "acme", 10).await.unwrap();

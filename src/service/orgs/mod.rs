@@ -15,6 +15,7 @@ mod console;
 mod history;
 mod members;
 mod reads;
+mod sight;
 mod teams;
 mod wallet;
 
@@ -22,6 +23,7 @@ pub use console::{CONSOLE_PAGE_ROWS, ConsoleOrg, ConsoleOrgs, console_list};
 pub use history::{FieldChange, HistoryQuery, OrgChange, OrgHistory, history};
 pub use members::{AddMember, add_member, leave, remove_member, update_member};
 pub use reads::*;
+pub use sight::Sight;
 pub use teams::{
     TeamInput, TeamMemberInput, create_team, delete_team, put_team_member, remove_team_member,
     set_member_cap, team_id, update_team,
@@ -885,11 +887,12 @@ pub struct OrgSummary {
     pub group: String,
     /// The caller's role (absent: a platform administrator from outside).
     pub role: Option<OrgRole>,
-    /// The wallet's balance.
-    pub quota: i64,
-    pub quota_usd: f64,
-    pub used_quota: i64,
-    pub used_usd: f64,
+    /// The wallet's balance and what it spent in all (absent: the caller does not manage the
+    /// organisation, and only those who do see its money).
+    pub quota: Option<i64>,
+    pub quota_usd: Option<f64>,
+    pub used_quota: Option<i64>,
+    pub used_usd: Option<f64>,
     pub members: i64,
     pub teams: i64,
     pub created_at: String,
@@ -907,12 +910,13 @@ pub struct OrgView {
     pub timezone: String,
     /// The zone its budgets start over in.
     pub effective_timezone: String,
-    /// The wallet's balance.
-    pub quota: i64,
-    pub quota_usd: f64,
-    pub used_quota: i64,
-    pub used_usd: f64,
-    pub request_count: i64,
+    /// The wallet's balance, what it spent and the requests it paid for, in all (absent: the
+    /// caller does not manage the organisation, and only those who do see its money).
+    pub quota: Option<i64>,
+    pub quota_usd: Option<f64>,
+    pub used_quota: Option<i64>,
+    pub used_usd: Option<f64>,
+    pub request_count: Option<i64>,
     pub budget: Option<BudgetUse>,
     pub owner: Option<String>,
     /// The member ownership was offered to, until they accept.
@@ -922,6 +926,12 @@ pub struct OrgView {
     pub members: Vec<MemberView>,
     pub teams: Vec<TeamView>,
     pub created_at: String,
+    /// How much of the organisation's spending the caller sees (see [`sight`]).
+    #[serde(skip)]
+    pub sight: Sight,
+    /// The teams the caller manages: every team for those who manage the organisation.
+    #[serde(skip)]
+    pub managed_teams: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -1060,6 +1070,7 @@ async fn view_of(ctx: &Ctx, access: &Access) -> ServiceResult<OrgView> {
     let org = &tree.org;
     let spending = Spending::of(ctx, tree).await?;
     let username_of = |user_id: i64| tree.member(user_id).map(|m| m.username.clone());
+    let wallet = access.sees_wallet();
     Ok(OrgView {
         id: org.id,
         name: org.name.clone(),
@@ -1067,11 +1078,11 @@ async fn view_of(ctx: &Ctx, access: &Access) -> ServiceResult<OrgView> {
         group: org.group_name.clone(),
         timezone: org.timezone.clone(),
         effective_timezone: spending.calendar.zone_name().to_string(),
-        quota: org.quota,
-        quota_usd: spending.usd(org.quota),
-        used_quota: org.used_quota,
-        used_usd: spending.usd(org.used_quota),
-        request_count: org.request_count,
+        quota: wallet.then_some(org.quota),
+        quota_usd: wallet.then(|| spending.usd(org.quota)),
+        used_quota: wallet.then_some(org.used_quota),
+        used_usd: wallet.then(|| spending.usd(org.used_quota)),
+        request_count: wallet.then_some(org.request_count),
         budget: org
             .budget
             .map(|b| spending.usage("org", org.id, b.period, b.quota)),
@@ -1101,6 +1112,8 @@ async fn view_of(ctx: &Ctx, access: &Access) -> ServiceResult<OrgView> {
             .map(|team| team_view(tree, team, &spending))
             .collect(),
         created_at: timestamp(org.created_at),
+        sight: access.sight(),
+        managed_teams: access.managed_teams(),
     })
 }
 
@@ -1132,7 +1145,12 @@ pub async fn teams(ctx: &Ctx, caller: &Caller, slug: &str) -> ServiceResult<Vec<
 pub async fn list_mine(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<OrgSummary>> {
     let user_id = caller.own_account()?;
     let mine = db::orgs::list_of_user(&ctx.db, user_id).await?;
-    summaries(ctx, mine.into_iter().map(|(o, r)| (o, Some(r))).collect()).await
+    summaries(
+        ctx,
+        caller,
+        mine.into_iter().map(|(o, r)| (o, Some(r))).collect(),
+    )
+    .await
 }
 
 /// Every organisation for a platform administrator; the caller's own for anyone else.
@@ -1156,11 +1174,12 @@ pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<OrgSummary>> 
             (o, role)
         })
         .collect();
-    summaries(ctx, with_roles).await
+    summaries(ctx, caller, with_roles).await
 }
 
 async fn summaries(
     ctx: &Ctx,
+    caller: &Caller,
     orgs: Vec<(OrgRow, Option<OrgRole>)>,
 ) -> ServiceResult<Vec<OrgSummary>> {
     let qpu = quota_per_usd(ctx).await?;
@@ -1173,16 +1192,18 @@ async fn summaries(
                 .iter()
                 .find(|(id, _, _)| *id == org.id)
                 .map_or((0, 0), |(_, m, t)| (*m, *t));
+            // The wallet is theirs who manage the organisation (see `sight`).
+            let wallet = caller.is_admin() || matches!(role, Some(OrgRole::Owner | OrgRole::Admin));
             OrgSummary {
                 id: org.id,
                 name: org.name,
                 slug: org.slug,
                 group: org.group_name,
                 role,
-                quota: org.quota,
-                quota_usd: usd(org.quota),
-                used_quota: org.used_quota,
-                used_usd: usd(org.used_quota),
+                quota: wallet.then_some(org.quota),
+                quota_usd: wallet.then(|| usd(org.quota)),
+                used_quota: wallet.then_some(org.used_quota),
+                used_usd: wallet.then(|| usd(org.used_quota)),
                 members,
                 teams,
                 created_at: timestamp(org.created_at),

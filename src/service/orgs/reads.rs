@@ -2,16 +2,18 @@
 //! this period (and the last seven days, for how long the wallet lasts), the teams a person
 //! may make keys for, ownership offered to them, and the keys a team's deletion stops.
 
-use super::{BudgetUse, access, calendar_of};
+use super::{BudgetUse, Sight, access, calendar_of};
 use crate::domain::kinds::BudgetPeriod;
 use crate::service::{Caller, Ctx, ServiceError, ServiceResult, db};
 
 /// The days the recent rate of spending is averaged over.
 pub const RECENT_DAYS: i64 = 7;
 
-/// What an organisation's team keys spent in one period (from the request log).
+/// What an organisation's team keys spent in one period (from the request log), as far as
+/// the caller sees it: all of it, their teams' or their own (see [`Sight`]).
 #[derive(Debug, Clone, Default)]
 pub struct OrgSpend {
+    pub sight: Sight,
     /// When the period began (UTC ms) in the organisation's zone.
     pub period_start: i64,
     /// (team id, spent units), every team that spent.
@@ -55,7 +57,7 @@ pub fn reported_period(org_budget: Option<&BudgetUse>) -> BudgetPeriod {
 
 /// What the organisation's team keys spent in the current `period` (in its zone; default:
 /// its budget's period, else the month), per team and member, and over the last seven days.
-/// For its members and platform administrators.
+/// For its members and platform administrators, each seeing what [`Sight`] lets them.
 pub async fn spending(
     ctx: &Ctx,
     caller: &Caller,
@@ -75,15 +77,17 @@ pub async fn spending(
     let recent = db::org_reads::spent_since(&ctx.db, org.id, recent_start)
         .await?
         .iter()
+        .filter(|(team_id, user_id, _)| access.sees_spend_of(*team_id, *user_id))
         .map(|(_, _, spent)| spent)
         .sum();
     let mut spend = OrgSpend {
+        sight: access.sight(),
         period_start,
         recent,
         ..OrgSpend::default()
     };
     for (team_id, user_id, spent) in period_rows {
-        if spent == 0 {
+        if spent == 0 || !access.sees_spend_of(team_id, user_id) {
             continue;
         }
         spend.total += spent;
@@ -114,6 +118,8 @@ pub struct MyTeam {
     pub team_id: i64,
     pub team_name: String,
     pub budget: Option<BudgetUse>,
+    /// The caller's cap in the team (absent: none).
+    pub cap: Option<BudgetUse>,
 }
 
 /// The teams the caller is in, in every organisation they belong to.
@@ -123,11 +129,12 @@ pub async fn my_teams(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<MyTeam>> 
     for org in super::list_mine(ctx, caller).await? {
         let view = super::show(ctx, caller, &org.slug).await?;
         for team in view.teams {
-            if team.members.iter().any(|m| m.user_id == me) {
+            if let Some(mine) = team.members.iter().find(|m| m.user_id == me) {
                 found.push(MyTeam {
                     org_slug: view.slug.clone(),
                     org_name: view.name.clone(),
                     team_id: team.id,
+                    cap: mine.cap.clone(),
                     team_name: team.name,
                     budget: team.budget,
                 });

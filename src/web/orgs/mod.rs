@@ -74,7 +74,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The sub-navigation's pages: (tab, path after `/orgs/{slug}`, text key). Usage and
-/// invitations are other pages' (linked all the same); settings and the audit are for admins.
+/// invitations are other pages' (linked all the same); settings and the audit are for admins,
+/// invitations for those who may invite.
 const TABS: [(&str, &str, &str); 8] = [
     ("overview", "", "web-org-tab-overview"),
     ("teams", "/teams", "web-org-tab-teams"),
@@ -97,6 +98,8 @@ pub struct OrgFrame {
     pub tab: &'static str,
     /// The organisation's admins and owner, and site administrators.
     pub manages: bool,
+    /// Whether the reader may invite people: those who manage the organisation or a team.
+    pub invites: bool,
 }
 
 /// A link of the sub-navigation.
@@ -110,6 +113,7 @@ impl OrgFrame {
     /// The links between the organisation's pages.
     pub fn tabs(&self) -> Vec<Tab> {
         TABS.iter()
+            .filter(|(tab, _, _)| *tab != "invitations" || self.invites)
             .filter(|(tab, _, _)| !matches!(*tab, "settings" | "audit") || self.manages)
             .map(|(tab, path, key)| Tab {
                 href: format!("/orgs/{}{path}", self.slug),
@@ -151,6 +155,7 @@ pub async fn load(
         role: view.role.map(|r| page.t(role_key(r))).unwrap_or_default(),
         tab,
         manages: manages(&view, user),
+        invites: !view.managed_teams.is_empty() || manages(&view, user),
     };
     Ok((view, frame))
 }
@@ -163,8 +168,8 @@ pub struct Bar {
     pub text: String,
     /// The bar's width class: 0, 5, … 100.
     pub fill: i64,
-    /// The share spent, in whole percent (may pass 100).
-    pub percent: i64,
+    /// The share spent as the bar's text says it (see [`percent_text`]).
+    pub percent: String,
     /// `ok`, `near` (80 % or more) or `over` (all of it).
     pub state: &'static str,
     /// Where the label links (empty: nowhere).
@@ -178,6 +183,15 @@ pub fn percent_of(spent: i64, quota: i64) -> i64 {
     }
     let share = i128::from(spent.max(0)) * 100 / i128::from(quota);
     i64::try_from(share).unwrap_or(i64::MAX)
+}
+
+/// The share spent in whole percent as a reader takes it: `<1` when something was spent but
+/// less than 1 % (a bare `0` would say nothing was).
+pub fn percent_text(spent: i64, quota: i64) -> String {
+    match percent_of(spent, quota) {
+        0 if spent > 0 && quota > 0 => "<1".to_string(),
+        percent => percent.to_string(),
+    }
 }
 
 /// A budget's state: `near` from 80 %, `over` once all is spent.
@@ -209,7 +223,7 @@ pub fn bar(page: &Page, label: String, href: String, budget: &BudgetUse) -> Bar 
         label,
         text: budget_text(page, budget),
         fill: (percent.min(100) + 2) / 5 * 5,
-        percent,
+        percent: percent_text(budget.spent_quota, budget.quota),
         state: state_of(budget.spent_quota, budget.quota),
         href,
     }
@@ -263,6 +277,11 @@ mod tests {
         assert_eq!(percent_of(79, 100), 79);
         assert_eq!(percent_of(250, 100), 250);
         assert_eq!(percent_of(5, 0), 0);
+        assert_eq!(percent_text(0, 100_000), "0");
+        assert_eq!(percent_text(1, 100_000), "<1");
+        assert_eq!(percent_text(999, 100_000), "<1");
+        assert_eq!(percent_text(1_000, 100_000), "1");
+        assert_eq!(percent_text(5, 0), "0");
         assert_eq!(state_of(79, 100), "ok");
         assert_eq!(state_of(80, 100), "near");
         assert_eq!(state_of(100, 100), "over");

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{Bar, OrgFrame, given, load, role_key};
-use crate::service::orgs::{self, CreateOrg, OrgSummary, OwnershipOffer};
+use crate::service::orgs::{
+    self, CreateOrg, OrgSummary, OrgView, OwnershipOffer, Sight, TeamMemberView, TeamView,
+};
 use crate::service::sessions::Viewer;
 use crate::state::AppState;
 use crate::web::error::WebError;
@@ -216,7 +218,8 @@ pub struct SpendRow {
 pub struct OverviewPage {
     page: Page,
     frame: OrgFrame,
-    balance: i64,
+    /// The wallet's balance, for those who see it (the owner and admins).
+    balance: Option<i64>,
     /// "About 12 days at the last 7 days' rate", or why it cannot say.
     runway: String,
     spent_label: String,
@@ -224,8 +227,12 @@ pub struct OverviewPage {
     period_start: String,
     zone: String,
     bars: Vec<Bar>,
+    /// The teams whose spending the reader sees: every team, or theirs.
+    teams_title: String,
     teams: Vec<SpendRow>,
+    /// The members whose spending the reader sees (none for a member: theirs is per team).
     members: Vec<SpendRow>,
+    show_members: bool,
     /// For admins: teams and members at 80 % of their budget or more.
     watch: Vec<SpendRow>,
     /// Ownership offered to the reader.
@@ -250,6 +257,52 @@ fn runway(page: &Page, balance: i64, recent: i64) -> String {
     }
 }
 
+/// The reader's membership of a team, when they are in it.
+fn member_of(team: &TeamView, user_id: i64) -> Option<&TeamMemberView> {
+    team.members.iter().find(|m| m.user_id == user_id)
+}
+
+/// The budgets near or over their limit, for those who manage the organisation.
+fn watch_list(page: &Page, view: &OrgView) -> Vec<SpendRow> {
+    let mut watch = Vec::new();
+    for team in &view.teams {
+        let href = format!("/orgs/{}/teams/{}", view.slug, team.id);
+        if let Some(b) = &team.budget
+            && super::state_of(b.spent_quota, b.quota) != "ok"
+        {
+            watch.push(SpendRow {
+                label: page.t1("web-org-watch-team", "team", &team.name),
+                href: href.clone(),
+                spent: b.spent_quota,
+                budget: super::budget_text(page, b),
+                state: super::state_of(b.spent_quota, b.quota),
+            });
+        }
+        for m in &team.members {
+            if let Some(cap) = &m.cap
+                && super::state_of(cap.spent_quota, cap.quota) != "ok"
+            {
+                watch.push(SpendRow {
+                    label: crate::i18n::text(
+                        page.lang,
+                        "web-org-watch-member",
+                        &[("name", &m.username), ("team", &team.name)],
+                    ),
+                    href: href.clone(),
+                    spent: cap.spent_quota,
+                    budget: super::budget_text(page, cap),
+                    state: super::state_of(cap.spent_quota, cap.quota),
+                });
+            }
+        }
+    }
+    watch
+}
+
+/// What the reader sees of the organisation: admins and the owner all of it; a team's
+/// manager their teams' members; a member what they spent in each of their teams, against
+/// their cap and the team's budget. The service already left out what they may not see
+/// (`Sight`); this page picks the rows that are theirs.
 pub async fn show(
     State(state): State<AppState>,
     SignedIn { page, user }: SignedIn,
@@ -260,8 +313,18 @@ pub async fn show(
         .await
         .map_err(|e| page.failed(e))?;
     let period = orgs::reported_period(view.budget.as_ref());
+    let sight = spend.sight;
+    let whole = sight == Sight::Whole;
+    let manages = |team: &TeamView| whole || view.managed_teams.contains(&team.id);
+    let shown: Vec<&TeamView> = view
+        .teams
+        .iter()
+        .filter(|team| manages(team) || member_of(team, user.id).is_some())
+        .collect();
+    let team_href = |team: &TeamView| format!("/orgs/{}/teams/{}", view.slug, team.id);
+
     let mut bars = Vec::new();
-    if let Some(budget) = &view.budget {
+    if whole && let Some(budget) = &view.budget {
         bars.push(super::bar(
             &page,
             page.t("web-org-budget-whole"),
@@ -269,88 +332,124 @@ pub async fn show(
             budget,
         ));
     }
-    for team in &view.teams {
+    for team in &shown {
         if let Some(budget) = &team.budget {
             bars.push(super::bar(
                 &page,
                 team.name.clone(),
-                format!("/orgs/{}/teams/{}", view.slug, team.id),
+                team_href(team),
                 budget,
             ));
         }
     }
-    let mut teams: Vec<SpendRow> = view
-        .teams
+    // A member's own cap in the teams they do not manage: the budget that binds them first.
+    for team in shown.iter().filter(|team| !manages(team)) {
+        if let Some(cap) = member_of(team, user.id).and_then(|m| m.cap.as_ref()) {
+            let label = page.t1("web-org-cap-yours-in", "team", &team.name);
+            bars.push(super::bar(&page, label, team_href(team), cap));
+        }
+    }
+
+    let mut teams: Vec<SpendRow> = shown
         .iter()
-        .map(|team| SpendRow {
-            label: team.name.clone(),
-            href: format!("/orgs/{}/teams/{}", view.slug, team.id),
-            spent: spend.of_team(team.id),
-            budget: team
-                .budget
-                .as_ref()
+        .map(|team| {
+            // A team they manage reads whole, with its budget; another, as their own line
+            // against their cap.
+            let budget = if manages(team) {
+                team.budget.as_ref()
+            } else {
+                member_of(team, user.id).and_then(|m| m.cap.as_ref())
+            };
+            let text = budget
                 .map(|b| super::budget_text(&page, b))
-                .unwrap_or_default(),
-            state: team
-                .budget
-                .as_ref()
-                .map_or("ok", |b| super::state_of(b.spent_quota, b.quota)),
+                .unwrap_or_default();
+            SpendRow {
+                label: team.name.clone(),
+                href: team_href(team),
+                spent: spend.of_team(team.id),
+                budget: if manages(team) || text.is_empty() {
+                    text
+                } else {
+                    page.t1("web-org-cap-yours", "budget", &text)
+                },
+                state: budget.map_or("ok", |b| super::state_of(b.spent_quota, b.quota)),
+            }
         })
         .collect();
     teams.sort_by(|a, b| b.spent.cmp(&a.spent).then(a.label.cmp(&b.label)));
-    let mut members: Vec<SpendRow> = view
-        .members
-        .iter()
-        .map(|m| SpendRow {
-            label: m.username.clone(),
-            href: String::new(),
-            spent: spend.of_member(m.user_id),
-            budget: String::new(),
-            state: "ok",
-        })
-        .collect();
-    members.sort_by(|a, b| b.spent.cmp(&a.spent).then(a.label.cmp(&b.label)));
-    let mut watch = Vec::new();
-    if frame.manages {
-        for team in &view.teams {
-            let href = format!("/orgs/{}/teams/{}", view.slug, team.id);
-            if let Some(b) = &team.budget
-                && super::state_of(b.spent_quota, b.quota) != "ok"
-            {
-                watch.push(SpendRow {
-                    label: page.t1("web-org-watch-team", "team", &team.name),
-                    href: href.clone(),
-                    spent: b.spent_quota,
-                    budget: super::budget_text(&page, b),
-                    state: super::state_of(b.spent_quota, b.quota),
-                });
-            }
-            for m in &team.members {
-                if let Some(cap) = &m.cap
-                    && super::state_of(cap.spent_quota, cap.quota) != "ok"
-                {
-                    watch.push(SpendRow {
-                        label: crate::i18n::text(
-                            page.lang,
-                            "web-org-watch-member",
-                            &[("name", &m.username), ("team", &team.name)],
-                        ),
-                        href: href.clone(),
-                        spent: cap.spent_quota,
-                        budget: super::budget_text(&page, cap),
-                        state: super::state_of(cap.spent_quota, cap.quota),
-                    });
+
+    let mut members: Vec<SpendRow> = match sight {
+        Sight::Whole => view
+            .members
+            .iter()
+            .map(|m| (m.user_id, m.username.clone(), spend.of_member(m.user_id)))
+            .collect(),
+        Sight::Teams => {
+            // The members of the teams they manage, with what they spent in those teams.
+            let managed: Vec<&&TeamView> = shown.iter().filter(|team| manages(team)).collect();
+            let mut rows: Vec<(i64, String, i64)> = Vec::new();
+            for team in &managed {
+                for m in &team.members {
+                    if rows.iter().all(|(id, _, _)| *id != m.user_id) {
+                        let spent = managed
+                            .iter()
+                            .map(|t| spend.of_team_member(t.id, m.user_id))
+                            .sum();
+                        rows.push((m.user_id, m.username.clone(), spent));
+                    }
                 }
             }
+            rows
         }
+        Sight::Own => Vec::new(),
     }
+    .into_iter()
+    .map(|(_, label, spent)| SpendRow {
+        label,
+        href: String::new(),
+        spent,
+        budget: String::new(),
+        state: "ok",
+    })
+    .collect();
+    members.sort_by(|a, b| b.spent.cmp(&a.spent).then(a.label.cmp(&b.label)));
+
+    let watch = if frame.manages {
+        watch_list(&page, &view)
+    } else {
+        Vec::new()
+    };
+    let period_word = period.as_str();
+    let (spent, spent_label) = match sight {
+        Sight::Whole => (spend.total, page.t(super::spent_key(period))),
+        Sight::Teams => (
+            shown
+                .iter()
+                .filter(|team| manages(team))
+                .map(|team| spend.of_team(team.id))
+                .sum(),
+            page.t1("web-org-spent-your-teams", "period", period_word),
+        ),
+        Sight::Own => (
+            spend.total,
+            page.t1("web-org-spent-yours", "period", period_word),
+        ),
+    };
+    let teams_title = if sight == Sight::Own {
+        page.t("web-org-spend-teams-yours")
+    } else {
+        page.t("web-org-spend-teams")
+    };
     let offered_to_me = view.pending_owner.as_deref() == Some(user.username.as_str());
     let zone = view.effective_timezone.clone();
     let calendar = crate::domain::calendar::SiteCalendar::new(&zone);
     Ok(OverviewPage {
-        runway: runway(&page, view.quota, spend.recent),
-        spent_label: page.t(super::spent_key(period)),
-        spent: spend.total,
+        runway: view
+            .quota
+            .map(|balance| runway(&page, balance, spend.recent))
+            .unwrap_or_default(),
+        spent_label,
+        spent,
         period_start: calendar
             .local_time(spend.period_start)
             .chars()
@@ -359,8 +458,10 @@ pub async fn show(
         zone,
         balance: view.quota,
         bars,
+        teams_title,
         teams,
         members,
+        show_members: sight != Sight::Own,
         watch,
         offered_to_me,
         owner: view.owner.clone().unwrap_or_default(),

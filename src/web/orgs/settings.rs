@@ -76,7 +76,8 @@ async fn render(
         site_zone: page.calendar.zone_name().to_string(),
         may_delete: user.is_admin() || view.role == Some(OrgRole::Owner),
         delete_error,
-        balance: view.quota,
+        // Settings are for those who manage the organisation, who see the wallet.
+        balance: view.quota.unwrap_or_default(),
         frame,
         page,
     })

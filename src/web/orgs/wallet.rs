@@ -37,8 +37,9 @@ const ORDERS_SHOWN: i64 = 20;
 pub struct WalletPage {
     page: Page,
     frame: OrgFrame,
-    balance: i64,
-    used: i64,
+    /// The balance and what it spent in all, for those who see them (its owner and admins).
+    balance: Option<i64>,
+    used: Option<i64>,
     /// The history, for those who may read it (the organisation's admins).
     entries: Option<Vec<Entry>>,
     /// Card payments into the wallet (for its admins).
