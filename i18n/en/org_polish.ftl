@@ -37,3 +37,12 @@ web-invitation-join-manager = { $role ->
     [admin] You would join as an admin, managing the team { $team }.
    *[member] You would join as a member, managing the team { $team }.
 }
+
+# The overview's activity: spend per model this month and the latest requests, of what the
+# reader sees.
+web-org-spend-models = Spend per model this month
+web-org-models-none = Nothing spent this month yet.
+web-org-col-requests = Requests
+web-org-latest = Latest requests
+web-org-latest-none = No requests yet.
+web-org-latest-more = All usage, with filters and the chargeback report

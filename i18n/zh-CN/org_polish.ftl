@@ -36,3 +36,11 @@ web-invitation-join-manager = { $role ->
     [admin] 你将以管理员身份加入，并担任团队 { $team } 的经理。
    *[member] 你将以成员身份加入，并担任团队 { $team } 的经理。
 }
+
+# 概览的动态：本月各模型花费与最近的请求（仅限读者可见的部分）。
+web-org-spend-models = 本月各模型花费
+web-org-models-none = 本月还没有花费。
+web-org-col-requests = 请求数
+web-org-latest = 最近的请求
+web-org-latest-none = 还没有请求。
+web-org-latest-more = 全部用量（可筛选，含分摊报表）

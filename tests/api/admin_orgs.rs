@@ -172,7 +172,7 @@ db_test! {
         alice.get("/orgs/acme").await;
         let posted = alice.post("/admin/orgs/acme/wallet", &[("usd", "100"), ("reason", "mine"), ("idempotency_key", "k1")]).await;
         assert_eq!(posted.status, 404, "{}", posted.body);
-        assert_eq!(orgs::show(app.ctx(), &CLI, "acme").await.unwrap().quota, TestApp::units(9.99));
+        assert_eq!(orgs::show(app.ctx(), &CLI, "acme").await.unwrap().quota.unwrap(), TestApp::units(9.99));
         let visitor = Browser::new(&app).get("/admin/orgs").await;
         assert_eq!(visitor.status, 303, "a visitor is sent to sign in");
     }
@@ -189,7 +189,7 @@ db_test! {
         app.create_account("alice", "user", PASSWORD).await;
         acme(&app).await;
         let id = orgs::show(app.ctx(), &CLI, "acme").await.unwrap().id;
-        let wallet = async || orgs::show(app.ctx(), &CLI, "acme").await.unwrap().quota;
+        let wallet = async || orgs::show(app.ctx(), &CLI, "acme").await.unwrap().quota.unwrap();
         let ada = signed_in(&app, "ada").await;
         let path = "/admin/orgs/acme/wallet";
 

@@ -758,3 +758,55 @@ db_test! {
         assert!(member_row(&own.body, "max").contains(">$0.02</td>"), "{}", own.body);
     }
 }
+
+db_test! {
+    /// The overview lists this month's spend per model and the latest requests, of what the
+    /// reader may see: an admin everyone's, a member their own alone.
+    async fn the_overview_shows_models_and_latest_requests(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let acme = acme(&app).await;
+        top_up(&app, "10").await;
+        let upstream = FakeUpstream::start(Reply::chat("ok", 5, 1)).await;
+        app.add_channel("main", &upstream, "gpt-4o-mini, gpt-4o").await;
+        app.price_per_request("gpt-4o-mini", "0.01").await;
+        app.price_per_request("gpt-4o", "0.05").await;
+        for (name, model, requests) in [("max", "gpt-4o-mini", 3), ("mia", "gpt-4o", 1)] {
+            let (key, _) = app
+                .create_key(CreateToken {
+                    username: name.into(),
+                    name: format!("{name}-research-key"),
+                    org: Some("acme".into()),
+                    team: Some(acme.team_id.to_string()),
+                    ..Default::default()
+                })
+                .await;
+            for _ in 0..requests {
+                assert_eq!(app.chat(&key, chat_body(model)).await.status(), 200);
+            }
+        }
+        app.wait_for_logs(4).await;
+        app.flush().await;
+
+        let adam = signed_in(&app, "adam").await;
+        let page = adam.get("/orgs/acme").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let models = page.body.split("id=\"models\"").nth(1).unwrap().split("</table>").next().unwrap();
+        // Most spent first: gpt-4o's one request at $0.05, then three at $0.01.
+        let first = models.find("gpt-4o<").unwrap();
+        let second = models.find("gpt-4o-mini").unwrap();
+        assert!(first < second, "{models}");
+        assert!(models.contains("<td class=\"num\">3</td><td class=\"num\">$0.03</td>"), "{models}");
+        assert!(models.contains("<td class=\"num\">1</td><td class=\"num\">$0.05</td>"), "{models}");
+        let latest = page.body.split("id=\"latest\"").nth(1).unwrap();
+        assert!(latest.contains("max-research-key") && latest.contains("mia-research-key"), "{latest}");
+
+        // Max is a plain member of Research: his own requests and models only.
+        let max = signed_in(&app, "max").await;
+        let own = max.get("/orgs/acme").await;
+        assert_eq!(own.status, 200);
+        let latest = own.body.split("id=\"latest\"").nth(1).unwrap();
+        assert!(latest.contains("max-research-key"), "{latest}");
+        assert!(!own.body.contains("mia-research-key"), "{}", own.body);
+        assert!(!own.body.contains("gpt-4o<"), "{}", own.body);
+    }
+}

@@ -175,6 +175,16 @@ pub struct OrgPage {
 }
 
 impl OrgPage {
+    /// The wallet's balance (a platform administrator always sees it).
+    fn balance(&self) -> &i64 {
+        self.org.quota.as_ref().unwrap_or(&0)
+    }
+
+    /// What the organisation spent in all.
+    fn used_total(&self) -> &i64 {
+        self.org.used_quota.as_ref().unwrap_or(&0)
+    }
+
     fn kind(&self, entry: &Entry) -> String {
         self.page.t(crate::web::format::ledger_key(entry.kind))
     }
@@ -292,7 +302,7 @@ async fn adjust(
             } else {
                 "admin-org-wallet-already"
             };
-            let balance = admin.page.usd(&changed.org.quota);
+            let balance = admin.page.usd(&changed.org.quota.unwrap_or_default());
             flash(&session, admin.page.t1(key, "balance", &balance)).await?;
             Ok(Redirect::to(&format!("/admin/orgs/{}", changed.org.slug)).into_response())
         }

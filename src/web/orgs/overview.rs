@@ -11,6 +11,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{Bar, OrgFrame, given, load, role_key};
+use crate::service::org_usage::{self, ModelSpend};
 use crate::service::orgs::{
     self, CreateOrg, OrgSummary, OrgView, OwnershipOffer, Sight, TeamMemberView, TeamView,
 };
@@ -18,7 +19,11 @@ use crate::service::sessions::Viewer;
 use crate::state::AppState;
 use crate::web::error::WebError;
 use crate::web::form::{FieldErrors, Posted};
+use crate::web::logs::LogLine;
 use crate::web::page::{Page, SignedIn};
+
+/// Requests listed under "latest".
+const LATEST_SHOWN: i64 = 10;
 
 /// The choices of a budget's period: (value, text key).
 pub const BUDGET_PERIODS: [(&str, &str); 5] = [
@@ -238,6 +243,10 @@ pub struct OverviewPage {
     /// Ownership offered to the reader.
     offered_to_me: bool,
     owner: String,
+    /// What each model cost this month, of what the reader sees.
+    models: Vec<ModelSpend>,
+    /// The latest requests the reader sees.
+    lines: Vec<LogLine>,
 }
 
 /// How many days the balance lasts at the recent rate, in words.
@@ -440,6 +449,9 @@ pub async fn show(
     } else {
         page.t("web-org-spend-teams")
     };
+    let activity = org_usage::activity(&state.ctx, &user.caller(), &view.slug, LATEST_SHOWN)
+        .await
+        .map_err(|e| page.failed(e))?;
     let offered_to_me = view.pending_owner.as_deref() == Some(user.username.as_str());
     let zone = view.effective_timezone.clone();
     let calendar = crate::domain::calendar::SiteCalendar::new(&zone);
@@ -465,6 +477,8 @@ pub async fn show(
         watch,
         offered_to_me,
         owner: view.owner.clone().unwrap_or_default(),
+        models: activity.models,
+        lines: crate::web::logs::lines(&page, &activity.latest),
         frame,
         page,
     }
