@@ -34,6 +34,7 @@ org-audit-member-remove = Removed { $name } from the organisation
 org-audit-member-left = { $name } left the organisation
 org-audit-wallet-adjust = Adjusted the wallet
 org-audit-wallet-redeem = Redeemed a code into the wallet
+org-audit-wallet-topup = { $name } paid by card into the wallet
 org-audit-invitation-create = Invited { $who }
 org-audit-invitation-resend = Sent the invitation to { $who } again
 org-audit-invitation-revoke = Withdrew the invitation to { $who }

@@ -46,3 +46,4 @@ web-org-col-requests = Requests
 web-org-latest = Latest requests
 web-org-latest-none = No requests yet.
 web-org-latest-more = All usage, with filters and the chargeback report
+web-org-spend-not-yours = What a teammate spends is for the team's managers and the organisation's admins.

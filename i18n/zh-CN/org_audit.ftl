@@ -34,6 +34,7 @@ org-audit-member-remove = 将 { $name } 移出组织
 org-audit-member-left = { $name } 退出了组织
 org-audit-wallet-adjust = 调整了钱包余额
 org-audit-wallet-redeem = 向钱包兑换了兑换码
+org-audit-wallet-topup = { $name } 用银行卡向钱包充值
 org-audit-invitation-create = 邀请了 { $who }
 org-audit-invitation-resend = 重新向 { $who } 发送了邀请
 org-audit-invitation-revoke = 撤回了对 { $who } 的邀请

@@ -44,3 +44,4 @@ web-org-col-requests = 请求数
 web-org-latest = 最近的请求
 web-org-latest-none = 还没有请求。
 web-org-latest-more = 全部用量（可筛选，含分摊报表）
+web-org-spend-not-yours = 队友的花费只有团队负责人和组织管理员可以查看。

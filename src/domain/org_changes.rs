@@ -75,7 +75,9 @@ impl OrgChangeKind {
                 "org.invitation.accept",
                 "org.invitation.decline",
             ],
-            OrgChangeKind::Wallet => &["org.wallet.adjust", "org.wallet.redeem"],
+            OrgChangeKind::Wallet => {
+                &["org.wallet.adjust", "org.wallet.redeem", "org.wallet.topup"]
+            }
         }
     }
 
@@ -90,7 +92,7 @@ impl OrgChangeKind {
             "org.member.add" | "org.member.remove" | "team.member.add" | "team.member.remove" => {
                 OrgChangeKind::Members
             }
-            "org.wallet.adjust" | "org.wallet.redeem" => OrgChangeKind::Wallet,
+            "org.wallet.adjust" | "org.wallet.redeem" | "org.wallet.topup" => OrgChangeKind::Wallet,
             other if other.starts_with("org.invitation.") => OrgChangeKind::Invitations,
             _ => return None,
         };
@@ -130,6 +132,7 @@ mod tests {
             "org.member.remove",
             "org.wallet.adjust",
             "org.wallet.redeem",
+            "org.wallet.topup",
             "org.invitation.create",
             "org.invitation.resend",
             "org.invitation.revoke",

@@ -180,8 +180,10 @@ pub(super) async fn record(tx: &mut Tx, caller: &Caller) -> ServiceResult<()> {
         // An organisation's admins are ordinary accounts, and what they change in it (budgets,
         // caps, roles, members, invitations) is kept for the organisation to see as an
         // administrator's change is kept for the site.
+        // So are the server's own changes to an organisation's wallet (a card payment that
+        // Stripe confirmed).
         entries.retain(|entry| is_organisation_change(&entry.target));
-        if entries.is_empty() || !matches!(caller, Caller::User(_)) {
+        if entries.is_empty() || !matches!(caller, Caller::User(_) | Caller::System) {
             return Ok(());
         }
     }
@@ -233,10 +235,12 @@ async fn who(
         Caller::Admin { user_id, .. } | Caller::User(user_id) => db::audit::username(tx, *user_id)
             .await?
             .unwrap_or_else(|| format!("user:{user_id}")),
-        _ => "cli".to_string(),
+        Caller::System => "system".to_string(),
+        Caller::Cli => "cli".to_string(),
     };
     let auth = match (caller, &origin) {
         (Caller::Cli, _) => "cli".to_string(),
+        (Caller::System, _) => "system".to_string(),
         (
             _,
             Some(Origin {

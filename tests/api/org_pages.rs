@@ -810,3 +810,54 @@ db_test! {
         assert!(!own.body.contains("gpt-4o<"), "{}", own.body);
     }
 }
+
+db_test! {
+    /// On a team's page a plain member sees their teammates and their caps, but what each
+    /// teammate spent only as a dash; their own spending in full. The team's manager sees
+    /// everyone's.
+    async fn a_member_sees_teammates_caps_but_not_their_spending(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let acme = acme(&app).await;
+        top_up(&app, "10").await;
+        let upstream = FakeUpstream::start(Reply::chat("ok", 5, 1)).await;
+        app.add_channel("main", &upstream, "gpt-4o-mini").await;
+        app.price_per_request("gpt-4o-mini", "0.01").await;
+        for (name, requests) in [("max", 2), ("mia", 3)] {
+            let (key, _) = app
+                .create_key(CreateToken {
+                    username: name.into(),
+                    name: format!("{name} key"),
+                    org: Some("acme".into()),
+                    team: Some(acme.team_id.to_string()),
+                    ..Default::default()
+                })
+                .await;
+            for _ in 0..requests {
+                assert_eq!(app.chat(&key, chat_body("gpt-4o-mini")).await.status(), 200);
+            }
+        }
+        app.wait_for_logs(5).await;
+        app.flush().await;
+        let path = format!("/orgs/acme/teams/{}", acme.team_id);
+
+        let max = signed_in(&app, "max").await;
+        let page = max.get(&path).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let own = member_row(&page.body, "max");
+        assert!(own.contains("$0.02 of $20.00 this month"), "{own}");
+        let teammate = member_row(&page.body, "mia");
+        assert!(teammate.contains("$20.00"), "the cap is shown: {teammate}");
+        assert!(!teammate.contains("$0.03"), "{teammate}");
+        assert!(teammate.contains("—"), "{teammate}");
+        // Nor through the service as him.
+        let seen = orgs::show(app.ctx(), &tollgate::service::Caller::User(acme.max.id), "acme").await.unwrap();
+        let team = seen.teams.iter().find(|t| t.id == acme.team_id).unwrap();
+        let mia = team.members.iter().find(|m| m.username == "mia").unwrap();
+        assert_eq!(mia.cap.as_ref().unwrap().spent_quota, 0);
+
+        let mia = signed_in(&app, "mia").await;
+        let page = mia.get(&path).await;
+        assert!(member_row(&page.body, "max").contains("$0.02 of $20.00 this month"), "{}", page.body);
+        assert!(member_row(&page.body, "mia").contains("$0.03 of $20.00 this month"), "{}", page.body);
+    }
+}

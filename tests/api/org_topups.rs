@@ -191,6 +191,15 @@ db_test! {
         let history = orgs::ledger(ctx, &as_olivia, "acme", 10).await.unwrap();
         assert_eq!((history[0].kind, history[0].amount), (LedgerKind::TopUp, TestApp::units(10.0)));
         assert!(service::ledger::entries(ctx, &as_adam, "adam", 10).await.unwrap().is_empty());
+        // The organisation's history says who paid, written by the server that took the event.
+        let audit = service::audit::list(ctx, &CLI, &AuditFilter { action: Some("org.wallet.topup".into()), limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(audit.len(), 1, "{audit:?}");
+        assert_eq!(audit[0].actor, "system");
+        assert!(audit[0].before.is_none() && audit[0].after.as_ref().unwrap()["amount"] == TestApp::units(10.0), "{audit:?}");
+        let history = Browser::new(&app);
+        assert_eq!(history.sign_in("olivia", PASSWORD).await.status, 303);
+        let page = history.get("/orgs/acme/audit").await;
+        assert!(page.contains("adam paid by card into the wallet"), "{}", page.body);
         // The org's admins list the order; a member may not.
         let listed = service::topups::list_for_org(ctx, &as_olivia, "acme", 10).await.unwrap();
         assert_eq!(listed.iter().map(|o| o.id).collect::<Vec<_>>(), vec![order.id]);

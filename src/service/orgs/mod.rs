@@ -967,8 +967,13 @@ pub struct TeamMemberView {
     pub manager: bool,
     /// Their own cap (absent: the team's default).
     pub own_cap_quota: Option<i64>,
-    /// The cap that holds them with what its period spent (absent: none).
+    /// The cap that holds them with what its period spent (absent: none). What they spent
+    /// is 0 unless the caller sees it (see `spend_visible`).
     pub cap: Option<BudgetUse>,
+    /// Whether the caller sees what this member spent: their own, or as one who manages the
+    /// team (see `sight`). A member sees their teammates and caps, not their spending.
+    #[serde(skip)]
+    pub spend_visible: bool,
 }
 
 /// The periods an organisation's budgets are in now, and what each spent.
@@ -1033,19 +1038,29 @@ impl Spending {
     }
 }
 
-fn team_view(tree: &OrgTree, team: &TeamRow, spending: &Spending) -> TeamView {
+fn team_view(access: &Access, team: &TeamRow, spending: &Spending) -> TeamView {
+    let tree = &access.tree;
     let members = tree
         .members_of(team.id)
-        .map(|m: &TeamMemberRow| TeamMemberView {
-            id: m.id,
-            user_id: m.user_id,
-            username: m.username.clone(),
-            manager: m.manager,
-            own_cap_quota: m.cap_quota,
-            cap: m.effective_cap(team).and_then(|cap| {
-                let period = team.budget?.period;
-                Some(spending.usage("member", m.id, period, cap))
-            }),
+        .map(|m: &TeamMemberRow| {
+            let spend_visible = access.sees_spend_of(team.id, m.user_id);
+            TeamMemberView {
+                id: m.id,
+                user_id: m.user_id,
+                username: m.username.clone(),
+                manager: m.manager,
+                own_cap_quota: m.cap_quota,
+                cap: m.effective_cap(team).and_then(|cap| {
+                    let period = team.budget?.period;
+                    let mut usage = spending.usage("member", m.id, period, cap);
+                    if !spend_visible {
+                        usage.spent_quota = 0;
+                        usage.spent_usd = 0.0;
+                    }
+                    Some(usage)
+                }),
+                spend_visible,
+            }
         })
         .collect();
     TeamView {
@@ -1109,7 +1124,7 @@ async fn view_of(ctx: &Ctx, access: &Access) -> ServiceResult<OrgView> {
         teams: tree
             .teams
             .iter()
-            .map(|team| team_view(tree, team, &spending))
+            .map(|team| team_view(access, team, &spending))
             .collect(),
         created_at: timestamp(org.created_at),
         sight: access.sight(),

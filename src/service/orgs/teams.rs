@@ -193,7 +193,7 @@ async fn team_view_of(
         .ok_or_else(|| {
             ServiceError::NotFound(msg!("team-not-found", name = team_id.to_string()))
         })?;
-    Ok(team_view(&access.tree, team, &spending))
+    Ok(team_view(&access, team, &spending))
 }
 
 pub async fn create_team(

@@ -79,6 +79,20 @@ pub(super) async fn pay(
             msg!("balance-out-of-range"),
         ));
     }
+    // Money into an organisation is in its history too, with who paid.
+    if order.org_id != 0
+        && let Some(org) = db::orgs::find_in(tx, order.org_id).await?
+    {
+        let mut entry = crate::service::orgs::org_change(
+            "org.wallet.topup",
+            &org,
+            serde_json::json!({ "username": order.username }),
+            None,
+            Some(serde_json::json!({ "amount": order.quota, "order": order.id })),
+        );
+        entry.ledger_id = inserted;
+        tx.audit(entry);
+    }
     // Paying into an organisation's wallet is not the person's first top-up: it pays no
     // invite rewards.
     if let Some(rewards) = facts.rewards.filter(|r| r.when == RewardWhen::FirstTopup)

@@ -211,6 +211,7 @@ fn what(page: &Page, change: &OrgChange) -> String {
         "org.member.remove" => "org-audit-member-remove",
         "org.wallet.adjust" => "org-audit-wallet-adjust",
         "org.wallet.redeem" => "org-audit-wallet-redeem",
+        "org.wallet.topup" => "org-audit-wallet-topup",
         "org.invitation.create" => "org-audit-invitation-create",
         "org.invitation.resend" => "org-audit-invitation-resend",
         "org.invitation.revoke" => "org-audit-invitation-revoke",

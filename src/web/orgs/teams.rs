@@ -181,6 +181,8 @@ pub struct MemberLine {
     state: &'static str,
     /// What they spent through the team this period.
     spent: i64,
+    /// Whether the reader sees what they spent.
+    spend_visible: bool,
     /// The cap field's value: their own cap, or what they typed.
     cap_value: String,
     /// Whether the reader may take them out.
@@ -275,11 +277,19 @@ async fn team_page(
             username: m.username.clone(),
             manager: m.manager,
             own_cap: m.own_cap_quota.is_some(),
+            // Another member's cap without what they spent, for a reader who may not see it.
             cap: m
                 .cap
                 .as_ref()
-                .map(|c| super::budget_text(&page, c))
+                .map(|c| {
+                    if m.spend_visible {
+                        super::budget_text(&page, c)
+                    } else {
+                        super::per_period(&page, c.quota, c.period)
+                    }
+                })
                 .unwrap_or_default(),
+            spend_visible: m.spend_visible,
             state: m
                 .cap
                 .as_ref()
