@@ -44,6 +44,51 @@ impl fmt::Debug for DatabaseConfig {
     }
 }
 
+/// Where the nodes of one deployment share what must be live across them (budget holds, rate
+/// limits, the change feed's announcements, the portal's limits). Shared by the server and every
+/// CLI command, which announce their writes there. Without a URL, one node counts everything
+/// in its own memory.
+#[derive(clap::Args, Clone)]
+pub struct RedisConfig {
+    /// Redis URL (`redis://…`, or `rediss://…` for TLS), standalone.
+    #[arg(
+        id = "redis_url",
+        long = "redis-url",
+        env = "TOLLGATE_REDIS_URL",
+        global = true
+    )]
+    pub url: Option<String>,
+
+    /// The prefix of every key Tollgate writes in Redis, so several deployments (or tests) can
+    /// share one server.
+    #[arg(
+        id = "redis_key_prefix",
+        long = "redis-key-prefix",
+        env = "TOLLGATE_REDIS_KEY_PREFIX",
+        default_value = "tollgate:",
+        global = true
+    )]
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            key_prefix: "tollgate:".into(),
+        }
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
 /// Hides the password in `scheme://user:password@host/db`.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -230,6 +275,7 @@ impl Default for ServerConfig {
 pub struct Config {
     pub database: DatabaseConfig,
     pub server: ServerConfig,
+    pub redis: RedisConfig,
 }
 
 #[cfg(test)]
@@ -257,6 +303,7 @@ mod tests {
                 max_connections: 1,
             },
             server: ServerConfig::default(),
+            redis: RedisConfig::default(),
         };
         let name = DEAD_LETTER_FILE_NAME;
         assert_eq!(

@@ -5,6 +5,7 @@ pub mod app;
 pub mod billing;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod i18n;

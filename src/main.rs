@@ -11,8 +11,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        None => serve(cli.database, default_server_config()),
-        Some(Command::Serve(server)) => serve(cli.database, server),
+        None => serve(cli.database, default_server_config(), cli.redis),
+        Some(Command::Serve(server)) => serve(cli.database, server, cli.redis),
         Some(command) => {
             telemetry::init("warn");
             // One-shot commands do a few queries: one thread is plenty.
@@ -20,9 +20,12 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => {
-                    runtime.block_on(run_command(&cli.database, cli.create_database, command))
-                }
+                Ok(runtime) => runtime.block_on(run_command(
+                    &cli.database,
+                    &cli.redis,
+                    cli.create_database,
+                    command,
+                )),
                 Err(e) => {
                     eprintln!("error: cannot start the async runtime: {e}");
                     ExitCode::FAILURE
@@ -41,14 +44,22 @@ fn default_server_config() -> ServerConfig {
         .unwrap_or_else(|e| e.exit())
 }
 
-fn serve(database: tollgate::config::DatabaseConfig, server: ServerConfig) -> ExitCode {
+fn serve(
+    database: tollgate::config::DatabaseConfig,
+    server: ServerConfig,
+    redis: tollgate::config::RedisConfig,
+) -> ExitCode {
     telemetry::init("info,sqlx=warn");
     // This runtime carries the background jobs and the billing writer; requests are served by
     // threads of their own (see tollgate::app), `--workers` of them.
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all().worker_threads(1);
     match runtime.build() {
-        Ok(runtime) => runtime.block_on(run_server(Config { database, server })),
+        Ok(runtime) => runtime.block_on(run_server(Config {
+            database,
+            server,
+            redis,
+        })),
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
             ExitCode::FAILURE

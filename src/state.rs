@@ -92,6 +92,8 @@ pub struct AppInner {
     pub ctx: Ctx,
     /// The rate limits of sign-in, registration, codes and resets.
     pub limits: crate::service::limits::Limits,
+    /// The deployment's shared Redis, when there is one (`--redis-url`).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 #[derive(Clone)]

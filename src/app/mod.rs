@@ -113,6 +113,18 @@ impl App {
                 named.join("; ")
             );
         }
+        let cluster = crate::cluster::Cluster::connect(&config.redis).await?;
+        let scope_store: Arc<dyn billing::scopes::ScopeStore> = match &cluster {
+            Some(cluster) => Arc::new(crate::cluster::scopes::RedisScopes::new(cluster.clone())),
+            // One server: every budget is counted in this process's memory.
+            None => Arc::new(billing::scopes::MemoryStore),
+        };
+        let limits = match &cluster {
+            Some(cluster) => crate::service::limits::Limits::new(Arc::new(
+                crate::cluster::limits::RedisLimits::new(cluster.clone()),
+            )),
+            None => crate::service::limits::Limits::default(),
+        };
         let dead_letters = config.dead_letter_path();
         tracing::info!(
             "billing records the database refuses are kept in {}",
@@ -120,8 +132,7 @@ impl App {
         );
         let (billing, writer) = billing::writer::start(
             Arc::new(crate::service::billing::StoredBilling(ctx.clone())),
-            // One server: every budget is counted in this process's memory.
-            Arc::new(billing::scopes::MemoryStore),
+            scope_store,
             config.server.billing_flush_interval(),
             billing::dead_letter::DeadLetterFile::new(dead_letters),
         );
@@ -145,6 +156,7 @@ impl App {
         let directory = Directory::new(
             Arc::new(crate::service::relay_accounts::StoredAccounts(ctx.clone())),
             billing.balance_sync().clone(),
+            billing.scopes().clone(),
         );
         let listen_url = format!(
             "http://{}",
@@ -165,7 +177,8 @@ impl App {
             request_ids: crate::state::RequestIds::new(),
             channel_events,
             reload: Notify::new(),
-            limits: crate::service::limits::Limits::default(),
+            limits,
+            cluster: cluster.clone(),
         }));
         jobs::snapshot_sync::reload(&state)
             .await
@@ -183,6 +196,19 @@ impl App {
             state.clone(),
             cancel_jobs.clone(),
         ));
+        if let Some(cluster) = &cluster {
+            background.spawn(jobs::cluster_lease::run(
+                state.clone(),
+                cluster.clone(),
+                cancel_jobs.clone(),
+            ));
+            let woken = state.clone();
+            background.spawn(crate::cluster::feed::listen(
+                cluster.clone(),
+                move || woken.reload.notify_one(),
+                cancel_jobs.clone(),
+            ));
+        }
         background.spawn(jobs::low_balance::run(state.clone(), cancel_jobs.clone()));
         background.spawn(jobs::budget_alerts::run(state.clone(), cancel_jobs.clone()));
         background.spawn(jobs::audit_retention::run(

@@ -19,7 +19,7 @@ use crate::domain::kinds::Outcome;
 use crate::domain::money::Ratio;
 use crate::domain::pricing::{self, ModelPrice, Usage, UsageBounds};
 use crate::records::logs::RequestLog;
-use scopes::{Holds, LiveScope, Refusal, ScopeStore};
+use scopes::{HoldError, Holds, LiveScope, ScopeStore};
 
 /// One finished request on its way to the database.
 #[derive(Debug)]
@@ -210,7 +210,7 @@ impl Ticket {
         pricing: PriceContext,
         log: RequestLog,
         started: Instant,
-    ) -> Result<Ticket, Box<(Refusal, RequestLog)>> {
+    ) -> Result<Ticket, Box<(HoldError, RequestLog)>> {
         let holds = match billing.scopes.hold(&log.request_id, scopes, hold).await {
             Ok(holds) => holds,
             Err(refusal) => return Err(Box::new((refusal, log))),

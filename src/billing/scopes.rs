@@ -98,6 +98,15 @@ struct ScopeState {
     /// balance, and for a budget before its first use places it in a period.
     window_start: i64,
     window_end: i64,
+    /// For a shared store: what the store had counted as committed for this scope (and the
+    /// period `mark_window`) just before `limit` and `spent` were read from the database, so
+    /// commits since can be told from commits the read already includes (see `cluster`).
+    /// `mark_era` names the store's era it was read in; a mark of another era counts as 0.
+    mark: i64,
+    mark_window: i64,
+    mark_era: u64,
+    /// A mark read before a database read in progress, adopted when that read is set.
+    next_mark: Option<(i64, i64, u64)>,
 }
 
 impl ScopeState {
@@ -106,6 +115,17 @@ impl ScopeState {
             .saturating_sub(self.spent)
             .saturating_sub(self.unflushed)
             .saturating_sub(self.held)
+    }
+
+    /// The mark read before the database read just set, if any. Without one (a read no
+    /// shared store prepared) the old mark stays: it was read before an older read, so it
+    /// counts no commit the new figures miss (it may count some twice, which refuses early).
+    fn adopt_mark(&mut self) {
+        if let Some((mark, window, era)) = self.next_mark.take() {
+            self.mark = mark;
+            self.mark_window = window;
+            self.mark_era = era;
+        }
     }
 }
 
@@ -126,6 +146,31 @@ pub struct Refusal {
     pub limit: i64,
     /// When the period ends and the budget starts over (UTC ms); 0 for a balance.
     pub resets_at: i64,
+}
+
+/// A scope as a shared store sees it (see [`LiveScope::shared_view`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedView {
+    pub stored: i64,
+    pub mark: i64,
+    pub window_start: i64,
+    pub window_end: i64,
+}
+
+/// Why a hold was not placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldError {
+    /// A scope cannot cover the amount.
+    Refused(Refusal),
+    /// The shared store cannot be reached, so no node can tell what is left: nothing is
+    /// served on credit.
+    Unavailable,
+}
+
+impl From<Refusal> for HoldError {
+    fn from(refusal: Refusal) -> Self {
+        HoldError::Refused(refusal)
+    }
 }
 
 impl LiveScope {
@@ -212,7 +257,9 @@ impl LiveScope {
     /// A fresh database read of a balance. The caller holds the billing writer's lock, so no
     /// batch committed between the read and this call.
     pub fn set_balance(&self, stored: i64) {
-        self.lock().limit = stored;
+        let mut state = self.lock();
+        state.limit = stored;
+        state.adopt_mark();
     }
 
     /// A fresh database read of a budget: its limit and what the period that began at
@@ -232,6 +279,7 @@ impl LiveScope {
             // Nothing of the current period is committed yet.
             0
         };
+        state.adopt_mark();
     }
 
     /// A batch holding `cost` settled on this scope committed; for a budget, `cost` was spent
@@ -244,7 +292,49 @@ impl LiveScope {
         } else if window == state.window_start {
             state.spent = state.spent.saturating_add(cost);
             state.unflushed = state.unflushed.saturating_sub(cost);
+        } else {
+            return;
         }
+        // A shared store counts this commit too: the figures above now include it, so the
+        // mark moves with them (see `ScopeState::mark`).
+        if state.mark_window == window {
+            state.mark = state.mark.saturating_add(cost);
+        }
+    }
+
+    /// Notes what a shared store counted as committed for this scope's current period, read
+    /// just before a database read of the scope whose figures [`LiveScope::set_balance`] or
+    /// [`LiveScope::set_budget`] will set.
+    pub fn prepare_mark(&self, committed: i64, window: i64, era: u64) {
+        self.lock().next_mark = Some((committed, window, era));
+    }
+
+    /// What a shared store needs to check a hold: what the database said may be spent
+    /// (balance, or limit less the period's committed spending), and the mark that read
+    /// goes with, for the era given (0 when it is of another era or period).
+    pub fn shared_view(&self, era: u64) -> SharedView {
+        let state = self.lock();
+        let mark = if state.mark_era == era && state.mark_window == state.window_start {
+            state.mark
+        } else {
+            0
+        };
+        SharedView {
+            stored: state.limit.saturating_sub(state.spent),
+            mark,
+            window_start: state.window_start,
+            window_end: state.window_end,
+        }
+    }
+
+    /// This process's part of the scope in flight: its holds and its spending not yet
+    /// written, and the period they count toward.
+    pub fn in_flight(&self) -> (i64, i64) {
+        let state = self.lock();
+        (
+            state.held.saturating_add(state.unflushed),
+            state.window_start,
+        )
     }
 
     /// Whether nothing is in flight: no hold placed, no spending waiting to be written. Only
@@ -296,7 +386,7 @@ pub trait ScopeStore: Send + Sync + std::fmt::Debug {
         request_id: &str,
         scopes: Vec<Arc<LiveScope>>,
         amount: i64,
-    ) -> Result<Holds, Refusal>;
+    ) -> Result<Holds, HoldError>;
 
     /// Releases a hold and records the real cost as spending not yet written. `cost` may
     /// exceed the hold (an answer longer than estimated); the scopes then go below what the
@@ -304,6 +394,25 @@ pub trait ScopeStore: Send + Sync + std::fmt::Debug {
     /// period. The future owns what it needs, so a caller that cannot wait (a request dropped
     /// mid-answer) can hand it to the runtime.
     fn settle(&self, request_id: &str, holds: &Holds, cost: i64) -> BoxFuture<'static, ()>;
+
+    /// The billing writer committed these costs (scope, period start, cost); the scopes'
+    /// own figures already moved. A shared store moves them from in flight to committed.
+    fn committed(&self, _costs: Vec<(Arc<LiveScope>, i64, i64)>) -> BoxFuture<'static, ()> {
+        Box::pin(Done)
+    }
+
+    /// Called before the database is read for these scopes' figures, under the billing
+    /// writer's lock: a shared store notes what it counted as committed so far (see
+    /// [`LiveScope::prepare_mark`]). False when the store cannot be reached.
+    async fn prepare_marks(&self, _scopes: &[Arc<LiveScope>]) -> bool {
+        true
+    }
+
+    /// Whether figures read from the database must be read again after
+    /// [`ScopeStore::prepare_marks`] (a shared store); the memory store needs no mark.
+    fn needs_marks(&self) -> bool {
+        false
+    }
 }
 
 /// The store of a single server: every scope's figures in this process's memory.
@@ -347,6 +456,23 @@ impl MemoryStore {
         })
     }
 
+    /// Counts a hold a shared store has placed, so this process knows its own part in flight
+    /// (and never drops a scope with a hold on it from memory).
+    pub fn note_hold(&self, scopes: Vec<Arc<LiveScope>>, amount: i64) -> Holds {
+        let amount = amount.max(0);
+        let scopes = scopes
+            .into_iter()
+            .map(|scope| {
+                let mut state = scope.lock();
+                state.held = state.held.saturating_add(amount);
+                let window = state.window_start;
+                drop(state);
+                (scope, window)
+            })
+            .collect();
+        Holds { amount, scopes }
+    }
+
     /// [`ScopeStore::settle`] without the future.
     pub fn settle_now(&self, holds: &Holds, cost: i64) {
         let (hold, cost) = (holds.amount.max(0), cost.max(0));
@@ -367,8 +493,8 @@ impl ScopeStore for MemoryStore {
         _request_id: &str,
         scopes: Vec<Arc<LiveScope>>,
         amount: i64,
-    ) -> Result<Holds, Refusal> {
-        self.hold_now(scopes, amount)
+    ) -> Result<Holds, HoldError> {
+        Ok(self.hold_now(scopes, amount)?)
     }
 
     fn settle(&self, _request_id: &str, holds: &Holds, cost: i64) -> BoxFuture<'static, ()> {

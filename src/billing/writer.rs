@@ -192,7 +192,7 @@ pub(crate) fn batch_of<'a>(entries: impl IntoIterator<Item = Entry<'a>>) -> Bill
 
 /// Moves the costs of records now in the database from "unflushed" to "stored" on their live
 /// scopes (summed per scope and period, one lock each).
-fn mark_committed(records: &[Settled]) {
+fn mark_committed(records: &[Settled]) -> Vec<(Arc<LiveScope>, i64, i64)> {
     let mut costs: HashMap<(*const LiveScope, i64), (&Arc<LiveScope>, i64)> = HashMap::default();
     for record in records {
         let cost = record.log.cost.max(0);
@@ -203,9 +203,13 @@ fn mark_committed(records: &[Settled]) {
             entry.1 = entry.1.saturating_add(cost);
         }
     }
-    for ((_, window), (scope, cost)) in costs {
-        scope.committed(cost, window);
-    }
+    costs
+        .into_iter()
+        .map(|((_, window), (scope, cost))| {
+            scope.committed(cost, window);
+            (Arc::clone(scope), window, cost)
+        })
+        .collect()
 }
 
 /// Starts the writer. The returned future runs until it is dropped; `Billing::flush` writes
@@ -233,6 +237,7 @@ pub fn start(
     };
     let writer = Writer {
         store,
+        scopes: billing.scopes.clone(),
         sync,
         dead_letters,
         stats,
@@ -242,6 +247,8 @@ pub fn start(
 
 struct Writer {
     store: Arc<dyn BillingStore>,
+    /// Told of every commit, so a shared store moves the costs from in flight to committed.
+    scopes: Arc<dyn ScopeStore>,
     /// Held while a batch commits; says when a write failed in a way that may have
     /// committed (then the writer checks before writing again).
     sync: BalanceSync,
@@ -317,6 +324,14 @@ async fn run(
 }
 
 impl Writer {
+    /// Marks these records' costs as in the database, here and in the scope store.
+    async fn committed(&self, records: &[Settled]) {
+        let costs = mark_committed(records);
+        if !costs.is_empty() {
+            self.scopes.committed(costs).await;
+        }
+    }
+
     /// Writes `pending`, each write ending by `deadline` when one is given; what must wait
     /// for the database is left in `pending`.
     async fn flush(&mut self, pending: &mut Vec<Settled>, deadline: Option<tokio::time::Instant>) {
@@ -347,7 +362,7 @@ impl Writer {
             };
             let error = match written {
                 Ok(()) => {
-                    mark_committed(&group);
+                    self.committed(&group).await;
                     continue;
                 }
                 Err(error) => error,
@@ -411,7 +426,7 @@ impl Writer {
             requests = done.len(),
             "billing records a broken write had committed are not written again"
         );
-        mark_committed(&done);
+        self.committed(&done).await;
         *pending = waiting;
         true
     }
@@ -424,7 +439,7 @@ impl Writer {
         let written = self.store.apply(&batch_of([Entry::from(&record)])).await;
         match written {
             Ok(()) => {
-                mark_committed(std::slice::from_ref(&record));
+                self.committed(std::slice::from_ref(&record)).await;
                 self.stats.text_replaced.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     request_id = %record.log.request_id,
@@ -472,7 +487,7 @@ impl Writer {
         self.stats
             .dead_lettered
             .fetch_add(letters.len() as u64, Ordering::Relaxed);
-        mark_committed(&records);
+        self.committed(&records).await;
         let path = self.dead_letters.path().display();
         for letter in &letters {
             match &appended {

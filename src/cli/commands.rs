@@ -10,7 +10,9 @@ use super::{
     OrgMemberCommand, PriceCommand, RollupsCommand, TeamCommand, TeamMemberCommand, TokenCommand,
     UserCommand,
 };
-use crate::config::DatabaseConfig;
+use std::sync::Arc;
+
+use crate::config::{DatabaseConfig, RedisConfig};
 use crate::providers::presets;
 use crate::service::channels::{ChannelInput, parse_header_lines, parse_mapping_pairs};
 use crate::service::groups::GroupInput;
@@ -122,7 +124,12 @@ fn show<T: Serialize>(json: JsonFlag, value: &T, text: impl FnOnce(&T) -> String
     }
 }
 
-pub async fn run(database: &DatabaseConfig, create: bool, command: Command) -> CommandResult {
+pub async fn run(
+    database: &DatabaseConfig,
+    redis: &RedisConfig,
+    create: bool,
+    command: Command,
+) -> CommandResult {
     // A management command pointed at the wrong place would otherwise make an empty database
     // there and report (or change) nothing the server sees.
     if !create
@@ -143,6 +150,13 @@ pub async fn run(database: &DatabaseConfig, create: bool, command: Command) -> C
                 crate::config::redact_url(&database.url)
             )
         })?;
+    // With a shared Redis, every write is announced, so the nodes apply it at once rather
+    // than at their next poll.
+    let cluster = crate::cluster::Cluster::open(redis).map_err(|e| format!("{e:#}"))?;
+    let ctx = match cluster {
+        Some(cluster) => ctx.with_after_write(Arc::new(crate::cluster::feed::Announce(cluster))),
+        None => ctx,
+    };
     let result = dispatch(&ctx, command).await;
     ctx.close().await;
     result

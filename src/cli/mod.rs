@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{DatabaseConfig, ServerConfig};
+use crate::config::{DatabaseConfig, RedisConfig, ServerConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -20,6 +20,9 @@ use crate::config::{DatabaseConfig, ServerConfig};
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseConfig,
+
+    #[command(flatten)]
+    pub redis: RedisConfig,
 
     /// Let a management command create a new SQLite database file (otherwise a missing file
     /// is an error: the command is probably pointed at the wrong place).
@@ -948,8 +951,13 @@ pub enum AdminTokenCommand {
 }
 
 /// Runs a management subcommand against the database and reports the outcome.
-pub async fn run_command(database: &DatabaseConfig, create: bool, command: Command) -> ExitCode {
-    match commands::run(database, create, command).await {
+pub async fn run_command(
+    database: &DatabaseConfig,
+    redis: &RedisConfig,
+    create: bool,
+    command: Command,
+) -> ExitCode {
+    match commands::run(database, redis, create, command).await {
         Ok(()) | Err(commands::CommandError::OutputClosed) => ExitCode::SUCCESS,
         Err(commands::CommandError::Failed(message)) => {
             eprintln!(
@@ -958,5 +966,17 @@ pub async fn run_command(database: &DatabaseConfig, create: bool, command: Comma
             );
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Flags shared by every command (database, Redis) must not clash with a command's own:
+    /// clap checks the whole tree only when asked, and would otherwise panic at run time.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

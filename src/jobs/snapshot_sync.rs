@@ -124,6 +124,9 @@ impl AfterWrite for ApplyChanges {
                 return;
             };
             let state = AppState(inner);
+            if let Some(cluster) = &state.cluster {
+                crate::cluster::feed::announce(cluster).await;
+            }
             if let Err(e) = catch_up(&state).await {
                 tracing::warn!(error = %e, "applying a management write failed; the sync job will retry");
                 state.reload.notify_one();

@@ -155,6 +155,18 @@ impl RelayError {
         .with_retry_after(1)
     }
 
+    /// The shared store of budgets (Redis) does not answer, so no node can tell what is left
+    /// to spend: the request is not served on credit.
+    pub fn budget_store_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "tollgate_unavailable",
+            "Budget store unreachable: the gateway cannot check what this key may spend right now. Please retry shortly.".into(),
+        )
+        .with_retry_after(1)
+    }
+
     pub fn not_found_route(path: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -22,6 +22,7 @@ use super::auth::{self, Caller, Denied};
 use super::error::RelayError;
 use super::request::{ClientRequest, PromptEstimate};
 use super::wire::{self};
+use crate::billing::scopes::HoldError;
 use crate::billing::{PriceContext, Ticket};
 use crate::clock::now_ms;
 use crate::domain::kinds::Outcome;
@@ -295,10 +296,19 @@ async fn handle(
     {
         Ok(ticket) => ticket,
         Err(refused) => {
-            let (refusal, log) = *refused;
-            let message =
-                caller.refusal_message(&refusal, hold, options.quota_per_usd(), &options.timezone);
-            return Err(refuse(state, log, RelayError::insufficient_quota(message)));
+            let (error, log) = *refused;
+            let error = match error {
+                HoldError::Refused(refusal) => {
+                    RelayError::insufficient_quota(caller.refusal_message(
+                        &refusal,
+                        hold,
+                        options.quota_per_usd(),
+                        &options.timezone,
+                    ))
+                }
+                HoldError::Unavailable => RelayError::budget_store_unavailable(),
+            };
+            return Err(refuse(state, log, error));
         }
     };
 

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::billing::BalanceSync;
-use crate::billing::scopes::{LiveScope, ScopeId, ScopeKind};
+use crate::billing::scopes::{LiveScope, ScopeId, ScopeKind, ScopeStore};
 use crate::records::scopes::{OrgBalance, OrgScopes, ScopeSpend};
 use crate::records::tokens::{KeyBalance, TokenRow};
 use crate::records::users::UserRow;
@@ -225,6 +225,9 @@ pub struct Directory {
     source: Arc<dyn AccountSource>,
     /// Shared with the billing writer (see the module's doc).
     sync: BalanceSync,
+    /// Where holds are counted: a shared store must note its marks before each read of the
+    /// figures it checks holds against.
+    store: Arc<dyn ScopeStore>,
     /// Bumped (under the lock) whenever changes are applied or everything is re-read.
     generation: AtomicU64,
     /// Keyed by the SHA-256 of the key.
@@ -238,10 +241,15 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(source: Arc<dyn AccountSource>, sync: BalanceSync) -> Directory {
+    pub fn new(
+        source: Arc<dyn AccountSource>,
+        sync: BalanceSync,
+        store: Arc<dyn ScopeStore>,
+    ) -> Directory {
         Directory {
             source,
             sync,
+            store,
             generation: AtomicU64::new(0),
             tokens: DashMap::with_hasher(FxBuildHasher),
             digests: DashMap::with_hasher(FxBuildHasher),
@@ -361,6 +369,14 @@ impl Directory {
         // that is gone is not held: the key is then refused.
         if token.org_id != 0 && !self.orgs.contains_key(&token.org_id) {
             self.reread_orgs(&[token.org_id]).await?;
+        }
+        if self.store.needs_marks() {
+            let org = if token.org_id == 0 {
+                vec![]
+            } else {
+                vec![token.org_id]
+            };
+            self.refresh_figures(&[user.id], &[token.id], &org).await?;
         }
         Ok(Some((token, user)))
     }
@@ -606,7 +622,16 @@ impl Directory {
             .into_iter()
             .filter(|id| self.orgs.contains_key(id))
             .collect();
-        self.reread_orgs(&held_orgs).await
+        self.reread_orgs(&held_orgs).await?;
+        if self.store.needs_marks() {
+            let held_tokens: Vec<i64> = token_ids
+                .into_iter()
+                .filter(|id| self.digests.contains_key(id))
+                .collect();
+            self.refresh_figures(&held_users, &held_tokens, &held_orgs)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Re-reads these keys; every key read is no longer unknown; a key that is gone, or that
@@ -688,6 +713,10 @@ impl Directory {
         self.reread_tokens(&token_ids).await?;
         self.reread_users(&user_ids).await?;
         self.reread_orgs(&org_ids).await?;
+        if self.store.needs_marks() {
+            self.refresh_figures(&user_ids, &token_ids, &org_ids)
+                .await?;
+        }
         Ok(Sweep {
             users: user_ids.len(),
             tokens: token_ids.len(),
@@ -698,10 +727,6 @@ impl Directory {
     /// without a change in the feed (billing would flood it).
     pub async fn reread_balances(&self) -> DbResult<Sweep> {
         let _sync = self.sync.lock().await;
-        if self.sync.is_uncertain() {
-            // Try again at the next re-read, once the writer knows what it wrote.
-            return Ok(Sweep::default());
-        }
         let user_ids: Vec<i64> = self.users.iter().map(|e| *e.key()).collect();
         let token_ids: Vec<i64> = self
             .tokens
@@ -709,12 +734,62 @@ impl Directory {
             .filter(|e| !e.unlimited || e.budget.is_some())
             .map(|e| e.id)
             .collect();
-        for (id, quota) in self.source.account_balances(&user_ids).await? {
+        let org_ids: Vec<i64> = self.orgs.iter().map(|e| *e.key()).collect();
+        if !self
+            .refresh_figures(&user_ids, &token_ids, &org_ids)
+            .await?
+        {
+            return Ok(Sweep::default());
+        }
+        Ok(Sweep {
+            users: user_ids.len(),
+            tokens: token_ids.len(),
+        })
+    }
+
+    /// Reads the balances and budgets' spending of these held accounts, keys and
+    /// organisations again (the caller holds the billing writer's lock). A shared store notes
+    /// its marks first, so what the read includes is told from what came after. False when
+    /// balances read now may be off by a batch (nothing is set then).
+    async fn refresh_figures(
+        &self,
+        user_ids: &[i64],
+        token_ids: &[i64],
+        org_ids: &[i64],
+    ) -> DbResult<bool> {
+        if self.sync.is_uncertain() {
+            return Ok(false);
+        }
+        if self.store.needs_marks() {
+            let mut scopes: Vec<Arc<LiveScope>> = Vec::new();
+            for id in user_ids {
+                if let Some(user) = self.user(*id) {
+                    scopes.push(Arc::clone(&user.balance));
+                }
+            }
+            for id in token_ids {
+                if let Some(token) = self.token(*id) {
+                    scopes.push(Arc::clone(&token.limit));
+                    if let Some((_, budget)) = &token.budget {
+                        scopes.push(Arc::clone(budget));
+                    }
+                }
+            }
+            for id in org_ids {
+                if let Some(org) = self.org(*id) {
+                    scopes.extend(org.scopes().cloned());
+                }
+            }
+            // Without marks the figures still get set, each with a mark of 0: every commit
+            // of the epoch then counts against them, which refuses early, never overspends.
+            self.store.prepare_marks(&scopes).await;
+        }
+        for (id, quota) in self.source.account_balances(user_ids).await? {
             if let Some(user) = self.user(id) {
                 user.balance.set_balance(quota);
             }
         }
-        for balance in self.source.key_balances(&token_ids).await? {
+        for balance in self.source.key_balances(token_ids).await? {
             if let Some(token) = self.token(balance.id) {
                 token.limit.set_balance(balance.remaining_quota);
                 if let Some((_, budget)) = &token.budget {
@@ -726,8 +801,7 @@ impl Directory {
                 }
             }
         }
-        let org_ids: Vec<i64> = self.orgs.iter().map(|e| *e.key()).collect();
-        for balance in self.source.org_balances(&org_ids).await? {
+        for balance in self.source.org_balances(org_ids).await? {
             if let Some(org) = self.org(balance.id) {
                 org.wallet.set_balance(balance.quota);
                 for scope in org.scopes().filter(|s| !s.id.kind.is_balance()) {
@@ -741,15 +815,32 @@ impl Directory {
                 }
             }
         }
-        Ok(Sweep {
-            users: user_ids.len(),
-            tokens: token_ids.len(),
-        })
+        Ok(true)
     }
 
-    /// Drops keys and accounts unused for `idle` whose balances have nothing in flight: no
-    /// request holds the entry, no hold is placed, no spending waits to be written. They are
-    /// read again on their next use.
+    /// Every scope held with something in flight on it (holds, spending not yet written).
+    pub fn scopes_in_flight(&self) -> Vec<Arc<LiveScope>> {
+        let mut scopes: Vec<Arc<LiveScope>> = Vec::new();
+        let mut add = |scope: &Arc<LiveScope>| {
+            if scope.in_flight().0 != 0 {
+                scopes.push(Arc::clone(scope));
+            }
+        };
+        for user in self.users.iter() {
+            add(&user.balance);
+        }
+        for token in self.tokens.iter() {
+            add(&token.limit);
+            if let Some((_, budget)) = &token.budget {
+                add(budget);
+            }
+        }
+        for org in self.orgs.iter() {
+            org.scopes().for_each(&mut add);
+        }
+        scopes
+    }
+
     pub async fn drop_idle(&self, now_ms: i64, idle: Duration) -> Sweep {
         let _sync = self.sync.lock().await;
         let before = now_ms / 1000 - i64::try_from(idle.as_secs()).unwrap_or(i64::MAX);

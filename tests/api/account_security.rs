@@ -347,6 +347,7 @@ db_test! {
         let config = || tollgate::Config {
             database: tollgate::config::DatabaseConfig { url: url.clone(), max_connections: 2 },
             server: crate::helpers::test_server_config(),
+            redis: Default::default(),
         };
         let refused = match tollgate::App::build(config()).await {
             Ok(_) => panic!("the server started with clashing accounts"),

@@ -18,6 +18,7 @@ mod catalog;
 mod claude_code;
 mod cli;
 mod client_address;
+mod cluster;
 mod codes;
 mod connections;
 mod hostile;

@@ -19,7 +19,7 @@ pub struct TestDb {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn require_all() -> bool {
+pub(crate) fn require_all() -> bool {
     std::env::var("TOLLGATE_REQUIRE_ALL").is_ok_and(|v| v == "1")
 }
 

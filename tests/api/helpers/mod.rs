@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod cluster;
 pub mod db;
 pub mod mail;
 pub mod oauth_provider;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tollgate::config::{Config, DatabaseConfig, ServerConfig};
+use tollgate::config::{Config, DatabaseConfig, RedisConfig, ServerConfig};
 use tollgate::service::channels::ChannelInput;
 use tollgate::service::db::logs::{LogFilter, RequestLog};
 use tollgate::service::db::users::UserRow;
@@ -126,18 +127,36 @@ impl TestApp {
     }
 
     pub async fn spawn_with(test_db: TestDb, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        Self::spawn_node(test_db, RedisConfig::default(), adjust).await
+    }
+
+    /// A node of a deployment that shares Redis (`redis`), as `spawn_with`.
+    pub async fn spawn_node(
+        test_db: TestDb,
+        redis: RedisConfig,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> TestApp {
         let url = test_db.url.clone();
-        let mut app = Self::start(&url, adjust).await;
+        let mut app = Self::start(&url, redis, adjust).await;
         app.test_db = Some(test_db);
         app
     }
 
-    /// Another server on this one's database, as a second node of one site is.
+    /// Another server on this one's database (and Redis, if it has one), as a second node of
+    /// one site is.
     pub async fn spawn_sibling(&self) -> TestApp {
-        Self::start(&self.db_url, |_| {}).await
+        self.spawn_sibling_with(|_| {}).await
     }
 
-    async fn start(url: &str, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    pub async fn spawn_sibling_with(&self, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        Self::start(&self.db_url, self.state.config.redis.clone(), adjust).await
+    }
+
+    async fn start(
+        url: &str,
+        redis: RedisConfig,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> TestApp {
         init_logging();
         let scratch = tempfile::tempdir().expect("a scratch directory");
         let mut server = test_server_config();
@@ -149,6 +168,7 @@ impl TestApp {
                 max_connections: 5,
             },
             server,
+            redis,
         };
         let app = App::build(config)
             .await
@@ -210,7 +230,8 @@ impl TestApp {
         self.shutdown.take();
         self.db.close().await;
         let test_db = self.test_db.take().expect("the database");
-        TestApp::spawn_with(test_db, adjust).await
+        let redis = self.state.config.redis.clone();
+        TestApp::spawn_node(test_db, redis, adjust).await
     }
 
     /// Stops the server gracefully and waits for it.

@@ -1,0 +1,312 @@
+//! What the nodes of one deployment share live, in Redis (`--redis-url`): budget holds
+//! ([`scopes`]), the change feed's announcements ([`feed`]) and the portal's limits
+//! ([`limits`]). The database stays the record; Redis only counts what is in flight between
+//! the nodes and the database, so losing it loses no money, and no node serves on credit
+//! while it is gone (see [`scopes`] for the one exception an operator may choose).
+//!
+//! Every node has an id of its own and a lease: it writes a heartbeat every
+//! [`HEARTBEAT`], and the part of each scope it holds or has not yet written is kept under its
+//! id. A node whose heartbeat is older than [`LEASE`] is gone (killed, cut off): the first
+//! node to notice takes its part off every scope, so its holds stop counting.
+//!
+//! Redis may lose everything (a restart without persistence). Each deployment therefore
+//! keeps an epoch in Redis, set by the first node that finds none; every script checks it, and
+//! a node that finds another epoch starts a new era: it forgets what it knew of committed
+//! counts and writes its part in flight again.
+
+pub mod feed;
+pub mod limits;
+pub mod scopes;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use redis::aio::ConnectionManager;
+
+use crate::config::RedisConfig;
+
+/// How often a node renews its lease.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long a lease lasts without renewal: past this a node is gone and its part is dropped.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// How long a node counts as one of the deployment's for `local_share` after its last beat.
+pub const NODE_SEEN: Duration = Duration::from_secs(60);
+/// The longest a call to Redis may take before the node treats Redis as unreachable.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One node's connection to the deployment's Redis.
+pub struct Cluster {
+    connection: ConnectionManager,
+    client: redis::Client,
+    prefix: String,
+    node: String,
+    /// The deployment's epoch as this node last saw it.
+    epoch: Mutex<String>,
+    /// This node's count of epochs seen: marks read in another era count as nothing.
+    era: AtomicU64,
+    /// Whether Redis answered the last call.
+    up: AtomicBool,
+    /// Whether this node's part in Redis may be wrong (a call failed, the epoch changed, its
+    /// lease was dropped): until it is written again, nothing is held in Redis.
+    dirty: AtomicBool,
+    /// Calls that change counters, in flight: a rewrite of this node's part waits for none.
+    writing: AtomicUsize,
+    /// Nodes with a heartbeat in the last [`NODE_SEEN`], this one included.
+    nodes_seen: AtomicU64,
+    /// Commits Redis could not be told of, by epoch: the next rewrite of this node's part
+    /// adds them to the committed counts.
+    deferred_commits: Mutex<Vec<DeferredCommit>>,
+}
+
+/// Costs committed to the database in an epoch, by scope key.
+type DeferredCommit = (String, Vec<(String, i64)>);
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("prefix", &self.prefix)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Connects a node, and joins the deployment's epoch (starting one if Redis has none).
+    pub async fn connect(config: &RedisConfig) -> anyhow::Result<Option<Arc<Cluster>>> {
+        let Some(cluster) = Cluster::open(config)? else {
+            return Ok(None);
+        };
+        let redacted = config
+            .url
+            .as_deref()
+            .map(crate::config::redact_url)
+            .unwrap_or_default();
+        match cluster.join().await {
+            Ok(()) => {
+                tracing::info!(redis = %redacted, node = %cluster.node, "sharing budgets, limits and changes through Redis")
+            }
+            Err(e) => {
+                tracing::error!(redis = %redacted, error = %e, "Redis does not answer; paid requests are refused until it does")
+            }
+        }
+        Ok(Some(cluster))
+    }
+
+    /// A connection that does not join as a node: a command-line process announcing its
+    /// writes. Nothing is sent until it is used.
+    pub fn open(config: &RedisConfig) -> anyhow::Result<Option<Arc<Cluster>>> {
+        let Some(url) = config.url.as_deref().filter(|url| !url.is_empty()) else {
+            return Ok(None);
+        };
+        let redacted = crate::config::redact_url(url);
+        let client = redis::Client::open(url)
+            .with_context(|| format!("cannot read the Redis URL {redacted}"))?;
+        let settings = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        // Lazy: a node starts while Redis is down, and serves nothing paid until it answers.
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), settings)
+            .with_context(|| format!("cannot prepare a connection to Redis at {redacted}"))?;
+        let cluster = Arc::new(Cluster {
+            connection,
+            client,
+            prefix: config.key_prefix.clone(),
+            node: uuid::Uuid::new_v4().simple().to_string(),
+            epoch: Mutex::new(String::new()),
+            era: AtomicU64::new(1),
+            up: AtomicBool::new(false),
+            dirty: AtomicBool::new(true),
+            writing: AtomicUsize::new(0),
+            nodes_seen: AtomicU64::new(1),
+            deferred_commits: Mutex::new(Vec::new()),
+        });
+        Ok(Some(cluster))
+    }
+
+    /// Reads (or starts) the epoch and writes this node's heartbeat.
+    async fn join(&self) -> redis::RedisResult<()> {
+        let mut connection = self.connection();
+        let proposed = uuid::Uuid::new_v4().simple().to_string();
+        let epoch: String = redis::cmd("SET")
+            .arg(self.key("epoch"))
+            .arg(&proposed)
+            .arg("NX")
+            .arg("GET")
+            .query_async::<Option<String>>(&mut connection)
+            .await?
+            .unwrap_or(proposed);
+        self.adopt_epoch(&epoch);
+        self.beat().await
+    }
+
+    pub fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// A key under the deployment's prefix.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
+    }
+
+    /// Whether holds can go to Redis now: it answers and this node's part there is right.
+    pub fn is_ready(&self) -> bool {
+        self.is_up() && !self.dirty.load(Ordering::SeqCst)
+    }
+
+    pub fn era(&self) -> u64 {
+        self.era.load(Ordering::SeqCst)
+    }
+
+    pub fn epoch(&self) -> String {
+        self.epoch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Nodes with a recent heartbeat (at least this one).
+    pub fn nodes_seen(&self) -> u64 {
+        self.nodes_seen.load(Ordering::SeqCst).max(1)
+    }
+
+    /// Takes the epoch Redis has; a different one starts a new era, and this node's part
+    /// must be written again.
+    fn adopt_epoch(&self, epoch: &str) {
+        let mut known = self
+            .epoch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *known != epoch {
+            if !known.is_empty() {
+                tracing::warn!(
+                    "Redis lost the deployment's counters (restarted?); writing this node's part again"
+                );
+            }
+            *known = epoch.to_string();
+            self.era.fetch_add(1, Ordering::SeqCst);
+            self.dirty.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn deferred(&self) -> std::sync::MutexGuard<'_, Vec<DeferredCommit>> {
+        self.deferred_commits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps commits for the next rewrite of this node's part, and asks for one.
+    fn defer_commit(&self, epoch: String, costs: Vec<(String, i64)>) {
+        self.dirty.store(true, Ordering::SeqCst);
+        self.deferred().push((epoch, costs));
+    }
+
+    fn take_deferred_commits(&self) -> Vec<DeferredCommit> {
+        std::mem::take(&mut *self.deferred())
+    }
+
+    fn restore_deferred_commits(&self, mut commits: Vec<DeferredCommit>) {
+        let mut deferred = self.deferred();
+        commits.append(&mut deferred);
+        *deferred = commits;
+    }
+
+    /// Notes the outcome of a call.
+    fn answered<T>(&self, result: &redis::RedisResult<T>) {
+        match result {
+            Ok(_) => {
+                if !self.up.swap(true, Ordering::SeqCst) {
+                    tracing::info!("Redis answers again");
+                }
+            }
+            Err(e) => {
+                self.dirty.store(true, Ordering::SeqCst);
+                if self.up.swap(false, Ordering::SeqCst) {
+                    tracing::error!(error = %e, "Redis does not answer; paid requests are refused until it does");
+                }
+            }
+        }
+    }
+
+    /// Enters a call that changes counters; `None` while this node's part must be written
+    /// again first (the call must not race that rewrite).
+    fn enter(&self) -> Option<Writing<'_>> {
+        self.writing.fetch_add(1, Ordering::SeqCst);
+        let writing = Writing(self);
+        if self.dirty.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(writing)
+    }
+
+    /// Renews this node's lease, drops the part of nodes whose lease ran out, and counts the
+    /// nodes seen lately. Finds a lost epoch or a lease of its own that was dropped.
+    async fn beat(&self) -> redis::RedisResult<()> {
+        let mut connection = self.connection();
+        let mut beat = scopes::BEAT.prepare_invoke();
+        beat.key(self.key("epoch"))
+            .key(self.key("nodes"))
+            .arg(&self.node)
+            .arg(self.key("node:"))
+            .arg(millis(LEASE))
+            .arg(millis(NODE_SEEN));
+        let result: redis::RedisResult<(Option<String>, i64, i64)> =
+            beat.invoke_async(&mut connection).await;
+        self.answered(&result);
+        let (epoch, seen, was_listed) = result?;
+        match epoch {
+            Some(epoch) => self.adopt_epoch(&epoch),
+            None => {
+                // Redis lost everything: start an epoch (or take the one another node just
+                // started).
+                let proposed = uuid::Uuid::new_v4().simple().to_string();
+                let epoch: String = redis::cmd("SET")
+                    .arg(self.key("epoch"))
+                    .arg(&proposed)
+                    .arg("NX")
+                    .arg("GET")
+                    .query_async::<Option<String>>(&mut connection)
+                    .await?
+                    .unwrap_or(proposed);
+                self.adopt_epoch(&epoch);
+            }
+        }
+        if was_listed == 0 {
+            // Our lease had run out (or this is our first beat): whatever part we had was
+            // dropped by another node.
+            self.dirty.store(true, Ordering::SeqCst);
+        }
+        self.nodes_seen
+            .store(u64::try_from(seen).unwrap_or(1).max(1), Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A counter-changing call in flight (see [`Cluster::enter`]).
+struct Writing<'a>(&'a Cluster);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.writing.fetch_sub(1, Ordering::SeqCst);
+    }
+}

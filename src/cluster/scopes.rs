@@ -1,0 +1,458 @@
+//! Budget scopes held and settled in Redis, so N nodes together never spend more than a
+//! scope allows.
+//!
+//! Redis keeps two counters per scope (and per period, for a budget): `p`, what every node
+//! holds or has settled but not yet written to the database, and `c`, what nodes have
+//! written since the deployment's epoch began. A node knows what the database said a scope
+//! may spend (`stored`: a balance, or a budget's limit less the period's spending), and the
+//! `c` it read just before that database read (its mark). Commits since then are `c − mark`,
+//! so what is left is
+//!
+//! ```text
+//! available = stored − (c − mark) − p
+//! ```
+//!
+//! A commit that lands between the mark and the database read is counted twice, never
+//! missed: Redis may count more than the database, never less. A hold checks and takes every
+//! scope in one script, all or none; a settlement swaps the hold for the real cost in one
+//! more; the billing writer's commit moves costs from `p` to `c`. Each node's part of `p` is
+//! also kept under its own id, so a node that dies is taken off (see `super`), and a node
+//! whose part may be wrong (a call that failed) writes it again from what it holds in memory
+//! before it places another hold.
+//!
+//! A hold is keyed by its request id: a hold retried after a timeout applies once, and a
+//! settlement applies once to the hold it names.
+
+use std::sync::Arc;
+use std::sync::LazyLock;
+use std::sync::atomic::Ordering;
+
+use futures::future::BoxFuture;
+use redis::Script;
+
+use super::Cluster;
+use crate::billing::scopes::{
+    HoldError, Holds, LiveScope, MemoryStore, Refusal, ScopeId, ScopeKind, ScopeStore,
+};
+
+/// A hold's record lives this long: far longer than any request, short enough that holds of
+/// a node whose settlement never came do not pile up.
+const HOLD_TTL_SECS: i64 = 24 * 3600;
+/// A period's counters are kept this long after the period ends (late settlements and commits
+/// still land on them).
+const PERIOD_KEPT_MS: i64 = 24 * 3600 * 1000;
+
+/// Makes a negative of an integer string, in Lua (numbers there are doubles, which print
+/// large integers in exponent form).
+const NEG: &str = r"
+local function neg(s)
+  if string.sub(s, 1, 1) == '-' then return string.sub(s, 2) end
+  if s == '0' then return '0' end
+  return '-' .. s
+end
+";
+
+/// KEYS: epoch, this node's part, the hold, the scopes. ARGV: epoch, amount, hold TTL, then
+/// per scope its stored amount, its mark and when its counters expire (0: never).
+/// Returns {0} held, {1, index, available} refused, {2} another epoch.
+static HOLD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {2} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {0} end
+local amount = tonumber(ARGV[2])
+local n = #KEYS - 3
+for i = 1, n do
+  local v = redis.call('HMGET', KEYS[3 + i], 'c', 'p')
+  local committed = tonumber(v[1]) or 0
+  local pending = tonumber(v[2]) or 0
+  local available = tonumber(ARGV[3 * i + 1]) - (committed - tonumber(ARGV[3 * i + 2])) - pending
+  if available < amount then return {1, i, available} end
+end
+for i = 1, n do
+  local key = KEYS[3 + i]
+  redis.call('HINCRBY', key, 'p', ARGV[2])
+  redis.call('HINCRBY', KEYS[2], key, ARGV[2])
+  if ARGV[3 * i + 3] ~= '0' then redis.call('PEXPIREAT', key, ARGV[3 * i + 3]) end
+end
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
+return {0}
+",
+    )
+});
+
+/// KEYS: epoch, this node's part, the hold, the scopes. ARGV: epoch, cost. Swaps the hold
+/// for the cost once; 0 when the hold is not known (settled already, or another epoch).
+static SETTLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{NEG}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local held = redis.call('GET', KEYS[3])
+if not held then return 0 end
+redis.call('DEL', KEYS[3])
+for i = 4, #KEYS do
+  redis.call('HINCRBY', KEYS[i], 'p', ARGV[2])
+  redis.call('HINCRBY', KEYS[i], 'p', neg(held))
+  redis.call('HINCRBY', KEYS[2], KEYS[i], ARGV[2])
+  if redis.call('HINCRBY', KEYS[2], KEYS[i], neg(held)) == 0 then redis.call('HDEL', KEYS[2], KEYS[i]) end
+end
+return 1
+"
+    ))
+});
+
+/// KEYS: epoch, this node's part, the scopes. ARGV: epoch, then each scope's committed cost.
+/// Moves the costs from in flight to committed.
+static FLUSH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{NEG}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 3, #KEYS do
+  local cost = ARGV[i - 1]
+  redis.call('HINCRBY', KEYS[i], 'c', cost)
+  redis.call('HINCRBY', KEYS[i], 'p', neg(cost))
+  if redis.call('HINCRBY', KEYS[2], KEYS[i], neg(cost)) == 0 then redis.call('HDEL', KEYS[2], KEYS[i]) end
+end
+return 1
+"
+    ))
+});
+
+/// KEYS: epoch, this node's part. ARGV: epoch, the number of parts, then pairs of scope and
+/// amount in flight, then pairs of scope and cost committed while Redis could not be told.
+/// Replaces this node's part with what it holds in memory.
+static REWRITE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{NEG}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local old = redis.call('HGETALL', KEYS[2])
+for i = 1, #old, 2 do redis.call('HINCRBY', old[i], 'p', neg(old[i + 1])) end
+redis.call('DEL', KEYS[2])
+local parts = 2 + 2 * tonumber(ARGV[2])
+for i = 3, parts, 2 do
+  redis.call('HINCRBY', ARGV[i], 'p', ARGV[i + 1])
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+for i = parts + 1, #ARGV, 2 do
+  redis.call('HINCRBY', ARGV[i], 'c', ARGV[i + 1])
+end
+return 1
+"
+    ))
+});
+
+/// KEYS: epoch, the nodes' heartbeats. ARGV: this node, the prefix of nodes' parts, the
+/// lease and the time a node counts as seen (ms). Renews this node's lease, takes the part of
+/// every node whose lease ran out off the scopes, and returns the epoch, the nodes seen and
+/// whether this node was still listed.
+pub(super) static BEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{NEG}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local listed = redis.call('ZSCORE', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+for _, id in ipairs(gone) do
+  local part = redis.call('HGETALL', ARGV[2] .. id)
+  for i = 1, #part, 2 do redis.call('HINCRBY', part[i], 'p', neg(part[i + 1])) end
+  redis.call('DEL', ARGV[2] .. id)
+  redis.call('ZREM', KEYS[2], id)
+end
+local seen = redis.call('ZCOUNT', KEYS[2], now - tonumber(ARGV[4]), '+inf')
+local epoch = redis.call('GET', KEYS[1])
+if listed then listed = 1 else listed = 0 end
+return {{epoch, seen, listed}}
+"
+    ))
+});
+
+fn kind_code(kind: ScopeKind) -> &'static str {
+    match kind {
+        ScopeKind::KeyLimit => "key",
+        ScopeKind::KeyBudget => "keyb",
+        ScopeKind::MemberCap => "cap",
+        ScopeKind::TeamBudget => "team",
+        ScopeKind::OrgBudget => "orgb",
+        ScopeKind::Wallet => "wallet",
+        ScopeKind::Balance => "user",
+    }
+}
+
+impl Cluster {
+    /// The counters of a scope in one period (0 for a balance).
+    fn scope_key(&self, id: ScopeId, window: i64) -> String {
+        format!(
+            "{}s:{}:{}:{}",
+            self.prefix,
+            kind_code(id.kind),
+            id.row,
+            if id.kind.is_balance() { 0 } else { window }
+        )
+    }
+
+    fn hold_key(&self, request_id: &str) -> String {
+        format!("{}h:{request_id}", self.prefix)
+    }
+
+    fn node_key(&self) -> String {
+        format!("{}node:{}", self.prefix, self.node)
+    }
+
+    /// Writes this node's part again from `scopes` (every scope it holds in memory) once no
+    /// counter-changing call is in flight, then lets holds go to Redis again. False when Redis
+    /// did not take it.
+    pub async fn rewrite_part(&self, scopes: &[Arc<LiveScope>]) -> bool {
+        // New calls see `dirty` and stay away; wait for those already under way.
+        while self.writing.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let mut connection = self.connection();
+        let mut rewrite = REWRITE.prepare_invoke();
+        rewrite
+            .key(self.key("epoch"))
+            .key(self.node_key())
+            .arg(self.epoch());
+        let mut parts: std::collections::HashMap<String, i64> = Default::default();
+        for scope in scopes {
+            let (in_flight, window) = scope.in_flight();
+            if in_flight != 0 {
+                *parts.entry(self.scope_key(scope.id, window)).or_default() += in_flight;
+            }
+        }
+        rewrite.arg(parts.len());
+        for (key, amount) in &parts {
+            rewrite.arg(key).arg(amount);
+        }
+        let epoch = self.epoch();
+        let deferred = self.take_deferred_commits();
+        for (_, costs) in deferred.iter().filter(|(at, _)| *at == epoch) {
+            for (key, cost) in costs {
+                rewrite.arg(key).arg(cost);
+            }
+        }
+        let result: redis::RedisResult<i64> = rewrite.invoke_async(&mut connection).await;
+        self.answered(&result);
+        if !matches!(result, Ok(1)) {
+            self.restore_deferred_commits(deferred);
+        }
+        match result {
+            Ok(1) => {
+                self.dirty.store(false, Ordering::SeqCst);
+                true
+            }
+            // Another epoch began meanwhile: the next beat takes it, and this runs again.
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write this node's part to Redis");
+                false
+            }
+        }
+    }
+
+    /// Renews the lease; when this node's part may be wrong, writes it again from `scopes`.
+    pub async fn tend(&self, scopes: impl FnOnce() -> Vec<Arc<LiveScope>>) {
+        if let Err(e) = self.beat().await {
+            tracing::debug!(error = %e, "Redis heartbeat failed");
+            return;
+        }
+        if self.dirty.load(Ordering::SeqCst) {
+            let held = scopes();
+            if self.rewrite_part(&held).await {
+                tracing::info!(
+                    scopes = held.len(),
+                    "this node's holds and unwritten spending are in Redis again; paid requests are served"
+                );
+            }
+        }
+    }
+}
+
+/// The scope store of a node among several.
+#[derive(Debug)]
+pub struct RedisScopes {
+    cluster: Arc<Cluster>,
+    memory: MemoryStore,
+}
+
+impl RedisScopes {
+    pub fn new(cluster: Arc<Cluster>) -> RedisScopes {
+        RedisScopes {
+            cluster,
+            memory: MemoryStore,
+        }
+    }
+}
+
+/// Whether a failed call may have been a slow answer worth one more try (the hold is keyed by
+/// its request id, so a second try cannot hold twice).
+fn worth_retrying(error: &redis::RedisError) -> bool {
+    error.is_timeout() || error.is_connection_dropped() || error.is_io_error()
+}
+
+#[async_trait::async_trait]
+impl ScopeStore for RedisScopes {
+    async fn hold(
+        &self,
+        request_id: &str,
+        scopes: Vec<Arc<LiveScope>>,
+        amount: i64,
+    ) -> Result<Holds, HoldError> {
+        let cluster = &self.cluster;
+        let Some(_writing) = cluster.enter() else {
+            return Err(HoldError::Unavailable);
+        };
+        let amount = amount.max(0);
+        let era = cluster.era();
+        let mut hold = HOLD.prepare_invoke();
+        hold.key(cluster.key("epoch"))
+            .key(cluster.node_key())
+            .key(cluster.hold_key(request_id))
+            .arg(cluster.epoch())
+            .arg(amount)
+            .arg(HOLD_TTL_SECS);
+        for scope in &scopes {
+            let view = scope.shared_view(era);
+            let expires = if scope.id.kind.is_balance() || view.window_end == 0 {
+                0
+            } else {
+                view.window_end.saturating_add(PERIOD_KEPT_MS)
+            };
+            hold.key(cluster.scope_key(scope.id, view.window_start))
+                .arg(view.stored)
+                .arg(view.mark)
+                .arg(expires);
+        }
+        let mut connection = cluster.connection();
+        let mut result: redis::RedisResult<Vec<i64>> = hold.invoke_async(&mut connection).await;
+        if matches!(&result, Err(e) if worth_retrying(e)) {
+            result = hold.invoke_async(&mut connection).await;
+        }
+        cluster.answered(&result);
+        let reply = result.map_err(|_| HoldError::Unavailable)?;
+        match reply.as_slice() {
+            [0] => Ok(self.memory.note_hold(scopes, amount)),
+            [1, index, available] => {
+                let scope = usize::try_from(*index - 1)
+                    .ok()
+                    .and_then(|i| scopes.get(i))
+                    .ok_or(HoldError::Unavailable)?;
+                Err(HoldError::Refused(Refusal {
+                    scope: scope.id,
+                    available: *available,
+                    limit: scope.limit(),
+                    resets_at: scope.window_end(),
+                }))
+            }
+            _ => {
+                // Another epoch: Redis lost its counters. This node writes its part again
+                // (its next beat) before it holds anything there.
+                cluster.dirty.store(true, Ordering::SeqCst);
+                Err(HoldError::Unavailable)
+            }
+        }
+    }
+
+    fn settle(&self, request_id: &str, holds: &Holds, cost: i64) -> BoxFuture<'static, ()> {
+        if holds.scopes.is_empty() {
+            return Box::pin(async {});
+        }
+        let cluster = Arc::clone(&self.cluster);
+        let held = Holds {
+            amount: holds.amount,
+            scopes: holds.scopes.clone(),
+        };
+        let hold_key = cluster.hold_key(request_id);
+        let cost = cost.max(0);
+        // The memory is settled inside the call's turn, so a rewrite of this node's part
+        // (which waits for calls in flight) sees both or neither.
+        Box::pin(async move {
+            let writing = cluster.enter();
+            MemoryStore.settle_now(&held, cost);
+            if writing.is_none() {
+                // The rewrite under way takes this settlement from memory.
+                return;
+            }
+            let mut settle = SETTLE.prepare_invoke();
+            settle
+                .key(cluster.key("epoch"))
+                .key(cluster.node_key())
+                .key(hold_key)
+                .arg(cluster.epoch())
+                .arg(cost);
+            for (scope, window) in &held.scopes {
+                settle.key(cluster.scope_key(scope.id, *window));
+            }
+            let mut connection = cluster.connection();
+            let result: redis::RedisResult<i64> = settle.invoke_async(&mut connection).await;
+            cluster.answered(&result);
+        })
+    }
+
+    fn committed(&self, costs: Vec<(Arc<LiveScope>, i64, i64)>) -> BoxFuture<'static, ()> {
+        let cluster = Arc::clone(&self.cluster);
+        Box::pin(async move {
+            let epoch = cluster.epoch();
+            let costs: Vec<(String, i64)> = costs
+                .iter()
+                .map(|(scope, window, cost)| (cluster.scope_key(scope.id, *window), *cost))
+                .collect();
+            let Some(_writing) = cluster.enter() else {
+                // This node's part is rewritten from memory, where these costs are no longer
+                // in flight; the rewrite adds them to what was committed.
+                cluster.defer_commit(epoch, costs);
+                return;
+            };
+            let mut flush = FLUSH.prepare_invoke();
+            flush
+                .key(cluster.key("epoch"))
+                .key(cluster.node_key())
+                .arg(&epoch);
+            for (key, cost) in &costs {
+                flush.key(key).arg(*cost);
+            }
+            let mut connection = cluster.connection();
+            let result: redis::RedisResult<i64> = flush.invoke_async(&mut connection).await;
+            cluster.answered(&result);
+            if result.is_err() {
+                // It may have applied: applying it again counts the costs twice as committed,
+                // which refuses a little early rather than overspends.
+                cluster.defer_commit(epoch, costs);
+            }
+        })
+    }
+
+    async fn prepare_marks(&self, scopes: &[Arc<LiveScope>]) -> bool {
+        let cluster = &self.cluster;
+        if scopes.is_empty() {
+            return true;
+        }
+        let era = cluster.era();
+        let windows: Vec<i64> = scopes
+            .iter()
+            .map(|scope| scope.shared_view(era).window_start)
+            .collect();
+        let mut connection = cluster.connection();
+        // In chunks, so a node holding many scopes does not send one huge pipeline.
+        for (chunk, chunk_windows) in scopes.chunks(1000).zip(windows.chunks(1000)) {
+            let mut pipe = redis::pipe();
+            for (scope, window) in chunk.iter().zip(chunk_windows) {
+                pipe.hget(cluster.scope_key(scope.id, *window), "c");
+            }
+            let result: redis::RedisResult<Vec<Option<i64>>> =
+                pipe.query_async(&mut connection).await;
+            cluster.answered(&result);
+            let Ok(marks) = result else {
+                return false;
+            };
+            for ((scope, window), mark) in chunk.iter().zip(chunk_windows).zip(marks) {
+                scope.prepare_mark(mark.unwrap_or(0), *window, era);
+            }
+        }
+        true
+    }
+
+    fn needs_marks(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,369 @@
+//! Several nodes of one deployment on one database and one Redis behave as one: no scope is
+//! overspent however requests are spread, a change made on one node is live on the others at
+//! once, and losing Redis (or a node) fails safe and recovers.
+//!
+//! Each test runs the test's own server plus nodes run as separate processes of the real
+//! binary. SQLite is a single node's database, so these run on PostgreSQL and MariaDB.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::cluster::{NodeProcess, OwnRedis, shared_database, shared_redis};
+use crate::helpers::{CLI, FakeUpstream, Reply, TestApp, TestDb, chat_body, db_test};
+use tollgate::config::RedisConfig;
+use tollgate::domain::kinds::Outcome;
+use tollgate::service;
+use tollgate::service::tokens::CreateToken;
+
+const MODEL: &str = "gpt-4o-mini";
+/// What one request costs: $0.0002, 100 units at the default 500,000 units per dollar.
+const PER_REQUEST_USD: &str = "0.0002";
+const PER_REQUEST_UNITS: i64 = 100;
+
+/// An answer that takes a moment, so many requests are in flight on every node at once.
+fn slow_answer(delay_ms: u64) -> Reply {
+    let body = json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1_700_000_000, "model": MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+    })
+    .to_string()
+    .into_bytes();
+    Reply::Chunked {
+        content_type: "application/json",
+        split: body.len() / 2 + 1,
+        body,
+        delay: Duration::from_millis(delay_ms),
+        break_at: None,
+    }
+}
+
+/// The test's own node, sharing `redis`, with a channel and a per-request price; waits until
+/// it holds in Redis.
+async fn first_node(db: TestDb, redis: RedisConfig, upstream: &FakeUpstream) -> TestApp {
+    let app = TestApp::spawn_node(db, redis, |_| {}).await;
+    app.add_channel("main", upstream, MODEL).await;
+    app.price_per_request(MODEL, PER_REQUEST_USD).await;
+    wait_until_ready(&app).await;
+    app
+}
+
+async fn wait_until_ready(app: &TestApp) {
+    let cluster = app.state.cluster.clone().expect("the node shares Redis");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cluster.is_ready() {
+        assert!(
+            Instant::now() < deadline,
+            "the node never got ready in Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends one chat request to `url`; its status and error code.
+async fn chat(client: &reqwest::Client, url: &str, key: &str) -> (u16, String) {
+    let response = client
+        .post(url)
+        .bearer_auth(key)
+        .json(&chat_body(MODEL))
+        .send()
+        .await
+        .expect("the node answers");
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (status, code)
+}
+
+/// Waits until a node process serves paid requests (its first heartbeat wrote its part in
+/// Redis), with a key that has the money for it.
+async fn wait_until_serving(client: &reqwest::Client, node: &NodeProcess, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, code) = chat(client, &node.url("/v1/chat/completions"), key).await;
+        if status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node never served: {status} {code}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The log once every node has written what it served: no new row for a while.
+async fn settled_logs(app: &TestApp) -> Vec<tollgate::service::db::logs::RequestLog> {
+    let mut logs = app.logs().await;
+    loop {
+        app.flush().await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let now = app.logs().await;
+        if now.len() == logs.len() {
+            return now;
+        }
+        logs = now;
+    }
+}
+
+async fn ledger_is_clean(app: &TestApp) {
+    let check = service::ledger::check(app.ctx(), &CLI).await.unwrap();
+    assert!(check.discrepancies.is_empty(), "{:?}", check.discrepancies);
+}
+
+db_test! {
+    /// 300 requests at once, spread over three nodes, against one $0.01 balance (and a key
+    /// with a $0.005 limit of its own on a rich account): together they never spend past
+    /// either, to the unit, and the ledger agrees.
+    async fn three_nodes_never_overspend_one_balance(db: TestDb) {
+        if !shared_database(&db) {
+            return;
+        }
+        let Some(redis) = shared_redis() else { return };
+        let upstream = FakeUpstream::start(slow_answer(150)).await;
+        let app = first_node(db, redis.clone(), &upstream).await;
+        app.create_user("warmup", "1").await;
+        let warmup = app.key_for("warmup").await;
+        app.create_user("alice", "0.01").await;
+        let alice = app.key_for("alice").await;
+        app.create_user("bob", "100").await;
+        let (bob, _) = app
+            .create_key(CreateToken {
+                username: "bob".into(),
+                name: "limited".into(),
+                quota_usd: Some("0.005".into()),
+                ..Default::default()
+            })
+            .await;
+        let nodes = [
+            NodeProcess::start(&app.db_url, &redis, &[]),
+            NodeProcess::start(&app.db_url, &redis, &[]),
+        ];
+        let client = reqwest::Client::new();
+        for node in &nodes {
+            wait_until_serving(&client, node, &warmup).await;
+        }
+        let mut urls = vec![app.url("/v1/chat/completions")];
+        urls.extend(nodes.iter().map(|node| node.url("/v1/chat/completions")));
+        // Each node has seen both keys once before the burst.
+        for url in &urls {
+            assert_eq!(chat(&client, url, &alice).await.0, 200);
+            assert_eq!(chat(&client, url, &bob).await.0, 200);
+        }
+        let before = settled_logs(&app).await.len();
+        let alice_start = app.user("alice").await.quota;
+        let bob_key = app.token_ids_of("bob").await[0];
+        let bob_start = app.token(bob_key).await.remaining_quota;
+        assert_eq!((alice_start, bob_start), (5_000 - 300, 2_500 - 300));
+
+        let sent = (0..300).map(|i| {
+            let (client, url) = (client.clone(), urls[i % 3].clone());
+            let key = if i % 2 == 0 { alice.clone() } else { bob.clone() };
+            async move { (i % 3, chat(&client, &url, &key).await) }
+        });
+        let answers = futures::future::join_all(sent).await;
+        for (_, (status, code)) in &answers {
+            assert!(
+                *status == 200 || (*status == 429 && code == "insufficient_quota"),
+                "{status} {code}"
+            );
+        }
+        let served_by_node = |node: usize| {
+            answers
+                .iter()
+                .filter(|(n, (status, _))| *n == node && *status == 200)
+                .count()
+        };
+        for node in 0..3 {
+            assert!(served_by_node(node) > 0, "node {node} served nothing");
+        }
+
+        let logs = settled_logs(&app).await;
+        assert_eq!(logs.len(), before + 300, "every request is logged");
+        let logs = &logs[before..];
+        let spent_by = |username: &str| -> i64 {
+            logs.iter().filter(|l| l.username == username).map(|l| l.cost).sum()
+        };
+        let alice_row = app.user("alice").await;
+        assert!(
+            spent_by("alice") <= alice_start,
+            "alice spent {} of {alice_start} units",
+            spent_by("alice")
+        );
+        assert_eq!(alice_row.quota, alice_start - spent_by("alice"));
+        // Refusals come when the balance is (nearly) gone, not before.
+        assert!(spent_by("alice") >= alice_start - 3 * PER_REQUEST_UNITS, "{}", spent_by("alice"));
+        let bob_row = app.token(bob_key).await;
+        assert!(
+            spent_by("bob") <= bob_start,
+            "bob's key spent {} of {bob_start} units",
+            spent_by("bob")
+        );
+        assert_eq!(bob_row.remaining_quota, bob_start - spent_by("bob"));
+        assert!(spent_by("bob") >= bob_start - 3 * PER_REQUEST_UNITS, "{}", spent_by("bob"));
+        for log in logs {
+            match log.outcome {
+                Outcome::Success => assert_eq!(log.cost, PER_REQUEST_UNITS),
+                _ => assert_eq!(log.cost, 0),
+            }
+        }
+        ledger_is_clean(&app).await;
+    }
+}
+
+db_test! {
+    /// A key created on one node works on another at once: the write is announced over Redis
+    /// rather than found by the other node's poll (set here to once a minute).
+    async fn a_key_made_on_one_node_works_on_another_at_once(db: TestDb) {
+        if !shared_database(&db) {
+            return;
+        }
+        let Some(redis) = shared_redis() else { return };
+        let upstream = FakeUpstream::start(slow_answer(0)).await;
+        let app = first_node(db, redis.clone(), &upstream).await;
+        app.create_user("alice", "1").await;
+        let warmup = app.key_for("alice").await;
+        let node = NodeProcess::start(&app.db_url, &redis, &[("TOLLGATE_SYNC_INTERVAL_MS", "60000")]);
+        let client = reqwest::Client::new();
+        wait_until_serving(&client, &node, &warmup).await;
+
+        let key = app.key_for("alice").await;
+        let made = Instant::now();
+        let deadline = made + Duration::from_secs(5);
+        loop {
+            let (status, code) = chat(&client, &node.url("/v1/chat/completions"), &key).await;
+            if status == 200 {
+                break;
+            }
+            assert_eq!((status, code.as_str()), (401, "invalid_api_key"));
+            assert!(Instant::now() < deadline, "the key never worked on the other node");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        eprintln!("a new key worked on another node after {:?}", made.elapsed());
+    }
+}
+
+db_test! {
+    /// Redis stopped under load: paid requests are refused with 503 in OpenAI's envelope,
+    /// never served unbilled; when Redis comes back (empty, as a Redis without persistence
+    /// does) the nodes write their part again and serve, and every unit served is billed once.
+    async fn losing_redis_fails_closed_and_recovers(db: TestDb) {
+        if !shared_database(&db) {
+            return;
+        }
+        let Some(mut redis) = OwnRedis::start() else { return };
+        let upstream = FakeUpstream::start(slow_answer(20)).await;
+        let app = first_node(db, redis.config(), &upstream).await;
+        app.create_user("alice", "1").await;
+        let key = app.key_for("alice").await;
+        let node = NodeProcess::start(&app.db_url, &redis.config(), &[]);
+        let client = reqwest::Client::new();
+        wait_until_serving(&client, &node, &key).await;
+        let urls = [app.url("/v1/chat/completions"), node.url("/v1/chat/completions")];
+
+        let load = |rounds: usize| {
+            let (client, urls, key) = (client.clone(), urls.clone(), key.clone());
+            async move {
+                let mut statuses = Vec::new();
+                for i in 0..rounds {
+                    statuses.push(chat(&client, &urls[i % 2], &key).await);
+                }
+                statuses
+            }
+        };
+        let before = load(20).await;
+        assert!(before.iter().all(|(status, _)| *status == 200), "{before:?}");
+
+        redis.stop();
+        let during = load(20).await;
+        for (status, code) in &during {
+            assert_eq!((*status, code.as_str()), (503, "tollgate_unavailable"));
+        }
+
+        redis.resume();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for url in &urls {
+            loop {
+                let (status, _) = chat(&client, url, &key).await;
+                if status == 200 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{url} never served again");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let after = load(20).await;
+        assert!(after.iter().all(|(status, _)| *status == 200), "{after:?}");
+
+        // Every answer served is billed once; every refusal is free.
+        let logs = settled_logs(&app).await;
+        let spent: i64 = logs.iter().map(|l| l.cost).sum();
+        let served = logs.iter().filter(|l| l.outcome == Outcome::Success).count() as i64;
+        assert!(served >= 41, "{served}");
+        assert_eq!(spent, served * PER_REQUEST_UNITS);
+        assert!(logs.iter().filter(|l| l.outcome != Outcome::Success).all(|l| l.cost == 0));
+        assert!(logs.iter().filter(|l| l.status_code == 503).count() >= 20);
+        assert_eq!(app.user("alice").await.quota, 500_000 - spent);
+        ledger_is_clean(&app).await;
+    }
+}
+
+db_test! {
+    /// A node killed (SIGKILL) with requests in flight: its holds stop counting once its
+    /// lease runs out, so the other nodes can spend the balance again, and what it had not
+    /// yet written is all that is lost.
+    async fn a_killed_nodes_holds_expire(db: TestDb) {
+        if !shared_database(&db) {
+            return;
+        }
+        let Some(redis) = shared_redis() else { return };
+        let upstream = FakeUpstream::start(slow_answer(0)).await;
+        let app = first_node(db, redis.clone(), &upstream).await;
+        // Room for exactly three requests.
+        app.create_user("alice", "0.0006").await;
+        let key = app.key_for("alice").await;
+        let mut node = NodeProcess::start(&app.db_url, &redis, &[]);
+        let client = reqwest::Client::new();
+        app.create_user("warmup", "1").await;
+        let warmup = app.key_for("warmup").await;
+        wait_until_serving(&client, &node, &warmup).await;
+
+        // Three slow requests on the node hold the whole balance.
+        upstream.set_default(slow_answer(60_000));
+        let in_flight: Vec<_> = (0..3)
+            .map(|_| {
+                let (client, url, key) = (client.clone(), node.url("/v1/chat/completions"), key.clone());
+                tokio::spawn(async move { chat(&client, &url, &key).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        upstream.set_default(slow_answer(0));
+        let (status, code) = chat(&client, &app.url("/v1/chat/completions"), &key).await;
+        assert_eq!((status, code.as_str()), (429, "insufficient_quota"), "the holds on the other node count");
+
+        node.kill();
+        for request in in_flight {
+            let _ = request.await;
+        }
+        let killed = Instant::now();
+        let deadline = killed + tollgate::cluster::LEASE + Duration::from_secs(15);
+        loop {
+            let (status, _) = chat(&client, &app.url("/v1/chat/completions"), &key).await;
+            if status == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the killed node's holds never expired");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        eprintln!("the killed node's holds stopped counting after {:?}", killed.elapsed());
+        app.flush().await;
+        let alice = app.user("alice").await;
+        assert!(alice.quota >= 0);
+        ledger_is_clean(&app).await;
+    }
+}
