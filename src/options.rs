@@ -422,6 +422,8 @@ runtime_options! {
     topup_checkout_minutes: u64 = "60", check |v: &u64| if (30..=1440).contains(v) { Ok(()) } else { Err(msg!("number-between", min = 30_i64, max = 1440_i64)) };
     /// Seconds after which an unpaid order is asked about at Stripe by the reconciliation job (a lost webhook is still credited).
     topup_reconcile_after_secs: u64 = "300", check any;
+    /// With several nodes sharing Redis: what paid requests do while Redis cannot be reached. `closed` refuses them (503); `local_share` lets each node spend at most its share (1/N of what each budget had left, N the nodes seen in the last minute) until Redis returns.
+    redis_outage_mode: String = "closed", check |v: &String| if ["closed", "local_share"].contains(&v.as_str()) { Ok(()) } else { Err(msg!("option-one-of", value = v, choices = "closed, local_share")) };
     /// Days the audit log keeps its rows; older ones are deleted by a background job, which keeps the last deleted row's hash for `tollgate audit verify` (0 = keep forever). Root's alone: it decides how long changes stay on record.
     audit_retention_days: u64 = "365", check any;
     /// Days request logs are kept; older rows are deleted in small batches, their rollups (totals, dashboards, the overview) kept (0 = keep every log).

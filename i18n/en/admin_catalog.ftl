@@ -183,6 +183,7 @@ admin-option-auto-disable-statuses = Statuses that disable a channel
 admin-option-probe-interval-secs = Probe interval (seconds)
 admin-option-first-byte-timeout-secs = First byte timeout (seconds)
 admin-option-stream-idle-timeout-secs = Stream idle timeout (seconds)
+admin-option-redis-outage-mode = While Redis is unreachable (several nodes)
 admin-option-default-max-tokens = Default max tokens
 admin-option-default-context-tokens = Default context window
 admin-option-list-prices = Use the shipped list prices

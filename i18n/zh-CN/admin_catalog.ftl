@@ -171,6 +171,7 @@ admin-option-auto-disable-statuses = 立即禁用渠道的状态码
 admin-option-probe-interval-secs = 探测间隔（秒）
 admin-option-first-byte-timeout-secs = 首字节超时（秒）
 admin-option-stream-idle-timeout-secs = 流空闲超时（秒）
+admin-option-redis-outage-mode = Redis 不可达时（多节点部署）
 admin-option-default-max-tokens = 默认 max tokens
 admin-option-default-context-tokens = 默认上下文窗口
 admin-option-list-prices = 使用内置公开价格

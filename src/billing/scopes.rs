@@ -107,6 +107,11 @@ struct ScopeState {
     mark_era: u64,
     /// A mark read before a database read in progress, adopted when that read is set.
     next_mark: Option<(i64, i64, u64)>,
+    /// What a shared store said was left after this process's last hold there.
+    shared_left: Option<i64>,
+    /// While the shared store is unreachable (`redis_outage_mode = local_share`): the outage
+    /// it belongs to and what this process may still spend of the scope in it.
+    share: Option<(u64, i64)>,
 }
 
 impl ScopeState {
@@ -327,6 +332,11 @@ impl LiveScope {
         }
     }
 
+    /// Notes what a shared store had left of this scope after a hold of this process.
+    pub fn note_shared_left(&self, left: i64) {
+        self.lock().shared_left = Some(left);
+    }
+
     /// This process's part of the scope in flight: its holds and its spending not yet
     /// written, and the period they count toward.
     pub fn in_flight(&self) -> (i64, i64) {
@@ -473,12 +483,62 @@ impl MemoryStore {
         Holds { amount, scopes }
     }
 
+    /// A hold while the shared store is unreachable, in outage `outage` among `nodes` nodes:
+    /// on every scope or none, each within this process's share (1/`nodes` of what the shared
+    /// store last said was left, taken at the outage's first hold). A scope this process has
+    /// never held in the shared store has no share.
+    pub fn hold_share(
+        &self,
+        scopes: Vec<Arc<LiveScope>>,
+        amount: i64,
+        outage: u64,
+        nodes: u64,
+    ) -> Result<Holds, Refusal> {
+        let amount = amount.max(0);
+        let nodes = i64::try_from(nodes.max(1)).unwrap_or(i64::MAX);
+        let mut guards: SmallVec<[MutexGuard<'_, ScopeState>; 6]> = SmallVec::new();
+        for scope in &scopes {
+            let mut state = scope.lock();
+            let left = match state.share {
+                Some((at, left)) if at == outage => left,
+                _ => {
+                    let share = state.shared_left.map_or(0, |left| left.max(0) / nodes);
+                    state.share = Some((outage, share));
+                    share
+                }
+            };
+            if left < amount {
+                let mut refusal = scope.refusal(&state);
+                refusal.available = left;
+                return Err(refusal);
+            }
+            guards.push(state);
+        }
+        let mut windows: SmallVec<[i64; 6]> = SmallVec::new();
+        for state in &mut guards {
+            state.held = state.held.saturating_add(amount);
+            if let Some((_, left)) = &mut state.share {
+                *left = left.saturating_sub(amount);
+            }
+            windows.push(state.window_start);
+        }
+        drop(guards);
+        Ok(Holds {
+            amount,
+            scopes: scopes.into_iter().zip(windows).collect(),
+        })
+    }
+
     /// [`ScopeStore::settle`] without the future.
     pub fn settle_now(&self, holds: &Holds, cost: i64) {
         let (hold, cost) = (holds.amount.max(0), cost.max(0));
         for (scope, window) in &holds.scopes {
             let mut state = scope.lock();
             state.held = state.held.saturating_sub(hold);
+            // An outage's share is spent by the real cost, not the hold.
+            if let Some((_, left)) = &mut state.share {
+                *left = left.saturating_add(hold).saturating_sub(cost);
+            }
             if scope.id.kind.is_balance() || *window == state.window_start {
                 state.unflushed = state.unflushed.saturating_add(cost);
             }

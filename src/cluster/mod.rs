@@ -56,6 +56,11 @@ pub struct Cluster {
     writing: AtomicUsize,
     /// Nodes with a heartbeat in the last [`NODE_SEEN`], this one included.
     nodes_seen: AtomicU64,
+    /// Option `redis_outage_mode` is `local_share`: while Redis is away each node spends at
+    /// most its share of what each scope had left.
+    local_share: AtomicBool,
+    /// Counts the times this node lost Redis: a share belongs to one outage.
+    outages: AtomicU64,
     /// Commits Redis could not be told of, by epoch: the next rewrite of this node's part
     /// adds them to the committed counts.
     deferred_commits: Mutex<Vec<DeferredCommit>>,
@@ -123,6 +128,8 @@ impl Cluster {
             dirty: AtomicBool::new(true),
             writing: AtomicUsize::new(0),
             nodes_seen: AtomicU64::new(1),
+            local_share: AtomicBool::new(false),
+            outages: AtomicU64::new(1),
             deferred_commits: Mutex::new(Vec::new()),
         });
         Ok(Some(cluster))
@@ -186,6 +193,44 @@ impl Cluster {
         self.nodes_seen.load(Ordering::SeqCst).max(1)
     }
 
+    /// Follows the option `redis_outage_mode`, saying so when it changes.
+    pub fn set_outage_mode(&self, local_share: bool) {
+        if self.local_share.swap(local_share, Ordering::SeqCst) != local_share {
+            tracing::info!(
+                mode = if local_share { "local_share" } else { "closed" },
+                "while Redis is unreachable, paid requests are {}",
+                if local_share {
+                    "held within this node's share of each budget"
+                } else {
+                    "refused"
+                }
+            );
+        }
+    }
+
+    pub fn shares_in_outage(&self) -> bool {
+        self.local_share.load(Ordering::SeqCst)
+    }
+
+    /// The current outage's number (see `outages`).
+    pub fn outage(&self) -> u64 {
+        self.outages.load(Ordering::SeqCst)
+    }
+
+    /// Marks this node's part as needing a rewrite; the first time after it was right, a new
+    /// outage begins (with shares of its own in `local_share` mode).
+    fn mark_dirty(&self) {
+        if !self.dirty.swap(true, Ordering::SeqCst) {
+            self.outages.fetch_add(1, Ordering::SeqCst);
+            if self.shares_in_outage() {
+                tracing::warn!(
+                    nodes = self.nodes_seen(),
+                    "Redis is unreachable: this node spends at most its share of each budget until it returns (redis_outage_mode = local_share)"
+                );
+            }
+        }
+    }
+
     /// Takes the epoch Redis has; a different one starts a new era, and this node's part
     /// must be written again.
     fn adopt_epoch(&self, epoch: &str) {
@@ -201,7 +246,7 @@ impl Cluster {
             }
             *known = epoch.to_string();
             self.era.fetch_add(1, Ordering::SeqCst);
-            self.dirty.store(true, Ordering::SeqCst);
+            self.mark_dirty();
         }
     }
 
@@ -213,7 +258,7 @@ impl Cluster {
 
     /// Keeps commits for the next rewrite of this node's part, and asks for one.
     fn defer_commit(&self, epoch: String, costs: Vec<(String, i64)>) {
-        self.dirty.store(true, Ordering::SeqCst);
+        self.mark_dirty();
         self.deferred().push((epoch, costs));
     }
 
@@ -236,7 +281,7 @@ impl Cluster {
                 }
             }
             Err(e) => {
-                self.dirty.store(true, Ordering::SeqCst);
+                self.mark_dirty();
                 if self.up.swap(false, Ordering::SeqCst) {
                     tracing::error!(error = %e, "Redis does not answer; paid requests are refused until it does");
                 }
@@ -290,7 +335,7 @@ impl Cluster {
         if was_listed == 0 {
             // Our lease had run out (or this is our first beat): whatever part we had was
             // dropped by another node.
-            self.dirty.store(true, Ordering::SeqCst);
+            self.mark_dirty();
         }
         self.nodes_seen
             .store(u64::try_from(seen).unwrap_or(1).max(1), Ordering::SeqCst);

@@ -54,7 +54,8 @@ end
 
 /// KEYS: epoch, this node's part, the hold, the scopes. ARGV: epoch, amount, hold TTL, then
 /// per scope its stored amount, its mark and when its counters expire (0: never).
-/// Returns {0} held, {1, index, available} refused, {2} another epoch.
+/// Returns {0, left…} held (with what each scope has left after it; just {0} for a hold
+/// already placed), {1, index, available} refused, {2} another epoch.
 static HOLD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -69,14 +70,17 @@ for i = 1, n do
   local available = tonumber(ARGV[3 * i + 1]) - (committed - tonumber(ARGV[3 * i + 2])) - pending
   if available < amount then return {1, i, available} end
 end
+local reply = {0}
 for i = 1, n do
   local key = KEYS[3 + i]
   redis.call('HINCRBY', key, 'p', ARGV[2])
   redis.call('HINCRBY', KEYS[2], key, ARGV[2])
   if ARGV[3 * i + 3] ~= '0' then redis.call('PEXPIREAT', key, ARGV[3 * i + 3]) end
+  local v = redis.call('HMGET', key, 'c', 'p')
+  reply[i + 1] = tonumber(ARGV[3 * i + 1]) - (tonumber(v[1]) or 0) + tonumber(ARGV[3 * i + 2]) - (tonumber(v[2]) or 0)
 end
 redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
-return {0}
+return reply
 ",
     )
 });
@@ -290,6 +294,20 @@ fn worth_retrying(error: &redis::RedisError) -> bool {
     error.is_timeout() || error.is_connection_dropped() || error.is_io_error()
 }
 
+impl RedisScopes {
+    /// A hold while Redis cannot be reached (or this node's part there is being written
+    /// again): refused, or in `local_share` mode held within this node's share.
+    fn hold_in_outage(&self, scopes: Vec<Arc<LiveScope>>, amount: i64) -> Result<Holds, HoldError> {
+        let cluster = &self.cluster;
+        if !cluster.shares_in_outage() {
+            return Err(HoldError::Unavailable);
+        }
+        Ok(self
+            .memory
+            .hold_share(scopes, amount, cluster.outage(), cluster.nodes_seen())?)
+    }
+}
+
 #[async_trait::async_trait]
 impl ScopeStore for RedisScopes {
     async fn hold(
@@ -300,7 +318,7 @@ impl ScopeStore for RedisScopes {
     ) -> Result<Holds, HoldError> {
         let cluster = &self.cluster;
         let Some(_writing) = cluster.enter() else {
-            return Err(HoldError::Unavailable);
+            return self.hold_in_outage(scopes, amount);
         };
         let amount = amount.max(0);
         let era = cluster.era();
@@ -329,9 +347,17 @@ impl ScopeStore for RedisScopes {
             result = hold.invoke_async(&mut connection).await;
         }
         cluster.answered(&result);
-        let reply = result.map_err(|_| HoldError::Unavailable)?;
+        let Ok(reply) = result else {
+            drop(_writing);
+            return self.hold_in_outage(scopes, amount);
+        };
         match reply.as_slice() {
-            [0] => Ok(self.memory.note_hold(scopes, amount)),
+            [0, left @ ..] => {
+                for (scope, left) in scopes.iter().zip(left) {
+                    scope.note_shared_left(*left);
+                }
+                Ok(self.memory.note_hold(scopes, amount))
+            }
             [1, index, available] => {
                 let scope = usize::try_from(*index - 1)
                     .ok()
@@ -347,7 +373,7 @@ impl ScopeStore for RedisScopes {
             _ => {
                 // Another epoch: Redis lost its counters. This node writes its part again
                 // (its next beat) before it holds anything there.
-                cluster.dirty.store(true, Ordering::SeqCst);
+                cluster.mark_dirty();
                 Err(HoldError::Unavailable)
             }
         }

@@ -70,6 +70,9 @@ async fn rebuild_routing(state: &AppState) -> DbResult<()> {
     for problem in problems {
         tracing::warn!("{problem}");
     }
+    if let Some(cluster) = &state.cluster {
+        cluster.set_outage_mode(snapshot.options.redis_outage_mode == "local_share");
+    }
     state.snapshot.store(Arc::new(snapshot));
     Ok(())
 }

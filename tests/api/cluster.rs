@@ -367,3 +367,71 @@ db_test! {
         ledger_is_clean(&app).await;
     }
 }
+
+db_test! {
+    /// With `redis_outage_mode = local_share`, a node spends at most 1/N of what each budget
+    /// had left while Redis is away (N = the nodes seen), so together they stay within it; when
+    /// Redis returns they hold there again and the ledger adds up.
+    async fn local_share_keeps_each_node_within_its_share(db: TestDb) {
+        if !shared_database(&db) {
+            return;
+        }
+        let Some(mut redis) = OwnRedis::start() else { return };
+        let upstream = FakeUpstream::start(slow_answer(0)).await;
+        let app = first_node(db, redis.config(), &upstream).await;
+        app.set_option("redis_outage_mode", "local_share").await;
+        // $0.01: 50 requests.
+        app.create_user("alice", "0.01").await;
+        let key = app.key_for("alice").await;
+        let node = NodeProcess::start(&app.db_url, &redis.config(), &[]);
+        let client = reqwest::Client::new();
+        wait_until_serving(&client, &node, &key).await;
+        // Ten more, in turn, the last on the node process: 40 requests' worth left.
+        let urls = [app.url("/v1/chat/completions"), node.url("/v1/chat/completions")];
+        for i in 0..9 {
+            assert_eq!(chat(&client, &urls[i % 2], &key).await.0, 200);
+        }
+        assert_eq!(chat(&client, &urls[1], &key).await.0, 200);
+        let left = 5_000 - 11 * PER_REQUEST_UNITS;
+        // The test's node counts the other at its next heartbeat.
+        let cluster = app.state.cluster.clone().expect("the node shares Redis");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while cluster.nodes_seen() < 2 {
+            assert!(Instant::now() < deadline, "the test's node never saw the other");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        redis.stop();
+        let mut served = [0_i64; 2];
+        for round in 0..60 {
+            for (n, url) in urls.iter().enumerate() {
+                let (status, code) = chat(&client, url, &key).await;
+                match status {
+                    200 => served[n] += 1,
+                    429 => assert_eq!(code, "insufficient_quota", "round {round}"),
+                    other => panic!("round {round}: {other} {code}"),
+                }
+            }
+        }
+        // Each node: half of what it last saw left (the test's node saw one request more).
+        assert!(served[0] * PER_REQUEST_UNITS <= (left + PER_REQUEST_UNITS) / 2, "{served:?}");
+        assert!(served[1] * PER_REQUEST_UNITS <= left / 2, "{served:?}");
+        assert!((served[0] + served[1]) * PER_REQUEST_UNITS <= left, "{served:?}");
+        assert!(served[0] > 0 && served[1] > 0, "{served:?}");
+
+        redis.resume();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for cluster in [app.state.cluster.clone().unwrap()] {
+            while !cluster.is_ready() {
+                assert!(Instant::now() < deadline, "never ready again");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let logs = settled_logs(&app).await;
+        let spent: i64 = logs.iter().map(|l| l.cost).sum();
+        let alice = app.user("alice").await;
+        assert_eq!(alice.quota, 5_000 - spent);
+        assert!(alice.quota >= 0);
+        ledger_is_clean(&app).await;
+    }
+}

@@ -113,6 +113,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "probe_interval_secs",
             "first_byte_timeout_secs",
             "stream_idle_timeout_secs",
+            "redis_outage_mode",
         ],
     ),
     (
@@ -145,6 +146,7 @@ const MONEY_OPTIONS: &[&str] = &[
 const CHOICES: &[(&str, &[&str])] = &[
     ("smtp_security", &["starttls", "tls", "none"]),
     ("invite_reward_when", &["first_topup", "signup"]),
+    ("redis_outage_mode", &["closed", "local_share"]),
 ];
 
 /// The section an option is shown in.
