@@ -92,6 +92,13 @@ pub struct AppInner {
     pub ctx: Ctx,
     /// The rate limits of sign-in, registration, codes and resets.
     pub limits: crate::service::limits::Limits,
+    /// What `/metrics` reports; the relay counts into it.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// What `/readyz` checks, and whether the server is draining.
+    pub health: crate::health::Health,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served without a token
+    /// (`--metrics-listen`, with the port it was given when 0 was asked for).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone)]
