@@ -102,8 +102,9 @@ pub struct HealthcheckArgs {
     pub listen: std::net::SocketAddr,
 
     /// The URL to ask instead, e.g. http://127.0.0.1:9100/healthz.
-    #[arg(long)]
-    pub url: Option<String>,
+    // Its own id: `url` is the global database URL's.
+    #[arg(long = "url", value_name = "URL")]
+    pub health_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -997,7 +998,7 @@ fn healthz_url(listen: std::net::SocketAddr) -> String {
 
 /// `tollgate healthcheck`: one GET, one line saying what came of it.
 async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
-    let url = args.url.unwrap_or_else(|| healthz_url(args.listen));
+    let url = args.health_url.unwrap_or_else(|| healthz_url(args.listen));
     let client = match reqwest::Client::builder()
         .timeout(HEALTHCHECK_TIMEOUT)
         .build()
