@@ -186,6 +186,11 @@ pub struct ServerConfig {
     /// directory).
     #[arg(long, env = "TOLLGATE_DEAD_LETTER_FILE")]
     pub dead_letter_file: Option<PathBuf>,
+
+    /// Also serve `/metrics` without a token, with `/healthz` and `/readyz`, on this address
+    /// (one only the monitoring network reaches; port 0 picks a free port).
+    #[arg(long, env = "TOLLGATE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -266,6 +271,7 @@ impl Default for ServerConfig {
             body_timeout_secs: 10,
             min_body_bytes_per_sec: 8192,
             dead_letter_file: None,
+            metrics_listen: None,
         }
     }
 }

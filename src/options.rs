@@ -428,6 +428,8 @@ runtime_options! {
     audit_retention_days: u64 = "365", check any;
     /// Days request logs are kept; older rows are deleted in small batches, their rollups (totals, dashboards, the overview) kept (0 = keep every log).
     log_retention_days: u64 = "0", check any;
+    /// The bearer token `/metrics` asks for on the listen address (empty: `/metrics` is not served there; see --metrics-listen). Root's alone (write-only: listed masked).
+    metrics_token: String = "", check api_secret;
 }
 
 /// Options whose values are secrets: they can be set, but are listed masked and never
@@ -436,6 +438,7 @@ pub const WRITE_ONLY: &[&str] = &[
     "smtp_password",
     "stripe_secret_key",
     "stripe_webhook_secret",
+    "metrics_token",
 ];
 
 /// What a write-only option is listed as.

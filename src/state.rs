@@ -94,6 +94,13 @@ pub struct AppInner {
     pub limits: crate::service::limits::Limits,
     /// The deployment's shared Redis, when there is one (`--redis-url`).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// What `/metrics` reports; the relay counts into it.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// What `/readyz` checks, and whether the server is draining.
+    pub health: crate::health::Health,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served without a token
+    /// (`--metrics-listen`, with the port it was given when 0 was asked for).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone)]

@@ -50,6 +50,7 @@ fn routes(state: AppState) -> Router {
         .merge(crate::oneapi::router())
         .merge(crate::api::router(state.clone()))
         .merge(crate::webhooks::router())
+        .merge(crate::ops::router())
         .merge(crate::web::router(&state))
         .fallback(
             move |state: axum::extract::State<AppState>,
@@ -87,6 +88,8 @@ pub struct App {
     cancel_jobs: CancellationToken,
     billing_writer: JoinHandle<()>,
     setup_link: Option<String>,
+    /// `--metrics-listen`'s socket, served from the start of `run_until_stopped`.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -130,11 +133,13 @@ impl App {
             "billing records the database refuses are kept in {}",
             dead_letters.display()
         );
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         let (billing, writer) = billing::writer::start(
             Arc::new(crate::service::billing::StoredBilling(ctx.clone())),
             scope_store,
             config.server.billing_flush_interval(),
             billing::dead_letter::DeadLetterFile::new(dead_letters),
+            metrics.billing_flush().clone(),
         );
         let billing_writer = tokio::spawn(writer);
         let http = reqwest::Client::builder()
@@ -153,6 +158,23 @@ impl App {
         let (channel_events, channel_event_receiver) = mpsc::unbounded_channel();
         let listener = bind_shared(config.server.listen)
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let metrics_listener = match config.server.metrics_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?,
+            ),
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(listener) => Some(listener.local_addr()?),
+            None => None,
+        };
+        if let Some(address) = metrics_addr {
+            tracing::info!(
+                "metrics at http://{address}/metrics (no token), with /healthz and /readyz"
+            );
+        }
         let directory = Directory::new(
             Arc::new(crate::service::relay_accounts::StoredAccounts(ctx.clone())),
             billing.balance_sync().clone(),
@@ -179,6 +201,9 @@ impl App {
             reload: Notify::new(),
             limits,
             cluster: cluster.clone(),
+            metrics,
+            health: crate::health::Health::default(),
+            metrics_addr,
         }));
         jobs::snapshot_sync::reload(&state)
             .await
@@ -197,6 +222,10 @@ impl App {
             cancel_jobs.clone(),
         ));
         if let Some(cluster) = &cluster {
+            cluster.report_to(state.metrics.clone());
+            state
+                .health
+                .add_check(Arc::new(crate::cluster::RedisReadiness(cluster.clone())));
             background.spawn(jobs::cluster_lease::run(
                 state.clone(),
                 cluster.clone(),
@@ -246,6 +275,7 @@ impl App {
             cancel_jobs,
             billing_writer,
             setup_link,
+            metrics_listener,
         })
     }
 
@@ -280,7 +310,24 @@ impl App {
             cancel_jobs,
             billing_writer,
             setup_link: _,
+            metrics_listener,
         } = self;
+        // The metrics address stays up through the drain below, so `/readyz` there says the
+        // node is stopping until its last request has finished and been billed.
+        let stop_metrics = CancellationToken::new();
+        let _stop_metrics = stop_metrics.clone().drop_guard();
+        let metrics_server = metrics_listener.map(|listener| {
+            let router = crate::ops::metrics_listener_router().with_state(state.clone());
+            let stopped = stop_metrics.clone().cancelled_owned();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics address stopped serving");
+                }
+            })
+        });
         let threads = match state.config.server.workers {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
@@ -348,6 +395,8 @@ impl App {
                 }
             }
         }
+        // Load balancers asking `/readyz` now take this node out.
+        state.health.start_draining();
         stop.cancel();
         for (finished, thread) in serving {
             let _ = finished.await;
@@ -364,6 +413,14 @@ impl App {
         state.billing.close().await;
         billing_writer.abort();
         let _ = billing_writer.await;
+        stop_metrics.cancel();
+        if let Some(mut server) = metrics_server
+            && tokio::time::timeout(Duration::from_secs(1), &mut server)
+                .await
+                .is_err()
+        {
+            server.abort();
+        }
         state.ctx.close().await;
         tracing::info!("stopped");
         failure.map_or(Ok(()), Err)

@@ -68,6 +68,23 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Result<DeadLetter, String>>> {
         .collect())
 }
 
+/// How many records a dead-letter file holds (its non-blank lines); 0 when there is none.
+pub fn count(path: &Path) -> std::io::Result<u64> {
+    use std::io::BufRead;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut records = 0;
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        if !line?.trim_ascii().is_empty() {
+            records += 1;
+        }
+    }
+    Ok(records)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +110,8 @@ mod tests {
         std::fs::write(dir.path().join("broken.jsonl"), "{\"not\": \"a letter\"}\n").unwrap();
         let read_back = read(file.path()).unwrap();
         assert_eq!(read_back, vec![Ok(letter.clone()), Ok(letter)]);
+        assert_eq!(count(file.path()).unwrap(), 2);
+        assert_eq!(count(&dir.path().join("none.jsonl")).unwrap(), 0);
         let broken = read(&dir.path().join("broken.jsonl")).unwrap();
         assert!(broken[0].is_err());
     }

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::domain::kinds::Outcome;
 use crate::domain::money::Ratio;
 use crate::domain::pricing::{self, ModelPrice, Usage, UsageBounds};
+use crate::metrics::{RequestMeter, RequestOutcome};
 use crate::records::logs::RequestLog;
 use scopes::{HoldError, Holds, LiveScope, ScopeStore};
 
@@ -112,6 +113,15 @@ impl Billing {
         &self.stats
     }
 
+    /// Finished requests waiting for the writer now.
+    pub fn queued(&self) -> usize {
+        self.queue
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     /// Queues a finished request for the writer, its text fitted to the log's columns.
     pub fn record(&self, mut settled: Settled) {
         settled.log.make_storable();
@@ -198,6 +208,8 @@ pub struct Ticket {
     /// the request, so a client that hangs up mid-answer still pays for the prompt the
     /// upstream processed.
     pub charge_on_drop: Option<Usage>,
+    /// The request's measurements, counted when the ticket finishes.
+    meter: Option<RequestMeter>,
 }
 
 impl Ticket {
@@ -223,7 +235,45 @@ impl Ticket {
             started,
             finished: false,
             charge_on_drop: None,
+            meter: None,
         })
+    }
+
+    /// Hands the request's measurements to the ticket: they end when it does (a stream's
+    /// at its last byte), with its outcome.
+    pub fn attach_meter(&mut self, mut meter: RequestMeter) {
+        meter.hold_placed();
+        self.meter = Some(meter);
+    }
+
+    /// How the request ended, where the cause is known best (see `RequestMeter`).
+    pub fn set_outcome(&mut self, outcome: RequestOutcome) {
+        if let Some(meter) = &mut self.meter {
+            meter.set_outcome(outcome);
+        }
+    }
+
+    /// An upstream is being waited on from now (its time is not Tollgate's overhead).
+    pub fn upstream_started(&mut self) {
+        if let Some(meter) = &mut self.meter {
+            meter.upstream_started();
+        }
+    }
+
+    /// The upstream's part is over (its answer read, or its failure known).
+    pub fn upstream_ended(&mut self) {
+        if let Some(meter) = &mut self.meter {
+            meter.upstream_ended();
+        }
+    }
+
+    /// The answer's first bytes go to the client now: its time to first token.
+    pub fn first_byte(&mut self) {
+        self.log.ttft_ms =
+            Some(i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX));
+        if let Some(meter) = &self.meter {
+            meter.first_byte();
+        }
     }
 
     pub fn hold(&self) -> i64 {
@@ -294,6 +344,24 @@ impl Ticket {
         log.cost = cost;
         log.outcome = outcome;
         log.latency_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        if let Some(meter) = self.meter.take() {
+            if charged {
+                meter.metrics().charged(
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    usage.cached_tokens,
+                    cost,
+                );
+            }
+            meter.finish(match outcome {
+                Outcome::Success => RequestOutcome::Ok,
+                Outcome::ClientClosed => RequestOutcome::CallerClosed,
+                // A refusal through a ticket has had its precise outcome set already.
+                Outcome::StreamError | Outcome::UpstreamError | Outcome::Refused => {
+                    RequestOutcome::ProviderError
+                }
+            });
+        }
         self.billing.record(Settled {
             log: std::mem::replace(log, RequestLog::empty()),
             holds: std::mem::take(&mut self.holds),
@@ -325,6 +393,9 @@ impl Drop for Ticket {
         if self.finished {
             return;
         }
+        // Dropped unfinished: the request's future was (the client went away), or a panic
+        // unwinds it (which the meter counts as Tollgate's error).
+        self.set_outcome(RequestOutcome::CallerClosed);
         match self.charge_on_drop.take() {
             Some(usage) => {
                 if self.log.error_message.is_empty() {

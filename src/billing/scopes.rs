@@ -61,6 +61,20 @@ impl ScopeKind {
         )
     }
 
+    /// The scope's label in `tollgate_budget_refused_total`.
+    pub fn metric_scope(self) -> crate::metrics::BudgetScope {
+        use crate::metrics::BudgetScope;
+        match self {
+            ScopeKind::KeyLimit => BudgetScope::KeyLimit,
+            ScopeKind::KeyBudget => BudgetScope::KeyBudget,
+            ScopeKind::MemberCap => BudgetScope::MemberCap,
+            ScopeKind::TeamBudget => BudgetScope::TeamBudget,
+            ScopeKind::OrgBudget => BudgetScope::OrgBudget,
+            ScopeKind::Wallet => BudgetScope::Wallet,
+            ScopeKind::Balance => BudgetScope::Balance,
+        }
+    }
+
     /// The `budget_spend.scope_kind` a budget's spending is kept under; None for balances,
     /// whose spending lowers their own row.
     pub fn spend_kind(self) -> Option<&'static str> {

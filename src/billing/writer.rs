@@ -27,6 +27,7 @@ use super::dead_letter::{DeadLetter, DeadLetterFile};
 use super::scopes::{LiveScope, ScopeKind, ScopeStore};
 use super::{BalanceSync, Billing, Queue, Settled};
 use crate::clock::now_ms;
+use crate::metrics::Histogram;
 use crate::records::DbError;
 use crate::records::logs::{BalanceDelta, BillingBatch, RequestLog, SpendDelta};
 
@@ -219,6 +220,7 @@ pub fn start(
     scopes: Arc<dyn ScopeStore>,
     flush_interval: Duration,
     dead_letters: DeadLetterFile,
+    flush_times: Histogram,
 ) -> (
     Billing,
     impl std::future::Future<Output = ()> + Send + 'static,
@@ -241,6 +243,7 @@ pub fn start(
         sync,
         dead_letters,
         stats,
+        flush_times,
     };
     (billing, run(writer, queue, flush_requests, flush_interval))
 }
@@ -254,6 +257,8 @@ struct Writer {
     sync: BalanceSync,
     dead_letters: DeadLetterFile,
     stats: Arc<WriterStats>,
+    /// How long each flush that had records took.
+    flush_times: Histogram,
 }
 
 async fn run(
@@ -338,6 +343,16 @@ impl Writer {
         if pending.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
+        self.write_pending(pending, deadline).await;
+        self.flush_times.observe(started.elapsed());
+    }
+
+    async fn write_pending(
+        &mut self,
+        pending: &mut Vec<Settled>,
+        deadline: Option<tokio::time::Instant>,
+    ) {
         let sync = self.sync.clone();
         let _sync = sync.lock().await;
         if self.sync.is_uncertain() && !self.drop_written(pending).await {

@@ -169,6 +169,7 @@ async fn quota_per_usd(ctx: &Ctx) -> Result<i64, String> {
 async fn dispatch(ctx: &Ctx, command: Command) -> CommandResult {
     match command {
         Command::Serve(_) => Err("`serve` is not a management command".into()),
+        Command::Healthcheck(_) => Err("`healthcheck` is not a management command".into()),
         Command::User(c) => user(ctx, c).await,
         Command::Token(c) => token(ctx, c).await,
         Command::Channel(c) => channel(ctx, c).await,

@@ -92,6 +92,22 @@ pub enum Command {
     /// The request logs' rollups per 15 minutes, which totals, dashboards and the overview read.
     #[command(subcommand)]
     Rollups(RollupsCommand),
+    /// Ask a running server's `/healthz`: exit 0 when it answers 200, 1 otherwise (for
+    /// container images without curl). Opens no database.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HealthcheckArgs {
+    /// The server's listen address, as given to `serve`: `/healthz` is asked there (0.0.0.0
+    /// and :: are asked at 127.0.0.1 and ::1).
+    #[arg(long, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: std::net::SocketAddr,
+
+    /// The URL to ask instead, e.g. http://127.0.0.1:9100/healthz.
+    // Its own id: `url` is the global database URL's.
+    #[arg(long = "url", value_name = "URL")]
+    pub health_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -957,6 +973,9 @@ pub async fn run_command(
     create: bool,
     command: Command,
 ) -> ExitCode {
+    if let Command::Healthcheck(args) = command {
+        return healthcheck(args).await;
+    }
     match commands::run(database, redis, create, command).await {
         Ok(()) | Err(commands::CommandError::OutputClosed) => ExitCode::SUCCESS,
         Err(commands::CommandError::Failed(message)) => {
@@ -969,14 +988,73 @@ pub async fn run_command(
     }
 }
 
+/// How long `tollgate healthcheck` waits for an answer.
+const HEALTHCHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where a server listening on `listen` is asked: a wildcard address is reached on the
+/// loopback of its family.
+fn healthz_url(listen: std::net::SocketAddr) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut address = listen;
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => address.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        IpAddr::V6(ip) if ip.is_unspecified() => address.set_ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        _ => {}
+    }
+    format!("http://{address}/healthz")
+}
+
+/// `tollgate healthcheck`: one GET, one line saying what came of it.
+async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
+    let url = args.health_url.unwrap_or_else(|| healthz_url(args.listen));
+    let client = match reqwest::Client::builder()
+        .timeout(HEALTHCHECK_TIMEOUT)
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("unhealthy: cannot start an HTTP client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match client.get(&url).send().await {
+        Ok(response) if response.status() == reqwest::StatusCode::OK => {
+            println!("healthy: {url} answered 200");
+            ExitCode::SUCCESS
+        }
+        Ok(response) => {
+            eprintln!("unhealthy: {url} answered {}", response.status());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            let reason = if e.is_timeout() {
+                format!("no answer within {} s", HEALTHCHECK_TIMEOUT.as_secs())
+            } else {
+                crate::upstream::describe(&e)
+            };
+            eprintln!("unhealthy: {url}: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use super::*;
+
+    #[test]
+    fn a_wildcard_listen_address_is_asked_on_the_loopback() {
+        let url = |listen: &str| healthz_url(listen.parse().unwrap());
+        assert_eq!(url("0.0.0.0:3000"), "http://127.0.0.1:3000/healthz");
+        assert_eq!(url("[::]:8080"), "http://[::1]:8080/healthz");
+        assert_eq!(url("10.1.2.3:3000"), "http://10.1.2.3:3000/healthz");
+    }
 
     /// Flags shared by every command (database, Redis) must not clash with a command's own:
     /// clap checks the whole tree only when asked, and would otherwise panic at run time.
     #[test]
     fn the_command_line_is_consistent() {
-        super::Cli::command().debug_assert();
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

@@ -18,6 +18,27 @@ pub mod feed;
 pub mod limits;
 pub mod scopes;
 
+/// `/readyz` while Redis is shared: ready when this node can hold budgets there, or when
+/// `redis_outage_mode = local_share` lets it serve without.
+pub struct RedisReadiness(pub Arc<Cluster>);
+
+#[async_trait::async_trait]
+impl crate::health::ReadinessCheck for RedisReadiness {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        if self.0.is_ready() || self.0.shares_in_outage() {
+            Ok(())
+        } else if self.0.is_up() {
+            Err("this node's holds are being written to Redis again".into())
+        } else {
+            Err("budget store unreachable".into())
+        }
+    }
+}
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,6 +82,8 @@ pub struct Cluster {
     local_share: AtomicBool,
     /// Counts the times this node lost Redis: a share belongs to one outage.
     outages: AtomicU64,
+    /// Where Redis' state and round trips are reported (`/metrics`).
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
     /// Commits Redis could not be told of, by epoch: the next rewrite of this node's part
     /// adds them to the committed counts.
     deferred_commits: Mutex<Vec<DeferredCommit>>,
@@ -131,6 +154,7 @@ impl Cluster {
             local_share: AtomicBool::new(false),
             outages: AtomicU64::new(1),
             deferred_commits: Mutex::new(Vec::new()),
+            metrics: std::sync::OnceLock::new(),
         });
         Ok(Some(cluster))
     }
@@ -191,6 +215,19 @@ impl Cluster {
     /// Nodes with a recent heartbeat (at least this one).
     pub fn nodes_seen(&self) -> u64 {
         self.nodes_seen.load(Ordering::SeqCst).max(1)
+    }
+
+    /// Reports to `metrics` from now on.
+    pub fn report_to(&self, metrics: Arc<crate::metrics::Metrics>) {
+        metrics.set_redis_up(self.is_up());
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// Notes how long a call took (since `started`).
+    fn took(&self, started: std::time::Instant) {
+        if let Some(metrics) = self.metrics.get() {
+            metrics.observe_redis(started.elapsed());
+        }
     }
 
     /// Follows the option `redis_outage_mode`, saying so when it changes.
@@ -274,6 +311,9 @@ impl Cluster {
 
     /// Notes the outcome of a call.
     fn answered<T>(&self, result: &redis::RedisResult<T>) {
+        if let Some(metrics) = self.metrics.get() {
+            metrics.set_redis_up(result.is_ok());
+        }
         match result {
             Ok(_) => {
                 if !self.up.swap(true, Ordering::SeqCst) {

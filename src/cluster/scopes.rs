@@ -342,10 +342,12 @@ impl ScopeStore for RedisScopes {
                 .arg(expires);
         }
         let mut connection = cluster.connection();
+        let started = std::time::Instant::now();
         let mut result: redis::RedisResult<Vec<i64>> = hold.invoke_async(&mut connection).await;
         if matches!(&result, Err(e) if worth_retrying(e)) {
             result = hold.invoke_async(&mut connection).await;
         }
+        cluster.took(started);
         cluster.answered(&result);
         let Ok(reply) = result else {
             drop(_writing);
@@ -410,7 +412,9 @@ impl ScopeStore for RedisScopes {
                 settle.key(cluster.scope_key(scope.id, *window));
             }
             let mut connection = cluster.connection();
+            let started = std::time::Instant::now();
             let result: redis::RedisResult<i64> = settle.invoke_async(&mut connection).await;
+            cluster.took(started);
             cluster.answered(&result);
         })
     }
@@ -438,7 +442,9 @@ impl ScopeStore for RedisScopes {
                 flush.key(key).arg(*cost);
             }
             let mut connection = cluster.connection();
+            let started = std::time::Instant::now();
             let result: redis::RedisResult<i64> = flush.invoke_async(&mut connection).await;
+            cluster.took(started);
             cluster.answered(&result);
             if result.is_err() {
                 // It may have applied: applying it again counts the costs twice as committed,

@@ -60,6 +60,7 @@ async fn reload_locked(state: &AppState, applied: &mut i64) -> DbResult<()> {
     rebuild_routing(state).await?;
     state.directory.reread_all().await?;
     *applied = version;
+    state.metrics.feed_applied(version);
     Ok(())
 }
 
@@ -73,7 +74,12 @@ async fn rebuild_routing(state: &AppState) -> DbResult<()> {
     if let Some(cluster) = &state.cluster {
         cluster.set_outage_mode(snapshot.options.redis_outage_mode == "local_share");
     }
+    // Each channel's counters are looked up now rather than by its first request.
+    for channel in snapshot.channels() {
+        channel.metrics(&state.metrics);
+    }
     state.snapshot.store(Arc::new(snapshot));
+    state.health.routing_loaded();
     Ok(())
 }
 
@@ -81,6 +87,7 @@ async fn rebuild_routing(state: &AppState) -> DbResult<()> {
 pub async fn catch_up(state: &AppState) -> DbResult<Synced> {
     let mut applied = state.applied_version.lock().await;
     let current = feed::data_version(&state.ctx).await?;
+    state.metrics.feed_seen(current);
     if current == *applied {
         return Ok(Synced::Current);
     }
@@ -109,6 +116,7 @@ pub async fn catch_up(state: &AppState) -> DbResult<Synced> {
     }
     state.directory.apply(&read.changes).await?;
     *applied = current;
+    state.metrics.feed_applied(current);
     Ok(Synced::Applied {
         changes: read.changes.len(),
         routing_rebuilt,

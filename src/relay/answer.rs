@@ -22,6 +22,7 @@ use super::wire::Wire;
 use crate::billing::Ticket;
 use crate::domain::kinds::Outcome;
 use crate::domain::pricing::Usage;
+use crate::metrics::RequestOutcome;
 
 /// How much of the answer's end is kept to find its usage report.
 const TAIL_BYTES: usize = 64 * 1024;
@@ -181,6 +182,9 @@ impl Stream for AnswerRelay {
                     let message = format!(
                         "The upstream sent nothing of its answer for {seconds} s; it was cut."
                     );
+                    if let Some(ticket) = &mut this.ticket {
+                        ticket.set_outcome(RequestOutcome::ProviderTimeout);
+                    }
                     this.break_off(Outcome::UpstreamError, message.clone());
                     return Poll::Ready(Some(Err(std::io::Error::other(message))));
                 }

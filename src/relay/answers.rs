@@ -35,7 +35,7 @@ impl Attempts<'_> {
         channel: &ChannelEntry,
         response: UpstreamResponse,
         timeout: Duration,
-        ticket: Ticket,
+        mut ticket: Ticket,
     ) -> AttemptResult {
         let status = response.status();
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
@@ -46,7 +46,12 @@ impl Attempts<'_> {
         } else {
             usize::MAX
         };
-        let body = match read_until(response, hold_limit, timeout).await {
+        let read = read_until(response, hold_limit, timeout).await;
+        // The upstream's part is over unless the rest of its answer is still to come.
+        if !matches!(read, Ok((_, Some(_)))) {
+            ticket.upstream_ended();
+        }
+        let body = match read {
             Ok((body, None)) => body,
             Ok((head, Some(rest))) => {
                 if !wire.answer_start_usable(&head) {
@@ -120,8 +125,7 @@ impl Attempts<'_> {
         channel.health.record_success();
         ticket.charge_on_drop = None;
         ticket.log.status_code = i64::from(status.as_u16());
-        ticket.log.ttft_ms =
-            Some(i64::try_from(ticket.started().elapsed().as_millis()).unwrap_or(i64::MAX));
+        ticket.first_byte();
         let billing = AnswerBilling {
             wire,
             prompt_estimate: self.prompt_estimate,
@@ -238,8 +242,7 @@ impl Attempts<'_> {
         channel.health.record_success();
         ticket.charge_on_drop = None;
         ticket.log.status_code = i64::from(status.as_u16());
-        ticket.log.ttft_ms =
-            Some(i64::try_from(ticket.started().elapsed().as_millis()).unwrap_or(i64::MAX));
+        ticket.first_byte();
         let idle = Duration::from_secs(self.options.stream_idle_timeout_secs);
         let mut relay = SseRelay::new(
             upstream,

@@ -3,7 +3,7 @@
 //! each failure means for the channel's health.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::response::Response;
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use crate::billing::Ticket;
 use crate::clock::now_ms;
 use crate::domain::kinds::ChannelType;
 use crate::domain::pricing::Usage;
+use crate::metrics::{RequestOutcome, StatusClass};
 use crate::options::RuntimeOptions;
 use crate::providers::{self, Credential, bedrock, vertex};
 use crate::records::logs::FailedAttempt;
@@ -132,8 +133,9 @@ impl Attempts<'_> {
                         status,
                         message,
                     },
-                    returned,
+                    mut returned,
                 )) => {
+                    returned.set_outcome(RequestOutcome::of_upstream_status(status));
                     returned.refund(status, &message);
                     return Ok(response);
                 }
@@ -162,6 +164,7 @@ impl Attempts<'_> {
         });
         let status = error.status.as_u16();
         let message = error.message.clone();
+        ticket.set_outcome(error.metric_outcome());
         ticket.refund(status, &message);
         Err(error)
     }
@@ -308,9 +311,11 @@ impl Attempts<'_> {
             prompt_tokens: self.prompt_estimate,
             ..Usage::default()
         });
+        ticket.upstream_started();
         let response = match self.send(channel, upstream_request, timeout).await {
             Ok(response) => response,
             Err(failure) => {
+                ticket.upstream_ended();
                 ticket.charge_on_drop = None;
                 return Err((failure, ticket));
             }
@@ -323,6 +328,7 @@ impl Attempts<'_> {
             let failure = self
                 .upstream_error(wire, channel, key, response, timeout)
                 .await;
+            ticket.upstream_ended();
             return Err((failure, ticket));
         }
         if self.request.stream && is_stream(wire, &response) {
@@ -467,7 +473,17 @@ impl Attempts<'_> {
         upstream_request: http::Request<Full<Bytes>>,
         timeout: Duration,
     ) -> Result<UpstreamResponse, AttemptFailure> {
-        match tokio::time::timeout(timeout, self.state.upstream.send(upstream_request)).await {
+        let measured = channel.metrics(&self.state.metrics);
+        let sent = Instant::now();
+        let answered =
+            tokio::time::timeout(timeout, self.state.upstream.send(upstream_request)).await;
+        let class = match &answered {
+            Ok(Ok(response)) => StatusClass::of_status(response.status().as_u16()),
+            Ok(Err(_)) => StatusClass::Connect,
+            Err(_) => StatusClass::Timeout,
+        };
+        measured.observe(class, sent.elapsed());
+        match answered {
             Ok(Ok(response)) => Ok(response),
             Err(_) => {
                 let error = RelayError::upstream(

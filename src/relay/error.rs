@@ -7,6 +7,7 @@ use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 use crate::domain::names::{self, NameError};
+use crate::metrics::RequestOutcome;
 use crate::protocol::Invalid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +206,29 @@ impl RelayError {
         self
     }
 
+    /// How a request that ends with this error is counted in `tollgate_requests_total`: by
+    /// its code where that says whose doing it was, else by its status.
+    pub fn metric_outcome(&self) -> RequestOutcome {
+        match self.code {
+            "insufficient_quota" => RequestOutcome::PolicyBudget,
+            "rate_limit_exceeded" => RequestOutcome::PolicyRateLimit,
+            "upstream_timeout" => RequestOutcome::ProviderTimeout,
+            "upstream_rate_limited" => RequestOutcome::ProviderRateLimited,
+            // Every channel of the model is down or cooling down after failures.
+            "upstream_error"
+            | "upstream_unreachable"
+            | "upstream_unavailable"
+            | "no_available_channel" => RequestOutcome::ProviderError,
+            _ => match self.status.as_u16() {
+                401 => RequestOutcome::CallerUnauthorized,
+                403 => RequestOutcome::CallerForbidden,
+                400..=499 => RequestOutcome::CallerBadRequest,
+                503 => RequestOutcome::TollgateUnavailable,
+                _ => RequestOutcome::TollgateError,
+            },
+        }
+    }
+
     pub fn body(&self) -> serde_json::Value {
         json!({
             "error": {
@@ -235,5 +259,57 @@ impl IntoResponse for RelayError {
 impl From<Invalid> for RelayError {
     fn from(invalid: Invalid) -> Self {
         RelayError::bad_request(invalid.message).with_param(invalid.param)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_counted_as_whose_doing_they_were() {
+        use RequestOutcome::*;
+        let cases = [
+            (RelayError::missing_key(), CallerUnauthorized),
+            (RelayError::invalid_key("unknown"), CallerUnauthorized),
+            (
+                RelayError::forbidden("model_not_allowed", String::new()),
+                CallerForbidden,
+            ),
+            (RelayError::model_not_found("x"), CallerBadRequest),
+            (RelayError::body_too_large(1), CallerBadRequest),
+            (RelayError::body_too_slow(), CallerBadRequest),
+            (RelayError::insufficient_quota(String::new()), PolicyBudget),
+            (RelayError::no_channel(String::new()), ProviderError),
+            (
+                RelayError::upstream(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    String::new(),
+                ),
+                ProviderTimeout,
+            ),
+            (
+                RelayError::upstream(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "upstream_rate_limited",
+                    String::new(),
+                ),
+                ProviderRateLimited,
+            ),
+            (
+                RelayError::upstream(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unreachable",
+                    String::new(),
+                ),
+                ProviderError,
+            ),
+            (RelayError::key_check_unavailable(), TollgateUnavailable),
+            (RelayError::internal(), TollgateError),
+        ];
+        for (error, outcome) in cases {
+            assert_eq!(error.metric_outcome(), outcome, "{}", error.code);
+        }
     }
 }

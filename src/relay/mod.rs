@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderValue, Method};
 
+use crate::metrics::{RequestMeter, RequestOutcome, Route};
 use crate::protocol::client::ClientAddress;
 use crate::protocol::{ClientProtocol, Endpoint};
 use crate::state::AppState;
@@ -37,7 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/responses", post(responses))
         // Jina's path, and Cohere's own (its SDK posts to /v2/rerank).
         .route("/v1/rerank", post(rerank))
-        .route("/v2/rerank", post(rerank))
+        .route("/v2/rerank", post(rerank_v2))
         .route("/v1/images/generations", post(image_generations))
         .route("/v1/images/edits", post(image_edits))
         .route("/v1/moderations", post(moderations))
@@ -52,6 +53,11 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn relay_endpoint(endpoint: Endpoint, state: AppState, request: Request) -> Response {
+    relay_at(endpoint, Route::of(endpoint), state, request).await
+}
+
+/// Relays `endpoint`, counted under `route` in the metrics.
+async fn relay_at(endpoint: Endpoint, route: Route, state: AppState, request: Request) -> Response {
     use futures::FutureExt;
     // Taken apart rather than extracted, so the headers are moved, not copied.
     let (parts, body) = request.into_parts();
@@ -62,6 +68,7 @@ async fn relay_endpoint(endpoint: Endpoint, state: AppState, request: Request) -
     let relayed = std::panic::AssertUnwindSafe(proxy::relay(
         state.clone(),
         endpoint,
+        route,
         ip,
         parts.headers,
         body,
@@ -103,6 +110,11 @@ async fn rerank(State(state): State<AppState>, request: Request) -> Response {
     relay_endpoint(Endpoint::Rerank, state, request).await
 }
 
+/// Cohere's own path for reranking, counted apart from `/v1/rerank`.
+async fn rerank_v2(State(state): State<AppState>, request: Request) -> Response {
+    relay_at(Endpoint::Rerank, Route::RERANK_V2, state, request).await
+}
+
 async fn image_generations(State(state): State<AppState>, request: Request) -> Response {
     relay_endpoint(Endpoint::ImageGenerations, state, request).await
 }
@@ -131,11 +143,18 @@ async fn count_tokens(State(state): State<AppState>, request: Request) -> Respon
     let (parts, body) = request.into_parts();
     let ClientAddress(ip) = ClientAddress::of(&parts.extensions);
     let request_id = state.request_ids.next();
+    let meter = RequestMeter::start(&state.metrics, Route::COUNT_TOKENS);
     let counted =
         token_count::count_message_tokens(&state, ip, &parts.headers, body, &request_id).await;
     let mut response = match counted {
-        Ok(tokens) => axum::Json(serde_json::json!({"input_tokens": tokens})).into_response(),
-        Err(error) => ClientProtocol::Anthropic.error_response(error),
+        Ok(tokens) => {
+            meter.finish(RequestOutcome::Ok);
+            axum::Json(serde_json::json!({"input_tokens": tokens})).into_response()
+        }
+        Err(error) => {
+            meter.finish(error.metric_outcome());
+            ClientProtocol::Anthropic.error_response(error)
+        }
     };
     if let Ok(id) = HeaderValue::try_from(request_id) {
         ClientProtocol::Anthropic.add_request_id(response.headers_mut(), id);

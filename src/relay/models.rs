@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use super::error::RelayError;
 use super::proxy::{self, CallerKey};
+use crate::metrics::{RequestMeter, RequestOutcome, Route};
 use crate::protocol::client::ClientAddress;
 use crate::state::AppState;
 
@@ -47,12 +48,17 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Response {
     let request_id = state.request_ids.next();
+    let meter = RequestMeter::start(&state.metrics, Route::MODELS);
     let response = match visible_models(&state, ip, &headers, &request_id).await {
         Ok(models) => {
+            meter.finish(RequestOutcome::Ok);
             let data: Vec<Value> = models.iter().map(|m| model_object(m)).collect();
             Json(json!({ "object": "list", "data": data })).into_response()
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            meter.finish(e.metric_outcome());
+            e.into_response()
+        }
     };
     super::with_this_request_id(request_id, response)
 }
@@ -64,10 +70,21 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Response {
     let request_id = state.request_ids.next();
-    let response = match visible_models(&state, ip, &headers, &request_id).await {
-        Ok(models) if models.contains(&id) => Json(model_object(&id)).into_response(),
-        Ok(_) => RelayError::model_not_found(&id).into_response(),
-        Err(e) => e.into_response(),
+    let meter = RequestMeter::start(&state.metrics, Route::MODEL);
+    let answer = match visible_models(&state, ip, &headers, &request_id).await {
+        Ok(models) if models.contains(&id) => Ok(Json(model_object(&id)).into_response()),
+        Ok(_) => Err(RelayError::model_not_found(&id)),
+        Err(e) => Err(e),
+    };
+    let response = match answer {
+        Ok(response) => {
+            meter.finish(RequestOutcome::Ok);
+            response
+        }
+        Err(e) => {
+            meter.finish(e.metric_outcome());
+            e.into_response()
+        }
     };
     super::with_this_request_id(request_id, response)
 }

@@ -28,6 +28,7 @@ use crate::clock::now_ms;
 use crate::domain::kinds::Outcome;
 use crate::domain::names;
 use crate::domain::pricing::{ModelPrice, Usage, UsageBounds};
+use crate::metrics::{RequestMeter, RequestOutcome, Route};
 use crate::protocol::Endpoint;
 use crate::protocol::client::BodyDeadlinePassed;
 use crate::records::logs::RequestLog;
@@ -57,15 +58,26 @@ pub enum CallerKey {
     Digest([u8; 32]),
 }
 
-/// Entry point for the POST endpoints. Every response carries `x-request-id`.
+/// Entry point for the POST endpoints, counted under `route`. Every response carries
+/// `x-request-id`.
 pub async fn relay(
     state: AppState,
     endpoint: Endpoint,
+    route: Route,
     ip: IpAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    relay_with(state, endpoint, CallerKey::Presented, ip, headers, body).await
+    relay_routed(
+        state,
+        endpoint,
+        route,
+        CallerKey::Presented,
+        ip,
+        headers,
+        body,
+    )
+    .await
 }
 
 /// [`relay`] with the key given by the caller: the in-process entry point for the portal.
@@ -77,7 +89,22 @@ pub async fn relay_with(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let route = Route::of(endpoint);
+    relay_routed(state, endpoint, route, key, ip, headers, body).await
+}
+
+async fn relay_routed(
+    state: AppState,
+    endpoint: Endpoint,
+    route: Route,
+    key: CallerKey,
+    ip: IpAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = state.request_ids.next();
+    // Counted here when the request ends before it has a ticket; the ticket takes it over.
+    let mut meter = Some(RequestMeter::start(&state.metrics, route));
     // The request's whole state machine (a few kilobytes) lives in one allocation: unboxed, it
     // would be copied at every level that awaits it, which cost ~4% of the CPU under load.
     let handled = Box::pin(handle(
@@ -88,11 +115,22 @@ pub async fn relay_with(
         &headers,
         body,
         &request_id,
+        &mut meter,
     ))
     .await;
     let mut response = match handled {
-        Ok(response) => response,
-        Err(error) => endpoint.protocol().error_response(error),
+        Ok(response) => {
+            if let Some(meter) = meter.take() {
+                meter.finish(RequestOutcome::Ok);
+            }
+            response
+        }
+        Err(error) => {
+            if let Some(meter) = meter.take() {
+                meter.finish(error.metric_outcome());
+            }
+            endpoint.protocol().error_response(error)
+        }
     };
     if let Ok(value) = HeaderValue::try_from(request_id) {
         endpoint
@@ -168,6 +206,7 @@ pub(super) async fn read_body(body: Body, limit_kb: u64) -> Result<Bytes, RelayE
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     state: &AppState,
     endpoint: Endpoint,
@@ -176,6 +215,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
     request_id: &str,
+    meter: &mut Option<RequestMeter>,
 ) -> Result<Response, RelayError> {
     let started = Instant::now();
     let snapshot = state.snapshot.load_full();
@@ -284,7 +324,7 @@ async fn handle(
             return Err(refuse(state, log, error));
         }
     };
-    let ticket = match Ticket::open(
+    let mut ticket = match Ticket::open(
         &state.billing,
         caller.scopes(&options.timezone, log.created_at),
         hold,
@@ -299,6 +339,9 @@ async fn handle(
             let (error, log) = *refused;
             let error = match error {
                 HoldError::Refused(refusal) => {
+                    state
+                        .metrics
+                        .budget_refused(refusal.scope.kind.metric_scope());
                     RelayError::insufficient_quota(caller.refusal_message(
                         &refusal,
                         hold,
@@ -311,6 +354,9 @@ async fn handle(
             return Err(refuse(state, log, error));
         }
     };
+    if let Some(meter) = meter.take() {
+        ticket.attach_meter(meter);
+    }
 
     Attempts {
         state,

@@ -22,6 +22,7 @@ use crate::billing::Ticket;
 use crate::domain::kinds::Outcome;
 use crate::domain::pricing::Usage;
 use crate::domain::tokenizer::Tokenizer;
+use crate::metrics::RequestOutcome;
 use crate::protocol::ClientProtocol;
 use crate::protocol::sse::{event_data, event_end};
 use crate::protocol::translate::StreamTranslator;
@@ -440,6 +441,9 @@ impl Stream for SseRelay {
                         let message = format!(
                             "The upstream sent nothing for {seconds} s; the stream was cut."
                         );
+                        if let Some(ticket) = &mut this.ticket {
+                            ticket.set_outcome(RequestOutcome::ProviderTimeout);
+                        }
                         let event = this.fail(Outcome::StreamError, message, BytesMut::new());
                         return Poll::Ready(Some(Ok(event)));
                     }

@@ -24,6 +24,7 @@ mod db;
 pub mod email_codes;
 pub mod feed;
 pub mod groups;
+pub mod health;
 pub mod invites;
 pub mod key_billing;
 pub mod ledger;

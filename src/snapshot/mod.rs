@@ -12,7 +12,7 @@ pub mod routing;
 pub use directory::{Directory, OrgEntry, TokenEntry, UserEntry};
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -23,6 +23,7 @@ use crate::domain::money::Ratio;
 use crate::domain::names;
 use crate::domain::pricing::ModelPrice;
 use crate::domain::secret_key::upstream_key_fingerprint;
+use crate::metrics::{ChannelMetrics, ChannelState, Metrics};
 use crate::options::RuntimeOptions;
 use crate::protocol::Endpoint;
 use crate::providers;
@@ -53,9 +54,29 @@ pub struct ChannelEntry {
     /// The upstream URI of each endpoint, parsed once (indexed by `Endpoint::index`); None
     /// where this kind of upstream has no such endpoint.
     endpoint_uris: Vec<Option<http::Uri>>,
+    /// Its upstream counters, resolved on first use (see [`ChannelEntry::metrics`]).
+    metrics: OnceLock<ChannelMetrics>,
 }
 
 impl ChannelEntry {
+    /// The channel's upstream counters: looked up in `all` once per routing entry (the
+    /// routing view is rebuilt whenever a channel changes, so a renamed channel is counted
+    /// under its new name), then a load of this entry's.
+    pub fn metrics(&self, all: &Metrics) -> &ChannelMetrics {
+        self.metrics.get_or_init(|| all.channel(&self.name))
+    }
+
+    /// Its state now, for `tollgate_channel_state`.
+    pub fn state(&self, now_ms: i64) -> ChannelState {
+        if self.health.is_disabled_here() {
+            ChannelState::Disabled
+        } else if self.health.is_cooling(now_ms) {
+            ChannelState::CoolingDown
+        } else {
+            ChannelState::Up
+        }
+    }
+
     pub fn endpoint_uri(&self, endpoint: Endpoint) -> Option<&http::Uri> {
         self.endpoint_uris[endpoint.index()].as_ref()
     }
@@ -129,6 +150,9 @@ pub struct Snapshot {
     pub options: RuntimeOptions,
     groups: FxHashMap<String, GroupEntry>,
     channels: FxHashMap<i64, Arc<ChannelEntry>>,
+    /// The names of the channels not in the view: disabled (by an administrator or by
+    /// Tollgate), or with a base URL that cannot be used.
+    unrouted_channels: Vec<String>,
     /// group → model → enabled channels.
     routes: FxHashMap<String, FxHashMap<String, Arc<RouteSet>>>,
     /// Every model some channel lists, whatever its status or groups; tells "no such model"
@@ -240,6 +264,20 @@ impl Snapshot {
         self.channels.values()
     }
 
+    /// Every channel by name with its state at `now_ms`: those not in the view count as
+    /// disabled.
+    pub fn channel_states(&self, now_ms: i64) -> Vec<(String, ChannelState)> {
+        self.channels
+            .values()
+            .map(|c| (c.name.clone(), c.state(now_ms)))
+            .chain(
+                self.unrouted_channels
+                    .iter()
+                    .map(|name| (name.clone(), ChannelState::Disabled)),
+            )
+            .collect()
+    }
+
     /// The channels cooling down at `now_ms`, and until when (ms): routing's own view, kept
     /// in memory only.
     pub fn cooling_channels(&self, now_ms: i64) -> Vec<(i64, i64)> {
@@ -296,6 +334,7 @@ impl Snapshot {
         let mut known_models = FxHashSet::default();
         let mut known_patterns: Vec<String> = Vec::new();
         let mut channels: FxHashMap<i64, Arc<ChannelEntry>> = FxHashMap::default();
+        let mut unrouted_channels = Vec::new();
         for c in channel_rows {
             for model in &c.models {
                 match names::pattern_prefix(model) {
@@ -313,10 +352,15 @@ impl Snapshot {
             if c.status == ChannelStatus::Enabled {
                 health.reconcile_enabled(c.status_changed_at);
             } else {
+                unrouted_channels.push(c.name);
                 continue;
             }
-            if let Some(entry) = channel_entry(c, health, &mut problems) {
-                channels.insert(entry.id, Arc::new(entry));
+            let name = c.name.clone();
+            match channel_entry(c, health, &mut problems) {
+                Some(entry) => {
+                    channels.insert(entry.id, Arc::new(entry));
+                }
+                None => unrouted_channels.push(name),
             }
         }
 
@@ -341,6 +385,7 @@ impl Snapshot {
                 options,
                 groups,
                 channels,
+                unrouted_channels,
                 routes,
                 known_models,
                 configured_routes,
@@ -435,6 +480,7 @@ fn channel_entry(
         timeout_secs: u64::try_from(c.timeout_secs).unwrap_or(0),
         extra_headers,
         health,
+        metrics: OnceLock::new(),
     })
 }
 

@@ -11,6 +11,12 @@ pub async fn data_version(db: &Db) -> DbResult<i64> {
     Ok(version)
 }
 
+/// A query that reads nothing: whether the database answers at all.
+pub async fn ping(db: &Db) -> DbResult<()> {
+    sqlx::query("SELECT 1").execute(db.pool()).await?;
+    Ok(())
+}
+
 /// Whether the database takes writes now: a write transaction that changes nothing, rolled
 /// back. (A read-only replica after a failover answers reads but refuses this.)
 pub async fn accepts_writes(db: &Db) -> bool {

@@ -1,5 +1,5 @@
 //! `/admin/settings`: the runtime options in sections (site, sign-up and sign-in, mail,
-//! payments, routing and retries, limits, logs), each field named after its option; a test
+//! payments, routing and retries, limits, logs, monitoring), each field named after its option; a test
 //! email, a check of the Stripe key, and the sign-in providers. Administrators see the
 //! options the services leave to them; mail, the Stripe keys, the site's address and the
 //! providers are root's (the services refuse the rest with 403). Secrets are never shown:
@@ -130,6 +130,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("logs", &["log_retention_days", "audit_retention_days"]),
+    ("monitoring", &["metrics_token"]),
 ];
 
 /// The options that switch on a feature moving money: a change of one that does so needs the

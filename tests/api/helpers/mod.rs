@@ -113,6 +113,7 @@ pub fn test_server_config() -> ServerConfig {
         body_timeout_secs: 10,
         min_body_bytes_per_sec: 8192,
         dead_letter_file: None,
+        metrics_listen: None,
     }
 }
 
