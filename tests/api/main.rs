@@ -20,6 +20,7 @@ mod cli;
 mod client_address;
 mod codes;
 mod connections;
+mod container;
 mod hostile;
 mod id_tokens;
 mod images_and_moderations;
