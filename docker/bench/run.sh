@@ -63,9 +63,12 @@ cleanup() {
     for pid in $redis_pid "${cluster_pids[@]}"; do
         kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
     done
-    for pid_file in /tmp/tollgate-bench-upstream.pid /tmp/tollgate-bench-proxy.pid /tmp/tollgate-bench-cluster.pid; do
+    for pid_file in /tmp/tollgate-bench-upstream.pid /tmp/tollgate-bench-proxy.pid; do
         [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null
     done
+    if [ "${#cluster_pids[@]}" -gt 0 ] && [ -s /tmp/tollgate-bench-cluster.pid ]; then
+        kill "$(cat /tmp/tollgate-bench-cluster.pid)" 2>/dev/null || true
+    fi
     if [ -n "$cluster_db_made" ]; then
         psql "$BENCH_POSTGRES_URL/postgres" -qc "DROP DATABASE IF EXISTS $cluster_db" >/dev/null 2>&1 || true
     fi

@@ -44,7 +44,9 @@ fn instructions(dockerfile: &str) -> Vec<Instruction> {
             }
             None => {
                 pending.push_str(trimmed);
-                let (keyword, args) = pending.split_once(char::is_whitespace).unwrap_or((pending.as_str(), ""));
+                let (keyword, args) = pending
+                    .split_once(char::is_whitespace)
+                    .unwrap_or((pending.as_str(), ""));
                 found.push(Instruction {
                     keyword: keyword.to_uppercase(),
                     args: args.split_whitespace().collect::<Vec<_>>().join(" "),
@@ -53,7 +55,10 @@ fn instructions(dockerfile: &str) -> Vec<Instruction> {
             }
         }
     }
-    assert!(pending.is_empty(), "the Dockerfile ends inside a continued line");
+    assert!(
+        pending.is_empty(),
+        "the Dockerfile ends inside a continued line"
+    );
     found
 }
 
@@ -132,7 +137,10 @@ fn the_image_builds_locked_and_runs_unprivileged_with_a_healthcheck() {
     assert!(
         shipped.iter().any(|i| i.keyword == "COPY"
             && flag(&copy(i), "--from").is_some()
-            && copy(i).sources.iter().any(|s| s.ends_with("/release/tollgate"))),
+            && copy(i)
+                .sources
+                .iter()
+                .any(|s| s.ends_with("/release/tollgate"))),
         "the final stage takes the release binary from the build"
     );
 
@@ -154,7 +162,9 @@ fn the_image_builds_locked_and_runs_unprivileged_with_a_healthcheck() {
         .filter(|i| i.keyword == "ENV")
         .flat_map(|i| env_pairs(&i.args))
         .collect();
-    let database = env.get("DATABASE_URL").expect("the image sets DATABASE_URL");
+    let database = env
+        .get("DATABASE_URL")
+        .expect("the image sets DATABASE_URL");
     assert!(database.starts_with("sqlite:///data/"), "{database}");
     let data_owner = shipped
         .iter()
@@ -163,7 +173,11 @@ fn the_image_builds_locked_and_runs_unprivileged_with_a_healthcheck() {
         .find(|c| c.destination.trim_end_matches('/') == "/data")
         .and_then(|c| flag(&c, "--chown"))
         .expect("/data is made with an owner (COPY --chown=…)");
-    assert_eq!(data_owner.split(':').next(), Some(uid), "the user owns /data");
+    assert_eq!(
+        data_owner.split(':').next(),
+        Some(uid),
+        "the user owns /data"
+    );
     assert!(
         shipped
             .iter()
@@ -172,7 +186,9 @@ fn the_image_builds_locked_and_runs_unprivileged_with_a_healthcheck() {
     );
 
     // Reachable from outside the container, on the port it exposes.
-    let listen = env.get("TOLLGATE_LISTEN").expect("the image sets TOLLGATE_LISTEN");
+    let listen = env
+        .get("TOLLGATE_LISTEN")
+        .expect("the image sets TOLLGATE_LISTEN");
     let (host, port) = listen.rsplit_once(':').unwrap();
     assert_eq!(host, "0.0.0.0", "{listen}");
     assert!(
@@ -219,9 +235,7 @@ fn docker_ignores(patterns: &[String], path: &str) -> bool {
     fn matches(pattern: &[&str], path: &[&str]) -> bool {
         match (pattern.split_first(), path.split_first()) {
             (None, _) => true, // a folder's pattern covers what is inside it
-            (Some((&"**", rest)), _) => {
-                (0..=path.len()).any(|skip| matches(rest, &path[skip..]))
-            }
+            (Some((&"**", rest)), _) => (0..=path.len()).any(|skip| matches(rest, &path[skip..])),
             (Some((head, rest)), Some((first, others))) => {
                 segment(head.as_bytes(), first.as_bytes()) && matches(rest, others)
             }
@@ -252,7 +266,10 @@ fn files_under(relative: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(&full).unwrap() {
         let name = entry.unwrap().file_name();
-        found.extend(files_under(&format!("{relative}/{}", name.to_string_lossy())));
+        found.extend(files_under(&format!(
+            "{relative}/{}",
+            name.to_string_lossy()
+        )));
     }
     found
 }
@@ -269,7 +286,9 @@ fn normalize(path: &Path) -> PathBuf {
             other => out.push(other),
         }
     }
-    out.strip_prefix(repo()).map(Path::to_path_buf).unwrap_or(out)
+    out.strip_prefix(repo())
+        .map(Path::to_path_buf)
+        .unwrap_or(out)
 }
 
 /// The files the crate embeds with `include_str!` / `include_bytes!`, relative to the repository.
@@ -307,7 +326,11 @@ fn the_image_copies_what_the_build_reads_and_nothing_that_is_missing() {
         .filter(|i| i.keyword == "COPY")
         .map(copy)
         .filter(|c| flag(c, "--from").is_none())
-        .flat_map(|c| c.sources.into_iter().map(|s| s.trim_end_matches('/').to_string()))
+        .flat_map(|c| {
+            c.sources
+                .into_iter()
+                .map(|s| s.trim_end_matches('/').to_string())
+        })
         .collect();
     assert!(!copied.is_empty());
     for source in &copied {
@@ -342,8 +365,15 @@ fn the_image_copies_what_the_build_reads_and_nothing_that_is_missing() {
     }
 
     // The context leaves out what the build never reads, above all the build output.
-    for heavy in ["target/release/tollgate", ".git/HEAD", "docs/screenshots/keys-en.png"] {
-        assert!(docker_ignores(&ignore, heavy), ".dockerignore keeps {heavy}");
+    for heavy in [
+        "target/release/tollgate",
+        ".git/HEAD",
+        "docs/screenshots/keys-en.png",
+    ] {
+        assert!(
+            docker_ignores(&ignore, heavy),
+            ".dockerignore keeps {heavy}"
+        );
     }
 }
 
@@ -389,7 +419,10 @@ fn environment(service: &Value) -> BTreeMap<String, String> {
 fn names(value: &Value) -> BTreeSet<String> {
     match value {
         Value::Object(map) => map.keys().cloned().collect(),
-        Value::Array(list) => list.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        Value::Array(list) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
         _ => BTreeSet::new(),
     }
 }
@@ -413,7 +446,12 @@ struct Roles {
 }
 
 fn roles(services: &serde_json::Map<String, Value>) -> Roles {
-    let image = |name: &str| services[name]["image"].as_str().unwrap_or_default().to_string();
+    let image = |name: &str| {
+        services[name]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
     let with_image = |prefixes: &[&str]| -> Vec<String> {
         services
             .keys()
@@ -450,17 +488,29 @@ fn the_compose_file_runs_three_nodes_on_postgres_and_redis_behind_a_proxy() {
         proxy,
     } = roles(services);
     assert_eq!(nodes.len(), 3, "three Tollgate nodes: {nodes:?}");
-    assert_eq!(services.len(), 6, "nothing else runs: {:?}", services.keys());
+    assert_eq!(
+        services.len(),
+        6,
+        "nothing else runs: {:?}",
+        services.keys()
+    );
     for node in &nodes {
-        assert_eq!(services[node]["build"]["context"], "..", "{node} builds this repository");
-        assert_eq!(services[node]["image"], services[&nodes[0]]["image"], "one image");
+        assert_eq!(
+            services[node]["build"]["context"], "..",
+            "{node} builds this repository"
+        );
+        assert_eq!(
+            services[node]["image"], services[&nodes[0]]["image"],
+            "one image"
+        );
     }
 
     // Every service says when it is healthy, and nothing starts before what it needs is.
     for (name, service) in services {
         let test = &service["healthcheck"]["test"];
         assert!(
-            test.as_array().is_some_and(|t| !t.is_empty() && t[0] != "NONE")
+            test.as_array()
+                .is_some_and(|t| !t.is_empty() && t[0] != "NONE")
                 && service["healthcheck"]["disable"] != true,
             "{name} has a healthcheck: {test}"
         );
@@ -478,7 +528,10 @@ fn the_compose_file_runs_three_nodes_on_postgres_and_redis_behind_a_proxy() {
     }
     for node in &nodes {
         let needs = names(&services[node]["depends_on"]);
-        assert!(needs.contains(&postgres) && needs.contains(&redis), "{node}: {needs:?}");
+        assert!(
+            needs.contains(&postgres) && needs.contains(&redis),
+            "{node}: {needs:?}"
+        );
         let test: Vec<&str> = services[node]["healthcheck"]["test"]
             .as_array()
             .unwrap()
@@ -501,7 +554,9 @@ fn the_compose_file_runs_three_nodes_on_postgres_and_redis_behind_a_proxy() {
     for node in &nodes {
         let env = environment(&services[node]);
         assert!(
-            env_files(&services[node]).iter().any(|f| f == "tollgate.env"),
+            env_files(&services[node])
+                .iter()
+                .any(|f| f == "tollgate.env"),
             "{node} reads DATABASE_URL from the env file"
         );
         let redis_url = &env["TOLLGATE_REDIS_URL"];
@@ -521,7 +576,10 @@ fn the_compose_file_runs_three_nodes_on_postgres_and_redis_behind_a_proxy() {
             .collect();
         assert_eq!(subnets.len(), 1, "{subnets:?}");
         let trusted = &env["TOLLGATE_TRUSTED_PROXIES"];
-        assert_eq!(trusted, subnets[0], "{node} trusts the proxies of its network");
+        assert_eq!(
+            trusted, subnets[0],
+            "{node} trusts the proxies of its network"
+        );
         let subnet: ipnet::IpNet = subnets[0].parse().unwrap();
         let parsed = TrustedProxies::parse(trusted).expect("the node starts with this list");
         assert!(parsed.contains(subnet.network()) && parsed.contains(subnet.broadcast()));
@@ -573,7 +631,9 @@ fn the_compose_file_keeps_its_secrets_in_a_git_ignored_env_file() {
 
     // The file the services read is git-ignored, and its example says what goes in it.
     assert!(
-        read(".gitignore").lines().any(|l| l.trim() == "/docker/tollgate.env"),
+        read(".gitignore")
+            .lines()
+            .any(|l| l.trim() == "/docker/tollgate.env"),
         "docker/tollgate.env is git-ignored"
     );
     let example = read("docker/tollgate.env.example");
@@ -589,7 +649,11 @@ fn the_compose_file_keeps_its_secrets_in_a_git_ignored_env_file() {
         "the example's two passwords agree"
     );
     for service in nodes.iter().chain([&postgres]) {
-        assert_eq!(env_files(&services[service.as_str()]), ["tollgate.env"], "{service}");
+        assert_eq!(
+            env_files(&services[service.as_str()]),
+            ["tollgate.env"],
+            "{service}"
+        );
     }
 
     // No secret is written in the compose file itself.
@@ -597,7 +661,9 @@ fn the_compose_file_keeps_its_secrets_in_a_git_ignored_env_file() {
         for variable in environment(service).keys() {
             let upper = variable.to_uppercase();
             assert!(
-                !["PASSWORD", "SECRET", "TOKEN"].iter().any(|s| upper.contains(s))
+                !["PASSWORD", "SECRET", "TOKEN"]
+                    .iter()
+                    .any(|s| upper.contains(s))
                     && upper != "DATABASE_URL",
                 "{name} sets {variable} in compose.yaml; it belongs in the env file"
             );
