@@ -322,16 +322,16 @@ if [ -z "$cluster_skip" ]; then
 else
     echo "three nodes behind nginx: skipped, $cluster_skip"
 fi
-echo "Tollgate memory: idle $((idle_rss / 1024)) MB, peak $((peak_rss / 1024)) MB (VmHWM $((hwm / 1024)) MB)"
 if [ -z "$redis_skip" ]; then
     added_p50_redis=$(awk -v t="$(field tollgate-redis 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
     redis_p50=$(awk -v r="$(field tollgate-redis 1 2)" -v t="$(field tollgate 1 2)" 'BEGIN {printf "%.3f", r - t}')
-    echo "added p50 at c=1 over direct: Tollgate with Redis ${added_p50_redis} ms (${redis_p50} ms more than without)"
+    echo "added p50 at c=1 over direct: Tollgate with Redis ${added_p50_redis} ms (${redis_p50} ms over Tollgate without Redis)"
 fi
 if [ -z "$cluster_skip" ]; then
     added_p50_cluster=$(awk -v t="$(field cluster-3x1w 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
     echo "added p50 at c=1 over direct: three nodes behind nginx ${added_p50_cluster} ms"
 fi
+echo "Tollgate memory: idle $((idle_rss / 1024)) MB, peak $((peak_rss / 1024)) MB (VmHWM $((hwm / 1024)) MB)"
 peaks="Tollgate $(hwm_mb "$server_pid") MB, one worker $(hwm_mb "$single_pid") MB"
 [ -z "$redis_skip" ] && peaks="$peaks, with Redis $(hwm_mb "$redis_pid") MB"
 if [ -z "$cluster_skip" ]; then
