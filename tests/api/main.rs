@@ -22,6 +22,7 @@ mod cluster;
 mod codes;
 mod connections;
 mod health;
+mod container;
 mod hostile;
 mod id_tokens;
 mod images_and_moderations;
