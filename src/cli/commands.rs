@@ -186,6 +186,7 @@ async fn user(ctx: &Ctx, command: UserCommand) -> CommandResult {
             group,
             quota_usd,
             email,
+            limits,
             json,
         } => {
             let user = service::users::create(
@@ -198,6 +199,7 @@ async fn user(ctx: &Ctx, command: UserCommand) -> CommandResult {
                     role: Some(role),
                     group: Some(group),
                     quota_usd,
+                    rate_limits: limits.input(),
                 },
             )
             .await
@@ -231,6 +233,7 @@ async fn user(ctx: &Ctx, command: UserCommand) -> CommandResult {
             status,
             email,
             password,
+            limits,
             json,
         } => {
             let user = service::users::update(
@@ -245,6 +248,7 @@ async fn user(ctx: &Ctx, command: UserCommand) -> CommandResult {
                     role,
                     status,
                     group,
+                    rate_limits: limits.input(),
                 },
             )
             .await
@@ -304,6 +308,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
             budget_period,
             org,
             team,
+            limits,
             json,
         } => {
             // The command line names a team; the service takes its id.
@@ -332,6 +337,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
                     form_key: None,
                     org,
                     team,
+                    rate_limits: limits.input(),
                 },
             )
             .await
@@ -374,6 +380,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
             budget_usd,
             budget_period,
             no_budget,
+            limits,
             json,
         } => {
             let budget_period = if no_budget {
@@ -401,6 +408,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
                     group,
                     budget_period,
                     budget_usd,
+                    rate_limits: limits.input(),
                 },
             )
             .await
@@ -618,6 +626,7 @@ async fn group(ctx: &Ctx, command: GroupCommand) -> CommandResult {
             ratio,
             description,
             selectable,
+            limits,
             json,
         } => {
             let group = service::groups::create(
@@ -628,6 +637,7 @@ async fn group(ctx: &Ctx, command: GroupCommand) -> CommandResult {
                     ratio,
                     description,
                     user_selectable: Some(selectable),
+                    rate_limits: limits.input(),
                 },
             )
             .await
@@ -649,6 +659,7 @@ async fn group(ctx: &Ctx, command: GroupCommand) -> CommandResult {
             ratio,
             description,
             selectable,
+            limits,
             json,
         } => {
             let group = service::groups::update(
@@ -659,6 +670,7 @@ async fn group(ctx: &Ctx, command: GroupCommand) -> CommandResult {
                     ratio,
                     description,
                     user_selectable: selectable,
+                    rate_limits: limits.input(),
                 },
             )
             .await
