@@ -53,6 +53,7 @@ mod provider_cohere;
 mod provider_gemini;
 mod provider_ollama;
 mod provider_vertex;
+mod rate_limits;
 mod refusals;
 mod relay_basics;
 mod routing;

@@ -558,8 +558,8 @@ mod tests {
         assert_eq!(admitted.status.requests.unwrap().remaining, 0);
         let refusal = refused(store.admit("a3", &[key.clone(), account.clone()], 0).await);
         assert_eq!(refusal.subject, RateId::new(RateScope::Account, 1));
-        // The refusal took nothing from the key: eight more fit on it alone.
-        for i in 0..8 {
+        // The refusal took nothing from the key: nine more fit on it alone.
+        for i in 0..9 {
             store
                 .admit(&format!("k{i}"), std::slice::from_ref(&key), 0)
                 .await

@@ -253,6 +253,7 @@ impl TestApp {
                 role: None,
                 group: None,
                 quota_usd: None,
+                ..Default::default()
             },
         )
         .await
@@ -287,6 +288,7 @@ impl TestApp {
                 role: None,
                 group: Some(group.into()),
                 quota_usd: Some(quota_usd.into()),
+                ..Default::default()
             },
         )
         .await
