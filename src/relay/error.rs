@@ -20,8 +20,9 @@ pub struct RelayError {
     pub param: Option<&'static str>,
     /// Seconds, for a `Retry-After` header.
     pub retry_after: Option<u64>,
-    /// What the caller's rate limits leave, for OpenAI's `x-ratelimit-*` headers.
-    pub rate_status: Option<RateStatus>,
+    /// What the caller's rate limits leave, for OpenAI's `x-ratelimit-*` headers (boxed: most
+    /// errors have none, and every result of the relay carries the error's size).
+    pub rate_status: Option<Box<RateStatus>>,
 }
 
 impl RelayError {
@@ -222,7 +223,7 @@ impl RelayError {
     }
 
     pub fn with_rate_status(mut self, status: RateStatus) -> Self {
-        self.rate_status = Some(status);
+        self.rate_status = Some(Box::new(status));
         self
     }
 
