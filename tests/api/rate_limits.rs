@@ -506,3 +506,31 @@ db_test! {
         assert_eq!(user["rate_limits"]["max_concurrent"], 1);
     }
 }
+
+db_test! {
+    /// A limit set through one server reaches another server of the same database through the
+    /// change feed: the key is re-read there and its next requests are counted.
+    async fn a_limit_set_on_one_server_reaches_another(db: TestDb) {
+        let (app, _upstream) = setup(db).await;
+        let sibling = app.spawn_sibling().await;
+        let (key, id) = key_with(&app, "shared", RateLimitInput::default()).await;
+        assert_eq!(status_of(&sibling, &key).await, 200, "the sibling serves the key, unlimited");
+        tollgate::service::tokens::update(app.ctx(), &CLI, id, tollgate::service::tokens::UpdateToken {
+            rate_limits: limits(Some("1"), None, None),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let changed = Instant::now();
+        let limited = loop {
+            let response = sibling.chat(&key, chat_body(MODEL)).await;
+            if header(&response, "x-ratelimit-limit-requests").is_some() {
+                break response;
+            }
+            assert!(changed.elapsed() < Duration::from_secs(3), "the sibling never saw the limit");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(number(&limited, "x-ratelimit-limit-requests"), 1);
+        assert_eq!(status_of(&sibling, &key).await, 429);
+    }
+}
