@@ -380,9 +380,13 @@ mod tests {
     /// A store on the test Redis (`TOLLGATE_TEST_REDIS_URL`, else 127.0.0.1:6379) under a
     /// prefix of this test's own. None, with the reason printed, when Redis does not answer;
     /// a failure then under `TOLLGATE_REQUIRE_ALL=1`.
+    fn redis_url() -> String {
+        std::env::var("TOLLGATE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string())
+    }
+
     async fn store() -> Option<RedisRateStore> {
-        let url = std::env::var("TOLLGATE_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string());
+        let url = redis_url();
         let connect = async {
             let client = redis::Client::open(url.as_str())?;
             ConnectionManager::new(client).await
@@ -446,7 +450,7 @@ mod tests {
         let Some(a) = store().await else { return };
         // A second node: its own connection, the same Redis and prefix.
         let b = {
-            let client = redis::Client::open("redis://127.0.0.1:6379/").unwrap();
+            let client = redis::Client::open(redis_url()).unwrap();
             RedisRateStore::new(
                 ConnectionManager::new(client).await.unwrap(),
                 a.prefix.clone(),
