@@ -158,6 +158,21 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// A rate limit as a JSON number (or a string holding one), or null for none; kept as text
+/// for the services to check, so a wrong value is refused naming its field. Absent: `None`
+/// (the limit stays as it is); null: `Some("")` (no limit).
+pub fn rate_limit<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error;
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Null => Ok(Some(String::new())),
+        serde_json::Value::Number(number) => Ok(Some(number.to_string())),
+        serde_json::Value::String(text) => Ok(Some(text)),
+        other => Err(D::Error::custom(format!(
+            "a rate limit is a whole number or null, not {other}"
+        ))),
+    }
+}
+
 /// A list written as a JSON array or as one comma-separated string.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]

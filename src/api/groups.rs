@@ -8,8 +8,9 @@ use utoipa_axum::routes;
 
 use super::Data;
 use super::error::{ApiError, ApiErrorBody};
-use super::extract::{ApiCaller, ApiJson, Decimal, decimal};
+use super::extract::{ApiCaller, ApiJson, Decimal, decimal, rate_limit};
 use crate::service::groups::GroupInput;
+use crate::service::rate_limits::RateLimitInput;
 use crate::service::views::GroupView;
 use crate::service::{self};
 use crate::state::AppState;
@@ -42,6 +43,20 @@ struct GroupBody {
     ratio: Option<String>,
     description: Option<String>,
     user_selectable: Option<bool>,
+    /// Rate limits of each key of the group that sets none of its own, counted per key; null
+    /// clears one.
+    /// Requests per minute.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    rpm: Option<String>,
+    /// Tokens per minute, input and output together; null: no limit.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    tpm: Option<String>,
+    /// Requests in flight at once; null: no limit.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    max_concurrent: Option<String>,
 }
 
 impl GroupBody {
@@ -50,6 +65,11 @@ impl GroupBody {
             ratio: self.ratio,
             description: self.description,
             user_selectable: self.user_selectable,
+            rate_limits: RateLimitInput {
+                rpm: self.rpm,
+                tpm: self.tpm,
+                max_concurrent: self.max_concurrent,
+            },
         }
     }
 }

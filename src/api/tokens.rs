@@ -8,7 +8,8 @@ use utoipa_axum::routes;
 
 use super::Data;
 use super::error::{ApiError, ApiErrorBody};
-use super::extract::{ApiCaller, ApiJson, Decimal, List, decimal, nullable};
+use super::extract::{ApiCaller, ApiJson, Decimal, List, decimal, nullable, rate_limit};
+use crate::service::rate_limits::RateLimitInput;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::views::{NewTokenView, TokenView};
 use crate::service::{self};
@@ -61,6 +62,19 @@ struct CreateTokenBody {
     org: Option<String>,
     /// The team's id, with `org`. Fixed once the key is made.
     team: Option<i64>,
+    /// The key's own rate limits (absent or null: its group's, if any); counted on this key.
+    /// Requests per minute.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    rpm: Option<String>,
+    /// Tokens per minute, input and output together; null: no limit.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    tpm: Option<String>,
+    /// Requests in flight at once; null: no limit.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    max_concurrent: Option<String>,
 }
 
 /// Makes an API key for the account: the answer's `key` is the only time it is shown.
@@ -91,6 +105,11 @@ async fn create(
             form_key: None,
             org: body.org,
             team: body.team.map(|id| id.to_string()),
+            rate_limits: RateLimitInput {
+                rpm: body.rpm,
+                tpm: body.tpm,
+                max_concurrent: body.max_concurrent,
+            },
         },
     )
     .await?;
@@ -137,6 +156,19 @@ struct UpdateTokenBody {
     #[serde(default, deserialize_with = "decimal")]
     #[schema(value_type = Option<Decimal>)]
     budget_usd: Option<String>,
+    /// The key's own rate limits; null clears one (the group's applies again).
+    /// Requests per minute.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    rpm: Option<String>,
+    /// Tokens per minute, input and output together; null: no limit.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    tpm: Option<String>,
+    /// Requests in flight at once; null: no limit.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    max_concurrent: Option<String>,
 }
 
 /// Changes a key.
@@ -166,6 +198,11 @@ async fn update(
             group: body.group,
             budget_period: body.budget_period.map(Option::unwrap_or_default),
             budget_usd: body.budget_usd,
+            rate_limits: RateLimitInput {
+                rpm: body.rpm,
+                tpm: body.tpm,
+                max_concurrent: body.max_concurrent,
+            },
         },
     )
     .await?;

@@ -9,8 +9,9 @@ use utoipa_axum::routes;
 
 use super::Data;
 use super::error::{ApiError, ApiErrorBody};
-use super::extract::{ApiCaller, ApiJson, Decimal, decimal, nullable};
+use super::extract::{ApiCaller, ApiJson, Decimal, decimal, nullable, rate_limit};
 use super::quota_per_usd as qpu;
+use crate::service::rate_limits::RateLimitInput;
 use crate::service::users::{CreateUser, QuotaChange, UpdateUser};
 use crate::service::views::{SessionView, UserView};
 use crate::service::{self};
@@ -77,6 +78,19 @@ struct CreateUserBody {
     #[serde(default, deserialize_with = "decimal")]
     #[schema(value_type = Option<Decimal>)]
     quota_usd: Option<String>,
+    /// Rate limits on all of the account's keys together.
+    /// Requests per minute.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    rpm: Option<String>,
+    /// Tokens per minute, input and output together; null: no limit.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    tpm: Option<String>,
+    /// Requests in flight at once; null: no limit.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    max_concurrent: Option<String>,
 }
 
 /// Creates an account.
@@ -101,6 +115,11 @@ async fn create(
             role: body.role,
             group: body.group,
             quota_usd: body.quota_usd,
+            rate_limits: RateLimitInput {
+                rpm: body.rpm,
+                tpm: body.tpm,
+                max_concurrent: body.max_concurrent,
+            },
         },
     )
     .await?;
@@ -136,6 +155,19 @@ struct UpdateUserBody {
     role: Option<String>,
     status: Option<String>,
     group: Option<String>,
+    /// Rate limits on all of the account's keys together; null clears one.
+    /// Requests per minute.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    rpm: Option<String>,
+    /// Tokens per minute, input and output together; null: no limit.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    tpm: Option<String>,
+    /// Requests in flight at once; null: no limit.
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<u64>)]
+    max_concurrent: Option<String>,
 }
 
 /// Changes an account.
@@ -164,6 +196,11 @@ async fn update(
             role: body.role,
             status: body.status,
             group: body.group,
+            rate_limits: RateLimitInput {
+                rpm: body.rpm,
+                tpm: body.tpm,
+                max_concurrent: body.max_concurrent,
+            },
         },
     )
     .await?;

@@ -141,6 +141,16 @@ impl App {
             billing::dead_letter::DeadLetterFile::new(dead_letters),
             metrics.billing_flush().clone(),
         );
+        // Rate limits count in the same Redis as budgets when nodes share one.
+        let billing = match &cluster {
+            Some(cluster) => billing.with_rate_store(Arc::new(
+                crate::billing::rates::redis::RedisRateStore::new(
+                    cluster.connection(),
+                    cluster.key(""),
+                ),
+            )),
+            None => billing,
+        };
         let billing_writer = tokio::spawn(writer);
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)

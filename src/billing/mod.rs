@@ -7,6 +7,7 @@
 //! the database through the [`writer`], in batches.
 
 pub mod dead_letter;
+pub mod rates;
 pub mod scopes;
 pub mod writer;
 
@@ -20,6 +21,7 @@ use crate::domain::money::Ratio;
 use crate::domain::pricing::{self, ModelPrice, Usage, UsageBounds};
 use crate::metrics::{RequestMeter, RequestOutcome};
 use crate::records::logs::RequestLog;
+use rates::{RateHold, RateStore};
 use scopes::{HoldError, Holds, LiveScope, ScopeStore};
 
 /// One finished request on its way to the database.
@@ -91,9 +93,23 @@ pub struct Billing {
     stats: Arc<writer::WriterStats>,
     /// Where holds are placed and settled.
     scopes: Arc<dyn ScopeStore>,
+    /// Where rate limits are counted.
+    rates: Arc<dyn RateStore>,
 }
 
 impl Billing {
+    /// Counts rate limits in `rates` rather than in this process's memory (a shared store,
+    /// for several servers).
+    pub fn with_rate_store(mut self, rates: Arc<dyn RateStore>) -> Billing {
+        self.rates = rates;
+        self
+    }
+
+    /// Where rate limits are counted.
+    pub fn rates(&self) -> &Arc<dyn RateStore> {
+        &self.rates
+    }
+
     /// Where holds are placed and settled.
     pub fn scopes(&self) -> &Arc<dyn ScopeStore> {
         &self.scopes
@@ -210,11 +226,15 @@ pub struct Ticket {
     pub charge_on_drop: Option<Usage>,
     /// The request's measurements, counted when the ticket finishes.
     meter: Option<RequestMeter>,
+    /// The request's admission under its rate limits (None: nothing limits it), settled with
+    /// the ticket: its slots freed, its tokens corrected to what was used.
+    rates: Option<RateHold>,
 }
 
 impl Ticket {
-    /// Holds `hold` on every scope of the request, or on none. The ticket now owns the hold;
-    /// on a refusal the log row comes back for it.
+    /// Holds `hold` on every scope of the request, or on none. The ticket now owns the hold
+    /// and the request's rate-limit admission; on a refusal the log row comes back for it
+    /// (and the admission is settled having used no tokens).
     pub async fn open(
         billing: &Billing,
         scopes: Vec<Arc<LiveScope>>,
@@ -222,10 +242,16 @@ impl Ticket {
         pricing: PriceContext,
         log: RequestLog,
         started: Instant,
+        rates: Option<RateHold>,
     ) -> Result<Ticket, Box<(HoldError, RequestLog)>> {
         let holds = match billing.scopes.hold(&log.request_id, scopes, hold).await {
             Ok(holds) => holds,
-            Err(refusal) => return Err(Box::new((refusal, log))),
+            Err(refusal) => {
+                if let Some(rates) = rates {
+                    rates.settle(0);
+                }
+                return Err(Box::new((refusal, log)));
+            }
         };
         Ok(Ticket {
             billing: billing.clone(),
@@ -236,6 +262,7 @@ impl Ticket {
             finished: false,
             charge_on_drop: None,
             meter: None,
+            rates,
         })
     }
 
@@ -335,6 +362,10 @@ impl Ticket {
             .scopes
             .settle(&self.log.request_id, &self.holds, cost);
         finish_settlement(settlement);
+        if let Some(rates) = self.rates.take() {
+            let used = usage.prompt_tokens.saturating_add(usage.completion_tokens);
+            rates.settle(u64::try_from(used).unwrap_or(0));
+        }
         let log = &mut self.log;
         log.prompt_tokens = usage.prompt_tokens;
         log.completion_tokens = usage.completion_tokens;

@@ -236,6 +236,8 @@ pub fn start(
         synchronous: flush_interval.is_zero(),
         stats: stats.clone(),
         scopes,
+        // One server: counted in this process's memory (see `Billing::with_rate_store`).
+        rates: Arc::new(super::rates::MemoryRateStore),
     };
     let writer = Writer {
         store,

@@ -201,6 +201,7 @@ async fn user(ctx: &Ctx, command: UserCommand) -> CommandResult {
             group,
             quota_usd,
             email,
+            limits,
             json,
         } => {
             let user = service::users::create(
@@ -213,6 +214,7 @@ async fn user(ctx: &Ctx, command: UserCommand) -> CommandResult {
                     role: Some(role),
                     group: Some(group),
                     quota_usd,
+                    rate_limits: limits.input(),
                 },
             )
             .await
@@ -246,6 +248,7 @@ async fn user(ctx: &Ctx, command: UserCommand) -> CommandResult {
             status,
             email,
             password,
+            limits,
             json,
         } => {
             let user = service::users::update(
@@ -260,6 +263,7 @@ async fn user(ctx: &Ctx, command: UserCommand) -> CommandResult {
                     role,
                     status,
                     group,
+                    rate_limits: limits.input(),
                 },
             )
             .await
@@ -319,6 +323,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
             budget_period,
             org,
             team,
+            limits,
             json,
         } => {
             // The command line names a team; the service takes its id.
@@ -347,6 +352,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
                     form_key: None,
                     org,
                     team,
+                    rate_limits: limits.input(),
                 },
             )
             .await
@@ -389,6 +395,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
             budget_usd,
             budget_period,
             no_budget,
+            limits,
             json,
         } => {
             let budget_period = if no_budget {
@@ -416,6 +423,7 @@ async fn token(ctx: &Ctx, command: TokenCommand) -> CommandResult {
                     group,
                     budget_period,
                     budget_usd,
+                    rate_limits: limits.input(),
                 },
             )
             .await
@@ -633,6 +641,7 @@ async fn group(ctx: &Ctx, command: GroupCommand) -> CommandResult {
             ratio,
             description,
             selectable,
+            limits,
             json,
         } => {
             let group = service::groups::create(
@@ -643,6 +652,7 @@ async fn group(ctx: &Ctx, command: GroupCommand) -> CommandResult {
                     ratio,
                     description,
                     user_selectable: Some(selectable),
+                    rate_limits: limits.input(),
                 },
             )
             .await
@@ -664,6 +674,7 @@ async fn group(ctx: &Ctx, command: GroupCommand) -> CommandResult {
             ratio,
             description,
             selectable,
+            limits,
             json,
         } => {
             let group = service::groups::update(
@@ -674,6 +685,7 @@ async fn group(ctx: &Ctx, command: GroupCommand) -> CommandResult {
                     ratio,
                     description,
                     user_selectable: selectable,
+                    rate_limits: limits.input(),
                 },
             )
             .await

@@ -376,6 +376,8 @@ pub enum UserCommand {
         #[arg(long)]
         email: Option<String>,
         #[command(flatten)]
+        limits: RateLimitFlags,
+        #[command(flatten)]
         json: JsonFlag,
     },
     /// Show a user's balance and usage.
@@ -393,7 +395,7 @@ pub enum UserCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Change a user's name, role, group, status, email or password.
+    /// Change a user's name, role, group, status, email, password or rate limits.
     Update {
         username: String,
         /// A new username (to tell apart accounts whose names differ only in case).
@@ -410,6 +412,8 @@ pub enum UserCommand {
         email: Option<String>,
         #[arg(long)]
         password: Option<String>,
+        #[command(flatten)]
+        limits: RateLimitFlags,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -474,6 +478,8 @@ pub enum TokenCommand {
         #[arg(long, requires = "org")]
         team: Option<String>,
         #[command(flatten)]
+        limits: RateLimitFlags,
+        #[command(flatten)]
         json: JsonFlag,
     },
     /// List a user's API keys.
@@ -517,6 +523,8 @@ pub enum TokenCommand {
         /// Remove the periodic budget.
         #[arg(long = "no-budget")]
         no_budget: bool,
+        #[command(flatten)]
+        limits: RateLimitFlags,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -671,6 +679,8 @@ pub enum GroupCommand {
         #[arg(long)]
         selectable: bool,
         #[command(flatten)]
+        limits: RateLimitFlags,
+        #[command(flatten)]
         json: JsonFlag,
     },
     /// List groups.
@@ -688,10 +698,38 @@ pub enum GroupCommand {
         #[arg(long)]
         selectable: Option<bool>,
         #[command(flatten)]
+        limits: RateLimitFlags,
+        #[command(flatten)]
         json: JsonFlag,
     },
     /// Delete an empty group.
     Delete { name: String },
+}
+
+/// Rate limits given on the command line: each a whole number, or `none` to remove it. On a
+/// key they are the key's own (a limit it does not set is its group's); on a user they count
+/// all of the user's keys together; on a group they apply to each of its keys that sets none.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RateLimitFlags {
+    /// Requests per minute; `none` removes the limit.
+    #[arg(long, value_name = "N|none")]
+    pub rpm: Option<String>,
+    /// Tokens per minute, input and output together; `none` removes the limit.
+    #[arg(long, value_name = "N|none")]
+    pub tpm: Option<String>,
+    /// Requests in flight at once; `none` removes the limit.
+    #[arg(long = "max-concurrent", value_name = "N|none")]
+    pub max_concurrent: Option<String>,
+}
+
+impl RateLimitFlags {
+    pub fn input(self) -> crate::service::rate_limits::RateLimitInput {
+        crate::service::rate_limits::RateLimitInput {
+            rpm: self.rpm,
+            tpm: self.tpm,
+            max_concurrent: self.max_concurrent,
+        }
+    }
 }
 
 /// A budget given on the command line: an amount per period.

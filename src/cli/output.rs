@@ -10,7 +10,8 @@ use crate::records::logs::LogTotals;
 use crate::records::prices::PriceRow;
 use crate::service::ledger::LedgerCheck;
 use crate::service::views::{
-    AdminTokenView, AliasView, ChannelView, GroupView, LogView, PriceView, TokenView, UserView,
+    AdminTokenView, AliasView, ChannelView, GroupView, LogView, PriceView, RateLimitsView,
+    TokenView, UserView,
 };
 
 fn money(usd: f64, units: i64) -> String {
@@ -60,9 +61,26 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     out.trim_end().to_string()
 }
 
+/// Rate limits as a line reads them: `60 rpm, 100000 tpm, 2 at once`; `none` when none is set.
+fn rate_limits(limits: &RateLimitsView) -> String {
+    let parts: Vec<String> = [
+        limits.rpm.map(|n| format!("{n} rpm")),
+        limits.tpm.map(|n| format!("{n} tpm")),
+        limits.max_concurrent.map(|n| format!("{n} at once")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 pub fn user(u: &UserView) -> String {
     format!(
-        "{} (id {}, {}, {})\n  group:    {}\n  balance:  {}\n  used:     {}\n  requests: {}",
+        "{} (id {}, {}, {})\n  group:    {}\n  balance:  {}\n  used:     {}\n  requests: {}\n  limits:   {} (all keys together)",
         u.username,
         u.id,
         u.role,
@@ -70,7 +88,8 @@ pub fn user(u: &UserView) -> String {
         u.group,
         money(u.quota_usd, u.quota),
         money(u.used_usd, u.used_quota),
-        u.request_count
+        u.request_count,
+        rate_limits(&u.rate_limits),
     )
 }
 
@@ -110,7 +129,7 @@ pub fn token(t: &TokenView) -> String {
         _ => String::new(),
     };
     team + &format!(
-        "  key:      {}\n  status:   {}\n  left:     {}\n  budget:   {}\n  used:     {}\n  requests: {}\n  expires:  {}\n  models:   {}\n  IPs:      {}",
+        "  key:      {}\n  status:   {}\n  left:     {}\n  budget:   {}\n  used:     {}\n  requests: {}\n  expires:  {}\n  models:   {}\n  IPs:      {}\n  limits:   {}",
         t.key_display,
         t.status,
         token_limit(t),
@@ -133,6 +152,10 @@ pub fn token(t: &TokenView) -> String {
             "any".to_string()
         } else {
             t.allowed_ips.join(", ")
+        },
+        match rate_limits(&t.rate_limits).as_str() {
+            "none" => "none of its own (its group's apply)".to_string(),
+            own => own.to_string(),
         },
     )
 }
@@ -273,13 +296,20 @@ pub fn prices(list: &[PriceRow]) -> String {
 
 pub fn groups(list: &[GroupView]) -> String {
     table(
-        &["NAME", "RATIO", "SELECTABLE", "DESCRIPTION"],
+        &[
+            "NAME",
+            "RATIO",
+            "SELECTABLE",
+            "LIMITS PER KEY",
+            "DESCRIPTION",
+        ],
         list.iter()
             .map(|g| {
                 vec![
                     g.name.clone(),
                     format!("×{}", g.ratio),
                     if g.user_selectable { "yes" } else { "no" }.to_string(),
+                    rate_limits(&g.rate_limits),
                     g.description.clone(),
                 ]
             })

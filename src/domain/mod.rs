@@ -20,6 +20,7 @@ pub mod org_changes;
 pub mod password;
 pub mod price_import;
 pub mod pricing;
+pub mod rate_limits;
 pub mod redirect;
 pub mod rollup;
 pub mod secret_key;

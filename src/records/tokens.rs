@@ -1,6 +1,7 @@
 //! API keys as stored.
 
 use crate::domain::kinds::{BudgetPeriod, Status};
+use crate::domain::rate_limits::RateLimits;
 
 /// An API key as stored: only the hash of the key itself.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,6 +28,8 @@ pub struct TokenRow {
     /// A team key's organisation and team (0, 0: a personal key).
     pub org_id: i64,
     pub team_id: i64,
+    /// The key's own rate limits; each one not set is its group's.
+    pub rate_limits: RateLimits,
     pub last_used_at: Option<i64>,
     pub created_at: i64,
 }

@@ -1,6 +1,7 @@
 //! Accounts as stored.
 
 use crate::domain::kinds::{Role, Status};
+use crate::domain::rate_limits::RateLimits;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct UserRow {
@@ -25,4 +26,6 @@ pub struct UserRow {
     pub locale: String,
     /// Below this balance (quota units) one email warns; -1 the site's default, 0 never.
     pub low_balance_threshold: i64,
+    /// Rate limits on every key of the person together.
+    pub rate_limits: RateLimits,
 }

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
+use crate::billing::rates::RateStatus;
 use crate::domain::names::{self, NameError};
 use crate::metrics::RequestOutcome;
 use crate::protocol::Invalid;
@@ -20,6 +21,9 @@ pub struct RelayError {
     pub param: Option<&'static str>,
     /// Seconds, for a `Retry-After` header.
     pub retry_after: Option<u64>,
+    /// What the caller's rate limits leave, for OpenAI's `x-ratelimit-*` headers (boxed: most
+    /// errors have none, and every result of the relay carries the error's size).
+    pub rate_status: Option<Box<RateStatus>>,
 }
 
 impl RelayError {
@@ -31,6 +35,7 @@ impl RelayError {
             message,
             param: None,
             retry_after: None,
+            rate_status: None,
         }
     }
 
@@ -125,6 +130,30 @@ impl RelayError {
             "insufficient_quota",
             message,
         )
+    }
+
+    /// A rate limit of the key, its group or its account refused the request; the type is
+    /// OpenAI's (`tokens` for a token limit, `requests` otherwise).
+    pub fn rate_limited(tokens: bool, message: String) -> Self {
+        let kind = if tokens { "tokens" } else { "requests" };
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            kind,
+            "rate_limit_exceeded",
+            message,
+        )
+    }
+
+    /// The store that counts rate limits could not be asked: the request is refused rather
+    /// than let through uncounted.
+    pub fn limits_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "tollgate_unavailable",
+            "The gateway could not check this key's rate limits right now (rate-limit store unreachable). Please retry shortly.".into(),
+        )
+        .with_retry_after(1)
     }
 
     pub fn no_channel(message: String) -> Self {
@@ -229,6 +258,21 @@ impl RelayError {
         }
     }
 
+    pub fn with_rate_status(mut self, status: RateStatus) -> Self {
+        self.rate_status = Some(Box::new(status));
+        self
+    }
+
+    /// `Retry-After` and the `x-ratelimit-*` headers, where the error has them.
+    pub fn add_headers(&self, headers: &mut http::HeaderMap) {
+        if let Some(seconds) = self.retry_after {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(status) = &self.rate_status {
+            super::rates::write_headers(status, headers);
+        }
+    }
+
     pub fn body(&self) -> serde_json::Value {
         json!({
             "error": {
@@ -244,13 +288,7 @@ impl RelayError {
 impl IntoResponse for RelayError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body())).into_response();
-        if let Some(seconds) = self.retry_after
-            && let Ok(value) = HeaderValue::try_from(seconds.to_string())
-        {
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, value);
-        }
+        self.add_headers(response.headers_mut());
         response
     }
 }

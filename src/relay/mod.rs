@@ -11,6 +11,7 @@ pub mod inbound;
 pub mod models;
 pub mod multipart;
 pub mod proxy;
+pub mod rates;
 pub mod request;
 pub mod stream;
 mod token_count;

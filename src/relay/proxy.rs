@@ -22,6 +22,7 @@ use super::auth::{self, Caller, Denied};
 use super::error::RelayError;
 use super::request::{ClientRequest, PromptEstimate};
 use super::wire::{self};
+use crate::billing::rates::RateHold;
 use crate::billing::scopes::HoldError;
 use crate::billing::{PriceContext, Ticket};
 use crate::clock::now_ms;
@@ -269,6 +270,7 @@ async fn handle(
     } else {
         snapshot.price(&model)
     };
+    let group = snapshot.group(caller.group());
     let price = match price {
         Some(price) => Some(price),
         None if options.allow_unpriced_models => None,
@@ -291,7 +293,7 @@ async fn handle(
         .then(|| prompt_estimate.max(snapshot.context_window(&model)));
     let pricing = PriceContext {
         price,
-        group_ratio: snapshot.group_ratio(caller.group()),
+        group_ratio: group.ratio,
         quota_per_usd: options.quota_per_usd(),
         bounds: UsageBounds {
             output_limit: request
@@ -324,6 +326,26 @@ async fn handle(
             return Err(refuse(state, log, error));
         }
     };
+    // Rate limits, checked on the request's estimated tokens (the prompt counted, the output
+    // it may ask for); nothing at all for a key nothing limits.
+    let subjects = caller.rate_subjects(group.rate_limits);
+    let rates = if subjects.is_empty() {
+        None
+    } else {
+        let tokens = prompt_estimate.saturating_add(output_estimate);
+        let tokens = u64::try_from(tokens).unwrap_or(0);
+        match RateHold::admit(state.billing.rates(), request_id, &subjects, tokens).await {
+            Ok(rates) => rates,
+            Err(error) => {
+                if let crate::billing::rates::RateError::Refused(refusal) = &error {
+                    state.metrics.rate_limited(caller.limit_scope(refusal));
+                }
+                let error = super::rates::admission_error(&caller, &error);
+                return Err(refuse(state, log, error));
+            }
+        }
+    };
+    let rate_status = rates.as_ref().map(RateHold::status);
     let mut ticket = match Ticket::open(
         &state.billing,
         caller.scopes(&options.timezone, log.created_at),
@@ -331,6 +353,7 @@ async fn handle(
         pricing,
         log,
         started,
+        rates,
     )
     .await
     {
@@ -351,6 +374,10 @@ async fn handle(
                 }
                 HoldError::Unavailable => RelayError::budget_store_unavailable(),
             };
+            let error = match rate_status {
+                Some(status) => error.with_rate_status(status),
+                None => error,
+            };
             return Err(refuse(state, log, error));
         }
     };
@@ -358,7 +385,7 @@ async fn handle(
         ticket.attach_meter(meter);
     }
 
-    Attempts {
+    let answered = Attempts {
         state,
         options,
         request: &request,
@@ -369,7 +396,15 @@ async fn handle(
         held_units: units,
     }
     .run(&routes, ticket)
-    .await
+    .await;
+    match (answered, rate_status) {
+        (answered, None) => answered,
+        (Ok(mut response), Some(status)) => {
+            super::rates::write_headers(&status, response.headers_mut());
+            Ok(response)
+        }
+        (Err(error), Some(status)) => Err(error.with_rate_status(status)),
+    }
 }
 
 /// The units held for a price per unit: `n` images, the characters to speak, the seconds of

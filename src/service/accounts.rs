@@ -68,6 +68,7 @@ fn account(
         role: role.map(str::to_string),
         group: None,
         quota_usd,
+        rate_limits: Default::default(),
     }
 }
 

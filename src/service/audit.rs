@@ -487,6 +487,9 @@ pub mod fields {
             "role": u.role.as_str(),
             "status": u.status.as_str(),
             "group": u.group,
+            "rpm": u.rate_limits.rpm,
+            "tpm": u.rate_limits.tpm,
+            "max_concurrent": u.rate_limits.max_concurrent,
         })
     }
 
@@ -503,6 +506,9 @@ pub mod fields {
             "group": t.group,
             "budget_period": t.budget.map(|b| b.period.as_str()),
             "budget_quota": t.budget.map(|b| b.quota),
+            "rpm": t.rate_limits.rpm,
+            "tpm": t.rate_limits.tpm,
+            "max_concurrent": t.rate_limits.max_concurrent,
         })
     }
 
@@ -511,6 +517,9 @@ pub mod fields {
             "ratio": g.ratio.to_string(),
             "description": g.description,
             "user_selectable": g.user_selectable,
+            "rpm": g.rate_limits.rpm,
+            "tpm": g.rate_limits.tpm,
+            "max_concurrent": g.rate_limits.max_concurrent,
         })
     }
 

@@ -1,15 +1,20 @@
 use super::{Caller, Ctx, ServiceError, ServiceResult, audit, conflict, decimal_err, name_err};
 use crate::domain::money::Ratio;
 use crate::domain::names;
+use crate::domain::rate_limits::RateLimits;
 use crate::msg;
 use crate::service::db::groups::GroupRow;
 use crate::service::db::{self, Db};
+use crate::service::rate_limits::RateLimitInput;
 
 #[derive(Debug, Clone, Default)]
 pub struct GroupInput {
     pub ratio: Option<String>,
     pub description: Option<String>,
     pub user_selectable: Option<bool>,
+    /// Rate limits of each key of the group that sets none: a field absent stays, an empty
+    /// one is cleared.
+    pub rate_limits: RateLimitInput,
 }
 
 pub async fn list(ctx: &Ctx, caller: &Caller) -> ServiceResult<Vec<GroupRow>> {
@@ -64,6 +69,7 @@ pub async fn create(
         },
         description: input.description.unwrap_or_default(),
         user_selectable: input.user_selectable.unwrap_or(false),
+        rate_limits: input.rate_limits.applied_to(RateLimits::NONE)?,
         created_at: 0,
         updated_at: 0,
     };
@@ -102,6 +108,7 @@ pub async fn update(
     if let Some(selectable) = input.user_selectable {
         group.user_selectable = selectable;
     }
+    group.rate_limits = input.rate_limits.applied_to(group.rate_limits)?;
     ctx.write(caller, async |tx| {
         db::groups::update(tx, &group).await?;
         tx.audit(audit::change(

@@ -39,6 +39,7 @@ pub mod org_usage;
 pub mod orgs;
 pub mod overview;
 pub mod prices;
+pub mod rate_limits;
 pub mod relay_accounts;
 pub mod rollups;
 pub mod sessions;

@@ -399,6 +399,7 @@ async fn register(
         role: None,
         group: None,
         quota_usd: quota,
+        rate_limits: Default::default(),
     };
     let user = super::users::create_with(ctx, &Caller::System, input, async |tx, id| {
         if let Some(address) = &email {

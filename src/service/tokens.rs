@@ -9,6 +9,7 @@ use crate::domain::calendar::SiteCalendar;
 use crate::domain::ip_allow::IpAllowList;
 use crate::domain::kinds::{BudgetPeriod, Status};
 use crate::domain::money::MicroUsd;
+use crate::domain::rate_limits::RateLimits;
 use crate::domain::{names, secret_key};
 use crate::msg;
 use crate::records::audit::AuditEntry;
@@ -16,6 +17,7 @@ use crate::service::db::Tx;
 use crate::service::db::tokens::{BudgetSetting, NewToken, TokenPatch, TokenRow};
 use crate::service::db::users::UserRow;
 use crate::service::db::{self, Db, DbError};
+use crate::service::rate_limits::RateLimitInput;
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateToken {
@@ -43,6 +45,8 @@ pub struct CreateToken {
     pub org: Option<String>,
     /// The team's id (as text, as forms send it), with `org`. Fixed once the key is made.
     pub team: Option<String>,
+    /// The key's own rate limits (absent or empty: its group's, if any).
+    pub rate_limits: RateLimitInput,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -62,6 +66,8 @@ pub struct UpdateToken {
     pub budget_period: Option<String>,
     /// A new amount per period; with no period given, the key's current one.
     pub budget_usd: Option<String>,
+    /// The key's own rate limits: a field absent stays, an empty one is cleared.
+    pub rate_limits: RateLimitInput,
 }
 
 /// Parses `YYYY-MM-DD` or RFC 3339 into Unix milliseconds.
@@ -366,6 +372,7 @@ pub async fn create(
         )
         .await,
     )?;
+    let rate_limits = problems.check(input.rate_limits.applied_to(RateLimits::NONE))?;
     problems.finish()?;
     let (Some(name), Some((unlimited, remaining_quota)), Some(allowed_models), Some(allowed_ips)) =
         (name, limit, allowed_models, allowed_ips)
@@ -398,6 +405,7 @@ pub async fn create(
         budget: budget.flatten(),
         org_id: team.as_ref().map_or(0, |t| t.org.id),
         team_id: team.as_ref().map_or(0, |t| t.team.id),
+        rate_limits: rate_limits.unwrap_or_default(),
         form_key,
     };
     let team_label = team
@@ -533,6 +541,9 @@ pub async fn update(
             )
             .await?,
         );
+    }
+    if !input.rate_limits.is_empty() {
+        patch.rate_limits = Some(input.rate_limits.applied_to(key.rate_limits)?);
     }
     if let Some(text) = &input.quota_usd {
         if input.unlimited == Some(true) {

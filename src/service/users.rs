@@ -13,6 +13,7 @@ use crate::service::db::DbError;
 use crate::service::db::ledger::NewEntry;
 use crate::service::db::users::{NewUser, UserPatch, UserRow};
 use crate::service::db::{self, Db, Tx};
+use crate::service::rate_limits::RateLimitInput;
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateUser {
@@ -23,6 +24,8 @@ pub struct CreateUser {
     pub group: Option<String>,
     /// Starting balance in dollars, e.g. "5".
     pub quota_usd: Option<String>,
+    /// Rate limits on all of the account's keys together.
+    pub rate_limits: RateLimitInput,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -35,6 +38,8 @@ pub struct UpdateUser {
     pub role: Option<String>,
     pub status: Option<String>,
     pub group: Option<String>,
+    /// A field absent stays, an empty one is cleared.
+    pub rate_limits: RateLimitInput,
 }
 
 /// The longest idempotency key a caller may give.
@@ -165,6 +170,13 @@ pub(crate) async fn create_with(
         )?,
         None => None,
     };
+    let rate_limits = problems
+        .check(
+            input
+                .rate_limits
+                .applied_to(crate::domain::rate_limits::RateLimits::NONE),
+        )?
+        .unwrap_or_default();
     let checked = problems.finish();
     let Some(username) = username else {
         return Err(checked
@@ -184,6 +196,7 @@ pub(crate) async fn create_with(
         role,
         group,
         quota: quota.0,
+        rate_limits,
     };
     let actor = caller.actor();
     let id = ctx
@@ -352,6 +365,9 @@ pub async fn update(
     if let Some(group) = input.group {
         groups::require(db, "group", &group).await?;
         patch.group = Some(group);
+    }
+    if !input.rate_limits.is_empty() {
+        patch.rate_limits = Some(input.rate_limits.applied_to(user.rate_limits)?);
     }
     if let Some(plain) = input.password {
         patch.password_hash = Some(hash_password(plain).await?);

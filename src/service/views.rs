@@ -12,6 +12,7 @@ use crate::domain::kinds::{
 };
 use crate::domain::money::{MicroUsd, Quota};
 use crate::domain::pricing::ModelPrice;
+use crate::domain::rate_limits::RateLimits;
 use crate::domain::secret_key::{mask_upstream_key, upstream_key_fingerprint};
 use crate::service::db::admin_tokens::AdminTokenRow;
 use crate::service::db::channels::ChannelRow;
@@ -54,7 +55,30 @@ pub struct UserView {
     pub used_quota: i64,
     pub used_usd: f64,
     pub request_count: i64,
+    /// Rate limits on all of the account's keys together (null: none).
+    pub rate_limits: RateLimitsView,
     pub created_at: String,
+}
+
+/// Rate limits as the API shows them; null: no limit.
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitsView {
+    /// Requests per minute.
+    pub rpm: Option<u64>,
+    /// Tokens per minute, input and output together.
+    pub tpm: Option<u64>,
+    /// Requests in flight at once.
+    pub max_concurrent: Option<u64>,
+}
+
+impl From<RateLimits> for RateLimitsView {
+    fn from(limits: RateLimits) -> Self {
+        RateLimitsView {
+            rpm: limits.rpm,
+            tpm: limits.tpm,
+            max_concurrent: limits.max_concurrent,
+        }
+    }
 }
 
 impl UserView {
@@ -72,6 +96,7 @@ impl UserView {
             used_quota: u.used_quota,
             used_usd: usd(u.used_quota, quota_per_usd),
             request_count: u.request_count,
+            rate_limits: u.rate_limits.into(),
             created_at: timestamp(u.created_at),
         }
     }
@@ -106,6 +131,8 @@ pub struct TokenView {
     /// A team key's team (its id); null for a personal key.
     pub team: Option<i64>,
     pub team_name: Option<String>,
+    /// The key's own rate limits (null: its group's applies, if it has one).
+    pub rate_limits: RateLimitsView,
     pub last_used_at: Option<String>,
     pub created_at: String,
 }
@@ -160,6 +187,7 @@ impl TokenView {
             org: None,
             team: (t.team_id != 0).then_some(t.team_id),
             team_name: None,
+            rate_limits: t.rate_limits.into(),
             last_used_at: t.last_used_at.map(timestamp),
             created_at: timestamp(t.created_at),
         }
@@ -476,6 +504,8 @@ pub struct GroupView {
     pub ratio: f64,
     pub description: String,
     pub user_selectable: bool,
+    /// Rate limits of each key of the group that sets none of its own (null: none).
+    pub rate_limits: RateLimitsView,
 }
 
 impl GroupView {
@@ -485,6 +515,7 @@ impl GroupView {
             ratio: g.ratio.ppm() as f64 / 1_000_000.0,
             description: g.description.clone(),
             user_selectable: g.user_selectable,
+            rate_limits: g.rate_limits.into(),
         }
     }
 }

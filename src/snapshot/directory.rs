@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::billing::BalanceSync;
+use crate::billing::rates::RateCounters;
 use crate::billing::scopes::{LiveScope, ScopeId, ScopeKind, ScopeStore};
 use crate::records::scopes::{OrgBalance, OrgScopes, ScopeSpend};
 use crate::records::tokens::{KeyBalance, TokenRow};
@@ -61,6 +62,7 @@ pub trait AccountSource: Send + Sync {
 }
 use crate::domain::ip_allow::IpAllowList;
 use crate::domain::kinds::{BudgetPeriod, OrgRole, Role, Status};
+use crate::domain::rate_limits::RateLimits;
 use crate::domain::secret_key;
 use dashmap::DashMap;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
@@ -74,6 +76,10 @@ pub struct UserEntry {
     pub group: String,
     /// The person's balance, which their personal keys spend.
     pub balance: Arc<LiveScope>,
+    /// Rate limits on all of the person's keys together, and their counters here (kept
+    /// when the account is read again).
+    pub rate_limits: RateLimits,
+    pub rates: Arc<RateCounters>,
     /// Seconds since the Unix epoch of the last request that used the account.
     last_used: AtomicI64,
 }
@@ -98,6 +104,10 @@ pub struct TokenEntry {
     /// A team key's organisation and team (0, 0: a personal key).
     pub org_id: i64,
     pub team_id: i64,
+    /// The key's own rate limits (its group's apply where it sets none), and the key's
+    /// counters here (kept when the key is read again).
+    pub rate_limits: RateLimits,
+    pub rates: Arc<RateCounters>,
     last_used: AtomicI64,
 }
 
@@ -415,7 +425,10 @@ impl Directory {
                 uncertain,
             )
         });
-        let last_used = previous.map_or(0, |t| t.last_used.load(Ordering::Relaxed));
+        let last_used = previous
+            .as_ref()
+            .map_or(0, |t| t.last_used.load(Ordering::Relaxed));
+        let rates = previous.map(|t| Arc::clone(&t.rates)).unwrap_or_default();
         let allowed_ips = IpAllowList::parse(&row.allowed_ips).unwrap_or_else(|e| {
             // Refuse every address rather than allow all when the stored list is bad.
             tracing::warn!(key = row.id, "the key has an unreadable IP list: {e}");
@@ -435,6 +448,8 @@ impl Directory {
             budget,
             org_id: row.org_id,
             team_id: row.team_id,
+            rate_limits: row.rate_limits,
+            rates,
             last_used: AtomicI64::new(last_used),
         });
         self.digests.insert(entry.id, *digest);
@@ -451,7 +466,10 @@ impl Directory {
             row.quota,
             self.sync.is_uncertain(),
         );
-        let last_used = previous.map_or(0, |u| u.last_used.load(Ordering::Relaxed));
+        let last_used = previous
+            .as_ref()
+            .map_or(0, |u| u.last_used.load(Ordering::Relaxed));
+        let rates = previous.map(|u| Arc::clone(&u.rates)).unwrap_or_default();
         let entry = Arc::new(UserEntry {
             id: row.id,
             username: row.username,
@@ -459,6 +477,8 @@ impl Directory {
             status: row.status,
             group: row.group,
             balance,
+            rate_limits: row.rate_limits,
+            rates,
             last_used: AtomicI64::new(last_used),
         });
         self.users.insert(entry.id, Arc::clone(&entry));
@@ -851,6 +871,7 @@ impl Directory {
             let idle = token.last_used.load(Ordering::Relaxed) < before
                 && Arc::strong_count(token) == 1
                 && Arc::strong_count(&token.limit) == 1
+                && Arc::strong_count(&token.rates) == 1
                 && token.limit.is_settled()
                 && token.budget.as_ref().is_none_or(|(_, budget)| {
                     Arc::strong_count(budget) == 1 && budget.is_settled()
@@ -868,6 +889,7 @@ impl Directory {
             let idle = user.last_used.load(Ordering::Relaxed) < before
                 && Arc::strong_count(user) == 1
                 && Arc::strong_count(&user.balance) == 1
+                && Arc::strong_count(&user.rates) == 1
                 && user.balance.is_settled();
             if idle {
                 dropped.users += 1;

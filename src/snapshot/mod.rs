@@ -22,6 +22,7 @@ use crate::domain::list_prices;
 use crate::domain::money::Ratio;
 use crate::domain::names;
 use crate::domain::pricing::ModelPrice;
+use crate::domain::rate_limits::RateLimits;
 use crate::domain::secret_key::upstream_key_fingerprint;
 use crate::metrics::{ChannelMetrics, ChannelState, Metrics};
 use crate::options::RuntimeOptions;
@@ -133,6 +134,16 @@ pub enum KeyPick<'c> {
 #[derive(Debug, Clone)]
 pub struct GroupEntry {
     pub ratio: Ratio,
+    /// The rate limits of each key of the group that sets none of its own.
+    pub rate_limits: RateLimits,
+}
+
+impl GroupEntry {
+    /// What a group not in the snapshot (deleted while a key still names it) stands for.
+    const UNKNOWN: GroupEntry = GroupEntry {
+        ratio: Ratio::ONE,
+        rate_limits: RateLimits::NONE,
+    };
 }
 
 /// The channels a pattern (`gpt-*`) brings to a group: those of every pattern of the group
@@ -179,10 +190,12 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn group_ratio(&self, group: &str) -> Ratio {
-        self.groups
-            .get(group)
-            .map(|g| g.ratio)
-            .unwrap_or(Ratio::ONE)
+        self.group(group).ratio
+    }
+
+    /// A group's price ratio and rate limits (a group not known: ratio 1, no limits).
+    pub fn group(&self, group: &str) -> &GroupEntry {
+        self.groups.get(group).unwrap_or(&GroupEntry::UNKNOWN)
     }
 
     /// The channels serving `model` to `group`: those listing it by name, else those listing
@@ -328,7 +341,13 @@ impl Snapshot {
 
         let groups = group_rows
             .into_iter()
-            .map(|g| (g.name, GroupEntry { ratio: g.ratio }))
+            .map(|g| {
+                let entry = GroupEntry {
+                    ratio: g.ratio,
+                    rate_limits: g.rate_limits,
+                };
+                (g.name, entry)
+            })
             .collect();
 
         let mut known_models = FxHashSet::default();

@@ -14,6 +14,7 @@ use super::format;
 use super::page::{Page, SignedIn, flash};
 use crate::domain::kinds::{BudgetPeriod, Status};
 use crate::records::tokens::TokenRow;
+use crate::service::rate_limits::{RateLimitInput, editable};
 use crate::service::sessions::Viewer;
 use crate::service::tokens::{CreateToken, UpdateToken};
 use crate::service::{self, Caller, ServiceError};
@@ -62,6 +63,11 @@ impl KeysPage {
             .unwrap_or_default()
     }
 
+    /// "60 requests/min · 2 at once" for a key with rate limits of its own; empty without.
+    fn rate_limits(&self, key: &TokenRow) -> String {
+        rate_limits_text(&self.page, key.rate_limits)
+    }
+
     /// "$1.20 of $5.00 a day" for a key with a budget; empty without.
     fn budget(&self, key: &TokenRow) -> String {
         let Some(budget) = key.budget else {
@@ -99,12 +105,28 @@ pub struct KeyForm {
     /// A team key's team as `slug/team id`; empty for a personal key.
     #[serde(default)]
     team: String,
+    /// Rate limits: whole numbers, empty for none.
+    #[serde(default)]
+    rpm: String,
+    #[serde(default)]
+    tpm: String,
+    #[serde(default)]
+    max_concurrent: String,
     /// The form's one-time key: sent twice (a double click), it makes one key.
     #[serde(default)]
     form_key: String,
 }
 
 impl KeyForm {
+    /// The rate limits as typed: each one empty is none.
+    fn rate_limits(&self) -> RateLimitInput {
+        RateLimitInput {
+            rpm: Some(self.rpm.trim().to_string()),
+            tpm: Some(self.tpm.trim().to_string()),
+            max_concurrent: Some(self.max_concurrent.trim().to_string()),
+        }
+    }
+
     /// An empty form with a one-time key of its own.
     fn fresh() -> KeyForm {
         KeyForm {
@@ -131,6 +153,25 @@ pub(super) fn per_period_key(period: BudgetPeriod) -> &'static str {
         BudgetPeriod::Monthly => "web-budget-per-month",
         BudgetPeriod::Quarterly => "web-budget-per-quarter",
     }
+}
+
+/// Rate limits as a list reads them ("60 requests/min · 2 at once"); empty for none.
+pub(super) fn rate_limits_text(
+    page: &Page,
+    limits: crate::domain::rate_limits::RateLimits,
+) -> String {
+    let parts: Vec<String> = [
+        ("web-rate-rpm", limits.rpm),
+        ("web-rate-tpm", limits.tpm),
+        ("web-rate-concurrent", limits.max_concurrent),
+    ]
+    .into_iter()
+    .filter_map(|(key, limit)| {
+        let count = limit?.to_string();
+        Some(crate::i18n::text(page.lang, key, &[("count", &count)]))
+    })
+    .collect();
+    parts.join(" · ")
 }
 
 /// The groups a person may pick for a key, each with its price ratio: their own first
@@ -291,6 +332,7 @@ pub async fn create(
         form_key: blank(&form.form_key),
         org,
         team,
+        rate_limits: form.rate_limits(),
     };
     // The same form sent again (a double click) is told so: its key exists, and the first
     // answer showed its secret.
@@ -427,6 +469,9 @@ fn form_of(key: &TokenRow, quota_per_usd: i64) -> KeyForm {
             .budget
             .map(|b| b.period.as_str().to_string())
             .unwrap_or_default(),
+        rpm: editable(key.rate_limits.rpm),
+        tpm: editable(key.rate_limits.tpm),
+        max_concurrent: editable(key.rate_limits.max_concurrent),
     }
 }
 
@@ -490,6 +535,7 @@ pub async fn edit(
         group: Some(form.group.trim().to_string()),
         budget_period: Some(form.budget_period.trim().to_string()),
         budget_usd: Some(form.budget_usd.trim().to_string()),
+        rate_limits: form.rate_limits(),
     };
     match service::tokens::update(&state.ctx, &caller, id, update).await {
         Ok(_) => done(&session, &page, "web-key-saved").await,

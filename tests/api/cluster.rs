@@ -435,3 +435,90 @@ db_test! {
         ledger_is_clean(&app).await;
     }
 }
+
+db_test! {
+    /// A key limited to 60 requests a minute and one limited to 300 tokens a minute, each
+    /// used through three nodes at once: together the nodes admit no more than the limit,
+    /// and the refusals are OpenAI's 429 `rate_limit_exceeded` with `retry-after`.
+    async fn rate_limits_hold_across_three_nodes(db: TestDb) {
+        if !shared_database(&db) {
+            return;
+        }
+        let Some(redis) = shared_redis() else { return };
+        let upstream = FakeUpstream::start(slow_answer(20)).await;
+        let app = first_node(db, redis.clone(), &upstream).await;
+        app.create_user("alice", "100").await;
+        let warmup = app.key_for("alice").await;
+        let limited = |name: &str, rpm: Option<&str>, tpm: Option<&str>| CreateToken {
+            username: "alice".into(),
+            name: name.into(),
+            rate_limits: tollgate::service::rate_limits::RateLimitInput {
+                rpm: rpm.map(str::to_string),
+                tpm: tpm.map(str::to_string),
+                max_concurrent: None,
+            },
+            ..Default::default()
+        };
+        let (per_minute, _) = app.create_key(limited("rpm", Some("60"), None)).await;
+        let (tokens, _) = app.create_key(limited("tpm", None, Some("300"))).await;
+        let nodes = [
+            NodeProcess::start(&app.db_url, &redis, &[]),
+            NodeProcess::start(&app.db_url, &redis, &[]),
+        ];
+        let client = reqwest::Client::new();
+        for node in &nodes {
+            wait_until_serving(&client, node, &warmup).await;
+        }
+        let mut urls = vec![app.url("/v1/chat/completions")];
+        urls.extend(nodes.iter().map(|node| node.url("/v1/chat/completions")));
+
+        let burst = |key: String, count: usize| {
+            let (client, urls) = (client.clone(), urls.clone());
+            async move {
+                let sent = (0..count).map(|i| {
+                    let (client, url, key) = (client.clone(), urls[i % 3].clone(), key.clone());
+                    async move {
+                        let response = client
+                            .post(&url)
+                            .bearer_auth(&key)
+                            .json(&json!({"model": MODEL, "max_tokens": 10,
+                                          "messages": [{"role": "user", "content": "Hi"}]}))
+                            .send()
+                            .await
+                            .expect("the node answers");
+                        let status = response.status().as_u16();
+                        let retry_after = response.headers().contains_key("retry-after");
+                        let body: serde_json::Value = response.json().await.unwrap_or_default();
+                        (status, body["error"]["code"].as_str().unwrap_or_default().to_string(), retry_after)
+                    }
+                });
+                futures::future::join_all(sent).await
+            }
+        };
+        let answers = burst(per_minute, 90).await;
+        let served = answers.iter().filter(|(status, _, _)| *status == 200).count();
+        assert_eq!(served, 60, "60 requests a minute across three nodes");
+        for (status, code, retry_after) in answers.iter().filter(|(status, _, _)| *status != 200) {
+            assert_eq!((*status, code.as_str(), *retry_after), (429, "rate_limit_exceeded", true));
+        }
+
+        let answers = burst(tokens, 90).await;
+        let served = answers.iter().filter(|(status, _, _)| *status == 200).count();
+        for (status, code, _) in answers.iter().filter(|(status, _, _)| *status != 200) {
+            assert_eq!((*status, code.as_str()), (429, "rate_limit_exceeded"));
+        }
+        let logs = settled_logs(&app).await;
+        let used: i64 = logs
+            .iter()
+            .filter(|l| l.token_name == "tpm" && l.outcome == Outcome::Success)
+            .map(|l| l.prompt_tokens + l.completion_tokens)
+            .sum();
+        assert_eq!(
+            logs.iter().filter(|l| l.token_name == "tpm" && l.outcome == Outcome::Success).count(),
+            served
+        );
+        assert!(served > 0);
+        assert!(used <= 300, "{used} tokens in a minute against a limit of 300");
+        eprintln!("the 300-tpm key was admitted {served} times, {used} tokens");
+    }
+}

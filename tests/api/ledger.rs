@@ -128,6 +128,7 @@ db_test! {
                     budget: None,
                     org_id: 0,
                     team_id: 0,
+                    rate_limits: Default::default(),
                     form_key: None,
                 })
                 .await?;
@@ -139,6 +140,7 @@ db_test! {
                     role: Role::User,
                     group: "default".into(),
                     quota: 0,
+                    rate_limits: Default::default(),
                 })
                 .await
             })

@@ -161,6 +161,7 @@ db_test! {
                     budget: None,
                     org_id: 0,
                     team_id: 0,
+                    rate_limits: Default::default(),
                     form_key: None,
                 })
                 .await

@@ -185,6 +185,7 @@ async fn member(
         budget: None,
         org_id,
         team_id,
+        rate_limits: Default::default(),
         form_key: None,
     };
     app.db

@@ -676,6 +676,7 @@ db_test! {
             ratio: Some("0.5".into()),
             description: Some("half price".into()),
             user_selectable: Some(true),
+            ..Default::default()
         }).await.unwrap();
         app.create_group("internal", "0.1").await;
         app.add_channel_with(tollgate::service::channels::ChannelInput {

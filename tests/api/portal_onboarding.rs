@@ -23,6 +23,7 @@ async fn account(app: &TestApp, username: &str, role: &str) {
             role: Some(role.into()),
             group: None,
             quota_usd: None,
+            ..Default::default()
         },
     )
     .await

@@ -6,7 +6,7 @@ pub mod responses;
 
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, StatusCode};
 
 use super::error::RelayError;
 use crate::protocol::{ClientProtocol, openai};
@@ -28,23 +28,20 @@ impl ClientProtocol {
         }
     }
 
-    /// `error` in this protocol's envelope, with its status and `Retry-After`.
+    /// `error` in this protocol's envelope, with its status, `Retry-After` and rate-limit
+    /// headers.
     pub fn error_response(self, error: RelayError) -> Response {
-        let mut response = match self {
-            ClientProtocol::OpenAi | ClientProtocol::Responses => return error.into_response(),
+        match self {
+            ClientProtocol::OpenAi | ClientProtocol::Responses => error.into_response(),
             ClientProtocol::Anthropic => {
                 let status = self.status(&error);
                 let body =
                     anthropic::error_body(anthropic::error_type(status.as_u16()), &error.message);
-                (status, axum::Json(body)).into_response()
+                let mut response = (status, axum::Json(body)).into_response();
+                error.add_headers(response.headers_mut());
+                response
             }
-        };
-        if let Some(seconds) = error.retry_after
-            && let Ok(value) = HeaderValue::try_from(seconds.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
-        response
     }
 
     /// Puts the gateway's id for the request on an answer: `x-request-id` for every client,

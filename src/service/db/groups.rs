@@ -1,11 +1,11 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Change, Db, DbResult, Tx, Value, flag, now_ms, text};
+use super::{Change, Db, DbResult, Tx, Value, flag, now_ms, rate_limit_values, rate_limits, text};
 use crate::domain::money::Ratio;
 pub use crate::records::groups::GroupRow;
 
-const COLUMNS: &str = "name, ratio_ppm, description, user_selectable, created_at, updated_at";
+const COLUMNS: &str = "name, ratio_ppm, description, user_selectable, created_at, updated_at, rpm, tpm, max_concurrent";
 
 fn from_row(row: &AnyRow) -> DbResult<GroupRow> {
     Ok(GroupRow {
@@ -13,6 +13,7 @@ fn from_row(row: &AnyRow) -> DbResult<GroupRow> {
         ratio: Ratio(row.try_get("ratio_ppm")?),
         description: text(row, "description")?,
         user_selectable: flag(row.try_get("user_selectable")?),
+        rate_limits: rate_limits(row)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -35,8 +36,9 @@ pub async fn find(db: &Db, name: &str) -> DbResult<Option<GroupRow>> {
 
 pub async fn insert(tx: &mut Tx, group: &GroupRow) -> DbResult<()> {
     let now = now_ms();
-    tx.execute("INSERT INTO user_groups (name, ratio_ppm, description, user_selectable, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+    let [rpm, tpm, max_concurrent] = rate_limit_values(group.rate_limits);
+    tx.execute("INSERT INTO user_groups (name, ratio_ppm, description, user_selectable, created_at, updated_at, \
+         rpm, tpm, max_concurrent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             Value::Text(group.name.clone()),
             Value::Int(group.ratio.ppm()),
@@ -44,6 +46,9 @@ pub async fn insert(tx: &mut Tx, group: &GroupRow) -> DbResult<()> {
             Value::Int(i64::from(group.user_selectable)),
             Value::Int(now),
             Value::Int(now),
+            rpm,
+            tpm,
+            max_concurrent,
         ],
     )
     .await?;
@@ -53,13 +58,17 @@ pub async fn insert(tx: &mut Tx, group: &GroupRow) -> DbResult<()> {
 
 /// Replaces the editable fields of an existing group. Returns false when there is no such group.
 pub async fn update(tx: &mut Tx, group: &GroupRow) -> DbResult<bool> {
-    let changed = tx.execute("UPDATE user_groups SET ratio_ppm = ?, description = ?, user_selectable = ?, updated_at = ? \
-             WHERE name = ?",
+    let [rpm, tpm, max_concurrent] = rate_limit_values(group.rate_limits);
+    let changed = tx.execute("UPDATE user_groups SET ratio_ppm = ?, description = ?, user_selectable = ?, updated_at = ?, \
+             rpm = ?, tpm = ?, max_concurrent = ? WHERE name = ?",
             &[
                 Value::Int(group.ratio.ppm()),
                 Value::Text(group.description.clone()),
                 Value::Int(i64::from(group.user_selectable)),
                 Value::Int(now_ms()),
+                rpm,
+                tpm,
+                max_concurrent,
                 Value::Text(group.name.clone()),
             ],
         )

@@ -168,6 +168,13 @@ const STEPS: &[Step] = &[
         include_str!("../../../migrations/postgres/0022_budget_alerts.sql"),
         include_str!("../../../migrations/mysql/0022_budget_alerts.sql"),
     ),
+    (
+        23,
+        "rate limits on keys, accounts and groups",
+        include_str!("../../../migrations/sqlite/0023_rate_limits.sql"),
+        include_str!("../../../migrations/postgres/0023_rate_limits.sql"),
+        include_str!("../../../migrations/mysql/0023_rate_limits.sql"),
+    ),
 ];
 
 #[derive(Debug)]

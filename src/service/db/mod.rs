@@ -595,6 +595,32 @@ pub(crate) fn flag(value: i64) -> bool {
     value != 0
 }
 
+/// The rate limits of a row that selected the columns a key, an account and a group keep
+/// them in (`rpm`, `tpm`, `max_concurrent`); NULL (or a value no form could have set) is no
+/// limit.
+pub(crate) fn rate_limits(row: &AnyRow) -> DbResult<crate::domain::rate_limits::RateLimits> {
+    use sqlx::Row;
+    let limit = |column: &str| -> DbResult<Option<u64>> {
+        let value: Option<i64> = row.try_get(column)?;
+        Ok(value.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0))
+    };
+    Ok(crate::domain::rate_limits::RateLimits {
+        rpm: limit("rpm")?,
+        tpm: limit("tpm")?,
+        max_concurrent: limit("max_concurrent")?,
+    })
+}
+
+/// The values of `rpm`, `tpm` and `max_concurrent` for these limits.
+pub(crate) fn rate_limit_values(limits: crate::domain::rate_limits::RateLimits) -> [Value; 3] {
+    let value = |limit: Option<u64>| Value::OptInt(limit.and_then(|v| i64::try_from(v).ok()));
+    [
+        value(limits.rpm),
+        value(limits.tpm),
+        value(limits.max_concurrent),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

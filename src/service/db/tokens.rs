@@ -1,8 +1,11 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Change, Db, DbError, DbResult, Tx, Value, flag, now_ms, text};
+use super::{
+    Change, Db, DbError, DbResult, Tx, Value, flag, now_ms, rate_limit_values, rate_limits, text,
+};
 use crate::domain::kinds::{BudgetPeriod, Status};
+use crate::domain::rate_limits::RateLimits;
 pub use crate::records::tokens::{KeyBalance, KeyBudget, TokenRow};
 
 /// What a key's budget is set to: `None` for no budget.
@@ -25,6 +28,7 @@ pub struct NewToken {
     /// personal key).
     pub org_id: i64,
     pub team_id: i64,
+    pub rate_limits: RateLimits,
     /// The one-time key of the form the key was made with (unique per owner).
     pub form_key: Option<String>,
 }
@@ -41,11 +45,14 @@ pub struct TokenPatch {
     pub group: Option<String>,
     /// A new period or amount; a new period starts the count afresh.
     pub budget: Option<BudgetSetting>,
+    /// The key's own rate limits, all three as they are to be.
+    pub rate_limits: Option<RateLimits>,
 }
 
 const COLUMNS: &str = "t.id, t.user_id, u.username, t.name, t.key_hash, t.key_display, t.status, \
      t.expires_at, t.unlimited, t.remaining_quota, t.used_quota, t.request_count, t.allowed_models, \
      t.allowed_ips, t.group_name, t.budget_period, t.budget_quota, t.org_id, t.team_id, \
+     t.rpm, t.tpm, t.max_concurrent, \
      COALESCE((SELECT b.spent FROM budget_spend b WHERE b.scope_kind = 'key' AND b.scope_id = t.id \
          ORDER BY b.window_start DESC LIMIT 1), 0) AS budget_spent, \
      COALESCE((SELECT b.window_start FROM budget_spend b WHERE b.scope_kind = 'key' \
@@ -91,6 +98,7 @@ fn from_row(row: &AnyRow) -> DbResult<TokenRow> {
         budget: budget_of(row)?,
         org_id: row.try_get("org_id")?,
         team_id: row.try_get("team_id")?,
+        rate_limits: rate_limits(row)?,
         last_used_at: row.try_get("last_used_at")?,
         created_at: row.try_get("created_at")?,
     })
@@ -106,10 +114,12 @@ pub(crate) fn split_list(text: &str) -> Vec<String> {
 
 pub async fn insert(tx: &mut Tx, token: &NewToken) -> DbResult<i64> {
     let now = now_ms();
+    let [rpm, tpm, max_concurrent] = rate_limit_values(token.rate_limits);
     let id = tx.insert_returning_id("INSERT INTO tokens (user_id, name, key_hash, key_display, status, expires_at, unlimited, \
              remaining_quota, used_quota, request_count, allowed_models, allowed_ips, group_name, \
-             budget_period, budget_quota, org_id, team_id, form_key, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             budget_period, budget_quota, org_id, team_id, form_key, created_at, updated_at, \
+             rpm, tpm, max_concurrent) \
+             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             &[
                 Value::Int(token.user_id),
                 Value::Text(token.name.clone()),
@@ -128,6 +138,9 @@ pub async fn insert(tx: &mut Tx, token: &NewToken) -> DbResult<i64> {
                 Value::OptText(token.form_key.clone()),
                 Value::Int(now),
                 Value::Int(now),
+                rpm,
+                tpm,
+                max_concurrent,
             ],
         )
         .await?;
@@ -308,6 +321,10 @@ pub async fn update(
             Value::Text(period.into()),
             Value::Int(budget.map_or(0, |(_, quota)| quota)),
         ]);
+    }
+    if let Some(limits) = patch.rate_limits {
+        sets.push("rpm = ?, tpm = ?, max_concurrent = ?");
+        values.extend(rate_limit_values(limits));
     }
     sets.push("updated_at = ?");
     values.push(Value::Int(now_ms()));

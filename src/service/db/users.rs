@@ -1,8 +1,12 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Change, Db, DbError, DbResult, Tx, Value, flag, now_ms, opt_text, text};
+use super::{
+    Change, Db, DbError, DbResult, Tx, Value, flag, now_ms, opt_text, rate_limit_values,
+    rate_limits, text,
+};
 use crate::domain::kinds::{Role, Status};
+use crate::domain::rate_limits::RateLimits;
 pub use crate::records::users::UserRow;
 
 pub struct NewUser {
@@ -12,6 +16,7 @@ pub struct NewUser {
     pub role: Role,
     pub group: String,
     pub quota: i64,
+    pub rate_limits: RateLimits,
 }
 
 /// Fields an admin may change; `None` leaves a field as it is.
@@ -25,6 +30,8 @@ pub struct UserPatch {
     pub status: Option<Status>,
     pub group: Option<String>,
     pub email_verified: Option<bool>,
+    /// All three rate limits as they are to be.
+    pub rate_limits: Option<RateLimits>,
 }
 
 impl UserPatch {
@@ -55,13 +62,16 @@ impl UserPatch {
         if let Some(verified) = self.email_verified {
             user.email_verified = verified;
         }
+        if let Some(limits) = self.rate_limits {
+            user.rate_limits = limits;
+        }
         user
     }
 }
 
 const COLUMNS: &str = "id, username, display_name, email, email_verified, password_hash, role, status, \
      group_name, quota, used_quota, request_count, invite_code, inviter_id, created_at, updated_at, locale, \
-     low_balance_threshold";
+     low_balance_threshold, rpm, tpm, max_concurrent";
 
 /// What a username is compared by: usernames are ASCII, so lower case.
 fn username_key(username: &str) -> String {
@@ -96,14 +106,17 @@ fn from_row(row: &AnyRow) -> DbResult<UserRow> {
         updated_at: row.try_get("updated_at")?,
         locale: text(row, "locale")?,
         low_balance_threshold: row.try_get("low_balance_threshold")?,
+        rate_limits: rate_limits(row)?,
     })
 }
 
 pub async fn insert(tx: &mut Tx, user: &NewUser) -> DbResult<i64> {
     let now = now_ms();
+    let [rpm, tpm, max_concurrent] = rate_limit_values(user.rate_limits);
     let id = tx.insert_returning_id("INSERT INTO users (username, username_key, display_name, email, email_key, email_verified, \
-             password_hash, role, status, group_name, quota, used_quota, request_count, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 0, ?, ?, 'active', ?, ?, 0, 0, ?, ?)",
+             password_hash, role, status, group_name, quota, used_quota, request_count, created_at, updated_at, \
+             rpm, tpm, max_concurrent) \
+             VALUES (?, ?, ?, ?, ?, 0, ?, ?, 'active', ?, ?, 0, 0, ?, ?, ?, ?, ?)",
             &[
                 Value::Text(user.username.clone()),
                 Value::Text(username_key(&user.username)),
@@ -116,6 +129,9 @@ pub async fn insert(tx: &mut Tx, user: &NewUser) -> DbResult<i64> {
                 Value::Int(user.quota),
                 Value::Int(now),
                 Value::Int(now),
+                rpm,
+                tpm,
+                max_concurrent,
             ],
         )
         .await?;
@@ -271,18 +287,23 @@ pub async fn update(tx: &mut Tx, id: i64, patch: &UserPatch) -> DbResult<bool> {
         sets.push("email_verified = ?");
         values.push(Value::Int(i64::from(v)));
     }
+    if let Some(limits) = patch.rate_limits {
+        sets.push("rpm = ?, tpm = ?, max_concurrent = ?");
+        values.extend(rate_limit_values(limits));
+    }
     sets.push("updated_at = ?");
     values.push(Value::Int(now_ms()));
     values.push(Value::Int(id));
     let sql = format!("UPDATE users SET {} WHERE id = ?", sets.join(", "));
     let changed = tx.execute(&sql, &values).await?;
-    // The relay reads a user's name, role, status and group; an email, a display name or a
-    // password changes nothing it holds.
+    // The relay reads a user's name, role, status, group and rate limits; an email, a
+    // display name or a password changes nothing it holds.
     if changed > 0
         && (patch.username.is_some()
             || patch.role.is_some()
             || patch.status.is_some()
-            || patch.group.is_some())
+            || patch.group.is_some()
+            || patch.rate_limits.is_some())
     {
         tx.changed(Change::User(id));
     }

@@ -15,6 +15,7 @@ use tower_sessions::Session;
 use super::AdminPage;
 use crate::service::groups::GroupInput;
 use crate::service::prices::PriceInput;
+use crate::service::rate_limits::{RateLimitInput, editable};
 use crate::service::views::{AliasView, GroupView, PriceFigures, PriceImportView, PriceView};
 use crate::service::{self, ServiceError};
 use crate::state::AppState;
@@ -107,6 +108,13 @@ pub struct GroupForm {
     ratio: String,
     description: String,
     user_selectable: bool,
+    /// Rate limits of each key of the group: whole numbers, empty for none.
+    rpm: String,
+    tpm: String,
+    max_concurrent: String,
+    /// Whether the form has the rate-limit fields (a row of the table does not: its limits
+    /// stay as they are).
+    limits_sent: bool,
 }
 
 impl GroupForm {
@@ -116,15 +124,42 @@ impl GroupForm {
             ratio: fields.get("ratio").to_string(),
             description: fields.get("description").to_string(),
             user_selectable: fields.get("user_selectable") == "true",
+            rpm: fields.get("rpm").to_string(),
+            tpm: fields.get("tpm").to_string(),
+            max_concurrent: fields.get("max_concurrent").to_string(),
+            limits_sent: ["rpm", "tpm", "max_concurrent"]
+                .iter()
+                .any(|name| fields.has(name)),
         }
     }
 
     fn input(&self) -> GroupInput {
+        let limit = |text: &str| self.limits_sent.then(|| text.trim().to_string());
         GroupInput {
             ratio: Some(self.ratio.trim().to_string()),
             description: Some(self.description.trim().to_string()),
             user_selectable: Some(self.user_selectable),
+            rate_limits: RateLimitInput {
+                rpm: limit(&self.rpm),
+                tpm: limit(&self.tpm),
+                max_concurrent: limit(&self.max_concurrent),
+            },
         }
+    }
+}
+
+impl GroupsPage {
+    /// A group's limits per key as the table reads them; empty for none.
+    fn limits(&self, group: &GroupView) -> String {
+        let limits = group.rate_limits;
+        crate::web::keys::rate_limits_text(
+            &self.page,
+            crate::domain::rate_limits::RateLimits {
+                rpm: limits.rpm,
+                tpm: limits.tpm,
+                max_concurrent: limits.max_concurrent,
+            },
+        )
     }
 }
 
@@ -174,6 +209,10 @@ pub async fn group_page(
         ratio: group.ratio.to_string(),
         description: view.description,
         user_selectable: view.user_selectable,
+        rpm: editable(group.rate_limits.rpm),
+        tpm: editable(group.rate_limits.tpm),
+        max_concurrent: editable(group.rate_limits.max_concurrent),
+        limits_sent: true,
     };
     groups_view(&state, admin, form, FieldErrors::default(), Some(name)).await
 }

@@ -15,6 +15,7 @@ use tower_sessions::Session;
 use super::AdminPage;
 use crate::service::logs::LogQuery;
 use crate::service::oauth::IdentityView;
+use crate::service::rate_limits::{RateLimitInput, editable};
 use crate::service::users::{QuotaChange, UpdateUser};
 use crate::service::views::{
     LedgerEntryView, LogView, OrderView, SessionView, TokenView, UserView,
@@ -107,7 +108,7 @@ async fn list(
     })
 }
 
-/// What the edit form holds: the account's group, status (and display name).
+/// What the edit form holds: the account's group, status, display name and rate limits.
 #[derive(Deserialize, Default, Clone)]
 pub struct EditForm {
     #[serde(default)]
@@ -116,6 +117,13 @@ pub struct EditForm {
     status: String,
     #[serde(default)]
     display_name: String,
+    /// Rate limits on all of the account's keys together: whole numbers, empty for none.
+    #[serde(default)]
+    rpm: String,
+    #[serde(default)]
+    tpm: String,
+    #[serde(default)]
+    max_concurrent: String,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -282,6 +290,9 @@ async fn user_page(
         group: user.group.clone(),
         status: user.status.as_str().to_string(),
         display_name: user.display_name.clone(),
+        rpm: editable(user.rate_limits.rpm),
+        tpm: editable(user.rate_limits.tpm),
+        max_concurrent: editable(user.rate_limits.max_concurrent),
     };
     let role = RoleForm {
         role: user.role.as_str().to_string(),
@@ -386,6 +397,11 @@ async fn edit(
         status: blank(&form.status),
         // A display name cannot be emptied (the service refuses an empty one): empty keeps it.
         display_name: blank(&form.display_name),
+        rate_limits: RateLimitInput {
+            rpm: Some(form.rpm.trim().to_string()),
+            tpm: Some(form.tpm.trim().to_string()),
+            max_concurrent: Some(form.max_concurrent.trim().to_string()),
+        },
         ..UpdateUser::default()
     };
     save_account(&state, &session, admin, id, &username, change, |page| {

@@ -275,6 +275,7 @@ impl TestApp {
                 role: None,
                 group: None,
                 quota_usd: None,
+                ..Default::default()
             },
         )
         .await
@@ -309,6 +310,7 @@ impl TestApp {
                 role: None,
                 group: Some(group.into()),
                 quota_usd: Some(quota_usd.into()),
+                ..Default::default()
             },
         )
         .await
