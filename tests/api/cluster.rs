@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::helpers::cluster::{NodeProcess, OwnRedis, shared_database, shared_redis};
-use crate::helpers::{CLI, FakeUpstream, Reply, TestApp, TestDb, chat_body, db_test};
+use crate::helpers::{Browser, CLI, FakeUpstream, Reply, TestApp, TestDb, chat_body, db_test};
 use tollgate::config::RedisConfig;
 use tollgate::domain::kinds::Outcome;
 use tollgate::service;
@@ -284,6 +284,12 @@ db_test! {
         for (status, code) in &during {
             assert_eq!((*status, code.as_str()), (503, "tollgate_unavailable"));
         }
+        for ready in [app.url("/readyz"), node.url("/readyz")] {
+            let answer = client.get(&ready).send().await.unwrap();
+            assert_eq!(answer.status(), 503, "{ready}");
+            let body: serde_json::Value = answer.json().await.unwrap();
+            assert!(body["failing"]["redis"].is_string(), "{body}");
+        }
 
         redis.resume();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -299,6 +305,9 @@ db_test! {
         }
         let after = load(20).await;
         assert!(after.iter().all(|(status, _)| *status == 200), "{after:?}");
+        for ready in [app.url("/readyz"), node.url("/readyz")] {
+            assert_eq!(client.get(&ready).send().await.unwrap().status(), 200, "{ready}");
+        }
 
         // Every answer served is billed once; every refusal is free.
         let logs = settled_logs(&app).await;
@@ -520,5 +529,37 @@ db_test! {
         assert!(served > 0);
         assert!(used <= 300, "{used} tokens in a minute against a limit of 300");
         eprintln!("the 300-tpm key was admitted {served} times, {used} tokens");
+    }
+}
+
+db_test! {
+    /// The portal's limits count across nodes: wrong passwords for one account sent to two
+    /// nodes in turn are refused (429) after the same ten as on one. With Redis gone each
+    /// node counts in its own memory, so the right password still signs in.
+    async fn portal_limits_count_across_nodes_and_never_lock_out_without_redis(db: TestDb) {
+        if !shared_database(&db) {
+            return;
+        }
+        let Some(mut redis) = OwnRedis::start() else { return };
+        let upstream = FakeUpstream::start(slow_answer(0)).await;
+        let app = first_node(db, redis.config(), &upstream).await;
+        let sibling = app.spawn_sibling().await;
+        const PASSWORD: &str = "correct horse battery";
+        Browser::new(&app).register("bob", PASSWORD).await;
+        let (on_a, on_b) = (Browser::new(&app), Browser::new(&sibling));
+        for attempt in 0..10 {
+            let browser = if attempt % 2 == 0 { &on_a } else { &on_b };
+            let answer = browser.sign_in("bob", "guess guess").await;
+            assert_eq!(answer.status, 422, "attempt {attempt}");
+        }
+        for browser in [&on_a, &on_b] {
+            let answer = browser.sign_in("bob", "guess guess").await;
+            assert_eq!(answer.status, 429, "the eleventh on either node");
+        }
+
+        redis.stop();
+        let fresh = Browser::new(&sibling);
+        assert_eq!(fresh.sign_in("bob", PASSWORD).await.status, 303);
+        assert_eq!(fresh.get("/dashboard").await.status, 200);
     }
 }
