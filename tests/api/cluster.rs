@@ -111,6 +111,23 @@ async fn settled_logs(app: &TestApp) -> Vec<tollgate::service::db::logs::Request
     }
 }
 
+/// `tollgate_redis_up` as the node's `/metrics` says it.
+async fn redis_up(client: &reqwest::Client, app: &TestApp) -> String {
+    let text = client
+        .get(app.url("/metrics"))
+        .bearer_auth("metrics-secret-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("tollgate_redis_up "))
+        .unwrap_or_else(|| panic!("no tollgate_redis_up in {text}"))
+        .to_string()
+}
+
 async fn ledger_is_clean(app: &TestApp) {
     let check = service::ledger::check(app.ctx(), &CLI).await.unwrap();
     assert!(check.discrepancies.is_empty(), "{:?}", check.discrepancies);
@@ -234,17 +251,42 @@ db_test! {
 
         let key = app.key_for("alice").await;
         let made = Instant::now();
-        let deadline = made + Duration::from_secs(5);
-        loop {
-            let (status, code) = chat(&client, &node.url("/v1/chat/completions"), &key).await;
-            if status == 200 {
-                break;
-            }
-            assert_eq!((status, code.as_str()), (401, "invalid_api_key"));
-            assert!(Instant::now() < deadline, "the key never worked on the other node");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        works_soon(&client, &node, &key, made).await;
         eprintln!("a new key worked on another node after {:?}", made.elapsed());
+
+        // A command of the command line announces its writes the same way.
+        let created = crate::shutdown::tollgate(
+            &app.db_url,
+            &[
+                "--redis-url", redis.url.as_deref().unwrap(),
+                "--redis-key-prefix", &redis.key_prefix,
+                "token", "create", "--user", "alice", "--name", "from-cli", "--json",
+            ],
+        )
+        .expect("the command runs");
+        let made = Instant::now();
+        let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+        let key = created["key"].as_str().unwrap().to_string();
+        works_soon(&client, &node, &key, made).await;
+        eprintln!("a key made by the command line worked on a node after {:?}", made.elapsed());
+    }
+}
+
+/// Polls a node with a new key until it is served: within 5 s, though the node polls the
+/// feed only once a minute.
+async fn works_soon(client: &reqwest::Client, node: &NodeProcess, key: &str, made: Instant) {
+    let deadline = made + Duration::from_secs(5);
+    loop {
+        let (status, code) = chat(client, &node.url("/v1/chat/completions"), key).await;
+        if status == 200 {
+            return;
+        }
+        assert_eq!((status, code.as_str()), (401, "invalid_api_key"));
+        assert!(
+            Instant::now() < deadline,
+            "the key never worked on the other node"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -259,6 +301,7 @@ db_test! {
         let Some(mut redis) = OwnRedis::start() else { return };
         let upstream = FakeUpstream::start(slow_answer(20)).await;
         let app = first_node(db, redis.config(), &upstream).await;
+        app.set_option("metrics_token", "metrics-secret-0123456789").await;
         app.create_user("alice", "1").await;
         let key = app.key_for("alice").await;
         let node = NodeProcess::start(&app.db_url, &redis.config(), &[]);
@@ -290,6 +333,7 @@ db_test! {
             let body: serde_json::Value = answer.json().await.unwrap();
             assert!(body["failing"]["redis"].is_string(), "{body}");
         }
+        assert_eq!(redis_up(&client, &app).await, "0");
 
         redis.resume();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -308,6 +352,7 @@ db_test! {
         for ready in [app.url("/readyz"), node.url("/readyz")] {
             assert_eq!(client.get(&ready).send().await.unwrap().status(), 200, "{ready}");
         }
+        assert_eq!(redis_up(&client, &app).await, "1");
 
         // Every answer served is billed once; every refusal is free.
         let logs = settled_logs(&app).await;
