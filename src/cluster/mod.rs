@@ -82,6 +82,8 @@ pub struct Cluster {
     local_share: AtomicBool,
     /// Counts the times this node lost Redis: a share belongs to one outage.
     outages: AtomicU64,
+    /// Wakes the lease job to write this node's part again at once.
+    tend_now: tokio::sync::Notify,
     /// Where Redis' state and round trips are reported (`/metrics`).
     metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
     /// Commits Redis could not be told of, by epoch: the next rewrite of this node's part
@@ -153,6 +155,7 @@ impl Cluster {
             nodes_seen: AtomicU64::new(1),
             local_share: AtomicBool::new(false),
             outages: AtomicU64::new(1),
+            tend_now: tokio::sync::Notify::new(),
             deferred_commits: Mutex::new(Vec::new()),
             metrics: std::sync::OnceLock::new(),
         });
@@ -212,6 +215,11 @@ impl Cluster {
             .clone()
     }
 
+    /// Completes when this node's part must be written again (see [`Cluster::tend`]).
+    pub async fn needs_tending(&self) {
+        self.tend_now.notified().await;
+    }
+
     /// Nodes with a recent heartbeat (at least this one).
     pub fn nodes_seen(&self) -> u64 {
         self.nodes_seen.load(Ordering::SeqCst).max(1)
@@ -258,6 +266,8 @@ impl Cluster {
     /// outage begins (with shares of its own in `local_share` mode).
     fn mark_dirty(&self) {
         if !self.dirty.swap(true, Ordering::SeqCst) {
+            // Once per outage, or a beat that fails would wake its own job at once, forever.
+            self.tend_now.notify_one();
             self.outages.fetch_add(1, Ordering::SeqCst);
             if self.shares_in_outage() {
                 tracing::warn!(

@@ -1,7 +1,7 @@
 //! Keeps this node's lease in Redis: a heartbeat every few seconds, and, whenever its part of
 //! the shared counters may be wrong (Redis was unreachable, lost its data, or dropped the
 //! lease), writes that part again from what the node holds in memory. Until then the node
-//! holds nothing in Redis, so it beats more often to come back quickly.
+//! holds nothing in Redis, so it tries at once and then every 200 ms to come back quickly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,7 @@ pub async fn run(state: AppState, cluster: Arc<Cluster>, cancel: CancellationTok
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
+            _ = cluster.needs_tending() => {}
         }
     }
 }
