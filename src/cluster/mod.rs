@@ -80,6 +80,8 @@ pub struct Cluster {
     /// Option `redis_outage_mode` is `local_share`: while Redis is away each node spends at
     /// most its share of what each scope had left.
     local_share: AtomicBool,
+    /// Whether the mode was set once (and logged).
+    mode_known: AtomicBool,
     /// Counts the times this node lost Redis: a share belongs to one outage.
     outages: AtomicU64,
     /// Wakes the lease job to write this node's part again at once.
@@ -154,6 +156,7 @@ impl Cluster {
             writing: AtomicUsize::new(0),
             nodes_seen: AtomicU64::new(1),
             local_share: AtomicBool::new(false),
+            mode_known: AtomicBool::new(false),
             outages: AtomicU64::new(1),
             tend_now: tokio::sync::Notify::new(),
             deferred_commits: Mutex::new(Vec::new()),
@@ -228,6 +231,7 @@ impl Cluster {
     /// Reports to `metrics` from now on.
     pub fn report_to(&self, metrics: Arc<crate::metrics::Metrics>) {
         metrics.set_redis_up(self.is_up());
+        metrics.set_redis_outage_mode(self.shares_in_outage());
         let _ = self.metrics.set(metrics);
     }
 
@@ -240,7 +244,11 @@ impl Cluster {
 
     /// Follows the option `redis_outage_mode`, saying so when it changes.
     pub fn set_outage_mode(&self, local_share: bool) {
-        if self.local_share.swap(local_share, Ordering::SeqCst) != local_share {
+        if let Some(metrics) = self.metrics.get() {
+            metrics.set_redis_outage_mode(local_share);
+        }
+        let first = !self.mode_known.swap(true, Ordering::SeqCst);
+        if self.local_share.swap(local_share, Ordering::SeqCst) != local_share || first {
             tracing::info!(
                 mode = if local_share { "local_share" } else { "closed" },
                 "while Redis is unreachable, paid requests are {}",

@@ -231,6 +231,8 @@ pub struct Metrics {
     budget_refused: [Counter; BudgetScope::COUNT],
     /// Absent until a Redis connection reports its state (no Redis, no series).
     redis_up: Family<Labels<0>, Gauge>,
+    /// 1 for the outage mode in force (`closed` or `local_share`); absent without Redis.
+    redis_outage_mode: Family<Labels<1>, Gauge>,
     redis_duration: Histogram,
     feed_lag: Gauge,
     feed_seen: AtomicI64,
@@ -376,6 +378,12 @@ impl Metrics {
             "1 when Redis answers, 0 when it does not (absent without --redis-url)",
             redis_up.clone(),
         );
+        let redis_outage_mode = Family::<Labels<1>, Gauge>::default();
+        registry.register(
+            "tollgate_redis_outage_mode",
+            "1 for what paid requests do while Redis is unreachable: mode closed (refused) or local_share (each node spends its share); absent without --redis-url",
+            redis_outage_mode.clone(),
+        );
         let redis_duration = Histogram::new(histogram::CALL_SECONDS);
         registry.register(
             "tollgate_redis_duration_seconds",
@@ -407,6 +415,7 @@ impl Metrics {
             rate_limited,
             budget_refused,
             redis_up,
+            redis_outage_mode,
             redis_duration,
             feed_lag,
             feed_seen: AtomicI64::new(0),
@@ -456,6 +465,15 @@ impl Metrics {
 
     /// Whether Redis answers now. The series exists from the first call on, so a node
     /// without Redis has none.
+    /// Which `redis_outage_mode` is in force.
+    pub fn set_redis_outage_mode(&self, local_share: bool) {
+        for (mode, on) in [("closed", !local_share), ("local_share", local_share)] {
+            self.redis_outage_mode
+                .get_or_create(&[("mode", mode)])
+                .set(i64::from(on));
+        }
+    }
+
     pub fn set_redis_up(&self, up: bool) {
         self.redis_up.get_or_create(&[]).set(i64::from(up));
     }

@@ -111,8 +111,8 @@ async fn settled_logs(app: &TestApp) -> Vec<tollgate::service::db::logs::Request
     }
 }
 
-/// `tollgate_redis_up` as the node's `/metrics` says it.
-async fn redis_up(client: &reqwest::Client, app: &TestApp) -> String {
+/// A series' value as the node's `/metrics` says it.
+async fn metric(client: &reqwest::Client, app: &TestApp, series: &str) -> String {
     let text = client
         .get(app.url("/metrics"))
         .bearer_auth("metrics-secret-0123456789")
@@ -123,8 +123,8 @@ async fn redis_up(client: &reqwest::Client, app: &TestApp) -> String {
         .await
         .unwrap();
     text.lines()
-        .find_map(|line| line.strip_prefix("tollgate_redis_up "))
-        .unwrap_or_else(|| panic!("no tollgate_redis_up in {text}"))
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
         .to_string()
 }
 
@@ -333,7 +333,9 @@ db_test! {
             let body: serde_json::Value = answer.json().await.unwrap();
             assert!(body["failing"]["redis"].is_string(), "{body}");
         }
-        assert_eq!(redis_up(&client, &app).await, "0");
+        assert_eq!(metric(&client, &app, "tollgate_redis_up").await, "0");
+        let mode = r#"tollgate_redis_outage_mode{mode="closed"}"#;
+        assert_eq!(metric(&client, &app, mode).await, "1");
 
         redis.resume();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -352,7 +354,7 @@ db_test! {
         for ready in [app.url("/readyz"), node.url("/readyz")] {
             assert_eq!(client.get(&ready).send().await.unwrap().status(), 200, "{ready}");
         }
-        assert_eq!(redis_up(&client, &app).await, "1");
+        assert_eq!(metric(&client, &app, "tollgate_redis_up").await, "1");
 
         // Every answer served is billed once; every refusal is free.
         let logs = settled_logs(&app).await;
