@@ -593,7 +593,7 @@ mod tests {
         };
         let (on_a, on_b) = (RedisScopes::new(a.clone()), RedisScopes::new(b.clone()));
         let (seen_by_a, seen_by_b) = (balance(3, 1_000), balance(3, 1_000));
-        assert!(on_b.prepare_marks(&[seen_by_b.clone()]).await);
+        assert!(on_b.prepare_marks(std::slice::from_ref(&seen_by_b)).await);
         seen_by_b.set_balance(1_000);
         // A spends 300 and writes it to the database.
         let held = on_a.hold("r1", vec![seen_by_a.clone()], 300).await.unwrap();
@@ -607,7 +607,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(refused, HoldError::Refused(r) if r.available == 700));
         // B reads again (mark first): the database now says 700, and nothing is counted twice.
-        assert!(on_b.prepare_marks(&[seen_by_b.clone()]).await);
+        assert!(on_b.prepare_marks(std::slice::from_ref(&seen_by_b)).await);
         seen_by_b.set_balance(700);
         assert!(on_b.hold("r3", vec![seen_by_b.clone()], 700).await.is_ok());
     }

@@ -269,7 +269,7 @@ impl RelayError {
             headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Some(status) = &self.rate_status {
-            super::rates::write_headers(status, headers);
+            super::rate_headers::write_headers(status, headers);
         }
     }
 

@@ -400,7 +400,7 @@ async fn handle(
     match (answered, rate_status) {
         (answered, None) => answered,
         (Ok(mut response), Some(status)) => {
-            super::rates::write_headers(&status, response.headers_mut());
+            super::rate_headers::write_headers(&status, response.headers_mut());
             Ok(response)
         }
         (Err(error), Some(status)) => Err(error.with_rate_status(status)),

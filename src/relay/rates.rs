@@ -1,5 +1,5 @@
-//! The rate limits a caller's request is checked against, the words of a refusal that names
-//! the one that bound, and OpenAI's `x-ratelimit-*` headers on the answers.
+//! The rate limits a caller's request is checked against, and the words of a refusal that
+//! names the one that bound (the headers that say what is left: `rate_headers`).
 //!
 //! A key is checked against its own limits, each one it does not set taken from its group's,
 //! counted on the key alone; its owner's account against the account's limits, counted on
@@ -7,13 +7,12 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
 use smallvec::SmallVec;
 
 use super::auth::Caller;
 use super::error::RelayError;
-use crate::billing::rates::{RateError, RateId, RateRefusal, RateScope, RateStatus, RateSubject};
-use crate::domain::rate_limits::{self, Allowance, LimitKind, RateLimits};
+use crate::billing::rates::{RateError, RateId, RateRefusal, RateScope, RateSubject};
+use crate::domain::rate_limits::{self, LimitKind, RateLimits};
 
 /// At most a key and an account: no allocation.
 pub type Subjects = SmallVec<[RateSubject; 2]>;
@@ -106,73 +105,5 @@ pub fn admission_error(caller: &Caller, error: &RateError) -> RelayError {
             tracing::warn!("{problem}; the request is refused");
             RelayError::limits_unavailable()
         }
-    }
-}
-
-const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
-const REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
-const RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
-const LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
-const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
-const RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
-
-fn write_allowance(headers: &mut HeaderMap, names: [HeaderName; 3], allowance: Option<Allowance>) {
-    let Some(allowance) = allowance else {
-        return;
-    };
-    let [limit, remaining, reset] = names;
-    headers.insert(limit, HeaderValue::from(allowance.limit));
-    headers.insert(remaining, HeaderValue::from(allowance.remaining));
-    if let Ok(value) = HeaderValue::try_from(rate_limits::duration_text(allowance.reset_ms)) {
-        headers.insert(reset, value);
-    }
-}
-
-/// OpenAI's `x-ratelimit-*` headers: the request triple when requests are limited, the token
-/// triple when tokens are.
-pub fn write_headers(status: &RateStatus, headers: &mut HeaderMap) {
-    write_allowance(
-        headers,
-        [LIMIT_REQUESTS, REMAINING_REQUESTS, RESET_REQUESTS],
-        status.requests,
-    );
-    write_allowance(
-        headers,
-        [LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS],
-        status.tokens,
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn headers_carry_the_limits_that_apply() {
-        let mut headers = HeaderMap::new();
-        let status = RateStatus {
-            requests: Some(Allowance {
-                limit: 60,
-                remaining: 59,
-                reset_ms: 1_000,
-            }),
-            tokens: None,
-        };
-        write_headers(&status, &mut headers);
-        assert_eq!(headers["x-ratelimit-limit-requests"], "60");
-        assert_eq!(headers["x-ratelimit-remaining-requests"], "59");
-        assert_eq!(headers["x-ratelimit-reset-requests"], "1s");
-        assert!(!headers.contains_key("x-ratelimit-limit-tokens"));
-        let status = RateStatus {
-            requests: None,
-            tokens: Some(Allowance {
-                limit: 150_000,
-                remaining: 149_000,
-                reset_ms: 360_000,
-            }),
-        };
-        write_headers(&status, &mut headers);
-        assert_eq!(headers["x-ratelimit-reset-tokens"], "6m0s");
-        assert_eq!(headers["x-ratelimit-remaining-tokens"], "149000");
     }
 }
