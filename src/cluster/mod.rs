@@ -70,6 +70,8 @@ pub struct Cluster {
     era: AtomicU64,
     /// Whether Redis answered the last call.
     up: AtomicBool,
+    /// Whether the log said Redis does not answer (and has not said it answers again).
+    reported_down: AtomicBool,
     /// Whether this node's part in Redis may be wrong (a call failed, the epoch changed, its
     /// lease was dropped): until it is written again, nothing is held in Redis.
     dirty: AtomicBool,
@@ -121,6 +123,7 @@ impl Cluster {
                 tracing::info!(redis = %redacted, node = %cluster.node, "sharing budgets, limits and changes through Redis")
             }
             Err(e) => {
+                cluster.reported_down.store(true, Ordering::SeqCst);
                 tracing::error!(redis = %redacted, error = %e, "Redis does not answer; paid requests are refused until it does")
             }
         }
@@ -152,6 +155,7 @@ impl Cluster {
             epoch: Mutex::new(String::new()),
             era: AtomicU64::new(1),
             up: AtomicBool::new(false),
+            reported_down: AtomicBool::new(false),
             dirty: AtomicBool::new(true),
             writing: AtomicUsize::new(0),
             nodes_seen: AtomicU64::new(1),
@@ -334,13 +338,15 @@ impl Cluster {
         }
         match result {
             Ok(_) => {
-                if !self.up.swap(true, Ordering::SeqCst) {
+                let was_up = self.up.swap(true, Ordering::SeqCst);
+                if !was_up && self.reported_down.swap(false, Ordering::SeqCst) {
                     tracing::info!("Redis answers again");
                 }
             }
             Err(e) => {
                 self.mark_dirty();
-                if self.up.swap(false, Ordering::SeqCst) {
+                self.up.store(false, Ordering::SeqCst);
+                if !self.reported_down.swap(true, Ordering::SeqCst) {
                     tracing::error!(error = %e, "Redis does not answer; paid requests are refused until it does");
                 }
             }

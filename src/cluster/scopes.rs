@@ -265,7 +265,7 @@ impl Cluster {
             if self.rewrite_part(&held).await {
                 tracing::info!(
                     scopes = held.len(),
-                    "this node's holds and unwritten spending are in Redis again; paid requests are served"
+                    "this node's holds and unwritten spending are written in Redis; paid requests are served"
                 );
             }
         }
