@@ -171,6 +171,13 @@ impl Cluster {
 
     /// Reads (or starts) the epoch and writes this node's heartbeat.
     async fn join(&self) -> redis::RedisResult<()> {
+        self.start_or_take_epoch().await?;
+        self.beat().await
+    }
+
+    /// Starts an epoch when Redis has none, or takes the one it has (another node may have
+    /// just started it), in one atomic `SET NX GET`.
+    async fn start_or_take_epoch(&self) -> redis::RedisResult<()> {
         let mut connection = self.connection();
         let proposed = uuid::Uuid::new_v4().simple().to_string();
         let epoch: String = redis::cmd("SET")
@@ -182,7 +189,7 @@ impl Cluster {
             .await?
             .unwrap_or(proposed);
         self.adopt_epoch(&epoch);
-        self.beat().await
+        Ok(())
     }
 
     pub fn connection(&self) -> ConnectionManager {
@@ -381,20 +388,8 @@ impl Cluster {
         let (epoch, seen, was_listed) = result?;
         match epoch {
             Some(epoch) => self.adopt_epoch(&epoch),
-            None => {
-                // Redis lost everything: start an epoch (or take the one another node just
-                // started).
-                let proposed = uuid::Uuid::new_v4().simple().to_string();
-                let epoch: String = redis::cmd("SET")
-                    .arg(self.key("epoch"))
-                    .arg(&proposed)
-                    .arg("NX")
-                    .arg("GET")
-                    .query_async::<Option<String>>(&mut connection)
-                    .await?
-                    .unwrap_or(proposed);
-                self.adopt_epoch(&epoch);
-            }
+            // Redis lost everything.
+            None => self.start_or_take_epoch().await?,
         }
         if was_listed == 0 {
             // Our lease had run out (or this is our first beat): whatever part we had was
