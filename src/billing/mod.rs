@@ -357,11 +357,12 @@ impl Ticket {
             0
         }
         .max(0);
-        let settlement = self
-            .billing
-            .scopes
-            .settle(&self.log.request_id, &self.holds, cost);
-        finish_settlement(settlement);
+        // Under way once asked for; nothing here waits for a shared store to apply it.
+        drop(
+            self.billing
+                .scopes
+                .settle(&self.log.request_id, &self.holds, cost),
+        );
         if let Some(rates) = self.rates.take() {
             let used = usage.prompt_tokens.saturating_add(usage.completion_tokens);
             rates.settle(u64::try_from(used).unwrap_or(0));

@@ -415,8 +415,8 @@ pub trait ScopeStore: Send + Sync + std::fmt::Debug {
     /// Releases a hold and records the real cost as spending not yet written. `cost` may
     /// exceed the hold (an answer longer than estimated); the scopes then go below what the
     /// hold covered. A budget counts the cost only when the hold was placed in its current
-    /// period. The future owns what it needs, so a caller that cannot wait (a request dropped
-    /// mid-answer) can hand it to the runtime.
+    /// period. The settlement is under way when this returns (a shared store has queued it);
+    /// the future only completes when it is applied, and may be dropped.
     fn settle(&self, request_id: &str, holds: &Holds, cost: i64) -> BoxFuture<'static, ()>;
 
     /// The billing writer committed these costs (scope, period start, cost); the scopes'

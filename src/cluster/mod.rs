@@ -362,13 +362,13 @@ impl Cluster {
 
     /// Enters a call that changes counters; `None` while this node's part must be written
     /// again first (the call must not race that rewrite).
-    fn enter(&self) -> Option<Writing<'_>> {
+    fn enter(self: &Arc<Self>) -> Option<Entered> {
         self.writing.fetch_add(1, Ordering::SeqCst);
-        let writing = Writing(self);
+        let entered = Entered(Arc::clone(self));
         if self.dirty.load(Ordering::SeqCst) {
             return None;
         }
-        Some(writing)
+        Some(entered)
     }
 
     /// Renews this node's lease, drops the part of nodes whose lease ran out, and counts the
@@ -406,10 +406,16 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// A counter-changing call in flight (see [`Cluster::enter`]).
-struct Writing<'a>(&'a Cluster);
+/// A counter-changing call in flight (see [`Cluster::enter`]); it may wait in a batch.
+struct Entered(Arc<Cluster>);
 
-impl Drop for Writing<'_> {
+impl std::fmt::Debug for Entered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Entered")
+    }
+}
+
+impl Drop for Entered {
     fn drop(&mut self) {
         self.0.writing.fetch_sub(1, Ordering::SeqCst);
     }

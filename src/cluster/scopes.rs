@@ -23,6 +23,8 @@
 //! A hold is keyed by its request id: a hold retried after a timeout applies once, and a
 //! settlement applies once to the hold it names.
 
+mod batch;
+
 use std::sync::Arc;
 use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
@@ -35,9 +37,6 @@ use crate::billing::scopes::{
     HoldError, Holds, LiveScope, MemoryStore, Refusal, ScopeId, ScopeKind, ScopeStore,
 };
 
-/// A hold's record lives this long: far longer than any request, short enough that holds of
-/// a node whose settlement never came do not pile up.
-const HOLD_TTL_SECS: i64 = 24 * 3600;
 /// A period's counters are kept this long after the period ends (late settlements and commits
 /// still land on them).
 const PERIOD_KEPT_MS: i64 = 24 * 3600 * 1000;
@@ -51,59 +50,6 @@ local function neg(s)
   return '-' .. s
 end
 ";
-
-/// KEYS: epoch, this node's part, the hold, the scopes. ARGV: epoch, amount, hold TTL, then
-/// per scope its stored amount, its mark and when its counters expire (0: never).
-/// Returns {0, left…} held (with what each scope has left after it; just {0} for a hold
-/// already placed), {1, index, available} refused, {2} another epoch.
-static HOLD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {2} end
-if redis.call('EXISTS', KEYS[3]) == 1 then return {0} end
-local amount = tonumber(ARGV[2])
-local n = #KEYS - 3
-for i = 1, n do
-  local v = redis.call('HMGET', KEYS[3 + i], 'c', 'p')
-  local committed = tonumber(v[1]) or 0
-  local pending = tonumber(v[2]) or 0
-  local available = tonumber(ARGV[3 * i + 1]) - (committed - tonumber(ARGV[3 * i + 2])) - pending
-  if available < amount then return {1, i, available} end
-end
-local reply = {0}
-for i = 1, n do
-  local key = KEYS[3 + i]
-  redis.call('HINCRBY', key, 'p', ARGV[2])
-  redis.call('HINCRBY', KEYS[2], key, ARGV[2])
-  if ARGV[3 * i + 3] ~= '0' then redis.call('PEXPIREAT', key, ARGV[3 * i + 3]) end
-  local v = redis.call('HMGET', key, 'c', 'p')
-  reply[i + 1] = tonumber(ARGV[3 * i + 1]) - (tonumber(v[1]) or 0) + tonumber(ARGV[3 * i + 2]) - (tonumber(v[2]) or 0)
-end
-redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
-return reply
-",
-    )
-});
-
-/// KEYS: epoch, this node's part, the hold, the scopes. ARGV: epoch, cost. Swaps the hold
-/// for the cost once; 0 when the hold is not known (settled already, or another epoch).
-static SETTLE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r"{NEG}
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local held = redis.call('GET', KEYS[3])
-if not held then return 0 end
-redis.call('DEL', KEYS[3])
-for i = 4, #KEYS do
-  redis.call('HINCRBY', KEYS[i], 'p', ARGV[2])
-  redis.call('HINCRBY', KEYS[i], 'p', neg(held))
-  redis.call('HINCRBY', KEYS[2], KEYS[i], ARGV[2])
-  if redis.call('HINCRBY', KEYS[2], KEYS[i], neg(held)) == 0 then redis.call('HDEL', KEYS[2], KEYS[i]) end
-end
-return 1
-"
-    ))
-});
 
 /// KEYS: epoch, this node's part, the scopes. ARGV: epoch, then each scope's committed cost.
 /// Moves the costs from in flight to committed.
@@ -277,24 +223,20 @@ impl Cluster {
 pub struct RedisScopes {
     cluster: Arc<Cluster>,
     memory: MemoryStore,
+    batches: batch::Batches,
 }
 
 impl RedisScopes {
+    /// The store of `cluster`'s node; its holds and settlements go to Redis in batches sent by
+    /// a task on the current runtime.
     pub fn new(cluster: Arc<Cluster>) -> RedisScopes {
         RedisScopes {
+            batches: batch::Batches::start(cluster.clone()),
             cluster,
             memory: MemoryStore,
         }
     }
-}
 
-/// Whether a failed call may have been a slow answer worth one more try (the hold is keyed by
-/// its request id, so a second try cannot hold twice).
-fn worth_retrying(error: &redis::RedisError) -> bool {
-    error.is_timeout() || error.is_connection_dropped() || error.is_io_error()
-}
-
-impl RedisScopes {
     /// A hold while Redis cannot be reached (or this node's part there is being written
     /// again): refused, or in `local_share` mode held within this node's share.
     fn hold_in_outage(&self, scopes: Vec<Arc<LiveScope>>, amount: i64) -> Result<Holds, HoldError> {
@@ -317,66 +259,55 @@ impl ScopeStore for RedisScopes {
         amount: i64,
     ) -> Result<Holds, HoldError> {
         let cluster = &self.cluster;
-        let Some(_writing) = cluster.enter() else {
+        let Some(_entered) = cluster.enter() else {
             return self.hold_in_outage(scopes, amount);
         };
         let amount = amount.max(0);
         let era = cluster.era();
-        let mut hold = HOLD.prepare_invoke();
-        hold.key(cluster.key("epoch"))
-            .key(cluster.node_key())
-            .key(cluster.hold_key(request_id))
-            .arg(cluster.epoch())
-            .arg(amount)
-            .arg(HOLD_TTL_SECS);
-        for scope in &scopes {
-            let view = scope.shared_view(era);
-            let expires = if scope.id.kind.is_balance() || view.window_end == 0 {
-                0
-            } else {
-                view.window_end.saturating_add(PERIOD_KEPT_MS)
-            };
-            hold.key(cluster.scope_key(scope.id, view.window_start))
-                .arg(view.stored)
-                .arg(view.mark)
-                .arg(expires);
-        }
-        let mut connection = cluster.connection();
-        let started = std::time::Instant::now();
-        let mut result: redis::RedisResult<Vec<i64>> = hold.invoke_async(&mut connection).await;
-        if matches!(&result, Err(e) if worth_retrying(e)) {
-            result = hold.invoke_async(&mut connection).await;
-        }
-        cluster.took(started);
-        cluster.answered(&result);
-        let Ok(reply) = result else {
-            drop(_writing);
-            return self.hold_in_outage(scopes, amount);
-        };
-        match reply.as_slice() {
-            [0, left @ ..] => {
-                for (scope, left) in scopes.iter().zip(left) {
-                    scope.note_shared_left(*left);
+        let held_scopes = scopes
+            .iter()
+            .map(|scope| {
+                let view = scope.shared_view(era);
+                let expires = if scope.id.kind.is_balance() || view.window_end == 0 {
+                    0
+                } else {
+                    view.window_end.saturating_add(PERIOD_KEPT_MS)
+                };
+                batch::HeldScope {
+                    key: cluster.scope_key(scope.id, view.window_start),
+                    stored: view.stored,
+                    mark: view.mark,
+                    expires,
                 }
+            })
+            .collect();
+        let answer = self
+            .batches
+            .hold(cluster.hold_key(request_id), amount, held_scopes)
+            .await;
+        match answer {
+            Ok(batch::HoldAnswer::Held(left)) => {
+                for (scope, left) in scopes.iter().zip(left) {
+                    scope.note_shared_left(left);
+                }
+                // Noted before `_entered` ends, so a rewrite of this node's part sees it.
                 Ok(self.memory.note_hold(scopes, amount))
             }
-            [1, index, available] => {
-                let scope = usize::try_from(*index - 1)
-                    .ok()
-                    .and_then(|i| scopes.get(i))
-                    .ok_or(HoldError::Unavailable)?;
+            Ok(batch::HoldAnswer::Refused { index, available }) => {
+                let scope = scopes.get(index).ok_or(HoldError::Unavailable)?;
                 Err(HoldError::Refused(Refusal {
                     scope: scope.id,
-                    available: *available,
+                    available,
                     limit: scope.limit(),
                     resets_at: scope.window_end(),
                 }))
             }
-            _ => {
-                // Another epoch: Redis lost its counters. This node writes its part again
-                // (its next beat) before it holds anything there.
-                cluster.mark_dirty();
-                Err(HoldError::Unavailable)
+            // Redis lost its counters: nothing is held there until this node's part is written
+            // again.
+            Ok(batch::HoldAnswer::OtherEpoch) => Err(HoldError::Unavailable),
+            Err(_) => {
+                drop(_entered);
+                self.hold_in_outage(scopes, amount)
             }
         }
     }
@@ -385,37 +316,26 @@ impl ScopeStore for RedisScopes {
         if holds.scopes.is_empty() {
             return Box::pin(async {});
         }
-        let cluster = Arc::clone(&self.cluster);
-        let held = Holds {
-            amount: holds.amount,
-            scopes: holds.scopes.clone(),
-        };
-        let hold_key = cluster.hold_key(request_id);
+        let cluster = &self.cluster;
         let cost = cost.max(0);
-        // The memory is settled inside the call's turn, so a rewrite of this node's part
-        // (which waits for calls in flight) sees both or neither.
+        // The memory is settled while the settlement counts as a call under way, so a rewrite
+        // of this node's part (which waits for those) sees it in both places or in neither.
+        let entered = cluster.enter();
+        self.memory.settle_now(holds, cost);
+        let Some(entered) = entered else {
+            // The rewrite under way takes this settlement from memory.
+            return Box::pin(async {});
+        };
+        let scopes = holds
+            .scopes
+            .iter()
+            .map(|(scope, window)| cluster.scope_key(scope.id, *window))
+            .collect();
+        let applied = self
+            .batches
+            .settle(cluster.hold_key(request_id), cost, scopes, entered);
         Box::pin(async move {
-            let writing = cluster.enter();
-            MemoryStore.settle_now(&held, cost);
-            if writing.is_none() {
-                // The rewrite under way takes this settlement from memory.
-                return;
-            }
-            let mut settle = SETTLE.prepare_invoke();
-            settle
-                .key(cluster.key("epoch"))
-                .key(cluster.node_key())
-                .key(hold_key)
-                .arg(cluster.epoch())
-                .arg(cost);
-            for (scope, window) in &held.scopes {
-                settle.key(cluster.scope_key(scope.id, *window));
-            }
-            let mut connection = cluster.connection();
-            let started = std::time::Instant::now();
-            let result: redis::RedisResult<i64> = settle.invoke_async(&mut connection).await;
-            cluster.took(started);
-            cluster.answered(&result);
+            let _ = applied.await;
         })
     }
 
@@ -427,7 +347,7 @@ impl ScopeStore for RedisScopes {
                 .iter()
                 .map(|(scope, window, cost)| (cluster.scope_key(scope.id, *window), *cost))
                 .collect();
-            let Some(_writing) = cluster.enter() else {
+            let Some(_entered) = cluster.enter() else {
                 // This node's part is rewritten from memory, where these costs are no longer
                 // in flight; the rewrite adds them to what was committed.
                 cluster.defer_commit(epoch, costs);
@@ -610,6 +530,47 @@ mod tests {
         assert!(on_b.prepare_marks(std::slice::from_ref(&seen_by_b)).await);
         seen_by_b.set_balance(700);
         assert!(on_b.hold("r3", vec![seen_by_b.clone()], 700).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn holds_sent_in_one_batch_never_take_more_than_a_scope_has() {
+        let Some(cluster) = node(&prefix()).await else {
+            return;
+        };
+        let store = RedisScopes::new(cluster.clone());
+        let scope = balance(5, 100);
+        let hold_all = |count: usize, first: usize, amount: i64| {
+            let (store, scope) = (&store, &scope);
+            futures::future::join_all((first..first + count).map(move |i| async move {
+                store
+                    .hold(&format!("r{i}"), vec![scope.clone()], amount)
+                    .await
+            }))
+        };
+        // Fifty holds of 10 wait together for one call: ten fit.
+        let first = hold_all(50, 0, 10).await;
+        let held: Vec<(usize, &Holds)> = first
+            .iter()
+            .enumerate()
+            .filter_map(|(i, hold)| Some((i, hold.as_ref().ok()?)))
+            .collect();
+        assert_eq!(held.len(), 10);
+        assert!(first.iter().all(|hold| match hold {
+            Ok(_) => true,
+            Err(HoldError::Refused(refusal)) => refusal.available == 0,
+            Err(HoldError::Unavailable) => false,
+        }));
+        assert_eq!(pending(&cluster, &scope).await, 100);
+        // Their settlements (5 each) queue ahead of twenty new holds of 5 in the same batch:
+        // the holds see what the settlements gave back, and ten of them fit.
+        let settled: Vec<_> = held
+            .iter()
+            .map(|(i, holds)| store.settle(&format!("r{i}"), holds, 5))
+            .collect();
+        let second = hold_all(20, 100, 5).await;
+        futures::future::join_all(settled).await;
+        assert_eq!(second.iter().filter(|hold| hold.is_ok()).count(), 10);
+        assert_eq!(pending(&cluster, &scope).await, 100);
     }
 
     #[tokio::test]
