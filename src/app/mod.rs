@@ -144,10 +144,7 @@ impl App {
         // Rate limits count in the same Redis as budgets when nodes share one.
         let billing = match &cluster {
             Some(cluster) => billing.with_rate_store(Arc::new(
-                crate::billing::rates::redis::RedisRateStore::new(
-                    cluster.connection(),
-                    cluster.key(""),
-                ),
+                crate::cluster::rates::NodeRates::new(cluster.clone()),
             )),
             None => billing,
         };

@@ -73,6 +73,15 @@ impl RateCounters {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Takes a shared store's windows as this process's view, kept for counting here should
+    /// the store become unreachable (see `cluster::rates`); the requests in flight stay this
+    /// process's own count.
+    pub fn follow(&self, shared: Reading) {
+        let mut reading = self.lock();
+        reading.requests = shared.requests;
+        reading.tokens = shared.tokens;
+    }
+
     /// The counters as they stand (for tests and the console).
     pub fn reading(&self) -> Reading {
         *self.lock()
@@ -115,6 +124,9 @@ pub struct Admitted {
     pub window_start: i64,
     /// What is left after this request, for the headers.
     pub status: RateStatus,
+    /// Counted in this process's memory by a store that is otherwise shared (a node's share
+    /// while Redis is away): settled there too.
+    pub in_memory: bool,
 }
 
 /// A limit that refused a request.
@@ -232,6 +244,7 @@ impl MemoryRateStore {
             held_tokens: tokens,
             window_start: now_ms - now_ms.rem_euclid(WINDOW_MS),
             status: status_of(now_ms, &checked),
+            in_memory: false,
         })
     }
 

@@ -16,6 +16,7 @@
 
 pub mod feed;
 pub mod limits;
+pub mod rates;
 pub mod scopes;
 
 /// `/readyz` while Redis is shared: ready when this node can hold budgets there, or when

@@ -449,6 +449,21 @@ db_test! {
         }
         assert_eq!(chat(&client, &urls[1], &key).await.0, 200);
         let left = 5_000 - 11 * PER_REQUEST_UNITS;
+        // Bob's key may make 10 requests a minute; one goes through each node first.
+        app.create_user("bob", "1").await;
+        let (limited, _) = app
+            .create_key(CreateToken {
+                username: "bob".into(),
+                name: "ten a minute".into(),
+                rate_limits: tollgate::service::rate_limits::RateLimitInput {
+                    rpm: Some("10".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .await;
+        wait_until_serving(&client, &node, &limited).await;
+        assert_eq!(chat(&client, &urls[0], &limited).await.0, 200);
         // The test's node counts the other at its next heartbeat.
         let cluster = app.state.cluster.clone().expect("the node shares Redis");
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -474,6 +489,21 @@ db_test! {
         assert!(served[1] * PER_REQUEST_UNITS <= left / 2, "{served:?}");
         assert!((served[0] + served[1]) * PER_REQUEST_UNITS <= left, "{served:?}");
         assert!(served[0] > 0 && served[1] > 0, "{served:?}");
+        // Each node admits its half of the 10 a minute, less what Redis last said the key had
+        // used: together never more than the 8 left.
+        let mut admitted = [0; 2];
+        for round in 0..10 {
+            for (n, url) in urls.iter().enumerate() {
+                let (status, code) = chat(&client, url, &limited).await;
+                match status {
+                    200 => admitted[n] += 1,
+                    429 => assert_eq!(code, "rate_limit_exceeded", "round {round}"),
+                    other => panic!("round {round}: {other} {code}"),
+                }
+            }
+        }
+        assert!(admitted[0] + admitted[1] <= 8, "{admitted:?}");
+        assert!(admitted[0] > 0 && admitted[1] > 0, "{admitted:?}");
 
         redis.resume();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -484,8 +514,12 @@ db_test! {
             }
         }
         let logs = settled_logs(&app).await;
-        let spent: i64 = logs.iter().map(|l| l.cost).sum();
         let alice = app.user("alice").await;
+        let spent: i64 = logs
+            .iter()
+            .filter(|log| log.user_id == alice.id)
+            .map(|log| log.cost)
+            .sum();
         assert_eq!(alice.quota, 5_000 - spent);
         assert!(alice.quota >= 0);
         ledger_is_clean(&app).await;

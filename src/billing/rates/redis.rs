@@ -277,6 +277,13 @@ impl RateStore for RedisRateStore {
                 "the rate-limit store gave an answer this build cannot read".into(),
             ));
         }
+        for (subject, mut reading) in subjects.iter().zip(read.iter().copied()) {
+            if admitted == 1 {
+                reading.requests.add(now, WINDOW_MS, 1);
+                reading.tokens.add(now, WINDOW_MS, tokens);
+            }
+            subject.counters.follow(reading);
+        }
         let checked: SmallVec<[(RateLimits, Reading); 2]> = subjects
             .iter()
             .map(|s| s.limits)
@@ -296,6 +303,7 @@ impl RateStore for RedisRateStore {
                 held_tokens: tokens,
                 window_start: third,
                 status,
+                in_memory: false,
             });
         }
         // The script's readings are before this request: the one rule names the limit and
