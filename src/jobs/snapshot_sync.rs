@@ -5,7 +5,7 @@
 //! few hundred rows). A gap in the feed (this server fell behind the pruned edge, or something
 //! wrote around the feed) triggers one full reload.
 //!
-//! Also on this loop: balances held in memory are re-read every 30 s (other servers' billing
+//! Also on this loop: balances held in memory are re-read every 20 s (other servers' billing
 //! changes them without a feed entry), idle keys and accounts are dropped, and old feed rows
 //! are pruned.
 
@@ -23,7 +23,15 @@ use crate::snapshot::Snapshot;
 use crate::state::{AppInner, AppState};
 
 /// Re-read the balances held this often.
-const BALANCE_RESYNC: Duration = Duration::from_secs(30);
+const BALANCE_RESYNC: Duration = Duration::from_secs(20);
+// A node that dies after its billing commit but before telling Redis leaves that spending in
+// its part of what Redis counts in flight until its lease runs out. Every other node must
+// have read the database since the commit by then, or it would count the spending nowhere:
+// the commit came at most a heartbeat after the dead node's last beat.
+const _: () = assert!(
+    BALANCE_RESYNC.as_secs() + crate::cluster::HEARTBEAT.as_secs()
+        < crate::cluster::LEASE.as_secs()
+);
 /// Drop idle keys and accounts, and prune the feed, this often.
 const HOUSEKEEPING: Duration = Duration::from_secs(60);
 /// Keys and accounts unused this long are dropped from memory (read again on next use).
