@@ -506,6 +506,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn large_amounts_settle_to_the_unit() {
+        let Some(cluster) = node(&prefix()).await else {
+            return;
+        };
+        let store = RedisScopes::new(cluster.clone());
+        // Beyond what Lua prints without an exponent (10^14): still exact.
+        let scope = balance(6, 4_000_000_000_000_001);
+        let held = store
+            .hold("big", vec![scope.clone()], 1_000_000_000_000_003)
+            .await
+            .unwrap();
+        store.settle("big", &held, 2_500_000_000_000_007).await;
+        assert_eq!(pending(&cluster, &scope).await, 2_500_000_000_000_007);
+    }
+
+    #[tokio::test]
     async fn commits_move_from_in_flight_to_committed_and_marks_tell_them_apart() {
         let prefix = prefix();
         let (Some(a), Some(b)) = (node(&prefix).await, node(&prefix).await) else {

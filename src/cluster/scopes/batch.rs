@@ -14,7 +14,6 @@ use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::{Cluster, Entered};
-use super::NEG;
 
 /// The most operations one call carries: the script runs alone in Redis, so a batch is kept
 /// short (a few hundred microseconds at most).
@@ -34,10 +33,10 @@ const HOLD_TTL_SECS: i64 = 24 * 3600;
 /// `0, n, left…` (held; what each scope has left after it; n is 0 for a hold already placed)
 /// or `1, index, available` (refused by the index-th scope).
 static BATCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r"{NEG}
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {{2}} end
-local reply = {{1}}
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {2} end
+local reply = {1}
 local function put(v) reply[#reply + 1] = v end
 local i = 3
 while i <= #ARGV do
@@ -50,13 +49,14 @@ while i <= #ARGV do
       put(0) put(0)
     else
       local amount = tonumber(figure)
+      local available = {}
       local refused = false
       for j = 0, n - 1 do
         local s = base + 4 * j
         local v = redis.call('HMGET', ARGV[s], 'c', 'p')
-        local available = tonumber(ARGV[s + 1]) - ((tonumber(v[1]) or 0) - tonumber(ARGV[s + 2])) - (tonumber(v[2]) or 0)
-        if available < amount then
-          put(1) put(j + 1) put(available)
+        available[j] = tonumber(ARGV[s + 1]) - ((tonumber(v[1]) or 0) - tonumber(ARGV[s + 2])) - (tonumber(v[2]) or 0)
+        if available[j] < amount then
+          put(1) put(j + 1) put(available[j])
           refused = true
           break
         end
@@ -69,8 +69,7 @@ while i <= #ARGV do
           redis.call('HINCRBY', key, 'p', figure)
           redis.call('HINCRBY', KEYS[2], key, figure)
           if ARGV[s + 3] ~= '0' then redis.call('PEXPIREAT', key, ARGV[s + 3]) end
-          local v = redis.call('HMGET', key, 'c', 'p')
-          put(tonumber(ARGV[s + 1]) - (tonumber(v[1]) or 0) + tonumber(ARGV[s + 2]) - (tonumber(v[2]) or 0))
+          put(available[j] - amount)
         end
         redis.call('SET', hold, figure, 'EX', ARGV[2])
       end
@@ -80,20 +79,20 @@ while i <= #ARGV do
     local held = redis.call('GET', hold)
     if held then
       redis.call('DEL', hold)
+      -- Exact while both are below 2^53 (a quota that large is not money).
+      local change = string.format('%d', tonumber(figure) - tonumber(held))
       for j = 0, n - 1 do
         local key = ARGV[i + 4 + j]
-        redis.call('HINCRBY', key, 'p', figure)
-        redis.call('HINCRBY', key, 'p', neg(held))
-        redis.call('HINCRBY', KEYS[2], key, figure)
-        if redis.call('HINCRBY', KEYS[2], key, neg(held)) == 0 then redis.call('HDEL', KEYS[2], key) end
+        redis.call('HINCRBY', key, 'p', change)
+        if redis.call('HINCRBY', KEYS[2], key, change) == 0 then redis.call('HDEL', KEYS[2], key) end
       end
     end
     i = i + 4 + n
   end
 end
 return reply
-"
-    ))
+",
+    )
 });
 
 /// One scope of a hold, as the script takes it.
