@@ -97,6 +97,57 @@ async fn wait_until_serving(client: &reqwest::Client, node: &NodeProcess, key: &
     }
 }
 
+/// The test's node and one node process on a Redis of the test's own (which the test may stop
+/// and resume), both serving alice's key, which has `dollars`; the upstream answers after
+/// `delay_ms`. None, said why, on SQLite or without `redis-server`.
+struct TwoNodes {
+    redis: OwnRedis,
+    upstream: FakeUpstream,
+    app: TestApp,
+    node: NodeProcess,
+    client: reqwest::Client,
+    key: String,
+    /// The chat address of the test's node, then of the process.
+    urls: [String; 2],
+}
+
+impl TwoNodes {
+    async fn start(
+        db: TestDb,
+        delay_ms: u64,
+        dollars: &str,
+        options: &[(&str, &str)],
+    ) -> Option<TwoNodes> {
+        if !shared_database(&db) {
+            return None;
+        }
+        let redis = OwnRedis::start()?;
+        let upstream = FakeUpstream::start(slow_answer(delay_ms)).await;
+        let app = first_node(db, redis.config(), &upstream).await;
+        for (name, value) in options {
+            app.set_option(name, value).await;
+        }
+        app.create_user("alice", dollars).await;
+        let key = app.key_for("alice").await;
+        let node = NodeProcess::start(&app.db_url, &redis.config(), &[]);
+        let client = reqwest::Client::new();
+        wait_until_serving(&client, &node, &key).await;
+        let urls = [
+            app.url("/v1/chat/completions"),
+            node.url("/v1/chat/completions"),
+        ];
+        Some(TwoNodes {
+            redis,
+            upstream,
+            app,
+            node,
+            client,
+            key,
+            urls,
+        })
+    }
+}
+
 /// The log once every node has written what it served: no new row for a while.
 async fn settled_logs(app: &TestApp) -> Vec<tollgate::service::db::logs::RequestLog> {
     let mut logs = app.logs().await;
@@ -295,19 +346,12 @@ db_test! {
     /// never served unbilled; when Redis comes back (empty, as a Redis without persistence
     /// does) the nodes write their part again and serve, and every unit served is billed once.
     async fn losing_redis_fails_closed_and_recovers(db: TestDb) {
-        if !shared_database(&db) {
+        let options = [("metrics_token", "metrics-secret-0123456789")];
+        let Some(TwoNodes { mut redis, upstream: _upstream, app, node, client, key, urls }) =
+            TwoNodes::start(db, 20, "1", &options).await
+        else {
             return;
-        }
-        let Some(mut redis) = OwnRedis::start() else { return };
-        let upstream = FakeUpstream::start(slow_answer(20)).await;
-        let app = first_node(db, redis.config(), &upstream).await;
-        app.set_option("metrics_token", "metrics-secret-0123456789").await;
-        app.create_user("alice", "1").await;
-        let key = app.key_for("alice").await;
-        let node = NodeProcess::start(&app.db_url, &redis.config(), &[]);
-        let client = reqwest::Client::new();
-        wait_until_serving(&client, &node, &key).await;
-        let urls = [app.url("/v1/chat/completions"), node.url("/v1/chat/completions")];
+        };
 
         let load = |rounds: usize| {
             let (client, urls, key) = (client.clone(), urls.clone(), key.clone());
@@ -429,21 +473,14 @@ db_test! {
     /// had left while Redis is away (N = the nodes seen), so together they stay within it; when
     /// Redis returns they hold there again and the ledger adds up.
     async fn local_share_keeps_each_node_within_its_share(db: TestDb) {
-        if !shared_database(&db) {
-            return;
-        }
-        let Some(mut redis) = OwnRedis::start() else { return };
-        let upstream = FakeUpstream::start(slow_answer(0)).await;
-        let app = first_node(db, redis.config(), &upstream).await;
-        app.set_option("redis_outage_mode", "local_share").await;
         // $0.01: 50 requests.
-        app.create_user("alice", "0.01").await;
-        let key = app.key_for("alice").await;
-        let node = NodeProcess::start(&app.db_url, &redis.config(), &[]);
-        let client = reqwest::Client::new();
-        wait_until_serving(&client, &node, &key).await;
+        let options = [("redis_outage_mode", "local_share")];
+        let Some(TwoNodes { mut redis, upstream: _upstream, app, node, client, key, urls }) =
+            TwoNodes::start(db, 0, "0.01", &options).await
+        else {
+            return;
+        };
         // Ten more, in turn, the last on the node process: 40 requests' worth left.
-        let urls = [app.url("/v1/chat/completions"), node.url("/v1/chat/completions")];
         for i in 0..9 {
             assert_eq!(chat(&client, &urls[i % 2], &key).await.0, 200);
         }
