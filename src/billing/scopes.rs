@@ -8,9 +8,8 @@
 //! holds.
 //!
 //! Admission asks the [`ScopeStore`] to hold the request's amount on every scope or on none;
-//! the request's end settles the hold once, with the real cost. Both are async calls,
-//! idempotent by request id, so a shared store (Redis) can take the memory store's place
-//! without changing the callers. The memory store keeps the figures of each scope in a
+//! the request's end settles the hold once, with the real cost. Both are async calls, so a
+//! shared store (Redis) can take the memory store's place without changing the callers. The memory store keeps the figures of each scope in a
 //! [`LiveScope`] that the directory holds beside the key, account or organisation it belongs
 //! to; it takes each scope's lock in list order, so two requests sharing scopes (two keys of
 //! one team) always lock them in the same order.
@@ -399,9 +398,9 @@ impl Holds {
     }
 }
 
-/// Where holds are counted. Both calls are idempotent by request id: a store that can time
-/// out (a shared one) keys its counters by it, so a retried call applies once; the memory
-/// store gets the same from [`Holds`] being consumed by the one settlement of a ticket.
+/// Where holds are counted. Each ticket holds once and settles once ([`Holds`] is consumed by
+/// its one settlement); a store that can time out (a shared one) makes its own retries apply
+/// once. Both take the request's id for a store that wants to name what it counts.
 #[async_trait::async_trait]
 pub trait ScopeStore: Send + Sync + std::fmt::Debug {
     /// Holds `amount` on every scope, or on none and names the first that cannot cover it.

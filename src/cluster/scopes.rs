@@ -14,14 +14,12 @@
 //!
 //! A commit that lands between the mark and the database read is counted twice, never
 //! missed: Redis may count more than the database, never less. A hold checks and takes every
-//! scope in one script, all or none; a settlement swaps the hold for the real cost in one
-//! more; the billing writer's commit moves costs from `p` to `c`. Each node's part of `p` is
-//! also kept under its own id, so a node that dies is taken off (see `super`), and a node
-//! whose part may be wrong (a call that failed) writes it again from what it holds in memory
-//! before it places another hold.
-//!
-//! A hold is keyed by its request id: a hold retried after a timeout applies once, and a
-//! settlement applies once to the hold it names.
+//! scope in one script, all or none; a settlement turns the hold into the real cost; both go
+//! in batches (see `batch`, which also makes a call retried after a timeout apply once). The
+//! billing writer's commit moves costs from `p` to `c`. Each node's part of `p` is also kept
+//! under its own id, so a node that dies is taken off (see `super`), and a node whose part may
+//! be wrong (a call that failed) writes it again from what it holds in memory before it places
+//! another hold.
 
 mod batch;
 
@@ -141,8 +139,9 @@ impl Cluster {
         )
     }
 
-    fn hold_key(&self, request_id: &str) -> String {
-        format!("{}h:{request_id}", self.prefix)
+    /// This node's last batch of holds and settlements (see `batch`).
+    fn batch_key(&self) -> String {
+        format!("{}batch:{}", self.prefix, self.node)
     }
 
     fn node_key(&self) -> String {
@@ -254,7 +253,7 @@ impl RedisScopes {
 impl ScopeStore for RedisScopes {
     async fn hold(
         &self,
-        request_id: &str,
+        _request_id: &str,
         scopes: Vec<Arc<LiveScope>>,
         amount: i64,
     ) -> Result<Holds, HoldError> {
@@ -281,10 +280,7 @@ impl ScopeStore for RedisScopes {
                 }
             })
             .collect();
-        let answer = self
-            .batches
-            .hold(cluster.hold_key(request_id), amount, held_scopes)
-            .await;
+        let answer = self.batches.hold(amount, held_scopes).await;
         match answer {
             Ok(batch::HoldAnswer::Held(left)) => {
                 for (scope, left) in scopes.iter().zip(left) {
@@ -302,17 +298,14 @@ impl ScopeStore for RedisScopes {
                     resets_at: scope.window_end(),
                 }))
             }
-            // Redis lost its counters: nothing is held there until this node's part is written
-            // again.
-            Ok(batch::HoldAnswer::OtherEpoch) => Err(HoldError::Unavailable),
-            Err(_) => {
-                drop(_entered);
-                self.hold_in_outage(scopes, amount)
-            }
+            // Redis lost its counters, or does not answer: this node's part must be written
+            // again (it is marked so), and the rewrite waits for `_entered`, so a hold placed
+            // in memory meanwhile is in it.
+            Ok(batch::HoldAnswer::OtherEpoch) | Err(_) => self.hold_in_outage(scopes, amount),
         }
     }
 
-    fn settle(&self, request_id: &str, holds: &Holds, cost: i64) -> BoxFuture<'static, ()> {
+    fn settle(&self, _request_id: &str, holds: &Holds, cost: i64) -> BoxFuture<'static, ()> {
         if holds.scopes.is_empty() {
             return Box::pin(async {});
         }
@@ -333,7 +326,7 @@ impl ScopeStore for RedisScopes {
             .collect();
         let applied = self
             .batches
-            .settle(cluster.hold_key(request_id), cost, scopes, entered);
+            .settle(cost - holds.amount.max(0), scopes, entered);
         Box::pin(async move {
             let _ = applied.await;
         })
@@ -489,20 +482,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_hold_and_its_settlement_apply_once_by_request_id() {
+    async fn a_batch_sent_again_applies_once_and_answers_the_same() {
         let Some(cluster) = node(&prefix()).await else {
             return;
         };
-        let store = RedisScopes::new(cluster.clone());
         let scope = balance(2, 100);
-        let first = store.hold("same", vec![scope.clone()], 40).await.unwrap();
-        // The same request's hold again (as after a timeout whose hold did land): no second
-        // hold in Redis.
-        let again = store.hold("same", vec![scope.clone()], 40).await.unwrap();
+        let held = batch::HeldScope {
+            key: cluster.scope_key(scope.id, 0),
+            stored: 100,
+            mark: 0,
+            expires: 0,
+        };
+        let [first, again] = batch::hold_sent_twice(&cluster, 40, vec![held]).await;
+        assert_eq!(first, vec![1, 0, 1, 60]);
+        assert_eq!(again, first);
         assert_eq!(pending(&cluster, &scope).await, 40);
-        store.settle("same", &first, 10).await;
-        store.settle("same", &again, 10).await;
-        assert_eq!(pending(&cluster, &scope).await, 10);
     }
 
     #[tokio::test]
@@ -546,6 +540,29 @@ mod tests {
         assert!(on_b.prepare_marks(std::slice::from_ref(&seen_by_b)).await);
         seen_by_b.set_balance(700);
         assert!(on_b.hold("r3", vec![seen_by_b.clone()], 700).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_hold_placed_in_memory_while_redis_was_away_settles_exactly() {
+        let Some(cluster) = node(&prefix()).await else {
+            return;
+        };
+        let store = RedisScopes::new(cluster.clone());
+        let scope = balance(7, 1_000);
+        let first = store.hold("r1", vec![scope.clone()], 60).await.unwrap();
+        store.settle("r1", &first, 60).await;
+        // Redis is away under local_share: the next hold is placed in memory only.
+        cluster.set_outage_mode(true);
+        cluster.mark_dirty();
+        let second = store.hold("r2", vec![scope.clone()], 100).await.unwrap();
+        assert_eq!(pending(&cluster, &scope).await, 60);
+        // Redis answers again: this node's part is written from memory, the hold with it, so
+        // its settlement there takes off the hold and adds the cost.
+        cluster.tend(|| vec![scope.clone()]).await;
+        assert!(cluster.is_ready());
+        assert_eq!(pending(&cluster, &scope).await, 160);
+        store.settle("r2", &second, 30).await;
+        assert_eq!(pending(&cluster, &scope).await, 90);
     }
 
     #[tokio::test]

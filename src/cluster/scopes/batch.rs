@@ -1,13 +1,21 @@
 //! Holds and settlements go to Redis in batches: one task per node sends whatever is waiting
 //! as one script call, and what arrives meanwhile waits for the next. At one request at a time
-//! a batch is one hold (no wait is added); under load one round trip carries many, so Redis,
-//! the connection and both processes do a fraction of the work per request.
+//! a batch is one hold; under load one round trip carries many, and the script reads and
+//! writes each scope once per batch however many requests it carries, so Redis, the
+//! connection and both processes do a fraction of the work per request.
 //!
 //! The script applies the operations in the order they were queued, each exactly as a call of
-//! its own would: a hold checks every scope and takes all or none, a settlement swaps its hold
-//! for the cost once. A batch retried after a timeout applies once, since every operation is
-//! keyed by its request's hold.
+//! its own would: a hold checks every scope and takes all or none; a settlement moves what its
+//! scopes count in flight by the cost less the hold. A settlement needs no record of its hold:
+//! its hold is in what Redis counts, because it was held there in this epoch, or because this
+//! node's part was written again from memory since (every hold placed in memory, while Redis
+//! was away, is placed while this node's part is known to need that).
+//!
+//! Each batch has a number of this node's own. The script keeps the last batch's number and
+//! answer, so a batch sent again after a timeout (its first try may have been applied) applies
+//! once and gets the same answer.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use redis::Script;
@@ -19,77 +27,95 @@ use super::super::{Cluster, Entered};
 /// short (a few hundred microseconds at most).
 const MAX_BATCH: usize = 256;
 
-/// A hold's record lives this long: far longer than any request, short enough that holds of
-/// a node whose settlement never came do not pile up.
-const HOLD_TTL_SECS: i64 = 24 * 3600;
-
-/// KEYS: epoch, this node's part. ARGV: epoch, the hold TTL (seconds), then the operations:
+/// KEYS: epoch, this node's part, this node's last batch (a hash of its number and answer).
+/// ARGV: epoch, this batch's number, how long the last batch is kept (ms), then the
+/// operations:
 ///
-/// - `h`, hold key, amount, n, then per scope its key, stored amount, mark and when its
-///   counters expire (0: never): holds the amount on all n scopes or on none;
-/// - `s`, hold key, cost, n, then n scope keys: swaps the hold for the cost, once.
+/// - `h`, amount, n, then per scope its key, stored amount, mark and when its counters expire
+///   (0: never): holds the amount on all n scopes or on none;
+/// - `s`, the cost less the hold, n, then n scope keys: the hold becomes the cost.
 ///
 /// Returns {2} in another epoch (nothing applied), else 1 followed, per hold in order, by
-/// `0, n, left…` (held; what each scope has left after it; n is 0 for a hold already placed)
-/// or `1, index, available` (refused by the index-th scope).
+/// `0, n, left…` (held; what each scope has left after it) or `1, index, available` (refused
+/// by the index-th scope). Amounts are exact below 2^53 (Lua's numbers are doubles; a quota
+/// that large is not money).
 static BATCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {2} end
+local last = redis.call('HMGET', KEYS[3], 'number', 'answer')
+if last[1] == ARGV[2] then return cmsgpack.unpack(last[2]) end
 local reply = {1}
 local function put(v) reply[#reply + 1] = v end
-local i = 3
+-- Per scope touched: what it counts (read once), how far this batch moves it in flight, and
+-- when it expires.
+local counted, moved, expires, touched = {}, {}, {}, {}
+local function touch(key)
+  if not moved[key] then
+    moved[key] = 0
+    touched[#touched + 1] = key
+  end
+end
+local function counts(key)
+  local k = counted[key]
+  if not k then
+    touch(key)
+    local v = redis.call('HMGET', key, 'c', 'p')
+    k = {tonumber(v[1]) or 0, (tonumber(v[2]) or 0) + moved[key]}
+    counted[key] = k
+  end
+  return k
+end
+local i = 4
 while i <= #ARGV do
-  local hold = ARGV[i + 1]
-  local figure = ARGV[i + 2]
-  local n = tonumber(ARGV[i + 3])
+  local figure = tonumber(ARGV[i + 1])
+  local n = tonumber(ARGV[i + 2])
   if ARGV[i] == 'h' then
-    local base = i + 4
-    if redis.call('EXISTS', hold) == 1 then
-      put(0) put(0)
-    else
-      local amount = tonumber(figure)
-      local available = {}
-      local refused = false
+    local base = i + 3
+    local available = {}
+    local refused = false
+    for j = 0, n - 1 do
+      local s = base + 4 * j
+      local k = counts(ARGV[s])
+      available[j] = tonumber(ARGV[s + 1]) - (k[1] - tonumber(ARGV[s + 2])) - k[2]
+      if available[j] < figure then
+        put(1) put(j + 1) put(available[j])
+        refused = true
+        break
+      end
+    end
+    if not refused then
+      put(0) put(n)
       for j = 0, n - 1 do
         local s = base + 4 * j
-        local v = redis.call('HMGET', ARGV[s], 'c', 'p')
-        available[j] = tonumber(ARGV[s + 1]) - ((tonumber(v[1]) or 0) - tonumber(ARGV[s + 2])) - (tonumber(v[2]) or 0)
-        if available[j] < amount then
-          put(1) put(j + 1) put(available[j])
-          refused = true
-          break
-        end
-      end
-      if not refused then
-        put(0) put(n)
-        for j = 0, n - 1 do
-          local s = base + 4 * j
-          local key = ARGV[s]
-          redis.call('HINCRBY', key, 'p', figure)
-          redis.call('HINCRBY', KEYS[2], key, figure)
-          if ARGV[s + 3] ~= '0' then redis.call('PEXPIREAT', key, ARGV[s + 3]) end
-          put(available[j] - amount)
-        end
-        redis.call('SET', hold, figure, 'EX', ARGV[2])
+        local key = ARGV[s]
+        counted[key][2] = counted[key][2] + figure
+        moved[key] = moved[key] + figure
+        if ARGV[s + 3] ~= '0' then expires[key] = ARGV[s + 3] end
+        put(available[j] - figure)
       end
     end
     i = base + 4 * n
   else
-    local held = redis.call('GET', hold)
-    if held then
-      redis.call('DEL', hold)
-      -- Exact while both are below 2^53 (a quota that large is not money).
-      local change = string.format('%d', tonumber(figure) - tonumber(held))
-      for j = 0, n - 1 do
-        local key = ARGV[i + 4 + j]
-        redis.call('HINCRBY', key, 'p', change)
-        if redis.call('HINCRBY', KEYS[2], key, change) == 0 then redis.call('HDEL', KEYS[2], key) end
-      end
+    for j = 0, n - 1 do
+      local key = ARGV[i + 3 + j]
+      touch(key)
+      moved[key] = moved[key] + figure
+      if counted[key] then counted[key][2] = counted[key][2] + figure end
     end
-    i = i + 4 + n
+    i = i + 3 + n
   end
 end
+for _, key in ipairs(touched) do
+  if moved[key] ~= 0 then
+    local by = string.format('%d', moved[key])
+    redis.call('HINCRBY', key, 'p', by)
+    if redis.call('HINCRBY', KEYS[2], key, by) == 0 then redis.call('HDEL', KEYS[2], key) end
+  end
+  if expires[key] then redis.call('PEXPIREAT', key, expires[key]) end
+end
+redis.call('HSET', KEYS[3], 'number', ARGV[2], 'answer', cmsgpack.pack(reply))
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return reply
 ",
     )
@@ -107,7 +133,7 @@ pub struct HeldScope {
 /// What Redis said of a hold.
 #[derive(Debug, PartialEq, Eq)]
 pub enum HoldAnswer {
-    /// Held (or held already, with nothing left to report): what each scope has left.
+    /// Held: what each scope has left.
     Held(Vec<i64>),
     /// Refused by the scope at this index (from 0), which had this much available.
     Refused { index: usize, available: i64 },
@@ -117,14 +143,13 @@ pub enum HoldAnswer {
 
 enum Operation {
     Hold {
-        key: String,
         amount: i64,
         scopes: Vec<HeldScope>,
         answer: oneshot::Sender<redis::RedisResult<HoldAnswer>>,
     },
     Settle {
-        key: String,
-        cost: i64,
+        /// The cost less the hold.
+        change: i64,
         scopes: Vec<String>,
         /// Keeps a rewrite of this node's part waiting until Redis has it (the memory was
         /// settled when it was queued).
@@ -139,6 +164,9 @@ pub struct Batches {
     queue: mpsc::UnboundedSender<Operation>,
 }
 
+/// Numbers this process's batches (shared by every node a test runs in one process).
+static BATCH_NUMBER: AtomicU64 = AtomicU64::new(0);
+
 impl Batches {
     /// Starts the node's sender (on the current runtime); it stops when this is dropped.
     pub fn start(cluster: Arc<Cluster>) -> Batches {
@@ -150,13 +178,11 @@ impl Batches {
     /// Holds `amount` on every scope or on none, in the next batch.
     pub async fn hold(
         &self,
-        key: String,
         amount: i64,
         scopes: Vec<HeldScope>,
     ) -> redis::RedisResult<HoldAnswer> {
         let (answer, answered) = oneshot::channel();
         let sent = self.queue.send(Operation::Hold {
-            key,
             amount,
             scopes,
             answer,
@@ -167,20 +193,18 @@ impl Batches {
         answered.await.unwrap_or_else(|_| Err(stopped()))
     }
 
-    /// Swaps the hold under `key` for `cost` in the next batch. The returned receiver hears
-    /// when Redis has it (or the call failed).
+    /// Moves what `scopes` count in flight by `change` (a settlement's cost less its hold) in
+    /// the next batch. The returned receiver hears when Redis has it (or the call failed).
     pub fn settle(
         &self,
-        key: String,
-        cost: i64,
+        change: i64,
         scopes: Vec<String>,
         entered: Entered,
     ) -> oneshot::Receiver<()> {
         let (done, applied) = oneshot::channel();
         // A stopped sender belongs to a node shutting down: its memory is settled already.
         let _ = self.queue.send(Operation::Settle {
-            key,
-            cost,
+            change,
             scopes,
             _entered: entered,
             done,
@@ -193,8 +217,8 @@ fn stopped() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Io, "the node's Redis sender has stopped"))
 }
 
-/// Whether a failed call may have been a slow answer worth one more try (every operation is
-/// keyed by its hold, so a second try cannot apply twice).
+/// Whether a failed call may have been a slow answer worth one more try (the script keeps the
+/// last batch's answer, so a second try cannot apply twice).
 fn worth_retrying(error: &redis::RedisError) -> bool {
     error.is_timeout() || error.is_connection_dropped() || error.is_io_error()
 }
@@ -206,22 +230,19 @@ async fn send_batches(cluster: Arc<Cluster>, mut waiting: mpsc::UnboundedReceive
     }
 }
 
-/// Sends one batch and hands out the answers; `batch` is left empty.
-async fn send(cluster: &Cluster, batch: &mut Vec<Operation>) {
+/// The script call that applies `batch`, under a number of its own.
+fn invocation(cluster: &Cluster, batch: &[Operation]) -> redis::ScriptInvocation<'static> {
     let mut call = BATCH.prepare_invoke();
     call.key(cluster.key("epoch"))
         .key(cluster.node_key())
+        .key(cluster.batch_key())
         .arg(cluster.epoch())
-        .arg(HOLD_TTL_SECS);
-    for operation in batch.iter() {
+        .arg(BATCH_NUMBER.fetch_add(1, Ordering::Relaxed))
+        .arg(super::super::millis(super::super::LEASE));
+    for operation in batch {
         match operation {
-            Operation::Hold {
-                key,
-                amount,
-                scopes,
-                ..
-            } => {
-                call.arg("h").arg(key).arg(amount).arg(scopes.len());
+            Operation::Hold { amount, scopes, .. } => {
+                call.arg("h").arg(amount).arg(scopes.len());
                 for scope in scopes {
                     call.arg(&scope.key)
                         .arg(scope.stored)
@@ -229,16 +250,20 @@ async fn send(cluster: &Cluster, batch: &mut Vec<Operation>) {
                         .arg(scope.expires);
                 }
             }
-            Operation::Settle {
-                key, cost, scopes, ..
-            } => {
-                call.arg("s").arg(key).arg(cost).arg(scopes.len());
+            Operation::Settle { change, scopes, .. } => {
+                call.arg("s").arg(change).arg(scopes.len());
                 for scope in scopes {
                     call.arg(scope);
                 }
             }
         }
     }
+    call
+}
+
+/// Sends one batch and hands out the answers; `batch` is left empty.
+async fn send(cluster: &Cluster, batch: &mut Vec<Operation>) {
+    let call = invocation(cluster, batch);
     let mut connection = cluster.connection();
     let started = std::time::Instant::now();
     let mut result: redis::RedisResult<Vec<i64>> = call.invoke_async(&mut connection).await;
@@ -304,7 +329,7 @@ impl<'a> Answers<'a> {
             Some(0) => {
                 let count = reply.next().copied().ok_or_else(malformed)?;
                 let count = usize::try_from(count).map_err(|_| malformed())?;
-                if count != 0 && count != scopes {
+                if count != scopes {
                     return Err(malformed());
                 }
                 let left: Vec<i64> = reply.by_ref().take(count).copied().collect();
@@ -333,4 +358,27 @@ fn malformed() -> redis::RedisError {
         redis::ErrorKind::Parse,
         "Redis answered a batch of holds in a form Tollgate does not know",
     ))
+}
+
+/// Sends a batch of one hold twice, as after a timeout whose first try was applied: both
+/// replies.
+#[cfg(test)]
+pub(super) async fn hold_sent_twice(
+    cluster: &Cluster,
+    amount: i64,
+    scopes: Vec<HeldScope>,
+) -> [Vec<i64>; 2] {
+    let (answer, _) = oneshot::channel();
+    let call = invocation(
+        cluster,
+        &[Operation::Hold {
+            amount,
+            scopes,
+            answer,
+        }],
+    );
+    let mut connection = cluster.connection();
+    let first = call.invoke_async(&mut connection).await.unwrap();
+    let second = call.invoke_async(&mut connection).await.unwrap();
+    [first, second]
 }
