@@ -9,10 +9,11 @@
 //!
 //! Admission asks the [`ScopeStore`] to hold the request's amount on every scope or on none;
 //! the request's end settles the hold once, with the real cost. Both are async calls, so a
-//! shared store (Redis) can take the memory store's place without changing the callers. The memory store keeps the figures of each scope in a
-//! [`LiveScope`] that the directory holds beside the key, account or organisation it belongs
-//! to; it takes each scope's lock in list order, so two requests sharing scopes (two keys of
-//! one team) always lock them in the same order.
+//! shared store (Redis) can take the memory store's place without changing the callers. The
+//! memory store keeps the figures of each scope in a [`LiveScope`] that the directory holds
+//! beside the key, account or organisation it belongs to; it takes each scope's lock in list
+//! order, so two requests sharing scopes (two keys of one team) always lock them in the same
+//! order.
 //!
 //! A scope's available amount is `limit − spent − unflushed − held`:
 //! - `limit` is the balance as last read from the database (balances) or what one period may
