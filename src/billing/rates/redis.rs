@@ -173,9 +173,9 @@ fn as_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-/// Whether a call may have been lost on its way (and may be sent again: both calls apply
-/// once per request id).
-fn worth_retrying(error: &redis::RedisError) -> bool {
+/// Whether a call may have been lost on its way, so sending it once more is worth it. Only for
+/// calls that apply once however often they are sent (here: once per request id).
+pub(crate) fn worth_retrying(error: &redis::RedisError) -> bool {
     error.is_io_error() || error.is_timeout() || error.is_connection_dropped()
 }
 

@@ -22,6 +22,7 @@ use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::{Cluster, Entered};
+use crate::billing::rates::redis::worth_retrying;
 
 /// The most operations one call carries: the script runs alone in Redis, so a batch is kept
 /// short (a few hundred microseconds at most).
@@ -217,12 +218,6 @@ fn stopped() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Io, "the node's Redis sender has stopped"))
 }
 
-/// Whether a failed call may have been a slow answer worth one more try (the script keeps the
-/// last batch's answer, so a second try cannot apply twice).
-fn worth_retrying(error: &redis::RedisError) -> bool {
-    error.is_timeout() || error.is_connection_dropped() || error.is_io_error()
-}
-
 async fn send_batches(cluster: Arc<Cluster>, mut waiting: mpsc::UnboundedReceiver<Operation>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -267,6 +262,7 @@ async fn send(cluster: &Cluster, batch: &mut Vec<Operation>) {
     let mut connection = cluster.connection();
     let started = std::time::Instant::now();
     let mut result: redis::RedisResult<Vec<i64>> = call.invoke_async(&mut connection).await;
+    // The script keeps the last batch's answer, so a second try cannot apply twice.
     if matches!(&result, Err(e) if worth_retrying(e)) {
         result = call.invoke_async(&mut connection).await;
     }
