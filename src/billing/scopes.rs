@@ -126,6 +126,33 @@ struct ScopeState {
     /// While the shared store is unreachable (`redis_outage_mode = local_share`): the outage
     /// it belongs to and what this process may still spend of the scope in it.
     share: Option<(u64, i64)>,
+    /// Allowance a shared store lent this process beyond its holds (see [`Lease`]).
+    lease: Option<Lease>,
+}
+
+/// Allowance a shared store counts as this process's, held by no request yet: this process
+/// holds against it without asking the store, and gives it back when idle. It belongs to one
+/// generation of this process's part in the store (a rewrite of that part leaves it out, so
+/// the lease is void from then on) and to one period of the scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Lease {
+    generation: u64,
+    window: i64,
+    spare: i64,
+    /// Whether a hold drew on it since the last look for idle leases.
+    drawn: bool,
+}
+
+/// What a look for idle leases found on a scope (see [`LiveScope::take_idle_lease`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleLease {
+    /// No lease any more: nothing to watch.
+    None,
+    /// Drawn on lately: kept, and looked at again later.
+    InUse,
+    /// Taken back from this process: give this much back to the period starting at the
+    /// window given.
+    Return { window: i64, spare: i64 },
 }
 
 impl ScopeState {
@@ -368,6 +395,92 @@ impl LiveScope {
         state.held == 0 && state.unflushed == 0
     }
 
+    /// How much more lease this scope wants for holds of `amount` in `generation`: enough for
+    /// `holds` of them, less what it still has.
+    pub fn lease_wanted(&self, generation: u64, amount: i64, holds: i64) -> i64 {
+        let state = self.lock();
+        let spare = match state.lease {
+            Some(lease) if lease.generation == generation && lease.window == state.window_start => {
+                lease.spare
+            }
+            _ => 0,
+        };
+        amount.saturating_mul(holds).saturating_sub(spare).max(0)
+    }
+
+    /// Adds `extra` lent in `generation` for the period starting at `window`; a lease of
+    /// that generation for another period comes back, to be given back to the store.
+    pub fn add_lease(&self, generation: u64, window: i64, extra: i64) -> Option<(i64, i64)> {
+        let mut state = self.lock();
+        let mut previous = None;
+        let spare = match state.lease {
+            Some(lease) if lease.generation == generation && lease.window == window => lease.spare,
+            Some(lease) if lease.generation == generation && lease.spare > 0 => {
+                previous = Some((lease.window, lease.spare));
+                0
+            }
+            _ => 0,
+        };
+        state.lease = Some(Lease {
+            generation,
+            window,
+            spare: spare.saturating_add(extra),
+            drawn: true,
+        });
+        previous
+    }
+
+    /// A settlement of a hold placed in the period starting at `window`, whose cost exceeds
+    /// the hold by `change` (negative when it was less), in `generation`: the lease takes what
+    /// it can (a cheaper answer gives the difference to the lease, a dearer one is paid from
+    /// it). Returns what the store must still move.
+    pub fn settle_into_lease(&self, generation: u64, window: i64, change: i64) -> i64 {
+        let mut state = self.lock();
+        let Some(lease) = state
+            .lease
+            .as_mut()
+            .filter(|lease| lease.generation == generation && lease.window == window)
+        else {
+            return change;
+        };
+        let spare = lease.spare.saturating_sub(change);
+        if spare >= 0 {
+            lease.spare = spare;
+            0
+        } else {
+            lease.spare = 0;
+            -spare
+        }
+    }
+
+    /// Looks at this scope's lease for `generation`: one no hold drew on since the last look
+    /// is taken back (the caller gives it back to the store); one of another generation is
+    /// void and dropped.
+    pub fn take_idle_lease(&self, generation: u64) -> IdleLease {
+        let mut state = self.lock();
+        match state.lease {
+            Some(ref mut lease) if lease.generation == generation && lease.drawn => {
+                lease.drawn = false;
+                IdleLease::InUse
+            }
+            Some(lease) if lease.generation == generation => {
+                state.lease = None;
+                if lease.spare > 0 {
+                    IdleLease::Return {
+                        window: lease.window,
+                        spare: lease.spare,
+                    }
+                } else {
+                    IdleLease::None
+                }
+            }
+            _ => {
+                state.lease = None;
+                IdleLease::None
+            }
+        }
+    }
+
     fn refusal(&self, state: &ScopeState) -> Refusal {
         Refusal {
             scope: self.id,
@@ -477,6 +590,45 @@ impl MemoryStore {
         Ok(Holds {
             amount,
             scopes: scopes.into_iter().zip(windows).collect(),
+        })
+    }
+
+    /// Holds `amount` on every scope from what a shared store lent this process in
+    /// `generation` (see [`Lease`]), or on none when one of them has not that much to spare
+    /// for its current period.
+    pub fn hold_from_leases(
+        &self,
+        scopes: &[Arc<LiveScope>],
+        amount: i64,
+        generation: u64,
+    ) -> Option<Holds> {
+        let amount = amount.max(0);
+        let mut guards: SmallVec<[MutexGuard<'_, ScopeState>; 6]> = SmallVec::new();
+        for scope in scopes {
+            let state = scope.lock();
+            let covered = state.lease.is_some_and(|lease| {
+                lease.generation == generation
+                    && lease.window == state.window_start
+                    && lease.spare >= amount
+            });
+            if !covered {
+                return None;
+            }
+            guards.push(state);
+        }
+        let mut windows: SmallVec<[i64; 6]> = SmallVec::new();
+        for state in &mut guards {
+            state.held = state.held.saturating_add(amount);
+            if let Some(lease) = &mut state.lease {
+                lease.spare -= amount;
+                lease.drawn = true;
+            }
+            windows.push(state.window_start);
+        }
+        drop(guards);
+        Some(Holds {
+            amount,
+            scopes: scopes.iter().cloned().zip(windows).collect(),
         })
     }
 

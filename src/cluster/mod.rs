@@ -40,7 +40,7 @@ impl crate::health::ReadinessCheck for RedisReadiness {
     }
 }
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +53,10 @@ use crate::config::RedisConfig;
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long a lease lasts without renewal: past this a node is gone and its part is dropped.
 pub const LEASE: Duration = Duration::from_secs(30);
+/// How long after its last heartbeat a node still draws on the allowance Redis lent it: half
+/// the lease, so a node cut off stops well before any other node may drop its part.
+pub const LEASE_DRAWN: Duration = Duration::from_secs(15);
+const _: () = assert!(LEASE_DRAWN.as_millis() + HEARTBEAT.as_millis() * 2 < LEASE.as_millis());
 /// How long a node counts as one of the deployment's for `local_share` after its last beat.
 pub const NODE_SEEN: Duration = Duration::from_secs(60);
 /// The longest a call to Redis may take before the node treats Redis as unreachable.
@@ -91,6 +95,9 @@ pub struct Cluster {
     tend_now: tokio::sync::Notify,
     /// Where Redis' state and round trips are reported (`/metrics`).
     metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
+    /// When the last heartbeat Redis took was sent (ms since `started`); `i64::MIN`: none.
+    beat_sent: AtomicI64,
+    started: std::time::Instant,
     /// Commits Redis could not be told of, by epoch: the next rewrite of this node's part
     /// adds them to the committed counts.
     deferred_commits: Mutex<Vec<DeferredCommit>>,
@@ -165,6 +172,8 @@ impl Cluster {
             outages: AtomicU64::new(1),
             tend_now: tokio::sync::Notify::new(),
             deferred_commits: Mutex::new(Vec::new()),
+            beat_sent: AtomicI64::new(i64::MIN),
+            started: std::time::Instant::now(),
             metrics: std::sync::OnceLock::new(),
         });
         Ok(Some(cluster))
@@ -282,6 +291,37 @@ impl Cluster {
         self.outages.load(Ordering::SeqCst)
     }
 
+    /// The generation of this node's part in Redis: a lease lent in one is void in the next.
+    /// Every rewrite of the part follows [`Cluster::mark_dirty`], which begins a new one.
+    /// Read it before [`Cluster::enter`]: a lease noted under a generation read after the part
+    /// was marked could outlive the rewrite that left it out.
+    pub fn lease_generation(&self) -> u64 {
+        self.outage()
+    }
+
+    /// Whether this node may hold against a lease now: its part is right, and its last
+    /// heartbeat is recent enough that no other node can have dropped that part (and with it
+    /// the lease) for a lease run out. A node cut off from Redis stops drawing on its leases
+    /// long before the others could spend them.
+    pub fn may_draw_leases(&self) -> bool {
+        let sent = self.beat_sent.load(Ordering::SeqCst);
+        !self.dirty.load(Ordering::SeqCst)
+            && sent != i64::MIN
+            && self.since_started().saturating_sub(sent) < millis(LEASE_DRAWN)
+    }
+
+    /// Milliseconds since this node started.
+    fn since_started(&self) -> i64 {
+        millis(self.started.elapsed())
+    }
+
+    /// Makes this node's last heartbeat look `age` old (tests of a node cut off).
+    #[cfg(test)]
+    pub fn age_heartbeat(&self, age: Duration) {
+        let sent = self.since_started() - millis(age);
+        self.beat_sent.store(sent, Ordering::SeqCst);
+    }
+
     /// Marks this node's part as needing a rewrite; the first time after it was right, a new
     /// outage begins (with shares of its own in `local_share` mode).
     fn mark_dirty(&self) {
@@ -383,10 +423,13 @@ impl Cluster {
             .arg(self.key("node:"))
             .arg(millis(LEASE))
             .arg(millis(NODE_SEEN));
+        // Redis notes the beat after it was sent, so the lease lasts at least from here.
+        let sent = self.since_started();
         let result: redis::RedisResult<(Option<String>, i64, i64)> =
             beat.invoke_async(&mut connection).await;
         self.answered(&result);
         let (epoch, seen, was_listed) = result?;
+        self.beat_sent.store(sent, Ordering::SeqCst);
         match epoch {
             Some(epoch) => self.adopt_epoch(&epoch),
             // Redis lost everything.

@@ -32,7 +32,7 @@ use redis::Script;
 
 use super::Cluster;
 use crate::billing::scopes::{
-    HoldError, Holds, LiveScope, MemoryStore, Refusal, ScopeId, ScopeKind, ScopeStore,
+    HoldError, Holds, IdleLease, LiveScope, MemoryStore, Refusal, ScopeId, ScopeKind, ScopeStore,
 };
 
 /// A period's counters are kept this long after the period ends (late settlements and commits
@@ -217,20 +217,50 @@ impl Cluster {
     }
 }
 
+/// How many holds of the size that asked a lease covers at most (see `batch::LEASE_FLOOR`
+/// for the least).
+const LEASE_HOLDS: i64 = 256;
+
+/// How often a node looks for leases no hold drew on since the last look, and gives them back:
+/// an idle lease goes back within two of these.
+const LEASE_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The scope store of a node among several.
+///
+/// A node may hold against allowance Redis lent it (a lease): a hold in Redis also asks each
+/// scope for up to [`LEASE_HOLDS`] holds' worth more, which Redis counts in this node's part
+/// like a hold, so no other node can spend it. The node then holds against that lease in its
+/// memory, without a round trip; a settlement gives the difference between hold and cost to
+/// the lease (or pays it from there), and a lease no hold drew on for [`LEASE_IDLE`] goes back.
+/// Redis lends a lease only from a scope with plenty left (see `batch`), and a node draws on
+/// one only while its part there is right and its heartbeat recent, so a node cut off stops
+/// before its part could be dropped; a part dropped or written again takes its leases with it.
 #[derive(Debug)]
 pub struct RedisScopes {
     cluster: Arc<Cluster>,
     memory: MemoryStore,
+    shared: Arc<Shared>,
+}
+
+/// What the store and its lease keeper share.
+#[derive(Debug)]
+struct Shared {
     batches: batch::Batches,
+    /// Scopes that may have a lease, by address.
+    leased: std::sync::Mutex<std::collections::HashMap<usize, Arc<LiveScope>>>,
 }
 
 impl RedisScopes {
     /// The store of `cluster`'s node; its holds and settlements go to Redis in batches sent by
-    /// a task on the current runtime.
+    /// a task on the current runtime, and another gives idle leases back.
     pub fn new(cluster: Arc<Cluster>) -> RedisScopes {
-        RedisScopes {
+        let shared = Arc::new(Shared {
             batches: batch::Batches::start(cluster.clone()),
+            leased: Default::default(),
+        });
+        tokio::spawn(keep_leases(cluster.clone(), Arc::downgrade(&shared)));
+        RedisScopes {
+            shared,
             cluster,
             memory: MemoryStore,
         }
@@ -247,6 +277,56 @@ impl RedisScopes {
             .memory
             .hold_share(scopes, amount, cluster.outage(), cluster.nodes_seen())?)
     }
+
+    /// Gives back every lease no hold drew on since the last call (and forgets void ones).
+    pub async fn return_idle_leases(&self) {
+        if let Some(returned) = self.shared.return_idle(&self.cluster) {
+            let _ = returned.await;
+        }
+    }
+}
+
+impl Shared {
+    fn leased(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<usize, Arc<LiveScope>>> {
+        self.leased
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues the return of idle leases; the receiver hears when Redis has it.
+    fn return_idle(&self, cluster: &Arc<Cluster>) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let generation = cluster.lease_generation();
+        let entered = cluster.enter();
+        let mut returns = Vec::new();
+        self.leased()
+            .retain(|_, scope| match scope.take_idle_lease(generation) {
+                IdleLease::InUse => true,
+                IdleLease::None => false,
+                IdleLease::Return { window, spare } => {
+                    returns.push((cluster.scope_key(scope.id, window), -spare));
+                    false
+                }
+            });
+        // Without `entered` this node's part is being written again, without the leases.
+        let entered = entered?;
+        if returns.is_empty() {
+            return None;
+        }
+        Some(self.batches.settle(returns, entered))
+    }
+}
+
+/// Gives idle leases back every [`LEASE_IDLE`], until the store is gone.
+async fn keep_leases(cluster: Arc<Cluster>, shared: std::sync::Weak<Shared>) {
+    loop {
+        tokio::time::sleep(LEASE_IDLE).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let _ = shared.return_idle(&cluster);
+    }
 }
 
 #[async_trait::async_trait]
@@ -258,12 +338,19 @@ impl ScopeStore for RedisScopes {
         amount: i64,
     ) -> Result<Holds, HoldError> {
         let cluster = &self.cluster;
+        // Read before entering (see `Cluster::lease_generation`).
+        let generation = cluster.lease_generation();
         let Some(_entered) = cluster.enter() else {
             return self.hold_in_outage(scopes, amount);
         };
         let amount = amount.max(0);
+        let may_lease = cluster.may_draw_leases();
+        if may_lease && let Some(holds) = self.memory.hold_from_leases(&scopes, amount, generation)
+        {
+            return Ok(holds);
+        }
         let era = cluster.era();
-        let held_scopes = scopes
+        let (held_scopes, windows): (Vec<_>, Vec<_>) = scopes
             .iter()
             .map(|scope| {
                 let view = scope.shared_view(era);
@@ -272,19 +359,40 @@ impl ScopeStore for RedisScopes {
                 } else {
                     view.window_end.saturating_add(PERIOD_KEPT_MS)
                 };
-                batch::HeldScope {
+                let want = if may_lease {
+                    scope.lease_wanted(generation, amount, LEASE_HOLDS)
+                } else {
+                    0
+                };
+                let held = batch::HeldScope {
                     key: cluster.scope_key(scope.id, view.window_start),
                     stored: view.stored,
                     mark: view.mark,
                     expires,
-                }
+                    want,
+                };
+                (held, view.window_start)
             })
-            .collect();
-        let answer = self.batches.hold(amount, held_scopes).await;
+            .unzip();
+        let answer = self.shared.batches.hold(amount, held_scopes).await;
         match answer {
-            Ok(batch::HoldAnswer::Held(left)) => {
-                for (scope, left) in scopes.iter().zip(left) {
+            Ok(batch::HoldAnswer::Held(answers)) => {
+                let mut returns = Vec::new();
+                for ((scope, (left, lent)), window) in scopes.iter().zip(answers).zip(windows) {
                     scope.note_shared_left(left);
+                    if lent > 0 {
+                        if let Some((old, spare)) = scope.add_lease(generation, window, lent) {
+                            returns.push((cluster.scope_key(scope.id, old), -spare));
+                        }
+                        self.shared
+                            .leased()
+                            .insert(Arc::as_ptr(scope) as usize, scope.clone());
+                    }
+                }
+                if !returns.is_empty()
+                    && let Some(entered) = cluster.enter()
+                {
+                    let _ = self.shared.batches.settle(returns, entered);
                 }
                 // Noted before `_entered` ends, so a rewrite of this node's part sees it.
                 Ok(self.memory.note_hold(scopes, amount))
@@ -311,6 +419,7 @@ impl ScopeStore for RedisScopes {
         }
         let cluster = &self.cluster;
         let cost = cost.max(0);
+        let generation = cluster.lease_generation();
         // The memory is settled while the settlement counts as a call under way, so a rewrite
         // of this node's part (which waits for those) sees it in both places or in neither.
         let entered = cluster.enter();
@@ -319,14 +428,21 @@ impl ScopeStore for RedisScopes {
             // The rewrite under way takes this settlement from memory.
             return Box::pin(async {});
         };
-        let scopes = holds
+        // This node's part counts its holds and its leases together, so whatever a lease of
+        // the hold's period takes of the difference needs no call.
+        let change = cost - holds.amount.max(0);
+        let changes: Vec<(String, i64)> = holds
             .scopes
             .iter()
-            .map(|(scope, window)| cluster.scope_key(scope.id, *window))
+            .filter_map(|(scope, window)| {
+                let left = scope.settle_into_lease(generation, *window, change);
+                (left != 0).then(|| (cluster.scope_key(scope.id, *window), left))
+            })
             .collect();
-        let applied = self
-            .batches
-            .settle(cost - holds.amount.max(0), scopes, entered);
+        if changes.is_empty() {
+            return Box::pin(async {});
+        }
+        let applied = self.shared.batches.settle(changes, entered);
         Box::pin(async move {
             let _ = applied.await;
         })
@@ -492,9 +608,10 @@ mod tests {
             stored: 100,
             mark: 0,
             expires: 0,
+            want: 0,
         };
         let [first, again] = batch::hold_sent_twice(&cluster, 40, vec![held]).await;
-        assert_eq!(first, vec![1, 0, 1, 60]);
+        assert_eq!(first, vec![1, 0, 1, 60, 0]);
         assert_eq!(again, first);
         assert_eq!(pending(&cluster, &scope).await, 40);
     }
@@ -604,6 +721,178 @@ mod tests {
         futures::future::join_all(settled).await;
         assert_eq!(second.iter().filter(|hold| hold.is_ok()).count(), 10);
         assert_eq!(pending(&cluster, &scope).await, 100);
+    }
+
+    /// Holds and settles `count` requests of `amount` costing `cost` one after another on
+    /// `store`: how many were held.
+    async fn spend(
+        store: &RedisScopes,
+        scope: &Arc<LiveScope>,
+        count: usize,
+        amount: i64,
+        cost: i64,
+    ) -> i64 {
+        let mut held = 0;
+        for i in 0..count {
+            if let Ok(holds) = store
+                .hold(&format!("r{i}"), vec![scope.clone()], amount)
+                .await
+            {
+                store.settle(&format!("r{i}"), &holds, cost).await;
+                held += 1;
+            }
+        }
+        held
+    }
+
+    #[tokio::test]
+    async fn a_lease_serves_holds_in_memory_and_counts_in_redis() {
+        let prefix = prefix();
+        let (Some(a), Some(b)) = (node(&prefix).await, node(&prefix).await) else {
+            return;
+        };
+        let (on_a, on_b) = (RedisScopes::new(a.clone()), RedisScopes::new(b.clone()));
+        let (seen_by_a, seen_by_b) = (balance(10, 1_000_000), balance(10, 1_000_000));
+        // The first hold asks Redis, which lends 256 holds' worth besides (well within a
+        // quarter of what is left among the two nodes).
+        let first = on_a.hold("r1", vec![seen_by_a.clone()], 100).await.unwrap();
+        assert_eq!(pending(&a, &seen_by_a).await, 100 + 25_600);
+        // The next is held against the lease, in memory; settlements give the difference
+        // between hold and cost to the lease, and a dearer answer is paid from it.
+        let second = on_a.hold("r2", vec![seen_by_a.clone()], 100).await.unwrap();
+        on_a.settle("r1", &first, 60).await;
+        on_a.settle("r2", &second, 500).await;
+        assert_eq!(pending(&a, &seen_by_a).await, 25_700);
+        // What A leased, no other node can spend.
+        let refused = on_b
+            .hold("r3", vec![seen_by_b.clone()], 1_000_000)
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, HoldError::Refused(r) if r.available == 1_000_000 - 25_700));
+        // Unused for a while, the lease goes back: Redis counts the two costs alone.
+        on_a.return_idle_leases().await;
+        assert_eq!(
+            pending(&a, &seen_by_a).await,
+            25_700,
+            "drawn on lately: kept"
+        );
+        on_a.return_idle_leases().await;
+        assert_eq!(pending(&a, &seen_by_a).await, 560);
+        assert!(
+            on_b.hold("r4", vec![seen_by_b.clone()], 1_000_000 - 560)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_lent_near_the_end_of_a_balance() {
+        let Some(cluster) = node(&prefix()).await else {
+            return;
+        };
+        let store = RedisScopes::new(cluster.clone());
+        // A quarter of what is left is less than 16 holds: each hold asks Redis for itself.
+        let scope = balance(11, 6_000);
+        assert_eq!(spend(&store, &scope, 3, 100, 100).await, 3);
+        assert_eq!(pending(&cluster, &scope).await, 300);
+    }
+
+    #[tokio::test]
+    async fn three_nodes_with_leases_never_overspend_and_lose_nothing() {
+        let prefix = prefix();
+        let (Some(a), Some(b), Some(c)) = (
+            node(&prefix).await,
+            node(&prefix).await,
+            node(&prefix).await,
+        ) else {
+            return;
+        };
+        for cluster in [&a, &b, &c] {
+            cluster.tend(Vec::new).await;
+        }
+        let stores = [
+            RedisScopes::new(a.clone()),
+            RedisScopes::new(b.clone()),
+            RedisScopes::new(c.clone()),
+        ];
+        let seen: Vec<Arc<LiveScope>> = (0..3).map(|_| balance(12, 200_000)).collect();
+        // Each node tries 1,000 requests of 10 (3,000 in all against room for 2,000), the
+        // three at once; leases are lent while the balance is large.
+        let held: Vec<i64> = futures::future::join_all(
+            stores
+                .iter()
+                .zip(&seen)
+                .map(|(store, scope)| spend(store, scope, 1_000, 100, 100)),
+        )
+        .await;
+        let spent = held.iter().sum::<i64>() * 100;
+        assert!(spent <= 200_000, "spent {spent}");
+        // Leases come back once idle: Redis then counts exactly what was spent, and the rest
+        // of the balance can be held to the unit.
+        for _ in 0..2 {
+            for store in &stores {
+                store.return_idle_leases().await;
+            }
+        }
+        assert_eq!(pending(&a, &seen[0]).await, spent);
+        let rest = 200_000 - spent;
+        if rest > 0 {
+            let last = stores[1].hold("last", vec![seen[1].clone()], rest).await;
+            assert!(last.is_ok(), "{last:?}");
+        }
+        assert!(
+            stores[2]
+                .hold("over", vec![seen[2].clone()], 1)
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_cut_off_stops_drawing_on_its_lease() {
+        let Some(cluster) = node(&prefix()).await else {
+            return;
+        };
+        let store = RedisScopes::new(cluster.clone());
+        let scope = balance(13, 1_000_000);
+        let _first = store.hold("r1", vec![scope.clone()], 100).await.unwrap();
+        let leased = pending(&cluster, &scope).await;
+        assert!(leased > 100);
+        // No heartbeat has reached Redis for as long as a node may draw on its leases: the
+        // next hold asks Redis, and asks for no lease.
+        cluster.age_heartbeat(crate::cluster::LEASE_DRAWN);
+        let _second = store.hold("r2", vec![scope.clone()], 100).await.unwrap();
+        assert_eq!(pending(&cluster, &scope).await, leased + 100);
+    }
+
+    #[tokio::test]
+    async fn a_lease_goes_with_its_node_and_a_rewrite_leaves_it_out() {
+        let prefix = prefix();
+        let (Some(a), Some(b)) = (node(&prefix).await, node(&prefix).await) else {
+            return;
+        };
+        let on_a = RedisScopes::new(a.clone());
+        let scope = balance(14, 1_000_000);
+        let held = on_a.hold("r1", vec![scope.clone()], 100).await.unwrap();
+        assert!(pending(&a, &scope).await > 100);
+        // A's heartbeat is made older than its lease: B takes A's part off, lease and all.
+        let mut connection = b.connection();
+        let _: () = redis::cmd("ZADD")
+            .arg(b.key("nodes"))
+            .arg(0)
+            .arg(a.node())
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        b.tend(Vec::new).await;
+        assert_eq!(pending(&b, &scope).await, 0);
+        // A writes its part again from memory: its hold, and no lease.
+        a.tend(|| vec![scope.clone()]).await;
+        assert!(a.is_ready());
+        assert_eq!(pending(&a, &scope).await, 100);
+        // The void lease takes nothing of the settlement: Redis moves by cost less hold.
+        on_a.settle("r1", &held, 60).await;
+        assert_eq!(pending(&a, &scope).await, 60);
     }
 
     #[tokio::test]

@@ -28,21 +28,27 @@ use crate::billing::rates::redis::worth_retrying;
 /// short (a few hundred microseconds at most).
 const MAX_BATCH: usize = 256;
 
+/// A scope lends a lease only when it is at least this many holds of the size that asked:
+/// near the end of a balance no lease is lent, and the last of it goes hold by hold to
+/// whichever node asks, as without leases.
+pub const LEASE_FLOOR: i64 = 16;
+
 /// KEYS: epoch, this node's part, this node's last batch (a hash of its number and answer).
-/// ARGV: epoch, this batch's number, how long the last batch is kept (ms), then the
-/// operations:
+/// ARGV: epoch, this batch's number, how long the last batch is kept (ms), the lease spread
+/// (a lease takes at most 1/spread of what a scope has left), then the operations:
 ///
-/// - `h`, amount, n, then per scope its key, stored amount, mark and when its counters expire
-///   (0: never): holds the amount on all n scopes or on none;
-/// - `s`, the cost less the hold, n, then n scope keys: the hold becomes the cost.
+/// - `h`, amount, n, then per scope its key, stored amount, mark, when its counters expire
+///   (0: never) and the lease wanted: holds the amount on all n scopes or on none, and lends
+///   each scope up to the lease wanted (see [`LEASE_FLOOR`]);
+/// - `s`, n, then n pairs of scope key and change: moves what each counts in flight.
 ///
 /// Returns {2} in another epoch (nothing applied), else 1 followed, per hold in order, by
-/// `0, n, left…` (held; what each scope has left after it) or `1, index, available` (refused
-/// by the index-th scope). Amounts are exact below 2^53 (Lua's numbers are doubles; a quota
-/// that large is not money).
+/// `0, n, (left, lent)…` (held; what each scope has left after it, and what it lent) or
+/// `1, index, available` (refused by the index-th scope). Amounts are exact below 2^53 (Lua's
+/// numbers are doubles; a quota that large is not money).
 static BATCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+    let source = r"
+local FLOOR = LEASE_FLOOR
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {2} end
 local last = redis.call('HMGET', KEYS[3], 'number', 'answer')
 if last[1] == ARGV[2] then return cmsgpack.unpack(last[2]) end
@@ -67,16 +73,17 @@ local function counts(key)
   end
   return k
 end
-local i = 4
+local spread = tonumber(ARGV[4])
+local i = 5
 while i <= #ARGV do
-  local figure = tonumber(ARGV[i + 1])
-  local n = tonumber(ARGV[i + 2])
   if ARGV[i] == 'h' then
+    local figure = tonumber(ARGV[i + 1])
+    local n = tonumber(ARGV[i + 2])
     local base = i + 3
     local available = {}
     local refused = false
     for j = 0, n - 1 do
-      local s = base + 4 * j
+      local s = base + 5 * j
       local k = counts(ARGV[s])
       available[j] = tonumber(ARGV[s + 1]) - (k[1] - tonumber(ARGV[s + 2])) - k[2]
       if available[j] < figure then
@@ -88,23 +95,32 @@ while i <= #ARGV do
     if not refused then
       put(0) put(n)
       for j = 0, n - 1 do
-        local s = base + 4 * j
+        local s = base + 5 * j
         local key = ARGV[s]
-        counted[key][2] = counted[key][2] + figure
-        moved[key] = moved[key] + figure
+        local want = tonumber(ARGV[s + 4])
+        local lent = 0
+        if want > 0 then
+          local share = math.floor((available[j] - figure) / spread)
+          if share >= figure * FLOOR then lent = math.min(share, want) end
+        end
+        local taken = figure + lent
+        counted[key][2] = counted[key][2] + taken
+        moved[key] = moved[key] + taken
         if ARGV[s + 3] ~= '0' then expires[key] = ARGV[s + 3] end
-        put(available[j] - figure)
+        put(available[j] - taken) put(lent)
       end
     end
-    i = base + 4 * n
+    i = base + 5 * n
   else
+    local n = tonumber(ARGV[i + 1])
     for j = 0, n - 1 do
-      local key = ARGV[i + 3 + j]
+      local key = ARGV[i + 2 + 2 * j]
+      local change = tonumber(ARGV[i + 3 + 2 * j])
       touch(key)
-      moved[key] = moved[key] + figure
-      if counted[key] then counted[key][2] = counted[key][2] + figure end
+      moved[key] = moved[key] + change
+      if counted[key] then counted[key][2] = counted[key][2] + change end
     end
-    i = i + 3 + n
+    i = i + 2 + 2 * n
   end
 end
 for _, key in ipairs(touched) do
@@ -118,8 +134,8 @@ end
 redis.call('HSET', KEYS[3], 'number', ARGV[2], 'answer', cmsgpack.pack(reply))
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return reply
-",
-    )
+";
+    Script::new(&source.replace("LEASE_FLOOR", &LEASE_FLOOR.to_string()))
 });
 
 /// One scope of a hold, as the script takes it.
@@ -129,13 +145,15 @@ pub struct HeldScope {
     pub mark: i64,
     /// When the scope's counters expire (ms since the epoch; 0: never).
     pub expires: i64,
+    /// The most it may lend this node beyond the hold (0: no lease).
+    pub want: i64,
 }
 
 /// What Redis said of a hold.
 #[derive(Debug, PartialEq, Eq)]
 pub enum HoldAnswer {
-    /// Held: what each scope has left.
-    Held(Vec<i64>),
+    /// Held: what each scope has left, and what it lent this node beyond the hold.
+    Held(Vec<(i64, i64)>),
     /// Refused by the scope at this index (from 0), which had this much available.
     Refused { index: usize, available: i64 },
     /// Redis is in another epoch: it lost its counters.
@@ -149,9 +167,8 @@ enum Operation {
         answer: oneshot::Sender<redis::RedisResult<HoldAnswer>>,
     },
     Settle {
-        /// The cost less the hold.
-        change: i64,
-        scopes: Vec<String>,
+        /// Each scope's key and how far what it counts in flight moves.
+        changes: Vec<(String, i64)>,
         /// Keeps a rewrite of this node's part waiting until Redis has it (the memory was
         /// settled when it was queued).
         _entered: Entered,
@@ -194,19 +211,14 @@ impl Batches {
         answered.await.unwrap_or_else(|_| Err(stopped()))
     }
 
-    /// Moves what `scopes` count in flight by `change` (a settlement's cost less its hold) in
-    /// the next batch. The returned receiver hears when Redis has it (or the call failed).
-    pub fn settle(
-        &self,
-        change: i64,
-        scopes: Vec<String>,
-        entered: Entered,
-    ) -> oneshot::Receiver<()> {
+    /// Moves what each scope counts in flight by its change (a settlement's cost less its
+    /// hold, or a lease given back) in the next batch. The returned receiver hears when Redis
+    /// has it (or the call failed).
+    pub fn settle(&self, changes: Vec<(String, i64)>, entered: Entered) -> oneshot::Receiver<()> {
         let (done, applied) = oneshot::channel();
         // A stopped sender belongs to a node shutting down: its memory is settled already.
         let _ = self.queue.send(Operation::Settle {
-            change,
-            scopes,
+            changes,
             _entered: entered,
             done,
         });
@@ -233,7 +245,8 @@ fn invocation(cluster: &Cluster, batch: &[Operation]) -> redis::ScriptInvocation
         .key(cluster.batch_key())
         .arg(cluster.epoch())
         .arg(BATCH_NUMBER.fetch_add(1, Ordering::Relaxed))
-        .arg(super::super::millis(super::super::LEASE));
+        .arg(super::super::millis(super::super::LEASE))
+        .arg(lease_spread(cluster));
     for operation in batch {
         match operation {
             Operation::Hold { amount, scopes, .. } => {
@@ -242,18 +255,28 @@ fn invocation(cluster: &Cluster, batch: &[Operation]) -> redis::ScriptInvocation
                     call.arg(&scope.key)
                         .arg(scope.stored)
                         .arg(scope.mark)
-                        .arg(scope.expires);
+                        .arg(scope.expires)
+                        .arg(scope.want);
                 }
             }
-            Operation::Settle { change, scopes, .. } => {
-                call.arg("s").arg(change).arg(scopes.len());
-                for scope in scopes {
-                    call.arg(scope);
+            Operation::Settle { changes, .. } => {
+                call.arg("s").arg(changes.len());
+                for (scope, change) in changes {
+                    call.arg(scope).arg(change);
                 }
             }
         }
     }
     call
+}
+
+/// A lease takes at most a quarter of a scope's share among the nodes seen: what is left,
+/// divided by four times their number. So the nodes together lend out at most about a quarter
+/// of any scope, and one request never finds most of a balance lent to other nodes.
+fn lease_spread(cluster: &Cluster) -> i64 {
+    i64::try_from(cluster.nodes_seen())
+        .unwrap_or(i64::MAX / 4)
+        .saturating_mul(4)
 }
 
 /// Sends one batch and hands out the answers; `batch` is left empty.
@@ -328,11 +351,14 @@ impl<'a> Answers<'a> {
                 if count != scopes {
                     return Err(malformed());
                 }
-                let left: Vec<i64> = reply.by_ref().take(count).copied().collect();
-                if left.len() != count {
-                    return Err(malformed());
+                let mut scopes = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let (Some(left), Some(lent)) = (reply.next(), reply.next()) else {
+                        return Err(malformed());
+                    };
+                    scopes.push((*left, *lent));
                 }
-                Ok(HoldAnswer::Held(left))
+                Ok(HoldAnswer::Held(scopes))
             }
             Some(1) => {
                 let (Some(index), Some(available)) = (reply.next(), reply.next()) else {
