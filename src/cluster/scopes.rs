@@ -392,7 +392,8 @@ impl ScopeStore for RedisScopes {
                 if !returns.is_empty()
                     && let Some(entered) = cluster.enter()
                 {
-                    let _ = self.shared.batches.settle(returns, entered);
+                    // Queued: nothing waits for Redis to have it.
+                    drop(self.shared.batches.settle(returns, entered));
                 }
                 // Noted before `_entered` ends, so a rewrite of this node's part sees it.
                 Ok(self.memory.note_hold(scopes, amount))

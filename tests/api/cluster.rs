@@ -285,6 +285,74 @@ db_test! {
 }
 
 db_test! {
+    /// A balance large enough that Redis lends each node allowance to hold against in memory:
+    /// 600 requests at once over three nodes against room for 397 never spend past it, to the
+    /// unit; once the nodes are idle their leases go back, and the last of the balance can be
+    /// spent on any node, down to nothing.
+    async fn leases_keep_three_nodes_within_a_balance_and_come_back(db: TestDb) {
+        if !shared_database(&db) {
+            return;
+        }
+        let Some(redis) = shared_redis() else { return };
+        let upstream = FakeUpstream::start(slow_answer(20)).await;
+        let app = first_node(db, redis.clone(), &upstream).await;
+        app.create_user("warmup", "1").await;
+        let warmup = app.key_for("warmup").await;
+        // 400 requests' worth: a twelfth of it (a quarter of one node's share of three) is
+        // well over the sixteen holds a lease needs at the least.
+        app.create_user("carol", "0.08").await;
+        let carol = app.key_for("carol").await;
+        let nodes = [
+            NodeProcess::start(&app.db_url, &redis, &[]),
+            NodeProcess::start(&app.db_url, &redis, &[]),
+        ];
+        let client = reqwest::Client::new();
+        for node in &nodes {
+            wait_until_serving(&client, node, &warmup).await;
+        }
+        let mut urls = vec![app.url("/v1/chat/completions")];
+        urls.extend(nodes.iter().map(|node| node.url("/v1/chat/completions")));
+        for url in &urls {
+            assert_eq!(chat(&client, url, &carol).await.0, 200);
+        }
+        let before = settled_logs(&app).await.len();
+        let start = app.user("carol").await.quota;
+        assert_eq!(start, 40_000 - 300);
+
+        let sent = (0..600).map(|i| {
+            let (client, url, key) = (client.clone(), urls[i % 3].clone(), carol.clone());
+            async move { chat(&client, &url, &key).await }
+        });
+        for (status, code) in futures::future::join_all(sent).await {
+            assert!(status == 200 || (status == 429 && code == "insufficient_quota"), "{status} {code}");
+        }
+        let spent = |logs: &[tollgate::service::db::logs::RequestLog]| -> i64 {
+            logs[before..].iter().filter(|l| l.username == "carol").map(|l| l.cost).sum()
+        };
+        let burst = spent(&settled_logs(&app).await);
+        assert!(burst <= start, "carol spent {burst} of {start} units");
+        assert_eq!(app.user("carol").await.quota, start - burst);
+
+        // Idle, every node gives its lease back: the rest is spent request by request,
+        // whichever node serves it, to the last unit.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for url in &urls {
+            while chat(&client, url, &carol).await.0 == 200 {}
+        }
+        let logs = settled_logs(&app).await;
+        assert_eq!(spent(&logs), start);
+        assert_eq!(app.user("carol").await.quota, 0);
+        for log in &logs[before..] {
+            match log.outcome {
+                Outcome::Success => assert_eq!(log.cost, PER_REQUEST_UNITS),
+                _ => assert_eq!(log.cost, 0),
+            }
+        }
+        ledger_is_clean(&app).await;
+    }
+}
+
+db_test! {
     /// A key created on one node works on another at once: the write is announced over Redis
     /// rather than found by the other node's poll (set here to once a minute).
     async fn a_key_made_on_one_node_works_on_another_at_once(db: TestDb) {
@@ -342,8 +410,8 @@ async fn works_soon(client: &reqwest::Client, node: &NodeProcess, key: &str, mad
 }
 
 db_test! {
-    /// Redis stopped under load: paid requests are refused with 503 in OpenAI's envelope,
-    /// never served unbilled; when Redis comes back (empty, as a Redis without persistence
+    /// Redis stopped under load: once a node finds it gone, paid requests are refused with 503
+    /// in OpenAI's envelope, never served unbilled; when Redis comes back (empty, as a Redis without persistence
     /// does) the nodes write their part again and serve, and every unit served is billed once.
     async fn losing_redis_fails_closed_and_recovers(db: TestDb) {
         let options = [("metrics_token", "metrics-secret-0123456789")];
@@ -367,6 +435,22 @@ db_test! {
         assert!(before.iter().all(|(status, _)| *status == 200), "{before:?}");
 
         redis.stop();
+        // A node that has not yet found Redis gone may still serve from the allowance Redis
+        // lent it (billed, and counted there): at most until its next call to Redis fails
+        // (the billing writer's next commit, or its heartbeat). From then on it refuses.
+        for url in &urls {
+            let deadline = Instant::now() + tollgate::cluster::HEARTBEAT * 2;
+            loop {
+                let (status, code) = chat(&client, url, &key).await;
+                if status == 503 {
+                    assert_eq!(code, "tollgate_unavailable");
+                    break;
+                }
+                assert_eq!(status, 200, "{code}");
+                assert!(Instant::now() < deadline, "{url} still serves without Redis");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         let during = load(20).await;
         for (status, code) in &during {
             assert_eq!((*status, code.as_str()), (503, "tollgate_unavailable"));
