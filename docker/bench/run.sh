@@ -11,8 +11,8 @@
 # of one worker thread per core, and with one worker thread (`--workers 1`), the like-for-like
 # comparison on a machine whose two cores also carry wrk and both nginx processes. It fails if any request fails or if billing does not add up afterwards.
 #
-# Then the scale-out: one node with Redis (every hold and settle a round trip to Redis, on the
-# same SQLite database), and three nodes of one worker thread each on one PostgreSQL database
+# Then the scale-out: one node with Redis (holds in Redis, or against the allowance Redis lent
+# the node, on the same SQLite database), and three nodes of one worker thread each on one PostgreSQL database
 # and Redis behind nginx round robin (cluster.conf), as docker/compose.yaml runs them but on this
 # machine. Each is skipped with the reason when Redis (redis-cli ping) or PostgreSQL (psql) does
 # not answer, or the build has no --redis-url. It reports their throughput as ratios to nginx,
