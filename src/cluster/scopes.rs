@@ -724,6 +724,20 @@ mod tests {
         assert_eq!(pending(&cluster, &scope).await, 100);
     }
 
+    /// Makes `gone`'s heartbeat older than its lease, and lets `other` beat: `gone`'s part is
+    /// taken off, as after a node is killed.
+    async fn outlive(gone: &Cluster, other: &Cluster) {
+        let mut connection = other.connection();
+        let _: () = redis::cmd("ZADD")
+            .arg(other.key("nodes"))
+            .arg(0)
+            .arg(gone.node())
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        other.tend(Vec::new).await;
+    }
+
     /// Holds and settles `count` requests of `amount` costing `cost` one after another on
     /// `store`: how many were held.
     async fn spend(
@@ -877,15 +891,7 @@ mod tests {
         let held = on_a.hold("r1", vec![scope.clone()], 100).await.unwrap();
         assert!(pending(&a, &scope).await > 100);
         // A's heartbeat is made older than its lease: B takes A's part off, lease and all.
-        let mut connection = b.connection();
-        let _: () = redis::cmd("ZADD")
-            .arg(b.key("nodes"))
-            .arg(0)
-            .arg(a.node())
-            .query_async(&mut connection)
-            .await
-            .unwrap();
-        b.tend(Vec::new).await;
+        outlive(&a, &b).await;
         assert_eq!(pending(&b, &scope).await, 0);
         // A writes its part again from memory: its hold, and no lease.
         a.tend(|| vec![scope.clone()]).await;
@@ -907,15 +913,7 @@ mod tests {
         let _held = on_a.hold("r1", vec![scope.clone()], 100).await.unwrap();
         assert_eq!(pending(&a, &scope).await, 100);
         // A stops beating; its heartbeat is made older than the lease.
-        let mut connection = b.connection();
-        let _: () = redis::cmd("ZADD")
-            .arg(b.key("nodes"))
-            .arg(0)
-            .arg(a.node())
-            .query_async(&mut connection)
-            .await
-            .unwrap();
-        b.tend(Vec::new).await;
+        outlive(&a, &b).await;
         assert_eq!(pending(&b, &scope).await, 0);
         // A finds out at its next beat and writes its part again from memory.
         a.tend(|| vec![scope.clone()]).await;

@@ -148,6 +148,65 @@ impl TwoNodes {
     }
 }
 
+/// The test's node and two node processes on one shared Redis, each serving (a warm-up key
+/// has been served once by each); the upstream answers after `delay_ms`. None, said why, on
+/// SQLite or without Redis.
+struct ThreeNodes {
+    _upstream: FakeUpstream,
+    app: TestApp,
+    _nodes: [NodeProcess; 2],
+    client: reqwest::Client,
+    /// The chat address of the test's node, then of each process.
+    urls: Vec<String>,
+}
+
+impl ThreeNodes {
+    async fn start(db: TestDb, delay_ms: u64) -> Option<ThreeNodes> {
+        if !shared_database(&db) {
+            return None;
+        }
+        let redis = shared_redis()?;
+        let upstream = FakeUpstream::start(slow_answer(delay_ms)).await;
+        let app = first_node(db, redis.clone(), &upstream).await;
+        app.create_user("warmup", "1").await;
+        let warmup = app.key_for("warmup").await;
+        let nodes = [
+            NodeProcess::start(&app.db_url, &redis, &[]),
+            NodeProcess::start(&app.db_url, &redis, &[]),
+        ];
+        let client = reqwest::Client::new();
+        for node in &nodes {
+            wait_until_serving(&client, node, &warmup).await;
+        }
+        let mut urls = vec![app.url("/v1/chat/completions")];
+        urls.extend(nodes.iter().map(|node| node.url("/v1/chat/completions")));
+        Some(ThreeNodes {
+            _upstream: upstream,
+            app,
+            _nodes: nodes,
+            client,
+            urls,
+        })
+    }
+}
+
+/// Sends one request with `key` to each of `urls`, once each node knows the key (made after
+/// they started): each is served.
+async fn serve_once_each(client: &reqwest::Client, urls: &[String], key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for url in urls {
+        loop {
+            let (status, code) = chat(client, url, key).await;
+            if status == 200 {
+                break;
+            }
+            assert_eq!(status, 401, "{code}");
+            assert!(Instant::now() < deadline, "{url} never knew the key");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// The log once every node has written what it served: no new row for a while.
 async fn settled_logs(app: &TestApp) -> Vec<tollgate::service::db::logs::RequestLog> {
     let mut logs = app.logs().await;
@@ -189,14 +248,11 @@ db_test! {
     /// with a $0.005 limit of its own on a rich account): together they never spend past
     /// either, to the unit, and the ledger agrees.
     async fn three_nodes_never_overspend_one_balance(db: TestDb) {
-        if !shared_database(&db) {
+        let Some(ThreeNodes { _upstream, app, _nodes, client, urls }) =
+            ThreeNodes::start(db, 150).await
+        else {
             return;
-        }
-        let Some(redis) = shared_redis() else { return };
-        let upstream = FakeUpstream::start(slow_answer(150)).await;
-        let app = first_node(db, redis.clone(), &upstream).await;
-        app.create_user("warmup", "1").await;
-        let warmup = app.key_for("warmup").await;
+        };
         app.create_user("alice", "0.01").await;
         let alice = app.key_for("alice").await;
         app.create_user("bob", "100").await;
@@ -208,21 +264,9 @@ db_test! {
                 ..Default::default()
             })
             .await;
-        let nodes = [
-            NodeProcess::start(&app.db_url, &redis, &[]),
-            NodeProcess::start(&app.db_url, &redis, &[]),
-        ];
-        let client = reqwest::Client::new();
-        for node in &nodes {
-            wait_until_serving(&client, node, &warmup).await;
-        }
-        let mut urls = vec![app.url("/v1/chat/completions")];
-        urls.extend(nodes.iter().map(|node| node.url("/v1/chat/completions")));
         // Each node has seen both keys once before the burst.
-        for url in &urls {
-            assert_eq!(chat(&client, url, &alice).await.0, 200);
-            assert_eq!(chat(&client, url, &bob).await.0, 200);
-        }
+        serve_once_each(&client, &urls, &alice).await;
+        serve_once_each(&client, &urls, &bob).await;
         let before = settled_logs(&app).await.len();
         let alice_start = app.user("alice").await.quota;
         let bob_key = app.token_ids_of("bob").await[0];
@@ -290,31 +334,16 @@ db_test! {
     /// unit; once the nodes are idle their leases go back, and the last of the balance can be
     /// spent on any node, down to nothing.
     async fn leases_keep_three_nodes_within_a_balance_and_come_back(db: TestDb) {
-        if !shared_database(&db) {
+        let Some(ThreeNodes { _upstream, app, _nodes, client, urls }) =
+            ThreeNodes::start(db, 20).await
+        else {
             return;
-        }
-        let Some(redis) = shared_redis() else { return };
-        let upstream = FakeUpstream::start(slow_answer(20)).await;
-        let app = first_node(db, redis.clone(), &upstream).await;
-        app.create_user("warmup", "1").await;
-        let warmup = app.key_for("warmup").await;
+        };
         // 400 requests' worth: a twelfth of it (a quarter of one node's share of three) is
         // well over the sixteen holds a lease needs at the least.
         app.create_user("carol", "0.08").await;
         let carol = app.key_for("carol").await;
-        let nodes = [
-            NodeProcess::start(&app.db_url, &redis, &[]),
-            NodeProcess::start(&app.db_url, &redis, &[]),
-        ];
-        let client = reqwest::Client::new();
-        for node in &nodes {
-            wait_until_serving(&client, node, &warmup).await;
-        }
-        let mut urls = vec![app.url("/v1/chat/completions")];
-        urls.extend(nodes.iter().map(|node| node.url("/v1/chat/completions")));
-        for url in &urls {
-            assert_eq!(chat(&client, url, &carol).await.0, 200);
-        }
+        serve_once_each(&client, &urls, &carol).await;
         let before = settled_logs(&app).await.len();
         let start = app.user("carol").await.quota;
         assert_eq!(start, 40_000 - 300);
