@@ -14,9 +14,10 @@
 //!
 //! A commit that lands between the mark and the database read is counted twice, never
 //! missed: Redis may count more than the database, never less. A hold checks and takes every
-//! scope in one script, all or none; a settlement turns the hold into the real cost; both go
-//! in batches (see `batch`, which also makes a call retried after a timeout apply once). The
-//! billing writer's commit moves costs from `p` to `c`. Each node's part of `p` is also kept
+//! scope in one script, all or none; a settlement turns the hold into the real cost; the
+//! billing writer's commit moves costs from `p` to `c`. All three go in batches, in the order
+//! they were made (see `batch`, which also makes a call retried after a timeout apply once), so
+//! a commit never reaches Redis before the settlement that put its cost in flight. Each node's part of `p` is also kept
 //! under its own id, so a node that dies is taken off (see `super`), and a node whose part may
 //! be wrong (a call that failed) writes it again from what it holds in memory before it places
 //! another hold.
@@ -48,23 +49,6 @@ local function neg(s)
   return '-' .. s
 end
 ";
-
-/// KEYS: epoch, this node's part, the scopes. ARGV: epoch, then each scope's committed cost.
-/// Moves the costs from in flight to committed.
-static FLUSH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r"{NEG}
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for i = 3, #KEYS do
-  local cost = ARGV[i - 1]
-  redis.call('HINCRBY', KEYS[i], 'c', cost)
-  redis.call('HINCRBY', KEYS[i], 'p', neg(cost))
-  if redis.call('HINCRBY', KEYS[2], KEYS[i], neg(cost)) == 0 then redis.call('HDEL', KEYS[2], KEYS[i]) end
-end
-return 1
-"
-    ))
-});
 
 /// KEYS: epoch, this node's part. ARGV: epoch, the number of parts, then pairs of scope and
 /// amount in flight, then pairs of scope and cost committed while Redis could not be told.
@@ -451,32 +435,24 @@ impl ScopeStore for RedisScopes {
 
     fn committed(&self, costs: Vec<(Arc<LiveScope>, i64, i64)>) -> BoxFuture<'static, ()> {
         let cluster = Arc::clone(&self.cluster);
+        let epoch = cluster.epoch();
+        let costs: Vec<(String, i64)> = costs
+            .iter()
+            .map(|(scope, window, cost)| (cluster.scope_key(scope.id, *window), *cost))
+            .collect();
+        let Some(entered) = cluster.enter() else {
+            // This node's part is rewritten from memory, where these costs are no longer in
+            // flight; the rewrite adds them to what was committed.
+            cluster.defer_commit(epoch, costs);
+            return Box::pin(async {});
+        };
+        // Queued behind the settlements that put these costs in flight.
+        let answered = self
+            .shared
+            .batches
+            .commit(epoch.clone(), costs.clone(), entered);
         Box::pin(async move {
-            let epoch = cluster.epoch();
-            let costs: Vec<(String, i64)> = costs
-                .iter()
-                .map(|(scope, window, cost)| (cluster.scope_key(scope.id, *window), *cost))
-                .collect();
-            let Some(_entered) = cluster.enter() else {
-                // This node's part is rewritten from memory, where these costs are no longer
-                // in flight; the rewrite adds them to what was committed.
-                cluster.defer_commit(epoch, costs);
-                return;
-            };
-            let mut flush = FLUSH.prepare_invoke();
-            flush
-                .key(cluster.key("epoch"))
-                .key(cluster.node_key())
-                .arg(&epoch);
-            for (key, cost) in &costs {
-                flush.key(key).arg(*cost);
-            }
-            let mut connection = cluster.connection();
-            let started = std::time::Instant::now();
-            let result: redis::RedisResult<i64> = flush.invoke_async(&mut connection).await;
-            cluster.took(started);
-            cluster.answered(&result);
-            if result.is_err() {
+            if answered.await.unwrap_or(true) {
                 // It may have applied: applying it again counts the costs twice as committed,
                 // which refuses a little early rather than overspends.
                 cluster.defer_commit(epoch, costs);
@@ -658,6 +634,31 @@ mod tests {
         assert!(on_b.prepare_marks(std::slice::from_ref(&seen_by_b)).await);
         seen_by_b.set_balance(700);
         assert!(on_b.hold("r3", vec![seen_by_b.clone()], 700).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_settlement_and_its_commit_queued_together_count_exactly() {
+        let Some(cluster) = node(&prefix()).await else {
+            return;
+        };
+        let store = RedisScopes::new(cluster.clone());
+        let scope = balance(8, 1_000);
+        let held = store.hold("r1", vec![scope.clone()], 100).await.unwrap();
+        // The answer cost three times its hold; its settlement and the billing writer's
+        // commit are queued one after the other (one queue: never the commit first).
+        let settled = store.settle("r1", &held, 300);
+        scope.committed(300, 0);
+        let committed = store.committed(vec![(scope.clone(), 0, 300)]);
+        futures::future::join(settled, committed).await;
+        let mut connection = cluster.connection();
+        let (committed, pending): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
+            .arg(cluster.scope_key(scope.id, 0))
+            .arg("c")
+            .arg("p")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!((committed, pending), (Some(300), Some(0)));
     }
 
     #[tokio::test]

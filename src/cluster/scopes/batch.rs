@@ -40,7 +40,10 @@ pub const LEASE_FLOOR: i64 = 16;
 /// - `h`, amount, n, then per scope its key, stored amount, mark, when its counters expire
 ///   (0: never) and the lease wanted: holds the amount on all n scopes or on none, and lends
 ///   each scope up to the lease wanted (see [`LEASE_FLOOR`]);
-/// - `s`, n, then n pairs of scope key and change: moves what each counts in flight.
+/// - `s`, n, then n pairs of scope key and change: moves what each counts in flight;
+/// - `c`, n, then n pairs of scope key and cost: the billing writer committed the cost, which
+///   moves from in flight to committed (in the queue's order, so never before the settlement
+///   that made it in flight).
 ///
 /// Returns {2} in another epoch (nothing applied), else 1 followed, per hold in order, by
 /// `0, n, (left, lent)…` (held; what each scope has left after it, and what it lent) or
@@ -56,7 +59,7 @@ local reply = {1}
 local function put(v) reply[#reply + 1] = v end
 -- Per scope touched: what it counts (read once), how far this batch moves it in flight, and
 -- when it expires.
-local counted, moved, expires, touched = {}, {}, {}, {}
+local counted, moved, expires, touched, committed = {}, {}, {}, {}, {}
 local function touch(key)
   if not moved[key] then
     moved[key] = 0
@@ -68,7 +71,7 @@ local function counts(key)
   if not k then
     touch(key)
     local v = redis.call('HMGET', key, 'c', 'p')
-    k = {tonumber(v[1]) or 0, (tonumber(v[2]) or 0) + moved[key]}
+    k = {(tonumber(v[1]) or 0) + (committed[key] or 0), (tonumber(v[2]) or 0) + moved[key]}
     counted[key] = k
   end
   return k
@@ -112,11 +115,17 @@ while i <= #ARGV do
     end
     i = base + 5 * n
   else
+    local commit = ARGV[i] == 'c'
     local n = tonumber(ARGV[i + 1])
     for j = 0, n - 1 do
       local key = ARGV[i + 2 + 2 * j]
       local change = tonumber(ARGV[i + 3 + 2 * j])
       touch(key)
+      if commit then
+        committed[key] = (committed[key] or 0) + change
+        if counted[key] then counted[key][1] = counted[key][1] + change end
+        change = -change
+      end
       moved[key] = moved[key] + change
       if counted[key] then counted[key][2] = counted[key][2] + change end
     end
@@ -124,6 +133,7 @@ while i <= #ARGV do
   end
 end
 for _, key in ipairs(touched) do
+  if committed[key] then redis.call('HINCRBY', key, 'c', string.format('%d', committed[key])) end
   if moved[key] ~= 0 then
     local by = string.format('%d', moved[key])
     redis.call('HINCRBY', key, 'p', by)
@@ -173,6 +183,15 @@ enum Operation {
         /// settled when it was queued).
         _entered: Entered,
         done: oneshot::Sender<()>,
+    },
+    Commit {
+        /// The epoch the costs were in flight in: in another, they are not (this node's part
+        /// was written again from memory, where they are committed already).
+        epoch: String,
+        costs: Vec<(String, i64)>,
+        _entered: Entered,
+        /// Whether Redis may not have it (the call failed).
+        failed: oneshot::Sender<bool>,
     },
 }
 
@@ -226,6 +245,27 @@ impl Batches {
     }
 }
 
+impl Batches {
+    /// Moves `costs` (by scope key) from in flight to committed in the next batch, if Redis is
+    /// still in `epoch` then. The receiver hears true when the call failed (it may have
+    /// applied or not).
+    pub fn commit(
+        &self,
+        epoch: String,
+        costs: Vec<(String, i64)>,
+        entered: Entered,
+    ) -> oneshot::Receiver<bool> {
+        let (failed, answered) = oneshot::channel();
+        let _ = self.queue.send(Operation::Commit {
+            epoch,
+            costs,
+            _entered: entered,
+            failed,
+        });
+        answered
+    }
+}
+
 fn stopped() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Io, "the node's Redis sender has stopped"))
 }
@@ -240,10 +280,11 @@ async fn send_batches(cluster: Arc<Cluster>, mut waiting: mpsc::UnboundedReceive
 /// The script call that applies `batch`, under a number of its own.
 fn invocation(cluster: &Cluster, batch: &[Operation]) -> redis::ScriptInvocation<'static> {
     let mut call = BATCH.prepare_invoke();
+    let epoch = cluster.epoch();
     call.key(cluster.key("epoch"))
         .key(cluster.node_key())
         .key(cluster.batch_key())
-        .arg(cluster.epoch())
+        .arg(&epoch)
         .arg(BATCH_NUMBER.fetch_add(1, Ordering::Relaxed))
         .arg(super::super::millis(super::super::LEASE))
         .arg(lease_spread(cluster));
@@ -263,6 +304,19 @@ fn invocation(cluster: &Cluster, batch: &[Operation]) -> redis::ScriptInvocation
                 call.arg("s").arg(changes.len());
                 for (scope, change) in changes {
                     call.arg(scope).arg(change);
+                }
+            }
+            Operation::Commit {
+                epoch: theirs,
+                costs,
+                ..
+            } => {
+                if *theirs != epoch {
+                    continue;
+                }
+                call.arg("c").arg(costs.len());
+                for (scope, cost) in costs {
+                    call.arg(scope).arg(cost);
                 }
             }
         }
@@ -307,6 +361,9 @@ async fn send(cluster: &Cluster, batch: &mut Vec<Operation>) {
             }
             Operation::Settle { done, .. } => {
                 let _ = done.send(());
+            }
+            Operation::Commit { failed, .. } => {
+                let _ = failed.send(result.is_err());
             }
         }
     }
