@@ -311,7 +311,7 @@ echo "added p50 at c=1 over direct: Tollgate ${added_p50} ms, with a team key ${
 if [ -z "$redis_skip" ]; then
     ratio_redis=$(round_ratios tollgate-redis nginx | median)
     ratio_redis_range=$(round_ratios tollgate-redis nginx | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
-    echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio_redis (rounds: $ratio_redis_range), default workers, with Redis (holds and settles in Redis)"
+    echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio_redis (rounds: $ratio_redis_range), default workers, with Redis (holds in Redis or against its leases)"
 else
     echo "one node with Redis: skipped, $redis_skip"
 fi
