@@ -16,11 +16,12 @@
 //! missed: Redis may count more than the database, never less. A hold checks and takes every
 //! scope in one script, all or none; a settlement turns the hold into the real cost; the
 //! billing writer's commit moves costs from `p` to `c`. All three go in batches, in the order
-//! they were made (see `batch`, which also makes a call retried after a timeout apply once), so
-//! a commit never reaches Redis before the settlement that put its cost in flight. Each node's part of `p` is also kept
-//! under its own id, so a node that dies is taken off (see `super`), and a node whose part may
-//! be wrong (a call that failed) writes it again from what it holds in memory before it places
-//! another hold.
+//! they were made (see `batch`, which also makes a call retried after a timeout apply once),
+//! so a commit never reaches Redis before the settlement that put its cost in flight. Each
+//! node's part of `p` is also kept under its own id, so a node that dies is taken off (see
+//! `super`), and a node whose part may be wrong (a call that failed) writes it again from what
+//! it holds in memory before it places another hold. Most holds do not go to Redis at all, but
+//! against a lease (see [`RedisScopes`]).
 
 mod batch;
 
