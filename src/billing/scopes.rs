@@ -32,6 +32,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::future::BoxFuture;
 use smallvec::SmallVec;
 
+use crate::domain::kinds::BudgetPeriod;
+
 /// What kind of balance or budget a scope is, in the order a refusal checks them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ScopeKind {
@@ -179,6 +181,9 @@ impl ScopeState {
 #[derive(Debug)]
 pub struct LiveScope {
     pub id: ScopeId,
+    /// A budget's period as it was set when this scope was made: its spending is written
+    /// only while the budget still counts in that period (`None` for a balance).
+    pub period: Option<BudgetPeriod>,
     state: Mutex<ScopeState>,
 }
 
@@ -224,6 +229,7 @@ impl LiveScope {
     pub fn balance(id: ScopeId, stored: i64) -> LiveScope {
         LiveScope {
             id,
+            period: None,
             state: Mutex::new(ScopeState {
                 limit: stored,
                 ..ScopeState::default()
@@ -231,11 +237,18 @@ impl LiveScope {
         }
     }
 
-    /// A budget of `limit` per period, with `spent` recorded in the database for the period
-    /// that began at `window_start` (an older period counts as nothing spent now).
-    pub fn budget(id: ScopeId, limit: i64, spent: i64, window_start: i64) -> LiveScope {
+    /// A budget of `limit` per `period`, with `spent` recorded in the database for the
+    /// period that began at `window_start` (an older period counts as nothing spent now).
+    pub fn budget(
+        id: ScopeId,
+        period: BudgetPeriod,
+        limit: i64,
+        spent: i64,
+        window_start: i64,
+    ) -> LiveScope {
         LiveScope {
             id,
+            period: Some(period),
             state: Mutex::new(ScopeState {
                 limit,
                 spent,
@@ -738,7 +751,13 @@ mod tests {
     }
 
     fn budget(kind: ScopeKind, limit: i64, spent: i64, window: (i64, i64)) -> Arc<LiveScope> {
-        let scope = LiveScope::budget(ScopeId::new(kind, 1), limit, spent, window.0);
+        let scope = LiveScope::budget(
+            ScopeId::new(kind, 1),
+            BudgetPeriod::Daily,
+            limit,
+            spent,
+            window.0,
+        );
         scope.enter(window.0, window.1);
         Arc::new(scope)
     }

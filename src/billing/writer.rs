@@ -118,7 +118,7 @@ pub(crate) fn batch_of<'a>(entries: impl IntoIterator<Item = Entry<'a>>) -> Bill
     let mut orgs: HashMap<i64, BalanceDelta> = HashMap::default();
     let mut tokens: HashMap<i64, BalanceDelta> = HashMap::default();
     let mut channels: HashMap<i64, BalanceDelta> = HashMap::default();
-    let mut spend: HashMap<(&'static str, i64, i64), i64> = HashMap::default();
+    let mut spend: HashMap<(&'static str, i64, i64, &'static str), i64> = HashMap::default();
     let mut logs = Vec::new();
     for entry in entries {
         let log = entry.log;
@@ -140,10 +140,12 @@ pub(crate) fn batch_of<'a>(entries: impl IntoIterator<Item = Entry<'a>>) -> Bill
             payer.used = payer.used.saturating_add(cost);
             payer.requests = payer.requests.saturating_add(requests);
             for (scope, window) in entry.budgets {
-                if let Some(kind) = scope.id.kind.spend_kind()
+                if let (Some(kind), Some(period)) = (scope.id.kind.spend_kind(), scope.period)
                     && *window != 0
                 {
-                    let spent = spend.entry((kind, scope.id.row, *window)).or_insert(0);
+                    let spent = spend
+                        .entry((kind, scope.id.row, *window, period.as_str()))
+                        .or_insert(0);
                     *spent = spent.saturating_add(cost);
                 }
             }
@@ -173,12 +175,15 @@ pub(crate) fn batch_of<'a>(entries: impl IntoIterator<Item = Entry<'a>>) -> Bill
     }
     let mut spend: Vec<SpendDelta> = spend
         .into_iter()
-        .map(|((kind, scope_id, window_start), spent)| SpendDelta {
-            kind,
-            scope_id,
-            window_start,
-            spent,
-        })
+        .map(
+            |((kind, scope_id, window_start, period), spent)| SpendDelta {
+                kind,
+                scope_id,
+                window_start,
+                period,
+                spent,
+            },
+        )
         .collect();
     spend.sort_unstable();
     BillingBatch {

@@ -188,13 +188,18 @@ pub struct BalanceDelta {
     pub last_used_at: i64,
 }
 
-/// What a batch spent on one budget in one period: added to its `budget_spend` row.
+/// What a batch spent on one budget in one period: added to its `budget_spend` row while
+/// the budget is still set to `period`. Spending held before the period was changed (a
+/// request in flight, a batch not yet written) counts in neither the old period, which was
+/// forgotten, nor the new one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SpendDelta {
     /// `key`, `member`, `team` or `org`.
     pub kind: &'static str,
     pub scope_id: i64,
     pub window_start: i64,
+    /// The period the spending was held in, as the budget's owner stores it.
+    pub period: &'static str,
     pub spent: i64,
 }
 

@@ -183,7 +183,7 @@ fn reuse_budget(
         }
         None => (
             period,
-            Arc::new(LiveScope::budget(id, limit, spent, window)),
+            Arc::new(LiveScope::budget(id, period, limit, spent, window)),
         ),
     }
 }

@@ -2,8 +2,11 @@
 //! like a key's own limit, written by the billing writer, shown in the API and on the keys
 //! page, and counted afresh in a new period.
 
+use std::time::Duration;
+
 use serde_json::json;
 
+use crate::helpers::upstream::StreamEnd;
 use crate::helpers::{Api, Browser, FakeUpstream, Reply, TestApp, admin_token, chat_body, db_test};
 use tollgate::domain::calendar::SiteCalendar;
 use tollgate::domain::kinds::BudgetPeriod;
@@ -226,5 +229,67 @@ db_test! {
             .await;
         assert_eq!(saved.status, 303, "{}", saved.body);
         assert!(app.token(id).await.budget.is_none());
+    }
+}
+
+db_test! {
+    /// A request in flight while its key's budget changes from daily to weekly is billed to
+    /// the balance but counts in neither period: the day's spending was forgotten, and the
+    /// week starts from nothing, even on a Monday, when both began at the same midnight.
+    /// What the week then spends is what the API shows and the relay enforces, also after a
+    /// fresh read of the database.
+    async fn spending_in_flight_across_a_change_of_period_counts_in_neither(db: TestDb) {
+        let (app, upstream) = setup(db).await;
+        let (key, id) = budget_key(&app, "0.07", "daily").await;
+        app.reload().await;
+        let admin = Api {
+            token: admin_token(&app, "root", "root").await,
+            app: &app,
+        };
+        upstream.queue(Reply::Stream {
+            pieces: vec!["slow".into(), " answer".into()],
+            usage: Some((5, 1)),
+            delay: Duration::from_millis(600),
+            end: StreamEnd::Done,
+        });
+        let in_flight = async {
+            let mut body = chat_body("gpt-4o-mini");
+            body["stream"] = json!(true);
+            let answer = app.chat(&key, body).await;
+            let status = answer.status().as_u16();
+            let text = answer.text().await.unwrap_or_default();
+            (status, text)
+        };
+        let change = async {
+            while upstream.request_count() == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            admin
+                .patch(&format!("/api/tokens/{id}"), json!({ "budget_period": "weekly" }))
+                .await
+        };
+        let ((status, text), (changed, view)) = tokio::join!(in_flight, change);
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("[DONE]"), "the stream ran to its end: {text}");
+        assert_eq!(changed, 200, "{view}");
+        app.flush().await;
+        assert_eq!(app.user("alice").await.quota, 5_000_000 - PER_REQUEST);
+        let spent = async || {
+            let (status, view) = admin.get(&format!("/api/tokens/{id}")).await;
+            assert_eq!(status, 200, "{view}");
+            assert_eq!(view["budget"]["period"], "weekly");
+            view["budget"]["spent_quota"].as_i64().unwrap()
+        };
+        assert_eq!(spent().await, 0);
+
+        for _ in 0..3 {
+            assert_eq!(status_of(&app, &key).await, 200);
+        }
+        assert_eq!(status_of(&app, &key).await, 429, "$0.06 of $0.07 is spent");
+        app.flush().await;
+        assert_eq!(spent().await, 3 * PER_REQUEST);
+        app.reload().await;
+        assert_eq!(status_of(&app, &key).await, 429, "after a fresh read too");
+        assert_eq!(spent().await, 3 * PER_REQUEST);
     }
 }

@@ -575,3 +575,75 @@ db_test! {
         assert_eq!(refused.fields()[0].field, "from");
     }
 }
+
+db_test! {
+    /// A request in flight while its team's budget changes from daily to weekly counts in
+    /// neither period, for the team nor for the member's cap, which follows the team's
+    /// period: the wallet pays it, the week starts from nothing, and what the week then
+    /// spends is what is written.
+    async fn spending_in_flight_across_a_team_period_change_counts_in_neither(db: TestDb) {
+        let (app, upstream) = setup(db).await;
+        let org_id = org(&app, "acme", "UTC", 10.0, None).await;
+        let team_id = team(&app, org_id, "Research", Some(("daily", 1.0)), Some(0.5)).await;
+        let alice = member(&app, org_id, team_id, "alice", None).await;
+        app.reload().await;
+        assert_eq!(status(&app, &alice.key).await, 200);
+        app.flush().await;
+        let daily = |kind, id| spent(&app, kind, id, BudgetPeriod::Daily, "UTC");
+        assert_eq!(daily("team", team_id).await, per_request());
+        assert_eq!(daily("member", alice.membership).await, per_request());
+
+        upstream.queue(Reply::Stream {
+            pieces: vec!["slow".into(), " answer".into()],
+            usage: Some((5, 1)),
+            delay: Duration::from_millis(600),
+            end: StreamEnd::Done,
+        });
+        let in_flight = async {
+            let mut body = chat_body("gpt-4o-mini");
+            body["stream"] = json!(true);
+            let answer = app.chat(&alice.key, body).await;
+            (answer.status().as_u16(), answer.text().await.unwrap_or_default())
+        };
+        let change = async {
+            while upstream.request_count() < 2 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let settings = db::orgs::TeamSettings {
+                name: "Research".into(),
+                budget: Some(db::orgs::Budget {
+                    period: BudgetPeriod::Weekly,
+                    quota: TestApp::units(1.0),
+                }),
+                member_cap_quota: Some(TestApp::units(0.5)),
+                group_names: Vec::new(),
+            };
+            app.db
+                .write(async |tx| db::orgs::update_team(tx, org_id, team_id, &settings).await)
+                .await
+                .unwrap()
+                .0
+        };
+        let ((answered, text), changed) = tokio::join!(in_flight, change);
+        assert_eq!(answered, 200, "{text}");
+        assert!(text.contains("[DONE]"), "the stream ran to its end: {text}");
+        assert!(changed, "the team was changed");
+        app.flush().await;
+        let (_, used, requests) = org_row(&app, org_id).await;
+        assert_eq!((used, requests), (2 * per_request(), 2), "the wallet paid both");
+        let weekly = |kind, id| spent(&app, kind, id, BudgetPeriod::Weekly, "UTC");
+        for (kind, id) in [("team", team_id), ("member", alice.membership)] {
+            assert_eq!(weekly(kind, id).await, 0, "{kind}: the week starts from nothing");
+            assert_eq!(daily(kind, id).await, 0, "{kind}: the day was forgotten");
+        }
+
+        app.reload().await;
+        for _ in 0..2 {
+            assert_eq!(status(&app, &alice.key).await, 200);
+        }
+        app.flush().await;
+        assert_eq!(weekly("team", team_id).await, 2 * per_request());
+        assert_eq!(weekly("member", alice.membership).await, 2 * per_request());
+        ledger_is_clean(&app, org_id, std::slice::from_ref(&alice)).await;
+    }
+}

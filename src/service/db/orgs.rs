@@ -334,16 +334,13 @@ pub async fn lock(tx: &mut Tx, org_id: i64) -> DbResult<()> {
 /// counting afresh: what the old period spent is forgotten.
 pub async fn update(tx: &mut Tx, org: &OrgRow) -> DbResult<bool> {
     let new_period = org.budget.map_or("", |b| b.period.as_str()).to_string();
-    tx.execute(
-        "DELETE FROM budget_spend WHERE scope_kind = 'org' AND scope_id = ? AND EXISTS \
-         (SELECT 1 FROM orgs o WHERE o.id = ? AND o.budget_period <> ?)",
-        &[
-            Value::Int(org.id),
-            Value::Int(org.id),
-            Value::Text(new_period),
-        ],
-    )
-    .await?;
+    let period_changed = tx
+        .fetch_optional(
+            "SELECT id FROM orgs WHERE id = ? AND budget_period <> ?",
+            &[Value::Int(org.id), Value::Text(new_period)],
+        )
+        .await?
+        .is_some();
     let [period, quota] = budget_values(org.budget);
     let changed = tx
         .execute(
@@ -361,6 +358,14 @@ pub async fn update(tx: &mut Tx, org: &OrgRow) -> DbResult<bool> {
             ],
         )
         .await?;
+    if period_changed {
+        // After the update locked the row, as for a key's budget (see `tokens::update`).
+        tx.execute(
+            "DELETE FROM budget_spend WHERE scope_kind = 'org' AND scope_id = ?",
+            &[Value::Int(org.id)],
+        )
+        .await?;
+    }
     tx.changed(Change::Org(org.id));
     Ok(changed > 0)
 }
@@ -582,19 +587,6 @@ pub async fn update_team(
         )
         .await?
         .is_some();
-    if period_changed {
-        tx.execute(
-            "DELETE FROM budget_spend WHERE scope_kind = 'team' AND scope_id = ?",
-            &[Value::Int(team_id)],
-        )
-        .await?;
-        tx.execute(
-            "DELETE FROM budget_spend WHERE scope_kind = 'member' AND scope_id IN \
-             (SELECT id FROM team_members WHERE team_id = ?)",
-            &[Value::Int(team_id)],
-        )
-        .await?;
-    }
     let mut values = team_values(team);
     values.extend([
         Value::Int(now_ms()),
@@ -608,6 +600,21 @@ pub async fn update_team(
             &values,
         )
         .await?;
+    if changed > 0 && period_changed {
+        // After the update locked the team's row, which its members' caps count by too
+        // (see `tokens::update`).
+        tx.execute(
+            "DELETE FROM budget_spend WHERE scope_kind = 'team' AND scope_id = ?",
+            &[Value::Int(team_id)],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM budget_spend WHERE scope_kind = 'member' AND scope_id IN \
+             (SELECT id FROM team_members WHERE team_id = ?)",
+            &[Value::Int(team_id)],
+        )
+        .await?;
+    }
     tx.changed(Change::Org(org_id));
     Ok(changed > 0)
 }

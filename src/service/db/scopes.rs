@@ -1,45 +1,77 @@
 //! Budget scopes as stored: each budget's spending per period (`budget_spend`), and the
 //! organisations the relay holds its team keys' requests on.
 
-use sqlx::Arguments;
 use sqlx::Row;
-use sqlx::any::AnyArguments;
 
 use super::{Backend, Db, DbError, DbResult, Tx, Value, text};
 use crate::domain::kinds::{BudgetPeriod, OrgRole};
 pub use crate::records::logs::SpendDelta;
 pub use crate::records::scopes::{Membership, OrgBalance, OrgScopes, ScopeSpend, TeamScopes};
 
-/// Rows per upsert statement.
-const SPEND_ROWS_PER_STATEMENT: usize = 64;
-
 /// Adds a batch's spending to its budgets' rows, creating the row of a period's first spend.
+/// A row is written only while its budget is still set to the period the spending was held
+/// in: a change of period forgets what the old one spent, and spending still on its way
+/// (held before the change, written after) must not bring it back, nor count in the new
+/// period, whose first window may begin at the same instant (a Monday, the 1st).
+///
+/// Each statement reads the budget's owner row with a shared lock, and a change of period
+/// locks that row before it deletes the old period's rows (see `tokens::update`), so a
+/// write and a change are ordered one way or the other: the change deletes what was
+/// written, or the write sees the new period.
+///
 /// `spend` is in key order, so concurrent writers take the rows' locks in one order.
 pub(super) async fn add_spend_in(tx: &mut Tx, spend: &[SpendDelta]) -> DbResult<()> {
-    let conflict = match tx.backend() {
-        Backend::MySql => " ON DUPLICATE KEY UPDATE spent = spent + VALUES(spent)",
+    let backend = tx.backend();
+    let conflict = match backend {
+        Backend::MySql => " ON DUPLICATE KEY UPDATE spent = spent + ?",
         Backend::Sqlite | Backend::Postgres => {
             " ON CONFLICT (scope_kind, scope_id, window_start) \
              DO UPDATE SET spent = budget_spend.spent + excluded.spent"
         }
     };
-    for chunk in spend.chunks(SPEND_ROWS_PER_STATEMENT) {
+    for row in spend {
+        let owner = owner_in_period(row.kind)?;
+        let lock = match backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR SHARE OF o",
+            Backend::MySql => " LOCK IN SHARE MODE",
+        };
         let sql = format!(
-            "INSERT INTO budget_spend (scope_kind, scope_id, window_start, spent) VALUES {}{conflict}",
-            vec!["(?, ?, ?, ?)"; chunk.len()].join(", ")
+            "INSERT INTO budget_spend (scope_kind, scope_id, window_start, spent) \
+             SELECT ?, ?, ?, ? FROM {owner}{lock}{conflict}"
         );
-        let mut args = AnyArguments::default();
-        for row in chunk {
-            let bound = args
-                .add(row.kind)
-                .and_then(|()| args.add(row.scope_id))
-                .and_then(|()| args.add(row.window_start))
-                .and_then(|()| args.add(row.spent.max(0)));
-            bound.map_err(|e| DbError::Sqlx(sqlx::Error::Encode(e)))?;
+        let spent = row.spent.max(0);
+        let mut values = vec![
+            Value::Text(row.kind.into()),
+            Value::Int(row.scope_id),
+            Value::Int(row.window_start),
+            Value::Int(spent),
+            Value::Int(row.scope_id),
+            Value::Text(row.period.into()),
+        ];
+        if backend == Backend::MySql {
+            values.push(Value::Int(spent));
         }
-        tx.execute_args(&sql, args).await?;
+        tx.execute(&sql, &values).await?;
     }
     Ok(())
+}
+
+/// The `FROM … WHERE` that finds a budget's owner row while the budget counts in a given
+/// period (binds: the scope's id, the period). A member's cap counts in its team's period,
+/// or monthly where the team has no budget of its own.
+fn owner_in_period(kind: &str) -> DbResult<String> {
+    Ok(match kind {
+        "key" => "tokens o WHERE o.id = ? AND o.budget_period = ?".into(),
+        "team" => "teams o WHERE o.id = ? AND o.budget_period = ?".into(),
+        "org" => "orgs o WHERE o.id = ? AND o.budget_period = ?".into(),
+        "member" => format!(
+            "team_members m JOIN teams o ON o.id = m.team_id WHERE m.id = ? \
+             AND (CASE WHEN o.budget_period = '' THEN '{}' ELSE o.budget_period END) = ?",
+            BudgetPeriod::CAP_WITHOUT_TEAM_BUDGET.as_str()
+        ),
+        other => return Err(DbError::Corrupt(format!("budget kind '{other}'"))),
+    })
 }
 
 fn period_of(row: &sqlx::any::AnyRow, what: &str) -> DbResult<Option<(BudgetPeriod, i64)>> {

@@ -302,20 +302,22 @@ pub async fn update(
         sets.push("group_name = ?");
         values.push(Value::Text(v.clone()));
     }
+    // Another period (or none) starts counting afresh; the same one keeps what it spent.
+    let mut forget_spend = false;
     if let Some(budget) = patch.budget {
         let period = budget.map_or("", |(p, _)| p.as_str());
-        // Another period (or none) starts counting afresh; the same one keeps what it spent.
         let (scope, owner_value) = owned_by(owner);
-        let mut forget = vec![Value::Int(id), Value::Int(id), Value::Text(period.into())];
-        forget.extend(owner_value);
-        tx.execute(
-            &format!(
-                "DELETE FROM budget_spend WHERE scope_kind = 'key' AND scope_id = ? AND EXISTS \
-                 (SELECT 1 FROM tokens t WHERE t.id = ? AND t.budget_period <> ?{scope})"
-            ),
-            &forget,
-        )
-        .await?;
+        let mut was = vec![Value::Int(id), Value::Text(period.into())];
+        was.extend(owner_value);
+        forget_spend = tx
+            .fetch_optional(
+                &format!(
+                    "SELECT t.id FROM tokens t WHERE t.id = ? AND t.budget_period <> ?{scope}"
+                ),
+                &was,
+            )
+            .await?
+            .is_some();
         sets.push("budget_period = ?, budget_quota = ?");
         values.extend([
             Value::Text(period.into()),
@@ -334,6 +336,16 @@ pub async fn update(
     let scope = scope.replace("t.user_id", "user_id");
     let sql = format!("UPDATE tokens SET {} WHERE id = ?{scope}", sets.join(", "));
     let changed = tx.execute(&sql, &values).await? > 0;
+    if changed && forget_spend {
+        // Only now, with the key's row locked by the update: a billing write of the old
+        // period either committed before (and is deleted here) or waits and then sees the
+        // new period (see `scopes::add_spend_in`).
+        tx.execute(
+            "DELETE FROM budget_spend WHERE scope_kind = 'key' AND scope_id = ?",
+            &[Value::Int(id)],
+        )
+        .await?;
+    }
     if changed {
         tx.changed(Change::Token(id));
     }
