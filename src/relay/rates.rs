@@ -40,7 +40,6 @@ impl Caller {
         subjects
     }
 
-    /// Whose limit refused, in words: the key's own, its group's, or the account's.
     /// Whose limit refused, for `tollgate_rate_limited_total`.
     pub fn limit_scope(&self, refusal: &RateRefusal) -> crate::metrics::RateLimitScope {
         use crate::metrics::RateLimitScope;
@@ -53,6 +52,7 @@ impl Caller {
         }
     }
 
+    /// Whose limit refused, in words: the key's own, its group's, or the account's.
     fn limit_owner(&self, refusal: &RateRefusal) -> String {
         match refusal.subject.scope {
             RateScope::Account => "your account (all of its API keys together)".to_string(),
