@@ -1,30 +1,41 @@
 //! The rate store of several servers: every counter in Redis, so N nodes together hold each
 //! limit as one would.
 //!
-//! One Lua script per call, so admission and settlement are one round trip each and atomic:
-//! the admission reads every subject's counters, decides by the rule of
-//! [`crate::domain::rate_limits::check`] and takes the request on all of them or none; the
-//! settlement frees the request's slots and corrects its tokens. Redis's own clock
-//! (`TIME`) is the one clock, so nodes whose clocks differ still count the same minute.
+//! Admissions and settlements go to Redis in batches, as holds on budgets do
+//! (`cluster::scopes::batch`): one task per store sends whatever is waiting as one script
+//! call, and what arrives meanwhile waits for the next. At one request at a time a batch is
+//! one admission; under load one round trip carries many, and the script reads and writes
+//! each subject's counters once per batch however many requests it carries.
+//!
+//! The script applies the operations in the order they were queued, each exactly as a call of
+//! its own would: an admission reads every subject's counters, decides by the rule of
+//! [`crate::domain::rate_limits::check`] and takes the request on all of them or none; a
+//! settlement frees the request's slots and corrects its tokens. Redis's own clock (`TIME`,
+//! read once per batch) is the one clock, so nodes whose clocks differ still count the same
+//! minute.
 //!
 //! Keys, under the configured prefix (`tollgate:` by default):
 //! - `rate:key:ID` / `rate:account:ID`: a hash of the two windows' buckets (`rs rc rp` for
 //!   requests, `ts tc tp` for tokens: bucket start, current, previous), expiring once nothing
 //!   in it counts;
 //! - `…:slots`: the requests in flight, a sorted set of request ids by when their lease ends;
-//! - `rate:hold:REQUEST_ID`: the bucket a request's tokens were held in. It makes a retried
-//!   admission (after a timeout) apply once and a settlement apply once, and expires with the
-//!   lease.
+//! - `rate:hold:REQUEST_ID`: the bucket a request's tokens were held in. It makes an admission
+//!   sent again apply once and a settlement apply once, and expires with the lease;
+//! - `rate:batch:STORE`: this store's last batch, its number and answer, so a batch sent again
+//!   after a timeout (its first try may have been applied) applies once and gets the same
+//!   answer.
 //!
 //! A slot is leased: a node that dies with requests in flight leaves slots that free
 //! themselves when their lease ends (10 minutes unless set otherwise); a request running
 //! longer than its lease stops counting against the concurrency limit then.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use redis::aio::ConnectionManager;
 use smallvec::SmallVec;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Admitted, AdmittedSubject, RateError, RateRefusal, RateStore, RateSubject, status_of};
 use crate::domain::rate_limits::{self, LimitKind, RateLimits, Reading, WINDOW_MS, Window};
@@ -32,21 +43,34 @@ use crate::domain::rate_limits::{self, LimitKind, RateLimits, Reading, WINDOW_MS
 /// How long a slot stays taken without its settlement.
 pub const DEFAULT_SLOT_LEASE: Duration = Duration::from_secs(600);
 
-const ADMIT: &str = r#"
--- KEYS[1]: the request's hold record; then per subject its counters (a hash) and its slots
--- (a sorted set of request ids scored by when their lease ends).
--- ARGV: window_ms, lease_ms, tokens, request_id; then per subject rpm, tpm, max_concurrent
--- (-1: no limit).
--- Returns {admitted (1/0), now, bucket start (admitted) or refusing subject (1-based),
--- refusing limit (1 requests, 2 tokens, 3 slots; 0), then per subject rs rc rp ts tc tp slots}.
+/// The most operations one call carries: the script runs alone in Redis, so a batch is kept
+/// short.
+const MAX_BATCH: usize = 256;
+
+/// How long Redis keeps a store's last batch: far longer than a call is ever sent again.
+const LAST_BATCH_KEPT_MS: i64 = 60_000;
+
+const BATCH: &str = r#"
+-- KEYS[1]: this store's last batch (a hash of its number and answer).
+-- ARGV: this batch's number, how long the last batch is kept (ms), window_ms, the key prefix
+-- of hold records, then the operations:
+-- 'a', request_id, tokens, lease_ms, n, then per subject its counters' key (a hash; its slots
+--   are the sorted set at the key followed by ':slots'), rpm, tpm, max_concurrent (-1: no
+--   limit): takes the request on every subject or none;
+-- 's', request_id, tokens held, tokens used, n, then per subject its counters' key and 1 when
+--   the request holds one of its slots: frees the slots and corrects the tokens, once.
+-- Returns {now, then per admission in order: admitted (1/0), bucket start (admitted) or
+-- refusing subject (1-based), refusing limit (1 requests, 2 tokens, 3 slots; 0), then per
+-- subject rs rc rp ts tc tp slots: with the request when admitted, else without}.
+local last = redis.call('HMGET', KEYS[1], 'number', 'answer')
+if last[1] == ARGV[1] then return cmsgpack.unpack(last[2]) end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local W = tonumber(ARGV[1])
-local lease = tonumber(ARGV[2])
-local tokens = tonumber(ARGV[3])
-local id = ARGV[4]
-local n = (#KEYS - 1) / 2
+local W = tonumber(ARGV[3])
+local holds = ARGV[4]
 local start = now - (now % W)
+local reply = {now}
+local function put(v) reply[#reply + 1] = v end
 
 local function roll(s, c, p)
   if start <= s then return s, c, p end
@@ -60,95 +84,153 @@ local function used(s, c, p)
   return math.ceil(p * left / W) + c
 end
 
-local readings = {}
-for i = 1, n do
-  local base = 4 + 3 * (i - 1)
-  local h = redis.call('HMGET', KEYS[2 * i], 'rs', 'rc', 'rp', 'ts', 'tc', 'tp')
-  local rs, rc, rp = roll(tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0)
-  local ts, tc, tp = roll(tonumber(h[4]) or 0, tonumber(h[5]) or 0, tonumber(h[6]) or 0)
-  local busy = 0
-  if tonumber(ARGV[base + 3]) >= 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[2 * i + 1], '-inf', now)
-    busy = redis.call('ZCARD', KEYS[2 * i + 1])
+-- Per subject touched, read once: {rs, rc, rp, ts, tc, tp, slots in flight (nil: not read)}.
+local subjects, order, changed, leases = {}, {}, {}, {}
+local function subject(key)
+  local r = subjects[key]
+  if not r then
+    local h = redis.call('HMGET', key, 'rs', 'rc', 'rp', 'ts', 'tc', 'tp')
+    local rs, rc, rp = roll(tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0)
+    local ts, tc, tp = roll(tonumber(h[4]) or 0, tonumber(h[5]) or 0, tonumber(h[6]) or 0)
+    r = {rs, rc, rp, ts, tc, tp}
+    subjects[key] = r
+    order[#order + 1] = key
   end
-  readings[i] = {rs, rc, rp, ts, tc, tp, busy}
+  return r
 end
-
-local function answer(admitted, third, fourth)
-  local out = {admitted, now, third, fourth}
-  for i = 1, n do
-    for j = 1, 7 do out[#out + 1] = readings[i][j] end
+local function busy(key, r)
+  if r[7] == nil then
+    redis.call('ZREMRANGEBYSCORE', key .. ':slots', '-inf', now)
+    r[7] = redis.call('ZCARD', key .. ':slots')
   end
-  return out
+  return r[7]
 end
 
--- A retried admission (its first answer was lost): it was taken already.
-local held = redis.call('GET', KEYS[1])
-if held then return answer(1, tonumber(held), 0) end
-
-for i = 1, n do
-  local base = 4 + 3 * (i - 1)
-  local r = readings[i]
-  local rpm, tpm, slots = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
-  if rpm >= 0 and used(r[1], r[2], r[3]) + 1 > rpm then return answer(0, i, 1) end
-  if tpm >= 0 and used(r[4], r[5], r[6]) + tokens > tpm then return answer(0, i, 2) end
-  if slots >= 0 and r[7] >= slots then return answer(0, i, 3) end
-end
-
-for i = 1, n do
-  local base = 4 + 3 * (i - 1)
-  local r = readings[i]
-  r[2] = r[2] + 1
-  r[5] = r[5] + tokens
-  redis.call('HSET', KEYS[2 * i], 'rs', r[1], 'rc', r[2], 'rp', r[3], 'ts', r[4], 'tc', r[5], 'tp', r[6])
-  -- What is counted now counts until the end of the next bucket.
-  redis.call('PEXPIRE', KEYS[2 * i], 2 * W)
-  if tonumber(ARGV[base + 3]) >= 0 then
-    redis.call('ZADD', KEYS[2 * i + 1], now + lease, id)
-    redis.call('PEXPIRE', KEYS[2 * i + 1], lease)
-    r[7] = r[7] + 1
-  end
-end
-redis.call('SET', KEYS[1], start, 'PX', lease)
-return answer(1, start, 0)
-"#;
-
-const SETTLE: &str = r#"
--- KEYS[1]: the request's hold record; then per subject its counters and its slots.
--- ARGV: window_ms, tokens held, tokens used, request_id; then per subject 1 when the request
--- holds one of its slots.
-local start = redis.call('GET', KEYS[1])
--- Settled already (a retry), or the lease ran out: nothing left to undo.
-if not start then return 0 end
-redis.call('DEL', KEYS[1])
-start = tonumber(start)
-local W = tonumber(ARGV[1])
-local held = tonumber(ARGV[2])
-local used = tonumber(ARGV[3])
-local id = ARGV[4]
-for i = 1, (#KEYS - 1) / 2 do
-  if ARGV[4 + i] == '1' then redis.call('ZREM', KEYS[2 * i + 1], id) end
-  if held ~= used then
-    local h = redis.call('HMGET', KEYS[2 * i], 'ts', 'tc', 'tp')
-    local ts = tonumber(h[1])
-    if ts == start then
-      redis.call('HSET', KEYS[2 * i], 'tc', math.max(0, (tonumber(h[2]) or 0) - held) + used)
-    elseif ts and ts - W == start then
-      redis.call('HSET', KEYS[2 * i], 'tp', math.max(0, (tonumber(h[3]) or 0) - held) + used)
+local i = 5
+while i <= #ARGV do
+  if ARGV[i] == 'a' then
+    local id, tokens, lease, n = ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+    local base = i + 5
+    local readings = {}
+    for j = 0, n - 1 do
+      local s = base + 4 * j
+      local r = subject(ARGV[s])
+      local slots = 0
+      if tonumber(ARGV[s + 3]) >= 0 then slots = busy(ARGV[s], r) end
+      readings[j] = {r[1], r[2], r[3], r[4], r[5], r[6], slots}
     end
+    local function answer(admitted, third, fourth)
+      put(admitted) put(third) put(fourth)
+      for j = 0, n - 1 do
+        for k = 1, 7 do put(readings[j][k]) end
+      end
+    end
+    local held = redis.call('GET', holds .. id)
+    if held then
+      -- Admitted already (an admission sent again): it was taken then.
+      answer(1, tonumber(held), 0)
+    else
+      local refused = false
+      for j = 0, n - 1 do
+        local s = base + 4 * j
+        local r = readings[j]
+        local rpm, tpm, slots = tonumber(ARGV[s + 1]), tonumber(ARGV[s + 2]), tonumber(ARGV[s + 3])
+        if rpm >= 0 and used(r[1], r[2], r[3]) + 1 > rpm then answer(0, j + 1, 1) refused = true break end
+        if tpm >= 0 and used(r[4], r[5], r[6]) + tokens > tpm then answer(0, j + 1, 2) refused = true break end
+        if slots >= 0 and r[7] >= slots then answer(0, j + 1, 3) refused = true break end
+      end
+      if not refused then
+        for j = 0, n - 1 do
+          local s = base + 4 * j
+          local key = ARGV[s]
+          local r, seen = subjects[key], readings[j]
+          r[2] = r[2] + 1
+          r[5] = r[5] + tokens
+          seen[2] = r[2]
+          seen[5] = r[5]
+          changed[key] = true
+          if tonumber(ARGV[s + 3]) >= 0 then
+            redis.call('ZADD', key .. ':slots', now + lease, id)
+            r[7] = r[7] + 1
+            seen[7] = r[7]
+            if (leases[key] or 0) < lease then leases[key] = lease end
+          end
+        end
+        redis.call('SET', holds .. id, start, 'PX', lease)
+        answer(1, start, 0)
+      end
+    end
+    i = base + 4 * n
+  else
+    local id, held, spent, n = ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+    local base = i + 5
+    local bucket = redis.call('GET', holds .. id)
+    -- Settled already (a retry), or the lease ran out: nothing left to undo.
+    if bucket then
+      redis.call('DEL', holds .. id)
+      bucket = tonumber(bucket)
+      for j = 0, n - 1 do
+        local key = ARGV[base + 2 * j]
+        local r = subject(key)
+        if ARGV[base + 2 * j + 1] == '1' then
+          local freed = redis.call('ZREM', key .. ':slots', id)
+          if r[7] ~= nil then r[7] = r[7] - freed end
+        end
+        if held ~= spent then
+          if r[4] == bucket then
+            r[5] = math.max(0, r[5] - held) + spent
+            changed[key] = true
+          elseif r[4] - W == bucket then
+            r[6] = math.max(0, r[6] - held) + spent
+            changed[key] = true
+          end
+        end
+      end
+    end
+    i = base + 2 * n
   end
 end
-return 1
+
+for _, key in ipairs(order) do
+  if changed[key] then
+    local r = subjects[key]
+    redis.call('HSET', key, 'rs', r[1], 'rc', r[2], 'rp', r[3], 'ts', r[4], 'tc', r[5], 'tp', r[6])
+    -- What is counted now counts until the end of the next bucket.
+    redis.call('PEXPIRE', key, 2 * W)
+  end
+  if leases[key] then redis.call('PEXPIRE', key .. ':slots', leases[key]) end
+end
+redis.call('HSET', KEYS[1], 'number', ARGV[1], 'answer', cmsgpack.pack(reply))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return reply
 "#;
+
+/// One admission or settlement waiting for the next batch.
+enum Operation {
+    Admit {
+        request_id: String,
+        tokens: i64,
+        lease_ms: i64,
+        /// Each subject's counters' key and its limits.
+        subjects: SmallVec<[(String, RateLimits); 2]>,
+        answer: oneshot::Sender<redis::RedisResult<Vec<i64>>>,
+    },
+    Settle {
+        request_id: String,
+        held: i64,
+        used: i64,
+        /// Each subject's counters' key, and whether the request holds one of its slots.
+        subjects: SmallVec<[(String, bool); 2]>,
+        failed: oneshot::Sender<bool>,
+    },
+}
 
 /// Rate limits counted in Redis (see the module's doc).
 #[derive(Clone)]
 pub struct RedisRateStore {
-    connection: ConnectionManager,
     prefix: String,
     lease: Duration,
-    admit: redis::Script,
-    settle: redis::Script,
+    queue: mpsc::UnboundedSender<Operation>,
 }
 
 impl std::fmt::Debug for RedisRateStore {
@@ -181,14 +263,23 @@ pub(crate) fn worth_retrying(error: &redis::RedisError) -> bool {
 
 impl RedisRateStore {
     /// Counts under `prefix` (e.g. `tollgate:`) through `connection`, which reconnects by
-    /// itself.
+    /// itself. Starts the store's sender on the current runtime; it stops when the last clone
+    /// of the store is dropped.
     pub fn new(connection: ConnectionManager, prefix: impl Into<String>) -> RedisRateStore {
-        RedisRateStore {
+        let prefix = prefix.into();
+        let (queue, waiting) = mpsc::unbounded_channel();
+        let sender = Sender {
             connection,
-            prefix: prefix.into(),
+            last_batch: format!("{prefix}rate:batch:{}", uuid::Uuid::new_v4().simple()),
+            holds: format!("{prefix}rate:hold:"),
+            script: redis::Script::new(BATCH),
+            number: AtomicU64::new(0),
+        };
+        tokio::spawn(sender.run(waiting));
+        RedisRateStore {
+            prefix,
             lease: DEFAULT_SLOT_LEASE,
-            admit: redis::Script::new(ADMIT),
-            settle: redis::Script::new(SETTLE),
+            queue,
         }
     }
 
@@ -198,25 +289,136 @@ impl RedisRateStore {
         self
     }
 
-    fn hold_key(&self, request_id: &str) -> String {
-        format!("{}rate:hold:{request_id}", self.prefix)
-    }
-
     fn counters_key(&self, id: super::RateId) -> String {
         format!("{}rate:{}:{}", self.prefix, id.scope.as_str(), id.row)
     }
+}
 
-    /// Runs a script once, and once more when the first call may have been lost.
-    async fn run(&self, invocation: &redis::ScriptInvocation<'_>) -> redis::RedisResult<Vec<i64>> {
-        let mut connection = self.connection.clone();
-        match invocation.invoke_async(&mut connection).await {
-            Err(error) if worth_retrying(&error) => {
-                tracing::debug!(error = %error, "a rate-limit call to Redis is sent again");
-                invocation.invoke_async(&mut connection).await
-            }
-            other => other,
+/// The task that sends a store's batches.
+struct Sender {
+    connection: ConnectionManager,
+    /// This store's last batch: its number and answer.
+    last_batch: String,
+    /// The prefix of hold records' keys.
+    holds: String,
+    script: redis::Script,
+    number: AtomicU64,
+}
+
+impl Sender {
+    async fn run(self, mut waiting: mpsc::UnboundedReceiver<Operation>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.send(&mut batch).await;
         }
     }
+
+    /// The script call that applies `batch`, under a number of its own.
+    fn invocation(&self, batch: &[Operation]) -> redis::ScriptInvocation<'_> {
+        let mut call = self.script.prepare_invoke();
+        call.key(&self.last_batch)
+            .arg(self.number.fetch_add(1, Ordering::Relaxed))
+            .arg(LAST_BATCH_KEPT_MS)
+            .arg(WINDOW_MS)
+            .arg(&self.holds);
+        for operation in batch {
+            match operation {
+                Operation::Admit {
+                    request_id,
+                    tokens,
+                    lease_ms,
+                    subjects,
+                    ..
+                } => {
+                    call.arg("a")
+                        .arg(request_id)
+                        .arg(tokens)
+                        .arg(lease_ms)
+                        .arg(subjects.len());
+                    for (counters, limits) in subjects {
+                        call.arg(counters)
+                            .arg(limit_arg(limits.rpm))
+                            .arg(limit_arg(limits.tpm))
+                            .arg(limit_arg(limits.max_concurrent));
+                    }
+                }
+                Operation::Settle {
+                    request_id,
+                    held,
+                    used,
+                    subjects,
+                    ..
+                } => {
+                    call.arg("s")
+                        .arg(request_id)
+                        .arg(held)
+                        .arg(used)
+                        .arg(subjects.len());
+                    for (counters, slot) in subjects {
+                        call.arg(counters).arg(if *slot { "1" } else { "0" });
+                    }
+                }
+            }
+        }
+        call
+    }
+
+    /// Sends one batch and hands out the answers; `batch` is left empty.
+    async fn send(&self, batch: &mut Vec<Operation>) {
+        let call = self.invocation(batch);
+        let mut connection = self.connection.clone();
+        let mut result: redis::RedisResult<Vec<i64>> = call.invoke_async(&mut connection).await;
+        // The script keeps the last batch's answer, so a second try cannot apply twice.
+        if matches!(&result, Err(error) if worth_retrying(error)) {
+            tracing::debug!("a batch of rate-limit calls is sent to Redis again");
+            result = call.invoke_async(&mut connection).await;
+        }
+        // Each admission's part of the reply: three numbers and seven per subject, after `now`.
+        let mut reply = match &result {
+            Ok(reply) if !reply.is_empty() => Ok((reply[0], &reply[1..])),
+            Ok(_) => Err(malformed()),
+            Err(error) => Err(error.clone()),
+        };
+        for operation in batch.drain(..) {
+            match operation {
+                Operation::Admit {
+                    subjects, answer, ..
+                } => {
+                    let part = reply
+                        .as_mut()
+                        .map_err(|e| e.clone())
+                        .and_then(|(now, rest)| {
+                            let length = 3 + 7 * subjects.len();
+                            if rest.len() < length {
+                                return Err(malformed());
+                            }
+                            let (part, tail) = rest.split_at(length);
+                            *rest = tail;
+                            // As the admission's own call answered: admitted, now, then the rest.
+                            let mut answer = Vec::with_capacity(length + 1);
+                            answer.extend([part[0], *now]);
+                            answer.extend_from_slice(&part[1..]);
+                            Ok(answer)
+                        });
+                    let _ = answer.send(part);
+                }
+                Operation::Settle { failed, .. } => {
+                    let _ = failed.send(result.is_err());
+                }
+            }
+        }
+    }
+}
+
+fn malformed() -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Parse,
+        "Redis answered a batch of rate-limit calls in a form Tollgate does not know",
+    ))
+}
+
+fn stopped() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "the rate-limit sender has stopped"))
 }
 
 /// The readings an admission script returned, seven numbers per subject.
@@ -247,23 +449,22 @@ impl RateStore for RedisRateStore {
         subjects: &[RateSubject],
         tokens: u64,
     ) -> Result<Admitted, RateError> {
-        let mut invocation = self.admit.prepare_invoke();
-        invocation.key(self.hold_key(request_id));
-        invocation
-            .arg(WINDOW_MS)
-            .arg(i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX))
-            .arg(as_i64(tokens))
-            .arg(request_id);
-        for subject in subjects {
-            let counters = self.counters_key(subject.id);
-            invocation
-                .key(&counters)
-                .key(format!("{counters}:slots"))
-                .arg(limit_arg(subject.limits.rpm))
-                .arg(limit_arg(subject.limits.tpm))
-                .arg(limit_arg(subject.limits.max_concurrent));
+        let (answer, answered) = oneshot::channel();
+        let operation = Operation::Admit {
+            request_id: request_id.to_string(),
+            tokens: as_i64(tokens),
+            lease_ms: i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX),
+            subjects: subjects
+                .iter()
+                .map(|subject| (self.counters_key(subject.id), subject.limits))
+                .collect(),
+            answer,
+        };
+        let answer = match self.queue.send(operation) {
+            Ok(()) => answered.await.unwrap_or_else(|_| Err(stopped())),
+            Err(_) => Err(stopped()),
         }
-        let answer = self.run(&invocation).await.map_err(|error| {
+        .map_err(|error| {
             RateError::Unavailable(format!("the rate-limit store did not answer: {error}"))
         })?;
         let [admitted, now, third, fourth, ..] = answer[..] else {
@@ -337,40 +538,25 @@ impl RateStore for RedisRateStore {
     }
 
     fn settle(&self, request_id: &str, admitted: &Admitted, tokens: u64) -> BoxFuture<'static, ()> {
-        let store = self.clone();
+        let (failed, answered) = oneshot::channel();
+        let operation = Operation::Settle {
+            request_id: request_id.to_string(),
+            held: as_i64(admitted.held_tokens),
+            used: as_i64(tokens),
+            subjects: admitted
+                .subjects
+                .iter()
+                .map(|subject| (self.counters_key(subject.id), subject.slot))
+                .collect(),
+            failed,
+        };
+        let sent = self.queue.send(operation).is_ok();
         let request_id = request_id.to_string();
-        let keys: Vec<(String, bool)> = admitted
-            .subjects
-            .iter()
-            .map(|s| (self.counters_key(s.id), s.slot))
-            .collect();
-        let held = admitted.held_tokens;
         Box::pin(async move {
-            let mut invocation = store.settle.prepare_invoke();
-            invocation.key(store.hold_key(&request_id));
-            invocation
-                .arg(WINDOW_MS)
-                .arg(as_i64(held))
-                .arg(as_i64(tokens))
-                .arg(&request_id);
-            for (counters, slot) in &keys {
-                invocation
-                    .key(counters)
-                    .key(format!("{counters}:slots"))
-                    .arg(if *slot { "1" } else { "0" });
-            }
-            let mut connection = store.connection.clone();
-            let settled: redis::RedisResult<i64> =
-                match invocation.invoke_async(&mut connection).await {
-                    Err(error) if worth_retrying(&error) => {
-                        invocation.invoke_async(&mut connection).await
-                    }
-                    other => other,
-                };
-            if let Err(error) = settled {
+            let failed = !sent || answered.await.unwrap_or(true);
+            if failed {
                 tracing::warn!(
                     request_id = %request_id,
-                    error = %error,
                     "a rate-limit settlement did not reach Redis; its slots free themselves when their lease ends"
                 );
             }
@@ -416,7 +602,8 @@ mod tests {
 
     /// Removes every key the test made.
     async fn forget(store: &RedisRateStore) {
-        let mut connection = store.connection.clone();
+        let client = redis::Client::open(redis_url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}*", store.prefix))
             .query_async(&mut connection)
@@ -578,6 +765,80 @@ mod tests {
                 .unwrap();
         }
         refused(store.admit("k9", std::slice::from_ref(&key), 0).await);
+        forget(&store).await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_admissions_in_batches_hold_every_limit_exactly() {
+        let Some(store) = store().await else { return };
+        let per_minute = [subject(RateScope::Key, 1, rpm(50))];
+        let admissions = (0..200).map(|i| {
+            let store = store.clone();
+            let key = per_minute.clone();
+            async move { store.admit(&format!("m{i}"), &key, 0).await.is_ok() }
+        });
+        let admitted = futures::future::join_all(admissions).await;
+        assert_eq!(admitted.iter().filter(|ok| **ok).count(), 50);
+
+        let at_once = RateLimits {
+            max_concurrent: Some(10),
+            tpm: Some(10_000),
+            ..RateLimits::NONE
+        };
+        let key = [subject(RateScope::Key, 2, at_once)];
+        let admissions = (0..100).map(|i| {
+            let store = store.clone();
+            let key = key.clone();
+            async move { (i, store.admit(&format!("c{i}"), &key, 100).await) }
+        });
+        let taken: Vec<(i32, Admitted)> = futures::future::join_all(admissions)
+            .await
+            .into_iter()
+            .filter_map(|(i, result)| Some((i, result.ok()?)))
+            .collect();
+        assert_eq!(taken.len(), 10, "ten slots");
+        // All settle at once, each having used 10 of its 100 tokens: the slots are free and
+        // the minute counts 100 tokens, so 99 more requests of 100 fit, not 90.
+        let settlements = taken
+            .iter()
+            .map(|(i, admitted)| store.settle(&format!("c{i}"), admitted, 10));
+        futures::future::join_all(settlements).await;
+        let again = store.admit("after", &key, 9_900).await.unwrap();
+        assert_eq!(again.status.tokens.unwrap().remaining, 0);
+        store.settle("after", &again, 9_900).await;
+        forget(&store).await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_sent_twice_applies_once() {
+        let Some(store) = store().await else { return };
+        let client = redis::Client::open(redis_url()).unwrap();
+        let sender = Sender {
+            connection: ConnectionManager::new(client).await.unwrap(),
+            last_batch: format!("{}rate:batch:test", store.prefix),
+            holds: format!("{}rate:hold:", store.prefix),
+            script: redis::Script::new(BATCH),
+            number: AtomicU64::new(7),
+        };
+        let key = subject(RateScope::Key, 3, rpm(5));
+        let (answer, _) = oneshot::channel();
+        let batch = [Operation::Admit {
+            request_id: "twice".into(),
+            tokens: 0,
+            lease_ms: 60_000,
+            subjects: [(store.counters_key(key.id), key.limits)]
+                .into_iter()
+                .collect(),
+            answer,
+        }];
+        let call = sender.invocation(&batch);
+        let mut connection = sender.connection.clone();
+        let first: Vec<i64> = call.invoke_async(&mut connection).await.unwrap();
+        let second: Vec<i64> = call.invoke_async(&mut connection).await.unwrap();
+        assert_eq!(first, second, "the same answer");
+        // One request counted: four more fit in the minute.
+        let admitted = store.admit("next", &[key], 0).await.unwrap();
+        assert_eq!(admitted.status.requests.unwrap().remaining, 3);
         forget(&store).await;
     }
 }
