@@ -12,7 +12,7 @@
 # comparison on a machine whose two cores also carry wrk and both nginx processes. It fails if any request fails or if billing does not add up afterwards.
 #
 # Then the scale-out: one node with Redis (holds in Redis, or against the allowance Redis lent
-# the node, on the same SQLite database), and three nodes of one worker thread each on one PostgreSQL database
+# the node, on the same SQLite database; once more with a key whose rate limits Redis counts), and three nodes of one worker thread each on one PostgreSQL database
 # and Redis behind nginx round robin (cluster.conf), as docker/compose.yaml runs them but on this
 # machine. Each is skipped with the reason when Redis (redis-cli ping) or PostgreSQL (psql) does
 # not answer, or the build has no --redis-url. It reports their throughput as ratios to nginx,
@@ -118,6 +118,10 @@ tg channel add --name sse --type openai --base-url http://127.0.0.1:18081/v1 --k
 tg price set gpt-4o-mini --input 0.15 --output 0.60 >/dev/null
 tg price set gpt-4o-mini-stream --input 0.15 --output 0.60 >/dev/null
 KEY="$(tg token create --user bench --name wrk --json | sed -n 's/.*"key": "\(sk-[^"]*\)".*/\1/p')"
+# A key with every rate limit set (far above what wrk can reach), so each request is admitted
+# and settled on Redis's counters as well: the Redis node's limited row.
+LIMITED_KEY="$(tg token create --user bench --name wrk-limited --rpm 1000000000 --tpm 1000000000000 \
+    --max-concurrent 100000 --json | sed -n 's/.*"key": "\(sk-[^"]*\)".*/\1/p')"
 # A team key with every budget on its path: the member's cap, the team's budget, the
 # organisation's budget and its wallet, each held and settled on every request.
 tg org create --name Bench --slug bench --owner bench --budget-usd 1000000 --budget-period monthly >/dev/null
@@ -231,7 +235,7 @@ MODEL=gpt-4o-mini-stream STREAM=1 wrk -t1 -c"$CONNECTIONS" -d2s -s "$here/chat.l
 
 declare -A results
 rows=(direct nginx tollgate tollgate-team tollgate-1w)
-[ -z "$redis_skip" ] && rows+=(tollgate-redis)
+[ -z "$redis_skip" ] && rows+=(tollgate-redis tollgate-redis-limited)
 [ -z "$cluster_skip" ] && rows+=(cluster-3x1w)
 rows+=(direct-stream tollgate-stream)
 for round in $(seq 1 "$ROUNDS"); do
@@ -243,6 +247,7 @@ for round in $(seq 1 "$ROUNDS"); do
     results[tollgate-1w,64,$round]=$(run tollgate-1w "$gateway_1w" "$CONNECTIONS" "$DURATION")
     if [ -z "$redis_skip" ]; then
         results[tollgate-redis,64,$round]=$(run tollgate-redis "$gateway_redis" "$CONNECTIONS" "$DURATION")
+        results[tollgate-redis-limited,64,$round]=$(run tollgate-redis-limited "$gateway_redis" "$CONNECTIONS" "$DURATION" gpt-4o-mini "" "$LIMITED_KEY")
     fi
     if [ -z "$cluster_skip" ]; then
         results[cluster-3x1w,64,$round]=$(run cluster-3x1w "$cluster" "$CONNECTIONS" "$DURATION" gpt-4o-mini "" "$CLUSTER_KEY")
@@ -256,6 +261,7 @@ for round in $(seq 1 "$ROUNDS"); do
     results[tollgate-1w,1,$round]=$(run tollgate-1w "$gateway_1w" 1 "$DURATION_C1")
     if [ -z "$redis_skip" ]; then
         results[tollgate-redis,1,$round]=$(run tollgate-redis "$gateway_redis" 1 "$DURATION_C1")
+        results[tollgate-redis-limited,1,$round]=$(run tollgate-redis-limited "$gateway_redis" 1 "$DURATION_C1" gpt-4o-mini "" "$LIMITED_KEY")
     fi
     if [ -z "$cluster_skip" ]; then
         results[cluster-3x1w,1,$round]=$(run cluster-3x1w "$cluster" 1 "$DURATION_C1" gpt-4o-mini "" "$CLUSTER_KEY")
@@ -312,6 +318,9 @@ if [ -z "$redis_skip" ]; then
     ratio_redis=$(round_ratios tollgate-redis nginx | median)
     ratio_redis_range=$(round_ratios tollgate-redis nginx | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
     echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio_redis (rounds: $ratio_redis_range), default workers, with Redis (holds in Redis or against its leases)"
+    ratio_limited=$(round_ratios tollgate-redis-limited nginx | median)
+    ratio_limited_range=$(round_ratios tollgate-redis-limited nginx | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
+    echo "Tollgate / nginx throughput (c=$CONNECTIONS):       $ratio_limited (rounds: $ratio_limited_range), default workers, with Redis, a key with rpm, tpm and max_concurrent"
 else
     echo "one node with Redis: skipped, $redis_skip"
 fi
@@ -326,6 +335,8 @@ if [ -z "$redis_skip" ]; then
     added_p50_redis=$(awk -v t="$(field tollgate-redis 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
     redis_p50=$(awk -v r="$(field tollgate-redis 1 2)" -v t="$(field tollgate 1 2)" 'BEGIN {printf "%.3f", r - t}')
     echo "added p50 at c=1 over direct: Tollgate with Redis ${added_p50_redis} ms (${redis_p50} ms over Tollgate without Redis)"
+    added_p50_limited=$(awk -v t="$(field tollgate-redis-limited 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
+    echo "added p50 at c=1 over direct: Tollgate with Redis and a rate-limited key ${added_p50_limited} ms"
 fi
 if [ -z "$cluster_skip" ]; then
     added_p50_cluster=$(awk -v t="$(field cluster-3x1w 1 2)" -v d="$(field direct 1 2)" 'BEGIN {printf "%.3f", t - d}')
