@@ -798,7 +798,7 @@ mod tests {
             .collect();
         assert_eq!(taken.len(), 10, "ten slots");
         // All settle at once, each having used 10 of its 100 tokens: the slots are free and
-        // the minute counts 100 tokens, so 99 more requests of 100 fit, not 90.
+        // the minute counts 100 tokens, so 9,900 more fit (not 9,000, as uncorrected).
         let settlements = taken
             .iter()
             .map(|(i, admitted)| store.settle(&format!("c{i}"), admitted, 10));
