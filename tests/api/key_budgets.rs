@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::upstream::StreamEnd;
 use crate::helpers::{Api, Browser, FakeUpstream, Reply, TestApp, admin_token, chat_body, db_test};
 use tollgate::domain::calendar::SiteCalendar;
 use tollgate::domain::kinds::BudgetPeriod;
@@ -246,20 +245,8 @@ db_test! {
             token: admin_token(&app, "root", "root").await,
             app: &app,
         };
-        upstream.queue(Reply::Stream {
-            pieces: vec!["slow".into(), " answer".into()],
-            usage: Some((5, 1)),
-            delay: Duration::from_millis(600),
-            end: StreamEnd::Done,
-        });
-        let in_flight = async {
-            let mut body = chat_body("gpt-4o-mini");
-            body["stream"] = json!(true);
-            let answer = app.chat(&key, body).await;
-            let status = answer.status().as_u16();
-            let text = answer.text().await.unwrap_or_default();
-            (status, text)
-        };
+        upstream.queue(Reply::slow_stream(Duration::from_millis(600)));
+        let in_flight = app.chat_streamed(&key, "gpt-4o-mini");
         let change = async {
             while upstream.request_count() == 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;

@@ -593,18 +593,8 @@ db_test! {
         assert_eq!(daily("team", team_id).await, per_request());
         assert_eq!(daily("member", alice.membership).await, per_request());
 
-        upstream.queue(Reply::Stream {
-            pieces: vec!["slow".into(), " answer".into()],
-            usage: Some((5, 1)),
-            delay: Duration::from_millis(600),
-            end: StreamEnd::Done,
-        });
-        let in_flight = async {
-            let mut body = chat_body("gpt-4o-mini");
-            body["stream"] = json!(true);
-            let answer = app.chat(&alice.key, body).await;
-            (answer.status().as_u16(), answer.text().await.unwrap_or_default())
-        };
+        upstream.queue(Reply::slow_stream(Duration::from_millis(600)));
+        let in_flight = app.chat_streamed(&alice.key, "gpt-4o-mini");
         let change = async {
             while upstream.request_count() < 2 {
                 tokio::time::sleep(Duration::from_millis(5)).await;

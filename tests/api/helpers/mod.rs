@@ -475,6 +475,15 @@ impl TestApp {
         self.post(key, "/v1/chat/completions", body).await
     }
 
+    /// A streamed chat completion read to its end: the status and everything sent.
+    pub async fn chat_streamed(&self, key: &str, model: &str) -> (u16, String) {
+        let mut body = chat_body(model);
+        body["stream"] = Value::Bool(true);
+        let answer = self.chat(key, body).await;
+        let status = answer.status().as_u16();
+        (status, answer.text().await.unwrap_or_default())
+    }
+
     pub async fn post(&self, key: &str, path: &str, body: Value) -> reqwest::Response {
         self.client
             .post(self.url(path))

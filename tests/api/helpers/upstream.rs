@@ -109,6 +109,17 @@ impl Reply {
         )
     }
 
+    /// A short stream that takes `pause` between its two pieces: a request held in flight
+    /// while a test changes something.
+    pub fn slow_stream(pause: Duration) -> Reply {
+        Reply::Stream {
+            pieces: vec!["slow".into(), " answer".into()],
+            usage: Some((5, 1)),
+            delay: pause,
+            end: StreamEnd::Done,
+        }
+    }
+
     pub fn stream(pieces: &[&str], usage: Option<(i64, i64)>) -> Reply {
         Reply::Stream {
             pieces: pieces.iter().map(|p| p.to_string()).collect(),
