@@ -171,12 +171,14 @@ while i <= #ARGV do
       bucket = tonumber(bucket)
       for j = 0, n - 1 do
         local key = ARGV[base + 2 * j]
-        local r = subject(key)
         if ARGV[base + 2 * j + 1] == '1' then
           local freed = redis.call('ZREM', key .. ':slots', id)
-          if r[7] ~= nil then r[7] = r[7] - freed end
+          local r = subjects[key]
+          if r and r[7] ~= nil then r[7] = r[7] - freed end
         end
+        -- The counters are read only when the tokens need correcting.
         if held ~= spent then
+          local r = subject(key)
           if r[4] == bucket then
             r[5] = math.max(0, r[5] - held) + spent
             changed[key] = true
