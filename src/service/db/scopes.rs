@@ -29,13 +29,13 @@ pub(super) async fn add_spend_in(tx: &mut Tx, spend: &[SpendDelta]) -> DbResult<
              DO UPDATE SET spent = budget_spend.spent + excluded.spent"
         }
     };
+    let lock = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => " FOR SHARE OF o",
+        Backend::MySql => " LOCK IN SHARE MODE",
+    };
     for row in spend {
         let owner = owner_in_period(row.kind)?;
-        let lock = match backend {
-            Backend::Sqlite => "",
-            Backend::Postgres => " FOR SHARE OF o",
-            Backend::MySql => " LOCK IN SHARE MODE",
-        };
         let sql = format!(
             "INSERT INTO budget_spend (scope_kind, scope_id, window_start, spent) \
              SELECT ?, ?, ?, ? FROM {owner}{lock}{conflict}"
