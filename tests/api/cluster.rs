@@ -190,6 +190,21 @@ impl ThreeNodes {
     }
 }
 
+/// `count` requests at once, the i-th to node `i % 3` with key `i % keys.len()`: each
+/// answer with the node that gave it.
+async fn burst(
+    client: &reqwest::Client,
+    urls: &[String],
+    keys: &[&str],
+    count: usize,
+) -> Vec<(usize, (u16, String))> {
+    let sent = (0..count).map(|i| {
+        let (node, key) = (i % urls.len(), keys[i % keys.len()]);
+        async move { (node, chat(client, &urls[node], key).await) }
+    });
+    futures::future::join_all(sent).await
+}
+
 /// Sends one request with `key` to each of `urls`, once each node knows the key (made after
 /// they started): each is served.
 async fn serve_once_each(client: &reqwest::Client, urls: &[String], key: &str) {
@@ -273,12 +288,7 @@ db_test! {
         let bob_start = app.token(bob_key).await.remaining_quota;
         assert_eq!((alice_start, bob_start), (5_000 - 300, 2_500 - 300));
 
-        let sent = (0..300).map(|i| {
-            let (client, url) = (client.clone(), urls[i % 3].clone());
-            let key = if i % 2 == 0 { alice.clone() } else { bob.clone() };
-            async move { (i % 3, chat(&client, &url, &key).await) }
-        });
-        let answers = futures::future::join_all(sent).await;
+        let answers = burst(&client, &urls, &[&alice, &bob], 300).await;
         for (_, (status, code)) in &answers {
             assert!(
                 *status == 200 || (*status == 429 && code == "insufficient_quota"),
@@ -348,11 +358,7 @@ db_test! {
         let start = app.user("carol").await.quota;
         assert_eq!(start, 40_000 - 300);
 
-        let sent = (0..600).map(|i| {
-            let (client, url, key) = (client.clone(), urls[i % 3].clone(), carol.clone());
-            async move { chat(&client, &url, &key).await }
-        });
-        for (status, code) in futures::future::join_all(sent).await {
+        for (_, (status, code)) in burst(&client, &urls, &[&carol], 600).await {
             assert!(status == 200 || (status == 429 && code == "insufficient_quota"), "{status} {code}");
         }
         let spent = |logs: &[tollgate::service::db::logs::RequestLog]| -> i64 {
